@@ -1,0 +1,192 @@
+/**
+ * The one table from environment (and an optional apps JSON file) to typed configuration.
+ * Every value is validated at start-up; an invalid one stops the process with a message naming the variable.
+ * Units are in the names (…Ms, …Bytes, …Seconds).
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/** One Pusher application: credentials and its per-app policy. */
+export interface AppConfig {
+  id: string;
+  key: string;
+  secret: string;
+  enabled: boolean;
+  enableClientEvents: boolean;
+  /** 0 means no per-app limit. */
+  maxConnections: number;
+  clientEventsPerSecond: number;
+  userAuthenticationRequired: boolean;
+  webhookUrl: string | undefined;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  nodeId: string;
+  env: string;
+  serviceName: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  apps: AppConfig[];
+  activityTimeoutSeconds: number;
+  pongTimeoutMs: number;
+  maxPayloadBytes: number;
+  /** 0 means no process-wide limit. */
+  maxConnections: number;
+  maxChannelNameLength: number;
+  maxEventNameLength: number;
+  maxChannelsPerPublish: number;
+  maxBatchSize: number;
+  maxPresenceMembers: number;
+  maxPresenceMemberBytes: number;
+  maxPresenceUserIdLength: number;
+  maxWatchlistSize: number;
+  sendBufferMaxBytes: number;
+  apiTimestampToleranceSeconds: number;
+  shutdownGraceMs: number;
+  shutdownTimeoutMs: number;
+  lokiUrl: string | undefined;
+}
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+const appSchema = z.object({
+  id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
+  key: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
+  secret: z.string().min(1),
+  enabled: z.boolean().default(true),
+  enableClientEvents: z.boolean().default(false),
+  maxConnections: z.number().int().min(0).default(0),
+  clientEventsPerSecond: z.number().int().min(1).default(10),
+  userAuthenticationRequired: z.boolean().default(false),
+  webhookUrl: z.url().optional(),
+});
+
+const envSchema = z.object({
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: int(0, 65535).default(6001),
+  NODE_ID: z.string().min(1).optional(),
+  DEPLOYMENT_ENV: z.string().min(1).default('development'),
+  OTEL_SERVICE_NAME: z.string().min(1).default('beacon'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  APP_ID: z.string().default('app-id'),
+  APP_KEY: z.string().default('app-key'),
+  APP_SECRET: z.string().default('app-secret'),
+  APP_ENABLE_CLIENT_EVENTS: bool.default(false),
+  APP_MAX_CONNECTIONS: int(0).default(0),
+  APP_CLIENT_EVENTS_PER_SECOND: int(1).default(10),
+  APP_USER_AUTHENTICATION_REQUIRED: bool.default(false),
+  APP_WEBHOOK_URL: z.url().optional(),
+  APPS_FILE: z.string().min(1).optional(),
+  ACTIVITY_TIMEOUT: int(1, 3600).default(120),
+  PONG_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  MAX_PAYLOAD_BYTES: int(1024, 10 * 1024 * 1024).default(100_000),
+  MAX_CONNECTIONS: int(0).default(0),
+  MAX_CHANNEL_NAME_LENGTH: int(1, 1000).default(200),
+  MAX_EVENT_NAME_LENGTH: int(1, 1000).default(200),
+  MAX_CHANNELS_PER_PUBLISH: int(1, 1000).default(100),
+  MAX_BATCH_SIZE: int(1, 1000).default(10),
+  MAX_PRESENCE_MEMBERS: int(1, 100_000).default(100),
+  MAX_PRESENCE_MEMBER_BYTES: int(16, 1024 * 1024).default(2048),
+  MAX_PRESENCE_USER_ID_LENGTH: int(1, 1024).default(128),
+  MAX_WATCHLIST_SIZE: int(0, 10_000).default(100),
+  SEND_BUFFER_MAX_BYTES: int(1024).default(4 * 1024 * 1024),
+  API_TIMESTAMP_TOLERANCE_SECONDS: int(1).default(600),
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(1000),
+  SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  LOKI_URL: z.url().optional(),
+});
+
+/** Thrown when the configuration is invalid; `message` names every offending variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function formatIssues(prefix: string, error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${prefix}${issue.path.join('.') || '(root)'}: ${issue.message}`)
+    .join('; ');
+}
+
+function loadAppsFile(path: string): AppConfig[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`APPS_FILE: cannot read ${path}: ${(err as Error).message}`);
+  }
+  const list = Array.isArray(raw) ? raw : (raw as { apps?: unknown } | null)?.apps;
+  const parsed = z.array(appSchema).min(1).safeParse(list);
+  if (!parsed.success) throw new ConfigError(formatIssues(`APPS_FILE (${path}) apps.`, parsed.error));
+  return parsed.data.map((app) => ({ ...app, webhookUrl: app.webhookUrl }));
+}
+
+/** Validates the environment and returns the configuration; throws ConfigError naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  // Empty strings mean "unset", as in most twelve-factor tooling.
+  const defined = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(defined);
+  if (!parsed.success) throw new ConfigError(formatIssues('', parsed.error));
+  const e = parsed.data;
+
+  const defaultApp = appSchema.safeParse({
+    id: e.APP_ID,
+    key: e.APP_KEY,
+    secret: e.APP_SECRET,
+    enableClientEvents: e.APP_ENABLE_CLIENT_EVENTS,
+    maxConnections: e.APP_MAX_CONNECTIONS,
+    clientEventsPerSecond: e.APP_CLIENT_EVENTS_PER_SECOND,
+    userAuthenticationRequired: e.APP_USER_AUTHENTICATION_REQUIRED,
+    webhookUrl: e.APP_WEBHOOK_URL,
+  });
+  if (!defaultApp.success) {
+    const names: Record<string, string> = { id: 'APP_ID', key: 'APP_KEY', secret: 'APP_SECRET' };
+    throw new ConfigError(
+      defaultApp.error.issues.map((i) => `${names[String(i.path[0])] ?? String(i.path[0])}: ${i.message}`).join('; '),
+    );
+  }
+  const apps: AppConfig[] = e.APPS_FILE
+    ? loadAppsFile(e.APPS_FILE)
+    : [{ ...defaultApp.data, webhookUrl: defaultApp.data.webhookUrl }];
+  assertUnique(apps, 'id');
+  assertUnique(apps, 'key');
+
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    nodeId: e.NODE_ID ?? `${hostname()}-${process.pid}`,
+    env: e.DEPLOYMENT_ENV,
+    serviceName: e.OTEL_SERVICE_NAME,
+    logLevel: e.LOG_LEVEL,
+    apps,
+    activityTimeoutSeconds: e.ACTIVITY_TIMEOUT,
+    pongTimeoutMs: e.PONG_TIMEOUT_MS,
+    maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
+    maxConnections: e.MAX_CONNECTIONS,
+    maxChannelNameLength: e.MAX_CHANNEL_NAME_LENGTH,
+    maxEventNameLength: e.MAX_EVENT_NAME_LENGTH,
+    maxChannelsPerPublish: e.MAX_CHANNELS_PER_PUBLISH,
+    maxBatchSize: e.MAX_BATCH_SIZE,
+    maxPresenceMembers: e.MAX_PRESENCE_MEMBERS,
+    maxPresenceMemberBytes: e.MAX_PRESENCE_MEMBER_BYTES,
+    maxPresenceUserIdLength: e.MAX_PRESENCE_USER_ID_LENGTH,
+    maxWatchlistSize: e.MAX_WATCHLIST_SIZE,
+    sendBufferMaxBytes: e.SEND_BUFFER_MAX_BYTES,
+    apiTimestampToleranceSeconds: e.API_TIMESTAMP_TOLERANCE_SECONDS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    lokiUrl: e.LOKI_URL,
+  };
+}
+
+function assertUnique(apps: AppConfig[], field: 'id' | 'key'): void {
+  const seen = new Set<string>();
+  for (const app of apps) {
+    if (seen.has(app[field])) throw new ConfigError(`APPS_FILE: duplicate app ${field} "${app[field]}"`);
+    seen.add(app[field]);
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * Every instrument of the telemetry contract (DESIGN §4) is declared here, and nowhere else.
+ * The rest of the code calls the intent-named recorders of `Metrics`; gauges are observable callbacks that read sizes from
+ * the hub (`GaugeSources`) at scrape time, so they are exact by construction instead of inc/dec scattered around.
+ *
+ * Instruments are declared with the Prometheus-facing name, counters with their `_total` (the exporter leaves a name that
+ * already ends in `_total` alone and adds no unit suffix), so the names below are exactly what `/metrics` shows. Spelling the
+ * suffix out also keeps the `websocket_subscriptions` gauge and the `websocket_subscriptions_total` counter distinct instruments.
+ *
+ * Labels are bounded by construction: `app_id` comes from configured apps only, `channel_type`, `reason`, `kind`, `scope`,
+ * `action`, `result`, `direction`, `op` come from the fixed enums below. Client-chosen values (socket ids, user ids, channel
+ * names, IPs, event names, close codes sent by a client) are never labels: a hostile client could mint unbounded series.
+ */
+import { metrics, type Attributes, type Counter, type Histogram, type Meter } from '@opentelemetry/api';
+
+export type ChannelType = 'public' | 'private' | 'presence' | 'encrypted' | 'cache';
+export type CloseReason =
+  | 'client_close'
+  | 'server_shutdown'
+  | 'pong_timeout'
+  | 'activity_timeout'
+  | 'slow_consumer'
+  | 'protocol_error'
+  | 'terminated'
+  | 'over_quota'
+  | 'error';
+export type RejectReason = 'unknown_app' | 'app_disabled' | 'over_quota' | 'over_capacity' | 'bad_protocol' | 'rate_limited';
+export type ReceivedKind = 'subscribe' | 'unsubscribe' | 'ping' | 'pong' | 'client_event' | 'signin' | 'invalid';
+export type SentKind = 'channel_event' | 'client_event' | 'presence' | 'protocol';
+export type MessageErrorReason =
+  | 'invalid_json'
+  | 'invalid_message'
+  | 'unknown_event'
+  | 'too_large'
+  | 'not_subscribed'
+  | 'unauthorized'
+  | 'client_events_disabled'
+  | 'rate_limited';
+export type PublishSource = 'http_api' | 'client_event';
+export type SubscriptionResult = 'ok' | 'auth_failed' | 'invalid' | 'limit';
+export type RateLimitScope = 'client_events' | 'http_api' | 'connections';
+export type BackpressureAction = 'dropped' | 'disconnected';
+export type ApiAuthFailureReason = 'bad_signature' | 'expired' | 'unknown_key' | 'body_md5';
+export type WebhookResult = 'ok' | 'retried' | 'failed';
+export type AdapterDirection = 'published' | 'received';
+export type AdapterOp = 'channels' | 'members' | 'counts';
+
+export const CHANNEL_TYPES: readonly ChannelType[] = ['public', 'private', 'presence', 'encrypted', 'cache'];
+
+/** Sizes read at collection time. Every callback must be cheap: it runs on each scrape. */
+export interface GaugeSources {
+  /** Open connections per configured app id (every configured app, zeros included). */
+  connectionsByApp(): Iterable<[appId: string, count: number]>;
+  /** Occupied channels and subscriptions on this node per app and channel type. */
+  channelStats(): Iterable<{ appId: string; channelType: ChannelType; channels: number; subscriptions: number }>;
+  /** Presence members (distinct users per channel, summed) per app on this node. */
+  presenceMembersByApp(): Iterable<[appId: string, count: number]>;
+  /** Bytes queued in socket send buffers, summed over connections. */
+  sendBufferBytes(): number;
+  /** 1 when the cluster engine is reachable (the local adapter always is). */
+  adapterUp(): { adapter: string; up: boolean };
+}
+
+/** Bucket boundaries, per unit: seconds-scale for durations, bytes for sizes, counts for fan-out. */
+const SECONDS_FAST = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const SECONDS_RTT = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const SECONDS_LIFETIME = [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400];
+const SECONDS_HTTP = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const BYTES = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576];
+const RECIPIENTS = [0, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
+/** `recipients` label of `websocket_broadcast_duration_seconds`: a fixed set of buckets, never the raw count. */
+export function recipientsBucket(n: number): string {
+  if (n <= 1) return '1';
+  if (n <= 10) return '2-10';
+  if (n <= 100) return '11-100';
+  if (n <= 1000) return '101-1000';
+  return '1001+';
+}
+
+/** Intent-named recorders; the only way the rest of the code touches instruments. */
+export interface Metrics {
+  connectionOpened(appId: string): void;
+  connectionClosed(appId: string, reason: CloseReason, lifetimeSeconds: number): void;
+  connectionRejected(reason: RejectReason): void;
+  messageReceived(appId: string, kind: ReceivedKind, bytes: number): void;
+  /** `count` frames of `bytes` each (fan-out records once per message, not per recipient). */
+  messagesSent(appId: string, kind: SentKind, bytes: number, count: number): void;
+  messageProcessed(kind: ReceivedKind, seconds: number): void;
+  messageError(appId: string, reason: MessageErrorReason): void;
+  eventPublished(appId: string, source: PublishSource): void;
+  broadcast(channelType: ChannelType, recipients: number, seconds: number): void;
+  subscription(appId: string, channelType: ChannelType, result: SubscriptionResult): void;
+  rateLimited(appId: string, scope: RateLimitScope): void;
+  backpressure(appId: string, action: BackpressureAction): void;
+  pingRtt(seconds: number): void;
+  apiAuthFailure(reason: ApiAuthFailureReason): void;
+  httpRequest(method: string, route: string, statusCode: number, seconds: number): void;
+  webhook(event: string, result: WebhookResult): void;
+  adapterMessage(direction: AdapterDirection): void;
+  adapterRequest(op: AdapterOp, seconds: number): void;
+  shutdownDuration(seconds: number): void;
+}
+
+/** Declares every instrument on `meter` (the global one by default) and returns the recorders. */
+export function createMetrics(
+  sources: GaugeSources,
+  options: { version: string; meter?: Meter } = { version: '0.0.0' },
+): Metrics {
+  const meter = options.meter ?? metrics.getMeter('beacon', options.version);
+  const histogram = (name: string, description: string, unit: string, buckets: number[]): Histogram =>
+    meter.createHistogram(name, { description, unit, advice: { explicitBucketBoundaries: buckets } });
+  const counter = (name: string, description: string, unit = ''): Counter =>
+    meter.createCounter(name, { description, unit });
+
+  const opened = counter('websocket_connections_opened_total', 'Accepted WebSocket connections');
+  const closed = counter('websocket_connections_closed_total', 'Closed WebSocket connections by reason');
+  const rejected = counter('websocket_connections_rejected_total', 'WebSocket upgrades refused by reason');
+  const duration = histogram(
+    'websocket_connection_duration_seconds',
+    'Lifetime of closed connections',
+    's',
+    SECONDS_LIFETIME,
+  );
+  const received = counter('websocket_messages_received_total', 'Frames received from clients by kind');
+  const sent = counter('websocket_messages_sent_total', 'Frames sent to clients by kind');
+  const receivedBytes = counter('websocket_received_bytes_total', 'Payload bytes received from clients', 'By');
+  const sentBytes = counter('websocket_sent_bytes_total', 'Payload bytes sent to clients', 'By');
+  const size = histogram('websocket_message_size_bytes', 'Frame sizes by direction', 'By', BYTES);
+  const processing = histogram(
+    'websocket_message_processing_duration_seconds',
+    'Client frame received until its handler is done',
+    's',
+    SECONDS_FAST,
+  );
+  const errors = counter('websocket_message_errors_total', 'Rejected client frames by reason');
+  const published = counter('websocket_events_published_total', 'Events accepted for publishing by source');
+  const broadcastDuration = histogram(
+    'websocket_broadcast_duration_seconds',
+    'Publish accepted until the last frame is written on this node',
+    's',
+    SECONDS_FAST,
+  );
+  const broadcastRecipients = histogram(
+    'websocket_broadcast_recipients',
+    'Fan-out size per publish on this node',
+    '',
+    RECIPIENTS,
+  );
+  const subscriptionsTotal = counter('websocket_subscriptions_total', 'Subscription attempts by result');
+  const rateLimits = counter('websocket_rate_limit_triggered_total', 'Rate limits hit by scope');
+  const backpressureEvents = counter('websocket_backpressure_events_total', 'Slow-consumer actions');
+  const pingRtt = histogram('websocket_ping_rtt_seconds', 'Server ping to client pong', 's', SECONDS_RTT);
+  const apiAuthFailures = counter('websocket_api_auth_failures_total', 'HTTP API requests refused by signing');
+  const httpDuration = histogram(
+    'http_server_request_duration_seconds',
+    'HTTP API request duration',
+    's',
+    SECONDS_HTTP,
+  );
+  const webhooks = counter('websocket_webhooks_total', 'Webhook deliveries by result');
+  const adapterMessages = counter('websocket_adapter_messages_total', 'Messages through the cluster engine');
+  const adapterRequests = histogram(
+    'websocket_adapter_request_duration_seconds',
+    'Cross-node queries',
+    's',
+    SECONDS_RTT,
+  );
+  let lastShutdownSeconds: number | undefined;
+
+  const connections = meter.createObservableGauge('websocket_connections', { description: 'Open connections now' });
+  const channels = meter.createObservableGauge('websocket_channels', { description: 'Occupied channels on this node' });
+  const subscriptions = meter.createObservableGauge('websocket_subscriptions', {
+    description: 'Subscriptions on this node',
+  });
+  const presenceMembers = meter.createObservableGauge('websocket_presence_members', {
+    description: 'Presence members on this node',
+  });
+  const sendBuffer = meter.createObservableGauge('websocket_send_buffer_bytes', {
+    description: 'Bytes queued in socket send buffers',
+    unit: 'By',
+  });
+  const adapterUp = meter.createObservableGauge('websocket_adapter_up', {
+    description: '1 when the cluster engine is reachable',
+  });
+  const shutdown = meter.createObservableGauge('websocket_shutdown_duration_seconds', {
+    description: 'Duration of the last graceful drain',
+    unit: 's',
+  });
+  const buildInfo = meter.createObservableGauge('websocket_build_info', { description: 'Build information; always 1' });
+  const buildAttributes = { version: options.version, node_version: process.version };
+
+  meter.addBatchObservableCallback(
+    (result) => {
+      for (const [appId, count] of sources.connectionsByApp()) result.observe(connections, count, { app_id: appId });
+      for (const s of sources.channelStats()) {
+        const attrs = { app_id: s.appId, channel_type: s.channelType };
+        result.observe(channels, s.channels, attrs);
+        result.observe(subscriptions, s.subscriptions, attrs);
+      }
+      for (const [appId, count] of sources.presenceMembersByApp()) {
+        result.observe(presenceMembers, count, { app_id: appId });
+      }
+      result.observe(sendBuffer, sources.sendBufferBytes());
+      const adapter = sources.adapterUp();
+      result.observe(adapterUp, adapter.up ? 1 : 0, { adapter: adapter.adapter });
+      if (lastShutdownSeconds !== undefined) result.observe(shutdown, lastShutdownSeconds);
+      result.observe(buildInfo, 1, buildAttributes);
+    },
+    [connections, channels, subscriptions, presenceMembers, sendBuffer, adapterUp, shutdown, buildInfo],
+  );
+
+  // Attribute sets are cached per (label values) so the hot path allocates nothing per frame.
+  const cache = new Map<string, Attributes>();
+  const attrs = (key: string, build: () => Attributes): Attributes => {
+    let a = cache.get(key);
+    if (a === undefined) {
+      a = build();
+      cache.set(key, a);
+    }
+    return a;
+  };
+  const appAttrs = (appId: string) => attrs(`a|${appId}`, () => ({ app_id: appId }));
+  const directionIn = { direction: 'in' };
+  const directionOut = { direction: 'out' };
+
+  return {
+    connectionOpened(appId) {
+      opened.add(1, appAttrs(appId));
+    },
+    connectionClosed(appId, reason, lifetimeSeconds) {
+      const a = attrs(`c|${appId}|${reason}`, () => ({ app_id: appId, reason }));
+      closed.add(1, a);
+      duration.record(lifetimeSeconds, a);
+    },
+    connectionRejected(reason) {
+      rejected.add(1, attrs(`r|${reason}`, () => ({ reason })));
+    },
+    messageReceived(appId, kind, bytes) {
+      received.add(1, attrs(`k|${appId}|${kind}`, () => ({ app_id: appId, kind })));
+      receivedBytes.add(bytes, appAttrs(appId));
+      size.record(bytes, directionIn);
+    },
+    messagesSent(appId, kind, bytes, count) {
+      if (count <= 0) return;
+      sent.add(count, attrs(`k|${appId}|${kind}`, () => ({ app_id: appId, kind })));
+      sentBytes.add(bytes * count, appAttrs(appId));
+      size.record(bytes, directionOut);
+    },
+    messageProcessed(kind, seconds) {
+      processing.record(seconds, attrs(`p|${kind}`, () => ({ kind })));
+    },
+    messageError(appId, reason) {
+      errors.add(1, attrs(`e|${appId}|${reason}`, () => ({ app_id: appId, reason })));
+    },
+    eventPublished(appId, source) {
+      published.add(1, attrs(`s|${appId}|${source}`, () => ({ app_id: appId, source })));
+    },
+    broadcast(channelType, recipients, seconds) {
+      const bucket = recipientsBucket(recipients);
+      broadcastDuration.record(
+        seconds,
+        attrs(`b|${channelType}|${bucket}`, () => ({ channel_type: channelType, recipients: bucket })),
+      );
+      broadcastRecipients.record(recipients, attrs(`t|${channelType}`, () => ({ channel_type: channelType })));
+    },
+    subscription(appId, channelType, result) {
+      subscriptionsTotal.add(
+        1,
+        attrs(`u|${appId}|${channelType}|${result}`, () => ({ app_id: appId, channel_type: channelType, result })),
+      );
+    },
+    rateLimited(appId, scope) {
+      rateLimits.add(1, attrs(`l|${appId}|${scope}`, () => ({ app_id: appId, scope })));
+    },
+    backpressure(appId, action) {
+      backpressureEvents.add(1, attrs(`bp|${appId}|${action}`, () => ({ app_id: appId, action })));
+    },
+    pingRtt(seconds) {
+      pingRtt.record(seconds);
+    },
+    apiAuthFailure(reason) {
+      apiAuthFailures.add(1, attrs(`af|${reason}`, () => ({ reason })));
+    },
+    httpRequest(method, route, statusCode, seconds) {
+      httpDuration.record(seconds, {
+        'http.request.method': method,
+        'http.route': route,
+        'http.response.status_code': statusCode,
+      });
+    },
+    webhook(event, result) {
+      webhooks.add(1, attrs(`w|${event}|${result}`, () => ({ event, result })));
+    },
+    adapterMessage(direction) {
+      adapterMessages.add(1, direction === 'published' ? { direction: 'published' } : { direction: 'received' });
+    },
+    adapterRequest(op, seconds) {
+      adapterRequests.record(seconds, attrs(`ar|${op}`, () => ({ op })));
+    },
+    shutdownDuration(seconds) {
+      lastShutdownSeconds = seconds;
+    },
+  };
+}
