@@ -1,0 +1,157 @@
+/**
+ * Builds the NodeSDK from resolved `TelemetryOptions`: the Prometheus exporter, the OTLP trace pipeline (only when an
+ * endpoint is configured), the HTTP and Node runtime instrumentations, and the resource. Kept apart from `register.ts` so the
+ * entry file is only the ordering (guards → ESM hook → SDK → acknowledgement).
+ */
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api';
+import { OTLPTraceExporter as OtlpHttpJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OtlpHttpProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
+import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
+import {
+  defaultResource,
+  detectResources,
+  envDetector,
+  hostDetector,
+  processDetector,
+  resourceFromAttributes,
+  type Resource,
+} from '@opentelemetry/resources';
+import { AggregationType, type ViewOptions } from '@opentelemetry/sdk-metrics';
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import { BatchSpanProcessor, ConsoleSpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import type { TelemetryOptions } from './options.js';
+
+/** The package version, for `service.version`; the file sits one level up from otel/ and two from dist/otel/. */
+function packageVersion(): string | undefined {
+  for (const path of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'beacon' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not at this level; try the next
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Routes the SDK's own diagnostics (export failures, a metrics port already taken) to stderr as one JSON line each, so a
+ * failing exporter is visible without ever throwing into the app; `OTEL_LOG_LEVEL` (read by NodeSDK) overrides this.
+ * Also reports the problems `telemetryOptionsFromEnv` found. Call first.
+ */
+export function installDiagnostics(options: TelemetryOptions): void {
+  if (process.env.OTEL_LOG_LEVEL === undefined) installDiagLogger();
+  for (const warning of options.warnings) diag.warn(warning);
+}
+
+function installDiagLogger(): void {
+  const write =
+    (level: string) =>
+    (message: string, ...args: unknown[]): void => {
+      const detail = args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : safeJson(a)));
+      process.stderr.write(
+        `${JSON.stringify({ level, time: new Date().toISOString(), event: 'otel_diagnostic', msg: message, detail })}\n`,
+      );
+    };
+  const logger: DiagLogger = {
+    error: write('error'),
+    warn: write('warn'),
+    info: () => {},
+    debug: () => {},
+    verbose: () => {},
+  };
+  diag.setLogger(logger, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** Metric views: the HTTP instrumentation's own duration histograms are dropped — `http_server_request_duration_seconds`
+ * from metrics.ts (route-labelled, HTTP API only) is the contract's one, and two near-identical series would mislead. */
+const VIEWS: ViewOptions[] = [
+  { meterName: '@opentelemetry/instrumentation-http', aggregation: { type: AggregationType.DROP } },
+];
+
+/**
+ * The resource: Beacon's attributes, overridden by the detectors (OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME, process,
+ * host). Detected here and awaited, rather than by NodeSDK, because the host detector settles asynchronously and a scrape
+ * before it settled would log an error and serve an incomplete `target_info`.
+ */
+export async function detectTelemetryResource(options: TelemetryOptions): Promise<Resource> {
+  const attributes: Record<string, string> = { ...options.resourceAttributes };
+  const version = packageVersion();
+  if (version !== undefined) attributes[ATTR_SERVICE_VERSION] = version;
+  if (options.defaultServiceName !== undefined) attributes[ATTR_SERVICE_NAME] = options.defaultServiceName;
+  const detected = detectResources({ detectors: [envDetector, processDetector, hostDetector] });
+  await detected.waitForAsyncAttributes?.();
+  return defaultResource().merge(resourceFromAttributes(attributes)).merge(detected);
+}
+
+/** Creates (does not start) the SDK described by `options`. */
+export function createTelemetrySdk(
+  options: TelemetryOptions,
+  resource: Resource,
+): { sdk: NodeSDK; prometheus: PrometheusExporter | undefined } {
+  const spanProcessors: SpanProcessor[] = [];
+  if (options.traces !== undefined) {
+    // Exporters read their endpoint, headers, timeout and compression from the standard OTEL_EXPORTER_OTLP_* variables.
+    const exporter =
+      options.traces.protocol === 'http/json' ? new OtlpHttpJsonTraceExporter() : new OtlpHttpProtobufTraceExporter();
+    // Batching (OTEL_BSP_* variables) keeps export off the request path; a full queue drops spans instead of blocking.
+    spanProcessors.push(new BatchSpanProcessor(exporter));
+  }
+  if (options.consoleTraces) spanProcessors.push(new BatchSpanProcessor(new ConsoleSpanExporter()));
+
+  const prometheus =
+    options.metrics === undefined
+      ? undefined
+      : new PrometheusExporter(
+          {
+            host: options.metrics.host,
+            port: options.metrics.port,
+            // No otel_scope_* labels (DESIGN §4). target_info stays: it carries the resource (service, version,
+            // instance) once per target, for joins such as `… * on(job, instance) group_left(service_version) target_info`.
+            withoutScopeInfo: true,
+          },
+          (err) => {
+            if (err !== undefined) diag.error(`metrics server could not listen on ${options.metrics?.host}:${options.metrics?.port}`, err);
+          },
+        );
+
+  const ignored = options.ignoredPaths;
+  const sdk = new NodeSDK({
+    resource,
+    autoDetectResources: false,
+    // An empty list means "no tracer provider": no span is recorded and no exporter exists (see options.ts).
+    spanProcessors,
+    metricReaders: prometheus === undefined ? [] : [prometheus],
+    views: VIEWS,
+    // Logs go through pino (stdout, Loki); the SDK must not default to an OTLP log exporter.
+    logRecordProcessors: [],
+    instrumentations: [
+      new HttpInstrumentation({
+        ignoreIncomingRequestHook: (request: IncomingMessage) => ignored.has(pathOf(request.url)),
+        // Outgoing calls are traced only inside a trace (webhooks during a publish), never as orphan roots.
+        requireParentforOutgoingSpans: true,
+      }),
+      new RuntimeNodeInstrumentation(),
+    ],
+  });
+  return { sdk, prometheus };
+}
+
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return '/';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}

@@ -1,0 +1,78 @@
+/**
+ * Process-level instruments that the runtime instrumentation does not cover, under the names Prometheus users know from
+ * every other exporter (`process_*`): CPU seconds, resident memory, open and maximum file descriptors, start time.
+ * `process_open_fds` matters here more than usual: every WebSocket connection holds one, so it tracks
+ * `websocket_connections` plus a small constant, and a gap between the two points at leaked sockets.
+ *
+ * All values are read at collection time (one batch callback per scrape), so they cost nothing between scrapes.
+ * The file-descriptor gauges exist only where `/proc/self` does (Linux); elsewhere they are simply not reported.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { metrics, type Meter } from '@opentelemetry/api';
+
+/** Counts entries of /proc/self/fd; undefined when the platform has no procfs. */
+export function countOpenFds(): number | undefined {
+  try {
+    // The directory handle used by readdirSync is itself listed; subtract it.
+    return readdirSync('/proc/self/fd').length - 1;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The soft "Max open files" limit from /proc/self/limits; undefined when unavailable or unlimited. */
+export function readMaxFds(): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+    const n = soft === undefined ? Number.NaN : Number(soft);
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Declares the `process_*` instruments on `meter` (the global one by default). Call once, after the SDK started. */
+export function registerProcessMetrics(meter: Meter = metrics.getMeter('beacon-process')): void {
+  const cpu = meter.createObservableCounter('process_cpu_seconds_total', {
+    description: 'Total user and system CPU time spent, in seconds',
+    unit: 's',
+  });
+  const cpuUser = meter.createObservableCounter('process_cpu_user_seconds_total', {
+    description: 'User CPU time spent, in seconds',
+    unit: 's',
+  });
+  const cpuSystem = meter.createObservableCounter('process_cpu_system_seconds_total', {
+    description: 'System CPU time spent, in seconds',
+    unit: 's',
+  });
+  const resident = meter.createObservableGauge('process_resident_memory_bytes', {
+    description: 'Resident set size, in bytes',
+    unit: 'By',
+  });
+  const openFds = meter.createObservableGauge('process_open_fds', { description: 'Open file descriptors' });
+  const maxFds = meter.createObservableGauge('process_max_fds', { description: 'Maximum open file descriptors' });
+  const startTime = meter.createObservableGauge('process_start_time_seconds', {
+    description: 'Start time of the process since the Unix epoch, in seconds',
+    unit: 's',
+  });
+  const startedAtSeconds = Math.round((Date.now() - process.uptime() * 1000) / 1000);
+  const maxFdsValue = readMaxFds();
+
+  meter.addBatchObservableCallback(
+    (result) => {
+      const usage = process.cpuUsage();
+      result.observe(cpu, (usage.user + usage.system) / 1e6);
+      result.observe(cpuUser, usage.user / 1e6);
+      result.observe(cpuSystem, usage.system / 1e6);
+      result.observe(resident, process.memoryUsage.rss());
+      const fds = countOpenFds();
+      if (fds !== undefined) result.observe(openFds, fds);
+      if (maxFdsValue !== undefined) result.observe(maxFds, maxFdsValue);
+      result.observe(startTime, startedAtSeconds);
+    },
+    [cpu, cpuUser, cpuSystem, resident, openFds, maxFds, startTime],
+  );
+}
