@@ -1,0 +1,19 @@
+/** The message that crosses nodes: one event on one channel, already serialized, with the trace context of its publish. */
+import type { SentKind } from '../telemetry/metrics.js';
+
+export interface Envelope {
+  appId: string;
+  channel: string;
+  event: string;
+  /** The payload string, delivered as the frame's `data` unchanged. */
+  data: string;
+  /** Set for client events on presence channels. */
+  userId: string | undefined;
+  /** This connection does not receive the event (HTTP `socket_id`, the sender of a client event, a presence joiner). */
+  excludeSocketId: string | undefined;
+  kind: SentKind;
+  /** W3C trace context of the publish span, so the fan-out on every node continues the same trace. */
+  traceparent: string | undefined;
+  /** Unix ms when the publish was accepted (broadcast latency is measured from here). */
+  publishedAt: number;
+}

@@ -1,0 +1,136 @@
+/**
+ * buildApp(config, deps) → a Fastify instance with every part wired, plus the drain used by graceful shutdown.
+ * Wiring only: each part is built by its own module and given what it needs.
+ */
+import websocket from '@fastify/websocket';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Adapter } from './adapters/adapter.js';
+import { createLocalAdapter } from './adapters/local-adapter.js';
+import type { AppStore } from './apps/app-store.js';
+import { createStaticAppStore } from './apps/static-app-store.js';
+import type { Config } from './config.js';
+import { apiPlugin } from './http/api.js';
+import { registerHealthRoutes } from './http/health.js';
+import { CloseCode } from './protocol/close-codes.js';
+import type { RealtimeDeps } from './realtime/deps.js';
+import { createFanout } from './realtime/fanout.js';
+import { Hub } from './realtime/hub.js';
+import { createPublisher } from './realtime/publisher.js';
+import { createRouter } from './realtime/router.js';
+import { afterLeave } from './realtime/subscribe.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
+import { createMetrics, type Metrics } from './telemetry/metrics.js';
+import { startHeartbeat } from './transport/heartbeat.js';
+import { registerWsRoutes } from './transport/ws-route.js';
+import { VERSION } from './version.js';
+
+/** Cache channels keep their last event this long (Pusher: 30 minutes). */
+const CACHE_TTL_MS = 30 * 60 * 1000;
+/** Apps requiring user authentication close connections not signed in within this time. */
+const USER_AUTH_TIMEOUT_MS = 30_000;
+/** The largest frame the socket layer accepts at all; frames between maxPayloadBytes and this get `too_large` and live on. */
+const HARD_FRAME_LIMIT_FACTOR = 2;
+
+export interface AppDeps {
+  logger: Logger;
+  metrics: Metrics;
+  apps: AppStore;
+  /** The cluster engine; the local adapter by default. */
+  adapter: (hub: Hub) => Adapter;
+}
+
+export interface BeaconApp {
+  fastify: FastifyInstance;
+  hub: Hub;
+  adapter: Adapter;
+  logger: Logger;
+  /** True from the start of the drain on. */
+  isDraining(): boolean;
+  /**
+   * Graceful drain (DESIGN §5): readiness 503 and upgrades refused at once; after the grace every client is closed with
+   * 4200; then the HTTP server and the adapter close. Resolves with the drain duration in seconds.
+   */
+  drain(): Promise<number>;
+}
+
+export async function buildApp(config: Config, overrides: Partial<AppDeps> = {}): Promise<BeaconApp> {
+  const logger =
+    overrides.logger ??
+    createLogger({ serviceName: config.serviceName, env: config.env, nodeId: config.nodeId, level: config.logLevel });
+  const apps = overrides.apps ?? createStaticAppStore(config.apps);
+  const hub = new Hub(apps.all());
+  const adapter = (overrides.adapter ?? ((h) => createLocalAdapter({ hub: h, cacheTtlMs: CACHE_TTL_MS })))(hub);
+  const metrics = overrides.metrics ?? createMetrics(hub.gaugeSources(() => adapter.status()), { version: VERSION });
+  const publisher = createPublisher({ adapter, metrics });
+  const realtime: RealtimeDeps = { hub, adapter, publisher, metrics, limits: config };
+  adapter.onEnvelope(createFanout({ hub, metrics }));
+  adapter.onTerminateUser((appId, userId) => {
+    for (const connection of [...hub.userConnections(appId, userId)]) {
+      connection.close(CloseCode.Unauthorized, 'Connection terminated by the app', 'terminated');
+    }
+  });
+  const router = createRouter(realtime);
+  const heartbeat = startHeartbeat({
+    hub,
+    activityTimeoutMs: config.activityTimeoutSeconds * 1000,
+    pongTimeoutMs: config.pongTimeoutMs,
+    userAuthTimeoutMs: USER_AUTH_TIMEOUT_MS,
+  });
+
+  let draining = false;
+  const startedAt = Date.now();
+  const fastify = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // Per-request lines are replaced by one `api_request` line per API call (http/api.ts).
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.maxPayloadBytes * config.maxBatchSize + 64 * 1024,
+    forceCloseConnections: true,
+    return503OnClosing: true,
+  });
+  await fastify.register(websocket, {
+    options: { maxPayload: config.maxPayloadBytes * HARD_FRAME_LIMIT_FACTOR, perMessageDeflate: false },
+  });
+  registerHealthRoutes(fastify, { startedAt, isDraining: () => draining, adapterStatus: () => adapter.status() });
+  registerWsRoutes(fastify, {
+    apps,
+    hub,
+    router,
+    metrics,
+    logger,
+    activityTimeoutSeconds: config.activityTimeoutSeconds,
+    maxConnections: config.maxConnections,
+    sendBufferMaxBytes: config.sendBufferMaxBytes,
+    isDraining: () => draining,
+    onConnectionClosed: (connection, left) => {
+      for (const l of left) afterLeave(realtime, connection.app.id, l);
+    },
+  });
+  await fastify.register(apiPlugin, { prefix: '/apps/:appId', apps, adapter, publisher, metrics, logger, config });
+
+  const drain = async (): Promise<number> => {
+    const started = performance.now();
+    draining = true;
+    logger.info({ event: 'shutdown_started', connections: hub.connectionCount(), grace_ms: config.shutdownGraceMs }, 'draining');
+    if (config.shutdownGraceMs > 0 && hub.connectionCount() > 0) await delay(config.shutdownGraceMs);
+    heartbeat.stop();
+    const open = [...hub.connections()];
+    const gone = Promise.all(open.map((c) => new Promise<void>((resolve) => {
+      if (c.ws.readyState === c.ws.CLOSED) resolve();
+      else c.ws.once('close', () => resolve());
+    })));
+    for (const connection of open) connection.close(CloseCode.Reconnect, 'Server shutting down; reconnect', 'server_shutdown');
+    // Clients normally answer the close frame at once; the rest are cut when the HTTP server closes.
+    await Promise.race([gone, delay(Math.min(2000, config.shutdownTimeoutMs / 2))]);
+    await fastify.close();
+    await adapter.close();
+    const seconds = (performance.now() - started) / 1000;
+    metrics.shutdownDuration(seconds);
+    return seconds;
+  };
+
+  return { fastify, hub, adapter, logger, isDraining: () => draining, drain };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

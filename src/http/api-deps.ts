@@ -1,0 +1,34 @@
+/** What the HTTP API routes are given. */
+import type { Adapter } from '../adapters/adapter.js';
+import type { AppStore } from '../apps/app-store.js';
+import type { Config } from '../config.js';
+import type { Publisher } from '../realtime/publisher.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+
+export interface ApiDeps {
+  apps: AppStore;
+  adapter: Adapter;
+  publisher: Publisher;
+  metrics: Metrics;
+  logger: Logger;
+  config: Pick<
+    Config,
+    | 'maxPayloadBytes'
+    | 'maxChannelsPerPublish'
+    | 'maxBatchSize'
+    | 'maxChannelNameLength'
+    | 'maxEventNameLength'
+    | 'apiTimestampToleranceSeconds'
+  >;
+}
+
+/** An API error: HTTP status and a reason the caller can read. */
+export class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,27 @@
+/** `/healthz` (the process serves) and `/readyz` (it should get traffic: not draining, cluster engine up). */
+import type { FastifyInstance } from 'fastify';
+
+export interface HealthOptions {
+  startedAt: number;
+  isDraining: () => boolean;
+  adapterStatus: () => { adapter: string; up: boolean };
+}
+
+export function registerHealthRoutes(fastify: FastifyInstance, options: HealthOptions): void {
+  fastify.get('/healthz', async () => ({
+    status: 'healthy',
+    timestamp: new Date().toISOString(),
+    uptime: (Date.now() - options.startedAt) / 1000,
+  }));
+  fastify.get('/readyz', async (_request, reply) => {
+    const draining = options.isDraining();
+    const adapter = options.adapterStatus();
+    const ready = !draining && adapter.up;
+    return reply.code(ready ? 200 : 503).send({
+      status: ready ? 'ready' : 'not_ready',
+      ready,
+      shutting_down: draining,
+      checks: { adapter: { name: adapter.adapter, up: adapter.up }, draining },
+    });
+  });
+}

@@ -1,0 +1,64 @@
+/** `GET /channels`, `GET /channels/{name}`, `GET /channels/{name}/users`. */
+import type { FastifyInstance } from 'fastify';
+import { channelKind } from '../../protocol/channel-name.js';
+import { ApiError, type ApiDeps } from '../api-deps.js';
+import type { AppRequest } from '../request-app.js';
+
+function infoList(info: unknown): string[] {
+  return typeof info === 'string' && info.length > 0 ? info.split(',').map((s) => s.trim()) : [];
+}
+
+export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): void {
+  scope.get<AppRequest & { Querystring: { filter_by_prefix?: string; info?: string } }>('/channels', async (request) => {
+    const app = request.beaconApp;
+    const prefix = request.query.filter_by_prefix ?? '';
+    const info = infoList(request.query.info);
+    for (const attribute of info) {
+      if (attribute !== 'user_count') throw new ApiError(400, `Unknown info attribute: ${attribute.slice(0, 32)}`);
+    }
+    if (info.includes('user_count') && !prefix.startsWith('presence-')) {
+      throw new ApiError(400, 'info=user_count needs filter_by_prefix=presence-');
+    }
+    const channels: Record<string, { user_count?: number }> = {};
+    for (const [name, counts] of await deps.adapter.channels(app.id)) {
+      if (!name.startsWith(prefix) || name.startsWith('#')) continue;
+      channels[name] = info.includes('user_count') ? { user_count: counts.userCount } : {};
+    }
+    return { channels };
+  });
+
+  scope.get<AppRequest & { Params: { channel: string }; Querystring: { info?: string } }>(
+    '/channels/:channel',
+    async (request) => {
+      const app = request.beaconApp;
+      const name = request.params.channel;
+      const kind = channelKind(name);
+      const info = infoList(request.query.info);
+      const counts = await deps.adapter.channel(app.id, name);
+      const out: Record<string, unknown> = { occupied: counts.subscriptionCount > 0 };
+      for (const attribute of info) {
+        if (attribute === 'user_count') {
+          if (!kind.presence) throw new ApiError(400, 'user_count is only available for presence channels');
+          out.user_count = counts.userCount;
+        } else if (attribute === 'subscription_count') {
+          out.subscription_count = counts.subscriptionCount;
+        } else if (attribute === 'cache') {
+          if (!kind.cache) throw new ApiError(400, 'cache is only available for cache channels');
+          const cached = await deps.adapter.cacheGet(app.id, name);
+          if (cached !== undefined) out.cache = { event: cached.event, data: cached.data };
+        } else {
+          throw new ApiError(400, `Unknown info attribute: ${attribute.slice(0, 32)}`);
+        }
+      }
+      return out;
+    },
+  );
+
+  scope.get<AppRequest & { Params: { channel: string } }>('/channels/:channel/users', async (request) => {
+    const app = request.beaconApp;
+    const name = request.params.channel;
+    if (!channelKind(name).presence) throw new ApiError(400, 'Users are only available for presence channels');
+    const members = await deps.adapter.members(app.id, name);
+    return { users: [...members.keys()].map((id) => ({ id })) };
+  });
+}

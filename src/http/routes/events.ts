@@ -1,0 +1,54 @@
+/** `POST /apps/{app_id}/events` and `POST /apps/{app_id}/batch_events`. */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ApiError, type ApiDeps } from '../api-deps.js';
+import { channelInfo, parseEventRequest, type EventRequest } from '../publish-request.js';
+import { requestContext, type AppRequest } from '../request-app.js';
+
+export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void {
+  const publish = (request: FastifyRequest, appId: string, event: EventRequest) => {
+    const parent = requestContext(request);
+    for (const channel of event.channels) {
+      deps.publisher.publish({
+        appId,
+        channel,
+        event: event.name,
+        data: event.data,
+        excludeSocketId: event.socketId,
+        source: 'http_api',
+        parent,
+      });
+    }
+  };
+
+  scope.post<AppRequest>('/events', async (request) => {
+    const app = request.beaconApp;
+    const event = parseEventRequest(request.body, deps.config, false);
+    publish(request, app.id, event);
+    if (event.info.length === 0) return {};
+    const channels: Record<string, Record<string, number>> = {};
+    for (const channel of event.channels) {
+      channels[channel] = channelInfo(channel, await deps.adapter.channel(app.id, channel), event.info);
+    }
+    return { channels };
+  });
+
+  scope.post<AppRequest>('/batch_events', async (request) => {
+    const app = request.beaconApp;
+    const body = request.body as { batch?: unknown } | null;
+    const batch = body?.batch;
+    if (!Array.isArray(batch)) throw new ApiError(400, '"batch" must be an array');
+    if (batch.length > deps.config.maxBatchSize) {
+      throw new ApiError(400, `Batch of ${batch.length} events is over the limit of ${deps.config.maxBatchSize}`);
+    }
+    // Validate the whole batch before publishing any of it: a bad item publishes nothing.
+    const events = batch.map((item) => parseEventRequest(item, deps.config, true));
+    for (const event of events) publish(request, app.id, event);
+    if (events.every((e) => e.info.length === 0)) return {};
+    const out: Record<string, number>[] = [];
+    for (const event of events) {
+      const channel = event.channels[0] as string;
+      out.push(channelInfo(channel, await deps.adapter.channel(app.id, channel), event.info));
+    }
+    return { batch: out };
+  });
+}

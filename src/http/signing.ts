@@ -1,0 +1,50 @@
+/**
+ * Request signing of the Pusher HTTP API: `auth_key`, `auth_timestamp` (±tolerance), `auth_version`, `body_md5` for
+ * non-empty bodies, and `auth_signature` = HMAC-SHA256(secret, "METHOD\nPATH\nQUERY") compared in constant time.
+ */
+import type { AppConfig } from '../config.js';
+import { apiSignString, bodyMd5, safeEqualHex, sign } from '../protocol/signatures.js';
+import type { ApiAuthFailureReason } from '../telemetry/metrics.js';
+
+export interface SignedRequest {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  /** The raw query string (after `?`), still URL-encoded. */
+  rawQuery: string;
+  /** The raw body, '' when there is none. */
+  body: string;
+}
+
+export type SigningResult = { ok: true } | { ok: false; reason: ApiAuthFailureReason; message: string };
+
+/** Checks one request against its app; `nowSeconds` is injectable for tests. */
+export function verifyRequest(
+  app: AppConfig,
+  request: SignedRequest,
+  toleranceSeconds: number,
+  nowSeconds: number = Math.floor(Date.now() / 1000),
+): SigningResult {
+  const query: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(request.rawQuery)) query[k] = v;
+  const key = query.auth_key;
+  if (key === undefined || !safeEqualHex(app.key, key)) {
+    return { ok: false, reason: 'unknown_key', message: 'Unknown auth_key' };
+  }
+  const timestamp = Number(query.auth_timestamp);
+  if (!Number.isFinite(timestamp) || Math.abs(nowSeconds - timestamp) > toleranceSeconds) {
+    return { ok: false, reason: 'expired', message: `auth_timestamp is more than ${toleranceSeconds} s from server time` };
+  }
+  if (request.body.length > 0) {
+    const given = query.body_md5;
+    if (given === undefined || !safeEqualHex(bodyMd5(request.body), given.toLowerCase())) {
+      return { ok: false, reason: 'body_md5', message: 'body_md5 does not match the body' };
+    }
+  }
+  const signature = query.auth_signature ?? '';
+  const expected = sign(app.secret, apiSignString(request.method, request.path, query));
+  if (!safeEqualHex(expected, signature.toLowerCase())) {
+    return { ok: false, reason: 'bad_signature', message: 'Invalid auth_signature' };
+  }
+  return { ok: true };
+}

@@ -1,0 +1,65 @@
+/** Channel names: their type (from the prefix) and validity. Pure. */
+import type { ChannelType } from '../telemetry/metrics.js';
+
+export type { ChannelType };
+
+/** Everything the server needs to know about a channel from its name alone. */
+export interface ChannelKind {
+  /** The bounded `channel_type` label: public | private | presence | encrypted | cache. */
+  type: ChannelType;
+  /** Subscribing needs an auth signature. */
+  requiresAuth: boolean;
+  presence: boolean;
+  encrypted: boolean;
+  /** The last event is kept and replayed to new subscribers. */
+  cache: boolean;
+  /** Clients may send `client-*` events here (private and presence, never encrypted). */
+  allowsClientEvents: boolean;
+}
+
+const NAME_PATTERN = /^[A-Za-z0-9_\-=@,.;]+$/;
+/** The server-to-user channel a signed-in connection joins: `#server-to-user-{id}`. */
+export const SERVER_TO_USER_PREFIX = '#server-to-user-';
+
+/** Valid characters and length; `#server-to-user-` names are valid only through signin (checked by the subscriber). */
+export function isValidChannelName(name: string, maxLength: number): boolean {
+  if (name.length === 0 || name.length > maxLength) return false;
+  if (name.startsWith(SERVER_TO_USER_PREFIX)) return NAME_PATTERN.test(name.slice(SERVER_TO_USER_PREFIX.length));
+  return NAME_PATTERN.test(name);
+}
+
+const kinds = {
+  public: kind('public', false, false, false, false, false),
+  cache: kind('cache', false, false, false, true, false),
+  private: kind('private', true, false, false, false, true),
+  privateCache: kind('cache', true, false, false, true, true),
+  encrypted: kind('encrypted', true, false, true, false, false),
+  encryptedCache: kind('cache', true, false, true, true, false),
+  presence: kind('presence', true, true, false, false, true),
+  presenceCache: kind('cache', true, true, false, true, true),
+  serverToUser: kind('private', false, false, false, false, false),
+};
+
+function kind(
+  type: ChannelType,
+  requiresAuth: boolean,
+  presence: boolean,
+  encrypted: boolean,
+  cache: boolean,
+  allowsClientEvents: boolean,
+): ChannelKind {
+  return Object.freeze({ type, requiresAuth, presence, encrypted, cache, allowsClientEvents });
+}
+
+/** Classifies a channel by prefix. Cache channels report `type: 'cache'` whatever their other traits. */
+export function channelKind(name: string): ChannelKind {
+  if (name.startsWith('private-encrypted-cache-')) return kinds.encryptedCache;
+  if (name.startsWith('private-encrypted-')) return kinds.encrypted;
+  if (name.startsWith('private-cache-')) return kinds.privateCache;
+  if (name.startsWith('private-')) return kinds.private;
+  if (name.startsWith('presence-cache-')) return kinds.presenceCache;
+  if (name.startsWith('presence-')) return kinds.presence;
+  if (name.startsWith('cache-')) return kinds.cache;
+  if (name.startsWith(SERVER_TO_USER_PREFIX)) return kinds.serverToUser;
+  return kinds.public;
+}

@@ -1,0 +1,36 @@
+/**
+ * Server → client frames. `data` is always a JSON-encoded string (the protocol's double encoding). A channel event is encoded
+ * once per publish and the same string is written to every subscriber.
+ */
+import { Events } from './events.js';
+
+/** A channel event frame; `data` is the already-serialized payload string. */
+export function encodeChannelEvent(event: string, channel: string, data: string, userId?: string): string {
+  const frame: { event: string; channel: string; data: string; user_id?: string } = { event, channel, data };
+  if (userId !== undefined) frame.user_id = userId;
+  return JSON.stringify(frame);
+}
+
+/** A protocol frame whose data object is encoded to a string. */
+export function encodeProtocol(event: string, data: unknown, channel?: string): string {
+  return channel === undefined
+    ? JSON.stringify({ event, data: JSON.stringify(data) })
+    : JSON.stringify({ event, channel, data: JSON.stringify(data) });
+}
+
+export function encodeConnectionEstablished(socketId: string, activityTimeoutSeconds: number): string {
+  return encodeProtocol(Events.ConnectionEstablished, { socket_id: socketId, activity_timeout: activityTimeoutSeconds });
+}
+
+export function encodeError(message: string, code: number | null): string {
+  return JSON.stringify({ event: Events.Error, data: { message, code } });
+}
+
+/** Ping and pong carry an empty data object. */
+export const PING_FRAME = JSON.stringify({ event: Events.Ping, data: {} });
+export const PONG_FRAME = JSON.stringify({ event: Events.Pong, data: {} });
+
+/** Client event data is re-encoded to the string form whatever the client sent. */
+export function payloadString(data: unknown): string {
+  return typeof data === 'string' ? data : JSON.stringify(data ?? null);
+}

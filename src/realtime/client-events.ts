@@ -1,0 +1,69 @@
+/**
+ * `client-*` events: only on private and presence channels the sender is subscribed to, only when the app allows them,
+ * never echoed to the sender, at most `clientEventsPerSecond` per connection (excess: `pusher:error` 4301, dropped).
+ */
+import type { Context } from '@opentelemetry/api';
+import { channelKind } from '../protocol/channel-name.js';
+import { ErrorCode } from '../protocol/close-codes.js';
+import { payloadString } from '../protocol/encode.js';
+import type { ClientEventMessage } from '../protocol/messages.js';
+import type { Connection } from '../transport/connection.js';
+import type { RealtimeDeps } from './deps.js';
+
+export function clientEvent(
+  deps: RealtimeDeps,
+  connection: Connection,
+  message: ClientEventMessage,
+  parent: Context | undefined,
+): void {
+  const app = connection.app;
+  if (!app.enableClientEvents) {
+    connection.reject('client_events_disabled', 'Client events are not enabled for this app');
+    return;
+  }
+  const kind = channelKind(message.channel);
+  if (!kind.allowsClientEvents) {
+    connection.reject('unauthorized', 'Client events are only allowed on private and presence channels');
+    return;
+  }
+  if (!connection.subscriptions.has(message.channel)) {
+    connection.reject('not_subscribed', `Not subscribed to ${message.channel.slice(0, 200)}`);
+    return;
+  }
+  if (message.name.length > deps.limits.maxEventNameLength) {
+    connection.reject('invalid_message', `Event name longer than ${deps.limits.maxEventNameLength}`);
+    return;
+  }
+  const data = payloadString(message.data);
+  if (Buffer.byteLength(data) > deps.limits.maxPayloadBytes) {
+    connection.reject('too_large', `Event data over ${deps.limits.maxPayloadBytes} bytes`);
+    return;
+  }
+  if (!allow(connection, app.clientEventsPerSecond)) {
+    deps.metrics.rateLimited(app.id, 'client_events');
+    connection.reject('rate_limited', `Client event rate limit (${app.clientEventsPerSecond}/s) exceeded`, ErrorCode.ClientEventRateLimited);
+    return;
+  }
+  const membership = connection.subscriptions.get(message.channel) ?? null;
+  deps.publisher.publish({
+    appId: app.id,
+    channel: message.channel,
+    event: message.name,
+    data,
+    excludeSocketId: connection.socketId,
+    userId: kind.presence && membership !== null ? membership.userId : undefined,
+    source: 'client_event',
+    parent,
+  });
+}
+
+/** Fixed one-second window per connection. */
+function allow(connection: Connection, perSecond: number): boolean {
+  const now = Date.now();
+  if (now - connection.clientEventWindowStart >= 1000) {
+    connection.clientEventWindowStart = now;
+    connection.clientEventCount = 0;
+  }
+  connection.clientEventCount++;
+  return connection.clientEventCount <= perSecond;
+}

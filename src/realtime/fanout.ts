@@ -1,0 +1,47 @@
+/**
+ * Delivery on this node: one path for every envelope, whether it was published here or on another node.
+ * The frame is encoded once and the same string written to every subscriber; the per-recipient loop allocates nothing.
+ */
+import type { Envelope } from '../adapters/envelope.js';
+import { encodeChannelEvent } from '../protocol/encode.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { Attr, contextFromTraceparent, startDeliverSpan } from '../telemetry/tracing.js';
+import type { Hub } from './hub.js';
+
+export interface FanoutDeps {
+  hub: Hub;
+  metrics: Metrics;
+}
+
+/** Returns the handler the adapter calls for every envelope. */
+export function createFanout({ hub, metrics }: FanoutDeps): (envelope: Envelope) => void {
+  return function deliver(envelope: Envelope): void {
+    const channel = hub.channel(envelope.appId, envelope.channel);
+    if (channel === undefined) return;
+    const type = channel.kind.type;
+    const span =
+      envelope.traceparent === undefined
+        ? undefined
+        : startDeliverSpan(type, envelope.channel, envelope.appId, contextFromTraceparent(envelope.traceparent));
+    const frame = encodeChannelEvent(envelope.event, envelope.channel, envelope.data, envelope.userId);
+    const bytes = Buffer.byteLength(frame);
+    const exclude = envelope.excludeSocketId;
+    let recipients = 0;
+    let dropped = 0;
+    for (const connection of channel.subscribers) {
+      if (connection.socketId === exclude) continue;
+      if (connection.sendFrame(frame, bytes)) recipients++;
+      else dropped++;
+    }
+    metrics.messagesSent(envelope.appId, envelope.kind, bytes, recipients);
+    metrics.broadcast(type, recipients, Math.max(0, Date.now() - envelope.publishedAt) / 1000);
+    if (span !== undefined) {
+      if (span.isRecording()) {
+        span.setAttribute(Attr.Recipients, recipients);
+        span.setAttribute(Attr.Bytes, bytes);
+        span.setAttribute(Attr.Dropped, dropped);
+      }
+      span.end();
+    }
+  };
+}

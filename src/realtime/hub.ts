@@ -1,0 +1,210 @@
+/**
+ * This node's registry: connections per app, channel subscribers, presence members, signed-in users.
+ * Pure bookkeeping with no I/O; the router and the fan-out read and change it. Sizes for the gauges are read from here.
+ */
+import type { AppConfig } from '../config.js';
+import { channelKind, type ChannelKind } from '../protocol/channel-name.js';
+import type { Connection, Membership } from '../transport/connection.js';
+import { CHANNEL_TYPES, type ChannelType, type GaugeSources } from '../telemetry/metrics.js';
+
+/** A presence member: one user, however many of its connections are subscribed. */
+export interface Member {
+  userId: string;
+  userInfo: unknown;
+  connections: number;
+}
+
+/** One occupied channel on this node. */
+export class Channel {
+  readonly subscribers = new Set<Connection>();
+  /** Presence channels only: user id → member. */
+  readonly members = new Map<string, Member>();
+  /** Last time a subscription_count was sent, for throttling big channels. */
+  lastCountSentAt = 0;
+
+  constructor(
+    readonly name: string,
+    readonly kind: ChannelKind,
+  ) {}
+}
+
+/** Everything the node holds for one app. */
+export class AppState {
+  readonly connections = new Set<Connection>();
+  readonly channels = new Map<string, Channel>();
+  /** Signed-in user id → its connections on this node. */
+  readonly users = new Map<string, Set<Connection>>();
+
+  constructor(readonly app: AppConfig) {}
+}
+
+/** What subscribing changed, so the caller knows which presence events to send. */
+export interface JoinResult {
+  channel: Channel;
+  /** The user's first connection to this presence channel: member_added goes to the others. */
+  memberAdded: boolean;
+  /** The channel had no subscriber on this node before. */
+  occupied: boolean;
+}
+
+export interface LeaveResult {
+  channel: Channel;
+  /** The user's last connection left this presence channel: member_removed goes to the others. */
+  memberRemoved: Member | undefined;
+  /** The channel has no subscriber left on this node. */
+  vacated: boolean;
+}
+
+export class Hub {
+  private readonly apps = new Map<string, AppState>();
+
+  constructor(apps: readonly AppConfig[]) {
+    for (const app of apps) this.apps.set(app.id, new AppState(app));
+  }
+
+  state(appId: string): AppState | undefined {
+    return this.apps.get(appId);
+  }
+
+  /** All connections on this node, every app. */
+  *connections(): IterableIterator<Connection> {
+    for (const state of this.apps.values()) yield* state.connections;
+  }
+
+  connectionCount(): number {
+    let n = 0;
+    for (const state of this.apps.values()) n += state.connections.size;
+    return n;
+  }
+
+  addConnection(connection: Connection): void {
+    this.apps.get(connection.app.id)?.connections.add(connection);
+  }
+
+  /** Forgets a closed connection: its subscriptions (returned, for presence events) and its user. */
+  removeConnection(connection: Connection): LeaveResult[] {
+    const state = this.apps.get(connection.app.id);
+    if (state === undefined) return [];
+    const left: LeaveResult[] = [];
+    for (const name of [...connection.subscriptions.keys()]) {
+      const result = this.leave(connection, name);
+      if (result !== undefined) left.push(result);
+    }
+    this.setUser(connection, undefined);
+    state.connections.delete(connection);
+    return left;
+  }
+
+  channel(appId: string, name: string): Channel | undefined {
+    return this.apps.get(appId)?.channels.get(name);
+  }
+
+  join(connection: Connection, name: string, membership: Membership | null): JoinResult {
+    const state = this.apps.get(connection.app.id);
+    if (state === undefined) throw new Error(`unknown app ${connection.app.id}`);
+    let channel = state.channels.get(name);
+    const occupied = channel === undefined;
+    if (channel === undefined) {
+      channel = new Channel(name, channelKind(name));
+      state.channels.set(name, channel);
+    }
+    channel.subscribers.add(connection);
+    connection.subscriptions.set(name, membership);
+    let memberAdded = false;
+    if (membership !== null) {
+      const member = channel.members.get(membership.userId);
+      if (member === undefined) {
+        channel.members.set(membership.userId, { ...membership, connections: 1 });
+        memberAdded = true;
+      } else {
+        member.connections++;
+      }
+    }
+    return { channel, memberAdded, occupied };
+  }
+
+  leave(connection: Connection, name: string): LeaveResult | undefined {
+    if (!connection.subscriptions.has(name)) return undefined;
+    const membership = connection.subscriptions.get(name) ?? null;
+    connection.subscriptions.delete(name);
+    const state = this.apps.get(connection.app.id);
+    const channel = state?.channels.get(name);
+    if (state === undefined || channel === undefined) return undefined;
+    channel.subscribers.delete(connection);
+    let memberRemoved: Member | undefined;
+    if (membership !== null) {
+      const member = channel.members.get(membership.userId);
+      if (member !== undefined && --member.connections === 0) {
+        channel.members.delete(membership.userId);
+        memberRemoved = member;
+      }
+    }
+    const vacated = channel.subscribers.size === 0;
+    if (vacated) state.channels.delete(name);
+    return { channel, memberRemoved, vacated };
+  }
+
+  /** Sets (or clears) the signed-in user of a connection. */
+  setUser(connection: Connection, userId: string | undefined): void {
+    const state = this.apps.get(connection.app.id);
+    if (state === undefined) return;
+    if (connection.userId !== undefined) {
+      const set = state.users.get(connection.userId);
+      set?.delete(connection);
+      if (set?.size === 0) state.users.delete(connection.userId);
+    }
+    connection.userId = userId;
+    if (userId !== undefined) {
+      let set = state.users.get(userId);
+      if (set === undefined) {
+        set = new Set();
+        state.users.set(userId, set);
+      }
+      set.add(connection);
+    }
+  }
+
+  userConnections(appId: string, userId: string): ReadonlySet<Connection> {
+    return this.apps.get(appId)?.users.get(userId) ?? new Set();
+  }
+
+  /** Gauge sources read by the metrics at scrape time. */
+  gaugeSources(adapterStatus: () => { adapter: string; up: boolean }): GaugeSources {
+    return {
+      connectionsByApp: () => [...this.apps.values()].map((s) => [s.app.id, s.connections.size] as [string, number]),
+      channelStats: () => {
+        const out: { appId: string; channelType: ChannelType; channels: number; subscriptions: number }[] = [];
+        for (const state of this.apps.values()) {
+          const channels = new Map<ChannelType, number>();
+          const subscriptions = new Map<ChannelType, number>();
+          for (const channel of state.channels.values()) {
+            const t = channel.kind.type;
+            channels.set(t, (channels.get(t) ?? 0) + 1);
+            subscriptions.set(t, (subscriptions.get(t) ?? 0) + channel.subscribers.size);
+          }
+          for (const t of CHANNEL_TYPES) {
+            out.push({
+              appId: state.app.id,
+              channelType: t,
+              channels: channels.get(t) ?? 0,
+              subscriptions: subscriptions.get(t) ?? 0,
+            });
+          }
+        }
+        return out;
+      },
+      presenceMembersByApp: () =>
+        [...this.apps.values()].map((s) => {
+          let n = 0;
+          for (const channel of s.channels.values()) n += channel.members.size;
+          return [s.app.id, n] as [string, number];
+        }),
+      sendBufferBytes: () => {
+        let n = 0;
+        for (const c of this.connections()) n += c.ws.bufferedAmount;
+        return n;
+      },
+      adapterUp: adapterStatus,
+    };
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Accepts events (from the HTTP API or a client) and hands them to the adapter, one envelope per channel, inside a
+ * `publish <channel_type>` span whose context the envelope carries to every node. Cache channels keep their last event.
+ */
+import type { Context } from '@opentelemetry/api';
+import type { Adapter } from '../adapters/adapter.js';
+import { channelKind } from '../protocol/channel-name.js';
+import type { Metrics, PublishSource, SentKind } from '../telemetry/metrics.js';
+import { startPublishSpan, traceparentOf } from '../telemetry/tracing.js';
+
+export interface PublishRequest {
+  appId: string;
+  channel: string;
+  event: string;
+  data: string;
+  excludeSocketId?: string | undefined;
+  userId?: string | undefined;
+  source: PublishSource;
+  /** Parent of the publish span (the HTTP server span, or the client frame's `process` span). */
+  parent?: Context | undefined;
+}
+
+export interface Publisher {
+  publish(request: PublishRequest): void;
+  /** Internal protocol events (presence member_added/removed, subscription_count) through the same path. */
+  publishInternal(appId: string, channel: string, event: string, data: string, kind: SentKind, excludeSocketId?: string): void;
+}
+
+export function createPublisher({ adapter, metrics }: { adapter: Adapter; metrics: Metrics }): Publisher {
+  return {
+    publish(request) {
+      const kind = channelKind(request.channel);
+      const sentKind: SentKind = request.source === 'client_event' ? 'client_event' : 'channel_event';
+      const publishedAt = Date.now();
+      const span = startPublishSpan(
+        kind.type,
+        request.channel,
+        request.appId,
+        request.event,
+        Buffer.byteLength(request.data),
+        request.parent,
+      );
+      metrics.eventPublished(request.appId, request.source);
+      if (kind.cache) adapter.cacheSet(request.appId, request.channel, { event: request.event, data: request.data });
+      adapter.publish({
+        appId: request.appId,
+        channel: request.channel,
+        event: request.event,
+        data: request.data,
+        userId: request.userId,
+        excludeSocketId: request.excludeSocketId,
+        kind: sentKind,
+        traceparent: traceparentOf(span),
+        publishedAt,
+      });
+      span.end();
+    },
+    publishInternal(appId, channel, event, data, kind, excludeSocketId) {
+      adapter.publish({
+        appId,
+        channel,
+        event,
+        data,
+        userId: undefined,
+        excludeSocketId,
+        kind,
+        traceparent: undefined,
+        publishedAt: Date.now(),
+      });
+    },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * One client text frame → its handler. Size, decode, dispatch, and the per-frame telemetry (received counters, processing
+ * time, `process` spans for the frames worth tracing) all happen here, once.
+ */
+import { context } from '@opentelemetry/api';
+import { decodeClientFrame } from '../protocol/decode.js';
+import { PONG_FRAME } from '../protocol/encode.js';
+import { Events } from '../protocol/events.js';
+import type { ClientMessage } from '../protocol/messages.js';
+import type { Connection } from '../transport/connection.js';
+import type { ReceivedKind } from '../telemetry/metrics.js';
+import { endWithError, startProcessSpan, withSpan } from '../telemetry/tracing.js';
+import { clientEvent } from './client-events.js';
+import type { RealtimeDeps } from './deps.js';
+import { signin } from './signin.js';
+import { subscribe, unsubscribe } from './subscribe.js';
+
+const KIND: Record<ClientMessage['event'], ReceivedKind> = {
+  'pusher:subscribe': 'subscribe',
+  'pusher:unsubscribe': 'unsubscribe',
+  'pusher:ping': 'ping',
+  'pusher:pong': 'pong',
+  'pusher:signin': 'signin',
+  client_event: 'client_event',
+};
+
+/** Span names use the bounded kind, never the client-chosen event name. */
+const TRACED: Partial<Record<ReceivedKind, string>> = {
+  subscribe: 'subscribe',
+  signin: 'signin',
+  client_event: 'client_event',
+};
+
+export interface Router {
+  /** Handles one text frame of `bytes` bytes. Never throws. */
+  handle(connection: Connection, text: string, bytes: number): void;
+}
+
+export function createRouter(deps: RealtimeDeps): Router {
+  const { metrics, limits } = deps;
+  return {
+    handle(connection, text, bytes) {
+      const started = performance.now();
+      connection.messagesIn++;
+      connection.bytesIn += bytes;
+      connection.lastActivityAt = Date.now();
+      if (bytes > limits.maxPayloadBytes) {
+        metrics.messageReceived(connection.app.id, 'invalid', bytes);
+        connection.reject('too_large', `Frame over ${limits.maxPayloadBytes} bytes`);
+        return;
+      }
+      const decoded = decodeClientFrame(text);
+      if (!decoded.ok) {
+        metrics.messageReceived(connection.app.id, 'invalid', bytes);
+        connection.reject(decoded.reason, decoded.message);
+        return;
+      }
+      const { message, traceparent } = decoded.value;
+      const kind = KIND[message.event];
+      metrics.messageReceived(connection.app.id, kind, bytes);
+      if (connection.logger.isLevelEnabled('debug')) {
+        connection.logger.debug({ event: 'message_received', kind, bytes }, 'frame received');
+      }
+      const spanName = TRACED[kind];
+      if (spanName === undefined) {
+        dispatch(deps, connection, message);
+        metrics.messageProcessed(kind, (performance.now() - started) / 1000);
+        return;
+      }
+      const span = startProcessSpan(spanName, connection.app.id, connection.sessionId, connection.upgradeSpan, traceparent);
+      const done = () => {
+        metrics.messageProcessed(kind, (performance.now() - started) / 1000);
+        span.end();
+      };
+      try {
+        const result = withSpan(span, () => dispatch(deps, connection, message));
+        if (result === undefined) done();
+        else
+          result.then(done, (err: unknown) => {
+            metrics.messageProcessed(kind, (performance.now() - started) / 1000);
+            connection.logger.error({ event: 'message_rejected', err }, 'handler failed');
+            endWithError(span, err);
+          });
+      } catch (err) {
+        connection.logger.error({ event: 'message_rejected', err }, 'handler failed');
+        endWithError(span, err);
+      }
+    },
+  };
+}
+
+function dispatch(deps: RealtimeDeps, connection: Connection, message: ClientMessage): Promise<void> | undefined {
+  switch (message.event) {
+    case Events.Ping:
+      connection.send(PONG_FRAME, 'protocol');
+      return undefined;
+    case Events.Pong:
+      if (connection.pingSentAt !== 0) {
+        deps.metrics.pingRtt((Date.now() - connection.pingSentAt) / 1000);
+        connection.pingSentAt = 0;
+      }
+      return undefined;
+    case Events.Subscribe:
+      return subscribe(deps, connection, message);
+    case Events.Unsubscribe:
+      unsubscribe(deps, connection, message);
+      return undefined;
+    case Events.Signin:
+      signin(deps, connection, message);
+      return undefined;
+    case 'client_event':
+      // Inside the frame's `process` span: the publish span becomes its child.
+      clientEvent(deps, connection, message, context.active());
+      return undefined;
+  }
+}

@@ -1,0 +1,46 @@
+/** `pusher:signin`: user authentication, after which the client subscribes to `#server-to-user-{id}`. */
+import { ErrorCode } from '../protocol/close-codes.js';
+import { encodeProtocol } from '../protocol/encode.js';
+import { Events } from '../protocol/events.js';
+import type { SigninMessage } from '../protocol/messages.js';
+import { userAuthString, verifyAuth } from '../protocol/signatures.js';
+import type { Connection } from '../transport/connection.js';
+import type { RealtimeDeps } from './deps.js';
+
+export function signin(deps: RealtimeDeps, connection: Connection, message: SigninMessage): void {
+  const app = connection.app;
+  if (!verifyAuth(message.auth, app.key, app.secret, userAuthString(connection.socketId, message.userData))) {
+    connection.logger.info({ event: 'auth_failed', reason: 'signin' }, 'signin signature invalid');
+    connection.reject('unauthorized', 'Invalid signin signature', ErrorCode.Unauthorized);
+    return;
+  }
+  let user: unknown;
+  try {
+    user = JSON.parse(message.userData);
+  } catch {
+    connection.reject('invalid_message', 'user_data is not JSON');
+    return;
+  }
+  const record = typeof user === 'object' && user !== null ? (user as Record<string, unknown>) : {};
+  if (typeof record.id !== 'string' || record.id.length === 0 || record.id.length > deps.limits.maxPresenceUserIdLength) {
+    connection.reject('invalid_message', 'user_data needs a string id');
+    return;
+  }
+  const watchlist = Array.isArray(record.watchlist) ? record.watchlist.map(String) : [];
+  if (watchlist.length > deps.limits.maxWatchlistSize) {
+    connection.reject('invalid_message', `Watchlist over ${deps.limits.maxWatchlistSize} ids`, ErrorCode.WatchlistLimit);
+    return;
+  }
+  deps.hub.setUser(connection, record.id);
+  connection.watchlist = watchlist;
+  connection.send(encodeProtocol(Events.SigninSuccess, { user_data: message.userData }), 'protocol');
+  connection.logger.info({ event: 'signin', user_id: record.id }, 'signed in');
+  if (watchlist.length > 0) {
+    const online = watchlist.filter((id) => deps.hub.userConnections(app.id, id).size > 0);
+    const offline = watchlist.filter((id) => deps.hub.userConnections(app.id, id).size === 0);
+    const events = [];
+    if (online.length > 0) events.push({ name: 'online', user_ids: online });
+    if (offline.length > 0) events.push({ name: 'offline', user_ids: offline });
+    connection.send(encodeProtocol(Events.WatchlistEvents, { events }), 'protocol');
+  }
+}

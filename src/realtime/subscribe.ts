@@ -1,0 +1,162 @@
+/** `pusher:subscribe` and `pusher:unsubscribe`: validation, auth, presence membership, cache replay, counts. */
+import { channelKind, isValidChannelName, SERVER_TO_USER_PREFIX } from '../protocol/channel-name.js';
+import { encodeChannelEvent, encodeProtocol } from '../protocol/encode.js';
+import { Events } from '../protocol/events.js';
+import type { SubscribeMessage, UnsubscribeMessage } from '../protocol/messages.js';
+import { channelAuthString, verifyAuth } from '../protocol/signatures.js';
+import type { Connection, Membership } from '../transport/connection.js';
+import type { SubscriptionResult } from '../telemetry/metrics.js';
+import type { RealtimeDeps } from './deps.js';
+import type { Channel, LeaveResult } from './hub.js';
+
+/** subscription_count goes out on every change for small channels, at most this often for channels over 100. */
+const BIG_CHANNEL_COUNT_INTERVAL_MS = 5000;
+const BIG_CHANNEL = 100;
+
+type Failure = { result: Exclude<SubscriptionResult, 'ok'>; status: number; type: string; message: string };
+
+function failure(result: Failure['result'], status: number, type: string, message: string): Failure {
+  return { result, status, type, message };
+}
+
+export async function subscribe(deps: RealtimeDeps, connection: Connection, message: SubscribeMessage): Promise<void> {
+  const { hub, adapter, metrics } = deps;
+  const name = message.channel;
+  const kind = channelKind(name);
+  const outcome = admit(deps, connection, message);
+  if ('result' in outcome) {
+    metrics.subscription(connection.app.id, kind.type, outcome.result);
+    connection.logger.info(
+      { event: outcome.result === 'auth_failed' ? 'auth_failed' : 'subscription_failed', channel: name, reason: outcome.result },
+      outcome.message,
+    );
+    connection.send(
+      encodeProtocol(Events.SubscriptionError, { type: outcome.type, error: outcome.message, status: outcome.status }, name),
+      'protocol',
+    );
+    return;
+  }
+
+  const already = connection.subscriptions.has(name);
+  const joined = already ? undefined : hub.join(connection, name, outcome.membership);
+  metrics.subscription(connection.app.id, kind.type, 'ok');
+
+  if (kind.presence) {
+    const members = await adapter.members(connection.app.id, name);
+    if (!connection.isOpen) return;
+    const ids = [...members.keys()];
+    const hash: Record<string, unknown> = {};
+    for (const [id, info] of members) hash[id] = info;
+    connection.send(
+      encodeProtocol(Events.SubscriptionSucceeded, { presence: { ids, hash, count: ids.length } }, name),
+      'presence',
+    );
+  } else {
+    connection.send(encodeProtocol(Events.SubscriptionSucceeded, {}, name), 'protocol');
+  }
+  connection.logger.info({ event: 'subscribed', channel: name, channel_type: kind.type }, 'subscribed');
+
+  if (joined?.memberAdded && outcome.membership !== null) {
+    const { userId, userInfo } = outcome.membership;
+    deps.publisher.publishInternal(
+      connection.app.id,
+      name,
+      Events.MemberAdded,
+      JSON.stringify({ user_id: userId, user_info: userInfo }),
+      'presence',
+      connection.socketId,
+    );
+  }
+  if (kind.cache && !already) {
+    const cached = await adapter.cacheGet(connection.app.id, name);
+    if (!connection.isOpen) return;
+    if (cached === undefined) connection.send(encodeProtocol(Events.CacheMiss, {}, name), 'protocol');
+    else connection.send(encodeChannelEvent(cached.event, name, cached.data), 'channel_event');
+  }
+  if (joined !== undefined && !kind.presence) sendSubscriptionCount(deps, connection.app.id, joined.channel);
+}
+
+/** Validates and authorizes a subscription; returns the presence membership (or null) or why it is refused. */
+function admit(
+  { hub, limits }: RealtimeDeps,
+  connection: Connection,
+  message: SubscribeMessage,
+): { membership: Membership | null } | Failure {
+  const name = message.channel;
+  if (!isValidChannelName(name, limits.maxChannelNameLength)) {
+    return failure('invalid', 400, 'InvalidChannel', `Invalid channel name (at most ${limits.maxChannelNameLength} of [A-Za-z0-9_-=@,.;])`);
+  }
+  if (name.startsWith(SERVER_TO_USER_PREFIX)) {
+    const ok = connection.userId !== undefined && name === SERVER_TO_USER_PREFIX + connection.userId;
+    return ok ? { membership: null } : failure('auth_failed', 401, 'AuthError', 'Sign in as this user first');
+  }
+  const kind = channelKind(name);
+  if (!kind.requiresAuth) return { membership: null };
+
+  const app = connection.app;
+  const signed = channelAuthString(connection.socketId, name, kind.presence ? message.channelData : undefined);
+  if (!verifyAuth(message.auth, app.key, app.secret, signed)) {
+    return failure('auth_failed', 401, 'AuthError', `Invalid signature for ${name}`);
+  }
+  if (!kind.presence) return { membership: null };
+
+  const channelData = message.channelData ?? '';
+  if (Buffer.byteLength(channelData) > limits.maxPresenceMemberBytes) {
+    return failure('limit', 413, 'LimitReached', `Presence channel_data over ${limits.maxPresenceMemberBytes} bytes`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(channelData);
+  } catch {
+    return failure('invalid', 400, 'InvalidChannelData', 'channel_data is not JSON');
+  }
+  const record = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
+  const rawId = record.user_id;
+  if ((typeof rawId !== 'string' && typeof rawId !== 'number') || String(rawId).length === 0) {
+    return failure('invalid', 400, 'InvalidChannelData', 'channel_data needs a user_id');
+  }
+  const userId = String(rawId);
+  if (userId.length > limits.maxPresenceUserIdLength) {
+    return failure('invalid', 400, 'InvalidChannelData', `user_id longer than ${limits.maxPresenceUserIdLength}`);
+  }
+  const channel = hub.channel(app.id, name);
+  if (channel !== undefined && channel.members.size >= limits.maxPresenceMembers && !channel.members.has(userId)) {
+    return failure('limit', 403, 'LimitReached', `Presence channel is full (${limits.maxPresenceMembers} members)`);
+  }
+  return { membership: { userId, userInfo: record.user_info ?? null } };
+}
+
+export function unsubscribe(deps: RealtimeDeps, connection: Connection, message: UnsubscribeMessage): void {
+  const left = deps.hub.leave(connection, message.channel);
+  if (left === undefined) return;
+  connection.logger.info({ event: 'unsubscribed', channel: message.channel }, 'unsubscribed');
+  afterLeave(deps, connection.app.id, left);
+}
+
+/** Presence and count events after a connection left a channel (unsubscribe or close). */
+export function afterLeave(deps: RealtimeDeps, appId: string, left: LeaveResult): void {
+  if (left.memberRemoved !== undefined) {
+    deps.publisher.publishInternal(
+      appId,
+      left.channel.name,
+      Events.MemberRemoved,
+      JSON.stringify({ user_id: left.memberRemoved.userId }),
+      'presence',
+    );
+  }
+  if (!left.vacated && !left.channel.kind.presence) sendSubscriptionCount(deps, appId, left.channel);
+}
+
+function sendSubscriptionCount(deps: RealtimeDeps, appId: string, channel: Channel): void {
+  const count = channel.subscribers.size;
+  const now = Date.now();
+  if (count > BIG_CHANNEL && now - channel.lastCountSentAt < BIG_CHANNEL_COUNT_INTERVAL_MS) return;
+  channel.lastCountSentAt = now;
+  deps.publisher.publishInternal(
+    appId,
+    channel.name,
+    Events.SubscriptionCount,
+    JSON.stringify({ subscription_count: count }),
+    'protocol',
+  );
+}

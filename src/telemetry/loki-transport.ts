@@ -1,0 +1,126 @@
+/**
+ * The pino transport that ships log lines to Loki. It runs inside pino's worker thread (never on the app's event loop) and
+ * is pino-loki with a thin layer around its HTTP pushes:
+ * - labels are exactly `service_name`, `env`, `level` — whatever a line contains, nothing else can become a label (pino-loki
+ *   would promote a `hostname` field); streams with the same labels are merged into one entry per push;
+ * - every push reports how many lines Loki accepted and how many were lost (HTTP error, timeout, Loki down) to the main
+ *   thread as a `loki_stats` event, so the app can count and log what was dropped.
+ * The worker receives `LokiWorkerOptions` by structured clone; the main-thread side is `loki.ts`.
+ */
+import { parentPort } from 'node:worker_threads';
+import { pinoLoki, type LokiOptions } from 'pino-loki';
+
+/** What the main thread passes to the worker (plain data: it crosses threads by structured clone). */
+export interface LokiWorkerOptions {
+  url: string;
+  serviceName: string;
+  env: string;
+  username: string | undefined;
+  password: string | undefined;
+  tenantId: string | undefined;
+  batchIntervalMs: number;
+  maxBufferLines: number;
+  timeoutMs: number;
+}
+
+/** Cumulative counts of one worker, sent after every push. */
+export interface LokiPushStats {
+  shipped: number;
+  failed: number;
+}
+
+/** Name of the thread-stream event carrying `LokiPushStats` (thread-stream re-emits `{ code: 'EVENT' }` messages). */
+export const LOKI_STATS_EVENT = 'loki_stats';
+
+/** The only stream labels Loki ever sees (DESIGN §4); session and trace ids stay in the line. */
+export const LOKI_LABELS = ['service_name', 'env', 'level'] as const;
+
+/**
+ * pino level name → `level` label. pino-loki looks the line's `level` up in this map; Beacon's lines carry pino's level
+ * names (logger.ts formats them), so the label is the same word as the line's `level` field (Grafana understands all six).
+ * pino-loki types the map with numeric keys and Loki's own words, hence the cast.
+ */
+const LEVEL_LABELS = { trace: 'trace', debug: 'debug', info: 'info', warn: 'warn', error: 'error', fatal: 'fatal' };
+
+interface PushBody {
+  streams: Array<{ stream: Record<string, unknown>; values: unknown[] }>;
+}
+
+function isPushBody(value: unknown): value is PushBody {
+  return typeof value === 'object' && value !== null && Array.isArray((value as { streams?: unknown }).streams);
+}
+
+/** Keeps only the allowed labels and merges streams that end up with the same label set. */
+export function normalisePushBody(body: PushBody): { body: PushBody; lines: number } {
+  const merged = new Map<string, { stream: Record<string, string>; values: unknown[] }>();
+  let lines = 0;
+  for (const entry of body.streams) {
+    const stream: Record<string, string> = {};
+    for (const label of LOKI_LABELS) {
+      const v = entry.stream[label];
+      if (typeof v === 'string') stream[label] = v;
+    }
+    const key = `${stream.service_name}\u0000${stream.env}\u0000${stream.level}`;
+    let target = merged.get(key);
+    if (target === undefined) {
+      target = { stream, values: [] };
+      merged.set(key, target);
+    }
+    for (const value of entry.values) target.values.push(value);
+    lines += entry.values.length;
+  }
+  return { body: { streams: [...merged.values()] }, lines };
+}
+
+/** Wraps this worker's `fetch` (pino-loki's only way out) to normalise bodies and count outcomes. */
+function instrumentFetch(): void {
+  const realFetch = globalThis.fetch;
+  const stats: LokiPushStats = { shipped: 0, failed: 0 };
+  const report = (): void => parentPort?.postMessage({ code: 'EVENT', name: LOKI_STATS_EVENT, args: [{ ...stats }] });
+  globalThis.fetch = async (input, init) => {
+    let lines = 0;
+    let request = init;
+    if (typeof init?.body === 'string') {
+      const parsed: unknown = JSON.parse(init.body);
+      if (isPushBody(parsed)) {
+        const normalised = normalisePushBody(parsed);
+        lines = normalised.lines;
+        request = { ...init, body: JSON.stringify(normalised.body) };
+      }
+    }
+    try {
+      const response = await realFetch(input, request);
+      if (response.ok) stats.shipped += lines;
+      else stats.failed += lines;
+      return response;
+    } catch (err) {
+      stats.failed += lines;
+      throw err;
+    } finally {
+      report();
+    }
+  };
+}
+
+/** The transport entry pino's worker calls with the options given to `pino.transport`. */
+export default function lokiTransport(options: LokiWorkerOptions): ReturnType<typeof pinoLoki> {
+  instrumentFetch();
+  const headers: Record<string, string> = {};
+  if (options.tenantId !== undefined) headers['X-Scope-OrgID'] = options.tenantId;
+  const lokiOptions: LokiOptions = {
+    host: options.url,
+    timeout: options.timeoutMs,
+    // Failures are counted and reported by the app (loki.ts), not printed by the worker once per batch.
+    silenceErrors: true,
+    batching: { interval: options.batchIntervalMs / 1000, maxBufferSize: options.maxBufferLines },
+    labels: { service_name: options.serviceName, env: options.env },
+    levelMap: LEVEL_LABELS as unknown as LokiOptions['levelMap'],
+    headers,
+    // Structured metadata is off: the line is the whole JSON object.
+    structuredMetaKey: false,
+  };
+  if (options.username !== undefined && options.password !== undefined) {
+    lokiOptions.basicAuth = { username: options.username, password: options.password };
+  }
+  return pinoLoki(lokiOptions);
+}

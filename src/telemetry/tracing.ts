@@ -1,0 +1,142 @@
+/**
+ * Span names and attributes of the telemetry contract (DESIGN §4). The OpenTelemetry API is a no-op until the SDK in
+ * otel/register.ts installs a provider, and attributes are only built when a span records.
+ *
+ * - `connect`          the WebSocket upgrade (SERVER); `process` spans link to it.
+ * - `publish <type>`   an accepted event (PRODUCER), child of the HTTP API server span or of the client's `process` span.
+ * - `deliver <type>`   the fan-out on one node (CONSUMER), child of `publish` through the envelope's `traceparent`.
+ * - `process <event>`  a client frame worth tracing (subscribe, signin, client-*), linked to `connect`.
+ * The destination in a span name is always the bounded channel type, never a channel name.
+ */
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type Link,
+  type Span,
+  type SpanContext,
+} from '@opentelemetry/api';
+import type { ChannelType } from './metrics.js';
+
+const tracer = trace.getTracer('beacon');
+
+/** Attribute names; incubating semantic conventions are copied here `as const` rather than imported. */
+export const Attr = {
+  MessagingSystem: 'messaging.system',
+  MessagingOperationType: 'messaging.operation.type',
+  MessagingDestination: 'messaging.destination.name',
+  MessagingMessageBodySize: 'messaging.message.body.size',
+  MessagingBatchCount: 'messaging.batch.message_count',
+  AppId: 'app.id',
+  SessionId: 'session.id',
+  SocketId: 'pusher.socket_id',
+  ChannelType: 'pusher.channel_type',
+  EventName: 'pusher.event',
+  Recipients: 'pusher.recipients',
+  Dropped: 'pusher.dropped',
+  Bytes: 'pusher.bytes',
+  Node: 'service.instance.id',
+} as const;
+
+/** Ends a span as failed with one call. */
+export function endWithError(span: Span, err: unknown): void {
+  span.recordException(err instanceof Error ? err : new Error(String(err)));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+  span.end();
+}
+
+/** The upgrade span of a connection; returns its context for the links of later `process` spans. */
+export function startConnectSpan(appId: string, sessionId: string, socketId: string, parent: Context): Span {
+  const span = tracer.startSpan('connect', { kind: SpanKind.SERVER }, parent);
+  if (span.isRecording()) {
+    span.setAttribute(Attr.MessagingSystem, 'pusher');
+    span.setAttribute(Attr.AppId, appId);
+    span.setAttribute(Attr.SessionId, sessionId);
+    span.setAttribute(Attr.SocketId, socketId);
+  }
+  return span;
+}
+
+/** Context carried by an incoming HTTP request's headers (`traceparent`), for spans created outside instrumentation. */
+export function contextFromHeaders(headers: Record<string, string | string[] | undefined>): Context {
+  return propagation.extract(ROOT_CONTEXT, headers);
+}
+
+/** Context from a bare W3C `traceparent` string (adapter envelope, or a client frame's extra field). */
+export function contextFromTraceparent(traceparent: string | undefined): Context {
+  if (traceparent === undefined) return ROOT_CONTEXT;
+  return propagation.extract(ROOT_CONTEXT, { traceparent });
+}
+
+/** The W3C `traceparent` of a span, for the envelope; undefined when the span is not sampled. */
+export function traceparentOf(span: Span): string | undefined {
+  if (!span.isRecording()) return undefined;
+  const carrier: Record<string, string> = {};
+  propagation.inject(trace.setSpan(ROOT_CONTEXT, span), carrier);
+  return carrier.traceparent;
+}
+
+export function startPublishSpan(
+  channelType: ChannelType,
+  channel: string,
+  appId: string,
+  event: string,
+  bytes: number,
+  parent: Context = context.active(),
+): Span {
+  const span = tracer.startSpan(`publish ${channelType}`, { kind: SpanKind.PRODUCER }, parent);
+  if (span.isRecording()) {
+    span.setAttribute(Attr.MessagingSystem, 'pusher');
+    span.setAttribute(Attr.MessagingOperationType, 'send');
+    span.setAttribute(Attr.MessagingDestination, channel);
+    span.setAttribute(Attr.AppId, appId);
+    span.setAttribute(Attr.EventName, event);
+    span.setAttribute(Attr.MessagingMessageBodySize, bytes);
+  }
+  return span;
+}
+
+export function startDeliverSpan(channelType: ChannelType, channel: string, appId: string, parent: Context): Span {
+  const span = tracer.startSpan(`deliver ${channelType}`, { kind: SpanKind.CONSUMER }, parent);
+  if (span.isRecording()) {
+    span.setAttribute(Attr.MessagingSystem, 'pusher');
+    span.setAttribute(Attr.MessagingOperationType, 'process');
+    span.setAttribute(Attr.MessagingDestination, channel);
+    span.setAttribute(Attr.AppId, appId);
+  }
+  return span;
+}
+
+/**
+ * A client frame's span: the client's own trace when its frame carried `traceparent`, otherwise a new trace; always linked
+ * to the connection's `connect` span (never a child of it: one span per connection lifetime would never end).
+ */
+export function startProcessSpan(
+  event: string,
+  appId: string,
+  sessionId: string,
+  upgrade: SpanContext | undefined,
+  traceparent: string | undefined,
+): Span {
+  const links: Link[] = upgrade === undefined ? [] : [{ context: upgrade }];
+  const span = tracer.startSpan(
+    `process ${event}`,
+    { kind: SpanKind.SERVER, links },
+    contextFromTraceparent(traceparent),
+  );
+  if (span.isRecording()) {
+    span.setAttribute(Attr.MessagingSystem, 'pusher');
+    span.setAttribute(Attr.AppId, appId);
+    span.setAttribute(Attr.SessionId, sessionId);
+  }
+  return span;
+}
+
+/** Runs `fn` with `span` active, so log lines written inside carry its trace and span ids. */
+export function withSpan<T>(span: Span, fn: () => T): T {
+  return context.with(trace.setSpan(context.active(), span), fn);
+}

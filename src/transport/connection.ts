@@ -1,0 +1,176 @@
+/**
+ * One client connection: its identity, its subscriptions, its counters, and the only way to write to or close its socket.
+ * The shape is fixed: every field is set in the constructor (nothing is ever added to the `ws` socket).
+ */
+import type { SpanContext } from '@opentelemetry/api';
+import type { WebSocket } from 'ws';
+import type { AppConfig } from '../config.js';
+import { CloseCode } from '../protocol/close-codes.js';
+import { encodeError } from '../protocol/encode.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { CloseReason, MessageErrorReason, Metrics, SentKind } from '../telemetry/metrics.js';
+
+/** A presence membership held by this connection on one channel. */
+export interface Membership {
+  userId: string;
+  userInfo: unknown;
+}
+
+export interface ConnectionOptions {
+  ws: WebSocket;
+  app: AppConfig;
+  socketId: string;
+  sessionId: string;
+  logger: Logger;
+  metrics: Metrics;
+  sendBufferMaxBytes: number;
+  upgradeSpan: SpanContext | undefined;
+  /** Called once, after the socket is closed for any reason, so the hub can forget the connection. */
+  onClosed: (connection: Connection) => void;
+}
+
+const WS_OPEN = 1;
+/** Rejections logged per connection; later ones are only counted (websocket_message_errors_total). */
+const LOGGED_REJECTIONS = 20;
+
+export class Connection {
+  readonly ws: WebSocket;
+  readonly app: AppConfig;
+  readonly socketId: string;
+  readonly sessionId: string;
+  readonly logger: Logger;
+  readonly upgradeSpan: SpanContext | undefined;
+  readonly openedAt: number;
+  /** Channel name → presence membership (or null for non-presence channels). */
+  readonly subscriptions = new Map<string, Membership | null>();
+  /** Signed-in user id (pusher:signin), if any. */
+  userId: string | undefined = undefined;
+  watchlist: readonly string[] = [];
+  lastActivityAt: number;
+  /** When the server's unanswered ping was sent; 0 when none is pending. */
+  pingSentAt = 0;
+  messagesIn = 0;
+  messagesOut = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** Client-event rate limit: events counted in the current one-second window. */
+  clientEventWindowStart = 0;
+  clientEventCount = 0;
+  /** Set once; a closing connection sends nothing more. */
+  closeReason: CloseReason | undefined = undefined;
+  closeCode = 0;
+  private readonly metrics: Metrics;
+  private readonly sendBufferMaxBytes: number;
+  private readonly onClosed: (connection: Connection) => void;
+  private finished = false;
+  private rejections = 0;
+
+  constructor(options: ConnectionOptions) {
+    this.ws = options.ws;
+    this.app = options.app;
+    this.socketId = options.socketId;
+    this.sessionId = options.sessionId;
+    this.logger = options.logger;
+    this.metrics = options.metrics;
+    this.sendBufferMaxBytes = options.sendBufferMaxBytes;
+    this.upgradeSpan = options.upgradeSpan;
+    this.onClosed = options.onClosed;
+    this.openedAt = Date.now();
+    this.lastActivityAt = this.openedAt;
+  }
+
+  get isOpen(): boolean {
+    return this.closeReason === undefined && this.ws.readyState === WS_OPEN;
+  }
+
+  /**
+   * Writes one already-encoded frame. Returns false when the frame was not written (closing, or the connection was just
+   * closed as a slow consumer). Counts bytes here; the caller records message metrics (once per fan-out, not per recipient).
+   */
+  sendFrame(frame: string, bytes: number): boolean {
+    if (!this.isOpen) return false;
+    if (this.ws.bufferedAmount > this.sendBufferMaxBytes) {
+      // The client does not read as fast as we write: close it rather than let its buffer grow without bound.
+      this.metrics.backpressure(this.app.id, 'disconnected');
+      this.logger.warn(
+        { event: 'slow_consumer', buffered_bytes: this.ws.bufferedAmount, limit_bytes: this.sendBufferMaxBytes },
+        'send buffer over its bound; closing slow consumer',
+      );
+      this.close(CloseCode.OverCapacity, 'Slow consumer: send buffer full', 'slow_consumer');
+      return false;
+    }
+    this.ws.send(frame);
+    this.messagesOut++;
+    this.bytesOut += bytes;
+    return true;
+  }
+
+  /** Writes a frame that is addressed to this connection alone, recording its message metrics. */
+  send(frame: string, kind: SentKind): boolean {
+    const bytes = Buffer.byteLength(frame);
+    const written = this.sendFrame(frame, bytes);
+    if (written) this.metrics.messagesSent(this.app.id, kind, bytes, 1);
+    return written;
+  }
+
+  /**
+   * Rejects one client frame without closing: sends `pusher:error`, counts it with its reason, logs it once.
+   * Every rejected client frame goes through here.
+   */
+  reject(reason: MessageErrorReason, message: string, code: number | null = null): void {
+    this.metrics.messageError(this.app.id, reason);
+    // A flooding client must not flood the logs: the metric counts every rejection, the log tells the first ones.
+    this.rejections++;
+    if (this.rejections <= LOGGED_REJECTIONS) {
+      const event = reason === 'rate_limited' ? 'rate_limited' : 'message_rejected';
+      this.logger.info({ event, reason, code }, message);
+    } else if (this.rejections === LOGGED_REJECTIONS + 1) {
+      this.logger.warn({ event: 'message_rejected', reason }, 'further rejections on this connection are counted, not logged');
+    }
+    this.send(encodeError(message, code), 'protocol');
+  }
+
+  /** Sends `pusher:error` with the close code and closes with it: the one way the server ends a connection. */
+  close(code: number, message: string, reason: CloseReason): void {
+    if (this.closeReason !== undefined) return;
+    this.closeReason = reason;
+    this.closeCode = code;
+    if (this.ws.readyState === WS_OPEN) {
+      const frame = encodeError(message, code);
+      this.ws.send(frame);
+      this.metrics.messagesSent(this.app.id, 'protocol', Buffer.byteLength(frame), 1);
+      this.ws.close(code, message.slice(0, 120));
+    } else {
+      this.ws.terminate();
+    }
+  }
+
+  /**
+   * Called exactly once when the socket is gone (close event, error, or reset). Records the close and tells the hub.
+   * `code` is what the peer or the server sent on the close frame (1006 for an abnormal close).
+   */
+  finish(code: number): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.closeReason === undefined) {
+      this.closeReason = code === 1006 ? 'error' : 'client_close';
+      this.closeCode = code;
+    }
+    const durationMs = Date.now() - this.openedAt;
+    this.metrics.connectionClosed(this.app.id, this.closeReason, durationMs / 1000);
+    this.onClosed(this);
+    this.logger.info(
+      {
+        event: 'connection_closed',
+        reason: this.closeReason,
+        code: this.closeCode,
+        duration_ms: durationMs,
+        messages_in: this.messagesIn,
+        messages_out: this.messagesOut,
+        bytes_in: this.bytesIn,
+        bytes_out: this.bytesOut,
+      },
+      'connection closed',
+    );
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * One sweep for every connection (not a timer per connection): a connection silent for `activityTimeoutMs` is pinged; one
+ * whose ping stays unanswered for `pongTimeoutMs` is closed with 4201. Apps that require user authentication close
+ * connections that have not signed in within `userAuthTimeoutMs` with 4009.
+ */
+import { CloseCode } from '../protocol/close-codes.js';
+import { PING_FRAME } from '../protocol/encode.js';
+import type { Hub } from '../realtime/hub.js';
+
+export interface HeartbeatOptions {
+  hub: Hub;
+  activityTimeoutMs: number;
+  pongTimeoutMs: number;
+  userAuthTimeoutMs: number;
+  now?: () => number;
+}
+
+export interface Heartbeat {
+  /** Runs one sweep now (the timer calls it; tests may too). */
+  sweep(): void;
+  stop(): void;
+}
+
+export function startHeartbeat({ hub, activityTimeoutMs, pongTimeoutMs, userAuthTimeoutMs, now = Date.now }: HeartbeatOptions): Heartbeat {
+  const sweep = () => {
+    const t = now();
+    for (const connection of hub.connections()) {
+      if (!connection.isOpen) continue;
+      // Any frame after our ping proves the client alive, not only its pong.
+      if (connection.pingSentAt !== 0 && connection.lastActivityAt > connection.pingSentAt) connection.pingSentAt = 0;
+      if (connection.pingSentAt !== 0) {
+        if (t - connection.pingSentAt >= pongTimeoutMs) {
+          connection.close(CloseCode.PongNotReceived, 'Pong reply not received', 'pong_timeout');
+        }
+        continue;
+      }
+      if (connection.app.userAuthenticationRequired && connection.userId === undefined && t - connection.openedAt >= userAuthTimeoutMs) {
+        connection.close(CloseCode.Unauthorized, 'User authentication required: sign in first', 'protocol_error');
+        continue;
+      }
+      if (t - connection.lastActivityAt >= activityTimeoutMs) {
+        connection.pingSentAt = t;
+        connection.send(PING_FRAME, 'protocol');
+      }
+    }
+  };
+  // Granular enough for the shortest timeout, never busier than 4 sweeps a second.
+  const interval = Math.max(250, Math.min(1000, Math.floor(Math.min(activityTimeoutMs, pongTimeoutMs) / 4)));
+  const timer = setInterval(sweep, interval);
+  timer.unref();
+  return { sweep, stop: () => clearInterval(timer) };
+}

@@ -1,0 +1,170 @@
+/**
+ * The WebSocket entry: `/app/{key}` (and 4005 for any other path). Admits or rejects the connection, sends
+ * `pusher:connection_established`, and wires the socket's events to the router and the hub.
+ */
+import { randomInt, randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import type { AppStore } from '../apps/app-store.js';
+import type { AppConfig } from '../config.js';
+import { CloseCode } from '../protocol/close-codes.js';
+import { encodeConnectionEstablished, encodeError } from '../protocol/encode.js';
+import type { Hub } from '../realtime/hub.js';
+import type { Router } from '../realtime/router.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics, RejectReason } from '../telemetry/metrics.js';
+import { contextFromHeaders, startConnectSpan } from '../telemetry/tracing.js';
+import { Connection } from './connection.js';
+
+export interface WsRouteOptions {
+  apps: AppStore;
+  hub: Hub;
+  router: Router;
+  metrics: Metrics;
+  logger: Logger;
+  activityTimeoutSeconds: number;
+  maxConnections: number;
+  sendBufferMaxBytes: number;
+  /** True while the server drains: new upgrades get HTTP 503. */
+  isDraining: () => boolean;
+  /** Called after a connection is gone from the hub (presence and count events). */
+  onConnectionClosed: (connection: Connection, left: ReturnType<Hub['removeConnection']>) => void;
+}
+
+/** Protocol versions accepted; pusher-js sends 7. */
+const SUPPORTED_PROTOCOLS = new Set([5, 6, 7]);
+
+function socketId(): string {
+  return `${randomInt(1, 2 ** 31)}.${randomInt(1, 2 ** 31)}`;
+}
+
+export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptions): void {
+  const { apps, hub, router, metrics, logger } = options;
+
+  const reject = (
+    socket: WebSocket,
+    request: FastifyRequest,
+    reason: RejectReason,
+    code: number,
+    message: string,
+  ): void => {
+    metrics.connectionRejected(reason);
+    logger.info(
+      { event: 'connection_rejected', reason, code, remote_address: request.ip, request_id: request.id },
+      message,
+    );
+    socket.send(encodeError(message, code));
+    socket.close(code, message);
+  };
+
+  const admit = (
+    key: string,
+    query: Record<string, string | undefined>,
+  ): { app: AppConfig } | { reason: RejectReason; code: number; message: string } => {
+    const app = apps.byKey(key);
+    if (app === undefined) return { reason: 'unknown_app', code: CloseCode.AppNotFound, message: 'App key not in this cluster' };
+    if (!app.enabled) return { reason: 'app_disabled', code: CloseCode.AppDisabled, message: 'App is disabled' };
+    const protocol = query.protocol;
+    if (protocol !== undefined) {
+      const version = Number(protocol);
+      if (!Number.isInteger(version)) {
+        return { reason: 'bad_protocol', code: CloseCode.InvalidVersion, message: 'Invalid protocol version' };
+      }
+      if (!SUPPORTED_PROTOCOLS.has(version)) {
+        return { reason: 'bad_protocol', code: CloseCode.UnsupportedProtocol, message: `Unsupported protocol ${version}` };
+      }
+    }
+    if (options.maxConnections > 0 && hub.connectionCount() >= options.maxConnections) {
+      return { reason: 'over_capacity', code: CloseCode.OverCapacity, message: 'Server over capacity' };
+    }
+    const count = hub.state(app.id)?.connections.size ?? 0;
+    if (app.maxConnections > 0 && count >= app.maxConnections) {
+      return { reason: 'over_quota', code: CloseCode.OverQuota, message: 'App over connection quota' };
+    }
+    return { app };
+  };
+
+  fastify.register(async (scope) => {
+    // While draining, upgrades are refused before they happen (load balancers see 503 on /readyz too).
+    scope.addHook('onRequest', async (request, reply) => {
+      if (options.isDraining()) {
+        metrics.connectionRejected('over_capacity');
+        logger.info({ event: 'connection_rejected', reason: 'draining', request_id: request.id }, 'server is draining');
+        return reply.code(503).send({ error: 'Server is shutting down' });
+      }
+      return undefined;
+    });
+
+    scope.get<{ Params: { key: string }; Querystring: Record<string, string | undefined> }>(
+      '/app/:key',
+      { websocket: true },
+      (socket, request) => {
+        const admitted = admit(request.params.key, request.query);
+        if ('reason' in admitted) {
+          reject(socket, request, admitted.reason, admitted.code, admitted.message);
+          return;
+        }
+        const app = admitted.app;
+        const id = socketId();
+        const sessionId = randomUUID();
+        const span = startConnectSpan(app.id, sessionId, id, contextFromHeaders(request.headers));
+        const connection = new Connection({
+          ws: socket,
+          app,
+          socketId: id,
+          sessionId,
+          logger: logger.child({ session_id: sessionId, socket_id: id, app_id: app.id }),
+          metrics,
+          sendBufferMaxBytes: options.sendBufferMaxBytes,
+          upgradeSpan: span.spanContext(),
+          onClosed: (c) => options.onConnectionClosed(c, hub.removeConnection(c)),
+        });
+        hub.addConnection(connection);
+        metrics.connectionOpened(app.id);
+        connection.logger.info(
+          {
+            event: 'connection_opened',
+            remote_address: request.ip,
+            user_agent: request.headers['user-agent'],
+            protocol: request.query.protocol,
+            client: request.query.client,
+            version: request.query.version,
+            ...(span.isRecording() ? { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId } : {}),
+          },
+          'connection opened',
+        );
+        connection.send(encodeConnectionEstablished(id, options.activityTimeoutSeconds), 'protocol');
+        span.end();
+
+        socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+          const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+          if (isBinary) {
+            connection.messagesIn++;
+            metrics.messageReceived(app.id, 'invalid', buffer.length);
+            connection.reject('invalid_message', 'Binary frames are not supported; send UTF-8 JSON text');
+            return;
+          }
+          router.handle(connection, buffer.toString('utf8'), buffer.length);
+        });
+        socket.on('error', (err: Error & { code?: string }) => {
+          if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+            metrics.messageError(app.id, 'too_large');
+            connection.closeReason ??= 'protocol_error';
+          } else if (connection.closeReason === undefined) {
+            connection.closeReason = err.code?.startsWith('WS_ERR') ? 'protocol_error' : 'error';
+          }
+          connection.logger.info({ event: 'message_rejected', reason: err.code ?? 'socket_error', err: err.message }, 'socket error');
+        });
+        socket.on('close', (code: number) => connection.finish(code));
+      },
+    );
+
+    // Any other WebSocket path: 4005. Plain HTTP requests to it get 404 like any unknown route.
+    scope.route({
+      method: 'GET',
+      url: '/*',
+      handler: async (_request, reply) => reply.code(404).send({ error: 'Not found' }),
+      wsHandler: (socket, request) => reject(socket, request, 'bad_protocol', CloseCode.PathNotFound, 'Path not found'),
+    });
+  });
+}
