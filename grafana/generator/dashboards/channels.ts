@@ -1,0 +1,54 @@
+/** Channels & presence: what is subscribed where, how subscriptions fare, how wide the fan-out is, and the cluster engine. */
+import { DashboardBuilder, RowBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import { BEACON, NEUTRAL, stat, steps, timeseries } from '../panels.js';
+import { beaconLinks, instanceVariable } from '../variables.js';
+
+const rate = (metric: string, by: string, extra = ''): string =>
+  `sum by (${by}) (rate(${metric}{${BEACON}${extra}}[$__rate_interval]))`;
+const quantile = (q: number, metric: string, by: string): string =>
+  `histogram_quantile(${q}, sum by (le, ${by}) (rate(${metric}_bucket{${BEACON}}[$__rate_interval])))`;
+
+/** Builds the Channels & presence dashboard. */
+export function channels(): Dashboard {
+  return new DashboardBuilder('Beacon / Channels & presence')
+    .uid('beacon-channels')
+    .description('Occupied channels, subscriptions, presence members, fan-out and the cluster engine, by channel type.')
+    .tags(['beacon'])
+    .refresh('30s')
+    .time({ from: 'now-1h', to: 'now' })
+    .timezone('browser')
+    .readonly()
+    .withVariable(instanceVariable())
+    .links(beaconLinks())
+
+    .withRow(new RowBuilder('Now'))
+    .withPanel(stat('Occupied channels', 'short', { expr: `sum(websocket_channels{${BEACON}})`, legend: 'channels' }, NEUTRAL()))
+    .withPanel(stat('Subscriptions', 'short', { expr: `sum(websocket_subscriptions{${BEACON}})`, legend: 'subscriptions' }, NEUTRAL()))
+    .withPanel(stat('Presence members', 'short', { expr: `sum(websocket_presence_members{${BEACON}})`, legend: 'members' }, NEUTRAL()))
+    .withPanel(stat('Cluster engine up', 'short', { expr: `min(websocket_adapter_up{${BEACON}})`, legend: 'up' }, steps('red', [1, 'green'])))
+
+    .withRow(new RowBuilder('Channels'))
+    .withPanel(timeseries('Occupied channels by type', 'short', [{ expr: `sum by (channel_type) (websocket_channels{${BEACON}})`, legend: '{{channel_type}}' }], { stacked: true, min: 0 }))
+    .withPanel(timeseries('Subscriptions by type', 'short', [{ expr: `sum by (channel_type) (websocket_subscriptions{${BEACON}})`, legend: '{{channel_type}}' }], { stacked: true, min: 0 }))
+    .withPanel(timeseries('Subscription attempts by result', 'ops', [{ expr: rate('websocket_subscriptions_total', 'channel_type, result'), legend: '{{channel_type}} {{result}}' }]))
+    .withPanel(timeseries('Subscription failures', 'ops', [{ expr: rate('websocket_subscriptions_total', 'app_id, result', ', result!="ok"'), legend: '{{app_id}} {{result}}' }], { thresholds: steps('green', [0.1, 'red']) }))
+
+    .withRow(new RowBuilder('Presence'))
+    .withPanel(timeseries('Presence members by app', 'short', [{ expr: `sum by (app_id) (websocket_presence_members{${BEACON}})`, legend: '{{app_id}}' }], { min: 0 }))
+    .withPanel(timeseries('Presence frames sent', 'ops', [{ expr: rate('websocket_messages_sent_total', 'app_id', ', kind="presence"'), legend: '{{app_id}}' }]))
+
+    .withRow(new RowBuilder('Fan-out'))
+    .withPanel(timeseries('Recipients per publish p50 / p95', 'short', [
+      { expr: quantile(0.5, 'websocket_broadcast_recipients', 'channel_type'), legend: 'p50 {{channel_type}}' },
+      { expr: quantile(0.95, 'websocket_broadcast_recipients', 'channel_type'), legend: 'p95 {{channel_type}}' },
+    ], { min: 0 }))
+    .withPanel(timeseries('Broadcast latency p95 by channel type', 's', [{ expr: quantile(0.95, 'websocket_broadcast_duration_seconds', 'channel_type'), legend: '{{channel_type}}' }], { thresholds: steps('green', [0.25, 'red']), showThresholds: true }))
+    .withPanel(timeseries('Client events', 'ops', [{ expr: rate('websocket_events_published_total', 'app_id', ', source="client_event"'), legend: '{{app_id}}' }]))
+    .withPanel(timeseries('Webhooks by result', 'ops', [{ expr: `sum by (event, result) (rate(websocket_webhooks_total{${BEACON}}[$__rate_interval]))`, legend: '{{event}} {{result}}' }]))
+
+    .withRow(new RowBuilder('Cluster engine'))
+    .withPanel(timeseries('Cluster engine up', 'short', [{ expr: `min by (instance, adapter) (websocket_adapter_up{${BEACON}})`, legend: '{{instance}} {{adapter}}' }], { width: 8, thresholds: steps('red', [1, 'green']), min: 0 }))
+    .withPanel(timeseries('Messages through the cluster engine', 'ops', [{ expr: rate('websocket_adapter_messages_total', 'direction'), legend: '{{direction}}' }], { width: 8 }))
+    .withPanel(timeseries('Cross-node query latency p95', 's', [{ expr: quantile(0.95, 'websocket_adapter_request_duration_seconds', 'op'), legend: '{{op}}' }], { width: 8, thresholds: steps('green', [0.1, 'red']) }))
+    .build();
+}
