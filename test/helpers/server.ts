@@ -1,0 +1,85 @@
+/**
+ * An in-process Beacon on a free loopback port, with helpers that build real pusher-js and `pusher` SDK clients for it.
+ * Telemetry API calls are no-ops here (no SDK registered); tests that need the SDK spawn a process (beacon-process.ts).
+ */
+import { Writable } from 'node:stream';
+import Pusher from 'pusher';
+import { PusherClient, type PusherClientOptions } from './pusher-js.js';
+import { buildApp, type BeaconApp } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+
+export const APP = { id: 'app-id', key: 'app-key', secret: 'app-secret' } as const;
+
+export interface TestServer {
+  app: BeaconApp;
+  config: Config;
+  port: number;
+  /** Every JSON log line written so far. */
+  logs: Record<string, unknown>[];
+  /** A pusher-js client (Node build) connected to this server; `extra` overrides options (authorizer, …). */
+  client(extra?: Partial<PusherClientOptions>, key?: string): PusherClient;
+  /** The `pusher` server SDK pointed at this server. */
+  sdk(overrides?: Partial<{ appId: string; key: string; secret: string; encryptionMasterKeyBase64: string }>): Pusher;
+  close(): Promise<void>;
+}
+
+/** Starts Beacon with the default app plus `env` overrides (strings, as the environment would give them). */
+export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'debug', SHUTDOWN_GRACE_MS: '0', ...env });
+  const logs: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const logger = createLogger({
+    serviceName: 'beacon',
+    env: 'test',
+    nodeId: 'test-node',
+    level: config.logLevel,
+    destination,
+  });
+  const app = await buildApp(config, { logger });
+  await app.fastify.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.fastify.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  const port = address.port;
+  const clients: PusherClient[] = [];
+
+  return {
+    app,
+    config,
+    port,
+    logs,
+    client(extra = {}, key = APP.key) {
+      const client = new PusherClient(key, {
+        cluster: 'mt1',
+        wsHost: '127.0.0.1',
+        wsPort: port,
+        forceTLS: false,
+        enabledTransports: ['ws'],
+        disableStats: true,
+        ...extra,
+      });
+      clients.push(client);
+      return client;
+    },
+    sdk(overrides = {}) {
+      return new Pusher({
+        appId: APP.id,
+        key: APP.key,
+        secret: APP.secret,
+        host: '127.0.0.1',
+        port: String(port),
+        useTLS: false,
+        ...overrides,
+      });
+    },
+    async close() {
+      for (const c of clients) c.disconnect();
+      if (!app.isDraining()) await app.drain();
+    },
+  };
+}
