@@ -1,0 +1,193 @@
+/**
+ * Every channel type with the real pusher-js client and the real `pusher` SDK: public, private-, presence-,
+ * private-encrypted- (shared_secret end to end; the server only ever carries ciphertext), bad signatures, unsubscribe and
+ * pusher_internal:subscription_count.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { authOptions } from '../helpers/auth.js';
+import { loggedOnce } from '../helpers/logs.js';
+import { connected, names, nextEvent, record, subscribed } from '../helpers/pusher-events.js';
+import { PusherClient, type PresenceChannel } from '../helpers/pusher-js.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { APP, startServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
+
+const MASTER_KEY = randomBytes(32).toString('base64');
+
+test('public channel: an SDK trigger reaches every subscriber with its data', async () => {
+  const server = await startServer();
+  try {
+    const a = await subscribed(server.client(), 'news');
+    const b = await subscribed(server.client(), 'news');
+    const gotA = nextEvent(a, 'headline');
+    const gotB = nextEvent(b, 'headline');
+    const response = await server.sdk().trigger('news', 'headline', { title: 'hello', n: 1 });
+    assert.equal(response.status, 200);
+    assert.deepEqual(await gotA, { title: 'hello', n: 1 });
+    assert.deepEqual(await gotB, { title: 'hello', n: 1 });
+  } finally {
+    await server.close();
+  }
+});
+
+test('private channel: subscription signed by the SDK succeeds and receives events', async () => {
+  const server = await startServer();
+  try {
+    const client = server.client(authOptions(server.sdk()));
+    const channel = await subscribed(client, 'private-orders');
+    const got = nextEvent(channel, 'created');
+    await server.sdk().trigger('private-orders', 'created', { id: 7 });
+    assert.deepEqual(await got, { id: 7 });
+  } finally {
+    await server.close();
+  }
+});
+
+test('private channel with a bad signature: pusher:subscription_error 401, not subscribed, logged once', async () => {
+  const server = await startServer();
+  try {
+    const client = server.client(authOptions(server.sdk({ secret: 'not-the-secret' })));
+    await connected(client);
+    const channel = client.subscribe('private-orders');
+    const error = await nextEvent<{ type: string; error: string; status: number }>(channel, 'pusher:subscription_error');
+    assert.equal(error.status, 401);
+    assert.equal(error.type, 'AuthError');
+    assert.equal(channel.subscribed, false);
+    const line = await loggedOnce(server, { event: 'auth_failed', channel: 'private-orders' });
+    assert.equal(line.reason, 'auth_failed');
+    // Not subscribed on the server either: the channel is not occupied.
+    const info = await server.sdk().get({ path: '/channels/private-orders', params: { info: 'subscription_count' } });
+    assert.deepEqual(await info.json(), { occupied: false, subscription_count: 0 });
+  } finally {
+    await server.close();
+  }
+});
+
+test('presence channel with a bad signature fails the same way', async () => {
+  const server = await startServer();
+  try {
+    const sdk = server.sdk({ secret: 'not-the-secret' });
+    const client = server.client(authOptions(sdk, { presence: { user_id: 'u1' } }));
+    await connected(client);
+    const channel = client.subscribe('presence-room');
+    const error = await nextEvent<{ status: number }>(channel, 'pusher:subscription_error');
+    assert.equal(error.status, 401);
+    await loggedOnce(server, { event: 'auth_failed', channel: 'presence-room' });
+  } finally {
+    await server.close();
+  }
+});
+
+test('presence channel: subscription_succeeded carries the members, me and count', async () => {
+  const server = await startServer();
+  try {
+    const sdk = server.sdk();
+    const client = server.client(authOptions(sdk, { presence: { user_id: 'alice', user_info: { name: 'Alice' } } }));
+    const channel = await subscribed<PresenceChannel>(client, 'presence-lobby');
+    assert.equal(channel.members.count, 1);
+    assert.deepEqual(channel.members.me, { id: 'alice', info: { name: 'Alice' } });
+    const got = nextEvent(channel, 'said');
+    await sdk.trigger('presence-lobby', 'said', 'hi');
+    assert.equal(await got, 'hi');
+  } finally {
+    await server.close();
+  }
+});
+
+test('private-encrypted channel: shared_secret flow end to end, the server only carries ciphertext', async () => {
+  const server = await startServer();
+  try {
+    const sdk = server.sdk({ encryptionMasterKeyBase64: MASTER_KEY });
+    // The Node build of pusher-js *is* the with-encryption build (tweetnacl bundled); `pusher-js/with-encryption` maps to
+    // the web bundle, which needs `window` and cannot load in Node.
+    assert.equal(PusherClient.name, 'PusherWithEncryption');
+    const client = server.client(authOptions(sdk));
+    const channel = await subscribed(client, 'private-encrypted-vault');
+
+    // A frame-level subscriber with a valid signature sees exactly what the server forwards.
+    const { client: raw, socketId } = await RawClient.established(server.port);
+    raw.send({ event: 'pusher:subscribe', data: { channel: 'private-encrypted-vault', ...sdk.authorizeChannel(socketId, 'private-encrypted-vault') } });
+    await raw.next('pusher_internal:subscription_succeeded');
+
+    const secret = { pin: '8472-secret-plaintext' };
+    const decrypted = nextEvent(channel, 'opened');
+    await sdk.trigger('private-encrypted-vault', 'opened', secret);
+    assert.deepEqual(await decrypted, secret);
+
+    const frame = await raw.next('opened');
+    assert.equal(typeof frame.raw, 'string');
+    const wire = frame.data as { nonce?: unknown; ciphertext?: unknown };
+    assert.equal(typeof wire.nonce, 'string');
+    assert.equal(typeof wire.ciphertext, 'string');
+    assert.ok(!String(frame.raw).includes('8472-secret-plaintext'), 'plaintext must never be on the wire');
+    await raw.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('private-encrypted channel: the shared_secret the SDK returns is what the client decrypts with; a wrong master key cannot', async () => {
+  const server = await startServer();
+  try {
+    const publisher = server.sdk({ encryptionMasterKeyBase64: MASTER_KEY });
+    const other = server.sdk({ encryptionMasterKeyBase64: randomBytes(32).toString('base64') });
+    const good = await subscribed(server.client(authOptions(publisher)), 'private-encrypted-notes');
+    const wrong = await subscribed(server.client(authOptions(other)), 'private-encrypted-notes');
+    const wrongEvents = record(wrong);
+    const got = nextEvent(good, 'note');
+    await publisher.trigger('private-encrypted-notes', 'note', { text: 'only for key holders' });
+    assert.deepEqual(await got, { text: 'only for key holders' });
+    // Both are subscribed (the signature does not cover the key), but only the right key decrypts: the other client
+    // receives the ciphertext and drops it. A public marker after it proves the delivery order.
+    const marker = nextEvent(wrong, 'pusher:subscription_count');
+    await subscribed(server.client(authOptions(publisher)), 'private-encrypted-notes');
+    await marker;
+    assert.ok(!names(wrongEvents).includes('note'));
+  } finally {
+    await server.close();
+  }
+});
+
+test('a channel the client unsubscribed from no longer receives events', async () => {
+  const server = await startServer();
+  try {
+    const client = server.client();
+    const left = await subscribed(client, 'ticker');
+    const stay = await subscribed(client, 'ticker-2');
+    const leftEvents = record(left);
+    client.unsubscribe('ticker');
+    // The unsubscribe is processed before any later frame of this connection: wait until the server has it.
+    await until(() => server.app.hub.channel(APP.id, 'ticker') === undefined, 'ticker to be vacated');
+    const marker = nextEvent(stay, 'tick');
+    await server.sdk().trigger(['ticker', 'ticker-2'], 'tick', 1);
+    await marker;
+    assert.deepEqual(names(leftEvents), []);
+  } finally {
+    await server.close();
+  }
+});
+
+test('pusher_internal:subscription_count: pusher-js emits pusher:subscription_count on joins and leaves', async () => {
+  const server = await startServer();
+  try {
+    const first = server.client();
+    const firstCount = nextEvent<{ subscription_count: number }>(first.subscribe('crowd'), 'pusher:subscription_count');
+    assert.deepEqual(await firstCount, { subscription_count: 1 });
+    const channel = first.channel('crowd');
+
+    const two = nextEvent<{ subscription_count: number }>(channel, 'pusher:subscription_count');
+    const second = server.client();
+    const secondCount = nextEvent<{ subscription_count: number }>(second.subscribe('crowd'), 'pusher:subscription_count');
+    assert.deepEqual(await two, { subscription_count: 2 });
+    assert.deepEqual(await secondCount, { subscription_count: 2 });
+    assert.equal(channel.subscriptionCount, 2);
+
+    const one = nextEvent<{ subscription_count: number }>(channel, 'pusher:subscription_count');
+    second.disconnect();
+    assert.deepEqual(await one, { subscription_count: 1 });
+  } finally {
+    await server.close();
+  }
+});

@@ -1,0 +1,68 @@
+/**
+ * Awaiting pusher-js events with a bound: connection, subscription, the next event on a channel, and a recorder of every
+ * event a channel emitted (to prove an event did *not* arrive: record, send a later marker, await the marker, inspect).
+ */
+import type { Channel, PusherClient } from './pusher-js.js';
+import { WAIT_MS, within } from './wait.js';
+
+/** Anything pusher-js lets us bind to: a channel, the client, its connection, its user. */
+export interface Bindable {
+  bind(event: string, callback: (data: never) => void): unknown;
+  unbind(event?: string, callback?: (data: never) => void): unknown;
+}
+
+/** The next `event` emitted by `target`. */
+export function nextEvent<T = unknown>(target: Bindable, event: string, timeoutMs = WAIT_MS): Promise<T> {
+  let handler: ((data: T) => void) | undefined;
+  const received = new Promise<T>((resolve) => {
+    handler = (data: T) => resolve(data);
+    target.bind(event, handler as (data: never) => void);
+  });
+  return within(received, `"${event}"`, timeoutMs).finally(() => target.unbind(event, handler as (data: never) => void));
+}
+
+/** Resolves with the socket id once the client is connected. */
+export async function connected(client: PusherClient, timeoutMs = WAIT_MS): Promise<string> {
+  if (client.connection.state !== 'connected') await nextEvent(client.connection, 'connected', timeoutMs);
+  const socketId = client.connection.socket_id;
+  if (socketId === undefined) throw new Error('connected without a socket id');
+  return socketId;
+}
+
+/**
+ * Subscribes and resolves with the channel and the subscription_succeeded data (the members for presence channels);
+ * rejects with the error data if the server refuses the subscription.
+ */
+export async function subscribed<C extends Channel = Channel>(
+  client: PusherClient,
+  name: string,
+  timeoutMs = WAIT_MS,
+): Promise<C> {
+  const channel = client.subscribe(name) as C;
+  const outcome = Promise.race([
+    nextEvent(channel, 'pusher:subscription_succeeded', timeoutMs),
+    nextEvent(channel, 'pusher:subscription_error', timeoutMs).then((error) => {
+      throw new Error(`subscription to ${name} failed: ${JSON.stringify(error)}`);
+    }),
+  ]);
+  await within(outcome, `subscription to ${name}`, timeoutMs);
+  return channel;
+}
+
+/** One event as pusher-js emitted it. */
+export interface Recorded {
+  event: string;
+  data: unknown;
+}
+
+/** Records every event `target` emits, from now on. */
+export function record(target: { bind_global(callback: Function): unknown }): Recorded[] {
+  const events: Recorded[] = [];
+  target.bind_global((event: string, data: unknown) => events.push({ event, data }));
+  return events;
+}
+
+/** The names of recorded events, for compact assertions. */
+export function names(events: readonly Recorded[]): string[] {
+  return events.map((e) => e.event);
+}
