@@ -1,0 +1,83 @@
+/**
+ * deploy/kubernetes/: every manifest validates against the Kubernetes and Prometheus Operator schemas shipped by the
+ * kubernetes-models packages (offline), the PrometheusRule is exactly what prometheus/alerts.yml renders to, and the
+ * Deployment, Service and monitors agree on ports, probes and labels.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { test } from 'node:test';
+import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { Service } from 'kubernetes-models/v1';
+import { parse } from 'yaml';
+import { PROMETHEUS_RULE_PATH, renderPrometheusRule } from '../../deploy/kubernetes/prometheus-rule.js';
+import { ROOT } from './expressions.js';
+
+const DIR = `${ROOT}deploy/kubernetes/`;
+const load = <T>(file: string): T => parse(readFileSync(DIR + file, 'utf8')) as T;
+
+test('every manifest validates against its schema', () => {
+  const validators: Record<string, (doc: any) => { validate(): void }> = {
+    'apps/v1/Deployment': (d) => new Deployment(d),
+    'v1/Service': (d) => new Service(d),
+    'monitoring.coreos.com/v1/ServiceMonitor': (d) => new ServiceMonitor(d),
+    'monitoring.coreos.com/v1/PodMonitor': (d) => new PodMonitor(d),
+    'monitoring.coreos.com/v1/PrometheusRule': (d) => new PrometheusRule(d),
+  };
+  const files = readdirSync(DIR).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
+  assert.deepEqual(files.sort(), ['deployment.yaml', 'podmonitor.yaml', 'prometheusrule.yaml', 'service.yaml', 'servicemonitor.yaml']);
+  for (const file of files) {
+    const doc = load<{ apiVersion: string; kind: string }>(file);
+    const make = validators[`${doc.apiVersion}/${doc.kind}`];
+    assert.ok(make, `${file}: no schema for ${doc.apiVersion} ${doc.kind}`);
+    assert.doesNotThrow(() => make(doc).validate(), file);
+  }
+  const kustomization = load<{ resources: string[] }>('kustomization.yaml');
+  for (const r of kustomization.resources) assert.ok(files.includes(r), `kustomization: ${r}`);
+});
+
+test('the schema check rejects a broken manifest', () => {
+  const doc = load<any>('deployment.yaml');
+  doc.spec.template.spec.containers[0].ports[0].containerPort = 'ws';
+  assert.throws(() => new Deployment(doc).validate());
+});
+
+test('the PrometheusRule is generated from prometheus/alerts.yml and in sync (run `npm run k8s:rules`)', () => {
+  assert.equal(readFileSync(PROMETHEUS_RULE_PATH, 'utf8'), renderPrometheusRule());
+  const rule = load<{ spec: unknown }>('prometheusrule.yaml');
+  assert.deepEqual(rule.spec, parse(readFileSync(`${ROOT}prometheus/alerts.yml`, 'utf8')));
+});
+
+test('Deployment: probes, drain, resources, annotations; Service and monitors use the named ports', () => {
+  const deployment = load<any>('deployment.yaml');
+  const pod = deployment.spec.template;
+  const container = pod.spec.containers[0];
+  assert.deepEqual(container.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]), [['ws', 6001], ['metrics', 9464]]);
+  assert.equal(container.livenessProbe.httpGet.path, '/healthz');
+  assert.equal(container.readinessProbe.httpGet.path, '/readyz');
+  assert.ok(container.lifecycle.preStop);
+  assert.ok(container.resources.requests.cpu && container.resources.requests.memory);
+  // The grace covers preStop + the drain grace + the shutdown bound (SHUTDOWN_TIMEOUT_MS default 10 s).
+  assert.ok(pod.spec.terminationGracePeriodSeconds >= container.lifecycle.preStop.sleep.seconds + 10 + 10);
+  assert.equal(pod.metadata.annotations['prometheus.io/scrape'], 'true');
+  assert.equal(pod.metadata.annotations['prometheus.io/port'], '9464');
+  assert.equal(pod.metadata.annotations['prometheus.io/path'], '/metrics');
+  assert.ok(pod.spec.securityContext.runAsNonRoot);
+  // BeaconMemoryHigh fires at 1.5 GiB: 75% of the memory limit.
+  assert.equal(container.resources.limits.memory, '2Gi');
+  assert.match(readFileSync(`${ROOT}prometheus/alerts.yml`, 'utf8'), /process_resident_memory_bytes\{job="beacon"\}\) > 1\.5 \* 1024 \* 1024 \* 1024/);
+
+  const service = load<any>('service.yaml');
+  assert.deepEqual(service.spec.ports.map((p: { name: string; targetPort: string }) => [p.name, p.targetPort]), [['ws', 'ws'], ['metrics', 'metrics']]);
+  assert.deepEqual(service.spec.selector, deployment.spec.selector.matchLabels);
+  const serviceMonitor = load<any>('servicemonitor.yaml');
+  assert.equal(serviceMonitor.spec.endpoints[0].port, 'metrics');
+  assert.deepEqual(serviceMonitor.spec.selector.matchLabels, service.metadata.labels['app.kubernetes.io/name'] ? { 'app.kubernetes.io/name': 'beacon' } : {});
+  const podMonitor = load<any>('podmonitor.yaml');
+  assert.equal(podMonitor.spec.podMetricsEndpoints[0].port, 'metrics');
+  assert.deepEqual(podMonitor.spec.selector.matchLabels, deployment.spec.selector.matchLabels);
+  // Alerts select job="beacon": both monitors set it.
+  for (const endpoint of [serviceMonitor.spec.endpoints[0], podMonitor.spec.podMetricsEndpoints[0]]) {
+    assert.deepEqual(endpoint.relabelings, [{ targetLabel: 'job', replacement: 'beacon' }]);
+  }
+});
