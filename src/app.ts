@@ -56,7 +56,21 @@ export interface BeaconApp {
 export async function buildApp(config: Config, overrides: Partial<AppDeps> = {}): Promise<BeaconApp> {
   const logger =
     overrides.logger ??
-    createLogger({ serviceName: config.serviceName, env: config.env, nodeId: config.nodeId, level: config.logLevel });
+    createLogger({
+      serviceName: config.serviceName,
+      env: config.env,
+      nodeId: config.nodeId,
+      level: config.logLevel,
+      loki:
+        config.lokiUrl === undefined
+          ? undefined
+          : {
+              url: config.lokiUrl,
+              username: config.lokiUsername,
+              password: config.lokiPassword,
+              tenantId: config.lokiTenantId,
+            },
+    });
   const apps = overrides.apps ?? createStaticAppStore(config.apps);
   const hub = new Hub(apps.all());
   const adapter = (overrides.adapter ?? ((h) => createLocalAdapter({ hub: h, cacheTtlMs: CACHE_TTL_MS })))(hub);

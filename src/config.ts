@@ -47,6 +47,9 @@ export interface Config {
   shutdownGraceMs: number;
   shutdownTimeoutMs: number;
   lokiUrl: string | undefined;
+  lokiUsername: string | undefined;
+  lokiPassword: string | undefined;
+  lokiTenantId: string | undefined;
 }
 
 const bool = z
@@ -99,6 +102,9 @@ const envSchema = z.object({
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(1000),
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(10_000),
   LOKI_URL: z.url().optional(),
+  LOKI_USERNAME: z.string().min(1).optional(),
+  LOKI_PASSWORD: z.string().min(1).optional(),
+  LOKI_TENANT_ID: z.string().min(1).optional(),
 });
 
 /** Thrown when the configuration is invalid; `message` names every offending variable. */
@@ -180,6 +186,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     lokiUrl: e.LOKI_URL,
+    lokiUsername: e.LOKI_USERNAME,
+    lokiPassword: e.LOKI_PASSWORD,
+    lokiTenantId: e.LOKI_TENANT_ID,
   };
 }
 

@@ -5,6 +5,7 @@
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { shutdownTelemetry } from './telemetry/lifecycle.js';
+import { flushLogger } from './telemetry/logger.js';
 import { VERSION } from './version.js';
 
 function readConfig(): Config {
@@ -48,7 +49,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
     { event: 'shutdown_completed', signal, duration_ms: Math.round(seconds * 1000) },
     'shutdown completed',
   );
-  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  await flushLogger(logger);
   process.exit(0);
 }
 
