@@ -1,9 +1,13 @@
 /**
  * The one pino logger of the process (fastify uses the same instance). JSON lines with `service`, `env`, `node_id` on every
  * line, `trace_id`/`span_id` on every line written inside an active span, and secrets redacted.
+ *
+ * With `loki` set, every line also goes to Loki through a pino-loki worker thread (see loki.ts), stdout staying on; call
+ * `flushLogger` before exit so the last batch is pushed and the count of dropped lines is logged.
  */
 import { trace } from '@opentelemetry/api';
 import { pino, type Logger } from 'pino';
+import { startLokiShipping, type LokiShipping, type LokiShippingOptions } from './loki.js';
 
 export type { Logger };
 
@@ -26,7 +30,9 @@ export type LogEvent =
   | 'adapter_down'
   | 'server_started'
   | 'shutdown_started'
-  | 'shutdown_completed';
+  | 'shutdown_completed'
+  | 'loki_push_failed'
+  | 'loki_shipping_stopped';
 
 export interface LoggerOptions {
   serviceName: string;
@@ -35,7 +41,14 @@ export interface LoggerOptions {
   level: string;
   /** Where lines go; stdout by default. Tests pass a stream to capture lines. */
   destination?: pino.DestinationStream;
+  /** Also ship every line to Loki (from `LOKI_URL`, `LOKI_USERNAME`, `LOKI_PASSWORD`, `LOKI_TENANT_ID`); off when undefined. */
+  loki?: LokiShippingOptions | undefined;
 }
+
+export type { LokiShippingOptions };
+
+/** Per root logger: its Loki pipeline and its primary (stdout) destination, for `flushLogger`. */
+const outputs = new WeakMap<Logger, { shipping: LokiShipping | undefined; primary: pino.DestinationStream }>();
 
 /** Paths whose values never reach a log line. */
 export const REDACT_PATHS = [
@@ -54,8 +67,22 @@ export const REDACT_PATHS = [
   '*.shared_secret',
 ];
 
+/** Creates the process logger; see the module comment for what each line carries. */
 export function createLogger(options: LoggerOptions): Logger {
-  return pino(
+  const primary = options.destination ?? pino.destination({ sync: false });
+  const shipping =
+    options.loki === undefined
+      ? undefined
+      : startLokiShipping(options.loki, { serviceName: options.serviceName, env: options.env });
+  // Both entries take every level: the logger's own level already filtered the line.
+  const destination =
+    shipping === undefined
+      ? primary
+      : pino.multistream([
+          { level: 'trace', stream: primary },
+          { level: 'trace', stream: shipping.destination },
+        ]);
+  const logger = pino(
     {
       level: options.level,
       base: { service: options.serviceName, env: options.env, node_id: options.nodeId },
@@ -71,6 +98,51 @@ export function createLogger(options: LoggerOptions): Logger {
         return { trace_id: ctx.traceId, span_id: ctx.spanId };
       },
     },
-    options.destination ?? pino.destination({ sync: false }),
+    destination,
   );
+  outputs.set(logger, { shipping, primary });
+  shipping?.onFailure((stats) => {
+    logger.warn(
+      { event: 'loki_push_failed', lines_failed: stats.failed, lines_shipped: stats.shipped },
+      'pushing log lines to Loki failed; they are dropped (reported at most once a minute)',
+    );
+  });
+  return logger;
+}
+
+/**
+ * Flushes a logger made by `createLogger` before exit: pushes the last Loki batch and stops its worker (bounded by the
+ * Loki timeout), logs `loki_shipping_stopped` with how many lines were shipped and dropped, then flushes stdout.
+ * Never rejects. Pass the root logger, not a child.
+ */
+export async function flushLogger(logger: Logger): Promise<void> {
+  const output = outputs.get(logger);
+  if (output === undefined) {
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+    return;
+  }
+  if (output.shipping !== undefined) {
+    const stats = await output.shipping.close();
+    const line = {
+      event: 'loki_shipping_stopped',
+      lines_written: stats.written,
+      lines_shipped: stats.shipped,
+      lines_dropped: stats.dropped,
+    };
+    if (stats.dropped > 0) logger.warn(line, 'Loki shipping stopped; some lines never reached Loki');
+    else logger.info(line, 'Loki shipping stopped');
+  }
+  await flushDestination(output.primary);
+}
+
+function flushDestination(stream: pino.DestinationStream): Promise<void> {
+  const flushable = stream as pino.DestinationStream & { flush?: (cb: (err?: Error) => void) => void };
+  if (typeof flushable.flush !== 'function') return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    try {
+      flushable.flush?.(() => resolve());
+    } catch {
+      resolve();
+    }
+  });
 }

@@ -21,16 +21,20 @@ export interface LokiWorkerOptions {
   batchIntervalMs: number;
   maxBufferLines: number;
   timeoutMs: number;
+  /**
+   * Lines Loki accepted (`[SHIPPED]`) and lines lost in failed pushes (`[FAILED]`), shared with the main thread: the
+   * counts are exact the moment the worker exits, with no message that could arrive after it.
+   */
+  counters: BigInt64Array;
 }
 
-/** Cumulative counts of one worker, sent after every push. */
-export interface LokiPushStats {
-  shipped: number;
-  failed: number;
-}
+/** Index of the shipped-lines counter in `LokiWorkerOptions.counters`. */
+export const SHIPPED = 0;
+/** Index of the failed-lines counter in `LokiWorkerOptions.counters`. */
+export const FAILED = 1;
 
-/** Name of the thread-stream event carrying `LokiPushStats` (thread-stream re-emits `{ code: 'EVENT' }` messages). */
-export const LOKI_STATS_EVENT = 'loki_stats';
+/** Name of the thread-stream event (thread-stream re-emits `{ code: 'EVENT' }` messages) sent when a push failed. */
+export const LOKI_PUSH_FAILED_EVENT = 'loki_push_failed';
 
 /** The only stream labels Loki ever sees (DESIGN §4); session and trace ids stay in the line. */
 export const LOKI_LABELS = ['service_name', 'env', 'level'] as const;
@@ -50,8 +54,24 @@ function isPushBody(value: unknown): value is PushBody {
   return typeof value === 'object' && value !== null && Array.isArray((value as { streams?: unknown }).streams);
 }
 
-/** Keeps only the allowed labels and merges streams that end up with the same label set. */
+const TIME_FIELD = /"time":"([^"]+)"/;
+
+/**
+ * Loki wants the timestamp as a string of nanoseconds. Beacon's lines carry an ISO `time` (logger.ts), which pino-loki
+ * cannot convert (it expects epoch milliseconds and sends "NaN"), so it is read back from the line here.
+ */
+export function nanosecondsOf(line: unknown, fallbackMs: number): string {
+  const match = typeof line === 'string' ? TIME_FIELD.exec(line) : null;
+  const ms = match?.[1] === undefined ? Number.NaN : Date.parse(match[1]);
+  return `${Number.isFinite(ms) ? ms : fallbackMs}000000`;
+}
+
+/**
+ * Keeps only the allowed labels, merges streams that end up with the same label set, and sets each value's timestamp
+ * from its line's `time`.
+ */
 export function normalisePushBody(body: PushBody): { body: PushBody; lines: number } {
+  const now = Date.now();
   const merged = new Map<string, { stream: Record<string, string>; values: unknown[] }>();
   let lines = 0;
   for (const entry of body.streams) {
@@ -66,17 +86,22 @@ export function normalisePushBody(body: PushBody): { body: PushBody; lines: numb
       target = { stream, values: [] };
       merged.set(key, target);
     }
-    for (const value of entry.values) target.values.push(value);
-    lines += entry.values.length;
+    for (const value of entry.values) {
+      if (!Array.isArray(value) || value.length < 2) continue;
+      target.values.push([nanosecondsOf(value[1], now), value[1]]);
+      lines++;
+    }
   }
   return { body: { streams: [...merged.values()] }, lines };
 }
 
 /** Wraps this worker's `fetch` (pino-loki's only way out) to normalise bodies and count outcomes. */
-function instrumentFetch(): void {
+function instrumentFetch(counters: BigInt64Array): void {
   const realFetch = globalThis.fetch;
-  const stats: LokiPushStats = { shipped: 0, failed: 0 };
-  const report = (): void => parentPort?.postMessage({ code: 'EVENT', name: LOKI_STATS_EVENT, args: [{ ...stats }] });
+  const failed = (lines: number): void => {
+    Atomics.add(counters, FAILED, BigInt(lines));
+    parentPort?.postMessage({ code: 'EVENT', name: LOKI_PUSH_FAILED_EVENT, args: [] });
+  };
   globalThis.fetch = async (input, init) => {
     let lines = 0;
     let request = init;
@@ -90,21 +115,19 @@ function instrumentFetch(): void {
     }
     try {
       const response = await realFetch(input, request);
-      if (response.ok) stats.shipped += lines;
-      else stats.failed += lines;
+      if (response.ok) Atomics.add(counters, SHIPPED, BigInt(lines));
+      else failed(lines);
       return response;
     } catch (err) {
-      stats.failed += lines;
+      failed(lines);
       throw err;
-    } finally {
-      report();
     }
   };
 }
 
 /** The transport entry pino's worker calls with the options given to `pino.transport`. */
 export default function lokiTransport(options: LokiWorkerOptions): ReturnType<typeof pinoLoki> {
-  instrumentFetch();
+  instrumentFetch(options.counters);
   const headers: Record<string, string> = {};
   if (options.tenantId !== undefined) headers['X-Scope-OrgID'] = options.tenantId;
   const lokiOptions: LokiOptions = {

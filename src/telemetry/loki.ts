@@ -9,7 +9,7 @@
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { LOKI_STATS_EVENT, type LokiPushStats, type LokiWorkerOptions } from './loki-transport.js';
+import { FAILED, LOKI_PUSH_FAILED_EVENT, SHIPPED, type LokiWorkerOptions } from './loki-transport.js';
 
 /** Loki connection and batching settings (from `LOKI_*` configuration). */
 export interface LokiShippingOptions {
@@ -43,18 +43,22 @@ export interface LokiShipping {
   stats(): LokiShippingStats;
   /** Called (at most once per `failureReportIntervalMs`) when a push failed, with the stats at that moment. */
   onFailure(listener: (stats: LokiShippingStats) => void): void;
-  /** Pushes what is buffered and stops the worker; bounded by `timeoutMs` + 1 s. Later writes are ignored. */
+  /**
+   * Stops forwarding (later writes are ignored), waits until every written line was pushed or failed (at most
+   * `batchIntervalMs` + `timeoutMs`), then stops the worker. Never rejects.
+   */
   close(): Promise<LokiShippingStats>;
 }
 
 const DEFAULTS = { batchIntervalMs: 1000, maxBufferLines: 10_000, timeoutMs: 5000 } as const;
 const FAILURE_REPORT_INTERVAL_MS = 60_000;
+const DRAIN_POLL_MS = 25;
 
-/** The worker module next to this one: `.ts` under tsx (tests, development), `.js` once compiled. */
+/** The worker module next to this one: compiled `.js`, or under tsx a shim that loads tsx in the worker first. */
 function workerPath(): string {
   const self = import.meta.url;
-  const ext = self.endsWith('.ts') ? '.ts' : '.js';
-  return fileURLToPath(new URL(`./loki-transport${ext}`, self));
+  const file = self.endsWith('.ts') ? './loki-transport.dev.mjs' : './loki-transport.js';
+  return fileURLToPath(new URL(file, self));
 }
 
 /** Starts the worker that ships lines labelled `service_name`/`env`/`level` to Loki. */
@@ -69,28 +73,28 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
     batchIntervalMs: options.batchIntervalMs ?? DEFAULTS.batchIntervalMs,
     maxBufferLines: options.maxBufferLines ?? DEFAULTS.maxBufferLines,
     timeoutMs: options.timeoutMs ?? DEFAULTS.timeoutMs,
+    counters: new BigInt64Array(new SharedArrayBuffer(2 * BigInt64Array.BYTES_PER_ELEMENT)),
   };
+  const counters = workerOptions.counters;
   const transport = pino.transport<LokiWorkerOptions>({ target: workerPath(), options: workerOptions });
 
   let written = 0;
-  let pushed: LokiPushStats = { shipped: 0, failed: 0 };
   let open = true;
   let exited = false;
+  // Set once close() has waited for the worker: whatever is not shipped by then never will be.
+  let closed = false;
   let lastFailureReport = 0;
   const failureListeners: Array<(stats: LokiShippingStats) => void> = [];
 
-  const stats = (): LokiShippingStats => ({
-    written,
-    shipped: pushed.shipped,
-    failed: pushed.failed,
-    dropped: open ? pushed.failed : written - pushed.shipped,
-  });
+  const stats = (): LokiShippingStats => {
+    const shipped = Number(Atomics.load(counters, SHIPPED));
+    const failed = Number(Atomics.load(counters, FAILED));
+    return { written, shipped, failed, dropped: exited || closed ? written - shipped : failed };
+  };
 
-  transport.on(LOKI_STATS_EVENT, (next: LokiPushStats) => {
-    const newFailures = next.failed > pushed.failed;
-    pushed = next;
+  transport.on(LOKI_PUSH_FAILED_EVENT, () => {
     const now = Date.now();
-    if (newFailures && now - lastFailureReport >= FAILURE_REPORT_INTERVAL_MS) {
+    if (now - lastFailureReport >= FAILURE_REPORT_INTERVAL_MS) {
       lastFailureReport = now;
       const snapshot = stats();
       for (const listener of failureListeners) listener(snapshot);
@@ -113,21 +117,36 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
     },
   };
 
+  /**
+   * thread-stream's `end()` blocks the calling thread until the worker's stream has closed, and pino-loki's close pushes
+   * whatever is still buffered — so ending with lines buffered would block the event loop for up to a push timeout. Wait
+   * (asynchronously) until the worker's regular batches have attempted every written line first; `end()` then finds an
+   * empty buffer and returns at once.
+   */
+  const drained = async (deadline: number): Promise<void> => {
+    while (Date.now() < deadline && !exited) {
+      const { shipped, failed } = stats();
+      if (shipped + failed >= written) return;
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    }
+  };
+
   let closing: Promise<LokiShippingStats> | undefined;
   const close = async (): Promise<LokiShippingStats> => {
+    open = false;
     if (!exited) {
-      open = false;
-      const closed = once(transport, 'close');
+      await drained(Date.now() + workerOptions.batchIntervalMs + workerOptions.timeoutMs);
+      const closedEvent = once(transport, 'close');
       transport.end();
       let timer: NodeJS.Timeout | undefined;
       const bound = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, workerOptions.timeoutMs + 1000);
         timer.unref();
       });
-      await Promise.race([closed.then(() => undefined, () => undefined), bound]);
+      await Promise.race([closedEvent.then(() => undefined, () => undefined), bound]);
       clearTimeout(timer);
     }
-    open = false;
+    closed = true;
     return stats();
   };
 

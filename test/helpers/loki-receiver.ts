@@ -1,0 +1,90 @@
+/**
+ * A stand-in Loki for tests: an HTTP server on 127.0.0.1 that records every push to `/loki/api/v1/push` (headers and the
+ * parsed JSON body) and answers as told — `ok` (204, like Loki), `error` (500) or `hang` (never answers, a slow Loki).
+ */
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** One stream of a Loki JSON push. */
+export interface LokiStream {
+  stream: Record<string, string>;
+  values: Array<[string, string] | [string, string, Record<string, string>]>;
+}
+
+/** One recorded push. */
+export interface LokiPush {
+  path: string;
+  method: string;
+  headers: IncomingHttpHeaders;
+  body: { streams: LokiStream[] };
+}
+
+export type LokiReceiverMode = 'ok' | 'error' | 'hang';
+
+export interface LokiReceiver {
+  url: string;
+  pushes: LokiPush[];
+  mode: LokiReceiverMode;
+  /** Every pushed line, in arrival order, with its stream labels. */
+  lines(): Array<{ labels: Record<string, string>; timestamp: string; line: string }>;
+  /** Resolves once `predicate` holds, polling every 20 ms; rejects after `timeoutMs`. */
+  waitFor(predicate: () => boolean, timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Starts a receiver on a free loopback port. */
+export async function startLokiReceiver(mode: LokiReceiverMode = 'ok'): Promise<LokiReceiver> {
+  const pushes: LokiPush[] = [];
+  const hanging = new Set<ServerResponse>();
+  const state = { mode };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let body: LokiPush['body'] = { streams: [] };
+      try {
+        body = JSON.parse(text) as LokiPush['body'];
+      } catch {
+        // recorded as an empty push; the test's assertions on the body will fail
+      }
+      pushes.push({ path: req.url ?? '', method: req.method ?? '', headers: req.headers, body });
+      if (state.mode === 'hang') {
+        hanging.add(res);
+        return;
+      }
+      res.statusCode = state.mode === 'ok' ? 204 : 500;
+      res.end(state.mode === 'ok' ? undefined : 'ingester unavailable');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pushes,
+    get mode() {
+      return state.mode;
+    },
+    set mode(m: LokiReceiverMode) {
+      state.mode = m;
+    },
+    lines() {
+      return pushes.flatMap((p) =>
+        p.body.streams.flatMap((s) => s.values.map((v) => ({ labels: s.stream, timestamp: v[0], line: v[1] }))),
+      );
+    },
+    async waitFor(predicate, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!predicate()) {
+        if (Date.now() > deadline) throw new Error(`loki receiver: condition not met within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    async close() {
+      for (const res of hanging) res.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,233 @@
+/**
+ * Log shipping to Loki through the real pino-loki worker: the exact push body (stream labels, value shape, JSON line
+ * fields), auth and tenant headers, that one connection's lines share its `session_id`, and that a Loki that fails or
+ * hangs neither blocks the app nor loses lines silently.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Writable } from 'node:stream';
+import { context, trace, TraceFlags } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { createLogger, flushLogger, type Logger } from '../../src/telemetry/logger.js';
+import { startLokiReceiver, type LokiReceiver } from '../helpers/loki-receiver.js';
+
+/** A pino destination that keeps every line written to "stdout". */
+function captureStream(): { stream: Writable; lines: () => Array<Record<string, unknown>> } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk.toString('utf8'));
+      cb();
+    },
+  });
+  return {
+    stream,
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const SPAN_ID = '00f067aa0ba902b7';
+
+describe('Loki shipping', () => {
+  const contextManager = new AsyncLocalStorageContextManager();
+  before(() => {
+    context.setGlobalContextManager(contextManager.enable());
+  });
+  after(() => {
+    contextManager.disable();
+    context.disable();
+  });
+
+  describe('with a healthy Loki', () => {
+    let loki: LokiReceiver;
+    let stdout: ReturnType<typeof captureStream>;
+    let logger: Logger;
+
+    before(async () => {
+      loki = await startLokiReceiver('ok');
+      stdout = captureStream();
+      logger = createLogger({
+        serviceName: 'beacon-test',
+        env: 'ci',
+        nodeId: 'node-a',
+        level: 'debug',
+        destination: stdout.stream,
+        loki: { url: loki.url, username: 'loki-user', password: 's3cret', tenantId: 'tenant-1', batchIntervalMs: 50 },
+      });
+      const connection = logger.child({ session_id: 'sess-1', socket_id: '123.456', app_id: 'app-1' });
+      connection.info({ event: 'connection_opened' }, 'connection opened');
+      connection.debug({ event: 'subscribed', channel: 'private-a', auth: 'app-key:deadbeef' }, 'subscribed');
+      connection.warn({ event: 'rate_limited', scope: 'client_events' }, 'rate limited');
+      const span = trace.wrapSpanContext({ traceId: TRACE_ID, spanId: SPAN_ID, traceFlags: TraceFlags.SAMPLED });
+      context.with(trace.setSpan(context.active(), span), () => {
+        connection.info({ event: 'signin', user_id: 'u-1' }, 'signed in');
+      });
+      // A field that pino-loki would promote to a label if nothing stopped it.
+      connection.error({ event: 'connection_closed', reason: 'error', hostname: 'leaky-host' }, 'closed');
+      logger.info({ event: 'api_request', request_id: 'req-9' }, 'api request');
+      // Below the logger's level: never written, never shipped.
+      logger.trace({ event: 'api_request' }, 'not written');
+      await flushLogger(logger);
+    });
+    after(async () => {
+      await loki.close();
+    });
+
+    it('pushes JSON to /loki/api/v1/push with basic auth and the tenant header', () => {
+      assert.ok(loki.pushes.length >= 1);
+      for (const push of loki.pushes) {
+        assert.equal(push.method, 'POST');
+        assert.equal(push.path, '/loki/api/v1/push');
+        assert.match(String(push.headers['content-type']), /^application\/json/);
+        assert.equal(push.headers.authorization, `Basic ${Buffer.from('loki-user:s3cret').toString('base64')}`);
+        assert.equal(push.headers['x-scope-orgid'], 'tenant-1');
+      }
+    });
+
+    it('labels every stream with exactly service_name, env and level', () => {
+      const streams = loki.pushes.flatMap((p) => p.body.streams);
+      assert.ok(streams.length >= 1);
+      for (const s of streams) {
+        assert.deepEqual(Object.keys(s.stream).sort(), ['env', 'level', 'service_name']);
+        assert.equal(s.stream.service_name, 'beacon-test');
+        assert.equal(s.stream.env, 'ci');
+      }
+      // One stream per label set within a push, not one per line.
+      for (const push of loki.pushes) {
+        const keys = push.body.streams.map((s) => JSON.stringify(s.stream));
+        assert.equal(new Set(keys).size, keys.length);
+      }
+    });
+
+    it('ships every written line as [nanosecond timestamp string, JSON line] with the level label of the line', () => {
+      const lines = loki.lines();
+      // 6 lines written at debug and above; the trace line is filtered by the logger.
+      assert.equal(lines.length, 6);
+      for (const { labels, timestamp, line } of lines) {
+        assert.match(timestamp, /^\d{19}$/);
+        const ms = Number(BigInt(timestamp) / 1_000_000n);
+        assert.ok(Math.abs(ms - Date.now()) < 60_000, 'timestamp is now, in nanoseconds');
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        assert.equal(parsed.service, 'beacon-test');
+        assert.equal(parsed.env, 'ci');
+        assert.equal(parsed.node_id, 'node-a');
+        assert.equal(typeof parsed.event, 'string');
+        assert.equal(labels.level, parsed.level);
+      }
+      const levels = lines.map((l) => l.labels.level).sort();
+      assert.deepEqual(levels, ['debug', 'error', 'info', 'info', 'info', 'warn']);
+    });
+
+    it('keeps session, trace and request ids in the line, redacted secrets out', () => {
+      const parsed = loki.lines().map((l) => JSON.parse(l.line) as Record<string, unknown>);
+      const byEvent = new Map(parsed.map((p) => [p.event, p]));
+      const connectionEvents = ['connection_opened', 'subscribed', 'rate_limited', 'signin', 'connection_closed'];
+      for (const event of connectionEvents) {
+        const line = byEvent.get(event);
+        assert.ok(line, `${event} shipped`);
+        assert.equal(line.session_id, 'sess-1');
+        assert.equal(line.socket_id, '123.456');
+        assert.equal(line.app_id, 'app-1');
+      }
+      assert.equal(byEvent.get('signin')?.trace_id, TRACE_ID);
+      assert.equal(byEvent.get('signin')?.span_id, SPAN_ID);
+      assert.equal(byEvent.get('connection_opened')?.trace_id, undefined);
+      assert.equal(byEvent.get('subscribed')?.auth, '[redacted]');
+      assert.equal(byEvent.get('api_request')?.request_id, 'req-9');
+    });
+
+    it('keeps stdout on and reports the shipping totals there at flush', () => {
+      const lines = stdout.lines();
+      const events = lines.map((l) => l.event);
+      assert.deepEqual(events.slice(0, 6), [
+        'connection_opened',
+        'subscribed',
+        'rate_limited',
+        'signin',
+        'connection_closed',
+        'api_request',
+      ]);
+      const stopped = lines.find((l) => l.event === 'loki_shipping_stopped');
+      assert.ok(stopped);
+      assert.equal(stopped.level, 'info');
+      assert.equal(stopped.lines_written, 6);
+      assert.equal(stopped.lines_shipped, 6);
+      assert.equal(stopped.lines_dropped, 0);
+    });
+  });
+
+  describe('with a failing Loki', () => {
+    it('drops nothing silently: failures are logged and counted at flush', async () => {
+      const loki = await startLokiReceiver('error');
+      const stdout = captureStream();
+      const logger = createLogger({
+        serviceName: 'beacon-test',
+        env: 'ci',
+        nodeId: 'node-a',
+        level: 'info',
+        destination: stdout.stream,
+        loki: { url: loki.url, batchIntervalMs: 50 },
+      });
+      for (let i = 0; i < 5; i++) logger.info({ event: 'api_request', request_id: `r${i}` }, 'request');
+      // The failure is reported by a line of its own, written (and shipped, and failing) while the logger is open.
+      await loki.waitFor(() => stdout.lines().some((l) => l.event === 'loki_push_failed'));
+      await flushLogger(logger);
+      await loki.close();
+      const lines = stdout.lines();
+      const failed = lines.find((l) => l.event === 'loki_push_failed');
+      assert.ok(failed, 'a loki_push_failed line is written');
+      assert.equal(failed.level, 'warn');
+      const stopped = lines.find((l) => l.event === 'loki_shipping_stopped');
+      assert.ok(stopped);
+      assert.equal(stopped.level, 'warn');
+      assert.equal(stopped.lines_shipped, 0);
+      // The 5 requests and the loki_push_failed line itself were all written and none reached Loki.
+      assert.equal(stopped.lines_written, 6);
+      assert.equal(stopped.lines_dropped, 6);
+    });
+
+    it('never blocks the event loop while Loki hangs, and flush is bounded by the push timeout', async () => {
+      const loki = await startLokiReceiver('hang');
+      const stdout = captureStream();
+      const logger = createLogger({
+        serviceName: 'beacon-test',
+        env: 'ci',
+        nodeId: 'node-a',
+        level: 'info',
+        destination: stdout.stream,
+        loki: { url: loki.url, batchIntervalMs: 50, timeoutMs: 300 },
+      });
+      // Keep logging while pushes hang; the loop must stay responsive (no synchronous wait on the worker).
+      let maxGapMs = 0;
+      let last = performance.now();
+      const ticker = setInterval(() => {
+        const now = performance.now();
+        maxGapMs = Math.max(maxGapMs, now - last);
+        last = now;
+      }, 5);
+      for (let batch = 0; batch < 10; batch++) {
+        for (let i = 0; i < 200; i++) logger.info({ event: 'api_request', request_id: `r${batch}-${i}` }, 'request');
+        await new Promise((r) => setImmediate(r));
+      }
+      await loki.waitFor(() => loki.pushes.length >= 1);
+      clearInterval(ticker);
+      const started = performance.now();
+      await flushLogger(logger);
+      const flushMs = performance.now() - started;
+      await loki.close();
+      assert.ok(maxGapMs < 250, `event loop stalled for ${maxGapMs.toFixed(0)} ms`);
+      assert.ok(flushMs < 300 + 1000 + 500, `flush took ${flushMs.toFixed(0)} ms`);
+      const stopped = stdout.lines().find((l) => l.event === 'loki_shipping_stopped');
+      assert.ok(stopped);
+      assert.equal(stopped.lines_shipped, 0);
+      assert.equal(stopped.lines_dropped, stopped.lines_written);
+      assert.ok(Number(stopped.lines_written) >= 2000);
+    });
+  });
+});
