@@ -1,0 +1,135 @@
+/**
+ * The metric table of DESIGN §4 is the public interface: after every recorder of `createMetrics` ran once, `/metrics`
+ * (a real PrometheusExporter configured as otel/sdk.ts configures it) shows exactly those names, with the listed type and
+ * label keys, no `otel_scope_*` label, and buckets in the unit of each histogram.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { createMetrics, type GaugeSources } from '../../src/telemetry/metrics.js';
+import { labelKeys, parseExposition, readContract, type Family } from '../helpers/exposition.js';
+import { freePort } from '../helpers/free-port.js';
+
+/** Not in the table but named in the sentence under it; declared in metrics.ts too. */
+const HTTP_DURATION = 'http_server_request_duration_seconds';
+
+const sources: GaugeSources = {
+  connectionsByApp: () => [['app-1', 3]],
+  channelStats: () => [{ appId: 'app-1', channelType: 'presence', channels: 2, subscriptions: 5 }],
+  presenceMembersByApp: () => [['app-1', 4]],
+  sendBufferBytes: () => 1024,
+  adapterUp: () => ({ adapter: 'local', up: true }),
+};
+
+describe('metrics contract (DESIGN §4)', () => {
+  let provider: MeterProvider;
+  let families: Map<string, Family>;
+  let exposition: string;
+
+  before(async () => {
+    const port = await freePort();
+    const exporter = new PrometheusExporter({ host: '127.0.0.1', port, withoutScopeInfo: true, withoutTargetInfo: true });
+    await exporter.startServer();
+    provider = new MeterProvider({ readers: [exporter] });
+    const m = createMetrics(sources, { version: '9.9.9', meter: provider.getMeter('beacon', '9.9.9') });
+    m.connectionOpened('app-1');
+    m.connectionClosed('app-1', 'client_close', 12.5);
+    m.connectionRejected('unknown_app');
+    m.messageReceived('app-1', 'subscribe', 80);
+    m.messagesSent('app-1', 'channel_event', 120, 3);
+    m.messageProcessed('subscribe', 0.0004);
+    m.messageError('app-1', 'invalid_json');
+    m.eventPublished('app-1', 'http_api');
+    m.broadcast('public', 3, 0.002);
+    m.subscription('app-1', 'private', 'ok');
+    m.rateLimited('app-1', 'client_events');
+    m.backpressure('app-1', 'dropped');
+    m.pingRtt(0.012);
+    m.apiAuthFailure('bad_signature');
+    m.httpRequest('POST', '/apps/:appId/events', 200, 0.004);
+    m.webhook('channel_occupied', 'ok');
+    m.adapterMessage('published');
+    m.adapterRequest('channels', 0.003);
+    m.shutdownDuration(1.5);
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assert.equal(response.status, 200);
+    exposition = await response.text();
+    families = parseExposition(exposition);
+  });
+  after(async () => {
+    await provider.shutdown();
+  });
+
+  const contract = readContract();
+
+  it('reads the whole table from DESIGN.md', () => {
+    // 29 rows, one of which names two counters.
+    assert.equal(contract.length, 30);
+    assert.ok(contract.some((c) => c.name === 'websocket_connections' && c.type === 'gauge'));
+    assert.ok(contract.some((c) => c.name === 'websocket_sent_bytes_total'));
+  });
+
+  it('exposes exactly the contract names, plus the HTTP API duration', () => {
+    const expected = [...contract.map((c) => c.name), HTTP_DURATION].sort();
+    assert.deepEqual([...families.keys()].sort(), expected);
+  });
+
+  for (const metric of contract) {
+    it(`${metric.name} is a ${metric.type} labelled {${metric.labels.join(', ')}}`, () => {
+      const family = families.get(metric.name);
+      assert.ok(family, `${metric.name} is exposed`);
+      assert.equal(family.type, metric.type);
+      assert.notEqual(family.help, '', 'has a HELP text');
+      assert.ok(family.samples.length > 0, 'has samples after its recorder ran');
+      assert.deepEqual(labelKeys(family), metric.labels);
+    });
+  }
+
+  it(`${HTTP_DURATION} is a histogram labelled with the HTTP semantic-convention attributes`, () => {
+    const family = families.get(HTTP_DURATION);
+    assert.ok(family);
+    assert.equal(family.type, 'histogram');
+    assert.deepEqual(labelKeys(family), ['http_request_method', 'http_response_status_code', 'http_route']);
+  });
+
+  it('has no otel_scope_* label', () => {
+    assert.doesNotMatch(exposition, /otel_scope_/);
+  });
+
+  it('uses seconds-scale buckets for durations and byte buckets for sizes', () => {
+    const les = (name: string): number[] => {
+      const family = families.get(name);
+      assert.ok(family);
+      return [...new Set(family.samples.filter((s) => s.name.endsWith('_bucket')).map((s) => Number(s.labels.le)))];
+    };
+    for (const name of [
+      'websocket_message_processing_duration_seconds',
+      'websocket_broadcast_duration_seconds',
+      'websocket_ping_rtt_seconds',
+      HTTP_DURATION,
+    ]) {
+      const bounds = les(name).filter(Number.isFinite);
+      assert.ok(Math.min(...bounds) <= 0.001, `${name} resolves milliseconds`);
+      assert.ok(Math.max(...bounds) <= 10, `${name} tops out at seconds, not the ms-scale default`);
+    }
+    const sizes = les('websocket_message_size_bytes').filter(Number.isFinite);
+    assert.ok(sizes.includes(1024) && Math.max(...sizes) >= 1_000_000);
+    const lifetime = les('websocket_connection_duration_seconds').filter(Number.isFinite);
+    assert.ok(Math.max(...lifetime) >= 3600, 'connection lifetimes reach hours');
+  });
+
+  it('records what the recorders were given', () => {
+    const sample = (name: string, labels: Record<string, string>): number | undefined =>
+      [...families.values()]
+        .flatMap((f) => f.samples)
+        .find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+    assert.equal(sample('websocket_connections', { app_id: 'app-1' }), 3);
+    assert.equal(sample('websocket_messages_sent_total', { app_id: 'app-1', kind: 'channel_event' }), 3);
+    assert.equal(sample('websocket_sent_bytes_total', { app_id: 'app-1' }), 360);
+    assert.equal(sample('websocket_broadcast_duration_seconds_count', { channel_type: 'public', recipients: '2-10' }), 1);
+    assert.equal(sample('websocket_shutdown_duration_seconds', {}), 1.5);
+    assert.equal(sample('websocket_build_info', { version: '9.9.9', node_version: process.version }), 1);
+    assert.equal(sample('websocket_adapter_up', { adapter: 'local' }), 1);
+  });
+});
