@@ -20,6 +20,10 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     allowedHeaders: ['Content-Type', 'Authorization', 'X-Socket-Id', 'traceparent', 'tracestate'],
     maxAge: 600,
   });
+  // @fastify/cors declares its preflight route as `OPTIONS *`, which under our `/apps/:appId` prefix becomes
+  // `/apps/:appId*` and matches no API path, so preflights got 404 before the cors hook could answer them. This route
+  // makes `/apps/{id}/…` preflights reach the scope, where the cors onRequest hook replies 204 and the handler never runs.
+  scope.options('/*', async (_request, reply) => reply.callNotFound());
 
   scope.decorateRequest('beaconApp', null as never);
   scope.decorateRequest('rawBody', '');
