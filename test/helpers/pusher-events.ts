@@ -3,6 +3,7 @@
  * event a channel emitted (to prove an event did *not* arrive: record, send a later marker, await the marker, inspect).
  */
 import type { Channel, PusherClient } from './pusher-js.js';
+import './pusher-js-close-timer.js';
 import { WAIT_MS, within } from './wait.js';
 
 /** Anything pusher-js lets us bind to: a channel, the client, its connection, its user. */
@@ -65,4 +66,20 @@ export function record(target: { bind_global(callback: Function): unknown }): Re
 /** The names of recorded events, for compact assertions. */
 export function names(events: readonly Recorded[]): string[] {
   return events.map((e) => e.event);
+}
+
+/**
+ * `client.signin()` and resolves once the server accepted it and the client's `#server-to-user-{id}` subscription
+ * succeeded (so `sendToUser` reaches it). Rejects on `pusher:signin_error` or after the bound.
+ */
+export async function signedIn(client: PusherClient, timeoutMs = WAIT_MS): Promise<void> {
+  client.signin();
+  const user = client.user;
+  const failed = nextEvent(user, 'pusher:signin_error', timeoutMs).then((error) => {
+    throw new Error(`signin failed: ${JSON.stringify(error)}`);
+  });
+  failed.catch(() => {});
+  await within(Promise.race([user.signinDonePromise, failed]), 'signin_success', timeoutMs);
+  const channel = user.serverToUserChannel;
+  if (!channel.subscribed) await nextEvent(channel, 'pusher:subscription_succeeded', timeoutMs);
 }
