@@ -38,7 +38,8 @@ export function parseEventRequest(body: unknown, config: ApiDeps['config'], batc
     throw new ApiError(400, `More than ${config.maxChannelsPerPublish} channels`);
   }
   for (const c of list) {
-    if (typeof c !== 'string' || !isValidChannelName(c, config.maxChannelNameLength) || c.startsWith('#')) {
+    // `#server-to-user-{id}` is how the SDK's sendToUser addresses a user; isValidChannelName refuses any other `#` name.
+    if (typeof c !== 'string' || !isValidChannelName(c, config.maxChannelNameLength)) {
       throw new ApiError(400, `Invalid channel name: ${String(c).slice(0, 64)}`);
     }
   }
