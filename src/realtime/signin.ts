@@ -10,8 +10,7 @@ import type { RealtimeDeps } from './deps.js';
 export function signin(deps: RealtimeDeps, connection: Connection, message: SigninMessage): void {
   const app = connection.app;
   if (!verifyAuth(message.auth, app.key, app.secret, userAuthString(connection.socketId, message.userData))) {
-    connection.logger.info({ event: 'auth_failed', reason: 'signin' }, 'signin signature invalid');
-    connection.reject('unauthorized', 'Invalid signin signature', ErrorCode.Unauthorized);
+    connection.reject('unauthorized', 'Invalid signin signature', ErrorCode.Unauthorized, 'auth_failed');
     return;
   }
   let user: unknown;

@@ -29,7 +29,12 @@ export interface ConnectionOptions {
   onClosed: (connection: Connection) => void;
 }
 
+/** The log catalog events a rejected frame is logged as (DESIGN §4): refused signatures and rate limits have their own. */
+export type RejectionLogEvent = 'message_rejected' | 'rate_limited' | 'auth_failed';
+
 const WS_OPEN = 1;
+/** How long a server-initiated close waits for the peer's close frame before the socket is cut. */
+const CLOSE_HANDSHAKE_MS = 2000;
 /** Rejections logged per connection; later ones are only counted (websocket_message_errors_total). */
 const LOGGED_REJECTIONS = 20;
 
@@ -114,16 +119,20 @@ export class Connection {
   }
 
   /**
-   * Rejects one client frame without closing: sends `pusher:error`, counts it with its reason, logs it once.
-   * Every rejected client frame goes through here.
+   * Rejects one client frame without closing: sends `pusher:error`, counts it with its reason, logs it once (as `logEvent`,
+   * the catalog event of this kind of rejection). Every rejected client frame goes through here.
    */
-  reject(reason: MessageErrorReason, message: string, code: number | null = null): void {
+  reject(
+    reason: MessageErrorReason,
+    message: string,
+    code: number | null = null,
+    logEvent: RejectionLogEvent = reason === 'rate_limited' ? 'rate_limited' : 'message_rejected',
+  ): void {
     this.metrics.messageError(this.app.id, reason);
     // A flooding client must not flood the logs: the metric counts every rejection, the log tells the first ones.
     this.rejections++;
     if (this.rejections <= LOGGED_REJECTIONS) {
-      const event = reason === 'rate_limited' ? 'rate_limited' : 'message_rejected';
-      this.logger.info({ event, reason, code }, message);
+      this.logger.info({ event: logEvent, reason, code }, message);
     } else if (this.rejections === LOGGED_REJECTIONS + 1) {
       this.logger.warn({ event: 'message_rejected', reason }, 'further rejections on this connection are counted, not logged');
     }
@@ -140,6 +149,9 @@ export class Connection {
       this.ws.send(frame);
       this.metrics.messagesSent(this.app.id, 'protocol', Buffer.byteLength(frame), 1);
       this.ws.close(code, message.slice(0, 120));
+      // The close frame queues behind whatever is buffered; a peer that does not read (a slow consumer) would hold the
+      // socket open until ws's own 30 s timeout. Bound the handshake.
+      setTimeout(() => this.ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
     } else {
       this.ws.terminate();
     }
