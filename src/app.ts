@@ -23,6 +23,7 @@ import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { startHeartbeat } from './transport/heartbeat.js';
 import { registerWsRoutes } from './transport/ws-route.js';
 import { VERSION } from './version.js';
+import { createWebhookSender } from './webhooks/webhook-sender.js';
 
 /** Cache channels keep their last event this long (Pusher: 30 minutes). */
 const CACHE_TTL_MS = 30 * 60 * 1000;
@@ -76,7 +77,21 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   const adapter = (overrides.adapter ?? ((h) => createLocalAdapter({ hub: h, cacheTtlMs: CACHE_TTL_MS })))(hub);
   const metrics = overrides.metrics ?? createMetrics(hub.gaugeSources(() => adapter.status()), { version: VERSION });
   const publisher = createPublisher({ adapter, metrics });
-  const realtime: RealtimeDeps = { hub, adapter, publisher, metrics, limits: config };
+  const webhooks = createWebhookSender({
+    apps,
+    metrics,
+    logger,
+    batchMs: config.webhookBatchMs,
+    maxBatchEvents: config.webhookBatchMaxEvents,
+    maxPendingEvents: config.webhookMaxPendingEvents,
+    vacateDelayMs: config.webhookVacateDelayMs,
+    retryBaseMs: config.webhookRetryBaseMs,
+    retryMaxMs: config.webhookRetryMaxMs,
+    retryDeadlineMs: config.webhookRetryDeadlineMs,
+    requestTimeoutMs: config.webhookRequestTimeoutMs,
+    closeTimeoutMs: Math.min(2000, config.shutdownTimeoutMs / 4),
+  });
+  const realtime: RealtimeDeps = { hub, adapter, publisher, metrics, limits: config, webhooks };
   adapter.onEnvelope(createFanout({ hub, metrics }));
   adapter.onTerminateUser((appId, userId) => {
     for (const connection of [...hub.userConnections(appId, userId)]) {
@@ -135,6 +150,8 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     for (const connection of open) connection.close(CloseCode.Reconnect, 'Server shutting down; reconnect', 'server_shutdown');
     // Clients normally answer the close frame at once; the rest are cut when the HTTP server closes.
     await Promise.race([gone, delay(Math.min(2000, config.shutdownTimeoutMs / 2))]);
+    // The clients' channel_vacated / member_removed go out now instead of after their delay.
+    await webhooks.close();
     await fastify.close();
     await adapter.close();
     const seconds = (performance.now() - started) / 1000;

@@ -50,6 +50,14 @@ export interface Config {
   lokiUsername: string | undefined;
   lokiPassword: string | undefined;
   lokiTenantId: string | undefined;
+  webhookBatchMs: number;
+  webhookBatchMaxEvents: number;
+  webhookMaxPendingEvents: number;
+  webhookVacateDelayMs: number;
+  webhookRetryBaseMs: number;
+  webhookRetryMaxMs: number;
+  webhookRetryDeadlineMs: number;
+  webhookRequestTimeoutMs: number;
 }
 
 const bool = z
@@ -105,6 +113,14 @@ const envSchema = z.object({
   LOKI_USERNAME: z.string().min(1).optional(),
   LOKI_PASSWORD: z.string().min(1).optional(),
   LOKI_TENANT_ID: z.string().min(1).optional(),
+  WEBHOOK_BATCH_MS: int(0, 60_000).default(50),
+  WEBHOOK_BATCH_MAX_EVENTS: int(1, 1000).default(50),
+  WEBHOOK_MAX_PENDING_EVENTS: int(1, 1_000_000).default(10_000),
+  WEBHOOK_VACATE_DELAY_MS: int(0, 60_000).default(3000),
+  WEBHOOK_RETRY_BASE_MS: int(1, 600_000).default(1000),
+  WEBHOOK_RETRY_MAX_MS: int(1, 3_600_000).default(60_000),
+  WEBHOOK_RETRY_DEADLINE_MS: int(0, 86_400_000).default(300_000),
+  WEBHOOK_REQUEST_TIMEOUT_MS: int(100, 600_000).default(10_000),
 });
 
 /** Thrown when the configuration is invalid; `message` names every offending variable. */
@@ -189,6 +205,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     lokiUsername: e.LOKI_USERNAME,
     lokiPassword: e.LOKI_PASSWORD,
     lokiTenantId: e.LOKI_TENANT_ID,
+    webhookBatchMs: e.WEBHOOK_BATCH_MS,
+    webhookBatchMaxEvents: e.WEBHOOK_BATCH_MAX_EVENTS,
+    webhookMaxPendingEvents: e.WEBHOOK_MAX_PENDING_EVENTS,
+    webhookVacateDelayMs: e.WEBHOOK_VACATE_DELAY_MS,
+    webhookRetryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+    webhookRetryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
+    webhookRetryDeadlineMs: e.WEBHOOK_RETRY_DEADLINE_MS,
+    webhookRequestTimeoutMs: e.WEBHOOK_REQUEST_TIMEOUT_MS,
   };
 }
 

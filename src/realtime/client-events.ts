@@ -45,15 +45,24 @@ export function clientEvent(
     return;
   }
   const membership = connection.subscriptions.get(message.channel) ?? null;
+  const userId = kind.presence && membership !== null ? membership.userId : undefined;
   deps.publisher.publish({
     appId: app.id,
     channel: message.channel,
     event: message.name,
     data,
     excludeSocketId: connection.socketId,
-    userId: kind.presence && membership !== null ? membership.userId : undefined,
+    userId,
     source: 'client_event',
     parent,
+  });
+  deps.webhooks.emit(app, {
+    name: 'client_event',
+    channel: message.channel,
+    event: message.name,
+    data,
+    socket_id: connection.socketId,
+    user_id: userId,
   });
 }
 

@@ -2,6 +2,7 @@
 import type { Adapter } from '../adapters/adapter.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import type { WebhookSink } from '../webhooks/webhook-sink.js';
 import type { Hub } from './hub.js';
 import type { Publisher } from './publisher.js';
 
@@ -23,4 +24,5 @@ export interface RealtimeDeps {
   publisher: Publisher;
   metrics: Metrics;
   limits: Limits;
+  webhooks: WebhookSink;
 }

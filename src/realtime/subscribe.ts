@@ -40,6 +40,10 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   const already = connection.subscriptions.has(name);
   const joined = already ? undefined : hub.join(connection, name, outcome.membership);
   metrics.subscription(connection.app.id, kind.type, 'ok');
+  if (joined?.occupied) deps.webhooks.emit(connection.app, { name: 'channel_occupied', channel: name });
+  if (joined?.memberAdded && outcome.membership !== null) {
+    deps.webhooks.emit(connection.app, { name: 'member_added', channel: name, user_id: outcome.membership.userId });
+  }
 
   if (kind.presence) {
     const members = await adapter.members(connection.app.id, name);
@@ -70,8 +74,12 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   if (kind.cache && !already) {
     const cached = await adapter.cacheGet(connection.app.id, name);
     if (!connection.isOpen) return;
-    if (cached === undefined) connection.send(encodeProtocol(Events.CacheMiss, {}, name), 'protocol');
-    else connection.send(encodeChannelEvent(cached.event, name, cached.data), 'channel_event');
+    if (cached === undefined) {
+      connection.send(encodeProtocol(Events.CacheMiss, {}, name), 'protocol');
+      deps.webhooks.emit(connection.app, { name: 'cache_miss', channel: name });
+    } else {
+      connection.send(encodeChannelEvent(cached.event, name, cached.data), 'channel_event');
+    }
   }
   if (joined !== undefined && !kind.presence) sendSubscriptionCount(deps, connection.app.id, joined.channel);
 }
@@ -135,6 +143,11 @@ export function unsubscribe(deps: RealtimeDeps, connection: Connection, message:
 
 /** Presence and count events after a connection left a channel (unsubscribe or close). */
 export function afterLeave(deps: RealtimeDeps, appId: string, left: LeaveResult): void {
+  const app = left.memberRemoved !== undefined || left.vacated ? deps.hub.state(appId)?.app : undefined;
+  if (app !== undefined && left.memberRemoved !== undefined) {
+    deps.webhooks.emit(app, { name: 'member_removed', channel: left.channel.name, user_id: left.memberRemoved.userId });
+  }
+  if (app !== undefined && left.vacated) deps.webhooks.emit(app, { name: 'channel_vacated', channel: left.channel.name });
   if (left.memberRemoved !== undefined) {
     deps.publisher.publishInternal(
       appId,

@@ -1,0 +1,25 @@
+/** The webhook events of the Pusher protocol (reference "Webhooks"), exactly as they appear in a request's `events`. */
+
+/** Every webhook event name; the `event` label of `websocket_webhooks_total` is always one of these. */
+export type WebhookEventName =
+  | 'channel_occupied'
+  | 'channel_vacated'
+  | 'member_added'
+  | 'member_removed'
+  | 'client_event'
+  | 'cache_miss';
+
+/** One webhook event. `data` of a client event is the string the client sent, as the receiver's Pusher SDK expects. */
+export type WebhookEvent =
+  | { name: 'channel_occupied' | 'channel_vacated'; channel: string }
+  | { name: 'member_added' | 'member_removed'; channel: string; user_id: string }
+  | {
+      name: 'client_event';
+      channel: string;
+      event: string;
+      data: string;
+      socket_id: string;
+      /** Presence channels only. */
+      user_id?: string | undefined;
+    }
+  | { name: 'cache_miss'; channel: string };
