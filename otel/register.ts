@@ -29,7 +29,14 @@ if (isMainThread && !options.disabled) {
   const { sdk } = createTelemetrySdk(options, await detectTelemetryResource(options));
   sdk.start();
   registerProcessMetrics();
-  onTelemetryShutdown(() => sdk.shutdown());
+  const { diag } = await import('@opentelemetry/api');
+  onTelemetryShutdown(() =>
+    sdk.shutdown().catch((err: unknown) => {
+      // Typically the last span batch could not be exported; say so, then let lifecycle.ts count the failure.
+      diag.error('telemetry shutdown: flushing or stopping an exporter failed', err);
+      throw err;
+    }),
+  );
 
   await waitForAllMessagesAcknowledged();
 }
