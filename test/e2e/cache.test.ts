@@ -1,0 +1,90 @@
+/**
+ * Cache channels (`cache-`, `private-cache-`, `presence-cache-`, `private-encrypted-cache-`) with pusher-js and the SDK:
+ * pusher:cache_miss when nothing is cached, and the last event replayed to a late subscriber.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import type Pusher from 'pusher';
+import { authOptions } from '../helpers/auth.js';
+import { names, nextEvent, record, subscribed } from '../helpers/pusher-events.js';
+import type { PusherClient } from '../helpers/pusher-js.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const MASTER_KEY = randomBytes(32).toString('base64');
+
+let users = 0;
+function newClient(server: TestServer, sdk: Pusher): PusherClient {
+  users++;
+  return server.client(authOptions(sdk, { presence: { user_id: `user-${users}` } }));
+}
+
+for (const name of ['cache-scores', 'private-cache-scores', 'presence-cache-scores', 'private-encrypted-cache-scores']) {
+  test(`${name.replace('scores', '')}: cache_miss on an empty channel, the last event replayed to a late subscriber`, async () => {
+    const server = await startServer();
+    try {
+      const sdk = server.sdk({ encryptionMasterKeyBase64: MASTER_KEY });
+
+      // First subscriber: nothing cached yet.
+      const first = newClient(server, sdk);
+      const firstChannel = first.subscribe(name);
+      const firstEvents = record(firstChannel);
+      await nextEvent(firstChannel, 'pusher:cache_miss');
+
+      // Two events: the cache keeps only the last one.
+      const second = nextEvent(firstChannel, 'score');
+      await sdk.trigger(name, 'score', { home: 1, away: 0 });
+      await sdk.trigger(name, 'score', { home: 2, away: 0 });
+      assert.deepEqual(await second, { home: 1, away: 0 });
+
+      // A late subscriber gets the last event at once, and no cache_miss.
+      const late = newClient(server, sdk);
+      const lateChannel = late.subscribe(name);
+      const lateEvents = record(lateChannel);
+      const replayed = await nextEvent(lateChannel, 'score');
+      assert.deepEqual(replayed, { home: 2, away: 0 });
+      // A marker after the replay: everything the subscription produced has arrived by then.
+      const marker = nextEvent(lateChannel, 'marker');
+      await sdk.trigger(name, 'marker', {});
+      await marker;
+      assert.ok(!names(lateEvents).includes('pusher:cache_miss'));
+      assert.deepEqual(
+        lateEvents.filter((e) => e.event === 'score').map((e) => e.data),
+        [{ home: 2, away: 0 }],
+      );
+      assert.equal(names(firstEvents).filter((n) => n === 'pusher:cache_miss').length, 1);
+    } finally {
+      await server.close();
+    }
+  });
+}
+
+test('the cache is per channel: another cache channel still misses', async () => {
+  const server = await startServer();
+  try {
+    const sdk = server.sdk();
+    await sdk.trigger('cache-a', 'ev', { a: 1 });
+    const client = server.client();
+    const missA = record(client.subscribe('cache-a'));
+    const gotA = nextEvent(client.channel('cache-a'), 'ev');
+    const missB = nextEvent(client.subscribe('cache-b'), 'pusher:cache_miss');
+    assert.deepEqual(await gotA, { a: 1 });
+    await missB;
+    assert.ok(!names(missA).includes('pusher:cache_miss'));
+  } finally {
+    await server.close();
+  }
+});
+
+test('GET /channels/{cache channel}?info=cache answers the cached event', async () => {
+  const server = await startServer();
+  try {
+    const sdk = server.sdk();
+    await subscribed(server.client(), 'cache-live');
+    await sdk.trigger('cache-live', 'ev', { v: 3 });
+    const res = await sdk.get({ path: '/channels/cache-live', params: { info: 'cache' } });
+    assert.deepEqual(await res.json(), { occupied: true, cache: { event: 'ev', data: JSON.stringify({ v: 3 }) } });
+  } finally {
+    await server.close();
+  }
+});
