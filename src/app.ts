@@ -129,6 +129,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     activityTimeoutSeconds: config.activityTimeoutSeconds,
     maxConnections: config.maxConnections,
     sendBufferMaxBytes: config.sendBufferMaxBytes,
+    newConnectionsPerSecond: config.newConnectionsPerSecond,
     isDraining: () => draining,
     onConnectionClosed: (connection, left) => {
       for (const l of left) afterLeave(realtime, connection.app.id, l);

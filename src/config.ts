@@ -44,6 +44,10 @@ export interface Config {
   maxWatchlistSize: number;
   sendBufferMaxBytes: number;
   apiTimestampToleranceSeconds: number;
+  /** HTTP API requests per app per second; 0 means unlimited. Excess gets 429. */
+  apiRequestsPerSecond: number;
+  /** New WebSocket connections per app per second; 0 means unlimited. Excess is closed with 4100. */
+  newConnectionsPerSecond: number;
   shutdownGraceMs: number;
   shutdownTimeoutMs: number;
   lokiUrl: string | undefined;
@@ -107,6 +111,8 @@ const envSchema = z.object({
   MAX_WATCHLIST_SIZE: int(0, 10_000).default(100),
   SEND_BUFFER_MAX_BYTES: int(1024).default(4 * 1024 * 1024),
   API_TIMESTAMP_TOLERANCE_SECONDS: int(1).default(600),
+  API_RATE_LIMIT_PER_SECOND: int(0).default(0),
+  CONNECTION_RATE_LIMIT_PER_SECOND: int(0).default(0),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(1000),
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(10_000),
   LOKI_URL: z.url().optional(),
@@ -199,6 +205,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     maxWatchlistSize: e.MAX_WATCHLIST_SIZE,
     sendBufferMaxBytes: e.SEND_BUFFER_MAX_BYTES,
     apiTimestampToleranceSeconds: e.API_TIMESTAMP_TOLERANCE_SECONDS,
+    apiRequestsPerSecond: e.API_RATE_LIMIT_PER_SECOND,
+    newConnectionsPerSecond: e.CONNECTION_RATE_LIMIT_PER_SECOND,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     lokiUrl: e.LOKI_URL,

@@ -20,6 +20,7 @@ export interface ApiDeps {
     | 'maxChannelNameLength'
     | 'maxEventNameLength'
     | 'apiTimestampToleranceSeconds'
+    | 'apiRequestsPerSecond'
   >;
 }
 

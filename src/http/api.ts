@@ -5,6 +5,7 @@
 import cors from '@fastify/cors';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { ApiError, type ApiDeps } from './api-deps.js';
+import { FixedWindow } from '../limits/fixed-window.js';
 import { verifyRequest } from './signing.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { registerEventRoutes } from './routes/events.js';
@@ -25,6 +26,16 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   // makes `/apps/{id}/…` preflights reach the scope, where the cors onRequest hook replies 204 and the handler never runs.
   scope.options('/*', async (_request, reply) => reply.callNotFound());
 
+  // Signed requests only: an unsigned flood is refused by the signature check before it can use an app's budget.
+  const windows = new Map<string, FixedWindow>();
+  const rateWindow = (appId: string): FixedWindow => {
+    let w = windows.get(appId);
+    if (w === undefined) {
+      w = new FixedWindow(config.apiRequestsPerSecond);
+      windows.set(appId, w);
+    }
+    return w;
+  };
   scope.decorateRequest('beaconApp', null as never);
   scope.decorateRequest('rawBody', '');
   scope.addContentTypeParser(
@@ -58,8 +69,14 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
       );
       return reply.code(401).send({ error: result.message });
     }
-    if (app !== undefined && !app.enabled) return reply.code(403).send({ error: 'App is disabled' });
-    request.beaconApp = app as NonNullable<typeof app>;
+    if (app === undefined) return reply.code(401).send({ error: 'Unknown app id' });
+    if (!app.enabled) return reply.code(403).send({ error: 'App is disabled' });
+    if (!rateWindow(app.id).allow(Date.now())) {
+      metrics.rateLimited(app.id, 'http_api');
+      logger.warn({ event: 'rate_limited', scope: 'http_api', app_id: app.id, request_id: request.id }, 'API rate limit');
+      return reply.code(429).send({ error: `Over ${config.apiRequestsPerSecond} API requests per second` });
+    }
+    request.beaconApp = app;
     return undefined;
   });
 

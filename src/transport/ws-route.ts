@@ -14,6 +14,7 @@ import type { Router } from '../realtime/router.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics, RejectReason } from '../telemetry/metrics.js';
 import { contextFromHeaders, startConnectSpan } from '../telemetry/tracing.js';
+import { FixedWindow } from '../limits/fixed-window.js';
 import { Connection } from './connection.js';
 
 export interface WsRouteOptions {
@@ -25,6 +26,8 @@ export interface WsRouteOptions {
   activityTimeoutSeconds: number;
   maxConnections: number;
   sendBufferMaxBytes: number;
+  /** New connections per app per second; 0 means unlimited. */
+  newConnectionsPerSecond: number;
   /** True while the server drains: new upgrades get HTTP 503. */
   isDraining: () => boolean;
   /** Called after a connection is gone from the hub (presence and count events). */
@@ -40,6 +43,8 @@ function socketId(): string {
 
 export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptions): void {
   const { apps, hub, router, metrics, logger } = options;
+  const rejectionLogWindow = new FixedWindow(10);
+  const connectionWindows = new Map(apps.all().map((a) => [a.id, new FixedWindow(options.newConnectionsPerSecond)]));
 
   const reject = (
     socket: WebSocket,
@@ -49,7 +54,8 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     message: string,
   ): void => {
     metrics.connectionRejected(reason);
-    logger.info(
+    // A connection flood must not become a log flood: every rejection is counted, at most 10 a second are logged.
+    if (rejectionLogWindow.allow(Date.now())) logger.info(
       { event: 'connection_rejected', reason, code, remote_address: request.ip, request_id: request.id },
       message,
     );
@@ -64,6 +70,10 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     const app = apps.byKey(key);
     if (app === undefined) return { reason: 'unknown_app', code: CloseCode.AppNotFound, message: 'App key not in this cluster' };
     if (!app.enabled) return { reason: 'app_disabled', code: CloseCode.AppDisabled, message: 'App is disabled' };
+    if (connectionWindows.get(app.id)?.allow(Date.now()) === false) {
+      metrics.rateLimited(app.id, 'connections');
+      return { reason: 'rate_limited', code: CloseCode.OverCapacity, message: 'Too many new connections; retry with back-off' };
+    }
     const protocol = query.protocol;
     if (protocol !== undefined) {
       const version = Number(protocol);

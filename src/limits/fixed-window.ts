@@ -1,0 +1,19 @@
+/** A fixed one-second window counter: the cheapest rate limit that is exact enough for flood protection. */
+export class FixedWindow {
+  private windowStart = 0;
+  private count = 0;
+
+  /** `perSecond` of 0 means unlimited. */
+  constructor(private readonly perSecond: number) {}
+
+  /** Counts one event at `now` (ms) and says whether it is within the limit. */
+  allow(now: number): boolean {
+    if (this.perSecond === 0) return true;
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now;
+      this.count = 0;
+    }
+    this.count++;
+    return this.count <= this.perSecond;
+  }
+}
