@@ -1,0 +1,281 @@
+/**
+ * The webhook sender on its own: batching, the signature a receiver checks, the CLIENT span whose `traceparent` is sent,
+ * retries then success, giving up after the deadline, vacate/re-occupy cancellation, the bounded queue, close().
+ * Requests go either to a real receiver on 127.0.0.1 or to an injected fetch; nothing sleeps to synchronise: tests await
+ * the requests themselves, and `close()` (which sends held-back events at once) proves what was still pending.
+ */
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { propagation, SpanKind, trace } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { createStaticAppStore } from '../../src/apps/static-app-store.js';
+import type { AppConfig } from '../../src/config.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import type { WebhookResult } from '../../src/telemetry/metrics.js';
+import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
+import { createWebhookSender, type WebhookSenderDeps } from '../../src/webhooks/webhook-sender.js';
+import { until, within } from '../helpers/wait.js';
+import { signatureValid, startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
+
+const spans = new InMemorySpanExporter();
+before(() => {
+  trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }));
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+});
+after(() => {
+  trace.disable();
+  propagation.disable();
+});
+
+function app(webhookUrl: string | undefined, id = 'app-1'): AppConfig {
+  return {
+    id,
+    key: `${id}-key`,
+    secret: `${id}-secret`,
+    enabled: true,
+    enableClientEvents: true,
+    maxConnections: 0,
+    clientEventsPerSecond: 10,
+    userAuthenticationRequired: false,
+    webhookUrl,
+  };
+}
+
+/** A sender for `apps` with recorded metrics and log lines. */
+function harness(apps: AppConfig[], options: Partial<WebhookSenderDeps> = {}) {
+  const counts: string[] = [];
+  const logs: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const logger = createLogger({ serviceName: 'beacon', env: 'test', nodeId: 'n', level: 'info', destination });
+  const sender = createWebhookSender({
+    apps: createStaticAppStore(apps),
+    metrics: { webhook: (event: string, result: WebhookResult) => void counts.push(`${event}:${result}`) },
+    logger,
+    batchMs: 5,
+    vacateDelayMs: 10_000,
+    retryBaseMs: 5,
+    ...options,
+  });
+  const failedLines = () => logs.filter((l) => l.event === 'webhook_failed');
+  const count = (entry: string) => counts.filter((c) => c === entry).length;
+  return { sender, counts, count, logs, failedLines };
+}
+
+/** An injected fetch: records calls, answers each with the next of `answers` (a status, an error, or 'hang'). */
+function scriptedFetch(answers: (number | Error | 'hang')[], fallback: number | Error | 'hang' = 200, onCall?: () => void) {
+  const calls: { url: string; body: string; headers: Record<string, string> }[] = [];
+  const fetch = (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    calls.push({ url: String(input), body: String(init?.body), headers: init?.headers as Record<string, string> });
+    onCall?.();
+    const answer = answers.shift() ?? fallback;
+    if (answer === 'hang') {
+      return new Promise<Response>((_, reject) => {
+        init?.signal?.addEventListener('abort', () => reject(new Error('aborted')));
+      });
+    }
+    if (answer instanceof Error) throw answer;
+    return new Response(null, { status: answer });
+  }) as typeof globalThis.fetch;
+  return { fetch, calls };
+}
+
+const occupied = (channel: string): WebhookEvent => ({ name: 'channel_occupied', channel });
+const vacated = (channel: string): WebhookEvent => ({ name: 'channel_vacated', channel });
+
+let receiver: WebhookReceiver;
+before(async () => {
+  receiver = await startWebhookReceiver();
+});
+after(async () => {
+  await receiver.close();
+});
+
+test('events emitted together go in one signed request: body, X-Pusher-Key, verifiable X-Pusher-Signature', async () => {
+  const a = app(receiver.url, 'batch');
+  const { sender, count } = harness([a], { now: () => 1_700_000_000_123, batchMs: 20 });
+  const first = receiver.requests.length;
+  const clientEvent: WebhookEvent = {
+    name: 'client_event',
+    channel: 'private-chat',
+    event: 'client-typing',
+    data: '{"who":"me"}',
+    socket_id: '123.456',
+  };
+  sender.emit(a, occupied('private-chat'));
+  sender.emit(a, clientEvent);
+  sender.emit(a, { name: 'cache_miss', channel: 'cache-x' });
+  const request = await receiver.request(first + 1);
+  assert.deepEqual(request.body, {
+    time_ms: 1_700_000_000_123,
+    events: [occupied('private-chat'), clientEvent, { name: 'cache_miss', channel: 'cache-x' }],
+  });
+  assert.equal(request.headers['content-type'], 'application/json');
+  assert.equal(request.headers['x-pusher-key'], 'batch-key');
+  assert.ok(signatureValid(request, 'batch-secret'), 'signature checks with the app secret');
+  assert.ok(!signatureValid(request, 'another-secret'), 'and not with another one');
+  await sender.close();
+  assert.equal(receiver.requests.length, first + 1, 'one request for the three events');
+  assert.equal(count('channel_occupied:ok') + count('client_event:ok') + count('cache_miss:ok'), 3);
+});
+
+test('a request carries at most maxBatchEvents events', async () => {
+  const { fetch, calls } = scriptedFetch([]);
+  const a = app('http://127.0.0.1:9/hook');
+  const { sender, count } = harness([a], { fetch, maxBatchEvents: 2, batchMs: 60_000 });
+  for (let i = 0; i < 5; i++) sender.emit(a, occupied(`c${i}`));
+  await sender.close();
+  assert.deepEqual(
+    calls.map((c) => (JSON.parse(c.body) as { events: WebhookEvent[] }).events.length),
+    [2, 2, 1],
+  );
+  assert.equal(count('channel_occupied:ok'), 5);
+});
+
+test('each request is a CLIENT span named after its events; its traceparent goes to the receiver', async () => {
+  const a = app(receiver.url, 'traced');
+  const { sender } = harness([a]);
+  spans.reset();
+  const first = receiver.requests.length;
+  sender.emit(a, { name: 'member_added', channel: 'presence-room', user_id: 'u1' });
+  const single = await receiver.request(first + 1);
+  sender.emit(a, occupied('presence-x'));
+  sender.emit(a, { name: 'member_added', channel: 'presence-x', user_id: 'u2' });
+  const mixed = await receiver.request(first + 2);
+  await sender.close();
+  const finished = spans.getFinishedSpans();
+  assert.deepEqual(finished.map((s) => s.name), ['webhook member_added', 'webhook batch']);
+  for (const [span, request] of [
+    [finished[0], single],
+    [finished[1], mixed],
+  ] as const) {
+    assert.equal(span?.kind, SpanKind.CLIENT);
+    assert.equal(span?.attributes['http.response.status_code'], 200);
+    assert.equal(request.headers.traceparent, `00-${span?.spanContext().traceId}-${span?.spanContext().spanId}-01`);
+  }
+});
+
+test('a failed attempt (5xx, then a network error) is retried with the same signed body; retried then ok', async () => {
+  const { fetch, calls } = scriptedFetch([503, new Error('ECONNREFUSED')]);
+  const a = app('http://127.0.0.1:9/hook');
+  const { sender, counts, failedLines } = harness([a], { fetch });
+  sender.emit(a, occupied('c'));
+  sender.emit(a, vacated('d'));
+  await until(() => counts.includes('channel_occupied:ok'), 'delivery');
+  assert.equal(calls.length, 3);
+  assert.equal(new Set(calls.map((c) => c.body)).size, 1, 'the same body every time');
+  assert.equal(new Set(calls.map((c) => c.headers['x-pusher-signature'])).size, 1);
+  await sender.close();
+  // channel_vacated is held back (vacateDelayMs) and goes out at close, in a request of its own.
+  assert.deepEqual(counts, [
+    'channel_occupied:retried',
+    'channel_occupied:retried',
+    'channel_occupied:ok',
+    'channel_vacated:ok',
+  ]);
+  assert.equal(failedLines().length, 0);
+});
+
+test('a batch still failing at the deadline is counted failed once per event and logged once', async () => {
+  let clock = 1_000_000;
+  // Every attempt takes 10 ms of the injected clock: attempts at 0, 10+10, 20+20; the next back-off (40) passes 50.
+  const { fetch, calls } = scriptedFetch([], 503, () => {
+    clock += 10;
+  });
+  const a = app('http://127.0.0.1:9/hook', 'deadline');
+  const { sender, count, failedLines } = harness([a], {
+    fetch,
+    now: () => clock,
+    retryBaseMs: 10,
+    retryDeadlineMs: 50,
+  });
+  sender.emit(a, occupied('c1'));
+  sender.emit(a, occupied('c2'));
+  await until(() => failedLines().length > 0, 'webhook_failed');
+  assert.equal(calls.length, 3);
+  assert.equal(count('channel_occupied:retried'), 4, 'two retries × two events');
+  assert.equal(count('channel_occupied:failed'), 2);
+  assert.equal(count('channel_occupied:ok'), 0);
+  await sender.close();
+  const lines = failedLines();
+  assert.equal(lines.length, 1);
+  assert.equal(lines[0]?.app_id, 'deadline');
+  assert.equal(lines[0]?.status, 503);
+  assert.equal(lines[0]?.attempts, 3);
+  assert.equal(lines[0]?.events, 2);
+});
+
+test('vacated then re-occupied (and member removed then back) within the delay: neither event is sent', async () => {
+  const { fetch, calls } = scriptedFetch([]);
+  const a = app('http://127.0.0.1:9/hook');
+  const { sender, counts } = harness([a], { fetch });
+  sender.emit(a, vacated('room'));
+  sender.emit(a, { name: 'member_removed', channel: 'presence-room', user_id: 'u1' });
+  sender.emit(a, occupied('room'));
+  sender.emit(a, { name: 'member_added', channel: 'presence-room', user_id: 'u1' });
+  // Another user's removal is not cancelled by u1 coming back.
+  sender.emit(a, { name: 'member_removed', channel: 'presence-room', user_id: 'u2' });
+  // close() sends whatever is still held back, so anything not cancelled would show up here.
+  await sender.close();
+  const sent = calls.flatMap((c) => (JSON.parse(c.body) as { events: WebhookEvent[] }).events);
+  assert.deepEqual(sent, [{ name: 'member_removed', channel: 'presence-room', user_id: 'u2' }]);
+  assert.deepEqual(counts, ['member_removed:ok']);
+});
+
+test('a vacate not cancelled goes out once its delay has passed', async () => {
+  const a = app(receiver.url, 'delayed');
+  const { sender } = harness([a], { vacateDelayMs: 30 });
+  sender.emit(a, vacated('gone'));
+  const { request } = await receiver.event((e) => e.name === 'channel_vacated' && e.channel === 'gone', 'vacated');
+  assert.equal(request.headers['x-pusher-key'], 'delayed-key');
+  await sender.close();
+});
+
+test('the queue is bounded: past maxPendingEvents new events are counted failed, the episode logged once', async () => {
+  const { fetch } = scriptedFetch([], 'hang');
+  const a = app('http://127.0.0.1:9/hook', 'bounded');
+  const { sender, count, failedLines } = harness([a], { fetch, maxPendingEvents: 3, closeTimeoutMs: 20 });
+  for (let i = 0; i < 6; i++) sender.emit(a, occupied(`c${i}`));
+  sender.emit(a, vacated('c0'));
+  assert.equal(count('channel_occupied:failed'), 3);
+  assert.equal(count('channel_vacated:failed'), 1);
+  const full = failedLines().filter((l) => l.reason === 'queue_full');
+  assert.equal(full.length, 1);
+  assert.equal(full[0]?.app_id, 'bounded');
+  // close() waits its bound for the hanging request, then abandons it: the three accepted events fail too.
+  await within(sender.close(), 'close() within its bound');
+  assert.equal(count('channel_occupied:failed'), 6);
+  assert.equal(failedLines().length, 2);
+});
+
+test('emit for an app without a webhook URL sends and counts nothing', async () => {
+  const { fetch, calls } = scriptedFetch([]);
+  const withUrl = app('http://127.0.0.1:9/hook', 'with');
+  const without = app(undefined, 'without');
+  const { sender, counts } = harness([withUrl, without], { fetch });
+  sender.emit(without, occupied('c'));
+  sender.emit(without, vacated('c'));
+  await sender.close();
+  assert.equal(calls.length, 0);
+  assert.deepEqual(counts, []);
+});
+
+test('close() sends a pending batch at once, without waiting for the batch window', async () => {
+  const a = app(receiver.url, 'closing');
+  const { sender, count } = harness([a], { batchMs: 60_000 });
+  const first = receiver.requests.length;
+  sender.emit(a, { name: 'cache_miss', channel: 'cache-1' });
+  await within(sender.close(), 'close()', 1000);
+  const request = await receiver.request(first + 1);
+  assert.deepEqual(request.body.events, [{ name: 'cache_miss', channel: 'cache-1' }]);
+  assert.equal(count('cache_miss:ok'), 1);
+  sender.emit(a, { name: 'cache_miss', channel: 'after-close' });
+  assert.equal(count('cache_miss:failed'), 1, 'after close(): counted failed, never sent');
+  assert.equal(receiver.requests.length, first + 1);
+});
