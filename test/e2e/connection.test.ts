@@ -1,0 +1,242 @@
+/**
+ * The WebSocket connection: handshake, every refusal close code (4001, 4003, 4004, 4005, 4006, 4007, 4100) with its
+ * pusher:error frame and one connection_rejected log line, pusher:ping → pusher:pong, and the server heartbeat: a silent
+ * client is pinged after ACTIVITY_TIMEOUT and closed with 4201 when no pong comes; a client that answers stays.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { loggedOnce, logLines } from '../helpers/logs.js';
+import { connected, nextEvent } from '../helpers/pusher-events.js';
+import { PUSHER_QUERY, RawClient } from '../helpers/raw-client.js';
+import { APP, startServer, type TestServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
+
+/** Opens a raw connection the server must refuse; returns the pusher:error data and the close frame. */
+async function refused(server: TestServer, path: string) {
+  const client = await RawClient.connect(server.port, path);
+  const closed = await client.waitClosed();
+  const error = client.frames.find((f) => f.event === 'pusher:error');
+  assert.ok(error !== undefined, `a pusher:error frame before the close on ${path}`);
+  assert.equal(client.all('pusher:connection_established').length, 0);
+  return { error: error.data as { message: string; code: number }, closed };
+}
+
+test('handshake: pusher:connection_established with a string-encoded socket_id and activity_timeout', async () => {
+  const server = await startServer();
+  try {
+    const raw = await RawClient.connect(server.port);
+    const frame = await raw.next('pusher:connection_established');
+    assert.equal(typeof frame.raw, 'string', 'server → client data is a JSON string');
+    const data = frame.data as { socket_id: string; activity_timeout: number };
+    assert.match(data.socket_id, /^\d+\.\d+$/);
+    assert.equal(data.activity_timeout, 120);
+    assert.equal(raw.frames[0]?.event, 'pusher:connection_established', 'the first frame');
+    await raw.close();
+
+    const socketId = await connected(server.client());
+    assert.match(socketId, /^\d+\.\d+$/);
+    assert.notEqual(socketId, data.socket_id);
+  } finally {
+    await server.close();
+  }
+});
+
+test('handshake: activity_timeout follows ACTIVITY_TIMEOUT', async () => {
+  const server = await startServer({ ACTIVITY_TIMEOUT: '30' });
+  try {
+    const raw = await RawClient.connect(server.port);
+    const frame = await raw.next('pusher:connection_established');
+    assert.equal((frame.data as { activity_timeout: number }).activity_timeout, 30);
+    await raw.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('unknown app key: pusher:error and close 4001', async () => {
+  const server = await startServer();
+  try {
+    const { error, closed } = await refused(server, `/app/no-such-key?${PUSHER_QUERY}`);
+    assert.equal(closed.code, 4001);
+    assert.equal(error.code, 4001);
+    const line = await loggedOnce(server, { event: 'connection_rejected', reason: 'unknown_app' });
+    assert.equal(line.code, 4001);
+  } finally {
+    await server.close();
+  }
+});
+
+test('unknown app key with pusher-js: the client surfaces the 4001 error and does not connect', async () => {
+  const server = await startServer();
+  try {
+    const client = server.client({}, 'no-such-key');
+    const stateAfter = nextEvent<{ previous: string; current: string }>(client.connection, 'state_change');
+    // During the handshake pusher-js wraps the server's pusher:error in a WebSocketError.
+    const error = await nextEvent<{ error: { type: string; data: { code: number; message: string } } }>(client.connection, 'error');
+    assert.equal(error.error.type, 'PusherError');
+    assert.equal(error.error.data.code, 4001);
+    // 4000–4099: pusher-js gives up instead of reconnecting.
+    assert.deepEqual(await stateAfter, { previous: 'connecting', current: 'disconnected' });
+  } finally {
+    await server.close();
+  }
+});
+
+test('disabled app (APPS_FILE): close 4003', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'beacon-apps-'));
+  const file = join(dir, 'apps.json');
+  await writeFile(
+    file,
+    JSON.stringify([
+      { id: APP.id, key: APP.key, secret: APP.secret },
+      { id: 'off-id', key: 'off-key', secret: 'off-secret', enabled: false },
+    ]),
+  );
+  const server = await startServer({ APPS_FILE: file });
+  try {
+    const { error, closed } = await refused(server, `/app/off-key?${PUSHER_QUERY}`);
+    assert.equal(closed.code, 4003);
+    assert.equal(error.code, 4003);
+    await loggedOnce(server, { event: 'connection_rejected', reason: 'app_disabled' });
+    // The enabled app of the same file connects.
+    await connected(server.client());
+  } finally {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('per-app quota (APP_MAX_CONNECTIONS): the connection over it is closed with 4004', async () => {
+  const server = await startServer({ APP_MAX_CONNECTIONS: '2' });
+  try {
+    const first = await RawClient.established(server.port);
+    const second = await RawClient.established(server.port);
+    const { error, closed } = await refused(server, `/app/${APP.key}?${PUSHER_QUERY}`);
+    assert.equal(closed.code, 4004);
+    assert.equal(error.code, 4004);
+    await loggedOnce(server, { event: 'connection_rejected', reason: 'over_quota' });
+    // Room again once one has left (the server forgets it when its close completes).
+    await first.client.close();
+    await until(() => server.app.hub.connectionCount() === 1, 'the closed connection to be forgotten');
+    const third = await RawClient.established(server.port);
+    await third.client.close();
+    await second.client.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('unknown path: close 4005', async () => {
+  const server = await startServer();
+  try {
+    const { error, closed } = await refused(server, `/not-app/${APP.key}?${PUSHER_QUERY}`);
+    assert.equal(closed.code, 4005);
+    assert.equal(error.code, 4005);
+    const line = await loggedOnce(server, { event: 'connection_rejected', code: 4005 });
+    assert.equal(typeof line.reason, 'string');
+  } finally {
+    await server.close();
+  }
+});
+
+test('bad protocol: not a number → 4006, unsupported version → 4007', async () => {
+  const server = await startServer();
+  try {
+    const invalid = await refused(server, `/app/${APP.key}?protocol=seven&client=js`);
+    assert.equal(invalid.closed.code, 4006);
+    assert.equal(invalid.error.code, 4006);
+    const unsupported = await refused(server, `/app/${APP.key}?protocol=99&client=js`);
+    assert.equal(unsupported.closed.code, 4007);
+    assert.equal(unsupported.error.code, 4007);
+    await loggedOnce(server, { event: 'connection_rejected', reason: 'bad_protocol', code: 4006 });
+    await loggedOnce(server, { event: 'connection_rejected', reason: 'bad_protocol', code: 4007 });
+  } finally {
+    await server.close();
+  }
+});
+
+test('process capacity (MAX_CONNECTIONS): the connection over it is closed with 4100', async () => {
+  const server = await startServer({ MAX_CONNECTIONS: '1' });
+  try {
+    const { client: first } = await RawClient.established(server.port);
+    const { error, closed } = await refused(server, `/app/${APP.key}?${PUSHER_QUERY}`);
+    assert.equal(closed.code, 4100);
+    assert.equal(error.code, 4100);
+    await loggedOnce(server, { event: 'connection_rejected', reason: 'over_capacity' });
+    assert.equal(first.ws.readyState, first.ws.OPEN, 'the admitted connection is untouched');
+    await first.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('pusher:ping is answered with pusher:pong (raw and pusher-js)', async () => {
+  const server = await startServer();
+  try {
+    const { client: raw } = await RawClient.established(server.port);
+    raw.send({ event: 'pusher:ping', data: {} });
+    await raw.next('pusher:pong');
+    await raw.close();
+
+    const client = server.client();
+    await connected(client);
+    const pong = nextEvent(client, 'pusher:pong');
+    client.send_event('pusher:ping', {});
+    await pong;
+  } finally {
+    await server.close();
+  }
+});
+
+test('a silent client is pinged after ACTIVITY_TIMEOUT and closed with 4201 when no pong comes', async () => {
+  const server = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT_MS: '300' });
+  try {
+    const { client: silent } = await RawClient.established(server.port);
+    const opened = Date.now();
+    await silent.next('pusher:ping', 3000);
+    assert.ok(Date.now() - opened >= 900, 'not pinged before the activity timeout');
+    const closed = await silent.waitClosed(3000);
+    assert.equal(closed.code, 4201);
+    const error = silent.frames.find((f) => f.event === 'pusher:error');
+    assert.equal((error?.data as { code?: number } | undefined)?.code, 4201);
+    const line = await loggedOnce(server, { event: 'connection_closed', reason: 'pong_timeout' });
+    assert.equal(line.code, 4201);
+  } finally {
+    await server.close();
+  }
+});
+
+test('a client that answers the server ping stays connected past the pong timeout', async () => {
+  const server = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT_MS: '300' });
+  try {
+    const { client: raw } = await RawClient.established(server.port);
+    raw.ws.on('message', (data: Buffer) => {
+      if ((JSON.parse(data.toString()) as { event: string }).event === 'pusher:ping') raw.send({ event: 'pusher:pong', data: {} });
+    });
+    // The second ping only comes if the first pong was taken: a whole activity timeout later, still open.
+    await raw.next((f) => f.event === 'pusher:ping' && raw.all('pusher:ping').length >= 2, 4000);
+    assert.equal(raw.ws.readyState, raw.ws.OPEN);
+    assert.equal(logLines(server, { event: 'connection_closed', reason: 'pong_timeout' }).length, 0);
+    await raw.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('pusher-js keeps a 1 s activity_timeout connection alive with its own pings', async () => {
+  const server = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT_MS: '300' });
+  try {
+    const client = server.client();
+    await connected(client);
+    // pusher-js uses min(120 s, server's activity_timeout): it pings after 1 s of silence and the server answers.
+    await nextEvent(client, 'pusher:pong', 3000);
+    await nextEvent(client, 'pusher:pong', 3000);
+    assert.equal(client.connection.state, 'connected');
+    assert.equal(logLines(server, { event: 'connection_closed', reason: 'pong_timeout' }).length, 0);
+  } finally {
+    await server.close();
+  }
+});
