@@ -37,7 +37,7 @@ export interface AppDeps {
   metrics: Metrics;
   apps: AppStore;
   /** The cluster engine; the local adapter by default. */
-  adapter: (hub: Hub) => Adapter;
+  adapter: (hub: Hub, metrics: Metrics) => Adapter;
 }
 
 export interface BeaconApp {
@@ -74,8 +74,12 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     });
   const apps = overrides.apps ?? createStaticAppStore(config.apps);
   const hub = new Hub(apps.all());
-  const adapter = (overrides.adapter ?? ((h) => createLocalAdapter({ hub: h, cacheTtlMs: CACHE_TTL_MS })))(hub);
+  // The gauges read the adapter's status at scrape time, after it exists; the adapter records its own traffic.
   const metrics = overrides.metrics ?? createMetrics(hub.gaugeSources(() => adapter.status()), { version: VERSION });
+  const adapter = (overrides.adapter ?? ((h, m) => createLocalAdapter({ hub: h, metrics: m, cacheTtlMs: CACHE_TTL_MS })))(
+    hub,
+    metrics,
+  );
   const publisher = createPublisher({ adapter, metrics });
   const webhooks = createWebhookSender({
     apps,

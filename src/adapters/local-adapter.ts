@@ -1,16 +1,25 @@
 /** The embedded single-node engine: delivery is a direct call, queries read this node's hub. */
 import type { Hub } from '../realtime/hub.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import type { Adapter, CachedEvent, ChannelCounts } from './adapter.js';
 import type { Envelope } from './envelope.js';
 
+/** Cache channels whose last event this node keeps at most. */
+const MAX_CACHED_CHANNELS = 100_000;
+
 export interface LocalAdapterOptions {
   hub: Hub;
+  metrics: Pick<Metrics, 'adapterMessage' | 'adapterRequest'>;
   /** How long a cache channel keeps its last event (Pusher: 30 minutes). */
   cacheTtlMs: number;
   now?: () => number;
 }
 
-export function createLocalAdapter({ hub, cacheTtlMs, now = Date.now }: LocalAdapterOptions): Adapter {
+/**
+ * Local delivery is one hop, but it is counted like a cluster engine's (`published` then `received`) and its queries are
+ * timed, so dashboards read the same on one node and on many.
+ */
+export function createLocalAdapter({ hub, metrics, cacheTtlMs, now = Date.now }: LocalAdapterOptions): Adapter {
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
   const cache = new Map<string, { event: CachedEvent; expiresAt: number }>();
@@ -29,19 +38,28 @@ export function createLocalAdapter({ hub, cacheTtlMs, now = Date.now }: LocalAda
       terminate = handler;
     },
     publish(envelope) {
+      metrics.adapterMessage('published');
+      metrics.adapterMessage('received');
       deliver(envelope);
     },
     async channels(appId) {
+      const started = performance.now();
       const out = new Map<string, ChannelCounts>();
       for (const name of hub.state(appId)?.channels.keys() ?? []) out.set(name, counts(appId, name));
+      metrics.adapterRequest('channels', (performance.now() - started) / 1000);
       return out;
     },
     async channel(appId, name) {
-      return counts(appId, name);
+      const started = performance.now();
+      const result = counts(appId, name);
+      metrics.adapterRequest('counts', (performance.now() - started) / 1000);
+      return result;
     },
     async members(appId, name) {
+      const started = performance.now();
       const out = new Map<string, unknown>();
       for (const m of hub.channel(appId, name)?.members.values() ?? []) out.set(m.userId, m.userInfo);
+      metrics.adapterRequest('members', (performance.now() - started) / 1000);
       return out;
     },
     async cacheGet(appId, channel) {
@@ -55,7 +73,14 @@ export function createLocalAdapter({ hub, cacheTtlMs, now = Date.now }: LocalAda
       return hit.event;
     },
     cacheSet(appId, channel, event) {
-      cache.set(`${appId}\u0000${channel}`, { event, expiresAt: now() + cacheTtlMs });
+      // Bounded: past the cap the oldest entry goes (a Map iterates in insertion order; a re-set moves a key to the end).
+      const key = `${appId}\u0000${channel}`;
+      cache.delete(key);
+      if (cache.size >= MAX_CACHED_CHANNELS) {
+        const oldest = cache.keys().next();
+        if (oldest.done !== true) cache.delete(oldest.value);
+      }
+      cache.set(key, { event, expiresAt: now() + cacheTtlMs });
     },
     terminateUser(appId, userId) {
       terminate(appId, userId);
