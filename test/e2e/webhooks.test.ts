@@ -1,0 +1,125 @@
+/**
+ * Webhooks end to end: a real Beacon with APP_WEBHOOK_URL pointing at a receiver on 127.0.0.1, real pusher-js clients
+ * producing channel_occupied, member_added, client_event, member_removed, channel_vacated and cache_miss; every request
+ * checked as a receiver would (body shape, `X-Pusher-Key`, `X-Pusher-Signature` under the app secret).
+ * Short configured delays keep it fast; the test awaits the receiver's requests, and the server's drain (which sends
+ * held-back events at once) proves what was or was not still pending.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { authOptions } from '../helpers/auth.js';
+import { connected, nextEvent, subscribed } from '../helpers/pusher-events.js';
+import type { PresenceChannel } from '../helpers/pusher-js.js';
+import { APP, startServer } from '../helpers/server.js';
+import { signatureValid, startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
+import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
+
+const ROOM = 'presence-room';
+
+function env(receiver: WebhookReceiver): Record<string, string> {
+  return {
+    APP_WEBHOOK_URL: receiver.url,
+    APP_ENABLE_CLIENT_EVENTS: 'true',
+    WEBHOOK_BATCH_MS: '10',
+    WEBHOOK_VACATE_DELAY_MS: '100',
+    WEBHOOK_RETRY_BASE_MS: '20',
+  };
+}
+
+const is = (expected: WebhookEvent) => (e: WebhookEvent) => JSON.stringify(e) === JSON.stringify(expected);
+
+test('presence, client event and cache channel produce every webhook, signed with the app secret', async () => {
+  const receiver = await startWebhookReceiver();
+  const server = await startServer(env(receiver));
+  try {
+    const sdk = server.sdk();
+    const started = Date.now();
+
+    const aliceClient = server.client(authOptions(sdk, { presence: { user_id: 'alice', user_info: { name: 'A' } } }));
+    await subscribed<PresenceChannel>(aliceClient, ROOM);
+    await receiver.event(is({ name: 'channel_occupied', channel: ROOM }), 'channel_occupied');
+    await receiver.event(is({ name: 'member_added', channel: ROOM, user_id: 'alice' }), 'member_added alice');
+
+    const bobClient = server.client(authOptions(sdk, { presence: { user_id: 'bob', user_info: { name: 'B' } } }));
+    const bob = await subscribed<PresenceChannel>(bobClient, ROOM);
+    await receiver.event(is({ name: 'member_added', channel: ROOM, user_id: 'bob' }), 'member_added bob');
+    const bobSocket = await connected(bobClient);
+
+    assert.equal(bob.trigger('client-typing', { who: 'bob' }), true);
+    const { event: clientEvent } = await receiver.event((e) => e.name === 'client_event', 'client_event');
+    assert.deepEqual(clientEvent, {
+      name: 'client_event',
+      channel: ROOM,
+      event: 'client-typing',
+      data: JSON.stringify({ who: 'bob' }),
+      socket_id: bobSocket,
+      user_id: 'bob',
+    });
+
+    // Bob's connection closes: member_removed after the delay; Alice unsubscribes: member_removed, then the room is empty.
+    bobClient.disconnect();
+    await receiver.event(is({ name: 'member_removed', channel: ROOM, user_id: 'bob' }), 'member_removed bob');
+    aliceClient.unsubscribe(ROOM);
+    await receiver.event(is({ name: 'member_removed', channel: ROOM, user_id: 'alice' }), 'member_removed alice');
+    await receiver.event(is({ name: 'channel_vacated', channel: ROOM }), 'channel_vacated');
+
+    const cacheClient = server.client();
+    const cacheChannel = cacheClient.subscribe('cache-weather');
+    await nextEvent(cacheChannel, 'pusher:cache_miss');
+    await receiver.event(is({ name: 'cache_miss', channel: 'cache-weather' }), 'cache_miss');
+
+    assert.deepEqual(
+      receiver.events().filter((e) => e.channel === ROOM).map((e) => e.name),
+      ['channel_occupied', 'member_added', 'member_added', 'client_event', 'member_removed', 'member_removed', 'channel_vacated'],
+    );
+    for (const request of receiver.requests) {
+      assert.equal(request.headers['content-type'], 'application/json');
+      assert.equal(request.headers['x-pusher-key'], APP.key);
+      assert.ok(signatureValid(request, APP.secret), `signature of ${request.raw}`);
+      assert.equal(Object.keys(request.body).join(','), 'time_ms,events');
+      assert.ok(request.body.time_ms >= started && request.body.time_ms <= Date.now(), 'time_ms is unix milliseconds');
+      assert.ok(request.body.events.length >= 1);
+    }
+  } finally {
+    await server.close();
+    await receiver.close();
+  }
+});
+
+test('unsubscribe and resubscribe within the delay: no channel_vacated, no second channel_occupied', async () => {
+  const receiver = await startWebhookReceiver();
+  const server = await startServer({ ...env(receiver), WEBHOOK_VACATE_DELAY_MS: '10000' });
+  try {
+    const client = server.client();
+    await subscribed(client, 'news');
+    await receiver.event(is({ name: 'channel_occupied', channel: 'news' }), 'channel_occupied');
+    client.unsubscribe('news');
+    await subscribed(client, 'news');
+  } finally {
+    // The drain closes the client and sends held-back events at once, so a vacate not cancelled would be here too.
+    await server.close();
+    await receiver.close();
+  }
+  assert.deepEqual(
+    receiver.events().map((e) => e.name),
+    ['channel_occupied', 'channel_vacated'],
+    'one occupy, and the vacate of the drain only',
+  );
+});
+
+test('a receiver answering 500 gets the same signed request again', async () => {
+  const receiver = await startWebhookReceiver();
+  receiver.respondWith(500);
+  const server = await startServer(env(receiver));
+  try {
+    await subscribed(server.client(), 'retry-me');
+    const second = await receiver.request(2);
+    const first = await receiver.request(1);
+    assert.equal(second.raw, first.raw);
+    assert.equal(second.headers['x-pusher-signature'], first.headers['x-pusher-signature']);
+    assert.ok(signatureValid(second, APP.secret));
+  } finally {
+    await server.close();
+    await receiver.close();
+  }
+});
