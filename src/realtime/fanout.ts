@@ -23,8 +23,9 @@ export function createFanout({ hub, metrics }: FanoutDeps): (envelope: Envelope)
       envelope.traceparent === undefined
         ? undefined
         : startDeliverSpan(type, envelope.channel, envelope.appId, contextFromTraceparent(envelope.traceparent));
-    const frame = encodeChannelEvent(envelope.event, envelope.channel, envelope.data, envelope.userId);
-    const bytes = Buffer.byteLength(frame);
+    // Encoded once, to UTF-8 bytes once: every subscriber is written the same Buffer.
+    const frame = Buffer.from(encodeChannelEvent(envelope.event, envelope.channel, envelope.data, envelope.userId));
+    const bytes = frame.length;
     const exclude = envelope.excludeSocketId;
     let recipients = 0;
     let dropped = 0;
