@@ -1,8 +1,8 @@
 /**
  * A real Beacon child process with telemetry on, as production runs it but from source:
  *   node --import tsx --import ./otel/register.ts src/main.ts
- * on free loopback ports (PORT for WebSocket + HTTP API, METRICS_PORT for /metrics). Resolves once GET /readyz answers 200.
- * No OTLP endpoint and no Loki unless `env` sets them, so nothing is sent off the machine.
+ * on free loopback ports (PORT for WebSocket + HTTP API, METRICS_PORT for /metrics). Resolves once GET /readyz answers 200
+ * (bounded poll). No OTLP endpoint and no Loki unless `env` sets them, so nothing is sent anywhere.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -15,11 +15,31 @@ export interface BeaconProcess {
   metricsPort: number;
   /** http://127.0.0.1:PORT */
   url: string;
-  /** Everything the process wrote to stdout and stderr (JSON log lines). */
+  /** Every stdout line so far (JSON log lines), growing while the process runs. */
+  logs: string[];
+  /** Everything the process wrote to stdout and stderr. */
   output(): string;
-  /** SIGTERM (graceful drain) and wait for exit; SIGKILL if it outlives its shutdown bound. */
-  stop(): Promise<void>;
+  /** The child's pid, for CPU accounting (/proc/<pid>/stat). */
+  pid: number;
+  /**
+   * Sends `signal` (SIGTERM: the graceful drain) and resolves with the exit code once the process exited (null when a
+   * signal ended it); SIGKILL if it outlives 10 s.
+   */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
+
+/** Variables never inherited from the test's own environment: each test states what it wants. */
+const SCRUBBED = [
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+  'OTEL_SDK_DISABLED',
+  'OTEL_SERVICE_NAME',
+  'OTEL_RESOURCE_ATTRIBUTES',
+  'OTEL_TRACES_SAMPLER',
+  'OTEL_TRACES_SAMPLER_ARG',
+  'LOKI_URL',
+  'NODE_OPTIONS',
+];
 
 /** Starts Beacon with the default app (app-id / app-key / app-secret) plus `env` overrides. */
 export async function spawnBeacon(env: Record<string, string> = {}): Promise<BeaconProcess> {
@@ -27,9 +47,7 @@ export async function spawnBeacon(env: Record<string, string> = {}): Promise<Bea
   let metricsPort = await freePort();
   while (metricsPort === port) metricsPort = await freePort();
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
-  for (const key of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'LOKI_URL', 'OTEL_SDK_DISABLED']) {
-    delete childEnv[key];
-  }
+  for (const key of SCRUBBED) delete childEnv[key];
   Object.assign(childEnv, {
     HOST: '127.0.0.1',
     PORT: String(port),
@@ -48,17 +66,27 @@ export async function spawnBeacon(env: Record<string, string> = {}): Promise<Bea
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout?.on('data', (b: Buffer) => (output += b.toString()));
-  child.stderr?.on('data', (b: Buffer) => (output += b.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const logs: string[] = [];
+  let partial = '';
+  child.stdout.on('data', (b: Buffer) => {
+    const text = b.toString();
+    output += text;
+    const parts = (partial + text).split('\n');
+    partial = parts.pop() ?? '';
+    for (const line of parts) if (line.trim() !== '') logs.push(line);
+  });
+  child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
 
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
+    const code = await exited;
     clearTimeout(timer);
+    if (partial.trim() !== '') logs.push(partial);
+    partial = '';
+    return code;
   };
 
   try {
@@ -76,5 +104,5 @@ export async function spawnBeacon(env: Record<string, string> = {}): Promise<Bea
     await stop();
     throw err;
   }
-  return { port, metricsPort, url, output: () => output, stop };
+  return { port, metricsPort, url, logs, output: () => output, pid: child.pid ?? -1, stop };
 }
