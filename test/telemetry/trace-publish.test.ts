@@ -1,0 +1,166 @@
+/**
+ * The trace of one publish, end to end, decoded from the OTLP protobuf a real Beacon process exports: the HTTP API server
+ * span continues the caller's `traceparent`; `publish <channel_type>` is its child; `deliver <channel_type>` is the
+ * publish's child (through the envelope's traceparent) with the fan-out size. A client event carrying its own W3C
+ * `traceparent` continues that trace; `process <kind>` spans link to the connection's `connect` span. Log lines written
+ * inside those spans carry their trace ids.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import Pusher from 'pusher';
+import WebSocket from 'ws';
+import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
+import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
+import { SpanKindOtlp, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
+
+const CALLER_TRACE = '5b8efff798038103d269b633813fc60c';
+const CALLER_SPAN = 'eee19b7ec3c1b174';
+const CLIENT_TRACE = '1c4b1c0b4a3d4e5f60718293a4b5c6d7';
+const CLIENT_SPAN = '0102030405060708';
+
+async function openClient(port: number): Promise<{ ws: WebSocket; socketId: string; next: (event: string) => Promise<void> }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/app/app-key?protocol=7`);
+  const events: string[] = [];
+  const waiters = new Set<() => void>();
+  let socketId = '';
+  ws.on('message', (raw: Buffer) => {
+    const frame = JSON.parse(raw.toString('utf8')) as { event: string; data?: string };
+    events.push(frame.event);
+    if (frame.event === 'pusher:connection_established') socketId = (JSON.parse(frame.data ?? '{}') as { socket_id: string }).socket_id;
+    for (const w of waiters) w();
+  });
+  const next = (event: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${event} within 5 s; got ${events.join(', ')}`)), 5000);
+      const check = () => {
+        if (!events.includes(event)) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve();
+      };
+      waiters.add(check);
+      check();
+    });
+  await next('pusher:connection_established');
+  return { ws, socketId, next };
+}
+
+describe('trace of a publish', () => {
+  let collector: OtlpReceiver;
+  let beacon: BeaconProcess;
+  let spans: ReceivedSpan[];
+
+  before(async () => {
+    collector = await startOtlpReceiver();
+    beacon = await spawnBeacon({
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      APP_ENABLE_CLIENT_EVENTS: 'true',
+    });
+    const sdk = new Pusher({ appId: 'app-id', key: 'app-key', secret: 'app-secret', host: '127.0.0.1', port: String(beacon.port), useTLS: false });
+    const a = await openClient(beacon.port);
+    const b = await openClient(beacon.port);
+    for (const client of [a, b]) {
+      const auth = sdk.authorizeChannel(client.socketId, 'private-chat');
+      client.ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'private-chat', ...auth } }));
+      await client.next('pusher_internal:subscription_succeeded');
+    }
+
+    // The backend's publish, inside the backend's own trace.
+    const path = '/apps/app-id/events';
+    const body = JSON.stringify({ name: 'order-shipped', channels: ['private-chat'], data: '{"id":1}' });
+    const query: Record<string, string> = {
+      auth_key: 'app-key',
+      auth_timestamp: String(Math.floor(Date.now() / 1000)),
+      auth_version: '1.0',
+      body_md5: bodyMd5(body),
+    };
+    query.auth_signature = sign('app-secret', apiSignString('POST', path, query));
+    const res = await fetch(`${beacon.url}${path}?${new URLSearchParams(query).toString()}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: `00-${CALLER_TRACE}-${CALLER_SPAN}-01` },
+      body,
+    });
+    assert.equal(res.status, 200, await res.text());
+    await a.next('order-shipped');
+    await b.next('order-shipped');
+
+    // A client event continuing the client's own trace.
+    a.ws.send(
+      JSON.stringify({ event: 'client-typing', channel: 'private-chat', data: {}, traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01` }),
+    );
+    await b.next('client-typing');
+
+    spans = await collector.waitFor(
+      (all) =>
+        all.some((s) => s.traceId === CALLER_TRACE && s.name.startsWith('deliver')) &&
+        all.some((s) => s.traceId === CLIENT_TRACE && s.name.startsWith('deliver')) &&
+        all.filter((s) => s.name === 'process subscribe').length >= 2,
+    );
+  });
+
+  after(async () => {
+    await beacon?.stop();
+    await collector?.close();
+  });
+
+  it('HTTP server span → publish private → deliver private, continuing the caller traceparent', () => {
+    const trace = spans.filter((s) => s.traceId === CALLER_TRACE);
+    const server = trace.find((s) => s.kind === SpanKindOtlp.SERVER);
+    assert.ok(server, `server span; trace has ${trace.map((s) => s.name).join(', ')}`);
+    assert.equal(server.parentSpanId, CALLER_SPAN);
+    const publish = trace.find((s) => s.name === 'publish private');
+    assert.ok(publish);
+    assert.equal(publish.kind, SpanKindOtlp.PRODUCER);
+    assert.equal(publish.parentSpanId, server.spanId);
+    assert.equal(publish.attributes['messaging.system'], 'pusher');
+    assert.equal(publish.attributes['messaging.destination.name'], 'private-chat');
+    assert.equal(publish.attributes['app.id'], 'app-id');
+    const deliver = trace.find((s) => s.name === 'deliver private');
+    assert.ok(deliver);
+    assert.equal(deliver.kind, SpanKindOtlp.CONSUMER);
+    assert.equal(deliver.parentSpanId, publish.spanId);
+    assert.equal(deliver.attributes['pusher.recipients'], 2);
+    assert.ok(trace.every((s) => s.resource['service.name'] === 'beacon'));
+  });
+
+  it('a client event continues the traceparent it carried: process → publish → deliver', () => {
+    const trace = spans.filter((s) => s.traceId === CLIENT_TRACE);
+    const process = trace.find((s) => s.name === 'process client_event');
+    assert.ok(process, `process span; trace has ${trace.map((s) => s.name).join(', ')}`);
+    assert.equal(process.parentSpanId, CLIENT_SPAN);
+    const publish = trace.find((s) => s.name === 'publish private');
+    assert.ok(publish);
+    assert.equal(publish.parentSpanId, process.spanId);
+    const deliver = trace.find((s) => s.name === 'deliver private');
+    assert.ok(deliver);
+    assert.equal(deliver.parentSpanId, publish.spanId);
+    // Never echoed to the sender: one recipient.
+    assert.equal(deliver.attributes['pusher.recipients'], 1);
+  });
+
+  it('process spans are linked to their connection’s connect span, never its children', () => {
+    const connects = spans.filter((s) => s.name === 'connect');
+    assert.ok(connects.length >= 2);
+    const processes = spans.filter((s) => s.name.startsWith('process '));
+    assert.ok(processes.length >= 3);
+    for (const p of processes) {
+      assert.equal(p.links.length, 1, `${p.name} has one link`);
+      const link = p.links[0];
+      assert.ok(link);
+      const connect = connects.find((c) => c.spanId === link.spanId && c.traceId === link.traceId);
+      assert.ok(connect, `${p.name} links to a connect span`);
+      assert.notEqual(p.parentSpanId, connect.spanId);
+      assert.equal(p.attributes['session.id'], connect.attributes['session.id']);
+    }
+  });
+
+  it('log lines written inside the spans carry their trace ids', () => {
+    const lines = beacon.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const api = lines.find((l) => l.event === 'api_request');
+    assert.ok(api, 'an api_request line');
+    assert.equal(api.trace_id, CALLER_TRACE);
+    const traced = new Set(spans.map((s) => s.spanId));
+    assert.ok(typeof api.span_id === 'string' && traced.has(api.span_id), 'its span_id is an exported span');
+  });
+});
