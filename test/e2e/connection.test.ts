@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { connected, nextEvent } from '../helpers/pusher-events.js';
 import { PUSHER_QUERY, RawClient } from '../helpers/raw-client.js';
@@ -191,52 +191,55 @@ test('pusher:ping is answered with pusher:pong (raw and pusher-js)', async () =>
   }
 });
 
-test('a silent client is pinged after ACTIVITY_TIMEOUT and closed with 4201 when no pong comes', async () => {
-  const server = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT_MS: '300' });
-  try {
-    const { client: silent } = await RawClient.established(server.port);
-    const opened = Date.now();
-    await silent.next('pusher:ping', 3000);
-    assert.ok(Date.now() - opened >= 900, 'not pinged before the activity timeout');
-    const closed = await silent.waitClosed(3000);
-    assert.equal(closed.code, 4201);
-    const error = silent.frames.find((f) => f.event === 'pusher:error');
-    assert.equal((error?.data as { code?: number } | undefined)?.code, 4201);
-    const line = await loggedOnce(server, { event: 'connection_closed', reason: 'pong_timeout' });
-    assert.equal(line.code, 4201);
-  } finally {
-    await server.close();
-  }
-});
+// Each heartbeat test waits out real activity timeouts (about 2 s); they share nothing, so they run side by side.
+describe('heartbeat', { concurrency: true }, () => {
+  test('a silent client is pinged after ACTIVITY_TIMEOUT and closed with 4201 when no pong comes', async () => {
+    const server = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT_MS: '300' });
+    try {
+      const { client: silent } = await RawClient.established(server.port);
+      const opened = Date.now();
+      await silent.next('pusher:ping', 3000);
+      assert.ok(Date.now() - opened >= 900, 'not pinged before the activity timeout');
+      const closed = await silent.waitClosed(3000);
+      assert.equal(closed.code, 4201);
+      const error = silent.frames.find((f) => f.event === 'pusher:error');
+      assert.equal((error?.data as { code?: number } | undefined)?.code, 4201);
+      const line = await loggedOnce(server, { event: 'connection_closed', reason: 'pong_timeout' });
+      assert.equal(line.code, 4201);
+    } finally {
+      await server.close();
+    }
+  });
 
-test('a client that answers the server ping stays connected past the pong timeout', async () => {
-  const server = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT_MS: '300' });
-  try {
-    const { client: raw } = await RawClient.established(server.port);
-    raw.ws.on('message', (data: Buffer) => {
-      if ((JSON.parse(data.toString()) as { event: string }).event === 'pusher:ping') raw.send({ event: 'pusher:pong', data: {} });
-    });
-    // The second ping only comes if the first pong was taken: a whole activity timeout later, still open.
-    await raw.next((f) => f.event === 'pusher:ping' && raw.all('pusher:ping').length >= 2, 4000);
-    assert.equal(raw.ws.readyState, raw.ws.OPEN);
-    assert.equal(logLines(server, { event: 'connection_closed', reason: 'pong_timeout' }).length, 0);
-    await raw.close();
-  } finally {
-    await server.close();
-  }
-});
+  test('a client that answers the server ping stays connected past the pong timeout', async () => {
+    const server = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT_MS: '300' });
+    try {
+      const { client: raw } = await RawClient.established(server.port);
+      raw.ws.on('message', (data: Buffer) => {
+        if ((JSON.parse(data.toString()) as { event: string }).event === 'pusher:ping') raw.send({ event: 'pusher:pong', data: {} });
+      });
+      // The second ping only comes if the first pong was taken: a whole activity timeout later, still open.
+      await raw.next((f) => f.event === 'pusher:ping' && raw.all('pusher:ping').length >= 2, 4000);
+      assert.equal(raw.ws.readyState, raw.ws.OPEN);
+      assert.equal(logLines(server, { event: 'connection_closed', reason: 'pong_timeout' }).length, 0);
+      await raw.close();
+    } finally {
+      await server.close();
+    }
+  });
 
-test('pusher-js keeps a 1 s activity_timeout connection alive with its own pings', async () => {
-  const server = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT_MS: '300' });
-  try {
-    const client = server.client();
-    await connected(client);
-    // pusher-js uses min(120 s, server's activity_timeout): it pings after 1 s of silence and the server answers.
-    await nextEvent(client, 'pusher:pong', 3000);
-    await nextEvent(client, 'pusher:pong', 3000);
-    assert.equal(client.connection.state, 'connected');
-    assert.equal(logLines(server, { event: 'connection_closed', reason: 'pong_timeout' }).length, 0);
-  } finally {
-    await server.close();
-  }
+  test('pusher-js keeps a 1 s activity_timeout connection alive with its own pings', async () => {
+    const server = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT_MS: '300' });
+    try {
+      const client = server.client();
+      await connected(client);
+      // pusher-js uses min(120 s, server's activity_timeout): it pings after 1 s of silence and the server answers.
+      await nextEvent(client, 'pusher:pong', 3000);
+      await nextEvent(client, 'pusher:pong', 3000);
+      assert.equal(client.connection.state, 'connected');
+      assert.equal(logLines(server, { event: 'connection_closed', reason: 'pong_timeout' }).length, 0);
+    } finally {
+      await server.close();
+    }
+  });
 });

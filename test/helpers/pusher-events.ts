@@ -31,7 +31,7 @@ export async function connected(client: PusherClient, timeoutMs = WAIT_MS): Prom
 }
 
 /**
- * Subscribes and resolves with the channel and the subscription_succeeded data (the members for presence channels);
+ * Subscribes and resolves with the channel once pusher:subscription_succeeded arrives;
  * rejects with the error data if the server refuses the subscription.
  */
 export async function subscribed<C extends Channel = Channel>(
@@ -40,13 +40,21 @@ export async function subscribed<C extends Channel = Channel>(
   timeoutMs = WAIT_MS,
 ): Promise<C> {
   const channel = client.subscribe(name) as C;
-  const outcome = Promise.race([
-    nextEvent(channel, 'pusher:subscription_succeeded', timeoutMs),
-    nextEvent(channel, 'pusher:subscription_error', timeoutMs).then((error) => {
-      throw new Error(`subscription to ${name} failed: ${JSON.stringify(error)}`);
-    }),
-  ]);
-  await within(outcome, `subscription to ${name}`, timeoutMs);
+  // One listener pair and one timer: a losing `nextEvent` would keep its timer (and the test process) alive.
+  const succeeded = () => settle();
+  const failed = (error: unknown) => settle(new Error(`subscription to ${name} failed: ${JSON.stringify(error)}`));
+  let settle: (error?: Error) => void = () => {};
+  const outcome = new Promise<void>((resolve, reject) => {
+    settle = (error) => (error === undefined ? resolve() : reject(error));
+  });
+  channel.bind('pusher:subscription_succeeded', succeeded);
+  channel.bind('pusher:subscription_error', failed);
+  try {
+    await within(outcome, `subscription to ${name}`, timeoutMs);
+  } finally {
+    channel.unbind('pusher:subscription_succeeded', succeeded);
+    channel.unbind('pusher:subscription_error', failed);
+  }
   return channel;
 }
 
@@ -75,11 +83,17 @@ export function names(events: readonly Recorded[]): string[] {
 export async function signedIn(client: PusherClient, timeoutMs = WAIT_MS): Promise<void> {
   client.signin();
   const user = client.user;
-  const failed = nextEvent(user, 'pusher:signin_error', timeoutMs).then((error) => {
-    throw new Error(`signin failed: ${JSON.stringify(error)}`);
+  const failed = (error: unknown) => reject(new Error(`signin failed: ${JSON.stringify(error)}`));
+  let reject: (error: Error) => void = () => {};
+  const refused = new Promise<never>((_, r) => {
+    reject = r;
   });
-  failed.catch(() => {});
-  await within(Promise.race([user.signinDonePromise, failed]), 'signin_success', timeoutMs);
+  user.bind('pusher:signin_error', failed);
+  try {
+    await within(Promise.race([user.signinDonePromise, refused]), 'signin_success', timeoutMs);
+  } finally {
+    user.unbind('pusher:signin_error', failed);
+  }
   const channel = user.serverToUserChannel;
   if (!channel.subscribed) await nextEvent(channel, 'pusher:subscription_succeeded', timeoutMs);
 }
