@@ -191,3 +191,20 @@ test('pusher_internal:subscription_count: pusher-js emits pusher:subscription_co
     await server.close();
   }
 });
+
+test('an invalid channel name: pusher:subscription_error 400, logged once', async () => {
+  const server = await startServer({ MAX_CHANNEL_NAME_LENGTH: '20' });
+  try {
+    const client = server.client();
+    await connected(client);
+    const tooLong = nextEvent<{ type: string; status: number }>(client.subscribe('x'.repeat(21)), 'pusher:subscription_error');
+    assert.deepEqual({ ...(await tooLong), error: undefined }, { type: 'InvalidChannel', status: 400, error: undefined });
+    const badChars = nextEvent<{ status: number }>(client.subscribe('no spaces!'), 'pusher:subscription_error');
+    assert.equal((await badChars).status, 400);
+    await loggedOnce(server, { event: 'subscription_failed', channel: 'no spaces!', reason: 'invalid' });
+    // The connection goes on serving valid subscriptions.
+    await subscribed(client, 'fine');
+  } finally {
+    await server.close();
+  }
+});
