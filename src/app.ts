@@ -27,8 +27,6 @@ import { createWebhookSender } from './webhooks/webhook-sender.js';
 
 /** Cache channels keep their last event this long (Pusher: 30 minutes). */
 const CACHE_TTL_MS = 30 * 60 * 1000;
-/** Apps requiring user authentication close connections not signed in within this time. */
-const USER_AUTH_TIMEOUT_MS = 30_000;
 /** The largest frame the socket layer accepts at all; frames between maxPayloadBytes and this get `too_large` and live on. */
 const HARD_FRAME_LIMIT_FACTOR = 2;
 
@@ -107,7 +105,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     hub,
     activityTimeoutMs: config.activityTimeoutSeconds * 1000,
     pongTimeoutMs: config.pongTimeoutMs,
-    userAuthTimeoutMs: USER_AUTH_TIMEOUT_MS,
+    userAuthTimeoutMs: config.userAuthTimeoutMs,
   });
 
   let draining = false;
@@ -148,13 +146,20 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     if (config.shutdownGraceMs > 0 && hub.connectionCount() > 0) await delay(config.shutdownGraceMs);
     heartbeat.stop();
     const open = [...hub.connections()];
-    const gone = Promise.all(open.map((c) => new Promise<void>((resolve) => {
-      if (c.ws.readyState === c.ws.CLOSED) resolve();
-      else c.ws.once('close', () => resolve());
-    })));
+    const gone = Promise.all(
+      open.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.ws.readyState === c.ws.CLOSED) resolve();
+            else c.ws.once('close', () => resolve());
+          }),
+      ),
+    );
     for (const connection of open) connection.close(CloseCode.Reconnect, 'Server shutting down; reconnect', 'server_shutdown');
     // Clients normally answer the close frame at once; the rest are cut when the HTTP server closes.
-    await Promise.race([gone, delay(Math.min(2000, config.shutdownTimeoutMs / 2))]);
+    const bound = cancellableDelay(Math.min(2000, config.shutdownTimeoutMs / 2));
+    await Promise.race([gone, bound.done]);
+    bound.cancel();
     // The clients' channel_vacated / member_removed go out now instead of after their delay.
     await webhooks.close();
     await fastify.close();
@@ -165,6 +170,14 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   };
 
   return { fastify, hub, adapter, logger, isDraining: () => draining, drain };
+}
+
+function cancellableDelay(ms: number): { done: Promise<void>; cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const done = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return { done, cancel: () => clearTimeout(timer) };
 }
 
 function delay(ms: number): Promise<void> {

@@ -30,6 +30,8 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   apps: AppConfig[];
   activityTimeoutSeconds: number;
+  /** Apps requiring user authentication close connections not signed in within this time (4009). */
+  userAuthTimeoutMs: number;
   pongTimeoutMs: number;
   maxPayloadBytes: number;
   /** 0 means no process-wide limit. */
@@ -99,6 +101,7 @@ const envSchema = z.object({
   APPS_FILE: z.string().min(1).optional(),
   ACTIVITY_TIMEOUT: int(1, 3600).default(120),
   PONG_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  USER_AUTH_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
   MAX_PAYLOAD_BYTES: int(1024, 10 * 1024 * 1024).default(100_000),
   MAX_CONNECTIONS: int(0).default(0),
   MAX_CHANNEL_NAME_LENGTH: int(1, 1000).default(200),
@@ -193,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     apps,
     activityTimeoutSeconds: e.ACTIVITY_TIMEOUT,
     pongTimeoutMs: e.PONG_TIMEOUT_MS,
+    userAuthTimeoutMs: e.USER_AUTH_TIMEOUT_MS,
     maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
     maxConnections: e.MAX_CONNECTIONS,
     maxChannelNameLength: e.MAX_CHANNEL_NAME_LENGTH,
