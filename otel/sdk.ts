@@ -25,6 +25,7 @@ import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, ConsoleSpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { TelemetryOptions } from './options.js';
+import { SyncContextManager } from './sync-context-manager.js';
 
 /** The package version, for `service.version`; the file sits one level up from otel/ and two from dist/otel/. */
 function packageVersion(): string | undefined {
@@ -129,6 +130,7 @@ export function createTelemetrySdk(
         );
 
   const ignored = options.ignoredPaths;
+  const tracing = spanProcessors.length > 0;
   const sdk = new NodeSDK({
     resource,
     autoDetectResources: false,
@@ -138,12 +140,19 @@ export function createTelemetrySdk(
     views: VIEWS,
     // Logs go through pino (stdout, Loki); the SDK must not default to an OTLP log exporter.
     logRecordProcessors: [],
+    // Without span export nothing needs context across async boundaries: skip the async-hook context manager and the
+    // HTTP instrumentation (both cost CPU on every request and every socket write; see sync-context-manager.ts).
+    ...(tracing ? {} : { contextManager: new SyncContextManager() }),
     instrumentations: [
-      new HttpInstrumentation({
-        ignoreIncomingRequestHook: (request: IncomingMessage) => ignored.has(pathOf(request.url)),
-        // Outgoing calls are traced only inside a trace (webhooks during a publish), never as orphan roots.
-        requireParentforOutgoingSpans: true,
-      }),
+      ...(tracing
+        ? [
+            new HttpInstrumentation({
+              ignoreIncomingRequestHook: (request: IncomingMessage) => ignored.has(pathOf(request.url)),
+              // Outgoing calls are traced only inside a trace (webhooks during a publish), never as orphan roots.
+              requireParentforOutgoingSpans: true,
+            }),
+          ]
+        : []),
       new RuntimeNodeInstrumentation(),
     ],
   });

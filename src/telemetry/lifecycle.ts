@@ -61,8 +61,8 @@ async function run(timeoutMs: number): Promise<void> {
   );
   let timer: NodeJS.Timeout | undefined;
   const bound = new Promise<'timeout'>((resolve) => {
+    // Ref'd on purpose: while hooks run, the process must not exit early just because the SDK's handles are unref'd.
     timer = setTimeout(resolve, timeoutMs, 'timeout');
-    timer.unref();
   });
   const outcome = await Promise.race([settled.then(() => 'done' as const), bound]);
   clearTimeout(timer);

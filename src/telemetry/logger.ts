@@ -5,7 +5,7 @@
  * With `loki` set, every line also goes to Loki through a pino-loki worker thread (see loki.ts), stdout staying on; call
  * `flushLogger` before exit so the last batch is pushed and the count of dropped lines is logged.
  */
-import { trace } from '@opentelemetry/api';
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import { pino, type Logger } from 'pino';
 import { startLokiShipping, type LokiShipping, type LokiShippingOptions } from './loki.js';
 
@@ -95,6 +95,8 @@ export function createLogger(options: LoggerOptions): Logger {
         const span = trace.getActiveSpan();
         if (span === undefined) return {};
         const ctx = span.spanContext();
+        // Without a tracer provider spans are non-recording with an all-zero context: no ids rather than zeros.
+        if (!isSpanContextValid(ctx)) return {};
         return { trace_id: ctx.traceId, span_id: ctx.spanId };
       },
     },
@@ -135,14 +137,37 @@ export async function flushLogger(logger: Logger): Promise<void> {
   await flushDestination(output.primary);
 }
 
-function flushDestination(stream: pino.DestinationStream): Promise<void> {
-  const flushable = stream as pino.DestinationStream & { flush?: (cb: (err?: Error) => void) => void };
-  if (typeof flushable.flush !== 'function') return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    try {
-      flushable.flush?.(() => resolve());
-    } catch {
-      resolve();
-    }
-  });
+/** What flushing needs of a pino destination (SonicBoom has all of it; a test's Writable has none). */
+interface FlushableDestination {
+  flushSync?: () => void;
+  once?: (event: 'write', listener: () => void) => void;
+  /** SonicBoom's "an asynchronous write is in flight" flag. */
+  _writing?: boolean;
+}
+
+const FLUSH_WAIT_MS = 1000;
+
+/**
+ * Writes out what the destination still buffers before the process exits. SonicBoom's `flush(cb)` calls back at once when
+ * `minLength` is 0 (pino's default), even with a write in flight, and `process.exit` then loses the last lines; so wait
+ * (bounded) for the in-flight write to finish, then write the rest synchronously, in order.
+ */
+async function flushDestination(stream: pino.DestinationStream): Promise<void> {
+  const d = stream as pino.DestinationStream & FlushableDestination;
+  if (typeof d.flushSync !== 'function') return;
+  const deadline = Date.now() + FLUSH_WAIT_MS;
+  while (d._writing === true && typeof d.once === 'function' && Date.now() < deadline) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 50);
+      d.once?.('write', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+  try {
+    d.flushSync();
+  } catch {
+    // Not open yet or already closed: nothing more can be written.
+  }
 }

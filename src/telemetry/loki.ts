@@ -139,9 +139,9 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
       const closedEvent = once(transport, 'close');
       transport.end();
       let timer: NodeJS.Timeout | undefined;
+      // Not unref'd: pino's worker is, so this timer is what keeps the process alive until the worker has closed.
       const bound = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, workerOptions.timeoutMs + 1000);
-        timer.unref();
       });
       await Promise.race([closedEvent.then(() => undefined, () => undefined), bound]);
       clearTimeout(timer);

@@ -58,7 +58,7 @@ describe('Loki shipping from the server', () => {
     const shipped = loki.lines().map((l) => JSON.parse(l.line) as Record<string, unknown>);
     assert.ok(shipped.some((l) => l.event === 'shutdown_completed'), 'the shutdown line reached Loki');
     const stopped = beacon.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'loki_shipping_stopped');
-    assert.ok(stopped, 'the shipping summary is on stdout');
+    assert.ok(stopped, `the shipping summary is on stdout: ${beacon.output().slice(-1500)}`);
     assert.equal(stopped.lines_dropped, 0);
   });
 

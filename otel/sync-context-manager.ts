@@ -1,0 +1,51 @@
+/**
+ * A context manager without async hooks: `context.with(ctx, fn)` makes `ctx` active for the synchronous run of `fn` only.
+ *
+ * Why: on Node 20 the default AsyncLocalStorage context manager installs async hooks, which run for every async resource
+ * the process creates — including the write request of every frame written to every socket — and measurably raised the CPU
+ * per delivered message (bench/RESULTS.md, telemetry-cost). Beacon uses it when no trace is exported, where the only
+ * consumers of the active context are synchronous (log lines written inside `withSpan`, explicit parents).
+ */
+import { ROOT_CONTEXT, type Context, type ContextManager } from '@opentelemetry/api';
+
+export class SyncContextManager implements ContextManager {
+  private current: Context = ROOT_CONTEXT;
+
+  active(): Context {
+    return this.current;
+  }
+
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
+    context: Context,
+    fn: F,
+    thisArg?: ThisParameterType<F>,
+    ...args: A
+  ): ReturnType<F> {
+    const previous = this.current;
+    this.current = context;
+    try {
+      return fn.call(thisArg, ...args);
+    } finally {
+      this.current = previous;
+    }
+  }
+
+  bind<T>(context: Context, target: T): T {
+    if (typeof target !== 'function') return target;
+    const run = target as unknown as (...args: unknown[]) => unknown;
+    const with_ = this.with.bind(this);
+    const bound = function (this: unknown, ...args: unknown[]): unknown {
+      return with_(context, () => run.apply(this, args));
+    };
+    return bound as unknown as T;
+  }
+
+  enable(): this {
+    return this;
+  }
+
+  disable(): this {
+    this.current = ROOT_CONTEXT;
+    return this;
+  }
+}
