@@ -1,0 +1,133 @@
+/**
+ * Subscriber and publisher connections for each target. Beacon and the bare-`ws` server are spoken to with the same `ws`
+ * client library (Beacon's Pusher protocol 7 by hand, as pusher-js would send it); Socket.IO needs its own client,
+ * `socket.io-client`, on the WebSocket transport only.
+ */
+import { createHmac } from 'node:crypto';
+import { io, type Socket } from 'socket.io-client';
+import { WebSocket } from 'ws';
+import { BEACON_APP, type TargetId } from './targets.js';
+
+/** What every benchmark message carries: its index, the publisher's clock when it was published, and padding. */
+export interface Payload {
+  i: number;
+  /** performance.now() of the load process at publish time (publishers and subscribers share the process and its clock). */
+  t: number;
+  pad: string;
+}
+
+/** One open connection, closed without a handshake at the end of a run. */
+export interface Closable {
+  close(): void;
+}
+
+const CONNECT_TIMEOUT_MS = 15_000;
+
+function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer in ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Where a subscriber listens: Beacon's channel and event name, the event name on the baselines. */
+export interface Subscription {
+  beaconChannel: string;
+  beaconEvent: string;
+  event: string;
+}
+
+/**
+ * A Pusher protocol 7 connection to Beacon subscribed to `channel` (private channels are authorised with the app secret, as
+ * an auth endpoint would). Resolves with the socket once `pusher_internal:subscription_succeeded` arrives.
+ */
+export function connectBeacon(
+  port: number,
+  channel: string,
+  event: string,
+  onPayload: ((p: Payload) => void) | undefined,
+): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/app/${BEACON_APP.key}?protocol=7&client=bench&version=1.0.0`);
+  const subscribed = new Promise<WebSocket>((resolve, reject) => {
+    ws.once('error', reject);
+    ws.once('close', (code) => reject(new Error(`beacon closed the connection (${code})`)));
+    ws.on('message', (raw) => {
+      const frame = JSON.parse(raw.toString()) as { event: string; data?: unknown };
+      if (frame.event === event) {
+        onPayload?.(JSON.parse(frame.data as string) as Payload);
+      } else if (frame.event === 'pusher:connection_established') {
+        const socketId = (JSON.parse(frame.data as string) as { socket_id: string }).socket_id;
+        const data: Record<string, string> = { channel };
+        if (channel.startsWith('private-')) {
+          data.auth = `${BEACON_APP.key}:${createHmac('sha256', BEACON_APP.secret).update(`${socketId}:${channel}`).digest('hex')}`;
+        }
+        ws.send(JSON.stringify({ event: 'pusher:subscribe', data }));
+      } else if (frame.event === 'pusher_internal:subscription_succeeded') {
+        resolve(ws);
+      } else if (frame.event === 'pusher:ping') {
+        ws.send('{"event":"pusher:pong","data":{}}');
+      } else if (frame.event === 'pusher:error') {
+        reject(new Error(`beacon: ${JSON.stringify(frame.data)}`));
+      }
+    });
+  });
+  return withTimeout(subscribed, 'beacon subscribe').catch((err: unknown) => {
+    ws.terminate();
+    throw err;
+  });
+}
+
+/** A connection to the bare-`ws` server; every connection is in the room once the server says `subscribed`. */
+export function connectWs(port: number, event: string, onPayload: ((p: Payload) => void) | undefined): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+  const subscribed = new Promise<WebSocket>((resolve, reject) => {
+    ws.once('error', reject);
+    ws.on('message', (raw) => {
+      const frame = JSON.parse(raw.toString()) as { event: string; data?: unknown };
+      if (frame.event === event) onPayload?.(frame.data as Payload);
+      else if (frame.event === 'subscribed') resolve(ws);
+    });
+  });
+  return withTimeout(subscribed, 'ws subscribe').catch((err: unknown) => {
+    ws.terminate();
+    throw err;
+  });
+}
+
+/** A Socket.IO connection (WebSocket transport) that has joined the room (acknowledged). */
+export function connectSocketIo(port: number, event: string, onPayload: ((p: Payload) => void) | undefined): Promise<Socket> {
+  const socket = io(`http://127.0.0.1:${port}`, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: CONNECT_TIMEOUT_MS });
+  if (onPayload !== undefined) socket.on(event, onPayload);
+  const joined = new Promise<Socket>((resolve, reject) => {
+    socket.once('connect_error', reject);
+    socket.once('connect', () => socket.emit('join', () => resolve(socket)));
+  });
+  return withTimeout(joined, 'socket.io join').catch((err: unknown) => {
+    socket.disconnect();
+    throw err;
+  });
+}
+
+/** A subscriber of `target` that calls `onPayload` for every benchmark message. */
+export async function subscribe(
+  target: TargetId,
+  port: number,
+  subscription: Subscription,
+  onPayload: (p: Payload) => void,
+): Promise<Closable> {
+  switch (target) {
+    case 'beacon': {
+      const ws = await connectBeacon(port, subscription.beaconChannel, subscription.beaconEvent, onPayload);
+      return { close: () => ws.terminate() };
+    }
+    case 'ws': {
+      const ws = await connectWs(port, subscription.event, onPayload);
+      return { close: () => ws.terminate() };
+    }
+    case 'socketio': {
+      const socket = await connectSocketIo(port, subscription.event, onPayload);
+      return { close: () => socket.disconnect() };
+    }
+  }
+}

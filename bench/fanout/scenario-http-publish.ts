@@ -1,0 +1,47 @@
+/**
+ * Server-side publish: every message is one HTTP request. Beacon gets `POST /apps/app-id/events`, signed by the official
+ * `pusher` SDK (keep-alive agent), so it pays for body hashing, signature checking and validation as in production; the
+ * baselines get an unauthenticated `POST /publish` from `fetch` (keep-alive). A public channel `bench`.
+ */
+import { Agent } from 'node:http';
+import Pusher from 'pusher';
+import type { Payload } from './clients.js';
+import type { Publisher, Scenario } from './scenario.js';
+import { BEACON_APP, type TargetId } from './targets.js';
+
+const CHANNEL = 'bench';
+const EVENT = 'bench';
+
+function beaconPublisher(port: number): Publisher {
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const pusher = new Pusher({ appId: BEACON_APP.id, key: BEACON_APP.key, secret: BEACON_APP.secret, host: '127.0.0.1', port: String(port), useTLS: false, agent });
+  return {
+    publish: (payload: Payload) => pusher.trigger(CHANNEL, EVENT, payload),
+    close: () => agent.destroy(),
+  };
+}
+
+function baselinePublisher(port: number): Publisher {
+  const url = `http://127.0.0.1:${port}/publish`;
+  return {
+    publish: async (payload: Payload) => {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ event: EVENT, data: payload }),
+      });
+      if (!res.ok) throw new Error(`publish: HTTP ${res.status}`);
+      await res.arrayBuffer();
+    },
+    close: () => undefined,
+  };
+}
+
+export const httpPublish: Scenario = {
+  id: 'http-publish',
+  title: 'HTTP publish',
+  description:
+    'http-publish: each message is one HTTP POST — Beacon `POST /apps/app-id/events` signed by the `pusher` SDK (public channel), the baselines an unsigned `POST /publish` — and the server fans it out to every subscriber.',
+  subscription: { beaconChannel: CHANNEL, beaconEvent: EVENT, event: EVENT },
+  connectPublisher: async (target: TargetId, port: number) => (target === 'beacon' ? beaconPublisher(port) : baselinePublisher(port)),
+};
