@@ -1,0 +1,95 @@
+/**
+ * The bootstrap's reading of the environment (otel/options.ts), the shutdown registry (src/telemetry/lifecycle.ts) and the
+ * process gauges' sources (src/telemetry/process-metrics.ts): pure parts, tested without starting an SDK.
+ */
+import assert from 'node:assert/strict';
+import { openSync, closeSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { telemetryOptionsFromEnv } from '../../otel/options.js';
+import { countOpenFds, readMaxFds } from '../../src/telemetry/process-metrics.js';
+
+describe('telemetryOptionsFromEnv', () => {
+  it('defaults: enabled, service beacon, metrics on 0.0.0.0:9464, no traces, health paths ignored', () => {
+    const o = telemetryOptionsFromEnv({});
+    assert.equal(o.disabled, false);
+    assert.equal(o.defaultServiceName, 'beacon');
+    assert.deepEqual(o.metrics, { host: '0.0.0.0', port: 9464 });
+    assert.equal(o.traces, undefined);
+    assert.deepEqual([...o.ignoredPaths].sort(), ['/healthz', '/metrics', '/readyz']);
+    assert.deepEqual(o.warnings, []);
+  });
+
+  it('OTEL_SDK_DISABLED=true (any case) disables', () => {
+    assert.equal(telemetryOptionsFromEnv({ OTEL_SDK_DISABLED: 'TRUE' }).disabled, true);
+    assert.equal(telemetryOptionsFromEnv({ OTEL_SDK_DISABLED: 'false' }).disabled, false);
+  });
+
+  it('a service named by OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES gets no default', () => {
+    assert.equal(telemetryOptionsFromEnv({ OTEL_SERVICE_NAME: 'x' }).defaultServiceName, undefined);
+    assert.equal(telemetryOptionsFromEnv({ OTEL_RESOURCE_ATTRIBUTES: 'a=b,service.name=y' }).defaultServiceName, undefined);
+    assert.equal(telemetryOptionsFromEnv({ OTEL_RESOURCE_ATTRIBUTES: 'a=b' }).defaultServiceName, 'beacon');
+  });
+
+  it('traces only with an endpoint, protocol http/protobuf unless told, none wins', () => {
+    assert.deepEqual(telemetryOptionsFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).traces, {
+      protocol: 'http/protobuf',
+    });
+    assert.deepEqual(
+      telemetryOptionsFromEnv({
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      }).traces,
+      { protocol: 'http/json' },
+    );
+    assert.equal(
+      telemetryOptionsFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'none' }).traces,
+      undefined,
+    );
+    const grpc = telemetryOptionsFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+    assert.deepEqual(grpc.traces, { protocol: 'http/protobuf' });
+    assert.equal(grpc.warnings.length, 1);
+  });
+
+  it('METRICS_* win over OTEL_EXPORTER_PROMETHEUS_*; a bad port warns and keeps the default; none turns metrics off', () => {
+    assert.deepEqual(
+      telemetryOptionsFromEnv({
+        METRICS_HOST: '127.0.0.1',
+        METRICS_PORT: '9999',
+        OTEL_EXPORTER_PROMETHEUS_HOST: '10.0.0.1',
+        OTEL_EXPORTER_PROMETHEUS_PORT: '1234',
+      }).metrics,
+      { host: '127.0.0.1', port: 9999 },
+    );
+    assert.deepEqual(
+      telemetryOptionsFromEnv({ OTEL_EXPORTER_PROMETHEUS_HOST: '::1', OTEL_EXPORTER_PROMETHEUS_PORT: '1234' }).metrics,
+      { host: '::1', port: 1234 },
+    );
+    const bad = telemetryOptionsFromEnv({ METRICS_PORT: '0' });
+    assert.deepEqual(bad.metrics, { host: '0.0.0.0', port: 9464 });
+    assert.equal(bad.warnings.length, 1);
+    assert.equal(telemetryOptionsFromEnv({ OTEL_METRICS_EXPORTER: 'none' }).metrics, undefined);
+  });
+
+  it('adds deployment.environment.name and service.instance.id from DEPLOYMENT_ENV and NODE_ID', () => {
+    assert.deepEqual(telemetryOptionsFromEnv({ DEPLOYMENT_ENV: 'prod', NODE_ID: 'n-1' }).resourceAttributes, {
+      'deployment.environment.name': 'prod',
+      'service.instance.id': 'n-1',
+    });
+  });
+});
+
+describe('process metrics sources', () => {
+  it('counts open file descriptors as they open and close', () => {
+    const before = countOpenFds();
+    assert.ok(before !== undefined && before > 2);
+    const fd = openSync('/proc/self/stat', 'r');
+    assert.equal(countOpenFds(), before + 1);
+    closeSync(fd);
+    assert.equal(countOpenFds(), before);
+  });
+
+  it('reads the soft fd limit', () => {
+    const max = readMaxFds();
+    assert.ok(max === undefined || (Number.isInteger(max) && max > 0));
+  });
+});
