@@ -6,8 +6,8 @@
  * - `OTEL_SDK_DISABLED=true` switches everything off: no SDK, no ESM hook, no `/metrics` server, no spans.
  * - Traces are exported only when an OTLP endpoint is configured (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
  *   `OTEL_EXPORTER_OTLP_ENDPOINT`) and `OTEL_TRACES_EXPORTER` does not say `none`. Without one no tracer provider, no
- *   HTTP instrumentation and no async-hook context manager are installed: no span is recorded, nothing is sent, and the
- *   per-write cost of AsyncLocalStorage on Node 20 is not paid (bench/RESULTS.md, telemetry-cost).
+ *   HTTP instrumentation and no async-hook context manager are installed: no span is recorded, nothing is sent, and their
+ *   per-request and per-async-resource cost is not paid (bench/RESULTS.md, telemetry-cost).
  * - Metrics are always served by the Prometheus exporter (pull), unless `OTEL_METRICS_EXPORTER=none`; OTLP metric push is
  *   not offered: Prometheus scrapes every node.
  */

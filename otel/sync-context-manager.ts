@@ -1,9 +1,9 @@
 /**
  * A context manager without async hooks: `context.with(ctx, fn)` makes `ctx` active for the synchronous run of `fn` only.
  *
- * Why: on Node 20 the default AsyncLocalStorage context manager installs async hooks, which run for every async resource
- * the process creates — including the write request of every frame written to every socket — and measurably raised the CPU
- * per delivered message (bench/RESULTS.md, telemetry-cost). Beacon uses it when no trace is exported, where the only
+ * Why: the default AsyncLocalStorage context manager (async hooks on Node 20, run for every async resource the process
+ * creates) and the HTTP instrumentation together raised the server CPU per delivered message by tens of percent even
+ * with no span exported (bench/RESULTS.md, telemetry-cost). Beacon uses this one when no trace is exported, where the only
  * consumers of the active context are synchronous (log lines written inside `withSpan`, explicit parents).
  */
 import { ROOT_CONTEXT, type Context, type ContextManager } from '@opentelemetry/api';
