@@ -17,6 +17,7 @@ export type LogEvent =
   | 'connection_closed'
   | 'connection_rejected'
   | 'subscribed'
+  | 'message_received'
   | 'subscription_failed'
   | 'unsubscribed'
   | 'signin'
