@@ -3,7 +3,6 @@
  * endpoint is configured), the HTTP and Node runtime instrumentations, and the resource. Kept apart from `register.ts` so the
  * entry file is only the ordering (guards → ESM hook → SDK → acknowledgement).
  */
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api';
 import { OTLPTraceExporter as OtlpHttpJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -25,20 +24,8 @@ import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, ConsoleSpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { TelemetryOptions } from './options.js';
+import { VERSION } from '../src/version.js';
 import { SyncContextManager } from './sync-context-manager.js';
-
-/** The package version, for `service.version`; the file sits one level up from otel/ and two from dist/otel/. */
-function packageVersion(): string | undefined {
-  for (const path of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === 'beacon' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // not at this level; try the next
-    }
-  }
-  return undefined;
-}
 
 /**
  * Routes the SDK's own diagnostics (export failures, a metrics port already taken) to stderr as one JSON line each, so a
@@ -90,8 +77,7 @@ const VIEWS: ViewOptions[] = [
  */
 export async function detectTelemetryResource(options: TelemetryOptions): Promise<Resource> {
   const attributes: Record<string, string> = { ...options.resourceAttributes };
-  const version = packageVersion();
-  if (version !== undefined) attributes[ATTR_SERVICE_VERSION] = version;
+  attributes[ATTR_SERVICE_VERSION] = VERSION;
   if (options.defaultServiceName !== undefined) attributes[ATTR_SERVICE_NAME] = options.defaultServiceName;
   const detected = detectResources({ detectors: [envDetector, processDetector, hostDetector] });
   await detected.waitForAsyncAttributes?.();
