@@ -6,6 +6,7 @@ import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Adapter } from './adapters/adapter.js';
 import { createLocalAdapter } from './adapters/local-adapter.js';
+import { createRedisAdapter } from './adapters/redis-adapter.js';
 import type { AppStore } from './apps/app-store.js';
 import { createStaticAppStore } from './apps/static-app-store.js';
 import type { Config } from './config.js';
@@ -74,10 +75,19 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   const hub = new Hub(apps.all());
   // The gauges read the adapter's status at scrape time, after it exists; the adapter records its own traffic.
   const metrics = overrides.metrics ?? createMetrics(hub.gaugeSources(() => adapter.status()), { version: VERSION });
-  const adapter = (overrides.adapter ?? ((h, m) => createLocalAdapter({ hub: h, metrics: m, cacheTtlMs: CACHE_TTL_MS })))(
-    hub,
-    metrics,
-  );
+  const defaultAdapter: AppDeps['adapter'] = (h, m) =>
+    config.adapter === 'redis'
+      ? createRedisAdapter({
+          hub: h,
+          metrics: m,
+          logger,
+          url: config.redisUrl,
+          nodeId: config.nodeId,
+          appIds: apps.all().map((a) => a.id),
+          cacheTtlMs: CACHE_TTL_MS,
+        })
+      : createLocalAdapter({ hub: h, metrics: m, cacheTtlMs: CACHE_TTL_MS });
+  const adapter = (overrides.adapter ?? defaultAdapter)(hub, metrics);
   const publisher = createPublisher({ adapter, metrics });
   const webhooks = createWebhookSender({
     apps,

@@ -64,6 +64,9 @@ export interface Config {
   webhookRetryMaxMs: number;
   webhookRetryDeadlineMs: number;
   webhookRequestTimeoutMs: number;
+  /** The cluster engine: `local` (one process, in memory) or `redis` (many processes sharing `redisUrl`). */
+  adapter: 'local' | 'redis';
+  redisUrl: string;
 }
 
 const bool = z
@@ -130,6 +133,11 @@ const envSchema = z.object({
   WEBHOOK_RETRY_MAX_MS: int(1, 3_600_000).default(60_000),
   WEBHOOK_RETRY_DEADLINE_MS: int(0, 86_400_000).default(300_000),
   WEBHOOK_REQUEST_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  ADAPTER: z.enum(['local', 'redis']).default('local'),
+  REDIS_URL: z
+    .url()
+    .refine((u) => /^rediss?:\/\//.test(u), 'a redis:// or rediss:// URL')
+    .default('redis://127.0.0.1:6379'),
 });
 
 /** Thrown when the configuration is invalid; `message` names every offending variable. */
@@ -225,6 +233,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     webhookRetryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
     webhookRetryDeadlineMs: e.WEBHOOK_RETRY_DEADLINE_MS,
     webhookRequestTimeoutMs: e.WEBHOOK_REQUEST_TIMEOUT_MS,
+    adapter: e.ADAPTER,
+    redisUrl: e.REDIS_URL,
   };
 }
 

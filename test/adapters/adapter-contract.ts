@@ -1,6 +1,7 @@
 /**
- * The contract of src/adapters/adapter.ts as a suite every adapter implementation runs (the local one now, Redis later).
- * `make` builds an adapter over a hub with the given clock; the suite never looks inside the implementation.
+ * The contract of src/adapters/adapter.ts as a suite every adapter implementation runs (local and Redis).
+ * `make` builds an adapter over a hub with the given clock, ready to use; the suite never looks inside the implementation.
+ * Delivery may be asynchronous (a cluster engine goes through the network), so deliveries are awaited with a bound.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -9,6 +10,7 @@ import type { Envelope } from '../../src/adapters/envelope.js';
 import type { AppConfig } from '../../src/config.js';
 import { Hub } from '../../src/realtime/hub.js';
 import type { Connection } from '../../src/transport/connection.js';
+import { until } from '../helpers/wait.js';
 
 export interface AdapterFactory {
   (hub: Hub, clock: { now: () => number }, cacheTtlMs: number): Adapter | Promise<Adapter>;
@@ -58,6 +60,7 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     const seen: string[] = [];
     adapter.onEnvelope((e) => seen.push(`${e.channel}:${e.data}`));
     for (let n = 0; n < 5; n++) adapter.publish(envelope('c', n));
+    await until(() => seen.length >= 5, 'five envelopes');
     assert.deepEqual(seen, ['c:0', 'c:1', 'c:2', 'c:3', 'c:4']);
     await adapter.close();
   });
@@ -98,6 +101,7 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     const terminated: string[] = [];
     adapter.onTerminateUser((app, user) => terminated.push(`${app}/${user}`));
     adapter.terminateUser(APP.id, 'u9');
+    await until(() => terminated.length >= 1, 'the terminate handler');
     assert.deepEqual(terminated, ['a1/u9']);
     assert.equal(adapter.status().up, true);
     await adapter.close();
