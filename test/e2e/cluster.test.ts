@@ -1,0 +1,138 @@
+/**
+ * Two Beacon nodes sharing one real redis-server (ADAPTER=redis): a publication on one node reaches clients of the other,
+ * presence queries answer for the cluster, a crashed node's members vanish, and a Redis outage makes nodes unready
+ * without crashing them. Node B of the crash case is a real child process killed with SIGKILL.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type Pusher from 'pusher';
+import { authOptions } from '../helpers/auth.js';
+import { spawnBeacon } from '../helpers/beacon-process.js';
+import { nextEvent, subscribed } from '../helpers/pusher-events.js';
+import { PusherClient, type PresenceChannel } from '../helpers/pusher-js.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { APP, startServer, type TestServer } from '../helpers/server.js';
+import { until, within } from '../helpers/wait.js';
+
+let redis: RedisServer;
+before(async () => {
+  redis = await startRedis();
+});
+after(async () => {
+  await redis?.stop();
+});
+
+async function node(id: string, url = redis.url): Promise<TestServer> {
+  const server = await startServer({ ADAPTER: 'redis', REDIS_URL: url, NODE_ID: id });
+  await until(() => server.app.adapter.status().up, `node ${id} connected to Redis`);
+  return server;
+}
+
+async function userIds(sdk: Pusher, channel: string): Promise<string[]> {
+  const response = await sdk.get({ path: `/channels/${channel}/users` });
+  const body = (await response.json()) as { users: { id: string }[] };
+  return body.users.map((u) => u.id).sort();
+}
+
+async function readyz(server: TestServer): Promise<{ status: number; up: boolean }> {
+  const response = await fetch(`http://127.0.0.1:${server.port}/readyz`);
+  const body = (await response.json()) as { checks: { adapter: { up: boolean } } };
+  return { status: response.status, up: body.checks.adapter.up };
+}
+
+test('an event triggered through node A reaches a pusher-js client on node B', async () => {
+  const a = await node('a');
+  const b = await node('b');
+  try {
+    const channel = await subscribed(b.client(), 'news');
+    const event = nextEvent(channel, 'headline');
+    await a.sdk().trigger('news', 'headline', { n: 1 });
+    assert.deepEqual(await event, { n: 1 });
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+test('presence members on two nodes: both nodes list both users; counts add up', async () => {
+  const a = await node('a');
+  const b = await node('b');
+  try {
+    const sdkA = a.sdk();
+    const sdkB = b.sdk();
+    await subscribed(a.client(authOptions(sdkA, { presence: { user_id: 'alice', user_info: {} } })), 'presence-room');
+    const bob = await subscribed<PresenceChannel>(
+      b.client(authOptions(sdkB, { presence: { user_id: 'bob', user_info: {} } })),
+      'presence-room',
+    );
+    // Bob joined second, on the other node: his subscription_succeeded already lists Alice.
+    assert.equal(bob.members.count, 2);
+    assert.deepEqual(await userIds(sdkA, 'presence-room'), ['alice', 'bob']);
+    assert.deepEqual(await userIds(sdkB, 'presence-room'), ['alice', 'bob']);
+    const info = await sdkA.get({ path: '/channels/presence-room', params: { info: 'user_count,subscription_count' } });
+    assert.deepEqual(await info.json(), { occupied: true, user_count: 2, subscription_count: 2 });
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+test('a crashed node (SIGKILL) leaves no ghost members: its users vanish from the other node’s answers', async () => {
+  const a = await node('a');
+  const b = await spawnBeacon({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'b-process' });
+  const carol = new PusherClient(APP.key, {
+    cluster: 'mt1',
+    wsHost: '127.0.0.1',
+    wsPort: b.port,
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    disableStats: true,
+    ...authOptions(a.sdk(), { presence: { user_id: 'carol', user_info: {} } }),
+  });
+  try {
+    const sdk = a.sdk();
+    await subscribed(a.client(authOptions(sdk, { presence: { user_id: 'alice', user_info: {} } })), 'presence-room');
+    await subscribed(carol, 'presence-room');
+    assert.deepEqual(await userIds(sdk, 'presence-room'), ['alice', 'carol']);
+    await b.stop('SIGKILL');
+    carol.disconnect();
+    // At once: B no longer answers, so the query ends at its timeout with A's members only.
+    assert.deepEqual(await userIds(sdk, 'presence-room'), ['alice']);
+    // Within the node TTL (5 s) B's heartbeat key expires and queries stop waiting for it (no more timeout to sit out).
+    const deadline = Date.now() + 8000;
+    for (;;) {
+      const started = performance.now();
+      assert.deepEqual(await userIds(sdk, 'presence-room'), ['alice']);
+      if (performance.now() - started < 250) break;
+      if (Date.now() > deadline) assert.fail('queries still wait for the crashed node 8 s after the crash');
+    }
+  } finally {
+    carol.disconnect();
+    await b.stop('SIGKILL');
+    await a.close();
+  }
+});
+
+test('Redis down: readiness 503 and the adapter down, publishes dropped without crashing; Redis back: ready again', async () => {
+  const own = await startRedis();
+  const a = await node('a', own.url);
+  try {
+    assert.deepEqual(await readyz(a), { status: 200, up: true });
+    await own.stop();
+    await until(() => !a.app.adapter.status().up, 'adapter down');
+    assert.deepEqual(await readyz(a), { status: 503, up: false });
+    const trigger = await a.sdk().trigger('news', 'lost', {});
+    assert.equal(trigger.status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${a.port}/healthz`)).status, 200);
+    await own.start();
+    await until(() => a.app.adapter.status().up, 'adapter up again', 10_000);
+    assert.deepEqual(await readyz(a), { status: 200, up: true });
+    const channel = await subscribed(a.client(), 'news');
+    const event = nextEvent(channel, 'after');
+    await a.sdk().trigger('news', 'after', { ok: true });
+    assert.deepEqual(await within(event, 'event after the outage'), { ok: true });
+    const events = a.logs.map((l) => l.event).filter((e) => e === 'adapter_up' || e === 'adapter_down');
+    assert.deepEqual(events, ['adapter_up', 'adapter_down', 'adapter_up']);
+  } finally {
+    await a.close();
+    await own.stop();
+  }
+});
