@@ -31,6 +31,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
 import type { Adapter, CachedEvent } from './adapter.js';
 import type { Envelope } from './envelope.js';
+import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 import { answerFromHub, mergeChannel, mergeChannels, mergeMembers, type NodeAnswer, type QueryOp } from './redis-queries.js';
 
 /** How long a query waits for the other live nodes before answering with what it has. */
@@ -249,7 +250,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         return;
       }
       metrics.adapterMessage('published');
-      pub.publish(eventsChannel(envelope.appId), JSON.stringify(envelope)).catch(() => {
+      pub.publish(eventsChannel(envelope.appId), encodeEnvelope(envelope)).catch(() => {
         dropped++;
       });
     },
@@ -298,27 +299,4 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
 async function quit(client: Redis): Promise<void> {
   if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
   else client.disconnect();
-}
-
-/** The Envelope from its JSON; absent optional fields become `undefined` so every envelope has the same shape. */
-function decodeEnvelope(message: string): Envelope | undefined {
-  let o: Partial<Envelope>;
-  try {
-    o = JSON.parse(message) as Partial<Envelope>;
-  } catch {
-    return undefined;
-  }
-  if (typeof o.appId !== 'string' || typeof o.channel !== 'string' || typeof o.event !== 'string') return undefined;
-  if (typeof o.data !== 'string' || o.kind === undefined) return undefined;
-  return {
-    appId: o.appId,
-    channel: o.channel,
-    event: o.event,
-    data: o.data,
-    userId: o.userId ?? undefined,
-    excludeSocketId: o.excludeSocketId ?? undefined,
-    kind: o.kind,
-    traceparent: o.traceparent ?? undefined,
-    publishedAt: o.publishedAt ?? Date.now(),
-  };
 }

@@ -1,0 +1,30 @@
+/** The Envelope as it crosses nodes through a cluster engine: JSON, read back into the same fixed shape. */
+import type { Envelope } from './envelope.js';
+
+/** JSON of the envelope; `undefined` fields are left out. */
+export function encodeEnvelope(envelope: Envelope): string {
+  return JSON.stringify(envelope);
+}
+
+/** The Envelope from its JSON; absent optional fields become `undefined` so every envelope has the same shape. */
+export function decodeEnvelope(message: string): Envelope | undefined {
+  let o: Partial<Envelope>;
+  try {
+    o = JSON.parse(message) as Partial<Envelope>;
+  } catch {
+    return undefined;
+  }
+  if (typeof o.appId !== 'string' || typeof o.channel !== 'string' || typeof o.event !== 'string') return undefined;
+  if (typeof o.data !== 'string' || o.kind === undefined) return undefined;
+  return {
+    appId: o.appId,
+    channel: o.channel,
+    event: o.event,
+    data: o.data,
+    userId: o.userId ?? undefined,
+    excludeSocketId: o.excludeSocketId ?? undefined,
+    kind: o.kind,
+    traceparent: o.traceparent ?? undefined,
+    publishedAt: o.publishedAt ?? Date.now(),
+  };
+}
