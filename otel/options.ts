@@ -25,8 +25,6 @@ export interface TelemetryOptions {
   traces: { protocol: OtlpProtocol } | undefined;
   consoleTraces: boolean;
   metrics: { host: string; port: number } | undefined;
-  /** URL paths never traced (health probes and scrapes would drown the real traffic). */
-  ignoredPaths: ReadonlySet<string>;
   /** Problems found while reading the environment, reported once the process can log them. */
   warnings: string[];
 }
@@ -99,7 +97,6 @@ export function telemetryOptionsFromEnv(env: NodeJS.ProcessEnv): TelemetryOption
     traces,
     consoleTraces: exporters.includes('console'),
     metrics,
-    ignoredPaths: new Set(['/healthz', '/readyz', '/metrics']),
     warnings,
   };
 }

@@ -3,12 +3,10 @@
  * endpoint is configured), the HTTP and Node runtime instrumentations, and the resource. Kept apart from `register.ts` so the
  * entry file is only the ordering (guards → ESM hook → SDK → acknowledgement).
  */
-import type { IncomingMessage } from 'node:http';
 import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api';
 import { OTLPTraceExporter as OtlpHttpJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OtlpHttpProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
 import {
   defaultResource,
@@ -19,7 +17,6 @@ import {
   resourceFromAttributes,
   type Resource,
 } from '@opentelemetry/resources';
-import { AggregationType, type ViewOptions } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, ConsoleSpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
@@ -64,11 +61,6 @@ function safeJson(value: unknown): string {
   }
 }
 
-/** Metric views: the HTTP instrumentation's own duration histograms are dropped — `http_server_request_duration_seconds`
- * from metrics.ts (route-labelled, HTTP API only) is the contract's one, and two near-identical series would mislead. */
-const VIEWS: ViewOptions[] = [
-  { meterName: '@opentelemetry/instrumentation-http', aggregation: { type: AggregationType.DROP } },
-];
 
 /**
  * The resource: Beacon's attributes, overridden by the detectors (OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME, process,
@@ -115,7 +107,6 @@ export function createTelemetrySdk(
           },
         );
 
-  const ignored = options.ignoredPaths;
   const tracing = spanProcessors.length > 0;
   const sdk = new NodeSDK({
     resource,
@@ -123,30 +114,15 @@ export function createTelemetrySdk(
     // An empty list means "no tracer provider": no span is recorded and no exporter exists (see options.ts).
     spanProcessors,
     metricReaders: prometheus === undefined ? [] : [prometheus],
-    views: VIEWS,
     // Logs go through pino (stdout, Loki); the SDK must not default to an OTLP log exporter.
     logRecordProcessors: [],
-    // Without span export nothing needs context across async boundaries: skip the async-hook context manager and the
-    // HTTP instrumentation (both cost CPU on every request and every socket write; see sync-context-manager.ts).
+    // Without span export nothing needs context across async boundaries: skip the async-hook context manager (it costs
+    // CPU on every socket write; see sync-context-manager.ts). There is no HTTP instrumentation at all: it wrapped every
+    // request and response of the process whatever the sampling decision (+15-25 % CPU per delivery in
+    // bench/telemetry-cost); the API's server span comes from a fastify hook (src/http/api.ts) and spans pass their
+    // parents explicitly (the envelope's traceparent, the request's span), so nothing depends on it.
     ...(tracing ? {} : { contextManager: new SyncContextManager() }),
-    instrumentations: [
-      ...(tracing
-        ? [
-            new HttpInstrumentation({
-              ignoreIncomingRequestHook: (request: IncomingMessage) => ignored.has(pathOf(request.url)),
-              // Outgoing calls are traced only inside a trace (webhooks during a publish), never as orphan roots.
-              requireParentforOutgoingSpans: true,
-            }),
-          ]
-        : []),
-      new RuntimeNodeInstrumentation(),
-    ],
+    instrumentations: [new RuntimeNodeInstrumentation()],
   });
   return { sdk, prometheus };
-}
-
-function pathOf(url: string | undefined): string {
-  if (url === undefined) return '/';
-  const q = url.indexOf('?');
-  return q === -1 ? url : url.slice(0, q);
 }

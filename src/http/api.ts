@@ -6,6 +6,7 @@ import cors from '@fastify/cors';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { ApiError, type ApiDeps } from './api-deps.js';
 import { FixedWindow } from '../limits/fixed-window.js';
+import { endHttpServerSpan, logIds, startHttpServerSpan } from '../telemetry/tracing.js';
 import { verifyRequest } from './signing.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { registerEventRoutes } from './routes/events.js';
@@ -38,6 +39,10 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   };
   scope.decorateRequest('beaconApp', null as never);
   scope.decorateRequest('rawBody', '');
+  scope.decorateRequest('apiSpan', undefined);
+  scope.addHook('onRequest', async (request) => {
+    request.apiSpan = startHttpServerSpan(request.method, request.routeOptions.url ?? 'unmatched', request.headers);
+  });
   scope.addContentTypeParser(
     ['application/json', 'text/plain'],
     { parseAs: 'string', bodyLimit: config.maxPayloadBytes * config.maxBatchSize + 64 * 1024 },
@@ -64,7 +69,13 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     if (!result.ok) {
       metrics.apiAuthFailure(result.reason);
       logger.info(
-        { event: 'auth_failed', reason: result.reason, request_id: request.id, app_id: request.params.appId.slice(0, 64) },
+        {
+          event: 'auth_failed',
+          reason: result.reason,
+          request_id: request.id,
+          app_id: request.params.appId.slice(0, 64),
+          ...logIds(request.apiSpan),
+        },
         result.message,
       );
       return reply.code(401).send({ error: result.message });
@@ -83,9 +94,13 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   scope.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
+    const span = request.apiSpan;
+    const ids = logIds(span); // before the span ends: an ended span no longer records
+    if (span !== undefined) endHttpServerSpan(span, reply.statusCode);
     logger.info(
       {
         event: 'api_request',
+        ...ids,
         request_id: request.id,
         app_id: request.beaconApp?.id,
         method: request.method,

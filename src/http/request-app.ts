@@ -1,8 +1,8 @@
 /** Per-request state of the HTTP API, declared on fastify's request type (never bolted onto the object ad hoc). */
-import { context, trace, type Context } from '@opentelemetry/api';
+import type { Context, Span } from '@opentelemetry/api';
 import type { FastifyRequest } from 'fastify';
 import type { AppConfig } from '../config.js';
-import { contextFromHeaders } from '../telemetry/tracing.js';
+import { contextOf } from '../telemetry/tracing.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -10,6 +10,8 @@ declare module 'fastify' {
     beaconApp: AppConfig;
     /** The raw body as received, for `body_md5`. */
     rawBody: string;
+    /** The request's server span (tracing.ts `startHttpServerSpan`), set by the first hook. */
+    apiSpan: Span | undefined;
   }
 }
 
@@ -18,10 +20,7 @@ export interface AppRequest {
   Params: { appId: string };
 }
 
-/**
- * The trace context a publish continues: the HTTP server span when the http instrumentation made one, else the caller's
- * `traceparent` header directly.
- */
-export function requestContext(request: FastifyRequest): Context {
-  return trace.getActiveSpan() !== undefined ? context.active() : contextFromHeaders(request.headers);
+/** The trace context a publish continues: the request's server span (itself a child of the caller's `traceparent`). */
+export function requestContext(request: FastifyRequest): Context | undefined {
+  return request.apiSpan === undefined ? undefined : contextOf(request.apiSpan);
 }

@@ -61,6 +61,45 @@ export function startConnectSpan(appId: string, sessionId: string, socketId: str
   return span;
 }
 
+/**
+ * The server span of one HTTP API request, continuing the caller's `traceparent`. Started by a fastify hook rather than by
+ * @opentelemetry/instrumentation-http: the instrumentation wraps every request and response of the process whatever the
+ * sampling decision, and cost +15-25 % CPU per delivered message in bench/telemetry-cost (see bench/RESULTS.md).
+ */
+export function startHttpServerSpan(
+  method: string,
+  route: string,
+  headers: Record<string, string | string[] | undefined>,
+): Span {
+  const span = tracer.startSpan(`${method} ${route}`, { kind: SpanKind.SERVER }, contextFromHeaders(headers));
+  if (span.isRecording()) {
+    span.setAttribute('http.request.method', method);
+    span.setAttribute('http.route', route);
+  }
+  return span;
+}
+
+/** Ends an HTTP server span with its status code (5xx marks it failed, as the HTTP semantic conventions say). */
+export function endHttpServerSpan(span: Span, statusCode: number): void {
+  if (span.isRecording()) {
+    span.setAttribute('http.response.status_code', statusCode);
+    if (statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+  span.end();
+}
+
+/** Trace and span ids of a recording span, for a log line written outside its context; empty otherwise. */
+export function logIds(span: Span | undefined): { trace_id?: string; span_id?: string } {
+  if (span === undefined || !span.isRecording()) return {};
+  const ctx = span.spanContext();
+  return { trace_id: ctx.traceId, span_id: ctx.spanId };
+}
+
+/** The context whose active span is `span` (a parent passed explicitly, without relying on a context manager). */
+export function contextOf(span: Span): Context {
+  return trace.setSpan(ROOT_CONTEXT, span);
+}
+
 /** Context carried by an incoming HTTP request's headers (`traceparent`), for spans created outside instrumentation. */
 export function contextFromHeaders(headers: Record<string, string | string[] | undefined>): Context {
   return propagation.extract(ROOT_CONTEXT, headers);

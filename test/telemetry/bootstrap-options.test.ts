@@ -15,7 +15,6 @@ describe('telemetryOptionsFromEnv', () => {
     assert.equal(o.defaultServiceName, 'beacon');
     assert.deepEqual(o.metrics, { host: '0.0.0.0', port: 9464 });
     assert.equal(o.traces, undefined);
-    assert.deepEqual([...o.ignoredPaths].sort(), ['/healthz', '/metrics', '/readyz']);
     assert.deepEqual(o.warnings, []);
   });
 

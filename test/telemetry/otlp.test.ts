@@ -1,7 +1,7 @@
 /**
  * The OpenTelemetry bootstrap (otel/register.ts) in a real child process: spans reach an OTLP/HTTP collector as protobuf
- * only when an endpoint is configured, the HTTP server span continues the caller's `traceparent`, health probes are not
- * traced, the standard OTEL_* variables apply, export failures neither crash nor hang, and OTEL_SDK_DISABLED switches
+ * only when an endpoint is configured, a server span continues the caller's `traceparent` through the installed propagator,
+ * the standard OTEL_* variables apply, export failures neither crash nor hang, and OTEL_SDK_DISABLED switches
  * everything off.
  */
 import assert from 'node:assert/strict';
@@ -18,7 +18,7 @@ const CALLER_SPAN_ID = 'b7ad6b7169203331';
 const CALLER_TRACEPARENT = `00-${CALLER_TRACE_ID}-${CALLER_SPAN_ID}-01`;
 
 interface AppReport {
-  seen: Array<{ path: string; activeTraceId: string | null; publishRecording: boolean }>;
+  seen: Array<{ path: string; activeTraceId: string | null; propagatedTraceId: string | null; publishRecording: boolean }>;
   metrics: string | null;
   shutdownMs: number;
 }
@@ -90,12 +90,12 @@ describe('OpenTelemetry bootstrap', () => {
       assert.ok(publish.endTimeUnixNano >= publish.startTimeUnixNano);
     });
 
-    it('does not trace health probes', () => {
+    it('propagates the caller context to every handler, and exports only the spans the app started', () => {
       const servers = collector.spans().filter((s) => s.kind === SpanKindOtlp.SERVER);
       assert.equal(servers.length, 1, 'only the API request, not /healthz');
-      // The /healthz handler still ran inside the caller's context (propagation), its own span was just not recorded.
       const health = report.seen.find((s) => s.path === '/healthz');
-      assert.ok(health);
+      assert.equal(health?.propagatedTraceId, CALLER_TRACE_ID, 'the W3C propagator is installed');
+      assert.equal(health?.activeTraceId, null, 'no HTTP instrumentation makes a span active behind the app');
     });
 
     it('describes the service with the standard resource attributes', () => {
