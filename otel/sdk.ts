@@ -107,7 +107,6 @@ export function createTelemetrySdk(
           },
         );
 
-  const tracing = spanProcessors.length > 0;
   const sdk = new NodeSDK({
     resource,
     autoDetectResources: false,
@@ -116,12 +115,13 @@ export function createTelemetrySdk(
     metricReaders: prometheus === undefined ? [] : [prometheus],
     // Logs go through pino (stdout, Loki); the SDK must not default to an OTLP log exporter.
     logRecordProcessors: [],
-    // Without span export nothing needs context across async boundaries: skip the async-hook context manager (it costs
-    // CPU on every socket write; see sync-context-manager.ts). There is no HTTP instrumentation at all: it wrapped every
-    // request and response of the process whatever the sampling decision (+15-25 % CPU per delivery in
-    // bench/telemetry-cost); the API's server span comes from a fastify hook (src/http/api.ts) and spans pass their
-    // parents explicitly (the envelope's traceparent, the request's span), so nothing depends on it.
-    ...(tracing ? {} : { contextManager: new SyncContextManager() }),
+    // No async-hook context manager, even when traces are exported: every Beacon span gets its parent explicitly (the
+    // API request's span, the envelope's or the frame's `traceparent`), and log lines read the active span only inside
+    // synchronous `withSpan` runs. AsyncLocalStorage runs a hook for every async resource on Node 20 (each socket write),
+    // which was most of the measured cost of tracing (bench/RESULTS.md, telemetry-cost). There is no HTTP
+    // instrumentation either: it wrapped every request and response whatever the sampling decision; the API's server span
+    // comes from a fastify hook (src/http/api.ts).
+    contextManager: new SyncContextManager(),
     instrumentations: [new RuntimeNodeInstrumentation()],
   });
   return { sdk, prometheus };

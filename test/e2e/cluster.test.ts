@@ -111,7 +111,7 @@ test('a crashed node (SIGKILL) leaves no ghost members: its users vanish from th
   }
 });
 
-test('Redis down: readiness 503 and the adapter down, publishes dropped without crashing; Redis back: ready again', async () => {
+test('Redis down: readiness 503 and the adapter down, publishes refused with 503 without crashing; Redis back: ready again', async () => {
   const own = await startRedis();
   const a = await node('a', own.url);
   try {
@@ -119,8 +119,11 @@ test('Redis down: readiness 503 and the adapter down, publishes dropped without 
     await own.stop();
     await until(() => !a.app.adapter.status().up, 'adapter down');
     assert.deepEqual(await readyz(a), { status: 503, up: false });
-    const trigger = await a.sdk().trigger('news', 'lost', {});
-    assert.equal(trigger.status, 200);
+    const refused = await a.sdk().trigger('news', 'lost', {}).then(
+      (r) => r.status,
+      (err: { status?: number }) => err.status,
+    );
+    assert.equal(refused, 503, 'the backend is told, instead of the event being dropped silently');
     assert.equal((await fetch(`http://127.0.0.1:${a.port}/healthz`)).status, 200);
     await own.start();
     await until(() => a.app.adapter.status().up, 'adapter up again', 10_000);

@@ -6,6 +6,8 @@ import { requestContext, type AppRequest } from '../request-app.js';
 
 export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void {
   const publish = (request: FastifyRequest, appId: string, event: EventRequest) => {
+    // A publish the cluster engine cannot carry is refused, not accepted and dropped: the backend sees 503 and can retry.
+    if (!deps.adapter.status().up) throw new ApiError(503, 'Cluster engine unavailable; retry');
     const parent = requestContext(request);
     for (const channel of event.channels) {
       deps.publisher.publish({
