@@ -245,10 +245,10 @@ writeResults(join(BENCH_DIR, 'results', `${scenario}.json`), {
       'always_on sampler: every publish records publish + deliver + HTTP server spans. Logs at info in every mode.',
     '× off and overhead % are medians of per-run ratios (each run measures every mode back to back, in a rotated ' +
       'order); the CPU column is the plain median over runs.',
-    'Where tracing costs (one-off variants of this benchmark, not in the table): mostly the HTTP instrumentation\'s ' +
-      'per-request work, done for every API request whatever the sampling decision; the AsyncLocalStorage context ' +
-      'manager adds the rest (async hooks on Node 20). That is why 5 % sampling costs about as much as 100 %. Without an ' +
-      'OTLP endpoint Beacon installs neither (otel/sync-context-manager.ts), which is the metrics row.',
+    'Why tracing is cheap here: Beacon installs no HTTP instrumentation (the API server span comes from a fastify ' +
+      'hook) and no AsyncLocalStorage context manager (spans take explicit parents; otel/sync-context-manager.ts). ' +
+      'Earlier runs with both installed measured +17-31 % CPU per delivery, whatever the sampling ratio. Differences of ' +
+      'a few percent are within run-to-run noise on this shared 2-core machine (a mode can even measure below off).',
     'Target (issue 3): telemetry on costs at most 5 % more CPU per delivery.',
   ],
 });
