@@ -75,6 +75,16 @@ export class RawClient {
     return { client, socketId: (frame.data as { socket_id: string }).socket_id };
   }
 
+  /** Answers every server `pusher:ping` with `pusher:pong`, as pusher-js does. */
+  answerPings(): this {
+    this.ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!isBinary && (JSON.parse(data.toString('utf8')) as { event?: string }).event === 'pusher:ping') {
+        this.send({ event: 'pusher:pong', data: {} });
+      }
+    });
+    return this;
+  }
+
   send(frame: unknown): void {
     this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import Pusher from 'pusher';
 import WebSocket from 'ws';
+import { RawClient } from '../helpers/raw-client.js';
 import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
 import { readContract } from '../helpers/exposition.js';
 import { pollUntil, startPrometheus, type RunningPrometheus } from '../helpers/prometheus.js';
@@ -25,33 +26,12 @@ interface MetadataEntry {
   help: string;
 }
 
+/** A frame-level client (test/helpers/raw-client.ts) in the shape these tests use. */
 async function openClient(port: number): Promise<{ ws: WebSocket; socketId: string; next: (event: string) => Promise<void> }> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/app/app-key?protocol=7`);
-  const events: string[] = [];
-  const waiters = new Set<() => void>();
-  ws.on('message', (raw: Buffer) => {
-    const frame = JSON.parse(raw.toString('utf8')) as { event: string; data?: string };
-    events.push(frame.event);
-    // Answer the server's heartbeat so websocket_ping_rtt_seconds gets a sample.
-    if (frame.event === 'pusher:ping') ws.send(JSON.stringify({ event: 'pusher:pong', data: {} }));
-    if (frame.event === 'pusher:connection_established') socketId = (JSON.parse(frame.data ?? '{}') as { socket_id: string }).socket_id;
-    for (const w of waiters) w();
-  });
-  let socketId = '';
-  const next = (event: string): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ${event} within 5 s; got ${events.join(', ')}`)), 5000);
-      const check = () => {
-        if (!events.includes(event)) return;
-        clearTimeout(timer);
-        waiters.delete(check);
-        resolve();
-      };
-      waiters.add(check);
-      check();
-    });
-  await next('pusher:connection_established');
-  return { ws, socketId, next };
+  const { client, socketId } = await RawClient.established(port);
+  // Answer the server's heartbeat so websocket_ping_rtt_seconds gets a sample.
+  client.answerPings();
+  return { ws: client.ws, socketId, next: async (event) => void (await client.next(event, 5000)) };
 }
 
 describe('a real Prometheus scrapes Beacon', () => {

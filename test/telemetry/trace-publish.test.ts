@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Pusher from 'pusher';
 import WebSocket from 'ws';
+import { RawClient } from '../helpers/raw-client.js';
 import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
 import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
 import { SpanKindOtlp, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
@@ -18,31 +19,10 @@ const CALLER_SPAN = 'eee19b7ec3c1b174';
 const CLIENT_TRACE = '1c4b1c0b4a3d4e5f60718293a4b5c6d7';
 const CLIENT_SPAN = '0102030405060708';
 
+/** A frame-level client (test/helpers/raw-client.ts) in the shape these tests use. */
 async function openClient(port: number): Promise<{ ws: WebSocket; socketId: string; next: (event: string) => Promise<void> }> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/app/app-key?protocol=7`);
-  const events: string[] = [];
-  const waiters = new Set<() => void>();
-  let socketId = '';
-  ws.on('message', (raw: Buffer) => {
-    const frame = JSON.parse(raw.toString('utf8')) as { event: string; data?: string };
-    events.push(frame.event);
-    if (frame.event === 'pusher:connection_established') socketId = (JSON.parse(frame.data ?? '{}') as { socket_id: string }).socket_id;
-    for (const w of waiters) w();
-  });
-  const next = (event: string): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ${event} within 5 s; got ${events.join(', ')}`)), 5000);
-      const check = () => {
-        if (!events.includes(event)) return;
-        clearTimeout(timer);
-        waiters.delete(check);
-        resolve();
-      };
-      waiters.add(check);
-      check();
-    });
-  await next('pusher:connection_established');
-  return { ws, socketId, next };
+  const { client, socketId } = await RawClient.established(port);
+  return { ws: client.ws, socketId, next: async (event) => void (await client.next(event, 5000)) };
 }
 
 describe('trace of a publish', () => {
