@@ -1,25 +1,12 @@
 /** Channels & presence: what is subscribed where, how subscriptions fare, how wide the fan-out is, and the cluster engine. */
-import { DashboardBuilder, RowBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import { RowBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import { beaconDashboard, quantile, rate } from '../base.js';
 import { BEACON, NEUTRAL, stat, steps, timeseries } from '../panels.js';
-import { beaconLinks, instanceVariable } from '../variables.js';
 
-const rate = (metric: string, by: string, extra = ''): string =>
-  `sum by (${by}) (rate(${metric}{${BEACON}${extra}}[$__rate_interval]))`;
-const quantile = (q: number, metric: string, by: string): string =>
-  `histogram_quantile(${q}, sum by (le, ${by}) (rate(${metric}_bucket{${BEACON}}[$__rate_interval])))`;
 
 /** Builds the Channels & presence dashboard. */
 export function channels(): Dashboard {
-  return new DashboardBuilder('Beacon / Channels & presence')
-    .uid('beacon-channels')
-    .description('Occupied channels, subscriptions, presence members, fan-out and the cluster engine, by channel type.')
-    .tags(['beacon'])
-    .refresh('30s')
-    .time({ from: 'now-1h', to: 'now' })
-    .timezone('browser')
-    .readonly()
-    .withVariable(instanceVariable())
-    .links(beaconLinks())
+  return beaconDashboard('Beacon / Channels & presence', 'beacon-channels', 'Occupied channels, subscriptions, presence members, fan-out and the cluster engine, by channel type.')
 
     .withRow(new RowBuilder('Now'))
     .withPanel(stat('Occupied channels', 'short', { expr: `sum(websocket_channels{${BEACON}})`, legend: 'channels' }, NEUTRAL()))

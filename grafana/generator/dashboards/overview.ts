@@ -2,27 +2,14 @@
  * Overview: is Beacon healthy right now, and if not, which stage is hurting — connections, messages, broadcast, the HTTP
  * API, protection (rate limits, backpressure) or the runtime. Thresholds drawn on a panel mirror prometheus/alerts.yml.
  */
-import { DashboardBuilder, RowBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import { RowBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import { beaconDashboard, quantile, rate } from '../base.js';
 import { BEACON, NEUTRAL, stat, steps, timeseries } from '../panels.js';
-import { beaconLinks, instanceVariable } from '../variables.js';
 
-const rate = (metric: string, by: string, extra = ''): string =>
-  `sum by (${by}) (rate(${metric}{${BEACON}${extra}}[$__rate_interval]))`;
-const quantile = (q: number, metric: string, by: string): string =>
-  `histogram_quantile(${q}, sum by (le, ${by}) (rate(${metric}_bucket{${BEACON}}[$__rate_interval])))`;
 
 /** Builds the Overview dashboard. */
 export function overview(): Dashboard {
-  return new DashboardBuilder('Beacon / Overview')
-    .uid('beacon-overview')
-    .description('Connections, messages, broadcast latency, HTTP API, protection and runtime of every Beacon node.')
-    .tags(['beacon'])
-    .refresh('30s')
-    .time({ from: 'now-1h', to: 'now' })
-    .timezone('browser')
-    .readonly()
-    .withVariable(instanceVariable())
-    .links(beaconLinks())
+  return beaconDashboard('Beacon / Overview', 'beacon-overview', 'Connections, messages, broadcast latency, HTTP API, protection and runtime of every Beacon node.')
 
     .withRow(new RowBuilder('Now'))
     .withPanel(stat('Open connections', 'short', { expr: `sum(websocket_connections{${BEACON}})`, legend: 'connections' }, steps('green', [20000, 'orange'], [40000, 'red'])))
