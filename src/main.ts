@@ -24,7 +24,14 @@ const config = readConfig();
 const app = await buildApp(config);
 const { logger } = app;
 
-await app.fastify.listen({ host: config.host, port: config.port });
+try {
+  await app.fastify.listen({ host: config.host, port: config.port });
+} catch (err) {
+  // A taken port or a bad HOST is an operator's error: one clear line, not a stack trace.
+  const reason = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
+  process.stderr.write(`beacon: cannot listen on ${config.host}:${config.port} (HOST/PORT): ${reason}\n`);
+  process.exit(1);
+}
 const address = app.fastify.server.address();
 const port = typeof address === 'object' && address !== null ? address.port : config.port;
 logger.info(
