@@ -18,6 +18,7 @@ import { createFanout } from './realtime/fanout.js';
 import { Hub } from './realtime/hub.js';
 import { createPublisher } from './realtime/publisher.js';
 import { createRouter } from './realtime/router.js';
+import { notifyWatchers } from './realtime/watchlist.js';
 import { afterLeave } from './realtime/subscribe.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
@@ -72,7 +73,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
             },
     });
   const apps = overrides.apps ?? createStaticAppStore(config.apps);
-  const hub = new Hub(apps.all());
+  const hub = new Hub(apps.all(), notifyWatchers);
   // The gauges read the adapter's status at scrape time, after it exists; the adapter records its own traffic.
   const metrics = overrides.metrics ?? createMetrics(hub.gaugeSources(() => adapter.status()), { version: VERSION });
   const defaultAdapter: AppDeps['adapter'] = (h, m) =>

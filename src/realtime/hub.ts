@@ -34,6 +34,8 @@ export class AppState {
   readonly channels = new Map<string, Channel>();
   /** Signed-in user id → its connections on this node. */
   readonly users = new Map<string, Set<Connection>>();
+  /** User id → the connections whose sign-in watchlist names it. */
+  readonly watchers = new Map<string, Set<Connection>>();
 
   constructor(readonly app: AppConfig) {}
 }
@@ -55,10 +57,16 @@ export interface LeaveResult {
   vacated: boolean;
 }
 
+/** Told when a signed-in user's first connection on this node arrives or its last one leaves. */
+export type UserPresenceListener = (state: AppState, userId: string, online: boolean) => void;
+
 export class Hub {
   private readonly apps = new Map<string, AppState>();
 
-  constructor(apps: readonly AppConfig[]) {
+  constructor(
+    apps: readonly AppConfig[],
+    private readonly onUserPresence: UserPresenceListener = () => {},
+  ) {
     for (const app of apps) this.apps.set(app.id, new AppState(app));
   }
 
@@ -90,6 +98,7 @@ export class Hub {
       const result = this.leave(connection, name);
       if (result !== undefined) left.push(result);
     }
+    this.setWatchlist(connection, []);
     this.setUser(connection, undefined);
     state.connections.delete(connection);
     return left;
@@ -148,17 +157,44 @@ export class Hub {
   setUser(connection: Connection, userId: string | undefined): void {
     const state = this.apps.get(connection.app.id);
     if (state === undefined) return;
-    if (connection.userId !== undefined) {
-      const set = state.users.get(connection.userId);
+    const previous = connection.userId;
+    if (previous === userId) return;
+    if (previous !== undefined) {
+      const set = state.users.get(previous);
       set?.delete(connection);
-      if (set?.size === 0) state.users.delete(connection.userId);
+      if (set?.size === 0) {
+        state.users.delete(previous);
+        this.onUserPresence(state, previous, false);
+      }
     }
     connection.userId = userId;
     if (userId !== undefined) {
       let set = state.users.get(userId);
+      const first = set === undefined;
       if (set === undefined) {
         set = new Set();
         state.users.set(userId, set);
+      }
+      set.add(connection);
+      if (first) this.onUserPresence(state, userId, true);
+    }
+  }
+
+  /** Replaces the watchlist of a connection (sign-in); an empty list unwatches everything. */
+  setWatchlist(connection: Connection, userIds: readonly string[]): void {
+    const state = this.apps.get(connection.app.id);
+    if (state === undefined) return;
+    for (const id of connection.watchlist) {
+      const set = state.watchers.get(id);
+      set?.delete(connection);
+      if (set?.size === 0) state.watchers.delete(id);
+    }
+    connection.watchlist = userIds;
+    for (const id of userIds) {
+      let set = state.watchers.get(id);
+      if (set === undefined) {
+        set = new Set();
+        state.watchers.set(id, set);
       }
       set.add(connection);
     }

@@ -30,8 +30,8 @@ export function signin(deps: RealtimeDeps, connection: Connection, message: Sign
     connection.reject('invalid_message', `Watchlist over ${deps.limits.maxWatchlistSize} ids`, ErrorCode.WatchlistLimit);
     return;
   }
+  deps.hub.setWatchlist(connection, watchlist);
   deps.hub.setUser(connection, record.id);
-  connection.watchlist = watchlist;
   connection.send(encodeProtocol(Events.SigninSuccess, { user_data: message.userData }), 'protocol');
   connection.logger.info({ event: 'signin', user_id: record.id }, 'signed in');
   if (watchlist.length > 0) {
