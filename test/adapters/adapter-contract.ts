@@ -30,7 +30,7 @@ const APP: AppConfig = {
 
 /** The least of a Connection the hub needs for bookkeeping. */
 function fakeConnection(socketId: string): Connection {
-  return { app: APP, socketId, subscriptions: new Map(), userId: undefined } as unknown as Connection;
+  return { app: APP, socketId, subscriptions: new Map(), userId: undefined, watchlist: [] } as unknown as Connection;
 }
 
 function envelope(channel: string, n: number): Envelope {
