@@ -35,6 +35,9 @@ export function createFanout({ hub, metrics }: FanoutDeps): (envelope: Envelope)
       else dropped++;
     }
     metrics.messagesSent(envelope.appId, envelope.kind, bytes, recipients);
+    // Frames for subscribers that are closing (a slow consumer cut by this very fan-out, a close in flight) are counted,
+    // once per fan-out; the disconnect itself was counted and logged by the connection.
+    if (dropped > 0) metrics.backpressure(envelope.appId, 'dropped', dropped);
     metrics.broadcast(type, recipients, Math.max(0, Date.now() - envelope.publishedAt) / 1000);
     if (span !== undefined) {
       if (span.isRecording()) {

@@ -92,7 +92,8 @@ export interface Metrics {
   broadcast(channelType: ChannelType, recipients: number, seconds: number): void;
   subscription(appId: string, channelType: ChannelType, result: SubscriptionResult): void;
   rateLimited(appId: string, scope: RateLimitScope): void;
-  backpressure(appId: string, action: BackpressureAction): void;
+  /** `count` frames dropped (or one connection disconnected) because a socket could not take them. */
+  backpressure(appId: string, action: BackpressureAction, count?: number): void;
   pingRtt(seconds: number): void;
   apiAuthFailure(reason: ApiAuthFailureReason): void;
   httpRequest(method: string, route: string, statusCode: number, seconds: number): void;
@@ -273,8 +274,9 @@ export function createMetrics(
     rateLimited(appId, scope) {
       rateLimits.add(1, attrs(`l|${appId}|${scope}`, () => ({ app_id: appId, scope })));
     },
-    backpressure(appId, action) {
-      backpressureEvents.add(1, attrs(`bp|${appId}|${action}`, () => ({ app_id: appId, action })));
+    backpressure(appId, action, count = 1) {
+      if (count <= 0) return;
+      backpressureEvents.add(count, attrs(`bp|${appId}|${action}`, () => ({ app_id: appId, action })));
     },
     pingRtt(seconds) {
       pingRtt.record(seconds);

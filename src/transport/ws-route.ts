@@ -99,7 +99,13 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     scope.addHook('onRequest', async (request, reply) => {
       if (options.isDraining()) {
         metrics.connectionRejected('over_capacity');
-        logger.info({ event: 'connection_rejected', reason: 'draining', request_id: request.id }, 'server is draining');
+        // Counted and logged under the same reason (the contract's enum has no `draining`: the node is out of capacity).
+        if (rejectionLogWindow.allow(Date.now())) {
+          logger.info(
+            { event: 'connection_rejected', reason: 'over_capacity', detail: 'draining', request_id: request.id },
+            'server is draining',
+          );
+        }
         return reply.code(503).send({ error: 'Server is shutting down' });
       }
       return undefined;
@@ -147,7 +153,12 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         span.end();
 
         socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
-          const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+          // ws hands over a Buffer by default (binaryType 'nodebuffer'): use it as is, no copy per frame.
+          const buffer = Buffer.isBuffer(data)
+            ? data
+            : Array.isArray(data)
+              ? Buffer.concat(data)
+              : Buffer.from(data);
           if (isBinary) {
             connection.messagesIn++;
             metrics.messageReceived(app.id, 'invalid', buffer.length);
