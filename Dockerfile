@@ -26,6 +26,6 @@ EXPOSE 6001 9464
 # Liveness only: /readyz turns 503 while draining, which must not make Docker restart a node that is shutting down cleanly.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||6001)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# SIGTERM starts the graceful drain (DESIGN §5); compose and Kubernetes give it stop_grace_period / terminationGracePeriodSeconds.
+# SIGTERM starts the graceful drain (README, "Health and shutdown"); compose and Kubernetes give it stop_grace_period / terminationGracePeriodSeconds.
 STOPSIGNAL SIGTERM
 CMD ["node", "--import", "./dist/otel/register.js", "dist/src/main.js"]

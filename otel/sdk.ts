@@ -98,7 +98,7 @@ export function createTelemetrySdk(
           {
             host: options.metrics.host,
             port: options.metrics.port,
-            // No otel_scope_* labels (DESIGN §4). target_info stays: it carries the resource (service, version,
+            // No otel_scope_* labels (docs/telemetry.md). target_info stays: it carries the resource (service, version,
             // instance) once per target, for joins such as `… * on(job, instance) group_left(service_version) target_info`.
             withoutScopeInfo: true,
           },

@@ -48,7 +48,7 @@ export interface BeaconApp {
   /** True from the start of the drain on. */
   isDraining(): boolean;
   /**
-   * Graceful drain (DESIGN §5): readiness 503 and upgrades refused at once; after the grace every client is closed with
+   * Graceful drain (README, "Health and shutdown"): readiness 503 and upgrades refused at once; after the grace every client is closed with
    * 4200; then the HTTP server and the adapter close. Resolves with the drain duration in seconds.
    */
   drain(): Promise<number>;

@@ -11,7 +11,7 @@ import { startLokiShipping, type LokiShipping, type LokiShippingOptions } from '
 
 export type { Logger };
 
-/** Log events of the catalog in DESIGN §4; every line carries exactly one of them in its `event` field. */
+/** Log events of the catalog in docs/telemetry.md; every line carries exactly one of them in its `event` field. */
 export type LogEvent =
   | 'connection_opened'
   | 'connection_closed'

@@ -36,7 +36,7 @@ export const FAILED = 1;
 /** Name of the thread-stream event (thread-stream re-emits `{ code: 'EVENT' }` messages) sent when a push failed. */
 export const LOKI_PUSH_FAILED_EVENT = 'loki_push_failed';
 
-/** The only stream labels Loki ever sees (DESIGN §4); session and trace ids stay in the line. */
+/** The only stream labels Loki ever sees (docs/telemetry.md); session and trace ids stay in the line. */
 export const LOKI_LABELS = ['service_name', 'env', 'level'] as const;
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Every instrument of the telemetry contract (DESIGN §4) is declared here, and nowhere else.
+ * Every instrument of the telemetry contract (docs/telemetry.md) is declared here, and nowhere else.
  * The rest of the code calls the intent-named recorders of `Metrics`; gauges are observable callbacks that read sizes from
  * the hub (`GaugeSources`) at scrape time, so they are exact by construction instead of inc/dec scattered around.
  *

@@ -1,5 +1,5 @@
 /**
- * Span names and attributes of the telemetry contract (DESIGN §4). The OpenTelemetry API is a no-op until the SDK in
+ * Span names and attributes of the telemetry contract (docs/telemetry.md). The OpenTelemetry API is a no-op until the SDK in
  * otel/register.ts installs a provider, and attributes are only built when a span records.
  *
  * - `connect`          the WebSocket upgrade (SERVER); `process` spans link to it.

@@ -29,7 +29,7 @@ export interface ConnectionOptions {
   onClosed: (connection: Connection) => void;
 }
 
-/** The log catalog events a rejected frame is logged as (DESIGN §4): refused signatures and rate limits have their own. */
+/** The log catalog events a rejected frame is logged as (docs/telemetry.md): refused signatures and rate limits have their own. */
 export type RejectionLogEvent = 'message_rejected' | 'rate_limited' | 'auth_failed';
 
 const WS_OPEN = 1;

@@ -1,5 +1,5 @@
 /**
- * The CLIENT span of one webhook request (DESIGN §4: "webhook delivery: client span; `traceparent` is sent to the
+ * The CLIENT span of one webhook request (docs/telemetry.md: "webhook delivery: client span; `traceparent` is sent to the
  * receiver"). Its name is `webhook <event name>` when a request carries one kind of event and `webhook batch` otherwise,
  * so it stays bounded. Each attempt is its own span (HTTP semantic conventions: a resend is a new request), and every one
  * starts a new trace: a batch mixes events from many clients, so no single client's trace is its parent.

@@ -1,5 +1,5 @@
 /**
- * Graceful shutdown of a real process (DESIGN §5): SIGTERM → /readyz 503 and new upgrades refused at once → after the
+ * Graceful shutdown of a real process (README, "Health and shutdown"): SIGTERM → /readyz 503 and new upgrades refused at once → after the
  * grace, connected pusher-js clients get 4200 → the process logs shutdown_completed and exits 0 within its bound.
  */
 import assert from 'node:assert/strict';

@@ -1,6 +1,7 @@
 /**
  * A small parser of the Prometheus text exposition format, enough for asserting on Beacon's `/metrics`: families by
- * name with their TYPE and HELP, and every sample with its labels. Also reads DESIGN §4's metric table, the contract.
+ * name with their TYPE and HELP, and every sample with its labels. Also reads the metric tables of docs/telemetry.md,
+ * the contract.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -93,22 +94,28 @@ export function sumOf(families: Map<string, Family>, name: string, match: Record
   return total;
 }
 
-/** One row of the DESIGN §4 metric table. */
+/** One row of the metric tables in `docs/telemetry.md`, the project's telemetry contract. */
 export interface ContractMetric {
   name: string;
   type: 'counter' | 'gauge' | 'histogram';
   labels: string[];
 }
 
-/** DESIGN.md sits in shared/, beside the repository clone (here and in CI). */
-export const DESIGN_PATH = fileURLToPath(new URL('../../../shared/DESIGN.md', import.meta.url));
+/** The contract of record: `docs/telemetry.md` in this repository. */
+export const CONTRACT_PATH = fileURLToPath(new URL('../../docs/telemetry.md', import.meta.url));
 
-/** The metric table of DESIGN §4: every row's names (a row may list two), type and label keys. */
-export function readContract(path: string = DESIGN_PATH): ContractMetric[] {
+/**
+ * Beacon's own metrics: every row of the `| metric | type | labels | meaning |` tables under `## Metrics` in
+ * docs/telemetry.md, up to `### Runtime and process` (those series come from the runtime instrumentation and the
+ * process collector, whose names the project does not choose). A row may list two names; a label cell lists label keys in
+ * backticks, with allowed values in parentheses after a key (`` `direction` (`in`, `out`) ``).
+ */
+export function readContract(path: string = CONTRACT_PATH): ContractMetric[] {
   const text = readFileSync(path, 'utf8');
-  const start = text.indexOf('## 4. Telemetry contract');
-  if (start === -1) throw new Error(`${path}: no "## 4. Telemetry contract" section`);
-  const section = text.slice(start);
+  const start = text.indexOf('\n## Metrics');
+  if (start === -1) throw new Error(`${path}: no "## Metrics" section`);
+  const end = text.indexOf('\n### Runtime and process', start);
+  const section = text.slice(start, end === -1 ? undefined : end);
   const rows: ContractMetric[] = [];
   let inTable = false;
   for (const line of section.split('\n')) {
@@ -117,24 +124,21 @@ export function readContract(path: string = DESIGN_PATH): ContractMetric[] {
       continue;
     }
     if (!inTable) continue;
-    if (!line.startsWith('|')) break;
+    if (!line.startsWith('|')) {
+      inTable = false;
+      continue;
+    }
     if (/^\|\s*-/.test(line)) continue;
     const cells = line.split('|').map((c) => c.trim());
     const [, nameCell, typeCell, labelsCell] = cells;
     if (nameCell === undefined || typeCell === undefined || labelsCell === undefined) continue;
     const names = [...nameCell.matchAll(/`([a-z_]+)`/g)].map((m) => m[1] as string);
     if (typeCell !== 'counter' && typeCell !== 'gauge' && typeCell !== 'histogram') {
-      throw new Error(`DESIGN §4: unknown type "${typeCell}" for ${nameCell}`);
+      throw new Error(`${path}: unknown type "${typeCell}" for ${nameCell}`);
     }
-    const labels =
-      labelsCell === '—' || labelsCell === '-' || labelsCell === ''
-        ? []
-        : labelsCell
-            .split(',')
-            .map((l) => l.trim())
-            .sort();
+    const labels = [...labelsCell.replace(/\([^)]*\)/g, '').matchAll(/`([a-z_]+)`/g)].map((m) => m[1] as string).sort();
     for (const name of names) rows.push({ name, type: typeCell, labels });
   }
-  if (rows.length === 0) throw new Error('DESIGN §4: metric table not found');
+  if (rows.length === 0) throw new Error(`${path}: no metric table under "## Metrics"`);
   return rows;
 }

@@ -1,7 +1,7 @@
 /**
  * Every LogQL and TraceQL expression (dashboards and correlations) parses with Grafana's own lezer grammars — the ones its
  * query editors use — and names only what Beacon emits: Loki stream labels service_name/env/level, JSON fields of the log
- * catalog (DESIGN §4), and span attributes declared in src/telemetry/tracing.ts.
+ * catalog (docs/telemetry.md), and span attributes declared in src/telemetry/tracing.ts.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

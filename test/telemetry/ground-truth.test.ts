@@ -69,7 +69,7 @@ const FANOUT_EXCLUDED = new Set([
   'pusher:error',
 ]);
 
-/** The server's `SentKind` of a frame, as DESIGN §4 defines the kinds. */
+/** The server's `SentKind` of a frame, as docs/telemetry.md defines the kinds. */
 function sentKind(event: string, channel: string | undefined): SentKind {
   if (event === 'pusher_internal:member_added' || event === 'pusher_internal:member_removed') return 'presence';
   if (event === 'pusher_internal:subscription_succeeded' && channel?.startsWith('presence-')) return 'presence';

@@ -1,6 +1,6 @@
 /**
  * A real Prometheus (Debian's `prometheus`, started on a free loopback port with a generated config) scrapes a running
- * Beacon after a workload that exercises the contract; its HTTP API then returns every DESIGN §4 metric with the contract's
+ * Beacon after a workload that exercises the contract; its HTTP API then returns every docs/telemetry.md metric with the contract's
  * type and labels. `promtool check metrics` accepts the exposition.
  */
 import assert from 'node:assert/strict';
