@@ -23,8 +23,6 @@ export const CloseCode = {
   Reconnect: 4200,
   /** 4201: a server ping was not answered in time. */
   PongNotReceived: 4201,
-  /** 4202: closed for inactivity. */
-  ClosedForInactivity: 4202,
 } as const;
 
 export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];

@@ -68,8 +68,3 @@ export function apiSignString(method: string, path: string, query: Record<string
 export function webhookSignature(secret: string, body: string): string {
   return sign(secret, body);
 }
-
-/** `shared_secret` of an encrypted channel: base64(sha256(channel ‖ master key)). The server itself never decrypts. */
-export function encryptedChannelSharedSecret(channel: string, masterKey: Buffer): string {
-  return createHash('sha256').update(Buffer.concat([Buffer.from(channel), masterKey])).digest('base64');
-}

@@ -18,7 +18,6 @@ export type CloseReason =
   | 'client_close'
   | 'server_shutdown'
   | 'pong_timeout'
-  | 'activity_timeout'
   | 'slow_consumer'
   | 'protocol_error'
   | 'terminated'

@@ -34,12 +34,10 @@ export const Attr = {
   AppId: 'app.id',
   SessionId: 'session.id',
   SocketId: 'pusher.socket_id',
-  ChannelType: 'pusher.channel_type',
   EventName: 'pusher.event',
   Recipients: 'pusher.recipients',
   Dropped: 'pusher.dropped',
   Bytes: 'pusher.bytes',
-  Node: 'service.instance.id',
 } as const;
 
 /** Ends a span as failed with one call. */

@@ -10,6 +10,3 @@ import type { WebhookEvent } from './webhook-event.js';
 export interface WebhookSink {
   emit(app: AppConfig, event: WebhookEvent): void;
 }
-
-/** A sink that sends nothing (tests and tools that build realtime deps without webhooks). */
-export const noWebhooks: WebhookSink = { emit() {} };
