@@ -12,7 +12,8 @@ export type WebhookEventName =
 /** One webhook event. `data` of a client event is the string the client sent, as the receiver's Pusher SDK expects. */
 export type WebhookEvent =
   | { name: 'channel_occupied' | 'channel_vacated'; channel: string }
-  | { name: 'member_added' | 'member_removed'; channel: string; user_id: string }
+  /** `user_id` as the backend signed it: a number stays a number, as in the presence frames. */
+  | { name: 'member_added' | 'member_removed'; channel: string; user_id: string | number }
   | {
       name: 'client_event';
       channel: string;
