@@ -6,6 +6,22 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { WEBHOOK_EVENT_NAMES, type WebhookEventName } from './webhooks/webhook-event.js';
+
+/**
+ * One webhook of an app (docs/webhooks.md, "Several webhooks"): where it goes, which event types, which channels, which
+ * extra headers. `APP_WEBHOOK_URL` / `webhookUrl` is the shorthand for one webhook with every event type.
+ */
+export interface WebhookConfig {
+  url: string;
+  eventTypes: readonly WebhookEventName[];
+  /** Only events on channels whose name starts with this; undefined: any. */
+  channelNameStartsWith: string | undefined;
+  /** Only events on channels whose name ends with this; undefined: any. */
+  channelNameEndsWith: string | undefined;
+  /** Sent with every request; the signed headers (Content-Type, X-Pusher-Key, X-Pusher-Signature) are never replaced. */
+  headers: Readonly<Record<string, string>>;
+}
 
 /** One Pusher application: credentials and its per-app policy. */
 export interface AppConfig {
@@ -19,6 +35,8 @@ export interface AppConfig {
   clientEventsPerSecond: number;
   userAuthenticationRequired: boolean;
   webhookUrl: string | undefined;
+  /** Every webhook of the app, the `webhookUrl` shorthand first; empty: the app sends none. */
+  webhooks: WebhookConfig[];
 }
 
 export interface Config {
@@ -74,6 +92,35 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 
+/** Webhooks one app may have: each has its own queue, and its index is a metric label. */
+export const MAX_WEBHOOKS_PER_APP = 10;
+/** Headers a webhook's `headers` may not set: the signed ones, and those the HTTP client owns. */
+const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'host', 'x-pusher-key', 'x-pusher-signature', 'traceparent', 'tracestate']);
+
+const webhookSchema = z
+  .object({
+    url: z.url().refine((u) => /^https?:\/\//.test(u), 'an http:// or https:// URL'),
+    eventTypes: z.array(z.enum(WEBHOOK_EVENT_NAMES)).min(1),
+    filter: z
+      .object({
+        channelNameStartsWith: z.string().min(1).optional(),
+        channelNameEndsWith: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
+    headers: z
+      .record(
+        z
+          .string()
+          .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'an HTTP header name')
+          .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), 'a header Beacon sets itself'),
+        z.string().regex(/^[^\r\n]*$/, 'one line'),
+      )
+      .optional(),
+  })
+  .strict();
+const webhookListSchema = z.array(webhookSchema).max(MAX_WEBHOOKS_PER_APP);
+
 const appSchema = z.object({
   id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
   key: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
@@ -84,7 +131,36 @@ const appSchema = z.object({
   clientEventsPerSecond: z.number().int().min(1).default(10),
   userAuthenticationRequired: z.boolean().default(false),
   webhookUrl: z.url().optional(),
+  webhooks: webhookListSchema.default([]),
 });
+
+/** The `APP_WEBHOOK_URL` / `webhookUrl` shorthand: one webhook for every event type, no filter, no extra header. */
+export function allEventsWebhook(url: string): WebhookConfig {
+  return {
+    url,
+    eventTypes: WEBHOOK_EVENT_NAMES,
+    channelNameStartsWith: undefined,
+    channelNameEndsWith: undefined,
+    headers: {},
+  };
+}
+
+function toAppConfig(app: z.infer<typeof appSchema>): AppConfig {
+  const listed = app.webhooks.map(
+    (w): WebhookConfig => ({
+      url: w.url,
+      eventTypes: [...new Set(w.eventTypes)],
+      channelNameStartsWith: w.filter?.channelNameStartsWith,
+      channelNameEndsWith: w.filter?.channelNameEndsWith,
+      headers: w.headers ?? {},
+    }),
+  );
+  const webhooks = app.webhookUrl === undefined ? listed : [allEventsWebhook(app.webhookUrl), ...listed];
+  if (webhooks.length > MAX_WEBHOOKS_PER_APP) {
+    throw new ConfigError(`app ${app.id}: at most ${MAX_WEBHOOKS_PER_APP} webhooks (the webhookUrl shorthand counts as one)`);
+  }
+  return { ...app, webhookUrl: app.webhookUrl, webhooks };
+}
 
 const envSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -101,6 +177,7 @@ const envSchema = z.object({
   APP_CLIENT_EVENTS_PER_SECOND: int(1).default(10),
   APP_USER_AUTHENTICATION_REQUIRED: bool.default(false),
   APP_WEBHOOK_URL: z.url().optional(),
+  APP_WEBHOOKS: z.string().min(1).optional(),
   APPS_FILE: z.string().min(1).optional(),
   ACTIVITY_TIMEOUT: int(1, 3600).default(120),
   PONG_TIMEOUT_MS: int(100, 600_000).default(30_000),
@@ -161,7 +238,7 @@ function loadAppsFile(path: string): AppConfig[] {
   const list = Array.isArray(raw) ? raw : (raw as { apps?: unknown } | null)?.apps;
   const parsed = z.array(appSchema).min(1).safeParse(list);
   if (!parsed.success) throw new ConfigError(formatIssues(`APPS_FILE (${path}) apps.`, parsed.error));
-  return parsed.data.map((app) => ({ ...app, webhookUrl: app.webhookUrl }));
+  return parsed.data.map(toAppConfig);
 }
 
 /** Validates the environment and returns the configuration; throws ConfigError naming each bad variable. */
@@ -172,7 +249,18 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   if (!parsed.success) throw new ConfigError(formatIssues('', parsed.error));
   const e = parsed.data;
 
+  let webhooks: unknown = [];
+  if (e.APP_WEBHOOKS !== undefined) {
+    try {
+      webhooks = JSON.parse(e.APP_WEBHOOKS);
+    } catch (err) {
+      throw new ConfigError(`APP_WEBHOOKS: not JSON: ${(err as Error).message}`);
+    }
+    const list = webhookListSchema.safeParse(webhooks);
+    if (!list.success) throw new ConfigError(formatIssues('APP_WEBHOOKS.', list.error));
+  }
   const defaultApp = appSchema.safeParse({
+    webhooks,
     id: e.APP_ID,
     key: e.APP_KEY,
     secret: e.APP_SECRET,
@@ -188,9 +276,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       defaultApp.error.issues.map((i) => `${names[String(i.path[0])] ?? String(i.path[0])}: ${i.message}`).join('; '),
     );
   }
-  const apps: AppConfig[] = e.APPS_FILE
-    ? loadAppsFile(e.APPS_FILE)
-    : [{ ...defaultApp.data, webhookUrl: defaultApp.data.webhookUrl }];
+  const apps: AppConfig[] = e.APPS_FILE ? loadAppsFile(e.APPS_FILE) : [toAppConfig(defaultApp.data)];
   assertUnique(apps, 'id');
   assertUnique(apps, 'key');
 

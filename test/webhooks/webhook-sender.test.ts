@@ -11,7 +11,7 @@ import { propagation, SpanKind, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createStaticAppStore } from '../../src/apps/static-app-store.js';
-import type { AppConfig } from '../../src/config.js';
+import { allEventsWebhook, type AppConfig } from '../../src/config.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import type { WebhookResult } from '../../src/telemetry/metrics.js';
 import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
@@ -40,6 +40,7 @@ function app(webhookUrl: string | undefined, id = 'app-1'): AppConfig {
     clientEventsPerSecond: 10,
     userAuthenticationRequired: false,
     webhookUrl,
+    webhooks: webhookUrl === undefined ? [] : [allEventsWebhook(webhookUrl)],
   };
 }
 
@@ -242,14 +243,18 @@ test('the queue is bounded: past maxPendingEvents new events are counted failed,
   const a = app('http://127.0.0.1:9/hook', 'bounded');
   const { sender, count, failedLines } = harness([a], { fetch, maxPendingEvents: 3, closeTimeoutMs: 20 });
   for (let i = 0; i < 6; i++) sender.emit(a, occupied(`c${i}`));
+  // Held back per app (bounded on its own), not yet in the webhook's full queue.
   sender.emit(a, vacated('c0'));
   assert.equal(count('channel_occupied:failed'), 3);
-  assert.equal(count('channel_vacated:failed'), 1);
+  assert.equal(count('channel_vacated:failed'), 0);
   const full = failedLines().filter((l) => l.reason === 'queue_full');
   assert.equal(full.length, 1);
   assert.equal(full[0]?.app_id, 'bounded');
-  // close() waits its bound for the hanging request, then abandons it: the three accepted events fail too.
+  assert.equal(full[0]?.webhook, 0);
+  // close() releases the held vacate into the still-full queue (failed, the episode already logged), waits its bound for
+  // the hanging request, then abandons it: the three accepted events fail too.
   await within(sender.close(), 'close() within its bound');
+  assert.equal(count('channel_vacated:failed'), 1);
   assert.equal(count('channel_occupied:failed'), 6);
   assert.equal(failedLines().length, 2);
 });
