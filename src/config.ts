@@ -6,22 +6,15 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { WEBHOOK_EVENT_NAMES, type WebhookEventName } from './webhooks/webhook-event.js';
+import {
+  allEventsWebhook,
+  MAX_WEBHOOKS_PER_APP,
+  toWebhookConfig,
+  webhookListSchema,
+  type WebhookConfig,
+} from './webhooks/webhook-config.js';
 
-/**
- * One webhook of an app (docs/webhooks.md, "Several webhooks"): where it goes, which event types, which channels, which
- * extra headers. `APP_WEBHOOK_URL` / `webhookUrl` is the shorthand for one webhook with every event type.
- */
-export interface WebhookConfig {
-  url: string;
-  eventTypes: readonly WebhookEventName[];
-  /** Only events on channels whose name starts with this; undefined: any. */
-  channelNameStartsWith: string | undefined;
-  /** Only events on channels whose name ends with this; undefined: any. */
-  channelNameEndsWith: string | undefined;
-  /** Sent with every request; the signed headers (Content-Type, X-Pusher-Key, X-Pusher-Signature) are never replaced. */
-  headers: Readonly<Record<string, string>>;
-}
+export { allEventsWebhook, type WebhookConfig };
 
 /** One Pusher application: credentials and its per-app policy. */
 export interface AppConfig {
@@ -92,35 +85,6 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 
-/** Webhooks one app may have: each has its own queue, and its index is a metric label. */
-export const MAX_WEBHOOKS_PER_APP = 10;
-/** Headers a webhook's `headers` may not set: the signed ones, and those the HTTP client owns. */
-const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'host', 'x-pusher-key', 'x-pusher-signature', 'traceparent', 'tracestate']);
-
-const webhookSchema = z
-  .object({
-    url: z.url().refine((u) => /^https?:\/\//.test(u), 'an http:// or https:// URL'),
-    eventTypes: z.array(z.enum(WEBHOOK_EVENT_NAMES)).min(1),
-    filter: z
-      .object({
-        channelNameStartsWith: z.string().min(1).optional(),
-        channelNameEndsWith: z.string().min(1).optional(),
-      })
-      .strict()
-      .optional(),
-    headers: z
-      .record(
-        z
-          .string()
-          .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'an HTTP header name')
-          .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), 'a header Beacon sets itself'),
-        z.string().regex(/^[^\r\n]*$/, 'one line'),
-      )
-      .optional(),
-  })
-  .strict();
-const webhookListSchema = z.array(webhookSchema).max(MAX_WEBHOOKS_PER_APP);
-
 const appSchema = z.object({
   id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
   key: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
@@ -134,27 +98,8 @@ const appSchema = z.object({
   webhooks: webhookListSchema.default([]),
 });
 
-/** The `APP_WEBHOOK_URL` / `webhookUrl` shorthand: one webhook for every event type, no filter, no extra header. */
-export function allEventsWebhook(url: string): WebhookConfig {
-  return {
-    url,
-    eventTypes: WEBHOOK_EVENT_NAMES,
-    channelNameStartsWith: undefined,
-    channelNameEndsWith: undefined,
-    headers: {},
-  };
-}
-
 function toAppConfig(app: z.infer<typeof appSchema>): AppConfig {
-  const listed = app.webhooks.map(
-    (w): WebhookConfig => ({
-      url: w.url,
-      eventTypes: [...new Set(w.eventTypes)],
-      channelNameStartsWith: w.filter?.channelNameStartsWith,
-      channelNameEndsWith: w.filter?.channelNameEndsWith,
-      headers: w.headers ?? {},
-    }),
-  );
+  const listed = app.webhooks.map(toWebhookConfig);
   const webhooks = app.webhookUrl === undefined ? listed : [allEventsWebhook(app.webhookUrl), ...listed];
   if (webhooks.length > MAX_WEBHOOKS_PER_APP) {
     throw new ConfigError(`app ${app.id}: at most ${MAX_WEBHOOKS_PER_APP} webhooks (the webhookUrl shorthand counts as one)`);

@@ -20,30 +20,72 @@ export function clientEvent(
 ): void {
   const app = connection.app;
   if (!app.enableClientEvents) {
-    refuseClientEvent(deps, connection, message, 'client_events_disabled', ErrorCode.ClientEventsDisabled, 'Client events are not enabled for this app');
+    refuseClientEvent(
+      deps,
+      connection,
+      message,
+      'client_events_disabled',
+      ErrorCode.ClientEventsDisabled,
+      'Client events are not enabled for this app',
+    );
     return;
   }
   const kind = channelKind(message.channel);
   if (!kind.allowsClientEvents) {
-    refuseClientEvent(deps, connection, message, 'unauthorized', ErrorCode.ClientEventChannelNotAllowed, 'Client events are only allowed on private and presence channels');
+    refuseClientEvent(
+      deps,
+      connection,
+      message,
+      'unauthorized',
+      ErrorCode.ClientEventChannelNotAllowed,
+      'Client events are only allowed on private and presence channels',
+    );
     return;
   }
   if (!connection.subscriptions.has(message.channel)) {
-    refuseClientEvent(deps, connection, message, 'not_subscribed', ErrorCode.ClientEventNotSubscribed, `Not subscribed to ${message.channel.slice(0, 200)}`);
+    refuseClientEvent(
+      deps,
+      connection,
+      message,
+      'not_subscribed',
+      ErrorCode.ClientEventNotSubscribed,
+      `Not subscribed to ${message.channel.slice(0, 200)}`,
+    );
     return;
   }
   if (message.name.length > deps.limits.maxEventNameLength) {
-    refuseClientEvent(deps, connection, message, 'invalid_message', ErrorCode.ClientEventNameTooLong, `Event name longer than ${deps.limits.maxEventNameLength}`);
+    refuseClientEvent(
+      deps,
+      connection,
+      message,
+      'invalid_message',
+      ErrorCode.ClientEventNameTooLong,
+      `Event name longer than ${deps.limits.maxEventNameLength}`,
+    );
     return;
   }
   const data = payloadString(message.data);
   if (Buffer.byteLength(data) > deps.limits.maxPayloadBytes) {
-    refuseClientEvent(deps, connection, message, 'too_large', ErrorCode.ClientEventTooLarge, `Event data over ${deps.limits.maxPayloadBytes} bytes`);
+    refuseClientEvent(
+      deps,
+      connection,
+      message,
+      'too_large',
+      ErrorCode.ClientEventTooLarge,
+      `Event data over ${deps.limits.maxPayloadBytes} bytes`,
+    );
     return;
   }
   if (!allow(connection, app.clientEventsPerSecond)) {
     deps.metrics.rateLimited(app.id, 'client_events');
-    refuseClientEvent(deps, connection, message, 'rate_limited', ErrorCode.ClientEventRateLimited, `Client event rate limit (${app.clientEventsPerSecond}/s) exceeded`);
+    refuseClientEvent(
+      deps,
+      connection,
+      message,
+      'rate_limited',
+      ErrorCode.ClientEventRateLimited,
+      `Client event rate limit (${app.clientEventsPerSecond}/s) exceeded`,
+    );
     return;
   }
   const membership = connection.subscriptions.get(message.channel) ?? null;

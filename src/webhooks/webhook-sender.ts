@@ -16,7 +16,6 @@
 import { setMaxListeners } from 'node:events';
 import { context, ROOT_CONTEXT, type Span } from '@opentelemetry/api';
 import type { AppStore } from '../apps/app-store.js';
-import type { AppConfig, WebhookConfig } from '../config.js';
 import { webhookSignature } from '../protocol/signatures.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -24,7 +23,8 @@ import { traceparentOf, withSpan } from '../telemetry/tracing.js';
 import type { WebhookEvent } from './webhook-event.js';
 import { webhookAccepts, webhookTakes } from './webhook-route.js';
 import type { WebhookSink } from './webhook-sink.js';
-import { endWebhookSpan, failWebhookSpan, startWebhookSpan, webhookSpanName, type WebhookTarget } from './webhook-span.js';
+import { AppWebhooks, pairKey, type WebhookQueue } from './webhook-queue.js';
+import { endWebhookSpan, failWebhookSpan, startWebhookSpan, webhookSpanName } from './webhook-span.js';
 
 /** Timings and limits; every one has a default (the values Pusher documents where it documents one). */
 export interface WebhookSenderLimits {
@@ -75,53 +75,6 @@ export interface WebhookSender extends WebhookSink {
   close(): Promise<void>;
 }
 
-/** A `channel_vacated` / `member_removed` held back, and its timer. */
-interface Delayed {
-  event: WebhookEvent;
-  timer: NodeJS.Timeout;
-}
-
-/** One webhook's queue. Fixed shape: every field set here. */
-class WebhookQueue {
-  /** Waiting for the next batch. */
-  readonly ready: WebhookEvent[] = [];
-  /** Events in requests that are in flight or waiting to retry. */
-  deliveringEvents = 0;
-  requests = 0;
-  flushTimer: NodeJS.Timeout | undefined = undefined;
-  /** True from the first event refused for lack of room until the queue is half empty again. */
-  overflowing = false;
-  readonly target: WebhookTarget;
-
-  constructor(
-    readonly app: AppConfig,
-    readonly webhook: WebhookConfig,
-    /** Its position in the app's list: the `webhook` metric label and log field (never the URL, which may hold a secret). */
-    readonly index: number,
-  ) {
-    const parsed = new URL(webhook.url);
-    const port = parsed.port === '' ? (parsed.protocol === 'https:' ? 443 : 80) : Number(parsed.port);
-    this.target = { appId: app.id, host: parsed.hostname, port };
-  }
-
-  pending(): number {
-    return this.ready.length + this.deliveringEvents;
-  }
-}
-
-/** One app's webhooks and the events it holds back before routing them. */
-class AppWebhooks {
-  /** Keyed `v|channel` or `m|channel|user_id`. */
-  readonly delayed = new Map<string, Delayed>();
-  readonly queues: WebhookQueue[];
-  /** True from the first held-back event refused for lack of room until half of them are gone. */
-  overflowing = false;
-
-  constructor(readonly app: AppConfig) {
-    this.queues = app.webhooks.map((webhook, index) => new WebhookQueue(app, webhook, index));
-  }
-}
-
 /** How one attempt ended. */
 interface Attempt {
   ok: boolean;
@@ -129,11 +82,6 @@ interface Attempt {
   status: number;
   error: string | undefined;
   span: Span;
-}
-
-/** The key a `channel_vacated` / `member_removed` shares with the `channel_occupied` / `member_added` that cancels it. */
-function pairKey(event: WebhookEvent): string {
-  return 'user_id' in event && event.user_id !== undefined ? `m|${event.channel}|${event.user_id}` : `v|${event.channel}`;
 }
 
 export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
