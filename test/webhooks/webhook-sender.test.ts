@@ -284,3 +284,52 @@ test('close() sends a pending batch at once, without waiting for the batch windo
   assert.equal(count('cache_miss:failed'), 1, 'after close(): counted failed, never sent');
   assert.equal(receiver.requests.length, first + 1);
 });
+
+test('several webhooks: routed by type and channel, the vacate delay decided once per app, counted per webhook', async () => {
+  const { fetch, calls } = scriptedFetch([]);
+  const a: AppConfig = {
+    ...app(undefined, 'multi'),
+    webhooks: [
+      { ...allEventsWebhook('http://127.0.0.1:9/occupied'), eventTypes: ['channel_occupied'] },
+      {
+        ...allEventsWebhook('http://127.0.0.1:9/vacated'),
+        eventTypes: ['channel_vacated', 'cache_miss'],
+        channelNameStartsWith: 'private-',
+        headers: { 'X-Token': 't' },
+      },
+    ],
+  };
+  const counts: string[] = [];
+  const logger = createLogger({ serviceName: 'beacon', env: 'test', nodeId: 'n', level: 'silent' });
+  const sender = createWebhookSender({
+    apps: createStaticAppStore([a]),
+    metrics: { webhook: (event, result, appId, webhook) => void counts.push(`${appId}/${webhook}/${event}:${result}`) },
+    logger,
+    fetch,
+    batchMs: 5,
+    vacateDelayMs: 10_000,
+  });
+  sender.emit(a, occupied('private-a'));
+  // Vacated and re-occupied within the delay: the occupancy webhook does not hear the second occupy although it never
+  // takes vacates, and the vacate webhook hears nothing: one history for every webhook.
+  sender.emit(a, vacated('private-a'));
+  sender.emit(a, occupied('private-a'));
+  sender.emit(a, vacated('private-b'));
+  sender.emit(a, { name: 'cache_miss', channel: 'cache-x' });
+  sender.emit(a, { name: 'cache_miss', channel: 'private-cache-x' });
+  await sender.close();
+  const received = (url: string) =>
+    calls.filter((c) => c.url === url).flatMap((c) => (JSON.parse(c.body) as { events: WebhookEvent[] }).events);
+  assert.deepEqual(received('http://127.0.0.1:9/occupied'), [occupied('private-a')]);
+  assert.deepEqual(received('http://127.0.0.1:9/vacated').map((e) => `${e.name} ${e.channel}`).sort(), [
+    'cache_miss private-cache-x',
+    'channel_vacated private-b',
+  ]);
+  assert.ok(calls.filter((c) => c.url.endsWith('/vacated')).every((c) => c.headers['X-Token'] === 't'));
+  assert.ok(calls.filter((c) => c.url.endsWith('/occupied')).every((c) => c.headers['X-Token'] === undefined));
+  assert.deepEqual(counts.sort(), [
+    'multi/0/channel_occupied:ok',
+    'multi/1/cache_miss:ok',
+    'multi/1/channel_vacated:ok',
+  ]);
+});
