@@ -12,6 +12,7 @@ import { createStaticAppStore } from './apps/static-app-store.js';
 import type { Config } from './config.js';
 import { apiPlugin } from './http/api.js';
 import { registerHealthRoutes } from './http/health.js';
+import { notFoundPlugin } from './http/not-found.js';
 import { CloseCode } from './protocol/close-codes.js';
 import type { RealtimeDeps } from './realtime/deps.js';
 import { createFanout } from './realtime/fanout.js';
@@ -148,6 +149,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
       for (const l of left) afterLeave(realtime, connection.app.id, l);
     },
   });
+  await fastify.register(notFoundPlugin);
   await fastify.register(apiPlugin, { prefix: '/apps/:appId', apps, adapter, publisher, metrics, logger, config });
 
   const drain = async (): Promise<number> => {

@@ -6,6 +6,15 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import {
+  allEventsWebhook,
+  MAX_WEBHOOKS_PER_APP,
+  toWebhookConfig,
+  webhookListSchema,
+  type WebhookConfig,
+} from './webhooks/webhook-config.js';
+
+export { allEventsWebhook, type WebhookConfig };
 
 /** One Pusher application: credentials and its per-app policy. */
 export interface AppConfig {
@@ -19,6 +28,8 @@ export interface AppConfig {
   clientEventsPerSecond: number;
   userAuthenticationRequired: boolean;
   webhookUrl: string | undefined;
+  /** Every webhook of the app, the `webhookUrl` shorthand first; empty: the app sends none. */
+  webhooks: WebhookConfig[];
 }
 
 export interface Config {
@@ -84,7 +95,17 @@ const appSchema = z.object({
   clientEventsPerSecond: z.number().int().min(1).default(10),
   userAuthenticationRequired: z.boolean().default(false),
   webhookUrl: z.url().optional(),
+  webhooks: webhookListSchema.default([]),
 });
+
+function toAppConfig(app: z.infer<typeof appSchema>): AppConfig {
+  const listed = app.webhooks.map(toWebhookConfig);
+  const webhooks = app.webhookUrl === undefined ? listed : [allEventsWebhook(app.webhookUrl), ...listed];
+  if (webhooks.length > MAX_WEBHOOKS_PER_APP) {
+    throw new ConfigError(`app ${app.id}: at most ${MAX_WEBHOOKS_PER_APP} webhooks (the webhookUrl shorthand counts as one)`);
+  }
+  return { ...app, webhookUrl: app.webhookUrl, webhooks };
+}
 
 const envSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -101,6 +122,7 @@ const envSchema = z.object({
   APP_CLIENT_EVENTS_PER_SECOND: int(1).default(10),
   APP_USER_AUTHENTICATION_REQUIRED: bool.default(false),
   APP_WEBHOOK_URL: z.url().optional(),
+  APP_WEBHOOKS: z.string().min(1).optional(),
   APPS_FILE: z.string().min(1).optional(),
   ACTIVITY_TIMEOUT: int(1, 3600).default(120),
   PONG_TIMEOUT_MS: int(100, 600_000).default(30_000),
@@ -161,7 +183,7 @@ function loadAppsFile(path: string): AppConfig[] {
   const list = Array.isArray(raw) ? raw : (raw as { apps?: unknown } | null)?.apps;
   const parsed = z.array(appSchema).min(1).safeParse(list);
   if (!parsed.success) throw new ConfigError(formatIssues(`APPS_FILE (${path}) apps.`, parsed.error));
-  return parsed.data.map((app) => ({ ...app, webhookUrl: app.webhookUrl }));
+  return parsed.data.map(toAppConfig);
 }
 
 /** Validates the environment and returns the configuration; throws ConfigError naming each bad variable. */
@@ -172,7 +194,18 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   if (!parsed.success) throw new ConfigError(formatIssues('', parsed.error));
   const e = parsed.data;
 
+  let webhooks: unknown = [];
+  if (e.APP_WEBHOOKS !== undefined) {
+    try {
+      webhooks = JSON.parse(e.APP_WEBHOOKS);
+    } catch (err) {
+      throw new ConfigError(`APP_WEBHOOKS: not JSON: ${(err as Error).message}`);
+    }
+    const list = webhookListSchema.safeParse(webhooks);
+    if (!list.success) throw new ConfigError(formatIssues('APP_WEBHOOKS.', list.error));
+  }
   const defaultApp = appSchema.safeParse({
+    webhooks,
     id: e.APP_ID,
     key: e.APP_KEY,
     secret: e.APP_SECRET,
@@ -188,9 +221,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       defaultApp.error.issues.map((i) => `${names[String(i.path[0])] ?? String(i.path[0])}: ${i.message}`).join('; '),
     );
   }
-  const apps: AppConfig[] = e.APPS_FILE
-    ? loadAppsFile(e.APPS_FILE)
-    : [{ ...defaultApp.data, webhookUrl: defaultApp.data.webhookUrl }];
+  const apps: AppConfig[] = e.APPS_FILE ? loadAppsFile(e.APPS_FILE) : [toAppConfig(defaultApp.data)];
   assertUnique(apps, 'id');
   assertUnique(apps, 'key');
 

@@ -51,3 +51,50 @@ test('APPS_FILE gives several apps and is validated', () => {
   assert.throws(() => loadConfig({ APPS_FILE: file }), /APPS_FILE.*secret/);
   assert.throws(() => loadConfig({ APPS_FILE: join(dir, 'missing.json') }), /APPS_FILE: cannot read/);
 });
+
+test('webhooks: APP_WEBHOOK_URL is the all-types shorthand, APP_WEBHOOKS and APPS_FILE give a list, both validated', () => {
+  const all = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss'];
+  const shorthand = loadConfig({ APP_WEBHOOK_URL: 'http://127.0.0.1:9/all' }).apps[0]?.webhooks;
+  assert.deepEqual(shorthand, [
+    { url: 'http://127.0.0.1:9/all', eventTypes: all, channelNameStartsWith: undefined, channelNameEndsWith: undefined, headers: {} },
+  ]);
+  assert.deepEqual(loadConfig({}).apps[0]?.webhooks, []);
+
+  const listed = [
+    {
+      url: 'https://hooks.example.test/presence',
+      eventTypes: ['member_added', 'member_removed'],
+      filter: { channelNameStartsWith: 'presence-', channelNameEndsWith: '-team' },
+      headers: { Authorization: 'Bearer t0ken' },
+    },
+  ];
+  const both = loadConfig({ APP_WEBHOOK_URL: 'http://127.0.0.1:9/all', APP_WEBHOOKS: JSON.stringify(listed) }).apps[0]?.webhooks;
+  assert.equal(both?.length, 2, 'the shorthand first, then the list');
+  assert.deepEqual(both?.[1], {
+    url: 'https://hooks.example.test/presence',
+    eventTypes: ['member_added', 'member_removed'],
+    channelNameStartsWith: 'presence-',
+    channelNameEndsWith: '-team',
+    headers: { Authorization: 'Bearer t0ken' },
+  });
+
+  const bad = (webhooks: unknown) => loadConfig({ APP_WEBHOOKS: JSON.stringify(webhooks) });
+  assert.throws(() => loadConfig({ APP_WEBHOOKS: '[' }), /APP_WEBHOOKS: not JSON/);
+  assert.throws(() => bad([{ url: 'http://x.test/', eventTypes: [] }]), /APP_WEBHOOKS\.0\.eventTypes/);
+  assert.throws(() => bad([{ url: 'http://x.test/', eventTypes: ['channel_exploded'] }]), /APP_WEBHOOKS\.0\.eventTypes/);
+  assert.throws(() => bad([{ url: 'ftp://x.test/', eventTypes: ['cache_miss'] }]), /APP_WEBHOOKS\.0\.url/);
+  assert.throws(() => bad([{ url: 'http://x.test/', eventTypes: ['cache_miss'], headers: { 'X-Pusher-Signature': 'forged' } }]), /headers/);
+  assert.throws(() => bad([{ url: 'http://x.test/', eventTypes: ['cache_miss'], headers: { 'X-A': 'one\r\nX-B: two' } }]), /headers/);
+  assert.throws(() => bad([{ url: 'http://x.test/', eventTypes: ['cache_miss'], filter: { prefix: 'a' } }]), /filter/);
+  assert.throws(() => bad(Array.from({ length: 11 }, () => ({ url: 'http://x.test/', eventTypes: ['cache_miss'] }))), /APP_WEBHOOKS/);
+
+  const dir = mkdtempSync(join(tmpdir(), 'beacon-config-'));
+  const file = join(dir, 'apps.json');
+  writeFileSync(file, JSON.stringify({ apps: [{ id: 'a', key: 'ka', secret: 'sa', webhookUrl: 'http://127.0.0.1:9/a', webhooks: listed }] }));
+  assert.deepEqual(
+    loadConfig({ APPS_FILE: file }).apps[0]?.webhooks.map((w) => w.url),
+    ['http://127.0.0.1:9/a', 'https://hooks.example.test/presence'],
+  );
+  writeFileSync(file, JSON.stringify({ apps: [{ id: 'a', key: 'ka', secret: 'sa', webhooks: [{ url: 'http://x.test/' }] }] }));
+  assert.throws(() => loadConfig({ APPS_FILE: file }), /APPS_FILE.*webhooks\.0\.eventTypes/);
+});

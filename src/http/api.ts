@@ -5,6 +5,7 @@
 import cors from '@fastify/cors';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { ApiError, type ApiDeps } from './api-deps.js';
+import { API_CORS } from './cors-options.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { endHttpServerSpan, logIds, startHttpServerSpan } from '../telemetry/tracing.js';
 import { verifyRequest } from './signing.js';
@@ -15,13 +16,7 @@ import type { AppRequest } from './request-app.js';
 
 export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { apps, metrics, logger, config } = deps;
-  // Laravel Echo sends X-Socket-Id to the app's own backend; browser backends calling us directly need CORS too.
-  await scope.register(cors, {
-    origin: true,
-    methods: ['GET', 'POST', 'OPTIONS'],
-    allowedHeaders: ['Content-Type', 'Authorization', 'X-Socket-Id', 'traceparent', 'tracestate'],
-    maxAge: 600,
-  });
+  await scope.register(cors, API_CORS);
   // @fastify/cors declares its preflight route as `OPTIONS *`, which under our `/apps/:appId` prefix becomes
   // `/apps/:appId*` and matches no API path, so preflights got 404 before the cors hook could answer them. This route
   // makes `/apps/{id}/…` preflights reach the scope, where the cors onRequest hook replies 204 and the handler never runs.

@@ -35,6 +35,16 @@ export const ErrorCode = {
   ClientEventRateLimited: 4301,
   /** 4302: watchlist over its limit. */
   WatchlistLimit: 4302,
+  /** 4310: client event refused: client events are not enabled for this app. (4310–4319: a refused client event.) */
+  ClientEventsDisabled: 4310,
+  /** 4311: client event refused: not allowed on this channel type (only private and presence, never encrypted). */
+  ClientEventChannelNotAllowed: 4311,
+  /** 4312: client event refused: the sender is not subscribed to the channel. */
+  ClientEventNotSubscribed: 4312,
+  /** 4313: client event refused: event name longer than MAX_EVENT_NAME_LENGTH. */
+  ClientEventNameTooLong: 4313,
+  /** 4314: client event refused: data larger than MAX_PAYLOAD_BYTES. */
+  ClientEventTooLarge: 4314,
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

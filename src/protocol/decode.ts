@@ -4,9 +4,25 @@ import type { ClientMessage, Decoded } from './messages.js';
 
 export type DecodeErrorReason = 'invalid_json' | 'invalid_message' | 'unknown_event';
 
-export type DecodeResult = { ok: true; value: Decoded } | { ok: false; reason: DecodeErrorReason; message: string };
+/**
+ * A refused frame. `subscribeChannel` is the channel of a malformed `pusher:subscribe` whose channel name could be read:
+ * the client waits on that channel, so it is answered with `pusher:subscription_error` there rather than `pusher:error`.
+ */
+export interface DecodeFailure {
+  ok: false;
+  reason: DecodeErrorReason;
+  message: string;
+  subscribeChannel: string | undefined;
+}
 
-const fail = (reason: DecodeErrorReason, message: string): DecodeResult => ({ ok: false, reason, message });
+export type DecodeResult = { ok: true; value: Decoded } | DecodeFailure;
+
+const fail = (reason: DecodeErrorReason, message: string, subscribeChannel?: string): DecodeFailure => ({
+  ok: false,
+  reason,
+  message,
+  subscribeChannel,
+});
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -45,10 +61,17 @@ export function decodeClientFrame(text: string): DecodeResult {
   if (typeof message === 'string') {
     return fail(message === 'unknown' ? 'unknown_event' : 'invalid_message', describe(message, event));
   }
+  if ('invalidSubscribe' in message) return fail('invalid_message', message.invalidSubscribe, message.channel);
   return { ok: true, value: { message, traceparent } };
 }
 
-type Failure = 'unknown' | 'invalid';
+/** A subscribe whose channel is readable but whose other fields are not usable: why, for the subscription_error. */
+interface InvalidSubscribe {
+  channel: string;
+  invalidSubscribe: string;
+}
+
+type Failure = 'unknown' | 'invalid' | InvalidSubscribe;
 
 function describe(failure: Failure, event: string): string {
   return failure === 'unknown' ? `Unknown event: ${event.slice(0, 64)}` : `Invalid ${event.slice(0, 64)} message`;
@@ -63,9 +86,14 @@ function decodeEvent(event: string, raw: Record<string, unknown>): ClientMessage
     case Events.Subscribe: {
       const d = dataObject(raw.data);
       if (d === undefined || typeof d.channel !== 'string') return 'invalid';
-      if (d.auth !== undefined && typeof d.auth !== 'string') return 'invalid';
-      if (d.channel_data !== undefined && typeof d.channel_data !== 'string') return 'invalid';
-      return { event: Events.Subscribe, channel: d.channel, auth: d.auth, channelData: d.channel_data };
+      const channel = d.channel;
+      if (d.auth !== undefined && typeof d.auth !== 'string') return { channel, invalidSubscribe: '"auth" must be a string' };
+      // pusher-js 7 setups whose authorizer answers `channel_data: null` for a private channel send it as null: absent.
+      const channelData = d.channel_data === null ? undefined : d.channel_data;
+      if (channelData !== undefined && typeof channelData !== 'string') {
+        return { channel, invalidSubscribe: '"channel_data" must be a JSON-encoded string' };
+      }
+      return { event: Events.Subscribe, channel, auth: d.auth, channelData };
     }
     case Events.Unsubscribe: {
       const d = dataObject(raw.data);

@@ -18,12 +18,20 @@ export function encodeProtocol(event: string, data: unknown, channel?: string): 
     : JSON.stringify({ event, channel, data: JSON.stringify(data) });
 }
 
+/** A protocol frame that carries no `data` at all (`pusher:cache_miss`, as Pusher sends it). */
+export function encodeDataless(event: string, channel: string): string {
+  return JSON.stringify({ event, channel });
+}
+
 export function encodeConnectionEstablished(socketId: string, activityTimeoutSeconds: number): string {
   return encodeProtocol(Events.ConnectionEstablished, { socket_id: socketId, activity_timeout: activityTimeoutSeconds });
 }
 
-export function encodeError(message: string, code: number | null): string {
-  return JSON.stringify({ event: Events.Error, data: { message, code } });
+/** `pusher:error`; `channel` (top level, like every channel-scoped frame) names the channel a refused client event was for. */
+export function encodeError(message: string, code: number | null, channel?: string): string {
+  return channel === undefined
+    ? JSON.stringify({ event: Events.Error, data: { message, code } })
+    : JSON.stringify({ event: Events.Error, channel, data: { message, code } });
 }
 
 /** Ping and pong carry an empty data object. */

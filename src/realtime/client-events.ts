@@ -1,12 +1,14 @@
 /**
  * `client-*` events: only on private and presence channels the sender is subscribed to, only when the app allows them,
- * never echoed to the sender, at most `clientEventsPerSecond` per connection (excess: `pusher:error` 4301, dropped).
+ * never echoed to the sender, at most `clientEventsPerSecond` per connection (excess: `pusher:error` 4301, dropped). Each
+ * refusal answers `pusher:error` with its own code (4301, 4310–4314) and the channel.
  */
 import type { Context } from '@opentelemetry/api';
 import { channelKind } from '../protocol/channel-name.js';
-import { ErrorCode } from '../protocol/close-codes.js';
+import { ErrorCode, type ErrorCodeValue } from '../protocol/close-codes.js';
 import { payloadString } from '../protocol/encode.js';
 import type { ClientEventMessage } from '../protocol/messages.js';
+import type { MessageErrorReason } from '../telemetry/metrics.js';
 import type { Connection } from '../transport/connection.js';
 import type { RealtimeDeps } from './deps.js';
 
@@ -18,30 +20,72 @@ export function clientEvent(
 ): void {
   const app = connection.app;
   if (!app.enableClientEvents) {
-    connection.reject('client_events_disabled', 'Client events are not enabled for this app');
+    refuseClientEvent(
+      deps,
+      connection,
+      message,
+      'client_events_disabled',
+      ErrorCode.ClientEventsDisabled,
+      'Client events are not enabled for this app',
+    );
     return;
   }
   const kind = channelKind(message.channel);
   if (!kind.allowsClientEvents) {
-    connection.reject('unauthorized', 'Client events are only allowed on private and presence channels');
+    refuseClientEvent(
+      deps,
+      connection,
+      message,
+      'unauthorized',
+      ErrorCode.ClientEventChannelNotAllowed,
+      'Client events are only allowed on private and presence channels',
+    );
     return;
   }
   if (!connection.subscriptions.has(message.channel)) {
-    connection.reject('not_subscribed', `Not subscribed to ${message.channel.slice(0, 200)}`);
+    refuseClientEvent(
+      deps,
+      connection,
+      message,
+      'not_subscribed',
+      ErrorCode.ClientEventNotSubscribed,
+      `Not subscribed to ${message.channel.slice(0, 200)}`,
+    );
     return;
   }
   if (message.name.length > deps.limits.maxEventNameLength) {
-    connection.reject('invalid_message', `Event name longer than ${deps.limits.maxEventNameLength}`);
+    refuseClientEvent(
+      deps,
+      connection,
+      message,
+      'invalid_message',
+      ErrorCode.ClientEventNameTooLong,
+      `Event name longer than ${deps.limits.maxEventNameLength}`,
+    );
     return;
   }
   const data = payloadString(message.data);
   if (Buffer.byteLength(data) > deps.limits.maxPayloadBytes) {
-    connection.reject('too_large', `Event data over ${deps.limits.maxPayloadBytes} bytes`);
+    refuseClientEvent(
+      deps,
+      connection,
+      message,
+      'too_large',
+      ErrorCode.ClientEventTooLarge,
+      `Event data over ${deps.limits.maxPayloadBytes} bytes`,
+    );
     return;
   }
   if (!allow(connection, app.clientEventsPerSecond)) {
     deps.metrics.rateLimited(app.id, 'client_events');
-    connection.reject('rate_limited', `Client event rate limit (${app.clientEventsPerSecond}/s) exceeded`, ErrorCode.ClientEventRateLimited);
+    refuseClientEvent(
+      deps,
+      connection,
+      message,
+      'rate_limited',
+      ErrorCode.ClientEventRateLimited,
+      `Client event rate limit (${app.clientEventsPerSecond}/s) exceeded`,
+    );
     return;
   }
   const membership = connection.subscriptions.get(message.channel) ?? null;
@@ -64,6 +108,18 @@ export function clientEvent(
     socket_id: connection.socketId,
     user_id: userId,
   });
+}
+
+/** Every refusal names the channel (bounded: the name is the client's) and has its own code (docs/protocol-compatibility.md). */
+function refuseClientEvent(
+  deps: RealtimeDeps,
+  connection: Connection,
+  message: ClientEventMessage,
+  reason: MessageErrorReason,
+  code: ErrorCodeValue,
+  text: string,
+): void {
+  connection.reject(reason, text, code, undefined, message.channel.slice(0, deps.limits.maxChannelNameLength));
 }
 
 /** Fixed one-second window per connection. */

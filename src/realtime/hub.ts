@@ -10,6 +10,8 @@ import { CHANNEL_TYPES, type ChannelType, type GaugeSources } from '../telemetry
 /** A presence member: one user, however many of its connections are subscribed. */
 export interface Member {
   userId: string;
+  /** `user_id` as the backend signed it (see Membership). */
+  signedUserId: string | number;
   userInfo: unknown;
   connections: number;
 }

@@ -13,7 +13,7 @@ import { endWithError, startProcessSpan, withSpan } from '../telemetry/tracing.j
 import { clientEvent } from './client-events.js';
 import type { RealtimeDeps } from './deps.js';
 import { signin } from './signin.js';
-import { subscribe, unsubscribe } from './subscribe.js';
+import { malformedSubscribe, refuseSubscription, subscribe, unsubscribe } from './subscribe.js';
 
 const KIND: Record<ClientMessage['event'], ReceivedKind> = {
   'pusher:subscribe': 'subscribe',
@@ -52,7 +52,12 @@ export function createRouter(deps: RealtimeDeps): Router {
       const decoded = decodeClientFrame(text);
       if (!decoded.ok) {
         metrics.messageReceived(connection.app.id, 'invalid', bytes);
-        connection.reject(decoded.reason, decoded.message);
+        if (decoded.subscribeChannel === undefined) connection.reject(decoded.reason, decoded.message);
+        else {
+          // The client waits on that channel: it hears the refusal there, as for any other refused subscribe.
+          metrics.messageError(connection.app.id, decoded.reason);
+          refuseSubscription(deps, connection, decoded.subscribeChannel, malformedSubscribe(decoded.message));
+        }
         return;
       }
       const { message, traceparent } = decoded.value;

@@ -21,8 +21,12 @@ export function signin(deps: RealtimeDeps, connection: Connection, message: Sign
     return;
   }
   const record = typeof user === 'object' && user !== null ? (user as Record<string, unknown>) : {};
-  if (typeof record.id !== 'string' || record.id.length === 0 || record.id.length > deps.limits.maxPresenceUserIdLength) {
-    connection.reject('invalid_message', 'user_data needs a string id');
+  // Backends with integer ids sign `{"id":1}`: held as "1", as lenient as presence `user_id` (and the same string form, so
+  // the client's `#server-to-user-1` matches). `signin_success` still echoes user_data exactly as it was signed.
+  const rawId = record.id;
+  const id = typeof rawId === 'string' || typeof rawId === 'number' ? String(rawId) : '';
+  if (id.length === 0 || id.length > deps.limits.maxPresenceUserIdLength) {
+    connection.reject('invalid_message', 'user_data needs an id (a string or a number)');
     return;
   }
   const watchlist = Array.isArray(record.watchlist) ? record.watchlist.map(String) : [];
@@ -31,9 +35,9 @@ export function signin(deps: RealtimeDeps, connection: Connection, message: Sign
     return;
   }
   deps.hub.setWatchlist(connection, watchlist);
-  deps.hub.setUser(connection, record.id);
+  deps.hub.setUser(connection, id);
   connection.send(encodeProtocol(Events.SigninSuccess, { user_data: message.userData }), 'protocol');
-  connection.logger.info({ event: 'signin', user_id: record.id }, 'signed in');
+  connection.logger.info({ event: 'signin', user_id: id }, 'signed in');
   if (watchlist.length > 0) {
     const online = watchlist.filter((id) => deps.hub.userConnections(app.id, id).size > 0);
     const offline = watchlist.filter((id) => deps.hub.userConnections(app.id, id).size === 0);

@@ -1,6 +1,6 @@
 /** `pusher:subscribe` and `pusher:unsubscribe`: validation, auth, presence membership, cache replay, counts. */
 import { channelKind, isValidChannelName, SERVER_TO_USER_PREFIX } from '../protocol/channel-name.js';
-import { encodeChannelEvent, encodeProtocol } from '../protocol/encode.js';
+import { encodeChannelEvent, encodeDataless, encodeProtocol } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
 import type { SubscribeMessage, UnsubscribeMessage } from '../protocol/messages.js';
 import { channelAuthString, verifyAuth } from '../protocol/signatures.js';
@@ -13,10 +13,38 @@ import type { Channel, LeaveResult } from './hub.js';
 const BIG_CHANNEL_COUNT_INTERVAL_MS = 5000;
 const BIG_CHANNEL = 100;
 
-type Failure = { result: Exclude<SubscriptionResult, 'ok'>; status: number; type: string; message: string };
+/** Why a subscription is refused: the metric result and the `pusher:subscription_error` it is answered with. */
+export type SubscriptionFailure = { result: Exclude<SubscriptionResult, 'ok'>; status: number; type: string; message: string };
 
-function failure(result: Failure['result'], status: number, type: string, message: string): Failure {
+function failure(result: SubscriptionFailure['result'], status: number, type: string, message: string): SubscriptionFailure {
   return { result, status, type, message };
+}
+
+/** The refusal of a `pusher:subscribe` that could not even be decoded (its channel name could): 400 InvalidMessage. */
+export function malformedSubscribe(message: string): SubscriptionFailure {
+  return failure('invalid', 400, 'InvalidMessage', message);
+}
+
+/**
+ * Refuses one subscription: counted, logged, and answered with `pusher:subscription_error` on that channel — every refused
+ * subscribe ends here, because a client waiting on a channel only hears about it on that channel.
+ */
+export function refuseSubscription(
+  { metrics }: RealtimeDeps,
+  connection: Connection,
+  name: string,
+  refusal: SubscriptionFailure,
+): void {
+  metrics.subscription(connection.app.id, channelKind(name).type, refusal.result);
+  const channel = name.slice(0, 200);
+  connection.logger.info(
+    { event: refusal.result === 'auth_failed' ? 'auth_failed' : 'subscription_failed', channel, reason: refusal.result },
+    refusal.message,
+  );
+  connection.send(
+    encodeProtocol(Events.SubscriptionError, { type: refusal.type, error: refusal.message, status: refusal.status }, name),
+    'protocol',
+  );
 }
 
 export async function subscribe(deps: RealtimeDeps, connection: Connection, message: SubscribeMessage): Promise<void> {
@@ -25,24 +53,18 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   const kind = channelKind(name);
   const outcome = admit(deps, connection, message);
   if ('result' in outcome) {
-    metrics.subscription(connection.app.id, kind.type, outcome.result);
-    connection.logger.info(
-      { event: outcome.result === 'auth_failed' ? 'auth_failed' : 'subscription_failed', channel: name, reason: outcome.result },
-      outcome.message,
-    );
-    connection.send(
-      encodeProtocol(Events.SubscriptionError, { type: outcome.type, error: outcome.message, status: outcome.status }, name),
-      'protocol',
-    );
+    refuseSubscription(deps, connection, name, outcome);
     return;
   }
 
   const already = connection.subscriptions.has(name);
   const joined = already ? undefined : hub.join(connection, name, outcome.membership);
   metrics.subscription(connection.app.id, kind.type, 'ok');
+  // A subscription the app's backend signed authorizes the connection, as Pusher counts it (APP_USER_AUTHENTICATION_REQUIRED).
+  if (kind.requiresAuth) connection.authorized = true;
   if (joined?.occupied) deps.webhooks.emit(connection.app, { name: 'channel_occupied', channel: name });
   if (joined?.memberAdded && outcome.membership !== null) {
-    deps.webhooks.emit(connection.app, { name: 'member_added', channel: name, user_id: outcome.membership.userId });
+    deps.webhooks.emit(connection.app, { name: 'member_added', channel: name, user_id: outcome.membership.signedUserId });
   }
 
   if (kind.presence) {
@@ -61,12 +83,12 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   connection.logger.info({ event: 'subscribed', channel: name, channel_type: kind.type }, 'subscribed');
 
   if (joined?.memberAdded && outcome.membership !== null) {
-    const { userId, userInfo } = outcome.membership;
+    const { signedUserId, userInfo } = outcome.membership;
     deps.publisher.publishInternal(
       connection.app.id,
       name,
       Events.MemberAdded,
-      JSON.stringify({ user_id: userId, user_info: userInfo }),
+      JSON.stringify({ user_id: signedUserId, user_info: userInfo }),
       'presence',
       connection.socketId,
     );
@@ -75,7 +97,7 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
     const cached = await adapter.cacheGet(connection.app.id, name);
     if (!connection.isOpen) return;
     if (cached === undefined) {
-      connection.send(encodeProtocol(Events.CacheMiss, {}, name), 'protocol');
+      connection.send(encodeDataless(Events.CacheMiss, name), 'protocol');
       deps.webhooks.emit(connection.app, { name: 'cache_miss', channel: name });
     } else {
       connection.send(encodeChannelEvent(cached.event, name, cached.data), 'channel_event');
@@ -89,7 +111,7 @@ function admit(
   { hub, limits }: RealtimeDeps,
   connection: Connection,
   message: SubscribeMessage,
-): { membership: Membership | null } | Failure {
+): { membership: Membership | null } | SubscriptionFailure {
   const name = message.channel;
   if (!isValidChannelName(name, limits.maxChannelNameLength)) {
     return failure('invalid', 400, 'InvalidChannel', `Invalid channel name (at most ${limits.maxChannelNameLength} of [A-Za-z0-9_-=@,.;])`);
@@ -131,7 +153,7 @@ function admit(
   if (channel !== undefined && channel.members.size >= limits.maxPresenceMembers && !channel.members.has(userId)) {
     return failure('limit', 403, 'LimitReached', `Presence channel is full (${limits.maxPresenceMembers} members)`);
   }
-  return { membership: { userId, userInfo: record.user_info ?? null } };
+  return { membership: { userId, signedUserId: rawId, userInfo: record.user_info ?? null } };
 }
 
 export function unsubscribe(deps: RealtimeDeps, connection: Connection, message: UnsubscribeMessage): void {
@@ -145,7 +167,7 @@ export function unsubscribe(deps: RealtimeDeps, connection: Connection, message:
 export function afterLeave(deps: RealtimeDeps, appId: string, left: LeaveResult): void {
   const app = left.memberRemoved !== undefined || left.vacated ? deps.hub.state(appId)?.app : undefined;
   if (app !== undefined && left.memberRemoved !== undefined) {
-    deps.webhooks.emit(app, { name: 'member_removed', channel: left.channel.name, user_id: left.memberRemoved.userId });
+    deps.webhooks.emit(app, { name: 'member_removed', channel: left.channel.name, user_id: left.memberRemoved.signedUserId });
   }
   if (app !== undefined && left.vacated) deps.webhooks.emit(app, { name: 'channel_vacated', channel: left.channel.name });
   if (left.memberRemoved !== undefined) {
@@ -153,7 +175,7 @@ export function afterLeave(deps: RealtimeDeps, appId: string, left: LeaveResult)
       appId,
       left.channel.name,
       Events.MemberRemoved,
-      JSON.stringify({ user_id: left.memberRemoved.userId }),
+      JSON.stringify({ user_id: left.memberRemoved.signedUserId }),
       'presence',
     );
   }

@@ -96,7 +96,8 @@ export interface Metrics {
   pingRtt(seconds: number): void;
   apiAuthFailure(reason: ApiAuthFailureReason): void;
   httpRequest(method: string, route: string, statusCode: number, seconds: number): void;
-  webhook(event: string, result: WebhookResult): void;
+  /** `webhook` is the index in the app's webhook list (bounded by configuration; never the URL). */
+  webhook(event: string, result: WebhookResult, appId: string, webhook: number): void;
   adapterMessage(direction: AdapterDirection): void;
   adapterRequest(op: AdapterOp, seconds: number): void;
   shutdownDuration(seconds: number): void;
@@ -290,8 +291,8 @@ export function createMetrics(
         'http.response.status_code': statusCode,
       });
     },
-    webhook(event, result) {
-      webhooks.add(1, attrs(`w|${event}|${result}`, () => ({ event, result })));
+    webhook(event, result, appId, webhook) {
+      webhooks.add(1, attrs(`w|${event}|${result}|${appId}|${webhook}`, () => ({ event, result, app_id: appId, webhook: String(webhook) })));
     },
     adapterMessage(direction) {
       adapterMessages.add(1, direction === 'published' ? { direction: 'published' } : { direction: 'received' });

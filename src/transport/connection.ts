@@ -12,7 +12,13 @@ import type { CloseReason, MessageErrorReason, Metrics, SentKind } from '../tele
 
 /** A presence membership held by this connection on one channel. */
 export interface Membership {
+  /** The member's identity (its string form): the key of presence bookkeeping. */
   userId: string;
+  /**
+   * `user_id` exactly as the backend signed it (a number stays a number): what member_added / member_removed and their
+   * webhooks echo, as Pusher does (docs/protocol-compatibility.md, "Numeric user ids").
+   */
+  signedUserId: string | number;
   userInfo: unknown;
 }
 
@@ -52,6 +58,8 @@ export class Connection {
   readonly subscriptions = new Map<string, Membership | null>();
   /** Signed-in user id (pusher:signin), if any. */
   userId: string | undefined = undefined;
+  /** Subscribed to a private or presence channel the app's backend signed: as good as a sign-in for 4009 (Pusher's rule). */
+  authorized = false;
   watchlist: readonly string[] = [];
   lastActivityAt: number;
   /** When the server's unanswered ping was sent; 0 when none is pending. */
@@ -122,13 +130,15 @@ export class Connection {
 
   /**
    * Rejects one client frame without closing: sends `pusher:error`, counts it with its reason, logs it once (as `logEvent`,
-   * the catalog event of this kind of rejection). Every rejected client frame goes through here.
+   * the catalog event of this kind of rejection). Every rejected client frame goes through here. `channel` is set for a
+   * refused client event, so the client can tell which channel's event it was.
    */
   reject(
     reason: MessageErrorReason,
     message: string,
     code: number | null = null,
     logEvent: RejectionLogEvent = reason === 'rate_limited' ? 'rate_limited' : 'message_rejected',
+    channel?: string,
   ): void {
     this.metrics.messageError(this.app.id, reason);
     // A flooding client must not flood the logs: the metric counts every rejection, the log tells the first ones.
@@ -138,7 +148,7 @@ export class Connection {
     } else if (this.rejections === LOGGED_REJECTIONS + 1) {
       this.logger.warn({ event: 'message_rejected', reason }, 'further rejections on this connection are counted, not logged');
     }
-    this.send(encodeError(message, code), 'protocol');
+    this.send(encodeError(message, code, channel), 'protocol');
   }
 
   /** Sends `pusher:error` with the close code and closes with it: the one way the server ends a connection. */

@@ -1,7 +1,7 @@
 /**
  * One sweep for every connection (not a timer per connection): a connection silent for `activityTimeoutMs` is pinged; one
  * whose ping stays unanswered for `pongTimeoutMs` is closed with 4201. Apps that require user authentication close
- * connections that have not signed in within `userAuthTimeoutMs` with 4009.
+ * connections that have neither signed in nor subscribed to a private or presence channel within `userAuthTimeoutMs` with 4009.
  */
 import { CloseCode } from '../protocol/close-codes.js';
 import { PING_FRAME } from '../protocol/encode.js';
@@ -34,7 +34,12 @@ export function startHeartbeat({ hub, activityTimeoutMs, pongTimeoutMs, userAuth
         }
         continue;
       }
-      if (connection.app.userAuthenticationRequired && connection.userId === undefined && t - connection.openedAt >= userAuthTimeoutMs) {
+      if (
+        connection.app.userAuthenticationRequired &&
+        connection.userId === undefined &&
+        !connection.authorized &&
+        t - connection.openedAt >= userAuthTimeoutMs
+      ) {
         connection.close(CloseCode.Unauthorized, 'User authentication required: sign in first', 'protocol_error');
         continue;
       }

@@ -184,7 +184,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     scope.route({
       method: 'GET',
       url: '/*',
-      handler: async (_request, reply) => reply.code(404).send({ error: 'Not found' }),
+      handler: async (_request, reply) => reply.callNotFound(),
       wsHandler: (socket, request) => reject(socket, request, 'bad_protocol', CloseCode.PathNotFound, 'Path not found'),
     });
   });

@@ -1,11 +1,14 @@
 /**
- * Sends each app's webhooks (reference "Webhooks"): events emitted within `batchMs` go in one signed POST of at most
- * `maxBatchEvents`; a non-2xx answer or a network error is retried with exponential back-off until `retryDeadlineMs`;
- * `channel_vacated` and `member_removed` wait `vacateDelayMs` and are dropped, with the `channel_occupied` /
- * `member_added` that cancels them, when the channel is re-occupied or the user comes back in time (as Pusher does).
+ * Sends each app's webhooks (reference "Webhooks"), to every webhook of the app that takes the event (its event types and
+ * channel-name filter, webhook-route.ts). Per webhook: events within `batchMs` go in one signed POST of at most
+ * `maxBatchEvents`; a non-2xx answer or a network error is retried with exponential back-off until `retryDeadlineMs`.
+ * Per app, before any routing: `channel_vacated` and `member_removed` wait `vacateDelayMs` and are dropped, with the
+ * `channel_occupied` / `member_added` that cancels them, when the channel is re-occupied or the user comes back in time
+ * (as Pusher does) — one decision for the app, so no webhook sees a flap another does not.
  *
- * Memory is bounded: at most `maxPendingEvents` per app are held (waiting, delayed or being delivered); past that new
- * events are counted `failed` and the episode is logged once. Every event ends counted exactly once as `ok` or `failed`.
+ * Memory is bounded: at most `maxPendingEvents` per webhook (waiting or being delivered) and as many held back per app;
+ * past that new events are counted `failed` and the episode is logged once. Every event a webhook takes ends counted
+ * exactly once for that webhook as `ok` or `failed`.
  *
  * Delivery runs in the root OpenTelemetry context: the timers would otherwise inherit whichever client frame's span was
  * active when they were armed, and a batch belongs to no single client.
@@ -13,21 +16,22 @@
 import { setMaxListeners } from 'node:events';
 import { context, ROOT_CONTEXT, type Span } from '@opentelemetry/api';
 import type { AppStore } from '../apps/app-store.js';
-import type { AppConfig } from '../config.js';
 import { webhookSignature } from '../protocol/signatures.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { traceparentOf, withSpan } from '../telemetry/tracing.js';
 import type { WebhookEvent } from './webhook-event.js';
+import { webhookAccepts, webhookTakes } from './webhook-route.js';
 import type { WebhookSink } from './webhook-sink.js';
-import { endWebhookSpan, failWebhookSpan, startWebhookSpan, webhookSpanName, type WebhookTarget } from './webhook-span.js';
+import { AppWebhooks, pairKey, type WebhookQueue } from './webhook-queue.js';
+import { endWebhookSpan, failWebhookSpan, startWebhookSpan, webhookSpanName } from './webhook-span.js';
 
 /** Timings and limits; every one has a default (the values Pusher documents where it documents one). */
 export interface WebhookSenderLimits {
   /** How long the first event of a batch waits for others. */
   batchMs: number;
   maxBatchEvents: number;
-  /** Per app: waiting + delayed + being delivered. */
+  /** Per webhook: waiting + being delivered; and per app: held back (vacate delay). */
   maxPendingEvents: number;
   /** How long `channel_vacated` / `member_removed` are held back; 0 sends them at once. */
   vacateDelayMs: number;
@@ -37,7 +41,7 @@ export interface WebhookSenderLimits {
   /** A batch not delivered this long after its first attempt is given up. */
   retryDeadlineMs: number;
   requestTimeoutMs: number;
-  /** Requests in flight (or waiting to retry) per app; later batches wait their turn. */
+  /** Requests in flight (or waiting to retry) per webhook; later batches wait their turn. */
   maxConcurrentRequests: number;
   /** How long `close()` waits for pending batches before abandoning them. */
   closeTimeoutMs: number;
@@ -57,7 +61,7 @@ export const DEFAULT_WEBHOOK_LIMITS: WebhookSenderLimits = {
 };
 
 export interface WebhookSenderDeps extends Partial<WebhookSenderLimits> {
-  /** Only apps with a `webhookUrl` get a queue; the set is fixed for the life of the process (AppStore contract). */
+  /** Each webhook of each app gets a queue; the set is fixed for the life of the process (AppStore contract). */
   apps: AppStore;
   metrics: Pick<Metrics, 'webhook'>;
   logger: Logger;
@@ -71,40 +75,6 @@ export interface WebhookSender extends WebhookSink {
   close(): Promise<void>;
 }
 
-/** A `channel_vacated` / `member_removed` held back, and its timer. */
-interface Delayed {
-  event: WebhookEvent;
-  timer: NodeJS.Timeout;
-}
-
-/** One app's queue. Fixed shape: every field set here. */
-class AppQueue {
-  /** Waiting for the next batch. */
-  readonly ready: WebhookEvent[] = [];
-  /** Keyed `v|channel` or `m|channel|user_id`. */
-  readonly delayed = new Map<string, Delayed>();
-  /** Events in requests that are in flight or waiting to retry. */
-  deliveringEvents = 0;
-  requests = 0;
-  flushTimer: NodeJS.Timeout | undefined = undefined;
-  /** True from the first event refused for lack of room until the queue is half empty again. */
-  overflowing = false;
-  readonly target: WebhookTarget;
-
-  constructor(
-    readonly app: AppConfig,
-    readonly url: string,
-  ) {
-    const parsed = new URL(url);
-    const port = parsed.port === '' ? (parsed.protocol === 'https:' ? 443 : 80) : Number(parsed.port);
-    this.target = { appId: app.id, host: parsed.hostname, port };
-  }
-
-  pending(): number {
-    return this.ready.length + this.delayed.size + this.deliveringEvents;
-  }
-}
-
 /** How one attempt ended. */
 interface Attempt {
   ok: boolean;
@@ -112,11 +82,6 @@ interface Attempt {
   status: number;
   error: string | undefined;
   span: Span;
-}
-
-/** The key a `channel_vacated` / `member_removed` shares with the `channel_occupied` / `member_added` that cancels it. */
-function pairKey(event: WebhookEvent): string {
-  return 'user_id' in event && event.user_id !== undefined ? `m|${event.channel}|${event.user_id}` : `v|${event.channel}`;
 }
 
 export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
@@ -136,43 +101,77 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   const send = deps.fetch ?? globalThis.fetch;
   const now = deps.now ?? Date.now;
 
-  const queues = new Map<string, AppQueue>();
-  for (const app of apps.all()) if (app.webhookUrl !== undefined) queues.set(app.id, new AppQueue(app, app.webhookUrl));
+  const byApp = new Map<string, AppWebhooks>();
+  for (const app of apps.all()) if (app.webhooks.length > 0) byApp.set(app.id, new AppWebhooks(app));
+  const allQueues = [...byApp.values()].flatMap((a) => a.queues);
 
   /** Aborted when `close()` gives up waiting: in-flight requests and back-off sleeps end at once. */
   const stop = new AbortController();
-  // One listener per in-flight request or sleep; their number is bounded by apps × maxConcurrentRequests.
+  // One listener per in-flight request or sleep; their number is bounded by webhooks × maxConcurrentRequests.
   setMaxListeners(0, stop.signal);
   let closing = false;
   const deliveries = new Set<Promise<void>>();
 
-  function counted(events: readonly WebhookEvent[], result: 'ok' | 'retried' | 'failed'): void {
-    for (const e of events) metrics.webhook(e.name, result);
+  function counted(q: WebhookQueue, events: readonly WebhookEvent[], result: 'ok' | 'retried' | 'failed'): void {
+    for (const e of events) metrics.webhook(e.name, result, q.app.id, q.index);
   }
 
-  function refuse(q: AppQueue, event: WebhookEvent): void {
-    metrics.webhook(event.name, 'failed');
+  function refuse(q: WebhookQueue, event: WebhookEvent): void {
+    metrics.webhook(event.name, 'failed', q.app.id, q.index);
     if (q.overflowing) return;
     q.overflowing = true;
     logger.warn(
-      { event: 'webhook_failed', app_id: q.app.id, reason: 'queue_full', max_pending_events: limits.maxPendingEvents },
+      {
+        event: 'webhook_failed',
+        app_id: q.app.id,
+        webhook: q.index,
+        reason: 'queue_full',
+        max_pending_events: limits.maxPendingEvents,
+      },
       'webhook queue full; new events are dropped until it drains',
     );
   }
 
-  function enqueue(q: AppQueue, event: WebhookEvent): void {
+  /** A held-back event refused for lack of room: failed for every webhook that would have taken it. */
+  function refuseHeld(a: AppWebhooks, event: WebhookEvent): void {
+    for (const q of a.queues) if (webhookAccepts(q.webhook, event)) metrics.webhook(event.name, 'failed', a.app.id, q.index);
+    if (a.overflowing) return;
+    a.overflowing = true;
+    logger.warn(
+      { event: 'webhook_failed', app_id: a.app.id, reason: 'queue_full', max_pending_events: limits.maxPendingEvents },
+      'too many held-back webhook events; new ones are dropped until they drain',
+    );
+  }
+
+  /** Hands an event that survived the vacate delay to every webhook that takes it. */
+  function route(a: AppWebhooks, event: WebhookEvent): void {
+    for (const q of a.queues) {
+      if (!webhookAccepts(q.webhook, event)) continue;
+      if (stop.signal.aborted) metrics.webhook(event.name, 'failed', a.app.id, q.index);
+      else if (q.pending() >= limits.maxPendingEvents) refuse(q, event);
+      else enqueue(q, event);
+    }
+  }
+
+  /** Whether some webhook of the app takes `event` or the event that would cancel it: else holding it back is pointless. */
+  function holdMatters(a: AppWebhooks, event: WebhookEvent): boolean {
+    const pair = event.name === 'channel_vacated' ? 'channel_occupied' : 'member_added';
+    return a.queues.some((q) => webhookAccepts(q.webhook, event) || webhookTakes(q.webhook, pair, event.channel));
+  }
+
+  function enqueue(q: WebhookQueue, event: WebhookEvent): void {
     q.ready.push(event);
     if (q.ready.length >= limits.maxBatchEvents || closing) pump(q);
     else if (q.flushTimer === undefined) q.flushTimer = setTimeout(flushTimerFired, limits.batchMs, q);
   }
 
-  function flushTimerFired(q: AppQueue): void {
+  function flushTimerFired(q: WebhookQueue): void {
     q.flushTimer = undefined;
     pump(q);
   }
 
   /** Starts as many batches as the concurrency allows; after `stop`, whatever still waits is failed instead. */
-  function pump(q: AppQueue): void {
+  function pump(q: WebhookQueue): void {
     if (q.flushTimer !== undefined) {
       clearTimeout(q.flushTimer);
       q.flushTimer = undefined;
@@ -187,7 +186,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       q.deliveringEvents += batch.length;
       const delivery = context.with(ROOT_CONTEXT, () => deliver(q, batch)).catch((err: unknown) => {
         // deliver() handles every failure it knows of; this is a bug, logged rather than left as an unhandled rejection.
-        logger.error({ event: 'webhook_failed', app_id: q.app.id, error: String(err) }, 'webhook delivery crashed');
+        logger.error({ event: 'webhook_failed', app_id: q.app.id, webhook: q.index, error: String(err) }, 'webhook delivery crashed');
       });
       deliveries.add(delivery);
       void delivery.finally(() => {
@@ -200,18 +199,21 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     }
   }
 
-  function release(q: AppQueue, key: string): void {
-    const held = q.delayed.get(key);
+  function release(a: AppWebhooks, key: string): void {
+    const held = a.delayed.get(key);
     if (held === undefined) return;
     clearTimeout(held.timer);
-    q.delayed.delete(key);
-    enqueue(q, held.event);
+    a.delayed.delete(key);
+    if (a.overflowing && a.delayed.size <= limits.maxPendingEvents / 2) a.overflowing = false;
+    route(a, held.event);
   }
 
   /** One batch: encoded and signed once, posted until it succeeds, the deadline passes or the sender stops. */
-  async function deliver(q: AppQueue, batch: WebhookEvent[]): Promise<void> {
+  async function deliver(q: WebhookQueue, batch: WebhookEvent[]): Promise<void> {
     const body = JSON.stringify({ time_ms: now(), events: batch });
     const headers: Record<string, string> = {
+      // The webhook's own headers first: the signed ones below are Beacon's (config refuses them in `headers` anyway).
+      ...q.webhook.headers,
       'content-type': 'application/json',
       'x-pusher-key': q.app.key,
       'x-pusher-signature': webhookSignature(q.app.secret, body),
@@ -223,7 +225,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       attempts++;
       const attempt = await post(q, body, headers, spanName, batch.length, attempts);
       if (attempt.ok) {
-        counted(batch, 'ok');
+        counted(q, batch, 'ok');
         return;
       }
       const wait = Math.min(limits.retryMaxMs, limits.retryBaseMs * 2 ** (attempts - 1));
@@ -231,7 +233,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
         abandon(q, batch, attempt.status, attempts, attempt.error, attempt.span);
         return;
       }
-      counted(batch, 'retried');
+      counted(q, batch, 'retried');
       await sleep(wait);
       if (stop.signal.aborted) {
         abandon(q, batch, attempt.status, attempts, 'shutting down', attempt.span);
@@ -241,7 +243,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   }
 
   async function post(
-    q: AppQueue,
+    q: WebhookQueue,
     body: string,
     baseHeaders: Record<string, string>,
     spanName: string,
@@ -252,7 +254,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     const traceparent = traceparentOf(span);
     const headers = traceparent === undefined ? baseHeaders : { ...baseHeaders, traceparent };
     try {
-      const response = await send(q.url, {
+      const response = await send(q.webhook.url, {
         method: 'POST',
         headers,
         body,
@@ -270,17 +272,17 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
 
   /** Counts a batch failed and writes its one `webhook_failed` line (inside its last span, for the trace ids). */
   function abandon(
-    q: AppQueue,
+    q: WebhookQueue,
     batch: readonly WebhookEvent[],
     status: number,
     attempts: number,
     error: string | undefined,
     span: Span | undefined,
   ): void {
-    counted(batch, 'failed');
+    counted(q, batch, 'failed');
     const line = () =>
       logger.warn(
-        { event: 'webhook_failed', app_id: q.app.id, status, attempts, events: batch.length, error },
+        { event: 'webhook_failed', app_id: q.app.id, webhook: q.index, status, attempts, events: batch.length, error },
         'webhook delivery given up',
       );
     if (span === undefined) line();
@@ -301,52 +303,49 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
 
   return {
     emit(app, event) {
-      const q = queues.get(app.id);
-      if (q === undefined) return;
+      const a = byApp.get(app.id);
+      if (a === undefined) return;
       if (stop.signal.aborted) {
-        metrics.webhook(event.name, 'failed');
+        route(a, event);
         return;
       }
       switch (event.name) {
         case 'channel_occupied':
         case 'member_added': {
-          // The vacate/remove it would answer is still held back: the receiver hears neither.
+          // The vacate/remove it would answer is still held back: no webhook hears either.
           const key = pairKey(event);
-          const held = q.delayed.get(key);
+          const held = a.delayed.get(key);
           if (held !== undefined) {
             clearTimeout(held.timer);
-            q.delayed.delete(key);
+            a.delayed.delete(key);
             return;
           }
           break;
         }
         case 'channel_vacated':
         case 'member_removed': {
-          if (limits.vacateDelayMs <= 0 || closing) break;
-          if (q.pending() >= limits.maxPendingEvents) {
-            refuse(q, event);
+          if (limits.vacateDelayMs <= 0 || closing || !holdMatters(a, event)) break;
+          if (a.delayed.size >= limits.maxPendingEvents) {
+            refuseHeld(a, event);
             return;
           }
           const key = pairKey(event);
           // Not reachable through the hub (a vacate always follows an occupy), but never lose the earlier one.
-          release(q, key);
-          q.delayed.set(key, { event, timer: setTimeout(release, limits.vacateDelayMs, q, key) });
+          release(a, key);
+          a.delayed.set(key, { event, timer: setTimeout(release, limits.vacateDelayMs, a, key) });
           return;
         }
         default:
           break;
       }
-      if (q.pending() >= limits.maxPendingEvents) refuse(q, event);
-      else enqueue(q, event);
+      route(a, event);
     },
 
     async close() {
       if (closing) return;
       closing = true;
-      for (const q of queues.values()) {
-        for (const key of [...q.delayed.keys()]) release(q, key);
-        pump(q);
-      }
+      for (const a of byApp.values()) for (const key of [...a.delayed.keys()]) release(a, key);
+      for (const q of allQueues) pump(q);
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, limits.closeTimeoutMs);
@@ -357,7 +356,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       await Promise.race([idle, timeout]);
       clearTimeout(timer);
       stop.abort();
-      for (const q of queues.values()) pump(q);
+      for (const q of allQueues) pump(q);
       while (deliveries.size > 0) await Promise.all([...deliveries]);
     },
   };

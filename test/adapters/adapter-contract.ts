@@ -26,6 +26,7 @@ const APP: AppConfig = {
   clientEventsPerSecond: 10,
   userAuthenticationRequired: false,
   webhookUrl: undefined,
+  webhooks: [],
 };
 
 /** The least of a Connection the hub needs for bookkeeping. */
@@ -71,8 +72,8 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     const b = fakeConnection('1.2');
     hub.addConnection(a);
     hub.addConnection(b);
-    hub.join(a, 'presence-room', { userId: 'u1', userInfo: { n: 1 } });
-    hub.join(b, 'presence-room', { userId: 'u1', userInfo: { n: 1 } });
+    hub.join(a, 'presence-room', { userId: 'u1', signedUserId: 'u1', userInfo: { n: 1 } });
+    hub.join(b, 'presence-room', { userId: 'u1', signedUserId: 'u1', userInfo: { n: 1 } });
     hub.join(b, 'news', null);
     assert.deepEqual(await adapter.channel(APP.id, 'presence-room'), { subscriptionCount: 2, userCount: 1 });
     assert.deepEqual(await adapter.channel(APP.id, 'empty'), { subscriptionCount: 0, userCount: 0 });

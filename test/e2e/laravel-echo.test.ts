@@ -1,16 +1,27 @@
 /**
  * Laravel Echo, unchanged, on the pusher-js Node client against an in-process Beacon: the channel helpers Laravel apps use
  * (public, private, presence, whispers, notifications) and the X-Socket-Id flow (the backend passes Echo's socket id as
- * `socket_id` so the sender is excluded from its own broadcast).
+ * `socket_id` so the sender is excluded from its own broadcast). Every test runs on Echo 2 and on Echo 1 (which many apps
+ * still ship), each on the pusher-js the process uses (8, or 7 under test/e2e/pusher-js-7.test.ts).
  */
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import Echo from 'laravel-echo';
 import type Pusher from 'pusher';
-import { PusherClient } from '../helpers/pusher-js.js';
+import { PusherClient, pusherJsVersion } from '../helpers/pusher-js.js';
 import { APP, startServer, type TestServer } from '../helpers/server.js';
 
 const WAIT_MS = 5_000;
+
+/**
+ * The Echo majors under test. Echo 1's CommonJS build puts the class on `default`; its options and the channel API the
+ * tests use are the same, so it is driven through Echo 2's types.
+ */
+const ECHOES: { name: string; Echo: typeof Echo }[] = [
+  { name: 'Laravel Echo 2', Echo },
+  { name: 'Laravel Echo 1', Echo: (createRequire(import.meta.url)('laravel-echo-1') as { default: typeof Echo }).default },
+];
 
 /**
  * Echo's typings name pusher-js's default export, which NodeNext reads as the module namespace (see helpers/pusher-js.ts);
@@ -36,8 +47,8 @@ function nextCall<T>(label: string, register: (cb: (value: T) => void) => void, 
 }
 
 /** An Echo instance as a Laravel front end builds it, logged in as `user`; channel auth is signed as the backend would. */
-function makeEcho(server: TestServer, sdk: Pusher, user: LaravelUser): Echo<'pusher'> {
-  return new Echo({
+function makeEcho(EchoClass: typeof Echo, server: TestServer, sdk: Pusher, user: LaravelUser): Echo<'pusher'> {
+  return new EchoClass({
     broadcaster: 'pusher',
     key: APP.key,
     cluster: 'mt1',
@@ -64,24 +75,25 @@ function makeEcho(server: TestServer, sdk: Pusher, user: LaravelUser): Echo<'pus
   });
 }
 
+/** Connected, read from Echo's pusher-js connection (Echo 1 has no connectionStatus()). */
 function connected(echo: Echo<'pusher'>): Promise<void> {
-  if (echo.connectionStatus() === 'connected') return Promise.resolve();
+  const connection = echo.connector.pusher.connection;
+  if (connection.state === 'connected') return Promise.resolve();
   return nextCall<void>('echo to connect', (cb) => {
-    const stop = echo.connector.onConnectionChange((status) => {
-      if (status === 'connected') {
-        stop();
-        cb();
-      }
-    });
+    const done = () => {
+      connection.unbind('connected', done);
+      cb();
+    };
+    connection.bind('connected', done);
   });
 }
 
-describe('Laravel Echo (broadcaster pusher) with the pusher-js Node client', () => {
+for (const variant of ECHOES) describe(`${variant.name} (broadcaster pusher) with the pusher-js ${pusherJsVersion} Node client`, () => {
   let server: TestServer;
   let sdk: Pusher;
   const echoes: Echo<'pusher'>[] = [];
   const echo = (user: LaravelUser): Echo<'pusher'> => {
-    const e = makeEcho(server, sdk, user);
+    const e = makeEcho(variant.Echo, server, sdk, user);
     echoes.push(e);
     return e;
   };

@@ -123,3 +123,75 @@ test('a receiver answering 500 gets the same signed request again', async () => 
     await receiver.close();
   }
 });
+
+test('two webhooks with different event types and channel filters each receive exactly their share', async () => {
+  const occupancy = await startWebhookReceiver();
+  const team = await startWebhookReceiver();
+  const webhooks = [
+    { url: occupancy.url, eventTypes: ['channel_occupied', 'channel_vacated'], filter: { channelNameStartsWith: 'private-' } },
+    {
+      url: team.url,
+      eventTypes: ['member_added', 'member_removed', 'client_event'],
+      filter: { channelNameEndsWith: '-team' },
+      headers: { 'X-Webhook-Token': 'team-token' },
+    },
+  ];
+  const server = await startServer({ ...env(occupancy), APP_WEBHOOK_URL: '', APP_WEBHOOKS: JSON.stringify(webhooks) });
+  let bobSocket = '';
+  try {
+    const sdk = server.sdk();
+    const ops = server.client(authOptions(sdk));
+    await subscribed(ops, 'private-orders');
+    await subscribed(ops, 'private-ops-team');
+    await subscribed(ops, 'news');
+    const alice = server.client(authOptions(sdk, { presence: { user_id: 'alice' } }));
+    await subscribed(alice, 'presence-red-team');
+    await subscribed(alice, 'presence-blue');
+    // A backend with integer ids: the webhook carries the id as the backend signed it.
+    const bobClient = server.client(authOptions(sdk, { presence: { user_id: 2 as unknown as string } }));
+    const bob = await subscribed<PresenceChannel>(bobClient, 'presence-red-team');
+    bobSocket = await connected(bobClient);
+    assert.equal(bob.trigger('client-typing', { on: 'red' }), true);
+    await team.event((e) => e.name === 'client_event', 'client_event');
+    ops.unsubscribe('private-orders');
+    await occupancy.event(is({ name: 'channel_vacated', channel: 'private-orders' }), 'channel_vacated private-orders');
+  } finally {
+    // The drain closes every client and sends held-back events at once: the rest of each share arrives now.
+    await server.close();
+    await occupancy.close();
+    await team.close();
+  }
+  const sorted = (events: WebhookEvent[]) => events.map((e) => JSON.stringify(e)).sort();
+  assert.deepEqual(
+    sorted(occupancy.events()),
+    sorted([
+      { name: 'channel_occupied', channel: 'private-orders' },
+      { name: 'channel_occupied', channel: 'private-ops-team' },
+      { name: 'channel_vacated', channel: 'private-orders' },
+      { name: 'channel_vacated', channel: 'private-ops-team' },
+    ]),
+  );
+  assert.deepEqual(
+    sorted(team.events()),
+    sorted([
+      { name: 'member_added', channel: 'presence-red-team', user_id: 'alice' },
+      { name: 'member_added', channel: 'presence-red-team', user_id: 2 } as unknown as WebhookEvent,
+      {
+        name: 'client_event',
+        channel: 'presence-red-team',
+        event: 'client-typing',
+        data: JSON.stringify({ on: 'red' }),
+        socket_id: bobSocket,
+        user_id: '2',
+      },
+      { name: 'member_removed', channel: 'presence-red-team', user_id: 'alice' },
+      { name: 'member_removed', channel: 'presence-red-team', user_id: 2 } as unknown as WebhookEvent,
+    ]),
+  );
+  for (const request of [...occupancy.requests, ...team.requests]) {
+    assert.equal(request.headers['x-pusher-key'], APP.key);
+    assert.ok(signatureValid(request, APP.secret), `signature of ${request.raw}`);
+  }
+  assert.ok(team.requests.every((r) => r.headers['x-webhook-token'] === 'team-token'));
+  assert.ok(occupancy.requests.every((r) => r.headers['x-webhook-token'] === undefined));
+});

@@ -3,9 +3,9 @@
  * ("refused"), pusher-js calls `disconnect()` from inside the close event, which calls `close()` on its already-closed
  * faye-websocket socket; faye arms a 30 s close timer that nothing ever clears, so the test process lingers 30 s after its
  * last test. Browsers' native WebSocket ignores close() on a closed socket; this makes faye's socket do the same.
- * Installed once, when this module is first imported.
+ * Installed when this module is first imported, and on the other pusher-js build when the suite switches to it.
  */
-import { PusherClient } from './pusher-js.js';
+import { onPusherJsSwitch } from './pusher-js.js';
 
 interface FayeSocket {
   readyState: number;
@@ -17,14 +17,19 @@ interface NodeRuntime {
 }
 
 const CLOSED = 3;
-const runtime = (PusherClient as unknown as { Runtime: NodeRuntime }).Runtime;
-const createWebSocket = runtime.createWebSocket;
-runtime.createWebSocket = function (this: NodeRuntime, url: string): FayeSocket {
-  const socket = createWebSocket.call(this, url);
-  const close = socket.close;
-  socket.close = function (this: FayeSocket, code?: number, reason?: string) {
-    if (socket.readyState === CLOSED) return;
-    close.call(this, code, reason);
+const patched = new WeakSet<NodeRuntime>();
+onPusherJsSwitch((client) => {
+  const runtime = (client as unknown as { Runtime: NodeRuntime }).Runtime;
+  if (patched.has(runtime)) return;
+  patched.add(runtime);
+  const createWebSocket = runtime.createWebSocket;
+  runtime.createWebSocket = function (this: NodeRuntime, url: string): FayeSocket {
+    const socket = createWebSocket.call(this, url);
+    const close = socket.close;
+    socket.close = function (this: FayeSocket, code?: number, reason?: string) {
+      if (socket.readyState === CLOSED) return;
+      close.call(this, code, reason);
+    };
+    return socket;
   };
-  return socket;
-};
+});

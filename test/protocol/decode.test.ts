@@ -54,3 +54,17 @@ test('rejects with the reason the metrics count', () => {
     if (!r.ok) assert.equal(r.reason, reason, frame);
   }
 });
+
+test('channel_data: null is absent; a malformed subscribe keeps its channel so it can be refused there', () => {
+  const nul = decodeClientFrame('{"event":"pusher:subscribe","data":{"auth":"k:s","channel_data":null,"channel":"private-a"}}');
+  assert.ok(nul.ok);
+  assert.deepEqual(nul.value.message, { event: 'pusher:subscribe', channel: 'private-a', auth: 'k:s', channelData: undefined });
+  for (const data of [{ channel: 'private-a', auth: 5 }, { channel: 'presence-a', auth: 'k:s', channel_data: { user_id: 1 } }]) {
+    const r = decodeClientFrame(JSON.stringify({ event: 'pusher:subscribe', data }));
+    assert.ok(!r.ok);
+    assert.equal(r.subscribeChannel, data.channel);
+    assert.equal(r.reason, 'invalid_message');
+  }
+  const unreadable = decodeClientFrame('{"event":"pusher:subscribe","data":{"channel":1}}');
+  assert.ok(!unreadable.ok && unreadable.subscribeChannel === undefined);
+});

@@ -48,7 +48,7 @@ describe('metrics contract (docs/telemetry.md)', () => {
     m.pingRtt(0.012);
     m.apiAuthFailure('bad_signature');
     m.httpRequest('POST', '/apps/:appId/events', 200, 0.004);
-    m.webhook('channel_occupied', 'ok');
+    m.webhook('channel_occupied', 'ok', 'app-1', 0);
     m.adapterMessage('published');
     m.adapterRequest('channels', 0.003);
     m.shutdownDuration(1.5);

@@ -11,7 +11,7 @@ import { propagation, SpanKind, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createStaticAppStore } from '../../src/apps/static-app-store.js';
-import type { AppConfig } from '../../src/config.js';
+import { allEventsWebhook, type AppConfig } from '../../src/config.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import type { WebhookResult } from '../../src/telemetry/metrics.js';
 import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
@@ -40,6 +40,7 @@ function app(webhookUrl: string | undefined, id = 'app-1'): AppConfig {
     clientEventsPerSecond: 10,
     userAuthenticationRequired: false,
     webhookUrl,
+    webhooks: webhookUrl === undefined ? [] : [allEventsWebhook(webhookUrl)],
   };
 }
 
@@ -242,14 +243,18 @@ test('the queue is bounded: past maxPendingEvents new events are counted failed,
   const a = app('http://127.0.0.1:9/hook', 'bounded');
   const { sender, count, failedLines } = harness([a], { fetch, maxPendingEvents: 3, closeTimeoutMs: 20 });
   for (let i = 0; i < 6; i++) sender.emit(a, occupied(`c${i}`));
+  // Held back per app (bounded on its own), not yet in the webhook's full queue.
   sender.emit(a, vacated('c0'));
   assert.equal(count('channel_occupied:failed'), 3);
-  assert.equal(count('channel_vacated:failed'), 1);
+  assert.equal(count('channel_vacated:failed'), 0);
   const full = failedLines().filter((l) => l.reason === 'queue_full');
   assert.equal(full.length, 1);
   assert.equal(full[0]?.app_id, 'bounded');
-  // close() waits its bound for the hanging request, then abandons it: the three accepted events fail too.
+  assert.equal(full[0]?.webhook, 0);
+  // close() releases the held vacate into the still-full queue (failed, the episode already logged), waits its bound for
+  // the hanging request, then abandons it: the three accepted events fail too.
   await within(sender.close(), 'close() within its bound');
+  assert.equal(count('channel_vacated:failed'), 1);
   assert.equal(count('channel_occupied:failed'), 6);
   assert.equal(failedLines().length, 2);
 });
@@ -278,4 +283,53 @@ test('close() sends a pending batch at once, without waiting for the batch windo
   sender.emit(a, { name: 'cache_miss', channel: 'after-close' });
   assert.equal(count('cache_miss:failed'), 1, 'after close(): counted failed, never sent');
   assert.equal(receiver.requests.length, first + 1);
+});
+
+test('several webhooks: routed by type and channel, the vacate delay decided once per app, counted per webhook', async () => {
+  const { fetch, calls } = scriptedFetch([]);
+  const a: AppConfig = {
+    ...app(undefined, 'multi'),
+    webhooks: [
+      { ...allEventsWebhook('http://127.0.0.1:9/occupied'), eventTypes: ['channel_occupied'] },
+      {
+        ...allEventsWebhook('http://127.0.0.1:9/vacated'),
+        eventTypes: ['channel_vacated', 'cache_miss'],
+        channelNameStartsWith: 'private-',
+        headers: { 'X-Token': 't' },
+      },
+    ],
+  };
+  const counts: string[] = [];
+  const logger = createLogger({ serviceName: 'beacon', env: 'test', nodeId: 'n', level: 'silent' });
+  const sender = createWebhookSender({
+    apps: createStaticAppStore([a]),
+    metrics: { webhook: (event, result, appId, webhook) => void counts.push(`${appId}/${webhook}/${event}:${result}`) },
+    logger,
+    fetch,
+    batchMs: 5,
+    vacateDelayMs: 10_000,
+  });
+  sender.emit(a, occupied('private-a'));
+  // Vacated and re-occupied within the delay: the occupancy webhook does not hear the second occupy although it never
+  // takes vacates, and the vacate webhook hears nothing: one history for every webhook.
+  sender.emit(a, vacated('private-a'));
+  sender.emit(a, occupied('private-a'));
+  sender.emit(a, vacated('private-b'));
+  sender.emit(a, { name: 'cache_miss', channel: 'cache-x' });
+  sender.emit(a, { name: 'cache_miss', channel: 'private-cache-x' });
+  await sender.close();
+  const received = (url: string) =>
+    calls.filter((c) => c.url === url).flatMap((c) => (JSON.parse(c.body) as { events: WebhookEvent[] }).events);
+  assert.deepEqual(received('http://127.0.0.1:9/occupied'), [occupied('private-a')]);
+  assert.deepEqual(received('http://127.0.0.1:9/vacated').map((e) => `${e.name} ${e.channel}`).sort(), [
+    'cache_miss private-cache-x',
+    'channel_vacated private-b',
+  ]);
+  assert.ok(calls.filter((c) => c.url.endsWith('/vacated')).every((c) => c.headers['X-Token'] === 't'));
+  assert.ok(calls.filter((c) => c.url.endsWith('/occupied')).every((c) => c.headers['X-Token'] === undefined));
+  assert.deepEqual(counts.sort(), [
+    'multi/0/channel_occupied:ok',
+    'multi/1/cache_miss:ok',
+    'multi/1/channel_vacated:ok',
+  ]);
 });

@@ -1,0 +1,70 @@
+/** The webhook list of an app's configuration: its schema (APP_WEBHOOKS, APPS_FILE `webhooks`) and its typed form. */
+import { z } from 'zod';
+import { WEBHOOK_EVENT_NAMES, type WebhookEventName } from './webhook-event.js';
+
+/**
+ * One webhook of an app (docs/webhooks.md, "Several webhooks"): where it goes, which event types, which channels, which
+ * extra headers. `APP_WEBHOOK_URL` / `webhookUrl` is the shorthand for one webhook with every event type.
+ */
+export interface WebhookConfig {
+  url: string;
+  eventTypes: readonly WebhookEventName[];
+  /** Only events on channels whose name starts with this; undefined: any. */
+  channelNameStartsWith: string | undefined;
+  /** Only events on channels whose name ends with this; undefined: any. */
+  channelNameEndsWith: string | undefined;
+  /** Sent with every request; the signed headers (Content-Type, X-Pusher-Key, X-Pusher-Signature) are never replaced. */
+  headers: Readonly<Record<string, string>>;
+}
+
+/** Webhooks one app may have: each has its own queue, and its index is a metric label. */
+export const MAX_WEBHOOKS_PER_APP = 10;
+/** Headers a webhook's `headers` may not set: the signed ones, and those the HTTP client owns. */
+const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'host', 'x-pusher-key', 'x-pusher-signature', 'traceparent', 'tracestate']);
+
+const webhookSchema = z
+  .object({
+    url: z.url().refine((u) => /^https?:\/\//.test(u), 'an http:// or https:// URL'),
+    eventTypes: z.array(z.enum(WEBHOOK_EVENT_NAMES)).min(1),
+    filter: z
+      .object({
+        channelNameStartsWith: z.string().min(1).optional(),
+        channelNameEndsWith: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
+    headers: z
+      .record(
+        z
+          .string()
+          .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'an HTTP header name')
+          .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), 'a header Beacon sets itself'),
+        z.string().regex(/^[^\r\n]*$/, 'one line'),
+      )
+      .optional(),
+  })
+  .strict();
+/** An app's webhook list as written in APP_WEBHOOKS or an APPS_FILE app's `webhooks`. */
+export const webhookListSchema = z.array(webhookSchema).max(MAX_WEBHOOKS_PER_APP);
+
+/** One validated entry, in its typed form (event types deduplicated, the filter flattened). */
+export function toWebhookConfig(w: z.infer<typeof webhookSchema>): WebhookConfig {
+  return {
+    url: w.url,
+    eventTypes: [...new Set(w.eventTypes)],
+    channelNameStartsWith: w.filter?.channelNameStartsWith,
+    channelNameEndsWith: w.filter?.channelNameEndsWith,
+    headers: w.headers ?? {},
+  };
+}
+
+/** The `APP_WEBHOOK_URL` / `webhookUrl` shorthand: one webhook for every event type, no filter, no extra header. */
+export function allEventsWebhook(url: string): WebhookConfig {
+  return {
+    url,
+    eventTypes: WEBHOOK_EVENT_NAMES,
+    channelNameStartsWith: undefined,
+    channelNameEndsWith: undefined,
+    headers: {},
+  };
+}

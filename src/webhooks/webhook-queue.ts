@@ -1,0 +1,59 @@
+/**
+ * The sender's state: one queue per webhook (what waits for a batch, what is being delivered) and, per app, the
+ * `channel_vacated` / `member_removed` events held back before routing. Fixed shapes: every field set in the constructors.
+ */
+import type { AppConfig, WebhookConfig } from '../config.js';
+import type { WebhookEvent } from './webhook-event.js';
+import type { WebhookTarget } from './webhook-span.js';
+
+/** A `channel_vacated` / `member_removed` held back, and its timer. */
+export interface Delayed {
+  event: WebhookEvent;
+  timer: NodeJS.Timeout;
+}
+
+/** One webhook's queue. Fixed shape: every field set here. */
+export class WebhookQueue {
+  /** Waiting for the next batch. */
+  readonly ready: WebhookEvent[] = [];
+  /** Events in requests that are in flight or waiting to retry. */
+  deliveringEvents = 0;
+  requests = 0;
+  flushTimer: NodeJS.Timeout | undefined = undefined;
+  /** True from the first event refused for lack of room until the queue is half empty again. */
+  overflowing = false;
+  readonly target: WebhookTarget;
+
+  constructor(
+    readonly app: AppConfig,
+    readonly webhook: WebhookConfig,
+    /** Its position in the app's list: the `webhook` metric label and log field (never the URL, which may hold a secret). */
+    readonly index: number,
+  ) {
+    const parsed = new URL(webhook.url);
+    const port = parsed.port === '' ? (parsed.protocol === 'https:' ? 443 : 80) : Number(parsed.port);
+    this.target = { appId: app.id, host: parsed.hostname, port };
+  }
+
+  pending(): number {
+    return this.ready.length + this.deliveringEvents;
+  }
+}
+
+/** One app's webhooks and the events it holds back before routing them. */
+export class AppWebhooks {
+  /** Keyed `v|channel` or `m|channel|user_id`. */
+  readonly delayed = new Map<string, Delayed>();
+  readonly queues: WebhookQueue[];
+  /** True from the first held-back event refused for lack of room until half of them are gone. */
+  overflowing = false;
+
+  constructor(readonly app: AppConfig) {
+    this.queues = app.webhooks.map((webhook, index) => new WebhookQueue(app, webhook, index));
+  }
+}
+
+/** The key a `channel_vacated` / `member_removed` shares with the `channel_occupied` / `member_added` that cancels it. */
+export function pairKey(event: WebhookEvent): string {
+  return 'user_id' in event && event.user_id !== undefined ? `m|${event.channel}|${event.user_id}` : `v|${event.channel}`;
+}
