@@ -68,7 +68,9 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   });
   // The drain's third step (lifecycle/drain.ts): from then on nothing is accepted, so nothing accepted can be lost.
   scope.addHook('onRequest', async (_request, reply) => {
-    if (!deps.isAccepting()) return reply.code(503).send(new ApiError(503, 'Server is shutting down; retry'));
+    if (!deps.isAccepting()) {
+      return reply.code(503).header('Retry-After', RETRY_AFTER_SECONDS).send({ error: 'Server is shutting down; retry' });
+    }
     return undefined;
   });
 
@@ -143,7 +145,8 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     if (status === 503) void reply.header('Retry-After', RETRY_AFTER_SECONDS);
     if (status >= 500 && status !== 503) logger.error({ event: 'api_request', err: error, request_id: request.id }, 'API handler failed');
     const message = status === 413 && !(error instanceof ApiError) ? 'Request body too large' : error.message;
-    return reply.code(status).send({ error: status >= 500 ? 'Internal error' : message });
+    // A 503 is a documented answer (draining, cluster engine down) with its own reason; other 5xx are ours and say nothing.
+    return reply.code(status).send({ error: status >= 500 && status !== 503 ? 'Internal error' : message });
   });
 
   registerEventRoutes(scope, deps);
