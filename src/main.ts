@@ -41,7 +41,7 @@ logger.info(
 );
 
 let stopping = false;
-/** Time kept for the last stage, the log flush (the last Loki batch), when the telemetry flush could take everything left. */
+/** Time kept (at most a quarter of what is left) for the last stage, the log flush, should the telemetry flush hang. */
 const LOG_FLUSH_RESERVE_MS = 1000;
 /** The last-resort exit fires this long after the deadline: only a stage that blocks the event loop can get there. */
 const HARD_EXIT_MARGIN_MS = 1000;
@@ -58,7 +58,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   }, config.shutdownTimeoutMs + HARD_EXIT_MARGIN_MS);
   bound.unref();
   const result = await app.drain(deadline);
-  await shutdownTelemetry(Math.max(0, deadline.remainingMs() - LOG_FLUSH_RESERVE_MS));
+  await shutdownTelemetry(deadline.remainingMs() - Math.min(LOG_FLUSH_RESERVE_MS, deadline.remainingMs() / 4));
   const telemetry = telemetryShutdownResult();
   const timedOut = telemetry.timedOut ? [...result.timedOut, 'telemetry'] : result.timedOut;
   // Logged once everything but the log flush is done, so it is true, and shipped with the last Loki batch.

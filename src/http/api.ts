@@ -85,6 +85,10 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
         : verifyRequest(app, { method: request.method, path, rawQuery }, config.apiTimestampToleranceSeconds);
     if (!result.ok) {
       authFailed(request, result);
+      // A refused request's body is never read: closing the connection spares the server receiving the rest of it.
+      if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) {
+        void reply.header('connection', 'close');
+      }
       return reply.code(401).send({ error: result.message });
     }
     if (app === undefined) return reply.code(401).send({ error: 'Unknown app id' });
