@@ -61,9 +61,9 @@ test('a stage that hangs is cut at the one deadline, and the later stages still 
     new Deadline(300),
   );
   const tookMs = performance.now() - started;
-  assert.deepEqual(result.timedOut, ['webhooks', 'http_server', 'adapter']);
+  assert.deepEqual(result.timedOut, ['webhooks']);
   assert.ok(tookMs >= 290 && tookMs < 600, `the drain took ${tookMs.toFixed(0)} ms for a 300 ms deadline`);
-  // Out of time, the later stages are still started (they close what they can), just not awaited.
+  // Out of time, the later stages still run (here they finish at once, so they are not reported as timed out).
   assert.ok(steps.includes('server_closed') && steps.includes('adapter_close'));
 });
 
