@@ -9,8 +9,8 @@
  *
  * Writes bench/results/unsigned-flood.json; `node --import tsx bench/render-results.ts` renders RESULTS.md.
  */
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import { execFileSync, spawn } from 'node:child_process';
+import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Pusher from 'pusher';
@@ -34,6 +34,12 @@ const SECONDS = Number(values.seconds);
 const FLOODERS = Number(values.flooders);
 const PUBLISH_EVERY_MS = 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A row's name: the checkout's folder and commit (with `-dirty` when its sources have uncommitted changes). */
+function label(root: string): string {
+  const git = (...args: string[]): string => execFileSync('git', ['-C', root, ...args], { encoding: 'utf8' }).trim();
+  const dirty = git('status', '--porcelain', '--', 'src') !== '' ? '-dirty' : '';
+  return `${basename(root)} @ ${git('rev-parse', '--short', 'HEAD')}${dirty}`;
+}
 
 async function startBeacon(root: string): Promise<{ port: number; stop: () => Promise<void> }> {
   const port = await freePort();
@@ -134,7 +140,7 @@ for (const rootArg of values.root) {
   }
   const m = (k: keyof (typeof runs)[number]) => median(runs.map((x) => x[k]));
   rows.push({
-    name: root,
+    name: label(root),
     canary_p50_ms: m('p50'),
     canary_p99_ms: m('p99'),
     flooded_p50_ms: m('fp50'),
