@@ -41,7 +41,8 @@ function label(root: string): string {
   return `${basename(root)} @ ${git('rev-parse', '--short', 'HEAD')}${dirty}`;
 }
 
-async function startBeacon(root: string): Promise<{ port: number; stop: () => Promise<void> }> {
+/** Starts Beacon from `root`; a free port taken by someone else in between (the machine is shared) gets another try. */
+async function startBeacon(root: string, attempts = 3): Promise<{ port: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: root,
@@ -50,7 +51,8 @@ async function startBeacon(root: string): Promise<{ port: number; stop: () => Pr
   });
   const deadline = Date.now() + 20_000;
   while ((await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status !== 200) {
-    if (Date.now() > deadline) throw new Error(`beacon in ${root} not ready`);
+    if (child.exitCode !== null && attempts > 1) return startBeacon(root, attempts - 1);
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`beacon in ${root} not ready`);
     await sleep(100);
   }
   return {

@@ -70,12 +70,13 @@ export function pushHeaders(target: LokiTarget): Record<string, string> {
   return headers;
 }
 
-/** Pushes `lines` once, bounded by `timeoutMs`; never throws. */
+/** Pushes `lines` once, bounded by `timeoutMs` and cut short by `abort` (the shutdown deadline); never throws. */
 export async function pushLines(
   target: LokiTarget,
   headers: Record<string, string>,
   lines: readonly string[],
   timeoutMs: number,
+  abort: AbortSignal,
 ): Promise<PushOutcome> {
   const body = JSON.stringify(pushBody(lines, target, Date.now()));
   try {
@@ -83,7 +84,7 @@ export async function pushLines(
       method: 'POST',
       headers,
       body,
-      signal: AbortSignal.timeout(Math.max(1, timeoutMs)),
+      signal: AbortSignal.any([AbortSignal.timeout(Math.max(1, timeoutMs)), abort]),
     });
     // The body is not needed, but reading it lets the connection be reused.
     await response.arrayBuffer().catch(() => undefined);

@@ -72,6 +72,8 @@ export function createShipper(options: ShipperOptions): Shipper {
   let inFlight: Promise<void> | undefined;
   let failures = 0;
   let closed = false;
+  /** Aborts whatever push is in flight when the shutdown deadline passes. */
+  const stop = new AbortController();
 
   const count = (slot: number, n: number): void => {
     if (n > 0) Atomics.add(counters, slot, BigInt(n));
@@ -97,11 +99,15 @@ export function createShipper(options: ShipperOptions): Shipper {
     syncBytes();
   };
 
-  const pushNext = async (timeoutMs: number): Promise<void> => {
+  /** One push, bounded by the push timeout and, once a flush deadline is set, by what is left of it. */
+  const pushNext = async (): Promise<void> => {
+    const deadline = flushDeadline();
+    const timeoutMs = deadline > 0 ? Math.min(options.timeoutMs, deadline - Date.now()) : options.timeoutMs;
+    if (timeoutMs <= 0) return;
     const batch = spool.take(BATCH_MAX_BYTES, BATCH_MAX_LINES);
     syncBytes();
     if (batch.lines.length === 0) return;
-    settle(batch, await pushLines(options, headers, batch.lines, timeoutMs));
+    settle(batch, await pushLines(options, headers, batch.lines, timeoutMs, stop.signal));
   };
 
   /** When the next push is due (epoch ms); the timer re-checks at least every `TICK_MS` so a flush request is seen at once. */
@@ -119,12 +125,13 @@ export function createShipper(options: ShipperOptions): Shipper {
     timer = undefined;
     const flushing = flushDeadline() > 0;
     // Flushing: no waiting for the batch interval; a back-off still runs (Loki is failing), but never past the deadline.
-    const due = Date.now() >= dueAt || (flushing && (failures === 0 || Date.now() >= flushDeadline()));
+    if (flushing && Date.now() >= flushDeadline()) return; // out of time: close() counts what is left
+    const due = Date.now() >= dueAt || (flushing && failures === 0);
     if (!due) {
       arm();
       return;
     }
-    inFlight = pushNext(options.timeoutMs).finally(() => {
+    inFlight = pushNext().finally(() => {
       inFlight = undefined;
       schedule();
     });
@@ -141,14 +148,18 @@ export function createShipper(options: ShipperOptions): Shipper {
       closed = true;
       clearTimeout(timer);
       timer = undefined;
+      if (flushDeadline() === 0) Atomics.store(counters, Counter.FlushDeadline, BigInt(Date.now() + options.timeoutMs));
+      const deadline = flushDeadline();
+      // A push started before the flush may carry the whole push timeout: never wait for it past the deadline.
+      const cut = setTimeout(() => stop.abort(), Math.max(0, deadline - Date.now()));
       await inFlight;
-      const deadline = flushDeadline() > 0 ? flushDeadline() : Date.now() + options.timeoutMs;
-      while (spool.size > 0 && Date.now() < deadline) {
-        await pushNext(Math.min(options.timeoutMs, deadline - Date.now()));
+      while (spool.size > 0 && Date.now() < deadline && !stop.signal.aborted) {
+        await pushNext();
         if (failures > 0 && spool.size > 0) {
           await new Promise((resolve) => setTimeout(resolve, Math.min(backoffMs(failures), Math.max(0, deadline - Date.now()))));
         }
       }
+      clearTimeout(cut);
       count(Counter.DroppedShutdown, spool.clear());
       syncBytes();
     },
