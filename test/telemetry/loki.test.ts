@@ -233,5 +233,38 @@ describe('Loki shipping', () => {
       assert.equal(stopped.lines_dropped, stopped.lines_written);
       assert.ok(Number(stopped.lines_written) >= 2000);
     });
+
+    it('a push hanging at shutdown is cut at the flush budget, not its own 5 s timeout, without blocking the loop', async () => {
+      const loki = await startLokiReceiver('hang');
+      const stdout = captureStream();
+      // The default push timeout (5 s): the shutdown budget must win over it.
+      const logger = createLogger({
+        serviceName: 'beacon-test',
+        env: 'ci',
+        nodeId: 'node-a',
+        level: 'info',
+        destination: stdout.stream,
+        loki: { url: loki.url, batchIntervalMs: 50 },
+      });
+      for (let i = 0; i < 20; i++) logger.info({ event: 'api_request', request_id: `r${i}` }, 'request');
+      await loki.waitFor(() => loki.pushes.length >= 1);
+      let maxGapMs = 0;
+      let last = performance.now();
+      const ticker = setInterval(() => {
+        const now = performance.now();
+        maxGapMs = Math.max(maxGapMs, now - last);
+        last = now;
+      }, 5);
+      const started = performance.now();
+      await flushLogger(logger, 800);
+      const flushMs = performance.now() - started;
+      clearInterval(ticker);
+      await loki.close();
+      assert.ok(flushMs < 800 + 400, `flush took ${flushMs.toFixed(0)} ms for an 800 ms budget`);
+      assert.ok(maxGapMs < 300, `the event loop was blocked ${maxGapMs.toFixed(0)} ms`);
+      const stopped = stdout.lines().find((l) => l.event === 'loki_shipping_stopped');
+      assert.equal(stopped?.lines_written, 20);
+      assert.deepEqual(stopped?.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: 20 });
+    });
   });
 });
