@@ -11,8 +11,11 @@ import type { AppStore } from './apps/app-store.js';
 import { createStaticAppStore } from './apps/static-app-store.js';
 import type { Config } from './config.js';
 import { apiPlugin } from './http/api.js';
+import { frameworkErrors, maxParamLength } from './http/params.js';
 import { registerHealthRoutes } from './http/health.js';
 import { notFoundPlugin } from './http/not-found.js';
+import type { Deadline } from './lifecycle/deadline.js';
+import { drain as runDrain, type DrainResult } from './lifecycle/drain.js';
 import { CloseCode } from './protocol/close-codes.js';
 import type { RealtimeDeps } from './realtime/deps.js';
 import { createFanout } from './realtime/fanout.js';
@@ -21,7 +24,7 @@ import { createPublisher } from './realtime/publisher.js';
 import { createRouter } from './realtime/router.js';
 import { notifyWatchers } from './realtime/watchlist.js';
 import { afterLeave } from './realtime/subscribe.js';
-import { createLogger, type Logger } from './telemetry/logger.js';
+import { createLogger, logShippingCounts, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { startHeartbeat } from './transport/heartbeat.js';
 import { registerWsRoutes } from './transport/ws-route.js';
@@ -49,10 +52,11 @@ export interface BeaconApp {
   /** True from the start of the drain on. */
   isDraining(): boolean;
   /**
-   * Graceful drain (README, "Health and shutdown"): readiness 503 and upgrades refused at once; after the grace every client is closed with
-   * 4200; then the HTTP server and the adapter close. Resolves with the drain duration in seconds.
+   * Graceful drain (README, "Health and shutdown"; the sequence is lifecycle/drain.ts): readiness 503 and upgrades refused at
+   * once; after the grace the API answers 503, what it accepted is written to its subscribers, every client is closed with
+   * 4200; then the HTTP server and the adapter close. Every stage is bounded by `deadline`.
    */
-  drain(): Promise<number>;
+  drain(deadline: Deadline): Promise<DrainResult>;
 }
 
 export async function buildApp(config: Config, overrides: Partial<AppDeps> = {}): Promise<BeaconApp> {
@@ -71,12 +75,18 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
               username: config.lokiUsername,
               password: config.lokiPassword,
               tenantId: config.lokiTenantId,
+              spoolMaxBytes: config.lokiSpoolMaxBytes,
             },
     });
   const apps = overrides.apps ?? createStaticAppStore(config.apps);
   const hub = new Hub(apps.all(), notifyWatchers);
   // The gauges read the adapter's status at scrape time, after it exists; the adapter records its own traffic.
-  const metrics = overrides.metrics ?? createMetrics(hub.gaugeSources(() => adapter.status()), { version: VERSION });
+  const metrics =
+    overrides.metrics ??
+    createMetrics(
+      { ...hub.gaugeSources(() => adapter.status()), logShipping: () => logShippingCounts(logger) },
+      { version: VERSION },
+    );
   const defaultAdapter: AppDeps['adapter'] = (h, m) =>
     config.adapter === 'redis'
       ? createRedisAdapter({
@@ -121,6 +131,8 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   });
 
   let draining = false;
+  // Open until the drain's third step: from then on the API answers 503 and accepts no publish (lifecycle/drain.ts).
+  let apiAccepting = true;
   const startedAt = Date.now();
   const fastify = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -129,6 +141,9 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     bodyLimit: config.maxPayloadBytes * config.maxBatchSize + 64 * 1024,
     forceCloseConnections: true,
     return503OnClosing: true,
+    // Channel names and user ids are path parameters: the default (100) would turn valid long ones into 404 / 414.
+    routerOptions: { maxParamLength: maxParamLength(config) },
+    frameworkErrors,
   });
   await fastify.register(websocket, {
     options: { maxPayload: config.maxPayloadBytes * HARD_FRAME_LIMIT_FACTOR, perMessageDeflate: false },
@@ -144,55 +159,44 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     maxConnections: config.maxConnections,
     sendBufferMaxBytes: config.sendBufferMaxBytes,
     newConnectionsPerSecond: config.newConnectionsPerSecond,
+    maxRefusedSockets: config.maxRefusedSockets,
     isDraining: () => draining,
     onConnectionClosed: (connection, left) => {
       for (const l of left) afterLeave(realtime, connection.app.id, l);
     },
   });
   await fastify.register(notFoundPlugin);
-  await fastify.register(apiPlugin, { prefix: '/apps/:appId', apps, adapter, publisher, metrics, logger, config });
+  await fastify.register(apiPlugin, {
+    prefix: '/apps/:appId',
+    apps,
+    adapter,
+    publisher,
+    metrics,
+    logger,
+    config,
+    isAccepting: () => apiAccepting,
+  });
 
-  const drain = async (): Promise<number> => {
-    const started = performance.now();
-    draining = true;
-    logger.info({ event: 'shutdown_started', connections: hub.connectionCount(), grace_ms: config.shutdownGraceMs }, 'draining');
-    if (config.shutdownGraceMs > 0 && hub.connectionCount() > 0) await delay(config.shutdownGraceMs);
-    heartbeat.stop();
-    const open = [...hub.connections()];
-    const gone = Promise.all(
-      open.map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.ws.readyState === c.ws.CLOSED) resolve();
-            else c.ws.once('close', () => resolve());
-          }),
-      ),
+  const drain = (deadline: Deadline): Promise<DrainResult> =>
+    runDrain(
+      {
+        hub,
+        adapter,
+        logger,
+        metrics,
+        graceMs: config.shutdownGraceMs,
+        startDraining: () => {
+          draining = true;
+        },
+        stopAcceptingApi: () => {
+          apiAccepting = false;
+        },
+        heartbeat,
+        webhooks,
+        server: fastify,
+      },
+      deadline,
     );
-    for (const connection of open) connection.close(CloseCode.Reconnect, 'Server shutting down; reconnect', 'server_shutdown');
-    // Clients normally answer the close frame at once; the rest are cut when the HTTP server closes.
-    const bound = cancellableDelay(Math.min(2000, config.shutdownTimeoutMs / 2));
-    await Promise.race([gone, bound.done]);
-    bound.cancel();
-    // The clients' channel_vacated / member_removed go out now instead of after their delay.
-    await webhooks.close();
-    await fastify.close();
-    await adapter.close();
-    const seconds = (performance.now() - started) / 1000;
-    metrics.shutdownDuration(seconds);
-    return seconds;
-  };
 
   return { fastify, hub, adapter, logger, isDraining: () => draining, drain };
-}
-
-function cancellableDelay(ms: number): { done: Promise<void>; cancel: () => void } {
-  let timer: NodeJS.Timeout | undefined;
-  const done = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  return { done, cancel: () => clearTimeout(timer) };
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -67,6 +67,10 @@ export interface Config {
   lokiUsername: string | undefined;
   lokiPassword: string | undefined;
   lokiTenantId: string | undefined;
+  /** Bytes of log lines held for Loki while pushes fail (retried with back-off); past it the oldest are dropped. */
+  lokiSpoolMaxBytes: number;
+  /** Refused WebSocket upgrades waiting (at most 2 s) for the client's close frame; past it one is cut at once. */
+  maxRefusedSockets: number;
   webhookBatchMs: number;
   webhookBatchMaxEvents: number;
   webhookMaxPendingEvents: number;
@@ -147,6 +151,8 @@ const envSchema = z.object({
   LOKI_USERNAME: z.string().min(1).optional(),
   LOKI_PASSWORD: z.string().min(1).optional(),
   LOKI_TENANT_ID: z.string().min(1).optional(),
+  LOKI_SPOOL_MAX_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+  MAX_REFUSED_SOCKETS: int(0, 1_000_000).default(1000),
   WEBHOOK_BATCH_MS: int(0, 60_000).default(50),
   WEBHOOK_BATCH_MAX_EVENTS: int(1, 1000).default(50),
   WEBHOOK_MAX_PENDING_EVENTS: int(1, 1_000_000).default(10_000),
@@ -256,6 +262,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     lokiUsername: e.LOKI_USERNAME,
     lokiPassword: e.LOKI_PASSWORD,
     lokiTenantId: e.LOKI_TENANT_ID,
+    lokiSpoolMaxBytes: e.LOKI_SPOOL_MAX_BYTES,
+    maxRefusedSockets: e.MAX_REFUSED_SOCKETS,
     webhookBatchMs: e.WEBHOOK_BATCH_MS,
     webhookBatchMaxEvents: e.WEBHOOK_BATCH_MAX_EVENTS,
     webhookMaxPendingEvents: e.WEBHOOK_MAX_PENDING_EVENTS,

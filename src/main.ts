@@ -4,7 +4,8 @@
  */
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { shutdownTelemetry } from './telemetry/lifecycle.js';
+import { Deadline } from './lifecycle/deadline.js';
+import { shutdownTelemetry, telemetryShutdownResult } from './telemetry/lifecycle.js';
 import { flushLogger } from './telemetry/logger.js';
 import { VERSION } from './version.js';
 
@@ -40,24 +41,38 @@ logger.info(
 );
 
 let stopping = false;
+/** Time kept (at most a quarter of what is left) for the last stage, the log flush, should the telemetry flush hang. */
+const LOG_FLUSH_RESERVE_MS = 1000;
+/** The last-resort exit fires this long after the deadline: only a stage that blocks the event loop can get there. */
+const HARD_EXIT_MARGIN_MS = 1000;
+
 async function shutdown(signal: NodeJS.Signals): Promise<void> {
   if (stopping) return;
   stopping = true;
-  // The bound: whatever hangs (a client that never closes, an exporter that never answers), the process ends in time.
+  // One deadline for every stage (lifecycle/deadline.ts): the drain, the telemetry flush and the log flush all ask it what is left.
+  const deadline = new Deadline(config.shutdownTimeoutMs);
   const bound = setTimeout(() => {
-    logger.error({ event: 'shutdown_completed', signal, timed_out: true }, 'shutdown bound reached; exiting');
+    logger.error({ event: 'shutdown_timed_out', signal }, 'shutdown bound reached; exiting');
     logger.flush();
     process.exit(1);
-  }, config.shutdownTimeoutMs);
+  }, config.shutdownTimeoutMs + HARD_EXIT_MARGIN_MS);
   bound.unref();
-  const seconds = await app.drain();
-  await shutdownTelemetry(Math.max(100, config.shutdownTimeoutMs - seconds * 1000 - 100));
+  const result = await app.drain(deadline);
+  await shutdownTelemetry(deadline.remainingMs() - Math.min(LOG_FLUSH_RESERVE_MS, deadline.remainingMs() / 4));
+  const telemetry = telemetryShutdownResult();
+  const timedOut = telemetry.timedOut ? [...result.timedOut, 'telemetry'] : result.timedOut;
+  // Logged once everything but the log flush is done, so it is true, and shipped with the last Loki batch.
   logger.info(
-    { event: 'shutdown_completed', signal, duration_ms: Math.round(seconds * 1000) },
+    {
+      event: 'shutdown_completed',
+      signal,
+      duration_ms: Math.round(result.seconds * 1000),
+      ...(timedOut.length > 0 ? { timed_out: timedOut } : {}),
+    },
     'shutdown completed',
   );
-  await flushLogger(logger);
-  process.exit(0);
+  await flushLogger(logger, deadline.remainingMs());
+  process.exit(timedOut.length > 0 ? 1 : 0);
 }
 
 process.once('SIGTERM', (s) => void shutdown(s));

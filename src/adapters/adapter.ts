@@ -7,6 +7,8 @@
  * - Queries (`channels`, `channel`, `members`) answer for the whole cluster; the local adapter answers for this node.
  * - `terminateUser` closes that user's connections on every node.
  * - A publish while the engine is down is counted and dropped (never buffered without bound); `status().up` says so.
+ * - `flush()` resolves once every envelope this node published before the call has reached this node's envelope handler
+ *   (the graceful drain waits for it before closing connections, so an accepted publish is written before the 4200 close).
  * Every implementation runs the same contract suite (test/adapters/adapter-contract.ts).
  */
 import type { Envelope } from './envelope.js';
@@ -37,5 +39,7 @@ export interface Adapter {
   cacheSet(appId: string, channel: string, event: CachedEvent): void;
   terminateUser(appId: string, userId: string): void;
   status(): { adapter: string; up: boolean };
+  /** Resolves once every envelope published by this node so far was handed to this node's envelope handler. */
+  flush(): Promise<void>;
   close(): Promise<void>;
 }

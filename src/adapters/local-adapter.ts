@@ -86,6 +86,8 @@ export function createLocalAdapter({ hub, metrics, cacheTtlMs, now = Date.now }:
       terminate(appId, userId);
     },
     status: () => ({ adapter: 'local', up: true }),
+    // Delivery is a direct call: whatever was published has already been handed over.
+    flush: async () => undefined,
     async close() {
       cache.clear();
     },

@@ -20,8 +20,13 @@
  *
  * `terminateUser` goes on the control channel to every node (this one included). The cache is `SET key value PX ttl`.
  *
+ * `flush()` publishes a marker on this node's reply channel through the same connection as the envelopes and waits for it
+ * to come back: Redis runs one connection's commands in order and pushes messages to a subscriber in that order, so every
+ * envelope published before the marker has reached this node's envelope handler by then.
+ *
  * Failure: the command connection has no offline queue, so while Redis is down nothing is buffered; `publish` drops
- * (the count of drops is logged with the next `adapter_up`), queries answer from this node's hub alone, the cache misses,
+ * (counted in `websocket_adapter_dropped_total` by reason, and the count is logged with the next `adapter_up`), queries
+ * answer from this node's hub alone, the cache misses,
  * and `status().up` is false so `/readyz` answers 503. `adapter_down` and `adapter_up` are logged once per transition.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -44,7 +49,7 @@ const COMMAND_TIMEOUT_MS = 1000;
 
 export interface RedisAdapterOptions {
   hub: Hub;
-  metrics: Pick<Metrics, 'adapterMessage' | 'adapterRequest'>;
+  metrics: Pick<Metrics, 'adapterMessage' | 'adapterRequest' | 'adapterDropped'>;
   logger: Pick<Logger, 'info' | 'warn'>;
   url: string;
   /** The configured node id; a random suffix makes two processes with the same id distinct in the cluster. */
@@ -68,7 +73,8 @@ export interface RedisAdapter extends Adapter {
 type ControlMessage =
   | { type: 'query'; id: string; from: string; appId: string; op: QueryOp; channel: string }
   | { type: 'reply'; id: string; from: string; answer: NodeAnswer }
-  | { type: 'terminate'; appId: string; userId: string };
+  | { type: 'terminate'; appId: string; userId: string }
+  | { type: 'flush'; id: string };
 
 interface PendingQuery {
   waiting: Set<string>;
@@ -113,6 +119,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   let dropped = 0;
   let closed = false;
   const waiters: (() => void)[] = [];
+  /** Flush markers in flight: id → resolve. */
+  const flushes = new Map<string, () => void>();
 
   const isUp = (): boolean => !closed && subscribed && pub.status === 'ready' && sub.status === 'ready';
   const refresh = (reason?: string): void => {
@@ -181,6 +189,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     }
     if (m.type === 'terminate') {
       terminate(m.appId, m.userId);
+    } else if (m.type === 'flush') {
+      flushes.get(m.id)?.();
     } else if (m.type === 'query') {
       if (m.from === nodeId) return;
       const reply: ControlMessage = { type: 'reply', id: m.id, from: nodeId, answer: answerFromHub(hub, m.appId, m.op, m.channel) };
@@ -247,11 +257,13 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     publish(envelope) {
       if (!isUp()) {
         dropped++;
+        metrics.adapterDropped('down');
         return;
       }
       metrics.adapterMessage('published');
       pub.publish(eventsChannel(envelope.appId), encodeEnvelope(envelope)).catch(() => {
         dropped++;
+        metrics.adapterDropped('error');
       });
     },
     channels: (appId) => timed('channels', async () => mergeChannels(await ask(appId, 'channels', ''))),
@@ -276,10 +288,25 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       pub.publish(control, JSON.stringify(message)).catch(() => undefined);
     },
     status: () => ({ adapter: 'redis', up: isUp() }),
+    flush() {
+      // Nothing published while down is waiting anywhere (it was dropped and counted); a lost marker is bounded by the caller.
+      if (!isUp()) return Promise.resolve();
+      const id = randomUUID();
+      return new Promise<void>((resolve) => {
+        const done = (): void => {
+          flushes.delete(id);
+          resolve();
+        };
+        flushes.set(id, done);
+        const marker: ControlMessage = { type: 'flush', id };
+        pub.publish(replies, JSON.stringify(marker)).catch(done);
+      });
+    },
     ready: () => (isUp() ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
     async close() {
       clearInterval(beat);
       for (const query of [...pending.values()]) query.finish();
+      for (const done of [...flushes.values()]) done();
       if (pub.status === 'ready') {
         await pub
           .multi()

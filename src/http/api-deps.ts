@@ -12,6 +12,8 @@ export interface ApiDeps {
   publisher: Publisher;
   metrics: Metrics;
   logger: Logger;
+  /** False once the drain stopped the API (lifecycle/drain.ts): every request, and every publish, then gets 503. */
+  isAccepting: () => boolean;
   config: Pick<
     Config,
     | 'maxPayloadBytes'

@@ -1,18 +1,25 @@
 /**
- * The Pusher HTTP API under `/apps/{app_id}`, as one encapsulated plugin: raw-body JSON parsing, CORS, the signing hook,
+ * The Pusher HTTP API under `/apps/{app_id}`, as one encapsulated plugin: CORS, the signing hook, raw-body JSON parsing,
  * one registration per route file, and one error handler that answers `{ "error": reason }` with the documented status.
+ *
+ * Order of work, cheapest refusal first: the drain gate (503), then key, timestamp and signature over the query — before a
+ * byte of the body is read — then app state and rate limit, then the body's MD5 over its raw bytes against the signed
+ * `body_md5`, and only then `JSON.parse`. An unsigned 1 MB body costs no parsing (and no hashing).
  */
 import cors from '@fastify/cors';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError, type ApiDeps } from './api-deps.js';
 import { API_CORS } from './cors-options.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { endHttpServerSpan, logIds, startHttpServerSpan } from '../telemetry/tracing.js';
-import { verifyRequest } from './signing.js';
+import { verifyBody, verifyRequest, type SigningFailure } from './signing.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerUserRoutes } from './routes/users.js';
 import type { AppRequest } from './request-app.js';
+
+/** Seconds a client is told to wait (`Retry-After`) when the API answers 503 (draining, cluster engine down). */
+const RETRY_AFTER_SECONDS = '1';
 
 export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { apps, metrics, logger, config } = deps;
@@ -33,49 +40,54 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     return w;
   };
   scope.decorateRequest('beaconApp', null as never);
-  scope.decorateRequest('rawBody', '');
+  scope.decorateRequest('signedBodyMd5', undefined);
   scope.decorateRequest('apiSpan', undefined);
+
+  /** Counts and logs a refused signature check (every refusal goes through here). */
+  const authFailed = (request: FastifyRequest<AppRequest>, failure: SigningFailure): void => {
+    metrics.apiAuthFailure(failure.reason);
+    logger.info(
+      {
+        event: 'auth_failed',
+        reason: failure.reason,
+        request_id: request.id,
+        app_id: (request.params.appId ?? '').slice(0, 64),
+        ...logIds(request.apiSpan),
+      },
+      failure.message,
+    );
+  };
+
   scope.addHook('onRequest', async (request) => {
     request.apiSpan = startHttpServerSpan(request.method, request.routeOptions.url ?? 'unmatched', request.headers);
   });
-  scope.addContentTypeParser(
-    ['application/json', 'text/plain'],
-    { parseAs: 'string', bodyLimit: config.maxPayloadBytes * config.maxBatchSize + 64 * 1024 },
-    (request, body, done) => {
-      const text = typeof body === 'string' ? body : body.toString('utf8');
-      request.rawBody = text;
-      if (text.length === 0) return done(null, {});
-      try {
-        done(null, JSON.parse(text));
-      } catch {
-        done(new ApiError(400, 'Body is not valid JSON'), undefined);
-      }
-    },
-  );
+  // The drain's third step (lifecycle/drain.ts): from then on nothing is accepted, so nothing accepted can be lost.
+  scope.addHook('onRequest', async (_request, reply) => {
+    if (!deps.isAccepting()) {
+      return reply.code(503).header('Retry-After', RETRY_AFTER_SECONDS).send({ error: 'Server is shutting down; retry' });
+    }
+    return undefined;
+  });
 
-  scope.addHook<AppRequest>('preHandler', async (request, reply) => {
+  // Runs before the body is read: a refused request never costs a parse (nor an MD5) of what it sent.
+  scope.addHook<AppRequest>('onRequest', async (request, reply) => {
     if (request.method === 'OPTIONS') return;
-    const app = apps.byId(request.params.appId);
+    const app = apps.byId(request.params.appId ?? '');
     const [path, rawQuery = ''] = request.url.split('?', 2) as [string, string | undefined];
     const result =
       app === undefined
         ? ({ ok: false, reason: 'unknown_key', message: 'Unknown app id' } as const)
-        : verifyRequest(app, { method: request.method, path, rawQuery, body: request.rawBody }, config.apiTimestampToleranceSeconds);
+        : verifyRequest(app, { method: request.method, path, rawQuery }, config.apiTimestampToleranceSeconds);
     if (!result.ok) {
-      metrics.apiAuthFailure(result.reason);
-      logger.info(
-        {
-          event: 'auth_failed',
-          reason: result.reason,
-          request_id: request.id,
-          app_id: request.params.appId.slice(0, 64),
-          ...logIds(request.apiSpan),
-        },
-        result.message,
-      );
+      authFailed(request, result);
+      // A refused request's body is never read: closing the connection spares the server receiving the rest of it.
+      if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) {
+        void reply.header('connection', 'close');
+      }
       return reply.code(401).send({ error: result.message });
     }
     if (app === undefined) return reply.code(401).send({ error: 'Unknown app id' });
+    request.signedBodyMd5 = result.bodyMd5;
     if (!app.enabled) return reply.code(403).send({ error: 'App is disabled' });
     if (!rateWindow(app.id).allow(Date.now())) {
       metrics.rateLimited(app.id, 'http_api');
@@ -85,6 +97,26 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     request.beaconApp = app;
     return undefined;
   });
+
+  // The body as raw bytes: its MD5 is checked against the signed digest (over exactly the bytes received), then parsed.
+  scope.addContentTypeParser(
+    ['application/json', 'text/plain'],
+    { parseAs: 'buffer', bodyLimit: config.maxPayloadBytes * config.maxBatchSize + 64 * 1024 },
+    (request, body, done) => {
+      const raw = typeof body === 'string' ? Buffer.from(body) : body;
+      const checked = verifyBody(raw, request.signedBodyMd5);
+      if (!checked.ok) {
+        authFailed(request as FastifyRequest<AppRequest>, checked);
+        return done(new ApiError(401, checked.message), undefined);
+      }
+      if (raw.length === 0) return done(null, {});
+      try {
+        done(null, JSON.parse(raw.toString('utf8')));
+      } catch {
+        done(new ApiError(400, 'Body is not valid JSON'), undefined);
+      }
+    },
+  );
 
   scope.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -109,9 +141,11 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
 
   scope.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
     const status = error.statusCode ?? 500;
-    if (status >= 500) logger.error({ event: 'api_request', err: error, request_id: request.id }, 'API handler failed');
+    if (status === 503) void reply.header('Retry-After', RETRY_AFTER_SECONDS);
+    if (status >= 500 && status !== 503) logger.error({ event: 'api_request', err: error, request_id: request.id }, 'API handler failed');
     const message = status === 413 && !(error instanceof ApiError) ? 'Request body too large' : error.message;
-    return reply.code(status).send({ error: status >= 500 ? 'Internal error' : message });
+    // A 503 is a documented answer (draining, cluster engine down) with its own reason; other 5xx are ours and say nothing.
+    return reply.code(status).send({ error: status >= 500 && status !== 503 ? 'Internal error' : message });
   });
 
   registerEventRoutes(scope, deps);

@@ -8,8 +8,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The app of `/apps/{app_id}`, set by the signing hook. */
     beaconApp: AppConfig;
-    /** The raw body as received, for `body_md5`. */
-    rawBody: string;
+    /** The `body_md5` the request's verified signature covers, checked against the raw body before it is parsed. */
+    signedBodyMd5: string | undefined;
     /** The request's server span (tracing.ts `startHttpServerSpan`), set by the first hook. */
     apiSpan: Span | undefined;
   }

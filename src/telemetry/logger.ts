@@ -2,12 +2,13 @@
  * The one pino logger of the process (fastify uses the same instance). JSON lines with `service`, `env`, `node_id` on every
  * line, `trace_id`/`span_id` on every line written inside an active span, and secrets redacted.
  *
- * With `loki` set, every line also goes to Loki through a pino-loki worker thread (see loki.ts), stdout staying on; call
- * `flushLogger` before exit so the last batch is pushed and the count of dropped lines is logged.
+ * With `loki` set, every line also goes to Loki through a worker thread (see loki.ts), stdout staying on; call
+ * `flushLogger` before exit so the spool is pushed and the count of dropped lines is logged.
  */
 import { isSpanContextValid, trace } from '@opentelemetry/api';
 import { pino, type Logger } from 'pino';
 import { startLokiShipping, type LokiShipping, type LokiShippingOptions } from './loki.js';
+import type { LogShippingCounts } from './metrics.js';
 
 export type { Logger };
 
@@ -32,6 +33,7 @@ export type LogEvent =
   | 'server_started'
   | 'shutdown_started'
   | 'shutdown_completed'
+  | 'shutdown_timed_out'
   | 'loki_push_failed'
   | 'loki_shipping_stopped';
 
@@ -104,33 +106,54 @@ export function createLogger(options: LoggerOptions): Logger {
     destination,
   );
   outputs.set(logger, { shipping, primary });
-  shipping?.onFailure((stats) => {
+  shipping?.onFailure((failure, stats) => {
     logger.warn(
-      { event: 'loki_push_failed', lines_failed: stats.failed, lines_shipped: stats.shipped },
-      'pushing log lines to Loki failed; they are dropped (reported at most once a minute)',
+      {
+        event: 'loki_push_failed',
+        status: failure.status,
+        batch_dropped: failure.dropped,
+        lines_queued: stats.queued,
+        spool_bytes: stats.spoolBytes,
+        lines_shipped: stats.shipped,
+        lines_dropped: stats.dropped,
+      },
+      failure.dropped
+        ? 'Loki refused a batch of log lines for good; it is dropped (reported at most once a minute)'
+        : 'pushing log lines to Loki failed; retrying with back-off (reported at most once a minute)',
     );
   });
   return logger;
 }
 
+/** The Loki shipping counts of a logger made by `createLogger` (undefined without Loki), for the metrics. */
+export function logShippingCounts(logger: Logger): LogShippingCounts | undefined {
+  const stats = outputs.get(logger)?.shipping?.stats();
+  return stats === undefined ? undefined : { shipped: stats.shipped, dropped: stats.droppedBy };
+}
+
+/** Default bound on `flushLogger` when the caller has no deadline of its own. */
+const DEFAULT_FLUSH_TIMEOUT_MS = 5000;
+
 /**
- * Flushes a logger made by `createLogger` before exit: pushes the last Loki batch and stops its worker (bounded by the
- * Loki timeout), logs `loki_shipping_stopped` with how many lines were shipped and dropped, then flushes stdout.
- * Never rejects. Pass the root logger, not a child.
+ * Flushes a logger made by `createLogger` before exit: pushes what the Loki spool holds (retrying while Loki fails) and
+ * stops its worker within `timeoutMs` — the shutdown passes what is left of its deadline — logs `loki_shipping_stopped` with
+ * how many lines were shipped and dropped, then flushes stdout. Never rejects. Pass the root logger, not a child.
  */
-export async function flushLogger(logger: Logger): Promise<void> {
+export async function flushLogger(logger: Logger, timeoutMs: number = DEFAULT_FLUSH_TIMEOUT_MS): Promise<void> {
   const output = outputs.get(logger);
   if (output === undefined) {
     await new Promise<void>((resolve) => logger.flush(() => resolve()));
     return;
   }
   if (output.shipping !== undefined) {
-    const stats = await output.shipping.close();
+    // stdout gets the summary after the worker stopped: keep a little of the budget for that last write.
+    const stats = await output.shipping.close(Math.max(0, timeoutMs - STDOUT_FLUSH_RESERVE_MS));
     const line = {
       event: 'loki_shipping_stopped',
       lines_written: stats.written,
       lines_shipped: stats.shipped,
       lines_dropped: stats.dropped,
+      dropped_by_reason: stats.droppedBy,
     };
     if (stats.dropped > 0) logger.warn(line, 'Loki shipping stopped; some lines never reached Loki');
     else logger.info(line, 'Loki shipping stopped');
@@ -147,6 +170,8 @@ interface FlushableDestination {
 }
 
 const FLUSH_WAIT_MS = 1000;
+/** Part of a flush budget kept for writing the last lines to stdout. */
+const STDOUT_FLUSH_RESERVE_MS = 100;
 
 /**
  * Writes out what the destination still buffers before the process exits. SonicBoom's `flush(cb)` calls back at once when

@@ -1,17 +1,20 @@
 /**
- * Main-thread side of log shipping to Loki: starts the pino-loki worker (`loki-transport.ts`) and keeps the books.
+ * Main-thread side of log shipping to Loki: starts the worker (`loki-transport.ts`) and keeps the books.
  *
- * Failure behaviour: lines are handed to a worker thread, so a Loki that is down or slow never blocks the event loop; the
- * worker batches them (`batchIntervalMs`), keeps at most `maxBufferLines` waiting (the oldest are dropped beyond that) and
- * gives each push `timeoutMs`. Every line is counted when written; the worker reports what Loki accepted, so
- * `dropped = written − shipped` once the worker is closed, and failures are reported while running.
+ * Failure behaviour: lines are handed to a worker thread, so a Loki that is down or slow never blocks the event loop. The
+ * worker keeps lines in a spool bounded in bytes (`spoolMaxBytes`, LOKI_SPOOL_MAX_BYTES) and retries failed pushes with
+ * exponential back-off and jitter, in order; it drops lines only past the bound (oldest first), for a 4xx Loki will never
+ * accept, or when the shutdown budget runs out — each counted by reason (`loki_lines_dropped_total`). Every line is counted
+ * when written; the worker counts what Loki accepted in memory shared with this thread, so the counts are exact at exit.
  */
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { FAILED, LOKI_PUSH_FAILED_EVENT, SHIPPED, type LokiWorkerOptions } from './loki-transport.js';
+import type { LogDropReason } from './metrics.js';
+import { COUNTER_SLOTS, Counter } from './loki-shipper.js';
+import { LOKI_PUSH_FAILED_EVENT, type LokiPushFailure, type LokiWorkerOptions } from './loki-transport.js';
 
-/** Loki connection and batching settings (from `LOKI_*` configuration). */
+/** Loki connection, batching and spool settings (from `LOKI_*` configuration). */
 export interface LokiShippingOptions {
   /** Base URL of Loki, e.g. http://loki:3100; lines go to `/loki/api/v1/push`. */
   url: string;
@@ -19,11 +22,11 @@ export interface LokiShippingOptions {
   password?: string | undefined;
   /** Sent as `X-Scope-OrgID` (multi-tenant Loki). */
   tenantId?: string | undefined;
-  /** How often a batch is pushed; default 1000. */
+  /** How often a batch is pushed while all is well; default 1000. */
   batchIntervalMs?: number | undefined;
-  /** Lines waiting for a push beyond which the oldest are dropped; default 10000. */
-  maxBufferLines?: number | undefined;
-  /** Bound on one push, and on the final push at close; default 5000. */
+  /** Bytes of lines held while Loki fails; past it the oldest are dropped. Default 32 MiB. */
+  spoolMaxBytes?: number | undefined;
+  /** Bound on one push; default 5000. */
   timeoutMs?: number | undefined;
 }
 
@@ -31,9 +34,13 @@ export interface LokiShippingOptions {
 export interface LokiShippingStats {
   written: number;
   shipped: number;
-  failed: number;
-  /** Lines that will never reach Loki: failed pushes and buffer overflow (exact once closed). */
+  /** Lines that will never reach Loki, all reasons. */
   dropped: number;
+  droppedBy: Record<LogDropReason, number>;
+  /** Lines written and not yet shipped or dropped (in the spool, in flight, or on their way to the worker). */
+  queued: number;
+  /** Bytes in the worker's spool now. */
+  spoolBytes: number;
 }
 
 /** A running Loki pipeline. */
@@ -41,18 +48,20 @@ export interface LokiShipping {
   /** The pino destination (a multistream entry); counts every line it forwards. */
   readonly destination: { write(chunk: string): void };
   stats(): LokiShippingStats;
-  /** Called (at most once per `failureReportIntervalMs`) when a push failed, with the stats at that moment. */
-  onFailure(listener: (stats: LokiShippingStats) => void): void;
+  /** Called (at most once per `failureReportIntervalMs`) when a push failed, with the failure and the stats at that moment. */
+  onFailure(listener: (failure: LokiPushFailure, stats: LokiShippingStats) => void): void;
   /**
-   * Stops forwarding (later writes are ignored), waits until every written line was pushed or failed (at most
-   * `batchIntervalMs` + `timeoutMs`), then stops the worker. Never rejects.
+   * Stops forwarding (later writes are ignored), lets the worker push what it holds — retrying while Loki fails — for at
+   * most `timeoutMs`, then stops the worker; what was not shipped by then is counted dropped (`shutdown`). Never rejects.
    */
-  close(): Promise<LokiShippingStats>;
+  close(timeoutMs: number): Promise<LokiShippingStats>;
 }
 
-const DEFAULTS = { batchIntervalMs: 1000, maxBufferLines: 10_000, timeoutMs: 5000 } as const;
+const DEFAULTS = { batchIntervalMs: 1000, spoolMaxBytes: 32 * 1024 * 1024, timeoutMs: 5000 } as const;
 const FAILURE_REPORT_INTERVAL_MS = 60_000;
 const DRAIN_POLL_MS = 25;
+/** Time kept after the worker's flush deadline for it to stop and hand its last counts over. */
+const STOP_MARGIN_MS = 100;
 
 /** The worker module next to this one: compiled `.js`, or under tsx a shim that loads tsx in the worker first. */
 function workerPath(): string {
@@ -71,9 +80,9 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
     password: options.password,
     tenantId: options.tenantId,
     batchIntervalMs: options.batchIntervalMs ?? DEFAULTS.batchIntervalMs,
-    maxBufferLines: options.maxBufferLines ?? DEFAULTS.maxBufferLines,
+    spoolMaxBytes: options.spoolMaxBytes ?? DEFAULTS.spoolMaxBytes,
     timeoutMs: options.timeoutMs ?? DEFAULTS.timeoutMs,
-    counters: new BigInt64Array(new SharedArrayBuffer(2 * BigInt64Array.BYTES_PER_ELEMENT)),
+    counters: new BigInt64Array(new SharedArrayBuffer(COUNTER_SLOTS * BigInt64Array.BYTES_PER_ELEMENT)),
   };
   const counters = workerOptions.counters;
   const transport = pino.transport<LokiWorkerOptions>({ target: workerPath(), options: workerOptions });
@@ -81,23 +90,36 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
   let written = 0;
   let open = true;
   let exited = false;
-  // Set once close() has waited for the worker: whatever is not shipped by then never will be.
-  let closed = false;
   let lastFailureReport = 0;
-  const failureListeners: Array<(stats: LokiShippingStats) => void> = [];
+  const failureListeners: Array<(failure: LokiPushFailure, stats: LokiShippingStats) => void> = [];
 
+  const read = (slot: number): number => Number(Atomics.load(counters, slot));
   const stats = (): LokiShippingStats => {
-    const shipped = Number(Atomics.load(counters, SHIPPED));
-    const failed = Number(Atomics.load(counters, FAILED));
-    return { written, shipped, failed, dropped: exited || closed ? written - shipped : failed };
+    const shipped = read(Counter.Shipped);
+    const droppedBy: Record<LogDropReason, number> = {
+      spool_full: read(Counter.DroppedSpoolFull),
+      rejected: read(Counter.DroppedRejected),
+      shutdown: read(Counter.DroppedShutdown),
+    };
+    // Once the worker is gone, lines it never settled (it died, or never received them) are lost to the shutdown.
+    if (exited) droppedBy.shutdown += Math.max(0, written - shipped - droppedBy.spool_full - droppedBy.rejected - droppedBy.shutdown);
+    const dropped = droppedBy.spool_full + droppedBy.rejected + droppedBy.shutdown;
+    return {
+      written,
+      shipped,
+      dropped,
+      droppedBy,
+      queued: Math.max(0, written - shipped - dropped),
+      spoolBytes: read(Counter.SpoolBytes),
+    };
   };
 
-  transport.on(LOKI_PUSH_FAILED_EVENT, () => {
+  transport.on(LOKI_PUSH_FAILED_EVENT, (failure: LokiPushFailure) => {
     const now = Date.now();
     if (now - lastFailureReport >= FAILURE_REPORT_INTERVAL_MS) {
       lastFailureReport = now;
       const snapshot = stats();
-      for (const listener of failureListeners) listener(snapshot);
+      for (const listener of failureListeners) listener(failure, snapshot);
     }
   });
   // A worker that dies must not take the app with it: stop forwarding; what was not shipped counts as dropped.
@@ -117,36 +139,35 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
     },
   };
 
-  /**
-   * thread-stream's `end()` blocks the calling thread until the worker's stream has closed, and pino-loki's close pushes
-   * whatever is still buffered — so ending with lines buffered would block the event loop for up to a push timeout. Wait
-   * (asynchronously) until the worker's regular batches have attempted every written line first; `end()` then finds an
-   * empty buffer and returns at once.
-   */
-  const drained = async (deadline: number): Promise<void> => {
-    while (Date.now() < deadline && !exited) {
-      const { shipped, failed } = stats();
-      if (shipped + failed >= written) return;
+  /** Waits (asynchronously) until the worker settled every written line, or until `until` (epoch ms). */
+  const settled = async (until: number): Promise<void> => {
+    while (Date.now() < until && !exited && stats().queued > 0) {
       await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
     }
   };
 
   let closing: Promise<LokiShippingStats> | undefined;
-  const close = async (): Promise<LokiShippingStats> => {
+  const close = async (timeoutMs: number): Promise<LokiShippingStats> => {
     open = false;
     if (!exited) {
-      await drained(Date.now() + workerOptions.batchIntervalMs + workerOptions.timeoutMs);
+      const stopBy = Date.now() + Math.max(0, Math.floor(timeoutMs));
+      const flushBy = Math.max(Date.now(), stopBy - STOP_MARGIN_MS);
+      // From now on the worker pushes without waiting for its batch interval, and retries end by `flushBy`.
+      Atomics.store(counters, Counter.FlushDeadline, BigInt(flushBy));
+      await settled(flushBy);
+      // thread-stream's `end()` blocks this thread until the worker's stream has closed; the worker's close pushes only
+      // until `flushBy`, which has (nearly) passed by now, so the block is short.
       const closedEvent = once(transport, 'close');
       transport.end();
       let timer: NodeJS.Timeout | undefined;
       // Not unref'd: pino's worker is, so this timer is what keeps the process alive until the worker has closed.
       const bound = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, workerOptions.timeoutMs + 1000);
+        timer = setTimeout(resolve, Math.max(STOP_MARGIN_MS, stopBy - Date.now()));
       });
       await Promise.race([closedEvent.then(() => undefined, () => undefined), bound]);
       clearTimeout(timer);
+      exited = true;
     }
-    closed = true;
     return stats();
   };
 
@@ -156,8 +177,8 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
     onFailure(listener) {
       failureListeners.push(listener);
     },
-    close() {
-      closing ??= close();
+    close(timeoutMs) {
+      closing ??= close(timeoutMs);
       return closing;
     },
   };

@@ -43,6 +43,15 @@ export type ApiAuthFailureReason = 'bad_signature' | 'expired' | 'unknown_key' |
 export type WebhookResult = 'ok' | 'retried' | 'failed';
 export type AdapterDirection = 'published' | 'received';
 export type AdapterOp = 'channels' | 'members' | 'counts';
+/** Why the cluster engine dropped a publish: it was down, or the publish command failed. */
+export type AdapterDropReason = 'down' | 'error';
+/** Why a log line never reached Loki: the spool was full (oldest dropped), Loki refused it for good (4xx), or shutdown came first. */
+export type LogDropReason = 'spool_full' | 'rejected' | 'shutdown';
+/** Log lines that reached Loki and those dropped, by reason (counters since start). */
+export interface LogShippingCounts {
+  shipped: number;
+  dropped: Record<LogDropReason, number>;
+}
 
 export const CHANNEL_TYPES: readonly ChannelType[] = ['public', 'private', 'presence', 'encrypted', 'cache'];
 
@@ -58,6 +67,8 @@ export interface GaugeSources {
   sendBufferBytes(): number;
   /** 1 when the cluster engine is reachable (the local adapter always is). */
   adapterUp(): { adapter: string; up: boolean };
+  /** Loki shipping counts; undefined (no series) when logs are not shipped to Loki. */
+  logShipping?: () => LogShippingCounts | undefined;
 }
 
 /** Bucket boundaries, per unit: seconds-scale for durations, bytes for sizes, counts for fan-out. */
@@ -101,6 +112,8 @@ export interface Metrics {
   adapterMessage(direction: AdapterDirection): void;
   adapterRequest(op: AdapterOp, seconds: number): void;
   shutdownDuration(seconds: number): void;
+  /** A publish the cluster engine could not carry (counted, never buffered). */
+  adapterDropped(reason: AdapterDropReason): void;
 }
 
 /** Declares every instrument on `meter` (the global one by default) and returns the recorders. */
@@ -167,6 +180,7 @@ export function createMetrics(
     's',
     SECONDS_RTT,
   );
+  const adapterDropped = counter('websocket_adapter_dropped_total', 'Publishes the cluster engine dropped by reason');
   let lastShutdownSeconds: number | undefined;
 
   const connections = meter.createObservableGauge('websocket_connections', { description: 'Open connections now' });
@@ -209,6 +223,23 @@ export function createMetrics(
       result.observe(buildInfo, 1, buildAttributes);
     },
     [connections, channels, subscriptions, presenceMembers, sendBuffer, adapterUp, shutdown, buildInfo],
+  );
+
+  // Loki shipping runs in a worker thread that keeps its counts in shared memory: read them at scrape time.
+  const logShipped = meter.createObservableCounter('loki_lines_shipped_total', { description: 'Log lines Loki accepted' });
+  const logDropped = meter.createObservableCounter('loki_lines_dropped_total', {
+    description: 'Log lines that never reached Loki, by reason',
+  });
+  const dropReasons: readonly LogDropReason[] = ['spool_full', 'rejected', 'shutdown'];
+  const dropAttributes = new Map(dropReasons.map((reason) => [reason, { reason }]));
+  meter.addBatchObservableCallback(
+    (result) => {
+      const counts = sources.logShipping?.();
+      if (counts === undefined) return;
+      result.observe(logShipped, counts.shipped);
+      for (const reason of dropReasons) result.observe(logDropped, counts.dropped[reason], dropAttributes.get(reason));
+    },
+    [logShipped, logDropped],
   );
 
   // Attribute sets are cached per (label values) so the hot path allocates nothing per frame.
@@ -302,6 +333,9 @@ export function createMetrics(
     },
     shutdownDuration(seconds) {
       lastShutdownSeconds = seconds;
+    },
+    adapterDropped(reason) {
+      adapterDropped.add(1, reason === 'down' ? { reason: 'down' } : { reason: 'error' });
     },
   };
 }

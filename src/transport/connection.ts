@@ -42,7 +42,7 @@ const WS_OPEN = 1;
 /** A Buffer sent as a text frame: fan-out encodes the UTF-8 bytes once instead of once per recipient. */
 const TEXT_FRAME = { binary: false } as const;
 /** How long a server-initiated close waits for the peer's close frame before the socket is cut. */
-const CLOSE_HANDSHAKE_MS = 2000;
+export const CLOSE_HANDSHAKE_MS = 2000;
 /** Rejections logged per connection; later ones are only counted (websocket_message_errors_total). */
 const LOGGED_REJECTIONS = 20;
 

@@ -15,7 +15,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics, RejectReason } from '../telemetry/metrics.js';
 import { contextFromHeaders, startConnectSpan } from '../telemetry/tracing.js';
 import { FixedWindow } from '../limits/fixed-window.js';
-import { Connection } from './connection.js';
+import { CLOSE_HANDSHAKE_MS, Connection } from './connection.js';
 
 export interface WsRouteOptions {
   apps: AppStore;
@@ -28,6 +28,8 @@ export interface WsRouteOptions {
   sendBufferMaxBytes: number;
   /** New connections per app per second; 0 means unlimited. */
   newConnectionsPerSecond: number;
+  /** Refused sockets held in their close handshake at once; past it a refused socket is cut without waiting. */
+  maxRefusedSockets: number;
   /** True while the server drains: new upgrades get HTTP 503. */
   isDraining: () => boolean;
   /** Called after a connection is gone from the hub (presence and count events). */
@@ -45,6 +47,8 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
   const { apps, hub, router, metrics, logger } = options;
   const rejectionLogWindow = new FixedWindow(10);
   const connectionWindows = new Map(apps.all().map((a) => [a.id, new FixedWindow(options.newConnectionsPerSecond)]));
+  // Refused sockets are in no hub and under no MAX_CONNECTIONS, so they get their own bounds: how many, and for how long.
+  let refusedInHandshake = 0;
 
   const reject = (
     socket: WebSocket,
@@ -59,8 +63,17 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       { event: 'connection_rejected', reason, code, remote_address: request.ip, request_id: request.id },
       message,
     );
+    if (refusedInHandshake >= options.maxRefusedSockets) {
+      // A refusal flood: no fd waits for a close frame beyond the cap (the client sees 1006 instead of the code).
+      socket.terminate();
+      return;
+    }
+    refusedInHandshake++;
+    socket.once('close', () => refusedInHandshake--);
     socket.send(encodeError(message, code));
     socket.close(code, message);
+    // ws would wait 30 s for a close frame that a hostile or broken client never sends: bound it as Connection.close does.
+    setTimeout(() => socket.terminate(), CLOSE_HANDSHAKE_MS).unref();
   };
 
   const admit = (

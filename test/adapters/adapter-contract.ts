@@ -10,7 +10,7 @@ import type { Envelope } from '../../src/adapters/envelope.js';
 import type { AppConfig } from '../../src/config.js';
 import { Hub } from '../../src/realtime/hub.js';
 import type { Connection } from '../../src/transport/connection.js';
-import { until } from '../helpers/wait.js';
+import { until, within } from '../helpers/wait.js';
 
 export interface AdapterFactory {
   (hub: Hub, clock: { now: () => number }, cacheTtlMs: number): Adapter | Promise<Adapter>;
@@ -63,6 +63,17 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     for (let n = 0; n < 5; n++) adapter.publish(envelope('c', n));
     await until(() => seen.length >= 5, 'five envelopes');
     assert.deepEqual(seen, ['c:0', 'c:1', 'c:2', 'c:3', 'c:4']);
+    await adapter.close();
+  });
+
+  test(`${name}: flush resolves once every earlier publish has reached the envelope handler`, async () => {
+    const { adapter } = await setup();
+    const seen: string[] = [];
+    adapter.onEnvelope((e) => seen.push(e.data));
+    for (let n = 0; n < 50; n++) adapter.publish(envelope(`c${n % 3}`, n));
+    await within(adapter.flush(), 'the flush');
+    // No waiting beyond the flush itself: the graceful drain closes connections right after it.
+    assert.equal(seen.length, 50);
     await adapter.close();
   });
 

@@ -16,7 +16,7 @@ after(async () => {
   await redis?.stop();
 });
 
-const noMetrics = { adapterMessage: () => undefined, adapterRequest: () => undefined };
+const noMetrics = { adapterMessage: () => undefined, adapterRequest: () => undefined, adapterDropped: () => undefined };
 const quiet = { info: () => undefined, warn: () => undefined };
 let clusters = 0;
 
@@ -56,7 +56,7 @@ function envelope(data: string): Envelope {
 
 test('redis adapter: two nodes receive each other’s publications, trace context included, counted both ways', async () => {
   const counted: string[] = [];
-  const metrics = { adapterMessage: (d: string) => counted.push(d), adapterRequest: () => undefined };
+  const metrics = { ...noMetrics, adapterMessage: (d: string) => counted.push(d) };
   const a = make(new Hub([]), { prefix: 'pair', metrics });
   const b = make(new Hub([]), { prefix: 'pair' });
   try {
@@ -75,10 +75,12 @@ test('redis adapter: two nodes receive each other’s publications, trace contex
   }
 });
 
-test('redis adapter: while Redis is down, status is down and publish drops; back up, it delivers again', async () => {
+test('redis adapter: while Redis is down, status is down and publish drops, counted by reason; back up, it delivers again', async () => {
   const lines: string[] = [];
   const logger = { info: (o: { event: string }) => lines.push(o.event), warn: (o: { event: string }) => lines.push(o.event) };
-  const adapter = make(new Hub([]), { prefix: 'outage', logger: logger as never });
+  const drops: string[] = [];
+  const metrics = { ...noMetrics, adapterDropped: (reason: string) => drops.push(reason) };
+  const adapter = make(new Hub([]), { prefix: 'outage', logger: logger as never, metrics });
   try {
     await within(adapter.ready(), 'adapter up');
     const seen: string[] = [];
@@ -86,6 +88,9 @@ test('redis adapter: while Redis is down, status is down and publish drops; back
     await redis.stop();
     await until(() => !adapter.status().up, 'status down');
     adapter.publish(envelope('lost'));
+    adapter.publish(envelope('lost too'));
+    // Nothing is lost silently: each drop is in websocket_adapter_dropped_total{reason="down"}.
+    assert.deepEqual(drops, ['down', 'down']);
     assert.deepEqual(await adapter.members('a1', 'presence-x'), new Map());
     await redis.start();
     await until(() => adapter.status().up, 'status up again', 10_000);

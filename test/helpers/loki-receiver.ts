@@ -1,6 +1,8 @@
 /**
  * A stand-in Loki for tests: an HTTP server on 127.0.0.1 that records every push to `/loki/api/v1/push` (headers and the
- * parsed JSON body) and answers as told — `ok` (204, like Loki), `error` (500) or `hang` (never answers, a slow Loki).
+ * parsed JSON body) and answers as told — `ok` (204, like Loki), `error` (500), `unavailable` (503, an ingester
+ * restarting), `reject` (400, what Loki says to a batch it will never take) or `hang` (never answers, a slow Loki). `stop()`
+ * closes the listener (pushes get connection refused) and `restart()` listens again on the same port.
  */
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,16 +19,24 @@ export interface LokiPush {
   method: string;
   headers: IncomingHttpHeaders;
   body: { streams: LokiStream[] };
+  /** True when the push was answered 2xx: its lines are stored. */
+  accepted: boolean;
 }
 
-export type LokiReceiverMode = 'ok' | 'error' | 'hang';
+export type LokiReceiverMode = 'ok' | 'error' | 'unavailable' | 'reject' | 'hang';
+
+const STATUS: Record<Exclude<LokiReceiverMode, 'hang'>, number> = { ok: 204, error: 500, unavailable: 503, reject: 400 };
 
 export interface LokiReceiver {
   url: string;
   pushes: LokiPush[];
   mode: LokiReceiverMode;
-  /** Every pushed line, in arrival order, with its stream labels. */
+  /** Every line of an accepted push, in arrival order, with its stream labels: what Loki stored. */
   lines(): Array<{ labels: Record<string, string>; timestamp: string; line: string }>;
+  /** Closes the listener: pushes get connection refused until `restart()`. */
+  stop(): Promise<void>;
+  /** Listens again on the same port. */
+  restart(): Promise<void>;
   /** Resolves once `predicate` holds, polling every 20 ms; rejects after `timeoutMs`. */
   waitFor(predicate: () => boolean, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -48,13 +58,14 @@ export async function startLokiReceiver(mode: LokiReceiverMode = 'ok'): Promise<
       } catch {
         // recorded as an empty push; the test's assertions on the body will fail
       }
-      pushes.push({ path: req.url ?? '', method: req.method ?? '', headers: req.headers, body });
-      if (state.mode === 'hang') {
+      const mode = state.mode;
+      pushes.push({ path: req.url ?? '', method: req.method ?? '', headers: req.headers, body, accepted: mode === 'ok' });
+      if (mode === 'hang') {
         hanging.add(res);
         return;
       }
-      res.statusCode = state.mode === 'ok' ? 204 : 500;
-      res.end(state.mode === 'ok' ? undefined : 'ingester unavailable');
+      res.statusCode = STATUS[mode];
+      res.end(mode === 'ok' ? undefined : mode === 'reject' ? 'entry out of order' : 'ingester unavailable');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -69,8 +80,15 @@ export async function startLokiReceiver(mode: LokiReceiverMode = 'ok'): Promise<
     set mode(m: LokiReceiverMode) {
       state.mode = m;
     },
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    async restart() {
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    },
     lines() {
-      return pushes.flatMap((p) =>
+      return pushes.filter((p) => p.accepted).flatMap((p) =>
         p.body.streams.flatMap((s) => s.values.map((v) => ({ labels: s.stream, timestamp: v[0], line: v[1] }))),
       );
     },

@@ -7,6 +7,7 @@ import Pusher from 'pusher';
 import { PusherClient, type PusherClientOptions } from './pusher-js.js';
 import { buildApp, type BeaconApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
+import { Deadline } from '../../src/lifecycle/deadline.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 
 export const APP = { id: 'app-id', key: 'app-key', secret: 'app-secret' } as const;
@@ -79,7 +80,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
     },
     async close() {
       for (const c of clients) c.disconnect();
-      if (!app.isDraining()) await app.drain();
+      if (!app.isDraining()) await app.drain(new Deadline(config.shutdownTimeoutMs));
     },
   };
 }

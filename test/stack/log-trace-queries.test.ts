@@ -15,7 +15,7 @@ import { ROOT, expressions, interpolate } from './expressions.js';
 type Tree = ReturnType<typeof logql.parse>;
 type SyntaxNode = Tree['topNode'];
 
-/** Loki stream labels pino-loki pushes with. */
+/** Loki stream labels Beacon's Loki transport pushes with. */
 const STREAM_LABELS = new Set(['service_name', 'env', 'level']);
 /**
  * JSON fields of Beacon's log lines, as it actually writes them: captured from a real server under a small workload that

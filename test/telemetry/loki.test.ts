@@ -1,5 +1,5 @@
 /**
- * Log shipping to Loki through the real pino-loki worker: the exact push body (stream labels, value shape, JSON line
+ * Log shipping to Loki through the real worker thread: the exact push body (stream labels, value shape, JSON line
  * fields), auth and tenant headers, that one connection's lines share its `session_id`, and that a Loki that fails or
  * hangs neither blocks the app nor loses lines silently.
  */
@@ -68,7 +68,7 @@ describe('Loki shipping', () => {
       context.with(trace.setSpan(context.active(), span), () => {
         connection.info({ event: 'signin', user_id: 'u-1' }, 'signed in');
       });
-      // A field that pino-loki would promote to a label if nothing stopped it.
+      // A field that a Loki transport could promote to a label if nothing stopped it.
       connection.error({ event: 'connection_closed', reason: 'error', hostname: 'leaky-host' }, 'closed');
       logger.info({ event: 'api_request', request_id: 'req-9' }, 'api request');
       // Below the logger's level: never written, never shipped.
@@ -163,7 +163,7 @@ describe('Loki shipping', () => {
   });
 
   describe('with a failing Loki', () => {
-    it('drops nothing silently: failures are logged and counted at flush', async () => {
+    it('drops nothing silently: failures are logged, retried, and what the shutdown budget cannot ship is counted', async () => {
       const loki = await startLokiReceiver('error');
       const stdout = captureStream();
       const logger = createLogger({
@@ -177,12 +177,14 @@ describe('Loki shipping', () => {
       for (let i = 0; i < 5; i++) logger.info({ event: 'api_request', request_id: `r${i}` }, 'request');
       // The failure is reported by a line of its own, written (and shipped, and failing) while the logger is open.
       await loki.waitFor(() => stdout.lines().some((l) => l.event === 'loki_push_failed'));
-      await flushLogger(logger);
+      await flushLogger(logger, 500);
       await loki.close();
       const lines = stdout.lines();
       const failed = lines.find((l) => l.event === 'loki_push_failed');
       assert.ok(failed, 'a loki_push_failed line is written');
       assert.equal(failed.level, 'warn');
+      assert.equal(failed.status, '500');
+      assert.equal(failed.batch_dropped, false, 'a 500 is retried, not dropped');
       const stopped = lines.find((l) => l.event === 'loki_shipping_stopped');
       assert.ok(stopped);
       assert.equal(stopped.level, 'warn');
@@ -190,6 +192,8 @@ describe('Loki shipping', () => {
       // The 5 requests and the loki_push_failed line itself were all written and none reached Loki.
       assert.equal(stopped.lines_written, 6);
       assert.equal(stopped.lines_dropped, 6);
+      assert.deepEqual(stopped.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: 6 });
+      assert.ok(loki.pushes.length >= 2, 'the failed batch was retried');
     });
 
     it('never blocks the event loop while Loki hangs, and flush is bounded by the push timeout', async () => {
@@ -218,16 +222,49 @@ describe('Loki shipping', () => {
       await loki.waitFor(() => loki.pushes.length >= 1);
       clearInterval(ticker);
       const started = performance.now();
-      await flushLogger(logger);
+      await flushLogger(logger, 1000);
       const flushMs = performance.now() - started;
       await loki.close();
       assert.ok(maxGapMs < 250, `event loop stalled for ${maxGapMs.toFixed(0)} ms`);
-      assert.ok(flushMs < 300 + 1000 + 500, `flush took ${flushMs.toFixed(0)} ms`);
+      assert.ok(flushMs < 1000 + 500, `flush took ${flushMs.toFixed(0)} ms, over its 1000 ms budget`);
       const stopped = stdout.lines().find((l) => l.event === 'loki_shipping_stopped');
       assert.ok(stopped);
       assert.equal(stopped.lines_shipped, 0);
       assert.equal(stopped.lines_dropped, stopped.lines_written);
       assert.ok(Number(stopped.lines_written) >= 2000);
+    });
+
+    it('a push hanging at shutdown is cut at the flush budget, not its own 5 s timeout, without blocking the loop', async () => {
+      const loki = await startLokiReceiver('hang');
+      const stdout = captureStream();
+      // The default push timeout (5 s): the shutdown budget must win over it.
+      const logger = createLogger({
+        serviceName: 'beacon-test',
+        env: 'ci',
+        nodeId: 'node-a',
+        level: 'info',
+        destination: stdout.stream,
+        loki: { url: loki.url, batchIntervalMs: 50 },
+      });
+      for (let i = 0; i < 20; i++) logger.info({ event: 'api_request', request_id: `r${i}` }, 'request');
+      await loki.waitFor(() => loki.pushes.length >= 1);
+      let maxGapMs = 0;
+      let last = performance.now();
+      const ticker = setInterval(() => {
+        const now = performance.now();
+        maxGapMs = Math.max(maxGapMs, now - last);
+        last = now;
+      }, 5);
+      const started = performance.now();
+      await flushLogger(logger, 800);
+      const flushMs = performance.now() - started;
+      clearInterval(ticker);
+      await loki.close();
+      assert.ok(flushMs < 800 + 400, `flush took ${flushMs.toFixed(0)} ms for an 800 ms budget`);
+      assert.ok(maxGapMs < 300, `the event loop was blocked ${maxGapMs.toFixed(0)} ms`);
+      const stopped = stdout.lines().find((l) => l.event === 'loki_shipping_stopped');
+      assert.equal(stopped?.lines_written, 20);
+      assert.deepEqual(stopped?.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: 20 });
     });
   });
 });

@@ -20,6 +20,7 @@ const sources: GaugeSources = {
   presenceMembersByApp: () => [['app-1', 4]],
   sendBufferBytes: () => 1024,
   adapterUp: () => ({ adapter: 'local', up: true }),
+  logShipping: () => ({ shipped: 42, dropped: { spool_full: 1, rejected: 2, shutdown: 3 } }),
 };
 
 describe('metrics contract (docs/telemetry.md)', () => {
@@ -52,6 +53,7 @@ describe('metrics contract (docs/telemetry.md)', () => {
     m.adapterMessage('published');
     m.adapterRequest('channels', 0.003);
     m.shutdownDuration(1.5);
+    m.adapterDropped('down');
     const response = await fetch(`http://127.0.0.1:${port}/metrics`);
     assert.equal(response.status, 200);
     exposition = await response.text();
@@ -64,8 +66,8 @@ describe('metrics contract (docs/telemetry.md)', () => {
   const contract = readContract();
 
   it('reads every table of Beacon\'s own metrics from docs/telemetry.md', () => {
-    // 30 rows, one of which names two counters.
-    assert.equal(contract.length, 31);
+    // 33 rows, one of which names two counters.
+    assert.equal(contract.length, 34);
     assert.ok(contract.some((c) => c.name === HTTP_DURATION && c.type === 'histogram'));
     assert.ok(contract.some((c) => c.name === 'websocket_connections' && c.type === 'gauge'));
     assert.ok(contract.some((c) => c.name === 'websocket_sent_bytes_total'));
@@ -132,5 +134,9 @@ describe('metrics contract (docs/telemetry.md)', () => {
     assert.equal(sample('websocket_shutdown_duration_seconds', {}), 1.5);
     assert.equal(sample('websocket_build_info', { version: '9.9.9', node_version: process.version }), 1);
     assert.equal(sample('websocket_adapter_up', { adapter: 'local' }), 1);
+    assert.equal(sample('websocket_adapter_dropped_total', { reason: 'down' }), 1);
+    assert.equal(sample('loki_lines_shipped_total', {}), 42);
+    assert.equal(sample('loki_lines_dropped_total', { reason: 'rejected' }), 2);
+    assert.equal(sample('loki_lines_dropped_total', { reason: 'shutdown' }), 3);
   });
 });

@@ -13,13 +13,19 @@ import WebSocket from 'ws';
 import { RawClient } from '../helpers/raw-client.js';
 import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
 import { readContract } from '../helpers/exposition.js';
+import { startLokiReceiver, type LokiReceiver } from '../helpers/loki-receiver.js';
 import { pollUntil, startPrometheus, type RunningPrometheus } from '../helpers/prometheus.js';
 
 /**
  * Recorded only by events this workload cannot cause cheaply on one node: a slow consumer overflowing its send buffer
- * (test/e2e/slow-consumer.test.ts covers it) and a completed drain (the process is gone after it).
+ * (test/e2e/slow-consumer.test.ts covers it), a completed drain (the process is gone after it) and a publish dropped by a
+ * Redis that is down (test/adapters/redis-adapter.test.ts covers it).
  */
-const NOT_EXERCISED = new Set(['websocket_backpressure_events_total', 'websocket_shutdown_duration_seconds']);
+const NOT_EXERCISED = new Set([
+  'websocket_backpressure_events_total',
+  'websocket_shutdown_duration_seconds',
+  'websocket_adapter_dropped_total',
+]);
 
 interface MetadataEntry {
   type: string;
@@ -39,6 +45,8 @@ describe('a real Prometheus scrapes Beacon', () => {
   let prometheus: RunningPrometheus;
   let webhooks: Server;
   let webhookCount = 0;
+  // Logs are shipped to a stand-in Loki, so the loki_lines_* counters are exposed too.
+  let loki: LokiReceiver;
 
   before(async () => {
     webhooks = createServer((req, res) => {
@@ -50,7 +58,9 @@ describe('a real Prometheus scrapes Beacon', () => {
     });
     await new Promise<void>((resolve) => webhooks.listen(0, '127.0.0.1', resolve));
     const webhookPort = (webhooks.address() as AddressInfo).port;
+    loki = await startLokiReceiver('ok');
     beacon = await spawnBeacon({
+      LOKI_URL: loki.url,
       APP_ENABLE_CLIENT_EVENTS: 'true',
       APP_CLIENT_EVENTS_PER_SECOND: '1',
       APP_WEBHOOK_URL: `http://127.0.0.1:${webhookPort}/webhooks`,
@@ -96,6 +106,7 @@ describe('a real Prometheus scrapes Beacon', () => {
   after(async () => {
     await prometheus?.stop();
     await beacon?.stop();
+    await loki?.close();
     await new Promise<void>((resolve) => (webhooks ? webhooks.close(() => resolve()) : resolve()));
   });
 

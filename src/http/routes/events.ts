@@ -8,6 +8,9 @@ export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void
   const publish = (request: FastifyRequest, appId: string, event: EventRequest) => {
     // A publish the cluster engine cannot carry is refused, not accepted and dropped: the backend sees 503 and can retry.
     if (!deps.adapter.status().up) throw new ApiError(503, 'Cluster engine unavailable; retry');
+    // Checked in the same synchronous step that hands the events to the adapter: a publish is either refused here or
+    // accepted before the drain flushes the adapter, so a 200 always means written to every subscriber connected now.
+    if (!deps.isAccepting()) throw new ApiError(503, 'Server is shutting down; retry');
     const parent = requestContext(request);
     for (const channel of event.channels) {
       deps.publisher.publish({

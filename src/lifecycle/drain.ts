@@ -1,0 +1,84 @@
+/**
+ * The graceful drain (README, "Health and shutdown"), as one ordered sequence under one `Deadline`:
+ *
+ * 1. draining: `/readyz` answers 503 and new upgrades are refused at once (the load balancer stops sending clients);
+ * 2. the grace (`SHUTDOWN_GRACE_MS`), while clients are connected, so the load balancer has seen readiness go;
+ * 3. the HTTP API stops accepting: every request from now on gets 503 + `Retry-After`, and a publish is only accepted
+ *    (HTTP 200) while the gate is open — checked in the same synchronous step that hands it to the adapter;
+ * 4. the adapter is flushed: every envelope accepted before step 3 has reached this node's fan-out, i.e. was written to
+ *    the sockets of every subscriber connected now — so a 200 means delivered, and nothing accepted is lost;
+ * 5. every connection is closed with 4200 (its close frame queues behind the frames written in step 4), and the drain
+ *    waits for the close handshakes;
+ * 6. webhooks, the HTTP server and the adapter close.
+ * Every wait is bounded by what is left of the deadline; a stage that runs out of time does not stop the later ones.
+ */
+import type { Adapter } from '../adapters/adapter.js';
+import { CloseCode } from '../protocol/close-codes.js';
+import type { Hub } from '../realtime/hub.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { Deadline } from './deadline.js';
+
+/** What the drain drives; each part is built elsewhere (app.ts wires them). */
+export interface DrainParts {
+  hub: Hub;
+  adapter: Adapter;
+  logger: Logger;
+  metrics: Pick<Metrics, 'shutdownDuration'>;
+  graceMs: number;
+  /** Step 1: readiness 503, upgrades refused. */
+  startDraining(): void;
+  /** Step 3: the HTTP API answers 503 from now on and accepts no publish. */
+  stopAcceptingApi(): void;
+  heartbeat: { stop(): void };
+  webhooks: { close(): Promise<void> };
+  /** The HTTP server (fastify.close). */
+  server: { close(): Promise<unknown> };
+}
+
+/** How the drain went. */
+export interface DrainResult {
+  seconds: number;
+  /** Stages that ran out of time, in order ('' never: empty when everything finished). */
+  timedOut: string[];
+}
+
+/** Runs the drain sequence above; resolves (never rejects) by the deadline. */
+export async function drain(parts: DrainParts, deadline: Deadline): Promise<DrainResult> {
+  const { hub, adapter, logger } = parts;
+  const started = performance.now();
+  const timedOut: string[] = [];
+  const stage = async (name: string, work: () => Promise<unknown>): Promise<void> => {
+    if (!(await deadline.race(Promise.resolve().then(work)))) timedOut.push(name);
+  };
+
+  parts.startDraining();
+  logger.info({ event: 'shutdown_started', connections: hub.connectionCount(), grace_ms: parts.graceMs }, 'draining');
+  if (parts.graceMs > 0 && hub.connectionCount() > 0) await deadline.sleep(parts.graceMs);
+  parts.heartbeat.stop();
+
+  parts.stopAcceptingApi();
+  await stage('adapter_flush', () => adapter.flush());
+
+  const open = [...hub.connections()];
+  const gone = Promise.all(
+    open.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.ws.readyState === c.ws.CLOSED) resolve();
+          else c.ws.once('close', () => resolve());
+        }),
+    ),
+  );
+  for (const connection of open) connection.close(CloseCode.Reconnect, 'Server shutting down; reconnect', 'server_shutdown');
+  // Connection.close cuts a socket whose peer does not answer within its own bound; clients normally answer at once.
+  await stage('connections', () => gone);
+  // The clients' channel_vacated / member_removed go out now instead of after their delay.
+  await stage('webhooks', () => parts.webhooks.close());
+  await stage('http_server', () => parts.server.close());
+  await stage('adapter', () => adapter.close());
+
+  const seconds = (performance.now() - started) / 1000;
+  parts.metrics.shutdownDuration(seconds);
+  return { seconds, timedOut };
+}

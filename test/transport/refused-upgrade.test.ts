@@ -1,0 +1,51 @@
+/**
+ * Refused WebSocket upgrades (src/transport/ws-route.ts, `reject`) whose client never answers the close frame: the server
+ * cuts each one after the 2 s close handshake bound (not ws's 30 s), and holds at most MAX_REFUSED_SOCKETS of them at once.
+ * Counted on the server side: the HTTP server's open TCP connections (each holds one fd).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { silentSocket, type SilentSocket } from '../helpers/silent-socket.js';
+import { until, within } from '../helpers/wait.js';
+
+function openSockets(server: TestServer): Promise<number> {
+  return new Promise((resolve, reject) => server.app.fastify.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+}
+
+test('refused sockets that never answer the close frame are cut after the 2 s handshake bound', async () => {
+  const server = await startServer();
+  const sockets: SilentSocket[] = [];
+  try {
+    for (let i = 0; i < 40; i++) sockets.push(await silentSocket(server.port, '/app/no-such-key?protocol=7'));
+    for (const s of sockets) assert.match(s.received().toString('latin1'), /^HTTP\/1\.1 101 /);
+    assert.equal(await openSockets(server), 40);
+    const openedAt = Date.now();
+    await within(Promise.all(sockets.map((s) => s.ended)), 'the server to cut every refused socket', 4000);
+    assert.ok(Date.now() - openedAt >= 1500, 'each socket had its close handshake time first');
+    // The server sees the close a moment after the client does: re-check, bounded.
+    const deadline = Date.now() + 1000;
+    while ((await openSockets(server)) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(await openSockets(server), 0);
+    // Each got the protocol's answer first: pusher:error 4001 and a close frame with that code.
+    for (const s of sockets) assert.match(s.received().toString('latin1'), /"code":4001/);
+  } finally {
+    for (const s of sockets) s.destroy();
+    await server.close();
+  }
+});
+
+test('past MAX_REFUSED_SOCKETS a refused socket is cut at once', async () => {
+  const server = await startServer({ MAX_REFUSED_SOCKETS: '5' });
+  const sockets: SilentSocket[] = [];
+  try {
+    for (let i = 0; i < 20; i++) sockets.push(await silentSocket(server.port, '/app/no-such-key?protocol=7'));
+    let ended = 0;
+    for (const s of sockets) void s.ended.then(() => ended++);
+    await until(() => ended >= 15, 'the refused sockets past the cap to be cut', 1000);
+    assert.ok((await openSockets(server)) <= 5, 'at most the cap is held');
+  } finally {
+    for (const s of sockets) s.destroy();
+    await server.close();
+  }
+});
