@@ -1,0 +1,63 @@
+/**
+ * beacon-load's entry: flags → safety check → run → report (table or --json) → exit code.
+ * Started by tools/bin/beacon-load.mjs (`npx beacon-load`, `npm run load --`).
+ */
+import { buildAudit } from './audit.js';
+import { resolvesToLoopback } from './loopback.js';
+import { HELP, parseLoadOptions, UsageError, type LoadOptions } from './options.js';
+import { createProgress } from './progress.js';
+import { buildReport, renderReport } from './report.js';
+import { runLoad } from './run.js';
+
+async function main(): Promise<number> {
+  let options: LoadOptions | null;
+  try {
+    options = parseLoadOptions(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`beacon-load: ${err.message}\n(beacon-load --help lists the flags)\n`);
+    return 2;
+  }
+  if (options === null) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const hostname = new URL(options.host).hostname;
+  if (!options.allowRemote && !(await resolvesToLoopback(hostname))) {
+    process.stderr.write(
+      `beacon-load: ${hostname} is not a loopback address; a load test leaves this machine only with --allow-remote\n`,
+    );
+    return 2;
+  }
+  const progress = createProgress(process.stderr, process.stderr.isTTY === true);
+  let stopping = false;
+  process.once('SIGINT', () => {
+    // Sockets are closed by the run's own bounds; a second Ctrl-C ends the process at once.
+    stopping = true;
+    process.stderr.write('\nbeacon-load: interrupted, exiting\n');
+    process.exit(130);
+  });
+  let result;
+  try {
+    result = await runLoad(options, (s) => progress.update(s));
+  } catch (err) {
+    progress.stop();
+    process.stderr.write(`beacon-load: ${(err as Error).message}\n`);
+    return 2;
+  }
+  progress.stop();
+  if (stopping) return 130;
+  const audit =
+    options.metrics !== undefined && result.before !== undefined && result.drained !== undefined && result.after !== undefined
+      ? buildAudit(result.tally, result.before, result.drained, result.after, {
+          appId: options.appId,
+          metricsUrl: options.metrics,
+          settled: result.settled,
+        })
+      : null;
+  const report = buildReport(options, result, audit);
+  process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`);
+  return report.verdict.ok ? 0 : 1;
+}
+
+process.exitCode = await main();
