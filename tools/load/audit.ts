@@ -30,6 +30,12 @@ export interface Audit {
   context: Record<string, number>;
   /** False when the server still counted connections of this run at the last scrape (its closes lag the clients'). */
   settled: boolean;
+  /**
+   * Where the deliveries the clients missed went, by the server's counters (until the drain): written into the buffer of a
+   * socket that was then cut, dropped and counted, and owed to a socket the server had already removed (or lost silently).
+   * The three add up to the clients' `lost`.
+   */
+  loss: { lost: number; writtenThenCut: number; droppedCounted: number; notRecipient: number };
 }
 
 const RECEIVED_KINDS: ClientFrameKind[] = ['subscribe', 'unsubscribe', 'ping', 'pong', 'client_event', 'signin', 'invalid'];
@@ -153,6 +159,15 @@ export function buildAudit(
       : 'deliveries owed to subscribers that the server neither wrote nor counted as dropped: lost silently, a server bug',
   );
 
+  row(
+    'deliveries lost (until the drain)',
+    sel('websocket_backpressure_events_total', ',action="dropped"'),
+    dropped,
+    Math.max(0, tally.expectedDeliveries - tally.deliveries),
+    'frames the server counted as dropped that every client still received: a telemetry bug',
+    'deliveries the clients missed that the server did not count as dropped: lost in the send buffer of a socket it cut (then "frames sent" differs by as many), owed to a socket the server had already removed (see "deliveries accounted for"), or lost silently',
+  );
+
   const context: Record<string, number> = {};
   const closedBy = sumBy(after, 'websocket_connections_closed_total', 'reason', app);
   const closedByBefore = sumBy(before, 'websocket_connections_closed_total', 'reason', app);
@@ -166,7 +181,12 @@ export function buildAudit(
   context['websocket_backpressure_events_total{action="dropped"}'] = delta('websocket_backpressure_events_total', {
     action: 'dropped',
   });
+  const received = (tally.framesReceived.get('channel_event') ?? 0) + (tally.framesReceived.get('client_event') ?? 0);
+  const lost = Math.max(0, tally.expectedDeliveries - tally.deliveries);
+  const writtenThenCut = Math.max(0, written - received);
+  const loss = { lost, writtenThenCut, droppedCounted: dropped, notRecipient: lost - writtenThenCut - dropped };
   return {
+    loss,
     metricsUrl: options.metricsUrl,
     rows,
     differences: rows.filter((r) => r.difference !== 0).length,

@@ -18,13 +18,11 @@ export function encodePayload(seq: number, bytes: number): string {
   return `${head}${'x'.repeat(pad)}"}`;
 }
 
-/** Decodes a load message's data; undefined when it is not one of ours. */
+const HEAD = /^\{"t":(\d+(?:\.\d+)?),"s":(\d+),/;
+
+/** Decodes a load message's data (only its head: a large payload is not parsed); undefined when it is not ours. */
 export function decodePayload(data: unknown): LoadPayload | undefined {
-  if (typeof data !== 'string' || !data.startsWith('{"t":')) return undefined;
-  try {
-    const parsed = JSON.parse(data) as Partial<LoadPayload>;
-    return typeof parsed.t === 'number' && typeof parsed.s === 'number' ? { t: parsed.t, s: parsed.s } : undefined;
-  } catch {
-    return undefined;
-  }
+  if (typeof data !== 'string') return undefined;
+  const m = HEAD.exec(data);
+  return m === null ? undefined : { t: Number(m[1]), s: Number(m[2]) };
 }

@@ -144,6 +144,14 @@ function auditLines(audit: Audit): string[] {
     lines.push(`  ${r.what} (${r.metric}): ${r.difference > 0 ? '+' : ''}${r.difference}: ${r.meaning}`);
   }
   if (audit.differences === 0) lines.push('  no difference: every counter equals what the clients saw');
+  const l = audit.loss;
+  if (l.lost > 0) {
+    lines.push(
+      `  the ${l.lost} lost deliveries: ${l.writtenThenCut} written into the buffer of a socket the server then cut, ` +
+        `${l.droppedCounted} dropped and counted by the server, ${l.notRecipient} owed to sockets the server had already ` +
+        'removed from their channel (or, without slow consumers, lost silently)',
+    );
+  }
   if (!audit.settled) lines.push('  not settled: the server still counted open connections of this run at the last scrape');
   const context = Object.entries(audit.context).filter(([, v]) => v !== 0);
   if (context.length > 0) lines.push(`  server, for context: ${context.map(([k, v]) => `${k} ${v}`).join(', ')}`);
