@@ -44,15 +44,16 @@ const COLUMNS: Column[] = [
   { title: 'bc p99', width: 7, value: (s) => fixed(s.broadcastP99Ms, 2) },
   { title: 'lag p99', width: 7, value: (s) => fixed(s.eventLoopLagP99Ms), bad: (s) => (s.eventLoopLagP99Ms ?? 0) > 100 },
   { title: 'rss', width: 6, value: (s) => mb(s.rssBytes) },
-  { title: 'healthz', width: 8, value: (s) => probeText(s.healthz), bad: (s) => !probeOk(s.healthz) },
-  { title: 'readyz', width: 8, value: (s) => probeText(s.readyz), bad: (s) => !probeOk(s.readyz) },
+  { title: 'healthz', width: 12, value: (s) => probeText(s.healthz), bad: (s) => !probeOk(s.healthz) },
+  { title: 'readyz', width: 12, value: (s) => probeText(s.readyz), bad: (s) => !probeOk(s.readyz) },
   { title: 'stack', width: 0, value: (s) => s.stack?.detail ?? '-', bad: (s) => s.stack !== undefined && s.stack.running && s.stack.detail.includes(';') },
 ];
 
-/** Numbers are right-aligned, text left-aligned; the last column is free width. */
+/** Numbers are right-aligned, text left-aligned, both cut to the column's width; the last column is free width. */
 function cell(column: Column, text: string, index: number): string {
   if (column.width === 0) return text;
-  return index === 0 ? text.padEnd(column.width) : text.padStart(column.width);
+  const fitted = text.length > column.width ? `${text.slice(0, column.width - 1)}…` : text;
+  return index === 0 ? fitted.padEnd(column.width) : fitted.padStart(column.width);
 }
 
 function reasonsText(s: Snapshot): string {
