@@ -115,7 +115,7 @@ export function buildAudit(
   }
   const clientEvents = (tally.framesSent.get('client_event') ?? 0) - tally.clientEventsRejected;
   for (const [source, clients] of [
-    ['http_api', tally.httpPublished],
+    ['http_api', tally.httpPublished + tally.httpAcceptedUnanswered],
     ['client_event', clientEvents],
   ] as const) {
     const server = delta('websocket_events_published_total', { source });

@@ -21,10 +21,10 @@ export interface HttpPublisherOptions {
 
 export interface HttpPublisher {
   /**
-   * Publishes `data` to `channel`; when the server accepts it, `recipients` deliveries are expected. Returns false when
-   * skipped (too many requests in flight).
+   * Publishes load message `seq` (`data`) to `channel`; when the server accepts it, `recipients` deliveries are expected.
+   * Returns false when skipped (too many requests in flight).
    */
-  publish(channel: string, data: string, recipients: number): boolean;
+  publish(seq: number, channel: string, data: string, recipients: number): boolean;
   /** Requests still waiting for an answer. */
   inFlight(): number;
   /** Resolves once nothing is in flight. */
@@ -45,7 +45,7 @@ export function createHttpPublisher(options: HttpPublisherOptions): HttpPublishe
   };
 
   return {
-    publish(channel, data, recipients) {
+    publish(seq, channel, data, recipients) {
       if (inFlight >= options.maxInFlight) {
         tally.skipped++;
         return false;
@@ -77,7 +77,9 @@ export function createHttpPublisher(options: HttpPublisherOptions): HttpPublishe
           }
         })
         .catch((err: Error & { cause?: { code?: string } }) => {
-          tally.error(`HTTP publish failed: ${err.cause?.code ?? err.name}`);
+          // No answer is no verdict: the server may have accepted it (its deliveries will tell, see Tally.unanswered).
+          tally.error(`HTTP publish got no answer: ${err.cause?.code ?? err.name}`);
+          if (recipients > 0) tally.unanswered.set(seq, recipients);
         })
         .finally(done);
       return true;

@@ -200,7 +200,7 @@ export class LoadSocket {
       default: {
         if (event.startsWith('pusher')) return;
         const payload = decodePayload(frame.data);
-        if (payload !== undefined) this.tally.delivered((performance.now() - payload.t) * 1000);
+        if (payload !== undefined) this.tally.delivered(payload.s, (performance.now() - payload.t) * 1000);
       }
     }
   }

@@ -38,6 +38,8 @@ export interface LoadReport {
     /** Sends skipped because the generator could not keep up. */
     skipped: number;
     http_accepted: number;
+    /** HTTP publishes that got no answer (timeout) but whose deliveries arrived: accepted, counted in http_accepted. */
+    http_accepted_unanswered: number;
     client_events_refused: number;
     expected_deliveries: number;
     received: number;
@@ -102,7 +104,8 @@ export function buildReport(options: LoadOptions, result: RunResult, audit: Audi
       publish_via_reason: result.publishViaReason,
       sent: t.messagesSent,
       skipped: t.skipped,
-      http_accepted: t.httpPublished,
+      http_accepted: t.httpPublished + t.httpAcceptedUnanswered,
+      http_accepted_unanswered: t.httpAcceptedUnanswered,
       client_events_refused: t.clientEventsRejected,
       expected_deliveries: t.expectedDeliveries,
       received: t.deliveries,

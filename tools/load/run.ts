@@ -175,7 +175,7 @@ export async function runLoad(options: LoadOptions, onProgress: (s: ProgressStat
         issued++;
         const data = encodePayload(issued, options.payloadBytes);
         if (http !== undefined) {
-          http.publish(socket.plan.channel, data, recipients(socket, false));
+          http.publish(issued, socket.plan.channel, data, recipients(socket, false));
         } else if (socket.isOpen && socket.sendClientEvent(data)) {
           tally.messagesSent++;
           tally.expectedDeliveries += recipients(socket, true);

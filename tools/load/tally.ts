@@ -52,6 +52,13 @@ export class Tally {
   httpPublished = 0;
   /** HTTP publishes attempted. */
   httpAttempted = 0;
+  /**
+   * HTTP publishes that got no answer (timeout, reset) by sequence number, with their recipients then: the outcome is
+   * unknown until one of their deliveries arrives, which proves the server accepted them.
+   */
+  readonly unanswered = new Map<number, number>();
+  /** Unanswered HTTP publishes whose deliveries arrived: accepted after all. */
+  httpAcceptedUnanswered = 0;
   /** Load messages sent (client events or HTTP publishes). */
   messagesSent = 0;
   /** Deliveries the clients should see: for each accepted message, the sockets subscribed to its channel then. */
@@ -77,9 +84,15 @@ export class Tally {
     bump(this.errors, reason);
   }
 
-  /** Records one load-message delivery `micros` after it was sent. */
-  delivered(micros: number): void {
+  /** Records one delivery of load message `seq`, `micros` after it was sent. */
+  delivered(seq: number, micros: number): void {
     this.deliveries++;
+    const recipients = this.unanswered.get(seq);
+    if (recipients !== undefined) {
+      this.unanswered.delete(seq);
+      this.httpAcceptedUnanswered++;
+      this.expectedDeliveries += recipients;
+    }
     this.latency.recordValue(Math.max(1, Math.round(micros)));
   }
 
