@@ -43,6 +43,7 @@ const SENT_KINDS: ServerFrameKind[] = ['protocol', 'presence', 'channel_event', 
 
 const MORE_ON_SERVER_OTHERS = 'other clients of this app on the same server (the audit assumes this run is its only load)';
 
+/** Compares the server's counter increases (before → drained → after) with the clients' tally, pair by pair. */
 export function buildAudit(
   tally: Tally,
   before: Scrape,

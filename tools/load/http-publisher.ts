@@ -9,6 +9,7 @@ import type { Tally } from './tally.js';
 /** The event name of load messages sent over HTTP. */
 export const HTTP_EVENT = 'load';
 
+/** Where and as whom to publish, and the bound on requests in flight. */
 export interface HttpPublisherOptions {
   /** http://host:port of the server. */
   baseUrl: string;
@@ -19,6 +20,7 @@ export interface HttpPublisherOptions {
   tally: Tally;
 }
 
+/** Signed HTTP API publishes of load messages. */
 export interface HttpPublisher {
   /**
    * Publishes load message `seq` (`data`) to `channel`; when the server accepts it, `recipients` deliveries are expected.
@@ -31,6 +33,7 @@ export interface HttpPublisher {
   idle(): Promise<void>;
 }
 
+/** A publisher over `fetch` (keep-alive connections), counting into `options.tally`. */
 export function createHttpPublisher(options: HttpPublisherOptions): HttpPublisher {
   const { tally } = options;
   const path = `/apps/${encodeURIComponent(options.appId)}/events`;

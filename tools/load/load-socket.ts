@@ -29,6 +29,7 @@ interface Frame {
   data?: unknown;
 }
 
+/** One load connection; every frame it sends or receives is counted in the shared `Tally`. */
 export class LoadSocket {
   readonly plan: SocketPlan;
   state: State = 'connecting';

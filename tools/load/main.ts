@@ -30,23 +30,25 @@ async function main(): Promise<number> {
     return 2;
   }
   const progress = createProgress(process.stderr, process.stderr.isTTY === true);
-  let stopping = false;
-  process.once('SIGINT', () => {
-    // Sockets are closed by the run's own bounds; a second Ctrl-C ends the process at once.
-    stopping = true;
-    process.stderr.write('\nbeacon-load: interrupted, exiting\n');
-    process.exit(130);
-  });
+  // First Ctrl-C: end the ramp or steady state now, then drain, close every socket and report as usual. Second: exit.
+  const stop = new AbortController();
+  const onSigint = () => {
+    if (stop.signal.aborted) process.exit(130);
+    stop.abort();
+    process.stderr.write('\nbeacon-load: stopping early (Ctrl-C again to exit at once)\n');
+  };
+  process.on('SIGINT', onSigint);
   let result;
   try {
-    result = await runLoad(options, (s) => progress.update(s));
+    result = await runLoad(options, (s) => progress.update(s), stop.signal);
   } catch (err) {
     progress.stop();
     process.stderr.write(`beacon-load: ${(err as Error).message}\n`);
     return 2;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
   }
   progress.stop();
-  if (stopping) return 130;
   const audit =
     options.metrics !== undefined && result.before !== undefined && result.drained !== undefined && result.after !== undefined
       ? buildAudit(result.tally, result.before, result.drained, result.after, {

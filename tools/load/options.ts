@@ -4,7 +4,9 @@
  */
 import { parseArgs } from 'node:util';
 
+/** The channel types a load test can use (encrypted and cache channels are left out). */
 export type ChannelType = 'public' | 'private' | 'presence';
+/** How load messages are sent: decided by a probe (auto), or forced. */
 export type PublishVia = 'auto' | 'client' | 'http';
 
 /** Everything a run needs, validated. */
@@ -36,6 +38,7 @@ export interface LoadOptions {
 /** A command-line mistake: printed with a pointer to --help, exit code 2. */
 export class UsageError extends Error {}
 
+/** The --help text: every flag, its default and what it does. */
 export const HELP = `beacon-load: opens many Pusher protocol 7 WebSocket connections to a server, subscribes them to channels, sends
 messages at a fixed rate, measures what arrives, and (with --metrics) audits the server's own counters against what the
 clients saw. It stops by itself and closes every socket.
@@ -62,13 +65,15 @@ Usage: beacon-load [flags]        (npm run load -- [flags] / npx beacon-load [fl
   --app-secret S        app secret, for private/presence auth and HTTP publishes (default $APP_SECRET or app-secret)
   --metrics URL         the server's Prometheus endpoint (e.g. http://127.0.0.1:9464/metrics): scraped before and after,
                         its counters compared with what the clients saw (the audit)
-  --max-error-rate F    fraction of lost messages / failed connections tolerated before the exit code is 1 (default 0)
+  --max-error-rate F    fraction of lost deliveries, failed connections or skipped sends tolerated before the exit
+                        code is 1 (default 0)
   --allow-remote        allow a --host outside the loopback range (refused otherwise: a load test is aimed on purpose)
   --json                write the report as one JSON document on stdout (progress stays on stderr)
   -h, --help            this text
 
-Exit codes: 0 all delivered and the audit (if any) found no difference; 1 lost messages, failed connections past
---max-error-rate, or an audit difference; 2 a usage error or the run could not start.`;
+Exit codes: 0 all delivered and the audit (if any) found no difference; 1 lost deliveries, failed connections or
+skipped sends (the load could not be applied) past --max-error-rate, or an audit difference; 2 a usage error or the
+run could not start.`;
 
 function number(name: string, text: string | undefined, fallback: number, min: number, integer: boolean): number {
   if (text === undefined) return fallback;

@@ -5,6 +5,7 @@
 import cliProgress from 'cli-progress';
 import type { ProgressStatus } from './run.js';
 
+/** The live progress display. */
 export interface Progress {
   update(status: ProgressStatus): void;
   stop(): void;
@@ -19,6 +20,7 @@ function fields(s: ProgressStatus): string {
   );
 }
 
+/** A progress display on `stream`: a redrawn bar on a terminal, plain lines otherwise. */
 export function createProgress(stream: NodeJS.WriteStream, tty: boolean): Progress {
   if (!tty) {
     let last = 0;

@@ -17,6 +17,7 @@ export interface Percentiles {
   max: number;
 }
 
+/** The report of a run: what --json prints, and what the table shows. */
 export interface LoadReport {
   tool: 'beacon-load';
   started_at: string;
@@ -55,6 +56,7 @@ export interface LoadReport {
 }
 
 const round = (n: number, digits = 3) => Number(n.toFixed(digits));
+const MAX_IN_FLIGHT_TEXT = 'the HTTP requests in flight at their limit';
 
 function percentiles(h: Histogram): Percentiles {
   const at = (p: number) => (h.totalCount === 0 ? 0 : round(h.getValueAtPercentile(p) / 1000));
@@ -65,6 +67,7 @@ function record<K extends string | number>(map: Map<K, number>): Record<string, 
   return Object.fromEntries([...map.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [String(k), v]));
 }
 
+/** Builds the report and its verdict (the exit code) from a finished run. */
 export function buildReport(options: LoadOptions, result: RunResult, audit: Audit | null): LoadReport {
   const t = result.tally;
   const { appSecret: _secret, json: _json, ...shown } = options;
@@ -77,6 +80,11 @@ export function buildReport(options: LoadOptions, result: RunResult, audit: Audi
   const failRate = t.attempted === 0 ? 0 : t.failed / t.attempted;
   if (t.failed > 0 && failRate > options.maxErrorRate) {
     reasons.push(`${t.failed} of ${t.attempted} connections failed (${(failRate * 100).toFixed(2)} %)`);
+  }
+  const wanted = t.messagesSent + t.skipped;
+  const skipRate = wanted === 0 ? 0 : t.skipped / wanted;
+  if (t.skipped > 0 && skipRate > options.maxErrorRate) {
+    reasons.push(`the load was not applied: ${t.skipped} of ${wanted} sends skipped with ${MAX_IN_FLIGHT_TEXT} unanswered`);
   }
   if (audit !== null && audit.differences > 0) reasons.push(`the audit found ${audit.differences} difference(s)`);
   const steady = result.phases.steadySeconds;

@@ -11,6 +11,7 @@ import type { LoadOptions } from './options.js';
 import { encodePayload } from './payload.js';
 import { Tally } from './tally.js';
 
+/** The phases of a run, in order. */
 export type Phase = 'ramp' | 'steady' | 'drain' | 'close' | 'audit';
 
 /** What the live progress line shows, once a second. */
@@ -28,6 +29,7 @@ export interface ProgressStatus {
   p99Ms: number;
 }
 
+/** A finished run: the clients' tally, how messages were sent, phase lengths and the scrapes for the audit. */
 export interface RunResult {
   tally: Tally;
   publishVia: 'client' | 'http' | 'none';
@@ -63,8 +65,15 @@ function channelName(options: LoadOptions, index: number): string {
   return `${prefix}beacon-load-${index % options.channels}`;
 }
 
-/** Runs the whole test; `onProgress` is called about once a second. */
-export async function runLoad(options: LoadOptions, onProgress: (s: ProgressStatus) => void): Promise<RunResult> {
+/**
+ * Runs the whole test; `onProgress` is called about once a second. When `stop` aborts (Ctrl-C), the ramp and the steady
+ * state end early and the run goes on to drain, close every socket and scrape, as at a normal end.
+ */
+export async function runLoad(
+  options: LoadOptions,
+  onProgress: (s: ProgressStatus) => void,
+  stop: AbortSignal = new AbortController().signal,
+): Promise<RunResult> {
   const tally = new Tally();
   const startedAt = new Date().toISOString();
   const before = options.metrics === undefined ? undefined : await scrape(options.metrics);
@@ -108,7 +117,7 @@ export async function runLoad(options: LoadOptions, onProgress: (s: ProgressStat
   try {
     // Ramp: socket i is opened i / rate seconds in.
     const rampStart = performance.now();
-    while (sockets.length < options.sockets) {
+    while (sockets.length < options.sockets && !stop.aborted) {
       const due = Math.min(options.sockets, Math.floor(((performance.now() - rampStart) / 1000) * options.rate) + 1);
       while (sockets.length < due) {
         const index = sockets.length;
@@ -168,7 +177,7 @@ export async function runLoad(options: LoadOptions, onProgress: (s: ProgressStat
     const steadyStart = performance.now();
     const totalRate = options.sockets * options.sendRate;
     let issued = 0;
-    while (performance.now() - steadyStart < options.duration * 1000) {
+    while (performance.now() - steadyStart < options.duration * 1000 && !stop.aborted) {
       const due = via === 'none' ? 0 : Math.floor(((performance.now() - steadyStart) / 1000) * totalRate);
       while (issued < due) {
         const socket = sockets[issued % sockets.length] as LoadSocket;

@@ -29,6 +29,7 @@ export function bump<K>(map: Map<K, number>, key: K, n = 1): void {
   map.set(key, (map.get(key) ?? 0) + n);
 }
 
+/** The counts of one run, shared by every socket and the HTTP publisher. */
 export class Tally {
   /** Connections attempted (WebSocket opened or tried). */
   attempted = 0;

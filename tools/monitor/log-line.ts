@@ -5,6 +5,7 @@
 
 export type Severity = 'warn' | 'error' | 'fatal';
 
+/** One warn/error/fatal line, reduced to what the monitor shows and groups by. */
 export interface LogEvent {
   time: string;
   level: Severity;

@@ -1,8 +1,10 @@
 /** beacon-monitor's command line (util.parseArgs), its help text, and validation into `MonitorOptions`. */
 import { parseArgs } from 'node:util';
 
+/** tty (columns, colour), plain (key=value lines) or json (one object per line). */
 export type OutputMode = 'tty' | 'plain' | 'json';
 
+/** Everything a monitoring session needs, validated. */
 export interface MonitorOptions {
   /** How long to run; 0 until Ctrl-C. */
   seconds: number;
@@ -22,8 +24,10 @@ export interface MonitorOptions {
 /** A command-line mistake: printed with a pointer to --help, exit code 2. */
 export class UsageError extends Error {}
 
+/** Beacon's warn and worse lines, by the Loki labels docs/telemetry.md defines. */
 export const DEFAULT_LOKI_QUERY = '{service_name="beacon", level=~"warn|error|fatal"}';
 
+/** The --help text: every flag, its default and what it does. */
 export const HELP = `beacon-monitor: a live view of one Beacon node for an operator: every --interval seconds a snapshot of /metrics
 (connections, connect and disconnect rates, messages in and out per second, errors per second by reason, broadcast
 p50/p99 from the histogram buckets, event-loop lag p99, RSS), /healthz and /readyz, and the health of the LGTM stack's

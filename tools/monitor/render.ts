@@ -8,6 +8,7 @@ import type { OutputMode } from './options.js';
 import type { Probe, Snapshot } from './snapshot.js';
 import type { Summary } from './summary.js';
 
+/** One output mode: how snapshots, log lines, problems and the summary are written. */
 export interface Renderer {
   snapshot(s: Snapshot): void;
   log(e: LogEvent): void;

@@ -10,6 +10,7 @@ import type { StackHealth } from './stack-health.js';
 /** What one endpoint answered: an HTTP status, or why it did not. */
 export type Probe = { status: number } | { error: string };
 
+/** What one snapshot shows; undefined where /metrics could not tell (first snapshot, scrape failed). */
 export interface Snapshot {
   time: string;
   /** Seconds the rates are taken over; 0 for the first snapshot (no rates yet). */

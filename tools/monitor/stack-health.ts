@@ -4,6 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 
+/** One container of the compose project. */
 export interface ContainerHealth {
   name: string;
   state: string;
@@ -11,6 +12,7 @@ export interface ContainerHealth {
   health: string;
 }
 
+/** The compose project's containers, or why there are none. */
 export interface StackHealth {
   running: boolean;
   /** "not running" and why, or "3/7 healthy"-style summary. */

@@ -3,6 +3,7 @@ import { sum, type Scrape } from '../shared/exposition.js';
 import type { LogEvent } from './log-line.js';
 import type { Snapshot } from './snapshot.js';
 
+/** The end-of-session summary (also the `summary` object of --json). */
 export interface Summary {
   seconds: number;
   snapshots: number;
@@ -38,6 +39,7 @@ const TOTALS: Record<string, string> = {
 
 type Peaks = Summary['peaks'];
 
+/** Accumulates scrapes, snapshots and log lines into a `Summary`. */
 export class SummaryBuilder {
   private readonly startedAt = Date.now();
   private first: Scrape | undefined;
