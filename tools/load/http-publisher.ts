@@ -76,6 +76,7 @@ export function createHttpPublisher(options: HttpPublisherOptions): HttpPublishe
             tally.httpPublished++;
             tally.expectedDeliveries += recipients;
           } else {
+            tally.httpRefused++;
             tally.error(`HTTP publish answered ${res.status}`);
           }
         })

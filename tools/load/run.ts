@@ -47,7 +47,10 @@ export interface RunResult {
 
 const CONNECT_TIMEOUT_MS = 10_000;
 const PROBE_TIMEOUT_MS = 3000;
+/** After the last answer and the server caught up, how long deliveries still missing may take before they count as lost. */
 const DRAIN_MS = 3000;
+/** Bound on the whole drain: a server that lags (or HTTP requests that time out, 10 s) is waited for this long at most. */
+const DRAIN_MAX_MS = 30_000;
 const CLOSE_MS = 5000;
 const SETTLE_MS = 5000;
 const MAX_HTTP_IN_FLIGHT = 256;
@@ -77,6 +80,7 @@ export async function runLoad(
   const tally = new Tally();
   const startedAt = new Date().toISOString();
   const before = options.metrics === undefined ? undefined : await scrape(options.metrics);
+  if (before !== undefined) tally.publishedBefore = sum(before, 'websocket_events_published_total', { app_id: options.appId });
   const sockets: LoadSocket[] = [];
   /** Subscribed, not yet closed sockets per channel: the recipients of a message sent now. */
   const members = new Map<string, Set<LoadSocket>>();
@@ -197,15 +201,11 @@ export async function runLoad(
     const steadySeconds = (performance.now() - steadyStart) / 1000;
 
     // Drain: stalled sockets read again; wait for the answers and deliveries still in flight, bounded.
-    enterPhase('drain', DRAIN_MS / 1000);
+    enterPhase('drain', DRAIN_MAX_MS / 1000);
     const drainStart = performance.now();
     for (const s of stalled) s.resume();
-    while (performance.now() - drainStart < DRAIN_MS) {
-      if ((http === undefined || http.inFlight() === 0) && tally.deliveries >= tally.expectedDeliveries) break;
-      await delay(TICK_MS);
-    }
+    const drained = await drain(options, via, tally, http);
     const drainSeconds = (performance.now() - drainStart) / 1000;
-    const drained = options.metrics === undefined ? undefined : await scrape(options.metrics);
 
     enterPhase('close', CLOSE_MS / 1000);
     const closeStart = performance.now();
@@ -233,6 +233,48 @@ export async function runLoad(
     clearInterval(progress);
     for (const s of sockets) if (s.state !== 'closed') s.terminate();
   }
+}
+
+/**
+ * Waits for what is still in flight: HTTP answers, the server working through its backlog (with --metrics: until it
+ * counts as published every message this run sent and was not refused; a publish whose request timed out may still be
+ * processed), then the deliveries. Returns the scrape taken at the end (undefined without --metrics).
+ */
+async function drain(
+  options: LoadOptions,
+  via: 'client' | 'http' | 'none',
+  tally: Tally,
+  http: HttpPublisher | undefined,
+): Promise<Scrape | undefined> {
+  const start = performance.now();
+  const app = { app_id: options.appId };
+  let caughtUpAt: number | undefined;
+  let last: Scrape | undefined;
+  while (performance.now() - start < DRAIN_MAX_MS) {
+    const answered = http === undefined || http.inFlight() === 0;
+    let serverCaughtUp = true;
+    if (options.metrics !== undefined && via !== 'none' && answered) {
+      last = await scrape(options.metrics).catch(() => last);
+      if (last !== undefined) {
+        const published = sum(last, 'websocket_events_published_total', app) - tally.publishedBefore;
+        serverCaughtUp = published >= owedPublishes(tally, via);
+      }
+    }
+    if (answered && serverCaughtUp) {
+      caughtUpAt ??= performance.now();
+      if (tally.deliveries >= tally.expectedDeliveries) break;
+      if (performance.now() - caughtUpAt >= DRAIN_MS) break;
+    }
+    await delay(options.metrics === undefined ? TICK_MS : 100);
+  }
+  return options.metrics === undefined ? undefined : scrape(options.metrics);
+}
+
+/** Messages of this run the server should have counted as published: sent and not refused. */
+function owedPublishes(tally: Tally, via: 'client' | 'http' | 'none'): number {
+  if (via === 'http') return tally.httpAttempted - tally.httpRefused;
+  if (via === 'client') return (tally.framesSent.get('client_event') ?? 0) - tally.clientEventsRejected;
+  return 0;
 }
 
 /** Client events when the channel type and the app allow them, HTTP publishes otherwise. */

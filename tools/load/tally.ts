@@ -53,6 +53,10 @@ export class Tally {
   httpPublished = 0;
   /** HTTP publishes attempted. */
   httpAttempted = 0;
+  /** HTTP publishes answered with anything but 200 (refused: never published). */
+  httpRefused = 0;
+  /** The server's websocket_events_published_total for the app before the run (with --metrics), for the drain. */
+  publishedBefore = 0;
   /**
    * HTTP publishes that got no answer (timeout, reset) by sequence number, with their recipients then: the outcome is
    * unknown until one of their deliveries arrives, which proves the server accepted them.
