@@ -83,7 +83,7 @@ export function createHttpPublisher(options: HttpPublisherOptions): HttpPublishe
         .catch((err: Error & { cause?: { code?: string } }) => {
           // No answer is no verdict: the server may have accepted it (its deliveries will tell, see Tally.unanswered).
           tally.error(`HTTP publish got no answer: ${err.cause?.code ?? err.name}`);
-          if (recipients > 0) tally.unanswered.set(seq, recipients);
+          tally.unansweredPublish(seq, recipients);
         })
         .finally(done);
       return true;

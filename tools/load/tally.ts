@@ -64,6 +64,8 @@ export class Tally {
   readonly unanswered = new Map<number, number>();
   /** Unanswered HTTP publishes whose deliveries arrived: accepted after all. */
   httpAcceptedUnanswered = 0;
+  /** Sequence numbers of load messages delivered at least once (a delivery may beat its own HTTP answer). */
+  private readonly seen = new Set<number>();
   /** Load messages sent (client events or HTTP publishes). */
   messagesSent = 0;
   /** Deliveries the clients should see: for each accepted message, the sockets subscribed to its channel then. */
@@ -92,6 +94,7 @@ export class Tally {
   /** Records one delivery of load message `seq`, `micros` after it was sent. */
   delivered(seq: number, micros: number): void {
     this.deliveries++;
+    this.seen.add(seq);
     const recipients = this.unanswered.get(seq);
     if (recipients !== undefined) {
       this.unanswered.delete(seq);
@@ -99,6 +102,16 @@ export class Tally {
       this.expectedDeliveries += recipients;
     }
     this.latency.recordValue(Math.max(1, Math.round(micros)));
+  }
+
+  /** An HTTP publish of `seq` got no answer: accepted if one of its deliveries arrived already, else pending. */
+  unansweredPublish(seq: number, recipients: number): void {
+    if (this.seen.has(seq)) {
+      this.httpAcceptedUnanswered++;
+      this.expectedDeliveries += recipients;
+    } else if (recipients > 0) {
+      this.unanswered.set(seq, recipients);
+    }
   }
 
   /** Sum of every error reason's count. */
