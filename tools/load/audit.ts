@@ -66,7 +66,7 @@ export function buildAudit(
     sel('websocket_connections_opened_total'),
     delta('websocket_connections_opened_total'),
     tally.established,
-    `accepted connections whose pusher:connection_established never reached the client (lost), or ${MORE_ON_SERVER_OTHERS}`,
+    `accepted connections whose pusher:connection_established did not reach the client in time (it gave up: see the "connect timeout" errors) or was lost, or ${MORE_ON_SERVER_OTHERS}`,
     'connections the clients saw established that the server did not count: a telemetry bug',
   );
   row(
@@ -74,7 +74,7 @@ export function buildAudit(
     sel('websocket_connections_closed_total'),
     delta('websocket_connections_closed_total'),
     tally.closedAfterEstablished,
-    MORE_ON_SERVER_OTHERS,
+    `connections the clients gave up on before connection_established (see "connections opened"), or ${MORE_ON_SERVER_OTHERS}`,
     options.settled
       ? 'closes the server never recorded although its connections are gone: a telemetry bug'
       : 'the server had not finished closing these connections at the last scrape (see "settled"): re-run, or a leak',
@@ -110,7 +110,7 @@ export function buildAudit(
       sel('websocket_messages_sent_total', `,kind="${kind}"`),
       server,
       clients,
-      `frames the server wrote that never reached a client: lost in the send buffer of a socket it cut (slow consumer, see websocket_backpressure_events_total), or ${MORE_ON_SERVER_OTHERS}`,
+      `frames the server wrote that never reached a client: lost in the buffer of a socket that was cut — by the server (slow consumer, see websocket_backpressure_events_total) or by a client that gave up (connect timeout) — or ${MORE_ON_SERVER_OTHERS}`,
       'frames the clients received that the server did not count as sent: a telemetry bug',
     );
   }
