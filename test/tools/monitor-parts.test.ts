@@ -11,7 +11,7 @@ import { histogramQuantile } from '../../tools/monitor/histogram-quantile.js';
 import { parseLogLine, type LogEvent } from '../../tools/monitor/log-line.js';
 import { followLoki } from '../../tools/monitor/log-sources.js';
 import { DEFAULT_LOKI_QUERY } from '../../tools/monitor/options.js';
-import { parseExposition, sum, sumBy } from '../../tools/shared/exposition.js';
+import { parseExposition, sum, sumBy } from '../../tools/prometheus/exposition.js';
 import { until } from '../helpers/wait.js';
 
 test('histogramQuantile interpolates inside the bucket the rank falls in, like histogram_quantile()', () => {

@@ -4,7 +4,7 @@
  * the server counting less than the clients saw is a telemetry bug; the server counting more means traffic that never
  * reached a client (lost) or other clients on the same server (the audit assumes this run is the server's only load).
  */
-import { sum, sumBy, type Scrape } from '../shared/exposition.js';
+import { sum, sumBy, type Scrape } from '../prometheus/exposition.js';
 import type { ClientFrameKind, ServerFrameKind, Tally } from './tally.js';
 
 /** One compared pair. */

@@ -4,7 +4,7 @@
  * close (every socket closed with 1000, cut after a bound). With --metrics the server is scraped before the ramp and once
  * every connection is gone on its side too, for the audit.
  */
-import { scrape, sum, type Scrape } from '../shared/exposition.js';
+import { scrape, sum, type Scrape } from '../prometheus/exposition.js';
 import { createHttpPublisher, type HttpPublisher } from './http-publisher.js';
 import { LoadSocket } from './load-socket.js';
 import type { LoadOptions } from './options.js';

@@ -2,7 +2,7 @@
  * beacon-monitor's entry: a snapshot at once and every --interval seconds, log lines as they come, a summary at the end
  * (after [seconds], on Ctrl-C, or on SIGTERM). Started by tools/bin/beacon-monitor.mjs.
  */
-import { scrape, type Scrape } from '../shared/exposition.js';
+import { scrape, type Scrape } from '../prometheus/exposition.js';
 import { followFile, followLoki, followStream, type LogSource } from './log-sources.js';
 import { HELP, parseMonitorOptions, UsageError, type MonitorOptions } from './options.js';
 import { createRenderer } from './render.js';

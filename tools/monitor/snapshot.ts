@@ -3,7 +3,7 @@
  * over the interval (a counter that went down means the process restarted: its value since then is used, as PromQL's
  * rate() does), broadcast latency from the histogram buckets observed in the interval.
  */
-import { select, sum, sumBy, type Scrape } from '../shared/exposition.js';
+import { select, sum, sumBy, type Scrape } from '../prometheus/exposition.js';
 import { histogramQuantile, type Bucket } from './histogram-quantile.js';
 import type { StackHealth } from './stack-health.js';
 

@@ -1,5 +1,5 @@
 /** What a monitoring session adds up to: peaks over the snapshots, totals over the run, distinct errors with counts. */
-import { sum, type Scrape } from '../shared/exposition.js';
+import { sum, type Scrape } from '../prometheus/exposition.js';
 import type { LogEvent } from './log-line.js';
 import type { Snapshot } from './snapshot.js';
 
