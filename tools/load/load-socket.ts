@@ -70,7 +70,9 @@ export class LoadSocket {
         else tally.closedBeforeEstablished++;
         if (!this.closing) {
           const text = reason.toString('utf8');
-          tally.error(`closed by the server: ${code}${text === '' ? '' : ` ${text}`}`);
+          const detail = `${code}${text === '' ? '' : ` ${text}`}`;
+          // A socket that never got connection_established may never have reached the server (refused, reset).
+          tally.error(wasEstablished ? `closed by the server: ${detail}` : `closed before connection_established: ${detail}`);
         }
         this.settle(false);
         resolve(code);

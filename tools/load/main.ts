@@ -9,6 +9,12 @@ import { createProgress } from './progress.js';
 import { buildReport, renderReport } from './report.js';
 import { runLoad } from './run.js';
 
+// A reader that goes away (`| head`) ends the tool quietly instead of with an EPIPE stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 async function main(): Promise<number> {
   let options: LoadOptions | null;
   try {

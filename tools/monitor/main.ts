@@ -10,6 +10,12 @@ import { buildSnapshot, probe } from './snapshot.js';
 import { stackHealth } from './stack-health.js';
 import { SummaryBuilder } from './summary.js';
 
+// A reader that goes away (`| head`) ends the tool quietly instead of with an EPIPE stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 async function main(): Promise<number> {
   let options: MonitorOptions | null;
   try {
@@ -47,7 +53,10 @@ async function main(): Promise<number> {
     const [metrics, healthz, readyz, stack] = await Promise.all([
       scrape(o.metricsUrl).then(
         (s) => ({ scrape: s, error: undefined }),
-        (err: Error & { cause?: { code?: string } }) => ({ scrape: undefined, error: err.cause?.code ?? err.message }),
+        (err: Error & { cause?: Error & { cause?: { code?: string } } }) => ({
+          scrape: undefined,
+          error: err.cause?.cause?.code ?? err.cause?.name ?? err.message,
+        }),
       ),
       probe(`${o.httpUrl}/healthz`),
       probe(`${o.httpUrl}/readyz`),

@@ -68,7 +68,13 @@ export function sumBy(scrape: Scrape, name: string, label: string, match: Record
 
 /** GETs and parses `url`; rejects on a non-200 answer or after `timeoutMs`. */
 export async function scrape(url: string, timeoutMs = 5000): Promise<Scrape> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string } };
+    throw new Error(`cannot read ${url}: ${e.cause?.code ?? e.name}`, { cause: err });
+  }
   const text = await res.text();
   if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
   return parseExposition(text);
