@@ -1,0 +1,240 @@
+/**
+ * One load connection: Pusher protocol 7 over a bare `ws` socket (thousands fit in one process, unlike pusher-js).
+ * It subscribes to its channel once established (private and presence auth signed here with the app secret, exactly as
+ * an auth endpoint signs it), answers server pings, sends client events when asked, and tallies every frame both ways.
+ */
+import WebSocket from 'ws';
+import { channelAuthString, sign } from '../../src/protocol/signatures.js';
+import { decodePayload } from './payload.js';
+import { serverFrameKind, type Tally } from './tally.js';
+
+/** Where and how one socket connects. */
+export interface SocketPlan {
+  index: number;
+  /** ws://host:port/app/{key}?protocol=7&… */
+  url: string;
+  channel: string;
+  appKey: string;
+  appSecret: string;
+}
+
+/** The event name of load messages sent as client events (HTTP publishes use `load`). */
+export const CLIENT_EVENT = 'client-load';
+
+type State = 'connecting' | 'established' | 'subscribed' | 'closed';
+
+interface Frame {
+  event?: unknown;
+  channel?: unknown;
+  data?: unknown;
+}
+
+/** One load connection; every frame it sends or receives is counted in the shared `Tally`. */
+export class LoadSocket {
+  readonly plan: SocketPlan;
+  state: State = 'connecting';
+  socketId = '';
+  /** Resolves once subscribed (true) or failed/closed before that (false). */
+  readonly settled: Promise<boolean>;
+  /** Resolves when the socket is closed, with its close code. */
+  readonly closed: Promise<number>;
+  private readonly ws: WebSocket;
+  private readonly tally: Tally;
+  private readonly startedAt = performance.now();
+  private closing = false;
+  private settle: (ok: boolean) => void = () => {};
+  private onProbeError: ((message: string) => void) | undefined;
+  /** Called when the server refuses one of this socket's client events (so its deliveries are not expected). */
+  onClientEventRejected: () => void = () => {};
+
+  constructor(plan: SocketPlan, tally: Tally) {
+    this.plan = plan;
+    this.tally = tally;
+    tally.attempted++;
+    this.settled = new Promise((resolve) => {
+      let done = false;
+      this.settle = (ok) => {
+        if (done) return;
+        done = true;
+        if (!ok) tally.failed++;
+        resolve(ok);
+      };
+    });
+    this.ws = new WebSocket(plan.url, { perMessageDeflate: false, handshakeTimeout: 10_000 });
+    this.closed = new Promise((resolve) => {
+      this.ws.on('close', (code: number, reason: Buffer) => {
+        const wasEstablished = this.state !== 'connecting';
+        this.state = 'closed';
+        tally.closeCodes.set(code, (tally.closeCodes.get(code) ?? 0) + 1);
+        if (wasEstablished) tally.closedAfterEstablished++;
+        else tally.closedBeforeEstablished++;
+        if (!this.closing) {
+          const text = reason.toString('utf8');
+          const detail = `${code}${text === '' ? '' : ` ${text}`}`;
+          // A socket that never got connection_established may never have reached the server (refused, reset).
+          tally.error(wasEstablished ? `closed by the server: ${detail}` : `closed before connection_established: ${detail}`);
+        }
+        this.settle(false);
+        resolve(code);
+      });
+    });
+    this.ws.on('error', (err: Error & { code?: string }) => {
+      tally.error(`socket error: ${err.code ?? err.message}`);
+    });
+    this.ws.on('message', (raw: Buffer) => this.onFrame(raw));
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'subscribed' && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Sends one load message as a client event on this socket's channel; false when the socket cannot send. */
+  sendClientEvent(data: string): boolean {
+    return this.sendFrame({ event: CLIENT_EVENT, channel: this.plan.channel, data }, 'client_event');
+  }
+
+  /**
+   * Asks the server whether client events are allowed: a client event on a channel this socket is not subscribed to is
+   * always refused with `pusher:error`, and the message says whether it was because client events are disabled.
+   * Resolves with that message (or undefined when no answer came in `timeoutMs`).
+   */
+  probeClientEvents(timeoutMs: number): Promise<string | undefined> {
+    const prefix = this.plan.channel.startsWith('presence-') ? 'presence-' : 'private-';
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.onProbeError = undefined;
+        resolve(undefined);
+      }, timeoutMs);
+      this.onProbeError = (message) => {
+        clearTimeout(timer);
+        this.onProbeError = undefined;
+        resolve(message);
+      };
+      const sent = this.sendFrame({ event: 'client-beacon-load-probe', channel: `${prefix}beacon-load-probe`, data: '{}' }, 'client_event');
+      if (!sent) this.onProbeError('socket not open');
+    });
+  }
+
+  /** Stops reading (a stalled client): the server's writes pile up in the kernel buffers, then in its send buffer. */
+  stall(): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.pause();
+  }
+
+  resume(): void {
+    if (this.ws.isPaused) this.ws.resume();
+  }
+
+  /** Closes with 1000 (terminates a socket still connecting); resolves once the close handshake finished. */
+  close(): Promise<number> {
+    this.closing = true;
+    this.resume();
+    if (this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
+    else if (this.ws.readyState === WebSocket.OPEN) this.ws.close(1000, 'load test done');
+    return this.closed;
+  }
+
+  /** Cuts the socket without a handshake (a close that did not finish in time). */
+  terminate(): void {
+    this.closing = true;
+    this.ws.terminate();
+  }
+
+  /** Gives up on a connection that did not subscribe in time. */
+  timeOut(): void {
+    if (this.state === 'subscribed' || this.state === 'closed') return;
+    this.tally.error(this.state === 'connecting' ? 'connect timeout' : 'subscribe timeout');
+    this.terminate();
+  }
+
+  private sendFrame(frame: Record<string, unknown>, kind: 'subscribe' | 'pong' | 'client_event'): boolean {
+    if (this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(frame));
+    this.tally.sent(kind);
+    return true;
+  }
+
+  private onFrame(raw: Buffer): void {
+    let frame: Frame;
+    try {
+      frame = JSON.parse(raw.toString('utf8')) as Frame;
+    } catch {
+      this.tally.error('server sent a frame that is not JSON');
+      return;
+    }
+    const event = typeof frame.event === 'string' ? frame.event : '';
+    const channel = typeof frame.channel === 'string' ? frame.channel : undefined;
+    this.tally.received(serverFrameKind(event, channel));
+    switch (event) {
+      case 'pusher:connection_established':
+        this.established(frame.data);
+        return;
+      case 'pusher_internal:subscription_succeeded':
+        if (channel === this.plan.channel && this.state === 'established') {
+          this.state = 'subscribed';
+          this.tally.subscribed++;
+          this.settle(true);
+        }
+        return;
+      case 'pusher:subscription_error': {
+        const data = parseData(frame.data);
+        this.tally.error(`subscription_error ${String(data.status ?? '')} ${String(data.error ?? '')}`.trim());
+        this.settle(false);
+        return;
+      }
+      case 'pusher:ping':
+        this.sendFrame({ event: 'pusher:pong', data: {} }, 'pong');
+        return;
+      case 'pusher:error': {
+        const data = parseData(frame.data);
+        const code = typeof data.code === 'number' ? data.code : null;
+        // 4000–4299 come with a close frame: counted there, with the close code.
+        if (code !== null && code >= 4000 && code < 4300) return;
+        const message = String(data.message ?? '');
+        // Every other pusher:error on a load socket answers a client event (the probe included): not published.
+        this.tally.clientEventsRejected++;
+        if (this.onProbeError !== undefined) {
+          this.onProbeError(message);
+        } else {
+          this.tally.error(`pusher:error ${code ?? '-'} ${message}`);
+          this.onClientEventRejected();
+        }
+        return;
+      }
+      default: {
+        if (event.startsWith('pusher')) return;
+        const payload = decodePayload(frame.data);
+        if (payload !== undefined) this.tally.delivered(payload.s, (performance.now() - payload.t) * 1000);
+      }
+    }
+  }
+
+  private established(data: unknown): void {
+    if (this.state !== 'connecting') return;
+    this.state = 'established';
+    this.tally.established++;
+    this.tally.connectTime.recordValue(Math.max(1, Math.round((performance.now() - this.startedAt) * 1000)));
+    this.socketId = String(parseData(data).socket_id ?? '');
+    const channel = this.plan.channel;
+    const subscribe: Record<string, string> = { channel };
+    if (channel.startsWith('presence-')) {
+      const channelData = JSON.stringify({ user_id: `load-${this.plan.index}`, user_info: { load: true } });
+      subscribe.channel_data = channelData;
+      subscribe.auth = `${this.plan.appKey}:${sign(this.plan.appSecret, channelAuthString(this.socketId, channel, channelData))}`;
+    } else if (channel.startsWith('private-')) {
+      subscribe.auth = `${this.plan.appKey}:${sign(this.plan.appSecret, channelAuthString(this.socketId, channel))}`;
+    }
+    this.sendFrame({ event: 'pusher:subscribe', data: subscribe }, 'subscribe');
+  }
+}
+
+/** Server → client `data` is a JSON string (or, from other servers, an object). */
+function parseData(data: unknown): Record<string, unknown> {
+  if (typeof data === 'object' && data !== null) return data as Record<string, unknown>;
+  if (typeof data !== 'string') return {};
+  try {
+    const parsed = JSON.parse(data) as unknown;
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}

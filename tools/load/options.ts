@@ -1,0 +1,169 @@
+/**
+ * beacon-load's command line: the flags (util.parseArgs), their help text, and their validation into `LoadOptions`.
+ * Invalid input throws `UsageError`, which main.ts prints with a pointer to --help and exit code 2.
+ */
+import { parseArgs } from 'node:util';
+
+/** The channel types a load test can use (encrypted and cache channels are left out). */
+export type ChannelType = 'public' | 'private' | 'presence';
+/** How load messages are sent: decided by a probe (auto), or forced. */
+export type PublishVia = 'auto' | 'client' | 'http';
+
+/** Everything a run needs, validated. */
+export interface LoadOptions {
+  sockets: number;
+  /** New connections per second while ramping. */
+  rate: number;
+  /** Seconds of steady state after the ramp. */
+  duration: number;
+  /** ws://host:port of the server. */
+  host: string;
+  /** Messages per socket per second during the steady state (0: connections only). */
+  sendRate: number;
+  channels: number;
+  channelType: ChannelType;
+  payloadBytes: number;
+  publishVia: PublishVia;
+  /** Sockets that stop reading during the steady state (simulated stalled clients), resumed for the drain. */
+  stall: number;
+  appKey: string;
+  appId: string;
+  appSecret: string;
+  metrics: string | undefined;
+  maxErrorRate: number;
+  allowRemote: boolean;
+  json: boolean;
+}
+
+/** A command-line mistake: printed with a pointer to --help, exit code 2. */
+export class UsageError extends Error {}
+
+/** The --help text: every flag, its default and what it does. */
+export const HELP = `beacon-load: opens many Pusher protocol 7 WebSocket connections to a server, subscribes them to channels, sends
+messages at a fixed rate, measures what arrives, and (with --metrics) audits the server's own counters against what the
+clients saw. It stops by itself and closes every socket.
+
+Usage: beacon-load [flags]        (npm run load -- [flags] / npx beacon-load [flags])
+
+  --sockets N           total connections to open (default 100)
+  --rate R              new connections per second while ramping up (default 50)
+  --duration S          seconds of steady state after the ramp, while messages are sent (default 30)
+  --host URL            the server, ws://host:port (default ws://127.0.0.1:6001); the HTTP API is the same host over http
+  --send-rate X         messages per socket per second during the steady state (default 0.1; 0: connections only).
+                        Client events (client-load) on private/presence channels when the app allows them, otherwise
+                        signed HTTP API publishes (POST /apps/{id}/events) at the same total rate (sockets × X per second)
+  --channels N          channels the sockets are spread over, round robin (default 10); each message goes to one channel
+                        and is delivered to every socket on it (but the sender, for client events)
+  --channel-type T      public | private | presence (default public); private and presence subscriptions are signed here
+                        with the app secret, as an auth endpoint would sign them (HMAC-SHA256)
+  --payload-bytes B     size of each message's data string (default 100; at least the ~40 bytes of its header)
+  --publish-via V       auto | client | http (default auto: probe whether the app accepts client events)
+  --stall N             N sockets stop reading during the steady state, like clients on a stalled network, and read
+                        again for the drain: shows how the server treats slow consumers (default 0)
+  --app-key K           app key (default $APP_KEY or app-key)
+  --app-id ID           app id, for HTTP publishes (default $APP_ID or app-id)
+  --app-secret S        app secret, for private/presence auth and HTTP publishes (default $APP_SECRET or app-secret)
+  --metrics URL         the server's Prometheus endpoint (e.g. http://127.0.0.1:9464/metrics): scraped before and after,
+                        its counters compared with what the clients saw (the audit)
+  --max-error-rate F    fraction of lost deliveries, failed connections or skipped sends tolerated before the exit
+                        code is 1 (default 0)
+  --allow-remote        allow a --host outside the loopback range (refused otherwise: a load test is aimed on purpose)
+  --json                write the report as one JSON document on stdout (progress stays on stderr)
+  -h, --help            this text
+
+Exit codes: 0 all delivered and the audit (if any) found no difference; 1 lost deliveries, failed connections or
+skipped sends (the load could not be applied) past --max-error-rate, or an audit difference; 2 a usage error or the
+run could not start.`;
+
+function number(name: string, text: string | undefined, fallback: number, min: number, integer: boolean): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} ≥ ${min}, got "${text}"`);
+  }
+  return n;
+}
+
+function oneOf<T extends string>(name: string, text: string | undefined, fallback: T, allowed: readonly T[]): T {
+  if (text === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(text)) {
+    throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${text}"`);
+  }
+  return text as T;
+}
+
+/** Parses argv (without node and the script) and the environment; returns null when --help was asked. */
+export function parseLoadOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOptions | null {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        sockets: { type: 'string' },
+        rate: { type: 'string' },
+        duration: { type: 'string' },
+        host: { type: 'string' },
+        'send-rate': { type: 'string' },
+        channels: { type: 'string' },
+        'channel-type': { type: 'string' },
+        'payload-bytes': { type: 'string' },
+        'publish-via': { type: 'string' },
+        stall: { type: 'string' },
+        'app-key': { type: 'string' },
+        'app-id': { type: 'string' },
+        'app-secret': { type: 'string' },
+        metrics: { type: 'string' },
+        'max-error-rate': { type: 'string' },
+        'allow-remote': { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help === true) return null;
+  const host = values.host ?? 'ws://127.0.0.1:6001';
+  let url: URL;
+  try {
+    url = new URL(host);
+  } catch {
+    throw new UsageError(`--host must be a URL such as ws://127.0.0.1:6001, got "${host}"`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`--host must be ws:// or wss://, got "${host}"`);
+  if (values.metrics !== undefined) {
+    try {
+      new URL(values.metrics);
+    } catch {
+      throw new UsageError(`--metrics must be a URL such as http://127.0.0.1:9464/metrics, got "${values.metrics}"`);
+    }
+  }
+  const sockets = number('sockets', values.sockets, 100, 1, true);
+  const options: LoadOptions = {
+    sockets,
+    rate: number('rate', values.rate, 50, 0.001, false),
+    duration: number('duration', values.duration, 30, 0, false),
+    host: host.replace(/\/+$/, ''),
+    sendRate: number('send-rate', values['send-rate'], 0.1, 0, false),
+    channels: Math.min(number('channels', values.channels, 10, 1, true), sockets),
+    channelType: oneOf('channel-type', values['channel-type'], 'public', ['public', 'private', 'presence'] as const),
+    payloadBytes: number('payload-bytes', values['payload-bytes'], 100, 0, true),
+    publishVia: oneOf('publish-via', values['publish-via'], 'auto', ['auto', 'client', 'http'] as const),
+    stall: number('stall', values.stall, 0, 0, true),
+    appKey: values['app-key'] ?? env.APP_KEY ?? 'app-key',
+    appId: values['app-id'] ?? env.APP_ID ?? 'app-id',
+    appSecret: values['app-secret'] ?? env.APP_SECRET ?? 'app-secret',
+    metrics: values.metrics,
+    maxErrorRate: number('max-error-rate', values['max-error-rate'], 0, 0, false),
+    allowRemote: values['allow-remote'] === true,
+    json: values.json === true,
+  };
+  if (options.stall > options.sockets) throw new UsageError(`--stall ${options.stall} is more than --sockets ${options.sockets}`);
+  if (options.maxErrorRate > 1) throw new UsageError('--max-error-rate is a fraction between 0 and 1');
+  if (options.channelType === 'public' && options.publishVia === 'client') {
+    throw new UsageError('client events are only allowed on private and presence channels: use --channel-type private');
+  }
+  return options;
+}

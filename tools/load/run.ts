@@ -1,0 +1,247 @@
+/**
+ * One load run, in phases: ramp (open --sockets at --rate per second, each subscribes), steady state (--duration seconds
+ * of messages at --send-rate per socket), drain (stalled sockets read again; wait, bounded, for what is still in flight),
+ * close (every socket closed with 1000, cut after a bound). With --metrics the server is scraped before the ramp and once
+ * every connection is gone on its side too, for the audit. The drain, close and settle steps are in wind-down.ts.
+ */
+import { scrape, sum, type Scrape } from '../prometheus/exposition.js';
+import { createHttpPublisher, type HttpPublisher } from './http-publisher.js';
+import { LoadSocket } from './load-socket.js';
+import { CLOSE_MS, closeAll, delay, drain, DRAIN_MAX_MS, settleAndScrape, SETTLE_MS } from './wind-down.js';
+import type { LoadOptions } from './options.js';
+import { encodePayload } from './payload.js';
+import { Tally } from './tally.js';
+
+/** The phases of a run, in order. */
+export type Phase = 'ramp' | 'steady' | 'drain' | 'close' | 'audit';
+
+/** What the live progress line shows, once a second. */
+export interface ProgressStatus {
+  phase: Phase;
+  /** Seconds into the phase, and the phase's planned length (0 when open-ended). */
+  phaseElapsed: number;
+  phaseTotal: number;
+  open: number;
+  attempted: number;
+  sockets: number;
+  outPerSecond: number;
+  inPerSecond: number;
+  errors: number;
+  p99Ms: number;
+}
+
+/** A finished run: the clients' tally, how messages were sent, phase lengths and the scrapes for the audit. */
+export interface RunResult {
+  tally: Tally;
+  publishVia: 'client' | 'http' | 'none';
+  /** Why that way (the probe's answer, the channel type, the flag). */
+  publishViaReason: string;
+  startedAt: string;
+  phases: { rampSeconds: number; steadySeconds: number; drainSeconds: number; closeSeconds: number };
+  before: Scrape | undefined;
+  /** Taken after the drain, before any socket is closed: deliveries are compared up to here (closes send more frames). */
+  drained: Scrape | undefined;
+  after: Scrape | undefined;
+  /** False when the server still counted connections of this run when the audit's last scrape was taken. */
+  settled: boolean;
+}
+
+const CONNECT_TIMEOUT_MS = 10_000;
+const PROBE_TIMEOUT_MS = 3000;
+const MAX_HTTP_IN_FLIGHT = 256;
+const TICK_MS = 10;
+
+
+/** `ws://host:port` → the WebSocket URL of `key`, as pusher-js builds it. */
+function socketUrl(host: string, key: string): string {
+  return `${host}/app/${encodeURIComponent(key)}?protocol=7&client=beacon-load&version=1.0.0&flash=false`;
+}
+
+function channelName(options: LoadOptions, index: number): string {
+  const prefix = options.channelType === 'public' ? '' : `${options.channelType}-`;
+  return `${prefix}beacon-load-${index % options.channels}`;
+}
+
+/**
+ * Runs the whole test; `onProgress` is called about once a second. When `stop` aborts (Ctrl-C), the ramp and the steady
+ * state end early and the run goes on to drain, close every socket and scrape, as at a normal end.
+ */
+export async function runLoad(
+  options: LoadOptions,
+  onProgress: (s: ProgressStatus) => void,
+  stop: AbortSignal = new AbortController().signal,
+): Promise<RunResult> {
+  const tally = new Tally();
+  const startedAt = new Date().toISOString();
+  const before = options.metrics === undefined ? undefined : await scrape(options.metrics);
+  if (before !== undefined) tally.publishedBefore = sum(before, 'websocket_events_published_total', { app_id: options.appId });
+  const sockets: LoadSocket[] = [];
+  /** Subscribed, not yet closed sockets per channel: the recipients of a message sent now. */
+  const members = new Map<string, Set<LoadSocket>>();
+  let phase: Phase = 'ramp';
+  let phaseStart = performance.now();
+  let phaseTotal = options.sockets / options.rate;
+  let lastSent = 0;
+  let lastDelivered = 0;
+  let lastAt = performance.now();
+
+  const progress = setInterval(() => {
+    const now = performance.now();
+    const dt = (now - lastAt) / 1000;
+    let open = 0;
+    for (const set of members.values()) open += set.size;
+    onProgress({
+      phase,
+      phaseElapsed: (now - phaseStart) / 1000,
+      phaseTotal,
+      open,
+      attempted: tally.attempted,
+      sockets: options.sockets,
+      outPerSecond: (tally.messagesSent - lastSent) / dt,
+      inPerSecond: (tally.deliveries - lastDelivered) / dt,
+      errors: tally.errorCount(),
+      p99Ms: tally.latency.totalCount === 0 ? 0 : tally.latency.getValueAtPercentile(99) / 1000,
+    });
+    lastSent = tally.messagesSent;
+    lastDelivered = tally.deliveries;
+    lastAt = now;
+  }, 1000);
+  const enterPhase = (next: Phase, total: number) => {
+    phase = next;
+    phaseStart = performance.now();
+    phaseTotal = total;
+  };
+
+  try {
+    // Ramp: socket i is opened i / rate seconds in.
+    const rampStart = performance.now();
+    while (sockets.length < options.sockets && !stop.aborted) {
+      const due = Math.min(options.sockets, Math.floor(((performance.now() - rampStart) / 1000) * options.rate) + 1);
+      while (sockets.length < due) {
+        const index = sockets.length;
+        const socket = new LoadSocket(
+          {
+            index,
+            url: socketUrl(options.host, options.appKey),
+            channel: channelName(options, index),
+            appKey: options.appKey,
+            appSecret: options.appSecret,
+          },
+          tally,
+        );
+        sockets.push(socket);
+        const timer = setTimeout(() => socket.timeOut(), CONNECT_TIMEOUT_MS);
+        void socket.settled.then((ok) => {
+          clearTimeout(timer);
+          if (!ok) return;
+          const set = members.get(socket.plan.channel) ?? new Set<LoadSocket>();
+          set.add(socket);
+          members.set(socket.plan.channel, set);
+          void socket.closed.then(() => set.delete(socket));
+        });
+      }
+      await delay(TICK_MS);
+    }
+    await Promise.all(sockets.map((s) => s.settled));
+    const rampSeconds = (performance.now() - rampStart) / 1000;
+
+    const { via, reason } = await choosePublishPath(options, sockets);
+    const http: HttpPublisher | undefined =
+      via === 'http'
+        ? createHttpPublisher({
+            baseUrl: options.host.replace(/^ws/, 'http'),
+            appId: options.appId,
+            appKey: options.appKey,
+            appSecret: options.appSecret,
+            maxInFlight: MAX_HTTP_IN_FLIGHT,
+            tally,
+          })
+        : undefined;
+    const recipients = (socket: LoadSocket, excludeSender: boolean): number => {
+      const set = members.get(socket.plan.channel);
+      if (set === undefined) return 0;
+      return set.size - (excludeSender && set.has(socket) ? 1 : 0);
+    };
+    for (const socket of sockets) {
+      socket.onClientEventRejected = () => {
+        tally.expectedDeliveries -= recipients(socket, true);
+      };
+    }
+
+    // Steady state: message k (k = 0, 1, …) is due k / (sockets × send-rate) seconds in, from socket k mod sockets.
+    enterPhase('steady', options.duration);
+    const stalled = sockets.slice(0, options.stall);
+    for (const s of stalled) s.stall();
+    const steadyStart = performance.now();
+    const totalRate = options.sockets * options.sendRate;
+    let issued = 0;
+    while (performance.now() - steadyStart < options.duration * 1000 && !stop.aborted) {
+      const due = via === 'none' ? 0 : Math.floor(((performance.now() - steadyStart) / 1000) * totalRate);
+      while (issued < due) {
+        const socket = sockets[issued % sockets.length] as LoadSocket;
+        issued++;
+        const data = encodePayload(issued, options.payloadBytes);
+        if (http !== undefined) {
+          http.publish(issued, socket.plan.channel, data, recipients(socket, false));
+        } else if (socket.isOpen && socket.sendClientEvent(data)) {
+          tally.messagesSent++;
+          tally.expectedDeliveries += recipients(socket, true);
+        } else {
+          tally.error('send skipped: socket not open');
+        }
+      }
+      await delay(TICK_MS);
+    }
+    const steadySeconds = (performance.now() - steadyStart) / 1000;
+
+    // Drain: stalled sockets read again; wait for the answers and deliveries still in flight, bounded.
+    enterPhase('drain', DRAIN_MAX_MS / 1000);
+    const drainStart = performance.now();
+    for (const s of stalled) s.resume();
+    const drained = await drain(options, via, tally, http);
+    const drainSeconds = (performance.now() - drainStart) / 1000;
+
+    enterPhase('close', CLOSE_MS / 1000);
+    const closeStart = performance.now();
+    await closeAll(sockets);
+    const closeSeconds = (performance.now() - closeStart) / 1000;
+
+    let after: Scrape | undefined;
+    let settled = true;
+    if (options.metrics !== undefined && before !== undefined) {
+      enterPhase('audit', SETTLE_MS / 1000);
+      ({ after, settled } = await settleAndScrape(options.metrics, options.appId, before, tally.established));
+    }
+    return {
+      tally,
+      publishVia: via,
+      publishViaReason: reason,
+      startedAt,
+      phases: { rampSeconds, steadySeconds, drainSeconds, closeSeconds },
+      before,
+      drained,
+      after,
+      settled,
+    };
+  } finally {
+    clearInterval(progress);
+    for (const s of sockets) if (s.state !== 'closed') s.terminate();
+  }
+}
+
+/** Client events when the channel type and the app allow them, HTTP publishes otherwise. */
+async function choosePublishPath(
+  options: LoadOptions,
+  sockets: LoadSocket[],
+): Promise<{ via: 'client' | 'http' | 'none'; reason: string }> {
+  if (options.sendRate === 0 || options.duration === 0) return { via: 'none', reason: '--send-rate 0: connections only' };
+  if (options.channelType === 'public') return { via: 'http', reason: 'public channels take no client events' };
+  if (options.publishVia !== 'auto') return { via: options.publishVia, reason: `--publish-via ${options.publishVia}` };
+  const probe = sockets.find((s) => s.isOpen);
+  if (probe === undefined) return { via: 'http', reason: 'no socket open to probe client events' };
+  const answer = await probe.probeClientEvents(PROBE_TIMEOUT_MS);
+  if (answer !== undefined && /not enabled|disabled/i.test(answer)) {
+    return { via: 'http', reason: `the app refuses client events ("${answer}")` };
+  }
+  return { via: 'client', reason: 'the app accepts client events' };
+}

@@ -1,0 +1,115 @@
+/** beacon-monitor's command line (util.parseArgs), its help text, and validation into `MonitorOptions`. */
+import { parseArgs } from 'node:util';
+
+/** tty (columns, colour), plain (key=value lines) or json (one object per line). */
+export type OutputMode = 'tty' | 'plain' | 'json';
+
+/** Everything a monitoring session needs, validated. */
+export interface MonitorOptions {
+  /** How long to run; 0 until Ctrl-C. */
+  seconds: number;
+  intervalSeconds: number;
+  metricsUrl: string;
+  /** http://host:port of the server, for /healthz and /readyz. */
+  httpUrl: string;
+  loki: string | undefined;
+  lokiQuery: string;
+  /** A log file to follow, or '-' for stdin; undefined: none (unless --loki). */
+  logFile: string | undefined;
+  mode: OutputMode;
+  /** docker compose project whose containers' health is shown; undefined: not checked. */
+  composeProject: string | undefined;
+}
+
+/** A command-line mistake: printed with a pointer to --help, exit code 2. */
+export class UsageError extends Error {}
+
+/** Beacon's warn and worse lines, by the Loki labels docs/telemetry.md defines. */
+export const DEFAULT_LOKI_QUERY = '{service_name="beacon", level=~"warn|error|fatal"}';
+
+/** The --help text: every flag, its default and what it does. */
+export const HELP = `beacon-monitor: a live view of one Beacon node for an operator: every --interval seconds a snapshot of /metrics
+(connections, connect and disconnect rates, messages in and out per second, errors per second by reason, broadcast
+p50/p99 from the histogram buckets, event-loop lag p99, RSS), /healthz and /readyz, and the health of the LGTM stack's
+containers (docker compose) when it is up; warn and error log lines as they happen, from Loki or a log file / stdin.
+It ends after [seconds] (or on Ctrl-C) with a summary: peaks, totals, and the distinct errors seen with their counts.
+
+Usage: beacon-monitor [seconds] [flags]        (npm run monitor -- 60 / npx beacon-monitor 60)
+
+  seconds               how long to watch (default: until Ctrl-C)
+  --interval S          seconds between snapshots (default 10)
+  --metrics URL         the Prometheus endpoint (default http://127.0.0.1:9464/metrics)
+  --host URL            the server's HTTP port, for /healthz and /readyz (default http://127.0.0.1:6001; ws:// works too)
+  --loki URL            follow log lines in Loki (e.g. http://127.0.0.1:3100): LogQL query_range polled every 2 s
+  --loki-query Q        the LogQL stream selector (default ${DEFAULT_LOKI_QUERY})
+  --log-file PATH       follow a file of Beacon's JSON log lines (new lines only); "-" reads them from stdin
+                        (e.g. npm start | npx beacon-monitor --log-file -)
+  --mode M              tty (aligned columns, colour), plain (one key=value line per snapshot) or json (one JSON object
+                        per line); default: tty on a terminal, plain otherwise
+  --json                same as --mode json
+  --compose-project P   docker compose project whose containers are checked (default beacon)
+  --no-stack            do not look for docker compose containers
+  -h, --help            this text
+
+Exit codes: 0 done; 2 a usage error.`;
+
+function toHttp(url: string): string {
+  return url.replace(/^ws(s?):/, 'http$1:').replace(/\/+$/, '');
+}
+
+/** Parses argv (without node and the script); returns null when --help was asked. */
+export function parseMonitorOptions(argv: string[], stdoutIsTty: boolean): MonitorOptions | null {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        interval: { type: 'string' },
+        metrics: { type: 'string' },
+        host: { type: 'string' },
+        loki: { type: 'string' },
+        'loki-query': { type: 'string' },
+        'log-file': { type: 'string' },
+        mode: { type: 'string' },
+        json: { type: 'boolean' },
+        'compose-project': { type: 'string' },
+        'no-stack': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) return null;
+  if (positionals.length > 1) throw new UsageError(`one [seconds] argument at most, got ${positionals.join(' ')}`);
+  const seconds = positionals[0] === undefined ? 0 : Number(positionals[0]);
+  if (!Number.isFinite(seconds) || seconds < 0) throw new UsageError(`[seconds] must be a number ≥ 0, got "${positionals[0]}"`);
+  const intervalSeconds = values.interval === undefined ? 10 : Number(values.interval);
+  if (!Number.isFinite(intervalSeconds) || intervalSeconds < 0.1) {
+    throw new UsageError(`--interval must be a number of seconds ≥ 0.1, got "${values.interval}"`);
+  }
+  const mode = values.json === true ? 'json' : (values.mode ?? (stdoutIsTty ? 'tty' : 'plain'));
+  if (mode !== 'tty' && mode !== 'plain' && mode !== 'json') throw new UsageError(`--mode must be tty, plain or json, got "${mode}"`);
+  for (const [flag, url] of [['--metrics', values.metrics], ['--host', values.host], ['--loki', values.loki]] as const) {
+    if (url === undefined) continue;
+    try {
+      new URL(url);
+    } catch {
+      throw new UsageError(`${flag} must be a URL, got "${url}"`);
+    }
+  }
+  return {
+    seconds,
+    intervalSeconds,
+    metricsUrl: values.metrics ?? 'http://127.0.0.1:9464/metrics',
+    httpUrl: toHttp(values.host ?? 'http://127.0.0.1:6001'),
+    loki: values.loki === undefined ? undefined : values.loki.replace(/\/+$/, ''),
+    lokiQuery: values['loki-query'] ?? DEFAULT_LOKI_QUERY,
+    logFile: values['log-file'],
+    mode,
+    composeProject: values['no-stack'] === true ? undefined : (values['compose-project'] ?? 'beacon'),
+  };
+}

@@ -1,0 +1,146 @@
+/**
+ * One snapshot of a node from two /metrics scrapes (the previous and this one): gauges as they are now, counters as rates
+ * over the interval (a counter that went down means the process restarted: its value since then is used, as PromQL's
+ * rate() does), broadcast latency from the histogram buckets observed in the interval.
+ */
+import { select, sum, sumBy, type Scrape } from '../prometheus/exposition.js';
+import { histogramQuantile, type Bucket } from './histogram-quantile.js';
+import type { StackHealth } from './stack-health.js';
+
+/** What one endpoint answered: an HTTP status, or why it did not. */
+export type Probe = { status: number } | { error: string };
+
+/** What one snapshot shows; undefined where /metrics could not tell (first snapshot, scrape failed). */
+export interface Snapshot {
+  time: string;
+  /** Seconds the rates are taken over; 0 for the first snapshot (no rates yet). */
+  intervalSeconds: number;
+  /** Why /metrics could not be read, if it could not. */
+  metricsError: string | undefined;
+  connections: number | undefined;
+  connectsPerSecond: number | undefined;
+  disconnectsPerSecond: number | undefined;
+  messagesInPerSecond: number | undefined;
+  messagesOutPerSecond: number | undefined;
+  /** Errors per second, summed over every reason below. */
+  errorsPerSecond: number | undefined;
+  /** Per second, by `family:reason` (frame, rejected, api_auth, closed), only the ones above 0. */
+  errorsByReason: Record<string, number>;
+  broadcastP50Ms: number | undefined;
+  broadcastP99Ms: number | undefined;
+  eventLoopLagP99Ms: number | undefined;
+  rssBytes: number | undefined;
+  healthz: Probe;
+  readyz: Probe;
+  stack: StackHealth | undefined;
+}
+
+/** Closes that are not an error: the client left, or the server drained. */
+const ORDINARY_CLOSES = new Set(['client_close', 'server_shutdown']);
+
+function increase(cur: number, prev: number | undefined): number {
+  if (prev === undefined) return 0;
+  return cur >= prev ? cur - prev : cur;
+}
+
+function broadcastBuckets(scrape: Scrape): Map<number, number> {
+  const byLe = new Map<number, number>();
+  for (const s of select(scrape, 'websocket_broadcast_duration_seconds_bucket')) {
+    const le = s.labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(s.labels.le);
+    byLe.set(le, (byLe.get(le) ?? 0) + s.value);
+  }
+  return byLe;
+}
+
+/** Per-second increases of `name` grouped by `label`, prefixed `family:`. */
+function reasonRates(
+  out: Record<string, number>,
+  cur: Scrape,
+  prev: Scrape,
+  seconds: number,
+  name: string,
+  family: string,
+  skip: Set<string> = new Set(),
+): void {
+  const before = sumBy(prev, name, 'reason');
+  for (const [reason, value] of sumBy(cur, name, 'reason')) {
+    if (skip.has(reason)) continue;
+    const d = increase(value, before.get(reason) ?? 0);
+    if (d > 0) out[`${family}:${reason}`] = d / seconds;
+  }
+}
+
+/** Builds a snapshot; `prev` is the previous successful scrape (undefined for the first). */
+export function buildSnapshot(input: {
+  cur: Scrape | undefined;
+  prev: Scrape | undefined;
+  metricsError: string | undefined;
+  healthz: Probe;
+  readyz: Probe;
+  stack: StackHealth | undefined;
+}): Snapshot {
+  const { cur, prev } = input;
+  const snapshot: Snapshot = {
+    time: new Date(cur?.at ?? Date.now()).toISOString(),
+    intervalSeconds: 0,
+    metricsError: input.metricsError,
+    connections: undefined,
+    connectsPerSecond: undefined,
+    disconnectsPerSecond: undefined,
+    messagesInPerSecond: undefined,
+    messagesOutPerSecond: undefined,
+    errorsPerSecond: undefined,
+    errorsByReason: {},
+    broadcastP50Ms: undefined,
+    broadcastP99Ms: undefined,
+    eventLoopLagP99Ms: undefined,
+    rssBytes: undefined,
+    healthz: input.healthz,
+    readyz: input.readyz,
+    stack: input.stack,
+  };
+  if (cur === undefined) return snapshot;
+  snapshot.connections = sum(cur, 'websocket_connections');
+  const lag = select(cur, 'nodejs_eventloop_delay_p99')[0];
+  if (lag !== undefined) snapshot.eventLoopLagP99Ms = lag.value * 1000;
+  const rss = select(cur, 'process_resident_memory_bytes')[0];
+  if (rss !== undefined) snapshot.rssBytes = rss.value;
+
+  // Broadcast latency: buckets observed in the interval (since the process started, for the first snapshot).
+  const now = broadcastBuckets(cur);
+  const then = prev === undefined ? new Map<number, number>() : broadcastBuckets(prev);
+  const buckets: Bucket[] = [...now].map(([le, count]) => ({ le, count: count - (then.get(le) ?? 0) }));
+  const p50 = histogramQuantile(0.5, buckets);
+  const p99 = histogramQuantile(0.99, buckets);
+  snapshot.broadcastP50Ms = p50 === undefined ? undefined : p50 * 1000;
+  snapshot.broadcastP99Ms = p99 === undefined ? undefined : p99 * 1000;
+
+  if (prev === undefined) return snapshot;
+  const seconds = Math.max(0.001, (cur.at - prev.at) / 1000);
+  snapshot.intervalSeconds = seconds;
+  const rate = (name: string) => increase(sum(cur, name), sum(prev, name)) / seconds;
+  snapshot.connectsPerSecond = rate('websocket_connections_opened_total');
+  snapshot.disconnectsPerSecond = rate('websocket_connections_closed_total');
+  snapshot.messagesInPerSecond = rate('websocket_messages_received_total');
+  snapshot.messagesOutPerSecond = rate('websocket_messages_sent_total');
+  const reasons: Record<string, number> = {};
+  reasonRates(reasons, cur, prev, seconds, 'websocket_message_errors_total', 'frame');
+  reasonRates(reasons, cur, prev, seconds, 'websocket_connections_rejected_total', 'rejected');
+  reasonRates(reasons, cur, prev, seconds, 'websocket_api_auth_failures_total', 'api_auth');
+  reasonRates(reasons, cur, prev, seconds, 'websocket_connections_closed_total', 'closed', ORDINARY_CLOSES);
+  snapshot.errorsByReason = reasons;
+  snapshot.errorsPerSecond = Object.values(reasons).reduce((a, b) => a + b, 0);
+  return snapshot;
+}
+
+/** GETs `url` (bounded) and reports its status. */
+export async function probe(url: string, timeoutMs = 3000): Promise<Probe> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    await res.arrayBuffer();
+    return { status: res.status };
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string } };
+    return { error: e.cause?.code ?? e.name };
+  }
+}
