@@ -23,7 +23,7 @@ import { afterLeave } from './realtime/subscribe.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { startHeartbeat } from './transport/heartbeat.js';
-import { registerWsRoutes } from './transport/ws-route.js';
+import { registerWsRoutes, wsErrorHandler } from './transport/ws-route.js';
 import { VERSION } from './version.js';
 import { createWebhookSender } from './webhooks/webhook-sender.js';
 
@@ -87,7 +87,13 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
           appIds: apps.all().map((a) => a.id),
           cacheTtlMs: CACHE_TTL_MS,
         })
-      : createLocalAdapter({ hub: h, metrics: m, cacheTtlMs: CACHE_TTL_MS });
+      : createLocalAdapter({
+          hub: h,
+          metrics: m,
+          cacheTtlMs: CACHE_TTL_MS,
+          cacheMaxBytes: config.cacheMaxBytes,
+          onCacheEvicted: (appId) => m.cacheEvicted(appId),
+        });
   const adapter = (overrides.adapter ?? defaultAdapter)(hub, metrics);
   const publisher = createPublisher({ adapter, metrics });
   const webhooks = createWebhookSender({
@@ -131,6 +137,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   });
   await fastify.register(websocket, {
     options: { maxPayload: config.maxPayloadBytes * HARD_FRAME_LIMIT_FACTOR, perMessageDeflate: false },
+    errorHandler: wsErrorHandler(logger),
   });
   registerHealthRoutes(fastify, { startedAt, isDraining: () => draining, adapterStatus: () => adapter.status() });
   registerWsRoutes(fastify, {
@@ -142,6 +149,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     activityTimeoutSeconds: config.activityTimeoutSeconds,
     maxConnections: config.maxConnections,
     sendBufferMaxBytes: config.sendBufferMaxBytes,
+    framesPerSecond: config.frameRateLimitPerSecond,
     newConnectionsPerSecond: config.newConnectionsPerSecond,
     isDraining: () => draining,
     onConnectionClosed: (connection, left) => {

@@ -5,7 +5,7 @@ import { Events } from '../protocol/events.js';
 import type { SubscribeMessage, UnsubscribeMessage } from '../protocol/messages.js';
 import { channelAuthString, verifyAuth } from '../protocol/signatures.js';
 import type { Connection, Membership } from '../transport/connection.js';
-import type { SubscriptionResult } from '../telemetry/metrics.js';
+import type { MessageErrorReason, SubscriptionResult } from '../telemetry/metrics.js';
 import type { RealtimeDeps } from './deps.js';
 import type { Channel, LeaveResult } from './hub.js';
 
@@ -13,7 +13,14 @@ import type { Channel, LeaveResult } from './hub.js';
 const BIG_CHANNEL_COUNT_INTERVAL_MS = 5000;
 const BIG_CHANNEL = 100;
 
-type Failure = { result: Exclude<SubscriptionResult, 'ok'>; status: number; type: string; message: string };
+type Failure = {
+  result: Exclude<SubscriptionResult, 'ok'>;
+  status: number;
+  type: string;
+  message: string;
+  /** Also counted in websocket_message_errors_total under this reason (refusals of the inbound budget). */
+  errorReason?: MessageErrorReason;
+};
 
 function failure(result: Failure['result'], status: number, type: string, message: string): Failure {
   return { result, status, type, message };
@@ -26,8 +33,12 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   const outcome = admit(deps, connection, message);
   if ('result' in outcome) {
     metrics.subscription(connection.app.id, kind.type, outcome.result);
-    connection.logger.info(
-      { event: outcome.result === 'auth_failed' ? 'auth_failed' : 'subscription_failed', channel: name, reason: outcome.result },
+    if (outcome.errorReason !== undefined) metrics.messageError(connection.app.id, outcome.errorReason);
+    // Within the connection's rejection cap, like every other refusal: 5000 bad subscribes are 20 lines, not 5000.
+    connection.logRejection(
+      outcome.result === 'auth_failed' ? 'auth_failed' : 'subscription_failed',
+      // An invalid name can be as long as the frame: the line carries what a valid one could hold.
+      { channel: name.slice(0, deps.limits.maxChannelNameLength), reason: outcome.result },
       outcome.message,
     );
     connection.send(
@@ -93,6 +104,14 @@ function admit(
   const name = message.channel;
   if (!isValidChannelName(name, limits.maxChannelNameLength)) {
     return failure('invalid', 400, 'InvalidChannel', `Invalid channel name (at most ${limits.maxChannelNameLength} of [A-Za-z0-9_-=@,.;])`);
+  }
+  // Before any signature is checked: a connection at its cap costs nothing more per subscribe.
+  const cap = limits.maxSubscriptionsPerConnection;
+  if (connection.subscriptions.size >= cap && !connection.subscriptions.has(name)) {
+    return {
+      ...failure('limit', 403, 'LimitReached', `Subscription limit reached (${cap} channels per connection)`),
+      errorReason: 'too_many_subscriptions',
+    };
   }
   if (name.startsWith(SERVER_TO_USER_PREFIX)) {
     const ok = connection.userId !== undefined && name === SERVER_TO_USER_PREFIX + connection.userId;
