@@ -83,6 +83,8 @@ export class Connection {
   private readonly onClosed: (connection: Connection) => void;
   private finished = false;
   private rejections = 0;
+  /** True while reading from the socket is paused for the rest of the frame budget's window. */
+  private inboundHeld = false;
 
   constructor(options: ConnectionOptions) {
     this.ws = options.ws;
@@ -187,6 +189,21 @@ export class Connection {
     }
     // ws has sent its close frame and stopped reading; bound the wait for the peer as `close` does.
     setTimeout(() => this.ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
+  }
+
+  /**
+   * Stops reading this client's socket until its frame budget's window ends. A flood then waits in the kernel's buffers and
+   * the client's own (TCP backpressure) instead of in this event loop: past its budget a connection costs the frames of
+   * one read, not everything it can send.
+   */
+  holdInbound(now: number): void {
+    if (this.inboundHeld || !this.isOpen) return;
+    this.inboundHeld = true;
+    this.ws.pause();
+    setTimeout(() => {
+      this.inboundHeld = false;
+      if (this.isOpen) this.ws.resume();
+    }, Math.max(1, this.frames.resetsIn(now))).unref();
   }
 
   /** Sends `pusher:error` with the close code and closes with it: the one way the server ends a connection. */

@@ -180,7 +180,9 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
               ? Buffer.concat(data)
               : Buffer.from(data);
           // The inbound budget comes before any work on the frame (not even its UTF-8 decoding): a flood costs a counter.
-          if (!connection.frames.allow(Date.now())) {
+          const now = Date.now();
+          if (!connection.frames.allow(now)) {
+            connection.holdInbound(now);
             connection.messagesIn++;
             connection.bytesIn += buffer.length;
             metrics.messageReceived(app.id, 'invalid', buffer.length);
