@@ -14,11 +14,12 @@ import Pusher from 'pusher';
 import { connectBeacon, type Payload } from '../fanout/clients.js';
 import { cpuMs } from '../fanout/proc-cpu.js';
 import { median, quantile } from '../fanout/stats.js';
-import { BEACON_APP, freePort, ROOT, targetCommand } from '../fanout/targets.js';
+import { BEACON_APP, ROOT } from '../fanout/targets.js';
 import { renderResults, RESULTS_DIR } from '../render-results.js';
 import { commandLine, machineStamp, writeResults, type BenchResults, type ResultRow } from '../results-format.js';
 import type { FlooderOptions } from './flooder.js';
 import { FLOOD_DESCRIPTIONS, FLOOD_KINDS, type FloodKind } from './kinds.js';
+import { MAX_PAYLOAD_BYTES, startBeacon } from './server.js';
 
 const { values } = parseArgs({
   options: {
@@ -54,52 +55,8 @@ const samples = int('samples', values.samples);
 const kinds = values.kind === undefined ? [...FLOOD_KINDS] : FLOOD_KINDS.filter((k) => values.kind!.includes(k));
 if (kinds.length === 0) throw new Error('no flood kind selected');
 const serverRoot = values.root === undefined ? ROOT : resolve(values.root);
-const MAX_PAYLOAD_BYTES = 100_000;
 /** The flooder runs this long before the canary is measured, so the measurement sees a flood in full swing. */
 const WARM_MS = 1000;
-
-interface Server {
-  port: number;
-  pid: number;
-  stop(): Promise<void>;
-}
-
-/** Beacon compiled, as `npm start` runs it, with its default limits and client events on (the deep-nesting flood needs them). */
-async function startBeacon(): Promise<Server> {
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port) };
-  for (const key of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'LOKI_URL', 'APPS_FILE']) delete env[key];
-  Object.assign(env, {
-    OTEL_SDK_DISABLED: 'true',
-    // Logs as an operator runs them (info): a flood that floods the log pays for it here.
-    LOG_LEVEL: 'info',
-    APP_ENABLE_CLIENT_EVENTS: 'true',
-    MAX_PAYLOAD_BYTES: String(MAX_PAYLOAD_BYTES),
-    SHUTDOWN_GRACE_MS: '0',
-    SHUTDOWN_TIMEOUT_MS: '3000',
-  });
-  const child = spawn(process.execPath, targetCommand('beacon'), { cwd: serverRoot, env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4096)));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  };
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`beacon exited ${child.exitCode}: ${stderr}`);
-    const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
-    if (res?.status === 200) break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`beacon not ready: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  if (child.pid === undefined) throw new Error('beacon: no pid');
-  return { port, pid: child.pid, stop };
-}
 
 interface FlooderResult {
   frames: number;
@@ -182,7 +139,7 @@ const records: Record_[] = [];
 const started = Date.now();
 for (let run = 0; run < runs; run++) {
   for (const kind of kinds) {
-    const server = await startBeacon();
+    const server = await startBeacon(serverRoot);
     try {
       const quiet = await measure(server.port, server.pid);
       const durationMs = WARM_MS + (samples * 1000) / rate + 1500;
