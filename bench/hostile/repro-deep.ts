@@ -63,7 +63,7 @@ try {
   await publishing;
   await new Promise((r) => setTimeout(r, 500));
   const sorted = Float64Array.from(latencies);
-  const errors = server.output().split('\n').filter((l) => /"level":"(error|fatal)"/.test(l)).length;
+  const errors = server.errorLines();
   process.stdout.write(
     `${count} deep frames from one socket: through in ${Math.round(floodMs)} ms, ${answered} answered with pusher:error, ` +
       `${errors} error-level log lines; canary during the flood: ${latencies.length}/${i} publishes received, ` +

@@ -9,8 +9,10 @@ export const MAX_PAYLOAD_BYTES = 100_000;
 export interface Server {
   port: number;
   pid: number;
-  /** Its stdout and stderr so far (the last 4 MiB). */
+  /** Its stdout and stderr so far (the last 64 KiB). */
   output(): string;
+  /** Lines logged at `error` or `fatal` so far. */
+  errorLines(): number;
   stop(): Promise<void>;
 }
 
@@ -31,8 +33,13 @@ export async function startBeacon(root: string): Promise<Server> {
   });
   const child = spawn(process.execPath, targetCommand('beacon'), { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
+  let errors = 0;
+  let partial = '';
   const keep = (b: Buffer): void => {
-    output = (output + b.toString()).slice(-4 * 1024 * 1024);
+    output = (output + b.toString()).slice(-65_536);
+    const lines = (partial + b.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (/"level":"(error|fatal)"/.test(line)) errors++;
   };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
@@ -53,5 +60,5 @@ export async function startBeacon(root: string): Promise<Server> {
     await new Promise((r) => setTimeout(r, 100));
   }
   if (child.pid === undefined) throw new Error('beacon: no pid');
-  return { port, pid: child.pid, output: () => output, stop };
+  return { port, pid: child.pid, output: () => output, errorLines: () => errors, stop };
 }
