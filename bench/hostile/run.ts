@@ -4,7 +4,7 @@
  * (bench/hostile/kinds.ts), on a fresh Beacon per kind and repetition; ratios flood ÷ quiet are taken within each
  * repetition. Writes bench/results/hostile.json and regenerates bench/RESULTS.md. Target: p99 with a flooder ≤ 2× without.
  *
- *   npm run bench:hostile -- [--runs 5] [--rate 50] [--samples 150] [--kind deep-nesting] [--root DIR] [--no-write]
+ *   npm run bench:hostile -- [--runs 5] [--rate 100] [--samples 300] [--kind deep-nesting] [--root DIR] [--no-write]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { Agent } from 'node:http';
@@ -24,8 +24,8 @@ import { MAX_PAYLOAD_BYTES, startBeacon } from './server.js';
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '5' },
-    rate: { type: 'string', default: '50' },
-    samples: { type: 'string', default: '150' },
+    rate: { type: 'string', default: '100' },
+    samples: { type: 'string', default: '300' },
     kind: { type: 'string', multiple: true },
     root: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
@@ -36,8 +36,8 @@ const { values } = parseArgs({
 if (values.help) {
   process.stdout.write(`Usage: npm run bench:hostile -- [options]
   --runs N      repetitions of every flood kind (default 5)
-  --rate N      canary publishes per second (default 50)
-  --samples N   publishes measured per phase (default 150)
+  --rate N      canary publishes per second (default 100)
+  --samples N   publishes measured per phase (default 300)
   --kind K      only this flood (repeatable): ${FLOOD_KINDS.join(', ')}
   --root DIR    run the Beacon built in another checkout (its dist/), e.g. to measure a commit before a fix
   --no-write    print the results only

@@ -200,10 +200,11 @@ export class Connection {
     if (this.inboundHeld || !this.isOpen) return;
     this.inboundHeld = true;
     this.ws.pause();
+    // Until one millisecond past the window's end, so the first frame read again falls in the next window.
     setTimeout(() => {
       this.inboundHeld = false;
       if (this.isOpen) this.ws.resume();
-    }, Math.max(1, this.frames.resetsIn(now))).unref();
+    }, this.frames.resetsIn(now) + 1).unref();
   }
 
   /** Sends `pusher:error` with the close code and closes with it: the one way the server ends a connection. */

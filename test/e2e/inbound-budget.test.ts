@@ -91,8 +91,9 @@ test('every frame kind counts against FRAME_RATE_LIMIT_PER_SECOND, refused with 
     assert.match((limited[0]!.data as { message: string }).message, /Frame rate limit \(20\/s\)/);
     const logged = server.logs.filter((l) => l.event === 'rate_limited' && l.reason === 'frame_rate_limited');
     assert.ok(logged.length > 0 && logged.length <= 20, `${logged.length} rate_limited lines`);
-    // The budget refuses frames, it does not close the connection.
-    client.send({ event: 'pusher:ping', data: {} });
+    // The budget refuses frames, it does not close the connection: once the window is over the socket is read again.
+    client.send({ event: 'pusher:subscribe', data: { channel: 'after-the-burst' } });
+    await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === 'after-the-burst');
     await client.close();
   } finally {
     await server.close();
