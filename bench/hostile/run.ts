@@ -8,6 +8,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { Agent } from 'node:http';
+import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import Pusher from 'pusher';
@@ -137,6 +138,7 @@ if (serverRoot === ROOT) execFileSync(process.execPath, ['scripts/ensure-built.m
 
 const records: Record_[] = [];
 const started = Date.now();
+const loadAtStart = loadavg()[0] ?? 0;
 for (let run = 0; run < runs; run++) {
   for (const kind of kinds) {
     const server = await startBeacon(serverRoot);
@@ -204,7 +206,7 @@ const results: BenchResults = {
     ...kinds.map((k) => FLOOD_DESCRIPTIONS[k]),
     `Beacon runs compiled (dist/${serverRoot === ROOT ? '' : ` of ${serverRoot}`}) with its default limits (FRAME_RATE_LIMIT_PER_SECOND 200, MAX_JSON_DEPTH 32, MAX_SUBSCRIPTIONS_PER_CONNECTION 100, client events 10/s), APP_ENABLE_CLIENT_EVENTS=true, MAX_PAYLOAD_BYTES ${MAX_PAYLOAD_BYTES}, LOG_LEVEL=info (stdout discarded), OTEL_SDK_DISABLED=true.`,
     'Ratios are medians of per-repetition ratios (flood ÷ quiet of the same repetition); latencies are medians over repetitions of each phase\'s p50/p99. The machine is shared (2 cores for Beacon, the flooder and the canary): read ratios, not absolute numbers.',
-    `Whole run: ${Math.round((Date.now() - started) / 1000)} s.`,
+    `Whole run: ${Math.round((Date.now() - started) / 1000)} s; the machine's 1-minute load average was ${loadAtStart.toFixed(1)} at its start and ${(loadavg()[0] ?? 0).toFixed(1)} at its end (on ${cpus().length} cores): with the machine this busy the p99 of a phase is mostly its scheduling, so compare the Beacon CPU columns too.`,
   ],
 };
 
