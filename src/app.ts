@@ -27,7 +27,7 @@ import { afterLeave } from './realtime/subscribe.js';
 import { createLogger, logShippingCounts, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { startHeartbeat } from './transport/heartbeat.js';
-import { registerWsRoutes } from './transport/ws-route.js';
+import { registerWsRoutes, wsErrorHandler } from './transport/ws-route.js';
 import { VERSION } from './version.js';
 import { createWebhookSender } from './webhooks/webhook-sender.js';
 
@@ -98,7 +98,13 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
           appIds: apps.all().map((a) => a.id),
           cacheTtlMs: CACHE_TTL_MS,
         })
-      : createLocalAdapter({ hub: h, metrics: m, cacheTtlMs: CACHE_TTL_MS });
+      : createLocalAdapter({
+          hub: h,
+          metrics: m,
+          cacheTtlMs: CACHE_TTL_MS,
+          cacheMaxBytes: config.cacheMaxBytes,
+          onCacheEvicted: (appId) => m.cacheEvicted(appId),
+        });
   const adapter = (overrides.adapter ?? defaultAdapter)(hub, metrics);
   const publisher = createPublisher({ adapter, metrics });
   const webhooks = createWebhookSender({
@@ -147,6 +153,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   });
   await fastify.register(websocket, {
     options: { maxPayload: config.maxPayloadBytes * HARD_FRAME_LIMIT_FACTOR, perMessageDeflate: false },
+    errorHandler: wsErrorHandler(logger),
   });
   registerHealthRoutes(fastify, { startedAt, isDraining: () => draining, adapterStatus: () => adapter.status() });
   registerWsRoutes(fastify, {
@@ -158,6 +165,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     activityTimeoutSeconds: config.activityTimeoutSeconds,
     maxConnections: config.maxConnections,
     sendBufferMaxBytes: config.sendBufferMaxBytes,
+    framesPerSecond: config.frameRateLimitPerSecond,
     newConnectionsPerSecond: config.newConnectionsPerSecond,
     maxRefusedSockets: config.maxRefusedSockets,
     isDraining: () => draining,

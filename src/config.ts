@@ -82,6 +82,14 @@ export interface Config {
   /** The cluster engine: `local` (one process, in memory) or `redis` (many processes sharing `redisUrl`). */
   adapter: 'local' | 'redis';
   redisUrl: string;
+  /** Frames one connection may send per second, every kind; 0 means unlimited. Excess gets `pusher:error` 4301. */
+  frameRateLimitPerSecond: number;
+  /** Deepest JSON nesting of a client frame; deeper frames are refused before they are parsed. */
+  maxJsonDepth: number;
+  /** Channels one connection may be subscribed to at once; more gets `pusher:subscription_error`. */
+  maxSubscriptionsPerConnection: number;
+  /** Bytes of cache-channel events this node keeps (least recently used evicted first). */
+  cacheMaxBytes: number;
 }
 
 const bool = z
@@ -166,6 +174,10 @@ const envSchema = z.object({
     .url()
     .refine((u) => /^rediss?:\/\//.test(u), 'a redis:// or rediss:// URL')
     .default('redis://127.0.0.1:6379'),
+  FRAME_RATE_LIMIT_PER_SECOND: int(0).default(200),
+  MAX_JSON_DEPTH: int(2, 1000).default(32),
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1, 1_000_000).default(100),
+  CACHE_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
 });
 
 /** Thrown when the configuration is invalid; `message` names every offending variable. */
@@ -274,6 +286,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     webhookRequestTimeoutMs: e.WEBHOOK_REQUEST_TIMEOUT_MS,
     adapter: e.ADAPTER,
     redisUrl: e.REDIS_URL,
+    frameRateLimitPerSecond: e.FRAME_RATE_LIMIT_PER_SECOND,
+    maxJsonDepth: e.MAX_JSON_DEPTH,
+    maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    cacheMaxBytes: e.CACHE_MAX_BYTES,
   };
 }
 

@@ -1,17 +1,22 @@
 /** The embedded single-node engine: delivery is a direct call, queries read this node's hub. */
+import { createEventCache } from '../realtime/event-cache.js';
 import type { Hub } from '../realtime/hub.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Adapter, CachedEvent, ChannelCounts } from './adapter.js';
 import type { Envelope } from './envelope.js';
 
-/** Cache channels whose last event this node keeps at most. */
-const MAX_CACHED_CHANNELS = 100_000;
+/** CACHE_MAX_BYTES's default, for callers that do not pass one. */
+const DEFAULT_CACHE_MAX_BYTES = 64 * 1024 * 1024;
 
 export interface LocalAdapterOptions {
   hub: Hub;
   metrics: Pick<Metrics, 'adapterMessage' | 'adapterRequest'>;
   /** How long a cache channel keeps its last event (Pusher: 30 minutes). */
   cacheTtlMs: number;
+  /** Bytes of cache-channel events kept (CACHE_MAX_BYTES); least recently used evicted past it. */
+  cacheMaxBytes?: number;
+  /** Told for each cache event evicted for room (websocket_cache_evictions_total). */
+  onCacheEvicted?: (appId: string) => void;
   now?: () => number;
 }
 
@@ -19,10 +24,16 @@ export interface LocalAdapterOptions {
  * Local delivery is one hop, but it is counted like a cluster engine's (`published` then `received`) and its queries are
  * timed, so dashboards read the same on one node and on many.
  */
-export function createLocalAdapter({ hub, metrics, cacheTtlMs, now = Date.now }: LocalAdapterOptions): Adapter {
+export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
+  const { hub, metrics, cacheTtlMs, now = Date.now } = options;
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
-  const cache = new Map<string, { event: CachedEvent; expiresAt: number }>();
+  const cache = createEventCache({
+    maxBytes: options.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES,
+    ttlMs: cacheTtlMs,
+    onEvicted: options.onCacheEvicted ?? (() => {}),
+    now,
+  });
 
   const counts = (appId: string, name: string): ChannelCounts => {
     const channel = hub.channel(appId, name);
@@ -62,25 +73,11 @@ export function createLocalAdapter({ hub, metrics, cacheTtlMs, now = Date.now }:
       metrics.adapterRequest('members', (performance.now() - started) / 1000);
       return out;
     },
-    async cacheGet(appId, channel) {
-      const key = `${appId}\u0000${channel}`;
-      const hit = cache.get(key);
-      if (hit === undefined) return undefined;
-      if (hit.expiresAt <= now()) {
-        cache.delete(key);
-        return undefined;
-      }
-      return hit.event;
+    async cacheGet(appId, channel): Promise<CachedEvent | undefined> {
+      return cache.get(appId, channel);
     },
     cacheSet(appId, channel, event) {
-      // Bounded: past the cap the oldest entry goes (a Map iterates in insertion order; a re-set moves a key to the end).
-      const key = `${appId}\u0000${channel}`;
-      cache.delete(key);
-      if (cache.size >= MAX_CACHED_CHANNELS) {
-        const oldest = cache.keys().next();
-        if (oldest.done !== true) cache.delete(oldest.value);
-      }
-      cache.set(key, { event, expiresAt: now() + cacheTtlMs });
+      cache.set(appId, channel, event);
     },
     terminateUser(appId, userId) {
       terminate(appId, userId);

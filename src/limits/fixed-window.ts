@@ -16,4 +16,9 @@ export class FixedWindow {
     this.count++;
     return this.count <= this.perSecond;
   }
+
+  /** Milliseconds from `now` until the current window ends and the count starts again. */
+  resetsIn(now: number): number {
+    return Math.max(0, this.windowStart + 1000 - now);
+  }
 }

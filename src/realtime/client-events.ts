@@ -1,12 +1,13 @@
 /**
  * `client-*` events: only on private and presence channels the sender is subscribed to, only when the app allows them,
  * never echoed to the sender, at most `clientEventsPerSecond` per connection (excess: `pusher:error` 4301, dropped). Each
- * refusal answers `pusher:error` with its own code (4301, 4310–4314) and the channel.
+ * refusal answers `pusher:error` with its own code (4301, 4310–4314) and the channel. The rate limit is checked first, and
+ * the data goes out as the client wrote it (`data`: the raw JSON text of the frame's `data` member, or its string): a
+ * client event costs work proportional to its size and nothing more.
  */
 import type { Context } from '@opentelemetry/api';
 import { channelKind } from '../protocol/channel-name.js';
 import { ErrorCode, type ErrorCodeValue } from '../protocol/close-codes.js';
-import { payloadString } from '../protocol/encode.js';
 import type { ClientEventMessage } from '../protocol/messages.js';
 import type { MessageErrorReason } from '../telemetry/metrics.js';
 import type { Connection } from '../transport/connection.js';
@@ -16,6 +17,7 @@ export function clientEvent(
   deps: RealtimeDeps,
   connection: Connection,
   message: ClientEventMessage,
+  data: string,
   parent: Context | undefined,
 ): void {
   const app = connection.app;
@@ -27,6 +29,18 @@ export function clientEvent(
       'client_events_disabled',
       ErrorCode.ClientEventsDisabled,
       'Client events are not enabled for this app',
+    );
+    return;
+  }
+  if (!connection.clientEvents.allow(Date.now())) {
+    deps.metrics.rateLimited(app.id, 'client_events');
+    refuseClientEvent(
+      deps,
+      connection,
+      message,
+      'rate_limited',
+      ErrorCode.ClientEventRateLimited,
+      `Client event rate limit (${app.clientEventsPerSecond}/s) exceeded`,
     );
     return;
   }
@@ -64,7 +78,6 @@ export function clientEvent(
     );
     return;
   }
-  const data = payloadString(message.data);
   if (Buffer.byteLength(data) > deps.limits.maxPayloadBytes) {
     refuseClientEvent(
       deps,
@@ -73,18 +86,6 @@ export function clientEvent(
       'too_large',
       ErrorCode.ClientEventTooLarge,
       `Event data over ${deps.limits.maxPayloadBytes} bytes`,
-    );
-    return;
-  }
-  if (!allow(connection, app.clientEventsPerSecond)) {
-    deps.metrics.rateLimited(app.id, 'client_events');
-    refuseClientEvent(
-      deps,
-      connection,
-      message,
-      'rate_limited',
-      ErrorCode.ClientEventRateLimited,
-      `Client event rate limit (${app.clientEventsPerSecond}/s) exceeded`,
     );
     return;
   }
@@ -122,13 +123,3 @@ function refuseClientEvent(
   connection.reject(reason, text, code, undefined, message.channel.slice(0, deps.limits.maxChannelNameLength));
 }
 
-/** Fixed one-second window per connection. */
-function allow(connection: Connection, perSecond: number): boolean {
-  const now = Date.now();
-  if (now - connection.clientEventWindowStart >= 1000) {
-    connection.clientEventWindowStart = now;
-    connection.clientEventCount = 0;
-  }
-  connection.clientEventCount++;
-  return connection.clientEventCount <= perSecond;
-}

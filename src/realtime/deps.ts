@@ -16,6 +16,8 @@ export type Limits = Pick<
   | 'maxPresenceMemberBytes'
   | 'maxPresenceUserIdLength'
   | 'maxWatchlistSize'
+  | 'maxJsonDepth'
+  | 'maxSubscriptionsPerConnection'
 >;
 
 export interface RealtimeDeps {

@@ -4,6 +4,7 @@
  */
 import { context } from '@opentelemetry/api';
 import { decodeClientFrame } from '../protocol/decode.js';
+import { scanFrame, type FrameScan } from '../protocol/frame-scan.js';
 import { PONG_FRAME } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
 import type { ClientMessage } from '../protocol/messages.js';
@@ -49,6 +50,13 @@ export function createRouter(deps: RealtimeDeps): Router {
         connection.reject('too_large', `Frame over ${limits.maxPayloadBytes} bytes`);
         return;
       }
+      // One linear pass before any JSON work: deep nesting is refused at the depth where it goes too far.
+      const scan = scanFrame(text, limits.maxJsonDepth);
+      if (!scan.depthOk) {
+        metrics.messageReceived(connection.app.id, 'invalid', bytes);
+        connection.reject('too_deep', `Frame nested deeper than ${limits.maxJsonDepth} levels`);
+        return;
+      }
       const decoded = decodeClientFrame(text);
       if (!decoded.ok) {
         metrics.messageReceived(connection.app.id, 'invalid', bytes);
@@ -68,7 +76,7 @@ export function createRouter(deps: RealtimeDeps): Router {
       }
       const spanName = TRACED[kind];
       if (spanName === undefined) {
-        dispatch(deps, connection, message);
+        dispatch(deps, connection, message, text, scan);
         metrics.messageProcessed(kind, (performance.now() - started) / 1000);
         return;
       }
@@ -78,7 +86,7 @@ export function createRouter(deps: RealtimeDeps): Router {
         span.end();
       };
       try {
-        const result = withSpan(span, () => dispatch(deps, connection, message));
+        const result = withSpan(span, () => dispatch(deps, connection, message, text, scan));
         if (result === undefined) done();
         else
           result.then(done, (err: unknown) => {
@@ -94,7 +102,19 @@ export function createRouter(deps: RealtimeDeps): Router {
   };
 }
 
-function dispatch(deps: RealtimeDeps, connection: Connection, message: ClientMessage): Promise<void> | undefined {
+/** A client event's data as the client wrote it: a string as is, anything else the raw JSON text (never re-serialized). */
+function rawData(data: unknown, text: string, scan: FrameScan): string {
+  if (typeof data === 'string') return data;
+  return scan.dataStart < 0 ? 'null' : text.slice(scan.dataStart, scan.dataEnd);
+}
+
+function dispatch(
+  deps: RealtimeDeps,
+  connection: Connection,
+  message: ClientMessage,
+  text: string,
+  scan: FrameScan,
+): Promise<void> | undefined {
   switch (message.event) {
     case Events.Ping:
       connection.send(PONG_FRAME, 'protocol');
@@ -115,7 +135,7 @@ function dispatch(deps: RealtimeDeps, connection: Connection, message: ClientMes
       return undefined;
     case 'client_event':
       // Inside the frame's `process` span: the publish span becomes its child.
-      clientEvent(deps, connection, message, context.active());
+      clientEvent(deps, connection, message, rawData(message.data, text, scan), context.active());
       return undefined;
   }
 }

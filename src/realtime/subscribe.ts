@@ -5,7 +5,7 @@ import { Events } from '../protocol/events.js';
 import type { SubscribeMessage, UnsubscribeMessage } from '../protocol/messages.js';
 import { channelAuthString, verifyAuth } from '../protocol/signatures.js';
 import type { Connection, Membership } from '../transport/connection.js';
-import type { SubscriptionResult } from '../telemetry/metrics.js';
+import type { MessageErrorReason, SubscriptionResult } from '../telemetry/metrics.js';
 import type { RealtimeDeps } from './deps.js';
 import type { Channel, LeaveResult } from './hub.js';
 
@@ -14,7 +14,14 @@ const BIG_CHANNEL_COUNT_INTERVAL_MS = 5000;
 const BIG_CHANNEL = 100;
 
 /** Why a subscription is refused: the metric result and the `pusher:subscription_error` it is answered with. */
-export type SubscriptionFailure = { result: Exclude<SubscriptionResult, 'ok'>; status: number; type: string; message: string };
+export type SubscriptionFailure = {
+  result: Exclude<SubscriptionResult, 'ok'>;
+  status: number;
+  type: string;
+  message: string;
+  /** Also counted in websocket_message_errors_total under this reason (refusals of the inbound budget). */
+  errorReason?: MessageErrorReason;
+};
 
 function failure(result: SubscriptionFailure['result'], status: number, type: string, message: string): SubscriptionFailure {
   return { result, status, type, message };
@@ -30,15 +37,18 @@ export function malformedSubscribe(message: string): SubscriptionFailure {
  * subscribe ends here, because a client waiting on a channel only hears about it on that channel.
  */
 export function refuseSubscription(
-  { metrics }: RealtimeDeps,
+  { metrics, limits }: RealtimeDeps,
   connection: Connection,
   name: string,
   refusal: SubscriptionFailure,
 ): void {
   metrics.subscription(connection.app.id, channelKind(name).type, refusal.result);
-  const channel = name.slice(0, 200);
-  connection.logger.info(
-    { event: refusal.result === 'auth_failed' ? 'auth_failed' : 'subscription_failed', channel, reason: refusal.result },
+  if (refusal.errorReason !== undefined) metrics.messageError(connection.app.id, refusal.errorReason);
+  // Within the connection's rejection cap, like every other refusal: 5000 bad subscribes are 20 lines, not 5000.
+  connection.logRejection(
+    refusal.result === 'auth_failed' ? 'auth_failed' : 'subscription_failed',
+    // An invalid name can be as long as the frame: the line carries what a valid one could hold.
+    { channel: name.slice(0, limits.maxChannelNameLength), reason: refusal.result },
     refusal.message,
   );
   connection.send(
@@ -115,6 +125,14 @@ function admit(
   const name = message.channel;
   if (!isValidChannelName(name, limits.maxChannelNameLength)) {
     return failure('invalid', 400, 'InvalidChannel', `Invalid channel name (at most ${limits.maxChannelNameLength} of [A-Za-z0-9_-=@,.;])`);
+  }
+  // Before any signature is checked: a connection at its cap costs nothing more per subscribe.
+  const cap = limits.maxSubscriptionsPerConnection;
+  if (connection.subscriptions.size >= cap && !connection.subscriptions.has(name)) {
+    return {
+      ...failure('limit', 403, 'LimitReached', `Subscription limit reached (${cap} channels per connection)`),
+      errorReason: 'too_many_subscriptions',
+    };
   }
   if (name.startsWith(SERVER_TO_USER_PREFIX)) {
     const ok = connection.userId !== undefined && name === SERVER_TO_USER_PREFIX + connection.userId;

@@ -34,10 +34,15 @@ export type MessageErrorReason =
   | 'not_subscribed'
   | 'unauthorized'
   | 'client_events_disabled'
-  | 'rate_limited';
+  | 'rate_limited'
+  | 'frame_rate_limited'
+  | 'too_deep'
+  | 'too_many_subscriptions'
+  | 'invalid_utf8'
+  | 'invalid_frame';
 export type PublishSource = 'http_api' | 'client_event';
 export type SubscriptionResult = 'ok' | 'auth_failed' | 'invalid' | 'limit';
-export type RateLimitScope = 'client_events' | 'http_api' | 'connections';
+export type RateLimitScope = 'client_events' | 'http_api' | 'connections' | 'frames';
 export type BackpressureAction = 'dropped' | 'disconnected';
 export type ApiAuthFailureReason = 'bad_signature' | 'expired' | 'unknown_key' | 'body_md5';
 export type WebhookResult = 'ok' | 'retried' | 'failed';
@@ -114,6 +119,8 @@ export interface Metrics {
   shutdownDuration(seconds: number): void;
   /** A publish the cluster engine could not carry (counted, never buffered). */
   adapterDropped(reason: AdapterDropReason): void;
+  /** A cache channel's last event dropped to keep the cache within its byte bound. */
+  cacheEvicted(appId: string): void;
 }
 
 /** Declares every instrument on `meter` (the global one by default) and returns the recorders. */
@@ -181,6 +188,7 @@ export function createMetrics(
     SECONDS_RTT,
   );
   const adapterDropped = counter('websocket_adapter_dropped_total', 'Publishes the cluster engine dropped by reason');
+  const cacheEvictions = counter('websocket_cache_evictions_total', 'Cache-channel events evicted to stay within CACHE_MAX_BYTES');
   let lastShutdownSeconds: number | undefined;
 
   const connections = meter.createObservableGauge('websocket_connections', { description: 'Open connections now' });
@@ -336,6 +344,9 @@ export function createMetrics(
     },
     adapterDropped(reason) {
       adapterDropped.add(1, reason === 'down' ? { reason: 'down' } : { reason: 'error' });
+    },
+    cacheEvicted(appId) {
+      cacheEvictions.add(1, appAttrs(appId));
     },
   };
 }

@@ -7,6 +7,7 @@ import type { WebSocket } from 'ws';
 import type { AppConfig } from '../config.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { encodeError } from '../protocol/encode.js';
+import { FixedWindow } from '../limits/fixed-window.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { CloseReason, MessageErrorReason, Metrics, SentKind } from '../telemetry/metrics.js';
 
@@ -30,13 +31,21 @@ export interface ConnectionOptions {
   logger: Logger;
   metrics: Metrics;
   sendBufferMaxBytes: number;
+  /** Frames per second this connection may send, every kind (FRAME_RATE_LIMIT_PER_SECOND); 0 means unlimited. */
+  framesPerSecond: number;
   upgradeSpan: SpanContext | undefined;
   /** Called once, after the socket is closed for any reason, so the hub can forget the connection. */
   onClosed: (connection: Connection) => void;
 }
 
 /** The log catalog events a rejected frame is logged as (docs/telemetry.md): refused signatures and rate limits have their own. */
-export type RejectionLogEvent = 'message_rejected' | 'rate_limited' | 'auth_failed';
+export type RejectionLogEvent = 'message_rejected' | 'rate_limited' | 'auth_failed' | 'subscription_failed';
+
+/** The close code ws sends for each of its frame-level errors (the rest are 1002, protocol error). */
+const WS_ERROR_CLOSE: Readonly<Record<string, { code: number; reason: MessageErrorReason }>> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: { code: 1009, reason: 'too_large' },
+  WS_ERR_INVALID_UTF8: { code: 1007, reason: 'invalid_utf8' },
+};
 
 const WS_OPEN = 1;
 /** A Buffer sent as a text frame: fan-out encodes the UTF-8 bytes once instead of once per recipient. */
@@ -68,9 +77,12 @@ export class Connection {
   messagesOut = 0;
   bytesIn = 0;
   bytesOut = 0;
-  /** Client-event rate limit: events counted in the current one-second window. */
-  clientEventWindowStart = 0;
-  clientEventCount = 0;
+  /** The inbound budget: every frame counts, checked before the frame is decoded. */
+  readonly frames: FixedWindow;
+  /** Client events per second (the app's clientEventsPerSecond). */
+  readonly clientEvents: FixedWindow;
+  /** The socket-level error that ended the connection, if any (its code: `ECONNRESET`, `WS_ERR_…`). */
+  socketError: string | undefined = undefined;
   /** Set once; a closing connection sends nothing more. */
   closeReason: CloseReason | undefined = undefined;
   closeCode = 0;
@@ -79,6 +91,8 @@ export class Connection {
   private readonly onClosed: (connection: Connection) => void;
   private finished = false;
   private rejections = 0;
+  /** True while reading from the socket is paused for the rest of the frame budget's window. */
+  private inboundHeld = false;
 
   constructor(options: ConnectionOptions) {
     this.ws = options.ws;
@@ -90,6 +104,8 @@ export class Connection {
     this.sendBufferMaxBytes = options.sendBufferMaxBytes;
     this.upgradeSpan = options.upgradeSpan;
     this.onClosed = options.onClosed;
+    this.frames = new FixedWindow(options.framesPerSecond);
+    this.clientEvents = new FixedWindow(options.app.clientEventsPerSecond);
     this.openedAt = Date.now();
     this.lastActivityAt = this.openedAt;
   }
@@ -141,14 +157,64 @@ export class Connection {
     channel?: string,
   ): void {
     this.metrics.messageError(this.app.id, reason);
-    // A flooding client must not flood the logs: the metric counts every rejection, the log tells the first ones.
+    this.logRejection(logEvent, { reason, code }, message);
+    this.send(encodeError(message, code, channel), 'protocol');
+  }
+
+  /**
+   * Logs one refusal of this client's input, whatever its path (rejected frame, failed subscription, socket-level error):
+   * a flooding client must not flood the logs, so the metric counts every refusal and the log tells the first ones.
+   */
+  logRejection(event: RejectionLogEvent, fields: Record<string, unknown>, message: string): void {
     this.rejections++;
     if (this.rejections <= LOGGED_REJECTIONS) {
-      this.logger.info({ event: logEvent, reason, code }, message);
+      this.logger.info({ event, ...fields }, message);
     } else if (this.rejections === LOGGED_REJECTIONS + 1) {
-      this.logger.warn({ event: 'message_rejected', reason }, 'further rejections on this connection are counted, not logged');
+      this.logger.warn(
+        { event: 'message_rejected', reason: fields.reason },
+        'further rejections on this connection are counted, not logged',
+      );
     }
-    this.send(encodeError(message, code, channel), 'protocol');
+  }
+
+  /**
+   * The socket itself failed: a frame ws refused (invalid UTF-8: 1007, over the hard size limit: 1009, other protocol
+   * violations: 1002), or the TCP connection broke. A client's fault, never a server error: counted with its reason, logged
+   * within the rejection cap, and the close code ws sent is the one `connection_closed` reports.
+   */
+  socketFailed(err: Error & { code?: string }): void {
+    const code = err.code ?? 'socket_error';
+    this.socketError ??= code;
+    if (!code.startsWith('WS_ERR')) {
+      // A reset or a broken pipe: the peer went away. `connection_closed` tells it (reason `error`, `error` field).
+      this.closeReason ??= 'error';
+      return;
+    }
+    const known = WS_ERROR_CLOSE[code] ?? { code: 1002, reason: 'invalid_frame' as const };
+    this.metrics.messageError(this.app.id, known.reason);
+    this.logRejection('message_rejected', { reason: known.reason, code: known.code, error: code }, err.message);
+    if (this.closeReason === undefined) {
+      this.closeReason = 'protocol_error';
+      this.closeCode = known.code;
+    }
+    // ws has sent its close frame and stopped reading; bound the wait for the peer as `close` does.
+    setTimeout(() => this.ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
+  }
+
+  /**
+   * Stops reading this client's socket until its frame budget's window ends. A flood then waits in the kernel's buffers and
+   * the client's own (TCP backpressure) instead of in this event loop: past its budget a connection costs the frames of
+   * one read, not everything it can send.
+   */
+  holdInbound(now: number): void {
+    if (this.inboundHeld || !this.isOpen) return;
+    this.inboundHeld = true;
+    this.ws.pause();
+    // Until one millisecond past the window's end, so the first frame read again falls in the next window.
+    setTimeout(() => {
+      this.inboundHeld = false;
+      if (this.isOpen) this.ws.resume();
+    }, this.frames.resetsIn(now) + 1).unref();
   }
 
   /** Sends `pusher:error` with the close code and closes with it: the one way the server ends a connection. */
@@ -176,10 +242,9 @@ export class Connection {
   finish(code: number): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.closeReason === undefined) {
-      this.closeReason = code === 1006 ? 'error' : 'client_close';
-      this.closeCode = code;
-    }
+    if (this.closeReason === undefined) this.closeReason = code === 1006 ? 'error' : 'client_close';
+    // A close the server started keeps the code it sent; otherwise the code is the one on the wire (1006: none).
+    if (this.closeCode === 0) this.closeCode = code;
     const durationMs = Date.now() - this.openedAt;
     this.metrics.connectionClosed(this.app.id, this.closeReason, durationMs / 1000);
     this.onClosed(this);
@@ -193,6 +258,7 @@ export class Connection {
         messages_out: this.messagesOut,
         bytes_in: this.bytesIn,
         bytes_out: this.bytesOut,
+        ...(this.socketError === undefined ? {} : { error: this.socketError }),
       },
       'connection closed',
     );

@@ -15,6 +15,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics, RejectReason } from '../telemetry/metrics.js';
 import { contextFromHeaders, startConnectSpan } from '../telemetry/tracing.js';
 import { FixedWindow } from '../limits/fixed-window.js';
+import { ErrorCode } from '../protocol/close-codes.js';
 import { CLOSE_HANDSHAKE_MS, Connection } from './connection.js';
 
 export interface WsRouteOptions {
@@ -26,6 +27,8 @@ export interface WsRouteOptions {
   activityTimeoutSeconds: number;
   maxConnections: number;
   sendBufferMaxBytes: number;
+  /** Frames per connection per second, every kind (FRAME_RATE_LIMIT_PER_SECOND); 0 means unlimited. */
+  framesPerSecond: number;
   /** New connections per app per second; 0 means unlimited. */
   newConnectionsPerSecond: number;
   /** Refused sockets held in their close handshake at once; past it a refused socket is cut without waiting. */
@@ -36,11 +39,27 @@ export interface WsRouteOptions {
   onConnectionClosed: (connection: Connection, left: ReturnType<Hub['removeConnection']>) => void;
 }
 
+/** ws's frame errors (`WS_ERR_…`) and the socket's errno codes (`ECONNRESET`, `EPIPE`, …): what a peer can cause. */
+const PEER_ERROR = /^(WS_ERR_[A-Z0-9_]+|E[A-Z]+)$/;
+
 /** Protocol versions accepted; pusher-js sends 7. */
 const SUPPORTED_PROTOCOLS = new Set([5, 6, 7]);
 
 function socketId(): string {
   return `${randomInt(1, 2 ** 31)}.${randomInt(1, 2 ** 31)}`;
+}
+
+/**
+ * @fastify/websocket's `errorHandler`: its default logs every socket error at `error` level with a stack and terminates
+ * the socket. A socket error is the peer's doing (the route's own listener counts and logs it, and ws closes the socket
+ * with the right code); only an exception thrown by a handler is the server's, and is logged as such.
+ */
+export function wsErrorHandler(logger: Logger): (error: Error & { code?: string }, socket: WebSocket) => void {
+  return (error, socket) => {
+    if (error.code !== undefined && PEER_ERROR.test(error.code)) return;
+    logger.error({ event: 'message_rejected', err: error }, 'WebSocket handler failed');
+    socket.terminate();
+  };
 }
 
 export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptions): void {
@@ -145,6 +164,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
           logger: logger.child({ session_id: sessionId, socket_id: id, app_id: app.id }),
           metrics,
           sendBufferMaxBytes: options.sendBufferMaxBytes,
+          framesPerSecond: options.framesPerSecond,
           upgradeSpan: span.spanContext(),
           onClosed: (c) => options.onConnectionClosed(c, hub.removeConnection(c)),
         });
@@ -172,23 +192,33 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
             : Array.isArray(data)
               ? Buffer.concat(data)
               : Buffer.from(data);
+          // The inbound budget comes before any work on the frame (not even its UTF-8 decoding): a flood costs a counter.
+          const now = Date.now();
+          if (!connection.frames.allow(now)) {
+            connection.holdInbound(now);
+            connection.messagesIn++;
+            connection.bytesIn += buffer.length;
+            metrics.messageReceived(app.id, 'invalid', buffer.length);
+            metrics.rateLimited(app.id, 'frames');
+            connection.reject(
+              'frame_rate_limited',
+              `Frame rate limit (${options.framesPerSecond}/s) exceeded; frame dropped`,
+              ErrorCode.ClientEventRateLimited,
+              'rate_limited',
+            );
+            return;
+          }
           if (isBinary) {
             connection.messagesIn++;
+            connection.bytesIn += buffer.length;
             metrics.messageReceived(app.id, 'invalid', buffer.length);
             connection.reject('invalid_message', 'Binary frames are not supported; send UTF-8 JSON text');
             return;
           }
           router.handle(connection, buffer.toString('utf8'), buffer.length);
         });
-        socket.on('error', (err: Error & { code?: string }) => {
-          if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-            metrics.messageError(app.id, 'too_large');
-            connection.closeReason ??= 'protocol_error';
-          } else if (connection.closeReason === undefined) {
-            connection.closeReason = err.code?.startsWith('WS_ERR') ? 'protocol_error' : 'error';
-          }
-          connection.logger.info({ event: 'message_rejected', reason: err.code ?? 'socket_error', err: err.message }, 'socket error');
-        });
+        // Frame-level errors (invalid UTF-8, over the hard size limit) are the client's: counted and logged by the connection.
+        socket.on('error', (err: Error & { code?: string }) => connection.socketFailed(err));
         socket.on('close', (code: number) => connection.finish(code));
       },
     );

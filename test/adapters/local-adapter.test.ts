@@ -33,3 +33,30 @@ test('local adapter: counts each publish as published and received, and times it
   await adapter.members('x', 'c');
   assert.deepEqual(recorded, ['published', 'received', 'channels', 'counts', 'members']);
 });
+
+test('local adapter: the cache is bounded in bytes, evicts the least recently used channel first, and counts it', async () => {
+  const evicted: string[] = [];
+  const adapter = createLocalAdapter({
+    hub: new Hub([]),
+    metrics: noMetrics,
+    cacheTtlMs: 60_000,
+    cacheMaxBytes: 100_000,
+    onCacheEvicted: (appId) => evicted.push(appId),
+  });
+  const data = 'x'.repeat(10_000);
+  for (let i = 0; i < 5; i++) adapter.cacheSet('app', `cache-${i}`, { event: 'e', data });
+  // Reading cache-0 makes it the most recently used: cache-1 goes first when room is needed.
+  assert.ok(await adapter.cacheGet('app', 'cache-0'));
+  for (let i = 5; i < 50; i++) adapter.cacheSet('app', `cache-${i}`, { event: 'e', data });
+  let kept = 0;
+  for (let i = 0; i < 50; i++) if ((await adapter.cacheGet('app', `cache-${i}`)) !== undefined) kept++;
+  assert.ok(kept <= 10 && kept >= 8, `${kept} of 50 ten-kilobyte events fit in 100 000 bytes`);
+  assert.equal(evicted.length, 50 - kept);
+  assert.ok(evicted.every((a) => a === 'app'));
+  assert.equal(await adapter.cacheGet('app', 'cache-1'), undefined, 'the least recently used went first');
+  assert.ok(await adapter.cacheGet('app', 'cache-49'), 'the newest is kept');
+  // An event larger than the whole bound is not kept (the channel misses) and evicts nothing.
+  adapter.cacheSet('app', 'cache-huge', { event: 'e', data: 'y'.repeat(200_000) });
+  assert.equal(await adapter.cacheGet('app', 'cache-huge'), undefined);
+  assert.ok(await adapter.cacheGet('app', 'cache-49'));
+});

@@ -65,6 +65,8 @@ describe('a real Prometheus scrapes Beacon', () => {
       APP_CLIENT_EVENTS_PER_SECOND: '1',
       APP_WEBHOOK_URL: `http://127.0.0.1:${webhookPort}/webhooks`,
       ACTIVITY_TIMEOUT: '1',
+      // Two 1500-byte cache events do not both fit: websocket_cache_evictions_total counts one.
+      CACHE_MAX_BYTES: '2048',
     });
     prometheus = await startPrometheus({
       scrape: [{ job: 'beacon', targets: [`127.0.0.1:${beacon.metricsPort}`] }],
@@ -81,6 +83,8 @@ describe('a real Prometheus scrapes Beacon', () => {
     await b.next('pusher_internal:subscription_succeeded');
     await sdk.trigger('news', 'update', { n: 1 });
     await b.next('update');
+    await sdk.trigger('cache-a', 'e', { pad: 'x'.repeat(1500) });
+    await sdk.trigger('cache-b', 'e', { pad: 'x'.repeat(1500) });
     // Two client events in the same second at 1/s: the second is rate limited.
     a.ws.send(JSON.stringify({ event: 'client-x', channel: 'presence-room', data: {} }));
     a.ws.send(JSON.stringify({ event: 'client-x', channel: 'presence-room', data: {} }));

@@ -1,0 +1,96 @@
+/**
+ * Every rejection path logs within the connection's cap (README: "only its first 20 are logged"), and frames the socket
+ * layer refuses (invalid UTF-8: 1007, over the hard size limit: 1009) are the client's fault: counted, logged with the
+ * catalog event at info, never an `error` line with a stack, and `connection_closed` carries the close code sent.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import WebSocket from 'ws';
+import { RawClient } from '../helpers/raw-client.js';
+import { APP, startServer, type TestServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
+
+const LOGGED = 20;
+const errorLines = (server: TestServer) => server.logs.filter((l) => l.level === 'error' || Number(l.level) >= 50);
+const linesOf = (server: TestServer, socketId: string) => server.logs.filter((l) => l.socket_id === socketId);
+
+test('5000 bad-auth subscribes and 5000 invalid channel names log at most the capped number of lines', { timeout: 30_000 }, async () => {
+  const server = await startServer({ FRAME_RATE_LIMIT_PER_SECOND: '0' });
+  try {
+    for (const [kind, frame] of [
+      ['auth_failed', (i: number) => ({ event: 'pusher:subscribe', data: { channel: `private-${i}`, auth: `${APP.key}:bad` } })],
+      ['subscription_failed', (i: number) => ({ event: 'pusher:subscribe', data: { channel: `bad name ${i}` } })],
+    ] as const) {
+      const { client, socketId } = await RawClient.established(server.port);
+      const N = 5000;
+      for (let i = 0; i < N; i++) client.send(frame(i));
+      await until(() => client.all('pusher:subscription_error').length === N, `${N} subscription errors`, 15_000);
+      const lines = linesOf(server, socketId);
+      const refusals = lines.filter((l) => l.event === kind);
+      assert.equal(refusals.length, LOGGED, `${kind}: the first ${LOGGED} are logged`);
+      assert.equal(lines.filter((l) => String(l.msg).includes('counted, not logged')).length, 1);
+      await client.close();
+    }
+    assert.deepEqual(errorLines(server), []);
+  } finally {
+    await server.close();
+  }
+});
+
+/** Opens a raw `ws` socket, sends `payload` as one text frame, resolves with the close code the server sent. */
+async function sendAndClose(server: TestServer, payload: Buffer): Promise<{ code: number; socketId: string }> {
+  const { client, socketId } = await RawClient.established(server.port);
+  // The `ws` client does not validate what it sends: invalid UTF-8 goes out as a text frame.
+  client.ws.send(payload, { binary: false });
+  const closed = await client.waitClosed();
+  return { code: closed.code, socketId };
+}
+
+for (const [name, payload, code, reason] of [
+  ['invalid UTF-8', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), 1007, 'invalid_utf8'],
+  ['oversized', Buffer.alloc(3000, 0x61), 1009, 'too_large'],
+] as const) {
+  test(`${name} frames close with ${code}, are logged as message_rejected at info, and connection_closed says ${code}`, async () => {
+    // MAX_PAYLOAD_BYTES 1024: the socket layer refuses frames over 2048 bytes.
+    const server = await startServer({ MAX_PAYLOAD_BYTES: '1024' });
+    try {
+      const { code: closeCode, socketId } = await sendAndClose(server, payload);
+      assert.equal(closeCode, code, 'the client sees the close code');
+      await until(() => linesOf(server, socketId).some((l) => l.event === 'connection_closed'), 'connection_closed');
+      const lines = linesOf(server, socketId);
+      const rejected = lines.find((l) => l.event === 'message_rejected');
+      assert.ok(rejected, 'a message_rejected line');
+      assert.equal(rejected.level, 'info');
+      assert.equal(rejected.reason, reason);
+      assert.equal(rejected.code, code);
+      const closed = lines.find((l) => l.event === 'connection_closed');
+      assert.equal(closed?.code, code);
+      assert.equal(closed?.reason, 'protocol_error');
+      assert.deepEqual(errorLines(server), [], 'no error-level line');
+      assert.ok(lines.every((l) => typeof l.event === 'string'), 'every line of the connection has a catalog event');
+      assert.equal(server.app.hub.connectionCount(), 0);
+    } finally {
+      await server.close();
+    }
+  });
+}
+
+test('a flood of connections each sending one invalid frame logs one line per connection, none at error', async () => {
+  const server = await startServer();
+  try {
+    const sockets = await Promise.all(
+      Array.from({ length: 30 }, async () => {
+        const ws = new WebSocket(`ws://127.0.0.1:${server.port}/app/${APP.key}`);
+        await new Promise<void>((resolve) => ws.once('message', () => resolve()));
+        ws.send(Buffer.from([0xc3, 0x28]), { binary: false });
+        return new Promise<number>((resolve) => ws.once('close', (c: number) => resolve(c)));
+      }),
+    );
+    assert.deepEqual([...new Set(sockets)], [1007]);
+    await until(() => server.app.hub.connectionCount() === 0, 'every connection gone');
+    assert.equal(server.logs.filter((l) => l.event === 'message_rejected' && l.reason === 'invalid_utf8').length, 30);
+    assert.deepEqual(errorLines(server), []);
+  } finally {
+    await server.close();
+  }
+});

@@ -1,0 +1,78 @@
+/**
+ * The inbound budget's refusals and the cache's evictions as a real process exposes them on /metrics: each refusal under
+ * its `reason`, the frame budget under `scope="frames"`, the subscription cap as `result="limit"`, and CACHE_MAX_BYTES
+ * evicting (least recently used first) with `websocket_cache_evictions_total` counting it.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import Pusher from 'pusher';
+import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
+import { parseExposition, sumOf } from '../helpers/exposition.js';
+import { pollUntil } from '../helpers/prometheus.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { APP } from '../helpers/server.js';
+
+let beacon: BeaconProcess;
+before(async () => {
+  beacon = await spawnBeacon({
+    CACHE_MAX_BYTES: '4096',
+    FRAME_RATE_LIMIT_PER_SECOND: '10',
+    MAX_SUBSCRIPTIONS_PER_CONNECTION: '2',
+  });
+});
+after(async () => {
+  await beacon?.stop();
+});
+
+async function scrape(): Promise<ReturnType<typeof parseExposition>> {
+  return parseExposition(await (await fetch(`http://127.0.0.1:${beacon.metricsPort}/metrics`)).text());
+}
+
+test('refusals of the inbound budget and cache evictions are counted with their reasons', async () => {
+  const sdk = new Pusher({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(beacon.port), useTLS: false });
+  // Eight 1000-byte events on eight cache channels: at most four fit in 4096 bytes.
+  for (let i = 0; i < 8; i++) await sdk.trigger(`cache-c${i}`, 'e', { pad: 'x'.repeat(1000) });
+
+  const { client } = await RawClient.established(beacon.port);
+  client.send(`{"event":"client-x","channel":"private-a","data":${'['.repeat(100)}${']'.repeat(100)}}`);
+  await client.next('pusher:error');
+  // The oldest cache channel was evicted: it misses; the newest replays.
+  client.send({ event: 'pusher:subscribe', data: { channel: 'cache-c0' } });
+  client.send({ event: 'pusher:subscribe', data: { channel: 'cache-c7' } });
+  client.send({ event: 'pusher:subscribe', data: { channel: 'third' } });
+  await client.next((f) => f.event === 'pusher:cache_miss' && f.channel === 'cache-c0');
+  await client.next((f) => f.event === 'e' && f.channel === 'cache-c7');
+  await client.next((f) => f.event === 'pusher:subscription_error' && f.channel === 'third');
+  for (let i = 0; i < 20; i++) client.send({ event: 'pusher:ping', data: {} });
+  await client.next((f) => f.event === 'pusher:error' && (f.data as { code: number | null }).code === 4301);
+  await client.close();
+
+  const utf8 = await RawClient.established(beacon.port);
+  utf8.client.ws.send(Buffer.from([0xff]), { binary: false });
+  assert.equal((await utf8.client.waitClosed()).code, 1007);
+
+  const expected: [string, Record<string, string>][] = [
+    ['websocket_message_errors_total', { reason: 'too_deep' }],
+    ['websocket_message_errors_total', { reason: 'too_many_subscriptions' }],
+    ['websocket_message_errors_total', { reason: 'frame_rate_limited' }],
+    ['websocket_message_errors_total', { reason: 'invalid_utf8' }],
+    ['websocket_rate_limit_triggered_total', { scope: 'frames' }],
+    ['websocket_subscriptions_total', { result: 'limit' }],
+    ['websocket_cache_evictions_total', { app_id: APP.id }],
+  ];
+  let missing: string[] = [];
+  await pollUntil(
+    async () => {
+      const m = await scrape();
+      missing = expected.filter(([name, labels]) => sumOf(m, name, labels) < 1).map(([n, l]) => `${n}${JSON.stringify(l)}`);
+      return missing.length === 0;
+    },
+    5000,
+    100,
+    () => `missing ${missing.join(', ')}`,
+  );
+  const m = await scrape();
+  assert.ok(sumOf(m, 'websocket_cache_evictions_total') >= 4, 'at least four of eight evicted');
+  // No error-level line anywhere.
+  assert.deepEqual(beacon.logs.filter((l) => /"level":"(error|fatal)"/.test(l)), []);
+});
