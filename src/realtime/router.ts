@@ -37,17 +37,23 @@ export interface Router {
   handle(connection: Connection, text: string, bytes: number): void;
 }
 
+/** JSON punctuation and member names of a frame's envelope (`{"event":…,"channel":…,"data":…}`), beyond the names. */
+const ENVELOPE_BYTES = 64;
+
 export function createRouter(deps: RealtimeDeps): Router {
   const { metrics, limits } = deps;
+  // A frame may carry MAX_PAYLOAD_BYTES of data plus its envelope, so that a client event whose data alone is over the limit
+  // is parsed far enough to be answered on its channel with its own code (4314) instead of an anonymous refusal.
+  const maxFrameBytes = limits.maxPayloadBytes + limits.maxEventNameLength + limits.maxChannelNameLength + ENVELOPE_BYTES;
   return {
     handle(connection, text, bytes) {
       const started = performance.now();
       connection.messagesIn++;
       connection.bytesIn += bytes;
       connection.lastActivityAt = Date.now();
-      if (bytes > limits.maxPayloadBytes) {
+      if (bytes > maxFrameBytes) {
         metrics.messageReceived(connection.app.id, 'invalid', bytes);
-        connection.reject('too_large', `Frame over ${limits.maxPayloadBytes} bytes`);
+        connection.reject('too_large', `Frame over ${maxFrameBytes} bytes`);
         return;
       }
       // One linear pass before any JSON work: deep nesting is refused at the depth where it goes too far.
