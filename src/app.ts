@@ -15,6 +15,7 @@ import { registerHealthRoutes } from './http/health.js';
 import { CloseCode } from './protocol/close-codes.js';
 import type { RealtimeDeps } from './realtime/deps.js';
 import { createFanout } from './realtime/fanout.js';
+import { gateMemberEvents } from './realtime/member-delivery.js';
 import { Hub } from './realtime/hub.js';
 import { createPublisher } from './realtime/publisher.js';
 import { createRouter } from './realtime/router.js';
@@ -76,18 +77,10 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   const hub = new Hub(apps.all(), notifyWatchers);
   // The gauges read the adapter's status at scrape time, after it exists; the adapter records its own traffic.
   const metrics = overrides.metrics ?? createMetrics(hub.gaugeSources(() => adapter.status()), { version: VERSION });
-  const defaultAdapter: AppDeps['adapter'] = (h, m) =>
+  const defaultAdapter: AppDeps['adapter'] = (_hub, m) =>
     config.adapter === 'redis'
-      ? createRedisAdapter({
-          hub: h,
-          metrics: m,
-          logger,
-          url: config.redisUrl,
-          nodeId: config.nodeId,
-          appIds: apps.all().map((a) => a.id),
-          cacheTtlMs: CACHE_TTL_MS,
-        })
-      : createLocalAdapter({ hub: h, metrics: m, cacheTtlMs: CACHE_TTL_MS });
+      ? createRedisAdapter({ metrics: m, logger, url: config.redisUrl, nodeId: config.nodeId, cacheTtlMs: CACHE_TTL_MS })
+      : createLocalAdapter({ metrics: m, cacheTtlMs: CACHE_TTL_MS });
   const adapter = (overrides.adapter ?? defaultAdapter)(hub, metrics);
   const publisher = createPublisher({ adapter, metrics });
   const webhooks = createWebhookSender({
@@ -105,7 +98,16 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     closeTimeoutMs: Math.min(2000, config.shutdownTimeoutMs / 4),
   });
   const realtime: RealtimeDeps = { hub, adapter, publisher, metrics, limits: config, webhooks };
-  adapter.onEnvelope(createFanout({ hub, metrics }));
+  adapter.onEnvelope(gateMemberEvents(hub, metrics, createFanout({ hub, metrics })));
+  // A dead node's members and channels, removed by this node: their webhooks go out from here, once.
+  adapter.onReaped((channels) => {
+    for (const c of channels) {
+      const app = apps.byId(c.appId);
+      if (app === undefined) continue;
+      for (const userId of c.removedUsers) webhooks.emit(app, { name: 'member_removed', channel: c.channel, user_id: userId });
+      if (c.vacated) webhooks.emit(app, { name: 'channel_vacated', channel: c.channel });
+    }
+  });
   adapter.onTerminateUser((appId, userId) => {
     for (const connection of [...hub.userConnections(appId, userId)]) {
       connection.close(CloseCode.Unauthorized, 'Connection terminated by the app', 'terminated');

@@ -1,14 +1,16 @@
-/** The embedded single-node engine: delivery is a direct call, queries read this node's hub. */
-import type { Hub } from '../realtime/hub.js';
+/**
+ * The embedded single-node engine: delivery is a direct call; membership and queries are kept in memory by the same rules
+ * the Redis engine applies in Redis (memory-membership.ts), since one node is the whole cluster.
+ */
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Adapter, CachedEvent, ChannelCounts } from './adapter.js';
 import type { Envelope } from './envelope.js';
+import { MemoryMembership } from './memory-membership.js';
 
 /** Cache channels whose last event this node keeps at most. */
 const MAX_CACHED_CHANNELS = 100_000;
 
 export interface LocalAdapterOptions {
-  hub: Hub;
   metrics: Pick<Metrics, 'adapterMessage' | 'adapterRequest'>;
   /** How long a cache channel keeps its last event (Pusher: 30 minutes). */
   cacheTtlMs: number;
@@ -19,15 +21,17 @@ export interface LocalAdapterOptions {
  * Local delivery is one hop, but it is counted like a cluster engine's (`published` then `received`) and its queries are
  * timed, so dashboards read the same on one node and on many.
  */
-export function createLocalAdapter({ hub, metrics, cacheTtlMs, now = Date.now }: LocalAdapterOptions): Adapter {
+export function createLocalAdapter({ metrics, cacheTtlMs, now = Date.now }: LocalAdapterOptions): Adapter {
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
   const cache = new Map<string, { event: CachedEvent; expiresAt: number }>();
 
-  const counts = (appId: string, name: string): ChannelCounts => {
-    const channel = hub.channel(appId, name);
-    return { subscriptionCount: channel?.subscribers.size ?? 0, userCount: channel?.members.size ?? 0 };
-  };
+  const membership = new MemoryMembership((envelope) => {
+    metrics.adapterMessage('published');
+    metrics.adapterMessage('received');
+    deliver(envelope);
+  });
+  const counts = (appId: string, name: string): ChannelCounts => membership.counts(appId, name);
 
   return {
     name: 'local',
@@ -42,10 +46,19 @@ export function createLocalAdapter({ hub, metrics, cacheTtlMs, now = Date.now }:
       metrics.adapterMessage('received');
       deliver(envelope);
     },
+    async join(appId, channel, socketId, member, maxMembers) {
+      return membership.join(appId, channel, socketId, member, maxMembers);
+    },
+    async leave(appId, channel, member) {
+      return membership.leave(appId, channel, member);
+    },
+    onReaped() {
+      // One node is the whole cluster: no other node can die.
+    },
     async channels(appId) {
       const started = performance.now();
       const out = new Map<string, ChannelCounts>();
-      for (const name of hub.state(appId)?.channels.keys() ?? []) out.set(name, counts(appId, name));
+      for (const name of membership.channelNames(appId)) out.set(name, counts(appId, name));
       metrics.adapterRequest('channels', (performance.now() - started) / 1000);
       return out;
     },
@@ -57,8 +70,7 @@ export function createLocalAdapter({ hub, metrics, cacheTtlMs, now = Date.now }:
     },
     async members(appId, name) {
       const started = performance.now();
-      const out = new Map<string, unknown>();
-      for (const m of hub.channel(appId, name)?.members.values() ?? []) out.set(m.userId, m.userInfo);
+      const out = membership.members(appId, name);
       metrics.adapterRequest('members', (performance.now() - started) / 1000);
       return out;
     },

@@ -37,7 +37,7 @@ export type MessageErrorReason =
   | 'client_events_disabled'
   | 'rate_limited';
 export type PublishSource = 'http_api' | 'client_event';
-export type SubscriptionResult = 'ok' | 'auth_failed' | 'invalid' | 'limit';
+export type SubscriptionResult = 'ok' | 'auth_failed' | 'invalid' | 'limit' | 'unavailable';
 export type RateLimitScope = 'client_events' | 'http_api' | 'connections';
 export type BackpressureAction = 'dropped' | 'disconnected';
 export type ApiAuthFailureReason = 'bad_signature' | 'expired' | 'unknown_key' | 'body_md5';

@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
-import { Hub } from '../../src/realtime/hub.js';
 import { adapterContract } from './adapter-contract.js';
 
 const noMetrics = { adapterMessage: () => undefined, adapterRequest: () => undefined };
 
-adapterContract('local adapter', (hub, clock, cacheTtlMs) =>
-  createLocalAdapter({ hub, metrics: noMetrics, cacheTtlMs, now: clock.now }),
+adapterContract('local adapter', (clock, cacheTtlMs) =>
+  createLocalAdapter({ metrics: noMetrics, cacheTtlMs, now: clock.now }),
 );
 
 test('local adapter: counts each publish as published and received, and times its queries', async () => {
   const recorded: string[] = [];
   const adapter = createLocalAdapter({
-    hub: new Hub([]),
     metrics: { adapterMessage: (d) => recorded.push(d), adapterRequest: (op) => recorded.push(op) },
     cacheTtlMs: 1000,
   });
