@@ -146,6 +146,10 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     sendBufferMaxBytes: config.sendBufferMaxBytes,
     newConnectionsPerSecond: config.newConnectionsPerSecond,
     isDraining: () => draining,
+    quota: {
+      reserve: (app) => adapter.reserveConnection(app.id, app.maxConnections),
+      release: (app) => adapter.releaseConnection(app.id),
+    },
     onConnectionClosed: (connection, left) => {
       for (const l of left) afterLeave(realtime, connection.app.id, l);
     },

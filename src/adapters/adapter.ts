@@ -83,6 +83,12 @@ export interface Adapter {
   join(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome>;
   /** Removes one subscription recorded by `join` on this node. */
   leave(appId: string, channel: string, member: MemberRef | null): Promise<LeaveOutcome>;
+  /**
+   * Counts one connection of the app against `max` across the cluster (APP_MAX_CONNECTIONS); false when the cluster is
+   * at the quota. Every true is matched by one `releaseConnection` when the connection closes.
+   */
+  reserveConnection(appId: string, max: number): Promise<boolean>;
+  releaseConnection(appId: string): void;
   /** Hands on a callback for the channels changed by the removal of a dead node's share (webhooks). */
   onReaped(handler: (channels: ReapedChannel[]) => void): void;
   channels(appId: string): Promise<Map<string, ChannelCounts>>;

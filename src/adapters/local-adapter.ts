@@ -25,6 +25,8 @@ export function createLocalAdapter({ metrics, cacheTtlMs, now = Date.now }: Loca
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
   const cache = new Map<string, { event: CachedEvent; expiresAt: number }>();
+  /** Connections counted per app by `reserveConnection`. */
+  const connections = new Map<string, number>();
 
   const membership = new MemoryMembership((envelope) => {
     metrics.adapterMessage('published');
@@ -51,6 +53,17 @@ export function createLocalAdapter({ metrics, cacheTtlMs, now = Date.now }: Loca
     },
     async leave(appId, channel, member) {
       return membership.leave(appId, channel, member);
+    },
+    async reserveConnection(appId, max) {
+      const n = connections.get(appId) ?? 0;
+      if (max > 0 && n >= max) return false;
+      connections.set(appId, n + 1);
+      return true;
+    },
+    releaseConnection(appId) {
+      const n = (connections.get(appId) ?? 0) - 1;
+      if (n > 0) connections.set(appId, n);
+      else connections.delete(appId);
     },
     onReaped() {
       // One node is the whole cluster: no other node can die.

@@ -27,7 +27,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
 import { startReapSpan } from '../telemetry/tracing.js';
-import type { Adapter, CachedEvent, ChannelCounts, LeaveOutcome, MemberRef, ReapedChannel } from './adapter.js';
+import type { Adapter, CachedEvent, ChannelCounts, LeaveOutcome, ReapedChannel } from './adapter.js';
 import type { Envelope } from './envelope.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 import { Interest } from './redis-interest.js';
@@ -68,11 +68,9 @@ export interface RedisAdapter extends Adapter {
 
 type ControlMessage = { type: 'terminate'; appId: string; userId: string };
 
-interface DeferredLeave {
-  appId: string;
-  channel: string;
-  member: MemberRef | null;
-  resolve: (outcome: LeaveOutcome) => void;
+/** A removal that must reach Redis eventually (a leave, a released connection): retried once Redis is back. */
+interface Deferred {
+  run: () => Promise<void>;
   reject: (err: unknown) => void;
 }
 
@@ -107,7 +105,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   let closed = false;
   let reaping = false;
   const waiters: (() => void)[] = [];
-  const deferred: DeferredLeave[] = [];
+  const deferred: Deferred[] = [];
   const inflight = new Set<Promise<unknown>>();
 
   const isUp = (): boolean => !closed && subscribed && pub.status === 'ready' && sub.status === 'ready';
@@ -117,7 +115,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       logger.info({ event: 'adapter_up', adapter: 'redis', node: nodeId, dropped_while_down: dropped }, 'cluster engine up');
       dropped = 0;
       tick();
-      for (const d of deferred.splice(0)) runLeave(d);
+      for (const d of deferred.splice(0)) runDurable(d);
       for (const w of waiters.splice(0)) w();
     } else if (!isUp() && !closed && (state === 'up' || (state === 'starting' && reason !== undefined))) {
       // Before the first `ready` a connection that is merely still connecting is not "down"; a failure is.
@@ -228,7 +226,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     return p;
   }
 
-  function runLeave(d: DeferredLeave): void {
+  function runDurable(d: Deferred): void {
     if (closed) {
       d.reject(new Error('adapter closed'));
       return;
@@ -237,8 +235,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       deferred.push(d);
       return;
     }
-    track(membership.leave(d.appId, d.channel, d.member)).then(d.resolve, () => {
-      // Redis went away mid-leave: keep it until Redis is back (the scripts ignore a leave with nothing to remove).
+    track(d.run()).catch(() => {
+      // Redis went away mid-way: keep it until Redis is back (the scripts ignore a removal with nothing to remove).
       if (closed) d.reject(new Error('adapter closed'));
       else deferred.push(d);
     });
@@ -291,7 +289,16 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     },
     leave(appId, channel, member) {
       interest.release(keys.channel(appId, channel).events);
-      return new Promise<LeaveOutcome>((resolve, reject) => runLeave({ appId, channel, member, resolve, reject }));
+      return new Promise<LeaveOutcome>((resolve, reject) =>
+        runDurable({ run: async () => resolve(await membership.leave(appId, channel, member)), reject }),
+      );
+    },
+    async reserveConnection(appId, max) {
+      if (!isUp()) throw new Error('cluster engine down');
+      return track(membership.reserveConnection(appId, max));
+    },
+    releaseConnection(appId) {
+      runDurable({ run: () => membership.releaseConnection(appId), reject: () => undefined });
     },
     channels: (appId) => timed('channels', () => membership.channels(appId), new Map<string, ChannelCounts>()),
     channel: (appId, name) => timed('counts', () => membership.counts(appId, name), { subscriptionCount: 0, userCount: 0 }),
@@ -323,7 +330,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       // (a leave that could not be recorded) is removed like a dead node's, so no member outlives the node.
       await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
       if (isUp()) {
-        for (const d of deferred.splice(0)) runLeave(d);
+        for (const d of deferred.splice(0)) runDurable(d);
         await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
         await membership.reap(nodeId).catch(() => undefined);
         await Promise.all([pub.del(keys.node(nodeId)), pub.srem(keys.nodes, nodeId)]).catch(() => undefined);

@@ -49,6 +49,16 @@ export class RedisKeys {
     return `${this.prefix}:channels:{${appId.replace(/[{}%]/g, encodeURIComponent)}}`;
   }
 
+  /** Hash of an app's connections (`total`, `n:<node>`), for its cluster-wide quota. */
+  appConnections(appId: string): string {
+    return `${this.prefix}:connections:{${appId.replace(/[{}%]/g, encodeURIComponent)}}`;
+  }
+
+  /** Set of the apps whose connections `node` counted (what a reaper walks). */
+  nodeApps(node: string): string {
+    return `${this.prefix}:nodeapps:{${node}}`;
+  }
+
   /** Liveness key of a node (TTL). */
   node(node: string): string {
     return `${this.prefix}:node:${node}`;

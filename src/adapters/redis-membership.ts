@@ -12,11 +12,22 @@ import type { Cluster, Redis } from 'ioredis';
 import type { ChannelCounts, JoinOutcome, LeaveOutcome, MemberRef, ReapedChannel } from './adapter.js';
 import { envelopeHead, memberAddedData, memberRemovedData } from './membership-events.js';
 import type { RedisKeys } from './redis-keys.js';
-import { JOIN_LUA, LEAVE_LUA, REAP_LUA, Script } from './redis-scripts.js';
+import {
+  JOIN_LUA,
+  LEAVE_LUA,
+  REAP_CONNECTIONS_LUA,
+  REAP_LUA,
+  RELEASE_LUA,
+  RESERVE_LUA,
+  Script,
+} from './redis-scripts.js';
 
 const join = new Script(JOIN_LUA);
 const leave = new Script(LEAVE_LUA);
 const reap = new Script(REAP_LUA);
+const reserve = new Script(RESERVE_LUA);
+const release = new Script(RELEASE_LUA);
+const reapConnections = new Script(REAP_CONNECTIONS_LUA);
 
 export class RedisMembership {
   /** `[appId, channel]` JSON → subscriptions this node holds (recorded or being recorded). */
@@ -93,8 +104,23 @@ export class RedisMembership {
     return { memberRemoved: removed === 1, vacated: vacated === 1 };
   }
 
-  /** Removes `node`'s share of every channel it held; what changed, per channel. */
+  /** Counts one connection of the app if the cluster has fewer than `max`. */
+  async reserveConnection(appId: string, max: number): Promise<boolean> {
+    await this.client.sadd(this.keys.nodeApps(this.nodeId), appId);
+    const key = this.keys.appConnections(appId);
+    return (await reserve.run(this.client, [key], [this.keys.nodeField(this.nodeId), max])) === 1;
+  }
+
+  async releaseConnection(appId: string): Promise<void> {
+    await release.run(this.client, [this.keys.appConnections(appId)], [this.keys.nodeField(this.nodeId)]);
+  }
+
+  /** Removes `node`'s share of every channel it held and its counted connections; what changed, per channel. */
   async reap(node: string): Promise<ReapedChannel[]> {
+    for (const appId of await this.client.smembers(this.keys.nodeApps(node))) {
+      await reapConnections.run(this.client, [this.keys.appConnections(appId)], [this.keys.nodeField(node)]);
+    }
+    await this.client.del(this.keys.nodeApps(node));
     const pairs = await this.client.smembers(this.keys.nodeChannels(node));
     const out: ReapedChannel[] = [];
     for (const pair of pairs) {

@@ -147,3 +147,26 @@ export class Script {
     }
   }
 }
+
+/** KEYS: the app's connection counts. ARGV: node field, quota. Returns 1 when a connection was counted, 0 over quota. */
+export const RESERVE_LUA = `
+local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
+if tonumber(ARGV[2]) > 0 and total >= tonumber(ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[1], 'total', 1)
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+return 1`;
+
+/** KEYS: the app's connection counts. ARGV: node field. Uncounts one connection of the node (none left: nothing). */
+export const RELEASE_LUA = `
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if n < 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'total', -1)
+return 1`;
+
+/** KEYS: the app's connection counts. ARGV: the dead node's field. Removes its connections from the total. */
+export const REAP_CONNECTIONS_LUA = `
+local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+redis.call('HDEL', KEYS[1], ARGV[1])
+if n > 0 then redis.call('HINCRBY', KEYS[1], 'total', -n) end
+return n`;

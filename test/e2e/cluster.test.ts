@@ -11,6 +11,7 @@ import { spawnBeacon } from '../helpers/beacon-process.js';
 import { nextEvent, subscribed } from '../helpers/pusher-events.js';
 import { PusherClient, type PresenceChannel } from '../helpers/pusher-js.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { APP, startServer, type TestServer } from '../helpers/server.js';
 import { until, within } from '../helpers/wait.js';
 
@@ -113,6 +114,36 @@ test('a crashed node (SIGKILL) is reaped: its members get member_removed and lea
     carol.disconnect();
     await b.stop('SIGKILL');
     await a.close();
+  }
+});
+
+test('APP_MAX_CONNECTIONS is the cluster’s: a second node refuses what the first would (4004); room again after a close', async () => {
+  const a = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'qa', APP_MAX_CONNECTIONS: '2' });
+  const b = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'qb', APP_MAX_CONNECTIONS: '2' });
+  try {
+    await until(() => a.app.adapter.status().up && b.app.adapter.status().up, 'both nodes on Redis');
+    const first = await RawClient.established(a.port);
+    const second = await RawClient.established(b.port);
+    const third = await RawClient.connect(b.port);
+    const error = await third.next('pusher:error');
+    assert.equal((error.data as { code: number }).code, 4004);
+    assert.equal((await third.waitClosed()).code, 4004);
+    await first.client.close();
+    // Room again once the cluster counted the close (the close is recorded in Redis asynchronously).
+    const deadline = Date.now() + 3000;
+    for (;;) {
+      const again = await RawClient.connect(a.port);
+      const frame = await again.next((f) => f.event === 'pusher:connection_established' || f.event === 'pusher:error');
+      if (frame.event === 'pusher:connection_established') {
+        await again.close();
+        break;
+      }
+      await again.waitClosed();
+      if (Date.now() > deadline) assert.fail('no room after a connection closed');
+    }
+    await second.client.close();
+  } finally {
+    await Promise.all([a.close(), b.close()]);
   }
 });
 
