@@ -120,6 +120,24 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     await adapter.close();
   });
 
+  test(`${name}: the connection quota counts reservations up to the maximum; a release makes room`, async () => {
+    const { adapter } = await setup();
+    assert.equal(await adapter.reserveConnection(APP.id, 2), true);
+    assert.equal(await adapter.reserveConnection(APP.id, 2), true);
+    assert.equal(await adapter.reserveConnection(APP.id, 2), false);
+    assert.equal(await adapter.reserveConnection('other-app', 2), true, 'quotas are per app');
+    adapter.releaseConnection(APP.id);
+    // A release may be recorded asynchronously: ask again (bounded) until the room shows.
+    let room = false;
+    for (let i = 0; i < 100 && !room; i++) {
+      room = await adapter.reserveConnection(APP.id, 2);
+      if (!room) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(room, true, 'room after the release');
+    assert.equal(await adapter.reserveConnection(APP.id, 2), false);
+    await adapter.close();
+  });
+
   test(`${name}: the cache keeps the last event per channel until its TTL`, async () => {
     const { adapter, clock } = await setup(1000);
     assert.equal(await adapter.cacheGet(APP.id, 'cache-x'), undefined);
