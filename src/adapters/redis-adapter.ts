@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
-import { startReapSpan } from '../telemetry/tracing.js';
+import { startReapSpan, withSpan } from '../telemetry/tracing.js';
 import type { Adapter, CachedEvent, ChannelCounts, LeaveOutcome, ReapedChannel } from './adapter.js';
 import type { Envelope } from './envelope.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
@@ -155,17 +155,16 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       const channels = await membership.reap(id);
       await pub.srem(keys.nodes, id);
       const members = channels.reduce((n, c) => n + c.removedUsers.length, 0);
-      logger.info(
-        {
-          event: 'node_reaped',
-          dead_node: id,
-          members_removed: members,
-          channels: channels.length,
-          channels_vacated: channels.filter((c) => c.vacated).length,
-          duration_ms: Math.round(performance.now() - started),
-        },
-        'dead node reaped',
-      );
+      const line = {
+        event: 'node_reaped',
+        dead_node: id,
+        members_removed: members,
+        channels: channels.length,
+        channels_vacated: channels.filter((c) => c.vacated).length,
+        duration_ms: Math.round(performance.now() - started),
+      };
+      // Written inside the span, so the line carries its trace id.
+      withSpan(span, () => logger.info(line, 'dead node reaped'));
       reaped(channels);
     } finally {
       span.end();

@@ -1,7 +1,7 @@
 /**
  * Watchlist events: a signed-in connection whose `user_data.watchlist` names a user is told when that user comes online
  * (its first signed-in connection) or goes offline (its last one closes) — `pusher_internal:watchlist_events`.
- * On this node: with several nodes, a user connected elsewhere is not seen (docs/scaling.md).
+ * On this node: with several nodes, a user connected elsewhere is not seen (docs/scaling.md, "Limits that remain").
  */
 import { encodeProtocol } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
