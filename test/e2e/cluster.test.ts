@@ -14,6 +14,7 @@ import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { APP, startServer, type TestServer } from '../helpers/server.js';
 import { until, within } from '../helpers/wait.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 
 let redis: RedisServer;
 before(async () => {
@@ -71,6 +72,68 @@ test('presence members on two nodes: both nodes list both users; counts add up',
     assert.deepEqual(await userIds(sdkB, 'presence-room'), ['alice', 'bob']);
     const info = await sdkA.get({ path: '/channels/presence-room', params: { info: 'user_count,subscription_count' } });
     assert.deepEqual(await info.json(), { occupied: true, user_count: 2, subscription_count: 2 });
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+test('a user on two nodes: one member_added, no member_removed while one connection stays, one when the last leaves', async () => {
+  const hooks = await startWebhookReceiver();
+  const env = { APP_WEBHOOK_URL: hooks.url, WEBHOOK_VACATE_DELAY_MS: '0', WEBHOOK_BATCH_MS: '5' };
+  const a = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'pa', ...env });
+  const b = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'pb', ...env });
+  try {
+    await until(() => a.app.adapter.status().up && b.app.adapter.status().up, 'both nodes on Redis');
+    const sdk = a.sdk();
+    const watcher = await subscribed<PresenceChannel>(
+      a.client(authOptions(sdk, { presence: { user_id: 'watcher', user_info: {} } })),
+      'presence-two',
+    );
+    const seen: string[] = [];
+    watcher.bind('pusher:member_added', (m: { id: string }) => seen.push(`+${m.id}`));
+    watcher.bind('pusher:member_removed', (m: { id: string }) => seen.push(`-${m.id}`));
+    const daveA = a.client(authOptions(sdk, { presence: { user_id: 'dave', user_info: {} } }));
+    const daveB = b.client(authOptions(b.sdk(), { presence: { user_id: 'dave', user_info: {} } }));
+    await subscribed(daveA, 'presence-two');
+    await subscribed(daveB, 'presence-two');
+    await until(() => seen.length >= 1, 'dave added');
+    daveA.unsubscribe('presence-two');
+    // The count drops to 2 subscriptions once A recorded the leave: no member_removed may have gone out by then.
+    const deadline = Date.now() + 3000;
+    for (;;) {
+      const info = await sdk.get({ path: '/channels/presence-two', params: { info: 'subscription_count' } });
+      if (((await info.json()) as { subscription_count: number }).subscription_count === 2) break;
+      if (Date.now() > deadline) assert.fail('the leave on node A was never counted');
+    }
+    daveB.unsubscribe('presence-two');
+    await until(() => seen.length >= 2, 'dave removed');
+    assert.deepEqual(seen, ['+dave', '-dave']);
+    await hooks.event((e) => e.name === 'member_removed' && 'user_id' in e && e.user_id === 'dave', 'member_removed webhook');
+    const daves = hooks.events().filter((e) => 'user_id' in e && e.user_id === 'dave').map((e) => e.name);
+    assert.deepEqual(daves, ['member_added', 'member_removed']);
+    assert.deepEqual(hooks.events().filter((e) => e.name === 'channel_occupied').length, 1);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+    await hooks.close();
+  }
+});
+
+test('subscription_count and MAX_PRESENCE_MEMBERS are the cluster’s', async () => {
+  const a = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'ca', MAX_PRESENCE_MEMBERS: '2' });
+  const b = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'cb', MAX_PRESENCE_MEMBERS: '2' });
+  try {
+    await until(() => a.app.adapter.status().up && b.app.adapter.status().up, 'both nodes on Redis');
+    const first = await subscribed(a.client(), 'counted');
+    const counts: number[] = [];
+    first.bind('pusher:subscription_count', (d: { subscription_count: number }) => counts.push(d.subscription_count));
+    await subscribed(b.client(), 'counted');
+    await until(() => counts.includes(2), 'the count of the cluster (2) on node A');
+    await subscribed(a.client(authOptions(a.sdk(), { presence: { user_id: 'p1', user_info: {} } })), 'presence-small');
+    await subscribed(b.client(authOptions(b.sdk(), { presence: { user_id: 'p2', user_info: {} } })), 'presence-small');
+    const third = b.client(authOptions(b.sdk(), { presence: { user_id: 'p3', user_info: {} } }));
+    await assert.rejects(subscribed(third, 'presence-small'), /LimitReached|403/);
+    // A user already present still joins from either node.
+    await subscribed(a.client(authOptions(a.sdk(), { presence: { user_id: 'p2', user_info: {} } })), 'presence-small');
   } finally {
     await Promise.all([a.close(), b.close()]);
   }
