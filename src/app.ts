@@ -79,7 +79,14 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   const metrics = overrides.metrics ?? createMetrics(hub.gaugeSources(() => adapter.status()), { version: VERSION });
   const defaultAdapter: AppDeps['adapter'] = (_hub, m) =>
     config.adapter === 'redis'
-      ? createRedisAdapter({ metrics: m, logger, url: config.redisUrl, nodeId: config.nodeId, cacheTtlMs: CACHE_TTL_MS })
+      ? createRedisAdapter({
+          metrics: m,
+          logger,
+          url: config.redisUrl,
+          clusterNodes: config.redisClusterNodes,
+          nodeId: config.nodeId,
+          cacheTtlMs: CACHE_TTL_MS,
+        })
       : createLocalAdapter({ metrics: m, cacheTtlMs: CACHE_TTL_MS });
   const adapter = (overrides.adapter ?? defaultAdapter)(hub, metrics);
   const publisher = createPublisher({ adapter, metrics });

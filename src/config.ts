@@ -67,6 +67,8 @@ export interface Config {
   /** The cluster engine: `local` (one process, in memory) or `redis` (many processes sharing `redisUrl`). */
   adapter: 'local' | 'redis';
   redisUrl: string;
+  /** Redis Cluster seed nodes (`host:port`); when set, `redisUrl` is not used and pub/sub is sharded. */
+  redisClusterNodes: { host: string; port: number }[];
 }
 
 const bool = z
@@ -138,6 +140,10 @@ const envSchema = z.object({
     .url()
     .refine((u) => /^rediss?:\/\//.test(u), 'a redis:// or rediss:// URL')
     .default('redis://127.0.0.1:6379'),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*$/, 'host:port[,host:port…]')
+    .optional(),
 });
 
 /** Thrown when the configuration is invalid; `message` names every offending variable. */
@@ -235,6 +241,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     webhookRequestTimeoutMs: e.WEBHOOK_REQUEST_TIMEOUT_MS,
     adapter: e.ADAPTER,
     redisUrl: e.REDIS_URL,
+    redisClusterNodes: (e.REDIS_CLUSTER_NODES ?? '')
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== '')
+      .map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) })),
   };
 }
 

@@ -23,7 +23,6 @@
  * `/readyz` answers 503. `adapter_down` and `adapter_up` are logged once per transition.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
 import { startReapSpan, withSpan } from '../telemetry/tracing.js';
@@ -32,6 +31,7 @@ import type { Envelope } from './envelope.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 import { Interest } from './redis-interest.js';
 import { RedisKeys } from './redis-keys.js';
+import { createRedisLink } from './redis-link.js';
 import { RedisMembership } from './redis-membership.js';
 
 /** Reconnection back-off: 100 ms more per attempt, at most one second, forever. */
@@ -46,6 +46,8 @@ export interface RedisAdapterOptions {
   metrics: Pick<Metrics, 'adapterMessage' | 'adapterRequest'>;
   logger: Pick<Logger, 'info' | 'warn'>;
   url: string;
+  /** Redis Cluster seed nodes; when non-empty, `url` is not used and envelopes go through sharded pub/sub. */
+  clusterNodes?: { host: string; port: number }[];
   /** The configured node id; a random suffix makes two processes with the same id distinct in the cluster. */
   nodeId: string;
   cacheTtlMs: number;
@@ -87,14 +89,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     autoResubscribe: false,
     lazyConnect: false,
   };
-  const pub = new Redis(options.url, { ...connection, connectionName: `beacon-pub-${nodeId}` });
-  const sub = new Redis(options.url, { ...connection, connectionName: `beacon-sub-${nodeId}` });
-  const membership = new RedisMembership(pub, keys, nodeId, 'PUBLISH');
-  const interest = new Interest({
-    subscribe: (channels) => sub.subscribe(...channels),
-    unsubscribe: (channels) => sub.unsubscribe(...channels),
-    batches: true,
-  });
+  const target = options.clusterNodes !== undefined && options.clusterNodes.length > 0 ? { clusterNodes: options.clusterNodes } : { url: options.url };
+  const link = createRedisLink(target, connection, nodeId);
+  const pub = link.commands;
+  const membership = new RedisMembership(pub, keys, nodeId, link.publishCommand);
+  const interest = new Interest(link.events);
 
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
@@ -108,7 +107,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const deferred: Deferred[] = [];
   const inflight = new Set<Promise<unknown>>();
 
-  const isUp = (): boolean => !closed && subscribed && pub.status === 'ready' && sub.status === 'ready';
+  const isUp = (): boolean => !closed && subscribed && link.ready();
   const refresh = (reason?: string): void => {
     if (isUp() && state !== 'up') {
       state = 'up';
@@ -171,11 +170,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     }
   }
 
-  sub.on('ready', () => {
+  link.onSubscriberReady(() => {
     interest.reset();
     const channels = interest.channels();
-    sub
-      .subscribe(keys.control, ...channels)
+    link
+      .resubscribe(keys.control, channels)
       .then(() => {
         interest.resubscribed(channels);
         subscribed = true;
@@ -183,17 +182,17 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       })
       .catch((err: Error) => refresh(err.message));
   });
-  for (const client of [pub, sub]) {
+  for (const client of link.clients) {
     client.on('ready', () => refresh());
     client.on('close', () => {
-      if (client === sub) subscribed = false;
+      if (link.isSubscriber(client)) subscribed = false;
       refresh('connection closed');
     });
     // Errors surface as `close` and failed commands; this listener keeps ioredis from reporting them as unhandled.
     client.on('error', (err: Error) => refresh(err.message));
   }
 
-  sub.on('message', (channel: string, message: string) => {
+  link.onMessage((channel: string, message: string) => {
     if (channel === keys.control) onControl(message);
     else onEnvelopeMessage(message);
   });
@@ -270,7 +269,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         return;
       }
       metrics.adapterMessage('published');
-      pub.publish(keys.channel(envelope.appId, envelope.channel).events, encodeEnvelope(envelope)).catch(() => {
+      link.publish(keys.channel(envelope.appId, envelope.channel).events, encodeEnvelope(envelope)).catch(() => {
         dropped++;
       });
     },
@@ -336,7 +335,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       }
       closed = true;
       for (const d of deferred.splice(0)) d.reject(new Error('adapter closed'));
-      await Promise.all([quit(pub), quit(sub)]);
+      await link.quit();
       for (const w of waiters.splice(0)) w();
     },
   };
@@ -344,10 +343,4 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-/** QUIT when connected (pending replies arrive first), otherwise stop reconnecting at once. */
-async function quit(client: Redis): Promise<void> {
-  if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
-  else client.disconnect();
 }
