@@ -277,8 +277,20 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       if (!isUp()) throw new Error('cluster engine down');
       const events = keys.channel(appId, channel).events;
       try {
-        // Subscribed before the change is recorded: every event of the channel after it reaches this node.
+        // Subscribed before the change is recorded: every event of the channel after it reaches this node. A shard's
+        // subscriber that was still connecting (Redis Cluster) gets one more try.
         await interest.acquire(events);
+      } catch (err) {
+        interest.release(events);
+        if (!isUp()) throw err;
+        try {
+          await interest.acquire(events);
+        } catch (again) {
+          interest.release(events);
+          throw again;
+        }
+      }
+      try {
         return await track(membership.join(appId, channel, socketId, member, maxMembers));
       } catch (err) {
         interest.release(events);

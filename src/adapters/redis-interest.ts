@@ -113,6 +113,8 @@ export class Interest {
           throw err;
         },
       );
+      // Waiters get the failure through `settle`; a SUBSCRIBE nobody waits for must not become an unhandled rejection.
+      done.catch(() => undefined);
       for (const c of group) this.inflight.set(c, done);
       this.settle(group, done);
     }

@@ -16,6 +16,7 @@ import { parseExposition, sumOf } from '../helpers/exposition.js';
 import { subscribed } from '../helpers/pusher-events.js';
 import { PusherClient, type PresenceChannel } from '../helpers/pusher-js.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { startRedisCluster } from '../helpers/redis-cluster.js';
 import { APP } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -66,22 +67,39 @@ interface Transition {
 }
 
 let redis: RedisServer;
-let hooks: WebhookReceiver;
 before(async () => {
   redis = await startRedis();
-  hooks = await startWebhookReceiver();
 });
 after(async () => {
-  await hooks?.close();
   await redis?.stop();
 });
 
-test(`randomized cluster run (seed ${SEED}): members, events, webhooks and gauges equal the ground truth, across a SIGKILL`, { timeout: 55_000 }, async () => {
+test(`randomized cluster run on one Redis (seed ${SEED}): members, events, webhooks and gauges equal the truth, across a SIGKILL`, { timeout: 55_000 }, async () => {
+  const hooks = await startWebhookReceiver();
+  try {
+    await randomRun(hooks, { REDIS_URL: redis.url });
+  } finally {
+    await hooks.close();
+  }
+});
+
+test(`randomized cluster run on a 3-master Redis Cluster (seed ${SEED}): the same truth`, { timeout: 55_000 }, async () => {
+  const hooks = await startWebhookReceiver();
+  const cluster = await startRedisCluster();
+  try {
+    await randomRun(hooks, { REDIS_CLUSTER_NODES: cluster.env });
+  } finally {
+    await hooks.close();
+    await cluster.stop();
+  }
+});
+
+async function randomRun(hooks: WebhookReceiver, redisEnv: Record<string, string>): Promise<void> {
   const random = generator(SEED);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const env = {
     ADAPTER: 'redis',
-    REDIS_URL: redis.url,
+    ...redisEnv,
     APP_WEBHOOK_URL: hooks.url,
     WEBHOOK_VACATE_DELAY_MS: '0',
     WEBHOOK_BATCH_MS: '5',
@@ -254,7 +272,7 @@ test(`randomized cluster run (seed ${SEED}): members, events, webhooks and gauge
     for (const c of clients.keys()) c.disconnect();
     await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
   }
-});
+}
 
 /** Webhook events received, as `name channel [user]` → how many times. */
 function tallyWebhooks(hooks: WebhookReceiver): Record<string, number> {
