@@ -25,7 +25,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
-import { startReapSpan, withSpan } from '../telemetry/tracing.js';
 import type { Adapter, CachedEvent, ChannelCounts, LeaveOutcome, ReapedChannel } from './adapter.js';
 import type { Envelope } from './envelope.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
@@ -33,14 +32,13 @@ import { Interest } from './redis-interest.js';
 import { RedisKeys } from './redis-keys.js';
 import { createRedisLink } from './redis-link.js';
 import { RedisMembership } from './redis-membership.js';
+import { createReaper } from './redis-reaper.js';
 
 /** Reconnection back-off: 100 ms more per attempt, at most one second, forever. */
 const RETRY_STEP_MS = 100;
 const RETRY_MAX_MS = 1000;
 /** A command that got no answer in this time fails (a stalled Redis must not stall publishes or queries). */
 const COMMAND_TIMEOUT_MS = 1000;
-/** How long a reaper holds a dead node's lock; another survivor retries after it if the reaper died too. */
-const REAP_LOCK_MS = 60_000;
 
 export interface RedisAdapterOptions {
   metrics: Pick<Metrics, 'adapterMessage' | 'adapterRequest'>;
@@ -102,7 +100,6 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   let state: 'starting' | 'up' | 'down' = 'starting';
   let dropped = 0;
   let closed = false;
-  let reaping = false;
   const waiters: (() => void)[] = [];
   const deferred: Deferred[] = [];
   const inflight = new Set<Promise<unknown>>();
@@ -123,52 +120,21 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     }
   };
 
+  const reaper = createReaper({
+    client: pub,
+    keys,
+    membership,
+    logger,
+    nodeId,
+    nodeTtlMs,
+    reaped: (channels) => reaped(channels),
+  });
   /** Heartbeat, then a look for dead nodes to reap. */
   const tick = (): void => {
-    if (!isUp()) return;
-    Promise.all([pub.set(keys.node(nodeId), '1', 'PX', nodeTtlMs), pub.sadd(keys.nodes, nodeId)])
-      .then(reapDead)
-      .catch(() => undefined);
+    if (isUp()) void reaper.tick();
   };
   const beat = setInterval(tick, Math.max(100, Math.floor(nodeTtlMs / 3)));
   beat.unref();
-
-  async function reapDead(): Promise<void> {
-    if (reaping || closed) return;
-    reaping = true;
-    try {
-      for (const id of await pub.smembers(keys.nodes)) {
-        if (id === nodeId || (await pub.exists(keys.node(id))) === 1) continue;
-        if ((await pub.set(keys.reapLock(id), nodeId, 'PX', REAP_LOCK_MS, 'NX')) !== 'OK') continue;
-        await reapNode(id);
-      }
-    } finally {
-      reaping = false;
-    }
-  }
-
-  async function reapNode(id: string): Promise<void> {
-    const span = startReapSpan(id);
-    const started = performance.now();
-    try {
-      const channels = await membership.reap(id);
-      await pub.srem(keys.nodes, id);
-      const members = channels.reduce((n, c) => n + c.removedUsers.length, 0);
-      const line = {
-        event: 'node_reaped',
-        dead_node: id,
-        members_removed: members,
-        channels: channels.length,
-        channels_vacated: channels.filter((c) => c.vacated).length,
-        duration_ms: Math.round(performance.now() - started),
-      };
-      // Written inside the span, so the line carries its trace id.
-      withSpan(span, () => logger.info(line, 'dead node reaped'));
-      reaped(channels);
-    } finally {
-      span.end();
-    }
-  }
 
   link.onSubscriberReady(() => {
     interest.reset();
