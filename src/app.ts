@@ -184,7 +184,9 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     const bound = cancellableDelay(Math.min(2000, config.shutdownTimeoutMs / 2));
     await Promise.race([gone, bound.done]);
     bound.cancel();
-    // The clients' channel_vacated / member_removed go out now instead of after their delay.
+    // The clients' leaves are recorded cluster-wide first (their webhooks come from the answers), then their
+    // channel_vacated / member_removed go out now instead of after their delay.
+    await adapter.settle();
     await webhooks.close();
     await fastify.close();
     await adapter.close();

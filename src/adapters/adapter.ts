@@ -98,6 +98,8 @@ export interface Adapter {
   cacheGet(appId: string, channel: string): Promise<CachedEvent | undefined>;
   cacheSet(appId: string, channel: string, event: CachedEvent): void;
   terminateUser(appId: string, userId: string): void;
+  /** Resolves once the joins, leaves and releases in flight are recorded (bounded): the drain waits on it before webhooks close. */
+  settle(): Promise<void>;
   status(): { adapter: string; up: boolean };
   close(): Promise<void>;
 }

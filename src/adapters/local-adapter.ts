@@ -110,6 +110,8 @@ export function createLocalAdapter({ metrics, cacheTtlMs, now = Date.now }: Loca
     terminateUser(appId, userId) {
       terminate(appId, userId);
     },
+    // Membership is decided in memory, synchronously: nothing is ever in flight.
+    settle: async () => undefined,
     status: () => ({ adapter: 'local', up: true }),
     async close() {
       cache.clear();

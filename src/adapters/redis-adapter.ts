@@ -297,6 +297,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       const message: ControlMessage = { type: 'terminate', appId, userId };
       pub.publish(keys.control, JSON.stringify(message)).catch(() => undefined);
     },
+    async settle() {
+      await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
+    },
     status: () => ({ adapter: 'redis', up: isUp() }),
     ready: () => (isUp() ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
     listening: () => interest.size,

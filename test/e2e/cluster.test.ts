@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type Pusher from 'pusher';
+import Pusher from 'pusher';
 import { authOptions } from '../helpers/auth.js';
 import { spawnBeacon } from '../helpers/beacon-process.js';
 import { nextEvent, subscribed } from '../helpers/pusher-events.js';
@@ -177,6 +177,35 @@ test('a crashed node (SIGKILL) is reaped: its members get member_removed and lea
     carol.disconnect();
     await b.stop('SIGKILL');
     await a.close();
+  }
+});
+
+test('a node drained by SIGTERM records its clients’ leaves: member_removed and channel_vacated webhooks go out before it exits', async () => {
+  const hooks = await startWebhookReceiver();
+  const b = await spawnBeacon({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'drained', APP_WEBHOOK_URL: hooks.url });
+  const sdk = new Pusher({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(b.port), useTLS: false });
+  const erin = new PusherClient(APP.key, {
+    cluster: 'mt1',
+    wsHost: '127.0.0.1',
+    wsPort: b.port,
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    disableStats: true,
+    ...authOptions(sdk, { presence: { user_id: 'erin', user_info: {} } }),
+  });
+  try {
+    await subscribed(erin, 'presence-drain');
+    await hooks.event((e) => e.name === 'member_added', 'member_added webhook');
+    erin.connection.bind('state_change', (s: { current: string }) => {
+      if (s.current === 'connecting') erin.disconnect();
+    });
+    assert.equal(await b.stop('SIGTERM'), 0);
+    const names = hooks.events().map((e) => e.name).sort();
+    assert.deepEqual(names, ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed']);
+  } finally {
+    erin.disconnect();
+    await b.stop('SIGKILL');
+    await hooks.close();
   }
 });
 
