@@ -74,7 +74,9 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
             },
     });
   const apps = overrides.apps ?? createStaticAppStore(config.apps);
-  const hub = new Hub(apps.all(), notifyWatchers);
+  // A signed-in user's first / last connection here is reported to the cluster engine, which tells every node's
+  // watchers when it is the user's first / last in the cluster (the adapter exists by the time anyone signs in).
+  const hub = new Hub(apps.all(), (state, userId, online) => adapter.userPresence(state.app.id, userId, online));
   // The gauges read the adapter's status at scrape time, after it exists; the adapter records its own traffic.
   const metrics = overrides.metrics ?? createMetrics(hub.gaugeSources(() => adapter.status()), { version: VERSION });
   const defaultAdapter: AppDeps['adapter'] = (_hub, m) =>
@@ -84,6 +86,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
           logger,
           url: config.redisUrl,
           clusterNodes: config.redisClusterNodes,
+          appIds: apps.all().map((a) => a.id),
           nodeId: config.nodeId,
           cacheTtlMs: CACHE_TTL_MS,
         })
@@ -114,6 +117,10 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
       for (const userId of c.removedUsers) webhooks.emit(app, { name: 'member_removed', channel: c.channel, user_id: userId });
       if (c.vacated) webhooks.emit(app, { name: 'channel_vacated', channel: c.channel });
     }
+  });
+  adapter.onUserPresence((appId, userId, online) => {
+    const state = hub.state(appId);
+    if (state !== undefined) notifyWatchers(state, userId, online);
   });
   adapter.onTerminateUser((appId, userId) => {
     for (const connection of [...hub.userConnections(appId, userId)]) {

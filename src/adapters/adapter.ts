@@ -89,6 +89,14 @@ export interface Adapter {
    */
   reserveConnection(appId: string, max: number): Promise<boolean>;
   releaseConnection(appId: string): void;
+  /**
+   * A signed-in user's first (`online`) or last connection on this node. The engine decides whether it is the user's
+   * first / last in the cluster and then tells the `onUserPresence` handler of every node (watchlist events).
+   */
+  userPresence(appId: string, userId: string, online: boolean): void;
+  onUserPresence(handler: (appId: string, userId: string, online: boolean) => void): void;
+  /** Which of `userIds` have a signed-in connection somewhere in the cluster. */
+  usersOnline(appId: string, userIds: readonly string[]): Promise<Set<string>>;
   /** Hands on a callback for the channels changed by the removal of a dead node's share (webhooks). */
   onReaped(handler: (channels: ReapedChannel[]) => void): void;
   channels(appId: string): Promise<Map<string, ChannelCounts>>;

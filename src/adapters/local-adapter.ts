@@ -25,6 +25,9 @@ export function createLocalAdapter({ metrics, cacheTtlMs, now = Date.now }: Loca
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
   const cache = new Map<string, { event: CachedEvent; expiresAt: number }>();
+  /** `appId \0 userId` of the users signed in (this node is the cluster). */
+  const online = new Set<string>();
+  let userPresence: (appId: string, userId: string, online: boolean) => void = () => {};
   /** Connections counted per app by `reserveConnection`. */
   const connections = new Map<string, number>();
 
@@ -64,6 +67,18 @@ export function createLocalAdapter({ metrics, cacheTtlMs, now = Date.now }: Loca
       const n = (connections.get(appId) ?? 0) - 1;
       if (n > 0) connections.set(appId, n);
       else connections.delete(appId);
+    },
+    userPresence(appId, userId, isOnline) {
+      const key = `${appId}\u0000${userId}`;
+      if (isOnline) online.add(key);
+      else online.delete(key);
+      userPresence(appId, userId, isOnline);
+    },
+    onUserPresence(handler) {
+      userPresence = handler;
+    },
+    async usersOnline(appId, userIds) {
+      return new Set(userIds.filter((id) => online.has(`${appId}\u0000${id}`)));
     },
     onReaped() {
       // One node is the whole cluster: no other node can die.

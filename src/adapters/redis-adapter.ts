@@ -31,12 +31,14 @@ import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 import { Interest } from './redis-interest.js';
 import { RedisKeys } from './redis-keys.js';
 import { createRedisLink } from './redis-link.js';
-import { RedisMembership } from './redis-membership.js';
+import { RedisMembership, type UserPresenceMessage } from './redis-membership.js';
 import { createReaper } from './redis-reaper.js';
 
 /** Reconnection back-off: 100 ms more per attempt, at most one second, forever. */
 const RETRY_STEP_MS = 100;
 const RETRY_MAX_MS = 1000;
+/** Pause before subscribing again after a failed resubscription. */
+const RESUBSCRIBE_RETRY_MS = 250;
 /** A command that got no answer in this time fails (a stalled Redis must not stall publishes or queries). */
 const COMMAND_TIMEOUT_MS = 1000;
 
@@ -46,6 +48,8 @@ export interface RedisAdapterOptions {
   url: string;
   /** Redis Cluster seed nodes; when non-empty, `url` is not used and envelopes go through sharded pub/sub. */
   clusterNodes?: { host: string; port: number }[];
+  /** Apps whose watchlist transitions this node hears (one watch channel each). */
+  appIds?: readonly string[];
   /** The configured node id; a random suffix makes two processes with the same id distinct in the cluster. */
   nodeId: string;
   cacheTtlMs: number;
@@ -96,6 +100,10 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
   let reaped: (channels: ReapedChannel[]) => void = () => {};
+  let userPresence: (appId: string, userId: string, online: boolean) => void = () => {};
+  // Every node hears every app's watchlist transitions (few: sign-in firsts and lasts); subscribed with the rest on `ready`.
+  const watchChannels = new Set((options.appIds ?? []).map((id) => keys.users(id).events));
+  for (const channel of watchChannels) interest.acquire(channel).catch(() => undefined);
   let subscribed = false;
   let state: 'starting' | 'up' | 'down' = 'starting';
   let dropped = 0;
@@ -136,7 +144,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const beat = setInterval(tick, Math.max(100, Math.floor(nodeTtlMs / 3)));
   beat.unref();
 
-  link.onSubscriberReady(() => {
+  let retry: NodeJS.Timeout | undefined;
+  /** Subscribes the control channel and every channel of interest; retried while it fails (a shard still connecting). */
+  const resubscribe = (): void => {
     interest.reset();
     const channels = interest.channels();
     link
@@ -146,8 +156,17 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         subscribed = true;
         refresh();
       })
-      .catch((err: Error) => refresh(err.message));
-  });
+      .catch((err: Error) => {
+        refresh(err.message);
+        if (closed || retry !== undefined) return;
+        retry = setTimeout(() => {
+          retry = undefined;
+          resubscribe();
+        }, RESUBSCRIBE_RETRY_MS);
+        retry.unref();
+      });
+  };
+  link.onSubscriberReady(resubscribe);
   for (const client of link.clients) {
     client.on('ready', () => refresh());
     client.on('close', () => {
@@ -160,6 +179,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
 
   link.onMessage((channel: string, message: string) => {
     if (channel === keys.control) onControl(message);
+    else if (watchChannels.has(channel)) onUserPresenceMessage(message);
     else onEnvelopeMessage(message);
   });
 
@@ -168,6 +188,15 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     if (envelope === undefined) return;
     metrics.adapterMessage('received');
     deliver(envelope);
+  }
+
+  function onUserPresenceMessage(message: string): void {
+    try {
+      const m = JSON.parse(message) as UserPresenceMessage;
+      userPresence(m.appId, m.userId, m.online);
+    } catch {
+      // Not ours: ignored.
+    }
   }
 
   function onControl(message: string): void {
@@ -228,6 +257,15 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     },
     onReaped(handler) {
       reaped = handler;
+    },
+    userPresence(appId, userId, online) {
+      runDurable({ run: () => membership.userPresence(appId, userId, online), reject: () => undefined });
+    },
+    onUserPresence(handler) {
+      userPresence = handler;
+    },
+    async usersOnline(appId, userIds) {
+      return timed('members', () => membership.usersOnline(appId, userIds), new Set<string>());
     },
     publish(envelope) {
       if (!isUp()) {
@@ -305,6 +343,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     listening: () => interest.size,
     async close() {
       clearInterval(beat);
+      clearTimeout(retry);
       // Leaves of the connections closed by the drain are recorded before the node goes; whatever share is still left
       // (a leave that could not be recorded) is removed like a dead node's, so no member outlives the node.
       await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);

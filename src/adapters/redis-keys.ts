@@ -59,6 +59,12 @@ export class RedisKeys {
     return `${this.prefix}:nodeapps:{${node}}`;
   }
 
+  /** The signed-in users of an app (watchlist): hash user → nodes it is signed in on, one set per node, and the channel of their transitions. */
+  users(appId: string): { count: string; events: string; share: (node: string) => string } {
+    const t = `${this.prefix}:{u:${appId.replace(/[{}%]/g, encodeURIComponent)}}`;
+    return { count: `${t}:users`, events: `${t}:watch`, share: (node) => `${t}:share:${node}` };
+  }
+
   /** Liveness key of a node (TTL). */
   node(node: string): string {
     return `${this.prefix}:node:${node}`;

@@ -17,9 +17,11 @@ import {
   LEAVE_LUA,
   REAP_CONNECTIONS_LUA,
   REAP_LUA,
+  REAP_USERS_LUA,
   RELEASE_LUA,
   RESERVE_LUA,
   Script,
+  USER_PRESENCE_LUA,
 } from './redis-scripts.js';
 
 const join = new Script(JOIN_LUA);
@@ -28,6 +30,15 @@ const reap = new Script(REAP_LUA);
 const reserve = new Script(RESERVE_LUA);
 const release = new Script(RELEASE_LUA);
 const reapConnections = new Script(REAP_CONNECTIONS_LUA);
+const userPresence = new Script(USER_PRESENCE_LUA);
+const reapUsers = new Script(REAP_USERS_LUA);
+
+/** The message of a signed-in user's cluster-wide transition, on the app's watch channel. */
+export interface UserPresenceMessage {
+  appId: string;
+  userId: string;
+  online: boolean;
+}
 
 export class RedisMembership {
   /** `[appId, channel]` JSON → subscriptions this node holds (recorded or being recorded). */
@@ -111,6 +122,27 @@ export class RedisMembership {
     return (await reserve.run(this.client, [key], [this.keys.nodeField(this.nodeId), max])) === 1;
   }
 
+  /** Records a user's first / last signed-in connection on this node; the script tells every node on a cluster transition. */
+  async userPresence(appId: string, userId: string, online: boolean): Promise<void> {
+    if (online) await this.client.sadd(this.keys.nodeApps(this.nodeId), appId);
+    const k = this.keys.users(appId);
+    const message: UserPresenceMessage = { appId, userId, online };
+    await userPresence.run(this.client, [k.count, k.share(this.nodeId)], [
+      userId,
+      online ? '1' : '0',
+      JSON.stringify(message),
+      k.events,
+      this.publishCommand,
+    ]);
+  }
+
+  /** Which of `userIds` are signed in somewhere in the cluster. */
+  async usersOnline(appId: string, userIds: readonly string[]): Promise<Set<string>> {
+    if (userIds.length === 0) return new Set();
+    const counts = await this.client.hmget(this.keys.users(appId).count, ...userIds);
+    return new Set(userIds.filter((_, i) => Number(counts[i] ?? 0) > 0));
+  }
+
   async releaseConnection(appId: string): Promise<void> {
     await release.run(this.client, [this.keys.appConnections(appId)], [this.keys.nodeField(this.nodeId)]);
   }
@@ -119,6 +151,9 @@ export class RedisMembership {
   async reap(node: string): Promise<ReapedChannel[]> {
     for (const appId of await this.client.smembers(this.keys.nodeApps(node))) {
       await reapConnections.run(this.client, [this.keys.appConnections(appId)], [this.keys.nodeField(node)]);
+      const k = this.keys.users(appId);
+      const head = `${JSON.stringify({ appId }).slice(0, -1)},"userId":`;
+      await reapUsers.run(this.client, [k.count, k.share(node)], [head, k.events, this.publishCommand]);
     }
     await this.client.del(this.keys.nodeApps(node));
     const pairs = await this.client.smembers(this.keys.nodeChannels(node));

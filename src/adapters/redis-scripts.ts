@@ -170,3 +170,37 @@ local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 redis.call('HDEL', KEYS[1], ARGV[1])
 if n > 0 then redis.call('HINCRBY', KEYS[1], 'total', -n) end
 return n`;
+
+/**
+ * KEYS: the app's signed-in user counts, this node's set of them. ARGV: user id, '1' online / '0' offline, the message of
+ * that transition, the watch channel, publish command. A user's first node in the cluster publishes `online`, its last
+ * `offline`. Returns 1 when it published.
+ */
+export const USER_PRESENCE_LUA = `
+local user = ARGV[1]
+if ARGV[2] == '1' then
+  if redis.call('SADD', KEYS[2], user) == 0 then return 0 end
+  if redis.call('HINCRBY', KEYS[1], user, 1) ~= 1 then return 0 end
+else
+  if redis.call('SREM', KEYS[2], user) == 0 then return 0 end
+  if redis.call('HINCRBY', KEYS[1], user, -1) > 0 then return 0 end
+  redis.call('HDEL', KEYS[1], user)
+end
+redis.call(ARGV[5], ARGV[4], ARGV[3])
+return 1`;
+
+/**
+ * KEYS: the app's signed-in user counts, the dead node's set. ARGV: message head (up to the user id), watch channel,
+ * publish command. Publishes `offline` for users signed in nowhere else; returns how many.
+ */
+export const REAP_USERS_LUA = `
+local n = 0
+for _, user in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('HINCRBY', KEYS[1], user, -1) <= 0 then
+    redis.call('HDEL', KEYS[1], user)
+    redis.call(ARGV[3], ARGV[2], ARGV[1] .. cjson.encode(user) .. ',"online":false}')
+    n = n + 1
+  end
+end
+redis.call('DEL', KEYS[2])
+return n`;

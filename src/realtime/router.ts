@@ -106,8 +106,7 @@ function dispatch(deps: RealtimeDeps, connection: Connection, message: ClientMes
       unsubscribe(deps, connection, message);
       return undefined;
     case Events.Signin:
-      signin(deps, connection, message);
-      return undefined;
+      return signin(deps, connection, message);
     case 'client_event':
       // Inside the frame's `process` span: the publish span becomes its child.
       clientEvent(deps, connection, message, context.active());

@@ -138,6 +138,20 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     await adapter.close();
   });
 
+  test(`${name}: signed-in users: every node hears a user's first and last node, usersOnline answers`, async () => {
+    const { adapter } = await setup();
+    const heard: string[] = [];
+    adapter.onUserPresence((app, user, online) => heard.push(`${app}/${user}/${online ? 'online' : 'offline'}`));
+    adapter.userPresence(APP.id, 'w1', true);
+    await until(() => heard.length >= 1, 'online');
+    assert.deepEqual(await adapter.usersOnline(APP.id, ['w1', 'w2']), new Set(['w1']));
+    adapter.userPresence(APP.id, 'w1', false);
+    await until(() => heard.length >= 2, 'offline');
+    assert.deepEqual(heard, ['a1/w1/online', 'a1/w1/offline']);
+    assert.deepEqual(await adapter.usersOnline(APP.id, ['w1']), new Set());
+    await adapter.close();
+  });
+
   test(`${name}: the cache keeps the last event per channel until its TTL`, async () => {
     const { adapter, clock } = await setup(1000);
     assert.equal(await adapter.cacheGet(APP.id, 'cache-x'), undefined);

@@ -20,7 +20,7 @@ const quiet = { info: () => undefined, warn: () => undefined };
 let clusters = 0;
 
 function make(extra: Partial<Parameters<typeof createRedisAdapter>[0]> = {}): RedisAdapter {
-  return createRedisAdapter({ metrics: noMetrics, logger: quiet, url: redis.url, nodeId: 'n', cacheTtlMs: 1000, ...extra });
+  return createRedisAdapter({ metrics: noMetrics, logger: quiet, url: redis.url, nodeId: 'n', cacheTtlMs: 1000, appIds: ['a1'], ...extra });
 }
 
 // Each adapter gets its own key prefix: a cluster of one, so the suite's queries answer for this hub alone.

@@ -30,6 +30,7 @@ function make(extra: Partial<Parameters<typeof createRedisAdapter>[0]> = {}): Re
     clusterNodes: cluster.nodes,
     nodeId: 'n',
     cacheTtlMs: 1000,
+    appIds: ['a1'],
     ...extra,
   });
 }

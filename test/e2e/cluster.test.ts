@@ -11,6 +11,7 @@ import { spawnBeacon } from '../helpers/beacon-process.js';
 import { nextEvent, subscribed } from '../helpers/pusher-events.js';
 import { PusherClient, type PresenceChannel } from '../helpers/pusher-js.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { sign, userAuthString } from '../../src/protocol/signatures.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { APP, startServer, type TestServer } from '../helpers/server.js';
 import { until, within } from '../helpers/wait.js';
@@ -206,6 +207,45 @@ test('a node drained by SIGTERM records its clients’ leaves: member_removed an
     erin.disconnect();
     await b.stop('SIGKILL');
     await hooks.close();
+  }
+});
+
+test('watchlist across nodes: online on a user’s first connection in the cluster, offline on its last; the sign-in list is the cluster’s', async () => {
+  const a = await node('wa');
+  const b = await node('wb');
+  const signedIn = async (port: number, user: Record<string, unknown>): Promise<RawClient> => {
+    const { client, socketId } = await RawClient.established(port);
+    const userData = JSON.stringify(user);
+    client.send({
+      event: 'pusher:signin',
+      data: { auth: `${APP.key}:${sign(APP.secret, userAuthString(socketId, userData))}`, user_data: userData },
+    });
+    await client.next('pusher:signin_success');
+    return client;
+  };
+  const events = (client: RawClient): unknown[] =>
+    client.all('pusher_internal:watchlist_events').map((f) => (f.data as { events: unknown[] }).events);
+  try {
+    const carol = await signedIn(b.port, { id: 'carol' });
+    const alice = await signedIn(a.port, { id: 'alice', watchlist: ['bob', 'carol'] });
+    await alice.next('pusher_internal:watchlist_events');
+    const bobB = await signedIn(b.port, { id: 'bob' });
+    await until(() => events(alice).length === 2, 'bob online');
+    const bobA = await signedIn(a.port, { id: 'bob' }); // a second connection, on the other node: no event
+    await bobB.close(); // bob is still signed in on node A
+    await bobA.close(); // the last one: offline
+    await until(() => events(alice).length === 3, 'bob offline');
+    assert.deepEqual(events(alice), [
+      [
+        { name: 'online', user_ids: ['carol'] },
+        { name: 'offline', user_ids: ['bob'] },
+      ],
+      [{ name: 'online', user_ids: ['bob'] }],
+      [{ name: 'offline', user_ids: ['bob'] }],
+    ]);
+    await Promise.all([alice.close(), carol.close()]);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
   }
 });
 
