@@ -19,6 +19,7 @@ import { drain as runDrain, type DrainResult } from './lifecycle/drain.js';
 import { CloseCode } from './protocol/close-codes.js';
 import type { RealtimeDeps } from './realtime/deps.js';
 import { createFanout } from './realtime/fanout.js';
+import { gateMemberEvents } from './realtime/member-delivery.js';
 import { Hub } from './realtime/hub.js';
 import { createPublisher } from './realtime/publisher.js';
 import { createRouter } from './realtime/router.js';
@@ -79,7 +80,9 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
             },
     });
   const apps = overrides.apps ?? createStaticAppStore(config.apps);
-  const hub = new Hub(apps.all(), notifyWatchers);
+  // A signed-in user's first / last connection here is reported to the cluster engine, which tells every node's
+  // watchers when it is the user's first / last in the cluster (the adapter exists by the time anyone signs in).
+  const hub = new Hub(apps.all(), (state, userId, online) => adapter.userPresence(state.app.id, userId, online));
   // The gauges read the adapter's status at scrape time, after it exists; the adapter records its own traffic.
   const metrics =
     overrides.metrics ??
@@ -87,19 +90,18 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
       { ...hub.gaugeSources(() => adapter.status()), logShipping: () => logShippingCounts(logger) },
       { version: VERSION },
     );
-  const defaultAdapter: AppDeps['adapter'] = (h, m) =>
+  const defaultAdapter: AppDeps['adapter'] = (_hub, m) =>
     config.adapter === 'redis'
       ? createRedisAdapter({
-          hub: h,
           metrics: m,
           logger,
           url: config.redisUrl,
-          nodeId: config.nodeId,
+          clusterNodes: config.redisClusterNodes,
           appIds: apps.all().map((a) => a.id),
+          nodeId: config.nodeId,
           cacheTtlMs: CACHE_TTL_MS,
         })
       : createLocalAdapter({
-          hub: h,
           metrics: m,
           cacheTtlMs: CACHE_TTL_MS,
           cacheMaxBytes: config.cacheMaxBytes,
@@ -122,7 +124,20 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     closeTimeoutMs: Math.min(2000, config.shutdownTimeoutMs / 4),
   });
   const realtime: RealtimeDeps = { hub, adapter, publisher, metrics, limits: config, webhooks };
-  adapter.onEnvelope(createFanout({ hub, metrics }));
+  adapter.onEnvelope(gateMemberEvents(hub, metrics, createFanout({ hub, metrics })));
+  // A dead node's members and channels, removed by this node: their webhooks go out from here, once.
+  adapter.onReaped((channels) => {
+    for (const c of channels) {
+      const app = apps.byId(c.appId);
+      if (app === undefined) continue;
+      for (const userId of c.removedUsers) webhooks.emit(app, { name: 'member_removed', channel: c.channel, user_id: userId });
+      if (c.vacated) webhooks.emit(app, { name: 'channel_vacated', channel: c.channel });
+    }
+  });
+  adapter.onUserPresence((appId, userId, online) => {
+    const state = hub.state(appId);
+    if (state !== undefined) notifyWatchers(state, userId, online);
+  });
   adapter.onTerminateUser((appId, userId) => {
     for (const connection of [...hub.userConnections(appId, userId)]) {
       connection.close(CloseCode.Unauthorized, 'Connection terminated by the app', 'terminated');
@@ -169,6 +184,10 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     newConnectionsPerSecond: config.newConnectionsPerSecond,
     maxRefusedSockets: config.maxRefusedSockets,
     isDraining: () => draining,
+    quota: {
+      reserve: (app) => adapter.reserveConnection(app.id, app.maxConnections),
+      release: (app) => adapter.releaseConnection(app.id),
+    },
     onConnectionClosed: (connection, left) => {
       for (const l of left) afterLeave(realtime, connection.app.id, l);
     },

@@ -90,6 +90,8 @@ export interface Config {
   maxSubscriptionsPerConnection: number;
   /** Bytes of cache-channel events this node keeps (least recently used evicted first). */
   cacheMaxBytes: number;
+  /** Redis Cluster seed nodes (`host:port`); when set, `redisUrl` is not used and pub/sub is sharded. */
+  redisClusterNodes: { host: string; port: number }[];
 }
 
 const bool = z
@@ -178,6 +180,10 @@ const envSchema = z.object({
   MAX_JSON_DEPTH: int(2, 1000).default(32),
   MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1, 1_000_000).default(100),
   CACHE_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*$/, 'host:port[,host:port…]')
+    .optional(),
 });
 
 /** Thrown when the configuration is invalid; `message` names every offending variable. */
@@ -290,6 +296,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     maxJsonDepth: e.MAX_JSON_DEPTH,
     maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
     cacheMaxBytes: e.CACHE_MAX_BYTES,
+    redisClusterNodes: (e.REDIS_CLUSTER_NODES ?? '')
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== '')
+      .map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) })),
   };
 }
 

@@ -2,9 +2,17 @@
  * The cluster engine seam.
  *
  * Contract:
- * - `publish(envelope)` delivers the envelope to the handler registered with `onEnvelope` on every node, this one included,
- *   at most once per node; envelopes published by one node on one channel arrive in publish order.
+ * - `publish(envelope)` delivers the envelope to the handler registered with `onEnvelope` on every node (this one
+ *   included) that holds a subscription to its channel recorded with `join` (and no other: interest routing), at most once
+ *   per node; envelopes published by one node on one channel arrive in publish order. Once `join` resolved, every later
+ *   publication on the channel reaches this node.
  * - Queries (`channels`, `channel`, `members`) answer for the whole cluster; the local adapter answers for this node.
+ * - Membership is decided cluster-wide: `join` / `leave` record one subscription of this node and say whether it was the
+ *   channel's first / last in the cluster and the user's first / last presence connection in the cluster. The engine itself
+ *   publishes `pusher_internal:member_added` / `member_removed` (with a `seq`, in the order of the changes) and
+ *   `pusher_internal:subscription_count` (the cluster's count), so every node sees them once and in order.
+ * - A node that disappears without leaving (crash) has its share removed by the engine within a bounded time; what that
+ *   changed is reported to `onReaped` of exactly one surviving node (the local adapter has no other node and never calls it).
  * - `terminateUser` closes that user's connections on every node.
  * - A publish while the engine is down is counted and dropped (never buffered without bound); `status().up` says so.
  * - `flush()` resolves once every envelope this node published before the call has reached this node's envelope handler
@@ -25,12 +33,76 @@ export interface CachedEvent {
   data: string;
 }
 
+/** A presence member as recorded cluster-wide. */
+export interface MemberRef {
+  userId: string;
+  /** `user_id` as the backend signed it (a number stays a number), echoed in member_added / member_removed. */
+  signedUserId?: string | number;
+  userInfo: unknown;
+}
+
+/** What one subscription changed in the cluster. */
+export interface JoinOutcome {
+  /** False when the presence channel already holds the maximum of members and this user is not one: nothing changed. */
+  admitted: boolean;
+  /** The channel's first subscription in the cluster (`channel_occupied`). */
+  occupied: boolean;
+  /** The user's first connection to this presence channel in the cluster (`member_added`). */
+  memberAdded: boolean;
+  /** Presence channels: the members right after this join (user id → info); empty for other channels. */
+  members: Map<string, unknown>;
+  /** Presence sequence number of that snapshot: member events with a `seq` at or below it are already in it. */
+  seq: number;
+  /**
+   * Non-presence channels: the subscription count published to the other subscribers by this join (undefined when the
+   * throttle of big channels held it back). The joiner is left out of that publication and is sent it directly.
+   */
+  count?: number | undefined;
+}
+
+/** What one unsubscription (or a closed connection's) changed in the cluster. */
+export interface LeaveOutcome {
+  /** The channel's last subscription in the cluster left (`channel_vacated`). */
+  vacated: boolean;
+  /** The user's last connection to this presence channel in the cluster left (`member_removed`). */
+  memberRemoved: boolean;
+}
+
+/** One channel of a dead node, after its share was removed. */
+export interface ReapedChannel {
+  appId: string;
+  channel: string;
+  /** Users present only through the dead node: `member_removed` was published for each. */
+  removedUsers: string[];
+  vacated: boolean;
+}
+
 export interface Adapter {
   readonly name: string;
   onEnvelope(handler: (envelope: Envelope) => void): void;
   /** Hands on a callback for `terminateUser` requests arriving from any node. */
   onTerminateUser(handler: (appId: string, userId: string) => void): void;
   publish(envelope: Envelope): void;
+  /** Records one subscription of connection `socketId` (with its presence membership); `maxMembers` 0 means no cap. */
+  join(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome>;
+  /** Removes one subscription recorded by `join` on this node. */
+  leave(appId: string, channel: string, member: MemberRef | null): Promise<LeaveOutcome>;
+  /**
+   * Counts one connection of the app against `max` across the cluster (APP_MAX_CONNECTIONS); false when the cluster is
+   * at the quota. Every true is matched by one `releaseConnection` when the connection closes.
+   */
+  reserveConnection(appId: string, max: number): Promise<boolean>;
+  releaseConnection(appId: string): void;
+  /**
+   * A signed-in user's first (`online`) or last connection on this node. The engine decides whether it is the user's
+   * first / last in the cluster and then tells the `onUserPresence` handler of every node (watchlist events).
+   */
+  userPresence(appId: string, userId: string, online: boolean): void;
+  onUserPresence(handler: (appId: string, userId: string, online: boolean) => void): void;
+  /** Which of `userIds` have a signed-in connection somewhere in the cluster. */
+  usersOnline(appId: string, userIds: readonly string[]): Promise<Set<string>>;
+  /** Hands on a callback for the channels changed by the removal of a dead node's share (webhooks). */
+  onReaped(handler: (channels: ReapedChannel[]) => void): void;
   channels(appId: string): Promise<Map<string, ChannelCounts>>;
   channel(appId: string, channel: string): Promise<ChannelCounts>;
   /** Presence members: user id → user info. */
@@ -38,6 +110,8 @@ export interface Adapter {
   cacheGet(appId: string, channel: string): Promise<CachedEvent | undefined>;
   cacheSet(appId: string, channel: string, event: CachedEvent): void;
   terminateUser(appId: string, userId: string): void;
+  /** Resolves once the joins, leaves and releases in flight are recorded (bounded): the drain waits on it before webhooks close. */
+  settle(): Promise<void>;
   status(): { adapter: string; up: boolean };
   /** Resolves once every envelope published by this node so far was handed to this node's envelope handler. */
   flush(): Promise<void>;

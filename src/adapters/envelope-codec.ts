@@ -26,5 +26,6 @@ export function decodeEnvelope(message: string): Envelope | undefined {
     kind: o.kind,
     traceparent: o.traceparent ?? undefined,
     publishedAt: o.publishedAt ?? Date.now(),
+    ...(typeof o.seq === 'number' ? { seq: o.seq } : {}),
   };
 }

@@ -16,4 +16,6 @@ export interface Envelope {
   traceparent: string | undefined;
   /** Unix ms when the publish was accepted (broadcast latency is measured from here). */
   publishedAt: number;
+  /** Presence member events only: the cluster-wide order of the change (see Adapter `join`). */
+  seq?: number | undefined;
 }

@@ -1,15 +1,17 @@
-/** The embedded single-node engine: delivery is a direct call, queries read this node's hub. */
+/**
+ * The embedded single-node engine: delivery is a direct call; membership and queries are kept in memory by the same rules
+ * the Redis engine applies in Redis (memory-membership.ts), since one node is the whole cluster.
+ */
 import { createEventCache } from '../realtime/event-cache.js';
-import type { Hub } from '../realtime/hub.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Adapter, CachedEvent, ChannelCounts } from './adapter.js';
 import type { Envelope } from './envelope.js';
+import { MemoryMembership } from './memory-membership.js';
 
 /** CACHE_MAX_BYTES's default, for callers that do not pass one. */
 const DEFAULT_CACHE_MAX_BYTES = 64 * 1024 * 1024;
 
 export interface LocalAdapterOptions {
-  hub: Hub;
   metrics: Pick<Metrics, 'adapterMessage' | 'adapterRequest'>;
   /** How long a cache channel keeps its last event (Pusher: 30 minutes). */
   cacheTtlMs: number;
@@ -25,7 +27,7 @@ export interface LocalAdapterOptions {
  * timed, so dashboards read the same on one node and on many.
  */
 export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
-  const { hub, metrics, cacheTtlMs, now = Date.now } = options;
+  const { metrics, cacheTtlMs, now = Date.now } = options;
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
   const cache = createEventCache({
@@ -34,11 +36,18 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
     onEvicted: options.onCacheEvicted ?? (() => {}),
     now,
   });
+  /** `appId \0 userId` of the users signed in (this node is the cluster). */
+  const online = new Set<string>();
+  let userPresence: (appId: string, userId: string, online: boolean) => void = () => {};
+  /** Connections counted per app by `reserveConnection`. */
+  const connections = new Map<string, number>();
 
-  const counts = (appId: string, name: string): ChannelCounts => {
-    const channel = hub.channel(appId, name);
-    return { subscriptionCount: channel?.subscribers.size ?? 0, userCount: channel?.members.size ?? 0 };
-  };
+  const membership = new MemoryMembership((envelope) => {
+    metrics.adapterMessage('published');
+    metrics.adapterMessage('received');
+    deliver(envelope);
+  });
+  const counts = (appId: string, name: string): ChannelCounts => membership.counts(appId, name);
 
   return {
     name: 'local',
@@ -53,10 +62,42 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
       metrics.adapterMessage('received');
       deliver(envelope);
     },
+    async join(appId, channel, socketId, member, maxMembers) {
+      return membership.join(appId, channel, socketId, member, maxMembers);
+    },
+    async leave(appId, channel, member) {
+      return membership.leave(appId, channel, member);
+    },
+    async reserveConnection(appId, max) {
+      const n = connections.get(appId) ?? 0;
+      if (max > 0 && n >= max) return false;
+      connections.set(appId, n + 1);
+      return true;
+    },
+    releaseConnection(appId) {
+      const n = (connections.get(appId) ?? 0) - 1;
+      if (n > 0) connections.set(appId, n);
+      else connections.delete(appId);
+    },
+    userPresence(appId, userId, isOnline) {
+      const key = `${appId}\u0000${userId}`;
+      if (isOnline) online.add(key);
+      else online.delete(key);
+      userPresence(appId, userId, isOnline);
+    },
+    onUserPresence(handler) {
+      userPresence = handler;
+    },
+    async usersOnline(appId, userIds) {
+      return new Set(userIds.filter((id) => online.has(`${appId}\u0000${id}`)));
+    },
+    onReaped() {
+      // One node is the whole cluster: no other node can die.
+    },
     async channels(appId) {
       const started = performance.now();
       const out = new Map<string, ChannelCounts>();
-      for (const name of hub.state(appId)?.channels.keys() ?? []) out.set(name, counts(appId, name));
+      for (const name of membership.channelNames(appId)) out.set(name, counts(appId, name));
       metrics.adapterRequest('channels', (performance.now() - started) / 1000);
       return out;
     },
@@ -68,8 +109,7 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
     },
     async members(appId, name) {
       const started = performance.now();
-      const out = new Map<string, unknown>();
-      for (const m of hub.channel(appId, name)?.members.values() ?? []) out.set(m.userId, m.userInfo);
+      const out = membership.members(appId, name);
       metrics.adapterRequest('members', (performance.now() - started) / 1000);
       return out;
     },
@@ -82,6 +122,8 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
     terminateUser(appId, userId) {
       terminate(appId, userId);
     },
+    // Membership is decided in memory, synchronously: nothing is ever in flight.
+    settle: async () => undefined,
     status: () => ({ adapter: 'local', up: true }),
     // Delivery is a direct call: whatever was published has already been handed over.
     flush: async () => undefined,

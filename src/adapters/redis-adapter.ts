@@ -1,65 +1,66 @@
 /**
- * The Redis cluster engine (`ADAPTER=redis`): every node of a cluster connects to one Redis with two connections, one
- * to send commands and one subscribed to pub/sub.
+ * The Redis cluster engine (`ADAPTER=redis`): every node of a cluster connects to one Redis (or one Redis Cluster) with
+ * a command connection and a subscriber connection.
  *
- * Publications: one pub/sub channel per app (`{prefix}:{appId}:events`) carries the Envelope as JSON, trace context
- * inside. Every node, this one included, receives through its subscriber and calls the envelope handler, so a
- * publication follows one path whether it started here or elsewhere. Redis delivers the messages of one connection in
- * order, which gives the per-channel ordering of the contract.
+ * State: what the cluster holds per channel (subscriptions per node, presence users and each node's share of them) is
+ * kept in Redis and changed by atomic Lua scripts (redis-membership.ts, redis-scripts.ts) that also publish the member and
+ * count events, so `member_added` / `member_removed` / `channel_occupied` / `channel_vacated` happen once per cluster
+ * transition, in order. Queries read the same keys.
  *
- * Queries (`channels`, `channel`, `members`) are request/response over pub/sub, not a copy of the hubs in Redis: the
- * requester publishes the question on the control channel, every other live node answers from its own hub on the
- * requester's reply channel, and the requester merges those answers with its own until every live node has answered or
- * QUERY_TIMEOUT_MS passed. Chosen because the hub stays the only source of truth: there is no second copy to keep in step
- * on every subscribe, nothing to clean up after a crash, and a join is visible to the next query at once (a periodically
- * written copy would let a presence subscriber miss a member that joined a moment before on another node).
- * Liveness: each node refreshes its key `{prefix}:node:{id}` (TTL nodeTtlMs) every third of the TTL and lists itself
- * in the set `{prefix}:nodes`; a query waits only for nodes whose key still exists. A crashed node answers nothing and
- * its key expires, so its presence members are in no answer: no ghost members, and a query never waits more than the
- * timeout for it.
+ * Publications: one pub/sub channel per Pusher channel (`{prefix}:{appId:channel}:ev`) carries the Envelope as JSON,
+ * trace context inside. A node subscribes only to the channels it has subscribers for (redis-interest.ts), so cross-node
+ * traffic is proportional to what each node serves; every node, the publishing one included, delivers from its
+ * subscriber connection, so a publication follows one path wherever it started.
  *
- * `terminateUser` goes on the control channel to every node (this one included). The cache is `SET key value PX ttl`.
+ * Liveness and reaping: each node refreshes its key `{prefix}:node:{id}` (TTL nodeTtlMs) every third of the TTL and is
+ * listed in `{prefix}:nodes`. On the same tick every node looks for listed nodes whose key expired; the one that takes
+ * the node's reap lock removes its share of every channel (member_removed for users present nowhere else, vacated
+ * channels) and unlists it: a crashed node is cleaned up within nodeTtlMs + nodeTtlMs / 3 + the scripts' time.
  *
- * `flush()` publishes a marker on this node's reply channel through the same connection as the envelopes and waits for it
- * to come back: Redis runs one connection's commands in order and pushes messages to a subscriber in that order, so every
- * envelope published before the marker has reached this node's envelope handler by then.
+ * `flush()` publishes a marker on the control channel through the command connection that carries the envelopes and
+ * waits for it to come back: one Redis runs one connection's commands in order and pushes messages to a subscriber in that
+ * order, so every envelope this node published before the marker has reached its envelope handler by then. On a Redis
+ * Cluster the shards keep no order between them: there the marker only bounds the wait (docs/scaling.md).
  *
- * Failure: the command connection has no offline queue, so while Redis is down nothing is buffered; `publish` drops
- * (counted in `websocket_adapter_dropped_total` by reason, and the count is logged with the next `adapter_up`), queries
- * answer from this node's hub alone, the cache misses,
- * and `status().up` is false so `/readyz` answers 503. `adapter_down` and `adapter_up` are logged once per transition.
+ * Failure: no offline queue, so while Redis is down nothing is buffered; `publish` drops (counted in
+ * `websocket_adapter_dropped_total` by reason, and the count is logged with the next `adapter_up`), `join` fails (the subscription is refused with 503), a `leave` is kept and recorded when Redis is back
+ * (so no share is left behind), queries fail over to empty answers, the cache misses, and `status().up` is false so
+ * `/readyz` answers 503. `adapter_down` and `adapter_up` are logged once per transition.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import type { Hub } from '../realtime/hub.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
-import type { Adapter, CachedEvent } from './adapter.js';
+import type { Adapter, CachedEvent, ChannelCounts, LeaveOutcome, ReapedChannel } from './adapter.js';
 import type { Envelope } from './envelope.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
-import { answerFromHub, mergeChannel, mergeChannels, mergeMembers, type NodeAnswer, type QueryOp } from './redis-queries.js';
+import { Interest } from './redis-interest.js';
+import { RedisKeys } from './redis-keys.js';
+import { createRedisLink } from './redis-link.js';
+import { RedisMembership, type UserPresenceMessage } from './redis-membership.js';
+import { createReaper } from './redis-reaper.js';
 
-/** How long a query waits for the other live nodes before answering with what it has. */
-const QUERY_TIMEOUT_MS = 500;
 /** Reconnection back-off: 100 ms more per attempt, at most one second, forever. */
 const RETRY_STEP_MS = 100;
 const RETRY_MAX_MS = 1000;
+/** Pause before subscribing again after a failed resubscription. */
+const RESUBSCRIBE_RETRY_MS = 250;
 /** A command that got no answer in this time fails (a stalled Redis must not stall publishes or queries). */
 const COMMAND_TIMEOUT_MS = 1000;
 
 export interface RedisAdapterOptions {
-  hub: Hub;
   metrics: Pick<Metrics, 'adapterMessage' | 'adapterRequest' | 'adapterDropped'>;
   logger: Pick<Logger, 'info' | 'warn'>;
   url: string;
+  /** Redis Cluster seed nodes; when non-empty, `url` is not used and envelopes go through sharded pub/sub. */
+  clusterNodes?: { host: string; port: number }[];
+  /** Apps whose watchlist transitions this node hears (one watch channel each). */
+  appIds?: readonly string[];
   /** The configured node id; a random suffix makes two processes with the same id distinct in the cluster. */
   nodeId: string;
-  /** Apps whose publications this node receives (one pub/sub channel each). */
-  appIds: readonly string[];
   cacheTtlMs: number;
   /** Prefix of every key and channel, so several clusters (or tests) can share one Redis. */
   prefix?: string;
-  /** A node whose heartbeat is older than this is dead for queries. */
+  /** A node whose heartbeat is older than this is dead and gets reaped. */
   nodeTtlMs?: number;
   now?: () => number;
 }
@@ -68,37 +69,24 @@ export interface RedisAdapterOptions {
 export interface RedisAdapter extends Adapter {
   /** Resolves once both connections are up and subscribed; never rejects (the adapter keeps reconnecting). */
   ready(): Promise<void>;
+  /** This node's id in the cluster (the configured id plus a random suffix). */
+  readonly nodeId: string;
+  /** Event channels this node's subscriber listens to (interest routing). */
+  listening(): number;
 }
 
-type ControlMessage =
-  | { type: 'query'; id: string; from: string; appId: string; op: QueryOp; channel: string }
-  | { type: 'reply'; id: string; from: string; answer: NodeAnswer }
-  | { type: 'terminate'; appId: string; userId: string }
-  | { type: 'flush'; id: string };
+type ControlMessage = { type: 'terminate'; appId: string; userId: string } | { type: 'flush'; id: string };
 
-interface PendingQuery {
-  waiting: Set<string>;
-  answers: NodeAnswer[];
-  finish: () => void;
+/** A removal that must reach Redis eventually (a leave, a released connection): retried once Redis is back. */
+interface Deferred {
+  run: () => Promise<void>;
+  reject: (err: unknown) => void;
 }
-
-/** Lists live nodes and forgets dead ones, in one round trip. KEYS[1] = the node set, ARGV[1] = the node key prefix. */
-const LIVE_NODES_LUA = `
-local live = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', ARGV[1] .. id) == 1 then table.insert(live, id) else redis.call('SREM', KEYS[1], id) end
-end
-return live`;
 
 export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
-  const { hub, metrics, logger, appIds, cacheTtlMs, prefix = 'beacon', nodeTtlMs = 5000, now = Date.now } = options;
+  const { metrics, logger, cacheTtlMs, nodeTtlMs = 5000, now = Date.now } = options;
+  const keys = new RedisKeys(options.prefix ?? 'beacon');
   const nodeId = `${options.nodeId}:${randomBytes(4).toString('hex')}`;
-  const control = `${prefix}:control`;
-  const replies = `${prefix}:reply:${nodeId}`;
-  const nodesKey = `${prefix}:nodes`;
-  const nodeKeyPrefix = `${prefix}:node:`;
-  const eventsChannel = (appId: string): string => `${prefix}:${appId}:events`;
-  const cacheKey = (appId: string, channel: string): string => `${prefix}:${appId}:cache:${channel}`;
   const connection = {
     retryStrategy: (times: number) => Math.min(times * RETRY_STEP_MS, RETRY_MAX_MS),
     enableOfflineQueue: false,
@@ -108,27 +96,37 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     autoResubscribe: false,
     lazyConnect: false,
   };
-  const pub = new Redis(options.url, { ...connection, connectionName: `beacon-pub-${nodeId}` });
-  const sub = new Redis(options.url, { ...connection, connectionName: `beacon-sub-${nodeId}` });
+  const target = options.clusterNodes !== undefined && options.clusterNodes.length > 0 ? { clusterNodes: options.clusterNodes } : { url: options.url };
+  const link = createRedisLink(target, connection, nodeId);
+  const pub = link.commands;
+  const membership = new RedisMembership(pub, keys, nodeId, link.publishCommand);
+  const interest = new Interest(link.events);
 
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
-  const pending = new Map<string, PendingQuery>();
+  let reaped: (channels: ReapedChannel[]) => void = () => {};
+  let userPresence: (appId: string, userId: string, online: boolean) => void = () => {};
+  // Every node hears every app's watchlist transitions (few: sign-in firsts and lasts); subscribed with the rest on `ready`.
+  const watchChannels = new Set((options.appIds ?? []).map((id) => keys.users(id).events));
+  for (const channel of watchChannels) interest.acquire(channel).catch(() => undefined);
   let subscribed = false;
   let state: 'starting' | 'up' | 'down' = 'starting';
   let dropped = 0;
   let closed = false;
   const waiters: (() => void)[] = [];
+  const deferred: Deferred[] = [];
   /** Flush markers in flight: id → resolve. */
   const flushes = new Map<string, () => void>();
+  const inflight = new Set<Promise<unknown>>();
 
-  const isUp = (): boolean => !closed && subscribed && pub.status === 'ready' && sub.status === 'ready';
+  const isUp = (): boolean => !closed && subscribed && link.ready();
   const refresh = (reason?: string): void => {
     if (isUp() && state !== 'up') {
       state = 'up';
       logger.info({ event: 'adapter_up', adapter: 'redis', node: nodeId, dropped_while_down: dropped }, 'cluster engine up');
       dropped = 0;
-      heartbeat();
+      tick();
+      for (const d of deferred.splice(0)) runDurable(d);
       for (const w of waiters.splice(0)) w();
     } else if (!isUp() && !closed && (state === 'up' || (state === 'starting' && reason !== undefined))) {
       // Before the first `ready` a connection that is merely still connecting is not "down"; a failure is.
@@ -137,39 +135,58 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     }
   };
 
-  const heartbeat = (): void => {
-    if (!isUp()) return;
-    pub
-      .multi()
-      .set(nodeKeyPrefix + nodeId, '1', 'PX', nodeTtlMs)
-      .sadd(nodesKey, nodeId)
-      .exec()
-      .catch(() => undefined);
+  const reaper = createReaper({
+    client: pub,
+    keys,
+    membership,
+    logger,
+    nodeId,
+    nodeTtlMs,
+    reaped: (channels) => reaped(channels),
+  });
+  /** Heartbeat, then a look for dead nodes to reap. */
+  const tick = (): void => {
+    if (isUp()) void reaper.tick();
   };
-  const beat = setInterval(heartbeat, Math.max(100, Math.floor(nodeTtlMs / 3)));
+  const beat = setInterval(tick, Math.max(100, Math.floor(nodeTtlMs / 3)));
   beat.unref();
 
-  sub.on('ready', () => {
-    sub
-      .subscribe(control, replies, ...appIds.map(eventsChannel))
+  let retry: NodeJS.Timeout | undefined;
+  /** Subscribes the control channel and every channel of interest; retried while it fails (a shard still connecting). */
+  const resubscribe = (): void => {
+    interest.reset();
+    const channels = interest.channels();
+    link
+      .resubscribe(keys.control, channels)
       .then(() => {
+        interest.resubscribed(channels);
         subscribed = true;
         refresh();
       })
-      .catch((err: Error) => refresh(err.message));
-  });
-  for (const client of [pub, sub]) {
+      .catch((err: Error) => {
+        refresh(err.message);
+        if (closed || retry !== undefined) return;
+        retry = setTimeout(() => {
+          retry = undefined;
+          resubscribe();
+        }, RESUBSCRIBE_RETRY_MS);
+        retry.unref();
+      });
+  };
+  link.onSubscriberReady(resubscribe);
+  for (const client of link.clients) {
     client.on('ready', () => refresh());
     client.on('close', () => {
-      if (client === sub) subscribed = false;
+      if (link.isSubscriber(client)) subscribed = false;
       refresh('connection closed');
     });
     // Errors surface as `close` and failed commands; this listener keeps ioredis from reporting them as unhandled.
     client.on('error', (err: Error) => refresh(err.message));
   }
 
-  sub.on('message', (channel: string, message: string) => {
-    if (channel === control || channel === replies) onControl(message);
+  link.onMessage((channel: string, message: string) => {
+    if (channel === keys.control) onControl(message);
+    else if (watchChannels.has(channel)) onUserPresenceMessage(message);
     else onEnvelopeMessage(message);
   });
 
@@ -180,6 +197,15 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     deliver(envelope);
   }
 
+  function onUserPresenceMessage(message: string): void {
+    try {
+      const m = JSON.parse(message) as UserPresenceMessage;
+      userPresence(m.appId, m.userId, m.online);
+    } catch {
+      // Not ours: ignored.
+    }
+  }
+
   function onControl(message: string): void {
     let m: ControlMessage;
     try {
@@ -187,60 +213,42 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     } catch {
       return;
     }
-    if (m.type === 'terminate') {
-      terminate(m.appId, m.userId);
-    } else if (m.type === 'flush') {
-      flushes.get(m.id)?.();
-    } else if (m.type === 'query') {
-      if (m.from === nodeId) return;
-      const reply: ControlMessage = { type: 'reply', id: m.id, from: nodeId, answer: answerFromHub(hub, m.appId, m.op, m.channel) };
-      pub.publish(`${prefix}:reply:${m.from}`, JSON.stringify(reply)).catch(() => undefined);
-    } else if (m.type === 'reply') {
-      const query = pending.get(m.id);
-      if (query === undefined || !query.waiting.delete(m.from)) return;
-      query.answers.push(m.answer);
-      if (query.waiting.size === 0) query.finish();
-    }
+    if (m.type === 'terminate') terminate(m.appId, m.userId);
+    else if (m.type === 'flush') flushes.get(m.id)?.();
   }
 
-  async function liveNodes(): Promise<string[]> {
-    const result: unknown = await pub.eval(LIVE_NODES_LUA, 1, nodesKey, nodeKeyPrefix);
-    return Array.isArray(result) ? result.filter((x): x is string => typeof x === 'string') : [];
+  /** Tracks a membership operation so `close` can wait for it. */
+  function track<T>(p: Promise<T>): Promise<T> {
+    inflight.add(p);
+    const forget = (): void => {
+      inflight.delete(p);
+    };
+    p.then(forget, forget);
+    return p;
   }
 
-  /** This node's answer plus those of every other live node that answered within the timeout. */
-  async function ask(appId: string, op: QueryOp, channel: string): Promise<NodeAnswer[]> {
-    const local = answerFromHub(hub, appId, op, channel);
-    if (!isUp()) return [local];
-    let others: string[];
-    try {
-      others = (await liveNodes()).filter((id) => id !== nodeId);
-    } catch {
-      return [local];
+  function runDurable(d: Deferred): void {
+    if (closed) {
+      d.reject(new Error('adapter closed'));
+      return;
     }
-    if (others.length === 0) return [local];
-    const id = randomUUID();
-    return new Promise<NodeAnswer[]>((resolve) => {
-      const query: PendingQuery = {
-        waiting: new Set(others),
-        answers: [local],
-        finish: () => {
-          clearTimeout(timer);
-          pending.delete(id);
-          resolve(query.answers);
-        },
-      };
-      const timer = setTimeout(query.finish, QUERY_TIMEOUT_MS);
-      pending.set(id, query);
-      const request: ControlMessage = { type: 'query', id, from: nodeId, appId, op, channel };
-      pub.publish(control, JSON.stringify(request)).catch(query.finish);
+    if (!isUp()) {
+      deferred.push(d);
+      return;
+    }
+    track(d.run()).catch(() => {
+      // Redis went away mid-way: keep it until Redis is back (the scripts ignore a removal with nothing to remove).
+      if (closed) d.reject(new Error('adapter closed'));
+      else deferred.push(d);
     });
   }
 
-  async function timed<T>(op: AdapterOp, run: () => Promise<T>): Promise<T> {
+  async function timed<T>(op: AdapterOp, run: () => Promise<T>, fallback: T): Promise<T> {
     const started = performance.now();
     try {
-      return await run();
+      return isUp() ? await run() : fallback;
+    } catch {
+      return fallback;
     } finally {
       metrics.adapterRequest(op, (performance.now() - started) / 1000);
     }
@@ -248,11 +256,24 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
 
   return {
     name: 'redis',
+    nodeId,
     onEnvelope(handler) {
       deliver = handler;
     },
     onTerminateUser(handler) {
       terminate = handler;
+    },
+    onReaped(handler) {
+      reaped = handler;
+    },
+    userPresence(appId, userId, online) {
+      runDurable({ run: () => membership.userPresence(appId, userId, online), reject: () => undefined });
+    },
+    onUserPresence(handler) {
+      userPresence = handler;
+    },
+    async usersOnline(appId, userIds) {
+      return timed('members', () => membership.usersOnline(appId, userIds), new Set<string>());
     },
     publish(envelope) {
       if (!isUp()) {
@@ -261,17 +282,54 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         return;
       }
       metrics.adapterMessage('published');
-      pub.publish(eventsChannel(envelope.appId), encodeEnvelope(envelope)).catch(() => {
+      link.publish(keys.channel(envelope.appId, envelope.channel).events, encodeEnvelope(envelope)).catch(() => {
         dropped++;
         metrics.adapterDropped('error');
       });
     },
-    channels: (appId) => timed('channels', async () => mergeChannels(await ask(appId, 'channels', ''))),
-    channel: (appId, name) => timed('counts', async () => mergeChannel(await ask(appId, 'channel', name))),
-    members: (appId, name) => timed('members', async () => mergeMembers(await ask(appId, 'members', name))),
+    async join(appId, channel, socketId, member, maxMembers) {
+      if (!isUp()) throw new Error('cluster engine down');
+      const events = keys.channel(appId, channel).events;
+      try {
+        // Subscribed before the change is recorded: every event of the channel after it reaches this node. A shard's
+        // subscriber that was still connecting (Redis Cluster) gets one more try.
+        await interest.acquire(events);
+      } catch (err) {
+        interest.release(events);
+        if (!isUp()) throw err;
+        try {
+          await interest.acquire(events);
+        } catch (again) {
+          interest.release(events);
+          throw again;
+        }
+      }
+      try {
+        return await track(membership.join(appId, channel, socketId, member, maxMembers));
+      } catch (err) {
+        interest.release(events);
+        throw err;
+      }
+    },
+    leave(appId, channel, member) {
+      interest.release(keys.channel(appId, channel).events);
+      return new Promise<LeaveOutcome>((resolve, reject) =>
+        runDurable({ run: async () => resolve(await membership.leave(appId, channel, member)), reject }),
+      );
+    },
+    async reserveConnection(appId, max) {
+      if (!isUp()) throw new Error('cluster engine down');
+      return track(membership.reserveConnection(appId, max));
+    },
+    releaseConnection(appId) {
+      runDurable({ run: () => membership.releaseConnection(appId), reject: () => undefined });
+    },
+    channels: (appId) => timed('channels', () => membership.channels(appId), new Map<string, ChannelCounts>()),
+    channel: (appId, name) => timed('counts', () => membership.counts(appId, name), { subscriptionCount: 0, userCount: 0 }),
+    members: (appId, name) => timed('members', () => membership.members(appId, name), new Map<string, unknown>()),
     async cacheGet(appId, channel) {
       if (!isUp()) return undefined;
-      const raw = await pub.get(cacheKey(appId, channel)).catch(() => null);
+      const raw = await pub.get(keys.cache(appId, channel)).catch(() => null);
       if (raw === null) return undefined;
       const stored = JSON.parse(raw) as CachedEvent & { expiresAt: number };
       // The expiry is also checked against this node's clock, so an injected clock (tests) governs it like PX does.
@@ -280,12 +338,15 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     cacheSet(appId, channel, event) {
       if (!isUp()) return;
       const value = JSON.stringify({ event: event.event, data: event.data, expiresAt: now() + cacheTtlMs });
-      pub.set(cacheKey(appId, channel), value, 'PX', cacheTtlMs).catch(() => undefined);
+      pub.set(keys.cache(appId, channel), value, 'PX', cacheTtlMs).catch(() => undefined);
     },
     terminateUser(appId, userId) {
       if (!isUp()) return;
       const message: ControlMessage = { type: 'terminate', appId, userId };
-      pub.publish(control, JSON.stringify(message)).catch(() => undefined);
+      pub.publish(keys.control, JSON.stringify(message)).catch(() => undefined);
+    },
+    async settle() {
+      await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
     },
     status: () => ({ adapter: 'redis', up: isUp() }),
     flush() {
@@ -299,31 +360,32 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         };
         flushes.set(id, done);
         const marker: ControlMessage = { type: 'flush', id };
-        pub.publish(replies, JSON.stringify(marker)).catch(done);
+        pub.publish(keys.control, JSON.stringify(marker)).catch(done);
       });
     },
     ready: () => (isUp() ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
+    listening: () => interest.size,
     async close() {
       clearInterval(beat);
-      for (const query of [...pending.values()]) query.finish();
       for (const done of [...flushes.values()]) done();
-      if (pub.status === 'ready') {
-        await pub
-          .multi()
-          .del(nodeKeyPrefix + nodeId)
-          .srem(nodesKey, nodeId)
-          .exec()
-          .catch(() => undefined);
+      clearTimeout(retry);
+      // Leaves of the connections closed by the drain are recorded before the node goes; whatever share is still left
+      // (a leave that could not be recorded) is removed like a dead node's, so no member outlives the node.
+      await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
+      if (isUp()) {
+        for (const d of deferred.splice(0)) runDurable(d);
+        await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
+        await membership.reap(nodeId).catch(() => undefined);
+        await Promise.all([pub.del(keys.node(nodeId)), pub.srem(keys.nodes, nodeId)]).catch(() => undefined);
       }
       closed = true;
-      await Promise.all([quit(pub), quit(sub)]);
+      for (const d of deferred.splice(0)) d.reject(new Error('adapter closed'));
+      await link.quit();
       for (const w of waiters.splice(0)) w();
     },
   };
 }
 
-/** QUIT when connected (pending replies arrive first), otherwise stop reconnecting at once. */
-async function quit(client: Redis): Promise<void> {
-  if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
-  else client.disconnect();
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

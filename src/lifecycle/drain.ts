@@ -9,7 +9,8 @@
  *    the sockets of every subscriber connected now — so a 200 means delivered, and nothing accepted is lost;
  * 5. every connection is closed with 4200 (its close frame queues behind the frames written in step 4), and the drain
  *    waits for the close handshakes;
- * 6. webhooks, the HTTP server and the adapter close.
+ * 6. the connections' leaves are settled with the cluster engine (their webhooks come from its answers);
+ * 7. webhooks, the HTTP server and the adapter close.
  * Every wait is bounded by what is left of the deadline; a stage that runs out of time does not stop the later ones.
  */
 import type { Adapter } from '../adapters/adapter.js';
@@ -73,7 +74,9 @@ export async function drain(parts: DrainParts, deadline: Deadline): Promise<Drai
   for (const connection of open) connection.close(CloseCode.Reconnect, 'Server shutting down; reconnect', 'server_shutdown');
   // Connection.close cuts a socket whose peer does not answer within its own bound; clients normally answer at once.
   await stage('connections', () => gone);
-  // The clients' channel_vacated / member_removed go out now instead of after their delay.
+  // The clients' leaves are recorded cluster-wide first (their webhooks come from the answers), then their
+  // channel_vacated / member_removed go out now instead of after their delay.
+  await stage('adapter_settle', () => adapter.settle());
   await stage('webhooks', () => parts.webhooks.close());
   await stage('http_server', () => parts.server.close());
   await stage('adapter', () => adapter.close());

@@ -2,6 +2,7 @@
  * This node's registry: connections per app, channel subscribers, presence members, signed-in users.
  * Pure bookkeeping with no I/O; the router and the fan-out read and change it. Sizes for the gauges are read from here.
  */
+import type { Envelope } from '../adapters/envelope.js';
 import type { AppConfig } from '../config.js';
 import { channelKind, type ChannelKind } from '../protocol/channel-name.js';
 import type { Connection, Membership } from '../transport/connection.js';
@@ -21,8 +22,11 @@ export class Channel {
   readonly subscribers = new Set<Connection>();
   /** Presence channels only: user id → member. */
   readonly members = new Map<string, Member>();
-  /** Last time a subscription_count was sent, for throttling big channels. */
-  lastCountSentAt = 0;
+  /**
+   * Presence channels: the sequence number of the member list each subscriber was sent; member events at or below it
+   * are already in that list and are not sent again (docs/scaling.md, "Presence across nodes").
+   */
+  readonly snapshotSeq = new Map<Connection, number>();
 
   constructor(
     readonly name: string,
@@ -53,6 +57,8 @@ export interface JoinResult {
 
 export interface LeaveResult {
   channel: Channel;
+  /** The presence membership the connection held (null for other channels), to record the leave cluster-wide. */
+  membership: Membership | null;
   /** The user's last connection left this presence channel: member_removed goes to the others. */
   memberRemoved: Member | undefined;
   /** The channel has no subscriber left on this node. */
@@ -62,8 +68,13 @@ export interface LeaveResult {
 /** Told when a signed-in user's first connection on this node arrives or its last one leaves. */
 export type UserPresenceListener = (state: AppState, userId: string, online: boolean) => void;
 
+/** Subscriptions waiting for the cluster's answer: events for their channel are held until the member list is sent. */
+type PendingJoins = Map<Connection, Envelope[]>;
+
 export class Hub {
   private readonly apps = new Map<string, AppState>();
+  /** `appId \0 channel` → connections whose subscription is being recorded cluster-wide. */
+  private readonly pending = new Map<string, PendingJoins>();
 
   constructor(
     apps: readonly AppConfig[],
@@ -110,7 +121,41 @@ export class Hub {
     return this.apps.get(appId)?.channels.get(name);
   }
 
-  join(connection: Connection, name: string, membership: Membership | null): JoinResult {
+  /** Marks a subscription as being recorded cluster-wide: events for the channel are held for it from now on. */
+  beginJoin(connection: Connection, name: string): void {
+    const key = `${connection.app.id}\u0000${name}`;
+    let joins = this.pending.get(key);
+    if (joins === undefined) {
+      joins = new Map();
+      this.pending.set(key, joins);
+    }
+    joins.set(connection, []);
+  }
+
+  /** Whether `beginJoin` was called for this subscription and it has not ended. */
+  isJoining(connection: Connection, name: string): boolean {
+    return this.pending.get(`${connection.app.id}\u0000${name}`)?.has(connection) === true;
+  }
+
+  /** Ends a pending subscription: the events held for it, or undefined when it was cancelled. */
+  endJoin(connection: Connection, name: string): Envelope[] | undefined {
+    const key = `${connection.app.id}\u0000${name}`;
+    const joins = this.pending.get(key);
+    const held = joins?.get(connection);
+    joins?.delete(connection);
+    if (joins?.size === 0) this.pending.delete(key);
+    return held;
+  }
+
+  /** Holds an envelope for every subscription of its channel still waiting for the cluster's answer. */
+  holdForJoining(envelope: Envelope): void {
+    if (this.pending.size === 0) return;
+    const joins = this.pending.get(`${envelope.appId}\u0000${envelope.channel}`);
+    if (joins === undefined) return;
+    for (const held of joins.values()) held.push(envelope);
+  }
+
+  join(connection: Connection, name: string, membership: Membership | null, seq = 0): JoinResult {
     const state = this.apps.get(connection.app.id);
     if (state === undefined) throw new Error(`unknown app ${connection.app.id}`);
     let channel = state.channels.get(name);
@@ -123,6 +168,7 @@ export class Hub {
     connection.subscriptions.set(name, membership);
     let memberAdded = false;
     if (membership !== null) {
+      channel.snapshotSeq.set(connection, seq);
       const member = channel.members.get(membership.userId);
       if (member === undefined) {
         channel.members.set(membership.userId, { ...membership, connections: 1 });
@@ -142,6 +188,7 @@ export class Hub {
     const channel = state?.channels.get(name);
     if (state === undefined || channel === undefined) return undefined;
     channel.subscribers.delete(connection);
+    channel.snapshotSeq.delete(connection);
     let memberRemoved: Member | undefined;
     if (membership !== null) {
       const member = channel.members.get(membership.userId);
@@ -152,7 +199,7 @@ export class Hub {
     }
     const vacated = channel.subscribers.size === 0;
     if (vacated) state.channels.delete(name);
-    return { channel, memberRemoved, vacated };
+    return { channel, membership, memberRemoved, vacated };
   }
 
   /** Sets (or clears) the signed-in user of a connection. */

@@ -137,8 +137,7 @@ function dispatch(
       unsubscribe(deps, connection, message);
       return undefined;
     case Events.Signin:
-      signin(deps, connection, message);
-      return undefined;
+      return signin(deps, connection, message);
     case 'client_event':
       // Inside the frame's `process` span: the publish span becomes its child.
       clientEvent(deps, connection, message, rawData(message.data, text, scan), context.active());

@@ -7,7 +7,7 @@ import { userAuthString, verifyAuth } from '../protocol/signatures.js';
 import type { Connection } from '../transport/connection.js';
 import type { RealtimeDeps } from './deps.js';
 
-export function signin(deps: RealtimeDeps, connection: Connection, message: SigninMessage): void {
+export async function signin(deps: RealtimeDeps, connection: Connection, message: SigninMessage): Promise<void> {
   const app = connection.app;
   if (!verifyAuth(message.auth, app.key, app.secret, userAuthString(connection.socketId, message.userData))) {
     connection.reject('unauthorized', 'Invalid signin signature', ErrorCode.Unauthorized, 'auth_failed');
@@ -39,8 +39,11 @@ export function signin(deps: RealtimeDeps, connection: Connection, message: Sign
   connection.send(encodeProtocol(Events.SigninSuccess, { user_data: message.userData }), 'protocol');
   connection.logger.info({ event: 'signin', user_id: id }, 'signed in');
   if (watchlist.length > 0) {
-    const online = watchlist.filter((id) => deps.hub.userConnections(app.id, id).size > 0);
-    const offline = watchlist.filter((id) => deps.hub.userConnections(app.id, id).size === 0);
+    // Who is signed in anywhere in the cluster (the adapter's answer), not only on this node.
+    const present = await deps.adapter.usersOnline(app.id, watchlist);
+    if (!connection.isOpen) return;
+    const online = watchlist.filter((id) => present.has(id));
+    const offline = watchlist.filter((id) => !present.has(id));
     const events = [];
     if (online.length > 0) events.push({ name: 'online', user_ids: online });
     if (offline.length > 0) events.push({ name: 'offline', user_ids: offline });

@@ -7,11 +7,8 @@ import { channelAuthString, verifyAuth } from '../protocol/signatures.js';
 import type { Connection, Membership } from '../transport/connection.js';
 import type { MessageErrorReason, SubscriptionResult } from '../telemetry/metrics.js';
 import type { RealtimeDeps } from './deps.js';
-import type { Channel, LeaveResult } from './hub.js';
-
-/** subscription_count goes out on every change for small channels, at most this often for channels over 100. */
-const BIG_CHANNEL_COUNT_INTERVAL_MS = 5000;
-const BIG_CHANNEL = 100;
+import type { LeaveResult } from './hub.js';
+import { afterHubLeave, joinCluster } from './membership.js';
 
 /** Why a subscription is refused: the metric result and the `pusher:subscription_error` it is answered with. */
 export type SubscriptionFailure = {
@@ -67,17 +64,19 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
     return;
   }
 
-  const already = connection.subscriptions.has(name);
-  const joined = already ? undefined : hub.join(connection, name, outcome.membership);
-  metrics.subscription(connection.app.id, kind.type, 'ok');
-  // A subscription the app's backend signed authorizes the connection, as Pusher counts it (APP_USER_AUTHENTICATION_REQUIRED).
-  if (kind.requiresAuth) connection.authorized = true;
-  if (joined?.occupied) deps.webhooks.emit(connection.app, { name: 'channel_occupied', channel: name });
-  if (joined?.memberAdded && outcome.membership !== null) {
-    deps.webhooks.emit(connection.app, { name: 'member_added', channel: name, user_id: outcome.membership.signedUserId });
-  }
-
-  if (kind.presence) {
+  const already = connection.subscriptions.has(name) || hub.isJoining(connection, name);
+  if (!already) {
+    const joined = await joinCluster(deps, connection, name, outcome.membership);
+    if (joined === 'full' || joined === 'unavailable') {
+      const refused =
+        joined === 'full'
+          ? failure('limit', 403, 'LimitReached', `Presence channel is full (${deps.limits.maxPresenceMembers} members)`)
+          : failure('unavailable', 503, 'ServiceUnavailable', 'The cluster engine is unavailable; retry');
+      refuseSubscription(deps, connection, name, refused);
+      return;
+    }
+    if (joined === 'gone') return;
+  } else if (kind.presence) {
     const members = await adapter.members(connection.app.id, name);
     if (!connection.isOpen) return;
     const ids = [...members.keys()];
@@ -90,19 +89,11 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   } else {
     connection.send(encodeProtocol(Events.SubscriptionSucceeded, {}, name), 'protocol');
   }
+  metrics.subscription(connection.app.id, kind.type, 'ok');
+  // A subscription the app's backend signed authorizes the connection, as Pusher counts it (APP_USER_AUTHENTICATION_REQUIRED).
+  if (kind.requiresAuth) connection.authorized = true;
   connection.logger.info({ event: 'subscribed', channel: name, channel_type: kind.type }, 'subscribed');
 
-  if (joined?.memberAdded && outcome.membership !== null) {
-    const { signedUserId, userInfo } = outcome.membership;
-    deps.publisher.publishInternal(
-      connection.app.id,
-      name,
-      Events.MemberAdded,
-      JSON.stringify({ user_id: signedUserId, user_info: userInfo }),
-      'presence',
-      connection.socketId,
-    );
-  }
   if (kind.cache && !already) {
     const cached = await adapter.cacheGet(connection.app.id, name);
     if (!connection.isOpen) return;
@@ -113,12 +104,11 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
       connection.send(encodeChannelEvent(cached.event, name, cached.data), 'channel_event');
     }
   }
-  if (joined !== undefined && !kind.presence) sendSubscriptionCount(deps, connection.app.id, joined.channel);
 }
 
 /** Validates and authorizes a subscription; returns the presence membership (or null) or why it is refused. */
 function admit(
-  { hub, limits }: RealtimeDeps,
+  { limits }: RealtimeDeps,
   connection: Connection,
   message: SubscribeMessage,
 ): { membership: Membership | null } | SubscriptionFailure {
@@ -167,49 +157,19 @@ function admit(
   if (userId.length > limits.maxPresenceUserIdLength) {
     return failure('invalid', 400, 'InvalidChannelData', `user_id longer than ${limits.maxPresenceUserIdLength}`);
   }
-  const channel = hub.channel(app.id, name);
-  if (channel !== undefined && channel.members.size >= limits.maxPresenceMembers && !channel.members.has(userId)) {
-    return failure('limit', 403, 'LimitReached', `Presence channel is full (${limits.maxPresenceMembers} members)`);
-  }
+  // MAX_PRESENCE_MEMBERS is enforced cluster-wide by the adapter's join (membership.ts).
   return { membership: { userId, signedUserId: rawId, userInfo: record.user_info ?? null } };
 }
 
 export function unsubscribe(deps: RealtimeDeps, connection: Connection, message: UnsubscribeMessage): void {
+  if (deps.hub.isJoining(connection, message.channel)) deps.hub.endJoin(connection, message.channel);
   const left = deps.hub.leave(connection, message.channel);
   if (left === undefined) return;
   connection.logger.info({ event: 'unsubscribed', channel: message.channel }, 'unsubscribed');
   afterLeave(deps, connection.app.id, left);
 }
 
-/** Presence and count events after a connection left a channel (unsubscribe or close). */
+/** Presence, count and webhook events after a connection left a channel (unsubscribe or close): decided cluster-wide. */
 export function afterLeave(deps: RealtimeDeps, appId: string, left: LeaveResult): void {
-  const app = left.memberRemoved !== undefined || left.vacated ? deps.hub.state(appId)?.app : undefined;
-  if (app !== undefined && left.memberRemoved !== undefined) {
-    deps.webhooks.emit(app, { name: 'member_removed', channel: left.channel.name, user_id: left.memberRemoved.signedUserId });
-  }
-  if (app !== undefined && left.vacated) deps.webhooks.emit(app, { name: 'channel_vacated', channel: left.channel.name });
-  if (left.memberRemoved !== undefined) {
-    deps.publisher.publishInternal(
-      appId,
-      left.channel.name,
-      Events.MemberRemoved,
-      JSON.stringify({ user_id: left.memberRemoved.signedUserId }),
-      'presence',
-    );
-  }
-  if (!left.vacated && !left.channel.kind.presence) sendSubscriptionCount(deps, appId, left.channel);
-}
-
-function sendSubscriptionCount(deps: RealtimeDeps, appId: string, channel: Channel): void {
-  const count = channel.subscribers.size;
-  const now = Date.now();
-  if (count > BIG_CHANNEL && now - channel.lastCountSentAt < BIG_CHANNEL_COUNT_INTERVAL_MS) return;
-  channel.lastCountSentAt = now;
-  deps.publisher.publishInternal(
-    appId,
-    channel.name,
-    Events.SubscriptionCount,
-    JSON.stringify({ subscription_count: count }),
-    'protocol',
-  );
+  afterHubLeave(deps, appId, left);
 }

@@ -1,7 +1,7 @@
 /**
  * Watchlist events: a signed-in connection whose `user_data.watchlist` names a user is told when that user comes online
  * (its first signed-in connection) or goes offline (its last one closes) — `pusher_internal:watchlist_events`.
- * On this node: with several nodes, a user connected elsewhere is not seen (docs/scaling.md).
+ * Called by the cluster engine on the user's first / last signed-in connection in the cluster (Adapter `userPresence`).
  */
 import { encodeProtocol } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';

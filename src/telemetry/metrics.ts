@@ -41,7 +41,7 @@ export type MessageErrorReason =
   | 'invalid_utf8'
   | 'invalid_frame';
 export type PublishSource = 'http_api' | 'client_event';
-export type SubscriptionResult = 'ok' | 'auth_failed' | 'invalid' | 'limit';
+export type SubscriptionResult = 'ok' | 'auth_failed' | 'invalid' | 'limit' | 'unavailable';
 export type RateLimitScope = 'client_events' | 'http_api' | 'connections' | 'frames';
 export type BackpressureAction = 'dropped' | 'disconnected';
 export type ApiAuthFailureReason = 'bad_signature' | 'expired' | 'unknown_key' | 'body_md5';

@@ -177,3 +177,10 @@ export function startProcessSpan(
 export function withSpan<T>(span: Span, fn: () => T): T {
   return context.with(trace.setSpan(context.active(), span), fn);
 }
+
+/** The removal of a dead node's share of the cluster state (INTERNAL, a new trace): `reap node`. */
+export function startReapSpan(deadNode: string): Span {
+  const span = tracer.startSpan('reap node', { kind: SpanKind.INTERNAL }, ROOT_CONTEXT);
+  if (span.isRecording()) span.setAttribute('beacon.dead_node', deadNode);
+  return span;
+}

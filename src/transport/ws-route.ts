@@ -35,6 +35,11 @@ export interface WsRouteOptions {
   maxRefusedSockets: number;
   /** True while the server drains: new upgrades get HTTP 503. */
   isDraining: () => boolean;
+  /**
+   * The cluster-wide connection quota of an app with `maxConnections` (Adapter `reserveConnection`): false refuses with
+   * 4004, a rejection (engine down) with 4100; every accepted reservation is released when its connection closes.
+   */
+  quota?: { reserve: (app: AppConfig) => Promise<boolean>; release: (app: AppConfig) => void };
   /** Called after a connection is gone from the hub (presence and count events). */
   onConnectionClosed: (connection: Connection, left: ReturnType<Hub['removeConnection']>) => void;
 }
@@ -153,75 +158,110 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
           return;
         }
         const app = admitted.app;
-        const id = socketId();
-        const sessionId = randomUUID();
-        const span = startConnectSpan(app.id, sessionId, id, contextFromHeaders(request.headers));
-        const connection = new Connection({
-          ws: socket,
-          app,
-          socketId: id,
-          sessionId,
-          logger: logger.child({ session_id: sessionId, socket_id: id, app_id: app.id }),
-          metrics,
-          sendBufferMaxBytes: options.sendBufferMaxBytes,
-          framesPerSecond: options.framesPerSecond,
-          upgradeSpan: span.spanContext(),
-          onClosed: (c) => options.onConnectionClosed(c, hub.removeConnection(c)),
-        });
-        hub.addConnection(connection);
-        metrics.connectionOpened(app.id);
-        connection.logger.info(
-          {
-            event: 'connection_opened',
-            remote_address: request.ip,
-            user_agent: request.headers['user-agent'],
-            protocol: request.query.protocol,
-            client: request.query.client,
-            version: request.query.version,
-            ...(span.isRecording() ? { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId } : {}),
+        const quota = app.maxConnections > 0 ? options.quota : undefined;
+        if (quota === undefined) {
+          accept(socket, request, app, false);
+          return;
+        }
+        // Frames that arrive while the cluster counts the connection wait in the socket (nothing is read meanwhile).
+        socket.pause();
+        quota.reserve(app).then(
+          (ok) => {
+            socket.resume();
+            if (!ok) {
+              reject(socket, request, 'over_quota', CloseCode.OverQuota, 'App over connection quota');
+            } else if (socket.readyState !== socket.OPEN) {
+              quota.release(app);
+            } else {
+              accept(socket, request, app, true);
+            }
           },
-          'connection opened',
+          () => {
+            socket.resume();
+            reject(socket, request, 'over_capacity', CloseCode.OverCapacity, 'Cluster engine unavailable; retry');
+          },
         );
-        connection.send(encodeConnectionEstablished(id, options.activityTimeoutSeconds), 'protocol');
-        span.end();
-
-        socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
-          // ws hands over a Buffer by default (binaryType 'nodebuffer'): use it as is, no copy per frame.
-          const buffer = Buffer.isBuffer(data)
-            ? data
-            : Array.isArray(data)
-              ? Buffer.concat(data)
-              : Buffer.from(data);
-          // The inbound budget comes before any work on the frame (not even its UTF-8 decoding): a flood costs a counter.
-          const now = Date.now();
-          if (!connection.frames.allow(now)) {
-            connection.holdInbound(now);
-            connection.messagesIn++;
-            connection.bytesIn += buffer.length;
-            metrics.messageReceived(app.id, 'invalid', buffer.length);
-            metrics.rateLimited(app.id, 'frames');
-            connection.reject(
-              'frame_rate_limited',
-              `Frame rate limit (${options.framesPerSecond}/s) exceeded; frame dropped`,
-              ErrorCode.ClientEventRateLimited,
-              'rate_limited',
-            );
-            return;
-          }
-          if (isBinary) {
-            connection.messagesIn++;
-            connection.bytesIn += buffer.length;
-            metrics.messageReceived(app.id, 'invalid', buffer.length);
-            connection.reject('invalid_message', 'Binary frames are not supported; send UTF-8 JSON text');
-            return;
-          }
-          router.handle(connection, buffer.toString('utf8'), buffer.length);
-        });
-        // Frame-level errors (invalid UTF-8, over the hard size limit) are the client's: counted and logged by the connection.
-        socket.on('error', (err: Error & { code?: string }) => connection.socketFailed(err));
-        socket.on('close', (code: number) => connection.finish(code));
       },
     );
+
+    /** Opens an admitted connection: hub, metrics, `connection_established`, and the socket's events. */
+    const accept = (
+      socket: WebSocket,
+      request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>,
+      app: AppConfig,
+      reserved: boolean,
+    ): void => {
+      const id = socketId();
+      const sessionId = randomUUID();
+      const span = startConnectSpan(app.id, sessionId, id, contextFromHeaders(request.headers));
+      const connection = new Connection({
+        ws: socket,
+        app,
+        socketId: id,
+        sessionId,
+        logger: logger.child({ session_id: sessionId, socket_id: id, app_id: app.id }),
+        metrics,
+        sendBufferMaxBytes: options.sendBufferMaxBytes,
+        framesPerSecond: options.framesPerSecond,
+        upgradeSpan: span.spanContext(),
+        onClosed: (c) => {
+          if (reserved) options.quota?.release(app);
+          options.onConnectionClosed(c, hub.removeConnection(c));
+        },
+      });
+      hub.addConnection(connection);
+      metrics.connectionOpened(app.id);
+      connection.logger.info(
+        {
+          event: 'connection_opened',
+          remote_address: request.ip,
+          user_agent: request.headers['user-agent'],
+          protocol: request.query.protocol,
+          client: request.query.client,
+          version: request.query.version,
+          ...(span.isRecording() ? { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId } : {}),
+        },
+        'connection opened',
+      );
+      connection.send(encodeConnectionEstablished(id, options.activityTimeoutSeconds), 'protocol');
+      span.end();
+
+      socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+        // ws hands over a Buffer by default (binaryType 'nodebuffer'): use it as is, no copy per frame.
+        const buffer = Buffer.isBuffer(data)
+          ? data
+          : Array.isArray(data)
+            ? Buffer.concat(data)
+            : Buffer.from(data);
+        // The inbound budget comes before any work on the frame (not even its UTF-8 decoding): a flood costs a counter.
+        const now = Date.now();
+        if (!connection.frames.allow(now)) {
+          connection.holdInbound(now);
+          connection.messagesIn++;
+          connection.bytesIn += buffer.length;
+          metrics.messageReceived(app.id, 'invalid', buffer.length);
+          metrics.rateLimited(app.id, 'frames');
+          connection.reject(
+            'frame_rate_limited',
+            `Frame rate limit (${options.framesPerSecond}/s) exceeded; frame dropped`,
+            ErrorCode.ClientEventRateLimited,
+            'rate_limited',
+          );
+          return;
+        }
+        if (isBinary) {
+          connection.messagesIn++;
+          connection.bytesIn += buffer.length;
+          metrics.messageReceived(app.id, 'invalid', buffer.length);
+          connection.reject('invalid_message', 'Binary frames are not supported; send UTF-8 JSON text');
+          return;
+        }
+        router.handle(connection, buffer.toString('utf8'), buffer.length);
+      });
+      // Frame-level errors (invalid UTF-8, over the hard size limit) are the client's: counted and logged by the connection.
+      socket.on('error', (err: Error & { code?: string }) => connection.socketFailed(err));
+      socket.on('close', (code: number) => connection.finish(code));
+    };
 
     // Any other WebSocket path: 4005. Plain HTTP requests to it get 404 like any unknown route.
     scope.route({

@@ -8,12 +8,10 @@ import { test } from 'node:test';
 import type { Adapter } from '../../src/adapters/adapter.js';
 import type { Envelope } from '../../src/adapters/envelope.js';
 import type { AppConfig } from '../../src/config.js';
-import { Hub } from '../../src/realtime/hub.js';
-import type { Connection } from '../../src/transport/connection.js';
 import { until, within } from '../helpers/wait.js';
 
 export interface AdapterFactory {
-  (hub: Hub, clock: { now: () => number }, cacheTtlMs: number): Adapter | Promise<Adapter>;
+  (clock: { now: () => number }, cacheTtlMs: number): Adapter | Promise<Adapter>;
 }
 
 const APP: AppConfig = {
@@ -28,11 +26,6 @@ const APP: AppConfig = {
   webhookUrl: undefined,
   webhooks: [],
 };
-
-/** The least of a Connection the hub needs for bookkeeping. */
-function fakeConnection(socketId: string): Connection {
-  return { app: APP, socketId, subscriptions: new Map(), userId: undefined, watchlist: [] } as unknown as Connection;
-}
 
 function envelope(channel: string, n: number): Envelope {
   return {
@@ -51,15 +44,17 @@ function envelope(channel: string, n: number): Envelope {
 export function adapterContract(name: string, make: AdapterFactory): void {
   const setup = async (ttl = 1000) => {
     const clock = { t: 1_000_000, now: () => clock.t };
-    const hub = new Hub([APP]);
-    const adapter = await make(hub, clock, ttl);
-    return { hub, adapter, clock };
+    const adapter = await make(clock, ttl);
+    return { adapter, clock };
   };
 
-  test(`${name}: publish reaches the envelope handler once each, in order`, async () => {
+  test(`${name}: publish reaches the envelope handler once each, in order, once the channel has a subscription`, async () => {
     const { adapter } = await setup();
     const seen: string[] = [];
-    adapter.onEnvelope((e) => seen.push(`${e.channel}:${e.data}`));
+    await adapter.join(APP.id, 'c', '1.1', null, 0);
+    adapter.onEnvelope((e) => {
+      if (e.event === 'e') seen.push(`${e.channel}:${e.data}`);
+    });
     for (let n = 0; n < 5; n++) adapter.publish(envelope('c', n));
     await until(() => seen.length >= 5, 'five envelopes');
     assert.deepEqual(seen, ['c:0', 'c:1', 'c:2', 'c:3', 'c:4']);
@@ -77,22 +72,95 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     await adapter.close();
   });
 
-  test(`${name}: channel, channels and members answer from the subscriptions`, async () => {
-    const { hub, adapter } = await setup();
-    const a = fakeConnection('1.1');
-    const b = fakeConnection('1.2');
-    hub.addConnection(a);
-    hub.addConnection(b);
-    hub.join(a, 'presence-room', { userId: 'u1', signedUserId: 'u1', userInfo: { n: 1 } });
-    hub.join(b, 'presence-room', { userId: 'u1', signedUserId: 'u1', userInfo: { n: 1 } });
-    hub.join(b, 'news', null);
+  test(`${name}: join and leave decide occupancy and presence once for the cluster; queries answer from them`, async () => {
+    const { adapter } = await setup();
+    const seen: Envelope[] = [];
+    adapter.onEnvelope((e) => seen.push(e));
+    const u1 = { userId: 'u1', userInfo: { n: 1 } };
+    const first = await adapter.join(APP.id, 'presence-room', '1.1', u1, 0);
+    assert.deepEqual(
+      { ...first, seq: 0 },
+      { admitted: true, occupied: true, memberAdded: true, members: new Map([['u1', { n: 1 }]]), seq: 0, count: undefined },
+    );
+    const second = await adapter.join(APP.id, 'presence-room', '1.2', u1, 0);
+    assert.equal(second.occupied, false);
+    assert.equal(second.memberAdded, false, 'a second connection of the same user adds no member');
+    assert.equal(second.seq, first.seq, 'nothing changed in the member list');
+    const news = await adapter.join(APP.id, 'news', '1.2', null, 0);
+    assert.equal(news.occupied, true);
+    assert.equal(news.count, 1, 'the count the join published, for the joiner');
     assert.deepEqual(await adapter.channel(APP.id, 'presence-room'), { subscriptionCount: 2, userCount: 1 });
     assert.deepEqual(await adapter.channel(APP.id, 'empty'), { subscriptionCount: 0, userCount: 0 });
     assert.deepEqual([...(await adapter.channels(APP.id)).keys()].sort(), ['news', 'presence-room']);
     assert.deepEqual([...(await adapter.members(APP.id, 'presence-room'))], [['u1', { n: 1 }]]);
-    hub.removeConnection(a);
-    hub.removeConnection(b);
+
+    assert.deepEqual(await adapter.leave(APP.id, 'presence-room', u1), { memberRemoved: false, vacated: false });
+    assert.deepEqual(await adapter.leave(APP.id, 'presence-room', u1), { memberRemoved: true, vacated: true });
+    assert.deepEqual(await adapter.leave(APP.id, 'news', null), { memberRemoved: false, vacated: true });
     assert.equal((await adapter.channels(APP.id)).size, 0);
+    assert.deepEqual(await adapter.members(APP.id, 'presence-room'), new Map());
+
+    // The engine published the member events (with a growing seq, the joiner excluded) and the count of `news`.
+    await until(() => seen.length >= 3, 'the member and count events');
+    const members = seen.filter((e) => e.channel === 'presence-room');
+    assert.deepEqual(
+      members.map((e) => [e.event, e.data, e.excludeSocketId]),
+      [
+        ['pusher_internal:member_added', JSON.stringify({ user_id: 'u1', user_info: { n: 1 } }), '1.1'],
+        ['pusher_internal:member_removed', JSON.stringify({ user_id: 'u1' }), undefined],
+      ],
+    );
+    assert.equal(members[0]?.seq, first.seq);
+    assert.ok((members[1]?.seq ?? 0) > first.seq);
+    assert.deepEqual(
+      seen.filter((e) => e.channel === 'news').map((e) => [e.event, e.data, e.excludeSocketId]),
+      [['pusher_internal:subscription_count', JSON.stringify({ subscription_count: 1 }), '1.2']],
+    );
+    await adapter.close();
+  });
+
+  test(`${name}: a full presence channel refuses a new user and changes nothing; a present user still joins`, async () => {
+    const { adapter } = await setup();
+    await adapter.join(APP.id, 'presence-full', '1.1', { userId: 'a', userInfo: null }, 2);
+    await adapter.join(APP.id, 'presence-full', '1.2', { userId: 'b', userInfo: null }, 2);
+    const refused = await adapter.join(APP.id, 'presence-full', '1.3', { userId: 'c', userInfo: null }, 2);
+    assert.equal(refused.admitted, false);
+    assert.deepEqual(await adapter.channel(APP.id, 'presence-full'), { subscriptionCount: 2, userCount: 2 });
+    const again = await adapter.join(APP.id, 'presence-full', '1.4', { userId: 'a', userInfo: null }, 2);
+    assert.equal(again.admitted, true);
+    assert.deepEqual(await adapter.channel(APP.id, 'presence-full'), { subscriptionCount: 3, userCount: 2 });
+    await adapter.close();
+  });
+
+  test(`${name}: the connection quota counts reservations up to the maximum; a release makes room`, async () => {
+    const { adapter } = await setup();
+    assert.equal(await adapter.reserveConnection(APP.id, 2), true);
+    assert.equal(await adapter.reserveConnection(APP.id, 2), true);
+    assert.equal(await adapter.reserveConnection(APP.id, 2), false);
+    assert.equal(await adapter.reserveConnection('other-app', 2), true, 'quotas are per app');
+    adapter.releaseConnection(APP.id);
+    // A release may be recorded asynchronously: ask again (bounded) until the room shows.
+    let room = false;
+    for (let i = 0; i < 100 && !room; i++) {
+      room = await adapter.reserveConnection(APP.id, 2);
+      if (!room) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(room, true, 'room after the release');
+    assert.equal(await adapter.reserveConnection(APP.id, 2), false);
+    await adapter.close();
+  });
+
+  test(`${name}: signed-in users: every node hears a user's first and last node, usersOnline answers`, async () => {
+    const { adapter } = await setup();
+    const heard: string[] = [];
+    adapter.onUserPresence((app, user, online) => heard.push(`${app}/${user}/${online ? 'online' : 'offline'}`));
+    adapter.userPresence(APP.id, 'w1', true);
+    await until(() => heard.length >= 1, 'online');
+    assert.deepEqual(await adapter.usersOnline(APP.id, ['w1', 'w2']), new Set(['w1']));
+    adapter.userPresence(APP.id, 'w1', false);
+    await until(() => heard.length >= 2, 'offline');
+    assert.deepEqual(heard, ['a1/w1/online', 'a1/w1/offline']);
+    assert.deepEqual(await adapter.usersOnline(APP.id, ['w1']), new Set());
     await adapter.close();
   });
 

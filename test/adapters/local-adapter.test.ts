@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
-import { Hub } from '../../src/realtime/hub.js';
 import { adapterContract } from './adapter-contract.js';
 
 const noMetrics = { adapterMessage: () => undefined, adapterRequest: () => undefined };
 
-adapterContract('local adapter', (hub, clock, cacheTtlMs) =>
-  createLocalAdapter({ hub, metrics: noMetrics, cacheTtlMs, now: clock.now }),
+adapterContract('local adapter', (clock, cacheTtlMs) =>
+  createLocalAdapter({ metrics: noMetrics, cacheTtlMs, now: clock.now }),
 );
 
 test('local adapter: counts each publish as published and received, and times its queries', async () => {
   const recorded: string[] = [];
   const adapter = createLocalAdapter({
-    hub: new Hub([]),
     metrics: { adapterMessage: (d) => recorded.push(d), adapterRequest: (op) => recorded.push(op) },
     cacheTtlMs: 1000,
   });
@@ -37,7 +35,6 @@ test('local adapter: counts each publish as published and received, and times it
 test('local adapter: the cache is bounded in bytes, evicts the least recently used channel first, and counts it', async () => {
   const evicted: string[] = [];
   const adapter = createLocalAdapter({
-    hub: new Hub([]),
     metrics: noMetrics,
     cacheTtlMs: 60_000,
     cacheMaxBytes: 100_000,

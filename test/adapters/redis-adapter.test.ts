@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createRedisAdapter, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
 import type { Envelope } from '../../src/adapters/envelope.js';
-import { Hub } from '../../src/realtime/hub.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { until, within } from '../helpers/wait.js';
 import { adapterContract } from './adapter-contract.js';
@@ -20,22 +19,13 @@ const noMetrics = { adapterMessage: () => undefined, adapterRequest: () => undef
 const quiet = { info: () => undefined, warn: () => undefined };
 let clusters = 0;
 
-function make(hub: Hub, extra: Partial<Parameters<typeof createRedisAdapter>[0]> = {}): RedisAdapter {
-  return createRedisAdapter({
-    hub,
-    metrics: noMetrics,
-    logger: quiet,
-    url: redis.url,
-    nodeId: 'n',
-    appIds: ['a1'],
-    cacheTtlMs: 1000,
-    ...extra,
-  });
+function make(extra: Partial<Parameters<typeof createRedisAdapter>[0]> = {}): RedisAdapter {
+  return createRedisAdapter({ metrics: noMetrics, logger: quiet, url: redis.url, nodeId: 'n', cacheTtlMs: 1000, appIds: ['a1'], ...extra });
 }
 
 // Each adapter gets its own key prefix: a cluster of one, so the suite's queries answer for this hub alone.
-adapterContract('redis adapter', async (hub, clock, cacheTtlMs) => {
-  const adapter = make(hub, { cacheTtlMs, now: clock.now, prefix: `contract${clusters++}` });
+adapterContract('redis adapter', async (clock, cacheTtlMs) => {
+  const adapter = make({ cacheTtlMs, now: clock.now, prefix: `contract${clusters++}` });
   await within(adapter.ready(), 'the redis adapter to be up');
   return adapter;
 });
@@ -57,14 +47,23 @@ function envelope(data: string): Envelope {
 test('redis adapter: two nodes receive each other’s publications, trace context included, counted both ways', async () => {
   const counted: string[] = [];
   const metrics = { ...noMetrics, adapterMessage: (d: string) => counted.push(d) };
-  const a = make(new Hub([]), { prefix: 'pair', metrics });
-  const b = make(new Hub([]), { prefix: 'pair' });
+  const a = make({ prefix: 'pair', metrics });
+  const b = make({ prefix: 'pair' });
   try {
     await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
     const atA: Envelope[] = [];
     const atB: Envelope[] = [];
-    a.onEnvelope((e) => atA.push(e));
-    b.onEnvelope((e) => atB.push(e));
+    await a.join('a1', 'c', '1.1', null, 0);
+    await b.join('a1', 'c', '1.2', null, 0);
+    a.onEnvelope((e) => {
+      if (e.event === 'e') atA.push(e);
+    });
+    b.onEnvelope((e) => {
+      if (e.event === 'e') atB.push(e);
+    });
+    // The subscription_count events of the two joins reach A first (published by the join scripts, not by `publish`).
+    await until(() => counted.length === 2, 'the two count events at A');
+    counted.length = 0;
     a.publish(envelope('x'));
     await until(() => atA.length === 1 && atB.length === 1, 'the envelope on both nodes');
     assert.deepEqual(atB[0], envelope('x'));
@@ -80,11 +79,14 @@ test('redis adapter: while Redis is down, status is down and publish drops, coun
   const logger = { info: (o: { event: string }) => lines.push(o.event), warn: (o: { event: string }) => lines.push(o.event) };
   const drops: string[] = [];
   const metrics = { ...noMetrics, adapterDropped: (reason: string) => drops.push(reason) };
-  const adapter = make(new Hub([]), { prefix: 'outage', logger: logger as never, metrics });
+  const adapter = make({ prefix: 'outage', logger: logger as never, metrics });
   try {
     await within(adapter.ready(), 'adapter up');
     const seen: string[] = [];
-    adapter.onEnvelope((e) => seen.push(e.data));
+    await adapter.join('a1', 'c', '1.1', null, 0);
+    adapter.onEnvelope((e) => {
+      if (e.event === 'e') seen.push(e.data);
+    });
     await redis.stop();
     await until(() => !adapter.status().up, 'status down');
     adapter.publish(envelope('lost'));

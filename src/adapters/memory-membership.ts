@@ -1,0 +1,104 @@
+/**
+ * Cluster-wide membership for the single-node engine: the same bookkeeping the Redis engine keeps in Redis (subscriptions
+ * per channel, presence connections per user, a sequence number per presence change), kept in memory. One node is the
+ * whole cluster, so the two engines answer `join` / `leave` and the queries alike (test/adapters/adapter-contract.ts).
+ */
+import type { ChannelCounts, JoinOutcome, LeaveOutcome, MemberRef } from './adapter.js';
+import type { Envelope } from './envelope.js';
+import {
+  countData,
+  countDue,
+  internalEnvelope,
+  memberAddedData,
+  memberRemovedData,
+} from './membership-events.js';
+
+interface ChannelState {
+  subscriptions: number;
+  /** Presence: user id → connections and the info of its first one. */
+  users: Map<string, { connections: number; info: unknown }>;
+  lastCountAt: number;
+}
+
+/** In-memory membership; `publish` receives the internal events in the order of the changes. */
+export class MemoryMembership {
+  private readonly apps = new Map<string, Map<string, ChannelState>>();
+  private seq = 0;
+
+  constructor(private readonly publish: (envelope: Envelope) => void) {}
+
+  join(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): JoinOutcome {
+    let channels = this.apps.get(appId);
+    if (channels === undefined) {
+      channels = new Map();
+      this.apps.set(appId, channels);
+    }
+    const existing = channels.get(channel);
+    if (member !== null && existing !== undefined && !existing.users.has(member.userId)) {
+      if (maxMembers > 0 && existing.users.size >= maxMembers) {
+        return { admitted: false, occupied: false, memberAdded: false, members: new Map(), seq: this.seq };
+      }
+    }
+    const state = existing ?? { subscriptions: 0, users: new Map(), lastCountAt: 0 };
+    if (existing === undefined) channels.set(channel, state);
+    state.subscriptions++;
+    let memberAdded = false;
+    if (member !== null) {
+      const user = state.users.get(member.userId);
+      if (user === undefined) {
+        state.users.set(member.userId, { connections: 1, info: member.userInfo });
+        memberAdded = true;
+        this.publish(internalEnvelope(appId, channel, 'added', memberAddedData(member), ++this.seq, socketId));
+      } else {
+        user.connections++;
+      }
+    }
+    const count = member === null ? this.publishCount(appId, channel, state, socketId) : undefined;
+    const members = new Map<string, unknown>();
+    if (member !== null) for (const [id, u] of state.users) members.set(id, u.info);
+    return { admitted: true, occupied: existing === undefined, memberAdded, members, seq: this.seq, count };
+  }
+
+  leave(appId: string, channel: string, member: MemberRef | null): LeaveOutcome {
+    const channels = this.apps.get(appId);
+    const state = channels?.get(channel);
+    if (channels === undefined || state === undefined) return { vacated: false, memberRemoved: false };
+    state.subscriptions--;
+    let memberRemoved = false;
+    if (member !== null) {
+      const user = state.users.get(member.userId);
+      if (user !== undefined && --user.connections <= 0) {
+        state.users.delete(member.userId);
+        memberRemoved = true;
+        this.publish(internalEnvelope(appId, channel, 'removed', memberRemovedData(member), ++this.seq));
+      }
+    }
+    const vacated = state.subscriptions <= 0;
+    if (vacated) channels.delete(channel);
+    else if (member === null) this.publishCount(appId, channel, state);
+    return { vacated, memberRemoved };
+  }
+
+  counts(appId: string, channel: string): ChannelCounts {
+    const state = this.apps.get(appId)?.get(channel);
+    return { subscriptionCount: state?.subscriptions ?? 0, userCount: state?.users.size ?? 0 };
+  }
+
+  channelNames(appId: string): string[] {
+    return [...(this.apps.get(appId)?.keys() ?? [])];
+  }
+
+  members(appId: string, channel: string): Map<string, unknown> {
+    const out = new Map<string, unknown>();
+    for (const [id, u] of this.apps.get(appId)?.get(channel)?.users ?? []) out.set(id, u.info);
+    return out;
+  }
+
+  private publishCount(appId: string, channel: string, state: ChannelState, excludeSocketId?: string): number | undefined {
+    const now = Date.now();
+    if (!countDue(state.subscriptions, now, state.lastCountAt)) return undefined;
+    state.lastCountAt = now;
+    this.publish(internalEnvelope(appId, channel, 'count', countData(state.subscriptions), undefined, excludeSocketId));
+    return state.subscriptions;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Every Redis key and pub/sub channel of the Redis engine. A channel's keys and its event channel share one hash tag,
+ * `{appId:channel}`, so each Lua script touches one slot and its sharded publication goes to the same shard (Redis
+ * Cluster); channel names cannot contain braces, app ids are escaped so they cannot either.
+ */
+
+/** The keys of one channel's cluster-wide state. */
+export interface ChannelKeys {
+  /** Hash: `total` subscriptions, `n:<node>` subscriptions per node, `seq` of the last presence change, `countAt`. */
+  state: string;
+  /** Hash: presence user id → connections in the cluster. */
+  users: string;
+  /** Hash: presence user id → its user_info JSON. */
+  info: string;
+  /** Pub/sub channel of the channel's envelopes. */
+  events: string;
+}
+
+/** Key and channel names under one prefix. */
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  private tag(appId: string, channel: string): string {
+    return `${this.prefix}:{${appId.replace(/[{}%]/g, encodeURIComponent)}:${channel}}`;
+  }
+
+  channel(appId: string, channel: string): ChannelKeys {
+    const t = this.tag(appId, channel);
+    return { state: `${t}:state`, users: `${t}:users`, info: `${t}:info`, events: `${t}:ev` };
+  }
+
+  /** Hash: presence user id → its connections on `node` (the node's share, removed when it dies). */
+  share(appId: string, channel: string, node: string): string {
+    return `${this.tag(appId, channel)}:share:${node}`;
+  }
+
+  /** The field of `state` holding `node`'s subscriptions. */
+  nodeField(node: string): string {
+    return `n:${node}`;
+  }
+
+  /** Set of `[appId, channel]` JSON pairs where `node` holds subscriptions (what a reaper walks). */
+  nodeChannels(node: string): string {
+    return `${this.prefix}:nodechannels:{${node}}`;
+  }
+
+  /** Set of the channels of an app that may be occupied (GET /channels); entries with no subscription are skipped. */
+  appChannels(appId: string): string {
+    return `${this.prefix}:channels:{${appId.replace(/[{}%]/g, encodeURIComponent)}}`;
+  }
+
+  /** Hash of an app's connections (`total`, `n:<node>`), for its cluster-wide quota. */
+  appConnections(appId: string): string {
+    return `${this.prefix}:connections:{${appId.replace(/[{}%]/g, encodeURIComponent)}}`;
+  }
+
+  /** Set of the apps whose connections `node` counted (what a reaper walks). */
+  nodeApps(node: string): string {
+    return `${this.prefix}:nodeapps:{${node}}`;
+  }
+
+  /** The signed-in users of an app (watchlist): hash user → nodes it is signed in on, one set per node, and the channel of their transitions. */
+  users(appId: string): { count: string; events: string; share: (node: string) => string } {
+    const t = `${this.prefix}:{u:${appId.replace(/[{}%]/g, encodeURIComponent)}}`;
+    return { count: `${t}:users`, events: `${t}:watch`, share: (node) => `${t}:share:${node}` };
+  }
+
+  /** Liveness key of a node (TTL). */
+  node(node: string): string {
+    return `${this.prefix}:node:${node}`;
+  }
+
+  /** Set of every node that may hold state: removed only once its share is reaped. */
+  get nodes(): string {
+    return `${this.prefix}:nodes`;
+  }
+
+  /** The lock that makes one survivor reap a dead node. */
+  reapLock(node: string): string {
+    return `${this.prefix}:reap:${node}`;
+  }
+
+  /** Control pub/sub channel (user termination), every node. */
+  get control(): string {
+    return `${this.prefix}:control`;
+  }
+
+  cache(appId: string, channel: string): string {
+    return `${this.tag(appId, channel)}:cache`;
+  }
+}

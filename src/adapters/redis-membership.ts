@@ -1,0 +1,220 @@
+/**
+ * Cluster-wide membership in Redis: `join` / `leave` run the scripts of redis-scripts.ts on the channel's slot; the
+ * queries read the same keys; `reap` removes a dead node's share of every channel it held.
+ *
+ * Two indexes outside the channel's slot are kept beside the scripts:
+ * - `nodeChannels(node)`: added to before the node's first subscription to a channel, removed from after its last one
+ *   left (and only if none came back meanwhile), so a crash at any point leaves every channel the node holds listed.
+ * - `appChannels(app)`: added to after a join occupied the channel, removed from after a leave vacated it followed by a
+ *   re-check of the channel's total (re-added if another node occupied it meanwhile), so GET /channels misses nothing.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import type { ChannelCounts, JoinOutcome, LeaveOutcome, MemberRef, ReapedChannel } from './adapter.js';
+import { envelopeHead, memberAddedData, memberRemovedData } from './membership-events.js';
+import type { RedisKeys } from './redis-keys.js';
+import {
+  JOIN_LUA,
+  LEAVE_LUA,
+  REAP_CONNECTIONS_LUA,
+  REAP_LUA,
+  REAP_USERS_LUA,
+  RELEASE_LUA,
+  RESERVE_LUA,
+  Script,
+  USER_PRESENCE_LUA,
+} from './redis-scripts.js';
+
+const join = new Script(JOIN_LUA);
+const leave = new Script(LEAVE_LUA);
+const reap = new Script(REAP_LUA);
+const reserve = new Script(RESERVE_LUA);
+const release = new Script(RELEASE_LUA);
+const reapConnections = new Script(REAP_CONNECTIONS_LUA);
+const userPresence = new Script(USER_PRESENCE_LUA);
+const reapUsers = new Script(REAP_USERS_LUA);
+
+/** The message of a signed-in user's cluster-wide transition, on the app's watch channel. */
+export interface UserPresenceMessage {
+  appId: string;
+  userId: string;
+  online: boolean;
+}
+
+export class RedisMembership {
+  /** `[appId, channel]` JSON → subscriptions this node holds (recorded or being recorded). */
+  private readonly held = new Map<string, number>();
+
+  constructor(
+    private readonly client: Redis | Cluster,
+    private readonly keys: RedisKeys,
+    private readonly nodeId: string,
+    /** `PUBLISH` or `SPUBLISH` (sharded pub/sub on Redis Cluster). */
+    private readonly publishCommand: string,
+  ) {}
+
+  private scriptKeys(appId: string, channel: string, node: string): string[] {
+    const k = this.keys.channel(appId, channel);
+    return [k.state, k.users, k.info, this.keys.share(appId, channel, node)];
+  }
+
+  async join(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome> {
+    const pair = JSON.stringify([appId, channel]);
+    const n = (this.held.get(pair) ?? 0) + 1;
+    this.held.set(pair, n);
+    try {
+      if (n === 1) await this.client.sadd(this.keys.nodeChannels(this.nodeId), pair);
+      const k = this.keys.channel(appId, channel);
+      const result = (await join.run(this.client, this.scriptKeys(appId, channel, this.nodeId), [
+        this.keys.nodeField(this.nodeId),
+        member?.userId ?? '',
+        member === null ? '' : JSON.stringify(member.userInfo ?? null),
+        maxMembers,
+        envelopeHead(appId, channel, 'added', socketId),
+        member === null ? '""' : JSON.stringify(memberAddedData(member)),
+        envelopeHead(appId, channel, 'count', socketId),
+        k.events,
+        this.publishCommand,
+      ])) as [number, number, number, string, string[], number];
+      const [admitted, occupied, added, seq, flat, count] = result;
+      if (admitted !== 1) {
+        this.unhold(pair);
+        return { admitted: false, occupied: false, memberAdded: false, members: new Map(), seq: 0 };
+      }
+      if (occupied === 1) await this.client.sadd(this.keys.appChannels(appId), channel);
+      const members = new Map<string, unknown>();
+      for (let i = 0; i + 1 < flat.length; i += 2) members.set(flat[i] as string, parse(flat[i + 1] as string));
+      const counted = count >= 0 ? count : undefined;
+      return { admitted: true, occupied: occupied === 1, memberAdded: added === 1, members, seq: Number(seq), count: counted };
+    } catch (err) {
+      this.unhold(pair);
+      throw err;
+    }
+  }
+
+  async leave(appId: string, channel: string, member: MemberRef | null): Promise<LeaveOutcome> {
+    const pair = JSON.stringify([appId, channel]);
+    const k = this.keys.channel(appId, channel);
+    const [removed, vacated] = (await leave.run(this.client, this.scriptKeys(appId, channel, this.nodeId), [
+      this.keys.nodeField(this.nodeId),
+      member?.userId ?? '',
+      envelopeHead(appId, channel, 'removed'),
+      member === null ? '""' : JSON.stringify(memberRemovedData(member)),
+      envelopeHead(appId, channel, 'count'),
+      k.events,
+      this.publishCommand,
+    ])) as [number, number];
+    const n = (this.held.get(pair) ?? 1) - 1;
+    if (n > 0) this.held.set(pair, n);
+    else {
+      this.held.delete(pair);
+      await this.client.srem(this.keys.nodeChannels(this.nodeId), pair);
+      // A join on this node that started meanwhile re-added the pair before its script: put it back.
+      if (this.held.has(pair)) await this.client.sadd(this.keys.nodeChannels(this.nodeId), pair);
+    }
+    if (vacated === 1) await this.unindex(appId, channel);
+    return { memberRemoved: removed === 1, vacated: vacated === 1 };
+  }
+
+  /** Counts one connection of the app if the cluster has fewer than `max`. */
+  async reserveConnection(appId: string, max: number): Promise<boolean> {
+    await this.client.sadd(this.keys.nodeApps(this.nodeId), appId);
+    const key = this.keys.appConnections(appId);
+    return (await reserve.run(this.client, [key], [this.keys.nodeField(this.nodeId), max])) === 1;
+  }
+
+  /** Records a user's first / last signed-in connection on this node; the script tells every node on a cluster transition. */
+  async userPresence(appId: string, userId: string, online: boolean): Promise<void> {
+    if (online) await this.client.sadd(this.keys.nodeApps(this.nodeId), appId);
+    const k = this.keys.users(appId);
+    const message: UserPresenceMessage = { appId, userId, online };
+    await userPresence.run(this.client, [k.count, k.share(this.nodeId)], [
+      userId,
+      online ? '1' : '0',
+      JSON.stringify(message),
+      k.events,
+      this.publishCommand,
+    ]);
+  }
+
+  /** Which of `userIds` are signed in somewhere in the cluster. */
+  async usersOnline(appId: string, userIds: readonly string[]): Promise<Set<string>> {
+    if (userIds.length === 0) return new Set();
+    const counts = await this.client.hmget(this.keys.users(appId).count, ...userIds);
+    return new Set(userIds.filter((_, i) => Number(counts[i] ?? 0) > 0));
+  }
+
+  async releaseConnection(appId: string): Promise<void> {
+    await release.run(this.client, [this.keys.appConnections(appId)], [this.keys.nodeField(this.nodeId)]);
+  }
+
+  /** Removes `node`'s share of every channel it held and its counted connections; what changed, per channel. */
+  async reap(node: string): Promise<ReapedChannel[]> {
+    for (const appId of await this.client.smembers(this.keys.nodeApps(node))) {
+      await reapConnections.run(this.client, [this.keys.appConnections(appId)], [this.keys.nodeField(node)]);
+      const k = this.keys.users(appId);
+      const head = `${JSON.stringify({ appId }).slice(0, -1)},"userId":`;
+      await reapUsers.run(this.client, [k.count, k.share(node)], [head, k.events, this.publishCommand]);
+    }
+    await this.client.del(this.keys.nodeApps(node));
+    const pairs = await this.client.smembers(this.keys.nodeChannels(node));
+    const out: ReapedChannel[] = [];
+    for (const pair of pairs) {
+      const [appId, channel] = JSON.parse(pair) as [string, string];
+      const k = this.keys.channel(appId, channel);
+      const [vacated, removedUsers] = (await reap.run(this.client, this.scriptKeys(appId, channel, node), [
+        this.keys.nodeField(node),
+        envelopeHead(appId, channel, 'removed'),
+        envelopeHead(appId, channel, 'count'),
+        k.events,
+        this.publishCommand,
+        channel.startsWith('presence-') ? '1' : '0',
+      ])) as [number, string[]];
+      if (vacated === 1) await this.unindex(appId, channel);
+      if (vacated === 1 || removedUsers.length > 0) out.push({ appId, channel, removedUsers, vacated: vacated === 1 });
+    }
+    await this.client.del(this.keys.nodeChannels(node));
+    return out;
+  }
+
+  async counts(appId: string, channel: string): Promise<ChannelCounts> {
+    const k = this.keys.channel(appId, channel);
+    const [total, users] = await Promise.all([this.client.hget(k.state, 'total'), this.client.hlen(k.users)]);
+    return { subscriptionCount: Math.max(0, Number(total ?? 0)), userCount: users };
+  }
+
+  async channels(appId: string): Promise<Map<string, ChannelCounts>> {
+    const names = await this.client.smembers(this.keys.appChannels(appId));
+    const counted = await Promise.all(names.map(async (name) => [name, await this.counts(appId, name)] as const));
+    const out = new Map<string, ChannelCounts>();
+    for (const [name, counts] of counted) if (counts.subscriptionCount > 0) out.set(name, counts);
+    return out;
+  }
+
+  async members(appId: string, channel: string): Promise<Map<string, unknown>> {
+    const all = await this.client.hgetall(this.keys.channel(appId, channel).info);
+    const out = new Map<string, unknown>();
+    for (const [id, info] of Object.entries(all)) out.set(id, parse(info));
+    return out;
+  }
+
+  private unhold(pair: string): void {
+    const n = (this.held.get(pair) ?? 1) - 1;
+    if (n > 0) this.held.set(pair, n);
+    else this.held.delete(pair);
+  }
+
+  /** A vacated channel leaves the app's index, unless another node occupied it meanwhile. */
+  private async unindex(appId: string, channel: string): Promise<void> {
+    await this.client.srem(this.keys.appChannels(appId), channel);
+    const total = await this.client.hget(this.keys.channel(appId, channel).state, 'total');
+    if (Number(total ?? 0) > 0) await this.client.sadd(this.keys.appChannels(appId), channel);
+  }
+}
+
+function parse(json: string): unknown {
+  try {
+    return JSON.parse(json) as unknown;
+  } catch {
+    return null;
+  }
+}

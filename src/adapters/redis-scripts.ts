@@ -1,0 +1,206 @@
+/**
+ * The Lua scripts of the Redis engine's cluster-wide membership. Each runs atomically on the one slot of a channel
+ * (keys in redis-keys.ts) and publishes the events of the change it made from inside the script, so the events of one
+ * channel reach every node in the order of the changes, and a change is never recorded without its event.
+ *
+ * Presence changes get a `seq`: microseconds of the Redis clock, forced above the last one of the channel, so it grows
+ * even across a channel emptied and re-occupied (its state is deleted when empty).
+ */
+import { createHash } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+
+const NEXT_SEQ = `
+local function next_seq(state)
+  local t = redis.call('TIME')
+  local s = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('HGET', state, 'seq') or '0')
+  if s <= last then s = last + 1 end
+  local str = string.format('%.0f', s)
+  redis.call('HSET', state, 'seq', str)
+  return str
+end
+local function publish_count(state, total, head, cmd, ch)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local last = tonumber(redis.call('HGET', state, 'countAt') or '0')
+  if total <= 100 or now - last >= 5000 then
+    redis.call('HSET', state, 'countAt', string.format('%.0f', now))
+    redis.call(cmd, ch, head .. cjson.encode('{"subscription_count":' .. total .. '}') .. '}')
+    return 1
+  end
+  return 0
+end
+`;
+
+/**
+ * KEYS: state, users, info, share. ARGV: node field, user id ('' for non-presence), user info JSON, max members,
+ * member_added head, its data as a JSON string literal, count head, events channel, publish command.
+ * Returns {admitted, occupied, memberAdded, seq, members (flat user/info list), count published (-1: none)}.
+ */
+export const JOIN_LUA = `${NEXT_SEQ}
+local state, users, info, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local node, user, max = ARGV[1], ARGV[2], tonumber(ARGV[4])
+local added = 0
+if user ~= '' and redis.call('HEXISTS', users, user) == 0 then
+  if max > 0 and redis.call('HLEN', users) >= max then return {0, 0, 0, '0', {}} end
+  added = 1
+end
+local total = redis.call('HINCRBY', state, 'total', 1)
+redis.call('HINCRBY', state, node, 1)
+local occupied = 0
+if total == 1 then occupied = 1 end
+local seq = redis.call('HGET', state, 'seq') or '0'
+if user == '' then
+  local count = -1
+  if publish_count(state, total, ARGV[7], ARGV[9], ARGV[8]) == 1 then count = total end
+  return {1, occupied, 0, seq, {}, count}
+end
+redis.call('HINCRBY', users, user, 1)
+redis.call('HINCRBY', share, user, 1)
+if added == 1 then
+  redis.call('HSET', info, user, ARGV[3])
+  seq = next_seq(state)
+  redis.call(ARGV[9], ARGV[8], ARGV[5] .. ARGV[6] .. ',"seq":' .. seq .. '}')
+end
+return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
+
+/**
+ * KEYS: state, users, info, share. ARGV: node field, user id ('' for non-presence), member_removed head, its data as a
+ * JSON string literal, count head, events channel, publish command. Returns {memberRemoved, vacated}.
+ * A leave the node has no subscription left for (its share was reaped while it was cut off) changes nothing.
+ */
+export const LEAVE_LUA = `${NEXT_SEQ}
+local state, users, info, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local node, user = ARGV[1], ARGV[2]
+local n = redis.call('HINCRBY', state, node, -1)
+if n <= 0 then redis.call('HDEL', state, node) end
+if n < 0 then return {0, 0} end
+local total = redis.call('HINCRBY', state, 'total', -1)
+local removed = 0
+if user ~= '' then
+  local s = redis.call('HINCRBY', share, user, -1)
+  if s <= 0 then redis.call('HDEL', share, user) end
+  if s >= 0 then
+    local c = redis.call('HINCRBY', users, user, -1)
+    if c <= 0 then
+      redis.call('HDEL', users, user)
+      redis.call('HDEL', info, user)
+      local seq = next_seq(state)
+      redis.call(ARGV[7], ARGV[6], ARGV[3] .. ARGV[4] .. ',"seq":' .. seq .. '}')
+      removed = 1
+    end
+  end
+end
+if total <= 0 then
+  redis.call('DEL', state, users, info)
+  return {removed, 1}
+end
+if user == '' then publish_count(state, total, ARGV[5], ARGV[7], ARGV[6]) end
+return {removed, 0}`;
+
+/**
+ * KEYS: state, users, info, the dead node's share. ARGV: dead node field, member_removed head, count head, events
+ * channel, publish command, '1' for a presence channel. Returns {vacated, removed user ids}.
+ */
+export const REAP_LUA = `${NEXT_SEQ}
+local state, users, info, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local subs = tonumber(redis.call('HGET', state, ARGV[1]) or '0')
+local shared = redis.call('HGETALL', share)
+redis.call('DEL', share)
+redis.call('HDEL', state, ARGV[1])
+local removed = {}
+for i = 1, #shared, 2 do
+  local user, n = shared[i], tonumber(shared[i + 1])
+  local c = redis.call('HINCRBY', users, user, -n)
+  if c <= 0 then
+    redis.call('HDEL', users, user)
+    redis.call('HDEL', info, user)
+    local seq = next_seq(state)
+    local data = cjson.encode('{"user_id":' .. cjson.encode(user) .. '}')
+    redis.call(ARGV[5], ARGV[4], ARGV[2] .. data .. ',"seq":' .. seq .. '}')
+    table.insert(removed, user)
+  end
+end
+if subs <= 0 then return {0, removed} end
+local total = redis.call('HINCRBY', state, 'total', -subs)
+if total <= 0 then
+  redis.call('DEL', state, users, info)
+  return {1, removed}
+end
+if ARGV[6] ~= '1' then publish_count(state, total, ARGV[3], ARGV[5], ARGV[4]) end
+return {0, removed}`;
+
+/** A script run by its SHA1, loaded on the first NOSCRIPT (per Redis node: each cluster shard loads it on first use). */
+export class Script {
+  private readonly sha: string;
+
+  constructor(private readonly lua: string) {
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+
+  async run(client: Redis | Cluster, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return client.eval(this.lua, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+/** KEYS: the app's connection counts. ARGV: node field, quota. Returns 1 when a connection was counted, 0 over quota. */
+export const RESERVE_LUA = `
+local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
+if tonumber(ARGV[2]) > 0 and total >= tonumber(ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[1], 'total', 1)
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+return 1`;
+
+/** KEYS: the app's connection counts. ARGV: node field. Uncounts one connection of the node (none left: nothing). */
+export const RELEASE_LUA = `
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if n < 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'total', -1)
+return 1`;
+
+/** KEYS: the app's connection counts. ARGV: the dead node's field. Removes its connections from the total. */
+export const REAP_CONNECTIONS_LUA = `
+local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+redis.call('HDEL', KEYS[1], ARGV[1])
+if n > 0 then redis.call('HINCRBY', KEYS[1], 'total', -n) end
+return n`;
+
+/**
+ * KEYS: the app's signed-in user counts, this node's set of them. ARGV: user id, '1' online / '0' offline, the message of
+ * that transition, the watch channel, publish command. A user's first node in the cluster publishes `online`, its last
+ * `offline`. Returns 1 when it published.
+ */
+export const USER_PRESENCE_LUA = `
+local user = ARGV[1]
+if ARGV[2] == '1' then
+  if redis.call('SADD', KEYS[2], user) == 0 then return 0 end
+  if redis.call('HINCRBY', KEYS[1], user, 1) ~= 1 then return 0 end
+else
+  if redis.call('SREM', KEYS[2], user) == 0 then return 0 end
+  if redis.call('HINCRBY', KEYS[1], user, -1) > 0 then return 0 end
+  redis.call('HDEL', KEYS[1], user)
+end
+redis.call(ARGV[5], ARGV[4], ARGV[3])
+return 1`;
+
+/**
+ * KEYS: the app's signed-in user counts, the dead node's set. ARGV: message head (up to the user id), watch channel,
+ * publish command. Publishes `offline` for users signed in nowhere else; returns how many.
+ */
+export const REAP_USERS_LUA = `
+local n = 0
+for _, user in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('HINCRBY', KEYS[1], user, -1) <= 0 then
+    redis.call('HDEL', KEYS[1], user)
+    redis.call(ARGV[3], ARGV[2], ARGV[1] .. cjson.encode(user) .. ',"online":false}')
+    n = n + 1
+  end
+end
+redis.call('DEL', KEYS[2])
+return n`;

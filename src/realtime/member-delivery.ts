@@ -1,0 +1,50 @@
+/**
+ * The envelope handler in front of the fan-out: what makes presence events exact across nodes.
+ *
+ * - A subscription being recorded cluster-wide is not in the hub yet; every envelope for its channel is held for it
+ *   (`Hub.holdForJoining`) and sent right after its `subscription_succeeded` (`flushHeld`), so nothing published after
+ *   the member list was taken is lost, whichever Redis connection delivered first.
+ * - Member events carry the cluster-wide `seq` of their change; a subscriber whose member list already had that change
+ *   (its snapshot `seq` is at or above it) is skipped, so no member is announced twice.
+ * Every other envelope goes to the fan-out unchanged.
+ */
+import type { Envelope } from '../adapters/envelope.js';
+import { encodeChannelEvent } from '../protocol/encode.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { Connection } from '../transport/connection.js';
+import type { Hub } from './hub.js';
+
+/** Wraps the fan-out with the presence rules above. */
+export function gateMemberEvents(
+  hub: Hub,
+  metrics: Pick<Metrics, 'messagesSent' | 'broadcast'>,
+  fanout: (envelope: Envelope) => void,
+): (envelope: Envelope) => void {
+  return function deliver(envelope: Envelope): void {
+    hub.holdForJoining(envelope);
+    if (envelope.seq === undefined) {
+      fanout(envelope);
+      return;
+    }
+    const channel = hub.channel(envelope.appId, envelope.channel);
+    if (channel === undefined) return;
+    const frame = Buffer.from(encodeChannelEvent(envelope.event, envelope.channel, envelope.data, envelope.userId));
+    let recipients = 0;
+    for (const connection of channel.subscribers) {
+      if (connection.socketId === envelope.excludeSocketId) continue;
+      if ((channel.snapshotSeq.get(connection) ?? 0) >= envelope.seq) continue;
+      if (connection.sendFrame(frame, frame.length)) recipients++;
+    }
+    metrics.messagesSent(envelope.appId, envelope.kind, frame.length, recipients);
+    metrics.broadcast(channel.kind.type, recipients, Math.max(0, Date.now() - envelope.publishedAt) / 1000);
+  };
+}
+
+/** Sends a new subscriber the events held while it joined: member events its member list (at `seq`) lacks, and the rest. */
+export function flushHeld(connection: Connection, held: readonly Envelope[], seq: number): void {
+  for (const envelope of held) {
+    if (envelope.excludeSocketId === connection.socketId) continue;
+    if (envelope.seq !== undefined && envelope.seq <= seq) continue;
+    connection.send(encodeChannelEvent(envelope.event, envelope.channel, envelope.data, envelope.userId), envelope.kind);
+  }
+}

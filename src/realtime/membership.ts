@@ -1,0 +1,84 @@
+/**
+ * A subscription's life in the cluster: recorded through the adapter (which decides cluster-wide whether it occupied the
+ * channel or added a presence member, and publishes the member and count events itself), then added to this node's hub
+ * and answered with `subscription_succeeded`; on leave, removed from the hub at once and from the cluster after.
+ * The webhooks of a change are emitted by the node whose `join` / `leave` made it, so each goes out once per cluster.
+ */
+import type { LeaveOutcome } from '../adapters/adapter.js';
+import { encodeProtocol } from '../protocol/encode.js';
+import { Events } from '../protocol/events.js';
+import type { AppConfig } from '../config.js';
+import type { Connection, Membership } from '../transport/connection.js';
+import type { RealtimeDeps } from './deps.js';
+import type { LeaveResult } from './hub.js';
+import { flushHeld } from './member-delivery.js';
+
+/** How a cluster-wide join ended for the subscribing connection. */
+export type JoinResultKind = 'joined' | 'full' | 'unavailable' | 'gone';
+
+/**
+ * Records the subscription cluster-wide, then joins the hub and sends `subscription_succeeded` (with the cluster's
+ * member list for presence) followed by whatever was published meanwhile. `onJoined` runs right after the answer.
+ */
+export async function joinCluster(
+  deps: RealtimeDeps,
+  connection: Connection,
+  name: string,
+  membership: Membership | null,
+): Promise<JoinResultKind> {
+  const { hub, adapter } = deps;
+  const app = connection.app;
+  hub.beginJoin(connection, name);
+  let outcome;
+  try {
+    outcome = await adapter.join(app.id, name, connection.socketId, membership, deps.limits.maxPresenceMembers);
+  } catch {
+    hub.endJoin(connection, name);
+    return 'unavailable';
+  }
+  const held = hub.endJoin(connection, name);
+  if (!outcome.admitted) return 'full';
+  if (outcome.occupied) deps.webhooks.emit(app, { name: 'channel_occupied', channel: name });
+  if (outcome.memberAdded && membership !== null) {
+    deps.webhooks.emit(app, { name: 'member_added', channel: name, user_id: membership.signedUserId });
+  }
+  if (held === undefined || !connection.isOpen) {
+    // Unsubscribed or closed while the cluster answered: take the subscription back out.
+    leaveCluster(deps, app, name, membership);
+    return 'gone';
+  }
+  hub.join(connection, name, membership, outcome.seq);
+  if (membership !== null) {
+    const ids = [...outcome.members.keys()];
+    const hash: Record<string, unknown> = {};
+    for (const [id, info] of outcome.members) hash[id] = info;
+    connection.send(encodeProtocol(Events.SubscriptionSucceeded, { presence: { ids, hash, count: ids.length } }, name), 'presence');
+  } else {
+    connection.send(encodeProtocol(Events.SubscriptionSucceeded, {}, name), 'protocol');
+    // The count this join published went to the others; the joiner hears it right after its answer.
+    if (outcome.count !== undefined) {
+      connection.send(encodeProtocol(Events.SubscriptionCount, { subscription_count: outcome.count }, name), 'protocol');
+    }
+  }
+  flushHeld(connection, held, outcome.seq);
+  return 'joined';
+}
+
+/** After the hub forgot a subscription (unsubscribe or close): records the leave cluster-wide and emits its webhooks. */
+export function afterHubLeave(deps: RealtimeDeps, appId: string, left: LeaveResult): void {
+  const app = deps.hub.state(appId)?.app;
+  if (app !== undefined) leaveCluster(deps, app, left.channel.name, left.membership);
+}
+
+function leaveCluster(deps: RealtimeDeps, app: AppConfig, name: string, membership: Membership | null): void {
+  deps.adapter.leave(app.id, name, membership).then(
+    (outcome: LeaveOutcome) => {
+      if (outcome.memberRemoved && membership !== null) {
+        deps.webhooks.emit(app, { name: 'member_removed', channel: name, user_id: membership.signedUserId });
+      }
+      if (outcome.vacated) deps.webhooks.emit(app, { name: 'channel_vacated', channel: name });
+    },
+    // The engine keeps a leave it could not record and retries it when it is back; a rejection means it closed.
+    () => undefined,
+  );
+}
