@@ -64,12 +64,18 @@ export function adapterContract(name: string, make: AdapterFactory): void {
   test(`${name}: flush resolves once every earlier publish has reached the envelope handler`, async () => {
     const { adapter } = await setup();
     const seen: string[] = [];
-    adapter.onEnvelope((e) => seen.push(e.data));
-    for (let n = 0; n < 50; n++) adapter.publish(envelope(`c${n % 3}`, n));
-    await within(adapter.flush(), 'the flush');
-    // No waiting beyond the flush itself: the graceful drain closes connections right after it.
-    assert.equal(seen.length, 50);
-    await adapter.close();
+    for (let c = 0; c < 3; c++) await adapter.join(APP.id, `c${c}`, '1.1', null, 0);
+    adapter.onEnvelope((e) => {
+      if (e.event === 'e') seen.push(e.data);
+    });
+    try {
+      for (let n = 0; n < 50; n++) adapter.publish(envelope(`c${n % 3}`, n));
+      await within(adapter.flush(), 'the flush');
+      // No waiting beyond the flush itself: the graceful drain closes connections right after it.
+      assert.equal(seen.length, 50);
+    } finally {
+      await adapter.close();
+    }
   });
 
   test(`${name}: join and leave decide occupancy and presence once for the cluster; queries answer from them`, async () => {
