@@ -75,6 +75,8 @@ export class Hub {
   private readonly apps = new Map<string, AppState>();
   /** `appId \0 channel` → connections whose subscription is being recorded cluster-wide. */
   private readonly pending = new Map<string, PendingJoins>();
+  /** Subscriptions of each connection still being recorded cluster-wide (they count against its subscription cap). */
+  private readonly joiningOf = new Map<Connection, number>();
 
   constructor(
     apps: readonly AppConfig[],
@@ -114,6 +116,7 @@ export class Hub {
     this.setWatchlist(connection, []);
     this.setUser(connection, undefined);
     state.connections.delete(connection);
+    this.joiningOf.delete(connection);
     return left;
   }
 
@@ -129,7 +132,13 @@ export class Hub {
       joins = new Map();
       this.pending.set(key, joins);
     }
+    if (!joins.has(connection)) this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);
     joins.set(connection, []);
+  }
+
+  /** How many subscriptions of this connection are being recorded cluster-wide now. */
+  joiningCount(connection: Connection): number {
+    return this.joiningOf.get(connection) ?? 0;
   }
 
   /** Whether `beginJoin` was called for this subscription and it has not ended. */
@@ -142,7 +151,11 @@ export class Hub {
     const key = `${connection.app.id}\u0000${name}`;
     const joins = this.pending.get(key);
     const held = joins?.get(connection);
-    joins?.delete(connection);
+    if (joins?.delete(connection) === true) {
+      const n = (this.joiningOf.get(connection) ?? 1) - 1;
+      if (n > 0) this.joiningOf.set(connection, n);
+      else this.joiningOf.delete(connection);
+    }
     if (joins?.size === 0) this.pending.delete(key);
     return held;
   }

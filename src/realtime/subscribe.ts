@@ -108,7 +108,7 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
 
 /** Validates and authorizes a subscription; returns the presence membership (or null) or why it is refused. */
 function admit(
-  { limits }: RealtimeDeps,
+  { hub, limits }: RealtimeDeps,
   connection: Connection,
   message: SubscribeMessage,
 ): { membership: Membership | null } | SubscriptionFailure {
@@ -117,8 +117,10 @@ function admit(
     return failure('invalid', 400, 'InvalidChannel', `Invalid channel name (at most ${limits.maxChannelNameLength} of [A-Za-z0-9_-=@,.;])`);
   }
   // Before any signature is checked: a connection at its cap costs nothing more per subscribe.
+  // Subscriptions still being recorded cluster-wide count too: a burst of subscribes cannot outrun the cap.
   const cap = limits.maxSubscriptionsPerConnection;
-  if (connection.subscriptions.size >= cap && !connection.subscriptions.has(name)) {
+  const held = connection.subscriptions.size + hub.joiningCount(connection);
+  if (held >= cap && !connection.subscriptions.has(name) && !hub.isJoining(connection, name)) {
     return {
       ...failure('limit', 403, 'LimitReached', `Subscription limit reached (${cap} channels per connection)`),
       errorReason: 'too_many_subscriptions',
