@@ -9,6 +9,7 @@ import { CloseCode } from '../protocol/close-codes.js';
 import { encodeError } from '../protocol/encode.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { CloseReason, MessageErrorReason, Metrics, SentKind } from '../telemetry/metrics.js';
+import { TextFrame, writeTextFrame } from './preframed.js';
 
 /** A presence membership held by this connection on one channel. */
 export interface Membership {
@@ -95,6 +96,27 @@ export class Connection {
    * closed as a slow consumer). Counts bytes here; the caller records message metrics (once per fan-out, not per recipient).
    */
   sendFrame(frame: Buffer, bytes: number): boolean {
+    if (!this.admitsWrite()) return false;
+    this.ws.send(frame, TEXT_FRAME);
+    this.messagesOut++;
+    this.bytesOut += bytes;
+    return true;
+  }
+
+  /**
+   * Writes one frame built once for many recipients (fan-out): one socket write of the prebuilt wire bytes when ws's state
+   * allows it (transport/preframed.ts), `ws.send()` otherwise. Same contract as `sendFrame`.
+   */
+  sendTextFrame(frame: TextFrame): boolean {
+    if (!this.admitsWrite()) return false;
+    writeTextFrame(this.ws, frame);
+    this.messagesOut++;
+    this.bytesOut += frame.payload.length;
+    return true;
+  }
+
+  /** False when nothing may be written: closing, or just closed as a slow consumer (counted and logged here, once). */
+  private admitsWrite(): boolean {
     if (!this.isOpen) return false;
     if (this.ws.bufferedAmount > this.sendBufferMaxBytes) {
       // The client does not read as fast as we write: close it rather than let its buffer grow without bound.
@@ -106,17 +128,14 @@ export class Connection {
       this.close(CloseCode.OverCapacity, 'Slow consumer: send buffer full', 'slow_consumer');
       return false;
     }
-    this.ws.send(frame, TEXT_FRAME);
-    this.messagesOut++;
-    this.bytesOut += bytes;
     return true;
   }
 
   /** Writes a frame that is addressed to this connection alone, recording its message metrics. */
   send(frame: string, kind: SentKind): boolean {
-    const buffer = Buffer.from(frame);
-    const written = this.sendFrame(buffer, buffer.length);
-    if (written) this.metrics.messagesSent(this.app.id, kind, buffer.length, 1);
+    const text = new TextFrame(Buffer.from(frame));
+    const written = this.sendTextFrame(text);
+    if (written) this.metrics.messagesSent(this.app.id, kind, text.payload.length, 1);
     return written;
   }
 
