@@ -22,7 +22,10 @@ export interface ConnectionOptions {
   app: AppConfig;
   socketId: string;
   sessionId: string;
+  /** The process logger; the connection's own logger is its child with `logBindings`, made on first use. */
   logger: Logger;
+  /** Fields of every line this connection logs (session and socket ids, app id). */
+  logBindings: Record<string, string>;
   metrics: Metrics;
   sendBufferMaxBytes: number;
   upgradeSpan: SpanContext | undefined;
@@ -46,7 +49,9 @@ export class Connection {
   readonly app: AppConfig;
   readonly socketId: string;
   readonly sessionId: string;
-  readonly logger: Logger;
+  private readonly rootLogger: Logger;
+  private readonly logBindings: Record<string, string>;
+  private childLogger: Logger | undefined = undefined;
   readonly upgradeSpan: SpanContext | undefined;
   readonly openedAt: number;
   /** Channel name → presence membership (or null for non-presence channels). */
@@ -78,13 +83,28 @@ export class Connection {
     this.app = options.app;
     this.socketId = options.socketId;
     this.sessionId = options.sessionId;
-    this.logger = options.logger;
+    this.rootLogger = options.logger;
+    this.logBindings = options.logBindings;
     this.metrics = options.metrics;
     this.sendBufferMaxBytes = options.sendBufferMaxBytes;
     this.upgradeSpan = options.upgradeSpan;
     this.onClosed = options.onClosed;
     this.openedAt = Date.now();
     this.lastActivityAt = this.openedAt;
+  }
+
+  /**
+   * The connection's logger (lines carry its session, socket and app ids). Made on first use: with info lines off, an idle
+   * connection never pays for a pino child (bindings serialised, redaction run) it would not write with.
+   */
+  get logger(): Logger {
+    this.childLogger ??= this.rootLogger.child(this.logBindings);
+    return this.childLogger;
+  }
+
+  /** True when info lines are written (checked before building a line's fields on the connection path). */
+  get logsInfo(): boolean {
+    return this.rootLogger.isLevelEnabled('info');
   }
 
   get isOpen(): boolean {
@@ -192,6 +212,7 @@ export class Connection {
     const durationMs = Date.now() - this.openedAt;
     this.metrics.connectionClosed(this.app.id, this.closeReason, durationMs / 1000);
     this.onClosed(this);
+    if (!this.logsInfo) return;
     this.logger.info(
       {
         event: 'connection_closed',
