@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
+import type { BurstOptions, BurstResult } from './fanout/burst.js';
 import type { IdleOptions, IdleResult } from './fanout/idle.js';
 import type { LoadOptions, LoadResult } from './fanout/load.js';
 import { FANOUT_COLUMNS, fanoutRows, SMALL_COLUMNS, smallRows, type RunRecord } from './fanout/report.js';
@@ -37,6 +38,7 @@ const HELP = `Usage: npm run bench -- [options]
   --idle-connections N  subscribed connections of the connection phase (default 10000)
   --channels N          many-small-channels: channels, one subscriber each (default 10000)
   --batches N           many-small-channels: /batch_events requests measured (default 1500)
+  --burst-batches N     bursts: /batch_events of 10 events to the fan-out channel measured (default 60)
   --scenario ID         fan-out publisher (default http-publish): ${SCENARIOS.map((s) => s.id).join(', ')}
   --target ID           only this server (repeatable): ${TARGETS.join(', ')}
   --no-small            skip the many-small-channels load
@@ -59,6 +61,7 @@ const { values } = parseArgs({
     'idle-connections': { type: 'string', default: '10000' },
     channels: { type: 'string', default: '10000' },
     batches: { type: 'string', default: '1500' },
+    'burst-batches': { type: 'string', default: '60' },
     scenario: { type: 'string', default: 'http-publish' },
     target: { type: 'string', multiple: true },
     'no-small': { type: 'boolean', default: false },
@@ -88,6 +91,7 @@ const payloadBytes = positive('payload-bytes', values['payload-bytes'], 64_000);
 const idleConnections = positive('idle-connections', values['idle-connections'], 50_000);
 const channels = positive('channels', values.channels, 50_000);
 const batches = positive('batches', values.batches, 1_000_000);
+const burstBatches = positive('burst-batches', values['burst-batches'], 1_000_000);
 const scenario = SCENARIOS.find((s) => s.id === values.scenario);
 if (scenario === undefined) throw new Error(`unknown --scenario ${values.scenario}`);
 const targets = values.target === undefined ? TARGETS : TARGETS.filter((t) => values.target!.includes(t));
@@ -163,6 +167,19 @@ async function runTarget(target: TargetId, repetition: number, otlpEndpoint: str
         drainTimeoutMs: 10_000,
       };
       record.fanout = await runChild<LoadResult>('bench/fanout/load.ts', load);
+      const burst: BurstOptions = {
+        target,
+        port: server.port,
+        serverPid: server.pid,
+        subscribers,
+        batches: burstBatches,
+        warmupBatches: 10,
+        batchSize: BATCH_SIZE,
+        inFlight: 2,
+        payloadBytes,
+        drainTimeoutMs: 10_000,
+      };
+      record.burst = await runChild<BurstResult>('bench/fanout/burst.ts', burst);
       const idle: IdleOptions = {
         target,
         port: server.port,
@@ -248,6 +265,7 @@ const fanout: BenchResults = {
   rows: fanoutRows(records, targets),
   notes: [
     `Fan-out: ${subscribers} subscribers on one channel (Beacon: public \`bench\`), one publisher: ${scenario.description} Payload ${payloadBytes} bytes of JSON carrying its publish time.`,
+    `Burst CPU µs / delivery: the same ${subscribers} subscribers on one channel get batches of ${BATCH_SIZE} events to that channel per HTTP request (Beacon \`POST /apps/app-id/batch_events\`; baselines \`POST /publish\` with a batch), 2 requests in flight, ${burstBatches} requests measured after 10 warm-up ones: ${BATCH_SIZE} frames per subscriber per event-loop turn, which Beacon coalesces into one socket write.`,
     `CPU µs / delivery and latency: the fixed-rate phase, ${rateMessages} publishes at ${ratePerSecond}/s (${ratePerSecond * subscribers} deliveries/s) after ${warmupMessages} warm-up publishes; latency is publish → receipt by each subscriber (same clock), p50/p99 over every delivery of the run. deliveries/s (closed loop): ${messages} publishes with at most ${window} not yet received by all.`,
     `Connections: after 200 warm-up connections (opened and closed), ${idleConnections} subscribed connections opened 50 at a time (Beacon: spread over its 10 apps, one public channel per app; handshake, connection_established, subscribe, subscription_succeeded) — connects/s is their count ÷ the time to open them all; RSS KiB / idle subscribed conn is the growth of the server's VmRSS (1.5 s after the last one) ÷ their count. /metrics ms: median of 9 sequential scrapes (time to the last byte) with those ${idleConnections} connections open.`,
     ...common,

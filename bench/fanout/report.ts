@@ -4,6 +4,7 @@
  * ran back to back, so a slow moment of the shared machine weighs on both sides of a ratio).
  */
 import type { ResultColumn, ResultRow } from '../results-format.js';
+import type { BurstResult } from './burst.js';
 import type { IdleResult } from './idle.js';
 import type { LoadResult } from './load.js';
 import type { SmallChannelsResult } from './small-channels.js';
@@ -15,6 +16,7 @@ export interface RunRecord {
   target: TargetId;
   repetition: number;
   fanout?: LoadResult;
+  burst?: BurstResult;
   idle?: IdleResult;
   small?: SmallChannelsResult;
   errors: string[];
@@ -26,6 +28,8 @@ export const FANOUT_COLUMNS: ResultColumn[] = [
   { key: 'vs_ws', label: '× bare ws' },
   { key: 'vs_probe', label: '× limit probe' },
   { key: 'vs_socketio', label: '× Socket.IO' },
+  { key: 'burst_cpu_us', label: 'burst CPU µs / delivery' },
+  { key: 'burst_vs_ws', label: 'burst × bare ws' },
   { key: 'rss_kib', label: 'RSS KiB / idle subscribed conn' },
   { key: 'connects', label: 'connects/s' },
   { key: 'connects_vs_ws', label: 'connects/s × bare ws' },
@@ -73,13 +77,17 @@ function ratio(records: RunRecord[], target: TargetId, against: TargetId, metric
 
 const fanoutCpu: Metric = (r) => r.fanout?.rate.serverCpuUsPerDelivery;
 const connects: Metric = (r) => r.idle?.connectsPerSecond;
+const burstCpu: Metric = (r) => r.burst?.serverCpuUsPerDelivery;
 
 /** One row per target of the main table. */
 export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): ResultRow[] {
   return targets.map((target) => {
     const mine = records.filter((r) => r.target === target);
     const lost = mine.reduce(
-      (sum, r) => sum + (r.fanout === undefined ? 0 : r.fanout.rate.expected - r.fanout.rate.delivered + r.fanout.throughput.expected - r.fanout.throughput.delivered),
+      (sum, r) =>
+        sum +
+        (r.fanout === undefined ? 0 : r.fanout.rate.expected - r.fanout.rate.delivered + r.fanout.throughput.expected - r.fanout.throughput.delivered) +
+        (r.burst === undefined ? 0 : r.burst.expected - r.burst.delivered),
       0,
     );
     const m = (metric: Metric): number => medianOf(records, target, metric);
@@ -90,6 +98,8 @@ export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): 
       vs_ws: round(ratio(records, target, 'ws', fanoutCpu), 2),
       vs_probe: round(ratio(records, target, 'ws-raw', fanoutCpu), 2),
       vs_socketio: round(ratio(records, target, 'socketio', fanoutCpu), 2),
+      burst_cpu_us: round(m(burstCpu), 1),
+      burst_vs_ws: round(ratio(records, target, 'ws', burstCpu), 2),
       rss_kib: round(m((r) => r.idle?.kibPerConnection), 1),
       connects: round(m(connects), 0),
       connects_vs_ws: round(ratio(records, target, 'ws', connects), 2),
@@ -98,7 +108,7 @@ export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): 
       max_deliveries: round(m((r) => r.fanout?.throughput.deliveriesPerSecond), 0),
       metrics_ms: Number.isFinite(metricsMs) ? round(metricsMs, 1) : null,
       lost,
-      ok: `${mine.filter((r) => r.fanout !== undefined && r.idle !== undefined).length}/${mine.length}`,
+      ok: `${mine.filter((r) => r.fanout !== undefined && r.burst !== undefined && r.idle !== undefined).length}/${mine.length}`,
     };
   });
 }

@@ -10,6 +10,7 @@ import { encodeError } from '../protocol/encode.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { CloseReason, MessageErrorReason, Metrics, SentKind } from '../telemetry/metrics.js';
 import { TextFrame, writeTextFrame } from './preframed.js';
+import type { WriteTurnState } from './write-turns.js';
 
 /** A presence membership held by this connection on one channel. */
 export interface Membership {
@@ -44,7 +45,7 @@ const CLOSE_HANDSHAKE_MS = 2000;
 /** Rejections logged per connection; later ones are only counted (websocket_message_errors_total). */
 const LOGGED_REJECTIONS = 20;
 
-export class Connection {
+export class Connection implements WriteTurnState {
   readonly ws: WebSocket;
   readonly app: AppConfig;
   readonly socketId: string;
@@ -72,6 +73,9 @@ export class Connection {
   /** Set once; a closing connection sends nothing more. */
   closeReason: CloseReason | undefined = undefined;
   closeCode = 0;
+  /** Write coalescing (transport/write-turns.ts): the turn of the last raw write, and whether the socket is held corked. */
+  lastWriteTurn = 0;
+  writeCorked = false;
   private readonly metrics: Metrics;
   private readonly sendBufferMaxBytes: number;
   private readonly onClosed: (connection: Connection) => void;
@@ -129,7 +133,7 @@ export class Connection {
    */
   sendTextFrame(frame: TextFrame): boolean {
     if (!this.admitsWrite()) return false;
-    writeTextFrame(this.ws, frame);
+    writeTextFrame(this.ws, frame, this);
     this.messagesOut++;
     this.bytesOut += frame.payload.length;
     return true;

@@ -12,6 +12,7 @@
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import { beforeWrite, type WriteTurnState } from './write-turns.js';
 
 /** ws's Sender, as far as this module reads it (private fields of ws 8). */
 interface SenderInternals {
@@ -98,13 +99,15 @@ export function canWriteRaw(ws: WebSocket): boolean {
 
 /**
  * Writes `frame` to `ws`: raw when `canWriteRaw`, otherwise through `ws.send()`. Returns true when the raw path was taken.
+ * With `turns` (the connection's coalescing state), a second raw frame in the same turn is coalesced (write-turns.ts).
  * The caller has checked that the connection is open and within its send-buffer bound.
  */
-export function writeTextFrame(ws: WebSocket, frame: TextFrame): boolean {
+export function writeTextFrame(ws: WebSocket, frame: TextFrame, turns?: WriteTurnState): boolean {
   if (canWriteRaw(ws)) {
     const internals = ws as unknown as Required<WebSocketInternals>;
     const wire = frame.wireBytes(internals._sender);
     if (wire !== undefined) {
+      if (turns !== undefined) beforeWrite(internals._socket, turns);
       internals._socket.write(wire);
       return true;
     }

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer, type ServerOptions } from 'ws';
 import { canWriteRaw, TextFrame, writeTextFrame } from '../../src/transport/preframed.js';
@@ -104,6 +104,35 @@ test('a bytes queued in the socket still count in bufferedAmount (slow-consumer 
     for (let i = 0; i < 200 && server.bufferedAmount === 0; i++) writeTextFrame(server, frame);
     for (let i = 0; i < 20; i++) writeTextFrame(server, frame);
     assert.ok(server.bufferedAmount >= 20 * frame.payload.length, `bufferedAmount ${server.bufferedAmount}`);
+  } finally {
+    await close();
+  }
+});
+
+test('several frames to one socket in one turn: the first written at once, the rest in one writev when the turn ends', async () => {
+  const { server, received, close } = await pair();
+  try {
+    const socket = (server as unknown as { _socket: Socket })._socket;
+    const batches: number[] = [];
+    const writev = (socket as unknown as { _writev: (chunks: unknown[], cb: () => void) => void })._writev.bind(socket);
+    (socket as unknown as { _writev: (chunks: unknown[], cb: () => void) => void })._writev = (chunks, cb) => {
+      batches.push(chunks.length);
+      writev(chunks, cb);
+    };
+    const turns = { lastWriteTurn: 0, writeCorked: false };
+    writeTextFrame(server, new TextFrame(Buffer.from('one')), turns);
+    assert.equal(socket.writableCorked, 0, 'a single frame is not held back');
+    writeTextFrame(server, new TextFrame(Buffer.from('two')), turns);
+    server.send('three (through ws)');
+    writeTextFrame(server, new TextFrame(Buffer.from('four')), turns);
+    assert.equal(socket.writableCorked, 1);
+    await Promise.resolve();
+    assert.equal(socket.writableCorked, 0, 'uncorked when the turn ended');
+    assert.deepEqual(batches, [4], 'frames 2-4 (ws writes header and payload apart) in one writev');
+    assert.deepEqual(await received(4), ['text:one', 'text:two', 'text:three (through ws)', 'text:four']);
+    writeTextFrame(server, new TextFrame(Buffer.from('next turn')), turns);
+    assert.equal(socket.writableCorked, 0, 'the first frame of the next turn goes at once');
+    assert.deepEqual(await received(5), ['text:one', 'text:two', 'text:three (through ws)', 'text:four', 'text:next turn']);
   } finally {
     await close();
   }
