@@ -1,53 +1,70 @@
 /**
- * `npm run bench`: the fan-out benchmark. For each repetition, each scenario (bench/fanout/scenario-*.ts) and each target
- * (Beacon, bare ws, Socket.IO, in an order rotated per repetition) it starts the server as a child process, runs the load
- * process (bench/fanout/load.ts) against it, and stops both. Then it writes bench/results/fanout.json (medians, ratios
- * against ws and Socket.IO) and regenerates bench/RESULTS.md from every bench/results/*.json.
+ * `npm run bench`: the one command behind the fan-out tables of bench/RESULTS.md. For each repetition and each target (bare
+ * `ws`, the limit probe, Socket.IO, Beacon with telemetry off and on — in an order rotated per repetition) it
+ *   A. starts the server and runs, against it, the fan-out load (bench/fanout/load.ts: subscribers on one channel, a fixed
+ *      publish rate, then a closed loop) and the connection phase (bench/fanout/idle.ts: connects/s, RSS per idle subscribed
+ *      connection, /metrics render time), then stops it;
+ *   B. starts a fresh one for the many-small-channels load (bench/fanout/small-channels.ts), then stops it.
+ * Beacon targets with metrics are scraped every second throughout, and export their spans to an OTLP sink of this process.
+ * Writes bench/results/fanout.json and bench/results/fanout-small-channels.json and regenerates bench/RESULTS.md.
  *
- *   npm run bench -- [--runs 5] [--subscribers 500] [--messages 600] [--rate 40] [--rate-messages 80]
- *                    [--warmup-messages 100] [--window 50] [--payload-bytes 200] [--scenario client-event] [--target beacon] [--no-write]
+ *   npm run bench -- [--runs 3] [--target beacon] [--scenario http-publish] [--no-small] [--no-write] [--help]
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
+import type { BurstOptions, BurstResult } from './fanout/burst.js';
+import type { IdleOptions, IdleResult } from './fanout/idle.js';
 import type { LoadOptions, LoadResult } from './fanout/load.js';
-import { FANOUT_COLUMNS, fanoutRows, type RunRecord } from './fanout/report.js';
+import { FANOUT_COLUMNS, fanoutRows, SMALL_COLUMNS, smallRows, type RunRecord } from './fanout/report.js';
 import { SCENARIOS } from './fanout/scenarios.js';
-import { median } from './fanout/stats.js';
-import { ROOT, startServer, TARGET_LABELS, TARGETS, type ServerProcess, type TargetId } from './fanout/targets.js';
+import type { SmallChannelsOptions, SmallChannelsResult } from './fanout/small-channels.js';
+import { ROOT, startServer, TARGETS, type ServerProcess, type TargetId } from './fanout/targets.js';
 import { renderResults, RESULTS_DIR } from './render-results.js';
 import { commandLine, machineStamp, writeResults, type BenchResults } from './results-format.js';
 
 const HELP = `Usage: npm run bench -- [options]
-  --runs N            repetitions of every (scenario, server) run (default 5)
-  --subscribers N     subscribers on the one channel/room (default 500)
-  --messages N        messages in the throughput phase (default 600)
-  --rate N            messages per second in the latency phase (default 40)
-  --rate-messages N   messages in the latency phase (default 80)
-  --warmup-messages N messages sent before measuring, not measured (default 100)
-  --window N          throughput phase: messages in flight (not yet received by all) (default 50)
-  --payload-bytes N   size of each message's JSON payload (default 200)
-  --scenario ID       only this scenario (repeatable): ${SCENARIOS.map((s) => s.id).join(', ')}
-  --target ID         only this server (repeatable): ${TARGETS.join(', ')}
-  --no-write          print the results, do not write bench/results/fanout.json or RESULTS.md
+  --runs N              repetitions (default 3); rows are medians, ratios medians of per-repetition ratios
+  --subscribers N       subscribers on the one fan-out channel (default 1000)
+  --rate N              fan-out publishes per second in the fixed-rate phase (default 50)
+  --rate-messages N     publishes in the fixed-rate phase, where CPU/delivery is measured (default 400)
+  --messages N          publishes in the closed-loop phase (default 200)
+  --warmup-messages N   publishes before measuring (default 100)
+  --window N            closed loop: publishes not yet received by all (default 20)
+  --payload-bytes N     JSON payload size (default 150)
+  --idle-connections N  subscribed connections of the connection phase (default 10000)
+  --channels N          many-small-channels: channels, one subscriber each (default 10000)
+  --batches N           many-small-channels: /batch_events requests measured (default 1500)
+  --burst-batches N     bursts: /batch_events of 10 events to the fan-out channel measured (default 60)
+  --scenario ID         fan-out publisher (default http-publish): ${SCENARIOS.map((s) => s.id).join(', ')}
+  --target ID           only this server (repeatable): ${TARGETS.join(', ')}
+  --no-small            skip the many-small-channels load
+  --no-write            print the results, do not write bench/results/*.json or RESULTS.md
 `;
 
-/** A load run that has not finished in this long is killed (and recorded as failed). */
-const LOAD_TIMEOUT_MS = 120_000;
+/** A load process that has not finished in this long is killed (and its phase recorded as failed). */
+const LOAD_TIMEOUT_MS = 180_000;
 
 const { values } = parseArgs({
   options: {
-    runs: { type: 'string', default: '5' },
-    subscribers: { type: 'string', default: '500' },
-    messages: { type: 'string', default: '600' },
-    rate: { type: 'string', default: '40' },
-    'rate-messages': { type: 'string', default: '80' },
+    runs: { type: 'string', default: '3' },
+    subscribers: { type: 'string', default: '1000' },
+    rate: { type: 'string', default: '50' },
+    'rate-messages': { type: 'string', default: '400' },
+    messages: { type: 'string', default: '200' },
     'warmup-messages': { type: 'string', default: '100' },
-    window: { type: 'string', default: '50' },
-    'payload-bytes': { type: 'string', default: '200' },
-    scenario: { type: 'string', multiple: true },
+    window: { type: 'string', default: '20' },
+    'payload-bytes': { type: 'string', default: '150' },
+    'idle-connections': { type: 'string', default: '10000' },
+    channels: { type: 'string', default: '10000' },
+    batches: { type: 'string', default: '1500' },
+    'burst-batches': { type: 'string', default: '60' },
+    scenario: { type: 'string', default: 'http-publish' },
     target: { type: 'string', multiple: true },
+    'no-small': { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -65,23 +82,27 @@ function positive(name: string, raw: string, max: number): number {
 }
 const runs = positive('runs', values.runs, 100);
 const subscribers = positive('subscribers', values.subscribers, 20_000);
-const messages = positive('messages', values.messages, 1_000_000);
 const ratePerSecond = positive('rate', values.rate, 100_000);
 const rateMessages = positive('rate-messages', values['rate-messages'], 1_000_000);
+const messages = positive('messages', values.messages, 1_000_000);
 const warmupMessages = positive('warmup-messages', values['warmup-messages'], 1_000_000);
 const window = positive('window', values.window, 100_000);
 const payloadBytes = positive('payload-bytes', values['payload-bytes'], 64_000);
-const scenarios = values.scenario === undefined ? SCENARIOS : SCENARIOS.filter((s) => values.scenario!.includes(s.id));
+const idleConnections = positive('idle-connections', values['idle-connections'], 50_000);
+const channels = positive('channels', values.channels, 50_000);
+const batches = positive('batches', values.batches, 1_000_000);
+const burstBatches = positive('burst-batches', values['burst-batches'], 1_000_000);
+const scenario = SCENARIOS.find((s) => s.id === values.scenario);
+if (scenario === undefined) throw new Error(`unknown --scenario ${values.scenario}`);
 const targets = values.target === undefined ? TARGETS : TARGETS.filter((t) => values.target!.includes(t));
-if (scenarios.length === 0 || targets.length === 0) throw new Error('no scenario or no target selected');
+if (targets.length === 0) throw new Error('no target selected');
+const withSmall = !values['no-small'];
+const BATCH_SIZE = 10;
 
-/** Runs the load process against a started server; resolves with its RESULT line (bounded by LOAD_TIMEOUT_MS). */
-function runLoad(options: LoadOptions): Promise<LoadResult> {
+/** Runs one load process against a started server; resolves with its RESULT line (bounded by LOAD_TIMEOUT_MS). */
+function runChild<R>(script: string, options: object): Promise<R> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/fanout/load.ts', JSON.stringify(options)], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(options)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -90,93 +111,191 @@ function runLoad(options: LoadOptions): Promise<LoadResult> {
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-      if (code === 0 && line !== undefined) resolve(JSON.parse(line.slice('RESULT '.length)) as LoadResult);
-      else reject(new Error(`load exited ${signal ?? code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+      if (code === 0 && line !== undefined) resolve(JSON.parse(line.slice('RESULT '.length)) as R);
+      else reject(new Error(`${script} exited ${signal ?? code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
     });
   });
 }
 
-async function runOne(scenario: string, target: TargetId): Promise<LoadResult> {
-  let server: ServerProcess | undefined;
-  try {
-    server = await startServer(target);
-    return await runLoad({
-      scenario,
-      target,
-      port: server.port,
-      serverPid: server.pid,
-      subscribers,
-      rateMessages,
-      ratePerSecond,
-      messages,
-      warmupMessages,
-      window,
-      payloadBytes,
-      drainTimeoutMs: 10_000,
+/** An OTLP/HTTP endpoint that accepts and discards: the exporter's cost is measured, not a collector's. */
+async function startSink(): Promise<{ url: string; server: Server; requests: () => number }> {
+  let requests = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      requests++;
+      res.setHeader('content-type', 'application/x-protobuf');
+      res.end();
     });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, requests: () => requests };
+}
+
+/** Runs `work` against a fresh `target`, scraping its /metrics every second meanwhile (as Prometheus would). */
+async function withServer<T>(target: TargetId, otlpEndpoint: string, work: (server: ServerProcess) => Promise<T>): Promise<T> {
+  const server = await startServer(target, { otlpEndpoint });
+  const metricsUrl = server.metricsUrl;
+  const scraper =
+    metricsUrl === undefined
+      ? undefined
+      : setInterval(() => void fetch(metricsUrl, { signal: AbortSignal.timeout(5000) }).then((r) => r.arrayBuffer()).catch(() => undefined), 1000);
+  try {
+    return await work(server);
   } finally {
-    await server?.stop();
+    if (scraper !== undefined) clearInterval(scraper);
+    await server.stop();
   }
+}
+
+async function runTarget(target: TargetId, repetition: number, otlpEndpoint: string): Promise<RunRecord> {
+  const record: RunRecord = { target, repetition, errors: [] };
+  try {
+    await withServer(target, otlpEndpoint, async (server) => {
+      const load: LoadOptions = {
+        scenario: scenario!.id,
+        target,
+        port: server.port,
+        serverPid: server.pid,
+        subscribers,
+        rateMessages,
+        ratePerSecond,
+        messages,
+        warmupMessages,
+        window,
+        payloadBytes,
+        drainTimeoutMs: 10_000,
+      };
+      record.fanout = await runChild<LoadResult>('bench/fanout/load.ts', load);
+      const burst: BurstOptions = {
+        target,
+        port: server.port,
+        serverPid: server.pid,
+        subscribers,
+        batches: burstBatches,
+        warmupBatches: 10,
+        batchSize: BATCH_SIZE,
+        inFlight: 2,
+        payloadBytes,
+        drainTimeoutMs: 10_000,
+      };
+      record.burst = await runChild<BurstResult>('bench/fanout/burst.ts', burst);
+      const idle: IdleOptions = {
+        target,
+        port: server.port,
+        serverPid: server.pid,
+        connections: idleConnections,
+        warmup: 200,
+        concurrency: 50,
+        settleMs: 1500,
+        metricsUrl: server.metricsUrl,
+        scrapes: 9,
+      };
+      record.idle = await runChild<IdleResult>('bench/fanout/idle.ts', idle);
+    });
+  } catch (err) {
+    record.errors.push(`fan-out: ${(err as Error).message}`);
+  }
+  if (withSmall) {
+    try {
+      await withServer(target, otlpEndpoint, async (server) => {
+        const small: SmallChannelsOptions = {
+          target,
+          port: server.port,
+          serverPid: server.pid,
+          channels,
+          batches,
+          warmupBatches: 100,
+          batchSize: BATCH_SIZE,
+          inFlight: 4,
+          concurrency: 50,
+          payloadBytes,
+          drainTimeoutMs: 10_000,
+        };
+        record.small = await runChild<SmallChannelsResult>('bench/fanout/small-channels.ts', small);
+      });
+    } catch (err) {
+      record.errors.push(`small channels: ${(err as Error).message}`);
+    }
+  }
+  return record;
 }
 
 // Beacon is measured compiled, as production runs it: (re)build dist/ when a source is newer.
 execFileSync(process.execPath, ['scripts/ensure-built.mjs'], { cwd: ROOT, stdio: 'inherit' });
 
+const sink = await startSink();
 const records: RunRecord[] = [];
 const bar = new cliProgress.SingleBar(
-  { format: 'fan-out [{bar}] {value}/{total} runs | {eta_formatted} left | {current}', hideCursor: true, etaBuffer: 6 },
+  { format: 'bench [{bar}] {value}/{total} | {eta_formatted} left | {current}', hideCursor: true, etaBuffer: 6 },
   cliProgress.Presets.shades_classic,
 );
 const started = Date.now();
-bar.start(runs * scenarios.length * targets.length, 0, { current: '' });
+bar.start(runs * targets.length, 0, { current: '' });
 try {
   for (let repetition = 0; repetition < runs; repetition++) {
-    for (const scenario of scenarios) {
-      // Rotated per repetition so no server always runs first (or right after the same neighbour).
-      const order = targets.map((_, i) => targets[(i + repetition) % targets.length]!);
-      for (const target of order) {
-        bar.update({ current: `${scenario.id} ${TARGET_LABELS[target]} (run ${repetition + 1})` });
-        try {
-          records.push({ scenario: scenario.id, target, repetition, result: await runOne(scenario.id, target) });
-        } catch (err) {
-          records.push({ scenario: scenario.id, target, repetition, error: (err as Error).message });
-        }
-        bar.increment();
-      }
+    // Rotated per repetition so no server always runs first (or right after the same neighbour).
+    const order = targets.map((_, i) => targets[(i + repetition) % targets.length]!);
+    for (const target of order) {
+      bar.update({ current: `${target} (run ${repetition + 1})` });
+      records.push(await runTarget(target, repetition, sink.url));
+      bar.increment();
     }
   }
 } finally {
   bar.stop();
+  sink.server.close();
 }
 
-for (const r of records) if (r.error !== undefined) process.stderr.write(`failed: ${r.scenario} ${r.target} run ${r.repetition + 1}: ${r.error}\n`);
-const rows = fanoutRows(records, [...scenarios], targets);
-const connectMs = median(records.flatMap((r) => (r.result === undefined ? [] : [r.result.connectMs])));
-const results: BenchResults = {
+for (const r of records) for (const e of r.errors) process.stderr.write(`failed: ${r.target} run ${r.repetition + 1}: ${e}\n`);
+const minutes = Math.round((Date.now() - started) / 60_000);
+const stamp = machineStamp(['src', 'otel', 'bench/fanout', 'bench/run.ts']);
+const common = [
+  `Every server is a fresh child process on 127.0.0.1; the targets of a repetition run back to back in an order rotated per repetition; the load processes (one at a time, Node, \`ws\` / socket.io-client) share the 2-core machine with the server${' '}— and with other work: read the ratios, each a median of per-repetition ratios. ${runs} repetitions, whole run ${minutes} min.`,
+  'CPU = utime + stime of the server process (all threads: GC, pino, exporters) from /proc/<pid>/stat over the measured phase ÷ deliveries (10 ms tick resolution).',
+  'Beacon runs compiled (`node --enable-source-maps --import ./dist/otel/register.js dist/src/main.js`, as `npm start`) with 10 apps (APPS_FILE). Telemetry off: OTEL_SDK_DISABLED=true, LOG_LEVEL=warn. Telemetry on: the Prometheus exporter scraped every second, spans exported over OTLP/HTTP (protobuf, BatchSpanProcessor) to a sink of the runner that discards, sampled at 5 % (parentbased_traceidratio) or always_on, LOG_LEVEL=info to stdout (a pipe the runner drains). The baselines run through tsx (transpiled at load time).',
+];
+const fanout: BenchResults = {
   scenario: 'fanout',
-  title: 'Fan-out: Beacon vs bare ws vs Socket.IO',
+  title: 'Fan-out and connections: Beacon vs bare ws, the limit probe and Socket.IO',
   command: commandLine('bench'),
-  ...machineStamp(['src', 'otel', 'bench/fanout']),
+  ...stamp,
   runs,
   columns: FANOUT_COLUMNS,
-  rows,
+  rows: fanoutRows(records, targets),
   notes: [
-    `Workload: ${subscribers} subscribers on one channel/room and one publisher, all in one load process (bench/fanout/load.ts) on 127.0.0.1; payload ${payloadBytes} bytes of JSON carrying its publish time. Each server is a fresh child process per run; the three servers of a repetition run back to back in a rotated order.`,
-    ...scenarios.map((s) => s.description),
-    `Before measuring, ${warmupMessages} warm-up messages go through the closed loop (JIT, keep-alive sockets, lazy modules).`,
-    `Latency columns: the fixed-rate phase, ${rateMessages} messages at ${ratePerSecond}/s (${ratePerSecond * subscribers} deliveries/s), publish → receipt by each subscriber, p50/p99 over every delivery of the run, median over runs.`,
-    `Throughput columns: the closed-loop phase, ${messages} messages with at most ${window} not yet received by every subscriber; deliveries/s = deliveries ÷ (first publish → last delivery). Server CPU = utime+stime of the server process (all threads) from /proc/<pid>/stat over that phase ÷ deliveries (10 ms tick resolution).`,
-    'Ratios are medians of per-repetition ratios; throughput ÷ X > 1 and CPU/delivery ÷ X < 1 favour the row. "load process CPU" near 1.0 means the single load process, not the server, bounded the throughput: the CPU column is then the fairer comparison.',
-    'Beacon runs compiled (`node --enable-source-maps --import ./dist/otel/register.js dist/src/main.js`, as `npm start`) with OTEL_SDK_DISABLED=true and LOG_LEVEL=warn; the baselines run through tsx, which only transpiles at load time. Beacon and bare ws subscribers use the `ws` client; Socket.IO subscribers use socket.io-client (WebSocket transport).',
-    `Median connect time of ${subscribers} subscribers + publisher: ${Math.round(connectMs)} ms. Whole run: ${Math.round((Date.now() - started) / 1000)} s.`,
+    `Fan-out: ${subscribers} subscribers on one channel (Beacon: public \`bench\`), one publisher: ${scenario.description} Payload ${payloadBytes} bytes of JSON carrying its publish time.`,
+    `Burst CPU µs / delivery: the same ${subscribers} subscribers on one channel get batches of ${BATCH_SIZE} events to that channel per HTTP request (Beacon \`POST /apps/app-id/batch_events\`; baselines \`POST /publish\` with a batch), 2 requests in flight, ${burstBatches} requests measured after 10 warm-up ones: ${BATCH_SIZE} frames per subscriber per event-loop turn, which Beacon coalesces into one socket write.`,
+    `CPU µs / delivery and latency: the fixed-rate phase, ${rateMessages} publishes at ${ratePerSecond}/s (${ratePerSecond * subscribers} deliveries/s) after ${warmupMessages} warm-up publishes; latency is publish → receipt by each subscriber (same clock), p50/p99 over every delivery of the run. deliveries/s (closed loop): ${messages} publishes with at most ${window} not yet received by all.`,
+    `Connections: after 200 warm-up connections (opened and closed), ${idleConnections} subscribed connections opened 50 at a time (Beacon: spread over its 10 apps, one public channel per app; handshake, connection_established, subscribe, subscription_succeeded) — connects/s is their count ÷ the time to open them all; RSS KiB / idle subscribed conn is the growth of the server's VmRSS (1.5 s after the last one) ÷ their count. /metrics ms: median of 9 sequential scrapes (time to the last byte) with those ${idleConnections} connections open.`,
+    ...common,
+  ],
+};
+const small: BenchResults = {
+  scenario: 'fanout-small-channels',
+  title: 'Many small channels: one subscriber per channel, batch publishes',
+  command: commandLine('bench'),
+  ...stamp,
+  runs,
+  columns: SMALL_COLUMNS,
+  rows: smallRows(records, targets),
+  notes: [
+    `${channels} connections, each the only subscriber of its own channel (Beacon \`private-user-<i>\`, authorised; baselines a room per connection); publishes of ${BATCH_SIZE} events to ${BATCH_SIZE} distinct channels per HTTP request (Beacon: \`POST /apps/app-id/batch_events\` signed by the \`pusher\` SDK; baselines: an unsigned \`POST /publish\` with a batch), 4 requests in flight, ${batches} requests measured after 100 warm-up requests. Every event has one recipient, so per-publish costs weigh on every delivery.`,
+    ...common,
   ],
 };
 
-process.stdout.write(`\n${results.title} — medians of ${runs} runs (${results.commit}, ${results.cpu} × ${results.cores})\n`);
-console.table(Object.fromEntries(rows.map(({ name, ...metrics }) => [name, metrics])));
-if (!values['no-write']) {
-  writeResults(join(RESULTS_DIR, 'fanout.json'), results);
-  const rendered = renderResults();
-  process.stdout.write(`wrote bench/results/fanout.json; bench/RESULTS.md from ${rendered.join(', ')}\n`);
+process.stdout.write(`\n${fanout.title} — medians of ${runs} runs (${fanout.commit})\n`);
+console.table(Object.fromEntries(fanout.rows.map(({ name, ...m }) => [name, m])));
+if (withSmall) {
+  process.stdout.write(`\n${small.title}\n`);
+  console.table(Object.fromEntries(small.rows.map(({ name, ...m }) => [name, m])));
 }
-if (records.some((r) => r.error !== undefined)) process.exitCode = 1;
+if (!values['no-write']) {
+  writeResults(join(RESULTS_DIR, 'fanout.json'), fanout);
+  if (withSmall) writeResults(join(RESULTS_DIR, 'fanout-small-channels.json'), small);
+  const rendered = renderResults();
+  process.stdout.write(`wrote bench/results; bench/RESULTS.md from ${rendered.join(', ')}\n`);
+}
+if (records.some((r) => r.errors.length > 0)) process.exitCode = 1;
+

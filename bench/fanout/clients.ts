@@ -6,7 +6,7 @@
 import { createHmac } from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
 import { WebSocket } from 'ws';
-import { BEACON_APP, type TargetId } from './targets.js';
+import { BEACON_APP, protocolOf, type TargetId } from './targets.js';
 
 /** What every benchmark message carries: its index, the publisher's clock when it was published, and padding. */
 export interface Payload {
@@ -23,6 +23,15 @@ export interface Closable {
 
 const CONNECT_TIMEOUT_MS = 15_000;
 
+/** `i` and `t` of a benchmark message, read from the raw frame (plain or JSON-in-a-string) without parsing it twice. */
+const PAYLOAD_FIELDS = /"i\\?":(\d+),\\?"t\\?":([\d.e+-]+)/;
+
+/** The payload of a benchmark frame, or undefined for any other frame. Cheap: the load process must not be the limit. */
+function payloadOf(text: string): Payload | undefined {
+  const m = PAYLOAD_FIELDS.exec(text);
+  return m === null ? undefined : { i: Number(m[1]), t: Number(m[2]), pad: '' };
+}
+
 function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -31,11 +40,15 @@ function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Where a subscriber listens: Beacon's channel and event name, the event name on the baselines. */
+/** Where a subscriber listens: Beacon's channel and event name, the event name (and room) on the baselines. */
 export interface Subscription {
   beaconChannel: string;
   beaconEvent: string;
   event: string;
+  /** The baselines' room; `bench` when absent. */
+  room?: string;
+  /** The Beacon app to connect to; the bench app when absent. */
+  app?: { key: string; secret: string };
 }
 
 /**
@@ -47,20 +60,27 @@ export function connectBeacon(
   channel: string,
   event: string,
   onPayload: ((p: Payload) => void) | undefined,
+  app: { key: string; secret: string } = BEACON_APP,
 ): Promise<WebSocket> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/app/${BEACON_APP.key}?protocol=7&client=bench&version=1.0.0`);
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/app/${app.key}?protocol=7&client=bench&version=1.0.0`);
   const subscribed = new Promise<WebSocket>((resolve, reject) => {
     ws.once('error', reject);
     ws.once('close', (code) => reject(new Error(`beacon closed the connection (${code})`)));
     ws.on('message', (raw) => {
-      const frame = JSON.parse(raw.toString()) as { event: string; data?: unknown };
+      const text = raw.toString();
+      const payload = onPayload === undefined ? undefined : payloadOf(text);
+      if (payload !== undefined) {
+        onPayload?.(payload);
+        return;
+      }
+      const frame = JSON.parse(text) as { event: string; data?: unknown };
       if (frame.event === event) {
-        onPayload?.(JSON.parse(frame.data as string) as Payload);
+        // Not a benchmark payload (none is expected on this connection).
       } else if (frame.event === 'pusher:connection_established') {
         const socketId = (JSON.parse(frame.data as string) as { socket_id: string }).socket_id;
         const data: Record<string, string> = { channel };
         if (channel.startsWith('private-')) {
-          data.auth = `${BEACON_APP.key}:${createHmac('sha256', BEACON_APP.secret).update(`${socketId}:${channel}`).digest('hex')}`;
+          data.auth = `${app.key}:${createHmac('sha256', app.secret).update(`${socketId}:${channel}`).digest('hex')}`;
         }
         ws.send(JSON.stringify({ event: 'pusher:subscribe', data }));
       } else if (frame.event === 'pusher_internal:subscription_succeeded') {
@@ -79,14 +99,24 @@ export function connectBeacon(
 }
 
 /** A connection to the bare-`ws` server; every connection is in the room once the server says `subscribed`. */
-export function connectWs(port: number, event: string, onPayload: ((p: Payload) => void) | undefined): Promise<WebSocket> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+export function connectWs(
+  port: number,
+  event: string,
+  onPayload: ((p: Payload) => void) | undefined,
+  room = 'bench',
+): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/?room=${encodeURIComponent(room)}`);
   const subscribed = new Promise<WebSocket>((resolve, reject) => {
     ws.once('error', reject);
     ws.on('message', (raw) => {
-      const frame = JSON.parse(raw.toString()) as { event: string; data?: unknown };
-      if (frame.event === event) onPayload?.(frame.data as Payload);
-      else if (frame.event === 'subscribed') resolve(ws);
+      const text = raw.toString();
+      const payload = onPayload === undefined ? undefined : payloadOf(text);
+      if (payload !== undefined) {
+        onPayload?.(payload);
+        return;
+      }
+      const frame = JSON.parse(text) as { event: string; data?: unknown };
+      if (frame.event === 'subscribed') resolve(ws);
     });
   });
   return withTimeout(subscribed, 'ws subscribe').catch((err: unknown) => {
@@ -96,12 +126,17 @@ export function connectWs(port: number, event: string, onPayload: ((p: Payload) 
 }
 
 /** A Socket.IO connection (WebSocket transport) that has joined the room (acknowledged). */
-export function connectSocketIo(port: number, event: string, onPayload: ((p: Payload) => void) | undefined): Promise<Socket> {
+export function connectSocketIo(
+  port: number,
+  event: string,
+  onPayload: ((p: Payload) => void) | undefined,
+  room = 'bench',
+): Promise<Socket> {
   const socket = io(`http://127.0.0.1:${port}`, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: CONNECT_TIMEOUT_MS });
   if (onPayload !== undefined) socket.on(event, onPayload);
   const joined = new Promise<Socket>((resolve, reject) => {
     socket.once('connect_error', reject);
-    socket.once('connect', () => socket.emit('join', () => resolve(socket)));
+    socket.once('connect', () => socket.emit('join', room, () => resolve(socket)));
   });
   return withTimeout(joined, 'socket.io join').catch((err: unknown) => {
     socket.disconnect();
@@ -116,17 +151,17 @@ export async function subscribe(
   subscription: Subscription,
   onPayload: (p: Payload) => void,
 ): Promise<Closable> {
-  switch (target) {
+  switch (protocolOf(target)) {
     case 'beacon': {
-      const ws = await connectBeacon(port, subscription.beaconChannel, subscription.beaconEvent, onPayload);
+      const ws = await connectBeacon(port, subscription.beaconChannel, subscription.beaconEvent, onPayload, subscription.app);
       return { close: () => ws.terminate() };
     }
     case 'ws': {
-      const ws = await connectWs(port, subscription.event, onPayload);
+      const ws = await connectWs(port, subscription.event, onPayload, subscription.room);
       return { close: () => ws.terminate() };
     }
     case 'socketio': {
-      const socket = await connectSocketIo(port, subscription.event, onPayload);
+      const socket = await connectSocketIo(port, subscription.event, onPayload, subscription.room);
       return { close: () => socket.disconnect() };
     }
   }

@@ -1,84 +1,136 @@
 /**
- * From the runs of every (scenario, target) to the rows of bench/results/fanout.json: medians over runs, and ratios against
- * the bare-ws baseline and Socket.IO, each ratio the median of the per-repetition ratios (the targets of one repetition ran
- * back to back, so a slow moment of the shared machine weighs on both sides of a ratio).
+ * From the runs of every target to the rows of bench/results/*.json: medians over runs, and ratios against the bare-ws
+ * baseline, the limit probe and Socket.IO, each ratio the median of the per-repetition ratios (the targets of one repetition
+ * ran back to back, so a slow moment of the shared machine weighs on both sides of a ratio).
  */
 import type { ResultColumn, ResultRow } from '../results-format.js';
+import type { BurstResult } from './burst.js';
+import type { IdleResult } from './idle.js';
 import type { LoadResult } from './load.js';
+import type { SmallChannelsResult } from './small-channels.js';
 import { median } from './stats.js';
 import { TARGET_LABELS, type TargetId } from './targets.js';
 
-/** The result of one load run, or why it failed. */
+/** What one (repetition, target) produced; a phase that failed has its error instead. */
 export interface RunRecord {
-  scenario: string;
   target: TargetId;
   repetition: number;
-  result?: LoadResult;
-  error?: string;
+  fanout?: LoadResult;
+  burst?: BurstResult;
+  idle?: IdleResult;
+  small?: SmallChannelsResult;
+  errors: string[];
 }
 
-/** The columns of the fan-out table, in order. */
+/** The columns of the main table (bench/results/fanout.json), in order. */
 export const FANOUT_COLUMNS: ResultColumn[] = [
-  { key: 'latency_p50_ms', label: 'p50 latency ms (fixed rate)' },
-  { key: 'latency_p99_ms', label: 'p99 latency ms (fixed rate)' },
-  { key: 'deliveries_per_s', label: 'deliveries/s (max)' },
-  { key: 'server_cpu_us_per_delivery', label: 'server CPU µs/delivery' },
-  { key: 'throughput_vs_ws', label: 'throughput ÷ ws' },
-  { key: 'throughput_vs_socketio', label: 'throughput ÷ Socket.IO' },
-  { key: 'cpu_vs_ws', label: 'CPU/delivery ÷ ws' },
-  { key: 'cpu_vs_socketio', label: 'CPU/delivery ÷ Socket.IO' },
-  { key: 'p50_vs_ws', label: 'p50 ÷ ws' },
-  { key: 'load_cpu_share', label: 'load process CPU (cores, max phase)' },
-  { key: 'lost', label: 'lost deliveries (all runs)' },
-  { key: 'ok_runs', label: 'runs ok' },
+  { key: 'cpu_us', label: 'CPU µs / delivery' },
+  { key: 'vs_ws', label: '× bare ws' },
+  { key: 'vs_probe', label: '× limit probe' },
+  { key: 'vs_socketio', label: '× Socket.IO' },
+  { key: 'burst_cpu_us', label: 'burst CPU µs / delivery' },
+  { key: 'burst_vs_ws', label: 'burst × bare ws' },
+  { key: 'rss_kib', label: 'RSS KiB / idle subscribed conn' },
+  { key: 'connects', label: 'connects/s' },
+  { key: 'connects_vs_ws', label: 'connects/s × bare ws' },
+  { key: 'p50_ms', label: 'p50 ms (fixed rate)' },
+  { key: 'p99_ms', label: 'p99 ms (fixed rate)' },
+  { key: 'max_deliveries', label: 'deliveries/s (closed loop)' },
+  { key: 'metrics_ms', label: '/metrics ms' },
+  { key: 'lost', label: 'lost deliveries' },
+  { key: 'ok', label: 'runs ok' },
 ];
 
-type Metric = (r: LoadResult) => number;
-const METRICS: Record<string, Metric> = {
-  latency_p50_ms: (r) => r.rate.p50Ms,
-  latency_p99_ms: (r) => r.rate.p99Ms,
-  deliveries_per_s: (r) => r.throughput.deliveriesPerSecond,
-  server_cpu_us_per_delivery: (r) => r.throughput.serverCpuUsPerDelivery,
-  load_cpu_share: (r) => r.throughput.loadCpuShare,
-};
+/** The columns of the many-small-channels table (bench/results/fanout-small-channels.json). */
+export const SMALL_COLUMNS: ResultColumn[] = [
+  { key: 'deliveries', label: 'deliveries/s' },
+  { key: 'cpu_us', label: 'CPU µs / delivery' },
+  { key: 'vs_ws', label: '× bare ws' },
+  { key: 'vs_probe', label: '× limit probe' },
+  { key: 'vs_socketio', label: '× Socket.IO' },
+  { key: 'p50_ms', label: 'p50 ms' },
+  { key: 'p99_ms', label: 'p99 ms' },
+  { key: 'lost', label: 'lost deliveries' },
+  { key: 'ok', label: 'runs ok' },
+];
 
-function ratio(records: RunRecord[], scenario: string, target: TargetId, against: TargetId, metric: Metric): number {
+type Metric = (r: RunRecord) => number | undefined;
+
+const round = (v: number, digits: number): number | null => (Number.isFinite(v) ? Number(v.toFixed(digits)) : null);
+
+function medianOf(records: RunRecord[], target: TargetId, metric: Metric): number {
+  return median(records.filter((r) => r.target === target).flatMap((r) => metric(r) ?? []));
+}
+
+/** Median over repetitions of `metric(target) / metric(against)`, both from the same repetition. */
+function ratio(records: RunRecord[], target: TargetId, against: TargetId, metric: Metric): number {
   const ratios: number[] = [];
   for (const mine of records) {
-    if (mine.scenario !== scenario || mine.target !== target || mine.result === undefined) continue;
-    const other = records.find((o) => o.scenario === scenario && o.target === against && o.repetition === mine.repetition);
-    if (other?.result !== undefined) ratios.push(metric(mine.result) / metric(other.result));
+    if (mine.target !== target) continue;
+    const other = records.find((o) => o.target === against && o.repetition === mine.repetition);
+    const a = metric(mine);
+    const b = other === undefined ? undefined : metric(other);
+    if (a !== undefined && b !== undefined && b > 0) ratios.push(a / b);
   }
   return median(ratios);
 }
 
-const round = (v: number, digits: number): number | null => (Number.isFinite(v) ? Number(v.toFixed(digits)) : null);
+const fanoutCpu: Metric = (r) => r.fanout?.rate.serverCpuUsPerDelivery;
+const connects: Metric = (r) => r.idle?.connectsPerSecond;
+const burstCpu: Metric = (r) => r.burst?.serverCpuUsPerDelivery;
 
-/** One row per (scenario, target), in the order given. */
-export function fanoutRows(records: RunRecord[], scenarios: { id: string; title: string }[], targets: readonly TargetId[]): ResultRow[] {
-  const rows: ResultRow[] = [];
-  for (const scenario of scenarios) {
-    for (const target of targets) {
-      const mine = records.filter((r) => r.scenario === scenario.id && r.target === target);
-      const ok = mine.flatMap((r) => (r.result === undefined ? [] : [r.result]));
-      const m = (metric: Metric): number => median(ok.map(metric));
-      const lost = ok.reduce((sum, r) => sum + (r.rate.expected - r.rate.delivered) + (r.throughput.expected - r.throughput.delivered), 0);
-      rows.push({
-        name: `${scenario.title} — ${TARGET_LABELS[target]}`,
-        latency_p50_ms: round(m(METRICS.latency_p50_ms!), 2),
-        latency_p99_ms: round(m(METRICS.latency_p99_ms!), 2),
-        deliveries_per_s: round(m(METRICS.deliveries_per_s!), 0),
-        server_cpu_us_per_delivery: round(m(METRICS.server_cpu_us_per_delivery!), 2),
-        throughput_vs_ws: round(ratio(records, scenario.id, target, 'ws', METRICS.deliveries_per_s!), 2),
-        throughput_vs_socketio: round(ratio(records, scenario.id, target, 'socketio', METRICS.deliveries_per_s!), 2),
-        cpu_vs_ws: round(ratio(records, scenario.id, target, 'ws', METRICS.server_cpu_us_per_delivery!), 2),
-        cpu_vs_socketio: round(ratio(records, scenario.id, target, 'socketio', METRICS.server_cpu_us_per_delivery!), 2),
-        p50_vs_ws: round(ratio(records, scenario.id, target, 'ws', METRICS.latency_p50_ms!), 2),
-        load_cpu_share: round(m(METRICS.load_cpu_share!), 2),
-        lost,
-        ok_runs: `${ok.length}/${mine.length}`,
-      });
-    }
-  }
-  return rows;
+/** One row per target of the main table. */
+export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): ResultRow[] {
+  return targets.map((target) => {
+    const mine = records.filter((r) => r.target === target);
+    const lost = mine.reduce(
+      (sum, r) =>
+        sum +
+        (r.fanout === undefined ? 0 : r.fanout.rate.expected - r.fanout.rate.delivered + r.fanout.throughput.expected - r.fanout.throughput.delivered) +
+        (r.burst === undefined ? 0 : r.burst.expected - r.burst.delivered),
+      0,
+    );
+    const m = (metric: Metric): number => medianOf(records, target, metric);
+    const metricsMs = m((r) => r.idle?.metricsMs ?? undefined);
+    return {
+      name: TARGET_LABELS[target],
+      cpu_us: round(m(fanoutCpu), 1),
+      vs_ws: round(ratio(records, target, 'ws', fanoutCpu), 2),
+      vs_probe: round(ratio(records, target, 'ws-raw', fanoutCpu), 2),
+      vs_socketio: round(ratio(records, target, 'socketio', fanoutCpu), 2),
+      burst_cpu_us: round(m(burstCpu), 1),
+      burst_vs_ws: round(ratio(records, target, 'ws', burstCpu), 2),
+      rss_kib: round(m((r) => r.idle?.kibPerConnection), 1),
+      connects: round(m(connects), 0),
+      connects_vs_ws: round(ratio(records, target, 'ws', connects), 2),
+      p50_ms: round(m((r) => r.fanout?.rate.p50Ms), 2),
+      p99_ms: round(m((r) => r.fanout?.rate.p99Ms), 2),
+      max_deliveries: round(m((r) => r.fanout?.throughput.deliveriesPerSecond), 0),
+      metrics_ms: Number.isFinite(metricsMs) ? round(metricsMs, 1) : null,
+      lost,
+      ok: `${mine.filter((r) => r.fanout !== undefined && r.burst !== undefined && r.idle !== undefined).length}/${mine.length}`,
+    };
+  });
+}
+
+const smallCpu: Metric = (r) => r.small?.serverCpuUsPerDelivery;
+
+/** One row per target of the many-small-channels table. */
+export function smallRows(records: RunRecord[], targets: readonly TargetId[]): ResultRow[] {
+  return targets.map((target) => {
+    const mine = records.filter((r) => r.target === target);
+    const m = (metric: Metric): number => medianOf(records, target, metric);
+    return {
+      name: TARGET_LABELS[target],
+      deliveries: round(m((r) => r.small?.deliveriesPerSecond), 0),
+      cpu_us: round(m(smallCpu), 1),
+      vs_ws: round(ratio(records, target, 'ws', smallCpu), 2),
+      vs_probe: round(ratio(records, target, 'ws-raw', smallCpu), 2),
+      vs_socketio: round(ratio(records, target, 'socketio', smallCpu), 2),
+      p50_ms: round(m((r) => r.small?.p50Ms), 2),
+      p99_ms: round(m((r) => r.small?.p99Ms), 2),
+      lost: mine.reduce((sum, r) => sum + (r.small === undefined ? 0 : r.small.expected - r.small.delivered), 0),
+      ok: `${mine.filter((r) => r.small !== undefined).length}/${mine.length}`,
+    };
+  });
 }

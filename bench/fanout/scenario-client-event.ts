@@ -6,14 +6,14 @@
  */
 import { connectBeacon, connectSocketIo, connectWs, type Payload } from './clients.js';
 import type { Publisher, Scenario } from './scenario.js';
-import type { TargetId } from './targets.js';
+import { protocolOf, type TargetId } from './targets.js';
 
 const CHANNEL = 'private-bench';
 const BEACON_EVENT = 'client-bench';
 const EVENT = 'bench';
 
 async function connectPublisher(target: TargetId, port: number): Promise<Publisher> {
-  switch (target) {
+  switch (protocolOf(target)) {
     case 'beacon': {
       const ws = await connectBeacon(port, CHANNEL, BEACON_EVENT, undefined);
       return {

@@ -7,7 +7,7 @@ import { Agent } from 'node:http';
 import Pusher from 'pusher';
 import type { Payload } from './clients.js';
 import type { Publisher, Scenario } from './scenario.js';
-import { BEACON_APP, type TargetId } from './targets.js';
+import { BEACON_APP, protocolOf, type TargetId } from './targets.js';
 
 const CHANNEL = 'bench';
 const EVENT = 'bench';
@@ -43,5 +43,5 @@ export const httpPublish: Scenario = {
   description:
     'http-publish: each message is one HTTP POST — Beacon `POST /apps/app-id/events` signed by the `pusher` SDK (public channel), the baselines an unsigned `POST /publish` — and the server fans it out to every subscriber.',
   subscription: { beaconChannel: CHANNEL, beaconEvent: EVENT, event: EVENT },
-  connectPublisher: async (target: TargetId, port: number) => (target === 'beacon' ? beaconPublisher(port) : baselinePublisher(port)),
+  connectPublisher: async (target: TargetId, port: number) => (protocolOf(target) === 'beacon' ? beaconPublisher(port) : baselinePublisher(port)),
 };

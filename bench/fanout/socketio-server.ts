@@ -1,13 +1,20 @@
 /**
- * The Socket.IO comparison: a minimal server with rooms. A client joins the room with an acknowledged `join`; a publish is
- * `socket.to(room).emit` (client-event scenario: never echoed to the sender) or `io.to(room).emit` from `POST /publish`
- * (HTTP scenario). WebSocket transport only, so no long-polling handshake is measured. Loopback only; PORT from the environment.
+ * The Socket.IO comparison: a minimal server with rooms. A client joins a room (default `bench`) with an acknowledged
+ * `join`; a publish is `socket.to(room).emit` (client-event scenario: never echoed to the sender) or `io.to(room).emit` from
+ * `POST /publish` `{"room"?, "event", "data"}` or `{"batch": [...]}`. WebSocket transport only, so no long-polling handshake
+ * is measured. Loopback only; PORT from the environment.
  */
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
 
 const port = Number(process.env.PORT);
 const ROOM = 'bench';
+
+interface Message {
+  room?: string;
+  event: string;
+  data: unknown;
+}
 
 const server = createServer((req, res) => {
   if (req.method === 'GET' && req.url === '/readyz') {
@@ -24,8 +31,8 @@ const server = createServer((req, res) => {
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
     try {
-      const message = JSON.parse(Buffer.concat(chunks).toString()) as { event: string; data: unknown };
-      io.to(ROOM).emit(message.event, message.data);
+      const body = JSON.parse(Buffer.concat(chunks).toString()) as Message | { batch: Message[] };
+      for (const message of 'batch' in body ? body.batch : [body]) io.to(message.room ?? ROOM).emit(message.event, message.data);
       res.end('{}');
     } catch {
       res.statusCode = 400;
@@ -36,12 +43,18 @@ const server = createServer((req, res) => {
 
 const io = new Server(server, { transports: ['websocket'], serveClient: false });
 io.on('connection', (socket) => {
-  socket.on('join', (ack: () => void) => {
-    void socket.join(ROOM);
-    ack();
+  let room = ROOM;
+  socket.on('join', (name: string | (() => void), ack?: () => void) => {
+    if (typeof name === 'function') {
+      ack = name;
+    } else {
+      room = name;
+    }
+    void socket.join(room);
+    ack?.();
   });
-  socket.on('publish', (message: { event: string; data: unknown }) => {
-    socket.to(ROOM).emit(message.event, message.data);
+  socket.on('publish', (message: Message) => {
+    socket.to(room).emit(message.event, message.data);
   });
 });
 

@@ -1,29 +1,59 @@
 /**
- * The three servers raced in every fan-out scenario, each started as its own child process on a free 127.0.0.1 port:
- * Beacon as `npm start` runs it (compiled dist/, the OpenTelemetry SDK disabled, LOG_LEVEL=warn), and the two baselines.
+ * The servers raced in every fan-out run, each started as its own child process on a free 127.0.0.1 port: the two bare-`ws`
+ * baselines (`send()` per socket, and the limit probe that builds each frame once and writes it raw), Socket.IO, and Beacon
+ * compiled as `npm start` runs it, with telemetry off and with metrics + traces + info logs on.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Which server. */
-export type TargetId = 'beacon' | 'ws' | 'socketio';
+export type TargetId = 'ws' | 'ws-raw' | 'socketio' | 'beacon' | 'beacon-sampled' | 'beacon-otel';
+
+/** Which wire protocol a target speaks: what the load process's clients must talk. */
+export type Protocol = 'beacon' | 'ws' | 'socketio';
 
 /** Every target, the baseline first. */
-export const TARGETS: readonly TargetId[] = ['ws', 'socketio', 'beacon'];
+export const TARGETS: readonly TargetId[] = ['ws', 'ws-raw', 'socketio', 'beacon', 'beacon-sampled', 'beacon-otel'];
 
 /** How each target is named in the results. */
-export const TARGET_LABELS: Record<TargetId, string> = { beacon: 'Beacon', ws: 'bare ws', socketio: 'Socket.IO' };
+export const TARGET_LABELS: Record<TargetId, string> = {
+  ws: 'bare `ws`, `send()` per socket',
+  'ws-raw': 'bare `ws`, frame built once, one raw socket write per subscriber (limit probe)',
+  socketio: 'Socket.IO 4.8 room broadcast',
+  beacon: 'Beacon, telemetry off',
+  'beacon-sampled': 'Beacon, metrics + traces (5 % sampled, OTLP) + info logs',
+  'beacon-otel': 'Beacon, metrics + traces (always_on, OTLP) + info logs',
+};
+
+/** The protocol of each target. */
+export function protocolOf(target: TargetId): Protocol {
+  return target === 'ws' || target === 'ws-raw' ? 'ws' : target === 'socketio' ? 'socketio' : 'beacon';
+}
+
+/** True for the Beacon targets that serve /metrics (and are scraped during the run). */
+export function hasMetrics(target: TargetId): boolean {
+  return target === 'beacon-sampled' || target === 'beacon-otel';
+}
 
 /** Repository root: every child runs from here. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** The default app every Beacon in this benchmark serves. */
+/** The default app every Beacon in this benchmark serves (the fan-out goes through it). */
 export const BEACON_APP = { id: 'app-id', key: 'app-key', secret: 'app-secret' } as const;
+
+/** Apps of every Beacon target: the bench app and nine more, so /metrics is measured with 10 apps' series. */
+export const BEACON_APPS = [
+  BEACON_APP,
+  ...Array.from({ length: 9 }, (_, i) => ({ id: `app-${i + 2}`, key: `key-${i + 2}`, secret: `secret-${i + 2}` })),
+];
 
 /** The command line of each target, relative to ROOT. */
 export function targetCommand(target: TargetId): string[] {
-  switch (target) {
+  switch (protocolOf(target)) {
     // Compiled JS, as production runs it (`npm start`): no TypeScript loader in the measured process.
     case 'beacon':
       return ['--enable-source-maps', '--import', './dist/otel/register.js', 'dist/src/main.js'];
@@ -52,33 +82,62 @@ export interface ServerProcess {
   target: TargetId;
   port: number;
   pid: number;
+  /** Prometheus endpoint of a Beacon with metrics on. */
+  metricsUrl: string | undefined;
   /** What it wrote to stdout and stderr (the last 64 KiB). */
   output(): string;
   /** SIGTERM, then SIGKILL if it is still there after `graceMs`; resolves once it has exited. */
   stop(graceMs?: number): Promise<void>;
 }
 
+/** Where the targets with traces export them (an OTLP/HTTP sink of the runner), if any. */
+export interface StartOptions {
+  otlpEndpoint?: string | undefined;
+}
+
 const READY_TIMEOUT_MS = 20_000;
+let appsFile: string | undefined;
+
+function beaconAppsFile(): string {
+  if (appsFile === undefined) {
+    appsFile = join(tmpdir(), `beacon-bench-apps-${process.pid}.json`);
+    const apps = BEACON_APPS.map((a) => ({ ...a, enableClientEvents: true, clientEventsPerSecond: 1_000_000 }));
+    writeFileSync(appsFile, JSON.stringify({ apps }));
+  }
+  return appsFile;
+}
+
+/** The environment of a Beacon target: telemetry per target, everything else as in production. */
+function beaconEnv(target: TargetId, options: StartOptions, metricsPort: number): Record<string, string> {
+  const env: Record<string, string> = {
+    APPS_FILE: beaconAppsFile(),
+    SHUTDOWN_GRACE_MS: '0',
+    SHUTDOWN_TIMEOUT_MS: '3000',
+  };
+  if (target === 'beacon') return { ...env, OTEL_SDK_DISABLED: 'true', LOG_LEVEL: 'warn' };
+  if (options.otlpEndpoint === undefined) throw new Error(`${target} needs an OTLP endpoint`);
+  return {
+    ...env,
+    LOG_LEVEL: 'info',
+    METRICS_HOST: '127.0.0.1',
+    METRICS_PORT: String(metricsPort),
+    OTEL_EXPORTER_OTLP_ENDPOINT: options.otlpEndpoint,
+    ...(target === 'beacon-otel'
+      ? { OTEL_TRACES_SAMPLER: 'always_on' }
+      : { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.05' }),
+  };
+}
 
 /** Starts `target` and resolves once GET /readyz answers 200 (bounded: 20 s). */
-export async function startServer(target: TargetId): Promise<ServerProcess> {
+export async function startServer(target: TargetId, options: StartOptions = {}): Promise<ServerProcess> {
   const port = await freePort();
   const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port) };
-  for (const key of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'LOKI_URL', 'APPS_FILE']) delete env[key];
-  if (target === 'beacon') {
-    Object.assign(env, {
-      OTEL_SDK_DISABLED: 'true',
-      LOG_LEVEL: 'warn',
-      APP_ID: BEACON_APP.id,
-      APP_KEY: BEACON_APP.key,
-      APP_SECRET: BEACON_APP.secret,
-      // The client-event scenario publishes every message from one connection: lift the per-connection limit (default 10/s).
-      APP_ENABLE_CLIENT_EVENTS: 'true',
-      APP_CLIENT_EVENTS_PER_SECOND: '1000000',
-      SHUTDOWN_GRACE_MS: '0',
-      SHUTDOWN_TIMEOUT_MS: '3000',
-    });
+  for (const key of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'LOKI_URL', 'APPS_FILE', 'OTEL_SDK_DISABLED']) {
+    delete env[key];
   }
+  const metricsPort = hasMetrics(target) ? await freePort() : 0;
+  if (protocolOf(target) === 'beacon') Object.assign(env, beaconEnv(target, options, metricsPort));
+  if (target === 'ws-raw') env.RAW_WRITES = '1';
   const child: ChildProcess = spawn(process.execPath, targetCommand(target), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (b: Buffer): void => {
@@ -108,5 +167,6 @@ export async function startServer(target: TargetId): Promise<ServerProcess> {
     throw err;
   }
   if (child.pid === undefined) throw new Error(`${target}: no pid`);
-  return { target, port, pid: child.pid, output: () => output, stop };
+  const metricsUrl = hasMetrics(target) ? `http://127.0.0.1:${metricsPort}/metrics` : undefined;
+  return { target, port, pid: child.pid, metricsUrl, output: () => output, stop };
 }

@@ -1,20 +1,45 @@
 /**
- * The baseline: a minimal broadcast server on bare `ws`. Every connection is a subscriber of the one room; a message is
- * parsed once, encoded once to a Buffer and written to every other connection (the least a real server can do: validate, then
- * fan out the same bytes). Publishes arrive as a WebSocket message (client-event scenario) or as `POST /publish`
- * (HTTP scenario), both `{"event","data"}`. Loopback only; PORT from the environment.
+ * The baselines: a minimal broadcast server on bare `ws`. A connection joins the room named by its `?room=` (default `bench`);
+ * a message is parsed once, encoded once to a Buffer and written to every other connection of its room (the least a real
+ * server can do: validate, then fan out the same bytes). Publishes arrive as a WebSocket message (client-event scenario), as
+ * `POST /publish` `{"room"?, "event", "data"}` or `{"batch": [...]}` of those. Loopback only; PORT from the environment.
+ *
+ * RAW_WRITES=1 is the limit probe: each frame is built once (header and payload in one Buffer, with ws's own
+ * `Sender.frame`) and written to each subscriber's TCP socket with one `write`, bypassing ws's per-socket framing.
  */
 import { createServer } from 'node:http';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { Socket } from 'node:net';
+import * as wsModule from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 
 const port = Number(process.env.PORT);
+const raw = process.env.RAW_WRITES === '1';
 const TEXT = { binary: false } as const;
 const READY = Buffer.from(JSON.stringify({ event: 'subscribed' }));
-const room = new Set<WebSocket>();
+const rooms = new Map<string, Set<WebSocket>>();
+/** ws keeps the TCP socket in a private field; the probe writes to it directly. */
+type WithSocket = WebSocket & { _socket: Socket };
+/** ws exports its frame builder at run time (`WebSocket.Sender`); its types do not declare it. */
+const { Sender } = wsModule as unknown as {
+  Sender: { frame(data: Buffer, options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[] };
+};
 
-function broadcast(message: { event: string; data: unknown }, except: WebSocket | undefined): void {
-  const frame = Buffer.from(JSON.stringify({ event: message.event, data: message.data }));
-  for (const socket of room) if (socket !== except) socket.send(frame, TEXT);
+interface Message {
+  room?: string;
+  event: string;
+  data: unknown;
+}
+
+function broadcast(message: Message, except: WebSocket | undefined): void {
+  const room = rooms.get(message.room ?? 'bench');
+  if (room === undefined) return;
+  const payload = Buffer.from(JSON.stringify({ event: message.event, data: message.data }));
+  if (raw) {
+    const frame = Buffer.concat(Sender.frame(payload, { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false }));
+    for (const socket of room) if (socket !== except && socket.readyState === WebSocket.OPEN) (socket as WithSocket)._socket.write(frame);
+  } else {
+    for (const socket of room) if (socket !== except) socket.send(payload, TEXT);
+  }
 }
 
 const server = createServer((req, res) => {
@@ -31,7 +56,9 @@ const server = createServer((req, res) => {
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
     try {
-      broadcast(JSON.parse(Buffer.concat(chunks).toString()) as { event: string; data: unknown }, undefined);
+      const body = JSON.parse(Buffer.concat(chunks).toString()) as Message | { batch: Message[] };
+      if ('batch' in body) for (const message of body.batch) broadcast(message, undefined);
+      else broadcast(body, undefined);
       res.end('{}');
     } catch {
       res.statusCode = 400;
@@ -41,12 +68,19 @@ const server = createServer((req, res) => {
 });
 
 const wss = new WebSocketServer({ server });
-wss.on('connection', (socket) => {
-  room.add(socket);
-  socket.on('close', () => room.delete(socket));
+wss.on('connection', (socket, request) => {
+  const name = new URL(request.url ?? '/', 'http://x').searchParams.get('room') ?? 'bench';
+  let room = rooms.get(name);
+  if (room === undefined) rooms.set(name, (room = new Set()));
+  const joined = room;
+  joined.add(socket);
+  socket.on('close', () => {
+    joined.delete(socket);
+    if (joined.size === 0) rooms.delete(name);
+  });
   socket.on('message', (data) => {
     try {
-      broadcast(JSON.parse(data.toString()) as { event: string; data: unknown }, socket);
+      broadcast({ ...(JSON.parse(data.toString()) as Message), room: name }, socket);
     } catch {
       // A malformed frame is dropped.
     }

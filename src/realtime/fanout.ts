@@ -6,6 +6,7 @@ import type { Envelope } from '../adapters/envelope.js';
 import { encodeChannelEvent } from '../protocol/encode.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { Attr, contextFromTraceparent, startDeliverSpan } from '../telemetry/tracing.js';
+import { TextFrame } from '../transport/preframed.js';
 import type { Hub } from './hub.js';
 
 export interface FanoutDeps {
@@ -23,15 +24,15 @@ export function createFanout({ hub, metrics }: FanoutDeps): (envelope: Envelope)
       envelope.traceparent === undefined
         ? undefined
         : startDeliverSpan(type, envelope.channel, envelope.appId, contextFromTraceparent(envelope.traceparent));
-    // Encoded once, to UTF-8 bytes once: every subscriber is written the same Buffer.
-    const frame = Buffer.from(encodeChannelEvent(envelope.event, envelope.channel, envelope.data, envelope.userId));
-    const bytes = frame.length;
+    // Encoded once, to UTF-8 bytes once, framed once: every subscriber is written the same wire bytes.
+    const frame = new TextFrame(Buffer.from(encodeChannelEvent(envelope.event, envelope.channel, envelope.data, envelope.userId)));
+    const bytes = frame.payload.length;
     const exclude = envelope.excludeSocketId;
     let recipients = 0;
     let dropped = 0;
     for (const connection of channel.subscribers) {
       if (connection.socketId === exclude) continue;
-      if (connection.sendFrame(frame, bytes)) recipients++;
+      if (connection.sendTextFrame(frame)) recipients++;
       else dropped++;
     }
     metrics.messagesSent(envelope.appId, envelope.kind, bytes, recipients);

@@ -11,7 +11,8 @@
  * `action`, `result`, `direction`, `op` come from the fixed enums below. Client-chosen values (socket ids, user ids, channel
  * names, IPs, event names, close codes sent by a client) are never labels: a hostile client could mint unbounded series.
  */
-import { metrics, type Attributes, type Counter, type Histogram, type Meter } from '@opentelemetry/api';
+import { metrics, type Attributes, type Counter, type Histogram, type Meter, type ObservableCounter } from '@opentelemetry/api';
+import { CounterTable } from './counter-table.js';
 
 export type ChannelType = 'public' | 'private' | 'presence' | 'encrypted' | 'cache';
 export type CloseReason =
@@ -134,19 +135,31 @@ export function createMetrics(
   const counter = (name: string, description: string, unit = ''): Counter =>
     meter.createCounter(name, { description, unit });
 
-  const opened = counter('websocket_connections_opened_total', 'Accepted WebSocket connections');
-  const closed = counter('websocket_connections_closed_total', 'Closed WebSocket connections by reason');
-  const rejected = counter('websocket_connections_rejected_total', 'WebSocket upgrades refused by reason');
+  // Counters of the per-message and per-connection paths are plain numbers read at collection time (counter-table.ts).
+  const observed: [ObservableCounter, CounterTable][] = [];
+  const counted = (name: string, description: string, table: CounterTable, unit = ''): CounterTable => {
+    observed.push([meter.createObservableCounter(name, { description, unit }), table]);
+    return table;
+  };
+  const byApp = (): CounterTable => new CounterTable((appId) => ({ app_id: appId }));
+  const byAppAnd = (label: string): CounterTable => new CounterTable((appId, value) => ({ app_id: appId, [label]: value }));
+  const opened = counted('websocket_connections_opened_total', 'Accepted WebSocket connections', byApp());
+  const closed = counted('websocket_connections_closed_total', 'Closed WebSocket connections by reason', byAppAnd('reason'));
+  const rejected = counted(
+    'websocket_connections_rejected_total',
+    'WebSocket upgrades refused by reason',
+    new CounterTable((reason) => ({ reason })),
+  );
   const duration = histogram(
     'websocket_connection_duration_seconds',
     'Lifetime of closed connections',
     's',
     SECONDS_LIFETIME,
   );
-  const received = counter('websocket_messages_received_total', 'Frames received from clients by kind');
-  const sent = counter('websocket_messages_sent_total', 'Frames sent to clients by kind');
-  const receivedBytes = counter('websocket_received_bytes_total', 'Payload bytes received from clients', 'By');
-  const sentBytes = counter('websocket_sent_bytes_total', 'Payload bytes sent to clients', 'By');
+  const received = counted('websocket_messages_received_total', 'Frames received from clients by kind', byAppAnd('kind'));
+  const sent = counted('websocket_messages_sent_total', 'Frames sent to clients by kind', byAppAnd('kind'));
+  const receivedBytes = counted('websocket_received_bytes_total', 'Payload bytes received from clients', byApp(), 'By');
+  const sentBytes = counted('websocket_sent_bytes_total', 'Payload bytes sent to clients', byApp(), 'By');
   const size = histogram('websocket_message_size_bytes', 'Frame sizes by direction', 'By', BYTES);
   const processing = histogram(
     'websocket_message_processing_duration_seconds',
@@ -154,8 +167,8 @@ export function createMetrics(
     's',
     SECONDS_FAST,
   );
-  const errors = counter('websocket_message_errors_total', 'Rejected client frames by reason');
-  const published = counter('websocket_events_published_total', 'Events accepted for publishing by source');
+  const errors = counted('websocket_message_errors_total', 'Rejected client frames by reason', byAppAnd('reason'));
+  const published = counted('websocket_events_published_total', 'Events accepted for publishing by source', byAppAnd('source'));
   const broadcastDuration = histogram(
     'websocket_broadcast_duration_seconds',
     'Publish accepted until the last frame is written on this node',
@@ -170,7 +183,7 @@ export function createMetrics(
   );
   const subscriptionsTotal = counter('websocket_subscriptions_total', 'Subscription attempts by result');
   const rateLimits = counter('websocket_rate_limit_triggered_total', 'Rate limits hit by scope');
-  const backpressureEvents = counter('websocket_backpressure_events_total', 'Slow-consumer actions');
+  const backpressureEvents = counted('websocket_backpressure_events_total', 'Slow-consumer actions', byAppAnd('action'));
   const pingRtt = histogram('websocket_ping_rtt_seconds', 'Server ping to client pong', 's', SECONDS_RTT);
   const apiAuthFailures = counter('websocket_api_auth_failures_total', 'HTTP API requests refused by signing');
   const httpDuration = histogram(
@@ -180,7 +193,11 @@ export function createMetrics(
     SECONDS_HTTP,
   );
   const webhooks = counter('websocket_webhooks_total', 'Webhook deliveries by result');
-  const adapterMessages = counter('websocket_adapter_messages_total', 'Messages through the cluster engine');
+  const adapterMessages = counted(
+    'websocket_adapter_messages_total',
+    'Messages through the cluster engine',
+    new CounterTable((direction) => ({ direction })),
+  );
   const adapterRequests = histogram(
     'websocket_adapter_request_duration_seconds',
     'Cross-node queries',
@@ -232,6 +249,12 @@ export function createMetrics(
     },
     [connections, channels, subscriptions, presenceMembers, sendBuffer, adapterUp, shutdown, buildInfo],
   );
+  meter.addBatchObservableCallback(
+    (result) => {
+      for (const [instrument, table] of observed) table.observe(result, instrument);
+    },
+    observed.map(([instrument]) => instrument),
+  );
 
   // Loki shipping runs in a worker thread that keeps its counts in shared memory: read them at scrape time.
   const logShipped = meter.createObservableCounter('loki_lines_shipped_total', { description: 'Log lines Loki accepted' });
@@ -260,49 +283,65 @@ export function createMetrics(
     }
     return a;
   };
-  const appAttrs = (appId: string) => attrs(`a|${appId}`, () => ({ app_id: appId }));
   const directionIn = { direction: 'in' };
   const directionOut = { direction: 'out' };
+  // Histogram attribute sets bound once per label value: the recorders look them up without building a key string.
+  const bound = <K extends string, V>(build: (key: K) => V): ((key: K) => V) => {
+    const sets = new Map<K, V>();
+    return (key) => {
+      let a = sets.get(key);
+      if (a === undefined) {
+        a = build(key);
+        sets.set(key, a);
+      }
+      return a;
+    };
+  };
+  const processingAttrs = bound((kind: ReceivedKind): Attributes => ({ kind }));
+  const recipientsAttrs = bound((channelType: ChannelType): Attributes => ({ channel_type: channelType }));
+  const broadcastAttrs = bound((channelType: ChannelType): Record<string, Attributes> => {
+    const byBucket: Record<string, Attributes> = {};
+    for (const bucket of ['1', '2-10', '11-100', '101-1000', '1001+']) {
+      byBucket[bucket] = { channel_type: channelType, recipients: bucket };
+    }
+    return byBucket;
+  });
 
   return {
     connectionOpened(appId) {
-      opened.add(1, appAttrs(appId));
+      opened.row(appId).value++;
     },
     connectionClosed(appId, reason, lifetimeSeconds) {
-      const a = attrs(`c|${appId}|${reason}`, () => ({ app_id: appId, reason }));
-      closed.add(1, a);
-      duration.record(lifetimeSeconds, a);
+      const row = closed.row(appId, reason);
+      row.value++;
+      duration.record(lifetimeSeconds, row.attributes);
     },
     connectionRejected(reason) {
-      rejected.add(1, attrs(`r|${reason}`, () => ({ reason })));
+      rejected.row(reason).value++;
     },
     messageReceived(appId, kind, bytes) {
-      received.add(1, attrs(`k|${appId}|${kind}`, () => ({ app_id: appId, kind })));
-      receivedBytes.add(bytes, appAttrs(appId));
+      received.row(appId, kind).value++;
+      receivedBytes.row(appId).value += bytes;
       size.record(bytes, directionIn);
     },
     messagesSent(appId, kind, bytes, count) {
       if (count <= 0) return;
-      sent.add(count, attrs(`k|${appId}|${kind}`, () => ({ app_id: appId, kind })));
-      sentBytes.add(bytes * count, appAttrs(appId));
+      sent.row(appId, kind).value += count;
+      sentBytes.row(appId).value += bytes * count;
       size.record(bytes, directionOut);
     },
     messageProcessed(kind, seconds) {
-      processing.record(seconds, attrs(`p|${kind}`, () => ({ kind })));
+      processing.record(seconds, processingAttrs(kind));
     },
     messageError(appId, reason) {
-      errors.add(1, attrs(`e|${appId}|${reason}`, () => ({ app_id: appId, reason })));
+      errors.row(appId, reason).value++;
     },
     eventPublished(appId, source) {
-      published.add(1, attrs(`s|${appId}|${source}`, () => ({ app_id: appId, source })));
+      published.row(appId, source).value++;
     },
     broadcast(channelType, recipients, seconds) {
-      const bucket = recipientsBucket(recipients);
-      broadcastDuration.record(
-        seconds,
-        attrs(`b|${channelType}|${bucket}`, () => ({ channel_type: channelType, recipients: bucket })),
-      );
-      broadcastRecipients.record(recipients, attrs(`t|${channelType}`, () => ({ channel_type: channelType })));
+      broadcastDuration.record(seconds, broadcastAttrs(channelType)[recipientsBucket(recipients)]);
+      broadcastRecipients.record(recipients, recipientsAttrs(channelType));
     },
     subscription(appId, channelType, result) {
       subscriptionsTotal.add(
@@ -315,7 +354,7 @@ export function createMetrics(
     },
     backpressure(appId, action, count = 1) {
       if (count <= 0) return;
-      backpressureEvents.add(count, attrs(`bp|${appId}|${action}`, () => ({ app_id: appId, action })));
+      backpressureEvents.row(appId, action).value += count;
     },
     pingRtt(seconds) {
       pingRtt.record(seconds);
@@ -334,7 +373,7 @@ export function createMetrics(
       webhooks.add(1, attrs(`w|${event}|${result}|${appId}|${webhook}`, () => ({ event, result, app_id: appId, webhook: String(webhook) })));
     },
     adapterMessage(direction) {
-      adapterMessages.add(1, direction === 'published' ? { direction: 'published' } : { direction: 'received' });
+      adapterMessages.row(direction).value++;
     },
     adapterRequest(op, seconds) {
       adapterRequests.record(seconds, attrs(`ar|${op}`, () => ({ op })));
@@ -346,7 +385,7 @@ export function createMetrics(
       adapterDropped.add(1, reason === 'down' ? { reason: 'down' } : { reason: 'error' });
     },
     cacheEvicted(appId) {
-      cacheEvictions.add(1, appAttrs(appId));
+      cacheEvictions.add(1, attrs(`ce|${appId}`, () => ({ app_id: appId })));
     },
   };
 }

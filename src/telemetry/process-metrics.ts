@@ -7,12 +7,16 @@
  * All values are read at collection time (one batch callback per scrape), so they cost nothing between scrapes.
  * The file-descriptor gauges exist only where `/proc/self` does (Linux); elsewhere they are simply not reported.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { metrics, type Meter } from '@opentelemetry/api';
 
 /** Counts entries of /proc/self/fd; undefined when the platform has no procfs. */
 export function countOpenFds(): number | undefined {
   try {
+    // Linux ≥ 6.2 reports the count as the directory's size: one stat instead of listing every socket (10 000 connections
+    // made the listing ~10 ms of every scrape). Older kernels report 0 there: list them.
+    const size = statSync('/proc/self/fd').size;
+    if (size > 0) return size;
     // The directory handle used by readdirSync is itself listed; subtract it.
     return readdirSync('/proc/self/fd').length - 1;
   } catch {

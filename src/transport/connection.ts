@@ -10,6 +10,8 @@ import { encodeError } from '../protocol/encode.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { CloseReason, MessageErrorReason, Metrics, SentKind } from '../telemetry/metrics.js';
+import { TextFrame, writeTextFrame } from './preframed.js';
+import type { WriteTurnState } from './write-turns.js';
 
 /** A presence membership held by this connection on one channel. */
 export interface Membership {
@@ -28,7 +30,10 @@ export interface ConnectionOptions {
   app: AppConfig;
   socketId: string;
   sessionId: string;
+  /** The process logger; the connection's own logger is its child with `logBindings`, made on first use. */
   logger: Logger;
+  /** Fields of every line this connection logs (session and socket ids, app id). */
+  logBindings: Record<string, string>;
   metrics: Metrics;
   sendBufferMaxBytes: number;
   /** Frames per second this connection may send, every kind (FRAME_RATE_LIMIT_PER_SECOND); 0 means unlimited. */
@@ -55,12 +60,14 @@ export const CLOSE_HANDSHAKE_MS = 2000;
 /** Rejections logged per connection; later ones are only counted (websocket_message_errors_total). */
 const LOGGED_REJECTIONS = 20;
 
-export class Connection {
+export class Connection implements WriteTurnState {
   readonly ws: WebSocket;
   readonly app: AppConfig;
   readonly socketId: string;
   readonly sessionId: string;
-  readonly logger: Logger;
+  private readonly rootLogger: Logger;
+  private readonly logBindings: Record<string, string>;
+  private childLogger: Logger | undefined = undefined;
   readonly upgradeSpan: SpanContext | undefined;
   readonly openedAt: number;
   /** Channel name → presence membership (or null for non-presence channels). */
@@ -86,6 +93,9 @@ export class Connection {
   /** Set once; a closing connection sends nothing more. */
   closeReason: CloseReason | undefined = undefined;
   closeCode = 0;
+  /** Write coalescing (transport/write-turns.ts): the turn of the last raw write, and whether the socket is held corked. */
+  lastWriteTurn = 0;
+  writeCorked = false;
   private readonly metrics: Metrics;
   private readonly sendBufferMaxBytes: number;
   private readonly onClosed: (connection: Connection) => void;
@@ -99,7 +109,8 @@ export class Connection {
     this.app = options.app;
     this.socketId = options.socketId;
     this.sessionId = options.sessionId;
-    this.logger = options.logger;
+    this.rootLogger = options.logger;
+    this.logBindings = options.logBindings;
     this.metrics = options.metrics;
     this.sendBufferMaxBytes = options.sendBufferMaxBytes;
     this.upgradeSpan = options.upgradeSpan;
@@ -108,6 +119,20 @@ export class Connection {
     this.clientEvents = new FixedWindow(options.app.clientEventsPerSecond);
     this.openedAt = Date.now();
     this.lastActivityAt = this.openedAt;
+  }
+
+  /**
+   * The connection's logger (lines carry its session, socket and app ids). Made on first use: with info lines off, an idle
+   * connection never pays for a pino child (bindings serialised, redaction run) it would not write with.
+   */
+  get logger(): Logger {
+    this.childLogger ??= this.rootLogger.child(this.logBindings);
+    return this.childLogger;
+  }
+
+  /** True when info lines are written (checked before building a line's fields on the connection path). */
+  get logsInfo(): boolean {
+    return this.rootLogger.isLevelEnabled('info');
   }
 
   get isOpen(): boolean {
@@ -119,6 +144,27 @@ export class Connection {
    * closed as a slow consumer). Counts bytes here; the caller records message metrics (once per fan-out, not per recipient).
    */
   sendFrame(frame: Buffer, bytes: number): boolean {
+    if (!this.admitsWrite()) return false;
+    this.ws.send(frame, TEXT_FRAME);
+    this.messagesOut++;
+    this.bytesOut += bytes;
+    return true;
+  }
+
+  /**
+   * Writes one frame built once for many recipients (fan-out): one socket write of the prebuilt wire bytes when ws's state
+   * allows it (transport/preframed.ts), `ws.send()` otherwise. Same contract as `sendFrame`.
+   */
+  sendTextFrame(frame: TextFrame): boolean {
+    if (!this.admitsWrite()) return false;
+    writeTextFrame(this.ws, frame, this);
+    this.messagesOut++;
+    this.bytesOut += frame.payload.length;
+    return true;
+  }
+
+  /** False when nothing may be written: closing, or just closed as a slow consumer (counted and logged here, once). */
+  private admitsWrite(): boolean {
     if (!this.isOpen) return false;
     if (this.ws.bufferedAmount > this.sendBufferMaxBytes) {
       // The client does not read as fast as we write: close it rather than let its buffer grow without bound.
@@ -130,17 +176,14 @@ export class Connection {
       this.close(CloseCode.OverCapacity, 'Slow consumer: send buffer full', 'slow_consumer');
       return false;
     }
-    this.ws.send(frame, TEXT_FRAME);
-    this.messagesOut++;
-    this.bytesOut += bytes;
     return true;
   }
 
   /** Writes a frame that is addressed to this connection alone, recording its message metrics. */
   send(frame: string, kind: SentKind): boolean {
-    const buffer = Buffer.from(frame);
-    const written = this.sendFrame(buffer, buffer.length);
-    if (written) this.metrics.messagesSent(this.app.id, kind, buffer.length, 1);
+    const text = new TextFrame(Buffer.from(frame));
+    const written = this.sendTextFrame(text);
+    if (written) this.metrics.messagesSent(this.app.id, kind, text.payload.length, 1);
     return written;
   }
 
@@ -248,6 +291,7 @@ export class Connection {
     const durationMs = Date.now() - this.openedAt;
     this.metrics.connectionClosed(this.app.id, this.closeReason, durationMs / 1000);
     this.onClosed(this);
+    if (!this.logsInfo) return;
     this.logger.info(
       {
         event: 'connection_closed',

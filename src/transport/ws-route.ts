@@ -199,7 +199,8 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         app,
         socketId: id,
         sessionId,
-        logger: logger.child({ session_id: sessionId, socket_id: id, app_id: app.id }),
+        logger,
+        logBindings: { session_id: sessionId, socket_id: id, app_id: app.id },
         metrics,
         sendBufferMaxBytes: options.sendBufferMaxBytes,
         framesPerSecond: options.framesPerSecond,
@@ -211,7 +212,8 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       });
       hub.addConnection(connection);
       metrics.connectionOpened(app.id);
-      connection.logger.info(
+      // Only built when written: its fields cost a getpeername call and an object per connection.
+      if (connection.logsInfo) connection.logger.info(
         {
           event: 'connection_opened',
           remote_address: request.ip,

@@ -7,6 +7,7 @@ import { createFanout } from '../../src/realtime/fanout.js';
 import { Hub } from '../../src/realtime/hub.js';
 import type { Metrics } from '../../src/telemetry/metrics.js';
 import type { Connection } from '../../src/transport/connection.js';
+import type { TextFrame } from '../../src/transport/preframed.js';
 
 const APP = { id: 'a1', key: 'k', secret: 's' } as AppConfig;
 
@@ -17,7 +18,7 @@ function standIn(socketId: string, accepts: boolean, frames: Buffer[]): Connecti
     subscriptions: new Map(),
     userId: undefined,
     watchlist: [],
-    sendFrame: (frame: Buffer) => (accepts ? frames.push(frame) > 0 : false),
+    sendTextFrame: (frame: TextFrame) => (accepts ? frames.push(frame.payload) > 0 : false),
   } as unknown as Connection;
 }
 

@@ -1,0 +1,105 @@
+/**
+ * Bursts: `subscribers` connections on one channel and publishes of `batchSize` events to that same channel per HTTP
+ * request (Beacon `POST /apps/app-id/batch_events` signed by the `pusher` SDK; the baselines an unsigned `POST /publish`
+ * with a batch), `inFlight` requests at a time: every subscriber gets `batchSize` frames in one turn of the server's event
+ * loop, which Beacon coalesces into one socket write (transport/write-turns.ts). Measures server CPU per delivery.
+ *
+ *   node --import tsx bench/fanout/burst.ts '<BurstOptions as JSON>'      (started by bench/run.ts)
+ */
+import { Agent } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import Pusher from 'pusher';
+import { openAll, runLoadProcess } from './child.js';
+import { subscribe, type Payload } from './clients.js';
+import { cpuMs } from './proc-cpu.js';
+import { BEACON_APP, protocolOf, type TargetId } from './targets.js';
+
+export interface BurstOptions {
+  target: TargetId;
+  port: number;
+  serverPid: number;
+  subscribers: number;
+  batches: number;
+  warmupBatches: number;
+  batchSize: number;
+  inFlight: number;
+  payloadBytes: number;
+  drainTimeoutMs: number;
+}
+
+export interface BurstResult {
+  expected: number;
+  delivered: number;
+  serverCpuUsPerDelivery: number;
+}
+
+const CHANNEL = 'burst';
+const EVENT = 'burst';
+
+function publisher(target: TargetId, port: number): { send: (payloads: Payload[]) => Promise<unknown>; close: () => void } {
+  if (protocolOf(target) === 'beacon') {
+    const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+    const pusher = new Pusher({ appId: BEACON_APP.id, key: BEACON_APP.key, secret: BEACON_APP.secret, host: '127.0.0.1', port: String(port), useTLS: false, agent });
+    return {
+      send: (payloads) => pusher.triggerBatch(payloads.map((data) => ({ channel: CHANNEL, name: EVENT, data }))),
+      close: () => agent.destroy(),
+    };
+  }
+  const url = `http://127.0.0.1:${port}/publish`;
+  return {
+    send: async (payloads) => {
+      const batch = payloads.map((data) => ({ room: CHANNEL, event: EVENT, data }));
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ batch }) });
+      if (!res.ok) throw new Error(`publish: HTTP ${res.status}`);
+      await res.arrayBuffer();
+    },
+    close: () => undefined,
+  };
+}
+
+async function main(o: BurstOptions): Promise<BurstResult> {
+  let delivered = 0;
+  const clients = await openAll(o.subscribers, 50, () =>
+    subscribe(o.target, o.port, { beaconChannel: CHANNEL, beaconEvent: EVENT, event: EVENT, room: CHANNEL }, () => delivered++),
+  );
+  const pub = publisher(o.target, o.port);
+  const pad = 'x'.repeat(Math.max(0, o.payloadBytes - 40));
+  const runBatches = async (count: number): Promise<void> => {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < count) {
+        next++;
+        const payloads = Array.from({ length: o.batchSize }, (_, k) => ({ i: k, t: performance.now(), pad }));
+        await pub.send(payloads).catch(() => undefined);
+      }
+    };
+    await Promise.all(Array.from({ length: o.inFlight }, worker));
+  };
+  const drain = async (target: number): Promise<void> => {
+    let last = -1;
+    let lastAt = performance.now();
+    while (delivered < target) {
+      if (delivered !== last) {
+        last = delivered;
+        lastAt = performance.now();
+      } else if (performance.now() - lastAt > o.drainTimeoutMs) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  try {
+    await runBatches(o.warmupBatches);
+    await drain(o.warmupBatches * o.batchSize * o.subscribers);
+    delivered = 0;
+    const expected = o.batches * o.batchSize * o.subscribers;
+    const cpu0 = cpuMs(o.serverPid);
+    await runBatches(o.batches);
+    await drain(expected);
+    const cpu1 = cpuMs(o.serverPid);
+    return { expected, delivered, serverCpuUsPerDelivery: ((cpu1 - cpu0) * 1000) / Math.max(1, delivered) };
+  } finally {
+    pub.close();
+    for (const c of clients) c.close();
+  }
+}
+
+runLoadProcess(main);

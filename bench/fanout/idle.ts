@@ -1,0 +1,85 @@
+/**
+ * The connection phase of a run: how fast a target accepts subscribed connections and what an idle one costs it.
+ *   0. warm-up: `warmup` connections opened and closed (JIT, lazy modules), then the server's RSS is read;
+ *   1. `connections` subscribed connections opened, `concurrency` handshakes in flight: connects/s = connections ÷ elapsed
+ *      (handshake, the server's first frame, subscribe, its acknowledgement);
+ *   2. after `settleMs` the RSS again: KiB per idle subscribed connection = ΔRSS ÷ connections;
+ *   3. with a /metrics endpoint: `scrapes` sequential scrapes, the median time to the last byte.
+ * Beacon connections are spread over its apps (round robin), each app's on one public channel; the baselines' all in one room.
+ *
+ *   node --import tsx bench/fanout/idle.ts '<IdleOptions as JSON>'      (started by bench/run.ts)
+ */
+import { performance } from 'node:perf_hooks';
+import { runLoadProcess, openAll } from './child.js';
+import { subscribe, type Closable, type Subscription } from './clients.js';
+import { rssKiB } from './proc-mem.js';
+import { median } from './stats.js';
+import { BEACON_APPS, type TargetId } from './targets.js';
+
+export interface IdleOptions {
+  target: TargetId;
+  port: number;
+  serverPid: number;
+  connections: number;
+  warmup: number;
+  concurrency: number;
+  settleMs: number;
+  metricsUrl: string | undefined;
+  scrapes: number;
+}
+
+export interface IdleResult {
+  connectsPerSecond: number;
+  rssBeforeKiB: number;
+  rssAfterKiB: number;
+  kibPerConnection: number;
+  /** Median /metrics scrape time (null without a /metrics endpoint). */
+  metricsMs: number | null;
+  metricsBytes: number | null;
+}
+
+function subscription(i: number): Subscription {
+  const app = BEACON_APPS[i % BEACON_APPS.length]!;
+  return { beaconChannel: 'idle', beaconEvent: 'idle', event: 'idle', room: 'idle', app };
+}
+
+async function main(options: IdleOptions): Promise<IdleResult> {
+  const ignore = (): void => undefined;
+  const open = (i: number): Promise<Closable> => subscribe(options.target, options.port, subscription(i), ignore);
+  const warm = await openAll(options.warmup, options.concurrency, open);
+  for (const c of warm) c.close();
+  await new Promise((r) => setTimeout(r, options.settleMs));
+  const rssBeforeKiB = rssKiB(options.serverPid);
+  const started = performance.now();
+  const clients = await openAll(options.connections, options.concurrency, open);
+  const elapsed = performance.now() - started;
+  try {
+    await new Promise((r) => setTimeout(r, options.settleMs));
+    const rssAfterKiB = rssKiB(options.serverPid);
+    let metricsMs: number | null = null;
+    let metricsBytes: number | null = null;
+    if (options.metricsUrl !== undefined) {
+      const times: number[] = [];
+      for (let k = 0; k < options.scrapes; k++) {
+        const t0 = performance.now();
+        const res = await fetch(options.metricsUrl, { signal: AbortSignal.timeout(10_000) });
+        const body = await res.text();
+        times.push(performance.now() - t0);
+        metricsBytes = body.length;
+      }
+      metricsMs = median(times);
+    }
+    return {
+      connectsPerSecond: (options.connections * 1000) / elapsed,
+      rssBeforeKiB,
+      rssAfterKiB,
+      kibPerConnection: (rssAfterKiB - rssBeforeKiB) / options.connections,
+      metricsMs,
+      metricsBytes,
+    };
+  } finally {
+    for (const c of clients) c.close();
+  }
+}
+
+runLoadProcess(main);
