@@ -28,10 +28,18 @@ export class Deadline {
    * settled in time; never rejects (a failing stage must not stop the later ones).
    */
   async race(work: Promise<unknown>, capMs: number = Number.POSITIVE_INFINITY): Promise<boolean> {
-    const ms = Math.min(capMs, this.remainingMs());
+    const until = performance.now() + Math.min(capMs, this.remainingMs());
     let timer: NodeJS.Timeout | undefined;
+    // Node's timers run on a millisecond clock and can fire up to a millisecond before a fractional `performance.now()`
+    // target: re-armed until the target has really passed, so "timed out" always means `expired` (or the cap) holds.
     const timedOut = new Promise<false>((resolve) => {
-      timer = setTimeout(resolve, ms, false);
+      // Armed even with no time left: work that is already done (a stage with nothing to wait for) settles first.
+      const check = (): void => {
+        const left = until - performance.now();
+        if (left <= 0) resolve(false);
+        else timer = setTimeout(check, Math.ceil(left));
+      };
+      timer = setTimeout(check, Math.max(0, Math.ceil(until - performance.now())));
     });
     const done = work.then(
       () => true as const,
