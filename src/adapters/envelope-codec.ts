@@ -1,4 +1,5 @@
 /** The Envelope as it crosses nodes through a cluster engine: JSON, read back into the same fixed shape. */
+import { isSentKind } from '../protocol/frame-kinds.js';
 import type { Envelope } from './envelope.js';
 
 /** JSON of the envelope; `undefined` fields are left out. */
@@ -15,7 +16,8 @@ export function decodeEnvelope(message: string): Envelope | undefined {
     return undefined;
   }
   if (typeof o.appId !== 'string' || typeof o.channel !== 'string' || typeof o.event !== 'string') return undefined;
-  if (typeof o.data !== 'string' || o.kind === undefined) return undefined;
+  // The kind becomes a metric label on the receiving node: only the fixed enum may pass.
+  if (typeof o.data !== 'string' || !isSentKind(o.kind)) return undefined;
   return {
     appId: o.appId,
     channel: o.channel,

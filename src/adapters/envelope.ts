@@ -1,5 +1,5 @@
 /** The message that crosses nodes: one event on one channel, already serialized, with the trace context of its publish. */
-import type { SentKind } from '../telemetry/metrics.js';
+import type { SentKind } from '../protocol/frame-kinds.js';
 
 export interface Envelope {
   appId: string;

@@ -1,5 +1,5 @@
 /** Channel names: their type (from the prefix) and validity. Pure. */
-import type { ChannelType } from '../telemetry/metrics.js';
+import type { ChannelType } from './channel-type.js';
 
 export type { ChannelType };
 

@@ -6,7 +6,8 @@ import type { Envelope } from '../adapters/envelope.js';
 import type { AppConfig } from '../config.js';
 import { channelKind, type ChannelKind } from '../protocol/channel-name.js';
 import type { Connection, Membership } from '../transport/connection.js';
-import { CHANNEL_TYPES, type ChannelType, type GaugeSources } from '../telemetry/metrics.js';
+import { CHANNEL_TYPES, type ChannelType } from '../protocol/channel-type.js';
+import type { GaugeSources } from '../telemetry/metrics.js';
 
 /** A presence member: one user, however many of its connections are subscribed. */
 export interface Member {

@@ -5,7 +5,8 @@
 import type { Context } from '@opentelemetry/api';
 import type { Adapter } from '../adapters/adapter.js';
 import { channelKind } from '../protocol/channel-name.js';
-import type { Metrics, PublishSource, SentKind } from '../telemetry/metrics.js';
+import type { SentKind } from '../protocol/frame-kinds.js';
+import type { Metrics, PublishSource } from '../telemetry/metrics.js';
 import { startPublishSpan, traceparentOf } from '../telemetry/tracing.js';
 
 export interface PublishRequest {

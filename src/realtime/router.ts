@@ -9,7 +9,7 @@ import { PONG_FRAME } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
 import type { ClientMessage } from '../protocol/messages.js';
 import type { Connection } from '../transport/connection.js';
-import type { ReceivedKind } from '../telemetry/metrics.js';
+import type { ReceivedKind } from '../protocol/frame-kinds.js';
 import { endWithError, startProcessSpan, withSpan } from '../telemetry/tracing.js';
 import { clientEvent } from './client-events.js';
 import type { RealtimeDeps } from './deps.js';

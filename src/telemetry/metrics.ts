@@ -11,22 +11,12 @@
  * `action`, `result`, `direction`, `op` come from the fixed enums below. Client-chosen values (socket ids, user ids, channel
  * names, IPs, event names, close codes sent by a client) are never labels: a hostile client could mint unbounded series.
  */
+import type { ChannelType } from '../protocol/channel-type.js';
+import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
+import type { CloseReason, RejectReason } from '../transport/close-reasons.js';
 import { metrics, type Attributes, type Counter, type Histogram, type Meter, type ObservableCounter } from '@opentelemetry/api';
 import { CounterTable } from './counter-table.js';
 
-export type ChannelType = 'public' | 'private' | 'presence' | 'encrypted' | 'cache';
-export type CloseReason =
-  | 'client_close'
-  | 'server_shutdown'
-  | 'pong_timeout'
-  | 'slow_consumer'
-  | 'protocol_error'
-  | 'terminated'
-  | 'over_quota'
-  | 'error';
-export type RejectReason = 'unknown_app' | 'app_disabled' | 'over_quota' | 'over_capacity' | 'bad_protocol' | 'rate_limited';
-export type ReceivedKind = 'subscribe' | 'unsubscribe' | 'ping' | 'pong' | 'client_event' | 'signin' | 'invalid';
-export type SentKind = 'channel_event' | 'client_event' | 'presence' | 'protocol';
 export type MessageErrorReason =
   | 'invalid_json'
   | 'invalid_message'
@@ -58,8 +48,6 @@ export interface LogShippingCounts {
   shipped: number;
   dropped: Record<LogDropReason, number>;
 }
-
-export const CHANNEL_TYPES: readonly ChannelType[] = ['public', 'private', 'presence', 'encrypted', 'cache'];
 
 /** Sizes read at collection time. Every callback must be cheap: it runs on each scrape. */
 export interface GaugeSources {

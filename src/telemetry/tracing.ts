@@ -20,7 +20,7 @@ import {
   type Span,
   type SpanContext,
 } from '@opentelemetry/api';
-import type { ChannelType } from './metrics.js';
+import type { ChannelType } from '../protocol/channel-type.js';
 
 const tracer = trace.getTracer('beacon');
 

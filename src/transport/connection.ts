@@ -9,7 +9,9 @@ import { CloseCode } from '../protocol/close-codes.js';
 import { encodeError } from '../protocol/encode.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { CloseReason, MessageErrorReason, Metrics, SentKind } from '../telemetry/metrics.js';
+import type { SentKind } from '../protocol/frame-kinds.js';
+import type { MessageErrorReason, Metrics } from '../telemetry/metrics.js';
+import type { CloseReason } from './close-reasons.js';
 import { TextFrame, writeTextFrame } from './preframed.js';
 import type { WriteTurnState } from './write-turns.js';
 

@@ -12,7 +12,8 @@ import { encodeConnectionEstablished, encodeError } from '../protocol/encode.js'
 import type { Hub } from '../realtime/hub.js';
 import type { Router } from '../realtime/router.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { Metrics, RejectReason } from '../telemetry/metrics.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { RejectReason } from './close-reasons.js';
 import { contextFromHeaders, startConnectSpan } from '../telemetry/tracing.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { ErrorCode } from '../protocol/close-codes.js';
