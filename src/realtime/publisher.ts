@@ -23,8 +23,6 @@ export interface PublishRequest {
 
 export interface Publisher {
   publish(request: PublishRequest): void;
-  /** Internal protocol events (presence member_added/removed, subscription_count) through the same path. */
-  publishInternal(appId: string, channel: string, event: string, data: string, kind: SentKind, excludeSocketId?: string): void;
 }
 
 export function createPublisher({ adapter, metrics }: { adapter: Adapter; metrics: Metrics }): Publisher {
@@ -55,19 +53,6 @@ export function createPublisher({ adapter, metrics }: { adapter: Adapter; metric
         publishedAt,
       });
       span.end();
-    },
-    publishInternal(appId, channel, event, data, kind, excludeSocketId) {
-      adapter.publish({
-        appId,
-        channel,
-        event,
-        data,
-        userId: undefined,
-        excludeSocketId,
-        kind,
-        traceparent: undefined,
-        publishedAt: Date.now(),
-      });
     },
   };
 }
