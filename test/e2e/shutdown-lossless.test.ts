@@ -11,7 +11,7 @@ import { spawnBeacon } from '../helpers/beacon-process.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { APP } from '../helpers/server.js';
 import { silentSocket } from '../helpers/silent-socket.js';
-import { within } from '../helpers/wait.js';
+import { until, within } from '../helpers/wait.js';
 
 const SUBSCRIBERS = 8;
 const PUBLISHERS = 4;
@@ -51,7 +51,8 @@ test('SIGTERM under a steady publish load: every publish that got 200 reached ev
       }
     };
     const publishers = Array.from({ length: PUBLISHERS }, () => publisher());
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // SIGTERM under load: once the publishers are being answered, not after a guessed time.
+    await until(() => accepted.length >= 30, 'publishes accepted before SIGTERM', 10_000);
     signalledAt = Date.now();
     const code = await within(beacon.stop('SIGTERM'), 'the process to exit', 15_000);
     exited = true;

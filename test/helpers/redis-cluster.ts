@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './free-port.js';
+import { eventually } from './wait.js';
 
 const run = promisify(execFile);
 
@@ -17,14 +18,6 @@ export interface RedisClusterServer {
   /** `REDIS_CLUSTER_NODES` for Beacon. */
   env: string;
   stop(): Promise<void>;
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 export async function startRedisCluster(): Promise<RedisClusterServer> {
@@ -60,13 +53,13 @@ export async function startRedisCluster(): Promise<RedisClusterServer> {
       children.push(child);
     }
     for (const port of ports) {
-      await waitFor(async () => (await run('redis-cli', ['-p', String(port), 'ping'])).stdout.trim() === 'PONG', `redis ${port}`, 5000);
+      await eventually(async () => (await run('redis-cli', ['-p', String(port), 'ping'])).stdout.trim() === 'PONG', `redis ${port}`, 5000);
     }
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
       timeout: 20_000,
     });
     for (const port of ports) {
-      await waitFor(
+      await eventually(
         async () => (await run('redis-cli', ['-p', String(port), 'cluster', 'info'])).stdout.includes('cluster_state:ok'),
         `cluster_state:ok on ${port}`,
         10_000,

@@ -23,3 +23,12 @@ export async function until(check: () => boolean, what: string, timeoutMs = WAIT
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+/** Like `until` for a check that must ask something asynchronously (an HTTP query, a Redis command); a failing check counts as not yet. */
+export async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = WAIT_MS, everyMs = 10): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
