@@ -41,17 +41,7 @@ function envelope(channel: string, n: number): Envelope {
   };
 }
 
-/** What an engine promises beyond the common contract. */
-export interface ContractOptions {
-  /**
-   * Whether `flush` orders after every earlier publish on any channel (one Redis: yes). A Redis Cluster's shards keep no
-   * order between them, so there `flush` only bounds the wait and the publishes are checked to arrive soon after.
-   */
-  flushOrdersAllChannels?: boolean;
-}
-
-export function adapterContract(name: string, make: AdapterFactory, options: ContractOptions = {}): void {
-  const { flushOrdersAllChannels = true } = options;
+export function adapterContract(name: string, make: AdapterFactory): void {
   const setup = async (ttl = 1000) => {
     const clock = { t: 1_000_000, now: () => clock.t };
     const adapter = await make(clock, ttl);
@@ -82,8 +72,7 @@ export function adapterContract(name: string, make: AdapterFactory, options: Con
       for (let n = 0; n < 50; n++) adapter.publish(envelope(`c${n % 3}`, n));
       await within(adapter.flush(), 'the flush');
       // No waiting beyond the flush itself: the graceful drain closes connections right after it.
-      if (flushOrdersAllChannels) assert.equal(seen.length, 50);
-      else await until(() => seen.length === 50, 'every publish after the flush (no order across shards)');
+      assert.equal(seen.length, 50);
     } finally {
       await adapter.close();
     }

@@ -39,7 +39,7 @@ adapterContract('redis cluster adapter', async (clock, cacheTtlMs) => {
   const adapter = make({ cacheTtlMs, now: clock.now, prefix: `cc${prefixes++}` });
   await within(adapter.ready(), 'the redis cluster adapter to be up', 10_000);
   return adapter;
-}, { flushOrdersAllChannels: false });
+});
 
 test('redis cluster adapter: a user on two nodes is one member; sharded publications reach both nodes', async () => {
   const a = make({ prefix: 'pair' });
