@@ -17,22 +17,22 @@
  * the node's reap lock removes its share of every channel (member_removed for users present nowhere else, vacated
  * channels) and unlists it: a crashed node is cleaned up within nodeTtlMs + nodeTtlMs / 3 + the scripts' time.
  *
- * `flush()` publishes a marker on the control channel through the command connection that carries the envelopes and
- * waits for it to come back: one Redis runs one connection's commands in order and pushes messages to a subscriber in that
- * order, so every envelope this node published before the marker has reached its envelope handler by then. On a Redis
- * Cluster the shards keep no order between them: there the marker only bounds the wait (docs/scaling.md).
+ * `flush()` sends markers after the envelopes and waits for them to come back (redis-flush.ts: one on the control channel
+ * for one Redis, one per shard on a Redis Cluster), so every envelope this node published before has reached its
+ * envelope handler by then.
  *
  * Failure: no offline queue, so while Redis is down nothing is buffered; `publish` drops (counted in
  * `websocket_adapter_dropped_total` by reason, and the count is logged with the next `adapter_up`), `join` fails (the subscription is refused with 503), a `leave` is kept and recorded when Redis is back
  * (so no share is left behind), queries fail over to empty answers, the cache misses, and `status().up` is false so
  * `/readyz` answers 503. `adapter_down` and `adapter_up` are logged once per transition.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
 import type { Adapter, CachedEvent, ChannelCounts, LeaveOutcome, ReapedChannel } from './adapter.js';
 import type { Envelope } from './envelope.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
+import { FlushMarkers } from './redis-flush.js';
 import { Interest } from './redis-interest.js';
 import { RedisKeys } from './redis-keys.js';
 import { createRedisLink } from './redis-link.js';
@@ -44,6 +44,8 @@ const RETRY_STEP_MS = 100;
 const RETRY_MAX_MS = 1000;
 /** Pause before subscribing again after a failed resubscription. */
 const RESUBSCRIBE_RETRY_MS = 250;
+/** A subscriber whose every subscription failed for this long is replaced by a new connection. */
+const RENEW_SUBSCRIBER_AFTER_MS = 3000;
 /** A command that got no answer in this time fails (a stalled Redis must not stall publishes or queries). */
 const COMMAND_TIMEOUT_MS = 1000;
 
@@ -75,7 +77,7 @@ export interface RedisAdapter extends Adapter {
   listening(): number;
 }
 
-type ControlMessage = { type: 'terminate'; appId: string; userId: string } | { type: 'flush'; id: string };
+type ControlMessage = { type: 'terminate'; appId: string; userId: string };
 
 /** A removal that must reach Redis eventually (a leave, a released connection): retried once Redis is back. */
 interface Deferred {
@@ -101,6 +103,13 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const pub = link.commands;
   const membership = new RedisMembership(pub, keys, nodeId, link.publishCommand);
   const interest = new Interest(link.events);
+  const markers = new FlushMarkers({
+    sharded: link.publishCommand === 'SPUBLISH',
+    control: keys.control,
+    publish: (channel, message) => (channel === keys.control ? pub.publish(channel, message) : link.publish(channel, message)),
+    listens: (channel) => interest.listens(channel),
+    shardOf: (channel) => link.shardOf(channel),
+  });
 
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
@@ -115,8 +124,6 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   let closed = false;
   const waiters: (() => void)[] = [];
   const deferred: Deferred[] = [];
-  /** Flush markers in flight: id → resolve. */
-  const flushes = new Map<string, () => void>();
   const inflight = new Set<Promise<unknown>>();
 
   const isUp = (): boolean => !closed && subscribed && link.ready();
@@ -151,6 +158,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const beat = setInterval(tick, Math.max(100, Math.floor(nodeTtlMs / 3)));
   beat.unref();
 
+  /** A subscriber that keeps failing to subscribe is replaced (redis-link.ts says why). */
+  const subscribing = failureStreak(RENEW_SUBSCRIBER_AFTER_MS, () => link.renewSubscriber());
   let retry: NodeJS.Timeout | undefined;
   /** Subscribes the control channel and every channel of interest; retried while it fails (a shard still connecting). */
   const resubscribe = (): void => {
@@ -161,10 +170,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       .then(() => {
         interest.resubscribed(channels);
         subscribed = true;
+        subscribing.succeeded();
         refresh();
       })
       .catch((err: Error) => {
         refresh(err.message);
+        subscribing.failed();
         if (closed || retry !== undefined) return;
         retry = setTimeout(() => {
           retry = undefined;
@@ -173,24 +184,23 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         retry.unref();
       });
   };
-  link.onSubscriberReady(resubscribe);
-  for (const client of link.clients) {
-    client.on('ready', () => refresh());
-    client.on('close', () => {
-      if (link.isSubscriber(client)) subscribed = false;
+  link.listen({
+    subscriberReady: resubscribe,
+    ready: () => refresh(),
+    closed: (subscriber) => {
+      if (subscriber) subscribed = false;
       refresh('connection closed');
-    });
-    // Errors surface as `close` and failed commands; this listener keeps ioredis from reporting them as unhandled.
-    client.on('error', (err: Error) => refresh(err.message));
-  }
-
-  link.onMessage((channel: string, message: string) => {
-    if (channel === keys.control) onControl(message);
-    else if (watchChannels.has(channel)) onUserPresenceMessage(message);
-    else onEnvelopeMessage(message);
+    },
+    error: (err) => refresh(err.message),
+    message: (channel, message) => {
+      if (channel === keys.control) onControl(message);
+      else if (watchChannels.has(channel)) onUserPresenceMessage(message);
+      else onEnvelopeMessage(message);
+    },
   });
 
   function onEnvelopeMessage(message: string): void {
+    if (markers.received(message)) return;
     const envelope = decodeEnvelope(message);
     if (envelope === undefined) return;
     metrics.adapterMessage('received');
@@ -207,6 +217,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   }
 
   function onControl(message: string): void {
+    if (markers.received(message)) return;
     let m: ControlMessage;
     try {
       m = JSON.parse(message) as ControlMessage;
@@ -214,7 +225,6 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       return;
     }
     if (m.type === 'terminate') terminate(m.appId, m.userId);
-    else if (m.type === 'flush') flushes.get(m.id)?.();
   }
 
   /** Tracks a membership operation so `close` can wait for it. */
@@ -282,7 +292,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         return;
       }
       metrics.adapterMessage('published');
-      link.publish(keys.channel(envelope.appId, envelope.channel).events, encodeEnvelope(envelope)).catch(() => {
+      const events = keys.channel(envelope.appId, envelope.channel).events;
+      markers.sent(events);
+      link.publish(events, encodeEnvelope(envelope)).catch(() => {
         dropped++;
         metrics.adapterDropped('error');
       });
@@ -301,9 +313,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
           await interest.acquire(events);
         } catch (again) {
           interest.release(events);
+          subscribing.failed();
           throw again;
         }
       }
+      subscribing.succeeded();
       try {
         return await track(membership.join(appId, channel, socketId, member, maxMembers));
       } catch (err) {
@@ -351,23 +365,13 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     status: () => ({ adapter: 'redis', up: isUp() }),
     flush() {
       // Nothing published while down is waiting anywhere (it was dropped and counted); a lost marker is bounded by the caller.
-      if (!isUp()) return Promise.resolve();
-      const id = randomUUID();
-      return new Promise<void>((resolve) => {
-        const done = (): void => {
-          flushes.delete(id);
-          resolve();
-        };
-        flushes.set(id, done);
-        const marker: ControlMessage = { type: 'flush', id };
-        pub.publish(keys.control, JSON.stringify(marker)).catch(done);
-      });
+      return isUp() ? markers.flush() : Promise.resolve();
     },
     ready: () => (isUp() ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
     listening: () => interest.size,
     async close() {
       clearInterval(beat);
-      for (const done of [...flushes.values()]) done();
+      markers.cancel();
       clearTimeout(retry);
       // Leaves of the connections closed by the drain are recorded before the node goes; whatever share is still left
       // (a leave that could not be recorded) is removed like a dead node's, so no member outlives the node.
@@ -382,6 +386,23 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       for (const d of deferred.splice(0)) d.reject(new Error('adapter closed'));
       await link.quit();
       for (const w of waiters.splice(0)) w();
+    },
+  };
+}
+
+/** Calls `renew` when failures keep coming without a success for `ms` (at most once per streak). */
+function failureStreak(ms: number, renew: () => void): { failed(): void; succeeded(): void } {
+  let since: number | undefined;
+  return {
+    failed() {
+      const t = performance.now();
+      since ??= t;
+      if (t - since < ms) return;
+      since = undefined;
+      renew();
+    },
+    succeeded() {
+      since = undefined;
     },
   };
 }

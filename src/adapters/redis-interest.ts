@@ -67,6 +67,11 @@ export class Interest {
     for (const c of channels) if (this.counts.has(c)) this.subscribed.add(c);
   }
 
+  /** Whether Redis acknowledged this node's subscription to `channel` (and no change is pending). */
+  listens(channel: string): boolean {
+    return this.subscribed.has(channel) && !this.inflight.has(channel) && !this.touched.has(channel);
+  }
+
   /** Number of event channels this node listens to. */
   get size(): number {
     return this.subscribed.size;

@@ -1,0 +1,79 @@
+/**
+ * `flush()` of the Redis engine: a marker published after this node's envelopes comes back through the subscriber once
+ * every earlier envelope has. That holds per connection: one Redis runs one connection's commands in order and pushes
+ * messages to a subscriber in that order.
+ *
+ * - Single Redis: every envelope and the marker go through the one command connection to the one server, so one marker
+ *   on the control channel (which every node subscribes) is enough.
+ * - Redis Cluster (sharded pub/sub): each shard orders only its own channels, and shards keep no order between them. So
+ *   the flush sends one marker per shard this node published to, on the last channel of that shard this node published
+ *   to and listens to (an envelope on a channel this node does not listen to never comes back here, so it needs none).
+ *   One channel per shard is remembered, so the memory is bounded by the number of shards. Other nodes listening to that
+ *   channel receive the marker too and ignore it.
+ *
+ * A marker is a NUL byte and an id: never valid JSON, so no envelope decoder mistakes one for an event.
+ */
+import { randomUUID } from 'node:crypto';
+
+const MARK = '\u0000';
+
+export interface FlushMarkerOptions {
+  /** Sharded pub/sub (Redis Cluster) rather than one Redis. */
+  sharded: boolean;
+  control: string;
+  publish(channel: string, message: string): Promise<unknown>;
+  /** Whether this node's subscriber is subscribed to `channel` (acknowledged). */
+  listens(channel: string): boolean;
+  /** The shard serving `channel` (any stable key: the marker needs one channel per shard). */
+  shardOf(channel: string): string;
+}
+
+export class FlushMarkers {
+  /** Markers in flight: id → resolve. */
+  private readonly pending = new Map<string, () => void>();
+  /** Sharded only: shard → the last channel published to on it that this node listens to. */
+  private readonly lastByShard = new Map<string, string>();
+
+  constructor(private readonly options: FlushMarkerOptions) {}
+
+  /** Records that an envelope went out on `channel`. */
+  sent(channel: string): void {
+    if (this.options.sharded && this.options.listens(channel)) this.lastByShard.set(this.options.shardOf(channel), channel);
+  }
+
+  /** Handles `message` when it is a marker; false for anything else. */
+  received(message: string): boolean {
+    if (message.charCodeAt(0) !== 0) return false;
+    this.pending.get(message.slice(MARK.length))?.();
+    return true;
+  }
+
+  /** Resolves once every envelope sent before it has come back; a marker that cannot be sent resolves at once. */
+  flush(): Promise<void> {
+    return Promise.all(this.targets().map((channel) => this.mark(channel))).then(() => undefined);
+  }
+
+  /** Resolves every flush in flight (the engine is closing). */
+  cancel(): void {
+    for (const done of [...this.pending.values()]) done();
+  }
+
+  private targets(): string[] {
+    if (!this.options.sharded) return [this.options.control];
+    const channels = [...this.lastByShard.values()].filter((channel) => this.options.listens(channel));
+    this.lastByShard.clear();
+    return channels;
+  }
+
+  private mark(channel: string): Promise<void> {
+    const id = randomUUID();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.pending.delete(id);
+        resolve();
+      };
+      this.pending.set(id, done);
+      this.options.publish(channel, MARK + id).catch(done);
+    });
+  }
+}
