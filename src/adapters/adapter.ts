@@ -72,8 +72,8 @@ export interface LeaveOutcome {
 export interface ReapedChannel {
   appId: string;
   channel: string;
-  /** Users present only through the dead node: `member_removed` was published for each. */
-  removedUsers: string[];
+  /** Users present only through the dead node (ids as signed): `member_removed` was published for each. */
+  removedUsers: (string | number)[];
   vacated: boolean;
 }
 

@@ -67,7 +67,7 @@ export class RedisMembership {
       const result = (await join.run(this.client, this.scriptKeys(appId, channel, this.nodeId), [
         this.keys.nodeField(this.nodeId),
         member?.userId ?? '',
-        member === null ? '' : JSON.stringify(member.userInfo ?? null),
+        member === null ? '' : storedInfo(member),
         maxMembers,
         envelopeHead(appId, channel, 'added', socketId),
         member === null ? '""' : JSON.stringify(memberAddedData(member)),
@@ -170,7 +170,8 @@ export class RedisMembership {
         channel.startsWith('presence-') ? '1' : '0',
       ])) as [number, string[]];
       if (vacated === 1) await this.unindex(appId, channel);
-      if (vacated === 1 || removedUsers.length > 0) out.push({ appId, channel, removedUsers, vacated: vacated === 1 });
+      const removed = removedUsers.map(signedId);
+      if (vacated === 1 || removed.length > 0) out.push({ appId, channel, removedUsers: removed, vacated: vacated === 1 });
     }
     await this.client.del(this.keys.nodeChannels(node));
     return out;
@@ -211,7 +212,20 @@ export class RedisMembership {
   }
 }
 
-function parse(json: string): unknown {
+/** The stored user info: its JSON, after a '#' when the user id was signed as a number (the reap script reads the mark). */
+function storedInfo(member: MemberRef): string {
+  const json = JSON.stringify(member.userInfo ?? null);
+  return typeof member.signedUserId === 'number' ? `#${json}` : json;
+}
+
+/** A user id the reap script returned, as the backend signed it. */
+function signedId(id: string): string | number {
+  return id.startsWith('#') ? Number(id.slice(1)) : id;
+}
+
+/** Stored user info (storedInfo) back to its value. */
+function parse(stored: string): unknown {
+  const json = stored.startsWith('#') ? stored.slice(1) : stored;
   try {
     return JSON.parse(json) as unknown;
   } catch {

@@ -33,7 +33,8 @@ end
 `;
 
 /**
- * KEYS: state, users, info, share. ARGV: node field, user id ('' for non-presence), user info JSON, max members,
+ * KEYS: state, users, info, share. ARGV: node field, user id ('' for non-presence), user info JSON ('#' before it when the
+ * id was signed as a number, so a reaper can echo it as signed), max members,
  * member_added head, its data as a JSON string literal, count head, events channel, publish command.
  * Returns {admitted, occupied, memberAdded, seq, members (flat user/info list), count published (-1: none)}.
  */
@@ -100,7 +101,8 @@ return {removed, 0}`;
 
 /**
  * KEYS: state, users, info, the dead node's share. ARGV: dead node field, member_removed head, count head, events
- * channel, publish command, '1' for a presence channel. Returns {vacated, removed user ids}.
+ * channel, publish command, '1' for a presence channel. Returns {vacated, removed user ids ('#' before an id signed as a
+ * number)}.
  */
 export const REAP_LUA = `${NEXT_SEQ}
 local state, users, info, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -114,11 +116,19 @@ for i = 1, #shared, 2 do
   local c = redis.call('HINCRBY', users, user, -n)
   if c <= 0 then
     redis.call('HDEL', users, user)
+    -- An id signed as a number was stored with its info marked '#': echoed as that number, like member_added did.
+    local id = cjson.encode(user)
+    local stored = redis.call('HGET', info, user)
+    if stored and string.sub(stored, 1, 1) == '#' then
+      id = user
+      table.insert(removed, '#' .. user)
+    else
+      table.insert(removed, user)
+    end
     redis.call('HDEL', info, user)
     local seq = next_seq(state)
-    local data = cjson.encode('{"user_id":' .. cjson.encode(user) .. '}')
+    local data = cjson.encode('{"user_id":' .. id .. '}')
     redis.call(ARGV[5], ARGV[4], ARGV[2] .. data .. ',"seq":' .. seq .. '}')
-    table.insert(removed, user)
   end
 end
 if subs <= 0 then return {0, removed} end

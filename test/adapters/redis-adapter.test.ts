@@ -104,3 +104,23 @@ test('redis adapter: while Redis is down, status is down and publish drops, coun
     await adapter.close();
   }
 });
+
+test('redis adapter: a member whose id was signed as a number is reaped with that number (member_removed, removed users)', async () => {
+  const a = make({ prefix: 'numeric' });
+  const b = make({ prefix: 'numeric' });
+  try {
+    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
+    const atB: Envelope[] = [];
+    b.onEnvelope((e) => atB.push(e));
+    await b.join('a1', 'presence-n', '2.1', { userId: 'ann', signedUserId: 'ann', userInfo: null }, 0);
+    await a.join('a1', 'presence-n', '1.1', { userId: '7', signedUserId: 7, userInfo: { n: 7 } }, 0);
+    assert.deepEqual(await b.members('a1', 'presence-n'), new Map<string, unknown>([['ann', null], ['7', { n: 7 }]]));
+    // A node that goes away with members left removes its own share the way a survivor reaps a dead node's.
+    await a.close();
+    await until(() => atB.some((e) => e.event === 'pusher_internal:member_removed'), 'member_removed at B');
+    const removed = atB.filter((e) => e.event === 'pusher_internal:member_removed').map((e) => JSON.parse(e.data) as unknown);
+    assert.deepEqual(removed, [{ user_id: 7 }]);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
