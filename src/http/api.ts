@@ -101,7 +101,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   // The body as raw bytes: its MD5 is checked against the signed digest (over exactly the bytes received), then parsed.
   scope.addContentTypeParser(
     ['application/json', 'text/plain'],
-    { parseAs: 'buffer', bodyLimit: config.maxPayloadBytes * config.maxBatchSize + 64 * 1024 },
+    { parseAs: 'buffer', bodyLimit: config.apiBodyLimitBytes },
     (request, body, done) => {
       const raw = typeof body === 'string' ? Buffer.from(body) : body;
       const checked = verifyBody(raw, request.signedBodyMd5);
