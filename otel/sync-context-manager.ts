@@ -4,7 +4,8 @@
  * Why: the default AsyncLocalStorage context manager (async hooks on Node 20, run for every async resource the process
  * creates) and the HTTP instrumentation together raised the server CPU per delivered message by tens of percent even
  * with no span exported (bench/RESULTS.md, telemetry-cost). Beacon always uses this one: its spans take explicit parents,
- * and the only consumers of the active context are synchronous (log lines written inside `withSpan`).
+ * and the only consumers of the active context are synchronous (log lines written inside `withSpan`). Code that goes on
+ * after an `await` takes `context.active()` before it and re-enters it with `context.with` (src/realtime/subscribe.ts).
  */
 import { ROOT_CONTEXT, type Context, type ContextManager } from '@opentelemetry/api';
 

@@ -30,7 +30,7 @@ import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { startHeartbeat } from './transport/heartbeat.js';
 import { registerWsRoutes, wsErrorHandler } from './transport/ws-route.js';
 import { VERSION } from './version.js';
-import { createWebhookSender } from './webhooks/webhook-sender.js';
+import { createWebhookSender, webhookLimits } from './webhooks/webhook-sender.js';
 
 /** Cache channels keep their last event this long (Pusher: 30 minutes). */
 const CACHE_TTL_MS = 30 * 60 * 1000;
@@ -113,14 +113,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     apps,
     metrics,
     logger,
-    batchMs: config.webhookBatchMs,
-    maxBatchEvents: config.webhookBatchMaxEvents,
-    maxPendingEvents: config.webhookMaxPendingEvents,
-    vacateDelayMs: config.webhookVacateDelayMs,
-    retryBaseMs: config.webhookRetryBaseMs,
-    retryMaxMs: config.webhookRetryMaxMs,
-    retryDeadlineMs: config.webhookRetryDeadlineMs,
-    requestTimeoutMs: config.webhookRequestTimeoutMs,
+    ...webhookLimits(config),
     closeTimeoutMs: Math.min(2000, config.shutdownTimeoutMs / 4),
   });
   const realtime: RealtimeDeps = { hub, adapter, publisher, metrics, limits: config, webhooks };
@@ -159,7 +152,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     loggerInstance: logger as FastifyBaseLogger,
     // Per-request lines are replaced by one `api_request` line per API call (http/api.ts).
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: config.maxPayloadBytes * config.maxBatchSize + 64 * 1024,
+    bodyLimit: config.apiBodyLimitBytes,
     forceCloseConnections: true,
     return503OnClosing: true,
     // Channel names and user ids are path parameters: the default (100) would turn valid long ones into 404 / 414.

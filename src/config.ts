@@ -1,7 +1,9 @@
 /**
- * The one table from environment (and an optional apps JSON file) to typed configuration.
- * Every value is validated at start-up; an invalid one stops the process with a message naming the variable.
- * Units are in the names (…Ms, …Bytes, …Seconds).
+ * The configuration, declared once: one zod schema from the environment (and an optional apps JSON file) to `Config`, which
+ * is the schema's output type. Each setting is one line — its environment variable, its validation, its default — and
+ * nothing else repeats it: consumers read the value from `Config`, and the README configuration table is checked against
+ * `CONFIG_VARIABLES` (test/readme-config.test.ts). Every value is validated at start-up; an invalid one stops the process
+ * with a message naming the variable. Units are in the names (…Ms, …Bytes, …Seconds).
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -16,298 +18,286 @@ import {
 
 export { allEventsWebhook, type WebhookConfig };
 
-/** One Pusher application: credentials and its per-app policy. */
-export interface AppConfig {
-  id: string;
-  key: string;
-  secret: string;
-  enabled: boolean;
-  enableClientEvents: boolean;
-  /** 0 means no per-app limit. */
-  maxConnections: number;
-  clientEventsPerSecond: number;
-  userAuthenticationRequired: boolean;
-  webhookUrl: string | undefined;
-  /** Every webhook of the app, the `webhookUrl` shorthand first; empty: the app sends none. */
-  webhooks: WebhookConfig[];
-}
-
-export interface Config {
-  host: string;
-  port: number;
-  nodeId: string;
+/** What a setting's schema carries besides its validation: its variable, and its default as written when it is computed. */
+interface Setting {
   env: string;
-  serviceName: string;
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  apps: AppConfig[];
-  activityTimeoutSeconds: number;
-  /** Apps requiring user authentication close connections not signed in within this time (4009). */
-  userAuthTimeoutMs: number;
-  pongTimeoutMs: number;
-  maxPayloadBytes: number;
-  /** 0 means no process-wide limit. */
-  maxConnections: number;
-  maxChannelNameLength: number;
-  maxEventNameLength: number;
-  maxChannelsPerPublish: number;
-  maxBatchSize: number;
-  maxPresenceMembers: number;
-  maxPresenceMemberBytes: number;
-  maxPresenceUserIdLength: number;
-  maxWatchlistSize: number;
-  sendBufferMaxBytes: number;
-  apiTimestampToleranceSeconds: number;
-  /** HTTP API requests per app per second; 0 means unlimited. Excess gets 429. */
-  apiRequestsPerSecond: number;
-  /** New WebSocket connections per app per second; 0 means unlimited. Excess is closed with 4100. */
-  newConnectionsPerSecond: number;
-  shutdownGraceMs: number;
-  shutdownTimeoutMs: number;
-  lokiUrl: string | undefined;
-  lokiUsername: string | undefined;
-  lokiPassword: string | undefined;
-  lokiTenantId: string | undefined;
-  /** Bytes of log lines held for Loki while pushes fail (retried with back-off); past it the oldest are dropped. */
-  lokiSpoolMaxBytes: number;
-  /** Refused WebSocket upgrades waiting (at most 2 s) for the client's close frame; past it one is cut at once. */
-  maxRefusedSockets: number;
-  webhookBatchMs: number;
-  webhookBatchMaxEvents: number;
-  webhookMaxPendingEvents: number;
-  webhookVacateDelayMs: number;
-  webhookRetryBaseMs: number;
-  webhookRetryMaxMs: number;
-  webhookRetryDeadlineMs: number;
-  webhookRequestTimeoutMs: number;
-  /** The cluster engine: `local` (one process, in memory) or `redis` (many processes sharing `redisUrl`). */
-  adapter: 'local' | 'redis';
-  redisUrl: string;
-  /** Frames one connection may send per second, every kind; 0 means unlimited. Excess gets `pusher:error` 4301. */
-  frameRateLimitPerSecond: number;
-  /** Deepest JSON nesting of a client frame; deeper frames are refused before they are parsed. */
-  maxJsonDepth: number;
-  /** Channels one connection may be subscribed to at once; more gets `pusher:subscription_error`. */
-  maxSubscriptionsPerConnection: number;
-  /** Bytes of cache-channel events this node keeps (least recently used evicted first). */
-  cacheMaxBytes: number;
-  /** Redis Cluster seed nodes (`host:port`); when set, `redisUrl` is not used and pub/sub is sharded. */
-  redisClusterNodes: { host: string; port: number }[];
+  shownDefault?: string;
+}
+const settings = z.registry<Setting>();
+
+/** Declares the environment variable a setting is read from (`shownDefault`: how a computed default is documented). */
+function fromEnv<T extends z.ZodType>(env: string, schema: T, shownDefault?: string): T {
+  settings.add(schema, shownDefault === undefined ? { env } : { env, shownDefault });
+  return schema;
 }
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bool = () =>
+  z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const appIdSchema = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
+const appKeySchema = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
 
-const appSchema = z.object({
-  id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
-  key: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),
-  secret: z.string().min(1),
-  enabled: z.boolean().default(true),
-  enableClientEvents: z.boolean().default(false),
-  maxConnections: z.number().int().min(0).default(0),
-  clientEventsPerSecond: z.number().int().min(1).default(10),
-  userAuthenticationRequired: z.boolean().default(false),
-  webhookUrl: z.url().optional(),
-  webhooks: webhookListSchema.default([]),
-});
-
-function toAppConfig(app: z.infer<typeof appSchema>): AppConfig {
-  const listed = app.webhooks.map(toWebhookConfig);
-  const webhooks = app.webhookUrl === undefined ? listed : [allEventsWebhook(app.webhookUrl), ...listed];
+/** An app's webhooks, the `webhookUrl` shorthand first; more than MAX_WEBHOOKS_PER_APP is an issue at `path`. */
+function appWebhooks(
+  webhookUrl: string | undefined,
+  listed: z.output<typeof webhookListSchema>,
+  ctx: z.RefinementCtx,
+  path: string,
+): WebhookConfig[] {
+  const webhooks = listed.map(toWebhookConfig);
+  if (webhookUrl !== undefined) webhooks.unshift(allEventsWebhook(webhookUrl));
   if (webhooks.length > MAX_WEBHOOKS_PER_APP) {
-    throw new ConfigError(`app ${app.id}: at most ${MAX_WEBHOOKS_PER_APP} webhooks (the webhookUrl shorthand counts as one)`);
+    ctx.addIssue({
+      code: 'custom',
+      path: [path],
+      message: `at most ${MAX_WEBHOOKS_PER_APP} webhooks per app (the webhookUrl / APP_WEBHOOK_URL shorthand counts as one)`,
+    });
   }
-  return { ...app, webhookUrl: app.webhookUrl, webhooks };
+  return webhooks;
 }
 
-const envSchema = z.object({
-  HOST: z.string().min(1).default('0.0.0.0'),
-  PORT: int(0, 65535).default(6001),
-  NODE_ID: z.string().min(1).optional(),
-  DEPLOYMENT_ENV: z.string().min(1).default('development'),
-  OTEL_SERVICE_NAME: z.string().min(1).default('beacon'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  APP_ID: z.string().default('app-id'),
-  APP_KEY: z.string().default('app-key'),
-  APP_SECRET: z.string().default('app-secret'),
-  APP_ENABLE_CLIENT_EVENTS: bool.default(false),
-  APP_MAX_CONNECTIONS: int(0).default(0),
-  APP_CLIENT_EVENTS_PER_SECOND: int(1).default(10),
-  APP_USER_AUTHENTICATION_REQUIRED: bool.default(false),
-  APP_WEBHOOK_URL: z.url().optional(),
-  APP_WEBHOOKS: z.string().min(1).optional(),
-  APPS_FILE: z.string().min(1).optional(),
-  ACTIVITY_TIMEOUT: int(1, 3600).default(120),
-  PONG_TIMEOUT_MS: int(100, 600_000).default(30_000),
-  USER_AUTH_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
-  MAX_PAYLOAD_BYTES: int(1024, 10 * 1024 * 1024).default(100_000),
-  MAX_CONNECTIONS: int(0).default(0),
-  MAX_CHANNEL_NAME_LENGTH: int(1, 1000).default(200),
-  MAX_EVENT_NAME_LENGTH: int(1, 1000).default(200),
-  MAX_CHANNELS_PER_PUBLISH: int(1, 1000).default(100),
-  MAX_BATCH_SIZE: int(1, 1000).default(10),
-  MAX_PRESENCE_MEMBERS: int(1, 100_000).default(100),
-  MAX_PRESENCE_MEMBER_BYTES: int(16, 1024 * 1024).default(2048),
-  MAX_PRESENCE_USER_ID_LENGTH: int(1, 1024).default(128),
-  MAX_WATCHLIST_SIZE: int(0, 10_000).default(100),
-  SEND_BUFFER_MAX_BYTES: int(1024).default(4 * 1024 * 1024),
-  API_TIMESTAMP_TOLERANCE_SECONDS: int(1).default(600),
-  API_RATE_LIMIT_PER_SECOND: int(0).default(0),
-  CONNECTION_RATE_LIMIT_PER_SECOND: int(0).default(0),
-  SHUTDOWN_GRACE_MS: int(0, 600_000).default(1000),
-  SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(10_000),
-  LOKI_URL: z.url().optional(),
-  LOKI_USERNAME: z.string().min(1).optional(),
-  LOKI_PASSWORD: z.string().min(1).optional(),
-  LOKI_TENANT_ID: z.string().min(1).optional(),
-  LOKI_SPOOL_MAX_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
-  MAX_REFUSED_SOCKETS: int(0, 1_000_000).default(1000),
-  WEBHOOK_BATCH_MS: int(0, 60_000).default(50),
-  WEBHOOK_BATCH_MAX_EVENTS: int(1, 1000).default(50),
-  WEBHOOK_MAX_PENDING_EVENTS: int(1, 1_000_000).default(10_000),
-  WEBHOOK_VACATE_DELAY_MS: int(0, 60_000).default(3000),
-  WEBHOOK_RETRY_BASE_MS: int(1, 600_000).default(1000),
-  WEBHOOK_RETRY_MAX_MS: int(1, 3_600_000).default(60_000),
-  WEBHOOK_RETRY_DEADLINE_MS: int(0, 86_400_000).default(300_000),
-  WEBHOOK_REQUEST_TIMEOUT_MS: int(100, 600_000).default(10_000),
-  ADAPTER: z.enum(['local', 'redis']).default('local'),
-  REDIS_URL: z
-    .url()
-    .refine((u) => /^rediss?:\/\//.test(u), 'a redis:// or rediss:// URL')
-    .default('redis://127.0.0.1:6379'),
-  FRAME_RATE_LIMIT_PER_SECOND: int(0).default(200),
-  MAX_JSON_DEPTH: int(2, 1000).default(32),
-  MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1, 1_000_000).default(100),
-  CACHE_MAX_BYTES: int(1024).default(64 * 1024 * 1024),
-  REDIS_CLUSTER_NODES: z
-    .string()
-    .regex(/^\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*$/, 'host:port[,host:port…]')
-    .optional(),
+/** One app of an APPS_FILE; the `APP_*` variables give the same fields to the default app. */
+const appSchema = z
+  .object({
+    id: appIdSchema,
+    key: appKeySchema,
+    secret: z.string().min(1),
+    enabled: z.boolean().default(true),
+    enableClientEvents: z.boolean().default(false),
+    /** 0 means no per-app limit. */
+    maxConnections: z.number().int().min(0).default(0),
+    clientEventsPerSecond: z.number().int().min(1).default(10),
+    userAuthenticationRequired: z.boolean().default(false),
+    webhookUrl: z.url().optional(),
+    webhooks: webhookListSchema.default([]),
+  })
+  .transform((app, ctx) => ({
+    ...app,
+    webhookUrl: app.webhookUrl,
+    /** Every webhook of the app, the `webhookUrl` shorthand first; empty: the app sends none. */
+    webhooks: appWebhooks(app.webhookUrl, app.webhooks, ctx, 'webhooks'),
+  }));
+
+/** One Pusher application: credentials and its per-app policy. */
+export type AppConfig = z.output<typeof appSchema>;
+
+/** A JSON text (an environment variable's value, or a file's content) parsed, or an issue saying why not. */
+function parseJson(text: string, ctx: z.RefinementCtx, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `${what}: ${(err as Error).message}` });
+    return z.NEVER;
+  }
+}
+
+/** APPS_FILE: a path to `{"apps": […]}` (or a bare list), read and validated at start-up. */
+const appsFileSchema = z
+  .string()
+  .min(1)
+  .transform((path, ctx) => {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `cannot read ${path}: ${(err as Error).message}` });
+      return z.NEVER;
+    }
+    const raw = parseJson(text, ctx, `cannot read ${path}: not JSON`);
+    return Array.isArray(raw) ? { apps: raw } : raw;
+  })
+  .pipe(z.object({ apps: z.array(appSchema).min(1) }))
+  .transform((file) => file.apps);
+
+/** `host:port,host:port…` → the seed nodes. */
+function clusterNodes(list: string | undefined): { host: string; port: number }[] {
+  return (list ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '')
+    .map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) }));
+}
+
+/** The settings, keyed by their `Config` name; the README's configuration table describes each variable. */
+const fields = z.object({
+  host: fromEnv('HOST', z.string().min(1).default('0.0.0.0')),
+  port: fromEnv('PORT', int(0, 65535).default(6001)),
+  nodeId: fromEnv('NODE_ID', z.string().min(1).default(() => `${hostname()}-${process.pid}`), 'hostname-pid'),
+  env: fromEnv('DEPLOYMENT_ENV', z.string().min(1).default('development')),
+  serviceName: fromEnv('OTEL_SERVICE_NAME', z.string().min(1).default('beacon')),
+  logLevel: fromEnv('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
+  // The default app (replaced by APPS_FILE's apps); folded into `apps` below.
+  appId: fromEnv('APP_ID', appIdSchema.default('app-id')),
+  appKey: fromEnv('APP_KEY', appKeySchema.default('app-key')),
+  appSecret: fromEnv('APP_SECRET', z.string().min(1).default('app-secret')),
+  appEnableClientEvents: fromEnv('APP_ENABLE_CLIENT_EVENTS', bool().default(false)),
+  appMaxConnections: fromEnv('APP_MAX_CONNECTIONS', int(0).default(0)),
+  appClientEventsPerSecond: fromEnv('APP_CLIENT_EVENTS_PER_SECOND', int(1).default(10)),
+  appUserAuthenticationRequired: fromEnv('APP_USER_AUTHENTICATION_REQUIRED', bool().default(false)),
+  appWebhookUrl: fromEnv('APP_WEBHOOK_URL', z.url().optional()),
+  appWebhooks: fromEnv(
+    'APP_WEBHOOKS',
+    z
+      .string()
+      .min(1)
+      .transform((text, ctx) => parseJson(text, ctx, 'not JSON'))
+      .pipe(webhookListSchema)
+      .optional(),
+  ),
+  appsFile: fromEnv('APPS_FILE', appsFileSchema.optional()),
+  activityTimeoutSeconds: fromEnv('ACTIVITY_TIMEOUT', int(1, 3600).default(120)),
+  pongTimeoutMs: fromEnv('PONG_TIMEOUT_MS', int(100, 600_000).default(30_000)),
+  /** Apps requiring user authentication close connections not signed in within this time (4009). */
+  userAuthTimeoutMs: fromEnv('USER_AUTH_TIMEOUT_MS', int(100, 3_600_000).default(30_000)),
+  maxPayloadBytes: fromEnv('MAX_PAYLOAD_BYTES', int(1024, 10 * 1024 * 1024).default(100_000)),
+  /** 0 means no process-wide limit. */
+  maxConnections: fromEnv('MAX_CONNECTIONS', int(0).default(0)),
+  maxChannelNameLength: fromEnv('MAX_CHANNEL_NAME_LENGTH', int(1, 1000).default(200)),
+  maxEventNameLength: fromEnv('MAX_EVENT_NAME_LENGTH', int(1, 1000).default(200)),
+  maxChannelsPerPublish: fromEnv('MAX_CHANNELS_PER_PUBLISH', int(1, 1000).default(100)),
+  maxBatchSize: fromEnv('MAX_BATCH_SIZE', int(1, 1000).default(10)),
+  maxPresenceMembers: fromEnv('MAX_PRESENCE_MEMBERS', int(1, 100_000).default(100)),
+  maxPresenceMemberBytes: fromEnv('MAX_PRESENCE_MEMBER_BYTES', int(16, 1024 * 1024).default(2048)),
+  maxPresenceUserIdLength: fromEnv('MAX_PRESENCE_USER_ID_LENGTH', int(1, 1024).default(128)),
+  maxWatchlistSize: fromEnv('MAX_WATCHLIST_SIZE', int(0, 10_000).default(100)),
+  sendBufferMaxBytes: fromEnv('SEND_BUFFER_MAX_BYTES', int(1024).default(4 * 1024 * 1024)),
+  apiTimestampToleranceSeconds: fromEnv('API_TIMESTAMP_TOLERANCE_SECONDS', int(1).default(600)),
+  /** HTTP API requests per app per second; 0 means unlimited. Excess gets 429. */
+  apiRequestsPerSecond: fromEnv('API_RATE_LIMIT_PER_SECOND', int(0).default(0)),
+  /** New WebSocket connections per app per second; 0 means unlimited. Excess is closed with 4100. */
+  newConnectionsPerSecond: fromEnv('CONNECTION_RATE_LIMIT_PER_SECOND', int(0).default(0)),
+  shutdownGraceMs: fromEnv('SHUTDOWN_GRACE_MS', int(0, 600_000).default(1000)),
+  shutdownTimeoutMs: fromEnv('SHUTDOWN_TIMEOUT_MS', int(100, 600_000).default(10_000)),
+  lokiUrl: fromEnv('LOKI_URL', z.url().optional()),
+  lokiUsername: fromEnv('LOKI_USERNAME', z.string().min(1).optional()),
+  lokiPassword: fromEnv('LOKI_PASSWORD', z.string().min(1).optional()),
+  lokiTenantId: fromEnv('LOKI_TENANT_ID', z.string().min(1).optional()),
+  /** Bytes of log lines held for Loki while pushes fail (retried with back-off); past it the oldest are dropped. */
+  lokiSpoolMaxBytes: fromEnv('LOKI_SPOOL_MAX_BYTES', int(64 * 1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024)),
+  /** Refused WebSocket upgrades waiting (at most 2 s) for the client's close frame; past it one is cut at once. */
+  maxRefusedSockets: fromEnv('MAX_REFUSED_SOCKETS', int(0, 1_000_000).default(1000)),
+  webhookBatchMs: fromEnv('WEBHOOK_BATCH_MS', int(0, 60_000).default(50)),
+  webhookBatchMaxEvents: fromEnv('WEBHOOK_BATCH_MAX_EVENTS', int(1, 1000).default(50)),
+  webhookMaxPendingEvents: fromEnv('WEBHOOK_MAX_PENDING_EVENTS', int(1, 1_000_000).default(10_000)),
+  webhookVacateDelayMs: fromEnv('WEBHOOK_VACATE_DELAY_MS', int(0, 60_000).default(3000)),
+  webhookRetryBaseMs: fromEnv('WEBHOOK_RETRY_BASE_MS', int(1, 600_000).default(1000)),
+  webhookRetryMaxMs: fromEnv('WEBHOOK_RETRY_MAX_MS', int(1, 3_600_000).default(60_000)),
+  webhookRetryDeadlineMs: fromEnv('WEBHOOK_RETRY_DEADLINE_MS', int(0, 86_400_000).default(300_000)),
+  webhookRequestTimeoutMs: fromEnv('WEBHOOK_REQUEST_TIMEOUT_MS', int(100, 600_000).default(10_000)),
+  /** The cluster engine: `local` (one process, in memory) or `redis` (many processes sharing `redisUrl`). */
+  adapter: fromEnv('ADAPTER', z.enum(['local', 'redis']).default('local')),
+  redisUrl: fromEnv(
+    'REDIS_URL',
+    z
+      .url()
+      .refine((u) => /^rediss?:\/\//.test(u), 'a redis:// or rediss:// URL')
+      .default('redis://127.0.0.1:6379'),
+  ),
+  /** Frames one connection may send per second, every kind; 0 means unlimited. Excess gets `pusher:error` 4301. */
+  frameRateLimitPerSecond: fromEnv('FRAME_RATE_LIMIT_PER_SECOND', int(0).default(200)),
+  /** Deepest JSON nesting of a client frame; deeper frames are refused before they are parsed. */
+  maxJsonDepth: fromEnv('MAX_JSON_DEPTH', int(2, 1000).default(32)),
+  /** Channels one connection may be subscribed to at once; more gets `pusher:subscription_error`. */
+  maxSubscriptionsPerConnection: fromEnv('MAX_SUBSCRIPTIONS_PER_CONNECTION', int(1, 1_000_000).default(100)),
+  /** Bytes of cache-channel events this node keeps (least recently used evicted first). */
+  cacheMaxBytes: fromEnv('CACHE_MAX_BYTES', int(1024).default(64 * 1024 * 1024)),
+  /** Redis Cluster seed nodes (`host:port`); when set, `redisUrl` is not used and pub/sub is sharded. */
+  redisClusterNodes: fromEnv(
+    'REDIS_CLUSTER_NODES',
+    z
+      .string()
+      .regex(/^\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*$/, 'host:port[,host:port…]')
+      .optional()
+      .transform(clusterNodes),
+  ),
 });
+
+/** JSON punctuation and member names around a batch's events, beyond their data (`POST /batch_events`). */
+const API_BODY_ENVELOPE_BYTES = 64 * 1024;
+
+/** The whole configuration: the settings, the default app folded into `apps`, and the values derived from settings. */
+const configSchema = fields.transform((settings, ctx) => {
+  const {
+    appId,
+    appKey,
+    appSecret,
+    appEnableClientEvents,
+    appMaxConnections,
+    appClientEventsPerSecond,
+    appUserAuthenticationRequired,
+    appWebhookUrl,
+    appWebhooks: listed,
+    appsFile,
+    ...config
+  } = settings;
+  const apps: AppConfig[] = appsFile ?? [
+    {
+      id: appId,
+      key: appKey,
+      secret: appSecret,
+      enabled: true,
+      enableClientEvents: appEnableClientEvents,
+      maxConnections: appMaxConnections,
+      clientEventsPerSecond: appClientEventsPerSecond,
+      userAuthenticationRequired: appUserAuthenticationRequired,
+      webhookUrl: appWebhookUrl,
+      webhooks: appWebhooks(appWebhookUrl, listed ?? [], ctx, 'appWebhooks'),
+    },
+  ];
+  for (const field of ['id', 'key'] as const) {
+    const seen = new Set<string>();
+    for (const app of apps) {
+      if (seen.has(app[field])) ctx.addIssue({ code: 'custom', path: ['appsFile'], message: `duplicate app ${field} "${app[field]}"` });
+      seen.add(app[field]);
+    }
+  }
+  return {
+    ...config,
+    apps,
+    /** The largest HTTP API body: a full batch of the largest events, plus its JSON envelope. */
+    apiBodyLimitBytes: config.maxPayloadBytes * config.maxBatchSize + API_BODY_ENVELOPE_BYTES,
+  };
+});
+
+/** The validated configuration: the output type of the one schema above. */
+export type Config = z.output<typeof configSchema>;
+
+/** Every setting's `Config` name and environment variable, in declaration order. */
+const VARIABLES = Object.entries(fields.shape).map(([key, schema]) => {
+  const setting = settings.get(schema);
+  if (setting === undefined) throw new Error(`config.ts: setting ${key} declares no environment variable (fromEnv)`);
+  return { key, schema, ...setting };
+});
+
+/** Every environment variable the schema reads, with its default as the README table writes it (undefined: none). */
+export const CONFIG_VARIABLES: readonly { name: string; default: string | undefined }[] = VARIABLES.map((v) => ({
+  name: v.env,
+  default: v.shownDefault ?? (v.schema instanceof z.ZodDefault ? String(v.schema.def.defaultValue) : undefined),
+}));
 
 /** Thrown when the configuration is invalid; `message` names every offending variable. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-function formatIssues(prefix: string, error: z.ZodError): string {
-  return error.issues
-    .map((issue) => `${prefix}${issue.path.join('.') || '(root)'}: ${issue.message}`)
-    .join('; ');
-}
+const variableOf = new Map(VARIABLES.map((v) => [v.key, v.env]));
 
-function loadAppsFile(path: string): AppConfig[] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new ConfigError(`APPS_FILE: cannot read ${path}: ${(err as Error).message}`);
-  }
-  const list = Array.isArray(raw) ? raw : (raw as { apps?: unknown } | null)?.apps;
-  const parsed = z.array(appSchema).min(1).safeParse(list);
-  if (!parsed.success) throw new ConfigError(formatIssues(`APPS_FILE (${path}) apps.`, parsed.error));
-  return parsed.data.map(toAppConfig);
+/** `VARIABLE[.path]: what was expected`, the path inside the variable's value (APP_WEBHOOKS.0.url, APPS_FILE.apps.1.secret). */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const [key, ...inside] = issue.path;
+  const variable = key === undefined ? '(root)' : (variableOf.get(String(key)) ?? String(key));
+  return `${[variable, ...inside.map(String)].join('.')}: ${issue.message}`;
 }
 
 /** Validates the environment and returns the configuration; throws ConfigError naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
-  // Empty strings mean "unset", as in most twelve-factor tooling.
-  const defined = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = envSchema.safeParse(defined);
-  if (!parsed.success) throw new ConfigError(formatIssues('', parsed.error));
-  const e = parsed.data;
-
-  let webhooks: unknown = [];
-  if (e.APP_WEBHOOKS !== undefined) {
-    try {
-      webhooks = JSON.parse(e.APP_WEBHOOKS);
-    } catch (err) {
-      throw new ConfigError(`APP_WEBHOOKS: not JSON: ${(err as Error).message}`);
-    }
-    const list = webhookListSchema.safeParse(webhooks);
-    if (!list.success) throw new ConfigError(formatIssues('APP_WEBHOOKS.', list.error));
+  const input: Record<string, string> = {};
+  for (const v of VARIABLES) {
+    const value = env[v.env];
+    // Empty strings mean "unset", as in most twelve-factor tooling.
+    if (value !== undefined && value !== '') input[v.key] = value;
   }
-  const defaultApp = appSchema.safeParse({
-    webhooks,
-    id: e.APP_ID,
-    key: e.APP_KEY,
-    secret: e.APP_SECRET,
-    enableClientEvents: e.APP_ENABLE_CLIENT_EVENTS,
-    maxConnections: e.APP_MAX_CONNECTIONS,
-    clientEventsPerSecond: e.APP_CLIENT_EVENTS_PER_SECOND,
-    userAuthenticationRequired: e.APP_USER_AUTHENTICATION_REQUIRED,
-    webhookUrl: e.APP_WEBHOOK_URL,
-  });
-  if (!defaultApp.success) {
-    const names: Record<string, string> = { id: 'APP_ID', key: 'APP_KEY', secret: 'APP_SECRET' };
-    throw new ConfigError(
-      defaultApp.error.issues.map((i) => `${names[String(i.path[0])] ?? String(i.path[0])}: ${i.message}`).join('; '),
-    );
-  }
-  const apps: AppConfig[] = e.APPS_FILE ? loadAppsFile(e.APPS_FILE) : [toAppConfig(defaultApp.data)];
-  assertUnique(apps, 'id');
-  assertUnique(apps, 'key');
-
-  return {
-    host: e.HOST,
-    port: e.PORT,
-    nodeId: e.NODE_ID ?? `${hostname()}-${process.pid}`,
-    env: e.DEPLOYMENT_ENV,
-    serviceName: e.OTEL_SERVICE_NAME,
-    logLevel: e.LOG_LEVEL,
-    apps,
-    activityTimeoutSeconds: e.ACTIVITY_TIMEOUT,
-    pongTimeoutMs: e.PONG_TIMEOUT_MS,
-    userAuthTimeoutMs: e.USER_AUTH_TIMEOUT_MS,
-    maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
-    maxConnections: e.MAX_CONNECTIONS,
-    maxChannelNameLength: e.MAX_CHANNEL_NAME_LENGTH,
-    maxEventNameLength: e.MAX_EVENT_NAME_LENGTH,
-    maxChannelsPerPublish: e.MAX_CHANNELS_PER_PUBLISH,
-    maxBatchSize: e.MAX_BATCH_SIZE,
-    maxPresenceMembers: e.MAX_PRESENCE_MEMBERS,
-    maxPresenceMemberBytes: e.MAX_PRESENCE_MEMBER_BYTES,
-    maxPresenceUserIdLength: e.MAX_PRESENCE_USER_ID_LENGTH,
-    maxWatchlistSize: e.MAX_WATCHLIST_SIZE,
-    sendBufferMaxBytes: e.SEND_BUFFER_MAX_BYTES,
-    apiTimestampToleranceSeconds: e.API_TIMESTAMP_TOLERANCE_SECONDS,
-    apiRequestsPerSecond: e.API_RATE_LIMIT_PER_SECOND,
-    newConnectionsPerSecond: e.CONNECTION_RATE_LIMIT_PER_SECOND,
-    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
-    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
-    lokiUrl: e.LOKI_URL,
-    lokiUsername: e.LOKI_USERNAME,
-    lokiPassword: e.LOKI_PASSWORD,
-    lokiTenantId: e.LOKI_TENANT_ID,
-    lokiSpoolMaxBytes: e.LOKI_SPOOL_MAX_BYTES,
-    maxRefusedSockets: e.MAX_REFUSED_SOCKETS,
-    webhookBatchMs: e.WEBHOOK_BATCH_MS,
-    webhookBatchMaxEvents: e.WEBHOOK_BATCH_MAX_EVENTS,
-    webhookMaxPendingEvents: e.WEBHOOK_MAX_PENDING_EVENTS,
-    webhookVacateDelayMs: e.WEBHOOK_VACATE_DELAY_MS,
-    webhookRetryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
-    webhookRetryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
-    webhookRetryDeadlineMs: e.WEBHOOK_RETRY_DEADLINE_MS,
-    webhookRequestTimeoutMs: e.WEBHOOK_REQUEST_TIMEOUT_MS,
-    adapter: e.ADAPTER,
-    redisUrl: e.REDIS_URL,
-    frameRateLimitPerSecond: e.FRAME_RATE_LIMIT_PER_SECOND,
-    maxJsonDepth: e.MAX_JSON_DEPTH,
-    maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
-    cacheMaxBytes: e.CACHE_MAX_BYTES,
-    redisClusterNodes: (e.REDIS_CLUSTER_NODES ?? '')
-      .split(',')
-      .map((n) => n.trim())
-      .filter((n) => n !== '')
-      .map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) })),
-  };
-}
-
-function assertUnique(apps: AppConfig[], field: 'id' | 'key'): void {
-  const seen = new Set<string>();
-  for (const app of apps) {
-    if (seen.has(app[field])) throw new ConfigError(`APPS_FILE: duplicate app ${field} "${app[field]}"`);
-    seen.add(app[field]);
-  }
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map(describeIssue).join('; '));
+  return parsed.data;
 }

@@ -98,3 +98,19 @@ test('webhooks: APP_WEBHOOK_URL is the all-types shorthand, APP_WEBHOOKS and APP
   writeFileSync(file, JSON.stringify({ apps: [{ id: 'a', key: 'ka', secret: 'sa', webhooks: [{ url: 'http://x.test/' }] }] }));
   assert.throws(() => loadConfig({ APPS_FILE: file }), /APPS_FILE.*webhooks\.0\.eventTypes/);
 });
+
+test('values derived from settings are computed by the schema once: the API body limit, the Redis Cluster seed nodes', () => {
+  assert.equal(loadConfig({}).apiBodyLimitBytes, 100_000 * 10 + 64 * 1024);
+  assert.equal(loadConfig({ MAX_PAYLOAD_BYTES: '2048', MAX_BATCH_SIZE: '3' }).apiBodyLimitBytes, 2048 * 3 + 64 * 1024);
+  assert.deepEqual(loadConfig({}).redisClusterNodes, []);
+  assert.deepEqual(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b:7001' }).redisClusterNodes, [
+    { host: '10.0.0.1', port: 7000 },
+    { host: 'redis-b', port: 7001 },
+  ]);
+  assert.throws(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:1,b' }), /^ConfigError: REDIS_CLUSTER_NODES: host:port/);
+  // Several bad values: every one is named, each with what was expected.
+  assert.throws(
+    () => loadConfig({ PORT: '70000', MAX_BATCH_SIZE: 'ten' }),
+    (e: unknown) => e instanceof ConfigError && /PORT: .*65535/.test(e.message) && /MAX_BATCH_SIZE: .*number/.test(e.message),
+  );
+});

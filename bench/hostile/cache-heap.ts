@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Adapter } from '../../src/adapters/adapter.js';
 import type { LocalAdapterOptions } from '../../src/adapters/local-adapter.js';
+import type { loadConfig as LoadConfig } from '../../src/config.js';
 import type { Hub as HubClass } from '../../src/realtime/hub.js';
 import { ROOT } from '../fanout/targets.js';
 
@@ -25,6 +26,8 @@ const { createLocalAdapter } = (await import(pathToFileURL(`${root}/src/adapters
   createLocalAdapter: (options: LocalAdapterOptions) => Adapter;
 };
 const { Hub } = (await import(pathToFileURL(`${root}/src/realtime/hub.ts`).href)) as { Hub: typeof HubClass };
+// CACHE_MAX_BYTES as that checkout configures it by default (undefined where it had no bound yet).
+const { loadConfig } = (await import(pathToFileURL(`${root}/src/config.ts`).href)) as { loadConfig: typeof LoadConfig };
 
 gc();
 const before = process.memoryUsage().heapUsed;
@@ -34,6 +37,7 @@ const options = {
   hub: new Hub([]),
   metrics: { adapterMessage: () => undefined, adapterRequest: () => undefined },
   cacheTtlMs: 30 * 60 * 1000,
+  cacheMaxBytes: loadConfig({}).cacheMaxBytes,
   onCacheEvicted: () => evicted++,
 };
 const adapter = createLocalAdapter(options);

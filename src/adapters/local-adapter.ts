@@ -8,15 +8,12 @@ import type { Adapter, CachedEvent, ChannelCounts } from './adapter.js';
 import type { Envelope } from './envelope.js';
 import { MemoryMembership } from './memory-membership.js';
 
-/** CACHE_MAX_BYTES's default, for callers that do not pass one. */
-const DEFAULT_CACHE_MAX_BYTES = 64 * 1024 * 1024;
-
 export interface LocalAdapterOptions {
   metrics: Pick<Metrics, 'adapterMessage' | 'adapterRequest'>;
   /** How long a cache channel keeps its last event (Pusher: 30 minutes). */
   cacheTtlMs: number;
   /** Bytes of cache-channel events kept (CACHE_MAX_BYTES); least recently used evicted past it. */
-  cacheMaxBytes?: number;
+  cacheMaxBytes: number;
   /** Told for each cache event evicted for room (websocket_cache_evictions_total). */
   onCacheEvicted?: (appId: string) => void;
   now?: () => number;
@@ -31,7 +28,7 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
   const cache = createEventCache({
-    maxBytes: options.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES,
+    maxBytes: options.cacheMaxBytes,
     ttlMs: cacheTtlMs,
     onEvicted: options.onCacheEvicted ?? (() => {}),
     now,

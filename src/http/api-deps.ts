@@ -23,6 +23,7 @@ export interface ApiDeps {
     | 'maxEventNameLength'
     | 'apiTimestampToleranceSeconds'
     | 'apiRequestsPerSecond'
+    | 'apiBodyLimitBytes'
   >;
 }
 

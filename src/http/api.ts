@@ -91,7 +91,10 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     if (!app.enabled) return reply.code(403).send({ error: 'App is disabled' });
     if (!rateWindow(app.id).allow(Date.now())) {
       metrics.rateLimited(app.id, 'http_api');
-      logger.warn({ event: 'rate_limited', scope: 'http_api', app_id: app.id, request_id: request.id }, 'API rate limit');
+      logger.warn(
+        { event: 'rate_limited', scope: 'http_api', app_id: app.id, request_id: request.id, ...logIds(request.apiSpan) },
+        'API rate limit',
+      );
       return reply.code(429).send({ error: `Over ${config.apiRequestsPerSecond} API requests per second` });
     }
     request.beaconApp = app;
@@ -101,7 +104,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   // The body as raw bytes: its MD5 is checked against the signed digest (over exactly the bytes received), then parsed.
   scope.addContentTypeParser(
     ['application/json', 'text/plain'],
-    { parseAs: 'buffer', bodyLimit: config.maxPayloadBytes * config.maxBatchSize + 64 * 1024 },
+    { parseAs: 'buffer', bodyLimit: config.apiBodyLimitBytes },
     (request, body, done) => {
       const raw = typeof body === 'string' ? Buffer.from(body) : body;
       const checked = verifyBody(raw, request.signedBodyMd5);
@@ -142,7 +145,9 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   scope.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
     const status = error.statusCode ?? 500;
     if (status === 503) void reply.header('Retry-After', RETRY_AFTER_SECONDS);
-    if (status >= 500 && status !== 503) logger.error({ event: 'api_request', err: error, request_id: request.id }, 'API handler failed');
+    if (status >= 500 && status !== 503) {
+      logger.error({ event: 'api_request', err: error, request_id: request.id, ...logIds(request.apiSpan) }, 'API handler failed');
+    }
     const message = status === 413 && !(error instanceof ApiError) ? 'Request body too large' : error.message;
     // A 503 is a documented answer (draining, cluster engine down) with its own reason; other 5xx are ours and say nothing.
     return reply.code(status).send({ error: status >= 500 && status !== 503 ? 'Internal error' : message });

@@ -4,7 +4,8 @@
  * and answered with `subscription_succeeded`; on leave, removed from the hub at once and from the cluster after.
  * The webhooks of a change are emitted by the node whose `join` / `leave` made it, so each goes out once per cluster.
  */
-import type { LeaveOutcome } from '../adapters/adapter.js';
+import { context } from '@opentelemetry/api';
+import type { JoinOutcome, LeaveOutcome } from '../adapters/adapter.js';
 import { encodeProtocol } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
 import type { AppConfig } from '../config.js';
@@ -26,16 +27,30 @@ export async function joinCluster(
   name: string,
   membership: Membership | null,
 ): Promise<JoinResultKind> {
+  // The subscribe frame's span is active only until the await: what follows runs in it again (subscribe.ts says why).
+  const traced = context.active();
   const { hub, adapter } = deps;
-  const app = connection.app;
   hub.beginJoin(connection, name);
-  let outcome;
+  let outcome: JoinOutcome;
   try {
-    outcome = await adapter.join(app.id, name, connection.socketId, membership, deps.limits.maxPresenceMembers);
+    outcome = await adapter.join(connection.app.id, name, connection.socketId, membership, deps.limits.maxPresenceMembers);
   } catch {
     hub.endJoin(connection, name);
     return 'unavailable';
   }
+  return context.with(traced, () => joined(deps, connection, name, membership, outcome));
+}
+
+/** After the cluster recorded the join: its webhooks, then the hub and the answer (or the leave, if the client went). */
+function joined(
+  deps: RealtimeDeps,
+  connection: Connection,
+  name: string,
+  membership: Membership | null,
+  outcome: JoinOutcome,
+): JoinResultKind {
+  const { hub } = deps;
+  const app = connection.app;
   const held = hub.endJoin(connection, name);
   if (!outcome.admitted) return 'full';
   if (outcome.occupied) deps.webhooks.emit(app, { name: 'channel_occupied', channel: name });

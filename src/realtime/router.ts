@@ -2,7 +2,7 @@
  * One client text frame → its handler. Size, decode, dispatch, and the per-frame telemetry (received counters, processing
  * time, `process` spans for the frames worth tracing) all happen here, once.
  */
-import { context } from '@opentelemetry/api';
+import { context, type Span } from '@opentelemetry/api';
 import { decodeClientFrame } from '../protocol/decode.js';
 import { scanFrame, type FrameScan } from '../protocol/frame-scan.js';
 import { PONG_FRAME } from '../protocol/encode.js';
@@ -77,11 +77,9 @@ export function createRouter(deps: RealtimeDeps): Router {
       const { message, traceparent } = decoded.value;
       const kind = KIND[message.event];
       metrics.messageReceived(connection.app.id, kind, bytes);
-      if (connection.logger.isLevelEnabled('debug')) {
-        connection.logger.debug({ event: 'message_received', kind, bytes }, 'frame received');
-      }
       const spanName = TRACED[kind];
       if (spanName === undefined) {
+        logReceived(connection, kind, bytes);
         dispatch(deps, connection, message, text, scan);
         metrics.messageProcessed(kind, (performance.now() - started) / 1000);
         return;
@@ -92,20 +90,34 @@ export function createRouter(deps: RealtimeDeps): Router {
         span.end();
       };
       try {
-        const result = withSpan(span, () => dispatch(deps, connection, message, text, scan));
+        const result = withSpan(span, () => {
+          logReceived(connection, kind, bytes);
+          return dispatch(deps, connection, message, text, scan);
+        });
         if (result === undefined) done();
         else
           result.then(done, (err: unknown) => {
             metrics.messageProcessed(kind, (performance.now() - started) / 1000);
-            connection.logger.error({ event: 'message_rejected', err }, 'handler failed');
-            endWithError(span, err);
+            handlerFailed(connection, span, err);
           });
       } catch (err) {
-        connection.logger.error({ event: 'message_rejected', err }, 'handler failed');
-        endWithError(span, err);
+        handlerFailed(connection, span, err);
       }
     },
   };
+}
+
+/** A handler that threw or rejected: logged inside the frame's span (also after an await, when it is no longer active). */
+function handlerFailed(connection: Connection, span: Span, err: unknown): void {
+  withSpan(span, () => connection.logger.error({ event: 'message_rejected', err }, 'handler failed'));
+  endWithError(span, err);
+}
+
+/** The debug line of every frame; inside the frame's span when it has one. */
+function logReceived(connection: Connection, kind: ReceivedKind, bytes: number): void {
+  if (connection.logger.isLevelEnabled('debug')) {
+    connection.logger.debug({ event: 'message_received', kind, bytes }, 'frame received');
+  }
 }
 
 /** A client event's data as the client wrote it: a string as is, anything else the raw JSON text (never re-serialized). */

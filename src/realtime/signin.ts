@@ -1,4 +1,5 @@
 /** `pusher:signin`: user authentication, after which the client subscribes to `#server-to-user-{id}`. */
+import { context } from '@opentelemetry/api';
 import { ErrorCode } from '../protocol/close-codes.js';
 import { encodeProtocol } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
@@ -8,6 +9,8 @@ import type { Connection } from '../transport/connection.js';
 import type { RealtimeDeps } from './deps.js';
 
 export async function signin(deps: RealtimeDeps, connection: Connection, message: SigninMessage): Promise<void> {
+  // The frame's span, re-entered after the await (subscribe.ts says why).
+  const traced = context.active();
   const app = connection.app;
   if (!verifyAuth(message.auth, app.key, app.secret, userAuthString(connection.socketId, message.userData))) {
     connection.reject('unauthorized', 'Invalid signin signature', ErrorCode.Unauthorized, 'auth_failed');
@@ -44,9 +47,9 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
     if (!connection.isOpen) return;
     const online = watchlist.filter((id) => present.has(id));
     const offline = watchlist.filter((id) => !present.has(id));
-    const events = [];
+    const events: { name: 'online' | 'offline'; user_ids: string[] }[] = [];
     if (online.length > 0) events.push({ name: 'online', user_ids: online });
     if (offline.length > 0) events.push({ name: 'offline', user_ids: offline });
-    connection.send(encodeProtocol(Events.WatchlistEvents, { events }), 'protocol');
+    context.with(traced, () => connection.send(encodeProtocol(Events.WatchlistEvents, { events }), 'protocol'));
   }
 }

@@ -1,4 +1,5 @@
 /** `pusher:subscribe` and `pusher:unsubscribe`: validation, auth, presence membership, cache replay, counts. */
+import { context } from '@opentelemetry/api';
 import { channelKind, isValidChannelName, SERVER_TO_USER_PREFIX } from '../protocol/channel-name.js';
 import { encodeChannelEvent, encodeDataless, encodeProtocol } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
@@ -55,6 +56,9 @@ export function refuseSubscription(
 }
 
 export async function subscribe(deps: RealtimeDeps, connection: Connection, message: SubscribeMessage): Promise<void> {
+  // The frame's `process` span (router.ts) is active only until the first await (otel/sync-context-manager.ts): each step
+  // after one runs in it again, explicitly, so its log lines keep the trace id.
+  const traced = context.active();
   const { hub, adapter, metrics } = deps;
   const name = message.channel;
   const kind = channelKind(name);
@@ -72,7 +76,7 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
         joined === 'full'
           ? failure('limit', 403, 'LimitReached', `Presence channel is full (${deps.limits.maxPresenceMembers} members)`)
           : failure('unavailable', 503, 'ServiceUnavailable', 'The cluster engine is unavailable; retry');
-      refuseSubscription(deps, connection, name, refused);
+      context.with(traced, () => refuseSubscription(deps, connection, name, refused));
       return;
     }
     if (joined === 'gone') return;
@@ -82,9 +86,11 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
     const ids = [...members.keys()];
     const hash: Record<string, unknown> = {};
     for (const [id, info] of members) hash[id] = info;
-    connection.send(
-      encodeProtocol(Events.SubscriptionSucceeded, { presence: { ids, hash, count: ids.length } }, name),
-      'presence',
+    context.with(traced, () =>
+      connection.send(
+        encodeProtocol(Events.SubscriptionSucceeded, { presence: { ids, hash, count: ids.length } }, name),
+        'presence',
+      ),
     );
   } else {
     connection.send(encodeProtocol(Events.SubscriptionSucceeded, {}, name), 'protocol');
@@ -92,17 +98,21 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   metrics.subscription(connection.app.id, kind.type, 'ok');
   // A subscription the app's backend signed authorizes the connection, as Pusher counts it (APP_USER_AUTHENTICATION_REQUIRED).
   if (kind.requiresAuth) connection.authorized = true;
-  connection.logger.info({ event: 'subscribed', channel: name, channel_type: kind.type }, 'subscribed');
+  context.with(traced, () =>
+    connection.logger.info({ event: 'subscribed', channel: name, channel_type: kind.type }, 'subscribed'),
+  );
 
   if (kind.cache && !already) {
     const cached = await adapter.cacheGet(connection.app.id, name);
     if (!connection.isOpen) return;
-    if (cached === undefined) {
-      connection.send(encodeDataless(Events.CacheMiss, name), 'protocol');
-      deps.webhooks.emit(connection.app, { name: 'cache_miss', channel: name });
-    } else {
-      connection.send(encodeChannelEvent(cached.event, name, cached.data), 'channel_event');
-    }
+    context.with(traced, () => {
+      if (cached === undefined) {
+        connection.send(encodeDataless(Events.CacheMiss, name), 'protocol');
+        deps.webhooks.emit(connection.app, { name: 'cache_miss', channel: name });
+      } else {
+        connection.send(encodeChannelEvent(cached.event, name, cached.data), 'channel_event');
+      }
+    });
   }
 }
 

@@ -16,6 +16,7 @@
 import { setMaxListeners } from 'node:events';
 import { context, ROOT_CONTEXT, type Span } from '@opentelemetry/api';
 import type { AppStore } from '../apps/app-store.js';
+import type { Config } from '../config.js';
 import { webhookSignature } from '../protocol/signatures.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -26,7 +27,7 @@ import type { WebhookSink } from './webhook-sink.js';
 import { AppWebhooks, pairKey, type WebhookQueue } from './webhook-queue.js';
 import { endWebhookSpan, failWebhookSpan, startWebhookSpan, webhookSpanName } from './webhook-span.js';
 
-/** Timings and limits; every one has a default (the values Pusher documents where it documents one). */
+/** Timings and limits; the configurable ones come from the configuration (config.ts holds their defaults). */
 export interface WebhookSenderLimits {
   /** How long the first event of a batch waits for others. */
   batchMs: number;
@@ -47,20 +48,37 @@ export interface WebhookSenderLimits {
   closeTimeoutMs: number;
 }
 
-export const DEFAULT_WEBHOOK_LIMITS: WebhookSenderLimits = {
-  batchMs: 50,
-  maxBatchEvents: 50,
-  maxPendingEvents: 10_000,
-  vacateDelayMs: 3000,
-  retryBaseMs: 1000,
-  retryMaxMs: 60_000,
-  retryDeadlineMs: 5 * 60_000,
-  requestTimeoutMs: 10_000,
-  maxConcurrentRequests: 4,
-  closeTimeoutMs: 2000,
-};
+/** Requests in flight per webhook: enough to hide one slow answer, few enough not to flood a receiver. */
+const MAX_CONCURRENT_REQUESTS = 4;
 
-export interface WebhookSenderDeps extends Partial<WebhookSenderLimits> {
+/** The sender's limits as configured (`WEBHOOK_*`); the close timeout is the shutdown's to give. */
+export function webhookLimits(
+  config: Pick<
+    Config,
+    | 'webhookBatchMs'
+    | 'webhookBatchMaxEvents'
+    | 'webhookMaxPendingEvents'
+    | 'webhookVacateDelayMs'
+    | 'webhookRetryBaseMs'
+    | 'webhookRetryMaxMs'
+    | 'webhookRetryDeadlineMs'
+    | 'webhookRequestTimeoutMs'
+  >,
+): Omit<WebhookSenderLimits, 'closeTimeoutMs'> {
+  return {
+    batchMs: config.webhookBatchMs,
+    maxBatchEvents: config.webhookBatchMaxEvents,
+    maxPendingEvents: config.webhookMaxPendingEvents,
+    vacateDelayMs: config.webhookVacateDelayMs,
+    retryBaseMs: config.webhookRetryBaseMs,
+    retryMaxMs: config.webhookRetryMaxMs,
+    retryDeadlineMs: config.webhookRetryDeadlineMs,
+    requestTimeoutMs: config.webhookRequestTimeoutMs,
+    maxConcurrentRequests: MAX_CONCURRENT_REQUESTS,
+  };
+}
+
+export interface WebhookSenderDeps extends WebhookSenderLimits {
   /** Each webhook of each app gets a queue; the set is fixed for the life of the process (AppStore contract). */
   apps: AppStore;
   metrics: Pick<Metrics, 'webhook'>;
@@ -86,18 +104,7 @@ interface Attempt {
 
 export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   const { apps, metrics, logger } = deps;
-  const limits: WebhookSenderLimits = {
-    batchMs: deps.batchMs ?? DEFAULT_WEBHOOK_LIMITS.batchMs,
-    maxBatchEvents: deps.maxBatchEvents ?? DEFAULT_WEBHOOK_LIMITS.maxBatchEvents,
-    maxPendingEvents: deps.maxPendingEvents ?? DEFAULT_WEBHOOK_LIMITS.maxPendingEvents,
-    vacateDelayMs: deps.vacateDelayMs ?? DEFAULT_WEBHOOK_LIMITS.vacateDelayMs,
-    retryBaseMs: deps.retryBaseMs ?? DEFAULT_WEBHOOK_LIMITS.retryBaseMs,
-    retryMaxMs: deps.retryMaxMs ?? DEFAULT_WEBHOOK_LIMITS.retryMaxMs,
-    retryDeadlineMs: deps.retryDeadlineMs ?? DEFAULT_WEBHOOK_LIMITS.retryDeadlineMs,
-    requestTimeoutMs: deps.requestTimeoutMs ?? DEFAULT_WEBHOOK_LIMITS.requestTimeoutMs,
-    maxConcurrentRequests: deps.maxConcurrentRequests ?? DEFAULT_WEBHOOK_LIMITS.maxConcurrentRequests,
-    closeTimeoutMs: deps.closeTimeoutMs ?? DEFAULT_WEBHOOK_LIMITS.closeTimeoutMs,
-  };
+  const limits: WebhookSenderLimits = deps;
   const send = deps.fetch ?? globalThis.fetch;
   const now = deps.now ?? Date.now;
 

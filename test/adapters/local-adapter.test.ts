@@ -6,7 +6,7 @@ import { adapterContract } from './adapter-contract.js';
 const noMetrics = { adapterMessage: () => undefined, adapterRequest: () => undefined };
 
 adapterContract('local adapter', (clock, cacheTtlMs) =>
-  createLocalAdapter({ metrics: noMetrics, cacheTtlMs, now: clock.now }),
+  createLocalAdapter({ metrics: noMetrics, cacheTtlMs, cacheMaxBytes: 1 << 20, now: clock.now }),
 );
 
 test('local adapter: counts each publish as published and received, and times its queries', async () => {
@@ -14,6 +14,7 @@ test('local adapter: counts each publish as published and received, and times it
   const adapter = createLocalAdapter({
     metrics: { adapterMessage: (d) => recorded.push(d), adapterRequest: (op) => recorded.push(op) },
     cacheTtlMs: 1000,
+    cacheMaxBytes: 1 << 20,
   });
   adapter.publish({
     appId: 'x',

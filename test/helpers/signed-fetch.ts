@@ -27,7 +27,7 @@ export async function signedFetch(
   server: TestServer,
   method: 'GET' | 'POST',
   path: string,
-  options: { body?: string; params?: Record<string, string>; sign?: SigningOverrides } = {},
+  options: { body?: string; params?: Record<string, string>; sign?: SigningOverrides; headers?: Record<string, string> } = {},
 ): Promise<ApiAnswer> {
   const o = options.sign ?? {};
   const query: Record<string, string> = {
@@ -41,7 +41,7 @@ export async function signedFetch(
   const url = `http://127.0.0.1:${server.port}${path}?${new URLSearchParams(query).toString()}`;
   const res = await fetch(url, {
     method,
-    headers: options.body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { ...(options.body === undefined ? {} : { 'content-type': 'application/json' }), ...options.headers },
     body: options.body,
     signal: AbortSignal.timeout(3000),
   });

@@ -16,7 +16,7 @@ import { createLogger } from '../../src/telemetry/logger.js';
 function parts(steps: string[], overrides: Partial<DrainParts> = {}): DrainParts {
   const hub = new Hub([]);
   const noMetrics = { adapterMessage: () => undefined, adapterRequest: () => undefined };
-  const local = createLocalAdapter({ metrics: noMetrics, cacheTtlMs: 1000 });
+  const local = createLocalAdapter({ metrics: noMetrics, cacheTtlMs: 1000, cacheMaxBytes: 1 << 20 });
   const adapter: Adapter = {
     ...local,
     flush: async () => void steps.push('adapter_flush'),

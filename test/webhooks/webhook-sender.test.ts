@@ -11,13 +11,16 @@ import { propagation, SpanKind, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createStaticAppStore } from '../../src/apps/static-app-store.js';
-import { allEventsWebhook, type AppConfig } from '../../src/config.js';
+import { allEventsWebhook, loadConfig, type AppConfig } from '../../src/config.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import type { WebhookResult } from '../../src/telemetry/metrics.js';
 import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
-import { createWebhookSender, type WebhookSenderDeps } from '../../src/webhooks/webhook-sender.js';
+import { createWebhookSender, webhookLimits, type WebhookSenderDeps } from '../../src/webhooks/webhook-sender.js';
 import { until, within } from '../helpers/wait.js';
 import { signatureValid, startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
+
+/** The configured defaults (config.ts), which each test shortens where it needs to. */
+const DEFAULT_LIMITS = { ...webhookLimits(loadConfig({})), closeTimeoutMs: 2000 };
 
 const spans = new InMemorySpanExporter();
 before(() => {
@@ -56,6 +59,7 @@ function harness(apps: AppConfig[], options: Partial<WebhookSenderDeps> = {}) {
   });
   const logger = createLogger({ serviceName: 'beacon', env: 'test', nodeId: 'n', level: 'info', destination });
   const sender = createWebhookSender({
+    ...DEFAULT_LIMITS,
     apps: createStaticAppStore(apps),
     metrics: { webhook: (event: string, result: WebhookResult) => void counts.push(`${event}:${result}`) },
     logger,
@@ -302,6 +306,7 @@ test('several webhooks: routed by type and channel, the vacate delay decided onc
   const counts: string[] = [];
   const logger = createLogger({ serviceName: 'beacon', env: 'test', nodeId: 'n', level: 'silent' });
   const sender = createWebhookSender({
+    ...DEFAULT_LIMITS,
     apps: createStaticAppStore([a]),
     metrics: { webhook: (event, result, appId, webhook) => void counts.push(`${appId}/${webhook}/${event}:${result}`) },
     logger,
