@@ -32,7 +32,7 @@ export function clientEvent(
     );
     return;
   }
-  if (!connection.clientEvents.allow(Date.now())) {
+  if (!connection.admitClientEvent(Date.now())) {
     deps.metrics.rateLimited(app.id, 'client_events');
     refuseClientEvent(
       deps,

@@ -33,7 +33,7 @@ const TRACED: Partial<Record<ReceivedKind, string>> = {
 };
 
 export interface Router {
-  /** Handles one text frame of `bytes` bytes. Never throws. */
+  /** Handles one text frame of `bytes` bytes, already counted by `connection.frameReceived`. Never throws. */
   handle(connection: Connection, text: string, bytes: number): void;
 }
 
@@ -48,9 +48,6 @@ export function createRouter(deps: RealtimeDeps): Router {
   return {
     handle(connection, text, bytes) {
       const started = performance.now();
-      connection.messagesIn++;
-      connection.bytesIn += bytes;
-      connection.lastActivityAt = Date.now();
       if (bytes > maxFrameBytes) {
         metrics.messageReceived(connection.app.id, 'invalid', bytes);
         connection.reject('too_large', `Frame over ${maxFrameBytes} bytes`);
@@ -126,10 +123,7 @@ function dispatch(
       connection.send(PONG_FRAME, 'protocol');
       return undefined;
     case Events.Pong:
-      if (connection.pingSentAt !== 0) {
-        deps.metrics.pingRtt((Date.now() - connection.pingSentAt) / 1000);
-        connection.pingSentAt = 0;
-      }
+      connection.pongReceived(Date.now());
       return undefined;
     case Events.Subscribe:
       return subscribe(deps, connection, message);

@@ -91,7 +91,7 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   }
   metrics.subscription(connection.app.id, kind.type, 'ok');
   // A subscription the app's backend signed authorizes the connection, as Pusher counts it (APP_USER_AUTHENTICATION_REQUIRED).
-  if (kind.requiresAuth) connection.authorized = true;
+  if (kind.requiresAuth) connection.authorizedBySignedChannel();
   connection.logger.info({ event: 'subscribed', channel: name, channel_type: kind.type }, 'subscribed');
 
   if (kind.cache && !already) {

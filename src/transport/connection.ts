@@ -6,7 +6,7 @@ import type { SpanContext } from '@opentelemetry/api';
 import type { WebSocket } from 'ws';
 import type { AppConfig } from '../config.js';
 import { CloseCode } from '../protocol/close-codes.js';
-import { encodeError } from '../protocol/encode.js';
+import { encodeError, PING_FRAME } from '../protocol/encode.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { SentKind } from '../protocol/frame-kinds.js';
@@ -72,30 +72,31 @@ export class Connection implements WriteTurnState {
   private childLogger: Logger | undefined = undefined;
   readonly upgradeSpan: SpanContext | undefined;
   readonly openedAt: number;
+  // The connection's own state below is written only by its methods (what happened to it); the hub keeps the node's indexes.
   /** Channel name → presence membership (or null for non-presence channels). */
-  readonly subscriptions = new Map<string, Membership | null>();
-  /** Signed-in user id (pusher:signin), if any. */
-  userId: string | undefined = undefined;
-  /** Subscribed to a private or presence channel the app's backend signed: as good as a sign-in for 4009 (Pusher's rule). */
-  authorized = false;
-  watchlist: readonly string[] = [];
-  lastActivityAt: number;
+  private readonly channels = new Map<string, Membership | null>();
+  private signedInAs: string | undefined = undefined;
+  private authorizedBySubscription = false;
+  private watched: readonly string[] = [];
+  private lastFrameAt: number;
   /** When the server's unanswered ping was sent; 0 when none is pending. */
-  pingSentAt = 0;
-  messagesIn = 0;
-  messagesOut = 0;
-  bytesIn = 0;
-  bytesOut = 0;
+  private pingAt = 0;
+  private framesIn = 0;
+  private framesOut = 0;
+  private receivedBytes = 0;
+  private sentBytes = 0;
   /** The inbound budget: every frame counts, checked before the frame is decoded. */
-  readonly frames: FixedWindow;
+  private readonly frames: FixedWindow;
   /** Client events per second (the app's clientEventsPerSecond). */
-  readonly clientEvents: FixedWindow;
-  /** The socket-level error that ended the connection, if any (its code: `ECONNRESET`, `WS_ERR_…`). */
-  socketError: string | undefined = undefined;
+  private readonly clientEvents: FixedWindow;
+  private failedWith: string | undefined = undefined;
   /** Set once; a closing connection sends nothing more. */
-  closeReason: CloseReason | undefined = undefined;
-  closeCode = 0;
-  /** Write coalescing (transport/write-turns.ts): the turn of the last raw write, and whether the socket is held corked. */
+  private closedFor: CloseReason | undefined = undefined;
+  private closedWith = 0;
+  /**
+   * Write coalescing (transport/write-turns.ts): the turn of the last raw write, and whether the socket is held corked.
+   * Public because write-turns.ts keeps them (two fields here, no object per connection); nothing else writes them.
+   */
   lastWriteTurn = 0;
   writeCorked = false;
   private readonly metrics: Metrics;
@@ -120,7 +121,138 @@ export class Connection implements WriteTurnState {
     this.frames = new FixedWindow(options.framesPerSecond);
     this.clientEvents = new FixedWindow(options.app.clientEventsPerSecond);
     this.openedAt = Date.now();
-    this.lastActivityAt = this.openedAt;
+    this.lastFrameAt = this.openedAt;
+  }
+
+  /** The channels this connection is subscribed to, with its presence membership on each (null elsewhere). */
+  get subscriptions(): ReadonlyMap<string, Membership | null> {
+    return this.channels;
+  }
+
+  /** Signed-in user id (pusher:signin), if any. */
+  get userId(): string | undefined {
+    return this.signedInAs;
+  }
+
+  /** Subscribed to a private or presence channel the app's backend signed: as good as a sign-in for 4009 (Pusher's rule). */
+  get authorized(): boolean {
+    return this.authorizedBySubscription;
+  }
+
+  /** The user ids of its sign-in watchlist. */
+  get watchlist(): readonly string[] {
+    return this.watched;
+  }
+
+  /** When the last frame of any kind arrived (ms). */
+  get lastActivityAt(): number {
+    return this.lastFrameAt;
+  }
+
+  /** When the server's unanswered ping was sent; 0 when none is pending. */
+  get pingSentAt(): number {
+    return this.pingAt;
+  }
+
+  /** Frames received, every kind, refused ones too. */
+  get messagesIn(): number {
+    return this.framesIn;
+  }
+
+  /** Frames written to the socket. */
+  get messagesOut(): number {
+    return this.framesOut;
+  }
+
+  /** Bytes of the frames received (the same frames `messagesIn` counts). */
+  get bytesIn(): number {
+    return this.receivedBytes;
+  }
+
+  /** Bytes of the frames written. */
+  get bytesOut(): number {
+    return this.sentBytes;
+  }
+
+  /** The socket-level error that ended the connection, if any (its code: `ECONNRESET`, `WS_ERR_…`). */
+  get socketError(): string | undefined {
+    return this.failedWith;
+  }
+
+  /** Why the connection closed or is closing; undefined while it is open. */
+  get closeReason(): CloseReason | undefined {
+    return this.closedFor;
+  }
+
+  /** The close code sent or received; 0 while open. */
+  get closeCode(): number {
+    return this.closedWith;
+  }
+
+  /**
+   * A frame of `bytes` bytes arrived (any kind, refused or not): counted in messages and bytes together, and proof of life.
+   * Returns whether it is within the inbound budget (FRAME_RATE_LIMIT_PER_SECOND), checked before any work on the frame.
+   */
+  frameReceived(bytes: number, now: number): boolean {
+    this.framesIn++;
+    this.receivedBytes += bytes;
+    this.lastFrameAt = now;
+    return this.frames.allow(now);
+  }
+
+  /** Counts one client event at `now`; false when it is over the app's clientEventsPerSecond. */
+  admitClientEvent(now: number): boolean {
+    return this.clientEvents.allow(now);
+  }
+
+  /** Joined `channel` on this node (with its presence membership, or null). */
+  joined(channel: string, membership: Membership | null): void {
+    this.channels.set(channel, membership);
+  }
+
+  /** Left `channel`: the membership it held there (null for non-presence), or undefined when it was not subscribed. */
+  left(channel: string): Membership | null | undefined {
+    const membership = this.channels.get(channel);
+    if (membership === undefined) return undefined;
+    this.channels.delete(channel);
+    return membership;
+  }
+
+  /** Signed in as `userId` (undefined: signed out, as on close). */
+  signedIn(userId: string | undefined): void {
+    this.signedInAs = userId;
+  }
+
+  /** Its sign-in watchlist is now `userIds`. */
+  watches(userIds: readonly string[]): void {
+    this.watched = userIds;
+  }
+
+  /** Subscribed to a channel the app's backend signed. */
+  authorizedBySignedChannel(): void {
+    this.authorizedBySubscription = true;
+  }
+
+  /** Sends the server's `pusher:ping` at `now`; the pong (or any frame) must follow within PONG_TIMEOUT_MS. */
+  ping(now: number): void {
+    this.pingAt = now;
+    this.send(PING_FRAME, 'protocol');
+  }
+
+  /** A `pusher:pong` arrived at `now`: records the round trip of the pending ping, if one is. */
+  pongReceived(now: number): void {
+    if (this.pingAt === 0) return;
+    this.metrics.pingRtt((now - this.pingAt) / 1000);
+    this.pingAt = 0;
+  }
+
+  /**
+   * When the server's ping was sent if it is still unanswered, else 0. Any frame after the ping proves the client alive,
+   * not only its pong: such a ping is settled here.
+   */
+  unansweredPingSince(): number {
+    if (this.pingAt !== 0 && this.lastFrameAt > this.pingAt) this.pingAt = 0;
+    return this.pingAt;
   }
 
   /**
@@ -138,7 +270,7 @@ export class Connection implements WriteTurnState {
   }
 
   get isOpen(): boolean {
-    return this.closeReason === undefined && this.ws.readyState === WS_OPEN;
+    return this.closedFor === undefined && this.ws.readyState === WS_OPEN;
   }
 
   /**
@@ -148,8 +280,8 @@ export class Connection implements WriteTurnState {
   sendFrame(frame: Buffer, bytes: number): boolean {
     if (!this.admitsWrite()) return false;
     this.ws.send(frame, TEXT_FRAME);
-    this.messagesOut++;
-    this.bytesOut += bytes;
+    this.framesOut++;
+    this.sentBytes += bytes;
     return true;
   }
 
@@ -160,8 +292,8 @@ export class Connection implements WriteTurnState {
   sendTextFrame(frame: TextFrame): boolean {
     if (!this.admitsWrite()) return false;
     writeTextFrame(this.ws, frame, this);
-    this.messagesOut++;
-    this.bytesOut += frame.payload.length;
+    this.framesOut++;
+    this.sentBytes += frame.payload.length;
     return true;
   }
 
@@ -229,18 +361,18 @@ export class Connection implements WriteTurnState {
    */
   socketFailed(err: Error & { code?: string }): void {
     const code = err.code ?? 'socket_error';
-    this.socketError ??= code;
+    this.failedWith ??= code;
     if (!code.startsWith('WS_ERR')) {
       // A reset or a broken pipe: the peer went away. `connection_closed` tells it (reason `error`, `error` field).
-      this.closeReason ??= 'error';
+      this.closedFor ??= 'error';
       return;
     }
     const known = WS_ERROR_CLOSE[code] ?? { code: 1002, reason: 'invalid_frame' as const };
     this.metrics.messageError(this.app.id, known.reason);
     this.logRejection('message_rejected', { reason: known.reason, code: known.code, error: code }, err.message);
-    if (this.closeReason === undefined) {
-      this.closeReason = 'protocol_error';
-      this.closeCode = known.code;
+    if (this.closedFor === undefined) {
+      this.closedFor = 'protocol_error';
+      this.closedWith = known.code;
     }
     // ws has sent its close frame and stopped reading; bound the wait for the peer as `close` does.
     setTimeout(() => this.ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
@@ -264,9 +396,9 @@ export class Connection implements WriteTurnState {
 
   /** Sends `pusher:error` with the close code and closes with it: the one way the server ends a connection. */
   close(code: number, message: string, reason: CloseReason): void {
-    if (this.closeReason !== undefined) return;
-    this.closeReason = reason;
-    this.closeCode = code;
+    if (this.closedFor !== undefined) return;
+    this.closedFor = reason;
+    this.closedWith = code;
     if (this.ws.readyState === WS_OPEN) {
       const frame = encodeError(message, code);
       this.ws.send(frame);
@@ -287,24 +419,24 @@ export class Connection implements WriteTurnState {
   finish(code: number): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.closeReason === undefined) this.closeReason = code === 1006 ? 'error' : 'client_close';
+    this.closedFor ??= code === 1006 ? 'error' : 'client_close';
     // A close the server started keeps the code it sent; otherwise the code is the one on the wire (1006: none).
-    if (this.closeCode === 0) this.closeCode = code;
+    if (this.closedWith === 0) this.closedWith = code;
     const durationMs = Date.now() - this.openedAt;
-    this.metrics.connectionClosed(this.app.id, this.closeReason, durationMs / 1000);
+    this.metrics.connectionClosed(this.app.id, this.closedFor, durationMs / 1000);
     this.onClosed(this);
     if (!this.logsInfo) return;
     this.logger.info(
       {
         event: 'connection_closed',
-        reason: this.closeReason,
-        code: this.closeCode,
+        reason: this.closedFor,
+        code: this.closedWith,
         duration_ms: durationMs,
-        messages_in: this.messagesIn,
-        messages_out: this.messagesOut,
-        bytes_in: this.bytesIn,
-        bytes_out: this.bytesOut,
-        ...(this.socketError === undefined ? {} : { error: this.socketError }),
+        messages_in: this.framesIn,
+        messages_out: this.framesOut,
+        bytes_in: this.receivedBytes,
+        bytes_out: this.sentBytes,
+        ...(this.failedWith === undefined ? {} : { error: this.failedWith }),
       },
       'connection closed',
     );

@@ -236,12 +236,11 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
           : Array.isArray(data)
             ? Buffer.concat(data)
             : Buffer.from(data);
-        // The inbound budget comes before any work on the frame (not even its UTF-8 decoding): a flood costs a counter.
+        // Every frame is counted, and the inbound budget comes before any work on it (not even its UTF-8 decoding):
+        // a flood costs a counter.
         const now = Date.now();
-        if (!connection.frames.allow(now)) {
+        if (!connection.frameReceived(buffer.length, now)) {
           connection.holdInbound(now);
-          connection.messagesIn++;
-          connection.bytesIn += buffer.length;
           metrics.messageReceived(app.id, 'invalid', buffer.length);
           metrics.rateLimited(app.id, 'frames');
           connection.reject(
@@ -253,8 +252,6 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
           return;
         }
         if (isBinary) {
-          connection.messagesIn++;
-          connection.bytesIn += buffer.length;
           metrics.messageReceived(app.id, 'invalid', buffer.length);
           connection.reject('invalid_message', 'Binary frames are not supported; send UTF-8 JSON text');
           return;
