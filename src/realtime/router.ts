@@ -10,7 +10,7 @@ import { Events } from '../protocol/events.js';
 import type { ClientMessage } from '../protocol/messages.js';
 import type { Connection } from '../transport/connection.js';
 import type { ReceivedKind } from '../protocol/frame-kinds.js';
-import { endWithError, startProcessSpan, withSpan } from '../telemetry/tracing.js';
+import { startProcessSpan, withSpan } from '../telemetry/tracing.js';
 import { clientEvent } from './client-events.js';
 import type { RealtimeDeps } from './deps.js';
 import { signin } from './signin.js';
@@ -49,34 +49,36 @@ export function createRouter(deps: RealtimeDeps): Router {
     handle(connection, text, bytes) {
       const started = performance.now();
       if (bytes > maxFrameBytes) {
-        metrics.messageReceived(connection.app.id, 'invalid', bytes);
-        connection.reject('too_large', `Frame over ${maxFrameBytes} bytes`);
+        connection.reject({ reason: 'too_large', message: `Frame over ${maxFrameBytes} bytes`, frameBytes: bytes });
         return;
       }
       // One linear pass before any JSON work: deep nesting is refused at the depth where it goes too far.
       const scan = scanFrame(text, limits.maxJsonDepth);
       if (!scan.depthOk) {
-        metrics.messageReceived(connection.app.id, 'invalid', bytes);
-        connection.reject('too_deep', `Frame nested deeper than ${limits.maxJsonDepth} levels`);
+        connection.reject({
+          reason: 'too_deep',
+          message: `Frame nested deeper than ${limits.maxJsonDepth} levels`,
+          frameBytes: bytes,
+        });
         return;
       }
       const decoded = decodeClientFrame(text);
       if (!decoded.ok) {
-        metrics.messageReceived(connection.app.id, 'invalid', bytes);
-        if (decoded.subscribeChannel === undefined) connection.reject(decoded.reason, decoded.message);
-        else {
+        if (decoded.subscribeChannel === undefined) {
+          connection.reject({ reason: decoded.reason, message: decoded.message, frameBytes: bytes });
+        } else {
           // The client waits on that channel: it hears the refusal there, as for any other refused subscribe.
-          metrics.messageError(connection.app.id, decoded.reason);
-          refuseSubscription(deps, connection, decoded.subscribeChannel, malformedSubscribe(decoded.message));
+          metrics.messageReceived(connection.app.id, 'invalid', bytes);
+          refuseSubscription(deps, connection, decoded.subscribeChannel, {
+            ...malformedSubscribe(decoded.message),
+            errorReason: decoded.reason,
+          });
         }
         return;
       }
       const { message, traceparent } = decoded.value;
       const kind = KIND[message.event];
-      metrics.messageReceived(connection.app.id, kind, bytes);
-      if (connection.logger.isLevelEnabled('debug')) {
-        connection.logger.debug({ event: 'message_received', kind, bytes }, 'frame received');
-      }
+      connection.frameDecoded(kind, bytes);
       const spanName = TRACED[kind];
       if (spanName === undefined) {
         dispatch(deps, connection, message, text, scan);
@@ -94,12 +96,10 @@ export function createRouter(deps: RealtimeDeps): Router {
         else
           result.then(done, (err: unknown) => {
             metrics.messageProcessed(kind, (performance.now() - started) / 1000);
-            connection.logger.error({ event: 'message_rejected', err }, 'handler failed');
-            endWithError(span, err);
+            connection.handlerFailed(err, span);
           });
       } catch (err) {
-        connection.logger.error({ event: 'message_rejected', err }, 'handler failed');
-        endWithError(span, err);
+        connection.handlerFailed(err, span);
       }
     },
   };

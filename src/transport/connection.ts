@@ -2,15 +2,18 @@
  * One client connection: its identity, its subscriptions, its counters, and the only way to write to or close its socket.
  * The shape is fixed: every field is set in the constructor (nothing is ever added to the `ws` socket).
  */
-import type { SpanContext } from '@opentelemetry/api';
+import type { Span, SpanContext } from '@opentelemetry/api';
 import type { WebSocket } from 'ws';
 import type { AppConfig } from '../config.js';
+import type { ChannelKind } from '../protocol/channel-name.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { encodeError, PING_FRAME } from '../protocol/encode.js';
 import { FixedWindow } from '../limits/fixed-window.js';
+import { logEvent, type LogEvent, type LogLevel, type LogLine } from '../telemetry/log-events.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { SentKind } from '../protocol/frame-kinds.js';
-import type { MessageErrorReason, Metrics } from '../telemetry/metrics.js';
+import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
+import type { MessageErrorReason, Metrics, RateLimitScope } from '../telemetry/metrics.js';
+import { addSpanEvent, endWithError, withSpan } from '../telemetry/tracing.js';
 import type { CloseReason } from './close-reasons.js';
 import { TextFrame, writeTextFrame } from './preframed.js';
 import type { WriteTurnState } from './write-turns.js';
@@ -45,8 +48,26 @@ export interface ConnectionOptions {
   onClosed: (connection: Connection) => void;
 }
 
-/** The log catalog events a rejected frame is logged as (docs/telemetry.md): refused signatures and rate limits have their own. */
-export type RejectionLogEvent = 'message_rejected' | 'rate_limited' | 'auth_failed' | 'subscription_failed';
+/** The log catalog events a refusal is logged as (docs/telemetry.md): refused signatures and rate limits have their own. */
+export type RejectionLogEvent = Extract<LogEvent, 'message_rejected' | 'rate_limited' | 'auth_failed' | 'subscription_failed'>;
+
+/** One refused client frame: what the client is told, and how it is counted and logged. */
+export interface Rejection {
+  /** The `reason` label of websocket_message_errors_total and of the log line. */
+  reason: MessageErrorReason;
+  /** The `pusher:error` message (and the log line's `msg`). */
+  message: string;
+  /** The `pusher:error` code; none by default. */
+  code?: number | null;
+  /** The catalog event it is logged as; by default `rate_limited` for a rate limit, else `message_rejected`. */
+  logAs?: RejectionLogEvent;
+  /** Set for a refused client event, so the client can tell which channel's event it was. */
+  channel?: string;
+  /** Bytes of a frame refused before any handler saw it: also counted as a received frame of kind `invalid`. */
+  frameBytes?: number;
+  /** The rate limit that refused it, counted in websocket_rate_limit_triggered_total. */
+  rateLimit?: RateLimitScope;
+}
 
 /** The close code ws sends for each of its frame-level errors (the rest are 1002, protocol error). */
 const WS_ERROR_CLOSE: Readonly<Record<string, { code: number; reason: MessageErrorReason }>> = {
@@ -228,11 +249,6 @@ export class Connection implements WriteTurnState {
     this.watched = userIds;
   }
 
-  /** Subscribed to a channel the app's backend signed. */
-  authorizedBySignedChannel(): void {
-    this.authorizedBySubscription = true;
-  }
-
   /** Sends the server's `pusher:ping` at `now`; the pong (or any frame) must follow within PONG_TIMEOUT_MS. */
   ping(now: number): void {
     this.pingAt = now;
@@ -303,7 +319,8 @@ export class Connection implements WriteTurnState {
     if (this.ws.bufferedAmount > this.sendBufferMaxBytes) {
       // The client does not read as fast as we write: close it rather than let its buffer grow without bound.
       this.metrics.backpressure(this.app.id, 'disconnected');
-      this.logger.warn(
+      this.log(
+        'warn',
         { event: 'slow_consumer', buffered_bytes: this.ws.bufferedAmount, limit_bytes: this.sendBufferMaxBytes },
         'send buffer over its bound; closing slow consumer',
       );
@@ -321,33 +338,77 @@ export class Connection implements WriteTurnState {
     return written;
   }
 
+  /** Writes one catalog event on this connection's logger (its lines carry the session, socket and app ids). */
+  log(level: LogLevel, line: LogLine, msg: string): void {
+    logEvent(this.logger, level, line, msg);
+  }
+
   /**
-   * Rejects one client frame without closing: sends `pusher:error`, counts it with its reason, logs it once (as `logEvent`,
-   * the catalog event of this kind of rejection). Every rejected client frame goes through here. `channel` is set for a
-   * refused client event, so the client can tell which channel's event it was.
+   * The connection was accepted: counted, and logged with `fields` (built only when the line is written: they can cost a
+   * getpeername call and an object per connection).
    */
-  reject(
-    reason: MessageErrorReason,
-    message: string,
-    code: number | null = null,
-    logEvent: RejectionLogEvent = reason === 'rate_limited' ? 'rate_limited' : 'message_rejected',
-    channel?: string,
-  ): void {
+  opened(fields: () => Record<string, unknown>): void {
+    this.metrics.connectionOpened(this.app.id);
+    if (this.logsInfo) this.log('info', { event: 'connection_opened', ...fields() }, 'connection opened');
+  }
+
+  /** A frame of `kind` and `bytes` bytes was decoded and goes to its handler: counted, and logged at debug (message traffic). */
+  frameDecoded(kind: ReceivedKind, bytes: number): void {
+    this.metrics.messageReceived(this.app.id, kind, bytes);
+    if (this.rootLogger.isLevelEnabled('debug')) this.log('debug', { event: 'message_received', kind, bytes }, 'frame received');
+  }
+
+  /** Subscribed to `channel`: counted, logged, and a channel the backend signed authorizes the connection (4009's rule). */
+  subscribed(channel: string, kind: ChannelKind): void {
+    this.metrics.subscription(this.app.id, kind.type, 'ok');
+    // A subscription the app's backend signed authorizes the connection, as Pusher counts it (APP_USER_AUTHENTICATION_REQUIRED).
+    if (kind.requiresAuth) this.authorizedBySubscription = true;
+    this.log('info', { event: 'subscribed', channel, channel_type: kind.type }, 'subscribed');
+  }
+
+  /** Unsubscribed from `channel` at its own request (a close leaves its channels without a line each). */
+  unsubscribed(channel: string): void {
+    this.log('info', { event: 'unsubscribed', channel }, 'unsubscribed');
+  }
+
+  /**
+   * A handler threw while processing this client's frame: the server's fault, not the client's, so it is logged as
+   * `handler_failed` at error level (inside the frame's span, so the line carries its trace id) and ends the span with
+   * the error. Never counted as a rejected frame.
+   */
+  handlerFailed(err: unknown, span: Span): void {
+    withSpan(span, () => this.log('error', { event: 'handler_failed', err }, 'handler failed'));
+    endWithError(span, err);
+  }
+
+  /**
+   * Rejects one client frame without closing: counts it with its reason (and as an invalid frame, and against its rate
+   * limit, when the rejection says so), logs it within the connection's cap, notes it on the active span, and answers
+   * `pusher:error`. Every rejected client frame goes through here.
+   */
+  reject(rejection: Rejection): void {
+    const { reason, message, code = null, channel, frameBytes, rateLimit } = rejection;
+    if (frameBytes !== undefined) this.metrics.messageReceived(this.app.id, 'invalid', frameBytes);
+    if (rateLimit !== undefined) this.metrics.rateLimited(this.app.id, rateLimit);
     this.metrics.messageError(this.app.id, reason);
-    this.logRejection(logEvent, { reason, code }, message);
+    const logAs = rejection.logAs ?? (rateLimit !== undefined || reason === 'rate_limited' ? 'rate_limited' : 'message_rejected');
+    this.logRejection(logAs, { reason, code }, message);
     this.send(encodeError(message, code, channel), 'protocol');
   }
 
   /**
    * Logs one refusal of this client's input, whatever its path (rejected frame, failed subscription, socket-level error):
-   * a flooding client must not flood the logs, so the metric counts every refusal and the log tells the first ones.
+   * a flooding client must not flood the logs, so the metric counts every refusal and the log tells the first ones. The
+   * active span (a frame's `process` span) gets an event named after the log event, whatever the cap.
    */
-  logRejection(event: RejectionLogEvent, fields: Record<string, unknown>, message: string): void {
+  logRejection(event: RejectionLogEvent, fields: { reason: string } & Record<string, unknown>, message: string): void {
+    addSpanEvent(event, fields.reason);
     this.rejections++;
     if (this.rejections <= LOGGED_REJECTIONS) {
-      this.logger.info({ event, ...fields }, message);
+      this.log('info', { event, ...fields }, message);
     } else if (this.rejections === LOGGED_REJECTIONS + 1) {
-      this.logger.warn(
+      this.log(
+        'warn',
         { event: 'message_rejected', reason: fields.reason },
         'further rejections on this connection are counted, not logged',
       );
@@ -426,7 +487,8 @@ export class Connection implements WriteTurnState {
     this.metrics.connectionClosed(this.app.id, this.closedFor, durationMs / 1000);
     this.onClosed(this);
     if (!this.logsInfo) return;
-    this.logger.info(
+    this.log(
+      'info',
       {
         event: 'connection_closed',
         reason: this.closedFor,
