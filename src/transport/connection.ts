@@ -1,5 +1,6 @@
 /**
- * One client connection: its identity, its subscriptions, its counters, and the only way to write to or close its socket.
+ * One client connection: its identity, the only way to write to or close its socket, and the intent methods that count,
+ * log and trace what happens to it. Its own state (channels, user, counters) is ConnectionState's (connection-state.ts).
  * The shape is fixed: every field is set in the constructor (nothing is ever added to the `ws` socket).
  */
 import type { Span, SpanContext } from '@opentelemetry/api';
@@ -8,28 +9,19 @@ import type { AppConfig } from '../config.js';
 import type { ChannelKind } from '../protocol/channel-name.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { encodeError, PING_FRAME } from '../protocol/encode.js';
-import { FixedWindow } from '../limits/fixed-window.js';
 import { logEvent, type LogEvent, type LogLevel, type LogLine } from '../telemetry/log-events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
 import type { MessageErrorReason, Metrics, RateLimitScope } from '../telemetry/metrics.js';
 import { addSpanEvent, endWithError, withSpan } from '../telemetry/tracing.js';
 import type { CloseReason } from './close-reasons.js';
+import { ConnectionState, type Membership } from './connection-state.js';
 import { TextFrame, writeTextFrame } from './preframed.js';
 import type { WriteTurnState } from './write-turns.js';
 
-/** A presence membership held by this connection on one channel. */
-export interface Membership {
-  /** The member's identity (its string form): the key of presence bookkeeping. */
-  userId: string;
-  /**
-   * `user_id` exactly as the backend signed it (a number stays a number): what member_added / member_removed and their
-   * webhooks echo, as Pusher does (docs/protocol-compatibility.md, "Numeric user ids").
-   */
-  signedUserId: string | number;
-  userInfo: unknown;
-}
+export type { Membership };
 
+/** What a Connection is made of (ws-route.ts builds it for each accepted upgrade). */
 export interface ConnectionOptions {
   ws: WebSocket;
   app: AppConfig;
@@ -83,7 +75,8 @@ export const CLOSE_HANDSHAKE_MS = 2000;
 /** Rejections logged per connection; later ones are only counted (websocket_message_errors_total). */
 const LOGGED_REJECTIONS = 20;
 
-export class Connection implements WriteTurnState {
+/** One client connection; see the module comment. */
+export class Connection extends ConnectionState implements WriteTurnState {
   readonly ws: WebSocket;
   readonly app: AppConfig;
   readonly socketId: string;
@@ -92,28 +85,6 @@ export class Connection implements WriteTurnState {
   private readonly logBindings: Record<string, string>;
   private childLogger: Logger | undefined = undefined;
   readonly upgradeSpan: SpanContext | undefined;
-  readonly openedAt: number;
-  // The connection's own state below is written only by its methods (what happened to it); the hub keeps the node's indexes.
-  /** Channel name → presence membership (or null for non-presence channels). */
-  private readonly channels = new Map<string, Membership | null>();
-  private signedInAs: string | undefined = undefined;
-  private authorizedBySubscription = false;
-  private watched: readonly string[] = [];
-  private lastFrameAt: number;
-  /** When the server's unanswered ping was sent; 0 when none is pending. */
-  private pingAt = 0;
-  private framesIn = 0;
-  private framesOut = 0;
-  private receivedBytes = 0;
-  private sentBytes = 0;
-  /** The inbound budget: every frame counts, checked before the frame is decoded. */
-  private readonly frames: FixedWindow;
-  /** Client events per second (the app's clientEventsPerSecond). */
-  private readonly clientEvents: FixedWindow;
-  private failedWith: string | undefined = undefined;
-  /** Set once; a closing connection sends nothing more. */
-  private closedFor: CloseReason | undefined = undefined;
-  private closedWith = 0;
   /**
    * Write coalescing (transport/write-turns.ts): the turn of the last raw write, and whether the socket is held corked.
    * Public because write-turns.ts keeps them (two fields here, no object per connection); nothing else writes them.
@@ -129,6 +100,7 @@ export class Connection implements WriteTurnState {
   private inboundHeld = false;
 
   constructor(options: ConnectionOptions) {
+    super(options.framesPerSecond, options.app.clientEventsPerSecond);
     this.ws = options.ws;
     this.app = options.app;
     this.socketId = options.socketId;
@@ -139,114 +111,6 @@ export class Connection implements WriteTurnState {
     this.sendBufferMaxBytes = options.sendBufferMaxBytes;
     this.upgradeSpan = options.upgradeSpan;
     this.onClosed = options.onClosed;
-    this.frames = new FixedWindow(options.framesPerSecond);
-    this.clientEvents = new FixedWindow(options.app.clientEventsPerSecond);
-    this.openedAt = Date.now();
-    this.lastFrameAt = this.openedAt;
-  }
-
-  /** The channels this connection is subscribed to, with its presence membership on each (null elsewhere). */
-  get subscriptions(): ReadonlyMap<string, Membership | null> {
-    return this.channels;
-  }
-
-  /** Signed-in user id (pusher:signin), if any. */
-  get userId(): string | undefined {
-    return this.signedInAs;
-  }
-
-  /** Subscribed to a private or presence channel the app's backend signed: as good as a sign-in for 4009 (Pusher's rule). */
-  get authorized(): boolean {
-    return this.authorizedBySubscription;
-  }
-
-  /** The user ids of its sign-in watchlist. */
-  get watchlist(): readonly string[] {
-    return this.watched;
-  }
-
-  /** When the last frame of any kind arrived (ms). */
-  get lastActivityAt(): number {
-    return this.lastFrameAt;
-  }
-
-  /** When the server's unanswered ping was sent; 0 when none is pending. */
-  get pingSentAt(): number {
-    return this.pingAt;
-  }
-
-  /** Frames received, every kind, refused ones too. */
-  get messagesIn(): number {
-    return this.framesIn;
-  }
-
-  /** Frames written to the socket. */
-  get messagesOut(): number {
-    return this.framesOut;
-  }
-
-  /** Bytes of the frames received (the same frames `messagesIn` counts). */
-  get bytesIn(): number {
-    return this.receivedBytes;
-  }
-
-  /** Bytes of the frames written. */
-  get bytesOut(): number {
-    return this.sentBytes;
-  }
-
-  /** The socket-level error that ended the connection, if any (its code: `ECONNRESET`, `WS_ERR_…`). */
-  get socketError(): string | undefined {
-    return this.failedWith;
-  }
-
-  /** Why the connection closed or is closing; undefined while it is open. */
-  get closeReason(): CloseReason | undefined {
-    return this.closedFor;
-  }
-
-  /** The close code sent or received; 0 while open. */
-  get closeCode(): number {
-    return this.closedWith;
-  }
-
-  /**
-   * A frame of `bytes` bytes arrived (any kind, refused or not): counted in messages and bytes together, and proof of life.
-   * Returns whether it is within the inbound budget (FRAME_RATE_LIMIT_PER_SECOND), checked before any work on the frame.
-   */
-  frameReceived(bytes: number, now: number): boolean {
-    this.framesIn++;
-    this.receivedBytes += bytes;
-    this.lastFrameAt = now;
-    return this.frames.allow(now);
-  }
-
-  /** Counts one client event at `now`; false when it is over the app's clientEventsPerSecond. */
-  admitClientEvent(now: number): boolean {
-    return this.clientEvents.allow(now);
-  }
-
-  /** Joined `channel` on this node (with its presence membership, or null). */
-  joined(channel: string, membership: Membership | null): void {
-    this.channels.set(channel, membership);
-  }
-
-  /** Left `channel`: the membership it held there (null for non-presence), or undefined when it was not subscribed. */
-  left(channel: string): Membership | null | undefined {
-    const membership = this.channels.get(channel);
-    if (membership === undefined) return undefined;
-    this.channels.delete(channel);
-    return membership;
-  }
-
-  /** Signed in as `userId` (undefined: signed out, as on close). */
-  signedIn(userId: string | undefined): void {
-    this.signedInAs = userId;
-  }
-
-  /** Its sign-in watchlist is now `userIds`. */
-  watches(userIds: readonly string[]): void {
-    this.watched = userIds;
   }
 
   /** Sends the server's `pusher:ping` at `now`; the pong (or any frame) must follow within PONG_TIMEOUT_MS. */
@@ -260,15 +124,6 @@ export class Connection implements WriteTurnState {
     if (this.pingAt === 0) return;
     this.metrics.pingRtt((now - this.pingAt) / 1000);
     this.pingAt = 0;
-  }
-
-  /**
-   * When the server's ping was sent if it is still unanswered, else 0. Any frame after the ping proves the client alive,
-   * not only its pong: such a ping is settled here.
-   */
-  unansweredPingSince(): number {
-    if (this.pingAt !== 0 && this.lastFrameAt > this.pingAt) this.pingAt = 0;
-    return this.pingAt;
   }
 
   /**
@@ -494,9 +349,9 @@ export class Connection implements WriteTurnState {
         reason: this.closedFor,
         code: this.closedWith,
         duration_ms: durationMs,
-        messages_in: this.framesIn,
+        messages_in: this.messagesIn,
         messages_out: this.framesOut,
-        bytes_in: this.receivedBytes,
+        bytes_in: this.bytesIn,
         bytes_out: this.sentBytes,
         ...(this.failedWith === undefined ? {} : { error: this.failedWith }),
       },
