@@ -154,7 +154,7 @@ export function unitWorld(app: AppConfig = unitApp(), limits: Partial<Limits> = 
   const { metrics, calls, count } = recordingMetrics();
   const { logger, lines } = capturedLogger();
   const webhooks: WebhookEvent[] = [];
-  const adapter = createLocalAdapter({ metrics, cacheTtlMs: 60_000 });
+  const adapter = createLocalAdapter({ metrics, cacheTtlMs: 60_000, cacheMaxBytes: 64 * 1024 * 1024 });
   const hub = new Hub([app], (state, userId, online) => adapter.userPresence(state.app.id, userId, online));
   adapter.onEnvelope(gateMemberEvents(hub, metrics, createFanout({ hub, metrics })));
   const deps: RealtimeDeps = {
