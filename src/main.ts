@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { Deadline } from './lifecycle/deadline.js';
 import { shutdownTelemetry, telemetryShutdownResult } from './telemetry/lifecycle.js';
 import { flushLogger } from './telemetry/logger.js';
+import { logEvent } from './telemetry/log-events.js';
 import { VERSION } from './version.js';
 
 function readConfig(): Config {
@@ -35,7 +36,9 @@ try {
 }
 const address = app.fastify.server.address();
 const port = typeof address === 'object' && address !== null ? address.port : config.port;
-logger.info(
+logEvent(
+  logger,
+  'info',
   { event: 'server_started', host: config.host, port, version: VERSION, apps: config.apps.map((a) => a.id) },
   `beacon listening on ${config.host}:${port}`,
 );
@@ -52,7 +55,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   // One deadline for every stage (lifecycle/deadline.ts): the drain, the telemetry flush and the log flush all ask it what is left.
   const deadline = new Deadline(config.shutdownTimeoutMs);
   const bound = setTimeout(() => {
-    logger.error({ event: 'shutdown_timed_out', signal }, 'shutdown bound reached; exiting');
+    logEvent(logger, 'error', { event: 'shutdown_timed_out', signal }, 'shutdown bound reached; exiting');
     logger.flush();
     process.exit(1);
   }, config.shutdownTimeoutMs + HARD_EXIT_MARGIN_MS);
@@ -62,7 +65,9 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   const telemetry = telemetryShutdownResult();
   const timedOut = telemetry.timedOut ? [...result.timedOut, 'telemetry'] : result.timedOut;
   // Logged once everything but the log flush is done, so it is true, and shipped with the last Loki batch.
-  logger.info(
+  logEvent(
+    logger,
+    'info',
     {
       event: 'shutdown_completed',
       signal,

@@ -28,6 +28,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
+import { logEvent } from '../telemetry/log-events.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
 import type { Adapter, CachedEvent, ChannelCounts, LeaveOutcome, ReapedChannel } from './adapter.js';
 import type { Envelope } from './envelope.js';
@@ -130,7 +131,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const refresh = (reason?: string): void => {
     if (isUp() && state !== 'up') {
       state = 'up';
-      logger.info({ event: 'adapter_up', adapter: 'redis', node: nodeId, dropped_while_down: dropped }, 'cluster engine up');
+      logEvent(logger, 'info', { event: 'adapter_up', adapter: 'redis', node: nodeId, dropped_while_down: dropped }, 'cluster engine up');
       dropped = 0;
       tick();
       for (const d of deferred.splice(0)) runDurable(d);
@@ -138,7 +139,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     } else if (!isUp() && !closed && (state === 'up' || (state === 'starting' && reason !== undefined))) {
       // Before the first `ready` a connection that is merely still connecting is not "down"; a failure is.
       state = 'down';
-      logger.warn({ event: 'adapter_down', adapter: 'redis', node: nodeId, reason }, 'cluster engine down');
+      logEvent(logger, 'warn', { event: 'adapter_down', adapter: 'redis', node: nodeId, reason }, 'cluster engine down');
     }
   };
 

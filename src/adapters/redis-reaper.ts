@@ -6,6 +6,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
+import { logEvent, type LogLine } from '../telemetry/log-events.js';
 import { startReapSpan, withSpan } from '../telemetry/tracing.js';
 import type { ReapedChannel } from './adapter.js';
 import type { RedisKeys } from './redis-keys.js';
@@ -36,7 +37,7 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     try {
       const channels = await deps.membership.reap(id);
       await client.srem(keys.nodes, id);
-      const line = {
+      const line: LogLine = {
         event: 'node_reaped',
         dead_node: id,
         members_removed: channels.reduce((n, c) => n + c.removedUsers.length, 0),
@@ -45,7 +46,7 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
         duration_ms: Math.round(performance.now() - started),
       };
       // Written inside the span, so the line carries its trace id.
-      withSpan(span, () => deps.logger.info(line, 'dead node reaped'));
+      withSpan(span, () => logEvent(deps.logger, 'info', line, 'dead node reaped'));
       deps.reaped(channels);
     } finally {
       span.end();

@@ -12,6 +12,7 @@ import { ApiError, type ApiDeps } from './api-deps.js';
 import { API_CORS } from './cors-options.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { endHttpServerSpan, logIds, startHttpServerSpan } from '../telemetry/tracing.js';
+import { logEvent } from '../telemetry/log-events.js';
 import { verifyBody, verifyRequest, type SigningFailure } from './signing.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { registerEventRoutes } from './routes/events.js';
@@ -46,7 +47,9 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   /** Counts and logs a refused signature check (every refusal goes through here). */
   const authFailed = (request: FastifyRequest<AppRequest>, failure: SigningFailure): void => {
     metrics.apiAuthFailure(failure.reason);
-    logger.info(
+    logEvent(
+      logger,
+      'info',
       {
         event: 'auth_failed',
         reason: failure.reason,
@@ -91,7 +94,9 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     if (!app.enabled) return reply.code(403).send({ error: 'App is disabled' });
     if (!rateWindow(app.id).allow(Date.now())) {
       metrics.rateLimited(app.id, 'http_api');
-      logger.warn(
+      logEvent(
+        logger,
+        'warn',
         { event: 'rate_limited', scope: 'http_api', app_id: app.id, request_id: request.id, ...logIds(request.apiSpan) },
         'API rate limit',
       );
@@ -127,7 +132,9 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     const span = request.apiSpan;
     const ids = logIds(span); // before the span ends: an ended span no longer records
     if (span !== undefined) endHttpServerSpan(span, reply.statusCode);
-    logger.info(
+    logEvent(
+      logger,
+      'info',
       {
         event: 'api_request',
         ...ids,
@@ -146,7 +153,8 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     const status = error.statusCode ?? 500;
     if (status === 503) void reply.header('Retry-After', RETRY_AFTER_SECONDS);
     if (status >= 500 && status !== 503) {
-      logger.error({ event: 'api_request', err: error, request_id: request.id, ...logIds(request.apiSpan) }, 'API handler failed');
+      const line = { event: 'api_request', err: error, request_id: request.id, ...logIds(request.apiSpan) } as const;
+      logEvent(logger, 'error', line, 'API handler failed');
     }
     const message = status === 413 && !(error instanceof ApiError) ? 'Request body too large' : error.message;
     // A 503 is a documented answer (draining, cluster engine down) with its own reason; other 5xx are ours and say nothing.

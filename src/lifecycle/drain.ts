@@ -17,6 +17,7 @@ import type { Adapter } from '../adapters/adapter.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import type { Hub } from '../realtime/hub.js';
 import type { Logger } from '../telemetry/logger.js';
+import { logEvent } from '../telemetry/log-events.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Deadline } from './deadline.js';
 
@@ -54,7 +55,7 @@ export async function drain(parts: DrainParts, deadline: Deadline): Promise<Drai
   };
 
   parts.startDraining();
-  logger.info({ event: 'shutdown_started', connections: hub.connectionCount(), grace_ms: parts.graceMs }, 'draining');
+  logEvent(logger, 'info', { event: 'shutdown_started', connections: hub.connectionCount(), grace_ms: parts.graceMs }, 'draining');
   if (parts.graceMs > 0 && hub.connectionCount() > 0) await deadline.sleep(parts.graceMs);
   parts.heartbeat.stop();
 

@@ -9,7 +9,7 @@ import type { Context } from '@opentelemetry/api';
 import { channelKind } from '../protocol/channel-name.js';
 import { ErrorCode, type ErrorCodeValue } from '../protocol/close-codes.js';
 import type { ClientEventMessage } from '../protocol/messages.js';
-import type { MessageErrorReason } from '../telemetry/metrics.js';
+import type { MessageErrorReason, RateLimitScope } from '../telemetry/metrics.js';
 import type { Connection } from '../transport/connection.js';
 import type { RealtimeDeps } from './deps.js';
 
@@ -32,8 +32,7 @@ export function clientEvent(
     );
     return;
   }
-  if (!connection.clientEvents.allow(Date.now())) {
-    deps.metrics.rateLimited(app.id, 'client_events');
+  if (!connection.admitClientEvent(Date.now())) {
     refuseClientEvent(
       deps,
       connection,
@@ -41,6 +40,7 @@ export function clientEvent(
       'rate_limited',
       ErrorCode.ClientEventRateLimited,
       `Client event rate limit (${app.clientEventsPerSecond}/s) exceeded`,
+      'client_events',
     );
     return;
   }
@@ -119,7 +119,9 @@ function refuseClientEvent(
   reason: MessageErrorReason,
   code: ErrorCodeValue,
   text: string,
+  rateLimit?: RateLimitScope,
 ): void {
-  connection.reject(reason, text, code, undefined, message.channel.slice(0, deps.limits.maxChannelNameLength));
+  const channel = message.channel.slice(0, deps.limits.maxChannelNameLength);
+  connection.reject({ reason, message: text, code, channel, rateLimit });
 }
 

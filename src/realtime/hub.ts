@@ -1,6 +1,8 @@
 /**
  * This node's registry: connections per app, channel subscribers, presence members, signed-in users.
  * Pure bookkeeping with no I/O; the router and the fan-out read and change it. Sizes for the gauges are read from here.
+ * The hub keeps only the node's indexes; a connection's own channels, user and watchlist are the Connection's, which the
+ * hub tells what happened (`joined`, `left`, `signedIn`, `watches`) so both change in one call (centrifuge's hub.go / client.go).
  */
 import type { Envelope } from '../adapters/envelope.js';
 import type { AppConfig } from '../config.js';
@@ -179,7 +181,7 @@ export class Hub {
       state.channels.set(name, channel);
     }
     channel.subscribers.add(connection);
-    connection.subscriptions.set(name, membership);
+    connection.joined(name, membership);
     let memberAdded = false;
     if (membership !== null) {
       channel.snapshotSeq.set(connection, seq);
@@ -195,9 +197,8 @@ export class Hub {
   }
 
   leave(connection: Connection, name: string): LeaveResult | undefined {
-    if (!connection.subscriptions.has(name)) return undefined;
-    const membership = connection.subscriptions.get(name) ?? null;
-    connection.subscriptions.delete(name);
+    const membership = connection.left(name);
+    if (membership === undefined) return undefined;
     const state = this.apps.get(connection.app.id);
     const channel = state?.channels.get(name);
     if (state === undefined || channel === undefined) return undefined;
@@ -230,7 +231,7 @@ export class Hub {
         this.onUserPresence(state, previous, false);
       }
     }
-    connection.userId = userId;
+    connection.signedIn(userId);
     if (userId !== undefined) {
       let set = state.users.get(userId);
       const first = set === undefined;
@@ -252,7 +253,7 @@ export class Hub {
       set?.delete(connection);
       if (set?.size === 0) state.watchers.delete(id);
     }
-    connection.watchlist = userIds;
+    connection.watches(userIds);
     for (const id of userIds) {
       let set = state.watchers.get(id);
       if (set === undefined) {

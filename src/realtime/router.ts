@@ -2,7 +2,7 @@
  * One client text frame → its handler. Size, decode, dispatch, and the per-frame telemetry (received counters, processing
  * time, `process` spans for the frames worth tracing) all happen here, once.
  */
-import { context, type Span } from '@opentelemetry/api';
+import { context } from '@opentelemetry/api';
 import { decodeClientFrame } from '../protocol/decode.js';
 import { scanFrame, type FrameScan } from '../protocol/frame-scan.js';
 import { PONG_FRAME } from '../protocol/encode.js';
@@ -10,7 +10,7 @@ import { Events } from '../protocol/events.js';
 import type { ClientMessage } from '../protocol/messages.js';
 import type { Connection } from '../transport/connection.js';
 import type { ReceivedKind } from '../protocol/frame-kinds.js';
-import { endWithError, startProcessSpan, withSpan } from '../telemetry/tracing.js';
+import { startProcessSpan, withSpan } from '../telemetry/tracing.js';
 import { clientEvent } from './client-events.js';
 import type { RealtimeDeps } from './deps.js';
 import { signin } from './signin.js';
@@ -33,7 +33,7 @@ const TRACED: Partial<Record<ReceivedKind, string>> = {
 };
 
 export interface Router {
-  /** Handles one text frame of `bytes` bytes. Never throws. */
+  /** Handles one text frame of `bytes` bytes, already counted by `connection.frameReceived`. Never throws. */
   handle(connection: Connection, text: string, bytes: number): void;
 }
 
@@ -48,38 +48,39 @@ export function createRouter(deps: RealtimeDeps): Router {
   return {
     handle(connection, text, bytes) {
       const started = performance.now();
-      connection.messagesIn++;
-      connection.bytesIn += bytes;
-      connection.lastActivityAt = Date.now();
       if (bytes > maxFrameBytes) {
-        metrics.messageReceived(connection.app.id, 'invalid', bytes);
-        connection.reject('too_large', `Frame over ${maxFrameBytes} bytes`);
+        connection.reject({ reason: 'too_large', message: `Frame over ${maxFrameBytes} bytes`, frameBytes: bytes });
         return;
       }
       // One linear pass before any JSON work: deep nesting is refused at the depth where it goes too far.
       const scan = scanFrame(text, limits.maxJsonDepth);
       if (!scan.depthOk) {
-        metrics.messageReceived(connection.app.id, 'invalid', bytes);
-        connection.reject('too_deep', `Frame nested deeper than ${limits.maxJsonDepth} levels`);
+        connection.reject({
+          reason: 'too_deep',
+          message: `Frame nested deeper than ${limits.maxJsonDepth} levels`,
+          frameBytes: bytes,
+        });
         return;
       }
       const decoded = decodeClientFrame(text);
       if (!decoded.ok) {
-        metrics.messageReceived(connection.app.id, 'invalid', bytes);
-        if (decoded.subscribeChannel === undefined) connection.reject(decoded.reason, decoded.message);
-        else {
+        if (decoded.subscribeChannel === undefined) {
+          connection.reject({ reason: decoded.reason, message: decoded.message, frameBytes: bytes });
+        } else {
           // The client waits on that channel: it hears the refusal there, as for any other refused subscribe.
-          metrics.messageError(connection.app.id, decoded.reason);
-          refuseSubscription(deps, connection, decoded.subscribeChannel, malformedSubscribe(decoded.message));
+          metrics.messageReceived(connection.app.id, 'invalid', bytes);
+          refuseSubscription(deps, connection, decoded.subscribeChannel, {
+            ...malformedSubscribe(decoded.message),
+            errorReason: decoded.reason,
+          });
         }
         return;
       }
       const { message, traceparent } = decoded.value;
       const kind = KIND[message.event];
-      metrics.messageReceived(connection.app.id, kind, bytes);
       const spanName = TRACED[kind];
       if (spanName === undefined) {
-        logReceived(connection, kind, bytes);
+        connection.frameDecoded(kind, bytes);
         dispatch(deps, connection, message, text, scan);
         metrics.messageProcessed(kind, (performance.now() - started) / 1000);
         return;
@@ -91,33 +92,21 @@ export function createRouter(deps: RealtimeDeps): Router {
       };
       try {
         const result = withSpan(span, () => {
-          logReceived(connection, kind, bytes);
+          // Inside the frame's span: its debug line carries the trace id.
+          connection.frameDecoded(kind, bytes);
           return dispatch(deps, connection, message, text, scan);
         });
         if (result === undefined) done();
         else
           result.then(done, (err: unknown) => {
             metrics.messageProcessed(kind, (performance.now() - started) / 1000);
-            handlerFailed(connection, span, err);
+            connection.handlerFailed(err, span);
           });
       } catch (err) {
-        handlerFailed(connection, span, err);
+        connection.handlerFailed(err, span);
       }
     },
   };
-}
-
-/** A handler that threw or rejected: logged inside the frame's span (also after an await, when it is no longer active). */
-function handlerFailed(connection: Connection, span: Span, err: unknown): void {
-  withSpan(span, () => connection.logger.error({ event: 'message_rejected', err }, 'handler failed'));
-  endWithError(span, err);
-}
-
-/** The debug line of every frame; inside the frame's span when it has one. */
-function logReceived(connection: Connection, kind: ReceivedKind, bytes: number): void {
-  if (connection.logger.isLevelEnabled('debug')) {
-    connection.logger.debug({ event: 'message_received', kind, bytes }, 'frame received');
-  }
 }
 
 /** A client event's data as the client wrote it: a string as is, anything else the raw JSON text (never re-serialized). */
@@ -138,10 +127,7 @@ function dispatch(
       connection.send(PONG_FRAME, 'protocol');
       return undefined;
     case Events.Pong:
-      if (connection.pingSentAt !== 0) {
-        deps.metrics.pingRtt((Date.now() - connection.pingSentAt) / 1000);
-        connection.pingSentAt = 0;
-      }
+      connection.pongReceived(Date.now());
       return undefined;
     case Events.Subscribe:
       return subscribe(deps, connection, message);

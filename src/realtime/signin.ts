@@ -13,14 +13,19 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
   const traced = context.active();
   const app = connection.app;
   if (!verifyAuth(message.auth, app.key, app.secret, userAuthString(connection.socketId, message.userData))) {
-    connection.reject('unauthorized', 'Invalid signin signature', ErrorCode.Unauthorized, 'auth_failed');
+    connection.reject({
+      reason: 'unauthorized',
+      message: 'Invalid signin signature',
+      code: ErrorCode.Unauthorized,
+      logAs: 'auth_failed',
+    });
     return;
   }
   let user: unknown;
   try {
     user = JSON.parse(message.userData);
   } catch {
-    connection.reject('invalid_message', 'user_data is not JSON');
+    connection.reject({ reason: 'invalid_message', message: 'user_data is not JSON' });
     return;
   }
   const record = typeof user === 'object' && user !== null ? (user as Record<string, unknown>) : {};
@@ -29,18 +34,22 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
   const rawId = record.id;
   const id = typeof rawId === 'string' || typeof rawId === 'number' ? String(rawId) : '';
   if (id.length === 0 || id.length > deps.limits.maxPresenceUserIdLength) {
-    connection.reject('invalid_message', 'user_data needs an id (a string or a number)');
+    connection.reject({ reason: 'invalid_message', message: 'user_data needs an id (a string or a number)' });
     return;
   }
   const watchlist = Array.isArray(record.watchlist) ? record.watchlist.map(String) : [];
   if (watchlist.length > deps.limits.maxWatchlistSize) {
-    connection.reject('invalid_message', `Watchlist over ${deps.limits.maxWatchlistSize} ids`, ErrorCode.WatchlistLimit);
+    connection.reject({
+      reason: 'invalid_message',
+      message: `Watchlist over ${deps.limits.maxWatchlistSize} ids`,
+      code: ErrorCode.WatchlistLimit,
+    });
     return;
   }
   deps.hub.setWatchlist(connection, watchlist);
   deps.hub.setUser(connection, id);
   connection.send(encodeProtocol(Events.SigninSuccess, { user_data: message.userData }), 'protocol');
-  connection.logger.info({ event: 'signin', user_id: id }, 'signed in');
+  connection.log('info', { event: 'signin', user_id: id }, 'signed in');
   if (watchlist.length > 0) {
     // Who is signed in anywhere in the cluster (the adapter's answer), not only on this node.
     const present = await deps.adapter.usersOnline(app.id, watchlist);

@@ -59,7 +59,7 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   // The frame's `process` span (router.ts) is active only until the first await (otel/sync-context-manager.ts): each step
   // after one runs in it again, explicitly, so its log lines keep the trace id.
   const traced = context.active();
-  const { hub, adapter, metrics } = deps;
+  const { hub, adapter } = deps;
   const name = message.channel;
   const kind = channelKind(name);
   const outcome = admit(deps, connection, message);
@@ -95,12 +95,7 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   } else {
     connection.send(encodeProtocol(Events.SubscriptionSucceeded, {}, name), 'protocol');
   }
-  metrics.subscription(connection.app.id, kind.type, 'ok');
-  // A subscription the app's backend signed authorizes the connection, as Pusher counts it (APP_USER_AUTHENTICATION_REQUIRED).
-  if (kind.requiresAuth) connection.authorized = true;
-  context.with(traced, () =>
-    connection.logger.info({ event: 'subscribed', channel: name, channel_type: kind.type }, 'subscribed'),
-  );
+  context.with(traced, () => connection.subscribed(name, kind));
 
   if (kind.cache && !already) {
     const cached = await adapter.cacheGet(connection.app.id, name);
@@ -177,7 +172,7 @@ export function unsubscribe(deps: RealtimeDeps, connection: Connection, message:
   if (deps.hub.isJoining(connection, message.channel)) deps.hub.endJoin(connection, message.channel);
   const left = deps.hub.leave(connection, message.channel);
   if (left === undefined) return;
-  connection.logger.info({ event: 'unsubscribed', channel: message.channel }, 'unsubscribed');
+  connection.unsubscribed(message.channel);
   afterLeave(deps, connection.app.id, left);
 }
 

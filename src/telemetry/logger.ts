@@ -8,34 +8,12 @@
 import { isSpanContextValid, trace } from '@opentelemetry/api';
 import { pino, type Logger } from 'pino';
 import { startLokiShipping, type LokiShipping, type LokiShippingOptions } from './loki.js';
+import { logEvent, type LogLine } from './log-events.js';
 import type { LogShippingCounts } from './metrics.js';
 
 export type { Logger };
 
-/** Log events of the catalog in docs/telemetry.md; every line carries exactly one of them in its `event` field. */
-export type LogEvent =
-  | 'connection_opened'
-  | 'connection_closed'
-  | 'connection_rejected'
-  | 'subscribed'
-  | 'message_received'
-  | 'subscription_failed'
-  | 'unsubscribed'
-  | 'signin'
-  | 'auth_failed'
-  | 'rate_limited'
-  | 'slow_consumer'
-  | 'message_rejected'
-  | 'api_request'
-  | 'webhook_failed'
-  | 'adapter_up'
-  | 'adapter_down'
-  | 'server_started'
-  | 'shutdown_started'
-  | 'shutdown_completed'
-  | 'shutdown_timed_out'
-  | 'loki_push_failed'
-  | 'loki_shipping_stopped';
+export type { LogEvent } from './log-events.js';
 
 export interface LoggerOptions {
   serviceName: string;
@@ -107,7 +85,9 @@ export function createLogger(options: LoggerOptions): Logger {
   );
   outputs.set(logger, { shipping, primary });
   shipping?.onFailure((failure, stats) => {
-    logger.warn(
+    logEvent(
+      logger,
+      'warn',
       {
         event: 'loki_push_failed',
         status: failure.status,
@@ -148,15 +128,15 @@ export async function flushLogger(logger: Logger, timeoutMs: number = DEFAULT_FL
   if (output.shipping !== undefined) {
     // stdout gets the summary after the worker stopped: keep a little of the budget for that last write.
     const stats = await output.shipping.close(Math.max(0, timeoutMs - STDOUT_FLUSH_RESERVE_MS));
-    const line = {
+    const line: LogLine = {
       event: 'loki_shipping_stopped',
       lines_written: stats.written,
       lines_shipped: stats.shipped,
       lines_dropped: stats.dropped,
       dropped_by_reason: stats.droppedBy,
     };
-    if (stats.dropped > 0) logger.warn(line, 'Loki shipping stopped; some lines never reached Loki');
-    else logger.info(line, 'Loki shipping stopped');
+    if (stats.dropped > 0) logEvent(logger, 'warn', line, 'Loki shipping stopped; some lines never reached Loki');
+    else logEvent(logger, 'info', line, 'Loki shipping stopped');
   }
   await flushDestination(output.primary);
 }

@@ -184,3 +184,15 @@ export function startReapSpan(deadNode: string): Span {
   if (span.isRecording()) span.setAttribute('beacon.dead_node', deadNode);
   return span;
 }
+
+/** The attribute of a refusal's span event: the same bounded `reason` as its metric label and log line. */
+const REFUSAL_REASON = 'pusher.reason';
+
+/**
+ * Notes a refusal of the client's input on the active span (a frame's `process` span), if one records: an event named
+ * after the refusal's log event, with its reason. Outside a span (a frame refused before decoding) it costs a lookup.
+ */
+export function addSpanEvent(event: string, reason: string): void {
+  const span = trace.getActiveSpan();
+  if (span !== undefined && span.isRecording()) span.addEvent(event, { [REFUSAL_REASON]: reason });
+}

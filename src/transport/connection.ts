@@ -1,32 +1,27 @@
 /**
- * One client connection: its identity, its subscriptions, its counters, and the only way to write to or close its socket.
+ * One client connection: its identity, the only way to write to or close its socket, and the intent methods that count,
+ * log and trace what happens to it. Its own state (channels, user, counters) is ConnectionState's (connection-state.ts).
  * The shape is fixed: every field is set in the constructor (nothing is ever added to the `ws` socket).
  */
-import type { SpanContext } from '@opentelemetry/api';
+import type { Span, SpanContext } from '@opentelemetry/api';
 import type { WebSocket } from 'ws';
 import type { AppConfig } from '../config.js';
+import type { ChannelKind } from '../protocol/channel-name.js';
 import { CloseCode } from '../protocol/close-codes.js';
-import { encodeError } from '../protocol/encode.js';
-import { FixedWindow } from '../limits/fixed-window.js';
+import { encodeError, PING_FRAME } from '../protocol/encode.js';
+import { logEvent, type LogEvent, type LogLevel, type LogLine } from '../telemetry/log-events.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { SentKind } from '../protocol/frame-kinds.js';
-import type { MessageErrorReason, Metrics } from '../telemetry/metrics.js';
+import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
+import type { MessageErrorReason, Metrics, RateLimitScope } from '../telemetry/metrics.js';
+import { addSpanEvent, endWithError, withSpan } from '../telemetry/tracing.js';
 import type { CloseReason } from './close-reasons.js';
+import { ConnectionState, type Membership } from './connection-state.js';
 import { TextFrame, writeTextFrame } from './preframed.js';
 import type { WriteTurnState } from './write-turns.js';
 
-/** A presence membership held by this connection on one channel. */
-export interface Membership {
-  /** The member's identity (its string form): the key of presence bookkeeping. */
-  userId: string;
-  /**
-   * `user_id` exactly as the backend signed it (a number stays a number): what member_added / member_removed and their
-   * webhooks echo, as Pusher does (docs/protocol-compatibility.md, "Numeric user ids").
-   */
-  signedUserId: string | number;
-  userInfo: unknown;
-}
+export type { Membership };
 
+/** What a Connection is made of (ws-route.ts builds it for each accepted upgrade). */
 export interface ConnectionOptions {
   ws: WebSocket;
   app: AppConfig;
@@ -45,8 +40,26 @@ export interface ConnectionOptions {
   onClosed: (connection: Connection) => void;
 }
 
-/** The log catalog events a rejected frame is logged as (docs/telemetry.md): refused signatures and rate limits have their own. */
-export type RejectionLogEvent = 'message_rejected' | 'rate_limited' | 'auth_failed' | 'subscription_failed';
+/** The log catalog events a refusal is logged as (docs/telemetry.md): refused signatures and rate limits have their own. */
+export type RejectionLogEvent = Extract<LogEvent, 'message_rejected' | 'rate_limited' | 'auth_failed' | 'subscription_failed'>;
+
+/** One refused client frame: what the client is told, and how it is counted and logged. */
+export interface Rejection {
+  /** The `reason` label of websocket_message_errors_total and of the log line. */
+  reason: MessageErrorReason;
+  /** The `pusher:error` message (and the log line's `msg`). */
+  message: string;
+  /** The `pusher:error` code; none by default. */
+  code?: number | null;
+  /** The catalog event it is logged as; by default `rate_limited` for a rate limit, else `message_rejected`. */
+  logAs?: RejectionLogEvent;
+  /** Set for a refused client event, so the client can tell which channel's event it was. */
+  channel?: string;
+  /** Bytes of a frame refused before any handler saw it: also counted as a received frame of kind `invalid`. */
+  frameBytes?: number;
+  /** The rate limit that refused it, counted in websocket_rate_limit_triggered_total. */
+  rateLimit?: RateLimitScope;
+}
 
 /** The close code ws sends for each of its frame-level errors (the rest are 1002, protocol error). */
 const WS_ERROR_CLOSE: Readonly<Record<string, { code: number; reason: MessageErrorReason }>> = {
@@ -62,7 +75,8 @@ export const CLOSE_HANDSHAKE_MS = 2000;
 /** Rejections logged per connection; later ones are only counted (websocket_message_errors_total). */
 const LOGGED_REJECTIONS = 20;
 
-export class Connection implements WriteTurnState {
+/** One client connection; see the module comment. */
+export class Connection extends ConnectionState implements WriteTurnState {
   readonly ws: WebSocket;
   readonly app: AppConfig;
   readonly socketId: string;
@@ -71,31 +85,10 @@ export class Connection implements WriteTurnState {
   private readonly logBindings: Record<string, string>;
   private childLogger: Logger | undefined = undefined;
   readonly upgradeSpan: SpanContext | undefined;
-  readonly openedAt: number;
-  /** Channel name → presence membership (or null for non-presence channels). */
-  readonly subscriptions = new Map<string, Membership | null>();
-  /** Signed-in user id (pusher:signin), if any. */
-  userId: string | undefined = undefined;
-  /** Subscribed to a private or presence channel the app's backend signed: as good as a sign-in for 4009 (Pusher's rule). */
-  authorized = false;
-  watchlist: readonly string[] = [];
-  lastActivityAt: number;
-  /** When the server's unanswered ping was sent; 0 when none is pending. */
-  pingSentAt = 0;
-  messagesIn = 0;
-  messagesOut = 0;
-  bytesIn = 0;
-  bytesOut = 0;
-  /** The inbound budget: every frame counts, checked before the frame is decoded. */
-  readonly frames: FixedWindow;
-  /** Client events per second (the app's clientEventsPerSecond). */
-  readonly clientEvents: FixedWindow;
-  /** The socket-level error that ended the connection, if any (its code: `ECONNRESET`, `WS_ERR_…`). */
-  socketError: string | undefined = undefined;
-  /** Set once; a closing connection sends nothing more. */
-  closeReason: CloseReason | undefined = undefined;
-  closeCode = 0;
-  /** Write coalescing (transport/write-turns.ts): the turn of the last raw write, and whether the socket is held corked. */
+  /**
+   * Write coalescing (transport/write-turns.ts): the turn of the last raw write, and whether the socket is held corked.
+   * Public because write-turns.ts keeps them (two fields here, no object per connection); nothing else writes them.
+   */
   lastWriteTurn = 0;
   writeCorked = false;
   private readonly metrics: Metrics;
@@ -107,6 +100,7 @@ export class Connection implements WriteTurnState {
   private inboundHeld = false;
 
   constructor(options: ConnectionOptions) {
+    super(options.framesPerSecond, options.app.clientEventsPerSecond);
     this.ws = options.ws;
     this.app = options.app;
     this.socketId = options.socketId;
@@ -117,10 +111,19 @@ export class Connection implements WriteTurnState {
     this.sendBufferMaxBytes = options.sendBufferMaxBytes;
     this.upgradeSpan = options.upgradeSpan;
     this.onClosed = options.onClosed;
-    this.frames = new FixedWindow(options.framesPerSecond);
-    this.clientEvents = new FixedWindow(options.app.clientEventsPerSecond);
-    this.openedAt = Date.now();
-    this.lastActivityAt = this.openedAt;
+  }
+
+  /** Sends the server's `pusher:ping` at `now`; the pong (or any frame) must follow within PONG_TIMEOUT_MS. */
+  ping(now: number): void {
+    this.pingAt = now;
+    this.send(PING_FRAME, 'protocol');
+  }
+
+  /** A `pusher:pong` arrived at `now`: records the round trip of the pending ping, if one is. */
+  pongReceived(now: number): void {
+    if (this.pingAt === 0) return;
+    this.metrics.pingRtt((now - this.pingAt) / 1000);
+    this.pingAt = 0;
   }
 
   /**
@@ -138,7 +141,7 @@ export class Connection implements WriteTurnState {
   }
 
   get isOpen(): boolean {
-    return this.closeReason === undefined && this.ws.readyState === WS_OPEN;
+    return this.closedFor === undefined && this.ws.readyState === WS_OPEN;
   }
 
   /**
@@ -148,8 +151,8 @@ export class Connection implements WriteTurnState {
   sendFrame(frame: Buffer, bytes: number): boolean {
     if (!this.admitsWrite()) return false;
     this.ws.send(frame, TEXT_FRAME);
-    this.messagesOut++;
-    this.bytesOut += bytes;
+    this.framesOut++;
+    this.sentBytes += bytes;
     return true;
   }
 
@@ -160,8 +163,8 @@ export class Connection implements WriteTurnState {
   sendTextFrame(frame: TextFrame): boolean {
     if (!this.admitsWrite()) return false;
     writeTextFrame(this.ws, frame, this);
-    this.messagesOut++;
-    this.bytesOut += frame.payload.length;
+    this.framesOut++;
+    this.sentBytes += frame.payload.length;
     return true;
   }
 
@@ -171,7 +174,8 @@ export class Connection implements WriteTurnState {
     if (this.ws.bufferedAmount > this.sendBufferMaxBytes) {
       // The client does not read as fast as we write: close it rather than let its buffer grow without bound.
       this.metrics.backpressure(this.app.id, 'disconnected');
-      this.logger.warn(
+      this.log(
+        'warn',
         { event: 'slow_consumer', buffered_bytes: this.ws.bufferedAmount, limit_bytes: this.sendBufferMaxBytes },
         'send buffer over its bound; closing slow consumer',
       );
@@ -189,33 +193,77 @@ export class Connection implements WriteTurnState {
     return written;
   }
 
+  /** Writes one catalog event on this connection's logger (its lines carry the session, socket and app ids). */
+  log(level: LogLevel, line: LogLine, msg: string): void {
+    logEvent(this.logger, level, line, msg);
+  }
+
   /**
-   * Rejects one client frame without closing: sends `pusher:error`, counts it with its reason, logs it once (as `logEvent`,
-   * the catalog event of this kind of rejection). Every rejected client frame goes through here. `channel` is set for a
-   * refused client event, so the client can tell which channel's event it was.
+   * The connection was accepted: counted, and logged with `fields` (built only when the line is written: they can cost a
+   * getpeername call and an object per connection).
    */
-  reject(
-    reason: MessageErrorReason,
-    message: string,
-    code: number | null = null,
-    logEvent: RejectionLogEvent = reason === 'rate_limited' ? 'rate_limited' : 'message_rejected',
-    channel?: string,
-  ): void {
+  opened(fields: () => Record<string, unknown>): void {
+    this.metrics.connectionOpened(this.app.id);
+    if (this.logsInfo) this.log('info', { event: 'connection_opened', ...fields() }, 'connection opened');
+  }
+
+  /** A frame of `kind` and `bytes` bytes was decoded and goes to its handler: counted, and logged at debug (message traffic). */
+  frameDecoded(kind: ReceivedKind, bytes: number): void {
+    this.metrics.messageReceived(this.app.id, kind, bytes);
+    if (this.rootLogger.isLevelEnabled('debug')) this.log('debug', { event: 'message_received', kind, bytes }, 'frame received');
+  }
+
+  /** Subscribed to `channel`: counted, logged, and a channel the backend signed authorizes the connection (4009's rule). */
+  subscribed(channel: string, kind: ChannelKind): void {
+    this.metrics.subscription(this.app.id, kind.type, 'ok');
+    // A subscription the app's backend signed authorizes the connection, as Pusher counts it (APP_USER_AUTHENTICATION_REQUIRED).
+    if (kind.requiresAuth) this.authorizedBySubscription = true;
+    this.log('info', { event: 'subscribed', channel, channel_type: kind.type }, 'subscribed');
+  }
+
+  /** Unsubscribed from `channel` at its own request (a close leaves its channels without a line each). */
+  unsubscribed(channel: string): void {
+    this.log('info', { event: 'unsubscribed', channel }, 'unsubscribed');
+  }
+
+  /**
+   * A handler threw while processing this client's frame: the server's fault, not the client's, so it is logged as
+   * `handler_failed` at error level (inside the frame's span, so the line carries its trace id) and ends the span with
+   * the error. Never counted as a rejected frame.
+   */
+  handlerFailed(err: unknown, span: Span): void {
+    withSpan(span, () => this.log('error', { event: 'handler_failed', err }, 'handler failed'));
+    endWithError(span, err);
+  }
+
+  /**
+   * Rejects one client frame without closing: counts it with its reason (and as an invalid frame, and against its rate
+   * limit, when the rejection says so), logs it within the connection's cap, notes it on the active span, and answers
+   * `pusher:error`. Every rejected client frame goes through here.
+   */
+  reject(rejection: Rejection): void {
+    const { reason, message, code = null, channel, frameBytes, rateLimit } = rejection;
+    if (frameBytes !== undefined) this.metrics.messageReceived(this.app.id, 'invalid', frameBytes);
+    if (rateLimit !== undefined) this.metrics.rateLimited(this.app.id, rateLimit);
     this.metrics.messageError(this.app.id, reason);
-    this.logRejection(logEvent, { reason, code }, message);
+    const logAs = rejection.logAs ?? (rateLimit !== undefined || reason === 'rate_limited' ? 'rate_limited' : 'message_rejected');
+    this.logRejection(logAs, { reason, code }, message);
     this.send(encodeError(message, code, channel), 'protocol');
   }
 
   /**
    * Logs one refusal of this client's input, whatever its path (rejected frame, failed subscription, socket-level error):
-   * a flooding client must not flood the logs, so the metric counts every refusal and the log tells the first ones.
+   * a flooding client must not flood the logs, so the metric counts every refusal and the log tells the first ones. The
+   * active span (a frame's `process` span) gets an event named after the log event, whatever the cap.
    */
-  logRejection(event: RejectionLogEvent, fields: Record<string, unknown>, message: string): void {
+  logRejection(event: RejectionLogEvent, fields: { reason: string } & Record<string, unknown>, message: string): void {
+    addSpanEvent(event, fields.reason);
     this.rejections++;
     if (this.rejections <= LOGGED_REJECTIONS) {
-      this.logger.info({ event, ...fields }, message);
+      this.log('info', { event, ...fields }, message);
     } else if (this.rejections === LOGGED_REJECTIONS + 1) {
-      this.logger.warn(
+      this.log(
+        'warn',
         { event: 'message_rejected', reason: fields.reason },
         'further rejections on this connection are counted, not logged',
       );
@@ -229,18 +277,18 @@ export class Connection implements WriteTurnState {
    */
   socketFailed(err: Error & { code?: string }): void {
     const code = err.code ?? 'socket_error';
-    this.socketError ??= code;
+    this.failedWith ??= code;
     if (!code.startsWith('WS_ERR')) {
       // A reset or a broken pipe: the peer went away. `connection_closed` tells it (reason `error`, `error` field).
-      this.closeReason ??= 'error';
+      this.closedFor ??= 'error';
       return;
     }
     const known = WS_ERROR_CLOSE[code] ?? { code: 1002, reason: 'invalid_frame' as const };
     this.metrics.messageError(this.app.id, known.reason);
     this.logRejection('message_rejected', { reason: known.reason, code: known.code, error: code }, err.message);
-    if (this.closeReason === undefined) {
-      this.closeReason = 'protocol_error';
-      this.closeCode = known.code;
+    if (this.closedFor === undefined) {
+      this.closedFor = 'protocol_error';
+      this.closedWith = known.code;
     }
     // ws has sent its close frame and stopped reading; bound the wait for the peer as `close` does.
     setTimeout(() => this.ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
@@ -264,9 +312,9 @@ export class Connection implements WriteTurnState {
 
   /** Sends `pusher:error` with the close code and closes with it: the one way the server ends a connection. */
   close(code: number, message: string, reason: CloseReason): void {
-    if (this.closeReason !== undefined) return;
-    this.closeReason = reason;
-    this.closeCode = code;
+    if (this.closedFor !== undefined) return;
+    this.closedFor = reason;
+    this.closedWith = code;
     if (this.ws.readyState === WS_OPEN) {
       const frame = encodeError(message, code);
       this.ws.send(frame);
@@ -287,24 +335,25 @@ export class Connection implements WriteTurnState {
   finish(code: number): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.closeReason === undefined) this.closeReason = code === 1006 ? 'error' : 'client_close';
+    this.closedFor ??= code === 1006 ? 'error' : 'client_close';
     // A close the server started keeps the code it sent; otherwise the code is the one on the wire (1006: none).
-    if (this.closeCode === 0) this.closeCode = code;
+    if (this.closedWith === 0) this.closedWith = code;
     const durationMs = Date.now() - this.openedAt;
-    this.metrics.connectionClosed(this.app.id, this.closeReason, durationMs / 1000);
+    this.metrics.connectionClosed(this.app.id, this.closedFor, durationMs / 1000);
     this.onClosed(this);
     if (!this.logsInfo) return;
-    this.logger.info(
+    this.log(
+      'info',
       {
         event: 'connection_closed',
-        reason: this.closeReason,
-        code: this.closeCode,
+        reason: this.closedFor,
+        code: this.closedWith,
         duration_ms: durationMs,
         messages_in: this.messagesIn,
-        messages_out: this.messagesOut,
+        messages_out: this.framesOut,
         bytes_in: this.bytesIn,
-        bytes_out: this.bytesOut,
-        ...(this.socketError === undefined ? {} : { error: this.socketError }),
+        bytes_out: this.sentBytes,
+        ...(this.failedWith === undefined ? {} : { error: this.failedWith }),
       },
       'connection closed',
     );

@@ -4,7 +4,6 @@
  * connections that have neither signed in nor subscribed to a private or presence channel within `userAuthTimeoutMs` with 4009.
  */
 import { CloseCode } from '../protocol/close-codes.js';
-import { PING_FRAME } from '../protocol/encode.js';
 import type { Hub } from '../realtime/hub.js';
 
 export interface HeartbeatOptions {
@@ -26,10 +25,9 @@ export function startHeartbeat({ hub, activityTimeoutMs, pongTimeoutMs, userAuth
     const t = now();
     for (const connection of hub.connections()) {
       if (!connection.isOpen) continue;
-      // Any frame after our ping proves the client alive, not only its pong.
-      if (connection.pingSentAt !== 0 && connection.lastActivityAt > connection.pingSentAt) connection.pingSentAt = 0;
-      if (connection.pingSentAt !== 0) {
-        if (t - connection.pingSentAt >= pongTimeoutMs) {
+      const pingSentAt = connection.unansweredPingSince();
+      if (pingSentAt !== 0) {
+        if (t - pingSentAt >= pongTimeoutMs) {
           connection.close(CloseCode.PongNotReceived, 'Pong reply not received', 'pong_timeout');
         }
         continue;
@@ -44,8 +42,7 @@ export function startHeartbeat({ hub, activityTimeoutMs, pongTimeoutMs, userAuth
         continue;
       }
       if (t - connection.lastActivityAt >= activityTimeoutMs) {
-        connection.pingSentAt = t;
-        connection.send(PING_FRAME, 'protocol');
+        connection.ping(t);
       }
     }
   };

@@ -11,6 +11,7 @@ import { CloseCode } from '../protocol/close-codes.js';
 import { encodeConnectionEstablished, encodeError } from '../protocol/encode.js';
 import type { Hub } from '../realtime/hub.js';
 import type { Router } from '../realtime/router.js';
+import { logEvent } from '../telemetry/log-events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { RejectReason } from './close-reasons.js';
@@ -63,7 +64,7 @@ function socketId(): string {
 export function wsErrorHandler(logger: Logger): (error: Error & { code?: string }, socket: WebSocket) => void {
   return (error, socket) => {
     if (error.code !== undefined && PEER_ERROR.test(error.code)) return;
-    logger.error({ event: 'message_rejected', err: error }, 'WebSocket handler failed');
+    logEvent(logger, 'error', { event: 'handler_failed', err: error }, 'WebSocket handler failed');
     socket.terminate();
   };
 }
@@ -75,6 +76,17 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
   // Refused sockets are in no hub and under no MAX_CONNECTIONS, so they get their own bounds: how many, and for how long.
   let refusedInHandshake = 0;
 
+  /**
+   * Counts and logs one refused upgrade. A connection flood must not become a log flood: every refusal is counted, at most
+   * 10 a second are logged.
+   */
+  const connectionRejected = (reason: RejectReason, fields: () => Record<string, unknown>, message: string): void => {
+    metrics.connectionRejected(reason);
+    if (rejectionLogWindow.allow(Date.now())) {
+      logEvent(logger, 'info', { event: 'connection_rejected', reason, ...fields() }, message);
+    }
+  };
+
   const reject = (
     socket: WebSocket,
     request: FastifyRequest,
@@ -82,12 +94,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     code: number,
     message: string,
   ): void => {
-    metrics.connectionRejected(reason);
-    // A connection flood must not become a log flood: every rejection is counted, at most 10 a second are logged.
-    if (rejectionLogWindow.allow(Date.now())) logger.info(
-      { event: 'connection_rejected', reason, code, remote_address: request.ip, request_id: request.id },
-      message,
-    );
+    connectionRejected(reason, () => ({ code, remote_address: request.ip, request_id: request.id }), message);
     if (refusedInHandshake >= options.maxRefusedSockets) {
       // A refusal flood: no fd waits for a close frame beyond the cap (the client sees 1006 instead of the code).
       socket.terminate();
@@ -136,14 +143,8 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     // While draining, upgrades are refused before they happen (load balancers see 503 on /readyz too).
     scope.addHook('onRequest', async (request, reply) => {
       if (options.isDraining()) {
-        metrics.connectionRejected('over_capacity');
         // Counted and logged under the same reason (the contract's enum has no `draining`: the node is out of capacity).
-        if (rejectionLogWindow.allow(Date.now())) {
-          logger.info(
-            { event: 'connection_rejected', reason: 'over_capacity', detail: 'draining', request_id: request.id },
-            'server is draining',
-          );
-        }
+        connectionRejected('over_capacity', () => ({ detail: 'draining', request_id: request.id }), 'server is draining');
         return reply.code(503).send({ error: 'Server is shutting down' });
       }
       return undefined;
@@ -212,20 +213,14 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         },
       });
       hub.addConnection(connection);
-      metrics.connectionOpened(app.id);
-      // Only built when written: its fields cost a getpeername call and an object per connection.
-      if (connection.logsInfo) connection.logger.info(
-        {
-          event: 'connection_opened',
-          remote_address: request.ip,
-          user_agent: request.headers['user-agent'],
-          protocol: request.query.protocol,
-          client: request.query.client,
-          version: request.query.version,
-          ...(span.isRecording() ? { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId } : {}),
-        },
-        'connection opened',
-      );
+      connection.opened(() => ({
+        remote_address: request.ip,
+        user_agent: request.headers['user-agent'],
+        protocol: request.query.protocol,
+        client: request.query.client,
+        version: request.query.version,
+        ...(span.isRecording() ? { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId } : {}),
+      }));
       connection.send(encodeConnectionEstablished(id, options.activityTimeoutSeconds), 'protocol');
       span.end();
 
@@ -236,27 +231,26 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
           : Array.isArray(data)
             ? Buffer.concat(data)
             : Buffer.from(data);
-        // The inbound budget comes before any work on the frame (not even its UTF-8 decoding): a flood costs a counter.
+        // Every frame is counted, and the inbound budget comes before any work on it (not even its UTF-8 decoding):
+        // a flood costs a counter.
         const now = Date.now();
-        if (!connection.frames.allow(now)) {
+        if (!connection.frameReceived(buffer.length, now)) {
           connection.holdInbound(now);
-          connection.messagesIn++;
-          connection.bytesIn += buffer.length;
-          metrics.messageReceived(app.id, 'invalid', buffer.length);
-          metrics.rateLimited(app.id, 'frames');
-          connection.reject(
-            'frame_rate_limited',
-            `Frame rate limit (${options.framesPerSecond}/s) exceeded; frame dropped`,
-            ErrorCode.ClientEventRateLimited,
-            'rate_limited',
-          );
+          connection.reject({
+            reason: 'frame_rate_limited',
+            message: `Frame rate limit (${options.framesPerSecond}/s) exceeded; frame dropped`,
+            code: ErrorCode.ClientEventRateLimited,
+            frameBytes: buffer.length,
+            rateLimit: 'frames',
+          });
           return;
         }
         if (isBinary) {
-          connection.messagesIn++;
-          connection.bytesIn += buffer.length;
-          metrics.messageReceived(app.id, 'invalid', buffer.length);
-          connection.reject('invalid_message', 'Binary frames are not supported; send UTF-8 JSON text');
+          connection.reject({
+            reason: 'invalid_message',
+            message: 'Binary frames are not supported; send UTF-8 JSON text',
+            frameBytes: buffer.length,
+          });
           return;
         }
         router.handle(connection, buffer.toString('utf8'), buffer.length);

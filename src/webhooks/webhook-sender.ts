@@ -19,6 +19,7 @@ import type { AppStore } from '../apps/app-store.js';
 import type { Config } from '../config.js';
 import { webhookSignature } from '../protocol/signatures.js';
 import type { Logger } from '../telemetry/logger.js';
+import { logEvent } from '../telemetry/log-events.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { traceparentOf, withSpan } from '../telemetry/tracing.js';
 import type { WebhookEvent } from './webhook-event.js';
@@ -127,7 +128,9 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     metrics.webhook(event.name, 'failed', q.app.id, q.index);
     if (q.overflowing) return;
     q.overflowing = true;
-    logger.warn(
+    logEvent(
+      logger,
+      'warn',
       {
         event: 'webhook_failed',
         app_id: q.app.id,
@@ -144,7 +147,9 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     for (const q of a.queues) if (webhookAccepts(q.webhook, event)) metrics.webhook(event.name, 'failed', a.app.id, q.index);
     if (a.overflowing) return;
     a.overflowing = true;
-    logger.warn(
+    logEvent(
+      logger,
+      'warn',
       { event: 'webhook_failed', app_id: a.app.id, reason: 'queue_full', max_pending_events: limits.maxPendingEvents },
       'too many held-back webhook events; new ones are dropped until they drain',
     );
@@ -193,7 +198,8 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       q.deliveringEvents += batch.length;
       const delivery = context.with(ROOT_CONTEXT, () => deliver(q, batch)).catch((err: unknown) => {
         // deliver() handles every failure it knows of; this is a bug, logged rather than left as an unhandled rejection.
-        logger.error({ event: 'webhook_failed', app_id: q.app.id, webhook: q.index, error: String(err) }, 'webhook delivery crashed');
+        const line = { event: 'webhook_failed', app_id: q.app.id, webhook: q.index, error: String(err) } as const;
+        logEvent(logger, 'error', line, 'webhook delivery crashed');
       });
       deliveries.add(delivery);
       void delivery.finally(() => {
@@ -288,7 +294,9 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   ): void {
     counted(q, batch, 'failed');
     const line = () =>
-      logger.warn(
+      logEvent(
+        logger,
+        'warn',
         { event: 'webhook_failed', app_id: q.app.id, webhook: q.index, status, attempts, events: batch.length, error },
         'webhook delivery given up',
       );

@@ -228,6 +228,35 @@ describe('heartbeat', { concurrency: true }, () => {
     }
   });
 
+  test('every frame proves the client alive, refused ones too, and is counted in messages and bytes together', async () => {
+    const server = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT_MS: '300' });
+    try {
+      // The silent client is the clock: once it was pinged and closed for it, the heartbeat swept past the timeout.
+      const { client: silent } = await RawClient.established(server.port);
+      const { client: active, socketId } = await RawClient.established(server.port);
+      const frame = Buffer.alloc(10, 1);
+      let sent = 0;
+      // Pacing only (a frame every 100 ms, well inside the 1 s timeout); what the test waits on is the silent client's close.
+      const pacer = setInterval(() => {
+        active.ws.send(frame, { binary: true });
+        sent++;
+      }, 100);
+      try {
+        assert.equal((await silent.waitClosed(4000)).code, 4201);
+      } finally {
+        clearInterval(pacer);
+      }
+      assert.equal(active.all('pusher:ping').length, 0, 'a client sending frames (even refused binary ones) is not pinged');
+      await until(() => active.all('pusher:error').length === sent, 'every binary frame answered');
+      await active.close();
+      const line = await loggedOnce(server, { event: 'connection_closed', socket_id: socketId });
+      assert.equal(line.messages_in, sent);
+      assert.equal(line.bytes_in, sent * frame.length);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('pusher-js keeps a 1 s activity_timeout connection alive with its own pings', async () => {
     const server = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT_MS: '300' });
     try {

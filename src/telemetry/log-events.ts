@@ -1,0 +1,52 @@
+/**
+ * The log-event catalog of docs/telemetry.md as a type: every line Beacon writes names exactly one of these in its `event`
+ * field, and is written through `logEvent` (or an intent method built on it, such as `Connection.reject`), so a name
+ * outside the catalog does not compile. test/telemetry/log-events.test.ts keeps this list and the doc's table the same.
+ */
+import type { LogFn, Logger } from 'pino';
+
+/** Every event of the catalog, in the doc's order. */
+export const LOG_EVENTS = [
+  'server_started',
+  'connection_opened',
+  'connection_closed',
+  'connection_rejected',
+  'subscribed',
+  'unsubscribed',
+  'subscription_failed',
+  'auth_failed',
+  'signin',
+  'message_received',
+  'message_rejected',
+  'handler_failed',
+  'rate_limited',
+  'slow_consumer',
+  'api_request',
+  'webhook_failed',
+  'adapter_up',
+  'adapter_down',
+  'node_reaped',
+  'shutdown_started',
+  'shutdown_completed',
+  'shutdown_timed_out',
+  'loki_push_failed',
+  'loki_shipping_stopped',
+] as const;
+
+/** One event name of the catalog. */
+export type LogEvent = (typeof LOG_EVENTS)[number];
+
+/** The levels Beacon writes its catalog events at (`fatal` and `trace` are left to pino and fastify). */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/**
+ * The fields of one line: its catalog event first, then the event's own fields. The caller builds the object once and it
+ * is handed to pino as is, so the wire format is exactly the literal the call site writes (no copy, no reordering).
+ */
+export type LogLine = { readonly event: LogEvent } & Readonly<Record<string, unknown>>;
+
+/** Writes one catalog event at `level` with `msg` (a logger narrowed to the levels it is used at will do). */
+export function logEvent<L extends LogLevel>(logger: Pick<Logger, L>, level: L, line: LogLine, msg: string): void {
+  const write: LogFn = logger[level];
+  write.call(logger, line, msg);
+}

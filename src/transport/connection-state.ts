@@ -1,0 +1,166 @@
+/**
+ * What a connection knows about itself, as pure bookkeeping with no I/O: its channels, its user and watchlist, its
+ * counters, its pending ping, its inbound budgets and why it closed. Only its own methods change it (what happened to the
+ * connection); everyone else reads it. The hub keeps the node's indexes and tells the connection what it did
+ * (centrifuge's hub.go / client.go split); Connection (connection.ts) adds the socket, the telemetry and closing.
+ */
+import { FixedWindow } from '../limits/fixed-window.js';
+import type { CloseReason } from './close-reasons.js';
+
+/** A presence membership held by this connection on one channel. */
+export interface Membership {
+  /** The member's identity (its string form): the key of presence bookkeeping. */
+  userId: string;
+  /**
+   * `user_id` exactly as the backend signed it (a number stays a number): what member_added / member_removed and their
+   * webhooks echo, as Pusher does (docs/protocol-compatibility.md, "Numeric user ids").
+   */
+  signedUserId: string | number;
+  userInfo: unknown;
+}
+
+/** A connection's own state; see the module comment. Subclassed by Connection, which writes the protected parts. */
+export class ConnectionState {
+  readonly openedAt: number;
+  /** Channel name → presence membership (or null for non-presence channels). */
+  private readonly channels = new Map<string, Membership | null>();
+  private signedInAs: string | undefined = undefined;
+  protected authorizedBySubscription = false;
+  private watched: readonly string[] = [];
+  private lastFrameAt: number;
+  /** When the server's unanswered ping was sent; 0 when none is pending. */
+  protected pingAt = 0;
+  private framesIn = 0;
+  protected framesOut = 0;
+  private receivedBytes = 0;
+  protected sentBytes = 0;
+  /** The inbound budget: every frame counts, checked before the frame is decoded. */
+  protected readonly frames: FixedWindow;
+  /** Client events per second (the app's clientEventsPerSecond). */
+  private readonly clientEvents: FixedWindow;
+  protected failedWith: string | undefined = undefined;
+  /** Set once; a closing connection sends nothing more. */
+  protected closedFor: CloseReason | undefined = undefined;
+  protected closedWith = 0;
+
+  /** `framesPerSecond` and `clientEventsPerSecond` of 0 mean unlimited. */
+  constructor(framesPerSecond: number, clientEventsPerSecond: number) {
+    this.frames = new FixedWindow(framesPerSecond);
+    this.clientEvents = new FixedWindow(clientEventsPerSecond);
+    this.openedAt = Date.now();
+    this.lastFrameAt = this.openedAt;
+  }
+
+  /** The channels this connection is subscribed to, with its presence membership on each (null elsewhere). */
+  get subscriptions(): ReadonlyMap<string, Membership | null> {
+    return this.channels;
+  }
+
+  /** Signed-in user id (pusher:signin), if any. */
+  get userId(): string | undefined {
+    return this.signedInAs;
+  }
+
+  /** Subscribed to a private or presence channel the app's backend signed: as good as a sign-in for 4009 (Pusher's rule). */
+  get authorized(): boolean {
+    return this.authorizedBySubscription;
+  }
+
+  /** The user ids of its sign-in watchlist. */
+  get watchlist(): readonly string[] {
+    return this.watched;
+  }
+
+  /** When the last frame of any kind arrived (ms). */
+  get lastActivityAt(): number {
+    return this.lastFrameAt;
+  }
+
+  /** When the server's unanswered ping was sent; 0 when none is pending. */
+  get pingSentAt(): number {
+    return this.pingAt;
+  }
+
+  /** Frames received, every kind, refused ones too. */
+  get messagesIn(): number {
+    return this.framesIn;
+  }
+
+  /** Frames written to the socket. */
+  get messagesOut(): number {
+    return this.framesOut;
+  }
+
+  /** Bytes of the frames received (the same frames `messagesIn` counts). */
+  get bytesIn(): number {
+    return this.receivedBytes;
+  }
+
+  /** Bytes of the frames written. */
+  get bytesOut(): number {
+    return this.sentBytes;
+  }
+
+  /** The socket-level error that ended the connection, if any (its code: `ECONNRESET`, `WS_ERR_…`). */
+  get socketError(): string | undefined {
+    return this.failedWith;
+  }
+
+  /** Why the connection closed or is closing; undefined while it is open. */
+  get closeReason(): CloseReason | undefined {
+    return this.closedFor;
+  }
+
+  /** The close code sent or received; 0 while open. */
+  get closeCode(): number {
+    return this.closedWith;
+  }
+
+  /**
+   * A frame of `bytes` bytes arrived (any kind, refused or not): counted in messages and bytes together, and proof of life.
+   * Returns whether it is within the inbound budget (FRAME_RATE_LIMIT_PER_SECOND), checked before any work on the frame.
+   */
+  frameReceived(bytes: number, now: number): boolean {
+    this.framesIn++;
+    this.receivedBytes += bytes;
+    this.lastFrameAt = now;
+    return this.frames.allow(now);
+  }
+
+  /** Counts one client event at `now`; false when it is over the app's clientEventsPerSecond. */
+  admitClientEvent(now: number): boolean {
+    return this.clientEvents.allow(now);
+  }
+
+  /** Joined `channel` on this node (with its presence membership, or null). */
+  joined(channel: string, membership: Membership | null): void {
+    this.channels.set(channel, membership);
+  }
+
+  /** Left `channel`: the membership it held there (null for non-presence), or undefined when it was not subscribed. */
+  left(channel: string): Membership | null | undefined {
+    const membership = this.channels.get(channel);
+    if (membership === undefined) return undefined;
+    this.channels.delete(channel);
+    return membership;
+  }
+
+  /** Signed in as `userId` (undefined: signed out, as on close). */
+  signedIn(userId: string | undefined): void {
+    this.signedInAs = userId;
+  }
+
+  /** Its sign-in watchlist is now `userIds`. */
+  watches(userIds: readonly string[]): void {
+    this.watched = userIds;
+  }
+
+  /**
+   * When the server's ping was sent if it is still unanswered, else 0. Any frame after the ping proves the client alive,
+   * not only its pong: such a ping is settled here.
+   */
+  unansweredPingSince(): number {
+    if (this.pingAt !== 0 && this.lastFrameAt > this.pingAt) this.pingAt = 0;
+    return this.pingAt;
+  }
+}

@@ -1,0 +1,88 @@
+/** `pusher:signin` on real Connections and the real hub (no sockets): accepted, refused, and the watchlist's first answer. */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ErrorCode } from '../../src/protocol/close-codes.js';
+import { sign, userAuthString } from '../../src/protocol/signatures.js';
+import { signin } from '../../src/realtime/signin.js';
+import type { Connection } from '../../src/transport/connection.js';
+import { unitWorld, type UnitWorld } from '../helpers/unit.js';
+
+/** A sign-in as the app's backend would sign it. */
+function signed(world: UnitWorld, connection: Connection, user: unknown) {
+  const userData = typeof user === 'string' ? user : JSON.stringify(user);
+  const auth = `${world.app.key}:${sign(world.app.secret, userAuthString(connection.socketId, userData))}`;
+  return { event: 'pusher:signin' as const, auth, userData };
+}
+
+describe('signin', () => {
+  test('a signed sign-in: signin_success echoes user_data, the connection and the hub know the user, one signin line', async () => {
+    const world = unitWorld();
+    const { connection, socket } = world.connect();
+    const message = signed(world, connection, { id: 'u1', user_info: { name: 'Ann' } });
+    await signin(world.deps, connection, message);
+    assert.deepEqual(socket.data('pusher:signin_success'), [{ user_data: message.userData }]);
+    assert.equal(connection.userId, 'u1');
+    assert.deepEqual([...world.deps.hub.userConnections(world.app.id, 'u1')], [connection]);
+    assert.deepEqual(world.logged('signin').map((l) => l.user_id), ['u1']);
+  });
+
+  test('a numeric id is held in its string form', async () => {
+    const world = unitWorld();
+    const { connection } = world.connect();
+    await signin(world.deps, connection, signed(world, connection, { id: 42 }));
+    assert.equal(connection.userId, '42');
+  });
+
+  test('a bad signature is refused with 4009 and logged as auth_failed; the connection stays signed out', async () => {
+    const world = unitWorld();
+    const { connection, socket } = world.connect();
+    await signin(world.deps, connection, { ...signed(world, connection, { id: 'u1' }), userData: '{"id":"u2"}' });
+    assert.deepEqual(socket.data('pusher:error').map((d) => (d as { code: number }).code), [ErrorCode.Unauthorized]);
+    assert.equal(connection.userId, undefined);
+    assert.equal(world.count('messageError(app-id, unauthorized)'), 1);
+    assert.deepEqual(world.logged('auth_failed').map((l) => l.reason), ['unauthorized']);
+    assert.equal(world.logged('message_rejected').length, 0);
+  });
+
+  test('user_data that is not JSON, or has no usable id, is refused as invalid_message', async () => {
+    const world = unitWorld();
+    const { connection, socket } = world.connect();
+    await signin(world.deps, connection, signed(world, connection, 'not json'));
+    await signin(world.deps, connection, signed(world, connection, { name: 'no id' }));
+    await signin(world.deps, connection, signed(world, connection, { id: 'x'.repeat(129) }));
+    assert.equal(socket.data('pusher:error').length, 3);
+    assert.equal(world.count('messageError(app-id, invalid_message)'), 3);
+    assert.equal(world.logged('message_rejected').length, 3);
+    assert.equal(connection.userId, undefined);
+  });
+
+  test('a watchlist over MAX_WATCHLIST_SIZE is refused with its own code', async () => {
+    const world = unitWorld(undefined, { maxWatchlistSize: 2 });
+    const { connection, socket } = world.connect();
+    await signin(world.deps, connection, signed(world, connection, { id: 'u1', watchlist: ['a', 'b', 'c'] }));
+    assert.deepEqual(socket.data('pusher:error').map((d) => (d as { code: number }).code), [ErrorCode.WatchlistLimit]);
+    assert.deepEqual(connection.watchlist, []);
+  });
+
+  test('the watchlist is held and answered with who is online and who is not', async () => {
+    const world = unitWorld();
+    const friend = world.connect();
+    await signin(world.deps, friend.connection, signed(world, friend.connection, { id: 'friend' }));
+    const { connection, socket } = world.connect();
+    await signin(world.deps, connection, signed(world, connection, { id: 'u1', watchlist: ['friend', 'stranger'] }));
+    assert.deepEqual(connection.watchlist, ['friend', 'stranger']);
+    assert.deepEqual(socket.data('pusher_internal:watchlist_events'), [
+      { events: [{ name: 'online', user_ids: ['friend'] }, { name: 'offline', user_ids: ['stranger'] }] },
+    ]);
+  });
+
+  test('closing a signed-in connection takes its user out of the hub', async () => {
+    const world = unitWorld();
+    const { connection, socket } = world.connect();
+    await signin(world.deps, connection, signed(world, connection, { id: 'u1', watchlist: ['friend'] }));
+    socket.terminate();
+    assert.equal(world.deps.hub.userConnections(world.app.id, 'u1').size, 0);
+    assert.equal(connection.userId, undefined);
+    assert.deepEqual(connection.watchlist, []);
+  });
+});
