@@ -97,7 +97,8 @@ export interface Adapter {
    * A signed-in user's first (`online`) or last connection on this node. The engine decides whether it is the user's
    * first / last in the cluster and then tells the `onUserPresence` handler of every node (watchlist events).
    */
-  userPresence(appId: string, userId: string, online: boolean): void;
+  /** Resolves once the change is recorded for the cluster, or once a first attempt failed (it is then retried in the background). */
+  userPresence(appId: string, userId: string, online: boolean): Promise<void>;
   onUserPresence(handler: (appId: string, userId: string, online: boolean) => void): void;
   /** Which of `userIds` have a signed-in connection somewhere in the cluster. */
   usersOnline(appId: string, userIds: readonly string[]): Promise<Set<string>>;

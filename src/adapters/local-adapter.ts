@@ -81,6 +81,7 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
       if (isOnline) online.add(key);
       else online.delete(key);
       userPresence(appId, userId, isOnline);
+      return Promise.resolve();
     },
     onUserPresence(handler) {
       userPresence = handler;

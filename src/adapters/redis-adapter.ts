@@ -278,7 +278,13 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       reaped = handler;
     },
     userPresence(appId, userId, online) {
-      runDurable({ run: () => membership.userPresence(appId, userId, online), reject: () => undefined });
+      // The caller waits for the first attempt only (a sign-in answers once the cluster counts the user); a failed one is
+      // kept and retried like a leave.
+      return new Promise<void>((resolve) => {
+        const run = (): Promise<void> => membership.userPresence(appId, userId, online).finally(resolve);
+        runDurable({ run, reject: () => resolve() });
+        if (!isUp()) resolve();
+      });
     },
     onUserPresence(handler) {
       userPresence = handler;

@@ -69,7 +69,7 @@ export interface LeaveResult {
 }
 
 /** Told when a signed-in user's first connection on this node arrives or its last one leaves. */
-export type UserPresenceListener = (state: AppState, userId: string, online: boolean) => void;
+export type UserPresenceListener = (state: AppState, userId: string, online: boolean) => void | Promise<void>;
 
 /** Subscriptions waiting for the cluster's answer: events for their channel are held until the member list is sent. */
 type PendingJoins = Map<Connection, Envelope[]>;
@@ -117,7 +117,7 @@ export class Hub {
       if (result !== undefined) left.push(result);
     }
     this.setWatchlist(connection, []);
-    this.setUser(connection, undefined);
+    void this.setUser(connection, undefined);
     state.connections.delete(connection);
     this.joiningOf.delete(connection);
     return left;
@@ -217,12 +217,12 @@ export class Hub {
     return { channel, membership, memberRemoved, vacated };
   }
 
-  /** Sets (or clears) the signed-in user of a connection. */
-  setUser(connection: Connection, userId: string | undefined): void {
+  /** Sets (or clears) the signed-in user of a connection; resolves once a first sign-in of the user is recorded. */
+  setUser(connection: Connection, userId: string | undefined): Promise<void> {
     const state = this.apps.get(connection.app.id);
-    if (state === undefined) return;
+    if (state === undefined) return Promise.resolve();
     const previous = connection.userId;
-    if (previous === userId) return;
+    if (previous === userId) return Promise.resolve();
     if (previous !== undefined) {
       const set = state.users.get(previous);
       set?.delete(connection);
@@ -240,8 +240,9 @@ export class Hub {
         state.users.set(userId, set);
       }
       set.add(connection);
-      if (first) this.onUserPresence(state, userId, true);
+      if (first) return Promise.resolve(this.onUserPresence(state, userId, true));
     }
+    return Promise.resolve();
   }
 
   /** Replaces the watchlist of a connection (sign-in); an empty list unwatches everything. */

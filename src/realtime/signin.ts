@@ -47,9 +47,13 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
     return;
   }
   deps.hub.setWatchlist(connection, watchlist);
-  deps.hub.setUser(connection, id);
-  connection.send(encodeProtocol(Events.SigninSuccess, { user_data: message.userData }), 'protocol');
-  connection.log('info', { event: 'signin', user_id: id }, 'signed in');
+  // signin_success once the cluster counts the user: a watchlist asked on any node right after sees it online.
+  await deps.hub.setUser(connection, id);
+  if (!connection.isOpen) return;
+  context.with(traced, () => {
+    connection.send(encodeProtocol(Events.SigninSuccess, { user_data: message.userData }), 'protocol');
+    connection.log('info', { event: 'signin', user_id: id }, 'signed in');
+  });
   if (watchlist.length > 0) {
     // Who is signed in anywhere in the cluster (the adapter's answer), not only on this node.
     const present = await deps.adapter.usersOnline(app.id, watchlist);

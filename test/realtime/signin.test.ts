@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ErrorCode } from '../../src/protocol/close-codes.js';
 import { sign, userAuthString } from '../../src/protocol/signatures.js';
+import { Hub } from '../../src/realtime/hub.js';
 import { signin } from '../../src/realtime/signin.js';
 import type { Connection } from '../../src/transport/connection.js';
 import { unitWorld, type UnitWorld } from '../helpers/unit.js';
@@ -84,5 +85,22 @@ describe('signin', () => {
     assert.equal(world.deps.hub.userConnections(world.app.id, 'u1').size, 0);
     assert.equal(connection.userId, undefined);
     assert.deepEqual(connection.watchlist, []);
+  });
+
+  test('signin_success waits until the cluster counts the user, so a watchlist asked anywhere right after sees it online', async () => {
+    const world = unitWorld();
+    let recorded: (() => void) | undefined;
+    // A cluster engine that records the user's first sign-in when the test says so.
+    const hub = new Hub([world.app], () => new Promise<void>((resolve) => (recorded = resolve)));
+    const { connection, socket } = world.connect();
+    hub.addConnection(connection);
+    const done = signin({ ...world.deps, hub }, connection, signed(world, connection, { id: 'u1' }));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(connection.userId, 'u1', 'the connection is signed in at once (its own frames may rely on it)');
+    assert.deepEqual(socket.data('pusher:signin_success'), [], 'no success before the cluster counted the user');
+    assert.ok(recorded !== undefined);
+    recorded();
+    await done;
+    assert.equal(socket.data('pusher:signin_success').length, 1);
   });
 });
