@@ -2,6 +2,7 @@
 import type { Adapter } from '../adapters/adapter.js';
 import type { AppStore } from '../apps/app-store.js';
 import type { Config } from '../config.js';
+import type { HttpError } from '../protocol/errors.js';
 import type { Publisher } from '../realtime/publisher.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -26,12 +27,14 @@ export interface ApiDeps {
   >;
 }
 
-/** An API error: HTTP status and a reason the caller can read. */
+/** An API error thrown by a route: a registry error (its status) with its message filled with `args`. */
 export class ApiError extends Error {
+  readonly statusCode: number;
   constructor(
-    readonly statusCode: number,
-    message: string,
+    readonly error: HttpError,
+    ...args: ReadonlyArray<string | number>
   ) {
-    super(message);
+    super(error.format(...args));
+    this.statusCode = error.status;
   }
 }

@@ -4,6 +4,7 @@
  */
 import { context } from '@opentelemetry/api';
 import { decodeClientFrame } from '../protocol/decode.js';
+import { Errors } from '../protocol/errors.js';
 import { scanFrame, type FrameScan } from '../protocol/frame-scan.js';
 import { PONG_FRAME } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
@@ -53,24 +54,24 @@ export function createRouter(deps: RealtimeDeps): Router {
       connection.lastActivityAt = Date.now();
       if (bytes > maxFrameBytes) {
         metrics.messageReceived(connection.app.id, 'invalid', bytes);
-        connection.reject('too_large', `Frame over ${maxFrameBytes} bytes`);
+        connection.reject('too_large', Errors.FRAME_TOO_LARGE.format(maxFrameBytes), Errors.FRAME_TOO_LARGE.code);
         return;
       }
       // One linear pass before any JSON work: deep nesting is refused at the depth where it goes too far.
       const scan = scanFrame(text, limits.maxJsonDepth);
       if (!scan.depthOk) {
         metrics.messageReceived(connection.app.id, 'invalid', bytes);
-        connection.reject('too_deep', `Frame nested deeper than ${limits.maxJsonDepth} levels`);
+        connection.reject('too_deep', Errors.FRAME_TOO_DEEP.format(limits.maxJsonDepth), Errors.FRAME_TOO_DEEP.code);
         return;
       }
       const decoded = decodeClientFrame(text);
       if (!decoded.ok) {
         metrics.messageReceived(connection.app.id, 'invalid', bytes);
-        if (decoded.subscribeChannel === undefined) connection.reject(decoded.reason, decoded.message);
+        if (decoded.subscribeChannel === undefined) connection.reject(decoded.reason, decoded.message, decoded.error.code);
         else {
           // The client waits on that channel: it hears the refusal there, as for any other refused subscribe.
           metrics.messageError(connection.app.id, decoded.reason);
-          refuseSubscription(deps, connection, decoded.subscribeChannel, malformedSubscribe(decoded.message));
+          refuseSubscription(deps, connection, decoded.subscribeChannel, malformedSubscribe(decoded.error));
         }
         return;
       }

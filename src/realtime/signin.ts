@@ -1,5 +1,5 @@
 /** `pusher:signin`: user authentication, after which the client subscribes to `#server-to-user-{id}`. */
-import { ErrorCode } from '../protocol/close-codes.js';
+import { Errors } from '../protocol/errors.js';
 import { encodeProtocol } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
 import type { SigninMessage } from '../protocol/messages.js';
@@ -10,14 +10,14 @@ import type { RealtimeDeps } from './deps.js';
 export async function signin(deps: RealtimeDeps, connection: Connection, message: SigninMessage): Promise<void> {
   const app = connection.app;
   if (!verifyAuth(message.auth, app.key, app.secret, userAuthString(connection.socketId, message.userData))) {
-    connection.reject('unauthorized', 'Invalid signin signature', ErrorCode.Unauthorized, 'auth_failed');
+    connection.reject('unauthorized', Errors.SIGNIN_BAD_SIGNATURE.message, Errors.SIGNIN_BAD_SIGNATURE.code, 'auth_failed');
     return;
   }
   let user: unknown;
   try {
     user = JSON.parse(message.userData);
   } catch {
-    connection.reject('invalid_message', 'user_data is not JSON');
+    connection.reject('invalid_message', Errors.SIGNIN_USER_DATA_NOT_JSON.message, Errors.SIGNIN_USER_DATA_NOT_JSON.code);
     return;
   }
   const record = typeof user === 'object' && user !== null ? (user as Record<string, unknown>) : {};
@@ -26,12 +26,13 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
   const rawId = record.id;
   const id = typeof rawId === 'string' || typeof rawId === 'number' ? String(rawId) : '';
   if (id.length === 0 || id.length > deps.limits.maxPresenceUserIdLength) {
-    connection.reject('invalid_message', 'user_data needs an id (a string or a number)');
+    connection.reject('invalid_message', Errors.SIGNIN_USER_ID_INVALID.message, Errors.SIGNIN_USER_ID_INVALID.code);
     return;
   }
   const watchlist = Array.isArray(record.watchlist) ? record.watchlist.map(String) : [];
   if (watchlist.length > deps.limits.maxWatchlistSize) {
-    connection.reject('invalid_message', `Watchlist over ${deps.limits.maxWatchlistSize} ids`, ErrorCode.WatchlistLimit);
+    const error = Errors.SIGNIN_WATCHLIST_TOO_LONG;
+    connection.reject('invalid_message', error.format(deps.limits.maxWatchlistSize), error.code);
     return;
   }
   deps.hub.setWatchlist(connection, watchlist);

@@ -1,5 +1,6 @@
 /** `POST /apps/{app_id}/events` and `POST /apps/{app_id}/batch_events`. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Errors } from '../../protocol/errors.js';
 import { ApiError, type ApiDeps } from '../api-deps.js';
 import { channelInfo, parseEventRequest, type EventRequest } from '../publish-request.js';
 import { requestContext, type AppRequest } from '../request-app.js';
@@ -7,10 +8,10 @@ import { requestContext, type AppRequest } from '../request-app.js';
 export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void {
   const publish = (request: FastifyRequest, appId: string, event: EventRequest) => {
     // A publish the cluster engine cannot carry is refused, not accepted and dropped: the backend sees 503 and can retry.
-    if (!deps.adapter.status().up) throw new ApiError(503, 'Cluster engine unavailable; retry');
+    if (!deps.adapter.status().up) throw new ApiError(Errors.API_ENGINE_UNAVAILABLE);
     // Checked in the same synchronous step that hands the events to the adapter: a publish is either refused here or
     // accepted before the drain flushes the adapter, so a 200 always means written to every subscriber connected now.
-    if (!deps.isAccepting()) throw new ApiError(503, 'Server is shutting down; retry');
+    if (!deps.isAccepting()) throw new ApiError(Errors.API_SHUTTING_DOWN);
     const parent = requestContext(request);
     for (const channel of event.channels) {
       deps.publisher.publish({
@@ -41,9 +42,9 @@ export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void
     const app = request.beaconApp;
     const body = request.body as { batch?: unknown } | null;
     const batch = body?.batch;
-    if (!Array.isArray(batch)) throw new ApiError(400, '"batch" must be an array');
+    if (!Array.isArray(batch)) throw new ApiError(Errors.API_BATCH_NOT_ARRAY);
     if (batch.length > deps.config.maxBatchSize) {
-      throw new ApiError(400, `Batch of ${batch.length} events is over the limit of ${deps.config.maxBatchSize}`);
+      throw new ApiError(Errors.API_BATCH_TOO_LARGE, batch.length, deps.config.maxBatchSize);
     }
     // Validate the whole batch before publishing any of it: a bad item publishes nothing.
     const events = batch.map((item) => parseEventRequest(item, deps.config, true));

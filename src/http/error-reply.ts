@@ -1,0 +1,34 @@
+/**
+ * How the HTTP API answers an error: always a registry error (protocol/errors.ts), its status and `{ "error": message }`.
+ * Errors fastify raises itself (body too large, unsupported content type, a malformed request) are mapped onto the registry
+ * too, so nothing fastify writes — its codes, the path — reaches the caller, and every answer is listed in docs/errors.md.
+ */
+import type { FastifyError, FastifyReply } from 'fastify';
+import { Errors, type HttpError } from '../protocol/errors.js';
+import { ApiError } from './api-deps.js';
+
+/** A registry error with its message filled in. */
+export interface ErrorAnswer {
+  error: HttpError;
+  message: string;
+}
+
+/** The answer to an error thrown while serving a request; anything not the client's fault is `API_INTERNAL`. */
+export function errorAnswer(error: FastifyError | ApiError): ErrorAnswer {
+  if (error instanceof ApiError) return { error: error.error, message: error.message };
+  const status = error.statusCode ?? 500;
+  const mapped =
+    status === 413
+      ? Errors.API_BODY_TOO_LARGE
+      : status === 415
+        ? Errors.API_UNSUPPORTED_MEDIA_TYPE
+        : status >= 400 && status < 500
+          ? Errors.API_INVALID_REQUEST
+          : Errors.API_INTERNAL;
+  return { error: mapped, message: mapped.message };
+}
+
+/** Answers `error` (message filled with `args`): the one way the API sends an error it decided on before a route ran. */
+export function sendError(reply: FastifyReply, error: HttpError, ...args: ReadonlyArray<string | number>): FastifyReply {
+  return reply.code(error.status).send({ error: error.format(...args) });
+}
