@@ -27,14 +27,25 @@ export interface ApiDeps {
   >;
 }
 
-/** An API error thrown by a route: a registry error (its status) with its message filled with `args`. */
+/**
+ * An API error thrown by a route: a registry error (`ApiError.of`) with its status and message. The constructor is private
+ * so that no route answers a status or text of its own.
+ */
 export class ApiError extends Error {
-  readonly statusCode: number;
-  constructor(
-    readonly error: HttpError,
-    ...args: ReadonlyArray<string | number>
+  private constructor(
+    readonly statusCode: number,
+    message: string,
   ) {
-    super(error.format(...args));
-    this.statusCode = error.status;
+    super(message);
+  }
+
+  /** The registry's `error`, its message filled with `args`. */
+  static of(error: HttpError, ...args: ReadonlyArray<string | number>): ApiError {
+    return new ApiError(error.status, error.format(...args));
+  }
+
+  /** A failed schema check of a body (publish-request.ts): the registry error's status and message, as the check filled them. */
+  static fromCheck(statusCode: number, message: string): ApiError {
+    return new ApiError(statusCode, message);
   }
 }

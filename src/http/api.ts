@@ -109,13 +109,13 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
       const checked = verifyBody(raw, request.signedBodyMd5);
       if (!checked.ok) {
         authFailed(request as FastifyRequest<AppRequest>, checked);
-        return done(new ApiError(checked.error), undefined);
+        return done(ApiError.of(checked.error), undefined);
       }
       if (raw.length === 0) return done(null, {});
       try {
         done(null, JSON.parse(raw.toString('utf8')));
       } catch {
-        done(new ApiError(Errors.API_INVALID_JSON), undefined);
+        done(ApiError.of(Errors.API_INVALID_JSON), undefined);
       }
     },
   );
@@ -144,9 +144,9 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   scope.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
     const answer = errorAnswer(error);
     // A 503 is a documented answer (draining, cluster engine down) with its own reason; API_INTERNAL is ours and says nothing.
-    if (answer.error.status === 503) void reply.header('Retry-After', RETRY_AFTER_SECONDS);
-    if (answer.error === Errors.API_INTERNAL) logger.error({ event: 'api_request', err: error, request_id: request.id }, 'API handler failed');
-    return reply.code(answer.error.status).send({ error: answer.message });
+    if (answer.status === 503) void reply.header('Retry-After', RETRY_AFTER_SECONDS);
+    if (answer.internal) logger.error({ event: 'api_request', err: error, request_id: request.id }, 'API handler failed');
+    return reply.code(answer.status).send({ error: answer.message });
   });
 
   registerEventRoutes(scope, deps);

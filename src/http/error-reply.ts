@@ -7,15 +7,17 @@ import type { FastifyError, FastifyReply } from 'fastify';
 import { Errors, type HttpError } from '../protocol/errors.js';
 import { ApiError } from './api-deps.js';
 
-/** A registry error with its message filled in. */
+/** A registry error's status and message, filled in. */
 export interface ErrorAnswer {
-  error: HttpError;
+  status: number;
   message: string;
+  /** True for API_INTERNAL: the server's own failure, logged as an error. */
+  internal: boolean;
 }
 
 /** The answer to an error thrown while serving a request; anything not the client's fault is `API_INTERNAL`. */
 export function errorAnswer(error: FastifyError | ApiError): ErrorAnswer {
-  if (error instanceof ApiError) return { error: error.error, message: error.message };
+  if (error instanceof ApiError) return { status: error.statusCode, message: error.message, internal: false };
   const status = error.statusCode ?? 500;
   const mapped =
     status === 413
@@ -25,7 +27,7 @@ export function errorAnswer(error: FastifyError | ApiError): ErrorAnswer {
         : status >= 400 && status < 500
           ? Errors.API_INVALID_REQUEST
           : Errors.API_INTERNAL;
-  return { error: mapped, message: mapped.message };
+  return { status: mapped.status, message: mapped.message, internal: mapped === Errors.API_INTERNAL };
 }
 
 /** Answers `error` (message filled with `args`): the one way the API sends an error it decided on before a route ran. */

@@ -15,10 +15,10 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
     const prefix = request.query.filter_by_prefix ?? '';
     const info = infoList(request.query.info);
     for (const attribute of info) {
-      if (attribute !== 'user_count') throw new ApiError(Errors.API_UNKNOWN_INFO, attribute.slice(0, 32));
+      if (attribute !== 'user_count') throw ApiError.of(Errors.API_UNKNOWN_INFO, attribute.slice(0, 32));
     }
     if (info.includes('user_count') && !prefix.startsWith('presence-')) {
-      throw new ApiError(Errors.API_USER_COUNT_NEEDS_PREFIX);
+      throw ApiError.of(Errors.API_USER_COUNT_NEEDS_PREFIX);
     }
     const channels: Record<string, { user_count?: number }> = {};
     for (const [name, counts] of await deps.adapter.channels(app.id)) {
@@ -39,16 +39,16 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
       const out: Record<string, unknown> = { occupied: counts.subscriptionCount > 0 };
       for (const attribute of info) {
         if (attribute === 'user_count') {
-          if (!kind.presence) throw new ApiError(Errors.API_USER_COUNT_NOT_PRESENCE);
+          if (!kind.presence) throw ApiError.of(Errors.API_USER_COUNT_NOT_PRESENCE);
           out.user_count = counts.userCount;
         } else if (attribute === 'subscription_count') {
           out.subscription_count = counts.subscriptionCount;
         } else if (attribute === 'cache') {
-          if (!kind.cache) throw new ApiError(Errors.API_CACHE_NOT_CACHE_CHANNEL);
+          if (!kind.cache) throw ApiError.of(Errors.API_CACHE_NOT_CACHE_CHANNEL);
           const cached = await deps.adapter.cacheGet(app.id, name);
           if (cached !== undefined) out.cache = { event: cached.event, data: cached.data };
         } else {
-          throw new ApiError(Errors.API_UNKNOWN_INFO, attribute.slice(0, 32));
+          throw ApiError.of(Errors.API_UNKNOWN_INFO, attribute.slice(0, 32));
         }
       }
       return out;
@@ -58,7 +58,7 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
   scope.get<AppRequest & { Params: { channel: string } }>('/channels/:channel/users', async (request) => {
     const app = request.beaconApp;
     const name = request.params.channel;
-    if (!channelKind(name).presence) throw new ApiError(Errors.API_USERS_NOT_PRESENCE);
+    if (!channelKind(name).presence) throw ApiError.of(Errors.API_USERS_NOT_PRESENCE);
     const members = await deps.adapter.members(app.id, name);
     return { users: [...members.keys()].map((id) => ({ id })) };
   });
