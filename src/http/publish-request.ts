@@ -5,7 +5,9 @@
  * Validation runs in the route handler, after the signing hook (api.ts) verified the signature over the query and the raw
  * body's `body_md5`, and after the body was parsed: an unsigned body is never parsed, let alone validated. Each check
  * answers with its registry error (protocol/errors.ts), the first failing one in field order — the same Pusher-style
- * `{ "error": reason }` and status the hand-written checks gave.
+ * `{ "error": reason }` and status the hand-written checks gave. Parsed in the handler rather than through a route `schema`
+ * and a type provider: fastify-type-provider-zod 7 requires @fastify/swagger as a peer, a runtime dependency for nothing
+ * here, and the handler keeps the order "signature, body_md5, JSON, schema" visible in one place.
  */
 import { z } from 'zod';
 import type { ChannelCounts } from '../adapters/adapter.js';
