@@ -8,9 +8,9 @@
  */
 import cors from '@fastify/cors';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiError, type ApiDeps } from './api-deps.js';
+import type { ApiDeps } from './api-deps.js';
 import { API_CORS } from './cors-options.js';
-import { errorAnswer, sendError } from './error-reply.js';
+import { ApiError, errorAnswer, sendError } from './api-error.js';
 import { Errors } from '../protocol/errors.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { endHttpServerSpan, logIds, startHttpServerSpan } from '../telemetry/tracing.js';

@@ -7,7 +7,7 @@ import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
 import { Errors } from '../protocol/errors.js';
 import { API_CORS } from './cors-options.js';
-import { sendError } from './error-reply.js';
+import { sendError } from './api-error.js';
 
 /** Registered at the root, before any prefixed scope: fastify uses this context (and its CORS hook) for unmatched paths. */
 export async function notFoundPlugin(scope: FastifyInstance): Promise<void> {

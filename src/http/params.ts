@@ -6,7 +6,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { Errors } from '../protocol/errors.js';
-import { sendError } from './error-reply.js';
+import { sendError } from './api-error.js';
 
 /** fastify `maxParamLength` (checked on the decoded parameter): the longest channel name or user id the API accepts. */
 export function maxParamLength(config: Pick<Config, 'maxChannelNameLength' | 'maxPresenceUserIdLength'>): number {

@@ -13,7 +13,8 @@ import { z } from 'zod';
 import type { ChannelCounts } from '../adapters/adapter.js';
 import { channelKind, isValidChannelName } from '../protocol/channel-name.js';
 import { Errors, type HttpError } from '../protocol/errors.js';
-import { ApiError, type ApiDeps } from './api-deps.js';
+import type { Config } from '../config.js';
+import { ApiError } from './api-error.js';
 
 /** One event to publish, as the routes use it. */
 export interface EventRequest {
@@ -25,7 +26,10 @@ export interface EventRequest {
 }
 
 /** The limits the schemas are built from. */
-export type PublishLimits = ApiDeps['config'];
+export type PublishLimits = Pick<
+  Config,
+  'maxPayloadBytes' | 'maxChannelsPerPublish' | 'maxBatchSize' | 'maxChannelNameLength' | 'maxEventNameLength'
+>;
 
 const SOCKET_ID = /^\d+\.\d+$/;
 const INFO_ATTRIBUTES = ['user_count', 'subscription_count'] as const;

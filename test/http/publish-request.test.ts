@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ApiError } from '../../src/http/api-deps.js';
+import { ApiError } from '../../src/http/api-error.js';
 import { parseBody, publishSchemas } from '../../src/http/publish-request.js';
 import { Errors, type HttpError } from '../../src/protocol/errors.js';
 
@@ -14,8 +14,6 @@ const LIMITS = {
   maxBatchSize: 2,
   maxChannelNameLength: 20,
   maxEventNameLength: 10,
-  apiTimestampToleranceSeconds: 600,
-  apiRequestsPerSecond: 0,
 };
 const schemas = publishSchemas(LIMITS);
 

@@ -2,7 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import { channelKind } from '../../protocol/channel-name.js';
 import { Errors } from '../../protocol/errors.js';
-import { ApiError, type ApiDeps } from '../api-deps.js';
+import type { ApiDeps } from '../api-deps.js';
+import { ApiError } from '../api-error.js';
 import type { AppRequest } from '../request-app.js';
 
 function infoList(info: unknown): string[] {

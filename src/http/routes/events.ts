@@ -1,7 +1,8 @@
 /** `POST /apps/{app_id}/events` and `POST /apps/{app_id}/batch_events`. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Errors } from '../../protocol/errors.js';
-import { ApiError, type ApiDeps } from '../api-deps.js';
+import type { ApiDeps } from '../api-deps.js';
+import { ApiError } from '../api-error.js';
 import { channelInfo, parseBody, publishSchemas, type EventRequest } from '../publish-request.js';
 import { requestContext, type AppRequest } from '../request-app.js';
 

@@ -1,11 +1,33 @@
 /**
- * How the HTTP API answers an error: always a registry error (protocol/errors.ts), its status and `{ "error": message }`.
- * Errors fastify raises itself (body too large, unsupported content type, a malformed request) are mapped onto the registry
+ * How the HTTP API answers an error — thrown by a route (`ApiError`) or decided by a hook (`sendError`): always a registry
+ * error (protocol/errors.ts), its status and `{ "error": message }`. Errors fastify raises itself (body too large, unsupported content type, a malformed request) are mapped onto the registry
  * too, so nothing fastify writes — its codes, the path — reaches the caller, and every answer is listed in docs/errors.md.
  */
 import type { FastifyError, FastifyReply } from 'fastify';
 import { Errors, type HttpError } from '../protocol/errors.js';
-import { ApiError } from './api-deps.js';
+
+/**
+ * An API error thrown by a route: a registry error (`ApiError.of`) with its status and message. The constructor is private
+ * so that no route answers a status or text of its own.
+ */
+export class ApiError extends Error {
+  private constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  /** The registry's `error`, its message filled with `args`. */
+  static of(error: HttpError, ...args: ReadonlyArray<string | number>): ApiError {
+    return new ApiError(error.status, error.format(...args));
+  }
+
+  /** A failed schema check of a body (publish-request.ts): the registry error's status and message, as the check filled them. */
+  static fromCheck(statusCode: number, message: string): ApiError {
+    return new ApiError(statusCode, message);
+  }
+}
 
 /** A registry error's status and message, filled in. */
 export interface ErrorAnswer {
