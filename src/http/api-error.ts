@@ -1,7 +1,8 @@
 /**
  * How the HTTP API answers an error — thrown by a route (`ApiError`) or decided by a hook (`sendError`): always a registry
- * error (protocol/errors.ts), its status and `{ "error": message }`. Errors fastify raises itself (body too large, unsupported content type, a malformed request) are mapped onto the registry
- * too, so nothing fastify writes — its codes, the path — reaches the caller, and every answer is listed in docs/errors.md.
+ * error (protocol/errors.ts), its status and `{ "error": message }`. Errors fastify raises itself (body too large,
+ * unsupported content type, a malformed request) are mapped onto the registry too, so nothing fastify writes — its codes,
+ * the path — reaches the caller, and every answer is listed in docs/errors.md.
  */
 import type { FastifyError, FastifyReply } from 'fastify';
 import { Errors, type HttpError } from '../protocol/errors.js';
