@@ -11,6 +11,8 @@
  * - Metrics are always served by the Prometheus exporter (pull), unless `OTEL_METRICS_EXPORTER=none`; OTLP metric push is
  *   not offered: Prometheus scrapes every node.
  */
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { ATTR_DEPLOYMENT_ENVIRONMENT_NAME, ATTR_SERVICE_INSTANCE_ID } from '../src/telemetry/semconv.js';
 
 /** Wire format of the OTLP trace exporter. */
 export type OtlpProtocol = 'http/protobuf' | 'http/json';
@@ -48,14 +50,14 @@ export function telemetryOptionsFromEnv(env: NodeJS.ProcessEnv): TelemetryOption
 
   const namedInAttributes = (env.OTEL_RESOURCE_ATTRIBUTES ?? '')
     .split(',')
-    .some((pair) => pair.split('=')[0]?.trim() === 'service.name');
+    .some((pair) => pair.split('=')[0]?.trim() === ATTR_SERVICE_NAME);
   const defaultServiceName = nonEmpty(env.OTEL_SERVICE_NAME) === undefined && !namedInAttributes ? 'beacon' : undefined;
 
   const resourceAttributes: Record<string, string> = {};
   const deploymentEnv = nonEmpty(env.DEPLOYMENT_ENV);
-  if (deploymentEnv !== undefined) resourceAttributes['deployment.environment.name'] = deploymentEnv;
+  if (deploymentEnv !== undefined) resourceAttributes[ATTR_DEPLOYMENT_ENVIRONMENT_NAME] = deploymentEnv;
   const nodeId = nonEmpty(env.NODE_ID);
-  if (nodeId !== undefined) resourceAttributes['service.instance.id'] = nodeId;
+  if (nodeId !== undefined) resourceAttributes[ATTR_SERVICE_INSTANCE_ID] = nodeId;
 
   const exporters = list(env.OTEL_TRACES_EXPORTER);
   const wantsOtlp = exporters.length === 0 || exporters.includes('otlp');

@@ -16,7 +16,7 @@ import { registerHealthRoutes } from './http/health.js';
 import { notFoundPlugin } from './http/not-found.js';
 import type { Deadline } from './lifecycle/deadline.js';
 import { drain as runDrain, type DrainResult } from './lifecycle/drain.js';
-import { CloseCode } from './protocol/close-codes.js';
+import { Errors } from './protocol/errors.js';
 import type { RealtimeDeps } from './realtime/deps.js';
 import { createFanout } from './realtime/fanout.js';
 import { gateMemberEvents } from './realtime/member-delivery.js';
@@ -133,7 +133,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   });
   adapter.onTerminateUser((appId, userId) => {
     for (const connection of [...hub.userConnections(appId, userId)]) {
-      connection.close(CloseCode.Unauthorized, 'Connection terminated by the app', 'terminated');
+      connection.close(Errors.CLOSE_TERMINATED.code, Errors.CLOSE_TERMINATED.message, 'terminated');
     }
   });
   const router = createRouter(realtime);

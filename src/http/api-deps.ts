@@ -26,13 +26,3 @@ export interface ApiDeps {
     | 'apiBodyLimitBytes'
   >;
 }
-
-/** An API error: HTTP status and a reason the caller can read. */
-export class ApiError extends Error {
-  constructor(
-    readonly statusCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}

@@ -8,8 +8,10 @@
  */
 import cors from '@fastify/cors';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiError, type ApiDeps } from './api-deps.js';
+import type { ApiDeps } from './api-deps.js';
 import { API_CORS } from './cors-options.js';
+import { ApiError, errorAnswer, sendError } from './api-error.js';
+import { Errors } from '../protocol/errors.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { endHttpServerSpan, logIds, startHttpServerSpan } from '../telemetry/tracing.js';
 import { logEvent } from '../telemetry/log-events.js';
@@ -67,7 +69,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   // The drain's third step (lifecycle/drain.ts): from then on nothing is accepted, so nothing accepted can be lost.
   scope.addHook('onRequest', async (_request, reply) => {
     if (!deps.isAccepting()) {
-      return reply.code(503).header('Retry-After', RETRY_AFTER_SECONDS).send({ error: 'Server is shutting down; retry' });
+      return sendError(reply.header('Retry-After', RETRY_AFTER_SECONDS), Errors.API_SHUTTING_DOWN);
     }
     return undefined;
   });
@@ -79,7 +81,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     const [path, rawQuery = ''] = request.url.split('?', 2) as [string, string | undefined];
     const result =
       app === undefined
-        ? ({ ok: false, reason: 'unknown_key', message: 'Unknown app id' } as const)
+        ? ({ ok: false, reason: 'unknown_key', error: Errors.API_UNKNOWN_APP, message: Errors.API_UNKNOWN_APP.message } as const)
         : verifyRequest(app, { method: request.method, path, rawQuery }, config.apiTimestampToleranceSeconds);
     if (!result.ok) {
       authFailed(request, result);
@@ -87,11 +89,11 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
       if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) {
         void reply.header('connection', 'close');
       }
-      return reply.code(401).send({ error: result.message });
+      return sendError(reply, result.error, result.message);
     }
-    if (app === undefined) return reply.code(401).send({ error: 'Unknown app id' });
+    if (app === undefined) return sendError(reply, Errors.API_UNKNOWN_APP);
     request.signedBodyMd5 = result.bodyMd5;
-    if (!app.enabled) return reply.code(403).send({ error: 'App is disabled' });
+    if (!app.enabled) return sendError(reply, Errors.API_APP_DISABLED);
     if (!rateWindow(app.id).allow(Date.now())) {
       metrics.rateLimited(app.id, 'http_api');
       logEvent(
@@ -100,7 +102,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
         { event: 'rate_limited', scope: 'http_api', app_id: app.id, request_id: request.id, ...logIds(request.apiSpan) },
         'API rate limit',
       );
-      return reply.code(429).send({ error: `Over ${config.apiRequestsPerSecond} API requests per second` });
+      return sendError(reply, Errors.API_RATE_LIMITED, config.apiRequestsPerSecond);
     }
     request.beaconApp = app;
     return undefined;
@@ -115,13 +117,13 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
       const checked = verifyBody(raw, request.signedBodyMd5);
       if (!checked.ok) {
         authFailed(request as FastifyRequest<AppRequest>, checked);
-        return done(new ApiError(401, checked.message), undefined);
+        return done(ApiError.of(checked.error), undefined);
       }
       if (raw.length === 0) return done(null, {});
       try {
         done(null, JSON.parse(raw.toString('utf8')));
       } catch {
-        done(new ApiError(400, 'Body is not valid JSON'), undefined);
+        done(ApiError.of(Errors.API_INVALID_JSON), undefined);
       }
     },
   );
@@ -150,15 +152,14 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   });
 
   scope.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
-    const status = error.statusCode ?? 500;
-    if (status === 503) void reply.header('Retry-After', RETRY_AFTER_SECONDS);
-    if (status >= 500 && status !== 503) {
+    const answer = errorAnswer(error);
+    // A 503 is a documented answer (draining, cluster engine down) with its own reason; API_INTERNAL is ours and says nothing.
+    if (answer.status === 503) void reply.header('Retry-After', RETRY_AFTER_SECONDS);
+    if (answer.internal) {
       const line = { event: 'api_request', err: error, request_id: request.id, ...logIds(request.apiSpan) } as const;
       logEvent(logger, 'error', line, 'API handler failed');
     }
-    const message = status === 413 && !(error instanceof ApiError) ? 'Request body too large' : error.message;
-    // A 503 is a documented answer (draining, cluster engine down) with its own reason; other 5xx are ours and say nothing.
-    return reply.code(status).send({ error: status >= 500 && status !== 503 ? 'Internal error' : message });
+    return reply.code(answer.status).send({ error: answer.message });
   });
 
   registerEventRoutes(scope, deps);

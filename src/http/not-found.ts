@@ -5,12 +5,14 @@
  */
 import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
+import { Errors } from '../protocol/errors.js';
 import { API_CORS } from './cors-options.js';
+import { sendError } from './api-error.js';
 
 /** Registered at the root, before any prefixed scope: fastify uses this context (and its CORS hook) for unmatched paths. */
 export async function notFoundPlugin(scope: FastifyInstance): Promise<void> {
   // preHandler, not onRequest: `reply.callNotFound()` (the WebSocket scope's plain-GET catch-all) runs only a 404
   // context's preHandler hooks, and a router miss runs them too.
   await scope.register(cors, { ...API_CORS, hook: 'preHandler' });
-  scope.setNotFoundHandler(async (_request, reply) => reply.code(404).send({ error: 'Not found' }));
+  scope.setNotFoundHandler(async (_request, reply) => sendError(reply, Errors.API_NOT_FOUND));
 }

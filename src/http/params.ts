@@ -5,6 +5,8 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
+import { Errors } from '../protocol/errors.js';
+import { sendError } from './api-error.js';
 
 /** fastify `maxParamLength` (checked on the decoded parameter): the longest channel name or user id the API accepts. */
 export function maxParamLength(config: Pick<Config, 'maxChannelNameLength' | 'maxPresenceUserIdLength'>): number {
@@ -17,6 +19,6 @@ export function maxParamLength(config: Pick<Config, 'maxChannelNameLength' | 'ma
  * the API's `{ "error": reason }` instead, and nothing it sent is echoed back.
  */
 export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
-  const message = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'Path parameter too long' : 'Invalid URL';
-  void reply.code(400).send({ error: message });
+  const refusal = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? Errors.API_PARAM_TOO_LONG : Errors.API_INVALID_URL;
+  void sendError(reply, refusal);
 }

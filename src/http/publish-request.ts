@@ -1,8 +1,22 @@
-/** Validation of one event of `POST /events` or of a `batch_events` item, and the `info` attributes of the answer. */
+/**
+ * The bodies of `POST /events` and `POST /batch_events`, declared as zod schemas and built once per configuration (the
+ * limits are part of them), and the `info` attributes of the answer.
+ *
+ * Validation runs in the route handler, after the signing hook (api.ts) verified the signature over the query and the raw
+ * body's `body_md5`, and after the body was parsed: an unsigned body is never parsed, let alone validated. Each check
+ * answers with its registry error (protocol/errors.ts), the first failing one in field order — the same Pusher-style
+ * `{ "error": reason }` and status the hand-written checks gave. Parsed in the handler rather than through a route `schema`
+ * and a type provider: fastify-type-provider-zod 7 requires @fastify/swagger as a peer, a runtime dependency for nothing
+ * here, and the handler keeps the order "signature, body_md5, JSON, schema" visible in one place.
+ */
+import { z } from 'zod';
 import type { ChannelCounts } from '../adapters/adapter.js';
 import { channelKind, isValidChannelName } from '../protocol/channel-name.js';
-import { ApiError, type ApiDeps } from './api-deps.js';
+import { Errors, type HttpError } from '../protocol/errors.js';
+import type { Config } from '../config.js';
+import { ApiError } from './api-error.js';
 
+/** One event to publish, as the routes use it. */
 export interface EventRequest {
   name: string;
   data: string;
@@ -11,51 +25,113 @@ export interface EventRequest {
   info: string[];
 }
 
-const SOCKET_ID = /^\d+\.\d+$/;
+/** The limits the schemas are built from. */
+export type PublishLimits = Pick<
+  Config,
+  'maxPayloadBytes' | 'maxChannelsPerPublish' | 'maxBatchSize' | 'maxChannelNameLength' | 'maxEventNameLength'
+>;
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+const SOCKET_ID = /^\d+\.\d+$/;
+const INFO_ATTRIBUTES = ['user_count', 'subscription_count'] as const;
+
+/**
+ * zod options answering `error` (message filled with `args`, or computed from the refused value). zod issues carry only
+ * their message, so a check whose status is not 400 must be a refinement: its status rides in `params` (`refused`).
+ */
+function answer(error: HttpError, args: (input: unknown) => ReadonlyArray<string | number> = () => []) {
+  if (error.status !== 400) throw new Error(`${error.name} answers ${error.status}: use refused()`);
+  return { error: (issue: { input?: unknown }) => error.format(...args(issue.input)) };
 }
 
-/** Parses and checks one event; throws ApiError(400|413) with the reason. */
-export function parseEventRequest(body: unknown, config: ApiDeps['config'], batch: boolean): EventRequest {
-  if (!isRecord(body)) throw new ApiError(400, 'Body must be a JSON object');
-  const { name, data, channel, channels, socket_id: socketId, info } = body;
-  if (typeof name !== 'string' || name.length === 0) throw new ApiError(400, '"name" must be a non-empty string');
-  if (name.length > config.maxEventNameLength) {
-    throw new ApiError(400, `"name" longer than ${config.maxEventNameLength} characters`);
-  }
-  if (typeof data !== 'string') throw new ApiError(400, '"data" must be a string (JSON-encode objects)');
-  if (Buffer.byteLength(data) > config.maxPayloadBytes) {
-    throw new ApiError(413, `"data" over ${config.maxPayloadBytes} bytes`);
-  }
-  let list: string[];
-  if (typeof channel === 'string' && channels === undefined) list = [channel];
-  else if (!batch && Array.isArray(channels) && channel === undefined) list = channels as string[];
-  else throw new ApiError(400, batch ? '"channel" must be a string' : 'Give exactly one of "channel" or "channels"');
-  if (list.length === 0) throw new ApiError(400, '"channels" is empty');
-  if (list.length > config.maxChannelsPerPublish) {
-    throw new ApiError(400, `More than ${config.maxChannelsPerPublish} channels`);
-  }
-  for (const c of list) {
-    // `#server-to-user-{id}` is how the SDK's sendToUser addresses a user; isValidChannelName refuses any other `#` name.
-    if (typeof c !== 'string' || !isValidChannelName(c, config.maxChannelNameLength)) {
-      throw new ApiError(400, `Invalid channel name: ${String(c).slice(0, 64)}`);
-    }
-  }
-  if (list.length > 1 && list.some((c) => channelKind(c).encrypted)) {
-    throw new ApiError(400, 'An encrypted channel must be the only channel of a publish');
-  }
-  if (socketId !== undefined && (typeof socketId !== 'string' || !SOCKET_ID.test(socketId))) {
-    throw new ApiError(400, '"socket_id" must look like 123.456');
-  }
-  const infoList = typeof info === 'string' && info.length > 0 ? info.split(',').map((s) => s.trim()) : [];
-  for (const attribute of infoList) {
-    if (attribute !== 'user_count' && attribute !== 'subscription_count') {
-      throw new ApiError(400, `Unknown info attribute: ${attribute.slice(0, 32)}`);
-    }
-  }
-  return { name, data, channels: list, socketId, info: infoList };
+/** Refinement options answering `error` with its own status. */
+function refused(error: HttpError, ...args: ReadonlyArray<string | number>) {
+  return { error: error.format(...args), params: { status: error.status } };
+}
+
+const clip = (length: number) => (input: unknown) => [String(input).slice(0, length)];
+
+/** The schemas of one event (`/events` or a batch item) and of a batch, for the given limits. */
+export function publishSchemas(limits: PublishLimits) {
+  const invalidName = answer(Errors.API_INVALID_CHANNEL_NAME, clip(64));
+  // `#server-to-user-{id}` is how the SDK's sendToUser addresses a user; isValidChannelName refuses any other `#` name.
+  const channelName = z.string(invalidName).refine((c) => isValidChannelName(c, limits.maxChannelNameLength), invalidName);
+  const fields = {
+    name: z
+      .string(answer(Errors.API_EVENT_NAME_INVALID))
+      .min(1, answer(Errors.API_EVENT_NAME_INVALID))
+      .max(limits.maxEventNameLength, answer(Errors.API_EVENT_NAME_TOO_LONG, () => [limits.maxEventNameLength])),
+    data: z
+      .string(answer(Errors.API_DATA_NOT_STRING))
+      .refine((d) => Buffer.byteLength(d) <= limits.maxPayloadBytes, refused(Errors.API_DATA_TOO_LARGE, limits.maxPayloadBytes)),
+    socket_id: z
+      .string(answer(Errors.API_INVALID_SOCKET_ID))
+      .regex(SOCKET_ID, answer(Errors.API_INVALID_SOCKET_ID))
+      .optional(),
+    // Anything but a non-empty string asks for no attributes, as before.
+    info: z
+      .unknown()
+      .optional()
+      .transform((v) => (typeof v === 'string' && v.length > 0 ? v.split(',').map((s) => s.trim()) : []))
+      .pipe(z.array(z.enum(INFO_ATTRIBUTES, answer(Errors.API_UNKNOWN_INFO, clip(32))))),
+  };
+  const toRequest = (e: { name: string; data: string; socket_id?: string | undefined; info: string[] }, channels: string[]) => ({
+    name: e.name,
+    data: e.data,
+    channels,
+    socketId: e.socket_id,
+    info: e.info,
+  });
+
+  const item = z
+    .object({ ...fields, channel: z.string(answer(Errors.API_CHANNEL_NOT_STRING)).pipe(channelName) }, answer(Errors.API_BODY_NOT_OBJECT))
+    .transform((e): EventRequest => toRequest(e, [e.channel]));
+
+  const event = z
+    .object(
+      {
+        ...fields,
+        channel: z.string(answer(Errors.API_CHANNEL_OR_CHANNELS)).pipe(channelName).optional(),
+        channels: z
+          .array(channelName, answer(Errors.API_CHANNEL_OR_CHANNELS))
+          .min(1, answer(Errors.API_CHANNELS_EMPTY))
+          .max(limits.maxChannelsPerPublish, answer(Errors.API_TOO_MANY_CHANNELS, () => [limits.maxChannelsPerPublish]))
+          .optional(),
+      },
+      answer(Errors.API_BODY_NOT_OBJECT),
+    )
+    .refine((e) => (e.channel === undefined) !== (e.channels === undefined), answer(Errors.API_CHANNEL_OR_CHANNELS))
+    .transform((e): EventRequest => toRequest(e, e.channel !== undefined ? [e.channel] : (e.channels ?? [])))
+    .refine((e) => e.channels.length === 1 || !e.channels.some((c) => channelKind(c).encrypted), answer(Errors.API_ENCRYPTED_NOT_ALONE));
+
+  const batch = z
+    .object(
+      {
+        // The size is checked before any item: an oversized batch costs no item validation.
+        batch: z
+          .array(z.unknown(), answer(Errors.API_BATCH_NOT_ARRAY))
+          .max(
+            limits.maxBatchSize,
+            answer(Errors.API_BATCH_TOO_LARGE, (input) => [Array.isArray(input) ? input.length : 0, limits.maxBatchSize]),
+          )
+          .pipe(z.array(item)),
+      },
+      answer(Errors.API_BATCH_NOT_ARRAY),
+    )
+    .transform((b) => b.batch);
+
+  return { event, batch };
+}
+
+/** The schemas of one configuration. */
+export type PublishSchemas = ReturnType<typeof publishSchemas>;
+
+/** Validates `body` with `schema`; throws the ApiError of the first failing check (in field order). */
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const status = issue !== undefined && issue.code === 'custom' ? (issue.params as { status?: number } | undefined)?.status : undefined;
+  throw ApiError.fromCheck(status ?? 400, issue?.message ?? Errors.API_INVALID_REQUEST.message);
 }
 
 /** `info` attributes of one channel; `user_count` only for presence channels. */

@@ -3,6 +3,7 @@
  * non-empty bodies, and `auth_signature` = HMAC-SHA256(secret, "METHOD\nPATH\nQUERY") compared in constant time.
  */
 import type { AppConfig } from '../config.js';
+import { Errors, type HttpError } from '../protocol/errors.js';
 import { apiSignString, bodyMd5, safeEqualHex, sign } from '../protocol/signatures.js';
 import type { ApiAuthFailureReason } from '../telemetry/metrics.js';
 
@@ -17,7 +18,7 @@ export interface SignedRequest {
 /** Outcome of a check; a signed request carries the `body_md5` its signature covers (undefined when it gave none). */
 export type SigningResult =
   | { ok: true; bodyMd5: string | undefined }
-  | { ok: false; reason: ApiAuthFailureReason; message: string };
+  | { ok: false; reason: ApiAuthFailureReason; error: HttpError; message: string };
 
 /** A refused check. */
 export type SigningFailure = Extract<SigningResult, { ok: false }>;
@@ -37,16 +38,17 @@ export function verifyRequest(
   for (const [k, v] of new URLSearchParams(request.rawQuery)) query[k] = v;
   const key = query.auth_key;
   if (key === undefined || !safeEqualHex(app.key, key)) {
-    return { ok: false, reason: 'unknown_key', message: 'Unknown auth_key' };
+    return { ok: false, reason: 'unknown_key', error: Errors.API_UNKNOWN_KEY, message: Errors.API_UNKNOWN_KEY.message };
   }
   const timestamp = Number(query.auth_timestamp);
   if (!Number.isFinite(timestamp) || Math.abs(nowSeconds - timestamp) > toleranceSeconds) {
-    return { ok: false, reason: 'expired', message: `auth_timestamp is more than ${toleranceSeconds} s from server time` };
+    const error = Errors.API_EXPIRED;
+    return { ok: false, reason: 'expired', error, message: error.format(toleranceSeconds) };
   }
   const signature = query.auth_signature ?? '';
   const expected = sign(app.secret, apiSignString(request.method, request.path, query));
   if (!safeEqualHex(expected, signature.toLowerCase())) {
-    return { ok: false, reason: 'bad_signature', message: 'Invalid auth_signature' };
+    return { ok: false, reason: 'bad_signature', error: Errors.API_BAD_SIGNATURE, message: Errors.API_BAD_SIGNATURE.message };
   }
   return { ok: true, bodyMd5: query.body_md5?.toLowerCase() };
 }
@@ -54,7 +56,7 @@ export function verifyRequest(
 /** Checks a non-empty raw body (the bytes as received, before any decoding) against the signed `body_md5`. */
 export function verifyBody(body: Buffer, signedMd5: string | undefined): SigningResult {
   if (body.length > 0 && (signedMd5 === undefined || !safeEqualHex(bodyMd5(body), signedMd5))) {
-    return { ok: false, reason: 'body_md5', message: 'body_md5 does not match the body' };
+    return { ok: false, reason: 'body_md5', error: Errors.API_BODY_MD5, message: Errors.API_BODY_MD5.message };
   }
   return { ok: true, bodyMd5: signedMd5 };
 }

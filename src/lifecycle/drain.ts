@@ -14,7 +14,7 @@
  * Every wait is bounded by what is left of the deadline; a stage that runs out of time does not stop the later ones.
  */
 import type { Adapter } from '../adapters/adapter.js';
-import { CloseCode } from '../protocol/close-codes.js';
+import { Errors } from '../protocol/errors.js';
 import type { Hub } from '../realtime/hub.js';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
@@ -72,7 +72,7 @@ export async function drain(parts: DrainParts, deadline: Deadline): Promise<Drai
         }),
     ),
   );
-  for (const connection of open) connection.close(CloseCode.Reconnect, 'Server shutting down; reconnect', 'server_shutdown');
+  for (const connection of open) connection.close(Errors.CLOSE_SHUTTING_DOWN.code, Errors.CLOSE_SHUTTING_DOWN.message, 'server_shutdown');
   // Connection.close cuts a socket whose peer does not answer within its own bound; clients normally answer at once.
   await stage('connections', () => gone);
   // The clients' leaves are recorded cluster-wide first (their webhooks come from the answers), then their

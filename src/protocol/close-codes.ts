@@ -17,8 +17,12 @@ export const CloseCode = {
   UnsupportedProtocol: 4007,
   /** 4009: the connection is unauthorized (user authentication required and not given in time, or terminated). */
   Unauthorized: 4009,
-  /** 4100: the server is over capacity, or this connection cannot keep up (slow consumer). Reconnect with back-off. */
+  /** 4100: the server is over capacity (or its cluster engine is unreachable). Reconnect with back-off. */
   OverCapacity: 4100,
+  /** 4110: this connection could not keep up (send buffer over SEND_BUFFER_MAX_BYTES). Reconnect with back-off. */
+  SlowConsumer: 4110,
+  /** 4111: the app is over CONNECTION_RATE_LIMIT_PER_SECOND new connections. Reconnect with back-off. */
+  ConnectionRateLimited: 4111,
   /** 4200: generic reconnect (graceful shutdown): reconnect immediately, elsewhere. */
   Reconnect: 4200,
   /** 4201: a server ping was not answered in time. */

@@ -1,5 +1,6 @@
 /** Client frame → typed message, or the reason it is rejected. Pure: no I/O, no state. */
 import { CLIENT_EVENT_PREFIX, Events } from './events.js';
+import { Errors, type FrameError, type SubscriptionError } from './errors.js';
 import type { ClientMessage, Decoded } from './messages.js';
 
 export type DecodeErrorReason = 'invalid_json' | 'invalid_message' | 'unknown_event';
@@ -8,20 +9,20 @@ export type DecodeErrorReason = 'invalid_json' | 'invalid_message' | 'unknown_ev
  * A refused frame. `subscribeChannel` is the channel of a malformed `pusher:subscribe` whose channel name could be read:
  * the client waits on that channel, so it is answered with `pusher:subscription_error` there rather than `pusher:error`.
  */
-export interface DecodeFailure {
-  ok: false;
-  reason: DecodeErrorReason;
-  message: string;
-  subscribeChannel: string | undefined;
-}
+export type DecodeFailure = { ok: false; reason: DecodeErrorReason; message: string } & (
+  | { error: FrameError; subscribeChannel: undefined }
+  | { error: SubscriptionError; subscribeChannel: string }
+);
 
 export type DecodeResult = { ok: true; value: Decoded } | DecodeFailure;
 
-const fail = (reason: DecodeErrorReason, message: string, subscribeChannel?: string): DecodeFailure => ({
+/** A frame refused with a `pusher:error` (the registry error, its message filled in). */
+const fail = (reason: DecodeErrorReason, error: FrameError, message: string = error.message): DecodeFailure => ({
   ok: false,
   reason,
+  error,
   message,
-  subscribeChannel,
+  subscribeChannel: undefined,
 });
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -50,32 +51,32 @@ export function decodeClientFrame(text: string): DecodeResult {
   try {
     raw = JSON.parse(text);
   } catch {
-    return fail('invalid_json', 'Invalid JSON');
+    return fail('invalid_json', Errors.FRAME_INVALID_JSON);
   }
-  if (!isRecord(raw)) return fail('invalid_message', 'A frame must be a JSON object');
+  if (!isRecord(raw)) return fail('invalid_message', Errors.FRAME_NOT_OBJECT);
   const event = raw.event;
-  if (typeof event !== 'string' || event.length === 0) return fail('invalid_message', 'Missing "event"');
+  if (typeof event !== 'string' || event.length === 0) return fail('invalid_message', Errors.FRAME_MISSING_EVENT);
   const traceparent =
     typeof raw.traceparent === 'string' && TRACEPARENT.test(raw.traceparent) ? raw.traceparent : undefined;
   const message = decodeEvent(event, raw);
   if (typeof message === 'string') {
-    return fail(message === 'unknown' ? 'unknown_event' : 'invalid_message', describe(message, event));
+    const error = message === 'unknown' ? Errors.FRAME_UNKNOWN_EVENT : Errors.FRAME_INVALID_MESSAGE;
+    return fail(message === 'unknown' ? 'unknown_event' : 'invalid_message', error, error.format(event.slice(0, 64)));
   }
-  if ('invalidSubscribe' in message) return fail('invalid_message', message.invalidSubscribe, message.channel);
+  if ('invalidSubscribe' in message) {
+    const error = message.invalidSubscribe;
+    return { ok: false, reason: 'invalid_message', error, message: error.message, subscribeChannel: message.channel };
+  }
   return { ok: true, value: { message, traceparent } };
 }
 
 /** A subscribe whose channel is readable but whose other fields are not usable: why, for the subscription_error. */
 interface InvalidSubscribe {
   channel: string;
-  invalidSubscribe: string;
+  invalidSubscribe: SubscriptionError;
 }
 
 type Failure = 'unknown' | 'invalid' | InvalidSubscribe;
-
-function describe(failure: Failure, event: string): string {
-  return failure === 'unknown' ? `Unknown event: ${event.slice(0, 64)}` : `Invalid ${event.slice(0, 64)} message`;
-}
 
 function decodeEvent(event: string, raw: Record<string, unknown>): ClientMessage | Failure {
   switch (event) {
@@ -87,11 +88,11 @@ function decodeEvent(event: string, raw: Record<string, unknown>): ClientMessage
       const d = dataObject(raw.data);
       if (d === undefined || typeof d.channel !== 'string') return 'invalid';
       const channel = d.channel;
-      if (d.auth !== undefined && typeof d.auth !== 'string') return { channel, invalidSubscribe: '"auth" must be a string' };
+      if (d.auth !== undefined && typeof d.auth !== 'string') return { channel, invalidSubscribe: Errors.SUBSCRIBE_AUTH_NOT_STRING };
       // pusher-js 7 setups whose authorizer answers `channel_data: null` for a private channel send it as null: absent.
       const channelData = d.channel_data === null ? undefined : d.channel_data;
       if (channelData !== undefined && typeof channelData !== 'string') {
-        return { channel, invalidSubscribe: '"channel_data" must be a JSON-encoded string' };
+        return { channel, invalidSubscribe: Errors.SUBSCRIBE_CHANNEL_DATA_NOT_STRING };
       }
       return { event: Events.Subscribe, channel, auth: d.auth, channelData };
     }

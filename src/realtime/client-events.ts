@@ -7,7 +7,7 @@
  */
 import type { Context } from '@opentelemetry/api';
 import { channelKind } from '../protocol/channel-name.js';
-import { ErrorCode, type ErrorCodeValue } from '../protocol/close-codes.js';
+import { Errors, type FrameError } from '../protocol/errors.js';
 import type { ClientEventMessage } from '../protocol/messages.js';
 import type { MessageErrorReason, RateLimitScope } from '../telemetry/metrics.js';
 import type { Connection } from '../transport/connection.js';
@@ -27,8 +27,8 @@ export function clientEvent(
       connection,
       message,
       'client_events_disabled',
-      ErrorCode.ClientEventsDisabled,
-      'Client events are not enabled for this app',
+      Errors.CLIENT_EVENTS_DISABLED,
+      Errors.CLIENT_EVENTS_DISABLED.message,
     );
     return;
   }
@@ -38,8 +38,8 @@ export function clientEvent(
       connection,
       message,
       'rate_limited',
-      ErrorCode.ClientEventRateLimited,
-      `Client event rate limit (${app.clientEventsPerSecond}/s) exceeded`,
+      Errors.CLIENT_EVENT_RATE_LIMITED,
+      Errors.CLIENT_EVENT_RATE_LIMITED.format(app.clientEventsPerSecond),
       'client_events',
     );
     return;
@@ -51,8 +51,8 @@ export function clientEvent(
       connection,
       message,
       'unauthorized',
-      ErrorCode.ClientEventChannelNotAllowed,
-      'Client events are only allowed on private and presence channels',
+      Errors.CLIENT_EVENT_CHANNEL_NOT_ALLOWED,
+      Errors.CLIENT_EVENT_CHANNEL_NOT_ALLOWED.message,
     );
     return;
   }
@@ -62,8 +62,8 @@ export function clientEvent(
       connection,
       message,
       'not_subscribed',
-      ErrorCode.ClientEventNotSubscribed,
-      `Not subscribed to ${message.channel.slice(0, 200)}`,
+      Errors.CLIENT_EVENT_NOT_SUBSCRIBED,
+      Errors.CLIENT_EVENT_NOT_SUBSCRIBED.format(message.channel.slice(0, 200)),
     );
     return;
   }
@@ -73,8 +73,8 @@ export function clientEvent(
       connection,
       message,
       'invalid_message',
-      ErrorCode.ClientEventNameTooLong,
-      `Event name longer than ${deps.limits.maxEventNameLength}`,
+      Errors.CLIENT_EVENT_NAME_TOO_LONG,
+      Errors.CLIENT_EVENT_NAME_TOO_LONG.format(deps.limits.maxEventNameLength),
     );
     return;
   }
@@ -84,8 +84,8 @@ export function clientEvent(
       connection,
       message,
       'too_large',
-      ErrorCode.ClientEventTooLarge,
-      `Event data over ${deps.limits.maxPayloadBytes} bytes`,
+      Errors.CLIENT_EVENT_TOO_LARGE,
+      Errors.CLIENT_EVENT_TOO_LARGE.format(deps.limits.maxPayloadBytes),
     );
     return;
   }
@@ -117,11 +117,11 @@ function refuseClientEvent(
   connection: Connection,
   message: ClientEventMessage,
   reason: MessageErrorReason,
-  code: ErrorCodeValue,
+  error: FrameError,
   text: string,
   rateLimit?: RateLimitScope,
 ): void {
   const channel = message.channel.slice(0, deps.limits.maxChannelNameLength);
-  connection.reject({ reason, message: text, code, channel, rateLimit });
+  connection.reject({ reason, message: text, code: error.code, channel, rateLimit });
 }
 

@@ -4,6 +4,7 @@
  */
 import { context } from '@opentelemetry/api';
 import { decodeClientFrame } from '../protocol/decode.js';
+import { Errors } from '../protocol/errors.js';
 import { scanFrame, type FrameScan } from '../protocol/frame-scan.js';
 import { PONG_FRAME } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
@@ -49,7 +50,12 @@ export function createRouter(deps: RealtimeDeps): Router {
     handle(connection, text, bytes) {
       const started = performance.now();
       if (bytes > maxFrameBytes) {
-        connection.reject({ reason: 'too_large', message: `Frame over ${maxFrameBytes} bytes`, frameBytes: bytes });
+        connection.reject({
+          reason: 'too_large',
+          message: Errors.FRAME_TOO_LARGE.format(maxFrameBytes),
+          code: Errors.FRAME_TOO_LARGE.code,
+          frameBytes: bytes,
+        });
         return;
       }
       // One linear pass before any JSON work: deep nesting is refused at the depth where it goes too far.
@@ -57,7 +63,8 @@ export function createRouter(deps: RealtimeDeps): Router {
       if (!scan.depthOk) {
         connection.reject({
           reason: 'too_deep',
-          message: `Frame nested deeper than ${limits.maxJsonDepth} levels`,
+          message: Errors.FRAME_TOO_DEEP.format(limits.maxJsonDepth),
+          code: Errors.FRAME_TOO_DEEP.code,
           frameBytes: bytes,
         });
         return;
@@ -65,12 +72,12 @@ export function createRouter(deps: RealtimeDeps): Router {
       const decoded = decodeClientFrame(text);
       if (!decoded.ok) {
         if (decoded.subscribeChannel === undefined) {
-          connection.reject({ reason: decoded.reason, message: decoded.message, frameBytes: bytes });
+          connection.reject({ reason: decoded.reason, message: decoded.message, code: decoded.error.code, frameBytes: bytes });
         } else {
           // The client waits on that channel: it hears the refusal there, as for any other refused subscribe.
           metrics.messageReceived(connection.app.id, 'invalid', bytes);
           refuseSubscription(deps, connection, decoded.subscribeChannel, {
-            ...malformedSubscribe(decoded.message),
+            ...malformedSubscribe(decoded.error),
             errorReason: decoded.reason,
           });
         }

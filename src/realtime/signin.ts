@@ -1,6 +1,6 @@
 /** `pusher:signin`: user authentication, after which the client subscribes to `#server-to-user-{id}`. */
 import { context } from '@opentelemetry/api';
-import { ErrorCode } from '../protocol/close-codes.js';
+import { Errors } from '../protocol/errors.js';
 import { encodeProtocol } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
 import type { SigninMessage } from '../protocol/messages.js';
@@ -15,8 +15,8 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
   if (!verifyAuth(message.auth, app.key, app.secret, userAuthString(connection.socketId, message.userData))) {
     connection.reject({
       reason: 'unauthorized',
-      message: 'Invalid signin signature',
-      code: ErrorCode.Unauthorized,
+      message: Errors.SIGNIN_BAD_SIGNATURE.message,
+      code: Errors.SIGNIN_BAD_SIGNATURE.code,
       logAs: 'auth_failed',
     });
     return;
@@ -25,7 +25,7 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
   try {
     user = JSON.parse(message.userData);
   } catch {
-    connection.reject({ reason: 'invalid_message', message: 'user_data is not JSON' });
+    connection.reject({ reason: 'invalid_message', message: Errors.SIGNIN_USER_DATA_NOT_JSON.message, code: Errors.SIGNIN_USER_DATA_NOT_JSON.code });
     return;
   }
   const record = typeof user === 'object' && user !== null ? (user as Record<string, unknown>) : {};
@@ -34,16 +34,13 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
   const rawId = record.id;
   const id = typeof rawId === 'string' || typeof rawId === 'number' ? String(rawId) : '';
   if (id.length === 0 || id.length > deps.limits.maxPresenceUserIdLength) {
-    connection.reject({ reason: 'invalid_message', message: 'user_data needs an id (a string or a number)' });
+    connection.reject({ reason: 'invalid_message', message: Errors.SIGNIN_USER_ID_INVALID.message, code: Errors.SIGNIN_USER_ID_INVALID.code });
     return;
   }
   const watchlist = Array.isArray(record.watchlist) ? record.watchlist.map(String) : [];
   if (watchlist.length > deps.limits.maxWatchlistSize) {
-    connection.reject({
-      reason: 'invalid_message',
-      message: `Watchlist over ${deps.limits.maxWatchlistSize} ids`,
-      code: ErrorCode.WatchlistLimit,
-    });
+    const error = Errors.SIGNIN_WATCHLIST_TOO_LONG;
+    connection.reject({ reason: 'invalid_message', message: error.format(deps.limits.maxWatchlistSize), code: error.code });
     return;
   }
   deps.hub.setWatchlist(connection, watchlist);

@@ -2,6 +2,7 @@
 import { context } from '@opentelemetry/api';
 import { channelKind, isValidChannelName, SERVER_TO_USER_PREFIX } from '../protocol/channel-name.js';
 import { encodeChannelEvent, encodeDataless, encodeProtocol } from '../protocol/encode.js';
+import { Errors, type SubscriptionError, type SubscriptionErrorType } from '../protocol/errors.js';
 import { Events } from '../protocol/events.js';
 import type { SubscribeMessage, UnsubscribeMessage } from '../protocol/messages.js';
 import { channelAuthString, verifyAuth } from '../protocol/signatures.js';
@@ -15,19 +16,24 @@ import { afterHubLeave, joinCluster } from './membership.js';
 export type SubscriptionFailure = {
   result: Exclude<SubscriptionResult, 'ok'>;
   status: number;
-  type: string;
+  type: SubscriptionErrorType;
   message: string;
   /** Also counted in websocket_message_errors_total under this reason (refusals of the inbound budget). */
   errorReason?: MessageErrorReason;
 };
 
-function failure(result: SubscriptionFailure['result'], status: number, type: string, message: string): SubscriptionFailure {
-  return { result, status, type, message };
+/** A refusal answered with the registry's `error`, its message filled with `args`. */
+function failure(
+  result: SubscriptionFailure['result'],
+  error: SubscriptionError,
+  ...args: ReadonlyArray<string | number>
+): SubscriptionFailure {
+  return { result, status: error.status, type: error.type, message: error.format(...args) };
 }
 
 /** The refusal of a `pusher:subscribe` that could not even be decoded (its channel name could): 400 InvalidMessage. */
-export function malformedSubscribe(message: string): SubscriptionFailure {
-  return failure('invalid', 400, 'InvalidMessage', message);
+export function malformedSubscribe(error: SubscriptionError): SubscriptionFailure {
+  return failure('invalid', error);
 }
 
 /**
@@ -74,8 +80,8 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
     if (joined === 'full' || joined === 'unavailable') {
       const refused =
         joined === 'full'
-          ? failure('limit', 403, 'LimitReached', `Presence channel is full (${deps.limits.maxPresenceMembers} members)`)
-          : failure('unavailable', 503, 'ServiceUnavailable', 'The cluster engine is unavailable; retry');
+          ? failure('limit', Errors.SUBSCRIBE_PRESENCE_FULL, deps.limits.maxPresenceMembers)
+          : failure('unavailable', Errors.SUBSCRIBE_UNAVAILABLE);
       context.with(traced, () => refuseSubscription(deps, connection, name, refused));
       return;
     }
@@ -119,7 +125,7 @@ function admit(
 ): { membership: Membership | null } | SubscriptionFailure {
   const name = message.channel;
   if (!isValidChannelName(name, limits.maxChannelNameLength)) {
-    return failure('invalid', 400, 'InvalidChannel', `Invalid channel name (at most ${limits.maxChannelNameLength} of [A-Za-z0-9_-=@,.;])`);
+    return failure('invalid', Errors.SUBSCRIBE_INVALID_CHANNEL, limits.maxChannelNameLength);
   }
   // Before any signature is checked: a connection at its cap costs nothing more per subscribe.
   // Subscriptions still being recorded cluster-wide count too: a burst of subscribes cannot outrun the cap.
@@ -127,13 +133,13 @@ function admit(
   const held = connection.subscriptions.size + hub.joiningCount(connection);
   if (held >= cap && !connection.subscriptions.has(name) && !hub.isJoining(connection, name)) {
     return {
-      ...failure('limit', 403, 'LimitReached', `Subscription limit reached (${cap} channels per connection)`),
+      ...failure('limit', Errors.SUBSCRIBE_TOO_MANY, cap),
       errorReason: 'too_many_subscriptions',
     };
   }
   if (name.startsWith(SERVER_TO_USER_PREFIX)) {
     const ok = connection.userId !== undefined && name === SERVER_TO_USER_PREFIX + connection.userId;
-    return ok ? { membership: null } : failure('auth_failed', 401, 'AuthError', 'Sign in as this user first');
+    return ok ? { membership: null } : failure('auth_failed', Errors.SUBSCRIBE_NOT_SIGNED_IN);
   }
   const kind = channelKind(name);
   if (!kind.requiresAuth) return { membership: null };
@@ -141,28 +147,28 @@ function admit(
   const app = connection.app;
   const signed = channelAuthString(connection.socketId, name, kind.presence ? message.channelData : undefined);
   if (!verifyAuth(message.auth, app.key, app.secret, signed)) {
-    return failure('auth_failed', 401, 'AuthError', `Invalid signature for ${name}`);
+    return failure('auth_failed', Errors.SUBSCRIBE_BAD_SIGNATURE, name);
   }
   if (!kind.presence) return { membership: null };
 
   const channelData = message.channelData ?? '';
   if (Buffer.byteLength(channelData) > limits.maxPresenceMemberBytes) {
-    return failure('limit', 413, 'LimitReached', `Presence channel_data over ${limits.maxPresenceMemberBytes} bytes`);
+    return failure('limit', Errors.SUBSCRIBE_MEMBER_TOO_LARGE, limits.maxPresenceMemberBytes);
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(channelData);
   } catch {
-    return failure('invalid', 400, 'InvalidChannelData', 'channel_data is not JSON');
+    return failure('invalid', Errors.SUBSCRIBE_CHANNEL_DATA_NOT_JSON);
   }
   const record = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
   const rawId = record.user_id;
   if ((typeof rawId !== 'string' && typeof rawId !== 'number') || String(rawId).length === 0) {
-    return failure('invalid', 400, 'InvalidChannelData', 'channel_data needs a user_id');
+    return failure('invalid', Errors.SUBSCRIBE_NO_USER_ID);
   }
   const userId = String(rawId);
   if (userId.length > limits.maxPresenceUserIdLength) {
-    return failure('invalid', 400, 'InvalidChannelData', `user_id longer than ${limits.maxPresenceUserIdLength}`);
+    return failure('invalid', Errors.SUBSCRIBE_USER_ID_TOO_LONG, limits.maxPresenceUserIdLength);
   }
   // MAX_PRESENCE_MEMBERS is enforced cluster-wide by the adapter's join (membership.ts).
   return { membership: { userId, signedUserId: rawId, userInfo: record.user_info ?? null } };

@@ -11,6 +11,7 @@
  */
 import { LokiSpool, type SpoolBatch } from './loki-spool.js';
 import { pushHeaders, pushLines, type LokiTarget, type PushOutcome } from './loki-push.js';
+import { jitteredBackoffMs } from '../limits/backoff.js';
 
 /** Indexes into the shared counters (a BigInt64Array over a SharedArrayBuffer). */
 export const Counter = {
@@ -59,8 +60,7 @@ export interface Shipper {
 
 /** Back-off before retry number `failures` (≥ 1), with jitter so that many nodes do not retry in step. */
 export function backoffMs(failures: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.max(0, failures - 1));
-  return ceiling / 2 + random() * (ceiling / 2);
+  return jitteredBackoffMs(failures, RETRY_BASE_MS, RETRY_MAX_MS, random);
 }
 
 /** Starts the sender; see the module comment. */

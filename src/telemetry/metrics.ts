@@ -16,6 +16,7 @@ import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
 import type { CloseReason, RejectReason } from '../transport/close-reasons.js';
 import { metrics, type Attributes, type Counter, type Histogram, type Meter, type ObservableCounter } from '@opentelemetry/api';
 import { CounterTable } from './counter-table.js';
+import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
 
 export type MessageErrorReason =
   | 'invalid_json'
@@ -352,9 +353,9 @@ export function createMetrics(
     },
     httpRequest(method, route, statusCode, seconds) {
       httpDuration.record(seconds, {
-        'http.request.method': method,
-        'http.route': route,
-        'http.response.status_code': statusCode,
+        [ATTR_HTTP_REQUEST_METHOD]: method,
+        [ATTR_HTTP_ROUTE]: route,
+        [ATTR_HTTP_RESPONSE_STATUS_CODE]: statusCode,
       });
     },
     webhook(event, result, appId, webhook) {

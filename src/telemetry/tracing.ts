@@ -20,19 +20,28 @@ import {
   type Span,
   type SpanContext,
 } from '@opentelemetry/api';
+import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
 import type { ChannelType } from '../protocol/channel-type.js';
+import {
+  ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_BODY_SIZE,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_SYSTEM,
+  ATTR_SESSION_ID,
+} from './semconv.js';
 
 const tracer = trace.getTracer('beacon');
 
-/** Attribute names; incubating semantic conventions are copied here `as const` rather than imported. */
+/** Attribute names: semantic conventions from ./semconv.ts, Beacon's own (`app.*`, `pusher.*`) here. */
 export const Attr = {
-  MessagingSystem: 'messaging.system',
-  MessagingOperationType: 'messaging.operation.type',
-  MessagingDestination: 'messaging.destination.name',
-  MessagingMessageBodySize: 'messaging.message.body.size',
-  MessagingBatchCount: 'messaging.batch.message_count',
+  MessagingSystem: ATTR_MESSAGING_SYSTEM,
+  MessagingOperationType: ATTR_MESSAGING_OPERATION_TYPE,
+  MessagingDestination: ATTR_MESSAGING_DESTINATION_NAME,
+  MessagingMessageBodySize: ATTR_MESSAGING_MESSAGE_BODY_SIZE,
+  MessagingBatchCount: ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   AppId: 'app.id',
-  SessionId: 'session.id',
+  SessionId: ATTR_SESSION_ID,
   SocketId: 'pusher.socket_id',
   EventName: 'pusher.event',
   Recipients: 'pusher.recipients',
@@ -71,8 +80,8 @@ export function startHttpServerSpan(
 ): Span {
   const span = tracer.startSpan(`${method} ${route}`, { kind: SpanKind.SERVER }, contextFromHeaders(headers));
   if (span.isRecording()) {
-    span.setAttribute('http.request.method', method);
-    span.setAttribute('http.route', route);
+    span.setAttribute(ATTR_HTTP_REQUEST_METHOD, method);
+    span.setAttribute(ATTR_HTTP_ROUTE, route);
   }
   return span;
 }
@@ -80,7 +89,7 @@ export function startHttpServerSpan(
 /** Ends an HTTP server span with its status code (5xx marks it failed, as the HTTP semantic conventions say). */
 export function endHttpServerSpan(span: Span, statusCode: number): void {
   if (span.isRecording()) {
-    span.setAttribute('http.response.status_code', statusCode);
+    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
     if (statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
   }
   span.end();

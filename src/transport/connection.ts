@@ -7,8 +7,8 @@ import type { Span, SpanContext } from '@opentelemetry/api';
 import type { WebSocket } from 'ws';
 import type { AppConfig } from '../config.js';
 import type { ChannelKind } from '../protocol/channel-name.js';
-import { CloseCode } from '../protocol/close-codes.js';
 import { encodeError, PING_FRAME } from '../protocol/encode.js';
+import { Errors } from '../protocol/errors.js';
 import { logEvent, type LogEvent, type LogLevel, type LogLine } from '../telemetry/log-events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
@@ -63,8 +63,8 @@ export interface Rejection {
 
 /** The close code ws sends for each of its frame-level errors (the rest are 1002, protocol error). */
 const WS_ERROR_CLOSE: Readonly<Record<string, { code: number; reason: MessageErrorReason }>> = {
-  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: { code: 1009, reason: 'too_large' },
-  WS_ERR_INVALID_UTF8: { code: 1007, reason: 'invalid_utf8' },
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: { code: Errors.CLOSE_MESSAGE_TOO_BIG.code, reason: 'too_large' },
+  WS_ERR_INVALID_UTF8: { code: Errors.CLOSE_INVALID_UTF8.code, reason: 'invalid_utf8' },
 };
 
 const WS_OPEN = 1;
@@ -179,7 +179,7 @@ export class Connection extends ConnectionState implements WriteTurnState {
         { event: 'slow_consumer', buffered_bytes: this.ws.bufferedAmount, limit_bytes: this.sendBufferMaxBytes },
         'send buffer over its bound; closing slow consumer',
       );
-      this.close(CloseCode.OverCapacity, 'Slow consumer: send buffer full', 'slow_consumer');
+      this.close(Errors.CLOSE_SLOW_CONSUMER.code, Errors.CLOSE_SLOW_CONSUMER.message, 'slow_consumer');
       return false;
     }
     return true;
@@ -283,7 +283,7 @@ export class Connection extends ConnectionState implements WriteTurnState {
       this.closedFor ??= 'error';
       return;
     }
-    const known = WS_ERROR_CLOSE[code] ?? { code: 1002, reason: 'invalid_frame' as const };
+    const known = WS_ERROR_CLOSE[code] ?? { code: Errors.CLOSE_INVALID_FRAME.code, reason: 'invalid_frame' as const };
     this.metrics.messageError(this.app.id, known.reason);
     this.logRejection('message_rejected', { reason: known.reason, code: known.code, error: code }, err.message);
     if (this.closedFor === undefined) {

@@ -3,7 +3,7 @@
  * whose ping stays unanswered for `pongTimeoutMs` is closed with 4201. Apps that require user authentication close
  * connections that have neither signed in nor subscribed to a private or presence channel within `userAuthTimeoutMs` with 4009.
  */
-import { CloseCode } from '../protocol/close-codes.js';
+import { Errors } from '../protocol/errors.js';
 import type { Hub } from '../realtime/hub.js';
 
 export interface HeartbeatOptions {
@@ -28,7 +28,7 @@ export function startHeartbeat({ hub, activityTimeoutMs, pongTimeoutMs, userAuth
       const pingSentAt = connection.unansweredPingSince();
       if (pingSentAt !== 0) {
         if (t - pingSentAt >= pongTimeoutMs) {
-          connection.close(CloseCode.PongNotReceived, 'Pong reply not received', 'pong_timeout');
+          connection.close(Errors.CLOSE_PONG_TIMEOUT.code, Errors.CLOSE_PONG_TIMEOUT.message, 'pong_timeout');
         }
         continue;
       }
@@ -38,7 +38,7 @@ export function startHeartbeat({ hub, activityTimeoutMs, pongTimeoutMs, userAuth
         !connection.authorized &&
         t - connection.openedAt >= userAuthTimeoutMs
       ) {
-        connection.close(CloseCode.Unauthorized, 'User authentication required: sign in first', 'protocol_error');
+        connection.close(Errors.CLOSE_USER_AUTH_REQUIRED.code, Errors.CLOSE_USER_AUTH_REQUIRED.message, 'protocol_error');
         continue;
       }
       if (t - connection.lastActivityAt >= activityTimeoutMs) {

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AppStore } from '../apps/app-store.js';
 import type { AppConfig } from '../config.js';
-import { CloseCode } from '../protocol/close-codes.js';
+import { Errors, type CloseError } from '../protocol/errors.js';
 import { encodeConnectionEstablished, encodeError } from '../protocol/encode.js';
 import type { Hub } from '../realtime/hub.js';
 import type { Router } from '../realtime/router.js';
@@ -17,7 +17,6 @@ import type { Metrics } from '../telemetry/metrics.js';
 import type { RejectReason } from './close-reasons.js';
 import { contextFromHeaders, startConnectSpan } from '../telemetry/tracing.js';
 import { FixedWindow } from '../limits/fixed-window.js';
-import { ErrorCode } from '../protocol/close-codes.js';
 import { CLOSE_HANDSHAKE_MS, Connection } from './connection.js';
 
 export interface WsRouteOptions {
@@ -51,6 +50,14 @@ const PEER_ERROR = /^(WS_ERR_[A-Z0-9_]+|E[A-Z]+)$/;
 
 /** Protocol versions accepted; pusher-js sends 7. */
 const SUPPORTED_PROTOCOLS = new Set([5, 6, 7]);
+
+/** An upgrade refused with the registry's close error (message filled with `args`), counted under `reason`. */
+type Refusal = { reason: RejectReason; code: number; message: string };
+const refusal = (reason: RejectReason, error: CloseError, ...args: ReadonlyArray<string | number>): Refusal => ({
+  reason,
+  code: error.code,
+  message: error.format(...args),
+});
 
 function socketId(): string {
   return `${randomInt(1, 2 ** 31)}.${randomInt(1, 2 ** 31)}`;
@@ -111,30 +118,30 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
   const admit = (
     key: string,
     query: Record<string, string | undefined>,
-  ): { app: AppConfig } | { reason: RejectReason; code: number; message: string } => {
+  ): { app: AppConfig } | Refusal => {
     const app = apps.byKey(key);
-    if (app === undefined) return { reason: 'unknown_app', code: CloseCode.AppNotFound, message: 'App key not in this cluster' };
-    if (!app.enabled) return { reason: 'app_disabled', code: CloseCode.AppDisabled, message: 'App is disabled' };
+    if (app === undefined) return refusal('unknown_app', Errors.CLOSE_UNKNOWN_APP);
+    if (!app.enabled) return refusal('app_disabled', Errors.CLOSE_APP_DISABLED);
     if (connectionWindows.get(app.id)?.allow(Date.now()) === false) {
       metrics.rateLimited(app.id, 'connections');
-      return { reason: 'rate_limited', code: CloseCode.OverCapacity, message: 'Too many new connections; retry with back-off' };
+      return refusal('rate_limited', Errors.CLOSE_CONNECTION_RATE_LIMITED);
     }
     const protocol = query.protocol;
     if (protocol !== undefined) {
       const version = Number(protocol);
       if (!Number.isInteger(version)) {
-        return { reason: 'bad_protocol', code: CloseCode.InvalidVersion, message: 'Invalid protocol version' };
+        return refusal('bad_protocol', Errors.CLOSE_INVALID_VERSION);
       }
       if (!SUPPORTED_PROTOCOLS.has(version)) {
-        return { reason: 'bad_protocol', code: CloseCode.UnsupportedProtocol, message: `Unsupported protocol ${version}` };
+        return refusal('bad_protocol', Errors.CLOSE_UNSUPPORTED_PROTOCOL, version);
       }
     }
     if (options.maxConnections > 0 && hub.connectionCount() >= options.maxConnections) {
-      return { reason: 'over_capacity', code: CloseCode.OverCapacity, message: 'Server over capacity' };
+      return refusal('over_capacity', Errors.CLOSE_OVER_CAPACITY);
     }
     const count = hub.state(app.id)?.connections.size ?? 0;
     if (app.maxConnections > 0 && count >= app.maxConnections) {
-      return { reason: 'over_quota', code: CloseCode.OverQuota, message: 'App over connection quota' };
+      return refusal('over_quota', Errors.CLOSE_OVER_QUOTA);
     }
     return { app };
   };
@@ -145,7 +152,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       if (options.isDraining()) {
         // Counted and logged under the same reason (the contract's enum has no `draining`: the node is out of capacity).
         connectionRejected('over_capacity', () => ({ detail: 'draining', request_id: request.id }), 'server is draining');
-        return reply.code(503).send({ error: 'Server is shutting down' });
+        return reply.code(Errors.UPGRADE_SHUTTING_DOWN.status).send({ error: Errors.UPGRADE_SHUTTING_DOWN.message });
       }
       return undefined;
     });
@@ -171,7 +178,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
           (ok) => {
             socket.resume();
             if (!ok) {
-              reject(socket, request, 'over_quota', CloseCode.OverQuota, 'App over connection quota');
+              reject(socket, request, 'over_quota', Errors.CLOSE_OVER_QUOTA.code, Errors.CLOSE_OVER_QUOTA.message);
             } else if (socket.readyState !== socket.OPEN) {
               quota.release(app);
             } else {
@@ -180,7 +187,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
           },
           () => {
             socket.resume();
-            reject(socket, request, 'over_capacity', CloseCode.OverCapacity, 'Cluster engine unavailable; retry');
+            reject(socket, request, 'over_capacity', Errors.CLOSE_ENGINE_UNAVAILABLE.code, Errors.CLOSE_ENGINE_UNAVAILABLE.message);
           },
         );
       },
@@ -238,8 +245,8 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
           connection.holdInbound(now);
           connection.reject({
             reason: 'frame_rate_limited',
-            message: `Frame rate limit (${options.framesPerSecond}/s) exceeded; frame dropped`,
-            code: ErrorCode.ClientEventRateLimited,
+            message: Errors.FRAME_RATE_LIMITED.format(options.framesPerSecond),
+            code: Errors.FRAME_RATE_LIMITED.code,
             frameBytes: buffer.length,
             rateLimit: 'frames',
           });
@@ -248,7 +255,8 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         if (isBinary) {
           connection.reject({
             reason: 'invalid_message',
-            message: 'Binary frames are not supported; send UTF-8 JSON text',
+            message: Errors.FRAME_BINARY.message,
+            code: Errors.FRAME_BINARY.code,
             frameBytes: buffer.length,
           });
           return;
@@ -265,7 +273,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       method: 'GET',
       url: '/*',
       handler: async (_request, reply) => reply.callNotFound(),
-      wsHandler: (socket, request) => reject(socket, request, 'bad_protocol', CloseCode.PathNotFound, 'Path not found'),
+      wsHandler: (socket, request) => reject(socket, request, 'bad_protocol', Errors.CLOSE_PATH_NOT_FOUND.code, Errors.CLOSE_PATH_NOT_FOUND.message),
     });
   });
 }

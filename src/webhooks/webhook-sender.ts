@@ -1,7 +1,7 @@
 /**
  * Sends each app's webhooks (reference "Webhooks"), to every webhook of the app that takes the event (its event types and
  * channel-name filter, webhook-route.ts). Per webhook: events within `batchMs` go in one signed POST of at most
- * `maxBatchEvents`; a non-2xx answer or a network error is retried with exponential back-off until `retryDeadlineMs`.
+ * `maxBatchEvents`; a non-2xx answer or a network error is retried with exponential back-off and jitter (limits/backoff.ts) until `retryDeadlineMs`.
  * Per app, before any routing: `channel_vacated` and `member_removed` wait `vacateDelayMs` and are dropped, with the
  * `channel_occupied` / `member_added` that cancels them, when the channel is re-occupied or the user comes back in time
  * (as Pusher does) — one decision for the app, so no webhook sees a flap another does not.
@@ -17,6 +17,7 @@ import { setMaxListeners } from 'node:events';
 import { context, ROOT_CONTEXT, type Span } from '@opentelemetry/api';
 import type { AppStore } from '../apps/app-store.js';
 import type { Config } from '../config.js';
+import { jitteredBackoffMs } from '../limits/backoff.js';
 import { webhookSignature } from '../protocol/signatures.js';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
@@ -87,6 +88,8 @@ export interface WebhookSenderDeps extends WebhookSenderLimits {
   fetch?: typeof globalThis.fetch;
   /** Unix milliseconds, for `time_ms` and the retry deadline. */
   now?: () => number;
+  /** The jitter's source of [0, 1) numbers (limits/backoff.ts); injectable so tests can pin the delays. */
+  random?: () => number;
 }
 
 export interface WebhookSender extends WebhookSink {
@@ -108,6 +111,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   const limits: WebhookSenderLimits = deps;
   const send = deps.fetch ?? globalThis.fetch;
   const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
 
   const byApp = new Map<string, AppWebhooks>();
   for (const app of apps.all()) if (app.webhooks.length > 0) byApp.set(app.id, new AppWebhooks(app));
@@ -241,7 +245,8 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
         counted(q, batch, 'ok');
         return;
       }
-      const wait = Math.min(limits.retryMaxMs, limits.retryBaseMs * 2 ** (attempts - 1));
+      // Jittered: the webhooks of many apps (and nodes) that failed together do not retry against the receiver in step.
+      const wait = jitteredBackoffMs(attempts, limits.retryBaseMs, limits.retryMaxMs, random);
       if (stop.signal.aborted || now() + wait - startedAt > limits.retryDeadlineMs) {
         abandon(q, batch, attempt.status, attempts, attempt.error, attempt.span);
         return;

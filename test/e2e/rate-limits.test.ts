@@ -1,4 +1,4 @@
-/** Floods are refused with the protocol's answer and counted: API requests (429) and new connections (4100). */
+/** Floods are refused with the protocol's answer and counted: API requests (429) and new connections (4111). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RawClient } from '../helpers/raw-client.js';
@@ -26,7 +26,7 @@ test('HTTP API: requests over API_RATE_LIMIT_PER_SECOND get 429 and are logged',
   }
 });
 
-test('connections over CONNECTION_RATE_LIMIT_PER_SECOND are closed with 4100', async () => {
+test('connections over CONNECTION_RATE_LIMIT_PER_SECOND are closed with 4111', async () => {
   const server = await startServer({ CONNECTION_RATE_LIMIT_PER_SECOND: '3' });
   const clients: RawClient[] = [];
   try {
@@ -37,7 +37,7 @@ test('connections over CONNECTION_RATE_LIMIT_PER_SECOND are closed with 4100', a
         return first.event === 'pusher:connection_established' ? 'ok' : `closed:${(await c.waitClosed()).code}`;
       }),
     );
-    assert.ok(outcomes.includes('closed:4100'), outcomes.join(','));
+    assert.ok(outcomes.includes('closed:4111'), outcomes.join(','));
     assert.ok(outcomes.filter((o) => o === 'ok').length >= 3, outcomes.join(','));
     assert.ok(server.logs.some((l) => l.event === 'connection_rejected' && l.reason === 'rate_limited'));
   } finally {

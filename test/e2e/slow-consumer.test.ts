@@ -1,5 +1,5 @@
 /**
- * Backpressure: a client that stops reading is closed with 4100 once its send buffer passes SEND_BUFFER_MAX_BYTES, instead
+ * Backpressure: a client that stops reading is closed with 4110 once its send buffer passes SEND_BUFFER_MAX_BYTES, instead
  * of growing the server's memory; a reading client on the same channel gets every event.
  */
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { APP, startServer } from '../helpers/server.js';
 import { until, within } from '../helpers/wait.js';
 
-test('a client that stops reading is closed as a slow consumer (4100); others are unaffected', { timeout: 60_000 }, async () => {
+test('a client that stops reading is closed as a slow consumer (4110); others are unaffected', { timeout: 60_000 }, async () => {
   const server = await startServer({ SEND_BUFFER_MAX_BYTES: String(256 * 1024) });
   try {
     const reader = server.client();
@@ -38,7 +38,7 @@ test('a client that stops reading is closed as a slow consumer (4100); others ar
     assert.equal(connection.closeReason, 'slow_consumer', `closed after ${sent} events`);
     stalled.resume();
     const [code] = await within(closed, 'close of the stalled client', 10_000);
-    assert.equal(code, 4100);
+    assert.equal(code, 4110);
     await within(
       new Promise<void>((resolve) => {
         const check = () => (readerGot === sent ? resolve() : setTimeout(check, 10));
@@ -51,7 +51,7 @@ test('a client that stops reading is closed as a slow consumer (4100); others ar
     assert.ok(line !== undefined && line.limit_bytes === 256 * 1024);
     await until(() => server.logs.some((l) => l.event === 'connection_closed' && l.reason === 'slow_consumer'), 'close logged');
     const closedLine = server.logs.find((l) => l.event === 'connection_closed' && l.reason === 'slow_consumer');
-    assert.equal(closedLine?.code, 4100);
+    assert.equal(closedLine?.code, 4110);
   } finally {
     await server.close();
   }

@@ -127,7 +127,7 @@ describe('beacon-load against a server that drops messages', () => {
     const cut = r.audit.context['websocket_connections_closed_total{reason="slow_consumer"}'] ?? 0;
     assert.ok(cut >= 1, `slow consumers cut: ${cut}`);
     assert.equal(r.audit.context['websocket_backpressure_events_total{action="disconnected"}'], cut);
-    assert.equal((r.connections.close_codes['4100'] ?? 0) + (r.connections.close_codes['1006'] ?? 0), cut);
+    assert.equal((r.connections.close_codes['4110'] ?? 0) + (r.connections.close_codes['1006'] ?? 0), cut);
     // The server's counters say where the loss went, and the parts add up to what the clients missed.
     const { loss } = r.audit;
     assert.equal(loss.lost, r.messages.lost);

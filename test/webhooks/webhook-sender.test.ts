@@ -190,6 +190,7 @@ test('a failed attempt (5xx, then a network error) is retried with the same sign
 test('a batch still failing at the deadline is counted failed once per event and logged once', async () => {
   let clock = 1_000_000;
   // Every attempt takes 10 ms of the injected clock: attempts at 0, 10+10, 20+20; the next back-off (40) passes 50.
+  // The jitter is pinned to the top of its range, so each back-off is exactly base · 2^(n-1).
   const { fetch, calls } = scriptedFetch([], 503, () => {
     clock += 10;
   });
@@ -199,6 +200,7 @@ test('a batch still failing at the deadline is counted failed once per event and
     now: () => clock,
     retryBaseMs: 10,
     retryDeadlineMs: 50,
+    random: () => 1 - Number.EPSILON,
   });
   sender.emit(a, occupied('c1'));
   sender.emit(a, occupied('c2'));

@@ -1,7 +1,9 @@
 /** `GET /channels`, `GET /channels/{name}`, `GET /channels/{name}/users`. */
 import type { FastifyInstance } from 'fastify';
 import { channelKind } from '../../protocol/channel-name.js';
-import { ApiError, type ApiDeps } from '../api-deps.js';
+import { Errors } from '../../protocol/errors.js';
+import type { ApiDeps } from '../api-deps.js';
+import { ApiError } from '../api-error.js';
 import type { AppRequest } from '../request-app.js';
 
 function infoList(info: unknown): string[] {
@@ -14,10 +16,10 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
     const prefix = request.query.filter_by_prefix ?? '';
     const info = infoList(request.query.info);
     for (const attribute of info) {
-      if (attribute !== 'user_count') throw new ApiError(400, `Unknown info attribute: ${attribute.slice(0, 32)}`);
+      if (attribute !== 'user_count') throw ApiError.of(Errors.API_UNKNOWN_INFO, attribute.slice(0, 32));
     }
     if (info.includes('user_count') && !prefix.startsWith('presence-')) {
-      throw new ApiError(400, 'info=user_count needs filter_by_prefix=presence-');
+      throw ApiError.of(Errors.API_USER_COUNT_NEEDS_PREFIX);
     }
     const channels: Record<string, { user_count?: number }> = {};
     for (const [name, counts] of await deps.adapter.channels(app.id)) {
@@ -38,16 +40,16 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
       const out: Record<string, unknown> = { occupied: counts.subscriptionCount > 0 };
       for (const attribute of info) {
         if (attribute === 'user_count') {
-          if (!kind.presence) throw new ApiError(400, 'user_count is only available for presence channels');
+          if (!kind.presence) throw ApiError.of(Errors.API_USER_COUNT_NOT_PRESENCE);
           out.user_count = counts.userCount;
         } else if (attribute === 'subscription_count') {
           out.subscription_count = counts.subscriptionCount;
         } else if (attribute === 'cache') {
-          if (!kind.cache) throw new ApiError(400, 'cache is only available for cache channels');
+          if (!kind.cache) throw ApiError.of(Errors.API_CACHE_NOT_CACHE_CHANNEL);
           const cached = await deps.adapter.cacheGet(app.id, name);
           if (cached !== undefined) out.cache = { event: cached.event, data: cached.data };
         } else {
-          throw new ApiError(400, `Unknown info attribute: ${attribute.slice(0, 32)}`);
+          throw ApiError.of(Errors.API_UNKNOWN_INFO, attribute.slice(0, 32));
         }
       }
       return out;
@@ -57,7 +59,7 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
   scope.get<AppRequest & { Params: { channel: string } }>('/channels/:channel/users', async (request) => {
     const app = request.beaconApp;
     const name = request.params.channel;
-    if (!channelKind(name).presence) throw new ApiError(400, 'Users are only available for presence channels');
+    if (!channelKind(name).presence) throw ApiError.of(Errors.API_USERS_NOT_PRESENCE);
     const members = await deps.adapter.members(app.id, name);
     return { users: [...members.keys()].map((id) => ({ id })) };
   });

@@ -1,16 +1,20 @@
 /** `POST /apps/{app_id}/events` and `POST /apps/{app_id}/batch_events`. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiError, type ApiDeps } from '../api-deps.js';
-import { channelInfo, parseEventRequest, type EventRequest } from '../publish-request.js';
+import { Errors } from '../../protocol/errors.js';
+import type { ApiDeps } from '../api-deps.js';
+import { ApiError } from '../api-error.js';
+import { channelInfo, parseBody, publishSchemas, type EventRequest } from '../publish-request.js';
 import { requestContext, type AppRequest } from '../request-app.js';
 
 export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void {
+  // Built once: the limits are part of the schemas. They run in the handlers, after the signing hook (api.ts).
+  const schemas = publishSchemas(deps.config);
   const publish = (request: FastifyRequest, appId: string, event: EventRequest) => {
     // A publish the cluster engine cannot carry is refused, not accepted and dropped: the backend sees 503 and can retry.
-    if (!deps.adapter.status().up) throw new ApiError(503, 'Cluster engine unavailable; retry');
+    if (!deps.adapter.status().up) throw ApiError.of(Errors.API_ENGINE_UNAVAILABLE);
     // Checked in the same synchronous step that hands the events to the adapter: a publish is either refused here or
     // accepted before the drain flushes the adapter, so a 200 always means written to every subscriber connected now.
-    if (!deps.isAccepting()) throw new ApiError(503, 'Server is shutting down; retry');
+    if (!deps.isAccepting()) throw ApiError.of(Errors.API_SHUTTING_DOWN);
     const parent = requestContext(request);
     for (const channel of event.channels) {
       deps.publisher.publish({
@@ -27,7 +31,7 @@ export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void
 
   scope.post<AppRequest>('/events', async (request) => {
     const app = request.beaconApp;
-    const event = parseEventRequest(request.body, deps.config, false);
+    const event = parseBody(schemas.event, request.body);
     publish(request, app.id, event);
     if (event.info.length === 0) return {};
     const channels: Record<string, Record<string, number>> = {};
@@ -39,14 +43,8 @@ export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void
 
   scope.post<AppRequest>('/batch_events', async (request) => {
     const app = request.beaconApp;
-    const body = request.body as { batch?: unknown } | null;
-    const batch = body?.batch;
-    if (!Array.isArray(batch)) throw new ApiError(400, '"batch" must be an array');
-    if (batch.length > deps.config.maxBatchSize) {
-      throw new ApiError(400, `Batch of ${batch.length} events is over the limit of ${deps.config.maxBatchSize}`);
-    }
-    // Validate the whole batch before publishing any of it: a bad item publishes nothing.
-    const events = batch.map((item) => parseEventRequest(item, deps.config, true));
+    // The whole batch is validated before any of it is published: a bad item publishes nothing.
+    const events = parseBody(schemas.batch, request.body);
     for (const event of events) publish(request, app.id, event);
     if (events.every((e) => e.info.length === 0)) return {};
     const out: Record<string, number>[] = [];

@@ -1,0 +1,59 @@
+/**
+ * How the HTTP API answers an error — thrown by a route (`ApiError`) or decided by a hook (`sendError`): always a registry
+ * error (protocol/errors.ts), its status and `{ "error": message }`. Errors fastify raises itself (body too large,
+ * unsupported content type, a malformed request) are mapped onto the registry too, so nothing fastify writes — its codes,
+ * the path — reaches the caller, and every answer is listed in docs/errors.md.
+ */
+import type { FastifyError, FastifyReply } from 'fastify';
+import { Errors, type HttpError } from '../protocol/errors.js';
+
+/**
+ * An API error thrown by a route: a registry error (`ApiError.of`) with its status and message. The constructor is private
+ * so that no route answers a status or text of its own.
+ */
+export class ApiError extends Error {
+  private constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  /** The registry's `error`, its message filled with `args`. */
+  static of(error: HttpError, ...args: ReadonlyArray<string | number>): ApiError {
+    return new ApiError(error.status, error.format(...args));
+  }
+
+  /** A failed schema check of a body (publish-request.ts): the registry error's status and message, as the check filled them. */
+  static fromCheck(statusCode: number, message: string): ApiError {
+    return new ApiError(statusCode, message);
+  }
+}
+
+/** A registry error's status and message, filled in. */
+export interface ErrorAnswer {
+  status: number;
+  message: string;
+  /** True for API_INTERNAL: the server's own failure, logged as an error. */
+  internal: boolean;
+}
+
+/** The answer to an error thrown while serving a request; anything not the client's fault is `API_INTERNAL`. */
+export function errorAnswer(error: FastifyError | ApiError): ErrorAnswer {
+  if (error instanceof ApiError) return { status: error.statusCode, message: error.message, internal: false };
+  const status = error.statusCode ?? 500;
+  const mapped =
+    status === 413
+      ? Errors.API_BODY_TOO_LARGE
+      : status === 415
+        ? Errors.API_UNSUPPORTED_MEDIA_TYPE
+        : status >= 400 && status < 500
+          ? Errors.API_INVALID_REQUEST
+          : Errors.API_INTERNAL;
+  return { status: mapped.status, message: mapped.message, internal: mapped === Errors.API_INTERNAL };
+}
+
+/** Answers `error` (message filled with `args`): the one way the API sends an error it decided on before a route ran. */
+export function sendError(reply: FastifyReply, error: HttpError, ...args: ReadonlyArray<string | number>): FastifyReply {
+  return reply.code(error.status).send({ error: error.format(...args) });
+}

@@ -1,0 +1,97 @@
+/**
+ * Unit tests of the publish bodies (src/http/publish-request.ts): each refused body gets the registry's status and message
+ * (the first failing check in field order), accepted ones become the routes' EventRequest. No server: the schemas alone.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ApiError } from '../../src/http/api-error.js';
+import { parseBody, publishSchemas } from '../../src/http/publish-request.js';
+import { Errors, type HttpError } from '../../src/protocol/errors.js';
+
+const LIMITS = {
+  maxPayloadBytes: 100,
+  maxChannelsPerPublish: 3,
+  maxBatchSize: 2,
+  maxChannelNameLength: 20,
+  maxEventNameLength: 10,
+};
+const schemas = publishSchemas(LIMITS);
+
+/** Asserts that parsing `body` throws the registry's `error` with its message filled with `args`. */
+function refuses(schema: keyof typeof schemas, body: unknown, error: HttpError, ...args: Array<string | number>): void {
+  assert.throws(
+    () => (schema === 'event' ? parseBody(schemas.event, body) : parseBody(schemas.batch, body)),
+    (thrown: unknown) => {
+      assert.ok(thrown instanceof ApiError);
+      assert.equal(thrown.statusCode, error.status, `${error.name}: ${thrown.message}`);
+      assert.equal(thrown.message, error.format(...args));
+      return true;
+    },
+    error.name,
+  );
+}
+
+test('a valid event becomes an EventRequest: one channel, several, socket_id, info', () => {
+  assert.deepEqual(parseBody(schemas.event, { name: 'ev', data: '{}', channel: 'a' }), {
+    name: 'ev',
+    data: '{}',
+    channels: ['a'],
+    socketId: undefined,
+    info: [],
+  });
+  assert.deepEqual(
+    parseBody(schemas.event, { name: 'ev', data: 'x', channels: ['a', 'presence-b'], socket_id: '1.2', info: 'user_count, subscription_count' }),
+    { name: 'ev', data: 'x', channels: ['a', 'presence-b'], socketId: '1.2', info: ['user_count', 'subscription_count'] },
+  );
+  // sendToUser's channel, and data exactly at the byte limit (multi-byte characters count as bytes).
+  assert.deepEqual(parseBody(schemas.event, { name: 'ev', data: 'é'.repeat(50), channel: '#server-to-user-1' }).channels, [
+    '#server-to-user-1',
+  ]);
+});
+
+test('each refused event answers its registry error, with the limit or the offending value', () => {
+  const ok = { name: 'ev', data: '{}', channel: 'a' };
+  refuses('event', [], Errors.API_BODY_NOT_OBJECT);
+  refuses('event', null, Errors.API_BODY_NOT_OBJECT);
+  refuses('event', { ...ok, name: '' }, Errors.API_EVENT_NAME_INVALID);
+  refuses('event', { ...ok, name: 5 }, Errors.API_EVENT_NAME_INVALID);
+  refuses('event', { ...ok, name: 'x'.repeat(11) }, Errors.API_EVENT_NAME_TOO_LONG, 10);
+  refuses('event', { ...ok, data: { a: 1 } }, Errors.API_DATA_NOT_STRING);
+  refuses('event', { ...ok, data: 'é'.repeat(51) }, Errors.API_DATA_TOO_LARGE, 100);
+  refuses('event', { name: 'ev', data: '{}' }, Errors.API_CHANNEL_OR_CHANNELS);
+  refuses('event', { ...ok, channels: ['b'] }, Errors.API_CHANNEL_OR_CHANNELS);
+  refuses('event', { ...ok, channel: 5 }, Errors.API_CHANNEL_OR_CHANNELS);
+  refuses('event', { name: 'ev', data: '{}', channels: [] }, Errors.API_CHANNELS_EMPTY);
+  refuses('event', { name: 'ev', data: '{}', channels: ['a', 'b', 'c', 'd'] }, Errors.API_TOO_MANY_CHANNELS, 3);
+  refuses('event', { ...ok, channel: 'bad name' }, Errors.API_INVALID_CHANNEL_NAME, 'bad name');
+  refuses('event', { name: 'ev', data: '{}', channels: ['a', 7] }, Errors.API_INVALID_CHANNEL_NAME, '7');
+  refuses('event', { ...ok, channel: 'x'.repeat(21) }, Errors.API_INVALID_CHANNEL_NAME, 'x'.repeat(21));
+  refuses('event', { ...ok, channel: '#other' }, Errors.API_INVALID_CHANNEL_NAME, '#other');
+  refuses(
+    'event',
+    { name: 'ev', data: '{}', channels: ['a', 'private-encrypted-b'] },
+    Errors.API_ENCRYPTED_NOT_ALONE,
+  );
+  refuses('event', { ...ok, socket_id: 'abc' }, Errors.API_INVALID_SOCKET_ID);
+  refuses('event', { ...ok, socket_id: null }, Errors.API_INVALID_SOCKET_ID);
+  refuses('event', { ...ok, info: 'user_count,cache' }, Errors.API_UNKNOWN_INFO, 'cache');
+});
+
+test('the offending value in a message is bounded (the name is the client\'s)', () => {
+  refuses('event', { name: 'ev', data: '{}', channel: '!'.repeat(5000) }, Errors.API_INVALID_CHANNEL_NAME, '!'.repeat(64));
+});
+
+test('a batch: items need "channel", the size is checked before the items, a bad item refuses the whole batch', () => {
+  const item = { name: 'ev', data: '{}', channel: 'a' };
+  assert.deepEqual(
+    parseBody(schemas.batch, { batch: [item, { ...item, channel: 'b', info: 'subscription_count' }] }).map((e) => e.channels),
+    [['a'], ['b']],
+  );
+  refuses('batch', {}, Errors.API_BATCH_NOT_ARRAY);
+  refuses('batch', [], Errors.API_BATCH_NOT_ARRAY);
+  refuses('batch', { batch: 'x' }, Errors.API_BATCH_NOT_ARRAY);
+  refuses('batch', { batch: [item, item, 'not an event'] }, Errors.API_BATCH_TOO_LARGE, 3, 2);
+  refuses('batch', { batch: [item, { name: 'ev', data: '{}', channels: ['a'] }] }, Errors.API_CHANNEL_NOT_STRING);
+  refuses('batch', { batch: [item, { ...item, data: 'x'.repeat(101) }] }, Errors.API_DATA_TOO_LARGE, 100);
+  refuses('batch', { batch: [item, 5] }, Errors.API_BODY_NOT_OBJECT);
+});

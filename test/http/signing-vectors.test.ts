@@ -1,0 +1,87 @@
+/**
+ * Unit tests of the HTTP API's request signing (src/http/signing.ts) on the Pusher protocol reference's worked vector:
+ * `POST /apps/3/events`, key 278d425bdf160c739803, secret 7ad3773142a6692b25b8, timestamp 1353088179 — no server, the clock
+ * injected. Each refusal names its metric reason and the registry error it is answered with.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { AppConfig } from '../../src/config.js';
+import { verifyBody, verifyRequest } from '../../src/http/signing.js';
+import { Errors } from '../../src/protocol/errors.js';
+
+const APP = { id: '3', key: '278d425bdf160c739803', secret: '7ad3773142a6692b25b8' } as AppConfig;
+const BODY = Buffer.from('{"name":"foo","channels":["project-3"],"data":"{\\"some\\":\\"data\\"}"}');
+const MD5 = 'ec365a775a4cd0599faeb73354201b6f';
+const SIGNATURE = 'da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c';
+const TIMESTAMP = 1353088179;
+const TOLERANCE = 600;
+
+/** The vector's query string, with `overrides` (undefined removes a parameter). */
+function query(overrides: Record<string, string | undefined> = {}): string {
+  const params: Record<string, string | undefined> = {
+    auth_key: APP.key,
+    auth_timestamp: String(TIMESTAMP),
+    auth_version: '1.0',
+    body_md5: MD5,
+    auth_signature: SIGNATURE,
+    ...overrides,
+  };
+  return Object.entries(params)
+    .filter((e): e is [string, string] => e[1] !== undefined)
+    .map(([k, v]) => `${k}=${encodeURIComponent(v)}`)
+    .join('&');
+}
+
+const check = (rawQuery: string, now = TIMESTAMP, method = 'POST', path = '/apps/3/events') =>
+  verifyRequest(APP, { method, path, rawQuery }, TOLERANCE, now);
+
+test('the reference vector is accepted, and its signed body_md5 is handed on', () => {
+  assert.deepEqual(check(query()), { ok: true, bodyMd5: MD5 });
+  // Parameter order on the wire does not matter (the signed string sorts them); an upper-case signature is accepted.
+  const reordered = query().split('&').reverse().join('&');
+  assert.deepEqual(check(reordered), { ok: true, bodyMd5: MD5 });
+  assert.deepEqual(check(query({ auth_signature: SIGNATURE.toUpperCase() })), { ok: true, bodyMd5: MD5 });
+});
+
+test('the timestamp window is ±tolerance seconds, inclusive', () => {
+  assert.equal(check(query(), TIMESTAMP + TOLERANCE).ok, true);
+  assert.equal(check(query(), TIMESTAMP - TOLERANCE).ok, true);
+  const late = check(query(), TIMESTAMP + TOLERANCE + 1);
+  assert.ok(!late.ok);
+  assert.equal(late.reason, 'expired');
+  assert.equal(late.error, Errors.API_EXPIRED);
+  assert.equal(late.message, Errors.API_EXPIRED.format(TOLERANCE));
+  const garbage = check(query({ auth_timestamp: 'soon' }));
+  assert.ok(!garbage.ok && garbage.reason === 'expired');
+});
+
+test('each refusal has its reason and registry error', () => {
+  const cases: Array<[string, ReturnType<typeof check>, string, (typeof Errors)[keyof typeof Errors]]> = [
+    ['wrong key', check(query({ auth_key: 'other' })), 'unknown_key', Errors.API_UNKNOWN_KEY],
+    ['no key', check(query({ auth_key: undefined })), 'unknown_key', Errors.API_UNKNOWN_KEY],
+    ['tampered signature', check(query({ auth_signature: SIGNATURE.replace(/^d/, 'e') })), 'bad_signature', Errors.API_BAD_SIGNATURE],
+    ['no signature', check(query({ auth_signature: undefined })), 'bad_signature', Errors.API_BAD_SIGNATURE],
+    // The signature covers body_md5, the method and the path: changing any of them breaks it.
+    ['other body_md5', check(query({ body_md5: '0'.repeat(32) })), 'bad_signature', Errors.API_BAD_SIGNATURE],
+    ['other method', check(query(), TIMESTAMP, 'GET'), 'bad_signature', Errors.API_BAD_SIGNATURE],
+    ['other path', check(query(), TIMESTAMP, 'POST', '/apps/4/events'), 'bad_signature', Errors.API_BAD_SIGNATURE],
+    ['extra parameter', check(`${query()}&info=user_count`), 'bad_signature', Errors.API_BAD_SIGNATURE],
+  ];
+  for (const [name, result, reason, error] of cases) {
+    assert.ok(!result.ok, name);
+    assert.equal(result.reason, reason, name);
+    assert.equal(result.error, error, name);
+    assert.equal(result.message, error.message, name);
+  }
+});
+
+test('verifyBody: the raw bytes must match the signed body_md5; an empty body needs none', () => {
+  assert.deepEqual(verifyBody(BODY, MD5), { ok: true, bodyMd5: MD5 });
+  const tampered = verifyBody(Buffer.from(BODY.toString().replace('foo', 'bar')), MD5);
+  assert.ok(!tampered.ok);
+  assert.equal(tampered.reason, 'body_md5');
+  assert.equal(tampered.error, Errors.API_BODY_MD5);
+  const unsigned = verifyBody(BODY, undefined);
+  assert.ok(!unsigned.ok && unsigned.reason === 'body_md5');
+  assert.deepEqual(verifyBody(Buffer.alloc(0), undefined), { ok: true, bodyMd5: undefined });
+});
