@@ -164,7 +164,7 @@ const fields = z.object({
   apiTimestampToleranceSeconds: fromEnv('API_TIMESTAMP_TOLERANCE_SECONDS', int(1).default(600)),
   /** HTTP API requests per app per second; 0 means unlimited. Excess gets 429. */
   apiRequestsPerSecond: fromEnv('API_RATE_LIMIT_PER_SECOND', int(0).default(0)),
-  /** New WebSocket connections per app per second; 0 means unlimited. Excess is closed with 4100. */
+  /** New WebSocket connections per app per second; 0 means unlimited. Excess is closed with 4111. */
   newConnectionsPerSecond: fromEnv('CONNECTION_RATE_LIMIT_PER_SECOND', int(0).default(0)),
   shutdownGraceMs: fromEnv('SHUTDOWN_GRACE_MS', int(0, 600_000).default(1000)),
   shutdownTimeoutMs: fromEnv('SHUTDOWN_TIMEOUT_MS', int(100, 600_000).default(10_000)),

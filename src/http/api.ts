@@ -24,6 +24,9 @@ import type { AppRequest } from './request-app.js';
 /** Seconds a client is told to wait (`Retry-After`) when the API answers 503 (draining, cluster engine down). */
 const RETRY_AFTER_SECONDS = '1';
 
+/** Log lines a second, node-wide, of each kind of refused API request (auth_failed, rate_limited); the metrics count every one. */
+const LOGGED_REFUSALS_PER_SECOND = 10;
+
 export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { apps, metrics, logger, config } = deps;
   await scope.register(cors, API_CORS);
@@ -42,6 +45,9 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     }
     return w;
   };
+  // Refused requests are all counted, but a flood of them (unsigned, over the rate) logs at most this many lines a second.
+  const authFailedLog = new FixedWindow(LOGGED_REFUSALS_PER_SECOND);
+  const rateLimitedLog = new FixedWindow(LOGGED_REFUSALS_PER_SECOND);
   scope.decorateRequest('beaconApp', null as never);
   scope.decorateRequest('signedBodyMd5', undefined);
   scope.decorateRequest('apiSpan', undefined);
@@ -49,6 +55,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   /** Counts and logs a refused signature check (every refusal goes through here). */
   const authFailed = (request: FastifyRequest<AppRequest>, failure: SigningFailure): void => {
     metrics.apiAuthFailure(failure.reason);
+    if (!authFailedLog.allow(Date.now())) return;
     logEvent(
       logger,
       'info',
@@ -96,12 +103,14 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     if (!app.enabled) return sendError(reply, Errors.API_APP_DISABLED);
     if (!rateWindow(app.id).allow(Date.now())) {
       metrics.rateLimited(app.id, 'http_api');
-      logEvent(
-        logger,
-        'warn',
-        { event: 'rate_limited', scope: 'http_api', app_id: app.id, request_id: request.id, ...logIds(request.apiSpan) },
-        'API rate limit',
-      );
+      if (rateLimitedLog.allow(Date.now())) {
+        logEvent(
+          logger,
+          'info',
+          { event: 'rate_limited', scope: 'http_api', app_id: app.id, request_id: request.id, ...logIds(request.apiSpan) },
+          'API rate limit',
+        );
+      }
       return sendError(reply, Errors.API_RATE_LIMITED, config.apiRequestsPerSecond);
     }
     request.beaconApp = app;

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import { RawClient } from '../helpers/raw-client.js';
+import { signedFetch } from '../helpers/signed-fetch.js';
 import { APP, startServer, type TestServer } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 
@@ -90,6 +91,27 @@ test('a flood of connections each sending one invalid frame logs one line per co
     await until(() => server.app.hub.connectionCount() === 0, 'every connection gone');
     assert.equal(server.logs.filter((l) => l.event === 'message_rejected' && l.reason === 'invalid_utf8').length, 30);
     assert.deepEqual(errorLines(server), []);
+  } finally {
+    await server.close();
+  }
+});
+
+test('an HTTP API flood of bad signatures and of requests over the rate logs at most 10 lines a second of each, none above info', async () => {
+  const server = await startServer({ API_RATE_LIMIT_PER_SECOND: '1' });
+  try {
+    const N = 40;
+    const answers = await Promise.all(
+      Array.from({ length: N }, () => signedFetch(server, 'GET', `/apps/${APP.id}/channels`, { sign: { signature: 'bad' } })),
+    );
+    assert.ok(answers.every((a) => a.status === 401));
+    const limited = await Promise.all(Array.from({ length: N }, () => signedFetch(server, 'GET', `/apps/${APP.id}/channels`)));
+    assert.ok(limited.filter((a) => a.status === 429).length >= N - 2, 'over the rate');
+    // Each flood took well under the two seconds it would need to earn more than 2 × 10 lines of its kind.
+    assert.ok(server.logs.filter((l) => l.event === 'auth_failed').length <= 20);
+    assert.ok(server.logs.filter((l) => l.event === 'rate_limited').length <= 20);
+    assert.ok(server.logs.filter((l) => l.event === 'auth_failed').length >= 1, 'the first refusals are logged');
+    assert.ok(server.logs.filter((l) => l.event === 'rate_limited').length >= 1);
+    assert.deepEqual(errorLines(server).concat(server.logs.filter((l) => l.level === 'warn' || l.level === 40)), []);
   } finally {
     await server.close();
   }
