@@ -47,15 +47,18 @@ function callsDelta(after: Record<string, number>, before: Record<string, number
 }
 
 /**
- * Redis's background CPU (cron, cluster bus, the nodes' heartbeats), in ms per second summed over `ports`, over `ms` of
- * quiet: subtracted from a phase's Redis CPU so a slow phase is not charged for the time it lasted.
+ * Background CPU in ms per second — of each node (timers, the /metrics scrapes, heartbeats, GC) and of Redis summed over
+ * its processes (cron, cluster bus, heartbeats) — over `ms` of quiet with the clients connected: subtracted from a
+ * phase's CPU for the net cost per delivery, so a slow phase is not charged for the time it lasted.
  */
-export async function redisIdleRate(ports: readonly number[], ms: number): Promise<number> {
-  if (ports.length === 0) return 0;
-  const before = sum(redisCpuOf(ports));
+export async function idleRates(nodePids: readonly number[], redisPorts: readonly number[], ms: number): Promise<{ nodes: number[]; redis: number }> {
+  const nodes0 = cpuOf(nodePids);
+  const redis0 = sum(redisCpuOf(redisPorts));
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, ms));
-  return ((sum(redisCpuOf(ports)) - before) * 1000) / (performance.now() - t0);
+  const seconds = (performance.now() - t0) / 1000;
+  const nodes = delta(cpuOf(nodePids), nodes0).map((v) => v / seconds);
+  return { nodes, redis: (sum(redisCpuOf(redisPorts)) - redis0) / seconds };
 }
 
 /** Element-wise `after - before`. */
@@ -104,13 +107,15 @@ export interface PhaseCost {
   redisCalls: Record<string, number>;
   /** Redis's background CPU over a quiet moment before the phase, ms per second (all processes). */
   redisIdleMsPerSecond: number;
+  /** Each node's background CPU over the same quiet moment, ms per second. */
+  nodeIdleMsPerSecond: number[];
   /** How long the phase lasted between the readings, ms. */
   elapsedMs: number;
 }
 
 /** Takes the readings at the start of a phase; `end()` takes them again and returns the differences. */
 export async function startCost(nodePids: readonly number[], redisPorts: readonly number[], metricsUrls: readonly string[]): Promise<{ end(): Promise<PhaseCost> }> {
-  const redisIdleMsPerSecond = await redisIdleRate(redisPorts, IDLE_SAMPLE_MS);
+  const idle = await idleRates(nodePids, redisPorts, IDLE_SAMPLE_MS);
   const counts0 = await adapterCounts(metricsUrls);
   const calls0 = redisCallsOf(redisPorts);
   const t0 = performance.now();
@@ -122,7 +127,7 @@ export async function startCost(nodePids: readonly number[], redisPorts: readonl
       const redisCpuMs = delta(redisCpuOf(redisPorts), redis0);
       const elapsedMs = performance.now() - t0;
       const redisCalls = callsDelta(redisCallsOf(redisPorts), calls0);
-      return { nodeCpuMs, redisCpuMs, adapter: countsDelta(await adapterCounts(metricsUrls), counts0), redisCalls, redisIdleMsPerSecond, elapsedMs };
+      return { nodeCpuMs, redisCpuMs, adapter: countsDelta(await adapterCounts(metricsUrls), counts0), redisCalls, redisIdleMsPerSecond: idle.redis, nodeIdleMsPerSecond: idle.nodes, elapsedMs };
     },
   };
 }

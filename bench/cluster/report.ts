@@ -28,6 +28,8 @@ export const FANOUT_COLUMNS: ResultColumn[] = [
   { key: 'deliveries_x', label: 'deliveries/s × 1 node' },
   { key: 'node_cpu_us', label: 'nodes CPU µs / delivery (sum)' },
   { key: 'node_cpu_x', label: 'nodes CPU × 1 node' },
+  { key: 'node_net_us', label: 'nodes CPU µs / delivery (net)' },
+  { key: 'node_idle', label: 'node idle CPU ms/s (each)' },
   { key: 'redis_cpu_us', label: 'Redis CPU µs / delivery (net)' },
   { key: 'redis_cpu_pub_us', label: 'Redis CPU µs / publication (net)' },
   { key: 'redis_idle', label: 'Redis idle CPU ms/s' },
@@ -45,6 +47,8 @@ export const SPARSE_COLUMNS: ResultColumn[] = [
   { key: 'deliveries_x', label: 'deliveries/s × 1 node' },
   { key: 'node_cpu_us', label: 'nodes CPU µs / delivery (sum)' },
   { key: 'node_cpu_x', label: 'nodes CPU × 1 node' },
+  { key: 'node_net_us', label: 'nodes CPU µs / delivery (net)' },
+  { key: 'node_idle', label: 'node idle CPU ms/s (each)' },
   { key: 'redis_cpu_us', label: 'Redis CPU µs / publication (net, all shards)' },
   { key: 'redis_idle', label: 'Redis idle CPU ms/s' },
   { key: 'redis_cmds', label: 'Redis commands / publication' },
@@ -80,7 +84,12 @@ function ratio<T extends { repetition: number }>(list: T[], base: T[], metric: (
   );
 }
 
-const nodeCpuUs = (p: { delivered: number; cost: { nodeCpuMs: number[] } }): number => (sum(p.cost.nodeCpuMs) * 1000) / Math.max(1, p.delivered);
+const nodeCpuUs = (p: { delivered: number; cost: PhaseCost }): number => (sum(p.cost.nodeCpuMs) * 1000) / Math.max(1, p.delivered);
+/** The nodes' CPU µs per delivery net of their background (each node's idle rate × the phase's length). */
+const nodeNetUs = (p: { delivered: number; cost: PhaseCost }): number =>
+  ((sum(p.cost.nodeCpuMs) - (sum(p.cost.nodeIdleMsPerSecond) * p.cost.elapsedMs) / 1000) * 1000) / Math.max(1, p.delivered);
+/** The median over nodes of their idle CPU, ms per second. */
+const nodeIdle = (p: { cost: PhaseCost }): number => median(p.cost.nodeIdleMsPerSecond);
 /** Redis CPU µs per `per`, net of its background (the idle rate measured before the phase × the phase's length). */
 const redisUs = (p: { cost: PhaseCost }, per: number): number =>
   p.cost.redisCpuMs.length === 0
@@ -117,6 +126,8 @@ export function fanoutRows(records: ClusterRunRecord[], topologies: readonly Top
       deliveries_x: ratio(list, base, (x) => x.r.throughput.deliveriesPerSecond),
       node_cpu_us: med(list, (x) => nodeCpuUs(rate(x)), 3),
       node_cpu_x: ratio(list, base, (x) => nodeCpuUs(rate(x))),
+      node_net_us: med(list, (x) => nodeNetUs(rate(x)), 3),
+      node_idle: med(list, (x) => nodeIdle(rate(x)), 1),
       redis_cpu_us: med(list, (x) => redisUs(rate(x), rate(x).delivered), 4),
       redis_cpu_pub_us: med(list, (x) => redisUs(rate(x), rate(x).published), 1),
       redis_idle: t === 'single-local' ? null : med(list, (x) => rate(x).cost.redisIdleMsPerSecond, 2),
@@ -151,6 +162,8 @@ export function sparseRows(records: ClusterRunRecord[], topologies: readonly Top
       deliveries_x: ratio(list, base, (x) => x.r.deliveriesPerSecond),
       node_cpu_us: med(list, (x) => nodeCpuUs(x.r), 2),
       node_cpu_x: ratio(list, base, (x) => nodeCpuUs(x.r)),
+      node_net_us: med(list, (x) => nodeNetUs(x.r), 2),
+      node_idle: med(list, (x) => nodeIdle(x.r), 1),
       redis_cpu_us: med(list, (x) => redisUs(x.r, x.r.published), 2),
       redis_idle: withRedis ? med(list, (x) => x.r.cost.redisIdleMsPerSecond, 2) : null,
       redis_cmds: med(list, (x) => redisCmds(x.r, x.r.published), 2),

@@ -14,6 +14,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { ROOT } from '../fanout/targets.js';
@@ -31,12 +32,12 @@ const FANOUT_TOPOLOGIES: readonly TopologyId[] = ['single-local', 'single-redis'
 const HELP = `Usage: npm run bench:cluster -- [options]
   --runs N              repetitions (default 3); rows are medians, ratios medians of per-repetition ratios
   --subscribers N       fan-out: subscribers on the one channel, spread over the nodes (default 1000)
-  --rate N              fan-out: publishes per second in the fixed-rate phase (default 50)
-  --rate-messages N     fan-out: publishes in the fixed-rate phase, where CPU/delivery is measured (default 300)
+  --rate N              fan-out: publishes per second in the fixed-rate phase (default 20)
+  --rate-messages N     fan-out: publishes in the fixed-rate phase, where CPU/delivery is measured (default 200)
   --messages N          fan-out: publishes in the closed-loop phase (default 200)
   --window N            fan-out closed loop: publishes not yet received by all (default 20)
   --channels N          sparse: channels, one subscriber each, spread over the nodes (default 3000)
-  --batches N           sparse: /batch_events requests of 10 events measured (default 800)
+  --batches N           sparse: /batch_events requests of 10 events measured (default 600)
   --payload-bytes N     JSON payload size (default 150)
   --topology ID         only this topology (repeatable): ${TOPOLOGIES.join(', ')}
   --no-fanout           skip the fan-out scenario
@@ -52,12 +53,12 @@ const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
     subscribers: { type: 'string', default: '1000' },
-    rate: { type: 'string', default: '50' },
-    'rate-messages': { type: 'string', default: '300' },
+    rate: { type: 'string', default: '20' },
+    'rate-messages': { type: 'string', default: '200' },
     messages: { type: 'string', default: '200' },
     window: { type: 'string', default: '20' },
     channels: { type: 'string', default: '3000' },
-    batches: { type: 'string', default: '800' },
+    batches: { type: 'string', default: '600' },
     'payload-bytes': { type: 'string', default: '150' },
     topology: { type: 'string', multiple: true },
     'no-fanout': { type: 'boolean', default: false },
@@ -104,17 +105,25 @@ function runChild<R>(script: string, options: object): Promise<R> {
       clearTimeout(timer);
       const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
       if (code === 0 && line !== undefined) resolve(JSON.parse(line.slice('RESULT '.length)) as R);
-      else reject(new Error(`${script} exited ${signal ?? code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+      else {
+        const lines = stderr.trim().split('\n');
+        const why = lines.find((l) => l.startsWith('load: ')) ?? lines.slice(-3).join(' | ');
+        reject(new Error(`${script} exited ${signal ?? code}: ${why}`));
+      }
     });
   });
 }
 
 /** Runs `work` against a fresh topology `id`, stopped afterwards whatever happens. */
 async function withTopology<T>(id: TopologyId, work: (t: Topology) => Promise<T>): Promise<T> {
+  let t0 = performance.now();
   const topology = await startTopology(id);
+  if (process.env.BENCH_VERBOSE) process.stderr.write(`\n${id}: started in ${Math.round(performance.now() - t0)} ms\n`);
   try {
+    t0 = performance.now();
     return await work(topology);
   } finally {
+    if (process.env.BENCH_VERBOSE) process.stderr.write(`\n${id}: ran in ${Math.round(performance.now() - t0)} ms\n`);
     await topology.stop();
   }
 }
@@ -137,7 +146,7 @@ async function runTopology(id: TopologyId, repetition: number): Promise<ClusterR
           ratePerSecond,
           rateMessages,
           messages,
-          warmupMessages: 100,
+          warmupMessages: 50,
           window,
           payloadBytes,
           drainTimeoutMs: 10_000,
@@ -204,6 +213,7 @@ const common = [
   `Every topology is started fresh (redis-server and/or Beacon child processes on 127.0.0.1) for each repetition and runs the fan-out, then the sparse scenario; the topologies of a repetition run back to back in an order rotated per repetition. Everything — the nodes, Redis and the load process (Node, \`ws\` clients, the \`pusher\` SDK) — shares one 2-core machine, with other work running on it too: read the ratios (each a median of per-repetition ratios against ${TOPOLOGY_LABELS['single-local']} measured in the same repetition). ${runs} repetitions, whole run ${minutes} min.`,
   'Beacon runs compiled (`node --enable-source-maps --import ./dist/otel/register.js dist/src/main.js`, as `npm start`) with the default app, metrics on (/metrics scraped every second, as Prometheus would), no traces, LOG_LEVEL=info to a pipe the runner drains. Redis: `redis-server` 7 with no persistence, started by the test helpers (test/helpers/redis.ts; the Redis Cluster by test/helpers/redis-cluster.ts: 3 masters, no replicas).',
   'Nodes CPU = utime + stime of every Beacon process (all threads) from /proc/<pid>/stat over the measured phase, summed over the nodes, ÷ deliveries (10 ms tick resolution per node). Redis CPU = used_cpu_user + used_cpu_sys of `INFO cpu` (getrusage, all threads) over the same phase, summed over the Redis processes. Cross-node messages = the growth of `websocket_adapter_messages_total{direction="received"}` of each node over the phase (what Redis pushed to it).',
+    '(net) = CPU over the phase minus the background (the rate measured over 1.5 s of quiet just before the phase, clients connected, × the phase’s length) ÷ publications or deliveries: the marginal cost, what a saturated node or Redis pays. "idle CPU ms/s" is that background: for a node its timers, heartbeats, GC and the /metrics scrapes; for Redis its cron, the cluster bus and the nodes’ heartbeats. Redis commands / publication counts every command Redis ran over the phase (`INFO commandstats`) ÷ publications.',
 ];
 /** Per topology with Redis, the commands Redis ran per publication in the first repetition that measured it. */
 function mixNotes(scenario: 'fanout' | 'sparse'): string[] {
@@ -228,7 +238,7 @@ const fanout: BenchResults = {
   rows: fanoutRows(records, FANOUT_TOPOLOGIES.filter((t) => selected.includes(t))),
   notes: [
     `Fan-out as in the single-node benchmark: ${subscribers} subscribers on the public channel \`bench\`, spread round robin over the nodes; every message one \`POST /apps/app-id/events\` signed by the \`pusher\` SDK, sent to the nodes round robin (as a load balancer would). Payload ${payloadBytes} bytes of JSON carrying its publish time.`,
-    `CPU / delivery, cross-node messages and latency: the fixed-rate phase, ${rateMessages} publishes at ${ratePerSecond}/s (${ratePerSecond * subscribers} deliveries/s) after 100 warm-up publishes; latency is publish → receipt by each subscriber (same clock), p50/p99 over every delivery. deliveries/s: ${messages} publishes in a closed loop with at most ${window} not yet received by all. On one machine the closed loop measures the machine, not the cluster: 3 nodes add no cores here.`,
+    `CPU / delivery, cross-node messages and latency: the fixed-rate phase, ${rateMessages} publishes at ${ratePerSecond}/s (${ratePerSecond * subscribers} deliveries/s) after 50 warm-up publishes (the single-node benchmark runs 50/s: here three nodes, Redis and the load process share the two cores, and the rate stays below what they deliver together, so CPU per delivery and latency are measured unsaturated); latency is publish → receipt by each subscriber (same clock), p50/p99 over every delivery. deliveries/s: ${messages} publishes in a closed loop with at most ${window} not yet received by all. On one machine the closed loop measures the machine, not the cluster: 3 nodes add no cores here.`,
     'With Redis every publication goes through it even on one node (the publishing node delivers from its own subscriber connection, one path for all): `1 node on one Redis` isolates what Redis costs from what a second and third node cost. Cross-node messages / publication: 1 per node that has subscribers of the channel.',
     ...mixNotes('fanout'),
     ...common,
@@ -245,7 +255,6 @@ const sparse: BenchResults = {
   notes: [
     `${channels} channels \`private-user-<i>\`, one subscriber each (authorised as an auth endpoint would), channel i on node i mod nodes; ${batches} \`POST /apps/app-id/batch_events\` of ${BATCH_SIZE} events to distinct channels (signed by the \`pusher\` SDK, 4 requests in flight, sent to the nodes round robin) measured after 50 warm-up ones. Every event has one recipient on one node.`,
     'received node k = publications Redis pushed to node k in the measured phase. With interest routing each node receives only its own channels’ publications, ≈ published ÷ 3, and all nodes together ≈ published (× 1.0); with one Redis channel per app every node would receive all of them (× 3.0). On the Redis Cluster the channels spread over the 3 shards by hash slot; "busiest Redis share" is the busiest process’s share of the Redis CPU (1.0 with one Redis, ⅓ when the shards share evenly).',
-    'Redis CPU (net) = Redis CPU over the phase minus its background (cron, cluster bus, heartbeats: the rate measured over 1.5 s of quiet just before the phase × the phase’s length), ÷ publications or deliveries; "Redis idle CPU ms/s" is that background. Redis commands / publication counts every command Redis ran over the phase (`INFO commandstats`) ÷ publications.',
     ...mixNotes('sparse'),
     ...common,
   ],
