@@ -61,6 +61,10 @@ export const SPARSE_COLUMNS: ResultColumn[] = [
   { key: 'p50_ms', label: 'p50 ms' },
   { key: 'p99_ms', label: 'p99 ms' },
   { key: 'lost', label: 'lost deliveries' },
+  { key: 'connects', label: 'connects/s (subscribed)' },
+  { key: 'connect_node_us', label: 'nodes CPU µs / subscribed connect' },
+  { key: 'connect_redis_us', label: 'Redis CPU µs / subscribed connect (net)' },
+  { key: 'connect_cmds', label: 'Redis commands / subscribed connect' },
   { key: 'ok', label: 'runs ok' },
 ];
 
@@ -176,6 +180,10 @@ export function sparseRows(records: ClusterRunRecord[], topologies: readonly Top
       p50_ms: med(list, (x) => x.r.p50Ms, 2),
       p99_ms: med(list, (x) => x.r.p99Ms, 2),
       lost: med(list, (x) => x.r.published - x.r.delivered, 0),
+      connects: med(list, (x) => x.r.connectsPerSecond, 0),
+      connect_node_us: med(list, (x) => (sum(x.r.connectCost.nodeCpuMs) * 1000) / x.r.connections, 0),
+      connect_redis_us: med(list, (x) => redisUs({ cost: x.r.connectCost }, x.r.connections), 1),
+      connect_cmds: med(list, (x) => redisCmds({ cost: x.r.connectCost }, x.r.connections), 2),
       ok: `${list.length}/${records.filter((x) => x.topology === t).length}`,
     };
   });

@@ -115,15 +115,25 @@ function runChild<R>(script: string, options: object): Promise<R> {
 }
 
 /** Runs `work` against a fresh topology `id`, stopped afterwards whatever happens. */
+let current: Topology | undefined;
+// Interrupted (Ctrl-C, kill): stop the running topology's children rather than leave them behind.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void (current?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+  });
+}
+
 async function withTopology<T>(id: TopologyId, work: (t: Topology) => Promise<T>): Promise<T> {
   let t0 = performance.now();
   const topology = await startTopology(id);
+  current = topology;
   if (process.env.BENCH_VERBOSE) process.stderr.write(`\n${id}: started in ${Math.round(performance.now() - t0)} ms\n`);
   try {
     t0 = performance.now();
     return await work(topology);
   } finally {
     if (process.env.BENCH_VERBOSE) process.stderr.write(`\n${id}: ran in ${Math.round(performance.now() - t0)} ms\n`);
+    current = undefined;
     await topology.stop();
   }
 }
@@ -253,7 +263,7 @@ const sparse: BenchResults = {
   columns: SPARSE_COLUMNS,
   rows: sparseRows(records, selected),
   notes: [
-    `${channels} channels \`private-user-<i>\`, one subscriber each (authorised as an auth endpoint would), channel i on node i mod nodes; ${batches} \`POST /apps/app-id/batch_events\` of ${BATCH_SIZE} events to distinct channels (signed by the \`pusher\` SDK, 4 requests in flight, sent to the nodes round robin) measured after 50 warm-up ones. Every event has one recipient on one node.`,
+    `${channels} channels \`private-user-<i>\`, one subscriber each (authorised as an auth endpoint would), channel i on node i mod nodes; ${batches} \`POST /apps/app-id/batch_events\` of ${BATCH_SIZE} events to distinct channels (signed by the \`pusher\` SDK, 4 requests in flight, sent to the nodes round robin) measured after 50 warm-up ones. Every event has one recipient on one node. Subscribed connects: the ${channels} connections opened 50 at a time (handshake, connection_established, signed subscribe, subscription_succeeded — on Redis the join script and, for a node's first subscriber of a channel, a SUBSCRIBE), and what they cost the nodes and Redis.`,
     'received node k = publications Redis pushed to node k in the measured phase. With interest routing each node receives only its own channels’ publications, ≈ published ÷ 3, and all nodes together ≈ published (× 1.0); with one Redis channel per app every node would receive all of them (× 3.0). On the Redis Cluster the channels spread over the 3 shards by hash slot; "busiest Redis share" is the busiest process’s share of the Redis CPU (1.0 with one Redis, ⅓ when the shards share evenly).',
     ...mixNotes('sparse'),
     ...common,

@@ -2,7 +2,8 @@
  * Sparse channels on a topology of nodes: `channels` connections, each the only subscriber of its own `private-user-<i>`
  * (authorised as an auth endpoint would), channel i on node i mod nodes; publishes of `batchSize` events to distinct
  * channels per `POST /apps/app-id/batch_events` (signed by the `pusher` SDK), sent to the nodes round robin, `inFlight`
- * requests at a time, `batches` of them measured after `warmupBatches`. Around the measured phase it reads every node's
+ * requests at a time, `batches` of them measured after `warmupBatches`. Around the connections' opening (connects/s, and
+ * what a subscription costs Redis) and around the measured phase it reads every node's
  * and redis-server's CPU and every node's `websocket_adapter_messages_total`: with interest routing a node receives only
  * the publications of the channels it serves (~1/nodes of them), not all.
  *
@@ -33,7 +34,13 @@ export interface SparseOptions {
 }
 
 export interface SparseResult {
+  /** Subscribed connections opened, one per channel. */
+  connections: number;
   connectMs: number;
+  /** Connections opened and subscribed per second (handshake, connection_established, subscribe, subscription_succeeded). */
+  connectsPerSecond: number;
+  /** What opening and subscribing the `channels` connections cost the servers. */
+  connectCost: PhaseCost;
   /** Events published in the measured phase (each to one channel, one subscriber). */
   published: number;
   publishErrors: number;
@@ -64,11 +71,13 @@ async function main(o: SparseOptions): Promise<SparseResult> {
     delivered++;
     lastDeliveryAt = now;
   };
+  const connectReadings = await startCost(o.nodePids, o.redisPorts, o.metricsUrls);
   const connectStart = performance.now();
   const clients = await openAll(o.channels, o.concurrency, (i) =>
     subscribe('beacon', o.ports[i % o.ports.length]!, { beaconChannel: `private-user-${i}`, beaconEvent: EVENT, event: EVENT }, onPayload),
   );
   const connectMs = performance.now() - connectStart;
+  const connectCost = await connectReadings.end();
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const sdks = o.ports.map(
     (port) => new Pusher({ appId: BEACON_APP.id, key: BEACON_APP.key, secret: BEACON_APP.secret, host: '127.0.0.1', port: String(port), useTLS: false, agent }),
@@ -116,7 +125,10 @@ async function main(o: SparseOptions): Promise<SparseResult> {
     const spent = await cost.end();
     const elapsedMs = end - started;
     return {
+      connections: o.channels,
       connectMs,
+      connectsPerSecond: (o.channels * 1000) / connectMs,
+      connectCost,
       published: measuredEvents,
       publishErrors,
       delivered,
