@@ -187,7 +187,9 @@ async function runTopology(id: TopologyId, repetition: number): Promise<ClusterR
       }
     });
   } catch (err) {
-    record.errors.push(`topology: ${(err as Error).message.split('\n')[0]}`);
+    // The first line, and the node's adapter lines if it wrote any (why a node did not become ready).
+    const lines = (err as Error).message.split('\n');
+    record.errors.push(`topology: ${[lines[0], ...lines.filter((l) => l.includes('"adapter_')).map((l) => l.slice(0, 300))].join(' | ')}`);
   }
   return record;
 }
@@ -238,6 +240,9 @@ function mixNotes(scenario: 'fanout' | 'sparse'): string[] {
   return notes;
 }
 
+/** Every failed phase, for the notes: a row's "runs ok" below n/n says which and why here. */
+const failures = records.flatMap((r) => r.errors.map((e) => `Failed: ${TOPOLOGY_LABELS[r.topology]}, run ${r.repetition + 1}: ${e.slice(0, 600)}`));
+
 const fanout: BenchResults = {
   scenario: 'cluster-fanout',
   title: 'Cluster fan-out: 3 nodes on one Redis vs one node',
@@ -251,6 +256,7 @@ const fanout: BenchResults = {
     `CPU / delivery, cross-node messages and latency: the fixed-rate phase, ${rateMessages} publishes at ${ratePerSecond}/s (${ratePerSecond * subscribers} deliveries/s) after 50 warm-up publishes (the single-node benchmark runs 50/s: here three nodes, Redis and the load process share the two cores, and the rate stays below what they deliver together, so CPU per delivery and latency are measured unsaturated); latency is publish → receipt by each subscriber (same clock), p50/p99 over every delivery. deliveries/s: ${messages} publishes in a closed loop with at most ${window} not yet received by all. On one machine the closed loop measures the machine, not the cluster: 3 nodes add no cores here.`,
     'With Redis every publication goes through it even on one node (the publishing node delivers from its own subscriber connection, one path for all): `1 node on one Redis` isolates what Redis costs from what a second and third node cost. Cross-node messages / publication: 1 per node that has subscribers of the channel.',
     ...mixNotes('fanout'),
+    ...failures.filter((f) => !f.includes(': sparse: ')),
     ...common,
   ],
 };
@@ -266,6 +272,7 @@ const sparse: BenchResults = {
     `${channels} channels \`private-user-<i>\`, one subscriber each (authorised as an auth endpoint would), channel i on node i mod nodes; ${batches} \`POST /apps/app-id/batch_events\` of ${BATCH_SIZE} events to distinct channels (signed by the \`pusher\` SDK, 4 requests in flight, sent to the nodes round robin) measured after 50 warm-up ones. Every event has one recipient on one node. Subscribed connects: the ${channels} connections opened 50 at a time (handshake, connection_established, signed subscribe, subscription_succeeded — on Redis the join script and, for a node's first subscriber of a channel, a SUBSCRIBE), and what they cost the nodes and Redis.`,
     'received node k = publications Redis pushed to node k in the measured phase. With interest routing each node receives only its own channels’ publications, ≈ published ÷ 3, and all nodes together ≈ published (× 1.0); with one Redis channel per app every node would receive all of them (× 3.0). On the Redis Cluster the channels spread over the 3 shards by hash slot; "busiest Redis share" is the busiest process’s share of the Redis CPU (1.0 with one Redis, ⅓ when the shards share evenly).',
     ...mixNotes('sparse'),
+    ...failures.filter((f) => !f.includes(': fan-out: ')),
     ...common,
   ],
 };
