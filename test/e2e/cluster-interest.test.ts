@@ -12,7 +12,7 @@ import { subscribed } from '../helpers/pusher-events.js';
 import { PusherClient } from '../helpers/pusher-js.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { APP } from '../helpers/server.js';
-import { until } from '../helpers/wait.js';
+import { eventually, until } from '../helpers/wait.js';
 
 let redis: RedisServer;
 before(async () => {
@@ -53,12 +53,11 @@ test('3 nodes with disjoint channels: each node receives only its own channelsâ€
       }
     }
     // Each join published its channel's subscription_count: each node receives its own 4 and nobody else's.
-    const deadline = Date.now() + 5000;
-    let baseline = await Promise.all(nodes.map(received));
-    while (baseline.some((v) => v !== CHANNELS_PER_NODE) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    let baseline: number[] = [];
+    await eventually(async () => {
       baseline = await Promise.all(nodes.map(received));
-    }
+      return baseline.every((v) => v === CHANNELS_PER_NODE);
+    }, 'each node receiving its own subscription counts', 5000, 20).catch(() => undefined);
     assert.deepEqual(baseline, [CHANNELS_PER_NODE, CHANNELS_PER_NODE, CHANNELS_PER_NODE]);
     const sdk = new Pusher({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(nodes[0]?.port), useTLS: false });
     for (let n = 0; n < EVENTS_PER_CHANNEL; n++) {

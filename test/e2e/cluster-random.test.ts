@@ -18,7 +18,7 @@ import { PusherClient, type PresenceChannel } from '../helpers/pusher-js.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';
 import { APP } from '../helpers/server.js';
-import { until } from '../helpers/wait.js';
+import { eventually, until } from '../helpers/wait.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const SEED = Number(process.env.CLUSTER_SEED ?? Math.floor(Math.random() * 1_000_000));
@@ -178,11 +178,12 @@ async function randomRun(hooks: WebhookReceiver, redisEnv: Record<string, string
   const settle = async (channel: string, timeoutMs = 5000): Promise<void> => {
     const watching = observers.filter((o) => o.live && o.channel === channel);
     await until(() => watching.every((o) => o.log.length >= expected(o).length), `observers of ${channel} (seed ${SEED})`, timeoutMs);
-    const deadline = Date.now() + timeoutMs;
-    while ((await api(channel)) !== totals.get(channel)) {
-      if (Date.now() > deadline) assert.fail(`subscription_count of ${channel} never reached ${totals.get(channel)} (seed ${SEED})`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await eventually(
+      async () => (await api(channel)) === totals.get(channel),
+      `subscription_count of ${channel} to reach ${totals.get(channel)} (seed ${SEED})`,
+      timeoutMs,
+      20,
+    );
   };
 
   const lane = async (channel: string): Promise<void> => {
