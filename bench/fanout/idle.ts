@@ -12,6 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import { runLoadProcess, openAll } from './child.js';
 import { subscribe, type Closable, type Subscription } from './clients.js';
+import { cpuMs } from './proc-cpu.js';
 import { rssKiB } from './proc-mem.js';
 import { median } from './stats.js';
 import { BEACON_APPS, type TargetId } from './targets.js';
@@ -30,6 +31,8 @@ export interface IdleOptions {
 
 export interface IdleResult {
   connectsPerSecond: number;
+  /** Server CPU (utime + stime) over the connect phase ÷ connections, in µs. */
+  serverCpuUsPerConnect: number;
   rssBeforeKiB: number;
   rssAfterKiB: number;
   kibPerConnection: number;
@@ -50,9 +53,11 @@ async function main(options: IdleOptions): Promise<IdleResult> {
   for (const c of warm) c.close();
   await new Promise((r) => setTimeout(r, options.settleMs));
   const rssBeforeKiB = rssKiB(options.serverPid);
+  const cpu0 = cpuMs(options.serverPid);
   const started = performance.now();
   const clients = await openAll(options.connections, options.concurrency, open);
   const elapsed = performance.now() - started;
+  const connectCpuMs = cpuMs(options.serverPid) - cpu0;
   try {
     await new Promise((r) => setTimeout(r, options.settleMs));
     const rssAfterKiB = rssKiB(options.serverPid);
@@ -71,6 +76,7 @@ async function main(options: IdleOptions): Promise<IdleResult> {
     }
     return {
       connectsPerSecond: (options.connections * 1000) / elapsed,
+      serverCpuUsPerConnect: (connectCpuMs * 1000) / options.connections,
       rssBeforeKiB,
       rssAfterKiB,
       kibPerConnection: (rssAfterKiB - rssBeforeKiB) / options.connections,
