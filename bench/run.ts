@@ -104,6 +104,8 @@ const targets = values.target === undefined ? TARGETS : TARGETS.filter((t) => va
 if (targets.length === 0) throw new Error('no target selected');
 const withSmall = !values['no-small'];
 const BATCH_SIZE = 10;
+/** Sequential /metrics scrapes of the connection phase (enough for the server CPU per scrape at 10 ms ticks). */
+const SCRAPES = 21;
 
 /** Runs one load process against a started server; resolves with its RESULT line (bounded by LOAD_TIMEOUT_MS). */
 function runChild<R>(script: string, options: object): Promise<R> {
@@ -197,7 +199,7 @@ async function runTarget(target: TargetId, repetition: number, otlpEndpoint: str
         concurrency: 50,
         settleMs: 1500,
         metricsUrl: server.metricsUrl,
-        scrapes: 9,
+        scrapes: SCRAPES,
       };
       record.idle = await runChild<IdleResult>('bench/fanout/idle.ts', idle);
     });
@@ -275,7 +277,7 @@ const fanout: BenchResults = {
     `Fan-out: ${subscribers} subscribers on one channel (Beacon: public \`bench\`), one publisher: ${scenario.description} Payload ${payloadBytes} bytes of JSON carrying its publish time.`,
     `Burst CPU µs / delivery: the same ${subscribers} subscribers on one channel get batches of ${BATCH_SIZE} events to that channel per HTTP request (Beacon \`POST /apps/app-id/batch_events\`; baselines \`POST /publish\` with a batch), 2 requests in flight, ${burstBatches} requests measured after 10 warm-up ones: ${BATCH_SIZE} frames per subscriber per event-loop turn, which Beacon coalesces into one socket write.`,
     `CPU µs / delivery: the fixed-rate phase, ${rateMessages} publishes at ${ratePerSecond}/s (${ratePerSecond * subscribers} deliveries/s) after ${warmupMessages} warm-up publishes. At that rate the load process (one Node process receiving every delivery) and the servers queue, so latency is measured apart: the low-rate phase right after, ${latencyMessages} publishes at ${latencyPerSecond}/s (${latencyPerSecond * subscribers} deliveries/s), publish → receipt by each subscriber (same process, same clock), p50/p99 over every delivery of the phase; p99 × bare ws is the median of per-repetition ratios. deliveries/s (closed loop): ${messages} publishes with at most ${window} not yet received by all.`,
-    `Connections: after 200 warm-up connections (opened and closed), ${idleConnections} subscribed connections opened 50 at a time (Beacon: spread over its 10 apps, one public channel per app; handshake, connection_established, subscribe, subscription_succeeded) — connects/s is their count ÷ the time to open them all (client and server share the machine), server CPU µs / connect the server's CPU over that time ÷ their count; RSS KiB / idle subscribed conn is the growth of the server's VmRSS (1.5 s after the last one) ÷ their count. /metrics ms: median of 9 sequential scrapes (time to the last byte) with those ${idleConnections} connections open.`,
+    `Connections: after 200 warm-up connections (opened and closed), ${idleConnections} subscribed connections opened 50 at a time (Beacon: spread over its 10 apps, one public channel per app; handshake, connection_established, subscribe, subscription_succeeded) — connects/s is their count ÷ the time to open them all (client and server share the machine), server CPU µs / connect the server's CPU over that time ÷ their count; RSS KiB / idle subscribed conn is the growth of the server's VmRSS (1.5 s after the last one) ÷ their count. /metrics ms: median of ${SCRAPES} sequential scrapes (time to the last byte) with those ${idleConnections} connections open; /metrics server CPU ms: the server's CPU over those ${SCRAPES} scrapes ÷ ${SCRAPES}.`,
     ...common,
   ],
 };

@@ -38,6 +38,8 @@ export interface IdleResult {
   kibPerConnection: number;
   /** Median /metrics scrape time (null without a /metrics endpoint). */
   metricsMs: number | null;
+  /** Server CPU per scrape over the sequential scrapes (10 ms tick resolution, so averaged over all of them). */
+  metricsCpuMs: number | null;
   metricsBytes: number | null;
 }
 
@@ -62,9 +64,11 @@ async function main(options: IdleOptions): Promise<IdleResult> {
     await new Promise((r) => setTimeout(r, options.settleMs));
     const rssAfterKiB = rssKiB(options.serverPid);
     let metricsMs: number | null = null;
+    let metricsCpuMs: number | null = null;
     let metricsBytes: number | null = null;
     if (options.metricsUrl !== undefined) {
       const times: number[] = [];
+      const scrapeCpu0 = cpuMs(options.serverPid);
       for (let k = 0; k < options.scrapes; k++) {
         const t0 = performance.now();
         const res = await fetch(options.metricsUrl, { signal: AbortSignal.timeout(10_000) });
@@ -73,6 +77,7 @@ async function main(options: IdleOptions): Promise<IdleResult> {
         metricsBytes = body.length;
       }
       metricsMs = median(times);
+      metricsCpuMs = (cpuMs(options.serverPid) - scrapeCpu0) / options.scrapes;
     }
     return {
       connectsPerSecond: (options.connections * 1000) / elapsed,
@@ -81,6 +86,7 @@ async function main(options: IdleOptions): Promise<IdleResult> {
       rssAfterKiB,
       kibPerConnection: (rssAfterKiB - rssBeforeKiB) / options.connections,
       metricsMs,
+      metricsCpuMs,
       metricsBytes,
     };
   } finally {

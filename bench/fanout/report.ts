@@ -40,6 +40,7 @@ export const FANOUT_COLUMNS: ResultColumn[] = [
   { key: 'latency_load_cpu', label: 'load process CPU % (low rate)' },
   { key: 'max_deliveries', label: 'deliveries/s (closed loop)' },
   { key: 'metrics_ms', label: '/metrics ms' },
+  { key: 'metrics_cpu_ms', label: '/metrics server CPU ms' },
   { key: 'lost', label: 'lost deliveries' },
   { key: 'ok', label: 'runs ok' },
 ];
@@ -100,6 +101,7 @@ export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): 
     );
     const m = (metric: Metric): number => medianOf(records, target, metric);
     const metricsMs = m((r) => r.idle?.metricsMs ?? undefined);
+    const metricsCpuMs = m((r) => r.idle?.metricsCpuMs ?? undefined);
     return {
       name: TARGET_LABELS[target],
       cpu_us: round(m(fanoutCpu), 1),
@@ -118,6 +120,7 @@ export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): 
       latency_load_cpu: round(m((r) => (r.fanout === undefined ? undefined : r.fanout.latency.loadCpuShare * 100)), 0),
       max_deliveries: round(m((r) => r.fanout?.throughput.deliveriesPerSecond), 0),
       metrics_ms: Number.isFinite(metricsMs) ? round(metricsMs, 1) : null,
+      metrics_cpu_ms: Number.isFinite(metricsCpuMs) ? round(metricsCpuMs, 1) : null,
       lost,
       ok: `${mine.filter((r) => r.fanout !== undefined && r.burst !== undefined && r.idle !== undefined).length}/${mine.length}`,
     };

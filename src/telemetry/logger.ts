@@ -70,16 +70,9 @@ export const REDACT_PATHS = [
   '*.shared_secret',
 ];
 
-/**
- * stdout is written asynchronously in batches: lines gather until 4 KiB or for at most 100 ms, then go out in one write.
- * One write per line (pino's default) made a system call per line, the largest part of the cost of the info lines of a
- * connection (bench/RESULTS.md). pino flushes what is left synchronously at exit, and `flushLogger` at shutdown.
- */
-const STDOUT_BUFFERING = { sync: false, minLength: 4096, periodicFlush: 100 } as const;
-
 /** Creates the process logger; see the module comment for what each line carries. */
 export function createLogger(options: LoggerOptions): Logger {
-  const primary = options.destination ?? pino.destination(STDOUT_BUFFERING);
+  const primary = options.destination ?? pino.destination({ sync: false });
   const shipping =
     options.loki === undefined
       ? undefined
