@@ -31,6 +31,8 @@ const HELP = `Usage: npm run bench -- [options]
   --subscribers N       subscribers on the one fan-out channel (default 1000)
   --rate N              fan-out publishes per second in the fixed-rate phase (default 50)
   --rate-messages N     publishes in the fixed-rate phase, where CPU/delivery is measured (default 400)
+  --latency-rate N      publishes per second of the latency phase (default 5)
+  --latency-messages N  publishes in the latency phase, where p50/p99 are measured (default 60)
   --messages N          publishes in the closed-loop phase (default 200)
   --warmup-messages N   publishes before measuring (default 100)
   --window N            closed loop: publishes not yet received by all (default 20)
@@ -54,6 +56,8 @@ const { values } = parseArgs({
     subscribers: { type: 'string', default: '1000' },
     rate: { type: 'string', default: '50' },
     'rate-messages': { type: 'string', default: '400' },
+    'latency-rate': { type: 'string', default: '5' },
+    'latency-messages': { type: 'string', default: '60' },
     messages: { type: 'string', default: '200' },
     'warmup-messages': { type: 'string', default: '100' },
     window: { type: 'string', default: '20' },
@@ -84,6 +88,8 @@ const runs = positive('runs', values.runs, 100);
 const subscribers = positive('subscribers', values.subscribers, 20_000);
 const ratePerSecond = positive('rate', values.rate, 100_000);
 const rateMessages = positive('rate-messages', values['rate-messages'], 1_000_000);
+const latencyPerSecond = positive('latency-rate', values['latency-rate'], 100_000);
+const latencyMessages = positive('latency-messages', values['latency-messages'], 1_000_000);
 const messages = positive('messages', values.messages, 1_000_000);
 const warmupMessages = positive('warmup-messages', values['warmup-messages'], 1_000_000);
 const window = positive('window', values.window, 100_000);
@@ -98,6 +104,8 @@ const targets = values.target === undefined ? TARGETS : TARGETS.filter((t) => va
 if (targets.length === 0) throw new Error('no target selected');
 const withSmall = !values['no-small'];
 const BATCH_SIZE = 10;
+/** Sequential /metrics scrapes of the connection phase (enough for the server CPU per scrape at 10 ms ticks). */
+const SCRAPES = 21;
 
 /** Runs one load process against a started server; resolves with its RESULT line (bounded by LOAD_TIMEOUT_MS). */
 function runChild<R>(script: string, options: object): Promise<R> {
@@ -160,6 +168,8 @@ async function runTarget(target: TargetId, repetition: number, otlpEndpoint: str
         subscribers,
         rateMessages,
         ratePerSecond,
+        latencyMessages,
+        latencyPerSecond,
         messages,
         warmupMessages,
         window,
@@ -189,7 +199,7 @@ async function runTarget(target: TargetId, repetition: number, otlpEndpoint: str
         concurrency: 50,
         settleMs: 1500,
         metricsUrl: server.metricsUrl,
-        scrapes: 9,
+        scrapes: SCRAPES,
       };
       record.idle = await runChild<IdleResult>('bench/fanout/idle.ts', idle);
     });
@@ -266,8 +276,8 @@ const fanout: BenchResults = {
   notes: [
     `Fan-out: ${subscribers} subscribers on one channel (Beacon: public \`bench\`), one publisher: ${scenario.description} Payload ${payloadBytes} bytes of JSON carrying its publish time.`,
     `Burst CPU µs / delivery: the same ${subscribers} subscribers on one channel get batches of ${BATCH_SIZE} events to that channel per HTTP request (Beacon \`POST /apps/app-id/batch_events\`; baselines \`POST /publish\` with a batch), 2 requests in flight, ${burstBatches} requests measured after 10 warm-up ones: ${BATCH_SIZE} frames per subscriber per event-loop turn, which Beacon coalesces into one socket write.`,
-    `CPU µs / delivery and latency: the fixed-rate phase, ${rateMessages} publishes at ${ratePerSecond}/s (${ratePerSecond * subscribers} deliveries/s) after ${warmupMessages} warm-up publishes; latency is publish → receipt by each subscriber (same clock), p50/p99 over every delivery of the run. deliveries/s (closed loop): ${messages} publishes with at most ${window} not yet received by all.`,
-    `Connections: after 200 warm-up connections (opened and closed), ${idleConnections} subscribed connections opened 50 at a time (Beacon: spread over its 10 apps, one public channel per app; handshake, connection_established, subscribe, subscription_succeeded) — connects/s is their count ÷ the time to open them all; RSS KiB / idle subscribed conn is the growth of the server's VmRSS (1.5 s after the last one) ÷ their count. /metrics ms: median of 9 sequential scrapes (time to the last byte) with those ${idleConnections} connections open.`,
+    `CPU µs / delivery: the fixed-rate phase, ${rateMessages} publishes at ${ratePerSecond}/s (${ratePerSecond * subscribers} deliveries/s) after ${warmupMessages} warm-up publishes. At that rate the load process (one Node process receiving every delivery) and the servers queue, so latency is measured apart: the low-rate phase right after, ${latencyMessages} publishes at ${latencyPerSecond}/s (${latencyPerSecond * subscribers} deliveries/s), publish → receipt by each subscriber (same process, same clock), p50/p99 over every delivery of the phase; p99 × bare ws is the median of per-repetition ratios. deliveries/s (closed loop): ${messages} publishes with at most ${window} not yet received by all.`,
+    `Connections: after 200 warm-up connections (opened and closed), ${idleConnections} subscribed connections opened 50 at a time (Beacon: spread over its 10 apps, one public channel per app; handshake, connection_established, subscribe, subscription_succeeded) — connects/s is their count ÷ the time to open them all (client and server share the machine), server CPU µs / connect the server's CPU over that time ÷ their count; RSS KiB / idle subscribed conn is the growth of the server's VmRSS (1.5 s after the last one) ÷ their count. /metrics ms: median of ${SCRAPES} sequential scrapes (time to the last byte) with those ${idleConnections} connections open; /metrics server CPU ms: the server's CPU over those ${SCRAPES} scrapes ÷ ${SCRAPES}.`,
     ...common,
   ],
 };

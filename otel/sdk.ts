@@ -7,7 +7,6 @@ import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api';
 import { OTLPTraceExporter as OtlpHttpJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OtlpHttpProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
 import {
   defaultResource,
   detectResources,
@@ -22,6 +21,7 @@ import { BatchSpanProcessor, ConsoleSpanExporter, type SpanProcessor } from '@op
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { TelemetryOptions } from './options.js';
 import { VERSION } from '../src/version.js';
+import { RuntimeInstrumentation } from './runtime-instrumentation.js';
 import { SyncContextManager } from './sync-context-manager.js';
 
 /**
@@ -122,7 +122,8 @@ export function createTelemetrySdk(
     // instrumentation either: it wrapped every request and response whatever the sampling decision; the API's server span
     // comes from a fastify hook (src/http/api.ts).
     contextManager: new SyncContextManager(),
-    instrumentations: [new RuntimeNodeInstrumentation()],
+    // The runtime instrumentation without its per-scrape listing of every handle (otel/runtime-instrumentation.ts).
+    instrumentations: [new RuntimeInstrumentation()],
   });
   return { sdk, prometheus };
 }

@@ -12,6 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import { runLoadProcess, openAll } from './child.js';
 import { subscribe, type Closable, type Subscription } from './clients.js';
+import { cpuMs } from './proc-cpu.js';
 import { rssKiB } from './proc-mem.js';
 import { median } from './stats.js';
 import { BEACON_APPS, type TargetId } from './targets.js';
@@ -30,11 +31,15 @@ export interface IdleOptions {
 
 export interface IdleResult {
   connectsPerSecond: number;
+  /** Server CPU (utime + stime) over the connect phase ÷ connections, in µs. */
+  serverCpuUsPerConnect: number;
   rssBeforeKiB: number;
   rssAfterKiB: number;
   kibPerConnection: number;
   /** Median /metrics scrape time (null without a /metrics endpoint). */
   metricsMs: number | null;
+  /** Server CPU per scrape over the sequential scrapes (10 ms tick resolution, so averaged over all of them). */
+  metricsCpuMs: number | null;
   metricsBytes: number | null;
 }
 
@@ -50,16 +55,20 @@ async function main(options: IdleOptions): Promise<IdleResult> {
   for (const c of warm) c.close();
   await new Promise((r) => setTimeout(r, options.settleMs));
   const rssBeforeKiB = rssKiB(options.serverPid);
+  const cpu0 = cpuMs(options.serverPid);
   const started = performance.now();
   const clients = await openAll(options.connections, options.concurrency, open);
   const elapsed = performance.now() - started;
+  const connectCpuMs = cpuMs(options.serverPid) - cpu0;
   try {
     await new Promise((r) => setTimeout(r, options.settleMs));
     const rssAfterKiB = rssKiB(options.serverPid);
     let metricsMs: number | null = null;
+    let metricsCpuMs: number | null = null;
     let metricsBytes: number | null = null;
     if (options.metricsUrl !== undefined) {
       const times: number[] = [];
+      const scrapeCpu0 = cpuMs(options.serverPid);
       for (let k = 0; k < options.scrapes; k++) {
         const t0 = performance.now();
         const res = await fetch(options.metricsUrl, { signal: AbortSignal.timeout(10_000) });
@@ -68,13 +77,16 @@ async function main(options: IdleOptions): Promise<IdleResult> {
         metricsBytes = body.length;
       }
       metricsMs = median(times);
+      metricsCpuMs = (cpuMs(options.serverPid) - scrapeCpu0) / options.scrapes;
     }
     return {
       connectsPerSecond: (options.connections * 1000) / elapsed,
+      serverCpuUsPerConnect: (connectCpuMs * 1000) / options.connections,
       rssBeforeKiB,
       rssAfterKiB,
       kibPerConnection: (rssAfterKiB - rssBeforeKiB) / options.connections,
       metricsMs,
+      metricsCpuMs,
       metricsBytes,
     };
   } finally {

@@ -1,8 +1,11 @@
 /**
  * The load process for one (scenario, target) run: connects `subscribers` clients to the one channel/room, then
  *   0. a warm-up, not measured: `warmupMessages` through the closed loop below (JIT, HTTP keep-alive sockets, lazy modules);
- *   1. the latency phase: `rateMessages` messages published at a fixed `ratePerSecond` (below saturation);
- *   2. the throughput phase: `messages` published as fast as they are delivered, at most `window` messages not yet received
+ *   1. the rate phase: `rateMessages` messages published at a fixed `ratePerSecond` (server CPU per delivery; at the default
+ *      50/s × 1000 subscribers the servers and this process queue, so its latency is mostly queueing);
+ *   2. the latency phase: `latencyMessages` published at a low fixed `latencyPerSecond` that every target and this process
+ *      keep up with (their CPU shares are in the result): publish → receive p50/p99 of a server that is not saturated;
+ *   3. the throughput phase: `messages` published as fast as they are delivered, at most `window` messages not yet received
  *      by every subscriber (a closed loop, so nothing queues without bound);
  * and prints one `RESULT {json}` line. Latency is receive time minus the publish time carried in the payload (same process,
  * same clock); server CPU is the /proc/<pid>/stat delta over each phase. Every wait is bounded; 127.0.0.1 only.
@@ -25,6 +28,9 @@ export interface LoadOptions {
   subscribers: number;
   rateMessages: number;
   ratePerSecond: number;
+  /** Publishes of the latency phase, at `latencyPerSecond`: a rate every target and the load process keep up with. */
+  latencyMessages: number;
+  latencyPerSecond: number;
   messages: number;
   warmupMessages: number;
   window: number;
@@ -52,6 +58,8 @@ export interface PhaseResult {
 export interface LoadResult {
   connectMs: number;
   rate: PhaseResult;
+  /** The low fixed rate: publish → receive latency that is not the queueing of a saturated server or load process. */
+  latency: PhaseResult;
   throughput: PhaseResult;
 }
 
@@ -79,16 +87,17 @@ class Phase {
 async function main(options: LoadOptions): Promise<LoadResult> {
   const scenario = scenarioById(options.scenario);
   const { subscribers: n } = options;
-  const total = options.warmupMessages + options.rateMessages + options.messages;
+  const total = options.warmupMessages + options.rateMessages + options.latencyMessages + options.messages;
   const received = new Uint32Array(total);
   const warmup = new Phase(0, options.warmupMessages, n);
   const rate = new Phase(warmup.first + warmup.messages, options.rateMessages, n);
-  const throughput = new Phase(rate.first + rate.messages, options.messages, n);
+  const latency = new Phase(rate.first + rate.messages, options.latencyMessages, n);
+  const throughput = new Phase(latency.first + latency.messages, options.messages, n);
   const pad = 'x'.repeat(Math.max(0, options.payloadBytes - 40));
 
   const onPayload = (p: Payload): void => {
     const now = performance.now();
-    const phase = p.i >= throughput.first ? throughput : p.i >= rate.first ? rate : warmup;
+    const phase = p.i >= throughput.first ? throughput : p.i >= latency.first ? latency : p.i >= rate.first ? rate : warmup;
     if (phase.count < phase.latencies.length) phase.latencies[phase.count++] = now - p.t;
     phase.lastDeliveryAt = now;
     if (++received[p.i]! === n) {
@@ -185,20 +194,24 @@ async function main(options: LoadOptions): Promise<LoadResult> {
 
     await closedLoop(warmup);
 
-    // Phase 1: fixed rate, on an absolute schedule so a late tick does not slow the rate down.
-    const rateResult = await measure(rate, async () => {
-      const intervalMs = 1000 / options.ratePerSecond;
-      for (let k = 0; k < rate.messages; k++) {
-        const wait = rate.firstPublishAt + k * intervalMs - performance.now();
+    /** Publishes the phase's messages on an absolute schedule (a late tick does not slow the rate down), then drains. */
+    const fixedRate = (phase: Phase, perSecond: number) => async (): Promise<void> => {
+      const intervalMs = 1000 / perSecond;
+      for (let k = 0; k < phase.messages; k++) {
+        const wait = phase.firstPublishAt + k * intervalMs - performance.now();
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-        publish(rate, rate.first + k);
+        publish(phase, phase.first + k);
       }
-      await drained(rate, () => undefined);
-    });
+      await drained(phase, () => undefined);
+    };
 
-    // Phase 2: as fast as the closed loop goes.
+    // Phase 1: fixed rate (CPU per delivery); at this rate the servers and the load process queue, so latency means little.
+    const rateResult = await measure(rate, fixedRate(rate, options.ratePerSecond));
+    // Phase 2: a low fixed rate, for the latency of a server that keeps up.
+    const latencyResult = await measure(latency, fixedRate(latency, options.latencyPerSecond));
+    // Phase 3: as fast as the closed loop goes.
     const throughputResult = await measure(throughput, () => closedLoop(throughput));
-    return { connectMs, rate: rateResult, throughput: throughputResult };
+    return { connectMs, rate: rateResult, latency: latencyResult, throughput: throughputResult };
   } finally {
     for (const client of clients) client.close();
   }

@@ -33,10 +33,14 @@ export const FANOUT_COLUMNS: ResultColumn[] = [
   { key: 'rss_kib', label: 'RSS KiB / idle subscribed conn' },
   { key: 'connects', label: 'connects/s' },
   { key: 'connects_vs_ws', label: 'connects/s × bare ws' },
-  { key: 'p50_ms', label: 'p50 ms (fixed rate)' },
-  { key: 'p99_ms', label: 'p99 ms (fixed rate)' },
+  { key: 'connect_cpu_us', label: 'server CPU µs / connect' },
+  { key: 'p50_ms', label: 'p50 ms (low rate)' },
+  { key: 'p99_ms', label: 'p99 ms (low rate)' },
+  { key: 'p99_vs_ws', label: 'p99 × bare ws' },
+  { key: 'latency_load_cpu', label: 'load process CPU % (low rate)' },
   { key: 'max_deliveries', label: 'deliveries/s (closed loop)' },
   { key: 'metrics_ms', label: '/metrics ms' },
+  { key: 'metrics_cpu_ms', label: '/metrics server CPU ms' },
   { key: 'lost', label: 'lost deliveries' },
   { key: 'ok', label: 'runs ok' },
 ];
@@ -78,6 +82,7 @@ function ratio(records: RunRecord[], target: TargetId, against: TargetId, metric
 const fanoutCpu: Metric = (r) => r.fanout?.rate.serverCpuUsPerDelivery;
 const connects: Metric = (r) => r.idle?.connectsPerSecond;
 const burstCpu: Metric = (r) => r.burst?.serverCpuUsPerDelivery;
+const latencyP99: Metric = (r) => r.fanout?.latency.p99Ms;
 
 /** One row per target of the main table. */
 export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): ResultRow[] {
@@ -86,12 +91,17 @@ export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): 
     const lost = mine.reduce(
       (sum, r) =>
         sum +
-        (r.fanout === undefined ? 0 : r.fanout.rate.expected - r.fanout.rate.delivered + r.fanout.throughput.expected - r.fanout.throughput.delivered) +
+        (r.fanout === undefined
+          ? 0
+          : r.fanout.rate.expected - r.fanout.rate.delivered +
+            (r.fanout.latency.expected - r.fanout.latency.delivered) +
+            (r.fanout.throughput.expected - r.fanout.throughput.delivered)) +
         (r.burst === undefined ? 0 : r.burst.expected - r.burst.delivered),
       0,
     );
     const m = (metric: Metric): number => medianOf(records, target, metric);
     const metricsMs = m((r) => r.idle?.metricsMs ?? undefined);
+    const metricsCpuMs = m((r) => r.idle?.metricsCpuMs ?? undefined);
     return {
       name: TARGET_LABELS[target],
       cpu_us: round(m(fanoutCpu), 1),
@@ -103,10 +113,14 @@ export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): 
       rss_kib: round(m((r) => r.idle?.kibPerConnection), 1),
       connects: round(m(connects), 0),
       connects_vs_ws: round(ratio(records, target, 'ws', connects), 2),
-      p50_ms: round(m((r) => r.fanout?.rate.p50Ms), 2),
-      p99_ms: round(m((r) => r.fanout?.rate.p99Ms), 2),
+      connect_cpu_us: round(m((r) => r.idle?.serverCpuUsPerConnect), 0),
+      p50_ms: round(m((r) => r.fanout?.latency.p50Ms), 2),
+      p99_ms: round(m(latencyP99), 2),
+      p99_vs_ws: round(ratio(records, target, 'ws', latencyP99), 2),
+      latency_load_cpu: round(m((r) => (r.fanout === undefined ? undefined : r.fanout.latency.loadCpuShare * 100)), 0),
       max_deliveries: round(m((r) => r.fanout?.throughput.deliveriesPerSecond), 0),
       metrics_ms: Number.isFinite(metricsMs) ? round(metricsMs, 1) : null,
+      metrics_cpu_ms: Number.isFinite(metricsCpuMs) ? round(metricsCpuMs, 1) : null,
       lost,
       ok: `${mine.filter((r) => r.fanout !== undefined && r.burst !== undefined && r.idle !== undefined).length}/${mine.length}`,
     };

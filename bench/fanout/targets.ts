@@ -93,6 +93,10 @@ export interface ServerProcess {
 /** Where the targets with traces export them (an OTLP/HTTP sink of the runner), if any. */
 export interface StartOptions {
   otlpEndpoint?: string | undefined;
+  /** Extra node flags for the server process (e.g. `--cpu-prof`), before the target's own. */
+  nodeArgs?: readonly string[] | undefined;
+  /** The checkout a Beacon target runs from (its compiled dist/); this one by default. */
+  root?: string | undefined;
 }
 
 const READY_TIMEOUT_MS = 20_000;
@@ -138,7 +142,9 @@ export async function startServer(target: TargetId, options: StartOptions = {}):
   const metricsPort = hasMetrics(target) ? await freePort() : 0;
   if (protocolOf(target) === 'beacon') Object.assign(env, beaconEnv(target, options, metricsPort));
   if (target === 'ws-raw') env.RAW_WRITES = '1';
-  const child: ChildProcess = spawn(process.execPath, targetCommand(target), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const cwd = protocolOf(target) === 'beacon' ? (options.root ?? ROOT) : ROOT;
+  const args = [...(options.nodeArgs ?? []), ...targetCommand(target)];
+  const child: ChildProcess = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (b: Buffer): void => {
     output = (output + b.toString()).slice(-65_536);

@@ -301,8 +301,9 @@ export class Hub {
           return [s.app.id, n] as [string, number];
         }),
       sendBufferBytes: () => {
+        // Plain loops, not the connections() generator: this visits every connection on every scrape (10 000: ms apart).
         let n = 0;
-        for (const c of this.connections()) n += c.ws.bufferedAmount;
+        for (const state of this.apps.values()) for (const c of state.connections) n += c.ws.bufferedAmount;
         return n;
       },
       adapterUp: adapterStatus,

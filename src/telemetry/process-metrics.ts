@@ -9,6 +9,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { metrics, type Meter } from '@opentelemetry/api';
+import { registerActiveResources } from './active-resources.js';
 
 /** Counts entries of /proc/self/fd; undefined when the platform has no procfs. */
 export function countOpenFds(): number | undefined {
@@ -38,8 +39,12 @@ export function readMaxFds(): number | undefined {
   }
 }
 
-/** Declares the `process_*` instruments on `meter` (the global one by default). Call once, after the SDK started. */
+/**
+ * Declares the `process_*` instruments and `v8js_resource_active` (active-resources.ts) on `meter` (the global one by
+ * default). Call once, after the SDK started.
+ */
 export function registerProcessMetrics(meter: Meter = metrics.getMeter('beacon-process')): void {
+  registerActiveResources(meter);
   const cpu = meter.createObservableCounter('process_cpu_seconds_total', {
     description: 'Total user and system CPU time spent, in seconds',
     unit: 's',
