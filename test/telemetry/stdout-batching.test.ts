@@ -1,0 +1,66 @@
+/**
+ * stdout lines are written in batches (telemetry/logger.ts): none may be lost when the process ends however it ends, and
+ * a lone line must not wait for a batch to fill.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/log-then-exit.ts', import.meta.url));
+
+interface Run {
+  stdout: string;
+  stderr: string;
+  code: number | null;
+}
+
+function run(how: string, lines: number): Promise<Run> {
+  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, how, String(lines)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ stdout, stderr, code })));
+}
+
+function logged(stdout: string): number[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => (JSON.parse(l) as { n: number }).n);
+}
+
+describe('stdout log batching', () => {
+  it('writes out every buffered line when an uncaught exception ends the process', async () => {
+    const r = await run('throw', 5);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /fixture crash/);
+    assert.deepEqual(logged(r.stdout), [0, 1, 2, 3, 4]);
+  });
+
+  it('writes out every buffered line on process.exit, in order, across several batches', async () => {
+    const r = await run('exit', 200);
+    assert.equal(r.code, 3);
+    assert.deepEqual(logged(r.stdout), Array.from({ length: 200 }, (_, i) => i));
+  });
+
+  it('writes a lone line while the process keeps running (no batch to fill)', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'idle', '1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the line did not reach stdout within 10 s')), 10_000);
+        child.stdout.once('data', (b: Buffer) => {
+          clearTimeout(timer);
+          resolve(b.toString());
+        });
+      });
+      assert.equal((JSON.parse(line) as { msg: string }).msg, 'line 0');
+      // Still running: the line was written by the periodic flush, not by an exit.
+      assert.equal(child.exitCode, null);
+    } finally {
+      child.stdin.end();
+      await new Promise((r) => child.once('close', r));
+    }
+  });
+});
