@@ -103,7 +103,9 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
   ): void => {
     connectionRejected(reason, () => ({ code, remote_address: request.ip, request_id: request.id }), message);
     if (refusedInHandshake >= options.maxRefusedSockets) {
-      // A refusal flood: no fd waits for a close frame beyond the cap (the client sees 1006 instead of the code).
+      // A refusal flood: no fd waits for a close frame beyond the cap (the client sees 1006 instead of the code). The
+      // 101 the upgrade holds is written first: cut after its head, as before the writes were held.
+      released(request);
       socket.terminate();
       return;
     }
@@ -146,6 +148,12 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     return { app };
   };
 
+  /** Writes out what the upgrade held (the onRequest hook corked it); every ws handler calls this once it has answered. */
+  const released = (request: FastifyRequest): void => {
+    const socket = request.raw.socket;
+    if (socket.writableCorked > 0) socket.uncork();
+  };
+
   fastify.register(async (scope) => {
     // While draining, upgrades are refused before they happen (load balancers see 503 on /readyz too).
     scope.addHook('onRequest', async (request, reply) => {
@@ -154,6 +162,10 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         connectionRejected('over_capacity', () => ({ detail: 'draining', request_id: request.id }), 'server is draining');
         return reply.code(Errors.UPGRADE_SHUTTING_DOWN.status).send({ error: Errors.UPGRADE_SHUTTING_DOWN.message });
       }
+      // An upgrade: hold the socket's writes until the handler's first frame, so the `101 Switching Protocols` ws writes
+      // and `connection_established` (or a refusal's error frame) leave in one write. The handler uncorks (`released`);
+      // a handshake ws aborts ends the socket, which writes out what is held.
+      if (request.ws) request.raw.socket.cork();
       return undefined;
     });
 
@@ -161,37 +173,49 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       '/app/:key',
       { websocket: true },
       (socket, request) => {
-        const admitted = admit(request.params.key, request.query);
-        if ('reason' in admitted) {
-          reject(socket, request, admitted.reason, admitted.code, admitted.message);
-          return;
+        try {
+          route(socket, request);
+        } finally {
+          released(request);
         }
-        const app = admitted.app;
-        const quota = app.maxConnections > 0 ? options.quota : undefined;
-        if (quota === undefined) {
-          accept(socket, request, app, false);
-          return;
-        }
-        // Frames that arrive while the cluster counts the connection wait in the socket (nothing is read meanwhile).
-        socket.pause();
-        quota.reserve(app).then(
-          (ok) => {
-            socket.resume();
-            if (!ok) {
-              reject(socket, request, 'over_quota', Errors.CLOSE_OVER_QUOTA.code, Errors.CLOSE_OVER_QUOTA.message);
-            } else if (socket.readyState !== socket.OPEN) {
-              quota.release(app);
-            } else {
-              accept(socket, request, app, true);
-            }
-          },
-          () => {
-            socket.resume();
-            reject(socket, request, 'over_capacity', Errors.CLOSE_ENGINE_UNAVAILABLE.code, Errors.CLOSE_ENGINE_UNAVAILABLE.message);
-          },
-        );
       },
     );
+
+    /** Admits (or refuses) an upgraded socket: the `/app/:key` handler, its writes corked until it returns. */
+    const route = (
+      socket: WebSocket,
+      request: FastifyRequest<{ Params: { key: string }; Querystring: Record<string, string | undefined> }>,
+    ): void => {
+      const admitted = admit(request.params.key, request.query);
+      if ('reason' in admitted) {
+        reject(socket, request, admitted.reason, admitted.code, admitted.message);
+        return;
+      }
+      const app = admitted.app;
+      const quota = app.maxConnections > 0 ? options.quota : undefined;
+      if (quota === undefined) {
+        accept(socket, request, app, false);
+        return;
+      }
+      // Frames that arrive while the cluster counts the connection wait in the socket (nothing is read meanwhile).
+      socket.pause();
+      quota.reserve(app).then(
+        (ok) => {
+          socket.resume();
+          if (!ok) {
+            reject(socket, request, 'over_quota', Errors.CLOSE_OVER_QUOTA.code, Errors.CLOSE_OVER_QUOTA.message);
+          } else if (socket.readyState !== socket.OPEN) {
+            quota.release(app);
+          } else {
+            accept(socket, request, app, true);
+          }
+        },
+        () => {
+          socket.resume();
+          reject(socket, request, 'over_capacity', Errors.CLOSE_ENGINE_UNAVAILABLE.code, Errors.CLOSE_ENGINE_UNAVAILABLE.message);
+        },
+      );
+    };
 
     /** Opens an admitted connection: hub, metrics, `connection_established`, and the socket's events. */
     const accept = (
@@ -273,7 +297,10 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       method: 'GET',
       url: '/*',
       handler: async (_request, reply) => reply.callNotFound(),
-      wsHandler: (socket, request) => reject(socket, request, 'bad_protocol', Errors.CLOSE_PATH_NOT_FOUND.code, Errors.CLOSE_PATH_NOT_FOUND.message),
+      wsHandler: (socket, request) => {
+        reject(socket, request, 'bad_protocol', Errors.CLOSE_PATH_NOT_FOUND.code, Errors.CLOSE_PATH_NOT_FOUND.message);
+        released(request);
+      },
     });
   });
 }
