@@ -98,14 +98,14 @@ export function connectBeacon(
   });
 }
 
-/** A connection to the bare-`ws` server; every connection is in the room once the server says `subscribed`. */
+/** A connection to the bare-`ws` server: greeted, it asks to join `room` and resolves once the server says `subscribed`. */
 export function connectWs(
   port: number,
   event: string,
   onPayload: ((p: Payload) => void) | undefined,
   room = 'bench',
 ): Promise<WebSocket> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/?room=${encodeURIComponent(room)}`);
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
   const subscribed = new Promise<WebSocket>((resolve, reject) => {
     ws.once('error', reject);
     ws.on('message', (raw) => {
@@ -116,7 +116,8 @@ export function connectWs(
         return;
       }
       const frame = JSON.parse(text) as { event: string; data?: unknown };
-      if (frame.event === 'subscribed') resolve(ws);
+      if (frame.event === 'connected') ws.send(JSON.stringify({ event: 'subscribe', room }));
+      else if (frame.event === 'subscribed') resolve(ws);
     });
   });
   return withTimeout(subscribed, 'ws subscribe').catch((err: unknown) => {

@@ -1,7 +1,10 @@
 /**
- * The baselines: a minimal broadcast server on bare `ws`. A connection joins the room named by its `?room=` (default `bench`);
- * a message is parsed once, encoded once to a Buffer and written to every other connection of its room (the least a real
- * server can do: validate, then fan out the same bytes). Publishes arrive as a WebSocket message (client-event scenario), as
+ * The baselines: a minimal broadcast server on bare `ws`. A connection goes through the same steps as a Pusher one, with the
+ * least work each: the server greets it (`{"event":"connected"}`, as Beacon's `connection_established`), the client asks
+ * to join a room (`{"event":"subscribe","room":…}`, as `pusher:subscribe`) and the server acknowledges
+ * (`{"event":"subscribed"}`, as `subscription_succeeded`) — so connects/s compares the same round trips. A message is
+ * parsed once, encoded once to a Buffer and written to every other connection of its room (the least a real server can
+ * do: validate, then fan out the same bytes). Publishes arrive as a WebSocket message (client-event scenario), as
  * `POST /publish` `{"room"?, "event", "data"}` or `{"batch": [...]}` of those. Loopback only; PORT from the environment.
  *
  * RAW_WRITES=1 is the limit probe: each frame is built once (header and payload in one Buffer, with ws's own
@@ -15,6 +18,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 const port = Number(process.env.PORT);
 const raw = process.env.RAW_WRITES === '1';
 const TEXT = { binary: false } as const;
+const WELCOME = Buffer.from(JSON.stringify({ event: 'connected' }));
 const READY = Buffer.from(JSON.stringify({ event: 'subscribed' }));
 const rooms = new Map<string, Set<WebSocket>>();
 /** ws keeps the TCP socket in a private field; the probe writes to it directly. */
@@ -68,24 +72,34 @@ const server = createServer((req, res) => {
 });
 
 const wss = new WebSocketServer({ server });
-wss.on('connection', (socket, request) => {
-  const name = new URL(request.url ?? '/', 'http://x').searchParams.get('room') ?? 'bench';
-  let room = rooms.get(name);
-  if (room === undefined) rooms.set(name, (room = new Set()));
-  const joined = room;
-  joined.add(socket);
+wss.on('connection', (socket) => {
+  let joined: Set<WebSocket> | undefined;
+  let name = 'bench';
   socket.on('close', () => {
+    if (joined === undefined) return;
     joined.delete(socket);
     if (joined.size === 0) rooms.delete(name);
   });
   socket.on('message', (data) => {
     try {
-      broadcast({ ...(JSON.parse(data.toString()) as Message), room: name }, socket);
+      const message = JSON.parse(data.toString()) as Message;
+      if (joined === undefined) {
+        // The first frame is the join (any other frame before it is dropped).
+        if (message.event !== 'subscribe') return;
+        name = message.room ?? 'bench';
+        let room = rooms.get(name);
+        if (room === undefined) rooms.set(name, (room = new Set()));
+        joined = room;
+        joined.add(socket);
+        socket.send(READY, TEXT);
+        return;
+      }
+      broadcast({ ...message, room: name }, socket);
     } catch {
       // A malformed frame is dropped.
     }
   });
-  socket.send(READY, TEXT);
+  socket.send(WELCOME, TEXT);
 });
 
 server.listen(port, '127.0.0.1');
