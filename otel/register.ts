@@ -3,23 +3,20 @@
  *   node --import ./dist/otel/register.js dist/src/main.js           (production, `npm start`)
  *   node --import tsx --import ./otel/register.ts src/main.ts         (development and tests)
  *
- * Order matters: the import-in-the-middle loader hook must be registered, and the instrumentations must have told it which
- * modules to wrap, before the app's first `import`; this module's top-level `await` holds the app back until then.
+ * The SDK starts before the app's first `import` (this module's top-level `await` holds the app back until then), so the
+ * metrics server and the tracer provider exist when the app creates its instruments. No ESM loader hook
+ * (import-in-the-middle) is registered: no instrumentation here patches a module (Beacon's spans are its own, the runtime
+ * instrumentation reads perf_hooks), and the hook intercepted every module load — ~0.6 s of each start-up.
  *
  * Worker threads inherit `--import`, so this file also runs inside pino's transport workers; it does nothing there (one SDK
  * per process, and a worker must not open a second metrics server).
  */
-import { register } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
 import { telemetryOptionsFromEnv } from './options.js';
 
 const options = telemetryOptionsFromEnv(process.env);
 
 if (isMainThread && !options.disabled) {
-  const { createAddHookMessageChannel } = await import('import-in-the-middle');
-  const { registerOptions, waitForAllMessagesAcknowledged } = createAddHookMessageChannel();
-  register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
-
   // Loaded only when enabled: with OTEL_SDK_DISABLED=true not one SDK module is read.
   const { createTelemetrySdk, detectTelemetryResource, installDiagnostics } = await import('./sdk.js');
   const { onTelemetryShutdown } = await import('../src/telemetry/lifecycle.js');
@@ -37,6 +34,4 @@ if (isMainThread && !options.disabled) {
       throw err;
     }),
   );
-
-  await waitForAllMessagesAcknowledged();
 }
