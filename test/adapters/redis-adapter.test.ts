@@ -24,8 +24,8 @@ function make(extra: Partial<Parameters<typeof createRedisAdapter>[0]> = {}): Re
 }
 
 // Each adapter gets its own key prefix: a cluster of one, so the suite's queries answer for this hub alone.
-adapterContract('redis adapter', async (clock, cacheTtlMs) => {
-  const adapter = make({ cacheTtlMs, now: clock.now, prefix: `contract${clusters++}` });
+adapterContract('redis adapter', async (clock, cacheTtlMs, countsSubscriptions) => {
+  const adapter = make({ cacheTtlMs, now: clock.now, prefix: `contract${clusters++}`, countsSubscriptions });
   await within(adapter.ready(), 'the redis adapter to be up');
   return adapter;
 });

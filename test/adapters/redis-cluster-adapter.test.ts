@@ -35,8 +35,8 @@ function make(extra: Partial<Parameters<typeof createRedisAdapter>[0]> = {}): Re
   });
 }
 
-adapterContract('redis cluster adapter', async (clock, cacheTtlMs) => {
-  const adapter = make({ cacheTtlMs, now: clock.now, prefix: `cc${prefixes++}` });
+adapterContract('redis cluster adapter', async (clock, cacheTtlMs, countsSubscriptions) => {
+  const adapter = make({ cacheTtlMs, now: clock.now, prefix: `cc${prefixes++}`, countsSubscriptions });
   await within(adapter.ready(), 'the redis cluster adapter to be up', 10_000);
   return adapter;
 });
