@@ -90,6 +90,8 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
       { ...hub.gaugeSources(() => adapter.status()), logShipping: () => logShippingCounts(logger) },
       { version: VERSION },
     );
+  // subscription_count is opt-in per app, as in Pusher: the engines publish none for the others.
+  const countsSubscriptions = (id: string): boolean => apps.byId(id)?.enableSubscriptionCount === true;
   const defaultAdapter: AppDeps['adapter'] = (_hub, m) =>
     config.adapter === 'redis'
       ? createRedisAdapter({
@@ -100,12 +102,14 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
           appIds: apps.all().map((a) => a.id),
           nodeId: config.nodeId,
           cacheTtlMs: CACHE_TTL_MS,
+          countsSubscriptions,
         })
       : createLocalAdapter({
           metrics: m,
           cacheTtlMs: CACHE_TTL_MS,
           cacheMaxBytes: config.cacheMaxBytes,
           onCacheEvicted: (appId) => m.cacheEvicted(appId),
+          countsSubscriptions,
         });
   const adapter = (overrides.adapter ?? defaultAdapter)(hub, metrics);
   const publisher = createPublisher({ adapter, metrics });

@@ -64,6 +64,8 @@ const appSchema = z
     secret: z.string().min(1),
     enabled: z.boolean().default(true),
     enableClientEvents: z.boolean().default(false),
+    /** `pusher_internal:subscription_count` on joins and leaves (opt-in per app, as in Pusher). */
+    enableSubscriptionCount: z.boolean().default(false),
     /** 0 means no per-app limit. */
     maxConnections: z.number().int().min(0).default(0),
     clientEventsPerSecond: z.number().int().min(1).default(10),
@@ -131,6 +133,7 @@ const fields = z.object({
   appKey: fromEnv('APP_KEY', appKeySchema.default('app-key')),
   appSecret: fromEnv('APP_SECRET', z.string().min(1).default('app-secret')),
   appEnableClientEvents: fromEnv('APP_ENABLE_CLIENT_EVENTS', bool().default(false)),
+  appEnableSubscriptionCount: fromEnv('APP_ENABLE_SUBSCRIPTION_COUNT', bool().default(false)),
   appMaxConnections: fromEnv('APP_MAX_CONNECTIONS', int(0).default(0)),
   appClientEventsPerSecond: fromEnv('APP_CLIENT_EVENTS_PER_SECOND', int(1).default(10)),
   appUserAuthenticationRequired: fromEnv('APP_USER_AUTHENTICATION_REQUIRED', bool().default(false)),
@@ -222,6 +225,7 @@ const configSchema = fields.transform((settings, ctx) => {
     appKey,
     appSecret,
     appEnableClientEvents,
+    appEnableSubscriptionCount,
     appMaxConnections,
     appClientEventsPerSecond,
     appUserAuthenticationRequired,
@@ -237,6 +241,7 @@ const configSchema = fields.transform((settings, ctx) => {
       secret: appSecret,
       enabled: true,
       enableClientEvents: appEnableClientEvents,
+      enableSubscriptionCount: appEnableSubscriptionCount,
       maxConnections: appMaxConnections,
       clientEventsPerSecond: appClientEventsPerSecond,
       userAuthenticationRequired: appUserAuthenticationRequired,

@@ -17,6 +17,27 @@ test('defaults: port 6001, one app, activity timeout 120, client events off', ()
   );
 });
 
+test('subscription_count is opt-in per app: off by default, APP_ENABLE_SUBSCRIPTION_COUNT or enableSubscriptionCount turn it on', () => {
+  assert.equal(loadConfig({}).apps[0]?.enableSubscriptionCount, false);
+  assert.equal(loadConfig({ APP_ENABLE_SUBSCRIPTION_COUNT: 'true' }).apps[0]?.enableSubscriptionCount, true);
+  assert.throws(() => loadConfig({ APP_ENABLE_SUBSCRIPTION_COUNT: 'maybe' }), /APP_ENABLE_SUBSCRIPTION_COUNT/);
+  const dir = mkdtempSync(join(tmpdir(), 'beacon-config-'));
+  const file = join(dir, 'apps.json');
+  writeFileSync(
+    file,
+    JSON.stringify({ apps: [{ id: 'a', key: 'ka', secret: 'sa', enableSubscriptionCount: true }, { id: 'b', key: 'kb', secret: 'sb' }] }),
+  );
+  assert.deepEqual(
+    loadConfig({ APPS_FILE: file }).apps.map((a) => [a.id, a.enableSubscriptionCount]),
+    [
+      ['a', true],
+      ['b', false],
+    ],
+  );
+  writeFileSync(file, JSON.stringify({ apps: [{ id: 'a', key: 'ka', secret: 'sa', enableSubscriptionCount: 'yes' }] }));
+  assert.throws(() => loadConfig({ APPS_FILE: file }), /enableSubscriptionCount/);
+});
+
 test('an invalid value names its variable', () => {
   assert.throws(() => loadConfig({ PORT: 'eighty' }), (e: unknown) => e instanceof ConfigError && /PORT/.test(e.message));
   assert.throws(() => loadConfig({ APP_ENABLE_CLIENT_EVENTS: 'maybe' }), /APP_ENABLE_CLIENT_EVENTS/);

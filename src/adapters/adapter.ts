@@ -10,7 +10,8 @@
  * - Membership is decided cluster-wide: `join` / `leave` record one subscription of this node and say whether it was the
  *   channel's first / last in the cluster and the user's first / last presence connection in the cluster. The engine itself
  *   publishes `pusher_internal:member_added` / `member_removed` (with a `seq`, in the order of the changes) and
- *   `pusher_internal:subscription_count` (the cluster's count), so every node sees them once and in order.
+ *   `pusher_internal:subscription_count` (the cluster's count; only for apps that enabled it, as in Pusher), so every node
+ *   sees them once and in order.
  * - A node that disappears without leaving (crash) has its share removed by the engine within a bounded time; what that
  *   changed is reported to `onReaped` of exactly one surviving node (the local adapter has no other node and never calls it).
  * - `terminateUser` closes that user's connections on every node.
@@ -55,7 +56,8 @@ export interface JoinOutcome {
   seq: number;
   /**
    * Non-presence channels: the subscription count published to the other subscribers by this join (undefined when the
-   * throttle of big channels held it back). The joiner is left out of that publication and is sent it directly.
+   * throttle of big channels held it back, or the app does not count subscriptions). The joiner is left out of that
+   * publication and is sent it directly.
    */
   count?: number | undefined;
 }

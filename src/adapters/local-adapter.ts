@@ -16,6 +16,8 @@ export interface LocalAdapterOptions {
   cacheMaxBytes: number;
   /** Told for each cache event evicted for room (websocket_cache_evictions_total). */
   onCacheEvicted?: (appId: string) => void;
+  /** Whether an app gets `pusher_internal:subscription_count` (its opt-in setting); omitted: every app does. */
+  countsSubscriptions?: (appId: string) => boolean;
   now?: () => number;
 }
 
@@ -43,7 +45,7 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
     metrics.adapterMessage('published');
     metrics.adapterMessage('received');
     deliver(envelope);
-  });
+  }, options.countsSubscriptions);
   const counts = (appId: string, name: string): ChannelCounts => membership.counts(appId, name);
 
   return {

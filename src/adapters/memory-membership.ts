@@ -25,7 +25,11 @@ export class MemoryMembership {
   private readonly apps = new Map<string, Map<string, ChannelState>>();
   private seq = 0;
 
-  constructor(private readonly publish: (envelope: Envelope) => void) {}
+  constructor(
+    private readonly publish: (envelope: Envelope) => void,
+    /** Whether the app opted in to subscription_count (Pusher: off unless enabled per app); others never get it. */
+    private readonly countsSubscriptions: (appId: string) => boolean = () => true,
+  ) {}
 
   join(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): JoinOutcome {
     let channels = this.apps.get(appId);
@@ -95,6 +99,7 @@ export class MemoryMembership {
   }
 
   private publishCount(appId: string, channel: string, state: ChannelState, excludeSocketId?: string): number | undefined {
+    if (!this.countsSubscriptions(appId)) return undefined;
     const now = Date.now();
     if (!countDue(state.subscriptions, now, state.lastCountAt)) return undefined;
     state.lastCountAt = now;

@@ -65,6 +65,8 @@ export interface RedisAdapterOptions {
   prefix?: string;
   /** A node whose heartbeat is older than this is dead and gets reaped. */
   nodeTtlMs?: number;
+  /** Whether an app gets `pusher_internal:subscription_count` (its opt-in setting); omitted: every app does. */
+  countsSubscriptions?: (appId: string) => boolean;
   now?: () => number;
 }
 
@@ -102,7 +104,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const target = options.clusterNodes !== undefined && options.clusterNodes.length > 0 ? { clusterNodes: options.clusterNodes } : { url: options.url };
   const link = createRedisLink(target, connection, nodeId);
   const pub = link.commands;
-  const membership = new RedisMembership(pub, keys, nodeId, link.publishCommand);
+  const membership = new RedisMembership(pub, keys, nodeId, link.publishCommand, options.countsSubscriptions);
   const interest = new Interest(link.events);
   const markers = new FlushMarkers({
     sharded: link.publishCommand === 'SPUBLISH',

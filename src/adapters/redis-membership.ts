@@ -50,7 +50,14 @@ export class RedisMembership {
     private readonly nodeId: string,
     /** `PUBLISH` or `SPUBLISH` (sharded pub/sub on Redis Cluster). */
     private readonly publishCommand: string,
+    /** Whether the app opted in to subscription_count; for the others the scripts get no count head and publish none. */
+    private readonly countsSubscriptions: (appId: string) => boolean = () => true,
   ) {}
+
+  /** The count head a script publishes subscription_count with, or '' (the script then publishes none). */
+  private countHead(appId: string, channel: string, excludeSocketId?: string): string {
+    return this.countsSubscriptions(appId) ? envelopeHead(appId, channel, 'count', excludeSocketId) : '';
+  }
 
   private scriptKeys(appId: string, channel: string, node: string): string[] {
     const k = this.keys.channel(appId, channel);
@@ -71,7 +78,7 @@ export class RedisMembership {
         maxMembers,
         envelopeHead(appId, channel, 'added', socketId),
         member === null ? '""' : JSON.stringify(memberAddedData(member)),
-        envelopeHead(appId, channel, 'count', socketId),
+        member === null ? this.countHead(appId, channel, socketId) : '',
         k.events,
         this.publishCommand,
       ])) as [number, number, number, string, string[], number];
@@ -99,7 +106,7 @@ export class RedisMembership {
       member?.userId ?? '',
       envelopeHead(appId, channel, 'removed'),
       member === null ? '""' : JSON.stringify(memberRemovedData(member)),
-      envelopeHead(appId, channel, 'count'),
+      member === null ? this.countHead(appId, channel) : '',
       k.events,
       this.publishCommand,
     ])) as [number, number];
@@ -164,7 +171,7 @@ export class RedisMembership {
       const [vacated, removedUsers] = (await reap.run(this.client, this.scriptKeys(appId, channel, node), [
         this.keys.nodeField(node),
         envelopeHead(appId, channel, 'removed'),
-        envelopeHead(appId, channel, 'count'),
+        this.countHead(appId, channel),
         k.events,
         this.publishCommand,
         channel.startsWith('presence-') ? '1' : '0',

@@ -20,6 +20,7 @@ local function next_seq(state)
   return str
 end
 local function publish_count(state, total, head, cmd, ch)
+  if head == '' then return 0 end
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local last = tonumber(redis.call('HGET', state, 'countAt') or '0')
@@ -35,7 +36,8 @@ end
 /**
  * KEYS: state, users, info, share. ARGV: node field, user id ('' for non-presence), user info JSON ('#' before it when the
  * id was signed as a number, so a reaper can echo it as signed), max members,
- * member_added head, its data as a JSON string literal, count head, events channel, publish command.
+ * member_added head, its data as a JSON string literal, count head ('' when the app does not count subscriptions: no
+ * subscription_count), events channel, publish command.
  * Returns {admitted, occupied, memberAdded, seq, members (flat user/info list), count published (-1: none)}.
  */
 export const JOIN_LUA = `${NEXT_SEQ}
@@ -67,7 +69,7 @@ return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
 
 /**
  * KEYS: state, users, info, share. ARGV: node field, user id ('' for non-presence), member_removed head, its data as a
- * JSON string literal, count head, events channel, publish command. Returns {memberRemoved, vacated}.
+ * JSON string literal, count head ('' : none published), events channel, publish command. Returns {memberRemoved, vacated}.
  * A leave the node has no subscription left for (its share was reaped while it was cut off) changes nothing.
  */
 export const LEAVE_LUA = `${NEXT_SEQ}
@@ -100,7 +102,7 @@ if user == '' then publish_count(state, total, ARGV[5], ARGV[7], ARGV[6]) end
 return {removed, 0}`;
 
 /**
- * KEYS: state, users, info, the dead node's share. ARGV: dead node field, member_removed head, count head, events
+ * KEYS: state, users, info, the dead node's share. ARGV: dead node field, member_removed head, count head ('': none), events
  * channel, publish command, '1' for a presence channel. Returns {vacated, removed user ids ('#' before an id signed as a
  * number)}.
  */

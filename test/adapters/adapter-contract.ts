@@ -11,7 +11,8 @@ import type { AppConfig } from '../../src/config.js';
 import { until, within } from '../helpers/wait.js';
 
 export interface AdapterFactory {
-  (clock: { now: () => number }, cacheTtlMs: number): Adapter | Promise<Adapter>;
+  /** `countsSubscriptions` is the adapter option of that name; undefined: left out (the adapter's default). */
+  (clock: { now: () => number }, cacheTtlMs: number, countsSubscriptions?: (appId: string) => boolean): Adapter | Promise<Adapter>;
 }
 
 const APP: AppConfig = {
@@ -20,6 +21,7 @@ const APP: AppConfig = {
   secret: 's1',
   enabled: true,
   enableClientEvents: false,
+  enableSubscriptionCount: false,
   maxConnections: 0,
   clientEventsPerSecond: 10,
   userAuthenticationRequired: false,
@@ -27,9 +29,9 @@ const APP: AppConfig = {
   webhooks: [],
 };
 
-function envelope(channel: string, n: number): Envelope {
+function envelope(channel: string, n: number, appId = APP.id): Envelope {
   return {
-    appId: APP.id,
+    appId,
     channel,
     event: 'e',
     data: String(n),
@@ -42,9 +44,9 @@ function envelope(channel: string, n: number): Envelope {
 }
 
 export function adapterContract(name: string, make: AdapterFactory): void {
-  const setup = async (ttl = 1000) => {
+  const setup = async (ttl = 1000, countsSubscriptions?: (appId: string) => boolean) => {
     const clock = { t: 1_000_000, now: () => clock.t };
-    const adapter = await make(clock, ttl);
+    const adapter = await make(clock, ttl, countsSubscriptions);
     return { adapter, clock };
   };
 
@@ -123,6 +125,39 @@ export function adapterContract(name: string, make: AdapterFactory): void {
       [['pusher_internal:subscription_count', JSON.stringify({ subscription_count: 1 }), '1.2']],
     );
     await adapter.close();
+  });
+
+  test(`${name}: an app without subscription counting gets no subscription_count on join or leave; an app with it does`, async () => {
+    const COUNTED = 'a2';
+    const { adapter } = await setup(1000, (appId) => appId === COUNTED);
+    const seen: Envelope[] = [];
+    adapter.onEnvelope((e) => seen.push(e));
+    try {
+      const first = await adapter.join(APP.id, 'news', '1.1', null, 0);
+      const second = await adapter.join(APP.id, 'news', '1.2', null, 0);
+      assert.equal(first.count, undefined, 'no count for the joiner either');
+      assert.equal(second.count, undefined);
+      assert.deepEqual(await adapter.leave(APP.id, 'news', null), { memberRemoved: false, vacated: false });
+      // Presence events do not depend on the setting.
+      const member = await adapter.join(APP.id, 'presence-room', '1.3', { userId: 'u1', userInfo: null }, 0);
+      assert.equal(member.memberAdded, true);
+      // The app that opted in still gets every change (the joiner's count in the outcome, the others' by the engine).
+      const counted = await adapter.join(COUNTED, 'news', '2.1', null, 0);
+      assert.equal(counted.count, 1);
+      // Engine events of a channel arrive before a later publish on it: once the markers are in, nothing else is coming.
+      adapter.publish(envelope('news', 0));
+      adapter.publish(envelope('news', 1, COUNTED));
+      await until(() => seen.filter((e) => e.event === 'e').length >= 2, 'the markers');
+      assert.deepEqual(
+        seen.filter((e) => e.event !== 'e').map((e) => [e.appId, e.channel, e.event, e.data]),
+        [
+          [APP.id, 'presence-room', 'pusher_internal:member_added', JSON.stringify({ user_id: 'u1', user_info: null })],
+          [COUNTED, 'news', 'pusher_internal:subscription_count', JSON.stringify({ subscription_count: 1 })],
+        ],
+      );
+    } finally {
+      await adapter.close();
+    }
   });
 
   test(`${name}: a full presence channel refuses a new user and changes nothing; a present user still joins`, async () => {

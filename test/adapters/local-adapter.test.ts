@@ -5,8 +5,8 @@ import { adapterContract } from './adapter-contract.js';
 
 const noMetrics = { adapterMessage: () => undefined, adapterRequest: () => undefined };
 
-adapterContract('local adapter', (clock, cacheTtlMs) =>
-  createLocalAdapter({ metrics: noMetrics, cacheTtlMs, cacheMaxBytes: 1 << 20, now: clock.now }),
+adapterContract('local adapter', (clock, cacheTtlMs, countsSubscriptions) =>
+  createLocalAdapter({ metrics: noMetrics, cacheTtlMs, cacheMaxBytes: 1 << 20, now: clock.now, countsSubscriptions }),
 );
 
 test('local adapter: counts each publish as published and received, and times its queries', async () => {

@@ -1,10 +1,13 @@
 /**
  * Every channel type with the real pusher-js client and the real `pusher` SDK: public, private-, presence-,
  * private-encrypted- (shared_secret end to end; the server only ever carries ciphertext), bad signatures, unsubscribe and
- * pusher_internal:subscription_count.
+ * pusher_internal:subscription_count (opt-in per app, as in Pusher).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { authOptions } from '../helpers/auth.js';
 import { loggedOnce } from '../helpers/logs.js';
@@ -12,7 +15,7 @@ import { connected, names, nextEvent, record, subscribed } from '../helpers/push
 import { PusherClient, type PresenceChannel } from '../helpers/pusher-js.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { APP, startServer } from '../helpers/server.js';
-import { until } from '../helpers/wait.js';
+import { eventually, until } from '../helpers/wait.js';
 
 const MASTER_KEY = randomBytes(32).toString('base64');
 
@@ -129,7 +132,8 @@ test('private-encrypted channel: shared_secret flow end to end, the server only 
 });
 
 test('private-encrypted channel: the shared_secret the SDK returns is what the client decrypts with; a wrong master key cannot', async () => {
-  const server = await startServer();
+  // The app counts subscriptions: a later join's subscription_count is the marker.
+  const server = await startServer({ APP_ENABLE_SUBSCRIPTION_COUNT: 'true' });
   try {
     const publisher = server.sdk({ encryptionMasterKeyBase64: MASTER_KEY });
     const other = server.sdk({ encryptionMasterKeyBase64: randomBytes(32).toString('base64') });
@@ -169,8 +173,8 @@ test('a channel the client unsubscribed from no longer receives events', async (
   }
 });
 
-test('pusher_internal:subscription_count: pusher-js emits pusher:subscription_count on joins and leaves', async () => {
-  const server = await startServer();
+test('pusher_internal:subscription_count (APP_ENABLE_SUBSCRIPTION_COUNT): pusher-js emits pusher:subscription_count on joins and leaves', async () => {
+  const server = await startServer({ APP_ENABLE_SUBSCRIPTION_COUNT: 'true' });
   try {
     const first = server.client();
     const firstCount = nextEvent<{ subscription_count: number }>(first.subscribe('crowd'), 'pusher:subscription_count');
@@ -189,6 +193,55 @@ test('pusher_internal:subscription_count: pusher-js emits pusher:subscription_co
     assert.deepEqual(await one, { subscription_count: 1 });
   } finally {
     await server.close();
+  }
+});
+
+test('subscription_count is per app: an app that did not enable it (the default) gets none on joins and leaves; one that did does', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'beacon-apps-'));
+  const file = join(dir, 'apps.json');
+  await writeFile(
+    file,
+    JSON.stringify([
+      { id: APP.id, key: APP.key, secret: APP.secret },
+      { id: 'counted-id', key: 'counted-key', secret: 'counted-secret', enableSubscriptionCount: true },
+    ]),
+  );
+  const server = await startServer({ APPS_FILE: file });
+  try {
+    const sdk = server.sdk();
+    // Recorded from the subscribe on: a count sent right after subscription_succeeded would be caught.
+    const first = server.client();
+    const channel = first.subscribe('crowd');
+    const firstEvents = record(channel);
+    await nextEvent(channel, 'pusher:subscription_succeeded');
+    const second = server.client();
+    const secondChannel = second.subscribe('crowd');
+    const secondEvents = record(secondChannel);
+    await nextEvent(secondChannel, 'pusher:subscription_succeeded');
+    // An event published after the second join reaches the first client after whatever that join caused.
+    const joined = nextEvent(channel, 'after-join');
+    const secondJoined = nextEvent(secondChannel, 'after-join');
+    await sdk.trigger('crowd', 'after-join', {});
+    await Promise.all([joined, secondJoined]);
+    second.disconnect();
+    await eventually(async () => {
+      const info = await sdk.get({ path: '/channels/crowd', params: { info: 'subscription_count' } });
+      return ((await info.json()) as { subscription_count: number }).subscription_count === 1;
+    }, 'the second client to have left');
+    const left = nextEvent(channel, 'after-leave');
+    await sdk.trigger('crowd', 'after-leave', {});
+    await left;
+    assert.deepEqual(names(firstEvents), ['pusher:subscription_succeeded', 'after-join', 'after-leave']);
+    assert.deepEqual(names(secondEvents), ['pusher:subscription_succeeded', 'after-join']);
+    assert.equal(channel.subscriptionCount ?? null, null, 'pusher-js never learnt a count');
+
+    // The app of the same server that enabled it gets the count, the joiner right after subscription_succeeded.
+    const counted = server.client({}, 'counted-key');
+    const count = nextEvent<{ subscription_count: number }>(counted.subscribe('crowd'), 'pusher:subscription_count');
+    assert.deepEqual(await count, { subscription_count: 1 });
+  } finally {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
   }
 });
 

@@ -34,7 +34,7 @@ test('3 nodes with disjoint channels: each node receives only its own channelsâ€
   const nodes: BeaconProcess[] = [];
   const clients: PusherClient[] = [];
   try {
-    for (const i of [0, 1, 2]) nodes.push(await spawnBeacon({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: `interest-${i}` }));
+    for (const i of [0, 1, 2]) nodes.push(await spawnBeacon({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: `interest-${i}`, APP_ENABLE_SUBSCRIPTION_COUNT: 'true' }));
     const got = new Map<string, number>();
     for (const [i, node] of nodes.entries()) {
       const client = new PusherClient(APP.key, {
@@ -52,7 +52,7 @@ test('3 nodes with disjoint channels: each node receives only its own channelsâ€
         channel.bind('tick', () => got.set(name, (got.get(name) ?? 0) + 1));
       }
     }
-    // Each join published its channel's subscription_count: each node receives its own 4 and nobody else's.
+    // Each join published its channel's subscription_count (the app opted in): each node receives its own 4 and nobody else's.
     let baseline: number[] = [];
     await eventually(async () => {
       baseline = await Promise.all(nodes.map(received));

@@ -119,9 +119,12 @@ test('a user on two nodes: one member_added, no member_removed while one connect
   }
 });
 
+/** The app opts in to subscription_count (off by default, as in Pusher). */
+const COUNTED = { APP_ENABLE_SUBSCRIPTION_COUNT: 'true' };
+
 test('subscription_count and MAX_PRESENCE_MEMBERS are the cluster’s', async () => {
-  const a = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'ca', MAX_PRESENCE_MEMBERS: '2' });
-  const b = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'cb', MAX_PRESENCE_MEMBERS: '2' });
+  const a = await startServer({ ...COUNTED, ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'ca', MAX_PRESENCE_MEMBERS: '2' });
+  const b = await startServer({ ...COUNTED, ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'cb', MAX_PRESENCE_MEMBERS: '2' });
   try {
     await until(() => a.app.adapter.status().up && b.app.adapter.status().up, 'both nodes on Redis');
     const first = await subscribed(a.client(), 'counted');

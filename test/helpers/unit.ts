@@ -26,6 +26,7 @@ export function unitApp(overrides: Partial<AppConfig> = {}): AppConfig {
     secret: 'app-secret',
     enabled: true,
     enableClientEvents: false,
+    enableSubscriptionCount: false,
     maxConnections: 0,
     clientEventsPerSecond: 10,
     userAuthenticationRequired: false,
@@ -154,7 +155,12 @@ export function unitWorld(app: AppConfig = unitApp(), limits: Partial<Limits> = 
   const { metrics, calls, count } = recordingMetrics();
   const { logger, lines } = capturedLogger();
   const webhooks: WebhookEvent[] = [];
-  const adapter = createLocalAdapter({ metrics, cacheTtlMs: 60_000, cacheMaxBytes: 64 * 1024 * 1024 });
+  const adapter = createLocalAdapter({
+    metrics,
+    cacheTtlMs: 60_000,
+    cacheMaxBytes: 64 * 1024 * 1024,
+    countsSubscriptions: (id) => id === app.id && app.enableSubscriptionCount,
+  });
   const hub = new Hub([app], (state, userId, online) => adapter.userPresence(state.app.id, userId, online));
   adapter.onEnvelope(gateMemberEvents(hub, metrics, createFanout({ hub, metrics })));
   const deps: RealtimeDeps = {

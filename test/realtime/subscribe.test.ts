@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { channelAuthString, sign } from '../../src/protocol/signatures.js';
 import { subscribe, unsubscribe } from '../../src/realtime/subscribe.js';
 import type { Connection } from '../../src/transport/connection.js';
-import { unitWorld, type UnitWorld } from '../helpers/unit.js';
+import { unitApp, unitWorld, type UnitWorld } from '../helpers/unit.js';
 
 /** A subscribe as the app's backend would sign it (`channelData` for presence). */
 function signed(world: UnitWorld, connection: Connection, channel: string, channelData?: string) {
@@ -21,7 +21,7 @@ function plain(channel: string) {
 
 describe('subscribe', () => {
   test('a public channel: subscription_succeeded, held by the connection and the hub, counted, logged, occupied webhook', async () => {
-    const world = unitWorld();
+    const world = unitWorld(unitApp({ enableSubscriptionCount: true }));
     const { connection, socket } = world.connect();
     await subscribe(world.deps, connection, plain('news'));
     assert.deepEqual(socket.frames().map((f) => [f.event, f.channel]), [
@@ -34,6 +34,20 @@ describe('subscribe', () => {
     assert.deepEqual(world.logged('subscribed').map((l) => [l.channel, l.channel_type]), [['news', 'public']]);
     assert.deepEqual(world.webhooks, [{ name: 'channel_occupied', channel: 'news' }]);
     assert.equal(connection.authorized, false, 'a public channel does not authorize the connection');
+  });
+
+  test('an app without subscription counting (the default): no subscription_count to the joiner or the others', async () => {
+    const world = unitWorld();
+    const first = world.connect();
+    const second = world.connect();
+    await subscribe(world.deps, first.connection, plain('news'));
+    await subscribe(world.deps, second.connection, plain('news'));
+    unsubscribe(world.deps, second.connection, { event: 'pusher:unsubscribe', channel: 'news' });
+    await world.deps.adapter.settle();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.deepEqual(world.webhooks.map((w) => w.name), ['channel_occupied'], 'the leave was recorded');
+    assert.deepEqual(first.socket.frames().map((f) => [f.event, f.channel]), [['pusher_internal:subscription_succeeded', 'news']]);
+    assert.deepEqual(second.socket.frames().map((f) => [f.event, f.channel]), [['pusher_internal:subscription_succeeded', 'news']]);
   });
 
   test('a private channel signed by the backend succeeds and authorizes the connection; a bad signature is refused 401', async () => {

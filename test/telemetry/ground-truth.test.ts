@@ -214,7 +214,13 @@ describe('ground truth: /metrics equals what the clients observed', () => {
   };
 
   before(async () => {
-    beacon = await spawnBeacon({ APP_ENABLE_CLIENT_EVENTS: 'true', APP_CLIENT_EVENTS_PER_SECOND: '100', ACTIVITY_TIMEOUT: '120' });
+    beacon = await spawnBeacon({
+      APP_ENABLE_CLIENT_EVENTS: 'true',
+      APP_CLIENT_EVENTS_PER_SECOND: '100',
+      ACTIVITY_TIMEOUT: '120',
+      // The tally below counts the subscription_count fan-outs of joins and leaves.
+      APP_ENABLE_SUBSCRIPTION_COUNT: 'true',
+    });
     sdk = new Pusher({
       appId: APP_ID,
       key: APP_KEY,

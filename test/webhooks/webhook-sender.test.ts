@@ -39,6 +39,7 @@ function app(webhookUrl: string | undefined, id = 'app-1'): AppConfig {
     secret: `${id}-secret`,
     enabled: true,
     enableClientEvents: true,
+    enableSubscriptionCount: false,
     maxConnections: 0,
     clientEventsPerSecond: 10,
     userAuthenticationRequired: false,
