@@ -140,8 +140,8 @@ export function buildAudit(
     `refusals the clients never heard of (their pusher:error was lost), or ${MORE_ON_SERVER_OTHERS}`,
     'pusher:error answers the server did not count: a telemetry bug',
   );
-  // Up to the scrape after the drain: closing sockets makes the server send subscription counts to channels whose
-  // other members are closing too, and those frames are counted as dropped, without a kind.
+  // Up to the scrape after the drain: closing sockets makes the server send subscription counts (apps with
+  // enableSubscriptionCount) to channels whose other members are closing too, counted as dropped, without a kind.
   const drainedDelta = (name: string, match: Record<string, string>) =>
     sum(drained, name, { ...app, ...match }) - sum(before, name, { ...app, ...match });
   const written =
