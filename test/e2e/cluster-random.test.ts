@@ -242,8 +242,11 @@ async function randomRun(hooks: WebhookReceiver, redisEnv: Record<string, string
     // Their pusher-js clients would retry the dead port forever.
     for (const [c, node] of clients) if (node === killed) c.disconnect();
     for (const channel of [...PRESENCE, ...PUBLIC]) await settle(channel, REAP_BOUND_MS);
-    const reaped = [0, 1].flatMap((i) => (nodes[i] as BeaconProcess).logs.filter((l) => l.includes('"event":"node_reaped"')));
-    assert.equal(reaped.length, 1, 'exactly one survivor reaped the dead node');
+    const reaped = (): string[] =>
+      [0, 1].flatMap((i) => (nodes[i] as BeaconProcess).logs.filter((l) => l.includes('"event":"node_reaped"')));
+    // The reaper's line follows the reap on its stdout within one log batch (≤ 100 ms, telemetry/logger.ts).
+    await until(() => reaped().length > 0, `a survivor's node_reaped line (seed ${SEED})`, 2000);
+    assert.equal(reaped().length, 1, 'exactly one survivor reaped the dead node');
     assert.ok(webhooksBefore <= hooks.events().length);
 
     // The run goes on after the crash, on the survivors.

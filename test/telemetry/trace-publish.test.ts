@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import { RawClient } from '../helpers/raw-client.js';
 import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
 import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
+import { until } from '../helpers/wait.js';
 import { SpanKindOtlp, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
 
 const CALLER_TRACE = '5b8efff798038103d269b633813fc60c';
@@ -135,9 +136,12 @@ describe('trace of a publish', () => {
     }
   });
 
-  it('log lines written inside the spans carry their trace ids', () => {
-    const lines = beacon.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
-    const api = lines.find((l) => l.event === 'api_request');
+  it('log lines written inside the spans carry their trace ids', async () => {
+    const apiLine = (): Record<string, unknown> | undefined =>
+      beacon.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'api_request');
+    // stdout is written in batches (≤ 100 ms, telemetry/logger.ts): the line may follow its span's export.
+    await until(() => apiLine() !== undefined, 'the api_request line on stdout');
+    const api = apiLine();
     assert.ok(api, 'an api_request line');
     assert.equal(api.trace_id, CALLER_TRACE);
     const traced = new Set(spans.map((s) => s.spanId));
