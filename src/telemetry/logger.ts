@@ -45,21 +45,22 @@ function batchedStdout(): pino.DestinationStream {
   return pino.destination({ sync: false, minLength: STDOUT_BATCH_BYTES, periodicFlush: STDOUT_FLUSH_MS });
 }
 
-/** Paths whose values never reach a log line. */
+/** Field names whose values never reach a log line. */
+const SECRET_FIELDS = ['auth', 'secret', 'signature', 'auth_signature', 'shared_secret', 'password', 'authorization'] as const;
+/** Objects a line may nest those fields in (a frame's `data`, a request's `query` / `headers` / `body`, fastify's `req`). */
+const SECRET_CONTAINERS = ['data', 'frame', 'query', 'headers', 'body', 'params', 'channel_data', 'app', 'config', 'req', 'request'];
+
+/**
+ * Paths whose values never reach a log line: each secret field at the top level and inside each container, plus the
+ * request headers and query fastify's `req` serializer writes. Explicit paths, not wildcards: pino's redaction of a
+ * `*.auth` path walks every line's keys and cost ~4 µs per line (5.1 vs 1.3 µs a connection line, measured); explicit
+ * paths cost nothing on lines without those objects.
+ */
 export const REDACT_PATHS = [
-  'auth',
-  '*.auth',
-  'secret',
-  '*.secret',
-  'signature',
-  '*.signature',
-  'auth_signature',
-  '*.auth_signature',
+  ...SECRET_FIELDS,
+  ...SECRET_CONTAINERS.flatMap((container) => SECRET_FIELDS.map((field) => `${container}.${field}`)),
   'req.headers.authorization',
   'req.query.auth_signature',
-  'channel_data.auth',
-  'shared_secret',
-  '*.shared_secret',
 ];
 
 /** Creates the process logger; see the module comment for what each line carries. */
