@@ -6,6 +6,7 @@ import type { Envelope } from '../../src/adapters/envelope.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { until, within } from '../helpers/wait.js';
 import { adapterContract } from './adapter-contract.js';
+import { reapWithoutCountCase } from './reap-count.js';
 
 let redis: RedisServer;
 before(async () => {
@@ -125,31 +126,4 @@ test('redis adapter: a member whose id was signed as a number is reaped with tha
   }
 });
 
-test('redis adapter: a node gone from a channel of an app without subscription counting is reaped without subscription_count', async () => {
-  // A1 counts, a2 does not: the reap of each channel follows its own app's setting.
-  const countsSubscriptions = (appId: string) => appId === 'a1';
-  const a = make({ prefix: 'reapcount', countsSubscriptions });
-  const b = make({ prefix: 'reapcount', countsSubscriptions });
-  try {
-    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
-    for (const app of ['a1', 'a2']) {
-      await b.join(app, 'news', '2.1', null, 0);
-      await a.join(app, 'news', '1.1', null, 0);
-      await a.join(app, 'news', '1.2', null, 0);
-    }
-    const atB: Envelope[] = [];
-    b.onEnvelope((e) => atB.push(e));
-    // A node that goes away with subscriptions left removes its own share the way a survivor reaps a dead node's.
-    await a.close();
-    assert.deepEqual(await b.channel('a2', 'news'), { subscriptionCount: 1, userCount: 0 });
-    b.publish({ ...envelope('after'), appId: 'a1', channel: 'news' });
-    b.publish({ ...envelope('after'), appId: 'a2', channel: 'news' });
-    await until(() => atB.filter((e) => e.event === 'e').length === 2, 'the markers after the reap at B');
-    assert.deepEqual(
-      atB.filter((e) => e.event !== 'e').map((e) => [e.appId, e.event, e.data]),
-      [['a1', 'pusher_internal:subscription_count', JSON.stringify({ subscription_count: 1 })]],
-    );
-  } finally {
-    await Promise.all([a.close(), b.close()]);
-  }
-});
+reapWithoutCountCase('redis adapter', make);

@@ -9,6 +9,7 @@ import { createRedisAdapter, type RedisAdapter } from '../../src/adapters/redis-
 import { startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
 import { until, within } from '../helpers/wait.js';
 import { adapterContract } from './adapter-contract.js';
+import { reapWithoutCountCase } from './reap-count.js';
 
 let cluster: RedisClusterServer;
 before(async () => {
@@ -66,32 +67,4 @@ test('redis cluster adapter: a user on two nodes is one member; sharded publicat
   }
 });
 
-test('redis cluster adapter: a node gone from a channel of an app without subscription counting is reaped without subscription_count', async () => {
-  // A1 counts, a2 does not: the reap of each channel (on its own shard) follows its own app's setting.
-  const countsSubscriptions = (appId: string) => appId === 'a1';
-  const a = make({ prefix: 'reapcount', countsSubscriptions });
-  const b = make({ prefix: 'reapcount', countsSubscriptions });
-  try {
-    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up', 10_000);
-    for (const app of ['a1', 'a2']) {
-      await b.join(app, 'news', '2.1', null, 0);
-      await a.join(app, 'news', '1.1', null, 0);
-      await a.join(app, 'news', '1.2', null, 0);
-    }
-    const atB: Envelope[] = [];
-    b.onEnvelope((e) => atB.push(e));
-    // A node that goes away with subscriptions left removes its own share the way a survivor reaps a dead node's.
-    await a.close();
-    assert.deepEqual(await b.channel('a2', 'news'), { subscriptionCount: 1, userCount: 0 });
-    for (const appId of ['a1', 'a2']) {
-      b.publish({ appId, channel: 'news', event: 'e', data: 'after', userId: undefined, excludeSocketId: undefined, kind: 'channel_event', traceparent: undefined, publishedAt: 1 });
-    }
-    await until(() => atB.filter((e) => e.event === 'e').length === 2, 'the markers after the reap at B');
-    assert.deepEqual(
-      atB.filter((e) => e.event !== 'e').map((e) => [e.appId, e.event, e.data]),
-      [['a1', 'pusher_internal:subscription_count', JSON.stringify({ subscription_count: 1 })]],
-    );
-  } finally {
-    await Promise.all([a.close(), b.close()]);
-  }
-});
+reapWithoutCountCase('redis cluster adapter', make, 10_000);

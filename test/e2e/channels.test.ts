@@ -5,16 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { authOptions } from '../helpers/auth.js';
 import { loggedOnce } from '../helpers/logs.js';
 import { connected, names, nextEvent, record, subscribed } from '../helpers/pusher-events.js';
 import { PusherClient, type PresenceChannel } from '../helpers/pusher-js.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { APP, startServer } from '../helpers/server.js';
+import { APP, startServer, startServerWithApps } from '../helpers/server.js';
 import { eventually, until } from '../helpers/wait.js';
 
 const MASTER_KEY = randomBytes(32).toString('base64');
@@ -197,16 +194,10 @@ test('pusher_internal:subscription_count (APP_ENABLE_SUBSCRIPTION_COUNT): pusher
 });
 
 test('subscription_count is per app: an app that did not enable it (the default) gets none on joins and leaves; one that did does', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'beacon-apps-'));
-  const file = join(dir, 'apps.json');
-  await writeFile(
-    file,
-    JSON.stringify([
-      { id: APP.id, key: APP.key, secret: APP.secret },
-      { id: 'counted-id', key: 'counted-key', secret: 'counted-secret', enableSubscriptionCount: true },
-    ]),
-  );
-  const server = await startServer({ APPS_FILE: file });
+  const server = await startServerWithApps([
+    { id: APP.id, key: APP.key, secret: APP.secret },
+    { id: 'counted-id', key: 'counted-key', secret: 'counted-secret', enableSubscriptionCount: true },
+  ]);
   try {
     const sdk = server.sdk();
     // Recorded from the subscribe on: a count sent right after subscription_succeeded would be caught.
@@ -241,7 +232,6 @@ test('subscription_count is per app: an app that did not enable it (the default)
     assert.deepEqual(await count, { subscription_count: 1 });
   } finally {
     await server.close();
-    await rm(dir, { recursive: true, force: true });
   }
 });
 

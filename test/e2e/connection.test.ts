@@ -4,14 +4,11 @@
  * client is pinged after ACTIVITY_TIMEOUT and closed with 4201 when no pong comes; a client that answers stays.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { connected, nextEvent } from '../helpers/pusher-events.js';
 import { PUSHER_QUERY, RawClient } from '../helpers/raw-client.js';
-import { APP, startServer, type TestServer } from '../helpers/server.js';
+import { APP, startServer, startServerWithApps, type TestServer } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 
 /** Opens a raw connection the server must refuse; returns the pusher:error data and the close frame. */
@@ -86,16 +83,10 @@ test('unknown app key with pusher-js: the client surfaces the 4001 error and doe
 });
 
 test('disabled app (APPS_FILE): close 4003', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'beacon-apps-'));
-  const file = join(dir, 'apps.json');
-  await writeFile(
-    file,
-    JSON.stringify([
-      { id: APP.id, key: APP.key, secret: APP.secret },
-      { id: 'off-id', key: 'off-key', secret: 'off-secret', enabled: false },
-    ]),
-  );
-  const server = await startServer({ APPS_FILE: file });
+  const server = await startServerWithApps([
+    { id: APP.id, key: APP.key, secret: APP.secret },
+    { id: 'off-id', key: 'off-key', secret: 'off-secret', enabled: false },
+  ]);
   try {
     const { error, closed } = await refused(server, `/app/off-key?${PUSHER_QUERY}`);
     assert.equal(closed.code, 4003);
@@ -105,7 +96,6 @@ test('disabled app (APPS_FILE): close 4003', async () => {
     await connected(server.client());
   } finally {
     await server.close();
-    await rm(dir, { recursive: true, force: true });
   }
 });
 

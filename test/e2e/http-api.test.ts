@@ -4,15 +4,12 @@
  * 413 (data over MAX_PAYLOAD_BYTES), and batches over MAX_BATCH_SIZE.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { authOptions } from '../helpers/auth.js';
 import { loggedOnce } from '../helpers/logs.js';
 import { connected, names, nextEvent, record, signedIn, subscribed } from '../helpers/pusher-events.js';
 import type { Channel } from '../helpers/pusher-js.js';
-import { APP, startServer, type TestServer } from '../helpers/server.js';
+import { APP, startServer, startServerWithApps, type TestServer } from '../helpers/server.js';
 import { sdkFailure, signedFetch } from '../helpers/signed-fetch.js';
 import { until } from '../helpers/wait.js';
 
@@ -310,18 +307,10 @@ test('400: malformed publishes answer with a reason', async () => {
 });
 
 test('403: an app disabled in APPS_FILE is refused on the API (and on WebSocket with 4003)', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'beacon-apps-'));
-  const file = join(dir, 'apps.json');
-  await writeFile(
-    file,
-    JSON.stringify({
-      apps: [
-        { id: APP.id, key: APP.key, secret: APP.secret },
-        { id: 'off-id', key: 'off-key', secret: 'off-secret', enabled: false },
-      ],
-    }),
-  );
-  const server = await startServer({ APPS_FILE: file });
+  const server = await startServerWithApps([
+    { id: APP.id, key: APP.key, secret: APP.secret },
+    { id: 'off-id', key: 'off-key', secret: 'off-secret', enabled: false },
+  ]);
   try {
     const disabled = server.sdk({ appId: 'off-id', key: 'off-key', secret: 'off-secret' });
     const failure = await sdkFailure(disabled.trigger('c', 'e', {}));
@@ -332,7 +321,6 @@ test('403: an app disabled in APPS_FILE is refused on the API (and on WebSocket 
     assert.equal((await server.sdk().trigger('c', 'e', {})).status, 200);
   } finally {
     await server.close();
-    await rm(dir, { recursive: true, force: true });
   }
 });
 

@@ -2,6 +2,9 @@
  * An in-process Beacon on a free loopback port, with helpers that build real pusher-js and `pusher` SDK clients for it.
  * Telemetry API calls are no-ops here (no SDK registered); tests that need the SDK spawn a process (beacon-process.ts).
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import Pusher from 'pusher';
 import { PusherClient, type PusherClientOptions } from './pusher-js.js';
@@ -23,6 +26,21 @@ export interface TestServer {
   /** The `pusher` server SDK pointed at this server. */
   sdk(overrides?: Partial<{ appId: string; key: string; secret: string; encryptionMasterKeyBase64: string }>): Pusher;
   close(): Promise<void>;
+}
+
+/** Starts Beacon with `apps` written to a temporary APPS_FILE (`{"apps": [...]}`, removed on close), plus `env` overrides. */
+export async function startServerWithApps(apps: readonly Record<string, unknown>[], env: Record<string, string> = {}): Promise<TestServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'beacon-apps-'));
+  const file = join(dir, 'apps.json');
+  await writeFile(file, JSON.stringify({ apps }));
+  const server = await startServer({ ...env, APPS_FILE: file });
+  const close = server.close;
+  // The file goes with the server.
+  server.close = async () => {
+    await close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  return server;
 }
 
 /** Starts Beacon with the default app plus `env` overrides (strings, as the environment would give them). */
