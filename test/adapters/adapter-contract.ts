@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Adapter } from '../../src/adapters/adapter.js';
 import type { Envelope } from '../../src/adapters/envelope.js';
-import type { AppConfig } from '../../src/config.js';
+import { unitApp } from '../helpers/unit.js';
 import { until, within } from '../helpers/wait.js';
 
 export interface AdapterFactory {
@@ -15,19 +15,7 @@ export interface AdapterFactory {
   (clock: { now: () => number }, cacheTtlMs: number, countsSubscriptions?: (appId: string) => boolean): Adapter | Promise<Adapter>;
 }
 
-const APP: AppConfig = {
-  id: 'a1',
-  key: 'k1',
-  secret: 's1',
-  enabled: true,
-  enableClientEvents: false,
-  enableSubscriptionCount: false,
-  maxConnections: 0,
-  clientEventsPerSecond: 10,
-  userAuthenticationRequired: false,
-  webhookUrl: undefined,
-  webhooks: [],
-};
+const APP = unitApp({ id: 'a1', key: 'k1', secret: 's1' });
 
 function envelope(channel: string, n: number, appId = APP.id): Envelope {
   return {
