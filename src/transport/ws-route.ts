@@ -148,7 +148,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     return { app };
   };
 
-  /** Writes out what the upgrade held (the onRequest hook corked it); every ws handler calls this once it has answered. */
+  /** Writes out what the upgrade held (the preHandler hook corked it); every ws handler calls this once it has answered. */
   const released = (request: FastifyRequest): void => {
     const socket = request.raw.socket;
     if (socket.writableCorked > 0) socket.uncork();
@@ -162,11 +162,15 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         connectionRejected('over_capacity', () => ({ detail: 'draining', request_id: request.id }), 'server is draining');
         return reply.code(Errors.UPGRADE_SHUTTING_DOWN.status).send({ error: Errors.UPGRADE_SHUTTING_DOWN.message });
       }
-      // An upgrade: hold the socket's writes until the handler's first frame, so the `101 Switching Protocols` ws writes
-      // and `connection_established` (or a refusal's error frame) leave in one write. The handler uncorks (`released`);
-      // a handshake ws aborts ends the socket, which writes out what is held.
-      if (request.ws) request.raw.socket.cork();
       return undefined;
+    });
+    // An upgrade: hold the socket's writes from right before the handler, so the `101 Switching Protocols` ws writes and
+    // `connection_established` (or a refusal's error frame) leave in one write. The handler uncorks (`released`); a
+    // handshake ws aborts ends the socket, which writes out what is held. Not earlier (onRequest): an HTTP answer fastify
+    // sent from a hook in between would be held, then discarded when @fastify/websocket destroys the socket.
+    scope.addHook('preHandler', (request, _reply, done) => {
+      if (request.ws) request.raw.socket.cork();
+      done();
     });
 
     scope.get<{ Params: { key: string }; Querystring: Record<string, string | undefined> }>(
