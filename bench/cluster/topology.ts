@@ -4,9 +4,9 @@
  * processes on free 127.0.0.1 ports, started by the test helpers' own starters. Every node serves /metrics (scraped every
  * second, as Prometheus would) because the sparse scenario reads `websocket_adapter_messages_total` from it; no traces.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { startRedisCluster } from '../../test/helpers/redis-cluster.js';
 import { startRedis } from '../../test/helpers/redis.js';
+import { spawnServer } from '../fanout/server-process.js';
 import { freePort, ROOT } from '../fanout/targets.js';
 
 /** Which topology. */
@@ -68,41 +68,17 @@ async function startNode(env: Record<string, string>): Promise<{ node: NodeProce
     SHUTDOWN_TIMEOUT_MS: '3000',
     ...env,
   });
-  const child: ChildProcess = spawn(process.execPath, ['--enable-source-maps', '--import', './dist/otel/register.js', 'dist/src/main.js'], {
+  const child = await spawnServer({
+    label: 'beacon',
+    args: ['--enable-source-maps', '--import', './dist/otel/register.js', 'dist/src/main.js'],
     cwd: ROOT,
     env: childEnv,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    port,
+    readyTimeoutMs: READY_TIMEOUT_MS,
+    graceMs: 5000,
   });
-  let output = '';
-  // The pipes are drained (and only the tail kept) so info logs never block the node.
-  const keep = (b: Buffer): void => {
-    output = (output + b.toString()).slice(-65_536);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  };
-  try {
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`beacon exited with ${child.exitCode}:\n${output}`);
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
-      if (res?.status === 200) break;
-      if (Date.now() > deadline) throw new Error(`beacon not ready on port ${port} after ${READY_TIMEOUT_MS} ms:\n${output}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  if (child.pid === undefined) throw new Error('beacon: no pid');
-  return { node: { port, pid: child.pid, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, output: () => output }, stop };
+  const stop = (): Promise<void> => child.stop();
+  return { node: { port, pid: child.pid, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, output: child.output }, stop };
 }
 
 /** Starts topology `id`: its Redis first (if any), then its nodes one after another; everything is stopped on failure. */

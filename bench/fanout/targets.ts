@@ -3,7 +3,7 @@
  * baselines (`send()` per socket, and the limit probe that builds each frame once and writes it raw), Socket.IO, and Beacon
  * compiled as `npm start` runs it, with telemetry off and with metrics + traces + info logs on.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawnServer, type ServerChild } from './server-process.js';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -78,16 +78,11 @@ export function freePort(): Promise<number> {
 }
 
 /** A running target. */
-export interface ServerProcess {
+export interface ServerProcess extends ServerChild {
   target: TargetId;
   port: number;
-  pid: number;
   /** Prometheus endpoint of a Beacon with metrics on. */
   metricsUrl: string | undefined;
-  /** What it wrote to stdout and stderr (the last 64 KiB). */
-  output(): string;
-  /** SIGTERM, then SIGKILL if it is still there after `graceMs`; resolves once it has exited. */
-  stop(graceMs?: number): Promise<void>;
 }
 
 /** Where the targets with traces export them (an OTLP/HTTP sink of the runner), if any. */
@@ -144,35 +139,7 @@ export async function startServer(target: TargetId, options: StartOptions = {}):
   if (target === 'ws-raw') env.RAW_WRITES = '1';
   const cwd = protocolOf(target) === 'beacon' ? (options.root ?? ROOT) : ROOT;
   const args = [...(options.nodeArgs ?? []), ...targetCommand(target)];
-  const child: ChildProcess = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const keep = (b: Buffer): void => {
-    output = (output + b.toString()).slice(-65_536);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (graceMs = 3000): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    await exited;
-    clearTimeout(timer);
-  };
-  try {
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`${target} exited with ${child.exitCode}:\n${output}`);
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
-      if (res?.status === 200) break;
-      if (Date.now() > deadline) throw new Error(`${target} not ready on port ${port} after ${READY_TIMEOUT_MS} ms:\n${output}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } catch (err) {
-    await stop(0);
-    throw err;
-  }
-  if (child.pid === undefined) throw new Error(`${target}: no pid`);
+  const child = await spawnServer({ label: target, args, cwd, env, port, readyTimeoutMs: READY_TIMEOUT_MS, graceMs: 3000 });
   const metricsUrl = hasMetrics(target) ? `http://127.0.0.1:${metricsPort}/metrics` : undefined;
-  return { target, port, pid: child.pid, metricsUrl, output: () => output, stop };
+  return { target, port, pid: child.pid, metricsUrl, output: child.output, stop: child.stop };
 }
