@@ -193,8 +193,12 @@ export class Connection extends ConnectionState implements WriteTurnState {
     return written;
   }
 
-  /** Writes one catalog event on this connection's logger (its lines carry the session, socket and app ids). */
+  /**
+   * Writes one catalog event on this connection's logger (its lines carry the session, socket and app ids). A level the
+   * logger drops costs a comparison: the child logger is only made for a line that is written.
+   */
   log(level: LogLevel, line: LogLine, msg: string): void {
+    if (!this.rootLogger.isLevelEnabled(level)) return;
     logEvent(this.logger, level, line, msg);
   }
 

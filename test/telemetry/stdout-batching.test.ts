@@ -45,6 +45,17 @@ describe('stdout log batching', () => {
     assert.deepEqual(logged(r.stdout), Array.from({ length: 200 }, (_, i) => i));
   });
 
+  it('costs each line work in proportion to its own size, not to the batch it joins', async () => {
+    // SonicBoom's string mode measured the whole batch string on every line (a copy of the batch per line: quadratic in
+    // the batch). The lines are handed over as Buffers instead; nothing re-measures what is already buffered.
+    const r = await run('measure', 400);
+    assert.equal(r.code, 0, r.stderr);
+    const written = r.stdout.length;
+    assert.equal(logged(r.stdout).length, 400);
+    const { measured } = JSON.parse(r.stderr.trim().split('\n').pop() ?? '{}') as { measured: number };
+    assert.ok(measured <= 2 * written, `${measured} bytes measured to log ${written} bytes`);
+  });
+
   it('writes a lone line while the process keeps running (no batch to fill)', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'idle', '1'], { stdio: ['pipe', 'pipe', 'inherit'] });
     try {
