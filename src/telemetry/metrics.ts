@@ -170,7 +170,15 @@ export function createMetrics(
     '',
     RECIPIENTS,
   );
-  const subscriptionsTotal = counter('websocket_subscriptions_total', 'Subscription attempts by result');
+  // Two of its three labels share the table's second key ('public ok'): one row per (app, channel type, result).
+  const subscriptionsTotal = counted(
+    'websocket_subscriptions_total',
+    'Subscription attempts by result',
+    new CounterTable((appId, typeAndResult) => {
+      const [channelType, result] = typeAndResult.split(' ');
+      return { app_id: appId, channel_type: channelType ?? '', result: result ?? '' };
+    }),
+  );
   const rateLimits = counter('websocket_rate_limit_triggered_total', 'Rate limits hit by scope');
   const backpressureEvents = counted('websocket_backpressure_events_total', 'Slow-consumer actions', byAppAnd('action'));
   const pingRtt = histogram('websocket_ping_rtt_seconds', 'Server ping to client pong', 's', SECONDS_RTT);
@@ -333,10 +341,7 @@ export function createMetrics(
       broadcastRecipients.record(recipients, recipientsAttrs(channelType));
     },
     subscription(appId, channelType, result) {
-      subscriptionsTotal.add(
-        1,
-        attrs(`u|${appId}|${channelType}|${result}`, () => ({ app_id: appId, channel_type: channelType, result })),
-      );
+      subscriptionsTotal.row(appId, `${channelType} ${result}`).value++;
     },
     rateLimited(appId, scope) {
       rateLimits.add(1, attrs(`l|${appId}|${scope}`, () => ({ app_id: appId, scope })));
