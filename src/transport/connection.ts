@@ -83,7 +83,7 @@ export class Connection extends ConnectionState implements WriteTurnState {
   readonly sessionId: string;
   private readonly rootLogger: Logger;
   private readonly logBindings: Record<string, string>;
-  private childLogger: Logger | undefined = undefined;
+  private childLogger: WeakRef<Logger> | undefined = undefined;
   readonly upgradeSpan: SpanContext | undefined;
   /**
    * Write coalescing (transport/write-turns.ts): the turn of the last raw write, and whether the socket is held corked.
@@ -127,12 +127,18 @@ export class Connection extends ConnectionState implements WriteTurnState {
   }
 
   /**
-   * The connection's logger (lines carry its session, socket and app ids). Made on first use: with info lines off, an idle
-   * connection never pays for a pino child (bindings serialised, redaction run) it would not write with.
+   * The connection's logger (lines carry its session, socket and app ids). Made when a line is written, and held weakly:
+   * the lines of a connection come in bursts (opened and subscribed; closed hours later), and a pino child is ~0.7 KiB
+   * that an idle connection would otherwise keep for its whole life. Lines written before the next garbage collection share
+   * one child; a later line makes a new one (~1 µs).
    */
   get logger(): Logger {
-    this.childLogger ??= this.rootLogger.child(this.logBindings);
-    return this.childLogger;
+    let child = this.childLogger?.deref();
+    if (child === undefined) {
+      child = this.rootLogger.child(this.logBindings);
+      this.childLogger = new WeakRef(child);
+    }
+    return child;
   }
 
   /** True when info lines are written (checked before building a line's fields on the connection path). */

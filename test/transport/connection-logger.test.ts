@@ -1,22 +1,27 @@
 /**
  * A connection's log lines carry its session, socket and app ids through a pino child logger. The child costs bindings
- * serialised and an object per connection, so it is made only for a line that is written: at LOG_LEVEL=warn a connection
- * that opens, subscribes, unsubscribes and closes makes none.
+ * serialised and ~0.7 KiB per connection, so it is made only for a line that is written (at LOG_LEVEL=warn a connection
+ * that opens, subscribes, unsubscribes and closes makes none), and an idle connection does not keep it.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setImmediate as nextJob } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { WebSocket } from 'ws';
 import { channelKind } from '../../src/protocol/channel-name.js';
 import { Connection } from '../../src/transport/connection.js';
 import { capturedLogger, MemorySocket, recordingMetrics, unitApp } from '../helpers/unit.js';
 
-function lifetime(level: string): { children: number; lines: Record<string, unknown>[] } {
+/** A connection over a MemorySocket whose logger counts (and weakly keeps) the child loggers made from it. */
+function open(level: string) {
   const { logger, lines } = capturedLogger(level);
-  let children = 0;
+  const made: WeakRef<object>[] = [];
   const child = logger.child.bind(logger);
   logger.child = ((...args: Parameters<typeof child>) => {
-    children++;
-    return child(...args);
+    const c = child(...args);
+    made.push(new WeakRef(c));
+    return c;
   }) as typeof logger.child;
   const socket = new MemorySocket();
   const connection = new Connection({
@@ -33,11 +38,16 @@ function lifetime(level: string): { children: number; lines: Record<string, unkn
     onClosed: () => {},
   });
   socket.on('close', (code: number) => connection.finish(code));
+  return { connection, socket, lines, made };
+}
+
+function lifetime(level: string): { children: number; lines: Record<string, unknown>[] } {
+  const { connection, socket, lines, made } = open(level);
   connection.opened(() => ({ remote_address: '127.0.0.1' }));
   connection.subscribed('news', channelKind('news'));
   connection.unsubscribed('news');
   socket.terminate();
-  return { children, lines };
+  return { children: made.length, lines };
 }
 
 describe('connection logger', () => {
@@ -55,5 +65,28 @@ describe('connection logger', () => {
       ['connection_opened', 'subscribed', 'unsubscribed', 'connection_closed'],
     );
     for (const line of lines) assert.equal(line.session_id, 'session-1');
+  });
+
+  it('does not keep its child logger while idle; a later line still carries the connection ids', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const { connection, socket, lines, made } = open('info');
+    connection.opened(() => ({ remote_address: '127.0.0.1' }));
+    connection.subscribed('news', channelKind('news'));
+    assert.equal(made.length, 1);
+    // A weakly held object survives until the current job ends: collect in a later one.
+    await nextJob();
+    gc();
+    assert.equal(made[0]?.deref(), undefined, 'the idle connection still holds its child logger');
+    socket.terminate();
+    assert.equal(made.length, 2);
+    assert.deepEqual(
+      lines.map((l) => [l.event, l.session_id]),
+      [
+        ['connection_opened', 'session-1'],
+        ['subscribed', 'session-1'],
+        ['connection_closed', 'session-1'],
+      ],
+    );
   });
 });
