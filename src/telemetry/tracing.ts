@@ -158,8 +158,8 @@ export function startDeliverSpan(channelType: ChannelType, channel: string, appI
 }
 
 /**
- * A client frame's span: the client's own trace when its frame carried `traceparent`, otherwise a new trace; always linked
- * to the connection's `connect` span (never a child of it: one span per connection lifetime would never end).
+ * A client frame's span: the client's own trace when its frame carried `traceparent`, otherwise a new trace; linked to the
+ * connection's `connect` span when that was sampled (never a child of it: one span per connection lifetime would never end).
  */
 export function startProcessSpan(
   event: string,

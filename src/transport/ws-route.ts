@@ -241,7 +241,8 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         metrics,
         sendBufferMaxBytes: options.sendBufferMaxBytes,
         framesPerSecond: options.framesPerSecond,
-        upgradeSpan: span.spanContext(),
+        // Kept for the links of later `process` spans; a connect span that was not sampled is in no trace to link to.
+        upgradeSpan: span.isRecording() ? span.spanContext() : undefined,
         onClosed: (c) => {
           if (reserved) options.quota?.release(app);
           options.onConnectionClosed(c, hub.removeConnection(c));
