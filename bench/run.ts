@@ -188,7 +188,13 @@ const sink = await startSink();
 const started = Date.now();
 let records: RunRecord[];
 try {
-  records = await runRotated({ name: 'bench', runs, items: targets, etaBuffer: 6, run: (target, repetition) => runTarget(target, repetition, sink.url) });
+  records = await runRotated({
+    name: 'bench',
+    runs,
+    items: targets,
+    etaBuffer: 6,
+    run: (target, repetition) => runTarget(target, repetition, sink.url),
+  });
 } finally {
   sink.server.close();
 }

@@ -50,7 +50,9 @@ async function main(o: ClusterFanoutOptions): Promise<ClusterFanoutResult> {
   let clients: Closable[] = [];
   try {
     const connectStart = performance.now();
-    clients = await openAll(o.subscribers, CONNECT_CONCURRENCY, (i) => subscribe('beacon', o.ports[i % o.ports.length]!, httpPublish.subscription, run.onPayload));
+    clients = await openAll(o.subscribers, CONNECT_CONCURRENCY, (i) =>
+      subscribe('beacon', o.ports[i % o.ports.length]!, httpPublish.subscription, run.onPayload),
+    );
     const connectMs = performance.now() - connectStart;
 
     const driver = run.drive((payload) => publisher.publish(payload), o);

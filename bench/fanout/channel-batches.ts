@@ -89,7 +89,11 @@ export class ChannelBatches {
    * (what they delivered, and the meter's reading). `event` makes
    * one event of a request for a channel; `send` sends request number `b` (from 0, warm-up included).
    */
-  async run<E, T>(event: (channel: number, payload: Payload) => E, send: (b: number, events: E[]) => Promise<unknown>, meter: Meter<T>): Promise<{ deliveries: BatchDeliveries; spent: T }> {
+  async run<E, T>(
+    event: (channel: number, payload: Payload) => E,
+    send: (b: number, events: E[]) => Promise<unknown>,
+    meter: Meter<T>,
+  ): Promise<{ deliveries: BatchDeliveries; spent: T }> {
     const o = this.o;
     const pad = 'x'.repeat(Math.max(0, o.payloadBytes - 40));
     let publishErrors = 0;

@@ -12,7 +12,7 @@ import { beaconSdk, protocolOf, type TargetId } from './targets.js';
 const CHANNEL = 'bench';
 const EVENT = 'bench';
 
-/** Beacon's publisher: the `pusher` SDK per node of `ports`, one keep-alive agent, messages to the nodes round robin (as a load balancer would). */
+/** Beacon's publisher: a `pusher` SDK per node of `ports` on one keep-alive agent, messages round robin (as a load balancer would). */
 export function beaconPublisher(ports: readonly number[]): Publisher {
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const sdks = ports.map((port) => beaconSdk(port, agent));

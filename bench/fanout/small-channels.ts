@@ -72,7 +72,11 @@ async function main(o: SmallChannelsOptions): Promise<SmallChannelsResult> {
       const cpu0 = cpuMs(o.serverPid);
       return { end: () => cpuMs(o.serverPid) - cpu0 };
     };
-    const { deliveries: d, spent } = await load.run((channel, payload): BatchEvent => ({ channel, payload }), (_, events) => pub.send(events), serverCpu);
+    const { deliveries: d, spent } = await load.run(
+      (channel, payload): BatchEvent => ({ channel, payload }),
+      (_, events) => pub.send(events),
+      serverCpu,
+    );
     return {
       connectMs,
       expected: d.published,
