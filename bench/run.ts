@@ -10,13 +10,13 @@
  *
  *   npm run bench -- [--runs 3] [--target beacon] [--scenario http-publish] [--no-small] [--no-write] [--help]
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
+import { parseCommand, positive } from './common/cli.js';
+import { startSink } from './common/otlp-sink.js';
+import { runRotated } from './common/rotated-runs.js';
 import type { BurstOptions, BurstResult } from './fanout/burst.js';
+import { runChild } from './fanout/child.js';
 import type { IdleOptions, IdleResult } from './fanout/idle.js';
 import type { LoadOptions, LoadResult } from './fanout/load.js';
 import { FANOUT_COLUMNS, fanoutRows, SMALL_COLUMNS, smallRows, type RunRecord } from './fanout/report.js';
@@ -47,43 +47,26 @@ const HELP = `Usage: npm run bench -- [options]
   --no-write            print the results, do not write bench/results/*.json or RESULTS.md
 `;
 
-/** A load process that has not finished in this long is killed (and its phase recorded as failed). */
-const LOAD_TIMEOUT_MS = 180_000;
-
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '3' },
-    subscribers: { type: 'string', default: '1000' },
-    rate: { type: 'string', default: '50' },
-    'rate-messages': { type: 'string', default: '400' },
-    'latency-rate': { type: 'string', default: '5' },
-    'latency-messages': { type: 'string', default: '60' },
-    messages: { type: 'string', default: '200' },
-    'warmup-messages': { type: 'string', default: '100' },
-    window: { type: 'string', default: '20' },
-    'payload-bytes': { type: 'string', default: '150' },
-    'idle-connections': { type: 'string', default: '10000' },
-    channels: { type: 'string', default: '10000' },
-    batches: { type: 'string', default: '1500' },
-    'burst-batches': { type: 'string', default: '60' },
-    scenario: { type: 'string', default: 'http-publish' },
-    target: { type: 'string', multiple: true },
-    'no-small': { type: 'boolean', default: false },
-    'no-write': { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-  strict: true,
+const values = parseCommand(HELP, {
+  runs: { type: 'string', default: '3' },
+  subscribers: { type: 'string', default: '1000' },
+  rate: { type: 'string', default: '50' },
+  'rate-messages': { type: 'string', default: '400' },
+  'latency-rate': { type: 'string', default: '5' },
+  'latency-messages': { type: 'string', default: '60' },
+  messages: { type: 'string', default: '200' },
+  'warmup-messages': { type: 'string', default: '100' },
+  window: { type: 'string', default: '20' },
+  'payload-bytes': { type: 'string', default: '150' },
+  'idle-connections': { type: 'string', default: '10000' },
+  channels: { type: 'string', default: '10000' },
+  batches: { type: 'string', default: '1500' },
+  'burst-batches': { type: 'string', default: '60' },
+  scenario: { type: 'string', default: 'http-publish' },
+  target: { type: 'string', multiple: true },
+  'no-small': { type: 'boolean', default: false },
 });
-if (values.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
 
-function positive(name: string, raw: string, max: number): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} must be an integer in 1..${max}, got "${raw}"`);
-  return n;
-}
 const runs = positive('runs', values.runs, 100);
 const subscribers = positive('subscribers', values.subscribers, 20_000);
 const ratePerSecond = positive('rate', values.rate, 100_000);
@@ -106,39 +89,6 @@ const withSmall = !values['no-small'];
 const BATCH_SIZE = 10;
 /** Sequential /metrics scrapes of the connection phase (enough for the server CPU per scrape at 10 ms ticks). */
 const SCRAPES = 21;
-
-/** Runs one load process against a started server; resolves with its RESULT line (bounded by LOAD_TIMEOUT_MS). */
-function runChild<R>(script: string, options: object): Promise<R> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(options)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-8192)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), LOAD_TIMEOUT_MS);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-      if (code === 0 && line !== undefined) resolve(JSON.parse(line.slice('RESULT '.length)) as R);
-      else reject(new Error(`${script} exited ${signal ?? code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
-    });
-  });
-}
-
-/** An OTLP/HTTP endpoint that accepts and discards: the exporter's cost is measured, not a collector's. */
-async function startSink(): Promise<{ url: string; server: Server; requests: () => number }> {
-  let requests = 0;
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      requests++;
-      res.setHeader('content-type', 'application/x-protobuf');
-      res.end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, requests: () => requests };
-}
 
 /** Runs `work` against a fresh `target`, scraping its /metrics every second meanwhile (as Prometheus would). */
 async function withServer<T>(target: TargetId, otlpEndpoint: string, work: (server: ServerProcess) => Promise<T>): Promise<T> {
@@ -235,31 +185,23 @@ async function runTarget(target: TargetId, repetition: number, otlpEndpoint: str
 execFileSync(process.execPath, ['scripts/ensure-built.mjs'], { cwd: ROOT, stdio: 'inherit' });
 
 const sink = await startSink();
-const records: RunRecord[] = [];
-const bar = new cliProgress.SingleBar(
-  { format: 'bench [{bar}] {value}/{total} | {eta_formatted} left | {current}', hideCursor: true, etaBuffer: 6 },
-  cliProgress.Presets.shades_classic,
-);
 const started = Date.now();
-bar.start(runs * targets.length, 0, { current: '' });
+let records: RunRecord[];
 try {
-  for (let repetition = 0; repetition < runs; repetition++) {
-    // Rotated per repetition so no server always runs first (or right after the same neighbour).
-    const order = targets.map((_, i) => targets[(i + repetition) % targets.length]!);
-    for (const target of order) {
-      bar.update({ current: `${target} (run ${repetition + 1})` });
-      records.push(await runTarget(target, repetition, sink.url));
-      bar.increment();
-    }
-  }
+  records = await runRotated({
+    name: 'bench',
+    runs,
+    items: targets,
+    etaBuffer: 6,
+    run: (target, repetition) => runTarget(target, repetition, sink.url),
+  });
 } finally {
-  bar.stop();
   sink.server.close();
 }
 
 for (const r of records) for (const e of r.errors) process.stderr.write(`failed: ${r.target} run ${r.repetition + 1}: ${e}\n`);
 const minutes = Math.round((Date.now() - started) / 60_000);
-const stamp = machineStamp(['src', 'otel', 'bench/fanout', 'bench/run.ts']);
+const stamp = machineStamp(['src', 'otel', 'bench/common', 'bench/fanout', 'bench/run.ts']);
 const common = [
   `Every server is a fresh child process on 127.0.0.1; the targets of a repetition run back to back in an order rotated per repetition; the load processes (one at a time, Node, \`ws\` / socket.io-client) share the 2-core machine with the server${' '}— and with other work: read the ratios, each a median of per-repetition ratios. ${runs} repetitions, whole run ${minutes} min.`,
   'CPU = utime + stime of the server process (all threads: GC, pino, exporters) from /proc/<pid>/stat over the measured phase ÷ deliveries (10 ms tick resolution).',

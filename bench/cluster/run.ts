@@ -12,11 +12,12 @@
  *
  *   npm run bench:cluster -- [--runs 3] [--topology three-redis] [--no-fanout] [--no-sparse] [--no-write] [--help]
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
+import { parseCommand, positive } from '../common/cli.js';
+import { runRotated } from '../common/rotated-runs.js';
+import { loadErrorLine, runChild } from '../fanout/child.js';
 import { ROOT } from '../fanout/targets.js';
 import { renderResults, RESULTS_DIR } from '../render-results.js';
 import { commandLine, machineStamp, writeResults, type BenchResults } from '../results-format.js';
@@ -45,39 +46,23 @@ const HELP = `Usage: npm run bench:cluster -- [options]
   --no-write            print the results, do not write bench/results/*.json or RESULTS.md
 `;
 
-/** A load process that has not finished in this long is killed (and its phase recorded as failed). */
-const LOAD_TIMEOUT_MS = 180_000;
 const BATCH_SIZE = 10;
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '3' },
-    subscribers: { type: 'string', default: '1000' },
-    rate: { type: 'string', default: '20' },
-    'rate-messages': { type: 'string', default: '200' },
-    messages: { type: 'string', default: '200' },
-    window: { type: 'string', default: '20' },
-    channels: { type: 'string', default: '3000' },
-    batches: { type: 'string', default: '600' },
-    'payload-bytes': { type: 'string', default: '150' },
-    topology: { type: 'string', multiple: true },
-    'no-fanout': { type: 'boolean', default: false },
-    'no-sparse': { type: 'boolean', default: false },
-    'no-write': { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-  strict: true,
+const values = parseCommand(HELP, {
+  runs: { type: 'string', default: '3' },
+  subscribers: { type: 'string', default: '1000' },
+  rate: { type: 'string', default: '20' },
+  'rate-messages': { type: 'string', default: '200' },
+  messages: { type: 'string', default: '200' },
+  window: { type: 'string', default: '20' },
+  channels: { type: 'string', default: '3000' },
+  batches: { type: 'string', default: '600' },
+  'payload-bytes': { type: 'string', default: '150' },
+  topology: { type: 'string', multiple: true },
+  'no-fanout': { type: 'boolean', default: false },
+  'no-sparse': { type: 'boolean', default: false },
 });
-if (values.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
 
-function positive(name: string, raw: string, max: number): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} must be an integer in 1..${max}, got "${raw}"`);
-  return n;
-}
 const runs = positive('runs', values.runs, 100);
 const subscribers = positive('subscribers', values.subscribers, 20_000);
 const ratePerSecond = positive('rate', values.rate, 100_000);
@@ -91,28 +76,6 @@ const selected = values.topology === undefined ? TOPOLOGIES : TOPOLOGIES.filter(
 if (selected.length === 0) throw new Error(`no topology selected (known: ${TOPOLOGIES.join(', ')})`);
 const withFanout = !values['no-fanout'];
 const withSparse = !values['no-sparse'];
-
-/** Runs one load process; resolves with its RESULT line (bounded by LOAD_TIMEOUT_MS). */
-function runChild<R>(script: string, options: object): Promise<R> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(options)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-8192)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), LOAD_TIMEOUT_MS);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-      if (code === 0 && line !== undefined) resolve(JSON.parse(line.slice('RESULT '.length)) as R);
-      else {
-        const lines = stderr.trim().split('\n');
-        const why = lines.find((l) => l.startsWith('load: ')) ?? lines.slice(-3).join(' | ');
-        reject(new Error(`${script} exited ${signal ?? code}: ${why}`));
-      }
-    });
-  });
-}
 
 /** Runs `work` against a fresh topology `id`, stopped afterwards whatever happens. */
 let current: Topology | undefined;
@@ -162,7 +125,7 @@ async function runTopology(id: TopologyId, repetition: number): Promise<ClusterR
           drainTimeoutMs: 10_000,
         };
         try {
-          record.fanout = await runChild<ClusterFanoutResult>('bench/cluster/fanout-load.ts', options);
+          record.fanout = await runChild<ClusterFanoutResult>('bench/cluster/fanout-load.ts', options, loadErrorLine);
         } catch (err) {
           record.errors.push(`fan-out: ${(err as Error).message}`);
         }
@@ -180,7 +143,7 @@ async function runTopology(id: TopologyId, repetition: number): Promise<ClusterR
           drainTimeoutMs: 10_000,
         };
         try {
-          record.sparse = await runChild<SparseResult>('bench/cluster/sparse-load.ts', options);
+          record.sparse = await runChild<SparseResult>('bench/cluster/sparse-load.ts', options, loadErrorLine);
         } catch (err) {
           record.errors.push(`sparse: ${(err as Error).message}`);
         }
@@ -197,30 +160,12 @@ async function runTopology(id: TopologyId, repetition: number): Promise<ClusterR
 // Beacon is measured compiled, as production runs it: (re)build dist/ when a source is newer.
 execFileSync(process.execPath, ['scripts/ensure-built.mjs'], { cwd: ROOT, stdio: 'inherit' });
 
-const records: ClusterRunRecord[] = [];
-const bar = new cliProgress.SingleBar(
-  { format: 'bench:cluster [{bar}] {value}/{total} | {eta_formatted} left | {current}', hideCursor: true, etaBuffer: 4 },
-  cliProgress.Presets.shades_classic,
-);
 const started = Date.now();
-bar.start(runs * selected.length, 0, { current: '' });
-try {
-  for (let repetition = 0; repetition < runs; repetition++) {
-    // Rotated per repetition so no topology always runs first (or right after the same neighbour).
-    const order = selected.map((_, i) => selected[(i + repetition) % selected.length]!);
-    for (const id of order) {
-      bar.update({ current: `${id} (run ${repetition + 1})` });
-      records.push(await runTopology(id, repetition));
-      bar.increment();
-    }
-  }
-} finally {
-  bar.stop();
-}
+const records = await runRotated({ name: 'bench:cluster', runs, items: selected, etaBuffer: 4, run: runTopology });
 
 for (const r of records) for (const e of r.errors) process.stderr.write(`failed: ${r.topology} run ${r.repetition + 1}: ${e}\n`);
 const minutes = Math.round((Date.now() - started) / 60_000);
-const stamp = machineStamp(['src', 'otel', 'bench/cluster']);
+const stamp = machineStamp(['src', 'otel', 'bench/common', 'bench/fanout', 'bench/cluster']);
 const common = [
   `Every topology is started fresh (redis-server and/or Beacon child processes on 127.0.0.1) for each repetition and runs the fan-out, then the sparse scenario; the topologies of a repetition run back to back in an order rotated per repetition. Everything — the nodes, Redis and the load process (Node, \`ws\` clients, the \`pusher\` SDK) — shares one 2-core machine, with other work running on it too: read the ratios (each a median of per-repetition ratios against ${TOPOLOGY_LABELS['single-local']} measured in the same repetition). ${runs} repetitions, whole run ${minutes} min.`,
   'Beacon runs compiled (`node --enable-source-maps --import ./dist/otel/register.js dist/src/main.js`, as `npm start`) with the default app, metrics on (/metrics scraped every second, as Prometheus would), no traces, LOG_LEVEL=info to a pipe the runner drains. Redis: `redis-server` 7 with no persistence, started by the test helpers (test/helpers/redis.ts; the Redis Cluster by test/helpers/redis-cluster.ts: 3 masters, no replicas).',

@@ -8,23 +8,17 @@
  */
 import { Agent } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import Pusher from 'pusher';
+import { waitUntil, type BatchOptions } from './channel-batches.js';
 import { openAll, runLoadProcess } from './child.js';
 import { subscribe, type Payload } from './clients.js';
 import { cpuMs } from './proc-cpu.js';
-import { BEACON_APP, protocolOf, type TargetId } from './targets.js';
+import { beaconSdk, protocolOf, type TargetId } from './targets.js';
 
-export interface BurstOptions {
+export interface BurstOptions extends BatchOptions {
   target: TargetId;
   port: number;
   serverPid: number;
   subscribers: number;
-  batches: number;
-  warmupBatches: number;
-  batchSize: number;
-  inFlight: number;
-  payloadBytes: number;
-  drainTimeoutMs: number;
 }
 
 export interface BurstResult {
@@ -39,7 +33,7 @@ const EVENT = 'burst';
 function publisher(target: TargetId, port: number): { send: (payloads: Payload[]) => Promise<unknown>; close: () => void } {
   if (protocolOf(target) === 'beacon') {
     const agent = new Agent({ keepAlive: true, maxSockets: 16 });
-    const pusher = new Pusher({ appId: BEACON_APP.id, key: BEACON_APP.key, secret: BEACON_APP.secret, host: '127.0.0.1', port: String(port), useTLS: false, agent });
+    const pusher = beaconSdk(port, agent);
     return {
       send: (payloads) => pusher.triggerBatch(payloads.map((data) => ({ channel: CHANNEL, name: EVENT, data }))),
       close: () => agent.destroy(),
@@ -75,17 +69,7 @@ async function main(o: BurstOptions): Promise<BurstResult> {
     };
     await Promise.all(Array.from({ length: o.inFlight }, worker));
   };
-  const drain = async (target: number): Promise<void> => {
-    let last = -1;
-    let lastAt = performance.now();
-    while (delivered < target) {
-      if (delivered !== last) {
-        last = delivered;
-        lastAt = performance.now();
-      } else if (performance.now() - lastAt > o.drainTimeoutMs) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
+  const drain = (target: number): Promise<void> => waitUntil(() => delivered >= target, () => delivered, o.drainTimeoutMs);
   try {
     await runBatches(o.warmupBatches);
     await drain(o.warmupBatches * o.batchSize * o.subscribers);

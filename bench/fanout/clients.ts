@@ -40,6 +40,33 @@ function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** A frame that is not a benchmark message. */
+interface ControlFrame {
+  event: string;
+  data?: unknown;
+}
+
+/** Hands every benchmark message on `ws` to `onPayload` (when given), every other frame, parsed, to `onControl`. */
+function onFrames(ws: WebSocket, onPayload: ((p: Payload) => void) | undefined, onControl: (frame: ControlFrame) => void): void {
+  ws.on('message', (raw) => {
+    const text = raw.toString();
+    const payload = onPayload === undefined ? undefined : payloadOf(text);
+    if (payload !== undefined) {
+      onPayload?.(payload);
+      return;
+    }
+    onControl(JSON.parse(text) as ControlFrame);
+  });
+}
+
+/** `subscribed`, bounded by CONNECT_TIMEOUT_MS; `ws` is terminated if it fails. */
+function terminatedUnless(ws: WebSocket, subscribed: Promise<WebSocket>, what: string): Promise<WebSocket> {
+  return withTimeout(subscribed, what).catch((err: unknown) => {
+    ws.terminate();
+    throw err;
+  });
+}
+
 /** Where a subscriber listens: Beacon's channel and event name, the event name (and room) on the baselines. */
 export interface Subscription {
   beaconChannel: string;
@@ -66,14 +93,7 @@ export function connectBeacon(
   const subscribed = new Promise<WebSocket>((resolve, reject) => {
     ws.once('error', reject);
     ws.once('close', (code) => reject(new Error(`beacon closed the connection (${code})`)));
-    ws.on('message', (raw) => {
-      const text = raw.toString();
-      const payload = onPayload === undefined ? undefined : payloadOf(text);
-      if (payload !== undefined) {
-        onPayload?.(payload);
-        return;
-      }
-      const frame = JSON.parse(text) as { event: string; data?: unknown };
+    onFrames(ws, onPayload, (frame) => {
       if (frame.event === event) {
         // Not a benchmark payload (none is expected on this connection).
       } else if (frame.event === 'pusher:connection_established') {
@@ -92,10 +112,7 @@ export function connectBeacon(
       }
     });
   });
-  return withTimeout(subscribed, 'beacon subscribe').catch((err: unknown) => {
-    ws.terminate();
-    throw err;
-  });
+  return terminatedUnless(ws, subscribed, 'beacon subscribe');
 }
 
 /** A connection to the bare-`ws` server: greeted, it asks to join `room` and resolves once the server says `subscribed`. */
@@ -108,22 +125,12 @@ export function connectWs(
   const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
   const subscribed = new Promise<WebSocket>((resolve, reject) => {
     ws.once('error', reject);
-    ws.on('message', (raw) => {
-      const text = raw.toString();
-      const payload = onPayload === undefined ? undefined : payloadOf(text);
-      if (payload !== undefined) {
-        onPayload?.(payload);
-        return;
-      }
-      const frame = JSON.parse(text) as { event: string; data?: unknown };
+    onFrames(ws, onPayload, (frame) => {
       if (frame.event === 'connected') ws.send(JSON.stringify({ event: 'subscribe', room }));
       else if (frame.event === 'subscribed') resolve(ws);
     });
   });
-  return withTimeout(subscribed, 'ws subscribe').catch((err: unknown) => {
-    ws.terminate();
-    throw err;
-  });
+  return terminatedUnless(ws, subscribed, 'ws subscribe');
 }
 
 /** A Socket.IO connection (WebSocket transport) that has joined the room (acknowledged). */

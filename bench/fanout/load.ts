@@ -13,11 +13,12 @@
  *   node --import tsx bench/fanout/load.ts '<LoadOptions as JSON>'      (started by bench/run.ts)
  */
 import { performance } from 'node:perf_hooks';
-import type { Closable, Payload } from './clients.js';
+import { runLoadProcess } from './child.js';
+import type { Closable } from './clients.js';
 import { subscribe } from './clients.js';
+import { FanoutPhases, type Phase, type PhaseDeliveries } from './phases.js';
 import { cpuMs } from './proc-cpu.js';
 import { scenarioById } from './scenarios.js';
-import { quantile } from './stats.js';
 import type { TargetId } from './targets.js';
 
 export interface LoadOptions {
@@ -39,16 +40,7 @@ export interface LoadOptions {
   drainTimeoutMs: number;
 }
 
-export interface PhaseResult {
-  published: number;
-  publishErrors: number;
-  expected: number;
-  delivered: number;
-  /** First publish → last delivery. */
-  elapsedMs: number;
-  deliveriesPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
+export interface PhaseResult extends PhaseDeliveries {
   serverCpuMs: number;
   serverCpuUsPerDelivery: number;
   /** CPU the load process itself used, as a share of one core over the phase (near 1: the client side was the limit). */
@@ -65,164 +57,56 @@ export interface LoadResult {
 
 const CONNECT_CONCURRENCY = 50;
 
-class Phase {
-  readonly latencies: Float64Array;
-  count = 0;
-  complete = 0;
-  published = 0;
-  publishErrors = 0;
-  firstPublishAt = 0;
-  lastDeliveryAt = 0;
-  onComplete: () => void = () => undefined;
-
-  constructor(
-    readonly first: number,
-    readonly messages: number,
-    readonly subscribers: number,
-  ) {
-    this.latencies = new Float64Array(messages * subscribers);
-  }
-}
-
 async function main(options: LoadOptions): Promise<LoadResult> {
   const scenario = scenarioById(options.scenario);
   const { subscribers: n } = options;
-  const total = options.warmupMessages + options.rateMessages + options.latencyMessages + options.messages;
-  const received = new Uint32Array(total);
-  const warmup = new Phase(0, options.warmupMessages, n);
-  const rate = new Phase(warmup.first + warmup.messages, options.rateMessages, n);
-  const latency = new Phase(rate.first + rate.messages, options.latencyMessages, n);
-  const throughput = new Phase(latency.first + latency.messages, options.messages, n);
-  const pad = 'x'.repeat(Math.max(0, options.payloadBytes - 40));
-
-  const onPayload = (p: Payload): void => {
-    const now = performance.now();
-    const phase = p.i >= throughput.first ? throughput : p.i >= latency.first ? latency : p.i >= rate.first ? rate : warmup;
-    if (phase.count < phase.latencies.length) phase.latencies[phase.count++] = now - p.t;
-    phase.lastDeliveryAt = now;
-    if (++received[p.i]! === n) {
-      phase.complete++;
-      phase.onComplete();
-    }
-  };
+  const run = new FanoutPhases(
+    { warmup: options.warmupMessages, rate: options.rateMessages, latency: options.latencyMessages, throughput: options.messages },
+    n,
+  );
+  const { warmup, rate, latency, throughput } = run.phase;
 
   const clients: Closable[] = [];
   try {
     const connectStart = performance.now();
     for (let i = 0; i < n; i += CONNECT_CONCURRENCY) {
       const batch = Array.from({ length: Math.min(CONNECT_CONCURRENCY, n - i) }, () =>
-        subscribe(options.target, options.port, scenario.subscription, onPayload),
+        subscribe(options.target, options.port, scenario.subscription, run.onPayload),
       );
       clients.push(...(await Promise.all(batch)));
     }
     const publisher = await scenario.connectPublisher(options.target, options.port);
     clients.push(publisher);
     const connectMs = performance.now() - connectStart;
+    const driver = run.drive((payload) => publisher.publish(payload), options);
 
-    const publish = (phase: Phase, i: number): void => {
-      phase.published++;
-      try {
-        const pending = publisher.publish({ i, t: performance.now(), pad });
-        if (pending !== undefined) pending.catch(() => phase.publishErrors++);
-      } catch {
-        phase.publishErrors++;
-      }
-    };
-
-    /** Resolves when every message of the phase reached every subscriber, or after `drainTimeoutMs` without progress. */
-    const drained = (phase: Phase, pump: () => void): Promise<void> =>
-      new Promise((resolve) => {
-        const check = (): void => {
-          if (phase.complete >= phase.messages) {
-            clearInterval(timer);
-            resolve();
-          }
-        };
-        const started = performance.now();
-        let lastProgress = started;
-        let lastComplete = -1;
-        // Bounded: gives up after drainTimeoutMs without progress.
-        const timer = setInterval(() => {
-          if (phase.complete !== lastComplete) {
-            lastComplete = phase.complete;
-            lastProgress = performance.now();
-          } else if (performance.now() - lastProgress > options.drainTimeoutMs) {
-            clearInterval(timer);
-            resolve();
-          }
-        }, 50);
-        phase.onComplete = () => {
-          pump();
-          check();
-        };
-        pump();
-        check();
-      });
-
-    const measure = async (phase: Phase, run: () => Promise<void>): Promise<PhaseResult> => {
+    /** The server's CPU and this process's own over a phase. */
+    const cpu = () => {
       const cpu0 = cpuMs(options.serverPid);
       const load0 = process.cpuUsage();
-      phase.firstPublishAt = performance.now();
-      await run();
-      const cpu1 = cpuMs(options.serverPid);
-      const load = process.cpuUsage(load0);
-      const end = phase.lastDeliveryAt > 0 ? phase.lastDeliveryAt : performance.now();
-      const elapsedMs = end - phase.firstPublishAt;
-      const delivered = phase.count;
+      return { end: () => ({ serverMs: cpuMs(options.serverPid) - cpu0, load: process.cpuUsage(load0) }) };
+    };
+    const measure = async (phase: Phase, work: () => Promise<void>): Promise<PhaseResult> => {
+      const { deliveries, spent } = await driver.measure(phase, cpu, work);
       return {
-        published: phase.published,
-        publishErrors: phase.publishErrors,
-        expected: phase.messages * n,
-        delivered,
-        elapsedMs,
-        deliveriesPerSecond: (delivered * 1000) / elapsedMs,
-        p50Ms: quantile(phase.latencies, delivered, 0.5),
-        p99Ms: quantile(phase.latencies, delivered, 0.99),
-        serverCpuMs: cpu1 - cpu0,
-        serverCpuUsPerDelivery: ((cpu1 - cpu0) * 1000) / Math.max(1, delivered),
-        loadCpuShare: (load.user + load.system) / 1000 / Math.max(1, performance.now() - phase.firstPublishAt),
+        ...deliveries,
+        serverCpuMs: spent.serverMs,
+        serverCpuUsPerDelivery: (spent.serverMs * 1000) / Math.max(1, deliveries.delivered),
+        loadCpuShare: (spent.load.user + spent.load.system) / 1000 / Math.max(1, performance.now() - phase.firstPublishAt),
       };
     };
 
-    /** A closed loop: at most `window` messages in flight (published, not yet received by every subscriber). */
-    const closedLoop = (phase: Phase): Promise<void> => {
-      let next = 0;
-      return drained(phase, () => {
-        while (next < phase.messages && next - phase.complete < options.window) publish(phase, phase.first + next++);
-      });
-    };
-
-    await closedLoop(warmup);
-
-    /** Publishes the phase's messages on an absolute schedule (a late tick does not slow the rate down), then drains. */
-    const fixedRate = (phase: Phase, perSecond: number) => async (): Promise<void> => {
-      const intervalMs = 1000 / perSecond;
-      for (let k = 0; k < phase.messages; k++) {
-        const wait = phase.firstPublishAt + k * intervalMs - performance.now();
-        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-        publish(phase, phase.first + k);
-      }
-      await drained(phase, () => undefined);
-    };
-
+    await driver.closedLoop(warmup);
     // Phase 1: fixed rate (CPU per delivery); at this rate the servers and the load process queue, so latency means little.
-    const rateResult = await measure(rate, fixedRate(rate, options.ratePerSecond));
+    const rateResult = await measure(rate, driver.fixedRate(rate, options.ratePerSecond));
     // Phase 2: a low fixed rate, for the latency of a server that keeps up.
-    const latencyResult = await measure(latency, fixedRate(latency, options.latencyPerSecond));
+    const latencyResult = await measure(latency, driver.fixedRate(latency, options.latencyPerSecond));
     // Phase 3: as fast as the closed loop goes.
-    const throughputResult = await measure(throughput, () => closedLoop(throughput));
+    const throughputResult = await measure(throughput, () => driver.closedLoop(throughput));
     return { connectMs, rate: rateResult, latency: latencyResult, throughput: throughputResult };
   } finally {
     for (const client of clients) client.close();
   }
 }
 
-const options = JSON.parse(process.argv[2] ?? '{}') as LoadOptions;
-main(options).then(
-  (result) => {
-    process.stdout.write(`RESULT ${JSON.stringify(result)}\n`, () => process.exit(0));
-  },
-  (err: unknown) => {
-    process.stderr.write(`load: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`, () => process.exit(1));
-  },
-);
+runLoadProcess(main);

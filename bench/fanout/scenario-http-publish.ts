@@ -1,22 +1,24 @@
 /**
  * Server-side publish: every message is one HTTP request. Beacon gets `POST /apps/app-id/events`, signed by the official
  * `pusher` SDK (keep-alive agent), so it pays for body hashing, signature checking and validation as in production; the
- * baselines get an unauthenticated `POST /publish` from `fetch` (keep-alive). A public channel `bench`.
+ * baselines get an unauthenticated `POST /publish` from `fetch` (keep-alive). A public channel `bench`. The cluster fan-out
+ * (cluster/fanout-load.ts) publishes the same way, to its nodes round robin.
  */
 import { Agent } from 'node:http';
-import Pusher from 'pusher';
 import type { Payload } from './clients.js';
 import type { Publisher, Scenario } from './scenario.js';
-import { BEACON_APP, protocolOf, type TargetId } from './targets.js';
+import { beaconSdk, protocolOf, type TargetId } from './targets.js';
 
 const CHANNEL = 'bench';
 const EVENT = 'bench';
 
-function beaconPublisher(port: number): Publisher {
+/** Beacon's publisher: a `pusher` SDK per node of `ports` on one keep-alive agent, messages round robin (as a load balancer would). */
+export function beaconPublisher(ports: readonly number[]): Publisher {
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  const pusher = new Pusher({ appId: BEACON_APP.id, key: BEACON_APP.key, secret: BEACON_APP.secret, host: '127.0.0.1', port: String(port), useTLS: false, agent });
+  const sdks = ports.map((port) => beaconSdk(port, agent));
+  let next = 0;
   return {
-    publish: (payload: Payload) => pusher.trigger(CHANNEL, EVENT, payload),
+    publish: (payload: Payload) => sdks[next++ % sdks.length]!.trigger(CHANNEL, EVENT, payload),
     close: () => agent.destroy(),
   };
 }
@@ -43,5 +45,5 @@ export const httpPublish: Scenario = {
   description:
     'http-publish: each message is one HTTP POST — Beacon `POST /apps/app-id/events` signed by the `pusher` SDK (public channel), the baselines an unsigned `POST /publish` — and the server fans it out to every subscriber.',
   subscription: { beaconChannel: CHANNEL, beaconEvent: EVENT, event: EVENT },
-  connectPublisher: async (target: TargetId, port: number) => (protocolOf(target) === 'beacon' ? beaconPublisher(port) : baselinePublisher(port)),
+  connectPublisher: async (target: TargetId, port: number) => (protocolOf(target) === 'beacon' ? beaconPublisher([port]) : baselinePublisher(port)),
 };

@@ -9,25 +9,16 @@
  */
 import { Agent } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import Pusher from 'pusher';
+import { ChannelBatches, type ChannelBatchOptions } from './channel-batches.js';
 import { openAll, runLoadProcess } from './child.js';
 import { subscribe, type Payload } from './clients.js';
 import { cpuMs } from './proc-cpu.js';
-import { quantile } from './stats.js';
-import { BEACON_APP, protocolOf, type TargetId } from './targets.js';
+import { beaconSdk, protocolOf, type TargetId } from './targets.js';
 
-export interface SmallChannelsOptions {
+export interface SmallChannelsOptions extends ChannelBatchOptions {
   target: TargetId;
   port: number;
   serverPid: number;
-  channels: number;
-  batches: number;
-  warmupBatches: number;
-  batchSize: number;
-  inFlight: number;
-  concurrency: number;
-  payloadBytes: number;
-  drainTimeoutMs: number;
 }
 
 export interface SmallChannelsResult {
@@ -50,7 +41,7 @@ interface BatchEvent {
 function publisher(target: TargetId, port: number): { send: (events: BatchEvent[]) => Promise<unknown>; close: () => void } {
   if (protocolOf(target) === 'beacon') {
     const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-    const pusher = new Pusher({ appId: BEACON_APP.id, key: BEACON_APP.key, secret: BEACON_APP.secret, host: '127.0.0.1', port: String(port), useTLS: false, agent });
+    const pusher = beaconSdk(port, agent);
     return {
       send: (events) => pusher.triggerBatch(events.map((e) => ({ channel: `private-user-${e.channel}`, name: EVENT, data: e.payload }))),
       close: () => agent.destroy(),
@@ -69,76 +60,32 @@ function publisher(target: TargetId, port: number): { send: (events: BatchEvent[
 }
 
 async function main(o: SmallChannelsOptions): Promise<SmallChannelsResult> {
-  const warmupEvents = o.warmupBatches * o.batchSize;
-  const measuredEvents = o.batches * o.batchSize;
-  const latencies = new Float64Array(measuredEvents);
-  let delivered = 0;
-  let warmDelivered = 0;
-  let lastDeliveryAt = 0;
-  const onPayload = (p: Payload): void => {
-    if (p.i < warmupEvents) {
-      warmDelivered++;
-      return;
-    }
-    const now = performance.now();
-    if (delivered < latencies.length) latencies[delivered] = now - p.t;
-    delivered++;
-    lastDeliveryAt = now;
-  };
+  const load = new ChannelBatches(o);
   const connectStart = performance.now();
   const clients = await openAll(o.channels, o.concurrency, (i) =>
-    subscribe(o.target, o.port, { beaconChannel: `private-user-${i}`, beaconEvent: EVENT, event: EVENT, room: `user-${i}` }, onPayload),
+    subscribe(o.target, o.port, { beaconChannel: `private-user-${i}`, beaconEvent: EVENT, event: EVENT, room: `user-${i}` }, load.onPayload),
   );
   const connectMs = performance.now() - connectStart;
   const pub = publisher(o.target, o.port);
-  const pad = 'x'.repeat(Math.max(0, o.payloadBytes - 40));
-  let publishErrors = 0;
-  // Events go round the channels with a stride coprime to their count, so a batch never repeats a channel.
-  const stride = 7919 % o.channels === 0 ? 1 : 7919;
-  const runBatches = async (first: number, count: number): Promise<void> => {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < count) {
-        const b = first + next++;
-        const events: BatchEvent[] = [];
-        for (let k = 0; k < o.batchSize; k++) {
-          const i = b * o.batchSize + k;
-          events.push({ channel: (i * stride) % o.channels, payload: { i, t: performance.now(), pad } });
-        }
-        await pub.send(events).catch(() => publishErrors++);
-      }
-    };
-    await Promise.all(Array.from({ length: o.inFlight }, worker));
-  };
-  const waitFor = async (done: () => boolean, progress: () => number): Promise<void> => {
-    let last = -1;
-    let lastAt = performance.now();
-    while (!done()) {
-      if (progress() !== last) {
-        last = progress();
-        lastAt = performance.now();
-      } else if (performance.now() - lastAt > o.drainTimeoutMs) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
   try {
-    await runBatches(0, o.warmupBatches);
-    await waitFor(() => warmDelivered >= warmupEvents, () => warmDelivered);
-    const cpu0 = cpuMs(o.serverPid);
-    const started = performance.now();
-    await runBatches(o.warmupBatches, o.batches);
-    await waitFor(() => delivered >= measuredEvents, () => delivered);
-    const cpu1 = cpuMs(o.serverPid);
-    const elapsed = (lastDeliveryAt > 0 ? lastDeliveryAt : performance.now()) - started;
+    const serverCpu = () => {
+      const cpu0 = cpuMs(o.serverPid);
+      return { end: () => cpuMs(o.serverPid) - cpu0 };
+    };
+    const { deliveries: d, spent } = await load.run(
+      (channel, payload): BatchEvent => ({ channel, payload }),
+      (_, events) => pub.send(events),
+      serverCpu,
+    );
     return {
       connectMs,
-      expected: measuredEvents,
-      delivered,
-      deliveriesPerSecond: (delivered * 1000) / elapsed,
-      serverCpuUsPerDelivery: ((cpu1 - cpu0) * 1000) / Math.max(1, delivered),
-      p50Ms: quantile(latencies, Math.min(delivered, latencies.length), 0.5),
-      p99Ms: quantile(latencies, Math.min(delivered, latencies.length), 0.99),
-      publishErrors,
+      expected: d.published,
+      delivered: d.delivered,
+      deliveriesPerSecond: d.deliveriesPerSecond,
+      serverCpuUsPerDelivery: (spent * 1000) / Math.max(1, d.delivered),
+      p50Ms: d.p50Ms,
+      p99Ms: d.p99Ms,
+      publishErrors: d.publishErrors,
     };
   } finally {
     pub.close();

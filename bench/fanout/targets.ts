@@ -5,10 +5,12 @@
  */
 import { spawnServer, type ServerChild } from './server-process.js';
 import { writeFileSync } from 'node:fs';
+import type { Agent } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Pusher from 'pusher';
 
 /** Which server. */
 export type TargetId = 'ws' | 'ws-raw' | 'socketio' | 'beacon' | 'beacon-sampled' | 'beacon-otel';
@@ -44,6 +46,11 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** The default app every Beacon in this benchmark serves (the fan-out goes through it). */
 export const BEACON_APP = { id: 'app-id', key: 'app-key', secret: 'app-secret' } as const;
+
+/** The `pusher` SDK for the bench app of the Beacon on `port` (plain HTTP on 127.0.0.1, requests through `agent`). */
+export function beaconSdk(port: number, agent: Agent): Pusher {
+  return new Pusher({ appId: BEACON_APP.id, key: BEACON_APP.key, secret: BEACON_APP.secret, host: '127.0.0.1', port: String(port), useTLS: false, agent });
+}
 
 /** Apps of every Beacon target: the bench app and nine more, so /metrics is measured with 10 apps' series. */
 export const BEACON_APPS = [

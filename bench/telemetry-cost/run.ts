@@ -9,14 +9,13 @@
  *
  * Writes bench/results/telemetry-cost-node<major>.json (one per Node major) and regenerates bench/RESULTS.md.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
 import { spawnBeacon, type BeaconProcess } from '../../test/helpers/beacon-process.js';
+import { startSink } from '../common/otlp-sink.js';
 import { cpuMs } from '../fanout/proc-cpu.js';
 import { median } from '../fanout/stats.js';
 import { renderResults } from '../render-results.js';
@@ -63,21 +62,6 @@ const MODES: Mode[] = [
     scrape: true,
   },
 ];
-
-/** An OTLP/HTTP endpoint that accepts and discards: the exporter's cost is measured, not a collector's. */
-async function startSink(): Promise<{ url: string; server: Server; requests: () => number }> {
-  let requests = 0;
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      requests++;
-      res.setHeader('content-type', 'application/x-protobuf');
-      res.end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, requests: () => requests };
-}
 
 /** Opens `n` subscribers on the bench channel; resolves with a counter of channel events received by all of them. */
 async function subscribe(port: number, n: number): Promise<{ received: () => number; close: () => void }> {
