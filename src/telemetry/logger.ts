@@ -6,6 +6,7 @@
  * `flushLogger` before exit so the spool is pushed and the count of dropped lines is logged.
  */
 import { isSpanContextValid, trace } from '@opentelemetry/api';
+import * as onExit from 'on-exit-leak-free';
 import { pino, type Logger } from 'pino';
 import { startLokiShipping, type LokiShipping, type LokiShippingOptions } from './loki.js';
 import { logEvent, type LogLine } from './log-events.js';
@@ -33,30 +34,38 @@ const outputs = new WeakMap<Logger, { shipping: LokiShipping | undefined; primar
 
 /**
  * stdout is written in batches: a line waits until 12 KiB are buffered or 100 ms have passed, so a burst of lines (a
- * connect storm writes three per connection) costs one write instead of one per line. Each write to stdout goes through
- * libuv's thread pool and cost ~36 µs of CPU for a lone line, ~2.7 µs per line in 12 KiB batches (measured, a pipe).
- * What is buffered is written synchronously when the process exits for any reason (`process.exit`, an uncaught
- * exception: pino's own exit hook); only a SIGKILL can lose it (at most 100 ms of lines). Below SonicBoom's 16 KiB
- * maximum write.
+ * connect storm writes three per connection) costs one write instead of one per line. The batches are written
+ * synchronously, as pino's default destination writes: an asynchronous write (libuv's thread pool) still in flight when
+ * the process exits is lost with every line in it, and `process.exit` cannot wait for it (CI lost a whole batch on Node 24).
+ * A synchronous 12 KiB write also costs less CPU (13-20 µs against 45-60 µs, measured on a pipe). If the reader of
+ * stdout stops reading, the server waits for it instead of piling lines up in memory. What is buffered is written out on
+ * any exit (`process.exit`, an uncaught exception); only a SIGKILL can lose it (at most 100 ms of lines). Below
+ * SonicBoom's 16 KiB maximum write.
  */
 const STDOUT_BATCH_BYTES = 12 * 1024;
 const STDOUT_FLUSH_MS = 100;
 
 /**
- * stdout, batched; pino's destination registers its own exit hook that writes out what is buffered (on-exit-leak-free).
- *
- * Lines are handed to SonicBoom as Buffers (its `contentMode: 'buffer'`): in its default string mode SonicBoom appends each
- * line to the batch string and measures that whole string's UTF-8 length on every write, which copies the batch
- * (flattening V8's concatenated string) once per line: ~20 KB of garbage per connection's three lines at 12 KiB batches,
- * a third of what a subscribed connect allocated (sampled heap profile of a connect storm). A Buffer per line costs its own
- * size, and the batch is joined once per write.
+ * stdout, batched (above). Lines are handed to SonicBoom as Buffers (its `contentMode: 'buffer'`): in its default string
+ * mode SonicBoom appends each line to the batch string and measures that whole string's UTF-8 length on every write,
+ * which copies the batch (flattening V8's concatenated string) once per line: ~20 KB of garbage per connection's three
+ * lines at 12 KiB batches, a third of what a subscribed connect allocated (sampled heap profile of a connect storm). A
+ * Buffer per line costs its own size, and the batch is joined once per write.
  */
 function batchedStdout(): { pino: pino.DestinationStream; flushable: pino.DestinationStream } {
   const sonic = pino.destination({
-    sync: false,
+    sync: true,
     minLength: STDOUT_BATCH_BYTES,
     periodicFlush: STDOUT_FLUSH_MS,
     contentMode: 'buffer',
+  });
+  // pino registers this exit hook for asynchronous destinations only; a batched one needs it too. Held weakly by the hook.
+  onExit.register(sonic, (stream) => {
+    try {
+      stream.flushSync();
+    } catch {
+      // Already closed, or stdout is gone (EPIPE): nothing more can be written.
+    }
   });
   const lines: pino.DestinationStream & Pick<FlushableDestination, 'flushSync'> = {
     write: (line: string) => sonic.write(Buffer.from(line) as unknown as string),

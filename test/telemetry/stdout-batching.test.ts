@@ -45,6 +45,12 @@ describe('stdout log batching', () => {
     assert.deepEqual(logged(r.stdout), Array.from({ length: 200 }, (_, i) => i));
   });
 
+  it('writes out every line on process.exit while the thread pool is busy (no write waits in its queue)', async () => {
+    const r = await run('exit-busy', 200);
+    assert.equal(r.code, 3);
+    assert.deepEqual(logged(r.stdout), Array.from({ length: 200 }, (_, i) => i));
+  });
+
   it('costs each line work in proportion to its own size, not to the batch it joins', async () => {
     // SonicBoom's string mode measured the whole batch string on every line (a copy of the batch per line: quadratic in
     // the batch). The lines are handed over as Buffers instead; nothing re-measures what is already buffered.
