@@ -67,8 +67,10 @@ function batchedStdout(): { pino: pino.DestinationStream; flushable: pino.Destin
       // Already closed, or stdout is gone (EPIPE): nothing more can be written.
     }
   });
-  const lines: pino.DestinationStream & Pick<FlushableDestination, 'flushSync'> = {
+  // What pino calls on its stream: `write`, and `flush` / `flushSync` for `logger.flush()` and multistream.
+  const lines: pino.DestinationStream & Pick<ReturnType<typeof pino.destination>, 'flush' | 'flushSync'> = {
     write: (line: string) => sonic.write(Buffer.from(line) as unknown as string),
+    flush: (cb) => sonic.flush(cb),
     flushSync: () => sonic.flushSync(),
   };
   return { pino: lines, flushable: sonic };

@@ -51,6 +51,13 @@ describe('stdout log batching', () => {
     assert.deepEqual(logged(r.stdout), Array.from({ length: 200 }, (_, i) => i));
   });
 
+  it('writes out the batch on logger.flush(), before its callback', async () => {
+    // The callback SIGKILLs the process: no exit hook and no periodic flush runs after it, so only flush() wrote the line.
+    const r = await run('flush-kill', 3);
+    assert.equal(r.code, null);
+    assert.deepEqual(logged(r.stdout), [0, 1, 2]);
+  });
+
   it('costs each line work in proportion to its own size, not to the batch it joins', async () => {
     // SonicBoom's string mode measured the whole batch string on every line (a copy of the batch per line: quadratic in
     // the batch). The lines are handed over as Buffers instead; nothing re-measures what is already buffered.
