@@ -182,8 +182,8 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     maxRefusedSockets: config.maxRefusedSockets,
     isDraining: () => draining,
     quota: {
-      reserve: (app) => adapter.reserveConnection(app.id, app.maxConnections),
-      release: (app) => adapter.releaseConnection(app.id),
+      reserve: (app, id) => adapter.reserveConnection(app.id, app.maxConnections, id),
+      release: (app, id) => adapter.releaseConnection(app.id, id),
     },
     onConnectionClosed: (connection, left) => {
       for (const l of left) afterLeave(realtime, connection.app.id, l);

@@ -87,14 +87,14 @@ export interface Adapter {
   publish(envelope: Envelope): void;
   /** Records one subscription of connection `socketId` (with its presence membership); `maxMembers` 0 means no cap. */
   join(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome>;
-  /** Removes one subscription recorded by `join` on this node. */
-  leave(appId: string, channel: string, member: MemberRef | null): Promise<LeaveOutcome>;
+  /** Removes the subscription of connection `socketId` recorded by `join` on this node. */
+  leave(appId: string, channel: string, socketId: string, member: MemberRef | null): Promise<LeaveOutcome>;
   /**
-   * Counts one connection of the app against `max` across the cluster (APP_MAX_CONNECTIONS); false when the cluster is
-   * at the quota. Every true is matched by one `releaseConnection` when the connection closes.
+   * Counts connection `id` of the app against `max` across the cluster (APP_MAX_CONNECTIONS); false when the cluster is
+   * at the quota. Every true is matched by one `releaseConnection` of the same id when the connection closes.
    */
-  reserveConnection(appId: string, max: number): Promise<boolean>;
-  releaseConnection(appId: string): void;
+  reserveConnection(appId: string, max: number, id: string): Promise<boolean>;
+  releaseConnection(appId: string, id: string): void;
   /**
    * A signed-in user's first (`online`) or last connection on this node. The engine decides whether it is the user's
    * first / last in the cluster and then tells the `onUserPresence` handler of every node (watchlist events).

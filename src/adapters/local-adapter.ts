@@ -64,16 +64,16 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
     async join(appId, channel, socketId, member, maxMembers) {
       return membership.join(appId, channel, socketId, member, maxMembers);
     },
-    async leave(appId, channel, member) {
+    async leave(appId, channel, _socketId, member) {
       return membership.leave(appId, channel, member);
     },
-    async reserveConnection(appId, max) {
+    async reserveConnection(appId, max, _id) {
       const n = connections.get(appId) ?? 0;
       if (max > 0 && n >= max) return false;
       connections.set(appId, n + 1);
       return true;
     },
-    releaseConnection(appId) {
+    releaseConnection(appId, _id) {
       const n = (connections.get(appId) ?? 0) - 1;
       if (n > 0) connections.set(appId, n);
       else connections.delete(appId);

@@ -82,10 +82,15 @@ export interface RedisAdapter extends Adapter {
 
 type ControlMessage = { type: 'terminate'; appId: string; userId: string };
 
-/** A removal that must reach Redis eventually (a leave, a released connection): retried once Redis is back. */
+/**
+ * A removal that must reach Redis eventually (a leave, a released connection): retried once Redis is back. An `idempotent`
+ * one (a leave: its script changes nothing the second time) is also retried while Redis answers, since a command that timed
+ * out may or may not have run.
+ */
 interface Deferred {
   run: () => Promise<void>;
   reject: (err: unknown) => void;
+  idempotent?: boolean;
 }
 
 export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
@@ -127,6 +132,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   let closed = false;
   const waiters: (() => void)[] = [];
   const deferred: Deferred[] = [];
+  /** The retry of the idempotent removals that failed while Redis was up (at most one pending). */
+  let redo: NodeJS.Timeout | undefined;
   const inflight = new Set<Promise<unknown>>();
 
   const isUp = (): boolean => !closed && subscribed && link.ready();
@@ -135,6 +142,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       state = 'up';
       logEvent(logger, 'info', { event: 'adapter_up', adapter: 'redis', node: nodeId, dropped_while_down: dropped }, 'cluster engine up');
       dropped = 0;
+      membership.relist();
       tick();
       for (const d of deferred.splice(0)) runDurable(d);
       for (const w of waiters.splice(0)) w();
@@ -250,10 +258,27 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       return;
     }
     track(d.run()).catch(() => {
-      // Redis went away mid-way: keep it until Redis is back (the scripts ignore a removal with nothing to remove).
+      // Redis went away mid-way, or a command timed out: keep it until Redis is back, or retry it soon if it is idempotent.
       if (closed) d.reject(new Error('adapter closed'));
-      else deferred.push(d);
+      else retryLater(d);
     });
+  }
+
+  /**
+   * Keeps a failed removal for the next `up`. An idempotent one is tried again after RETRY_MAX_MS while Redis answers: a
+   * timed-out leave that never ran would otherwise keep its subscription counted cluster-wide until the next reconnection.
+   */
+  function retryLater(d: Deferred): void {
+    deferred.push(d);
+    if (d.idempotent !== true || redo !== undefined) return;
+    redo = setTimeout(() => {
+      redo = undefined;
+      if (!isUp()) return; // the next `up` runs them all
+      const again = deferred.filter((x) => x.idempotent === true);
+      for (const x of again) deferred.splice(deferred.indexOf(x), 1);
+      for (const x of again) runDurable(x);
+    }, RETRY_MAX_MS);
+    redo.unref();
   }
 
   async function timed<T>(op: AdapterOp, run: () => Promise<T>, fallback: T): Promise<T> {
@@ -331,21 +356,37 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         return await track(membership.join(appId, channel, socketId, member, maxMembers));
       } catch (err) {
         interest.release(events);
+        // A join that timed out may still have run (Redis answered late): take it back, or the channel would keep a
+        // subscription (and a presence member) no connection holds until this node goes. The leave script changes nothing
+        // if the join never ran. No webhooks: the join's were never emitted either.
+        runDurable({
+          run: async () => {
+            await membership.leave(appId, channel, socketId, member, false);
+          },
+          reject: () => undefined,
+          idempotent: true,
+        });
         throw err;
       }
     },
-    leave(appId, channel, member) {
+    leave(appId, channel, socketId, member) {
       interest.release(keys.channel(appId, channel).events);
       return new Promise<LeaveOutcome>((resolve, reject) =>
-        runDurable({ run: async () => resolve(await membership.leave(appId, channel, member)), reject }),
+        runDurable({ run: async () => resolve(await membership.leave(appId, channel, socketId, member)), reject, idempotent: true }),
       );
     },
-    async reserveConnection(appId, max) {
+    async reserveConnection(appId, max, id) {
       if (!isUp()) throw new Error('cluster engine down');
-      return track(membership.reserveConnection(appId, max));
+      try {
+        return await track(membership.reserveConnection(appId, max, id));
+      } catch (err) {
+        // Refused to the client, but the reservation may have run (a late answer): take it back, as a failed join.
+        runDurable({ run: () => membership.releaseConnection(appId, id), reject: () => undefined, idempotent: true });
+        throw err;
+      }
     },
-    releaseConnection(appId) {
-      runDurable({ run: () => membership.releaseConnection(appId), reject: () => undefined });
+    releaseConnection(appId, id) {
+      runDurable({ run: () => membership.releaseConnection(appId, id), reject: () => undefined, idempotent: true });
     },
     channels: (appId) => timed('channels', () => membership.channels(appId), new Map<string, ChannelCounts>()),
     channel: (appId, name) => timed('counts', () => membership.counts(appId, name), { subscriptionCount: 0, userCount: 0 }),
@@ -382,6 +423,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       clearInterval(beat);
       markers.cancel();
       clearTimeout(retry);
+      clearTimeout(redo);
       // Leaves of the connections closed by the drain are recorded before the node goes; whatever share is still left
       // (a leave that could not be recorded) is removed like a dead node's, so no member outlives the node.
       await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);

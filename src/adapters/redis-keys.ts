@@ -34,6 +34,15 @@ export class RedisKeys {
     return `${this.tag(appId, channel)}:share:${node}`;
   }
 
+  /**
+   * Hash: socket id → 1 for each subscription `node` recorded on the channel. The scripts change the counts only when the
+   * socket's entry is added (join) or removed (leave), so a leave retried after a timeout, or taken back after a join that
+   * timed out, never counts twice.
+   */
+  subscriptions(appId: string, channel: string, node: string): string {
+    return `${this.tag(appId, channel)}:subs:${node}`;
+  }
+
   /** The field of `state` holding `node`'s subscriptions. */
   nodeField(node: string): string {
     return `n:${node}`;
@@ -52,6 +61,11 @@ export class RedisKeys {
   /** Hash of an app's connections (`total`, `n:<node>`), for its cluster-wide quota. */
   appConnections(appId: string): string {
     return `${this.prefix}:connections:{${appId.replace(/[{}%]/g, encodeURIComponent)}}`;
+  }
+
+  /** Hash: reservation id → 1 for each connection of the app `node` counted (so a retried release counts nothing twice). */
+  appReservations(appId: string, node: string): string {
+    return `${this.prefix}:connections:{${appId.replace(/[{}%]/g, encodeURIComponent)}}:ids:${node}`;
   }
 
   /** Set of the apps whose connections `node` counted (what a reaper walks). */

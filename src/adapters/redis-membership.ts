@@ -43,6 +43,8 @@ export interface UserPresenceMessage {
 export class RedisMembership {
   /** `[appId, channel]` JSON → subscriptions this node holds (recorded or being recorded). */
   private readonly held = new Map<string, number>();
+  /** Apps this node has listed in its `nodeApps` set since Redis was last (re)connected: no SADD per connection. */
+  private readonly listedApps = new Set<string>();
 
   constructor(
     private readonly client: Redis | Cluster,
@@ -61,7 +63,7 @@ export class RedisMembership {
 
   private scriptKeys(appId: string, channel: string, node: string): string[] {
     const k = this.keys.channel(appId, channel);
-    return [k.state, k.users, k.info, this.keys.share(appId, channel, node)];
+    return [k.state, k.users, k.info, this.keys.share(appId, channel, node), this.keys.subscriptions(appId, channel, node)];
   }
 
   async join(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome> {
@@ -81,6 +83,7 @@ export class RedisMembership {
         member === null ? this.countHead(appId, channel, socketId) : '',
         k.events,
         this.publishCommand,
+        socketId,
       ])) as [number, number, number, string, string[], number];
       const [admitted, occupied, added, seq, flat, count] = result;
       if (admitted !== 1) {
@@ -98,7 +101,11 @@ export class RedisMembership {
     }
   }
 
-  async leave(appId: string, channel: string, member: MemberRef | null): Promise<LeaveOutcome> {
+  /**
+   * Removes the subscription of `socketId` (nothing if it is not recorded: the script checks). `held` is false when
+   * taking back a join that failed: its hold on the node's channel index was already released.
+   */
+  async leave(appId: string, channel: string, socketId: string, member: MemberRef | null, held = true): Promise<LeaveOutcome> {
     const pair = JSON.stringify([appId, channel]);
     const k = this.keys.channel(appId, channel);
     const [removed, vacated] = (await leave.run(this.client, this.scriptKeys(appId, channel, this.nodeId), [
@@ -109,7 +116,12 @@ export class RedisMembership {
       member === null ? this.countHead(appId, channel) : '',
       k.events,
       this.publishCommand,
+      socketId,
     ])) as [number, number];
+    if (!held) {
+      if (vacated === 1) await this.unindex(appId, channel);
+      return { memberRemoved: removed === 1, vacated: vacated === 1 };
+    }
     const n = (this.held.get(pair) ?? 1) - 1;
     if (n > 0) this.held.set(pair, n);
     else {
@@ -122,16 +134,16 @@ export class RedisMembership {
     return { memberRemoved: removed === 1, vacated: vacated === 1 };
   }
 
-  /** Counts one connection of the app if the cluster has fewer than `max`. */
-  async reserveConnection(appId: string, max: number): Promise<boolean> {
-    await this.client.sadd(this.keys.nodeApps(this.nodeId), appId);
-    const key = this.keys.appConnections(appId);
-    return (await reserve.run(this.client, [key], [this.keys.nodeField(this.nodeId), max])) === 1;
+  /** Counts connection `id` of the app if the cluster has fewer than `max` (a second call for the same id counts nothing). */
+  async reserveConnection(appId: string, max: number, id: string): Promise<boolean> {
+    await this.listApp(appId);
+    const keys = [this.keys.appConnections(appId), this.keys.appReservations(appId, this.nodeId)];
+    return (await reserve.run(this.client, keys, [this.keys.nodeField(this.nodeId), max, id])) === 1;
   }
 
   /** Records a user's first / last signed-in connection on this node; the script tells every node on a cluster transition. */
   async userPresence(appId: string, userId: string, online: boolean): Promise<void> {
-    if (online) await this.client.sadd(this.keys.nodeApps(this.nodeId), appId);
+    if (online) await this.listApp(appId);
     const k = this.keys.users(appId);
     const message: UserPresenceMessage = { appId, userId, online };
     await userPresence.run(this.client, [k.count, k.share(this.nodeId)], [
@@ -150,14 +162,18 @@ export class RedisMembership {
     return new Set(userIds.filter((_, i) => Number(counts[i] ?? 0) > 0));
   }
 
-  async releaseConnection(appId: string): Promise<void> {
-    await release.run(this.client, [this.keys.appConnections(appId)], [this.keys.nodeField(this.nodeId)]);
+  /** Uncounts connection `id` of the app (nothing if it is not counted: the script checks). */
+  async releaseConnection(appId: string, id: string): Promise<void> {
+    const keys = [this.keys.appConnections(appId), this.keys.appReservations(appId, this.nodeId)];
+    await release.run(this.client, keys, [this.keys.nodeField(this.nodeId), id]);
   }
 
   /** Removes `node`'s share of every channel it held and its counted connections; what changed, per channel. */
   async reap(node: string): Promise<ReapedChannel[]> {
     for (const appId of await this.client.smembers(this.keys.nodeApps(node))) {
-      await reapConnections.run(this.client, [this.keys.appConnections(appId)], [this.keys.nodeField(node)]);
+      await reapConnections.run(this.client, [this.keys.appConnections(appId), this.keys.appReservations(appId, node)], [
+        this.keys.nodeField(node),
+      ]);
       const k = this.keys.users(appId);
       const head = `${JSON.stringify({ appId }).slice(0, -1)},"userId":`;
       await reapUsers.run(this.client, [k.count, k.share(node)], [head, k.events, this.publishCommand]);
@@ -203,6 +219,20 @@ export class RedisMembership {
     const out = new Map<string, unknown>();
     for (const [id, info] of Object.entries(all)) out.set(id, parse(info));
     return out;
+  }
+
+  /**
+   * Lists the app in this node's `nodeApps` (what a reaper walks) once per connection to Redis. `relist` forgets what was
+   * listed: after a reconnection the node may have been reaped meanwhile (cut off longer than its TTL), set and all.
+   */
+  private async listApp(appId: string): Promise<void> {
+    if (this.listedApps.has(appId)) return;
+    await this.client.sadd(this.keys.nodeApps(this.nodeId), appId);
+    this.listedApps.add(appId);
+  }
+
+  relist(): void {
+    this.listedApps.clear();
   }
 
   private unhold(pair: string): void {

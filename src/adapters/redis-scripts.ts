@@ -34,19 +34,23 @@ end
 `;
 
 /**
- * KEYS: state, users, info, share. ARGV: node field, user id ('' for non-presence), user info JSON ('#' before it when the
- * id was signed as a number, so a reaper can echo it as signed), max members,
+ * KEYS: state, users, info, share, the node's subscriptions. ARGV: node field, user id ('' for non-presence), user info
+ * JSON ('#' before it when the id was signed as a number, so a reaper can echo it as signed), max members,
  * member_added head, its data as a JSON string literal, count head ('' when the app does not count subscriptions: no
- * subscription_count), events channel, publish command.
+ * subscription_count), events channel, publish command, socket id.
  * Returns {admitted, occupied, memberAdded, seq, members (flat user/info list), count published (-1: none)}.
+ * A socket already recorded on the channel is admitted without counting it again.
  */
 export const JOIN_LUA = `${NEXT_SEQ}
-local state, users, info, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local state, users, info, share, subs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local node, user, max = ARGV[1], ARGV[2], tonumber(ARGV[4])
 local added = 0
 if user ~= '' and redis.call('HEXISTS', users, user) == 0 then
   if max > 0 and redis.call('HLEN', users) >= max then return {0, 0, 0, '0', {}} end
   added = 1
+end
+if redis.call('HSETNX', subs, ARGV[10], 1) == 0 then
+  return {1, 0, 0, redis.call('HGET', state, 'seq') or '0', user == '' and {} or redis.call('HGETALL', info), -1}
 end
 local total = redis.call('HINCRBY', state, 'total', 1)
 redis.call('HINCRBY', state, node, 1)
@@ -68,13 +72,16 @@ end
 return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
 
 /**
- * KEYS: state, users, info, share. ARGV: node field, user id ('' for non-presence), member_removed head, its data as a
- * JSON string literal, count head ('' : none published), events channel, publish command. Returns {memberRemoved, vacated}.
- * A leave the node has no subscription left for (its share was reaped while it was cut off) changes nothing.
+ * KEYS: state, users, info, share, the node's subscriptions. ARGV: node field, user id ('' for non-presence),
+ * member_removed head, its data as a JSON string literal, count head ('' : none published), events channel, publish
+ * command, socket id. Returns {memberRemoved, vacated}.
+ * A leave of a socket not recorded on the channel changes nothing: already left (a retry after a timeout), never joined
+ * (taking back a join that failed), or reaped while the node was cut off.
  */
 export const LEAVE_LUA = `${NEXT_SEQ}
-local state, users, info, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local state, users, info, share, subs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local node, user = ARGV[1], ARGV[2]
+if redis.call('HDEL', subs, ARGV[8]) == 0 then return {0, 0} end
 local n = redis.call('HINCRBY', state, node, -1)
 if n <= 0 then redis.call('HDEL', state, node) end
 if n < 0 then return {0, 0} end
@@ -102,15 +109,15 @@ if user == '' then publish_count(state, total, ARGV[5], ARGV[7], ARGV[6]) end
 return {removed, 0}`;
 
 /**
- * KEYS: state, users, info, the dead node's share. ARGV: dead node field, member_removed head, count head ('': none), events
- * channel, publish command, '1' for a presence channel. Returns {vacated, removed user ids ('#' before an id signed as a
- * number)}.
+ * KEYS: state, users, info, the dead node's share, its subscriptions. ARGV: dead node field, member_removed head, count head
+ * ('': none), events channel, publish command, '1' for a presence channel. Returns {vacated, removed user ids ('#' before
+ * an id signed as a number)}.
  */
 export const REAP_LUA = `${NEXT_SEQ}
 local state, users, info, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local subs = tonumber(redis.call('HGET', state, ARGV[1]) or '0')
 local shared = redis.call('HGETALL', share)
-redis.call('DEL', share)
+redis.call('DEL', share, KEYS[5])
 redis.call('HDEL', state, ARGV[1])
 local removed = {}
 for i = 1, #shared, 2 do
@@ -160,26 +167,36 @@ export class Script {
   }
 }
 
-/** KEYS: the app's connection counts. ARGV: node field, quota. Returns 1 when a connection was counted, 0 over quota. */
+/**
+ * KEYS: the app's connection counts, the node's reservations. ARGV: node field, quota, reservation id. Returns 1 when the
+ * connection is counted (now, or already: a retry), 0 over quota.
+ */
 export const RESERVE_LUA = `
+if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1 then return 1 end
 local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
 if tonumber(ARGV[2]) > 0 and total >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[3], 1)
 redis.call('HINCRBY', KEYS[1], 'total', 1)
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 return 1`;
 
-/** KEYS: the app's connection counts. ARGV: node field. Uncounts one connection of the node (none left: nothing). */
+/**
+ * KEYS: the app's connection counts, the node's reservations. ARGV: node field, reservation id. Uncounts the connection
+ * (not counted — already released, never reserved, or reaped: nothing).
+ */
 export const RELEASE_LUA = `
+if redis.call('HDEL', KEYS[2], ARGV[2]) == 0 then return 0 end
 local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
 if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
 if n < 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'total', -1)
 return 1`;
 
-/** KEYS: the app's connection counts. ARGV: the dead node's field. Removes its connections from the total. */
+/** KEYS: the app's connection counts, the dead node's reservations. ARGV: its field. Removes its connections from the total. */
 export const REAP_CONNECTIONS_LUA = `
 local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
 if n > 0 then redis.call('HINCRBY', KEYS[1], 'total', -n) end
 return n`;
 

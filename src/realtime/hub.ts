@@ -60,6 +60,8 @@ export interface JoinResult {
 
 export interface LeaveResult {
   channel: Channel;
+  /** The connection that left (its subscription is recorded cluster-wide under this id). */
+  socketId: string;
   /** The presence membership the connection held (null for other channels), to record the leave cluster-wide. */
   membership: Membership | null;
   /** The user's last connection left this presence channel: member_removed goes to the others. */
@@ -214,7 +216,7 @@ export class Hub {
     }
     const vacated = channel.subscribers.size === 0;
     if (vacated) state.channels.delete(name);
-    return { channel, membership, memberRemoved, vacated };
+    return { channel, socketId: connection.socketId, membership, memberRemoved, vacated };
   }
 
   /** Sets (or clears) the signed-in user of a connection; resolves once a first sign-in of the user is recorded. */

@@ -59,7 +59,7 @@ function joined(
   }
   if (held === undefined || !connection.isOpen) {
     // Unsubscribed or closed while the cluster answered: take the subscription back out.
-    leaveCluster(deps, app, name, membership);
+    leaveCluster(deps, app, name, connection.socketId, membership);
     return 'gone';
   }
   hub.join(connection, name, membership, outcome.seq);
@@ -82,11 +82,11 @@ function joined(
 /** After the hub forgot a subscription (unsubscribe or close): records the leave cluster-wide and emits its webhooks. */
 export function afterHubLeave(deps: RealtimeDeps, appId: string, left: LeaveResult): void {
   const app = deps.hub.state(appId)?.app;
-  if (app !== undefined) leaveCluster(deps, app, left.channel.name, left.membership);
+  if (app !== undefined) leaveCluster(deps, app, left.channel.name, left.socketId, left.membership);
 }
 
-function leaveCluster(deps: RealtimeDeps, app: AppConfig, name: string, membership: Membership | null): void {
-  deps.adapter.leave(app.id, name, membership).then(
+function leaveCluster(deps: RealtimeDeps, app: AppConfig, name: string, socketId: string, membership: Membership | null): void {
+  deps.adapter.leave(app.id, name, socketId, membership).then(
     (outcome: LeaveOutcome) => {
       if (outcome.memberRemoved && membership !== null) {
         deps.webhooks.emit(app, { name: 'member_removed', channel: name, user_id: membership.signedUserId });

@@ -40,7 +40,7 @@ export interface WsRouteOptions {
    * The cluster-wide connection quota of an app with `maxConnections` (Adapter `reserveConnection`): false refuses with
    * 4004, a rejection (engine down) with 4100; every accepted reservation is released when its connection closes.
    */
-  quota?: { reserve: (app: AppConfig) => Promise<boolean>; release: (app: AppConfig) => void };
+  quota?: { reserve: (app: AppConfig, socketId: string) => Promise<boolean>; release: (app: AppConfig, socketId: string) => void };
   /** Called after a connection is gone from the hub (presence and count events). */
   onConnectionClosed: (connection: Connection, left: ReturnType<Hub['removeConnection']>) => void;
 }
@@ -197,21 +197,22 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       }
       const app = admitted.app;
       const quota = app.maxConnections > 0 ? options.quota : undefined;
+      const id = socketId();
       if (quota === undefined) {
-        accept(socket, request, app, false);
+        accept(socket, request, app, id, false);
         return;
       }
       // Frames that arrive while the cluster counts the connection wait in the socket (nothing is read meanwhile).
       socket.pause();
-      quota.reserve(app).then(
+      quota.reserve(app, id).then(
         (ok) => {
           socket.resume();
           if (!ok) {
             reject(socket, request, 'over_quota', Errors.CLOSE_OVER_QUOTA.code, Errors.CLOSE_OVER_QUOTA.message);
           } else if (socket.readyState !== socket.OPEN) {
-            quota.release(app);
+            quota.release(app, id);
           } else {
-            accept(socket, request, app, true);
+            accept(socket, request, app, id, true);
           }
         },
         () => {
@@ -226,9 +227,9 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       socket: WebSocket,
       request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>,
       app: AppConfig,
+      id: string,
       reserved: boolean,
     ): void => {
-      const id = socketId();
       const sessionId = randomUUID();
       const span = startConnectSpan(app.id, sessionId, id, contextFromHeaders(request.headers));
       const connection = new Connection({
@@ -244,7 +245,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         // Kept for the links of later `process` spans; a connect span that was not sampled is in no trace to link to.
         upgradeSpan: span.isRecording() ? span.spanContext() : undefined,
         onClosed: (c) => {
-          if (reserved) options.quota?.release(app);
+          if (reserved) options.quota?.release(app, id);
           options.onConnectionClosed(c, hub.removeConnection(c));
         },
       });

@@ -90,9 +90,9 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     assert.deepEqual([...(await adapter.channels(APP.id)).keys()].sort(), ['news', 'presence-room']);
     assert.deepEqual([...(await adapter.members(APP.id, 'presence-room'))], [['u1', { n: 1 }]]);
 
-    assert.deepEqual(await adapter.leave(APP.id, 'presence-room', u1), { memberRemoved: false, vacated: false });
-    assert.deepEqual(await adapter.leave(APP.id, 'presence-room', u1), { memberRemoved: true, vacated: true });
-    assert.deepEqual(await adapter.leave(APP.id, 'news', null), { memberRemoved: false, vacated: true });
+    assert.deepEqual(await adapter.leave(APP.id, 'presence-room', '1.1', u1), { memberRemoved: false, vacated: false });
+    assert.deepEqual(await adapter.leave(APP.id, 'presence-room', '1.2', u1), { memberRemoved: true, vacated: true });
+    assert.deepEqual(await adapter.leave(APP.id, 'news', '1.2', null), { memberRemoved: false, vacated: true });
     assert.equal((await adapter.channels(APP.id)).size, 0);
     assert.deepEqual(await adapter.members(APP.id, 'presence-room'), new Map());
 
@@ -125,7 +125,7 @@ export function adapterContract(name: string, make: AdapterFactory): void {
       const second = await adapter.join(APP.id, 'news', '1.2', null, 0);
       assert.equal(first.count, undefined, 'no count for the joiner either');
       assert.equal(second.count, undefined);
-      assert.deepEqual(await adapter.leave(APP.id, 'news', null), { memberRemoved: false, vacated: false });
+      assert.deepEqual(await adapter.leave(APP.id, 'news', '1.1', null), { memberRemoved: false, vacated: false });
       // Presence events do not depend on the setting.
       const member = await adapter.join(APP.id, 'presence-room', '1.3', { userId: 'u1', userInfo: null }, 0);
       assert.equal(member.memberAdded, true);
@@ -163,19 +163,19 @@ export function adapterContract(name: string, make: AdapterFactory): void {
 
   test(`${name}: the connection quota counts reservations up to the maximum; a release makes room`, async () => {
     const { adapter } = await setup();
-    assert.equal(await adapter.reserveConnection(APP.id, 2), true);
-    assert.equal(await adapter.reserveConnection(APP.id, 2), true);
-    assert.equal(await adapter.reserveConnection(APP.id, 2), false);
-    assert.equal(await adapter.reserveConnection('other-app', 2), true, 'quotas are per app');
-    adapter.releaseConnection(APP.id);
+    assert.equal(await adapter.reserveConnection(APP.id, 2, '1.1'), true);
+    assert.equal(await adapter.reserveConnection(APP.id, 2, '1.2'), true);
+    assert.equal(await adapter.reserveConnection(APP.id, 2, '1.3'), false);
+    assert.equal(await adapter.reserveConnection('other-app', 2, '2.1'), true, 'quotas are per app');
+    adapter.releaseConnection(APP.id, '1.1');
     // A release may be recorded asynchronously: ask again (bounded) until the room shows.
     let room = false;
     for (let i = 0; i < 100 && !room; i++) {
-      room = await adapter.reserveConnection(APP.id, 2);
+      room = await adapter.reserveConnection(APP.id, 2, '1.4');
       if (!room) await new Promise((resolve) => setTimeout(resolve, 10));
     }
     assert.equal(room, true, 'room after the release');
-    assert.equal(await adapter.reserveConnection(APP.id, 2), false);
+    assert.equal(await adapter.reserveConnection(APP.id, 2, '1.5'), false);
     await adapter.close();
   });
 

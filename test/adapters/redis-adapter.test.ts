@@ -1,10 +1,11 @@
 /** The Redis adapter against the shared contract suite, on a real redis-server, plus what only a cluster engine does. */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { Redis } from 'ioredis';
 import { createRedisAdapter, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
 import type { Envelope } from '../../src/adapters/envelope.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
-import { until, within } from '../helpers/wait.js';
+import { eventually, until, within } from '../helpers/wait.js';
 import { adapterContract } from './adapter-contract.js';
 import { reapWithoutCountCase } from './reap-count.js';
 
@@ -103,6 +104,101 @@ test('redis adapter: while Redis is down, status is down and publish drops, coun
     assert.deepEqual(lines, ['adapter_up', 'adapter_down', 'adapter_up']);
   } finally {
     await adapter.close();
+  }
+});
+
+/**
+ * Holds Redis's write commands (scripts included) for `ms`, as a stalled Redis would: a command sent meanwhile times out
+ * at the adapter (1 s) and then still runs when the pause ends.
+ */
+async function stallWrites(ms: number): Promise<void> {
+  const raw = new Redis(redis.url, { lazyConnect: true });
+  try {
+    await raw.connect();
+    await raw.client('PAUSE', ms, 'WRITE');
+  } finally {
+    raw.disconnect();
+  }
+}
+
+test('redis adapter: a leave that timed out but ran is retried while Redis answers, and the retry counts nothing twice', async () => {
+  const a = make({ prefix: 'late-leave' });
+  try {
+    await within(a.ready(), 'adapter up');
+    const seen: Envelope[] = [];
+    a.onEnvelope((e) => seen.push(e));
+    const u = { userId: 'u', userInfo: null };
+    // A first leave loads the script into Redis: the stalled one below then runs late rather than failing with NOSCRIPT.
+    await a.join('a1', 'warm-up', '1.0', null, 0);
+    await a.leave('a1', 'warm-up', '1.0', null);
+    await a.join('a1', 'presence-l', '1.1', u, 0);
+    await a.join('a1', 'presence-l', '1.2', u, 0);
+    await stallWrites(1500);
+    // Times out after 1 s, runs at 1.5 s; recorded (resolved) once a retry succeeds while Redis is up.
+    const outcome = await within(a.leave('a1', 'presence-l', '1.1', u), 'the leave to be recorded', 6000);
+    assert.deepEqual(outcome, { memberRemoved: false, vacated: false });
+    // One of the user's two connections left: one subscription, the member still there, no member_removed.
+    assert.deepEqual(await a.channel('a1', 'presence-l'), { subscriptionCount: 1, userCount: 1 });
+    assert.deepEqual([...(await a.members('a1', 'presence-l')).keys()], ['u']);
+    assert.deepEqual(seen.filter((e) => e.event === 'pusher_internal:member_removed'), []);
+    // The other connection's leave is counted as usual.
+    assert.deepEqual(await a.leave('a1', 'presence-l', '1.2', u), { memberRemoved: true, vacated: true });
+  } finally {
+    await a.close();
+  }
+});
+
+test('redis adapter: a join that timed out but ran is taken back: no subscription or member outlives the refusal', async () => {
+  const a = make({ prefix: 'late-join' });
+  try {
+    await within(a.ready(), 'adapter up');
+    const seen: Envelope[] = [];
+    a.onEnvelope((e) => seen.push(e));
+    // This node already holds the channel, so the join's first write to Redis is its script (loaded by this first join).
+    await a.join('a1', 'presence-j', '3.0', { userId: 'u', userInfo: null }, 0);
+    await stallWrites(1500);
+    await assert.rejects(a.join('a1', 'presence-j', '3.1', { userId: 'ghost', userInfo: null }, 0));
+    // The script ran when the pause ended (member_added went out); the adapter takes it back with a leave of socket 3.1.
+    const removed = (e: Envelope): boolean => e.event === 'pusher_internal:member_removed' && e.data.includes('ghost');
+    await until(() => seen.some(removed), 'member_removed of the refused join', 6000);
+    assert.deepEqual(await a.channel('a1', 'presence-j'), { subscriptionCount: 1, userCount: 1 });
+    assert.deepEqual([...(await a.members('a1', 'presence-j')).keys()], ['u']);
+  } finally {
+    await a.close();
+  }
+});
+
+test('redis adapter: a quota reservation that timed out but ran is taken back; a release counts its connection out once', async () => {
+  const a = make({ prefix: 'late-quota' });
+  try {
+    await within(a.ready(), 'adapter up');
+    // These load the scripts and list the app for this node, so the stalled reservation's first write is its script.
+    assert.equal(await a.reserveConnection('a1', 2, '1.0'), true);
+    assert.equal(await a.reserveConnection('a1', 2, '1.1'), true);
+    a.releaseConnection('a1', '1.0');
+    a.releaseConnection('a1', '1.0'); // a second release of the same connection counts nothing
+    await a.settle();
+    await stallWrites(1500);
+    await assert.rejects(a.reserveConnection('a1', 2, '1.2'));
+    // The take-back went out at once, behind the stalled reservation on the same connection: once it is recorded, the
+    // late reservation ran and was counted out again.
+    await a.settle();
+    const probe = new Redis(redis.url);
+    try {
+      await eventually(
+        async () =>
+          (await probe.hget('late-quota:connections:{a1}', 'total')) === '1' &&
+          (await probe.hexists(`late-quota:connections:{a1}:ids:${a.nodeId}`, '1.2')) === 0,
+        'one connection counted, the refused one not',
+        6000,
+      );
+    } finally {
+      probe.disconnect();
+    }
+    assert.equal(await a.reserveConnection('a1', 2, '1.3'), true, 'room for exactly one more connection');
+    assert.equal(await a.reserveConnection('a1', 2, '1.4'), false);
+  } finally {
+    await a.close();
   }
 });
 

@@ -60,8 +60,8 @@ test('redis cluster adapter: a user on two nodes is one member; sharded publicat
       a.publish({ appId: 'a1', channel, event: 'e', data: channel, userId: undefined, excludeSocketId: undefined, kind: 'channel_event', traceparent: undefined, publishedAt: 1 });
     }
     await until(() => atB.filter((e) => e.event === 'e').length === 4, 'the four publications on B');
-    assert.deepEqual((await a.leave('a1', 'presence-x', u)).memberRemoved, false);
-    assert.deepEqual(await b.leave('a1', 'presence-x', u), { memberRemoved: true, vacated: true });
+    assert.deepEqual((await a.leave('a1', 'presence-x', '1.1', u)).memberRemoved, false);
+    assert.deepEqual(await b.leave('a1', 'presence-x', '2.1', u), { memberRemoved: true, vacated: true });
   } finally {
     await Promise.all([a.close(), b.close()]);
   }
