@@ -116,6 +116,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     control: keys.control,
     publish: (channel, message) => (channel === keys.control ? pub.publish(channel, message) : link.publish(channel, message)),
     listens: (channel) => interest.listens(channel),
+    listened: () => interest.listened(),
     shardOf: (channel) => link.shardOf(channel),
   });
 

@@ -8,8 +8,10 @@
  * - Redis Cluster (sharded pub/sub): each shard orders only its own channels, and shards keep no order between them. So
  *   the flush sends one marker per shard this node published to, on the last channel of that shard this node published
  *   to and listens to (an envelope on a channel this node does not listen to never comes back here, so it needs none).
- *   One channel per shard is remembered, so the memory is bounded by the number of shards. Other nodes listening to that
- *   channel receive the marker too and ignore it.
+ *   If this node no longer listens to that channel, any channel of the same shard it still listens to carries the marker:
+ *   the shard pushes to this node's one subscriber connection in the order it ran the commands, whatever the channel.
+ *   None left means no local subscriber waits for that shard's envelopes. One channel per shard is remembered, so the
+ *   memory is bounded by the number of shards. Other nodes listening to that channel receive the marker too and ignore it.
  *
  * A marker is a NUL byte and an id: never valid JSON, so no envelope decoder mistakes one for an event.
  */
@@ -24,6 +26,8 @@ export interface FlushMarkerOptions {
   publish(channel: string, message: string): Promise<unknown>;
   /** Whether this node's subscriber is subscribed to `channel` (acknowledged). */
   listens(channel: string): boolean;
+  /** The channels `listens` is true for (walked only by a flush whose remembered channel of a shard was left). */
+  listened(): Iterable<string>;
   /** The shard serving `channel` (any stable key: the marker needs one channel per shard). */
   shardOf(channel: string): string;
 }
@@ -60,8 +64,18 @@ export class FlushMarkers {
 
   private targets(): string[] {
     if (!this.options.sharded) return [this.options.control];
-    const channels = [...this.lastByShard.values()].filter((channel) => this.options.listens(channel));
+    const channels: string[] = [];
+    const left = new Set<string>();
+    for (const [shard, channel] of this.lastByShard) {
+      if (this.options.listens(channel)) channels.push(channel);
+      else left.add(shard);
+    }
     this.lastByShard.clear();
+    if (left.size === 0) return channels;
+    for (const channel of this.options.listened()) {
+      if (left.delete(this.options.shardOf(channel))) channels.push(channel);
+      if (left.size === 0) break;
+    }
     return channels;
   }
 

@@ -72,6 +72,11 @@ export class Interest {
     return this.subscribed.has(channel) && !this.inflight.has(channel) && !this.touched.has(channel);
   }
 
+  /** The event channels `listens` is true for. */
+  *listened(): Iterable<string> {
+    for (const channel of this.subscribed) if (this.listens(channel)) yield channel;
+  }
+
   /** Number of event channels this node listens to. */
   get size(): number {
     return this.subscribed.size;
