@@ -30,7 +30,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
-import type { Adapter, CachedEvent, ChannelCounts, LeaveOutcome, ReapedChannel } from './adapter.js';
+import type { Adapter, CachedEvent, ChannelCounts, ReapedChannel } from './adapter.js';
 import type { Envelope } from './envelope.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 import { FlushMarkers } from './redis-flush.js';
@@ -135,6 +135,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const deferred: Deferred[] = [];
   /** The retry of the idempotent removals that failed while Redis was up (at most one pending). */
   let redo: NodeJS.Timeout | undefined;
+  /**
+   * Leaves (and take-backs of failed joins) not recorded yet, per socket and channel: a join of the same socket to the same
+   * channel waits for them, or a retried leave could remove the subscription that join records.
+   */
+  const removals = new Map<string, Promise<unknown>>();
   const inflight = new Set<Promise<unknown>>();
 
   const isUp = (): boolean => !closed && subscribed && link.ready();
@@ -265,6 +270,17 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     });
   }
 
+  /** Runs an idempotent removal until it is recorded (or the engine closes), listed in `removals` meanwhile. */
+  function removal<T>(key: string, run: () => Promise<T>): Promise<T> {
+    const recorded = new Promise<T>((resolve, reject) => runDurable({ run: async () => resolve(await run()), reject, idempotent: true }));
+    removals.set(key, recorded);
+    const forget = (): void => {
+      if (removals.get(key) === recorded) removals.delete(key);
+    };
+    recorded.then(forget, forget);
+    return recorded;
+  }
+
   /**
    * Keeps a failed removal for the next `up`. An idempotent one is tried again after RETRY_MAX_MS while Redis answers: a
    * timed-out leave that never ran would otherwise keep its subscription counted cluster-wide until the next reconnection.
@@ -336,6 +352,10 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     },
     async join(appId, channel, socketId, member, maxMembers) {
       if (!isUp()) throw new Error('cluster engine down');
+      const pending = removals.get(subscriptionKey(appId, channel, socketId));
+      if (pending !== undefined && !(await settlesWithin(pending, COMMAND_TIMEOUT_MS))) {
+        throw new Error('the last leave of this subscription is not recorded yet');
+      }
       const events = keys.channel(appId, channel).events;
       try {
         // Subscribed before the change is recorded: every event of the channel after it reaches this node. A shard's
@@ -360,21 +380,15 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         // A join that timed out may still have run (Redis answered late): take it back, or the channel would keep a
         // subscription (and a presence member) no connection holds until this node goes. The leave script changes nothing
         // if the join never ran. No webhooks: the join's were never emitted either.
-        runDurable({
-          run: async () => {
-            await membership.leave(appId, channel, socketId, member, false);
-          },
-          reject: () => undefined,
-          idempotent: true,
-        });
+        removal(subscriptionKey(appId, channel, socketId), () => membership.leave(appId, channel, socketId, member, false)).catch(
+          () => undefined,
+        );
         throw err;
       }
     },
     leave(appId, channel, socketId, member) {
       interest.release(keys.channel(appId, channel).events);
-      return new Promise<LeaveOutcome>((resolve, reject) =>
-        runDurable({ run: async () => resolve(await membership.leave(appId, channel, socketId, member)), reject, idempotent: true }),
-      );
+      return removal(subscriptionKey(appId, channel, socketId), () => membership.leave(appId, channel, socketId, member));
     },
     async reserveConnection(appId, max, id) {
       if (!isUp()) throw new Error('cluster engine down');
@@ -457,6 +471,19 @@ function failureStreak(ms: number, renew: () => void): { failed(): void; succeed
       since = undefined;
     },
   };
+}
+
+function subscriptionKey(appId: string, channel: string, socketId: string): string {
+  return `${appId}\u0000${channel}\u0000${socketId}`;
+}
+
+/** True once `promise` settled, false if `ms` passed first. */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  return Promise.race([settled, delay(ms).then(() => false)]);
 }
 
 function delay(ms: number): Promise<void> {

@@ -148,6 +148,33 @@ test('redis adapter: a leave that timed out but ran is retried while Redis answe
   }
 });
 
+test('redis adapter: a socket that re-subscribes while its leave is not recorded yet is never left uncounted', async () => {
+  const a = make({ prefix: 'rejoin' });
+  try {
+    await within(a.ready(), 'adapter up');
+    await a.join('a1', 'warm-up', '1.0', null, 0);
+    await a.leave('a1', 'warm-up', '1.0', null);
+    await a.join('a1', 'news', '1.1', null, 0);
+    const probe = new Redis(redis.url);
+    await stallWrites(1500);
+    // The leave times out at 1 s, runs at 1.5 s and is retried at 2 s. The client subscribes again as soon as Redis runs
+    // writes again (the probe's write returns), before that retry: the join must not be recorded before it (the retry
+    // would remove it). It waits for the leave, or is refused.
+    const leaving = a.leave('a1', 'news', '1.1', null);
+    await probe.set('rejoin:probe', '1').finally(() => probe.disconnect());
+    const rejoined = await a.join('a1', 'news', '1.1', null, 0).then(
+      (outcome) => outcome.admitted,
+      () => false,
+    );
+    await within(leaving, 'the leave to be recorded', 6000);
+    await a.settle();
+    const expected = rejoined ? 1 : 0;
+    assert.deepEqual(await a.channel('a1', 'news'), { subscriptionCount: expected, userCount: 0 }, `re-join admitted: ${rejoined}`);
+  } finally {
+    await a.close();
+  }
+});
+
 test('redis adapter: a join that timed out but ran is taken back: no subscription or member outlives the refusal', async () => {
   const a = make({ prefix: 'late-join' });
   try {
