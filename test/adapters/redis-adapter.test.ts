@@ -121,16 +121,29 @@ async function stallWrites(ms: number): Promise<void> {
   }
 }
 
-test('redis adapter: a leave that timed out but ran is retried while Redis answers, and the retry counts nothing twice', async () => {
-  const a = make({ prefix: 'late-leave' });
+/** Runs `fn` with a fresh adapter of its own key prefix, once it is up; closes it after. */
+async function withAdapter(prefix: string, fn: (adapter: RedisAdapter) => Promise<void>): Promise<void> {
+  const adapter = make({ prefix });
   try {
-    await within(a.ready(), 'adapter up');
+    await within(adapter.ready(), 'adapter up');
+    await fn(adapter);
+  } finally {
+    await adapter.close();
+  }
+}
+
+/** A join and a leave of another socket load the leave script: a stalled leave then runs late rather than fail with NOSCRIPT. */
+async function loadLeaveScript(adapter: RedisAdapter): Promise<void> {
+  await adapter.join('a1', 'warm-up', '1.0', null, 0);
+  await adapter.leave('a1', 'warm-up', '1.0', null);
+}
+
+test('redis adapter: a leave that timed out but ran is retried while Redis answers, and the retry counts nothing twice', () =>
+  withAdapter('late-leave', async (a) => {
     const seen: Envelope[] = [];
     a.onEnvelope((e) => seen.push(e));
     const u = { userId: 'u', userInfo: null };
-    // A first leave loads the script into Redis: the stalled one below then runs late rather than failing with NOSCRIPT.
-    await a.join('a1', 'warm-up', '1.0', null, 0);
-    await a.leave('a1', 'warm-up', '1.0', null);
+    await loadLeaveScript(a);
     await a.join('a1', 'presence-l', '1.1', u, 0);
     await a.join('a1', 'presence-l', '1.2', u, 0);
     await stallWrites(1500);
@@ -143,17 +156,11 @@ test('redis adapter: a leave that timed out but ran is retried while Redis answe
     assert.deepEqual(seen.filter((e) => e.event === 'pusher_internal:member_removed'), []);
     // The other connection's leave is counted as usual.
     assert.deepEqual(await a.leave('a1', 'presence-l', '1.2', u), { memberRemoved: true, vacated: true });
-  } finally {
-    await a.close();
-  }
-});
+  }));
 
-test('redis adapter: a socket that re-subscribes while its leave is not recorded yet is never left uncounted', async () => {
-  const a = make({ prefix: 'rejoin' });
-  try {
-    await within(a.ready(), 'adapter up');
-    await a.join('a1', 'warm-up', '1.0', null, 0);
-    await a.leave('a1', 'warm-up', '1.0', null);
+test('redis adapter: a socket that re-subscribes while its leave is not recorded yet is never left uncounted', () =>
+  withAdapter('rejoin', async (a) => {
+    await loadLeaveScript(a);
     await a.join('a1', 'news', '1.1', null, 0);
     const probe = new Redis(redis.url);
     await stallWrites(1500);
@@ -170,15 +177,10 @@ test('redis adapter: a socket that re-subscribes while its leave is not recorded
     await a.settle();
     const expected = rejoined ? 1 : 0;
     assert.deepEqual(await a.channel('a1', 'news'), { subscriptionCount: expected, userCount: 0 }, `re-join admitted: ${rejoined}`);
-  } finally {
-    await a.close();
-  }
-});
+  }));
 
-test('redis adapter: a join that timed out but ran is taken back: no subscription or member outlives the refusal', async () => {
-  const a = make({ prefix: 'late-join' });
-  try {
-    await within(a.ready(), 'adapter up');
+test('redis adapter: a join that timed out but ran is taken back: no subscription or member outlives the refusal', () =>
+  withAdapter('late-join', async (a) => {
     const seen: Envelope[] = [];
     a.onEnvelope((e) => seen.push(e));
     // This node already holds the channel, so the join's first write to Redis is its script (loaded by this first join).
@@ -190,15 +192,10 @@ test('redis adapter: a join that timed out but ran is taken back: no subscriptio
     await until(() => seen.some(removed), 'member_removed of the refused join', 6000);
     assert.deepEqual(await a.channel('a1', 'presence-j'), { subscriptionCount: 1, userCount: 1 });
     assert.deepEqual([...(await a.members('a1', 'presence-j')).keys()], ['u']);
-  } finally {
-    await a.close();
-  }
-});
+  }));
 
-test('redis adapter: a quota reservation that timed out but ran is taken back; a release counts its connection out once', async () => {
-  const a = make({ prefix: 'late-quota' });
-  try {
-    await within(a.ready(), 'adapter up');
+test('redis adapter: a quota reservation that timed out but ran is taken back; a release counts its connection out once', () =>
+  withAdapter('late-quota', async (a) => {
     // These load the scripts and list the app for this node, so the stalled reservation's first write is its script.
     assert.equal(await a.reserveConnection('a1', 2, '1.0'), true);
     assert.equal(await a.reserveConnection('a1', 2, '1.1'), true);
@@ -224,10 +221,7 @@ test('redis adapter: a quota reservation that timed out but ran is taken back; a
     }
     assert.equal(await a.reserveConnection('a1', 2, '1.3'), true, 'room for exactly one more connection');
     assert.equal(await a.reserveConnection('a1', 2, '1.4'), false);
-  } finally {
-    await a.close();
-  }
-});
+  }));
 
 test('redis adapter: a member whose id was signed as a number is reaped with that number (member_removed, removed users)', async () => {
   const a = make({ prefix: 'numeric' });
