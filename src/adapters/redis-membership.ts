@@ -43,7 +43,7 @@ export interface UserPresenceMessage {
 export class RedisMembership {
   /** `[appId, channel]` JSON → subscriptions this node holds (recorded or being recorded). */
   private readonly held = new Map<string, number>();
-  /** Apps this node has listed in its `nodeApps` set since Redis was last (re)connected: no SADD per connection. */
+  /** Apps this node has listed in its `nodeApps` set since Redis was last (re)connected: no SADD per reserved connection. */
   private readonly listedApps = new Set<string>();
 
   constructor(
@@ -143,7 +143,7 @@ export class RedisMembership {
 
   /** Records a user's first / last signed-in connection on this node; the script tells every node on a cluster transition. */
   async userPresence(appId: string, userId: string, online: boolean): Promise<void> {
-    if (online) await this.listApp(appId);
+    if (online) await this.client.sadd(this.keys.nodeApps(this.nodeId), appId);
     const k = this.keys.users(appId);
     const message: UserPresenceMessage = { appId, userId, online };
     await userPresence.run(this.client, [k.count, k.share(this.nodeId)], [
