@@ -238,6 +238,9 @@ test('watchlist across nodes: online on a user’s first connection in the clust
     await bobB.close(); // bob is still signed in on node A
     await bobA.close(); // the last one: offline
     await until(() => events(alice).length === 3, 'bob offline');
+    // If this fails with an early extra frame, the adapter lines say whether a node's engine went down around a sign-in.
+    const adapterLines = (s: TestServer): unknown[] => s.logs.filter((l) => String(l.event).startsWith('adapter'));
+    const context = `adapter lines: A ${JSON.stringify(adapterLines(a))}, B ${JSON.stringify(adapterLines(b))}`;
     assert.deepEqual(events(alice), [
       [
         { name: 'online', user_ids: ['carol'] },
@@ -245,7 +248,7 @@ test('watchlist across nodes: online on a user’s first connection in the clust
       ],
       [{ name: 'online', user_ids: ['bob'] }],
       [{ name: 'offline', user_ids: ['bob'] }],
-    ]);
+    ], context);
     await Promise.all([alice.close(), carol.close()]);
   } finally {
     await Promise.all([a.close(), b.close()]);
