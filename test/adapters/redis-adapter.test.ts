@@ -109,7 +109,8 @@ test('redis adapter: while Redis is down, status is down and publish drops, coun
 
 /**
  * Holds Redis's write commands (scripts included) for `ms`, as a stalled Redis would: a command sent meanwhile times out
- * at the adapter (1 s) and then still runs when the pause ends.
+ * at the adapter (1 s) and then still runs when the pause ends. 1.8 s leaves 0.8 s for the test to send its command
+ * before the pause is too short to time it out; the re-subscribe case needs the pause to end before the retry at 2 s.
  */
 async function stallWrites(ms: number): Promise<void> {
   const raw = new Redis(redis.url, { lazyConnect: true });
@@ -146,8 +147,8 @@ test('redis adapter: a leave that timed out but ran is retried while Redis answe
     await loadLeaveScript(a);
     await a.join('a1', 'presence-l', '1.1', u, 0);
     await a.join('a1', 'presence-l', '1.2', u, 0);
-    await stallWrites(1500);
-    // Times out after 1 s, runs at 1.5 s; recorded (resolved) once a retry succeeds while Redis is up.
+    await stallWrites(1800);
+    // Times out after 1 s, runs at 1.8 s; recorded (resolved) once a retry succeeds while Redis is up.
     const outcome = await within(a.leave('a1', 'presence-l', '1.1', u), 'the leave to be recorded', 6000);
     assert.deepEqual(outcome, { memberRemoved: false, vacated: false });
     // One of the user's two connections left: one subscription, the member still there, no member_removed.
@@ -185,7 +186,7 @@ test('redis adapter: a join that timed out but ran is taken back: no subscriptio
     a.onEnvelope((e) => seen.push(e));
     // This node already holds the channel, so the join's first write to Redis is its script (loaded by this first join).
     await a.join('a1', 'presence-j', '3.0', { userId: 'u', userInfo: null }, 0);
-    await stallWrites(1500);
+    await stallWrites(1800);
     await assert.rejects(a.join('a1', 'presence-j', '3.1', { userId: 'ghost', userInfo: null }, 0));
     // The script ran when the pause ended (member_added went out); the adapter takes it back with a leave of socket 3.1.
     const removed = (e: Envelope): boolean => e.event === 'pusher_internal:member_removed' && e.data.includes('ghost');
@@ -202,7 +203,7 @@ test('redis adapter: a quota reservation that timed out but ran is taken back; a
     a.releaseConnection('a1', '1.0');
     a.releaseConnection('a1', '1.0'); // a second release of the same connection counts nothing
     await a.settle();
-    await stallWrites(1500);
+    await stallWrites(1800);
     await assert.rejects(a.reserveConnection('a1', 2, '1.2'));
     // The take-back went out at once, behind the stalled reservation on the same connection: once it is recorded, the
     // late reservation ran and was counted out again.
