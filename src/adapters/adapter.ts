@@ -22,6 +22,15 @@
  */
 import type { Envelope } from './envelope.js';
 
+/** The engine's state for /readyz and the `websocket_adapter_*` gauges. */
+export interface AdapterStatus {
+  adapter: string;
+  /** The engine is reachable. */
+  up: boolean;
+  /** Membership changes this node keeps because they could not be recorded yet (held while down, or failed and retried). */
+  pending: number;
+}
+
 export interface ChannelCounts {
   subscriptionCount: number;
   /** Distinct presence users; 0 for other channels. */
@@ -115,7 +124,7 @@ export interface Adapter {
   terminateUser(appId: string, userId: string): void;
   /** Resolves once the joins, leaves and releases in flight are recorded (bounded): the drain waits on it before webhooks close. */
   settle(): Promise<void>;
-  status(): { adapter: string; up: boolean };
+  status(): AdapterStatus;
   /** Resolves once every envelope published by this node so far was handed to this node's envelope handler. */
   flush(): Promise<void>;
   close(): Promise<void>;

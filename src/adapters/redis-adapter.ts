@@ -83,14 +83,25 @@ export interface RedisAdapter extends Adapter {
 type ControlMessage = { type: 'terminate'; appId: string; userId: string };
 
 /**
- * A removal that must reach Redis eventually (a leave, a released connection): retried once Redis is back. An `idempotent`
- * one (a leave: its script changes nothing the second time) is also retried while Redis answers, since a command that timed
- * out may or may not have run.
+ * A change that must reach Redis eventually (a leave, a released connection, a signed-in user's presence): retried once
+ * Redis is back. An `idempotent` one (its script changes nothing the second time) is also retried while Redis answers,
+ * since a command that timed out may or may not have run. Counted in `status().pending` while kept.
  */
 interface Deferred {
-  run: () => Promise<void>;
+  run: () => Promise<unknown>;
+  /** After each attempt, once its outcome is handled: `recorded` with the run's result, or kept for a retry. */
+  attempted?: (recorded: boolean, result?: unknown) => void;
+  /** The engine closed with the change still kept. */
   reject: (err: unknown) => void;
   idempotent?: boolean;
+  /** Kept for later (held while Redis was down, or failed): counted in `status().pending` until recorded. */
+  kept?: boolean;
+}
+
+/** A signed-in user's presence on this node not recorded yet: the state to write, and the callers waiting for an attempt. */
+interface PresenceWrite {
+  online: boolean;
+  waiters: (() => void)[];
 }
 
 export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
@@ -133,6 +144,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   let closed = false;
   const waiters: (() => void)[] = [];
   const deferred: Deferred[] = [];
+  /** Changes kept and not recorded yet: those in `deferred` and those being retried (`status().pending`). */
+  let kept = 0;
   /** The retry of the idempotent removals that failed while Redis was up (at most one pending). */
   let redo: NodeJS.Timeout | undefined;
   /**
@@ -140,6 +153,13 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * channel waits for them, or a retried leave could remove the subscription that join records.
    */
   const removals = new Map<string, Promise<unknown>>();
+  /**
+   * Signed-in users whose presence on this node is not recorded yet: the latest state wins, one write per user at a time, so
+   * a retried `offline` can never land after the `online` that followed it.
+   */
+  const presence = new Map<string, PresenceWrite>();
+  /** Whether changes failed while Redis answered and are retried (`adapter_changes_pending` was logged, not yet `…_recorded`). */
+  let retrying = false;
   const inflight = new Set<Promise<unknown>>();
 
   const isUp = (): boolean => !closed && subscribed && link.ready();
@@ -260,19 +280,57 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       return;
     }
     if (!isUp()) {
-      deferred.push(d);
+      keep(d);
       return;
     }
-    track(d.run()).catch(() => {
-      // Redis went away mid-way, or a command timed out: keep it until Redis is back, or retry it soon if it is idempotent.
-      if (closed) d.reject(new Error('adapter closed'));
-      else retryLater(d);
-    });
+    track(d.run()).then(
+      (result) => {
+        if (d.kept === true) {
+          d.kept = false;
+          kept--;
+          if (retrying && kept === 0) {
+            retrying = false;
+            logEvent(logger, 'info', { event: 'adapter_changes_recorded', adapter: 'redis', node: nodeId }, 'cluster engine: pending changes recorded');
+          }
+        }
+        d.attempted?.(true, result);
+      },
+      (err: unknown) => {
+        // Redis went away mid-way, or a command timed out: keep it until Redis is back, or retry it soon if it is idempotent.
+        if (closed) {
+          d.reject(new Error('adapter closed'));
+          return;
+        }
+        retryLater(d);
+        if (!retrying && isUp()) {
+          // Once per episode (until everything kept is recorded), not per change: a stalled Redis fails many at once.
+          retrying = true;
+          const error = err instanceof Error ? err.message : String(err);
+          logEvent(logger, 'warn', { event: 'adapter_changes_pending', adapter: 'redis', node: nodeId, pending: kept, error }, 'cluster engine: a change failed, retrying');
+        }
+        d.attempted?.(false);
+      },
+    );
+  }
+
+  function keep(d: Deferred): void {
+    if (d.kept !== true) kept++;
+    d.kept = true;
+    deferred.push(d);
   }
 
   /** Runs an idempotent removal until it is recorded (or the engine closes), listed in `removals` meanwhile. */
   function removal<T>(key: string, run: () => Promise<T>): Promise<T> {
-    const recorded = new Promise<T>((resolve, reject) => runDurable({ run: async () => resolve(await run()), reject, idempotent: true }));
+    const recorded = new Promise<T>((resolve, reject) =>
+      runDurable({
+        run,
+        attempted: (recorded, result) => {
+          if (recorded) resolve(result as T);
+        },
+        reject,
+        idempotent: true,
+      }),
+    );
     removals.set(key, recorded);
     const forget = (): void => {
       if (removals.get(key) === recorded) removals.delete(key);
@@ -286,7 +344,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * timed-out leave that never ran would otherwise keep its subscription counted cluster-wide until the next reconnection.
    */
   function retryLater(d: Deferred): void {
-    deferred.push(d);
+    keep(d);
     if (d.idempotent !== true || redo !== undefined) return;
     redo = setTimeout(() => {
       redo = undefined;
@@ -322,11 +380,31 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       reaped = handler;
     },
     userPresence(appId, userId, online) {
-      // The caller waits for the first attempt only (a sign-in answers once the cluster counts the user); a failed one is
-      // kept and retried like a leave.
+      // The caller waits for the next attempt only (a sign-in answers once the cluster counts the user); a failed one is
+      // kept and retried like a leave. The script is idempotent per node, and a user has one write at a time carrying the
+      // latest state, so retries keep a user's online/offline order.
       return new Promise<void>((resolve) => {
-        const run = (): Promise<void> => membership.userPresence(appId, userId, online).finally(resolve);
-        runDurable({ run, reject: () => resolve() });
+        const key = `${appId}\n${userId}`;
+        const pending = presence.get(key);
+        if (pending !== undefined) {
+          pending.online = online;
+          pending.waiters.push(resolve);
+        } else {
+          const write: PresenceWrite = { online, waiters: [resolve] };
+          presence.set(key, write);
+          const attempted = (): void => {
+            for (const w of write.waiters.splice(0)) w();
+          };
+          const run = async (): Promise<void> => {
+            for (;;) {
+              const state = write.online;
+              await membership.userPresence(appId, userId, state);
+              if (write.online === state) break; // else a newer state came meanwhile: write it too
+            }
+            presence.delete(key);
+          };
+          runDurable({ run, attempted, reject: attempted, idempotent: true });
+        }
         if (!isUp()) resolve();
       });
     },
@@ -427,7 +505,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     async settle() {
       await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
     },
-    status: () => ({ adapter: 'redis', up: isUp() }),
+    status: () => ({ adapter: 'redis', up: isUp(), pending: kept }),
     flush() {
       // Nothing published while down is waiting anywhere (it was dropped and counted); a lost marker is bounded by the caller.
       return isUp() ? markers.flush() : Promise.resolve();

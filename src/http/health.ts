@@ -1,10 +1,11 @@
 /** `/healthz` (the process serves) and `/readyz` (it should get traffic: not draining, cluster engine up). */
 import type { FastifyInstance } from 'fastify';
+import type { AdapterStatus } from '../adapters/adapter.js';
 
 export interface HealthOptions {
   startedAt: number;
   isDraining: () => boolean;
-  adapterStatus: () => { adapter: string; up: boolean };
+  adapterStatus: () => Pick<AdapterStatus, 'adapter' | 'up'>;
 }
 
 export function registerHealthRoutes(fastify: FastifyInstance, options: HealthOptions): void {

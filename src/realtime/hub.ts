@@ -4,6 +4,7 @@
  * The hub keeps only the node's indexes; a connection's own channels, user and watchlist are the Connection's, which the
  * hub tells what happened (`joined`, `left`, `signedIn`, `watches`) so both change in one call (centrifuge's hub.go / client.go).
  */
+import type { AdapterStatus } from '../adapters/adapter.js';
 import type { Envelope } from '../adapters/envelope.js';
 import type { AppConfig } from '../config.js';
 import { channelKind, type ChannelKind } from '../protocol/channel-name.js';
@@ -272,7 +273,7 @@ export class Hub {
   }
 
   /** Gauge sources read by the metrics at scrape time. */
-  gaugeSources(adapterStatus: () => { adapter: string; up: boolean }): GaugeSources {
+  gaugeSources(adapterStatus: () => AdapterStatus): GaugeSources {
     return {
       connectionsByApp: () => [...this.apps.values()].map((s) => [s.app.id, s.connections.size] as [string, number]),
       channelStats: () => {
@@ -308,7 +309,7 @@ export class Hub {
         for (const state of this.apps.values()) for (const c of state.connections) n += c.ws.bufferedAmount;
         return n;
       },
-      adapterUp: adapterStatus,
+      adapterStatus,
     };
   }
 }

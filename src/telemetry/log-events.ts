@@ -25,6 +25,8 @@ export const LOG_EVENTS = [
   'webhook_failed',
   'adapter_up',
   'adapter_down',
+  'adapter_changes_pending',
+  'adapter_changes_recorded',
   'node_reaped',
   'shutdown_started',
   'shutdown_completed',

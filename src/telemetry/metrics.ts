@@ -11,6 +11,7 @@
  * `action`, `result`, `direction`, `op` come from the fixed enums below. Client-chosen values (socket ids, user ids, channel
  * names, IPs, event names, close codes sent by a client) are never labels: a hostile client could mint unbounded series.
  */
+import type { AdapterStatus } from '../adapters/adapter.js';
 import type { ChannelType } from '../protocol/channel-type.js';
 import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
 import type { CloseReason, RejectReason } from '../transport/close-reasons.js';
@@ -60,8 +61,8 @@ export interface GaugeSources {
   presenceMembersByApp(): Iterable<[appId: string, count: number]>;
   /** Bytes queued in socket send buffers, summed over connections. */
   sendBufferBytes(): number;
-  /** 1 when the cluster engine is reachable (the local adapter always is). */
-  adapterUp(): { adapter: string; up: boolean };
+  /** The cluster engine: reachable (the local adapter always is), and its membership changes not recorded yet. */
+  adapterStatus(): AdapterStatus;
   /** Loki shipping counts; undefined (no series) when logs are not shipped to Loki. */
   logShipping?: () => LogShippingCounts | undefined;
 }
@@ -220,6 +221,9 @@ export function createMetrics(
   const adapterUp = meter.createObservableGauge('websocket_adapter_up', {
     description: '1 when the cluster engine is reachable',
   });
+  const adapterPending = meter.createObservableGauge('websocket_adapter_pending_changes', {
+    description: 'Membership changes kept because the cluster engine could not record them yet',
+  });
   const shutdown = meter.createObservableGauge('websocket_shutdown_duration_seconds', {
     description: 'Duration of the last graceful drain',
     unit: 's',
@@ -239,12 +243,14 @@ export function createMetrics(
         result.observe(presenceMembers, count, { app_id: appId });
       }
       result.observe(sendBuffer, sources.sendBufferBytes());
-      const adapter = sources.adapterUp();
-      result.observe(adapterUp, adapter.up ? 1 : 0, { adapter: adapter.adapter });
+      const adapter = sources.adapterStatus();
+      const adapterAttrs = { adapter: adapter.adapter };
+      result.observe(adapterUp, adapter.up ? 1 : 0, adapterAttrs);
+      result.observe(adapterPending, adapter.pending, adapterAttrs);
       if (lastShutdownSeconds !== undefined) result.observe(shutdown, lastShutdownSeconds);
       result.observe(buildInfo, 1, buildAttributes);
     },
-    [connections, channels, subscriptions, presenceMembers, sendBuffer, adapterUp, shutdown, buildInfo],
+    [connections, channels, subscriptions, presenceMembers, sendBuffer, adapterUp, adapterPending, shutdown, buildInfo],
   );
   meter.addBatchObservableCallback(
     (result) => {

@@ -148,9 +148,13 @@ test('redis adapter: a leave that timed out but ran is retried while Redis answe
     await a.join('a1', 'presence-l', '1.1', u, 0);
     await a.join('a1', 'presence-l', '1.2', u, 0);
     await stallWrites(1800);
-    // Times out after 1 s, runs at 1.8 s; recorded (resolved) once a retry succeeds while Redis is up.
-    const outcome = await within(a.leave('a1', 'presence-l', '1.1', u), 'the leave to be recorded', 6000);
+    // Times out after 1 s, runs at 1.8 s; recorded (resolved) once a retry succeeds while Redis is up. Kept meanwhile:
+    // `status().pending` (websocket_adapter_pending_changes) counts it from the failure to the retry.
+    const leaving = a.leave('a1', 'presence-l', '1.1', u);
+    await until(() => a.status().pending === 1, 'the timed-out leave counted as pending', 3000);
+    const outcome = await within(leaving, 'the leave to be recorded', 6000);
     assert.deepEqual(outcome, { memberRemoved: false, vacated: false });
+    assert.equal(a.status().pending, 0);
     // One of the user's two connections left: one subscription, the member still there, no member_removed.
     assert.deepEqual(await a.channel('a1', 'presence-l'), { subscriptionCount: 1, userCount: 1 });
     assert.deepEqual([...(await a.members('a1', 'presence-l')).keys()], ['u']);
@@ -223,6 +227,54 @@ test('redis adapter: a quota reservation that timed out but ran is taken back; a
     assert.equal(await a.reserveConnection('a1', 2, '1.3'), true, 'room for exactly one more connection');
     assert.equal(await a.reserveConnection('a1', 2, '1.4'), false);
   }));
+
+test('redis adapter: a sign-in presence change that fails while Redis answers is retried with the user’s latest state', async () => {
+  const lines: { level: string; event: unknown; error?: unknown }[] = [];
+  const capture =
+    (level: string) =>
+    (line: object): void => {
+      lines.push({ level, ...(line as { event: unknown; error?: unknown }) });
+    };
+  const a = make({ prefix: 'presence-retry', logger: { info: capture('info'), warn: capture('warn') } });
+  const probe = new Redis(redis.url);
+  try {
+    await within(a.ready(), 'adapter up');
+    const seen: boolean[] = [];
+    a.onUserPresence((_app, user, online) => {
+      if (user === 'u') seen.push(online);
+    });
+    await a.userPresence('a1', 'u', true);
+    await until(() => seen.length === 1, 'the watchlist hears u online');
+    // The node's share of the app's signed-in users becomes a string: every presence script fails (WRONGTYPE) while
+    // Redis answers, and nothing of it runs.
+    const share = `presence-retry:{u:a1}:share:${a.nodeId}`;
+    await probe.set(share, 'not a set');
+    await a.userPresence('a1', 'u', false); // resolves once its first attempt failed
+    assert.equal(a.status().pending, 1);
+    // The user signs in and out again while the change is kept: still one change per user, carrying the latest state.
+    void a.userPresence('a1', 'u', true);
+    const last = a.userPresence('a1', 'u', false);
+    assert.equal(a.status().pending, 1);
+    await probe.del(share);
+    await probe.sadd(share, 'u');
+    // Mended: the next retry (within a second) writes the latest state, offline, once.
+    await within(last, 'the latest state to be written', 5000);
+    await until(() => a.status().pending === 0, 'nothing pending', 5000);
+    assert.deepEqual([...(await a.usersOnline('a1', ['u']))], []);
+    await until(() => seen.length === 2, 'the watchlist hears u offline');
+    assert.deepEqual(seen, [true, false]);
+    const episode = lines.filter((l) => String(l.event).startsWith('adapter_changes_'));
+    assert.deepEqual(
+      episode.map((l) => `${l.level} ${String(l.event)}`),
+      ['warn adapter_changes_pending', 'info adapter_changes_recorded'],
+      'one line when the change failed, one when it was recorded, not one per retry',
+    );
+    assert.match(String(episode[0]!.error), /WRONGTYPE/);
+  } finally {
+    probe.disconnect();
+    await a.close();
+  }
+});
 
 test('redis adapter: a member whose id was signed as a number is reaped with that number (member_removed, removed users)', async () => {
   const a = make({ prefix: 'numeric' });

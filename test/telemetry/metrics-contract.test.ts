@@ -19,7 +19,7 @@ const sources: GaugeSources = {
   channelStats: () => [{ appId: 'app-1', channelType: 'presence', channels: 2, subscriptions: 5 }],
   presenceMembersByApp: () => [['app-1', 4]],
   sendBufferBytes: () => 1024,
-  adapterUp: () => ({ adapter: 'local', up: true }),
+  adapterStatus: () => ({ adapter: 'local', up: true, pending: 2 }),
   logShipping: () => ({ shipped: 42, dropped: { spool_full: 1, rejected: 2, shutdown: 3 } }),
 };
 
@@ -67,8 +67,8 @@ describe('metrics contract (docs/telemetry.md)', () => {
   const contract = readContract();
 
   it('reads every table of Beacon\'s own metrics from docs/telemetry.md', () => {
-    // 34 rows, one of which names two counters.
-    assert.equal(contract.length, 35);
+    // 35 rows, one of which names two counters.
+    assert.equal(contract.length, 36);
     assert.ok(contract.some((c) => c.name === HTTP_DURATION && c.type === 'histogram'));
     assert.ok(contract.some((c) => c.name === 'websocket_connections' && c.type === 'gauge'));
     assert.ok(contract.some((c) => c.name === 'websocket_sent_bytes_total'));
@@ -135,6 +135,7 @@ describe('metrics contract (docs/telemetry.md)', () => {
     assert.equal(sample('websocket_shutdown_duration_seconds', {}), 1.5);
     assert.equal(sample('websocket_build_info', { version: '9.9.9', node_version: process.version }), 1);
     assert.equal(sample('websocket_adapter_up', { adapter: 'local' }), 1);
+    assert.equal(sample('websocket_adapter_pending_changes', { adapter: 'local' }), 2);
     assert.equal(sample('websocket_adapter_dropped_total', { reason: 'down' }), 1);
     assert.equal(sample('loki_lines_shipped_total', {}), 42);
     assert.equal(sample('loki_lines_dropped_total', { reason: 'rejected' }), 2);

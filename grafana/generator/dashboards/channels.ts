@@ -34,8 +34,9 @@ export function channels(): Dashboard {
     .withPanel(timeseries('Webhooks by result', 'ops', [{ expr: `sum by (event, result) (rate(websocket_webhooks_total{${BEACON}}[$__rate_interval]))`, legend: '{{event}} {{result}}' }]))
 
     .withRow(new RowBuilder('Cluster engine'))
-    .withPanel(timeseries('Cluster engine up', 'short', [{ expr: `min by (instance, adapter) (websocket_adapter_up{${BEACON}})`, legend: '{{instance}} {{adapter}}' }], { width: 8, thresholds: steps('red', [1, 'green']), min: 0 }))
-    .withPanel(timeseries('Messages through the cluster engine', 'ops', [{ expr: rate('websocket_adapter_messages_total', 'direction'), legend: '{{direction}}' }], { width: 8 }))
-    .withPanel(timeseries('Cross-node query latency p95', 's', [{ expr: quantile(0.95, 'websocket_adapter_request_duration_seconds', 'op'), legend: '{{op}}' }], { width: 8, thresholds: steps('green', [0.1, 'red']) }))
+    .withPanel(timeseries('Cluster engine up', 'short', [{ expr: `min by (instance, adapter) (websocket_adapter_up{${BEACON}})`, legend: '{{instance}} {{adapter}}' }], { width: 6, thresholds: steps('red', [1, 'green']), min: 0 }))
+    .withPanel(timeseries('Changes not recorded in the cluster engine', 'short', [{ expr: `max by (instance, adapter) (websocket_adapter_pending_changes{${BEACON}})`, legend: '{{instance}} {{adapter}}' }], { width: 6, thresholds: steps('green', [1, 'red']), min: 0 }))
+    .withPanel(timeseries('Messages through the cluster engine', 'ops', [{ expr: rate('websocket_adapter_messages_total', 'direction'), legend: '{{direction}}' }], { width: 6 }))
+    .withPanel(timeseries('Cross-node query latency p95', 's', [{ expr: quantile(0.95, 'websocket_adapter_request_duration_seconds', 'op'), legend: '{{op}}' }], { width: 6, thresholds: steps('green', [0.1, 'red']) }))
     .build();
 }
