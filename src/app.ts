@@ -159,6 +159,8 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     bodyLimit: config.apiBodyLimitBytes,
     forceCloseConnections: true,
     return503OnClosing: true,
+    // `request.ip` (the `remote_address` of connection lines) is the X-Forwarded-For client of a trusted proxy.
+    trustProxy: config.trustProxy,
     // Channel names and user ids are path parameters: the default (100) would turn valid long ones into 404 / 414.
     routerOptions: { maxParamLength: maxParamLength(config) },
     frameworkErrors,

@@ -6,6 +6,7 @@
  * with a message naming the variable. Units are in the names (…Ms, …Bytes, …Seconds).
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import {
@@ -120,10 +121,47 @@ function clusterNodes(list: string | undefined): { host: string; port: number }[
     .map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) }));
 }
 
+/** proxy-addr's names for address ranges, accepted in a `TRUST_PROXY` list. */
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** One `TRUST_PROXY` list entry: an address, an address/prefix, or a named range. */
+function isProxyAddress(entry: string): boolean {
+  if (PROXY_RANGES.has(entry)) return true;
+  const slash = entry.indexOf('/');
+  const version = isIP(slash < 0 ? entry : entry.slice(0, slash));
+  if (version === 0) return false;
+  if (slash < 0) return true;
+  const bits = entry.slice(slash + 1);
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128);
+}
+
+/**
+ * `TRUST_PROXY`, as fastify's `trustProxy` takes it: `false` (the peer is the client), `true` (every hop of
+ * X-Forwarded-For is trusted: only behind a proxy that overwrites the header), or the proxies' addresses (the client is the
+ * nearest untrusted hop). No hop count: fastify trusts nothing with one, since a direct client could send enough hops.
+ */
+const trustProxy = z
+  .string()
+  .trim()
+  .transform((value, ctx): boolean | string => {
+    if (/^(false|no|0|)$/i.test(value)) return false;
+    if (/^(true|yes|1)$/i.test(value)) return true;
+    const entries = value.split(',').map((e) => e.trim());
+    const bad = entries.filter((e) => !isProxyAddress(e));
+    if (bad.length === 0) return entries.join(',');
+    ctx.addIssue({
+      code: 'custom',
+      message: `not an address, address/prefix, loopback, linklocal or uniquelocal: ${bad.join(', ')} (or true, false)`,
+    });
+    return z.NEVER;
+  });
+
 /** The settings, keyed by their `Config` name; the README's configuration table describes each variable. */
 const fields = z.object({
   host: fromEnv('HOST', z.string().min(1).default('0.0.0.0')),
   port: fromEnv('PORT', int(0, 65535).default(6001)),
+  /** Which peers may say who the client is (X-Forwarded-For): the address logged as `remote_address`. */
+  trustProxy: fromEnv('TRUST_PROXY', trustProxy.default(false), 'false'),
   nodeId: fromEnv('NODE_ID', z.string().min(1).default(() => `${hostname()}-${process.pid}`), 'hostname-pid'),
   env: fromEnv('DEPLOYMENT_ENV', z.string().min(1).default('development')),
   serviceName: fromEnv('OTEL_SERVICE_NAME', z.string().min(1).default('beacon')),

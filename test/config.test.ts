@@ -135,3 +135,13 @@ test('values derived from settings are computed by the schema once: the API body
     (e: unknown) => e instanceof ConfigError && /PORT: .*65535/.test(e.message) && /MAX_BATCH_SIZE: .*number/.test(e.message),
   );
 });
+
+test('TRUST_PROXY: false by default; true, or a list of addresses, CIDRs and named ranges; anything else names the variable', () => {
+  assert.equal(loadConfig({}).trustProxy, false);
+  assert.equal(loadConfig({ TRUST_PROXY: 'false' }).trustProxy, false);
+  assert.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true);
+  assert.equal(loadConfig({ TRUST_PROXY: ' 10.0.0.0/8, loopback,::1 ,fd00::/8' }).trustProxy, '10.0.0.0/8,loopback,::1,fd00::/8');
+  for (const bad of ['2', '10.0.0.0/33', 'proxy.internal', '10.0.0.1,', '::1/129']) {
+    assert.throws(() => loadConfig({ TRUST_PROXY: bad }), /TRUST_PROXY/, bad);
+  }
+});

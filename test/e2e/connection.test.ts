@@ -262,3 +262,40 @@ describe('heartbeat', { concurrency: true }, () => {
     }
   });
 });
+
+describe('TRUST_PROXY: the remote_address of connection lines', () => {
+  /** Opens (and closes) one connection carrying `forwardedFor`; returns the remote_address of its connection_opened line. */
+  async function remoteAddress(env: Record<string, string>, forwardedFor: string, path = `/app/${APP.key}?${PUSHER_QUERY}`): Promise<unknown> {
+    const server = await startServer(env);
+    try {
+      const client = await RawClient.connect(server.port, path, { 'X-Forwarded-For': forwardedFor });
+      const accepted = path.includes(APP.key);
+      if (accepted) {
+        await client.next('pusher:connection_established');
+        await client.close();
+      } else {
+        await client.waitClosed();
+      }
+      const line = await loggedOnce(server, { event: accepted ? 'connection_opened' : 'connection_rejected' });
+      return line.remote_address;
+    } finally {
+      await server.close();
+    }
+  }
+  const hops = '203.0.113.7, 198.51.100.2';
+
+  test('unset: the peer, whatever the header says', async () => {
+    assert.equal(await remoteAddress({}, hops), '127.0.0.1');
+  });
+  test('the proxy listed (by name or address): the nearest hop it names', async () => {
+    assert.equal(await remoteAddress({ TRUST_PROXY: 'loopback' }, hops), '198.51.100.2');
+    assert.equal(await remoteAddress({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }, hops), '198.51.100.2');
+  });
+  test('true: the first hop; a refused upgrade is logged with it too', async () => {
+    assert.equal(await remoteAddress({ TRUST_PROXY: 'true' }, hops), '203.0.113.7');
+    assert.equal(await remoteAddress({ TRUST_PROXY: 'true' }, hops, `/app/no-such-key?${PUSHER_QUERY}`), '203.0.113.7');
+  });
+  test('a peer that is not a listed proxy cannot name the client', async () => {
+    assert.equal(await remoteAddress({ TRUST_PROXY: '10.0.0.1' }, hops), '127.0.0.1');
+  });
+});

@@ -55,8 +55,8 @@ export class RawClient {
   }
 
   /** Opens `ws://127.0.0.1:{port}{path}`; by default the path pusher-js uses for the default app. */
-  static async connect(port: number, path = `/app/${APP.key}?${PUSHER_QUERY}`): Promise<RawClient> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
+  static async connect(port: number, path = `/app/${APP.key}?${PUSHER_QUERY}`, headers?: Record<string, string>): Promise<RawClient> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers });
     const client = new RawClient(ws);
     await within(
       new Promise<void>((resolve, reject) => {
