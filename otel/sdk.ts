@@ -17,6 +17,7 @@ import {
   type Resource,
 } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
+import { processHistograms } from '../src/telemetry/histogram-table.js';
 import { BatchSpanProcessor, ConsoleSpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { TelemetryOptions } from './options.js';
@@ -101,6 +102,8 @@ export function createTelemetrySdk(
             // No otel_scope_* labels (docs/telemetry.md). target_info stays: it carries the resource (service, version,
             // instance) once per target, for joins such as `… * on(job, instance) group_left(service_version) target_info`.
             withoutScopeInfo: true,
+            // Beacon's histograms are kept outside the SDK (src/telemetry/histogram-table.ts) and read at each scrape.
+            metricProducers: [processHistograms],
           },
           (err) => {
             if (err !== undefined) diag.error(`metrics server could not listen on ${options.metrics?.host}:${options.metrics?.port}`, err);

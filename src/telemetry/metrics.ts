@@ -15,8 +15,9 @@ import type { AdapterStatus } from '../adapters/adapter.js';
 import type { ChannelType } from '../protocol/channel-type.js';
 import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
 import type { CloseReason, RejectReason } from '../transport/close-reasons.js';
-import { metrics, type Attributes, type Counter, type Histogram, type Meter, type ObservableCounter } from '@opentelemetry/api';
+import { metrics, type Attributes, type Counter, type Meter, type ObservableCounter } from '@opentelemetry/api';
 import { CounterTable } from './counter-table.js';
+import { processHistograms, type HistogramProducer, type HistogramTable } from './histogram-table.js';
 import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
 
 export type MessageErrorReason =
@@ -114,14 +115,24 @@ export interface Metrics {
   cacheEvicted(appId: string): void;
 }
 
-/** Declares every instrument on `meter` (the global one by default) and returns the recorders. */
+/**
+ * Declares every instrument on `meter` (the global one by default) and every histogram on `histograms` (the process's
+ * producer by default, which the metric reader must list: otel/sdk.ts), and returns the recorders.
+ */
 export function createMetrics(
   sources: GaugeSources,
-  options: { version: string; meter?: Meter } = { version: '0.0.0' },
+  options: { version: string; meter?: Meter; histograms?: HistogramProducer } = { version: '0.0.0' },
 ): Metrics {
   const meter = options.meter ?? metrics.getMeter('beacon', options.version);
-  const histogram = (name: string, description: string, unit: string, buckets: number[]): Histogram =>
-    meter.createHistogram(name, { description, unit, advice: { explicitBucketBoundaries: buckets } });
+  // Histograms are plain numbers read at collection time too (histogram-table.ts); `attributesOf` builds a row's label set
+  // from its one or two label values, once per row.
+  const histogram = (
+    name: string,
+    description: string,
+    unit: string,
+    boundaries: number[],
+    attributesOf: (first: string, second: string) => Attributes = () => ({}),
+  ): HistogramTable => (options.histograms ?? processHistograms).histogram({ name, description, unit, boundaries }, attributesOf);
   const counter = (name: string, description: string, unit = ''): Counter =>
     meter.createCounter(name, { description, unit });
 
@@ -145,17 +156,21 @@ export function createMetrics(
     'Lifetime of closed connections',
     's',
     SECONDS_LIFETIME,
+    (appId, reason) => ({ app_id: appId, reason }),
   );
   const received = counted('websocket_messages_received_total', 'Frames received from clients by kind', byAppAnd('kind'));
   const sent = counted('websocket_messages_sent_total', 'Frames sent to clients by kind', byAppAnd('kind'));
   const receivedBytes = counted('websocket_received_bytes_total', 'Payload bytes received from clients', byApp(), 'By');
   const sentBytes = counted('websocket_sent_bytes_total', 'Payload bytes sent to clients', byApp(), 'By');
-  const size = histogram('websocket_message_size_bytes', 'Frame sizes by direction', 'By', BYTES);
+  const size = histogram('websocket_message_size_bytes', 'Frame sizes by direction', 'By', BYTES, (direction) => ({ direction }));
+  const sizeIn = size.row('in');
+  const sizeOut = size.row('out');
   const processing = histogram(
     'websocket_message_processing_duration_seconds',
     'Client frame received until its handler is done',
     's',
     SECONDS_FAST,
+    (kind) => ({ kind }),
   );
   const errors = counted('websocket_message_errors_total', 'Rejected client frames by reason', byAppAnd('reason'));
   const published = counted('websocket_events_published_total', 'Events accepted for publishing by source', byAppAnd('source'));
@@ -164,12 +179,14 @@ export function createMetrics(
     'Publish accepted until the last frame is written on this node',
     's',
     SECONDS_FAST,
+    (channelType, recipients) => ({ channel_type: channelType, recipients }),
   );
   const broadcastRecipients = histogram(
     'websocket_broadcast_recipients',
     'Fan-out size per publish on this node',
     '',
     RECIPIENTS,
+    (channelType) => ({ channel_type: channelType }),
   );
   // Two of its three labels share the table's second key ('public ok'): one row per (app, channel type, result).
   const subscriptionsTotal = counted(
@@ -182,13 +199,22 @@ export function createMetrics(
   );
   const rateLimits = counter('websocket_rate_limit_triggered_total', 'Rate limits hit by scope');
   const backpressureEvents = counted('websocket_backpressure_events_total', 'Slow-consumer actions', byAppAnd('action'));
-  const pingRtt = histogram('websocket_ping_rtt_seconds', 'Server ping to client pong', 's', SECONDS_RTT);
+  const pingRtt = histogram('websocket_ping_rtt_seconds', 'Server ping to client pong', 's', SECONDS_RTT).row('');
   const apiAuthFailures = counter('websocket_api_auth_failures_total', 'HTTP API requests refused by signing');
   const httpDuration = histogram(
     'http_server_request_duration_seconds',
     'HTTP API request duration',
     's',
     SECONDS_HTTP,
+    // Keyed by (method, 'status route'): a route pattern has no space.
+    (method, statusAndRoute) => {
+      const space = statusAndRoute.indexOf(' ');
+      return {
+        [ATTR_HTTP_REQUEST_METHOD]: method,
+        [ATTR_HTTP_ROUTE]: statusAndRoute.slice(space + 1),
+        [ATTR_HTTP_RESPONSE_STATUS_CODE]: Number(statusAndRoute.slice(0, space)),
+      };
+    },
   );
   const webhooks = counter('websocket_webhooks_total', 'Webhook deliveries by result');
   const adapterMessages = counted(
@@ -201,6 +227,7 @@ export function createMetrics(
     'Cross-node queries',
     's',
     SECONDS_RTT,
+    (op) => ({ op }),
   );
   const adapterDropped = counter('websocket_adapter_dropped_total', 'Publishes the cluster engine dropped by reason');
   const cacheEvictions = counter('websocket_cache_evictions_total', 'Cache-channel events evicted to stay within CACHE_MAX_BYTES');
@@ -286,38 +313,13 @@ export function createMetrics(
     }
     return a;
   };
-  const directionIn = { direction: 'in' };
-  const directionOut = { direction: 'out' };
-  // Histogram attribute sets bound once per label value: the recorders look them up without building a key string.
-  const bound = <K extends string, V>(build: (key: K) => V): ((key: K) => V) => {
-    const sets = new Map<K, V>();
-    return (key) => {
-      let a = sets.get(key);
-      if (a === undefined) {
-        a = build(key);
-        sets.set(key, a);
-      }
-      return a;
-    };
-  };
-  const processingAttrs = bound((kind: ReceivedKind): Attributes => ({ kind }));
-  const recipientsAttrs = bound((channelType: ChannelType): Attributes => ({ channel_type: channelType }));
-  const broadcastAttrs = bound((channelType: ChannelType): Record<string, Attributes> => {
-    const byBucket: Record<string, Attributes> = {};
-    for (const bucket of ['1', '2-10', '11-100', '101-1000', '1001+']) {
-      byBucket[bucket] = { channel_type: channelType, recipients: bucket };
-    }
-    return byBucket;
-  });
-
   return {
     connectionOpened(appId) {
       opened.row(appId).value++;
     },
     connectionClosed(appId, reason, lifetimeSeconds) {
-      const row = closed.row(appId, reason);
-      row.value++;
-      duration.record(lifetimeSeconds, row.attributes);
+      closed.row(appId, reason).value++;
+      duration.row(appId, reason).record(lifetimeSeconds);
     },
     connectionRejected(reason) {
       rejected.row(reason).value++;
@@ -325,16 +327,16 @@ export function createMetrics(
     messageReceived(appId, kind, bytes) {
       received.row(appId, kind).value++;
       receivedBytes.row(appId).value += bytes;
-      size.record(bytes, directionIn);
+      sizeIn.record(bytes);
     },
     messagesSent(appId, kind, bytes, count) {
       if (count <= 0) return;
       sent.row(appId, kind).value += count;
       sentBytes.row(appId).value += bytes * count;
-      size.record(bytes, directionOut);
+      sizeOut.record(bytes);
     },
     messageProcessed(kind, seconds) {
-      processing.record(seconds, processingAttrs(kind));
+      processing.row(kind).record(seconds);
     },
     messageError(appId, reason) {
       errors.row(appId, reason).value++;
@@ -343,8 +345,8 @@ export function createMetrics(
       published.row(appId, source).value++;
     },
     broadcast(channelType, recipients, seconds) {
-      broadcastDuration.record(seconds, broadcastAttrs(channelType)[recipientsBucket(recipients)]);
-      broadcastRecipients.record(recipients, recipientsAttrs(channelType));
+      broadcastDuration.row(channelType, recipientsBucket(recipients)).record(seconds);
+      broadcastRecipients.row(channelType).record(recipients);
     },
     subscription(appId, channelType, result) {
       subscriptionsTotal.row(appId, `${channelType} ${result}`).value++;
@@ -363,11 +365,7 @@ export function createMetrics(
       apiAuthFailures.add(1, attrs(`af|${reason}`, () => ({ reason })));
     },
     httpRequest(method, route, statusCode, seconds) {
-      httpDuration.record(seconds, {
-        [ATTR_HTTP_REQUEST_METHOD]: method,
-        [ATTR_HTTP_ROUTE]: route,
-        [ATTR_HTTP_RESPONSE_STATUS_CODE]: statusCode,
-      });
+      httpDuration.row(method, `${statusCode} ${route}`).record(seconds);
     },
     webhook(event, result, appId, webhook) {
       webhooks.add(1, attrs(`w|${event}|${result}|${appId}|${webhook}`, () => ({ event, result, app_id: appId, webhook: String(webhook) })));
@@ -376,7 +374,7 @@ export function createMetrics(
       adapterMessages.row(direction).value++;
     },
     adapterRequest(op, seconds) {
-      adapterRequests.record(seconds, attrs(`ar|${op}`, () => ({ op })));
+      adapterRequests.row(op).record(seconds);
     },
     shutdownDuration(seconds) {
       lastShutdownSeconds = seconds;

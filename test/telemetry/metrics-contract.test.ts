@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { HistogramProducer } from '../../src/telemetry/histogram-table.js';
 import { createMetrics, type GaugeSources } from '../../src/telemetry/metrics.js';
 import { labelKeys, parseExposition, readContract, type Family } from '../helpers/exposition.js';
 import { freePort } from '../helpers/free-port.js';
@@ -30,10 +31,17 @@ describe('metrics contract (docs/telemetry.md)', () => {
 
   before(async () => {
     const port = await freePort();
-    const exporter = new PrometheusExporter({ host: '127.0.0.1', port, withoutScopeInfo: true, withoutTargetInfo: true });
+    const histograms = new HistogramProducer();
+    const exporter = new PrometheusExporter({
+      host: '127.0.0.1',
+      port,
+      withoutScopeInfo: true,
+      withoutTargetInfo: true,
+      metricProducers: [histograms],
+    });
     await exporter.startServer();
     provider = new MeterProvider({ readers: [exporter] });
-    const m = createMetrics(sources, { version: '9.9.9', meter: provider.getMeter('beacon', '9.9.9') });
+    const m = createMetrics(sources, { version: '9.9.9', meter: provider.getMeter('beacon', '9.9.9'), histograms });
     m.connectionOpened('app-1');
     m.connectionClosed('app-1', 'client_close', 12.5);
     m.connectionRejected('unknown_app');

@@ -1,0 +1,84 @@
+/**
+ * Beacon's histograms are kept outside the SDK (src/telemetry/histogram-table.ts) and must render on /metrics exactly as
+ * the SDK's own explicit-bucket histogram renders the same values: a real PrometheusExporter lists the producer, the same
+ * values (on boundaries, between them, above the last, zero, NaN, negative) go to both, and the two families' samples must
+ * be equal line for line once the name is swapped.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { HistogramProducer } from '../../src/telemetry/histogram-table.js';
+import { freePort } from '../helpers/prometheus.js';
+
+const BOUNDARIES = [0.001, 0.01, 0.1, 1, 10];
+const VALUES = [0, 0.0005, 0.001, 0.0011, 0.01, 0.05, 0.1, 1, 3.5, 10, 10.0001, 250, Number.NaN, -1];
+
+/** The sample lines of one family (`name`, `name_bucket`, …), with the family name replaced by `as`. */
+function samples(exposition: string, name: string, as: string): string[] {
+  return exposition
+    .split('\n')
+    .filter((line) => line.startsWith(`${name}_`) || line.startsWith(`${name}{`))
+    .map((line) => as + line.slice(name.length))
+    .sort();
+}
+
+describe('histogram table (rendered as the SDK renders its histograms)', () => {
+  let provider: MeterProvider;
+  let producer: HistogramProducer;
+  let port: number;
+
+  before(async () => {
+    port = await freePort();
+    producer = new HistogramProducer();
+    const exporter = new PrometheusExporter({
+      host: '127.0.0.1',
+      port,
+      withoutScopeInfo: true,
+      withoutTargetInfo: true,
+      metricProducers: [producer],
+    });
+    await exporter.startServer();
+    provider = new MeterProvider({ readers: [exporter] });
+  });
+
+  after(async () => {
+    await provider.shutdown();
+  });
+
+  it('has the same buckets, sum and count as the SDK histogram for the same values and label sets', async () => {
+    const sdk = provider
+      .getMeter('beacon')
+      .createHistogram('sdk_latency_seconds', { description: 'd', unit: 's', advice: { explicitBucketBoundaries: BOUNDARIES } });
+    const table = producer.histogram(
+      { name: 'table_latency_seconds', description: 'd', unit: 's', boundaries: BOUNDARIES },
+      (kind, app) => ({ kind, app_id: app }),
+    );
+    const never = producer.histogram({ name: 'never_recorded_seconds', description: 'd', unit: 's', boundaries: BOUNDARIES }, () => ({}));
+    for (const [index, value] of VALUES.entries()) {
+      const kind = index % 2 === 0 ? 'even' : 'odd';
+      sdk.record(value, { kind, app_id: 'a' });
+      table.row(kind, 'a').record(value);
+    }
+
+    const exposition = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const fromSdk = samples(exposition, 'sdk_latency_seconds', 'h');
+    const fromTable = samples(exposition, 'table_latency_seconds', 'h');
+    assert.equal(fromSdk.length, 2 * (BOUNDARIES.length + 1 + 2), exposition); // two label sets: buckets with +Inf, _sum, _count
+    assert.deepEqual(fromTable, fromSdk);
+    assert.match(exposition, /# TYPE table_latency_seconds histogram/);
+    assert.match(exposition, /# UNIT table_latency_seconds s/);
+    assert.doesNotMatch(exposition, /never_recorded/, 'a histogram with no row is left out');
+    assert.equal(never.descriptor.name, 'never_recorded_seconds');
+  });
+
+  it('returns the same table for a name declared twice, so two declarations share their rows', () => {
+    const descriptor = { name: 'twice_bytes', description: 'd', unit: 'By', boundaries: [1, 2] };
+    const first = producer.histogram(descriptor, (direction) => ({ direction }));
+    const second = producer.histogram(descriptor, (direction) => ({ direction }));
+    assert.equal(second, first);
+    first.row('in').record(2);
+    second.row('in').record(3);
+    assert.deepEqual(first.row('in').counts, [0, 1, 1]);
+  });
+});
