@@ -3,6 +3,7 @@
  * `pusher:connection_established`, and wires the socket's events to the router and the hub.
  */
 import { randomInt, randomUUID } from 'node:crypto';
+import type { SpanContext } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AppStore } from '../apps/app-store.js';
@@ -18,6 +19,7 @@ import type { RejectReason } from './close-reasons.js';
 import { contextFromHeaders, startConnectSpan } from '../telemetry/tracing.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { CLOSE_HANDSHAKE_MS, Connection } from './connection.js';
+import { detachUpgradeResponse, ownSocketErrors, recordUpgradeResponse } from './upgrade-leftovers.js';
 
 export interface WsRouteOptions {
   apps: AppStore;
@@ -58,6 +60,34 @@ const refusal = (reason: RejectReason, error: CloseError, ...args: ReadonlyArray
   code: error.code,
   message: error.format(...args),
 });
+
+/**
+ * The fields of `connection_opened`, built only if the line is written. A function of its own, so that the closure holds
+ * the request and not `accept`'s scope, which the socket's listeners keep for the connection's life.
+ */
+function openedFields(
+  request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>,
+  upgradeSpan: SpanContext | undefined,
+): () => Record<string, unknown> {
+  return () => ({
+    remote_address: request.ip,
+    user_agent: request.headers['user-agent'],
+    protocol: request.query.protocol,
+    client: request.query.client,
+    version: request.query.version,
+    ...(upgradeSpan !== undefined ? { trace_id: upgradeSpan.traceId, span_id: upgradeSpan.spanId } : {}),
+  });
+}
+
+/**
+ * A new session id. Node 20's `randomUUID()` returns it as a tree of ~14 concatenated strings, ~490 B of heap for as long
+ * as the connection holds it; reading a character makes V8 flatten it into one 36-character string (~60 B).
+ */
+function newSessionId(): string {
+  const id = randomUUID();
+  id.charCodeAt(0);
+  return id;
+}
 
 function socketId(): string {
   return `${randomInt(1, 2 ** 31)}.${randomInt(1, 2 ** 31)}`;
@@ -152,6 +182,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
   const released = (request: FastifyRequest): void => {
     const socket = request.raw.socket;
     if (socket.writableCorked > 0) socket.uncork();
+    detachUpgradeResponse(request.raw);
   };
 
   fastify.register(async (scope) => {
@@ -168,8 +199,11 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     // `connection_established` (or a refusal's error frame) leave in one write. The handler uncorks (`released`); a
     // handshake ws aborts ends the socket, which writes out what is held. Not earlier (onRequest): an HTTP answer fastify
     // sent from a hook in between would be held, then discarded when @fastify/websocket destroys the socket.
-    scope.addHook('preHandler', (request, _reply, done) => {
-      if (request.ws) request.raw.socket.cork();
+    scope.addHook('preHandler', (request, reply, done) => {
+      if (request.ws) {
+        request.raw.socket.cork();
+        recordUpgradeResponse(request.raw, reply.raw);
+      }
       done();
     });
 
@@ -230,8 +264,12 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       id: string,
       reserved: boolean,
     ): void => {
-      const sessionId = randomUUID();
+      const sessionId = newSessionId();
       const span = startConnectSpan(app.id, sessionId, id, contextFromHeaders(request.headers));
+      // Kept for the links of later `process` spans; a connect span that was not sampled is in no trace to link to. No
+      // closure below may name `span` or `request`: the socket's listeners keep this scope alive for the connection's
+      // life, and with it the ended span or the whole HTTP request (upgrade-leftovers.ts).
+      const upgradeSpan = span.isRecording() ? span.spanContext() : undefined;
       const connection = new Connection({
         ws: socket,
         app,
@@ -242,22 +280,14 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         metrics,
         sendBufferMaxBytes: options.sendBufferMaxBytes,
         framesPerSecond: options.framesPerSecond,
-        // Kept for the links of later `process` spans; a connect span that was not sampled is in no trace to link to.
-        upgradeSpan: span.isRecording() ? span.spanContext() : undefined,
+        upgradeSpan,
         onClosed: (c) => {
           if (reserved) options.quota?.release(app, id);
           options.onConnectionClosed(c, hub.removeConnection(c));
         },
       });
       hub.addConnection(connection);
-      connection.opened(() => ({
-        remote_address: request.ip,
-        user_agent: request.headers['user-agent'],
-        protocol: request.query.protocol,
-        client: request.query.client,
-        version: request.query.version,
-        ...(span.isRecording() ? { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId } : {}),
-      }));
+      connection.opened(openedFields(request, upgradeSpan));
       connection.send(encodeConnectionEstablished(id, options.activityTimeoutSeconds), 'protocol');
       span.end();
 
@@ -294,7 +324,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         router.handle(connection, buffer.toString('utf8'), buffer.length);
       });
       // Frame-level errors (invalid UTF-8, over the hard size limit) are the client's: counted and logged by the connection.
-      socket.on('error', (err: Error & { code?: string }) => connection.socketFailed(err));
+      ownSocketErrors(socket, (err) => connection.socketFailed(err));
       socket.on('close', (code: number) => connection.finish(code));
     };
 

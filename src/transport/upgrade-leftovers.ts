@@ -1,0 +1,41 @@
+/**
+ * What routing an upgrade through fastify leaves attached to a WebSocket for its whole life, and letting go of it.
+ *
+ * @fastify/websocket routes each upgrade as an HTTP request: it builds a `ServerResponse` for the socket and fastify wraps
+ * the pair in its own Request, Reply and request logger. Once the handshake is done none of them is used again, yet two
+ * references would keep them (headers, raw headers, URL, the response and fastify's wrappers: ~2.5 KB of heap per idle
+ * connection, half of what Beacon kept beyond a bare `ws` connection) for as long as the WebSocket lives:
+ * - the TCP socket's `_httpMessage`, set by `ServerResponse.assignSocket`, with the response's 'close' listener on the
+ *   socket. `detachSocket` is the inverse Node's own HTTP server calls when a response is done;
+ * - @fastify/websocket's 'error' listener on the WebSocket, a closure over the request and reply that passes socket
+ *   errors to the plugin's `errorHandler` (ws-route.ts's `wsErrorHandler`, which ignores a peer's errors). An accepted
+ *   connection handles every error of its socket itself, so its own listener replaces that one.
+ * test/transport/upgrade-leftovers.test.ts checks that an accepted connection's request is collected.
+ */
+import type { ServerResponse } from 'node:http';
+import type { WebSocket } from 'ws';
+
+/** The response @fastify/websocket built for an upgrade, by the request it answers (recorded by a preHandler hook). */
+const responses = new WeakMap<object, ServerResponse>();
+
+/** Records the routing response of an upgrade request (`request.raw`, `reply.raw`), to be detached once it is answered. */
+export function recordUpgradeResponse(raw: object, response: ServerResponse): void {
+  responses.set(raw, response);
+}
+
+/** Detaches the routing response from the socket of the upgrade request `raw` (once the handler has answered). */
+export function detachUpgradeResponse(raw: object): void {
+  const response = responses.get(raw);
+  if (response === undefined) return;
+  responses.delete(raw);
+  if (response.socket !== null) response.detachSocket(response.socket);
+}
+
+/**
+ * Makes `onError` the only 'error' listener of an accepted connection's WebSocket, replacing the plugin's (which holds the
+ * request and reply). A WebSocket must always have one: ws emits 'error' for a peer's bad frames.
+ */
+export function ownSocketErrors(socket: WebSocket, onError: (err: Error & { code?: string }) => void): void {
+  socket.removeAllListeners('error');
+  socket.on('error', onError);
+}
