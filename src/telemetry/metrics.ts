@@ -163,8 +163,6 @@ export function createMetrics(
   const receivedBytes = counted('websocket_received_bytes_total', 'Payload bytes received from clients', byApp(), 'By');
   const sentBytes = counted('websocket_sent_bytes_total', 'Payload bytes sent to clients', byApp(), 'By');
   const size = histogram('websocket_message_size_bytes', 'Frame sizes by direction', 'By', BYTES, (direction) => ({ direction }));
-  const sizeIn = size.row('in');
-  const sizeOut = size.row('out');
   const processing = histogram(
     'websocket_message_processing_duration_seconds',
     'Client frame received until its handler is done',
@@ -199,7 +197,7 @@ export function createMetrics(
   );
   const rateLimits = counter('websocket_rate_limit_triggered_total', 'Rate limits hit by scope');
   const backpressureEvents = counted('websocket_backpressure_events_total', 'Slow-consumer actions', byAppAnd('action'));
-  const pingRtt = histogram('websocket_ping_rtt_seconds', 'Server ping to client pong', 's', SECONDS_RTT).row('');
+  const pingRtt = histogram('websocket_ping_rtt_seconds', 'Server ping to client pong', 's', SECONDS_RTT);
   const apiAuthFailures = counter('websocket_api_auth_failures_total', 'HTTP API requests refused by signing');
   const httpDuration = histogram(
     'http_server_request_duration_seconds',
@@ -327,13 +325,13 @@ export function createMetrics(
     messageReceived(appId, kind, bytes) {
       received.row(appId, kind).value++;
       receivedBytes.row(appId).value += bytes;
-      sizeIn.record(bytes);
+      size.row('in').record(bytes);
     },
     messagesSent(appId, kind, bytes, count) {
       if (count <= 0) return;
       sent.row(appId, kind).value += count;
       sentBytes.row(appId).value += bytes * count;
-      sizeOut.record(bytes);
+      size.row('out').record(bytes);
     },
     messageProcessed(kind, seconds) {
       processing.row(kind).record(seconds);
@@ -359,7 +357,7 @@ export function createMetrics(
       backpressureEvents.row(appId, action).value += count;
     },
     pingRtt(seconds) {
-      pingRtt.record(seconds);
+      pingRtt.row('').record(seconds);
     },
     apiAuthFailure(reason) {
       apiAuthFailures.add(1, attrs(`af|${reason}`, () => ({ reason })));
