@@ -26,6 +26,7 @@ import { createRouter } from './realtime/router.js';
 import { notifyWatchers } from './realtime/watchlist.js';
 import { afterLeave } from './realtime/subscribe.js';
 import { createLogger, logShippingCounts, type Logger } from './telemetry/logger.js';
+import { lazyRequestLogger } from './telemetry/request-logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { startHeartbeat } from './transport/heartbeat.js';
 import { registerWsRoutes, wsErrorHandler } from './transport/ws-route.js';
@@ -156,6 +157,8 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     loggerInstance: logger as FastifyBaseLogger,
     // Per-request lines are replaced by one `api_request` line per API call (http/api.ts).
     logController: new LogController({ disableRequestLogging: true }),
+    // A request's pino child is made only if the request writes a line (telemetry/request-logger.ts).
+    childLoggerFactory: lazyRequestLogger,
     bodyLimit: config.apiBodyLimitBytes,
     forceCloseConnections: true,
     return503OnClosing: true,
