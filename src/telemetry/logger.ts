@@ -8,6 +8,7 @@
 import { isSpanContextValid, trace } from '@opentelemetry/api';
 import * as onExit from 'on-exit-leak-free';
 import { pino, type Logger } from 'pino';
+import { isoTime } from './log-time.js';
 import { startLokiShipping, type LokiShipping, type LokiShippingOptions } from './loki.js';
 import { logEvent, type LogLine } from './log-events.js';
 import type { LogShippingCounts } from './metrics.js';
@@ -115,7 +116,8 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level,
       base: { service: options.serviceName, env: options.env, node_id: options.nodeId },
       messageKey: 'msg',
-      timestamp: pino.stdTimeFunctions.isoTime,
+      // `time` as pino.stdTimeFunctions.isoTime writes it, formatted once a second (log-time.ts).
+      timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       // Correlation with traces: every line written while a span is active carries its ids.
