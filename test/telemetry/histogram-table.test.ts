@@ -69,7 +69,10 @@ describe('histogram table (rendered as the SDK renders its histograms)', () => {
     assert.match(exposition, /# TYPE table_latency_seconds histogram/);
     assert.match(exposition, /# UNIT table_latency_seconds s/);
     assert.doesNotMatch(exposition, /never_recorded/, 'a histogram with no row is left out');
-    assert.equal(never.descriptor.name, 'never_recorded_seconds');
+    // Its first record creates its row: the series appears from then on, as the SDK's would.
+    never.row('').record(0.5);
+    const later = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.match(later, /^never_recorded_seconds_count(\{[^}]*\})? 1$/m, later);
   });
 
   it('returns the same table for a name declared twice, so two declarations share their rows', () => {
