@@ -19,7 +19,7 @@ import type { BurstOptions, BurstResult } from './fanout/burst.js';
 import { runChild } from './fanout/child.js';
 import type { IdleOptions, IdleResult } from './fanout/idle.js';
 import type { LoadOptions, LoadResult } from './fanout/load.js';
-import { FANOUT_COLUMNS, fanoutRows, SMALL_COLUMNS, smallRows, type RunRecord } from './fanout/report.js';
+import { FANOUT_COLUMNS, fanoutRows, fanoutSpread, SMALL_COLUMNS, smallRows, smallSpread, type RunRecord } from './fanout/report.js';
 import { SCENARIOS } from './fanout/scenarios.js';
 import type { SmallChannelsOptions, SmallChannelsResult } from './fanout/small-channels.js';
 import { ROOT, startServer, TARGETS, type ServerProcess, type TargetId } from './fanout/targets.js';
@@ -220,6 +220,7 @@ const fanout: BenchResults = {
     `Burst CPU µs / delivery: the same ${subscribers} subscribers on one channel get batches of ${BATCH_SIZE} events to that channel per HTTP request (Beacon \`POST /apps/app-id/batch_events\`; baselines \`POST /publish\` with a batch), 2 requests in flight, ${burstBatches} requests measured after 10 warm-up ones: ${BATCH_SIZE} frames per subscriber per event-loop turn, which Beacon coalesces into one socket write.`,
     `CPU µs / delivery: the fixed-rate phase, ${rateMessages} publishes at ${ratePerSecond}/s (${ratePerSecond * subscribers} deliveries/s) after ${warmupMessages} warm-up publishes. At that rate the load process (one Node process receiving every delivery) and the servers queue, so latency is measured apart: the low-rate phase right after, ${latencyMessages} publishes at ${latencyPerSecond}/s (${latencyPerSecond * subscribers} deliveries/s), publish → receipt by each subscriber (same process, same clock), p50/p99 over every delivery of the phase; p99 × bare ws is the median of per-repetition ratios. deliveries/s (closed loop): ${messages} publishes with at most ${window} not yet received by all.`,
     `Connections: after 200 warm-up connections (opened and closed), ${idleConnections} subscribed connections opened 50 at a time (Beacon: spread over its 10 apps, one public channel per app; handshake, connection_established, subscribe, subscription_succeeded; bare ws and the probe take the same steps — a greeting frame, a subscribe frame from the client, an acknowledgement — and Socket.IO its handshake and an acknowledged join; until commit 698738c the bare ws baseline joined its room from the URL and acknowledged at once, one round trip fewer than Beacon) — connects/s is their count ÷ the time to open them all (client and server share the machine), server CPU µs / connect the server's CPU over that time ÷ their count; RSS KiB / idle subscribed conn is the growth of the server's VmRSS (1.5 s after the last one) ÷ their count. /metrics ms: median of ${SCRAPES} sequential scrapes (time to the last byte) with those ${idleConnections} connections open; /metrics server CPU ms: the server's CPU over those ${SCRAPES} scrapes ÷ ${SCRAPES}.`,
+    fanoutSpread(records, targets),
     ...common,
   ],
 };
@@ -233,6 +234,7 @@ const small: BenchResults = {
   rows: smallRows(records, targets),
   notes: [
     `${channels} connections, each the only subscriber of its own channel (Beacon \`private-user-<i>\`, authorised; baselines a room per connection); publishes of ${BATCH_SIZE} events to ${BATCH_SIZE} distinct channels per HTTP request (Beacon: \`POST /apps/app-id/batch_events\` signed by the \`pusher\` SDK; baselines: an unsigned \`POST /publish\` with a batch), 4 requests in flight, ${batches} requests measured after 100 warm-up requests. Every event has one recipient, so per-publish costs weigh on every delivery.`,
+    smallSpread(records, targets),
     ...common,
   ],
 };

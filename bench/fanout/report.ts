@@ -9,7 +9,7 @@ import type { IdleResult } from './idle.js';
 import type { LoadResult } from './load.js';
 import type { SmallChannelsResult } from './small-channels.js';
 import { median } from './stats.js';
-import { TARGET_LABELS, type TargetId } from './targets.js';
+import { protocolOf, TARGET_LABELS, type TargetId } from './targets.js';
 
 /** What one (repetition, target) produced; a phase that failed has its error instead. */
 export interface RunRecord {
@@ -66,23 +66,66 @@ function medianOf(records: RunRecord[], target: TargetId, metric: Metric): numbe
   return median(records.filter((r) => r.target === target).flatMap((r) => metric(r) ?? []));
 }
 
-/** Median over repetitions of `metric(target) / metric(against)`, both from the same repetition. */
-function ratio(records: RunRecord[], target: TargetId, against: TargetId, metric: Metric): number {
-  const ratios: number[] = [];
+/** `metric(target) / metric(against)` of every repetition that measured both. */
+function ratios(records: RunRecord[], target: TargetId, against: TargetId, metric: Metric): number[] {
+  const found: number[] = [];
   for (const mine of records) {
     if (mine.target !== target) continue;
     const other = records.find((o) => o.target === against && o.repetition === mine.repetition);
     const a = metric(mine);
     const b = other === undefined ? undefined : metric(other);
-    if (a !== undefined && b !== undefined && b > 0) ratios.push(a / b);
+    if (a !== undefined && b !== undefined && b > 0) found.push(a / b);
   }
-  return median(ratios);
+  return found;
+}
+
+/** Median over repetitions of `metric(target) / metric(against)`, both from the same repetition. */
+function ratio(records: RunRecord[], target: TargetId, against: TargetId, metric: Metric): number {
+  return median(ratios(records, target, against, metric));
+}
+
+/** A ratio column whose spread over the repetitions a note gives. */
+interface SpreadColumn {
+  label: string;
+  against: TargetId;
+  metric: Metric;
+  /** The targets the column is given for; all by default. */
+  only?: (target: TargetId) => boolean;
+}
+
+/**
+ * A note with the lowest and highest per-repetition ratio behind each median of `columns`, per target: on a shared machine
+ * one repetition can differ from the next by more than a change being measured, and the table alone does not show it.
+ */
+function spreadNote(records: RunRecord[], targets: readonly TargetId[], columns: SpreadColumn[]): string {
+  const parts: string[] = [];
+  for (const target of targets) {
+    const cells: string[] = [];
+    for (const column of columns) {
+      if (column.against === target || column.only?.(target) === false) continue;
+      const found = ratios(records, target, column.against, column.metric);
+      if (found.length === 0) continue;
+      cells.push(`${column.label} ${Math.min(...found).toFixed(2)}–${Math.max(...found).toFixed(2)}`);
+    }
+    if (cells.length > 0) parts.push(`${TARGET_LABELS[target]}: ${cells.join(', ')}`);
+  }
+  const runs = new Set(records.map((r) => r.repetition)).size;
+  return `Spread: the lowest and highest per-repetition ratio behind each median (${runs} repetitions). ${parts.join('; ')}.`;
 }
 
 const fanoutCpu: Metric = (r) => r.fanout?.rate.serverCpuUsPerDelivery;
 const connects: Metric = (r) => r.idle?.connectsPerSecond;
 const burstCpu: Metric = (r) => r.burst?.serverCpuUsPerDelivery;
 const latencyP99: Metric = (r) => r.fanout?.latency.p99Ms;
+
+/** The spread of the main table's ratios to bare ws and the probe (CPU per delivery, connects/s). */
+export function fanoutSpread(records: RunRecord[], targets: readonly TargetId[]): string {
+  return spreadNote(records, targets, [
+    { label: 'CPU / delivery × bare ws', against: 'ws', metric: fanoutCpu },
+    { label: '× limit probe', against: 'ws-raw', metric: fanoutCpu },
+    { label: 'connects/s × bare ws', against: 'ws', metric: connects },
+  ]);
+}
 
 /** One row per target of the main table. */
 export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): ResultRow[] {
@@ -128,6 +171,14 @@ export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): 
 }
 
 const smallCpu: Metric = (r) => r.small?.serverCpuUsPerDelivery;
+
+/** The spread of the small-channels table's CPU ratios to bare ws and Beacon with telemetry off. */
+export function smallSpread(records: RunRecord[], targets: readonly TargetId[]): string {
+  return spreadNote(records, targets, [
+    { label: 'CPU / delivery × bare ws', against: 'ws', metric: smallCpu },
+    { label: '× Beacon off', against: 'beacon', metric: smallCpu, only: (target) => protocolOf(target) === 'beacon' },
+  ]);
+}
 
 /** One row per target of the many-small-channels table. */
 export function smallRows(records: RunRecord[], targets: readonly TargetId[]): ResultRow[] {
