@@ -26,7 +26,7 @@ class LazyRequestLogger {
   }
 
   /** The pino child, made once. */
-  private child_(): FastifyBaseLogger {
+  private pinoChild(): FastifyBaseLogger {
     this.made ??= this.parent.child(this.bindings, this.options);
     return this.made;
   }
@@ -34,7 +34,7 @@ class LazyRequestLogger {
   /** Writes through the child; a level the parent drops makes no child (unless the route set a level of its own). */
   private write(level: LineLevel, args: Parameters<LogFn>): void {
     if (this.made === undefined && this.options.level === undefined && !this.parent.isLevelEnabled(level)) return;
-    (this.child_()[level] as (...a: Parameters<LogFn>) => void)(...args);
+    (this.pinoChild()[level] as (...a: Parameters<LogFn>) => void)(...args);
   }
 
   get level(): LevelWithSilentOrString {
@@ -42,7 +42,7 @@ class LazyRequestLogger {
   }
 
   set level(level: LevelWithSilentOrString) {
-    this.child_().level = level;
+    this.pinoChild().level = level;
   }
 
   fatal(...args: Parameters<LogFn>): void {
@@ -66,7 +66,7 @@ class LazyRequestLogger {
   silent(): void {}
 
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
-    return this.child_().child(bindings, options);
+    return this.pinoChild().child(bindings, options);
   }
 }
 
