@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
+import Pusher from 'pusher';
 import WebSocket from 'ws';
 import { buildApp, type BeaconApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
@@ -104,7 +105,7 @@ describe('Beacon requests', () => {
     await app.drain(new Deadline(400));
   });
 
-  it('make no request child logger for an upgrade or a health check, even at LOG_LEVEL=debug', async () => {
+  it('make no request child logger for an upgrade, a signed API publish or a health check, even at LOG_LEVEL=debug', async () => {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/app/${APP.key}?protocol=7`);
     const first = await new Promise<string>((resolve, reject) => {
       ws.once('message', (data: Buffer) => resolve(data.toString('utf8')));
@@ -112,6 +113,10 @@ describe('Beacon requests', () => {
     });
     assert.match(first, /pusher:connection_established/);
     assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+    const sdk = new Pusher({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(port), useTLS: false });
+    assert.equal((await sdk.trigger('news', 'update', { n: 1 })).status, 200);
+    // The API call did run through Beacon's API hooks: its `api_request` line was written.
+    assert.ok(spied.lines.some((l) => l.event === 'api_request' && l.status_code === 200));
     ws.close();
     await new Promise((resolve) => ws.once('close', resolve));
     // Beacon's own children (the connection's, bound to its session) are made; none bound to a fastify request id.
