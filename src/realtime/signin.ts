@@ -1,5 +1,5 @@
 /** `pusher:signin`: user authentication, after which the client subscribes to `#server-to-user-{id}`. */
-import { context } from '@opentelemetry/api';
+import { context, type Context } from '@opentelemetry/api';
 import { Errors } from '../protocol/errors.js';
 import { encodeProtocol } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
@@ -7,6 +7,7 @@ import type { SigninMessage } from '../protocol/messages.js';
 import { userAuthString, verifyAuth } from '../protocol/signatures.js';
 import type { Connection } from '../transport/connection.js';
 import type { RealtimeDeps } from './deps.js';
+import { watchlistFrame } from './watchlist.js';
 
 export async function signin(deps: RealtimeDeps, connection: Connection, message: SigninMessage): Promise<void> {
   // The frame's span, re-entered after the await (subscribe.ts says why).
@@ -44,14 +45,17 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
     return;
   }
   deps.hub.setWatchlist(connection, watchlist);
-  // signin_success once the cluster counts the user: a watchlist asked on any node right after sees it online.
-  await deps.hub.setUser(connection, id);
-  if (!connection.isOpen) return;
-  context.with(traced, () => {
-    connection.send(encodeProtocol(Events.SigninSuccess, { user_data: message.userData }), 'protocol');
-    connection.log('info', { event: 'signin', user_id: id }, 'signed in');
-  });
-  if (watchlist.length > 0) {
+  if (watchlist.length === 0) {
+    await signedIn(deps, connection, id, message.userData, traced);
+    return;
+  }
+  // Changes of watched users that arrive before the first watchlist frame is sent are held, then sent after it, except
+  // those it already says: the cluster's answer below may or may not include a change that arrived while it was asked.
+  connection.holdWatchlist();
+  let told: Map<string, boolean> | undefined;
+  try {
+    await signedIn(deps, connection, id, message.userData, traced);
+    if (!connection.isOpen) return;
     // Who is signed in anywhere in the cluster (the adapter's answer), not only on this node.
     const present = await deps.adapter.usersOnline(app.id, watchlist);
     if (!connection.isOpen) return;
@@ -61,5 +65,23 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
     if (online.length > 0) events.push({ name: 'online', user_ids: online });
     if (offline.length > 0) events.push({ name: 'offline', user_ids: offline });
     context.with(traced, () => connection.send(encodeProtocol(Events.WatchlistEvents, { events }), 'protocol'));
+    told = new Map(watchlist.map((id) => [id, present.has(id)]));
+  } finally {
+    // Without a first frame (the adapter failed, the connection closed) every held change goes out as it came.
+    for (const { userId, online } of connection.releaseWatchlist()) {
+      if (told?.get(userId) === online) continue;
+      told?.set(userId, online);
+      connection.send(watchlistFrame(userId, online), 'protocol');
+    }
   }
+}
+
+/** Records the user cluster-wide, then answers `signin_success`: a watchlist asked on any node right after sees it online. */
+async function signedIn(deps: RealtimeDeps, connection: Connection, id: string, userData: string, traced: Context): Promise<void> {
+  await deps.hub.setUser(connection, id);
+  if (!connection.isOpen) return;
+  context.with(traced, () => {
+    connection.send(encodeProtocol(Events.SigninSuccess, { user_data: userData }), 'protocol');
+    connection.log('info', { event: 'signin', user_id: id }, 'signed in');
+  });
 }

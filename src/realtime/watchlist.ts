@@ -10,8 +10,16 @@ import type { UserPresenceListener } from './hub.js';
 export const notifyWatchers: UserPresenceListener = (state, userId, online) => {
   const watchers = state.watchers.get(userId);
   if (watchers === undefined) return;
-  const frame = encodeProtocol(Events.WatchlistEvents, {
-    events: [{ name: online ? 'online' : 'offline', user_ids: [userId] }],
-  });
-  for (const connection of watchers) connection.send(frame, 'protocol');
+  let frame: string | undefined;
+  for (const connection of watchers) {
+    // A connection still waiting for its first watchlist frame (signin.ts) gets the change after it.
+    if (connection.holdsWatchlistChange({ userId, online })) continue;
+    frame ??= watchlistFrame(userId, online);
+    connection.send(frame, 'protocol');
+  }
 };
+
+/** The `pusher_internal:watchlist_events` frame of one change. */
+export function watchlistFrame(userId: string, online: boolean): string {
+  return encodeProtocol(Events.WatchlistEvents, { events: [{ name: online ? 'online' : 'offline', user_ids: [userId] }] });
+}

@@ -19,6 +19,12 @@ export interface Membership {
   userInfo: unknown;
 }
 
+/** A watched user came online (its first signed-in connection in the cluster) or went offline (its last). */
+export interface WatchlistChange {
+  userId: string;
+  online: boolean;
+}
+
 /** A connection's own state; see the module comment. Subclassed by Connection, which writes the protected parts. */
 export class ConnectionState {
   readonly openedAt: number;
@@ -27,6 +33,8 @@ export class ConnectionState {
   private signedInAs: string | undefined = undefined;
   protected authorizedBySubscription = false;
   private watched: readonly string[] = [];
+  /** Watchlist changes held while its sign-in builds the first watchlist frame (`holdWatchlist`); undefined otherwise. */
+  private heldWatchlist: WatchlistChange[] | undefined = undefined;
   private lastFrameAt: number;
   /** When the server's unanswered ping was sent; 0 when none is pending. */
   protected pingAt = 0;
@@ -153,6 +161,25 @@ export class ConnectionState {
   /** Its sign-in watchlist is now `userIds`. */
   watches(userIds: readonly string[]): void {
     this.watched = userIds;
+  }
+
+  /** From now until `releaseWatchlist`, changes of watched users are held: its first watchlist frame is not sent yet. */
+  holdWatchlist(): void {
+    this.heldWatchlist ??= [];
+  }
+
+  /** Holds `change` if the first watchlist frame is pending (true); false: send it now. */
+  holdsWatchlistChange(change: WatchlistChange): boolean {
+    if (this.heldWatchlist === undefined) return false;
+    this.heldWatchlist.push(change);
+    return true;
+  }
+
+  /** Ends the hold: the changes held, in the order they arrived. */
+  releaseWatchlist(): readonly WatchlistChange[] {
+    const held = this.heldWatchlist ?? [];
+    this.heldWatchlist = undefined;
+    return held;
   }
 
   /**
