@@ -13,7 +13,7 @@ export const notifyWatchers: UserPresenceListener = (state, userId, online) => {
   let frame: string | undefined;
   for (const connection of watchers) {
     // A connection still waiting for its first watchlist frame (signin.ts) gets the change after it.
-    if (connection.holdsWatchlistChange({ userId, online })) continue;
+    if (connection.holdsWatchlistChange(userId, online)) continue;
     frame ??= watchlistFrame(userId, online);
     connection.send(frame, 'protocol');
   }

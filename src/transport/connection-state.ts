@@ -168,10 +168,10 @@ export class ConnectionState {
     this.heldWatchlist ??= [];
   }
 
-  /** Holds `change` if the first watchlist frame is pending (true); false: send it now. */
-  holdsWatchlistChange(change: WatchlistChange): boolean {
+  /** Holds the change if the first watchlist frame is pending (true); false: send it now. */
+  holdsWatchlistChange(userId: string, online: boolean): boolean {
     if (this.heldWatchlist === undefined) return false;
-    this.heldWatchlist.push(change);
+    this.heldWatchlist.push({ userId, online });
     return true;
   }
 
