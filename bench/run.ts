@@ -12,7 +12,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { parseCommand, positive } from './common/cli.js';
+import { nonNegative, parseCommand, positive } from './common/cli.js';
 import { startSink } from './common/otlp-sink.js';
 import { runRotated } from './common/rotated-runs.js';
 import type { BurstOptions, BurstResult } from './fanout/burst.js';
@@ -34,7 +34,9 @@ const HELP = `Usage: npm run bench -- [options]
   --latency-rate N      publishes per second of the latency phase (default 5)
   --latency-messages N  publishes in the latency phase, where p50/p99 are measured (default 60)
   --messages N          publishes in the closed-loop phase (default 200)
-  --warmup-messages N   publishes before measuring (default 100)
+  --warmup-requests N   publishes to a channel nobody subscribes to, before any fan-out (default 10000; 0: none): the
+                        publish path at its steady state (V8 optimises after thousands of calls; bench/README.md)
+  --warmup-messages N   fan-out publishes before measuring (default 100)
   --window N            closed loop: publishes not yet received by all (default 20)
   --payload-bytes N     JSON payload size (default 150)
   --idle-connections N  subscribed connections of the connection phase (default 10000)
@@ -55,6 +57,7 @@ const values = parseCommand(HELP, {
   'latency-rate': { type: 'string', default: '5' },
   'latency-messages': { type: 'string', default: '60' },
   messages: { type: 'string', default: '200' },
+  'warmup-requests': { type: 'string', default: '10000' },
   'warmup-messages': { type: 'string', default: '100' },
   window: { type: 'string', default: '20' },
   'payload-bytes': { type: 'string', default: '150' },
@@ -74,6 +77,7 @@ const rateMessages = positive('rate-messages', values['rate-messages'], 1_000_00
 const latencyPerSecond = positive('latency-rate', values['latency-rate'], 100_000);
 const latencyMessages = positive('latency-messages', values['latency-messages'], 1_000_000);
 const messages = positive('messages', values.messages, 1_000_000);
+const warmupRequests = nonNegative('warmup-requests', values['warmup-requests'], 1_000_000);
 const warmupMessages = positive('warmup-messages', values['warmup-messages'], 1_000_000);
 const window = positive('window', values.window, 100_000);
 const payloadBytes = positive('payload-bytes', values['payload-bytes'], 64_000);
@@ -89,6 +93,8 @@ const withSmall = !values['no-small'];
 const BATCH_SIZE = 10;
 /** Sequential /metrics scrapes of the connection phase (enough for the server CPU per scrape at 10 ms ticks). */
 const SCRAPES = 21;
+/** Many small channels: requests before the measured ones, so the batch path runs at its steady state (as the fan-out's warm-up). */
+const SMALL_WARMUP_BATCHES = 2000;
 
 /** Runs `work` against a fresh `target`, scraping its /metrics every second meanwhile (as Prometheus would). */
 async function withServer<T>(target: TargetId, otlpEndpoint: string, work: (server: ServerProcess) => Promise<T>): Promise<T> {
@@ -122,6 +128,7 @@ async function runTarget(target: TargetId, repetition: number, otlpEndpoint: str
         latencyPerSecond,
         messages,
         warmupMessages,
+        warmupRequests,
         window,
         payloadBytes,
         drainTimeoutMs: 10_000,
@@ -165,7 +172,7 @@ async function runTarget(target: TargetId, repetition: number, otlpEndpoint: str
           serverPid: server.pid,
           channels,
           batches,
-          warmupBatches: 100,
+          warmupBatches: SMALL_WARMUP_BATCHES,
           batchSize: BATCH_SIZE,
           inFlight: 4,
           concurrency: 50,
@@ -218,7 +225,7 @@ const fanout: BenchResults = {
   notes: [
     `Fan-out: ${subscribers} subscribers on one channel (Beacon: public \`bench\`), one publisher: ${scenario.description} Payload ${payloadBytes} bytes of JSON carrying its publish time.`,
     `Burst CPU µs / delivery: the same ${subscribers} subscribers on one channel get batches of ${BATCH_SIZE} events to that channel per HTTP request (Beacon \`POST /apps/app-id/batch_events\`; baselines \`POST /publish\` with a batch), 2 requests in flight, ${burstBatches} requests measured after 10 warm-up ones: ${BATCH_SIZE} frames per subscriber per event-loop turn, which Beacon coalesces into one socket write.`,
-    `CPU µs / delivery: the fixed-rate phase, ${rateMessages} publishes at ${ratePerSecond}/s (${ratePerSecond * subscribers} deliveries/s) after ${warmupMessages} warm-up publishes. At that rate the load process (one Node process receiving every delivery) and the servers queue, so latency is measured apart: the low-rate phase right after, ${latencyMessages} publishes at ${latencyPerSecond}/s (${latencyPerSecond * subscribers} deliveries/s), publish → receipt by each subscriber (same process, same clock), p50/p99 over every delivery of the phase; p99 × bare ws is the median of per-repetition ratios. deliveries/s (closed loop): ${messages} publishes with at most ${window} not yet received by all.`,
+    `CPU µs / delivery: the fixed-rate phase, ${rateMessages} publishes at ${ratePerSecond}/s (${ratePerSecond * subscribers} deliveries/s) after a warm-up: ${warmupRequests} publishes to a channel nobody subscribes to (4 in flight), so the publish path runs at its steady state (V8 optimises a function only after thousands of calls; bench/README.md, "Warm-up"), then ${warmupMessages} fan-out publishes. At that rate the load process (one Node process receiving every delivery) and the servers queue, so latency is measured apart: the low-rate phase right after, ${latencyMessages} publishes at ${latencyPerSecond}/s (${latencyPerSecond * subscribers} deliveries/s), publish → receipt by each subscriber (same process, same clock), p50/p99 over every delivery of the phase; p99 × bare ws is the median of per-repetition ratios. deliveries/s (closed loop): ${messages} publishes with at most ${window} not yet received by all.`,
     `Connections: after 200 warm-up connections (opened and closed), ${idleConnections} subscribed connections opened 50 at a time (Beacon: spread over its 10 apps, one public channel per app; handshake, connection_established, subscribe, subscription_succeeded; bare ws and the probe take the same steps — a greeting frame, a subscribe frame from the client, an acknowledgement — and Socket.IO its handshake and an acknowledged join; until commit 698738c the bare ws baseline joined its room from the URL and acknowledged at once, one round trip fewer than Beacon) — connects/s is their count ÷ the time to open them all (client and server share the machine), server CPU µs / connect the server's CPU over that time ÷ their count; RSS KiB / idle subscribed conn is the growth of the server's VmRSS (1.5 s after the last one) ÷ their count. /metrics ms: median of ${SCRAPES} sequential scrapes (time to the last byte) with those ${idleConnections} connections open; /metrics server CPU ms: the server's CPU over those ${SCRAPES} scrapes ÷ ${SCRAPES}.`,
     fanoutSpread(records, targets),
     ...common,
@@ -233,7 +240,7 @@ const small: BenchResults = {
   columns: SMALL_COLUMNS,
   rows: smallRows(records, targets),
   notes: [
-    `${channels} connections, each the only subscriber of its own channel (Beacon \`private-user-<i>\`, authorised; baselines a room per connection); publishes of ${BATCH_SIZE} events to ${BATCH_SIZE} distinct channels per HTTP request (Beacon: \`POST /apps/app-id/batch_events\` signed by the \`pusher\` SDK; baselines: an unsigned \`POST /publish\` with a batch), 4 requests in flight, ${batches} requests measured after 100 warm-up requests. Every event has one recipient, so per-publish costs weigh on every delivery.`,
+    `${channels} connections, each the only subscriber of its own channel (Beacon \`private-user-<i>\`, authorised; baselines a room per connection); publishes of ${BATCH_SIZE} events to ${BATCH_SIZE} distinct channels per HTTP request (Beacon: \`POST /apps/app-id/batch_events\` signed by the \`pusher\` SDK; baselines: an unsigned \`POST /publish\` with a batch), 4 requests in flight, ${batches} requests measured after ${SMALL_WARMUP_BATCHES} warm-up requests (100 until the request-path warm-up of the fan-out was added). Every event has one recipient, so per-publish costs weigh on every delivery.`,
     smallSpread(records, targets),
     ...common,
   ],

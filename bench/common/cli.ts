@@ -19,7 +19,16 @@ export function parseCommand<O extends NonNullable<ParseArgsConfig['options']>>(
 
 /** `raw` as an integer in 1..`max`, or an error naming the option `--name`. */
 export function positive(name: string, raw: string, max: number): number {
+  return integerIn(name, raw, 1, max);
+}
+
+/** `raw` as an integer in 0..`max` (0 turns the step off), or an error naming the option `--name`. */
+export function nonNegative(name: string, raw: string, max: number): number {
+  return integerIn(name, raw, 0, max);
+}
+
+function integerIn(name: string, raw: string, min: number, max: number): number {
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} must be an integer in 1..${max}, got "${raw}"`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in ${min}..${max}, got "${raw}"`);
   return n;
 }

@@ -1,6 +1,10 @@
 /**
  * The load process for one (scenario, target) run: connects `subscribers` clients to the one channel/room, then
- *   0. a warm-up, not measured: `warmupMessages` through the closed loop below (JIT, HTTP keep-alive sockets, lazy modules);
+ *   0. a warm-up, not measured: first `warmupRequests` publishes to a channel nobody subscribes to (the scenario's warm-up
+ *      publisher, `warmupInFlight` at a time), so the publish path runs at its steady state — V8 optimises a function only
+ *      after thousands of calls, and Beacon's signed HTTP path still ran mostly unoptimised after the 100 publishes that
+ *      were the whole warm-up until then; then `warmupMessages` through the closed loop below (the fan-out itself, HTTP
+ *      keep-alive sockets, lazy modules);
  *   1. the rate phase: `rateMessages` messages published at a fixed `ratePerSecond` (server CPU per delivery; at the default
  *      50/s × 1000 subscribers the servers and this process queue, so its latency is mostly queueing);
  *   2. the latency phase: `latencyMessages` published at a low fixed `latencyPerSecond` that every target and this process
@@ -18,6 +22,7 @@ import type { Closable } from './clients.js';
 import { subscribe } from './clients.js';
 import { FanoutPhases, type Phase, type PhaseDeliveries } from './phases.js';
 import { cpuMs } from './proc-cpu.js';
+import type { Publisher } from './scenario.js';
 import { scenarioById } from './scenarios.js';
 import type { TargetId } from './targets.js';
 
@@ -34,6 +39,8 @@ export interface LoadOptions {
   latencyPerSecond: number;
   messages: number;
   warmupMessages: number;
+  /** Publishes to a channel without subscribers before `warmupMessages` (0: none); scenarios without a warm-up publisher skip it. */
+  warmupRequests: number;
   window: number;
   payloadBytes: number;
   /** Longest a phase may wait for its last delivery after its last publish. */
@@ -56,6 +63,21 @@ export interface LoadResult {
 }
 
 const CONNECT_CONCURRENCY = 50;
+/** Requests in flight during the request-path warm-up. */
+const WARMUP_IN_FLIGHT = 4;
+
+/** `count` publishes through `publisher`, `WARMUP_IN_FLIGHT` at a time; a failed one fails the run. */
+async function warmRequestPath(publisher: Publisher, count: number, payloadBytes: number): Promise<void> {
+  const pad = 'x'.repeat(Math.max(0, payloadBytes - 40));
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      await publisher.publish({ i, t: performance.now(), pad });
+    }
+  };
+  await Promise.all(Array.from({ length: WARMUP_IN_FLIGHT }, lane));
+}
 
 async function main(options: LoadOptions): Promise<LoadResult> {
   const scenario = scenarioById(options.scenario);
@@ -78,6 +100,14 @@ async function main(options: LoadOptions): Promise<LoadResult> {
     const publisher = await scenario.connectPublisher(options.target, options.port);
     clients.push(publisher);
     const connectMs = performance.now() - connectStart;
+    if (options.warmupRequests > 0 && scenario.connectWarmupPublisher !== undefined) {
+      const warm = await scenario.connectWarmupPublisher(options.target, options.port);
+      try {
+        await warmRequestPath(warm, options.warmupRequests, options.payloadBytes);
+      } finally {
+        warm.close();
+      }
+    }
     const driver = run.drive((payload) => publisher.publish(payload), options);
 
     /** The server's CPU and this process's own over a phase. */

@@ -11,26 +11,28 @@ import { beaconSdk, protocolOf, type TargetId } from './targets.js';
 
 const CHANNEL = 'bench';
 const EVENT = 'bench';
+/** The channel (room) of the request-path warm-up: nobody subscribes to it. */
+const WARMUP_CHANNEL = 'bench-warmup';
 
 /** Beacon's publisher: a `pusher` SDK per node of `ports` on one keep-alive agent, messages round robin (as a load balancer would). */
-export function beaconPublisher(ports: readonly number[]): Publisher {
+export function beaconPublisher(ports: readonly number[], channel: string = CHANNEL): Publisher {
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const sdks = ports.map((port) => beaconSdk(port, agent));
   let next = 0;
   return {
-    publish: (payload: Payload) => sdks[next++ % sdks.length]!.trigger(CHANNEL, EVENT, payload),
+    publish: (payload: Payload) => sdks[next++ % sdks.length]!.trigger(channel, EVENT, payload),
     close: () => agent.destroy(),
   };
 }
 
-function baselinePublisher(port: number): Publisher {
+function baselinePublisher(port: number, room: string = CHANNEL): Publisher {
   const url = `http://127.0.0.1:${port}/publish`;
   return {
     publish: async (payload: Payload) => {
       const res = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ event: EVENT, data: payload }),
+        body: JSON.stringify(room === CHANNEL ? { event: EVENT, data: payload } : { room, event: EVENT, data: payload }),
       });
       if (!res.ok) throw new Error(`publish: HTTP ${res.status}`);
       await res.arrayBuffer();
@@ -46,4 +48,6 @@ export const httpPublish: Scenario = {
     'http-publish: each message is one HTTP POST — Beacon `POST /apps/app-id/events` signed by the `pusher` SDK (public channel), the baselines an unsigned `POST /publish` — and the server fans it out to every subscriber.',
   subscription: { beaconChannel: CHANNEL, beaconEvent: EVENT, event: EVENT },
   connectPublisher: async (target: TargetId, port: number) => (protocolOf(target) === 'beacon' ? beaconPublisher([port]) : baselinePublisher(port)),
+  connectWarmupPublisher: async (target: TargetId, port: number) =>
+    protocolOf(target) === 'beacon' ? beaconPublisher([port], WARMUP_CHANNEL) : baselinePublisher(port, WARMUP_CHANNEL),
 };

@@ -18,4 +18,10 @@ export interface Scenario {
   description: string;
   subscription: Subscription;
   connectPublisher(target: TargetId, port: number): Promise<Publisher>;
+  /**
+   * A publisher of the same requests to a channel (room) nobody subscribes to, for the request-path warm-up of load.ts:
+   * the publish path reaches its steady state (V8 optimises a function after thousands of calls) without a fan-out.
+   * Scenarios whose messages need a subscribed sender leave it out.
+   */
+  connectWarmupPublisher?(target: TargetId, port: number): Promise<Publisher>;
 }
