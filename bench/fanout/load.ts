@@ -1,7 +1,7 @@
 /**
  * The load process for one (scenario, target) run: connects `subscribers` clients to the one channel/room, then
  *   0. a warm-up, not measured: first `warmupRequests` publishes to a channel nobody subscribes to (the scenario's warm-up
- *      publisher, `warmupInFlight` at a time), so the publish path runs at its steady state — V8 optimises a function only
+ *      publisher, 4 at a time), so the publish path runs at its steady state — V8 optimises a function only
  *      after thousands of calls, and Beacon's signed HTTP path still ran mostly unoptimised after the 100 publishes that
  *      were the whole warm-up until then; then `warmupMessages` through the closed loop below (the fan-out itself, HTTP
  *      keep-alive sockets, lazy modules);
