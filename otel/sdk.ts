@@ -3,9 +3,7 @@
  * endpoint is configured), the HTTP and Node runtime instrumentations, and the resource. Kept apart from `register.ts` so the
  * entry file is only the ordering (guards → ESM hook → SDK → acknowledgement).
  */
-import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api';
-import { OTLPTraceExporter as OtlpHttpJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OtlpHttpProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { diag } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import {
   defaultResource,
@@ -22,46 +20,19 @@ import { BatchSpanProcessor, ConsoleSpanExporter, type SpanProcessor } from '@op
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { TelemetryOptions } from './options.js';
 import { VERSION } from '../src/version.js';
+import { installDiagLogger } from './diagnostics.js';
 import { RuntimeInstrumentation } from './runtime-instrumentation.js';
 import { SyncContextManager } from './sync-context-manager.js';
+import { WorkerSpanExporter } from './worker-span-exporter.js';
 
 /**
- * Routes the SDK's own diagnostics (export failures, a metrics port already taken) to stderr as one JSON line each, so a
- * failing exporter is visible without ever throwing into the app; `OTEL_LOG_LEVEL` (read by NodeSDK) overrides this.
- * Also reports the problems `telemetryOptionsFromEnv` found. Call first.
+ * Routes the SDK's own diagnostics to stderr (otel/diagnostics.ts) and reports the problems `telemetryOptionsFromEnv`
+ * found. Call first.
  */
 export function installDiagnostics(options: TelemetryOptions): void {
-  if (process.env.OTEL_LOG_LEVEL === undefined) installDiagLogger();
+  installDiagLogger({ consoleWhenLevelSet: false });
   for (const warning of options.warnings) diag.warn(warning);
 }
-
-function installDiagLogger(): void {
-  const write =
-    (level: string) =>
-    (message: string, ...args: unknown[]): void => {
-      const detail = args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : safeJson(a)));
-      process.stderr.write(
-        `${JSON.stringify({ level, time: new Date().toISOString(), event: 'otel_diagnostic', msg: message, detail })}\n`,
-      );
-    };
-  const logger: DiagLogger = {
-    error: write('error'),
-    warn: write('warn'),
-    info: () => {},
-    debug: () => {},
-    verbose: () => {},
-  };
-  diag.setLogger(logger, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
-}
-
-function safeJson(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}
-
 
 /**
  * The resource: Beacon's attributes, overridden by the detectors (OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME, process,
@@ -84,9 +55,9 @@ export function createTelemetrySdk(
 ): { sdk: NodeSDK; prometheus: PrometheusExporter | undefined } {
   const spanProcessors: SpanProcessor[] = [];
   if (options.traces !== undefined) {
-    // Exporters read their endpoint, headers, timeout and compression from the standard OTEL_EXPORTER_OTLP_* variables.
-    const exporter =
-      options.traces.protocol === 'http/json' ? new OtlpHttpJsonTraceExporter() : new OtlpHttpProtobufTraceExporter();
+    // Serialised here, sent from a worker thread (otel/span-export-worker.ts says why), which reads the endpoint,
+    // headers, timeout and compression from the standard OTEL_EXPORTER_OTLP_* variables.
+    const exporter = new WorkerSpanExporter(options.traces.protocol);
     // Batching (OTEL_BSP_* variables) keeps export off the request path; a full queue drops spans instead of blocking.
     spanProcessors.push(new BatchSpanProcessor(exporter));
   }

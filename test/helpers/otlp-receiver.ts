@@ -4,7 +4,7 @@
  * @opentelemetry/otlp-transformer 0.205, the last line that shipped them as a protobufjs module; the 0.223 runtime
  * serialises by hand and ships no decoder). JSON bodies (`http/json`) are accepted too.
  */
-import { createServer } from 'node:http';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
@@ -34,6 +34,8 @@ export const SpanKindOtlp = { INTERNAL: 1, SERVER: 2, CLIENT: 3, PRODUCER: 4, CO
 
 export interface OtlpRequest {
   contentType: string;
+  /** The request's headers as Node received them (lowercase names). */
+  headers: IncomingHttpHeaders;
   spans: ReceivedSpan[];
 }
 
@@ -44,6 +46,8 @@ export interface OtlpReceiver {
   spans(): ReceivedSpan[];
   /** Resolves once `predicate` holds, polling every 20 ms; rejects after `timeoutMs`. */
   waitFor(predicate: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
+  /** From now on answer every export with `status` (and record nothing); `undefined` goes back to accepting them. */
+  answerWith(status: number | undefined): void;
   close(): Promise<void>;
 }
 
@@ -131,6 +135,7 @@ export function decodeTraceRequest(body: Uint8Array): ReceivedSpan[] {
 /** Starts a collector on a free loopback port. */
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const requests: OtlpRequest[] = [];
+  let forcedStatus: number | undefined;
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -143,11 +148,16 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         res.end();
         return;
       }
+      if (forcedStatus !== undefined) {
+        res.statusCode = forcedStatus;
+        res.end();
+        return;
+      }
       try {
         const spans = contentType.includes('json')
           ? flatten(JSON.parse(body.toString('utf8')), false)
           : decodeTraceRequest(body);
-        requests.push({ contentType, spans });
+        requests.push({ contentType, headers: req.headers, spans });
         res.statusCode = 200;
         res.setHeader('content-type', contentType.includes('json') ? 'application/json' : 'application/x-protobuf');
         res.end(contentType.includes('json') ? '{}' : undefined);
@@ -171,6 +181,9 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         await new Promise((r) => setTimeout(r, 20));
       }
       return all();
+    },
+    answerWith(status) {
+      forcedStatus = status;
     },
     async close() {
       server.closeAllConnections();
