@@ -1,7 +1,7 @@
 /**
  * A real Beacon child process with telemetry on, as production runs it but from source:
  *   node --import tsx --import ./otel/register.ts src/main.ts
- * on free loopback ports (PORT for WebSocket + HTTP API, METRICS_PORT for /metrics). Resolves once GET /readyz answers 200
+ * (or compiled, as `npm start` runs it) on free loopback ports (PORT for WebSocket + HTTP API, METRICS_PORT for /metrics). Resolves once GET /readyz answers 200
  * (bounded poll). No OTLP endpoint and no Loki unless `env` sets them, so nothing is sent anywhere.
  */
 import { spawn } from 'node:child_process';
@@ -42,7 +42,13 @@ const SCRUBBED = [
 ];
 
 /** Starts Beacon with the default app (app-id / app-key / app-secret) plus `env` overrides. */
-export async function spawnBeacon(env: Record<string, string> = {}): Promise<BeaconProcess> {
+/**
+ * `compiled`: run what `npm start` runs (`dist/`, built by the test command) instead of the TypeScript sources under tsx.
+ */
+export async function spawnBeacon(
+  env: Record<string, string> = {},
+  { compiled = false }: { compiled?: boolean } = {},
+): Promise<BeaconProcess> {
   const port = await freePort();
   let metricsPort = await freePort();
   while (metricsPort === port) metricsPort = await freePort();
@@ -60,7 +66,10 @@ export async function spawnBeacon(env: Record<string, string> = {}): Promise<Bea
     SHUTDOWN_TIMEOUT_MS: '5000',
     ...env,
   });
-  const child = spawn(process.execPath, ['--import', 'tsx', '--import', './otel/register.ts', 'src/main.ts'], {
+  const args = compiled
+    ? ['--import', './dist/otel/register.js', 'dist/src/main.js']
+    : ['--import', 'tsx', '--import', './otel/register.ts', 'src/main.ts'];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -17,6 +17,8 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { WorkerSpanExporter } from '../../otel/worker-span-exporter.js';
 import type { OtlpProtocol } from '../../otel/options.js';
+import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
+import { spawnBeacon } from '../helpers/beacon-process.js';
 import { freePort } from '../helpers/free-port.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 
@@ -168,5 +170,47 @@ describe('WorkerSpanExporter', () => {
     const ok = ExportResultCode.SUCCESS;
     assert.match(output, new RegExp(`awaited ${ok}\\nleft behind ${ok}\\n`), 'the batch in flight was answered before the exit');
     assert.deepEqual(collector.spans().map((s) => s.name), ['awaited', 'left behind']);
+  });
+});
+
+describe('the compiled server (what npm start runs)', () => {
+  let collector: OtlpReceiver;
+  before(async () => {
+    collector = await startOtlpReceiver();
+  });
+  after(async () => {
+    await collector.close();
+  });
+
+  it('sends its spans through the compiled worker, and flushes them when it stops', async () => {
+    const beacon = await spawnBeacon(
+      { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_TRACES_SAMPLER: 'always_on', OTEL_BSP_SCHEDULE_DELAY: '60000' },
+      { compiled: true },
+    );
+    let code: number | null;
+    try {
+      const path = '/apps/app-id/events';
+      const body = JSON.stringify({ name: 'compiled', channel: 'compiled-export', data: '{}' });
+      const query: Record<string, string> = {
+        auth_key: 'app-key',
+        auth_timestamp: String(Math.floor(Date.now() / 1000)),
+        auth_version: '1.0',
+        body_md5: bodyMd5(body),
+      };
+      query.auth_signature = sign('app-secret', apiSignString('POST', path, query));
+      const res = await fetch(`${beacon.url}${path}?${new URLSearchParams(query).toString()}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      assert.equal(res.status, 200, await res.text());
+    } finally {
+      // The batch delay is a minute: the spans can only arrive through the shutdown flush.
+      code = await beacon.stop('SIGTERM');
+    }
+    assert.equal(code, 0, beacon.output());
+    const names = collector.spans().map((s) => s.name);
+    assert.ok(names.includes('publish public'), `spans received: ${names.join(', ')}\n${beacon.output()}`);
+    assert.ok(names.includes('POST /apps/:appId/events'), `spans received: ${names.join(', ')}`);
   });
 });
