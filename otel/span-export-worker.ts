@@ -11,7 +11,7 @@
  * Messages: `{ type: 'export', id, body }`, `{ type: 'flush', id }`, `{ type: 'shutdown', id }` in; `{ id, error? }` out,
  * one answer per message.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { ExportResultCode } from '@opentelemetry/core';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
 import { JsonTraceSerializer, ProtobufTraceSerializer, type ISerializer } from '@opentelemetry/otlp-transformer';
@@ -37,8 +37,8 @@ const delegate = createOtlpHttpExportDelegate(
   undefined,
 );
 
-const port = parentPort;
-if (port === null) throw new Error('span-export-worker.ts runs only as a worker thread');
+if (parentPort === null) throw new Error('span-export-worker.ts runs only as a worker thread');
+const port: MessagePort = parentPort;
 
 function answer(id: number, error?: unknown): void {
   const message: SpanExportAnswer =
@@ -51,7 +51,7 @@ function answer(id: number, error?: unknown): void {
             message: error instanceof Error ? error.message : String(error),
           },
         };
-  port!.postMessage(message);
+  port.postMessage(message);
 }
 
 port.on('message', (request: SpanExportRequest) => {

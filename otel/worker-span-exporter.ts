@@ -31,7 +31,8 @@ export interface SpanExportAnswer {
   error?: { name: string; message: string };
 }
 
-type Distribute<T> = T extends unknown ? Omit<T, 'id'> : never;
+/** A request before its id is assigned (each member of the union without `id`). */
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
 interface Pending {
   resolve(): void;
@@ -100,7 +101,7 @@ export class WorkerSpanExporter implements SpanExporter {
     }
   }
 
-  #call(request: Distribute<SpanExportRequest>, transfer: ArrayBuffer[] = []): Promise<void> {
+  #call(request: WithoutId<SpanExportRequest>, transfer: ArrayBuffer[] = []): Promise<void> {
     const worker = (this.#worker ??= this.#start());
     const id = this.#nextId++;
     return new Promise<void>((resolve, reject) => {
