@@ -3,8 +3,9 @@
  * serialises each batch (protobuf or JSON, the OTLP exporter library's own serialisers) and hands the bytes over; the
  * worker POSTs them with the library's transport and answers each batch with success or the error.
  *
- * The worker starts with the first batch and is unref'd while nothing is in flight, so an idle exporter never holds the
- * process open; a batch in flight does, as the HTTP request of an in-thread exporter would. If the worker dies, the
+ * The worker starts with the exporter, at the process's start: started by the first batch instead, its start-up (~0.12 s of
+ * CPU, ~15 MiB) fell into the first burst of traffic (bench/README.md). It is unref'd while nothing is in flight, so an
+ * idle exporter never holds the process open; a batch in flight does, as the HTTP request of an in-thread exporter would. If the worker dies, the
  * batches it held fail (the BatchSpanProcessor reports them through `diag`) and the next batch starts a new one.
  */
 import { Worker } from 'node:worker_threads';
@@ -39,6 +40,9 @@ interface Pending {
   reject(error: Error): void;
 }
 
+/** The worker's young generation limit (V8 semi-spaces), in MiB. */
+const WORKER_YOUNG_GENERATION_MB = 2;
+
 // Under tsx (tests, development) the worker needs tsx registered first; compiled builds load the .js.
 const WORKER_FILE = import.meta.url.endsWith('.ts') ? './span-export-worker.dev.mjs' : './span-export-worker.js';
 
@@ -56,6 +60,7 @@ export class WorkerSpanExporter implements SpanExporter {
     this.#protocol = protocol;
     this.#workerFile = workerFile;
     this.#serializer = protocol === 'http/json' ? JsonTraceSerializer : ProtobufTraceSerializer;
+    this.#worker = this.#start();
   }
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
@@ -113,8 +118,14 @@ export class WorkerSpanExporter implements SpanExporter {
 
   #start(): Worker {
     const data: SpanExportWorkerData = { protocol: this.#protocol };
-    // No execArgv: the worker needs none of the process's flags (the telemetry bootstrap's --import among them).
-    const worker = new Worker(this.#workerFile, { workerData: data, execArgv: [] });
+    // No execArgv: the worker needs none of the process's flags (the telemetry bootstrap's --import among them). A small
+    // young generation: the bodies it sends live outside its heap, and V8's default let its RSS grow by ~17 MiB under
+    // sustained export (7 MiB at this limit, same CPU; bench/README.md).
+    const worker = new Worker(this.#workerFile, {
+      workerData: data,
+      execArgv: [],
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+    });
     worker.unref();
     worker.on('message', (answer: SpanExportAnswer) => {
       const pending = this.#pending.get(answer.id);
