@@ -24,7 +24,7 @@ export interface ApiAnswer {
 
 /** Sends `method path` (path under the server, e.g. `/apps/app-id/events`) with `body` and `params`, signed. */
 export async function signedFetch(
-  server: TestServer,
+  server: Pick<TestServer, 'port'>,
   method: 'GET' | 'POST',
   path: string,
   options: { body?: string; params?: Record<string, string>; sign?: SigningOverrides; headers?: Record<string, string> } = {},

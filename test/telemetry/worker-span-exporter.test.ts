@@ -17,9 +17,9 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { WorkerSpanExporter } from '../../otel/worker-span-exporter.js';
 import type { OtlpProtocol } from '../../otel/options.js';
-import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
 import { spawnBeacon } from '../helpers/beacon-process.js';
 import { freePort } from '../helpers/free-port.js';
+import { signedFetch } from '../helpers/signed-fetch.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -189,21 +189,10 @@ describe('the compiled server (what npm start runs)', () => {
     );
     let code: number | null;
     try {
-      const path = '/apps/app-id/events';
-      const body = JSON.stringify({ name: 'compiled', channel: 'compiled-export', data: '{}' });
-      const query: Record<string, string> = {
-        auth_key: 'app-key',
-        auth_timestamp: String(Math.floor(Date.now() / 1000)),
-        auth_version: '1.0',
-        body_md5: bodyMd5(body),
-      };
-      query.auth_signature = sign('app-secret', apiSignString('POST', path, query));
-      const res = await fetch(`${beacon.url}${path}?${new URLSearchParams(query).toString()}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
+      const res = await signedFetch({ port: beacon.port }, 'POST', '/apps/app-id/events', {
+        body: JSON.stringify({ name: 'compiled', channel: 'compiled-export', data: '{}' }),
       });
-      assert.equal(res.status, 200, await res.text());
+      assert.equal(res.status, 200, JSON.stringify(res.body));
     } finally {
       // The batch delay is a minute: the spans can only arrive through the shutdown flush.
       code = await beacon.stop('SIGTERM');
