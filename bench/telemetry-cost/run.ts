@@ -5,9 +5,10 @@
  * (user + system, all threads, from /proc/<pid>/stat) per delivered message over the workload window only (start-up
  * excluded). Before it, `--warmup-requests` publishes to a channel nobody subscribes to bring the publish path to its
  * steady state (V8 optimises Beacon's signed HTTP path only after thousands of requests; bench/README.md, "Warm-up").
+ * After the deliveries, `--connects` more subscribed connections (50 at a time) give the server's CPU per connect.
  * Modes are interleaved run by run so drift of the machine hits them alike; rows are medians.
  *
- *   npm run bench:telemetry [-- --runs 5 --subscribers 200 --publishes 2000 --warmup-requests 10000]
+ *   npm run bench:telemetry [-- --runs 5 --subscribers 200 --publishes 2000 --warmup-requests 10000 --connects 4000]
  *
  * Writes bench/results/telemetry-cost-node<major>.json (one per Node major) and regenerates bench/RESULTS.md.
  */
@@ -27,14 +28,15 @@ const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 const HELP = `npm run bench:telemetry [-- options]
 
-Server CPU per delivered message of one Beacon with telemetry off, metrics only, and metrics + traces at 5 % and 100 %
-sampling; every mode once per run, in a rotated order.
+Server CPU per delivered message, and per subscribed connect, of one Beacon with telemetry off, metrics only, and
+metrics + traces at 5 % and 100 % sampling; every mode once per run, in a rotated order.
 
   --runs N              runs (default 5)
   --subscribers N       subscribers on the one channel (default 200)
   --publishes N         measured publishes (default 2000)
   --concurrency N       publishes in flight (default 8)
   --warmup-requests N   publishes to a channel nobody subscribes to before the fan-out warm-up (default 10000; 0: none)
+  --connects N          subscribed connections opened after the deliveries, 50 at a time, for CPU per connect (default 4000)
   --no-write            print, do not write bench/results or RESULTS.md
 `;
 const args = parseCommand(HELP, {
@@ -43,12 +45,16 @@ const args = parseCommand(HELP, {
   publishes: { type: 'string', default: '2000' },
   concurrency: { type: 'string', default: '8' },
   'warmup-requests': { type: 'string', default: '10000' },
+  connects: { type: 'string', default: '4000' },
 });
 const RUNS = positive('runs', args.runs, 100);
 const SUBSCRIBERS = positive('subscribers', args.subscribers, 20_000);
 const PUBLISHES = positive('publishes', args.publishes, 1_000_000);
 const CONCURRENCY = positive('concurrency', args.concurrency, 256);
 const WARMUP_REQUESTS = nonNegative('warmup-requests', args['warmup-requests'], 1_000_000);
+const CONNECTS = nonNegative('connects', args.connects, 100_000);
+/** Connections of the connect phase opened at a time. */
+const CONNECT_BATCH = 50;
 /** Publishes of the fan-out warm-up, after the request-path warm-up. */
 const FANOUT_WARMUP = Math.min(200, PUBLISHES);
 const CHANNEL = 'bench';
@@ -145,11 +151,14 @@ interface Sample {
   cpuUsPerDelivery: number;
   deliveriesPerSecond: number;
   cpuMs: number;
+  /** Server CPU per subscribed connection opened in the connect phase after the deliveries. */
+  cpuUsPerConnect: number;
 }
 
 async function runOnce(mode: Mode, sinkUrl: string): Promise<Sample> {
   const beacon: BeaconProcess = await spawnBeacon({ ...mode.env(sinkUrl), LOG_LEVEL: 'info' });
   const clients = await subscribe(beacon.port, SUBSCRIBERS);
+  const storm: Array<{ close: () => void }> = [];
   let scraping = mode.scrape;
   const scraper = (async () => {
     while (scraping) {
@@ -171,11 +180,24 @@ async function runOnce(mode: Mode, sinkUrl: string): Promise<Sample> {
     const elapsedMs = performance.now() - started;
     const cpu = cpuMs(beacon.pid) - cpuBefore;
     const delivered = PUBLISHES * SUBSCRIBERS;
-    return { cpuUsPerDelivery: (cpu * 1000) / delivered, deliveriesPerSecond: (delivered * 1000) / elapsedMs, cpuMs: cpu };
+
+    // The connect phase: CONNECTS more subscribed connections, CONNECT_BATCH at a time (handshake, subscribe, answer).
+    const connectCpuBefore = cpuMs(beacon.pid);
+    for (let opened = 0; opened < CONNECTS; opened += CONNECT_BATCH) {
+      storm.push(await subscribe(beacon.port, Math.min(CONNECT_BATCH, CONNECTS - opened)));
+    }
+    const connectCpu = cpuMs(beacon.pid) - connectCpuBefore;
+    return {
+      cpuUsPerDelivery: (cpu * 1000) / delivered,
+      deliveriesPerSecond: (delivered * 1000) / elapsedMs,
+      cpuMs: cpu,
+      cpuUsPerConnect: CONNECTS === 0 ? Number.NaN : (connectCpu * 1000) / CONNECTS,
+    };
   } finally {
     scraping = false;
     await scraper;
     clients.close();
+    for (const batch of storm) batch.close();
     await beacon.stop('SIGTERM');
   }
 }
@@ -199,7 +221,7 @@ for (let run = 0; run < RUNS; run++) {
     samples.get(mode.name)?.push(sample);
     process.stderr.write(
       `run ${run + 1}/${RUNS} ${mode.name}: ${sample.cpuUsPerDelivery.toFixed(3)} µs CPU/delivery, ` +
-        `${Math.round(sample.deliveriesPerSecond)} deliveries/s\n`,
+        `${Math.round(sample.deliveriesPerSecond)} deliveries/s, ${sample.cpuUsPerConnect.toFixed(0)} µs CPU/connect\n`,
     );
   }
 }
@@ -207,8 +229,8 @@ await new Promise<void>((resolve) => sink.server.close(() => resolve()));
 
 const offSamples = samples.get(MODES[0]?.name ?? '') ?? [];
 /** Each run's ratio of `mode` to off: the modes of one run are measured back to back, so it cancels slow drift. */
-const pairedRatios = (mode: Mode): number[] =>
-  (samples.get(mode.name) ?? []).map((s, i) => s.cpuUsPerDelivery / (offSamples[i]?.cpuUsPerDelivery ?? Number.NaN));
+const pairedRatios = (mode: Mode, of: 'cpuUsPerDelivery' | 'cpuUsPerConnect' = 'cpuUsPerDelivery'): number[] =>
+  (samples.get(mode.name) ?? []).map((s, i) => s[of] / (offSamples[i]?.[of] ?? Number.NaN));
 const rows: ResultRow[] = MODES.map((mode) => {
   const list = samples.get(mode.name) ?? [];
   const cpu = median(list.map((s) => s.cpuUsPerDelivery));
@@ -220,16 +242,16 @@ const rows: ResultRow[] = MODES.map((mode) => {
     overhead_pct: (ratio - 1) * 100,
     deliveries_per_s: median(list.map((s) => s.deliveriesPerSecond)),
     server_cpu_ms: median(list.map((s) => s.cpuMs)),
+    cpu_us_per_connect: median(list.map((s) => s.cpuUsPerConnect)),
+    connect_vs_off: median(pairedRatios(mode, 'cpuUsPerConnect')),
   };
 });
 
 // One results file per Node major: the cost of async context tracking differs between Node 20 and Node 24.
 const scenario = `telemetry-cost-node${process.versions.node.split('.')[0]}`;
+const range = (ratios: number[]): string => `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
 const spread = MODES.slice(1)
-  .map((mode) => {
-    const ratios = pairedRatios(mode);
-    return `${mode.name} ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
-  })
+  .map((mode) => `${mode.name} ${range(pairedRatios(mode))} (connects ${range(pairedRatios(mode, 'cpuUsPerConnect'))})`)
   .join('; ');
 const results: BenchResults = {
   scenario,
@@ -243,6 +265,8 @@ const results: BenchResults = {
     { key: 'overhead_pct', label: 'overhead %' },
     { key: 'deliveries_per_s', label: 'deliveries / s' },
     { key: 'server_cpu_ms', label: 'server CPU ms (window)' },
+    { key: 'cpu_us_per_connect', label: 'server CPU µs / connect' },
+    { key: 'connect_vs_off', label: 'connect × off (paired)' },
   ],
   rows,
   notes: [
@@ -254,6 +278,9 @@ const results: BenchResults = {
       'through the fan-out.',
     'Server CPU is utime + stime of the Beacon process (all threads: pino, exporter, GC) from /proc/<pid>/stat over the ' +
       'measured window; start-up, warm-up and shutdown are excluded. Each run starts a fresh process.',
+    `Connect phase, after the deliveries: ${CONNECTS} more subscribed connections to the same channel, ${CONNECT_BATCH} ` +
+      'at a time (handshake, connection_established, subscribe, subscription_succeeded); server CPU over it ÷ their ' +
+      'count. connect × off is the median of per-run ratios, as for deliveries.',
     'Off: OTEL_SDK_DISABLED=true (no SDK, no /metrics). Metrics: the default bootstrap, no OTLP endpoint (so no tracer ' +
       'provider), /metrics scraped every second. Metrics + traces: OTLP/HTTP protobuf to a local sink that discards, ' +
       'sampled by `parentbased_traceidratio` at 0.05 or by `always_on` (every publish records its HTTP server, ' +
