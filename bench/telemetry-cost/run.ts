@@ -300,5 +300,8 @@ if (!args['no-write']) {
   process.stderr.write(`wrote bench/results/${scenario}.json and bench/RESULTS.md\n`);
 }
 for (const row of rows) {
-  process.stderr.write(`${row.name}: ${Number(row.cpu_us_per_delivery).toFixed(3)} µs/delivery (${Number(row.overhead_pct).toFixed(1)} %)\n`);
+  process.stderr.write(
+    `${row.name}: ${Number(row.cpu_us_per_delivery).toFixed(3)} µs/delivery (${Number(row.overhead_pct).toFixed(1)} %), ` +
+      `${Number(row.cpu_us_per_connect).toFixed(0)} µs/connect (× off ${Number(row.connect_vs_off).toFixed(2)})\n`,
+  );
 }
