@@ -1,7 +1,8 @@
 /**
  * Builds the NodeSDK from resolved `TelemetryOptions`: the Prometheus exporter, the OTLP trace pipeline (only when an
- * endpoint is configured), the HTTP and Node runtime instrumentations, and the resource. Kept apart from `register.ts` so the
- * entry file is only the ordering (guards → ESM hook → SDK → acknowledgement).
+ * endpoint is configured; spans sent from a worker thread, otel/worker-span-exporter.ts), the Node runtime
+ * instrumentation, and the resource. Kept apart from `register.ts` so the entry file is only the ordering (guards → SDK →
+ * start).
  */
 import { diag } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';

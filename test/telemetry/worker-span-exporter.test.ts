@@ -38,7 +38,7 @@ function exportOnce(exporter: WorkerSpanExporter, batch: ReadableSpan[]): Promis
   return new Promise((resolve) => exporter.export(batch, resolve));
 }
 
-/** An exporter whose worker (started at its first batch) sees `env` on top of the test's environment. */
+/** An exporter whose worker (started with it) sees `env` on top of the test's environment. */
 function exporterWith(protocol: OtlpProtocol, env: Record<string, string>): WorkerSpanExporter {
   for (const name of OTLP_ENV) delete process.env[name];
   Object.assign(process.env, env);
