@@ -80,9 +80,13 @@ export class WorkerSpanExporter implements SpanExporter {
       resultCallback({ code: ExportResultCode.FAILED, error: new Error('nothing to send') });
       return;
     }
-    // A copy the worker may own: the serialiser's bytes can be a view of a shared buffer (Node's Buffer pool).
-    const body = new Uint8Array(serialised);
-    this.#call({ type: 'export', body }, [body.buffer]).then(
+    // Copied to the worker (structured clone), never transferred: transferring detaches an ArrayBuffer, and the first
+    // detach in a process invalidates V8's ArrayBufferDetaching protector for good. Every optimised function that reads a
+    // typed array (Buffer, ws, the socket writes) is then thrown away at once and rebuilt with detach checks: ~200 ms of
+    // recompilation, then 2-5 % more CPU per delivery and per connect (bench/README.md). A clone copies the whole
+    // ArrayBuffer behind a view, so a view of a larger buffer (Node's Buffer pool) is cut to its own bytes first.
+    const body = serialised.byteOffset === 0 && serialised.byteLength === serialised.buffer.byteLength ? serialised : serialised.slice();
+    this.#call({ type: 'export', body }).then(
       () => resultCallback({ code: ExportResultCode.SUCCESS }),
       (error: Error) => resultCallback({ code: ExportResultCode.FAILED, error }),
     );
@@ -107,13 +111,13 @@ export class WorkerSpanExporter implements SpanExporter {
     }
   }
 
-  #call(request: WithoutId<SpanExportRequest>, transfer: ArrayBuffer[] = []): Promise<void> {
+  #call(request: WithoutId<SpanExportRequest>): Promise<void> {
     const worker = (this.#worker ??= this.#start());
     const id = this.#nextId++;
     return new Promise<void>((resolve, reject) => {
       if (this.#pending.size === 0) worker.ref();
       this.#pending.set(id, { resolve, reject });
-      worker.postMessage({ ...request, id }, transfer);
+      worker.postMessage({ ...request, id });
     });
   }
 

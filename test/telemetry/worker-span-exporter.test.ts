@@ -202,4 +202,48 @@ describe('the compiled server (what npm start runs)', () => {
     assert.ok(names.includes('publish public'), `spans received: ${names.join(', ')}\n${beacon.output()}`);
     assert.ok(names.includes('POST /apps/:appId/events'), `spans received: ${names.join(', ')}`);
   });
+
+  // Transferring a batch's bytes to the worker detached an ArrayBuffer, and the first detach in a process invalidates V8's
+  // ArrayBufferDetaching protector: every optimised function reading a typed array is thrown away and rebuilt slower.
+  const PROTECTOR_TRACE = `--import=${fileURLToPath(new URL('./fixtures/trace-protectors.mjs', import.meta.url))}`;
+  const DETACHED = 'Invalidating protector cell ArrayBufferDetaching';
+
+  it('the protector trace this relies on reports a detached ArrayBuffer', async () => {
+    const child = spawn(
+      process.execPath,
+      [PROTECTOR_TRACE, '-e', 'const b = new ArrayBuffer(8); structuredClone(b, { transfer: [b] });'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    assert.equal(code, 0);
+    assert.ok(out.includes(DETACHED), out);
+  });
+
+  it('exports batch after batch without detaching an ArrayBuffer', async () => {
+    const beacon = await spawnBeacon(
+      {
+        NODE_OPTIONS: PROTECTOR_TRACE,
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        OTEL_TRACES_SAMPLER: 'always_on',
+        OTEL_BSP_SCHEDULE_DELAY: '50',
+      },
+      { compiled: true },
+    );
+    try {
+      for (const channel of ['detach-1', 'detach-2']) {
+        const res = await signedFetch({ port: beacon.port }, 'POST', '/apps/app-id/events', {
+          body: JSON.stringify({ name: 'e', channel, data: '{}' }),
+        });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        // Each publish in a batch of its own: its span is exported before the next publish.
+        await collector.waitFor((received) => received.some((s) => s.attributes['messaging.destination.name'] === channel));
+      }
+    } finally {
+      await beacon.stop('SIGTERM');
+    }
+    assert.ok(beacon.output().includes('"event":"server_started"'), beacon.output());
+    assert.ok(!beacon.output().includes(DETACHED), beacon.output());
+  });
 });
