@@ -27,6 +27,7 @@ import type { WebhookEvent } from './webhook-event.js';
 import { webhookAccepts, webhookTakes } from './webhook-route.js';
 import type { WebhookSink } from './webhook-sink.js';
 import { AppWebhooks, pairKey, type WebhookQueue } from './webhook-queue.js';
+import { postWebhook, type WebhookPost } from './webhook-post.js';
 import { endWebhookSpan, failWebhookSpan, startWebhookSpan, webhookSpanName } from './webhook-span.js';
 
 /** Timings and limits; the configurable ones come from the configuration (config.ts holds their defaults). */
@@ -85,7 +86,8 @@ export interface WebhookSenderDeps extends WebhookSenderLimits {
   apps: AppStore;
   metrics: Pick<Metrics, 'webhook'>;
   logger: Logger;
-  fetch?: typeof globalThis.fetch;
+  /** How a request is sent (tests inject one); node:http / node:https by default (webhook-post.ts says why not fetch). */
+  post?: WebhookPost;
   /** Unix milliseconds, for `time_ms` and the retry deadline. */
   now?: () => number;
   /** The jitter's source of [0, 1) numbers (limits/backoff.ts); injectable so tests can pin the delays. */
@@ -109,7 +111,7 @@ interface Attempt {
 export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   const { apps, metrics, logger } = deps;
   const limits: WebhookSenderLimits = deps;
-  const send = deps.fetch ?? globalThis.fetch;
+  const send = deps.post ?? postWebhook;
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
 
@@ -278,8 +280,6 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
         body,
         signal: AbortSignal.any([stop.signal, AbortSignal.timeout(limits.requestTimeoutMs)]),
       });
-      // The answer's body is never read; cancelling it frees the connection for the next request.
-      await response.body?.cancel().catch(() => {});
       endWebhookSpan(span, response.status);
       return { ok: response.ok, status: response.status, error: response.ok ? undefined : `HTTP ${response.status}`, span };
     } catch (err) {

@@ -19,6 +19,7 @@ import { WorkerSpanExporter } from '../../otel/worker-span-exporter.js';
 import type { OtlpProtocol } from '../../otel/options.js';
 import { spawnBeacon } from '../helpers/beacon-process.js';
 import { freePort } from '../helpers/free-port.js';
+import { ARRAY_BUFFER_DETACHED, TRACE_PROTECTORS } from '../helpers/protectors.js';
 import { signedFetch } from '../helpers/signed-fetch.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 
@@ -205,26 +206,24 @@ describe('the compiled server (what npm start runs)', () => {
 
   // Transferring a batch's bytes to the worker detached an ArrayBuffer, and the first detach in a process invalidates V8's
   // ArrayBufferDetaching protector: every optimised function reading a typed array is thrown away and rebuilt slower.
-  const PROTECTOR_TRACE = `--import=${fileURLToPath(new URL('./fixtures/trace-protectors.mjs', import.meta.url))}`;
-  const DETACHED = 'Invalidating protector cell ArrayBufferDetaching';
 
   it('the protector trace this relies on reports a detached ArrayBuffer', async () => {
     const child = spawn(
       process.execPath,
-      [PROTECTOR_TRACE, '-e', 'const b = new ArrayBuffer(8); structuredClone(b, { transfer: [b] });'],
+      [TRACE_PROTECTORS, '-e', 'const b = new ArrayBuffer(8); structuredClone(b, { transfer: [b] });'],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     assert.equal(code, 0);
-    assert.ok(out.includes(DETACHED), out);
+    assert.ok(out.includes(ARRAY_BUFFER_DETACHED), out);
   });
 
   it('exports batch after batch without detaching an ArrayBuffer', async () => {
     const beacon = await spawnBeacon(
       {
-        NODE_OPTIONS: PROTECTOR_TRACE,
+        NODE_OPTIONS: TRACE_PROTECTORS,
         OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
         OTEL_TRACES_SAMPLER: 'always_on',
         OTEL_BSP_SCHEDULE_DELAY: '50',
@@ -244,6 +243,6 @@ describe('the compiled server (what npm start runs)', () => {
       await beacon.stop('SIGTERM');
     }
     assert.ok(beacon.output().includes('"event":"server_started"'), beacon.output());
-    assert.ok(!beacon.output().includes(DETACHED), beacon.output());
+    assert.ok(!beacon.output().includes(ARRAY_BUFFER_DETACHED), beacon.output());
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The webhook sender on its own: batching, the signature a receiver checks, the CLIENT span whose `traceparent` is sent,
  * retries then success, giving up after the deadline, vacate/re-occupy cancellation, the bounded queue, close().
- * Requests go either to a real receiver on 127.0.0.1 or to an injected fetch; nothing sleeps to synchronise: tests await
+ * Requests go either to a real receiver on 127.0.0.1 or to an injected post; nothing sleeps to synchronise: tests await
  * the requests themselves, and `close()` (which sends held-back events at once) proves what was still pending.
  */
 import assert from 'node:assert/strict';
@@ -16,6 +16,7 @@ import { createLogger } from '../../src/telemetry/logger.js';
 import type { WebhookResult } from '../../src/telemetry/metrics.js';
 import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
 import { createWebhookSender, webhookLimits, type WebhookSenderDeps } from '../../src/webhooks/webhook-sender.js';
+import type { WebhookPost } from '../../src/webhooks/webhook-post.js';
 import { until, within } from '../helpers/wait.js';
 import { signatureValid, startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
 
@@ -74,22 +75,22 @@ function harness(apps: AppConfig[], options: Partial<WebhookSenderDeps> = {}) {
   return { sender, counts, count, logs, failedLines };
 }
 
-/** An injected fetch: records calls, answers each with the next of `answers` (a status, an error, or 'hang'). */
-function scriptedFetch(answers: (number | Error | 'hang')[], fallback: number | Error | 'hang' = 200, onCall?: () => void) {
+/** An injected post: records calls, answers each with the next of `answers` (a status, an error, or 'hang'). */
+function scriptedPost(answers: (number | Error | 'hang')[], fallback: number | Error | 'hang' = 200, onCall?: () => void) {
   const calls: { url: string; body: string; headers: Record<string, string> }[] = [];
-  const fetch = (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    calls.push({ url: String(input), body: String(init?.body), headers: init?.headers as Record<string, string> });
+  const post: WebhookPost = async (url, request) => {
+    calls.push({ url, body: request.body, headers: { ...request.headers } });
     onCall?.();
     const answer = answers.shift() ?? fallback;
     if (answer === 'hang') {
-      return new Promise<Response>((_, reject) => {
-        init?.signal?.addEventListener('abort', () => reject(new Error('aborted')));
+      return new Promise<never>((_, reject) => {
+        request.signal.addEventListener('abort', () => reject(new Error('aborted')));
       });
     }
     if (answer instanceof Error) throw answer;
-    return new Response(null, { status: answer });
-  }) as typeof globalThis.fetch;
-  return { fetch, calls };
+    return { status: answer, ok: answer >= 200 && answer < 300 };
+  };
+  return { post, calls };
 }
 
 const occupied = (channel: string): WebhookEvent => ({ name: 'channel_occupied', channel });
@@ -132,9 +133,9 @@ test('events emitted together go in one signed request: body, X-Pusher-Key, veri
 });
 
 test('a request carries at most maxBatchEvents events', async () => {
-  const { fetch, calls } = scriptedFetch([]);
+  const { post, calls } = scriptedPost([]);
   const a = app('http://127.0.0.1:9/hook');
-  const { sender, count } = harness([a], { fetch, maxBatchEvents: 2, batchMs: 60_000 });
+  const { sender, count } = harness([a], { post, maxBatchEvents: 2, batchMs: 60_000 });
   for (let i = 0; i < 5; i++) sender.emit(a, occupied(`c${i}`));
   await sender.close();
   assert.deepEqual(
@@ -168,9 +169,9 @@ test('each request is a CLIENT span named after its events; its traceparent goes
 });
 
 test('a failed attempt (5xx, then a network error) is retried with the same signed body; retried then ok', async () => {
-  const { fetch, calls } = scriptedFetch([503, new Error('ECONNREFUSED')]);
+  const { post, calls } = scriptedPost([503, new Error('ECONNREFUSED')]);
   const a = app('http://127.0.0.1:9/hook');
-  const { sender, counts, failedLines } = harness([a], { fetch });
+  const { sender, counts, failedLines } = harness([a], { post });
   sender.emit(a, occupied('c'));
   sender.emit(a, vacated('d'));
   await until(() => counts.includes('channel_occupied:ok'), 'delivery');
@@ -192,12 +193,12 @@ test('a batch still failing at the deadline is counted failed once per event and
   let clock = 1_000_000;
   // Every attempt takes 10 ms of the injected clock: attempts at 0, 10+10, 20+20; the next back-off (40) passes 50.
   // The jitter is pinned to the top of its range, so each back-off is exactly base · 2^(n-1).
-  const { fetch, calls } = scriptedFetch([], 503, () => {
+  const { post, calls } = scriptedPost([], 503, () => {
     clock += 10;
   });
   const a = app('http://127.0.0.1:9/hook', 'deadline');
   const { sender, count, failedLines } = harness([a], {
-    fetch,
+    post,
     now: () => clock,
     retryBaseMs: 10,
     retryDeadlineMs: 50,
@@ -220,9 +221,9 @@ test('a batch still failing at the deadline is counted failed once per event and
 });
 
 test('vacated then re-occupied (and member removed then back) within the delay: neither event is sent', async () => {
-  const { fetch, calls } = scriptedFetch([]);
+  const { post, calls } = scriptedPost([]);
   const a = app('http://127.0.0.1:9/hook');
-  const { sender, counts } = harness([a], { fetch });
+  const { sender, counts } = harness([a], { post });
   sender.emit(a, vacated('room'));
   sender.emit(a, { name: 'member_removed', channel: 'presence-room', user_id: 'u1' });
   sender.emit(a, occupied('room'));
@@ -246,9 +247,9 @@ test('a vacate not cancelled goes out once its delay has passed', async () => {
 });
 
 test('the queue is bounded: past maxPendingEvents new events are counted failed, the episode logged once', async () => {
-  const { fetch } = scriptedFetch([], 'hang');
+  const { post } = scriptedPost([], 'hang');
   const a = app('http://127.0.0.1:9/hook', 'bounded');
-  const { sender, count, failedLines } = harness([a], { fetch, maxPendingEvents: 3, closeTimeoutMs: 20 });
+  const { sender, count, failedLines } = harness([a], { post, maxPendingEvents: 3, closeTimeoutMs: 20 });
   for (let i = 0; i < 6; i++) sender.emit(a, occupied(`c${i}`));
   // Held back per app (bounded on its own), not yet in the webhook's full queue.
   sender.emit(a, vacated('c0'));
@@ -267,10 +268,10 @@ test('the queue is bounded: past maxPendingEvents new events are counted failed,
 });
 
 test('emit for an app without a webhook URL sends and counts nothing', async () => {
-  const { fetch, calls } = scriptedFetch([]);
+  const { post, calls } = scriptedPost([]);
   const withUrl = app('http://127.0.0.1:9/hook', 'with');
   const without = app(undefined, 'without');
-  const { sender, counts } = harness([withUrl, without], { fetch });
+  const { sender, counts } = harness([withUrl, without], { post });
   sender.emit(without, occupied('c'));
   sender.emit(without, vacated('c'));
   await sender.close();
@@ -293,7 +294,7 @@ test('close() sends a pending batch at once, without waiting for the batch windo
 });
 
 test('several webhooks: routed by type and channel, the vacate delay decided once per app, counted per webhook', async () => {
-  const { fetch, calls } = scriptedFetch([]);
+  const { post, calls } = scriptedPost([]);
   const a: AppConfig = {
     ...app(undefined, 'multi'),
     webhooks: [
@@ -313,7 +314,7 @@ test('several webhooks: routed by type and channel, the vacate delay decided onc
     apps: createStaticAppStore([a]),
     metrics: { webhook: (event, result, appId, webhook) => void counts.push(`${appId}/${webhook}/${event}:${result}`) },
     logger,
-    fetch,
+    post,
     batchMs: 5,
     vacateDelayMs: 10_000,
   });

@@ -1,0 +1,43 @@
+/**
+ * One webhook request, with node:http / node:https rather than `fetch`. Node's `fetch` (undici) detaches an ArrayBuffer
+ * in its first request (its body and response streams are web streams), and the first detach in a thread invalidates
+ * V8's ArrayBufferDetaching protector for good: every optimised function that reads a typed array (Buffer, ws framing,
+ * the socket writes of every delivery) is thrown away and rebuilt with detach checks, 2-5 % more CPU per delivery and
+ * per connect from then on (bench/README.md, "A detached ArrayBuffer"). The sender reads only the status, so this is
+ * all it needs. Connections are reused through Node's global agents (keep-alive since Node 19).
+ */
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+
+export interface WebhookRequest {
+  method: 'POST';
+  headers: Readonly<Record<string, string>>;
+  body: string;
+  /** Aborts the request (timeout, shutdown); the promise rejects. */
+  signal: AbortSignal;
+}
+
+/** The answer: only the status matters (a 2xx is a delivery; redirects are not followed, a 3xx is a failure). */
+export interface WebhookAnswer {
+  status: number;
+  ok: boolean;
+}
+
+export type WebhookPost = (url: string, request: WebhookRequest) => Promise<WebhookAnswer>;
+
+/** POSTs `request.body` to `url` (http: or https:) and resolves with the status once the answer's head arrives. */
+export const postWebhook: WebhookPost = (url, { method, headers, body, signal }) =>
+  new Promise<WebhookAnswer>((resolve, reject) => {
+    const target = new URL(url);
+    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const payload = Buffer.from(body);
+    const req = send(target, { method, headers: { ...headers, 'content-length': String(payload.length) }, signal }, (res) => {
+      const status = res.statusCode ?? 0;
+      // The body is never read: drained, so the connection goes back to the agent for the next request.
+      res.on('error', () => {});
+      res.resume();
+      resolve({ status, ok: status >= 200 && status < 300 });
+    });
+    req.once('error', reject);
+    req.end(payload);
+  });

@@ -1,0 +1,163 @@
+/**
+ * The webhook request (src/webhooks/webhook-post.ts) against real sockets on 127.0.0.1: what the receiver gets, what a
+ * status means, a redirect that is not followed, connection reuse, the abort, TLS for https: URLs, and a server that
+ * sends webhooks without detaching an ArrayBuffer in its main thread (Node's fetch did, on its first request).
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { after, before, test } from 'node:test';
+import { postWebhook } from '../../src/webhooks/webhook-post.js';
+import { spawnBeacon } from '../helpers/beacon-process.js';
+import { ARRAY_BUFFER_DETACHED, TRACE_PROTECTORS } from '../helpers/protectors.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { within } from '../helpers/wait.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
+
+interface Seen {
+  method: string | undefined;
+  url: string | undefined;
+  headers: IncomingMessage['headers'];
+  body: string;
+  remotePort: number | undefined;
+}
+
+/** A receiver answering each request with the next of `statuses` (200 when none is left), recording what it got. */
+let server: Server;
+let base: string;
+const seen: Seen[] = [];
+const statuses: Array<{ status: number; headers?: Record<string, string> }> = [];
+before(async () => {
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen.push({
+        method: req.method,
+        url: req.url,
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        remotePort: req.socket.remotePort,
+      });
+      const answer = statuses.shift() ?? { status: 200 };
+      res.writeHead(answer.status, answer.headers).end('a body nobody reads');
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(() => {
+  server.closeAllConnections();
+  server.close();
+});
+
+const request = (body: string, signal = AbortSignal.timeout(3000)) => ({
+  method: 'POST' as const,
+  headers: { 'content-type': 'application/json', 'x-pusher-key': 'app-key' },
+  body,
+  signal,
+});
+
+test('POSTs the body and headers with its length, and answers with the status', async () => {
+  seen.length = 0;
+  const body = JSON.stringify({ time_ms: 1, events: [{ name: 'channel_occupied', channel: 'café' }] });
+  const answer = await postWebhook(`${base}/hooks?x=1`, request(body));
+  assert.deepEqual(answer, { status: 200, ok: true });
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0]!.method, 'POST');
+  assert.equal(seen[0]!.url, '/hooks?x=1');
+  assert.equal(seen[0]!.body, body);
+  assert.equal(seen[0]!.headers['content-length'], String(Buffer.byteLength(body)));
+  assert.equal(seen[0]!.headers['content-type'], 'application/json');
+  assert.equal(seen[0]!.headers['x-pusher-key'], 'app-key');
+});
+
+test('a non-2xx status is not ok, and a redirect is not followed', async () => {
+  seen.length = 0;
+  statuses.push({ status: 503 }, { status: 302, headers: { location: '/elsewhere' } }, { status: 204 });
+  assert.deepEqual(await postWebhook(`${base}/hooks`, request('{}')), { status: 503, ok: false });
+  assert.deepEqual(await postWebhook(`${base}/hooks`, request('{}')), { status: 302, ok: false });
+  assert.deepEqual(await postWebhook(`${base}/hooks`, request('{}')), { status: 204, ok: true });
+  assert.deepEqual(
+    seen.map((s) => s.url),
+    ['/hooks', '/hooks', '/hooks'],
+  );
+});
+
+test('consecutive requests reuse one connection (the answer is drained)', async () => {
+  seen.length = 0;
+  for (let i = 0; i < 3; i++) assert.equal((await postWebhook(`${base}/hooks`, request(`{"i":${i}}`))).status, 200);
+  assert.equal(new Set(seen.map((s) => s.remotePort)).size, 1, JSON.stringify(seen.map((s) => s.remotePort)));
+});
+
+/** A TCP server that reads and never answers; resolves each connection's first bytes. */
+async function silentServer(): Promise<{ port: number; firstBytes: Promise<Buffer>; close: () => void }> {
+  const sockets: Socket[] = [];
+  let gotBytes: (b: Buffer) => void = () => {};
+  const firstBytes = new Promise<Buffer>((resolve) => (gotBytes = resolve));
+  const tcp = createTcpServer((socket) => {
+    sockets.push(socket);
+    socket.once('data', gotBytes);
+    socket.on('error', () => {});
+  });
+  tcp.listen(0, '127.0.0.1');
+  await once(tcp, 'listening');
+  return {
+    port: (tcp.address() as AddressInfo).port,
+    firstBytes,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      tcp.close();
+    },
+  };
+}
+
+test('the signal aborts a request that gets no answer', async () => {
+  const silent = await silentServer();
+  try {
+    const abort = new AbortController();
+    const pending = postWebhook(`http://127.0.0.1:${silent.port}/hooks`, request('{}', abort.signal));
+    await within(silent.firstBytes, 'the request to arrive');
+    abort.abort();
+    await assert.rejects(within(pending, 'the rejection'), { name: 'AbortError' });
+  } finally {
+    silent.close();
+  }
+});
+
+test('an https: URL is sent over TLS', async () => {
+  const silent = await silentServer();
+  try {
+    const pending = postWebhook(`https://127.0.0.1:${silent.port}/hooks`, request('{}', AbortSignal.timeout(3000)));
+    const first = await within(silent.firstBytes, 'the first bytes');
+    // A TLS record of type handshake (22), carrying the ClientHello: not a plain-text "POST".
+    assert.equal(first[0], 0x16, first.subarray(0, 8).toString('hex'));
+    silent.close();
+    await assert.rejects(pending);
+  } finally {
+    silent.close();
+  }
+});
+
+test('a server sending webhooks never detaches an ArrayBuffer', async () => {
+  const receiver = await startWebhookReceiver();
+  const beacon = await spawnBeacon(
+    { NODE_OPTIONS: TRACE_PROTECTORS, APP_WEBHOOK_URL: receiver.url, WEBHOOK_BATCH_MS: '10', WEBHOOK_VACATE_DELAY_MS: '0' },
+    { compiled: true },
+  );
+  try {
+    const { client } = await RawClient.established(beacon.port);
+    client.send({ event: 'pusher:subscribe', data: { channel: 'hooked' } });
+    await client.next('pusher_internal:subscription_succeeded');
+    await receiver.event((e) => e.name === 'channel_occupied' && e.channel === 'hooked', 'channel_occupied');
+    await client.close();
+    await receiver.event((e) => e.name === 'channel_vacated' && e.channel === 'hooked', 'channel_vacated');
+  } finally {
+    await beacon.stop('SIGTERM');
+    await receiver.close();
+  }
+  assert.ok(beacon.output().includes('"event":"server_started"'), beacon.output());
+  assert.ok(!beacon.output().includes(ARRAY_BUFFER_DETACHED), beacon.output());
+});
