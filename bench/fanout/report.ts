@@ -127,6 +127,20 @@ export function fanoutSpread(records: RunRecord[], targets: readonly TargetId[])
   ]);
 }
 
+const firstConnects: Metric = (r) => r.idle?.firstConnectsPerSecond;
+
+/** The first connect storm's results (JIT still warming up), beside the table's second storm. */
+export function firstStormNote(records: RunRecord[], targets: readonly TargetId[]): string {
+  const cells = targets
+    .filter((target) => Number.isFinite(medianOf(records, target, firstConnects)))
+    .map((target) => {
+      const vsWs = target === 'ws' ? '' : ` (× bare ws ${ratio(records, target, 'ws', firstConnects).toFixed(2)})`;
+      const cpu = medianOf(records, target, (r) => r.idle?.firstServerCpuUsPerConnect);
+      return `${TARGET_LABELS[target]} ${Math.round(medianOf(records, target, firstConnects))}/s${vsWs}, ${Math.round(cpu)} µs CPU / connect`;
+    });
+  return `The first connect storm, after 200 warm-up connects (the table's RSS comes from it; until the second storm was added its connects/s and CPU were the table's): ${cells.join('; ')}.`;
+}
+
 /** One row per target of the main table. */
 export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): ResultRow[] {
   return targets.map((target) => {

@@ -5,10 +5,11 @@
  * (user + system, all threads, from /proc/<pid>/stat) per delivered message over the workload window only (start-up
  * excluded). Before it, `--warmup-requests` publishes to a channel nobody subscribes to bring the publish path to its
  * steady state (V8 optimises Beacon's signed HTTP path only after thousands of requests; bench/README.md, "Warm-up").
- * After the deliveries, `--connects` more subscribed connections (50 at a time) give the server's CPU per connect.
+ * After the deliveries, `--connect-warmup` subscribed connections bring the connect path to its steady state, then
+ * `--connects` more (50 at a time) give the server's CPU per connect.
  * Modes are interleaved run by run so drift of the machine hits them alike; rows are medians.
  *
- *   npm run bench:telemetry [-- --runs 5 --subscribers 200 --publishes 2000 --warmup-requests 10000 --connects 4000]
+ *   npm run bench:telemetry [-- --runs 5 --subscribers 200 --publishes 2000 --warmup-requests 10000 --connect-warmup 3000 --connects 4000]
  *
  * Writes bench/results/telemetry-cost-node<major>.json (one per Node major) and regenerates bench/RESULTS.md.
  */
@@ -36,7 +37,8 @@ metrics + traces at 5 % and 100 % sampling; every mode once per run, in a rotate
   --publishes N         measured publishes (default 2000)
   --concurrency N       publishes in flight (default 8)
   --warmup-requests N   publishes to a channel nobody subscribes to before the fan-out warm-up (default 10000; 0: none)
-  --connects N          subscribed connections opened after the deliveries, 50 at a time, for CPU per connect (default 4000)
+  --connect-warmup N    subscribed connections opened (and kept) after the deliveries, before the measured ones (default 3000)
+  --connects N          subscribed connections opened after those, 50 at a time, for CPU per connect (default 4000)
   --no-write            print, do not write bench/results or RESULTS.md
 `;
 const args = parseCommand(HELP, {
@@ -45,6 +47,7 @@ const args = parseCommand(HELP, {
   publishes: { type: 'string', default: '2000' },
   concurrency: { type: 'string', default: '8' },
   'warmup-requests': { type: 'string', default: '10000' },
+  'connect-warmup': { type: 'string', default: '3000' },
   connects: { type: 'string', default: '4000' },
 });
 const RUNS = positive('runs', args.runs, 100);
@@ -52,6 +55,7 @@ const SUBSCRIBERS = positive('subscribers', args.subscribers, 20_000);
 const PUBLISHES = positive('publishes', args.publishes, 1_000_000);
 const CONCURRENCY = positive('concurrency', args.concurrency, 256);
 const WARMUP_REQUESTS = nonNegative('warmup-requests', args['warmup-requests'], 1_000_000);
+const CONNECT_WARMUP = nonNegative('connect-warmup', args['connect-warmup'], 100_000);
 const CONNECTS = nonNegative('connects', args.connects, 100_000);
 /** Connections of the connect phase opened at a time. */
 const CONNECT_BATCH = 50;
@@ -181,7 +185,12 @@ async function runOnce(mode: Mode, sinkUrl: string): Promise<Sample> {
     const cpu = cpuMs(beacon.pid) - cpuBefore;
     const delivered = PUBLISHES * SUBSCRIBERS;
 
-    // The connect phase: CONNECTS more subscribed connections, CONNECT_BATCH at a time (handshake, subscribe, answer).
+    // The connect phase: CONNECT_WARMUP subscribed connections so that V8 has optimised the connect path (it takes
+    // thousands, as for the publish path; measured from the first connect, a mode whose extra code was still cold read
+    // up to 40 % dearer per connect), then CONNECTS more, CONNECT_BATCH at a time (handshake, subscribe, answer).
+    for (let opened = 0; CONNECTS > 0 && opened < CONNECT_WARMUP; opened += CONNECT_BATCH) {
+      storm.push(await subscribe(beacon.port, Math.min(CONNECT_BATCH, CONNECT_WARMUP - opened)));
+    }
     const connectCpuBefore = cpuMs(beacon.pid);
     for (let opened = 0; opened < CONNECTS; opened += CONNECT_BATCH) {
       storm.push(await subscribe(beacon.port, Math.min(CONNECT_BATCH, CONNECTS - opened)));
@@ -278,8 +287,10 @@ const results: BenchResults = {
       'through the fan-out.',
     'Server CPU is utime + stime of the Beacon process (all threads: pino, exporter, GC) from /proc/<pid>/stat over the ' +
       'measured window; start-up, warm-up and shutdown are excluded. Each run starts a fresh process.',
-    `Connect phase, after the deliveries: ${CONNECTS} more subscribed connections to the same channel, ${CONNECT_BATCH} ` +
-      'at a time (handshake, connection_established, subscribe, subscription_succeeded); server CPU over it ÷ their ' +
+    `Connect phase, after the deliveries: ${CONNECT_WARMUP} subscribed connections to the same channel, not measured ` +
+      `(V8 optimises the connect path only after thousands of connects: before this warm-up was added, a mode whose ` +
+      `extra code was still cold read up to 40 % dearer), then ${CONNECTS} more, ${CONNECT_BATCH} ` +
+      'at a time (handshake, connection_established, subscribe, subscription_succeeded); server CPU over them ÷ their ' +
       'count. connect × off is the median of per-run ratios, as for deliveries.',
     'Off: OTEL_SDK_DISABLED=true (no SDK, no /metrics). Metrics: the default bootstrap, no OTLP endpoint (so no tracer ' +
       'provider), /metrics scraped every second. Metrics + traces: OTLP/HTTP protobuf to a local sink that discards, ' +
