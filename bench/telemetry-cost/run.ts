@@ -13,6 +13,7 @@
  *
  * Writes bench/results/telemetry-cost-node<major>.json (one per Node major) and regenerates bench/RESULTS.md.
  */
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
@@ -26,6 +27,7 @@ import { renderResults } from '../render-results.js';
 import { commandLine, machineStamp, writeResults, type BenchResults, type ResultRow } from '../results-format.js';
 
 const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 const HELP = `npm run bench:telemetry [-- options]
 
@@ -160,7 +162,8 @@ interface Sample {
 }
 
 async function runOnce(mode: Mode, sinkUrl: string): Promise<Sample> {
-  const beacon: BeaconProcess = await spawnBeacon({ ...mode.env(sinkUrl), LOG_LEVEL: 'info' });
+  // Compiled, as `npm start` runs it (dist/, brought up to date before the first run).
+  const beacon: BeaconProcess = await spawnBeacon({ ...mode.env(sinkUrl), LOG_LEVEL: 'info' }, { compiled: true });
   const clients = await subscribe(beacon.port, SUBSCRIBERS);
   const storm: Array<{ close: () => void }> = [];
   let scraping = mode.scrape;
@@ -220,6 +223,7 @@ async function waitFor(check: () => boolean, what: string): Promise<void> {
   }
 }
 
+execFileSync(process.execPath, ['scripts/ensure-built.mjs'], { cwd: ROOT, stdio: 'inherit' });
 const sink = await startSink();
 const samples = new Map<string, Sample[]>(MODES.map((m) => [m.name, []]));
 for (let run = 0; run < RUNS; run++) {
@@ -266,7 +270,7 @@ const results: BenchResults = {
   scenario,
   title: `Telemetry cost on Node ${process.versions.node.split('.')[0]}: server CPU per delivered message, telemetry off vs on`,
   command: commandLine('bench:telemetry'),
-  ...machineStamp(['src', 'otel']),
+  ...machineStamp(['src', 'otel', 'bench/telemetry-cost']),
   runs: RUNS,
   columns: [
     { key: 'cpu_us_per_delivery', label: 'server CPU µs / delivery' },
@@ -281,7 +285,8 @@ const results: BenchResults = {
   notes: [
     `Workload: ${SUBSCRIBERS} WebSocket subscribers on one public channel, ${PUBLISHES} HTTP API publishes ` +
       `(${CONCURRENCY} in flight, ~${Buffer.byteLength(PAYLOAD)} B payload); ${PUBLISHES * SUBSCRIBERS} deliveries per ` +
-      'run. Server and load generator share the machine.',
+      'run. Server and load generator share the machine. Beacon runs compiled, as `npm start` runs it (until `69ece93` ' +
+      'this benchmark ran it from the TypeScript sources under tsx).',
     `Warm-up, not measured: ${WARMUP_REQUESTS} publishes to a channel nobody subscribes to (${CONCURRENCY} in flight), ` +
       `so the publish path runs at its steady state (bench/README.md, "Warm-up"), then ${FANOUT_WARMUP} publishes ` +
       'through the fan-out.',
