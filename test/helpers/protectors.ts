@@ -4,8 +4,10 @@
  */
 import { fileURLToPath } from 'node:url';
 
+const PRELOAD = fileURLToPath(new URL('./trace-protectors.mjs', import.meta.url));
+
 /** NODE_OPTIONS for a child that prints "Invalidating protector cell <name>" on stdout at each invalidation. */
-export const TRACE_PROTECTORS = `--import=${fileURLToPath(new URL('./trace-protectors.mjs', import.meta.url))}`;
+export const TRACE_PROTECTORS = `--import="${PRELOAD}"`;
 
 /** The line printed when an ArrayBuffer is detached for the first time (in any thread of the process). */
 export const ARRAY_BUFFER_DETACHED = 'Invalidating protector cell ArrayBufferDetaching';

@@ -210,8 +210,8 @@ describe('the compiled server (what npm start runs)', () => {
   it('the protector trace this relies on reports a detached ArrayBuffer', async () => {
     const child = spawn(
       process.execPath,
-      [TRACE_PROTECTORS, '-e', 'const b = new ArrayBuffer(8); structuredClone(b, { transfer: [b] });'],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      ['-e', 'const b = new ArrayBuffer(8); structuredClone(b, { transfer: [b] });'],
+      { env: { ...process.env, NODE_OPTIONS: TRACE_PROTECTORS }, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
