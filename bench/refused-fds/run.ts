@@ -8,13 +8,14 @@
  *
  * Writes bench/results/refused-fds.json; `node --import tsx bench/render-results.ts` renders RESULTS.md.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../../test/helpers/free-port.js';
 import { silentSocket, type SilentSocket } from '../../test/helpers/silent-socket.js';
 import { commandLine, machineStamp, writeResults, type ResultRow } from '../results-format.js';
+import { checkoutLabel } from '../common/checkout.js';
 
 const { values } = parseArgs({
   options: { root: { type: 'string', multiple: true, default: ['.'] }, sockets: { type: 'string', default: '1000' } },
@@ -22,12 +23,6 @@ const { values } = parseArgs({
 const SOCKETS = Number(values.sockets);
 const SAMPLES_S = [0, 1, 3, 5, 10];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** A row's name: the checkout's folder and commit (with `-dirty` when its sources have uncommitted changes). */
-function label(root: string): string {
-  const git = (...args: string[]): string => execFileSync('git', ['-C', root, ...args], { encoding: 'utf8' }).trim();
-  const dirty = git('status', '--porcelain', '--', 'src') !== '' ? '-dirty' : '';
-  return `${basename(root)} @ ${git('rev-parse', '--short', 'HEAD')}${dirty}`;
-}
 const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
 const rows: ResultRow[] = [];
@@ -41,7 +36,7 @@ for (const rootArg of values.root) {
   });
   while ((await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status !== 200) await sleep(100);
   const pid = child.pid as number;
-  const row: ResultRow = { name: label(root), fds_before: fds(pid) };
+  const row: ResultRow = { name: checkoutLabel(root), fds_before: fds(pid) };
   const sockets: SilentSocket[] = [];
   for (let i = 0; i < SOCKETS; i += 50) {
     sockets.push(...(await Promise.all(Array.from({ length: Math.min(50, SOCKETS - i) }, () => silentSocket(port, '/app/no-such-key?protocol=7')))));

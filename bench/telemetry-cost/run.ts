@@ -14,11 +14,12 @@
  * Writes bench/results/telemetry-cost-node<major>.json (one per Node major) and regenerates bench/RESULTS.md.
  */
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
 import { spawnBeacon, type BeaconProcess } from '../../test/helpers/beacon-process.js';
+import { checkoutLabel } from '../common/checkout.js';
 import { nonNegative, parseCommand, positive } from '../common/cli.js';
 import { startSink } from '../common/otlp-sink.js';
 import { cpuMs } from '../fanout/proc-cpu.js';
@@ -41,6 +42,11 @@ metrics + traces at 5 % and 100 % sampling; every mode once per run, in a rotate
   --warmup-requests N   publishes to a channel nobody subscribes to before the fan-out warm-up (default 10000; 0: none)
   --connect-warmup N    subscribed connections opened (and kept) after the deliveries, before the measured ones (default 3000)
   --connects N          subscribed connections opened after those, 50 at a time, for CPU per connect (default 4000)
+  --modes LIST          a subset of off,metrics,traces-5,traces-100 (default all; off is always measured: ratios are to it)
+  --root DIR            a checkout to run Beacon from (repeatable; default this one). With more than one, every mode
+                        runs from each, all in one rotation, and the ratios are to the first checkout's off: an A/B of
+                        two commits on the same machine (e.g. a \`git worktree\` of the previous commit with
+                        node_modules). Only a run of this checkout with every mode writes results.
   --no-write            print, do not write bench/results or RESULTS.md
 `;
 const args = parseCommand(HELP, {
@@ -51,6 +57,8 @@ const args = parseCommand(HELP, {
   'warmup-requests': { type: 'string', default: '10000' },
   'connect-warmup': { type: 'string', default: '3000' },
   connects: { type: 'string', default: '4000' },
+  modes: { type: 'string', default: 'off,metrics,traces-5,traces-100' },
+  root: { type: 'string', multiple: true, default: ['.'] },
 });
 const RUNS = positive('runs', args.runs, 100);
 const SUBSCRIBERS = positive('subscribers', args.subscribers, 20_000);
@@ -69,15 +77,18 @@ const WARMUP_CHANNEL = 'bench-warmup';
 const PAYLOAD = JSON.stringify({ price: 101.25, symbol: 'ACME', seq: 0, pad: 'x'.repeat(100) });
 
 interface Mode {
+  /** Its `--modes` key. */
+  key: string;
   name: string;
   env: (sink: string) => Record<string, string>;
   scrape: boolean;
 }
 
-const MODES: Mode[] = [
-  { name: 'telemetry off (OTEL_SDK_DISABLED=true)', env: () => ({ OTEL_SDK_DISABLED: 'true' }), scrape: false },
-  { name: 'metrics (Prometheus, scraped every 1 s)', env: () => ({}), scrape: true },
+const ALL_MODES: Mode[] = [
+  { key: 'off', name: 'telemetry off (OTEL_SDK_DISABLED=true)', env: () => ({ OTEL_SDK_DISABLED: 'true' }), scrape: false },
+  { key: 'metrics', name: 'metrics (Prometheus, scraped every 1 s)', env: () => ({}), scrape: true },
   {
+    key: 'traces-5',
     name: 'metrics + traces (5 % sampled, OTLP/HTTP)',
     env: (sink) => ({
       OTEL_EXPORTER_OTLP_ENDPOINT: sink,
@@ -87,11 +98,31 @@ const MODES: Mode[] = [
     scrape: true,
   },
   {
+    key: 'traces-100',
     name: 'metrics + traces (100 % sampled, OTLP/HTTP)',
     env: (sink) => ({ OTEL_EXPORTER_OTLP_ENDPOINT: sink, OTEL_TRACES_SAMPLER: 'always_on' }),
     scrape: true,
   },
 ];
+
+const wanted = new Set(args.modes.split(',').map((key) => key.trim()).filter((key) => key !== ''));
+for (const key of wanted) {
+  if (!ALL_MODES.some((m) => m.key === key)) throw new Error(`--modes: unknown mode "${key}" (off, metrics, traces-5, traces-100)`);
+}
+const MODES = ALL_MODES.filter((m) => m.key === 'off' || wanted.has(m.key));
+
+/** What one run measures once: a mode of Beacon run from one checkout. */
+interface Item {
+  mode: Mode;
+  root: string;
+  name: string;
+}
+const ROOTS = args.root.map((dir) => resolve(dir));
+const ITEMS: Item[] = ROOTS.flatMap((root) =>
+  MODES.map((mode) => ({ mode, root, name: ROOTS.length > 1 ? `${mode.name} @ ${checkoutLabel(root)}` : mode.name })),
+);
+/** Results are written only by the standard run: this checkout, every mode. */
+const STANDARD = ROOTS.length === 1 && ROOTS[0] === resolve(ROOT) && MODES.length === ALL_MODES.length;
 
 /** Opens `n` subscribers on the bench channel; resolves with a counter of channel events received by all of them. */
 async function subscribe(port: number, n: number): Promise<{ received: () => number; close: () => void }> {
@@ -161,9 +192,9 @@ interface Sample {
   cpuUsPerConnect: number;
 }
 
-async function runOnce(mode: Mode, sinkUrl: string): Promise<Sample> {
+async function runOnce({ mode, root }: Item, sinkUrl: string): Promise<Sample> {
   // Compiled, as `npm start` runs it (dist/, brought up to date before the first run).
-  const beacon: BeaconProcess = await spawnBeacon({ ...mode.env(sinkUrl), LOG_LEVEL: 'info' }, { compiled: true });
+  const beacon: BeaconProcess = await spawnBeacon({ ...mode.env(sinkUrl), LOG_LEVEL: 'info' }, { compiled: true, root });
   const clients = await subscribe(beacon.port, SUBSCRIBERS);
   const storm: Array<{ close: () => void }> = [];
   let scraping = mode.scrape;
@@ -223,48 +254,48 @@ async function waitFor(check: () => boolean, what: string): Promise<void> {
   }
 }
 
-execFileSync(process.execPath, ['scripts/ensure-built.mjs'], { cwd: ROOT, stdio: 'inherit' });
+for (const root of ROOTS) execFileSync(process.execPath, ['scripts/ensure-built.mjs'], { cwd: root, stdio: 'inherit' });
 const sink = await startSink();
-const samples = new Map<string, Sample[]>(MODES.map((m) => [m.name, []]));
+const samples = new Map<string, Sample[]>(ITEMS.map((item) => [item.name, []]));
 for (let run = 0; run < RUNS; run++) {
   // Rotate the order each run so no mode always runs first (cold machine) or last.
-  const order = MODES.map((_, i) => MODES[(i + run) % MODES.length] as Mode);
-  for (const mode of order) {
-    const sample = await runOnce(mode, sink.url);
-    samples.get(mode.name)?.push(sample);
+  const order = ITEMS.map((_, i) => ITEMS[(i + run) % ITEMS.length] as Item);
+  for (const item of order) {
+    const sample = await runOnce(item, sink.url);
+    samples.get(item.name)?.push(sample);
     process.stderr.write(
-      `run ${run + 1}/${RUNS} ${mode.name}: ${sample.cpuUsPerDelivery.toFixed(3)} µs CPU/delivery, ` +
+      `run ${run + 1}/${RUNS} ${item.name}: ${sample.cpuUsPerDelivery.toFixed(3)} µs CPU/delivery, ` +
         `${Math.round(sample.deliveriesPerSecond)} deliveries/s, ${sample.cpuUsPerConnect.toFixed(0)} µs CPU/connect\n`,
     );
   }
 }
 await new Promise<void>((resolve) => sink.server.close(() => resolve()));
 
-const offSamples = samples.get(MODES[0]?.name ?? '') ?? [];
-/** Each run's ratio of `mode` to off: the modes of one run are measured back to back, so it cancels slow drift. */
-const pairedRatios = (mode: Mode, of: 'cpuUsPerDelivery' | 'cpuUsPerConnect' = 'cpuUsPerDelivery'): number[] =>
-  (samples.get(mode.name) ?? []).map((s, i) => s[of] / (offSamples[i]?.[of] ?? Number.NaN));
-const rows: ResultRow[] = MODES.map((mode) => {
-  const list = samples.get(mode.name) ?? [];
+const offSamples = samples.get(ITEMS[0]?.name ?? '') ?? [];
+/** Each run's ratio of `item` to off: the items of one run are measured back to back, so it cancels slow drift. */
+const pairedRatios = (item: Item, of: 'cpuUsPerDelivery' | 'cpuUsPerConnect' = 'cpuUsPerDelivery'): number[] =>
+  (samples.get(item.name) ?? []).map((s, i) => s[of] / (offSamples[i]?.[of] ?? Number.NaN));
+const rows: ResultRow[] = ITEMS.map((item) => {
+  const list = samples.get(item.name) ?? [];
   const cpu = median(list.map((s) => s.cpuUsPerDelivery));
-  const ratio = median(pairedRatios(mode));
+  const ratio = median(pairedRatios(item));
   return {
-    name: mode.name,
+    name: item.name,
     cpu_us_per_delivery: cpu,
     vs_off: ratio,
     overhead_pct: (ratio - 1) * 100,
     deliveries_per_s: median(list.map((s) => s.deliveriesPerSecond)),
     server_cpu_ms: median(list.map((s) => s.cpuMs)),
     cpu_us_per_connect: median(list.map((s) => s.cpuUsPerConnect)),
-    connect_vs_off: median(pairedRatios(mode, 'cpuUsPerConnect')),
+    connect_vs_off: median(pairedRatios(item, 'cpuUsPerConnect')),
   };
 });
 
 // One results file per Node major: the cost of async context tracking differs between Node 20 and Node 24.
 const scenario = `telemetry-cost-node${process.versions.node.split('.')[0]}`;
 const range = (ratios: number[]): string => `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
-const spread = MODES.slice(1)
-  .map((mode) => `${mode.name} ${range(pairedRatios(mode))} (connects ${range(pairedRatios(mode, 'cpuUsPerConnect'))})`)
+const spread = ITEMS.slice(1)
+  .map((item) => `${item.name} ${range(pairedRatios(item))} (connects ${range(pairedRatios(item, 'cpuUsPerConnect'))})`)
   .join('; ');
 const results: BenchResults = {
   scenario,
@@ -310,7 +341,9 @@ const results: BenchResults = {
     'Targets: telemetry on costs at most 5 % more CPU per delivery (issue 3), at most 3 % (issue 12).',
   ],
 };
-if (!args['no-write']) {
+if (!STANDARD) {
+  process.stderr.write('not written: only a run of this checkout with every mode writes results\n');
+} else if (!args['no-write']) {
   writeResults(join(BENCH_DIR, 'results', `${scenario}.json`), results);
   renderResults();
   process.stderr.write(`wrote bench/results/${scenario}.json and bench/RESULTS.md\n`);

@@ -9,8 +9,8 @@
  *
  * Writes bench/results/unsigned-flood.json; `node --import tsx bench/render-results.ts` renders RESULTS.md.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { basename, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Pusher from 'pusher';
@@ -18,6 +18,7 @@ import WebSocket from 'ws';
 import { freePort } from '../../test/helpers/free-port.js';
 import { commandLine, machineStamp, writeResults, type ResultRow } from '../results-format.js';
 import { quantile as quantileOf } from '../fanout/stats.js';
+import { checkoutLabel } from '../common/checkout.js';
 
 /** Quantile `q` of sorted `xs`. */
 const quantile = (xs: number[], q: number): number => quantileOf(Float64Array.from(xs), xs.length, q);
@@ -34,12 +35,6 @@ const SECONDS = Number(values.seconds);
 const FLOODERS = Number(values.flooders);
 const PUBLISH_EVERY_MS = 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** A row's name: the checkout's folder and commit (with `-dirty` when its sources have uncommitted changes). */
-function label(root: string): string {
-  const git = (...args: string[]): string => execFileSync('git', ['-C', root, ...args], { encoding: 'utf8' }).trim();
-  const dirty = git('status', '--porcelain', '--', 'src') !== '' ? '-dirty' : '';
-  return `${basename(root)} @ ${git('rev-parse', '--short', 'HEAD')}${dirty}`;
-}
 
 /** Starts Beacon from `root`; a free port taken by someone else in between (the machine is shared) gets another try. */
 async function startBeacon(root: string, attempts = 3): Promise<{ port: number; stop: () => Promise<void> }> {
@@ -142,7 +137,7 @@ for (const rootArg of values.root) {
   }
   const m = (k: keyof (typeof runs)[number]) => median(runs.map((x) => x[k]));
   rows.push({
-    name: label(root),
+    name: checkoutLabel(root),
     canary_p50_ms: m('p50'),
     canary_p99_ms: m('p99'),
     flooded_p50_ms: m('fp50'),

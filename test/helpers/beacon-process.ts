@@ -44,10 +44,11 @@ const SCRUBBED = [
 /** Starts Beacon with the default app (app-id / app-key / app-secret) plus `env` overrides. */
 /**
  * `compiled`: run what `npm start` runs (`dist/`, built by the test command) instead of the TypeScript sources under tsx.
+ * `root`: the checkout to run (benchmarks comparing two commits); this one by default.
  */
 export async function spawnBeacon(
   env: Record<string, string> = {},
-  { compiled = false }: { compiled?: boolean } = {},
+  { compiled = false, root = ROOT }: { compiled?: boolean; root?: string } = {},
 ): Promise<BeaconProcess> {
   const port = await freePort();
   let metricsPort = await freePort();
@@ -70,7 +71,7 @@ export async function spawnBeacon(
     ? ['--import', './dist/otel/register.js', 'dist/src/main.js']
     : ['--import', 'tsx', '--import', './otel/register.ts', 'src/main.ts'];
   const child = spawn(process.execPath, args, {
-    cwd: ROOT,
+    cwd: root,
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
