@@ -92,7 +92,7 @@ test('consecutive requests reuse one connection (the answer is drained)', async 
   assert.equal(new Set(seen.map((s) => s.remotePort)).size, 1, JSON.stringify(seen.map((s) => s.remotePort)));
 });
 
-/** A TCP server that reads and never answers; resolves each connection's first bytes. */
+/** A TCP server that reads and never answers; resolves the first bytes it receives. `close` may be called twice. */
 async function silentServer(): Promise<{ port: number; firstBytes: Promise<Buffer>; close: () => void }> {
   const sockets: Socket[] = [];
   let gotBytes: (b: Buffer) => void = () => {};
@@ -104,10 +104,13 @@ async function silentServer(): Promise<{ port: number; firstBytes: Promise<Buffe
   });
   tcp.listen(0, '127.0.0.1');
   await once(tcp, 'listening');
+  let closed = false;
   return {
     port: (tcp.address() as AddressInfo).port,
     firstBytes,
     close: () => {
+      if (closed) return;
+      closed = true;
       for (const s of sockets) s.destroy();
       tcp.close();
     },
@@ -134,6 +137,7 @@ test('an https: URL is sent over TLS', async () => {
     const first = await within(silent.firstBytes, 'the first bytes');
     // A TLS record of type handshake (22), carrying the ClientHello: not a plain-text "POST".
     assert.equal(first[0], 0x16, first.subarray(0, 8).toString('hex'));
+    // Cut before the handshake can finish: the request fails (nothing here speaks TLS).
     silent.close();
     await assert.rejects(pending);
   } finally {
