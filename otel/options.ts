@@ -27,6 +27,12 @@ export interface TelemetryOptions {
   traces: { protocol: OtlpProtocol } | undefined;
   consoleTraces: boolean;
   metrics: { host: string; port: number } | undefined;
+  /**
+   * The ratio of `OTEL_TRACES_SAMPLER=parentbased_traceidratio` when spans are recorded (an OTLP or console exporter): Beacon
+   * then builds that sampler itself and draws root spans before the SDK (src/telemetry/root-sampling.ts). Undefined for any
+   * other sampler, which the SDK builds from the environment as usual.
+   */
+  rootRatio: number | undefined;
   /** Problems found while reading the environment, reported once the process can log them. */
   warnings: string[];
 }
@@ -42,6 +48,30 @@ const list = (value: string | undefined): string[] =>
 
 const nonEmpty = (value: string | undefined): string | undefined =>
   value === undefined || value.trim() === '' ? undefined : value.trim();
+
+/** The SDK's ratio for every sampler value it builds from the environment: blank, not a number or outside [0, 1] is 1. */
+const DEFAULT_SAMPLER_RATIO = 1;
+
+/**
+ * `OTEL_TRACES_SAMPLER_ARG` read as the SDK reads it (@opentelemetry/sdk-node's createSamplerFromEnv: the value matched
+ * exactly as given, `Number()` of the argument), with the same warnings, since Beacon builds this sampler in its place.
+ */
+export function samplerRatio(raw: string | undefined, warnings: string[]): number {
+  if (raw === undefined || raw.trim() === '') {
+    warnings.push(`OTEL_TRACES_SAMPLER_ARG is blank, defaulting to ${DEFAULT_SAMPLER_RATIO}.`);
+    return DEFAULT_SAMPLER_RATIO;
+  }
+  const ratio = Number(raw);
+  if (Number.isNaN(ratio)) {
+    warnings.push(`Unknown value "${raw}" for OTEL_TRACES_SAMPLER_ARG, expected a number; defaulting to ${DEFAULT_SAMPLER_RATIO}.`);
+    return DEFAULT_SAMPLER_RATIO;
+  }
+  if (ratio < 0 || ratio > 1) {
+    warnings.push(`OTEL_TRACES_SAMPLER_ARG=${ratio} was given, but it is out of range ([0..1]), defaulting to ${DEFAULT_SAMPLER_RATIO}.`);
+    return DEFAULT_SAMPLER_RATIO;
+  }
+  return ratio;
+}
 
 /** Resolves the bootstrap's options from `env`. */
 export function telemetryOptionsFromEnv(env: NodeJS.ProcessEnv): TelemetryOptions {
@@ -77,6 +107,12 @@ export function telemetryOptionsFromEnv(env: NodeJS.ProcessEnv): TelemetryOption
     if (!['otlp', 'console', 'none'].includes(name)) warnings.push(`OTEL_TRACES_EXPORTER "${name}" is not supported`);
   }
 
+  const consoleTraces = exporters.includes('console');
+  const rootRatio =
+    (traces !== undefined || consoleTraces) && env.OTEL_TRACES_SAMPLER === 'parentbased_traceidratio'
+      ? samplerRatio(env.OTEL_TRACES_SAMPLER_ARG, warnings)
+      : undefined;
+
   let metrics: TelemetryOptions['metrics'];
   if (!list(env.OTEL_METRICS_EXPORTER).includes('none')) {
     const host =
@@ -97,8 +133,9 @@ export function telemetryOptionsFromEnv(env: NodeJS.ProcessEnv): TelemetryOption
     defaultServiceName,
     resourceAttributes,
     traces,
-    consoleTraces: exporters.includes('console'),
+    consoleTraces,
     metrics,
+    rootRatio,
     warnings,
   };
 }

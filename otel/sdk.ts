@@ -17,11 +17,13 @@ import {
 } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { processHistograms } from '../src/telemetry/histogram-table.js';
-import { BatchSpanProcessor, ConsoleSpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, ConsoleSpanExporter, RandomIdGenerator, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { RootSampling } from '../src/telemetry/root-sampling.js';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { TelemetryOptions } from './options.js';
 import { VERSION } from '../src/version.js';
 import { installDiagLogger } from './diagnostics.js';
+import { presampledParentBasedSampler } from './presampled-root-sampler.js';
 import { RuntimeInstrumentation } from './runtime-instrumentation.js';
 import { SyncContextManager } from './sync-context-manager.js';
 import { WorkerSpanExporter } from './worker-span-exporter.js';
@@ -53,7 +55,7 @@ export async function detectTelemetryResource(options: TelemetryOptions): Promis
 export function createTelemetrySdk(
   options: TelemetryOptions,
   resource: Resource,
-): { sdk: NodeSDK; prometheus: PrometheusExporter | undefined } {
+): { sdk: NodeSDK; prometheus: PrometheusExporter | undefined; rootSampling: RootSampling | undefined } {
   const spanProcessors: SpanProcessor[] = [];
   if (options.traces !== undefined) {
     // Serialised here, sent from a worker thread (otel/span-export-worker.ts says why), which reads the endpoint,
@@ -82,8 +84,13 @@ export function createTelemetrySdk(
           },
         );
 
+  // parentbased_traceidratio is built here rather than by the SDK, with a root sampler that records the roots Beacon's own
+  // draw kept (src/telemetry/root-sampling.ts); register.ts registers the draw once the SDK has started.
+  const idGenerator = new RandomIdGenerator();
+  const rootSampling = options.rootRatio === undefined ? undefined : { ratio: options.rootRatio, ids: idGenerator };
   const sdk = new NodeSDK({
     resource,
+    ...(rootSampling === undefined ? {} : { sampler: presampledParentBasedSampler(rootSampling.ratio), idGenerator }),
     autoDetectResources: false,
     // An empty list means "no tracer provider": no span is recorded and no exporter exists (see options.ts).
     spanProcessors,
@@ -100,5 +107,5 @@ export function createTelemetrySdk(
     // The runtime instrumentation without its per-scrape listing of every handle (otel/runtime-instrumentation.ts).
     instrumentations: [new RuntimeInstrumentation()],
   });
-  return { sdk, prometheus };
+  return { sdk, prometheus, rootSampling };
 }

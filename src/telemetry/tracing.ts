@@ -32,6 +32,7 @@ import {
   ATTR_MESSAGING_SYSTEM,
   ATTR_SESSION_ID,
 } from './semconv.js';
+import { ROOT_SAMPLED, rootSampling } from './root-sampling.js';
 
 const tracer = trace.getTracer('beacon');
 
@@ -49,16 +50,25 @@ export function samplerFollowsParent(sampler: string | undefined): boolean {
 const FOLLOWS_PARENT = samplerFollowsParent(process.env.OTEL_TRACES_SAMPLER);
 
 /**
- * Starts a span, skipping the SDK when the sampler would drop it because its parent is not sampled (95 % of publishes at
- * 5 % sampling): no ids, no sampler call, no span object of the SDK. The span returned carries the parent's context, as the
- * API's no-op tracer does, so what it propagates stays unsampled.
+ * Starts a span, skipping the SDK when its decision is known in advance:
+ * - the parent is not sampled and the sampler follows it (95 % of publishes at 5 % sampling): the span returned carries the
+ *   parent's context, as the API's no-op tracer does, so what it propagates stays unsampled;
+ * - a new trace under a registered root ratio (root-sampling.ts): a draw the ratio does not keep gives a non-recording span
+ *   with fresh ids; one it keeps goes to the SDK marked, and is recorded.
+ * No ids (in the first case), no sampler call, no span object of the SDK.
  */
 function startSpan(name: string, options: SpanOptions, parent: Context): Span {
-  if (FOLLOWS_PARENT) {
-    const parentContext = trace.getSpanContext(parent);
-    if (parentContext !== undefined && (parentContext.traceFlags & TraceFlags.SAMPLED) === 0 && trace.isSpanContextValid(parentContext)) {
-      return trace.wrapSpanContext(parentContext);
+  const parentContext = trace.getSpanContext(parent);
+  if (parentContext === undefined || !trace.isSpanContextValid(parentContext)) {
+    const roots = rootSampling();
+    if (roots !== undefined) {
+      if (roots.random() >= roots.ratio) {
+        return trace.wrapSpanContext({ traceId: roots.ids.generateTraceId(), spanId: roots.ids.generateSpanId(), traceFlags: TraceFlags.NONE });
+      }
+      return tracer.startSpan(name, options, parent.setValue(ROOT_SAMPLED, true));
     }
+  } else if (FOLLOWS_PARENT && (parentContext.traceFlags & TraceFlags.SAMPLED) === 0) {
+    return trace.wrapSpanContext(parentContext);
   }
   return tracer.startSpan(name, options, parent);
 }

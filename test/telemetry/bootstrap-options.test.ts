@@ -49,6 +49,29 @@ describe('telemetryOptionsFromEnv', () => {
     assert.equal(grpc.warnings.length, 1);
   });
 
+  it('parentbased_traceidratio, exactly as the SDK matches it, gives Beacon the root ratio when spans are recorded', () => {
+    const traced = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio' };
+    assert.equal(telemetryOptionsFromEnv({ ...traced, OTEL_TRACES_SAMPLER_ARG: '0.05' }).rootRatio, 0.05);
+    assert.equal(telemetryOptionsFromEnv({ ...traced, OTEL_TRACES_SAMPLER_ARG: ' 0.25 ' }).rootRatio, 0.25);
+    assert.equal(telemetryOptionsFromEnv({ ...traced, OTEL_TRACES_SAMPLER_ARG: '0' }).rootRatio, 0);
+    assert.equal(
+      telemetryOptionsFromEnv({ OTEL_TRACES_EXPORTER: 'console', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.5' }).rootRatio,
+      0.5,
+    );
+    // The SDK's rule for a bad argument: ratio 1, with a warning.
+    for (const arg of [undefined, '', ' ', 'half', '-0.1', '1.5']) {
+      const o = telemetryOptionsFromEnv({ ...traced, ...(arg === undefined ? {} : { OTEL_TRACES_SAMPLER_ARG: arg }) });
+      assert.equal(o.rootRatio, 1, String(arg));
+      assert.equal(o.warnings.length, 1, String(arg));
+    }
+    // No spans recorded, or another sampler (the SDK builds it, and does not match a trimmed or recased name either).
+    assert.equal(telemetryOptionsFromEnv({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.05' }).rootRatio, undefined);
+    for (const name of ['traceidratio', 'always_on', 'parentbased_always_on', ' parentbased_traceidratio', 'ParentBased_TraceIdRatio']) {
+      assert.equal(telemetryOptionsFromEnv({ ...traced, OTEL_TRACES_SAMPLER: name, OTEL_TRACES_SAMPLER_ARG: '0.05' }).rootRatio, undefined, name);
+    }
+    assert.equal(telemetryOptionsFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).rootRatio, undefined);
+  });
+
   it('METRICS_* win over OTEL_EXPORTER_PROMETHEUS_*; a bad port warns and keeps the default; none turns metrics off', () => {
     assert.deepEqual(
       telemetryOptionsFromEnv({

@@ -154,6 +154,21 @@ describe('OpenTelemetry bootstrap', () => {
       assert.equal(api?.publishRecording, false);
     });
 
+    it('OTEL_TRACES_SAMPLER=parentbased_traceidratio: Beacon builds it (root draw); a bad argument warns and keeps all, as the SDK', async () => {
+      const before = collector.spans().length;
+      const run = await runApp({
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+        OTEL_TRACES_SAMPLER_ARG: 'half',
+        METRICS_PORT: String(await freePort()),
+      });
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stderr, /otel_diagnostic.*OTEL_TRACES_SAMPLER_ARG.*defaulting to 1/);
+      const api = run.report.seen.find((s) => s.path === '/apps/app-1/events');
+      assert.equal(api?.publishRecording, true);
+      assert.ok(collector.spans().slice(before).some((s) => s.name === 'publish public'));
+    });
+
     it('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as the full URL and http/json is honoured', async () => {
       const before = collector.requests.length;
       const run = await runApp({
