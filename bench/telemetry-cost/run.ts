@@ -7,7 +7,8 @@
  * steady state (V8 optimises Beacon's signed HTTP path only after thousands of requests; bench/README.md, "Warm-up").
  * After the deliveries, `--connect-warmup` subscribed connections bring the connect path to its steady state, then
  * `--connects` more (50 at a time) give the server's CPU per connect.
- * Modes are interleaved run by run so drift of the machine hits them alike; rows are medians.
+ * Every mode of a run has its own server, all running at once, and each phase is measured in slices the modes take in
+ * turn (100 publishes, 500 connects), so the machine's slow stretches hit them alike; rows are medians over runs.
  *
  *   npm run bench:telemetry [-- --runs 5 --subscribers 200 --publishes 2000 --warmup-requests 10000 --connect-warmup 3000 --connects 4000]
  *
@@ -33,7 +34,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const HELP = `npm run bench:telemetry [-- options]
 
 Server CPU per delivered message, and per subscribed connect, of one Beacon with telemetry off, metrics only, and
-metrics + traces at 5 % and 100 % sampling; every mode once per run, in a rotated order.
+metrics + traces at 5 % and 100 % sampling; every mode once per run, all at once, measured in slices taken in turn
+(rotated order).
 
   --runs N              runs (default 5)
   --subscribers N       subscribers on the one channel (default 200)
@@ -188,60 +190,136 @@ interface Sample {
   cpuUsPerDelivery: number;
   deliveriesPerSecond: number;
   cpuMs: number;
-  /** Server CPU per subscribed connection opened in the connect phase after the deliveries. */
+  /** Server CPU per subscribed connect, over the connect slices. */
   cpuUsPerConnect: number;
 }
 
-async function runOnce({ mode, root }: Item, sinkUrl: string): Promise<Sample> {
-  // Compiled, as `npm start` runs it (dist/, brought up to date before the first run).
-  const beacon: BeaconProcess = await spawnBeacon({ ...mode.env(sinkUrl), LOG_LEVEL: 'info' }, { compiled: true, root });
-  const clients = await subscribe(beacon.port, SUBSCRIBERS);
-  const storm: Array<{ close: () => void }> = [];
-  let scraping = mode.scrape;
-  const scraper = (async () => {
-    while (scraping) {
-      await (await fetch(`http://127.0.0.1:${beacon.metricsPort}/metrics`)).text();
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  })();
+/** Publishes of one slice of the delivery phase. */
+const PUBLISH_SLICE = 100;
+/** Subscribed connects of one slice of the connect phase (CONNECT_BATCH at a time). */
+const CONNECT_SLICE = 500;
+
+/** One item's server during a round, with what its slices have measured so far. */
+interface Running {
+  item: Item;
+  beacon: BeaconProcess;
+  clients: { received: () => number; close: () => void };
+  stopScraping: () => Promise<void>;
+  cpuMs: number;
+  elapsedMs: number;
+  connectCpuMs: number;
+}
+
+/** Runs `fn` as one slice of `server`'s measurement: its CPU (and wall time) over the slice are added to its totals. */
+async function slice(server: Running, kind: 'deliveries' | 'connects', fn: () => Promise<void>): Promise<void> {
+  const cpu0 = cpuMs(server.beacon.pid);
+  const t0 = performance.now();
+  await fn();
+  const cpu = cpuMs(server.beacon.pid) - cpu0;
+  if (kind === 'connects') server.connectCpuMs += cpu;
+  else {
+    server.cpuMs += cpu;
+    server.elapsedMs += performance.now() - t0;
+  }
+}
+
+/** Opens `count` subscribed connections to `server`, CONNECT_BATCH at a time, and closes them all. */
+async function connectAndClose(server: Running, count: number): Promise<void> {
+  const opened: Array<{ close: () => void }> = [];
   try {
-    // Warm-up outside the measured window: the publish path to its steady state, then the fan-out (buffers, sockets).
-    await publish(beacon.url, WARMUP_REQUESTS, CONCURRENCY, WARMUP_CHANNEL);
-    await publish(beacon.url, FANOUT_WARMUP, CONCURRENCY);
-    const expectedBefore = FANOUT_WARMUP * SUBSCRIBERS;
-    await waitFor(() => clients.received() >= expectedBefore, 'warm-up deliveries');
+    for (let n = 0; n < count; n += CONNECT_BATCH) opened.push(await subscribe(server.beacon.port, Math.min(CONNECT_BATCH, count - n)));
+  } finally {
+    for (const batch of opened) batch.close();
+  }
+}
 
-    const cpuBefore = cpuMs(beacon.pid);
-    const started = performance.now();
-    await publish(beacon.url, PUBLISHES, CONCURRENCY);
-    await waitFor(() => clients.received() >= expectedBefore + PUBLISHES * SUBSCRIBERS, 'all deliveries');
-    const elapsedMs = performance.now() - started;
-    const cpu = cpuMs(beacon.pid) - cpuBefore;
-    const delivered = PUBLISHES * SUBSCRIBERS;
-
+/**
+ * One round: every item's server runs at once, and each phase is measured slice by slice, the items taking turns (in
+ * `order`): the machine's CPU time for the same work varied by up to 2x from one minute to the next (a fixed loop,
+ * 442-855 ms), so a server measured whole, after another, could land in a slower minute than the one it is compared
+ * with. Slices of a few hundred milliseconds, taken in turn, share every slow stretch alike.
+ */
+async function runRound(order: Item[], sinkUrl: string): Promise<Sample[]> {
+  const servers: Running[] = [];
+  try {
+    for (const item of order) {
+      // Compiled, as `npm start` runs it (dist/, brought up to date before the first run).
+      const beacon = await spawnBeacon({ ...item.mode.env(sinkUrl), LOG_LEVEL: 'info' }, { compiled: true, root: item.root });
+      let scraping = item.mode.scrape;
+      const scraper = (async () => {
+        while (scraping) {
+          await (await fetch(`http://127.0.0.1:${beacon.metricsPort}/metrics`)).text();
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      })();
+      const server: Running = {
+        item,
+        beacon,
+        clients: { received: () => 0, close: () => {} },
+        stopScraping: async () => {
+          scraping = false;
+          await scraper;
+        },
+        cpuMs: 0,
+        elapsedMs: 0,
+        connectCpuMs: 0,
+      };
+      servers.push(server);
+      server.clients = await subscribe(beacon.port, SUBSCRIBERS);
+    }
+    // Warm-up outside the measured slices: the publish path to its steady state, then the fan-out (buffers, sockets).
+    for (const server of servers) {
+      await publish(server.beacon.url, WARMUP_REQUESTS, CONCURRENCY, WARMUP_CHANNEL);
+      await publish(server.beacon.url, FANOUT_WARMUP, CONCURRENCY);
+      await waitFor(() => server.clients.received() >= FANOUT_WARMUP * SUBSCRIBERS, 'warm-up deliveries');
+    }
+    for (let done = 0; done < PUBLISHES; done += PUBLISH_SLICE) {
+      const count = Math.min(PUBLISH_SLICE, PUBLISHES - done);
+      for (const server of servers) {
+        const expected = server.clients.received() + count * SUBSCRIBERS;
+        await slice(server, 'deliveries', async () => {
+          await publish(server.beacon.url, count, CONCURRENCY);
+          await waitFor(() => server.clients.received() >= expected, 'all deliveries');
+        });
+      }
+    }
     // The connect phase: CONNECT_WARMUP subscribed connections so that V8 has optimised the connect path (it takes
     // thousands, as for the publish path; measured from the first connect, a mode whose extra code was still cold read
-    // up to 40 % dearer per connect), then CONNECTS more, CONNECT_BATCH at a time (handshake, subscribe, answer).
-    for (let opened = 0; CONNECTS > 0 && opened < CONNECT_WARMUP; opened += CONNECT_BATCH) {
-      storm.push(await subscribe(beacon.port, Math.min(CONNECT_BATCH, CONNECT_WARMUP - opened)));
+    // up to 40 % dearer per connect), then CONNECTS more in slices. Each slice is closed once measured: every server of
+    // the round holding its connections would take more descriptors than the load process may open.
+    for (const server of servers) {
+      for (let opened = 0; opened < CONNECT_WARMUP; opened += CONNECT_SLICE) {
+        await connectAndClose(server, Math.min(CONNECT_SLICE, CONNECT_WARMUP - opened));
+      }
     }
-    const connectCpuBefore = cpuMs(beacon.pid);
-    for (let opened = 0; opened < CONNECTS; opened += CONNECT_BATCH) {
-      storm.push(await subscribe(beacon.port, Math.min(CONNECT_BATCH, CONNECTS - opened)));
+    const kept: Array<{ close: () => void }> = [];
+    try {
+      for (let opened = 0; opened < CONNECTS; opened += CONNECT_SLICE) {
+        const count = Math.min(CONNECT_SLICE, CONNECTS - opened);
+        for (const server of servers) {
+          await slice(server, 'connects', async () => {
+            for (let n = 0; n < count; n += CONNECT_BATCH) kept.push(await subscribe(server.beacon.port, Math.min(CONNECT_BATCH, count - n)));
+          });
+          // Closed outside the slice: the server handles the closes while the other servers take their turns.
+          for (const batch of kept.splice(0)) batch.close();
+        }
+      }
+    } finally {
+      for (const batch of kept) batch.close();
     }
-    const connectCpu = cpuMs(beacon.pid) - connectCpuBefore;
-    return {
-      cpuUsPerDelivery: (cpu * 1000) / delivered,
-      deliveriesPerSecond: (delivered * 1000) / elapsedMs,
-      cpuMs: cpu,
-      cpuUsPerConnect: CONNECTS === 0 ? Number.NaN : (connectCpu * 1000) / CONNECTS,
-    };
+    const delivered = PUBLISHES * SUBSCRIBERS;
+    return servers.map((server) => ({
+      cpuUsPerDelivery: (server.cpuMs * 1000) / delivered,
+      deliveriesPerSecond: (delivered * 1000) / server.elapsedMs,
+      cpuMs: server.cpuMs,
+      cpuUsPerConnect: CONNECTS === 0 ? Number.NaN : (server.connectCpuMs * 1000) / CONNECTS,
+    }));
   } finally {
-    scraping = false;
-    await scraper;
-    clients.close();
-    for (const batch of storm) batch.close();
-    await beacon.stop('SIGTERM');
+    for (const server of servers) {
+      await server.stopScraping();
+      server.clients.close();
+      await server.beacon.stop('SIGTERM');
+    }
   }
 }
 
@@ -258,21 +336,22 @@ for (const root of ROOTS) execFileSync(process.execPath, ['scripts/ensure-built.
 const sink = await startSink();
 const samples = new Map<string, Sample[]>(ITEMS.map((item) => [item.name, []]));
 for (let run = 0; run < RUNS; run++) {
-  // Rotate the order each run so no mode always runs first (cold machine) or last.
+  // Rotate the order each run so no mode always takes its turn first.
   const order = ITEMS.map((_, i) => ITEMS[(i + run) % ITEMS.length] as Item);
-  for (const item of order) {
-    const sample = await runOnce(item, sink.url);
+  const round = await runRound(order, sink.url);
+  order.forEach((item, i) => {
+    const sample = round[i] as Sample;
     samples.get(item.name)?.push(sample);
     process.stderr.write(
       `run ${run + 1}/${RUNS} ${item.name}: ${sample.cpuUsPerDelivery.toFixed(3)} µs CPU/delivery, ` +
         `${Math.round(sample.deliveriesPerSecond)} deliveries/s, ${sample.cpuUsPerConnect.toFixed(0)} µs CPU/connect\n`,
     );
-  }
+  });
 }
 await new Promise<void>((resolve) => sink.server.close(() => resolve()));
 
 const offSamples = samples.get(ITEMS[0]?.name ?? '') ?? [];
-/** Each run's ratio of `item` to off: the items of one run are measured back to back, so it cancels slow drift. */
+/** Each run's ratio of `item` to off: the items of one run are measured in alternating slices, so it cancels drift. */
 const pairedRatios = (item: Item, of: 'cpuUsPerDelivery' | 'cpuUsPerConnect' = 'cpuUsPerDelivery'): number[] =>
   (samples.get(item.name) ?? []).map((s, i) => s[of] / (offSamples[i]?.[of] ?? Number.NaN));
 const rows: ResultRow[] = ITEMS.map((item) => {
@@ -322,17 +401,24 @@ const results: BenchResults = {
       `so the publish path runs at its steady state (bench/README.md, "Warm-up"), then ${FANOUT_WARMUP} publishes ` +
       'through the fan-out.',
     'Server CPU is utime + stime of the Beacon process (all threads: pino, exporter, GC) from /proc/<pid>/stat over the ' +
-      'measured window; start-up, warm-up and shutdown are excluded. Each run starts a fresh process.',
+      'measured slices; start-up, warm-up and shutdown are excluded. Each run starts a fresh process per mode, all of them ' +
+      `at once, and measures them slice by slice in turn: ${PUBLISH_SLICE} publishes (and their deliveries) of one mode, ` +
+      `then of the next, until each has had ${PUBLISHES}; then ${CONNECT_SLICE} connects each in turn. The machine's CPU ` +
+      'time for the same work varied by up to 2x from one minute to the next (a fixed loop: 442-855 ms), so modes ' +
+      'measured whole, one after another, were compared across different stretches (so measured at `5fd8fa9`, metrics ' +
+      'only on Node 24 read 6.0 µs per delivery in one run and 10.1 in the next).',
     `Connect phase, after the deliveries: ${CONNECT_WARMUP} subscribed connections to the same channel, not measured ` +
       `(V8 optimises the connect path only after thousands of connects: before this warm-up was added, a mode whose ` +
-      `extra code was still cold read up to 40 % dearer), then ${CONNECTS} more, ${CONNECT_BATCH} ` +
+      `extra code was still cold read up to 40 % dearer), then ${CONNECTS} more in slices, ${CONNECT_BATCH} ` +
       'at a time (handshake, connection_established, subscribe, subscription_succeeded); server CPU over them ÷ their ' +
-      'count. connect × off is the median of per-run ratios, as for deliveries.',
+      'count. Each slice is closed after it is measured (the servers of a run together would hold more connections than ' +
+      'the load process may open), so the connects run with few others open. connect × off is the median of per-run ' +
+      'ratios, as for deliveries.',
     'Off: OTEL_SDK_DISABLED=true (no SDK, no /metrics). Metrics: the default bootstrap, no OTLP endpoint (so no tracer ' +
       'provider), /metrics scraped every second. Metrics + traces: OTLP/HTTP protobuf to a local sink that discards, ' +
       'sampled by `parentbased_traceidratio` at 0.05 or by `always_on` (every publish records its HTTP server, ' +
       'publish and deliver spans). Logs at info in every mode.',
-    '× off and overhead % are medians of per-run ratios (each run measures every mode back to back, in a rotated ' +
+    '× off and overhead % are medians of per-run ratios (each run measures every mode slice by slice, in a rotated ' +
       `order); the CPU column is the plain median over runs. Spread of the per-run ratios (lowest–highest): ${spread}.`,
     'Why tracing is cheap here: Beacon installs no HTTP instrumentation (the API server span comes from a fastify ' +
       'hook) and no AsyncLocalStorage context manager (spans take explicit parents; otel/sync-context-manager.ts). ' +
