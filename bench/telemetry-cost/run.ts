@@ -42,8 +42,8 @@ metrics + traces at 5 % and 100 % sampling; every mode once per run, all at once
   --publishes N         measured publishes (default 2000)
   --concurrency N       publishes in flight (default 8)
   --warmup-requests N   publishes to a channel nobody subscribes to before the fan-out warm-up (default 10000; 0: none)
-  --connect-warmup N    subscribed connections opened (and kept) after the deliveries, before the measured ones (default 3000)
-  --connects N          subscribed connections opened after those, 50 at a time, for CPU per connect (default 4000)
+  --connect-warmup N    subscribed connections opened after the deliveries, before the measured ones, and closed (default 3000)
+  --connects N          subscribed connections opened after those, 50 at a time, in slices of 500 closed once measured, for CPU per connect (default 4000)
   --modes LIST          a subset of off,metrics,traces-5,traces-100 (default all; off is always measured: ratios are to it)
   --root DIR            a checkout to run Beacon from (repeatable; default this one). With more than one, every mode
                         runs from each, all in one rotation, and the ratios are to the first checkout's off: an A/B of
