@@ -288,7 +288,7 @@ async function runRound(order: Item[], sinkUrl: string): Promise<Sample[]> {
     // up to 40 % dearer per connect), then CONNECTS more in slices. Each slice is closed once measured: every server of
     // the round holding its connections would take more descriptors than the load process may open.
     for (const server of servers) {
-      for (let opened = 0; opened < CONNECT_WARMUP; opened += CONNECT_SLICE) {
+      for (let opened = 0; CONNECTS > 0 && opened < CONNECT_WARMUP; opened += CONNECT_SLICE) {
         await connectAndClose(server, Math.min(CONNECT_SLICE, CONNECT_WARMUP - opened));
       }
     }
@@ -315,11 +315,17 @@ async function runRound(order: Item[], sinkUrl: string): Promise<Sample[]> {
       cpuUsPerConnect: CONNECTS === 0 ? Number.NaN : (server.connectCpuMs * 1000) / CONNECTS,
     }));
   } finally {
-    for (const server of servers) {
-      await server.stopScraping();
-      server.clients.close();
-      await server.beacon.stop('SIGTERM');
-    }
+    // Every server is stopped even if another's teardown fails (a scrape of a server that died rejects).
+    await Promise.allSettled(
+      servers.map(async (server) => {
+        server.clients.close();
+        try {
+          await server.stopScraping();
+        } finally {
+          await server.beacon.stop('SIGTERM');
+        }
+      }),
+    );
   }
 }
 
