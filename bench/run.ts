@@ -1,24 +1,25 @@
 /**
- * `npm run bench`: the one command behind the fan-out tables of bench/RESULTS.md. For each repetition and each target (bare
- * `ws`, the limit probe, Socket.IO, Beacon with telemetry off and on — in an order rotated per repetition) it
- *   A. starts the server and runs, against it, the fan-out load (bench/fanout/load.ts: subscribers on one channel, a fixed
- *      publish rate, then a closed loop) and the connection phase (bench/fanout/idle.ts: connects/s, RSS per idle subscribed
- *      connection, /metrics render time), then stops it;
- *   B. starts a fresh one for the many-small-channels load (bench/fanout/small-channels.ts), then stops it.
+ * `npm run bench`: the one command behind the fan-out tables of bench/RESULTS.md. Each repetition
+ *   A. starts every target (bare `ws`, the limit probe, Socket.IO, Beacon with telemetry off and on) at once, and runs
+ *      against them, in slices the targets take in turn (in an order rotated per repetition), the fan-out load
+ *      (bench/fanout/load.ts: subscribers on one channel, a fixed publish rate, a low rate, a closed loop), the bursts
+ *      (bench/fanout/burst.ts) and the connection phase (bench/fanout/idle.ts: connects/s, RSS per idle subscribed
+ *      connection, /metrics render time); one load process per target and load, driven step by step (fanout/child.ts);
+ *   B. for each target in turn, starts a fresh server for the many-small-channels load (bench/fanout/small-channels.ts).
  * Beacon targets with metrics are scraped every second throughout, and export their spans to an OTLP sink of this process.
  * Writes bench/results/fanout.json and bench/results/fanout-small-channels.json and regenerates bench/RESULTS.md.
  *
  *   npm run bench -- [--runs 3] [--target beacon] [--scenario http-publish] [--no-small] [--no-write] [--help]
  */
 import { execFileSync } from 'node:child_process';
+import cliProgress from 'cli-progress';
 import { join } from 'node:path';
 import { nonNegative, parseCommand, positive } from './common/cli.js';
 import { startSink } from './common/otlp-sink.js';
-import { runRotated } from './common/rotated-runs.js';
 import type { BurstOptions, BurstResult } from './fanout/burst.js';
-import { runChild } from './fanout/child.js';
-import type { IdleOptions, IdleResult } from './fanout/idle.js';
-import type { LoadOptions, LoadResult } from './fanout/load.js';
+import { runChild, startStepped, type SteppedChild } from './fanout/child.js';
+import type { IdleOptions, IdleResult, IdleStep } from './fanout/idle.js';
+import type { LoadOptions, LoadResult, LoadStep } from './fanout/load.js';
 import { FANOUT_COLUMNS, fanoutRows, fanoutSpread, firstStormNote, SMALL_COLUMNS, smallRows, smallSpread, type RunRecord } from './fanout/report.js';
 import { SCENARIOS } from './fanout/scenarios.js';
 import type { SmallChannelsOptions, SmallChannelsResult } from './fanout/small-channels.js';
@@ -96,29 +97,126 @@ const SCRAPES = 21;
 /** Many small channels: requests before the measured ones, so the batch path runs at its steady state (as the fan-out's warm-up). */
 const SMALL_WARMUP_BATCHES = 2000;
 
-/** Runs `work` against a fresh `target`, scraping its /metrics every second meanwhile (as Prometheus would). */
-async function withServer<T>(target: TargetId, otlpEndpoint: string, work: (server: ServerProcess) => Promise<T>): Promise<T> {
+/** A running target, scraped every second meanwhile when it serves /metrics (as Prometheus would). */
+interface Scraped extends ServerProcess {
+  /** Stops the scraper and the server. */
+  close(): Promise<void>;
+}
+
+async function startScraped(target: TargetId, otlpEndpoint: string): Promise<Scraped> {
   const server = await startServer(target, { otlpEndpoint });
   const metricsUrl = server.metricsUrl;
   const scraper =
     metricsUrl === undefined
       ? undefined
       : setInterval(() => void fetch(metricsUrl, { signal: AbortSignal.timeout(5000) }).then((r) => r.arrayBuffer()).catch(() => undefined), 1000);
+  return {
+    ...server,
+    close: async () => {
+      if (scraper !== undefined) clearInterval(scraper);
+      await server.stop();
+    },
+  };
+}
+
+/** Runs `work` against a fresh `target`, scraped meanwhile. */
+async function withServer<T>(target: TargetId, otlpEndpoint: string, work: (server: ServerProcess) => Promise<T>): Promise<T> {
+  const server = await startScraped(target, otlpEndpoint);
   try {
     return await work(server);
   } finally {
-    if (scraper !== undefined) clearInterval(scraper);
-    await server.stop();
+    await server.close();
   }
 }
 
-async function runTarget(target: TargetId, repetition: number, otlpEndpoint: string): Promise<RunRecord> {
-  const record: RunRecord = { target, repetition, errors: [] };
+/** Fan-out publishes per slice of each phase (1 s at the default rate, 2 s at the latency rate), and burst requests per slice. */
+const SLICE: Record<LoadStep, number> = { rate: 50, latency: 10, throughput: 50 };
+const BURST_SLICE = 10;
+/** Subscribed connects per slice of the connection phase's two storms (50 at a time). */
+const CONNECT_SLICE = 500;
+
+/**
+ * One stepped load process per running target (`script`, set up one after another), then every step of `steps` measured
+ * in slices of `size` units, the targets taking turns in `order`; each target's result goes to `keep`. A target whose
+ * load process fails gets the error in its record and drops out; the others go on.
+ */
+async function sliced<S extends string, R>(
+  what: string,
+  script: string,
+  order: readonly TargetId[],
+  servers: ReadonlyMap<TargetId, Scraped>,
+  records: ReadonlyMap<TargetId, RunRecord>,
+  options: (server: Scraped) => object,
+  steps: ReadonlyArray<{ step: S; total: number; size: number }>,
+  keep: (record: RunRecord, result: R) => void,
+): Promise<void> {
+  const loads = new Map<TargetId, SteppedChild<S, R>>();
+  const failed = (target: TargetId, err: unknown): void => {
+    records.get(target)!.errors.push(`${what}: ${(err as Error).message}`);
+    loads.get(target)?.kill();
+    loads.delete(target);
+  };
   try {
-    await withServer(target, otlpEndpoint, async (server) => {
-      const load: LoadOptions = {
+    for (const target of order) {
+      const server = servers.get(target);
+      if (server === undefined) continue;
+      try {
+        loads.set(target, await startStepped<S, R>(script, options(server)));
+      } catch (err) {
+        failed(target, err);
+      }
+    }
+    for (const { step, total, size } of steps) {
+      for (let done = 0; done < total; done += size) {
+        for (const target of order) {
+          await loads
+            .get(target)
+            ?.step(step, Math.min(size, total - done))
+            .catch((err: unknown) => failed(target, err));
+        }
+      }
+    }
+    for (const target of order) {
+      const load = loads.get(target);
+      if (load === undefined) continue;
+      try {
+        keep(records.get(target)!, await load.finish());
+      } catch (err) {
+        failed(target, err);
+      }
+    }
+  } finally {
+    for (const load of loads.values()) load.kill();
+  }
+}
+
+/**
+ * One repetition. Every target's server runs at once, and the fan-out phases, the bursts and the connection storms are
+ * measured in slices the targets take in turn: this machine's speed for the same work wandered by up to 2x from one
+ * minute to the next, so targets measured whole, one after another, were compared across different stretches. Then the
+ * many-small-channels load, target by target, each on a fresh server.
+ */
+async function runRound(order: readonly TargetId[], repetition: number, otlpEndpoint: string, progress: (stage: string) => void): Promise<RunRecord[]> {
+  const records = new Map<TargetId, RunRecord>(order.map((target) => [target, { target, repetition, errors: [] }]));
+  const servers = new Map<TargetId, Scraped>();
+  try {
+    for (const target of order) {
+      try {
+        servers.set(target, await startScraped(target, otlpEndpoint));
+      } catch (err) {
+        records.get(target)!.errors.push(`fan-out: ${(err as Error).message}`);
+      }
+    }
+    progress('fan-out');
+    await sliced<LoadStep, LoadResult>(
+      'fan-out',
+      'bench/fanout/load.ts',
+      order,
+      servers,
+      records,
+      (server): LoadOptions => ({
         scenario: scenario!.id,
-        target,
+        target: server.target,
         port: server.port,
         serverPid: server.pid,
         subscribers,
@@ -132,10 +230,23 @@ async function runTarget(target: TargetId, repetition: number, otlpEndpoint: str
         window,
         payloadBytes,
         drainTimeoutMs: 10_000,
-      };
-      record.fanout = await runChild<LoadResult>('bench/fanout/load.ts', load);
-      const burst: BurstOptions = {
-        target,
+      }),
+      [
+        { step: 'rate', total: rateMessages, size: SLICE.rate },
+        { step: 'latency', total: latencyMessages, size: SLICE.latency },
+        { step: 'throughput', total: messages, size: SLICE.throughput },
+      ],
+      (record, result) => (record.fanout = result),
+    );
+    progress('bursts');
+    await sliced<'burst', BurstResult>(
+      'burst',
+      'bench/fanout/burst.ts',
+      order,
+      servers,
+      records,
+      (server): BurstOptions => ({
+        target: server.target,
         port: server.port,
         serverPid: server.pid,
         subscribers,
@@ -145,10 +256,19 @@ async function runTarget(target: TargetId, repetition: number, otlpEndpoint: str
         inFlight: 2,
         payloadBytes,
         drainTimeoutMs: 10_000,
-      };
-      record.burst = await runChild<BurstResult>('bench/fanout/burst.ts', burst);
-      const idle: IdleOptions = {
-        target,
+      }),
+      [{ step: 'burst', total: burstBatches, size: BURST_SLICE }],
+      (record, result) => (record.burst = result),
+    );
+    progress('connections');
+    await sliced<IdleStep, IdleResult>(
+      'connections',
+      'bench/fanout/idle.ts',
+      order,
+      servers,
+      records,
+      (server): IdleOptions => ({
+        target: server.target,
         port: server.port,
         serverPid: server.pid,
         connections: idleConnections,
@@ -157,35 +277,43 @@ async function runTarget(target: TargetId, repetition: number, otlpEndpoint: str
         settleMs: 1500,
         metricsUrl: server.metricsUrl,
         scrapes: SCRAPES,
-      };
-      record.idle = await runChild<IdleResult>('bench/fanout/idle.ts', idle);
-    });
-  } catch (err) {
-    record.errors.push(`fan-out: ${(err as Error).message}`);
+      }),
+      [
+        { step: 'first', total: idleConnections, size: CONNECT_SLICE },
+        { step: 'settle', total: 1, size: 1 },
+        { step: 'second', total: idleConnections, size: CONNECT_SLICE },
+      ],
+      (record, result) => (record.idle = result),
+    );
+  } finally {
+    await Promise.allSettled([...servers.values()].map((server) => server.close()));
   }
   if (withSmall) {
-    try {
-      await withServer(target, otlpEndpoint, async (server) => {
-        const small: SmallChannelsOptions = {
-          target,
-          port: server.port,
-          serverPid: server.pid,
-          channels,
-          batches,
-          warmupBatches: SMALL_WARMUP_BATCHES,
-          batchSize: BATCH_SIZE,
-          inFlight: 4,
-          concurrency: 50,
-          payloadBytes,
-          drainTimeoutMs: 10_000,
-        };
-        record.small = await runChild<SmallChannelsResult>('bench/fanout/small-channels.ts', small);
-      });
-    } catch (err) {
-      record.errors.push(`small channels: ${(err as Error).message}`);
+    progress('small channels');
+    for (const target of order) {
+      try {
+        await withServer(target, otlpEndpoint, async (server) => {
+          const small: SmallChannelsOptions = {
+            target,
+            port: server.port,
+            serverPid: server.pid,
+            channels,
+            batches,
+            warmupBatches: SMALL_WARMUP_BATCHES,
+            batchSize: BATCH_SIZE,
+            inFlight: 4,
+            concurrency: 50,
+            payloadBytes,
+            drainTimeoutMs: 10_000,
+          };
+          records.get(target)!.small = await runChild<SmallChannelsResult>('bench/fanout/small-channels.ts', small);
+        });
+      } catch (err) {
+        records.get(target)!.errors.push(`small channels: ${(err as Error).message}`);
+      }
     }
   }
-  return record;
+  return order.map((target) => records.get(target)!);
 }
 
 // Beacon is measured compiled, as production runs it: (re)build dist/ when a source is newer.
@@ -193,16 +321,27 @@ execFileSync(process.execPath, ['scripts/ensure-built.mjs'], { cwd: ROOT, stdio:
 
 const sink = await startSink();
 const started = Date.now();
-let records: RunRecord[];
+const stages = withSmall ? 4 : 3;
+const bar = new cliProgress.SingleBar(
+  { format: 'bench [{bar}] {value}/{total} | {eta_formatted} left | {current}', hideCursor: true, etaBuffer: stages * 2 },
+  cliProgress.Presets.shades_classic,
+);
+const records: RunRecord[] = [];
+bar.start(runs * stages, 0, { current: '' });
 try {
-  records = await runRotated({
-    name: 'bench',
-    runs,
-    items: targets,
-    etaBuffer: 6,
-    run: (target, repetition) => runTarget(target, repetition, sink.url),
-  });
+  for (let repetition = 0; repetition < runs; repetition++) {
+    // Rotated per repetition: no target always takes the first turn of a slice (or follows the same neighbour).
+    const order = targets.map((_, i) => targets[(i + repetition) % targets.length]!);
+    let stage = 0;
+    const progress = (current: string): void => {
+      if (stage++ > 0) bar.increment();
+      bar.update({ current: `${current} (run ${repetition + 1})` });
+    };
+    records.push(...(await runRound(order, repetition, sink.url, progress)));
+    bar.increment(stages - stage + 1);
+  }
 } finally {
+  bar.stop();
   sink.server.close();
 }
 
@@ -210,7 +349,7 @@ for (const r of records) for (const e of r.errors) process.stderr.write(`failed:
 const minutes = Math.round((Date.now() - started) / 60_000);
 const stamp = machineStamp(['src', 'otel', 'bench/common', 'bench/fanout', 'bench/run.ts']);
 const common = [
-  `Every server is a fresh child process on 127.0.0.1; the targets of a repetition run back to back in an order rotated per repetition; the load processes (one at a time, Node, \`ws\` / socket.io-client) share the 2-core machine with the server${' '}— and with other work: read the ratios, each a median of per-repetition ratios. ${runs} repetitions, whole run ${minutes} min.`,
+  `Every server is a fresh child process on 127.0.0.1 per repetition. Fan-out, bursts and connections: every target's server runs at once and each phase is measured in slices the targets take in turn, in an order rotated per repetition (fan-out ${SLICE.rate} publishes at the fixed rate, ${SLICE.latency} at the low rate, ${SLICE.throughput} in the closed loop; bursts ${BURST_SLICE} requests; connections ${CONNECT_SLICE} connects), each target's CPU and time summed over its slices — this machine's speed for the same work wanders by up to 2x from one minute to the next, and slices taken in turn share every slow stretch alike (until commit 0762987 each target ran whole, one after another, and per-repetition ratios spread 0.7–1.2). Many small channels: target after target, each on a fresh server. The load processes (Node, \`ws\` / socket.io-client; one per target and load, the idle ones waiting for their turn) share the 2-core machine with the servers${' '}— and with other work: read the ratios, each a median of per-repetition ratios. ${runs} repetitions, whole run ${minutes} min.`,
   'CPU = utime + stime of the server process (all threads: GC, pino, exporters) from /proc/<pid>/stat over the measured phase ÷ deliveries (10 ms tick resolution).',
   'Beacon runs compiled (`node --enable-source-maps --import ./dist/otel/register.js dist/src/main.js`, as `npm start`) with 10 apps (APPS_FILE). Telemetry off: OTEL_SDK_DISABLED=true, LOG_LEVEL=warn. Telemetry on: the Prometheus exporter scraped every second, spans exported over OTLP/HTTP (protobuf, BatchSpanProcessor) to a sink of the runner that discards, sampled at 5 % (parentbased_traceidratio) or always_on, LOG_LEVEL=info to stdout (a pipe the runner drains). The baselines run through tsx (transpiled at load time).',
 ];

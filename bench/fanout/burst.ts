@@ -2,14 +2,15 @@
  * Bursts: `subscribers` connections on one channel and publishes of `batchSize` events to that same channel per HTTP
  * request (Beacon `POST /apps/app-id/batch_events` signed by the `pusher` SDK; the baselines an unsigned `POST /publish`
  * with a batch), `inFlight` requests at a time: every subscriber gets `batchSize` frames in one turn of the server's event
- * loop, which Beacon coalesces into one socket write (transport/write-turns.ts). Measures server CPU per delivery.
+ * loop, which Beacon coalesces into one socket write (transport/write-turns.ts). Measures server CPU per delivery, in
+ * slices of requests the runner asks for (as load.ts), summed.
  *
- *   node --import tsx bench/fanout/burst.ts '<BurstOptions as JSON>'      (started by bench/run.ts)
+ *   started by bench/run.ts (startStepped of child.ts) with '<BurstOptions as JSON>' and an IPC channel
  */
 import { Agent } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { waitUntil, type BatchOptions } from './channel-batches.js';
-import { openAll, runLoadProcess } from './child.js';
+import { openAll, serveSteps, type Stepped } from './child.js';
 import { subscribe, type Payload } from './clients.js';
 import { cpuMs } from './proc-cpu.js';
 import { beaconSdk, protocolOf, type TargetId } from './targets.js';
@@ -51,12 +52,16 @@ function publisher(target: TargetId, port: number): { send: (payloads: Payload[]
   };
 }
 
-async function main(o: BurstOptions): Promise<BurstResult> {
+async function setup(o: BurstOptions): Promise<Stepped<'burst', BurstResult>> {
   let delivered = 0;
   const clients = await openAll(o.subscribers, 50, () =>
     subscribe(o.target, o.port, { beaconChannel: CHANNEL, beaconEvent: EVENT, event: EVENT, room: CHANNEL }, () => delivered++),
   );
   const pub = publisher(o.target, o.port);
+  const close = (): void => {
+    pub.close();
+    for (const c of clients) c.close();
+  };
   const pad = 'x'.repeat(Math.max(0, o.payloadBytes - 40));
   const runBatches = async (count: number): Promise<void> => {
     let next = 0;
@@ -73,17 +78,29 @@ async function main(o: BurstOptions): Promise<BurstResult> {
   try {
     await runBatches(o.warmupBatches);
     await drain(o.warmupBatches * o.batchSize * o.subscribers);
-    delivered = 0;
-    const expected = o.batches * o.batchSize * o.subscribers;
-    const cpu0 = cpuMs(o.serverPid);
-    await runBatches(o.batches);
-    await drain(expected);
-    const cpu1 = cpuMs(o.serverPid);
-    return { expected, delivered, serverCpuUsPerDelivery: ((cpu1 - cpu0) * 1000) / Math.max(1, delivered) };
-  } finally {
-    pub.close();
-    for (const c of clients) c.close();
+  } catch (err) {
+    close();
+    throw err;
   }
+  delivered = 0;
+  let sent = 0;
+  let serverCpuMs = 0;
+  return {
+    // One slice: `count` requests, measured from the first to the last delivery of their events.
+    step: async (_step, count) => {
+      const n = Math.min(count, o.batches - sent);
+      sent += n;
+      const cpu0 = cpuMs(o.serverPid);
+      await runBatches(n);
+      await drain(sent * o.batchSize * o.subscribers);
+      serverCpuMs += cpuMs(o.serverPid) - cpu0;
+    },
+    finish: async () => {
+      close();
+      const expected = o.batches * o.batchSize * o.subscribers;
+      return { expected, delivered, serverCpuUsPerDelivery: (serverCpuMs * 1000) / Math.max(1, delivered) };
+    },
+  };
 }
 
-runLoadProcess(main);
+serveSteps(setup);

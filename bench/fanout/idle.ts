@@ -9,12 +9,15 @@
  *      server CPU per connect of this second storm are the results (the connect path at its steady state: V8 optimises
  *      it only after thousands of connects, as the publish path; bench/README.md). The first storm's are kept as
  *      `first*`. RSS comes from the first storm: after it, the second reuses the heap it freed.
+ * Steps 1 and 4 run in slices the runner asks for (`serveSteps` of child.ts; connects/s = connections ÷ the slices' summed
+ * time, CPU summed over them), 2–3 as one step, `settle`, between them: every target's server holds its connections at
+ * once, each in its own load process (10 000 descriptors each), and the targets take the slices in turn.
  * Beacon connections are spread over its apps (round robin), each app's on one public channel; the baselines' all in one room.
  *
- *   node --import tsx bench/fanout/idle.ts '<IdleOptions as JSON>'      (started by bench/run.ts)
+ *   started by bench/run.ts (startStepped of child.ts) with '<IdleOptions as JSON>' and an IPC channel
  */
 import { performance } from 'node:perf_hooks';
-import { runLoadProcess, openAll } from './child.js';
+import { openAll, serveSteps, type Stepped } from './child.js';
 import { subscribe, type Closable, type Subscription } from './clients.js';
 import { cpuMs } from './proc-cpu.js';
 import { rssKiB } from './proc-mem.js';
@@ -56,23 +59,6 @@ function subscription(i: number): Subscription {
   return { beaconChannel: 'idle', beaconEvent: 'idle', event: 'idle', room: 'idle', app };
 }
 
-/** Opens `connections` subscribed connections; their rate, and the server's CPU per connect over that time. */
-async function storm(
-  options: IdleOptions,
-  open: (i: number) => Promise<Closable>,
-): Promise<{ clients: Closable[]; connectsPerSecond: number; serverCpuUsPerConnect: number }> {
-  const cpu0 = cpuMs(options.serverPid);
-  const started = performance.now();
-  const clients = await openAll(options.connections, options.concurrency, open);
-  const elapsed = performance.now() - started;
-  const connectCpuMs = cpuMs(options.serverPid) - cpu0;
-  return {
-    clients,
-    connectsPerSecond: (options.connections * 1000) / elapsed,
-    serverCpuUsPerConnect: (connectCpuMs * 1000) / options.connections,
-  };
-}
-
 /** Waits (at most 15 s) until the server spent under 2 % of a core over a 250 ms window: the closes are processed. */
 async function serverIdle(pid: number): Promise<void> {
   const deadline = Date.now() + 15_000;
@@ -83,21 +69,58 @@ async function serverIdle(pid: number): Promise<void> {
   }
 }
 
-async function main(options: IdleOptions): Promise<IdleResult> {
+/** The steps of the connection phase: the two storms run in slices; `settle` once, between them. */
+export type IdleStep = 'first' | 'settle' | 'second';
+
+/** A storm measured in slices: connections opened so far, their wall time and the server's CPU over them. */
+class Storm {
+  readonly clients: Closable[] = [];
+  elapsedMs = 0;
+  serverCpuMs = 0;
+
+  /** Opens `count` more subscribed connections, at most `concurrency` handshakes in flight, and adds their cost. */
+  async slice(options: IdleOptions, count: number, open: (i: number) => Promise<Closable>): Promise<void> {
+    const n = Math.min(count, options.connections - this.clients.length);
+    const base = this.clients.length;
+    const cpu0 = cpuMs(options.serverPid);
+    const started = performance.now();
+    this.clients.push(...(await openAll(n, options.concurrency, (i) => open(base + i))));
+    this.elapsedMs += performance.now() - started;
+    this.serverCpuMs += cpuMs(options.serverPid) - cpu0;
+  }
+
+  get connectsPerSecond(): number {
+    return (this.clients.length * 1000) / this.elapsedMs;
+  }
+
+  get serverCpuUsPerConnect(): number {
+    return (this.serverCpuMs * 1000) / Math.max(1, this.clients.length);
+  }
+
+  close(): void {
+    for (const c of this.clients.splice(0)) c.close();
+  }
+}
+
+async function setup(options: IdleOptions): Promise<Stepped<IdleStep, IdleResult>> {
   const ignore = (): void => undefined;
   const open = (i: number): Promise<Closable> => subscribe(options.target, options.port, subscription(i), ignore);
   const warm = await openAll(options.warmup, options.concurrency, open);
   for (const c of warm) c.close();
   await new Promise((r) => setTimeout(r, options.settleMs));
   const rssBeforeKiB = rssKiB(options.serverPid);
-  const first = await storm(options, open);
-  let openClients: Closable[] = first.clients;
-  try {
+  const first = new Storm();
+  const second = new Storm();
+  let firstConnects = { connectsPerSecond: Number.NaN, serverCpuUsPerConnect: Number.NaN };
+  let rssAfterKiB = Number.NaN;
+  let metricsMs: number | null = null;
+  let metricsCpuMs: number | null = null;
+  let metricsBytes: number | null = null;
+  /** After the first storm: its RSS, the /metrics scrapes with its connections open, then they close and the server goes idle. */
+  const settle = async (): Promise<void> => {
+    firstConnects = { connectsPerSecond: first.connectsPerSecond, serverCpuUsPerConnect: first.serverCpuUsPerConnect };
     await new Promise((r) => setTimeout(r, options.settleMs));
-    const rssAfterKiB = rssKiB(options.serverPid);
-    let metricsMs: number | null = null;
-    let metricsCpuMs: number | null = null;
-    let metricsBytes: number | null = null;
+    rssAfterKiB = rssKiB(options.serverPid);
     if (options.metricsUrl !== undefined) {
       const times: number[] = [];
       const scrapeCpu0 = cpuMs(options.serverPid);
@@ -111,26 +134,33 @@ async function main(options: IdleOptions): Promise<IdleResult> {
       metricsMs = median(times);
       metricsCpuMs = (cpuMs(options.serverPid) - scrapeCpu0) / options.scrapes;
     }
-    for (const c of openClients) c.close();
-    openClients = [];
+    first.close();
     await serverIdle(options.serverPid);
-    const second = await storm(options, open);
-    openClients = second.clients;
-    return {
-      connectsPerSecond: second.connectsPerSecond,
-      serverCpuUsPerConnect: second.serverCpuUsPerConnect,
-      firstConnectsPerSecond: first.connectsPerSecond,
-      firstServerCpuUsPerConnect: first.serverCpuUsPerConnect,
-      rssBeforeKiB,
-      rssAfterKiB,
-      kibPerConnection: (rssAfterKiB - rssBeforeKiB) / options.connections,
-      metricsMs,
-      metricsCpuMs,
-      metricsBytes,
-    };
-  } finally {
-    for (const c of openClients) c.close();
-  }
+  };
+  return {
+    step: async (step, count) => {
+      if (step === 'first') await first.slice(options, count, open);
+      else if (step === 'second') await second.slice(options, count, open);
+      else await settle();
+    },
+    finish: async () => {
+      const result: IdleResult = {
+        connectsPerSecond: second.connectsPerSecond,
+        serverCpuUsPerConnect: second.serverCpuUsPerConnect,
+        firstConnectsPerSecond: firstConnects.connectsPerSecond,
+        firstServerCpuUsPerConnect: firstConnects.serverCpuUsPerConnect,
+        rssBeforeKiB,
+        rssAfterKiB,
+        kibPerConnection: (rssAfterKiB - rssBeforeKiB) / options.connections,
+        metricsMs,
+        metricsCpuMs,
+        metricsBytes,
+      };
+      first.close();
+      second.close();
+      return result;
+    },
+  };
 }
 
-runLoadProcess(main);
+serveSteps(setup);

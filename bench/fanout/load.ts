@@ -1,5 +1,5 @@
 /**
- * The load process for one (scenario, target) run: connects `subscribers` clients to the one channel/room, then
+ * The fan-out load process of one (scenario, target) in a run: connects `subscribers` clients to the one channel/room, then
  *   0. a warm-up, not measured: first `warmupRequests` publishes to a channel nobody subscribes to (the scenario's warm-up
  *      publisher, 4 at a time), so the publish path runs at its steady state — V8 optimises a function only
  *      after thousands of calls, and Beacon's signed HTTP path still ran mostly unoptimised after the 100 publishes that
@@ -11,13 +11,16 @@
  *      keep up with (their CPU shares are in the result): publish → receive p50/p99 of a server that is not saturated;
  *   3. the throughput phase: `messages` published as fast as they are delivered, at most `window` messages not yet received
  *      by every subscriber (a closed loop, so nothing queues without bound);
- * and prints one `RESULT {json}` line. Latency is receive time minus the publish time carried in the payload (same process,
- * same clock); server CPU is the /proc/<pid>/stat delta over each phase. Every wait is bounded; 127.0.0.1 only.
+ * Phases 1–3 run in slices the runner asks for (`serveSteps` of child.ts): a slice is a few dozen publishes, and the
+ * runner lets every target's load process take one in turn, so a slow stretch of the shared machine weighs on every
+ * target alike; `finish` returns the phases' results. Latency is receive time minus the publish time carried in the
+ * payload (same process, same clock); server CPU is the /proc/<pid>/stat delta over each slice, summed. Every wait is
+ * bounded; 127.0.0.1 only.
  *
- *   node --import tsx bench/fanout/load.ts '<LoadOptions as JSON>'      (started by bench/run.ts)
+ *   started by bench/run.ts (startStepped of child.ts) with '<LoadOptions as JSON>' and an IPC channel
  */
 import { performance } from 'node:perf_hooks';
-import { runLoadProcess } from './child.js';
+import { serveSteps, type Stepped } from './child.js';
 import type { Closable } from './clients.js';
 import { subscribe } from './clients.js';
 import { FanoutPhases, type Phase, type PhaseDeliveries } from './phases.js';
@@ -79,16 +82,22 @@ async function warmRequestPath(publisher: Publisher, count: number, payloadBytes
   await Promise.all(Array.from({ length: WARMUP_IN_FLIGHT }, lane));
 }
 
-async function main(options: LoadOptions): Promise<LoadResult> {
+/** The measured phases, each run in slices the runner asks for (bench/run.ts). */
+export type LoadStep = 'rate' | 'latency' | 'throughput';
+
+async function setup(options: LoadOptions): Promise<Stepped<LoadStep, LoadResult>> {
   const scenario = scenarioById(options.scenario);
   const { subscribers: n } = options;
   const run = new FanoutPhases(
     { warmup: options.warmupMessages, rate: options.rateMessages, latency: options.latencyMessages, throughput: options.messages },
     n,
   );
-  const { warmup, rate, latency, throughput } = run.phase;
+  const { warmup } = run.phase;
 
   const clients: Closable[] = [];
+  const close = (): void => {
+    for (const client of clients) client.close();
+  };
   try {
     const connectStart = performance.now();
     for (let i = 0; i < n; i += CONNECT_CONCURRENCY) {
@@ -109,34 +118,55 @@ async function main(options: LoadOptions): Promise<LoadResult> {
       }
     }
     const driver = run.drive((payload) => publisher.publish(payload), options);
+    await driver.closedLoop(warmup);
 
-    /** The server's CPU and this process's own over a phase. */
+    /** The server's CPU and this process's own over each phase, summed over its slices. */
+    const spent: Record<LoadStep, { serverMs: number; loadMs: number }> = {
+      rate: { serverMs: 0, loadMs: 0 },
+      latency: { serverMs: 0, loadMs: 0 },
+      throughput: { serverMs: 0, loadMs: 0 },
+    };
     const cpu = () => {
       const cpu0 = cpuMs(options.serverPid);
       const load0 = process.cpuUsage();
-      return { end: () => ({ serverMs: cpuMs(options.serverPid) - cpu0, load: process.cpuUsage(load0) }) };
-    };
-    const measure = async (phase: Phase, work: () => Promise<void>): Promise<PhaseResult> => {
-      const { deliveries, spent } = await driver.measure(phase, cpu, work);
       return {
-        ...deliveries,
-        serverCpuMs: spent.serverMs,
-        serverCpuUsPerDelivery: (spent.serverMs * 1000) / Math.max(1, deliveries.delivered),
-        loadCpuShare: (spent.load.user + spent.load.system) / 1000 / Math.max(1, performance.now() - phase.firstPublishAt),
+        end: () => {
+          const load = process.cpuUsage(load0);
+          return { serverMs: cpuMs(options.serverPid) - cpu0, loadMs: (load.user + load.system) / 1000 };
+        },
       };
     };
-
-    await driver.closedLoop(warmup);
-    // Phase 1: fixed rate (CPU per delivery); at this rate the servers and the load process queue, so latency means little.
-    const rateResult = await measure(rate, driver.fixedRate(rate, options.ratePerSecond));
-    // Phase 2: a low fixed rate, for the latency of a server that keeps up.
-    const latencyResult = await measure(latency, driver.fixedRate(latency, options.latencyPerSecond));
-    // Phase 3: as fast as the closed loop goes.
-    const throughputResult = await measure(throughput, () => driver.closedLoop(throughput));
-    return { connectMs, rate: rateResult, latency: latencyResult, throughput: throughputResult };
-  } finally {
-    for (const client of clients) client.close();
+    /** Phase 1 at a fixed rate (CPU per delivery; the servers and this process queue, so latency means little), phase 2 at a low one (latency), phase 3 in a closed loop. */
+    const perSecond: Record<LoadStep, number | undefined> = {
+      rate: options.ratePerSecond,
+      latency: options.latencyPerSecond,
+      throughput: undefined,
+    };
+    const result = (step: LoadStep): PhaseResult => {
+      const deliveries = driver.deliveries(run.phase[step]);
+      return {
+        ...deliveries,
+        serverCpuMs: spent[step].serverMs,
+        serverCpuUsPerDelivery: (spent[step].serverMs * 1000) / Math.max(1, deliveries.delivered),
+        loadCpuShare: spent[step].loadMs / Math.max(1, deliveries.elapsedMs),
+      };
+    };
+    return {
+      step: async (step, count) => {
+        const phase: Phase = run.phase[step];
+        const used = await driver.measureSlice(phase, cpu, driver.slice(phase, count, perSecond[step]));
+        spent[step].serverMs += used.serverMs;
+        spent[step].loadMs += used.loadMs;
+      },
+      finish: async () => {
+        close();
+        return { connectMs, rate: result('rate'), latency: result('latency'), throughput: result('throughput') };
+      },
+    };
+  } catch (err) {
+    close();
+    throw err;
   }
 }
 
-runLoadProcess(main);
+serveSteps(setup);

@@ -17,6 +17,8 @@ export class Phase {
   publishErrors = 0;
   firstPublishAt = 0;
   lastDeliveryAt = 0;
+  /** Measured in slices: the wall time of the slices so far (first publish → last delivery of each). */
+  slicedMs = 0;
   onComplete: () => void = () => undefined;
 
   constructor(
@@ -123,8 +125,11 @@ export class PhaseDriver {
     }
   }
 
-  /** Resolves when every message of the phase reached every subscriber, or after `drainTimeoutMs` without progress. */
-  private drained(phase: Phase, pump: () => void): Promise<void> {
+  /**
+   * Resolves when `until` messages of the phase (all of them by default) reached every subscriber, or after
+   * `drainTimeoutMs` without progress.
+   */
+  private drained(phase: Phase, pump: () => void, until = phase.messages): Promise<void> {
     return new Promise((resolve) => {
       let lastProgress = performance.now();
       let lastComplete = -1;
@@ -138,7 +143,7 @@ export class PhaseDriver {
         }
       }, 50);
       const check = (): void => {
-        if (phase.complete >= phase.messages) {
+        if (phase.complete >= until) {
           clearInterval(timer);
           resolve();
         }
@@ -170,6 +175,68 @@ export class PhaseDriver {
         this.publish(phase, phase.first + k);
       }
       await this.drained(phase, () => undefined);
+    };
+  }
+
+  /**
+   * Publishes the next `count` messages of `phase` (after those of its earlier slices) as one slice, at `perSecond` on an
+   * absolute schedule from now or, without a rate, in a closed loop; resolves once they are delivered (bounded as a
+   * phase). Measured with `measureSlice`.
+   */
+  slice(phase: Phase, count: number, perSecond?: number): () => Promise<void> {
+    return async () => {
+      const from = phase.published;
+      const n = Math.min(count, phase.messages - from);
+      const until = phase.complete + n;
+      if (perSecond === undefined) {
+        let k = 0;
+        await this.drained(
+          phase,
+          () => {
+            // In flight: published and not yet received by every subscriber.
+            while (k < n && from + k - phase.complete < this.o.window) this.publish(phase, phase.first + from + k++);
+          },
+          until,
+        );
+        return;
+      }
+      const start = performance.now();
+      for (let k = 0; k < n; k++) {
+        const wait = start + (k * 1000) / perSecond - performance.now();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        this.publish(phase, phase.first + from + k);
+      }
+      await this.drained(phase, () => undefined, until);
+    };
+  }
+
+  /**
+   * Runs one slice of `phase` (`slice(...)`), `meter` read right before its first publish and after its last delivery;
+   * its wall time is added to the phase's. `deliveries(phase)` gives the phase's figures once its slices are done.
+   */
+  async measureSlice<T>(phase: Phase, meter: Meter<T>, run: () => Promise<void>): Promise<T> {
+    const reading = await meter();
+    const start = performance.now();
+    if (phase.firstPublishAt === 0) phase.firstPublishAt = start;
+    await run();
+    const end = Math.max(start, phase.lastDeliveryAt);
+    const spent = await reading.end();
+    phase.slicedMs += end - start;
+    return spent;
+  }
+
+  /** The figures of a phase measured in slices: its deliveries over the slices' summed wall time. */
+  deliveries(phase: Phase): PhaseDeliveries {
+    const delivered = phase.count;
+    return {
+      published: phase.published,
+      publishErrors: phase.publishErrors,
+      expected: phase.messages * this.subscribers,
+      delivered,
+      elapsedMs: phase.slicedMs,
+      deliveriesPerSecond: (delivered * 1000) / phase.slicedMs,
+      p50Ms: quantile(phase.latencies, delivered, 0.5),
+      p99Ms: quantile(phase.latencies, delivered, 0.99),
     };
   }
 
