@@ -23,8 +23,9 @@ if (isMainThread && !options.disabled) {
   const { registerProcessMetrics } = await import('../src/telemetry/process-metrics.js');
 
   installDiagnostics(options);
-  const { sdk, rootSampling } = createTelemetrySdk(options, await detectTelemetryResource(options));
+  const { sdk, rootSampling, exportedSpans } = createTelemetrySdk(options, await detectTelemetryResource(options));
   sdk.start();
+  exportedSpans?.build();
   if (rootSampling !== undefined) (await import('../src/telemetry/root-sampling.js')).sampleRootsBeforeTheSdk(rootSampling);
   registerProcessMetrics();
   const { diag } = await import('@opentelemetry/api');

@@ -27,6 +27,7 @@ import { presampledParentBasedSampler } from './presampled-root-sampler.js';
 import { RuntimeInstrumentation } from './runtime-instrumentation.js';
 import { SyncContextManager } from './sync-context-manager.js';
 import { WorkerSpanExporter } from './worker-span-exporter.js';
+import { CountedBatchSpanProcessor } from './counted-span-processor.js';
 
 /**
  * Routes the SDK's own diagnostics to stderr (otel/diagnostics.ts) and reports the problems `telemetryOptionsFromEnv`
@@ -55,14 +56,23 @@ export async function detectTelemetryResource(options: TelemetryOptions): Promis
 export function createTelemetrySdk(
   options: TelemetryOptions,
   resource: Resource,
-): { sdk: NodeSDK; prometheus: PrometheusExporter | undefined; rootSampling: RootSampling | undefined } {
+): {
+  sdk: NodeSDK;
+  prometheus: PrometheusExporter | undefined;
+  rootSampling: RootSampling | undefined;
+  /** The OTLP pipeline's span processor, to `build()` once the SDK has started (otel/counted-span-processor.ts). */
+  exportedSpans: CountedBatchSpanProcessor | undefined;
+} {
   const spanProcessors: SpanProcessor[] = [];
+  let exportedSpans: CountedBatchSpanProcessor | undefined;
   if (options.traces !== undefined) {
     // Serialised here, sent from a worker thread (otel/span-export-worker.ts says why), which reads the endpoint,
     // headers, timeout and compression from the standard OTEL_EXPORTER_OTLP_* variables.
     const exporter = new WorkerSpanExporter(options.traces.protocol);
-    // Batching (OTEL_BSP_* variables) keeps export off the request path; a full queue drops spans instead of blocking.
-    spanProcessors.push(new BatchSpanProcessor(exporter));
+    // Batching (OTEL_BSP_* variables) keeps export off the request path; a full queue drops spans instead of blocking,
+    // and counts them (otel_sdk_processor_span_processed_total{error_type="queue_full"}, otel/counted-span-processor.ts).
+    exportedSpans = new CountedBatchSpanProcessor(exporter);
+    spanProcessors.push(exportedSpans);
   }
   if (options.consoleTraces) spanProcessors.push(new BatchSpanProcessor(new ConsoleSpanExporter()));
 
@@ -107,5 +117,5 @@ export function createTelemetrySdk(
     // The runtime instrumentation without its per-scrape listing of every handle (otel/runtime-instrumentation.ts).
     instrumentations: [new RuntimeInstrumentation()],
   });
-  return { sdk, prometheus, rootSampling };
+  return { sdk, prometheus, rootSampling, exportedSpans };
 }

@@ -6,8 +6,8 @@
  * The worker starts with the exporter, at the process's start: started by the first batch instead, its start-up (~0.12 s
  * of CPU, ~15 MiB) fell into the first burst of traffic (bench/README.md). It is unref'd while nothing is in flight, so
  * an idle exporter never holds the process open; a batch in flight does, as the HTTP request of an in-thread exporter
- * would. If the worker dies, the batches it held fail (the BatchSpanProcessor reports them through `diag`) and the next
- * batch starts a new one.
+ * would. If the worker dies, the batches it held fail (the BatchSpanProcessor reports them through `diag` and counts
+ * their spans lost, otel/counted-span-processor.ts) and the next batch starts a new one.
  */
 import { Worker } from 'node:worker_threads';
 import { diag } from '@opentelemetry/api';

@@ -48,6 +48,10 @@ export interface OtlpReceiver {
   waitFor(predicate: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
   /** From now on answer every export with `status` (and record nothing); `undefined` goes back to accepting them. */
   answerWith(status: number | undefined): void;
+  /** From now on leave every export unanswered (an export that hangs), until `release()`. */
+  hold(): void;
+  /** Stops holding, and handles the held exports as if they just arrived; returns how many there were. */
+  release(): number;
   close(): Promise<void>;
 }
 
@@ -136,10 +140,12 @@ export function decodeTraceRequest(body: Uint8Array): ReceivedSpan[] {
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const requests: OtlpRequest[] = [];
   let forcedStatus: number | undefined;
+  let held: Array<() => void> | undefined;
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', () => (held === undefined ? handle() : held.push(handle)));
+    const handle = (): void => {
       let body = Buffer.concat(chunks);
       if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
       const contentType = String(req.headers['content-type'] ?? '');
@@ -165,7 +171,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         res.statusCode = 400;
         res.end(String(err));
       }
-    });
+    };
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -184,6 +190,15 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     },
     answerWith(status) {
       forcedStatus = status;
+    },
+    hold() {
+      held ??= [];
+    },
+    release() {
+      const waiting = held ?? [];
+      held = undefined;
+      for (const handle of waiting) handle();
+      return waiting.length;
     },
     async close() {
       server.closeAllConnections();

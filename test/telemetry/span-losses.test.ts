@@ -1,0 +1,135 @@
+/**
+ * Spans the batch processor loses are counted (otel/counted-span-processor.ts), in a real Beacon with a real OTLP/HTTP
+ * collector: what it exports, every span a full queue drops (`error_type="queue_full"`), and the spans of an export the
+ * collector refuses (the error's name). Exact counts: every span Beacon ended is either received by the collector or
+ * counted lost.
+ */
+import assert from 'node:assert/strict';
+import { Agent } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import Pusher from 'pusher';
+import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
+import { parseExposition } from '../helpers/exposition.js';
+import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
+import { pollUntil } from '../helpers/prometheus.js';
+
+const PROCESSED = 'otel_sdk_processor_span_processed_total';
+const QUEUE_SIZE = 'otel_sdk_processor_span_queue_size';
+const QUEUE_CAPACITY = 'otel_sdk_processor_span_queue_capacity';
+const QUEUE = 8;
+
+interface SpanCounts {
+  exported: number;
+  /** By `error_type`. */
+  lost: Record<string, number>;
+  queued: number;
+  capacity: number;
+}
+
+describe('spans the batch processor loses are counted', () => {
+  let collector: OtlpReceiver;
+  let beacon: BeaconProcess;
+  let agent: Agent;
+  let pusher: Pusher;
+  let published = 0;
+
+  /** The span processor's series on /metrics. */
+  async function counts(): Promise<SpanCounts> {
+    const families = parseExposition(await (await fetch(`http://127.0.0.1:${beacon.metricsPort}/metrics`)).text());
+    const result: SpanCounts = { exported: 0, lost: {}, queued: Number.NaN, capacity: Number.NaN };
+    for (const sample of families.get(PROCESSED)?.samples ?? []) {
+      assert.equal(sample.labels.otel_component_type, 'batching_span_processor');
+      const error = sample.labels.error_type;
+      if (error === undefined) result.exported += sample.value;
+      else result.lost[error] = (result.lost[error] ?? 0) + sample.value;
+    }
+    result.queued = families.get(QUEUE_SIZE)?.samples[0]?.value ?? Number.NaN;
+    result.capacity = families.get(QUEUE_CAPACITY)?.samples[0]?.value ?? Number.NaN;
+    return result;
+  }
+
+  /** Polls /metrics until `done` holds (bounded: 10 s), then returns what it read. */
+  async function countsWhen(done: (c: SpanCounts) => boolean, what: string): Promise<SpanCounts> {
+    let last: SpanCounts | undefined;
+    await pollUntil(
+      async () => done((last = await counts())),
+      10_000,
+      50,
+      () => `${what}: ${JSON.stringify(last)}, collector received ${collector.spans().length}`,
+    );
+    return last!;
+  }
+
+  async function publish(times: number): Promise<void> {
+    for (let i = 0; i < times; i++) {
+      const res = await pusher.trigger('span-losses', 'tick', { i });
+      assert.equal(res.status, 200);
+      published++;
+    }
+  }
+
+  before(async () => {
+    collector = await startOtlpReceiver();
+    beacon = await spawnBeacon({
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+      OTEL_TRACES_SAMPLER: 'always_on',
+      OTEL_BSP_MAX_QUEUE_SIZE: String(QUEUE),
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: String(QUEUE),
+      OTEL_BSP_SCHEDULE_DELAY: '50',
+      LOG_LEVEL: 'warn',
+    });
+    agent = new Agent({ keepAlive: true });
+    pusher = new Pusher({ appId: 'app-id', key: 'app-key', secret: 'app-secret', host: '127.0.0.1', port: String(beacon.port), useTLS: false, agent });
+  });
+
+  after(async () => {
+    agent.destroy();
+    collector.release();
+    await beacon.stop();
+    await collector.close();
+  });
+
+  let perPublish = 0;
+
+  it('shows its queue and its capacity (OTEL_BSP_MAX_QUEUE_SIZE) from the start, before any span', async () => {
+    const c = await counts();
+    assert.equal(c.capacity, QUEUE);
+    assert.equal(c.queued, 0);
+    assert.deepEqual(c, { exported: 0, lost: {}, queued: 0, capacity: QUEUE });
+  });
+
+  it('counts what it exports', async () => {
+    await publish(1);
+    await collector.waitFor((spans) => spans.some((s) => s.name.startsWith('publish ')) && spans.some((s) => s.name.startsWith('POST ')));
+    const c = await countsWhen((c) => c.exported === collector.spans().length && c.queued === 0, 'the first publish exported');
+    perPublish = collector.spans().length;
+    assert.deepEqual(collector.spans().map((s) => s.name).sort(), ['POST /apps/:appId/events', 'publish public']);
+    assert.equal(c.exported, perPublish);
+    assert.deepEqual(c.lost, {});
+  });
+
+  it('counts every span a full queue drops while an export hangs: received + dropped = ended', async () => {
+    collector.hold();
+    await publish(10);
+    // One batch hangs in the collector, the queue behind it fills, and what comes after is dropped.
+    await countsWhen((c) => c.queued === QUEUE && (c.lost.queue_full ?? 0) > 0, 'the queue filled while the export hung');
+    assert.equal(collector.release(), 1, 'one export was held: the processor sends one batch at a time');
+    const c = await countsWhen((c) => c.queued === 0 && c.exported === collector.spans().length, 'the queue drained');
+    assert.equal(c.exported + (c.lost.queue_full ?? 0), published * perPublish);
+    assert.equal(Object.keys(c.lost).join(), 'queue_full');
+  });
+
+  it('counts the spans of a refused export under the error name', async () => {
+    const before = await counts();
+    collector.answerWith(400);
+    try {
+      await publish(1);
+      const c = await countsWhen((c) => c.queued === 0 && Object.keys(c.lost).length > 1, 'the refused export counted');
+      const refused = Object.entries(c.lost).filter(([error]) => error !== 'queue_full');
+      assert.deepEqual(refused, [['OTLPExporterError', perPublish]]);
+      assert.equal(c.exported, before.exported);
+    } finally {
+      collector.answerWith(undefined);
+    }
+  });
+});
