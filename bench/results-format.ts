@@ -48,17 +48,35 @@ export interface BenchResults {
   notes: string[];
 }
 
-/** The machine and source fields of BenchResults, read now. `dirtyPaths` are checked for uncommitted changes. */
+/** What `git …args` prints (untrimmed: porcelain lines may start with a space), '' when it fails. */
+function git(...args: string[]): string {
+  try {
+    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The checkout as the benchmark found it, read when this module is loaded (every runner imports it before it builds or
+ * runs anything): a commit made while a long run goes on must not be the one its results are stamped with.
+ */
+const SOURCE_AT_START = {
+  commit: git('rev-parse', '--short', 'HEAD').trim() || 'unknown',
+  /** Files with uncommitted changes, untracked ones too (`git status --porcelain`; renames by their new path). */
+  changed: git('status', '--porcelain', '--untracked-files=all')
+    .split('\n')
+    .filter((line) => line.length > 3)
+    .map((line) => line.slice(3).split(' -> ').pop()!),
+};
+
+/**
+ * The machine and source fields of BenchResults: the commit the benchmark started on, `-dirty` when `dirtyPaths` (files
+ * or folders) had uncommitted changes then; the date is now.
+ */
 export function machineStamp(dirtyPaths: string[] = ['src']): Pick<BenchResults, 'date' | 'commit' | 'node' | 'cpu' | 'cores'> {
-  const git = (...args: string[]): string => {
-    try {
-      return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    } catch {
-      return '';
-    }
-  };
-  const commit = git('rev-parse', '--short', 'HEAD') || 'unknown';
-  const dirty = dirtyPaths.length > 0 && git('status', '--porcelain', '--', ...dirtyPaths) !== '';
+  const { commit } = SOURCE_AT_START;
+  const dirty = SOURCE_AT_START.changed.some((path) => dirtyPaths.some((p) => path === p || path.startsWith(`${p.replace(/\/$/, '')}/`)));
   let cpu = cpus()[0]?.model ?? 'unknown';
   try {
     const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
