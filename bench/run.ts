@@ -20,7 +20,7 @@ import type { BurstOptions, BurstResult } from './fanout/burst.js';
 import { runChild, startStepped, type SteppedChild } from './fanout/child.js';
 import type { IdleOptions, IdleResult, IdleStep } from './fanout/idle.js';
 import type { LoadOptions, LoadResult, LoadStep } from './fanout/load.js';
-import { FANOUT_COLUMNS, fanoutRows, fanoutSpread, firstStormNote, SMALL_COLUMNS, smallRows, smallSpread, type RunRecord } from './fanout/report.js';
+import { FANOUT_COLUMNS, fanoutRows, fanoutSpread, firstStormNote, lossNote, SMALL_COLUMNS, smallRows, smallSpread, type RunRecord } from './fanout/report.js';
 import { SCENARIOS } from './fanout/scenarios.js';
 import type { SmallChannelsOptions, SmallChannelsResult } from './fanout/small-channels.js';
 import { ROOT, startServer, TARGETS, type ServerProcess, type TargetId } from './fanout/targets.js';
@@ -346,6 +346,7 @@ try {
 }
 
 for (const r of records) for (const e of r.errors) process.stderr.write(`failed: ${r.target} run ${r.repetition + 1}: ${e}\n`);
+process.stderr.write(`${lossNote(records)}\n`);
 const minutes = Math.round((Date.now() - started) / 60_000);
 const stamp = machineStamp(['src', 'otel', 'bench/common', 'bench/fanout', 'bench/run.ts']);
 const common = [
@@ -368,6 +369,7 @@ const fanout: BenchResults = {
     `Connections: after 200 warm-up connections (opened and closed), ${idleConnections} subscribed connections opened 50 at a time (Beacon: spread over its 10 apps, one public channel per app; handshake, connection_established, subscribe, subscription_succeeded; bare ws and the probe take the same steps — a greeting frame, a subscribe frame from the client, an acknowledgement — and Socket.IO its handshake and an acknowledged join; until commit 698738c the bare ws baseline joined its room from the URL and acknowledged at once, one round trip fewer than Beacon). RSS KiB / idle subscribed conn is the growth of the server's VmRSS (1.5 s after the last one) ÷ their count. /metrics ms: median of ${SCRAPES} sequential scrapes (time to the last byte) with those ${idleConnections} connections open; /metrics server CPU ms: the server's CPU over those ${SCRAPES} scrapes ÷ ${SCRAPES}. Then they are closed, the server is left to go idle (under 2 % of a core over 250 ms), and ${idleConnections} are opened again the same way: connects/s is their count ÷ the time to open them all (client and server share the machine), server CPU µs / connect the server's CPU over that time ÷ their count — the connect path at its steady state, as the fan-out's warm-up gives the publish path (V8 optimises the connect path only after thousands of connects; bench/README.md, "Warm-up").`,
     firstStormNote(records, targets),
     fanoutSpread(records, targets),
+    lossNote(records),
     ...common,
   ],
 };

@@ -25,6 +25,9 @@ export interface BurstOptions extends BatchOptions {
 export interface BurstResult {
   expected: number;
   delivered: number;
+  /** Requests that failed, and why the first did. */
+  publishErrors: number;
+  firstPublishError?: string;
   serverCpuUsPerDelivery: number;
 }
 
@@ -63,13 +66,18 @@ async function setup(o: BurstOptions): Promise<Stepped<'burst', BurstResult>> {
     for (const c of clients) c.close();
   };
   const pad = 'x'.repeat(Math.max(0, o.payloadBytes - 40));
+  let publishErrors = 0;
+  let firstPublishError: string | undefined;
   const runBatches = async (count: number): Promise<void> => {
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < count) {
         next++;
         const payloads = Array.from({ length: o.batchSize }, (_, k) => ({ i: k, t: performance.now(), pad }));
-        await pub.send(payloads).catch(() => undefined);
+        await pub.send(payloads).catch((err: unknown) => {
+          publishErrors++;
+          firstPublishError ??= err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+        });
       }
     };
     await Promise.all(Array.from({ length: o.inFlight }, worker));
@@ -83,6 +91,8 @@ async function setup(o: BurstOptions): Promise<Stepped<'burst', BurstResult>> {
     throw err;
   }
   delivered = 0;
+  publishErrors = 0;
+  firstPublishError = undefined;
   let sent = 0;
   let serverCpuMs = 0;
   return {
@@ -98,7 +108,13 @@ async function setup(o: BurstOptions): Promise<Stepped<'burst', BurstResult>> {
     finish: async () => {
       close();
       const expected = o.batches * o.batchSize * o.subscribers;
-      return { expected, delivered, serverCpuUsPerDelivery: (serverCpuMs * 1000) / Math.max(1, delivered) };
+      return {
+        expected,
+        delivered,
+        publishErrors,
+        ...(firstPublishError === undefined ? {} : { firstPublishError }),
+        serverCpuUsPerDelivery: (serverCpuMs * 1000) / Math.max(1, delivered),
+      };
     },
   };
 }

@@ -89,6 +89,8 @@ export function serveSteps<O, S extends string, R>(setup: (options: O) => Promis
     const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
     void send({ kind: 'error', message }).finally(() => process.exit(1));
   };
+  // A runner that is gone (killed, crashed) leaves nobody to finish this process: it exits rather than hold its sockets.
+  process.once('disconnect', () => process.exit(1));
   setup(options).then((load) => {
     process.on('message', (command: StepCommand<S>) => {
       if (command.kind === 'step') load.step(command.step, command.count).then(() => send({ kind: 'stepped' }), fail);

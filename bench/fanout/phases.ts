@@ -15,6 +15,8 @@ export class Phase {
   complete = 0;
   published = 0;
   publishErrors = 0;
+  /** Why the first failed publish failed. */
+  firstPublishError: string | undefined;
   firstPublishAt = 0;
   lastDeliveryAt = 0;
   /** Measured in slices: the wall time of the slices so far (first publish → last delivery of each). */
@@ -34,6 +36,8 @@ export class Phase {
 export interface PhaseDeliveries {
   published: number;
   publishErrors: number;
+  /** Why the first failed publish of the phase failed (absent when none did). */
+  firstPublishError?: string;
   expected: number;
   delivered: number;
   /** First publish → last delivery. */
@@ -102,6 +106,12 @@ export class FanoutPhases<K extends string> {
   }
 }
 
+/** Counts a failed publish of `phase`, keeping why the first one failed. */
+function failed(phase: Phase, err: unknown): void {
+  phase.publishErrors++;
+  phase.firstPublishError ??= err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
 /** Publishes the messages of a phase, waits for their deliveries, measures. */
 export class PhaseDriver {
   private readonly pad: string;
@@ -119,9 +129,9 @@ export class PhaseDriver {
     phase.published++;
     try {
       const pending = this.send({ i, t: performance.now(), pad: this.pad });
-      if (pending !== undefined) pending.catch(() => phase.publishErrors++);
-    } catch {
-      phase.publishErrors++;
+      if (pending !== undefined) pending.catch((err: unknown) => failed(phase, err));
+    } catch (err) {
+      failed(phase, err);
     }
   }
 
@@ -231,6 +241,7 @@ export class PhaseDriver {
     return {
       published: phase.published,
       publishErrors: phase.publishErrors,
+      ...(phase.firstPublishError === undefined ? {} : { firstPublishError: phase.firstPublishError }),
       expected: phase.messages * this.subscribers,
       delivered,
       elapsedMs: phase.slicedMs,
@@ -252,6 +263,7 @@ export class PhaseDriver {
     const deliveries: PhaseDeliveries = {
       published: phase.published,
       publishErrors: phase.publishErrors,
+      ...(phase.firstPublishError === undefined ? {} : { firstPublishError: phase.firstPublishError }),
       expected: phase.messages * this.subscribers,
       delivered,
       elapsedMs,

@@ -141,6 +141,29 @@ export function firstStormNote(records: RunRecord[], targets: readonly TargetId[
   return `The first connect storm, after 200 warm-up connects (the table's RSS comes from it; until the second storm was added its connects/s and CPU were the table's): ${cells.join('; ')}.`;
 }
 
+/**
+ * Where the main table's lost deliveries come from: per target, repetition and phase, the deliveries missing and the
+ * publishes that failed (with why the first failed). A publish the server refused loses its deliveries too, but is not
+ * a delivery the server accepted and dropped.
+ */
+export function lossNote(records: RunRecord[]): string {
+  const cells: string[] = [];
+  for (const r of records) {
+    const phases = r.fanout === undefined ? [] : (['rate', 'latency', 'throughput'] as const).map((name) => [name, r.fanout![name]] as const);
+    for (const [name, phase] of phases) {
+      const lost = phase.expected - phase.delivered;
+      if (lost === 0 && phase.publishErrors === 0) continue;
+      const failed = phase.publishErrors === 0 ? '' : `, ${phase.publishErrors} publishes failed (${phase.firstPublishError ?? 'no reason'})`;
+      cells.push(`${TARGET_LABELS[r.target]}, run ${r.repetition + 1}, ${name} phase: ${lost} deliveries missing${failed}`);
+    }
+    if (r.burst !== undefined && (r.burst.expected !== r.burst.delivered || r.burst.publishErrors > 0)) {
+      const failed = r.burst.publishErrors === 0 ? '' : `, ${r.burst.publishErrors} requests failed (${r.burst.firstPublishError ?? 'no reason'})`;
+      cells.push(`${TARGET_LABELS[r.target]}, run ${r.repetition + 1}, bursts: ${r.burst.expected - r.burst.delivered} deliveries missing${failed}`);
+    }
+  }
+  return cells.length === 0 ? 'Lost deliveries: none.' : `Lost deliveries: ${cells.join('; ')}.`;
+}
+
 /** One row per target of the main table. */
 export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): ResultRow[] {
   return targets.map((target) => {
