@@ -5,7 +5,8 @@
  *      (bench/fanout/load.ts: subscribers on one channel, a fixed publish rate, a low rate, a closed loop), the bursts
  *      (bench/fanout/burst.ts) and the connection phase (bench/fanout/idle.ts: connects/s, RSS per idle subscribed
  *      connection, /metrics render time); one load process per target and load, driven step by step (fanout/child.ts);
- *   B. for each target in turn, starts a fresh server for the many-small-channels load (bench/fanout/small-channels.ts).
+ *   B. starts a fresh server per target, all at once again, for the many-small-channels load
+ *      (bench/fanout/small-channels.ts), measured in slices the same way.
  * Beacon targets with metrics are scraped every second throughout, and export their spans to an OTLP sink of this process.
  * Writes bench/results/fanout.json and bench/results/fanout-small-channels.json and regenerates bench/RESULTS.md.
  *
@@ -17,7 +18,7 @@ import { join } from 'node:path';
 import { nonNegative, parseCommand, positive } from './common/cli.js';
 import { startSink } from './common/otlp-sink.js';
 import type { BurstOptions, BurstResult } from './fanout/burst.js';
-import { runChild, startStepped, type SteppedChild } from './fanout/child.js';
+import { startStepped, type SteppedChild } from './fanout/child.js';
 import type { IdleOptions, IdleResult, IdleStep } from './fanout/idle.js';
 import type { LoadOptions, LoadResult, LoadStep } from './fanout/load.js';
 import { FANOUT_COLUMNS, fanoutRows, fanoutSpread, firstStormNote, lossNote, SMALL_COLUMNS, smallRows, smallSpread, type RunRecord } from './fanout/report.js';
@@ -42,7 +43,7 @@ const HELP = `Usage: npm run bench -- [options]
   --payload-bytes N     JSON payload size (default 150)
   --idle-connections N  subscribed connections of the connection phase (default 10000)
   --channels N          many-small-channels: channels, one subscriber each (default 10000)
-  --batches N           many-small-channels: /batch_events requests measured (default 1500)
+  --batches N           many-small-channels: /batch_events requests measured, in slices of 250 (default 3000)
   --burst-batches N     bursts: /batch_events of 10 events to the fan-out channel measured (default 60)
   --scenario ID         fan-out publisher (default http-publish): ${SCENARIOS.map((s) => s.id).join(', ')}
   --target ID           only this server (repeatable): ${TARGETS.join(', ')}
@@ -64,7 +65,7 @@ const values = parseCommand(HELP, {
   'payload-bytes': { type: 'string', default: '150' },
   'idle-connections': { type: 'string', default: '10000' },
   channels: { type: 'string', default: '10000' },
-  batches: { type: 'string', default: '1500' },
+  batches: { type: 'string', default: '3000' },
   'burst-batches': { type: 'string', default: '60' },
   scenario: { type: 'string', default: 'http-publish' },
   target: { type: 'string', multiple: true },
@@ -119,19 +120,11 @@ async function startScraped(target: TargetId, otlpEndpoint: string): Promise<Scr
   };
 }
 
-/** Runs `work` against a fresh `target`, scraped meanwhile. */
-async function withServer<T>(target: TargetId, otlpEndpoint: string, work: (server: ServerProcess) => Promise<T>): Promise<T> {
-  const server = await startScraped(target, otlpEndpoint);
-  try {
-    return await work(server);
-  } finally {
-    await server.close();
-  }
-}
-
 /** Fan-out publishes per slice of each phase (1 s at the default rate, 2 s at the latency rate), and burst requests per slice. */
 const SLICE: Record<LoadStep, number> = { rate: 50, latency: 10, throughput: 50 };
 const BURST_SLICE = 10;
+/** Many-small-channels requests per slice (2 500 deliveries). */
+const SMALL_SLICE = 250;
 /** Subscribed connects per slice of the connection phase's two storms (50 at a time). */
 const CONNECT_SLICE = 500;
 
@@ -194,7 +187,7 @@ async function sliced<S extends string, R>(
  * One repetition. Every target's server runs at once, and the fan-out phases, the bursts and the connection storms are
  * measured in slices the targets take in turn: this machine's speed for the same work wandered by up to 2x from one
  * minute to the next, so targets measured whole, one after another, were compared across different stretches. Then the
- * many-small-channels load, target by target, each on a fresh server.
+ * many-small-channels load the same way, on a fresh server per target.
  */
 async function runRound(order: readonly TargetId[], repetition: number, otlpEndpoint: string, progress: (stage: string) => void): Promise<RunRecord[]> {
   const records = new Map<TargetId, RunRecord>(order.map((target) => [target, { target, repetition, errors: [] }]));
@@ -290,27 +283,40 @@ async function runRound(order: readonly TargetId[], repetition: number, otlpEndp
   }
   if (withSmall) {
     progress('small channels');
-    for (const target of order) {
-      try {
-        await withServer(target, otlpEndpoint, async (server) => {
-          const small: SmallChannelsOptions = {
-            target,
-            port: server.port,
-            serverPid: server.pid,
-            channels,
-            batches,
-            warmupBatches: SMALL_WARMUP_BATCHES,
-            batchSize: BATCH_SIZE,
-            inFlight: 4,
-            concurrency: 50,
-            payloadBytes,
-            drainTimeoutMs: 10_000,
-          };
-          records.get(target)!.small = await runChild<SmallChannelsResult>('bench/fanout/small-channels.ts', small);
-        });
-      } catch (err) {
-        records.get(target)!.errors.push(`small channels: ${(err as Error).message}`);
+    // A fresh server per target (the fan-out's heap and connections gone), all at once again, measured in slices.
+    const fresh = new Map<TargetId, Scraped>();
+    try {
+      for (const target of order) {
+        try {
+          fresh.set(target, await startScraped(target, otlpEndpoint));
+        } catch (err) {
+          records.get(target)!.errors.push(`small channels: ${(err as Error).message}`);
+        }
       }
+      await sliced<'batches', SmallChannelsResult>(
+        'small channels',
+        'bench/fanout/small-channels.ts',
+        order,
+        fresh,
+        records,
+        (server): SmallChannelsOptions => ({
+          target: server.target,
+          port: server.port,
+          serverPid: server.pid,
+          channels,
+          batches,
+          warmupBatches: SMALL_WARMUP_BATCHES,
+          batchSize: BATCH_SIZE,
+          inFlight: 4,
+          concurrency: 50,
+          payloadBytes,
+          drainTimeoutMs: 10_000,
+        }),
+        [{ step: 'batches', total: batches, size: SMALL_SLICE }],
+        (record, result) => (record.small = result),
+      );
+    } finally {
+      await Promise.allSettled([...fresh.values()].map((server) => server.close()));
     }
   }
   return order.map((target) => records.get(target)!);
@@ -350,7 +356,7 @@ process.stderr.write(`${lossNote(records)}\n`);
 const minutes = Math.round((Date.now() - started) / 60_000);
 const stamp = machineStamp(['src', 'otel', 'bench/common', 'bench/fanout', 'bench/run.ts']);
 const common = [
-  `Every server is a fresh child process on 127.0.0.1 per repetition. Fan-out, bursts and connections: every target's server runs at once and each phase is measured in slices the targets take in turn, in an order rotated per repetition (fan-out ${SLICE.rate} publishes at the fixed rate, ${SLICE.latency} at the low rate, ${SLICE.throughput} in the closed loop; bursts ${BURST_SLICE} requests; connections ${CONNECT_SLICE} connects), each target's CPU and time summed over its slices — this machine's speed for the same work wanders by up to 2x from one minute to the next, and slices taken in turn share every slow stretch alike (until commit 0762987 each target ran whole, one after another, and per-repetition ratios spread 0.7–1.2). Many small channels: target after target, each on a fresh server. The load processes (Node, \`ws\` / socket.io-client; one per target and load, the idle ones waiting for their turn) share the 2-core machine with the servers${' '}— and with other work: read the ratios, each a median of per-repetition ratios. ${runs} repetitions, whole run ${minutes} min.`,
+  `Every server is a fresh child process on 127.0.0.1 per repetition. Fan-out, bursts and connections: every target's server runs at once and each phase is measured in slices the targets take in turn, in an order rotated per repetition (fan-out ${SLICE.rate} publishes at the fixed rate, ${SLICE.latency} at the low rate, ${SLICE.throughput} in the closed loop; bursts ${BURST_SLICE} requests; connections ${CONNECT_SLICE} connects), each target's CPU and time summed over its slices — this machine's speed for the same work wanders by up to 2x from one minute to the next, and slices taken in turn share every slow stretch alike (until commit 0762987 each target ran whole, one after another, and per-repetition ratios spread 0.7–1.2). Many small channels: the same way, on a fresh server per target, ${SMALL_SLICE} requests per slice (at 3ed7c00 they still ran target after target, 1 500 requests, ~1 s each, and Beacon's per-repetition ratios spread 1.16–1.40 × bare ws). The load processes (Node, \`ws\` / socket.io-client; one per target and load, the idle ones waiting for their turn) share the 2-core machine with the servers${' '}— and with other work: read the ratios, each a median of per-repetition ratios. ${runs} repetitions, whole run ${minutes} min.`,
   'CPU = utime + stime of the server process (all threads: GC, pino, exporters) from /proc/<pid>/stat over the measured phase ÷ deliveries (10 ms tick resolution).',
   'Beacon runs compiled (`node --enable-source-maps --import ./dist/otel/register.js dist/src/main.js`, as `npm start`) with 10 apps (APPS_FILE). Telemetry off: OTEL_SDK_DISABLED=true, LOG_LEVEL=warn. Telemetry on: the Prometheus exporter scraped every second, spans exported over OTLP/HTTP (protobuf, BatchSpanProcessor) to a sink of the runner that discards, sampled at 5 % (parentbased_traceidratio) or always_on, LOG_LEVEL=info to stdout (a pipe the runner drains). The baselines run through tsx (transpiled at load time).',
 ];

@@ -67,6 +67,8 @@ export class ChannelBatches {
   private lastDeliveryAt = 0;
 
   constructor(private readonly o: ChannelBatchOptions) {
+    this.pad = 'x'.repeat(Math.max(0, o.payloadBytes - 40));
+    this.stride = 7919 % o.channels === 0 ? 1 : 7919;
     this.warmupEvents = o.warmupBatches * o.batchSize;
     this.measuredEvents = o.batches * o.batchSize;
     this.latencies = new Float64Array(this.measuredEvents);
@@ -84,57 +86,77 @@ export class ChannelBatches {
     this.lastDeliveryAt = now;
   };
 
+  private sent = 0;
+  private publishErrors = 0;
+  private elapsedMs = 0;
+  private readonly pad: string;
+  /** Events go round the channels with a stride coprime to their count, so a batch never repeats a channel (and on a topology every node serves its share of every batch). */
+  private readonly stride: number;
+
+  /** Sends requests `first` … `first + count - 1`, `inFlight` at a time; a failed one is counted. */
+  private async send<E>(first: number, count: number, event: (channel: number, payload: Payload) => E, send: (b: number, events: E[]) => Promise<unknown>): Promise<void> {
+    const o = this.o;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < count) {
+        const b = first + next++;
+        const events: E[] = [];
+        for (let k = 0; k < o.batchSize; k++) {
+          const i = b * o.batchSize + k;
+          events.push(event((i * this.stride) % o.channels, { i, t: performance.now(), pad: this.pad }));
+        }
+        await send(b, events).catch(() => this.publishErrors++);
+      }
+    };
+    await Promise.all(Array.from({ length: o.inFlight }, worker));
+  }
+
+  /** The warm-up batches, sent and drained (not measured). `event` makes one event of a request for a channel; `send` sends request number `b` (from 0). */
+  async warmUp<E>(event: (channel: number, payload: Payload) => E, send: (b: number, events: E[]) => Promise<unknown>): Promise<void> {
+    await this.send(0, this.o.warmupBatches, event, send);
+    await waitUntil(() => this.warmDelivered >= this.warmupEvents, () => this.warmDelivered, this.o.drainTimeoutMs);
+  }
+
   /**
-   * Publishes the warm-up batches and waits for them, then the measured ones between `meter`'s readings
-   * (what they delivered, and the meter's reading). `event` makes
-   * one event of a request for a channel; `send` sends request number `b` (from 0, warm-up included).
+   * The next `count` measured batches (after those of earlier slices) between `meter`'s readings, drained; their time is
+   * added to the measured phase's. Returns the meter's reading.
    */
+  async slice<E, T>(count: number, event: (channel: number, payload: Payload) => E, send: (b: number, events: E[]) => Promise<unknown>, meter: Meter<T>): Promise<T> {
+    const n = Math.min(count, this.o.batches - this.sent);
+    const first = this.o.warmupBatches + this.sent;
+    this.sent += n;
+    const reading = await meter();
+    const started = performance.now();
+    await this.send(first, n, event, send);
+    await waitUntil(() => this.delivered >= this.sent * this.o.batchSize, () => this.delivered, this.o.drainTimeoutMs);
+    const end = Math.max(started, this.lastDeliveryAt);
+    const spent = await reading.end();
+    this.elapsedMs += end - started;
+    return spent;
+  }
+
+  /** What the measured batches so far delivered. */
+  deliveries(): BatchDeliveries {
+    const timed = Math.min(this.delivered, this.latencies.length);
+    return {
+      published: this.measuredEvents,
+      publishErrors: this.publishErrors,
+      delivered: this.delivered,
+      elapsedMs: this.elapsedMs,
+      deliveriesPerSecond: (this.delivered * 1000) / this.elapsedMs,
+      p50Ms: quantile(this.latencies, timed, 0.5),
+      p99Ms: quantile(this.latencies, timed, 0.99),
+    };
+  }
+
+  /** The warm-up, then every measured batch as one slice: what they delivered, and the meter's reading. */
   async run<E, T>(
     event: (channel: number, payload: Payload) => E,
     send: (b: number, events: E[]) => Promise<unknown>,
     meter: Meter<T>,
   ): Promise<{ deliveries: BatchDeliveries; spent: T }> {
-    const o = this.o;
-    const pad = 'x'.repeat(Math.max(0, o.payloadBytes - 40));
-    let publishErrors = 0;
-    // Events go round the channels with a stride coprime to their count, so a batch never repeats a channel (and on a
-    // topology every node serves its share of every batch).
-    const stride = 7919 % o.channels === 0 ? 1 : 7919;
-    const runBatches = async (first: number, count: number): Promise<void> => {
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < count) {
-          const b = first + next++;
-          const events: E[] = [];
-          for (let k = 0; k < o.batchSize; k++) {
-            const i = b * o.batchSize + k;
-            events.push(event((i * stride) % o.channels, { i, t: performance.now(), pad }));
-          }
-          await send(b, events).catch(() => publishErrors++);
-        }
-      };
-      await Promise.all(Array.from({ length: o.inFlight }, worker));
-    };
-    await runBatches(0, o.warmupBatches);
-    await waitUntil(() => this.warmDelivered >= this.warmupEvents, () => this.warmDelivered, o.drainTimeoutMs);
-    const reading = await meter();
-    const started = performance.now();
-    await runBatches(o.warmupBatches, o.batches);
-    await waitUntil(() => this.delivered >= this.measuredEvents, () => this.delivered, o.drainTimeoutMs);
-    const end = this.lastDeliveryAt > 0 ? this.lastDeliveryAt : performance.now();
-    const spent = await reading.end();
-    const elapsedMs = end - started;
-    const timed = Math.min(this.delivered, this.latencies.length);
-    const deliveries: BatchDeliveries = {
-      published: this.measuredEvents,
-      publishErrors,
-      delivered: this.delivered,
-      elapsedMs,
-      deliveriesPerSecond: (this.delivered * 1000) / elapsedMs,
-      p50Ms: quantile(this.latencies, timed, 0.5),
-      p99Ms: quantile(this.latencies, timed, 0.99),
-    };
-    return { deliveries, spent };
+    await this.warmUp(event, send);
+    const spent = await this.slice(this.o.batches, event, send, meter);
+    return { deliveries: this.deliveries(), spent };
   }
-
 }

@@ -3,14 +3,15 @@
  * authorised as an auth endpoint would; the baselines a room `user-<i>`), and publishes of `batchSize` events to distinct
  * channels per HTTP request (Beacon `POST /apps/app-id/batch_events` signed by the `pusher` SDK; the baselines an unsigned
  * `POST /publish` with a `batch`), `inFlight` requests at a time, `batches` of them after `warmupBatches`. Every event has
- * one recipient, so the per-publish costs (lookup, encode, telemetry, span) weigh fully on each delivery.
+ * one recipient, so the per-publish costs (lookup, encode, telemetry, span) weigh fully on each delivery. The measured
+ * batches are sent in slices the runner asks for (as load.ts), server CPU and time summed over them.
  *
- *   node --import tsx bench/fanout/small-channels.ts '<SmallChannelsOptions as JSON>'      (started by bench/run.ts)
+ *   started by bench/run.ts (startStepped of child.ts) with '<SmallChannelsOptions as JSON>' and an IPC channel
  */
 import { Agent } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { ChannelBatches, type ChannelBatchOptions } from './channel-batches.js';
-import { openAll, runLoadProcess } from './child.js';
+import { openAll, serveSteps, type Stepped } from './child.js';
 import { subscribe, type Payload } from './clients.js';
 import { cpuMs } from './proc-cpu.js';
 import { beaconSdk, protocolOf, type TargetId } from './targets.js';
@@ -59,7 +60,7 @@ function publisher(target: TargetId, port: number): { send: (events: BatchEvent[
   };
 }
 
-async function main(o: SmallChannelsOptions): Promise<SmallChannelsResult> {
+async function setup(o: SmallChannelsOptions): Promise<Stepped<'batches', SmallChannelsResult>> {
   const load = new ChannelBatches(o);
   const connectStart = performance.now();
   const clients = await openAll(o.channels, o.concurrency, (i) =>
@@ -67,30 +68,42 @@ async function main(o: SmallChannelsOptions): Promise<SmallChannelsResult> {
   );
   const connectMs = performance.now() - connectStart;
   const pub = publisher(o.target, o.port);
-  try {
-    const serverCpu = () => {
-      const cpu0 = cpuMs(o.serverPid);
-      return { end: () => cpuMs(o.serverPid) - cpu0 };
-    };
-    const { deliveries: d, spent } = await load.run(
-      (channel, payload): BatchEvent => ({ channel, payload }),
-      (_, events) => pub.send(events),
-      serverCpu,
-    );
-    return {
-      connectMs,
-      expected: d.published,
-      delivered: d.delivered,
-      deliveriesPerSecond: d.deliveriesPerSecond,
-      serverCpuUsPerDelivery: (spent * 1000) / Math.max(1, d.delivered),
-      p50Ms: d.p50Ms,
-      p99Ms: d.p99Ms,
-      publishErrors: d.publishErrors,
-    };
-  } finally {
+  const close = (): void => {
     pub.close();
     for (const c of clients) c.close();
+  };
+  const event = (channel: number, payload: Payload): BatchEvent => ({ channel, payload });
+  const send = (_: number, events: BatchEvent[]): Promise<unknown> => pub.send(events);
+  try {
+    await load.warmUp(event, send);
+  } catch (err) {
+    close();
+    throw err;
   }
+  let serverCpuMs = 0;
+  const serverCpu = () => {
+    const cpu0 = cpuMs(o.serverPid);
+    return { end: () => cpuMs(o.serverPid) - cpu0 };
+  };
+  return {
+    step: async (_step, count) => {
+      serverCpuMs += await load.slice(count, event, send, serverCpu);
+    },
+    finish: async () => {
+      close();
+      const d = load.deliveries();
+      return {
+        connectMs,
+        expected: d.published,
+        delivered: d.delivered,
+        deliveriesPerSecond: d.deliveriesPerSecond,
+        serverCpuUsPerDelivery: (serverCpuMs * 1000) / Math.max(1, d.delivered),
+        p50Ms: d.p50Ms,
+        p99Ms: d.p99Ms,
+        publishErrors: d.publishErrors,
+      };
+    },
+  };
 }
 
-runLoadProcess(main);
+serveSteps(setup);
