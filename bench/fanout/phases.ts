@@ -136,10 +136,9 @@ export class PhaseDriver {
   }
 
   /**
-   * Resolves when `until` messages of the phase (all of them by default) reached every subscriber, or after
-   * `drainTimeoutMs` without progress.
+   * Resolves when `until` messages of the phase reached every subscriber, or after `drainTimeoutMs` without progress.
    */
-  private drained(phase: Phase, pump: () => void, until = phase.messages): Promise<void> {
+  private drained(phase: Phase, pump: () => void, until: number): Promise<void> {
     return new Promise((resolve) => {
       let lastProgress = performance.now();
       let lastComplete = -1;
@@ -169,23 +168,12 @@ export class PhaseDriver {
 
   /** A closed loop: at most `window` messages in flight (published, not yet received by every subscriber). */
   closedLoop(phase: Phase): Promise<void> {
-    let next = 0;
-    return this.drained(phase, () => {
-      while (next < phase.messages && next - phase.complete < this.o.window) this.publish(phase, phase.first + next++);
-    });
+    return this.slice(phase, phase.messages)();
   }
 
   /** Publishes the phase's messages on an absolute schedule (a late tick does not slow the rate down), then drains. */
   fixedRate(phase: Phase, perSecond: number): () => Promise<void> {
-    return async () => {
-      const intervalMs = 1000 / perSecond;
-      for (let k = 0; k < phase.messages; k++) {
-        const wait = phase.firstPublishAt + k * intervalMs - performance.now();
-        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-        this.publish(phase, phase.first + k);
-      }
-      await this.drained(phase, () => undefined);
-    };
+    return this.slice(phase, phase.messages, perSecond);
   }
 
   /**
