@@ -2,16 +2,20 @@
  * Spans the batch processor loses are counted (otel/counted-span-processor.ts), in a real Beacon with a real OTLP/HTTP
  * collector: what it exports, every span a full queue drops (`error_type="queue_full"`), and the spans of an export the
  * collector refuses (the error's name). Exact counts: every span Beacon ended is either received by the collector or
- * counted lost.
+ * counted lost. A real Prometheus scrapes it with prometheus/alerts.yml loaded: BeaconSpansDropped fires from the first
+ * loss of each kind, whose series appears only with it (an alert on `increase` alone stays silent here).
  */
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import Pusher from 'pusher';
 import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
 import { parseExposition } from '../helpers/exposition.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { pollUntil } from '../helpers/prometheus.js';
+import { pollUntil, startPrometheus, type RunningPrometheus } from '../helpers/prometheus.js';
+
+const ALERT_RULES = fileURLToPath(new URL('../../prometheus/alerts.yml', import.meta.url));
 
 const PROCESSED = 'otel_sdk_processor_span_processed_total';
 const QUEUE_SIZE = 'otel_sdk_processor_span_queue_size';
@@ -29,6 +33,7 @@ interface SpanCounts {
 describe('spans the batch processor loses are counted', () => {
   let collector: OtlpReceiver;
   let beacon: BeaconProcess;
+  let prometheus: RunningPrometheus;
   let agent: Agent;
   let pusher: Pusher;
   let published = 0;
@@ -78,6 +83,10 @@ describe('spans the batch processor loses are counted', () => {
       OTEL_BSP_SCHEDULE_DELAY: '50',
       LOG_LEVEL: 'warn',
     });
+    prometheus = await startPrometheus({
+      scrape: [{ job: 'beacon', targets: [`127.0.0.1:${beacon.metricsPort}`] }],
+      ruleFiles: [ALERT_RULES],
+    });
     agent = new Agent({ keepAlive: true });
     pusher = new Pusher({ appId: 'app-id', key: 'app-key', secret: 'app-secret', host: '127.0.0.1', port: String(beacon.port), useTLS: false, agent });
   });
@@ -85,6 +94,7 @@ describe('spans the batch processor loses are counted', () => {
   after(async () => {
     agent.destroy();
     collector.release();
+    await prometheus?.stop();
     await beacon.stop();
     await collector.close();
   });
@@ -125,6 +135,19 @@ describe('spans the batch processor loses are counted', () => {
     assert.equal(Object.keys(c.lost).join(), 'queue_full');
   });
 
+  /** Waits (bounded) until Prometheus has BeaconSpansDropped firing for `errorType` on this node. */
+  async function alertFires(errorType: string): Promise<void> {
+    const [alert] = await prometheus.waitFor(
+      `ALERTS{alertname="BeaconSpansDropped",alertstate="firing",error_type="${errorType}"}`,
+      { timeoutMs: 20_000 },
+    );
+    assert.equal(alert?.metric.instance, `127.0.0.1:${beacon.metricsPort}`);
+  }
+
+  it('fires BeaconSpansDropped in a real Prometheus for the first queue_full, a series that appeared with it', async () => {
+    await alertFires('queue_full');
+  });
+
   it('counts the spans of a refused export under the error name', async () => {
     const before = await counts();
     collector.answerWith(400);
@@ -134,6 +157,7 @@ describe('spans the batch processor loses are counted', () => {
       const refused = Object.entries(c.lost).filter(([error]) => error !== 'queue_full');
       assert.deepEqual(refused, [['OTLPExporterError', perPublish]]);
       assert.equal(c.exported, before.exported);
+      await alertFires('OTLPExporterError');
     } finally {
       collector.answerWith(undefined);
     }
