@@ -60,7 +60,7 @@ describe('stdout log batching', () => {
 
   it('costs each line work in proportion to its own size, not to the batch it joins', async () => {
     // SonicBoom's string mode measured the whole batch string on every line (a copy of the batch per line: quadratic in
-    // the batch). The lines are handed over as Buffers instead; nothing re-measures what is already buffered.
+    // the batch). It now gets one string per batch, joined when the batch is written: each line is measured once.
     const r = await run('measure', 400);
     assert.equal(r.code, 0, r.stderr);
     const written = r.stdout.length;
