@@ -14,6 +14,7 @@ import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
 import { parseExposition } from '../helpers/exposition.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { pollUntil, startPrometheus, type RunningPrometheus } from '../helpers/prometheus.js';
+import { expressions, interpolate } from '../stack/expressions.js';
 
 const ALERT_RULES = fileURLToPath(new URL('../../prometheus/alerts.yml', import.meta.url));
 
@@ -146,6 +147,22 @@ describe('spans the batch processor loses are counted', () => {
 
   it('fires BeaconSpansDropped in a real Prometheus for the first queue_full, a series that appeared with it', async () => {
     await alertFires('queue_full');
+  });
+
+  it('shows the loss and the queue on the Overview dashboard’s Losses panels', async () => {
+    const panel = (title: string): string => {
+      const [e] = expressions('promql').filter((x) => x.dashboard === 'beacon-overview.json' && x.panel === title);
+      assert.ok(e !== undefined, `no panel "${title}"`);
+      return interpolate(e.expr);
+    };
+    const instance = `127.0.0.1:${beacon.metricsPort}`;
+    const { lost } = await counts();
+    const [series, ...more] = await prometheus.waitFor(panel('Spans lost on the way to the trace backend'), { timeoutMs: 20_000 });
+    assert.deepEqual(more, []);
+    assert.deepEqual([series?.metric, Number(series?.value[1])], [{ instance, error_type: 'queue_full' }, lost.queue_full]);
+    // The queue is empty again by now.
+    const fills = await prometheus.waitFor(panel('Span queue fill'), { timeoutMs: 20_000 });
+    assert.deepEqual(fills.map((f) => [f.metric.instance, Number(f.value[1])]), [[instance, 0]]);
   });
 
   it('counts the spans of a refused export under the error name', async () => {

@@ -70,6 +70,22 @@ export function overview(): Dashboard {
     ], { width: 8, description: 'Every connection holds one descriptor: a widening gap between the two lines points at leaked sockets.' }))
     .withPanel(timeseries('GC time', 'percentunit', [{ expr: `sum by (instance) (rate(v8js_gc_duration_sum{${BEACON}}[$__rate_interval]))`, legend: '{{instance}}' }], { width: 8, thresholds: steps('green', [0.1, 'red']) }))
 
+    // Totals since each node started, not rates: a loss is rare, and a counter series that appears with its first loss
+    // (the span counter per error_type, the adapter's per reason) has no rate to show for it.
+    .withRow(new RowBuilder('Losses'))
+    .withPanel(timeseries('Log lines lost on the way to Loki', 'short', [
+      { expr: `sum by (instance, reason) (loki_lines_dropped_total{${BEACON}})`, legend: '{{instance}} {{reason}}' },
+    ], { width: 6, thresholds: steps('green', [1, 'red']), min: 0, description: 'Log lines that never reached Loki since each node started, by reason (no data without LOKI_URL). A drop fires BeaconLogLinesDropped.' }))
+    .withPanel(timeseries('Spans lost on the way to the trace backend', 'short', [
+      { expr: `sum by (instance, error_type) (otel_sdk_processor_span_processed_total{${BEACON}, error_type!=""})`, legend: '{{instance}} {{error_type}}' },
+    ], { width: 6, thresholds: steps('green', [1, 'red']), min: 0, description: 'Sampled spans lost since each node started: queue_full (the export queue was full) or the error an export failed with. No data: none lost. A loss fires BeaconSpansDropped.' }))
+    .withPanel(timeseries('Span queue fill', 'percentunit', [
+      { expr: `max by (instance) (otel_sdk_processor_span_queue_size{${BEACON}} / otel_sdk_processor_span_queue_capacity{${BEACON}})`, legend: '{{instance}}' },
+    ], { width: 6, thresholds: steps('green', [0.8, 'orange'], [1, 'red']), min: 0, description: 'Spans waiting for export as a share of OTEL_BSP_MAX_QUEUE_SIZE; at 100 % new spans are dropped.' }))
+    .withPanel(timeseries('Publishes the cluster engine dropped', 'short', [
+      { expr: `sum by (instance, reason) (websocket_adapter_dropped_total{${BEACON}})`, legend: '{{instance}} {{reason}}' },
+    ], { width: 6, thresholds: steps('green', [1, 'red']), min: 0, description: 'Publishes that never reached the other nodes since each node started: down (Redis unreachable) or error. No data: none dropped. A drop fires BeaconPublishesDropped.' }))
+
     .withRow(new RowBuilder('Scrape health'))
     .withPanel(timeseries('Targets up', 'short', [{ expr: 'sum by (job) (up)', legend: '{{job}}' }], { width: 12, thresholds: steps('red', [1, 'green']), min: 0 }))
     .withPanel(timeseries('Scrape duration', 's', [{ expr: 'max by (job) (scrape_duration_seconds)', legend: '{{job}}' }], { width: 12, thresholds: steps('green', [5, 'red']) }))
