@@ -42,7 +42,8 @@ const outputs = new WeakMap<Logger, { shipping: LokiShipping | undefined; primar
  * the process exits is lost with every line in it, and `process.exit` cannot wait for it (CI lost a whole batch on Node 24).
  * A synchronous 12 KiB write also costs less CPU (13-20 µs against 45-60 µs, measured on a pipe). If the reader of
  * stdout stops reading, the server waits for it instead of piling lines up in memory. What is buffered is written out on
- * any exit (`process.exit`, an uncaught exception); only a SIGKILL can lose it (at most 100 ms of lines).
+ * any exit that runs the process's exit handlers (a graceful stop, `process.exit`, an uncaught exception); an end that
+ * runs none (SIGKILL, an out-of-memory abort, a signal without a handler) can lose it (at most 100 ms of lines).
  */
 const STDOUT_BATCH_CHARS = 12 * 1024;
 const STDOUT_FLUSH_MS = 100;
@@ -71,7 +72,10 @@ function batchedStdout(): { pino: pino.DestinationStream; flushable: pino.Destin
     chars = 0;
     sonic.write(batch);
   };
-  // What pino calls on its stream: `write`, and `flush` / `flushSync` for `logger.flush()`, multistream and the exit hook.
+  // What pino calls on its stream: `write`, and `flush` / `flushSync` for `logger.flush()` (without Loki; pino's
+  // multistream has no `flush`, so with Loki `logger.flush()` does not reach this batch) and the exit hook, and what
+  // `flushLogger` calls. Each `sonic.write` is synchronous (minLength 0): once `writeOut` returns, SonicBoom holds nothing
+  // — so `flushSync` does not call SonicBoom's, which also fsyncs the descriptor (a file on a slow disk would hold up exit).
   const batched: pino.DestinationStream & Pick<SonicBoomDestination, 'flush' | 'flushSync'> = {
     write(line: string): void {
       lines.push(line);
@@ -85,7 +89,6 @@ function batchedStdout(): { pino: pino.DestinationStream; flushable: pino.Destin
     },
     flushSync() {
       writeOut();
-      sonic.flushSync();
     },
   };
   // pino registers an exit hook for asynchronous destinations only; a batched one needs it too. Held weakly by the hook.
