@@ -184,6 +184,26 @@ async function sliced<S extends string, R>(
 }
 
 /**
+ * Starts every target's server into `servers`; a target that fails to start gets the error in its record, under `phase`,
+ * and is left out of the phase.
+ */
+async function startEach(
+  order: readonly TargetId[],
+  otlpEndpoint: string,
+  servers: Map<TargetId, Scraped>,
+  records: Map<TargetId, RunRecord>,
+  phase: string,
+): Promise<void> {
+  for (const target of order) {
+    try {
+      servers.set(target, await startScraped(target, otlpEndpoint));
+    } catch (err) {
+      records.get(target)!.errors.push(`${phase}: ${(err as Error).message}`);
+    }
+  }
+}
+
+/**
  * One repetition. Every target's server runs at once, and the fan-out phases, the bursts and the connection storms are
  * measured in slices the targets take in turn: this machine's speed for the same work wandered by up to 2x from one
  * minute to the next, so targets measured whole, one after another, were compared across different stretches. Then the
@@ -193,13 +213,7 @@ async function runRound(order: readonly TargetId[], repetition: number, otlpEndp
   const records = new Map<TargetId, RunRecord>(order.map((target) => [target, { target, repetition, errors: [] }]));
   const servers = new Map<TargetId, Scraped>();
   try {
-    for (const target of order) {
-      try {
-        servers.set(target, await startScraped(target, otlpEndpoint));
-      } catch (err) {
-        records.get(target)!.errors.push(`fan-out: ${(err as Error).message}`);
-      }
-    }
+    await startEach(order, otlpEndpoint, servers, records, 'fan-out');
     progress('fan-out');
     await sliced<LoadStep, LoadResult>(
       'fan-out',
@@ -286,13 +300,7 @@ async function runRound(order: readonly TargetId[], repetition: number, otlpEndp
     // A fresh server per target (the fan-out's heap and connections gone), all at once again, measured in slices.
     const fresh = new Map<TargetId, Scraped>();
     try {
-      for (const target of order) {
-        try {
-          fresh.set(target, await startScraped(target, otlpEndpoint));
-        } catch (err) {
-          records.get(target)!.errors.push(`small channels: ${(err as Error).message}`);
-        }
-      }
+      await startEach(order, otlpEndpoint, fresh, records, 'small channels');
       await sliced<'batches', SmallChannelsResult>(
         'small channels',
         'bench/fanout/small-channels.ts',
