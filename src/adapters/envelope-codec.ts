@@ -1,17 +1,25 @@
-/** The Envelope as it crosses nodes through a cluster engine: JSON, read back into the same fixed shape. */
+/**
+ * The Envelope as it crosses nodes through a cluster engine: JSON, read back into the same fixed shape. The publish's trace
+ * context travels as a W3C `traceparent` string (what every version of Beacon has sent), not as the SpanContext object.
+ */
 import { isSentKind } from '../protocol/frame-kinds.js';
+import { spanContextFromTraceparent, traceparentOfContext } from '../telemetry/tracing.js';
 import type { Envelope } from './envelope.js';
 
 /** JSON of the envelope; `undefined` fields are left out. */
 export function encodeEnvelope(envelope: Envelope): string {
-  return JSON.stringify(envelope);
+  const { trace, ...rest } = envelope;
+  return JSON.stringify(trace === undefined ? rest : { ...rest, traceparent: traceparentOfContext(trace) });
 }
+
+/** The envelope's JSON fields: its own, with the trace context as its `traceparent`. */
+type EnvelopeJson = Omit<Envelope, 'trace'> & { traceparent: string };
 
 /** The Envelope from its JSON; absent optional fields become `undefined` so every envelope has the same shape. */
 export function decodeEnvelope(message: string): Envelope | undefined {
-  let o: Partial<Envelope>;
+  let o: Partial<EnvelopeJson>;
   try {
-    o = JSON.parse(message) as Partial<Envelope>;
+    o = JSON.parse(message) as Partial<EnvelopeJson>;
   } catch {
     return undefined;
   }
@@ -26,7 +34,7 @@ export function decodeEnvelope(message: string): Envelope | undefined {
     userId: o.userId ?? undefined,
     excludeSocketId: o.excludeSocketId ?? undefined,
     kind: o.kind,
-    traceparent: o.traceparent ?? undefined,
+    trace: typeof o.traceparent === 'string' ? spanContextFromTraceparent(o.traceparent) : undefined,
     publishedAt: o.publishedAt ?? Date.now(),
     ...(typeof o.seq === 'number' ? { seq: o.seq } : {}),
   };

@@ -52,7 +52,7 @@ export function internalEnvelope(
     userId: undefined,
     excludeSocketId,
     kind: kind === 'count' ? 'protocol' : 'presence',
-    traceparent: undefined,
+    trace: undefined,
     publishedAt: Date.now(),
     ...(seq === undefined ? {} : { seq }),
   };

@@ -5,7 +5,7 @@
 import type { Envelope } from '../adapters/envelope.js';
 import { encodeChannelEvent } from '../protocol/encode.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { Attr, contextFromTraceparent, startDeliverSpan } from '../telemetry/tracing.js';
+import { Attr, contextOfSpanContext, startDeliverSpan } from '../telemetry/tracing.js';
 import { TextFrame } from '../transport/preframed.js';
 import type { Hub } from './hub.js';
 
@@ -21,9 +21,9 @@ export function createFanout({ hub, metrics }: FanoutDeps): (envelope: Envelope)
     if (channel === undefined) return;
     const type = channel.kind.type;
     const span =
-      envelope.traceparent === undefined
+      envelope.trace === undefined
         ? undefined
-        : startDeliverSpan(type, envelope.channel, envelope.appId, contextFromTraceparent(envelope.traceparent));
+        : startDeliverSpan(type, envelope.channel, envelope.appId, contextOfSpanContext(envelope.trace));
     // Encoded once, to UTF-8 bytes once, framed once: every subscriber is written the same wire bytes.
     const frame = new TextFrame(Buffer.from(encodeChannelEvent(envelope.event, envelope.channel, envelope.data, envelope.userId)));
     const bytes = frame.payload.length;

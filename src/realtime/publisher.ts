@@ -7,7 +7,7 @@ import type { Adapter } from '../adapters/adapter.js';
 import { channelKind } from '../protocol/channel-name.js';
 import type { SentKind } from '../protocol/frame-kinds.js';
 import type { Metrics, PublishSource } from '../telemetry/metrics.js';
-import { startPublishSpan, traceparentOf } from '../telemetry/tracing.js';
+import { sampledContextOf, startPublishSpan } from '../telemetry/tracing.js';
 
 export interface PublishRequest {
   appId: string;
@@ -49,7 +49,7 @@ export function createPublisher({ adapter, metrics }: { adapter: Adapter; metric
         userId: request.userId,
         excludeSocketId: request.excludeSocketId,
         kind: sentKind,
-        traceparent: traceparentOf(span),
+        trace: sampledContextOf(span),
         publishedAt,
       });
       span.end();

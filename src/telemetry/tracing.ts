@@ -22,6 +22,7 @@ import {
   type SpanContext,
   type SpanOptions,
 } from '@opentelemetry/api';
+import { parseTraceParent } from '@opentelemetry/core';
 import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
 import type { ChannelType } from '../protocol/channel-type.js';
 import {
@@ -158,7 +159,33 @@ export function contextFromTraceparent(traceparent: string | undefined): Context
   return propagation.extract(ROOT_CONTEXT, { traceparent });
 }
 
-/** The W3C `traceparent` of a span, for the envelope; undefined when the span is not sampled. */
+/**
+ * The context a sampled span hands to the fan-out (the envelope's `trace`); undefined when the span is not sampled, and then
+ * no `deliver` span is started for it. On one node the fan-out gets this object as is: no string is formatted or parsed.
+ */
+export function sampledContextOf(span: Span): SpanContext | undefined {
+  return span.isRecording() ? span.spanContext() : undefined;
+}
+
+/** The context whose parent is a span known only by its SpanContext (an envelope's `trace`). */
+export function contextOfSpanContext(spanContext: SpanContext): Context {
+  return trace.setSpanContext(ROOT_CONTEXT, spanContext);
+}
+
+/** The W3C `traceparent` of a span context, as an envelope carries it between nodes (its `tracestate` is not carried). */
+export function traceparentOfContext(spanContext: SpanContext): string {
+  const flags = (spanContext.traceFlags & 0xff).toString(16).padStart(2, '0');
+  return `00-${spanContext.traceId}-${spanContext.spanId}-${flags}`;
+}
+
+/** The span context of an envelope's `traceparent` from another node (remote); undefined when it is not a valid one. */
+export function spanContextFromTraceparent(traceparent: string): SpanContext | undefined {
+  const parsed = parseTraceParent(traceparent);
+  if (parsed === null || !trace.isSpanContextValid(parsed)) return undefined;
+  return { ...parsed, isRemote: true };
+}
+
+/** The W3C `traceparent` of a span, for a webhook request's headers; undefined when the span is not sampled. */
 export function traceparentOf(span: Span): string | undefined {
   if (!span.isRecording()) return undefined;
   const carrier: Record<string, string> = {};

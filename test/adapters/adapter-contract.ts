@@ -26,7 +26,7 @@ function envelope(channel: string, n: number, appId = APP.id): Envelope {
     userId: undefined,
     excludeSocketId: undefined,
     kind: 'channel_event',
-    traceparent: undefined,
+    trace: undefined,
     publishedAt: 0,
   };
 }

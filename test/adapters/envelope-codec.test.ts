@@ -12,12 +12,32 @@ const envelope: Envelope = {
   userId: undefined,
   excludeSocketId: undefined,
   kind: 'channel_event',
-  traceparent: undefined,
+  trace: undefined,
   publishedAt: 1,
 };
 
 test('envelope codec: a round trip keeps every field', () => {
   assert.deepEqual(decodeEnvelope(encodeEnvelope(envelope)), envelope);
+});
+
+test('envelope codec: the trace context travels as a W3C traceparent and comes back as a remote span context', () => {
+  const traced: Envelope = {
+    ...envelope,
+    trace: { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 },
+  };
+  const wire = encodeEnvelope(traced);
+  // The field other versions of Beacon read and write: a rolling upgrade keeps the trace across old and new nodes.
+  assert.equal(JSON.parse(wire).traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+  assert.equal(JSON.parse(wire).trace, undefined);
+  assert.deepEqual(decodeEnvelope(wire), { ...traced, trace: { ...traced.trace, isRemote: true } });
+  const unsampled = encodeEnvelope({ ...traced, trace: { ...traced.trace!, traceFlags: 0 } });
+  assert.equal(JSON.parse(unsampled).traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00');
+});
+
+test('envelope codec: a traceparent that is not valid W3C is dropped, the event kept', () => {
+  for (const traceparent of ['nope', '00-00000000000000000000000000000000-b7ad6b7169203331-01', 42]) {
+    assert.deepEqual(decodeEnvelope(JSON.stringify({ ...envelope, traceparent })), envelope, String(traceparent));
+  }
 });
 
 test('envelope codec: an unknown kind, or none, is refused (a metric label must come from the fixed enum)', () => {

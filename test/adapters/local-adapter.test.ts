@@ -24,7 +24,7 @@ test('local adapter: counts each publish as published and received, and times it
     userId: undefined,
     excludeSocketId: undefined,
     kind: 'channel_event',
-    traceparent: undefined,
+    trace: undefined,
     publishedAt: 0,
   });
   await adapter.channels('x');

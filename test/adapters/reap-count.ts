@@ -30,7 +30,7 @@ export function reapWithoutCountCase(name: string, make: Make, readyMs = WAIT_MS
       await a.close();
       assert.deepEqual(await b.channel('a2', 'news'), { subscriptionCount: 1, userCount: 0 });
       for (const appId of ['a1', 'a2']) {
-        b.publish({ appId, channel: 'news', event: 'e', data: 'after', userId: undefined, excludeSocketId: undefined, kind: 'channel_event', traceparent: undefined, publishedAt: 1 });
+        b.publish({ appId, channel: 'news', event: 'e', data: 'after', userId: undefined, excludeSocketId: undefined, kind: 'channel_event', trace: undefined, publishedAt: 1 });
       }
       await until(() => atB.filter((e) => e.event === 'e').length === 2, 'the markers after the reap at B');
       assert.deepEqual(

@@ -41,7 +41,7 @@ function envelope(data: string): Envelope {
     userId: undefined,
     excludeSocketId: undefined,
     kind: 'channel_event',
-    traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+    trace: { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1, isRemote: true },
     publishedAt: 1,
   };
 }

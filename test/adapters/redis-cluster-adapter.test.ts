@@ -57,7 +57,7 @@ test('redis cluster adapter: a user on two nodes is one member; sharded publicat
     assert.deepEqual(await a.channel('a1', 'presence-x'), { subscriptionCount: 2, userCount: 1 });
     for (const channel of ['c1', 'c2', 'c3', 'c4']) await b.join('a1', channel, '2.1', null, 0);
     for (const channel of ['c1', 'c2', 'c3', 'c4']) {
-      a.publish({ appId: 'a1', channel, event: 'e', data: channel, userId: undefined, excludeSocketId: undefined, kind: 'channel_event', traceparent: undefined, publishedAt: 1 });
+      a.publish({ appId: 'a1', channel, event: 'e', data: channel, userId: undefined, excludeSocketId: undefined, kind: 'channel_event', trace: undefined, publishedAt: 1 });
     }
     await until(() => atB.filter((e) => e.event === 'e').length === 4, 'the four publications on B');
     assert.deepEqual((await a.leave('a1', 'presence-x', '1.1', u)).memberRemoved, false);

@@ -22,7 +22,7 @@ test('every subscriber but the excluded one gets the same frame; refused frames 
     userId: undefined,
     excludeSocketId: sender!.connection.socketId,
     kind: 'channel_event',
-    traceparent: undefined,
+    trace: undefined,
     publishedAt: Date.now(),
   };
   createFanout({ hub, metrics: world.deps.metrics })(envelope);
