@@ -28,6 +28,7 @@ export const FANOUT_COLUMNS: ResultColumn[] = [
   { key: 'vs_ws', label: '× bare ws' },
   { key: 'vs_probe', label: '× limit probe' },
   { key: 'vs_socketio', label: '× Socket.IO' },
+  { key: 'vs_off', label: '× Beacon off' },
   { key: 'burst_cpu_us', label: 'burst CPU µs / delivery' },
   { key: 'burst_vs_ws', label: 'burst × bare ws' },
   { key: 'rss_kib', label: 'RSS KiB / idle subscribed conn' },
@@ -113,6 +114,8 @@ function spreadNote(records: RunRecord[], targets: readonly TargetId[], columns:
   return `Spread: the lowest and highest per-repetition ratio behind each median (${runs} repetitions). ${parts.join('; ')}.`;
 }
 
+const isBeacon = (target: TargetId): boolean => protocolOf(target) === 'beacon';
+
 const fanoutCpu: Metric = (r) => r.fanout?.rate.serverCpuUsPerDelivery;
 const connects: Metric = (r) => r.idle?.connectsPerSecond;
 const burstCpu: Metric = (r) => r.burst?.serverCpuUsPerDelivery;
@@ -123,6 +126,7 @@ export function fanoutSpread(records: RunRecord[], targets: readonly TargetId[])
   return spreadNote(records, targets, [
     { label: 'CPU / delivery × bare ws', against: 'ws', metric: fanoutCpu },
     { label: '× limit probe', against: 'ws-raw', metric: fanoutCpu },
+    { label: '× Beacon off', against: 'beacon', metric: fanoutCpu, only: isBeacon },
     { label: 'connects/s × bare ws', against: 'ws', metric: connects },
   ]);
 }
@@ -188,6 +192,8 @@ export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): 
       vs_ws: round(ratio(records, target, 'ws', fanoutCpu), 2),
       vs_probe: round(ratio(records, target, 'ws-raw', fanoutCpu), 2),
       vs_socketio: round(ratio(records, target, 'socketio', fanoutCpu), 2),
+      // What telemetry costs per delivery on the issue's own workload: Beacon on (info logs included) over Beacon off.
+      vs_off: isBeacon(target) && target !== 'beacon' ? round(ratio(records, target, 'beacon', fanoutCpu), 2) : null,
       burst_cpu_us: round(m(burstCpu), 1),
       burst_vs_ws: round(ratio(records, target, 'ws', burstCpu), 2),
       rss_kib: round(m((r) => r.idle?.kibPerConnection), 1),
@@ -213,7 +219,7 @@ const smallCpu: Metric = (r) => r.small?.serverCpuUsPerDelivery;
 export function smallSpread(records: RunRecord[], targets: readonly TargetId[]): string {
   return spreadNote(records, targets, [
     { label: 'CPU / delivery × bare ws', against: 'ws', metric: smallCpu },
-    { label: '× Beacon off', against: 'beacon', metric: smallCpu, only: (target) => protocolOf(target) === 'beacon' },
+    { label: '× Beacon off', against: 'beacon', metric: smallCpu, only: isBeacon },
   ]);
 }
 
