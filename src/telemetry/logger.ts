@@ -57,7 +57,12 @@ const STDOUT_FLUSH_MS = 100;
  * cost, measured writing to a drained pipe).
  */
 function batchedStdout(): { pino: pino.DestinationStream; flushable: pino.DestinationStream } {
-  const sonic = pino.destination({ sync: true });
+  // Descriptor 1 by number: `pino.destination()` without one reads `process.stdout.fd`, and creating `process.stdout` on a
+  // pipe makes the descriptor non-blocking (libuv). A full pipe then fails the write with EAGAIN, and SonicBoom's answer
+  // is to sleep 100 ms with the event loop held, however soon the reader drains it (a slow log collector froze every
+  // connection in steps of 100 ms; `npm run bench`'s connect storm met it). Left blocking, as the pipe was handed over, a
+  // write to a full pipe waits in the kernel only until the reader has made room.
+  const sonic = pino.destination({ dest: 1, sync: true });
   let lines: string[] = [];
   let chars = 0;
   let timer: NodeJS.Timeout | undefined;
