@@ -11,6 +11,7 @@ import { pino, type Logger } from 'pino';
 import { isoTime } from './log-time.js';
 import { startLokiShipping, type LokiShipping, type LokiShippingOptions } from './loki.js';
 import { logEvent, type LogLine } from './log-events.js';
+import { syncWriter } from './stdout-writer.js';
 import type { LogShippingCounts } from './metrics.js';
 
 export type { Logger };
@@ -30,8 +31,6 @@ export interface LoggerOptions {
 
 export type { LokiShippingOptions };
 
-type SonicBoomDestination = ReturnType<typeof pino.destination>;
-
 /** Per root logger: its Loki pipeline and its primary (stdout) destination, for `flushLogger`. */
 const outputs = new WeakMap<Logger, { shipping: LokiShipping | undefined; primary: pino.DestinationStream }>();
 
@@ -50,19 +49,18 @@ const STDOUT_FLUSH_MS = 100;
 
 /**
  * stdout, batched (above). The lines of a batch are kept as the strings pino made and joined once, when the batch is
- * written; SonicBoom (which writes it, retrying a write the pipe takes only in part or refuses with EAGAIN) sees one
- * string per batch. Handing it each line instead costs either a copy of the whole batch per line (its string mode appends
- * to the batch string and measures that string's UTF-8 length on every write: ~20 KB of garbage per connection's three
- * lines) or a Buffer per line (its buffer mode: 1.5 µs of the 12 µs a connection's opened, subscribed and closed lines
- * cost, measured writing to a drained pipe).
+ * written (stdout-writer.ts: synchronous, complete, a full pipe tried again every millisecond). Handing SonicBoom each line
+ * instead cost either a copy of the whole batch per line (its string mode appends to the batch string and measures that
+ * string's UTF-8 length on every write: ~20 KB of garbage per connection's three lines) or a Buffer per line (its buffer
+ * mode: 1.5 µs of the 12 µs a connection's opened, subscribed and closed lines cost, measured writing to a drained pipe);
+ * and SonicBoom slept 100 ms on a full pipe.
+ *
+ * Descriptor 1 is written by number and `process.stdout` is never created for it: creating it on a pipe makes the
+ * descriptor non-blocking (libuv), so that a full pipe fails each write at once instead of waiting in the kernel. (It can
+ * still be non-blocking: the same pipe as stderr — `2>&1` — made so by a library that creates `process.stderr`.)
  */
 function batchedStdout(): { pino: pino.DestinationStream; flushable: pino.DestinationStream } {
-  // Descriptor 1 by number: `pino.destination()` without one reads `process.stdout.fd`, and creating `process.stdout` on a
-  // pipe makes the descriptor non-blocking (libuv). A full pipe then fails the write with EAGAIN, and SonicBoom's answer
-  // is to sleep 100 ms with the event loop held, however soon the reader drains it (a slow log collector froze every
-  // connection in steps of 100 ms; `npm run bench`'s connect storm met it). Left blocking, as the pipe was handed over, a
-  // write to a full pipe waits in the kernel only until the reader has made room.
-  const sonic = pino.destination({ dest: 1, sync: true });
+  const write = syncWriter(1);
   let lines: string[] = [];
   let chars = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -75,13 +73,12 @@ function batchedStdout(): { pino: pino.DestinationStream; flushable: pino.Destin
     const batch = lines.length === 1 ? lines[0]! : lines.join('');
     lines = [];
     chars = 0;
-    sonic.write(batch);
+    write(batch);
   };
   // What pino calls on its stream: `write`, and `flush` / `flushSync` for `logger.flush()` (without Loki; pino's
   // multistream has no `flush`, so with Loki `logger.flush()` does not reach this batch) and the exit hook, and what
-  // `flushLogger` calls. Each `sonic.write` is synchronous (minLength 0): once `writeOut` returns, SonicBoom holds nothing
-  // — so `flushSync` does not call SonicBoom's, which also fsyncs the descriptor (a file on a slow disk would hold up exit).
-  const batched: pino.DestinationStream & Pick<SonicBoomDestination, 'flush' | 'flushSync'> = {
+  // `flushLogger` calls. Once `writeOut` returns, its batch is written.
+  const batched: pino.DestinationStream & { flush(cb?: (err?: Error | null) => void): void; flushSync(): void } = {
     write(line: string): void {
       lines.push(line);
       chars += line.length;
@@ -90,7 +87,7 @@ function batchedStdout(): { pino: pino.DestinationStream; flushable: pino.Destin
     },
     flush(cb) {
       writeOut();
-      sonic.flush(cb);
+      cb?.();
     },
     flushSync() {
       writeOut();

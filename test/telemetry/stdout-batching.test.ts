@@ -69,6 +69,42 @@ describe('stdout log batching', () => {
     assert.ok(measured <= 2 * written, `${measured} bytes measured to log ${written} bytes`);
   });
 
+  it('waits for a full non-blocking pipe a millisecond at a time, and loses nothing', async () => {
+    // The reader holds off until the writer reports its first wait (the pipe is full), then reads everything. SonicBoom
+    // slept 100 ms before each new try, the event loop held, however soon the reader had drained the pipe.
+    const lines = 4000;
+    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'full-pipe', String(lines)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      if (stderr.startsWith('full\n') && child.stdout.listenerCount('data') === 0) {
+        child.stdout.on('data', (out: Buffer) => (stdout += out.toString()));
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, stderr);
+    const waits = JSON.parse(stderr.trim().split('\n').pop() ?? '{}') as { count: number; longestMs: number };
+    assert.ok(waits.count > 0, 'the pipe never filled: the test did not exercise a full pipe');
+    assert.equal(waits.longestMs, 1);
+    assert.deepEqual(logged(stdout), Array.from({ length: lines }, (_, i) => i));
+  });
+
+  it('says once on stderr that stdout is gone (EPIPE), and keeps running', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'epipe', '1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    child.stdout.destroy();
+    child.stdin.write('go\n');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, stderr);
+    const failed = stderr.split('\n').filter((l) => l.includes('"stdout_failed"'));
+    assert.equal(failed.length, 1, stderr);
+    assert.match(failed[0]!, /EPIPE/);
+    assert.match(stderr, /alive/);
+  });
+
   it('writes a lone line while the process keeps running (no batch to fill)', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'idle', '1'], { stdio: ['pipe', 'pipe', 'inherit'] });
     try {
