@@ -122,6 +122,9 @@ export const REDACT_PATHS = [
   'req.query.auth_signature',
 ];
 
+/** The mixin's answer for a line written outside a sampled span: nothing to add, and nothing to copy. */
+const NO_IDS = Object.freeze({});
+
 /** Creates the process logger; see the module comment for what each line carries. */
 export function createLogger(options: LoggerOptions): Logger {
   const { pino: primary, flushable } =
@@ -150,12 +153,14 @@ export function createLogger(options: LoggerOptions): Logger {
       // Correlation with traces: every line written while a span is active carries its ids.
       mixin() {
         const span = trace.getActiveSpan();
-        if (span === undefined) return {};
+        if (span === undefined) return NO_IDS;
         const ctx = span.spanContext();
         // Without a tracer provider spans are non-recording with an all-zero context: no ids rather than zeros.
-        if (!isSpanContextValid(ctx)) return {};
+        if (!isSpanContextValid(ctx)) return NO_IDS;
         return { trace_id: ctx.traceId, span_id: ctx.spanId };
       },
+      // pino's default merge copies every field of the line into the mixin's object, ids or not.
+      mixinMergeStrategy: (line: object, ids: object) => (ids === NO_IDS ? line : Object.assign(ids, line)),
     },
     destination,
   );
