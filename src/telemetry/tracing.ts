@@ -10,6 +10,7 @@
  */
 import {
   context,
+  INVALID_SPAN_CONTEXT,
   propagation,
   ROOT_CONTEXT,
   SpanKind,
@@ -50,20 +51,25 @@ export function samplerFollowsParent(sampler: string | undefined): boolean {
 
 const FOLLOWS_PARENT = samplerFollowsParent(process.env.OTEL_TRACES_SAMPLER);
 
+/** A root not sampled whose context nobody reads: one shared non-recording span with the invalid context. */
+const NOT_SAMPLED = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
 /**
  * Starts a span, skipping the SDK when its decision is known in advance:
  * - the parent is not sampled and the sampler follows it (95 % of publishes at 5 % sampling): the span returned carries the
  *   parent's context, as the API's no-op tracer does, so what it propagates stays unsampled;
  * - a new trace under a registered root ratio (root-sampling.ts): a draw the ratio does not keep gives a non-recording span
  *   with fresh ids; one it keeps goes to the SDK marked, and is recorded.
- * No ids (in the first case), no sampler call, no span object of the SDK.
+ * No ids (in the first case), no sampler call, no span object of the SDK. `contextRead` false: the caller reads a span's
+ * context only when it records (a `connect` span), so a root the ratio does not keep gets no ids either.
  */
-function startSpan(name: string, options: SpanOptions, parent: Context): Span {
+function startSpan(name: string, options: SpanOptions, parent: Context, contextRead = true): Span {
   const parentContext = trace.getSpanContext(parent);
   if (parentContext === undefined || !trace.isSpanContextValid(parentContext)) {
     const roots = rootSampling();
     if (roots !== undefined) {
       if (roots.random() >= roots.ratio) {
+        if (!contextRead) return NOT_SAMPLED;
         return trace.wrapSpanContext({ traceId: roots.ids.generateTraceId(), spanId: roots.ids.generateSpanId(), traceFlags: TraceFlags.NONE });
       }
       return tracer.startSpan(name, options, parent.setValue(ROOT_SAMPLED, true));
@@ -97,9 +103,12 @@ export function endWithError(span: Span, err: unknown): void {
   span.end();
 }
 
-/** The upgrade span of a connection; returns its context for the links of later `process` spans. */
+/**
+ * The upgrade span of a connection. Its context is read only when it records (for the links of later `process` spans):
+ * a root not sampled is not given ids.
+ */
 export function startConnectSpan(appId: string, sessionId: string, socketId: string, parent: Context): Span {
-  const span = startSpan('connect', { kind: SpanKind.SERVER }, parent);
+  const span = startSpan('connect', { kind: SpanKind.SERVER }, parent, false);
   if (span.isRecording()) {
     span.setAttribute(Attr.MessagingSystem, 'pusher');
     span.setAttribute(Attr.AppId, appId);
