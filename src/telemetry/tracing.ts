@@ -157,9 +157,16 @@ export function contextOf(span: Span): Context {
   return trace.setSpan(ROOT_CONTEXT, span);
 }
 
-/** Context carried by an incoming HTTP request's headers (`traceparent`), for spans created outside instrumentation. */
+/**
+ * Context carried by an incoming HTTP request's headers (`traceparent`), for spans created outside instrumentation. A
+ * request with none of the propagator's headers (most WebSocket upgrades and API calls) carries none: the propagators,
+ * each of which would look for its headers in turn, are not called.
+ */
 export function contextFromHeaders(headers: Record<string, string | string[] | undefined>): Context {
-  return propagation.extract(ROOT_CONTEXT, headers);
+  for (const field of propagation.fields()) {
+    if (headers[field] !== undefined) return propagation.extract(ROOT_CONTEXT, headers);
+  }
+  return ROOT_CONTEXT;
 }
 
 /** Context from a bare W3C `traceparent` string (adapter envelope, or a client frame's extra field). */
