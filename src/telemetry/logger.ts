@@ -122,7 +122,7 @@ export const REDACT_PATHS = [
   'req.query.auth_signature',
 ];
 
-/** The mixin's answer for a line written outside a sampled span: nothing to add, and nothing to copy. */
+/** The mixin's answer for a line written outside a span (or in one with no valid context): nothing to add or copy. */
 const NO_IDS = Object.freeze({});
 
 /** Creates the process logger; see the module comment for what each line carries. */

@@ -169,7 +169,7 @@ export function contextFromHeaders(headers: Record<string, string | string[] | u
   return ROOT_CONTEXT;
 }
 
-/** Context from a bare W3C `traceparent` string (adapter envelope, or a client frame's extra field). */
+/** Context from a bare W3C `traceparent` string (a client frame's extra field). */
 export function contextFromTraceparent(traceparent: string | undefined): Context {
   if (traceparent === undefined) return ROOT_CONTEXT;
   return propagation.extract(ROOT_CONTEXT, { traceparent });
