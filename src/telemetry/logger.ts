@@ -55,9 +55,9 @@ const STDOUT_FLUSH_MS = 100;
  * mode: 1.5 µs of the 12 µs a connection's opened, subscribed and closed lines cost, measured writing to a drained pipe);
  * and SonicBoom slept 100 ms on a full pipe.
  *
- * Descriptor 1 is written by number and `process.stdout` is never created for it: creating it on a pipe makes the
- * descriptor non-blocking (libuv), so that a full pipe fails each write at once instead of waiting in the kernel. (It can
- * still be non-blocking: the same pipe as stderr — `2>&1` — made so by a library that creates `process.stderr`.)
+ * Descriptor 1 is written by number; Beacon's own code never creates `process.stdout`. It is usually non-blocking anyway:
+ * creating `process.stdout` or `process.stderr` on a pipe makes it so, and the span-export and Loki worker threads pipe
+ * their output through both (with `2>&1` a library's `process.stderr` does it too), so a full pipe fails a write at once.
  */
 function batchedStdout(): { pino: pino.DestinationStream; flushable: pino.DestinationStream } {
   const write = syncWriter(1);
@@ -219,39 +219,19 @@ export async function flushLogger(logger: Logger, timeoutMs: number = DEFAULT_FL
     if (stats.dropped > 0) logEvent(logger, 'warn', line, 'Loki shipping stopped; some lines never reached Loki');
     else logEvent(logger, 'info', line, 'Loki shipping stopped');
   }
-  await flushDestination(output.primary);
+  flushDestination(output.primary);
 }
 
-/** What flushing needs of a pino destination (SonicBoom has all of it; a test's Writable has none). */
-interface FlushableDestination {
-  flushSync?: () => void;
-  once?: (event: 'write', listener: () => void) => void;
-  /** SonicBoom's "an asynchronous write is in flight" flag. */
-  _writing?: boolean;
-}
-
-const FLUSH_WAIT_MS = 1000;
 /** Part of a flush budget kept for writing the last lines to stdout. */
 const STDOUT_FLUSH_RESERVE_MS = 100;
 
 /**
- * Writes out what the destination still buffers before the process exits. SonicBoom's `flush(cb)` calls back at once when
- * `minLength` is 0 (pino's default), even with a write in flight, and `process.exit` then loses the last lines; so wait
- * (bounded) for the in-flight write to finish, then write the rest synchronously, in order.
+ * Writes out what the destination still buffers before the process exits: the batched stdout's pending batch, written
+ * synchronously (a test's Writable has nothing to flush).
  */
-async function flushDestination(stream: pino.DestinationStream): Promise<void> {
-  const d = stream as pino.DestinationStream & FlushableDestination;
+function flushDestination(stream: pino.DestinationStream): void {
+  const d = stream as pino.DestinationStream & { flushSync?: () => void };
   if (typeof d.flushSync !== 'function') return;
-  const deadline = Date.now() + FLUSH_WAIT_MS;
-  while (d._writing === true && typeof d.once === 'function' && Date.now() < deadline) {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 50);
-      d.once?.('write', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
   try {
     d.flushSync();
   } catch {

@@ -1,10 +1,13 @@
 /**
  * The writer of stdout's batches (logger.ts): synchronous and complete. A write the pipe takes only in part goes on from
- * where it stopped; a full non-blocking pipe (EAGAIN) is tried again every millisecond, the thread held, until its reader
- * makes room. That is what SonicBoom (pino's destination) did too, except that it slept 100 ms before each new try,
- * however soon the reader drained the pipe: every connection froze in steps of 100 ms behind a slow log collector.
- * A descriptor that is gone (EPIPE: nobody reads stdout any more; EBADF) ends the writing: one line on stderr says so, and
- * later lines are dropped, as pino's own destination drops them after EPIPE.
+ * where it stopped; a full non-blocking pipe (EAGAIN, EBUSY) is tried again every millisecond, the thread held, until its
+ * reader makes room. SonicBoom (pino's destination) slept 100 ms before each new try instead, however soon the reader had
+ * drained the pipe: every connection froze in steps of 100 ms behind a slow log collector.
+ *
+ * Failures are said on stderr, one JSON line each (nothing else can say it: this is the log): stdout gone (EPIPE: nobody
+ * reads it any more; EBADF) ends the writing for good, later lines dropped, as pino's own destination drops them after
+ * EPIPE; any other failure (a full disk, EIO) drops the batch it hit, and later batches are tried again — said once per
+ * error code. When stderr is the same pipe as stdout and that is what failed, nothing can be said.
  */
 import { writeSync } from 'node:fs';
 
@@ -13,25 +16,39 @@ export const FULL_PIPE_RETRY_MS = 1;
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
-/** Returns a function that writes a string to `fd` whole before it returns (or drops it once `fd` has failed). */
+const RETRY = new Set(['EAGAIN', 'EBUSY']);
+const GONE = new Set(['EPIPE', 'EBADF']);
+
+function sayOnStderr(msg: string, code: string): void {
+  try {
+    writeSync(2, `${JSON.stringify({ level: 'error', time: new Date().toISOString(), event: 'stdout_failed', code, msg })}\n`);
+  } catch {
+    // stderr is gone too.
+  }
+}
+
+/** Returns a function that writes a string to `fd` whole before it returns (or drops it: see the module comment). */
 export function syncWriter(fd: number): (text: string) => void {
-  let failed = false;
+  let gone = false;
+  const said = new Set<string>();
   return (text) => {
-    if (failed || text.length === 0) return;
+    if (gone || text.length === 0) return;
     let rest = Buffer.from(text);
     while (rest.length > 0) {
       try {
         rest = rest.subarray(writeSync(fd, rest));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+        const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
+        if (RETRY.has(code)) {
           Atomics.wait(sleeper, 0, 0, FULL_PIPE_RETRY_MS);
           continue;
         }
-        failed = true;
-        try {
-          writeSync(2, `${JSON.stringify({ level: 'error', event: 'stdout_failed', msg: `stdout failed (${(err as Error).message}); no more lines are written to it` })}\n`);
-        } catch {
-          // stderr is gone too.
+        if (GONE.has(code)) {
+          gone = true;
+          sayOnStderr(`stdout failed (${(err as Error).message}); no more lines are written to it`, code);
+        } else if (!said.has(code)) {
+          said.add(code);
+          sayOnStderr(`stdout failed (${(err as Error).message}); lines are dropped while it fails (said once per error)`, code);
         }
         return;
       }

@@ -4,7 +4,7 @@
  *
  * - `connect`          the WebSocket upgrade (SERVER); `process` spans link to it.
  * - `publish <type>`   an accepted event (PRODUCER), child of the HTTP API server span or of the client's `process` span.
- * - `deliver <type>`   the fan-out on one node (CONSUMER), child of `publish` through the envelope's `traceparent`.
+ * - `deliver <type>`   the fan-out on one node (CONSUMER), child of `publish` through the envelope's trace context.
  * - `process <event>`  a client frame worth tracing (subscribe, signin, client-*), linked to `connect`.
  * The destination in a span name is always the bounded channel type, never a channel name.
  */
@@ -158,15 +158,24 @@ export function contextOf(span: Span): Context {
 }
 
 /**
- * Context carried by an incoming HTTP request's headers (`traceparent`), for spans created outside instrumentation. A
- * request with none of the propagator's headers (most WebSocket upgrades and API calls) carries none: the propagators,
- * each of which would look for its headers in turn, are not called.
+ * Whether the propagators `OTEL_PROPAGATORS` names read no header beyond those their `fields()` list: W3C trace context
+ * and baggage (the default) do not; B3 reads its multi-header form whichever form it writes, Jaeger its `uberctx-*` baggage.
+ */
+export function propagatorsReadOnlyTheirFields(value: string | undefined): boolean {
+  const names = (value ?? '').split(',').map((name) => name.trim().toLowerCase());
+  return names.every((name) => name === '' || name === 'tracecontext' || name === 'baggage' || name === 'none');
+}
+
+const FIELDS_ONLY = propagatorsReadOnlyTheirFields(process.env.OTEL_PROPAGATORS);
+
+/**
+ * Context carried by an incoming HTTP request's headers (`traceparent`), for spans created outside instrumentation. Under
+ * propagators that read only their own fields, a request with none of those headers (most WebSocket upgrades and API
+ * calls) carries none: the propagators, each of which would look for its headers in turn, are not called.
  */
 export function contextFromHeaders(headers: Record<string, string | string[] | undefined>): Context {
-  for (const field of propagation.fields()) {
-    if (headers[field] !== undefined) return propagation.extract(ROOT_CONTEXT, headers);
-  }
-  return ROOT_CONTEXT;
+  if (FIELDS_ONLY && !propagation.fields().some((field) => headers[field] !== undefined)) return ROOT_CONTEXT;
+  return propagation.extract(ROOT_CONTEXT, headers);
 }
 
 /** Context from a bare W3C `traceparent` string (a client frame's extra field). */

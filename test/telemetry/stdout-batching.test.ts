@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 
@@ -78,7 +79,8 @@ describe('stdout log batching', () => {
     let stdout = '';
     child.stderr.on('data', (b: Buffer) => {
       stderr += b.toString();
-      if (stderr.startsWith('full\n') && child.stdout.listenerCount('data') === 0) {
+      // Read from the first wait on; or from the report, if the pipe never filled (the assertion below then fails).
+      if ((stderr.includes('full\n') || stderr.includes('"count"')) && child.stdout.listenerCount('data') === 0) {
         child.stdout.on('data', (out: Buffer) => (stdout += out.toString()));
       }
     });
@@ -94,7 +96,10 @@ describe('stdout log batching', () => {
     const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'epipe', '1'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    await new Promise((resolve) => child.stdout.once('data', resolve));
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no stdout within 10 s')), 10_000);
+      child.stdout.once('data', () => resolve(clearTimeout(timer)));
+    });
     child.stdout.destroy();
     child.stdin.write('go\n');
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
@@ -103,6 +108,20 @@ describe('stdout log batching', () => {
     assert.equal(failed.length, 1, stderr);
     assert.match(failed[0]!, /EPIPE/);
     assert.match(stderr, /alive/);
+  });
+
+  it('says once on stderr that stdout fails with another error (a full disk), and goes on writing later batches', async () => {
+    // /dev/full fails every write with ENOSPC: each of the several batches is dropped, said once.
+    const full = openSync('/dev/full', 'w');
+    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'exit', '400'], { stdio: ['ignore', full, 'pipe'] });
+    closeSync(full);
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 3, stderr);
+    const failed = stderr.split('\n').filter((l) => l.includes('"stdout_failed"'));
+    assert.equal(failed.length, 1, stderr);
+    assert.equal((JSON.parse(failed[0]!) as { code: string }).code, 'ENOSPC');
   });
 
   it('writes a lone line while the process keeps running (no batch to fill)', async () => {
