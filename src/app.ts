@@ -25,7 +25,7 @@ import { createPublisher } from './realtime/publisher.js';
 import { createRouter } from './realtime/router.js';
 import { notifyWatchers } from './realtime/watchlist.js';
 import { afterLeave } from './realtime/subscribe.js';
-import { createLogger, logShippingCounts, type Logger } from './telemetry/logger.js';
+import { createLogger, logShippingCounts, stdoutDropCounts, type Logger } from './telemetry/logger.js';
 import { lazyRequestLogger } from './telemetry/request-logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { startHeartbeat } from './transport/heartbeat.js';
@@ -88,7 +88,11 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   const metrics =
     overrides.metrics ??
     createMetrics(
-      { ...hub.gaugeSources(() => adapter.status()), logShipping: () => logShippingCounts(logger) },
+      {
+        ...hub.gaugeSources(() => adapter.status()),
+        logShipping: () => logShippingCounts(logger),
+        stdoutDropped: () => stdoutDropCounts(logger),
+      },
       { version: VERSION },
     );
   // subscription_count is opt-in per app, as in Pusher: the engines publish none for the others.

@@ -11,7 +11,7 @@ import { pino, type Logger } from 'pino';
 import { isoTime } from './log-time.js';
 import { startLokiShipping, type LokiShipping, type LokiShippingOptions } from './loki.js';
 import { logEvent, type LogLine } from './log-events.js';
-import { syncWriter } from './stdout-writer.js';
+import { syncWriter, type StdoutDropReason } from './stdout-writer.js';
 import type { LogShippingCounts } from './metrics.js';
 
 export type { Logger };
@@ -31,8 +31,14 @@ export interface LoggerOptions {
 
 export type { LokiShippingOptions };
 
-/** Per root logger: its Loki pipeline and its primary (stdout) destination, for `flushLogger`. */
-const outputs = new WeakMap<Logger, { shipping: LokiShipping | undefined; primary: pino.DestinationStream }>();
+/** Per root logger: its Loki pipeline, its primary destination and stdout's drop counts, for `flushLogger` and the metrics. */
+const outputs = new WeakMap<
+  Logger,
+  { shipping: LokiShipping | undefined; primary: pino.DestinationStream; stdoutDropped: StdoutDropCounts | undefined }
+>();
+
+/** stdout lines dropped since start, by reason (stdout-writer.ts). */
+export type StdoutDropCounts = Record<StdoutDropReason, number>;
 
 /**
  * stdout is written in batches: a line waits until 12 Ki characters are buffered or 100 ms have passed, so a burst of
@@ -59,8 +65,9 @@ const STDOUT_FLUSH_MS = 100;
  * creating `process.stdout` or `process.stderr` on a pipe makes it so, and the span-export and Loki worker threads pipe
  * their output through both (with `2>&1` a library's `process.stderr` does it too), so a full pipe fails a write at once.
  */
-function batchedStdout(): { pino: pino.DestinationStream; flushable: pino.DestinationStream } {
+function batchedStdout(): { stream: pino.DestinationStream; dropped: StdoutDropCounts } {
   const write = syncWriter(1);
+  const dropped: StdoutDropCounts = { closed: 0, write_error: 0 };
   let lines: string[] = [];
   let chars = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -71,9 +78,12 @@ function batchedStdout(): { pino: pino.DestinationStream; flushable: pino.Destin
     }
     if (lines.length === 0) return;
     const batch = lines.length === 1 ? lines[0]! : lines.join('');
+    const count = lines.length;
     lines = [];
     chars = 0;
-    write(batch);
+    const failed = write(batch);
+    // A batch that failed part-way is counted whole: its last line was cut, and which lines got through is not known.
+    if (failed !== undefined) dropped[failed] += count;
   };
   // What pino calls on its stream: `write`, and `flush` / `flushSync` for `logger.flush()` (without Loki; pino's
   // multistream has no `flush`, so with Loki `logger.flush()` does not reach this batch) and the exit hook, and what
@@ -101,7 +111,7 @@ function batchedStdout(): { pino: pino.DestinationStream; flushable: pino.Destin
       // Already closed, or stdout is gone (EPIPE): nothing more can be written.
     }
   });
-  return { pino: batched, flushable: batched };
+  return { stream: batched, dropped };
 }
 
 /** Field names whose values never reach a log line. */
@@ -127,8 +137,8 @@ const NO_IDS = Object.freeze({});
 
 /** Creates the process logger; see the module comment for what each line carries. */
 export function createLogger(options: LoggerOptions): Logger {
-  const { pino: primary, flushable } =
-    options.destination === undefined ? batchedStdout() : { pino: options.destination, flushable: options.destination };
+  const stdout = options.destination === undefined ? batchedStdout() : undefined;
+  const primary = stdout?.stream ?? options.destination!;
   const shipping =
     options.loki === undefined
       ? undefined
@@ -164,7 +174,7 @@ export function createLogger(options: LoggerOptions): Logger {
     },
     destination,
   );
-  outputs.set(logger, { shipping, primary: flushable });
+  outputs.set(logger, { shipping, primary, stdoutDropped: stdout?.dropped });
   shipping?.onFailure((failure, stats) => {
     logEvent(
       logger,
@@ -190,6 +200,11 @@ export function createLogger(options: LoggerOptions): Logger {
 export function logShippingCounts(logger: Logger): LogShippingCounts | undefined {
   const stats = outputs.get(logger)?.shipping?.stats();
   return stats === undefined ? undefined : { shipped: stats.shipped, dropped: stats.droppedBy };
+}
+
+/** The stdout lines a logger made by `createLogger` dropped (undefined when it writes elsewhere), for the metrics. */
+export function stdoutDropCounts(logger: Logger): StdoutDropCounts | undefined {
+  return outputs.get(logger)?.stdoutDropped;
 }
 
 /** Default bound on `flushLogger` when the caller has no deadline of its own. */

@@ -17,6 +17,7 @@ import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
 import type { CloseReason, RejectReason } from '../transport/close-reasons.js';
 import { metrics, type Attributes, type Counter, type Meter, type ObservableCounter } from '@opentelemetry/api';
 import { CounterTable } from './counter-table.js';
+import type { StdoutDropReason } from './stdout-writer.js';
 import { processHistograms, type HistogramProducer, type HistogramTable } from './histogram-table.js';
 import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
 
@@ -66,6 +67,8 @@ export interface GaugeSources {
   adapterStatus(): AdapterStatus;
   /** Loki shipping counts; undefined (no series) when logs are not shipped to Loki. */
   logShipping?: () => LogShippingCounts | undefined;
+  /** stdout lines dropped, by reason; undefined (no series) when the logger does not write stdout itself. */
+  stdoutDropped?: () => Readonly<Record<StdoutDropReason, number>> | undefined;
 }
 
 /** Bucket boundaries, per unit: seconds-scale for durations, bytes for sizes, counts for fan-out. */
@@ -300,6 +303,18 @@ export function createMetrics(
     },
     [logShipped, logDropped],
   );
+
+  // The logger's stdout writer counts the lines it could not write (a full disk, a reader gone): read at scrape time.
+  const stdoutDropped = meter.createObservableCounter('stdout_lines_dropped_total', {
+    description: 'Log lines that could not be written to stdout, by reason',
+  });
+  const stdoutReasons: readonly StdoutDropReason[] = ['closed', 'write_error'];
+  const stdoutAttributes = new Map(stdoutReasons.map((reason) => [reason, { reason }]));
+  stdoutDropped.addCallback((result) => {
+    const counts = sources.stdoutDropped?.();
+    if (counts === undefined) return;
+    for (const reason of stdoutReasons) result.observe(counts[reason], stdoutAttributes.get(reason));
+  });
 
   // Attribute sets are cached per (label values) so the hot path allocates nothing per frame.
   const cache = new Map<string, Attributes>();

@@ -4,10 +4,11 @@
  * reader makes room. SonicBoom (pino's destination) slept 100 ms before each new try instead, however soon the reader had
  * drained the pipe: every connection froze in steps of 100 ms behind a slow log collector.
  *
- * Failures are said on stderr, one JSON line each (nothing else can say it: this is the log): stdout gone (EPIPE: nobody
- * reads it any more; EBADF) ends the writing for good, later lines dropped, as pino's own destination drops them after
- * EPIPE; any other failure (a full disk, EIO) drops the batch it hit, and later batches are tried again — said once per
- * error code. When stderr is the same pipe as stdout and that is what failed, nothing can be said.
+ * A failure drops the batch it hit, and the caller counts its lines (`stdout_lines_dropped_total`): stdout gone (EPIPE:
+ * nobody reads it any more; EBADF) ends the writing for good (`closed`), later batches dropped too, as pino's own
+ * destination drops them after EPIPE; any other failure (a full disk, EIO) is a `write_error`, and later batches are tried
+ * again. Each is also said on stderr, one JSON line per error code (when stderr is the same pipe as stdout and that is what
+ * failed, only the counter says it).
  */
 import { writeSync } from 'node:fs';
 
@@ -27,12 +28,18 @@ function sayOnStderr(msg: string, code: string): void {
   }
 }
 
-/** Returns a function that writes a string to `fd` whole before it returns (or drops it: see the module comment). */
-export function syncWriter(fd: number): (text: string) => void {
+/** Why a batch was not written. */
+export type StdoutDropReason = 'closed' | 'write_error';
+
+/**
+ * Returns a function that writes a string to `fd` whole before it returns, answering undefined, or drops it and answers
+ * why (see the module comment).
+ */
+export function syncWriter(fd: number): (text: string) => StdoutDropReason | undefined {
   let gone = false;
   const said = new Set<string>();
   return (text) => {
-    if (gone || text.length === 0) return;
+    if (gone) return 'closed';
     let rest = Buffer.from(text);
     while (rest.length > 0) {
       try {
@@ -46,12 +53,15 @@ export function syncWriter(fd: number): (text: string) => void {
         if (GONE.has(code)) {
           gone = true;
           sayOnStderr(`stdout failed (${(err as Error).message}); no more lines are written to it`, code);
-        } else if (!said.has(code)) {
+          return 'closed';
+        }
+        if (!said.has(code)) {
           said.add(code);
           sayOnStderr(`stdout failed (${(err as Error).message}); lines are dropped while it fails (said once per error)`, code);
         }
-        return;
+        return 'write_error';
       }
     }
+    return undefined;
   };
 }

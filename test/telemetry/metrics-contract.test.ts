@@ -22,6 +22,7 @@ const sources: GaugeSources = {
   sendBufferBytes: () => 1024,
   adapterStatus: () => ({ adapter: 'local', up: true, pending: 2 }),
   logShipping: () => ({ shipped: 42, dropped: { spool_full: 1, rejected: 2, shutdown: 3 } }),
+  stdoutDropped: () => ({ closed: 4, write_error: 5 }),
 };
 
 describe('metrics contract (docs/telemetry.md)', () => {
@@ -75,8 +76,8 @@ describe('metrics contract (docs/telemetry.md)', () => {
   const contract = readContract();
 
   it('reads every table of Beacon\'s own metrics from docs/telemetry.md', () => {
-    // 35 rows, one of which names two counters.
-    assert.equal(contract.length, 36);
+    // 36 rows, one of which names two counters.
+    assert.equal(contract.length, 37);
     assert.ok(contract.some((c) => c.name === HTTP_DURATION && c.type === 'histogram'));
     assert.ok(contract.some((c) => c.name === 'websocket_connections' && c.type === 'gauge'));
     assert.ok(contract.some((c) => c.name === 'websocket_sent_bytes_total'));
@@ -148,5 +149,7 @@ describe('metrics contract (docs/telemetry.md)', () => {
     assert.equal(sample('loki_lines_shipped_total', {}), 42);
     assert.equal(sample('loki_lines_dropped_total', { reason: 'rejected' }), 2);
     assert.equal(sample('loki_lines_dropped_total', { reason: 'shutdown' }), 3);
+    assert.equal(sample('stdout_lines_dropped_total', { reason: 'closed' }), 4);
+    assert.equal(sample('stdout_lines_dropped_total', { reason: 'write_error' }), 5);
   });
 });

@@ -92,7 +92,7 @@ describe('stdout log batching', () => {
     assert.deepEqual(logged(stdout), Array.from({ length: lines }, (_, i) => i));
   });
 
-  it('says once on stderr that stdout is gone (EPIPE), and keeps running', async () => {
+  it('says once on stderr that stdout is gone (EPIPE), counts the lines it drops, and keeps running', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'epipe', '1'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -107,13 +107,16 @@ describe('stdout log batching', () => {
     const failed = stderr.split('\n').filter((l) => l.includes('"stdout_failed"'));
     assert.equal(failed.length, 1, stderr);
     assert.match(failed[0]!, /EPIPE/);
-    assert.match(stderr, /alive/);
+    // Every line logged after the reader left is counted (stdout_lines_dropped_total{reason="closed"}).
+    const alive = /alive (.*)/.exec(stderr);
+    assert.ok(alive !== null, stderr);
+    assert.deepEqual(JSON.parse(alive[1]!), { closed: 2000, write_error: 0 });
   });
 
-  it('says once on stderr that stdout fails with another error (a full disk), and goes on writing later batches', async () => {
+  it('says once on stderr that stdout fails with another error (a full disk), counts every line, and goes on trying', async () => {
     // /dev/full fails every write with ENOSPC: each of the several batches is dropped, said once.
     const full = openSync('/dev/full', 'w');
-    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'exit', '400'], { stdio: ['ignore', full, 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'exit-counted', '400'], { stdio: ['ignore', full, 'pipe'] });
     closeSync(full);
     let stderr = '';
     child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -122,6 +125,9 @@ describe('stdout log batching', () => {
     const failed = stderr.split('\n').filter((l) => l.includes('"stdout_failed"'));
     assert.equal(failed.length, 1, stderr);
     assert.equal((JSON.parse(failed[0]!) as { code: string }).code, 'ENOSPC');
+    // Every line is counted (stdout_lines_dropped_total{reason="write_error"}): no batch got through.
+    const counts = stderr.split('\n').find((l) => l.startsWith('{"closed"'));
+    assert.deepEqual(JSON.parse(counts ?? '{}'), { closed: 0, write_error: 400 });
   });
 
   it('writes a lone line while the process keeps running (no batch to fill)', async () => {

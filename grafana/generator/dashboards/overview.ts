@@ -73,9 +73,10 @@ export function overview(): Dashboard {
     // Totals since each node started, not rates: a loss is rare, and a counter series that appears with its first loss
     // (the span counter per error_type, the adapter's per reason) has no rate to show for it.
     .withRow(new RowBuilder('Losses'))
-    .withPanel(timeseries('Log lines lost on the way to Loki', 'short', [
-      { expr: `sum by (instance, reason) (loki_lines_dropped_total{${BEACON}})`, legend: '{{instance}} {{reason}}' },
-    ], { width: 6, thresholds: steps('green', [1, 'red']), min: 0, description: 'Log lines that never reached Loki since each node started, by reason (no data without LOKI_URL). A drop fires BeaconLogLinesDropped.' }))
+    .withPanel(timeseries('Log lines lost', 'short', [
+      { expr: `sum by (instance, reason) (loki_lines_dropped_total{${BEACON}})`, legend: 'Loki {{instance}} {{reason}}' },
+      { expr: `sum by (instance, reason) (stdout_lines_dropped_total{${BEACON}})`, legend: 'stdout {{instance}} {{reason}}' },
+    ], { width: 6, thresholds: steps('green', [1, 'red']), min: 0, description: 'Log lines that never reached Loki (no data without LOKI_URL) or stdout since each node started, by reason. A drop fires BeaconLogLinesDropped or BeaconStdoutLinesDropped.' }))
     .withPanel(timeseries('Spans lost on the way to the trace backend', 'short', [
       { expr: `sum by (instance, error_type) (otel_sdk_processor_span_processed_total{${BEACON}, error_type!=""})`, legend: '{{instance}} {{error_type}}' },
     ], { width: 6, thresholds: steps('green', [1, 'red']), min: 0, description: 'Sampled spans lost since each node started: queue_full (the export queue was full) or the error an export failed with. No data: none lost. A loss fires BeaconSpansDropped.' }))
