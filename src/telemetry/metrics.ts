@@ -231,6 +231,9 @@ export function createMetrics(
     (op) => ({ op }),
   );
   const adapterDropped = counter('websocket_adapter_dropped_total', 'Publishes the cluster engine dropped by reason');
+  // Both reasons from start, at 0: "none dropped" reads as 0 on a dashboard, not as no data, and `increase` sees the first.
+  adapterDropped.add(0, { reason: 'down' });
+  adapterDropped.add(0, { reason: 'error' });
   const cacheEvictions = counter('websocket_cache_evictions_total', 'Cache-channel events evicted to stay within CACHE_MAX_BYTES');
   let lastShutdownSeconds: number | undefined;
 

@@ -146,6 +146,7 @@ describe('metrics contract (docs/telemetry.md)', () => {
     assert.equal(sample('websocket_adapter_up', { adapter: 'local' }), 1);
     assert.equal(sample('websocket_adapter_pending_changes', { adapter: 'local' }), 2);
     assert.equal(sample('websocket_adapter_dropped_total', { reason: 'down' }), 1);
+    assert.equal(sample('websocket_adapter_dropped_total', { reason: 'error' }), 0, 'exported from start, at 0');
     assert.equal(sample('loki_lines_shipped_total', {}), 42);
     assert.equal(sample('loki_lines_dropped_total', { reason: 'rejected' }), 2);
     assert.equal(sample('loki_lines_dropped_total', { reason: 'shutdown' }), 3);

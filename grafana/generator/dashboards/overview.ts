@@ -71,7 +71,7 @@ export function overview(): Dashboard {
     .withPanel(timeseries('GC time', 'percentunit', [{ expr: `sum by (instance) (rate(v8js_gc_duration_sum{${BEACON}}[$__rate_interval]))`, legend: '{{instance}}' }], { width: 8, thresholds: steps('green', [0.1, 'red']) }))
 
     // Totals since each node started, not rates: a loss is rare, and a counter series that appears with its first loss
-    // (the span counter per error_type, the adapter's per reason) has no rate to show for it.
+    // (the span counter per error_type) has no rate to show for it.
     .withRow(new RowBuilder('Losses'))
     .withPanel(timeseries('Log lines lost', 'short', [
       { expr: `sum by (instance, reason) (loki_lines_dropped_total{${BEACON}})`, legend: 'Loki {{instance}} {{reason}}' },
@@ -85,7 +85,7 @@ export function overview(): Dashboard {
     ], { width: 6, thresholds: steps('green', [0.8, 'orange'], [1, 'red']), min: 0, description: 'Spans waiting for export as a share of OTEL_BSP_MAX_QUEUE_SIZE; at 100 % new spans are dropped.' }))
     .withPanel(timeseries('Publishes the cluster engine dropped', 'short', [
       { expr: `sum by (instance, reason) (websocket_adapter_dropped_total{${BEACON}})`, legend: '{{instance}} {{reason}}' },
-    ], { width: 6, thresholds: steps('green', [1, 'red']), min: 0, description: 'Publishes that never reached the other nodes since each node started: down (Redis unreachable) or error. No data: none dropped. A drop fires BeaconPublishesDropped.' }))
+    ], { width: 6, thresholds: steps('green', [1, 'red']), min: 0, description: 'Publishes that never reached the other nodes since each node started: down (Redis unreachable) or error. A drop fires BeaconPublishesDropped.' }))
 
     .withRow(new RowBuilder('Scrape health'))
     .withPanel(timeseries('Targets up', 'short', [{ expr: 'sum by (job) (up)', legend: '{{job}}' }], { width: 12, thresholds: steps('red', [1, 'green']), min: 0 }))
