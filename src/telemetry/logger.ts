@@ -104,13 +104,8 @@ function batchedStdout(): { stream: pino.DestinationStream; dropped: StdoutDropC
     },
   };
   // pino registers an exit hook for asynchronous destinations only; a batched one needs it too. Held weakly by the hook.
-  onExit.register(batched, (stream) => {
-    try {
-      stream.flushSync();
-    } catch {
-      // Already closed, or stdout is gone (EPIPE): nothing more can be written.
-    }
-  });
+  // The writer does not throw: a stdout that is gone or failing is counted and said on stderr (stdout-writer.ts).
+  onExit.register(batched, (stream) => stream.flushSync());
   return { stream: batched, dropped };
 }
 
