@@ -31,7 +31,9 @@ export function createFanout({ hub, metrics }: FanoutDeps): (envelope: Envelope)
     let recipients = 0;
     let dropped = 0;
     for (const connection of channel.subscribers) {
-      if (connection.socketId === exclude) continue;
+      // `exclude` is tested first: most envelopes exclude nobody, and a string compared with undefined at one site makes V8
+      // compile that `===` as a call to its generic comparison, once per recipient (~1 % of a fan-out's CPU in a profile).
+      if (exclude !== undefined && connection.socketId === exclude) continue;
       if (connection.sendTextFrame(frame)) recipients++;
       else dropped++;
     }
