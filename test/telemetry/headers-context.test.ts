@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { propagation, ROOT_CONTEXT, trace, type Context, type TextMapGetter, type TextMapPropagator } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { contextFromHeaders, propagatorsReadOnlyTheirFields } from '../../src/telemetry/tracing.js';
+
+// tracing.ts reads OTEL_PROPAGATORS once, when it is loaded: this test is about the default, whatever the shell exported.
+delete process.env.OTEL_PROPAGATORS;
+const { contextFromHeaders, propagatorsReadOnlyTheirFields } = await import('../../src/telemetry/tracing.js');
 
 const TRACE = '0af7651916cd43dd8448eb211c80319c';
 const PARENT = 'b7ad6b7169203331';
