@@ -1,7 +1,8 @@
 /**
  * A connection's log lines carry its session, socket and app ids, first after the process's own fields, as a pino child's
  * bindings would put them; they are written through the process logger with the ids copied into each line, and no child
- * logger is made (a child cost its bindings serialised and ~0.7 KiB per connection, made again after each GC).
+ * logger is made (a child cost its bindings serialised and ~0.7 KiB per connection, and was made again for a line written
+ * after a GC).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
