@@ -16,7 +16,7 @@ import type { MessageErrorReason, Metrics, RateLimitScope } from '../telemetry/m
 import { addSpanEvent, endWithError, withSpan } from '../telemetry/tracing.js';
 import type { CloseReason } from './close-reasons.js';
 import { ConnectionState, type Membership } from './connection-state.js';
-import { TextFrame, writeTextFrame } from './preframed.js';
+import { rawFramesPossible, TextFrame, writeTextFrame } from './preframed.js';
 import type { WriteTurnState } from './write-turns.js';
 
 export type { Membership };
@@ -90,6 +90,8 @@ export class Connection extends ConnectionState implements WriteTurnState {
    */
   lastWriteTurn = 0;
   writeCorked = false;
+  /** Whether ws could ever take pre-built frames on this socket (transport/preframed.ts), read once: the handshake settled it. */
+  private readonly rawFrames: boolean;
   private readonly metrics: Metrics;
   private readonly sendBufferMaxBytes: number;
   private readonly onClosed: (connection: Connection) => void;
@@ -106,6 +108,7 @@ export class Connection extends ConnectionState implements WriteTurnState {
     this.sessionId = options.sessionId;
     this.logger = options.logger;
     this.logBindings = options.logBindings;
+    this.rawFrames = rawFramesPossible(options.ws);
     this.metrics = options.metrics;
     this.sendBufferMaxBytes = options.sendBufferMaxBytes;
     this.upgradeSpan = options.upgradeSpan;
@@ -152,7 +155,7 @@ export class Connection extends ConnectionState implements WriteTurnState {
    */
   sendTextFrame(frame: TextFrame): boolean {
     if (!this.admitsWrite()) return false;
-    writeTextFrame(this.ws, frame, this);
+    writeTextFrame(this.ws, frame, this, this.rawFrames);
     this.framesOut++;
     this.sentBytes += frame.payload.length;
     return true;

@@ -5,10 +5,10 @@
  *
  * `ws` has no public API for this. The frame comes from ws's own `Sender.frame` (the exact bytes `send()` would write),
  * and the raw write is taken only when ws itself would write straight to the socket: the socket is OPEN, no extension
- * (permessage-deflate) is negotiated, ws's Sender is idle (no compression or Blob read in progress, nothing queued) and not
- * inside a fragmented message. Anything else — or a ws version whose internals differ — goes through `ws.send()`, so order
- * and ws's own state are never bypassed. `bufferedAmount` stays exact: a raw write is queued in the socket, which ws counts.
- * test/transport/preframed.test.ts pins this to the installed ws.
+ * (permessage-deflate) is negotiated (read once per connection), ws's Sender is idle (no compression or Blob read in
+ * progress, so nothing queued) and not inside a fragmented message. Anything else — or a ws version whose internals
+ * differ — goes through `ws.send()`, so order and ws's own state are never bypassed. `bufferedAmount` stays exact: a raw
+ * write is queued in the socket, which ws counts. test/transport/preframed.test.ts pins this to the installed ws.
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
@@ -17,7 +17,6 @@ import { beforeWrite, type WriteTurnState } from './write-turns.js';
 /** ws's Sender, as far as this module reads it (private fields of ws 8). */
 interface SenderInternals {
   _state?: unknown;
-  _queue?: { length: number };
   _firstFragment?: unknown;
 }
 
@@ -72,38 +71,55 @@ export class TextFrame {
   }
 }
 
-/** True when `record` has an own or inherited enumerable key; no array is allocated (this runs per recipient). */
+/** True when `record` has an own or inherited enumerable key; no array is allocated. */
 function hasAny(record: Record<string, unknown>): boolean {
   for (const _ in record) return true;
   return false;
 }
 
-/** True when ws would write a frame for `ws` straight to its socket now, so a pre-built frame may be written instead. */
-export function canWriteRaw(ws: WebSocket): boolean {
-  if (ws.readyState !== WS_OPEN) return false;
+/**
+ * True when ws could ever take a pre-built frame for `ws`: no extension (permessage-deflate) was negotiated and its Sender
+ * class builds frames. Extensions are settled by the handshake, so a connection reads this once, when it opens.
+ */
+export function rawFramesPossible(ws: WebSocket): boolean {
   const internals = ws as unknown as WebSocketInternals;
   const sender = internals._sender;
-  const socket = internals._socket;
   const extensions = internals._extensions;
   return (
     sender !== undefined &&
-    sender._state === SENDER_IDLE &&
-    sender._queue?.length === 0 &&
-    sender._firstFragment === true &&
+    typeof (sender.constructor as Partial<SenderClass>).frame === 'function' &&
     extensions !== undefined &&
-    !hasAny(extensions) &&
-    socket !== undefined &&
-    socket.writable
+    !hasAny(extensions)
   );
+}
+
+/**
+ * True when ws, which could take pre-built frames (`rawFramesPossible`), would write one straight to the socket now: open,
+ * its Sender idle and not inside a fragmented message, the socket writable. This runs per recipient, so it reads only
+ * what changes. The Sender's queue is not read: ws 8 queues a send only while its Sender is busy (compressing, reading a
+ * Blob) and drains the queue synchronously whenever it becomes idle again, so an idle Sender's queue is empty
+ * (test/transport/preframed.test.ts pins this to the installed ws).
+ */
+function writesStraightThrough(ws: WebSocket): boolean {
+  if (ws.readyState !== WS_OPEN) return false;
+  const internals = ws as unknown as Required<WebSocketInternals>;
+  const sender = internals._sender;
+  return sender._state === SENDER_IDLE && sender._firstFragment === true && internals._socket.writable;
+}
+
+/** True when ws would write a frame for `ws` straight to its socket now, so a pre-built frame may be written instead. */
+export function canWriteRaw(ws: WebSocket): boolean {
+  return rawFramesPossible(ws) && writesStraightThrough(ws);
 }
 
 /**
  * Writes `frame` to `ws`: raw when `canWriteRaw`, otherwise through `ws.send()`. Returns true when the raw path was taken.
  * With `turns` (the connection's coalescing state), a second raw frame in the same turn is coalesced (write-turns.ts).
- * The caller has checked that the connection is open and within its send-buffer bound.
+ * `rawPossible` is `rawFramesPossible(ws)`, which a connection reads once. The caller has checked that the connection is
+ * open and within its send-buffer bound.
  */
-export function writeTextFrame(ws: WebSocket, frame: TextFrame, turns?: WriteTurnState): boolean {
-  if (canWriteRaw(ws)) {
+export function writeTextFrame(ws: WebSocket, frame: TextFrame, turns?: WriteTurnState, rawPossible = rawFramesPossible(ws)): boolean {
+  if (rawPossible && writesStraightThrough(ws)) {
     const internals = ws as unknown as Required<WebSocketInternals>;
     const wire = frame.wireBytes(internals._sender);
     if (wire !== undefined) {

@@ -1,15 +1,18 @@
 /**
  * Pre-framed writes against the installed `ws`: a real ws client receives exactly the frames, in order with frames sent
  * through `send()`; the raw path is taken in the plain open state and `send()` is used whenever ws's own state says
- * otherwise (permessage-deflate, a Blob read in progress in its Sender, closing). If a ws upgrade changes the internals this
- * relies on, the first test fails instead of Beacon silently losing the fast path.
+ * otherwise (permessage-deflate, a Blob read in progress in its Sender, closing); an idle Sender never has frames queued
+ * (the raw path does not read the queue), and a Connection takes the raw path. If a ws upgrade changes the internals this
+ * relies on, these tests fail instead of Beacon silently losing the fast path or overtaking queued frames.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer, type ServerOptions } from 'ws';
+import { Connection } from '../../src/transport/connection.js';
 import { canWriteRaw, TextFrame, writeTextFrame } from '../../src/transport/preframed.js';
+import { capturedLogger, recordingMetrics, unitApp } from '../helpers/unit.js';
 import { within } from '../helpers/wait.js';
 
 /** A ws server on 127.0.0.1 and one connected client; resolves with the server side of the connection. */
@@ -161,6 +164,118 @@ test('the Sender busy (a Blob being read, frames queued behind it): send(), so o
     assert.equal(canWriteRaw(server), true, 'idle again once the queue drained');
   } finally {
     await close();
+  }
+});
+
+/**
+ * Sends `count` messages through ws while sampling its Sender after each send and at every turn of the event loop until
+ * the client has them all; asserts that the Sender was never idle with frames queued, and returns how often frames were.
+ */
+async function sampleSender(
+  { server, received }: Awaited<ReturnType<typeof pair>>,
+  send: (i: number) => void,
+  count: number,
+): Promise<number> {
+  const sender = (server as unknown as { _sender: { _state: unknown; _queue: unknown[] } })._sender;
+  let queuedSamples = 0;
+  const sample = (): void => {
+    if (sender._queue.length === 0) return;
+    queuedSamples++;
+    assert.notEqual(sender._state, 0, 'ws left its Sender idle with frames queued: a raw write would overtake them');
+  };
+  for (let i = 0; i < count; i++) {
+    send(i);
+    sample();
+  }
+  let done = false;
+  const all = received(count).finally(() => {
+    done = true;
+  });
+  while (!done) {
+    sample();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.equal((await all).length, count);
+  assert.equal(sender._queue.length, 0);
+  assert.equal(sender._state, 0, 'idle once everything was sent');
+  return queuedSamples;
+}
+
+test('an idle Sender has nothing queued, so the raw path does not read the queue (ws drains it as the Sender turns idle)', async () => {
+  const deflating = await pair({ perMessageDeflate: { threshold: 0 } });
+  try {
+    const queued = await sampleSender(deflating, (i) => deflating.server.send(`compressed ${i}`), 50);
+    assert.ok(queued > 0, 'nothing was queued behind the compression: the test did not exercise the queue');
+  } finally {
+    await deflating.close();
+  }
+  const plain = await pair();
+  try {
+    const queued = await sampleSender(plain, (i) => plain.server.send(i % 5 === 0 ? new Blob([`blob ${i}`]) : `text ${i}`), 50);
+    assert.ok(queued > 0, 'nothing was queued behind the Blob reads: the test did not exercise the queue');
+  } finally {
+    await plain.close();
+  }
+});
+
+/** A Connection over the server side of `ws`, as the WebSocket route makes one. */
+function connectionOver(ws: WebSocket): Connection {
+  return new Connection({
+    ws,
+    app: unitApp(),
+    socketId: '1.1',
+    sessionId: 'session-1',
+    logger: capturedLogger('warn').logger,
+    logBindings: { session_id: 'session-1', socket_id: '1.1', app_id: 'app-id' },
+    metrics: recordingMetrics().metrics,
+    sendBufferMaxBytes: 1_000_000,
+    framesPerSecond: 0,
+    upgradeSpan: undefined,
+    onClosed: () => {},
+  });
+}
+
+/** How often `send` calls `write` on `server`'s TCP socket and ws's own `send()`. */
+function countSocketWrites(server: WebSocket, send: () => void): { write: number; send: number } {
+  const socket = (server as unknown as { _socket: Socket })._socket;
+  const counts = { write: 0, send: 0 };
+  const write = socket.write;
+  const wsSend = server.send;
+  socket.write = ((...args: Parameters<Socket['write']>) => {
+    counts.write++;
+    return write.apply(socket, args);
+  }) as Socket['write'];
+  server.send = ((...args: Parameters<WebSocket['send']>) => {
+    counts.send++;
+    return wsSend.apply(server, args);
+  }) as WebSocket['send'];
+  try {
+    send();
+  } finally {
+    socket.write = write;
+    server.send = wsSend;
+  }
+  return counts;
+}
+
+test('a Connection writes fan-out frames raw on a plain socket, and through send() when an extension was negotiated', async () => {
+  const plain = await pair();
+  try {
+    const connection = connectionOver(plain.server);
+    const counts = countSocketWrites(plain.server, () => assert.equal(connection.sendTextFrame(new TextFrame(Buffer.from('raw'))), true));
+    assert.deepEqual(counts, { write: 1, send: 0 }, 'one socket write of the pre-built frame, no send()');
+    assert.deepEqual(await plain.received(1), ['text:raw']);
+  } finally {
+    await plain.close();
+  }
+  const deflating = await pair({ perMessageDeflate: { threshold: 0 } });
+  try {
+    const connection = connectionOver(deflating.server);
+    const counts = countSocketWrites(deflating.server, () => assert.equal(connection.sendTextFrame(new TextFrame(Buffer.from('deflated'))), true));
+    assert.equal(counts.send, 1, 'ws frames (and compresses) it');
+    assert.deepEqual(await deflating.received(1), ['text:deflated']);
+  } finally {
+    await deflating.close();
   }
 });
 
