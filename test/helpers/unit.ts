@@ -15,7 +15,7 @@ import { gateMemberEvents } from '../../src/realtime/member-delivery.js';
 import { createPublisher } from '../../src/realtime/publisher.js';
 import { createLogger, type Logger } from '../../src/telemetry/logger.js';
 import type { Metrics } from '../../src/telemetry/metrics.js';
-import { Connection } from '../../src/transport/connection.js';
+import { Connection, type ConnectionOptions } from '../../src/transport/connection.js';
 import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
 
 /** An app as configuration builds it, with `overrides`. */
@@ -132,6 +132,27 @@ export function capturedLogger(level = 'debug'): { logger: Logger; lines: Record
   // pino writes to a plain stream synchronously (`write` is called inside the log call).
   const logger = createLogger({ serviceName: 'beacon', env: 'test', nodeId: 'unit', level, destination });
   return { logger, lines };
+}
+
+/**
+ * A Connection over `ws` (a MemorySocket or a real ws), as the WebSocket route makes one: the unit app, session `session-1`,
+ * socket `1.1`, a warn-level captured logger and recording metrics unless `options` says otherwise.
+ */
+export function unitConnection(ws: WebSocket, options: Partial<ConnectionOptions> = {}): Connection {
+  return new Connection({
+    ws,
+    app: unitApp(),
+    socketId: '1.1',
+    sessionId: 'session-1',
+    logger: capturedLogger('warn').logger,
+    logBindings: { session_id: 'session-1', socket_id: '1.1', app_id: 'app-id' },
+    metrics: recordingMetrics().metrics,
+    sendBufferMaxBytes: 1_000_000,
+    framesPerSecond: 0,
+    upgradeSpan: undefined,
+    onClosed: () => {},
+    ...options,
+  });
 }
 
 /** What a unit test of the realtime layer works with. */

@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { WebSocket } from 'ws';
 import { channelKind } from '../../src/protocol/channel-name.js';
-import { Connection } from '../../src/transport/connection.js';
-import { capturedLogger, MemorySocket, recordingMetrics, unitApp } from '../helpers/unit.js';
+import { capturedLogger, MemorySocket, unitConnection } from '../helpers/unit.js';
 
 /** A connection over a MemorySocket whose logger counts (and weakly keeps) the child loggers made from it. */
 function open(level: string) {
@@ -22,19 +21,7 @@ function open(level: string) {
     return c;
   }) as typeof logger.child;
   const socket = new MemorySocket();
-  const connection = new Connection({
-    ws: socket as unknown as WebSocket,
-    app: unitApp(),
-    socketId: '1.1',
-    sessionId: 'session-1',
-    logger,
-    logBindings: { session_id: 'session-1', socket_id: '1.1', app_id: 'app-id' },
-    metrics: recordingMetrics().metrics,
-    sendBufferMaxBytes: 1_000_000,
-    framesPerSecond: 0,
-    upgradeSpan: undefined,
-    onClosed: () => {},
-  });
+  const connection = unitConnection(socket as unknown as WebSocket, { logger });
   socket.on('close', (code: number) => connection.finish(code));
   return { connection, socket, lines, made };
 }

@@ -10,9 +10,8 @@ import { once } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer, type ServerOptions } from 'ws';
-import { Connection } from '../../src/transport/connection.js';
 import { canWriteRaw, TextFrame, writeTextFrame } from '../../src/transport/preframed.js';
-import { capturedLogger, recordingMetrics, unitApp } from '../helpers/unit.js';
+import { unitConnection } from '../helpers/unit.js';
 import { within } from '../helpers/wait.js';
 
 /** A ws server on 127.0.0.1 and one connected client; resolves with the server side of the connection. */
@@ -218,23 +217,6 @@ test('an idle Sender has nothing queued, so the raw path does not read the queue
   }
 });
 
-/** A Connection over the server side of `ws`, as the WebSocket route makes one. */
-function connectionOver(ws: WebSocket): Connection {
-  return new Connection({
-    ws,
-    app: unitApp(),
-    socketId: '1.1',
-    sessionId: 'session-1',
-    logger: capturedLogger('warn').logger,
-    logBindings: { session_id: 'session-1', socket_id: '1.1', app_id: 'app-id' },
-    metrics: recordingMetrics().metrics,
-    sendBufferMaxBytes: 1_000_000,
-    framesPerSecond: 0,
-    upgradeSpan: undefined,
-    onClosed: () => {},
-  });
-}
-
 /** How often `send` calls `write` on `server`'s TCP socket and ws's own `send()`. */
 function countSocketWrites(server: WebSocket, send: () => void): { write: number; send: number } {
   const socket = (server as unknown as { _socket: Socket })._socket;
@@ -261,7 +243,7 @@ function countSocketWrites(server: WebSocket, send: () => void): { write: number
 test('a Connection writes fan-out frames raw on a plain socket, and through send() when an extension was negotiated', async () => {
   const plain = await pair();
   try {
-    const connection = connectionOver(plain.server);
+    const connection = unitConnection(plain.server);
     const counts = countSocketWrites(plain.server, () => assert.equal(connection.sendTextFrame(new TextFrame(Buffer.from('raw'))), true));
     assert.deepEqual(counts, { write: 1, send: 0 }, 'one socket write of the pre-built frame, no send()');
     assert.deepEqual(await plain.received(1), ['text:raw']);
@@ -270,7 +252,7 @@ test('a Connection writes fan-out frames raw on a plain socket, and through send
   }
   const deflating = await pair({ perMessageDeflate: { threshold: 0 } });
   try {
-    const connection = connectionOver(deflating.server);
+    const connection = unitConnection(deflating.server);
     const counts = countSocketWrites(deflating.server, () => assert.equal(connection.sendTextFrame(new TextFrame(Buffer.from('deflated'))), true));
     assert.equal(counts.send, 1, 'ws frames (and compresses) it');
     assert.deepEqual(await deflating.received(1), ['text:deflated']);
