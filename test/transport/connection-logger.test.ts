@@ -10,29 +10,28 @@ import type { WebSocket } from 'ws';
 import { channelKind } from '../../src/protocol/channel-name.js';
 import { capturedLogger, MemorySocket, unitConnection } from '../helpers/unit.js';
 
-/** A connection over a MemorySocket whose logger counts (and weakly keeps) the child loggers made from it. */
+/** A connection over a MemorySocket whose logger counts the child loggers made from it. */
 function open(level: string) {
   const { logger, lines } = capturedLogger(level);
-  const made: WeakRef<object>[] = [];
+  let children = 0;
   const child = logger.child.bind(logger);
   logger.child = ((...args: Parameters<typeof child>) => {
-    const c = child(...args);
-    made.push(new WeakRef(c));
-    return c;
+    children++;
+    return child(...args);
   }) as typeof logger.child;
   const socket = new MemorySocket();
   const connection = unitConnection(socket as unknown as WebSocket, { logger });
   socket.on('close', (code: number) => connection.finish(code));
-  return { connection, socket, lines, made };
+  return { connection, socket, lines, children: () => children };
 }
 
 function lifetime(level: string): { children: number; lines: Record<string, unknown>[] } {
-  const { connection, socket, lines, made } = open(level);
+  const { connection, socket, lines, children } = open(level);
   connection.opened(() => ({ remote_address: '127.0.0.1' }));
   connection.subscribed('news', channelKind('news'));
   connection.unsubscribed('news');
   socket.terminate();
-  return { children: made.length, lines };
+  return { children: children(), lines };
 }
 
 describe('connection logger', () => {
