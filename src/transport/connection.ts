@@ -2,8 +2,11 @@
  * One client connection: its identity, the only way to write to or close its socket, and the intent methods that count,
  * log and trace what happens to it. Its own state (channels, user, counters) is ConnectionState's (connection-state.ts).
  * The shape is fixed: every field is set in the constructor (nothing is ever added to the `ws` socket).
+ * Through ws it writes only whole messages from a Buffer or a string, never a Blob nor a fragment (`fin: false`): its
+ * pre-built fan-out frames are written straight to the socket on that ground (transport/preframed.ts).
  */
 import type { Span, SpanContext } from '@opentelemetry/api';
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { AppConfig } from '../config.js';
 import type { ChannelKind } from '../protocol/channel-name.js';
@@ -16,7 +19,7 @@ import type { MessageErrorReason, Metrics, RateLimitScope } from '../telemetry/m
 import { addSpanEvent, endWithError, withSpan } from '../telemetry/tracing.js';
 import type { CloseReason } from './close-reasons.js';
 import { ConnectionState, type Membership } from './connection-state.js';
-import { rawFramesPossible, TextFrame, writeTextFrame } from './preframed.js';
+import { rawFrameSocket, TextFrame, writeRawFrame } from './preframed.js';
 import type { WriteTurnState } from './write-turns.js';
 
 export type { Membership };
@@ -90,8 +93,12 @@ export class Connection extends ConnectionState implements WriteTurnState {
    */
   lastWriteTurn = 0;
   writeCorked = false;
-  /** Whether ws could ever take pre-built frames on this socket (transport/preframed.ts), read once: the handshake settled it. */
-  private readonly rawFrames: boolean;
+  /**
+   * The socket pre-built frames are written to, when ws could ever take them on this connection (transport/preframed.ts);
+   * read once, the handshake settled it. Every other write goes through `ws.send()` with a whole Buffer or string, so
+   * ws's Sender never turns busy here: what it reports buffered is all in this socket.
+   */
+  private readonly rawSocket: Socket | undefined;
   private readonly metrics: Metrics;
   private readonly sendBufferMaxBytes: number;
   private readonly onClosed: (connection: Connection) => void;
@@ -108,7 +115,7 @@ export class Connection extends ConnectionState implements WriteTurnState {
     this.sessionId = options.sessionId;
     this.logger = options.logger;
     this.logBindings = options.logBindings;
-    this.rawFrames = rawFramesPossible(options.ws);
+    this.rawSocket = rawFrameSocket(options.ws);
     this.metrics = options.metrics;
     this.sendBufferMaxBytes = options.sendBufferMaxBytes;
     this.upgradeSpan = options.upgradeSpan;
@@ -150,12 +157,16 @@ export class Connection extends ConnectionState implements WriteTurnState {
   }
 
   /**
-   * Writes one frame built once for many recipients (fan-out): one socket write of the prebuilt wire bytes when ws's state
-   * allows it (transport/preframed.ts), `ws.send()` otherwise. Same contract as `sendFrame`.
+   * Writes one frame built once for many recipients (fan-out): one socket write of the prebuilt wire bytes when this
+   * connection takes them and its socket is writable (transport/preframed.ts), `ws.send()` otherwise. Same contract as
+   * `sendFrame`. Per recipient this reads only the connection's state and its socket's, never ws's Sender.
    */
   sendTextFrame(frame: TextFrame): boolean {
     if (!this.admitsWrite()) return false;
-    writeTextFrame(this.ws, frame, this, this.rawFrames);
+    const socket = this.rawSocket;
+    if (socket === undefined || !socket.writable || !writeRawFrame(this.ws, socket, frame, this)) {
+      this.ws.send(frame.payload, TEXT_FRAME);
+    }
     this.framesOut++;
     this.sentBytes += frame.payload.length;
     return true;
@@ -164,12 +175,14 @@ export class Connection extends ConnectionState implements WriteTurnState {
   /** False when nothing may be written: closing, or just closed as a slow consumer (counted and logged here, once). */
   private admitsWrite(): boolean {
     if (!this.isOpen) return false;
-    if (this.ws.bufferedAmount > this.sendBufferMaxBytes) {
+    // ws's `bufferedAmount`, which is all in the socket when frames are written raw (see `rawSocket`).
+    const buffered = this.rawSocket === undefined ? this.ws.bufferedAmount : this.rawSocket.writableLength;
+    if (buffered > this.sendBufferMaxBytes) {
       // The client does not read as fast as we write: close it rather than let its buffer grow without bound.
       this.metrics.backpressure(this.app.id, 'disconnected');
       this.log(
         'warn',
-        { event: 'slow_consumer', buffered_bytes: this.ws.bufferedAmount, limit_bytes: this.sendBufferMaxBytes },
+        { event: 'slow_consumer', buffered_bytes: buffered, limit_bytes: this.sendBufferMaxBytes },
         'send buffer over its bound; closing slow consumer',
       );
       this.close(Errors.CLOSE_SLOW_CONSUMER.code, Errors.CLOSE_SLOW_CONSUMER.message, 'slow_consumer');

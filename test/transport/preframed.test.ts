@@ -1,16 +1,19 @@
 /**
- * Pre-framed writes against the installed `ws`: a real ws client receives exactly the frames, in order with frames sent
- * through `send()`; the raw path is taken in the plain open state and `send()` is used whenever ws's own state says
- * otherwise (permessage-deflate, a Blob read in progress in its Sender, closing); an idle Sender never has frames queued
- * (the raw path does not read the queue), and a Connection takes the raw path. If a ws upgrade changes the internals this
- * relies on, these tests fail instead of Beacon silently losing the fast path or overtaking queued frames.
+ * Pre-framed writes against the installed `ws`, through the one writer of a socket, a Connection: a real ws client
+ * receives exactly the frames, in order with the frames the connection sends through `ws.send()`; a plain socket takes
+ * them raw, a socket with permessage-deflate or a closing connection does not; what the socket buffers is all of
+ * `bufferedAmount`; and every way a Connection writes leaves ws's Sender idle and between messages, which is why the raw
+ * path never reads it. If a ws upgrade changes the internals this relies on, these tests fail instead of Beacon silently
+ * losing the fast path or overtaking frames ws holds.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer, type ServerOptions } from 'ws';
-import { canWriteRaw, TextFrame, writeTextFrame } from '../../src/transport/preframed.js';
+import { Errors } from '../../src/protocol/errors.js';
+import type { Connection } from '../../src/transport/connection.js';
+import { rawFrameSocket, TextFrame } from '../../src/transport/preframed.js';
 import { unitConnection } from '../helpers/unit.js';
 import { within } from '../helpers/wait.js';
 
@@ -52,174 +55,16 @@ async function pair(options: ServerOptions = {}): Promise<{
   };
 }
 
-test('in the plain open state the frame is written raw, and the client reads it exactly, in order with send()', async () => {
-  const { server, received, close } = await pair();
-  try {
-    assert.equal(canWriteRaw(server), true, 'the installed ws no longer exposes the state this module relies on');
-    const small = new TextFrame(Buffer.from('{"event":"a","data":"é"}'));
-    const medium = new TextFrame(Buffer.from(`{"pad":"${'x'.repeat(300)}"}`)); // 16-bit length
-    const large = new TextFrame(Buffer.from(`{"pad":"${'y'.repeat(70_000)}"}`)); // 64-bit length
-    assert.equal(writeTextFrame(server, small), true);
-    server.send('between');
-    assert.equal(writeTextFrame(server, medium), true);
-    assert.equal(writeTextFrame(server, large), true);
-    assert.equal(writeTextFrame(server, small), true, 'a frame is reused as is');
-    assert.deepEqual(await received(5), [
-      'text:{"event":"a","data":"é"}',
-      'text:between',
-      `text:{"pad":"${'x'.repeat(300)}"}`,
-      `text:{"pad":"${'y'.repeat(70_000)}"}`,
-      'text:{"event":"a","data":"é"}',
-    ]);
-    assert.equal(server.bufferedAmount >= 0, true);
-  } finally {
-    await close();
-  }
-});
-
-test('raw bytes are exactly what send() writes', async () => {
-  const { server, close } = await pair();
-  try {
-    const payload = Buffer.from(`{"pad":"${'z'.repeat(200)}"}`);
-    const socket = (server as unknown as { _socket: { write: (chunk: Buffer) => boolean } })._socket;
-    const written: Buffer[] = [];
-    const write = socket.write.bind(socket);
-    socket.write = (chunk: Buffer) => {
-      written.push(Buffer.from(chunk));
-      return write(chunk);
-    };
-    server.send(payload, { binary: false });
-    const viaSend = Buffer.concat(written.splice(0));
-    assert.equal(writeTextFrame(server, new TextFrame(payload)), true);
-    assert.deepEqual(Buffer.concat(written), viaSend);
-  } finally {
-    await close();
-  }
-});
-
-test('a bytes queued in the socket still count in bufferedAmount (slow-consumer accounting)', async () => {
-  const { server, client, close } = await pair();
-  try {
-    client.pause();
-    const frame = new TextFrame(Buffer.alloc(64 * 1024, 0x61));
-    // Bounded: 200 × 64 KiB is far more than loopback socket buffers.
-    for (let i = 0; i < 200 && server.bufferedAmount === 0; i++) writeTextFrame(server, frame);
-    for (let i = 0; i < 20; i++) writeTextFrame(server, frame);
-    assert.ok(server.bufferedAmount >= 20 * frame.payload.length, `bufferedAmount ${server.bufferedAmount}`);
-  } finally {
-    await close();
-  }
-});
-
-test('several frames to one socket in one turn: the first written at once, the rest in one writev when the turn ends', async () => {
-  const { server, received, close } = await pair();
-  try {
-    const socket = (server as unknown as { _socket: Socket })._socket;
-    const batches: number[] = [];
-    const writev = (socket as unknown as { _writev: (chunks: unknown[], cb: () => void) => void })._writev.bind(socket);
-    (socket as unknown as { _writev: (chunks: unknown[], cb: () => void) => void })._writev = (chunks, cb) => {
-      batches.push(chunks.length);
-      writev(chunks, cb);
-    };
-    const turns = { lastWriteTurn: 0, writeCorked: false };
-    writeTextFrame(server, new TextFrame(Buffer.from('one')), turns);
-    assert.equal(socket.writableCorked, 0, 'a single frame is not held back');
-    writeTextFrame(server, new TextFrame(Buffer.from('two')), turns);
-    server.send('three (through ws)');
-    writeTextFrame(server, new TextFrame(Buffer.from('four')), turns);
-    assert.equal(socket.writableCorked, 1);
-    await Promise.resolve();
-    assert.equal(socket.writableCorked, 0, 'uncorked when the turn ended');
-    assert.deepEqual(batches, [4], 'frames 2-4 (ws writes header and payload apart) in one writev');
-    assert.deepEqual(await received(4), ['text:one', 'text:two', 'text:three (through ws)', 'text:four']);
-    writeTextFrame(server, new TextFrame(Buffer.from('next turn')), turns);
-    assert.equal(socket.writableCorked, 0, 'the first frame of the next turn goes at once');
-    assert.deepEqual(await received(5), ['text:one', 'text:two', 'text:three (through ws)', 'text:four', 'text:next turn']);
-  } finally {
-    await close();
-  }
-});
-
-test('permessage-deflate negotiated: always send()', async () => {
-  const { server, received, close } = await pair({ perMessageDeflate: { threshold: 0 } });
-  try {
-    assert.notEqual(server.extensions, '');
-    assert.equal(canWriteRaw(server), false);
-    assert.equal(writeTextFrame(server, new TextFrame(Buffer.from('compressed'))), false);
-    assert.equal(writeTextFrame(server, new TextFrame(Buffer.from('again'))), false);
-    assert.deepEqual(await received(2), ['text:compressed', 'text:again']);
-  } finally {
-    await close();
-  }
-});
-
-test('the Sender busy (a Blob being read, frames queued behind it): send(), so order is kept', async () => {
-  const { server, received, close } = await pair();
-  try {
-    server.send(new Blob(['from a blob']));
-    assert.equal(canWriteRaw(server), false, 'the Sender is reading the Blob');
-    assert.equal(writeTextFrame(server, new TextFrame(Buffer.from('after the blob'))), false);
-    assert.deepEqual(await received(2), ['binary:from a blob', 'text:after the blob']);
-    assert.equal(canWriteRaw(server), true, 'idle again once the queue drained');
-  } finally {
-    await close();
-  }
-});
-
-/**
- * Sends `count` messages through ws while sampling its Sender after each send and at every turn of the event loop until
- * the client has them all; asserts that the Sender was never idle with frames queued, and returns how often frames were.
- */
-async function sampleSender(
-  { server, received }: Awaited<ReturnType<typeof pair>>,
-  send: (i: number) => void,
-  count: number,
-): Promise<number> {
-  const sender = (server as unknown as { _sender: { _state: unknown; _queue: unknown[] } })._sender;
-  let queuedSamples = 0;
-  const sample = (): void => {
-    if (sender._queue.length === 0) return;
-    queuedSamples++;
-    assert.notEqual(sender._state, 0, 'ws left its Sender idle with frames queued: a raw write would overtake them');
-  };
-  for (let i = 0; i < count; i++) {
-    send(i);
-    sample();
-  }
-  let done = false;
-  const all = received(count).finally(() => {
-    done = true;
-  });
-  while (!done) {
-    sample();
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  assert.equal((await all).length, count);
-  assert.equal(sender._queue.length, 0);
-  assert.equal(sender._state, 0, 'idle once everything was sent');
-  return queuedSamples;
+/** ws's private state the raw path relies on, read only by these tests. */
+interface WsState {
+  _socket: Socket;
+  _sender: { _state: number; _firstFragment: boolean; _queue: unknown[]; _bufferedBytes: number };
 }
-
-test('an idle Sender has nothing queued, so the raw path does not read the queue (ws drains it as the Sender turns idle)', async () => {
-  const deflating = await pair({ perMessageDeflate: { threshold: 0 } });
-  try {
-    const queued = await sampleSender(deflating, (i) => deflating.server.send(`compressed ${i}`), 50);
-    assert.ok(queued > 0, 'nothing was queued behind the compression: the test did not exercise the queue');
-  } finally {
-    await deflating.close();
-  }
-  const plain = await pair();
-  try {
-    const queued = await sampleSender(plain, (i) => plain.server.send(i % 5 === 0 ? new Blob([`blob ${i}`]) : `text ${i}`), 50);
-    assert.ok(queued > 0, 'nothing was queued behind the Blob reads: the test did not exercise the queue');
-  } finally {
-    await plain.close();
-  }
-});
+const internals = (server: WebSocket): WsState => server as unknown as WsState;
 
 /** How often `send` calls `write` on `server`'s TCP socket and ws's own `send()`. */
 function countSocketWrites(server: WebSocket, send: () => void): { write: number; send: number } {
-  const socket = (server as unknown as { _socket: Socket })._socket;
+  const socket = internals(server)._socket;
   const counts = { write: 0, send: 0 };
   const write = socket.write;
   const wsSend = server.send;
@@ -240,33 +85,166 @@ function countSocketWrites(server: WebSocket, send: () => void): { write: number
   return counts;
 }
 
-test('a Connection writes fan-out frames raw on a plain socket, and through send() when an extension was negotiated', async () => {
-  const plain = await pair();
+test('a plain socket takes fan-out frames raw, one write each, in order with what goes through send()', async () => {
+  const { server, received, close } = await pair();
   try {
-    const connection = unitConnection(plain.server);
-    const counts = countSocketWrites(plain.server, () => assert.equal(connection.sendTextFrame(new TextFrame(Buffer.from('raw'))), true));
-    assert.deepEqual(counts, { write: 1, send: 0 }, 'one socket write of the pre-built frame, no send()');
-    assert.deepEqual(await plain.received(1), ['text:raw']);
+    assert.equal(rawFrameSocket(server), internals(server)._socket, 'the installed ws no longer exposes the state this module relies on');
+    const connection = unitConnection(server);
+    const small = new TextFrame(Buffer.from('{"event":"a","data":"é"}'));
+    const medium = new TextFrame(Buffer.from(`{"pad":"${'x'.repeat(300)}"}`)); // 16-bit length
+    const large = new TextFrame(Buffer.from(`{"pad":"${'y'.repeat(70_000)}"}`)); // 64-bit length
+    const counts = countSocketWrites(server, () => {
+      assert.equal(connection.sendTextFrame(small), true);
+      assert.equal(connection.sendFrame(Buffer.from('between'), 7), true);
+      assert.equal(connection.sendTextFrame(medium), true);
+      assert.equal(connection.sendTextFrame(large), true);
+      assert.equal(connection.sendTextFrame(small), true, 'a frame is reused as is');
+    });
+    // ws writes the one frame sent through it as two chunks (header, payload).
+    assert.deepEqual(counts, { write: 4 + 2, send: 1 }, 'one socket write per pre-built frame');
+    assert.deepEqual(await received(5), [
+      'text:{"event":"a","data":"é"}',
+      'text:between',
+      `text:{"pad":"${'x'.repeat(300)}"}`,
+      `text:{"pad":"${'y'.repeat(70_000)}"}`,
+      'text:{"event":"a","data":"é"}',
+    ]);
   } finally {
-    await plain.close();
-  }
-  const deflating = await pair({ perMessageDeflate: { threshold: 0 } });
-  try {
-    const connection = unitConnection(deflating.server);
-    const counts = countSocketWrites(deflating.server, () => assert.equal(connection.sendTextFrame(new TextFrame(Buffer.from('deflated'))), true));
-    assert.equal(counts.send, 1, 'ws frames (and compresses) it');
-    assert.deepEqual(await deflating.received(1), ['text:deflated']);
-  } finally {
-    await deflating.close();
+    await close();
   }
 });
 
-test('closing: no raw write (send() reports it as ws does)', async () => {
+test('raw bytes are exactly what send() writes', async () => {
   const { server, close } = await pair();
   try {
-    server.close(1000);
-    assert.equal(canWriteRaw(server), false);
-    assert.equal(writeTextFrame(server, new TextFrame(Buffer.from('late'))), false);
+    const connection = unitConnection(server);
+    const payload = Buffer.from(`{"pad":"${'z'.repeat(200)}"}`);
+    const socket = internals(server)._socket;
+    const written: Buffer[] = [];
+    const write = socket.write.bind(socket);
+    socket.write = ((chunk: Buffer) => {
+      written.push(Buffer.from(chunk));
+      return write(chunk);
+    }) as Socket['write'];
+    connection.sendFrame(payload, payload.length);
+    const viaSend = Buffer.concat(written.splice(0));
+    connection.sendTextFrame(new TextFrame(payload));
+    assert.equal(written.length, 1);
+    assert.deepEqual(written[0], viaSend);
+  } finally {
+    await close();
+  }
+});
+
+test('permessage-deflate negotiated: every frame through send()', async () => {
+  const { server, received, close } = await pair({ perMessageDeflate: { threshold: 0 } });
+  try {
+    assert.notEqual(server.extensions, '');
+    assert.equal(rawFrameSocket(server), undefined);
+    const connection = unitConnection(server);
+    const counts = countSocketWrites(server, () => assert.equal(connection.sendTextFrame(new TextFrame(Buffer.from('deflated'))), true));
+    assert.equal(counts.send, 1, 'ws frames (and compresses) it');
+    assert.deepEqual(await received(1), ['text:deflated']);
+  } finally {
+    await close();
+  }
+});
+
+/**
+ * Asserts that ws's Sender is idle, between messages and holds nothing: the state in which ws writes a frame straight to
+ * the socket, so a raw write neither overtakes a frame nor lands inside one, and `bufferedAmount` is what the socket holds.
+ */
+function assertSenderIdle(server: WebSocket, after: string): void {
+  const { _sender: sender, _socket: socket } = internals(server);
+  assert.equal(sender._state, 0, `${after}: ws's Sender is busy`);
+  assert.equal(sender._firstFragment, true, `${after}: ws's Sender is inside a fragmented message`);
+  assert.equal(sender._queue.length, 0, `${after}: ws queued a frame`);
+  assert.equal(server.bufferedAmount, socket.writableLength, `${after}: bufferedAmount is not all in the socket`);
+}
+
+test('every way a Connection writes leaves ws\'s Sender idle and between messages (the raw path never reads it)', async () => {
+  const { server, client, received, close } = await pair();
+  try {
+    // The sampled fields do say when ws is busy: a Blob, which a Connection never sends, holds the Sender while it is read.
+    const probe = await pair();
+    try {
+      probe.server.send(new Blob(['a blob']));
+      assert.notEqual(internals(probe.server)._sender._state, 0, 'a Blob being read shows as a busy Sender');
+    } finally {
+      await probe.close();
+    }
+    const connection: Connection = unitConnection(server);
+    // With the client not reading, the socket buffers: writes still leave ws at once, into the socket's buffer.
+    client.pause();
+    const steps: [string, () => void][] = [
+      ['a fan-out frame', () => connection.sendTextFrame(new TextFrame(Buffer.from('fan-out')))],
+      ['a frame through send()', () => connection.sendFrame(Buffer.from('frame'), 5)],
+      ['a frame of its own', () => connection.send('{"event":"pusher:pong","data":"{}"}', 'protocol')],
+      ['a ping', () => connection.ping(Date.now())],
+      ['a refused frame', () => connection.reject({ reason: 'invalid_json', message: 'bad', code: null })],
+      ['a large fan-out frame', () => connection.sendTextFrame(new TextFrame(Buffer.alloc(200_000, 0x62)))],
+    ];
+    for (const [name, write] of steps) {
+      write();
+      assertSenderIdle(server, name);
+    }
+    assert.ok(server.bufferedAmount > 0, 'the socket held frames back: the test did not exercise a buffering socket');
+    client.resume();
+    // ws answers a client's ping itself (a pong from its Sender).
+    client.ping('are you there');
+    await once(client, 'pong');
+    assertSenderIdle(server, "ws's own pong");
+    assert.equal((await received(steps.length)).length, steps.length);
+    connection.close(Errors.CLOSE_OVER_CAPACITY.code, 'closing', 'server_shutdown');
+    assertSenderIdle(server, 'the close (an error frame and the close frame)');
+    assert.equal(connection.sendTextFrame(new TextFrame(Buffer.from('late'))), false, 'nothing is written once closing');
+  } finally {
+    await close();
+  }
+});
+
+test('frames a socket holds back count in bufferedAmount, and the slow-consumer bound reads them', async () => {
+  const { server, client, close } = await pair();
+  try {
+    client.pause();
+    const connection = unitConnection(server, { sendBufferMaxBytes: 1_000_000 });
+    const frame = new TextFrame(Buffer.alloc(64 * 1024, 0x61));
+    // Bounded: 200 × 64 KiB is far more than loopback socket buffers and the bound together.
+    let written = 0;
+    while (written < 200 && connection.sendTextFrame(frame)) written++;
+    assert.ok(written < 200, 'the bound never refused a frame');
+    assert.equal(connection.closeReason, 'slow_consumer');
+    assert.ok(server.bufferedAmount > 1_000_000, `bufferedAmount ${server.bufferedAmount}`);
+    assert.equal(server.bufferedAmount, internals(server)._socket.writableLength);
+  } finally {
+    await close();
+  }
+});
+
+test('several frames to one socket in one turn: the first written at once, the rest in one writev when the turn ends', async () => {
+  const { server, received, close } = await pair();
+  try {
+    const connection = unitConnection(server);
+    const socket = internals(server)._socket;
+    const batches: number[] = [];
+    const writev = (socket as unknown as { _writev: (chunks: unknown[], cb: () => void) => void })._writev.bind(socket);
+    (socket as unknown as { _writev: (chunks: unknown[], cb: () => void) => void })._writev = (chunks, cb) => {
+      batches.push(chunks.length);
+      writev(chunks, cb);
+    };
+    connection.sendTextFrame(new TextFrame(Buffer.from('one')));
+    assert.equal(socket.writableCorked, 0, 'a single frame is not held back');
+    connection.sendTextFrame(new TextFrame(Buffer.from('two')));
+    connection.sendFrame(Buffer.from('three (through ws)'), 18);
+    connection.sendTextFrame(new TextFrame(Buffer.from('four')));
+    assert.equal(socket.writableCorked, 1);
+    await Promise.resolve();
+    assert.equal(socket.writableCorked, 0, 'uncorked when the turn ended');
+    assert.deepEqual(batches, [4], 'frames 2-4 (ws writes header and payload apart) in one writev');
+    assert.deepEqual(await received(4), ['text:one', 'text:two', 'text:three (through ws)', 'text:four']);
+    connection.sendTextFrame(new TextFrame(Buffer.from('next turn')));
+    assert.equal(socket.writableCorked, 0, 'the first frame of the next turn goes at once');
+    assert.deepEqual(await received(5), ['text:one', 'text:two', 'text:three (through ws)', 'text:four', 'text:next turn']);
   } finally {
     await close();
   }
