@@ -4,6 +4,10 @@
  * taken in turn, in an order reversed every other slice. Prints each server's CPU per delivery and its ratio to the first
  * checkout, paired slice by slice: an A/B of two commits on the same machine, for changes smaller than the spread of
  * `npm run bench`'s whole-run ratios. Prints only; never writes bench/results.
+ *
+ * `--phase connects` does the same for `npm run bench`'s connection phase (its load process, bench/fanout/idle.ts): a first
+ * storm of subscribed connects, not measured (the connect path at its steady state), then the second storm in slices
+ * taken in turn, server CPU per connect; bare `ws` stands beside the Beacons instead of the probe.
  */
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -11,7 +15,8 @@ import { parseArgs } from 'node:util';
 import { startSink } from '../common/otlp-sink.js';
 import { checkoutLabel } from '../common/checkout.js';
 import { positive } from '../common/cli.js';
-import { startStepped } from './child.js';
+import { startStepped, type Stepped } from './child.js';
+import type { IdleOptions, IdleResult, IdleStep } from './idle.js';
 import type { LoadOptions, LoadResult, LoadStep } from './load.js';
 import { cpuMs } from './proc-cpu.js';
 import { startServer, type ServerProcess, type TargetId } from './targets.js';
@@ -24,7 +29,10 @@ const HELP = `Usage: npm run bench:ab -- --root DIR [--root DIR ...] [options]
   --slice-publishes N   publishes per slice, at --rate (default 50)
   --subscribers N       subscribers on the one fan-out channel (default 1000)
   --rate N              publishes per second (default 50)
-  --no-probe            leave out the limit probe (bare ws, frames written raw)
+  --no-probe            leave out the baseline: the limit probe (bare ws, frames written raw), or bare ws for connects
+  --phase NAME          fanout (default) or connects: the connection phase's second storm, in slices
+  --connections N       connects: subscribed connections per storm (default 10000)
+  --slice-connects N    connects: connects per slice, 50 at a time (default 500)
 `;
 const { values: args } = parseArgs({
   options: {
@@ -35,6 +43,9 @@ const { values: args } = parseArgs({
     subscribers: { type: 'string', default: '1000' },
     rate: { type: 'string', default: '50' },
     'no-probe': { type: 'boolean', default: false },
+    phase: { type: 'string', default: 'fanout' },
+    connections: { type: 'string', default: '10000' },
+    'slice-connects': { type: 'string', default: '500' },
     help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
@@ -49,17 +60,36 @@ const SLICES = positive('slices', args.slices, 1000);
 const PER_SLICE = positive('slice-publishes', args['slice-publishes'], 10_000);
 const SUBSCRIBERS = positive('subscribers', args.subscribers, 20_000);
 const RATE = positive('rate', args.rate, 10_000);
+if (args.phase !== 'fanout' && args.phase !== 'connects') throw new Error(`--phase must be fanout or connects, got "${args.phase}"`);
+const CONNECTS = args.phase === 'connects';
+const CONNECTIONS = positive('connections', args.connections, 20_000);
+const PER_CONNECT_SLICE = positive('slice-connects', args['slice-connects'], CONNECTIONS);
 const roots = args.root.map((dir) => resolve(dir));
 for (const root of roots) execFileSync(process.execPath, ['scripts/ensure-built.mjs'], { cwd: root, stdio: 'inherit' });
 
 const entries: { name: string; target: TargetId; root?: string }[] = [
-  ...(args['no-probe'] ? [] : [{ name: 'limit probe', target: 'ws-raw' as TargetId }]),
+  ...(args['no-probe'] ? [] : [CONNECTS ? { name: 'bare ws', target: 'ws' as TargetId } : { name: 'limit probe', target: 'ws-raw' as TargetId }]),
   ...roots.map((root) => ({ name: `${args.target} @ ${checkoutLabel(root)}`, target: args.target as TargetId, root })),
 ];
-const sink = await startSink();
-const servers: ServerProcess[] = [];
-try {
-  for (const entry of entries) servers.push(await startServer(entry.target, { otlpEndpoint: sink.url, root: entry.root }));
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+/** The entry of the first checkout: every ratio is to it. */
+const FIRST = entries.findIndex((entry) => entry.root !== undefined);
+/** Each server's per-slice cost over the first checkout's in the same slice: the paired ratios' median. */
+const pairedMedian = (perSlice: number[][], i: number): number =>
+  median(perSlice[i]!.map((cost, slice) => cost / perSlice[FIRST]![slice]!));
+/** Runs `slices` rounds in which every server takes one `measure` in turn (the order reversed every other round). */
+async function inTurn(slices: number, measure: (i: number) => Promise<number>): Promise<number[][]> {
+  const perSlice = entries.map((): number[] => []);
+  for (let slice = 0; slice < slices; slice++) {
+    const order = entries.map((_, i) => i);
+    if (slice % 2 === 1) order.reverse();
+    for (const i of order) perSlice[i]!.push(await measure(i));
+  }
+  return perSlice;
+}
+
+/** The fixed-rate fan-out in slices of publishes: CPU per delivery. */
+async function fanout(servers: ServerProcess[]): Promise<void> {
   const loads = await Promise.all(
     servers.map((server) => {
       const options: LoadOptions = {
@@ -82,34 +112,75 @@ try {
       return startStepped<LoadStep, LoadResult>('bench/fanout/load.ts', options);
     }),
   );
-  const perSlice = servers.map((): number[] => []);
-  for (let slice = 0; slice < SLICES; slice++) {
-    const order = servers.map((_, i) => i);
-    if (slice % 2 === 1) order.reverse();
-    for (const i of order) {
-      const before = cpuMs(servers[i]!.pid);
-      await loads[i]!.step('rate', PER_SLICE);
-      perSlice[i]!.push(((cpuMs(servers[i]!.pid) - before) * 1000) / (PER_SLICE * SUBSCRIBERS));
-    }
-  }
+  const perSlice = await inTurn(SLICES, async (i) => {
+    const before = cpuMs(servers[i]!.pid);
+    await loads[i]!.step('rate', PER_SLICE);
+    return ((cpuMs(servers[i]!.pid) - before) * 1000) / (PER_SLICE * SUBSCRIBERS);
+  });
   const results: LoadResult[] = [];
   for (const load of loads) results.push(await load.finish());
-  const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-  const first = entries.findIndex((entry) => entry.root !== undefined);
   console.table(
-    entries.map((entry, i) => {
-      const rate = results[i]!.rate;
-      const paired = perSlice[i]!.map((us, slice) => us / perSlice[first]![slice]!);
-      return {
-        server: entry.name,
-        'CPU µs / delivery (whole run)': Number(rate.serverCpuUsPerDelivery.toFixed(2)),
-        'median of slices': Number(median(perSlice[i]!).toFixed(2)),
-        [`× first checkout, paired median`]: Number(median(paired).toFixed(3)),
-        'lost deliveries': rate.expected - rate.delivered,
-      };
-    }),
+    entries.map((entry, i) => ({
+      server: entry.name,
+      'CPU µs / delivery (whole run)': Number(results[i]!.rate.serverCpuUsPerDelivery.toFixed(2)),
+      '× first checkout, whole run': Number((results[i]!.rate.serverCpuUsPerDelivery / results[FIRST]!.rate.serverCpuUsPerDelivery).toFixed(3)),
+      'median of slices': Number(median(perSlice[i]!).toFixed(2)),
+      [`× first checkout, paired median`]: Number(pairedMedian(perSlice, i).toFixed(3)),
+      'lost deliveries': results[i]!.rate.expected - results[i]!.rate.delivered,
+    })),
   );
   console.log(`${SLICES} slices of ${PER_SLICE} publishes at ${RATE}/s, ${SUBSCRIBERS} subscribers; CPU from /proc (10 ms ticks).`);
+}
+
+/** The connection phase: a first storm not measured, its connections closed, then the second storm in slices: CPU per connect. */
+async function connects(servers: ServerProcess[]): Promise<void> {
+  const loads: Stepped<IdleStep, IdleResult>[] = [];
+  for (const server of servers) {
+    const options: IdleOptions = {
+      target: server.target,
+      port: server.port,
+      serverPid: server.pid,
+      connections: CONNECTIONS,
+      warmup: 200,
+      concurrency: 50,
+      settleMs: 1500,
+      metricsUrl: server.metricsUrl,
+      scrapes: 1,
+    };
+    loads.push(await startStepped<IdleStep, IdleResult>('bench/fanout/idle.ts', options));
+  }
+  for (const load of loads) await load.step('first', CONNECTIONS);
+  for (const load of loads) await load.step('settle', 1);
+  const slices = Math.floor(CONNECTIONS / PER_CONNECT_SLICE);
+  const perSlice = await inTurn(slices, async (i) => {
+    const before = cpuMs(servers[i]!.pid);
+    await loads[i]!.step('second', PER_CONNECT_SLICE);
+    return ((cpuMs(servers[i]!.pid) - before) * 1000) / PER_CONNECT_SLICE;
+  });
+  const results: IdleResult[] = [];
+  for (const load of loads) results.push(await load.finish());
+  console.table(
+    entries.map((entry, i) => ({
+      server: entry.name,
+      'CPU µs / connect (whole storm)': Number(results[i]!.serverCpuUsPerConnect.toFixed(0)),
+      // The storm's slices together: 1 µs resolution, where one slice of 500 connects has ~20 µs (10 ms ticks).
+      '× first checkout, whole storm': Number((results[i]!.serverCpuUsPerConnect / results[FIRST]!.serverCpuUsPerConnect).toFixed(3)),
+      'connects/s': Number(results[i]!.connectsPerSecond.toFixed(0)),
+      'median of slices': Number(median(perSlice[i]!).toFixed(0)),
+      [`× first checkout, paired median`]: Number(pairedMedian(perSlice, i).toFixed(3)),
+    })),
+  );
+  console.log(
+    `${slices} slices of ${PER_CONNECT_SLICE} subscribed connects (50 at a time) after a storm of ${CONNECTIONS} not measured; CPU from /proc (10 ms ticks).`,
+  );
+}
+
+const sink = await startSink();
+const servers: ServerProcess[] = [];
+try {
+  for (const entry of entries) servers.push(await startServer(entry.target, { otlpEndpoint: sink.url, root: entry.root }));
+  if (CONNECTS) await connects(servers);
+  else await fanout(servers);
 } finally {
   for (const server of servers) await server.stop();
   sink.server.close();
