@@ -25,14 +25,16 @@ const HELP = `Usage: npm run bench:ab -- --root DIR [--root DIR ...] [options]
   --root DIR            a checkout to run Beacon from (repeatable; default this one). Ratios are to the first one. For
                         the commit before: git worktree add /tmp/prev HEAD~1 && (cd /tmp/prev && npm ci)
   --target ID           which Beacon (default beacon): beacon (telemetry off), beacon-sampled, beacon-otel
+  --phase NAME          fanout (default): CPU per delivery; connects: CPU per subscribed connect
+  --no-probe            leave out the baseline: the limit probe (bare ws, frames written raw), or bare ws for connects
+fanout:
   --slices N            measured slices per server (default 24)
   --slice-publishes N   publishes per slice, at --rate (default 50)
   --subscribers N       subscribers on the one fan-out channel (default 1000)
   --rate N              publishes per second (default 50)
-  --no-probe            leave out the baseline: the limit probe (bare ws, frames written raw), or bare ws for connects
-  --phase NAME          fanout (default) or connects: the connection phase's second storm, in slices
-  --connections N       connects: subscribed connections per storm (default 10000)
-  --slice-connects N    connects: connects per slice, 50 at a time (default 500)
+connects:
+  --connections N       subscribed connections per storm (default 10000; the second storm is measured)
+  --slice-connects N    connects per slice, 50 at a time (default 500)
 `;
 const { values: args } = parseArgs({
   options: {
