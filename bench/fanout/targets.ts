@@ -99,6 +99,8 @@ export interface StartOptions {
   nodeArgs?: readonly string[] | undefined;
   /** The checkout a Beacon target runs from (its compiled dist/); this one by default. */
   root?: string | undefined;
+  /** Variables set over the target's own environment (e.g. `LOG_LEVEL`), for a variant of a target. */
+  env?: Readonly<Record<string, string>> | undefined;
 }
 
 const READY_TIMEOUT_MS = 20_000;
@@ -144,6 +146,7 @@ export async function startServer(target: TargetId, options: StartOptions = {}):
   const metricsPort = hasMetrics(target) ? await freePort() : 0;
   if (protocolOf(target) === 'beacon') Object.assign(env, beaconEnv(target, options, metricsPort));
   if (target === 'ws-raw') env.RAW_WRITES = '1';
+  Object.assign(env, options.env);
   const cwd = protocolOf(target) === 'beacon' ? (options.root ?? ROOT) : ROOT;
   const args = [...(options.nodeArgs ?? []), ...targetCommand(target)];
   const child = await spawnServer({ label: target, args, cwd, env, port, readyTimeoutMs: READY_TIMEOUT_MS, graceMs: 3000 });

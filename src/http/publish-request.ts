@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import type { ChannelCounts } from '../adapters/adapter.js';
 import { channelKind, isValidChannelName } from '../protocol/channel-name.js';
+import { SOCKET_ID } from '../protocol/encode.js';
 import { Errors, type HttpError } from '../protocol/errors.js';
 import type { Config } from '../config.js';
 import { ApiError } from './api-error.js';
@@ -31,7 +32,6 @@ export type PublishLimits = Pick<
   'maxPayloadBytes' | 'maxChannelsPerPublish' | 'maxBatchSize' | 'maxChannelNameLength' | 'maxEventNameLength'
 >;
 
-const SOCKET_ID = /^\d+\.\d+$/;
 const INFO_ATTRIBUTES = ['user_count', 'subscription_count'] as const;
 
 /**

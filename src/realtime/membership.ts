@@ -6,7 +6,7 @@
  */
 import { context } from '@opentelemetry/api';
 import type { JoinOutcome, LeaveOutcome } from '../adapters/adapter.js';
-import { encodeProtocol } from '../protocol/encode.js';
+import { encodeProtocol, encodeSubscriptionSucceeded } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
 import type { AppConfig } from '../config.js';
 import type { Connection, Membership } from '../transport/connection.js';
@@ -69,7 +69,7 @@ function joined(
     for (const [id, info] of outcome.members) hash[id] = info;
     connection.send(encodeProtocol(Events.SubscriptionSucceeded, { presence: { ids, hash, count: ids.length } }, name), 'presence');
   } else {
-    connection.send(encodeProtocol(Events.SubscriptionSucceeded, {}, name), 'protocol');
+    connection.send(encodeSubscriptionSucceeded(name), 'protocol');
     // The count this join published went to the others; the joiner hears it right after its answer.
     if (outcome.count !== undefined) {
       connection.send(encodeProtocol(Events.SubscriptionCount, { subscription_count: outcome.count }, name), 'protocol');

@@ -1,7 +1,7 @@
 /** `pusher:subscribe` and `pusher:unsubscribe`: validation, auth, presence membership, cache replay, counts. */
 import { context } from '@opentelemetry/api';
 import { channelKind, isValidChannelName, SERVER_TO_USER_PREFIX } from '../protocol/channel-name.js';
-import { encodeChannelEvent, encodeDataless, encodeProtocol } from '../protocol/encode.js';
+import { encodeChannelEvent, encodeDataless, encodeProtocol, encodeSubscriptionSucceeded } from '../protocol/encode.js';
 import { Errors, type SubscriptionError, type SubscriptionErrorType } from '../protocol/errors.js';
 import { Events } from '../protocol/events.js';
 import type { SubscribeMessage, UnsubscribeMessage } from '../protocol/messages.js';
@@ -99,7 +99,7 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
       ),
     );
   } else {
-    connection.send(encodeProtocol(Events.SubscriptionSucceeded, {}, name), 'protocol');
+    connection.send(encodeSubscriptionSucceeded(name), 'protocol');
   }
   context.with(traced, () => connection.subscribed(name, kind));
 

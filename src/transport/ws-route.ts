@@ -187,13 +187,15 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
 
   fastify.register(async (scope) => {
     // While draining, upgrades are refused before they happen (load balancers see 503 on /readyz too).
-    scope.addHook('onRequest', async (request, reply) => {
-      if (options.isDraining()) {
-        // Counted and logged under the same reason (the contract's enum has no `draining`: the node is out of capacity).
-        connectionRejected('over_capacity', () => ({ detail: 'draining', request_id: request.id }), 'server is draining');
-        return reply.code(Errors.UPGRADE_SHUTTING_DOWN.status).send({ error: Errors.UPGRADE_SHUTTING_DOWN.message });
+    // A callback hook: an `async` one costs every upgrade a promise and a microtask.
+    scope.addHook('onRequest', (request, reply, done) => {
+      if (!options.isDraining()) {
+        done();
+        return;
       }
-      return undefined;
+      // Counted and logged under the same reason (the contract's enum has no `draining`: the node is out of capacity).
+      connectionRejected('over_capacity', () => ({ detail: 'draining', request_id: request.id }), 'server is draining');
+      reply.code(Errors.UPGRADE_SHUTTING_DOWN.status).send({ error: Errors.UPGRADE_SHUTTING_DOWN.message });
     });
     // An upgrade: hold the socket's writes from right before the handler, so the `101 Switching Protocols` ws writes and
     // `connection_established` (or a refusal's error frame) leave in one write. The handler uncorks (`released`); a

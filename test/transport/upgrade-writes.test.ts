@@ -20,7 +20,8 @@ interface WritableSocket {
 /** Records each system-call-level write of every socket the server upgrades, as the text it carried. */
 function recordUpgradeWrites(server: import('node:http').Server): string[][] {
   const writes: string[][] = [];
-  server.on('upgrade', (_req, socket: Socket) => {
+  // Before @fastify/websocket's listener: it may answer within the same emit (no hook of the route defers it).
+  server.prependListener('upgrade', (_req, socket: Socket) => {
     const s = socket as unknown as WritableSocket;
     assert.equal(typeof s._writeGeneric, 'function', 'net.Socket writes through _writeGeneric');
     const original = s._writeGeneric.bind(s);
