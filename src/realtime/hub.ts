@@ -46,6 +46,8 @@ export class AppState {
   readonly users = new Map<string, Set<Connection>>();
   /** User id → the connections whose sign-in watchlist names it. */
   readonly watchers = new Map<string, Set<Connection>>();
+  /** Channel name → its subscriptions being recorded cluster-wide (Hub `beginJoin`). */
+  readonly joining = new Map<string, PendingJoins>();
 
   constructor(readonly app: AppConfig) {}
 }
@@ -79,8 +81,11 @@ type PendingJoins = Map<Connection, Envelope[]>;
 
 export class Hub {
   private readonly apps = new Map<string, AppState>();
-  /** `appId \0 channel` → connections whose subscription is being recorded cluster-wide. */
-  private readonly pending = new Map<string, PendingJoins>();
+  /**
+   * Channels with a subscription being recorded cluster-wide, over every app (their joins are in `AppState.joining`, keyed
+   * by the channel name as the client sent it: no key is built per call).
+   */
+  private joiningChannels = 0;
   /** Subscriptions of each connection still being recorded cluster-wide (they count against its subscription cap). */
   private readonly joiningOf = new Map<Connection, number>();
 
@@ -132,11 +137,13 @@ export class Hub {
 
   /** Marks a subscription as being recorded cluster-wide: events for the channel are held for it from now on. */
   beginJoin(connection: Connection, name: string): void {
-    const key = `${connection.app.id}\u0000${name}`;
-    let joins = this.pending.get(key);
+    const joining = this.apps.get(connection.app.id)?.joining;
+    if (joining === undefined) return;
+    let joins = joining.get(name);
     if (joins === undefined) {
       joins = new Map();
-      this.pending.set(key, joins);
+      joining.set(name, joins);
+      this.joiningChannels++;
     }
     if (!joins.has(connection)) this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);
     joins.set(connection, []);
@@ -149,27 +156,32 @@ export class Hub {
 
   /** Whether `beginJoin` was called for this subscription and it has not ended. */
   isJoining(connection: Connection, name: string): boolean {
-    return this.pending.get(`${connection.app.id}\u0000${name}`)?.has(connection) === true;
+    if (this.joiningChannels === 0) return false;
+    return this.apps.get(connection.app.id)?.joining.get(name)?.has(connection) === true;
   }
 
   /** Ends a pending subscription: the events held for it, or undefined when it was cancelled. */
   endJoin(connection: Connection, name: string): Envelope[] | undefined {
-    const key = `${connection.app.id}\u0000${name}`;
-    const joins = this.pending.get(key);
-    const held = joins?.get(connection);
-    if (joins?.delete(connection) === true) {
+    const joining = this.apps.get(connection.app.id)?.joining;
+    const joins = joining?.get(name);
+    if (joins === undefined) return undefined;
+    const held = joins.get(connection);
+    if (joins.delete(connection)) {
       const n = (this.joiningOf.get(connection) ?? 1) - 1;
       if (n > 0) this.joiningOf.set(connection, n);
       else this.joiningOf.delete(connection);
     }
-    if (joins?.size === 0) this.pending.delete(key);
+    if (joins.size === 0) {
+      joining!.delete(name);
+      this.joiningChannels--;
+    }
     return held;
   }
 
   /** Holds an envelope for every subscription of its channel still waiting for the cluster's answer. */
   holdForJoining(envelope: Envelope): void {
-    if (this.pending.size === 0) return;
-    const joins = this.pending.get(`${envelope.appId}\u0000${envelope.channel}`);
+    if (this.joiningChannels === 0) return;
+    const joins = this.apps.get(envelope.appId)?.joining.get(envelope.channel);
     if (joins === undefined) return;
     for (const held of joins.values()) held.push(envelope);
   }
