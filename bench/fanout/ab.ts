@@ -8,6 +8,9 @@
  * `--phase connects` does the same for `npm run bench`'s connection phase (its load process, bench/fanout/idle.ts): a first
  * storm of subscribed connects, not measured (the connect path at its steady state), then the second storm in slices
  * taken in turn, server CPU per connect; bare `ws` stands beside the Beacons instead of the probe.
+ *
+ * `--variant` runs the target in several environments from every checkout (what info logs add: `--variant warn:LOG_LEVEL=warn
+ * --variant info:LOG_LEVEL=info`).
  */
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -27,6 +30,9 @@ const HELP = `Usage: npm run bench:ab -- --root DIR [--root DIR ...] [options]
   --target ID           which Beacon (default beacon): beacon (telemetry off), beacon-sampled, beacon-otel
   --phase NAME          fanout (default): CPU per delivery; connects: CPU per subscribed connect
   --no-probe            leave out the baseline: the limit probe (bare ws, frames written raw), or bare ws for connects
+  --variant SPEC        a variant of the Beacon target, run from every checkout: NAME or NAME:KEY=VALUE,KEY=VALUE
+                        (variables set over the target's own, e.g. info:LOG_LEVEL=info or warn:LOG_LEVEL=warn);
+                        repeatable, ratios are to the first checkout's first variant (default: the target as it is)
 fanout:
   --slices N            measured slices per server (default 24)
   --slice-publishes N   publishes per slice, at --rate (default 50)
@@ -45,6 +51,7 @@ const { values: args } = parseArgs({
     subscribers: { type: 'string', default: '1000' },
     rate: { type: 'string', default: '50' },
     'no-probe': { type: 'boolean', default: false },
+    variant: { type: 'string', multiple: true, default: [] },
     phase: { type: 'string', default: 'fanout' },
     connections: { type: 'string', default: '10000' },
     'slice-connects': { type: 'string', default: '500' },
@@ -69,9 +76,30 @@ const PER_CONNECT_SLICE = positive('slice-connects', args['slice-connects'], CON
 const roots = args.root.map((dir) => resolve(dir));
 for (const root of roots) execFileSync(process.execPath, ['scripts/ensure-built.mjs'], { cwd: root, stdio: 'inherit' });
 
-const entries: { name: string; target: TargetId; root?: string }[] = [
+/** A variant of the Beacon target: `NAME` or `NAME:KEY=VALUE,KEY=VALUE` (variables set over the target's environment). */
+function parseVariant(spec: string): { name: string; env: Record<string, string> } {
+  const colon = spec.indexOf(':');
+  const name = colon < 0 ? spec : spec.slice(0, colon);
+  const env: Record<string, string> = {};
+  for (const pair of colon < 0 ? [] : spec.slice(colon + 1).split(',').filter((p) => p !== '')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new Error(`--variant ${spec}: "${pair}" is not KEY=VALUE`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  if (name === '') throw new Error(`--variant ${spec}: no name`);
+  return { name, env };
+}
+const variants = args.variant.length === 0 ? [undefined] : args.variant.map(parseVariant);
+const entries: { name: string; target: TargetId; root?: string; env?: Record<string, string> }[] = [
   ...(args['no-probe'] ? [] : [CONNECTS ? { name: 'bare ws', target: 'ws' as TargetId } : { name: 'limit probe', target: 'ws-raw' as TargetId }]),
-  ...roots.map((root) => ({ name: `${args.target} @ ${checkoutLabel(root)}`, target: args.target as TargetId, root })),
+  ...roots.flatMap((root) =>
+    variants.map((variant) => ({
+      name: `${args.target}${variant === undefined ? '' : ` (${variant.name})`} @ ${checkoutLabel(root)}`,
+      target: args.target as TargetId,
+      root,
+      env: variant?.env,
+    })),
+  ),
 ];
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 /** The entry of the first checkout: every ratio is to it. */
@@ -180,7 +208,7 @@ async function connects(servers: ServerProcess[]): Promise<void> {
 const sink = await startSink();
 const servers: ServerProcess[] = [];
 try {
-  for (const entry of entries) servers.push(await startServer(entry.target, { otlpEndpoint: sink.url, root: entry.root }));
+  for (const entry of entries) servers.push(await startServer(entry.target, { otlpEndpoint: sink.url, root: entry.root, env: entry.env }));
   if (CONNECTS) await connects(servers);
   else await fanout(servers);
 } finally {
