@@ -102,9 +102,9 @@ const entries: { name: string; target: TargetId; root?: string; env?: Record<str
   ),
 ];
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-/** The entry of the first checkout: every ratio is to it. */
+/** The first Beacon (the first checkout, its first variant): every ratio is to it. */
 const FIRST = entries.findIndex((entry) => entry.root !== undefined);
-/** Each server's per-slice cost over the first checkout's in the same slice: the paired ratios' median. */
+/** Each server's per-slice cost over the first Beacon's in the same slice: the paired ratios' median. */
 const pairedMedian = (perSlice: number[][], i: number): number =>
   median(perSlice[i]!.map((cost, slice) => cost / perSlice[FIRST]![slice]!));
 /** Runs `slices` rounds in which every server takes one `measure` in turn (the order reversed every other round). */
@@ -153,9 +153,9 @@ async function fanout(servers: ServerProcess[]): Promise<void> {
     entries.map((entry, i) => ({
       server: entry.name,
       'CPU µs / delivery (whole run)': Number(results[i]!.rate.serverCpuUsPerDelivery.toFixed(2)),
-      '× first checkout, whole run': Number((results[i]!.rate.serverCpuUsPerDelivery / results[FIRST]!.rate.serverCpuUsPerDelivery).toFixed(3)),
+      '× first Beacon, whole run': Number((results[i]!.rate.serverCpuUsPerDelivery / results[FIRST]!.rate.serverCpuUsPerDelivery).toFixed(3)),
       'median of slices': Number(median(perSlice[i]!).toFixed(2)),
-      [`× first checkout, paired median`]: Number(pairedMedian(perSlice, i).toFixed(3)),
+      '× first Beacon, paired median': Number(pairedMedian(perSlice, i).toFixed(3)),
       'lost deliveries': results[i]!.rate.expected - results[i]!.rate.delivered,
     })),
   );
@@ -194,10 +194,10 @@ async function connects(servers: ServerProcess[]): Promise<void> {
       server: entry.name,
       'CPU µs / connect (whole storm)': Number(results[i]!.serverCpuUsPerConnect.toFixed(0)),
       // The storm's slices together: 1 µs resolution, where one slice of 500 connects has ~20 µs (10 ms ticks).
-      '× first checkout, whole storm': Number((results[i]!.serverCpuUsPerConnect / results[FIRST]!.serverCpuUsPerConnect).toFixed(3)),
+      '× first Beacon, whole storm': Number((results[i]!.serverCpuUsPerConnect / results[FIRST]!.serverCpuUsPerConnect).toFixed(3)),
       'connects/s': Number(results[i]!.connectsPerSecond.toFixed(0)),
       'median of slices': Number(median(perSlice[i]!).toFixed(0)),
-      [`× first checkout, paired median`]: Number(pairedMedian(perSlice, i).toFixed(3)),
+      '× first Beacon, paired median': Number(pairedMedian(perSlice, i).toFixed(3)),
     })),
   );
   console.log(
