@@ -318,7 +318,7 @@ export class Hub {
       sendBufferBytes: () => {
         // Plain loops, not the connections() generator: this visits every connection on every scrape (10 000: ms apart).
         let n = 0;
-        for (const state of this.apps.values()) for (const c of state.connections) n += c.ws.bufferedAmount;
+        for (const state of this.apps.values()) for (const c of state.connections) n += c.queuedBytes;
         return n;
       },
       adapterStatus,

@@ -19,6 +19,7 @@ import type { MessageErrorReason, Metrics, RateLimitScope } from '../telemetry/m
 import { addSpanEvent, endWithError, withSpan } from '../telemetry/tracing.js';
 import type { CloseReason } from './close-reasons.js';
 import { ConnectionState, type Membership } from './connection-state.js';
+import { directWriteHandle, queuedBytes, type StreamHandle } from './direct-write.js';
 import { rawFrameSocket, TextFrame, writeRawFrame } from './preframed.js';
 import type { WriteTurnState } from './write-turns.js';
 
@@ -99,6 +100,8 @@ export class Connection extends ConnectionState implements WriteTurnState {
    * ws's Sender never turns busy here: what it reports buffered is all in this socket.
    */
   private readonly rawSocket: Socket | undefined;
+  /** That socket's TCP handle, when its frames can be written to it directly (transport/direct-write.ts). */
+  private readonly rawHandle: StreamHandle | undefined;
   private readonly metrics: Metrics;
   private readonly sendBufferMaxBytes: number;
   private readonly onClosed: (connection: Connection) => void;
@@ -116,6 +119,7 @@ export class Connection extends ConnectionState implements WriteTurnState {
     this.logger = options.logger;
     this.logBindings = options.logBindings;
     this.rawSocket = rawFrameSocket(options.ws);
+    this.rawHandle = this.rawSocket === undefined ? undefined : directWriteHandle(this.rawSocket);
     this.metrics = options.metrics;
     this.sendBufferMaxBytes = options.sendBufferMaxBytes;
     this.upgradeSpan = options.upgradeSpan;
@@ -164,7 +168,7 @@ export class Connection extends ConnectionState implements WriteTurnState {
   sendTextFrame(frame: TextFrame): boolean {
     if (!this.admitsWrite()) return false;
     const socket = this.rawSocket;
-    if (socket === undefined || !socket.writable || !writeRawFrame(this.ws, socket, frame, this)) {
+    if (socket === undefined || !socket.writable || !writeRawFrame(this.ws, socket, this.rawHandle, frame, this)) {
       this.ws.send(frame.payload, TEXT_FRAME);
     }
     this.framesOut++;
@@ -172,11 +176,18 @@ export class Connection extends ConnectionState implements WriteTurnState {
     return true;
   }
 
+  /**
+   * Bytes written and not yet taken by the kernel: ws's `bufferedAmount`, which is all in the socket when frames are
+   * written raw (see `rawSocket`), and with direct writes what libuv holds of one (transport/direct-write.ts).
+   */
+  get queuedBytes(): number {
+    return this.rawSocket === undefined ? this.ws.bufferedAmount : queuedBytes(this.rawSocket, this.rawHandle);
+  }
+
   /** False when nothing may be written: closing, or just closed as a slow consumer (counted and logged here, once). */
   private admitsWrite(): boolean {
     if (!this.isOpen) return false;
-    // ws's `bufferedAmount`, which is all in the socket when frames are written raw (see `rawSocket`).
-    const buffered = this.rawSocket === undefined ? this.ws.bufferedAmount : this.rawSocket.writableLength;
+    const buffered = this.queuedBytes;
     if (buffered > this.sendBufferMaxBytes) {
       // The client does not read as fast as we write: close it rather than let its buffer grow without bound.
       this.metrics.backpressure(this.app.id, 'disconnected');

@@ -12,11 +12,13 @@
  *   writes its own pongs and close frames, so its Sender never turns busy. Nothing about the Sender is read per write.
  * - the connection is open and its socket writable: checked per write by the connection.
  * A connection with an extension, or a ws version whose internals differ, writes every frame through `ws.send()`.
- * `bufferedAmount` stays exact: a raw write is queued in the socket, which ws counts. test/transport/preframed.test.ts
- * pins all of this to the installed ws.
+ * `bufferedAmount` stays exact: a raw write is queued in the socket, which ws counts (but for the rest of one frame
+ * libuv may hold after a direct write, which `Connection.queuedBytes` adds). test/transport/preframed.test.ts pins all of
+ * this to the installed ws.
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import { writeToSocket, type StreamHandle } from './direct-write.js';
 import { beforeWrite, type WriteTurnState } from './write-turns.js';
 
 /** The private fields of a ws 8 WebSocket this module reads. */
@@ -92,14 +94,21 @@ export function rawFrameSocket(ws: WebSocket): Socket | undefined {
 }
 
 /**
- * Writes `frame` to `socket` (`rawFrameSocket(ws)`) with one write, coalesced within the turn (write-turns.ts). The caller
- * has checked that the connection is open, within its send-buffer bound and its socket writable. Returns false, having
- * written nothing, when ws's Sender class builds no frames.
+ * Writes `frame` to `socket` (`rawFrameSocket(ws)`) with one write, coalesced within the turn (write-turns.ts): straight
+ * to its `handle` when it has one and Node would (direct-write.ts). The caller has checked that the connection is open,
+ * within its send-buffer bound and its socket writable. Returns false, having written nothing, when ws's Sender class
+ * builds no frames.
  */
-export function writeRawFrame(ws: WebSocket, socket: Socket, frame: TextFrame, turns: WriteTurnState): boolean {
+export function writeRawFrame(
+  ws: WebSocket,
+  socket: Socket,
+  handle: StreamHandle | undefined,
+  frame: TextFrame,
+  turns: WriteTurnState,
+): boolean {
   const wire = frame.wireBytes((ws as unknown as Required<WebSocketInternals>)._sender);
   if (wire === undefined) return false;
   beforeWrite(socket, turns);
-  socket.write(wire);
+  writeToSocket(socket, handle, wire);
   return true;
 }

@@ -62,30 +62,45 @@ interface WsState {
 }
 const internals = (server: WebSocket): WsState => server as unknown as WsState;
 
-/** How often `send` calls `write` on `server`'s TCP socket and ws's own `send()`. */
-function countSocketWrites(server: WebSocket, send: () => void): { write: number; send: number } {
-  const socket = internals(server)._socket;
-  const counts = { write: 0, send: 0 };
-  const write = socket.write;
+/** The TCP handle under a socket: what every write, Node's own or direct (transport/direct-write.ts), ends in. */
+interface HandleWrites {
+  writeBuffer(req: object, data: Buffer): number;
+  writev(req: object, chunks: unknown[], allBuffers: boolean): number;
+}
+
+/**
+ * Records each call on `server`'s TCP handle while `send` runs and until the turn ends (write-turns.ts flushes then):
+ * the chunks of each, so one call of one chunk is a frame written whole in one write. Also counts ws's own `send()`.
+ */
+async function recordHandleWrites(server: WebSocket, send: () => void): Promise<{ calls: Buffer[][]; send: number }> {
+  const handle = (internals(server)._socket as unknown as { _handle: HandleWrites })._handle;
+  const calls: Buffer[][] = [];
+  const counts = { send: 0 };
   const wsSend = server.send;
-  socket.write = ((...args: Parameters<Socket['write']>) => {
-    counts.write++;
-    return write.apply(socket, args);
-  }) as Socket['write'];
+  handle.writeBuffer = function (this: HandleWrites, req, data) {
+    calls.push([Buffer.from(data)]);
+    return Object.getPrototypeOf(this).writeBuffer.call(this, req, data);
+  };
+  handle.writev = function (this: HandleWrites, req, chunks, allBuffers) {
+    calls.push((allBuffers ? chunks : chunks.filter((_, i) => i % 2 === 0)).map((chunk) => Buffer.from(chunk as Buffer)));
+    return Object.getPrototypeOf(this).writev.call(this, req, chunks, allBuffers);
+  };
   server.send = ((...args: Parameters<WebSocket['send']>) => {
     counts.send++;
     return wsSend.apply(server, args);
   }) as WebSocket['send'];
   try {
     send();
+    await Promise.resolve();
   } finally {
-    socket.write = write;
+    delete (handle as Partial<HandleWrites>).writeBuffer;
+    delete (handle as Partial<HandleWrites>).writev;
     server.send = wsSend;
   }
-  return counts;
+  return { calls, send: counts.send };
 }
 
-test('a plain socket takes fan-out frames raw, one write each, in order with what goes through send()', async () => {
+test('a plain socket takes fan-out frames raw, one buffer each, in order with what goes through send()', async () => {
   const { server, received, close } = await pair();
   try {
     assert.equal(rawFrameSocket(server), internals(server)._socket, 'the installed ws no longer exposes the state this module relies on');
@@ -93,15 +108,20 @@ test('a plain socket takes fan-out frames raw, one write each, in order with wha
     const small = new TextFrame(Buffer.from('{"event":"a","data":"é"}'));
     const medium = new TextFrame(Buffer.from(`{"pad":"${'x'.repeat(300)}"}`)); // 16-bit length
     const large = new TextFrame(Buffer.from(`{"pad":"${'y'.repeat(70_000)}"}`)); // 64-bit length
-    const counts = countSocketWrites(server, () => {
+    const { calls, send } = await recordHandleWrites(server, () => {
       assert.equal(connection.sendTextFrame(small), true);
       assert.equal(connection.sendFrame(Buffer.from('between'), 7), true);
       assert.equal(connection.sendTextFrame(medium), true);
       assert.equal(connection.sendTextFrame(large), true);
       assert.equal(connection.sendTextFrame(small), true, 'a frame is reused as is');
     });
-    // ws writes the one frame sent through it as two chunks (header, payload).
-    assert.deepEqual(counts, { write: 4 + 2, send: 1 }, 'one socket write per pre-built frame');
+    assert.equal(send, 1);
+    // The turn's first frame in one write; ws writes its frame as header and payload; the rest of the turn together.
+    assert.deepEqual(
+      calls.map((chunks) => chunks.length),
+      [1, 2, 3],
+      'one buffer per pre-built frame',
+    );
     assert.deepEqual(await received(5), [
       'text:{"event":"a","data":"é"}',
       'text:between',
@@ -119,18 +139,10 @@ test('raw bytes are exactly what send() writes', async () => {
   try {
     const connection = unitConnection(server);
     const payload = Buffer.from(`{"pad":"${'z'.repeat(200)}"}`);
-    const socket = internals(server)._socket;
-    const written: Buffer[] = [];
-    const write = socket.write.bind(socket);
-    socket.write = ((chunk: Buffer) => {
-      written.push(Buffer.from(chunk));
-      return write(chunk);
-    }) as Socket['write'];
-    connection.sendFrame(payload, payload.length);
-    const viaSend = Buffer.concat(written.splice(0));
-    connection.sendTextFrame(new TextFrame(payload));
-    assert.equal(written.length, 1);
-    assert.deepEqual(written[0], viaSend);
+    const viaSend = await recordHandleWrites(server, () => connection.sendFrame(payload, payload.length));
+    const raw = await recordHandleWrites(server, () => connection.sendTextFrame(new TextFrame(payload)));
+    assert.equal(raw.calls.length, 1);
+    assert.deepEqual(raw.calls[0], [Buffer.concat(viaSend.calls.flat())]);
   } finally {
     await close();
   }
@@ -142,7 +154,7 @@ test('permessage-deflate negotiated: every frame through send()', async () => {
     assert.notEqual(server.extensions, '');
     assert.equal(rawFrameSocket(server), undefined);
     const connection = unitConnection(server);
-    const counts = countSocketWrites(server, () => assert.equal(connection.sendTextFrame(new TextFrame(Buffer.from('deflated'))), true));
+    const counts = await recordHandleWrites(server, () => assert.equal(connection.sendTextFrame(new TextFrame(Buffer.from('deflated'))), true));
     assert.equal(counts.send, 1, 'ws frames (and compresses) it');
     assert.deepEqual(await received(1), ['text:deflated']);
   } finally {
