@@ -1,8 +1,8 @@
 /**
  * Direct socket writes: a pre-built fan-out frame handed to the TCP socket's handle in one call, where `socket.write()`
  * would go through Node's Writable (write → writeOrBuffer → _writeGeneric → a request object per write → the write
- * callback → an after-write tick) only to make the same call. On the limit probe (bench/fanout/ws-server.ts,
- * RAW_WRITES=direct) that machinery was ~10 % of the server's CPU per delivery (bench/README.md).
+ * callback → an after-write tick) only to make the same call. That machinery was ~13 % of Beacon's CPU per delivery in
+ * the fan-out (bench/README.md, "Fan-out frames written straight to the TCP handle").
  *
  * Node has no public API for this. The handle's own `writeBuffer(req, buffer)` is what `socket.write()` ends in; the
  * request object and the write's outcome come from `process.binding('stream_wrap')` (deprecated for documentation only,
