@@ -6,8 +6,9 @@
  *
  * Node has no public API for this. The handle's own `writeBuffer(req, buffer)` is what `socket.write()` ends in; the
  * request object and the write's outcome come from `process.binding('stream_wrap')` (deprecated for documentation only,
- * DEP0111: a `--pending-deprecation` run prints one warning). A direct write is made only where Node itself would hand
- * the bytes straight to the handle, checked per write:
+ * DEP0111: a `--pending-deprecation` run prints one warning; under `--throw-deprecation` it is not used, and every
+ * write goes through `socket.write()`). A direct write is made only where Node itself would hand the bytes straight to
+ * the handle, checked per write:
  * - nothing is held in the Writable (`writableLength` 0), so no byte Node holds is overtaken, and it is not corked (a
  *   corked socket, write-turns.ts, is left to Node, so a turn's frames still leave together);
  * - nothing is queued in libuv (`writeQueueSize` 0): a backlog is left to Node, which holds it and drains it in one
@@ -50,10 +51,13 @@ interface SocketInternals {
 
 /** The bindings, or undefined where this Node does not offer them (then every write goes through `socket.write()`). */
 function loadBindings(): { streamWrap: StreamWrapBinding; tcp: new () => object } | undefined {
+  // Deprecations made fatal (`--throw-deprecation`): no deprecated API, then. With `--pending-deprecation` too,
+  // `process.binding`'s warning would end the process, thrown on the next tick where no `catch` here reaches it.
+  if (process.throwDeprecation) return undefined;
   try {
-    const binding = (process as unknown as { binding(name: string): Record<string, unknown> }).binding;
-    const streamWrap = binding('stream_wrap') as Partial<StreamWrapBinding>;
-    const tcp = binding('tcp_wrap').TCP as (new () => object) | undefined;
+    const node = process as unknown as { binding(name: string): Record<string, unknown> };
+    const streamWrap = node.binding('stream_wrap') as Partial<StreamWrapBinding>;
+    const tcp = node.binding('tcp_wrap').TCP as (new () => object) | undefined;
     if (
       typeof streamWrap.WriteWrap !== 'function' ||
       !(streamWrap.streamBaseState instanceof Int32Array) ||

@@ -7,12 +7,14 @@
  * fast path or reordering bytes.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { promisify } from 'node:util';
 import { directWriteHandle, queuedBytes, writeToSocket } from '../../src/transport/direct-write.js';
 import { within } from '../helpers/wait.js';
 
@@ -212,4 +214,28 @@ test('a peer that reset the connection while the rest of a frame was queued: the
   } finally {
     await close();
   }
+});
+
+test('deprecations made fatal (--throw-deprecation --pending-deprecation): no direct writes, and the process lives', async () => {
+  // process.binding warns under --pending-deprecation, and --throw-deprecation throws that warning on the next tick,
+  // where no catch of the module reaches it: loading the module ended the process before it looked at throwDeprecation.
+  const module = new URL('../../src/transport/direct-write.ts', import.meta.url).href;
+  const child = `
+    const { directWriteHandle, writeToSocket } = await import(${JSON.stringify(module)});
+    const net = await import('node:net');
+    let handle, client;
+    const listener = net.createServer((peer) => peer.on('data', (bytes) => {
+      console.log(JSON.stringify({ direct: handle !== undefined, read: bytes.toString() }));
+      peer.destroy(); client.destroy(); listener.close();
+    })).listen(0, '127.0.0.1');
+    listener.on('listening', () => {
+      client = net.connect(listener.address().port, '127.0.0.1', () => {
+        handle = directWriteHandle(client);
+        writeToSocket(client, handle, Buffer.from('frame'));
+      });
+    });`;
+  const args = ['--pending-deprecation', '--throw-deprecation', '--import', 'tsx', '--input-type=module', '-e', child];
+  const { stdout, stderr } = await promisify(execFile)(process.execPath, args, { timeout: 20_000 });
+  assert.deepEqual(JSON.parse(stdout), { direct: false, read: 'frame' });
+  assert.doesNotMatch(stderr, /DEP0111|DeprecationWarning/);
 });
