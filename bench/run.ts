@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: the one command behind the fan-out tables of bench/RESULTS.md. Each repetition
- *   A. starts every target (bare `ws`, the limit probe, Socket.IO, Beacon with telemetry off and on) at once, and runs
- *      against them, in slices the targets take in turn (in an order rotated per repetition), the fan-out load
- *      (bench/fanout/load.ts: subscribers on one channel, a fixed publish rate, a low rate, a closed loop), the bursts
- *      (bench/fanout/burst.ts) and the connection phase (bench/fanout/idle.ts: connects/s, RSS per idle subscribed
- *      connection, /metrics render time); one load process per target and load, driven step by step (fanout/child.ts);
+ *   A. starts every target (bare `ws`, the limit probe, the syscall floor, Socket.IO, Beacon with telemetry off and on)
+ *      at once, and runs against them, in slices the targets take in turn (in an order rotated per repetition), the
+ *      fan-out load (bench/fanout/load.ts: subscribers on one channel, a fixed publish rate, a low rate, a closed loop),
+ *      the bursts (bench/fanout/burst.ts) and the connection phase (bench/fanout/idle.ts: connects/s, RSS per idle
+ *      subscribed connection, /metrics render time); one load process per target and load, driven step by step
+ *      (fanout/child.ts);
  *   B. starts a fresh server per target, all at once again, for the many-small-channels load
  *      (bench/fanout/small-channels.ts), measured in slices the same way.
  * Beacon targets with metrics are scraped every second throughout, and export their spans to an OTLP sink of this process.
@@ -370,7 +371,7 @@ const common = [
 ];
 const fanout: BenchResults = {
   scenario: 'fanout',
-  title: 'Fan-out and connections: Beacon vs bare ws, the limit probe and Socket.IO',
+  title: 'Fan-out and connections: Beacon vs bare ws, the limit probe, the syscall floor and Socket.IO',
   command: commandLine('bench'),
   ...stamp,
   runs,

@@ -1,7 +1,8 @@
 /**
  * From the runs of every target to the rows of bench/results/*.json: medians over runs, and ratios against the bare-ws
- * baseline, the limit probe and Socket.IO, each ratio the median of the per-repetition ratios (the targets of one repetition
- * ran back to back, so a slow moment of the shared machine weighs on both sides of a ratio).
+ * baseline, the limit probe, the syscall floor (the main table) and Socket.IO, each ratio the median of the
+ * per-repetition ratios (the targets of one repetition ran back to back, so a slow moment of the shared machine weighs
+ * on both sides of a ratio).
  */
 import type { ResultColumn, ResultRow } from '../results-format.js';
 import type { BurstResult } from './burst.js';
@@ -27,6 +28,7 @@ export const FANOUT_COLUMNS: ResultColumn[] = [
   { key: 'cpu_us', label: 'CPU µs / delivery' },
   { key: 'vs_ws', label: '× bare ws' },
   { key: 'vs_probe', label: '× limit probe' },
+  { key: 'vs_floor', label: '× syscall floor' },
   { key: 'vs_socketio', label: '× Socket.IO' },
   { key: 'vs_off', label: '× Beacon off' },
   { key: 'burst_cpu_us', label: 'burst CPU µs / delivery' },
@@ -126,6 +128,7 @@ export function fanoutSpread(records: RunRecord[], targets: readonly TargetId[])
   return spreadNote(records, targets, [
     { label: 'CPU / delivery × bare ws', against: 'ws', metric: fanoutCpu },
     { label: '× limit probe', against: 'ws-raw', metric: fanoutCpu },
+    { label: '× syscall floor', against: 'ws-direct', metric: fanoutCpu },
     { label: '× Beacon off', against: 'beacon', metric: fanoutCpu, only: isBeacon },
     { label: 'connects/s × bare ws', against: 'ws', metric: connects },
   ]);
@@ -191,6 +194,7 @@ export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): 
       cpu_us: round(m(fanoutCpu), 1),
       vs_ws: round(ratio(records, target, 'ws', fanoutCpu), 2),
       vs_probe: round(ratio(records, target, 'ws-raw', fanoutCpu), 2),
+      vs_floor: round(ratio(records, target, 'ws-direct', fanoutCpu), 2),
       vs_socketio: round(ratio(records, target, 'socketio', fanoutCpu), 2),
       // What telemetry costs per delivery on the issue's own workload: Beacon on (info logs included) over Beacon off.
       vs_off: isBeacon(target) && target !== 'beacon' ? round(ratio(records, target, 'beacon', fanoutCpu), 2) : null,

@@ -9,14 +9,20 @@
  *
  * RAW_WRITES=1 is the limit probe: each frame is built once (header and payload in one Buffer, with ws's own
  * `Sender.frame`) and written to each subscriber's TCP socket with one `write`, bypassing ws's per-socket framing.
+ * RAW_WRITES=direct is the syscall floor: the same frame handed to each socket's TCP handle where Node would, skipping
+ * Node's Writable too (Beacon's own src/transport/direct-write.ts), so what is left per subscriber is the `write` call.
  */
 import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import * as wsModule from 'ws';
 import { WebSocket, WebSocketServer } from 'ws';
+import { directWriteHandle, writeToSocket, type StreamHandle } from '../../src/transport/direct-write.js';
 
 const port = Number(process.env.PORT);
-const raw = process.env.RAW_WRITES === '1';
+const raw = process.env.RAW_WRITES === '1' || process.env.RAW_WRITES === 'direct';
+const direct = process.env.RAW_WRITES === 'direct';
+/** Each subscriber's TCP handle, read once per connection (as Beacon's connections do). */
+const handles = new WeakMap<WebSocket, StreamHandle | undefined>();
 const TEXT = { binary: false } as const;
 const WELCOME = Buffer.from(JSON.stringify({ event: 'connected' }));
 const READY = Buffer.from(JSON.stringify({ event: 'subscribed' }));
@@ -40,7 +46,13 @@ function broadcast(message: Message, except: WebSocket | undefined): void {
   const payload = Buffer.from(JSON.stringify({ event: message.event, data: message.data }));
   if (raw) {
     const frame = Buffer.concat(Sender.frame(payload, { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false }));
-    for (const socket of room) if (socket !== except && socket.readyState === WebSocket.OPEN) (socket as WithSocket)._socket.write(frame);
+    if (direct) {
+      for (const socket of room) {
+        if (socket !== except && socket.readyState === WebSocket.OPEN) writeToSocket((socket as WithSocket)._socket, handles.get(socket), frame);
+      }
+    } else {
+      for (const socket of room) if (socket !== except && socket.readyState === WebSocket.OPEN) (socket as WithSocket)._socket.write(frame);
+    }
   } else {
     for (const socket of room) if (socket !== except) socket.send(payload, TEXT);
   }
@@ -73,6 +85,7 @@ const server = createServer((req, res) => {
 
 const wss = new WebSocketServer({ server });
 wss.on('connection', (socket) => {
+  if (direct) handles.set(socket, directWriteHandle((socket as WithSocket)._socket));
   let joined: Set<WebSocket> | undefined;
   let name = 'bench';
   socket.on('close', () => {
