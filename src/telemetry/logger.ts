@@ -1,11 +1,11 @@
 /**
  * The one pino logger of the process (fastify uses the same instance). JSON lines with `service`, `env`, `node_id` on every
- * line, `trace_id`/`span_id` on every line written inside an active span, and secrets redacted.
+ * line, `trace_id`/`span_id` on every line written inside an active span of a sampled trace, and secrets redacted.
  *
  * With `loki` set, every line also goes to Loki through a worker thread (see loki.ts), stdout staying on; call
  * `flushLogger` before exit so the spool is pushed and the count of dropped lines is logged.
  */
-import { isSpanContextValid, trace } from '@opentelemetry/api';
+import { isSpanContextValid, trace, TraceFlags } from '@opentelemetry/api';
 import * as onExit from 'on-exit-leak-free';
 import { pino, type Logger } from 'pino';
 import { isoTime } from './log-time.js';
@@ -160,8 +160,10 @@ export function createLogger(options: LoggerOptions): Logger {
         const span = trace.getActiveSpan();
         if (span === undefined) return NO_IDS;
         const ctx = span.spanContext();
-        // Without a tracer provider spans are non-recording with an all-zero context: no ids rather than zeros.
-        if (!isSpanContextValid(ctx)) return NO_IDS;
+        // Without a tracer provider spans are non-recording with an all-zero context: no ids rather than zeros. A trace
+        // that is not sampled has no span in the backend: its ids would lead nowhere (the HTTP API's lines, which carry
+        // their request span's ids explicitly, follow the same rule: `logIds` in tracing.ts).
+        if (!isSpanContextValid(ctx) || (ctx.traceFlags & TraceFlags.SAMPLED) === 0) return NO_IDS;
         return { trace_id: ctx.traceId, span_id: ctx.spanId };
       },
       // pino's default merge copies every field of the line into the mixin's object, ids or not.

@@ -152,6 +152,24 @@ for (const engine of ['local', 'redis'] as const) {
       assertAllTraced(lines, traceId, ['api_request'], 'API publish');
     });
 
+    it('an operation whose trace is not sampled: no line carries its ids (Tempo has no such trace)', async () => {
+      // The client's trace, flagged not sampled: Beacon follows the decision and records no span of it. Its frame lines
+      // and its API request's lines alike carry no ids, which would lead to a trace nobody stored.
+      const { client } = await connect();
+      const traceparent = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-00`;
+      const lines = await linesDuring(server, async () => {
+        client.send({ event: 'pusher:subscribe', data: { channel: 'orders-not-sampled' }, traceparent });
+        await client.next((f) => f.event === Events.SubscriptionSucceeded && f.channel === 'orders-not-sampled');
+        await signedFetch(server, 'GET', `/apps/${APP.id}/channels`, { headers: { traceparent } });
+      });
+      const written = lines.map((l) => l.event);
+      for (const event of ['message_received', 'subscribed', 'api_request']) {
+        assert.ok(written.includes(event), `no ${event} line among ${JSON.stringify(written)}`);
+      }
+      const withIds = lines.filter((l) => l.trace_id !== undefined || l.span_id !== undefined);
+      assert.deepEqual(withIds, [], 'lines of a trace that is not sampled carry its ids');
+    });
+
     it('API requests over the rate limit', async () => {
       // API_RATE_LIMIT_PER_SECOND=1: within a few requests one is refused, whatever second the first fell in.
       let refused = false;
