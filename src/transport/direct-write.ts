@@ -74,8 +74,12 @@ function loadBindings(): { streamWrap: StreamWrapBinding; tcp: new () => object 
 }
 
 const bindings = loadBindings();
+/** The binding's members a direct write reads, each once here rather than through the binding on every write. */
+const WriteWrap = bindings?.streamWrap.WriteWrap;
+const streamBaseState = bindings?.streamWrap.streamBaseState ?? new Int32Array(1);
+const LAST_WRITE_WAS_ASYNC = bindings?.streamWrap.kLastWriteWasAsync ?? 0;
 /** The request object for writes the kernel takes whole (libuv keeps nothing of it then); replaced when libuv keeps it. */
-let spare: WriteRequest | undefined = bindings === undefined ? undefined : new bindings.streamWrap.WriteWrap();
+let spare: WriteRequest | undefined = WriteWrap === undefined ? undefined : new WriteWrap();
 
 /** libuv finished the rest of a direct write: the frame can go; a failure ends the socket, as in Node's own writes. */
 function afterQueuedWrite(this: WriteRequest, status: number): void {
@@ -108,17 +112,18 @@ export function writeToSocket(socket: Socket, handle: StreamHandle | undefined, 
     socket.write(wire);
     return;
   }
+  // A handle is only ever given where the bindings exist (`directWriteHandle`), so `spare` and `WriteWrap` are set.
   const req = spare!;
   if (handle.writeBuffer(req, wire) !== 0) {
     // Refused before a byte was taken (the peer reset the connection): Node would destroy the socket with the error.
     socket.destroy();
     return;
   }
-  if (bindings!.streamWrap.streamBaseState[bindings!.streamWrap.kLastWriteWasAsync] !== 0) {
+  if (streamBaseState[LAST_WRITE_WAS_ASYNC] !== 0) {
     req.buffer = wire;
     req.socket = socket;
     req.oncomplete = afterQueuedWrite;
-    spare = new bindings!.streamWrap.WriteWrap();
+    spare = new WriteWrap!();
   }
 }
 
