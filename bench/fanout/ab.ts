@@ -27,6 +27,8 @@ import { startServer, type ServerProcess, type TargetId } from './targets.js';
 const HELP = `Usage: npm run bench:ab -- --root DIR [--root DIR ...] [options]
   --root DIR            a checkout to run Beacon from (repeatable; default this one). Ratios are to the first one. For
                         the commit before: git worktree add /tmp/prev HEAD~1 && (cd /tmp/prev && npm ci)
+                        (its own node_modules: a symlink to this one's would be emptied by the npm ci the build
+                        check runs there, as the worktree's lock file is newer)
   --target ID           which Beacon (default beacon): beacon (telemetry off), beacon-sampled, beacon-otel
   --phase NAME          fanout (default): CPU per delivery; connects: CPU per subscribed connect
   --no-probe            leave out the baseline: the limit probe (bare ws, frames written raw), or bare ws for connects
