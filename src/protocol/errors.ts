@@ -104,6 +104,7 @@ export const Errors = {
   API_NOT_FOUND: http('API_NOT_FOUND', 404, 'Not found'),
   API_INTERNAL: http('API_INTERNAL', 500, 'Internal error'),
   UPGRADE_SHUTTING_DOWN: http('UPGRADE_SHUTTING_DOWN', 503, 'Server is shutting down'),
+  UPGRADE_BAD_HANDSHAKE: http('UPGRADE_BAD_HANDSHAKE', 400, 'Invalid WebSocket handshake: %s'),
 
   // `pusher:error`, the connection stays: frames refused before or while decoding.
   FRAME_RATE_LIMITED: frame('FRAME_RATE_LIMITED', ErrorCode.ClientEventRateLimited, 'Frame rate limit (%s/s) exceeded; frame dropped'),

@@ -11,5 +11,12 @@ export type CloseReason =
   | 'over_quota'
   | 'error';
 
-/** Why an upgrade was refused before a connection existed. */
-export type RejectReason = 'unknown_app' | 'app_disabled' | 'over_quota' | 'over_capacity' | 'bad_protocol' | 'rate_limited';
+/** Why an upgrade was refused before a connection existed (`bad_handshake`: the WebSocket handshake itself, HTTP 400). */
+export type RejectReason =
+  | 'unknown_app'
+  | 'app_disabled'
+  | 'over_quota'
+  | 'over_capacity'
+  | 'bad_protocol'
+  | 'bad_handshake'
+  | 'rate_limited';

@@ -13,22 +13,31 @@
  *   connection handles every error of its socket itself, so its own listener replaces that one.
  * test/transport/upgrade-leftovers.test.ts checks that an accepted connection's request is collected.
  */
-import type { ServerResponse } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 
-/** The response @fastify/websocket built for an upgrade, by the request it answers (recorded by a preHandler hook). */
-const responses = new WeakMap<object, ServerResponse>();
+/**
+ * The reply fastify made for an upgrade (its `raw` is the response @fastify/websocket built), by the raw request it
+ * answers; recorded by a preHandler hook, so also where a handshake ws refuses finds fastify's request (`upgradeRequest`).
+ */
+const replies = new WeakMap<object, FastifyReply>();
 
-/** Records the routing response of an upgrade request (`request.raw`, `reply.raw`), to be detached once it is answered. */
-export function recordUpgradeResponse(raw: object, response: ServerResponse): void {
-  responses.set(raw, response);
+/** Records the routing reply of an upgrade request (`request.raw`), to be detached once it is answered. */
+export function recordUpgradeReply(raw: object, reply: FastifyReply): void {
+  replies.set(raw, reply);
+}
+
+/** fastify's request for the raw upgrade request `raw`, while its reply is recorded (until `detachUpgradeResponse`). */
+export function upgradeRequest(raw: object): FastifyRequest | undefined {
+  return replies.get(raw)?.request;
 }
 
 /** Detaches the routing response from the socket of the upgrade request `raw` (once the handler has answered). */
 export function detachUpgradeResponse(raw: object): void {
-  const response = responses.get(raw);
-  if (response === undefined) return;
-  responses.delete(raw);
+  const reply = replies.get(raw);
+  if (reply === undefined) return;
+  replies.delete(raw);
+  const response = reply.raw;
   if (response.socket !== null) response.detachSocket(response.socket);
 }
 

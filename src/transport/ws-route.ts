@@ -3,6 +3,8 @@
  * `pusher:connection_established`, and wires the socket's events to the router and the hub.
  */
 import { randomInt, randomUUID } from 'node:crypto';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { SpanContext } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -19,7 +21,7 @@ import type { RejectReason } from './close-reasons.js';
 import { contextFromHeaders, startConnectSpan } from '../telemetry/tracing.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { CLOSE_HANDSHAKE_MS, Connection } from './connection.js';
-import { detachUpgradeResponse, ownSocketErrors, recordUpgradeResponse } from './upgrade-leftovers.js';
+import { detachUpgradeResponse, ownSocketErrors, recordUpgradeReply, upgradeRequest } from './upgrade-leftovers.js';
 
 export interface WsRouteOptions {
   apps: AppStore;
@@ -106,6 +108,32 @@ export function wsErrorHandler(logger: Logger): (error: Error & { code?: string 
   };
 }
 
+/** The WebSocket versions ws speaks, as a refusal names them (RFC 6455 §4.4). */
+const WS_VERSIONS = '13, 8';
+
+/**
+ * Answers an upgrade whose WebSocket handshake is invalid with an HTTP error, as ws itself answers one, but in the HTTP
+ * API's shape (`{"error": message}`), then closes the socket once the answer is written. `versionFault`: the client's
+ * `Sec-WebSocket-Version` is not one ws speaks, so the answer names those (RFC 6455 §4.4).
+ */
+function refuseHandshake(socket: Duplex, status: number, message: string, versionFault: boolean): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: message });
+  const head = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+    'Connection: close',
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...(versionFault ? [`Sec-WebSocket-Version: ${WS_VERSIONS}`] : []),
+  ];
+  socket.once('finish', () => socket.destroy());
+  // `end` writes what the upgrade held corked too (nothing: ws refused before writing a byte).
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+}
+
 export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptions): void {
   const { apps, hub, router, metrics, logger } = options;
   const rejectionLogWindow = new FixedWindow(10);
@@ -146,6 +174,27 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     // ws would wait 30 s for a close frame that a hostile or broken client never sends: bound it as Connection.close does.
     setTimeout(() => socket.terminate(), CLOSE_HANDSHAKE_MS).unref();
   };
+
+  // A handshake ws refuses (no or a malformed Sec-WebSocket-Key, a Sec-WebSocket-Version other than 13 or 8, an Upgrade
+  // header that is not `websocket`, a malformed Sec-WebSocket-Protocol). With a listener for `wsClientError`, ws leaves the
+  // answer to it instead of writing its own 400 unseen: so these are counted and logged like every refused upgrade.
+  fastify.websocketServer.on('wsClientError', (err: Error, socket: Duplex, raw: IncomingMessage) => {
+    const request = upgradeRequest(raw);
+    const error = Errors.UPGRADE_BAD_HANDSHAKE;
+    const message = error.format(err.message);
+    const version = raw.headers['sec-websocket-version'];
+    connectionRejected(
+      'bad_handshake',
+      () => ({
+        code: error.status,
+        detail: err.message,
+        remote_address: request?.ip ?? raw.socket.remoteAddress,
+        request_id: request?.id,
+      }),
+      message,
+    );
+    refuseHandshake(socket, error.status, message, version !== '13' && version !== '8');
+  });
 
   const admit = (
     key: string,
@@ -204,7 +253,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     scope.addHook('preHandler', (request, reply, done) => {
       if (request.ws) {
         request.raw.socket.cork();
-        recordUpgradeResponse(request.raw, reply.raw);
+        recordUpgradeReply(request.raw, reply);
       }
       done();
     });

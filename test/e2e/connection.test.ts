@@ -1,7 +1,8 @@
 /**
  * The WebSocket connection: handshake, every refusal close code (4001, 4003, 4004, 4005, 4006, 4007, 4100) with its
  * pusher:error frame and one connection_rejected log line, pusher:ping → pusher:pong, and the server heartbeat: a silent
- * client is pinged after ACTIVITY_TIMEOUT and closed with 4201 when no pong comes; a client that answers stays.
+ * client is pinged after ACTIVITY_TIMEOUT and closed with 4201 when no pong comes; a client that answers stays. A broken
+ * WebSocket handshake gets an HTTP 400 with the error registry's body, counted and logged like every refused upgrade.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -9,7 +10,8 @@ import { loggedOnce, logLines } from '../helpers/logs.js';
 import { connected, nextEvent } from '../helpers/pusher-events.js';
 import { PUSHER_QUERY, RawClient } from '../helpers/raw-client.js';
 import { APP, startServer, startServerWithApps, type TestServer } from '../helpers/server.js';
-import { until } from '../helpers/wait.js';
+import { silentSocket } from '../helpers/silent-socket.js';
+import { until, within } from '../helpers/wait.js';
 
 /** Opens a raw connection the server must refuse; returns the pusher:error data and the close frame. */
 async function refused(server: TestServer, path: string) {
@@ -143,6 +145,56 @@ test('bad protocol: not a number → 4006, unsupported version → 4007', async 
     assert.equal(unsupported.error.code, 4007);
     await loggedOnce(server, { event: 'connection_rejected', reason: 'bad_protocol', code: 4006 });
     await loggedOnce(server, { event: 'connection_rejected', reason: 'bad_protocol', code: 4007 });
+  } finally {
+    await server.close();
+  }
+});
+
+/** Sends an upgrade request with `headers` and resolves with everything the server wrote before it closed the socket. */
+async function rawUpgrade(port: number, headers: Record<string, string>): Promise<string> {
+  const socket = await silentSocket(port, `/app/${APP.key}?${PUSHER_QUERY}`, headers);
+  try {
+    await within(socket.ended, 'the server to close the refused socket', 3000);
+    return socket.received().toString('latin1');
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** The status line, the headers (names lower-cased) and the body of an HTTP response. */
+function parseResponse(text: string): { status: string; headers: Record<string, string>; body: string } {
+  const [head = '', body = ''] = text.split('\r\n\r\n');
+  const [status = '', ...lines] = head.split('\r\n');
+  const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+  return { status, headers, body };
+}
+
+test('a broken WebSocket handshake: HTTP 400 with the registry error, counted and logged as bad_handshake', async () => {
+  const server = await startServer();
+  try {
+    const badKey = parseResponse(await rawUpgrade(server.port, { 'Sec-WebSocket-Key': 'not-a-key', 'Sec-WebSocket-Version': '13' }));
+    assert.equal(badKey.status, 'HTTP/1.1 400 Bad Request');
+    assert.equal(badKey.headers['content-type'], 'application/json; charset=utf-8');
+    assert.deepEqual(JSON.parse(badKey.body), { error: 'Invalid WebSocket handshake: Missing or invalid Sec-WebSocket-Key header' });
+    assert.equal(badKey.headers['sec-websocket-version'], undefined, 'the version was not the fault');
+    const keyLine = await loggedOnce(server, { event: 'connection_rejected', reason: 'bad_handshake', detail: 'Missing or invalid Sec-WebSocket-Key header' });
+    assert.equal(keyLine.level, 'info', "a client's fault, not the server's");
+    assert.equal(keyLine.code, 400);
+    assert.equal(keyLine.remote_address, '127.0.0.1');
+    assert.equal(typeof keyLine.request_id, 'string');
+
+    // A version ws does not speak ("13.0" is not "13"): the answer names the versions it does (RFC 6455 §4.4).
+    for (const version of ['12', '13.0']) {
+      const badVersion = parseResponse(await rawUpgrade(server.port, { 'Sec-WebSocket-Version': version }));
+      assert.equal(badVersion.status, 'HTTP/1.1 400 Bad Request', `Sec-WebSocket-Version: ${version}`);
+      assert.equal(badVersion.headers['sec-websocket-version'], '13, 8');
+      assert.deepEqual(JSON.parse(badVersion.body), { error: 'Invalid WebSocket handshake: Missing or invalid Sec-WebSocket-Version header' });
+    }
+    await until(() => logLines(server, { event: 'connection_rejected', reason: 'bad_handshake' }).length === 3, 'three bad_handshake lines');
+    assert.deepEqual(logLines(server, { level: 'error' }), []);
+
+    // The server goes on serving.
+    assert.match(await connected(server.client()), /^\d+\.\d+$/);
   } finally {
     await server.close();
   }

@@ -16,8 +16,11 @@ export interface SilentSocket {
   destroy(): void;
 }
 
-/** Opens `path` on 127.0.0.1:`port` and resolves once the server's response head (101 or an error) arrived. */
-export async function silentSocket(port: number, path: string): Promise<SilentSocket> {
+/**
+ * Opens `path` on 127.0.0.1:`port` and resolves once the server's response head (101 or an error) arrived. `headers` add
+ * to or replace the request's (a broken `Sec-WebSocket-Key` or `Sec-WebSocket-Version`).
+ */
+export async function silentSocket(port: number, path: string, headers: Record<string, string> = {}): Promise<SilentSocket> {
   const socket = connect(port, '127.0.0.1');
   const chunks: Buffer[] = [];
   const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
@@ -29,12 +32,16 @@ export async function silentSocket(port: number, path: string): Promise<SilentSo
     });
   });
   socket.on('error', () => undefined);
-  socket.once('connect', () => {
-    socket.write(
-      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-    );
-  });
+  const request = {
+    Host: `127.0.0.1:${port}`,
+    Upgrade: 'websocket',
+    Connection: 'Upgrade',
+    'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+    'Sec-WebSocket-Version': '13',
+    ...headers,
+  };
+  const lines = Object.entries(request).map(([name, value]) => `${name}: ${value}\r\n`);
+  socket.once('connect', () => socket.write(`GET ${path} HTTP/1.1\r\n${lines.join('')}\r\n`));
   await within(head, `the upgrade response on ${path}`);
   return { socket, received: () => Buffer.concat(chunks), ended, destroy: () => socket.destroy() };
 }

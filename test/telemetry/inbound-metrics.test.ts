@@ -1,7 +1,8 @@
 /**
  * The inbound budget's refusals and the cache's evictions as a real process exposes them on /metrics: each refusal under
  * its `reason`, the frame budget under `scope="frames"`, the subscription cap as `result="limit"`, and CACHE_MAX_BYTES
- * evicting (least recently used first) with `websocket_cache_evictions_total` counting it.
+ * evicting (least recently used first) with `websocket_cache_evictions_total` counting it; and a broken WebSocket handshake
+ * (ws refuses it before any connection exists) under `websocket_connections_rejected_total{reason="bad_handshake"}`.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -11,6 +12,8 @@ import { parseExposition, sumOf } from '../helpers/exposition.js';
 import { pollUntil } from '../helpers/prometheus.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { APP } from '../helpers/server.js';
+import { silentSocket } from '../helpers/silent-socket.js';
+import { within } from '../helpers/wait.js';
 
 let beacon: BeaconProcess;
 before(async () => {
@@ -28,7 +31,7 @@ async function scrape(): Promise<ReturnType<typeof parseExposition>> {
   return parseExposition(await (await fetch(`http://127.0.0.1:${beacon.metricsPort}/metrics`)).text());
 }
 
-test('refusals of the inbound budget and cache evictions are counted with their reasons', async () => {
+test('refusals of the inbound budget, cache evictions and a broken handshake are counted with their reasons', async () => {
   const sdk = new Pusher({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(beacon.port), useTLS: false });
   // Eight 1000-byte events on eight cache channels: at most four fit in 4096 bytes.
   for (let i = 0; i < 8; i++) await sdk.trigger(`cache-c${i}`, 'e', { pad: 'x'.repeat(1000) });
@@ -51,6 +54,10 @@ test('refusals of the inbound budget and cache evictions are counted with their 
   utf8.client.ws.send(Buffer.from([0xff]), { binary: false });
   assert.equal((await utf8.client.waitClosed()).code, 1007);
 
+  const broken = await silentSocket(beacon.port, `/app/${APP.key}?protocol=7`, { 'Sec-WebSocket-Key': 'not-a-key' });
+  await within(broken.ended, 'the server to close the refused handshake');
+  assert.match(broken.received().toString('latin1'), /^HTTP\/1\.1 400 /);
+
   const expected: [string, Record<string, string>][] = [
     ['websocket_message_errors_total', { reason: 'too_deep' }],
     ['websocket_message_errors_total', { reason: 'too_many_subscriptions' }],
@@ -59,6 +66,7 @@ test('refusals of the inbound budget and cache evictions are counted with their 
     ['websocket_rate_limit_triggered_total', { scope: 'frames' }],
     ['websocket_subscriptions_total', { result: 'limit' }],
     ['websocket_cache_evictions_total', { app_id: APP.id }],
+    ['websocket_connections_rejected_total', { reason: 'bad_handshake' }],
   ];
   let missing: string[] = [];
   await pollUntil(
