@@ -11,6 +11,7 @@ import type { AppStore } from './apps/app-store.js';
 import { createStaticAppStore } from './apps/static-app-store.js';
 import type { Config } from './config.js';
 import { apiPlugin } from './http/api.js';
+import { clientErrorHandler } from './http/client-errors.js';
 import { frameworkErrors, maxParamLength } from './http/params.js';
 import { registerHealthRoutes } from './http/health.js';
 import { notFoundPlugin } from './http/not-found.js';
@@ -171,6 +172,8 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     // Channel names and user ids are path parameters: the default (100) would turn valid long ones into 404 / 414.
     routerOptions: { maxParamLength: maxParamLength(config) },
     frameworkErrors,
+    // A request the HTTP parser refuses: the registry's answer, counted and logged (http/client-errors.ts).
+    clientErrorHandler: clientErrorHandler({ metrics, logger }),
   });
   await fastify.register(websocket, {
     options: { maxPayload: config.maxPayloadBytes * HARD_FRAME_LIMIT_FACTOR, perMessageDeflate: false },

@@ -78,6 +78,8 @@ export const Errors = {
   API_BODY_TOO_LARGE: http('API_BODY_TOO_LARGE', 413, 'Request body too large'),
   API_UNSUPPORTED_MEDIA_TYPE: http('API_UNSUPPORTED_MEDIA_TYPE', 415, 'Unsupported content type: send application/json'),
   API_INVALID_REQUEST: http('API_INVALID_REQUEST', 400, 'Invalid request'),
+  API_HEADERS_TOO_LARGE: http('API_HEADERS_TOO_LARGE', 431, 'Request headers too large'),
+  API_REQUEST_TIMEOUT: http('API_REQUEST_TIMEOUT', 408, 'Request not received in time'),
   API_INVALID_JSON: http('API_INVALID_JSON', 400, 'Body is not valid JSON'),
   API_BODY_NOT_OBJECT: http('API_BODY_NOT_OBJECT', 400, 'Body must be a JSON object'),
   API_EVENT_NAME_INVALID: http('API_EVENT_NAME_INVALID', 400, '"name" must be a non-empty string'),

@@ -22,6 +22,7 @@ export const LOG_EVENTS = [
   'rate_limited',
   'slow_consumer',
   'api_request',
+  'request_malformed',
   'webhook_failed',
   'adapter_up',
   'adapter_down',

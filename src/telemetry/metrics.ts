@@ -45,6 +45,8 @@ export type AdapterDirection = 'published' | 'received';
 export type AdapterOp = 'channels' | 'members' | 'counts';
 /** Why the cluster engine dropped a publish: it was down, or the publish command failed. */
 export type AdapterDropReason = 'down' | 'error';
+/** Why Node's HTTP parser refused a request (http/client-errors.ts). */
+export type MalformedRequestReason = 'bad_request' | 'header_overflow' | 'timeout';
 /** Why a log line never reached Loki: the spool was full (oldest dropped), Loki refused it for good (4xx), or shutdown came first. */
 export type LogDropReason = 'spool_full' | 'rejected' | 'shutdown';
 /** Log lines that reached Loki and those dropped, by reason (counters since start). */
@@ -107,6 +109,8 @@ export interface Metrics {
   pingRtt(seconds: number): void;
   apiAuthFailure(reason: ApiAuthFailureReason): void;
   httpRequest(method: string, route: string, statusCode: number, seconds: number): void;
+  /** A request Node's HTTP parser refused before any route saw it. */
+  httpMalformed(reason: MalformedRequestReason): void;
   /** `webhook` is the index in the app's webhook list (bounded by configuration; never the URL). */
   webhook(event: string, result: WebhookResult, appId: string, webhook: number): void;
   adapterMessage(direction: AdapterDirection): void;
@@ -234,6 +238,11 @@ export function createMetrics(
   // Both reasons from start, at 0: "none dropped" reads as 0 on a dashboard, not as no data, and `increase` sees the first.
   adapterDropped.add(0, { reason: 'down' });
   adapterDropped.add(0, { reason: 'error' });
+  const malformed = counter('websocket_http_malformed_requests_total', 'HTTP requests the parser refused by reason');
+  const malformedReasons: readonly MalformedRequestReason[] = ['bad_request', 'header_overflow', 'timeout'];
+  const malformedAttributes = new Map(malformedReasons.map((reason) => [reason, { reason }]));
+  // Every reason from start, at 0, as the adapter's drops above.
+  for (const attributes of malformedAttributes.values()) malformed.add(0, attributes);
   const cacheEvictions = counter('websocket_cache_evictions_total', 'Cache-channel events evicted to stay within CACHE_MAX_BYTES');
   let lastShutdownSeconds: number | undefined;
 
@@ -397,6 +406,9 @@ export function createMetrics(
     },
     adapterDropped(reason) {
       adapterDropped.add(1, reason === 'down' ? { reason: 'down' } : { reason: 'error' });
+    },
+    httpMalformed(reason) {
+      malformed.add(1, malformedAttributes.get(reason));
     },
     cacheEvicted(appId) {
       cacheEvictions.add(1, attrs(`ce|${appId}`, () => ({ app_id: appId })));

@@ -3,7 +3,7 @@
  * `pusher:connection_established`, and wires the socket's events to the router and the hub.
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { SpanContext } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -20,6 +20,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import type { RejectReason } from './close-reasons.js';
 import { contextFromHeaders, startConnectSpan } from '../telemetry/tracing.js';
 import { FixedWindow } from '../limits/fixed-window.js';
+import { answerOnSocket } from '../http/raw-answer.js';
 import { CLOSE_HANDSHAKE_MS, Connection } from './connection.js';
 import { detachUpgradeResponse, ownSocketErrors, recordUpgradeReply, upgradeRequest } from './upgrade-leftovers.js';
 
@@ -108,31 +109,8 @@ export function wsErrorHandler(logger: Logger): (error: Error & { code?: string 
   };
 }
 
-/** The WebSocket versions ws speaks, as a refusal names them (RFC 6455 §4.4). */
-const WS_VERSIONS = '13, 8';
-
-/**
- * Answers an upgrade whose WebSocket handshake is invalid with an HTTP error, as ws itself answers one, but in the HTTP
- * API's shape (`{"error": message}`), then closes the socket once the answer is written. `versionFault`: the client's
- * `Sec-WebSocket-Version` is not one ws speaks, so the answer names those (RFC 6455 §4.4).
- */
-function refuseHandshake(socket: Duplex, status: number, message: string, versionFault: boolean): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const body = JSON.stringify({ error: message });
-  const head = [
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
-    'Connection: close',
-    'Content-Type: application/json; charset=utf-8',
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    ...(versionFault ? [`Sec-WebSocket-Version: ${WS_VERSIONS}`] : []),
-  ];
-  socket.once('finish', () => socket.destroy());
-  // `end` writes what the upgrade held corked too (nothing: ws refused before writing a byte).
-  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
-}
+/** What a refusal of the WebSocket version says ws speaks (RFC 6455 §4.4). */
+const WS_VERSIONS = 'Sec-WebSocket-Version: 13, 8';
 
 export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptions): void {
   const { apps, hub, router, metrics, logger } = options;
@@ -193,7 +171,8 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       }),
       message,
     );
-    refuseHandshake(socket, error.status, message, version !== '13' && version !== '8');
+    // Answered as ws would (400, and the versions it speaks when the version was the fault), in the API's shape.
+    answerOnSocket(socket, error, message, version !== '13' && version !== '8' ? [WS_VERSIONS] : []);
   });
 
   const admit = (

@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { connected, nextEvent } from '../helpers/pusher-events.js';
 import { PUSHER_QUERY, RawClient } from '../helpers/raw-client.js';
+import { parseResponse } from '../helpers/raw-http.js';
 import { APP, startServer, startServerWithApps, type TestServer } from '../helpers/server.js';
 import { silentSocket } from '../helpers/silent-socket.js';
 import { until, within } from '../helpers/wait.js';
@@ -159,14 +160,6 @@ async function rawUpgrade(port: number, headers: Record<string, string>): Promis
   } finally {
     socket.destroy();
   }
-}
-
-/** The status line, the headers (names lower-cased) and the body of an HTTP response. */
-function parseResponse(text: string): { status: string; headers: Record<string, string>; body: string } {
-  const [head = '', body = ''] = text.split('\r\n\r\n');
-  const [status = '', ...lines] = head.split('\r\n');
-  const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
-  return { status, headers, body };
 }
 
 test('a broken WebSocket handshake: HTTP 400 with the registry error, counted and logged as bad_handshake', async () => {

@@ -2,7 +2,9 @@
  * The inbound budget's refusals and the cache's evictions as a real process exposes them on /metrics: each refusal under
  * its `reason`, the frame budget under `scope="frames"`, the subscription cap as `result="limit"`, and CACHE_MAX_BYTES
  * evicting (least recently used first) with `websocket_cache_evictions_total` counting it; and a broken WebSocket handshake
- * (ws refuses it before any connection exists) under `websocket_connections_rejected_total{reason="bad_handshake"}`.
+ * (ws refuses it before any connection exists) under `websocket_connections_rejected_total{reason="bad_handshake"}`, and a
+ * request the HTTP parser refuses under `websocket_http_malformed_requests_total{reason="bad_request"}` (the other reasons
+ * exported at 0).
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -12,6 +14,7 @@ import { parseExposition, sumOf } from '../helpers/exposition.js';
 import { pollUntil } from '../helpers/prometheus.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { APP } from '../helpers/server.js';
+import { exchange } from '../helpers/raw-http.js';
 import { silentSocket } from '../helpers/silent-socket.js';
 import { within } from '../helpers/wait.js';
 
@@ -31,7 +34,7 @@ async function scrape(): Promise<ReturnType<typeof parseExposition>> {
   return parseExposition(await (await fetch(`http://127.0.0.1:${beacon.metricsPort}/metrics`)).text());
 }
 
-test('refusals of the inbound budget, cache evictions and a broken handshake are counted with their reasons', async () => {
+test('refusals of the inbound budget, cache evictions, a broken handshake and a malformed request are counted with their reasons', async () => {
   const sdk = new Pusher({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(beacon.port), useTLS: false });
   // Eight 1000-byte events on eight cache channels: at most four fit in 4096 bytes.
   for (let i = 0; i < 8; i++) await sdk.trigger(`cache-c${i}`, 'e', { pad: 'x'.repeat(1000) });
@@ -57,6 +60,7 @@ test('refusals of the inbound budget, cache evictions and a broken handshake are
   const broken = await silentSocket(beacon.port, `/app/${APP.key}?protocol=7`, { 'Sec-WebSocket-Key': 'not-a-key' });
   await within(broken.ended, 'the server to close the refused handshake');
   assert.match(broken.received().toString('latin1'), /^HTTP\/1\.1 400 /);
+  assert.match(await exchange(beacon.port, 'NOT HTTP AT ALL\r\n\r\n'), /^HTTP\/1\.1 400 /);
 
   const expected: [string, Record<string, string>][] = [
     ['websocket_message_errors_total', { reason: 'too_deep' }],
@@ -67,6 +71,7 @@ test('refusals of the inbound budget, cache evictions and a broken handshake are
     ['websocket_subscriptions_total', { result: 'limit' }],
     ['websocket_cache_evictions_total', { app_id: APP.id }],
     ['websocket_connections_rejected_total', { reason: 'bad_handshake' }],
+    ['websocket_http_malformed_requests_total', { reason: 'bad_request' }],
   ];
   let missing: string[] = [];
   await pollUntil(
@@ -81,6 +86,11 @@ test('refusals of the inbound budget, cache evictions and a broken handshake are
   );
   const m = await scrape();
   assert.ok(sumOf(m, 'websocket_cache_evictions_total') >= 4, 'at least four of eight evicted');
+  // The parser's other reasons are exported from start, at 0.
+  const malformed = m.get('websocket_http_malformed_requests_total')?.samples ?? [];
+  for (const reason of ['header_overflow', 'timeout']) {
+    assert.deepEqual(malformed.filter((s) => s.labels.reason === reason).map((s) => s.value), [0], reason);
+  }
   // No error-level line anywhere.
   assert.deepEqual(beacon.logs.filter((l) => /"level":"(error|fatal)"/.test(l)), []);
 });

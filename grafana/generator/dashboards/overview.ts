@@ -22,6 +22,7 @@ export function overview(): Dashboard {
     .withPanel(timeseries('Connects and rejections', 'cps', [
       { expr: rate('websocket_connections_opened_total', 'app_id'), legend: 'opened {{app_id}}' },
       { expr: rate('websocket_connections_rejected_total', 'reason'), legend: 'rejected {{reason}}' },
+      { expr: rate('websocket_http_malformed_requests_total', 'reason'), legend: 'malformed HTTP {{reason}}' },
     ]))
     .withPanel(timeseries('Disconnects by reason', 'cps', [{ expr: rate('websocket_connections_closed_total', 'reason'), legend: '{{reason}}' }], { stacked: true }))
     .withPanel(timeseries('Connection lifetime p50 / p95', 's', [

@@ -1,0 +1,47 @@
+/**
+ * fastify's `clientErrorHandler`: a request Node's HTTP parser refused before any route could see it (a malformed request
+ * line or header, headers over Node's 16 KiB, a request not received within the server's timeouts). fastify's own handler
+ * answers these in its own shape and logs them at `trace`; here each gets the registry's answer (raw-answer.ts), is counted
+ * in `websocket_http_malformed_requests_total` under its reason and logged as `request_malformed` (at most 10 lines a
+ * second per node). Upgrades and API calls alike: the parser refuses before it is known which one a request is.
+ */
+import type { Socket } from 'node:net';
+import { FixedWindow } from '../limits/fixed-window.js';
+import { Errors, type HttpError } from '../protocol/errors.js';
+import { logEvent } from '../telemetry/log-events.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { MalformedRequestReason, Metrics } from '../telemetry/metrics.js';
+import { answerOnSocket } from './raw-answer.js';
+
+/** Node's code for a request its timeouts cut (`headersTimeout`, `requestTimeout`), and for headers over `maxHeaderSize`. */
+const TIMEOUT = 'ERR_HTTP_REQUEST_TIMEOUT';
+const HEADER_OVERFLOW = 'HPE_HEADER_OVERFLOW';
+
+function refusalOf(code: string | undefined): [MalformedRequestReason, HttpError] {
+  if (code === TIMEOUT) return ['timeout', Errors.API_REQUEST_TIMEOUT];
+  if (code === HEADER_OVERFLOW) return ['header_overflow', Errors.API_HEADERS_TOO_LARGE];
+  return ['bad_request', Errors.API_INVALID_REQUEST];
+}
+
+/** Returns the handler fastify calls for Node's `clientError`. */
+export function clientErrorHandler(deps: {
+  metrics: Metrics;
+  logger: Logger;
+}): (err: Error & { code?: string }, socket: Socket) => void {
+  const logWindow = new FixedWindow(10);
+  return (err, socket) => {
+    // The peer reset the connection, or the socket is gone: nothing to answer, and nothing was refused.
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const [reason, error] = refusalOf(err.code);
+    deps.metrics.httpMalformed(reason);
+    if (logWindow.allow(Date.now())) {
+      logEvent(
+        deps.logger,
+        'info',
+        { event: 'request_malformed', reason, code: error.status, error: err.code, remote_address: socket.remoteAddress },
+        'HTTP request refused by the parser',
+      );
+    }
+    answerOnSocket(socket, error, error.message);
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * Requests Node's HTTP parser refuses before any route sees them (src/http/client-errors.ts): each gets the error registry's
+ * answer (`{"error": …}` with its status) and a closed connection, is counted under its reason and logged as
+ * `request_malformed`, never at `error` level; the server goes on serving. The timeout branch is driven directly: Node's
+ * request timeouts are checked every 30 s.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import { clientErrorHandler } from '../../src/http/client-errors.js';
+import type { Metrics, MalformedRequestReason } from '../../src/telemetry/metrics.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { loggedOnce, logLines } from '../helpers/logs.js';
+import { connected } from '../helpers/pusher-events.js';
+import { APP, startServer } from '../helpers/server.js';
+import { exchange, parseResponse } from '../helpers/raw-http.js';
+import { within } from '../helpers/wait.js';
+
+test('a malformed request and oversized headers: the registry answer, a closed connection, one request_malformed line each', async () => {
+  const server = await startServer();
+  try {
+    const garbage = parseResponse(await exchange(server.port, 'NOT HTTP AT ALL\r\n\r\n'));
+    assert.equal(garbage.status, 'HTTP/1.1 400 Bad Request');
+    assert.equal(garbage.headers['content-type'], 'application/json; charset=utf-8');
+    assert.deepEqual(JSON.parse(garbage.body), { error: 'Invalid request' });
+    const line = await loggedOnce(server, { event: 'request_malformed', reason: 'bad_request' });
+    assert.equal(line.level, 'info', "a client's fault, not the server's");
+    assert.equal(line.code, 400);
+    assert.match(String(line.error), /^HPE_/);
+    assert.equal(line.remote_address, '127.0.0.1');
+
+    // Headers over Node's 16 KiB, on an upgrade request: refused by the parser before ws or any route sees it.
+    const big = `GET /app/${APP.key}?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`;
+    const overflow = parseResponse(await exchange(server.port, big));
+    assert.equal(overflow.status, 'HTTP/1.1 431 Request Header Fields Too Large');
+    assert.deepEqual(JSON.parse(overflow.body), { error: 'Request headers too large' });
+    await loggedOnce(server, { event: 'request_malformed', reason: 'header_overflow', code: 431 });
+
+    assert.deepEqual(logLines(server, { level: 'error' }), []);
+    assert.match(await connected(server.client()), /^\d+\.\d+$/, 'the server goes on serving');
+  } finally {
+    await server.close();
+  }
+});
+
+test('a request cut by the server timeouts gets 408; a reset peer gets nothing and is not counted', async () => {
+  const counted: MalformedRequestReason[] = [];
+  const metrics = { httpMalformed: (reason: MalformedRequestReason) => counted.push(reason) } as unknown as Metrics;
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString('utf8').split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l));
+      done();
+    },
+  });
+  const logger = createLogger({ serviceName: 'beacon', env: 'test', nodeId: 'test-node', level: 'info', destination });
+  const handle = clientErrorHandler({ metrics, logger });
+  const accepted: Socket[] = [];
+  const server = createServer((s) => accepted.push(s));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const timedOut = Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+    const answered = exchange(port, 'GET / HTTP/1.1\r\nHost: x\r\n');
+    await within(new Promise<void>((resolve) => server.once('connection', () => setImmediate(resolve))), 'the connection');
+    handle(timedOut, accepted[0]!);
+    const response = parseResponse(await answered);
+    assert.equal(response.status, 'HTTP/1.1 408 Request Timeout');
+    assert.deepEqual(JSON.parse(response.body), { error: 'Request not received in time' });
+    assert.deepEqual(counted, ['timeout']);
+    assert.equal(lines.filter((l) => l.event === 'request_malformed' && l.reason === 'timeout' && l.code === 408).length, 1);
+
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    const silent = connect(port, '127.0.0.1');
+    silent.on('error', () => undefined);
+    await within(new Promise<void>((resolve) => server.once('connection', () => setImmediate(resolve))), 'the second connection');
+    let written = '';
+    silent.on('data', (chunk: Buffer) => (written += chunk.toString('latin1')));
+    handle(reset, accepted[1]!);
+    // The socket is left as it was: still open, nothing written, nothing counted or logged.
+    assert.equal(accepted[1]!.destroyed, false);
+    assert.deepEqual(counted, ['timeout']);
+    assert.equal(lines.filter((l) => l.event === 'request_malformed').length, 1);
+    silent.destroy();
+    await within(once(accepted[1]!, 'close'), 'the second connection to close');
+    assert.equal(written, '');
+  } finally {
+    for (const s of accepted) s.destroy();
+    server.close();
+  }
+});
