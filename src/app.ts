@@ -201,7 +201,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
       for (const l of left) afterLeave(realtime, connection.app.id, l);
     },
   });
-  await fastify.register(notFoundPlugin);
+  await fastify.register(notFoundPlugin, { metrics, logger });
   await fastify.register(apiPlugin, {
     prefix: '/apps/:appId',
     apps,

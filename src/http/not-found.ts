@@ -1,18 +1,59 @@
 /**
  * The catch-all 404 with the API's CORS headers: a browser backend calling a wrong path (a typo in the app id or route)
  * then sees 404 and the `{ "error": … }` body instead of an opaque CORS failure (status 0). Its preflights are answered
- * like the API's.
+ * like the API's. Every request answered here is counted in `http_server_request_duration_seconds` under the route
+ * `unmatched` (as the API counts its own requests) and logged as `api_request` at most 10 times a second per node: a
+ * misconfigured client shows up, and a scanner walking paths cannot turn into a log flood.
  */
 import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
+import { FixedWindow } from '../limits/fixed-window.js';
 import { Errors } from '../protocol/errors.js';
+import { logEvent } from '../telemetry/log-events.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import { API_CORS } from './cors-options.js';
 import { sendError } from './api-error.js';
 
+/** The route label of a request no route matched (the API's own hook uses the same). */
+const UNMATCHED = 'unmatched';
+/** How much of a path a line carries: enough to see the typo, bounded whatever the client sends. */
+const PATH_LOG_CHARS = 200;
+
+export interface NotFoundOptions {
+  metrics: Metrics;
+  logger: Logger;
+}
+
 /** Registered at the root, before any prefixed scope: fastify uses this context (and its CORS hook) for unmatched paths. */
-export async function notFoundPlugin(scope: FastifyInstance): Promise<void> {
+export async function notFoundPlugin(scope: FastifyInstance, { metrics, logger }: NotFoundOptions): Promise<void> {
+  const logWindow = new FixedWindow(10);
   // preHandler, not onRequest: `reply.callNotFound()` (the WebSocket scope's plain-GET catch-all) runs only a 404
   // context's preHandler hooks, and a router miss runs them too.
   await scope.register(cors, { ...API_CORS, hook: 'preHandler' });
   scope.setNotFoundHandler(async (_request, reply) => sendError(reply, Errors.API_NOT_FOUND));
+  // A callback hook: an `async` one costs every request a promise.
+  scope.addHook('onResponse', (request, reply, done) => {
+    metrics.httpRequest(request.method, UNMATCHED, reply.statusCode, reply.elapsedTime / 1000);
+    if (logWindow.allow(Date.now())) {
+      // The path without its query: a query may carry a signature, and redaction only knows parsed fields.
+      const query = request.url.indexOf('?');
+      const path = (query === -1 ? request.url : request.url.slice(0, query)).slice(0, PATH_LOG_CHARS);
+      logEvent(
+        logger,
+        'info',
+        {
+          event: 'api_request',
+          request_id: request.id,
+          method: request.method,
+          route: UNMATCHED,
+          path,
+          status_code: reply.statusCode,
+          duration_ms: Math.round(reply.elapsedTime * 100) / 100,
+        },
+        'request to no route',
+      );
+    }
+    done();
+  });
 }

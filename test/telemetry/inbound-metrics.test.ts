@@ -4,7 +4,7 @@
  * evicting (least recently used first) with `websocket_cache_evictions_total` counting it; and a broken WebSocket handshake
  * (ws refuses it before any connection exists) under `websocket_connections_rejected_total{reason="bad_handshake"}`, and a
  * request the HTTP parser refuses under `websocket_http_malformed_requests_total{reason="bad_request"}` (the other reasons
- * exported at 0).
+ * exported at 0), and a request to no route under `http_server_request_duration_seconds{http_route="unmatched"}`.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -34,7 +34,7 @@ async function scrape(): Promise<ReturnType<typeof parseExposition>> {
   return parseExposition(await (await fetch(`http://127.0.0.1:${beacon.metricsPort}/metrics`)).text());
 }
 
-test('refusals of the inbound budget, cache evictions, a broken handshake and a malformed request are counted with their reasons', async () => {
+test('refusals of the inbound budget, cache evictions, a broken handshake, a malformed request and one to no route are counted with their reasons', async () => {
   const sdk = new Pusher({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(beacon.port), useTLS: false });
   // Eight 1000-byte events on eight cache channels: at most four fit in 4096 bytes.
   for (let i = 0; i < 8; i++) await sdk.trigger(`cache-c${i}`, 'e', { pad: 'x'.repeat(1000) });
@@ -61,6 +61,7 @@ test('refusals of the inbound budget, cache evictions, a broken handshake and a 
   await within(broken.ended, 'the server to close the refused handshake');
   assert.match(broken.received().toString('latin1'), /^HTTP\/1\.1 400 /);
   assert.match(await exchange(beacon.port, 'NOT HTTP AT ALL\r\n\r\n'), /^HTTP\/1\.1 400 /);
+  assert.equal((await fetch(`${beacon.url}/apps/${APP.id}/evnts`, { method: 'POST' })).status, 404);
 
   const expected: [string, Record<string, string>][] = [
     ['websocket_message_errors_total', { reason: 'too_deep' }],
@@ -72,6 +73,7 @@ test('refusals of the inbound budget, cache evictions, a broken handshake and a 
     ['websocket_cache_evictions_total', { app_id: APP.id }],
     ['websocket_connections_rejected_total', { reason: 'bad_handshake' }],
     ['websocket_http_malformed_requests_total', { reason: 'bad_request' }],
+    ['http_server_request_duration_seconds_count', { http_route: 'unmatched', http_response_status_code: '404' }],
   ];
   let missing: string[] = [];
   await pollUntil(

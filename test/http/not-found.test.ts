@@ -1,0 +1,42 @@
+/**
+ * Requests no route matches (src/http/not-found.ts): answered 404 with the API's body, and each one seen — counted under the
+ * route `unmatched` (test/telemetry/inbound-metrics.test.ts reads that count on /metrics) and logged as `api_request` with
+ * its path (never its query), at most 10 lines a second per node however many arrive.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { logLines } from '../helpers/logs.js';
+import { startServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
+
+test('a request to no route: 404, one api_request line with its path and no query; a flood is logged 10 times a second', async () => {
+  const server = await startServer();
+  try {
+    const base = `http://127.0.0.1:${server.port}`;
+    const typo = await fetch(`${base}/apps/app-id/evnts?auth_key=app-key&auth_signature=deadbeef`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    assert.equal(typo.status, 404);
+    assert.deepEqual(await typo.json(), { error: 'Not found' });
+    await until(() => logLines(server, { event: 'api_request', route: 'unmatched' }).length === 1, 'the 404 line');
+    const [line] = logLines(server, { event: 'api_request', route: 'unmatched' });
+    assert.equal(line?.path, '/apps/app-id/evnts');
+    assert.equal(line?.method, 'POST');
+    assert.equal(line?.status_code, 404);
+    assert.equal(line?.level, 'info');
+    assert.doesNotMatch(JSON.stringify(server.logs), /deadbeef/, 'the query (and its signature) is never logged');
+
+    // A scanner: 100 requests as fast as they go. Every one is answered; the lines stay bounded.
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => fetch(`${base}/scan-${i}.php`).then((r) => r.status)));
+    const seconds = Math.ceil((Date.now() - started) / 1000) + 1;
+    assert.deepEqual(new Set(answers), new Set([404]));
+    const scanned = logLines(server, { event: 'api_request', route: 'unmatched' }).length - 1;
+    assert.ok(scanned >= 1 && scanned <= 10 * seconds, `${scanned} lines for 100 requests in ${seconds} s`);
+    assert.ok(scanned < 100, 'not one line per request');
+  } finally {
+    await server.close();
+  }
+});
