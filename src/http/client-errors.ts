@@ -30,7 +30,8 @@ export function clientErrorHandler(deps: {
 }): (err: Error & { code?: string }, socket: Socket) => void {
   const logWindow = new FixedWindow(10);
   return (err, socket) => {
-    // The peer reset the connection, or the socket is gone: nothing to answer, and nothing was refused.
+    // The peer reset the connection, or the socket is gone (answered already: the parser reports a failed request again
+    // for any more of it that arrives): nothing to answer, and nothing more was refused.
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     const [reason, error] = refusalOf(err.code);
     deps.metrics.httpMalformed(reason);

@@ -34,6 +34,11 @@ export async function notFoundPlugin(scope: FastifyInstance, { metrics, logger }
   scope.setNotFoundHandler(async (_request, reply) => sendError(reply, Errors.API_NOT_FOUND));
   // A callback hook: an `async` one costs every request a promise.
   scope.addHook('onResponse', (request, reply, done) => {
+    // The scope also holds @fastify/cors's `OPTIONS *` route (its preflights): only requests no route matched count here.
+    if (!request.is404) {
+      done();
+      return;
+    }
     metrics.httpRequest(request.method, UNMATCHED, reply.statusCode, reply.elapsedTime / 1000);
     if (logWindow.allow(Date.now())) {
       // The path without its query: a query may carry a signature, and redaction only knows parsed fields.

@@ -153,14 +153,18 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     setTimeout(() => socket.terminate(), CLOSE_HANDSHAKE_MS).unref();
   };
 
-  // A handshake ws refuses (no or a malformed Sec-WebSocket-Key, a Sec-WebSocket-Version other than 13 or 8, an Upgrade
-  // header that is not `websocket`, a malformed Sec-WebSocket-Protocol). With a listener for `wsClientError`, ws leaves the
-  // answer to it instead of writing its own 400 unseen: so these are counted and logged like every refused upgrade.
+  // A handshake ws refuses (an Upgrade header that is not `websocket`, no or a malformed Sec-WebSocket-Key, a
+  // Sec-WebSocket-Version other than 13 or 8, a malformed Sec-WebSocket-Protocol; a method other than GET, which fastify's
+  // routing keeps from ws in practice). With a listener for `wsClientError`, ws leaves the answer to it instead of writing
+  // its own unseen: so these are counted and logged like every refused upgrade, and answered with the registry's 400,
+  // naming the versions ws speaks when the version was the fault (ws checks it after the Upgrade header and the key, and
+  // says so in its message).
   fastify.websocketServer.on('wsClientError', (err: Error, socket: Duplex, raw: IncomingMessage) => {
+    // fastify's request, for the client's address behind a trusted proxy: recorded for upgrades to the WebSocket routes
+    // (an upgrade sent to an API route has only its peer's address).
     const request = upgradeRequest(raw);
     const error = Errors.UPGRADE_BAD_HANDSHAKE;
     const message = error.format(err.message);
-    const version = raw.headers['sec-websocket-version'];
     connectionRejected(
       'bad_handshake',
       () => ({
@@ -171,8 +175,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       }),
       message,
     );
-    // Answered as ws would (400, and the versions it speaks when the version was the fault), in the API's shape.
-    answerOnSocket(socket, error, message, version !== '13' && version !== '8' ? [WS_VERSIONS] : []);
+    answerOnSocket(socket, error, message, err.message.includes('Sec-WebSocket-Version') ? [WS_VERSIONS] : []);
   });
 
   const admit = (

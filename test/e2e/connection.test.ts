@@ -165,7 +165,8 @@ async function rawUpgrade(port: number, headers: Record<string, string>): Promis
 test('a broken WebSocket handshake: HTTP 400 with the registry error, counted and logged as bad_handshake', async () => {
   const server = await startServer();
   try {
-    const badKey = parseResponse(await rawUpgrade(server.port, { 'Sec-WebSocket-Key': 'not-a-key', 'Sec-WebSocket-Version': '13' }));
+    // The key is checked before the version: with both wrong, the key is the fault named, and no versions are listed.
+    const badKey = parseResponse(await rawUpgrade(server.port, { 'Sec-WebSocket-Key': 'not-a-key', 'Sec-WebSocket-Version': '12' }));
     assert.equal(badKey.status, 'HTTP/1.1 400 Bad Request');
     assert.equal(badKey.headers['content-type'], 'application/json; charset=utf-8');
     assert.deepEqual(JSON.parse(badKey.body), { error: 'Invalid WebSocket handshake: Missing or invalid Sec-WebSocket-Key header' });

@@ -88,6 +88,6 @@ test('a request cut by the server timeouts gets 408; a reset peer gets nothing a
     assert.equal(written, '');
   } finally {
     for (const s of accepted) s.destroy();
-    server.close();
+    await new Promise((resolve) => server.close(resolve));
   }
 });

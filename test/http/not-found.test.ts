@@ -36,6 +36,16 @@ test('a request to no route: 404, one api_request line with its path and no quer
     const scanned = logLines(server, { event: 'api_request', route: 'unmatched' }).length - 1;
     assert.ok(scanned >= 1 && scanned <= 10 * seconds, `${scanned} lines for 100 requests in ${seconds} s`);
     assert.ok(scanned < 100, 'not one line per request');
+
+    // A CORS preflight is answered by a route (@fastify/cors's `OPTIONS *`): not a request to no route.
+    const preflight = await fetch(`${base}/anywhere`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://example.com', 'access-control-request-method': 'POST' },
+    });
+    assert.equal(preflight.status, 204);
+    const before = logLines(server, { event: 'api_request', route: 'unmatched' }).length;
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(logLines(server, { event: 'api_request', route: 'unmatched', method: 'OPTIONS' }).length, 0, `${before} lines, none for OPTIONS`);
   } finally {
     await server.close();
   }
