@@ -7,15 +7,13 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { clientErrorHandler } from '../../src/http/client-errors.js';
-import type { Metrics, MalformedRequestReason } from '../../src/telemetry/metrics.js';
-import { createLogger } from '../../src/telemetry/logger.js';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { connected } from '../helpers/pusher-events.js';
 import { APP, startServer } from '../helpers/server.js';
 import { exchange, parseResponse } from '../helpers/raw-http.js';
+import { capturedLogger, recordingMetrics } from '../helpers/unit.js';
 import { within } from '../helpers/wait.js';
 
 test('a malformed request and oversized headers: the registry answer, a closed connection, one request_malformed line each', async () => {
@@ -46,16 +44,8 @@ test('a malformed request and oversized headers: the registry answer, a closed c
 });
 
 test('a request cut by the server timeouts gets 408; a reset peer gets nothing and is not counted', async () => {
-  const counted: MalformedRequestReason[] = [];
-  const metrics = { httpMalformed: (reason: MalformedRequestReason) => counted.push(reason) } as unknown as Metrics;
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l));
-      done();
-    },
-  });
-  const logger = createLogger({ serviceName: 'beacon', env: 'test', nodeId: 'test-node', level: 'info', destination });
+  const { metrics, calls } = recordingMetrics();
+  const { logger, lines } = capturedLogger('info');
   const handle = clientErrorHandler({ metrics, logger });
   const accepted: Socket[] = [];
   // The server side reads what arrives, as Node's HTTP server has read a request before its parser gives up on it.
@@ -73,7 +63,7 @@ test('a request cut by the server timeouts gets 408; a reset peer gets nothing a
     const response = parseResponse(await answered);
     assert.equal(response.status, 'HTTP/1.1 408 Request Timeout');
     assert.deepEqual(JSON.parse(response.body), { error: 'Request not received in time' });
-    assert.deepEqual(counted, ['timeout']);
+    assert.deepEqual(calls, ['httpMalformed(timeout)']);
     assert.equal(lines.filter((l) => l.event === 'request_malformed' && l.reason === 'timeout' && l.code === 408).length, 1);
 
     const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
@@ -85,7 +75,7 @@ test('a request cut by the server timeouts gets 408; a reset peer gets nothing a
     handle(reset, accepted[1]!);
     // The socket is left as it was: still open, nothing written, nothing counted or logged.
     assert.equal(accepted[1]!.destroyed, false);
-    assert.deepEqual(counted, ['timeout']);
+    assert.deepEqual(calls, ['httpMalformed(timeout)']);
     assert.equal(lines.filter((l) => l.event === 'request_malformed').length, 1);
     silent.destroy();
     await within(once(accepted[1]!, 'close'), 'the second connection to close');
