@@ -168,6 +168,25 @@ test('the catch-all 404 carries the API CORS headers, and its preflight is answe
   }
 });
 
+test('a plain OPTIONS (no Origin, or no Access-Control-Request-Method) is answered 204 with what the path allows, on every path', async () => {
+  // Not a browser's preflight but an HTTP client asking what a resource allows: no error. @fastify/cors's strict default
+  // answered it with a text/plain 400 outside the error registry.
+  const server = await startServer();
+  try {
+    for (const path of [`/apps/${APP.id}/events`, '/nope', `/app/${APP.key}`]) {
+      for (const headers of [{}, { origin: 'http://backend.example.test' }] as Record<string, string>[]) {
+        const res = await fetch(`http://127.0.0.1:${server.port}${path}`, { method: 'OPTIONS', headers });
+        const what = `OPTIONS ${path} ${JSON.stringify(headers)}`;
+        assert.equal(res.status, 204, what);
+        assert.equal(res.headers.get('access-control-allow-methods'), 'GET, POST, OPTIONS', what);
+        assert.equal(await res.text(), '', what);
+      }
+    }
+  } finally {
+    await server.close();
+  }
+});
+
 test('refused client events answer pusher:error with their own code and the channel', async () => {
   const disabled = await startServer();
   try {
