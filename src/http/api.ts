@@ -48,6 +48,9 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   // Refused requests are all counted, but a flood of them (unsigned, over the rate) logs at most this many lines a second.
   const authFailedLog = new FixedWindow(LOGGED_REFUSALS_PER_SECOND);
   const rateLimitedLog = new FixedWindow(LOGGED_REFUSALS_PER_SECOND);
+  // The access line of a request answered ≥ 400 too: an unsigned flood, or a client retrying a bad body in a loop, would
+  // otherwise write one line per request. An accepted request always has its line.
+  const refusedRequestLog = new FixedWindow(LOGGED_REFUSALS_PER_SECOND);
   scope.decorateRequest('beaconApp', null as never);
   scope.decorateRequest('signedBodyMd5', undefined);
   scope.decorateRequest('apiSpan', undefined);
@@ -143,6 +146,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     const span = request.apiSpan;
     const ids = logIds(span); // before the span ends: an ended span no longer records
     if (span !== undefined) endHttpServerSpan(span, reply.statusCode);
+    if (reply.statusCode >= 400 && !refusedRequestLog.allow(Date.now())) return;
     logEvent(
       logger,
       'info',

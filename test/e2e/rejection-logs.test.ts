@@ -100,6 +100,7 @@ test('an HTTP API flood of bad signatures and of requests over the rate logs at 
   const server = await startServer({ API_RATE_LIMIT_PER_SECOND: '1' });
   try {
     const N = 40;
+    const started = Date.now();
     const answers = await Promise.all(
       Array.from({ length: N }, () => signedFetch(server, 'GET', `/apps/${APP.id}/channels`, { sign: { signature: 'bad' } })),
     );
@@ -111,7 +112,23 @@ test('an HTTP API flood of bad signatures and of requests over the rate logs at 
     assert.ok(server.logs.filter((l) => l.event === 'rate_limited').length <= 20);
     assert.ok(server.logs.filter((l) => l.event === 'auth_failed').length >= 1, 'the first refusals are logged');
     assert.ok(server.logs.filter((l) => l.event === 'rate_limited').length >= 1);
+    // Their access lines too (one window for every refused request): not one line per request.
+    const seconds = Math.ceil((Date.now() - started) / 1000) + 1;
+    const refusedLines = server.logs.filter((l) => l.event === 'api_request' && Number(l.status_code) >= 400).length;
+    assert.ok(refusedLines >= 1 && refusedLines <= 10 * seconds, `${refusedLines} api_request lines for ${2 * N} refusals in ${seconds} s`);
     assert.deepEqual(errorLines(server).concat(server.logs.filter((l) => l.level === 'warn' || l.level === 40)), []);
+  } finally {
+    await server.close();
+  }
+});
+
+test('every accepted HTTP API request has its api_request line, however many arrive at once', async () => {
+  const server = await startServer();
+  try {
+    const N = 60;
+    const answers = await Promise.all(Array.from({ length: N }, () => signedFetch(server, 'GET', `/apps/${APP.id}/channels`)));
+    assert.deepEqual(new Set(answers.map((a) => a.status)), new Set([200]));
+    await until(() => server.logs.filter((l) => l.event === 'api_request' && l.status_code === 200).length === N, `${N} lines`);
   } finally {
     await server.close();
   }
