@@ -11,7 +11,7 @@ import type { AppStore } from './apps/app-store.js';
 import { createStaticAppStore } from './apps/static-app-store.js';
 import type { Config } from './config.js';
 import { apiPlugin } from './http/api.js';
-import { clientErrorHandler } from './http/client-errors.js';
+import { clientErrorHandler, refusedRequests } from './http/client-errors.js';
 import { frameworkErrors, maxParamLength } from './http/params.js';
 import { registerHealthRoutes } from './http/health.js';
 import { notFoundPlugin } from './http/not-found.js';
@@ -158,6 +158,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   // Open until the drain's third step: from then on the API answers 503 and accepts no publish (lifecycle/drain.ts).
   let apiAccepting = true;
   const startedAt = Date.now();
+  const refused = refusedRequests({ metrics, logger });
   const fastify = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Per-request lines are replaced by one `api_request` line per API call (http/api.ts).
@@ -171,9 +172,9 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     trustProxy: config.trustProxy,
     // Channel names and user ids are path parameters: the default (100) would turn valid long ones into 404 / 414.
     routerOptions: { maxParamLength: maxParamLength(config) },
-    frameworkErrors,
-    // A request the HTTP parser refuses: the registry's answer, counted and logged (http/client-errors.ts).
-    clientErrorHandler: clientErrorHandler({ metrics, logger }),
+    // A request the router or the HTTP parser refuses: the registry's answer, counted and logged (http/client-errors.ts).
+    frameworkErrors: frameworkErrors(refused),
+    clientErrorHandler: clientErrorHandler(refused),
   });
   await fastify.register(websocket, {
     options: { maxPayload: config.maxPayloadBytes * HARD_FRAME_LIMIT_FACTOR, perMessageDeflate: false },

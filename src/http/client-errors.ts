@@ -3,7 +3,8 @@
  * line or header, headers over Node's 16 KiB, a request not received within the server's timeouts). fastify's own handler
  * answers these in its own shape and logs them at `trace`; here each gets the registry's answer (raw-answer.ts), is counted
  * in `websocket_http_malformed_requests_total` under its reason and logged as `request_malformed` (at most 10 lines a
- * second per node). Upgrades and API calls alike: the parser refuses before it is known which one a request is.
+ * second per node, shared with the router's refusals: params.ts). Upgrades and API calls alike: the parser refuses before
+ * it is known which one a request is.
  */
 import type { Socket } from 'node:net';
 import { FixedWindow } from '../limits/fixed-window.js';
@@ -23,26 +24,28 @@ function refusalOf(code: string | undefined): [MalformedRequestReason, HttpError
   return ['bad_request', Errors.API_INVALID_REQUEST];
 }
 
-/** Returns the handler fastify calls for Node's `clientError`. */
-export function clientErrorHandler(deps: {
-  metrics: Metrics;
-  logger: Logger;
-}): (err: Error & { code?: string }, socket: Socket) => void {
+/** Counts a request refused before any route saw it under `reason` and logs it, at most 10 lines a second per node. */
+export type RefusedRequest = (reason: MalformedRequestReason, error: HttpError, fields: { error: string | undefined; remote_address: string | undefined }) => void;
+
+/** The one count-and-log of requests refused before routing: the parser's refusals here, the router's (params.ts). */
+export function refusedRequests(deps: { metrics: Metrics; logger: Logger }): RefusedRequest {
   const logWindow = new FixedWindow(10);
+  return (reason, error, fields) => {
+    deps.metrics.httpMalformed(reason);
+    if (logWindow.allow(Date.now())) {
+      logEvent(deps.logger, 'info', { event: 'request_malformed', reason, code: error.status, ...fields }, 'HTTP request refused before routing');
+    }
+  };
+}
+
+/** Returns the handler fastify calls for Node's `clientError`. */
+export function clientErrorHandler(refused: RefusedRequest): (err: Error & { code?: string }, socket: Socket) => void {
   return (err, socket) => {
     // The peer reset the connection, or the socket is gone (answered already: the parser reports a failed request again
     // for any more of it that arrives): nothing to answer, and nothing more was refused.
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     const [reason, error] = refusalOf(err.code);
-    deps.metrics.httpMalformed(reason);
-    if (logWindow.allow(Date.now())) {
-      logEvent(
-        deps.logger,
-        'info',
-        { event: 'request_malformed', reason, code: error.status, error: err.code, remote_address: socket.remoteAddress },
-        'HTTP request refused by the parser',
-      );
-    }
+    refused(reason, error, { error: err.code, remote_address: socket.remoteAddress });
     answerOnSocket(socket, error, error.message);
   };
 }

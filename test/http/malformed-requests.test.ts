@@ -2,13 +2,13 @@
  * Requests Node's HTTP parser refuses before any route sees them (src/http/client-errors.ts): each gets the error registry's
  * answer (`{"error": …}` with its status) and a closed connection, is counted under its reason and logged as
  * `request_malformed`, never at `error` level; the server goes on serving. The timeout branch is driven directly: Node's
- * request timeouts are checked every 30 s.
+ * request timeouts are checked every 30 s. So are requests the router refuses before any route (src/http/params.ts).
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { clientErrorHandler } from '../../src/http/client-errors.js';
+import { clientErrorHandler, refusedRequests } from '../../src/http/client-errors.js';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { connected } from '../helpers/pusher-events.js';
 import { APP, startServer } from '../helpers/server.js';
@@ -46,7 +46,7 @@ test('a malformed request and oversized headers: the registry answer, a closed c
 test('a request cut by the server timeouts gets 408; a reset peer gets nothing and is not counted', async () => {
   const { metrics, calls } = recordingMetrics();
   const { logger, lines } = capturedLogger('info');
-  const handle = clientErrorHandler({ metrics, logger });
+  const handle = clientErrorHandler(refusedRequests({ metrics, logger }));
   const accepted: Socket[] = [];
   // The server side reads what arrives, as Node's HTTP server has read a request before its parser gives up on it.
   const server = createServer((s) => {
@@ -83,5 +83,38 @@ test('a request cut by the server timeouts gets 408; a reset peer gets nothing a
   } finally {
     for (const s of accepted) s.destroy();
     await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test('a path the router refuses: the registry answer, counted and logged; an upgrade to it gets its answer and a closed socket', async () => {
+  const server = await startServer();
+  try {
+    // A malformed percent-encoding on an upgrade: fastify's reply left the socket open (one descriptor per attempt).
+    const upgrade = [
+      `GET /app/%zz?protocol=7 HTTP/1.1`,
+      'Host: x',
+      'Connection: Upgrade',
+      'Upgrade: websocket',
+      'Sec-WebSocket-Version: 13',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    ];
+    const answer = parseResponse(await exchange(server.port, `${upgrade.join('\r\n')}\r\n\r\n`));
+    assert.equal(answer.status, 'HTTP/1.1 400 Bad Request');
+    assert.deepEqual(JSON.parse(answer.body), { error: 'Invalid URL' });
+    const line = await loggedOnce(server, { event: 'request_malformed', reason: 'bad_url' });
+    assert.equal(line.code, 400);
+    assert.equal(line.error, 'FST_ERR_BAD_URL');
+
+    // A path parameter over the longest channel name or user id, on a plain API call: answered, counted, logged.
+    const long = await fetch(`http://127.0.0.1:${server.port}/apps/${APP.id}/users/${'u'.repeat(5000)}/terminate_connections`, {
+      method: 'POST',
+    });
+    assert.equal(long.status, 400);
+    assert.deepEqual(await long.json(), { error: 'Path parameter too long' });
+    await loggedOnce(server, { event: 'request_malformed', reason: 'param_too_long', code: 400 });
+    assert.deepEqual(logLines(server, { level: 'error' }), []);
+    assert.match(await connected(server.client()), /^\d+\.\d+$/, 'the server goes on serving');
+  } finally {
+    await server.close();
   }
 });

@@ -61,6 +61,7 @@ test('refusals of the inbound budget, cache evictions, a broken handshake, a mal
   await within(broken.ended, 'the server to close the refused handshake');
   assert.match(broken.received().toString('latin1'), /^HTTP\/1\.1 400 /);
   assert.match(await exchange(beacon.port, 'NOT HTTP AT ALL\r\n\r\n'), /^HTTP\/1\.1 400 /);
+  assert.equal((await fetch(`${beacon.url}/apps/${APP.id}/channels/%zz`)).status, 400);
   assert.equal((await fetch(`${beacon.url}/apps/${APP.id}/evnts`, { method: 'POST' })).status, 404);
 
   const expected: [string, Record<string, string>][] = [
@@ -73,6 +74,7 @@ test('refusals of the inbound budget, cache evictions, a broken handshake, a mal
     ['websocket_cache_evictions_total', { app_id: APP.id }],
     ['websocket_connections_rejected_total', { reason: 'bad_handshake' }],
     ['websocket_http_malformed_requests_total', { reason: 'bad_request' }],
+    ['websocket_http_malformed_requests_total', { reason: 'bad_url' }],
     ['http_server_request_duration_seconds_count', { http_route: 'unmatched', http_response_status_code: '404' }],
   ];
   let missing: string[] = [];
@@ -88,9 +90,9 @@ test('refusals of the inbound budget, cache evictions, a broken handshake, a mal
   );
   const m = await scrape();
   assert.ok(sumOf(m, 'websocket_cache_evictions_total') >= 4, 'at least four of eight evicted');
-  // The parser's other reasons are exported from start, at 0.
+  // The other reasons are exported from start, at 0.
   const malformed = m.get('websocket_http_malformed_requests_total')?.samples ?? [];
-  for (const reason of ['header_overflow', 'timeout']) {
+  for (const reason of ['header_overflow', 'timeout', 'param_too_long']) {
     assert.deepEqual(malformed.filter((s) => s.labels.reason === reason).map((s) => s.value), [0], reason);
   }
   // No error-level line anywhere.
