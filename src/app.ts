@@ -30,7 +30,7 @@ import { createLogger, logShippingCounts, stdoutDropCounts, type Logger } from '
 import { lazyRequestLogger } from './telemetry/request-logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { startHeartbeat } from './transport/heartbeat.js';
-import { registerWsRoutes, wsErrorHandler } from './transport/ws-route.js';
+import { registerWsRoutes, routeStrayUpgrades, wsErrorHandler } from './transport/ws-route.js';
 import { VERSION } from './version.js';
 import { createWebhookSender, webhookLimits } from './webhooks/webhook-sender.js';
 
@@ -176,6 +176,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     frameworkErrors: frameworkErrors(refused),
     clientErrorHandler: clientErrorHandler(refused),
   });
+  const strayUpgrades = routeStrayUpgrades(fastify);
   await fastify.register(websocket, {
     options: { maxPayload: config.maxPayloadBytes * HARD_FRAME_LIMIT_FACTOR, perMessageDeflate: false },
     errorHandler: wsErrorHandler(logger),
@@ -201,6 +202,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     onConnectionClosed: (connection, left) => {
       for (const l of left) afterLeave(realtime, connection.app.id, l);
     },
+    strayUpgrades,
   });
   await fastify.register(notFoundPlugin, { metrics, logger });
   await fastify.register(apiPlugin, {

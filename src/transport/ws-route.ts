@@ -48,6 +48,8 @@ export interface WsRouteOptions {
   quota?: { reserve: (app: AppConfig, socketId: string) => Promise<boolean>; release: (app: AppConfig, socketId: string) => void };
   /** Called after a connection is gone from the hub (presence and count events). */
   onConnectionClosed: (connection: Connection, left: ReturnType<Hub['removeConnection']>) => void;
+  /** Binds the refusal of upgrades to the server's other GET routes (`routeStrayUpgrades`). */
+  strayUpgrades?: (refuse: WsHandler) => void;
 }
 
 /** ws's frame errors (`WS_ERR_…`) and the socket's errno codes (`ECONNRESET`, `EPIPE`, …): what a peer can cause. */
@@ -106,6 +108,30 @@ export function wsErrorHandler(logger: Logger): (error: Error & { code?: string 
     if (error.code !== undefined && PEER_ERROR.test(error.code)) return;
     logEvent(logger, 'error', { event: 'handler_failed', err: error }, 'WebSocket handler failed');
     socket.terminate();
+  };
+}
+
+/** A WebSocket route's handler, as @fastify/websocket calls it once the handshake is done. */
+type WsHandler = (socket: WebSocket, request: FastifyRequest) => void;
+
+/**
+ * Gives every GET route that has no WebSocket handler (`/healthz`, `/readyz`, the API's GETs) the one of any other
+ * WebSocket path, so that an upgrade sent to it is refused as on an unknown path — 4005, counted and logged within the
+ * bound — instead of by @fastify/websocket's `noHandle`: a bare close after the 101, uncounted, and an info line per attempt
+ * with the raw URL (an API request's signature included). Must be called before @fastify/websocket is registered: its own
+ * onRoute hook reads `wsHandler` to decide. Returns the setter `registerWsRoutes` binds the refusal with.
+ */
+export function routeStrayUpgrades(fastify: FastifyInstance): (refuse: WsHandler) => void {
+  let refuse: WsHandler = (socket) => socket.terminate();
+  fastify.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (route.websocket === true || route.wsHandler !== undefined) return;
+    // @fastify/websocket takes a handler on GET routes only (and leaves a HEAD route's alone).
+    if (!methods.includes('GET') || methods.some((m) => m !== 'GET' && m !== 'HEAD')) return;
+    route.wsHandler = (socket, request) => refuse(socket, request);
+  });
+  return (handler) => {
+    refuse = handler;
   };
 }
 
@@ -240,17 +266,20 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       done();
     });
 
-    scope.get<{ Params: { key: string }; Querystring: Record<string, string | undefined> }>(
-      '/app/:key',
-      { websocket: true },
-      (socket, request) => {
+    // A plain GET (no upgrade) gets the 404 of any unknown path: @fastify/websocket's own answer was an empty 404,
+    // neither counted nor logged.
+    scope.route<{ Params: { key: string }; Querystring: Record<string, string | undefined> }>({
+      method: 'GET',
+      url: '/app/:key',
+      handler: async (_request, reply) => reply.callNotFound(),
+      wsHandler: (socket, request) => {
         try {
           route(socket, request);
         } finally {
           released(request);
         }
       },
-    );
+    });
 
     /** Admits (or refuses) an upgraded socket: the `/app/:key` handler, its writes corked until it returns. */
     const route = (
@@ -362,14 +391,11 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     };
 
     // Any other WebSocket path: 4005. Plain HTTP requests to it get 404 like any unknown route.
-    scope.route({
-      method: 'GET',
-      url: '/*',
-      handler: async (_request, reply) => reply.callNotFound(),
-      wsHandler: (socket, request) => {
-        reject(socket, request, 'bad_protocol', Errors.CLOSE_PATH_NOT_FOUND.code, Errors.CLOSE_PATH_NOT_FOUND.message);
-        released(request);
-      },
-    });
+    const otherPath: WsHandler = (socket, request) => {
+      reject(socket, request, 'bad_protocol', Errors.CLOSE_PATH_NOT_FOUND.code, Errors.CLOSE_PATH_NOT_FOUND.message);
+      released(request);
+    };
+    scope.route({ method: 'GET', url: '/*', handler: async (_request, reply) => reply.callNotFound(), wsHandler: otherPath });
+    options.strayUpgrades?.(otherPath);
   });
 }

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { apiSignString, sign } from '../../src/protocol/signatures.js';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { connected, nextEvent } from '../helpers/pusher-events.js';
 import { PUSHER_QUERY, RawClient } from '../helpers/raw-client.js';
@@ -130,6 +131,43 @@ test('unknown path: close 4005', async () => {
     assert.equal(error.code, 4005);
     const line = await loggedOnce(server, { event: 'connection_rejected', code: 4005 });
     assert.equal(typeof line.reason, 'string');
+  } finally {
+    await server.close();
+  }
+});
+
+test('an upgrade to an HTTP route (health, readiness, a signed API GET) is refused with 4005 like any other path', async () => {
+  // @fastify/websocket closed these itself after the 101: no pusher:error, nothing counted, and an unbounded info line per
+  // attempt carrying the raw URL — an API request's signature included.
+  const server = await startServer();
+  try {
+    const channels = `/apps/${APP.id}/channels`;
+    const query: Record<string, string> = { auth_key: APP.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0' };
+    query.auth_signature = sign(APP.secret, apiSignString('GET', channels, query));
+    for (const path of ['/healthz', '/readyz', `${channels}?${new URLSearchParams(query).toString()}`]) {
+      const { error, closed } = await refused(server, path);
+      assert.equal(closed.code, 4005, path);
+      assert.equal(error.code, 4005, path);
+    }
+    await until(() => logLines(server, { event: 'connection_rejected', code: 4005 }).length === 3, 'three connection_rejected lines');
+    assert.doesNotMatch(JSON.stringify(server.logs), new RegExp(query.auth_signature), 'the signature is never logged');
+    assert.deepEqual(
+      server.logs.filter((l) => String(l.msg).includes('no websocket handler')),
+      [],
+      "@fastify/websocket's own line",
+    );
+  } finally {
+    await server.close();
+  }
+});
+
+test('a plain GET to the WebSocket path (no upgrade) gets the JSON 404 of any unknown path, and its line', async () => {
+  const server = await startServer();
+  try {
+    const res = await fetch(`http://127.0.0.1:${server.port}/app/${APP.key}?${PUSHER_QUERY}`);
+    assert.equal(res.status, 404);
+    assert.deepEqual(await res.json(), { error: 'Not found' });
+    await loggedOnce(server, { event: 'api_request', route: 'unmatched', path: `/app/${APP.key}` });
   } finally {
     await server.close();
   }
