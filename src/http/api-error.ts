@@ -55,5 +55,13 @@ export function errorAnswer(error: FastifyError | ApiError): ErrorAnswer {
 
 /** Answers `error` (message filled with `args`): the one way the API sends an error it decided on before a route ran. */
 export function sendError(reply: FastifyReply, error: HttpError, ...args: ReadonlyArray<string | number>): FastifyReply {
-  return reply.code(error.status).send({ error: error.format(...args) });
+  return sendFilled(reply, error, error.format(...args));
+}
+
+/**
+ * Answers `error` with `message`, its text already filled in (a signing failure carries one, for its log line too).
+ * Not `sendError(reply, error, message)`: that fills the message into itself, `%s` and all.
+ */
+export function sendFilled(reply: FastifyReply, error: HttpError, message: string): FastifyReply {
+  return reply.code(error.status).send({ error: message });
 }

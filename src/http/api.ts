@@ -2,20 +2,21 @@
  * The Pusher HTTP API under `/apps/{app_id}`, as one encapsulated plugin: CORS, the signing hook, raw-body JSON parsing,
  * one registration per route file, and one error handler that answers `{ "error": reason }` with the documented status.
  *
- * Order of work, cheapest refusal first: the drain gate (503), then key, timestamp and signature over the query — before a
- * byte of the body is read — then app state and rate limit, then the body's MD5 over its raw bytes against the signed
- * `body_md5`, and only then `JSON.parse`. An unsigned 1 MB body costs no parsing (and no hashing).
+ * Order of work, cheapest refusal first: the drain gate (503), then a query naming a parameter twice (400: its signature
+ * would cover one of the values), then key, timestamp and signature over the query — before a byte of the body is read —
+ * then app state and rate limit, then the body's MD5 over its raw bytes against the signed `body_md5`, and only then
+ * `JSON.parse`. An unsigned 1 MB body costs no parsing (and no hashing).
  */
 import cors from '@fastify/cors';
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiDeps } from './api-deps.js';
 import { API_CORS } from './cors-options.js';
-import { ApiError, errorAnswer, sendError } from './api-error.js';
+import { ApiError, errorAnswer, sendError, sendFilled } from './api-error.js';
 import { Errors } from '../protocol/errors.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { endHttpServerSpan, logIds, startHttpServerSpan } from '../telemetry/tracing.js';
 import { logEvent } from '../telemetry/log-events.js';
-import { verifyBody, verifyRequest, type SigningFailure } from './signing.js';
+import { oneValuePerName, verifyBody, verifyRequest, type SigningFailure } from './signing.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerUserRoutes } from './routes/users.js';
@@ -26,6 +27,13 @@ const RETRY_AFTER_SECONDS = '1';
 
 /** Log lines a second, node-wide, of each kind of refused API request (auth_failed, rate_limited); the metrics count every one. */
 const LOGGED_REFUSALS_PER_SECOND = 10;
+
+/** A request refused before its body is read: closing the connection spares the server receiving the rest of it. */
+function closeUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
+  if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) {
+    void reply.header('connection', 'close');
+  }
+}
 
 export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { apps, metrics, logger, config } = deps;
@@ -87,6 +95,10 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   // Runs before the body is read: a refused request never costs a parse (nor an MD5) of what it sent.
   scope.addHook<AppRequest>('onRequest', async (request, reply) => {
     if (request.method === 'OPTIONS') return;
+    if (!oneValuePerName(request.query)) {
+      closeUnreadBody(request, reply);
+      return sendError(reply, Errors.API_INVALID_REQUEST);
+    }
     const app = apps.byId(request.params.appId ?? '');
     const [path, rawQuery = ''] = request.url.split('?', 2) as [string, string | undefined];
     const result =
@@ -95,11 +107,9 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
         : verifyRequest(app, { method: request.method, path, rawQuery }, config.apiTimestampToleranceSeconds);
     if (!result.ok) {
       authFailed(request, result);
-      // A refused request's body is never read: closing the connection spares the server receiving the rest of it.
-      if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) {
-        void reply.header('connection', 'close');
-      }
-      return sendError(reply, result.error, result.message);
+      closeUnreadBody(request, reply);
+      // Already filled in (the log line has it too): sendError would fill it into itself.
+      return sendFilled(reply, result.error, result.message);
     }
     if (app === undefined) return sendError(reply, Errors.API_UNKNOWN_APP);
     request.signedBodyMd5 = result.bodyMd5;

@@ -50,9 +50,12 @@ function refused(error: HttpError, ...args: ReadonlyArray<string | number>) {
 
 const clip = (length: number) => (input: unknown) => [String(input).slice(0, length)];
 
+/** How much of a refused channel name its API_INVALID_CHANNEL_NAME message shows (here and on `/channels/{name}`). */
+export const SHOWN_CHANNEL_NAME_LENGTH = 64;
+
 /** The schemas of one event (`/events` or a batch item) and of a batch, for the given limits. */
 export function publishSchemas(limits: PublishLimits) {
-  const invalidName = answer(Errors.API_INVALID_CHANNEL_NAME, clip(64));
+  const invalidName = answer(Errors.API_INVALID_CHANNEL_NAME, clip(SHOWN_CHANNEL_NAME_LENGTH));
   // `#server-to-user-{id}` is how the SDK's sendToUser addresses a user; isValidChannelName refuses any other `#` name.
   const channelName = z.string(invalidName).refine((c) => isValidChannelName(c, limits.maxChannelNameLength), invalidName);
   const fields = {

@@ -53,6 +53,18 @@ export function verifyRequest(
   return { ok: true, bodyMd5: query.body_md5?.toLowerCase() };
 }
 
+/**
+ * True when no query parameter is given twice — checked before the signature, on the query as fastify parsed it for the
+ * routes. A repeated name reaches a route as an array (`info=a&info=b` is `['a', 'b']`) where it reads a string, and the
+ * signed string has one value per name, so the other values would not be signed; which one is meant is the client's
+ * ambiguity to resolve (API_INVALID_REQUEST), not the server's to guess. Repetition is the only way fastify's parser
+ * makes anything but a string.
+ */
+export function oneValuePerName(query: unknown): boolean {
+  if (typeof query !== 'object' || query === null) return true;
+  return Object.values(query).every((value) => typeof value === 'string');
+}
+
 /** Checks a non-empty raw body (the bytes as received, before any decoding) against the signed `body_md5`. */
 export function verifyBody(body: Buffer, signedMd5: string | undefined): SigningResult {
   if (body.length > 0 && (signedMd5 === undefined || !safeEqualHex(bodyMd5(body), signedMd5))) {

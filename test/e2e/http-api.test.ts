@@ -252,18 +252,27 @@ test('401: bad signature, wrong key, stale timestamp, body_md5 mismatch — each
   const server = await startServer();
   try {
     const body = JSON.stringify({ name: 'ev', channel: 'c', data: '{}' });
+    // Each body is exactly its registry message, filled in once (API_EXPIRED's `%s` with the tolerance).
     const cases = [
-      { reason: 'bad_signature', sign: { secret: 'wrong-secret' } },
-      { reason: 'unknown_key', sign: { key: 'wrong-key' } },
-      { reason: 'expired', sign: { timestamp: Math.floor(Date.now() / 1000) - 601 } },
-      { reason: 'body_md5', sign: { bodyMd5: '0'.repeat(32) } },
+      { reason: 'bad_signature', sign: { secret: 'wrong-secret' }, error: 'Invalid auth_signature' },
+      { reason: 'unknown_key', sign: { key: 'wrong-key' }, error: 'Unknown auth_key' },
+      {
+        reason: 'expired',
+        sign: { timestamp: Math.floor(Date.now() / 1000) - 601 },
+        error: 'auth_timestamp is more than 600 s from server time',
+      },
+      { reason: 'body_md5', sign: { bodyMd5: '0'.repeat(32) }, error: 'body_md5 does not match the body' },
     ];
     for (const c of cases) {
       const answer = await signedFetch(server, 'POST', EVENTS, { body, sign: c.sign });
       assert.equal(answer.status, 401, c.reason);
-      assert.equal(typeof (answer.body as { error?: unknown }).error, 'string', c.reason);
-      await loggedOnce(server, { event: 'auth_failed', reason: c.reason });
+      assert.deepEqual(answer.body, { error: c.error }, c.reason);
+      const line = await loggedOnce(server, { event: 'auth_failed', reason: c.reason });
+      assert.equal(line.msg, c.error, c.reason);
     }
+    const unknownApp = await signedFetch(server, 'POST', '/apps/no-such-app/events', { body });
+    assert.equal(unknownApp.status, 401);
+    assert.deepEqual(unknownApp.body, { error: 'Unknown app id' });
     // A timestamp inside the ±600 s window is fine.
     const ok = await signedFetch(server, 'POST', EVENTS, { body, sign: { timestamp: Math.floor(Date.now() / 1000) - 500 } });
     assert.equal(ok.status, 200);

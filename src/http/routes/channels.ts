@@ -1,13 +1,25 @@
 /** `GET /channels`, `GET /channels/{name}`, `GET /channels/{name}/users`. */
 import type { FastifyInstance } from 'fastify';
-import { channelKind } from '../../protocol/channel-name.js';
+import { channelKind, isValidChannelName } from '../../protocol/channel-name.js';
 import { Errors } from '../../protocol/errors.js';
 import type { ApiDeps } from '../api-deps.js';
 import { ApiError } from '../api-error.js';
+import { SHOWN_CHANNEL_NAME_LENGTH } from '../publish-request.js';
 import type { AppRequest } from '../request-app.js';
 
 function infoList(info: unknown): string[] {
   return typeof info === 'string' && info.length > 0 ? info.split(',').map((s) => s.trim()) : [];
+}
+
+/**
+ * The `{name}` of `/channels/{name}`, refused as a publish to it would be: no client can subscribe to an invalid name, so
+ * answering it as an empty channel would hide a backend's typo.
+ */
+function channelParam(name: string, maxLength: number): string {
+  if (!isValidChannelName(name, maxLength)) {
+    throw ApiError.of(Errors.API_INVALID_CHANNEL_NAME, name.slice(0, SHOWN_CHANNEL_NAME_LENGTH));
+  }
+  return name;
 }
 
 export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): void {
@@ -21,19 +33,20 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
     if (info.includes('user_count') && !prefix.startsWith('presence-')) {
       throw ApiError.of(Errors.API_USER_COUNT_NEEDS_PREFIX);
     }
-    const channels: Record<string, { user_count?: number }> = {};
+    const channels: Array<[string, { user_count?: number }]> = [];
     for (const [name, counts] of await deps.adapter.channels(app.id)) {
       if (!name.startsWith(prefix) || name.startsWith('#')) continue;
-      channels[name] = info.includes('user_count') ? { user_count: counts.userCount } : {};
+      channels.push([name, info.includes('user_count') ? { user_count: counts.userCount } : {}]);
     }
-    return { channels };
+    // fromEntries defines each name as an own key: assigning `__proto__` (a valid name) would set the prototype instead.
+    return { channels: Object.fromEntries(channels) };
   });
 
   scope.get<AppRequest & { Params: { channel: string }; Querystring: { info?: string } }>(
     '/channels/:channel',
     async (request) => {
       const app = request.beaconApp;
-      const name = request.params.channel;
+      const name = channelParam(request.params.channel, deps.config.maxChannelNameLength);
       const kind = channelKind(name);
       const info = infoList(request.query.info);
       const counts = await deps.adapter.channel(app.id, name);
@@ -58,7 +71,7 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
 
   scope.get<AppRequest & { Params: { channel: string } }>('/channels/:channel/users', async (request) => {
     const app = request.beaconApp;
-    const name = request.params.channel;
+    const name = channelParam(request.params.channel, deps.config.maxChannelNameLength);
     if (!channelKind(name).presence) throw ApiError.of(Errors.API_USERS_NOT_PRESENCE);
     const members = await deps.adapter.members(app.id, name);
     return { users: [...members.keys()].map((id) => ({ id })) };

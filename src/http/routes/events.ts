@@ -34,11 +34,12 @@ export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void
     const event = parseBody(schemas.event, request.body);
     publish(request, app.id, event);
     if (event.info.length === 0) return {};
-    const channels: Record<string, Record<string, number>> = {};
+    const channels: Array<[string, Record<string, number>]> = [];
     for (const channel of event.channels) {
-      channels[channel] = channelInfo(channel, await deps.adapter.channel(app.id, channel), event.info);
+      channels.push([channel, channelInfo(channel, await deps.adapter.channel(app.id, channel), event.info)]);
     }
-    return { channels };
+    // fromEntries defines each name as an own key: assigning `__proto__` (a valid name) would set the prototype instead.
+    return { channels: Object.fromEntries(channels) };
   });
 
   scope.post<AppRequest>('/batch_events', async (request) => {

@@ -1,0 +1,69 @@
+/**
+ * Channel names in the HTTP API (src/http/routes/channels.ts, src/http/routes/events.ts): every name a client can subscribe
+ * to is listed under its own name — `__proto__` included, which a plain object's assignment turned into its prototype —
+ * and a name no client could subscribe to is refused on `GET /channels/{name}` and `/users` as a publish to it is
+ * (API_INVALID_CHANNEL_NAME, 400), rather than answered as an empty channel.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { logLines } from '../helpers/logs.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { APP, startServer } from '../helpers/server.js';
+import { signedFetch } from '../helpers/signed-fetch.js';
+
+const API = `/apps/${APP.id}`;
+
+test('a channel named __proto__ is listed by GET /channels and answered in a publish info like any other', async () => {
+  const server = await startServer();
+  try {
+    const { client } = await RawClient.established(server.port);
+    for (const channel of ['__proto__', 'room']) {
+      client.send({ event: 'pusher:subscribe', data: { channel } });
+      await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === channel);
+    }
+    const list = await signedFetch(server, 'GET', `${API}/channels`);
+    assert.equal(list.status, 200, JSON.stringify(list.body));
+    const channels = (list.body as { channels: object }).channels;
+    // Own keys: `{ __proto__: {} }` written as a literal would set the prototype, not a key.
+    assert.deepEqual(Object.keys(channels).sort(), ['__proto__', 'room']);
+
+    const body = JSON.stringify({ name: 'ev', channels: ['__proto__', 'room'], data: '{}', info: 'subscription_count' });
+    const published = await signedFetch(server, 'POST', `${API}/events`, { body });
+    assert.equal(published.status, 200, JSON.stringify(published.body));
+    const info = (published.body as { channels: Record<string, unknown> }).channels;
+    assert.deepEqual(Object.keys(info).sort(), ['__proto__', 'room']);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(info, '__proto__')?.value, { subscription_count: 1 });
+    await client.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('GET /channels/{name} and /channels/{name}/users refuse an invalid channel name with 400, as a publish does', async () => {
+  // Names over 20 characters reach the routes (the router allows the 128 of a user id) and must be refused there.
+  const server = await startServer({ MAX_CHANNEL_NAME_LENGTH: '20' });
+  try {
+    const tooLong = `presence-${'x'.repeat(70)}`;
+    // The name is checked first: whatever else the request asks, it is about a channel that cannot exist.
+    const cases: Array<[string, Record<string, string>, string]> = [
+      [`${API}/channels/bad%20name!`, {}, 'Invalid channel name: bad name!'],
+      [`${API}/channels/bad%20name!`, { info: 'user_count' }, 'Invalid channel name: bad name!'],
+      [`${API}/channels/bad%20name!/users`, {}, 'Invalid channel name: bad name!'],
+      [`${API}/channels/presence-bad%20name!/users`, {}, 'Invalid channel name: presence-bad name!'],
+      [`${API}/channels/${tooLong}`, { info: 'user_count' }, `Invalid channel name: ${tooLong.slice(0, 64)}`],
+    ];
+    const answers = await Promise.all(cases.map(([path, params]) => signedFetch(server, 'GET', path, { params })));
+    assert.deepEqual(
+      answers.map((a) => [a.status, a.body]),
+      cases.map(([, , error]) => [400, { error }]),
+    );
+    // The same names made valid are served; `#server-to-user-` names are valid, as in a publish (the SDK's sendToUser).
+    const ok = await signedFetch(server, 'GET', `${API}/channels/presence-good/users`);
+    assert.deepEqual([ok.status, ok.body], [200, { users: [] }]);
+    const user = await signedFetch(server, 'GET', `${API}/channels/${encodeURIComponent('#server-to-user-u1')}`);
+    assert.deepEqual([user.status, user.body], [200, { occupied: false }]);
+    assert.deepEqual(logLines(server, { level: 'error' }), []);
+  } finally {
+    await server.close();
+  }
+});
