@@ -29,7 +29,10 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** pusher-js sends `data` as an object; some clients send it JSON-encoded. Both are accepted. */
+/**
+ * pusher-js sends `data` as an object; some clients send it JSON-encoded. Both are accepted. The string's nesting was held
+ * to MAX_JSON_DEPTH by the frame scan (frame-scan.ts, `PARSED_DATA_EVENTS`) before this parse, as an object's is.
+ */
 function dataObject(data: unknown): Record<string, unknown> | undefined {
   if (isRecord(data)) return data;
   if (typeof data === 'string') {
