@@ -101,7 +101,8 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   } else {
     connection.send(encodeSubscriptionSucceeded(name), 'protocol');
   }
-  context.with(traced, () => connection.subscribed(name, kind));
+  // A repeat is not a new subscription: a client repeating it must not count or log one each time.
+  context.with(traced, () => (already ? connection.resubscribed(kind) : connection.subscribed(name, kind)));
 
   if (kind.cache && !already) {
     const cached = await adapter.cacheGet(connection.app.id, name);

@@ -65,9 +65,20 @@ export interface Rejection {
   rateLimit?: RateLimitScope;
 }
 
-/** The close code ws sends for each of its frame-level errors (the rest are 1002, protocol error). */
+/** 1008 (policy violation): what ws closes with when a message comes in more parts than it buffers. */
+const WS_POLICY_VIOLATION = 1008;
+
+/**
+ * The close code ws sends for each of its frame-level errors, as its lib/receiver.js sends them (the rest are 1002,
+ * protocol error): `connection_closed` must report the code on the wire.
+ */
 const WS_ERROR_CLOSE: Readonly<Record<string, { code: number; reason: MessageErrorReason }>> = {
+  // Over the hard size limit (maxPayload).
   WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: { code: Errors.CLOSE_MESSAGE_TOO_BIG.code, reason: 'too_large' },
+  // A 64-bit payload length over 2^53 - 1 (one of its top 11 bits set): no JavaScript number holds it.
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: { code: Errors.CLOSE_MESSAGE_TOO_BIG.code, reason: 'too_large' },
+  // A message in more fragments (maxFragments) or buffered chunks (maxBufferedChunks) than ws holds for one message.
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: { code: WS_POLICY_VIOLATION, reason: 'too_large' },
   WS_ERR_INVALID_UTF8: { code: Errors.CLOSE_INVALID_UTF8.code, reason: 'invalid_utf8' },
 };
 
@@ -244,6 +255,16 @@ export class Connection extends ConnectionState implements WriteTurnState {
     this.log('info', { event: 'subscribed', channel, channel_type: kind.type }, 'subscribed');
   }
 
+  /**
+   * Subscribed again to a channel it holds or is joining: answered again (as Pusher answers it), but nothing new is held,
+   * so it is neither counted as a subscription nor logged — a client may repeat it as fast as its frame budget lets it,
+   * and its frame is already counted and logged at debug as every frame is. As unsubscribing from a channel it does not
+   * hold. Its signature was checked as the first's was, so it authorizes the connection just the same.
+   */
+  resubscribed(kind: ChannelKind): void {
+    if (kind.requiresAuth) this.authorizedBySubscription = true;
+  }
+
   /** Unsubscribed from `channel` at its own request (a close leaves its channels without a line each). */
   unsubscribed(channel: string): void {
     this.log('info', { event: 'unsubscribed', channel }, 'unsubscribed');
@@ -294,9 +315,10 @@ export class Connection extends ConnectionState implements WriteTurnState {
   }
 
   /**
-   * The socket itself failed: a frame ws refused (invalid UTF-8: 1007, over the hard size limit: 1009, other protocol
-   * violations: 1002), or the TCP connection broke. A client's fault, never a server error: counted with its reason, logged
-   * within the rejection cap, and the close code ws sent is the one `connection_closed` reports.
+   * The socket itself failed: a frame ws refused (invalid UTF-8: 1007, over the hard size limit: 1009, a message in too
+   * many parts: 1008, other protocol violations: 1002), or the TCP connection broke. A client's fault, never a server
+   * error: counted with its reason, logged within the rejection cap, and the close code ws sent is the one
+   * `connection_closed` reports.
    */
   socketFailed(err: Error & { code?: string }): void {
     const code = err.code ?? 'socket_error';
