@@ -178,7 +178,8 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   });
   const strayUpgrades = routeStrayUpgrades(fastify);
   await fastify.register(websocket, {
-    options: { maxPayload: config.maxPayloadBytes * HARD_FRAME_LIMIT_FACTOR, perMessageDeflate: false },
+    // autoPong off: a WebSocket ping is answered by the route within the connection's frame budget (ws-route.ts).
+    options: { maxPayload: config.maxPayloadBytes * HARD_FRAME_LIMIT_FACTOR, perMessageDeflate: false, autoPong: false },
     errorHandler: wsErrorHandler(logger),
   });
   registerHealthRoutes(fastify, { startedAt, isDraining: () => draining, adapterStatus: () => adapter.status() });

@@ -235,6 +235,24 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     return { app };
   };
 
+  /**
+   * Counts a frame of `bytes` against the connection's inbound budget before any work on it (not even its UTF-8
+   * decoding): past the budget it is refused with 4301 and the socket held, so a flood costs a counter.
+   */
+  const withinBudget = (connection: Connection, bytes: number): boolean => {
+    const now = Date.now();
+    if (connection.frameReceived(bytes, now)) return true;
+    connection.holdInbound(now);
+    connection.reject({
+      reason: 'frame_rate_limited',
+      message: Errors.FRAME_RATE_LIMITED.format(options.framesPerSecond),
+      code: Errors.FRAME_RATE_LIMITED.code,
+      frameBytes: bytes,
+      rateLimit: 'frames',
+    });
+    return false;
+  };
+
   /** Writes out what the upgrade held (the preHandler hook corked it); every ws handler calls this once it has answered. */
   const released = (request: FastifyRequest): void => {
     const socket = request.raw.socket;
@@ -360,20 +378,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
           : Array.isArray(data)
             ? Buffer.concat(data)
             : Buffer.from(data);
-        // Every frame is counted, and the inbound budget comes before any work on it (not even its UTF-8 decoding):
-        // a flood costs a counter.
-        const now = Date.now();
-        if (!connection.frameReceived(buffer.length, now)) {
-          connection.holdInbound(now);
-          connection.reject({
-            reason: 'frame_rate_limited',
-            message: Errors.FRAME_RATE_LIMITED.format(options.framesPerSecond),
-            code: Errors.FRAME_RATE_LIMITED.code,
-            frameBytes: buffer.length,
-            rateLimit: 'frames',
-          });
-          return;
-        }
+        if (!withinBudget(connection, buffer.length)) return;
         if (isBinary) {
           connection.reject({
             reason: 'invalid_message',
@@ -384,6 +389,14 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
           return;
         }
         router.handle(connection, buffer.toString('utf8'), buffer.length);
+      });
+      // ws's own answer to pings (autoPong) cut the socket silently, as a network drop would look, once 60 pongs were
+      // unwritten — 61 pings in one read. With it off (app.ts) a ping is a frame like any other: counted, answered within
+      // the frame budget, and past it refused with 4301 while the socket is held.
+      socket.on('ping', (data: Buffer) => {
+        if (!withinBudget(connection, data.length)) return;
+        metrics.messageReceived(app.id, 'ping', data.length);
+        socket.pong(data);
       });
       // Frame-level errors (invalid UTF-8, over the hard size limit) are the client's: counted and logged by the connection.
       ownSocketErrors(socket, (err) => connection.socketFailed(err));

@@ -247,6 +247,51 @@ test('process capacity (MAX_CONNECTIONS): the connection over it is closed with 
   }
 });
 
+/** The frames a server sent after its response head (unmasked, as a server's are): opcode and payload. */
+function serverFrames(bytes: Buffer): { opcode: number; payload: Buffer }[] {
+  const frames: { opcode: number; payload: Buffer }[] = [];
+  let at = bytes.indexOf('\r\n\r\n') + 4;
+  while (at + 2 <= bytes.length) {
+    let length = bytes[at + 1]! & 0x7f;
+    let start = at + 2;
+    if (length === 126) {
+      length = bytes.readUInt16BE(at + 2);
+      start += 2;
+    }
+    if (start + length > bytes.length) break;
+    frames.push({ opcode: bytes[at]! & 0x0f, payload: bytes.subarray(start, start + length) });
+    at = start + length;
+  }
+  return frames;
+}
+
+test('WebSocket pings are frames: answered within the frame budget, a burst past it refused with 4301, never cut silently', async () => {
+  // ws answered pings itself and terminated the socket (1006, no reason anywhere) once 60 pongs were unwritten: 61 pings
+  // in one read did it, whatever the client's rate.
+  const server = await startServer({ FRAME_RATE_LIMIT_PER_SECOND: '100' });
+  try {
+    const raw = await silentSocket(server.port, `/app/${APP.key}?${PUSHER_QUERY}`);
+    // 150 pings in one write, each masked (a zero key) with its number as payload.
+    raw.socket.write(Buffer.concat(Array.from({ length: 150 }, (_, i) => Buffer.from([0x89, 0x81, 0, 0, 0, 0, i]))));
+    const refusedFrame = (f: { opcode: number; payload: Buffer }) => f.opcode === 1 && f.payload.toString().includes('4301');
+    await until(() => serverFrames(raw.received()).some(refusedFrame), 'the 4301 pusher:error');
+    await until(() => serverFrames(raw.received()).filter((f) => f.opcode === 0x0a).length >= 100, '100 pongs');
+    const pongs = serverFrames(raw.received()).filter((f) => f.opcode === 0x0a);
+    assert.deepEqual(
+      pongs.map((f) => f.payload[0]),
+      Array.from({ length: 100 }, (_, i) => i),
+      'the pings within the budget answered in order, no more',
+    );
+    // Each of the 50 refused is counted; the connection's rejection cap bounds their lines.
+    const lines = logLines(server, { event: 'rate_limited', reason: 'frame_rate_limited' }).length;
+    assert.ok(lines >= 1 && lines <= 20, `${lines} lines`);
+    assert.equal(server.app.hub.connectionCount(), 1, 'the connection is held, not cut');
+    raw.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
 test('pusher:ping is answered with pusher:pong (raw and pusher-js)', async () => {
   const server = await startServer();
   try {
