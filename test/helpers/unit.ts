@@ -13,6 +13,7 @@ import { createFanout } from '../../src/realtime/fanout.js';
 import { Hub } from '../../src/realtime/hub.js';
 import { gateMemberEvents } from '../../src/realtime/member-delivery.js';
 import { createPublisher } from '../../src/realtime/publisher.js';
+import { channelAuthString, sign } from '../../src/protocol/signatures.js';
 import { createLogger, type Logger } from '../../src/telemetry/logger.js';
 import type { Metrics } from '../../src/telemetry/metrics.js';
 import { Connection, type ConnectionOptions } from '../../src/transport/connection.js';
@@ -221,4 +222,15 @@ export function unitWorld(app: AppConfig = unitApp(), limits: Partial<Limits> = 
     },
     logged: (event) => lines.filter((l) => l.event === event),
   };
+}
+
+/** A `pusher:subscribe` as the app's backend would sign it for `connection` (`channelData` for presence). */
+export function signedSubscribe(world: UnitWorld, connection: Connection, channel: string, channelData?: string) {
+  const auth = `${world.app.key}:${sign(world.app.secret, channelAuthString(connection.socketId, channel, channelData))}`;
+  return { event: 'pusher:subscribe' as const, channel, auth, channelData };
+}
+
+/** A `pusher:subscribe` of a channel that needs no signature. */
+export function plainSubscribe(channel: string) {
+  return { event: 'pusher:subscribe' as const, channel, auth: undefined, channelData: undefined };
 }

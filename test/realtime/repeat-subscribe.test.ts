@@ -5,25 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { channelAuthString, sign } from '../../src/protocol/signatures.js';
 import { subscribe, unsubscribe } from '../../src/realtime/subscribe.js';
-import type { Connection } from '../../src/transport/connection.js';
-import { unitWorld, type UnitWorld } from '../helpers/unit.js';
-
-function signed(world: UnitWorld, connection: Connection, channel: string, channelData?: string) {
-  const auth = `${world.app.key}:${sign(world.app.secret, channelAuthString(connection.socketId, channel, channelData))}`;
-  return { event: 'pusher:subscribe' as const, channel, auth, channelData };
-}
-
-function plain(channel: string) {
-  return { event: 'pusher:subscribe' as const, channel, auth: undefined, channelData: undefined };
-}
+import { plainSubscribe, signedSubscribe, unitWorld } from '../helpers/unit.js';
 
 describe('a repeated subscribe', () => {
   test('is answered every time but counted and logged once; after an unsubscribe it is a new subscription again', async () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
-    for (let i = 0; i < 50; i++) await subscribe(world.deps, connection, plain('news'));
+    for (let i = 0; i < 50; i++) await subscribe(world.deps, connection, plainSubscribe('news'));
     assert.equal(socket.frames().filter((f) => f.event === 'pusher_internal:subscription_succeeded').length, 50);
     assert.equal(world.count('subscription('), 1);
     assert.equal(world.count('subscription(app-id, public, ok)'), 1);
@@ -32,7 +21,7 @@ describe('a repeated subscribe', () => {
     assert.equal(connection.subscriptions.size, 1);
 
     unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'news' });
-    await subscribe(world.deps, connection, plain('news'));
+    await subscribe(world.deps, connection, plainSubscribe('news'));
     assert.equal(world.count('subscription(app-id, public, ok)'), 2);
     assert.equal(world.logged('subscribed').length, 2);
   });
@@ -40,7 +29,7 @@ describe('a repeated subscribe', () => {
   test('while the first is still joining: both answered, one subscription counted and logged', async () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
-    await Promise.all([subscribe(world.deps, connection, plain('news')), subscribe(world.deps, connection, plain('news'))]);
+    await Promise.all([subscribe(world.deps, connection, plainSubscribe('news')), subscribe(world.deps, connection, plainSubscribe('news'))]);
     assert.equal(socket.frames().filter((f) => f.event === 'pusher_internal:subscription_succeeded').length, 2);
     assert.equal(world.count('subscription(app-id, public, ok)'), 1);
     assert.equal(world.logged('subscribed').length, 1);
@@ -50,7 +39,7 @@ describe('a repeated subscribe', () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
     const data = JSON.stringify({ user_id: 'u1' });
-    for (let i = 0; i < 3; i++) await subscribe(world.deps, connection, signed(world, connection, 'presence-room', data));
+    for (let i = 0; i < 3; i++) await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', data));
     const answers = socket.data('pusher_internal:subscription_succeeded') as { presence: { ids: string[] } }[];
     assert.deepEqual(answers.map((a) => a.presence.ids), [['u1'], ['u1'], ['u1']]);
     assert.equal(world.count('subscription(app-id, presence, ok)'), 1);
@@ -61,9 +50,9 @@ describe('a repeated subscribe', () => {
   test('a private repeat with a bad signature is refused and counted as before; a signed one keeps authorizing', async () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
-    await subscribe(world.deps, connection, signed(world, connection, 'private-a'));
-    await subscribe(world.deps, connection, { ...signed(world, connection, 'private-b'), channel: 'private-a' });
-    await subscribe(world.deps, connection, signed(world, connection, 'private-a'));
+    await subscribe(world.deps, connection, signedSubscribe(world, connection, 'private-a'));
+    await subscribe(world.deps, connection, { ...signedSubscribe(world, connection, 'private-b'), channel: 'private-a' });
+    await subscribe(world.deps, connection, signedSubscribe(world, connection, 'private-a'));
     assert.deepEqual(socket.data('pusher:subscription_error').map((d) => (d as { status: number }).status), [401]);
     assert.equal(world.count('subscription(app-id, private, auth_failed)'), 1);
     assert.equal(world.count('subscription(app-id, private, ok)'), 1);

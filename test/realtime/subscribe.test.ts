@@ -4,26 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { channelAuthString, sign } from '../../src/protocol/signatures.js';
 import { subscribe, unsubscribe } from '../../src/realtime/subscribe.js';
-import type { Connection } from '../../src/transport/connection.js';
-import { unitApp, unitWorld, type UnitWorld } from '../helpers/unit.js';
-
-/** A subscribe as the app's backend would sign it (`channelData` for presence). */
-function signed(world: UnitWorld, connection: Connection, channel: string, channelData?: string) {
-  const auth = `${world.app.key}:${sign(world.app.secret, channelAuthString(connection.socketId, channel, channelData))}`;
-  return { event: 'pusher:subscribe' as const, channel, auth, channelData };
-}
-
-function plain(channel: string) {
-  return { event: 'pusher:subscribe' as const, channel, auth: undefined, channelData: undefined };
-}
+import { plainSubscribe, signedSubscribe, unitApp, unitWorld } from '../helpers/unit.js';
 
 describe('subscribe', () => {
   test('a public channel: subscription_succeeded, held by the connection and the hub, counted, logged, occupied webhook', async () => {
     const world = unitWorld(unitApp({ enableSubscriptionCount: true }));
     const { connection, socket } = world.connect();
-    await subscribe(world.deps, connection, plain('news'));
+    await subscribe(world.deps, connection, plainSubscribe('news'));
     assert.deepEqual(socket.frames().map((f) => [f.event, f.channel]), [
       ['pusher_internal:subscription_succeeded', 'news'],
       ['pusher_internal:subscription_count', 'news'],
@@ -40,8 +28,8 @@ describe('subscribe', () => {
     const world = unitWorld();
     const first = world.connect();
     const second = world.connect();
-    await subscribe(world.deps, first.connection, plain('news'));
-    await subscribe(world.deps, second.connection, plain('news'));
+    await subscribe(world.deps, first.connection, plainSubscribe('news'));
+    await subscribe(world.deps, second.connection, plainSubscribe('news'));
     unsubscribe(world.deps, second.connection, { event: 'pusher:unsubscribe', channel: 'news' });
     await world.deps.adapter.settle();
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -53,14 +41,14 @@ describe('subscribe', () => {
   test('a private channel signed by the backend succeeds and authorizes the connection; a bad signature is refused 401', async () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
-    await subscribe(world.deps, connection, { ...signed(world, connection, 'private-a'), channel: 'private-b' });
+    await subscribe(world.deps, connection, { ...signedSubscribe(world, connection, 'private-a'), channel: 'private-b' });
     assert.deepEqual(socket.data('pusher:subscription_error').map((d) => (d as { status: number }).status), [401]);
     assert.equal(connection.subscriptions.has('private-b'), false);
     assert.equal(world.count('subscription(app-id, private, auth_failed)'), 1);
     assert.deepEqual(world.logged('auth_failed').map((l) => [l.channel, l.reason]), [['private-b', 'auth_failed']]);
     assert.equal(connection.authorized, false);
 
-    await subscribe(world.deps, connection, signed(world, connection, 'private-a'));
+    await subscribe(world.deps, connection, signedSubscribe(world, connection, 'private-a'));
     assert.equal(connection.subscriptions.has('private-a'), true);
     assert.equal(connection.authorized, true);
   });
@@ -70,8 +58,8 @@ describe('subscribe', () => {
     const first = world.connect();
     const second = world.connect();
     const data = JSON.stringify({ user_id: 7, user_info: { name: 'Ann' } });
-    await subscribe(world.deps, first.connection, signed(world, first.connection, 'presence-room', data));
-    await subscribe(world.deps, second.connection, signed(world, second.connection, 'presence-room', data));
+    await subscribe(world.deps, first.connection, signedSubscribe(world, first.connection, 'presence-room', data));
+    await subscribe(world.deps, second.connection, signedSubscribe(world, second.connection, 'presence-room', data));
     const [answer] = second.socket.data('pusher_internal:subscription_succeeded') as { presence: { ids: string[]; count: number } }[];
     assert.deepEqual(answer?.presence.ids, ['7']);
     assert.deepEqual(second.connection.subscriptions.get('presence-room'), { userId: '7', signedUserId: 7, userInfo: { name: 'Ann' } });
@@ -85,15 +73,15 @@ describe('subscribe', () => {
   test('an invalid name is refused 400, a server-to-user channel needs the sign-in of that user (401)', async () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
-    await subscribe(world.deps, connection, plain('bad name!'));
-    await subscribe(world.deps, connection, plain('#server-to-user-u1'));
+    await subscribe(world.deps, connection, plainSubscribe('bad name!'));
+    await subscribe(world.deps, connection, plainSubscribe('#server-to-user-u1'));
     assert.deepEqual(
       socket.data('pusher:subscription_error').map((d) => (d as { status: number }).status),
       [400, 401],
     );
     assert.equal(world.count('subscription(app-id, public, invalid)'), 1);
     world.deps.hub.setUser(connection, 'u1');
-    await subscribe(world.deps, connection, plain('#server-to-user-u1'));
+    await subscribe(world.deps, connection, plainSubscribe('#server-to-user-u1'));
     assert.equal(connection.subscriptions.has('#server-to-user-u1'), true);
   });
 
@@ -101,7 +89,7 @@ describe('subscribe', () => {
     const world = unitWorld(undefined, { maxSubscriptionsPerConnection: 2 });
     const { connection, socket } = world.connect();
     // Three at once: the third is refused although neither of the first two has been answered yet.
-    await Promise.all(['a', 'b', 'c'].map((name) => subscribe(world.deps, connection, plain(name))));
+    await Promise.all(['a', 'b', 'c'].map((name) => subscribe(world.deps, connection, plainSubscribe(name))));
     assert.deepEqual([...connection.subscriptions.keys()].sort(), ['a', 'b']);
     assert.deepEqual(socket.frames().filter((f) => f.event === 'pusher:subscription_error').map((f) => f.channel), ['c']);
     assert.equal(world.count('messageError(app-id, too_many_subscriptions)'), 1);
@@ -111,7 +99,7 @@ describe('subscribe', () => {
   test('refusals are all counted but only the first 20 of a connection are logged, then one warn line', async () => {
     const world = unitWorld();
     const { connection } = world.connect();
-    for (let i = 0; i < 30; i++) await subscribe(world.deps, connection, plain(`bad name ${i}`));
+    for (let i = 0; i < 30; i++) await subscribe(world.deps, connection, plainSubscribe(`bad name ${i}`));
     assert.equal(world.count('subscription(app-id, public, invalid)'), 30);
     assert.equal(world.logged('subscription_failed').length, 20);
     assert.deepEqual(world.logged('message_rejected').map((l) => l.level), ['warn']);
@@ -120,7 +108,7 @@ describe('subscribe', () => {
   test('unsubscribe: gone from the connection and the hub, logged; the cluster records the leave (vacated webhook)', async () => {
     const world = unitWorld();
     const { connection } = world.connect();
-    await subscribe(world.deps, connection, plain('news'));
+    await subscribe(world.deps, connection, plainSubscribe('news'));
     unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'news' });
     assert.equal(connection.subscriptions.size, 0);
     assert.equal(world.deps.hub.channel(world.app.id, 'news'), undefined);
