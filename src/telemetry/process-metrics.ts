@@ -39,6 +39,15 @@ export function readMaxFds(): number | undefined {
   }
 }
 
+/** The resident set size, or undefined when it cannot be read (no descriptor left to open /proc/self/stat with). */
+export function residentBytes(read: () => number = process.memoryUsage.rss): number | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Declares the `process_*` instruments and `v8js_resource_active` (active-resources.ts) on `meter` (the global one by
  * default). Call once, after the SDK started.
@@ -76,9 +85,13 @@ export function registerProcessMetrics(meter: Meter = metrics.getMeter('beacon-p
       result.observe(cpu, (usage.user + usage.system) / 1e6);
       result.observe(cpuUser, usage.user / 1e6);
       result.observe(cpuSystem, usage.system / 1e6);
-      result.observe(resident, process.memoryUsage.rss());
+      // The descriptor count first, and read without opening one (a stat): with every descriptor taken, reading the RSS
+      // (libuv opens /proc/self/stat) throws EMFILE, which lost the whole callback — `process_open_fds` froze at its last
+      // value exactly when it mattered, and every scrape logged an error. Without a descriptor the RSS is left out.
       const fds = countOpenFds();
       if (fds !== undefined) result.observe(openFds, fds);
+      const rss = residentBytes();
+      if (rss !== undefined) result.observe(resident, rss);
       if (maxFdsValue !== undefined) result.observe(maxFds, maxFdsValue);
       result.observe(startTime, startedAtSeconds);
     },
