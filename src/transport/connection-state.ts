@@ -135,6 +135,17 @@ export class ConnectionState {
     return this.frames.allow(now);
   }
 
+  /**
+   * A WebSocket ping of `bytes` bytes arrived: counted and held to the inbound budget as any frame, but no proof of life.
+   * Pings alone must not keep a connection open: a client holding a message half sent (ws buffers up to twice
+   * MAX_PAYLOAD_BYTES of it) cannot answer the activity check's `pusher:ping`, and is closed at its timeout.
+   */
+  pingReceived(bytes: number, now: number): boolean {
+    this.framesIn++;
+    this.receivedBytes += bytes;
+    return this.frames.allow(now);
+  }
+
   /** Counts one client event at `now`; false when it is over the app's clientEventsPerSecond. */
   admitClientEvent(now: number): boolean {
     return this.clientEvents.allow(now);

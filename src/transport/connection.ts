@@ -171,6 +171,11 @@ export class Connection extends ConnectionState implements WriteTurnState {
     return true;
   }
 
+  /** Answers a WebSocket ping with its pong, under the same send-buffer bound as every other write. */
+  answerPing(data: Buffer): void {
+    if (this.admitsWrite()) this.ws.pong(data);
+  }
+
   /**
    * Writes one frame built once for many recipients (fan-out): one socket write of the prebuilt wire bytes when this
    * connection takes them and its socket is writable (transport/preframed.ts), `ws.send()` otherwise. Same contract as

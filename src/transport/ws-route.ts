@@ -236,12 +236,10 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
   };
 
   /**
-   * Counts a frame of `bytes` against the connection's inbound budget before any work on it (not even its UTF-8
-   * decoding): past the budget it is refused with 4301 and the socket held, so a flood costs a counter.
+   * A frame of `bytes` bytes past the connection's inbound budget, which is checked before any work on a frame (not even
+   * its UTF-8 decoding): refused with 4301 and the socket held, so a flood costs a counter.
    */
-  const withinBudget = (connection: Connection, bytes: number): boolean => {
-    const now = Date.now();
-    if (connection.frameReceived(bytes, now)) return true;
+  const overBudget = (connection: Connection, bytes: number, now: number): void => {
     connection.holdInbound(now);
     connection.reject({
       reason: 'frame_rate_limited',
@@ -250,7 +248,6 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       frameBytes: bytes,
       rateLimit: 'frames',
     });
-    return false;
   };
 
   /** Writes out what the upgrade held (the preHandler hook corked it); every ws handler calls this once it has answered. */
@@ -378,7 +375,11 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
           : Array.isArray(data)
             ? Buffer.concat(data)
             : Buffer.from(data);
-        if (!withinBudget(connection, buffer.length)) return;
+        const now = Date.now();
+        if (!connection.frameReceived(buffer.length, now)) {
+          overBudget(connection, buffer.length, now);
+          return;
+        }
         if (isBinary) {
           connection.reject({
             reason: 'invalid_message',
@@ -392,11 +393,15 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       });
       // ws's own answer to pings (autoPong) cut the socket silently, as a network drop would look, once 60 pongs were
       // unwritten — 61 pings in one read. With it off (app.ts) a ping is a frame like any other: counted, answered within
-      // the frame budget, and past it refused with 4301 while the socket is held.
+      // the frame budget and the send buffer's bound, and past the budget refused with 4301 while the socket is held.
       socket.on('ping', (data: Buffer) => {
-        if (!withinBudget(connection, data.length)) return;
+        const now = Date.now();
+        if (!connection.pingReceived(data.length, now)) {
+          overBudget(connection, data.length, now);
+          return;
+        }
         metrics.messageReceived(app.id, 'ping', data.length);
-        socket.pong(data);
+        connection.answerPing(data);
       });
       // Frame-level errors (invalid UTF-8, over the hard size limit) are the client's: counted and logged by the connection.
       ownSocketErrors(socket, (err) => connection.socketFailed(err));

@@ -330,6 +330,28 @@ describe('heartbeat', { concurrency: true }, () => {
     }
   });
 
+  test('WebSocket pings alone do not keep a connection alive: one holding half a message is closed with 4201', async () => {
+    // A text frame without FIN is held by ws (up to twice MAX_PAYLOAD_BYTES) until its last fragment; the client cannot
+    // answer pusher:ping meanwhile. Had pings counted as activity, a ping every 100 ms would hold it, and its buffer, forever.
+    const server = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT_MS: '300' });
+    try {
+      const raw = await silentSocket(server.port, `/app/${APP.key}?${PUSHER_QUERY}`);
+      const half = Buffer.from('{"event":"pusher:ping","da');
+      raw.socket.write(Buffer.concat([Buffer.from([0x01, 0x80 | half.length, 0, 0, 0, 0]), half]));
+      const ping = Buffer.from([0x89, 0x80, 0, 0, 0, 0]);
+      const pinging = setInterval(() => raw.socket.write(ping), 100);
+      try {
+        await within(raw.ended, 'the connection to be closed', 5000);
+      } finally {
+        clearInterval(pinging);
+      }
+      const line = await loggedOnce(server, { event: 'connection_closed', reason: 'pong_timeout' });
+      assert.equal(line.code, 4201);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('a client that answers the server ping stays connected past the pong timeout', async () => {
     const server = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT_MS: '300' });
     try {

@@ -61,10 +61,15 @@ export class MemorySocket extends EventEmitter {
   bufferedAmount = 0;
   paused = false;
   readonly sent: string[] = [];
+  readonly pongs: Buffer[] = [];
   closedWith: { code: number; reason: string } | undefined = undefined;
 
   send(data: Buffer | string): void {
     this.sent.push(typeof data === 'string' ? data : data.toString('utf8'));
+  }
+
+  pong(data: Buffer): void {
+    this.pongs.push(data);
   }
 
   close(code: number, reason: string): void {
