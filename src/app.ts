@@ -167,6 +167,13 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     childLoggerFactory: lazyRequestLogger,
     bodyLimit: config.apiBodyLimitBytes,
     forceCloseConnections: true,
+    // Every request must arrive within HTTP_REQUEST_TIMEOUT_MS (fastify's default is none). Node checks its timeouts
+    // every `connectionsCheckingInterval` (30 s by default): a quarter of the timeout bounds the overshoot.
+    requestTimeout: config.httpRequestTimeoutMs,
+    http: {
+      headersTimeout: Math.min(60_000, config.httpRequestTimeoutMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.httpRequestTimeoutMs / 4)),
+    },
     return503OnClosing: true,
     // `request.ip` (the `remote_address` of connection lines) is the X-Forwarded-For client of a trusted proxy.
     trustProxy: config.trustProxy,

@@ -207,6 +207,11 @@ const fields = z.object({
   apiRequestsPerSecond: fromEnv('API_RATE_LIMIT_PER_SECOND', int(0).default(0)),
   /** New WebSocket connections per app per second; 0 means unlimited. Excess is closed with 4111. */
   newConnectionsPerSecond: fromEnv('CONNECTION_RATE_LIMIT_PER_SECOND', int(0).default(0)),
+  /**
+   * How long one HTTP request (an upgrade's or an API call's headers and body) may take to arrive; past it Node answers
+   * 408 (http/client-errors.ts). Without it a request declaring a body it never sends held its socket forever.
+   */
+  httpRequestTimeoutMs: fromEnv('HTTP_REQUEST_TIMEOUT_MS', int(100, 600_000).default(30_000)),
   shutdownGraceMs: fromEnv('SHUTDOWN_GRACE_MS', int(0, 600_000).default(1000)),
   shutdownTimeoutMs: fromEnv('SHUTDOWN_TIMEOUT_MS', int(100, 600_000).default(10_000)),
   lokiUrl: fromEnv('LOKI_URL', z.url().optional()),

@@ -8,7 +8,7 @@
  * `JSON.parse`. An unsigned 1 MB body costs no parsing (and no hashing).
  */
 import cors from '@fastify/cors';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import type { ApiDeps } from './api-deps.js';
 import { API_CORS } from './cors-options.js';
 import { ApiError, errorAnswer, sendError, sendFilled } from './api-error.js';
@@ -17,6 +17,7 @@ import { FixedWindow } from '../limits/fixed-window.js';
 import { endHttpServerSpan, logIds, startHttpServerSpan } from '../telemetry/tracing.js';
 import { logEvent } from '../telemetry/log-events.js';
 import { oneValuePerName, verifyBody, verifyRequest, type SigningFailure } from './signing.js';
+import { closeUnreadBody } from './unread-body.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerUserRoutes } from './routes/users.js';
@@ -27,13 +28,6 @@ const RETRY_AFTER_SECONDS = '1';
 
 /** Log lines a second, node-wide, of each kind of refused API request (auth_failed, rate_limited); the metrics count every one. */
 const LOGGED_REFUSALS_PER_SECOND = 10;
-
-/** A request refused before its body is read: closing the connection spares the server receiving the rest of it. */
-function closeUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
-  if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) {
-    void reply.header('connection', 'close');
-  }
-}
 
 export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { apps, metrics, logger, config } = deps;

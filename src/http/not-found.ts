@@ -14,6 +14,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { API_CORS } from './cors-options.js';
 import { sendError } from './api-error.js';
+import { closeUnreadBody } from './unread-body.js';
 
 /** The route label of a request no route matched (the API's own hook uses the same). */
 const UNMATCHED = 'unmatched';
@@ -31,7 +32,15 @@ export async function notFoundPlugin(scope: FastifyInstance, { metrics, logger }
   // preHandler, not onRequest: `reply.callNotFound()` (the WebSocket scope's plain-GET catch-all) runs only a 404
   // context's preHandler hooks, and a router miss runs them too.
   await scope.register(cors, { ...API_CORS, hook: 'preHandler' });
-  scope.setNotFoundHandler(async (_request, reply) => sendError(reply, Errors.API_NOT_FOUND));
+  // Answered without reading the body: a parser for every content type that takes none of it, and the connection closed
+  // after the 404. A request to a typo'd path declaring a body (1 MB, or one it never sends) held its socket and what it
+  // sent until the whole body had arrived.
+  scope.removeAllContentTypeParsers();
+  scope.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+  scope.setNotFoundHandler(async (request, reply) => {
+    closeUnreadBody(request, reply);
+    return sendError(reply, Errors.API_NOT_FOUND);
+  });
   // A callback hook: an `async` one costs every request a promise.
   scope.addHook('onResponse', (request, reply, done) => {
     // The scope also holds @fastify/cors's `OPTIONS *` route (its preflights): only requests no route matched count here.

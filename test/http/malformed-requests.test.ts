@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { clientErrorHandler, refusedRequests } from '../../src/http/client-errors.js';
+import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { connected } from '../helpers/pusher-events.js';
 import { APP, startServer } from '../helpers/server.js';
@@ -118,3 +119,35 @@ test('a path the router refuses: the registry answer, counted and logged; an upg
     await server.close();
   }
 });
+
+test('a signed API call whose body never comes is answered 408 after HTTP_REQUEST_TIMEOUT_MS, counted and logged', async () => {
+  // fastify's requestTimeout is 0 (none) unless set: the socket was held for as long as the client liked.
+  const server = await startServer({ HTTP_REQUEST_TIMEOUT_MS: '1000' });
+  try {
+    const path = `/apps/${APP.id}/events`;
+    const body = JSON.stringify({ name: 'e', channel: 'c', data: '{}' });
+    const query: Record<string, string> = {
+      auth_key: APP.key,
+      auth_timestamp: String(Math.floor(Date.now() / 1000)),
+      auth_version: '1.0',
+      body_md5: bodyMd5(body),
+    };
+    query.auth_signature = sign(APP.secret, apiSignString('POST', path, query));
+    const head = [
+      `POST ${path}?${new URLSearchParams(query).toString()} HTTP/1.1`,
+      'Host: x',
+      'Content-Type: application/json',
+      `Content-Length: ${body.length}`,
+    ];
+    // Half the body, then nothing: within the timeout plus one check interval (a quarter of it) the server gives up.
+    const started = Date.now();
+    const answer = parseResponse(await exchange(server.port, `${head.join('\r\n')}\r\n\r\n${body.slice(0, 10)}`));
+    assert.equal(answer.status, 'HTTP/1.1 408 Request Timeout');
+    assert.deepEqual(JSON.parse(answer.body), { error: 'Request not received in time' });
+    assert.ok(Date.now() - started >= 900, 'not before the timeout');
+    await loggedOnce(server, { event: 'request_malformed', reason: 'timeout', code: 408 });
+  } finally {
+    await server.close();
+  }
+});
+

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { logLines } from '../helpers/logs.js';
 import { startServer } from '../helpers/server.js';
+import { exchange, parseResponse } from '../helpers/raw-http.js';
 import { until } from '../helpers/wait.js';
 
 test('a request to no route: 404, one api_request line with its path and no query; a flood is logged 10 times a second', async () => {
@@ -51,3 +52,20 @@ test('a request to no route: 404, one api_request line with its path and no quer
     await server.close();
   }
 });
+
+test('a request to no route that declares a body is answered without reading it, and its connection closed', async () => {
+  // The 404 waited for the whole body: one declared and never sent held the socket (and what had come of it) for good.
+  const server = await startServer();
+  try {
+    for (const type of ['application/json', 'application/octet-stream']) {
+      const head = `POST /nope HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: 1000000\r\n\r\n{"a":`;
+      const answer = parseResponse(await exchange(server.port, head));
+      assert.equal(answer.status, 'HTTP/1.1 404 Not Found', type);
+      assert.equal(answer.headers.connection, 'close', type);
+      assert.deepEqual(JSON.parse(answer.body), { error: 'Not found' }, type);
+    }
+  } finally {
+    await server.close();
+  }
+});
+
