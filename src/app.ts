@@ -170,8 +170,10 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     // Every request must arrive within HTTP_REQUEST_TIMEOUT_MS (fastify's default is none). Node checks its timeouts
     // every `connectionsCheckingInterval` (30 s by default): a quarter of the timeout bounds the overshoot.
     requestTimeout: config.httpRequestTimeoutMs,
+    // Given to the server's constructor too, which checks headersTimeout ≤ requestTimeout.
     http: {
-      headersTimeout: Math.min(60_000, config.httpRequestTimeoutMs),
+      requestTimeout: config.httpRequestTimeoutMs,
+      headersTimeout: config.httpRequestTimeoutMs,
       connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.httpRequestTimeoutMs / 4)),
     },
     return503OnClosing: true,

@@ -41,6 +41,12 @@ export async function notFoundPlugin(scope: FastifyInstance, { metrics, logger }
     closeUnreadBody(request, reply);
     return sendError(reply, Errors.API_NOT_FOUND);
   });
+  // What fastify can still raise here before the handler (a malformed Content-Type, refused before any parser) is a
+  // request to no route all the same: the same 404, not fastify's own error shape.
+  scope.setErrorHandler(async (_error, request, reply) => {
+    closeUnreadBody(request, reply);
+    return sendError(reply, Errors.API_NOT_FOUND);
+  });
   // A callback hook: an `async` one costs every request a promise.
   scope.addHook('onResponse', (request, reply, done) => {
     // The scope also holds @fastify/cors's `OPTIONS *` route (its preflights): only requests no route matched count here.

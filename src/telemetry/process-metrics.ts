@@ -85,9 +85,10 @@ export function registerProcessMetrics(meter: Meter = metrics.getMeter('beacon-p
       result.observe(cpu, (usage.user + usage.system) / 1e6);
       result.observe(cpuUser, usage.user / 1e6);
       result.observe(cpuSystem, usage.system / 1e6);
-      // The descriptor count first, and read without opening one (a stat): with every descriptor taken, reading the RSS
-      // (libuv opens /proc/self/stat) throws EMFILE, which lost the whole callback — `process_open_fds` froze at its last
-      // value exactly when it mattered, and every scrape logged an error. Without a descriptor the RSS is left out.
+      // The descriptor count first, read without opening one where the kernel allows (a stat, Linux ≥ 6.2): with every
+      // descriptor taken, reading the RSS (libuv opens /proc/self/stat) throws EMFILE, which lost the whole callback —
+      // `process_open_fds` froze at its last value exactly when it mattered, and every scrape logged an error. Without a
+      // descriptor the RSS is left out (and on older kernels, whose count needs a directory listing, the count too).
       const fds = countOpenFds();
       if (fds !== undefined) result.observe(openFds, fds);
       const rss = residentBytes();

@@ -173,7 +173,11 @@ export class Connection extends ConnectionState implements WriteTurnState {
 
   /** Answers a WebSocket ping with its pong, under the same send-buffer bound as every other write. */
   answerPing(data: Buffer): void {
-    if (this.admitsWrite()) this.ws.pong(data);
+    if (!this.admitsWrite()) return;
+    this.ws.pong(data);
+    this.framesOut++;
+    this.sentBytes += data.length;
+    this.metrics.messagesSent(this.app.id, 'protocol', data.length, 1);
   }
 
   /**

@@ -10,7 +10,7 @@ import { apiSignString, sign } from '../../src/protocol/signatures.js';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { connected, nextEvent } from '../helpers/pusher-events.js';
 import { PUSHER_QUERY, RawClient } from '../helpers/raw-client.js';
-import { parseResponse } from '../helpers/raw-http.js';
+import { exchange, parseResponse } from '../helpers/raw-http.js';
 import { APP, startServer, startServerWithApps, type TestServer } from '../helpers/server.js';
 import { silentSocket } from '../helpers/silent-socket.js';
 import { until, within } from '../helpers/wait.js';
@@ -156,6 +156,28 @@ test('an upgrade to an HTTP route (health, readiness, a signed API GET) is refus
       [],
       "@fastify/websocket's own line",
     );
+  } finally {
+    await server.close();
+  }
+});
+
+test('a HEAD upgrade gets the 404 and its socket closed, on the WebSocket path and any other', async () => {
+  // Node passes a HEAD with Upgrade to the upgrade path; its socket was corked for a wsHandler no HEAD route has, so the
+  // 404 was never written and the socket never let go (upgraded sockets are out of Node's request timeouts).
+  const server = await startServer();
+  try {
+    for (const path of [`/app/${APP.key}?${PUSHER_QUERY}`, '/nowhere']) {
+      const head = [
+        `HEAD ${path} HTTP/1.1`,
+        'Host: x',
+        'Connection: Upgrade',
+        'Upgrade: websocket',
+        'Sec-WebSocket-Version: 13',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      ];
+      const answer = parseResponse(await exchange(server.port, `${head.join('\r\n')}\r\n\r\n`));
+      assert.equal(answer.status, 'HTTP/1.1 404 Not Found', path);
+    }
   } finally {
     await server.close();
   }

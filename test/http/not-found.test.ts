@@ -57,7 +57,8 @@ test('a request to no route that declares a body is answered without reading it,
   // The 404 waited for the whole body: one declared and never sent held the socket (and what had come of it) for good.
   const server = await startServer();
   try {
-    for (const type of ['application/json', 'application/octet-stream']) {
+    // `json` is a malformed media type: fastify refuses it before any parser runs, in its own shape unless answered here.
+    for (const type of ['application/json', 'application/octet-stream', 'json']) {
       const head = `POST /nope HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: 1000000\r\n\r\n{"a":`;
       const answer = parseResponse(await exchange(server.port, head));
       assert.equal(answer.status, 'HTTP/1.1 404 Not Found', type);

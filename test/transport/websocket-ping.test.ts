@@ -8,11 +8,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { unitWorld } from '../helpers/unit.js';
 
-test('a ping is answered with its pong while the send buffer is within its bound', () => {
+test('a ping is answered with its pong while the send buffer is within its bound, and counted as sent', () => {
   const world = unitWorld();
   const { connection, socket } = world.connect();
   connection.answerPing(Buffer.from('hi'));
   assert.deepEqual(socket.pongs.map(String), ['hi']);
+  assert.equal(world.count('messagesSent(app-id, protocol'), 1, 'a pong is a frame sent');
 });
 
 test('a client that does not read gets no pong past the send-buffer bound: it is closed as a slow consumer', () => {
