@@ -22,13 +22,12 @@ export interface ApiAnswer {
   body: unknown;
 }
 
-/** Sends `method path` (path under the server, e.g. `/apps/app-id/events`) with `body` and `params`, signed. */
-export async function signedFetch(
-  server: Pick<TestServer, 'port'>,
-  method: 'GET' | 'POST',
+/** The query string (without `?`) of `method path` with `params`, signed for `body` (its `body_md5`) and the overrides. */
+export function signedQuery(
+  method: string,
   path: string,
-  options: { body?: string; params?: Record<string, string>; sign?: SigningOverrides; headers?: Record<string, string> } = {},
-): Promise<ApiAnswer> {
+  options: { body?: string; params?: Record<string, string>; sign?: SigningOverrides } = {},
+): string {
   const o = options.sign ?? {};
   const query: Record<string, string> = {
     ...options.params,
@@ -38,7 +37,17 @@ export async function signedFetch(
   };
   if (options.body !== undefined && options.body.length > 0) query.body_md5 = o.bodyMd5 ?? bodyMd5(options.body);
   query.auth_signature = o.signature ?? sign(o.secret ?? APP.secret, apiSignString(method, path, query));
-  const url = `http://127.0.0.1:${server.port}${path}?${new URLSearchParams(query).toString()}`;
+  return new URLSearchParams(query).toString();
+}
+
+/** Sends `method path` (path under the server, e.g. `/apps/app-id/events`) with `body` and `params`, signed. */
+export async function signedFetch(
+  server: Pick<TestServer, 'port'>,
+  method: 'GET' | 'POST',
+  path: string,
+  options: { body?: string; params?: Record<string, string>; sign?: SigningOverrides; headers?: Record<string, string> } = {},
+): Promise<ApiAnswer> {
+  const url = `http://127.0.0.1:${server.port}${path}?${signedQuery(method, path, options)}`;
   const res = await fetch(url, {
     method,
     headers: { ...(options.body === undefined ? {} : { 'content-type': 'application/json' }), ...options.headers },

@@ -9,11 +9,11 @@ import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { clientErrorHandler, refusedRequests } from '../../src/http/client-errors.js';
-import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { connected } from '../helpers/pusher-events.js';
 import { APP, startServer } from '../helpers/server.js';
 import { exchange, parseResponse } from '../helpers/raw-http.js';
+import { signedQuery } from '../helpers/signed-fetch.js';
 import { capturedLogger, recordingMetrics } from '../helpers/unit.js';
 import { within } from '../helpers/wait.js';
 
@@ -126,15 +126,8 @@ test('a signed API call whose body never comes is answered 408 after HTTP_REQUES
   try {
     const path = `/apps/${APP.id}/events`;
     const body = JSON.stringify({ name: 'e', channel: 'c', data: '{}' });
-    const query: Record<string, string> = {
-      auth_key: APP.key,
-      auth_timestamp: String(Math.floor(Date.now() / 1000)),
-      auth_version: '1.0',
-      body_md5: bodyMd5(body),
-    };
-    query.auth_signature = sign(APP.secret, apiSignString('POST', path, query));
     const head = [
-      `POST ${path}?${new URLSearchParams(query).toString()} HTTP/1.1`,
+      `POST ${path}?${signedQuery('POST', path, { body })} HTTP/1.1`,
       'Host: x',
       'Content-Type: application/json',
       `Content-Length: ${body.length}`,
