@@ -273,8 +273,9 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     // `connection_established` (or a refusal's error frame) leave in one write. The handler uncorks (`released`); a
     // handshake ws aborts ends the socket, which writes out what is held. Not earlier (onRequest): an HTTP answer fastify
     // sent from a hook in between would be held, then discarded when @fastify/websocket destroys the socket.
-    // GET only: a HEAD upgrade (Node passes it to the upgrade path too) reaches no wsHandler, and its corked 404 would
-    // never be written, nor its socket ever let go (upgraded sockets are out of Node's request timeouts).
+    // GET only: only a GET reaches a wsHandler, whose `released` uncorks. A HEAD upgrade (Node passes it to the upgrade
+    // path too) is answered by fastify's HEAD route, and nothing of it needs holding (its test passes with either
+    // condition: this is the narrower one, not a fix of an observed leak).
     scope.addHook('preHandler', (request, reply, done) => {
       if (request.ws && request.method === 'GET') {
         request.raw.socket.cork();
