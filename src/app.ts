@@ -12,6 +12,7 @@ import { createStaticAppStore } from './apps/static-app-store.js';
 import type { Config } from './config.js';
 import { apiPlugin } from './http/api.js';
 import { clientErrorHandler, refusedRequests } from './http/client-errors.js';
+import { httpServerFactory } from './http/http-server.js';
 import { frameworkErrors, maxParamLength } from './http/params.js';
 import { registerHealthRoutes } from './http/health.js';
 import { notFoundPlugin } from './http/not-found.js';
@@ -36,6 +37,8 @@ import { createWebhookSender, webhookLimits } from './webhooks/webhook-sender.js
 
 /** Cache channels keep their last event this long (Pusher: 30 minutes). */
 const CACHE_TTL_MS = 30 * 60 * 1000;
+/** How long an idle keep-alive HTTP connection is kept (fastify's default). */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 /** The largest frame the socket layer accepts at all; frames between maxPayloadBytes and this get `too_large` and live on. */
 const HARD_FRAME_LIMIT_FACTOR = 2;
 
@@ -167,15 +170,17 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     childLoggerFactory: lazyRequestLogger,
     bodyLimit: config.apiBodyLimitBytes,
     forceCloseConnections: true,
-    // Every request must arrive within HTTP_REQUEST_TIMEOUT_MS (fastify's default is none). Node checks its timeouts
-    // every `connectionsCheckingInterval` (30 s by default): a quarter of the timeout bounds the overshoot.
-    requestTimeout: config.httpRequestTimeoutMs,
-    // Given to the server's constructor too, which checks headersTimeout ≤ requestTimeout.
-    http: {
-      requestTimeout: config.httpRequestTimeoutMs,
-      headersTimeout: config.httpRequestTimeoutMs,
-      connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.httpRequestTimeoutMs / 4)),
-    },
+    // Node's server with a guard for what Node answers on its own (http/http-server.ts). Every request must arrive within
+    // HTTP_REQUEST_TIMEOUT_MS, headers and body (fastify's default is none). Node checks its timeouts every
+    // `connectionsCheckingInterval` (30 s by default): a quarter of the timeout bounds the overshoot.
+    serverFactory: httpServerFactory(
+      {
+        requestTimeoutMs: config.httpRequestTimeoutMs,
+        keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+        checkIntervalMs: Math.min(30_000, Math.ceil(config.httpRequestTimeoutMs / 4)),
+      },
+      { refused, metrics },
+    ),
     return503OnClosing: true,
     // `request.ip` (the `remote_address` of connection lines) is the X-Forwarded-For client of a trusted proxy.
     trustProxy: config.trustProxy,

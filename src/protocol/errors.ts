@@ -103,6 +103,10 @@ export const Errors = {
   // HTTP: routing, and what the server owns.
   API_PARAM_TOO_LONG: http('API_PARAM_TOO_LONG', 400, 'Path parameter too long'),
   API_INVALID_URL: http('API_INVALID_URL', 400, 'Invalid URL'),
+  API_HOST_REQUIRED: http('API_HOST_REQUIRED', 400, 'An HTTP/1.1 request needs a Host header'),
+  API_METHOD_NOT_ALLOWED: http('API_METHOD_NOT_ALLOWED', 405, 'Method not allowed'),
+  API_EXPECTATION_FAILED: http('API_EXPECTATION_FAILED', 417, 'Unsupported Expect header (only 100-continue is supported)'),
+  API_TOO_MANY_PIPELINED: http('API_TOO_MANY_PIPELINED', 429, 'More than %s requests sent ahead of their answers'),
   API_NOT_FOUND: http('API_NOT_FOUND', 404, 'Not found'),
   API_INTERNAL: http('API_INTERNAL', 500, 'Internal error'),
   UPGRADE_SHUTTING_DOWN: http('UPGRADE_SHUTTING_DOWN', 503, 'Server is shutting down'),

@@ -46,7 +46,16 @@ export type AdapterOp = 'channels' | 'members' | 'counts';
 /** Why the cluster engine dropped a publish: it was down, or the publish command failed. */
 export type AdapterDropReason = 'down' | 'error';
 /** Why Node's HTTP parser refused a request (http/client-errors.ts). */
-export type MalformedRequestReason = 'bad_request' | 'header_overflow' | 'timeout' | 'bad_url' | 'param_too_long';
+export type MalformedRequestReason =
+  | 'bad_request'
+  | 'header_overflow'
+  | 'timeout'
+  | 'bad_url'
+  | 'param_too_long'
+  | 'no_host'
+  | 'bad_method'
+  | 'expectation'
+  | 'pipelined';
 /** Why a log line never reached Loki: the spool was full (oldest dropped), Loki refused it for good (4xx), or shutdown came first. */
 export type LogDropReason = 'spool_full' | 'rejected' | 'shutdown';
 /** Log lines that reached Loki and those dropped, by reason (counters since start). */
@@ -239,7 +248,17 @@ export function createMetrics(
   adapterDropped.add(0, { reason: 'down' });
   adapterDropped.add(0, { reason: 'error' });
   const malformed = counter('websocket_http_malformed_requests_total', 'HTTP requests refused before any route saw them, by reason');
-  const malformedReasons: readonly MalformedRequestReason[] = ['bad_request', 'header_overflow', 'timeout', 'bad_url', 'param_too_long'];
+  const malformedReasons: readonly MalformedRequestReason[] = [
+    'bad_request',
+    'header_overflow',
+    'timeout',
+    'bad_url',
+    'param_too_long',
+    'no_host',
+    'bad_method',
+    'expectation',
+    'pipelined',
+  ];
   const malformedAttributes = new Map(malformedReasons.map((reason) => [reason, { reason }]));
   // Every reason from start, at 0, as the adapter's drops above.
   for (const attributes of malformedAttributes.values()) malformed.add(0, attributes);

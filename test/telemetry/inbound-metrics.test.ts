@@ -34,7 +34,7 @@ async function scrape(): Promise<ReturnType<typeof parseExposition>> {
   return parseExposition(await (await fetch(`http://127.0.0.1:${beacon.metricsPort}/metrics`)).text());
 }
 
-test('refusals of the inbound budget, cache evictions, a broken handshake, a malformed request and one to no route are counted with their reasons', async () => {
+test('refusals of the inbound budget, cache evictions, a broken handshake, a malformed request, one without Host, pipelined ones past the bound and one to no route are counted with their reasons', async () => {
   const sdk = new Pusher({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(beacon.port), useTLS: false });
   // Eight 1000-byte events on eight cache channels: at most four fit in 4096 bytes.
   for (let i = 0; i < 8; i++) await sdk.trigger(`cache-c${i}`, 'e', { pad: 'x'.repeat(1000) });
@@ -63,6 +63,9 @@ test('refusals of the inbound budget, cache evictions, a broken handshake, a mal
   assert.match(await exchange(beacon.port, 'NOT HTTP AT ALL\r\n\r\n'), /^HTTP\/1\.1 400 /);
   assert.equal((await fetch(`${beacon.url}/apps/${APP.id}/channels/%zz`)).status, 400);
   assert.equal((await fetch(`${beacon.url}/apps/${APP.id}/evnts`, { method: 'POST' })).status, 404);
+  assert.match(await exchange(beacon.port, 'GET /healthz HTTP/1.1\r\n\r\n'), /^HTTP\/1\.1 400 /);
+  // 16 answered, the 17th refused with the 429, the three after it refused unserved: four counted.
+  assert.match(await exchange(beacon.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(20)), /HTTP\/1\.1 429 /);
 
   const expected: [string, Record<string, string>][] = [
     ['websocket_message_errors_total', { reason: 'too_deep' }],
@@ -75,6 +78,8 @@ test('refusals of the inbound budget, cache evictions, a broken handshake, a mal
     ['websocket_connections_rejected_total', { reason: 'bad_handshake' }],
     ['websocket_http_malformed_requests_total', { reason: 'bad_request' }],
     ['websocket_http_malformed_requests_total', { reason: 'bad_url' }],
+    ['websocket_http_malformed_requests_total', { reason: 'no_host' }],
+    ['websocket_http_malformed_requests_total', { reason: 'pipelined' }],
     ['http_server_request_duration_seconds_count', { http_route: 'unmatched', http_response_status_code: '404' }],
   ];
   let missing: string[] = [];
@@ -92,7 +97,8 @@ test('refusals of the inbound budget, cache evictions, a broken handshake, a mal
   assert.ok(sumOf(m, 'websocket_cache_evictions_total') >= 4, 'at least four of eight evicted');
   // The other reasons are exported from start, at 0.
   const malformed = m.get('websocket_http_malformed_requests_total')?.samples ?? [];
-  for (const reason of ['header_overflow', 'timeout', 'param_too_long']) {
+  assert.equal(sumOf(m, 'websocket_http_malformed_requests_total', { reason: 'pipelined' }), 4);
+  for (const reason of ['header_overflow', 'timeout', 'param_too_long', 'bad_method', 'expectation']) {
     assert.deepEqual(malformed.filter((s) => s.labels.reason === reason).map((s) => s.value), [0], reason);
   }
   // No error-level line anywhere.

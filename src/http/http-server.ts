@@ -1,0 +1,120 @@
+/**
+ * The HTTP server under fastify (its `serverFactory`): Node's `http.Server` with the timeouts of HTTP_REQUEST_TIMEOUT_MS,
+ * and a guard in front of fastify's handler for what Node would otherwise answer or do on its own, outside the error
+ * registry and uncounted:
+ *
+ * - **Pipelined requests sent ahead of their answers.** Node parses every request of a read (up to 64 KiB, some 1500 small
+ *   requests) at once and hands each to the handler; it stops reading only once the socket's writes back up, and on
+ *   loopback or a fast link the kernel takes megabytes of answers first. One socket that writes 20 000 `GET /healthz` and
+ *   never reads had them all served: 50 such sockets held the event loop for 18 s and added 220 MB of RSS. A socket may
+ *   have MAX_REQUESTS_AHEAD requests unanswered; the next one is answered 429 `API_TOO_MANY_PIPELINED` with
+ *   `Connection: close`, after the answers before it, and nothing more is read from the socket or served. The rest of
+ *   that read is refused unserved, counted, and answered by the connection's close. No HTTP client pipelines by default
+ *   (browsers and the `pusher` SDKs do not; undici only when asked).
+ * - **An HTTP/1.1 request without `Host`** (RFC 9112 §3.2): Node's answer was an empty 400. Now `API_HOST_REQUIRED`.
+ * - **`Expect` other than `100-continue`:** Node's answer was an empty 417. Now `API_EXPECTATION_FAILED`, and the
+ *   connection closed (the body it announced is not read).
+ * - **`CONNECT`:** Node destroyed the socket without a word. Now 405 `API_METHOD_NOT_ALLOWED` on the socket, then closed.
+ *
+ * Each is counted in `websocket_http_malformed_requests_total` under its reason and logged as `request_malformed`
+ * (client-errors.ts: at most 10 lines a second per node; a pipelining socket's refusal is logged once).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Errors, type HttpError } from '../protocol/errors.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { RefusedRequest } from './client-errors.js';
+import { API_CORS } from './cors-options.js';
+import { answerOnResponse, answerOnSocket } from './raw-answer.js';
+
+/** Requests a socket may have sent ahead of its answers (the one being served included). */
+export const MAX_REQUESTS_AHEAD = 16;
+
+/** The timeouts fastify would give the server it builds itself (app.ts passes them). */
+export interface HttpServerTimeouts {
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  /** How often Node checks requestTimeout and headersTimeout. */
+  checkIntervalMs: number;
+}
+
+type Handler = (request: IncomingMessage, response: ServerResponse) => void;
+
+/** A socket's requests not yet answered, and whether it was refused for sending too many. */
+interface AheadCount {
+  unanswered: number;
+  refused: boolean;
+}
+
+const ALLOW = `Allow: ${(API_CORS.methods as string[]).join(', ')}`;
+
+/** fastify's `serverFactory`: the HTTP/1.1 server, with the guard of this module in front of `handler`. */
+export function httpServerFactory(
+  timeouts: HttpServerTimeouts,
+  deps: { refused: RefusedRequest; metrics: Metrics },
+): (handler: Handler) => Server {
+  return (handler) => {
+    const server = createServer(
+      {
+        requestTimeout: timeouts.requestTimeoutMs,
+        headersTimeout: timeouts.requestTimeoutMs,
+        connectionsCheckingInterval: timeouts.checkIntervalMs,
+        // Checked by the guard, which answers from the registry.
+        requireHostHeader: false,
+      },
+      guard(handler, deps),
+    );
+    server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
+    server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+      refuse(deps.refused, 'expectation', Errors.API_EXPECTATION_FAILED, request.socket);
+      answerOnResponse(response, Errors.API_EXPECTATION_FAILED, Errors.API_EXPECTATION_FAILED.message);
+    });
+    server.on('connect', (request: IncomingMessage, socket: Duplex) => {
+      refuse(deps.refused, 'bad_method', Errors.API_METHOD_NOT_ALLOWED, request.socket);
+      answerOnSocket(socket, Errors.API_METHOD_NOT_ALLOWED, Errors.API_METHOD_NOT_ALLOWED.message, [ALLOW]);
+    });
+    return server;
+  };
+}
+
+function refuse(refused: RefusedRequest, reason: Parameters<RefusedRequest>[0], error: HttpError, socket: Socket): void {
+  refused(reason, error, { error: error.name, remote_address: socket.remoteAddress });
+}
+
+function guard(handler: Handler, deps: { refused: RefusedRequest; metrics: Metrics }): Handler {
+  const ahead = new WeakMap<Socket, AheadCount>();
+  const tooMany = Errors.API_TOO_MANY_PIPELINED.format(MAX_REQUESTS_AHEAD);
+  return (request, response) => {
+    const socket = request.socket;
+    let count = ahead.get(socket);
+    if (count === undefined) {
+      count = { unanswered: 0, refused: false };
+      ahead.set(socket, count);
+    }
+    if (count.refused) {
+      // The rest of a read after the refusal: not served, and never answered (the connection closes after the 429).
+      deps.metrics.httpMalformed('pipelined');
+      return;
+    }
+    if (count.unanswered >= MAX_REQUESTS_AHEAD) {
+      count.refused = true;
+      refuse(deps.refused, 'pipelined', Errors.API_TOO_MANY_PIPELINED, socket);
+      answerOnResponse(response, Errors.API_TOO_MANY_PIPELINED, tooMany);
+      // Written after the answers before it: the socket is done then. Node would only end it, reading on meanwhile.
+      response.once('finish', () => socket.destroy());
+      return;
+    }
+    if (request.httpVersionMajor === 1 && request.httpVersionMinor === 1 && request.headers.host === undefined) {
+      refuse(deps.refused, 'no_host', Errors.API_HOST_REQUIRED, socket);
+      answerOnResponse(response, Errors.API_HOST_REQUIRED, Errors.API_HOST_REQUIRED.message);
+      return;
+    }
+    const counted = count;
+    counted.unanswered += 1;
+    response.once('close', () => {
+      counted.unanswered -= 1;
+    });
+    handler(request, response);
+  };
+}
