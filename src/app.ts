@@ -2,7 +2,7 @@
  * buildApp(config, deps) → a Fastify instance with every part wired, plus the drain used by graceful shutdown.
  * Wiring only: each part is built by its own module and given what it needs.
  */
-import websocket from '@fastify/websocket';
+import websocket, { type WebsocketPluginOptions } from '@fastify/websocket';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Adapter } from './adapters/adapter.js';
 import { createLocalAdapter } from './adapters/local-adapter.js';
@@ -30,6 +30,7 @@ import { afterLeave } from './realtime/subscribe.js';
 import { createLogger, logShippingCounts, stdoutDropCounts, type Logger } from './telemetry/logger.js';
 import { lazyRequestLogger } from './telemetry/request-logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
+import { CLOSE_HANDSHAKE_MS } from './transport/connection.js';
 import { startHeartbeat } from './transport/heartbeat.js';
 import { registerWsRoutes, routeStrayUpgrades, wsErrorHandler } from './transport/ws-route.js';
 import { VERSION } from './version.js';
@@ -63,6 +64,21 @@ export interface BeaconApp {
    * 4200; then the HTTP server and the adapter close. Every stage is bounded by `deadline`.
    */
   drain(deadline: Deadline): Promise<DrainResult>;
+}
+
+/** ws ≥ 8.19's `closeTimeout`, which @types/ws (8.18) does not list yet. */
+type WsServerOptions = NonNullable<WebsocketPluginOptions['options']> & { closeTimeout: number };
+
+function wsServerOptions(config: Config): WsServerOptions {
+  return {
+    maxPayload: config.maxPayloadBytes * HARD_FRAME_LIMIT_FACTOR,
+    perMessageDeflate: false,
+    // A WebSocket ping is answered by the route within the connection's frame budget (ws-route.ts).
+    autoPong: false,
+    // A close handshake, whichever side started it, holds the socket CLOSE_HANDSHAKE_MS at most, not ws's 30 s: a client
+    // that sent its close frame and never ended its socket was counted against MAX_CONNECTIONS all that time.
+    closeTimeout: CLOSE_HANDSHAKE_MS,
+  };
 }
 
 export async function buildApp(config: Config, overrides: Partial<AppDeps> = {}): Promise<BeaconApp> {
@@ -192,8 +208,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   });
   const strayUpgrades = routeStrayUpgrades(fastify);
   await fastify.register(websocket, {
-    // autoPong off: a WebSocket ping is answered by the route within the connection's frame budget (ws-route.ts).
-    options: { maxPayload: config.maxPayloadBytes * HARD_FRAME_LIMIT_FACTOR, perMessageDeflate: false, autoPong: false },
+    options: wsServerOptions(config),
     errorHandler: wsErrorHandler(logger),
   });
   registerHealthRoutes(fastify, { startedAt, isDraining: () => draining, adapterStatus: () => adapter.status() });
