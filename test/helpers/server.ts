@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import Pusher from 'pusher';
 import { PusherClient, type PusherClientOptions } from './pusher-js.js';
-import { buildApp, type BeaconApp } from '../../src/app.js';
+import { buildApp, type AppDeps, type BeaconApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { Deadline } from '../../src/lifecycle/deadline.js';
 import { createLogger } from '../../src/telemetry/logger.js';
@@ -28,12 +28,16 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Starts Beacon with `apps` written to a temporary APPS_FILE (`{"apps": [...]}`, removed on close), plus `env` overrides. */
-export async function startServerWithApps(apps: readonly Record<string, unknown>[], env: Record<string, string> = {}): Promise<TestServer> {
+/** Starts Beacon with `apps` written to a temporary APPS_FILE (`{"apps": [...]}`, removed on close), plus `env` and `deps` overrides. */
+export async function startServerWithApps(
+  apps: readonly Record<string, unknown>[],
+  env: Record<string, string> = {},
+  deps: Partial<Omit<AppDeps, 'logger'>> = {},
+): Promise<TestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'beacon-apps-'));
   const file = join(dir, 'apps.json');
   await writeFile(file, JSON.stringify({ apps }));
-  const server = await startServer({ ...env, APPS_FILE: file });
+  const server = await startServer({ ...env, APPS_FILE: file }, deps);
   const close = server.close;
   // The file goes with the server.
   server.close = async () => {
@@ -43,8 +47,11 @@ export async function startServerWithApps(apps: readonly Record<string, unknown>
   return server;
 }
 
-/** Starts Beacon with the default app plus `env` overrides (strings, as the environment would give them). */
-export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
+/**
+ * Starts Beacon with the default app plus `env` overrides (strings, as the environment would give them); `deps` replaces
+ * what buildApp would make (e.g. `metrics` recorded by a test's own meter provider).
+ */
+export async function startServer(env: Record<string, string> = {}, deps: Partial<Omit<AppDeps, 'logger'>> = {}): Promise<TestServer> {
   const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'debug', SHUTDOWN_GRACE_MS: '0', SHUTDOWN_TIMEOUT_MS: '400', ...env });
   const logs: Record<string, unknown>[] = [];
   const destination = new Writable({
@@ -60,7 +67,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
     level: config.logLevel,
     destination,
   });
-  const app = await buildApp(config, { logger });
+  const app = await buildApp(config, { ...deps, logger });
   await app.fastify.listen({ host: '127.0.0.1', port: 0 });
   const address = app.fastify.server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
@@ -101,4 +108,9 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
       if (!app.isDraining()) await app.drain(new Deadline(config.shutdownTimeoutMs));
     },
   };
+}
+
+/** The sockets the server's HTTP server holds now (WebSockets, keep-alive and refused ones alike). */
+export function openSockets(server: TestServer): Promise<number> {
+  return new Promise((resolve, reject) => server.app.fastify.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
 }

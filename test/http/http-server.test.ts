@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { test } from 'node:test';
 import { MAX_REQUESTS_AHEAD } from '../../src/http/http-server.js';
 import { loggedOnce, logLines } from '../helpers/logs.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { openSockets, startServer } from '../helpers/server.js';
 import { exchange, parseResponse } from '../helpers/raw-http.js';
 import { eventually, until, within } from '../helpers/wait.js';
 
@@ -70,7 +70,7 @@ test('a client that pipelines thousands of requests and never reads: its socket 
     socket.pause();
     socket.write(HEALTHZ.repeat(20_000));
     // The client reads nothing, yet the server lets go of the connection.
-    await eventually(async () => (await openConnections(server)) === 0, 'the server to close the socket', 5000);
+    await eventually(async () => (await openSockets(server)) === 0, 'the server to close the socket', 5000);
     // What it was sent before: the answers ahead of the bound and the 429, from the client's receive buffer.
     let received = '';
     socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
@@ -84,10 +84,6 @@ test('a client that pipelines thousands of requests and never reads: its socket 
   }
 });
 
-/** Connections the HTTP server holds now. */
-function openConnections(server: TestServer): Promise<number> {
-  return new Promise((resolve, reject) => server.app.fastify.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
-}
 
 test('an HTTP/1.1 request without Host: 400 API_HOST_REQUIRED; HTTP/1.0 needs none', async () => {
   const server = await startServer();

@@ -8,13 +8,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loggedOnce } from '../helpers/logs.js';
 import { PUSHER_QUERY, RawClient } from '../helpers/raw-client.js';
-import { APP, startServer, type TestServer } from '../helpers/server.js';
+import { APP, openSockets, startServer } from '../helpers/server.js';
 import { silentSocket } from '../helpers/silent-socket.js';
 import { eventually, until, within } from '../helpers/wait.js';
 
-function openSockets(server: TestServer): Promise<number> {
-  return new Promise((resolve, reject) => server.app.fastify.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
-}
 
 /** A masked client close frame (the mask key all zeros) with code 1000. */
 const CLOSE_1000 = Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);

@@ -5,13 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { openSockets, startServer } from '../helpers/server.js';
 import { silentSocket, type SilentSocket } from '../helpers/silent-socket.js';
 import { eventually, until, within } from '../helpers/wait.js';
 
-function openSockets(server: TestServer): Promise<number> {
-  return new Promise((resolve, reject) => server.app.fastify.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
-}
 
 test('refused sockets that never answer the close frame are cut after the 2 s handshake bound', async () => {
   const server = await startServer();
