@@ -12,26 +12,32 @@ import { Errors, type HttpError } from '../protocol/errors.js';
  * so that no route answers a status or text of its own.
  */
 export class ApiError extends Error {
+  /** The registry error's status. */
+  readonly statusCode: number;
+
   private constructor(
-    readonly statusCode: number,
+    /** The registry error answered: its status, and the `reason` it is counted under (api-refusals.ts). */
+    readonly registryError: HttpError,
     message: string,
   ) {
     super(message);
+    this.statusCode = registryError.status;
   }
 
   /** The registry's `error`, its message filled with `args`. */
   static of(error: HttpError, ...args: ReadonlyArray<string | number>): ApiError {
-    return new ApiError(error.status, error.format(...args));
+    return new ApiError(error, error.format(...args));
   }
 
-  /** A failed schema check of a body (publish-request.ts): the registry error's status and message, as the check filled them. */
-  static fromCheck(statusCode: number, message: string): ApiError {
-    return new ApiError(statusCode, message);
+  /** The registry's `error` with its message already filled in (a failed schema check of a body: publish-request.ts). */
+  static filled(error: HttpError, message: string): ApiError {
+    return new ApiError(error, message);
   }
 }
 
-/** A registry error's status and message, filled in. */
+/** A registry error, its status and its message, filled in. */
 export interface ErrorAnswer {
+  error: HttpError;
   status: number;
   message: string;
   /** True for API_INTERNAL: the server's own failure, logged as an error. */
@@ -40,7 +46,9 @@ export interface ErrorAnswer {
 
 /** The answer to an error thrown while serving a request; anything not the client's fault is `API_INTERNAL`. */
 export function errorAnswer(error: FastifyError | ApiError): ErrorAnswer {
-  if (error instanceof ApiError) return { status: error.statusCode, message: error.message, internal: false };
+  if (error instanceof ApiError) {
+    return { error: error.registryError, status: error.statusCode, message: error.message, internal: false };
+  }
   const status = error.statusCode ?? 500;
   const mapped =
     status === 413
@@ -50,7 +58,7 @@ export function errorAnswer(error: FastifyError | ApiError): ErrorAnswer {
         : status >= 400 && status < 500
           ? Errors.API_INVALID_REQUEST
           : Errors.API_INTERNAL;
-  return { status: mapped.status, message: mapped.message, internal: mapped === Errors.API_INTERNAL };
+  return { error: mapped, status: mapped.status, message: mapped.message, internal: mapped === Errors.API_INTERNAL };
 }
 
 /** Answers `error` (message filled with `args`): the one way the API sends an error it decided on before a route ran. */

@@ -1,6 +1,8 @@
 /**
  * The Pusher HTTP API under `/apps/{app_id}`, as one encapsulated plugin: CORS, the signing hook, raw-body JSON parsing,
  * one registration per route file, and one error handler that answers `{ "error": reason }` with the documented status.
+ * Every error answer of the scope, a hook's or the error handler's, goes through `answerError`, which counts it in
+ * `websocket_api_refusals_total` under its reason (api-refusals.ts): counted in one place, never at a throw site.
  *
  * Order of work, cheapest refusal first: the drain gate (503), then a query naming a parameter twice (400: its signature
  * would cover one of the values), then key, timestamp and signature over the query — before a byte of the body is read —
@@ -8,11 +10,12 @@
  * `JSON.parse`. An unsigned 1 MB body costs no parsing (and no hashing).
  */
 import cors from '@fastify/cors';
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiDeps } from './api-deps.js';
 import { API_CORS } from './cors-options.js';
-import { ApiError, errorAnswer, sendError, sendFilled } from './api-error.js';
-import { Errors } from '../protocol/errors.js';
+import { ApiError, errorAnswer, sendFilled } from './api-error.js';
+import { API_REFUSALS } from './api-refusals.js';
+import { Errors, type HttpError } from '../protocol/errors.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { endHttpServerSpan, logIds, startHttpServerSpan } from '../telemetry/tracing.js';
 import { logEvent } from '../telemetry/log-events.js';
@@ -57,6 +60,17 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   scope.decorateRequest('signedBodyMd5', undefined);
   scope.decorateRequest('apiSpan', undefined);
 
+  /**
+   * Every error the API answers goes through here, decided by a hook or thrown to the error handler: counted in
+   * `websocket_api_refusals_total` under its reason when it has one (api-refusals.ts; a refused signature and the rate
+   * limit are counted where they are decided). `message` is the error's, already filled in.
+   */
+  const answerError = (reply: FastifyReply, error: HttpError, message: string = error.message): FastifyReply => {
+    const reason = API_REFUSALS.get(error);
+    if (reason !== undefined) metrics.apiRefused(reason);
+    return sendFilled(reply, error, message);
+  };
+
   /** Counts and logs a refused signature check (every refusal goes through here). */
   const authFailed = (request: FastifyRequest<AppRequest>, failure: SigningFailure): void => {
     metrics.apiAuthFailure(failure.reason);
@@ -81,7 +95,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   // The drain's third step (lifecycle/drain.ts): from then on nothing is accepted, so nothing accepted can be lost.
   scope.addHook('onRequest', async (_request, reply) => {
     if (!deps.isAccepting()) {
-      return sendError(reply.header('Retry-After', RETRY_AFTER_SECONDS), Errors.API_SHUTTING_DOWN);
+      return answerError(reply.header('Retry-After', RETRY_AFTER_SECONDS), Errors.API_SHUTTING_DOWN);
     }
     return undefined;
   });
@@ -91,7 +105,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     if (request.method === 'OPTIONS') return;
     if (!oneValuePerName(request.query)) {
       closeUnreadBody(request, reply);
-      return sendError(reply, Errors.API_INVALID_REQUEST);
+      return answerError(reply, Errors.API_INVALID_REQUEST);
     }
     const app = apps.byId(request.params.appId ?? '');
     const [path, rawQuery = ''] = request.url.split('?', 2) as [string, string | undefined];
@@ -102,12 +116,12 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     if (!result.ok) {
       authFailed(request, result);
       closeUnreadBody(request, reply);
-      // Already filled in (the log line has it too): sendError would fill it into itself.
-      return sendFilled(reply, result.error, result.message);
+      // Already filled in (the log line has it too).
+      return answerError(reply, result.error, result.message);
     }
-    if (app === undefined) return sendError(reply, Errors.API_UNKNOWN_APP);
+    if (app === undefined) return answerError(reply, Errors.API_UNKNOWN_APP);
     request.signedBodyMd5 = result.bodyMd5;
-    if (!app.enabled) return sendError(reply, Errors.API_APP_DISABLED);
+    if (!app.enabled) return answerError(reply, Errors.API_APP_DISABLED);
     if (!rateWindow(app.id).allow(Date.now())) {
       metrics.rateLimited(app.id, 'http_api');
       if (rateLimitedLog.allow(Date.now())) {
@@ -118,7 +132,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
           'API rate limit',
         );
       }
-      return sendError(reply, Errors.API_RATE_LIMITED, config.apiRequestsPerSecond);
+      return answerError(reply, Errors.API_RATE_LIMITED, Errors.API_RATE_LIMITED.format(config.apiRequestsPerSecond));
     }
     request.beaconApp = app;
     return undefined;
@@ -176,7 +190,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
       const line = { event: 'api_request', err: error, request_id: request.id, ...logIds(request.apiSpan) } as const;
       logEvent(logger, 'error', line, 'API handler failed');
     }
-    return reply.code(answer.status).send({ error: answer.message });
+    return answerError(reply, answer.error, answer.message);
   });
 
   registerEventRoutes(scope, deps);

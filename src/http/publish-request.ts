@@ -13,7 +13,7 @@ import { z } from 'zod';
 import type { ChannelCounts } from '../adapters/adapter.js';
 import { channelKind, isValidChannelName } from '../protocol/channel-name.js';
 import { SOCKET_ID } from '../protocol/encode.js';
-import { Errors, type HttpError } from '../protocol/errors.js';
+import { Errors, type ErrorName, type HttpError } from '../protocol/errors.js';
 import type { Config } from '../config.js';
 import { ApiError } from './api-error.js';
 
@@ -35,17 +35,20 @@ export type PublishLimits = Pick<
 const INFO_ATTRIBUTES = ['user_count', 'subscription_count'] as const;
 
 /**
- * zod options answering `error` (message filled with `args`, or computed from the refused value). zod issues carry only
- * their message, so a check whose status is not 400 must be a refinement: its status rides in `params` (`refused`).
+ * zod options answering `error` (message filled with `args`, or computed from the refused value). A zod issue carries only
+ * its message, so the message is the registry error's name, a space, then the answer's text: `parseBody` reads the error
+ * back from it (its status, and the reason the refusal is counted under: api-refusals.ts). A name holds no space; the text
+ * after it may hold anything of the client's.
  */
 function answer(error: HttpError, args: (input: unknown) => ReadonlyArray<string | number> = () => []) {
-  if (error.status !== 400) throw new Error(`${error.name} answers ${error.status}: use refused()`);
-  return { error: (issue: { input?: unknown }) => error.format(...args(issue.input)) };
+  return { error: (issue: { input?: unknown }) => `${error.name} ${error.format(...args(issue.input))}` };
 }
 
-/** Refinement options answering `error` with its own status. */
-function refused(error: HttpError, ...args: ReadonlyArray<string | number>) {
-  return { error: error.format(...args), params: { status: error.status } };
+/** The registry's HTTP error named `name`, if there is one. */
+function httpError(name: string): HttpError | undefined {
+  if (!Object.hasOwn(Errors, name)) return undefined;
+  const error = Errors[name as ErrorName];
+  return error.kind === 'http' ? error : undefined;
 }
 
 const clip = (length: number) => (input: unknown) => [String(input).slice(0, length)];
@@ -65,7 +68,7 @@ export function publishSchemas(limits: PublishLimits) {
       .max(limits.maxEventNameLength, answer(Errors.API_EVENT_NAME_TOO_LONG, () => [limits.maxEventNameLength])),
     data: z
       .string(answer(Errors.API_DATA_NOT_STRING))
-      .refine((d) => Buffer.byteLength(d) <= limits.maxPayloadBytes, refused(Errors.API_DATA_TOO_LARGE, limits.maxPayloadBytes)),
+      .refine((d) => Buffer.byteLength(d) <= limits.maxPayloadBytes, answer(Errors.API_DATA_TOO_LARGE, () => [limits.maxPayloadBytes])),
     socket_id: z
       .string(answer(Errors.API_INVALID_SOCKET_ID))
       .regex(SOCKET_ID, answer(Errors.API_INVALID_SOCKET_ID))
@@ -128,13 +131,17 @@ export function publishSchemas(limits: PublishLimits) {
 /** The schemas of one configuration. */
 export type PublishSchemas = ReturnType<typeof publishSchemas>;
 
-/** Validates `body` with `schema`; throws the ApiError of the first failing check (in field order). */
+/**
+ * Validates `body` with `schema`; throws the ApiError of the first failing check (in field order). An issue none of
+ * `answer`'s messages raised (none is known) is answered API_INVALID_REQUEST, never with zod's text.
+ */
 export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const result = schema.safeParse(body);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const status = issue !== undefined && issue.code === 'custom' ? (issue.params as { status?: number } | undefined)?.status : undefined;
-  throw ApiError.fromCheck(status ?? 400, issue?.message ?? Errors.API_INVALID_REQUEST.message);
+  const message = result.error.issues[0]?.message ?? '';
+  const space = message.indexOf(' ');
+  const error = space === -1 ? undefined : httpError(message.slice(0, space));
+  throw error === undefined ? ApiError.of(Errors.API_INVALID_REQUEST) : ApiError.filled(error, message.slice(space + 1));
 }
 
 /** `info` attributes of one channel; `user_count` only for presence channels. */

@@ -40,6 +40,40 @@ export type SubscriptionResult = 'ok' | 'auth_failed' | 'invalid' | 'limit' | 'u
 export type RateLimitScope = 'client_events' | 'http_api' | 'connections' | 'frames';
 export type BackpressureAction = 'dropped' | 'disconnected';
 export type ApiAuthFailureReason = 'bad_signature' | 'expired' | 'unknown_key' | 'body_md5';
+/**
+ * Why the HTTP API refused a call, other than its signature (`ApiAuthFailureReason`), its rate limit (`rateLimited`), a path
+ * no route matches and what the parser or the router refused (`MalformedRequestReason`): the registry error it answered
+ * (protocol/errors.ts), lower-cased without `API_` (http/api-refusals.ts maps them). Every one is exported from start, at 0.
+ */
+export const API_REFUSAL_REASONS = [
+  'invalid_request',
+  'invalid_json',
+  'unsupported_media_type',
+  'body_too_large',
+  'body_not_object',
+  'event_name_invalid',
+  'event_name_too_long',
+  'data_not_string',
+  'data_too_large',
+  'channel_not_string',
+  'channel_or_channels',
+  'channels_empty',
+  'too_many_channels',
+  'invalid_channel_name',
+  'encrypted_not_alone',
+  'invalid_socket_id',
+  'unknown_info',
+  'batch_not_array',
+  'batch_too_large',
+  'user_count_needs_prefix',
+  'user_count_not_presence',
+  'cache_not_cache_channel',
+  'users_not_presence',
+  'app_disabled',
+  'shutting_down',
+  'engine_unavailable',
+] as const;
+export type ApiRefusalReason = (typeof API_REFUSAL_REASONS)[number];
 export type WebhookResult = 'ok' | 'retried' | 'failed';
 export type AdapterDirection = 'published' | 'received';
 export type AdapterOp = 'channels' | 'members' | 'counts';
@@ -117,6 +151,8 @@ export interface Metrics {
   backpressure(appId: string, action: BackpressureAction, count?: number): void;
   pingRtt(seconds: number): void;
   apiAuthFailure(reason: ApiAuthFailureReason): void;
+  /** An HTTP API call refused with a registry error counted nowhere else by reason (http/api-refusals.ts). */
+  apiRefused(reason: ApiRefusalReason): void;
   httpRequest(method: string, route: string, statusCode: number, seconds: number): void;
   /** A request Node's HTTP parser refused before any route saw it. */
   httpMalformed(reason: MalformedRequestReason): void;
@@ -215,6 +251,13 @@ export function createMetrics(
   const backpressureEvents = counted('websocket_backpressure_events_total', 'Slow-consumer actions', byAppAnd('action'));
   const pingRtt = histogram('websocket_ping_rtt_seconds', 'Server ping to client pong', 's', SECONDS_RTT);
   const apiAuthFailures = counter('websocket_api_auth_failures_total', 'HTTP API requests refused by signing');
+  const apiRefusals = counted(
+    'websocket_api_refusals_total',
+    'HTTP API requests refused by reason (signing, rate limit and unknown paths apart)',
+    new CounterTable((reason) => ({ reason })),
+  );
+  // Every reason from start, at 0: its rows exist before the first refusal.
+  for (const reason of API_REFUSAL_REASONS) apiRefusals.row(reason);
   const httpDuration = histogram(
     'http_server_request_duration_seconds',
     'HTTP API request duration',
@@ -407,6 +450,9 @@ export function createMetrics(
     },
     apiAuthFailure(reason) {
       apiAuthFailures.add(1, attrs(`af|${reason}`, () => ({ reason })));
+    },
+    apiRefused(reason) {
+      apiRefusals.row(reason).value++;
     },
     httpRequest(method, route, statusCode, seconds) {
       httpDuration.row(method, `${statusCode} ${route}`).record(seconds);

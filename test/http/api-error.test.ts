@@ -11,11 +11,13 @@ const fastifyError = (statusCode: number | undefined, code: string): FastifyErro
 
 test('an ApiError answers its registry status and filled message', () => {
   assert.deepEqual(errorAnswer(ApiError.of(Errors.API_BATCH_TOO_LARGE, 11, 10)), {
+    error: Errors.API_BATCH_TOO_LARGE,
     status: 400,
     message: 'Batch of 11 events is over the limit of 10',
     internal: false,
   });
   assert.deepEqual(errorAnswer(ApiError.of(Errors.API_ENGINE_UNAVAILABLE)), {
+    error: Errors.API_ENGINE_UNAVAILABLE,
     status: 503,
     message: Errors.API_ENGINE_UNAVAILABLE.message,
     internal: false,
@@ -32,6 +34,7 @@ test("fastify's own errors are mapped onto the registry, and nothing of their te
   ];
   for (const [error, expected] of cases) {
     const answer = errorAnswer(error);
+    assert.equal(answer.error, expected, error.code);
     assert.equal(answer.status, expected.status, error.code);
     assert.equal(answer.message, expected.message, error.code);
     assert.equal(answer.internal, expected === Errors.API_INTERNAL, error.code);

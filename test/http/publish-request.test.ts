@@ -23,6 +23,7 @@ function refuses(schema: keyof typeof schemas, body: unknown, error: HttpError, 
     () => (schema === 'event' ? parseBody(schemas.event, body) : parseBody(schemas.batch, body)),
     (thrown: unknown) => {
       assert.ok(thrown instanceof ApiError);
+      assert.equal(thrown.registryError, error, `${error.name}: ${thrown.message}`);
       assert.equal(thrown.statusCode, error.status, `${error.name}: ${thrown.message}`);
       assert.equal(thrown.message, error.format(...args));
       return true;

@@ -408,6 +408,7 @@ describe('ground truth: /metrics equals what the clients observed', () => {
       'websocket_rate_limit_triggered_total',
       'websocket_backpressure_events_total',
       'websocket_api_auth_failures_total',
+      'websocket_api_refusals_total',
       'websocket_webhooks_total',
     ]) {
       assert.equal(sumOf(families, name), 0, name);

@@ -57,6 +57,7 @@ describe('metrics contract (docs/telemetry.md)', () => {
     m.backpressure('app-1', 'dropped');
     m.pingRtt(0.012);
     m.apiAuthFailure('bad_signature');
+    m.apiRefused('invalid_json');
     m.httpRequest('POST', '/apps/:appId/events', 200, 0.004);
     m.httpMalformed('header_overflow');
     m.webhook('channel_occupied', 'ok', 'app-1', 0);
@@ -77,8 +78,8 @@ describe('metrics contract (docs/telemetry.md)', () => {
   const contract = readContract();
 
   it('reads every table of Beacon\'s own metrics from docs/telemetry.md', () => {
-    // 37 rows, one of which names two counters.
-    assert.equal(contract.length, 38);
+    // 38 rows, one of which names two counters.
+    assert.equal(contract.length, 39);
     assert.ok(contract.some((c) => c.name === HTTP_DURATION && c.type === 'histogram'));
     assert.ok(contract.some((c) => c.name === 'websocket_connections' && c.type === 'gauge'));
     assert.ok(contract.some((c) => c.name === 'websocket_sent_bytes_total'));
@@ -153,5 +154,7 @@ describe('metrics contract (docs/telemetry.md)', () => {
     assert.equal(sample('loki_lines_dropped_total', { reason: 'shutdown' }), 3);
     assert.equal(sample('stdout_lines_dropped_total', { reason: 'closed' }), 4);
     assert.equal(sample('stdout_lines_dropped_total', { reason: 'write_error' }), 5);
+    assert.equal(sample('websocket_api_refusals_total', { reason: 'invalid_json' }), 1);
+    assert.equal(sample('websocket_api_refusals_total', { reason: 'data_too_large' }), 0, 'exported from start, at 0');
   });
 });

@@ -48,9 +48,10 @@ export function overview(): Dashboard {
     .withPanel(timeseries('Publishes by source', 'ops', [{ expr: rate('websocket_events_published_total', 'source'), legend: '{{source}}' }], { stacked: true }))
 
     .withRow(new RowBuilder('HTTP API'))
-    .withPanel(timeseries('HTTP API requests by status', 'reqps', [{ expr: rate('http_server_request_duration_seconds_count', 'http_route, http_response_status_code'), legend: '{{http_route}} {{http_response_status_code}}' }], { width: 8 }))
-    .withPanel(timeseries('HTTP API latency p95', 's', [{ expr: quantile(0.95, 'http_server_request_duration_seconds', 'http_route'), legend: '{{http_route}}' }], { width: 8, thresholds: steps('green', [0.5, 'red']) }))
-    .withPanel(timeseries('HTTP API auth failures', 'reqps', [{ expr: rate('websocket_api_auth_failures_total', 'reason'), legend: '{{reason}}' }], { width: 8 }))
+    .withPanel(timeseries('HTTP API requests by status', 'reqps', [{ expr: rate('http_server_request_duration_seconds_count', 'http_route, http_response_status_code'), legend: '{{http_route}} {{http_response_status_code}}' }], { width: 6 }))
+    .withPanel(timeseries('HTTP API latency p95', 's', [{ expr: quantile(0.95, 'http_server_request_duration_seconds', 'http_route'), legend: '{{http_route}}' }], { width: 6, thresholds: steps('green', [0.5, 'red']) }))
+    .withPanel(timeseries('HTTP API auth failures', 'reqps', [{ expr: rate('websocket_api_auth_failures_total', 'reason'), legend: '{{reason}}' }], { width: 6 }))
+    .withPanel(timeseries('HTTP API refusals by reason', 'reqps', [{ expr: rate('websocket_api_refusals_total', 'reason'), legend: '{{reason}}' }], { width: 6, stacked: true, description: 'API calls refused with the error named by reason (invalid_json, data_too_large, invalid_channel_name, …; shutting_down and engine_unavailable are 503s). Refused signatures, rate limits and unknown paths are counted beside it, not here.' }))
 
     .withRow(new RowBuilder('Protection'))
     .withPanel(timeseries('Rate limits triggered', 'ops', [{ expr: rate('websocket_rate_limit_triggered_total', 'app_id, scope'), legend: '{{app_id}} {{scope}}' }], { width: 8, thresholds: steps('green', [1, 'red']), showThresholds: true }))

@@ -1,0 +1,241 @@
+/**
+ * The HTTP API's refusals by reason (`websocket_api_refusals_total`, docs/telemetry.md), on the /metrics of a real exporter
+ * fed by the in-process server's metrics: every reason exported from start at 0; bad JSON, a 415, a 413, each validation
+ * error, a disabled app and a publish while the cluster engine is down counted once each under the registry error they
+ * were answered with; an accepted call, a refused signature, the rate limit and a path to no route (counted by their own
+ * metrics) leave it alone.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import type { Adapter } from '../../src/adapters/adapter.js';
+import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
+import { HistogramProducer } from '../../src/telemetry/histogram-table.js';
+import { createMetrics, type GaugeSources, type Metrics } from '../../src/telemetry/metrics.js';
+import { parseExposition, sumOf, type Family } from '../helpers/exposition.js';
+import { freePort } from '../helpers/free-port.js';
+import { APP, startServer, startServerWithApps } from '../helpers/server.js';
+import { signedFetch } from '../helpers/signed-fetch.js';
+
+const REFUSALS = 'websocket_api_refusals_total';
+const API = `/apps/${APP.id}`;
+
+/** The contract's reasons (docs/telemetry.md), written out here: a reason renamed or dropped fails this test. */
+const REASONS = [
+  'invalid_request',
+  'invalid_json',
+  'unsupported_media_type',
+  'body_too_large',
+  'body_not_object',
+  'event_name_invalid',
+  'event_name_too_long',
+  'data_not_string',
+  'data_too_large',
+  'channel_not_string',
+  'channel_or_channels',
+  'channels_empty',
+  'too_many_channels',
+  'invalid_channel_name',
+  'encrypted_not_alone',
+  'invalid_socket_id',
+  'unknown_info',
+  'batch_not_array',
+  'batch_too_large',
+  'user_count_needs_prefix',
+  'user_count_not_presence',
+  'cache_not_cache_channel',
+  'users_not_presence',
+  'app_disabled',
+  'shutting_down',
+  'engine_unavailable',
+];
+
+/** No gauges are under test here. */
+const NO_GAUGES: GaugeSources = {
+  connectionsByApp: () => [],
+  channelStats: () => [],
+  presenceMembersByApp: () => [],
+  sendBufferBytes: () => 0,
+  adapterStatus: () => ({ adapter: 'local', up: true, pending: 0 }),
+};
+
+interface Observed {
+  metrics: Metrics;
+  scrape(): Promise<Map<string, Family>>;
+  close(): Promise<void>;
+}
+
+/** Beacon's metrics on a meter provider of the test's own, exported as otel/sdk.ts exports them, on a loopback /metrics. */
+async function observedMetrics(): Promise<Observed> {
+  const port = await freePort();
+  const histograms = new HistogramProducer();
+  const exporter = new PrometheusExporter({
+    host: '127.0.0.1',
+    port,
+    preventServerStart: true,
+    withoutScopeInfo: true,
+    withoutTargetInfo: true,
+    metricProducers: [histograms],
+  });
+  await exporter.startServer();
+  const provider = new MeterProvider({ readers: [exporter] });
+  const metrics = createMetrics(NO_GAUGES, { version: '0.0.0', meter: provider.getMeter('beacon'), histograms });
+  return {
+    metrics,
+    scrape: async () => parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()),
+    close: () => provider.shutdown(),
+  };
+}
+
+/** The refusal counter's value per reason. */
+function refusals(families: Map<string, Family>): Record<string, number> {
+  const samples = families.get(REFUSALS)?.samples ?? [];
+  return Object.fromEntries(samples.map((s) => [s.labels.reason ?? '', s.value]));
+}
+
+/** Every reason at 0 but `counts`. */
+function expected(counts: Record<string, number> = {}): Record<string, number> {
+  return Object.fromEntries(REASONS.map((reason) => [reason, counts[reason] ?? 0]));
+}
+
+const publishBody = (fields: Record<string, unknown>): string => JSON.stringify({ name: 'ev', data: '{}', channel: 'news', ...fields });
+
+test('every reason is exported from start at 0; accepted calls, refused signatures and paths to no route leave it there', async () => {
+  const observed = await observedMetrics();
+  const server = await startServer({}, { metrics: observed.metrics });
+  try {
+    const start = await observed.scrape();
+    assert.equal(start.get(REFUSALS)?.type, 'counter', `${REFUSALS} is exported`);
+    assert.deepEqual(refusals(start), expected());
+
+    const sdk = server.sdk();
+    assert.equal((await sdk.trigger('news', 'update', { a: 1 })).status, 200);
+    assert.equal((await sdk.triggerBatch([{ channel: 'news', name: 'update', data: '{}' }])).status, 200);
+    assert.equal((await sdk.get({ path: '/channels' })).status, 200);
+    assert.equal((await sdk.get({ path: '/channels/news', params: { info: 'subscription_count' } })).status, 200);
+
+    // Counted in websocket_api_auth_failures_total: a wrong secret, a body that is not the signed one, an unknown app.
+    const body = publishBody({});
+    assert.equal((await signedFetch(server, 'POST', `${API}/events`, { body, sign: { secret: 'wrong' } })).status, 401);
+    assert.equal((await signedFetch(server, 'POST', `${API}/events`, { body, sign: { bodyMd5: '0'.repeat(32) } })).status, 401);
+    assert.equal((await signedFetch(server, 'GET', '/apps/nope/channels')).status, 401);
+    // Counted under http_route="unmatched".
+    assert.equal((await fetch(`http://127.0.0.1:${server.port}${API}/evnts`, { method: 'POST' })).status, 404);
+
+    const after = await observed.scrape();
+    assert.deepEqual(refusals(after), expected());
+    assert.equal(sumOf(after, 'websocket_api_auth_failures_total'), 3);
+    assert.equal(sumOf(after, 'websocket_events_published_total', { source: 'http_api' }), 2);
+  } finally {
+    await server.close();
+    await observed.close();
+  }
+});
+
+test('a call over the API rate limit is counted as a rate limit, not as a refusal', async () => {
+  const observed = await observedMetrics();
+  const server = await startServer({ API_RATE_LIMIT_PER_SECOND: '1' }, { metrics: observed.metrics });
+  try {
+    // One call a second: the second of two calls in the same second is refused (a new second may start between them).
+    let status = 0;
+    for (let i = 0; i < 20 && status !== 429; i++) status = (await signedFetch(server, 'GET', `${API}/channels`)).status;
+    assert.equal(status, 429);
+    const after = await observed.scrape();
+    assert.ok(sumOf(after, 'websocket_rate_limit_triggered_total', { scope: 'http_api' }) >= 1);
+    assert.deepEqual(refusals(after), expected());
+  } finally {
+    await server.close();
+    await observed.close();
+  }
+});
+
+test('each refusal is counted once, under the registry error it was answered with', async () => {
+  const observed = await observedMetrics();
+  // A cluster engine that can be taken down: the local adapter, its status overridden.
+  let engineDown = false;
+  const adapter = (_hub: unknown, metrics: Metrics): Adapter => {
+    const local = createLocalAdapter({ metrics, cacheTtlMs: 60_000, cacheMaxBytes: 1_000_000 });
+    const status = local.status.bind(local);
+    return Object.assign(local, { status: () => ({ ...status(), up: !engineDown }) });
+  };
+  const server = await startServerWithApps(
+    [
+      { id: APP.id, key: APP.key, secret: APP.secret },
+      { id: 'off-id', key: 'off-key', secret: 'off-secret', enabled: false },
+    ],
+    // Bodies over 1024 * 1 + 64 KiB are refused before they are read (API_BODY_TOO_LARGE).
+    { MAX_PAYLOAD_BYTES: '1024', MAX_BATCH_SIZE: '1' },
+    { metrics: observed.metrics, adapter },
+  );
+  try {
+    const answers: Array<[string, number, unknown]> = [];
+    const post = async (what: string, body: string, headers: Record<string, string> = {}, path = `${API}/events`): Promise<void> => {
+      const answer = await signedFetch(server, 'POST', path, { body, headers });
+      answers.push([what, answer.status, answer.body]);
+    };
+    const get = async (what: string, path: string, params: Record<string, string> = {}): Promise<void> => {
+      const answer = await signedFetch(server, 'GET', path, { params });
+      answers.push([what, answer.status, answer.body]);
+    };
+
+    await post('not JSON', '{"name":');
+    await post('not JSON again', '{"name": "ev", ');
+    await post('XML', '<event/>', { 'content-type': 'application/xml' });
+    await post('a body over the limit', publishBody({ data: 'x'.repeat(70_000) }));
+    await post('an empty event name', publishBody({ name: '' }));
+    await post('data over MAX_PAYLOAD_BYTES', publishBody({ data: 'x'.repeat(2000) }));
+    await post('a batch over MAX_BATCH_SIZE', JSON.stringify({ batch: [{ name: 'a', data: '{}', channel: 'c' }, { name: 'b', data: '{}', channel: 'c' }] }), {}, `${API}/batch_events`);
+    await get('an invalid channel name', `${API}/channels/bad%20name!`);
+    await get('an unknown info attribute', `${API}/channels`, { info: 'bogus' });
+    // Refused before the signature is checked: a parameter named twice.
+    const twice = await fetch(`http://127.0.0.1:${server.port}${API}/channels?auth_key=a&auth_key=b`);
+    answers.push(['a parameter named twice', twice.status, await twice.json()]);
+    const off = await signedFetch(server, 'POST', '/apps/off-id/events', { body: publishBody({}), sign: { key: 'off-key', secret: 'off-secret' } });
+    answers.push(['a disabled app', off.status, off.body]);
+    engineDown = true;
+    await post('a publish while the engine is down', publishBody({}));
+    engineDown = false;
+
+    assert.deepEqual(answers, [
+      ['not JSON', 400, { error: 'Body is not valid JSON' }],
+      ['not JSON again', 400, { error: 'Body is not valid JSON' }],
+      ['XML', 415, { error: 'Unsupported content type: send application/json' }],
+      ['a body over the limit', 413, { error: 'Request body too large' }],
+      ['an empty event name', 400, { error: '"name" must be a non-empty string' }],
+      ['data over MAX_PAYLOAD_BYTES', 413, { error: '"data" over 1024 bytes' }],
+      ['a batch over MAX_BATCH_SIZE', 400, { error: 'Batch of 2 events is over the limit of 1' }],
+      ['an invalid channel name', 400, { error: 'Invalid channel name: bad name!' }],
+      ['an unknown info attribute', 400, { error: 'Unknown info attribute: bogus' }],
+      ['a parameter named twice', 400, { error: 'Invalid request' }],
+      ['a disabled app', 403, { error: 'App is disabled' }],
+      ['a publish while the engine is down', 503, { error: 'Cluster engine unavailable; retry' }],
+    ]);
+
+    const after = await observed.scrape();
+    assert.deepEqual(
+      refusals(after),
+      expected({
+        invalid_json: 2,
+        unsupported_media_type: 1,
+        body_too_large: 1,
+        event_name_invalid: 1,
+        data_too_large: 1,
+        batch_too_large: 1,
+        invalid_channel_name: 1,
+        unknown_info: 1,
+        invalid_request: 1,
+        app_disabled: 1,
+        engine_unavailable: 1,
+      }),
+    );
+    assert.equal(sumOf(after, 'websocket_api_auth_failures_total'), 0);
+
+    // An accepted publish does not move it.
+    assert.equal((await server.sdk().trigger('news', 'update', {})).status, 200);
+    assert.deepEqual(refusals(await observed.scrape()), refusals(after));
+  } finally {
+    await server.close();
+    await observed.close();
+  }
+});
