@@ -11,6 +11,7 @@ import { histogramQuantile } from '../../tools/monitor/histogram-quantile.js';
 import { parseLogLine, type LogEvent } from '../../tools/monitor/log-line.js';
 import { followLoki } from '../../tools/monitor/log-sources.js';
 import { DEFAULT_LOKI_QUERY } from '../../tools/monitor/options.js';
+import { buildSnapshot } from '../../tools/monitor/snapshot.js';
 import { parseExposition, sum, sumBy } from '../../tools/prometheus/exposition.js';
 import { until } from '../helpers/wait.js';
 
@@ -42,6 +43,34 @@ test('the exposition parser reads labels, escapes and +Inf', () => {
   assert.equal(sum(scrape, 'websocket_connections', { app_id: 'b' }), 4);
   assert.deepEqual([...sumBy(scrape, 'websocket_connections', 'app_id')], [['a', 3], ['b', 4]]);
   assert.deepEqual(scrape.samples[2]?.labels, { le: '+Inf', note: 'say "hi"' });
+});
+
+test('err/s counts every refusal counter by reason: frames, handshakes, API signatures and checks, HTTP parsing, abnormal closes', () => {
+  const scrape = (at: number, n: number) =>
+    parseExposition(
+      [
+        `websocket_message_errors_total{reason="too_large"} ${n}`,
+        `websocket_connections_rejected_total{reason="bad_handshake"} ${n}`,
+        `websocket_api_auth_failures_total{reason="bad_signature"} ${n}`,
+        `websocket_api_refusals_total{reason="invalid_json"} ${n}`,
+        `websocket_api_refusals_total{reason="data_too_large"} 0`,
+        `websocket_http_malformed_requests_total{reason="pipelined"} ${n}`,
+        `websocket_connections_closed_total{reason="client_close",code="1000"} ${n}`,
+        `websocket_connections_closed_total{reason="pong_timeout",code="4201"} ${n}`,
+      ].join('\n'),
+      at,
+    );
+  const probe = { status: 200 };
+  const snapshot = buildSnapshot({ cur: scrape(12_000, 30), prev: scrape(2_000, 10), metricsError: undefined, healthz: probe, readyz: probe, stack: undefined });
+  assert.deepEqual(snapshot.errorsByReason, {
+    'frame:too_large': 2,
+    'rejected:bad_handshake': 2,
+    'api_auth:bad_signature': 2,
+    'api:invalid_json': 2,
+    'http:pipelined': 2,
+    'closed:pong_timeout': 2,
+  });
+  assert.equal(snapshot.errorsPerSecond, 12);
 });
 
 test('log lines: warn and worse from JSON (word or pino number) or text; the rest is ignored', () => {

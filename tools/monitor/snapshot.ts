@@ -127,6 +127,8 @@ export function buildSnapshot(input: {
   reasonRates(reasons, cur, prev, seconds, 'websocket_message_errors_total', 'frame');
   reasonRates(reasons, cur, prev, seconds, 'websocket_connections_rejected_total', 'rejected');
   reasonRates(reasons, cur, prev, seconds, 'websocket_api_auth_failures_total', 'api_auth');
+  reasonRates(reasons, cur, prev, seconds, 'websocket_api_refusals_total', 'api');
+  reasonRates(reasons, cur, prev, seconds, 'websocket_http_malformed_requests_total', 'http');
   reasonRates(reasons, cur, prev, seconds, 'websocket_connections_closed_total', 'closed', ORDINARY_CLOSES);
   snapshot.errorsByReason = reasons;
   snapshot.errorsPerSecond = Object.values(reasons).reduce((a, b) => a + b, 0);
