@@ -21,8 +21,11 @@
  * for one Redis, one per shard on a Redis Cluster), so every envelope this node published before has reached its
  * envelope handler by then.
  *
+ * Losses while Redis is up: what a node's subscriber misses (closed by Redis, reconnecting) is counted on that node as
+ * `gap` (envelope-gaps.ts); a publish command that fails is `error`, one that times out `timeout` (it may still run).
+ *
  * Failure: no offline queue, so while Redis is down nothing is buffered; `publish` drops (counted in
- * `websocket_adapter_dropped_total` by reason, and the count is logged with the next `adapter_up`), `join` fails (the subscription is refused with 503), a `leave` is kept and recorded when Redis is back
+ * `websocket_adapter_dropped_total{reason="down"}`, and the count is logged with the next `adapter_up`), `join` fails (the subscription is refused with 503), a `leave` is kept and recorded when Redis is back
  * (so no share is left behind), queries fail over to empty answers, the cache misses, and `status().up` is false so
  * `/readyz` answers 503. `adapter_down` and `adapter_up` are logged once per transition.
  */
@@ -32,7 +35,8 @@ import { logEvent } from '../telemetry/log-events.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
 import type { Adapter, CachedEvent, ChannelCounts, ReapedChannel } from './adapter.js';
 import type { Envelope } from './envelope.js';
-import { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
+import { decodeStamped, encodeEnvelope } from './envelope-codec.js';
+import { GapCounter, GENERATION_MS, Numbering } from './envelope-gaps.js';
 import { FlushMarkers } from './redis-flush.js';
 import { Interest } from './redis-interest.js';
 import { RedisKeys } from './redis-keys.js';
@@ -121,7 +125,15 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const link = createRedisLink(target, connection, nodeId);
   const pub = link.commands;
   const membership = new RedisMembership(pub, keys, nodeId, link.publishCommand, options.countsSubscriptions);
-  const interest = new Interest(link.events);
+  // Losses of pub/sub counted by the nodes that missed them (envelope-gaps.ts).
+  const numbering = new Numbering(nodeId);
+  const gaps = new GapCounter();
+  const generations = setInterval(() => {
+    numbering.rotate();
+    gaps.rotate();
+  }, GENERATION_MS);
+  generations.unref();
+  const interest = new Interest(link.events, (channel) => gaps.forget(channel));
   const markers = new FlushMarkers({
     sharded: link.publishCommand === 'SPUBLISH',
     control: keys.control,
@@ -238,9 +250,14 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
 
   function onEnvelopeMessage(message: string): void {
     if (markers.received(message)) return;
-    const envelope = decodeEnvelope(message);
-    if (envelope === undefined) return;
+    const decoded = decodeStamped(message);
+    if (decoded === undefined) return;
+    const { envelope, stamp } = decoded;
     metrics.adapterMessage('received');
+    if (stamp !== undefined) {
+      const skipped = gaps.received(keys.channel(envelope.appId, envelope.channel).events, stamp);
+      if (skipped > 0) metrics.adapterDropped('gap', skipped);
+    }
     deliver(envelope);
   }
 
@@ -423,9 +440,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       metrics.adapterMessage('published');
       const events = keys.channel(envelope.appId, envelope.channel).events;
       markers.sent(events);
-      link.publish(events, encodeEnvelope(envelope)).catch(() => {
-        dropped++;
-        metrics.adapterDropped('error');
+      // A command that timed out may still be carried: not `error` (a lost one is a `gap` where it was missed).
+      link.publish(events, encodeEnvelope(envelope, numbering.next(events))).catch((err: Error) => {
+        metrics.adapterDropped(isTimeout(err) ? 'timeout' : 'error');
       });
     },
     async join(appId, channel, socketId, member, maxMembers) {
@@ -514,6 +531,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     listening: () => interest.size,
     async close() {
       clearInterval(beat);
+      clearInterval(generations);
       markers.cancel();
       clearTimeout(retry);
       clearTimeout(redo);
@@ -562,6 +580,11 @@ function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> 
     () => true,
   );
   return Promise.race([settled, delay(ms).then(() => false)]);
+}
+
+/** ioredis' `commandTimeout` rejection: the command was sent, or is queued to be, with its outcome unknown. */
+function isTimeout(err: Error): boolean {
+  return err.message === 'Command timed out';
 }
 
 function delay(ms: number): Promise<void> {

@@ -25,7 +25,11 @@ export class Interest {
   private scheduled = false;
   private waiters = new Map<string, { resolve: () => void; reject: (err: unknown) => void }[]>();
 
-  constructor(private readonly commands: PubSubCommands) {}
+  /** `unsubscribed` hears each channel this node stops listening to (its last local subscriber left). */
+  constructor(
+    private readonly commands: PubSubCommands,
+    private readonly unsubscribed: (channel: string) => void = () => undefined,
+  ) {}
 
   /** One more local subscriber of `channel`; resolves once this node is subscribed to it in Redis. */
   acquire(channel: string): Promise<void> {
@@ -105,6 +109,7 @@ export class Interest {
       for (const c of unsubscribe) {
         this.subscribed.delete(c);
         this.inflight.delete(c);
+        this.unsubscribed(c);
       }
       for (const group of this.groups(unsubscribe)) this.commands.unsubscribe(group).catch(() => undefined);
     }

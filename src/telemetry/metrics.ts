@@ -77,8 +77,12 @@ export type ApiRefusalReason = (typeof API_REFUSAL_REASONS)[number];
 export type WebhookResult = 'ok' | 'retried' | 'failed';
 export type AdapterDirection = 'published' | 'received';
 export type AdapterOp = 'channels' | 'members' | 'counts';
-/** Why the cluster engine dropped a publish: it was down, or the publish command failed. */
-export type AdapterDropReason = 'down' | 'error';
+/**
+ * Why the cluster engine lost a publish: on the publishing node, it was down (not sent), the publish command failed
+ * (`error`) or got no answer in time (`timeout`: it may still be carried); on a receiving node, envelopes it never received
+ * (`gap`, adapters/envelope-gaps.ts).
+ */
+export type AdapterDropReason = 'down' | 'error' | 'timeout' | 'gap';
 /** Why Node's HTTP parser refused a request (http/client-errors.ts). */
 export type MalformedRequestReason =
   | 'bad_request'
@@ -162,7 +166,7 @@ export interface Metrics {
   adapterRequest(op: AdapterOp, seconds: number): void;
   shutdownDuration(seconds: number): void;
   /** A publish the cluster engine could not carry (counted, never buffered). */
-  adapterDropped(reason: AdapterDropReason): void;
+  adapterDropped(reason: AdapterDropReason, count?: number): void;
   /** A cache channel's last event dropped to keep the cache within its byte bound. */
   cacheEvicted(appId: string): void;
 }
@@ -287,9 +291,10 @@ export function createMetrics(
     (op) => ({ op }),
   );
   const adapterDropped = counter('websocket_adapter_dropped_total', 'Publishes the cluster engine dropped by reason');
-  // Both reasons from start, at 0: "none dropped" reads as 0 on a dashboard, not as no data, and `increase` sees the first.
-  adapterDropped.add(0, { reason: 'down' });
-  adapterDropped.add(0, { reason: 'error' });
+  // Every reason from start, at 0: "none dropped" reads as 0 on a dashboard, not as no data, and `increase` sees the first.
+  const adapterDropReasons: readonly AdapterDropReason[] = ['down', 'error', 'timeout', 'gap'];
+  const adapterDropAttributes = new Map(adapterDropReasons.map((reason) => [reason, { reason }]));
+  for (const attributes of adapterDropAttributes.values()) adapterDropped.add(0, attributes);
   const malformed = counter('websocket_http_malformed_requests_total', 'HTTP requests refused before any route saw them, by reason');
   const malformedReasons: readonly MalformedRequestReason[] = [
     'bad_request',
@@ -469,8 +474,8 @@ export function createMetrics(
     shutdownDuration(seconds) {
       lastShutdownSeconds = seconds;
     },
-    adapterDropped(reason) {
-      adapterDropped.add(1, reason === 'down' ? { reason: 'down' } : { reason: 'error' });
+    adapterDropped(reason, count = 1) {
+      adapterDropped.add(count, adapterDropAttributes.get(reason));
     },
     httpMalformed(reason) {
       malformed.add(1, malformedAttributes.get(reason));

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Envelope } from '../../src/adapters/envelope.js';
-import { decodeEnvelope, encodeEnvelope } from '../../src/adapters/envelope-codec.js';
+import { decodeEnvelope, decodeStamped, encodeEnvelope } from '../../src/adapters/envelope-codec.js';
 
 const envelope: Envelope = {
   appId: 'a1',
@@ -46,4 +46,13 @@ test('envelope codec: an unknown kind, or none, is refused (a metric label must 
   }
   const { kind: _kind, ...withoutKind } = envelope;
   assert.equal(decodeEnvelope(JSON.stringify(withoutKind)), undefined);
+});
+
+test('envelope codec: the loss-detection stamp travels beside the envelope; a malformed one is ignored, the event kept', () => {
+  const stamp = { node: 'a:1f2e', run: 3, n: 41 };
+  assert.deepEqual(decodeStamped(encodeEnvelope(envelope, stamp)), { envelope, stamp });
+  assert.deepEqual(decodeStamped(encodeEnvelope(envelope)), { envelope, stamp: undefined });
+  for (const bad of [null, 'x', { node: 'a', run: 1 }, { node: 1, run: 1, n: 1 }, { node: 'a', run: 1.5, n: 1 }]) {
+    assert.deepEqual(decodeStamped(JSON.stringify({ ...envelope, stamp: bad })), { envelope, stamp: undefined }, JSON.stringify(bad));
+  }
 });

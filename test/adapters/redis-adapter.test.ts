@@ -107,6 +107,66 @@ test('redis adapter: while Redis is down, status is down and publish drops, coun
   }
 });
 
+test('redis adapter: what a node missed while Redis had closed its subscriber is counted there as gap; the publisher counts nothing', async () => {
+  const dropsAtA: string[] = [];
+  const dropsAtB: [string, number][] = [];
+  const a = make({ prefix: 'gap', metrics: { ...noMetrics, adapterDropped: (reason: string) => dropsAtA.push(reason) } });
+  const b = make({
+    prefix: 'gap',
+    metrics: { ...noMetrics, adapterDropped: (reason: string, count = 1) => dropsAtB.push([reason, count]) },
+  });
+  const raw = new Redis(redis.url);
+  try {
+    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
+    const atB: string[] = [];
+    await b.join('a1', 'c', '1.2', null, 0);
+    b.onEnvelope((e) => {
+      if (e.event === 'e') atB.push(e.data);
+    });
+    a.publish(envelope('1'));
+    await until(() => atB.length === 1, 'the first envelope at B');
+    // As Redis does to a subscriber over `client-output-buffer-limit pubsub`: the connection is closed, its messages gone.
+    const clients = String(await raw.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
+    const id = /id=(\d+) [^\n]*name=beacon-sub-(\S+)/g;
+    const subscriberOfB = [...clients.matchAll(id)].find((m) => m[2] === b.nodeId)?.[1];
+    assert.ok(subscriberOfB !== undefined, clients);
+    await raw.client('KILL', 'ID', subscriberOfB);
+    await until(() => !b.status().up, 'B down');
+    for (const n of ['2', '3', '4']) a.publish(envelope(n));
+    await within(a.flush(), "A's publishes carried");
+    await until(() => b.status().up, 'B up again', 5000);
+    a.publish(envelope('5'));
+    await until(() => atB.length === 2, 'the envelope after the gap at B');
+    assert.deepEqual(atB, ['1', '5']);
+    assert.deepEqual(dropsAtB, [['gap', 3]]);
+    assert.deepEqual(dropsAtA, []);
+  } finally {
+    raw.disconnect();
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+test('redis adapter: a publish that timed out is counted as timeout, not error, and is still carried', async () => {
+  const drops: string[] = [];
+  const a = make({ prefix: 'late', metrics: { ...noMetrics, adapterDropped: (reason: string) => drops.push(reason) } });
+  try {
+    await within(a.ready(), 'adapter up');
+    const seen: string[] = [];
+    await a.join('a1', 'c', '1.1', null, 0);
+    a.onEnvelope((e) => {
+      if (e.event === 'e') seen.push(e.data);
+    });
+    await stallWrites(1800);
+    a.publish(envelope('late'));
+    await until(() => drops.length === 1, 'the publish to time out', 3000);
+    assert.deepEqual(drops, ['timeout']);
+    await until(() => seen.length === 1, 'the late publish delivered', 3000);
+    assert.deepEqual(seen, ['late']);
+  } finally {
+    await a.close();
+  }
+});
+
 /**
  * Holds Redis's write commands (scripts included) for `ms`, as a stalled Redis would: a command sent meanwhile times out
  * at the adapter (1 s) and then still runs when the pause ends. 1.8 s leaves 0.8 s for the test to send its command

@@ -65,6 +65,7 @@ describe('metrics contract (docs/telemetry.md)', () => {
     m.adapterRequest('channels', 0.003);
     m.shutdownDuration(1.5);
     m.adapterDropped('down');
+    m.adapterDropped('gap', 3);
     m.cacheEvicted('app-1');
     const response = await fetch(`http://127.0.0.1:${port}/metrics`);
     assert.equal(response.status, 200);
@@ -148,7 +149,10 @@ describe('metrics contract (docs/telemetry.md)', () => {
     assert.equal(sample('websocket_adapter_up', { adapter: 'local' }), 1);
     assert.equal(sample('websocket_adapter_pending_changes', { adapter: 'local' }), 2);
     assert.equal(sample('websocket_adapter_dropped_total', { reason: 'down' }), 1);
-    assert.equal(sample('websocket_adapter_dropped_total', { reason: 'error' }), 0, 'exported from start, at 0');
+    assert.equal(sample('websocket_adapter_dropped_total', { reason: 'gap' }), 3, 'counted by the number missed');
+    for (const reason of ['error', 'timeout']) {
+      assert.equal(sample('websocket_adapter_dropped_total', { reason }), 0, `${reason} exported from start, at 0`);
+    }
     assert.equal(sample('loki_lines_shipped_total', {}), 42);
     assert.equal(sample('loki_lines_dropped_total', { reason: 'rejected' }), 2);
     assert.equal(sample('loki_lines_dropped_total', { reason: 'shutdown' }), 3);

@@ -1,0 +1,115 @@
+/**
+ * Losses of Redis pub/sub, counted where they happen: on the node that should have received an envelope. Redis delivers a
+ * publication at most once, to the subscriber connections present at that moment: what a node misses while its subscriber
+ * reconnects, or after Redis closed it for overrunning `client-output-buffer-limit pubsub` (32 MB by default: a burst of
+ * large publishes to a node that reads slower), is gone, and the publisher's command succeeded. Nothing else sees it.
+ *
+ * So each node numbers what it publishes, per event channel (`Numbering`): the envelope carries the node, the run of the
+ * channel's numbers and the number. Each node remembers the last number it received per channel and publisher
+ * (`GapCounter`) and counts the numbers it skipped. A run starts at 1 when a channel's numbering is created and is
+ * identified by the node's counter of runs, so a numbering pruned and created again is a new run, never a number going
+ * back. The first envelope of a run a node sees sets its baseline (it may have subscribed mid-run); a channel this node
+ * stopped listening to is forgotten (what it did not listen to was not lost).
+ *
+ * Both sides keep two generations: what was not touched for a whole generation is dropped at the next rotation, so the
+ * memory follows the channels published to in the last minute or two, not every channel ever seen.
+ */
+
+/** What an envelope carries to tell its receivers what they missed. */
+export interface EnvelopeStamp {
+  /** The publishing node's id (with its random suffix: a restarted node is another publisher). */
+  node: string;
+  /** The run of the channel's numbers on that node. */
+  run: number;
+  /** The envelope's number in its run, from 1. */
+  n: number;
+}
+
+/** How long an untouched entry survives: between one and two of these. */
+export const GENERATION_MS = 60_000;
+
+/** Two maps: lookups move an entry from the old one to the new one; `rotate` drops the old one. */
+class Generations<V> {
+  private current = new Map<string, V>();
+  private previous = new Map<string, V>();
+
+  get(key: string): V | undefined {
+    const value = this.current.get(key);
+    if (value !== undefined) return value;
+    const old = this.previous.get(key);
+    if (old !== undefined) {
+      this.previous.delete(key);
+      this.current.set(key, old);
+    }
+    return old;
+  }
+
+  set(key: string, value: V): void {
+    this.current.set(key, value);
+  }
+
+  delete(key: string): void {
+    this.current.delete(key);
+    this.previous.delete(key);
+  }
+
+  rotate(): void {
+    this.previous = this.current;
+    this.current = new Map();
+  }
+}
+
+/** The publisher's numbers, per event channel. */
+export class Numbering {
+  private readonly channels = new Generations<{ run: number; n: number }>();
+  private runs = 0;
+
+  constructor(private readonly node: string) {}
+
+  /** The stamp of the next envelope published to `channel`. */
+  next(channel: string): EnvelopeStamp {
+    let numbers = this.channels.get(channel);
+    if (numbers === undefined) {
+      numbers = { run: ++this.runs, n: 0 };
+      this.channels.set(channel, numbers);
+    }
+    numbers.n += 1;
+    return { node: this.node, run: numbers.run, n: numbers.n };
+  }
+
+  rotate(): void {
+    this.channels.rotate();
+  }
+}
+
+/** The receiver's last number per channel and publisher. */
+export class GapCounter {
+  private readonly channels = new Generations<Map<string, { run: number; n: number }>>();
+
+  /** How many envelopes of `stamp`'s run on `channel` were skipped before this one (0 for a first, a repeat, a late one). */
+  received(channel: string, stamp: EnvelopeStamp): number {
+    let publishers = this.channels.get(channel);
+    if (publishers === undefined) {
+      publishers = new Map();
+      this.channels.set(channel, publishers);
+    }
+    const last = publishers.get(stamp.node);
+    if (last === undefined || last.run !== stamp.run) {
+      publishers.set(stamp.node, { run: stamp.run, n: stamp.n });
+      return 0;
+    }
+    if (stamp.n <= last.n) return 0;
+    const skipped = stamp.n - last.n - 1;
+    last.n = stamp.n;
+    return skipped;
+  }
+
+  /** This node no longer listens to `channel`: what it will not hear is not lost. */
+  forget(channel: string): void {
+    this.channels.delete(channel);
+  }
+
+  rotate(): void {
+    this.channels.rotate();
+  }
+}

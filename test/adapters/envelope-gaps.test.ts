@@ -1,0 +1,45 @@
+/** Loss detection of the Redis engine (src/adapters/envelope-gaps.ts): numbers per channel on the publisher, gaps on the receiver. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { GapCounter, Numbering } from '../../src/adapters/envelope-gaps.js';
+
+test('numbering: per channel from 1, one run per channel; a channel untouched for a whole generation starts a new run', () => {
+  const numbering = new Numbering('a:1');
+  assert.deepEqual(numbering.next('x'), { node: 'a:1', run: 1, n: 1 });
+  assert.deepEqual(numbering.next('x'), { node: 'a:1', run: 1, n: 2 });
+  assert.deepEqual(numbering.next('y'), { node: 'a:1', run: 2, n: 1 });
+  numbering.rotate();
+  // Touched in the generation before: kept.
+  assert.deepEqual(numbering.next('x'), { node: 'a:1', run: 1, n: 3 });
+  numbering.rotate();
+  numbering.rotate();
+  // Untouched since: a new run, never a number going back within a run.
+  assert.deepEqual(numbering.next('x'), { node: 'a:1', run: 3, n: 1 });
+});
+
+test('gaps: the first envelope sets the baseline; skipped numbers are counted once; repeats and late ones count nothing', () => {
+  const gaps = new GapCounter();
+  const at = (node: string, run: number, n: number) => gaps.received('x', { node, run, n });
+  assert.equal(at('a', 1, 5), 0, 'subscribed mid-run: no loss');
+  assert.equal(at('a', 1, 6), 0);
+  assert.equal(at('a', 1, 9), 2, '7 and 8 missed');
+  assert.equal(at('a', 1, 9), 0, 'a repeat');
+  assert.equal(at('a', 1, 8), 0, 'a late one');
+  assert.equal(at('a', 1, 10), 0);
+  assert.equal(at('b', 4, 1), 0, 'each publisher its own numbers');
+  assert.equal(at('b', 4, 3), 1);
+  assert.equal(at('a', 2, 7), 0, 'a new run of the publisher: a new baseline');
+  assert.equal(at('a', 2, 8), 0);
+});
+
+test('gaps: a channel forgotten (no longer listened to) or untouched for a whole generation starts again from a baseline', () => {
+  const gaps = new GapCounter();
+  gaps.received('x', { node: 'a', run: 1, n: 1 });
+  gaps.forget('x');
+  assert.equal(gaps.received('x', { node: 'a', run: 1, n: 50 }), 0, 'not listened to meanwhile: not lost');
+  gaps.rotate();
+  assert.equal(gaps.received('x', { node: 'a', run: 1, n: 52 }), 1, 'kept across one rotation');
+  gaps.rotate();
+  gaps.rotate();
+  assert.equal(gaps.received('x', { node: 'a', run: 1, n: 60 }), 0, 'dropped after a whole generation untouched');
+});
