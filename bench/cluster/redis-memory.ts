@@ -24,7 +24,7 @@ const redis = await startRedis();
 const probe = new Redis(redis.url);
 const usedMemory = async (): Promise<number> => Number(/used_memory:(\d+)/.exec(await probe.info('memory'))?.[1] ?? NaN);
 const adapter = createRedisAdapter({
-  metrics: { adapterMessage: () => undefined, adapterRequest: () => undefined, adapterDropped: () => undefined },
+  metrics: { adapterMessage: () => undefined, adapterRequest: () => undefined, adapterDropped: () => undefined, cacheEvicted: () => undefined },
   logger: { info: () => undefined, warn: () => undefined },
   url: redis.url,
   nodeId: 'n',

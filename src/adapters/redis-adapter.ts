@@ -55,7 +55,7 @@ const RENEW_SUBSCRIBER_AFTER_MS = 3000;
 const COMMAND_TIMEOUT_MS = 1000;
 
 export interface RedisAdapterOptions {
-  metrics: Pick<Metrics, 'adapterMessage' | 'adapterRequest' | 'adapterDropped'>;
+  metrics: Pick<Metrics, 'adapterMessage' | 'adapterRequest' | 'adapterDropped' | 'cacheEvicted'>;
   logger: Pick<Logger, 'info' | 'warn'>;
   url: string;
   /** Redis Cluster seed nodes; when non-empty, `url` is not used and envelopes go through sharded pub/sub. */
@@ -512,7 +512,13 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     cacheSet(appId, channel, event) {
       if (!isUp()) return;
       const value = JSON.stringify({ event: event.event, data: event.data, expiresAt: now() + cacheTtlMs });
-      pub.set(keys.cache(appId, channel), value, 'PX', cacheTtlMs).catch(() => undefined);
+      const key = keys.cache(appId, channel);
+      // Not written (Redis out of memory, say): the event before it must not be replayed in its place. DEL frees memory,
+      // so Redis takes it when it refuses writes for want of memory; the cached event is counted as evicted.
+      pub.set(key, value, 'PX', cacheTtlMs).catch(() => {
+        metrics.cacheEvicted(appId);
+        pub.del(key).catch(() => undefined);
+      });
     },
     terminateUser(appId, userId) {
       if (!isUp()) return;

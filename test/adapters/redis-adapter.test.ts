@@ -17,7 +17,12 @@ after(async () => {
   await redis?.stop();
 });
 
-const noMetrics = { adapterMessage: () => undefined, adapterRequest: () => undefined, adapterDropped: () => undefined };
+const noMetrics = {
+  adapterMessage: () => undefined,
+  adapterRequest: () => undefined,
+  adapterDropped: () => undefined,
+  cacheEvicted: () => undefined,
+};
 const quiet = { info: () => undefined, warn: () => undefined };
 let clusters = 0;
 
@@ -163,6 +168,30 @@ test('redis adapter: a publish that timed out is counted as timeout, not error, 
     await until(() => seen.length === 1, 'the late publish delivered', 3000);
     assert.deepEqual(seen, ['late']);
   } finally {
+    await a.close();
+  }
+});
+
+test('redis adapter: a cache write Redis refuses (out of memory) deletes the older event instead of replaying it, counted', async () => {
+  const evicted: string[] = [];
+  const a = make({ prefix: 'oom', cacheTtlMs: 60_000, metrics: { ...noMetrics, cacheEvicted: (appId: string) => evicted.push(appId) } });
+  const raw = new Redis(redis.url);
+  try {
+    await within(a.ready(), 'adapter up');
+    a.cacheSet('a1', 'cache-c', { event: 'e', data: 'v1' });
+    await eventually(async () => (await a.cacheGet('a1', 'cache-c'))?.data === 'v1', 'v1 cached');
+    await raw.config('SET', 'maxmemory-policy', 'noeviction');
+    await raw.config('SET', 'maxmemory', '1');
+    try {
+      a.cacheSet('a1', 'cache-c', { event: 'e', data: 'v2' });
+      await until(() => evicted.length === 1, 'the refused write counted');
+      await eventually(async () => (await a.cacheGet('a1', 'cache-c')) === undefined, 'v1 deleted, not replayed');
+    } finally {
+      await raw.config('SET', 'maxmemory', '0');
+    }
+    assert.deepEqual(evicted, ['a1']);
+  } finally {
+    raw.disconnect();
     await a.close();
   }
 });

@@ -19,7 +19,12 @@ after(async () => {
   await cluster?.stop();
 });
 
-const noMetrics = { adapterMessage: () => undefined, adapterRequest: () => undefined, adapterDropped: () => undefined };
+const noMetrics = {
+  adapterMessage: () => undefined,
+  adapterRequest: () => undefined,
+  adapterDropped: () => undefined,
+  cacheEvicted: () => undefined,
+};
 const quiet = { info: () => undefined, warn: () => undefined };
 let prefixes = 0;
 
