@@ -15,7 +15,9 @@
  * Liveness and reaping: each node refreshes its key `{prefix}:node:{id}` (TTL nodeTtlMs) every third of the TTL and is
  * listed in `{prefix}:nodes`. On the same tick every node looks for listed nodes whose key expired; the one that takes
  * the node's reap lock removes its share of every channel (member_removed for users present nowhere else, vacated
- * channels) and unlists it: a crashed node is cleaned up within nodeTtlMs + nodeTtlMs / 3 + the scripts' time.
+ * channels) and unlists it: a crashed node is cleaned up within nodeTtlMs + nodeTtlMs / 3 + the scripts' time of the
+ * later of the crash and the moment a survivor's own heartbeats became continuous (a node reaps only after beating without
+ * a gap for a TTL, so a Redis that refused every heartbeat makes no live node look dead: redis-reaper.ts).
  *
  * `flush()` sends markers after the envelopes and waits for them to come back (redis-flush.ts: one on the control channel
  * for one Redis, one per shard on a Redis Cluster), so every envelope this node published before has reached its

@@ -1,0 +1,252 @@
+/**
+ * The Redis engine's liveness and reaping (src/adapters/redis-reaper.ts) on a real redis-server, with a short node TTL:
+ * nodes made of a RedisMembership and a reaper ticked every third of the TTL, as the adapter does. A Redis that refuses
+ * writes for longer than the TTL (`maxmemory` below what it uses, `noeviction`: every SET fails with OOM while the
+ * connections stay up) lets every node's key expire; once it takes writes again no live node may be reaped, while a node
+ * that really stopped beating still is, within the bound docs/scaling.md states.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { createReaper } from '../../src/adapters/redis-reaper.js';
+import { RedisKeys } from '../../src/adapters/redis-keys.js';
+import { RedisMembership } from '../../src/adapters/redis-membership.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { eventually, until } from '../helpers/wait.js';
+
+const TTL_MS = 600;
+const BEAT_MS = TTL_MS / 3;
+/** The documented bound for a crash (nodeTtlMs + nodeTtlMs / 3) leaves the scripts' time and timer lateness to this. */
+const SLACK_MS = 400;
+
+let redis: RedisServer;
+let admin: Redis;
+before(async () => {
+  redis = await startRedis();
+  admin = new Redis(redis.url);
+});
+after(async () => {
+  admin?.disconnect();
+  await redis?.stop();
+});
+
+interface Line {
+  level: 'info' | 'warn';
+  /** The node that wrote it. */
+  by: string;
+  /** Date.now() when written. */
+  at: number;
+  event: string;
+  [field: string]: unknown;
+}
+
+interface Node {
+  id: string;
+  membership: RedisMembership;
+  /** Ticks completed since start. */
+  ticks(): number;
+  /** One tick now, awaited. */
+  tickOnce(): Promise<void>;
+  /** Ticks now and every third of the TTL. */
+  start(): void;
+  /** Stops ticking (a crash, as far as the cluster can tell) once the tick in flight, if any, is over. */
+  stop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function cluster(prefix: string): { keys: RedisKeys; lines: Line[]; node(id: string): Node; closeAll(): Promise<void> } {
+  const keys = new RedisKeys(prefix);
+  const lines: Line[] = [];
+  const nodes: Node[] = [];
+  const node = (id: string): Node => {
+    const client = new Redis(redis.url);
+    const membership = new RedisMembership(client, keys, id, 'PUBLISH');
+    const capture =
+      (level: Line['level']) =>
+      (line: unknown): void => {
+        lines.push({ level, by: id, at: Date.now(), ...(line as { event: string }) });
+      };
+    const reaper = createReaper({
+      client,
+      keys,
+      membership,
+      logger: { info: capture('info'), warn: capture('warn') },
+      nodeId: id,
+      nodeTtlMs: TTL_MS,
+      reaped: () => undefined,
+    });
+    let ticks = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let inflight: Promise<void> = Promise.resolve();
+    const run = (): void => {
+      inflight = reaper.tick().then(() => void ticks++);
+    };
+    const n: Node = {
+      id,
+      membership,
+      ticks: () => ticks,
+      tickOnce() {
+        run();
+        return inflight;
+      },
+      start() {
+        run();
+        timer = setInterval(run, BEAT_MS);
+      },
+      async stop() {
+        clearInterval(timer);
+        await inflight;
+      },
+      async close() {
+        await n.stop();
+        client.disconnect();
+      },
+    };
+    nodes.push(n);
+    return n;
+  };
+  return { keys, lines, node, closeAll: async () => void (await Promise.all(nodes.map((n) => n.close()))) };
+}
+
+/** Waits until `node` has completed `count` more ticks than it had when called. */
+function moreTicks(node: Node, count: number, what: string): Promise<void> {
+  const from = node.ticks();
+  return until(() => node.ticks() >= from + count, `${count} more ticks of ${node.id} (${what})`);
+}
+
+const events = (lines: Line[], event: string): Line[] => lines.filter((l) => l.event === event);
+
+test('Redis refusing writes for longer than the TTL: no live node is reaped when it is back; a dead node still is, in time', async () => {
+  const { keys, lines, node, closeAll } = cluster('refusing');
+  const [a, b, c] = [node('a'), node('b'), node('c')];
+  try {
+    for (const [n, user] of [
+      [a, 'alice'],
+      [b, 'bob'],
+      [c, 'carol'],
+    ] as const) {
+      await n.membership.join('a1', 'presence-room', `${n.id}.1`, { userId: user, userInfo: {} }, 0);
+      await n.membership.join('a1', 'news', `${n.id}.2`, null, 0);
+    }
+    a.start();
+    b.start();
+    c.start();
+    // Everyone has been beating for longer than a TTL: the survivors reap as soon as a key expires.
+    await Promise.all([moreTicks(a, 4, 'established'), moreTicks(b, 4, 'established')]);
+
+    // 1. C crashes while Redis is healthy: reaped within nodeTtlMs + nodeTtlMs / 3 (+ the scripts' time).
+    await c.stop();
+    const crashedAt = Date.now();
+    await until(() => events(lines, 'node_reaped').length > 0, 'the reap of the crashed node', TTL_MS + BEAT_MS + 3000);
+    const [reapC] = events(lines, 'node_reaped');
+    assert.equal(reapC?.dead_node, 'c');
+    assert.equal(reapC?.members_removed, 1);
+    assert.ok(reapC.at - crashedAt <= TTL_MS + BEAT_MS + SLACK_MS, `reaped ${reapC.at - crashedAt} ms after the crash`);
+    assert.deepEqual(await a.membership.counts('a1', 'presence-room'), { subscriptionCount: 2, userCount: 2 });
+
+    // 2. Redis refuses every write (maxmemory below its use, noeviction) for longer than the TTL: every key expires.
+    const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1]);
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', String(Math.floor(used / 2)));
+    try {
+      await eventually(async () => (await admin.exists(keys.node('a'), keys.node('b'))) === 0, 'both liveness keys expired', TTL_MS + 3000);
+      // Which node beats first once Redis takes writes again is a race; made certain here: A, then both as before.
+      await Promise.all([a.stop(), b.stop()]);
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+    }
+    const restoredAt = Date.now();
+    // A's first tick found B's key expired and reaped B before the fix; B beats on its next tick.
+    await a.tickOnce();
+    a.start();
+    b.start();
+    await eventually(async () => (await admin.exists(keys.node('a'), keys.node('b'))) === 2, 'both nodes beating again');
+    await Promise.all([moreTicks(a, 2, 'after the outage'), moreTicks(b, 2, 'after the outage')]);
+    assert.deepEqual(
+      events(lines, 'node_reaped').map((l) => `${l.by} reaped ${String(l.dead_node)}`),
+      [`${reapC.by} reaped c`],
+      'no live node reaped after the outage',
+    );
+    assert.deepEqual((await admin.smembers(keys.nodes)).sort(), ['a', 'b']);
+    assert.deepEqual(await a.membership.counts('a1', 'presence-room'), { subscriptionCount: 2, userCount: 2 });
+    assert.deepEqual(await a.membership.counts('a1', 'news'), { subscriptionCount: 2, userCount: 0 });
+    assert.deepEqual([...(await a.membership.members('a1', 'presence-room')).keys()].sort(), ['alice', 'bob']);
+    // Each node said once that its heartbeat failed, once that it came back, and once that its own key had expired.
+    for (const id of ['a', 'b']) {
+      const mine = lines.filter((l) => l.by === id && l.at > crashedAt && l.event !== 'node_reaped');
+      assert.deepEqual(
+        mine.map((l) => [l.level, l.event]),
+        [
+          ['warn', 'node_heartbeat_failed'],
+          ['info', 'node_heartbeat_resumed'],
+          ['warn', 'node_expired'],
+        ],
+        `${id}'s lines`,
+      );
+      assert.match(String(mine[0]?.error), /OOM/);
+      assert.ok(Number(mine[1]?.failures) >= 2, `${id} failed ${String(mine[1]?.failures)} beats, logged once`);
+      // Its key expired a TTL after the SET ran, which was answered at most a few ms before its reply was timed.
+      assert.ok(Number(mine[2]?.gap_ms) >= TTL_MS - 20, `${id}'s gap ${String(mine[2]?.gap_ms)} ms`);
+      assert.equal(mine[2]?.reaped_by, null);
+    }
+
+    // 3. Reaping resumes: B crashes now; A reaps it once it has beaten for a TTL since the outage (its first beat after
+    // the outage was at most a beat after it ended) and B's key expired: within nodeTtlMs + nodeTtlMs / 3 of the later.
+    await b.stop();
+    const bCrashedAt = Date.now();
+    await until(() => events(lines, 'node_reaped').length === 2, 'the reap of B after the outage', 2 * TTL_MS + BEAT_MS + 3000);
+    const reapB = events(lines, 'node_reaped')[1];
+    assert.equal(reapB?.by, 'a');
+    assert.equal(reapB?.dead_node, 'b');
+    assert.equal(reapB?.members_removed, 1);
+    const bound = Math.max(bCrashedAt, restoredAt + BEAT_MS) + TTL_MS + BEAT_MS + SLACK_MS;
+    assert.ok(reapB.at <= bound, `reaped ${reapB.at - bCrashedAt} ms after B's crash, ${reapB.at - restoredAt} ms after the outage`);
+    assert.deepEqual(await a.membership.counts('a1', 'presence-room'), { subscriptionCount: 1, userCount: 1 });
+  } finally {
+    await admin.config('SET', 'maxmemory', '0');
+    await closeAll();
+  }
+});
+
+test('a node that just started reaps only after beating for a TTL: a dead node is reaped then, a live one whose key expired is not', async () => {
+  // As after a Redis outage during which A restarted: B is alive but its key expired (it has not had its turn to beat
+  // yet), C really is dead.
+  const { keys, lines, node, closeAll } = cluster('starting');
+  const [a, b, c] = [node('a'), node('b'), node('c')];
+  try {
+    for (const [n, user] of [
+      [b, 'bob'],
+      [c, 'carol'],
+    ] as const) {
+      await n.membership.join('a1', 'presence-room', `${n.id}.1`, { userId: user, userInfo: {} }, 0);
+      await n.tickOnce();
+      await n.stop();
+    }
+    await eventually(async () => (await admin.exists(keys.node('b'), keys.node('c'))) === 0, 'the keys of B and C expired', TTL_MS + 3000);
+    const startedAt = Date.now();
+    // A's first tick finds both keys expired; B beats on its first tick, right after.
+    await a.tickOnce();
+    a.start();
+    b.start();
+    // C is reaped once a survivor has beaten for a TTL: within nodeTtlMs + nodeTtlMs / 3 of its start (docs/scaling.md).
+    await until(() => events(lines, 'node_reaped').length > 0, 'the reap of the dead node', TTL_MS + BEAT_MS + 3000);
+    await Promise.all([moreTicks(a, 2, 'after the reap'), moreTicks(b, 2, 'after the reap')]);
+    // Either survivor may reap C (B beats continuously again from its first beat, right after A's first).
+    const [reap] = events(lines, 'node_reaped');
+    assert.deepEqual(
+      events(lines, 'node_reaped').map((l) => `${l.by} reaped ${String(l.dead_node)}`),
+      [`${reap?.by} reaped c`],
+    );
+    assert.ok(reap.at - startedAt >= TTL_MS, `reaped ${reap.at - startedAt} ms after A started: not before a TTL of beats`);
+    assert.ok(reap.at - startedAt <= TTL_MS + BEAT_MS + SLACK_MS, `reaped ${reap.at - startedAt} ms after A started`);
+    assert.deepEqual((await admin.smembers(keys.nodes)).sort(), ['a', 'b']);
+    assert.deepEqual([...(await a.membership.members('a1', 'presence-room')).keys()], ['bob']);
+    // B's own key had expired (it was listed): it says so once. A started with no key: nothing to say.
+    assert.deepEqual(
+      lines.filter((l) => l.event !== 'node_reaped').map((l) => [l.by, l.level, l.event]),
+      [['b', 'warn', 'node_expired']],
+    );
+  } finally {
+    await closeAll();
+  }
+});
