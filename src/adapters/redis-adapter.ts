@@ -17,7 +17,9 @@
  * the node's reap lock removes its share of every channel (member_removed for users present nowhere else, vacated
  * channels) and unlists it: a crashed node is cleaned up within nodeTtlMs + nodeTtlMs / 3 + the scripts' time of the
  * later of the crash and the moment a survivor's own heartbeats became continuous (a node reaps only after beating without
- * a gap for a TTL, so a Redis that refused every heartbeat makes no live node look dead: redis-reaper.ts).
+ * a gap for a TTL, so a Redis that refused every heartbeat makes no live node look dead: redis-reaper.ts). A node that
+ * finds its own key gone when it beats (Redis restarted empty, or it was reaped) records everything it holds again
+ * (`rerecord`), from what it keeps of its own joins, reservations and signed-in users.
  *
  * `flush()` sends markers after the envelopes and waits for them to come back (redis-flush.ts: one on the control channel
  * for one Redis, one per shard on a Redis Cluster), so every envelope this node published before has reached its
@@ -35,7 +37,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
-import type { Adapter, CachedEvent, ChannelCounts, ReapedChannel } from './adapter.js';
+import type { Adapter, CachedEvent, ChannelCounts, MemberRef, ReapedChannel } from './adapter.js';
 import type { Envelope } from './envelope.js';
 import { decodeStamped, encodeEnvelope } from './envelope-codec.js';
 import { GapCounter, GENERATION_MS, Numbering } from './envelope-gaps.js';
@@ -172,6 +174,13 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * a retried `offline` can never land after the `online` that followed it.
    */
   const presence = new Map<string, PresenceWrite>();
+  /**
+   * What this node holds in the cluster state, to record it again when its share was lost (`rerecord`): subscriptions by
+   * socket and channel, counted connections (id → app and quota), signed-in users (app and user id).
+   */
+  const held = new Map<string, { appId: string; channel: string; socketId: string; member: MemberRef | null; maxMembers: number }>();
+  const reservations = new Map<string, { appId: string; max: number }>();
+  const signedIn = new Map<string, { appId: string; userId: string }>();
   /** Whether changes failed while Redis answered and are retried (`adapter_changes_pending` was logged, not yet `…_recorded`). */
   let retrying = false;
   const inflight = new Set<Promise<unknown>>();
@@ -201,6 +210,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     nodeId,
     nodeTtlMs,
     reaped: (channels) => reaped(channels),
+    expired: () => rerecord(),
   });
   /** Heartbeat, then a look for dead nodes to reap. */
   const tick = (): void => {
@@ -281,6 +291,91 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       return;
     }
     if (m.type === 'terminate') terminate(m.appId, m.userId);
+  }
+
+  /**
+   * Records a signed-in user's presence on this node (Adapter `userPresence`); resolves after the next attempt.
+   */
+  function writePresence(appId: string, userId: string, online: boolean): Promise<void> {
+    // The caller waits for the next attempt only (a sign-in answers once the cluster counts the user); a failed one is
+    // kept and retried like a leave. The script is idempotent per node, and a user has one write at a time carrying the
+    // latest state, so retries keep a user's online/offline order.
+    return new Promise<void>((resolve) => {
+      const key = `${appId}\n${userId}`;
+      const pending = presence.get(key);
+      if (pending !== undefined) {
+        pending.online = online;
+        pending.waiters.push(resolve);
+      } else {
+        const write: PresenceWrite = { online, waiters: [resolve] };
+        presence.set(key, write);
+        const attempted = (): void => {
+          for (const w of write.waiters.splice(0)) w();
+        };
+        const run = async (): Promise<void> => {
+          for (;;) {
+            const state = write.online;
+            await membership.userPresence(appId, userId, state);
+            if (write.online === state) break; // else a newer state came meanwhile: write it too
+          }
+          presence.delete(key);
+        };
+        runDurable({ run, attempted, reject: attempted, idempotent: true });
+      }
+      if (!isUp()) resolve();
+    });
+  }
+
+  /**
+   * This node's share of the cluster state was lost: its liveness key had expired when it beat again (Redis restarted
+   * empty, or another node reaped it while its heartbeats failed: redis-reaper.ts). Everything it holds is recorded again
+   * by the same idempotent scripts — each subscription (with its presence member), each counted connection, each
+   * signed-in user — so what is still recorded changes nothing. What is let go meanwhile (a leave, a release, a sign-out)
+   * is taken back out after. One `node_share_recorded` line says what was recorded once every change has been attempted.
+   */
+  function rerecord(): void {
+    membership.relist();
+    const started = performance.now();
+    const attempts: Promise<unknown>[] = [];
+    const again = (run: () => Promise<unknown>, after: () => void): void => {
+      attempts.push(
+        new Promise<void>((resolve) =>
+          runDurable({
+            run,
+            attempted: (recorded) => {
+              if (!recorded) return;
+              after();
+              resolve();
+            },
+            reject: () => resolve(),
+            idempotent: true,
+          }),
+        ),
+      );
+    };
+    for (const [key, s] of held) {
+      again(
+        () => (held.has(key) ? membership.rejoin(s.appId, s.channel, s.socketId, s.member, s.maxMembers) : Promise.resolve()),
+        () => {
+          // Left while it was recorded again (its leave's script may have run first): taken back out, as a failed join.
+          if (!held.has(key)) removal(key, () => membership.leave(s.appId, s.channel, s.socketId, s.member, false)).catch(() => undefined);
+        },
+      );
+    }
+    for (const [id, r] of reservations) {
+      again(
+        () => (reservations.has(id) ? membership.reserveConnection(r.appId, r.max, id) : Promise.resolve()),
+        () => {
+          if (!reservations.has(id)) runDurable({ run: () => membership.releaseConnection(r.appId, id), reject: () => undefined, idempotent: true });
+        },
+      );
+    }
+    // One write per user at a time, with the user's latest state (writePresence): a sign-out meanwhile is written after.
+    for (const u of signedIn.values()) attempts.push(writePresence(u.appId, u.userId, true));
+    const line = { event: 'node_share_recorded', node: nodeId, subscriptions: held.size, connections: reservations.size, users: signedIn.size } as const;
+    void Promise.all(attempts).then(() =>
+      logEvent(logger, 'info', { ...line, duration_ms: Math.round(performance.now() - started) }, "cluster engine: this node's share recorded again"),
+    );
   }
 
   /** Tracks a membership operation so `close` can wait for it. */
@@ -399,33 +494,10 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       reaped = handler;
     },
     userPresence(appId, userId, online) {
-      // The caller waits for the next attempt only (a sign-in answers once the cluster counts the user); a failed one is
-      // kept and retried like a leave. The script is idempotent per node, and a user has one write at a time carrying the
-      // latest state, so retries keep a user's online/offline order.
-      return new Promise<void>((resolve) => {
-        const key = `${appId}\n${userId}`;
-        const pending = presence.get(key);
-        if (pending !== undefined) {
-          pending.online = online;
-          pending.waiters.push(resolve);
-        } else {
-          const write: PresenceWrite = { online, waiters: [resolve] };
-          presence.set(key, write);
-          const attempted = (): void => {
-            for (const w of write.waiters.splice(0)) w();
-          };
-          const run = async (): Promise<void> => {
-            for (;;) {
-              const state = write.online;
-              await membership.userPresence(appId, userId, state);
-              if (write.online === state) break; // else a newer state came meanwhile: write it too
-            }
-            presence.delete(key);
-          };
-          runDurable({ run, attempted, reject: attempted, idempotent: true });
-        }
-        if (!isUp()) resolve();
-      });
+      const key = `${appId}\n${userId}`;
+      if (online) signedIn.set(key, { appId, userId });
+      else signedIn.delete(key);
+      return writePresence(appId, userId, online);
     },
     onUserPresence(handler) {
       userPresence = handler;
@@ -471,7 +543,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       }
       subscribing.succeeded();
       try {
-        return await track(membership.join(appId, channel, socketId, member, maxMembers));
+        const outcome = await track(membership.join(appId, channel, socketId, member, maxMembers));
+        if (outcome.admitted) held.set(subscriptionKey(appId, channel, socketId), { appId, channel, socketId, member, maxMembers });
+        return outcome;
       } catch (err) {
         interest.release(events);
         // A join that timed out may still have run (Redis answered late): take it back, or the channel would keep a
@@ -484,13 +558,16 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       }
     },
     leave(appId, channel, socketId, member) {
+      held.delete(subscriptionKey(appId, channel, socketId));
       interest.release(keys.channel(appId, channel).events);
       return removal(subscriptionKey(appId, channel, socketId), () => membership.leave(appId, channel, socketId, member));
     },
     async reserveConnection(appId, max, id) {
       if (!isUp()) throw new Error('cluster engine down');
       try {
-        return await track(membership.reserveConnection(appId, max, id));
+        const reserved = await track(membership.reserveConnection(appId, max, id));
+        if (reserved) reservations.set(id, { appId, max });
+        return reserved;
       } catch (err) {
         // Refused to the client, but the reservation may have run (a late answer): take it back, as a failed join.
         runDurable({ run: () => membership.releaseConnection(appId, id), reject: () => undefined, idempotent: true });
@@ -498,6 +575,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       }
     },
     releaseConnection(appId, id) {
+      reservations.delete(id);
       runDurable({ run: () => membership.releaseConnection(appId, id), reject: () => undefined, idempotent: true });
     },
     channels: (appId) => timed('channels', () => membership.channels(appId), new Map<string, ChannelCounts>()),

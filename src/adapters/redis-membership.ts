@@ -72,33 +72,47 @@ export class RedisMembership {
     this.held.set(pair, n);
     try {
       if (n === 1) await this.client.sadd(this.keys.nodeChannels(this.nodeId), pair);
-      const k = this.keys.channel(appId, channel);
-      const result = (await join.run(this.client, this.scriptKeys(appId, channel, this.nodeId), [
-        this.keys.nodeField(this.nodeId),
-        member?.userId ?? '',
-        member === null ? '' : storedInfo(member),
-        maxMembers,
-        envelopeHead(appId, channel, 'added', socketId),
-        member === null ? '""' : JSON.stringify(memberAddedData(member)),
-        member === null ? this.countHead(appId, channel, socketId) : '',
-        k.events,
-        this.publishCommand,
-        socketId,
-      ])) as [number, number, number, string, string[], number];
-      const [admitted, occupied, added, seq, flat, count] = result;
-      if (admitted !== 1) {
-        this.unhold(pair);
-        return { admitted: false, occupied: false, memberAdded: false, members: new Map(), seq: 0 };
-      }
-      if (occupied === 1) await this.client.sadd(this.keys.appChannels(appId), channel);
-      const members = new Map<string, unknown>();
-      for (let i = 0; i + 1 < flat.length; i += 2) members.set(flat[i] as string, parse(flat[i + 1] as string));
-      const counted = count >= 0 ? count : undefined;
-      return { admitted: true, occupied: occupied === 1, memberAdded: added === 1, members, seq: Number(seq), count: counted };
+      const outcome = await this.record(appId, channel, socketId, member, maxMembers);
+      if (!outcome.admitted) this.unhold(pair);
+      return outcome;
     } catch (err) {
       this.unhold(pair);
       throw err;
     }
+  }
+
+  /**
+   * Records again a subscription this node holds, after its share was lost (Redis restarted empty, or another node reaped
+   * this one): the node's channel index and the join script, which changes nothing for a subscription still recorded. It
+   * counts no other local hold: the subscription's `leave` comes once.
+   */
+  async rejoin(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome> {
+    await this.client.sadd(this.keys.nodeChannels(this.nodeId), JSON.stringify([appId, channel]));
+    return this.record(appId, channel, socketId, member, maxMembers);
+  }
+
+  /** The join script: records the subscription (and member) unless the presence channel is full, and what it changed. */
+  private async record(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome> {
+    const k = this.keys.channel(appId, channel);
+    const result = (await join.run(this.client, this.scriptKeys(appId, channel, this.nodeId), [
+      this.keys.nodeField(this.nodeId),
+      member?.userId ?? '',
+      member === null ? '' : storedInfo(member),
+      maxMembers,
+      envelopeHead(appId, channel, 'added', socketId),
+      member === null ? '""' : JSON.stringify(memberAddedData(member)),
+      member === null ? this.countHead(appId, channel, socketId) : '',
+      k.events,
+      this.publishCommand,
+      socketId,
+    ])) as [number, number, number, string, string[], number];
+    const [admitted, occupied, added, seq, flat, count] = result;
+    if (admitted !== 1) return { admitted: false, occupied: false, memberAdded: false, members: new Map(), seq: 0 };
+    if (occupied === 1) await this.client.sadd(this.keys.appChannels(appId), channel);
+    const members = new Map<string, unknown>();
+    for (let i = 0; i + 1 < flat.length; i += 2) members.set(flat[i] as string, parse(flat[i + 1] as string));
+    const counted = count >= 0 ? count : undefined;
+    return { admitted: true, occupied: occupied === 1, memberAdded: added === 1, members, seq: Number(seq), count: counted };
   }
 
   /**

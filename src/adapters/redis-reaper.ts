@@ -14,7 +14,8 @@
  * would have seen its own gap exceed half a TTL first.
  *
  * A node whose own key had expired when it beats again (found missing by the EXISTS sent just before the SET, on the
- * same connection) says so once (`node_expired`, warn): another node may have reaped its share, which nothing rebuilds.
+ * same connection) says so once (`node_expired`, warn): another node may have reaped its share, or Redis restarted empty;
+ * `expired` has the engine record its share again (redis-adapter.ts).
  * A heartbeat that fails is logged once per episode (`node_heartbeat_failed`), its end once (`node_heartbeat_resumed`).
  */
 import type { Cluster, Redis } from 'ioredis';
@@ -37,6 +38,8 @@ export interface ReaperDeps {
   nodeTtlMs: number;
   /** Receives what a reap changed (webhooks). */
   reaped: (channels: ReapedChannel[]) => void;
+  /** This node's own key had expired when it beat again: its share of the cluster state may be gone (redis-adapter.ts). */
+  expired?: () => void;
 }
 
 /** A heartbeat failure episode: when it began and how many beats failed. */
@@ -109,7 +112,10 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     if (gap === undefined || gap > nodeTtlMs / 2 || expired) continuousSince = now;
     else continuousSince ??= now;
     lastBeat = now;
-    if (expired) await reportExpired(gap, added === 0);
+    if (expired) {
+      deps.expired?.();
+      await reportExpired(gap, added === 0);
+    }
     return true;
   }
 

@@ -32,6 +32,7 @@ export const LOG_EVENTS = [
   'node_expired',
   'node_heartbeat_failed',
   'node_heartbeat_resumed',
+  'node_share_recorded',
   'shutdown_started',
   'shutdown_completed',
   'shutdown_timed_out',

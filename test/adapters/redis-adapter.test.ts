@@ -106,7 +106,9 @@ test('redis adapter: while Redis is down, status is down and publish drops, coun
     adapter.publish(envelope('after'));
     await until(() => seen.length > 0, 'delivery after the outage');
     assert.deepEqual(seen, ['after']);
-    assert.deepEqual(lines, ['adapter_up', 'adapter_down', 'adapter_up']);
+    // Redis came back empty: the node's subscription is recorded again (node_share_recorded, once).
+    await until(() => lines.includes('node_share_recorded'), 'the share recorded again');
+    assert.deepEqual(lines, ['adapter_up', 'adapter_down', 'adapter_up', 'node_share_recorded']);
   } finally {
     await adapter.close();
   }
@@ -193,6 +195,50 @@ test('redis adapter: a cache write Redis refuses (out of memory) deletes the old
   } finally {
     raw.disconnect();
     await a.close();
+  }
+});
+
+test('redis adapter: after Redis restarts empty, each node records its share again: members, counts, quota, signed-in users', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
+  const a = make({ prefix: 'rebuild', nodeTtlMs: 900, logger: logger as never });
+  const b = make({ prefix: 'rebuild', nodeTtlMs: 900, logger: logger as never });
+  try {
+    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
+    await a.join('a1', 'presence-r', '1.1', { userId: 'u1', userInfo: { n: 1 } }, 0);
+    await b.join('a1', 'presence-r', '1.2', { userId: 'u2', userInfo: null }, 0);
+    await b.join('a1', 'public-r', '1.3', null, 0);
+    await b.join('a1', 'gone-r', '1.4', null, 0);
+    assert.equal(await a.reserveConnection('a1', 2, 'conn-1'), true);
+    await b.userPresence('a1', 'u9', true);
+    await redis.stop();
+    await until(() => !a.status().up && !b.status().up, 'both down');
+    // Let go while Redis is down: not recorded again.
+    void b.leave('a1', 'gone-r', '1.4', null);
+    await redis.start();
+    await until(() => a.status().up && b.status().up, 'both up again', 10_000);
+    await eventually(async () => (await a.members('a1', 'presence-r')).size === 2, 'both members recorded again', 5000);
+    await until(() => lines.filter((l) => l.event === 'node_share_recorded').length === 2, 'both nodes recorded their share');
+    assert.deepEqual(await b.members('a1', 'presence-r'), new Map<string, unknown>([['u1', { n: 1 }], ['u2', null]]));
+    assert.deepEqual(await a.channel('a1', 'public-r'), { subscriptionCount: 1, userCount: 0 });
+    assert.deepEqual(await a.channel('a1', 'gone-r'), { subscriptionCount: 0, userCount: 0 });
+    assert.deepEqual(await a.usersOnline('a1', ['u9']), new Set(['u9']));
+    // conn-1 counts again: one more fits under 2, a third does not.
+    assert.equal(await b.reserveConnection('a1', 2, 'conn-2'), true);
+    assert.equal(await b.reserveConnection('a1', 2, 'conn-3'), false);
+    const recorded = lines.filter((l) => l.event === 'node_share_recorded').sort((x, y) => Number(x.subscriptions) - Number(y.subscriptions));
+    assert.deepEqual(
+      recorded.map((l) => [l.subscriptions, l.connections, l.users]),
+      [
+        [1, 1, 0],
+        [2, 0, 1],
+      ],
+    );
+    // Recorded once, not twice: the members' share leaves as usual.
+    await b.leave('a1', 'presence-r', '1.2', { userId: 'u2', userInfo: null });
+    assert.deepEqual([...(await a.members('a1', 'presence-r')).keys()], ['u1']);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
   }
 });
 
