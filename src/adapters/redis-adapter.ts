@@ -57,6 +57,8 @@ const RESUBSCRIBE_RETRY_MS = 250;
 const RENEW_SUBSCRIBER_AFTER_MS = 3000;
 /** A command that got no answer in this time fails (a stalled Redis must not stall publishes or queries). */
 const COMMAND_TIMEOUT_MS = 1000;
+/** At most one `adapter_request_failed` line per this period. */
+const REQUEST_FAILURE_LOG_MS = 10_000;
 
 export interface RedisAdapterOptions {
   metrics: Pick<Metrics, 'adapterMessage' | 'adapterRequest' | 'adapterDropped' | 'cacheEvicted'>;
@@ -470,11 +472,29 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     redo.unref();
   }
 
+  /**
+   * A request refused to its caller because Redis failed it while up (an error such as `OOM`, or no answer in time): the
+   * subscription gets 503, the query its empty answer. One warn line at most every REQUEST_FAILURE_LOG_MS, with the
+   * first error of the period and how many failed since the last line.
+   */
+  let requestFailures = 0;
+  let requestFailureLoggedAt = -Infinity;
+  function requestFailed(op: 'join' | 'reserve' | AdapterOp, err: unknown): void {
+    requestFailures++;
+    const t = performance.now();
+    if (t - requestFailureLoggedAt < REQUEST_FAILURE_LOG_MS) return;
+    requestFailureLoggedAt = t;
+    const error = err instanceof Error ? err.message : String(err);
+    logEvent(logger, 'warn', { event: 'adapter_request_failed', adapter: 'redis', node: nodeId, op, error, failures: requestFailures }, 'cluster engine: a request failed');
+    requestFailures = 0;
+  }
+
   async function timed<T>(op: AdapterOp, run: () => Promise<T>, fallback: T): Promise<T> {
     const started = performance.now();
     try {
       return isUp() ? await run() : fallback;
-    } catch {
+    } catch (err) {
+      requestFailed(op, err);
       return fallback;
     } finally {
       metrics.adapterRequest(op, (performance.now() - started) / 1000);
@@ -547,6 +567,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         if (outcome.admitted) held.set(subscriptionKey(appId, channel, socketId), { appId, channel, socketId, member, maxMembers });
         return outcome;
       } catch (err) {
+        requestFailed('join', err);
         interest.release(events);
         // A join that timed out may still have run (Redis answered late): take it back, or the channel would keep a
         // subscription (and a presence member) no connection holds until this node goes. The leave script changes nothing
@@ -569,6 +590,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         if (reserved) reservations.set(id, { appId, max });
         return reserved;
       } catch (err) {
+        requestFailed('reserve', err);
         // Refused to the client, but the reservation may have run (a late answer): take it back, as a failed join.
         runDurable({ run: () => membership.releaseConnection(appId, id), reject: () => undefined, idempotent: true });
         throw err;

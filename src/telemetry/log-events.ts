@@ -28,6 +28,7 @@ export const LOG_EVENTS = [
   'adapter_down',
   'adapter_changes_pending',
   'adapter_changes_recorded',
+  'adapter_request_failed',
   'node_reaped',
   'node_expired',
   'node_heartbeat_failed',

@@ -242,6 +242,34 @@ test('redis adapter: after Redis restarts empty, each node records its share aga
   }
 });
 
+test('redis adapter: a join Redis refuses (out of memory) is refused to its caller and logged with the cause, once per period', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
+  const a = make({ prefix: 'refuse', logger: logger as never });
+  const raw = new Redis(redis.url);
+  try {
+    await within(a.ready(), 'adapter up');
+    await raw.config('SET', 'maxmemory-policy', 'noeviction');
+    await raw.config('SET', 'maxmemory', '1');
+    try {
+      await assert.rejects(a.join('a1', 'oom-1', '1.1', null, 0), /OOM/);
+      await assert.rejects(a.join('a1', 'oom-2', '1.2', null, 0), /OOM/);
+    } finally {
+      await raw.config('SET', 'maxmemory', '0');
+    }
+    const failed = lines.filter((l) => l.event === 'adapter_request_failed');
+    assert.equal(failed.length, 1, 'one line for the period, not one per request');
+    assert.equal(failed[0]!.op, 'join');
+    assert.match(String(failed[0]!.error), /^OOM /);
+    assert.equal(failed[0]!.failures, 1);
+    // Redis takes writes again: the join goes through.
+    assert.equal((await a.join('a1', 'oom-1', '1.1', null, 0)).admitted, true);
+  } finally {
+    raw.disconnect();
+    await a.close();
+  }
+});
+
 /**
  * Holds Redis's write commands (scripts included) for `ms`, as a stalled Redis would: a command sent meanwhile times out
  * at the adapter (1 s) and then still runs when the pause ends. 1.8 s leaves 0.8 s for the test to send its command
