@@ -29,6 +29,11 @@ export interface AdapterStatus {
   up: boolean;
   /** Membership changes this node keeps because they could not be recorded yet (held while down, or failed and retried). */
   pending: number;
+  /**
+   * Publishes are refused: the engine is reachable but has not taken what this node already sent to it, over a bound (a
+   * stalled Redis). The HTTP API answers 503 meanwhile, and other publishes are dropped and counted (`backlog`).
+   */
+  congested: boolean;
 }
 
 export interface ChannelCounts {

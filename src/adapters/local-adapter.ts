@@ -124,7 +124,7 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
     },
     // Membership is decided in memory, synchronously: nothing is ever in flight.
     settle: async () => undefined,
-    status: () => ({ adapter: 'local', up: true, pending: 0 }),
+    status: () => ({ adapter: 'local', up: true, pending: 0, congested: false }),
     // Delivery is a direct call: whatever was published has already been handed over.
     flush: async () => undefined,
     async close() {

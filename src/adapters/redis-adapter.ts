@@ -57,6 +57,11 @@ const RESUBSCRIBE_RETRY_MS = 250;
 const RENEW_SUBSCRIBER_AFTER_MS = 3000;
 /** A command that got no answer in this time fails (a stalled Redis must not stall publishes or queries). */
 const COMMAND_TIMEOUT_MS = 1000;
+/**
+ * Bytes this node may have written to Redis and not yet had taken (a stalled Redis reads nothing: ioredis keeps writing
+ * to the socket, whose buffer grows without bound). Over it, publishes are refused (adapter.ts `congested`).
+ */
+export const PUBLISH_BACKLOG_MAX_BYTES = 16 * 1024 * 1024;
 /** At most one `adapter_request_failed` line per this period. */
 const REQUEST_FAILURE_LOG_MS = 10_000;
 
@@ -188,6 +193,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const inflight = new Set<Promise<unknown>>();
 
   const isUp = (): boolean => !closed && subscribed && link.ready();
+  const congested = (): boolean => link.backlog() > PUBLISH_BACKLOG_MAX_BYTES;
   const refresh = (reason?: string): void => {
     if (isUp() && state !== 'up') {
       state = 'up';
@@ -531,6 +537,10 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         metrics.adapterDropped('down');
         return;
       }
+      if (congested()) {
+        metrics.adapterDropped('backlog');
+        return;
+      }
       metrics.adapterMessage('published');
       const events = keys.channel(envelope.appId, envelope.channel).events;
       markers.sent(events);
@@ -630,7 +640,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     async settle() {
       await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
     },
-    status: () => ({ adapter: 'redis', up: isUp(), pending: kept }),
+    status: () => ({ adapter: 'redis', up: isUp(), pending: kept, congested: congested() }),
     flush() {
       // Nothing published while down is waiting anywhere (it was dropped and counted); a lost marker is bounded by the caller.
       return isUp() ? markers.flush() : Promise.resolve();

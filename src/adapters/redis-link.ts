@@ -36,6 +36,8 @@ export interface RedisLink {
   /** Subscribes and unsubscribes event channels (interest routing). */
   readonly events: PubSubCommands;
   publish(channel: string, message: string): Promise<unknown>;
+  /** Bytes of commands written to the command connection(s) and not yet taken by the kernel: what a stalled Redis holds back. */
+  backlog(): number;
   /** The shard serving an event channel (one Redis: always the same). */
   shardOf(channel: string): string;
   /** After a (re)connection: the control channel plus every event channel this node listens to. */
@@ -136,6 +138,12 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
       batches: shape.batches,
     },
     publish: shape.publish,
+    backlog: () => {
+      if (pub instanceof Redis) return pub.stream?.writableLength ?? 0;
+      let bytes = 0;
+      for (const node of pub.nodes('master')) bytes += node.stream?.writableLength ?? 0;
+      return bytes;
+    },
     shardOf: shape.shardOf,
     resubscribe: async (control, channels) => {
       await sub.subscribe(control);

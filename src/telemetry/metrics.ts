@@ -79,10 +79,11 @@ export type AdapterDirection = 'published' | 'received';
 export type AdapterOp = 'channels' | 'members' | 'counts';
 /**
  * Why the cluster engine lost a publish: on the publishing node, it was down (not sent), the publish command failed
- * (`error`) or got no answer in time (`timeout`: it may still be carried); on a receiving node, envelopes it never received
+ * (`error`), got no answer in time (`timeout`: it may still be carried) or was not sent because Redis had not taken what
+ * was sent before (`backlog`: adapters/adapter.ts `congested`); on a receiving node, envelopes it never received
  * (`gap`, adapters/envelope-gaps.ts).
  */
-export type AdapterDropReason = 'down' | 'error' | 'timeout' | 'gap';
+export type AdapterDropReason = 'down' | 'error' | 'timeout' | 'backlog' | 'gap';
 /** Why Node's HTTP parser refused a request (http/client-errors.ts). */
 export type MalformedRequestReason =
   | 'bad_request'
@@ -292,7 +293,7 @@ export function createMetrics(
   );
   const adapterDropped = counter('websocket_adapter_dropped_total', 'Publishes the cluster engine dropped by reason');
   // Every reason from start, at 0: "none dropped" reads as 0 on a dashboard, not as no data, and `increase` sees the first.
-  const adapterDropReasons: readonly AdapterDropReason[] = ['down', 'error', 'timeout', 'gap'];
+  const adapterDropReasons: readonly AdapterDropReason[] = ['down', 'error', 'timeout', 'backlog', 'gap'];
   const adapterDropAttributes = new Map(adapterDropReasons.map((reason) => [reason, { reason }]));
   for (const attributes of adapterDropAttributes.values()) adapterDropped.add(0, attributes);
   const malformed = counter('websocket_http_malformed_requests_total', 'HTTP requests refused before any route saw them, by reason');

@@ -270,6 +270,38 @@ test('redis adapter: a join Redis refuses (out of memory) is refused to its call
   }
 });
 
+test('redis adapter: a Redis that reads nothing makes the engine congested past the bound: publishes refused and counted, not buffered', async () => {
+  const drops: string[] = [];
+  const a = make({ prefix: 'frozen', metrics: { ...noMetrics, adapterDropped: (reason: string) => drops.push(reason) } });
+  try {
+    await within(a.ready(), 'adapter up');
+    const seen: string[] = [];
+    await a.join('a1', 'c', '1.1', null, 0);
+    a.onEnvelope((e) => {
+      if (e.event === 'e') seen.push(e.data.slice(0, 8));
+    });
+    redis.freeze(true);
+    try {
+      const mib = 'x'.repeat(1024 * 1024);
+      // What the kernel takes first (a few MiB on loopback), then the socket's own buffer up to the bound.
+      let sent = 0;
+      for (; sent < 64 && !a.status().congested; sent++) a.publish(envelope(`${String(sent).padStart(8, '0')}${mib}`));
+      assert.equal(a.status().congested, true, `congested after ${sent} MiB`);
+      assert.equal(a.status().up, true, 'still reachable: not down');
+      a.publish(envelope('refused'));
+      assert.deepEqual(drops, ['backlog']);
+    } finally {
+      redis.freeze(false);
+    }
+    await until(() => !a.status().congested, 'the backlog taken by Redis', 10_000);
+    a.publish(envelope('after'));
+    await until(() => seen.includes('after'), 'a publish after the stall delivered', 10_000);
+    assert.ok(!seen.includes('refused'));
+  } finally {
+    await a.close();
+  }
+});
+
 /**
  * Holds Redis's write commands (scripts included) for `ms`, as a stalled Redis would: a command sent meanwhile times out
  * at the adapter (1 s) and then still runs when the pause ends. 1.8 s leaves 0.8 s for the test to send its command

@@ -14,6 +14,8 @@ export interface RedisServer {
   start(): Promise<void>;
   /** Stops it (SIGTERM, SIGKILL after 5 s); resolves once it exited. */
   stop(): Promise<void>;
+  /** Freezes the process (SIGSTOP) or lets it go on (SIGCONT): a Redis that is connected but reads nothing. */
+  freeze(frozen: boolean): void;
 }
 
 function accepts(port: number): Promise<boolean> {
@@ -59,6 +61,10 @@ export async function startRedis(): Promise<RedisServer> {
     clearTimeout(timer);
   };
 
+  const freeze = (frozen: boolean): void => {
+    child?.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+  };
+
   await start();
-  return { port, url: `redis://127.0.0.1:${port}`, start, stop };
+  return { port, url: `redis://127.0.0.1:${port}`, start, stop, freeze };
 }

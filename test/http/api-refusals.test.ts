@@ -57,7 +57,7 @@ const NO_GAUGES: GaugeSources = {
   channelStats: () => [],
   presenceMembersByApp: () => [],
   sendBufferBytes: () => 0,
-  adapterStatus: () => ({ adapter: 'local', up: true, pending: 0 }),
+  adapterStatus: () => ({ adapter: 'local', up: true, pending: 0, congested: false }),
 };
 
 interface Observed {
@@ -154,10 +154,11 @@ test('each refusal is counted once, under the registry error it was answered wit
   const observed = await observedMetrics();
   // A cluster engine that can be taken down: the local adapter, its status overridden.
   let engineDown = false;
+  let engineCongested = false;
   const adapter = (_hub: unknown, metrics: Metrics): Adapter => {
     const local = createLocalAdapter({ metrics, cacheTtlMs: 60_000, cacheMaxBytes: 1_000_000 });
     const status = local.status.bind(local);
-    return Object.assign(local, { status: () => ({ ...status(), up: !engineDown }) });
+    return Object.assign(local, { status: () => ({ ...status(), up: !engineDown, congested: engineCongested }) });
   };
   const server = await startServerWithApps(
     [
@@ -196,6 +197,10 @@ test('each refusal is counted once, under the registry error it was answered wit
     engineDown = true;
     await post('a publish while the engine is down', publishBody({}));
     engineDown = false;
+    // Reachable, but it has not taken what was sent before (a stalled Redis): refused too, not accepted and lost.
+    engineCongested = true;
+    await post('a publish while the engine is congested', publishBody({}));
+    engineCongested = false;
 
     assert.deepEqual(answers, [
       ['not JSON', 400, { error: 'Body is not valid JSON' }],
@@ -210,6 +215,7 @@ test('each refusal is counted once, under the registry error it was answered wit
       ['a parameter named twice', 400, { error: 'Invalid request' }],
       ['a disabled app', 403, { error: 'App is disabled' }],
       ['a publish while the engine is down', 503, { error: 'Cluster engine unavailable; retry' }],
+      ['a publish while the engine is congested', 503, { error: 'Cluster engine unavailable; retry' }],
     ]);
 
     const after = await observed.scrape();
@@ -226,7 +232,7 @@ test('each refusal is counted once, under the registry error it was answered wit
         unknown_info: 1,
         invalid_request: 1,
         app_disabled: 1,
-        engine_unavailable: 1,
+        engine_unavailable: 2,
       }),
     );
     assert.equal(sumOf(after, 'websocket_api_auth_failures_total'), 0);

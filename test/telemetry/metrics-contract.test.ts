@@ -20,7 +20,7 @@ const sources: GaugeSources = {
   channelStats: () => [{ appId: 'app-1', channelType: 'presence', channels: 2, subscriptions: 5 }],
   presenceMembersByApp: () => [['app-1', 4]],
   sendBufferBytes: () => 1024,
-  adapterStatus: () => ({ adapter: 'local', up: true, pending: 2 }),
+  adapterStatus: () => ({ adapter: 'local', up: true, pending: 2, congested: false }),
   logShipping: () => ({ shipped: 42, dropped: { spool_full: 1, rejected: 2, shutdown: 3 } }),
   stdoutDropped: () => ({ closed: 4, write_error: 5 }),
 };
@@ -150,7 +150,7 @@ describe('metrics contract (docs/telemetry.md)', () => {
     assert.equal(sample('websocket_adapter_pending_changes', { adapter: 'local' }), 2);
     assert.equal(sample('websocket_adapter_dropped_total', { reason: 'down' }), 1);
     assert.equal(sample('websocket_adapter_dropped_total', { reason: 'gap' }), 3, 'counted by the number missed');
-    for (const reason of ['error', 'timeout']) {
+    for (const reason of ['error', 'timeout', 'backlog']) {
       assert.equal(sample('websocket_adapter_dropped_total', { reason }), 0, `${reason} exported from start, at 0`);
     }
     assert.equal(sample('loki_lines_shipped_total', {}), 42);

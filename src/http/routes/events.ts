@@ -11,7 +11,8 @@ export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void
   const schemas = publishSchemas(deps.config);
   const publish = (request: FastifyRequest, appId: string, event: EventRequest) => {
     // A publish the cluster engine cannot carry is refused, not accepted and dropped: the backend sees 503 and can retry.
-    if (!deps.adapter.status().up) throw ApiError.of(Errors.API_ENGINE_UNAVAILABLE);
+    const engine = deps.adapter.status();
+    if (!engine.up || engine.congested) throw ApiError.of(Errors.API_ENGINE_UNAVAILABLE);
     // Checked in the same synchronous step that hands the events to the adapter: a publish is either refused here or
     // accepted before the drain flushes the adapter, so a 200 always means written to every subscriber connected now.
     if (!deps.isAccepting()) throw ApiError.of(Errors.API_SHUTTING_DOWN);
