@@ -134,6 +134,12 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
       }
       return answerError(reply, Errors.API_RATE_LIMITED, Errors.API_RATE_LIMITED.format(config.apiRequestsPerSecond));
     }
+    // Every route answers for the cluster (or acts on it): while the engine is down a query would answer empty and a
+    // terminate do nothing, both with a 200. The backend gets 503 and retries instead.
+    if (!deps.adapter.status().up) {
+      closeUnreadBody(request, reply);
+      return answerError(reply.header('Retry-After', RETRY_AFTER_SECONDS), Errors.API_ENGINE_UNAVAILABLE);
+    }
     request.beaconApp = app;
     return undefined;
   });

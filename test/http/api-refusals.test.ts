@@ -196,6 +196,7 @@ test('each refusal is counted once, under the registry error it was answered wit
     answers.push(['a disabled app', off.status, off.body]);
     engineDown = true;
     await post('a publish while the engine is down', publishBody({}));
+    await get('a channel query while the engine is down', `${API}/channels`);
     engineDown = false;
     // Reachable, but it has not taken what was sent before (a stalled Redis): refused too, not accepted and lost.
     engineCongested = true;
@@ -215,6 +216,7 @@ test('each refusal is counted once, under the registry error it was answered wit
       ['a parameter named twice', 400, { error: 'Invalid request' }],
       ['a disabled app', 403, { error: 'App is disabled' }],
       ['a publish while the engine is down', 503, { error: 'Cluster engine unavailable; retry' }],
+      ['a channel query while the engine is down', 503, { error: 'Cluster engine unavailable; retry' }],
       ['a publish while the engine is congested', 503, { error: 'Cluster engine unavailable; retry' }],
     ]);
 
@@ -232,7 +234,7 @@ test('each refusal is counted once, under the registry error it was answered wit
         unknown_info: 1,
         invalid_request: 1,
         app_disabled: 1,
-        engine_unavailable: 2,
+        engine_unavailable: 3,
       }),
     );
     assert.equal(sumOf(after, 'websocket_api_auth_failures_total'), 0);
