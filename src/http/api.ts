@@ -21,6 +21,7 @@ import { endHttpServerSpan, logIds, startHttpServerSpan } from '../telemetry/tra
 import { logEvent } from '../telemetry/log-events.js';
 import { oneValuePerName, verifyBody, verifyRequest, type SigningFailure } from './signing.js';
 import { closeUnreadBody } from './unread-body.js';
+import { isUpgrade } from './params.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerUserRoutes } from './routes/users.js';
@@ -89,12 +90,15 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     );
   };
 
+  // An upgrade to an API route is no API call: refused with 4005 as on any path (transport/ws-route.ts), with no span (its
+  // onResponse, which would end it, never runs), no signature check and no api_request line.
   scope.addHook('onRequest', async (request) => {
+    if (isUpgrade(request)) return;
     request.apiSpan = startHttpServerSpan(request.method, request.routeOptions.url ?? 'unmatched', request.headers);
   });
   // The drain's third step (lifecycle/drain.ts): from then on nothing is accepted, so nothing accepted can be lost.
-  scope.addHook('onRequest', async (_request, reply) => {
-    if (!deps.isAccepting()) {
+  scope.addHook('onRequest', async (request, reply) => {
+    if (!deps.isAccepting() && !isUpgrade(request)) {
       return answerError(reply.header('Retry-After', RETRY_AFTER_SECONDS), Errors.API_SHUTTING_DOWN);
     }
     return undefined;
@@ -102,7 +106,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
 
   // Runs before the body is read: a refused request never costs a parse (nor an MD5) of what it sent.
   scope.addHook<AppRequest>('onRequest', async (request, reply) => {
-    if (request.method === 'OPTIONS') return;
+    if (request.method === 'OPTIONS' || isUpgrade(request)) return;
     if (!oneValuePerName(request.query)) {
       closeUnreadBody(request, reply);
       return answerError(reply, Errors.API_INVALID_REQUEST);

@@ -28,12 +28,17 @@ interface UpgradeFlag {
   upgrade?: boolean;
 }
 
+/** Whether `request` asks for a WebSocket upgrade (from fastify's first hook on). */
+export function isUpgrade(request: FastifyRequest): boolean {
+  return (request.raw as UpgradeFlag).upgrade === true;
+}
+
 export function frameworkErrors(refused: RefusedRequest): (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => void {
   return (error, request, reply) => {
     const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
     const refusal = tooLong ? Errors.API_PARAM_TOO_LONG : Errors.API_INVALID_URL;
     refused(tooLong ? 'param_too_long' : 'bad_url', refusal, { error: error.code, remote_address: request.ip });
-    if ((request.raw as UpgradeFlag).upgrade === true) {
+    if (isUpgrade(request)) {
       answerOnSocket(request.raw.socket, refusal, refusal.message);
       return;
     }

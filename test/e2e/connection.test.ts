@@ -136,19 +136,22 @@ test('unknown path: close 4005', async () => {
   }
 });
 
-test('an upgrade to an HTTP route (health, readiness, a signed API GET) is refused with 4005 like any other path', async () => {
+test('an upgrade to an HTTP route (health, readiness, an API GET signed or not) is refused with 4005 like any other path', async () => {
   // @fastify/websocket closed these itself after the 101: no pusher:error, nothing counted, and an unbounded info line per
   // attempt carrying the raw URL — an API request's signature included.
   const server = await startServer();
   try {
     const channels = `/apps/${APP.id}/channels`;
     const query = signedQuery('GET', channels);
-    for (const path of ['/healthz', '/readyz', `${channels}?${query}`]) {
+    // Unsigned: no API call either (it was answered 401 by the signature check and counted as an API auth failure).
+    for (const path of ['/healthz', '/readyz', `${channels}?${query}`, channels]) {
       const { error, closed } = await refused(server, path);
       assert.equal(closed.code, 4005, path);
       assert.equal(error.code, 4005, path);
     }
-    await until(() => logLines(server, { event: 'connection_rejected', code: 4005 }).length === 3, 'three connection_rejected lines');
+    await until(() => logLines(server, { event: 'connection_rejected', code: 4005 }).length === 4, 'four connection_rejected lines');
+    assert.deepEqual(logLines(server, { event: 'auth_failed' }), []);
+    assert.deepEqual(logLines(server, { event: 'api_request' }), []);
     const signature = new URLSearchParams(query).get('auth_signature') ?? '';
     assert.ok(signature.length > 0);
     assert.doesNotMatch(JSON.stringify(server.logs), new RegExp(signature), 'the signature is never logged');
