@@ -23,8 +23,11 @@ if (isMainThread && !options.disabled) {
   const { registerProcessMetrics } = await import('../src/telemetry/process-metrics.js');
 
   installDiagnostics(options);
-  const { sdk, rootSampling, exportedSpans } = createTelemetrySdk(options, await detectTelemetryResource(options));
+  const { sdk, prometheus, rootSampling, exportedSpans } = createTelemetrySdk(options, await detectTelemetryResource(options));
   sdk.start();
+  if (prometheus !== undefined && options.metrics !== undefined) {
+    (await import('./metrics-server.js')).startMetricsServer(prometheus, options.metrics);
+  }
   exportedSpans?.build();
   if (rootSampling !== undefined) (await import('../src/telemetry/root-sampling.js')).sampleRootsBeforeTheSdk(rootSampling);
   registerProcessMetrics();

@@ -88,9 +88,8 @@ export function createTelemetrySdk(
             withoutScopeInfo: true,
             // Beacon's histograms are kept outside the SDK (src/telemetry/histogram-table.ts) and read at each scrape.
             metricProducers: [processHistograms],
-          },
-          (err) => {
-            if (err !== undefined) diag.error(`metrics server could not listen on ${options.metrics?.host}:${options.metrics?.port}`, err);
+            // Served by otel/metrics-server.ts (register.ts starts it), not by the exporter's own server.
+            preventServerStart: true,
           },
         );
 
