@@ -84,24 +84,36 @@ export class RedisMembership {
   /**
    * Records again a subscription this node holds, after its share was lost (Redis restarted empty, or another node reaped
    * this one): the node's channel index and the join script, which changes nothing for a subscription still recorded. It
-   * counts no other local hold: the subscription's `leave` comes once.
+   * counts no other local hold: the subscription's `leave` comes once. Its `member_added` goes to the socket itself too:
+   * after a reap, that socket was sent its own `member_removed`.
    */
   async rejoin(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome> {
     await this.client.sadd(this.keys.nodeChannels(this.nodeId), JSON.stringify([appId, channel]));
-    return this.record(appId, channel, socketId, member, maxMembers);
+    return this.record(appId, channel, socketId, member, maxMembers, false);
   }
 
-  /** The join script: records the subscription (and member) unless the presence channel is full, and what it changed. */
-  private async record(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome> {
+  /**
+   * The join script: records the subscription (and member) unless the presence channel is full, and what it changed. Its
+   * member and count events skip the joining socket when `skipJoiner` (it gets the join's answer instead).
+   */
+  private async record(
+    appId: string,
+    channel: string,
+    socketId: string,
+    member: MemberRef | null,
+    maxMembers: number,
+    skipJoiner = true,
+  ): Promise<JoinOutcome> {
+    const excluded = skipJoiner ? socketId : undefined;
     const k = this.keys.channel(appId, channel);
     const result = (await join.run(this.client, this.scriptKeys(appId, channel, this.nodeId), [
       this.keys.nodeField(this.nodeId),
       member?.userId ?? '',
       member === null ? '' : storedInfo(member),
       maxMembers,
-      envelopeHead(appId, channel, 'added', socketId),
+      envelopeHead(appId, channel, 'added', excluded),
       member === null ? '""' : JSON.stringify(memberAddedData(member)),
-      member === null ? this.countHead(appId, channel, socketId) : '',
+      member === null ? this.countHead(appId, channel, excluded) : '',
       k.events,
       this.publishCommand,
       socketId,

@@ -126,6 +126,9 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
    */
   async function reportExpired(gap: number, wasListed: boolean): Promise<void> {
     const reapedBy = await client.get(keys.reapLock(nodeId)).catch(() => null);
+    // This node is back: a lock left by its reap (held 60 s) would keep it from being reaped in time should it die now,
+    // and would name a reaper again after a later outage that reaped nothing.
+    if (reapedBy !== null) await client.del(keys.reapLock(nodeId)).catch(() => undefined);
     if (!wasListed && reapedBy === null && gap <= nodeTtlMs) return;
     logEvent(
       logger,

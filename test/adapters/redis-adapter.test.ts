@@ -211,6 +211,8 @@ test('redis adapter: after Redis restarts empty, each node records its share aga
     await b.join('a1', 'gone-r', '1.4', null, 0);
     assert.equal(await a.reserveConnection('a1', 2, 'conn-1'), true);
     await b.userPresence('a1', 'u9', true);
+    const atA: Envelope[] = [];
+    a.onEnvelope((e) => atA.push(e));
     await redis.stop();
     await until(() => !a.status().up && !b.status().up, 'both down');
     // Let go while Redis is down: not recorded again.
@@ -234,6 +236,10 @@ test('redis adapter: after Redis restarts empty, each node records its share aga
         [2, 0, 1],
       ],
     );
+    // u1's member_added goes to its own socket too: after a reap, that socket had been sent its own member_removed.
+    const added = atA.filter((e) => e.event === 'pusher_internal:member_added' && e.data.includes('"u1"')).at(-1);
+    assert.ok(added !== undefined, 'member_added of u1');
+    assert.equal(added.excludeSocketId, undefined);
     // Recorded once, not twice: the members' share leaves as usual.
     await b.leave('a1', 'presence-r', '1.2', { userId: 'u2', userInfo: null });
     assert.deepEqual([...(await a.members('a1', 'presence-r')).keys()], ['u1']);

@@ -250,3 +250,28 @@ test('a node that just started reaps only after beating for a TTL: a dead node i
     await closeAll();
   }
 });
+
+test('a node reaped while it was stopped, then back, then dead for good is reaped again in time: its reap lock went when it came back', async () => {
+  const { lines, node, closeAll } = cluster('again');
+  const [a, b] = [node('a'), node('b')];
+  try {
+    await b.membership.join('a1', 'presence-room', 'b.1', { userId: 'bob', userInfo: {} }, 0);
+    a.start();
+    b.start();
+    await Promise.all([moreTicks(a, 4, 'established'), moreTicks(b, 4, 'established')]);
+    await b.stop();
+    await until(() => events(lines, 'node_reaped').length === 1, 'the first reap of b', TTL_MS + BEAT_MS + 3000);
+    // Back: it finds its key gone, names its reaper once, and beats on.
+    b.start();
+    await until(() => events(lines, 'node_expired').length === 1, 'b finds itself reaped');
+    assert.equal(events(lines, 'node_expired')[0]!.reaped_by, 'a');
+    await moreTicks(b, 3, 'beating again');
+    // Dead for good now: reaped within the bound again, not after the 60 s its first reap's lock was held.
+    await b.stop();
+    const diedAt = Date.now();
+    await until(() => events(lines, 'node_reaped').length === 2, 'the second reap of b', TTL_MS + BEAT_MS + SLACK_MS + 1000);
+    assert.ok(Date.now() - diedAt <= TTL_MS + BEAT_MS + SLACK_MS, `reaped ${Date.now() - diedAt} ms after it stopped`);
+  } finally {
+    await closeAll();
+  }
+});
