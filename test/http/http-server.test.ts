@@ -39,22 +39,6 @@ test('requests pipelined past the bound: the ones before it answered, then one 4
   }
 });
 
-test('a client that pipelines thousands of requests and reads: its answers and the 429 reach it, not a connection reset', async () => {
-  const server = await startServer();
-  try {
-    // The server reads a fraction of what each sent before it refuses: closed with that input unread, the kernel resets
-    // the connection and a client can lose what it had not read yet. Seen against the compiled server under load (27 of
-    // 50 clients got only ECONNRESET); this in-process run does not reproduce the race, and guards the outcome.
-    const flood = HEALTHZ.repeat(20_000);
-    const answers = await Promise.all(Array.from({ length: 50 }, () => exchange(server.port, flood)));
-    for (const [i, answered] of answers.entries()) {
-      assert.deepEqual(statuses(answered), [...Array<string>(MAX_REQUESTS_AHEAD).fill('200'), '429'], `client ${i}`);
-    }
-  } finally {
-    await server.close();
-  }
-});
-
 test('up to the bound pipelined, and any number sent one after another on a keep-alive connection, are all served', async () => {
   const server = await startServer();
   const socket = connect(server.port, '127.0.0.1');
