@@ -13,6 +13,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { diag, metrics } from '@opentelemetry/api';
 import type { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { lingerAfterLast } from '../src/http/raw-answer.js';
 
 const REQUEST_TIMEOUT_MS = 10_000;
 const REPORT_EVERY_MS = 60_000;
@@ -62,8 +63,8 @@ export function startMetricsServer(exporter: PrometheusExporter, options: Metric
     if (busy.has(socket)) {
       // Sent before the answer to the one before it: refused, and nothing more is rendered for this socket.
       closing.add(socket);
+      lingerAfterLast(socket);
       refuse('pipelined', response, 429, { Connection: 'close' });
-      response.once('finish', () => socket.destroy());
       return;
     }
     const path = (request.url ?? '').split('?', 1)[0];

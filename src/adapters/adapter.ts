@@ -31,7 +31,8 @@ export interface AdapterStatus {
   pending: number;
   /**
    * Publishes are refused: the engine is reachable but has not taken what this node already sent to it, over a bound (a
-   * stalled Redis). The HTTP API answers 503 meanwhile, and other publishes are dropped and counted (`backlog`).
+   * stalled Redis). The HTTP API answers 503 meanwhile; `publish` still carries what comes until twice the bound (a
+   * request admitted just before it, whole), then drops and counts (`backlog`).
    */
   congested: boolean;
 }

@@ -62,6 +62,8 @@ const COMMAND_TIMEOUT_MS = 1000;
  * to the socket, whose buffer grows without bound). Over it, publishes are refused (adapter.ts `congested`).
  */
 export const PUBLISH_BACKLOG_MAX_BYTES = 16 * 1024 * 1024;
+/** Changes of a share recorded again (`rerecord`) in flight at once. */
+const RERECORD_CONCURRENCY = 16;
 /** At most one `adapter_request_failed` line per this period. */
 const REQUEST_FAILURE_LOG_MS = 10_000;
 
@@ -264,18 +266,20 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     message: (channel, message) => {
       if (channel === keys.control) onControl(message);
       else if (watchChannels.has(channel)) onUserPresenceMessage(message);
-      else onEnvelopeMessage(message);
+      else onEnvelopeMessage(channel, message);
     },
   });
 
-  function onEnvelopeMessage(message: string): void {
+  function onEnvelopeMessage(channel: string, message: string): void {
     if (markers.received(message)) return;
     const decoded = decodeStamped(message);
     if (decoded === undefined) return;
     const { envelope, stamp } = decoded;
     metrics.adapterMessage('received');
-    if (stamp !== undefined) {
-      const skipped = gaps.received(keys.channel(envelope.appId, envelope.channel).events, stamp);
+    // Only while this node wants the channel: what still arrives after its UNSUBSCRIBE must not set a baseline that a
+    // re-subscription a minute later would read as a gap (the baseline is also dropped when a SUBSCRIBE is acknowledged).
+    if (stamp !== undefined && interest.wants(channel)) {
+      const skipped = gaps.received(channel, stamp);
       if (skipped > 0) metrics.adapterDropped('gap', skipped);
     }
     deliver(envelope);
@@ -341,49 +345,62 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * signed-in user — so what is still recorded changes nothing. What is let go meanwhile (a leave, a release, a sign-out)
    * is taken back out after. One `node_share_recorded` line says what was recorded once every change has been attempted.
    */
+  let recording = 0;
   function rerecord(): void {
+    // A later loss (two in a row) restarts the work: what an older run has not sent yet is left to the newer one.
+    const run = ++recording;
+    const current = (): boolean => run === recording && !closed;
     membership.relist();
     const started = performance.now();
-    const attempts: Promise<unknown>[] = [];
-    const again = (run: () => Promise<unknown>, after: () => void): void => {
-      attempts.push(
-        new Promise<void>((resolve) =>
-          runDurable({
-            run,
-            attempted: (recorded) => {
-              if (!recorded) return;
-              after();
-              resolve();
-            },
-            reject: () => resolve(),
-            idempotent: true,
-          }),
-        ),
+    // Already admitted: recorded again without the limits (a seat or a quota slot taken meanwhile must not refuse it).
+    const changes: (() => Promise<void>)[] = [];
+    const again = (record: () => Promise<unknown>, after: () => void) => (): Promise<void> =>
+      new Promise<void>((resolve) =>
+        runDurable({
+          run: () => (current() ? record() : Promise.resolve()),
+          attempted: (recorded) => {
+            if (!recorded) return;
+            after();
+            resolve();
+          },
+          reject: () => resolve(),
+          idempotent: true,
+        }),
       );
-    };
     for (const [key, s] of held) {
-      again(
-        () => (held.has(key) ? membership.rejoin(s.appId, s.channel, s.socketId, s.member, s.maxMembers) : Promise.resolve()),
-        () => {
-          // Left while it was recorded again (its leave's script may have run first): taken back out, as a failed join.
-          if (!held.has(key)) removal(key, () => membership.leave(s.appId, s.channel, s.socketId, s.member, false)).catch(() => undefined);
-        },
+      changes.push(
+        again(
+          () => (held.has(key) ? membership.rejoin(s.appId, s.channel, s.socketId, s.member, 0) : Promise.resolve()),
+          () => {
+            // Left while it was recorded again (its leave's script may have run first): taken back out, as a failed join.
+            if (!held.has(key)) removal(key, () => membership.leave(s.appId, s.channel, s.socketId, s.member, false)).catch(() => undefined);
+          },
+        ),
       );
     }
     for (const [id, r] of reservations) {
-      again(
-        () => (reservations.has(id) ? membership.reserveConnection(r.appId, r.max, id) : Promise.resolve()),
-        () => {
-          if (!reservations.has(id)) runDurable({ run: () => membership.releaseConnection(r.appId, id), reject: () => undefined, idempotent: true });
-        },
+      changes.push(
+        again(
+          () => (reservations.has(id) ? membership.reserveConnection(r.appId, 0, id) : Promise.resolve()),
+          () => {
+            if (!reservations.has(id)) runDurable({ run: () => membership.releaseConnection(r.appId, id), reject: () => undefined, idempotent: true });
+          },
+        ),
       );
     }
     // One write per user at a time, with the user's latest state (writePresence): a sign-out meanwhile is written after.
-    for (const u of signedIn.values()) attempts.push(writePresence(u.appId, u.userId, true));
+    for (const u of signedIn.values()) changes.push(() => (current() ? writePresence(u.appId, u.userId, true) : Promise.resolve()));
     const line = { event: 'node_share_recorded', node: nodeId, subscriptions: held.size, connections: reservations.size, users: signedIn.size } as const;
-    void Promise.all(attempts).then(() =>
-      logEvent(logger, 'info', { ...line, duration_ms: Math.round(performance.now() - started) }, "cluster engine: this node's share recorded again"),
-    );
+    // A few at a time: the whole share at once (tens of thousands of scripts) would queue past the command timeout, be
+    // retried while Redis still works through it, and congest the connection publishes share.
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < changes.length && current()) await changes[next++]!();
+    };
+    void Promise.all(Array.from({ length: RERECORD_CONCURRENCY }, worker)).then(() => {
+      if (!current()) return;
+      logEvent(logger, 'info', { ...line, duration_ms: Math.round(performance.now() - started) }, "cluster engine: this node's share recorded again");
+    });
   }
 
   /** Tracks a membership operation so `close` can wait for it. */
@@ -537,7 +554,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         metrics.adapterDropped('down');
         return;
       }
-      if (congested()) {
+      // Twice the bound the API refuses at: a request admitted just before the engine became congested is carried whole.
+      if (link.backlog() > 2 * PUBLISH_BACKLOG_MAX_BYTES) {
         metrics.adapterDropped('backlog');
         return;
       }

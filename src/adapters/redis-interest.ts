@@ -25,11 +25,20 @@ export class Interest {
   private scheduled = false;
   private waiters = new Map<string, { resolve: () => void; reject: (err: unknown) => void }[]>();
 
-  /** `unsubscribed` hears each channel this node stops listening to (its last local subscriber left). */
+  /**
+   * `changed` hears each channel this node starts listening to (its SUBSCRIBE acknowledged: what arrives from then on was
+   * published after it) and each it stops listening to (its last local subscriber left). A reconnection's resubscription
+   * is neither: the node listened all along, and what it missed meanwhile is a loss.
+   */
   constructor(
     private readonly commands: PubSubCommands,
-    private readonly unsubscribed: (channel: string) => void = () => undefined,
+    private readonly changed: (channel: string) => void = () => undefined,
   ) {}
+
+  /** Whether this node has local subscribers for `channel` (recorded or being recorded). */
+  wants(channel: string): boolean {
+    return this.counts.has(channel);
+  }
 
   /** One more local subscriber of `channel`; resolves once this node is subscribed to it in Redis. */
   acquire(channel: string): Promise<void> {
@@ -109,7 +118,7 @@ export class Interest {
       for (const c of unsubscribe) {
         this.subscribed.delete(c);
         this.inflight.delete(c);
-        this.unsubscribed(c);
+        this.changed(c);
       }
       for (const group of this.groups(unsubscribe)) this.commands.unsubscribe(group).catch(() => undefined);
     }
@@ -117,7 +126,10 @@ export class Interest {
       for (const c of group) this.subscribed.add(c);
       const done = this.commands.subscribe(group).then(
         () => {
-          for (const c of group) if (this.inflight.get(c) === done) this.inflight.delete(c);
+          for (const c of group) {
+            if (this.inflight.get(c) === done) this.inflight.delete(c);
+            this.changed(c);
+          }
         },
         (err: unknown) => {
           // Not subscribed after all: the next acquire (or the reconnection) tries again.

@@ -38,7 +38,10 @@ export interface ReaperDeps {
   nodeTtlMs: number;
   /** Receives what a reap changed (webhooks). */
   reaped: (channels: ReapedChannel[]) => void;
-  /** This node's own key had expired when it beat again: its share of the cluster state may be gone (redis-adapter.ts). */
+  /**
+   * This node's own key had expired when it beat again, or it found itself unlisted (a reap finished): its share of the
+   * cluster state may be gone (redis-adapter.ts records it again).
+   */
   expired?: () => void;
 }
 
@@ -112,10 +115,11 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     if (gap === undefined || gap > nodeTtlMs / 2 || expired) continuousSince = now;
     else continuousSince ??= now;
     lastBeat = now;
-    if (expired) {
-      deps.expired?.();
-      await reportExpired(gap, added === 0);
-    }
+    // Unlisted at a beat that is not its first, though its key was there: a reap that decided before this node beat again
+    // finished after (a reap unlists its node last), and may have removed what the node had recorded again meanwhile.
+    const unlisted = gap !== undefined && !expired && added === 1;
+    if (expired || unlisted) deps.expired?.();
+    if (expired) await reportExpired(gap, added === 0);
     return true;
   }
 

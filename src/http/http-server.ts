@@ -26,12 +26,10 @@ import { Errors, type HttpError } from '../protocol/errors.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { RefusedRequest } from './client-errors.js';
 import { API_CORS } from './cors-options.js';
-import { answerOnResponse, answerOnSocket } from './raw-answer.js';
+import { answerOnResponse, answerOnSocket, lingerAfterLast } from './raw-answer.js';
 
 /** Requests a socket may have sent ahead of its answers (the one being served included). */
 export const MAX_REQUESTS_AHEAD = 16;
-/** How long a refused pipeliner's socket stays open after its last answer, for the client to read it. */
-const LINGER_MS = 1000;
 
 /** The timeouts fastify would give the server it builds itself (app.ts passes them). */
 export interface HttpServerTimeouts {
@@ -77,22 +75,6 @@ export function httpServerFactory(
       answerOnSocket(socket, Errors.API_METHOD_NOT_ALLOWED, Errors.API_METHOD_NOT_ALLOWED.message, [ALLOW]);
     });
     return server;
-  };
-}
-
-/**
- * How the socket of a refused pipeliner closes, once the 429 (its last answer: `Connection: close`) is written: its side
- * ended, nothing more read (what it still sends is neither parsed nor served), and destroyed when the client closes or
- * LINGER_MS later. Destroyed at once, the socket was reset by the kernel (its input unread), and the client lost the
- * answers it had not read yet, the 429 included: 27 of 50 flooding sockets got nothing but ECONNRESET. Node calls
- * `destroySoon` on the socket after a last answer (its `end` otherwise).
- */
-function lingerAfterLast(socket: Socket): void {
-  socket.destroySoon = () => {
-    socket.end();
-    socket.pause();
-    const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
-    socket.once('close', () => clearTimeout(timer));
   };
 }
 

@@ -294,8 +294,13 @@ test('redis adapter: a Redis that reads nothing makes the engine congested past 
       for (; sent < 64 && !a.status().congested; sent++) a.publish(envelope(`${String(sent).padStart(8, '0')}${mib}`));
       assert.equal(a.status().congested, true, `congested after ${sent} MiB`);
       assert.equal(a.status().up, true, 'still reachable: not down');
-      a.publish(envelope('refused'));
+      // Still carried up to twice the bound (what the API admitted just before), then dropped and counted.
+      const carried = sent;
+      for (; sent < 128 && drops.length === 0; sent++) a.publish(envelope(`${String(sent).padStart(8, '0')}${mib}`));
       assert.deepEqual(drops, ['backlog']);
+      assert.ok(sent - carried >= 15, `${sent - carried} MiB carried past the bound`);
+      a.publish(envelope('refused'));
+      assert.deepEqual(drops, ['backlog', 'backlog']);
     } finally {
       redis.freeze(false);
     }

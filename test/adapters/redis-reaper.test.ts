@@ -275,3 +275,32 @@ test('a node reaped while it was stopped, then back, then dead for good is reape
     await closeAll();
   }
 });
+
+test('a node that finds itself unlisted at a beat (a reap that decided before it came back finished after) records its share again', async () => {
+  const keys = new RedisKeys('unlisted');
+  const client = new Redis(redis.url);
+  let lost = 0;
+  const reaper = createReaper({
+    client,
+    keys,
+    membership: new RedisMembership(client, keys, 'b', 'PUBLISH'),
+    logger: { info: () => undefined, warn: () => undefined },
+    nodeId: 'b',
+    nodeTtlMs: TTL_MS,
+    reaped: () => undefined,
+    expired: () => void lost++,
+  });
+  try {
+    await reaper.tick();
+    await reaper.tick();
+    assert.equal(lost, 0, 'listed, key present: nothing lost');
+    // A reap unlists its node last; the key is there again (the node beat meanwhile).
+    await admin.srem(keys.nodes, 'b');
+    await reaper.tick();
+    assert.equal(lost, 1);
+    await reaper.tick();
+    assert.equal(lost, 1, 'listed again by that beat');
+  } finally {
+    client.disconnect();
+  }
+});

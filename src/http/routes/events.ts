@@ -9,13 +9,19 @@ import { requestContext, type AppRequest } from '../request-app.js';
 export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void {
   // Built once: the limits are part of the schemas. They run in the handlers, after the signing hook (api.ts).
   const schemas = publishSchemas(deps.config);
-  const publish = (request: FastifyRequest, appId: string, event: EventRequest) => {
-    // A publish the cluster engine cannot carry is refused, not accepted and dropped: the backend sees 503 and can retry.
+  /**
+   * Decided once per request, before any of its events is handed on, so a request is refused whole or carried whole.
+   * A publish the cluster engine cannot carry is refused, not accepted and dropped: the backend sees 503 and can retry
+   * (a congested engine still carries what it admitted: adapters/adapter.ts). Checked in the same synchronous step that
+   * hands the events to the adapter: a publish is either refused here or accepted before the drain flushes the adapter,
+   * so a 200 always means written to every subscriber connected now.
+   */
+  const admit = (): void => {
     const engine = deps.adapter.status();
     if (!engine.up || engine.congested) throw ApiError.of(Errors.API_ENGINE_UNAVAILABLE);
-    // Checked in the same synchronous step that hands the events to the adapter: a publish is either refused here or
-    // accepted before the drain flushes the adapter, so a 200 always means written to every subscriber connected now.
     if (!deps.isAccepting()) throw ApiError.of(Errors.API_SHUTTING_DOWN);
+  };
+  const publish = (request: FastifyRequest, appId: string, event: EventRequest) => {
     const parent = requestContext(request);
     for (const channel of event.channels) {
       deps.publisher.publish({
@@ -33,6 +39,7 @@ export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void
   scope.post<AppRequest>('/events', async (request) => {
     const app = request.beaconApp;
     const event = parseBody(schemas.event, request.body);
+    admit();
     publish(request, app.id, event);
     if (event.info.length === 0) return {};
     const channels: Array<[string, Record<string, number>]> = [];
@@ -47,6 +54,7 @@ export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void
     const app = request.beaconApp;
     // The whole batch is validated before any of it is published: a bad item publishes nothing.
     const events = parseBody(schemas.batch, request.body);
+    admit();
     for (const event of events) publish(request, app.id, event);
     if (events.every((e) => e.info.length === 0)) return {};
     const out: Record<string, number>[] = [];
