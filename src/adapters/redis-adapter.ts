@@ -470,11 +470,15 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         idempotent: true,
       }),
     );
-    removals.set(key, recorded);
+    // A join of the same socket and channel waits for every removal still pending, not only the latest (a take-back of a
+    // re-recorded subscription can come while the leave before it is still retried).
+    const prior = removals.get(key);
+    const pending = prior === undefined ? recorded : Promise.allSettled([prior, recorded]).then(() => recorded);
+    removals.set(key, pending);
     const forget = (): void => {
-      if (removals.get(key) === recorded) removals.delete(key);
+      if (removals.get(key) === pending) removals.delete(key);
     };
-    recorded.then(forget, forget);
+    pending.then(forget, forget);
     return recorded;
   }
 
