@@ -32,6 +32,8 @@ const HELP = `Usage: npm run bench:ab -- --root DIR [--root DIR ...] [options]
   --target ID           which Beacon (default beacon): beacon (telemetry off), beacon-sampled, beacon-otel
   --phase NAME          fanout (default): CPU per delivery; connects: CPU per subscribed connect
   --no-probe            leave out the baseline: the limit probe (bare ws, frames written raw), or bare ws for connects
+  --node-arg ARG        an option for node running each Beacon (repeatable), e.g. --node-arg=--cpu-prof
+                        --node-arg=--cpu-prof-dir=/tmp/prof: a CPU profile of each, written when it stops
   --variant SPEC        a variant of the Beacon target, run from every checkout: NAME or NAME:KEY=VALUE,KEY=VALUE
                         (variables set over the target's own, e.g. info:LOG_LEVEL=info or warn:LOG_LEVEL=warn);
                         repeatable, ratios are to the first checkout's first variant (default: the target as it is)
@@ -54,6 +56,7 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '50' },
     'no-probe': { type: 'boolean', default: false },
     variant: { type: 'string', multiple: true, default: [] },
+    'node-arg': { type: 'string', multiple: true, default: [] },
     phase: { type: 'string', default: 'fanout' },
     connections: { type: 'string', default: '10000' },
     'slice-connects': { type: 'string', default: '500' },
@@ -210,7 +213,10 @@ async function connects(servers: ServerProcess[]): Promise<void> {
 const sink = await startSink();
 const servers: ServerProcess[] = [];
 try {
-  for (const entry of entries) servers.push(await startServer(entry.target, { otlpEndpoint: sink.url, root: entry.root, env: entry.env }));
+  for (const entry of entries) {
+    const nodeArgs = entry.root === undefined ? undefined : args['node-arg'];
+    servers.push(await startServer(entry.target, { otlpEndpoint: sink.url, root: entry.root, env: entry.env, nodeArgs }));
+  }
   if (CONNECTS) await connects(servers);
   else await fanout(servers);
 } finally {
