@@ -194,35 +194,49 @@ export class RedisMembership {
     await release.run(this.client, keys, [this.keys.nodeField(this.nodeId), id]);
   }
 
-  /** Removes `node`'s share of every channel it held and its counted connections; what changed, per channel. */
-  async reap(node: string): Promise<ReapedChannel[]> {
+  /**
+   * Removes `node`'s share of every channel it held and its counted connections; what changed, per channel. `back` is
+   * asked along with each app's and each channel's step (sent just before its script, so it costs no round trip) and once
+   * more after the last: as soon as it answers true the reap stops where it is and leaves the node's indexes, which still
+   * list everything the node may hold (what it recorded meanwhile included). Only a reap that went through deletes them.
+   * Without `back` it always goes through (a node removing its own share as it closes).
+   */
+  async reap(node: string, back: () => Promise<boolean> = async () => false): Promise<ReapedChannel[]> {
+    const out: ReapedChannel[] = [];
     for (const appId of await this.client.smembers(this.keys.nodeApps(node))) {
-      await reapConnections.run(this.client, [this.keys.appConnections(appId), this.keys.appReservations(appId, node)], [
-        this.keys.nodeField(node),
+      const [isBack] = await Promise.all([
+        back(),
+        reapConnections.run(this.client, [this.keys.appConnections(appId), this.keys.appReservations(appId, node)], [
+          this.keys.nodeField(node),
+        ]),
       ]);
       const k = this.keys.users(appId);
       const head = `${JSON.stringify({ appId }).slice(0, -1)},"userId":`;
       await reapUsers.run(this.client, [k.count, k.share(node)], [head, k.events, this.publishCommand]);
+      if (isBack) return out;
     }
-    await this.client.del(this.keys.nodeApps(node));
-    const pairs = await this.client.smembers(this.keys.nodeChannels(node));
-    const out: ReapedChannel[] = [];
-    for (const pair of pairs) {
+    for (const pair of await this.client.smembers(this.keys.nodeChannels(node))) {
       const [appId, channel] = JSON.parse(pair) as [string, string];
       const k = this.keys.channel(appId, channel);
-      const [vacated, removedUsers] = (await reap.run(this.client, this.scriptKeys(appId, channel, node), [
-        this.keys.nodeField(node),
-        envelopeHead(appId, channel, 'removed'),
-        this.countHead(appId, channel),
-        k.events,
-        this.publishCommand,
-        channel.startsWith('presence-') ? '1' : '0',
-      ])) as [number, string[]];
+      const [isBack, [vacated, removedUsers]] = await Promise.all([
+        back(),
+        reap.run(this.client, this.scriptKeys(appId, channel, node), [
+          this.keys.nodeField(node),
+          envelopeHead(appId, channel, 'removed'),
+          this.countHead(appId, channel),
+          k.events,
+          this.publishCommand,
+          channel.startsWith('presence-') ? '1' : '0',
+        ]) as Promise<[number, string[]]>,
+      ]);
       if (vacated === 1) await this.unindex(appId, channel);
       const removed = removedUsers.map(signedId);
       if (vacated === 1 || removed.length > 0) out.push({ appId, channel, removedUsers: removed, vacated: vacated === 1 });
+      if (isBack) return out;
     }
-    await this.client.del(this.keys.nodeChannels(node));
+    // The node's app index goes with its channel index, last: a reap that stopped must leave both.
+    if (await back()) return out;
+    await Promise.all([this.client.del(this.keys.nodeApps(node)), this.client.del(this.keys.nodeChannels(node))]);
     return out;
   }
 

@@ -13,10 +13,26 @@
  * and its last good beat was at most a beat interval before the refusals began; a node that missed no beat meanwhile
  * would have seen its own gap exceed half a TTL first.
  *
- * A node whose own key had expired when it beats again (found missing by the EXISTS sent just before the SET, on the
- * same connection) says so once (`node_expired`, warn): another node may have reaped its share, or Redis restarted empty;
- * `expired` has the engine record its share again (redis-adapter.ts).
+ * A node whose own key had expired when it beats again (the heartbeat script reads the key as it sets it) says so once
+ * (`node_expired`, warn): another node may have reaped its share, or Redis restarted empty; `expired` has the engine
+ * record its share again (redis-adapter.ts).
  * A heartbeat that fails is logged once per episode (`node_heartbeat_failed`), its end once (`node_heartbeat_resumed`).
+ *
+ * A node can come back while a reaper is still removing its share, channel by channel. What it records again meanwhile
+ * on a channel the reaper has passed stays recorded, and a reap that went on to delete the node's indexes and unlist it
+ * would leave those entries where no later reap finds them, should the node die for good before its next beat (which
+ * finds it unlisted and records everything again, indexes included). So the reaper asks whether the node's key is back
+ * along with each step (an EXISTS sent just before each app's and each channel's script: no round trip added), and once
+ * more before it deletes the indexes; as soon as the key is back it stops there, leaving the node listed and its indexes
+ * whole (they list all it may hold, what it recorded meanwhile included, so a later reap finds everything). What it
+ * removed after the node came back may have undone what the node recorded again, and nothing else would tell the node:
+ * its key is there and it is listed. So the reaper writes its own id into the node's key (only if the key is there: a
+ * node that died again is left to expire), and the node's next beat, reading that, records its share again; the reaper
+ * lets go of the lock, since the node is alive and its key, as long as it lives, keeps every reaper off. One window is
+ * left: a node back between the last check and the unlisting (a round trip) is unlisted all the same; its next beat finds
+ * it so and records everything again, but what it recorded in between stays should it die for good before that beat (the
+ * node's key, its indexes and the node list are in different slots, so no script could check and unlist in one step on
+ * a Redis Cluster).
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
@@ -25,9 +41,14 @@ import { startReapSpan, withSpan } from '../telemetry/tracing.js';
 import type { ReapedChannel } from './adapter.js';
 import type { RedisKeys } from './redis-keys.js';
 import type { RedisMembership } from './redis-membership.js';
+import { HEARTBEAT_LUA, Script } from './redis-scripts.js';
 
 /** How long a reaper holds a dead node's lock; another survivor retries after it if the reaper died too. */
 const REAP_LOCK_MS = 60_000;
+/** What a node's heartbeat writes into its liveness key; a reaper that stopped half-way writes its own id instead. */
+const BEATING = '1';
+
+const beat = new Script(HEARTBEAT_LUA);
 
 export interface ReaperDeps {
   client: Redis | Cluster;
@@ -39,8 +60,8 @@ export interface ReaperDeps {
   /** Receives what a reap changed (webhooks). */
   reaped: (channels: ReapedChannel[]) => void;
   /**
-   * This node's own key had expired when it beat again, or it found itself unlisted (a reap finished): its share of the
-   * cluster state may be gone (redis-adapter.ts records it again).
+   * This node's own key had expired when it beat again, or it found itself unlisted (a reap finished), or a reap that
+   * found it back stopped half-way: its share of the cluster state may be gone (redis-adapter.ts records it again).
    */
   expired?: () => void;
 }
@@ -74,15 +95,14 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
 
   /** Refreshes this node's key and listing; false when Redis refused it. */
   async function heartbeat(): Promise<boolean> {
-    const key = keys.node(nodeId);
-    let existed: number;
+    let before: string | null;
     let added: number;
     try {
-      // EXISTS goes before the SET on the same connection (one key, so one slot on a Redis Cluster too): it tells whether
-      // the key had expired. SET … GET would do it in one command but needs Redis 6.2.
-      [existed, , added] = await Promise.all([
-        client.exists(key),
-        client.set(key, '1', 'PX', nodeTtlMs),
+      // The script reads the key as it sets it (one key, so one slot on a Redis Cluster too): whether it had expired, or
+      // holds the id of a reaper that stopped half-way. Read and write are one step: a reaper's write, or an expiry,
+      // between an EXISTS and a SET sent one after the other would go unseen.
+      [before, added] = await Promise.all([
+        beat.run(client, [keys.node(nodeId)], [nodeTtlMs]) as Promise<string | null>,
         client.sadd(keys.nodes, nodeId),
       ]);
     } catch (err) {
@@ -111,14 +131,16 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
       failing = undefined;
     }
     // Its key missing at a beat that is not its first: it expired (or was deleted), so the others' keys may have too.
-    const expired = gap !== undefined && existed === 0;
+    const expired = gap !== undefined && before === null;
     if (gap === undefined || gap > nodeTtlMs / 2 || expired) continuousSince = now;
     else continuousSince ??= now;
     lastBeat = now;
     // Unlisted at a beat that is not its first, though its key was there: a reap that decided before this node beat again
     // finished after (a reap unlists its node last), and may have removed what the node had recorded again meanwhile.
     const unlisted = gap !== undefined && !expired && added === 1;
-    if (expired || unlisted) deps.expired?.();
+    // A reaper's id in its key: a reap that found this node back stopped, and may have removed what it recorded since.
+    const halted = gap !== undefined && before !== null && before !== BEATING;
+    if (expired || unlisted || halted) deps.expired?.();
     if (expired) await reportExpired(gap, added === 0);
     return true;
   }
@@ -145,8 +167,18 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
   async function reapNode(id: string): Promise<void> {
     const span = startReapSpan(id);
     const started = performance.now();
+    let back = false;
+    // The node's key is there again: it beat since this reap decided (the module's comment says why the reap stops).
+    const isBack = async (): Promise<boolean> => (back ||= (await client.exists(keys.node(id))) === 1);
     try {
-      const channels = await deps.membership.reap(id);
+      const channels = await deps.membership.reap(id, isBack);
+      if (back) {
+        // Its next beat reads this id and records its share again (XX: a node that died again is left to expire). The
+        // lock goes: the node's key keeps every reaper off while it lives, and once it expires the node is reaped in time.
+        await Promise.all([client.set(keys.node(id), nodeId, 'PX', nodeTtlMs, 'XX'), client.del(keys.reapLock(id))]);
+        deps.reaped(channels);
+        return;
+      }
       await client.srem(keys.nodes, id);
       const line: LogLine = {
         event: 'node_reaped',

@@ -233,3 +233,15 @@ for _, user in ipairs(redis.call('SMEMBERS', KEYS[2])) do
 end
 redis.call('DEL', KEYS[2])
 return n`;
+
+/**
+ * KEYS: a node's liveness key. ARGV: its TTL in ms. The node's heartbeat: sets the key to '1' for the TTL and returns
+ * what it held before — nil when it had expired (or was never set), '1' after the node's own last beat, a reaper's node
+ * id when a reap that found this node back stopped half-way (redis-reaper.ts). Atomic, so nothing another client does
+ * to the key (a reaper writing its id, an expiry) can fall between the read and the write unseen; `SET … GET` does the
+ * same in one command from Redis 6.2 on.
+ */
+export const HEARTBEAT_LUA = `
+local before = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+return before`;

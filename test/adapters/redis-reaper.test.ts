@@ -1,9 +1,10 @@
 /**
  * The Redis engine's liveness and reaping (src/adapters/redis-reaper.ts) on a real redis-server, with a short node TTL:
  * nodes made of a RedisMembership and a reaper ticked every third of the TTL, as the adapter does. A Redis that refuses
- * writes for longer than the TTL (`maxmemory` below what it uses, `noeviction`: every SET fails with OOM while the
+ * writes for longer than the TTL (`maxmemory` below what it uses, `noeviction`: every write fails with OOM while the
  * connections stay up) lets every node's key expire; once it takes writes again no live node may be reaped, while a node
- * that really stopped beating still is, within the bound docs/scaling.md states.
+ * that really stopped beating still is, within the bound docs/scaling.md states. A reap held half-way (one script of the
+ * reaper's, held back by a wrapper around its connection) lets a node come back in the middle of being reaped.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -12,7 +13,7 @@ import { createReaper } from '../../src/adapters/redis-reaper.js';
 import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { RedisMembership } from '../../src/adapters/redis-membership.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
-import { eventually, until } from '../helpers/wait.js';
+import { eventually, until, within } from '../helpers/wait.js';
 
 const TTL_MS = 600;
 const BEAT_MS = TTL_MS / 3;
@@ -49,17 +50,31 @@ interface Node {
   tickOnce(): Promise<void>;
   /** Ticks now and every third of the TTL. */
   start(): void;
-  /** Stops ticking (a crash, as far as the cluster can tell) once the tick in flight, if any, is over. */
+  /** Stops ticking (a crash, as far as the cluster can tell) once the ticks in flight, if any, are over. */
   stop(): Promise<void>;
+  /** Resolves once every tick in flight when called is over (a tick still reaping included). */
+  idle(): Promise<void>;
+  /** How many times its reaper said its share may be gone (`expired`: its key had expired, or it found itself unlisted). */
+  lost(): number;
   close(): Promise<void>;
 }
 
-function cluster(prefix: string): { keys: RedisKeys; lines: Line[]; node(id: string): Node; closeAll(): Promise<void> } {
+/**
+ * A cluster of nodes under one prefix. `wrap`, if given, stands between a node and its Redis connection (both its reaper
+ * and its membership use what it returns).
+ */
+function cluster(prefix: string): {
+  keys: RedisKeys;
+  lines: Line[];
+  node(id: string, wrap?: (client: Redis) => Redis): Node;
+  closeAll(): Promise<void>;
+} {
   const keys = new RedisKeys(prefix);
   const lines: Line[] = [];
   const nodes: Node[] = [];
-  const node = (id: string): Node => {
-    const client = new Redis(redis.url);
+  const node = (id: string, wrap: (client: Redis) => Redis = (c) => c): Node => {
+    const connection = new Redis(redis.url);
+    const client = wrap(connection);
     const membership = new RedisMembership(client, keys, id, 'PUBLISH');
     const capture =
       (level: Line['level']) =>
@@ -74,32 +89,38 @@ function cluster(prefix: string): { keys: RedisKeys; lines: Line[]; node(id: str
       nodeId: id,
       nodeTtlMs: TTL_MS,
       reaped: () => undefined,
+      expired: () => void lost++,
     });
     let ticks = 0;
+    let lost = 0;
     let timer: NodeJS.Timeout | undefined;
-    let inflight: Promise<void> = Promise.resolve();
-    const run = (): void => {
-      inflight = reaper.tick().then(() => void ticks++);
+    // Every tick in flight: a tick that reaps may outlast the ticks that follow it (they only beat meanwhile).
+    const inflight = new Set<Promise<void>>();
+    const run = (): Promise<void> => {
+      const t = reaper.tick().then(() => void ticks++);
+      inflight.add(t);
+      void t.then(() => inflight.delete(t));
+      return t;
     };
+    const idle = async (): Promise<void> => void (await Promise.all([...inflight]));
     const n: Node = {
       id,
       membership,
       ticks: () => ticks,
-      tickOnce() {
-        run();
-        return inflight;
-      },
+      tickOnce: run,
       start() {
-        run();
+        void run();
         timer = setInterval(run, BEAT_MS);
       },
       async stop() {
         clearInterval(timer);
-        await inflight;
+        await idle();
       },
+      idle,
+      lost: () => lost,
       async close() {
         await n.stop();
-        client.disconnect();
+        connection.disconnect();
       },
     };
     nodes.push(n);
@@ -302,5 +323,142 @@ test('a node that finds itself unlisted at a beat (a reap that decided before it
     assert.equal(lost, 1, 'listed again by that beat');
   } finally {
     client.disconnect();
+  }
+});
+
+/**
+ * Stands between a node and Redis, holding the node's `at`-th script (EVALSHA) until `open()`; every other command goes
+ * through. A node that records nothing itself runs scripts only to reap, one per channel of the dead node (which counted
+ * no connection and signed in no user here), so this holds its reap with `at - 1` channels done.
+ */
+function holdScript(at: number): { wrap: (client: Redis) => Redis; held: Promise<void>; open: () => void } {
+  let calls = 0;
+  let reached!: () => void;
+  const held = new Promise<void>((resolve) => (reached = resolve));
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  const wrap = (client: Redis): Redis =>
+    new Proxy(client, {
+      get(target, prop) {
+        if (prop === 'evalsha') {
+          return async (...args: unknown[]): Promise<unknown> => {
+            if (++calls === at) {
+              reached();
+              await opened;
+            }
+            return (target.evalsha as (...a: unknown[]) => Promise<unknown>)(...args);
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  return { wrap, held, open };
+}
+
+const BOB = { userId: 'bob', userInfo: {} };
+const ROOMS = Array.from({ length: 20 }, (_, i) => `presence-room-${i}`);
+
+/**
+ * B holds a presence member on each of ROOMS and stops beating; A reaps it, and its reap is held with 10 channels done.
+ * B comes back then: its beat finds its key expired, and B records its share again, as the engine does (`rerecord` in
+ * redis-adapter.ts: the node's channel index, then the join script, channel by channel). Then A's reap goes on; resolves
+ * once it is over.
+ */
+async function backDuringReap(a: Node, b: Node, hold: ReturnType<typeof holdScript>): Promise<void> {
+  for (const [i, room] of ROOMS.entries()) await b.membership.join('a1', room, `b.${i}`, BOB, 0);
+  a.start();
+  b.start();
+  await Promise.all([moreTicks(a, 4, 'established'), moreTicks(b, 4, 'established')]);
+  await b.stop();
+  await within(hold.held, "A's reap of B, held half-way", TTL_MS + BEAT_MS + 3000);
+  await b.tickOnce();
+  assert.equal(b.lost(), 1, 'B found its key expired');
+  for (const [i, room] of ROOMS.entries()) await b.membership.rejoin('a1', room, `b.${i}`, BOB, 0);
+  hold.open();
+  await a.idle();
+}
+
+/** The rooms where a subscription or a member is still recorded. */
+async function occupied(node: Node): Promise<string[]> {
+  const out: string[] = [];
+  for (const room of ROOMS) {
+    const [counts, members] = await Promise.all([node.membership.counts('a1', room), node.membership.members('a1', room)]);
+    if (counts.subscriptionCount > 0 || counts.userCount > 0 || members.size > 0) out.push(room);
+  }
+  return out;
+}
+
+test('a node back mid-reap that records its share again, then dies before its next beat, is reaped again: nothing of it is left', async () => {
+  const { keys, lines, node, closeAll } = cluster('back-then-dead');
+  const hold = holdScript(11);
+  const [a, b] = [node('a', hold.wrap), node('b')];
+  try {
+    await backDuringReap(a, b, hold);
+    const stoppedAt = Date.now();
+    // B dies for good now, without another beat. Whatever it recorded while A reaped must be found by a reap.
+    await eventually(async () => (await admin.sismember(keys.nodes, 'b')) === 0, 'b unlisted by a reap', TTL_MS + BEAT_MS + 3000);
+    assert.deepEqual(await occupied(a), [], 'rooms where an entry of b outlived it');
+    assert.equal(await admin.exists(keys.nodeChannels('b'), keys.node('b')), 0);
+    // The reap that found B back did not finish; the one after B died did, in time: the key A left (its id, for a TTL)
+    // expired, and A had let go of the lock.
+    const reaps = events(lines, 'node_reaped');
+    assert.deepEqual(
+      reaps.map((l) => `${l.by} reaped ${String(l.dead_node)}`),
+      ['a reaped b'],
+    );
+    const after = reaps[0]!.at - stoppedAt;
+    assert.ok(after <= TTL_MS + BEAT_MS + SLACK_MS, `reaped ${after} ms after the first reap stopped`);
+  } finally {
+    hold.open();
+    await closeAll();
+  }
+});
+
+test('a reap that finds its node back stops: the node stays listed and indexed, records its share again at its next beat', async () => {
+  const { keys, lines, node, closeAll } = cluster('back-and-alive');
+  const hold = holdScript(11);
+  const [a, b] = [node('a', hold.wrap), node('b')];
+  try {
+    await backDuringReap(a, b, hold);
+    // A stopped: B is still listed with every channel it holds indexed; its key names A (B's next beat reads it), and
+    // A let go of B's lock (B's key keeps reapers off while B lives).
+    assert.deepEqual(events(lines, 'node_reaped'), []);
+    assert.equal(await admin.sismember(keys.nodes, 'b'), 1);
+    assert.equal(await admin.scard(keys.nodeChannels('b')), ROOMS.length);
+    assert.equal(await admin.get(keys.node('b')), 'a');
+    assert.equal(await admin.exists(keys.reapLock('b')), 0);
+
+    // B's next beat reads A's id: it records its share again, what A removed after B came back included.
+    await b.tickOnce();
+    assert.equal(b.lost(), 2);
+    assert.equal(await admin.get(keys.node('b')), '1');
+    for (const [i, room] of ROOMS.entries()) await b.membership.rejoin('a1', room, `b.${i}`, BOB, 0);
+    for (const room of ROOMS) {
+      assert.deepEqual(await a.membership.counts('a1', room), { subscriptionCount: 1, userCount: 1 }, room);
+      assert.deepEqual([...(await a.membership.members('a1', room)).keys()], ['bob'], room);
+    }
+    // Its key had expired once (when A decided), and it said so once, naming A.
+    assert.deepEqual(
+      events(lines, 'node_expired').map((l) => [l.by, l.reaped_by]),
+      [['b', 'a']],
+    );
+
+    // B beats on: nothing more lost, nobody reaps it.
+    b.start();
+    await moreTicks(b, 3, 'beating again');
+    assert.equal(b.lost(), 2);
+    assert.deepEqual(events(lines, 'node_reaped'), []);
+
+    // Dead for good now: reaped within the bound, nothing of it left.
+    await b.stop();
+    const diedAt = Date.now();
+    await until(() => events(lines, 'node_reaped').length === 1, 'the reap of b', TTL_MS + BEAT_MS + SLACK_MS + 1000);
+    assert.ok(events(lines, 'node_reaped')[0]!.at - diedAt <= TTL_MS + BEAT_MS + SLACK_MS);
+    assert.deepEqual(await occupied(a), []);
+    assert.equal(await admin.sismember(keys.nodes, 'b'), 0);
+  } finally {
+    hold.open();
+    await closeAll();
   }
 });
