@@ -6,7 +6,9 @@
  *   included) that holds a subscription to its channel recorded with `join` (and no other: interest routing), at most once
  *   per node; envelopes published by one node on one channel arrive in publish order. Once `join` resolved, every later
  *   publication on the channel reaches this node.
- * - Queries (`channels`, `channel`, `members`) answer for the whole cluster; the local adapter answers for this node.
+ * - Queries (`channels`, `channel`, `members`) answer for the whole cluster; the local adapter answers for this node. A
+ *   query the engine could not answer (down, or the command failed) rejects with `EngineUnavailableError`, never with an
+ *   empty answer in its place: "nobody there" would be a wrong answer, and the HTTP API answers 503 instead.
  * - Membership is decided cluster-wide: `join` / `leave` record one subscription of this node and say whether it was the
  *   channel's first / last in the cluster and the user's first / last presence connection in the cluster. The engine itself
  *   publishes `pusher_internal:member_added` / `member_removed` (with a `seq`, in the order of the changes) and
@@ -21,6 +23,18 @@
  * Every implementation runs the same contract suite (test/adapters/adapter-contract.ts).
  */
 import type { Envelope } from './envelope.js';
+
+/**
+ * A query the cluster engine could not answer: it is down, or it failed the command while up (Redis out of memory, no
+ * answer within the command timeout, a script error). The caller must not read it as an empty answer; the HTTP API answers
+ * it with 503 `API_ENGINE_UNAVAILABLE` (http/api-error.ts). The engine's own error, if any, is the `cause`.
+ */
+export class EngineUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'EngineUnavailableError';
+  }
+}
 
 /** The engine's state for /readyz and the `websocket_adapter_*` gauges. */
 export interface AdapterStatus {
@@ -117,14 +131,26 @@ export interface Adapter {
   /** Resolves once the change is recorded for the cluster, or once a first attempt failed (it is then retried in the background). */
   userPresence(appId: string, userId: string, online: boolean): Promise<void>;
   onUserPresence(handler: (appId: string, userId: string, online: boolean) => void): void;
-  /** Which of `userIds` have a signed-in connection somewhere in the cluster. */
+  /**
+   * Which of `userIds` have a signed-in connection somewhere in the cluster. Never rejects: when the engine could not
+   * answer, none (the watchlist's first frame then says every user is offline; their changes still follow).
+   */
   usersOnline(appId: string, userIds: readonly string[]): Promise<Set<string>>;
   /** Hands on a callback for the channels changed by the removal of a dead node's share (webhooks). */
   onReaped(handler: (channels: ReapedChannel[]) => void): void;
+  /**
+   * The app's occupied channels with their counts. Rejects with `EngineUnavailableError` when the engine could not answer
+   * (so do `channel` and `members`); the local adapter always answers.
+   */
   channels(appId: string): Promise<Map<string, ChannelCounts>>;
+  /** One channel's counts (zero for a channel nobody holds); rejects with `EngineUnavailableError` as `channels` does. */
   channel(appId: string, channel: string): Promise<ChannelCounts>;
-  /** Presence members: user id → user info. */
+  /** Presence members: user id → user info. Rejects with `EngineUnavailableError` as `channels` does. */
   members(appId: string, channel: string): Promise<Map<string, unknown>>;
+  /**
+   * The channel's cached event, or undefined. Never rejects: a read the engine could not answer is a miss (the subscriber
+   * gets `pusher:cache_miss`), as an expired or evicted event is.
+   */
   cacheGet(appId: string, channel: string): Promise<CachedEvent | undefined>;
   cacheSet(appId: string, channel: string, event: CachedEvent): void;
   terminateUser(appId: string, userId: string): void;

@@ -27,17 +27,24 @@
  *
  * Losses while Redis is up: what a node's subscriber misses (closed by Redis, reconnecting) is counted on that node as
  * `gap` (envelope-gaps.ts); a publish command that fails is `error`, one that times out `timeout` (it may still run).
+ * A query Redis fails while up (an error such as `OOM`, no answer in time) rejects (`EngineUnavailableError`: the HTTP API
+ * answers 503), logged as `adapter_request_failed`, never answered empty.
+ *
+ * Congestion: a stalled Redis takes nothing this node writes, and the socket's buffer would grow without bound. Past
+ * PUBLISH_BACKLOG_MAX_BYTES not taken, `status().congested` refuses the API's publishes, and past twice that `publish`
+ * drops. `adapter_congested` and `adapter_congestion_ended` are logged once per episode, noticed where the backlog is
+ * read (`status`, `publish`) and on the heartbeat's interval, so an episode nobody reads about still ends.
  *
  * Failure: no offline queue, so while Redis is down nothing is buffered; `publish` drops (counted in
  * `websocket_adapter_dropped_total{reason="down"}`, and the count is logged with the next `adapter_up`), `join` fails (the subscription is refused with 503), a `leave` is kept and recorded when Redis is back
- * (so no share is left behind), queries fail over to empty answers, the cache misses, and `status().up` is false so
+ * (so no share is left behind), queries reject (`EngineUnavailableError`), the cache misses, and `status().up` is false so
  * `/readyz` answers 503. `adapter_down` and `adapter_up` are logged once per transition.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
-import type { Adapter, CachedEvent, ChannelCounts, MemberRef, ReapedChannel } from './adapter.js';
+import { EngineUnavailableError, type Adapter, type CachedEvent, type MemberRef, type ReapedChannel } from './adapter.js';
 import type { Envelope } from './envelope.js';
 import { decodeStamped, encodeEnvelope } from './envelope-codec.js';
 import { GapCounter, GENERATION_MS, Numbering } from './envelope-gaps.js';
@@ -195,7 +202,45 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const inflight = new Set<Promise<unknown>>();
 
   const isUp = (): boolean => !closed && subscribed && link.ready();
-  const congested = (): boolean => link.backlog() > PUBLISH_BACKLOG_MAX_BYTES;
+
+  /**
+   * The congestion episode under way (the backlog over PUBLISH_BACKLOG_MAX_BYTES): when it began, the largest backlog
+   * read during it, and the publishes dropped for it (`backlog`). Transitions are noticed where the backlog is read
+   * anyway — `status()` (the API's admission of each publish request, /readyz, the gauges), `publish`, and the heartbeat's
+   * interval, so an episode ends in the log even when nothing publishes or asks — and each is logged once.
+   */
+  let congestion: { since: number; peakBytes: number; dropped: number } | undefined;
+  /** The bytes written to Redis and not taken yet, with a congestion episode begun or ended if they crossed the bound. */
+  const backlog = (): number => {
+    const bytes = link.backlog();
+    if (congestion === undefined) {
+      if (bytes <= PUBLISH_BACKLOG_MAX_BYTES) return bytes;
+      congestion = { since: performance.now(), peakBytes: bytes, dropped: 0 };
+      logEvent(
+        logger,
+        'warn',
+        { event: 'adapter_congested', adapter: 'redis', node: nodeId, backlog_bytes: bytes, limit_bytes: PUBLISH_BACKLOG_MAX_BYTES },
+        'cluster engine congested: Redis has not taken what this node sent; the API refuses publishes',
+      );
+    } else if (bytes > PUBLISH_BACKLOG_MAX_BYTES) {
+      congestion.peakBytes = Math.max(congestion.peakBytes, bytes);
+    } else {
+      const { since, peakBytes, dropped } = congestion;
+      congestion = undefined;
+      const line = {
+        event: 'adapter_congestion_ended',
+        adapter: 'redis',
+        node: nodeId,
+        backlog_bytes: bytes,
+        peak_backlog_bytes: peakBytes,
+        dropped,
+        congested_for_ms: Math.round(performance.now() - since),
+      } as const;
+      logEvent(logger, 'info', line, 'cluster engine no longer congested');
+    }
+    return bytes;
+  };
+  const congested = (): boolean => backlog() > PUBLISH_BACKLOG_MAX_BYTES;
   const refresh = (reason?: string): void => {
     if (isUp() && state !== 'up') {
       state = 'up';
@@ -226,7 +271,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const tick = (): void => {
     if (isUp()) void reaper.tick();
   };
-  const beat = setInterval(tick, Math.max(100, Math.floor(nodeTtlMs / 3)));
+  const beat = setInterval(() => {
+    // A congestion episode is logged, and its end, even when nothing reads the status meanwhile (nobody publishes).
+    backlog();
+    tick();
+  }, Math.max(100, Math.floor(nodeTtlMs / 3)));
   beat.unref();
 
   /** A subscriber that keeps failing to subscribe is replaced (redis-link.ts says why). */
@@ -501,8 +550,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
 
   /**
    * A request refused to its caller because Redis failed it while up (an error such as `OOM`, or no answer in time): the
-   * subscription gets 503, the query its empty answer. One warn line at most every REQUEST_FAILURE_LOG_MS, with the
-   * first error of the period and how many failed since the last line.
+   * subscription gets 503, the query rejects (the HTTP API answers 503). One warn line at most every
+   * REQUEST_FAILURE_LOG_MS, with the first error of the period and how many failed since the last line.
    */
   let requestFailures = 0;
   let requestFailureLoggedAt = -Infinity;
@@ -516,13 +565,21 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     requestFailures = 0;
   }
 
-  async function timed<T>(op: AdapterOp, run: () => Promise<T>, fallback: T): Promise<T> {
+  /**
+   * Runs a query, timed. One the engine could not answer rejects with EngineUnavailableError, whether Redis is down or
+   * failed the command: an empty answer in its place would say "nobody there" (a 200 of the HTTP API) when nobody knows.
+   */
+  async function timed<T>(op: AdapterOp, run: () => Promise<T>): Promise<T> {
     const started = performance.now();
     try {
-      return isUp() ? await run() : fallback;
-    } catch (err) {
-      requestFailed(op, err);
-      return fallback;
+      if (!isUp()) throw new EngineUnavailableError('cluster engine down');
+      try {
+        return await run();
+      } catch (err) {
+        requestFailed(op, err);
+        const error = err instanceof Error ? err.message : String(err);
+        throw new EngineUnavailableError(`cluster engine failed the query: ${error}`, { cause: err });
+      }
     } finally {
       metrics.adapterRequest(op, (performance.now() - started) / 1000);
     }
@@ -550,7 +607,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       userPresence = handler;
     },
     async usersOnline(appId, userIds) {
-      return timed('members', () => membership.usersOnline(appId, userIds), new Set<string>());
+      // None when the engine could not answer (adapter.ts): a sign-in is not refused for its watchlist's first frame.
+      return timed('members', () => membership.usersOnline(appId, userIds)).catch(() => new Set<string>());
     },
     publish(envelope) {
       if (!isUp()) {
@@ -559,7 +617,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         return;
       }
       // Twice the bound the API refuses at: a request admitted just before the engine became congested is carried whole.
-      if (link.backlog() > 2 * PUBLISH_BACKLOG_MAX_BYTES) {
+      if (backlog() > 2 * PUBLISH_BACKLOG_MAX_BYTES) {
+        if (congestion !== undefined) congestion.dropped++;
         metrics.adapterDropped('backlog');
         return;
       }
@@ -632,10 +691,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       reservations.delete(id);
       runDurable({ run: () => membership.releaseConnection(appId, id), reject: () => undefined, idempotent: true });
     },
-    channels: (appId) => timed('channels', () => membership.channels(appId), new Map<string, ChannelCounts>()),
-    channel: (appId, name) => timed('counts', () => membership.counts(appId, name), { subscriptionCount: 0, userCount: 0 }),
-    members: (appId, name) => timed('members', () => membership.members(appId, name), new Map<string, unknown>()),
+    channels: (appId) => timed('channels', () => membership.channels(appId)),
+    channel: (appId, name) => timed('counts', () => membership.counts(appId, name)),
+    members: (appId, name) => timed('members', () => membership.members(appId, name)),
     async cacheGet(appId, channel) {
+      // A read that fails is a miss, not a refusal: a cached event may be gone at any time (TTL, eviction, a refused
+      // write deletes it), so a miss is always a correct answer and the subscriber or the backend fetches the state.
       if (!isUp()) return undefined;
       const raw = await pub.get(keys.cache(appId, channel)).catch(() => null);
       if (raw === null) return undefined;

@@ -2,9 +2,11 @@
  * How the HTTP API answers an error — thrown by a route (`ApiError`) or decided by a hook (`sendError`): always a registry
  * error (protocol/errors.ts), its status and `{ "error": message }`. Errors fastify raises itself (body too large,
  * unsupported content type, a malformed request) are mapped onto the registry too, so nothing fastify writes — its codes,
- * the path — reaches the caller, and every answer is listed in docs/errors.md.
+ * the path — reaches the caller, and every answer is listed in docs/errors.md. So is a query the cluster engine could not
+ * answer (`EngineUnavailableError`, thrown by the adapter): 503 `API_ENGINE_UNAVAILABLE`, as while the engine is down.
  */
 import type { FastifyError, FastifyReply } from 'fastify';
+import { EngineUnavailableError } from '../adapters/adapter.js';
 import { Errors, type HttpError } from '../protocol/errors.js';
 
 /**
@@ -45,9 +47,15 @@ export interface ErrorAnswer {
 }
 
 /** The answer to an error thrown while serving a request; anything not the client's fault is `API_INTERNAL`. */
-export function errorAnswer(error: FastifyError | ApiError): ErrorAnswer {
+export function errorAnswer(error: FastifyError | ApiError | EngineUnavailableError): ErrorAnswer {
   if (error instanceof ApiError) {
     return { error: error.registryError, status: error.statusCode, message: error.message, internal: false };
+  }
+  // The engine's failure, not the server's: the caller retries, as while the engine is down (the adapter logs the cause,
+  // `adapter_request_failed` or `adapter_down`; it is never in the answer).
+  if (error instanceof EngineUnavailableError) {
+    const unavailable = Errors.API_ENGINE_UNAVAILABLE;
+    return { error: unavailable, status: unavailable.status, message: unavailable.message, internal: false };
   }
   const status = error.statusCode ?? 500;
   const mapped =

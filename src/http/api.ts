@@ -11,6 +11,7 @@
  */
 import cors from '@fastify/cors';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { EngineUnavailableError } from '../adapters/adapter.js';
 import type { ApiDeps } from './api-deps.js';
 import { API_CORS } from './cors-options.js';
 import { ApiError, errorAnswer, sendFilled } from './api-error.js';
@@ -138,8 +139,9 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
       }
       return answerError(reply, Errors.API_RATE_LIMITED, Errors.API_RATE_LIMITED.format(config.apiRequestsPerSecond));
     }
-    // Every route answers for the cluster (or acts on it): while the engine is down a query would answer empty and a
-    // terminate do nothing, both with a 200. The backend gets 503 and retries instead.
+    // Every route answers for the cluster (or acts on it): while the engine is down a query could not answer and a
+    // terminate would do nothing, with a 200. The backend gets 503 and retries instead (a query the engine fails while
+    // up rejects, and is answered the same 503 by the error handler: api-error.ts).
     if (!deps.adapter.status().up) {
       closeUnreadBody(request, reply);
       return answerError(reply.header('Retry-After', RETRY_AFTER_SECONDS), Errors.API_ENGINE_UNAVAILABLE);
@@ -192,9 +194,10 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     );
   });
 
-  scope.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
+  scope.setErrorHandler((error: FastifyError | ApiError | EngineUnavailableError, request, reply) => {
     const answer = errorAnswer(error);
-    // A 503 is a documented answer (draining, cluster engine down) with its own reason; API_INTERNAL is ours and says nothing.
+    // A 503 is a documented answer (draining, cluster engine down or failing a query) with its own reason; API_INTERNAL is
+    // ours and says nothing.
     if (answer.status === 503) void reply.header('Retry-After', RETRY_AFTER_SECONDS);
     if (answer.internal) {
       const line = { event: 'api_request', err: error, request_id: request.id, ...logIds(request.apiSpan) } as const;

@@ -1,5 +1,6 @@
 /** `pusher:subscribe` and `pusher:unsubscribe`: validation, auth, presence membership, cache replay, counts. */
 import { context } from '@opentelemetry/api';
+import { EngineUnavailableError } from '../adapters/adapter.js';
 import { channelKind, isValidChannelName, SERVER_TO_USER_PREFIX } from '../protocol/channel-name.js';
 import { encodeChannelEvent, encodeDataless, encodeProtocol, encodeSubscriptionSucceeded } from '../protocol/encode.js';
 import { Errors, type SubscriptionError, type SubscriptionErrorType } from '../protocol/errors.js';
@@ -87,8 +88,17 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
     }
     if (joined === 'gone') return;
   } else if (kind.presence) {
-    const members = await adapter.members(connection.app.id, name);
+    // Answered again with the members as they are now; refused (503) when the engine cannot say, as a join would be: an
+    // empty list would tell the client everyone left.
+    const members = await adapter.members(connection.app.id, name).catch((err: unknown) => {
+      if (err instanceof EngineUnavailableError) return undefined;
+      throw err;
+    });
     if (!connection.isOpen) return;
+    if (members === undefined) {
+      context.with(traced, () => refuseSubscription(deps, connection, name, failure('unavailable', Errors.SUBSCRIBE_UNAVAILABLE)));
+      return;
+    }
     const ids = [...members.keys()];
     const hash: Record<string, unknown> = {};
     for (const [id, info] of members) hash[id] = info;

@@ -29,6 +29,8 @@ export const LOG_EVENTS = [
   'adapter_changes_pending',
   'adapter_changes_recorded',
   'adapter_request_failed',
+  'adapter_congested',
+  'adapter_congestion_ended',
   'node_reaped',
   'node_expired',
   'node_heartbeat_failed',

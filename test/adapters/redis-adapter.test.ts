@@ -2,8 +2,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { createRedisAdapter, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
+import { EngineUnavailableError } from '../../src/adapters/adapter.js';
+import { createRedisAdapter, PUBLISH_BACKLOG_MAX_BYTES, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
 import type { Envelope } from '../../src/adapters/envelope.js';
+import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { eventually, until, within } from '../helpers/wait.js';
 import { adapterContract } from './adapter-contract.js';
@@ -100,7 +102,8 @@ test('redis adapter: while Redis is down, status is down and publish drops, coun
     adapter.publish(envelope('lost too'));
     // Nothing is lost silently: each drop is in websocket_adapter_dropped_total{reason="down"}.
     assert.deepEqual(drops, ['down', 'down']);
-    assert.deepEqual(await adapter.members('a1', 'presence-x'), new Map());
+    // A query cannot answer: it rejects, never "nobody there".
+    await assert.rejects(adapter.members('a1', 'presence-x'), EngineUnavailableError);
     await redis.start();
     await until(() => adapter.status().up, 'status up again', 10_000);
     adapter.publish(envelope('after'));
@@ -276,9 +279,54 @@ test('redis adapter: a join Redis refuses (out of memory) is refused to its call
   }
 });
 
-test('redis adapter: a Redis that reads nothing makes the engine congested past the bound: publishes refused and counted, not buffered', async () => {
+test('redis adapter: a query Redis fails while up rejects with EngineUnavailableError, logged once per period, never answered empty', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
+  const a = make({ prefix: 'query-fail', logger: logger as never });
+  const raw = new Redis(redis.url);
+  const keys = new RedisKeys('query-fail');
+  try {
+    await within(a.ready(), 'adapter up');
+    // Keys of the wrong type (something else wrote them): each query's command fails with WRONGTYPE while Redis answers.
+    await raw.set(keys.appChannels('a1'), 'x');
+    await raw.set(keys.channel('a1', 'c').state, 'x');
+    await raw.set(keys.channel('a1', 'presence-c').info, 'x');
+    const outcomes = await Promise.allSettled([a.channels('a1'), a.channel('a1', 'c'), a.members('a1', 'presence-c')]);
+    assert.equal(a.status().up, true, 'the engine is up: it is the queries that failed');
+    for (const outcome of outcomes) {
+      assert.equal(outcome.status, 'rejected');
+      assert.ok(outcome.reason instanceof EngineUnavailableError, String(outcome.reason));
+      assert.match(String((outcome.reason.cause as Error).message), /^WRONGTYPE /);
+    }
+    const failed = lines.filter((l) => l.event === 'adapter_request_failed');
+    assert.equal(failed.length, 1, 'one line for the period, not one per query');
+    assert.equal(failed[0]!.op, 'channels');
+    assert.match(String(failed[0]!.error), /^WRONGTYPE /);
+    // The keys of the right type again: the same queries answer.
+    await raw.del(keys.appChannels('a1'), keys.channel('a1', 'c').state, keys.channel('a1', 'presence-c').info);
+    await a.join('a1', 'c', '1.1', null, 0);
+    assert.deepEqual(await a.channel('a1', 'c'), { subscriptionCount: 1, userCount: 0 });
+    assert.deepEqual([...(await a.channels('a1')).keys()], ['c']);
+    assert.deepEqual(await a.members('a1', 'presence-c'), new Map());
+  } finally {
+    raw.disconnect();
+    await a.close();
+  }
+});
+
+test('redis adapter: a Redis that reads nothing makes the engine congested past the bound: publishes refused and counted, not buffered, the episode logged', async () => {
   const drops: string[] = [];
-  const a = make({ prefix: 'frozen', metrics: { ...noMetrics, adapterDropped: (reason: string) => drops.push(reason) } });
+  const lines: Record<string, unknown>[] = [];
+  const logger = {
+    info: (o: Record<string, unknown>) => lines.push({ ...o, level: 'info' }),
+    warn: (o: Record<string, unknown>) => lines.push({ ...o, level: 'warn' }),
+  };
+  const congestion = (): Record<string, unknown>[] => lines.filter((l) => String(l.event).startsWith('adapter_congest'));
+  const a = make({
+    prefix: 'frozen',
+    logger: logger as never,
+    metrics: { ...noMetrics, adapterDropped: (reason: string) => drops.push(reason) },
+  });
   try {
     await within(a.ready(), 'adapter up');
     const seen: string[] = [];
@@ -294,6 +342,13 @@ test('redis adapter: a Redis that reads nothing makes the engine congested past 
       for (; sent < 64 && !a.status().congested; sent++) a.publish(envelope(`${String(sent).padStart(8, '0')}${mib}`));
       assert.equal(a.status().congested, true, `congested after ${sent} MiB`);
       assert.equal(a.status().up, true, 'still reachable: not down');
+      // The episode's start, once however often the status is read.
+      const [started] = congestion();
+      assert.equal(congestion().length, 1, JSON.stringify(congestion()));
+      assert.equal(started!.event, 'adapter_congested');
+      assert.equal(started!.level, 'warn');
+      assert.equal(started!.limit_bytes, PUBLISH_BACKLOG_MAX_BYTES);
+      assert.ok(Number(started!.backlog_bytes) > PUBLISH_BACKLOG_MAX_BYTES, `backlog_bytes ${String(started!.backlog_bytes)}`);
       // Still carried up to twice the bound (what the API admitted just before), then dropped and counted.
       const carried = sent;
       for (; sent < 128 && drops.length === 0; sent++) a.publish(envelope(`${String(sent).padStart(8, '0')}${mib}`));
@@ -304,10 +359,20 @@ test('redis adapter: a Redis that reads nothing makes the engine congested past 
     } finally {
       redis.freeze(false);
     }
-    await until(() => !a.status().congested, 'the backlog taken by Redis', 10_000);
+    // Its end, noticed by the engine itself (its heartbeat's interval) with nothing reading the status or publishing.
+    await until(() => congestion().length === 2, 'the end of the congestion logged', 10_000);
+    const ended = congestion()[1]!;
+    assert.equal(ended.event, 'adapter_congestion_ended');
+    assert.equal(ended.level, 'info');
+    assert.equal(ended.dropped, 2);
+    assert.ok(Number(ended.backlog_bytes) <= PUBLISH_BACKLOG_MAX_BYTES, `backlog_bytes ${String(ended.backlog_bytes)}`);
+    assert.ok(Number(ended.peak_backlog_bytes) > 2 * PUBLISH_BACKLOG_MAX_BYTES, `peak_backlog_bytes ${String(ended.peak_backlog_bytes)}`);
+    assert.ok(Number(ended.congested_for_ms) > 0, `congested_for_ms ${String(ended.congested_for_ms)}`);
+    assert.equal(a.status().congested, false);
     a.publish(envelope('after'));
     await until(() => seen.includes('after'), 'a publish after the stall delivered', 10_000);
     assert.ok(!seen.includes('refused'));
+    assert.equal(congestion().length, 2, 'one start and one end per episode');
   } finally {
     await a.close();
   }

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { FastifyError } from 'fastify';
+import { EngineUnavailableError } from '../../src/adapters/adapter.js';
 import { ApiError, errorAnswer } from '../../src/http/api-error.js';
 import { Errors } from '../../src/protocol/errors.js';
 
@@ -17,6 +18,16 @@ test('an ApiError answers its registry status and filled message', () => {
     internal: false,
   });
   assert.deepEqual(errorAnswer(ApiError.of(Errors.API_ENGINE_UNAVAILABLE)), {
+    error: Errors.API_ENGINE_UNAVAILABLE,
+    status: 503,
+    message: Errors.API_ENGINE_UNAVAILABLE.message,
+    internal: false,
+  });
+});
+
+test('a query the cluster engine could not answer is API_ENGINE_UNAVAILABLE, not the server’s fault, and its cause is not sent', () => {
+  const error = new EngineUnavailableError('cluster engine failed the query: WRONGTYPE Operation against a key', { cause: new Error('WRONGTYPE') });
+  assert.deepEqual(errorAnswer(error), {
     error: Errors.API_ENGINE_UNAVAILABLE,
     status: 503,
     message: Errors.API_ENGINE_UNAVAILABLE.message,

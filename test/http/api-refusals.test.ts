@@ -3,7 +3,8 @@
  * fed by the in-process server's metrics: every reason exported from start at 0; bad JSON, a 415, a 413, each validation
  * error, a disabled app and a publish while the cluster engine is down counted once each under the registry error they
  * were answered with; an accepted call, a refused signature, the rate limit and a path to no route (counted by their own
- * metrics) leave it alone.
+ * metrics) leave it alone. A channel query a real Redis fails while the engine is up is refused and counted as one while
+ * it is down is, never answered as an empty channel.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -13,10 +14,15 @@ import type { Adapter } from '../../src/adapters/adapter.js';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
 import { HistogramProducer } from '../../src/telemetry/histogram-table.js';
 import { createMetrics, type GaugeSources, type Metrics } from '../../src/telemetry/metrics.js';
+import { channelAuthString, sign } from '../../src/protocol/signatures.js';
 import { parseExposition, sumOf, type Family } from '../helpers/exposition.js';
 import { freePort } from '../helpers/free-port.js';
+import { logLines } from '../helpers/logs.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { startRedis } from '../helpers/redis.js';
 import { APP, startServer, startServerWithApps } from '../helpers/server.js';
 import { signedFetch } from '../helpers/signed-fetch.js';
+import { eventually, until } from '../helpers/wait.js';
 
 const REFUSALS = 'websocket_api_refusals_total';
 const API = `/apps/${APP.id}`;
@@ -245,5 +251,81 @@ test('each refusal is counted once, under the registry error it was answered wit
   } finally {
     await server.close();
     await observed.close();
+  }
+});
+
+test('a channel query Redis fails while the engine is up answers 503 engine_unavailable, counted and logged, never empty', async () => {
+  const redis = await startRedis();
+  const observed = await observedMetrics();
+  const server = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'query' }, { metrics: observed.metrics });
+  try {
+    await until(() => server.app.adapter.status().up, 'the cluster engine up');
+    // Someone is there: an empty answer would be wrong, not merely stale.
+    const { client, socketId } = await RawClient.established(server.port);
+    const member = JSON.stringify({ user_id: 'u1', user_info: {} });
+    const presence = {
+      event: 'pusher:subscribe',
+      data: { channel: 'presence-room', auth: `${APP.key}:${sign(APP.secret, channelAuthString(socketId, 'presence-room', member))}`, channel_data: member },
+    };
+    client.send({ event: 'pusher:subscribe', data: { channel: 'news' } });
+    client.send(presence);
+    await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === 'news');
+    await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === 'presence-room');
+    const before = await signedFetch(server, 'GET', `${API}/channels`);
+    assert.deepEqual([before.status, before.body], [200, { channels: { news: {}, 'presence-room': {} } }]);
+
+    // A frozen Redis: the connections stay up (the engine is not down), and every command times out after 1 s.
+    const queries: Array<[string, Record<string, string>]> = [
+      [`${API}/channels`, {}],
+      [`${API}/channels/news`, { info: 'subscription_count' }],
+      [`${API}/channels/presence-room/users`, {}],
+    ];
+    const body = JSON.stringify({ name: 'ev', channel: 'news', data: '{}', info: 'subscription_count' });
+    const framesBefore = client.frames.length;
+    redis.freeze(true);
+    let upThroughout = server.app.adapter.status().up;
+    // A repeated presence subscribe is answered with the members as they are now (its answer is the next presence-room frame).
+    client.send(presence);
+    const [answers, published, resubscribed] = await Promise.all([
+      Promise.all(queries.map(([path, params]) => signedFetch(server, 'GET', path, { params }))),
+      signedFetch(server, 'POST', `${API}/events`, { body }),
+      client.next((f) => f.channel === 'presence-room' && client.frames.indexOf(f) >= framesBefore),
+    ]).finally(() => {
+      upThroughout &&= server.app.adapter.status().up;
+      redis.freeze(false);
+    });
+    // Not the engine-down answer of the API's hook: the engine was up, its queries failed.
+    assert.equal(upThroughout, true, 'the engine up while Redis was frozen');
+    const error = { error: 'Cluster engine unavailable; retry' };
+    assert.deepEqual(
+      answers.map((a) => [a.status, a.body, a.headers.get('retry-after')]),
+      queries.map(() => [503, error, '1']),
+    );
+    // The publish was accepted and handed on: 200 (a 503 would have it sent twice), its count left out rather than 0.
+    assert.deepEqual([published.status, published.body], [200, { channels: { news: {} } }]);
+    // The repeated subscribe is refused as a join the engine could not record is, not answered with no members.
+    assert.deepEqual(
+      [resubscribed.event, resubscribed.data],
+      ['pusher:subscription_error', { type: 'ServiceUnavailable', error: 'The cluster engine is unavailable; retry', status: 503 }],
+    );
+
+    assert.deepEqual(refusals(await observed.scrape()), expected({ engine_unavailable: 3 }));
+    // One warn line for the period (not one per query), with Redis' cause.
+    const failed = logLines(server, { event: 'adapter_request_failed' });
+    assert.equal(failed.length, 1, JSON.stringify(failed));
+    assert.equal(failed[0]!.level, 'warn');
+    assert.equal(failed[0]!.error, 'Command timed out');
+
+    // Redis reads again: the queries answer, and the publish went out once.
+    await client.next((f) => f.event === 'ev' && f.channel === 'news');
+    await eventually(async () => (await signedFetch(server, 'GET', `${API}/channels/presence-room/users`)).status === 200, 'queries answered again');
+    const after = await signedFetch(server, 'GET', `${API}/channels/presence-room/users`);
+    assert.deepEqual([after.status, after.body], [200, { users: [{ id: 'u1' }] }]);
+    assert.equal(client.all('ev').length, 1);
+    await client.close();
+  } finally {
+    await server.close();
+    await observed.close();
+    await redis.stop();
   }
 });

@@ -1,5 +1,6 @@
 /** `POST /apps/{app_id}/events` and `POST /apps/{app_id}/batch_events`. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { EngineUnavailableError } from '../../adapters/adapter.js';
 import { Errors } from '../../protocol/errors.js';
 import type { ApiDeps } from '../api-deps.js';
 import { ApiError } from '../api-error.js';
@@ -36,16 +37,38 @@ export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void
     }
   };
 
+  /**
+   * The `info` attributes asked for each published channel, in order, asked once the events were handed on. From the first
+   * the engine cannot answer on, the attributes are left out (`{}`) and the request still answers 200: a 503 would have
+   * the backend publish the events again, and zeros would say nobody is there. Nothing is asked after that failure (each
+   * ask would wait for the engine's command timeout again).
+   */
+  const infoOf = async (appId: string, asks: readonly { channel: string; info: readonly string[] }[]): Promise<Record<string, number>[]> => {
+    const out: Record<string, number>[] = [];
+    let answering = true;
+    for (const { channel, info } of asks) {
+      if (answering && info.length > 0) {
+        try {
+          out.push(channelInfo(channel, await deps.adapter.channel(appId, channel), info));
+          continue;
+        } catch (err) {
+          if (!(err instanceof EngineUnavailableError)) throw err;
+          answering = false;
+        }
+      }
+      out.push({});
+    }
+    return out;
+  };
+
   scope.post<AppRequest>('/events', async (request) => {
     const app = request.beaconApp;
     const event = parseBody(schemas.event, request.body);
     admit();
     publish(request, app.id, event);
     if (event.info.length === 0) return {};
-    const channels: Array<[string, Record<string, number>]> = [];
-    for (const channel of event.channels) {
-      channels.push([channel, channelInfo(channel, await deps.adapter.channel(app.id, channel), event.info)]);
-    }
+    const infos = await infoOf(app.id, event.channels.map((channel) => ({ channel, info: event.info })));
+    const channels = event.channels.map((channel, i): [string, Record<string, number>] => [channel, infos[i] ?? {}]);
     // fromEntries defines each name as an own key: assigning `__proto__` (a valid name) would set the prototype instead.
     return { channels: Object.fromEntries(channels) };
   });
@@ -57,11 +80,6 @@ export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void
     admit();
     for (const event of events) publish(request, app.id, event);
     if (events.every((e) => e.info.length === 0)) return {};
-    const out: Record<string, number>[] = [];
-    for (const event of events) {
-      const channel = event.channels[0] as string;
-      out.push(channelInfo(channel, await deps.adapter.channel(app.id, channel), event.info));
-    }
-    return { batch: out };
+    return { batch: await infoOf(app.id, events.map((event) => ({ channel: event.channels[0] as string, info: event.info }))) };
   });
 }
