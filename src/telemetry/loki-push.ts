@@ -4,6 +4,7 @@
  * other 4xx: a malformed or too-old batch, bad credentials — retrying the same bytes cannot succeed).
  * Runs in the Loki worker thread (loki-transport.ts).
  */
+import { abortAfter } from '../lifecycle/abort-after.js';
 
 /** The only stream labels Loki ever sees (docs/telemetry.md); session and trace ids stay in the line. */
 export const LOKI_LABELS = ['service_name', 'env', 'level'] as const;
@@ -79,12 +80,14 @@ export async function pushLines(
   abort: AbortSignal,
 ): Promise<PushOutcome> {
   const body = JSON.stringify(pushBody(lines, target, Date.now()));
+  // Bounded and cut short by `abort`; not AbortSignal.any, whose timeout a GC could take away (abort-after.ts).
+  const bound = abortAfter(Math.max(1, timeoutMs), abort);
   try {
     const response = await fetch(new URL('loki/api/v1/push', target.url.endsWith('/') ? target.url : `${target.url}/`), {
       method: 'POST',
       headers,
       body,
-      signal: AbortSignal.any([AbortSignal.timeout(Math.max(1, timeoutMs)), abort]),
+      signal: bound.signal,
     });
     // The body is not needed, but reading it lets the connection be reused.
     await response.arrayBuffer().catch(() => undefined);
@@ -95,5 +98,7 @@ export async function pushLines(
     const cause = (err as { cause?: { code?: unknown } }).cause;
     const code = typeof cause?.code === 'string' ? cause.code : err instanceof Error ? err.name : 'error';
     return { result: 'retry', status: code };
+  } finally {
+    bound.clear();
   }
 }

@@ -17,6 +17,7 @@ import { setMaxListeners } from 'node:events';
 import { context, ROOT_CONTEXT, type Span } from '@opentelemetry/api';
 import type { AppStore } from '../apps/app-store.js';
 import type { Config } from '../config.js';
+import { abortAfter } from '../lifecycle/abort-after.js';
 import { jitteredBackoffMs } from '../limits/backoff.js';
 import { webhookSignature } from '../protocol/signatures.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -273,18 +274,17 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     const span = startWebhookSpan(spanName, q.target, events, attempt);
     const traceparent = traceparentOf(span);
     const headers = traceparent === undefined ? baseHeaders : { ...baseHeaders, traceparent };
+    // Bounded by the request timeout and cut short by close(); not AbortSignal.any (abort-after.ts says why).
+    const bound = abortAfter(limits.requestTimeoutMs, stop.signal);
     try {
-      const response = await send(q.webhook.url, {
-        method: 'POST',
-        headers,
-        body,
-        signal: AbortSignal.any([stop.signal, AbortSignal.timeout(limits.requestTimeoutMs)]),
-      });
+      const response = await send(q.webhook.url, { method: 'POST', headers, body, signal: bound.signal });
       endWebhookSpan(span, response.status);
       return { ok: response.ok, status: response.status, error: response.ok ? undefined : `HTTP ${response.status}`, span };
     } catch (err) {
       failWebhookSpan(span, err);
       return { ok: false, status: 0, error: err instanceof Error ? err.message : String(err), span };
+    } finally {
+      bound.clear();
     }
   }
 

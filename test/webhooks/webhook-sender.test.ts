@@ -17,6 +17,7 @@ import type { WebhookResult } from '../../src/telemetry/metrics.js';
 import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
 import { createWebhookSender, webhookLimits, type WebhookSenderDeps } from '../../src/webhooks/webhook-sender.js';
 import type { WebhookPost } from '../../src/webhooks/webhook-post.js';
+import { gc } from '../helpers/gc.js';
 import { until, within } from '../helpers/wait.js';
 import { signatureValid, startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
 
@@ -218,6 +219,21 @@ test('a batch still failing at the deadline is counted failed once per event and
   assert.equal(lines[0]?.status, 503);
   assert.equal(lines[0]?.attempts, 3);
   assert.equal(lines[0]?.events, 2);
+});
+
+test('a receiver that never answers is timed out and retried, even after a garbage collection', async () => {
+  // The request's bound used to be AbortSignal.any([stop, AbortSignal.timeout(t)]): after a GC its timeout never fired on
+  // Node 20, and a receiver that held the request held the webhook's queue until the process stopped, nothing counted.
+  const { post, calls } = scriptedPost(['hang'], 200);
+  const a = app('http://127.0.0.1:9/hook', 'hangs');
+  const { sender, count } = harness([a], { post, requestTimeoutMs: 50 });
+  sender.emit(a, occupied('c1'));
+  await until(() => calls.length === 1, 'the first attempt');
+  gc();
+  await until(() => count('channel_occupied:ok') === 1, 'the retry delivered');
+  assert.equal(calls.length, 2);
+  assert.equal(count('channel_occupied:retried'), 1);
+  await sender.close();
 });
 
 test('vacated then re-occupied (and member removed then back) within the delay: neither event is sent', async () => {
