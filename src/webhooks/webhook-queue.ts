@@ -20,6 +20,8 @@ export class WebhookQueue {
   deliveringEvents = 0;
   requests = 0;
   flushTimer: NodeJS.Timeout | undefined = undefined;
+  /** The `time_ms` of the last batch taken: each later one's is at least a millisecond after it (webhook-sender.ts). */
+  lastTimeMs = 0;
   /** True from the first event refused for lack of room until the queue is half empty again. */
   overflowing = false;
   readonly target: WebhookTarget;

@@ -230,7 +230,13 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
 
   /** One batch: encoded and signed once, posted until it succeeds, the deadline passes or the sender stops. */
   async function deliver(q: WebhookQueue, batch: WebhookEvent[]): Promise<void> {
-    const body = JSON.stringify({ time_ms: now(), events: batch });
+    // Receivers order overlapping requests by `time_ms` (as with Pusher): so it strictly increases across a webhook's
+    // batches, in the order they were taken. Stamped with the clock alone, batches taken in the same millisecond (up to
+    // maxConcurrentRequests start together when a backlog drains) tied, and a tie sorted a `channel_vacated` before its
+    // `channel_occupied` as often as not.
+    const timeMs = Math.max(now(), q.lastTimeMs + 1);
+    q.lastTimeMs = timeMs;
+    const body = JSON.stringify({ time_ms: timeMs, events: batch });
     const headers: Record<string, string> = {
       // The webhook's own headers first: the signed ones below are Beacon's (config refuses them in `headers` anyway).
       ...q.webhook.headers,

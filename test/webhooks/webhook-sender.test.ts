@@ -146,6 +146,24 @@ test('a request carries at most maxBatchEvents events', async () => {
   assert.equal(count('channel_occupied:ok'), 5);
 });
 
+test('batches taken in the same millisecond carry strictly increasing time_ms, in the order they were taken', async () => {
+  // A receiver orders overlapping requests by time_ms: a tie could put a vacate before its occupy.
+  const { post, calls } = scriptedPost([]);
+  const a = app('http://127.0.0.1:9/hook', 'ordered');
+  const { sender } = harness([a], { post, maxBatchEvents: 1, batchMs: 60_000, now: () => 1_700_000_000_000 });
+  for (const channel of ['c', 'd', 'e']) sender.emit(a, occupied(channel));
+  await sender.close();
+  const bodies = calls.map((c) => JSON.parse(c.body) as { time_ms: number; events: WebhookEvent[] });
+  assert.deepEqual(
+    bodies.map((b) => [b.time_ms, b.events[0]?.name, b.events[0]?.channel]),
+    [
+      [1_700_000_000_000, 'channel_occupied', 'c'],
+      [1_700_000_000_001, 'channel_occupied', 'd'],
+      [1_700_000_000_002, 'channel_occupied', 'e'],
+    ],
+  );
+});
+
 test('each request is a CLIENT span named after its events; its traceparent goes to the receiver', async () => {
   const a = app(receiver.url, 'traced');
   const { sender } = harness([a]);
