@@ -104,7 +104,8 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   // A signed-in user's first / last connection here is reported to the cluster engine, which tells every node's
   // watchers when it is the user's first / last in the cluster (the adapter exists by the time anyone signs in).
   const hub = new Hub(apps.all(), (state, userId, online) => adapter.userPresence(state.app.id, userId, online));
-  // The gauges read the adapter's status at scrape time, after it exists; the adapter records its own traffic.
+  // The gauges read the adapter's status and the webhook sender's queues at scrape time, after both exist; the adapter
+  // records its own traffic.
   const metrics =
     overrides.metrics ??
     createMetrics(
@@ -112,6 +113,8 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
         ...hub.gaugeSources(() => adapter.status()),
         logShipping: () => logShippingCounts(logger),
         stdoutDropped: () => stdoutDropCounts(logger),
+        webhookBacklog: () => webhooks.backlog(),
+        webhookHeld: () => webhooks.held(),
       },
       { version: VERSION },
     );

@@ -7,9 +7,10 @@
  * already ends in `_total` alone and adds no unit suffix), so the names below are exactly what `/metrics` shows. Spelling the
  * suffix out also keeps the `websocket_subscriptions` gauge and the `websocket_subscriptions_total` counter distinct instruments.
  *
- * Labels are bounded by construction: `app_id` comes from configured apps only, `channel_type`, `reason`, `kind`, `scope`,
- * `action`, `result`, `direction`, `op` come from the fixed enums below. Client-chosen values (socket ids, user ids, channel
- * names, IPs, event names, close codes sent by a client) are never labels: a hostile client could mint unbounded series.
+ * Labels are bounded by construction: `app_id` comes from configured apps only, `webhook` is a position in an app's
+ * configured webhook list, `channel_type`, `reason`, `kind`, `scope`, `action`, `result`, `direction`, `op`, `state` come
+ * from fixed sets below. Client-chosen values (socket ids, user ids, channel names, IPs, event names, close codes sent by a
+ * client) are never labels: a hostile client could mint unbounded series.
  */
 import type { AdapterStatus } from '../adapters/adapter.js';
 import type { ChannelType } from '../protocol/channel-type.js';
@@ -103,6 +104,19 @@ export interface LogShippingCounts {
   dropped: Record<LogDropReason, number>;
 }
 
+/**
+ * One webhook's events waiting on this node (webhooks/webhook-queue.ts): what `WEBHOOK_MAX_PENDING_EVENTS` bounds, split by
+ * where they wait. `webhook` is the index in the app's webhook list, as in `websocket_webhooks_total`.
+ */
+export interface WebhookBacklog {
+  appId: string;
+  webhook: number;
+  /** Waiting for a request: the next batch, or a free request slot. */
+  queued: number;
+  /** In requests in flight or waiting to retry. */
+  inFlight: number;
+}
+
 /** Sizes read at collection time. Every callback must be cheap: it runs on each scrape. */
 export interface GaugeSources {
   /** Open connections per configured app id (every configured app, zeros included). */
@@ -119,6 +133,10 @@ export interface GaugeSources {
   logShipping?: () => LogShippingCounts | undefined;
   /** stdout lines dropped, by reason; undefined (no series) when the logger does not write stdout itself. */
   stdoutDropped?: () => Readonly<Record<StdoutDropReason, number>> | undefined;
+  /** Every configured webhook's events waiting, zeros included; undefined (no series) when no webhook sender is wired. */
+  webhookBacklog?: () => Iterable<WebhookBacklog>;
+  /** `channel_vacated` / `member_removed` held back for the vacate delay, per app with a webhook (zeros included). */
+  webhookHeld?: () => Iterable<[appId: string, count: number]>;
 }
 
 /** Bucket boundaries, per unit: seconds-scale for durations, bytes for sizes, counts for fan-out. */
@@ -365,6 +383,28 @@ export function createMetrics(
       for (const [instrument, table] of observed) table.observe(result, instrument);
     },
     observed.map(([instrument]) => instrument),
+  );
+
+  // The webhook sender's queues, read at scrape time: nothing is counted per event. Held-back events are a gauge of their
+  // own, per app: they are not routed yet (a re-occupied channel cancels them, one may go to several webhooks), so putting
+  // them under a webhook would guess, and a `state="held"` series beside the others would make a sum add events counted
+  // once per app to events counted once per webhook that took them.
+  const webhookPending = meter.createObservableGauge('websocket_webhook_pending_events', {
+    description: 'Webhook events waiting per webhook: queued for a request, or in requests in flight or waiting to retry',
+  });
+  const webhookHeld = meter.createObservableGauge('websocket_webhook_held_events', {
+    description: 'channel_vacated and member_removed events held back for the vacate delay, per app, not yet routed',
+  });
+  meter.addBatchObservableCallback(
+    (result) => {
+      for (const w of sources.webhookBacklog?.() ?? []) {
+        const webhook = String(w.webhook);
+        result.observe(webhookPending, w.queued, { app_id: w.appId, webhook, state: 'queued' });
+        result.observe(webhookPending, w.inFlight, { app_id: w.appId, webhook, state: 'in_flight' });
+      }
+      for (const [appId, count] of sources.webhookHeld?.() ?? []) result.observe(webhookHeld, count, { app_id: appId });
+    },
+    [webhookPending, webhookHeld],
   );
 
   // Loki shipping runs in a worker thread that keeps its counts in shared memory: read them at scrape time.

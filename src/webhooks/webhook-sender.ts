@@ -8,7 +8,8 @@
  *
  * Memory is bounded: at most `maxPendingEvents` per webhook (waiting or being delivered) and as many held back per app;
  * past that new events are counted `failed` and the episode is logged once. Every event a webhook takes ends counted
- * exactly once for that webhook as `ok` or `failed`.
+ * exactly once for that webhook as `ok` or `failed`. What waits meanwhile is read from the queues at scrape time
+ * (`backlog()`, `held()`: `websocket_webhook_pending_events`, `websocket_webhook_held_events`), never counted per event.
  *
  * Delivery runs in the root OpenTelemetry context: the timers would otherwise inherit whichever client frame's span was
  * active when they were armed, and a batch belongs to no single client.
@@ -22,7 +23,7 @@ import { jitteredBackoffMs } from '../limits/backoff.js';
 import { webhookSignature } from '../protocol/signatures.js';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
-import type { Metrics } from '../telemetry/metrics.js';
+import type { Metrics, WebhookBacklog } from '../telemetry/metrics.js';
 import { traceparentOf, withSpan } from '../telemetry/tracing.js';
 import type { WebhookEvent } from './webhook-event.js';
 import { webhookAccepts, webhookTakes } from './webhook-route.js';
@@ -98,6 +99,10 @@ export interface WebhookSenderDeps extends WebhookSenderLimits {
 export interface WebhookSender extends WebhookSink {
   /** Sends what is pending (delayed events at once), waits at most `closeTimeoutMs`, then abandons the rest as failed. */
   close(): Promise<void>;
+  /** Every configured webhook's events queued and in flight, zeros included (read at scrape time). */
+  backlog(): WebhookBacklog[];
+  /** Per app with a webhook, the events held back for the vacate delay, zeros included (read at scrape time). */
+  held(): [appId: string, count: number][];
 }
 
 /** How one attempt ended. */
@@ -365,6 +370,14 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
           break;
       }
       route(a, event);
+    },
+
+    backlog() {
+      return allQueues.map((q) => ({ appId: q.app.id, webhook: q.index, queued: q.ready.length, inFlight: q.deliveringEvents }));
+    },
+
+    held() {
+      return [...byApp.values()].map((a) => [a.app.id, a.delayed.size] as [string, number]);
     },
 
     async close() {

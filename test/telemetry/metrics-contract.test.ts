@@ -23,6 +23,8 @@ const sources: GaugeSources = {
   adapterStatus: () => ({ adapter: 'local', up: true, pending: 2, congested: false }),
   logShipping: () => ({ shipped: 42, dropped: { spool_full: 1, rejected: 2, shutdown: 3 } }),
   stdoutDropped: () => ({ closed: 4, write_error: 5 }),
+  webhookBacklog: () => [{ appId: 'app-1', webhook: 0, queued: 6, inFlight: 7 }],
+  webhookHeld: () => [['app-1', 8]],
 };
 
 describe('metrics contract (docs/telemetry.md)', () => {
@@ -79,8 +81,8 @@ describe('metrics contract (docs/telemetry.md)', () => {
   const contract = readContract();
 
   it('reads every table of Beacon\'s own metrics from docs/telemetry.md', () => {
-    // 38 rows, one of which names two counters.
-    assert.equal(contract.length, 39);
+    // 40 rows, one of which names two counters.
+    assert.equal(contract.length, 41);
     assert.ok(contract.some((c) => c.name === HTTP_DURATION && c.type === 'histogram'));
     assert.ok(contract.some((c) => c.name === 'websocket_connections' && c.type === 'gauge'));
     assert.ok(contract.some((c) => c.name === 'websocket_sent_bytes_total'));
@@ -148,6 +150,9 @@ describe('metrics contract (docs/telemetry.md)', () => {
     assert.equal(sample('websocket_build_info', { version: '9.9.9', node_version: process.version }), 1);
     assert.equal(sample('websocket_adapter_up', { adapter: 'local' }), 1);
     assert.equal(sample('websocket_adapter_pending_changes', { adapter: 'local' }), 2);
+    assert.equal(sample('websocket_webhook_pending_events', { app_id: 'app-1', webhook: '0', state: 'queued' }), 6);
+    assert.equal(sample('websocket_webhook_pending_events', { app_id: 'app-1', webhook: '0', state: 'in_flight' }), 7);
+    assert.equal(sample('websocket_webhook_held_events', { app_id: 'app-1' }), 8);
     assert.equal(sample('websocket_adapter_dropped_total', { reason: 'down' }), 1);
     assert.equal(sample('websocket_adapter_dropped_total', { reason: 'gap' }), 3, 'counted by the number missed');
     for (const reason of ['error', 'timeout', 'backlog']) {

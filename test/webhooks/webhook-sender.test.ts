@@ -1,6 +1,7 @@
 /**
  * The webhook sender on its own: batching, the signature a receiver checks, the CLIENT span whose `traceparent` is sent,
- * retries then success, giving up after the deadline, vacate/re-occupy cancellation, the bounded queue, close().
+ * retries then success, giving up after the deadline, vacate/re-occupy cancellation, the bounded queue, close(), and the
+ * events waiting as `/metrics` shows them.
  * Requests go either to a real receiver on 127.0.0.1 or to an injected post; nothing sleeps to synchronise: tests await
  * the requests themselves, and `close()` (which sends held-back events at once) proves what was still pending.
  */
@@ -9,14 +10,19 @@ import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { propagation, SpanKind, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createStaticAppStore } from '../../src/apps/static-app-store.js';
 import { allEventsWebhook, loadConfig, type AppConfig } from '../../src/config.js';
 import { createLogger } from '../../src/telemetry/logger.js';
-import type { WebhookResult } from '../../src/telemetry/metrics.js';
+import { HistogramProducer } from '../../src/telemetry/histogram-table.js';
+import { createMetrics, type GaugeSources, type WebhookResult } from '../../src/telemetry/metrics.js';
 import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
-import { createWebhookSender, webhookLimits, type WebhookSenderDeps } from '../../src/webhooks/webhook-sender.js';
+import { createWebhookSender, webhookLimits, type WebhookSender, type WebhookSenderDeps } from '../../src/webhooks/webhook-sender.js';
 import type { WebhookPost } from '../../src/webhooks/webhook-post.js';
+import { parseExposition } from '../helpers/exposition.js';
+import { freePort } from '../helpers/free-port.js';
 import { gc } from '../helpers/gc.js';
 import { until, within } from '../helpers/wait.js';
 import { signatureValid, startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -92,6 +98,66 @@ function scriptedPost(answers: (number | Error | 'hang')[], fallback: number | E
     return { status: answer, ok: answer >= 200 && answer < 300 };
   };
   return { post, calls };
+}
+
+/** An injected post that holds every request until `release()`, then answers it, and every later one, with 200. */
+function heldPost() {
+  const waiting: (() => void)[] = [];
+  let released = false;
+  const post: WebhookPost = (_url, request) =>
+    new Promise((resolve, reject) => {
+      const answer = () => resolve({ status: 200, ok: true });
+      if (released) return answer();
+      waiting.push(answer);
+      request.signal.addEventListener('abort', () => reject(new Error('aborted')));
+    });
+  const release = () => {
+    released = true;
+    for (const answer of waiting.splice(0)) answer();
+  };
+  return { post, waiting, release };
+}
+
+/**
+ * The sender's backlog gauges as a real exporter (configured as otel/sdk.ts configures it) renders them on a loopback
+ * `/metrics`: `pending(app, webhook)` reads both states, `held(app)` the held-back events; undefined for a missing series.
+ */
+async function exportedBacklog(sender: WebhookSender) {
+  const port = await freePort();
+  const histograms = new HistogramProducer();
+  const exporter = new PrometheusExporter({
+    host: '127.0.0.1',
+    port,
+    preventServerStart: true,
+    withoutScopeInfo: true,
+    withoutTargetInfo: true,
+    metricProducers: [histograms],
+  });
+  await exporter.startServer();
+  const provider = new MeterProvider({ readers: [exporter] });
+  const sources: GaugeSources = {
+    connectionsByApp: () => [],
+    channelStats: () => [],
+    presenceMembersByApp: () => [],
+    sendBufferBytes: () => 0,
+    adapterStatus: () => ({ adapter: 'local', up: true, pending: 0, congested: false }),
+    webhookBacklog: () => sender.backlog(),
+    webhookHeld: () => sender.held(),
+  };
+  createMetrics(sources, { version: '0.0.0', meter: provider.getMeter('beacon'), histograms });
+  const scrape = async () => {
+    const families = parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+    const value = (name: string, labels: Record<string, string>) =>
+      families.get(name)?.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+    return {
+      pending: (appId: string, webhook: number) => ({
+        queued: value('websocket_webhook_pending_events', { app_id: appId, webhook: String(webhook), state: 'queued' }),
+        in_flight: value('websocket_webhook_pending_events', { app_id: appId, webhook: String(webhook), state: 'in_flight' }),
+      }),
+      held: (appId: string) => value('websocket_webhook_held_events', { app_id: appId }),
+    };
+  };
+  return { scrape, close: () => provider.shutdown() };
 }
 
 const occupied = (channel: string): WebhookEvent => ({ name: 'channel_occupied', channel });
@@ -375,4 +441,47 @@ test('several webhooks: routed by type and channel, the vacate delay decided onc
     'multi/1/cache_miss:ok',
     'multi/1/channel_vacated:ok',
   ]);
+});
+
+test('/metrics shows each webhook\'s events queued and in flight while its receiver holds them, and 0 once delivered', async () => {
+  const a: AppConfig = {
+    ...app(undefined, 'backlog'),
+    webhooks: [allEventsWebhook('http://127.0.0.1:9/all'), { ...allEventsWebhook('http://127.0.0.1:9/cache'), eventTypes: ['cache_miss'] }],
+  };
+  const idle = app('http://127.0.0.1:9/idle', 'idle');
+  const { post, waiting, release } = heldPost();
+  // Two events per request: four requests in flight (the concurrency per webhook) hold eight events, the rest are queued
+  // behind them. The gauge counts events, not requests.
+  const { sender, count } = harness([a, idle], { post, maxBatchEvents: 2 });
+  const exported = await exportedBacklog(sender);
+  try {
+    const start = await exported.scrape();
+    for (const [appId, webhook] of [['backlog', 0], ['backlog', 1], ['idle', 0]] as const) {
+      assert.deepEqual(start.pending(appId, webhook), { queued: 0, in_flight: 0 }, `${appId}/${webhook} exported from start, at 0`);
+    }
+    assert.equal(start.held('backlog'), 0);
+    assert.equal(start.held('idle'), 0);
+
+    for (let i = 0; i < 11; i++) sender.emit(a, occupied(`c${i}`));
+    // Held back for the vacate delay: counted once for the app, in no webhook's queue.
+    sender.emit(a, vacated('gone'));
+    await until(() => waiting.length === 4, 'four requests held by the receiver');
+    const holding = await exported.scrape();
+    assert.deepEqual(holding.pending('backlog', 0), { queued: 3, in_flight: 8 });
+    assert.deepEqual(holding.pending('backlog', 1), { queued: 0, in_flight: 0 }, 'takes only cache_miss');
+    assert.deepEqual(holding.pending('idle', 0), { queued: 0, in_flight: 0 });
+    assert.equal(holding.held('backlog'), 1);
+    assert.equal(holding.held('idle'), 0);
+
+    release();
+    await until(() => count('channel_occupied:ok') === 11, 'the eleven events delivered');
+    // Re-occupied within the delay: the held vacate is cancelled.
+    sender.emit(a, occupied('gone'));
+    const drained = await exported.scrape();
+    assert.deepEqual(drained.pending('backlog', 0), { queued: 0, in_flight: 0 });
+    assert.equal(drained.held('backlog'), 0);
+  } finally {
+    await sender.close();
+    await exported.close();
+  }
 });

@@ -30,8 +30,12 @@ export function channels(): Dashboard {
       { expr: quantile(0.95, 'websocket_broadcast_recipients', 'channel_type'), legend: 'p95 {{channel_type}}' },
     ], { min: 0 }))
     .withPanel(timeseries('Broadcast latency p95 by channel type', 's', [{ expr: quantile(0.95, 'websocket_broadcast_duration_seconds', 'channel_type'), legend: '{{channel_type}}' }], { thresholds: steps('green', [0.25, 'red']), showThresholds: true }))
-    .withPanel(timeseries('Client events', 'ops', [{ expr: rate('websocket_events_published_total', 'app_id', ', source="client_event"'), legend: '{{app_id}}' }]))
-    .withPanel(timeseries('Webhooks by result', 'ops', [{ expr: `sum by (event, result) (rate(websocket_webhooks_total{${BEACON}}[$__rate_interval]))`, legend: '{{event}} {{result}}' }]))
+    .withPanel(timeseries('Client events', 'ops', [{ expr: rate('websocket_events_published_total', 'app_id', ', source="client_event"'), legend: '{{app_id}}' }], { width: 8 }))
+    .withPanel(timeseries('Webhooks by result', 'ops', [{ expr: `sum by (event, result) (rate(websocket_webhooks_total{${BEACON}}[$__rate_interval]))`, legend: '{{event}} {{result}}' }], { width: 8 }))
+    .withPanel(timeseries('Webhook events waiting', 'short', [
+      { expr: `sum by (instance, app_id, webhook, state) (websocket_webhook_pending_events{${BEACON}})`, legend: '{{instance}} {{app_id}} #{{webhook}} {{state}}' },
+      { expr: `sum by (instance, app_id) (websocket_webhook_held_events{${BEACON}})`, legend: '{{instance}} {{app_id}} held (vacate delay)' },
+    ], { width: 8, thresholds: steps('green', [5000, 'red']), showThresholds: true, min: 0, description: 'Per node and webhook (its index in the app\'s list): queued for a request, or in requests in flight or waiting to retry; per app: held back for the vacate delay, not routed to a webhook yet. Waiting while Webhooks by result shows no ok: the receiver holds or fails requests. The line at 5000 is BeaconWebhookBacklog\'s; at WEBHOOK_MAX_PENDING_EVENTS (10000) new events are dropped.' }))
 
     .withRow(new RowBuilder('Cluster engine'))
     .withPanel(timeseries('Cluster engine up', 'short', [{ expr: `min by (instance, adapter) (websocket_adapter_up{${BEACON}})`, legend: '{{instance}} {{adapter}}' }], { width: 6, thresholds: steps('red', [1, 'green']), min: 0 }))
