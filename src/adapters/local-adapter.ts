@@ -128,6 +128,7 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
     // Delivery is a direct call: whatever was published has already been handed over.
     flush: async () => undefined,
     async close() {
+      membership.close();
       cache.clear();
     },
   };

@@ -8,7 +8,11 @@ import { Events } from '../protocol/events.js';
 import type { MemberRef } from './adapter.js';
 import type { Envelope } from './envelope.js';
 
-/** subscription_count goes out on every change for channels up to this size, at most every COUNT_INTERVAL_MS above. */
+/**
+ * subscription_count goes out on every change for channels up to this size, at most every COUNT_INTERVAL_MS above. A
+ * change held back by that throttle is not dropped: the count as it is when the interval ends goes out then (the
+ * trailing count), so subscribers never keep a count the channel has left behind.
+ */
 export const BIG_CHANNEL = 100;
 export const COUNT_INTERVAL_MS = 5000;
 
@@ -27,9 +31,13 @@ export function countData(count: number): string {
   return JSON.stringify({ subscription_count: count });
 }
 
-/** Whether a count change is published: always for small channels, throttled for big ones. */
-export function countDue(count: number, now: number, lastSentAt: number): boolean {
-  return count <= BIG_CHANNEL || now - lastSentAt >= COUNT_INTERVAL_MS;
+/**
+ * How long a count change waits before it may be published: 0 (now) for small channels and once the interval since the
+ * last one has passed, else what is left of that interval (the trailing count goes out then).
+ */
+export function countWaitMs(count: number, now: number, lastSentAt: number): number {
+  if (count <= BIG_CHANNEL) return 0;
+  return Math.max(0, COUNT_INTERVAL_MS - (now - lastSentAt));
 }
 
 type EventKind = 'added' | 'removed' | 'count';

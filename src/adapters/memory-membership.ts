@@ -7,7 +7,7 @@ import type { ChannelCounts, JoinOutcome, LeaveOutcome, MemberRef } from './adap
 import type { Envelope } from './envelope.js';
 import {
   countData,
-  countDue,
+  countWaitMs,
   internalEnvelope,
   memberAddedData,
   memberRemovedData,
@@ -18,6 +18,10 @@ interface ChannelState {
   /** Presence: user id → connections and the info of its first one. */
   users: Map<string, { connections: number; info: unknown }>;
   lastCountAt: number;
+  /** The count last published (-1: none yet). */
+  countSent: number;
+  /** The trailing count, armed while a change the throttle held back waits for the end of the interval. */
+  countTimer: NodeJS.Timeout | undefined;
 }
 
 /** In-memory membership; `publish` receives the internal events in the order of the changes. */
@@ -43,7 +47,7 @@ export class MemoryMembership {
         return { admitted: false, occupied: false, memberAdded: false, members: new Map(), seq: this.seq };
       }
     }
-    const state = existing ?? { subscriptions: 0, users: new Map(), lastCountAt: 0 };
+    const state = existing ?? { subscriptions: 0, users: new Map(), lastCountAt: 0, countSent: -1, countTimer: undefined };
     if (existing === undefined) channels.set(channel, state);
     state.subscriptions++;
     let memberAdded = false;
@@ -78,8 +82,10 @@ export class MemoryMembership {
       }
     }
     const vacated = state.subscriptions <= 0;
-    if (vacated) channels.delete(channel);
-    else if (member === null) this.publishCount(appId, channel, state);
+    if (vacated) {
+      channels.delete(channel);
+      clearTimeout(state.countTimer);
+    } else if (member === null) this.publishCount(appId, channel, state);
     return { vacated, memberRemoved };
   }
 
@@ -98,12 +104,35 @@ export class MemoryMembership {
     return out;
   }
 
+  /** Stops the trailing counts still armed (the engine is closing). */
+  close(): void {
+    for (const channels of this.apps.values()) for (const state of channels.values()) clearTimeout(state.countTimer);
+  }
+
+  /**
+   * Publishes the channel's count after a change, unless the throttle of big channels holds it back: then the count as
+   * it is at the end of the interval goes out then, once (membership-events.ts).
+   */
   private publishCount(appId: string, channel: string, state: ChannelState, excludeSocketId?: string): number | undefined {
     if (!this.countsSubscriptions(appId)) return undefined;
     const now = Date.now();
-    if (!countDue(state.subscriptions, now, state.lastCountAt)) return undefined;
+    const wait = countWaitMs(state.subscriptions, now, state.lastCountAt);
+    if (wait > 0) {
+      state.countTimer ??= setTimeout(() => this.trailingCount(appId, channel, state), wait).unref();
+      return undefined;
+    }
+    clearTimeout(state.countTimer);
+    state.countTimer = undefined;
     state.lastCountAt = now;
+    state.countSent = state.subscriptions;
     this.publish(internalEnvelope(appId, channel, 'count', countData(state.subscriptions), undefined, excludeSocketId));
     return state.subscriptions;
+  }
+
+  /** The end of a throttled interval: the count goes out if it moved since the last one published. */
+  private trailingCount(appId: string, channel: string, state: ChannelState): void {
+    state.countTimer = undefined;
+    if (this.apps.get(appId)?.get(channel) !== state || state.subscriptions === state.countSent) return;
+    this.publishCount(appId, channel, state);
   }
 }

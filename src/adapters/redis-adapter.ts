@@ -745,6 +745,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         await membership.reap(nodeId).catch(() => undefined);
         await Promise.all([pub.del(keys.node(nodeId)), pub.srem(keys.nodes, nodeId)]).catch(() => undefined);
       }
+      // The counts this node's last changes held back (the throttle of big channels) go out before it does.
+      await membership.close();
       closed = true;
       for (const d of deferred.splice(0)) d.reject(new Error('adapter closed'));
       await link.quit();

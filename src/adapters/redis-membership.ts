@@ -10,9 +10,10 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { ChannelCounts, JoinOutcome, LeaveOutcome, MemberRef, ReapedChannel } from './adapter.js';
-import { envelopeHead, memberAddedData, memberRemovedData } from './membership-events.js';
+import { COUNT_INTERVAL_MS, envelopeHead, memberAddedData, memberRemovedData } from './membership-events.js';
 import type { RedisKeys } from './redis-keys.js';
 import {
+  COUNT_LUA,
   JOIN_LUA,
   LEAVE_LUA,
   REAP_CONNECTIONS_LUA,
@@ -24,6 +25,7 @@ import {
   USER_PRESENCE_LUA,
 } from './redis-scripts.js';
 
+const count = new Script(COUNT_LUA);
 const join = new Script(JOIN_LUA);
 const leave = new Script(LEAVE_LUA);
 const reap = new Script(REAP_LUA);
@@ -45,6 +47,9 @@ export class RedisMembership {
   private readonly held = new Map<string, number>();
   /** Apps this node has listed in its `nodeApps` set since Redis was last (re)connected: no SADD per reserved connection. */
   private readonly listedApps = new Set<string>();
+  /** `[appId, channel]` JSON → the trailing count armed for a change of this node's that the throttle held back. */
+  private readonly countTimers = new Map<string, NodeJS.Timeout>();
+  private closed = false;
 
   constructor(
     private readonly client: Redis | Cluster,
@@ -59,6 +64,50 @@ export class RedisMembership {
   /** The count head a script publishes subscription_count with, or '' (the script then publishes none). */
   private countHead(appId: string, channel: string, excludeSocketId?: string): string {
     return this.countsSubscriptions(appId) ? envelopeHead(appId, channel, 'count', excludeSocketId) : '';
+  }
+
+  /**
+   * A change of this node's that the throttle of big channels held back (the script said how long it waits): once that
+   * time has passed, the channel's count as it is then is published, unless it is the one last published or another
+   * node's change opened a new interval meanwhile (the script then says how long to wait again). One timer per channel
+   * at most. A run that fails (Redis down) is tried again an interval later; the next change would publish anyway.
+   */
+  private trailingCount(appId: string, channel: string, waitMs: number): void {
+    const pair = JSON.stringify([appId, channel]);
+    if (waitMs <= 0 || this.closed || this.countTimers.has(pair)) return;
+    const timer = setTimeout(() => {
+      this.countTimers.delete(pair);
+      this.publishCount(appId, channel, false).then(
+        (wait) => this.trailingCount(appId, channel, wait),
+        () => this.trailingCount(appId, channel, COUNT_INTERVAL_MS),
+      );
+    }, waitMs);
+    timer.unref();
+    this.countTimers.set(pair, timer);
+  }
+
+  /** Runs the count script: publishes the channel's count if it moved; `now` whatever the interval. The ms to wait, or 0. */
+  private async publishCount(appId: string, channel: string, now: boolean): Promise<number> {
+    const k = this.keys.channel(appId, channel);
+    const args = [this.countHead(appId, channel), k.events, this.publishCommand, now ? '1' : '0'];
+    return Number(await count.run(this.client, [k.state], args));
+  }
+
+  /**
+   * The engine is closing: the trailing counts still armed go out now, whatever the interval (after this node no one
+   * would publish them: its held-back changes are its own), and no more are armed. Never rejects.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    const pending = [...this.countTimers.entries()];
+    this.countTimers.clear();
+    await Promise.all(
+      pending.map(async ([pair, timer]) => {
+        clearTimeout(timer);
+        const [appId, channel] = JSON.parse(pair) as [string, string];
+        await this.publishCount(appId, channel, true).catch(() => undefined);
+      }),
+    );
   }
 
   private scriptKeys(appId: string, channel: string, node: string): string[] {
@@ -117,13 +166,14 @@ export class RedisMembership {
       k.events,
       this.publishCommand,
       socketId,
-    ])) as [number, number, number, string, string[], number];
-    const [admitted, occupied, added, seq, flat, count] = result;
+    ])) as [number, number, number, string, string[], number, number?];
+    const [admitted, occupied, added, seq, flat, published, countWait = 0] = result;
     if (admitted !== 1) return { admitted: false, occupied: false, memberAdded: false, members: new Map(), seq: 0 };
+    this.trailingCount(appId, channel, countWait);
     if (occupied === 1) await this.client.sadd(this.keys.appChannels(appId), channel);
     const members = new Map<string, unknown>();
     for (let i = 0; i + 1 < flat.length; i += 2) members.set(flat[i] as string, parse(flat[i + 1] as string));
-    const counted = count >= 0 ? count : undefined;
+    const counted = published >= 0 ? published : undefined;
     return { admitted: true, occupied: occupied === 1, memberAdded: added === 1, members, seq: Number(seq), count: counted };
   }
 
@@ -134,7 +184,7 @@ export class RedisMembership {
   async leave(appId: string, channel: string, socketId: string, member: MemberRef | null, held = true): Promise<LeaveOutcome> {
     const pair = JSON.stringify([appId, channel]);
     const k = this.keys.channel(appId, channel);
-    const [removed, vacated] = (await leave.run(this.client, this.scriptKeys(appId, channel, this.nodeId), [
+    const [removed, vacated, countWait = 0] = (await leave.run(this.client, this.scriptKeys(appId, channel, this.nodeId), [
       this.keys.nodeField(this.nodeId),
       member?.userId ?? '',
       envelopeHead(appId, channel, 'removed'),
@@ -143,7 +193,8 @@ export class RedisMembership {
       k.events,
       this.publishCommand,
       socketId,
-    ])) as [number, number];
+    ])) as [number, number, number?];
+    this.trailingCount(appId, channel, countWait);
     if (!held) {
       if (vacated === 1) await this.unindex(appId, channel);
       return { memberRemoved: removed === 1, vacated: vacated === 1 };
@@ -218,7 +269,7 @@ export class RedisMembership {
     for (const pair of await this.client.smembers(this.keys.nodeChannels(node))) {
       const [appId, channel] = JSON.parse(pair) as [string, string];
       const k = this.keys.channel(appId, channel);
-      const [isBack, [vacated, removedUsers]] = await Promise.all([
+      const [isBack, [vacated, removedUsers, countWait = 0]] = await Promise.all([
         back(),
         reap.run(this.client, this.scriptKeys(appId, channel, node), [
           this.keys.nodeField(node),
@@ -227,8 +278,9 @@ export class RedisMembership {
           k.events,
           this.publishCommand,
           channel.startsWith('presence-') ? '1' : '0',
-        ]) as Promise<[number, string[]]>,
+        ]) as Promise<[number, string[], number?]>,
       ]);
+      this.trailingCount(appId, channel, countWait);
       if (vacated === 1) await this.unindex(appId, channel);
       const removed = removedUsers.map(signedId);
       if (vacated === 1 || removed.length > 0) out.push({ appId, channel, removedUsers: removed, vacated: vacated === 1 });

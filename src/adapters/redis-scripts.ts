@@ -20,25 +20,47 @@ local function next_seq(state)
   return str
 end
 local function publish_count(state, total, head, cmd, ch)
-  if head == '' then return 0 end
+  if head == '' then return 0, 0 end
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local last = tonumber(redis.call('HGET', state, 'countAt') or '0')
   if total <= 100 or now - last >= 5000 then
-    redis.call('HSET', state, 'countAt', string.format('%.0f', now))
+    redis.call('HSET', state, 'countAt', string.format('%.0f', now), 'countSent', total)
     redis.call(cmd, ch, head .. cjson.encode('{"subscription_count":' .. total .. '}') .. '}')
-    return 1
+    return 1, 0
   end
-  return 0
+  return 0, 5000 - (now - last)
 end
 `;
+
+/**
+ * The counts of big channels go out at most every 5 s (membership-events.ts): `publish_count` returns 1 when it
+ * published, and otherwise how long the change waits (ms; 0: nothing to publish). The node whose change was held back
+ * runs COUNT_LUA once that time has passed, so the count as it is then goes out (the trailing count).
+ *
+ * KEYS: state. ARGV: count head, events channel, publish command, '1' to publish now whatever the interval (a node
+ * closing: no one would publish its held-back count after it). Returns 0 when the count was published or nothing needed
+ * publishing (the channel is empty, or its count is the one last published), else the ms still to wait (another node's
+ * change published a count meanwhile and opened a new interval).
+ */
+export const COUNT_LUA = `${NEXT_SEQ}
+local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
+if total <= 0 or total == tonumber(redis.call('HGET', KEYS[1], 'countSent') or '-1') then return 0 end
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[1], 'countSent', total)
+  redis.call(ARGV[3], ARGV[2], ARGV[1] .. cjson.encode('{"subscription_count":' .. total .. '}') .. '}')
+  return 0
+end
+local published, wait = publish_count(KEYS[1], total, ARGV[1], ARGV[3], ARGV[2])
+return wait`;
 
 /**
  * KEYS: state, users, info, share, the node's subscriptions. ARGV: node field, user id ('' for non-presence), user info
  * JSON ('#' before it when the id was signed as a number, so a reaper can echo it as signed), max members,
  * member_added head, its data as a JSON string literal, count head ('' when the app does not count subscriptions: no
  * subscription_count), events channel, publish command, socket id.
- * Returns {admitted, occupied, memberAdded, seq, members (flat user/info list), count published (-1: none)}.
+ * Returns {admitted, occupied, memberAdded, seq, members (flat user/info list), count published (-1: none), ms the
+ * count held back waits (0: none)}.
  * A socket already recorded on the channel is admitted without counting it again.
  */
 export const JOIN_LUA = `${NEXT_SEQ}
@@ -59,8 +81,9 @@ if total == 1 then occupied = 1 end
 local seq = redis.call('HGET', state, 'seq') or '0'
 if user == '' then
   local count = -1
-  if publish_count(state, total, ARGV[7], ARGV[9], ARGV[8]) == 1 then count = total end
-  return {1, occupied, 0, seq, {}, count}
+  local published, wait = publish_count(state, total, ARGV[7], ARGV[9], ARGV[8])
+  if published == 1 then count = total end
+  return {1, occupied, 0, seq, {}, count, wait}
 end
 redis.call('HINCRBY', users, user, 1)
 redis.call('HINCRBY', share, user, 1)
@@ -74,7 +97,7 @@ return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
 /**
  * KEYS: state, users, info, share, the node's subscriptions. ARGV: node field, user id ('' for non-presence),
  * member_removed head, its data as a JSON string literal, count head ('' : none published), events channel, publish
- * command, socket id. Returns {memberRemoved, vacated}.
+ * command, socket id. Returns {memberRemoved, vacated, ms the count held back waits (0: none)}.
  * A leave of a socket not recorded on the channel changes nothing: already left (a retry after a timeout), never joined
  * (taking back a join that failed), or reaped while the node was cut off.
  */
@@ -105,13 +128,16 @@ if total <= 0 then
   redis.call('DEL', state, users, info)
   return {removed, 1}
 end
-if user == '' then publish_count(state, total, ARGV[5], ARGV[7], ARGV[6]) end
-return {removed, 0}`;
+if user == '' then
+  local published, wait = publish_count(state, total, ARGV[5], ARGV[7], ARGV[6])
+  return {removed, 0, wait}
+end
+return {removed, 0, 0}`;
 
 /**
  * KEYS: state, users, info, the dead node's share, its subscriptions. ARGV: dead node field, member_removed head, count head
  * ('': none), events channel, publish command, '1' for a presence channel. Returns {vacated, removed user ids ('#' before
- * an id signed as a number)}.
+ * an id signed as a number), ms the count held back waits (0: none)}.
  */
 export const REAP_LUA = `${NEXT_SEQ}
 local state, users, info, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -146,8 +172,11 @@ if total <= 0 then
   redis.call('DEL', state, users, info)
   return {1, removed}
 end
-if ARGV[6] ~= '1' then publish_count(state, total, ARGV[3], ARGV[5], ARGV[4]) end
-return {0, removed}`;
+if ARGV[6] ~= '1' then
+  local published, wait = publish_count(state, total, ARGV[3], ARGV[5], ARGV[4])
+  return {0, removed, wait}
+end
+return {0, removed, 0}`;
 
 /** A script run by its SHA1, loaded on the first NOSCRIPT (per Redis node: each cluster shard loads it on first use). */
 export class Script {

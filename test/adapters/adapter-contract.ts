@@ -148,6 +148,34 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     }
   });
 
+  test(`${name}: a big channel's count held back by the throttle goes out once the interval ends (the trailing count)`, async () => {
+    // Pusher sends subscription_count at most every 5 s above 100 subscribers; the changes in between must not be lost:
+    // the count as it is at the end of the interval goes out then, once.
+    const { adapter } = await setup();
+    const counts: number[] = [];
+    const markers: string[] = [];
+    adapter.onEnvelope((e) => {
+      if (e.event === 'pusher_internal:subscription_count') counts.push((JSON.parse(e.data) as { subscription_count: number }).subscription_count);
+      if (e.event === 'e') markers.push(e.data);
+    });
+    try {
+      for (let i = 1; i <= 100; i++) await adapter.join(APP.id, 'big', `1.${i}`, null, 0);
+      await until(() => counts.length === 100, 'a count per change up to 100 subscribers');
+      // Within the interval after the count of 100 went out: held back, each of them.
+      for (let i = 101; i <= 103; i++) assert.equal((await adapter.join(APP.id, 'big', `1.${i}`, null, 0)).count, undefined);
+      await adapter.leave(APP.id, 'big', '1.101', null);
+      assert.deepEqual(await adapter.channel(APP.id, 'big'), { subscriptionCount: 102, userCount: 0 });
+      await until(() => counts.length > 100, 'the trailing count', 9000);
+      assert.deepEqual(counts.slice(100), [102], 'one count, the channel as it is at the end of the interval');
+      // Nothing else was armed: a publish on the channel arrives after it with no other count before it.
+      adapter.publish(envelope('big', 0));
+      await until(() => markers.length > 0, 'the marker');
+      assert.deepEqual(counts.slice(100), [102]);
+    } finally {
+      await adapter.close();
+    }
+  });
+
   test(`${name}: a full presence channel refuses a new user and changes nothing; a present user still joins`, async () => {
     const { adapter } = await setup();
     await adapter.join(APP.id, 'presence-full', '1.1', { userId: 'a', userInfo: null }, 2);
