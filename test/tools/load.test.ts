@@ -2,13 +2,17 @@
  * beacon-load against a real Beacon process (telemetry on), run exactly as an operator runs it: `tools/bin/beacon-load.mjs`
  * with flags, its --json report read from stdout. A clean run's audit finds no difference between the server's counters
  * and what the clients saw; a run against a server that cuts slow consumers (a tiny SEND_BUFFER_MAX_BYTES and a socket that
- * stops reading) reports the lost deliveries, and the audit shows where the server counted them.
+ * stops reading) reports the lost deliveries, and the audit shows where the server counted them. A run that failed in any
+ * other way — publishes refused or unanswered, client events refused, connections closed under it, a server that died
+ * (its /metrics with it), nothing to connect to — fails the verdict (or exits 2 when it could not start), and a run
+ * interrupted by SIGINT or SIGTERM still reports, as interrupted. Refusals at the upgrade are audited as refusals.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
+import { freePort } from '../helpers/prometheus.js';
 import type { LoadReport } from '../../tools/load/report.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -29,6 +33,50 @@ function load(args: string[]): Promise<Outcome> {
     });
   });
 }
+
+/** A beacon-load still running: its outcome once it exits, and a wait for a line of its stderr (progress, notices). */
+interface Running {
+  done: Promise<Outcome & { signal: NodeJS.Signals | null }>;
+  /** Resolves once stderr matches `re`; rejects if the tool exits first. */
+  stderrMatches(re: RegExp): Promise<void>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+/** Starts beacon-load with `args` (killed past 60 s), for a test that acts while it runs. */
+function startLoad(args: string[]): Running {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let waiters: Array<{ re: RegExp; resolve: () => void }> = [];
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString();
+    const ready = waiters.filter((w) => w.re.test(stderr));
+    waiters = waiters.filter((w) => !ready.includes(w));
+    for (const w of ready) w.resolve();
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const done = new Promise<Outcome & { signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, signal, stdout, stderr });
+    });
+  });
+  return {
+    done,
+    stderrMatches(re) {
+      if (re.test(stderr)) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        waiters.push({ re, resolve });
+        void done.then((o) => reject(new Error(`beacon-load exited (${o.code}) before stderr matched ${re}:\n${o.stderr}`)));
+      });
+    },
+    kill: (signal) => child.kill(signal),
+  };
+}
+
+/** The plain progress line of the steady state (stderr is no terminal: a line at 1 s, then every 5 s). */
+const STEADY = /^\[steady /m;
 
 function target(beacon: BeaconProcess): string[] {
   return ['--host', `ws://127.0.0.1:${beacon.port}`, '--metrics', `http://127.0.0.1:${beacon.metricsPort}/metrics`, '--json'];
@@ -58,7 +106,7 @@ describe('beacon-load against a healthy server', () => {
     ]);
     const r = report(outcome);
     assert.equal(outcome.code, 0, `${outcome.stderr}\n${JSON.stringify(r.verdict)}`);
-    assert.deepEqual(r.verdict, { ok: true, reasons: [] });
+    assert.deepEqual(r.verdict, { ok: true, interrupted: null, reasons: [] });
     assert.equal(r.connections.opened, 50);
     assert.equal(r.connections.close_codes['1000'], 50);
     assert.equal(r.messages.publish_via, 'http');
@@ -143,11 +191,157 @@ describe('beacon-load against a server that drops messages', () => {
   });
 });
 
+describe('beacon-load fails a run that did not do what it was asked', () => {
+  let beacon: BeaconProcess;
+  before(async () => {
+    beacon = await spawnBeacon({ LOG_LEVEL: 'warn' }); // client events off, as by default
+  });
+  after(async () => {
+    await beacon.stop();
+  });
+
+  it('HTTP publishes refused with 401 (a wrong --app-secret): FAILED, nothing delivered', { timeout: 60_000 }, async () => {
+    const outcome = await load([
+      ...target(beacon), '--sockets', '5', '--rate', '200', '--duration', '1', '--send-rate', '2', '--app-secret', 'wrong',
+    ]);
+    const r = report(outcome);
+    assert.equal(outcome.code, 1, JSON.stringify(r.verdict));
+    assert.equal(r.verdict.ok, false);
+    assert.ok(r.messages.http_refused > 0 && r.messages.http_refused === r.messages.sent, JSON.stringify(r.messages));
+    assert.ok(r.verdict.reasons.some((x) => /HTTP publishes refused \(401×\d+\)/.test(x)), r.verdict.reasons.join('\n'));
+    assert.ok(r.verdict.reasons.some((x) => x.startsWith('nothing was delivered')), r.verdict.reasons.join('\n'));
+    // The audit agrees with the clients: nothing was published (the server counts 401s elsewhere).
+    assert.ok(r.audit !== null);
+    assert.deepEqual(r.audit.rows.filter((row) => row.difference !== 0), []);
+  });
+
+  it('client events refused with pusher:error 4310 (not enabled): FAILED', { timeout: 60_000 }, async () => {
+    const outcome = await load([
+      ...target(beacon), '--sockets', '4', '--rate', '200', '--duration', '1', '--send-rate', '2', '--channels', '1',
+      '--channel-type', 'private', '--publish-via', 'client',
+    ]);
+    const r = report(outcome);
+    assert.equal(outcome.code, 1, JSON.stringify(r.verdict));
+    assert.ok(r.messages.pusher_errors > 0 && r.messages.pusher_errors === r.messages.sent, JSON.stringify(r.messages));
+    assert.ok(r.verdict.reasons.some((x) => /pusher:error \(4310×\d+\)/.test(x)), r.verdict.reasons.join('\n'));
+    assert.ok(r.verdict.reasons.some((x) => x.startsWith('nothing was delivered')), r.verdict.reasons.join('\n'));
+  });
+
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    it(`${signal} during the steady state: the run stops early, reports, verdict "interrupted", exit ${code}`, { timeout: 60_000 }, async () => {
+      const running = startLoad([...target(beacon), '--sockets', '5', '--rate', '200', '--duration', '30', '--send-rate', '1']);
+      await running.stderrMatches(STEADY);
+      running.kill(signal);
+      const outcome = await running.done;
+      assert.equal(outcome.code, code, outcome.stderr);
+      const r = report(outcome);
+      assert.deepEqual(r.verdict, { ok: false, interrupted: { by: signal, phase: 'steady' }, reasons: [] });
+      assert.ok(r.phases_seconds.steady < 30, `steady ${r.phases_seconds.steady} s`);
+      assert.equal(r.connections.close_codes['1000'], 5);
+      assert.ok(r.audit !== null);
+    });
+  }
+});
+
+describe('beacon-load against a server that refuses connections at the upgrade (MAX_CONNECTIONS)', () => {
+  let beacon: BeaconProcess;
+  before(async () => {
+    beacon = await spawnBeacon({ MAX_CONNECTIONS: '8', LOG_LEVEL: 'warn' });
+  });
+  after(async () => {
+    await beacon.stop();
+  });
+
+  it('the refusals are audited as refusals, not as frames, and --max-error-rate tolerates them', { timeout: 60_000 }, async () => {
+    const outcome = await load([
+      ...target(beacon), '--sockets', '10', '--rate', '200', '--duration', '1', '--send-rate', '2', '--channels', '2',
+      '--max-error-rate', '0.5',
+    ]);
+    const r = report(outcome);
+    assert.equal(r.connections.refused, 2);
+    assert.equal(r.connections.close_codes['4100'], 2);
+    assert.equal(r.frames.received_on_refused_sockets, 2);
+    assert.ok(r.audit !== null);
+    assert.deepEqual(r.audit.rows.filter((row) => row.difference !== 0), []);
+    const refused = r.audit.rows.find((row) => row.what === 'upgrades refused');
+    assert.deepEqual([refused?.server, refused?.clients], [2, 2]);
+    assert.equal(outcome.code, 0, JSON.stringify(r.verdict));
+    assert.deepEqual(r.verdict, { ok: true, interrupted: null, reasons: [] });
+    // Without the tolerance the refused connections fail the run, and only they do.
+    const strict = report(await load([...target(beacon), '--sockets', '10', '--rate', '200', '--duration', '0', '--channels', '2']));
+    assert.deepEqual(strict.verdict.reasons, ['2 of 10 connections failed (20.00 %, 2 of them refused by the server)']);
+  });
+});
+
+describe('beacon-load while the server goes away', () => {
+  it('SIGKILLed mid-run: the clients\' report is printed, the audit could not be done, the steady state ends early, exit 1', { timeout: 60_000 }, async () => {
+    const beacon = await spawnBeacon({ LOG_LEVEL: 'warn' });
+    try {
+      const running = startLoad([...target(beacon), '--sockets', '5', '--rate', '200', '--duration', '30', '--send-rate', '2']);
+      await running.stderrMatches(STEADY);
+      await beacon.stop('SIGKILL');
+      const outcome = await running.done;
+      assert.equal(outcome.code, 1, outcome.stderr);
+      const r = report(outcome);
+      assert.equal(r.audit, null);
+      assert.match(r.audit_error ?? '', /cannot read http:\/\/127\.0\.0\.1:\d+\/metrics: ECONNREFUSED/);
+      assert.match(r.steady_ended_early ?? '', /no socket left open \(0 of 5\)/);
+      assert.ok(r.phases_seconds.steady < 30, `steady ${r.phases_seconds.steady} s`);
+      assert.equal(r.connections.closed_during_run, 5);
+      assert.equal(r.errors['connection lost (1006, no close frame)'], 5);
+      assert.ok(r.messages.received > 0, 'deliveries before the kill are in the report');
+      const reasons = r.verdict.reasons.join('\n');
+      assert.match(reasons, /^5 of 5 subscribed connections were closed during the run by the server or lost: 1006 \(lost, no close frame\)×5/m);
+      assert.match(reasons, /^the steady state ended after [\d.]+ of 30 s: no socket left open/m);
+      assert.match(reasons, /^the audit could not be done: cannot read/m);
+    } finally {
+      await beacon.stop('SIGKILL');
+    }
+  });
+
+  it('shut down gracefully mid-run (4200): the closes fail the run', { timeout: 60_000 }, async () => {
+    const beacon = await spawnBeacon({ LOG_LEVEL: 'warn' });
+    try {
+      const running = startLoad([
+        '--host', `ws://127.0.0.1:${beacon.port}`, '--json', '--sockets', '5', '--rate', '200', '--duration', '30', '--send-rate', '2',
+      ]);
+      await running.stderrMatches(STEADY);
+      await beacon.stop('SIGTERM');
+      const outcome = await running.done;
+      assert.equal(outcome.code, 1, outcome.stderr);
+      const r = report(outcome);
+      assert.equal(r.connections.close_codes['4200'], 5);
+      assert.ok(r.verdict.reasons.some((x) => /^5 of 5 subscribed connections were closed during the run by the server or lost: 4200×5/.test(x)), r.verdict.reasons.join('\n'));
+    } finally {
+      await beacon.stop('SIGKILL');
+    }
+  });
+});
+
 describe('beacon-load safety and help', () => {
   it('refuses a host outside loopback without --allow-remote, before connecting anywhere', { timeout: 20_000 }, async () => {
     const outcome = await load(['--host', 'ws://192.0.2.10:6001', '--sockets', '1', '--duration', '1']);
     assert.equal(outcome.code, 2);
     assert.match(outcome.stderr, /192\.0\.2\.10 is not a loopback address.*--allow-remote/);
+    assert.equal(outcome.stdout, '');
+  });
+
+  it('a negative value and a payload smaller than its header are refused in one beacon-load: line', { timeout: 20_000 }, async () => {
+    const negative = await load(['--duration', '-1']);
+    assert.equal(negative.code, 2);
+    assert.match(negative.stderr, /--duration must be a number ≥ 0, got "-1"/);
+    for (const line of negative.stderr.trimEnd().split('\n')) assert.match(line, /^beacon-load: /);
+    const small = await load(['--payload-bytes', '10']);
+    assert.equal(small.code, 2);
+    assert.match(small.stderr, /^beacon-load: --payload-bytes must be an integer ≥ 40/);
+  });
+
+  it('nothing listening at --host: stops after the connect phase with exit 2, "could not start"', { timeout: 25_000 }, async () => {
+    // A free port nobody listens on. Running the 30 s steady state would outlive this test's 25 s.
+    const port = await freePort();
+    const outcome = await load(['--host', `ws://127.0.0.1:${port}`, '--sockets', '5', '--duration', '30', '--json']);
+    assert.equal(outcome.code, 2, outcome.stderr);
+    assert.match(outcome.stderr, /^beacon-load: could not start: none of the 5 sockets could subscribe at ws:\/\/127\.0\.0\.1:\d+ \(5× socket error: ECONNREFUSED\)/m);
     assert.equal(outcome.stdout, '');
   });
 

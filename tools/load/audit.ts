@@ -84,9 +84,9 @@ export function buildAudit(
     'upgrades refused',
     'websocket_connections_rejected_total',
     rejected,
-    tally.closedBeforeEstablished,
-    'refusals of other clients (this series has no app_id label: any app, any client counts)',
-    'connections that failed before connection_established without the server counting a refusal: unreachable server, timeouts, network errors (or a telemetry bug if the server answered)',
+    tally.refused,
+    'refusals the clients could not tell from a lost connection (a refusal flood: past its cap of refused sockets the server cuts them without a close frame, 1006), or refusals of other clients (this series has no app_id label: any app, any client counts)',
+    'refusals the clients saw (a pusher:error or a 4xxx close before connection_established, or an HTTP status instead of the upgrade) that the server did not count: a telemetry bug',
   );
   for (const kind of RECEIVED_KINDS) {
     const clients = tally.framesSent.get(kind) ?? 0;
@@ -101,6 +101,8 @@ export function buildAudit(
       'frames the clients wrote that the server never counted: lost with a connection cut before the server read them, or a telemetry bug',
     );
   }
+  // Frames read on sockets refused before connection_established (the refusal's pusher:error) are not in the tally's
+  // framesReceived: the server counts a refusal in websocket_connections_rejected_total (the row above), not here.
   for (const kind of SENT_KINDS) {
     const clients = tally.framesReceived.get(kind) ?? 0;
     const server = delta('websocket_messages_sent_total', { kind });

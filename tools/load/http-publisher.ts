@@ -4,7 +4,7 @@
  * queues without bound would measure its own queue instead of the server.
  */
 import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
-import type { Tally } from './tally.js';
+import { bump, type Tally } from './tally.js';
 
 /** The event name of load messages sent over HTTP. */
 export const HTTP_EVENT = 'load';
@@ -23,7 +23,7 @@ export interface HttpPublisherOptions {
 /** Signed HTTP API publishes of load messages. */
 export interface HttpPublisher {
   /**
-   * Publishes load message `seq` (`data`) to `channel`; when the server accepts it, `recipients` deliveries are expected.
+   * Publishes load message `seq` (`data`) to `channel`; when the server accepts it (2xx), `recipients` deliveries are expected.
    * Returns false when skipped (too many requests in flight).
    */
   publish(seq: number, channel: string, data: string, recipients: number): boolean;
@@ -72,17 +72,20 @@ export function createHttpPublisher(options: HttpPublisherOptions): HttpPublishe
       })
         .then(async (res) => {
           await res.arrayBuffer();
-          if (res.status === 200) {
+          if (res.ok) {
             tally.httpPublished++;
             tally.expectedDeliveries += recipients;
           } else {
             tally.httpRefused++;
+            bump(tally.httpRefusedStatuses, res.status);
             tally.error(`HTTP publish answered ${res.status}`);
           }
         })
         .catch((err: Error & { cause?: { code?: string } }) => {
           // No answer is no verdict: the server may have accepted it (its deliveries will tell, see Tally.unanswered).
-          tally.error(`HTTP publish got no answer: ${err.cause?.code ?? err.name}`);
+          const cause = err.cause?.code ?? err.name;
+          bump(tally.httpNoAnswer, cause);
+          tally.error(`HTTP publish got no answer: ${cause}`);
           tally.unansweredPublish(seq, recipients);
         })
         .finally(done);

@@ -6,7 +6,7 @@
 import WebSocket from 'ws';
 import { channelAuthString, sign } from '../../src/protocol/signatures.js';
 import { decodePayload } from './payload.js';
-import { serverFrameKind, type Tally } from './tally.js';
+import { bump, serverFrameKind, type Tally } from './tally.js';
 
 /** Where and how one socket connects. */
 export interface SocketPlan {
@@ -42,6 +42,12 @@ export class LoadSocket {
   private readonly tally: Tally;
   private readonly startedAt = performance.now();
   private closing = false;
+  /** A `pusher:error` arrived before `connection_established`: the server refused this socket at the upgrade. */
+  private refusedWithFrame = false;
+  /** The HTTP status the upgrade was answered with instead of 101, if any. */
+  private httpStatus: number | undefined;
+  /** The socket failed before it opened (its 'error' says why: ECONNREFUSED, an HTTP status, …). */
+  private failedToOpen = false;
   private settle: (ok: boolean) => void = () => {};
   private onProbeError: ((message: string) => void) | undefined;
   /** Called when the server refuses one of this socket's client events (so its deliveries are not expected). */
@@ -63,22 +69,43 @@ export class LoadSocket {
     this.ws = new WebSocket(plan.url, { perMessageDeflate: false, handshakeTimeout: 10_000 });
     this.closed = new Promise((resolve) => {
       this.ws.on('close', (code: number, reason: Buffer) => {
-        const wasEstablished = this.state !== 'connecting';
+        const was = this.state;
+        const wasEstablished = was !== 'connecting';
         this.state = 'closed';
-        tally.closeCodes.set(code, (tally.closeCodes.get(code) ?? 0) + 1);
+        bump(tally.closeCodes, code);
         if (wasEstablished) tally.closedAfterEstablished++;
         else tally.closedBeforeEstablished++;
-        if (!this.closing) {
+        // Refused with an answer: a pusher:error frame or a 4xxx close before connection_established, or an HTTP status
+        // instead of the upgrade. A socket that got none of those may never have reached the server (refused, reset).
+        if (!wasEstablished && (this.refusedWithFrame || (code >= 4000 && code < 5000) || this.httpStatus !== undefined)) {
+          tally.refused++;
+        }
+        if (!this.closing && was === 'subscribed') bump(tally.closedDuringRun, code);
+        // A socket that failed before it opened (ECONNREFUSED, an HTTP answer to the upgrade) has its 'error' counted
+        // already, which says why; its 1006 adds nothing.
+        if (!this.closing && !this.failedToOpen) {
           const text = reason.toString('utf8');
-          const detail = `${code}${text === '' ? '' : ` ${text}`}`;
-          // A socket that never got connection_established may never have reached the server (refused, reset).
-          tally.error(wasEstablished ? `closed by the server: ${detail}` : `closed before connection_established: ${detail}`);
+          // 1006 is no close code anyone sent: the connection ended without a close frame (killed, reset, cut).
+          if (code === 1006) {
+            tally.error(
+              wasEstablished
+                ? 'connection lost (1006, no close frame)'
+                : 'connection lost before connection_established (1006, no close frame)',
+            );
+          } else {
+            const detail = `${code}${text === '' ? '' : ` ${text}`}`;
+            tally.error(wasEstablished ? `closed by the server: ${detail}` : `closed before connection_established: ${detail}`);
+          }
         }
         this.settle(false);
         resolve(code);
       });
     });
     this.ws.on('error', (err: Error & { code?: string }) => {
+      // ws's words for an upgrade answered with an HTTP status (503 while the server drains, 400, …): a refusal.
+      const status = /^Unexpected server response: (\d+)$/.exec(err.message);
+      if (status !== null) this.httpStatus = Number(status[1]);
+      if (this.ws.readyState !== WebSocket.OPEN && this.state === 'connecting') this.failedToOpen = true;
       tally.error(`socket error: ${err.code ?? err.message}`);
     });
     this.ws.on('message', (raw: Buffer) => this.onFrame(raw));
@@ -163,6 +190,13 @@ export class LoadSocket {
     }
     const event = typeof frame.event === 'string' ? frame.event : '';
     const channel = typeof frame.channel === 'string' ? frame.channel : undefined;
+    if (this.state === 'connecting' && event !== 'pusher:connection_established') {
+      // Before connection_established only a refusal is sent (pusher:error, then a 4xxx close): no connection of the
+      // server's sent it, so it is tallied apart from the frames the audit compares with websocket_messages_sent_total.
+      this.tally.framesOnRefusedSockets++;
+      if (event === 'pusher:error') this.refusedWithFrame = true;
+      return;
+    }
     this.tally.received(serverFrameKind(event, channel));
     switch (event) {
       case 'pusher:connection_established':
@@ -196,6 +230,7 @@ export class LoadSocket {
           this.onProbeError(message);
         } else {
           this.tally.error(`pusher:error ${code ?? '-'} ${message}`);
+          bump(this.tally.pusherErrors, code === null ? '-' : String(code));
           this.onClientEventRejected();
         }
         return;

@@ -1,5 +1,6 @@
 /**
- * beacon-load's entry: flags → safety check → run → report (table or --json) → exit code.
+ * beacon-load's entry: flags → safety check → run → report (table or --json) → exit code (0 ok, 1 failed, 2 usage error or
+ * could not start, 130/143 interrupted by SIGINT/SIGTERM).
  * Started by tools/bin/beacon-load.mjs (`npx beacon-load`, `npm run load --`).
  */
 import { buildAudit } from './audit.js';
@@ -7,7 +8,10 @@ import { resolvesToLoopback } from './loopback.js';
 import { HELP, parseLoadOptions, UsageError, type LoadOptions } from './options.js';
 import { createProgress } from './progress.js';
 import { buildReport, renderReport } from './report.js';
-import { runLoad } from './run.js';
+import { runLoad, StartError } from './run.js';
+
+/** The exit code of a run a signal interrupted: 128 + the signal's number, as a shell reports it. */
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
 // A reader that goes away (`| head`) ends the tool quietly instead of with an EPIPE stack trace.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -21,7 +25,7 @@ async function main(): Promise<number> {
     options = parseLoadOptions(process.argv.slice(2), process.env);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`beacon-load: ${err.message}\n(beacon-load --help lists the flags)\n`);
+    process.stderr.write(`beacon-load: ${err.message} (beacon-load --help lists the flags)\n`);
     return 2;
   }
   if (options === null) {
@@ -36,23 +40,28 @@ async function main(): Promise<number> {
     return 2;
   }
   const progress = createProgress(process.stderr, process.stderr.isTTY === true);
-  // First Ctrl-C: end the ramp or steady state now, then drain, close every socket and report as usual. Second: exit.
+  // First SIGINT (Ctrl-C) or SIGTERM: end the ramp or steady state now, then drain, close every socket and report, with
+  // the verdict "interrupted" and exit code 128 + the signal's number. A second signal: exit at once, without a report.
   const stop = new AbortController();
-  const onSigint = () => {
-    if (stop.signal.aborted) process.exit(130);
-    stop.abort();
-    process.stderr.write('\nbeacon-load: stopping early (Ctrl-C again to exit at once)\n');
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) process.exit(SIGNAL_EXIT[signal] ?? 130);
+    stop.abort(signal);
+    const again = signal === 'SIGINT' ? 'Ctrl-C' : `${signal}`;
+    process.stderr.write(`\nbeacon-load: ${signal}: stopping early, then reporting (${again} again to exit at once)\n`);
   };
-  process.on('SIGINT', onSigint);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let result;
   try {
     result = await runLoad(options, (s) => progress.update(s), stop.signal);
   } catch (err) {
     progress.stop();
-    process.stderr.write(`beacon-load: ${(err as Error).message}\n`);
+    const message = (err as Error).message;
+    process.stderr.write(err instanceof StartError ? `beacon-load: could not start: ${message}\n` : `beacon-load: ${message}\n`);
     return 2;
   } finally {
-    process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
   }
   progress.stop();
   const audit =
@@ -65,6 +74,7 @@ async function main(): Promise<number> {
       : null;
   const report = buildReport(options, result, audit);
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`);
+  if (report.verdict.interrupted !== null) return SIGNAL_EXIT[report.verdict.interrupted.by] ?? 130;
   return report.verdict.ok ? 0 : 1;
 }
 

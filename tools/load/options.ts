@@ -41,7 +41,7 @@ export class UsageError extends Error {}
 /** The --help text: every flag, its default and what it does. */
 export const HELP = `beacon-load: opens many Pusher protocol 7 WebSocket connections to a server, subscribes them to channels, sends
 messages at a fixed rate, measures what arrives, and (with --metrics) audits the server's own counters against what the
-clients saw. It stops by itself and closes every socket.
+clients saw. It stops by itself (early, when every socket is gone) and closes every socket.
 
 Usage: beacon-load [flags]        (npm run load -- [flags] / npx beacon-load [flags])
 
@@ -56,7 +56,8 @@ Usage: beacon-load [flags]        (npm run load -- [flags] / npx beacon-load [fl
                         and is delivered to every socket on it (but the sender, for client events)
   --channel-type T      public | private | presence (default public); private and presence subscriptions are signed here
                         with the app secret, as an auth endpoint would sign them (HMAC-SHA256)
-  --payload-bytes B     size of each message's data string (default 100; at least the ~40 bytes of its header)
+  --payload-bytes B     size of each message's data string (default 100; at least 40: the header carrying the send
+                        time and sequence number)
   --publish-via V       auto | client | http (default auto: probe whether the app accepts client events)
   --stall N             N sockets stop reading during the steady state, like clients on a stalled network, and read
                         again for the drain: shows how the server treats slow consumers (default 0)
@@ -64,22 +65,60 @@ Usage: beacon-load [flags]        (npm run load -- [flags] / npx beacon-load [fl
   --app-id ID           app id, for HTTP publishes (default $APP_ID or app-id)
   --app-secret S        app secret, for private/presence auth and HTTP publishes (default $APP_SECRET or app-secret)
   --metrics URL         the server's Prometheus endpoint (e.g. http://127.0.0.1:9464/metrics): scraped before and after,
-                        its counters compared with what the clients saw (the audit)
-  --max-error-rate F    fraction of lost deliveries, failed connections or skipped sends tolerated before the exit
-                        code is 1 (default 0)
+                        its counters compared with what the clients saw (the audit). When a scrape after the run fails
+                        (a server that died), the clients' report is still printed and the verdict fails: no audit
+  --max-error-rate F    fraction tolerated (default 0: none) of each of: lost deliveries (of those expected), failed
+                        connections (of those attempted), connections closed during the run by the server or lost (of
+                        those subscribed), sends skipped (of those due), HTTP publishes refused or unanswered (of those
+                        made), pusher:error answers (of the client events sent). Never tolerated: nothing delivered,
+                        every socket gone before the end, an audit difference or an audit that could not be done
   --allow-remote        allow a --host outside the loopback range (refused otherwise: a load test is aimed on purpose)
   --json                write the report as one JSON document on stdout (progress stays on stderr)
   -h, --help            this text
 
-Exit codes: 0 all delivered and the audit (if any) found no difference; 1 lost deliveries, failed connections or
-skipped sends (the load could not be applied) past --max-error-rate, or an audit difference; 2 a usage error or the
-run could not start.`;
+Exit codes:
+  0    verdict ok: every count above within --max-error-rate, deliveries made, the audit (if any) done and equal
+  1    verdict FAILED: one line per reason under the verdict (and in --json's verdict.reasons)
+  2    a usage error, or the run could not start (the first /metrics scrape failed, no socket could subscribe): the
+       reason on stderr, no report
+  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the run stops early, drains, closes and reports with the verdict
+       "interrupted"; a second signal exits at once, without a report. Under npx or npm run, a Ctrl-C at the terminal
+       reaches npm too, which exits 130 whatever the tool returns.`;
 
-function number(name: string, text: string | undefined, fallback: number, min: number, integer: boolean): number {
+/** The flags that take a value. */
+const VALUE_FLAGS = [
+  'sockets', 'rate', 'duration', 'host', 'send-rate', 'channels', 'channel-type', 'payload-bytes', 'publish-via', 'stall',
+  'app-key', 'app-id', 'app-secret', 'metrics', 'max-error-rate',
+] as const;
+
+/** The smallest --payload-bytes: a load message's header (`{"t":<ms>,"s":<seq>,"p":"…"}`) takes up to about 40 bytes. */
+export const MIN_PAYLOAD_BYTES = 40;
+
+/**
+ * `--duration -1` → `--duration=-1`: parseArgs reads a value starting with a dash as a flag and refuses it with a
+ * three-line message; joined, the value reaches the range check, which says what is wrong with it.
+ */
+function joinNegativeValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const next = argv[i + 1];
+    const takesValue = arg.startsWith('--') && (VALUE_FLAGS as readonly string[]).includes(arg.slice(2));
+    if (takesValue && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+function number(name: string, text: string | undefined, fallback: number, min: number, integer: boolean, why = ''): number {
   if (text === undefined) return fallback;
   const n = Number(text);
   if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} ≥ ${min}, got "${text}"`);
+    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} ≥ ${min}${why}, got "${text}"`);
   }
   return n;
 }
@@ -97,7 +136,7 @@ export function parseLoadOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOp
   let values;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: joinNegativeValues(argv),
       strict: true,
       allowPositionals: false,
       options: {
@@ -122,7 +161,8 @@ export function parseLoadOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOp
       },
     }));
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    // parseArgs writes some messages over several lines: one line, so every line of the tool's stderr is prefixed.
+    throw new UsageError((err as Error).message.replace(/\s*\n\s*/g, ' '));
   }
   if (values.help === true) return null;
   const host = values.host ?? 'ws://127.0.0.1:6001';
@@ -149,7 +189,14 @@ export function parseLoadOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOp
     sendRate: number('send-rate', values['send-rate'], 0.1, 0, false),
     channels: Math.min(number('channels', values.channels, 10, 1, true), sockets),
     channelType: oneOf('channel-type', values['channel-type'], 'public', ['public', 'private', 'presence'] as const),
-    payloadBytes: number('payload-bytes', values['payload-bytes'], 100, 0, true),
+    payloadBytes: number(
+      'payload-bytes',
+      values['payload-bytes'],
+      100,
+      MIN_PAYLOAD_BYTES,
+      true,
+      ' (each message carries a header with its send time and sequence number)',
+    ),
     publishVia: oneOf('publish-via', values['publish-via'], 'auto', ['auto', 'client', 'http'] as const),
     stall: number('stall', values.stall, 0, 0, true),
     appKey: values['app-key'] ?? env.APP_KEY ?? 'app-key',

@@ -30,6 +30,12 @@ export interface ProgressStatus {
   p99Ms: number;
 }
 
+/**
+ * A run that could not start: the first /metrics scrape failed, or no socket subscribed (server down, wrong key, …).
+ * main.ts prints the message and exits 2, without a report: nothing was measured.
+ */
+export class StartError extends Error {}
+
 /** A finished run: the clients' tally, how messages were sent, phase lengths and the scrapes for the audit. */
 export interface RunResult {
   tally: Tally;
@@ -44,6 +50,14 @@ export interface RunResult {
   after: Scrape | undefined;
   /** False when the server still counted connections of this run when the audit's last scrape was taken. */
   settled: boolean;
+  /** Why the audit could not be done (a /metrics scrape after the run failed: the server died?); undefined otherwise. */
+  auditError: string | undefined;
+  /** Load messages due in the steady state (sent, or skipped). */
+  due: number;
+  /** Why the steady state ended before --duration (every socket gone); undefined when it ran its course. */
+  steadyEndedEarly: string | undefined;
+  /** Set when `stop` aborted (SIGINT, SIGTERM): by what (the abort reason) and in which phase. */
+  interrupted: { by: string; phase: Phase } | undefined;
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -63,8 +77,9 @@ function channelName(options: LoadOptions, index: number): string {
 }
 
 /**
- * Runs the whole test; `onProgress` is called about once a second. When `stop` aborts (Ctrl-C), the ramp and the steady
- * state end early and the run goes on to drain, close every socket and scrape, as at a normal end.
+ * Runs the whole test; `onProgress` is called about once a second. When `stop` aborts (SIGINT, SIGTERM), the ramp and
+ * the steady state end early and the run goes on to drain, close every socket and scrape, as at a normal end; the steady
+ * state also ends early when every socket is gone. Throws `StartError` when the run cannot start.
  */
 export async function runLoad(
   options: LoadOptions,
@@ -73,7 +88,14 @@ export async function runLoad(
 ): Promise<RunResult> {
   const tally = new Tally();
   const startedAt = new Date().toISOString();
-  const before = options.metrics === undefined ? undefined : await scrape(options.metrics);
+  let before: Scrape | undefined;
+  if (options.metrics !== undefined) {
+    try {
+      before = await scrape(options.metrics);
+    } catch (err) {
+      throw new StartError(`the scrape before the run failed: ${(err as Error).message}`);
+    }
+  }
   if (before !== undefined) tally.publishedBefore = sum(before, 'websocket_events_published_total', { app_id: options.appId });
   const sockets: LoadSocket[] = [];
   /** Subscribed, not yet closed sockets per channel: the recipients of a message sent now. */
@@ -88,13 +110,11 @@ export async function runLoad(
   const progress = setInterval(() => {
     const now = performance.now();
     const dt = (now - lastAt) / 1000;
-    let open = 0;
-    for (const set of members.values()) open += set.size;
     onProgress({
       phase,
       phaseElapsed: (now - phaseStart) / 1000,
       phaseTotal,
-      open,
+      open: openSockets(),
       attempted: tally.attempted,
       sockets: options.sockets,
       outPerSecond: (tally.messagesSent - lastSent) / dt,
@@ -110,6 +130,18 @@ export async function runLoad(
     phase = next;
     phaseStart = performance.now();
     phaseTotal = total;
+  };
+  let interrupted: RunResult['interrupted'];
+  const onStop = () => {
+    interrupted = { by: typeof stop.reason === 'string' ? stop.reason : 'stop', phase };
+  };
+  if (stop.aborted) onStop();
+  else stop.addEventListener('abort', onStop, { once: true });
+  /** Subscribed sockets still open. */
+  const openSockets = () => {
+    let n = 0;
+    for (const set of members.values()) n += set.size;
+    return n;
   };
 
   try {
@@ -144,6 +176,18 @@ export async function runLoad(
     }
     await Promise.all(sockets.map((s) => s.settled));
     const rampSeconds = (performance.now() - rampStart) / 1000;
+    // Nothing to measure: say why (the clients' errors) and stop here rather than run the steady state against nothing.
+    if (tally.subscribed === 0 && !stop.aborted) {
+      const why = [...tally.errors.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 3)
+        .map(([reason, n]) => `${n}× ${reason}`)
+        .join(', ');
+      throw new StartError(
+        `none of the ${tally.attempted} sockets could subscribe at ${options.host}${why === '' ? '' : ` (${why})`}; ` +
+          'is the server up, and are --host, --app-key and --app-secret right?',
+      );
+    }
 
     const { via, reason } = await choosePublishPath(options, sockets);
     const http: HttpPublisher | undefined =
@@ -175,7 +219,14 @@ export async function runLoad(
     const steadyStart = performance.now();
     const totalRate = options.sockets * options.sendRate;
     let issued = 0;
+    let steadyEndedEarly: string | undefined;
     while (performance.now() - steadyStart < options.duration * 1000 && !stop.aborted) {
+      if (openSockets() === 0) {
+        // Every socket is gone (the server died, shut down or cut them all): sending on would measure nothing.
+        const at = ((performance.now() - steadyStart) / 1000).toFixed(1);
+        steadyEndedEarly = `ended after ${at} of ${options.duration} s: no socket left open (0 of ${options.sockets})`;
+        break;
+      }
       const due = via === 'none' ? 0 : Math.floor(((performance.now() - steadyStart) / 1000) * totalRate);
       while (issued < due) {
         const socket = sockets[issued % sockets.length] as LoadSocket;
@@ -187,6 +238,7 @@ export async function runLoad(
           tally.messagesSent++;
           tally.expectedDeliveries += recipients(socket, true);
         } else {
+          tally.skippedSocketClosed++;
           tally.error('send skipped: socket not open');
         }
       }
@@ -198,7 +250,9 @@ export async function runLoad(
     enterPhase('drain', DRAIN_MAX_MS / 1000);
     const drainStart = performance.now();
     for (const s of stalled) s.resume();
-    const drained = await drain(options, via, tally, http);
+    const drainEnd = await drain(options, via, tally, http);
+    const drained = drainEnd.scrape;
+    let auditError = drainEnd.error === undefined ? undefined : `${drainEnd.error} (after the drain)`;
     const drainSeconds = (performance.now() - drainStart) / 1000;
 
     enterPhase('close', CLOSE_MS / 1000);
@@ -208,9 +262,13 @@ export async function runLoad(
 
     let after: Scrape | undefined;
     let settled = true;
-    if (options.metrics !== undefined && before !== undefined) {
+    if (options.metrics !== undefined && before !== undefined && auditError === undefined) {
       enterPhase('audit', SETTLE_MS / 1000);
-      ({ after, settled } = await settleAndScrape(options.metrics, options.appId, before, tally.established));
+      try {
+        ({ after, settled } = await settleAndScrape(options.metrics, options.appId, before, tally.established));
+      } catch (err) {
+        auditError = `${(err as Error).message} (after closing the sockets)`;
+      }
     }
     return {
       tally,
@@ -222,8 +280,13 @@ export async function runLoad(
       drained,
       after,
       settled,
+      auditError,
+      due: issued,
+      steadyEndedEarly,
+      interrupted,
     };
   } finally {
+    stop.removeEventListener('abort', onStop);
     clearInterval(progress);
     for (const s of sockets) if (s.state !== 'closed') s.terminate();
   }

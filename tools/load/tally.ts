@@ -43,6 +43,18 @@ export class Tally {
   closedAfterEstablished = 0;
   /** Connections refused or lost before `connection_established`. */
   closedBeforeEstablished = 0;
+  /**
+   * Of those, the ones the server refused with an answer: a `pusher:error` frame or a 4xxx close before
+   * `connection_established`, or an HTTP status instead of the upgrade (`websocket_connections_rejected_total`).
+   */
+  refused = 0;
+  /**
+   * Frames read on sockets before `connection_established` (the refusal's `pusher:error`): kept out of `framesReceived`,
+   * because the server counts a refusal in `websocket_connections_rejected_total`, not as a frame of a connection.
+   */
+  framesOnRefusedSockets = 0;
+  /** Subscribed connections that closed during the run without the tool closing them, by close code (1006: lost). */
+  readonly closedDuringRun = new Map<number, number>();
   /** Close codes seen by the clients (1006: no close frame). */
   readonly closeCodes = new Map<number, number>();
   readonly framesSent = new Map<ClientFrameKind, number>();
@@ -53,8 +65,12 @@ export class Tally {
   httpPublished = 0;
   /** HTTP publishes attempted. */
   httpAttempted = 0;
-  /** HTTP publishes answered with anything but 200 (refused: never published). */
+  /** HTTP publishes answered with anything but 2xx (refused: never published). */
   httpRefused = 0;
+  /** Those refusals by HTTP status. */
+  readonly httpRefusedStatuses = new Map<number, number>();
+  /** HTTP publishes that got no answer at all (refused connection, reset, timeout), by cause. */
+  readonly httpNoAnswer = new Map<string, number>();
   /** The server's websocket_events_published_total for the app before the run (with --metrics), for the drain. */
   publishedBefore = 0;
   /**
@@ -74,6 +90,13 @@ export class Tally {
   deliveries = 0;
   /** Sends skipped because the generator could not keep up (HTTP requests in flight at the limit). */
   skipped = 0;
+  /** Client events due on a socket that was no longer open (closed during the run): not sent. */
+  skippedSocketClosed = 0;
+  /**
+   * `pusher:error` frames answering this run's load (client events refused: not enabled, rate limited, …), by code; the
+   * probe's answer and the errors that come with a close (4000–4299, counted with the close) are not in it.
+   */
+  readonly pusherErrors = new Map<string, number>();
   /** Error reasons and their counts: close codes, pusher:error messages, HTTP statuses, network errors. */
   readonly errors = new Map<string, number>();
   readonly latency: Histogram = microsecondHistogram();
@@ -112,6 +135,13 @@ export class Tally {
     } else if (recipients > 0) {
       this.unanswered.set(seq, recipients);
     }
+  }
+
+  /** HTTP publishes that got no answer and none of whose deliveries arrived: their outcome is unknown. */
+  httpUnanswered(): number {
+    let n = 0;
+    for (const v of this.httpNoAnswer.values()) n += v;
+    return n - this.httpAcceptedUnanswered;
   }
 
   /** Sum of every error reason's count. */

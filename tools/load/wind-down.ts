@@ -17,33 +17,50 @@ export const CLOSE_MS = 5000;
 /** Bound on waiting for the server to count the closes. */
 export const SETTLE_MS = 5000;
 const TICK_MS = 10;
+/** Consecutive failed scrapes after which the drain stops waiting for the server's counters (a server that died). */
+const SCRAPE_FAILURES = 3;
 
 /** Resolves after `ms`. */
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** The end of the drain: the scrape taken then (undefined without --metrics, or when it failed: `error` says why). */
+export interface Drained {
+  scrape: Scrape | undefined;
+  error: string | undefined;
+}
+
 /**
  * Waits for what is still in flight: HTTP answers, the server working through its backlog (with --metrics: until it
  * counts as published every message this run sent and was not refused; a publish whose request timed out may still be
- * processed), then the deliveries. Returns the scrape taken at the end (undefined without --metrics).
+ * processed), then the deliveries. Returns the scrape taken at the end. A /metrics that stops answering (a server that
+ * died: SCRAPE_FAILURES failures in a row) ends the wait for the server's counters; the drain goes on for the deliveries,
+ * and `error` says why there is no scrape.
  */
 export async function drain(
   options: LoadOptions,
   via: 'client' | 'http' | 'none',
   tally: Tally,
   http: HttpPublisher | undefined,
-): Promise<Scrape | undefined> {
+): Promise<Drained> {
   const start = performance.now();
   const app = { app_id: options.appId };
   let caughtUpAt: number | undefined;
-  let last: Scrape | undefined;
+  let metricsError: string | undefined;
+  let failures = 0;
   while (performance.now() - start < DRAIN_MAX_MS) {
     const answered = http === undefined || http.inFlight() === 0;
     let serverCaughtUp = true;
-    if (options.metrics !== undefined && via !== 'none' && answered) {
-      last = await scrape(options.metrics).catch(() => last);
-      if (last !== undefined) {
+    if (options.metrics !== undefined && metricsError === undefined && via !== 'none' && answered) {
+      try {
+        const last = await scrape(options.metrics);
+        failures = 0;
         const published = sum(last, 'websocket_events_published_total', app) - tally.publishedBefore;
         serverCaughtUp = published >= owedPublishes(tally, via);
+      } catch (err) {
+        // One failure may be a busy server: wait on. Several in a row: it is gone, wait only for the deliveries.
+        failures++;
+        if (failures >= SCRAPE_FAILURES) metricsError = (err as Error).message;
+        else serverCaughtUp = false;
       }
     }
     if (answered && serverCaughtUp) {
@@ -51,9 +68,14 @@ export async function drain(
       if (tally.deliveries >= tally.expectedDeliveries) break;
       if (performance.now() - caughtUpAt >= DRAIN_MS) break;
     }
-    await delay(options.metrics === undefined ? TICK_MS : 100);
+    await delay(options.metrics === undefined || metricsError !== undefined ? TICK_MS : 100);
   }
-  return options.metrics === undefined ? undefined : scrape(options.metrics);
+  if (options.metrics === undefined) return { scrape: undefined, error: undefined };
+  try {
+    return { scrape: await scrape(options.metrics), error: undefined };
+  } catch (err) {
+    return { scrape: undefined, error: (err as Error).message };
+  }
 }
 
 /** Messages of this run the server should have counted as published: sent and not refused. */

@@ -1,0 +1,168 @@
+/**
+ * beacon-load's verdict on its own: a run's tally in, the report's verdict out (tools/load/report.ts). Every count of
+ * something that went wrong fails the verdict with one line, each within --max-error-rate the same way (its share of what
+ * it is a share of); a run that delivered nothing when messages were due, and an interrupted run, are never "ok".
+ * The runs behind these tallies are in load.test.ts, against a real server.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseLoadOptions, type LoadOptions } from '../../tools/load/options.js';
+import { buildReport, renderReport } from '../../tools/load/report.js';
+import type { RunResult } from '../../tools/load/run.js';
+import { Tally } from '../../tools/load/tally.js';
+
+function options(args: string[] = []): LoadOptions {
+  const parsed = parseLoadOptions(['--sockets', '10', '--channels', '2', ...args], {});
+  assert.ok(parsed !== null);
+  return parsed;
+}
+
+/** A healthy HTTP run of 10 subscribed sockets on 2 channels: `messages` publishes, each delivered to 5 sockets. */
+function healthyRun(messages: number): RunResult {
+  const tally = new Tally();
+  tally.attempted = 10;
+  tally.established = 10;
+  tally.subscribed = 10;
+  tally.messagesSent = messages;
+  tally.httpAttempted = messages;
+  tally.httpPublished = messages;
+  tally.expectedDeliveries = messages * 5;
+  for (let seq = 1; seq <= messages; seq++) for (let i = 0; i < 5; i++) tally.delivered(seq, 1000);
+  return {
+    tally,
+    publishVia: 'http',
+    publishViaReason: 'public channels take no client events',
+    startedAt: new Date(0).toISOString(),
+    phases: { rampSeconds: 0.1, steadySeconds: 10, drainSeconds: 0.1, closeSeconds: 0.1 },
+    before: undefined,
+    drained: undefined,
+    after: undefined,
+    settled: true,
+    auditError: undefined,
+    due: messages,
+    steadyEndedEarly: undefined,
+    interrupted: undefined,
+  };
+}
+
+const verdict = (o: LoadOptions, r: RunResult) => buildReport(o, r, null).verdict;
+
+describe('beacon-load verdict', () => {
+  it('a healthy run is ok', () => {
+    assert.deepEqual(verdict(options(), healthyRun(100)), { ok: true, interrupted: null, reasons: [] });
+  });
+
+  it('HTTP publishes refused (401: a wrong --app-secret) fail it, and nothing delivered fails it whatever the tolerance', () => {
+    const r = healthyRun(0);
+    r.due = 2;
+    r.tally.messagesSent = 2;
+    r.tally.httpAttempted = 2;
+    r.tally.httpRefused = 2;
+    r.tally.httpRefusedStatuses.set(401, 2);
+    const v = verdict(options(), r);
+    assert.equal(v.ok, false);
+    assert.ok(v.reasons.some((x) => /^2 of 2 HTTP publishes refused \(401×2\).*--app-secret/.test(x)), v.reasons.join('\n'));
+    assert.ok(v.reasons.some((x) => x.startsWith('nothing was delivered')), v.reasons.join('\n'));
+    // Tolerating every refusal still leaves a run that measured nothing.
+    const tolerant = verdict(options(['--max-error-rate', '1']), r);
+    assert.deepEqual(tolerant.ok, false);
+    assert.deepEqual(tolerant.reasons.map((x) => x.split(':')[0]), ['nothing was delivered']);
+  });
+
+  it('HTTP publishes that got no answer (ECONNREFUSED) fail it, within --max-error-rate like the other counts', () => {
+    const r = healthyRun(100);
+    r.due = 110;
+    r.tally.messagesSent = 110;
+    r.tally.httpAttempted = 110;
+    r.tally.httpNoAnswer.set('ECONNREFUSED', 10);
+    for (let seq = 101; seq <= 110; seq++) r.tally.unansweredPublish(seq, 5);
+    const v = verdict(options(), r);
+    assert.equal(v.ok, false);
+    assert.deepEqual(v.reasons, ['10 of 110 HTTP publishes got no answer (ECONNREFUSED×10) and none of their deliveries arrived (9.09 %)']);
+    assert.equal(verdict(options(['--max-error-rate', '0.1']), r).ok, true);
+    assert.equal(verdict(options(['--max-error-rate', '0.05']), r).ok, false);
+    // A publish without an answer whose deliveries arrived was accepted: no reason.
+    const proven = healthyRun(100);
+    proven.tally.httpNoAnswer.set('TimeoutError', 1);
+    proven.tally.httpAcceptedUnanswered = 1;
+    assert.equal(verdict(options(), proven).ok, true);
+  });
+
+  it('subscribed connections closed during the run (1006 lost, 4200 shutdown) fail it, as a share of those subscribed', () => {
+    const r = healthyRun(100);
+    r.tally.closedDuringRun.set(1006, 1);
+    r.tally.closedDuringRun.set(4200, 1);
+    const v = verdict(options(), r);
+    assert.equal(v.ok, false);
+    assert.deepEqual(v.reasons, [
+      '2 of 10 subscribed connections were closed during the run by the server or lost: 1006 (lost, no close frame)×1, 4200×1 (20.00 %)',
+    ]);
+    assert.equal(verdict(options(['--max-error-rate', '0.2']), r).ok, true);
+  });
+
+  it('pusher:error answers to client events (4310: not enabled) fail it; the probe answer does not count', () => {
+    const r = healthyRun(0);
+    r.publishVia = 'client';
+    r.due = 9;
+    r.tally.messagesSent = 9;
+    r.tally.clientEventsRejected = 10; // the probe's answer and the 9 client events
+    r.tally.pusherErrors.set('4310', 9);
+    const v = verdict(options(), r);
+    assert.equal(v.ok, false);
+    assert.ok(v.reasons.includes('the server answered 9 pusher:error (4310×9) to 9 client events (100.00 %)'), v.reasons.join('\n'));
+    assert.ok(v.reasons.some((x) => x.startsWith('nothing was delivered')), v.reasons.join('\n'));
+    // A client run whose only refusal was the probe's is ok.
+    const probed = healthyRun(100);
+    probed.publishVia = 'client';
+    probed.tally.clientEventsRejected = 1;
+    assert.equal(verdict(options(), probed).ok, true);
+  });
+
+  it('client events due on a closed socket are sends not made: they fail it like skipped sends', () => {
+    const r = healthyRun(100);
+    r.publishVia = 'client';
+    r.due = 120;
+    r.tally.skippedSocketClosed = 20;
+    const v = verdict(options(), r);
+    assert.deepEqual(v.reasons, ['20 of 120 client events were not sent: their socket had closed (16.67 %)']);
+    assert.equal(verdict(options(['--max-error-rate', '0.2']), r).ok, true);
+  });
+
+  it('a steady state ended early and an audit that could not be done fail it whatever the tolerance', () => {
+    const r = healthyRun(100);
+    r.steadyEndedEarly = 'ended after 2.1 of 30 s: no socket left open (0 of 10)';
+    r.auditError = 'cannot read http://127.0.0.1:1/metrics: ECONNREFUSED (after the drain)';
+    const report = buildReport(options(['--max-error-rate', '1', '--metrics', 'http://127.0.0.1:1/metrics']), r, null);
+    assert.deepEqual(report.verdict.reasons, [
+      'the steady state ended after 2.1 of 30 s: no socket left open (0 of 10)',
+      'the audit could not be done: cannot read http://127.0.0.1:1/metrics: ECONNREFUSED (after the drain)',
+    ]);
+    assert.equal(report.audit_error, r.auditError);
+    const text = renderReport(report);
+    assert.match(text, /could not be done: cannot read http:\/\/127\.0\.0\.1:1\/metrics: ECONNREFUSED/);
+    assert.match(text, /^verdict: FAILED$/m);
+  });
+
+  it('an interrupted run is not ok, and says so', () => {
+    const r = healthyRun(100);
+    r.interrupted = { by: 'SIGINT', phase: 'steady' };
+    const report = buildReport(options(), r, null);
+    assert.deepEqual(report.verdict, { ok: false, interrupted: { by: 'SIGINT', phase: 'steady' }, reasons: [] });
+    assert.match(renderReport(report), /^verdict: interrupted \(SIGINT during the steady state\): the run was cut short$/m);
+  });
+});
+
+describe('beacon-load flags', () => {
+  it('--payload-bytes below the header size is refused', () => {
+    assert.throws(() => options(['--payload-bytes', '10']), /--payload-bytes must be an integer ≥ 40/);
+    assert.equal(options(['--payload-bytes', '40']).payloadBytes, 40);
+  });
+
+  it('a negative value reaches the range check, in one line', () => {
+    assert.throws(() => options(['--duration', '-1']), (err: Error) => {
+      assert.equal(err.message, '--duration must be a number ≥ 0, got "-1"');
+      return true;
+    });
+    assert.throws(() => options(['--sockets']), (err: Error) => !err.message.includes('\n'));
+  });
+});
