@@ -59,8 +59,9 @@ test('every service has a health check, except Tempo whose image has no client (
     if (name === 'tempo') continue;
     assert.ok(s.healthcheck?.test, `${name}: healthcheck`);
   }
+  // Which URLs stack:status asks, defaults included, is checked by running it: test/stack/stack-script.test.ts.
   const stack = readFileSync(`${ROOT}scripts/stack`, 'utf8');
-  for (const url of ['6001/readyz', '9090/-/ready', '9093/-/ready', '3100/ready', '3200/ready', '3000/api/health']) {
+  for (const url of ['BEACON_URL:-http://127.0.0.1:6001}', '9090/-/ready', '9093/-/ready', '3100/ready', '3200/ready', '3000/api/health']) {
     assert.ok(stack.includes(url), `stack:status checks ${url}`);
   }
 });

@@ -1,17 +1,22 @@
 /**
  * beacon-monitor's parts on their own: quantiles from cumulative buckets as PromQL computes them, which log lines count as
  * problems, and the Loki source's query_range polling (against a stand-in answering Loki's HTTP API on 127.0.0.1: no
- * Loki runs on the test machine) — the LogQL query, nanosecond bounds, and no line reported twice across polls.
+ * Loki runs on the test machine) — the LogQL query, nanosecond bounds, and no line reported twice across polls; against a
+ * Loki that accepts connections and never answers, one poll at a time and a stop bounded by its deadline; and what the
+ * summary says when the log source never answered, and about the refusals /metrics counted.
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { histogramQuantile } from '../../tools/monitor/histogram-quantile.js';
 import { parseLogLine, type LogEvent } from '../../tools/monitor/log-line.js';
 import { followLoki } from '../../tools/monitor/log-sources.js';
 import { DEFAULT_LOKI_QUERY } from '../../tools/monitor/options.js';
+import { createRenderer } from '../../tools/monitor/render.js';
 import { buildSnapshot } from '../../tools/monitor/snapshot.js';
+import { SummaryBuilder } from '../../tools/monitor/summary.js';
 import { parseExposition, sum, sumBy } from '../../tools/prometheus/exposition.js';
 import { until } from '../helpers/wait.js';
 
@@ -119,7 +124,7 @@ test('--loki polls query_range with the LogQL selector and nanosecond bounds, an
     const polls = requests.length;
     await until(() => requests.length >= polls + 2, 'two more polls', 8000);
   } finally {
-    await source.stop();
+    await source.stop(Date.now() + 1000);
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
   assert.deepEqual(problems, []);
@@ -131,4 +136,132 @@ test('--loki polls query_range with the LogQL selector and nanosecond bounds, an
   assert.ok(BigInt(first.get('end') ?? '0') >= BigInt(first.get('start') ?? '0'));
   // After a line is seen, polls start at its timestamp (lines at that same nanosecond are deduplicated).
   assert.equal(requests[requests.length - 1]?.get('start'), String(t0 + 5n));
+});
+
+/** A Loki stand-in that accepts every request and never answers; counts the requests. */
+async function silentLoki(): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+  let requests = 0;
+  const server = createServer(() => {
+    requests++;
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests: () => requests,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+test('--loki that never answers: no second poll while one waits (ticks skipped and counted), stop ends at its deadline', { timeout: 20_000 }, async () => {
+  const loki = await silentLoki();
+  const problems: string[] = [];
+  const source = followLoki(loki.url, DEFAULT_LOKI_QUERY, () => {}, (p) => problems.push(p), { everyMs: 20, timeoutMs: 60_000 });
+  try {
+    await until(() => source.status().skippedPolls >= 5, 'five ticks skipped behind the waiting poll', 8000);
+    assert.equal(loki.requests(), 1, 'one request, not one per tick');
+    const stopping = Date.now();
+    await source.stop(stopping + 200);
+    const took = Date.now() - stopping;
+    assert.ok(took >= 150 && took < 1000, `stop took ${took} ms for a 200 ms deadline`);
+  } finally {
+    await loki.close();
+  }
+  const st = source.status();
+  assert.equal(st.polls, 1);
+  assert.equal(st.failedPolls, 1);
+  assert.equal(st.unansweredAtEnd, true);
+  assert.equal(st.lastError, 'no answer by the end of the run');
+  assert.match(st.failingSince ?? '', /^\d{4}-\d\d-\d\dT/);
+  // Said once, not once per skipped tick; nothing said after the end.
+  assert.equal(problems.length, 1, problems.join('\n'));
+  assert.match(problems[0] as string, /^loki http:\/\/127\.0\.0\.1:\d+: a poll is still waiting for an answer \(since \d\d:\d\d:\d\d\); later ones are skipped/);
+});
+
+test('--loki polls that time out are not queued: every request is a counted poll, the ticks between them skipped', { timeout: 20_000 }, async () => {
+  const loki = await silentLoki();
+  const problems: string[] = [];
+  const source = followLoki(loki.url, DEFAULT_LOKI_QUERY, () => {}, (p) => problems.push(p), { everyMs: 20, timeoutMs: 1100 });
+  try {
+    await until(() => source.status().failedPolls >= 2, 'two polls timed out', 8000);
+    const st = source.status();
+    assert.ok(st.skippedPolls >= 3, `skipped ${st.skippedPolls}`);
+    assert.ok(loki.requests() <= st.polls, `${loki.requests()} requests for ${st.polls} polls`);
+    assert.equal(st.lastError, 'no answer in 1.1 s');
+  } finally {
+    await source.stop(Date.now());
+    await loki.close();
+  }
+  // Each message once per episode: the timeout and the skipping, not once per poll (polls over 1 s apart say a different
+  // "since": still said once).
+  assert.deepEqual(
+    problems.map((p) => p.replace(/\(since [\d:]+\)/, '(since …)').replace(/^loki \S+: /, '')),
+    ['a poll is still waiting for an answer (since …); later ones are skipped until it ends', 'no answer in 1.1 s'],
+  );
+});
+
+/** The plain renderer's summary lines for `summary`. */
+function summaryText(summary: SummaryBuilder, end: Parameters<SummaryBuilder['build']>[0]): string {
+  let text = '';
+  const out = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      text += chunk.toString();
+      done();
+    },
+  });
+  createRenderer('plain', out, {}).summary(summary.build(end));
+  return text;
+}
+
+test('summary: a log source that never answered is said, not read as "0 error, distinct errors: none"', () => {
+  const lokiDown = {
+    source: 'loki http://127.0.0.1:3100',
+    polls: 3,
+    failedPolls: 3,
+    skippedPolls: 4,
+    failingSince: '2026-01-01T10:00:02.000Z',
+    lastError: 'no answer by the end of the run',
+    unansweredAtEnd: true,
+  };
+  const dead = summaryText(new SummaryBuilder(), { logSources: [lokiDown], unansweredAtEnd: ['http://127.0.0.1:9464/metrics', lokiDown.source] });
+  assert.match(dead, /^ {2}no answer by the end \(aborted\): http:\/\/127\.0\.0\.1:9464\/metrics, loki http:\/\/127\.0\.0\.1:3100$/m);
+  assert.match(
+    dead,
+    /^ {2}log lines: unknown, no log source answered: loki http:\/\/127\.0\.0\.1:3100 not answering since 10:00:02, the whole run: 3 of 3 polls failed, 4 skipped while one was waiting; last: no answer by the end of the run$/m,
+  );
+  assert.match(dead, /^ {2}distinct errors: unknown$/m);
+  assert.doesNotMatch(dead, /0 fatal, 0 error, 0 warn|distinct errors: none/);
+
+  // Down for part of the run: the counts, marked incomplete.
+  const partly = new SummaryBuilder();
+  partly.log({ time: '2026-01-01T10:00:01.000Z', level: 'error', event: 'x', message: 'y', key: 'error x: y' });
+  const text = summaryText(partly, { logSources: [{ ...lokiDown, polls: 10, failedPolls: 3, unansweredAtEnd: false }], unansweredAtEnd: [] });
+  assert.match(text, /^ {2}log lines: 0 fatal, 1 error, 0 warn \(incomplete: loki \S+ not answering since 10:00:02: 3 of 10 polls failed, 4 skipped/m);
+  assert.match(text, /distinct errors \(1\):/);
+
+  // No log source at all: said, not "none".
+  const none = summaryText(new SummaryBuilder(), { logSources: [], unansweredAtEnd: [] });
+  assert.match(none, /^ {2}log lines: none followed \(no --loki or --log-file\)$/m);
+  assert.doesNotMatch(none, /distinct errors: none/);
+});
+
+test('summary: the refusals /metrics counted (logged at info, so not among the log lines) are named with their counts', () => {
+  const scrape = (at: number, n: number) =>
+    parseExposition([`websocket_connections_rejected_total{reason="unknown_app"} ${n}`, `websocket_api_auth_failures_total{reason="bad_signature"} ${n > 0 ? 1 : 0}`].join('\n'), at);
+  const probe = { status: 200 };
+  const summary = new SummaryBuilder();
+  const first = scrape(0, 0);
+  summary.snapshot(buildSnapshot({ cur: first, prev: undefined, metricsError: undefined, healthz: probe, readyz: probe, stack: undefined }));
+  summary.snapshot(buildSnapshot({ cur: scrape(10_000, 3), prev: first, metricsError: undefined, healthz: probe, readyz: probe, stack: undefined }));
+  summary.snapshot(buildSnapshot({ cur: scrape(13_000, 7), prev: scrape(10_000, 3), metricsError: undefined, healthz: probe, readyz: probe, stack: undefined }));
+  const stdin = { source: 'stdin', polls: 0, failedPolls: 0, skippedPolls: 0, failingSince: undefined, lastError: undefined, unansweredAtEnd: false };
+  assert.deepEqual(summary.build({ logSources: [stdin], unansweredAtEnd: [] }).errorsByReason, { 'rejected:unknown_app': 7, 'api_auth:bad_signature': 1 });
+  const text = summaryText(summary, { logSources: [stdin], unansweredAtEnd: [] });
+  assert.match(
+    text,
+    /^ {2}errors in \/metrics: rejected:unknown_app 7, api_auth:bad_signature 1 \(refusals a client caused are logged at info: not among the log lines\)\n {2}log lines: 0 fatal, 0 error, 0 warn\n {2}distinct errors: none$/m,
+  );
 });

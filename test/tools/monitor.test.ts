@@ -1,12 +1,14 @@
 /**
  * beacon-monitor against a real Beacon process, run as an operator runs it (tools/bin/beacon-monitor.mjs): it reads the
  * real /metrics, /healthz and /readyz, sees a connection and a fan-out happen, picks an injected error line out of a
- * followed log file and out of stdin, renders plain, tty and json output, and ends by itself with its summary.
+ * followed log file and out of stdin, renders plain, tty and json output, and ends by itself with its summary. Then
+ * against endpoints that accept connections and never answer: it ends on time (and on SIGINT) and says what did not answer.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -22,6 +24,7 @@ const BIN = 'tools/bin/beacon-monitor.mjs';
 const ANSI = /\u001b\[[0-9;]*m/g;
 
 interface Monitor {
+  child: ReturnType<typeof spawn>;
   lines: string[];
   stdin: NodeJS.WritableStream;
   /** Resolves once a stdout line matches. */
@@ -47,6 +50,7 @@ function startMonitor(args: string[]): Monitor {
   const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
   void exited.then(() => clearTimeout(killer));
   return {
+    child,
     lines,
     stdin: child.stdin,
     exited,
@@ -106,6 +110,10 @@ describe('beacon-monitor against a real Beacon', () => {
     await writeFile(file, '{"level":"error","msg":"an old line, before the monitor started"}\n');
     const monitor = startMonitor(['4', '--interval', '1', '--mode', 'plain', '--log-file', file, '--no-stack', ...target()]);
     await monitor.line(/^snapshot /, 'the first snapshot');
+    // A client with an unknown key: refused (logged at info), counted in /metrics as rejected:unknown_app.
+    const refused = new WebSocket(`ws://127.0.0.1:${beacon.port}/app/no-such-key?protocol=7`);
+    refused.on('error', () => {});
+    await within(once(refused, 'close'), 'the refused connection closed');
     const { ws, event } = await subscriber(beacon, 'monitored');
     const sdk = new Pusher({ appId: 'app-id', key: 'app-key', secret: 'app-secret', host: '127.0.0.1', port: String(beacon.port), useTLS: false });
     await sdk.trigger('monitored', 'tick', { n: 1 });
@@ -132,6 +140,7 @@ describe('beacon-monitor against a real Beacon', () => {
     assert.match(text, /^summary: \d+ s, \d+ snapshots, 0 unhealthy$/m);
     assert.match(text, /peaks: connections 1,/);
     assert.match(text, /totals: connections_opened 1, /);
+    assert.match(text, /^ {2}errors in \/metrics: rejected:unknown_app 1 \(refusals a client caused are logged at info: not among the log lines\)$/m);
     assert.match(text, /log lines: 0 fatal, 1 error, 0 warn/);
     assert.match(text, /distinct errors \(1\):\n\s+1× error injected_failure: injected by the test$/m);
   });
@@ -180,5 +189,100 @@ describe('beacon-monitor against a real Beacon', () => {
     const last = objects[objects.length - 1];
     assert.equal(last?.type, 'summary');
     assert.deepEqual((last as { distinctErrors?: unknown }).distinctErrors, []);
+  });
+});
+
+/** A TCP listener that accepts connections and never answers (a hung Loki or node); counts the connections. */
+async function silentListener(): Promise<{ url: string; connections: () => number; connected: (n: number) => Promise<void>; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const waiters = new Set<() => void>();
+  const server = createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+    for (const wake of waiters) wake();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    connections: () => connections,
+    connected: (n) =>
+      within(
+        new Promise<void>((resolve) => {
+          const check = () => {
+            if (connections < n) return;
+            waiters.delete(check);
+            resolve();
+          };
+          waiters.add(check);
+          check();
+        }),
+        `${n} connections to the silent listener`,
+        15_000,
+      ),
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+interface SummaryJson {
+  type: 'summary';
+  seconds: number;
+  skippedSnapshots: number;
+  unansweredAtEnd: string[];
+  logSources: Array<{ source: string; polls: number; failedPolls: number; unansweredAtEnd: boolean }>;
+}
+
+function summaryOf(monitor: Monitor): SummaryJson {
+  const last = monitor.lines.filter((l) => l !== '').map((l) => JSON.parse(l) as { type: string }).pop();
+  assert.equal(last?.type, 'summary', monitor.lines.join('\n'));
+  return last as SummaryJson;
+}
+
+describe('beacon-monitor against endpoints that accept connections and never answer', () => {
+  let silent: Awaited<ReturnType<typeof silentListener>>;
+  before(async () => {
+    silent = await silentListener();
+  });
+  after(async () => {
+    await silent.close();
+  });
+  const hung = () => ['--no-stack', '--json', '--metrics', `${silent.url}/metrics`, '--host', silent.url, '--loki', silent.url];
+
+  it('[seconds] ends within 1 s of its time, skipping snapshots behind the waiting one, naming what did not answer', { timeout: 40_000 }, async () => {
+    const before = silent.connections();
+    const monitor = startMonitor(['2', '--interval', '0.5', ...hung()]);
+    // The three requests of the first snapshot: the monitor's run has started.
+    await silent.connected(before + 3);
+    const running = Date.now();
+    assert.equal(await monitor.exited, 0, monitor.stderr());
+    const took = Date.now() - running;
+    assert.ok(took < 3000 + 500, `exited ${took} ms after its first requests, for a 2 s run`);
+    const summary = summaryOf(monitor);
+    assert.ok(summary.seconds <= 3, `summary.seconds ${summary.seconds}`);
+    // Ticks at 0.5, 1 and 1.5 s came while the first snapshot still waited: skipped, not queued.
+    assert.ok(summary.skippedSnapshots >= 2, `skipped ${summary.skippedSnapshots}`);
+    assert.deepEqual(summary.unansweredAtEnd.slice(0, 3), [`${silent.url}/metrics`, `${silent.url}/healthz`, `${silent.url}/readyz`]);
+    assert.equal(summary.logSources[0]?.source, `loki ${silent.url}`);
+    assert.equal(summary.logSources[0]?.failedPolls, summary.logSources[0]?.polls);
+    assert.ok(monitor.lines.some((l) => l.includes('snapshot skipped: the previous one is still waiting for')));
+  });
+
+  it('SIGINT on an unbounded run ends within 1 s, with exit 0 and the summary', { timeout: 40_000 }, async () => {
+    const before = silent.connections();
+    const monitor = startMonitor(['--interval', '0.5', ...hung()]);
+    await silent.connected(before + 3);
+    const interrupted = Date.now();
+    monitor.child.kill('SIGINT');
+    assert.equal(await monitor.exited, 0, monitor.stderr());
+    const took = Date.now() - interrupted;
+    assert.ok(took < 1500, `exited ${took} ms after SIGINT`);
+    const summary = summaryOf(monitor);
+    assert.ok(summary.unansweredAtEnd.includes(`${silent.url}/metrics`), summary.unansweredAtEnd.join(', '));
   });
 });

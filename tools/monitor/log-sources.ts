@@ -1,63 +1,58 @@
 /**
  * Where warn and error lines come from while the monitor runs: a file followed from its current end (polled, so it works
  * on any filesystem and survives truncation by rotation), stdin, or Loki (LogQL `query_range` polled, a cursor on the last
- * timestamp seen, lines at that same nanosecond deduplicated).
+ * timestamp seen, lines at that same nanosecond deduplicated). The polled ones never poll twice at once (tools/monitor/
+ * poller.ts): a Loki that does not answer costs skipped ticks, not a backlog, and the end of the run does not wait on it.
  */
 import { open, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseLogLine, type LogEvent } from './log-line.js';
+import { pollEvery, type SourceStatus } from './poller.js';
 
-/** A running source; `stop` ends it (and awaits a poll in progress). */
+/** A running source. */
 export interface LogSource {
-  stop(): Promise<void>;
+  /** Ends it: a last poll, and what is still in flight at `deadline` (ms since the epoch) is aborted. */
+  stop(deadline: number): Promise<void>;
+  /** How its polls went, for the summary. */
+  status(): SourceStatus;
 }
 
-/** Reports problems of the source itself (a Loki that does not answer), at most once per distinct message in a row. */
+/** Reports problems of the source itself (a Loki that does not answer), once per episode. */
 export type SourceProblem = (message: string) => void;
 
-const FILE_POLL_MS = 250;
-const LOKI_POLL_MS = 2000;
+/** How often and how long a polled source is asked (tests shorten them). */
+export interface PollTiming {
+  everyMs: number;
+  timeoutMs: number;
+}
+
+const FILE_POLL: PollTiming = { everyMs: 250, timeoutMs: 5000 };
+export const LOKI_POLL: PollTiming = { everyMs: 2000, timeoutMs: 5000 };
 
 /** Follows `path` from its end at start; lines appended later are parsed. */
 export async function followFile(path: string, onEvent: (e: LogEvent) => void, onProblem: SourceProblem): Promise<LogSource> {
   let offset = await stat(path).then((s) => s.size, () => 0);
   let partial = '';
-  let stopped = false;
-  let running: Promise<void> = Promise.resolve();
   const poll = async () => {
+    const size = (await stat(path)).size;
+    if (size < offset) offset = 0; // truncated or rotated: read the new file from its start
+    if (size === offset) return;
+    const handle = await open(path, 'r');
     try {
-      const size = (await stat(path)).size;
-      if (size < offset) offset = 0; // truncated or rotated: read the new file from its start
-      if (size === offset) return;
-      const handle = await open(path, 'r');
-      try {
-        const buffer = Buffer.alloc(size - offset);
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
-        offset += bytesRead;
-        const lines = (partial + buffer.subarray(0, bytesRead).toString('utf8')).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines) {
-          const e = parseLogLine(line);
-          if (e !== undefined) onEvent(e);
-        }
-      } finally {
-        await handle.close();
+      const buffer = Buffer.alloc(size - offset);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
+      offset += bytesRead;
+      const lines = (partial + buffer.subarray(0, bytesRead).toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        const e = parseLogLine(line);
+        if (e !== undefined) onEvent(e);
       }
-    } catch (err) {
-      onProblem(`log file ${path}: ${(err as Error).message}`);
+    } finally {
+      await handle.close();
     }
   };
-  const timer = setInterval(() => {
-    if (!stopped) running = running.then(poll);
-  }, FILE_POLL_MS);
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-      await poll();
-    },
-  };
+  return pollEvery(`log file ${path}`, FILE_POLL, poll, onProblem);
 }
 
 /** Reads lines from `input` (stdin) until it ends or the monitor stops. */
@@ -71,6 +66,15 @@ export function followStream(input: NodeJS.ReadableStream, onEvent: (e: LogEvent
     async stop() {
       lines.close();
     },
+    status: () => ({
+      source: 'stdin',
+      polls: 0,
+      failedPolls: 0,
+      skippedPolls: 0,
+      failingSince: undefined,
+      lastError: undefined,
+      unansweredAtEnd: false,
+    }),
   };
 }
 
@@ -84,12 +88,11 @@ export function followLoki(
   query: string,
   onEvent: (e: LogEvent) => void,
   onProblem: SourceProblem,
+  timing: PollTiming = LOKI_POLL,
 ): LogSource {
   let cursor = BigInt(Date.now()) * 1_000_000n;
   let seenAtCursor = new Set<string>();
-  let stopped = false;
-  let running: Promise<void> = Promise.resolve();
-  const poll = async () => {
+  const poll = async (signal: AbortSignal) => {
     const end = BigInt(Date.now()) * 1_000_000n;
     const params = new URLSearchParams({
       query,
@@ -98,43 +101,25 @@ export function followLoki(
       direction: 'forward',
       limit: '1000',
     });
-    try {
-      const res = await fetch(`${baseUrl}/loki/api/v1/query_range?${params.toString()}`, { signal: AbortSignal.timeout(5000) });
-      if (res.status !== 200) {
-        onProblem(`loki answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
-        return;
+    const res = await fetch(`${baseUrl}/loki/api/v1/query_range?${params.toString()}`, { signal });
+    if (res.status !== 200) throw new Error(`answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+    const answer = (await res.json()) as LokiAnswer;
+    const entries: Array<[bigint, string]> = [];
+    for (const stream of answer.data?.result ?? []) {
+      for (const [ts, line] of stream.values ?? []) entries.push([BigInt(ts), line]);
+    }
+    entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    for (const [ts, line] of entries) {
+      const id = `${ts}|${line}`;
+      if (ts < cursor || (ts === cursor && seenAtCursor.has(id))) continue;
+      if (ts > cursor) {
+        cursor = ts;
+        seenAtCursor = new Set();
       }
-      const answer = (await res.json()) as LokiAnswer;
-      const entries: Array<[bigint, string]> = [];
-      for (const stream of answer.data?.result ?? []) {
-        for (const [ts, line] of stream.values ?? []) entries.push([BigInt(ts), line]);
-      }
-      entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-      for (const [ts, line] of entries) {
-        const id = `${ts}|${line}`;
-        if (ts < cursor || (ts === cursor && seenAtCursor.has(id))) continue;
-        if (ts > cursor) {
-          cursor = ts;
-          seenAtCursor = new Set();
-        }
-        seenAtCursor.add(id);
-        const e = parseLogLine(line, new Date(Number(ts / 1_000_000n)));
-        if (e !== undefined) onEvent(e);
-      }
-    } catch (err) {
-      const e = err as Error & { cause?: { code?: string } };
-      onProblem(`loki ${baseUrl}: ${e.cause?.code ?? e.message}`);
+      seenAtCursor.add(id);
+      const e = parseLogLine(line, new Date(Number(ts / 1_000_000n)));
+      if (e !== undefined) onEvent(e);
     }
   };
-  const timer = setInterval(() => {
-    if (!stopped) running = running.then(poll);
-  }, LOKI_POLL_MS);
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-      await poll();
-    },
-  };
+  return pollEvery(`loki ${baseUrl}`, timing, poll, onProblem);
 }

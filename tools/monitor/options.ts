@@ -32,7 +32,9 @@ export const HELP = `beacon-monitor: a live view of one Beacon node for an opera
 (connections, connect and disconnect rates, messages in and out per second, errors per second by reason, broadcast
 p50/p99 from the histogram buckets, event-loop lag p99, RSS), /healthz and /readyz, and the health of the LGTM stack's
 containers (docker compose) when it is up; warn and error log lines as they happen, from Loki or a log file / stdin.
-It ends after [seconds] (or on Ctrl-C) with a summary: peaks, totals, and the distinct errors seen with their counts.
+It ends after [seconds] (or on Ctrl-C) with a summary: peaks, totals, the errors /metrics counted by reason, and the
+distinct warn/error lines seen with their counts. A source still waiting for an answer is never asked again meanwhile
+(that snapshot or poll is skipped and counted), and at the end what has not answered within 0.75 s is aborted and named.
 
 Usage: beacon-monitor [seconds] [flags]        (npm run monitor -- 60 / npx beacon-monitor 60)
 
@@ -40,7 +42,8 @@ Usage: beacon-monitor [seconds] [flags]        (npm run monitor -- 60 / npx beac
   --interval S          seconds between snapshots (default 10)
   --metrics URL         the Prometheus endpoint (default http://127.0.0.1:9464/metrics)
   --host URL            the server's HTTP port, for /healthz and /readyz (default http://127.0.0.1:6001; ws:// works too)
-  --loki URL            follow log lines in Loki (e.g. http://127.0.0.1:3100): LogQL query_range polled every 2 s
+  --loki URL            follow log lines in Loki (e.g. http://127.0.0.1:3100): LogQL query_range polled every 2 s,
+                        one poll at a time, each given 5 s
   --loki-query Q        the LogQL stream selector (default ${DEFAULT_LOKI_QUERY})
   --log-file PATH       follow a file of Beacon's JSON log lines (new lines only); "-" reads them from stdin
                         (e.g. npm start | npx beacon-monitor --log-file -)
@@ -51,7 +54,8 @@ Usage: beacon-monitor [seconds] [flags]        (npm run monitor -- 60 / npx beac
   --no-stack            do not look for docker compose containers
   -h, --help            this text
 
-Exit codes: 0 done; 2 a usage error.`;
+Exit codes: 0 done (after [seconds], Ctrl-C or SIGTERM); 2 a usage error. Through npx or npm run, a Ctrl-C makes npm
+exit 130 whatever the monitor returns (the summary is still printed); node tools/bin/beacon-monitor.mjs exits 0.`;
 
 function toHttp(url: string): string {
   return url.replace(/^ws(s?):/, 'http$1:').replace(/\/+$/, '');

@@ -5,6 +5,7 @@
  */
 import type { LogEvent } from './log-line.js';
 import type { OutputMode } from './options.js';
+import type { SourceStatus } from './poller.js';
 import type { Probe, Snapshot } from './snapshot.js';
 import type { Summary } from './summary.js';
 
@@ -64,6 +65,15 @@ function reasonsText(s: Snapshot): string {
     .join(', ');
 }
 
+/** What went wrong with one log source, for the summary; undefined when every poll answered. */
+function sourceNote(st: SourceStatus): string | undefined {
+  if (st.failedPolls === 0) return undefined;
+  const skipped = st.skippedPolls > 0 ? `, ${st.skippedPolls} skipped while one was waiting` : '';
+  if (st.failingSince === undefined) return `${st.source}: ${st.failedPolls} of ${st.polls} polls failed, answering again at the end`;
+  const whole = st.failedPolls === st.polls ? ', the whole run' : '';
+  return `${st.source} not answering since ${clock(st.failingSince)}${whole}: ${st.failedPolls} of ${st.polls} polls failed${skipped}; last: ${st.lastError ?? '?'}`;
+}
+
 function summaryLines(s: Summary): string[] {
   const p = s.peaks;
   const lines = [
@@ -75,7 +85,34 @@ function summaryLines(s: Summary): string[] {
   if (s.totals !== undefined) {
     lines.push(`  totals: ${Object.entries(s.totals).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   }
-  lines.push(`  log lines: ${s.logLines.fatal} fatal, ${s.logLines.error} error, ${s.logLines.warn} warn`);
+  if (s.skippedSnapshots > 0) {
+    lines.push(`  snapshots skipped: ${s.skippedSnapshots} (the previous one was still waiting for ${s.skippedWaitingFor.join(', ')})`);
+  }
+  if (s.unansweredAtEnd.length > 0) lines.push(`  no answer by the end (aborted): ${s.unansweredAtEnd.join(', ')}`);
+  const counted = Object.entries(s.errorsByReason);
+  if (counted.length > 0) {
+    lines.push(
+      `  errors in /metrics: ${counted.map(([reason, n]) => `${reason} ${n}`).join(', ')}` +
+        ' (refusals a client caused are logged at info: not among the log lines)',
+    );
+  }
+  if (s.logSources.length === 0) {
+    lines.push('  log lines: none followed (no --loki or --log-file)');
+    return lines;
+  }
+  const notes = s.logSources.map(sourceNote).filter((n) => n !== undefined);
+  const deaf = s.logSources.every((st) => st.polls > 0 && st.failedPolls === st.polls);
+  if (deaf) {
+    // Nothing was read: "0 error, distinct errors: none" would read as all clear.
+    lines.push(`  log lines: unknown, no log source answered: ${notes.join('; ')}`);
+    lines.push('  distinct errors: unknown');
+    return lines;
+  }
+  const incomplete = s.logSources.some((st) => st.failingSince !== undefined) ? 'incomplete: ' : '';
+  lines.push(
+    `  log lines: ${s.logLines.fatal} fatal, ${s.logLines.error} error, ${s.logLines.warn} warn` +
+      (notes.length > 0 ? ` (${incomplete}${notes.join('; ')})` : ''),
+  );
   if (s.distinctErrors.length === 0) lines.push('  distinct errors: none');
   else {
     lines.push(`  distinct errors (${s.distinctErrors.length}):`);

@@ -3,7 +3,8 @@
  * over the interval (a counter that went down means the process restarted: its value since then is used, as PromQL's
  * rate() does), broadcast latency from the histogram buckets observed in the interval.
  */
-import { select, sum, sumBy, type Scrape } from '../prometheus/exposition.js';
+import { abortAfter } from '../../src/lifecycle/abort-after.js';
+import { parseExposition, select, sum, sumBy, type Scrape } from '../prometheus/exposition.js';
 import { histogramQuantile, type Bucket } from './histogram-quantile.js';
 import type { StackHealth } from './stack-health.js';
 
@@ -135,14 +136,37 @@ export function buildSnapshot(input: {
   return snapshot;
 }
 
-/** GETs `url` (bounded) and reports its status. */
-export async function probe(url: string, timeoutMs = 3000): Promise<Probe> {
+/** GETs `url`, bounded to `timeoutMs` and by `end` (the end of the run), and reports its status. */
+export async function probe(url: string, timeoutMs = 3000, end?: AbortSignal): Promise<Probe> {
+  const bound = abortAfter(timeoutMs, end);
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(url, { signal: bound.signal });
     await res.arrayBuffer();
     return { status: res.status };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string } };
     return { error: e.cause?.code ?? e.name };
+  } finally {
+    bound.clear();
+  }
+}
+
+/** GETs and parses /metrics at `url`, bounded like `probe`; the scrape, or why there is none. */
+export async function readMetrics(
+  url: string,
+  timeoutMs = 5000,
+  end?: AbortSignal,
+): Promise<{ scrape: Scrape; error: undefined } | { scrape: undefined; error: string }> {
+  const bound = abortAfter(timeoutMs, end);
+  try {
+    const res = await fetch(url, { signal: bound.signal });
+    const text = await res.text();
+    if (res.status !== 200) return { scrape: undefined, error: `${url} answered ${res.status}` };
+    return { scrape: parseExposition(text), error: undefined };
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string } };
+    return { scrape: undefined, error: e.cause?.code ?? e.name };
+  } finally {
+    bound.clear();
   }
 }

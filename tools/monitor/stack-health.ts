@@ -20,9 +20,9 @@ export interface StackHealth {
   containers: ContainerHealth[];
 }
 
-function run(command: string, args: string[]): Promise<string> {
+function run(command: string, args: string[], signal: AbortSignal | undefined): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(command, args, { timeout: 5000, maxBuffer: 1024 * 1024 }, (err, stdout) => (err === null ? resolve(stdout) : reject(err)));
+    execFile(command, args, { timeout: 5000, maxBuffer: 1024 * 1024, signal }, (err, stdout) => (err === null ? resolve(stdout) : reject(err)));
   });
 }
 
@@ -41,17 +41,22 @@ function fromRecord(r: Record<string, unknown>): ContainerHealth {
   return { name, state: String(r.State ?? ''), health };
 }
 
-/** Looks the project's containers up; never throws. */
-export async function stackHealth(project: string): Promise<StackHealth> {
+const UNANSWERED: StackHealth = { running: false, detail: 'unknown (docker did not answer by the end)', containers: [] };
+
+/** Looks the project's containers up; never throws. `end` (the end of the run) kills a docker command still running. */
+export async function stackHealth(project: string, end?: AbortSignal): Promise<StackHealth> {
+  const aborted = () => end?.aborted === true;
   let records: Array<Record<string, unknown>> | undefined;
   try {
-    records = parseRecords(await run('docker', ['compose', '-p', project, 'ps', '--format', 'json']));
+    records = parseRecords(await run('docker', ['compose', '-p', project, 'ps', '--format', 'json'], end));
   } catch {
+    if (aborted()) return UNANSWERED;
     try {
       records = parseRecords(
-        await run('docker', ['ps', '--filter', `label=com.docker.compose.project=${project}`, '--format', '{{json .}}']),
+        await run('docker', ['ps', '--filter', `label=com.docker.compose.project=${project}`, '--format', '{{json .}}'], end),
       );
     } catch {
+      if (aborted()) return UNANSWERED;
       return { running: false, detail: 'not running (docker not reachable)', containers: [] };
     }
   }

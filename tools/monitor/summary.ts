@@ -1,6 +1,7 @@
 /** What a monitoring session adds up to: peaks over the snapshots, totals over the run, distinct errors with counts. */
 import { sum, type Scrape } from '../prometheus/exposition.js';
 import type { LogEvent } from './log-line.js';
+import type { SourceStatus } from './poller.js';
 import type { Snapshot } from './snapshot.js';
 
 /** The end-of-session summary (also the `summary` object of --json). */
@@ -21,6 +22,20 @@ export interface Summary {
   totals: Record<string, number> | undefined;
   /** Snapshots where /healthz or /readyz was not 200, or /metrics could not be read. */
   unhealthySnapshots: number;
+  /** Snapshot ticks skipped because the previous snapshot was still waiting for an answer. */
+  skippedSnapshots: number;
+  /** What the skipped ticks waited for (URLs, `docker`). */
+  skippedWaitingFor: string[];
+  /** What was still waiting for an answer when the run ended, and was aborted (snapshot requests, log sources). */
+  unansweredAtEnd: string[];
+  /**
+   * The errors of the err/s column over the run, counted (`family:reason` → how many), from /metrics. Refusals a client
+   * caused (`rejected:unknown_app`, `api_auth:…`) are logged at info, so they are here and not among the log lines.
+   */
+  errorsByReason: Record<string, number>;
+  /** Each followed log source and how its polls went; empty when no --loki or --log-file was given. */
+  logSources: SourceStatus[];
+  /** Warn and worse lines read (only what the log sources answered: see `logSources`). */
   logLines: { warn: number; error: number; fatal: number };
   /** Distinct warn/error lines, most frequent first. */
   distinctErrors: Array<{ key: string; level: string; count: number; first: string; last: string }>;
@@ -46,6 +61,9 @@ export class SummaryBuilder {
   private last: Scrape | undefined;
   private snapshots = 0;
   private unhealthy = 0;
+  private skipped = 0;
+  private readonly skippedWaitingFor = new Set<string>();
+  private readonly errorCounts: Record<string, number> = {};
   private readonly peaks: Peaks = {
     connections: undefined,
     connectsPerSecond: undefined,
@@ -68,12 +86,22 @@ export class SummaryBuilder {
     this.snapshots++;
     const ok = (p: Snapshot['healthz']) => 'status' in p && p.status === 200;
     if (!ok(s.healthz) || !ok(s.readyz) || s.metricsError !== undefined) this.unhealthy++;
+    // Rates back to counts: each is an increase over the snapshot's interval.
+    for (const [reason, rate] of Object.entries(s.errorsByReason)) {
+      this.errorCounts[reason] = (this.errorCounts[reason] ?? 0) + Math.round(rate * s.intervalSeconds);
+    }
     for (const key of Object.keys(this.peaks) as Array<keyof Peaks>) {
       const v = s[key];
       if (v === undefined) continue;
       const peak = this.peaks[key];
       if (peak === undefined || v > peak) this.peaks[key] = v;
     }
+  }
+
+  /** A snapshot tick skipped: the previous snapshot was still waiting for `waitingFor`. */
+  skippedSnapshot(waitingFor: Iterable<string>): void {
+    this.skipped++;
+    for (const w of waitingFor) this.skippedWaitingFor.add(w);
   }
 
   log(e: LogEvent): void {
@@ -86,7 +114,8 @@ export class SummaryBuilder {
     }
   }
 
-  build(): Summary {
+  /** The summary; `end` says what the end of the run found: the log sources' state and what had not answered. */
+  build(end: { logSources: SourceStatus[]; unansweredAtEnd: string[] } = { logSources: [], unansweredAtEnd: [] }): Summary {
     let totals: Record<string, number> | undefined;
     if (this.first !== undefined && this.last !== undefined && this.first !== this.last) {
       totals = {};
@@ -101,6 +130,15 @@ export class SummaryBuilder {
       peaks: { ...this.peaks },
       totals,
       unhealthySnapshots: this.unhealthy,
+      skippedSnapshots: this.skipped,
+      skippedWaitingFor: [...this.skippedWaitingFor],
+      unansweredAtEnd: [...end.unansweredAtEnd],
+      errorsByReason: Object.fromEntries(
+        Object.entries(this.errorCounts)
+          .filter(([, n]) => n > 0)
+          .sort((a, b) => b[1] - a[1]),
+      ),
+      logSources: end.logSources.map((s) => ({ ...s })),
       logLines: { ...this.levels },
       distinctErrors: [...this.errors.values()].sort((a, b) => b.count - a.count),
     };
