@@ -157,7 +157,14 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
       if (app === undefined) continue;
       for (const userId of c.removedUsers) webhooks.emit(app, { name: 'member_removed', channel: c.channel, user_id: userId });
       if (c.vacated) webhooks.emit(app, { name: 'channel_vacated', channel: c.channel });
+      if (c.count !== undefined) webhooks.emit(app, { name: 'subscription_count', channel: c.channel, subscription_count: c.count });
     }
+  });
+  // A big channel's trailing count, published by this node once the throttle's interval ended: its webhook goes out from
+  // here, once (the counts of joins, leaves and reaps come with their outcomes).
+  adapter.onCountPublished((appId, channel, count) => {
+    const app = apps.byId(appId);
+    if (app !== undefined) webhooks.emit(app, { name: 'subscription_count', channel, subscription_count: count });
   });
   adapter.onUserPresence((appId, userId, online) => {
     const state = hub.state(appId);

@@ -73,7 +73,7 @@ test('APPS_FILE gives several apps and is validated', () => {
   assert.throws(() => loadConfig({ APPS_FILE: join(dir, 'missing.json') }), /APPS_FILE: cannot read/);
 });
 
-test('webhooks: APP_WEBHOOK_URL is the all-types shorthand, APP_WEBHOOKS and APPS_FILE give a list, both validated', () => {
+test('webhooks: APP_WEBHOOK_URL is the all-types shorthand (but subscription_count), APP_WEBHOOKS and APPS_FILE give a list, both validated', () => {
   const all = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss'];
   const shorthand = loadConfig({ APP_WEBHOOK_URL: 'http://127.0.0.1:9/all' }).apps[0]?.webhooks;
   assert.deepEqual(shorthand, [
@@ -118,6 +118,14 @@ test('webhooks: APP_WEBHOOK_URL is the all-types shorthand, APP_WEBHOOKS and APP
   );
   writeFileSync(file, JSON.stringify({ apps: [{ id: 'a', key: 'ka', secret: 'sa', webhooks: [{ url: 'http://x.test/' }] }] }));
   assert.throws(() => loadConfig({ APPS_FILE: file }), /APPS_FILE.*webhooks\.0\.eventTypes/);
+});
+
+test('webhooks: subscription_count is an event type a listed webhook may take; the APP_WEBHOOK_URL shorthand leaves it out', () => {
+  const listed = [{ url: 'http://127.0.0.1:9/counts', eventTypes: ['subscription_count'] }];
+  const webhooks = loadConfig({ APP_WEBHOOK_URL: 'http://127.0.0.1:9/all', APP_WEBHOOKS: JSON.stringify(listed) }).apps[0]?.webhooks;
+  assert.deepEqual(webhooks?.[1]?.eventTypes, ['subscription_count']);
+  // Only a webhook that asks for it: a receiver of the shorthand hears nothing new when its app turns counting on.
+  assert.equal(webhooks?.[0]?.eventTypes.includes('subscription_count'), false);
 });
 
 test('values derived from settings are computed by the schema once: the API body limit, the Redis Cluster seed nodes', () => {

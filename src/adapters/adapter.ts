@@ -14,6 +14,11 @@
  *   publishes `pusher_internal:member_added` / `member_removed` (with a `seq`, in the order of the changes) and
  *   `pusher_internal:subscription_count` (the cluster's count; only for apps that enabled it, as in Pusher), so every node
  *   sees them once and in order.
+ * - Every subscription count the engine publishes is reported once, on the node that published it (its webhook goes out
+ *   from there): in the outcome of the change that published it (`join`, `leave`, a reap's `onReaped`), or, for a count
+ *   no change carries — the trailing count of a big channel, published when the throttle's interval ends — to
+ *   `onCountPublished`. A change recorded again after this node's share was lost reports nothing, as it reports no
+ *   occupancy or member change either.
  * - A node that disappears without leaving (crash) has its share removed by the engine within a bounded time; what that
  *   changed is reported to `onReaped` of exactly one surviving node (the local adapter has no other node and never calls it).
  * - `terminateUser` closes that user's connections on every node.
@@ -97,6 +102,11 @@ export interface LeaveOutcome {
   vacated: boolean;
   /** The user's last connection to this presence channel in the cluster left (`member_removed`). */
   memberRemoved: boolean;
+  /**
+   * Non-presence channels: the subscription count this leave published (undefined when the throttle of big channels held
+   * it back, the app does not count subscriptions, or the channel was vacated: an empty channel gets no count).
+   */
+  count?: number | undefined;
 }
 
 /** One channel of a dead node, after its share was removed. */
@@ -106,6 +116,8 @@ export interface ReapedChannel {
   /** Users present only through the dead node (ids as signed): `member_removed` was published for each. */
   removedUsers: (string | number)[];
   vacated: boolean;
+  /** The subscription count the reap published for a non-presence channel it left occupied, as `LeaveOutcome.count`. */
+  count?: number | undefined;
 }
 
 export interface Adapter {
@@ -139,6 +151,11 @@ export interface Adapter {
   /** Hands on a callback for the channels changed by the removal of a dead node's share (webhooks). */
   onReaped(handler: (channels: ReapedChannel[]) => void): void;
   /**
+   * Hands on a callback for the subscription counts this node published that no change's outcome carries: the trailing
+   * count of a big channel, once the throttle's interval ends (webhooks).
+   */
+  onCountPublished(handler: (appId: string, channel: string, count: number) => void): void;
+  /**
    * The app's occupied channels with their counts. Rejects with `EngineUnavailableError` when the engine could not answer
    * (so do `channel` and `members`); the local adapter always answers.
    */
@@ -154,7 +171,11 @@ export interface Adapter {
   cacheGet(appId: string, channel: string): Promise<CachedEvent | undefined>;
   cacheSet(appId: string, channel: string, event: CachedEvent): void;
   terminateUser(appId: string, userId: string): void;
-  /** Resolves once the joins, leaves and releases in flight are recorded (bounded): the drain waits on it before webhooks close. */
+  /**
+   * Resolves once the joins, leaves and releases in flight are recorded (bounded): the drain waits on it before webhooks
+   * close, once every connection is gone. A cluster engine also publishes then the counts the throttle held back for this
+   * node's changes (reported to `onCountPublished`), which no other node would publish, so their webhooks go out too.
+   */
   settle(): Promise<void>;
   status(): AdapterStatus;
   /** Resolves once every envelope published by this node so far was handed to this node's envelope handler. */

@@ -38,6 +38,7 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
   /** `appId \0 userId` of the users signed in (this node is the cluster). */
   const online = new Set<string>();
   let userPresence: (appId: string, userId: string, online: boolean) => void = () => {};
+  let countPublished: (appId: string, channel: string, count: number) => void = () => {};
   /** Connections counted per app by `reserveConnection`. */
   const connections = new Map<string, number>();
 
@@ -45,7 +46,7 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
     metrics.adapterMessage('published');
     metrics.adapterMessage('received');
     deliver(envelope);
-  }, options.countsSubscriptions);
+  }, options.countsSubscriptions, (appId, channel, count) => countPublished(appId, channel, count));
   const counts = (appId: string, name: string): ChannelCounts => membership.counts(appId, name);
 
   return {
@@ -94,6 +95,9 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
     onReaped() {
       // One node is the whole cluster: no other node can die.
     },
+    onCountPublished(handler) {
+      countPublished = handler;
+    },
     async channels(appId) {
       const started = performance.now();
       const out = new Map<string, ChannelCounts>();
@@ -122,7 +126,8 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
     terminateUser(appId, userId) {
       terminate(appId, userId);
     },
-    // Membership is decided in memory, synchronously: nothing is ever in flight.
+    // Membership is decided in memory, synchronously: nothing is ever in flight. Nor is a count held back once the drain
+    // closed every connection: each channel was vacated, which disarms its trailing count.
     settle: async () => undefined,
     status: () => ({ adapter: 'local', up: true, pending: 0, congested: false }),
     // Delivery is a direct call: whatever was published has already been handed over.

@@ -33,6 +33,8 @@ export class MemoryMembership {
     private readonly publish: (envelope: Envelope) => void,
     /** Whether the app opted in to subscription_count (Pusher: off unless enabled per app); others never get it. */
     private readonly countsSubscriptions: (appId: string) => boolean = () => true,
+    /** Told each trailing count published (the counts of joins and leaves are in their outcomes instead). */
+    private readonly countPublished: (appId: string, channel: string, count: number) => void = () => {},
   ) {}
 
   join(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): JoinOutcome {
@@ -70,7 +72,7 @@ export class MemoryMembership {
   leave(appId: string, channel: string, member: MemberRef | null): LeaveOutcome {
     const channels = this.apps.get(appId);
     const state = channels?.get(channel);
-    if (channels === undefined || state === undefined) return { vacated: false, memberRemoved: false };
+    if (channels === undefined || state === undefined) return { vacated: false, memberRemoved: false, count: undefined };
     state.subscriptions--;
     let memberRemoved = false;
     if (member !== null) {
@@ -82,11 +84,12 @@ export class MemoryMembership {
       }
     }
     const vacated = state.subscriptions <= 0;
+    let count: number | undefined;
     if (vacated) {
       channels.delete(channel);
       clearTimeout(state.countTimer);
-    } else if (member === null) this.publishCount(appId, channel, state);
-    return { vacated, memberRemoved };
+    } else if (member === null) count = this.publishCount(appId, channel, state);
+    return { vacated, memberRemoved, count };
   }
 
   counts(appId: string, channel: string): ChannelCounts {
@@ -133,6 +136,7 @@ export class MemoryMembership {
   private trailingCount(appId: string, channel: string, state: ChannelState): void {
     state.countTimer = undefined;
     if (this.apps.get(appId)?.get(channel) !== state || state.subscriptions === state.countSent) return;
-    this.publishCount(appId, channel, state);
+    const count = this.publishCount(appId, channel, state);
+    if (count !== undefined) this.countPublished(appId, channel, count);
   }
 }

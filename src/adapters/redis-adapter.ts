@@ -144,7 +144,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const target = options.clusterNodes !== undefined && options.clusterNodes.length > 0 ? { clusterNodes: options.clusterNodes } : { url: options.url };
   const link = createRedisLink(target, connection, nodeId);
   const pub = link.commands;
-  const membership = new RedisMembership(pub, keys, nodeId, link.publishCommand, options.countsSubscriptions);
+  // Set by onCountPublished below; the trailing counts of big channels are reported through it.
+  let countPublished: (appId: string, channel: string, count: number) => void = () => {};
+  const membership = new RedisMembership(pub, keys, nodeId, link.publishCommand, options.countsSubscriptions, (appId, channel, count) =>
+    countPublished(appId, channel, count),
+  );
   // Losses of pub/sub counted by the nodes that missed them (envelope-gaps.ts).
   const numbering = new Numbering(nodeId);
   const gaps = new GapCounter();
@@ -597,6 +601,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     onReaped(handler) {
       reaped = handler;
     },
+    onCountPublished(handler) {
+      countPublished = handler;
+    },
     userPresence(appId, userId, online) {
       const key = `${appId}\n${userId}`;
       if (online) signedIn.set(key, { appId, userId });
@@ -722,6 +729,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     },
     async settle() {
       await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
+      // The drain calls this once every connection is gone: the counts held back for this node's changes go out now, so
+      // their webhooks leave before the sender closes (adapter.ts), not after, counted failed. Bounded like the rest.
+      await Promise.race([membership.publishHeldCounts(), delay(COMMAND_TIMEOUT_MS * 2)]);
     },
     status: () => ({ adapter: 'redis', up: isUp(), pending: kept, congested: congested() }),
     flush() {

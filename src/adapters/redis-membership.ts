@@ -59,6 +59,8 @@ export class RedisMembership {
     private readonly publishCommand: string,
     /** Whether the app opted in to subscription_count; for the others the scripts get no count head and publish none. */
     private readonly countsSubscriptions: (appId: string) => boolean = () => true,
+    /** Told each trailing count this node published (the counts of joins, leaves and reaps are in their outcomes). */
+    private readonly countPublished: (appId: string, channel: string, count: number) => void = () => {},
   ) {}
 
   /** The count head a script publishes subscription_count with, or '' (the script then publishes none). */
@@ -86,19 +88,24 @@ export class RedisMembership {
     this.countTimers.set(pair, timer);
   }
 
-  /** Runs the count script: publishes the channel's count if it moved; `now` whatever the interval. The ms to wait, or 0. */
+  /**
+   * Runs the count script: publishes the channel's count if it moved; `now` whatever the interval. A count it published
+   * is reported to `countPublished` (its webhook goes out from this node). The ms to wait, or 0.
+   */
   private async publishCount(appId: string, channel: string, now: boolean): Promise<number> {
     const k = this.keys.channel(appId, channel);
     const args = [this.countHead(appId, channel), k.events, this.publishCommand, now ? '1' : '0'];
-    return Number(await count.run(this.client, [k.state], args));
+    const [published, wait] = (await count.run(this.client, [k.state], args)) as [number, number];
+    if (published >= 0) this.countPublished(appId, channel, published);
+    return wait;
   }
 
   /**
-   * The engine is closing: the trailing counts still armed go out now, whatever the interval (after this node no one
-   * would publish them: its held-back changes are its own), and no more are armed. Never rejects.
+   * The trailing counts still armed go out now, whatever the interval, and are reported. For when this node's changes are
+   * over (the drain's settle, once every connection is gone; the engine's close): no one else would publish them, its
+   * held-back changes being its own. Never rejects.
    */
-  async close(): Promise<void> {
-    this.closed = true;
+  async publishHeldCounts(): Promise<void> {
     const pending = [...this.countTimers.entries()];
     this.countTimers.clear();
     await Promise.all(
@@ -108,6 +115,12 @@ export class RedisMembership {
         await this.publishCount(appId, channel, true).catch(() => undefined);
       }),
     );
+  }
+
+  /** The engine is closing: the trailing counts still armed go out now (publishHeldCounts), and no more are armed. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.publishHeldCounts();
   }
 
   private scriptKeys(appId: string, channel: string, node: string): string[] {
@@ -184,7 +197,7 @@ export class RedisMembership {
   async leave(appId: string, channel: string, socketId: string, member: MemberRef | null, held = true): Promise<LeaveOutcome> {
     const pair = JSON.stringify([appId, channel]);
     const k = this.keys.channel(appId, channel);
-    const [removed, vacated, countWait = 0] = (await leave.run(this.client, this.scriptKeys(appId, channel, this.nodeId), [
+    const [removed, vacated, countWait = 0, published = -1] = (await leave.run(this.client, this.scriptKeys(appId, channel, this.nodeId), [
       this.keys.nodeField(this.nodeId),
       member?.userId ?? '',
       envelopeHead(appId, channel, 'removed'),
@@ -193,11 +206,13 @@ export class RedisMembership {
       k.events,
       this.publishCommand,
       socketId,
-    ])) as [number, number, number?];
+    ])) as [number, number, number?, number?];
     this.trailingCount(appId, channel, countWait);
+    const counted = published >= 0 ? published : undefined;
+    const outcome: LeaveOutcome = { memberRemoved: removed === 1, vacated: vacated === 1, count: counted };
     if (!held) {
       if (vacated === 1) await this.unindex(appId, channel);
-      return { memberRemoved: removed === 1, vacated: vacated === 1 };
+      return outcome;
     }
     const n = (this.held.get(pair) ?? 1) - 1;
     if (n > 0) this.held.set(pair, n);
@@ -208,7 +223,7 @@ export class RedisMembership {
       if (this.held.has(pair)) await this.client.sadd(this.keys.nodeChannels(this.nodeId), pair);
     }
     if (vacated === 1) await this.unindex(appId, channel);
-    return { memberRemoved: removed === 1, vacated: vacated === 1 };
+    return outcome;
   }
 
   /** Counts connection `id` of the app if the cluster has fewer than `max` (a second call for the same id counts nothing). */
@@ -269,7 +284,7 @@ export class RedisMembership {
     for (const pair of await this.client.smembers(this.keys.nodeChannels(node))) {
       const [appId, channel] = JSON.parse(pair) as [string, string];
       const k = this.keys.channel(appId, channel);
-      const [isBack, [vacated, removedUsers, countWait = 0]] = await Promise.all([
+      const [isBack, [vacated, removedUsers, countWait = 0, published = -1]] = await Promise.all([
         back(),
         reap.run(this.client, this.scriptKeys(appId, channel, node), [
           this.keys.nodeField(node),
@@ -278,12 +293,15 @@ export class RedisMembership {
           k.events,
           this.publishCommand,
           channel.startsWith('presence-') ? '1' : '0',
-        ]) as Promise<[number, string[], number?]>,
+        ]) as Promise<[number, string[], number?, number?]>,
       ]);
       this.trailingCount(appId, channel, countWait);
       if (vacated === 1) await this.unindex(appId, channel);
       const removed = removedUsers.map(signedId);
-      if (vacated === 1 || removed.length > 0) out.push({ appId, channel, removedUsers: removed, vacated: vacated === 1 });
+      const count = published >= 0 ? published : undefined;
+      if (vacated === 1 || removed.length > 0 || count !== undefined) {
+        out.push({ appId, channel, removedUsers: removed, vacated: vacated === 1, count });
+      }
       if (isBack) return out;
     }
     // The node's app index goes with its channel index, last: a reap that stopped must leave both.

@@ -36,23 +36,25 @@ end
 /**
  * The counts of big channels go out at most every 5 s (membership-events.ts): `publish_count` returns 1 when it
  * published, and otherwise how long the change waits (ms; 0: nothing to publish). The node whose change was held back
- * runs COUNT_LUA once that time has passed, so the count as it is then goes out (the trailing count).
+ * runs COUNT_LUA once that time has passed, so the count as it is then goes out (the trailing count). Every script that
+ * may publish a count returns the count it published (-1: none), so the node that ran it emits its webhook.
  *
  * KEYS: state. ARGV: count head, events channel, publish command, '1' to publish now whatever the interval (a node
- * closing: no one would publish its held-back count after it). Returns 0 when the count was published or nothing needed
- * publishing (the channel is empty, or its count is the one last published), else the ms still to wait (another node's
- * change published a count meanwhile and opened a new interval).
+ * closing: no one would publish its held-back count after it). Returns {count published (-1: none), ms still to wait}:
+ * the wait is 0 when the count was published or nothing needed publishing (the channel is empty, or its count is the one
+ * last published), else another node's change published a count meanwhile and opened a new interval.
  */
 export const COUNT_LUA = `${NEXT_SEQ}
 local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
-if total <= 0 or total == tonumber(redis.call('HGET', KEYS[1], 'countSent') or '-1') then return 0 end
+if total <= 0 or total == tonumber(redis.call('HGET', KEYS[1], 'countSent') or '-1') then return {-1, 0} end
 if ARGV[4] == '1' then
   redis.call('HSET', KEYS[1], 'countSent', total)
   redis.call(ARGV[3], ARGV[2], ARGV[1] .. cjson.encode('{"subscription_count":' .. total .. '}') .. '}')
-  return 0
+  return {total, 0}
 end
 local published, wait = publish_count(KEYS[1], total, ARGV[1], ARGV[3], ARGV[2])
-return wait`;
+if published == 1 then return {total, 0} end
+return {-1, wait}`;
 
 /**
  * KEYS: state, users, info, share, the node's subscriptions. ARGV: node field, user id ('' for non-presence), user info
@@ -97,7 +99,8 @@ return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
 /**
  * KEYS: state, users, info, share, the node's subscriptions. ARGV: node field, user id ('' for non-presence),
  * member_removed head, its data as a JSON string literal, count head ('' : none published), events channel, publish
- * command, socket id. Returns {memberRemoved, vacated, ms the count held back waits (0: none)}.
+ * command, socket id. Returns {memberRemoved, vacated, ms the count held back waits (0: none), count published (-1:
+ * none)}.
  * A leave of a socket not recorded on the channel changes nothing: already left (a retry after a timeout), never joined
  * (taking back a join that failed), or reaped while the node was cut off.
  */
@@ -130,14 +133,16 @@ if total <= 0 then
 end
 if user == '' then
   local published, wait = publish_count(state, total, ARGV[5], ARGV[7], ARGV[6])
-  return {removed, 0, wait}
+  local count = -1
+  if published == 1 then count = total end
+  return {removed, 0, wait, count}
 end
-return {removed, 0, 0}`;
+return {removed, 0, 0, -1}`;
 
 /**
  * KEYS: state, users, info, the dead node's share, its subscriptions. ARGV: dead node field, member_removed head, count head
  * ('': none), events channel, publish command, '1' for a presence channel. Returns {vacated, removed user ids ('#' before
- * an id signed as a number), ms the count held back waits (0: none)}.
+ * an id signed as a number), ms the count held back waits (0: none), count published (-1: none)}.
  */
 export const REAP_LUA = `${NEXT_SEQ}
 local state, users, info, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -174,9 +179,11 @@ if total <= 0 then
 end
 if ARGV[6] ~= '1' then
   local published, wait = publish_count(state, total, ARGV[3], ARGV[5], ARGV[4])
-  return {0, removed, wait}
+  local count = -1
+  if published == 1 then count = total end
+  return {0, removed, wait, count}
 end
-return {0, removed, 0}`;
+return {0, removed, 0, -1}`;
 
 /** A script run by its SHA1, loaded on the first NOSCRIPT (per Redis node: each cluster shard loads it on first use). */
 export class Script {

@@ -2,7 +2,8 @@
  * A subscription's life in the cluster: recorded through the adapter (which decides cluster-wide whether it occupied the
  * channel or added a presence member, and publishes the member and count events itself), then added to this node's hub
  * and answered with `subscription_succeeded`; on leave, removed from the hub at once and from the cluster after.
- * The webhooks of a change are emitted by the node whose `join` / `leave` made it, so each goes out once per cluster.
+ * The webhooks of a change are emitted by the node whose `join` / `leave` made it, so each goes out once per cluster; so is
+ * the `subscription_count` of the count the change published (the outcome's `count`).
  */
 import { context } from '@opentelemetry/api';
 import type { JoinOutcome, LeaveOutcome } from '../adapters/adapter.js';
@@ -57,6 +58,10 @@ function joined(
   if (outcome.memberAdded && membership !== null) {
     deps.webhooks.emit(app, { name: 'member_added', channel: name, user_id: membership.signedUserId });
   }
+  // After channel_occupied: a receiver hears of the channel before its first count.
+  if (outcome.count !== undefined) {
+    deps.webhooks.emit(app, { name: 'subscription_count', channel: name, subscription_count: outcome.count });
+  }
   if (held === undefined || !connection.isOpen) {
     // Unsubscribed or closed while the cluster answered: take the subscription back out.
     leaveCluster(deps, app, name, connection.socketId, membership);
@@ -92,6 +97,10 @@ function leaveCluster(deps: RealtimeDeps, app: AppConfig, name: string, socketId
         deps.webhooks.emit(app, { name: 'member_removed', channel: name, user_id: membership.signedUserId });
       }
       if (outcome.vacated) deps.webhooks.emit(app, { name: 'channel_vacated', channel: name });
+      // Never with channel_vacated: an empty channel gets no count, as in Pusher (the vacate says it).
+      if (outcome.count !== undefined) {
+        deps.webhooks.emit(app, { name: 'subscription_count', channel: name, subscription_count: outcome.count });
+      }
     },
     // The engine keeps a leave it could not record and retries it when it is back; a rejection means it closed.
     () => undefined,

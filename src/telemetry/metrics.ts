@@ -8,14 +8,15 @@
  * suffix out also keeps the `websocket_subscriptions` gauge and the `websocket_subscriptions_total` counter distinct instruments.
  *
  * Labels are bounded by construction: `app_id` comes from configured apps only, `webhook` is a position in an app's
- * configured webhook list, `channel_type`, `reason`, `kind`, `scope`, `action`, `result`, `direction`, `op`, `state` come
- * from fixed sets below. Client-chosen values (socket ids, user ids, channel names, IPs, event names, close codes sent by a
+ * configured webhook list, `event` is a webhook event name (webhooks/webhook-event.ts), `channel_type`, `reason`, `kind`,
+ * `scope`, `action`, `result`, `direction`, `op`, `state` come from fixed sets below. Client-chosen values (socket ids, user ids, channel names, IPs, event names, close codes sent by a
  * client) are never labels: a hostile client could mint unbounded series.
  */
 import type { AdapterStatus } from '../adapters/adapter.js';
 import type { ChannelType } from '../protocol/channel-type.js';
 import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
 import type { CloseReason, RejectReason } from '../transport/close-reasons.js';
+import type { WebhookEventName } from '../webhooks/webhook-event.js';
 import { metrics, type Attributes, type Counter, type Meter, type ObservableCounter } from '@opentelemetry/api';
 import { CounterTable } from './counter-table.js';
 import type { StdoutDropReason } from './stdout-writer.js';
@@ -180,7 +181,7 @@ export interface Metrics {
   /** A request Node's HTTP parser refused before any route saw it. */
   httpMalformed(reason: MalformedRequestReason): void;
   /** `webhook` is the index in the app's webhook list (bounded by configuration; never the URL). */
-  webhook(event: string, result: WebhookResult, appId: string, webhook: number): void;
+  webhook(event: WebhookEventName, result: WebhookResult, appId: string, webhook: number): void;
   adapterMessage(direction: AdapterDirection): void;
   adapterRequest(op: AdapterOp, seconds: number): void;
   shutdownDuration(seconds: number): void;

@@ -1,10 +1,11 @@
 /** The webhook list of an app's configuration: its schema (APP_WEBHOOKS, APPS_FILE `webhooks`) and its typed form. */
 import { z } from 'zod';
-import { WEBHOOK_EVENT_NAMES, type WebhookEventName } from './webhook-event.js';
+import { SHORTHAND_WEBHOOK_EVENT_NAMES, WEBHOOK_EVENT_NAMES, type WebhookEventName } from './webhook-event.js';
 
 /**
  * One webhook of an app (docs/webhooks.md, "Several webhooks"): where it goes, which event types, which channels, which
- * extra headers. `APP_WEBHOOK_URL` / `webhookUrl` is the shorthand for one webhook with every event type.
+ * extra headers. `APP_WEBHOOK_URL` / `webhookUrl` is the shorthand for one webhook with every event type but
+ * `subscription_count` (webhook-event.ts says why).
  */
 export interface WebhookConfig {
   url: string;
@@ -58,11 +59,14 @@ export function toWebhookConfig(w: z.infer<typeof webhookSchema>): WebhookConfig
   };
 }
 
-/** The `APP_WEBHOOK_URL` / `webhookUrl` shorthand: one webhook for every event type, no filter, no extra header. */
+/**
+ * The `APP_WEBHOOK_URL` / `webhookUrl` shorthand: one webhook for every event type but `subscription_count` (which only a
+ * webhook that lists it gets: SHORTHAND_WEBHOOK_EVENT_NAMES), no filter, no extra header.
+ */
 export function allEventsWebhook(url: string): WebhookConfig {
   return {
     url,
-    eventTypes: WEBHOOK_EVENT_NAMES,
+    eventTypes: SHORTHAND_WEBHOOK_EVENT_NAMES,
     channelNameStartsWith: undefined,
     channelNameEndsWith: undefined,
     headers: {},

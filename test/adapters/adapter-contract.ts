@@ -90,9 +90,10 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     assert.deepEqual([...(await adapter.channels(APP.id)).keys()].sort(), ['news', 'presence-room']);
     assert.deepEqual([...(await adapter.members(APP.id, 'presence-room'))], [['u1', { n: 1 }]]);
 
-    assert.deepEqual(await adapter.leave(APP.id, 'presence-room', '1.1', u1), { memberRemoved: false, vacated: false });
-    assert.deepEqual(await adapter.leave(APP.id, 'presence-room', '1.2', u1), { memberRemoved: true, vacated: true });
-    assert.deepEqual(await adapter.leave(APP.id, 'news', '1.2', null), { memberRemoved: false, vacated: true });
+    assert.deepEqual(await adapter.leave(APP.id, 'presence-room', '1.1', u1), { memberRemoved: false, vacated: false, count: undefined });
+    assert.deepEqual(await adapter.leave(APP.id, 'presence-room', '1.2', u1), { memberRemoved: true, vacated: true, count: undefined });
+    // An empty channel gets no count (its channel_vacated says it).
+    assert.deepEqual(await adapter.leave(APP.id, 'news', '1.2', null), { memberRemoved: false, vacated: true, count: undefined });
     assert.equal((await adapter.channels(APP.id)).size, 0);
     assert.deepEqual(await adapter.members(APP.id, 'presence-room'), new Map());
 
@@ -125,7 +126,7 @@ export function adapterContract(name: string, make: AdapterFactory): void {
       const second = await adapter.join(APP.id, 'news', '1.2', null, 0);
       assert.equal(first.count, undefined, 'no count for the joiner either');
       assert.equal(second.count, undefined);
-      assert.deepEqual(await adapter.leave(APP.id, 'news', '1.1', null), { memberRemoved: false, vacated: false });
+      assert.deepEqual(await adapter.leave(APP.id, 'news', '1.1', null), { memberRemoved: false, vacated: false, count: undefined });
       // Presence events do not depend on the setting.
       const member = await adapter.join(APP.id, 'presence-room', '1.3', { userId: 'u1', userInfo: null }, 0);
       assert.equal(member.memberAdded, true);
@@ -148,29 +149,65 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     }
   });
 
-  test(`${name}: a big channel's count held back by the throttle goes out once the interval ends (the trailing count)`, async () => {
+  test(`${name}: each count published is reported once: a join's and a leave's in their outcomes, not to onCountPublished`, async () => {
+    // The node whose change published a count emits its subscription_count webhook (src/realtime/membership.ts): the
+    // outcome says which count that was, and nothing reports it a second time.
+    const { adapter } = await setup();
+    const published: number[] = [];
+    const markers: string[] = [];
+    const reported: number[] = [];
+    adapter.onEnvelope((e) => {
+      if (e.event === 'pusher_internal:subscription_count') published.push((JSON.parse(e.data) as { subscription_count: number }).subscription_count);
+      if (e.event === 'e') markers.push(e.data);
+    });
+    try {
+      adapter.onCountPublished((_appId, _channel, count) => reported.push(count));
+      const outcomes: (number | undefined)[] = [];
+      for (const socketId of ['1.1', '1.2', '1.3']) outcomes.push((await adapter.join(APP.id, 'room', socketId, null, 0)).count);
+      outcomes.push((await adapter.leave(APP.id, 'room', '1.2', null)).count);
+      outcomes.push((await adapter.leave(APP.id, 'room', '1.1', null)).count);
+      assert.deepEqual(outcomes, [1, 2, 3, 2, 1]);
+      // Engine events of a channel arrive before a later publish on it (1.3 still holds the channel here).
+      adapter.publish(envelope('room', 0));
+      await until(() => markers.length > 0, 'the marker');
+      assert.deepEqual(published, outcomes, 'the outcomes carry exactly the counts the engine published');
+      assert.deepEqual(reported, [], 'none of them reported again');
+      // The last one out vacates the channel: no count for an empty channel.
+      assert.deepEqual(await adapter.leave(APP.id, 'room', '1.3', null), { memberRemoved: false, vacated: true, count: undefined });
+    } finally {
+      await adapter.close();
+    }
+  });
+
+  test(`${name}: a big channel's count held back by the throttle goes out once the interval ends (the trailing count), reported`, async () => {
     // Pusher sends subscription_count at most every 5 s above 100 subscribers; the changes in between must not be lost:
-    // the count as it is at the end of the interval goes out then, once.
+    // the count as it is at the end of the interval goes out then, once. No change's outcome carries it: the engine
+    // reports it to onCountPublished, once, on the node that published it (its webhook goes out from there).
     const { adapter } = await setup();
     const counts: number[] = [];
     const markers: string[] = [];
+    const reported: [string, string, number][] = [];
     adapter.onEnvelope((e) => {
       if (e.event === 'pusher_internal:subscription_count') counts.push((JSON.parse(e.data) as { subscription_count: number }).subscription_count);
       if (e.event === 'e') markers.push(e.data);
     });
     try {
-      for (let i = 1; i <= 100; i++) await adapter.join(APP.id, 'big', `1.${i}`, null, 0);
+      adapter.onCountPublished((appId, channel, count) => reported.push([appId, channel, count]));
+      const outcomes: (number | undefined)[] = [];
+      for (let i = 1; i <= 100; i++) outcomes.push((await adapter.join(APP.id, 'big', `1.${i}`, null, 0)).count);
+      assert.deepEqual(outcomes, Array.from({ length: 100 }, (_, i) => i + 1), 'every join up to 100 published its count');
       await until(() => counts.length === 100, 'a count per change up to 100 subscribers');
       // Within the interval after the count of 100 went out: held back, each of them.
       for (let i = 101; i <= 103; i++) assert.equal((await adapter.join(APP.id, 'big', `1.${i}`, null, 0)).count, undefined);
-      await adapter.leave(APP.id, 'big', '1.101', null);
+      assert.equal((await adapter.leave(APP.id, 'big', '1.101', null)).count, undefined, 'the leave held back too');
       assert.deepEqual(await adapter.channel(APP.id, 'big'), { subscriptionCount: 102, userCount: 0 });
-      await until(() => counts.length > 100, 'the trailing count', 9000);
+      await until(() => counts.length > 100 && reported.length > 0, 'the trailing count, published and reported', 9000);
       assert.deepEqual(counts.slice(100), [102], 'one count, the channel as it is at the end of the interval');
       // Nothing else was armed: a publish on the channel arrives after it with no other count before it.
       adapter.publish(envelope('big', 0));
       await until(() => markers.length > 0, 'the marker');
       assert.deepEqual(counts.slice(100), [102]);
+      assert.deepEqual(reported, [[APP.id, 'big', 102]], 'the trailing count reported once; the others were in outcomes');
     } finally {
       await adapter.close();
     }

@@ -2,10 +2,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { EngineUnavailableError } from '../../src/adapters/adapter.js';
+import { EngineUnavailableError, type ReapedChannel } from '../../src/adapters/adapter.js';
 import { createRedisAdapter, PUBLISH_BACKLOG_MAX_BYTES, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
 import type { Envelope } from '../../src/adapters/envelope.js';
 import { RedisKeys } from '../../src/adapters/redis-keys.js';
+import { RedisMembership } from '../../src/adapters/redis-membership.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { eventually, until, within } from '../helpers/wait.js';
 import { adapterContract } from './adapter-contract.js';
@@ -424,14 +425,14 @@ test('redis adapter: a leave that timed out but ran is retried while Redis answe
     const leaving = a.leave('a1', 'presence-l', '1.1', u);
     await until(() => a.status().pending === 1, 'the timed-out leave counted as pending', 3000);
     const outcome = await within(leaving, 'the leave to be recorded', 6000);
-    assert.deepEqual(outcome, { memberRemoved: false, vacated: false });
+    assert.deepEqual(outcome, { memberRemoved: false, vacated: false, count: undefined });
     assert.equal(a.status().pending, 0);
     // One of the user's two connections left: one subscription, the member still there, no member_removed.
     assert.deepEqual(await a.channel('a1', 'presence-l'), { subscriptionCount: 1, userCount: 1 });
     assert.deepEqual([...(await a.members('a1', 'presence-l')).keys()], ['u']);
     assert.deepEqual(seen.filter((e) => e.event === 'pusher_internal:member_removed'), []);
     // The other connection's leave is counted as usual.
-    assert.deepEqual(await a.leave('a1', 'presence-l', '1.2', u), { memberRemoved: true, vacated: true });
+    assert.deepEqual(await a.leave('a1', 'presence-l', '1.2', u), { memberRemoved: true, vacated: true, count: undefined });
   }));
 
 test('redis adapter: a socket that re-subscribes while its leave is not recorded yet is never left uncounted', () =>
@@ -564,6 +565,82 @@ test('redis adapter: a member whose id was signed as a number is reaped with tha
     assert.deepEqual(removed, [{ user_id: 7 }]);
   } finally {
     await Promise.all([a.close(), b.close()]);
+  }
+});
+
+test('redis adapter: the counts held back for this node’s changes go out at settle, reported there, not once the interval ends', async () => {
+  // The drain settles the engine once every connection is gone, then closes webhooks: a count this node's last changes
+  // left to the throttle must be published (and its webhook emitted) by then, since no other node would publish it.
+  const a = make({ prefix: 'settle-count' });
+  const b = make({ prefix: 'settle-count' });
+  try {
+    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
+    const atB: number[] = [];
+    const markers: string[] = [];
+    b.onEnvelope((e) => {
+      if (e.event === 'pusher_internal:subscription_count') atB.push((JSON.parse(e.data) as { subscription_count: number }).subscription_count);
+      if (e.event === 'e') markers.push(e.data);
+    });
+    const reportedAtA: number[] = [];
+    const reportedAtB: number[] = [];
+    a.onCountPublished((_appId, _channel, count) => reportedAtA.push(count));
+    b.onCountPublished((_appId, _channel, count) => reportedAtB.push(count));
+    await a.join('a1', 'big', '1.1', null, 0);
+    await a.join('a1', 'big', '1.2', null, 0);
+    for (let i = 1; i <= 101; i++) await b.join('a1', 'big', `2.${i}`, null, 0);
+    // The count of 100 went out with B's 98th join; what follows within its interval is held back. A's clients leave
+    // (as the drain closes them): 101 subscriptions, the count armed at A (and at B, whose joins were held too).
+    assert.equal((await a.leave('a1', 'big', '1.1', null)).count, undefined);
+    assert.equal((await a.leave('a1', 'big', '1.2', null)).count, undefined);
+    await within(a.settle(), 'the settle');
+    assert.deepEqual(reportedAtA, [101], 'published and reported by the time settle resolves, seconds before the interval ends');
+    await a.close();
+    // B's subscribers got that count; nothing else is coming (a publish of B's, after it, arrives with nothing before it),
+    // and nothing was reported at B: the held-back changes B had too are in the count A published.
+    await until(() => atB.includes(101), 'the count A published, at B');
+    b.publish({ ...envelope('after'), channel: 'big' });
+    await until(() => markers.length > 0, 'the marker at B');
+    // (B subscribed to the channel with its first join: the counts of A's two joins never reached it.)
+    assert.deepEqual(atB.slice(atB.indexOf(100) + 1), [101]);
+    assert.deepEqual(reportedAtB, []);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+test('redis adapter: a reap reports the count it published with the channel (onReaped), for apps that count subscriptions only', async () => {
+  // A dead node's share of a channel others still hold leaves the count: the survivor that reaped it published the new
+  // count, and emits its webhook from what onReaped tells it, as it does for the channels the reap vacated.
+  const countsSubscriptions = (appId: string): boolean => appId === 'a1';
+  const keys = new RedisKeys('reap-report');
+  const client = new Redis(redis.url);
+  // The dead node: its share recorded by the engine's own membership, its liveness key never set (listed, then expired).
+  const dead = new RedisMembership(client, keys, 'dead', 'PUBLISH', countsSubscriptions);
+  const b = make({ prefix: 'reap-report', nodeTtlMs: 600, countsSubscriptions });
+  try {
+    await within(b.ready(), 'the survivor up');
+    const reaped: ReapedChannel[] = [];
+    b.onReaped((channels) => reaped.push(...channels));
+    for (const app of ['a1', 'a2']) {
+      await b.join(app, 'news', '2.1', null, 0);
+      await dead.join(app, 'news', '9.1', null, 0);
+      await dead.join(app, 'news', '9.2', null, 0);
+    }
+    await dead.join('a1', 'alone', '9.3', null, 0);
+    await client.sadd(keys.nodes, 'dead');
+    // The survivor reaps once its own beats have been continuous for a TTL: within about two TTLs.
+    await until(() => reaped.length > 0, 'the reap of the dead node', 5000);
+    const byName = (x: ReapedChannel, y: ReapedChannel) => `${x.appId}/${x.channel}`.localeCompare(`${y.appId}/${y.channel}`);
+    assert.deepEqual(reaped.sort(byName), [
+      // Vacated: no count for an empty channel.
+      { appId: 'a1', channel: 'alone', removedUsers: [], vacated: true, count: undefined },
+      { appId: 'a1', channel: 'news', removedUsers: [], vacated: false, count: 1 },
+      // a2 does not count subscriptions: its channel changed nothing a webhook tells.
+    ]);
+  } finally {
+    await dead.close();
+    client.disconnect();
+    await b.close();
   }
 });
 

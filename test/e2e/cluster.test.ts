@@ -143,6 +143,52 @@ test('subscription_count and MAX_PRESENCE_MEMBERS are the cluster’s', async ()
   }
 });
 
+test('subscription_count webhooks are the cluster’s: each count goes out once, from the node whose change published it', async () => {
+  const hooks = await startWebhookReceiver();
+  // Each node's webhook carries its name in a header: the receiver tells which node sent each count.
+  const env = (name: string) => ({
+    ...COUNTED,
+    ADAPTER: 'redis',
+    REDIS_URL: redis.url,
+    NODE_ID: `count-${name}`,
+    APP_WEBHOOKS: JSON.stringify([{ url: hooks.url, eventTypes: ['subscription_count'], headers: { 'X-Node': name } }]),
+    WEBHOOK_BATCH_MS: '5',
+  });
+  const nodes: TestServer[] = [];
+  const sent = () =>
+    hooks.requests.flatMap((r) =>
+      r.body.events.map((e) => [r.headers['x-node'], e.name === 'subscription_count' ? e.subscription_count : e.name]),
+    );
+  // Each change's count has arrived before the next change is made.
+  const change = async (what: string, make: () => Promise<unknown>) => {
+    const before = sent().length;
+    await make();
+    await until(() => sent().length > before, `the count of ${what}`);
+  };
+  try {
+    for (const name of ['a', 'b']) nodes.push(await startServer(env(name)));
+    const [a, b] = nodes as [TestServer, TestServer];
+    await until(() => a.app.adapter.status().up && b.app.adapter.status().up, 'both nodes on Redis');
+    const [a1, a2, b1] = [a.client(), a.client(), b.client()];
+    await change('a subscribe on A', () => subscribed(a1, 'tally'));
+    await change('a subscribe on B', () => subscribed(b1, 'tally'));
+    await change('another subscribe on A', () => subscribed(a2, 'tally'));
+    await change('an unsubscribe on B', async () => b1.unsubscribe('tally'));
+    await change('a connection closed on A', async () => a1.disconnect());
+  } finally {
+    await Promise.all(nodes.map((n) => n.close()));
+    await hooks.close();
+  }
+  // The drain closed A's last client (the channel was vacated: no count) and sent whatever was queued: nothing else came.
+  assert.deepEqual(sent(), [
+    ['a', 1],
+    ['b', 2],
+    ['a', 3],
+    ['b', 2],
+    ['a', 1],
+  ]);
+});
+
 test('a crashed node (SIGKILL) is reaped: its members get member_removed and leave the answers within the bound', async () => {
   const a = await node('a');
   const b = await spawnBeacon({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'b-process' });

@@ -1,7 +1,8 @@
 /**
  * Webhooks end to end: a real Beacon with APP_WEBHOOK_URL pointing at a receiver on 127.0.0.1, real pusher-js clients
- * producing channel_occupied, member_added, client_event, member_removed, channel_vacated and cache_miss; every request
- * checked as a receiver would (body shape, `X-Pusher-Key`, `X-Pusher-Signature` under the app secret).
+ * producing channel_occupied, member_added, client_event, member_removed, channel_vacated and cache_miss (and, for an app
+ * that counts subscriptions, subscription_count to the webhooks that list it); every request checked as a receiver would
+ * (body shape, `X-Pusher-Key`, `X-Pusher-Signature` under the app secret).
  * Short configured delays keep it fast; the test awaits the receiver's requests, and the server's drain (which sends
  * held-back events at once) proves what was or was not still pending.
  */
@@ -10,7 +11,8 @@ import { test } from 'node:test';
 import { authOptions } from '../helpers/auth.js';
 import { connected, nextEvent, subscribed } from '../helpers/pusher-events.js';
 import type { PresenceChannel } from '../helpers/pusher-js.js';
-import { APP, startServer } from '../helpers/server.js';
+import { APP, startServer, startServerWithApps, type TestServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
 import { signatureValid, startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
 import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
 
@@ -194,4 +196,90 @@ test('two webhooks with different event types and channel filters each receive e
   }
   assert.ok(team.requests.every((r) => r.headers['x-webhook-token'] === 'team-token'));
   assert.ok(occupancy.requests.every((r) => r.headers['x-webhook-token'] === undefined));
+});
+
+/** Every event a receiver got, in the order of its requests' `time_ms` (requests may overlap; docs/webhooks.md). */
+function inOrder(receiver: WebhookReceiver): WebhookEvent[] {
+  return [...receiver.requests].sort((x, y) => x.body.time_ms - y.body.time_ms).flatMap((r) => r.body.events);
+}
+
+test('subscription_count: each count a counting app publishes goes to the webhooks that list it; not for presence, the shorthand or an app without counting', async () => {
+  const counted = await startWebhookReceiver();
+  const shorthand = await startWebhookReceiver();
+  const uncounted = await startWebhookReceiver();
+  const COUNTING = { appId: 'counting', key: 'counting-key', secret: 'counting-secret' };
+  const PLAIN = { appId: 'plain', key: 'plain-key', secret: 'plain-secret' };
+  const eventTypes = ['channel_occupied', 'channel_vacated', 'subscription_count'];
+  const app = (a: typeof COUNTING) => ({ id: a.appId, key: a.key, secret: a.secret });
+  let server: TestServer | undefined;
+  const counts = () => counted.events().filter((e) => e.name === 'subscription_count').length;
+  // Each change's count has arrived before the next change is made: their order is the order of the changes.
+  const change = async (what: string, make: () => Promise<unknown>) => {
+    const before = counts();
+    await make();
+    await until(() => counts() > before, `the count of ${what}`);
+  };
+  try {
+    const beacon = await startServerWithApps(
+      [
+        { ...app(COUNTING), enableSubscriptionCount: true, webhookUrl: shorthand.url, webhooks: [{ url: counted.url, eventTypes }] },
+        { ...app(PLAIN), webhooks: [{ url: uncounted.url, eventTypes }] },
+      ],
+      { WEBHOOK_BATCH_MS: '10', WEBHOOK_VACATE_DELAY_MS: '0' },
+    );
+    server = beacon;
+    const client = (key: string) => beacon.client({}, key);
+    const [a, b, c] = [client(COUNTING.key), client(COUNTING.key), client(COUNTING.key)];
+    await change('the first subscribe', () => subscribed(a, 'news'));
+    await change('the second subscribe', () => subscribed(b, 'news'));
+    await change('the third subscribe', () => subscribed(c, 'news'));
+    await change('an unsubscribe', async () => b.unsubscribe('news'));
+    await change('a closed connection', async () => c.disconnect());
+    // The last one out: channel_vacated, and no count of 0 (as in Pusher).
+    a.unsubscribe('news');
+    await counted.event(is({ name: 'channel_vacated', channel: 'news' }), 'channel_vacated news');
+    // A presence channel of the same app: occupancy, no count (its subscribers get member events instead).
+    const sdk = beacon.sdk(COUNTING);
+    const member = beacon.client(authOptions(sdk, { presence: { user_id: 'ann' } }), COUNTING.key);
+    await subscribed(member, ROOM);
+    member.unsubscribe(ROOM);
+    await counted.event(is({ name: 'channel_vacated', channel: ROOM }), 'channel_vacated of the presence channel');
+    // The app that does not count subscriptions: the same changes, occupancy only.
+    const [x, y] = [client(PLAIN.key), client(PLAIN.key)];
+    await subscribed(x, 'news');
+    await subscribed(y, 'news');
+    y.unsubscribe('news');
+    x.unsubscribe('news');
+    await uncounted.event(is({ name: 'channel_vacated', channel: 'news' }), 'channel_vacated news of the other app');
+  } finally {
+    // The drain sends whatever is still queued: an event emitted at all is in the receivers' lists below.
+    await server?.close();
+    await Promise.all([counted.close(), shorthand.close(), uncounted.close()]);
+  }
+  const count = (n: number): WebhookEvent => ({ name: 'subscription_count', channel: 'news', subscription_count: n });
+  assert.deepEqual(inOrder(counted), [
+    { name: 'channel_occupied', channel: 'news' },
+    count(1),
+    count(2),
+    count(3),
+    count(2),
+    count(1),
+    { name: 'channel_vacated', channel: 'news' },
+    { name: 'channel_occupied', channel: ROOM },
+    { name: 'channel_vacated', channel: ROOM },
+  ]);
+  // APP_WEBHOOK_URL takes every event type but this one: only a webhook that lists it gets it.
+  assert.deepEqual(inOrder(shorthand), [
+    { name: 'channel_occupied', channel: 'news' },
+    { name: 'channel_vacated', channel: 'news' },
+    { name: 'channel_occupied', channel: ROOM },
+    { name: 'member_added', channel: ROOM, user_id: 'ann' },
+    { name: 'member_removed', channel: ROOM, user_id: 'ann' },
+    { name: 'channel_vacated', channel: ROOM },
+  ]);
+  assert.deepEqual(inOrder(uncounted), [
+    { name: 'channel_occupied', channel: 'news' },
+    { name: 'channel_vacated', channel: 'news' },
+  ]);
+  for (const request of counted.requests) assert.ok(signatureValid(request, COUNTING.secret), `signature of ${request.raw}`);
 });

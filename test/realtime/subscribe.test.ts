@@ -8,7 +8,7 @@ import { subscribe, unsubscribe } from '../../src/realtime/subscribe.js';
 import { plainSubscribe, signedSubscribe, unitApp, unitWorld } from '../helpers/unit.js';
 
 describe('subscribe', () => {
-  test('a public channel: subscription_succeeded, held by the connection and the hub, counted, logged, occupied webhook', async () => {
+  test('a public channel: subscription_succeeded, held by the connection and the hub, counted, logged, occupied and count webhooks', async () => {
     const world = unitWorld(unitApp({ enableSubscriptionCount: true }));
     const { connection, socket } = world.connect();
     await subscribe(world.deps, connection, plainSubscribe('news'));
@@ -20,7 +20,11 @@ describe('subscribe', () => {
     assert.ok(world.deps.hub.channel(world.app.id, 'news')?.subscribers.has(connection));
     assert.equal(world.count('subscription(app-id, public, ok)'), 1);
     assert.deepEqual(world.logged('subscribed').map((l) => [l.channel, l.channel_type]), [['news', 'public']]);
-    assert.deepEqual(world.webhooks, [{ name: 'channel_occupied', channel: 'news' }]);
+    // The app counts subscriptions: the count this join published is a webhook too, after the occupancy.
+    assert.deepEqual(world.webhooks, [
+      { name: 'channel_occupied', channel: 'news' },
+      { name: 'subscription_count', channel: 'news', subscription_count: 1 },
+    ]);
     assert.equal(connection.authorized, false, 'a public channel does not authorize the connection');
   });
 

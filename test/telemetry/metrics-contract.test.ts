@@ -4,12 +4,14 @@
  * label keys, no `otel_scope_*` label, and buckets in the unit of each histogram.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { HistogramProducer } from '../../src/telemetry/histogram-table.js';
 import { createMetrics, type GaugeSources } from '../../src/telemetry/metrics.js';
-import { labelKeys, parseExposition, readContract, type Family } from '../helpers/exposition.js';
+import { WEBHOOK_EVENT_NAMES } from '../../src/webhooks/webhook-event.js';
+import { CONTRACT_PATH, labelKeys, parseExposition, readContract, type Family } from '../helpers/exposition.js';
 import { freePort } from '../helpers/free-port.js';
 
 /** In the contract with the HTTP semantic-convention label names; declared in metrics.ts too. */
@@ -63,6 +65,7 @@ describe('metrics contract (docs/telemetry.md)', () => {
     m.httpRequest('POST', '/apps/:appId/events', 200, 0.004);
     m.httpMalformed('header_overflow');
     m.webhook('channel_occupied', 'ok', 'app-1', 0);
+    m.webhook('subscription_count', 'ok', 'app-1', 1);
     m.adapterMessage('published');
     m.adapterRequest('channels', 0.003);
     m.shutdownDuration(1.5);
@@ -109,6 +112,18 @@ describe('metrics contract (docs/telemetry.md)', () => {
     assert.ok(family);
     assert.equal(family.type, 'histogram');
     assert.deepEqual(labelKeys(family), ['http_request_method', 'http_response_status_code', 'http_route']);
+  });
+
+  it('lists every value of websocket_webhooks_total{event}: the webhook event names, and only those', () => {
+    // The label comes from a fixed set (webhooks/webhook-event.ts); the contract names each value a query may select.
+    const row = readFileSync(CONTRACT_PATH, 'utf8')
+      .split('\n')
+      .find((line) => line.startsWith('| `websocket_webhooks_total` |'));
+    const listed = /`event` is the webhook event's name, one of ([^;(]+)/.exec(row ?? '')?.[1];
+    assert.ok(listed, 'the row names the values of `event`');
+    assert.deepEqual([...listed.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]), [...WEBHOOK_EVENT_NAMES]);
+    const family = families.get('websocket_webhooks_total');
+    assert.ok(family?.samples.some((s) => s.labels.event === 'subscription_count' && s.labels.webhook === '1'));
   });
 
   it('has no otel_scope_* label', () => {
