@@ -8,15 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Adapter } from '../../src/adapters/adapter.js';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
-import { HistogramProducer } from '../../src/telemetry/histogram-table.js';
-import { createMetrics, type GaugeSources, type Metrics } from '../../src/telemetry/metrics.js';
+import type { GaugeSources, Metrics } from '../../src/telemetry/metrics.js';
 import { channelAuthString, sign } from '../../src/protocol/signatures.js';
-import { parseExposition, sumOf, type Family } from '../helpers/exposition.js';
-import { freePort } from '../helpers/free-port.js';
+import { sumOf, type Family } from '../helpers/exposition.js';
+import { exportedMetrics, type ExportedMetrics } from '../helpers/exported-metrics.js';
 import { logLines } from '../helpers/logs.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis } from '../helpers/redis.js';
@@ -66,33 +63,8 @@ const NO_GAUGES: GaugeSources = {
   adapterStatus: () => ({ adapter: 'local', up: true, pending: 0, congested: false }),
 };
 
-interface Observed {
-  metrics: Metrics;
-  scrape(): Promise<Map<string, Family>>;
-  close(): Promise<void>;
-}
-
 /** Beacon's metrics on a meter provider of the test's own, exported as otel/sdk.ts exports them, on a loopback /metrics. */
-async function observedMetrics(): Promise<Observed> {
-  const port = await freePort();
-  const histograms = new HistogramProducer();
-  const exporter = new PrometheusExporter({
-    host: '127.0.0.1',
-    port,
-    preventServerStart: true,
-    withoutScopeInfo: true,
-    withoutTargetInfo: true,
-    metricProducers: [histograms],
-  });
-  await exporter.startServer();
-  const provider = new MeterProvider({ readers: [exporter] });
-  const metrics = createMetrics(NO_GAUGES, { version: '0.0.0', meter: provider.getMeter('beacon'), histograms });
-  return {
-    metrics,
-    scrape: async () => parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()),
-    close: () => provider.shutdown(),
-  };
-}
+const observedMetrics = (): Promise<ExportedMetrics> => exportedMetrics(NO_GAUGES);
 
 /** The refusal counter's value per reason. */
 function refusals(families: Map<string, Family>): Record<string, number> {

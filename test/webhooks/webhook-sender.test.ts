@@ -10,19 +10,15 @@ import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { propagation, SpanKind, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createStaticAppStore } from '../../src/apps/static-app-store.js';
 import { allEventsWebhook, loadConfig, type AppConfig } from '../../src/config.js';
 import { createLogger } from '../../src/telemetry/logger.js';
-import { HistogramProducer } from '../../src/telemetry/histogram-table.js';
-import { createMetrics, type GaugeSources, type WebhookResult } from '../../src/telemetry/metrics.js';
+import type { GaugeSources, WebhookResult } from '../../src/telemetry/metrics.js';
 import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
 import { createWebhookSender, webhookLimits, type WebhookSender, type WebhookSenderDeps } from '../../src/webhooks/webhook-sender.js';
 import type { WebhookPost } from '../../src/webhooks/webhook-post.js';
-import { parseExposition } from '../helpers/exposition.js';
-import { freePort } from '../helpers/free-port.js';
+import { exportedMetrics } from '../helpers/exported-metrics.js';
 import { gc } from '../helpers/gc.js';
 import { until, within } from '../helpers/wait.js';
 import { signatureValid, startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -123,18 +119,6 @@ function heldPost() {
  * `/metrics`: `pending(app, webhook)` reads both states, `held(app)` the held-back events; undefined for a missing series.
  */
 async function exportedBacklog(sender: WebhookSender) {
-  const port = await freePort();
-  const histograms = new HistogramProducer();
-  const exporter = new PrometheusExporter({
-    host: '127.0.0.1',
-    port,
-    preventServerStart: true,
-    withoutScopeInfo: true,
-    withoutTargetInfo: true,
-    metricProducers: [histograms],
-  });
-  await exporter.startServer();
-  const provider = new MeterProvider({ readers: [exporter] });
   const sources: GaugeSources = {
     connectionsByApp: () => [],
     channelStats: () => [],
@@ -144,9 +128,9 @@ async function exportedBacklog(sender: WebhookSender) {
     webhookBacklog: () => sender.backlog(),
     webhookHeld: () => sender.held(),
   };
-  createMetrics(sources, { version: '0.0.0', meter: provider.getMeter('beacon'), histograms });
+  const exported = await exportedMetrics(sources);
   const scrape = async () => {
-    const families = parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+    const families = await exported.scrape();
     const value = (name: string, labels: Record<string, string>) =>
       families.get(name)?.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
     return {
@@ -157,7 +141,7 @@ async function exportedBacklog(sender: WebhookSender) {
       held: (appId: string) => value('websocket_webhook_held_events', { app_id: appId }),
     };
   };
-  return { scrape, close: () => provider.shutdown() };
+  return { scrape, close: () => exported.close() };
 }
 
 const occupied = (channel: string): WebhookEvent => ({ name: 'channel_occupied', channel });

@@ -7,7 +7,7 @@
 import { open, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseLogLine, type LogEvent } from './log-line.js';
-import { pollEvery, type SourceStatus } from './poller.js';
+import { freshStatus, pollEvery, type SourceStatus } from './poller.js';
 
 /** A running source. */
 export interface LogSource {
@@ -66,15 +66,7 @@ export function followStream(input: NodeJS.ReadableStream, onEvent: (e: LogEvent
     async stop() {
       lines.close();
     },
-    status: () => ({
-      source: 'stdin',
-      polls: 0,
-      failedPolls: 0,
-      skippedPolls: 0,
-      failingSince: undefined,
-      lastError: undefined,
-      unansweredAtEnd: false,
-    }),
+    status: () => freshStatus('stdin'),
   };
 }
 

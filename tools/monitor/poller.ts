@@ -60,6 +60,11 @@ export async function settlesBy(promise: Promise<unknown>, deadline: number): Pr
   }
 }
 
+/** The status of a source nothing has polled yet (a stream read as it comes has no polls at all). */
+export function freshStatus(source: string): SourceStatus {
+  return { source, polls: 0, failedPolls: 0, skippedPolls: 0, failingSince: undefined, lastError: undefined, unansweredAtEnd: false };
+}
+
 /**
  * Calls `poll` every `everyMs`, bounded to `timeoutMs` by the signal it is given; `poll` resolves when the source
  * answered and throws when it did not. `onProblem` hears of failures, of skipped ticks and of the source answering again.
@@ -71,15 +76,7 @@ export function pollEvery(
   onProblem: (message: string) => void,
 ): Poller {
   const end = new AbortController();
-  const st: SourceStatus = {
-    source,
-    polls: 0,
-    failedPolls: 0,
-    skippedPolls: 0,
-    failingSince: undefined,
-    lastError: undefined,
-    unansweredAtEnd: false,
-  };
+  const st = freshStatus(source);
   let inFlight: { promise: Promise<void>; startedAt: string } | undefined;
   let stopped = false;
   /** What was said in this episode of failures (cleared when the source answers): each kind once. */
