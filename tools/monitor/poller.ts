@@ -6,6 +6,7 @@
  * answered), and what happened is kept for the summary.
  */
 import { abortAfter } from '../../src/lifecycle/abort-after.js';
+import { Deadline } from '../../src/lifecycle/deadline.js';
 
 /** How a polled source fared over the run (the summary's `logSources`). */
 export interface SourceStatus {
@@ -43,21 +44,12 @@ export function failureText(err: unknown, timeoutMs: number): string {
   return e?.cause?.code ?? e?.message ?? String(err);
 }
 
-/** True when `promise` settles by `deadline`; false (and `promise` still running) otherwise. */
-export async function settlesBy(promise: Promise<unknown>, deadline: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
-  });
-  const settled = promise.then(
-    () => true as const,
-    () => true as const,
-  );
-  try {
-    return await Promise.race([settled, late]);
-  } finally {
-    clearTimeout(timer);
-  }
+/**
+ * True when `promise` settles by `deadline` (a `Date.now()` instant); false (and `promise` still running) otherwise. The
+ * drain's own bound (src/lifecycle/deadline.ts), given the time left.
+ */
+export function settlesBy(promise: Promise<unknown>, deadline: number): Promise<boolean> {
+  return new Deadline(Math.max(0, deadline - Date.now())).race(promise);
 }
 
 /** The status of a source nothing has polled yet (a stream read as it comes has no polls at all). */
