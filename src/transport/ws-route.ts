@@ -57,6 +57,8 @@ const PEER_ERROR = /^(WS_ERR_[A-Z0-9_]+|E[A-Z]+)$/;
 
 /** Protocol versions accepted; pusher-js sends 7. */
 const SUPPORTED_PROTOCOLS = new Set([5, 6, 7]);
+/** How a protocol version is written in the query (`?protocol=7`); anything else closes with 4006. */
+const DECIMAL_VERSION = /^[0-9]{1,6}$/;
 
 /** An upgrade refused with the registry's close error (message filled with `args`), counted under `reason`. */
 type Refusal = { reason: RejectReason; code: number; message: string };
@@ -217,7 +219,8 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     }
     const protocol = query.protocol;
     if (protocol !== undefined) {
-      const version = Number(protocol);
+      // A version is written as decimal digits: `Number()` alone would read "" as 0, " 7", "0x7" and "7.0" as 7.
+      const version = DECIMAL_VERSION.test(protocol) ? Number(protocol) : Number.NaN;
       if (!Number.isInteger(version)) {
         return refusal('bad_protocol', Errors.CLOSE_INVALID_VERSION);
       }

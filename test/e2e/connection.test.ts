@@ -210,6 +210,11 @@ test('bad protocol: not a number → 4006, unsupported version → 4007', async 
     assert.equal(unsupported.error.code, 4007);
     await loggedOnce(server, { event: 'connection_rejected', reason: 'bad_protocol', code: 4006 });
     await loggedOnce(server, { event: 'connection_rejected', reason: 'bad_protocol', code: 4007 });
+    // Not a version as written, though Number() reads each as one (0, 7, 7, 7): invalid, not "unsupported 0".
+    for (const written of ['', '%207', '0x7', '7.0']) {
+      const odd = await refused(server, `/app/${APP.key}?protocol=${written}&client=js`);
+      assert.equal(odd.closed.code, 4006, `protocol=${written}`);
+    }
   } finally {
     await server.close();
   }
