@@ -6,6 +6,8 @@
  * the requests themselves, and `close()` (which sends held-back events at once) proves what was still pending.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { propagation, SpanKind, trace } from '@opentelemetry/api';
@@ -17,7 +19,7 @@ import { createLogger } from '../../src/telemetry/logger.js';
 import type { GaugeSources, WebhookResult } from '../../src/telemetry/metrics.js';
 import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
 import { createWebhookSender, webhookLimits, type WebhookSender, type WebhookSenderDeps } from '../../src/webhooks/webhook-sender.js';
-import type { WebhookPost } from '../../src/webhooks/webhook-post.js';
+import { postWebhook, type WebhookPost } from '../../src/webhooks/webhook-post.js';
 import { exportedMetrics } from '../helpers/exported-metrics.js';
 import { gc } from '../helpers/gc.js';
 import { until, within } from '../helpers/wait.js';
@@ -349,6 +351,49 @@ test('the queue is bounded: past maxPendingEvents new events are counted failed,
   assert.equal(count('channel_vacated:failed'), 1);
   assert.equal(count('channel_occupied:failed'), 6);
   assert.equal(failedLines().length, 2);
+});
+
+test('close() counts failed what it gives up: a request cut off in flight (it may have arrived), a retry and a batch never sent', async () => {
+  // docs/webhooks.md: one `failed` for all three; the `webhook_failed` line tells them apart. The request in flight goes
+  // to a real receiver that holds it, through the real post, so the line carries the error Node gives a cut-off request.
+  const held = createServer(() => {});
+  await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(held.address() as AddressInfo).port}/hook`;
+  let arrived = 0;
+  held.on('request', () => arrived++);
+  let calls = 0;
+  // First request: a 503, then a back-off far beyond close(); second: held by the receiver until close() cuts it off.
+  const post: WebhookPost = async (to, request) => (++calls === 1 ? { status: 503, ok: false } : postWebhook(to, request));
+  const a = app(url, 'cut');
+  const { sender, count, failedLines } = harness([a], {
+    post,
+    maxBatchEvents: 1,
+    maxConcurrentRequests: 2,
+    retryBaseMs: 60_000,
+    retryMaxMs: 60_000,
+    closeTimeoutMs: 20,
+  });
+  try {
+    sender.emit(a, occupied('retrying'));
+    sender.emit(a, occupied('in-flight'));
+    sender.emit(a, occupied('queued'));
+    await until(() => count('channel_occupied:retried') === 1 && arrived === 1, 'one batch waiting to retry, one at the receiver');
+    await within(sender.close(), 'close() within its bound');
+  } finally {
+    held.closeAllConnections();
+    held.close();
+  }
+  assert.equal(count('channel_occupied:failed'), 3);
+  assert.equal(count('channel_occupied:ok'), 0);
+  const lines = failedLines().map((l) => ({ status: l.status, attempts: l.attempts, error: l.error }));
+  assert.deepEqual(
+    lines.sort((x, y) => Number(x.attempts) - Number(y.attempts) || Number(x.status) - Number(y.status)),
+    [
+      { status: 0, attempts: 0, error: 'shutting down' },
+      { status: 0, attempts: 1, error: 'The operation was aborted' },
+      { status: 503, attempts: 1, error: 'shutting down' },
+    ],
+  );
 });
 
 test('emit for an app without a webhook URL sends and counts nothing', async () => {
