@@ -271,7 +271,8 @@ export function createMetrics(
       return { app_id: appId, channel_type: channelType ?? '', result: result ?? '' };
     }),
   );
-  const rateLimits = counter('websocket_rate_limit_triggered_total', 'Rate limits hit by scope');
+  // A row like the frame counters': a flooding client hits its frame budget on every frame past it.
+  const rateLimits = counted('websocket_rate_limit_triggered_total', 'Rate limits hit by scope', byAppAnd('scope'));
   const backpressureEvents = counted('websocket_backpressure_events_total', 'Slow-consumer actions', byAppAnd('action'));
   const pingRtt = histogram('websocket_ping_rtt_seconds', 'Server ping to client pong', 's', SECONDS_RTT);
   const apiAuthFailures = counter('websocket_api_auth_failures_total', 'HTTP API requests refused by signing');
@@ -486,7 +487,7 @@ export function createMetrics(
       subscriptionsTotal.row(appId, `${channelType} ${result}`).value++;
     },
     rateLimited(appId, scope) {
-      rateLimits.add(1, attrs(`l|${appId}|${scope}`, () => ({ app_id: appId, scope })));
+      rateLimits.row(appId, scope).value++;
     },
     backpressure(appId, action, count = 1) {
       if (count <= 0) return;

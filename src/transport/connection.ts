@@ -63,6 +63,11 @@ export interface Rejection {
   frameBytes?: number;
   /** The rate limit that refused it, counted in websocket_rate_limit_triggered_total. */
   rateLimit?: RateLimitScope;
+  /**
+   * The `pusher:error` frame already encoded, when the same answer goes to many frames (one past the frame budget): then
+   * refusing a frame encodes and allocates nothing. It must say `message`, `code` and `channel`.
+   */
+  answer?: TextFrame;
 }
 
 /** 1008 (policy violation): what ws closes with when a message comes in more parts than it buffers. */
@@ -301,7 +306,11 @@ export class Connection extends ConnectionState implements WriteTurnState {
     this.metrics.messageError(this.app.id, reason);
     const logAs = rejection.logAs ?? (rateLimit !== undefined || reason === 'rate_limited' ? 'rate_limited' : 'message_rejected');
     this.logRejection(logAs, { reason, code }, message);
-    this.send(encodeError(message, code, channel), 'protocol');
+    if (rejection.answer === undefined) {
+      this.send(encodeError(message, code, channel), 'protocol');
+    } else if (this.sendTextFrame(rejection.answer)) {
+      this.metrics.messagesSent(this.app.id, 'protocol', rejection.answer.payload.length, 1);
+    }
   }
 
   /**

@@ -12,6 +12,7 @@ import type { AppStore } from '../apps/app-store.js';
 import type { AppConfig } from '../config.js';
 import { Errors, type CloseError } from '../protocol/errors.js';
 import { encodeConnectionEstablished, encodeError } from '../protocol/encode.js';
+import { TextFrame } from './preframed.js';
 import type { Hub } from '../realtime/hub.js';
 import type { Router } from '../realtime/router.js';
 import { logEvent } from '../telemetry/log-events.js';
@@ -238,18 +239,23 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     return { app };
   };
 
+  // The answer to a frame past its connection's budget is the same for every one: encoded once. A flood's frames after
+  // the budget ran out (the rest of what was read before reading paused) then cost counters and a coalesced write each.
+  const overBudgetMessage = Errors.FRAME_RATE_LIMITED.format(options.framesPerSecond);
+  const overBudgetAnswer = new TextFrame(Buffer.from(encodeError(overBudgetMessage, Errors.FRAME_RATE_LIMITED.code)));
   /**
    * A frame of `bytes` bytes past the connection's inbound budget, which is checked before any work on a frame (not even
-   * its UTF-8 decoding): refused with 4301 and the socket held, so a flood costs a counter.
+   * its UTF-8 decoding): refused with 4301 and the socket held, so a flood costs counters and one shared answer per frame.
    */
   const overBudget = (connection: Connection, bytes: number, now: number): void => {
     connection.holdInbound(now);
     connection.reject({
       reason: 'frame_rate_limited',
-      message: Errors.FRAME_RATE_LIMITED.format(options.framesPerSecond),
+      message: overBudgetMessage,
       code: Errors.FRAME_RATE_LIMITED.code,
       frameBytes: bytes,
       rateLimit: 'frames',
+      answer: overBudgetAnswer,
     });
   };
 
