@@ -19,7 +19,9 @@
  * later of the crash and the moment a survivor's own heartbeats became continuous (a node reaps only after beating without
  * a gap for a TTL, so a Redis that refused every heartbeat makes no live node look dead: redis-reaper.ts). A node that
  * finds its own key gone when it beats (Redis restarted empty, or it was reaped) records everything it holds again
- * (`rerecord`), from what it keeps of its own joins, reservations and signed-in users.
+ * (`rerecord`), from what it keeps of its own joins, reservations and signed-in users: after a reap with `member_added`
+ * and watchlist `online` (the reaper announced the removals), after Redis lost its data without (nobody did).
+ * `reap_stopped` is logged for a reap that found its node back.
  *
  * `flush()` sends markers after the envelopes and waits for them to come back (redis-flush.ts: one on the control channel
  * for one Redis, one per shard on a Redis Cluster), so every envelope this node published before has reached its
@@ -125,6 +127,8 @@ interface Deferred {
 /** A signed-in user's presence on this node not recorded yet: the state to write, and the callers waiting for an attempt. */
 interface PresenceWrite {
   online: boolean;
+  /** Recorded again after Redis lost its data (no `online` for watchers who have it); a sign-in merged into it clears it. */
+  restore: boolean;
   waiters: (() => void)[];
 }
 
@@ -269,7 +273,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     nodeId,
     nodeTtlMs,
     reaped: (channels) => reaped(channels),
-    expired: () => rerecord(),
+    expired: (dataLost) => rerecord(dataLost),
   });
   /** Heartbeat, then a look for dead nodes to reap. */
   const tick = (): void => {
@@ -359,9 +363,10 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   }
 
   /**
-   * Records a signed-in user's presence on this node (Adapter `userPresence`); resolves after the next attempt.
+   * Records a signed-in user's presence on this node (Adapter `userPresence`, or `restore` by `rerecord`); resolves after
+   * the next attempt.
    */
-  function writePresence(appId: string, userId: string, online: boolean): Promise<void> {
+  function writePresence(appId: string, userId: string, online: boolean, restore: boolean): Promise<void> {
     // The caller waits for the next attempt only (a sign-in answers once the cluster counts the user); a failed one is
     // kept and retried like a leave. The script is idempotent per node, and a user has one write at a time carrying the
     // latest state, so retries keep a user's online/offline order.
@@ -370,9 +375,10 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       const pending = presence.get(key);
       if (pending !== undefined) {
         pending.online = online;
+        pending.restore &&= restore;
         pending.waiters.push(resolve);
       } else {
-        const write: PresenceWrite = { online, waiters: [resolve] };
+        const write: PresenceWrite = { online, restore, waiters: [resolve] };
         presence.set(key, write);
         const attempted = (): void => {
           for (const w of write.waiters.splice(0)) w();
@@ -380,7 +386,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         const run = async (): Promise<void> => {
           for (;;) {
             const state = write.online;
-            await membership.userPresence(appId, userId, state);
+            await membership.userPresence(appId, userId, state, write.restore);
             if (write.online === state) break; // else a newer state came meanwhile: write it too
           }
           presence.delete(key);
@@ -397,10 +403,20 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * by the same idempotent scripts — each subscription (with its presence member), each counted connection, each
    * signed-in user — so what is still recorded changes nothing. What is let go meanwhile (a leave, a release, a sign-out)
    * is taken back out after. One `node_share_recorded` line says what was recorded once every change has been attempted.
+   *
+   * After a reap the members and users it removed were announced gone (`member_removed`, watchlist `offline`), so their
+   * return is announced too. When Redis lost its data (`dataLost`) nothing was announced and the clients still hold them:
+   * they are restored without `member_added` / `online` (the scripts announce them only to make up for a member list or
+   * a watchlist answered since the loss, redis-scripts.ts).
    */
   let recording = 0;
-  function rerecord(): void {
-    // A later loss (two in a row) restarts the work: what an older run has not sent yet is left to the newer one.
+  /** Whether the run under way restores silently (Redis lost its data); undefined once it is over. */
+  let restoring: boolean | undefined;
+  function rerecord(dataLost: boolean): void {
+    // A later loss (two in a row) restarts the work: what an older run has not sent yet is left to the newer one. It
+    // announces if the older one did: a reap's removals announced, then Redis' data lost before all came back.
+    const restore = dataLost && restoring !== false;
+    restoring = restore;
     const run = ++recording;
     const current = (): boolean => run === recording && !closed;
     membership.relist();
@@ -423,7 +439,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     for (const [key, s] of held) {
       changes.push(
         again(
-          () => (held.has(key) ? membership.rejoin(s.appId, s.channel, s.socketId, s.member, 0) : Promise.resolve()),
+          () => (held.has(key) ? membership.rejoin(s.appId, s.channel, s.socketId, s.member, 0, restore) : Promise.resolve()),
           () => {
             // Left while it was recorded again (its leave's script may have run first): taken back out, as a failed join.
             if (!held.has(key)) removal(key, () => membership.leave(s.appId, s.channel, s.socketId, s.member, false)).catch(() => undefined);
@@ -442,8 +458,17 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       );
     }
     // One write per user at a time, with the user's latest state (writePresence): a sign-out meanwhile is written after.
-    for (const u of signedIn.values()) changes.push(() => (current() ? writePresence(u.appId, u.userId, true) : Promise.resolve()));
-    const line = { event: 'node_share_recorded', node: nodeId, subscriptions: held.size, connections: reservations.size, users: signedIn.size } as const;
+    for (const u of signedIn.values()) {
+      changes.push(() => (current() ? writePresence(u.appId, u.userId, true, restore) : Promise.resolve()));
+    }
+    const line = {
+      event: 'node_share_recorded',
+      node: nodeId,
+      subscriptions: held.size,
+      connections: reservations.size,
+      users: signedIn.size,
+      data_lost: dataLost,
+    } as const;
     // A few at a time: the whole share at once (tens of thousands of scripts) would queue past the command timeout, be
     // retried while Redis still works through it, and congest the connection publishes share.
     let next = 0;
@@ -452,6 +477,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     };
     void Promise.all(Array.from({ length: RERECORD_CONCURRENCY }, worker)).then(() => {
       if (!current()) return;
+      restoring = undefined;
       logEvent(logger, 'info', { ...line, duration_ms: Math.round(performance.now() - started) }, "cluster engine: this node's share recorded again");
     });
   }
@@ -608,7 +634,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       const key = `${appId}\n${userId}`;
       if (online) signedIn.set(key, { appId, userId });
       else signedIn.delete(key);
-      return writePresence(appId, userId, online);
+      return writePresence(appId, userId, online, false);
     },
     onUserPresence(handler) {
       userPresence = handler;

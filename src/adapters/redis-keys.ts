@@ -6,7 +6,10 @@
 
 /** The keys of one channel's cluster-wide state. */
 export interface ChannelKeys {
-  /** Hash: `total` subscriptions, `n:<node>` subscriptions per node, `seq` of the last presence change, `countAt`. */
+  /**
+   * Hash: `total` subscriptions, `n:<node>` subscriptions per node, `seq` of the last presence change, `countAt`, and
+   * `listed` once a presence subscriber was answered with the member list (redis-scripts.ts, JOIN_LUA).
+   */
   state: string;
   /** Hash: presence user id → connections in the cluster. */
   users: string;
@@ -73,10 +76,21 @@ export class RedisKeys {
     return `${this.prefix}:nodeapps:{${node}}`;
   }
 
-  /** The signed-in users of an app (watchlist): hash user → nodes it is signed in on, one set per node, and the channel of their transitions. */
-  users(appId: string): { count: string; events: string; share: (node: string) => string } {
+  /**
+   * The signed-in users of an app (watchlist): hash user → nodes it is signed in on, one set per node, the channel of their
+   * transitions, and `listed`, set when a watchlist is answered from the hash (redis-scripts.ts, USER_PRESENCE_LUA).
+   */
+  users(appId: string): { count: string; events: string; listed: string; share: (node: string) => string } {
     const t = `${this.prefix}:{u:${appId.replace(/[{}%]/g, encodeURIComponent)}}`;
-    return { count: `${t}:users`, events: `${t}:watch`, share: (node) => `${t}:share:${node}` };
+    return { count: `${t}:users`, events: `${t}:watch`, listed: `${t}:listed`, share: (node) => `${t}:share:${node}` };
+  }
+
+  /**
+   * A random id, set by the first node to find it missing and never changed: a node that reads another id than at its
+   * last heartbeat knows Redis lost its data meanwhile (redis-reaper.ts).
+   */
+  get epoch(): string {
+    return `${this.prefix}:epoch`;
   }
 
   /** Liveness key of a node (TTL). */

@@ -146,17 +146,27 @@ export class RedisMembership {
   /**
    * Records again a subscription this node holds, after its share was lost (Redis restarted empty, or another node reaped
    * this one): the node's channel index and the join script, which changes nothing for a subscription still recorded. It
-   * counts no other local hold: the subscription's `leave` comes once. Its `member_added` goes to the socket itself too:
-   * after a reap, that socket was sent its own `member_removed`.
+   * counts no other local hold: the subscription's `leave` comes once. After a reap its `member_added` goes to the socket
+   * itself too: that socket was sent its own `member_removed`. With `restore` (Redis lost its data: nobody was told the
+   * member left) the script publishes no `member_added` unless a subscriber was listed the channel's members since (the
+   * script says why), and then not to the socket itself.
    */
-  async rejoin(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome> {
+  async rejoin(
+    appId: string,
+    channel: string,
+    socketId: string,
+    member: MemberRef | null,
+    maxMembers: number,
+    restore = false,
+  ): Promise<JoinOutcome> {
     await this.client.sadd(this.keys.nodeChannels(this.nodeId), JSON.stringify([appId, channel]));
-    return this.record(appId, channel, socketId, member, maxMembers, false);
+    return this.record(appId, channel, socketId, member, maxMembers, restore, restore);
   }
 
   /**
    * The join script: records the subscription (and member) unless the presence channel is full, and what it changed. Its
-   * member and count events skip the joining socket when `skipJoiner` (it gets the join's answer instead).
+   * member and count events skip the joining socket when `skipJoiner` (it gets the join's answer instead); `restore` as
+   * in `rejoin`.
    */
   private async record(
     appId: string,
@@ -165,6 +175,7 @@ export class RedisMembership {
     member: MemberRef | null,
     maxMembers: number,
     skipJoiner = true,
+    restore = false,
   ): Promise<JoinOutcome> {
     const excluded = skipJoiner ? socketId : undefined;
     const k = this.keys.channel(appId, channel);
@@ -179,6 +190,7 @@ export class RedisMembership {
       k.events,
       this.publishCommand,
       socketId,
+      restore ? '1' : '',
     ])) as [number, number, number, string, string[], number, number?];
     const [admitted, occupied, added, seq, flat, published, countWait = 0] = result;
     if (admitted !== 1) return { admitted: false, occupied: false, memberAdded: false, members: new Map(), seq: 0 };
@@ -233,24 +245,34 @@ export class RedisMembership {
     return (await reserve.run(this.client, keys, [this.keys.nodeField(this.nodeId), max, id])) === 1;
   }
 
-  /** Records a user's first / last signed-in connection on this node; the script tells every node on a cluster transition. */
-  async userPresence(appId: string, userId: string, online: boolean): Promise<void> {
+  /**
+   * Records a user's first / last signed-in connection on this node; the script tells every node on a cluster transition.
+   * `restore`: recorded again after Redis lost its data, when the watchers still have the user online (the script says
+   * when it tells them all the same).
+   */
+  async userPresence(appId: string, userId: string, online: boolean, restore = false): Promise<void> {
     if (online) await this.client.sadd(this.keys.nodeApps(this.nodeId), appId);
     const k = this.keys.users(appId);
     const message: UserPresenceMessage = { appId, userId, online };
-    await userPresence.run(this.client, [k.count, k.share(this.nodeId)], [
+    await userPresence.run(this.client, [k.count, k.share(this.nodeId), k.listed], [
       userId,
       online ? '1' : '0',
       JSON.stringify(message),
       k.events,
       this.publishCommand,
+      restore ? '1' : '',
     ]);
   }
 
-  /** Which of `userIds` are signed in somewhere in the cluster. */
+  /**
+   * Which of `userIds` are signed in somewhere in the cluster. The app's `listed` key is set first (same slot and
+   * connection, so before the read): a user restored after it tells its watchers `online`, this answer may lack it. A
+   * failed write does not fail the answer.
+   */
   async usersOnline(appId: string, userIds: readonly string[]): Promise<Set<string>> {
     if (userIds.length === 0) return new Set();
-    const counts = await this.client.hmget(this.keys.users(appId).count, ...userIds);
+    const k = this.keys.users(appId);
+    const [, counts] = await Promise.all([this.client.set(k.listed, '1').catch(() => undefined), this.client.hmget(k.count, ...userIds)]);
     return new Set(userIds.filter((_, i) => Number(counts[i] ?? 0) > 0));
   }
 

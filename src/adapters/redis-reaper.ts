@@ -15,7 +15,11 @@
  *
  * A node whose own key had expired when it beats again (the heartbeat script reads the key as it sets it) says so once
  * (`node_expired`, warn): another node may have reaped its share, or Redis restarted empty; `expired` has the engine
- * record its share again (redis-adapter.ts).
+ * record its share again (redis-adapter.ts). Which of the two it was matters to the clients: a reaper announced the
+ * members it removed (`member_removed`), a Redis that lost its data announced nothing. So each beat also reads the epoch
+ * key (EPOCH_LUA: a random id, set again by the first node to find it missing); an id other than at the node's last beat
+ * means Redis lost its data in between, and `expired` says so. A node that finds it changed records its share again
+ * even if its key is there (a flush between its key's write and the epoch's read).
  * A heartbeat that fails is logged once per episode (`node_heartbeat_failed`), its end once (`node_heartbeat_resumed`).
  *
  * A node can come back while a reaper is still removing its share, channel by channel. What it records again meanwhile
@@ -24,16 +28,17 @@
  * finds it unlisted and records everything again, indexes included). So the reaper asks whether the node's key is back
  * along with each step (an EXISTS sent just before each app's and each channel's script: no round trip added), and once
  * more before it deletes the indexes; as soon as the key is back it stops there, leaving the node listed and its indexes
- * whole (they list all it may hold, what it recorded meanwhile included, so a later reap finds everything). What it
- * removed after the node came back may have undone what the node recorded again, and nothing else would tell the node:
- * its key is there and it is listed. So the reaper writes its own id into the node's key (only if the key is there: a
- * node that died again is left to expire), and the node's next beat, reading that, records its share again; the reaper
- * lets go of the lock, since the node is alive and its key, as long as it lives, keeps every reaper off. One window is
- * left: a node back between the last check and the unlisting (a round trip) is unlisted all the same; its next beat finds
- * it so and records everything again, but what it recorded in between stays should it die for good before that beat (the
- * node's key, its indexes and the node list are in different slots, so no script could check and unlist in one step on
- * a Redis Cluster).
+ * whole (they list all it may hold, what it recorded meanwhile included, so a later reap finds everything), and logs
+ * `reap_stopped` with what it did remove. What it removed after the node came back may have undone what the node
+ * recorded again, and nothing else would tell the node: its key is there and it is listed. So the reaper writes its own
+ * id into the node's key (only if the key is there: a node that died again is left to expire), and the node's next
+ * beat, reading that, records its share again; the reaper lets go of the lock, since the node is alive and its key, as
+ * long as it lives, keeps every reaper off. One window is left: a node back between the last check and the unlisting
+ * (a round trip) is unlisted all the same; its next beat finds it so and records everything again, but what it recorded
+ * in between stays should it die for good before that beat (the node's key, its indexes and the node list are in
+ * different slots, so no script could check and unlist in one step on a Redis Cluster).
  */
+import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent, type LogLine } from '../telemetry/log-events.js';
@@ -41,7 +46,7 @@ import { startReapSpan, withSpan } from '../telemetry/tracing.js';
 import type { ReapedChannel } from './adapter.js';
 import type { RedisKeys } from './redis-keys.js';
 import type { RedisMembership } from './redis-membership.js';
-import { HEARTBEAT_LUA, Script } from './redis-scripts.js';
+import { EPOCH_LUA, HEARTBEAT_LUA, Script } from './redis-scripts.js';
 
 /** How long a reaper holds a dead node's lock; another survivor retries after it if the reaper died too. */
 const REAP_LOCK_MS = 60_000;
@@ -49,6 +54,7 @@ const REAP_LOCK_MS = 60_000;
 const BEATING = '1';
 
 const beat = new Script(HEARTBEAT_LUA);
+const epochOf = new Script(EPOCH_LUA);
 
 export interface ReaperDeps {
   client: Redis | Cluster;
@@ -61,9 +67,10 @@ export interface ReaperDeps {
   reaped: (channels: ReapedChannel[]) => void;
   /**
    * This node's own key had expired when it beat again, or it found itself unlisted (a reap finished), or a reap that
-   * found it back stopped half-way: its share of the cluster state may be gone (redis-adapter.ts records it again).
+   * found it back stopped half-way, or Redis lost its data since its last beat: its share of the cluster state may be
+   * gone (redis-adapter.ts records it again). `dataLost`: the last, so no one was told what was lost.
    */
-  expired?: () => void;
+  expired?: (dataLost: boolean) => void;
 }
 
 /** A heartbeat failure episode: when it began and how many beats failed. */
@@ -85,6 +92,8 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
   /** When the current run of continuous heartbeats began (undefined: broken by a failure); it may reap a TTL after. */
   let continuousSince: number | undefined;
   let failing: Failing | undefined;
+  /** The epoch read at the last heartbeat (none yet: undefined). */
+  let epoch: string | undefined;
 
   /** Whether this node may take an expired key for a dead node: its own beats have been continuous for a TTL. */
   const mayReap = (): boolean =>
@@ -97,13 +106,15 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
   async function heartbeat(): Promise<boolean> {
     let before: string | null;
     let added: number;
+    let current: string;
     try {
       // The script reads the key as it sets it (one key, so one slot on a Redis Cluster too): whether it had expired, or
       // holds the id of a reaper that stopped half-way. Read and write are one step: a reaper's write, or an expiry,
       // between an EXISTS and a SET sent one after the other would go unseen.
-      [before, added] = await Promise.all([
+      [before, added, current] = await Promise.all([
         beat.run(client, [keys.node(nodeId)], [nodeTtlMs]) as Promise<string | null>,
         client.sadd(keys.nodes, nodeId),
+        epochOf.run(client, [keys.epoch], [randomBytes(8).toString('hex')]) as Promise<string>,
       ]);
     } catch (err) {
       continuousSince = undefined;
@@ -140,7 +151,10 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     const unlisted = gap !== undefined && !expired && added === 1;
     // A reaper's id in its key: a reap that found this node back stopped, and may have removed what it recorded since.
     const halted = gap !== undefined && before !== null && before !== BEATING;
-    if (expired || unlisted || halted) deps.expired?.();
+    // Another epoch than at the last beat: Redis lost its data in between, and with it this node's share.
+    const dataLost = epoch !== undefined && current !== epoch;
+    epoch = current;
+    if (expired || unlisted || halted || dataLost) deps.expired?.(dataLost);
     if (expired) await reportExpired(gap, added === 0);
     return true;
   }
@@ -170,24 +184,26 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     let back = false;
     // The node's key is there again: it beat since this reap decided (the module's comment says why the reap stops).
     const isBack = async (): Promise<boolean> => (back ||= (await client.exists(keys.node(id))) === 1);
+    // What the reap removed, for its log line.
+    const done = (channels: ReapedChannel[]) => ({
+      members_removed: channels.reduce((n, c) => n + c.removedUsers.length, 0),
+      channels: channels.length,
+      channels_vacated: channels.filter((c) => c.vacated).length,
+      duration_ms: Math.round(performance.now() - started),
+    });
     try {
       const channels = await deps.membership.reap(id, isBack);
       if (back) {
         // Its next beat reads this id and records its share again (XX: a node that died again is left to expire). The
         // lock goes: the node's key keeps every reaper off while it lives, and once it expires the node is reaped in time.
         await Promise.all([client.set(keys.node(id), nodeId, 'PX', nodeTtlMs, 'XX'), client.del(keys.reapLock(id))]);
+        const line: LogLine = { event: 'reap_stopped', back_node: id, ...done(channels) };
+        withSpan(span, () => logEvent(deps.logger, 'info', line, 'reap stopped: the node is back'));
         deps.reaped(channels);
         return;
       }
       await client.srem(keys.nodes, id);
-      const line: LogLine = {
-        event: 'node_reaped',
-        dead_node: id,
-        members_removed: channels.reduce((n, c) => n + c.removedUsers.length, 0),
-        channels: channels.length,
-        channels_vacated: channels.filter((c) => c.vacated).length,
-        duration_ms: Math.round(performance.now() - started),
-      };
+      const line: LogLine = { event: 'node_reaped', dead_node: id, ...done(channels) };
       // Written inside the span, so the line carries its trace id.
       withSpan(span, () => logEvent(deps.logger, 'info', line, 'dead node reaped'));
       deps.reaped(channels);

@@ -60,18 +60,30 @@ return {-1, wait}`;
  * KEYS: state, users, info, share, the node's subscriptions. ARGV: node field, user id ('' for non-presence), user info
  * JSON ('#' before it when the id was signed as a number, so a reaper can echo it as signed), max members,
  * member_added head, its data as a JSON string literal, count head ('' when the app does not count subscriptions: no
- * subscription_count), events channel, publish command, socket id.
+ * subscription_count), events channel, publish command, socket id, '1' to restore a member after Redis lost its data
+ * ('' for a join).
  * Returns {admitted, occupied, memberAdded, seq, members (flat user/info list), count published (-1: none), ms the
  * count held back waits (0: none)}.
  * A socket already recorded on the channel is admitted without counting it again.
+ *
+ * A restore records a member whose removal nobody announced (Redis lost it, the clients still hold it): it publishes no
+ * member_added, unless a subscriber was answered with a member list since the channel's state was lost (the state's
+ * `listed` field, set by every presence join: that list may lack the member). Then member_added goes out as for a join:
+ * the subscribers that hold the member already get it twice rather than the new one never.
  */
 export const JOIN_LUA = `${NEXT_SEQ}
 local state, users, info, share, subs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local node, user, max = ARGV[1], ARGV[2], tonumber(ARGV[4])
+local restore = ARGV[11] == '1'
 local added = 0
 if user ~= '' and redis.call('HEXISTS', users, user) == 0 then
   if max > 0 and redis.call('HLEN', users) >= max then return {0, 0, 0, '0', {}} end
   added = 1
+end
+if restore then
+  if redis.call('HEXISTS', state, 'listed') == 1 then restore = false end
+elseif user ~= '' then
+  redis.call('HSET', state, 'listed', 1)
 end
 if redis.call('HSETNX', subs, ARGV[10], 1) == 0 then
   return {1, 0, 0, redis.call('HGET', state, 'seq') or '0', user == '' and {} or redis.call('HGETALL', info), -1}
@@ -91,8 +103,12 @@ redis.call('HINCRBY', users, user, 1)
 redis.call('HINCRBY', share, user, 1)
 if added == 1 then
   redis.call('HSET', info, user, ARGV[3])
-  seq = next_seq(state)
-  redis.call(ARGV[9], ARGV[8], ARGV[5] .. ARGV[6] .. ',"seq":' .. seq .. '}')
+  if restore then
+    added = 0
+  else
+    seq = next_seq(state)
+    redis.call(ARGV[9], ARGV[8], ARGV[5] .. ARGV[6] .. ',"seq":' .. seq .. '}')
+  end
 end
 return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
 
@@ -237,15 +253,19 @@ if n > 0 then redis.call('HINCRBY', KEYS[1], 'total', -n) end
 return n`;
 
 /**
- * KEYS: the app's signed-in user counts, this node's set of them. ARGV: user id, '1' online / '0' offline, the message of
- * that transition, the watch channel, publish command. A user's first node in the cluster publishes `online`, its last
- * `offline`. Returns 1 when it published.
+ * KEYS: the app's signed-in user counts, this node's set of them, the app's `listed` key. ARGV: user id, '1' online / '0'
+ * offline, the message of that transition, the watch channel, publish command, '1' to restore a user after Redis lost its
+ * data ('' otherwise). A user's first node in the cluster publishes `online`, its last `offline`. Returns 1 when it
+ * published.
+ * A restore publishes no `online` (the watchers still have the user online), unless a watchlist was answered since the
+ * app's state was lost (the `listed` key, set by each answer: it may have said the user offline).
  */
 export const USER_PRESENCE_LUA = `
 local user = ARGV[1]
 if ARGV[2] == '1' then
   if redis.call('SADD', KEYS[2], user) == 0 then return 0 end
   if redis.call('HINCRBY', KEYS[1], user, 1) ~= 1 then return 0 end
+  if ARGV[6] == '1' and redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
 else
   if redis.call('SREM', KEYS[2], user) == 0 then return 0 end
   if redis.call('HINCRBY', KEYS[1], user, -1) > 0 then return 0 end
@@ -269,6 +289,16 @@ for _, user in ipairs(redis.call('SMEMBERS', KEYS[2])) do
 end
 redis.call('DEL', KEYS[2])
 return n`;
+
+/**
+ * KEYS: the epoch key. ARGV: a new random id. Returns the id the key holds, setting it to the new one first if it is
+ * missing: an id that changed between two reads means Redis lost its data in between (restarted empty, flushed).
+ */
+export const EPOCH_LUA = `
+local epoch = redis.call('GET', KEYS[1])
+if epoch then return epoch end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]`;
 
 /**
  * KEYS: a node's liveness key. ARGV: its TTL in ms. The node's heartbeat: sets the key to '1' for the TTL and returns

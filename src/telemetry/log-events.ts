@@ -32,6 +32,7 @@ export const LOG_EVENTS = [
   'adapter_congested',
   'adapter_congestion_ended',
   'node_reaped',
+  'reap_stopped',
   'node_expired',
   'node_heartbeat_failed',
   'node_heartbeat_resumed',

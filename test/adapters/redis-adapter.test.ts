@@ -240,15 +240,186 @@ test('redis adapter: after Redis restarts empty, each node records its share aga
         [2, 0, 1],
       ],
     );
-    // u1's member_added goes to its own socket too: after a reap, that socket had been sent its own member_removed.
-    const added = atA.filter((e) => e.event === 'pusher_internal:member_added' && e.data.includes('"u1"')).at(-1);
-    assert.ok(added !== undefined, 'member_added of u1');
-    assert.equal(added.excludeSocketId, undefined);
+    // Redis lost its data, so every node says so; what the clients are sent then is in the tests below.
+    assert.deepEqual(
+      recorded.map((l) => l.data_lost),
+      [true, true],
+    );
     // Recorded once, not twice: the members' share leaves as usual.
     await b.leave('a1', 'presence-r', '1.2', { userId: 'u2', userInfo: null });
     assert.deepEqual([...(await a.members('a1', 'presence-r')).keys()], ['u1']);
   } finally {
     await Promise.all([a.close(), b.close()]);
+  }
+});
+
+/** A member or watchlist event as the tests below compare them: `member_added u1`, `marker x`, `w1 online`. */
+function described(e: Envelope): string {
+  if (e.event === 'e') return `marker ${e.data}`;
+  const { user_id } = JSON.parse(e.data) as { user_id?: unknown };
+  return `${e.event.replace('pusher_internal:', '')} ${String(user_id)}`;
+}
+
+for (const loss of ['restarts empty', 'is flushed'] as const) {
+  test(`redis adapter: after Redis ${loss}, the members and users recorded again are not announced again (clients hold them)`, async () => {
+    // Nobody announced them gone: a member_added or an online now would reach every subscriber that holds them (pusher-js
+    // passes pusher:member_added to the app again: a second "joined"). u2 is on both nodes; each records it again.
+    const prefix = loss === 'is flushed' ? 'quiet-flush' : 'quiet-restart';
+    const lines: Record<string, unknown>[] = [];
+    const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
+    const a = make({ prefix, nodeTtlMs: 900, logger: logger as never });
+    const b = make({ prefix, nodeTtlMs: 900, logger: logger as never });
+    const admin = new Redis(redis.url);
+    try {
+      await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
+      const heard = { a: [] as string[], b: [] as string[] };
+      const watched = { a: [] as string[], b: [] as string[] };
+      for (const [node, name] of [
+        [a, 'a'],
+        [b, 'b'],
+      ] as const) {
+        node.onEnvelope((e) => {
+          if (e.channel === 'presence-kept') heard[name].push(described(e));
+        });
+        node.onUserPresence((_app, user, online) => watched[name].push(`${user} ${online ? 'online' : 'offline'}`));
+      }
+      await a.join('a1', 'presence-kept', '1.1', { userId: 'u1', userInfo: null }, 0);
+      await a.join('a1', 'presence-kept', '1.2', { userId: 'u2', userInfo: null }, 0);
+      await b.join('a1', 'presence-kept', '2.1', { userId: 'u2', userInfo: null }, 0);
+      await b.join('a1', 'presence-kept', '2.2', { userId: 'u3', userInfo: null }, 0);
+      await a.userPresence('a1', 'w1', true);
+      await b.userPresence('a1', 'w1', true);
+      await b.userPresence('a1', 'w2', true);
+      // A marker after the joins (one Redis keeps the order of everything it publishes): every event before it is in.
+      const roundTrip = async (tag: string): Promise<void> => {
+        a.publish({ ...envelope(tag), channel: 'presence-kept' });
+        await until(() => heard.a.includes(`marker ${tag}`) && heard.b.includes(`marker ${tag}`), `marker ${tag} on both nodes`);
+      };
+      await roundTrip('before');
+      assert.deepEqual(heard.b, ['member_added u3', 'marker before']);
+      assert.deepEqual(watched.b, ['w1 online', 'w2 online']);
+      heard.a.length = heard.b.length = watched.a.length = watched.b.length = 0;
+
+      if (loss === 'is flushed') await admin.flushall();
+      else {
+        await redis.stop();
+        await until(() => !a.status().up && !b.status().up, 'both down');
+        await redis.start();
+      }
+      const recorded = (): Record<string, unknown>[] => lines.filter((l) => l.event === 'node_share_recorded');
+      await until(() => new Set(recorded().map((l) => l.node)).size === 2, 'both nodes recorded their share again', 10_000);
+      // Each node's events went out before its node_share_recorded; the marker comes after all of them.
+      await roundTrip('after');
+      assert.deepEqual(heard, { a: ['marker after'], b: ['marker after'] });
+      assert.deepEqual(watched, { a: [], b: [] });
+      assert.deepEqual([...(await a.members('a1', 'presence-kept')).keys()].sort(), ['u1', 'u2', 'u3']);
+      assert.deepEqual(await a.usersOnline('a1', ['w1', 'w2']), new Set(['w1', 'w2']));
+      assert.deepEqual(
+        recorded()
+          .map((l) => [l.subscriptions, l.users, l.data_lost])
+          .sort((x, y) => Number(x[1]) - Number(y[1])),
+        [
+          [2, 1, true],
+          [2, 2, true],
+        ],
+      );
+    } finally {
+      admin.disconnect();
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+}
+
+test('redis adapter: a node reaped while alive records its share again with member_added, after the reap’s member_removed', async () => {
+  // The reaper announced u1 gone, so its return is announced too (the epoch is unchanged: Redis kept its data). What a
+  // survivor's reap does (RedisMembership.reap, then the node's key and listing) is done here by hand while A is alive,
+  // as when A stalled past its TTL.
+  const lines: Record<string, unknown>[] = [];
+  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
+  const keys = new RedisKeys('reaped-alive');
+  const client = new Redis(redis.url);
+  const a = make({ prefix: 'reaped-alive', nodeTtlMs: 900, logger: logger as never });
+  const b = make({ prefix: 'reaped-alive', nodeTtlMs: 900 });
+  try {
+    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
+    const heard: string[] = [];
+    const watched: string[] = [];
+    b.onEnvelope((e) => {
+      if (e.channel === 'presence-r') heard.push(described(e));
+    });
+    b.onUserPresence((_app, user, online) => watched.push(`${user} ${online ? 'online' : 'offline'}`));
+    await b.join('a1', 'presence-r', '2.1', { userId: 'u2', userInfo: null }, 0);
+    await a.join('a1', 'presence-r', '1.1', { userId: 'u1', userInfo: null }, 0);
+    await a.userPresence('a1', 'w1', true);
+    await until(() => heard.includes('member_added u1') && watched.includes('w1 online'), 'u1 and w1 announced at B');
+    heard.length = watched.length = 0;
+
+    await new RedisMembership(client, keys, 'reaper', 'PUBLISH').reap(a.nodeId);
+    await client.multi().del(keys.node(a.nodeId)).srem(keys.nodes, a.nodeId).exec();
+    await until(() => lines.some((l) => l.event === 'node_share_recorded'), 'A recorded its share again', 5000);
+    b.publish({ ...envelope('after'), channel: 'presence-r' });
+    await until(() => heard.includes('marker after'), 'the marker at B');
+    assert.deepEqual(heard, ['member_removed u1', 'member_added u1', 'marker after']);
+    assert.deepEqual(watched, ['w1 offline', 'w1 online']);
+    assert.equal(lines.find((l) => l.event === 'node_share_recorded')?.data_lost, false);
+  } finally {
+    client.disconnect();
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+test('redis membership: a member restored after Redis lost its data is announced only once a subscriber was listed since', async () => {
+  // A subscriber that joined after the loss was sent a member list that lacks what is not restored yet: members restored
+  // after it are announced (to the others too: a duplicate there rather than a member missing here). Likewise `online`
+  // once a watchlist was answered.
+  const keys = new RedisKeys('restore-listed');
+  const client = new Redis(redis.url);
+  const listener = new Redis(redis.url);
+  const x = new RedisMembership(client, keys, 'x', 'PUBLISH');
+  const y = new RedisMembership(client, keys, 'y', 'PUBLISH');
+  try {
+    const heard: string[] = [];
+    const events = keys.channel('a1', 'presence-l').events;
+    const watch = keys.users('a1').events;
+    listener.on('message', (channel: string, message: string) => {
+      if (channel === watch) {
+        const m = JSON.parse(message) as { userId: string; online: boolean };
+        heard.push(`${m.userId} ${m.online ? 'online' : 'offline'}`);
+        return;
+      }
+      const e = JSON.parse(message) as Envelope;
+      heard.push(`${described(e)}${e.excludeSocketId === undefined ? '' : ` (not to ${e.excludeSocketId})`}`);
+    });
+    await listener.subscribe(events, watch);
+    const u = (id: string) => ({ userId: id, userInfo: null });
+    await x.join('a1', 'presence-l', '1.1', u('u1'), 0);
+    await y.join('a1', 'presence-l', '2.1', u('u2'), 0);
+    await x.userPresence('a1', 'w1', true);
+    await y.userPresence('a1', 'w2', true);
+    await client.del(...(await client.keys('restore-listed:*')));
+    const marker = async (tag: string): Promise<void> => {
+      await client.publish(events, JSON.stringify({ ...envelope(tag), channel: 'presence-l' }));
+      await until(() => heard.includes(`marker ${tag}`), `marker ${tag}`);
+    };
+    await marker('lost');
+    heard.length = 0;
+
+    // Nobody listed since the loss: restored silently.
+    await x.rejoin('a1', 'presence-l', '1.1', u('u1'), 0, true);
+    await x.userPresence('a1', 'w1', true, true);
+    // A new subscriber (its list has u1 only) and a new watchlist answer (w2 offline); then the rest is restored.
+    const fresh = await y.join('a1', 'presence-l', '3.1', u('u3'), 0);
+    assert.deepEqual([...fresh.members.keys()].sort(), ['u1', 'u3']);
+    assert.deepEqual(await y.usersOnline('a1', ['w1', 'w2']), new Set(['w1']));
+    await y.rejoin('a1', 'presence-l', '2.1', u('u2'), 0, true);
+    await y.userPresence('a1', 'w2', true, true);
+    await marker('restored');
+    assert.deepEqual(heard, ['member_added u3 (not to 3.1)', 'member_added u2 (not to 2.1)', 'w2 online', 'marker restored']);
+    assert.deepEqual([...(await x.members('a1', 'presence-l')).keys()].sort(), ['u1', 'u2', 'u3']);
+  } finally {
+    listener.disconnect();
+    await Promise.all([x.close(), y.close()]);
+    client.disconnect();
   }
 });
 

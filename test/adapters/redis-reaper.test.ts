@@ -327,9 +327,10 @@ test('a node that finds itself unlisted at a beat (a reap that decided before it
 });
 
 /**
- * Stands between a node and Redis, holding the node's `at`-th script (EVALSHA) until `open()`; every other command goes
- * through. A node that records nothing itself runs scripts only to reap, one per channel of the dead node (which counted
- * no connection and signed in no user here), so this holds its reap with `at - 1` channels done.
+ * Stands between a node and Redis, holding the node's `at`-th script on a channel (EVALSHA with a channel's five keys)
+ * until `open()`; every other command goes through (its heartbeats' one-key scripts too). A node that records nothing
+ * itself runs channel scripts only to reap, one per channel of the dead node, so this holds its reap with `at - 1`
+ * channels done.
  */
 function holdScript(at: number): { wrap: (client: Redis) => Redis; held: Promise<void>; open: () => void } {
   let calls = 0;
@@ -342,7 +343,7 @@ function holdScript(at: number): { wrap: (client: Redis) => Redis; held: Promise
       get(target, prop) {
         if (prop === 'evalsha') {
           return async (...args: unknown[]): Promise<unknown> => {
-            if (++calls === at) {
+            if (args[1] === 5 && ++calls === at) {
               reached();
               await opened;
             }
@@ -424,6 +425,12 @@ test('a reap that finds its node back stops: the node stays listed and indexed, 
     // A stopped: B is still listed with every channel it holds indexed; its key names A (B's next beat reads it), and
     // A let go of B's lock (B's key keeps reapers off while B lives).
     assert.deepEqual(events(lines, 'node_reaped'), []);
+    // Said once, at info, with what it had removed before it stopped: 10 rooms, the held 11th (its check was sent before
+    // B was back) and the 12th, whose check found B back; bob in each.
+    assert.deepEqual(
+      events(lines, 'reap_stopped').map((l) => [l.by, l.level, l.back_node, l.members_removed, l.channels, l.channels_vacated]),
+      [['a', 'info', 'b', 12, 12, 12]],
+    );
     assert.equal(await admin.sismember(keys.nodes, 'b'), 1);
     assert.equal(await admin.scard(keys.nodeChannels('b')), ROOMS.length);
     assert.equal(await admin.get(keys.node('b')), 'a');
