@@ -66,6 +66,8 @@ export interface ChannelCounts {
 export interface CachedEvent {
   event: string;
   data: string;
+  /** A client event's sender on a presence cache channel: the replay carries the live frame's `user_id`. */
+  userId?: string;
 }
 
 /** A presence member as recorded cluster-wide. */

@@ -46,7 +46,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
-import { EngineUnavailableError, type Adapter, type CachedEvent, type MemberRef, type ReapedChannel } from './adapter.js';
+import { EngineUnavailableError, type Adapter, type MemberRef, type ReapedChannel } from './adapter.js';
+import { decodeCachedEvent, encodeCachedEvent } from './cache-codec.js';
 import type { Envelope } from './envelope.js';
 import { decodeStamped, encodeEnvelope } from './envelope-codec.js';
 import { GapCounter, GENERATION_MS, Numbering } from './envelope-gaps.js';
@@ -733,13 +734,13 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       if (!isUp()) return undefined;
       const raw = await pub.get(keys.cache(appId, channel)).catch(() => null);
       if (raw === null) return undefined;
-      const stored = JSON.parse(raw) as CachedEvent & { expiresAt: number };
+      const stored = decodeCachedEvent(raw);
       // The expiry is also checked against this node's clock, so an injected clock (tests) governs it like PX does.
-      return stored.expiresAt > now() ? { event: stored.event, data: stored.data } : undefined;
+      return stored !== undefined && stored.expiresAt > now() ? stored.event : undefined;
     },
     cacheSet(appId, channel, event) {
       if (!isUp()) return;
-      const value = JSON.stringify({ event: event.event, data: event.data, expiresAt: now() + cacheTtlMs });
+      const value = encodeCachedEvent(event, now() + cacheTtlMs);
       const key = keys.cache(appId, channel);
       // Not written (Redis out of memory, say): the event before it must not be replayed in its place. DEL frees memory,
       // so Redis takes it when it refuses writes for want of memory; the cached event is counted as evicted.

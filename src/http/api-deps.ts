@@ -20,6 +20,7 @@ export interface ApiDeps {
     | 'maxChannelsPerPublish'
     | 'maxBatchSize'
     | 'maxChannelNameLength'
+    | 'maxPresenceUserIdLength'
     | 'maxEventNameLength'
     | 'apiTimestampToleranceSeconds'
     | 'apiRequestsPerSecond'

@@ -5,14 +5,18 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
+import { SERVER_TO_USER_PREFIX } from '../protocol/channel-name.js';
 import { Errors } from '../protocol/errors.js';
 import { sendError } from './api-error.js';
 import type { RefusedRequest } from './client-errors.js';
 import { answerOnSocket } from './raw-answer.js';
 
-/** fastify `maxParamLength` (checked on the decoded parameter): the longest channel name or user id the API accepts. */
+/**
+ * fastify `maxParamLength` (checked on the decoded parameter): the longest channel name or user id the API accepts — a
+ * `#server-to-user-{id}` name is as long as its prefix and the longest user id (protocol/channel-name.ts).
+ */
 export function maxParamLength(config: Pick<Config, 'maxChannelNameLength' | 'maxPresenceUserIdLength'>): number {
-  return Math.max(config.maxChannelNameLength, config.maxPresenceUserIdLength);
+  return Math.max(config.maxChannelNameLength, SERVER_TO_USER_PREFIX.length + config.maxPresenceUserIdLength);
 }
 
 /**

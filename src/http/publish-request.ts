@@ -29,7 +29,7 @@ export interface EventRequest {
 /** The limits the schemas are built from. */
 export type PublishLimits = Pick<
   Config,
-  'maxPayloadBytes' | 'maxChannelsPerPublish' | 'maxBatchSize' | 'maxChannelNameLength' | 'maxEventNameLength'
+  'maxPayloadBytes' | 'maxChannelsPerPublish' | 'maxBatchSize' | 'maxChannelNameLength' | 'maxPresenceUserIdLength' | 'maxEventNameLength'
 >;
 
 const INFO_ATTRIBUTES = ['user_count', 'subscription_count'] as const;
@@ -59,8 +59,9 @@ export const SHOWN_CHANNEL_NAME_LENGTH = 64;
 /** The schemas of one event (`/events` or a batch item) and of a batch, for the given limits. */
 export function publishSchemas(limits: PublishLimits) {
   const invalidName = answer(Errors.API_INVALID_CHANNEL_NAME, clip(SHOWN_CHANNEL_NAME_LENGTH));
-  // `#server-to-user-{id}` is how the SDK's sendToUser addresses a user; isValidChannelName refuses any other `#` name.
-  const channelName = z.string(invalidName).refine((c) => isValidChannelName(c, limits.maxChannelNameLength), invalidName);
+  // `#server-to-user-{id}` is how the SDK's sendToUser addresses a user, with any id sign-in accepts (`auth0|…`);
+  // isValidChannelName refuses any other `#` name.
+  const channelName = z.string(invalidName).refine((c) => isValidChannelName(c, limits), invalidName);
   const fields = {
     name: z
       .string(answer(Errors.API_EVENT_NAME_INVALID))

@@ -1,6 +1,7 @@
 /**
  * Request signing of the Pusher HTTP API: `auth_key`, `auth_timestamp` (±tolerance), `auth_version`, `body_md5` for
- * non-empty bodies, and `auth_signature` = HMAC-SHA256(secret, "METHOD\nPATH\nQUERY") compared in constant time.
+ * non-empty bodies, and `auth_signature` = HMAC-SHA256(secret, "METHOD\nPATH\nQUERY") compared in constant time; PATH as
+ * sent, or percent-decoded (SDKs sign the plain path and their HTTP client may escape it: `auth0|abc` → `auth0%7Cabc`).
  */
 import type { AppConfig } from '../config.js';
 import { Errors, type HttpError } from '../protocol/errors.js';
@@ -45,12 +46,31 @@ export function verifyRequest(
     const error = Errors.API_EXPIRED;
     return { ok: false, reason: 'expired', error, message: error.format(toleranceSeconds) };
   }
-  const signature = query.auth_signature ?? '';
-  const expected = sign(app.secret, apiSignString(request.method, request.path, query));
-  if (!safeEqualHex(expected, signature.toLowerCase())) {
-    return { ok: false, reason: 'bad_signature', error: Errors.API_BAD_SIGNATURE, message: Errors.API_BAD_SIGNATURE.message };
+  const signature = (query.auth_signature ?? '').toLowerCase();
+  const signedOver = (path: string): boolean => safeEqualHex(sign(app.secret, apiSignString(request.method, path, query)), signature);
+  // The path as sent first; then, only if that fails and the path has an escape, as decoded: the `pusher` SDK signs
+  // `/users/auth0|abc/terminate_connections` but its HTTP client sends `auth0%7Cabc`. At most two HMACs a request.
+  if (!signedOver(request.path)) {
+    const decoded = decodedPath(request.path);
+    if (decoded === undefined || !signedOver(decoded)) {
+      return { ok: false, reason: 'bad_signature', error: Errors.API_BAD_SIGNATURE, message: Errors.API_BAD_SIGNATURE.message };
+    }
   }
   return { ok: true, bodyMd5: query.body_md5?.toLowerCase() };
+}
+
+/**
+ * The path with its percent-escapes decoded, when it has any and they are well-formed (what the routes see as their
+ * parameters); undefined otherwise, so no second signature is computed for a path that decodes to itself.
+ */
+function decodedPath(path: string): string | undefined {
+  if (!path.includes('%')) return undefined;
+  try {
+    const decoded = decodeURIComponent(path);
+    return decoded === path ? undefined : decoded;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

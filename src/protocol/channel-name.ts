@@ -21,10 +21,32 @@ const NAME_PATTERN = /^[A-Za-z0-9_\-=@,.;]+$/;
 /** The server-to-user channel a signed-in connection joins: `#server-to-user-{id}`. */
 export const SERVER_TO_USER_PREFIX = '#server-to-user-';
 
-/** Valid characters and length; `#server-to-user-` names are valid only through signin (checked by the subscriber). */
-export function isValidChannelName(name: string, maxLength: number): boolean {
-  if (name.length === 0 || name.length > maxLength) return false;
-  if (name.startsWith(SERVER_TO_USER_PREFIX)) return NAME_PATTERN.test(name.slice(SERVER_TO_USER_PREFIX.length));
+/** What a channel name is checked against (both from configuration). */
+export interface ChannelNameLimits {
+  /** `MAX_CHANNEL_NAME_LENGTH`: every channel but a user's. */
+  maxChannelNameLength: number;
+  /** `MAX_PRESENCE_USER_ID_LENGTH`: the longest user id sign-in accepts, so the longest id of a `#server-to-user-` name. */
+  maxPresenceUserIdLength: number;
+}
+
+/**
+ * The user ids `pusher:signin` accepts (held as strings: a signed number is its string form): non-empty, at most
+ * `maxLength` UTF-16 units, any characters — `auth0|5f7c…`, `google-oauth2|123`, `user:42` are common ids.
+ */
+export function isValidUserId(id: string, maxLength: number): boolean {
+  return id.length > 0 && id.length <= maxLength;
+}
+
+/**
+ * Valid characters and length. A `#server-to-user-{id}` name is valid when its id is one sign-in accepts
+ * (`isValidUserId`): any characters, up to the user id limit rather than the channel name limit, so every signed-in user
+ * has a channel that can be subscribed and published to. Only through signin (checked by the subscriber).
+ */
+export function isValidChannelName(name: string, limits: ChannelNameLimits): boolean {
+  if (name.startsWith(SERVER_TO_USER_PREFIX)) {
+    return isValidUserId(name.slice(SERVER_TO_USER_PREFIX.length), limits.maxPresenceUserIdLength);
+  }
+  if (name.length === 0 || name.length > limits.maxChannelNameLength) return false;
   return NAME_PATTERN.test(name);
 }
 

@@ -127,6 +127,7 @@ export const Errors = {
   SIGNIN_USER_DATA_NOT_JSON: frame('SIGNIN_USER_DATA_NOT_JSON', null, 'user_data is not JSON'),
   SIGNIN_USER_ID_INVALID: frame('SIGNIN_USER_ID_INVALID', null, 'user_data needs an id (a string or a number)'),
   SIGNIN_WATCHLIST_TOO_LONG: frame('SIGNIN_WATCHLIST_TOO_LONG', ErrorCode.WatchlistLimit, 'Watchlist over %s ids'),
+  SIGNIN_OTHER_USER: frame('SIGNIN_OTHER_USER', ErrorCode.Unauthorized, 'Already signed in as another user'),
   // `pusher:error` with the channel: refused client events (4301, 4310–4314).
   CLIENT_EVENT_RATE_LIMITED: frame('CLIENT_EVENT_RATE_LIMITED', ErrorCode.ClientEventRateLimited, 'Client event rate limit (%s/s) exceeded'),
   CLIENT_EVENTS_DISABLED: frame('CLIENT_EVENTS_DISABLED', ErrorCode.ClientEventsDisabled, 'Client events are not enabled for this app'),

@@ -10,7 +10,7 @@ import type { CachedEvent } from '../adapters/adapter.js';
 const ENTRY_OVERHEAD_BYTES = 96;
 
 export interface EventCacheOptions {
-  /** Bytes of channel names, event names and data held at most (plus ENTRY_OVERHEAD_BYTES per entry). */
+  /** Bytes of channel names, event names, data and user ids held at most (plus ENTRY_OVERHEAD_BYTES per entry). */
   maxBytes: number;
   /** How long an event is replayed after it was set. */
   ttlMs: number;
@@ -40,7 +40,11 @@ export function createEventCache({ maxBytes, ttlMs, onEvicted, now = Date.now }:
     maxSize: maxBytes,
     // UTF-8 bytes is what a client would be sent; JS strings may hold up to twice that, a bound within a factor of two.
     sizeCalculation: (entry, key) =>
-      ENTRY_OVERHEAD_BYTES + Buffer.byteLength(key) + Buffer.byteLength(entry.event.event) + Buffer.byteLength(entry.event.data),
+      ENTRY_OVERHEAD_BYTES +
+      Buffer.byteLength(key) +
+      Buffer.byteLength(entry.event.event) +
+      Buffer.byteLength(entry.event.data) +
+      Buffer.byteLength(entry.event.userId ?? ''),
     dispose: (entry, _key, reason) => {
       if (reason === 'evict') onEvicted(entry.appId);
     },

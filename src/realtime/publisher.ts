@@ -40,7 +40,11 @@ export function createPublisher({ adapter, metrics }: { adapter: Adapter; metric
         request.parent,
       );
       metrics.eventPublished(request.appId, request.source);
-      if (kind.cache) adapter.cacheSet(request.appId, request.channel, { event: request.event, data: request.data });
+      if (kind.cache) {
+        // A client event on a presence cache channel keeps its sender: the replay is the frame subscribers got live.
+        const cached = request.userId === undefined ? {} : { userId: request.userId };
+        adapter.cacheSet(request.appId, request.channel, { event: request.event, data: request.data, ...cached });
+      }
       adapter.publish({
         appId: request.appId,
         channel: request.channel,

@@ -1,5 +1,6 @@
 /** `pusher:signin`: user authentication, after which the client subscribes to `#server-to-user-{id}`. */
 import { context, type Context } from '@opentelemetry/api';
+import { isValidUserId } from '../protocol/channel-name.js';
 import { Errors } from '../protocol/errors.js';
 import { encodeProtocol } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
@@ -34,8 +35,15 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
   // the client's `#server-to-user-1` matches). `signin_success` still echoes user_data exactly as it was signed.
   const rawId = record.id;
   const id = typeof rawId === 'string' || typeof rawId === 'number' ? String(rawId) : '';
-  if (id.length === 0 || id.length > deps.limits.maxPresenceUserIdLength) {
+  // The same rule makes its `#server-to-user-{id}` channel valid (protocol/channel-name.ts), whatever its characters.
+  if (!isValidUserId(id, deps.limits.maxPresenceUserIdLength)) {
     connection.reject({ reason: 'invalid_message', message: Errors.SIGNIN_USER_ID_INVALID.message, code: Errors.SIGNIN_USER_ID_INVALID.code });
+    return;
+  }
+  // A connection is one user for its life: a second sign-in as another user is refused and the first identity kept
+  // (its user channel, terminate index and watchlist stay consistent). Signing in again as the same user goes on.
+  if (connection.userId !== undefined && connection.userId !== id) {
+    connection.reject({ reason: 'unauthorized', message: Errors.SIGNIN_OTHER_USER.message, code: Errors.SIGNIN_OTHER_USER.code });
     return;
   }
   const watchlist = Array.isArray(record.watchlist) ? record.watchlist.map(String) : [];

@@ -122,7 +122,7 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
         connection.send(encodeDataless(Events.CacheMiss, name), 'protocol');
         deps.webhooks.emit(connection.app, { name: 'cache_miss', channel: name });
       } else {
-        connection.send(encodeChannelEvent(cached.event, name, cached.data), 'channel_event');
+        connection.send(encodeChannelEvent(cached.event, name, cached.data, cached.userId), 'channel_event');
       }
     });
   }
@@ -135,7 +135,7 @@ function admit(
   message: SubscribeMessage,
 ): { membership: Membership | null } | SubscriptionFailure {
   const name = message.channel;
-  if (!isValidChannelName(name, limits.maxChannelNameLength)) {
+  if (!isValidChannelName(name, limits)) {
     return failure('invalid', Errors.SUBSCRIBE_INVALID_CHANNEL, limits.maxChannelNameLength);
   }
   // Before any signature is checked: a connection at its cap costs nothing more per subscribe.

@@ -270,6 +270,52 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     await adapter.close();
   });
 
+  test(`${name}: a user channel and user id with |, :, spaces, braces and non-ASCII: join, publish, counts, users, terminate`, async () => {
+    const { adapter } = await setup();
+    const ids = ['auth0|5f7c8ec7', 'user:42', 'a b', '{tag}x', 'y}z{', 'ü😀'];
+    const seen: string[] = [];
+    const terminated: string[] = [];
+    adapter.onEnvelope((e) => {
+      if (e.event === 'e') seen.push(e.channel);
+    });
+    adapter.onTerminateUser((_app, user) => terminated.push(user));
+    try {
+      for (const id of ids) {
+        const channel = `#server-to-user-${id}`;
+        await adapter.join(APP.id, channel, '1.1', null, 0);
+        assert.equal((await adapter.channel(APP.id, channel)).subscriptionCount, 1, id);
+        adapter.publish(envelope(channel, 0));
+        adapter.userPresence(APP.id, id, true);
+        adapter.terminateUser(APP.id, id);
+      }
+      await until(() => seen.length >= ids.length && terminated.length >= ids.length, 'every envelope and terminate');
+      // One channel each, so no order between them (a cluster engine may carry them through different shards).
+      assert.deepEqual(seen.sort(), ids.map((id) => `#server-to-user-${id}`).sort());
+      assert.deepEqual(terminated.sort(), [...ids].sort());
+      let online = new Set<string>();
+      for (let i = 0; i < 100 && online.size < ids.length; i++) {
+        online = await adapter.usersOnline(APP.id, ids);
+        if (online.size < ids.length) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.deepEqual(online, new Set(ids));
+    } finally {
+      await adapter.close();
+    }
+  });
+
+  test(`${name}: a cached client event keeps its sender's user id (presence cache channels)`, async () => {
+    const { adapter } = await setup(1000);
+    try {
+      adapter.cacheSet(APP.id, 'presence-cache-x', { event: 'client-typing', data: '{"t":1}', userId: 'auth0|u1' });
+      assert.deepEqual(await adapter.cacheGet(APP.id, 'presence-cache-x'), { event: 'client-typing', data: '{"t":1}', userId: 'auth0|u1' });
+      // An event without one replaces it, and has none.
+      adapter.cacheSet(APP.id, 'presence-cache-x', { event: 'e', data: '2' });
+      assert.deepEqual(await adapter.cacheGet(APP.id, 'presence-cache-x'), { event: 'e', data: '2' });
+    } finally {
+      await adapter.close();
+    }
+  });
+
   test(`${name}: terminateUser reaches the terminate handler; status says up`, async () => {
     const { adapter } = await setup();
     const terminated: string[] = [];

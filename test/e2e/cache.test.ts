@@ -8,6 +8,9 @@ import { test } from 'node:test';
 import type Pusher from 'pusher';
 import { authOptions } from '../helpers/auth.js';
 import { names, nextEvent, record, subscribed } from '../helpers/pusher-events.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { startRedis } from '../helpers/redis.js';
+import { until, within } from '../helpers/wait.js';
 import type { PusherClient } from '../helpers/pusher-js.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
@@ -88,3 +91,49 @@ test('GET /channels/{cache channel}?info=cache answers the cached event', async 
     await server.close();
   }
 });
+
+for (const engine of ['local', 'redis'] as const) {
+  test(`presence-cache (${engine}): a cached client event is replayed with its user_id, the same frame subscribers got live`, async () => {
+    const redis = engine === 'redis' ? await startRedis() : undefined;
+    const env: Record<string, string> = { APP_ENABLE_CLIENT_EVENTS: 'true' };
+    if (redis !== undefined) Object.assign(env, { ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'cache-node' });
+    const server = await startServer(env);
+    try {
+      if (redis !== undefined) await until(() => server.app.adapter.status().up, 'connected to Redis');
+      const sdk = server.sdk();
+      const channel = 'presence-cache-room';
+      const rawSubscriber = async (userId: string): Promise<RawClient> => {
+        const { client, socketId } = await RawClient.established(server.port);
+        const auth = sdk.authorizeChannel(socketId, channel, { user_id: userId });
+        client.send({ event: 'pusher:subscribe', data: { channel, auth: auth.auth, channel_data: auth.channel_data } });
+        await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === channel);
+        return client;
+      };
+      const watcher = await rawSubscriber('watcher');
+      // The sender is pusher-js, signed in to the channel as `typist`.
+      const typist = server.client(authOptions(sdk, { presence: { user_id: 'typist' } }));
+      const typing = await subscribed(typist, channel);
+      assert.equal(typing.trigger('client-typing', { t: 1 }), true);
+      const live = await watcher.next('client-typing');
+      assert.equal(live.user_id, 'typist');
+
+      // A late raw subscriber gets exactly the live frame; a late pusher-js one sees the sender in the event's metadata.
+      const late = await rawSubscriber('late');
+      const replay = await late.next('client-typing');
+      assert.deepEqual(replay, live);
+      const lateClient = server.client(authOptions(sdk, { presence: { user_id: 'late-js' } }));
+      const lateChannel = lateClient.subscribe(channel);
+      const replayed = await within(
+        new Promise<{ data: unknown; metadata: unknown }>((resolve) => {
+          lateChannel.bind('client-typing', (data: unknown, metadata: unknown) => resolve({ data, metadata }));
+        }),
+        'the replay on pusher-js',
+      );
+      assert.deepEqual(replayed, { data: { t: 1 }, metadata: { user_id: 'typist' } });
+      await Promise.all([watcher.close(), late.close()]);
+    } finally {
+      await server.close();
+      await redis?.stop();
+    }
+  });
+}

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import Pusher from 'pusher';
 import { authOptions } from '../helpers/auth.js';
 import { spawnBeacon } from '../helpers/beacon-process.js';
-import { nextEvent, subscribed } from '../helpers/pusher-events.js';
+import { nextEvent, signedIn, subscribed } from '../helpers/pusher-events.js';
 import { PusherClient, type PresenceChannel } from '../helpers/pusher-js.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { sign, userAuthString } from '../../src/protocol/signatures.js';
@@ -296,6 +296,43 @@ test('watchlist across nodes: online on a user’s first connection in the clust
       [{ name: 'offline', user_ids: ['bob'] }],
     ], context);
     await Promise.all([alice.close(), carol.close()]);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+test('user ids with |, :, spaces, braces and non-ASCII cross nodes: sendToUser, watchlist and terminate through Redis', async () => {
+  const a = await node('ua');
+  const b = await node('ub');
+  try {
+    const sdk = a.sdk();
+    const ids = ['auth0|5f7c8ec7', 'user:42', 'a b', '{tag}x', 'ü😀'];
+    // A watcher on node A; each user signs in with pusher-js on node B.
+    const { client: watcher, socketId } = await RawClient.established(a.port);
+    const userData = JSON.stringify({ id: 'watcher', watchlist: ids });
+    watcher.send({
+      event: 'pusher:signin',
+      data: { auth: `${APP.key}:${sign(APP.secret, userAuthString(socketId, userData))}`, user_data: userData },
+    });
+    await watcher.next('pusher_internal:watchlist_events');
+    const online = (): string[] =>
+      watcher
+        .all('pusher_internal:watchlist_events')
+        .flatMap((f) => (f.data as { events: { name: string; user_ids: string[] }[] }).events)
+        .filter((e) => e.name === 'online')
+        .flatMap((e) => e.user_ids);
+    for (const id of ids) {
+      const client = b.client(authOptions(b.sdk(), { user: { id } }));
+      await signedIn(client);
+      await until(() => online().includes(id), `${id} online on node A`);
+      const received = nextEvent(client.user, 'notice');
+      assert.equal((await sdk.sendToUser(id, 'notice', { id })).status, 200, id);
+      assert.deepEqual(await received, { id });
+      const gone = nextEvent(client.connection, 'disconnected');
+      assert.equal((await sdk.terminateUserConnections(id)).status, 200, id);
+      await gone;
+    }
+    await watcher.close();
   } finally {
     await Promise.all([a.close(), b.close()]);
   }

@@ -248,6 +248,28 @@ test('POST /users/{id}/terminate_connections: every connection of that signed-in
   }
 });
 
+test('terminateUserConnections with ids the SDK signs plain and sends escaped (auth0|…, spaces, non-ASCII) closes them', async () => {
+  const server = await startServer();
+  try {
+    const sdk = server.sdk();
+    for (const id of ['auth0|5f7c8ec7', 'google-oauth2|1234', 'a b', 'ü']) {
+      const victim = server.client(authOptions(sdk, { user: { id } }));
+      const bystander = server.client(authOptions(sdk, { user: { id: `${id}-other` } }));
+      for (const c of [victim, bystander]) await signedIn(c);
+      const gone = nextEvent(victim.connection, 'disconnected');
+      // The SDK signs `/users/auth0|5f7c8ec7/…` and its HTTP client sends `auth0%7C5f7c8ec7`: 401 before.
+      const response = await sdk.terminateUserConnections(id);
+      assert.equal(response.status, 200, id);
+      await gone;
+      assert.equal(bystander.connection.state, 'connected', id);
+      bystander.disconnect();
+    }
+    assert.equal(server.logs.filter((l) => l.event === 'auth_failed').length, 0);
+  } finally {
+    await server.close();
+  }
+});
+
 test('401: bad signature, wrong key, stale timestamp, body_md5 mismatch — each logged once with its reason', async () => {
   const server = await startServer();
   try {

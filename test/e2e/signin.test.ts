@@ -9,7 +9,8 @@ import { authOptions } from '../helpers/auth.js';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { connected, nextEvent, signedIn } from '../helpers/pusher-events.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { startServer } from '../helpers/server.js';
+import { APP, startServer } from '../helpers/server.js';
+import { sign, userAuthString } from '../../src/protocol/signatures.js';
 
 test('signin(): the server accepts the SDK-signed user and pusher-js holds its user_data', async () => {
   const server = await startServer();
@@ -83,6 +84,86 @@ test('bad signin signature: pusher:error 4009, not signed in, one log line', asy
     assert.equal(line.reason, 'unauthorized');
     assert.equal(line.code, 4009);
     assert.equal(logLines(server, { event: 'message_rejected' }).length, 0, 'one rejection, one log line');
+  } finally {
+    await server.close();
+  }
+});
+
+test('user ids outside the channel-name characters (auth0|…, user:42, spaces, non-ASCII) get their user channel and events', async () => {
+  const server = await startServer();
+  try {
+    const sdk = server.sdk();
+    for (const id of ['auth0|5f7c8ec7', 'google-oauth2|1234', 'user:42', 'a b', 'ü']) {
+      const client = server.client(authOptions(sdk, { user: { id } }));
+      // pusher-js subscribes to `#server-to-user-${id}` on signin_success: refused (400 InvalidChannel) before.
+      await signedIn(client);
+      assert.equal(client.user.serverToUserChannel.name, `#server-to-user-${id}`);
+      const received = nextEvent(client.user, 'notice');
+      const response = await sdk.sendToUser(id, 'notice', { for: id });
+      assert.equal(response.status, 200, id);
+      assert.deepEqual(await received, { for: id });
+      // /batch_events takes the same channel (an SDK trigger names it explicitly).
+      const batched = nextEvent(client.user, 'batched');
+      const batch = await sdk.triggerBatch([{ channel: `#server-to-user-${id}`, name: 'batched', data: { n: 1 } }]);
+      assert.equal(batch.status, 200, id);
+      assert.deepEqual(await batched, { n: 1 });
+      client.disconnect();
+    }
+    assert.equal(logLines(server, { event: 'subscription_failed' }).length, 0);
+  } finally {
+    await server.close();
+  }
+});
+
+test('a connection signed in as u1 that signs in as u2 is refused (4009) and stays u1: sendToUser and terminate follow u1', async () => {
+  const server = await startServer();
+  try {
+    const sdk = server.sdk();
+    const { client: raw, socketId } = await RawClient.established(server.port);
+    const signinFrame = (user: unknown) => {
+      const userData = JSON.stringify(user);
+      return { event: 'pusher:signin', data: { auth: `${APP.key}:${sign(APP.secret, userAuthString(socketId, userData))}`, user_data: userData } };
+    };
+    raw.send(signinFrame({ id: 'u1' }));
+    await raw.next('pusher:signin_success');
+    raw.send({ event: 'pusher:subscribe', data: { channel: '#server-to-user-u1', auth: '' } });
+    await raw.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === '#server-to-user-u1');
+
+    raw.send(signinFrame({ id: 'u2' }));
+    const refused = await raw.next('pusher:error');
+    assert.deepEqual(refused.data, { message: 'Already signed in as another user', code: 4009 });
+    assert.equal(raw.all('pusher:signin_success').length, 1);
+    raw.send({ event: 'pusher:subscribe', data: { channel: '#server-to-user-u2', auth: '' } });
+    const notU2 = await raw.next('pusher:subscription_error');
+    assert.equal((notU2.data as { status: number }).status, 401);
+    assert.equal(server.app.hub.userConnections(APP.id, 'u2').size, 0);
+    const line = await loggedOnce(server, { event: 'message_rejected', reason: 'unauthorized' });
+    assert.equal(line.code, 4009);
+
+    // Nothing for u2 reaches it; u1's events do, and terminating u1 closes it.
+    await sdk.sendToUser('u2', 'for-u2', {});
+    await sdk.sendToUser('u1', 'for-u1', {});
+    await raw.next((f) => f.event === 'for-u1');
+    assert.equal(raw.all('for-u2').length, 0);
+    await sdk.terminateUserConnections('u1');
+    assert.equal((await raw.waitClosed()).code, 4009);
+  } finally {
+    await server.close();
+  }
+});
+
+test('pusher-js signing in again as the same user keeps working', async () => {
+  const server = await startServer();
+  try {
+    const sdk = server.sdk();
+    const client = server.client(authOptions(sdk, { user: { id: 'same' } }));
+    await signedIn(client);
+    client.signin();
+    const received = nextEvent(client.user, 'notice');
+    await sdk.sendToUser('same', 'notice', { ok: 1 });
+    assert.deepEqual(await received, { ok: 1 });
+    assert.equal(client.connection.state, 'connected');
+    assert.equal(logLines(server, { event: 'message_rejected' }).length, 0);
   } finally {
     await server.close();
   }

@@ -13,6 +13,7 @@ const LIMITS = {
   maxChannelsPerPublish: 3,
   maxBatchSize: 2,
   maxChannelNameLength: 20,
+  maxPresenceUserIdLength: 30,
   maxEventNameLength: 10,
 };
 const schemas = publishSchemas(LIMITS);
@@ -48,6 +49,16 @@ test('a valid event becomes an EventRequest: one channel, several, socket_id, in
   assert.deepEqual(parseBody(schemas.event, { name: 'ev', data: 'é'.repeat(50), channel: '#server-to-user-1' }).channels, [
     '#server-to-user-1',
   ]);
+  // sendToUser with any id sign-in accepts (Auth0's `auth0|…`, spaces, non-ASCII), up to the user id limit (30 here,
+  // past the channel name limit of 20), as one channel or in a list.
+  for (const id of ['auth0|5f7c8ec7', 'user:42', 'a b', 'ü', 'u'.repeat(30)]) {
+    assert.deepEqual(parseBody(schemas.event, { name: 'ev', data: '', channel: `#server-to-user-${id}` }).channels, [`#server-to-user-${id}`]);
+    assert.deepEqual(parseBody(schemas.batch, { batch: [{ name: 'ev', data: '', channel: `#server-to-user-${id}` }] })[0]!.channels, [
+      `#server-to-user-${id}`,
+    ]);
+  }
+  refuses('event', { name: 'ev', data: '', channel: `#server-to-user-${'u'.repeat(31)}` }, Errors.API_INVALID_CHANNEL_NAME, `#server-to-user-${'u'.repeat(31)}`);
+  refuses('event', { name: 'ev', data: '', channel: 'private-a|b' }, Errors.API_INVALID_CHANNEL_NAME, 'private-a|b');
 });
 
 test('each refused event answers its registry error, with the limit or the offending value', () => {

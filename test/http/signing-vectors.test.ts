@@ -4,10 +4,13 @@
  * injected. Each refusal names its metric reason and the registry error it is answered with.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import crypto from 'node:crypto';
+import { syncBuiltinESMExports } from 'node:module';
+import { mock, test } from 'node:test';
 import type { AppConfig } from '../../src/config.js';
 import { verifyBody, verifyRequest } from '../../src/http/signing.js';
 import { Errors } from '../../src/protocol/errors.js';
+import { apiSignString, sign } from '../../src/protocol/signatures.js';
 
 const APP = { id: '3', key: '278d425bdf160c739803', secret: '7ad3773142a6692b25b8' } as AppConfig;
 const BODY = Buffer.from('{"name":"foo","channels":["project-3"],"data":"{\\"some\\":\\"data\\"}"}');
@@ -73,6 +76,41 @@ test('each refusal has its reason and registry error', () => {
     assert.equal(result.error, error, name);
     assert.equal(result.message, error.message, name);
   }
+});
+
+test('a signature over the percent-decoded path is accepted too (SDKs sign `auth0|abc`, send `auth0%7Cabc`), with at most two HMACs', () => {
+  const path = '/apps/3/users/auth0|abc/terminate_connections';
+  const sent = '/apps/3/users/auth0%7Cabc/terminate_connections';
+  const params = { auth_key: APP.key, auth_timestamp: String(TIMESTAMP), auth_version: '1.0' };
+  const signedQuery = (signedPath: string) =>
+    new URLSearchParams({ ...params, auth_signature: sign(APP.secret, apiSignString('POST', signedPath, params)) }).toString();
+  const hmacs = (run: () => unknown): number => {
+    const spy = mock.method(crypto, 'createHmac');
+    syncBuiltinESMExports();
+    try {
+      run();
+      return spy.mock.callCount();
+    } finally {
+      spy.mock.restore();
+      syncBuiltinESMExports();
+    }
+  };
+  const plain = signedQuery(path);
+  const escaped = signedQuery(sent);
+  const bad = plain.replace(/auth_signature=[0-9a-f]/, 'auth_signature=x');
+  // Signed over the plain path (what the `pusher` SDK does), sent escaped: accepted, with a second HMAC.
+  assert.deepEqual(check(plain, TIMESTAMP, 'POST', sent), { ok: true, bodyMd5: undefined });
+  assert.equal(hmacs(() => check(plain, TIMESTAMP, 'POST', sent)), 2);
+  // Signed over the path as sent: accepted with one.
+  assert.deepEqual(check(escaped, TIMESTAMP, 'POST', sent), { ok: true, bodyMd5: undefined });
+  assert.equal(hmacs(() => check(escaped, TIMESTAMP, 'POST', sent)), 1);
+  // A bad signature costs two at most; a path without an escape, or with a malformed one, one.
+  assert.equal(hmacs(() => assert.equal(check(bad, TIMESTAMP, 'POST', sent).ok, false)), 2);
+  assert.equal(hmacs(() => assert.equal(check(bad, TIMESTAMP, 'POST', path).ok, false)), 1);
+  assert.equal(hmacs(() => assert.equal(check(plain, TIMESTAMP, 'POST', '/apps/3/users/auth0%7Cabc%E0/x').ok, false)), 1);
+  // Decoding never makes another user's signature fit: signed for `auth0|abd`, sent for `auth0|abc`.
+  const other = check(signedQuery('/apps/3/users/auth0|abd/terminate_connections'), TIMESTAMP, 'POST', sent);
+  assert.ok(!other.ok && other.reason === 'bad_signature' && other.error === Errors.API_BAD_SIGNATURE);
 });
 
 test('verifyBody: the raw bytes must match the signed body_md5; an empty body needs none', () => {

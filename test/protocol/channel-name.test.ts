@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { channelKind, isValidChannelName } from '../../src/protocol/channel-name.js';
+import { channelKind, isValidChannelName, isValidUserId } from '../../src/protocol/channel-name.js';
 
 test('classifies every prefix', () => {
   const cases: [string, string, boolean, boolean, boolean][] = [
@@ -22,11 +22,31 @@ test('classifies every prefix', () => {
   assert.equal(channelKind('presence-cache-a').cache, true);
 });
 
+const LIMITS = { maxChannelNameLength: 200, maxPresenceUserIdLength: 128 };
+
 test('validates characters and length', () => {
-  assert.ok(isValidChannelName('a-Z_0=@,.;', 200));
-  assert.ok(isValidChannelName('x'.repeat(200), 200));
-  assert.equal(isValidChannelName('x'.repeat(201), 200), false);
-  assert.equal(isValidChannelName('', 200), false);
-  for (const bad of ['a b', 'a/b', 'a#b', 'é', 'a:b', 'a*']) assert.equal(isValidChannelName(bad, 200), false, bad);
-  assert.ok(isValidChannelName('#server-to-user-42', 200));
+  assert.ok(isValidChannelName('a-Z_0=@,.;', LIMITS));
+  assert.ok(isValidChannelName('x'.repeat(200), LIMITS));
+  assert.equal(isValidChannelName('x'.repeat(201), LIMITS), false);
+  assert.equal(isValidChannelName('', LIMITS), false);
+  for (const bad of ['a b', 'a/b', 'a#b', 'é', 'a:b', 'a*', 'a|b', 'private-a|b']) {
+    assert.equal(isValidChannelName(bad, LIMITS), false, bad);
+  }
+  assert.ok(isValidChannelName('#server-to-user-42', LIMITS));
+});
+
+test('#server-to-user-{id} accepts exactly the ids sign-in accepts: any characters, up to the user id limit', () => {
+  for (const id of ['auth0|5f7c8ec7', 'google-oauth2|1234', 'user:42', 'a b', 'ü', 'a/b#c', '{x}', '😀']) {
+    assert.ok(isValidUserId(id, LIMITS.maxPresenceUserIdLength), id);
+    assert.ok(isValidChannelName(`#server-to-user-${id}`, LIMITS), id);
+  }
+  assert.equal(isValidChannelName('#server-to-user-', LIMITS), false, 'no id');
+  assert.equal(isValidUserId('', 128), false);
+  // The id's own limit, not the channel name's: 16 + 128 characters fit, one more does not, whatever MAX_CHANNEL_NAME_LENGTH.
+  assert.ok(isValidChannelName(`#server-to-user-${'u'.repeat(128)}`, { ...LIMITS, maxChannelNameLength: 100 }));
+  assert.equal(isValidChannelName(`#server-to-user-${'u'.repeat(129)}`, LIMITS), false);
+  assert.equal(isValidUserId('u'.repeat(129), 128), false);
+  // Any other `#` name keeps the character rule.
+  assert.equal(isValidChannelName('#server-to-users-a', LIMITS), false);
+  assert.equal(isValidChannelName('#other-a|b', LIMITS), false);
 });

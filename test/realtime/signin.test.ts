@@ -77,6 +77,39 @@ describe('signin', () => {
     ]);
   });
 
+  test('a second sign-in as another user is refused with 4009 and counted; the connection stays the first user', async () => {
+    const world = unitWorld();
+    const { connection, socket } = world.connect();
+    await signin(world.deps, connection, signed(world, connection, { id: 'u1', watchlist: ['w1'] }));
+    for (let i = 0; i < 25; i++) await signin(world.deps, connection, signed(world, connection, { id: 'u2', watchlist: ['w2'] }));
+    assert.deepEqual(
+      socket.data('pusher:error').map((d) => d as { code: number; message: string }),
+      Array.from({ length: 25 }, () => ({ code: ErrorCode.Unauthorized, message: 'Already signed in as another user' })),
+    );
+    assert.equal(socket.data('pusher:signin_success').length, 1);
+    assert.equal(connection.userId, 'u1');
+    assert.deepEqual([...world.deps.hub.userConnections(world.app.id, 'u1')], [connection]);
+    assert.equal(world.deps.hub.userConnections(world.app.id, 'u2').size, 0);
+    assert.deepEqual(connection.watchlist, ['w1']);
+    assert.equal(world.count('messageError(app-id, unauthorized)'), 25);
+    // Logged within the connection's rejection cap, like every refusal: 20 lines, then one saying counting took over.
+    const logged = world.logged('message_rejected');
+    assert.equal(logged.filter((l) => l.level !== 'warn' && l.level !== 40).length, 20);
+    assert.equal(logged.length, 21);
+    assert.ok(logged.every((l) => l.reason === 'unauthorized'));
+  });
+
+  test('signing in again as the same user is accepted (a new watchlist replaces the old)', async () => {
+    const world = unitWorld();
+    const { connection, socket } = world.connect();
+    await signin(world.deps, connection, signed(world, connection, { id: 'u1', watchlist: ['a'] }));
+    await signin(world.deps, connection, signed(world, connection, { id: 'u1', watchlist: ['b'] }));
+    assert.equal(socket.data('pusher:signin_success').length, 2);
+    assert.deepEqual(socket.data('pusher:error'), []);
+    assert.equal(connection.userId, 'u1');
+    assert.deepEqual(connection.watchlist, ['b']);
+  });
+
   test('closing a signed-in connection takes its user out of the hub', async () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();

@@ -1,6 +1,6 @@
 /** `GET /channels`, `GET /channels/{name}`, `GET /channels/{name}/users`. */
 import type { FastifyInstance } from 'fastify';
-import { channelKind, isValidChannelName } from '../../protocol/channel-name.js';
+import { channelKind, isValidChannelName, type ChannelNameLimits } from '../../protocol/channel-name.js';
 import { Errors } from '../../protocol/errors.js';
 import type { ApiDeps } from '../api-deps.js';
 import { ApiError } from '../api-error.js';
@@ -15,8 +15,8 @@ function infoList(info: unknown): string[] {
  * The `{name}` of `/channels/{name}`, refused as a publish to it would be: no client can subscribe to an invalid name, so
  * answering it as an empty channel would hide a backend's typo.
  */
-function channelParam(name: string, maxLength: number): string {
-  if (!isValidChannelName(name, maxLength)) {
+function channelParam(name: string, limits: ChannelNameLimits): string {
+  if (!isValidChannelName(name, limits)) {
     throw ApiError.of(Errors.API_INVALID_CHANNEL_NAME, name.slice(0, SHOWN_CHANNEL_NAME_LENGTH));
   }
   return name;
@@ -46,7 +46,7 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
     '/channels/:channel',
     async (request) => {
       const app = request.beaconApp;
-      const name = channelParam(request.params.channel, deps.config.maxChannelNameLength);
+      const name = channelParam(request.params.channel, deps.config);
       const kind = channelKind(name);
       const info = infoList(request.query.info);
       const counts = await deps.adapter.channel(app.id, name);
@@ -71,7 +71,7 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
 
   scope.get<AppRequest & { Params: { channel: string } }>('/channels/:channel/users', async (request) => {
     const app = request.beaconApp;
-    const name = channelParam(request.params.channel, deps.config.maxChannelNameLength);
+    const name = channelParam(request.params.channel, deps.config);
     if (!channelKind(name).presence) throw ApiError.of(Errors.API_USERS_NOT_PRESENCE);
     const members = await deps.adapter.members(app.id, name);
     return { users: [...members.keys()].map((id) => ({ id })) };
