@@ -125,7 +125,7 @@ export const Errors = {
   // `pusher:error`: sign-in.
   SIGNIN_BAD_SIGNATURE: frame('SIGNIN_BAD_SIGNATURE', ErrorCode.Unauthorized, 'Invalid signin signature'),
   SIGNIN_USER_DATA_NOT_JSON: frame('SIGNIN_USER_DATA_NOT_JSON', null, 'user_data is not JSON'),
-  SIGNIN_USER_ID_INVALID: frame('SIGNIN_USER_ID_INVALID', null, 'user_data needs an id (a string or a number)'),
+  SIGNIN_USER_ID_INVALID: frame('SIGNIN_USER_ID_INVALID', null, 'user_data needs an id (a string or a number) of 1 to %s characters'),
   SIGNIN_WATCHLIST_TOO_LONG: frame('SIGNIN_WATCHLIST_TOO_LONG', ErrorCode.WatchlistLimit, 'Watchlist over %s ids'),
   SIGNIN_OTHER_USER: frame('SIGNIN_OTHER_USER', ErrorCode.Unauthorized, 'Already signed in as another user'),
   // `pusher:error` with the channel: refused client events (4301, 4310–4314).
@@ -142,6 +142,7 @@ export const Errors = {
 
   // `pusher:subscription_error` on the channel.
   SUBSCRIBE_INVALID_CHANNEL: sub('SUBSCRIBE_INVALID_CHANNEL', 400, 'InvalidChannel', 'Invalid channel name (at most %s of [A-Za-z0-9_-=@,.;])'),
+  SUBSCRIBE_INVALID_USER_CHANNEL: sub('SUBSCRIBE_INVALID_USER_CHANNEL', 400, 'InvalidChannel', 'Invalid user channel: #server-to-user- and a user id of 1 to %s characters'),
   SUBSCRIBE_AUTH_NOT_STRING: sub('SUBSCRIBE_AUTH_NOT_STRING', 400, 'InvalidMessage', '"auth" must be a string'),
   SUBSCRIBE_CHANNEL_DATA_NOT_STRING: sub(
     'SUBSCRIBE_CHANNEL_DATA_NOT_STRING',

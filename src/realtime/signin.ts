@@ -37,7 +37,8 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
   const id = typeof rawId === 'string' || typeof rawId === 'number' ? String(rawId) : '';
   // The same rule makes its `#server-to-user-{id}` channel valid (protocol/channel-name.ts), whatever its characters.
   if (!isValidUserId(id, deps.limits.maxPresenceUserIdLength)) {
-    connection.reject({ reason: 'invalid_message', message: Errors.SIGNIN_USER_ID_INVALID.message, code: Errors.SIGNIN_USER_ID_INVALID.code });
+    const error = Errors.SIGNIN_USER_ID_INVALID;
+    connection.reject({ reason: 'invalid_message', message: error.format(deps.limits.maxPresenceUserIdLength), code: error.code });
     return;
   }
   // A connection is one user for its life: a second sign-in as another user is refused and the first identity kept

@@ -136,7 +136,9 @@ function admit(
 ): { membership: Membership | null } | SubscriptionFailure {
   const name = message.channel;
   if (!isValidChannelName(name, limits)) {
-    return failure('invalid', Errors.SUBSCRIBE_INVALID_CHANNEL, limits.maxChannelNameLength);
+    return name.startsWith(SERVER_TO_USER_PREFIX)
+      ? failure('invalid', Errors.SUBSCRIBE_INVALID_USER_CHANNEL, limits.maxPresenceUserIdLength)
+      : failure('invalid', Errors.SUBSCRIBE_INVALID_CHANNEL, limits.maxChannelNameLength);
   }
   // Before any signature is checked: a connection at its cap costs nothing more per subscribe.
   // Subscriptions still being recorded cluster-wide count too: a burst of subscribes cannot outrun the cap.

@@ -52,6 +52,8 @@ describe('signin', () => {
     await signin(world.deps, connection, signed(world, connection, { name: 'no id' }));
     await signin(world.deps, connection, signed(world, connection, { id: 'x'.repeat(129) }));
     assert.equal(socket.data('pusher:error').length, 3);
+    // The answer says the bound, so a 129-character id is not told it has no id.
+    assert.match((socket.data('pusher:error')[2] as { message: string }).message, /of 1 to 128 characters/);
     assert.equal(world.count('messageError(app-id, invalid_message)'), 3);
     assert.equal(world.logged('message_rejected').length, 3);
     assert.equal(connection.userId, undefined);

@@ -84,6 +84,11 @@ describe('subscribe', () => {
       [400, 401],
     );
     assert.equal(world.count('subscription(app-id, public, invalid)'), 1);
+    // A user channel's bound is the user id's, and its answer says so, not the channel name's characters.
+    await subscribe(world.deps, connection, plainSubscribe(`#server-to-user-${'u'.repeat(129)}`));
+    const messages = socket.data('pusher:subscription_error').map((d) => (d as { error: string }).error);
+    assert.match(messages[0]!, /at most 200 of/);
+    assert.match(messages[2]!, /user id of 1 to 128 characters/);
     world.deps.hub.setUser(connection, 'u1');
     await subscribe(world.deps, connection, plainSubscribe('#server-to-user-u1'));
     assert.equal(connection.subscriptions.has('#server-to-user-u1'), true);
