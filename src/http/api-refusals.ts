@@ -30,6 +30,7 @@ export const API_REFUSALS: ReadonlyMap<HttpError, ApiRefusalReason> = new Map<Ht
   [Errors.API_BODY_NOT_OBJECT, 'body_not_object'],
   [Errors.API_EVENT_NAME_INVALID, 'event_name_invalid'],
   [Errors.API_EVENT_NAME_TOO_LONG, 'event_name_too_long'],
+  [Errors.API_EVENT_NAME_RESERVED, 'event_name_reserved'],
   [Errors.API_DATA_NOT_STRING, 'data_not_string'],
   [Errors.API_DATA_TOO_LARGE, 'data_too_large'],
   [Errors.API_CHANNEL_NOT_STRING, 'channel_not_string'],

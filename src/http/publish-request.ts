@@ -53,6 +53,9 @@ function httpError(name: string): HttpError | undefined {
 
 const clip = (length: number) => (input: unknown) => [String(input).slice(0, length)];
 
+/** Event names the protocol keeps for itself (Pusher reserves them); the HTTP API refuses them. */
+const RESERVED_EVENT_PREFIXES = ['pusher:', 'pusher_internal:'];
+
 /** How much of a refused channel name its API_INVALID_CHANNEL_NAME message shows (here and on `/channels/{name}`). */
 export const SHOWN_CHANNEL_NAME_LENGTH = 64;
 
@@ -66,7 +69,10 @@ export function publishSchemas(limits: PublishLimits) {
     name: z
       .string(answer(Errors.API_EVENT_NAME_INVALID))
       .min(1, answer(Errors.API_EVENT_NAME_INVALID))
-      .max(limits.maxEventNameLength, answer(Errors.API_EVENT_NAME_TOO_LONG, () => [limits.maxEventNameLength])),
+      .max(limits.maxEventNameLength, answer(Errors.API_EVENT_NAME_TOO_LONG, () => [limits.maxEventNameLength]))
+      // pusher-js handles a `pusher_internal:` event on a channel as the server's own (a member_added adds a member) and
+      // passes a `pusher:` one to the app's bindings as if it had come from the client library: neither may be forged.
+      .refine((n) => !RESERVED_EVENT_PREFIXES.some((p) => n.startsWith(p)), answer(Errors.API_EVENT_NAME_RESERVED)),
     data: z
       .string(answer(Errors.API_DATA_NOT_STRING))
       .refine((d) => Buffer.byteLength(d) <= limits.maxPayloadBytes, answer(Errors.API_DATA_TOO_LARGE, () => [limits.maxPayloadBytes])),

@@ -84,6 +84,7 @@ export const Errors = {
   API_BODY_NOT_OBJECT: http('API_BODY_NOT_OBJECT', 400, 'Body must be a JSON object'),
   API_EVENT_NAME_INVALID: http('API_EVENT_NAME_INVALID', 400, '"name" must be a non-empty string'),
   API_EVENT_NAME_TOO_LONG: http('API_EVENT_NAME_TOO_LONG', 400, '"name" longer than %s characters'),
+  API_EVENT_NAME_RESERVED: http('API_EVENT_NAME_RESERVED', 400, '"name" begins with pusher: or pusher_internal:, reserved for the protocol'),
   API_DATA_NOT_STRING: http('API_DATA_NOT_STRING', 400, '"data" must be a string (JSON-encode objects)'),
   API_DATA_TOO_LARGE: http('API_DATA_TOO_LARGE', 413, '"data" over %s bytes'),
   API_CHANNEL_NOT_STRING: http('API_CHANNEL_NOT_STRING', 400, '"channel" must be a string'),

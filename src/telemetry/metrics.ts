@@ -55,6 +55,7 @@ export const API_REFUSAL_REASONS = [
   'body_not_object',
   'event_name_invalid',
   'event_name_too_long',
+  'event_name_reserved',
   'data_not_string',
   'data_too_large',
   'channel_not_string',

@@ -33,6 +33,7 @@ const REASONS = [
   'body_not_object',
   'event_name_invalid',
   'event_name_too_long',
+  'event_name_reserved',
   'data_not_string',
   'data_too_large',
   'channel_not_string',
@@ -163,6 +164,7 @@ test('each refusal is counted once, under the registry error it was answered wit
     await post('XML', '<event/>', { 'content-type': 'application/xml' });
     await post('a body over the limit', publishBody({ data: 'x'.repeat(70_000) }));
     await post('an empty event name', publishBody({ name: '' }));
+    await post('a reserved event name', publishBody({ name: 'pusher_internal:member_added' }));
     await post('data over MAX_PAYLOAD_BYTES', publishBody({ data: 'x'.repeat(2000) }));
     await post('a batch over MAX_BATCH_SIZE', JSON.stringify({ batch: [{ name: 'a', data: '{}', channel: 'c' }, { name: 'b', data: '{}', channel: 'c' }] }), {}, `${API}/batch_events`);
     await get('an invalid channel name', `${API}/channels/bad%20name!`);
@@ -187,6 +189,7 @@ test('each refusal is counted once, under the registry error it was answered wit
       ['XML', 415, { error: 'Unsupported content type: send application/json' }],
       ['a body over the limit', 413, { error: 'Request body too large' }],
       ['an empty event name', 400, { error: '"name" must be a non-empty string' }],
+      ['a reserved event name', 400, { error: '"name" begins with pusher: or pusher_internal:, reserved for the protocol' }],
       ['data over MAX_PAYLOAD_BYTES', 413, { error: '"data" over 1024 bytes' }],
       ['a batch over MAX_BATCH_SIZE', 400, { error: 'Batch of 2 events is over the limit of 1' }],
       ['an invalid channel name', 400, { error: 'Invalid channel name: bad name!' }],
@@ -206,6 +209,7 @@ test('each refusal is counted once, under the registry error it was answered wit
         unsupported_media_type: 1,
         body_too_large: 1,
         event_name_invalid: 1,
+        event_name_reserved: 1,
         data_too_large: 1,
         batch_too_large: 1,
         invalid_channel_name: 1,

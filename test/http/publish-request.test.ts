@@ -68,6 +68,10 @@ test('each refused event answers its registry error, with the limit or the offen
   refuses('event', { ...ok, name: '' }, Errors.API_EVENT_NAME_INVALID);
   refuses('event', { ...ok, name: 5 }, Errors.API_EVENT_NAME_INVALID);
   refuses('event', { ...ok, name: 'x'.repeat(11) }, Errors.API_EVENT_NAME_TOO_LONG, 10);
+  // The protocol's own names cannot be forged by a backend (pusher-js would take a member_added as the server's).
+  refuses('event', { ...ok, name: 'pusher:x' }, Errors.API_EVENT_NAME_RESERVED);
+  refuses('batch', { batch: [ok, { ...ok, name: 'pusher:p' }] }, Errors.API_EVENT_NAME_RESERVED);
+  assert.equal(parseBody(schemas.event, { ...ok, name: 'pusher-x' }).name, 'pusher-x');
   refuses('event', { ...ok, data: { a: 1 } }, Errors.API_DATA_NOT_STRING);
   refuses('event', { ...ok, data: 'é'.repeat(51) }, Errors.API_DATA_TOO_LARGE, 100);
   refuses('event', { name: 'ev', data: '{}' }, Errors.API_CHANNEL_OR_CHANNELS);
