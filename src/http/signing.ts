@@ -61,10 +61,15 @@ export function verifyRequest(
 
 /**
  * The path with its percent-escapes decoded, when it has any and they are well-formed (what the routes see as their
- * parameters); undefined otherwise, so no second signature is computed for a path that decodes to itself.
+ * parameters); undefined otherwise, so no second signature is computed for a path that decodes to itself. Not for a
+ * path with an escaped `%` or `/`: the router matches the raw path and decodes each parameter alone, so decoding those
+ * whole would let one signature fit another resource — `auth0%7Cabc` signed as sent would also fit `auth0%257Cabc` (the
+ * user `auth0%7Cabc`), and `#server-to-user-bob/users` the channel `#server-to-user-bob%2Fusers`.
  */
+const AMBIGUOUS_ESCAPE = /%(25|2f)/i;
+
 function decodedPath(path: string): string | undefined {
-  if (!path.includes('%')) return undefined;
+  if (!path.includes('%') || AMBIGUOUS_ESCAPE.test(path)) return undefined;
   try {
     const decoded = decodeURIComponent(path);
     return decoded === path ? undefined : decoded;

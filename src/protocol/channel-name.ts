@@ -31,10 +31,19 @@ export interface ChannelNameLimits {
 
 /**
  * The user ids `pusher:signin` accepts (held as strings: a signed number is its string form): non-empty, at most
- * `maxLength` UTF-16 units, any characters — `auth0|5f7c…`, `google-oauth2|123`, `user:42` are common ids.
+ * `maxLength` UTF-16 units, well-formed Unicode, any characters — `auth0|5f7c…`, `google-oauth2|123`, `user:42` are common ids.
  */
 export function isValidUserId(id: string, maxLength: number): boolean {
-  return id.length > 0 && id.length <= maxLength;
+  return id.length > 0 && id.length <= maxLength && isWellFormed(id);
+}
+
+/**
+ * True when `text` holds no lone surrogate (ES2024's `String.prototype.isWellFormed`, in Node 20): only then does it have
+ * one UTF-8 form. Two ids with different lone surrogates encode to the same bytes (U+FFFD), so in Redis their channels
+ * and presence entries would be one.
+ */
+export function isWellFormed(text: string): boolean {
+  return (text as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
 /**

@@ -1,7 +1,7 @@
 /** `pusher:subscribe` and `pusher:unsubscribe`: validation, auth, presence membership, cache replay, counts. */
 import { context } from '@opentelemetry/api';
 import { EngineUnavailableError } from '../adapters/adapter.js';
-import { channelKind, isValidChannelName, SERVER_TO_USER_PREFIX } from '../protocol/channel-name.js';
+import { channelKind, isValidChannelName, isWellFormed, SERVER_TO_USER_PREFIX } from '../protocol/channel-name.js';
 import { encodeChannelEvent, encodeDataless, encodeProtocol, encodeSubscriptionSucceeded } from '../protocol/encode.js';
 import { Errors, type SubscriptionError, type SubscriptionErrorType } from '../protocol/errors.js';
 import { Events } from '../protocol/events.js';
@@ -176,7 +176,8 @@ function admit(
   }
   const record = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
   const rawId = record.user_id;
-  if ((typeof rawId !== 'string' && typeof rawId !== 'number') || String(rawId).length === 0) {
+  // A lone surrogate has no UTF-8 form of its own: two such ids would be one member in Redis (channel-name.ts).
+  if ((typeof rawId !== 'string' && typeof rawId !== 'number') || String(rawId).length === 0 || !isWellFormed(String(rawId))) {
     return failure('invalid', Errors.SUBSCRIBE_NO_USER_ID);
   }
   const userId = String(rawId);

@@ -108,6 +108,15 @@ test('a signature over the percent-decoded path is accepted too (SDKs sign `auth
   assert.equal(hmacs(() => assert.equal(check(bad, TIMESTAMP, 'POST', sent).ok, false)), 2);
   assert.equal(hmacs(() => assert.equal(check(bad, TIMESTAMP, 'POST', path).ok, false)), 1);
   assert.equal(hmacs(() => assert.equal(check(plain, TIMESTAMP, 'POST', '/apps/3/users/auth0%7Cabc%E0/x').ok, false)), 1);
+  // An escaped % or / is never decoded for the check: the router decodes each parameter alone, so a signature over
+  // `auth0%7Cabc` (signed as sent, user `auth0|abc`) must not fit `auth0%257Cabc` (user `auth0%7Cabc`), nor one over
+  // `/channels/#server-to-user-bob/users` the channel `#server-to-user-bob/users`.
+  assert.equal(check(escaped, TIMESTAMP, 'POST', '/apps/3/users/auth0%257Cabc/terminate_connections').ok, false);
+  const users = '/apps/3/channels/#server-to-user-bob/users';
+  const usersQuery = new URLSearchParams({ ...params, auth_signature: sign(APP.secret, apiSignString('GET', users, params)) }).toString();
+  assert.equal(check(usersQuery, TIMESTAMP, 'GET', '/apps/3/channels/%23server-to-user-bob/users').ok, true);
+  assert.equal(check(usersQuery, TIMESTAMP, 'GET', '/apps/3/channels/%23server-to-user-bob%2Fusers').ok, false);
+  assert.equal(check(usersQuery, TIMESTAMP, 'GET', '/apps/3/channels/%23server-to-user-bob%2fusers').ok, false);
   // Decoding never makes another user's signature fit: signed for `auth0|abd`, sent for `auth0|abc`.
   const other = check(signedQuery('/apps/3/users/auth0|abd/terminate_connections'), TIMESTAMP, 'POST', sent);
   assert.ok(!other.ok && other.reason === 'bad_signature' && other.error === Errors.API_BAD_SIGNATURE);

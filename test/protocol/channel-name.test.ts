@@ -46,6 +46,11 @@ test('#server-to-user-{id} accepts exactly the ids sign-in accepts: any characte
   assert.ok(isValidChannelName(`#server-to-user-${'u'.repeat(128)}`, { ...LIMITS, maxChannelNameLength: 100 }));
   assert.equal(isValidChannelName(`#server-to-user-${'u'.repeat(129)}`, LIMITS), false);
   assert.equal(isValidUserId('u'.repeat(129), 128), false);
+  // Lone surrogates have no UTF-8 form of their own (both encode as U+FFFD): they would share one channel in Redis.
+  for (const id of ['\ud800', 'a\udc00', '\udbff\udbff']) {
+    assert.equal(isValidUserId(id, 128), false, JSON.stringify(id));
+    assert.equal(isValidChannelName(`#server-to-user-${id}`, LIMITS), false, JSON.stringify(id));
+  }
   // Any other `#` name keeps the character rule.
   assert.equal(isValidChannelName('#server-to-users-a', LIMITS), false);
   assert.equal(isValidChannelName('#other-a|b', LIMITS), false);

@@ -74,6 +74,15 @@ describe('subscribe', () => {
     );
   });
 
+  test('presence: a user_id with a lone surrogate is refused (it has no UTF-8 form of its own: two would be one member)', async () => {
+    const world = unitWorld();
+    const { connection, socket } = world.connect();
+    const data = JSON.stringify({ user_id: '\ud800', user_info: {} });
+    await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', data));
+    assert.deepEqual(socket.data('pusher:subscription_error').map((d) => (d as { type: string }).type), ['InvalidChannelData']);
+    assert.equal(connection.subscriptions.has('presence-room'), false);
+  });
+
   test('an invalid name is refused 400, a server-to-user channel needs the sign-in of that user (401)', async () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
