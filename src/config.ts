@@ -74,6 +74,8 @@ const appSchema = z
     webhookUrl: z.url().optional(),
     webhooks: webhookListSchema.default([]),
   })
+  // A misspelt setting (`maxConection`) is refused, not ignored: it would leave the app without the quota it names.
+  .strict()
   .transform((app, ctx) => ({
     ...app,
     webhookUrl: app.webhookUrl,
@@ -109,7 +111,7 @@ const appsFileSchema = z
     const raw = parseJson(text, ctx, `cannot read ${path}: not JSON`);
     return Array.isArray(raw) ? { apps: raw } : raw;
   })
-  .pipe(z.object({ apps: z.array(appSchema).min(1) }))
+  .pipe(z.object({ apps: z.array(appSchema).min(1) }).strict())
   .transform((file) => file.apps);
 
 /** `host:port,host:port…` → the seed nodes. */
@@ -293,10 +295,13 @@ const configSchema = fields.transform((settings, ctx) => {
     },
   ];
   for (const field of ['id', 'key'] as const) {
-    const seen = new Set<string>();
-    for (const app of apps) {
-      if (seen.has(app[field])) ctx.addIssue({ code: 'custom', path: ['appsFile'], message: `duplicate app ${field} "${app[field]}"` });
-      seen.add(app[field]);
+    const seen = new Map<string, number>();
+    for (const [i, app] of apps.entries()) {
+      const first = seen.get(app[field]);
+      if (first !== undefined) {
+        const where = appsFile === undefined ? '' : ` (apps.${first} and apps.${i})`;
+        ctx.addIssue({ code: 'custom', path: ['appsFile'], message: `duplicate app ${field} "${app[field]}"${where}` });
+      } else seen.set(app[field], i);
     }
   }
   return {

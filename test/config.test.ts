@@ -67,7 +67,12 @@ test('APPS_FILE gives several apps and is validated', () => {
     ],
   );
   writeFileSync(file, JSON.stringify({ apps: [{ id: 'a', key: 'k', secret: 's' }, { id: 'a', key: 'k2', secret: 's' }] }));
-  assert.throws(() => loadConfig({ APPS_FILE: file }), /duplicate app id/);
+  assert.throws(() => loadConfig({ APPS_FILE: file }), /duplicate app id "a" \(apps\.0 and apps\.1\)/);
+  // A misspelt setting is refused, naming it: ignored, it left the app without the quota it meant.
+  writeFileSync(file, JSON.stringify({ apps: [{ id: 'a', key: 'k', secret: 's', maxConection: 5 }] }));
+  assert.throws(() => loadConfig({ APPS_FILE: file }), /APPS_FILE.*maxConection/);
+  writeFileSync(file, JSON.stringify({ apps: [{ id: 'a', key: 'k', secret: 's' }], webhook: 'x' }));
+  assert.throws(() => loadConfig({ APPS_FILE: file }), /APPS_FILE.*webhook/);
   writeFileSync(file, JSON.stringify({ apps: [{ id: 'a', key: 'k' }] }));
   assert.throws(() => loadConfig({ APPS_FILE: file }), /APPS_FILE.*secret/);
   assert.throws(() => loadConfig({ APPS_FILE: join(dir, 'missing.json') }), /APPS_FILE: cannot read/);
