@@ -61,8 +61,11 @@ const SUPPORTED_PROTOCOLS = new Set([5, 6, 7]);
 /** How a protocol version is written in the query (`?protocol=7`); anything else closes with 4006. */
 const DECIMAL_VERSION = /^[0-9]{1,6}$/;
 
-/** An upgrade refused with the registry's close error (message filled with `args`), counted under `reason`. */
-type Refusal = { reason: RejectReason; code: number; message: string };
+/**
+ * An upgrade refused with the registry's close error (message filled with `args`), counted under `reason`; `appId` once
+ * the key named an app (its line says which tenant was refused: over its quota, disabled, rate-limited).
+ */
+type Refusal = { reason: RejectReason; code: number; message: string; appId?: string };
 const refusal = (reason: RejectReason, error: CloseError, ...args: ReadonlyArray<string | number>): Refusal => ({
   reason,
   code: error.code,
@@ -165,8 +168,13 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     reason: RejectReason,
     code: number,
     message: string,
+    appId?: string,
   ): void => {
-    connectionRejected(reason, () => ({ code, remote_address: request.ip, request_id: request.id }), message);
+    connectionRejected(
+      reason,
+      () => ({ ...(appId === undefined ? {} : { app_id: appId }), code, remote_address: request.ip, request_id: request.id }),
+      message,
+    );
     if (refusedInHandshake >= options.maxRefusedSockets) {
       // A refusal flood: no fd waits for a close frame beyond the cap (the client sees 1006 instead of the code). The
       // 101 the upgrade holds is written first: cut after its head, as before the writes were held.
@@ -213,28 +221,32 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
   ): { app: AppConfig } | Refusal => {
     const app = apps.byKey(key);
     if (app === undefined) return refusal('unknown_app', Errors.CLOSE_UNKNOWN_APP);
-    if (!app.enabled) return refusal('app_disabled', Errors.CLOSE_APP_DISABLED);
+    const refused = (reason: RejectReason, error: CloseError, ...args: ReadonlyArray<string | number>): Refusal => ({
+      ...refusal(reason, error, ...args),
+      appId: app.id,
+    });
+    if (!app.enabled) return refused('app_disabled', Errors.CLOSE_APP_DISABLED);
     if (connectionWindows.get(app.id)?.allow(Date.now()) === false) {
       metrics.rateLimited(app.id, 'connections');
-      return refusal('rate_limited', Errors.CLOSE_CONNECTION_RATE_LIMITED);
+      return refused('rate_limited', Errors.CLOSE_CONNECTION_RATE_LIMITED);
     }
     const protocol = query.protocol;
     if (protocol !== undefined) {
       // A version is written as decimal digits: `Number()` alone would read "" as 0, " 7", "0x7" and "7.0" as 7.
       const version = DECIMAL_VERSION.test(protocol) ? Number(protocol) : Number.NaN;
       if (!Number.isInteger(version)) {
-        return refusal('bad_protocol', Errors.CLOSE_INVALID_VERSION);
+        return refused('bad_protocol', Errors.CLOSE_INVALID_VERSION);
       }
       if (!SUPPORTED_PROTOCOLS.has(version)) {
-        return refusal('bad_protocol', Errors.CLOSE_UNSUPPORTED_PROTOCOL, version);
+        return refused('bad_protocol', Errors.CLOSE_UNSUPPORTED_PROTOCOL, version);
       }
     }
     if (options.maxConnections > 0 && hub.connectionCount() >= options.maxConnections) {
-      return refusal('over_capacity', Errors.CLOSE_OVER_CAPACITY);
+      return refused('over_capacity', Errors.CLOSE_OVER_CAPACITY);
     }
     const count = hub.state(app.id)?.connections.size ?? 0;
     if (app.maxConnections > 0 && count >= app.maxConnections) {
-      return refusal('over_quota', Errors.CLOSE_OVER_QUOTA);
+      return refused('over_quota', Errors.CLOSE_OVER_QUOTA);
     }
     return { app };
   };
@@ -315,7 +327,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     ): void => {
       const admitted = admit(request.params.key, request.query);
       if ('reason' in admitted) {
-        reject(socket, request, admitted.reason, admitted.code, admitted.message);
+        reject(socket, request, admitted.reason, admitted.code, admitted.message, admitted.appId);
         return;
       }
       const app = admitted.app;
@@ -331,7 +343,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         (ok) => {
           socket.resume();
           if (!ok) {
-            reject(socket, request, 'over_quota', Errors.CLOSE_OVER_QUOTA.code, Errors.CLOSE_OVER_QUOTA.message);
+            reject(socket, request, 'over_quota', Errors.CLOSE_OVER_QUOTA.code, Errors.CLOSE_OVER_QUOTA.message, app.id);
           } else if (socket.readyState !== socket.OPEN) {
             quota.release(app, id);
           } else {
@@ -340,7 +352,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         },
         () => {
           socket.resume();
-          reject(socket, request, 'over_capacity', Errors.CLOSE_ENGINE_UNAVAILABLE.code, Errors.CLOSE_ENGINE_UNAVAILABLE.message);
+          reject(socket, request, 'over_capacity', Errors.CLOSE_ENGINE_UNAVAILABLE.code, Errors.CLOSE_ENGINE_UNAVAILABLE.message, app.id);
         },
       );
     };

@@ -65,6 +65,7 @@ test('unknown app key: pusher:error and close 4001', async () => {
     assert.equal(error.code, 4001);
     const line = await loggedOnce(server, { event: 'connection_rejected', reason: 'unknown_app' });
     assert.equal(line.code, 4001);
+    assert.equal(line.app_id, undefined);
   } finally {
     await server.close();
   }
@@ -95,7 +96,8 @@ test('disabled app (APPS_FILE): close 4003', async () => {
     const { error, closed } = await refused(server, `/app/off-key?${PUSHER_QUERY}`);
     assert.equal(closed.code, 4003);
     assert.equal(error.code, 4003);
-    await loggedOnce(server, { event: 'connection_rejected', reason: 'app_disabled' });
+    // The line names the tenant refused; an unknown key's names none (above).
+    await loggedOnce(server, { event: 'connection_rejected', reason: 'app_disabled', app_id: 'off-id' });
     // The enabled app of the same file connects.
     await connected(server.client());
   } finally {
@@ -111,7 +113,7 @@ test('per-app quota (APP_MAX_CONNECTIONS): the connection over it is closed with
     const { error, closed } = await refused(server, `/app/${APP.key}?${PUSHER_QUERY}`);
     assert.equal(closed.code, 4004);
     assert.equal(error.code, 4004);
-    await loggedOnce(server, { event: 'connection_rejected', reason: 'over_quota' });
+    await loggedOnce(server, { event: 'connection_rejected', reason: 'over_quota', app_id: APP.id });
     // Room again once one has left (the server forgets it when its close completes).
     await first.client.close();
     await until(() => server.app.hub.connectionCount() === 1, 'the closed connection to be forgotten');
