@@ -427,6 +427,17 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         metrics.messageReceived(app.id, 'ping', data.length);
         connection.answerPing(data);
       });
+      // Beacon sends no WebSocket pings, so a pong frame is the client's own doing: a frame like any other, counted and
+      // held to the budget as a ping is (no proof of life either). Unheard, a flood of them cost nothing to count but
+      // was never refused nor seen.
+      socket.on('pong', (data: Buffer) => {
+        const now = Date.now();
+        if (!connection.pingReceived(data.length, now)) {
+          overBudget(connection, data.length, now);
+          return;
+        }
+        metrics.messageReceived(app.id, 'pong', data.length);
+      });
       // Frame-level errors (invalid UTF-8, over the hard size limit) are the client's: counted and logged by the connection.
       ownSocketErrors(socket, (err) => connection.socketFailed(err));
       socket.on('close', (code: number) => connection.finish(code));

@@ -325,6 +325,22 @@ test('WebSocket pings are frames: answered within the frame budget, a burst past
   }
 });
 
+test('WebSocket pong frames a client sends unasked are frames too: counted, and past the budget refused with 4301', async () => {
+  const server = await startServer({ FRAME_RATE_LIMIT_PER_SECOND: '100' });
+  try {
+    const raw = await silentSocket(server.port, `/app/${APP.key}?${PUSHER_QUERY}`);
+    // 150 pongs in one write, each masked (a zero key) with one byte of payload.
+    raw.socket.write(Buffer.concat(Array.from({ length: 150 }, (_, i) => Buffer.from([0x8a, 0x81, 0, 0, 0, 0, i]))));
+    const refusedFrame = (f: { opcode: number; payload: Buffer }) => f.opcode === 1 && f.payload.toString().includes('4301');
+    await until(() => serverFrames(raw.received()).some(refusedFrame), 'the 4301 pusher:error');
+    await until(() => logLines(server, { event: 'rate_limited', reason: 'frame_rate_limited' }).length >= 1, 'a rate_limited line');
+    assert.equal(server.app.hub.connectionCount(), 1, 'the connection is held, not cut');
+    raw.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
 test('pusher:ping is answered with pusher:pong (raw and pusher-js)', async () => {
   const server = await startServer();
   try {
