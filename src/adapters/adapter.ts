@@ -25,6 +25,8 @@
  * - A publish while the engine is down is counted and dropped (never buffered without bound); `status().up` says so.
  * - `flush()` resolves once every envelope this node published before the call has reached this node's envelope handler
  *   (the graceful drain waits for it before closing connections, so an accepted publish is written before the 4200 close).
+ * - `holdLeaves(ms)` (optional): the graceful drain's leave grace — the leaves of the connections it closes are recorded
+ *   after `ms`, or at `settle` / `close`, so clients that reconnect to another node meanwhile cause no leave and rejoin.
  * Every implementation runs the same contract suite (test/adapters/adapter-contract.ts).
  */
 import type { Envelope } from './envelope.js';
@@ -179,6 +181,16 @@ export interface Adapter {
    * node's changes (reported to `onCountPublished`), which no other node would publish, so their webhooks go out too.
    */
   settle(): Promise<void>;
+  /**
+   * Optional (a cluster engine's): the drain is about to close every connection with 4200, and their clients reconnect to
+   * other nodes at once. The leaves that follow (subscriptions, presence members, signed-in users) are recorded only
+   * after `ms` — the leave grace — so a client back on another node within it changes nothing the cluster sees: no
+   * `member_removed` / `member_added`, no `channel_vacated` / `channel_occupied`, no watchlist `offline` / `online`.
+   * `settle` waits for the grace to end (at once when nothing is held) and records them; `close` records them too. An
+   * engine with no other node serving needs no grace (nowhere to reconnect) and records them at once. The local adapter
+   * has no other node and does not implement it.
+   */
+  holdLeaves?(ms: number): void;
   status(): AdapterStatus;
   /** Resolves once every envelope published by this node so far was handed to this node's envelope handler. */
   flush(): Promise<void>;

@@ -125,6 +125,16 @@ interface Deferred {
   kept?: boolean;
 }
 
+/** The drain's leave grace (`holdLeaves`): the leaves held, run by `end` once; `over` resolves then. */
+interface LeaveGrace {
+  leaves: (() => void)[];
+  /** What the holders were given: `settle` waits for these, so the callers' handlers (webhooks) have run by then. */
+  recorded: Promise<unknown>[];
+  ended: boolean;
+  over: Promise<void>;
+  end: () => void;
+}
+
 /** A signed-in user's presence on this node not recorded yet: the state to write, and the callers waiting for an attempt. */
 interface PresenceWrite {
   online: boolean;
@@ -206,6 +216,30 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const held = new Map<string, { appId: string; channel: string; socketId: string; member: MemberRef | null; maxMembers: number }>();
   const reservations = new Map<string, { appId: string; max: number }>();
   const signedIn = new Map<string, { appId: string; userId: string }>();
+  /**
+   * The drain's leave grace (`holdLeaves`): the leaves of the connections it closed wait in `leaves` until `end` runs them
+   * — when the grace is over, at `settle` (at once if nothing is held) or `close`, or at once when no other node serves.
+   */
+  let grace: LeaveGrace | undefined;
+  /** Runs `record` now, or once the leave grace is over when one is under way. */
+  const afterGrace = <T>(record: () => Promise<T>): Promise<T> => {
+    const g = grace;
+    if (g === undefined || g.ended) return record();
+    const recorded = new Promise<T>((resolve, reject) => g.leaves.push(() => record().then(resolve, reject)));
+    g.recorded.push(recorded);
+    return recorded;
+  };
+  /** Whether another node is alive and not draining: one this node's clients can reconnect to. */
+  async function othersServe(): Promise<boolean> {
+    const others = (await pub.smembers(keys.nodes)).filter((id) => id !== nodeId);
+    const states = await Promise.all(
+      others.map(async (id) => {
+        const [alive, draining] = await Promise.all([pub.exists(keys.node(id)), pub.exists(keys.draining(id))]);
+        return alive === 1 && draining === 0;
+      }),
+    );
+    return states.includes(true);
+  }
   /** Whether changes failed while Redis answered and are retried (`adapter_changes_pending` was logged, not yet `…_recorded`). */
   let retrying = false;
   const inflight = new Set<Promise<unknown>>();
@@ -635,6 +669,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       const key = `${appId}\n${userId}`;
       if (online) signedIn.set(key, { appId, userId });
       else signedIn.delete(key);
+      // A sign-out while the drain holds leaves is written after the grace (nobody waits for an offline's attempt).
+      if (!online && grace !== undefined && !grace.ended) {
+        afterGrace(() => writePresence(appId, userId, false, false)).catch(() => undefined);
+        return Promise.resolve();
+      }
       return writePresence(appId, userId, online, false);
     },
     onUserPresence(handler) {
@@ -706,7 +745,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     leave(appId, channel, socketId, member) {
       held.delete(subscriptionKey(appId, channel, socketId));
       interest.release(keys.channel(appId, channel).events);
-      return removal(subscriptionKey(appId, channel, socketId), () => membership.leave(appId, channel, socketId, member));
+      // While the drain holds leaves, recorded (and its webhooks emitted by the caller) once the grace is over.
+      return afterGrace(() => removal(subscriptionKey(appId, channel, socketId), () => membership.leave(appId, channel, socketId, member)));
     },
     async reserveConnection(appId, max, id) {
       if (!isUp()) throw new Error('cluster engine down');
@@ -754,7 +794,44 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       const message: ControlMessage = { type: 'terminate', appId, userId };
       pub.publish(keys.control, JSON.stringify(message)).catch(() => undefined);
     },
+    holdLeaves(ms) {
+      if (grace !== undefined || closed || ms <= 0 || !isUp()) return;
+      let resolve!: () => void;
+      const over = new Promise<void>((r) => (resolve = r));
+      const timer = setTimeout(() => g.end(), ms);
+      timer.unref();
+      const g: LeaveGrace = {
+        leaves: [],
+        recorded: [],
+        ended: false,
+        over,
+        end() {
+          if (g.ended) return;
+          g.ended = true;
+          clearTimeout(timer);
+          for (const record of g.leaves.splice(0)) record();
+          resolve();
+        },
+      };
+      grace = g;
+      // Other nodes draining at the same time are no place to reconnect to: this node says it drains (for as long as its
+      // grace may last), and holds nothing when no other node serves — or when that cannot be read (as without a grace).
+      pub.set(keys.draining(nodeId), '1', 'PX', Math.ceil(ms) + nodeTtlMs).catch(() => undefined);
+      othersServe().then(
+        (serve) => {
+          if (!serve) g.end();
+        },
+        () => g.end(),
+      );
+    },
     async settle() {
+      // Every connection is gone: the leaves held by the drain are recorded once the grace is over (at once if none is).
+      if (grace !== undefined) {
+        if (grace.leaves.length === 0) grace.end();
+        await grace.over;
+        // Each caller's handler of its leave's outcome (its webhooks) runs before this wait ends: registered first.
+        await Promise.race([Promise.allSettled(grace.recorded), delay(COMMAND_TIMEOUT_MS * 2)]);
+      }
       await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
       // The drain calls this once every connection is gone: the counts held back for this node's changes go out now, so
       // their webhooks leave before the sender closes (adapter.ts), not after, counted failed. Bounded like the rest.
@@ -773,6 +850,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       markers.cancel();
       clearTimeout(retry);
       clearTimeout(redo);
+      // Leaves still held by the drain's grace are recorded now (the node is going).
+      grace?.end();
       // Leaves of the connections closed by the drain are recorded before the node goes; whatever share is still left
       // (a leave that could not be recorded) is removed like a dead node's, so no member outlives the node.
       await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
@@ -780,7 +859,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         for (const d of deferred.splice(0)) runDurable(d);
         await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
         await membership.reap(nodeId).catch(() => undefined);
-        await Promise.all([pub.del(keys.node(nodeId)), pub.srem(keys.nodes, nodeId)]).catch(() => undefined);
+        await Promise.all([pub.del(keys.node(nodeId)), pub.srem(keys.nodes, nodeId), pub.del(keys.draining(nodeId))]).catch(
+          () => undefined,
+        );
       }
       // The counts this node's last changes held back (the throttle of big channels) go out before it does.
       await membership.close();

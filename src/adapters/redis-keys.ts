@@ -100,6 +100,14 @@ export class RedisKeys {
     return `${this.prefix}:node:${node}`;
   }
 
+  /**
+   * Set (with a TTL) by a node while its drain holds the leaves of the connections it closed (`holdLeaves`): a node that
+   * drains too does not count as one where clients can reconnect, so its own leaves are not held for it.
+   */
+  draining(node: string): string {
+    return `${this.prefix}:draining:${node}`;
+  }
+
   /** Set of every node that may hold state: removed only once its share is reaped. */
   get nodes(): string {
     return `${this.prefix}:nodes`;

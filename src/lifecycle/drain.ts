@@ -8,8 +8,11 @@
  * 4. the adapter is flushed: every envelope accepted before step 3 has reached this node's fan-out, i.e. was written to
  *    the sockets of every subscriber connected now — so a 200 means delivered, and nothing accepted is lost;
  * 5. every connection is closed with 4200 (its close frame queues behind the frames written in step 4), and the drain
- *    waits for the close handshakes;
- * 6. the connections' leaves are settled with the cluster engine (their webhooks come from its answers);
+ *    waits for the close handshakes. A cluster engine holds their leaves for the leave grace (`Adapter.holdLeaves`:
+ *    LEAVE_GRACE_MAX_MS at most, a fifth of the deadline, a third of what is left of it), so the clients that reconnect
+ *    to another node meanwhile neither leave nor join for the rest of the cluster;
+ * 6. the connections' leaves are settled with the cluster engine, once the leave grace is over (their webhooks come from
+ *    its answers); the engine keeps its heartbeat until it closes;
  * 7. webhooks, the HTTP server and the adapter close.
  * Every wait is bounded by what is left of the deadline; a stage that runs out of time does not stop the later ones.
  */
@@ -20,6 +23,18 @@ import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Deadline } from './deadline.js';
+
+/**
+ * The longest leave grace (step 5): pusher-js reconnects at once on 4200, and a presence member is back on another node
+ * once its auth request and join have been answered — well under a second normally, more when every client of the node
+ * reconnects at once.
+ */
+export const LEAVE_GRACE_MAX_MS = 5000;
+
+/** The leave grace for a shutdown deadline of `totalMs`: a fifth of it, at most LEAVE_GRACE_MAX_MS (2 s for the default 10 s). */
+export function leaveGraceMs(totalMs: number): number {
+  return Math.min(LEAVE_GRACE_MAX_MS, Math.floor(totalMs / 5));
+}
 
 /** What the drain drives; each part is built elsewhere (app.ts wires them). */
 export interface DrainParts {
@@ -49,6 +64,8 @@ export interface DrainResult {
 export async function drain(parts: DrainParts, deadline: Deadline): Promise<DrainResult> {
   const { hub, adapter, logger } = parts;
   const started = performance.now();
+  // The deadline starts with the shutdown: its whole length sets the leave grace (step 5).
+  const leaveGrace = leaveGraceMs(deadline.remainingMs());
   const timedOut: string[] = [];
   const stage = async (name: string, work: () => Promise<unknown>): Promise<void> => {
     if (!(await deadline.race(Promise.resolve().then(work)))) timedOut.push(name);
@@ -72,11 +89,13 @@ export async function drain(parts: DrainParts, deadline: Deadline): Promise<Drai
         }),
     ),
   );
+  // Their leaves (on close) are held by a cluster engine until the grace is over or the settle below; within what is left.
+  if (open.length > 0) adapter.holdLeaves?.(Math.min(leaveGrace, deadline.remainingMs() / 3));
   for (const connection of open) connection.close(Errors.CLOSE_SHUTTING_DOWN.code, Errors.CLOSE_SHUTTING_DOWN.message, 'server_shutdown');
   // Connection.close cuts a socket whose peer does not answer within its own bound; clients normally answer at once.
   await stage('connections', () => gone);
-  // The clients' leaves are recorded cluster-wide first (their webhooks come from the answers), then their
-  // channel_vacated / member_removed go out now instead of after their delay.
+  // The clients' leaves are recorded cluster-wide first, once the leave grace is over (their webhooks come from the
+  // answers), then their channel_vacated / member_removed go out now instead of after their delay.
   await stage('adapter_settle', () => adapter.settle());
   await stage('webhooks', () => parts.webhooks.close());
   await stage('http_server', () => parts.server.close());
