@@ -191,6 +191,11 @@ export interface Adapter {
    * has no other node and does not implement it.
    */
   holdLeaves?(ms: number): void;
+  /**
+   * The graceful drain has begun (its first step, before any wait): for up to `ms` this node takes no clients, so other
+   * nodes' drains do not count it as a place for theirs to reconnect to (`holdLeaves`). Optional, as `holdLeaves`.
+   */
+  markDraining?(ms: number): void;
   status(): AdapterStatus;
   /** Resolves once every envelope published by this node so far was handed to this node's envelope handler. */
   flush(): Promise<void>;

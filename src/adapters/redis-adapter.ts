@@ -794,6 +794,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       const message: ControlMessage = { type: 'terminate', appId, userId };
       pub.publish(keys.control, JSON.stringify(message)).catch(() => undefined);
     },
+    markDraining(ms) {
+      // From the drain's first step, whatever this node's connections: a node that has stopped taking clients must not
+      // make another's drain hold its leaves for clients that cannot come to it. Expires with the drain (and a TTL).
+      if (closed) return;
+      pub.set(keys.draining(nodeId), '1', 'PX', Math.ceil(ms) + nodeTtlMs).catch(() => undefined);
+    },
     holdLeaves(ms) {
       if (grace !== undefined || closed || ms <= 0 || !isUp()) return;
       let resolve!: () => void;
@@ -814,9 +820,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         },
       };
       grace = g;
-      // Other nodes draining at the same time are no place to reconnect to: this node says it drains (for as long as its
-      // grace may last), and holds nothing when no other node serves — or when that cannot be read (as without a grace).
-      pub.set(keys.draining(nodeId), '1', 'PX', Math.ceil(ms) + nodeTtlMs).catch(() => undefined);
+      // Nodes draining too are no place to reconnect to (each marked itself as its drain began: `markDraining`), so this
+      // node holds nothing when no other node serves — or when that cannot be read (as without a grace).
       othersServe().then(
         (serve) => {
           if (!serve) g.end();

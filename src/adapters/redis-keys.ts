@@ -101,8 +101,8 @@ export class RedisKeys {
   }
 
   /**
-   * Set (with a TTL) by a node while its drain holds the leaves of the connections it closed (`holdLeaves`): a node that
-   * drains too does not count as one where clients can reconnect, so its own leaves are not held for it.
+   * Set (with a TTL) by a node from the start of its drain (`markDraining`): a node that takes no clients any more does
+   * not count as one where another draining node's clients can reconnect, so that node holds no leaves for it.
    */
   draining(node: string): string {
     return `${this.prefix}:draining:${node}`;

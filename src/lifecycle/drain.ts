@@ -72,6 +72,8 @@ export async function drain(parts: DrainParts, deadline: Deadline): Promise<Drai
   };
 
   parts.startDraining();
+  // Before any wait: a node in its grace sleep takes no clients, and another node's drain must not count on it.
+  adapter.markDraining?.(deadline.remainingMs());
   logEvent(logger, 'info', { event: 'shutdown_started', connections: hub.connectionCount(), grace_ms: parts.graceMs }, 'draining');
   if (parts.graceMs > 0 && hub.connectionCount() > 0) await deadline.sleep(parts.graceMs);
   parts.heartbeat.stop();

@@ -176,3 +176,30 @@ test('a node with no other node serving holds no leave: its drain is not slowed 
     await hooks.close();
   }
 });
+
+test('a node already draining is no place to reconnect: a whole cluster stopping holds no leave', async () => {
+  const hooks = await startWebhookReceiver();
+  const env = { ADAPTER: 'redis', REDIS_URL: redis.url, APP_WEBHOOK_URL: hooks.url, SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) };
+  const a = await startServer({ ...env, NODE_ID: 'first' });
+  // B waits its SHUTDOWN_GRACE_MS before closing its clients: alive, beating, taking no one.
+  const b = await startServer({ ...env, NODE_ID: 'second', SHUTDOWN_GRACE_MS: '3000' });
+  try {
+    await until(() => a.app.adapter.status().up && b.app.adapter.status().up, 'both nodes on Redis');
+    await eventually(async () => (await client.exists(keys.node((b.app.adapter as RedisAdapter).nodeId))) === 1, 'node B beats');
+    const quinn = member(a, 'quinn');
+    await subscribed(quinn, 'presence-all');
+    quinn.connection.bind('state_change', (s: { current: string }) => {
+      if (s.current === 'connecting') quinn.disconnect();
+    });
+    await subscribed(member(b, 'rex'), 'presence-all');
+    const bDrained = b.app.drain(new Deadline(SHUTDOWN_TIMEOUT_MS));
+    await eventually(async () => (await client.exists(keys.draining((b.app.adapter as RedisAdapter).nodeId))) === 1, 'B marked draining');
+    const result = await a.app.drain(new Deadline(SHUTDOWN_TIMEOUT_MS));
+    const grace = leaveGraceMs(SHUTDOWN_TIMEOUT_MS);
+    assert.ok(result.seconds * 1000 < grace, `A's drain took ${(result.seconds * 1000).toFixed(0)} ms, the grace is ${grace} ms`);
+    assert.deepEqual((await bDrained).timedOut, []);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+    await hooks.close();
+  }
+});
