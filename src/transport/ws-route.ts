@@ -346,6 +346,11 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
             reject(socket, request, 'over_quota', Errors.CLOSE_OVER_QUOTA.code, Errors.CLOSE_OVER_QUOTA.message, app.id);
           } else if (socket.readyState !== socket.OPEN) {
             quota.release(app, id);
+          } else if (options.isDraining()) {
+            // The drain began while the cluster counted it: it may have taken its snapshot of the connections to close
+            // already, so this one is refused as the drain closes them (4200), not opened past it.
+            quota.release(app, id);
+            reject(socket, request, 'over_capacity', Errors.CLOSE_SHUTTING_DOWN.code, Errors.CLOSE_SHUTTING_DOWN.message, app.id);
           } else {
             accept(socket, request, app, id, true);
           }

@@ -14,6 +14,10 @@ import { APP, startServer, startServerWithApps, type TestServer } from '../helpe
 import { silentSocket } from '../helpers/silent-socket.js';
 import { signedQuery } from '../helpers/signed-fetch.js';
 import { until, within } from '../helpers/wait.js';
+import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
+import { Deadline } from '../../src/lifecycle/deadline.js';
+import type { Adapter } from '../../src/adapters/adapter.js';
+import type { Metrics } from '../../src/telemetry/metrics.js';
 
 /** Opens a raw connection the server must refuse; returns the pusher:error data and the close frame. */
 async function refused(server: TestServer, path: string) {
@@ -297,6 +301,45 @@ function serverFrames(bytes: Buffer): { opcode: number; payload: Buffer }[] {
   }
   return frames;
 }
+
+test('an upgrade the cluster was still counting when the drain began is refused with 4200, not opened past the drain', async () => {
+  // The engine's quota answer is held until the drain is over (its snapshot of connections to close long taken).
+  let reserving!: () => void;
+  const reserveCalled = new Promise<void>((resolve) => (reserving = resolve));
+  let answer!: () => void;
+  const answered = new Promise<void>((resolve) => (answer = resolve));
+  const adapter = (_hub: unknown, metrics: Metrics): Adapter => {
+    const local = createLocalAdapter({ metrics, cacheTtlMs: 60_000, cacheMaxBytes: 1 << 20 });
+    const reserve = local.reserveConnection.bind(local);
+    const settle = local.settle.bind(local);
+    return Object.assign(local, {
+      async reserveConnection(appId: string, max: number, id: string): Promise<boolean> {
+        reserving();
+        await answered;
+        return reserve(appId, max, id);
+      },
+      // The quota answers once the drain has closed its connections (step 6), the HTTP server still open.
+      async settle(): Promise<void> {
+        answer();
+        await new Promise((resolve) => setImmediate(resolve));
+        return settle();
+      },
+    });
+  };
+  const server = await startServer({ APP_MAX_CONNECTIONS: '5' }, { adapter });
+  try {
+    const client = await RawClient.connect(server.port);
+    await within(reserveCalled, 'the quota asked');
+    const drained = server.app.drain(new Deadline(2000));
+    const closed = await client.waitClosed();
+    await drained;
+    assert.equal(closed.code, 4200);
+    assert.equal(client.all('pusher:connection_established').length, 0);
+    assert.equal(server.app.hub.connectionCount(), 0);
+  } finally {
+    await server.close();
+  }
+});
 
 test('WebSocket pings are frames: answered within the frame budget, a burst past it refused with 4301, never cut silently', async () => {
   // ws answered pings itself and terminated the socket (1006, no reason anywhere) once 60 pongs were unwritten: 61 pings
