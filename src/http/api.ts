@@ -97,10 +97,12 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     if (isUpgrade(request)) return;
     request.apiSpan = startHttpServerSpan(request.method, request.routeOptions.url ?? 'unmatched', request.headers);
   });
-  // The drain's third step (lifecycle/drain.ts): from then on nothing is accepted, so nothing accepted can be lost.
+  // The drain's third step (lifecycle/drain.ts): from then on nothing is accepted, so nothing accepted can be lost. The
+  // socket is closed after the answer: a backend's pooled keep-alive connection would bring its retry back here for as
+  // long as the drain lasts (its leave grace included), where a new one goes through the balancer to a node that serves.
   scope.addHook('onRequest', async (request, reply) => {
     if (!deps.isAccepting() && !isUpgrade(request)) {
-      return answerError(reply.header('Retry-After', RETRY_AFTER_SECONDS), Errors.API_SHUTTING_DOWN);
+      return answerError(reply.header('Retry-After', RETRY_AFTER_SECONDS).header('Connection', 'close'), Errors.API_SHUTTING_DOWN);
     }
     return undefined;
   });

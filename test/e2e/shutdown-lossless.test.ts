@@ -5,6 +5,7 @@
  * `Retry-After` to what came after it stopped accepting.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { test } from 'node:test';
 import Pusher from 'pusher';
 import { spawnBeacon } from '../helpers/beacon-process.js';
@@ -89,6 +90,24 @@ test('the API answers 503 with Retry-After once the drain stopped it', { timeout
     assert.equal(answer?.status, 503);
     assert.equal(answer?.headers.get('retry-after'), '1');
     assert.deepEqual(await answer?.json(), { error: 'Server is shutting down; retry' });
+    // On a kept-alive connection too the answer ends it: the client's retry opens a new one (through the balancer, to a
+    // node that serves) instead of coming back here for as long as the drain lasts.
+    const agent = new http.Agent({ keepAlive: true });
+    try {
+      const kept = await new Promise<{ connection: string | undefined; ended: Promise<void> }>((resolve, reject) => {
+        http
+          .get(`${beacon.url}/apps/${APP.id}/channels`, { agent }, (res) => {
+            res.resume();
+            const ended = new Promise<void>((done) => res.socket.once('close', () => done()));
+            resolve({ connection: res.headers.connection, ended });
+          })
+          .on('error', reject);
+      });
+      assert.equal(kept.connection, 'close');
+      await within(kept.ended, 'the server to close the kept-alive socket', 2000);
+    } finally {
+      agent.destroy();
+    }
     assert.equal(await stopped, 0);
   } finally {
     silent.destroy();
