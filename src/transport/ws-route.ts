@@ -271,6 +271,20 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     });
   };
 
+  /**
+   * A WebSocket control frame (ping or pong) of `data` from `connection`: within its frame budget, counted under `kind`
+   * (true); past it, refused with 4301 and the socket held (false). Either way no proof of life (connection-state.ts).
+   */
+  const controlFrame = (connection: Connection, data: Buffer, kind: 'ping' | 'pong'): boolean => {
+    const now = Date.now();
+    if (!connection.pingReceived(data.length, now)) {
+      overBudget(connection, data.length, now);
+      return false;
+    }
+    metrics.messageReceived(connection.app.id, kind, data.length);
+    return true;
+  };
+
   /** Writes out what the upgrade held (the preHandler hook corked it); every ws handler calls this once it has answered. */
   const released = (request: FastifyRequest): void => {
     const socket = request.raw.socket;
@@ -424,25 +438,12 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       // unwritten — 61 pings in one read. With it off (app.ts) a ping is a frame like any other: counted, answered within
       // the frame budget and the send buffer's bound, and past the budget refused with 4301 while the socket is held.
       socket.on('ping', (data: Buffer) => {
-        const now = Date.now();
-        if (!connection.pingReceived(data.length, now)) {
-          overBudget(connection, data.length, now);
-          return;
-        }
-        metrics.messageReceived(app.id, 'ping', data.length);
-        connection.answerPing(data);
+        if (controlFrame(connection, data, 'ping')) connection.answerPing(data);
       });
       // Beacon sends no WebSocket pings, so a pong frame is the client's own doing: a frame like any other, counted and
       // held to the budget as a ping is (no proof of life either). Unheard, a flood of them cost nothing to count but
       // was never refused nor seen.
-      socket.on('pong', (data: Buffer) => {
-        const now = Date.now();
-        if (!connection.pingReceived(data.length, now)) {
-          overBudget(connection, data.length, now);
-          return;
-        }
-        metrics.messageReceived(app.id, 'pong', data.length);
-      });
+      socket.on('pong', (data: Buffer) => controlFrame(connection, data, 'pong'));
       // Frame-level errors (invalid UTF-8, over the hard size limit) are the client's: counted and logged by the connection.
       ownSocketErrors(socket, (err) => connection.socketFailed(err));
       socket.on('close', (code: number) => connection.finish(code));
