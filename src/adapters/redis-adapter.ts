@@ -46,7 +46,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
-import { EngineUnavailableError, type Adapter, type MemberRef, type ReapedChannel } from './adapter.js';
+import { EngineUnavailableError, type Adapter, type LeaveOutcome, type MemberRef, type ReapedChannel } from './adapter.js';
 import { decodeCachedEvent, encodeCachedEvent } from './cache-codec.js';
 import type { Envelope } from './envelope.js';
 import { decodeStamped, encodeEnvelope } from './envelope-codec.js';
@@ -216,6 +216,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const held = new Map<string, { appId: string; channel: string; socketId: string; member: MemberRef | null; maxMembers: number }>();
   const reservations = new Map<string, { appId: string; max: number }>();
   const signedIn = new Map<string, { appId: string; userId: string }>();
+  /**
+   * Subscriptions being recorded again (`rerecord`), per socket and channel, until that attempt settles. A leave that comes
+   * meanwhile is recorded after it: its script then takes out what the record put back, so the removal is the leave's own
+   * — its outcome (member_removed, channel_vacated, the caller's webhooks) and, in a drain, its wait for the leave grace.
+   */
+  const rerecording = new Map<string, Promise<void>>();
   /**
    * The drain's leave grace (`holdLeaves`): the leaves of the connections it closed wait in `leaves` until `end` runs them
    * — when the grace is over, at `settle` (at once if nothing is held) or `close`, or at once when no other node serves.
@@ -436,8 +442,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * This node's share of the cluster state was lost: its liveness key had expired when it beat again (Redis restarted
    * empty, or another node reaped it while its heartbeats failed: redis-reaper.ts). Everything it holds is recorded again
    * by the same idempotent scripts — each subscription (with its presence member), each counted connection, each
-   * signed-in user — so what is still recorded changes nothing. What is let go meanwhile (a leave, a release, a sign-out)
-   * is taken back out after. One `node_share_recorded` line says what was recorded once every change has been attempted.
+   * signed-in user — so what is still recorded changes nothing. What is let go meanwhile is taken back out after: a leave
+   * by its own script, run after the record of its subscription (`rerecording`), a release or a sign-out after theirs.
+   * One `node_share_recorded` line says what was recorded once every change has been attempted.
    *
    * After a reap the members and users it removed were announced gone (`member_removed`, watchlist `offline`), so their
    * return is announced too. When Redis lost its data (`dataLost`) nothing was announced and the clients still hold them:
@@ -458,29 +465,23 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     const started = performance.now();
     // Already admitted: recorded again without the limits (a seat or a quota slot taken meanwhile must not refuse it).
     const changes: (() => Promise<void>)[] = [];
-    const again = (record: () => Promise<unknown>, after: () => void) => (): Promise<void> =>
+    const again = (record: () => Promise<unknown>, after?: () => void) => (): Promise<void> =>
       new Promise<void>((resolve) =>
         runDurable({
           run: () => (current() ? record() : Promise.resolve()),
           attempted: (recorded) => {
             if (!recorded) return;
-            after();
+            after?.();
             resolve();
           },
           reject: () => resolve(),
           idempotent: true,
         }),
       );
+    // Left while it is recorded again: its leave waits for this record and takes it back out (`rerecording`).
     for (const [key, s] of held) {
-      changes.push(
-        again(
-          () => (held.has(key) ? membership.rejoin(s.appId, s.channel, s.socketId, s.member, 0, restore) : Promise.resolve()),
-          () => {
-            // Left while it was recorded again (its leave's script may have run first): taken back out, as a failed join.
-            if (!held.has(key)) removal(key, () => membership.leave(s.appId, s.channel, s.socketId, s.member, false)).catch(() => undefined);
-          },
-        ),
-      );
+      const record = (): Promise<unknown> => membership.rejoin(s.appId, s.channel, s.socketId, s.member, 0, restore);
+      changes.push(again(() => (held.has(key) ? rerecorded(key, record()) : Promise.resolve())));
     }
     for (const [id, r] of reservations) {
       changes.push(
@@ -515,6 +516,22 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       restoring = undefined;
       logEvent(logger, 'info', { ...line, duration_ms: Math.round(performance.now() - started) }, "cluster engine: this node's share recorded again");
     });
+  }
+
+  /**
+   * Lists a subscription's record again in `rerecording` until it settles. One that failed may still run late, but it was
+   * sent before any leave that waited for it, on the same connection, so that leave's script runs after it all the same.
+   */
+  function rerecorded<T>(key: string, record: Promise<T>): Promise<T> {
+    const settled = record.then(
+      () => undefined,
+      () => undefined,
+    );
+    rerecording.set(key, settled);
+    void settled.then(() => {
+      if (rerecording.get(key) === settled) rerecording.delete(key);
+    });
+    return record;
   }
 
   /** Tracks a membership operation so `close` can wait for it. */
@@ -743,10 +760,14 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       }
     },
     leave(appId, channel, socketId, member) {
-      held.delete(subscriptionKey(appId, channel, socketId));
+      const key = subscriptionKey(appId, channel, socketId);
+      held.delete(key);
       interest.release(keys.channel(appId, channel).events);
+      // Being recorded again (`rerecord`): after that record, whose script may put the subscription back before this one's.
+      const recorded = rerecording.get(key);
+      const run = (): Promise<LeaveOutcome> => membership.leave(appId, channel, socketId, member);
       // While the drain holds leaves, recorded (and its webhooks emitted by the caller) once the grace is over.
-      return afterGrace(() => removal(subscriptionKey(appId, channel, socketId), () => membership.leave(appId, channel, socketId, member)));
+      return afterGrace(() => removal(key, recorded === undefined ? run : () => recorded.then(run)));
     },
     async reserveConnection(appId, max, id) {
       if (!isUp()) throw new Error('cluster engine down');

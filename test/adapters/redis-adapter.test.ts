@@ -1,10 +1,11 @@
 /** The Redis adapter against the shared contract suite, on a real redis-server, plus what only a cluster engine does. */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
-import { EngineUnavailableError, type ReapedChannel } from '../../src/adapters/adapter.js';
+import { EngineUnavailableError, type LeaveOutcome, type ReapedChannel } from '../../src/adapters/adapter.js';
 import { createRedisAdapter, PUBLISH_BACKLOG_MAX_BYTES, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
 import type { Envelope } from '../../src/adapters/envelope.js';
+import { decodeEnvelope } from '../../src/adapters/envelope-codec.js';
 import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { RedisMembership } from '../../src/adapters/redis-membership.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
@@ -362,6 +363,114 @@ test('redis adapter: a node reaped while alive records its share again with memb
     assert.deepEqual(heard, ['member_removed u1', 'member_added u1', 'marker after']);
     assert.deepEqual(watched, ['w1 offline', 'w1 online']);
     assert.equal(lines.find((l) => l.event === 'node_share_recorded')?.data_lost, false);
+  } finally {
+    client.disconnect();
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+/**
+ * A leave while its subscription is being recorded again: it comes right after the record sent its first command (the
+ * node's channel index) and before the record's script, which is sent once that command is answered. Sent at once, the
+ * leave's script would run before the record's and find nothing, and the record would put the subscription back.
+ */
+function leaveAsRecordStarts(t: TestContext, socketId: string, leave: () => Promise<LeaveOutcome>): () => Promise<LeaveOutcome> | undefined {
+  let leaving: Promise<LeaveOutcome> | undefined;
+  const rejoin = RedisMembership.prototype.rejoin;
+  t.mock.method(RedisMembership.prototype, 'rejoin', function (this: RedisMembership, ...args: Parameters<RedisMembership['rejoin']>) {
+    const recording = rejoin.apply(this, args);
+    if (args[2] === socketId && leaving === undefined) {
+      queueMicrotask(() => {
+        leaving = leave();
+      });
+    }
+    return recording;
+  });
+  return () => leaving;
+}
+
+test('redis adapter: a member leaving while its node records it again after Redis lost its data is removed with the leave’s outcome', async (t) => {
+  // The record puts u1 back silently (restore), so what takes it out again publishes member_removed and vacates the
+  // channel: the leave must report both, or the caller sends no member_removed / channel_vacated webhook and the backend
+  // keeps u1 and the channel for good. The channel's events are heard by a plain subscriber of its pub/sub channel.
+  const lines: Record<string, unknown>[] = [];
+  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
+  const a = make({ prefix: 'left-lost', nodeTtlMs: 900, logger: logger as never });
+  const admin = new Redis(redis.url);
+  const listener = new Redis(redis.url);
+  const u1 = { userId: 'u1', userInfo: null };
+  const leaving = leaveAsRecordStarts(t, '1.1', () => a.leave('a1', 'presence-lost', '1.1', u1));
+  try {
+    await within(a.ready(), 'adapter up');
+    await loadLeaveScript(a);
+    const heard: string[] = [];
+    listener.on('message', (_channel: string, message: string) => heard.push(described(decodeEnvelope(message)!)));
+    await listener.subscribe(new RedisKeys('left-lost').channel('a1', 'presence-lost').events);
+    await a.join('a1', 'presence-lost', '1.1', u1, 0);
+    await until(() => heard.includes('member_added u1'), 'u1 announced');
+    heard.length = 0;
+
+    await admin.flushall();
+    await until(() => leaving() !== undefined, 'A records u1 again', 5000);
+    const outcome = await within(leaving()!, 'the leave to be recorded');
+    await until(() => lines.some((l) => l.event === 'node_share_recorded'), 'A recorded its share again', 5000);
+    // A's marker goes out after everything A sent before it (one connection): the events of the record and the leave.
+    a.publish({ ...envelope('after'), channel: 'presence-lost' });
+    await until(() => heard.includes('marker after'), 'the marker');
+    assert.deepEqual(heard, ['member_removed u1', 'marker after']);
+    assert.deepEqual(outcome, { memberRemoved: true, vacated: true, count: undefined });
+    assert.deepEqual(await a.channel('a1', 'presence-lost'), { subscriptionCount: 0, userCount: 0 });
+  } finally {
+    listener.disconnect();
+    admin.disconnect();
+    await a.close();
+  }
+});
+
+test('redis adapter: a leave the drain holds while its node records its share again waits for the grace like any other', async (t) => {
+  // A is reaped while alive (by hand, as in the test above) during its drain: it records u1 again (member_added after the
+  // reap's member_removed) just as the drain closes u1's connection. u1 reconnects to B within the grace: the others must
+  // see u1 neither leave nor join again, and the leave recorded at the end of the grace changes nothing.
+  const lines: Record<string, unknown>[] = [];
+  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
+  const keys = new RedisKeys('left-grace');
+  const client = new Redis(redis.url);
+  const a = make({ prefix: 'left-grace', nodeTtlMs: 900, logger: logger as never });
+  const b = make({ prefix: 'left-grace', nodeTtlMs: 900 });
+  const u1 = { userId: 'u1', userInfo: null };
+  const leaving = leaveAsRecordStarts(t, '1.1', () => a.leave('a1', 'presence-grace', '1.1', u1));
+  try {
+    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
+    await loadLeaveScript(a);
+    // B beats: A's drain finds a node to reconnect to.
+    await eventually(async () => (await client.exists(keys.node(b.nodeId))) === 1, 'node B beats');
+    const heard: string[] = [];
+    b.onEnvelope((e) => {
+      if (e.channel === 'presence-grace') heard.push(described(e));
+    });
+    await b.join('a1', 'presence-grace', '2.1', { userId: 'u2', userInfo: null }, 0);
+    await a.join('a1', 'presence-grace', '1.1', u1, 0);
+    await until(() => heard.includes('member_added u1'), 'u1 announced at B');
+    heard.length = 0;
+
+    a.holdLeaves!(2000);
+    await new RedisMembership(client, keys, 'reaper', 'PUBLISH').reap(a.nodeId);
+    await client.multi().del(keys.node(a.nodeId)).srem(keys.nodes, a.nodeId).exec();
+    await until(() => leaving() !== undefined, 'A records u1 again', 5000);
+    await until(() => lines.some((l) => l.event === 'node_share_recorded'), 'A recorded its share again', 5000);
+    // u1 is back, on B, within the grace: already present.
+    const back = await b.join('a1', 'presence-grace', '2.9', u1, 0);
+    a.publish({ ...envelope('back'), channel: 'presence-grace' });
+    await until(() => heard.includes('marker back'), 'the marker at B');
+    assert.deepEqual(heard, ['member_removed u1', 'member_added u1', 'marker back'], 'only the reap and the record again');
+    assert.equal(back.memberAdded, false);
+
+    await a.settle();
+    assert.deepEqual(await within(leaving()!, 'the held leave to be recorded'), { memberRemoved: false, vacated: false, count: undefined });
+    a.publish({ ...envelope('settled'), channel: 'presence-grace' });
+    await until(() => heard.includes('marker settled'), 'the second marker at B');
+    assert.deepEqual(heard, ['member_removed u1', 'member_added u1', 'marker back', 'marker settled']);
+    assert.deepEqual(await b.channel('a1', 'presence-grace'), { subscriptionCount: 2, userCount: 2 });
   } finally {
     client.disconnect();
     await Promise.all([a.close(), b.close()]);
