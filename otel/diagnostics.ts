@@ -1,6 +1,6 @@
 /**
- * Where OpenTelemetry's own diagnostics go (export failures, a metrics port already taken): stderr, one JSON line each
- * (`event: "otel_diagnostic"`), so a failing exporter is visible without ever throwing into the app. `OTEL_LOG_LEVEL`
+ * Where OpenTelemetry's own diagnostics go (export failures, a metrics server failing once it listens): stderr, one JSON
+ * line each (`event: "otel_diagnostic"`), so a failing exporter is visible without ever throwing into the app. `OTEL_LOG_LEVEL`
  * replaces this with the SDK's console logger at that level, as NodeSDK does. Used by the main thread (sdk.ts) and by the
  * span export worker, which has an `diag` of its own.
  */

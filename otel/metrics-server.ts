@@ -29,8 +29,12 @@ export interface MetricsServerOptions {
   endpoint?: string;
 }
 
-/** Starts serving `exporter`'s metrics; the server does not keep the process alive. Call after the SDK started. */
-export function startMetricsServer(exporter: PrometheusExporter, options: MetricsServerOptions): Server {
+/**
+ * Starts serving `exporter`'s metrics; resolves once it listens, rejects with the listen error (a taken port, an address
+ * this host does not have): the caller decides whether the process may run without /metrics. The server does not keep the
+ * process alive. Call after the SDK started.
+ */
+export async function startMetricsServer(exporter: PrometheusExporter, options: MetricsServerOptions): Promise<Server> {
   const endpoint = options.endpoint ?? '/metrics';
   const refused: Record<Refusal, number> = { pipelined: 0, bad_method: 0 };
   const counter = metrics.getMeter('beacon-metrics-server').createObservableCounter('websocket_metrics_requests_refused_total', {
@@ -89,7 +93,19 @@ export function startMetricsServer(exporter: PrometheusExporter, options: Metric
     },
     onRequest,
   ).unref();
-  server.on('error', (err) => diag.error(`metrics server could not listen on ${options.host}:${options.port}`, err));
-  server.listen({ host: options.host, port: options.port });
+  await listening(server, options);
+  // Once it listens, a failure of the server is reported, not thrown: the main port goes on serving.
+  server.on('error', (err) => diag.error(`metrics server on ${options.host}:${options.port} failed`, err));
   return server;
+}
+
+/** Resolves once `server` listens on the options' address; rejects with the error that kept it from listening. */
+function listening(server: Server, { host, port }: MetricsServerOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }

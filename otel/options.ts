@@ -10,7 +10,12 @@
  *   per-request and per-async-resource cost is not paid (bench/RESULTS.md, telemetry-cost).
  * - Metrics are always served by the Prometheus exporter (pull), unless `OTEL_METRICS_EXPORTER=none`; OTLP metric push is
  *   not offered: Prometheus scrapes every node.
+ * - Beacon's own `METRICS_HOST` / `METRICS_PORT` are validated as src/config.ts validates the rest: an invalid value is an
+ *   error that stops the process (otel/register.ts), not a warning — a node running without the /metrics its scrape
+ *   config points at is invisible. The standard `OTEL_*` variables (`OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT` included) keep
+ *   the OpenTelemetry specification's rule: an invalid value is reported and its default used.
  */
+import { isIP } from 'node:net';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { ATTR_DEPLOYMENT_ENVIRONMENT_NAME, ATTR_SERVICE_INSTANCE_ID } from '../src/telemetry/semconv.js';
 
@@ -35,6 +40,11 @@ export interface TelemetryOptions {
   rootRatio: number | undefined;
   /** Problems found while reading the environment, reported once the process can log them. */
   warnings: string[];
+  /**
+   * Invalid values of Beacon's own variables, each `VARIABLE: what was expected` as src/config.ts words them: the process
+   * refuses to start on any (otel/register.ts).
+   */
+  errors: string[];
 }
 
 const DEFAULT_METRICS_HOST = '0.0.0.0';
@@ -71,6 +81,48 @@ export function samplerRatio(raw: string | undefined, warnings: string[]): numbe
     return DEFAULT_SAMPLER_RATIO;
   }
   return ratio;
+}
+
+/** A port the metrics server can be told to listen on; 0 is refused: nobody could scrape a port chosen at random. */
+function isMetricsPort(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= 65535;
+}
+
+/**
+ * A DNS name: labels of letters, digits and inner hyphens, the last one not all digits — so `999.1.1.1` is refused as the
+ * mistyped IPv4 address it is, instead of being looked up as a name at listen time.
+ */
+const HOST_NAME = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*(?!\d+$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** What the metrics server can listen on: an IP address or a host name. */
+function isMetricsHost(host: string): boolean {
+  return isIP(host) !== 0 || HOST_NAME.test(host);
+}
+
+/**
+ * Where `/metrics` listens. `METRICS_HOST` / `METRICS_PORT` are Beacon's: an invalid one is an error. Unset, the standard
+ * `OTEL_EXPORTER_PROMETHEUS_HOST` / `_PORT` are read as the specification says: an invalid one is a warning and the default.
+ */
+function metricsAddressFromEnv(env: NodeJS.ProcessEnv, warnings: string[], errors: string[]): { host: string; port: number } {
+  const ownHost = nonEmpty(env.METRICS_HOST);
+  if (ownHost !== undefined && !isMetricsHost(ownHost)) errors.push(`METRICS_HOST: not an IP address or host name: "${ownHost}"`);
+  const standardHost = nonEmpty(env.OTEL_EXPORTER_PROMETHEUS_HOST);
+  let host = ownHost ?? standardHost ?? DEFAULT_METRICS_HOST;
+  if (ownHost === undefined && standardHost !== undefined && !isMetricsHost(standardHost)) {
+    warnings.push(`OTEL_EXPORTER_PROMETHEUS_HOST "${standardHost}" is invalid; using ${DEFAULT_METRICS_HOST}`);
+    host = DEFAULT_METRICS_HOST;
+  }
+
+  const ownPort = nonEmpty(env.METRICS_PORT);
+  if (ownPort !== undefined) {
+    if (!isMetricsPort(Number(ownPort))) errors.push(`METRICS_PORT: not a port from 1 to 65535: "${ownPort}"`);
+    return { host, port: Number(ownPort) };
+  }
+  const standardPort = nonEmpty(env.OTEL_EXPORTER_PROMETHEUS_PORT);
+  if (standardPort === undefined) return { host, port: DEFAULT_METRICS_PORT };
+  if (isMetricsPort(Number(standardPort))) return { host, port: Number(standardPort) };
+  warnings.push(`OTEL_EXPORTER_PROMETHEUS_PORT "${standardPort}" is invalid; using ${DEFAULT_METRICS_PORT}`);
+  return { host, port: DEFAULT_METRICS_PORT };
 }
 
 /** Resolves the bootstrap's options from `env`. */
@@ -113,20 +165,9 @@ export function telemetryOptionsFromEnv(env: NodeJS.ProcessEnv): TelemetryOption
       ? samplerRatio(env.OTEL_TRACES_SAMPLER_ARG, warnings)
       : undefined;
 
-  let metrics: TelemetryOptions['metrics'];
-  if (!list(env.OTEL_METRICS_EXPORTER).includes('none')) {
-    const host =
-      nonEmpty(env.METRICS_HOST) ?? nonEmpty(env.OTEL_EXPORTER_PROMETHEUS_HOST) ?? DEFAULT_METRICS_HOST;
-    const rawPort = nonEmpty(env.METRICS_PORT) ?? nonEmpty(env.OTEL_EXPORTER_PROMETHEUS_PORT);
-    let port = DEFAULT_METRICS_PORT;
-    if (rawPort !== undefined) {
-      const n = Number(rawPort);
-      // Port 0 is refused: the exporter treats 0 as "unset" and would silently listen on 9464.
-      if (Number.isInteger(n) && n >= 1 && n <= 65535) port = n;
-      else warnings.push(`metrics port "${rawPort}" is invalid; using ${DEFAULT_METRICS_PORT}`);
-    }
-    metrics = { host, port };
-  }
+  const errors: string[] = [];
+  const metricsAddress = metricsAddressFromEnv(env, warnings, errors);
+  const metrics = list(env.OTEL_METRICS_EXPORTER).includes('none') ? undefined : metricsAddress;
 
   return {
     disabled,
@@ -137,5 +178,6 @@ export function telemetryOptionsFromEnv(env: NodeJS.ProcessEnv): TelemetryOption
     metrics,
     rootRatio,
     warnings,
+    errors,
   };
 }

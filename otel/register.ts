@@ -16,6 +16,18 @@ import { telemetryOptionsFromEnv } from './options.js';
 
 const options = telemetryOptionsFromEnv(process.env);
 
+/**
+ * Stops the process as src/main.ts does for its own settings: one line, exit code 1, no stack trace. Here rather than
+ * there because this file runs first, and a node without the /metrics its scrape config names must not start at all.
+ */
+function refuseToStart(line: string): never {
+  process.stderr.write(`beacon: ${line}\n`);
+  process.exit(1);
+}
+
+// Checked even with the SDK disabled: an invalid setting is refused whether or not it is used, as src/config.ts does.
+if (isMainThread && options.errors.length > 0) refuseToStart(`invalid configuration: ${options.errors.join('; ')}`);
+
 if (isMainThread && !options.disabled) {
   // Loaded only when enabled: with OTEL_SDK_DISABLED=true not one SDK module is read.
   const { createTelemetrySdk, detectTelemetryResource, installDiagnostics } = await import('./sdk.js');
@@ -26,7 +38,12 @@ if (isMainThread && !options.disabled) {
   const { sdk, prometheus, rootSampling, exportedSpans } = createTelemetrySdk(options, await detectTelemetryResource(options));
   sdk.start();
   if (prometheus !== undefined && options.metrics !== undefined) {
-    (await import('./metrics-server.js')).startMetricsServer(prometheus, options.metrics);
+    const { host, port } = options.metrics;
+    // A taken port or an address this host does not have: refused as src/main.ts refuses HOST/PORT.
+    await (await import('./metrics-server.js')).startMetricsServer(prometheus, options.metrics).catch((err: unknown) => {
+      const reason = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
+      refuseToStart(`cannot listen on ${host}:${port} (METRICS_HOST/METRICS_PORT): ${reason}`);
+    });
   }
   exportedSpans?.build();
   if (rootSampling !== undefined) (await import('../src/telemetry/root-sampling.js')).sampleRootsBeforeTheSdk(rootSampling);

@@ -1,4 +1,7 @@
-/** The entry point refuses bad start-up conditions with one clear line and exit code 1, never a stack trace. */
+/**
+ * The entry point refuses bad start-up conditions with one clear line and exit code 1, never a stack trace — the metrics
+ * settings the OpenTelemetry bootstrap reads (otel/options.ts, otel/register.ts) as much as src/config.ts's.
+ */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -7,8 +10,10 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
-function runMain(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/** Runs the entry point, with the OpenTelemetry bootstrap first (`bootstrap`) as `npm start` runs it. */
+function runMain(env: Record<string, string>, { bootstrap = false } = {}): Promise<{ code: number | null; stderr: string }> {
+  const imports = bootstrap ? ['--import', 'tsx', '--import', './otel/register.ts'] : ['--import', 'tsx'];
+  const child = spawn(process.execPath, [...imports, 'src/main.ts'], {
     cwd: ROOT,
     env: { ...process.env, HOST: '127.0.0.1', OTEL_SDK_DISABLED: 'true', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -39,6 +44,35 @@ test('a taken port stops the process with one clear line', async () => {
     const { code, stderr } = await runMain({ PORT: String(port) });
     assert.equal(code, 1);
     assert.match(stderr, new RegExp(`beacon: cannot listen on 127\\.0\\.0\\.1:${port} \\(HOST/PORT\\): EADDRINUSE`));
+    assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+  } finally {
+    blocker.close();
+  }
+});
+
+test("an invalid METRICS_PORT or METRICS_HOST stops the process with a line naming it, before any other work", async () => {
+  // A warning and port 9464 (METRICS_PORT), or no /metrics at all (METRICS_HOST), before: a node its scrape could not find.
+  for (const [env, variable] of [
+    [{ METRICS_PORT: 'abc' }, 'METRICS_PORT'],
+    [{ METRICS_PORT: '0' }, 'METRICS_PORT'],
+    [{ METRICS_HOST: '999.1.1.1', OTEL_SDK_DISABLED: 'false', PORT: '0' }, 'METRICS_HOST'],
+  ] as const) {
+    const { code, stderr } = await runMain(env, { bootstrap: true });
+    assert.equal(code, 1, JSON.stringify(env));
+    assert.match(stderr, new RegExp(`^beacon: invalid configuration: ${variable}: `, 'm'), stderr);
+    assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+  }
+});
+
+test('a metrics port that cannot be bound stops the process with one clear line, as a taken PORT does', async () => {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const port = (blocker.address() as { port: number }).port;
+  try {
+    const env = { OTEL_SDK_DISABLED: 'false', PORT: '0', METRICS_HOST: '127.0.0.1', METRICS_PORT: String(port) };
+    const { code, stderr } = await runMain(env, { bootstrap: true });
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, new RegExp(`beacon: cannot listen on 127\\.0\\.0\\.1:${port} \\(METRICS_HOST/METRICS_PORT\\): EADDRINUSE`));
     assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
   } finally {
     blocker.close();

@@ -72,7 +72,7 @@ describe('telemetryOptionsFromEnv', () => {
     assert.equal(telemetryOptionsFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).rootRatio, undefined);
   });
 
-  it('METRICS_* win over OTEL_EXPORTER_PROMETHEUS_*; a bad port warns and keeps the default; none turns metrics off', () => {
+  it('METRICS_* win over OTEL_EXPORTER_PROMETHEUS_*; none turns metrics off', () => {
     assert.deepEqual(
       telemetryOptionsFromEnv({
         METRICS_HOST: '127.0.0.1',
@@ -86,10 +86,39 @@ describe('telemetryOptionsFromEnv', () => {
       telemetryOptionsFromEnv({ OTEL_EXPORTER_PROMETHEUS_HOST: '::1', OTEL_EXPORTER_PROMETHEUS_PORT: '1234' }).metrics,
       { host: '::1', port: 1234 },
     );
-    const bad = telemetryOptionsFromEnv({ METRICS_PORT: '0' });
-    assert.deepEqual(bad.metrics, { host: '0.0.0.0', port: 9464 });
-    assert.equal(bad.warnings.length, 1);
+    assert.deepEqual(telemetryOptionsFromEnv({ METRICS_HOST: 'metrics.internal', METRICS_PORT: '65535' }).metrics, {
+      host: 'metrics.internal',
+      port: 65535,
+    });
     assert.equal(telemetryOptionsFromEnv({ OTEL_METRICS_EXPORTER: 'none' }).metrics, undefined);
+    assert.deepEqual(telemetryOptionsFromEnv({ METRICS_HOST: '::1', METRICS_PORT: '9999' }).errors, []);
+  });
+
+  it('an invalid METRICS_PORT or METRICS_HOST is an error naming it (the process refuses to start), not a warning', () => {
+    // Before: `metrics port "abc" is invalid; using 9464`, and 999.1.1.1 failed only at listen time, leaving no /metrics.
+    for (const port of ['abc', '0', '65536', '80.5', '-1']) {
+      const o = telemetryOptionsFromEnv({ METRICS_PORT: port });
+      assert.deepEqual(o.errors, [`METRICS_PORT: not a port from 1 to 65535: "${port}"`], port);
+      assert.deepEqual(o.warnings, [], port);
+    }
+    for (const host of ['999.1.1.1', '1.2.3', 'bad host', '-x.example', 'a..b', '[::1]']) {
+      assert.deepEqual(telemetryOptionsFromEnv({ METRICS_HOST: host }).errors, [`METRICS_HOST: not an IP address or host name: "${host}"`], host);
+    }
+    // Checked whether or not metrics are served, as src/config.ts checks every setting.
+    assert.equal(telemetryOptionsFromEnv({ METRICS_PORT: 'abc', OTEL_METRICS_EXPORTER: 'none' }).errors.length, 1);
+    assert.equal(telemetryOptionsFromEnv({ METRICS_PORT: 'abc', OTEL_SDK_DISABLED: 'true' }).errors.length, 1);
+  });
+
+  it('the standard OTEL_* variables follow the specification: an invalid value warns and its default is used', () => {
+    for (const env of [{ OTEL_EXPORTER_PROMETHEUS_PORT: 'abc' }, { OTEL_EXPORTER_PROMETHEUS_HOST: '999.1.1.1' }]) {
+      const o = telemetryOptionsFromEnv(env);
+      assert.deepEqual(o.metrics, { host: '0.0.0.0', port: 9464 }, JSON.stringify(env));
+      assert.equal(o.warnings.length, 1, JSON.stringify(env));
+      assert.deepEqual(o.errors, [], JSON.stringify(env));
+    }
+    for (const env of [{ OTEL_SDK_DISABLED: 'maybe' }, { OTEL_EXPORTER_OTLP_ENDPOINT: 'notaurl' }]) {
+      assert.deepEqual(telemetryOptionsFromEnv(env).errors, [], JSON.stringify(env));
+    }
   });
 
   it('adds deployment.environment.name and service.instance.id from DEPLOYMENT_ENV and NODE_ID', () => {

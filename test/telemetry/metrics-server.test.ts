@@ -4,7 +4,6 @@
  * (the exporter's own server rendered every one). Refusals are counted by reason.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { metrics } from '@opentelemetry/api';
@@ -26,8 +25,7 @@ before(async () => {
   metrics.setGlobalMeterProvider(provider);
   // Counts the renders: one observation per collection.
   provider.getMeter('test').createObservableGauge('renders').addCallback((r) => r.observe(++renders));
-  server = startMetricsServer(exporter, { host: '127.0.0.1', port: 0 });
-  await once(server, 'listening');
+  server = await startMetricsServer(exporter, { host: '127.0.0.1', port: 0 });
   port = (server.address() as AddressInfo).port;
 });
 after(async () => {
