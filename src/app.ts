@@ -244,7 +244,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     },
     strayUpgrades,
   });
-  await fastify.register(notFoundPlugin, { metrics, logger });
+  await fastify.register(notFoundPlugin, { metrics, logger, maxParamLength: maxParamLength(config), refused });
   await fastify.register(apiPlugin, {
     prefix: '/apps/:appId',
     apps,

@@ -14,6 +14,8 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { API_CORS } from './cors-options.js';
 import { sendError } from './api-error.js';
+import type { RefusedRequest } from './client-errors.js';
+import { hasOverlongSegment, refuseParamTooLong } from './params.js';
 import { closeUnreadBody } from './unread-body.js';
 
 /** The route label of a request no route matched (the API's own hook uses the same). */
@@ -24,10 +26,17 @@ const PATH_LOG_CHARS = 200;
 export interface NotFoundOptions {
   metrics: Metrics;
   logger: Logger;
+  /** The router's `maxParamLength` (params.ts): a path with a longer segment is refused as the router refuses one. */
+  maxParamLength: number;
+  /** Counts and logs what is refused before any route (client-errors.ts). */
+  refused: RefusedRequest;
 }
 
 /** Registered at the root, before any prefixed scope: fastify uses this context (and its CORS hook) for unmatched paths. */
-export async function notFoundPlugin(scope: FastifyInstance, { metrics, logger }: NotFoundOptions): Promise<void> {
+export async function notFoundPlugin(
+  scope: FastifyInstance,
+  { metrics, logger, maxParamLength, refused }: NotFoundOptions,
+): Promise<void> {
   const logWindow = new FixedWindow(10);
   // preHandler, not onRequest: `reply.callNotFound()` (the WebSocket scope's plain-GET catch-all) runs only a 404
   // context's preHandler hooks, and a router miss runs them too.
@@ -39,6 +48,12 @@ export async function notFoundPlugin(scope: FastifyInstance, { metrics, logger }
   scope.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
   scope.setNotFoundHandler(async (request, reply) => {
     closeUnreadBody(request, reply);
+    // A GET whose parameter is over the router's bound comes here through the catch-all route the router fell back to:
+    // `GET /apps/{id}/channels/{4 000 characters}` is refused as too long, as the same path in a POST is, not "Not found".
+    if (hasOverlongSegment(request.url, maxParamLength)) {
+      refuseParamTooLong(refused, request, reply);
+      return reply;
+    }
     return sendError(reply, Errors.API_NOT_FOUND);
   });
   // What fastify can still raise here before the handler (a malformed Content-Type, refused before any parser) is a

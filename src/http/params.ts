@@ -12,11 +12,43 @@ import type { RefusedRequest } from './client-errors.js';
 import { answerOnSocket } from './raw-answer.js';
 
 /**
- * fastify `maxParamLength` (checked on the decoded parameter): the longest channel name or user id the API accepts — a
- * `#server-to-user-{id}` name is as long as its prefix and the longest user id (protocol/channel-name.ts).
+ * How much longer than the longest valid parameter one may be before the router refuses it (API_PARAM_TOO_LONG): the
+ * shortest too-long channel name still reaches its route and is refused for what it is (API_INVALID_CHANNEL_NAME, naming
+ * it) — the default router bound was the longest valid name itself, and a GET one character over it got 404. Any longer
+ * is refused before a route does any work with it.
+ */
+const PARAM_LENGTH_MARGIN = 1;
+
+/**
+ * fastify `maxParamLength`: one more than the longest channel name or user id the API accepts — a
+ * `#server-to-user-{id}` name is as long as its prefix and the longest user id (protocol/channel-name.ts). The router
+ * checks it on the percent-decoded parameter, in UTF-16 units as those limits count, so a valid name is not refused for
+ * being written `%23server-to-user-…` or with every character of its id encoded (up to 12 characters of path each).
  */
 export function maxParamLength(config: Pick<Config, 'maxChannelNameLength' | 'maxPresenceUserIdLength'>): number {
-  return Math.max(config.maxChannelNameLength, SERVER_TO_USER_PREFIX.length + config.maxPresenceUserIdLength);
+  const longest = Math.max(config.maxChannelNameLength, SERVER_TO_USER_PREFIX.length + config.maxPresenceUserIdLength);
+  return longest + PARAM_LENGTH_MARGIN;
+}
+
+/**
+ * Whether a segment of `url`'s path is longer than `max` once percent-decoded, as the router measures a parameter. A GET
+ * the router passes over for an over-long parameter is matched by the catch-all WebSocket route (transport/ws-route.ts)
+ * rather than refused, and reaches the 404 handler (not-found.ts), which asks this to answer it as the router would.
+ */
+export function hasOverlongSegment(url: string, max: number): boolean {
+  const query = url.indexOf('?');
+  const path = query === -1 ? url : url.slice(0, query);
+  // Decoding never lengthens a segment: only one longer than `max` as written is decoded.
+  return path.split('/').some((segment) => segment.length > max && decodedLength(segment) > max);
+}
+
+/** The length of `segment` percent-decoded; as written when it does not decode (the router refuses those as bad URLs). */
+function decodedLength(segment: string): number {
+  try {
+    return decodeURIComponent(segment).length;
+  } catch {
+    return segment.length;
+  }
 }
 
 /**
@@ -40,12 +72,28 @@ export function isUpgrade(request: FastifyRequest): boolean {
 export function frameworkErrors(refused: RefusedRequest): (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => void {
   return (error, request, reply) => {
     const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
-    const refusal = tooLong ? Errors.API_PARAM_TOO_LONG : Errors.API_INVALID_URL;
-    refused(tooLong ? 'param_too_long' : 'bad_url', refusal, { error: error.code, remote_address: request.ip });
-    if (isUpgrade(request)) {
-      answerOnSocket(request.raw.socket, refusal, refusal.message);
-      return;
-    }
-    void sendError(reply, refusal);
+    answerRefused(refused, tooLong ? 'param_too_long' : 'bad_url', error.code, request, reply);
   };
+}
+
+/** A request with a path segment over `maxParamLength` that no route matched: refused as the router refuses one. */
+export function refuseParamTooLong(refused: RefusedRequest, request: FastifyRequest, reply: FastifyReply): void {
+  answerRefused(refused, 'param_too_long', 'FST_ERR_MAX_PARAM_LENGTH', request, reply);
+}
+
+/** Counts, logs and answers a path refused before any route: on the socket for an upgrade (see above), else as the API. */
+function answerRefused(
+  refused: RefusedRequest,
+  reason: 'param_too_long' | 'bad_url',
+  code: string,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const refusal = reason === 'param_too_long' ? Errors.API_PARAM_TOO_LONG : Errors.API_INVALID_URL;
+  refused(reason, refusal, { error: code, remote_address: request.ip });
+  if (isUpgrade(request)) {
+    answerOnSocket(request.raw.socket, refusal, refusal.message);
+    return;
+  }
+  void sendError(reply, refusal);
 }

@@ -67,3 +67,40 @@ test('GET /channels/{name} and /channels/{name}/users refuse an invalid channel 
     await server.close();
   }
 });
+
+test('a channel name one over MAX_CHANNEL_NAME_LENGTH reaches the route (API_INVALID_CHANNEL_NAME); a longer path parameter gets API_PARAM_TOO_LONG', async () => {
+  // Defaults: names of 200 characters, user ids of 128. The router's bound was the longest valid name itself, and a GET over
+  // it fell to the catch-all WebSocket route: `GET /channels/{201 characters}` got 404 "Not found" (route "unmatched").
+  const server = await startServer();
+  try {
+    const over = 'a'.repeat(201);
+    const invalid = { error: `Invalid channel name: ${over.slice(0, 64)}` };
+    const tooLong = { error: 'Path parameter too long' };
+    const cases: Array<[string, number, unknown]> = [
+      [`${API}/channels/${over}`, 400, invalid],
+      [`${API}/channels/${over}/users`, 400, invalid],
+      // Over the bound (the longest valid parameter, plus one): refused before any route, as a POST's parameter is.
+      [`${API}/channels/${over}a`, 400, tooLong],
+      [`${API}/channels/${'a'.repeat(5000)}/users`, 400, tooLong],
+      [`${API}/${'a'.repeat(5000)}`, 400, tooLong],
+    ];
+    for (const [path, status, body] of cases) {
+      const answer = await signedFetch(server, 'GET', path);
+      assert.deepEqual([answer.status, answer.body], [status, body], `${path.length} characters of path`);
+    }
+    // Counted and logged as the router's refusals are: one line each.
+    assert.equal(logLines(server, { event: 'request_malformed', reason: 'param_too_long', code: 400 }).length, 3);
+
+    // The bound is on the decoded parameter: the longest valid user channel, every character of its id percent-encoded
+    // (`%C3%A9`: 6 characters of path each, 786 in all), is served; a 404 stays a 404 however long its encoded path.
+    const longestUser = `%23server-to-user-${encodeURIComponent('é'.repeat(128))}`;
+    assert.ok(longestUser.length > 201, 'longer than the bound as written');
+    const user = await signedFetch(server, 'GET', `${API}/channels/${longestUser}`);
+    assert.deepEqual([user.status, user.body], [200, { occupied: false }]);
+    const missing = await signedFetch(server, 'GET', `${API}/nothing/${encodeURIComponent('é'.repeat(150))}`);
+    assert.deepEqual([missing.status, missing.body], [404, { error: 'Not found' }]);
+    assert.deepEqual(logLines(server, { level: 'error' }), []);
+  } finally {
+    await server.close();
+  }
+});
