@@ -2,7 +2,8 @@
  * The graceful drain (README, "Health and shutdown"), as one ordered sequence under one `Deadline`:
  *
  * 1. draining: `/readyz` answers 503 and new upgrades are refused at once (the load balancer stops sending clients);
- * 2. the grace (`SHUTDOWN_GRACE_MS`), while clients are connected, so the load balancer has seen readiness go;
+ * 2. the grace (`SHUTDOWN_GRACE_MS`), so the load balancer has seen readiness go before the API refuses anything — with no
+ *    client connected too: the API's publishers are still sent here until it has (set it to 0 where nothing balances);
  * 3. the HTTP API stops accepting: every request from now on gets 503 + `Retry-After`, and a publish is only accepted
  *    (HTTP 200) while the gate is open — checked in the same synchronous step that hands it to the adapter;
  * 4. the adapter is flushed: every envelope accepted before step 3 has reached this node's fan-out, i.e. was written to
@@ -75,7 +76,9 @@ export async function drain(parts: DrainParts, deadline: Deadline): Promise<Drai
   // Before any wait: a node in its grace sleep takes no clients, and another node's drain must not count on it.
   adapter.markDraining?.(deadline.remainingMs());
   logEvent(logger, 'info', { event: 'shutdown_started', connections: hub.connectionCount(), grace_ms: parts.graceMs }, 'draining');
-  if (parts.graceMs > 0 && hub.connectionCount() > 0) await deadline.sleep(parts.graceMs);
+  // Whether or not clients are connected: skipping it without them (a shortcut from before the API had a gate) left an
+  // API-only node exiting before its load balancer saw /readyz go 503, its publishers' requests then refused by a closed port.
+  if (parts.graceMs > 0) await deadline.sleep(parts.graceMs);
   parts.heartbeat.stop();
 
   parts.stopAcceptingApi();

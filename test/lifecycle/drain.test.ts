@@ -1,7 +1,8 @@
 /**
  * The drain sequence (src/lifecycle/drain.ts) under one deadline (src/lifecycle/deadline.ts): the stages run in the order
  * that loses nothing — the API stops accepting, the adapter is flushed, and only then are connections closed — and a stage
- * that hangs is cut at the deadline without stopping the ones after it.
+ * that hangs is cut at the deadline without stopping the ones after it. The grace (SHUTDOWN_GRACE_MS) comes first whether or
+ * not a client is connected: an API-only node's publishers need the load balancer to have seen /readyz go too.
  */
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
@@ -12,6 +13,8 @@ import { Deadline } from '../../src/lifecycle/deadline.js';
 import { drain, type DrainParts } from '../../src/lifecycle/drain.js';
 import { Hub } from '../../src/realtime/hub.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { APP, startServer } from '../helpers/server.js';
+import { signedFetch } from '../helpers/signed-fetch.js';
 
 function parts(steps: string[], overrides: Partial<DrainParts> = {}): DrainParts {
   const hub = new Hub([]);
@@ -75,4 +78,51 @@ test('Deadline: what is left shrinks to 0, never below; race() says whether the 
   assert.equal(await deadline.race(new Promise(() => undefined)), false);
   assert.equal(deadline.remainingMs(), 0);
   assert.equal(deadline.expired, true);
+});
+
+test('with no client connected, /readyz answers 503 through the grace while the API still answers, and 503 after it', async () => {
+  // The grace was skipped without WebSocket clients: the API stopped at once and the process exited before the load
+  // balancer saw /readyz go, so the publishers it still sent here met a closed port.
+  const graceMs = 600;
+  const server = await startServer({ SHUTDOWN_GRACE_MS: String(graceMs), SHUTDOWN_TIMEOUT_MS: '5000' });
+  const started = performance.now();
+  const drained = server.app.drain(new Deadline(server.config.shutdownTimeoutMs));
+  try {
+    const readyz = await fetch(`http://127.0.0.1:${server.port}/readyz`);
+    assert.equal(readyz.status, 503);
+    // Through the grace, publishes are accepted and queries answered (each is 200 within its time, not just the first).
+    const published = await server.sdk().trigger('orders', 'shipped', { id: 1 });
+    assert.equal(published.status, 200);
+    while (performance.now() - started < graceMs - 150) {
+      const channels = await signedFetch(server, 'GET', `/apps/${APP.id}/channels`);
+      assert.equal(channels.status, 200, `${(performance.now() - started).toFixed(0)} ms into a ${graceMs} ms grace`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // Once it is over, the API stops accepting (the server then closes).
+    let after = await signedFetch(server, 'GET', `/apps/${APP.id}/channels`).catch(() => undefined);
+    while (after?.status === 200) after = await signedFetch(server, 'GET', `/apps/${APP.id}/channels`).catch(() => undefined);
+    assert.ok(performance.now() - started >= graceMs - 20, 'the API stopped at the end of the grace, not before');
+    assert.ok(after === undefined || after.status === 503, `after the grace: ${after?.status}`);
+  } finally {
+    await drained;
+  }
+});
+
+test('the grace is waited before the API stops, with no connection (0: not at all)', async () => {
+  for (const graceMs of [200, 0]) {
+    const steps: string[] = [];
+    const started = performance.now();
+    let apiStoppedAfter = -1;
+    await drain(
+      parts(steps, {
+        graceMs,
+        stopAcceptingApi: () => {
+          apiStoppedAfter = performance.now() - started;
+        },
+      }),
+      new Deadline(2000),
+    );
+    if (graceMs > 0) assert.ok(apiStoppedAfter >= graceMs - 5, `API stopped ${apiStoppedAfter.toFixed(0)} ms in, grace ${graceMs}`);
+    else assert.ok(apiStoppedAfter < 50, `API stopped ${apiStoppedAfter.toFixed(0)} ms in, no grace`);
+  }
 });
