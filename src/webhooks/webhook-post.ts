@@ -13,7 +13,11 @@ export interface WebhookRequest {
   method: 'POST';
   headers: Readonly<Record<string, string>>;
   body: string;
-  /** Aborts the request (timeout, shutdown); the promise rejects. */
+  /**
+   * Aborts the request (timeout, shutdown); the promise rejects with the signal's reason, as `fetch` does (a timeout's
+   * `TimeoutError` reads "The operation was aborted due to timeout"), not with node:http's own AbortError, which reads
+   * "The operation was aborted" whatever the reason and so made a timeout look like a cut at shutdown in `webhook_failed`.
+   */
   signal: AbortSignal;
 }
 
@@ -38,6 +42,6 @@ export const postWebhook: WebhookPost = (url, { method, headers, body, signal })
       res.resume();
       resolve({ status, ok: status >= 200 && status < 300 });
     });
-    req.once('error', reject);
+    req.once('error', (err) => reject(signal.aborted && signal.reason instanceof Error ? signal.reason : err));
     req.end(payload);
   });

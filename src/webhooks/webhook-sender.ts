@@ -394,7 +394,9 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       })();
       await Promise.race([idle, timeout]);
       clearTimeout(timer);
-      stop.abort();
+      // The reason a request cut off in flight rejects with (webhook-post.ts), so its `webhook_failed` line reads this,
+      // where a request that timed out reads "The operation was aborted due to timeout" (docs/webhooks.md, *Metric*).
+      stop.abort(new DOMException('The operation was aborted', 'AbortError'));
       for (const q of allQueues) pump(q);
       while (deliveries.size > 0) await Promise.all([...deliveries]);
     },

@@ -130,6 +130,22 @@ test('the signal aborts a request that gets no answer', async () => {
   }
 });
 
+test('an abort with a reason rejects with that reason: a timeout reads as one, not as a plain abort', async () => {
+  const silent = await silentServer();
+  try {
+    const abort = new AbortController();
+    const pending = postWebhook(`http://127.0.0.1:${silent.port}/hooks`, request('{}', abort.signal));
+    await within(silent.firstBytes, 'the request to arrive');
+    abort.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+    await assert.rejects(within(pending, 'the rejection'), {
+      name: 'TimeoutError',
+      message: 'The operation was aborted due to timeout',
+    });
+  } finally {
+    silent.close();
+  }
+});
+
 test('an https: URL is sent over TLS', async () => {
   const silent = await silentServer();
   try {

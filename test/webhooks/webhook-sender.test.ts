@@ -58,9 +58,16 @@ function app(webhookUrl: string | undefined, id = 'app-1'): AppConfig {
 function harness(apps: AppConfig[], options: Partial<WebhookSenderDeps> = {}) {
   const counts: string[] = [];
   const logs: Record<string, unknown>[] = [];
+  /** Waiters for the next `webhook_failed` line, resolved as it is written. */
+  const failedWaiters: ((line: Record<string, unknown>) => void)[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line));
+      for (const text of chunk.toString('utf8').split('\n')) {
+        if (text.trim() === '') continue;
+        const line = JSON.parse(text) as Record<string, unknown>;
+        logs.push(line);
+        if (line.event === 'webhook_failed') for (const resolve of failedWaiters.splice(0)) resolve(line);
+      }
       done();
     },
   });
@@ -76,8 +83,10 @@ function harness(apps: AppConfig[], options: Partial<WebhookSenderDeps> = {}) {
     ...options,
   });
   const failedLines = () => logs.filter((l) => l.event === 'webhook_failed');
+  /** The next `webhook_failed` line written from now on. */
+  const nextFailedLine = () => new Promise<Record<string, unknown>>((resolve) => failedWaiters.push(resolve));
   const count = (entry: string) => counts.filter((c) => c === entry).length;
-  return { sender, counts, count, logs, failedLines };
+  return { sender, counts, count, logs, failedLines, nextFailedLine };
 }
 
 /** An injected post: records calls, answers each with the next of `answers` (a status, an error, or 'hang'). */
@@ -394,6 +403,47 @@ test('close() counts failed what it gives up: a request cut off in flight (it ma
       { status: 503, attempts: 1, error: 'shutting down' },
     ],
   );
+});
+
+test('webhook_failed tells a request that timed out from one cut off at shutdown (both to a receiver that never answers)', async () => {
+  // docs/webhooks.md, *Metric*: a cut-off request reads "The operation was aborted", a timeout "… due to timeout". Both
+  // used to read the former: node:http rejects an aborted request with its own AbortError whatever the signal's reason.
+  const silent = createServer(() => {});
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/hook`;
+  const arrivals: (() => void)[] = [];
+  silent.on('request', () => arrivals.shift()?.());
+  const arrived = () => new Promise<void>((resolve) => arrivals.push(resolve));
+  try {
+    // Times out (WEBHOOK_REQUEST_TIMEOUT_MS) with no shutdown; a deadline of 0 gives the batch up after that one attempt.
+    const timing = app(url, 'times-out');
+    const timedOut = harness([timing], { post: postWebhook, requestTimeoutMs: 50, retryDeadlineMs: 0 });
+    const timedOutLine = timedOut.nextFailedLine();
+    timedOut.sender.emit(timing, occupied('slow'));
+    const timeoutLine = await within(timedOutLine, 'the timed-out batch given up');
+    assert.deepEqual(
+      { status: timeoutLine.status, attempts: timeoutLine.attempts, error: timeoutLine.error },
+      { status: 0, attempts: 1, error: 'The operation was aborted due to timeout' },
+    );
+    await timedOut.sender.close();
+
+    // Cut off by close() long before its own timeout.
+    const cut = app(url, 'cut-off');
+    const shutdown = harness([cut], { post: postWebhook, requestTimeoutMs: 60_000, closeTimeoutMs: 20 });
+    const reached = arrived();
+    shutdown.sender.emit(cut, occupied('held'));
+    await within(reached, 'the request at the receiver');
+    const cutLine = shutdown.nextFailedLine();
+    await within(shutdown.sender.close(), 'close() within its bound');
+    const shutdownLine = await within(cutLine, 'the cut-off batch given up');
+    assert.deepEqual(
+      { status: shutdownLine.status, attempts: shutdownLine.attempts, error: shutdownLine.error },
+      { status: 0, attempts: 1, error: 'The operation was aborted' },
+    );
+  } finally {
+    silent.closeAllConnections();
+    silent.close();
+  }
 });
 
 test('emit for an app without a webhook URL sends and counts nothing', async () => {
