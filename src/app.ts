@@ -28,6 +28,7 @@ import { createRouter } from './realtime/router.js';
 import { notifyWatchers } from './realtime/watchlist.js';
 import { afterLeave } from './realtime/subscribe.js';
 import { createLogger, logShippingCounts, stdoutDropCounts, type Logger } from './telemetry/logger.js';
+import { skipListeningLines } from './telemetry/fastify-listen-log.js';
 import { lazyRequestLogger } from './telemetry/request-logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { CLOSE_HANDSHAKE_MS } from './transport/connection.js';
@@ -216,6 +217,8 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     frameworkErrors: frameworkErrors(refused),
     clientErrorHandler: clientErrorHandler(refused),
   });
+  // fastify's own `Server listening at …` lines carry no catalog event; `server_started` says it (telemetry/fastify-listen-log.ts).
+  skipListeningLines(fastify.log);
   const strayUpgrades = routeStrayUpgrades(fastify);
   await fastify.register(websocket, {
     options: wsServerOptions(config),

@@ -1,6 +1,7 @@
 /**
  * The log-event catalog is one list: docs/telemetry.md's table of log events and `LOG_EVENTS` (the `LogEvent` type) name
  * the same events, and no line in src/ is written around it (every one goes through `logEvent` or an intent method on it).
+ * Nor does fastify write one outside it: every line of a server started, used and stopped names a catalog event.
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
@@ -8,6 +9,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { LOG_EVENTS } from '../../src/telemetry/log-events.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { startServer } from '../helpers/server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -42,4 +45,24 @@ test('no line in src/ is written straight to pino: every one goes through logEve
     });
   }
   assert.deepEqual(offenders, []);
+});
+
+test('every line a server writes, fastify\'s own included, names a catalog event (no "Server listening at …")', async () => {
+  // fastify wrote one bare `Server listening at http://…` line per address on listen, without `event`.
+  const server = await startServer();
+  try {
+    const { client } = await RawClient.established(server.port);
+    client.send({ event: 'pusher:subscribe', data: { channel: 'news' } });
+    await client.next('pusher_internal:subscription_succeeded');
+    const answer = await fetch(`http://127.0.0.1:${server.port}/no/such/route`);
+    assert.equal(answer.status, 404);
+    client.ws.close();
+    await client.waitClosed();
+  } finally {
+    await server.close();
+  }
+  const catalog = new Set<unknown>(LOG_EVENTS);
+  assert.ok(server.logs.some((l) => l.event === 'connection_closed'), 'the lines were captured');
+  const outside = server.logs.filter((l) => !catalog.has(l.event));
+  assert.deepEqual(outside, [], 'lines without a catalog event');
 });

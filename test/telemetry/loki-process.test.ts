@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { LOG_EVENTS } from '../../src/telemetry/log-events.js';
 import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
 import { startLokiReceiver, type LokiReceiver } from '../helpers/loki-receiver.js';
 
@@ -60,6 +61,13 @@ describe('Loki shipping from the server', () => {
     const stopped = beacon.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'loki_shipping_stopped');
     assert.ok(stopped, `the shipping summary is on stdout: ${beacon.output().slice(-1500)}`);
     assert.equal(stopped.lines_dropped, 0);
+  });
+
+  it('every line on stdout names a catalog event: server_started, and no fastify "Server listening at …" line', () => {
+    const lines = beacon.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(lines.filter((l) => l.event === 'server_started').length, 1);
+    const catalog = new Set<unknown>(LOG_EVENTS);
+    assert.deepEqual(lines.filter((l) => !catalog.has(l.event)), [], 'lines without a catalog event');
   });
 
   it('labels every stream with exactly service_name, env and level, with auth and tenant', () => {
