@@ -34,9 +34,10 @@ test('every variable of the configuration table is read by the code, and every o
   assert.ok(readByConfig.length > 30);
   for (const name of readByConfig) assert.ok(documented.has(name), `${name} is read by src/config.ts but not in the README`);
 
-  // Read by the OpenTelemetry bootstrap (otel/options.ts, loaded before the app) or by the SDK itself (NodeSDK's sampler).
+  // Read by the OpenTelemetry bootstrap (otel/options.ts, loaded before the app; otel/diagnostics.ts, the SDK's own
+  // diagnostics), by src/telemetry/tracing.ts (OTEL_PROPAGATORS, also NodeSDK's) or by the SDK itself (NodeSDK's sampler).
   const readBySdk = new Set(['OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG']);
-  const bootstrap = read('otel/options.ts');
+  const bootstrap = ['otel/options.ts', 'otel/diagnostics.ts', 'src/telemetry/tracing.ts'].map(read).join('\n');
   for (const name of documented) {
     assert.ok(
       readByConfig.includes(name) || bootstrap.includes(name) || readBySdk.has(name),
