@@ -11,7 +11,7 @@ import { pino, type Logger } from 'pino';
 import { isoTime } from './log-time.js';
 import { startLokiShipping, type LokiShipping, type LokiShippingOptions } from './loki.js';
 import { logEvent, type LogLine } from './log-events.js';
-import { syncWriter, type StdoutDropReason } from './stdout-writer.js';
+import { fdWriter, FULL_PIPE_RETRY_MS, type StdoutDropReason } from './stdout-writer.js';
 import type { LogShippingCounts } from './metrics.js';
 
 export type { Logger };
@@ -45,17 +45,25 @@ export type StdoutDropCounts = Record<StdoutDropReason, number>;
  * lines (a connect storm writes three per connection) costs one write instead of one per line. The batches are written
  * synchronously, as pino's default destination writes: an asynchronous write (libuv's thread pool) still in flight when
  * the process exits is lost with every line in it, and `process.exit` cannot wait for it (CI lost a whole batch on Node 24).
- * A synchronous 12 KiB write also costs less CPU (13-20 µs against 45-60 µs, measured on a pipe). If the reader of
- * stdout stops reading, the server waits for it instead of piling lines up in memory. What is buffered is written out on
- * any exit that runs the process's exit handlers (a graceful stop, `process.exit`, an uncaught exception); an end that
- * runs none (SIGKILL, an out-of-memory abort, a signal without a handler) can lose it (at most 100 ms of lines).
+ * A synchronous 12 KiB write also costs less CPU (13-20 µs against 45-60 µs, measured on a pipe).
+ *
+ * A pipe its reader has not emptied yet (a log collector a few milliseconds behind, a reader that shares the CPU) takes
+ * what fits and the rest of the batches wait in memory, tried again every millisecond from a timer, in order, while the
+ * server goes on serving: up to 1 MiB of them. Past that the server waits for the reader instead of piling lines up in
+ * memory (the thread held, a millisecond at a time). Before, every full pipe held the thread: in a connect storm whose
+ * log reader shared the 2 cores, ~400 waits of 1 ms in 22 000 connects (bench/README.md). What is buffered is written
+ * out on any exit that runs the process's exit handlers (a graceful stop, `process.exit`, an uncaught exception); an end
+ * that runs none (SIGKILL, an out-of-memory abort, a signal without a handler) can lose it (at most 100 ms of lines, and
+ * what a full pipe held back).
  */
 const STDOUT_BATCH_CHARS = 12 * 1024;
 const STDOUT_FLUSH_MS = 100;
+/** Bytes a full stdout may hold back before the server waits for its reader. */
+export const STDOUT_HELD_MAX_BYTES = 1024 * 1024;
 
 /**
  * stdout, batched (above). The lines of a batch are kept as the strings pino made and joined once, when the batch is
- * written (stdout-writer.ts: synchronous, complete, a full pipe tried again every millisecond). Handing SonicBoom each line
+ * written (stdout-writer.ts: synchronous; complete, or what a full pipe did not take). Handing SonicBoom each line
  * instead cost either a copy of the whole batch per line (its string mode appends to the batch string and measures that
  * string's UTF-8 length on every write: ~20 KB of garbage per connection's three lines) or a Buffer per line (its buffer
  * mode: 1.5 µs of the 12 µs a connection's opened, subscribed and closed lines cost, measured writing to a drained pipe);
@@ -64,43 +72,75 @@ const STDOUT_FLUSH_MS = 100;
  * Descriptor 1 is written by number; Beacon's own code never creates `process.stdout`. It is usually non-blocking anyway:
  * creating `process.stdout` or `process.stderr` on a pipe makes it so, and the span-export and Loki worker threads pipe
  * their output through both (with `2>&1` a library's `process.stderr` does it too), so a full pipe fails a write at once.
+ * A blocking descriptor (a file, a pipe nothing made non-blocking) takes every write whole, waiting in the kernel.
  */
 function batchedStdout(): { stream: pino.DestinationStream; dropped: StdoutDropCounts } {
-  const write = syncWriter(1);
+  const write = fdWriter(1);
   const dropped: StdoutDropCounts = { closed: 0, write_error: 0 };
   let lines: string[] = [];
   let chars = 0;
   let timer: NodeJS.Timeout | undefined;
-  const writeOut = (): void => {
+  /** Batches a full pipe has not taken yet, oldest first, with their lines (for the count of a failure). */
+  const held: { bytes: Buffer; lines: number }[] = [];
+  let heldBytes = 0;
+  let retry: NodeJS.Timeout | undefined;
+  /** Writes the held batches in order; `wait`: all of them before it returns. Each failed one is counted whole. */
+  const writeHeld = (wait: boolean): void => {
+    while (held.length > 0) {
+      const head = held[0]!;
+      const result = write(head.bytes, wait || heldBytes > STDOUT_HELD_MAX_BYTES);
+      if (typeof result === 'string') {
+        // A batch that failed part-way is counted whole: its last line was cut, and which lines got through is not known.
+        dropped[result] += head.lines;
+        heldBytes -= head.bytes.length;
+        held.shift();
+        continue;
+      }
+      heldBytes -= head.bytes.length - result.length;
+      if (result.length === 0) {
+        held.shift();
+        continue;
+      }
+      head.bytes = result;
+      // Unref'd: an exit runs the hook below, which writes the rest.
+      retry ??= setTimeout(() => {
+        retry = undefined;
+        writeHeld(false);
+      }, FULL_PIPE_RETRY_MS).unref();
+      return;
+    }
+  };
+  const writeOut = (wait: boolean): void => {
     if (timer !== undefined) {
       clearTimeout(timer);
       timer = undefined;
     }
-    if (lines.length === 0) return;
-    const batch = lines.length === 1 ? lines[0]! : lines.join('');
-    const count = lines.length;
-    lines = [];
-    chars = 0;
-    const failed = write(batch);
-    // A batch that failed part-way is counted whole: its last line was cut, and which lines got through is not known.
-    if (failed !== undefined) dropped[failed] += count;
+    if (lines.length > 0) {
+      const bytes = Buffer.from(lines.length === 1 ? lines[0]! : lines.join(''));
+      held.push({ bytes, lines: lines.length });
+      heldBytes += bytes.length;
+      lines = [];
+      chars = 0;
+    }
+    // A full pipe is tried again by its timer, not by every batch meanwhile (each try of a full pipe throws EAGAIN).
+    if (wait || retry === undefined || heldBytes > STDOUT_HELD_MAX_BYTES) writeHeld(wait);
   };
   // What pino calls on its stream: `write`, and `flush` / `flushSync` for `logger.flush()` (without Loki; pino's
   // multistream has no `flush`, so with Loki `logger.flush()` does not reach this batch) and the exit hook, and what
-  // `flushLogger` calls. Once `writeOut` returns, its batch is written.
+  // `flushLogger` calls. Once `writeOut(true)` returns, every line is written.
   const batched: pino.DestinationStream & { flush(cb?: (err?: Error | null) => void): void; flushSync(): void } = {
     write(line: string): void {
       lines.push(line);
       chars += line.length;
-      if (chars >= STDOUT_BATCH_CHARS) writeOut();
-      else if (timer === undefined) timer = setTimeout(writeOut, STDOUT_FLUSH_MS).unref();
+      if (chars >= STDOUT_BATCH_CHARS) writeOut(false);
+      else if (timer === undefined) timer = setTimeout(() => writeOut(false), STDOUT_FLUSH_MS).unref();
     },
     flush(cb) {
-      writeOut();
+      writeOut(true);
       cb?.();
     },
     flushSync() {
-      writeOut();
+      writeOut(true);
     },
   };
   // pino registers an exit hook for asynchronous destinations only; a batched one needs it too. Held weakly by the hook.

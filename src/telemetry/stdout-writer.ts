@@ -1,8 +1,9 @@
 /**
- * The writer of stdout's batches (logger.ts): synchronous and complete. A write the pipe takes only in part goes on from
- * where it stopped; a full non-blocking pipe (EAGAIN, EBUSY) is tried again every millisecond, the thread held, until its
- * reader makes room. SonicBoom (pino's destination) slept 100 ms before each new try instead, however soon the reader had
- * drained the pipe: every connection froze in steps of 100 ms behind a slow log collector.
+ * The writer of stdout's batches (logger.ts): synchronous. A write the pipe takes only in part goes on from where it
+ * stopped. A full non-blocking pipe (EAGAIN, EBUSY) is either answered with what is left, for the caller to try again
+ * later without holding the thread, or — when the caller must wait — tried again every millisecond, the thread held,
+ * until its reader makes room. SonicBoom (pino's destination) slept 100 ms before each new try instead, however soon the
+ * reader had drained the pipe: every connection froze in steps of 100 ms behind a slow log collector.
  *
  * A failure drops the batch it hit, and the caller counts its lines (`stdout_lines_dropped_total`): stdout gone (EPIPE:
  * nobody reads it any more; EBADF) ends the writing for good (`closed`), later batches dropped too, as pino's own
@@ -32,21 +33,31 @@ function sayOnStderr(msg: string, code: string): void {
 export type StdoutDropReason = 'closed' | 'write_error';
 
 /**
- * Returns a function that writes a string to `fd` whole before it returns, answering undefined, or drops it and answers
- * why (see the module comment).
+ * What the writer answers: the bytes the descriptor did not take (empty once all were written; only ever non-empty when
+ * asked not to wait), or why the write failed and its bytes were dropped.
  */
-export function syncWriter(fd: number): (text: string) => StdoutDropReason | undefined {
+export type WriteResult = Buffer | StdoutDropReason;
+
+const WRITTEN = Buffer.alloc(0);
+
+/**
+ * Returns a function that writes bytes to `fd`: whole before it returns when `wait` is true (a full pipe tried again
+ * every millisecond), or as much as the descriptor takes at once when it is false (the rest is answered, to be tried
+ * again later); or drops them and answers why (see the module comment).
+ */
+export function fdWriter(fd: number): (bytes: Buffer, wait: boolean) => WriteResult {
   let gone = false;
   const said = new Set<string>();
-  return (text) => {
+  return (bytes, wait) => {
     if (gone) return 'closed';
-    let rest = Buffer.from(text);
+    let rest = bytes;
     while (rest.length > 0) {
       try {
         rest = rest.subarray(writeSync(fd, rest));
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
         if (RETRY.has(code)) {
+          if (!wait) return rest;
           Atomics.wait(sleeper, 0, 0, FULL_PIPE_RETRY_MS);
           continue;
         }
@@ -62,6 +73,6 @@ export function syncWriter(fd: number): (text: string) => StdoutDropReason | und
         return 'write_error';
       }
     }
-    return undefined;
+    return WRITTEN;
   };
 }

@@ -92,6 +92,29 @@ describe('stdout log batching', () => {
     assert.deepEqual(logged(stdout), Array.from({ length: lines }, (_, i) => i));
   });
 
+  it('holds a full pipe\'s batches in memory without holding the thread, up to the bound, and loses nothing', async () => {
+    // ~850 KB logged 20 lines a turn while the reader holds off: past the pipe's capacity, under STDOUT_HELD_MAX_BYTES.
+    // The reader reads from the writer's first wait (the thread held: what a full pipe did before) or from `logged`.
+    const lines = 2000;
+    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'full-pipe-turns', String(lines)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      if ((stderr.includes('full\n') || stderr.includes('logged ')) && child.stdout.listenerCount('data') === 0) {
+        child.stdout.on('data', (out: Buffer) => (stdout += out.toString()));
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, stderr);
+    const report = /logged (\{.*\})/.exec(stderr);
+    assert.ok(report !== null, stderr);
+    assert.equal((JSON.parse(report[1]!) as { count: number }).count, 0, 'the thread waited for the reader while lines were logged');
+    const waits = JSON.parse(stderr.trim().split('\n').pop() ?? '{}') as { count: number };
+    assert.ok(waits.count > 0, 'the pipe never filled: the test did not exercise a full pipe');
+    assert.deepEqual(logged(stdout), Array.from({ length: lines }, (_, i) => i));
+  });
+
   it('says once on stderr that stdout is gone (EPIPE), counts the lines it drops, and keeps running', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'epipe', '1'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
