@@ -481,7 +481,9 @@ export function createMetrics(
       published.row(appId, source).value++;
     },
     broadcast(channelType, recipients, seconds) {
-      broadcastDuration.row(channelType, recipientsBucket(recipients)).record(seconds);
+      // "Accepted → last frame written": a fan-out that wrote none (its sender the only subscriber, every frame dropped)
+      // has no such duration, and was recorded as a one-recipient fan-out.
+      if (recipients > 0) broadcastDuration.row(channelType, recipientsBucket(recipients)).record(seconds);
       broadcastRecipients.row(channelType).record(recipients);
     },
     subscription(appId, channelType, result) {

@@ -11,7 +11,7 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { HistogramProducer } from '../../src/telemetry/histogram-table.js';
 import { createMetrics, type GaugeSources } from '../../src/telemetry/metrics.js';
 import { WEBHOOK_EVENT_NAMES } from '../../src/webhooks/webhook-event.js';
-import { CONTRACT_PATH, labelKeys, parseExposition, readContract, type Family } from '../helpers/exposition.js';
+import { CONTRACT_PATH, labelKeys, parseExposition, readContract, sumOf, type Family } from '../helpers/exposition.js';
 import { freePort } from '../helpers/free-port.js';
 
 /** In the contract with the HTTP semantic-convention label names; declared in metrics.ts too. */
@@ -56,6 +56,8 @@ describe('metrics contract (docs/telemetry.md)', () => {
     m.messageError('app-1', 'invalid_json');
     m.eventPublished('app-1', 'http_api');
     m.broadcast('public', 3, 0.002);
+    // A fan-out that wrote no frame (the sender the only subscriber, or every frame dropped).
+    m.broadcast('private', 0, 0.003);
     m.subscription('app-1', 'private', 'ok');
     m.rateLimited('app-1', 'client_events');
     m.backpressure('app-1', 'dropped');
@@ -161,6 +163,10 @@ describe('metrics contract (docs/telemetry.md)', () => {
     assert.equal(sample('websocket_messages_sent_total', { app_id: 'app-1', kind: 'channel_event' }), 3);
     assert.equal(sample('websocket_sent_bytes_total', { app_id: 'app-1' }), 360);
     assert.equal(sample('websocket_broadcast_duration_seconds_count', { channel_type: 'public', recipients: '2-10' }), 1);
+    // No frame written, so no "publish → last frame written" duration; the fan-out's size, 0, is recorded.
+    assert.equal(sumOf(families, 'websocket_broadcast_duration_seconds_count', { channel_type: 'private' }), 0);
+    assert.equal(sample('websocket_broadcast_recipients_count', { channel_type: 'private' }), 1);
+    assert.equal(sample('websocket_broadcast_recipients_sum', { channel_type: 'private' }), 0);
     assert.equal(sample('websocket_shutdown_duration_seconds', {}), 1.5);
     assert.equal(sample('websocket_build_info', { version: '9.9.9', node_version: process.version }), 1);
     assert.equal(sample('websocket_adapter_up', { adapter: 'local' }), 1);
