@@ -48,7 +48,7 @@ export type StdoutDropCounts = Record<StdoutDropReason, number>;
  * A synchronous 12 KiB write also costs less CPU (13-20 µs against 45-60 µs, measured on a pipe).
  *
  * A pipe its reader has not emptied yet (a log collector a few milliseconds behind, a reader that shares the CPU) takes
- * what fits and the rest of the batches wait in memory, tried again every millisecond from a timer, in order, while the
+ * what fits (whole lines: stdout-writer.ts) and the rest of the batches wait in memory, tried again every millisecond from a timer, in order, while the
  * server goes on serving: up to 1 MiB of them. Past that the server waits for the reader instead of piling lines up in
  * memory (the thread held, a millisecond at a time). Before, every full pipe held the thread: in a connect storm whose
  * log reader shared the 2 cores, ~400 waits of 1 ms in 22 000 connects (bench/README.md). What is buffered is written

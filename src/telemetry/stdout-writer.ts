@@ -40,16 +40,20 @@ export type WriteResult = Buffer | StdoutDropReason;
 
 const WRITTEN = Buffer.alloc(0);
 
+const NEWLINE = 0x0a;
+
 /**
- * Returns a function that writes bytes to `fd`: whole before it returns when `wait` is true (a full pipe tried again
- * every millisecond), or as much as the descriptor takes at once when it is false (the rest is answered, to be tried
- * again later); or drops them and answers why (see the module comment).
+ * Returns a function that writes lines (bytes ending in a newline) to `fd`: whole before it returns when `wait` is true
+ * (a full pipe tried again every millisecond), or as much as the descriptor takes at once when it is false, answering the
+ * rest to be tried again later; or drops them and answers why (see the module comment). What it answers always starts a
+ * line: a line the pipe took in part is finished first, waiting if it must (at most one line). Another writer of the same
+ * descriptor — stderr sent to the same pipe, the SDK's console logger, a worker's output — writes between two lines, never
+ * into one (a pipe takes a write in part at a page boundary, anywhere in a line).
  */
 export function fdWriter(fd: number): (bytes: Buffer, wait: boolean) => WriteResult {
   let gone = false;
   const said = new Set<string>();
-  return (bytes, wait) => {
-    if (gone) return 'closed';
+  const write = (bytes: Buffer, wait: boolean): WriteResult => {
     let rest = bytes;
     while (rest.length > 0) {
       try {
@@ -74,5 +78,17 @@ export function fdWriter(fd: number): (bytes: Buffer, wait: boolean) => WriteRes
       }
     }
     return WRITTEN;
+  };
+  return (bytes, wait) => {
+    if (gone) return 'closed';
+    const rest = write(bytes, wait);
+    if (typeof rest === 'string' || rest.length === 0) return rest;
+    const taken = bytes.length - rest.length;
+    if (taken === 0 || bytes[taken - 1] === NEWLINE) return rest;
+    // The pipe cut a line: its end is written now, so that what is held back starts a line.
+    const lineEnd = rest.indexOf(NEWLINE) + 1;
+    const finished = write(lineEnd === 0 ? rest : rest.subarray(0, lineEnd), true);
+    if (typeof finished === 'string') return finished;
+    return lineEnd === 0 ? WRITTEN : rest.subarray(lineEnd);
   };
 }

@@ -115,6 +115,41 @@ describe('stdout log batching', () => {
     assert.deepEqual(logged(stdout), Array.from({ length: lines }, (_, i) => i));
   });
 
+  it('holds back whole lines only: another writer of the same pipe never lands inside a line', async () => {
+    // The pipe takes part of a batch, usually ending inside a line; a line of another writer of descriptor 1 (stderr
+    // sent to the same pipe, the SDK's console) written next must land between two of the logger's lines.
+    // Through a real pipe (`| cat`): it takes a write in part at page boundaries, where the socket pair Node gives a
+    // child's stdio took these batches whole or not at all.
+    const lines = 2000;
+    const command = `"${process.execPath}" --import tsx "${FIXTURE}" full-pipe-foreign ${lines} | cat`;
+    const child = spawn('sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      if ((stderr.includes('full\n') || stderr.includes('logged ')) && child.stdout.listenerCount('data') === 0) {
+        child.stdout.on('data', (out: Buffer) => (stdout += out.toString()));
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, stderr);
+    const parsed = stdout
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => {
+        try {
+          return JSON.parse(l) as { n?: number; foreign?: boolean };
+        } catch {
+          assert.fail(`a line cut by another writer: ${l.slice(0, 120)}…`);
+        }
+      });
+    assert.equal(parsed.filter((l) => l.foreign === true).length, 1);
+    assert.deepEqual(
+      parsed.filter((l) => l.foreign !== true).map((l) => l.n),
+      Array.from({ length: lines }, (_, i) => i),
+    );
+  });
+
   it('says once on stderr that stdout is gone (EPIPE), counts the lines it drops, and keeps running', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'epipe', '1'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
