@@ -89,10 +89,11 @@ function isMetricsPort(n: number): boolean {
 }
 
 /**
- * A DNS name: labels of letters, digits and inner hyphens, the last one not all digits — so `999.1.1.1` is refused as the
- * mistyped IPv4 address it is, instead of being looked up as a name at listen time.
+ * A host name: labels of letters, digits, underscores (container and service names such as `my_host` resolve) and inner
+ * hyphens, a fully qualified name's trailing dot allowed, the last label not all digits — so `999.1.1.1` is refused as
+ * the mistyped IPv4 address it is, instead of being looked up as a name at listen time.
  */
-const HOST_NAME = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*(?!\d+$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const HOST_NAME = /^(?=.{1,254}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*(?!\d+\.?$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$/;
 
 /** What the metrics server can listen on: an IP address or a host name. */
 function isMetricsHost(host: string): boolean {

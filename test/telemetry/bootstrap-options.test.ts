@@ -92,6 +92,10 @@ describe('telemetryOptionsFromEnv', () => {
     });
     assert.equal(telemetryOptionsFromEnv({ OTEL_METRICS_EXPORTER: 'none' }).metrics, undefined);
     assert.deepEqual(telemetryOptionsFromEnv({ METRICS_HOST: '::1', METRICS_PORT: '9999' }).errors, []);
+    // A fully qualified name's trailing dot, and the underscores of container names, are host names (refused before).
+    for (const host of ['localhost.', 'metrics.internal.', 'my_host', 'beacon_metrics.svc', '0.0.0.0', '::']) {
+      assert.deepEqual(telemetryOptionsFromEnv({ METRICS_HOST: host }).errors, [], host);
+    }
   });
 
   it('an invalid METRICS_PORT or METRICS_HOST is an error naming it (the process refuses to start), not a warning', () => {
@@ -101,7 +105,7 @@ describe('telemetryOptionsFromEnv', () => {
       assert.deepEqual(o.errors, [`METRICS_PORT: not a port from 1 to 65535: "${port}"`], port);
       assert.deepEqual(o.warnings, [], port);
     }
-    for (const host of ['999.1.1.1', '1.2.3', 'bad host', '-x.example', 'a..b', '[::1]']) {
+    for (const host of ['999.1.1.1', '999.1.1.1.', '1.2.3', 'bad host', '-x.example', 'a..b', '[::1]', '.']) {
       assert.deepEqual(telemetryOptionsFromEnv({ METRICS_HOST: host }).errors, [`METRICS_HOST: not an IP address or host name: "${host}"`], host);
     }
     // Checked whether or not metrics are served, as src/config.ts checks every setting.
