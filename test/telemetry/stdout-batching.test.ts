@@ -25,6 +25,27 @@ function run(how: string, lines: number): Promise<Run> {
   return new Promise((resolve) => child.on('close', (code) => resolve({ stdout, stderr, code })));
 }
 
+/**
+ * Runs the fixture in a full-pipe mode with a reader that holds off until the fixture's stderr says `signal` (its report)
+ * or `full` (its first wait for the pipe: read from then on, or the fixture would wait for good), then reads everything.
+ * `throughCat`: stdout through a real pipe (`| cat`), which takes a write in part at page boundaries, where the socket
+ * pair Node gives a child's stdio takes a batch whole or not at all.
+ */
+function runHeldReader(how: string, lines: number, signal: string, throughCat = false): Promise<Run> {
+  const child = throughCat
+    ? spawn('sh', ['-c', `"${process.execPath}" --import tsx "${FIXTURE}" ${how} ${lines} | cat`], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, ['--import', 'tsx', FIXTURE, how, String(lines)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString();
+    if ((stderr.includes('full\n') || stderr.includes(signal)) && child.stdout.listenerCount('data') === 0) {
+      child.stdout.on('data', (out: Buffer) => (stdout += out.toString()));
+    }
+  });
+  return new Promise((resolve) => child.on('close', (code) => resolve({ stdout, stderr, code })));
+}
+
 function logged(stdout: string): number[] {
   return stdout
     .split('\n')
@@ -73,18 +94,9 @@ describe('stdout log batching', () => {
   it('waits for a full non-blocking pipe a millisecond at a time, and loses nothing', async () => {
     // The reader holds off until the writer reports its first wait (the pipe is full), then reads everything. SonicBoom
     // slept 100 ms before each new try, the event loop held, however soon the reader had drained the pipe.
+    // Read from the first wait on; or from the report, if the pipe never filled (the assertion below then fails).
     const lines = 4000;
-    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'full-pipe', String(lines)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-      // Read from the first wait on; or from the report, if the pipe never filled (the assertion below then fails).
-      if ((stderr.includes('full\n') || stderr.includes('"count"')) && child.stdout.listenerCount('data') === 0) {
-        child.stdout.on('data', (out: Buffer) => (stdout += out.toString()));
-      }
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { code, stdout, stderr } = await runHeldReader('full-pipe', lines, '"count"');
     assert.equal(code, 0, stderr);
     const waits = JSON.parse(stderr.trim().split('\n').pop() ?? '{}') as { count: number; longestMs: number };
     assert.ok(waits.count > 0, 'the pipe never filled: the test did not exercise a full pipe');
@@ -96,16 +108,7 @@ describe('stdout log batching', () => {
     // ~850 KB logged 20 lines a turn while the reader holds off: past the pipe's capacity, under STDOUT_HELD_MAX_BYTES.
     // The reader reads from the writer's first wait (the thread held: what a full pipe did before) or from `logged`.
     const lines = 2000;
-    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'full-pipe-turns', String(lines)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-      if ((stderr.includes('full\n') || stderr.includes('logged ')) && child.stdout.listenerCount('data') === 0) {
-        child.stdout.on('data', (out: Buffer) => (stdout += out.toString()));
-      }
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { code, stdout, stderr } = await runHeldReader('full-pipe-turns', lines, 'logged ');
     assert.equal(code, 0, stderr);
     const report = /logged (\{.*\})/.exec(stderr);
     assert.ok(report !== null, stderr);
@@ -118,20 +121,9 @@ describe('stdout log batching', () => {
   it('holds back whole lines only: another writer of the same pipe never lands inside a line', async () => {
     // The pipe takes part of a batch, usually ending inside a line; a line of another writer of descriptor 1 (stderr
     // sent to the same pipe, the SDK's console) written next must land between two of the logger's lines.
-    // Through a real pipe (`| cat`): it takes a write in part at page boundaries, where the socket pair Node gives a
-    // child's stdio took these batches whole or not at all.
+    // Through a real pipe (`| cat`), which cuts writes inside lines.
     const lines = 2000;
-    const command = `"${process.execPath}" --import tsx "${FIXTURE}" full-pipe-foreign ${lines} | cat`;
-    const child = spawn('sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-      if ((stderr.includes('full\n') || stderr.includes('logged ')) && child.stdout.listenerCount('data') === 0) {
-        child.stdout.on('data', (out: Buffer) => (stdout += out.toString()));
-      }
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { code, stdout, stderr } = await runHeldReader('full-pipe-foreign', lines, 'logged ', true);
     assert.equal(code, 0, stderr);
     const parsed = stdout
       .split('\n')
