@@ -39,7 +39,9 @@ export function verifyAuth(auth: unknown, key: string, secret: string, signed: s
   const colon = auth.indexOf(':');
   if (colon < 0) return false;
   const givenKey = auth.slice(0, colon);
-  const signature = auth.slice(colon + 1);
+  // Hex in either case, as the HTTP API's `auth_signature` (http/signing.ts): the same HMAC, however the auth endpoint's
+  // language writes it (.NET's `Convert.ToHexString` writes upper case).
+  const signature = auth.slice(colon + 1).toLowerCase();
   const keyOk = safeEqualHex(key, givenKey);
   const sigOk = safeEqualHex(sign(secret, signed), signature);
   return keyOk && sigOk;

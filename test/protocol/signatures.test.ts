@@ -66,6 +66,14 @@ test('verifyAuth refuses a wrong key, a wrong signature, and malformed values', 
   assert.equal(verifyAuth(`${KEY}:`, KEY, SECRET, signed), false);
 });
 
+test('verifyAuth takes the signature in upper-case hex too, as the HTTP API does (an auth endpoint may write either)', () => {
+  const signed = channelAuthString(SOCKET, 'private-foobar');
+  const sig = sign(SECRET, signed);
+  assert.ok(verifyAuth(`${KEY}:${sig.toUpperCase()}`, KEY, SECRET, signed));
+  // The key is compared as it is: it is not hex.
+  assert.equal(verifyAuth(`${KEY.toUpperCase()}:${sig}`, KEY, SECRET, signed), false);
+});
+
 test('safeEqualHex compares values of different lengths as unequal', () => {
   assert.equal(safeEqualHex('abc', 'abc'), true);
   assert.equal(safeEqualHex('abc', 'abcd'), false);
