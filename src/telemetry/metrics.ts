@@ -162,7 +162,8 @@ export function recipientsBucket(n: number): string {
 export interface Metrics {
   connectionOpened(appId: string): void;
   connectionClosed(appId: string, reason: CloseReason, lifetimeSeconds: number): void;
-  connectionRejected(reason: RejectReason): void;
+  /** `appId` once the upgrade's key named an app (disabled, over its quota or rate, …); undefined before. */
+  connectionRejected(reason: RejectReason, appId?: string): void;
   messageReceived(appId: string, kind: ReceivedKind, bytes: number): void;
   /** `count` frames of `bytes` each (fan-out records once per message, not per recipient). */
   messagesSent(appId: string, kind: SentKind, bytes: number, count: number): void;
@@ -226,7 +227,8 @@ export function createMetrics(
   const rejected = counted(
     'websocket_connections_rejected_total',
     'WebSocket upgrades refused by reason',
-    new CounterTable((reason) => ({ reason })),
+    // `app_id` only once the key named an app: an unknown key must not become a label value.
+    new CounterTable((reason, appId) => (appId === '' ? { reason } : { reason, app_id: appId })),
   );
   const duration = histogram(
     'websocket_connection_duration_seconds',
@@ -280,7 +282,8 @@ export function createMetrics(
   const apiRefusals = counted(
     'websocket_api_refusals_total',
     'HTTP API requests refused by reason (signing, rate limit and unknown paths apart)',
-    new CounterTable((reason) => ({ reason })),
+    // `app_id` only once the key named an app: an unknown key must not become a label value.
+    new CounterTable((reason, appId) => (appId === '' ? { reason } : { reason, app_id: appId })),
   );
   // Every reason from start, at 0: its rows exist before the first refusal.
   for (const reason of API_REFUSAL_REASONS) apiRefusals.row(reason);
@@ -457,8 +460,8 @@ export function createMetrics(
       closed.row(appId, reason).value++;
       duration.row(appId, reason).record(lifetimeSeconds);
     },
-    connectionRejected(reason) {
-      rejected.row(reason).value++;
+    connectionRejected(reason, appId) {
+      rejected.row(reason, appId).value++;
     },
     messageReceived(appId, kind, bytes) {
       received.row(appId, kind).value++;

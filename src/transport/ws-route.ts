@@ -155,8 +155,13 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
    * Counts and logs one refused upgrade. A connection flood must not become a log flood: every refusal is counted, at most
    * 10 a second are logged.
    */
-  const connectionRejected = (reason: RejectReason, fields: () => Record<string, unknown>, message: string): void => {
-    metrics.connectionRejected(reason);
+  const connectionRejected = (
+    reason: RejectReason,
+    fields: () => Record<string, unknown>,
+    message: string,
+    appId?: string,
+  ): void => {
+    metrics.connectionRejected(reason, appId);
     if (rejectionLogWindow.allow(Date.now())) {
       logEvent(logger, 'info', { event: 'connection_rejected', reason, ...fields() }, message);
     }
@@ -174,6 +179,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       reason,
       () => ({ ...(appId === undefined ? {} : { app_id: appId }), code, remote_address: request.ip, request_id: request.id }),
       message,
+      appId,
     );
     if (refusedInHandshake >= options.maxRefusedSockets) {
       // A refusal flood: no fd waits for a close frame beyond the cap (the client sees 1006 instead of the code). The

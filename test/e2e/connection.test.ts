@@ -17,7 +17,18 @@ import { until, within } from '../helpers/wait.js';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
 import { Deadline } from '../../src/lifecycle/deadline.js';
 import type { Adapter } from '../../src/adapters/adapter.js';
-import type { Metrics } from '../../src/telemetry/metrics.js';
+import type { GaugeSources, Metrics } from '../../src/telemetry/metrics.js';
+import { sumOf } from '../helpers/exposition.js';
+import { exportedMetrics } from '../helpers/exported-metrics.js';
+
+/** No gauges are under test here. */
+const NO_GAUGES: GaugeSources = {
+  connectionsByApp: () => [],
+  channelStats: () => [],
+  presenceMembersByApp: () => [],
+  sendBufferBytes: () => 0,
+  adapterStatus: () => ({ adapter: 'local', up: true, pending: 0, congested: false }),
+};
 
 /** Opens a raw connection the server must refuse; returns the pusher:error data and the close frame. */
 async function refused(server: TestServer, path: string) {
@@ -110,7 +121,8 @@ test('disabled app (APPS_FILE): close 4003', async () => {
 });
 
 test('per-app quota (APP_MAX_CONNECTIONS): the connection over it is closed with 4004', async () => {
-  const server = await startServer({ APP_MAX_CONNECTIONS: '2' });
+  const observed = await exportedMetrics(NO_GAUGES);
+  const server = await startServer({ APP_MAX_CONNECTIONS: '2' }, { metrics: observed.metrics });
   try {
     const first = await RawClient.established(server.port);
     const second = await RawClient.established(server.port);
@@ -118,6 +130,8 @@ test('per-app quota (APP_MAX_CONNECTIONS): the connection over it is closed with
     assert.equal(closed.code, 4004);
     assert.equal(error.code, 4004);
     await loggedOnce(server, { event: 'connection_rejected', reason: 'over_quota', app_id: APP.id });
+    // Counted under the tenant refused, as its line names it.
+    assert.equal(sumOf(await observed.scrape(), 'websocket_connections_rejected_total', { reason: 'over_quota', app_id: APP.id }), 1);
     // Room again once one has left (the server forgets it when its close completes).
     await first.client.close();
     await until(() => server.app.hub.connectionCount() === 1, 'the closed connection to be forgotten');
@@ -126,6 +140,7 @@ test('per-app quota (APP_MAX_CONNECTIONS): the connection over it is closed with
     await second.client.close();
   } finally {
     await server.close();
+    await observed.close();
   }
 });
 

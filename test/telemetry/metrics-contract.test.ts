@@ -50,6 +50,7 @@ describe('metrics contract (docs/telemetry.md)', () => {
     m.connectionOpened('app-1');
     m.connectionClosed('app-1', 'client_close', 12.5);
     m.connectionRejected('unknown_app');
+    m.connectionRejected('over_quota', 'app-1');
     m.messageReceived('app-1', 'subscribe', 80);
     m.messagesSent('app-1', 'channel_event', 120, 3);
     m.messageProcessed('subscribe', 0.0004);
@@ -168,6 +169,12 @@ describe('metrics contract (docs/telemetry.md)', () => {
     assert.equal(sample('websocket_broadcast_recipients_count', { channel_type: 'private' }), 1);
     assert.equal(sample('websocket_broadcast_recipients_sum', { channel_type: 'private' }), 0);
     assert.equal(sample('websocket_shutdown_duration_seconds', {}), 1.5);
+    // The tenant refused, once the key named one; none for a key that named no app.
+    assert.equal(sample('websocket_connections_rejected_total', { reason: 'over_quota', app_id: 'app-1' }), 1);
+    assert.equal(
+      [...families.values()].flatMap((f) => f.samples).find((x) => x.name === 'websocket_connections_rejected_total' && x.labels.reason === 'unknown_app')?.labels.app_id,
+      undefined,
+    );
     assert.equal(sample('websocket_build_info', { version: '9.9.9', node_version: process.version }), 1);
     assert.equal(sample('websocket_adapter_up', { adapter: 'local' }), 1);
     assert.equal(sample('websocket_adapter_pending_changes', { adapter: 'local' }), 2);
