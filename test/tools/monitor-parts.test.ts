@@ -265,3 +265,49 @@ test('summary: the refusals /metrics counted (logged at info, so not among the l
     /^ {2}errors in \/metrics: rejected:unknown_app 7, api_auth:bad_signature 1 \(refusals a client caused are logged at info: not among the log lines\)\n {2}log lines: 0 fatal, 0 error, 0 warn\n {2}distinct errors: none$/m,
   );
 });
+
+test('summary: totals add up the steps between scrapes and read a restart from zero, and the restart is said', () => {
+  const scrape = (at: number, opened: number, sent: number, startedAt = 1000) =>
+    parseExposition(
+      [
+        `process_start_time_seconds ${startedAt}`,
+        `websocket_connections_opened_total{app_id="a"} ${opened}`,
+        `websocket_messages_sent_total{app_id="a",kind="protocol"} ${sent}`,
+      ].join('\n'),
+      at,
+    );
+  // 100 → 150, the target restarts (30 since), then 30 → 40: 50 + 30 + 10 = 90 opened (last − first said 0).
+  const restarted = new SummaryBuilder('http://127.0.0.1:9464/metrics');
+  restarted.scrape(scrape(Date.parse('2026-01-01T10:00:00Z'), 100, 500));
+  restarted.scrape(scrape(Date.parse('2026-01-01T10:00:10Z'), 150, 600));
+  restarted.scrape(scrape(Date.parse('2026-01-01T10:00:20Z'), 30, 40, 1015));
+  restarted.scrape(scrape(Date.parse('2026-01-01T10:00:30Z'), 40, 50, 1015));
+  const summary = restarted.build();
+  assert.equal(summary.totals?.connections_opened, 90);
+  assert.equal(summary.totals?.messages_sent, 100 + 40 + 10);
+  assert.deepEqual(summary.restarts, { target: 'http://127.0.0.1:9464/metrics', count: 1, at: ['2026-01-01T10:00:20.000Z'] });
+  const text = summaryText(restarted, { logSources: [], unansweredAtEnd: [] });
+  assert.match(text, /^ {2}totals: connections_opened 90, connections_closed 0, connections_rejected 0, messages_received 0, messages_sent 150,/m);
+  assert.match(text, /^ {2}restarts: http:\/\/127\.0\.0\.1:9464\/metrics restarted 1 time\(s\) during the run \(seen at 10:00:20\); the totals count each restarted counter from zero$/m);
+
+  // Without a start time, a counter that went down is the restart; one that is back above its old value (the new process
+  // did more than the old one had) is still read from zero when the start time says so.
+  const noStartTime = new SummaryBuilder();
+  for (const [at, n] of [[0, 100], [10_000, 150], [20_000, 30]] as const) {
+    noStartTime.scrape(parseExposition(`websocket_connections_opened_total{app_id="a"} ${n}`, at));
+  }
+  assert.equal(noStartTime.build().totals?.connections_opened, 80);
+  assert.equal(noStartTime.build().restarts.count, 1);
+  const busyAfter = new SummaryBuilder();
+  busyAfter.scrape(scrape(0, 100, 0));
+  busyAfter.scrape(scrape(10_000, 120, 0, 1009));
+  assert.equal(busyAfter.build().totals?.connections_opened, 120);
+
+  // No restart: the steps, and nothing said.
+  const steady = new SummaryBuilder();
+  steady.scrape(scrape(0, 100, 0));
+  steady.scrape(scrape(10_000, 130, 0));
+  assert.equal(steady.build().totals?.connections_opened, 30);
+  assert.equal(steady.build().restarts.count, 0);
+  assert.doesNotMatch(summaryText(steady, { logSources: [], unansweredAtEnd: [] }), /restart/);
+});

@@ -174,6 +174,23 @@ describe('beacon-monitor against a real Beacon', () => {
     assert.ok(raw.some((l) => l.replace(ANSI, '').startsWith('summary: ') && /, \d+ unhealthy/.test(l)));
   });
 
+  it('a --metrics that is not Beacon\'s (its /healthz answers 200): said, and no snapshot reads as an idle healthy node', { timeout: 40_000 }, async () => {
+    const wrong = `http://127.0.0.1:${beacon.port}/healthz`;
+    const monitor = startMonitor(['1', '--interval', '0.5', '--mode', 'plain', '--no-stack', '--metrics', wrong, '--host', `http://127.0.0.1:${beacon.port}`]);
+    assert.equal(await monitor.exited, 0, monitor.stderr());
+    const text = monitor.lines.join('\n');
+    const problems = monitor.lines.filter((l) => l.startsWith('problem '));
+    assert.equal(problems.length, 1, text);
+    assert.match(problems[0] as string, /is not a Beacon \/metrics endpoint: no websocket_build_info or other websocket_\* series \(no Prometheus sample at all\); is --metrics right\?/);
+    const snapshots = monitor.lines.filter((l) => l.startsWith('snapshot '));
+    assert.ok(snapshots.length >= 2, text);
+    for (const s of snapshots) {
+      assert.match(s, / connections=- /);
+      assert.match(s, /metrics_error="http:\/\/127\.0\.0\.1:\d+\/healthz is not a Beacon \/metrics endpoint/);
+    }
+    assert.match(text, new RegExp(`^summary: \\d+ s, ${snapshots.length} snapshots, ${snapshots.length} unhealthy$`, 'm'));
+  });
+
   it('json: one object per line, snapshots with numbers, the summary last', { timeout: 40_000 }, async () => {
     const monitor = startMonitor(['1.5', '--interval', '0.5', '--json', '--no-stack', ...target()]);
     assert.equal(await monitor.exited, 0, monitor.stderr());

@@ -41,7 +41,7 @@ async function main(): Promise<number> {
   }
   const o = options;
   const render = createRenderer(o.mode, process.stdout, process.env);
-  const summary = new SummaryBuilder();
+  const summary = new SummaryBuilder(o.metricsUrl);
   let lastProblem = '';
   const problem = (message: string) => {
     if (message === lastProblem) return;
@@ -79,6 +79,10 @@ async function main(): Promise<number> {
         track(readyzName, probe(readyzName, 3000, endOfRun.signal)),
         o.composeProject === undefined ? undefined : track(stackName, stackHealth(o.composeProject, endOfRun.signal)),
       ]);
+      // Said once as well as in every snapshot: a wrong --metrics is no node's state, and the table alone reads as an outage.
+      if (metrics.error !== undefined && metrics.error.includes('is not a Beacon /metrics endpoint')) {
+        problem(`${metrics.error}; is --metrics right? (Beacon's is http://HOST:9464/metrics)`);
+      }
       const snapshot = buildSnapshot({ cur: metrics.scrape, prev, metricsError: metrics.error, healthz, readyz, stack });
       if (metrics.scrape !== undefined) {
         summary.scrape(metrics.scrape);

@@ -85,6 +85,13 @@ function summaryLines(s: Summary): string[] {
   if (s.totals !== undefined) {
     lines.push(`  totals: ${Object.entries(s.totals).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   }
+  if (s.restarts.count > 0) {
+    const r = s.restarts;
+    lines.push(
+      `  restarts: ${r.target} restarted ${r.count} time(s) during the run (seen at ${r.at.map(clock).join(', ')}); ` +
+        'the totals count each restarted counter from zero',
+    );
+  }
   if (s.skippedSnapshots > 0) {
     lines.push(`  snapshots skipped: ${s.skippedSnapshots} (the previous one was still waiting for ${s.skippedWaitingFor.join(', ')})`);
   }

@@ -4,7 +4,7 @@
  * rate() does), broadcast latency from the histogram buckets observed in the interval.
  */
 import { abortAfter } from '../../src/lifecycle/abort-after.js';
-import { parseExposition, select, sum, sumBy, type Scrape } from '../prometheus/exposition.js';
+import { notBeaconMetrics, parseExposition, select, sum, sumBy, type Scrape } from '../prometheus/exposition.js';
 import { histogramQuantile, type Bucket } from './histogram-quantile.js';
 import type { StackHealth } from './stack-health.js';
 
@@ -151,7 +151,10 @@ export async function probe(url: string, timeoutMs = 3000, end?: AbortSignal): P
   }
 }
 
-/** GETs and parses /metrics at `url`, bounded like `probe`; the scrape, or why there is none. */
+/**
+ * GETs and parses /metrics at `url`, bounded like `probe`; the scrape, or why there is none (no answer, a non-200, or a
+ * page that is not Beacon's /metrics).
+ */
 export async function readMetrics(
   url: string,
   timeoutMs = 5000,
@@ -162,7 +165,11 @@ export async function readMetrics(
     const res = await fetch(url, { signal: bound.signal });
     const text = await res.text();
     if (res.status !== 200) return { scrape: undefined, error: `${url} answered ${res.status}` };
-    return { scrape: parseExposition(text), error: undefined };
+    const scrape = parseExposition(text);
+    // A wrong --metrics (a /healthz, another exporter) answers 200 too: read as Beacon's, it showed an idle, healthy node.
+    const notBeacon = notBeaconMetrics(scrape, url);
+    if (notBeacon !== undefined) return { scrape: undefined, error: notBeacon };
+    return { scrape, error: undefined };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string } };
     return { scrape: undefined, error: e.cause?.code ?? e.name };

@@ -1,5 +1,5 @@
 /** What a monitoring session adds up to: peaks over the snapshots, totals over the run, distinct errors with counts. */
-import { sum, type Scrape } from '../prometheus/exposition.js';
+import { select, type Scrape } from '../prometheus/exposition.js';
 import type { LogEvent } from './log-line.js';
 import type { SourceStatus } from './poller.js';
 import type { Snapshot } from './snapshot.js';
@@ -18,8 +18,17 @@ export interface Summary {
     eventLoopLagP99Ms: number | undefined;
     rssBytes: number | undefined;
   };
-  /** Counter increases from the first to the last scrape (undefined without two scrapes). */
+  /**
+   * Counter increases over the run, as PromQL's increase() reads them: the steps between consecutive scrapes added up,
+   * per series, a series that went down (or a new process_start_time_seconds) read as a restart, its new value being the
+   * increase since then (undefined without two scrapes).
+   */
   totals: Record<string, number> | undefined;
+  /**
+   * Restarts of the target seen between consecutive scrapes: a new process_start_time_seconds, or a counter that went
+   * down. `at` is the time of each scrape that first showed one. (One target: the monitor reads one --metrics.)
+   */
+  restarts: { target: string; count: number; at: string[] };
   /** Snapshots where /healthz or /readyz was not 200, or /metrics could not be read. */
   unhealthySnapshots: number;
   /** Snapshot ticks skipped because the previous snapshot was still waiting for an answer. */
@@ -54,11 +63,47 @@ const TOTALS: Record<string, string> = {
 
 type Peaks = Summary['peaks'];
 
+/** The series of `name` (those including every pair of `match`) by their labels: one key per series. */
+function seriesOf(scrape: Scrape, name: string, match: Record<string, string>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const s of select(scrape, name, match)) {
+    const key = JSON.stringify(Object.entries(s.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    out.set(key, (out.get(key) ?? 0) + s.value);
+  }
+  return out;
+}
+
+/** The process's start time, when the target exports it. */
+function startTime(scrape: Scrape): number | undefined {
+  return select(scrape, 'process_start_time_seconds')[0]?.value;
+}
+
+/**
+ * True when the target restarted between `prev` and `cur`: its start time changed, or a counter of the totals went down
+ * (a counter only goes down when its process started again).
+ */
+export function restartedBetween(prev: Scrape, cur: Scrape): boolean {
+  const before = startTime(prev);
+  const now = startTime(cur);
+  if (before !== undefined && now !== undefined && before !== now) return true;
+  for (const name of new Set(Object.values(TOTALS))) {
+    const was = seriesOf(prev, name, {});
+    for (const [key, value] of seriesOf(cur, name, {})) if (value < (was.get(key) ?? 0)) return true;
+  }
+  return false;
+}
+
+/** Counters of the totals: which series of which name each adds up. */
+const TOTAL_MATCH = (name: string): Record<string, string> =>
+  name === 'websocket_backpressure_events_total' ? { action: 'disconnected' } : {};
+
 /** Accumulates scrapes, snapshots and log lines into a `Summary`. */
 export class SummaryBuilder {
   private readonly startedAt = Date.now();
-  private first: Scrape | undefined;
   private last: Scrape | undefined;
+  /** Increases added up scrape to scrape; undefined until a second scrape. */
+  private totals: Record<string, number> | undefined;
+  private readonly restartsAt: string[] = [];
   private snapshots = 0;
   private unhealthy = 0;
   private skipped = 0;
@@ -77,9 +122,28 @@ export class SummaryBuilder {
   private readonly levels = { warn: 0, error: 0, fatal: 0 };
   private readonly errors = new Map<string, { key: string; level: string; count: number; first: string; last: string }>();
 
+  /** `target` names the endpoint in the summary's `restarts`. */
+  constructor(private readonly target = '/metrics') {}
+
+  /**
+   * A successful scrape: each counter's increase since the previous one is added to the totals, per series: the step
+   * when it went up, its whole value when the target restarted in between (a series absent before counts from 0: a
+   * counter nobody incremented is not exported).
+   */
   scrape(s: Scrape): void {
-    this.first ??= s;
+    const prev = this.last;
     this.last = s;
+    if (prev === undefined) return;
+    const restarted = restartedBetween(prev, s);
+    if (restarted) this.restartsAt.push(new Date(s.at).toISOString());
+    const totals = (this.totals ??= Object.fromEntries(Object.keys(TOTALS).map((label) => [label, 0])));
+    for (const [label, name] of Object.entries(TOTALS)) {
+      const was = seriesOf(prev, name, TOTAL_MATCH(name));
+      for (const [key, value] of seriesOf(s, name, TOTAL_MATCH(name))) {
+        const before = was.get(key) ?? 0;
+        totals[label] = (totals[label] ?? 0) + (restarted || value < before ? value : value - before);
+      }
+    }
   }
 
   snapshot(s: Snapshot): void {
@@ -116,19 +180,12 @@ export class SummaryBuilder {
 
   /** The summary; `end` says what the end of the run found: the log sources' state and what had not answered. */
   build(end: { logSources: SourceStatus[]; unansweredAtEnd: string[] } = { logSources: [], unansweredAtEnd: [] }): Summary {
-    let totals: Record<string, number> | undefined;
-    if (this.first !== undefined && this.last !== undefined && this.first !== this.last) {
-      totals = {};
-      for (const [label, name] of Object.entries(TOTALS)) {
-        const match: Record<string, string> = name === 'websocket_backpressure_events_total' ? { action: 'disconnected' } : {};
-        totals[label] = Math.max(0, sum(this.last, name, match) - sum(this.first, name, match));
-      }
-    }
     return {
       seconds: (Date.now() - this.startedAt) / 1000,
       snapshots: this.snapshots,
       peaks: { ...this.peaks },
-      totals,
+      totals: this.totals === undefined ? undefined : { ...this.totals },
+      restarts: { target: this.target, count: this.restartsAt.length, at: [...this.restartsAt] },
       unhealthySnapshots: this.unhealthy,
       skippedSnapshots: this.skipped,
       skippedWaitingFor: [...this.skippedWaitingFor],

@@ -66,6 +66,16 @@ export function sumBy(scrape: Scrape, name: string, label: string, match: Record
   return out;
 }
 
+/**
+ * Why `scrape` is not a Beacon node's /metrics (undefined when it is): Beacon always exports `websocket_build_info`, and
+ * its other series are all `websocket_*`; a page with none (a /healthz, another exporter, an HTML page) is someone else's.
+ */
+export function notBeaconMetrics(scrape: Scrape, url: string): string | undefined {
+  if (scrape.samples.some((s) => s.name.startsWith('websocket_'))) return undefined;
+  const what = scrape.samples.length === 0 ? 'no Prometheus sample at all' : `${scrape.samples.length} samples, none of them websocket_*`;
+  return `${url} is not a Beacon /metrics endpoint: no websocket_build_info or other websocket_* series (${what})`;
+}
+
 /** GETs and parses `url`; rejects on a non-200 answer or after `timeoutMs`. */
 export async function scrape(url: string, timeoutMs = 5000): Promise<Scrape> {
   let res: Response;
