@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseLoadOptions, type LoadOptions } from '../../tools/load/options.js';
+import { decodePayload, encodePayload, newRunId } from '../../tools/load/payload.js';
 import { buildReport, renderReport } from '../../tools/load/report.js';
-import type { RunResult } from '../../tools/load/run.js';
+import { channelName, type RunResult } from '../../tools/load/run.js';
 import { Tally } from '../../tools/load/tally.js';
 
 function options(args: string[] = []): LoadOptions {
@@ -29,6 +30,7 @@ function healthyRun(messages: number): RunResult {
   tally.expectedDeliveries = messages * 5;
   for (let seq = 1; seq <= messages; seq++) for (let i = 0; i < 5; i++) tally.delivered(seq, 1000);
   return {
+    runId: '0a1b2c3d',
     tally,
     publishVia: 'http',
     publishViaReason: 'public channels take no client events',
@@ -143,6 +145,34 @@ describe('beacon-load verdict', () => {
     assert.match(text, /^verdict: FAILED$/m);
   });
 
+  it('a run that was to send messages and owed no delivery measured nothing: FAILED whatever the tolerance, saying why', () => {
+    // Client events on channels of one socket each: sent and accepted, no recipient.
+    const alone = healthyRun(0);
+    alone.publishVia = 'client';
+    alone.due = 20;
+    alone.tally.messagesSent = 20;
+    const o = options(['--sockets', '10', '--channels', '10', '--channel-type', 'private', '--max-error-rate', '1']);
+    const v = verdict(o, alone);
+    assert.equal(v.ok, false);
+    assert.deepEqual(v.reasons, [
+      'nothing measured: the 20 client event(s) had no recipient: a client event is not delivered to its sender, and no other socket was subscribed to their channel (--sockets 10 over --channels 10: 1 socket a channel); use fewer --channels',
+    ]);
+    // No message due at all: 5 sockets × 0.1/s × 1 s.
+    const none = healthyRun(0);
+    none.due = 0;
+    none.tally.subscribed = 5;
+    const short = verdict(options(['--sockets', '5', '--duration', '1']), none);
+    assert.deepEqual(short.reasons, [
+      'nothing measured: no message was due: --sockets 5 × --send-rate 0.1 × --duration 1 s is 0.5 message(s), less than one; raise --duration or --send-rate',
+    ]);
+    assert.match(renderReport(buildReport(options(['--sockets', '5', '--duration', '1']), none, null)), /^verdict: FAILED\n {2}nothing measured: no message was due/m);
+    // Connections only (--send-rate 0) is what was asked: ok.
+    const connectionsOnly = healthyRun(0);
+    connectionsOnly.publishVia = 'none';
+    connectionsOnly.due = 0;
+    assert.equal(verdict(options(['--send-rate', '0']), connectionsOnly).ok, true);
+  });
+
   it('an interrupted run is not ok, and says so', () => {
     const r = healthyRun(100);
     r.interrupted = { by: 'SIGINT', phase: 'steady' };
@@ -152,10 +182,46 @@ describe('beacon-load verdict', () => {
   });
 });
 
+describe('beacon-load run ids', () => {
+  it('each run has its own id, in its channel names (short, with the channel type\'s prefix) and in its messages', () => {
+    const a = newRunId();
+    const b = newRunId();
+    assert.match(a, /^[0-9a-f]{8}$/);
+    assert.notEqual(a, b);
+    assert.equal(channelName({ channelType: 'public', channels: 10 }, a, 13), `beacon-load-${a}-3`);
+    const presence = channelName({ channelType: 'presence', channels: 100_000 }, a, 99_999);
+    assert.equal(presence, `presence-beacon-load-${a}-99999`);
+    assert.ok(presence.length <= 40, presence);
+    assert.equal(channelName({ channelType: 'private', channels: 2 }, a, 1), `private-beacon-load-${a}-1`);
+    // The message carries the run id: a run tells its own messages from another run's.
+    const data = encodePayload(a, 7, 100);
+    assert.equal(data.length, 100);
+    assert.deepEqual({ ...decodePayload(data), t: 0 }, { r: a, t: 0, s: 7 });
+    assert.equal(decodePayload(encodePayload(b, 7, 56))?.r, b);
+    assert.ok(encodePayload(a, 9_999_999, 56).length <= 56);
+    // A message without a run id (an older beacon-load, anyone's publish) is not a load message of this run.
+    assert.equal(decodePayload('{"t":12.5,"s":3,"p":"xx"}'), undefined);
+  });
+});
+
 describe('beacon-load flags', () => {
   it('--payload-bytes below the header size is refused', () => {
-    assert.throws(() => options(['--payload-bytes', '10']), /--payload-bytes must be an integer ≥ 40/);
-    assert.equal(options(['--payload-bytes', '40']).payloadBytes, 40);
+    assert.throws(() => options(['--payload-bytes', '10']), /--payload-bytes must be an integer ≥ 56/);
+    assert.equal(options(['--payload-bytes', '56']).payloadBytes, 56);
+  });
+
+  it('--channels above --sockets is reduced to --sockets, with a warning in the report', () => {
+    const o = parseLoadOptions(['--sockets', '4', '--channels', '10', '--channel-type', 'private'], {});
+    assert.ok(o !== null);
+    assert.equal(o.channels, 4);
+    assert.deepEqual(o.warnings, [
+      '--channels 10 is more than --sockets 4: 4 channel(s) used, one socket each (a client event reaches no one on a channel of one socket: use fewer --channels)',
+    ]);
+    const report = buildReport(o, healthyRun(10), null);
+    assert.deepEqual(report.warnings, o.warnings);
+    assert.equal('warnings' in report.options, false);
+    assert.match(renderReport(report), /^warning: --channels 10 is more than --sockets 4: 4 channel\(s\) used/m);
+    assert.deepEqual(parseLoadOptions(['--sockets', '4', '--channels', '4'], {})?.warnings, []);
   });
 
   it('a negative value reaches the range check, in one line', () => {

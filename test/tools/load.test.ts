@@ -148,6 +148,103 @@ describe('beacon-load against a healthy server', () => {
   });
 });
 
+describe('beacon-load runs that measure nothing', () => {
+  let beacon: BeaconProcess;
+  before(async () => {
+    beacon = await spawnBeacon({ APP_ENABLE_CLIENT_EVENTS: 'true', LOG_LEVEL: 'warn' });
+  });
+  after(async () => {
+    await beacon.stop();
+  });
+
+  it('client events on channels of one socket: FAILED, "nothing measured", exit 1', { timeout: 60_000 }, async () => {
+    const alone = await load([...target(beacon), '--sockets', '4', '--rate', '200', '--duration', '1', '--send-rate', '2', '--channel-type', 'private']);
+    const ra = report(alone);
+    assert.equal(alone.code, 1, JSON.stringify(ra.verdict));
+    assert.equal(ra.messages.publish_via, 'client');
+    assert.ok(ra.messages.sent > 0 && ra.messages.expected_deliveries === 0, JSON.stringify(ra.messages));
+    assert.deepEqual(ra.verdict.reasons.map((x) => x.split(':')[0]), ['nothing measured']);
+    assert.match(ra.verdict.reasons[0] as string, /had no recipient.*--sockets 4 over --channels 4: 1 socket a channel/);
+    assert.match(alone.stderr, /^beacon-load: warning: --channels 10 is more than --sockets 4: 4 channel\(s\) used/m);
+    assert.deepEqual(ra.warnings.length, 1);
+  });
+
+  it('the steady state sends every message due, the first at once: 0.5 due is 1 sent, 200 due are 200 sent', { timeout: 60_000 }, async () => {
+    // Message k is due k / (senders × send-rate) s in: the first one used to wait a whole interval (0 sent of 0.5 due,
+    // "nothing measured"), and the last fell off the end of the steady state (199 of 200).
+    const short = await load([...target(beacon), '--sockets', '5', '--rate', '200', '--duration', '1', '--channels', '1']);
+    const rs = report(short);
+    assert.equal(short.code, 0, JSON.stringify(rs.verdict));
+    assert.deepEqual([rs.messages.due, rs.messages.sent, rs.messages.received], [1, 1, 5]);
+    const full = await load([...target(beacon), '--sockets', '5', '--rate', '200', '--duration', '2', '--send-rate', '20', '--channels', '1']);
+    const rf = report(full);
+    assert.equal(full.code, 0, JSON.stringify(rf.verdict));
+    assert.deepEqual([rf.messages.due, rf.messages.sent, rf.messages.received], [200, 200, 1000]);
+  });
+});
+
+describe('beacon-load against a presence channel that fills up (MAX_PRESENCE_MEMBERS)', () => {
+  let beacon: BeaconProcess;
+  before(async () => {
+    beacon = await spawnBeacon({ APP_ENABLE_CLIENT_EVENTS: 'true', MAX_PRESENCE_MEMBERS: '4', LOG_LEVEL: 'warn' });
+  });
+  after(async () => {
+    await beacon.stop();
+  });
+
+  it('subscriptions refused as the channel is full are counted once, as failed connections, not as closed sockets', { timeout: 60_000 }, async () => {
+    const outcome = await load([
+      ...target(beacon), '--sockets', '6', '--rate', '200', '--duration', '2', '--send-rate', '2', '--channels', '1', '--channel-type', 'presence',
+    ]);
+    const r = report(outcome);
+    assert.equal(outcome.code, 1, JSON.stringify(r.verdict));
+    assert.equal(r.connections.subscribed, 4);
+    assert.equal(r.connections.failed, 2);
+    assert.equal(r.messages.publish_via, 'client');
+    // The 4 members send (the 2 refused sockets send nothing): nothing skipped as "socket had closed".
+    assert.equal(r.messages.skipped_socket_closed, 0, JSON.stringify(r.messages));
+    assert.equal(r.messages.sent, r.messages.due);
+    assert.equal(r.messages.expected_deliveries, r.messages.sent * 3);
+    assert.equal(r.messages.lost, 0);
+    assert.deepEqual(r.verdict.reasons, ['2 of 6 connections failed (33.33 %)']);
+    assert.ok(Object.keys(r.errors).some((e) => e.startsWith('subscription_error')), JSON.stringify(r.errors));
+    assert.equal(r.errors['send skipped: socket not open'], undefined);
+  });
+});
+
+describe('beacon-load next to another run on the same server', () => {
+  let beacon: BeaconProcess;
+  before(async () => {
+    beacon = await spawnBeacon({ LOG_LEVEL: 'warn' });
+  });
+  after(async () => {
+    await beacon.stop();
+  });
+
+  it('two runs at once: each counts only its own messages, and the audited one says other load was there', { timeout: 60_000 }, async () => {
+    // B runs longer than A, so B's sockets are open through A's steady state and drain.
+    const b = startLoad([
+      '--host', `ws://127.0.0.1:${beacon.port}`, '--json', '--sockets', '10', '--rate', '200', '--duration', '6', '--send-rate', '2', '--channels', '2',
+    ]);
+    await b.stderrMatches(STEADY);
+    const a = await load([...target(beacon), '--sockets', '10', '--rate', '200', '--duration', '2', '--send-rate', '2', '--channels', '2']);
+    const ra = report(a);
+    const rb = report(await b.done);
+    assert.notEqual(ra.run_id, rb.run_id);
+    for (const r of [ra, rb]) {
+      // Before run ids, both used beacon-load-0 and -1: each counted the other's messages too (received = 2 × expected).
+      assert.equal(r.messages.received, r.messages.expected_deliveries, JSON.stringify(r.messages));
+      assert.equal(r.messages.lost, 0);
+      assert.equal(r.messages.foreign, 0);
+      assert.ok(r.messages.received > 0);
+    }
+    assert.equal(rb.verdict.ok, true, JSON.stringify(rb.verdict));
+    // A's audit sees B's connections and traffic on the server, and says why its counters differ.
+    assert.ok(ra.audit !== null);
+    assert.ok(ra.audit.otherLoad.some((x) => /connection\(s\) of app app-id were open/.test(x)), JSON.stringify(ra.audit.otherLoad));
+  });
+});
+
 describe('beacon-load against a server that drops messages', () => {
   let beacon: BeaconProcess;
   before(async () => {
@@ -227,6 +324,26 @@ describe('beacon-load fails a run that did not do what it was asked', () => {
     assert.ok(r.verdict.reasons.some((x) => x.startsWith('nothing was delivered')), r.verdict.reasons.join('\n'));
   });
 
+  it('a --metrics that is not Beacon\'s, or a wrong --app-id: could not start (exit 2), not "a telemetry bug"', { timeout: 60_000 }, async () => {
+    const healthz = await load([
+      '--host', `ws://127.0.0.1:${beacon.port}`, '--metrics', `http://127.0.0.1:${beacon.port}/healthz`, '--json',
+      '--sockets', '2', '--rate', '200', '--duration', '1', '--send-rate', '0',
+    ]);
+    assert.equal(healthz.code, 2, healthz.stdout);
+    assert.match(
+      healthz.stderr,
+      /^beacon-load: could not start: http:\/\/127\.0\.0\.1:\d+\/healthz is not a Beacon \/metrics endpoint: no websocket_build_info or other websocket_\* series \(no Prometheus sample at all\); is --metrics right\?/m,
+    );
+    assert.equal(healthz.stdout, '');
+    const appId = await load([...target(beacon), '--app-id', 'no-such-app', '--sockets', '2', '--rate', '200', '--duration', '1', '--send-rate', '0']);
+    assert.equal(appId.code, 2, appId.stdout);
+    assert.match(
+      appId.stderr,
+      /^beacon-load: could not start: http:\/\/127\.0\.0\.1:\d+\/metrics counts no connection of app_id "no-such-app" although 2 connection\(s\) of this run are open \(opened since the run began: app_id="app-id" 2\); is --app-id right\?/m,
+    );
+    assert.equal(appId.stdout, '');
+  });
+
   for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     it(`${signal} during the steady state: the run stops early, reports, verdict "interrupted", exit ${code}`, { timeout: 60_000 }, async () => {
       const running = startLoad([...target(beacon), '--sockets', '5', '--rate', '200', '--duration', '30', '--send-rate', '1']);
@@ -270,6 +387,7 @@ describe('beacon-load against a server that refuses connections at the upgrade (
     // Without the tolerance the refused connections fail the run, and only they do.
     const strict = report(await load([...target(beacon), '--sockets', '10', '--rate', '200', '--duration', '0', '--channels', '2']));
     assert.deepEqual(strict.verdict.reasons, ['2 of 10 connections failed (20.00 %, 2 of them refused by the server)']);
+    assert.equal(strict.messages.publish_via_reason, '--duration 0: connections only');
   });
 });
 
@@ -326,6 +444,14 @@ describe('beacon-load safety and help', () => {
     assert.equal(outcome.stdout, '');
   });
 
+  it('a --host that does not resolve is said as such, not as "not a loopback address"', { timeout: 20_000 }, async () => {
+    const outcome = await load(['--host', 'ws://no-such-host.invalid:6001', '--sockets', '1', '--duration', '1']);
+    assert.equal(outcome.code, 2);
+    assert.match(outcome.stderr, /^beacon-load: no-such-host\.invalid does not resolve \([A-Z_]+\): is --host right\?$/m);
+    assert.doesNotMatch(outcome.stderr, /loopback/);
+    assert.equal(outcome.stdout, '');
+  });
+
   it('a negative value and a payload smaller than its header are refused in one beacon-load: line', { timeout: 20_000 }, async () => {
     const negative = await load(['--duration', '-1']);
     assert.equal(negative.code, 2);
@@ -333,7 +459,7 @@ describe('beacon-load safety and help', () => {
     for (const line of negative.stderr.trimEnd().split('\n')) assert.match(line, /^beacon-load: /);
     const small = await load(['--payload-bytes', '10']);
     assert.equal(small.code, 2);
-    assert.match(small.stderr, /^beacon-load: --payload-bytes must be an integer ≥ 40/);
+    assert.match(small.stderr, /^beacon-load: --payload-bytes must be an integer ≥ 56/);
   });
 
   it('nothing listening at --host: stops after the connect phase with exit 2, "could not start"', { timeout: 25_000 }, async () => {

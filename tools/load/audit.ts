@@ -36,6 +36,12 @@ export interface Audit {
    * The three add up to the clients' `lost`.
    */
   loss: { lost: number; writtenThenCut: number; droppedCounted: number; notRecipient: number };
+  /**
+   * Signs that the run was not the server's only load for its app (the audit assumes it was): connections of the app
+   * open before the run, more open at the end of the drain than the run ever opened, events on the run's channels that
+   * were not its messages. Empty when none was seen (which does not prove there was none).
+   */
+  otherLoad: string[];
 }
 
 const RECEIVED_KINDS: ClientFrameKind[] = ['subscribe', 'unsubscribe', 'ping', 'pong', 'client_event', 'signin', 'invalid'];
@@ -188,8 +194,21 @@ export function buildAudit(
   const lost = Math.max(0, tally.expectedDeliveries - tally.deliveries);
   const writtenThenCut = Math.max(0, written - received);
   const loss = { lost, writtenThenCut, droppedCounted: dropped, notRecipient: lost - writtenThenCut - dropped };
+  const otherLoad: string[] = [];
+  const openBefore = sum(before, 'websocket_connections', app);
+  if (openBefore > 0) otherLoad.push(`${openBefore} connection(s) of app ${options.appId} were open before the run`);
+  const openDrained = sum(drained, 'websocket_connections', app);
+  if (openDrained - openBefore > tally.established) {
+    otherLoad.push(
+      `${openDrained - openBefore} more connection(s) of app ${options.appId} were open at the end of the drain than before the run, which opened ${tally.established}`,
+    );
+  }
+  if (tally.foreignMessages > 0) {
+    otherLoad.push(`${tally.foreignMessages} event(s) arrived on this run's channels that were not its messages`);
+  }
   return {
     loss,
+    otherLoad,
     metricsUrl: options.metricsUrl,
     rows,
     differences: rows.filter((r) => r.difference !== 0).length,

@@ -11,6 +11,8 @@ import { bump, serverFrameKind, type Tally } from './tally.js';
 /** Where and how one socket connects. */
 export interface SocketPlan {
   index: number;
+  /** The run's id: in its channel names and in every load message it sends; only messages carrying it are counted. */
+  runId: string;
   /** ws://host:port/app/{key}?protocol=7&… */
   url: string;
   channel: string;
@@ -33,6 +35,8 @@ interface Frame {
 export class LoadSocket {
   readonly plan: SocketPlan;
   state: State = 'connecting';
+  /** The subscription succeeded (the socket may have closed since). */
+  everSubscribed = false;
   socketId = '';
   /** Resolves once subscribed (true) or failed/closed before that (false). */
   readonly settled: Promise<boolean>;
@@ -137,7 +141,8 @@ export class LoadSocket {
         this.onProbeError = undefined;
         resolve(message);
       };
-      const sent = this.sendFrame({ event: 'client-beacon-load-probe', channel: `${prefix}beacon-load-probe`, data: '{}' }, 'client_event');
+      const channel = `${prefix}beacon-load-${this.plan.runId}-probe`;
+      const sent = this.sendFrame({ event: 'client-beacon-load-probe', channel, data: '{}' }, 'client_event');
       if (!sent) this.onProbeError('socket not open');
     });
   }
@@ -205,6 +210,7 @@ export class LoadSocket {
       case 'pusher_internal:subscription_succeeded':
         if (channel === this.plan.channel && this.state === 'established') {
           this.state = 'subscribed';
+          this.everSubscribed = true;
           this.tally.subscribed++;
           this.settle(true);
         }
@@ -238,7 +244,10 @@ export class LoadSocket {
       default: {
         if (event.startsWith('pusher')) return;
         const payload = decodePayload(frame.data);
-        if (payload !== undefined) this.tally.delivered(payload.s, (performance.now() - payload.t) * 1000);
+        // Only this run's messages are its deliveries (their clock is this process's): anything else on its channels is
+        // other traffic, counted apart.
+        if (payload !== undefined && payload.r === this.plan.runId) this.tally.delivered(payload.s, (performance.now() - payload.t) * 1000);
+        else this.tally.foreignMessages++;
       }
     }
   }

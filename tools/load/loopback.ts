@@ -13,14 +13,29 @@ export function isLoopbackAddress(address: string): boolean {
   return false;
 }
 
+/**
+ * Why `hostname` is not a target on this machine, or undefined when it is: every address it resolves to must be loopback.
+ * A name that does not resolve is said as such (it used to read "not a loopback address", which sent the operator to
+ * --allow-remote for a typo).
+ */
+export async function notLoopback(hostname: string): Promise<string | undefined> {
+  const bare = hostname.replace(/^\[|\]$/g, '');
+  if (isIP(bare) !== 0) {
+    return isLoopbackAddress(bare) ? undefined : `${hostname} is not a loopback address; a load test leaves this machine only with --allow-remote`;
+  }
+  let addresses: Array<{ address: string }>;
+  try {
+    addresses = await lookup(bare, { all: true });
+  } catch (err) {
+    return `${hostname} does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): is --host right?`;
+  }
+  if (addresses.length === 0) return `${hostname} does not resolve (no address): is --host right?`;
+  const remote = addresses.filter((a) => !isLoopbackAddress(a.address)).map((a) => a.address);
+  if (remote.length === 0) return undefined;
+  return `${hostname} is not a loopback address (it resolves to ${remote.join(', ')}); a load test leaves this machine only with --allow-remote`;
+}
+
 /** Resolves `hostname` and reports whether every address is loopback (false when it does not resolve). */
 export async function resolvesToLoopback(hostname: string): Promise<boolean> {
-  const bare = hostname.replace(/^\[|\]$/g, '');
-  if (isIP(bare) !== 0) return isLoopbackAddress(bare);
-  try {
-    const addresses = await lookup(bare, { all: true });
-    return addresses.length > 0 && addresses.every((a) => isLoopbackAddress(a.address));
-  } catch {
-    return false;
-  }
+  return (await notLoopback(hostname)) === undefined;
 }

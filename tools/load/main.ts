@@ -4,7 +4,7 @@
  * Started by tools/bin/beacon-load.mjs (`npx beacon-load`, `npm run load --`).
  */
 import { buildAudit } from './audit.js';
-import { resolvesToLoopback } from './loopback.js';
+import { notLoopback } from './loopback.js';
 import { HELP, parseLoadOptions, UsageError, type LoadOptions } from './options.js';
 import { createProgress } from './progress.js';
 import { buildReport, renderReport } from './report.js';
@@ -33,12 +33,12 @@ async function main(): Promise<number> {
     return 0;
   }
   const hostname = new URL(options.host).hostname;
-  if (!options.allowRemote && !(await resolvesToLoopback(hostname))) {
-    process.stderr.write(
-      `beacon-load: ${hostname} is not a loopback address; a load test leaves this machine only with --allow-remote\n`,
-    );
+  const offLoopback = options.allowRemote ? undefined : await notLoopback(hostname);
+  if (offLoopback !== undefined) {
+    process.stderr.write(`beacon-load: ${offLoopback}\n`);
     return 2;
   }
+  for (const w of options.warnings) process.stderr.write(`beacon-load: warning: ${w}\n`);
   const progress = createProgress(process.stderr, process.stderr.isTTY === true);
   // First SIGINT (Ctrl-C) or SIGTERM: end the ramp or steady state now, then drain, close every socket and report, with
   // the verdict "interrupted" and exit code 128 + the signal's number. A second signal: exit at once, without a report.

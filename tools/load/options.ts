@@ -33,6 +33,8 @@ export interface LoadOptions {
   maxErrorRate: number;
   allowRemote: boolean;
   json: boolean;
+  /** What the flags asked that the run does otherwise (--channels above --sockets): said on stderr and in the report. */
+  warnings: string[];
 }
 
 /** A command-line mistake: printed with a pointer to --help, exit code 2. */
@@ -51,13 +53,14 @@ Usage: beacon-load [flags]        (npm run load -- [flags] / npx beacon-load [fl
   --host URL            the server, ws://host:port (default ws://127.0.0.1:6001); the HTTP API is the same host over http
   --send-rate X         messages per socket per second during the steady state (default 0.1; 0: connections only).
                         Client events (client-load) on private/presence channels when the app allows them, otherwise
-                        signed HTTP API publishes (POST /apps/{id}/events) at the same total rate (sockets × X per second)
+                        signed HTTP API publishes (POST /apps/{id}/events) at the same total rate (subscribed sockets × X
+                        per second; a socket whose subscription failed sends nothing)
   --channels N          channels the sockets are spread over, round robin (default 10); each message goes to one channel
                         and is delivered to every socket on it (but the sender, for client events)
   --channel-type T      public | private | presence (default public); private and presence subscriptions are signed here
                         with the app secret, as an auth endpoint would sign them (HMAC-SHA256)
-  --payload-bytes B     size of each message's data string (default 100; at least 40: the header carrying the send
-                        time and sequence number)
+  --payload-bytes B     size of each message's data string (default 100; at least 56: the header carrying the run id,
+                        send time and sequence number)
   --publish-via V       auto | client | http (default auto: probe whether the app accepts client events)
   --stall N             N sockets stop reading during the steady state, like clients on a stalled network, and read
                         again for the drain: shows how the server treats slow consumers (default 0)
@@ -71,7 +74,8 @@ Usage: beacon-load [flags]        (npm run load -- [flags] / npx beacon-load [fl
                         connections (of those attempted), connections closed during the run by the server or lost (of
                         those subscribed), sends skipped (of those due), HTTP publishes refused or unanswered (of those
                         made), pusher:error answers (of the client events sent). Never tolerated: nothing delivered,
-                        every socket gone before the end, an audit difference or an audit that could not be done
+                        nothing measured (no delivery owed), every socket gone before the end, an audit difference or
+                        an audit that could not be done
   --allow-remote        allow a --host outside the loopback range (refused otherwise: a load test is aimed on purpose)
   --json                write the report as one JSON document on stdout (progress stays on stderr)
   -h, --help            this text
@@ -79,8 +83,8 @@ Usage: beacon-load [flags]        (npm run load -- [flags] / npx beacon-load [fl
 Exit codes:
   0    verdict ok: every count above within --max-error-rate, deliveries made, the audit (if any) done and equal
   1    verdict FAILED: one line per reason under the verdict (and in --json's verdict.reasons)
-  2    a usage error, or the run could not start (the first /metrics scrape failed, no socket could subscribe): the
-       reason on stderr, no report
+  2    a usage error, or the run could not start (the first /metrics scrape failed or is not Beacon's, no socket could
+       subscribe, the server counted none of the run's connections under --app-id): the reason on stderr, no report
   130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the run stops early, drains, closes and reports with the verdict
        "interrupted"; a second signal exits at once, without a report. Under npx or npm run, a Ctrl-C at the terminal
        reaches npm too, which exits 130 whatever the tool returns.`;
@@ -91,8 +95,11 @@ const VALUE_FLAGS = [
   'app-key', 'app-id', 'app-secret', 'metrics', 'max-error-rate',
 ] as const;
 
-/** The smallest --payload-bytes: a load message's header (`{"t":<ms>,"s":<seq>,"p":"…"}`) takes up to about 40 bytes. */
-export const MIN_PAYLOAD_BYTES = 40;
+/**
+ * The smallest --payload-bytes: a load message's header (`{"r":"<run id>","t":<ms>,"s":<seq>,"p":"…"}`) takes up to
+ * about 56 bytes.
+ */
+export const MIN_PAYLOAD_BYTES = 56;
 
 /**
  * `--duration -1` → `--duration=-1`: parseArgs reads a value starting with a dash as a flag and refuses it with a
@@ -181,13 +188,23 @@ export function parseLoadOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOp
     }
   }
   const sockets = number('sockets', values.sockets, 100, 1, true);
+  const channelsAsked = number('channels', values.channels, 10, 1, true);
+  const warnings: string[] = [];
+  if (channelsAsked > sockets) {
+    warnings.push(
+      `--channels ${channelsAsked} is more than --sockets ${sockets}: ${sockets} channel(s) used, one socket each` +
+        (values['channel-type'] === 'private' || values['channel-type'] === 'presence'
+          ? ' (a client event reaches no one on a channel of one socket: use fewer --channels)'
+          : ''),
+    );
+  }
   const options: LoadOptions = {
     sockets,
     rate: number('rate', values.rate, 50, 0.001, false),
     duration: number('duration', values.duration, 30, 0, false),
     host: host.replace(/\/+$/, ''),
     sendRate: number('send-rate', values['send-rate'], 0.1, 0, false),
-    channels: Math.min(number('channels', values.channels, 10, 1, true), sockets),
+    channels: Math.min(channelsAsked, sockets),
     channelType: oneOf('channel-type', values['channel-type'], 'public', ['public', 'private', 'presence'] as const),
     payloadBytes: number(
       'payload-bytes',
@@ -195,7 +212,7 @@ export function parseLoadOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOp
       100,
       MIN_PAYLOAD_BYTES,
       true,
-      ' (each message carries a header with its send time and sequence number)',
+      ' (each message carries a header with its run id, send time and sequence number)',
     ),
     publishVia: oneOf('publish-via', values['publish-via'], 'auto', ['auto', 'client', 'http'] as const),
     stall: number('stall', values.stall, 0, 0, true),
@@ -206,6 +223,7 @@ export function parseLoadOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOp
     maxErrorRate: number('max-error-rate', values['max-error-rate'], 0, 0, false),
     allowRemote: values['allow-remote'] === true,
     json: values.json === true,
+    warnings,
   };
   if (options.stall > options.sockets) throw new UsageError(`--stall ${options.stall} is more than --sockets ${options.sockets}`);
   if (options.maxErrorRate > 1) throw new UsageError('--max-error-rate is a fraction between 0 and 1');

@@ -20,8 +20,12 @@ export interface Percentiles {
 /** The report of a run: what --json prints, and what the table shows. */
 export interface LoadReport {
   tool: 'beacon-load';
+  /** The run's id: in its channel names (`beacon-load-{id}-N`) and in every message; only those messages are counted. */
+  run_id: string;
   started_at: string;
-  options: Omit<LoadOptions, 'appSecret' | 'json'>;
+  options: Omit<LoadOptions, 'appSecret' | 'json' | 'warnings'>;
+  /** What the flags asked that the run did otherwise (--channels reduced to --sockets). */
+  warnings: string[];
   phases_seconds: { ramp: number; steady: number; drain: number; close: number };
   connections: {
     attempted: number;
@@ -60,6 +64,8 @@ export interface LoadReport {
     pusher_errors: number;
     expected_deliveries: number;
     received: number;
+    /** Events on this run's channels that were not its messages (another run's, anyone's publish): not counted. */
+    foreign: number;
     lost: number;
     sent_per_second: number;
     received_per_second: number;
@@ -198,24 +204,57 @@ export function judge(options: LoadOptions, result: RunResult, audit: Audit | nu
         `${t.expectedDeliveries} deliveries expected, 0 received`,
     );
   }
+  // Messages were asked for, and not one delivery was owed: no message was due, or none had a recipient. Nothing was
+  // measured, whatever the tolerance (the "nothing was delivered" case above aside: the server accepted none).
+  const nothingDelivered = reasons.some((x) => x.startsWith('nothing was delivered'));
+  const cutShort = result.interrupted !== undefined || result.steadyEndedEarly !== undefined;
+  if (result.publishVia !== 'none' && t.expectedDeliveries === 0 && !nothingDelivered && !cutShort) {
+    reasons.push(`nothing measured: ${whyNothingMeasured(options, result, accepted)}`);
+  }
   if (result.steadyEndedEarly !== undefined) reasons.push(`the steady state ${result.steadyEndedEarly}`);
   if (audit !== null && audit.differences > 0) reasons.push(`the audit found ${audit.differences} difference(s)`);
   if (result.auditError !== undefined) reasons.push(`the audit could not be done: ${result.auditError}`);
   return reasons;
 }
 
+/** Why a run that was to send messages owed no delivery at all. */
+function whyNothingMeasured(options: LoadOptions, result: RunResult, accepted: number): string {
+  const o = options;
+  if (result.due === 0) {
+    const senders = result.tally.subscribed;
+    const planned = senders * o.sendRate * o.duration;
+    const who = senders === o.sockets ? `--sockets ${o.sockets}` : `${senders} subscribed socket(s)`;
+    return (
+      `no message was due: ${who} × --send-rate ${o.sendRate} × --duration ${o.duration} s is ` +
+      `${Number(planned.toFixed(2))} message(s), less than one; raise --duration or --send-rate`
+    );
+  }
+  if (accepted === 0) return `none of the ${result.due} messages due was accepted by the server`;
+  const perChannel = Math.floor(o.sockets / o.channels);
+  if (result.publishVia === 'client') {
+    return (
+      `the ${accepted} client event(s) had no recipient: a client event is not delivered to its sender, and no other ` +
+      `socket was subscribed to their channel (--sockets ${o.sockets} over --channels ${o.channels}: ` +
+      `${perChannel === 1 ? '1 socket' : `${perChannel}+ sockets`} a channel); use fewer --channels`
+    );
+  }
+  return `the ${accepted} message(s) accepted had no recipient: no socket was subscribed to their channel when they were sent`;
+}
+
 /** Builds the report and its verdict (the exit code) from a finished run. */
 export function buildReport(options: LoadOptions, result: RunResult, audit: Audit | null): LoadReport {
   const t = result.tally;
-  const { appSecret: _secret, json: _json, ...shown } = options;
+  const { appSecret: _secret, json: _json, warnings, ...shown } = options;
   const lost = Math.max(0, t.expectedDeliveries - t.deliveries);
   const reasons = judge(options, result, audit);
   const interrupted = result.interrupted === undefined ? null : result.interrupted;
   const steady = result.phases.steadySeconds;
   return {
     tool: 'beacon-load',
+    run_id: result.runId,
     started_at: result.startedAt,
     options: shown,
+    warnings: [...warnings],
     phases_seconds: {
       ramp: round(result.phases.rampSeconds),
       steady: round(steady),
@@ -248,6 +287,7 @@ export function buildReport(options: LoadOptions, result: RunResult, audit: Audi
       pusher_errors: total(t.pusherErrors),
       expected_deliveries: t.expectedDeliveries,
       received: t.deliveries,
+      foreign: t.foreignMessages,
       lost,
       sent_per_second: steady > 0 ? round(t.messagesSent / steady, 1) : 0,
       received_per_second: steady > 0 ? round(t.deliveries / steady, 1) : 0,
@@ -300,6 +340,12 @@ function auditLines(audit: Audit): string[] {
         'removed from their channel (or, without slow consumers, lost silently)',
     );
   }
+  if (audit.otherLoad.length > 0) {
+    lines.push(
+      `  other load on this server: ${audit.otherLoad.join('; ')}. The audit assumes this run is the server's only load ` +
+        'for its app: a positive difference may be that load, not a fault',
+    );
+  }
   if (!audit.settled) lines.push('  not settled: the server still counted open connections of this run at the last scrape');
   const context = Object.entries(audit.context).filter(([, v]) => v !== 0);
   if (context.length > 0) lines.push(`  server, for context: ${context.map(([k, v]) => `${k} ${v}`).join(', ')}`);
@@ -313,7 +359,7 @@ export function renderReport(r: LoadReport): string {
   const codes = Object.entries(c.close_codes).map(([code, n]) => `${code}×${n}`).join(' ') || '-';
   const lines = [
     `beacon-load: ${r.options.sockets} sockets on ${r.options.channels} ${r.options.channelType} channel(s) of ${r.options.host}, ` +
-      `ramp ${r.phases_seconds.ramp} s, steady ${r.phases_seconds.steady} s, drain ${r.phases_seconds.drain} s`,
+      `ramp ${r.phases_seconds.ramp} s, steady ${r.phases_seconds.steady} s, drain ${r.phases_seconds.drain} s, run id ${r.run_id}`,
     '',
     table([
       ['connections', 'attempted', 'opened', 'subscribed', 'failed', 'refused', 'closed mid-run', 'closed', 'close codes'],
@@ -343,6 +389,10 @@ export function renderReport(r: LoadReport): string {
       percentileRow('connect time', c.connect_ms),
     ]),
   ];
+  if (m.foreign > 0) {
+    lines.push('', `${m.foreign} event(s) on this run's channels were not its messages (another run, another publisher): not counted`);
+  }
+  for (const w of r.warnings) lines.push('', `warning: ${w}`);
   const errors = Object.entries(r.errors);
   lines.push('', errors.length === 0 ? 'errors: none' : 'errors:');
   for (const [reason, n] of errors) lines.push(`  ${String(n).padStart(7)}  ${reason}`);

@@ -4,12 +4,12 @@
  * close (every socket closed with 1000, cut after a bound). With --metrics the server is scraped before the ramp and once
  * every connection is gone on its side too, for the audit. The drain, close and settle steps are in wind-down.ts.
  */
-import { scrape, sum, type Scrape } from '../prometheus/exposition.js';
+import { notBeaconMetrics, scrape, sum, sumBy, type Scrape } from '../prometheus/exposition.js';
 import { createHttpPublisher, type HttpPublisher } from './http-publisher.js';
 import { LoadSocket } from './load-socket.js';
 import { CLOSE_MS, closeAll, delay, drain, DRAIN_MAX_MS, settleAndScrape, SETTLE_MS } from './wind-down.js';
 import type { LoadOptions } from './options.js';
-import { encodePayload } from './payload.js';
+import { encodePayload, newRunId } from './payload.js';
 import { Tally } from './tally.js';
 
 /** The phases of a run, in order. */
@@ -38,6 +38,8 @@ export class StartError extends Error {}
 
 /** A finished run: the clients' tally, how messages were sent, phase lengths and the scrapes for the audit. */
 export interface RunResult {
+  /** The run's id: in its channel names (`beacon-load-{id}-N`) and in every message it sent. */
+  runId: string;
   tally: Tally;
   publishVia: 'client' | 'http' | 'none';
   /** Why that way (the probe's answer, the channel type, the flag). */
@@ -71,9 +73,13 @@ function socketUrl(host: string, key: string): string {
   return `${host}/app/${encodeURIComponent(key)}?protocol=7&client=beacon-load&version=1.0.0&flash=false`;
 }
 
-function channelName(options: LoadOptions, index: number): string {
+/**
+ * The channel of socket `index`: `[private-|presence-]beacon-load-{run id}-{n}`. The run id keeps two runs against one
+ * server off each other's channels (36 characters at most with `presence-`: far below any channel name limit).
+ */
+export function channelName(options: Pick<LoadOptions, 'channelType' | 'channels'>, runId: string, index: number): string {
   const prefix = options.channelType === 'public' ? '' : `${options.channelType}-`;
-  return `${prefix}beacon-load-${index % options.channels}`;
+  return `${prefix}beacon-load-${runId}-${index % options.channels}`;
 }
 
 /**
@@ -87,6 +93,7 @@ export async function runLoad(
   stop: AbortSignal = new AbortController().signal,
 ): Promise<RunResult> {
   const tally = new Tally();
+  const runId = newRunId();
   const startedAt = new Date().toISOString();
   let before: Scrape | undefined;
   if (options.metrics !== undefined) {
@@ -95,6 +102,11 @@ export async function runLoad(
     } catch (err) {
       throw new StartError(`the scrape before the run failed: ${(err as Error).message}`);
     }
+  }
+  if (before !== undefined && options.metrics !== undefined) {
+    // A wrong --metrics (a /healthz, another exporter) also answers 200: its "audit" read as a telemetry bug.
+    const notBeacon = notBeaconMetrics(before, options.metrics);
+    if (notBeacon !== undefined) throw new StartError(`${notBeacon}; is --metrics right? (Beacon's is http://HOST:9464/metrics)`);
   }
   if (before !== undefined) tally.publishedBefore = sum(before, 'websocket_events_published_total', { app_id: options.appId });
   const sockets: LoadSocket[] = [];
@@ -154,8 +166,9 @@ export async function runLoad(
         const socket = new LoadSocket(
           {
             index,
+            runId,
             url: socketUrl(options.host, options.appKey),
-            channel: channelName(options, index),
+            channel: channelName(options, runId, index),
             appKey: options.appKey,
             appSecret: options.appSecret,
           },
@@ -189,6 +202,10 @@ export async function runLoad(
       );
     }
 
+    if (options.metrics !== undefined && before !== undefined && tally.established > 0 && !stop.aborted) {
+      await checkAppId(options.metrics, options.appId, before, tally.established);
+    }
+
     const { via, reason } = await choosePublishPath(options, sockets);
     const http: HttpPublisher | undefined =
       via === 'http'
@@ -212,26 +229,26 @@ export async function runLoad(
       };
     }
 
-    // Steady state: message k (k = 0, 1, …) is due k / (sockets × send-rate) seconds in, from socket k mod sockets.
+    // Steady state: message k (k = 0, 1, …) is due k / (senders × send-rate) seconds in, from sender k mod senders. The
+    // senders are the sockets that subscribed: one that never did (refused: channel full, a bad signature, a timeout) is
+    // counted once, among the failed connections, and sends nothing (its messages used to count as "socket had closed").
     enterPhase('steady', options.duration);
+    const senders = sockets.filter((s) => s.everSubscribed);
     const stalled = sockets.slice(0, options.stall);
     for (const s of stalled) s.stall();
     const steadyStart = performance.now();
-    const totalRate = options.sockets * options.sendRate;
+    const totalRate = senders.length * options.sendRate;
     let issued = 0;
     let steadyEndedEarly: string | undefined;
-    while (performance.now() - steadyStart < options.duration * 1000 && !stop.aborted) {
-      if (openSockets() === 0) {
-        // Every socket is gone (the server died, shut down or cut them all): sending on would measure nothing.
-        const at = ((performance.now() - steadyStart) / 1000).toFixed(1);
-        steadyEndedEarly = `ended after ${at} of ${options.duration} s: no socket left open (0 of ${options.sockets})`;
-        break;
-      }
-      const due = via === 'none' ? 0 : Math.floor(((performance.now() - steadyStart) / 1000) * totalRate);
+    /** Messages due in the whole steady state: those whose instant k / totalRate falls before --duration. */
+    const planned = via === 'none' ? 0 : Math.ceil(options.duration * totalRate - 1e-9);
+    /** Messages due by `elapsed` seconds in: message 0 at once (it used to wait a whole interval, and the last one fell off the end). */
+    const dueBy = (elapsed: number) => Math.min(planned, Math.floor(elapsed * totalRate) + 1);
+    const sendUpTo = (due: number) => {
       while (issued < due) {
-        const socket = sockets[issued % sockets.length] as LoadSocket;
+        const socket = senders[issued % senders.length] as LoadSocket;
         issued++;
-        const data = encodePayload(issued, options.payloadBytes);
+        const data = encodePayload(runId, issued, options.payloadBytes);
         if (http !== undefined) {
           http.publish(issued, socket.plan.channel, data, recipients(socket, false));
         } else if (socket.isOpen && socket.sendClientEvent(data)) {
@@ -242,8 +259,19 @@ export async function runLoad(
           tally.error('send skipped: socket not open');
         }
       }
+    };
+    while (performance.now() - steadyStart < options.duration * 1000 && !stop.aborted) {
+      if (openSockets() === 0) {
+        // Every socket is gone (the server died, shut down or cut them all): sending on would measure nothing.
+        const at = ((performance.now() - steadyStart) / 1000).toFixed(1);
+        steadyEndedEarly = `ended after ${at} of ${options.duration} s: no socket left open (0 of ${options.sockets})`;
+        break;
+      }
+      sendUpTo(dueBy((performance.now() - steadyStart) / 1000));
       await delay(TICK_MS);
     }
+    // A last tick that came after --duration: the messages due before it are still sent (a run of 500 sent 499).
+    if (!stop.aborted && steadyEndedEarly === undefined && openSockets() > 0) sendUpTo(planned);
     const steadySeconds = (performance.now() - steadyStart) / 1000;
 
     // Drain: stalled sockets read again; wait for the answers and deliveries still in flight, bounded.
@@ -271,6 +299,7 @@ export async function runLoad(
       }
     }
     return {
+      runId,
       tally,
       publishVia: via,
       publishViaReason: reason,
@@ -292,12 +321,46 @@ export async function runLoad(
   }
 }
 
+/**
+ * The audit reads the series labelled with --app-id: once this run's connections are open, the server must count them
+ * under that app id. When it counts none (a wrong --app-id; the key chose the app), refuse to start: the audit would call
+ * every row a telemetry bug. A /metrics that does not answer here is left to the audit to report.
+ */
+async function checkAppId(url: string, appId: string, before: Scrape, established: number): Promise<void> {
+  const openedBefore = sumBy(before, 'websocket_connections_opened_total', 'app_id');
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let now: Scrape;
+    try {
+      now = await scrape(url);
+    } catch {
+      return;
+    }
+    const opened = sumBy(now, 'websocket_connections_opened_total', 'app_id');
+    if ((opened.get(appId) ?? 0) - (openedBefore.get(appId) ?? 0) > 0) return;
+    if (attempt < 2) {
+      await delay(200);
+      continue;
+    }
+    const others = [...opened]
+      .map(([id, n]) => [id, n - (openedBefore.get(id) ?? 0)] as const)
+      .filter(([, n]) => n > 0)
+      .map(([id, n]) => `app_id="${id}" ${n}`);
+    throw new StartError(
+      `${url} counts no connection of app_id "${appId}" although ${established} connection(s) of this run are open ` +
+        `(opened since the run began: ${others.length === 0 ? 'none' : others.join(', ')}); is --app-id right? ` +
+        '(--app-key chose the app; --app-id names it in the metrics and the HTTP API)',
+    );
+  }
+}
+
 /** Client events when the channel type and the app allow them, HTTP publishes otherwise. */
 async function choosePublishPath(
   options: LoadOptions,
   sockets: LoadSocket[],
 ): Promise<{ via: 'client' | 'http' | 'none'; reason: string }> {
-  if (options.sendRate === 0 || options.duration === 0) return { via: 'none', reason: '--send-rate 0: connections only' };
+  if (options.sendRate === 0 || options.duration === 0) {
+    return { via: 'none', reason: `${options.sendRate === 0 ? '--send-rate 0' : '--duration 0'}: connections only` };
+  }
   if (options.channelType === 'public') return { via: 'http', reason: 'public channels take no client events' };
   if (options.publishVia !== 'auto') return { via: options.publishVia, reason: `--publish-via ${options.publishVia}` };
   const probe = sockets.find((s) => s.isOpen);

@@ -88,6 +88,11 @@ export class Tally {
   expectedDeliveries = 0;
   /** Load messages received. */
   deliveries = 0;
+  /**
+   * Events received on the run's channels that are not this run's load messages (another run's, or anyone's publish):
+   * not deliveries, but a sign that the run is not the server's only load.
+   */
+  foreignMessages = 0;
   /** Sends skipped because the generator could not keep up (HTTP requests in flight at the limit). */
   skipped = 0;
   /** Client events due on a socket that was no longer open (closed during the run): not sent. */
