@@ -95,6 +95,8 @@ export interface RedisAdapterOptions {
   /** Whether an app gets `pusher_internal:subscription_count` (its opt-in setting); omitted: every app does. */
   countsSubscriptions?: (appId: string) => boolean;
   now?: () => number;
+  /** At most one `adapter_request_failed` line per this period (default 10 s; tests shorten it). */
+  requestFailureLogMs?: number;
 }
 
 /** The Redis adapter, plus `ready()` for callers that want to wait for the first connection (tests, start-up probes). */
@@ -633,18 +635,36 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   /**
    * A request refused to its caller because Redis failed it while up (an error such as `OOM`, or no answer in time): the
    * subscription gets 503, the query rejects (the HTTP API answers 503). One warn line at most every
-   * REQUEST_FAILURE_LOG_MS, with the first error of the period and how many failed since the last line.
+   * `requestFailureLogMs`, with the first error since the last line and how many failed since; failures within a period
+   * after its line are said by a line at its end, so the last of an episode are not left unsaid.
    */
+  const requestFailureLogMs = options.requestFailureLogMs ?? REQUEST_FAILURE_LOG_MS;
   let requestFailures = 0;
   let requestFailureLoggedAt = -Infinity;
-  function requestFailed(op: 'join' | 'reserve' | AdapterOp, err: unknown): void {
-    requestFailures++;
-    const t = performance.now();
-    if (t - requestFailureLoggedAt < REQUEST_FAILURE_LOG_MS) return;
-    requestFailureLoggedAt = t;
-    const error = err instanceof Error ? err.message : String(err);
+  /** The first failure since the last line, said at the period's end (`sayFailures`); undefined when none. */
+  let unsaidFailure: { op: 'join' | 'reserve' | AdapterOp; error: string } | undefined;
+  let unsaidTimer: NodeJS.Timeout | undefined;
+  function sayFailures(op: 'join' | 'reserve' | AdapterOp, error: string): void {
+    requestFailureLoggedAt = performance.now();
     logEvent(logger, 'warn', { event: 'adapter_request_failed', adapter: 'redis', node: nodeId, op, error, failures: requestFailures }, 'cluster engine: a request failed');
     requestFailures = 0;
+    unsaidFailure = undefined;
+  }
+  function sayUnsaidFailures(): void {
+    clearTimeout(unsaidTimer);
+    unsaidTimer = undefined;
+    if (unsaidFailure !== undefined) sayFailures(unsaidFailure.op, unsaidFailure.error);
+  }
+  function requestFailed(op: 'join' | 'reserve' | AdapterOp, err: unknown): void {
+    requestFailures++;
+    const error = err instanceof Error ? err.message : String(err);
+    const wait = requestFailureLoggedAt + requestFailureLogMs - performance.now();
+    if (wait <= 0) {
+      sayFailures(op, error);
+      return;
+    }
+    unsaidFailure ??= { op, error };
+    unsaidTimer ??= setTimeout(sayUnsaidFailures, wait).unref();
   }
 
   /**
@@ -872,6 +892,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     listening: () => interest.size,
     async close() {
       clearInterval(beat);
+      // Failures not said yet are said now (the node is going; their period's end would never come).
+      sayUnsaidFailures();
       clearInterval(generations);
       markers.cancel();
       clearTimeout(retry);
