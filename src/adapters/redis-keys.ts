@@ -94,6 +94,14 @@ export class RedisKeys {
     return `${this.prefix}:epoch`;
   }
 
+  /**
+   * On a Redis Cluster, the epoch of the shard serving the slot of `tag` (`epoch-0`, `epoch-1`, …: redis-reaper.ts picks
+   * one per master). Same value and script as `epoch`, one key per shard, since a shard loses its data on its own.
+   */
+  shardEpoch(tag: string): string {
+    return `${this.prefix}:epoch:{${tag}}`;
+  }
+
   /** Liveness key of a node (TTL). */
   node(node: string): string {
     return `${this.prefix}:node:${node}`;

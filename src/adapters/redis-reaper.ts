@@ -20,6 +20,10 @@
  * key (EPOCH_LUA: a random id, set again by the first node to find it missing); an id other than at the node's last beat
  * means Redis lost its data in between, and `expired` says so. A node that finds it changed records its share again
  * even if its key is there (a flush between its key's write and the epoch's read).
+ * On a Redis Cluster one key would cover one shard only, and a shard loses its data on its own (a master restarted empty
+ * while the others kept theirs): so each beat reads one epoch key per master shard instead, each tagged to land in a
+ * slot that master serves (`epochKeys` below says how the tags are picked), and a change of any of them since the last
+ * beat is the same loss. A single Redis keeps the one key `epoch`.
  * A heartbeat that fails is logged once per episode (`node_heartbeat_failed`), its end once (`node_heartbeat_resumed`).
  *
  * A node can come back while a reaper is still removing its share, channel by channel. What it records again meanwhile
@@ -39,6 +43,7 @@
  * different slots, so no script could check and unlist in one step on a Redis Cluster).
  */
 import { randomBytes } from 'node:crypto';
+import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent, type LogLine } from '../telemetry/log-events.js';
@@ -55,6 +60,63 @@ const BEATING = '1';
 
 const beat = new Script(HEARTBEAT_LUA);
 const epochOf = new Script(EPOCH_LUA);
+
+/**
+ * How many candidate tags (`epoch-0`, `epoch-1`, …) a search for a master's epoch key tries: a master serving a single
+ * slot of the 16384 is missed by this many with a chance of e^-16.
+ */
+const EPOCH_TAG_TRIES = 1 << 18;
+
+/**
+ * The epoch keys a beat reads: on a single Redis the one key `epoch`; on a Redis Cluster one per master shard, from the
+ * client's slot map (`slots[slot][0]`: the master serving the slot, as ioredis last learned it, MOVED replies included).
+ * Empty while the Cluster client has no slot map yet (no epoch is read: the beat does not fail for it).
+ *
+ * A master's key is the first `shardEpoch('epoch-<i>')` whose slot it serves, so nodes seeing the same map read the same
+ * keys. A tag picked is kept while its slot's master has no other tag: the map is walked each beat (16384 entries, no
+ * command), and a search only runs for a master left without a tag (the first beat; a master added; its tag's slot
+ * moved to another master). Why that tells a loss and nothing else:
+ * - resharding moves a key with its slot, value included, so a kept tag reads the same id on its new master;
+ * - a failover promotes a replica that holds the data: the slot's master changes, the tag and its id do not;
+ * - a tag newly picked has no id from an earlier beat to differ from, so it is never taken for a loss (a shard that lost
+ *   its data while its tag was being changed is missed: a resharding and a loss at once).
+ * A search that finds no tag for some master (a prefix with braces puts every key in one slot) is not run again until
+ * the set of masters changes; those shards are then not watched, as before per-shard epochs.
+ */
+function epochKeys(client: Redis | Cluster, keys: RedisKeys): () => string[] {
+  if (!client.isCluster) return () => [keys.epoch];
+  const cluster = client as Cluster;
+  const slotOf = new Map<string, number>();
+  const masterOf = (tag: string): string | undefined => {
+    let slot = slotOf.get(tag);
+    if (slot === undefined) slotOf.set(tag, (slot = calculateSlot(keys.shardEpoch(tag))));
+    return cluster.slots[slot]?.[0];
+  };
+  let tags: string[] = [];
+  /** The masters a search last failed to cover some of (not searched again for them). */
+  let searched: string | undefined;
+  return () => {
+    const masters = new Set<string>();
+    for (const nodes of cluster.slots) if (nodes?.[0] !== undefined) masters.add(nodes[0]);
+    const byMaster = new Map<string, string>();
+    for (const tag of tags) {
+      const master = masterOf(tag);
+      if (master !== undefined && masters.has(master) && !byMaster.has(master)) byMaster.set(master, tag);
+    }
+    const all = [...masters].sort().join(',');
+    if (byMaster.size < masters.size && searched !== all) {
+      for (let i = 0; i < EPOCH_TAG_TRIES && byMaster.size < masters.size; i++) {
+        const master = masterOf(`epoch-${i}`);
+        if (master !== undefined && !byMaster.has(master)) byMaster.set(master, `epoch-${i}`);
+      }
+      slotOf.clear();
+      for (const tag of byMaster.values()) masterOf(tag);
+      searched = byMaster.size < masters.size ? all : undefined;
+    }
+    tags = [...byMaster.values()];
+    return tags.map((tag) => keys.shardEpoch(tag));
+  };
+}
 
 export interface ReaperDeps {
   client: Redis | Cluster;
@@ -92,8 +154,10 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
   /** When the current run of continuous heartbeats began (undefined: broken by a failure); it may reap a TTL after. */
   let continuousSince: number | undefined;
   let failing: Failing | undefined;
-  /** The epoch read at the last heartbeat (none yet: undefined). */
-  let epoch: string | undefined;
+  /** Which epoch keys a beat reads (one, or one per master of a Redis Cluster). */
+  const epochKeysNow = epochKeys(client, keys);
+  /** The id each epoch key held at the last heartbeat that read it. */
+  let epochs = new Map<string, string>();
 
   /** Whether this node may take an expired key for a dead node: its own beats have been continuous for a TTL. */
   const mayReap = (): boolean =>
@@ -106,15 +170,25 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
   async function heartbeat(): Promise<boolean> {
     let before: string | null;
     let added: number;
-    let current: string;
+    let current: (string | undefined)[];
+    const read = epochKeysNow();
+    const fresh = randomBytes(8).toString('hex');
     try {
       // The script reads the key as it sets it (one key, so one slot on a Redis Cluster too): whether it had expired, or
       // holds the id of a reaper that stopped half-way. Read and write are one step: a reaper's write, or an expiry,
       // between an EXISTS and a SET sent one after the other would go unseen.
+      // The epochs go with it, one script per shard in parallel. On a single Redis a failed read fails the beat; on a
+      // Redis Cluster a shard that does not answer (down: it may hold neither this node's key nor its listing) only goes
+      // unread this beat, its last id kept, so a shard that comes back empty is seen at the first beat that reads it.
       [before, added, current] = await Promise.all([
         beat.run(client, [keys.node(nodeId)], [nodeTtlMs]) as Promise<string | null>,
         client.sadd(keys.nodes, nodeId),
-        epochOf.run(client, [keys.epoch], [randomBytes(8).toString('hex')]) as Promise<string>,
+        Promise.all(
+          read.map((key) => {
+            const id = epochOf.run(client, [key], [fresh]) as Promise<string>;
+            return client.isCluster ? id.catch(() => undefined) : id;
+          }),
+        ),
       ]);
     } catch (err) {
       continuousSince = undefined;
@@ -151,9 +225,20 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     const unlisted = gap !== undefined && !expired && added === 1;
     // A reaper's id in its key: a reap that found this node back stopped, and may have removed what it recorded since.
     const halted = gap !== undefined && before !== null && before !== BEATING;
-    // Another epoch than at the last beat: Redis lost its data in between, and with it this node's share.
-    const dataLost = epoch !== undefined && current !== epoch;
-    epoch = current;
+    // Another epoch than at the last beat: Redis (on a Cluster, that key's shard) lost its data in between, and with it
+    // this node's share there. Keys not read this beat are forgotten (a tag given up), unless no key was read at all (no
+    // slot map yet) or a shard did not answer (its last id kept).
+    let dataLost = false;
+    if (read.length > 0) {
+      const next = new Map<string, string>();
+      read.forEach((key, i) => {
+        const id = current[i] ?? epochs.get(key);
+        if (id === undefined) return;
+        if (current[i] !== undefined && epochs.has(key) && epochs.get(key) !== id) dataLost = true;
+        next.set(key, id);
+      });
+      epochs = next;
+    }
     if (expired || unlisted || halted || dataLost) deps.expired?.(dataLost);
     if (expired) await reportExpired(gap, added === 0);
     return true;

@@ -4,10 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import calculateSlot from 'cluster-key-slot';
+import { Cluster, Redis } from 'ioredis';
 import type { Envelope } from '../../src/adapters/envelope.js';
 import { createRedisAdapter, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
 import { startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
-import { until, within } from '../helpers/wait.js';
+import { eventually, until, within } from '../helpers/wait.js';
 import { adapterContract } from './adapter-contract.js';
 import { reapWithoutCountCase } from './reap-count.js';
 
@@ -73,3 +75,99 @@ test('redis cluster adapter: a user on two nodes is one member; sharded publicat
 });
 
 reapWithoutCountCase('redis cluster adapter', make, 10_000);
+
+test('redis cluster adapter: a shard that lost its data (holding no node key, listing or old epoch) is restored silently', async () => {
+  // The shard of the channel is flushed while the shards of both nodes' keys, the node list and `beacon:epoch` keep
+  // theirs: only that shard's epoch key tells the nodes. They record their share again without member_added (every
+  // client still holds the members: nobody announced them gone).
+  const admin = new Cluster(cluster.nodes);
+  const lines: Record<string, unknown>[] = [];
+  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
+  // Every adapter made, closed at the end; `a` and `b` the last two.
+  const made: RedisAdapter[] = [];
+  let a!: RedisAdapter;
+  let b!: RedisAdapter;
+  try {
+    // The slot map, as "host:port" of the master serving each slot.
+    const ranges = (await admin.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
+    const masterOf = (key: string): string => {
+      const slot = calculateSlot(key);
+      const range = ranges.find(([from, to]) => from <= slot && slot <= to)!;
+      return `${range[2][0]}:${range[2][1]}`;
+    };
+    const masters = new Set(ranges.map((r) => `${r[2][0]}:${r[2][1]}`));
+    assert.equal(masters.size, 3);
+    // A prefix whose node list and old epoch key share a master, two nodes whose keys leave another master out (node ids
+    // end in a random part: new nodes until they do), and a channel on that master.
+    let prefix = '';
+    for (let i = 0; prefix === '' || masterOf(`${prefix}:nodes`) !== masterOf(`${prefix}:epoch`); i++) prefix = `shard-loss${i}`;
+    let wiped: string | undefined;
+    while (wiped === undefined) {
+      await Promise.all(made.splice(0).map((n) => n.close()));
+      a = make({ prefix, nodeId: 'sa', nodeTtlMs: 900, logger: logger as never });
+      b = make({ prefix, nodeId: 'sb', nodeTtlMs: 900, logger: logger as never });
+      made.push(a, b);
+      const kept = new Set([`${prefix}:node:${a.nodeId}`, `${prefix}:node:${b.nodeId}`, `${prefix}:nodes`].map(masterOf));
+      wiped = [...masters].find((m) => !kept.has(m));
+    }
+    let channel = '';
+    for (let i = 0; channel === '' || masterOf(`{a1:${channel}}`) !== wiped; i++) channel = `presence-${i}`;
+    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up', 10_000);
+    const heard = { a: [] as string[], b: [] as string[] };
+    a.onEnvelope((e) => e.channel === channel && heard.a.push(e.event === 'e' ? `marker ${e.data}` : e.event));
+    b.onEnvelope((e) => e.channel === channel && heard.b.push(e.event === 'e' ? `marker ${e.data}` : e.event));
+    await a.join('a1', channel, '1.1', { userId: 'u1', userInfo: null }, 0);
+    await a.join('a1', channel, '1.2', { userId: 'u2', userInfo: null }, 0);
+    await b.join('a1', channel, '2.1', { userId: 'u2', userInfo: null }, 0);
+    await b.join('a1', channel, '2.2', { userId: 'u3', userInfo: null }, 0);
+    // A marker on the channel (one shard keeps the order of what it publishes): every event before it is in.
+    let markers = 0;
+    const roundTrip = async (): Promise<void> => {
+      const tag = String(markers++);
+      a.publish({ appId: 'a1', channel, event: 'e', data: tag, userId: undefined, excludeSocketId: undefined, kind: 'channel_event', trace: undefined, publishedAt: 1 });
+      await until(() => heard.a.includes(`marker ${tag}`) && heard.b.includes(`marker ${tag}`), `marker ${tag} on both nodes`);
+    };
+    await roundTrip();
+    heard.a.length = heard.b.length = 0;
+    // Each node beats twice from now (its key's TTL set again twice): the second beat starts once the first one's reply
+    // was handled, so each node holds the ids of a read made before the loss.
+    const beatTwice = async (node: string): Promise<void> => {
+      let last = Number.POSITIVE_INFINITY;
+      let rises = 0;
+      await eventually(
+        async () => {
+          const ttl = await admin.pttl(`${prefix}:node:${node}`);
+          if (ttl > last) rises++;
+          last = ttl;
+          return rises >= 2;
+        },
+        `two beats of ${node}`,
+      );
+    };
+    await Promise.all([beatTwice(a.nodeId), beatTwice(b.nodeId)]);
+
+    const [host, port] = wiped.split(':');
+    const shard = new Redis({ host, port: Number(port) });
+    try {
+      assert.equal(await shard.exists(`${prefix}:{a1:${channel}}:users`), 1);
+      await shard.flushall();
+    } finally {
+      shard.disconnect();
+    }
+    const recorded = (): Record<string, unknown>[] =>
+      lines.filter((l) => l.event === 'node_share_recorded' && (l.node === a.nodeId || l.node === b.nodeId));
+    await until(() => new Set(recorded().map((l) => l.node)).size === 2, "both nodes recorded their share again", 10_000);
+    await roundTrip();
+    assert.deepEqual(heard, { a: ['marker 1'], b: ['marker 1'] });
+    assert.deepEqual([...(await a.members('a1', channel)).keys()].sort(), ['u1', 'u2', 'u3']);
+    assert.deepEqual(await b.channel('a1', channel), { subscriptionCount: 4, userCount: 3 });
+    assert.deepEqual(
+      recorded().map((l) => l.data_lost),
+      [true, true],
+    );
+    assert.equal(lines.filter((l) => l.event === 'node_expired').length, 0);
+  } finally {
+    admin.disconnect();
+    await Promise.all(made.map((n) => n.close()));
+  }
+});
