@@ -42,13 +42,20 @@ const WRITTEN = Buffer.alloc(0);
 
 const NEWLINE = 0x0a;
 
+/** A pipe takes a write of at most this many bytes whole or not at all (POSIX `PIPE_BUF`: 4096 on Linux). */
+const ATOMIC_WRITE_BYTES = 4096;
+
 /**
  * Returns a function that writes lines (bytes ending in a newline) to `fd`: whole before it returns when `wait` is true
- * (a full pipe tried again every millisecond), or as much as the descriptor takes at once when it is false, answering the
- * rest to be tried again later; or drops them and answers why (see the module comment). What it answers always starts a
- * line: a line the pipe took in part is finished first, waiting if it must (at most one line). Another writer of the same
- * descriptor — stderr sent to the same pipe, the SDK's console logger, a worker's output — writes between two lines, never
- * into one (a pipe takes a write in part at a page boundary, anywhere in a line).
+ * (a full pipe tried again every millisecond), or as much as the descriptor takes now when it is false, answering the
+ * rest to be tried again later; or drops them and answers why (see the module comment).
+ *
+ * What it answers always starts a line, without holding the thread: it writes whole lines at a time, at most
+ * `ATOMIC_WRITE_BYTES` in each write, which a non-blocking pipe takes whole or refuses (EAGAIN). Another writer of the
+ * same descriptor — stderr sent to the same pipe, the SDK's console logger, a worker's output — so writes between two
+ * lines, never into one: a pipe takes a larger write in part, at a page boundary anywhere in a line. Only a line longer
+ * than that, or a descriptor that is no pipe and takes a write in part, can be cut: the rest of that write is finished at
+ * once, waiting if it must.
  */
 export function fdWriter(fd: number): (bytes: Buffer, wait: boolean) => WriteResult {
   let gone = false;
@@ -81,14 +88,23 @@ export function fdWriter(fd: number): (bytes: Buffer, wait: boolean) => WriteRes
   };
   return (bytes, wait) => {
     if (gone) return 'closed';
-    const rest = write(bytes, wait);
-    if (typeof rest === 'string' || rest.length === 0) return rest;
-    const taken = bytes.length - rest.length;
-    if (taken === 0 || bytes[taken - 1] === NEWLINE) return rest;
-    // The pipe cut a line: its end is written now, so that what is held back starts a line.
-    const lineEnd = rest.indexOf(NEWLINE) + 1;
-    const finished = write(lineEnd === 0 ? rest : rest.subarray(0, lineEnd), true);
-    if (typeof finished === 'string') return finished;
-    return lineEnd === 0 ? WRITTEN : rest.subarray(lineEnd);
+    if (wait) return write(bytes, true);
+    let rest = bytes;
+    while (rest.length > 0) {
+      // Whole lines up to ATOMIC_WRITE_BYTES; a longer line alone.
+      let end = rest.length <= ATOMIC_WRITE_BYTES ? rest.length : rest.lastIndexOf(NEWLINE, ATOMIC_WRITE_BYTES - 1) + 1;
+      if (end === 0) end = rest.indexOf(NEWLINE) + 1 || rest.length;
+      const chunk = rest.subarray(0, end);
+      const left = write(chunk, false);
+      if (typeof left === 'string') return left;
+      if (left.length === chunk.length) return rest;
+      if (left.length > 0) {
+        // Taken in part (a line over ATOMIC_WRITE_BYTES, or no pipe): finished now, so what is held back starts a line.
+        const finished = write(left, true);
+        if (typeof finished === 'string') return finished;
+      }
+      rest = rest.subarray(end);
+    }
+    return WRITTEN;
   };
 }

@@ -125,6 +125,10 @@ describe('stdout log batching', () => {
     const lines = 2000;
     const { code, stdout, stderr } = await runHeldReader('full-pipe-foreign', lines, 'logged ', true);
     assert.equal(code, 0, stderr);
+    // Nor does it hold the thread to finish a line the pipe cut (every cut came as the pipe filled, as its reader lagged).
+    const report = /logged (\{.*\})/.exec(stderr);
+    assert.ok(report !== null, stderr);
+    assert.equal((JSON.parse(report[1]!) as { count: number }).count, 0, 'the thread waited for the reader while lines were logged');
     const parsed = stdout
       .split('\n')
       .filter((l) => l !== '')
