@@ -659,7 +659,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     requestFailures++;
     const error = err instanceof Error ? err.message : String(err);
     const wait = requestFailureLoggedAt + requestFailureLogMs - performance.now();
-    if (wait <= 0) {
+    // Once closed, at once: no period's end comes after the node is gone.
+    if (wait <= 0 || closed) {
       sayFailures(op, error);
       return;
     }
@@ -892,8 +893,6 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     listening: () => interest.size,
     async close() {
       clearInterval(beat);
-      // Failures not said yet are said now (the node is going; their period's end would never come).
-      sayUnsaidFailures();
       clearInterval(generations);
       markers.cancel();
       clearTimeout(retry);
@@ -914,6 +913,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       // The counts this node's last changes held back (the throttle of big channels) go out before it does.
       await membership.close();
       closed = true;
+      // Failures not said yet are said now, those of the waits above included (their period's end would come too late).
+      sayUnsaidFailures();
       for (const d of deferred.splice(0)) d.reject(new Error('adapter closed'));
       await link.quit();
       for (const w of waiters.splice(0)) w();
