@@ -17,18 +17,9 @@ import { until, within } from '../helpers/wait.js';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
 import { Deadline } from '../../src/lifecycle/deadline.js';
 import type { Adapter } from '../../src/adapters/adapter.js';
-import type { GaugeSources, Metrics } from '../../src/telemetry/metrics.js';
+import type { Metrics } from '../../src/telemetry/metrics.js';
 import { sumOf } from '../helpers/exposition.js';
 import { exportedMetrics } from '../helpers/exported-metrics.js';
-
-/** No gauges are under test here. */
-const NO_GAUGES: GaugeSources = {
-  connectionsByApp: () => [],
-  channelStats: () => [],
-  presenceMembersByApp: () => [],
-  sendBufferBytes: () => 0,
-  adapterStatus: () => ({ adapter: 'local', up: true, pending: 0, congested: false }),
-};
 
 /** Opens a raw connection the server must refuse; returns the pusher:error data and the close frame. */
 async function refused(server: TestServer, path: string) {
@@ -121,7 +112,7 @@ test('disabled app (APPS_FILE): close 4003', async () => {
 });
 
 test('per-app quota (APP_MAX_CONNECTIONS): the connection over it is closed with 4004', async () => {
-  const observed = await exportedMetrics(NO_GAUGES);
+  const observed = await exportedMetrics();
   const server = await startServer({ APP_MAX_CONNECTIONS: '2' }, { metrics: observed.metrics });
   try {
     const first = await RawClient.established(server.port);

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Adapter } from '../../src/adapters/adapter.js';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
-import type { GaugeSources, Metrics } from '../../src/telemetry/metrics.js';
+import type { Metrics } from '../../src/telemetry/metrics.js';
 import { channelAuthString, sign } from '../../src/protocol/signatures.js';
 import { sumOf, type Family } from '../helpers/exposition.js';
 import { exportedMetrics, type ExportedMetrics } from '../helpers/exported-metrics.js';
@@ -55,17 +55,8 @@ const REASONS = [
   'engine_unavailable',
 ];
 
-/** No gauges are under test here. */
-const NO_GAUGES: GaugeSources = {
-  connectionsByApp: () => [],
-  channelStats: () => [],
-  presenceMembersByApp: () => [],
-  sendBufferBytes: () => 0,
-  adapterStatus: () => ({ adapter: 'local', up: true, pending: 0, congested: false }),
-};
-
 /** Beacon's metrics on a meter provider of the test's own, exported as otel/sdk.ts exports them, on a loopback /metrics. */
-const observedMetrics = (): Promise<ExportedMetrics> => exportedMetrics(NO_GAUGES);
+const observedMetrics = (): Promise<ExportedMetrics> => exportedMetrics();
 
 /** The refusal counter's value per reason. */
 function refusals(families: Map<string, Family>): Record<string, number> {

@@ -20,7 +20,7 @@ import type { GaugeSources, WebhookResult } from '../../src/telemetry/metrics.js
 import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
 import { createWebhookSender, webhookLimits, type WebhookSender, type WebhookSenderDeps } from '../../src/webhooks/webhook-sender.js';
 import { postWebhook, type WebhookPost } from '../../src/webhooks/webhook-post.js';
-import { exportedMetrics } from '../helpers/exported-metrics.js';
+import { exportedMetrics, NO_GAUGES } from '../helpers/exported-metrics.js';
 import { gc } from '../helpers/gc.js';
 import { until, within } from '../helpers/wait.js';
 import { signatureValid, startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -131,11 +131,7 @@ function heldPost() {
  */
 async function exportedBacklog(sender: WebhookSender) {
   const sources: GaugeSources = {
-    connectionsByApp: () => [],
-    channelStats: () => [],
-    presenceMembersByApp: () => [],
-    sendBufferBytes: () => 0,
-    adapterStatus: () => ({ adapter: 'local', up: true, pending: 0, congested: false }),
+    ...NO_GAUGES,
     webhookBacklog: () => sender.backlog(),
     webhookHeld: () => sender.held(),
   };
