@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: the one command behind the fan-out tables of bench/RESULTS.md. Each repetition
- *   A. starts every target (bare `ws`, the limit probe, the syscall floor, Socket.IO, Beacon with telemetry off and on)
+ *   A. starts every target (bare `ws`, the limit probe, the syscall floor, the stack floor, Socket.IO, Beacon with
+ *      telemetry off and on)
  *      at once, and runs against them, in slices the targets take in turn (in an order rotated per repetition), the
  *      fan-out load (bench/fanout/load.ts: subscribers on one channel, a fixed publish rate, a low rate, a closed loop),
  *      the bursts (bench/fanout/burst.ts) and the connection phase (bench/fanout/idle.ts: connects/s, RSS per idle
@@ -371,7 +372,7 @@ const common = [
 ];
 const fanout: BenchResults = {
   scenario: 'fanout',
-  title: 'Fan-out and connections: Beacon vs bare ws, the limit probe, the syscall floor and Socket.IO',
+  title: 'Fan-out and connections: Beacon vs bare ws, the limit probe, the syscall floor, the stack floor and Socket.IO',
   command: commandLine('bench'),
   ...stamp,
   runs,

@@ -36,6 +36,7 @@ export const FANOUT_COLUMNS: ResultColumn[] = [
   { key: 'rss_kib', label: 'RSS KiB / idle subscribed conn' },
   { key: 'connects', label: 'connects/s' },
   { key: 'connects_vs_ws', label: 'connects/s × bare ws' },
+  { key: 'connects_vs_stack', label: 'connects/s × stack floor' },
   { key: 'connect_cpu_us', label: 'server CPU µs / connect' },
   { key: 'p50_ms', label: 'p50 ms (low rate)' },
   { key: 'p99_ms', label: 'p99 ms (low rate)' },
@@ -131,6 +132,7 @@ export function fanoutSpread(records: RunRecord[], targets: readonly TargetId[])
     { label: '× syscall floor', against: 'ws-direct', metric: fanoutCpu },
     { label: '× Beacon off', against: 'beacon', metric: fanoutCpu, only: isBeacon },
     { label: 'connects/s × bare ws', against: 'ws', metric: connects },
+    { label: 'connects/s × stack floor', against: 'ws-fastify', metric: connects, only: isBeacon },
   ]);
 }
 
@@ -203,6 +205,8 @@ export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): 
       rss_kib: round(m((r) => r.idle?.kibPerConnection), 1),
       connects: round(m(connects), 0),
       connects_vs_ws: round(ratio(records, target, 'ws', connects), 2),
+      // What Beacon's connect costs over the least its stack (fastify + @fastify/websocket) does for one.
+      connects_vs_stack: isBeacon(target) ? round(ratio(records, target, 'ws-fastify', connects), 2) : null,
       connect_cpu_us: round(m((r) => r.idle?.serverCpuUsPerConnect), 0),
       p50_ms: round(m((r) => r.fanout?.latency.p50Ms), 2),
       p99_ms: round(m(latencyP99), 2),

@@ -13,19 +13,20 @@ import { fileURLToPath } from 'node:url';
 import Pusher from 'pusher';
 
 /** Which server. */
-export type TargetId = 'ws' | 'ws-raw' | 'ws-direct' | 'socketio' | 'beacon' | 'beacon-sampled' | 'beacon-otel';
+export type TargetId = 'ws' | 'ws-raw' | 'ws-direct' | 'ws-fastify' | 'socketio' | 'beacon' | 'beacon-sampled' | 'beacon-otel';
 
 /** Which wire protocol a target speaks: what the load process's clients must talk. */
 export type Protocol = 'beacon' | 'ws' | 'socketio';
 
 /** Every target, the baseline first. */
-export const TARGETS: readonly TargetId[] = ['ws', 'ws-raw', 'ws-direct', 'socketio', 'beacon', 'beacon-sampled', 'beacon-otel'];
+export const TARGETS: readonly TargetId[] = ['ws', 'ws-raw', 'ws-direct', 'ws-fastify', 'socketio', 'beacon', 'beacon-sampled', 'beacon-otel'];
 
 /** How each target is named in the results. */
 export const TARGET_LABELS: Record<TargetId, string> = {
   ws: 'bare `ws`, `send()` per socket',
   'ws-raw': 'bare `ws`, frame built once, one raw socket write per subscriber (limit probe)',
   'ws-direct': 'bare `ws`, frame built once, written straight to each TCP handle (syscall floor)',
+  'ws-fastify': 'bare `ws` under fastify + @fastify/websocket (the stack floor)',
   socketio: 'Socket.IO 4.8 room broadcast',
   beacon: 'Beacon, telemetry off',
   'beacon-sampled': 'Beacon, metrics + traces (5 % sampled, OTLP) + info logs',
@@ -34,7 +35,7 @@ export const TARGET_LABELS: Record<TargetId, string> = {
 
 /** The protocol of each target. */
 export function protocolOf(target: TargetId): Protocol {
-  return target === 'ws' || target === 'ws-raw' || target === 'ws-direct' ? 'ws' : target === 'socketio' ? 'socketio' : 'beacon';
+  return target === 'ws' || target === 'ws-raw' || target === 'ws-direct' || target === 'ws-fastify' ? 'ws' : target === 'socketio' ? 'socketio' : 'beacon';
 }
 
 /** True for the Beacon targets that serve /metrics (and are scraped during the run). */
@@ -148,6 +149,7 @@ export async function startServer(target: TargetId, options: StartOptions = {}):
   if (protocolOf(target) === 'beacon') Object.assign(env, beaconEnv(target, options, metricsPort));
   if (target === 'ws-raw') env.RAW_WRITES = '1';
   if (target === 'ws-direct') env.RAW_WRITES = 'direct';
+  if (target === 'ws-fastify') env.STACK = 'fastify';
   Object.assign(env, options.env);
   const cwd = protocolOf(target) === 'beacon' ? (options.root ?? ROOT) : ROOT;
   const args = [...(options.nodeArgs ?? []), ...targetCommand(target)];

@@ -11,7 +11,13 @@
  * `Sender.frame`) and written to each subscriber's TCP socket with one `write`, bypassing ws's per-socket framing.
  * RAW_WRITES=direct is the syscall floor: the same frame handed to each socket's TCP handle where Node would, skipping
  * Node's Writable too (Beacon's own src/transport/direct-write.ts), so what is left per subscriber is the `write` call.
+ *
+ * STACK=fastify is the stack's floor: the same server under fastify and @fastify/websocket, as Beacon runs (each upgrade
+ * routed by fastify, its hooks and request objects, before ws's handshake; `POST /publish` a fastify route parsing its
+ * JSON body), and nothing else. What Beacon costs over it is Beacon's own; what it costs over bare `ws` is the stack's.
  */
+import fastifyWebsocket from '@fastify/websocket';
+import Fastify from 'fastify';
 import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import * as wsModule from 'ws';
@@ -58,33 +64,16 @@ function broadcast(message: Message, except: WebSocket | undefined): void {
   }
 }
 
-const server = createServer((req, res) => {
-  if (req.method === 'GET' && req.url === '/readyz') {
-    res.end('ok');
-    return;
-  }
-  if (req.method !== 'POST' || req.url !== '/publish') {
-    res.statusCode = 404;
-    res.end();
-    return;
-  }
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    try {
-      const body = JSON.parse(Buffer.concat(chunks).toString()) as Message | { batch: Message[] };
-      if ('batch' in body) for (const message of body.batch) broadcast(message, undefined);
-      else broadcast(body, undefined);
-      res.end('{}');
-    } catch {
-      res.statusCode = 400;
-      res.end();
-    }
-  });
-});
+/** A publish request's body: one message or a batch. Answers false when it is not one. */
+function publish(body: unknown): boolean {
+  if (typeof body !== 'object' || body === null) return false;
+  if ('batch' in body) for (const message of (body as { batch: Message[] }).batch) broadcast(message, undefined);
+  else broadcast(body as Message, undefined);
+  return true;
+}
 
-const wss = new WebSocketServer({ server });
-wss.on('connection', (socket) => {
+/** A new connection: greeted, then its first frame is its join, every later one a client event to its room. */
+function connected(socket: WebSocket): void {
   if (direct) handles.set(socket, directWriteHandle((socket as WithSocket)._socket));
   let joined: Set<WebSocket> | undefined;
   let name = 'bench';
@@ -113,7 +102,43 @@ wss.on('connection', (socket) => {
     }
   });
   socket.send(WELCOME, TEXT);
-});
+}
 
-server.listen(port, '127.0.0.1');
+if (process.env.STACK === 'fastify') {
+  const app = Fastify({ logger: false });
+  await app.register(fastifyWebsocket);
+  app.get('/readyz', async () => 'ok');
+  app.post('/publish', async (request, reply) => (publish(request.body) ? '{}' : reply.code(400).send()));
+  app.get('/*', { websocket: true }, (socket) => connected(socket));
+  await app.listen({ port, host: '127.0.0.1' });
+} else {
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/readyz') {
+      res.end('ok');
+      return;
+    }
+    if (req.method !== 'POST' || req.url !== '/publish') {
+      res.statusCode = 404;
+      res.end();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString());
+      } catch {
+        body = undefined;
+      }
+      if (publish(body)) res.end('{}');
+      else {
+        res.statusCode = 400;
+        res.end();
+      }
+    });
+  });
+  new WebSocketServer({ server }).on('connection', connected);
+  server.listen(port, '127.0.0.1');
+}
 process.once('SIGTERM', () => process.exit(0));
