@@ -23,6 +23,8 @@
  *   changed is reported to `onReaped` of exactly one surviving node (the local adapter has no other node and never calls it).
  * - `terminateUser` closes that user's connections on every node.
  * - A publish while the engine is down is counted and dropped (never buffered without bound); `status().up` says so.
+ * - `shardDown(appId, channel)` (optional: an engine whose channels live on shards that fail apart, a Redis Cluster): the
+ *   shard carrying the channel's publications is down while the rest serves, so `status().up` stays true.
  * - `flush()` resolves once every envelope this node published before the call has reached this node's envelope handler
  *   (the graceful drain waits for it before closing connections, so an accepted publish is written before the 4200 close).
  * - `holdLeaves(ms)` (optional): the graceful drain's leave grace — the leaves of the connections it closes are recorded
@@ -197,6 +199,13 @@ export interface Adapter {
    */
   markDraining?(ms: number): void;
   status(): AdapterStatus;
+  /**
+   * Optional (a sharded engine's): whether the channel's publications go to a part of the engine that is down while the
+   * rest serves — a Redis Cluster master whose connection closed. The HTTP API refuses a publish to it with 503, as while
+   * the whole engine is down, rather than accept what `publish` could only lose. Asked for every channel of every API
+   * publish: a lookup, no I/O. The local adapter has no shards and does not implement it.
+   */
+  shardDown?(appId: string, channel: string): boolean;
   /** Resolves once every envelope published by this node so far was handed to this node's envelope handler. */
   flush(): Promise<void>;
   close(): Promise<void>;

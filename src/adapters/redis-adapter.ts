@@ -37,6 +37,10 @@
  * drops. `adapter_congested` and `adapter_congestion_ended` are logged once per episode, noticed where the backlog is
  * read (`status`, `publish`) and on the heartbeat's interval, so an episode nobody reads about still ends.
  *
+ * A shard down (Redis Cluster: one master's connection closed, the others serving) is no engine down: `status().up` stays
+ * true, and `shardDown` tells the HTTP API which channels it must refuse publishes to (503) rather than accept and lose.
+ * `adapter_shard_down` and `adapter_shard_up` are logged once per transition of each shard (redis-link.ts).
+ *
  * Failure: no offline queue, so while Redis is down nothing is buffered; `publish` drops (counted in
  * `websocket_adapter_dropped_total{reason="down"}`, and the count is logged with the next `adapter_up`), `join` fails (the subscription is refused with 503), a `leave` is kept and recorded when Redis is back
  * (so no share is left behind), queries reject (`EngineUnavailableError`), the cache misses, and `status().up` is false so
@@ -363,6 +367,14 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       refresh('connection closed');
     },
     error: (err) => refresh(err.message),
+    shardDown: (shard) => {
+      if (closed) return;
+      logEvent(logger, 'warn', { event: 'adapter_shard_down', adapter: 'redis', node: nodeId, shard }, 'cluster engine: a shard is down; the API refuses publishes to its channels');
+    },
+    shardUp: (shard, downForMs) => {
+      if (closed) return;
+      logEvent(logger, 'info', { event: 'adapter_shard_up', adapter: 'redis', node: nodeId, shard, down_for_ms: downForMs }, 'cluster engine: a shard is back');
+    },
     message: (channel, message) => {
       if (channel === keys.control) onControl(message);
       else if (watchChannels.has(channel)) onUserPresenceMessage(message);
@@ -885,6 +897,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       await Promise.race([membership.publishHeldCounts(), delay(COMMAND_TIMEOUT_MS * 2)]);
     },
     status: () => ({ adapter: 'redis', up: isUp(), pending: kept, congested: congested() }),
+    // The channel's name is built only while a shard is down: the API asks for every channel it publishes to.
+    shardDown: (appId, channel) => link.someShardDown() && link.shardDown(keys.channel(appId, channel).events),
     flush() {
       // Nothing published while down is waiting anywhere (it was dropped and counted); a lost marker is bounded by the caller.
       return isUp() ? markers.flush() : Promise.resolve();

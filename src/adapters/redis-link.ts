@@ -7,6 +7,9 @@
  * The subscriber can be renewed (`renewSubscriber`): ioredis 6.0.0's sharded subscriber group can hang for good when its
  * per-shard connections are stopped while connecting (it awaits a connect promise whose listeners it removed), after which
  * every SSUBSCRIBE fails. The engine replaces a subscriber that keeps failing to subscribe; listeners move with it.
+ *
+ * On a cluster one master can be down while the others serve: the engine is up, but what goes to that shard is lost. The
+ * link follows each master's connection (`shardDown`) so the HTTP API can refuse publishes to it instead (shardWatch).
  */
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
@@ -26,6 +29,10 @@ export interface LinkListener {
   /** A connection closed; `subscriber` says whether it was the subscriber. */
   closed(subscriber: boolean): void;
   error(err: Error): void;
+  /** A Redis Cluster master's connection closed (its shard is down while the engine may be up); `shard` is its node key. */
+  shardDown(shard: string): void;
+  /** That master's connection is ready again, or its slots are served by another node, after `downForMs`. */
+  shardUp(shard: string, downForMs: number): void;
 }
 
 export interface RedisLink {
@@ -40,6 +47,13 @@ export interface RedisLink {
   backlog(): number;
   /** The shard serving an event channel (one Redis: always the same). */
   shardOf(channel: string): string;
+  /** Whether any shard is down (`shardDown`); one Redis: never. Lets a caller skip building channel names. */
+  someShardDown(): boolean;
+  /**
+   * Whether the shard serving an event channel is down: on a Redis Cluster, its master's connection closed and has not been
+   * ready since. One Redis: never (its outage is the whole engine's: `ready`). A slot and a map lookup, no I/O.
+   */
+  shardDown(channel: string): boolean;
   /** After a (re)connection: the control channel plus every event channel this node listens to. */
   resubscribe(control: string, channels: readonly string[]): Promise<unknown>;
   /** Starts telling `listener` what happens (once, before anything else). */
@@ -63,6 +77,89 @@ interface Shape {
   shardOf(channel: string): string;
   /** Sharded messages arrive as `smessage`. */
   sharded: boolean;
+  shards: ShardWatch;
+}
+
+/** The masters that are down (shardWatch); one Redis has none. */
+interface ShardWatch {
+  some(): boolean;
+  down(channel: string): boolean;
+  stop(): void;
+}
+
+/** What a shard's transitions are told to (the link's listener, once it has one). */
+type ShardReport = { down(shard: string): void; up(shard: string, downForMs: number): void };
+
+/** How often a down master is tried again: once the API refuses its publishes, nothing else may send it a command. */
+const SHARD_PROBE_MS = 1000;
+
+/**
+ * The masters of a Redis Cluster that are down, by node key (`host:port`, as in the client's slot map). ioredis drops a
+ * lost node's connection and makes a new lazy one at each slot refresh, which connects only once a command goes to it: a
+ * master whose connection is not ready at this moment may merely be one nobody has used yet. So a close marks a master
+ * down and only a ready marks it up again — or a slot map in which it serves no slot any more (a replica promoted in its
+ * place, its slots moved). While one is down, every SHARD_PROBE_MS the slot map is refreshed and the lazy connections of
+ * the down masters connect, so a master back is seen even when nothing else talks to it. A master that stops answering
+ * without closing its connection (a stall) is not seen here: its publishes time out and are counted as such.
+ */
+function shardWatch(pub: Cluster, report: ShardReport): ShardWatch {
+  /** Node key → when its connection closed. */
+  const down = new Map<string, number>();
+  let probe: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const nodeKey = (redis: Redis): string => `${redis.options.host}:${redis.options.port}`;
+  const serves = (shard: string): boolean => pub.slots.some((owners) => owners?.[0] === shard);
+  const up = (shard: string): void => {
+    const since = down.get(shard);
+    if (since === undefined) return;
+    down.delete(shard);
+    if (down.size === 0) {
+      clearInterval(probe);
+      probe = undefined;
+    }
+    report.up(shard, Math.round(performance.now() - since));
+  };
+  const probeShards = (): void =>
+    pub.refreshSlotsCache(() => {
+      for (const node of pub.nodes('master')) {
+        if (node.status === 'wait' && down.has(nodeKey(node))) node.connect().catch(() => undefined);
+      }
+    });
+  pub.on('+node', (redis: Redis) => {
+    const shard = nodeKey(redis);
+    redis.on('ready', () => up(shard));
+    redis.on('close', () => {
+      // A replica, or a node dropped because it serves no slot (resharding), is no shard of ours.
+      if (stopped || redis.options.readOnly === true || down.has(shard) || !serves(shard)) return;
+      down.set(shard, performance.now());
+      probe ??= setInterval(probeShards, SHARD_PROBE_MS);
+      probe.unref();
+      report.down(shard);
+    });
+  });
+  pub.on('refresh', () => {
+    for (const shard of down.keys()) if (!serves(shard)) up(shard);
+  });
+  // The client lost every node: the engine is down (the adapter says so, and refuses every publish). The shards' marks go
+  // with it, unsaid: once it is back, a master it reaches is ready, and one it does not is marked again when that
+  // connection closes. Kept, they would refuse a shard's publishes after `adapter_up` until the probe reached it.
+  pub.on('close', () => {
+    down.clear();
+    clearInterval(probe);
+    probe = undefined;
+  });
+  return {
+    some: () => down.size > 0,
+    down(channel) {
+      if (down.size === 0) return false;
+      const shard = pub.slots[calculateSlot(channel)]?.[0];
+      return shard !== undefined && down.has(shard);
+    },
+    stop() {
+      stopped = true;
+      clearInterval(probe);
+    },
+  };
 }
 
 function singleRedis(url: string, options: RedisOptions, nodeId: string): Shape {
@@ -77,10 +174,11 @@ function singleRedis(url: string, options: RedisOptions, nodeId: string): Shape 
     publish: (channel, message) => pub.publish(channel, message),
     shardOf: () => 'redis',
     sharded: false,
+    shards: { some: () => false, down: () => false, stop: () => undefined },
   };
 }
 
-function redisCluster(nodes: { host: string; port: number }[], options: RedisOptions): Shape {
+function redisCluster(nodes: { host: string; port: number }[], options: RedisOptions, report: ShardReport): Shape {
   const clusterOptions = {
     redisOptions: { ...options, autoResubscribe: true },
     enableOfflineQueue: false,
@@ -104,14 +202,16 @@ function redisCluster(nodes: { host: string; port: number }[], options: RedisOpt
       return (pub as Cluster).slots[slot]?.[0] ?? `slot ${slot}`;
     },
     sharded: true,
+    shards: shardWatch(pub, report),
   };
 }
 
 export function createRedisLink(target: RedisTarget, options: RedisOptions, nodeId: string): RedisLink {
-  const shape = 'url' in target ? singleRedis(target.url, options, nodeId) : redisCluster(target.clusterNodes, options);
+  let listener: LinkListener | undefined;
+  const report: ShardReport = { down: (shard) => listener?.shardDown(shard), up: (shard, ms) => listener?.shardUp(shard, ms) };
+  const shape = 'url' in target ? singleRedis(target.url, options, nodeId) : redisCluster(target.clusterNodes, options, report);
   const { pub } = shape;
   let sub = shape.makeSub();
-  let listener: LinkListener | undefined;
 
   const wire = (client: Redis | Cluster, subscriber: boolean): void => {
     client.on('ready', () => {
@@ -145,6 +245,8 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
       return bytes;
     },
     shardOf: shape.shardOf,
+    someShardDown: shape.shards.some,
+    shardDown: shape.shards.down,
     resubscribe: async (control, channels) => {
       await sub.subscribe(control);
       if (channels.length > 0) await shape.subscribe(sub, channels);
@@ -163,6 +265,7 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
     },
     ready: () => pub.status === 'ready' && sub.status === 'ready',
     quit: async () => {
+      shape.shards.stop();
       await Promise.all([quit(pub), quit(sub)]);
     },
   };

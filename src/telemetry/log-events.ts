@@ -31,6 +31,8 @@ export const LOG_EVENTS = [
   'adapter_request_failed',
   'adapter_congested',
   'adapter_congestion_ended',
+  'adapter_shard_down',
+  'adapter_shard_up',
   'node_reaped',
   'reap_stopped',
   'node_expired',

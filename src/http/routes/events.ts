@@ -15,13 +15,17 @@ export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void
    * A publish the cluster engine cannot carry is refused, not accepted and dropped: the backend sees 503 and can retry
    * (a congested engine still carries what it admitted: adapters/adapter.ts). Checked in the same synchronous step that
    * hands the events to the adapter: a publish is either refused here or accepted before the drain flushes the adapter,
-   * so a 200 always means written to every subscriber connected now.
+   * so a 200 always means written to every subscriber connected now. A channel on a shard that is down (a Redis Cluster
+   * master lost while the others serve) refuses the whole request the same way: the backend's retry then publishes every
+   * event once, none twice.
    */
-  const admit = (): void => {
+  const admit = (appId: string, events: readonly EventRequest[]): void => {
     const engine = deps.adapter.status();
-    if (!engine.up || engine.congested) throw ApiError.of(Errors.API_ENGINE_UNAVAILABLE);
+    if (!engine.up || engine.congested || events.some((e) => onDownShard(appId, e))) throw ApiError.of(Errors.API_ENGINE_UNAVAILABLE);
     if (!deps.isAccepting()) throw ApiError.of(Errors.API_SHUTTING_DOWN);
   };
+  const onDownShard = (appId: string, event: EventRequest): boolean =>
+    event.channels.some((channel) => deps.adapter.shardDown?.(appId, channel) === true);
   const publish = (request: FastifyRequest, appId: string, event: EventRequest) => {
     const parent = requestContext(request);
     for (const channel of event.channels) {
@@ -64,7 +68,7 @@ export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void
   scope.post<AppRequest>('/events', async (request) => {
     const app = request.beaconApp;
     const event = parseBody(schemas.event, request.body);
-    admit();
+    admit(app.id, [event]);
     publish(request, app.id, event);
     if (event.info.length === 0) return {};
     const infos = await infoOf(app.id, event.channels.map((channel) => ({ channel, info: event.info })));
@@ -77,7 +81,7 @@ export function registerEventRoutes(scope: FastifyInstance, deps: ApiDeps): void
     const app = request.beaconApp;
     // The whole batch is validated before any of it is published: a bad item publishes nothing.
     const events = parseBody(schemas.batch, request.body);
-    admit();
+    admit(app.id, events);
     for (const event of events) publish(request, app.id, event);
     if (events.every((e) => e.info.length === 0)) return {};
     return { batch: await infoOf(app.id, events.map((event) => ({ channel: event.channels[0] as string, info: event.info }))) };
