@@ -24,6 +24,15 @@
  * while the others kept theirs): so each beat reads one epoch key per master shard instead, each tagged to land in a
  * slot that master serves (`epochKeys` below says how the tags are picked), and a change of any of them since the last
  * beat is the same loss. A single Redis keeps the one key `epoch`.
+ * A beat's timeliness is its liveness script's reply, never its epoch reads': on a Redis Cluster with a master down, the
+ * read of that master's key waits for the command timeout (1 s) before it fails, and a beat that waited for it would come
+ * late, past half a TTL after the one before it (the first beat after the master went down, for a TTL under 6 s — 5 s by
+ * default —; every beat, for one under 3 s), and the node would reap no one for a TTL after it. So on a Redis
+ * Cluster the beat is over once its liveness script and its listing have answered; its epoch reads, sent along with it,
+ * are acted on when they have all answered or failed (a read that failed is no loss: that key's last id is kept), in the
+ * order of the beats, together with what the beat itself found (its key expired, unlisted, a reaper's id): one
+ * `expired` call, so a loss that also took the node's key is restored silently, as when the beat waited. On a single
+ * Redis the epoch and the liveness key share the one server: the beat waits for both, and a failed read fails it.
  * A heartbeat that fails is logged once per episode (`node_heartbeat_failed`), its end once (`node_heartbeat_resumed`).
  *
  * A node can come back while a reaper is still removing its share, channel by channel. What it records again meanwhile
@@ -143,12 +152,13 @@ interface Failing {
 
 /**
  * Heartbeat then reap, once; never throws (a failed tick is retried by the next one). A tick that comes while the previous
- * one is still reaping only beats, so a long reap never lets this node's own key expire.
+ * one is still reaping beats all the same, so a long reap never lets this node's own key expire (a dead node it finds is
+ * reaped after the reaps under way; one being reaped is left to that reap); nor does it wait for the previous one's epoch
+ * reads. Resolves once what its beat found has been acted on and the reaps it queued are over.
  */
 export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
   const { client, keys, nodeId, nodeTtlMs, logger } = deps;
   let beating = false;
-  let reaping = false;
   /** When the last heartbeat succeeded (its reply), none yet: undefined. */
   let lastBeat: number | undefined;
   /** When the current run of continuous heartbeats began (undefined: broken by a failure); it may reap a TTL after. */
@@ -166,30 +176,37 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     performance.now() - continuousSince >= nodeTtlMs &&
     performance.now() - lastBeat <= nodeTtlMs / 2;
 
-  /** Refreshes this node's key and listing; false when Redis refused it. */
-  async function heartbeat(): Promise<boolean> {
+  /** What each beat's epoch reads found, acted on in the order of the beats (never rejects). */
+  let acting: Promise<void> = Promise.resolve();
+
+  /**
+   * Refreshes this node's key and listing; undefined when Redis refused it. Otherwise `acted` resolves once what the beat
+   * found (with its epoch reads, which it does not wait for on a Redis Cluster) has been acted on.
+   */
+  async function heartbeat(): Promise<{ acted: Promise<void> } | undefined> {
     let before: string | null;
     let added: number;
-    let current: (string | undefined)[];
     const read = epochKeysNow();
     const fresh = randomBytes(8).toString('hex');
+    // The script reads the key as it sets it (one key, so one slot on a Redis Cluster too): whether it had expired, or
+    // holds the id of a reaper that stopped half-way. Read and write are one step: a reaper's write, or an expiry,
+    // between an EXISTS and a SET sent one after the other would go unseen. Sent before the epoch reads, so a flush
+    // between its key's write and an epoch's read is seen as the loss it is (the module's comment).
+    const beaten = beat.run(client, [keys.node(nodeId)], [nodeTtlMs]) as Promise<string | null>;
+    const listed = client.sadd(keys.nodes, nodeId);
+    // One script per epoch key, in parallel. On a Redis Cluster a shard that does not answer (down: it may hold neither
+    // this node's key nor its listing) only goes unread this beat, its last id kept, so a shard that comes back empty is
+    // seen at the first beat that reads it.
+    const answers = Promise.all(
+      read.map((key) => {
+        const id = epochOf.run(client, [key], [fresh]) as Promise<string>;
+        return client.isCluster ? id.catch(() => undefined) : id;
+      }),
+    );
     try {
-      // The script reads the key as it sets it (one key, so one slot on a Redis Cluster too): whether it had expired, or
-      // holds the id of a reaper that stopped half-way. Read and write are one step: a reaper's write, or an expiry,
-      // between an EXISTS and a SET sent one after the other would go unseen.
-      // The epochs go with it, one script per shard in parallel. On a single Redis a failed read fails the beat; on a
-      // Redis Cluster a shard that does not answer (down: it may hold neither this node's key nor its listing) only goes
-      // unread this beat, its last id kept, so a shard that comes back empty is seen at the first beat that reads it.
-      [before, added, current] = await Promise.all([
-        beat.run(client, [keys.node(nodeId)], [nodeTtlMs]) as Promise<string | null>,
-        client.sadd(keys.nodes, nodeId),
-        Promise.all(
-          read.map((key) => {
-            const id = epochOf.run(client, [key], [fresh]) as Promise<string>;
-            return client.isCluster ? id.catch(() => undefined) : id;
-          }),
-        ),
-      ]);
+      // The epochs go with the beat; on a Redis Cluster the beat does not wait for them (the module's comment says why),
+      // on a single Redis a failed read fails the beat.
+      [before, added] = await Promise.all([beaten, listed, client.isCluster ? undefined : answers]);
     } catch (err) {
       continuousSince = undefined;
       if (failing === undefined) {
@@ -202,7 +219,7 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
           "cluster engine: this node's heartbeat failed; it reaps no node until it has beaten again for a TTL",
         );
       } else failing.failures++;
-      return false;
+      return undefined;
     }
     const now = performance.now();
     const gap = lastBeat === undefined ? undefined : now - lastBeat;
@@ -225,23 +242,29 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     const unlisted = gap !== undefined && !expired && added === 1;
     // A reaper's id in its key: a reap that found this node back stopped, and may have removed what it recorded since.
     const halted = gap !== undefined && before !== null && before !== BEATING;
-    // Another epoch than at the last beat: Redis (on a Cluster, that key's shard) lost its data in between, and with it
-    // this node's share there. Keys not read this beat are forgotten (a tag given up), unless no key was read at all (no
-    // slot map yet) or a shard did not answer (its last id kept).
-    let dataLost = false;
-    if (read.length > 0) {
-      const next = new Map<string, string>();
-      read.forEach((key, i) => {
-        const id = current[i] ?? epochs.get(key);
-        if (id === undefined) return;
-        if (current[i] !== undefined && epochs.has(key) && epochs.get(key) !== id) dataLost = true;
-        next.set(key, id);
-      });
-      epochs = next;
-    }
-    if (expired || unlisted || halted || dataLost) deps.expired?.(dataLost);
-    if (expired) await reportExpired(gap, added === 0);
-    return true;
+    const act = async (): Promise<void> => {
+      const current = await answers;
+      // Another epoch than at the last beat that read it: Redis (on a Cluster, that key's shard) lost its data in between,
+      // and with it this node's share there. Keys not read this beat are forgotten (a tag given up), unless no key was
+      // read at all (no slot map yet) or a shard did not answer (its last id kept).
+      let dataLost = false;
+      if (read.length > 0) {
+        const next = new Map<string, string>();
+        read.forEach((key, i) => {
+          const id = current[i] ?? epochs.get(key);
+          if (id === undefined) return;
+          if (current[i] !== undefined && epochs.has(key) && epochs.get(key) !== id) dataLost = true;
+          next.set(key, id);
+        });
+        epochs = next;
+      }
+      if (expired || unlisted || halted || dataLost) deps.expired?.(dataLost);
+      if (expired) await reportExpired(gap, added === 0);
+    };
+    // After the beats before it (a down shard's read of an earlier beat may fail after this beat's reads answered).
+    const acted = acting.then(act).catch(() => undefined);
+    acting = acted;
+    return { acted };
   }
 
   /**
@@ -297,35 +320,64 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     }
   }
 
-  async function reapDead(): Promise<void> {
-    for (const id of await client.smembers(keys.nodes)) {
-      // Checked before each node: a beat that failed meanwhile (a tick during a long reap) stops the round.
-      if (!mayReap()) return;
-      if (id === nodeId || (await client.exists(keys.node(id))) === 1) continue;
-      if ((await client.set(keys.reapLock(id), nodeId, 'PX', REAP_LOCK_MS, 'NX')) !== 'OK') continue;
-      await reapNode(id);
-    }
+  /** This node's reaps, one after the other (queued by the rounds that found their nodes dead). */
+  let reaps: Promise<void> = Promise.resolve();
+  /** The nodes queued or being reaped by this node: a round that finds one again leaves it to the reap under way. */
+  const queued = new Set<string>();
+
+  /** Reaps `id` once the reaps queued before it are over; resolves once it is over (never rejects). */
+  function enqueue(id: string): Promise<void> {
+    if (queued.has(id)) return Promise.resolve();
+    queued.add(id);
+    reaps = reaps.then(async () => {
+      try {
+        // Checked before each node: a beat that failed meanwhile (a tick during a long reap) stops the reaping. The key
+        // is asked again: the reaps before this one may have taken a while.
+        if (!mayReap() || (await client.exists(keys.node(id))) === 1) return;
+        if ((await client.set(keys.reapLock(id), nodeId, 'PX', REAP_LOCK_MS, 'NX')) !== 'OK') return;
+        await reapNode(id);
+      } catch {
+        // Redis went away mid-reap, or (a Redis Cluster with a master down) the node's lock or one of its channels is on
+        // that master: its reap stops there, holding the lock until it expires, when a survivor takes it up again; the
+        // nodes queued after it are reaped all the same.
+      } finally {
+        queued.delete(id);
+      }
+    });
+    return reaps;
+  }
+
+  /**
+   * A look for dead nodes: every listed node's key asked at once, and each found missing queued for its reap as soon as
+   * its answer comes. On a Redis Cluster with a master down, the EXISTS of a key there waits for the command timeout
+   * before it fails: asked one after the other, or a round waiting for all of them before it reaps, they would hold every
+   * round a second (one per such node), so a node dead meanwhile would be reaped that much late. A key that does not
+   * answer is left (its node cannot be told dead: a later round, once its shard is back). Never throws.
+   */
+  async function reap(): Promise<void> {
+    if (!mayReap()) return;
+    const ids = await client.smembers(keys.nodes).catch(() => [] as string[]);
+    await Promise.all(
+      ids.map(async (id) => {
+        if (id === nodeId) return;
+        const missing = await client.exists(keys.node(id)).then((n) => n === 0, () => false);
+        if (missing) await enqueue(id);
+      }),
+    );
   }
 
   return {
     async tick() {
       if (beating) return;
       beating = true;
-      let beat: boolean;
+      let beat: { acted: Promise<void> } | undefined;
       try {
         beat = await heartbeat();
       } finally {
         beating = false;
       }
-      if (!beat || reaping || !mayReap()) return;
-      reaping = true;
-      try {
-        await reapDead();
-      } catch {
-        // Redis went away mid-reap: the next tick tries again; a lock taken expires and a survivor finishes that reap.
-      } finally {
-        reaping = false;
-      }
+      if (beat === undefined) return;
+      await Promise.all([beat.acted, reap()]);
     },
   };
 }
