@@ -6,40 +6,15 @@
  */
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
+import { publishHandler, type Message } from './publish-http.js';
 
 const port = Number(process.env.PORT);
 const ROOM = 'bench';
 
-interface Message {
-  room?: string;
-  event: string;
-  data: unknown;
-}
-
-const server = createServer((req, res) => {
-  if (req.method === 'GET' && req.url === '/readyz') {
-    res.end('ok');
-    return;
-  }
-  // Socket.IO answers its own path (/socket.io/) before this handler is called.
-  if (req.method !== 'POST' || req.url !== '/publish') {
-    res.statusCode = 404;
-    res.end();
-    return;
-  }
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    try {
-      const body = JSON.parse(Buffer.concat(chunks).toString()) as Message | { batch: Message[] };
-      for (const message of 'batch' in body ? body.batch : [body]) io.to(message.room ?? ROOM).emit(message.event, message.data);
-      res.end('{}');
-    } catch {
-      res.statusCode = 400;
-      res.end();
-    }
-  });
-});
+// Socket.IO answers its own path (/socket.io/) before this handler is called.
+const server = createServer(publishHandler((messages) => {
+  for (const message of messages) io.to(message.room ?? ROOM).emit(message.event, message.data);
+}));
 
 const io = new Server(server, { transports: ['websocket'], serveClient: false });
 io.on('connection', (socket) => {

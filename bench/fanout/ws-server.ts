@@ -23,6 +23,7 @@ import type { Socket } from 'node:net';
 import * as wsModule from 'ws';
 import { WebSocket, WebSocketServer } from 'ws';
 import { directWriteHandle, writeToSocket, type StreamHandle } from '../../src/transport/direct-write.js';
+import { messagesOf, publishHandler, type Message } from './publish-http.js';
 
 const port = Number(process.env.PORT);
 const raw = process.env.RAW_WRITES === '1' || process.env.RAW_WRITES === 'direct';
@@ -40,12 +41,6 @@ const { Sender } = wsModule as unknown as {
   Sender: { frame(data: Buffer, options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[] };
 };
 
-interface Message {
-  room?: string;
-  event: string;
-  data: unknown;
-}
-
 function broadcast(message: Message, except: WebSocket | undefined): void {
   const room = rooms.get(message.room ?? 'bench');
   if (room === undefined) return;
@@ -62,14 +57,6 @@ function broadcast(message: Message, except: WebSocket | undefined): void {
   } else {
     for (const socket of room) if (socket !== except) socket.send(payload, TEXT);
   }
-}
-
-/** A publish request's body: one message or a batch. Answers false when it is not one. */
-function publish(body: unknown): boolean {
-  if (typeof body !== 'object' || body === null) return false;
-  if ('batch' in body) for (const message of (body as { batch: Message[] }).batch) broadcast(message, undefined);
-  else broadcast(body as Message, undefined);
-  return true;
 }
 
 /** A new connection: greeted, then its first frame is its join, every later one a client event to its room. */
@@ -108,36 +95,18 @@ if (process.env.STACK === 'fastify') {
   const app = Fastify({ logger: false });
   await app.register(fastifyWebsocket);
   app.get('/readyz', async () => 'ok');
-  app.post('/publish', async (request, reply) => (publish(request.body) ? '{}' : reply.code(400).send()));
+  app.post('/publish', async (request, reply) => {
+    const messages = messagesOf(request.body);
+    if (messages === undefined) return reply.code(400).send();
+    for (const message of messages) broadcast(message, undefined);
+    return '{}';
+  });
   app.get('/*', { websocket: true }, (socket) => connected(socket));
   await app.listen({ port, host: '127.0.0.1' });
 } else {
-  const server = createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/readyz') {
-      res.end('ok');
-      return;
-    }
-    if (req.method !== 'POST' || req.url !== '/publish') {
-      res.statusCode = 404;
-      res.end();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      let body: unknown;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString());
-      } catch {
-        body = undefined;
-      }
-      if (publish(body)) res.end('{}');
-      else {
-        res.statusCode = 400;
-        res.end();
-      }
-    });
-  });
+  const server = createServer(publishHandler((messages) => {
+    for (const message of messages) broadcast(message, undefined);
+  }));
   new WebSocketServer({ server }).on('connection', connected);
   server.listen(port, '127.0.0.1');
 }

@@ -4,11 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
 import type { Envelope } from '../../src/adapters/envelope.js';
 import { createRedisAdapter, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
-import { startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
+import { slotMasters, startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
 import { eventually, until, within } from '../helpers/wait.js';
 import { adapterContract } from './adapter-contract.js';
 import { reapWithoutCountCase } from './reap-count.js';
@@ -89,13 +88,7 @@ test('redis cluster adapter: a shard that lost its data (holding no node key, li
   let b!: RedisAdapter;
   try {
     // The slot map, as "host:port" of the master serving each slot.
-    const ranges = (await admin.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
-    const masterOf = (key: string): string => {
-      const slot = calculateSlot(key);
-      const range = ranges.find(([from, to]) => from <= slot && slot <= to)!;
-      return `${range[2][0]}:${range[2][1]}`;
-    };
-    const masters = new Set(ranges.map((r) => `${r[2][0]}:${r[2][1]}`));
+    const { masterOf, masters } = await slotMasters(admin);
     assert.equal(masters.size, 3);
     // A prefix whose node list and old epoch key share a master, two nodes whose keys leave another master out (node ids
     // end in a random part: new nodes until they do), and a channel on that master.

@@ -9,12 +9,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
 import { createReaper } from '../../src/adapters/redis-reaper.js';
 import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { RedisMembership } from '../../src/adapters/redis-membership.js';
-import { startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
+import { slotMasters, startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
 import { eventually, until, within } from '../helpers/wait.js';
 
 const TTL_MS = 1500;
@@ -127,13 +126,7 @@ test('a master down: a dead node is still reaped within its TTL plus a beat; a l
   const lines: Line[] = [];
   const nodes: Node[] = [];
   try {
-    const ranges = (await admin.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
-    const masterOf = (key: string): string => {
-      const slot = calculateSlot(key);
-      const range = ranges.find(([from, to]) => from <= slot && slot <= to)!;
-      return `${range[2][0]}:${range[2][1]}`;
-    };
-    const masters = new Set(ranges.map((r) => `${r[2][0]}:${r[2][1]}`));
+    const { masterOf, masters } = await slotMasters(admin);
     assert.equal(masters.size, 3);
     // A prefix under which every key A's beats and its reap of B use leaves one master out: that one goes down.
     const ROOM = 'presence-room';

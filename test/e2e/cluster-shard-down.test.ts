@@ -10,13 +10,12 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
-import calculateSlot from 'cluster-key-slot';
 import { Redis } from 'ioredis';
 import { exportedMetrics } from '../helpers/exported-metrics.js';
 import { sumOf } from '../helpers/exposition.js';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
+import { slotMasters, startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
 import { APP, startServer } from '../helpers/server.js';
 import { signedFetch } from '../helpers/signed-fetch.js';
 import { until } from '../helpers/wait.js';
@@ -40,12 +39,7 @@ after(async () => {
 async function slotMap(): Promise<(key: string) => string> {
   const redis = new Redis(cluster.nodes[0]!);
   try {
-    const ranges = (await redis.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
-    return (key) => {
-      const slot = calculateSlot(key);
-      const [, , [host, port]] = ranges.find(([from, to]) => from <= slot && slot <= to)!;
-      return `${host}:${port}`;
-    };
+    return (await slotMasters(redis)).masterOf;
   } finally {
     redis.disconnect();
   }

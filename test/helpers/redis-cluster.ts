@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import calculateSlot from 'cluster-key-slot';
+import type { Cluster, Redis } from 'ioredis';
 import { freePort } from './free-port.js';
 import { eventually } from './wait.js';
 
@@ -18,6 +20,25 @@ export interface RedisClusterServer {
   /** `REDIS_CLUSTER_NODES` for Beacon. */
   env: string;
   stop(): Promise<void>;
+}
+
+/** The cluster's slot map as it is now: the master serving a key's slot, and every master, as "host:port". */
+export interface SlotMasters {
+  masterOf(key: string): string;
+  masters: Set<string>;
+}
+
+/** Reads the slot map through `client` (CLUSTER SLOTS). */
+export async function slotMasters(client: Redis | Cluster): Promise<SlotMasters> {
+  const ranges = (await client.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
+  return {
+    masterOf(key) {
+      const slot = calculateSlot(key);
+      const [, , [host, port]] = ranges.find(([from, to]) => from <= slot && slot <= to)!;
+      return `${host}:${port}`;
+    },
+    masters: new Set(ranges.map(([, , [host, port]]) => `${host}:${port}`)),
+  };
 }
 
 export async function startRedisCluster(): Promise<RedisClusterServer> {
