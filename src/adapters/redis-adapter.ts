@@ -321,7 +321,6 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     nodeTtlMs,
     reaped: (channels) => reaped(channels),
     expired: (dataLost) => rerecord(dataLost),
-    failed: (err) => link.sawError(err),
   });
   /** Heartbeat, then a look for dead nodes to reap. */
   const tick = (): void => {
@@ -669,7 +668,6 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     if (unsaidFailure !== undefined) sayFailures(unsaidFailure.op, unsaidFailure.error);
   }
   function requestFailed(op: 'join' | 'reserve' | AdapterOp, err: unknown): void {
-    link.sawError(err);
     requestFailures++;
     const error = err instanceof Error ? err.message : String(err);
     const wait = requestFailureLoggedAt + requestFailureLogMs - performance.now();

@@ -60,12 +60,6 @@ export interface RedisLink {
   listen(listener: LinkListener): void;
   /** Replaces the subscriber connection by a new one (reported as closed, then ready again). */
   renewSubscriber(): void;
-  /**
-   * A command failed with `err`: a Redis Cluster that answered `CLUSTERDOWN` (it refuses every slot: by default once a
-   * master without a replica to promote is marked failed) is not ready from then on, said to the listener as an `error`,
-   * until `CLUSTER INFO` says `cluster_state:ok` again (asked every second), said as `ready`. Other errors: nothing.
-   */
-  sawError(err: unknown): void;
   ready(): boolean;
   quit(): Promise<void>;
 }
@@ -84,7 +78,6 @@ interface Shape {
   /** Sharded messages arrive as `smessage`. */
   sharded: boolean;
   shards: ShardWatch;
-  refusal: { refusing(): boolean; saw(err: unknown): void; stop(): void };
 }
 
 /** The masters that are down (shardWatch); one Redis has none. */
@@ -96,49 +89,6 @@ interface ShardWatch {
 
 /** What a shard's transitions are told to (the link's listener, once it has one). */
 type ShardReport = { down(shard: string): void; up(shard: string, downForMs: number): void };
-
-/** What the cluster's refusals are told to. */
-type ClusterReport = { refused(reason: string): void; serving(): void };
-
-/** How often a cluster that answered CLUSTERDOWN is asked whether it serves again. */
-const CLUSTER_STATE_PROBE_MS = 1000;
-
-/**
- * Whether a Redis Cluster refuses every command (`CLUSTERDOWN`, its `cluster_state:fail`): seen from a command's error,
- * then asked (`CLUSTER INFO`, any node) every CLUSTER_STATE_PROBE_MS until it serves again. The client is made to fail
- * such a command at once (`retryDelayOnClusterDown: 0`): retried, it would only time out after 1 s, which says nothing.
- */
-function clusterRefusal(pub: Cluster, report: { refused(reason: string): void; serving(): void }) {
-  let refusing = false;
-  let probe: NodeJS.Timeout | undefined;
-  let stopped = false;
-  const ask = (): void => {
-    void pub.cluster('INFO').then(
-      (info) => {
-        if (!refusing || stopped || !/cluster_state:ok/.test(String(info))) return;
-        refusing = false;
-        clearInterval(probe);
-        probe = undefined;
-        report.serving();
-      },
-      () => undefined,
-    );
-  };
-  return {
-    refusing: (): boolean => refusing,
-    saw(err: unknown): void {
-      if (stopped || refusing || !(err instanceof Error) || !err.message.startsWith('CLUSTERDOWN')) return;
-      refusing = true;
-      probe = setInterval(ask, CLUSTER_STATE_PROBE_MS);
-      probe.unref();
-      report.refused(err.message);
-    },
-    stop(): void {
-      stopped = true;
-      clearInterval(probe);
-    },
-  };
-}
 
 /** How often a down master is tried again: once the API refuses its publishes, nothing else may send it a command. */
 const SHARD_PROBE_MS = 1000;
@@ -225,16 +175,13 @@ function singleRedis(url: string, options: RedisOptions, nodeId: string): Shape 
     shardOf: () => 'redis',
     sharded: false,
     shards: { some: () => false, down: () => false, stop: () => undefined },
-    refusal: { refusing: () => false, saw: () => undefined, stop: () => undefined },
   };
 }
 
-function redisCluster(nodes: { host: string; port: number }[], options: RedisOptions, report: ShardReport & ClusterReport): Shape {
+function redisCluster(nodes: { host: string; port: number }[], options: RedisOptions, report: ShardReport): Shape {
   const clusterOptions = {
     redisOptions: { ...options, autoResubscribe: true },
     enableOfflineQueue: false,
-    // A CLUSTERDOWN answer fails its command at once, so the engine can say the cluster refuses (clusterRefusal).
-    retryDelayOnClusterDown: 0,
     clusterRetryStrategy: (times: number) => Math.min(times * 100, 1000),
     // The ready check (CLUSTER INFO) failing on a connection closed meanwhile makes ioredis tear the cluster client down
     // while its sharded subscribers are connecting — the path that hangs the subscriber group (see the top of this file).
@@ -256,18 +203,12 @@ function redisCluster(nodes: { host: string; port: number }[], options: RedisOpt
     },
     sharded: true,
     shards: shardWatch(pub, report),
-    refusal: clusterRefusal(pub, report),
   };
 }
 
 export function createRedisLink(target: RedisTarget, options: RedisOptions, nodeId: string): RedisLink {
   let listener: LinkListener | undefined;
-  const report: ShardReport & ClusterReport = {
-    down: (shard) => listener?.shardDown(shard),
-    up: (shard, ms) => listener?.shardUp(shard, ms),
-    refused: (reason) => listener?.error(new Error(reason)),
-    serving: () => listener?.ready(),
-  };
+  const report: ShardReport = { down: (shard) => listener?.shardDown(shard), up: (shard, ms) => listener?.shardUp(shard, ms) };
   const shape = 'url' in target ? singleRedis(target.url, options, nodeId) : redisCluster(target.clusterNodes, options, report);
   const { pub } = shape;
   let sub = shape.makeSub();
@@ -296,11 +237,7 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
       unsubscribe: (channels) => shape.unsubscribe(sub, channels),
       batches: shape.batches,
     },
-    publish: (channel, message) =>
-      shape.publish(channel, message).catch((err: unknown) => {
-        shape.refusal.saw(err);
-        throw err;
-      }),
+    publish: shape.publish,
     backlog: () => {
       if (pub instanceof Redis) return pub.stream?.writableLength ?? 0;
       let bytes = 0;
@@ -326,11 +263,9 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
       wire(sub, true);
       listener?.closed(true);
     },
-    sawError: shape.refusal.saw,
-    ready: () => pub.status === 'ready' && sub.status === 'ready' && !shape.refusal.refusing(),
+    ready: () => pub.status === 'ready' && sub.status === 'ready',
     quit: async () => {
       shape.shards.stop();
-      shape.refusal.stop();
       await Promise.all([quit(pub), quit(sub)]);
     },
   };

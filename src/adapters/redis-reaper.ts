@@ -142,8 +142,6 @@ export interface ReaperDeps {
    * gone (redis-adapter.ts records it again). `dataLost`: the last, so no one was told what was lost.
    */
   expired?: (dataLost: boolean) => void;
-  /** A heartbeat failed with `err` (the engine tells a cluster that refuses every slot from it: redis-link.ts). */
-  failed?: (err: unknown) => void;
 }
 
 /** A heartbeat failure episode: when it began and how many beats failed. */
@@ -210,7 +208,6 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
       // on a single Redis a failed read fails the beat.
       [before, added] = await Promise.all([beaten, listed, client.isCluster ? undefined : answers]);
     } catch (err) {
-      deps.failed?.(err);
       continuousSince = undefined;
       if (failing === undefined) {
         failing = { since: performance.now(), failures: 1 };
