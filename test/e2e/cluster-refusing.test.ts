@@ -25,9 +25,8 @@ const UNAVAILABLE = { error: 'Cluster engine unavailable; retry' };
 
 let cluster: RedisClusterServer;
 before(async () => {
-  cluster = await startRedisCluster();
   // A master is marked failed 1 s after it stops answering (15 s by default), and the cluster then refuses every slot.
-  for (const { port } of cluster.nodes) await run('redis-cli', ['-p', String(port), 'config', 'set', 'cluster-node-timeout', '1000']);
+  cluster = await startRedisCluster({ 'cluster-node-timeout': '1000' });
 });
 after(async () => {
   await cluster?.stop();
@@ -56,8 +55,7 @@ test('a cluster that refuses every slot (CLUSTERDOWN): live shards still publish
     client.send({ event: 'pusher:subscribe', data: { channel: kept } });
     await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === kept);
 
-    const info = (await run('redis-cli', ['-p', victim.split(':')[1]!, 'info', 'server'])).stdout;
-    process.kill(Number(/process_id:(\d+)/.exec(info)?.[1]), 'SIGKILL');
+    await cluster.kill(Number(victim.split(':')[1]));
     await loggedOnce(server, { event: 'adapter_shard_down', shard: victim });
     const state = async (): Promise<string> => (await run('redis-cli', ['-p', String(live.port), 'cluster', 'info'])).stdout;
     await eventually(async () => (await state()).includes('cluster_state:fail'), 'the cluster refusing every slot', 15_000, 100);

@@ -6,9 +6,6 @@
  * published and delivered again. Each transition is logged once (`adapter_shard_down`, `adapter_shard_up`).
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { exportedMetrics } from '../helpers/exported-metrics.js';
@@ -20,16 +17,14 @@ import { APP, startServer } from '../helpers/server.js';
 import { signedFetch } from '../helpers/signed-fetch.js';
 import { until } from '../helpers/wait.js';
 
-const run = promisify(execFile);
 const EVENTS = `/apps/${APP.id}/events`;
 const BATCH = `/apps/${APP.id}/batch_events`;
 const UNAVAILABLE = { error: 'Cluster engine unavailable; retry' };
 
 let cluster: RedisClusterServer;
 before(async () => {
-  cluster = await startRedisCluster();
   // The other shards keep serving while one is down (by default a cluster refuses everything once it marks a master failed).
-  for (const { port } of cluster.nodes) await run('redis-cli', ['-p', String(port), 'config', 'set', 'cluster-require-full-coverage', 'no']);
+  cluster = await startRedisCluster({ 'cluster-require-full-coverage': 'no' });
 });
 after(async () => {
   await cluster?.stop();
@@ -59,7 +54,6 @@ const body = (value: unknown): { body: string } => ({ body: JSON.stringify(value
 test('a master down: publishes to its channels get 503 and are counted, the others are delivered; back, they are carried again', { timeout: 60_000 }, async () => {
   const observed = await exportedMetrics();
   const server = await startServer({ ADAPTER: 'redis', REDIS_CLUSTER_NODES: cluster.env, NODE_ID: 'shard' }, { metrics: observed.metrics });
-  let restarted: ChildProcess | undefined;
   const refused = async (): Promise<number> => sumOf(await observed.scrape(), 'websocket_api_refusals_total', { reason: 'engine_unavailable' });
   try {
     await until(() => server.app.adapter.status().up, 'the cluster engine up', 10_000);
@@ -83,11 +77,8 @@ test('a master down: publishes to its channels get 503 and are counted, the othe
       await client.next((f) => f.event === 'before' && f.channel === channel);
     }
 
-    const victimPort = victim.split(':')[1]!;
-    const info = (await run('redis-cli', ['-p', victimPort, 'info', 'server'])).stdout;
-    const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
-    const dir = (await run('redis-cli', ['-p', victimPort, '--raw', 'config', 'get', 'dir'])).stdout.split('\n')[1]!;
-    process.kill(pid, 'SIGKILL');
+    const victimPort = Number(victim.split(':')[1]);
+    await cluster.kill(victimPort);
     const downLine = await loggedOnce(server, { event: 'adapter_shard_down', shard: victim });
     assert.equal(downLine.level, 'warn');
     const before = await refused();
@@ -117,12 +108,7 @@ test('a master down: publishes to its channels get 503 and are counted, the othe
 
     // (d) The master restarts (empty, same node id and slots from its nodes.conf): the shard is up again, logged once,
     // and its channel is published and delivered.
-    restarted = spawn(
-      'redis-server',
-      ['--port', victimPort, '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${victimPort}.conf`,
-        '--save', '', '--appendonly', 'no', '--dir', dir, '--cluster-require-full-coverage', 'no'],
-      { stdio: 'ignore' },
-    );
+    cluster.restart(victimPort);
     // Seen at the first probe of the down shard (every second) once redis-server listens: allow for its start.
     await until(() => logLines(server, { event: 'adapter_shard_up' }).length > 0, 'adapter_shard_up', 10_000);
     const upLines = logLines(server, { event: 'adapter_shard_up' });
@@ -143,10 +129,5 @@ test('a master down: publishes to its channels get 503 and are counted, the othe
   } finally {
     await server.close();
     await observed.close();
-    if (restarted !== undefined && restarted.exitCode === null && restarted.signalCode === null) {
-      const exited = once(restarted, 'exit');
-      restarted.kill('SIGKILL');
-      await exited;
-    }
   }
 });

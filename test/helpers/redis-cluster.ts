@@ -19,6 +19,10 @@ export interface RedisClusterServer {
   nodes: { host: string; port: number }[];
   /** `REDIS_CLUSTER_NODES` for Beacon. */
   env: string;
+  /** SIGKILLs the node on `port`; resolves once it has exited. */
+  kill(port: number): Promise<void>;
+  /** Starts the node on `port` again (empty: no persistence; its node id and slots from its nodes.conf), with `config`. */
+  restart(port: number): void;
   stop(): Promise<void>;
 }
 
@@ -41,7 +45,11 @@ export async function slotMasters(client: Redis | Cluster): Promise<SlotMasters>
   };
 }
 
-export async function startRedisCluster(): Promise<RedisClusterServer> {
+/**
+ * Starts the cluster; `config` is set on every node once it serves (e.g. `cluster-require-full-coverage: 'no'`), and given
+ * again to a node `restart` starts.
+ */
+export async function startRedisCluster(config: Readonly<Record<string, string>> = {}): Promise<RedisClusterServer> {
   const dir = mkdtempSync(join(tmpdir(), 'beacon-redis-cluster-'));
   const ports: number[] = [];
   while (ports.length < 3) {
@@ -63,16 +71,19 @@ export async function startRedisCluster(): Promise<RedisClusterServer> {
     );
     rmSync(dir, { recursive: true, force: true });
   };
+  const byPort = new Map<number, ChildProcess>();
+  const start = (port: number, settings: readonly string[]): void => {
+    const child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
+        '--save', '', '--appendonly', 'no', '--dir', dir, ...settings],
+      { stdio: 'ignore' },
+    );
+    children.push(child);
+    byPort.set(port, child);
+  };
   try {
-    for (const port of ports) {
-      const child = spawn(
-        'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
-          '--save', '', '--appendonly', 'no', '--dir', dir],
-        { stdio: 'ignore' },
-      );
-      children.push(child);
-    }
+    for (const port of ports) start(port, []);
     for (const port of ports) {
       await eventually(async () => (await run('redis-cli', ['-p', String(port), 'ping'])).stdout.trim() === 'PONG', `redis ${port}`, 5000);
     }
@@ -86,10 +97,21 @@ export async function startRedisCluster(): Promise<RedisClusterServer> {
         10_000,
       );
     }
+    for (const port of ports) {
+      for (const [name, value] of Object.entries(config)) await run('redis-cli', ['-p', String(port), 'config', 'set', name, value]);
+    }
   } catch (err) {
     await stop();
     throw err;
   }
   const nodes = ports.map((port) => ({ host: '127.0.0.1', port }));
-  return { nodes, env: nodes.map((n) => `${n.host}:${n.port}`).join(','), stop };
+  const kill = async (port: number): Promise<void> => {
+    const child = byPort.get(port);
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
+  };
+  const restart = (port: number): void => start(port, Object.entries(config).flatMap(([name, value]) => [`--${name}`, value]));
+  return { nodes, env: nodes.map((n) => `${n.host}:${n.port}`).join(','), kill, restart, stop };
 }
