@@ -39,6 +39,7 @@
  *
  * A shard down (Redis Cluster: one master's connection closed, the others serving) is no engine down: `status().up` stays
  * true, and `shardDown` tells the HTTP API which channels it must refuse publishes to (503) rather than accept and lose.
+ * What `publish` gets for those channels anyway (client events) is dropped unsent, as while Redis is down (`down`).
  * `adapter_shard_down` and `adapter_shard_up` are logged once per transition of each shard (redis-link.ts).
  *
  * Failure: no offline queue, so while Redis is down nothing is buffered; `publish` drops (counted in
@@ -257,6 +258,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   const inflight = new Set<Promise<unknown>>();
 
   const isUp = (): boolean => !closed && subscribed && link.ready();
+  /**
+   * Whether the channel's shard is down (Redis Cluster; one Redis: never). Its name is built only while a shard is down:
+   * the API asks for every channel it publishes to, and `publish` for every envelope.
+   */
+  const shardDown = (appId: string, channel: string): boolean => link.someShardDown() && link.shardDown(keys.channel(appId, channel).events);
 
   /**
    * The congestion episode under way (the backlog over PUBLISH_BACKLOG_MAX_BYTES): when it began, the largest backlog
@@ -734,8 +740,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       return timed('members', () => membership.usersOnline(appId, userIds)).catch(() => new Set<string>());
     },
     publish(envelope) {
-      if (!isUp()) {
-        dropped++;
+      // Not sent, never buffered: Redis is unreachable, or (Redis Cluster) the master of the channel's shard is, where it
+      // would only fail or time out (its client events and the like: the HTTP API refuses its own publishes there).
+      const engineDown = !isUp();
+      if (engineDown || shardDown(envelope.appId, envelope.channel)) {
+        // Reported with the next `adapter_up`: a whole-engine outage's count only.
+        if (engineDown) dropped++;
         metrics.adapterDropped('down');
         return;
       }
@@ -897,8 +907,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       await Promise.race([membership.publishHeldCounts(), delay(COMMAND_TIMEOUT_MS * 2)]);
     },
     status: () => ({ adapter: 'redis', up: isUp(), pending: kept, congested: congested() }),
-    // The channel's name is built only while a shard is down: the API asks for every channel it publishes to.
-    shardDown: (appId, channel) => link.someShardDown() && link.shardDown(keys.channel(appId, channel).events),
+    shardDown,
     flush() {
       // Nothing published while down is waiting anywhere (it was dropped and counted); a lost marker is bounded by the caller.
       return isUp() ? markers.flush() : Promise.resolve();

@@ -39,16 +39,12 @@ test('a cluster that refuses every slot (CLUSTERDOWN): live shards still publish
   try {
     await until(() => server.app.adapter.status().up, 'the cluster engine up', 10_000);
     const admin = new Redis(cluster.nodes[0]!);
-    const { masterOf } = await slotMasters(admin).finally(() => admin.disconnect());
+    const { masterOf, channelOn } = await slotMasters(admin).finally(() => admin.disconnect());
     const victim = cluster.nodes.map((n) => `${n.host}:${n.port}`).find((m) => m !== masterOf('beacon:nodes'))!;
     const live = cluster.nodes.find((n) => `${n.host}:${n.port}` !== victim)!;
-    const on = (prefix: string, fits: (master: string) => boolean): string => {
-      for (let i = 0; i < 10_000; i++) if (fits(masterOf(`beacon:{${APP.id}:${prefix}-${i}}:ev`))) return `${prefix}-${i}`;
-      throw new Error(`no channel ${prefix}-… on the wanted master`);
-    };
-    const kept = on('kept', (m) => m !== victim);
-    const lost = on('lost', (m) => m === victim);
-    const later = on('later', (m) => m !== victim);
+    const kept = channelOn(APP.id, 'kept', (m) => m !== victim);
+    const lost = channelOn(APP.id, 'lost', (m) => m === victim);
+    const later = channelOn(APP.id, 'later', (m) => m !== victim);
 
     const { client } = await RawClient.established(server.port);
     client.answerPings();

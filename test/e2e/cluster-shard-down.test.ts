@@ -7,12 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Redis } from 'ioredis';
 import { exportedMetrics } from '../helpers/exported-metrics.js';
 import { sumOf } from '../helpers/exposition.js';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { slotMasters, startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
+import { clusterSlots, startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
 import { APP, startServer } from '../helpers/server.js';
 import { signedFetch } from '../helpers/signed-fetch.js';
 import { until } from '../helpers/wait.js';
@@ -30,25 +29,6 @@ after(async () => {
   await cluster?.stop();
 });
 
-/** "host:port" of the master serving each slot, as the cluster says now. */
-async function slotMap(): Promise<(key: string) => string> {
-  const redis = new Redis(cluster.nodes[0]!);
-  try {
-    return (await slotMasters(redis)).masterOf;
-  } finally {
-    redis.disconnect();
-  }
-}
-
-/** The first of `prefix-0`, `prefix-1`, … whose events the engine publishes on a master `fits`. */
-function channelOn(masterOf: (key: string) => string, prefix: string, fits: (master: string) => boolean): string {
-  for (let i = 0; i < 10_000; i++) {
-    const channel = `${prefix}-${i}`;
-    if (fits(masterOf(`beacon:{${APP.id}:${channel}}:ev`))) return channel;
-  }
-  throw new Error(`no channel ${prefix}-… on the wanted master`);
-}
-
 const body = (value: unknown): { body: string } => ({ body: JSON.stringify(value) });
 
 test('a master down: publishes to its channels get 503 and are counted, the others are delivered; back, they are carried again', { timeout: 60_000 }, async () => {
@@ -57,13 +37,13 @@ test('a master down: publishes to its channels get 503 and are counted, the othe
   const refused = async (): Promise<number> => sumOf(await observed.scrape(), 'websocket_api_refusals_total', { reason: 'engine_unavailable' });
   try {
     await until(() => server.app.adapter.status().up, 'the cluster engine up', 10_000);
-    const masterOf = await slotMap();
+    const { masterOf, channelOn } = await clusterSlots(cluster);
     // The master to kill does not hold the node list. (Its liveness key may be there: a beat failing meanwhile changes
     // nothing this test looks at.)
     const kept = new Set([masterOf('beacon:nodes')]);
     const victim = cluster.nodes.map((n) => `${n.host}:${n.port}`).find((m) => !kept.has(m))!;
-    const down = channelOn(masterOf, 'down', (m) => m === victim);
-    const up = channelOn(masterOf, 'up', (m) => m !== victim);
+    const down = channelOn(APP.id, 'down', (m) => m === victim);
+    const up = channelOn(APP.id, 'up', (m) => m !== victim);
 
     const { client } = await RawClient.established(server.port);
     client.answerPings();

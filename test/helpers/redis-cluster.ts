@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import calculateSlot from 'cluster-key-slot';
-import type { Cluster, Redis } from 'ioredis';
+import { Redis, type Cluster } from 'ioredis';
+import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { freePort } from './free-port.js';
 import { eventually } from './wait.js';
 
@@ -30,19 +31,42 @@ export interface RedisClusterServer {
 export interface SlotMasters {
   masterOf(key: string): string;
   masters: Set<string>;
+  /** The first of `prefix-0`, `prefix-1`, … whose events the engine publishes on a master `fits`. */
+  channelOn(appId: string, prefix: string, fits: (master: string) => boolean): string;
 }
+
+/** The keys a Beacon server writes (its adapter's default prefix). */
+const keys = new RedisKeys('beacon');
 
 /** Reads the slot map through `client` (CLUSTER SLOTS). */
 export async function slotMasters(client: Redis | Cluster): Promise<SlotMasters> {
   const ranges = (await client.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
-  return {
-    masterOf(key) {
-      const slot = calculateSlot(key);
-      const [, , [host, port]] = ranges.find(([from, to]) => from <= slot && slot <= to)!;
-      return `${host}:${port}`;
-    },
-    masters: new Set(ranges.map(([, , [host, port]]) => `${host}:${port}`)),
+  const masterOf = (key: string): string => {
+    const slot = calculateSlot(key);
+    const [, , [host, port]] = ranges.find(([from, to]) => from <= slot && slot <= to)!;
+    return `${host}:${port}`;
   };
+  return {
+    masterOf,
+    masters: new Set(ranges.map(([, , [host, port]]) => `${host}:${port}`)),
+    channelOn(appId, prefix, fits) {
+      for (let i = 0; i < 10_000; i++) {
+        const channel = `${prefix}-${i}`;
+        if (fits(masterOf(keys.channel(appId, channel).events))) return channel;
+      }
+      throw new Error(`no channel ${prefix}-… on the wanted master`);
+    },
+  };
+}
+
+/** The slot map of `cluster`, read through a connection of its own to its first node. */
+export async function clusterSlots(cluster: RedisClusterServer): Promise<SlotMasters> {
+  const redis = new Redis(cluster.nodes[0]!);
+  try {
+    return await slotMasters(redis);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /**
