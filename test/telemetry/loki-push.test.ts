@@ -15,7 +15,9 @@ test('a push Loki never answers gives up after its timeout, as a retry, even aft
   const loki = await startLokiReceiver('hang');
   try {
     const target = { url: loki.url, serviceName: 'beacon-test', env: 'ci', username: undefined, password: undefined, tenantId: undefined };
-    const push = pushLines(target, pushHeaders(target), ['{"level":"info","msg":"x"}'], 100, new AbortController().signal);
+    // Long enough for the request to reach the receiver before the bound on a loaded machine (at 100 ms the push could
+    // give up first, and the wait for its arrival below then failed), so the GC runs while the push waits.
+    const push = pushLines(target, pushHeaders(target), ['{"level":"info","msg":"x"}'], 1500, new AbortController().signal);
     await loki.waitFor(() => loki.pushes.length === 1);
     gc();
     assert.deepEqual(await within(push, 'the push to give up'), { result: 'retry', status: 'TimeoutError' });
