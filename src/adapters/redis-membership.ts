@@ -8,6 +8,7 @@
  * - `appChannels(app)`: added to after a join occupied the channel, removed from after a leave vacated it followed by a
  *   re-check of the channel's total (re-added if another node occupied it meanwhile), so GET /channels misses nothing.
  */
+import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 import type { ChannelCounts, JoinOutcome, LeaveOutcome, MemberRef, ReapedChannel } from './adapter.js';
 import { COUNT_INTERVAL_MS, envelopeHead, memberAddedData, memberRemovedData } from './membership-events.js';
@@ -40,6 +41,20 @@ export interface UserPresenceMessage {
   appId: string;
   userId: string;
   online: boolean;
+}
+
+/** What a reap (`RedisMembership.reap`) removed, and what it left for a later attempt. */
+export interface ReapOutcome {
+  /** What changed, per channel (for the webhooks): members removed, vacated, or a subscription count published. */
+  channels: ReapedChannel[];
+  /** The node's apps whose connections or signed-in users this attempt did not remove (a step failed, or not reached). */
+  appsLeft: number;
+  /** The node's channels whose share this attempt did not remove (their step failed, or not reached). */
+  channelsLeft: number;
+  /** The first failure's error, if a step failed. */
+  error?: string;
+  /** Everything removed and the node's indexes deleted; false too when `back` stopped it. */
+  complete: boolean;
 }
 
 export class RedisMembership {
@@ -283,53 +298,97 @@ export class RedisMembership {
   }
 
   /**
-   * Removes `node`'s share of every channel it held and its counted connections; what changed, per channel. `back` is
-   * asked along with each app's and each channel's step (sent just before its script, so it costs no round trip) and once
-   * more after the last: as soon as it answers true the reap stops where it is and leaves the node's indexes, which still
-   * list everything the node may hold (what it recorded meanwhile included). Only a reap that went through deletes them.
-   * Without `back` it always goes through (a node removing its own share as it closes).
+   * Removes `node`'s share of every channel it held and its counted connections; what changed, per channel, and what it
+   * could not remove. `back` is asked along with each app's and each channel's step (sent just before its script, so it
+   * costs no round trip) and once more after the last: as soon as it answers true the reap stops where it is and leaves
+   * the node's indexes, which still list everything the node may hold (what it recorded meanwhile included). Only a reap
+   * that went through deletes them. Without `back` it always goes through (a node removing its own share as it closes).
+   *
+   * A step that fails (on a Redis Cluster, its keys on a master that is down or does not answer) does not stop the reap:
+   * the node's share on the other shards is removed all the same, and what was removed is returned, for the webhooks, as
+   * after a reap that went through. Such a reap is not complete: it leaves the node's indexes whole, so a later attempt
+   * finds what is left (the steps already done change nothing the second time). A channel step that got no answer (not
+   * an error reply) leaves the node's other channels on that master to the later attempt too, unsent: each would wait
+   * for the command timeout (1 s), and a dead node with many channels on a down master would hold the reaper that long.
+   * A `back` that cannot be asked stops the reap there, incomplete: whether the node beat again cannot be told, and
+   * removing what it may have recorded since would go unseen by it. Only the reading of the indexes themselves throws
+   * (nothing is removed before it).
    */
-  async reap(node: string, back: () => Promise<boolean> = async () => false): Promise<ReapedChannel[]> {
-    const out: ReapedChannel[] = [];
-    for (const appId of await this.client.smembers(this.keys.nodeApps(node))) {
-      const [isBack] = await Promise.all([
+  async reap(node: string, back: () => Promise<boolean> = async () => false): Promise<ReapOutcome> {
+    const out: ReapOutcome = { channels: [], appsLeft: 0, channelsLeft: 0, complete: false };
+    /** A step that failed: its error kept if it is the first. */
+    const failed = (err: unknown): void => void (out.error ??= err instanceof Error ? err.message : String(err));
+    /** The masters a channel step got no answer from in this attempt. */
+    const silent = new Set<string | undefined>();
+    const apps = await this.client.smembers(this.keys.nodeApps(node));
+    for (const [i, appId] of apps.entries()) {
+      const k = this.keys.users(appId);
+      const head = `${JSON.stringify({ appId }).slice(0, -1)},"userId":`;
+      const [isBack, connections, users] = await Promise.allSettled([
         back(),
         reapConnections.run(this.client, [this.keys.appConnections(appId), this.keys.appReservations(appId, node)], [
           this.keys.nodeField(node),
         ]),
+        reapUsers.run(this.client, [k.count, k.share(node)], [head, k.events, this.publishCommand]),
       ]);
-      const k = this.keys.users(appId);
-      const head = `${JSON.stringify({ appId }).slice(0, -1)},"userId":`;
-      await reapUsers.run(this.client, [k.count, k.share(node)], [head, k.events, this.publishCommand]);
-      if (isBack) return out;
-    }
-    for (const pair of await this.client.smembers(this.keys.nodeChannels(node))) {
-      const [appId, channel] = JSON.parse(pair) as [string, string];
-      const k = this.keys.channel(appId, channel);
-      const [isBack, [vacated, removedUsers, countWait = 0, published = -1]] = await Promise.all([
-        back(),
-        reap.run(this.client, this.scriptKeys(appId, channel, node), [
-          this.keys.nodeField(node),
-          envelopeHead(appId, channel, 'removed'),
-          this.countHead(appId, channel),
-          k.events,
-          this.publishCommand,
-          channel.startsWith('presence-') ? '1' : '0',
-        ]) as Promise<[number, string[], number?, number?]>,
-      ]);
-      this.trailingCount(appId, channel, countWait);
-      if (vacated === 1) await this.unindex(appId, channel);
-      const removed = removedUsers.map(signedId);
-      const count = published >= 0 ? published : undefined;
-      if (vacated === 1 || removed.length > 0 || count !== undefined) {
-        out.push({ appId, channel, removedUsers: removed, vacated: vacated === 1, count });
+      for (const step of [connections, users]) if (step.status === 'rejected') failed(step.reason);
+      if (connections.status === 'rejected' || users.status === 'rejected') out.appsLeft++;
+      if (isBack.status === 'rejected') failed(isBack.reason);
+      if (isBack.status === 'rejected' || isBack.value) {
+        out.appsLeft += apps.length - i - 1;
+        return out;
       }
-      if (isBack) return out;
     }
+    const pairs = await this.client.smembers(this.keys.nodeChannels(node));
+    for (const [i, pair] of pairs.entries()) {
+      const [appId, channel] = JSON.parse(pair) as [string, string];
+      const master = masterOf(this.client, this.keys.channel(appId, channel).state);
+      if (silent.has(master)) {
+        out.channelsLeft++;
+        continue;
+      }
+      const [isBack, reaped] = await Promise.allSettled([back(), this.reapChannel(node, appId, channel)]);
+      if (reaped.status === 'fulfilled') {
+        if (reaped.value !== undefined) out.channels.push(reaped.value);
+      } else {
+        failed(reaped.reason);
+        out.channelsLeft++;
+        // An error reply is that channel's own; anything else (timed out, connection closed) is its master's.
+        if ((reaped.reason as Error | undefined)?.name !== 'ReplyError') silent.add(master);
+      }
+      if (isBack.status === 'rejected') failed(isBack.reason);
+      if (isBack.status === 'rejected' || isBack.value) {
+        out.channelsLeft += pairs.length - i - 1;
+        return out;
+      }
+    }
+    if (out.appsLeft > 0 || out.channelsLeft > 0) return out;
     // The node's app index goes with its channel index, last: a reap that stopped must leave both.
     if (await back()) return out;
     await Promise.all([this.client.del(this.keys.nodeApps(node)), this.client.del(this.keys.nodeChannels(node))]);
+    out.complete = true;
     return out;
+  }
+
+  /** One channel's step of `reap`: its script, then the app's index if the channel was vacated; what changed, if anything. */
+  private async reapChannel(node: string, appId: string, channel: string): Promise<ReapedChannel | undefined> {
+    const k = this.keys.channel(appId, channel);
+    const [vacated, removedUsers, countWait = 0, published = -1] = (await reap.run(this.client, this.scriptKeys(appId, channel, node), [
+      this.keys.nodeField(node),
+      envelopeHead(appId, channel, 'removed'),
+      this.countHead(appId, channel),
+      k.events,
+      this.publishCommand,
+      channel.startsWith('presence-') ? '1' : '0',
+    ])) as [number, string[], number?, number?];
+    this.trailingCount(appId, channel, countWait);
+    // The app's index is on another shard: failing there leaves a vacated channel listed, which GET /channels skips (no
+    // subscription), and must not count the channel as left (its share is gone, and a later attempt would not vacate it).
+    if (vacated === 1) await this.unindex(appId, channel).catch(() => undefined);
+    const removed = removedUsers.map(signedId);
+    const count = published >= 0 ? published : undefined;
+    if (vacated !== 1 && removed.length === 0 && count === undefined) return undefined;
+    return { appId, channel, removedUsers: removed, vacated: vacated === 1, count };
   }
 
   async counts(appId: string, channel: string): Promise<ChannelCounts> {
@@ -379,6 +438,14 @@ export class RedisMembership {
     const total = await this.client.hget(this.keys.channel(appId, channel).state, 'total');
     if (Number(total ?? 0) > 0) await this.client.sadd(this.keys.appChannels(appId), channel);
   }
+}
+
+/**
+ * The master serving `key`'s slot as the Cluster client last learned it (undefined without a slot map); on a single Redis
+ * '' (its one server).
+ */
+export function masterOf(client: Redis | Cluster, key: string): string | undefined {
+  return client.isCluster ? (client as Cluster).slots[calculateSlot(key)]?.[0] : '';
 }
 
 /** The stored user info: its JSON, after a '#' when the user id was signed as a number (the reap script reads the mark). */

@@ -33,7 +33,25 @@
  * order of the beats, together with what the beat itself found (its key expired, unlisted, a reaper's id): one
  * `expired` call, so a loss that also took the node's key is restored silently, as when the beat waited. On a single
  * Redis the epoch and the liveness key share the one server: the beat waits for both, and a failed read fails it.
+ * A loss also stops this node's reaping for a TTL. On a Redis Cluster a shard restarted empty takes the liveness keys
+ * it held and none of the others: a node whose own key is elsewhere keeps beating without a gap, and would reap a live
+ * node whose key was on that shard before that node's next beat put it back (member_removed and vacated webhooks for
+ * live subscriptions, then everything recorded again). A TTL from the loss is seen gives that node its turn: its beats go
+ * on (the shard serves again) every third of a TTL. The loss must be seen before the round decides: so each epoch read
+ * is compared as soon as it answers (not with the beat's others, in `act`), and a round that finds a key missing waits
+ * for its beat's read of that key's shard before it queues the reap. That read was sent first, to the same master, and
+ * has answered by then, unless it had to be sent again (NOSCRIPT: a shard restarted empty lost its scripts too); waiting
+ * for every read would wait for a down master's timeout. A plain dead node, no loss seen, is reaped as before. Left: a
+ * loss between the read and the EXISTS (a round trip) is seen by the next beat only, after that round reaped.
  * A heartbeat that fails is logged once per episode (`node_heartbeat_failed`), its end once (`node_heartbeat_resumed`).
+ *
+ * On a Redis Cluster part of a dead node's share can be on a master that is down: its steps fail, and the reap goes on
+ * past them (RedisMembership.reap), so the rest of its share goes now and what was removed is announced (`deps.reaped`,
+ * the webhooks) as after a full reap. Such a reap is incomplete: the node stays listed and its indexes whole, it logs
+ * `reap_incomplete` (warn, with what it removed and what it left), and shortens its lock to a TTL: a later attempt by any
+ * survivor, a TTL or so later, removes the rest once the shard is back (the steps already done change nothing again).
+ * Not at every beat, which would send a step to the down master (and wait its timeout) every third of a TTL; not after
+ * the 60 s, which would leave the rest that long once the shard is back.
  *
  * A node can come back while a reaper is still removing its share, channel by channel. What it records again meanwhile
  * on a channel the reaper has passed stays recorded, and a reap that went on to delete the node's indexes and unlist it
@@ -59,7 +77,7 @@ import { logEvent, type LogLine } from '../telemetry/log-events.js';
 import { startReapSpan, withSpan } from '../telemetry/tracing.js';
 import type { ReapedChannel } from './adapter.js';
 import type { RedisKeys } from './redis-keys.js';
-import type { RedisMembership } from './redis-membership.js';
+import { masterOf, type ReapOutcome, type RedisMembership } from './redis-membership.js';
 import { EPOCH_LUA, HEARTBEAT_LUA, Script } from './redis-scripts.js';
 
 /** How long a reaper holds a dead node's lock; another survivor retries after it if the reaper died too. */
@@ -144,6 +162,12 @@ export interface ReaperDeps {
   expired?: (dataLost: boolean) => void;
 }
 
+/** A heartbeat that succeeded: when what it found has been acted on, and when its epoch read of a key's shard is done. */
+interface Beat {
+  acted: Promise<void>;
+  epochRead(key: string): Promise<void>;
+}
+
 /** A heartbeat failure episode: when it began and how many beats failed. */
 interface Failing {
   since: number;
@@ -168,22 +192,29 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
   const epochKeysNow = epochKeys(client, keys);
   /** The id each epoch key held at the last heartbeat that read it. */
   let epochs = new Map<string, string>();
+  /** When an epoch read last answered another id than the last one acted on (a shard lost its data), none yet: undefined. */
+  let lossSeenAt: number | undefined;
 
-  /** Whether this node may take an expired key for a dead node: its own beats have been continuous for a TTL. */
+  /**
+   * Whether this node may take an expired key for a dead node: its own beats have been continuous for a TTL, and it has
+   * seen no data lost for a TTL (the module's comment says why).
+   */
   const mayReap = (): boolean =>
     continuousSince !== undefined &&
     lastBeat !== undefined &&
     performance.now() - continuousSince >= nodeTtlMs &&
-    performance.now() - lastBeat <= nodeTtlMs / 2;
+    performance.now() - lastBeat <= nodeTtlMs / 2 &&
+    (lossSeenAt === undefined || performance.now() - lossSeenAt >= nodeTtlMs);
 
   /** What each beat's epoch reads found, acted on in the order of the beats (never rejects). */
   let acting: Promise<void> = Promise.resolve();
 
   /**
    * Refreshes this node's key and listing; undefined when Redis refused it. Otherwise `acted` resolves once what the beat
-   * found (with its epoch reads, which it does not wait for on a Redis Cluster) has been acted on.
+   * found (with its epoch reads, which it does not wait for on a Redis Cluster) has been acted on, and `epochRead(key)`
+   * once the beat's epoch read of the shard serving `key` has answered (and been compared) or failed.
    */
-  async function heartbeat(): Promise<{ acted: Promise<void> } | undefined> {
+  async function heartbeat(): Promise<Beat | undefined> {
     let before: string | null;
     let added: number;
     const read = epochKeysNow();
@@ -197,12 +228,24 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     // One script per epoch key, in parallel. On a Redis Cluster a shard that does not answer (down: it may hold neither
     // this node's key nor its listing) only goes unread this beat, its last id kept, so a shard that comes back empty is
     // seen at the first beat that reads it.
-    const answers = Promise.all(
-      read.map((key) => {
-        const id = epochOf.run(client, [key], [fresh]) as Promise<string>;
-        return client.isCluster ? id.catch(() => undefined) : id;
-      }),
+    const ids = read.map((key) => epochOf.run(client, [key], [fresh]) as Promise<string>);
+    const answers = Promise.all(ids.map((id) => (client.isCluster ? id.catch(() => undefined) : id)));
+    // Each read is compared as soon as it answers, not once they all have (one may wait for a down master's timeout): a
+    // loss stops this node's reaping before its round decides on a key of that shard (`reap` waits for this read).
+    const compared = ids.map((id, i) =>
+      id.then(
+        (answer) => {
+          const last = epochs.get(read[i]!);
+          if (last !== undefined && last !== answer) lossSeenAt = performance.now();
+        },
+        () => undefined,
+      ),
     );
+    const epochRead = (key: string): Promise<void> => {
+      const master = masterOf(client, key);
+      const i = master === undefined ? -1 : read.findIndex((k) => masterOf(client, k) === master);
+      return i >= 0 ? compared[i]! : Promise.all(compared).then(() => undefined);
+    };
     try {
       // The epochs go with the beat; on a Redis Cluster the beat does not wait for them (the module's comment says why),
       // on a single Redis a failed read fails the beat.
@@ -264,7 +307,7 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     // After the beats before it (a down shard's read of an earlier beat may fail after this beat's reads answered).
     const acted = acting.then(act).catch(() => undefined);
     acting = acted;
-    return { acted };
+    return { acted, epochRead };
   }
 
   /**
@@ -300,7 +343,15 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
       duration_ms: Math.round(performance.now() - started),
     });
     try {
-      const channels = await deps.membership.reap(id, isBack);
+      let outcome: ReapOutcome;
+      try {
+        outcome = await deps.membership.reap(id, isBack);
+      } catch (err) {
+        // Its indexes could not be read: nothing was removed. Tried again soon, as an incomplete reap.
+        await retrySoon(id);
+        throw err;
+      }
+      const { channels } = outcome;
       if (back) {
         // Its next beat reads this id and records its share again (XX: a node that died again is left to expire). The
         // lock goes: the node's key keeps every reaper off while it lives, and once it expires the node is reaped in time.
@@ -308,6 +359,22 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
         const line: LogLine = { event: 'reap_stopped', back_node: id, ...done(channels) };
         withSpan(span, () => logEvent(deps.logger, 'info', line, 'reap stopped: the node is back'));
         deps.reaped(channels);
+        return;
+      }
+      if (!outcome.complete) {
+        // Some of its share is on a shard that failed: what was removed is announced now; the node stays listed with its
+        // indexes whole, and a later attempt removes the rest (the module's comment).
+        const line: LogLine = {
+          event: 'reap_incomplete',
+          dead_node: id,
+          ...done(channels),
+          channels_left: outcome.channelsLeft,
+          apps_left: outcome.appsLeft,
+          error: outcome.error ?? null,
+        };
+        withSpan(span, () => logEvent(deps.logger, 'warn', line, 'dead node reaped in part: a shard failed; tried again'));
+        deps.reaped(channels);
+        await retrySoon(id);
         return;
       }
       await client.srem(keys.nodes, id);
@@ -318,6 +385,15 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     } finally {
       span.end();
     }
+  }
+
+  /**
+   * A reap that did not go through lets another attempt (by any survivor) take the lock a TTL from now rather than after
+   * the 60 s: soon, but not at every beat, which would send each failing step to a shard that is down again each time.
+   * Best effort: a lock that cannot be shortened (its own shard down) is held its 60 s.
+   */
+  async function retrySoon(id: string): Promise<void> {
+    await client.pexpire(keys.reapLock(id), nodeTtlMs).catch(() => undefined);
   }
 
   /** This node's reaps, one after the other (queued by the rounds that found their nodes dead). */
@@ -337,9 +413,10 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
         if ((await client.set(keys.reapLock(id), nodeId, 'PX', REAP_LOCK_MS, 'NX')) !== 'OK') return;
         await reapNode(id);
       } catch {
-        // Redis went away mid-reap, or (a Redis Cluster with a master down) the node's lock or one of its channels is on
-        // that master: its reap stops there, holding the lock until it expires, when a survivor takes it up again; the
-        // nodes queued after it are reaped all the same.
+        // Redis went away mid-reap, or (a Redis Cluster with a master down) the node's lock or its indexes are on that
+        // master: its reap stops there, holding the lock until it expires (a TTL, if it could be shortened; 60 s), when
+        // a survivor takes it up again; the nodes queued after it are reaped all the same. (One of its channels on that
+        // master does not stop it: RedisMembership.reap goes on past it.)
       } finally {
         queued.delete(id);
       }
@@ -352,16 +429,22 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
    * its answer comes. On a Redis Cluster with a master down, the EXISTS of a key there waits for the command timeout
    * before it fails: asked one after the other, or a round waiting for all of them before it reaps, they would hold every
    * round a second (one per such node), so a node dead meanwhile would be reaped that much late. A key that does not
-   * answer is left (its node cannot be told dead: a later round, once its shard is back). Never throws.
+   * answer is left (its node cannot be told dead: a later round, once its shard is back). A key found missing is queued
+   * only once `beat`'s epoch read of its shard has been compared: had that shard lost its data, the key is missing for
+   * that reason, and the loss stops the reaping (`mayReap`) before the reap decides. That read was sent before the
+   * EXISTS, to the same master, so it has answered by then, or soon after if it was sent again after a NOSCRIPT (waiting
+   * for all the beat's reads would wait for a down master's timeout). Never throws.
    */
-  async function reap(): Promise<void> {
+  async function reap(beat: Beat): Promise<void> {
     if (!mayReap()) return;
     const ids = await client.smembers(keys.nodes).catch(() => [] as string[]);
     await Promise.all(
       ids.map(async (id) => {
         if (id === nodeId) return;
         const missing = await client.exists(keys.node(id)).then((n) => n === 0, () => false);
-        if (missing) await enqueue(id);
+        if (!missing) return;
+        await beat.epochRead(keys.node(id));
+        await enqueue(id);
       }),
     );
   }
@@ -370,14 +453,14 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     async tick() {
       if (beating) return;
       beating = true;
-      let beat: { acted: Promise<void> } | undefined;
+      let beat: Beat | undefined;
       try {
         beat = await heartbeat();
       } finally {
         beating = false;
       }
       if (beat === undefined) return;
-      await Promise.all([beat.acted, reap()]);
+      await Promise.all([beat.acted, reap(beat)]);
     },
   };
 }

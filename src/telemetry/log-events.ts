@@ -35,6 +35,7 @@ export const LOG_EVENTS = [
   'adapter_shard_up',
   'node_reaped',
   'reap_stopped',
+  'reap_incomplete',
   'node_expired',
   'node_heartbeat_failed',
   'node_heartbeat_resumed',
