@@ -36,6 +36,8 @@
  * PUBLISH_BACKLOG_MAX_BYTES not taken, `status().congested` refuses the API's publishes, and past twice that `publish`
  * drops. `adapter_congested` and `adapter_congestion_ended` are logged once per episode, noticed where the backlog is
  * read (`status`, `publish`) and on the heartbeat's interval, so an episode nobody reads about still ends.
+ * A Redis (a Cluster master) that stops answering is seen sooner, by a publish timing out: marked stalled, its channels'
+ * publishes are refused by the API like a down shard's until it answers again (redis-stalls.ts).
  *
  * A shard down (Redis Cluster: one master's connection closed, the others serving) is no engine down: `status().up` stays
  * true, and `shardDown` tells the HTTP API which channels it must refuse publishes to (503) rather than accept and lose.
@@ -62,6 +64,7 @@ import { RedisKeys } from './redis-keys.js';
 import { createRedisLink } from './redis-link.js';
 import { RedisMembership, type UserPresenceMessage } from './redis-membership.js';
 import { createReaper } from './redis-reaper.js';
+import { isTimeout, ShardStalls } from './redis-stalls.js';
 
 /** Reconnection back-off: 100 ms more per attempt, at most one second, forever. */
 const RETRY_STEP_MS = 100;
@@ -263,6 +266,25 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * the API asks for every channel it publishes to, and `publish` for every envelope.
    */
   const shardDown = (appId: string, channel: string): boolean => link.someShardDown() && link.shardDown(keys.channel(appId, channel).events);
+  /** Shards that stopped answering with their connection open (redis-stalls.ts): the API refuses their publishes too. */
+  const stalls = new ShardStalls({
+    probe: (key) => pub.exists(key),
+    stalled: (shard) =>
+      logEvent(
+        logger,
+        'warn',
+        { event: 'adapter_stalled', adapter: 'redis', node: nodeId, shard, timeout_ms: COMMAND_TIMEOUT_MS },
+        'cluster engine: Redis does not answer; the API refuses publishes to its channels',
+      ),
+    answered: (shard, stalledForMs) =>
+      logEvent(logger, 'info', { event: 'adapter_stall_ended', adapter: 'redis', node: nodeId, shard, stalled_for_ms: stalledForMs }, 'cluster engine: Redis answers again'),
+  });
+  /** What the API must refuse to publish to (503): a channel whose shard is down or stalled. */
+  const refusesPublishes = (appId: string, channel: string): boolean => {
+    if (!link.someShardDown() && !stalls.some()) return false;
+    const events = keys.channel(appId, channel).events;
+    return link.shardDown(events) || (stalls.some() && stalls.has(link.shardOf(events)));
+  };
 
   /**
    * The congestion episode under way (the backlog over PUBLISH_BACKLOG_MAX_BYTES): when it began, the largest backlog
@@ -370,10 +392,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     ready: () => refresh(),
     closed: (subscriber) => {
       if (subscriber) subscribed = false;
+      else stalls.closed();
       refresh('connection closed');
     },
     error: (err) => refresh(err.message),
     shardDown: (shard) => {
+      stalls.closed(shard);
       if (closed) return;
       logEvent(logger, 'warn', { event: 'adapter_shard_down', adapter: 'redis', node: nodeId, shard }, 'cluster engine: a shard is down; the API refuses publishes to its channels');
     },
@@ -758,10 +782,18 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       metrics.adapterMessage('published');
       const events = keys.channel(envelope.appId, envelope.channel).events;
       markers.sent(events);
-      // A command that timed out may still be carried: not `error` (a lost one is a `gap` where it was missed).
-      link.publish(events, encodeEnvelope(envelope, numbering.next(events))).catch((err: Error) => {
-        metrics.adapterDropped(isTimeout(err) ? 'timeout' : 'error');
-      });
+      // A command that timed out may still be carried: not `error` (a lost one is a `gap` where it was missed). It marks its
+      // shard stalled, and an answer ends that (redis-stalls.ts).
+      link.publish(events, encodeEnvelope(envelope, numbering.next(events))).then(
+        () => {
+          if (stalls.some()) stalls.answered(link.shardOf(events));
+        },
+        (err: Error) => {
+          const timedOut = isTimeout(err);
+          metrics.adapterDropped(timedOut ? 'timeout' : 'error');
+          if (timedOut) stalls.timedOut(link.shardOf(events), events);
+        },
+      );
     },
     async join(appId, channel, socketId, member, maxMembers) {
       if (!isUp()) throw new Error('cluster engine down');
@@ -907,7 +939,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       await Promise.race([membership.publishHeldCounts(), delay(COMMAND_TIMEOUT_MS * 2)]);
     },
     status: () => ({ adapter: 'redis', up: isUp(), pending: kept, congested: congested() }),
-    shardDown,
+    shardDown: refusesPublishes,
     flush() {
       // Nothing published while down is waiting anywhere (it was dropped and counted); a lost marker is bounded by the caller.
       return isUp() ? markers.flush() : Promise.resolve();
@@ -918,6 +950,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       clearInterval(beat);
       clearInterval(generations);
       markers.cancel();
+      stalls.closed();
       clearTimeout(retry);
       clearTimeout(redo);
       // Leaves still held by the drain's grace are recorded now (the node is going).
@@ -973,11 +1006,6 @@ function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> 
     () => true,
   );
   return Promise.race([settled, delay(ms).then(() => false)]);
-}
-
-/** ioredis' `commandTimeout` rejection: the command was sent, or is queued to be, with its outcome unknown. */
-function isTimeout(err: Error): boolean {
-  return err.message === 'Command timed out';
 }
 
 function delay(ms: number): Promise<void> {

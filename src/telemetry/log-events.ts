@@ -33,6 +33,8 @@ export const LOG_EVENTS = [
   'adapter_congestion_ended',
   'adapter_shard_down',
   'adapter_shard_up',
+  'adapter_stalled',
+  'adapter_stall_ended',
   'node_reaped',
   'reap_stopped',
   'reap_incomplete',

@@ -24,6 +24,8 @@ export interface RedisClusterServer {
   kill(port: number): Promise<void>;
   /** Starts the node on `port` again (empty: no persistence; its node id and slots from its nodes.conf), with `config`. */
   restart(port: number): void;
+  /** Freezes the node on `port` (SIGSTOP: connected, reading nothing) or lets it go on (SIGCONT). */
+  freeze(port: number, frozen: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -137,5 +139,6 @@ export async function startRedisCluster(config: Readonly<Record<string, string>>
     await exited;
   };
   const restart = (port: number): void => start(port, Object.entries(config).flatMap(([name, value]) => [`--${name}`, value]));
-  return { nodes, env: nodes.map((n) => `${n.host}:${n.port}`).join(','), kill, restart, stop };
+  const freeze = (port: number, frozen: boolean): void => void byPort.get(port)?.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+  return { nodes, env: nodes.map((n) => `${n.host}:${n.port}`).join(','), kill, restart, freeze, stop };
 }
