@@ -13,8 +13,8 @@ import { Cluster, Redis } from 'ioredis';
 import { createReaper } from '../../src/adapters/redis-reaper.js';
 import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { RedisMembership } from '../../src/adapters/redis-membership.js';
-import { slotMasters, startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
-import { eventually, until, within } from '../helpers/wait.js';
+import { engineClusterClient, slotMasters, startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
+import { eventually, until } from '../helpers/wait.js';
 
 const TTL_MS = 1500;
 const BEAT_MS = TTL_MS / 3;
@@ -31,20 +31,8 @@ after(async () => {
   await cluster?.stop();
 });
 
-/** A Cluster client as the engine makes one (redis-adapter.ts, redis-link.ts), up. */
-async function engineClient(): Promise<Cluster> {
-  const client = new Cluster(cluster.nodes, {
-    // The engine's options but `retryStrategy`, which the Cluster client replaces with its own for each node.
-    redisOptions: { maxRetriesPerRequest: 0, commandTimeout: COMMAND_TIMEOUT_MS },
-    enableOfflineQueue: false,
-    clusterRetryStrategy: (times: number) => Math.min(times * 100, 1000),
-    enableReadyCheck: false,
-  });
-  client.on('error', () => undefined);
-  client.on('node error', () => undefined);
-  await within(new Promise((resolve) => client.once('ready', resolve)), 'a cluster client up', 10_000);
-  return client;
-}
+/** A Cluster client as the engine makes one, up. */
+const engineClient = (): Promise<Cluster> => engineClusterClient(cluster, COMMAND_TIMEOUT_MS);
 
 interface Line {
   by: string;

@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import calculateSlot from 'cluster-key-slot';
-import { Redis, type Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { freePort } from './free-port.js';
-import { eventually } from './wait.js';
+import { eventually, within } from './wait.js';
 
 const run = promisify(execFile);
 
@@ -141,4 +141,22 @@ export async function startRedisCluster(config: Readonly<Record<string, string>>
   const restart = (port: number): void => start(port, Object.entries(config).flatMap(([name, value]) => [`--${name}`, value]));
   const freeze = (port: number, frozen: boolean): void => void byPort.get(port)?.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
   return { nodes, env: nodes.map((n) => `${n.host}:${n.port}`).join(','), kill, restart, freeze, stop };
+}
+
+/**
+ * A Cluster client to `cluster` as the Redis engine makes one (src/adapters/redis-link.ts: no offline queue, no ready
+ * check, a command failing after `commandTimeoutMs`; the engine's `retryStrategy` is replaced by the Cluster client's own
+ * for each node), resolved once it is up.
+ */
+export async function engineClusterClient(cluster: RedisClusterServer, commandTimeoutMs: number): Promise<Cluster> {
+  const client = new Cluster(cluster.nodes, {
+    redisOptions: { maxRetriesPerRequest: 0, commandTimeout: commandTimeoutMs },
+    enableOfflineQueue: false,
+    clusterRetryStrategy: (times: number) => Math.min(times * 100, 1000),
+    enableReadyCheck: false,
+  });
+  client.on('error', () => undefined);
+  client.on('node error', () => undefined);
+  await within(new Promise((resolve) => client.once('ready', resolve)), 'a cluster client up', 10_000);
+  return client;
 }
