@@ -961,10 +961,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       if (isUp()) {
         for (const d of deferred.splice(0)) runDurable(d);
         await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
-        await membership.reap(nodeId).catch(() => undefined);
-        await Promise.all([pub.del(keys.node(nodeId)), pub.srem(keys.nodes, nodeId), pub.del(keys.draining(nodeId))]).catch(
-          () => undefined,
-        );
+        const own = await membership.reap(nodeId).catch(() => undefined);
+        // A share it could not remove (a Redis Cluster master down or not answering) stays listed, its key gone: a
+        // survivor reaps the rest as a dead node's once that shard answers. Unlisted, nothing would ever find it.
+        const unlist = own?.complete === true ? [pub.srem(keys.nodes, nodeId)] : [];
+        await Promise.all([pub.del(keys.node(nodeId)), ...unlist, pub.del(keys.draining(nodeId))]).catch(() => undefined);
       }
       // The counts this node's last changes held back (the throttle of big channels) go out before it does.
       await membership.close();

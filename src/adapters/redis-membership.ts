@@ -336,6 +336,8 @@ export class RedisMembership {
       if (isBack.status === 'rejected') failed(isBack.reason);
       if (isBack.status === 'rejected' || isBack.value) {
         out.appsLeft += apps.length - i - 1;
+        // None of its channels was reached.
+        out.channelsLeft = await this.client.scard(this.keys.nodeChannels(node)).catch(() => 0);
         return out;
       }
     }
@@ -364,8 +366,15 @@ export class RedisMembership {
     }
     if (out.appsLeft > 0 || out.channelsLeft > 0) return out;
     // The node's app index goes with its channel index, last: a reap that stopped must leave both.
-    if (await back()) return out;
-    await Promise.all([this.client.del(this.keys.nodeApps(node)), this.client.del(this.keys.nodeChannels(node))]);
+    try {
+      if (await back()) return out;
+      await Promise.all([this.client.del(this.keys.nodeApps(node)), this.client.del(this.keys.nodeChannels(node))]);
+    } catch (err) {
+      // Everything was removed, and is returned to be announced; the indexes stay for a later attempt (which finds
+      // nothing more to remove). Thrown, what was removed would never be announced.
+      failed(err);
+      return out;
+    }
     out.complete = true;
     return out;
   }

@@ -78,7 +78,7 @@ import { startReapSpan, withSpan } from '../telemetry/tracing.js';
 import type { ReapedChannel } from './adapter.js';
 import type { RedisKeys } from './redis-keys.js';
 import { masterOf, type ReapOutcome, type RedisMembership } from './redis-membership.js';
-import { EPOCH_LUA, HEARTBEAT_LUA, Script } from './redis-scripts.js';
+import { EPOCH_LUA, HEARTBEAT_LUA, Script, SHORTEN_LOCK_LUA } from './redis-scripts.js';
 
 /** How long a reaper holds a dead node's lock; another survivor retries after it if the reaper died too. */
 const REAP_LOCK_MS = 60_000;
@@ -87,6 +87,7 @@ const BEATING = '1';
 
 const beat = new Script(HEARTBEAT_LUA);
 const epochOf = new Script(EPOCH_LUA);
+const shortenLock = new Script(SHORTEN_LOCK_LUA);
 
 /**
  * How many candidate tags (`epoch-0`, `epoch-1`, …) a search for a master's epoch key tries: a master serving a single
@@ -393,7 +394,8 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
    * Best effort: a lock that cannot be shortened (its own shard down) is held its 60 s.
    */
   async function retrySoon(id: string): Promise<void> {
-    await client.pexpire(keys.reapLock(id), nodeTtlMs).catch(() => undefined);
+    // Only while this node still holds it: a reap that outlasted its lock may find another survivor's there.
+    await shortenLock.run(client, [keys.reapLock(id)], [nodeId, nodeTtlMs]).catch(() => undefined);
   }
 
   /** This node's reaps, one after the other (queued by the rounds that found their nodes dead). */

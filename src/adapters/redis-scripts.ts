@@ -244,6 +244,11 @@ if n < 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'total', -1)
 return 1`;
 
+/** KEYS: a reap lock. ARGV: the node id it must hold, its new time to live (ms). Shortens it only if that node holds it. */
+export const SHORTEN_LOCK_LUA = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])`;
+
 /** KEYS: the app's connection counts, the dead node's reservations. ARGV: its field. Removes its connections from the total. */
 export const REAP_CONNECTIONS_LUA = `
 local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')

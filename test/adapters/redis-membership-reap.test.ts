@@ -1,0 +1,68 @@
+/**
+ * RedisMembership.reap on a real redis-server, where the reap's question "is the node back?" fails: what it removed is
+ * still returned (the reaper announces it: webhooks, `reap_incomplete`), never thrown away with an exception, and what it
+ * left is counted. And the reap lock is shortened only by the node holding it (redis-reaper.ts, `retrySoon`).
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { RedisKeys } from '../../src/adapters/redis-keys.js';
+import { RedisMembership } from '../../src/adapters/redis-membership.js';
+import { Script, SHORTEN_LOCK_LUA } from '../../src/adapters/redis-scripts.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
+
+let redis: RedisServer;
+let client: Redis;
+before(async () => {
+  redis = await startRedis();
+  client = new Redis(redis.url);
+});
+after(async () => {
+  client?.disconnect();
+  await redis?.stop();
+});
+
+const timedOut = (): Error => new Error('Command timed out');
+
+test('a reap whose last "is the node back?" fails after every step removed the share returns what it removed, incomplete', async () => {
+  const keys = new RedisKeys('reap-last-back');
+  const dead = new RedisMembership(client, keys, 'dead', 'PUBLISH');
+  await dead.join('a1', 'presence-room', 's1', { userId: 'bob', userInfo: {} }, 0);
+  const survivor = new RedisMembership(client, keys, 'survivor', 'PUBLISH');
+  // Asked with the channel's step (answered), then once more before the indexes go (fails: its master timed out).
+  let asked = 0;
+  const outcome = await survivor.reap('dead', async () => {
+    if (++asked > 1) throw timedOut();
+    return false;
+  });
+  assert.equal(asked, 2);
+  assert.deepEqual(outcome.channels, [{ appId: 'a1', channel: 'presence-room', removedUsers: ['bob'], vacated: true, count: undefined }]);
+  assert.deepEqual([outcome.complete, outcome.error, outcome.channelsLeft, outcome.appsLeft], [false, 'Command timed out', 0, 0]);
+  // The indexes stay for a later attempt.
+  assert.equal(await client.scard(keys.nodeChannels('dead')), 1);
+  assert.deepEqual(await survivor.counts('a1', 'presence-room'), { subscriptionCount: 0, userCount: 0 });
+});
+
+test('a reap stopped in its apps by a failing "is the node back?" counts every channel it did not reach as left', async () => {
+  const keys = new RedisKeys('reap-app-back');
+  const dead = new RedisMembership(client, keys, 'dead', 'PUBLISH');
+  await dead.join('a1', 'room-1', 's1', null, 0);
+  await dead.join('a1', 'room-2', 's1', null, 0);
+  await dead.reserveConnection('a1', 0, 'r1');
+  assert.equal(await client.scard(keys.nodeApps('dead')), 1);
+  const survivor = new RedisMembership(client, keys, 'survivor', 'PUBLISH');
+  const outcome = await survivor.reap('dead', async () => {
+    throw timedOut();
+  });
+  assert.deepEqual([outcome.complete, outcome.channels.length, outcome.appsLeft, outcome.channelsLeft], [false, 0, 0, 2]);
+  assert.deepEqual(await survivor.counts('a1', 'room-1'), { subscriptionCount: 1, userCount: 0 });
+});
+
+test('a reap lock is shortened only by the node holding it', async () => {
+  const shorten = new Script(SHORTEN_LOCK_LUA);
+  await client.set('reap-lock-test', 'node-a', 'PX', 60_000);
+  assert.equal(await shorten.run(client, ['reap-lock-test'], ['node-b', 1000]), 0);
+  assert.ok((await client.pttl('reap-lock-test')) > 50_000, 'another node left it as it was');
+  assert.equal(await shorten.run(client, ['reap-lock-test'], ['node-a', 1000]), 1);
+  assert.ok((await client.pttl('reap-lock-test')) <= 1000, 'its holder shortened it');
+});
