@@ -22,7 +22,10 @@ export interface RedisClusterServer {
   env: string;
   /** SIGKILLs the node on `port`; resolves once it has exited. */
   kill(port: number): Promise<void>;
-  /** Starts the node on `port` again (empty: no persistence; its node id and slots from its nodes.conf), with `config`. */
+  /**
+   * Starts the node on `port` again (its node id and slots from its nodes.conf), with `config`: empty, unless a `SAVE` was
+   * sent to it before (no other persistence), whose snapshot it loads (each node has its own file).
+   */
   restart(port: number): void;
   /** Freezes the node on `port` (SIGSTOP: connected, reading nothing) or lets it go on (SIGCONT). */
   freeze(port: number, frozen: boolean): void;
@@ -102,7 +105,7 @@ export async function startRedisCluster(config: Readonly<Record<string, string>>
     const child = spawn(
       'redis-server',
       ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
-        '--save', '', '--appendonly', 'no', '--dir', dir, ...settings],
+        '--save', '', '--appendonly', 'no', '--dir', dir, '--dbfilename', `dump-${port}.rdb`, ...settings],
       { stdio: 'ignore' },
     );
     children.push(child);
