@@ -69,7 +69,10 @@ test('agrees with the object form on random data and limits, however the string 
   fc.assert(
     fc.property(
       fc.constantFrom(...PARSED),
-      fc.jsonValue({ maxDepth: 8 }),
+      // Not a string: `asObject` of a string is no object form but a data string itself, one encoding short of
+      // `asString`'s (data "[[": that string's content is read as JSON, unbalanced, and refused over a depth of 2; the
+      // twice-encoded "\"[[\"" is a string literal, depth 1). Found by CI with seed -817015658.
+      fc.jsonValue({ maxDepth: 8 }).filter((data) => typeof data !== 'string'),
       fc.integer({ min: 2, max: 10 }),
       (event, data, maxDepth) => {
         const expected = scanFrame(asObject(event, data), maxDepth).depthOk;
