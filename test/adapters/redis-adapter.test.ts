@@ -8,6 +8,7 @@ import type { Envelope } from '../../src/adapters/envelope.js';
 import { decodeEnvelope } from '../../src/adapters/envelope-codec.js';
 import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { RedisMembership } from '../../src/adapters/redis-membership.js';
+import { noAdapterMetrics, quietLogger } from '../helpers/redis-adapter-deps.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { eventually, until, within } from '../helpers/wait.js';
 import { adapterContract } from './adapter-contract.js';
@@ -21,17 +22,10 @@ after(async () => {
   await redis?.stop();
 });
 
-const noMetrics = {
-  adapterMessage: () => undefined,
-  adapterRequest: () => undefined,
-  adapterDropped: () => undefined,
-  cacheEvicted: () => undefined,
-};
-const quiet = { info: () => undefined, warn: () => undefined };
 let clusters = 0;
 
 function make(extra: Partial<Parameters<typeof createRedisAdapter>[0]> = {}): RedisAdapter {
-  return createRedisAdapter({ metrics: noMetrics, logger: quiet, url: redis.url, nodeId: 'n', cacheTtlMs: 1000, appIds: ['a1'], ...extra });
+  return createRedisAdapter({ metrics: noAdapterMetrics, logger: quietLogger, url: redis.url, nodeId: 'n', cacheTtlMs: 1000, appIds: ['a1'], ...extra });
 }
 
 // Each adapter gets its own key prefix: a cluster of one, so the suite's queries answer for this hub alone.
@@ -57,7 +51,7 @@ function envelope(data: string): Envelope {
 
 test('redis adapter: two nodes receive each other’s publications, trace context included, counted both ways', async () => {
   const counted: string[] = [];
-  const metrics = { ...noMetrics, adapterMessage: (d: string) => counted.push(d) };
+  const metrics = { ...noAdapterMetrics, adapterMessage: (d: string) => counted.push(d) };
   const a = make({ prefix: 'pair', metrics });
   const b = make({ prefix: 'pair' });
   try {
@@ -89,7 +83,7 @@ test('redis adapter: while Redis is down, status is down and publish drops, coun
   const lines: string[] = [];
   const logger = { info: (o: { event: string }) => lines.push(o.event), warn: (o: { event: string }) => lines.push(o.event) };
   const drops: string[] = [];
-  const metrics = { ...noMetrics, adapterDropped: (reason: string) => drops.push(reason) };
+  const metrics = { ...noAdapterMetrics, adapterDropped: (reason: string) => drops.push(reason) };
   const adapter = make({ prefix: 'outage', logger: logger as never, metrics });
   try {
     await within(adapter.ready(), 'adapter up');
@@ -122,10 +116,10 @@ test('redis adapter: while Redis is down, status is down and publish drops, coun
 test('redis adapter: what a node missed while Redis had closed its subscriber is counted there as gap; the publisher counts nothing', async () => {
   const dropsAtA: string[] = [];
   const dropsAtB: [string, number][] = [];
-  const a = make({ prefix: 'gap', metrics: { ...noMetrics, adapterDropped: (reason: string) => dropsAtA.push(reason) } });
+  const a = make({ prefix: 'gap', metrics: { ...noAdapterMetrics, adapterDropped: (reason: string) => dropsAtA.push(reason) } });
   const b = make({
     prefix: 'gap',
-    metrics: { ...noMetrics, adapterDropped: (reason: string, count = 1) => dropsAtB.push([reason, count]) },
+    metrics: { ...noAdapterMetrics, adapterDropped: (reason: string, count = 1) => dropsAtB.push([reason, count]) },
   });
   const raw = new Redis(redis.url);
   try {
@@ -160,7 +154,7 @@ test('redis adapter: what a node missed while Redis had closed its subscriber is
 
 test('redis adapter: a publish that timed out is counted as timeout, not error, and is still carried', async () => {
   const drops: string[] = [];
-  const a = make({ prefix: 'late', metrics: { ...noMetrics, adapterDropped: (reason: string) => drops.push(reason) } });
+  const a = make({ prefix: 'late', metrics: { ...noAdapterMetrics, adapterDropped: (reason: string) => drops.push(reason) } });
   try {
     await within(a.ready(), 'adapter up');
     const seen: string[] = [];
@@ -181,7 +175,7 @@ test('redis adapter: a publish that timed out is counted as timeout, not error, 
 
 test('redis adapter: a cache write Redis refuses (out of memory) deletes the older event instead of replaying it, counted', async () => {
   const evicted: string[] = [];
-  const a = make({ prefix: 'oom', cacheTtlMs: 60_000, metrics: { ...noMetrics, cacheEvicted: (appId: string) => evicted.push(appId) } });
+  const a = make({ prefix: 'oom', cacheTtlMs: 60_000, metrics: { ...noAdapterMetrics, cacheEvicted: (appId: string) => evicted.push(appId) } });
   const raw = new Redis(redis.url);
   try {
     await within(a.ready(), 'adapter up');
@@ -265,7 +259,7 @@ for (const loss of ['restarts empty', 'is flushed'] as const) {
   test(`redis adapter: after Redis ${loss}, the members and users recorded again are not announced again (clients hold them)`, async () => {
     // Nobody announced them gone: a member_added or an online now would reach every subscriber that holds them (pusher-js
     // passes pusher:member_added to the app again: a second "joined"). u2 is on both nodes; each records it again.
-    const prefix = loss === 'is flushed' ? 'quiet-flush' : 'quiet-restart';
+    const prefix = loss === 'is flushed' ? 'quietLogger-flush' : 'quietLogger-restart';
     const lines: Record<string, unknown>[] = [];
     const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
     const a = make({ prefix, nodeTtlMs: 900, logger: logger as never });
@@ -636,7 +630,7 @@ test('redis adapter: a Redis that reads nothing makes the engine congested past 
   const a = make({
     prefix: 'frozen',
     logger: logger as never,
-    metrics: { ...noMetrics, adapterDropped: (reason: string) => drops.push(reason) },
+    metrics: { ...noAdapterMetrics, adapterDropped: (reason: string) => drops.push(reason) },
   });
   try {
     await within(a.ready(), 'adapter up');

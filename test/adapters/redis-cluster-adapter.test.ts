@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
 import type { Envelope } from '../../src/adapters/envelope.js';
 import { createRedisAdapter, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
+import { noAdapterMetrics, quietLogger } from '../helpers/redis-adapter-deps.js';
 import { slotMasters, startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
 import { eventually, until, within } from '../helpers/wait.js';
 import { adapterContract } from './adapter-contract.js';
@@ -20,19 +21,12 @@ after(async () => {
   await cluster?.stop();
 });
 
-const noMetrics = {
-  adapterMessage: () => undefined,
-  adapterRequest: () => undefined,
-  adapterDropped: () => undefined,
-  cacheEvicted: () => undefined,
-};
-const quiet = { info: () => undefined, warn: () => undefined };
 let prefixes = 0;
 
 function make(extra: Partial<Parameters<typeof createRedisAdapter>[0]> = {}): RedisAdapter {
   return createRedisAdapter({
-    metrics: noMetrics,
-    logger: quiet,
+    metrics: noAdapterMetrics,
+    logger: quietLogger,
     url: 'redis://unused',
     clusterNodes: cluster.nodes,
     nodeId: 'n',

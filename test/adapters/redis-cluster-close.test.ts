@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test';
 import { Cluster } from 'ioredis';
 import { createRedisAdapter, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
 import { RedisKeys } from '../../src/adapters/redis-keys.js';
+import { noAdapterMetrics, quietLogger } from '../helpers/redis-adapter-deps.js';
 import { slotMasters, startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
 import { within } from '../helpers/wait.js';
 
@@ -25,20 +26,13 @@ after(async () => {
   await cluster?.stop();
 });
 
-const noMetrics = {
-  adapterMessage: () => undefined,
-  adapterRequest: () => undefined,
-  adapterDropped: () => undefined,
-  cacheEvicted: () => undefined,
-};
-const quiet = { info: () => undefined, warn: () => undefined };
 
 test('a node closing with part of its share on a down master stays listed, its key gone; the rest of its share is removed', { timeout: 60_000 }, async () => {
   const prefix = 'closing';
   const keys = new RedisKeys(prefix);
   const { masterOf, masters, channelOn } = await slotMasters(admin);
   const make = (): RedisAdapter =>
-    createRedisAdapter({ metrics: noMetrics, logger: quiet, url: 'redis://unused', clusterNodes: cluster.nodes, nodeId: 'closing', cacheTtlMs: 1000, appIds: ['a1'], prefix });
+    createRedisAdapter({ metrics: noAdapterMetrics, logger: quietLogger, url: 'redis://unused', clusterNodes: cluster.nodes, nodeId: 'closing', cacheTtlMs: 1000, appIds: ['a1'], prefix });
   // A node whose key, listing and indexes are on masters other than the one killed (node ids end in a random part).
   let node = make();
   let victim: string | undefined;
