@@ -210,7 +210,7 @@ export class RedisMembership {
     const [admitted, occupied, added, seq, flat, published, countWait = 0] = result;
     if (admitted !== 1) return { admitted: false, occupied: false, memberAdded: false, members: new Map(), seq: 0 };
     this.trailingCount(appId, channel, countWait);
-    if (occupied === 1) await this.client.sadd(this.keys.appChannels(appId), channel);
+    if (occupied === 1) this.list(appId, channel);
     const members = new Map<string, unknown>();
     for (let i = 0; i + 1 < flat.length; i += 2) members.set(flat[i] as string, parse(flat[i + 1] as string));
     const counted = published >= 0 ? published : undefined;
@@ -237,19 +237,19 @@ export class RedisMembership {
     this.trailingCount(appId, channel, countWait);
     const counted = published >= 0 ? published : undefined;
     const outcome: LeaveOutcome = { memberRemoved: removed === 1, vacated: vacated === 1, count: counted };
-    if (!held) {
-      if (vacated === 1) await this.unindex(appId, channel);
-      return outcome;
+    // The indexes are updated after the outcome is returned, not before: outcomes come back in the order Redis ran their
+    // scripts (`list` says why); awaited here, the next join's `channel_occupied` went out before this `channel_vacated`.
+    // Their commands are sent now, in this order, on the connection the later ones go on. A failure leaves an entry that
+    // names nothing held any more, which the reaper and GET /channels skip.
+    if (held) {
+      const n = (this.held.get(pair) ?? 1) - 1;
+      if (n > 0) this.held.set(pair, n);
+      else {
+        this.held.delete(pair);
+        void this.unlistNode(pair);
+      }
     }
-    const n = (this.held.get(pair) ?? 1) - 1;
-    if (n > 0) this.held.set(pair, n);
-    else {
-      this.held.delete(pair);
-      await this.client.srem(this.keys.nodeChannels(this.nodeId), pair);
-      // A join on this node that started meanwhile re-added the pair before its script: put it back.
-      if (this.held.has(pair)) await this.client.sadd(this.keys.nodeChannels(this.nodeId), pair);
-    }
-    if (vacated === 1) await this.unindex(appId, channel);
+    if (vacated === 1) void this.unindex(appId, channel).catch(() => undefined);
     return outcome;
   }
 
@@ -439,6 +439,30 @@ export class RedisMembership {
     const n = (this.held.get(pair) ?? 1) - 1;
     if (n > 0) this.held.set(pair, n);
     else this.held.delete(pair);
+  }
+
+  /**
+   * Adds a channel a join occupied to its app's listing, without holding up the join's outcome: outcomes must come back
+   * in the order Redis ran their scripts, since the node's webhooks follow them (awaited here, the next join's count went
+   * out before this join's `channel_occupied`). This node's later commands on the listing (a vacate's SREM) are sent
+   * after it on the same connection, so they still run after it. Tried twice; a listing that failed both leaves the
+   * channel out of GET /channels until it is vacated and occupied again (before, the join itself failed after its script
+   * had recorded it).
+   */
+  private list(appId: string, channel: string): void {
+    const add = (): Promise<unknown> => this.client.sadd(this.keys.appChannels(appId), channel);
+    add().catch(add).catch(() => undefined);
+  }
+
+  /** The node holds no subscription to the channel of `pair` any more: its index forgets it, unless a join came meanwhile. */
+  private async unlistNode(pair: string): Promise<void> {
+    try {
+      await this.client.srem(this.keys.nodeChannels(this.nodeId), pair);
+      // A join on this node that started meanwhile re-added the pair before its script: put it back.
+      if (this.held.has(pair)) await this.client.sadd(this.keys.nodeChannels(this.nodeId), pair);
+    } catch {
+      // Left listed: a reaper finds nothing of this node's there.
+    }
   }
 
   /** A vacated channel leaves the app's index, unless another node occupied it meanwhile. */
