@@ -148,6 +148,13 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     logger,
     ...webhookLimits(config),
     closeTimeoutMs: Math.min(2000, config.shutdownTimeoutMs / 4),
+    // A vacate or removal held for the delay is sent only if the cluster still says so: the channel may have been occupied
+    // again, or the user come back, on another node (docs/webhooks.md).
+    stillTrue: async (appId, event) => {
+      if (event.name === 'channel_vacated') return (await adapter.channel(appId, event.channel)).subscriptionCount === 0;
+      if (event.name === 'member_removed') return !(await adapter.members(appId, event.channel)).has(String(event.user_id));
+      return true;
+    },
   });
   const realtime: RealtimeDeps = { hub, adapter, publisher, metrics, limits: config, webhooks };
   adapter.onEnvelope(gateMemberEvents(hub, metrics, createFanout({ hub, metrics })));

@@ -94,6 +94,13 @@ export interface WebhookSenderDeps extends WebhookSenderLimits {
   now?: () => number;
   /** The jitter's source of [0, 1) numbers (limits/backoff.ts); injectable so tests can pin the delays. */
   random?: () => number;
+  /**
+   * Asked when a held `channel_vacated` / `member_removed` has waited its delay: whether it still holds (the channel is
+   * still empty, the user still gone). False drops it: the channel was occupied again, or the user came back, on another
+   * node of a cluster, whose `channel_occupied` / `member_added` nothing here could cancel and went out already. A
+   * rejection (the engine cannot say) sends it. Without it every held event is sent when its delay ends.
+   */
+  stillTrue?: (appId: string, event: WebhookEvent) => Promise<boolean>;
 }
 
 export interface WebhookSender extends WebhookSink {
@@ -224,6 +231,39 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     }
   }
 
+  /**
+   * A held event's delay is over: sent, unless `stillTrue` says it no longer holds. It stays held while that is asked,
+   * so a `channel_occupied` / `member_added` emitted meanwhile still cancels it.
+   */
+  function expire(a: AppWebhooks, key: string): void {
+    const held = a.delayed.get(key);
+    if (held === undefined) return;
+    if (deps.stillTrue === undefined || closing) {
+      release(a, key);
+      return;
+    }
+    const current = (): boolean => a.delayed.get(key) === held;
+    deps.stillTrue(a.app.id, held.event).then(
+      (still) => {
+        if (!current()) return;
+        if (still) release(a, key);
+        else forget(a, key);
+      },
+      () => {
+        if (current()) release(a, key);
+      },
+    );
+  }
+
+  /** Drops a held event (cancelled, or no longer true). */
+  function forget(a: AppWebhooks, key: string): void {
+    const held = a.delayed.get(key);
+    if (held === undefined) return;
+    clearTimeout(held.timer);
+    a.delayed.delete(key);
+    if (a.overflowing && a.delayed.size <= limits.maxPendingEvents / 2) a.overflowing = false;
+  }
+
   function release(a: AppWebhooks, key: string): void {
     const held = a.delayed.get(key);
     if (held === undefined) return;
@@ -345,10 +385,8 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
         case 'member_added': {
           // The vacate/remove it would answer is still held back: no webhook hears either.
           const key = pairKey(event);
-          const held = a.delayed.get(key);
-          if (held !== undefined) {
-            clearTimeout(held.timer);
-            a.delayed.delete(key);
+          if (a.delayed.has(key)) {
+            forget(a, key);
             return;
           }
           break;
@@ -363,7 +401,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
           const key = pairKey(event);
           // Not reachable through the hub (a vacate always follows an occupy), but never lose the earlier one.
           release(a, key);
-          a.delayed.set(key, { event, timer: setTimeout(release, limits.vacateDelayMs, a, key) });
+          a.delayed.set(key, { event, timer: setTimeout(expire, limits.vacateDelayMs, a, key) });
           return;
         }
         default:
