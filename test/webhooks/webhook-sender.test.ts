@@ -337,6 +337,28 @@ test('a vacate not cancelled goes out once its delay has passed', async () => {
   await sender.close();
 });
 
+test('once its delay has passed, a held event is sent only if the engine still says so; sent when it cannot answer', async () => {
+  const a = app(receiver.url, 'asked');
+  const asked: string[] = [];
+  // `back`: the user came back on another node; `gone`: still gone; `unknown`: the engine cannot say.
+  const stillTrue = async (_appId: string, event: WebhookEvent): Promise<boolean> => {
+    const channel = 'channel' in event ? event.channel : '';
+    asked.push(channel);
+    if (channel === 'presence-unknown') throw new Error('cluster engine down');
+    return channel !== 'presence-back';
+  };
+  const { sender } = harness([a], { vacateDelayMs: 30, stillTrue });
+  for (const channel of ['presence-back', 'presence-gone', 'presence-unknown']) {
+    sender.emit(a, { name: 'member_removed', channel, user_id: 'u1' });
+  }
+  await receiver.event((e) => e.name === 'member_removed' && e.channel === 'presence-unknown', 'the removal the engine could not confirm');
+  await receiver.event((e) => e.name === 'member_removed' && e.channel === 'presence-gone', 'the removal still true');
+  // Asked in the order they were held; `presence-back` was asked first, so its answer came before the others were sent.
+  assert.deepEqual(asked, ['presence-back', 'presence-gone', 'presence-unknown']);
+  await sender.close();
+  assert.equal(receiver.events().filter((e) => e.name === 'member_removed' && e.channel === 'presence-back').length, 0);
+});
+
 test('the queue is bounded: past maxPendingEvents new events are counted failed, the episode logged once', async () => {
   const { post } = scriptedPost([], 'hang');
   const a = app('http://127.0.0.1:9/hook', 'bounded');
