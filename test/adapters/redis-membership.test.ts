@@ -1,7 +1,12 @@
 /**
- * RedisMembership.reap on a real redis-server, where the reap's question "is the node back?" fails: what it removed is
- * still returned (the reaper announces it: webhooks, `reap_incomplete`), never thrown away with an exception, and what it
- * left is counted. And the reap lock is shortened only by the node holding it (redis-reaper.ts, `retrySoon`).
+ * RedisMembership on a real redis-server.
+ * - Its outcomes come back in the order Redis ran their scripts. The node emits its webhooks from them (the occupying
+ *   join's `channel_occupied` and count of 1, each later join's count, a vacate before the next occupy): an outcome held
+ *   back by a command of its own after its script let the next one's events go out first (an outside probe saw
+ *   `subscription_count` 2, `channel_occupied`, 1 in one request).
+ * - A reap whose question "is the node back?" fails: what it removed is still returned (the reaper announces it:
+ *   webhooks, `reap_incomplete`), never thrown away with an exception, and what it left is counted. And the reap lock is
+ *   shortened only by the node holding it (redis-reaper.ts, `retrySoon`).
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -10,6 +15,7 @@ import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { RedisMembership } from '../../src/adapters/redis-membership.js';
 import { Script, SHORTEN_LOCK_LUA } from '../../src/adapters/redis-scripts.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { eventually } from '../helpers/wait.js';
 
 let redis: RedisServer;
 let client: Redis;
@@ -20,6 +26,46 @@ before(async () => {
 after(async () => {
   client?.disconnect();
   await redis?.stop();
+});
+
+test('joins of one channel on one node return in the order their scripts ran: the occupying one first', async () => {
+  const keys = new RedisKeys('join-order');
+  const node = new RedisMembership(client, keys, 'n1', 'PUBLISH', () => true);
+  for (let round = 0; round < 20; round++) {
+    const channel = `news-${round}`;
+    const returned: string[] = [];
+    const joins = ['s1', 's2', 's3'].map((socketId) =>
+      node.join('a1', channel, socketId, null, 0).then((outcome) => {
+        returned.push(`${outcome.occupied ? 'occupied ' : ''}count ${String(outcome.count)}`);
+      }),
+    );
+    await Promise.all(joins);
+    assert.deepEqual(returned, ['occupied count 1', 'count 2', 'count 3'], `round ${round}`);
+  }
+  // The listing an occupying join adds to is written all the same (GET /channels).
+  await eventually(async () => (await client.scard(keys.appChannels('a1'))) === 20, 'the 20 channels listed');
+});
+
+test("a channel's last leave and the next join on one node return in the order their scripts ran: the vacate first", async () => {
+  const keys = new RedisKeys('leave-join-order');
+  const node = new RedisMembership(client, keys, 'n1', 'PUBLISH', () => true);
+  // Both scripts loaded first: a script Redis does not have yet is sent again in full after its NOSCRIPT answer, behind
+  // whatever was sent meanwhile (once per script and Redis start; not what this test is about).
+  await node.join('a1', 'warm-up', 'w', null, 0);
+  await node.leave('a1', 'warm-up', 'w', null);
+  for (let round = 0; round < 20; round++) {
+    const channel = `news-${round}`;
+    await node.join('a1', channel, 'old', null, 0);
+    const returned: string[] = [];
+    await Promise.all([
+      node.leave('a1', channel, 'old', null).then((outcome) => returned.push(outcome.vacated ? 'vacated' : 'left')),
+      node.join('a1', channel, 'new', null, 0).then((outcome) => returned.push(outcome.occupied ? 'occupied' : 'joined')),
+    ]);
+    assert.deepEqual(returned, ['vacated', 'occupied'], `round ${round}`);
+  }
+  // The listings end as the subscriptions are: every channel occupied, listed, and held by this node.
+  await eventually(async () => (await client.scard(keys.appChannels('a1'))) === 20, 'the 20 channels listed');
+  assert.equal(await client.scard(keys.nodeChannels('n1')), 20);
 });
 
 const timedOut = (): Error => new Error('Command timed out');
