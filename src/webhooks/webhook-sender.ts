@@ -264,12 +264,11 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     if (a.overflowing && a.delayed.size <= limits.maxPendingEvents / 2) a.overflowing = false;
   }
 
+  /** Sends a held event now. */
   function release(a: AppWebhooks, key: string): void {
     const held = a.delayed.get(key);
     if (held === undefined) return;
-    clearTimeout(held.timer);
-    a.delayed.delete(key);
-    if (a.overflowing && a.delayed.size <= limits.maxPendingEvents / 2) a.overflowing = false;
+    forget(a, key);
     route(a, held.event);
   }
 
