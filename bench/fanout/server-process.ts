@@ -27,16 +27,38 @@ export interface ServerSpawn {
   graceMs: number;
 }
 
+/** How much of a server's output is kept, for the errors that quote it. */
+const OUTPUT_KEPT_BYTES = 65_536;
+
+/**
+ * The last `max` bytes of a stream, kept as the chunks read (the oldest dropped once the rest hold `max`), decoded only
+ * when asked. A Beacon at info writes ~1 KB per connect, 4 KiB per read: appending each read to the kept string and
+ * slicing it copied the whole 64 KiB every time, and the runner shares the two cores with the server and the load.
+ */
+function lastBytes(max: number): { add(chunk: Buffer): void; text(): string } {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  return {
+    add(chunk) {
+      chunks.push(chunk);
+      bytes += chunk.length;
+      while (chunks.length > 1 && bytes - chunks[0]!.length >= max) bytes -= chunks.shift()!.length;
+    },
+    text: () => {
+      const all = Buffer.concat(chunks);
+      return all.subarray(Math.max(0, all.length - max)).toString();
+    },
+  };
+}
+
 /** Spawns the server and resolves once it is ready; on failure it is stopped (no grace) and the error carries its output. */
 export async function spawnServer(options: ServerSpawn): Promise<ServerChild> {
   const { label, port } = options;
   const child: ChildProcess = spawn(process.execPath, options.args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const keep = (b: Buffer): void => {
-    output = (output + b.toString()).slice(-65_536);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
+  const kept = lastBytes(OUTPUT_KEPT_BYTES);
+  const output = (): string => kept.text();
+  child.stdout?.on('data', kept.add);
+  child.stderr?.on('data', kept.add);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async (graceMs = options.graceMs): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -48,10 +70,10 @@ export async function spawnServer(options: ServerSpawn): Promise<ServerChild> {
   try {
     const deadline = Date.now() + options.readyTimeoutMs;
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`${label} exited with ${child.exitCode}:\n${output}`);
+      if (child.exitCode !== null) throw new Error(`${label} exited with ${child.exitCode}:\n${output()}`);
       const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
       if (res?.status === 200) break;
-      if (Date.now() > deadline) throw new Error(`${label} not ready on port ${port} after ${options.readyTimeoutMs} ms:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`${label} not ready on port ${port} after ${options.readyTimeoutMs} ms:\n${output()}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   } catch (err) {
@@ -59,5 +81,5 @@ export async function spawnServer(options: ServerSpawn): Promise<ServerChild> {
     throw err;
   }
   if (child.pid === undefined) throw new Error(`${label}: no pid`);
-  return { pid: child.pid, output: () => output, stop };
+  return { pid: child.pid, output, stop };
 }
