@@ -184,6 +184,14 @@ export interface Adapter {
    */
   settle(): Promise<void>;
   /**
+   * Optional (a cluster engine's): the drain's last step with the engine before webhooks close, once every connection is
+   * gone and `settle` resolved. What the engine still records for this node — a leave that failed and waits for its retry,
+   * a change recorded after its caller gave up on it — is recorded or removed now, the rest as a dead node's share is, and
+   * what that removed is reported to `onReaped`, so its webhooks go out before the sender closes. `close` does it again for
+   * whatever is left then (reported too, though a closed sender counts it failed). Bounded.
+   */
+  reapOwn?(): Promise<void>;
+  /**
    * Optional (a cluster engine's): the drain is about to close every connection with 4200, and their clients reconnect to
    * other nodes at once. The leaves that follow (subscriptions, presence members, signed-in users) are recorded only
    * after `ms` — the leave grace — so a client back on another node within it changes nothing the cluster sees: no

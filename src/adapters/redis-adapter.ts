@@ -62,7 +62,7 @@ import { FlushMarkers } from './redis-flush.js';
 import { Interest } from './redis-interest.js';
 import { RedisKeys } from './redis-keys.js';
 import { createRedisLink } from './redis-link.js';
-import { RedisMembership, type UserPresenceMessage } from './redis-membership.js';
+import { RedisMembership, type ReapOutcome, type UserPresenceMessage } from './redis-membership.js';
 import { createReaper } from './redis-reaper.js';
 import { isTimeout, ShardStalls } from './redis-stalls.js';
 
@@ -658,6 +658,22 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   }
 
   /**
+   * This node's own share, as it goes (the drain's `reapOwn`, then `close`): the changes kept for a retry are run now and
+   * waited for (bounded), their callers handling their outcomes as usual; whatever is still recorded for this node after
+   * that — a change whose caller gave up on it — is removed as a dead node's share is, and what that removed is reported
+   * to `onReaped`, so its webhooks go out (before, the removal at close was announced to nobody). Undefined while Redis is
+   * down, or when the reap could not read what the node holds.
+   */
+  async function reapOwnShare(): Promise<ReapOutcome | undefined> {
+    if (!isUp()) return undefined;
+    for (const d of deferred.splice(0)) runDurable(d);
+    await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
+    const own = await membership.reap(nodeId).catch(() => undefined);
+    if (own !== undefined && own.channels.length > 0) reaped(own.channels);
+    return own;
+  }
+
+  /**
    * Keeps a failed removal for the next `up`. An idempotent one is tried again after RETRY_MAX_MS while Redis answers: a
    * timed-out leave that never ran would otherwise keep its subscription counted cluster-wide until the next reconnection.
    */
@@ -938,6 +954,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       // their webhooks leave before the sender closes (adapter.ts), not after, counted failed. Bounded like the rest.
       await Promise.race([membership.publishHeldCounts(), delay(COMMAND_TIMEOUT_MS * 2)]);
     },
+    async reapOwn() {
+      await Promise.race([reapOwnShare(), delay(COMMAND_TIMEOUT_MS * 4)]);
+    },
     status: () => ({ adapter: 'redis', up: isUp(), pending: kept, congested: congested() }),
     shardDown: refusesPublishes,
     flush() {
@@ -959,9 +978,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       // (a leave that could not be recorded) is removed like a dead node's, so no member outlives the node.
       await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
       if (isUp()) {
-        for (const d of deferred.splice(0)) runDurable(d);
-        await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
-        const own = await membership.reap(nodeId).catch(() => undefined);
+        const own = await reapOwnShare();
         // A share it could not remove (a Redis Cluster master down or not answering) stays listed, its key gone: a
         // survivor reaps the rest as a dead node's once that shard answers. Unlisted, nothing would ever find it.
         const unlist = own?.complete === true ? [pub.srem(keys.nodes, nodeId)] : [];

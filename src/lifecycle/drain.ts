@@ -13,7 +13,8 @@
  *    LEAVE_GRACE_MAX_MS at most, a fifth of the deadline, a third of what is left of it), so the clients that reconnect
  *    to another node meanwhile neither leave nor join for the rest of the cluster;
  * 6. the connections' leaves are settled with the cluster engine, once the leave grace is over (their webhooks come from
- *    its answers); the engine keeps its heartbeat until it closes;
+ *    its answers); then what the engine still records for this node (a leave that failed and waits for its retry) is
+ *    recorded or removed, and announced (`Adapter.reapOwn`); the engine keeps its heartbeat until it closes;
  * 7. webhooks, the HTTP server and the adapter close.
  * Every wait is bounded by what is left of the deadline; a stage that runs out of time does not stop the later ones.
  */
@@ -102,6 +103,8 @@ export async function drain(parts: DrainParts, deadline: Deadline): Promise<Drai
   // The clients' leaves are recorded cluster-wide first, once the leave grace is over (their webhooks come from the
   // answers), then their channel_vacated / member_removed go out now instead of after their delay.
   await stage('adapter_settle', () => adapter.settle());
+  // What the engine still holds for this node is removed and announced while the webhooks are open.
+  await stage('adapter_reap_own', async () => adapter.reapOwn?.());
   await stage('webhooks', () => parts.webhooks.close());
   await stage('http_server', () => parts.server.close());
   await stage('adapter', () => adapter.close());

@@ -948,4 +948,36 @@ test('redis adapter: a reap reports the count it published with the channel (onR
   }
 });
 
+test('redis adapter: reapOwn removes what the node still records once its connections are gone, reported to onReaped before it resolves', async () => {
+  // The drain calls it after settle, before webhooks close. What is left then is a change whose caller gave up on it (a
+  // join whose script ran after it timed out and whose take-back failed, a leave that failed for good): here two joins
+  // with no leave. Before, only close removed it, after webhooks had closed, and told onReaped nothing.
+  const a = make({ prefix: 'reap-own' });
+  let closed = false;
+  try {
+    await within(a.ready(), 'adapter up');
+    const reaped: ReapedChannel[] = [];
+    a.onReaped((channels) => reaped.push(...channels));
+    await a.join('a1', 'presence-own', '1.1', { userId: 'u', userInfo: null }, 0);
+    await a.join('a1', 'own', '1.1', null, 0);
+    assert.ok(a.reapOwn !== undefined);
+    await within(a.reapOwn(), 'reapOwn');
+    assert.deepEqual(
+      reaped.sort((x, y) => x.channel.localeCompare(y.channel)),
+      [
+        { appId: 'a1', channel: 'own', removedUsers: [], vacated: true, count: undefined },
+        { appId: 'a1', channel: 'presence-own', removedUsers: ['u'], vacated: true, count: undefined },
+      ],
+    );
+    assert.deepEqual(await a.channel('a1', 'presence-own'), { subscriptionCount: 0, userCount: 0 });
+    assert.deepEqual([...(await a.channels('a1')).keys()], []);
+    // close finds nothing more to remove: nothing reported twice.
+    await a.close();
+    closed = true;
+    assert.equal(reaped.length, 2);
+  } finally {
+    if (!closed) await a.close();
+  }
+});
+
 reapWithoutCountCase('redis adapter', make);

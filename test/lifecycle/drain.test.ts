@@ -56,6 +56,20 @@ test('the API stops and the adapter is flushed before connections close; every s
   assert.deepEqual(result.timedOut, []);
 });
 
+test('a cluster engine settles the leaves, then removes and announces what it still holds for this node, before webhooks close', async () => {
+  // What the engine removes there is announced through onReaped: webhooks closed first would drop those events.
+  const steps: string[] = [];
+  const base = parts(steps);
+  const adapter: Adapter = {
+    ...base.adapter,
+    settle: async () => void steps.push('adapter_settle'),
+    reapOwn: async () => void steps.push('adapter_reap_own'),
+  };
+  await drain({ ...base, adapter }, new Deadline(1000));
+  const order = ['adapter_settle', 'adapter_reap_own', 'webhooks_closed', 'adapter_close'];
+  assert.deepEqual(steps.filter((s) => order.includes(s)), order);
+});
+
 test('a stage that hangs is cut at the one deadline, and the later stages still run', async () => {
   const steps: string[] = [];
   const started = performance.now();
