@@ -856,7 +856,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       interest.release(keys.channel(appId, channel).events);
       // Being recorded again (`rerecord`): after that record, whose script may put the subscription back before this one's.
       const recorded = rerecording.get(key);
-      const run = (): Promise<LeaveOutcome> => membership.leave(appId, channel, socketId, member);
+      // Every attempt under one name: a retry answers what an attempt that timed out but ran changed (LEAVE_LUA).
+      const receipt = membership.newLeave();
+      const run = (): Promise<LeaveOutcome> => membership.leave(appId, channel, socketId, member, true, receipt);
       // While the drain holds leaves, recorded (and its webhooks emitted by the caller) once the grace is over.
       return afterGrace(() => removal(key, recorded === undefined ? run : () => recorded.then(run)));
     },

@@ -46,6 +46,15 @@ export class RedisKeys {
     return `${this.tag(appId, channel)}:subs:${node}`;
   }
 
+  /**
+   * String: what one leave of `node` on the channel changed, kept for a short while by the leave script when it changed
+   * something, so that the same leave tried again (its first attempt got no answer in time, then ran) answers it
+   * (redis-scripts.ts, LEAVE_LUA). `leave` names that one leave: the same for all its attempts.
+   */
+  leaveReceipt(appId: string, channel: string, node: string, leave: string): string {
+    return `${this.tag(appId, channel)}:left:${node}:${leave}`;
+  }
+
   /** The field of `state` holding `node`'s subscriptions. */
   nodeField(node: string): string {
     return `n:${node}`;

@@ -36,6 +36,13 @@ const reapConnections = new Script(REAP_CONNECTIONS_LUA);
 const userPresence = new Script(USER_PRESENCE_LUA);
 const reapUsers = new Script(REAP_USERS_LUA);
 
+/**
+ * How long a leave's receipt (LEAVE_LUA) is kept: its retry comes within a second or two of the late attempt (the engine
+ * tries a failed leave again every second while Redis answers, and on reconnecting, at most a second after); 10 s also
+ * covers a reconnection of a few seconds. Only leaves that changed something write one.
+ */
+export const LEAVE_RECEIPT_TTL_MS = 10_000;
+
 /** The message of a signed-in user's cluster-wide transition, on the app's watch channel. */
 export interface UserPresenceMessage {
   appId: string;
@@ -64,6 +71,8 @@ export class RedisMembership {
   private readonly listedApps = new Set<string>();
   /** `[appId, channel]` JSON → the trailing count armed for a change of this node's that the throttle held back. */
   private readonly countTimers = new Map<string, NodeJS.Timeout>();
+  /** Leaves named so far (`newLeave`). */
+  private leaves = 0;
   private closed = false;
 
   constructor(
@@ -217,14 +226,29 @@ export class RedisMembership {
     return { admitted: true, occupied: occupied === 1, memberAdded: added === 1, members, seq: Number(seq), count: counted };
   }
 
+  /** A name for one leave, the same for all its attempts (`leave`'s `receipt`): unique on this node. */
+  newLeave(): string {
+    return String(++this.leaves);
+  }
+
   /**
    * Removes the subscription of `socketId` (nothing if it is not recorded: the script checks). `held` is false when
-   * taking back a join that failed: its hold on the node's channel index was already released.
+   * taking back a join that failed: its hold on the node's channel index was already released. `receipt` names this
+   * leave (`newLeave`): a caller that tries it again after a failure passes the same, and gets the outcome of an earlier
+   * attempt that got no answer in time but ran (LEAVE_LUA).
    */
-  async leave(appId: string, channel: string, socketId: string, member: MemberRef | null, held = true): Promise<LeaveOutcome> {
+  async leave(
+    appId: string,
+    channel: string,
+    socketId: string,
+    member: MemberRef | null,
+    held = true,
+    receipt = this.newLeave(),
+  ): Promise<LeaveOutcome> {
     const pair = JSON.stringify([appId, channel]);
     const k = this.keys.channel(appId, channel);
-    const [removed, vacated, countWait = 0, published = -1] = (await leave.run(this.client, this.scriptKeys(appId, channel, this.nodeId), [
+    const scriptKeys = [...this.scriptKeys(appId, channel, this.nodeId), this.keys.leaveReceipt(appId, channel, this.nodeId, receipt)];
+    const [removed, vacated, countWait = 0, published = -1] = (await leave.run(this.client, scriptKeys, [
       this.keys.nodeField(this.nodeId),
       member?.userId ?? '',
       envelopeHead(appId, channel, 'removed'),
@@ -233,6 +257,7 @@ export class RedisMembership {
       k.events,
       this.publishCommand,
       socketId,
+      LEAVE_RECEIPT_TTL_MS,
     ])) as [number, number, number?, number?];
     this.trailingCount(appId, channel, countWait);
     const counted = published >= 0 ? published : undefined;

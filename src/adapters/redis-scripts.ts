@@ -113,17 +113,32 @@ end
 return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
 
 /**
- * KEYS: state, users, info, share, the node's subscriptions. ARGV: node field, user id ('' for non-presence),
- * member_removed head, its data as a JSON string literal, count head ('' : none published), events channel, publish
- * command, socket id. Returns {memberRemoved, vacated, ms the count held back waits (0: none), count published (-1:
- * none)}.
+ * KEYS: state, users, info, share, the node's subscriptions, this leave's receipt. ARGV: node field, user id ('' for
+ * non-presence), member_removed head, its data as a JSON string literal, count head ('' : none published), events channel,
+ * publish command, socket id, the receipt's time to live (ms). Returns {memberRemoved, vacated, ms the count held back
+ * waits (0: none), count published (-1: none)}.
  * A leave of a socket not recorded on the channel changes nothing: already left (a retry after a timeout), never joined
- * (taking back a join that failed), or reaped while the node was cut off.
+ * (taking back a join that failed), or reaped while the node was cut off. A leave that changed something keeps what it
+ * answered in its receipt for the receipt's time to live: the same leave tried again after its first attempt got no
+ * answer in time (that attempt ran, late) finds the socket already left and answers the receipt instead, once, so the
+ * caller still sends the webhooks of what the late attempt changed (its count wait not again: that timer was armed).
  */
 export const LEAVE_LUA = `${NEXT_SEQ}
 local state, users, info, share, subs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local node, user = ARGV[1], ARGV[2]
-if redis.call('HDEL', subs, ARGV[8]) == 0 then return {0, 0} end
+local function answer(removed, vacated, wait, count)
+  if removed == 1 or vacated == 1 or count >= 0 then
+    redis.call('SET', KEYS[6], removed .. ',' .. vacated .. ',' .. count, 'PX', ARGV[9])
+  end
+  return {removed, vacated, wait, count}
+end
+if redis.call('HDEL', subs, ARGV[8]) == 0 then
+  local receipt = redis.call('GET', KEYS[6])
+  if not receipt then return {0, 0} end
+  redis.call('DEL', KEYS[6])
+  local removed, vacated, count = string.match(receipt, '^(%d),(%d),(-?%d+)$')
+  return {tonumber(removed), tonumber(vacated), 0, tonumber(count)}
+end
 local n = redis.call('HINCRBY', state, node, -1)
 if n <= 0 then redis.call('HDEL', state, node) end
 if n < 0 then return {0, 0} end
@@ -145,15 +160,15 @@ if user ~= '' then
 end
 if total <= 0 then
   redis.call('DEL', state, users, info)
-  return {removed, 1}
+  return answer(removed, 1, 0, -1)
 end
 if user == '' then
   local published, wait = publish_count(state, total, ARGV[5], ARGV[7], ARGV[6])
   local count = -1
   if published == 1 then count = total end
-  return {removed, 0, wait, count}
+  return answer(removed, 0, wait, count)
 end
-return {removed, 0, 0, -1}`;
+return answer(removed, 0, 0, -1)`;
 
 /**
  * KEYS: state, users, info, the dead node's share, its subscriptions. ARGV: dead node field, member_removed head, count head

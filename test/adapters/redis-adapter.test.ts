@@ -739,6 +739,32 @@ test('redis adapter: a leave that timed out but ran is retried while Redis answe
     assert.deepEqual(await a.leave('a1', 'presence-l', '1.2', u), { memberRemoved: true, vacated: true, count: undefined });
   }));
 
+test('redis adapter: a leave that timed out but ran answers, when tried again, what it changed (its receipt): member removed, channel vacated', () =>
+  withAdapter('late-leave-receipt', async (a) => {
+    // The late attempt removed the member and vacated the channel (its member_removed went to the subscribers), and the
+    // webhooks come from this outcome. Before, the retry found the socket gone and answered that nothing changed.
+    const u = { userId: 'u', userInfo: null };
+    await loadLeaveScript(a);
+    await a.join('a1', 'presence-lr', '1.1', u, 0);
+    await a.join('a1', 'plain-lr', '1.1', null, 0);
+    await stallWrites(1800);
+    const leaving = [a.leave('a1', 'presence-lr', '1.1', u), a.leave('a1', 'plain-lr', '1.1', null)];
+    await until(() => a.status().pending === 2, 'both leaves timed out, kept for their retry', 3000);
+    const outcomes = await within(Promise.all(leaving), 'the leaves to be recorded', 6000);
+    assert.deepEqual(outcomes, [
+      { memberRemoved: true, vacated: true, count: undefined },
+      { memberRemoved: false, vacated: true, count: undefined },
+    ]);
+    assert.deepEqual(await a.channel('a1', 'presence-lr'), { subscriptionCount: 0, userCount: 0 });
+    // A receipt is answered once, then gone.
+    const probe = new Redis(redis.url);
+    try {
+      assert.deepEqual(await probe.keys('late-leave-receipt:*-lr}:left:*'), []);
+    } finally {
+      probe.disconnect();
+    }
+  }));
+
 test('redis adapter: a socket that re-subscribes while its leave is not recorded yet is never left uncounted', () =>
   withAdapter('rejoin', async (a) => {
     await loadLeaveScript(a);
