@@ -55,6 +55,15 @@ export class RedisKeys {
     return `${this.tag(appId, channel)}:left:${node}:${leave}`;
   }
 
+  /**
+   * String: what the reap of dead `node`'s share of the channel changed, kept for a while by the reap script when it
+   * changed something, so that a later attempt finds it if the attempt that ran got no answer in time (REAP_LUA). The
+   * reaper deletes it once it has the answer.
+   */
+  reapReceipt(appId: string, channel: string, node: string): string {
+    return `${this.tag(appId, channel)}:reaped:${node}`;
+  }
+
   /** The field of `state` holding `node`'s subscriptions. */
   nodeField(node: string): string {
     return `n:${node}`;

@@ -43,6 +43,13 @@ const reapUsers = new Script(REAP_USERS_LUA);
  */
 export const LEAVE_RECEIPT_TTL_MS = 10_000;
 
+/**
+ * How long a reap step's receipt (REAP_LUA) is kept when its answer never came: the next attempt comes about a node TTL
+ * after the one that timed out (the reaper shortens its lock to one), and the step itself may run only when its stalled
+ * master reads again. Written by reaps of dead nodes only, one per channel that changed.
+ */
+export const REAP_RECEIPT_TTL_MS = 60_000;
+
 /** The message of a signed-in user's cluster-wide transition, on the app's watch channel. */
 export interface UserPresenceMessage {
   appId: string;
@@ -407,14 +414,19 @@ export class RedisMembership {
   /** One channel's step of `reap`: its script, then the app's index if the channel was vacated; what changed, if anything. */
   private async reapChannel(node: string, appId: string, channel: string): Promise<ReapedChannel | undefined> {
     const k = this.keys.channel(appId, channel);
-    const [vacated, removedUsers, countWait = 0, published = -1] = (await reap.run(this.client, this.scriptKeys(appId, channel, node), [
+    const receipt = this.keys.reapReceipt(appId, channel, node);
+    const [vacated, removedUsers, countWait = 0, published = -1] = (await reap.run(this.client, [...this.scriptKeys(appId, channel, node), receipt], [
       this.keys.nodeField(node),
       envelopeHead(appId, channel, 'removed'),
       this.countHead(appId, channel),
       k.events,
       this.publishCommand,
       channel.startsWith('presence-') ? '1' : '0',
+      REAP_RECEIPT_TTL_MS,
     ])) as [number, string[], number?, number?];
+    // Answered: a later attempt (this reap stopped at another step) must find nothing to announce again. Not awaited: it
+    // goes on the same connection before any later attempt's script. Left behind by a failure, it expires.
+    if (vacated === 1 || removedUsers.length > 0 || published >= 0) void this.client.del(receipt).catch(() => undefined);
     this.trailingCount(appId, channel, countWait);
     // The app's index is on another shard: failing there leaves a vacated channel listed, which GET /channels skips (no
     // subscription), and must not count the channel as left (its share is gone, and a later attempt would not vacate it).

@@ -171,14 +171,32 @@ end
 return answer(removed, 0, 0, -1)`;
 
 /**
- * KEYS: state, users, info, the dead node's share, its subscriptions. ARGV: dead node field, member_removed head, count head
- * ('': none), events channel, publish command, '1' for a presence channel. Returns {vacated, removed user ids ('#' before
- * an id signed as a number), ms the count held back waits (0: none), count published (-1: none)}.
+ * KEYS: state, users, info, the dead node's share, its subscriptions, the reap's receipt. ARGV: dead node field,
+ * member_removed head, count head ('': none), events channel, publish command, '1' for a presence channel, the receipt's
+ * time to live (ms). Returns {vacated, removed user ids ('#' before an id signed as a number), ms the count held back
+ * waits (0: none), count published (-1: none)}.
+ * A reap that changed something keeps what it answered in its receipt, which the reaper deletes once it has the answer.
+ * A reap that finds nothing of the node's left answers the receipt if there is one, once: an earlier attempt ran but its
+ * answer never came (it timed out on a stalled master), and what it changed still needs its webhooks.
  */
 export const REAP_LUA = `${NEXT_SEQ}
 local state, users, info, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local subs = tonumber(redis.call('HGET', state, ARGV[1]) or '0')
 local shared = redis.call('HGETALL', share)
+if subs <= 0 and #shared == 0 then
+  local receipt = redis.call('GET', KEYS[6])
+  if receipt then
+    redis.call('DEL', KEYS[6])
+    local r = cjson.decode(receipt)
+    return {r[1], r[2], 0, r[3]}
+  end
+end
+local function answer(vacated, removed, wait, count)
+  if vacated == 1 or #removed > 0 or count >= 0 then
+    redis.call('SET', KEYS[6], cjson.encode({vacated, removed, count}), 'PX', ARGV[7])
+  end
+  return {vacated, removed, wait, count}
+end
 redis.call('DEL', share, KEYS[5])
 redis.call('HDEL', state, ARGV[1])
 local removed = {}
@@ -202,19 +220,19 @@ for i = 1, #shared, 2 do
     redis.call(ARGV[5], ARGV[4], ARGV[2] .. data .. ',"seq":' .. seq .. '}')
   end
 end
-if subs <= 0 then return {0, removed} end
+if subs <= 0 then return answer(0, removed, 0, -1) end
 local total = redis.call('HINCRBY', state, 'total', -subs)
 if total <= 0 then
   redis.call('DEL', state, users, info)
-  return {1, removed}
+  return answer(1, removed, 0, -1)
 end
 if ARGV[6] ~= '1' then
   local published, wait = publish_count(state, total, ARGV[3], ARGV[5], ARGV[4])
   local count = -1
   if published == 1 then count = total end
-  return {0, removed, wait, count}
+  return answer(0, removed, wait, count)
 end
-return {0, removed, 0, -1}`;
+return answer(0, removed, 0, -1)`;
 
 /** A script run by its SHA1, loaded on the first NOSCRIPT (per Redis node: each cluster shard loads it on first use). */
 export class Script {

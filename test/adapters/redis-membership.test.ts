@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { RedisMembership } from '../../src/adapters/redis-membership.js';
-import { Script, SHORTEN_LOCK_LUA } from '../../src/adapters/redis-scripts.js';
+import { REAP_LUA, Script, SHORTEN_LOCK_LUA } from '../../src/adapters/redis-scripts.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { eventually } from '../helpers/wait.js';
 
@@ -111,4 +111,46 @@ test('a reap lock is shortened only by the node holding it', async () => {
   assert.ok((await client.pttl('reap-lock-test')) > 50_000, 'another node left it as it was');
   assert.equal(await shorten.run(client, ['reap-lock-test'], ['node-a', 1000]), 1);
   assert.ok((await client.pttl('reap-lock-test')) <= 1000, 'its holder shortened it');
+});
+
+test('a reap step that timed out but ran is announced by the next attempt, from its receipt, once', async () => {
+  // A stalled master runs the step when it reads again: its member events reach the clients, and the next attempt finds
+  // nothing of the node's left there. Before, that attempt announced nothing, so the step's webhooks were never sent.
+  const keys = new RedisKeys('reap-late');
+  const dead = new RedisMembership(client, keys, 'dead', 'PUBLISH');
+  await dead.join('a1', 'presence-late', 's1', { userId: 'bob', userInfo: {} }, 0);
+  // The reap script loaded first: an EVALSHA that times out before its NOSCRIPT answer never runs at all.
+  await client.script('LOAD', REAP_LUA);
+  const slow = new Redis(redis.url, { commandTimeout: 300 });
+  try {
+    const survivor = new RedisMembership(slow, keys, 'survivor', 'PUBLISH');
+    await client.client('PAUSE', 1000, 'WRITE');
+    const first = await survivor.reap('dead');
+    assert.deepEqual([first.complete, first.channels.length, first.channelsLeft], [false, 0, 1]);
+    // The step runs once the pause is over.
+    await eventually(async () => (await client.hlen(keys.channel('a1', 'presence-late').users)) === 0, 'the late step run', 5000);
+    const second = await survivor.reap('dead');
+    assert.deepEqual(second.channels, [{ appId: 'a1', channel: 'presence-late', removedUsers: ['bob'], vacated: true, count: undefined }]);
+    assert.equal(second.complete, true);
+    assert.equal(await client.exists(keys.reapReceipt('a1', 'presence-late', 'dead')), 0, 'the receipt answered once');
+  } finally {
+    slow.disconnect();
+  }
+});
+
+test('a reap step that was answered is not announced again by a later attempt of the same reap', async () => {
+  // The reap stops incomplete at another channel (an error reply there), so the next attempt runs every step again.
+  const keys = new RedisKeys('reap-answered');
+  const dead = new RedisMembership(client, keys, 'dead', 'PUBLISH');
+  await dead.join('a1', 'presence-done', 's1', { userId: 'bob', userInfo: {} }, 0);
+  await dead.join('a1', 'broken', 's1', null, 0);
+  // Its state key of the wrong type: that step fails with WRONGTYPE.
+  await client.del(keys.channel('a1', 'broken').state);
+  await client.set(keys.channel('a1', 'broken').state, 'not a hash');
+  const survivor = new RedisMembership(client, keys, 'survivor', 'PUBLISH');
+  const first = await survivor.reap('dead');
+  assert.deepEqual([first.complete, first.channels.map((c) => c.channel), first.channelsLeft], [false, ['presence-done'], 1]);
+  await client.del(keys.channel('a1', 'broken').state);
+  const second = await survivor.reap('dead');
+  assert.deepEqual([second.complete, second.channels], [true, []]);
 });
