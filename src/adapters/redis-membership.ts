@@ -44,6 +44,14 @@ const reapUsers = new Script(REAP_USERS_LUA);
 export const LEAVE_RECEIPT_TTL_MS = 10_000;
 
 /**
+ * A leave script that runs this long after it was sent writes its receipt (LEAVE_LUA); one on time does not. Half the
+ * engine's command timeout (1 s, after which the caller gives up and tries again): Redis' clock and the node's may differ
+ * by up to that much either way before a receipt is missed (it was never written before) or written on time too (the
+ * cost of a key with an expiry per leave that changed something).
+ */
+export const LEAVE_RECEIPT_AFTER_MS = 500;
+
+/**
  * How long a reap step's receipt (REAP_LUA) is kept when its answer never came: the next attempt comes about a node TTL
  * after the one that timed out (the reaper shortens its lock to one), and the step itself may run only when its stalled
  * master reads again. Written by reaps of dead nodes only, one per channel that changed.
@@ -265,6 +273,7 @@ export class RedisMembership {
       this.publishCommand,
       socketId,
       LEAVE_RECEIPT_TTL_MS,
+      Date.now() + LEAVE_RECEIPT_AFTER_MS,
     ])) as [number, number, number?, number?];
     this.trailingCount(appId, channel, countWait);
     const counted = published >= 0 ? published : undefined;
