@@ -152,7 +152,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     // again, or the user come back, on another node (docs/webhooks.md).
     stillTrue: async (appId, event) => {
       if (event.name === 'channel_vacated') return (await adapter.channel(appId, event.channel)).subscriptionCount === 0;
-      if (event.name === 'member_removed') return !(await adapter.members(appId, event.channel)).has(String(event.user_id));
+      if (event.name === 'member_removed') return !(await adapter.hasMember(appId, event.channel, String(event.user_id)));
       return true;
     },
   });

@@ -171,6 +171,12 @@ export interface Adapter {
   /** Presence members: user id → user info. Rejects with `EngineUnavailableError` as `channels` does. */
   members(appId: string, channel: string): Promise<Map<string, unknown>>;
   /**
+   * Whether `userId` is a presence member of the channel (cluster-wide), without reading the others: what a held
+   * `member_removed` webhook asks when its delay ends. Rejects with `EngineUnavailableError` as `channels` does; timed as
+   * a `members` request.
+   */
+  hasMember(appId: string, channel: string, userId: string): Promise<boolean>;
+  /**
    * The channel's cached event, or undefined. Never rejects: a read the engine could not answer is a miss (the subscriber
    * gets `pusher:cache_miss`), as an expired or evicted event is.
    */

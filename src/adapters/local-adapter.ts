@@ -117,6 +117,12 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
       metrics.adapterRequest('members', (performance.now() - started) / 1000);
       return out;
     },
+    async hasMember(appId, name, userId) {
+      const started = performance.now();
+      const present = membership.hasMember(appId, name, userId);
+      metrics.adapterRequest('members', (performance.now() - started) / 1000);
+      return present;
+    },
     async cacheGet(appId, channel): Promise<CachedEvent | undefined> {
       return cache.get(appId, channel);
     },

@@ -107,6 +107,10 @@ export class MemoryMembership {
     return out;
   }
 
+  hasMember(appId: string, channel: string, userId: string): boolean {
+    return this.apps.get(appId)?.get(channel)?.users.has(userId) ?? false;
+  }
+
   /** Stops the trailing counts still armed (the engine is closing). */
   close(): void {
     for (const channels of this.apps.values()) for (const state of channels.values()) clearTimeout(state.countTimer);

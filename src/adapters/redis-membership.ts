@@ -460,6 +460,10 @@ export class RedisMembership {
     return out;
   }
 
+  async hasMember(appId: string, channel: string, userId: string): Promise<boolean> {
+    return (await this.client.hexists(this.keys.channel(appId, channel).users, userId)) === 1;
+  }
+
   async members(appId: string, channel: string): Promise<Map<string, unknown>> {
     const all = await this.client.hgetall(this.keys.channel(appId, channel).info);
     const out = new Map<string, unknown>();

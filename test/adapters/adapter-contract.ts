@@ -89,9 +89,15 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     assert.deepEqual(await adapter.channel(APP.id, 'empty'), { subscriptionCount: 0, userCount: 0 });
     assert.deepEqual([...(await adapter.channels(APP.id)).keys()].sort(), ['news', 'presence-room']);
     assert.deepEqual([...(await adapter.members(APP.id, 'presence-room'))], [['u1', { n: 1 }]]);
+    assert.deepEqual(
+      await Promise.all([adapter.hasMember(APP.id, 'presence-room', 'u1'), adapter.hasMember(APP.id, 'presence-room', 'u2'), adapter.hasMember(APP.id, 'news', 'u1')]),
+      [true, false, false],
+    );
 
     assert.deepEqual(await adapter.leave(APP.id, 'presence-room', '1.1', u1), { memberRemoved: false, vacated: false, count: undefined });
+    assert.equal(await adapter.hasMember(APP.id, 'presence-room', 'u1'), true, 'one of its connections is still there');
     assert.deepEqual(await adapter.leave(APP.id, 'presence-room', '1.2', u1), { memberRemoved: true, vacated: true, count: undefined });
+    assert.equal(await adapter.hasMember(APP.id, 'presence-room', 'u1'), false);
     // An empty channel gets no count (its channel_vacated says it).
     assert.deepEqual(await adapter.leave(APP.id, 'news', '1.2', null), { memberRemoved: false, vacated: true, count: undefined });
     assert.equal((await adapter.channels(APP.id)).size, 0);
