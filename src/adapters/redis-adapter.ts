@@ -205,6 +205,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   let closed = false;
   const waiters: (() => void)[] = [];
   const deferred: Deferred[] = [];
+  /** The last removal of this node's own share (`reapOwnShare`), settled: the next one waits for it. */
+  let ownReap: Promise<unknown> = Promise.resolve();
   /** Changes kept and not recorded yet: those in `deferred` and those being retried (`status().pending`). */
   let kept = 0;
   /** The retry of the idempotent removals that failed while Redis was up (at most one pending). */
@@ -664,13 +666,19 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * to `onReaped`, so its webhooks go out (before, the removal at close was announced to nobody). Undefined while Redis is
    * down, or when the reap could not read what the node holds.
    */
-  async function reapOwnShare(): Promise<ReapOutcome | undefined> {
-    if (!isUp()) return undefined;
-    for (const d of deferred.splice(0)) runDurable(d);
-    await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
-    const own = await membership.reap(nodeId).catch(() => undefined);
-    if (own !== undefined && own.channels.length > 0) reaped(own.channels);
-    return own;
+  function reapOwnShare(): Promise<ReapOutcome | undefined> {
+    // One at a time: close's must not run beside the drain's that outlasted its bound (both would remove, and announce).
+    const run = async (): Promise<ReapOutcome | undefined> => {
+      if (!isUp()) return undefined;
+      for (const d of deferred.splice(0)) runDurable(d);
+      await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
+      const own = await membership.reap(nodeId).catch(() => undefined);
+      if (own !== undefined && own.channels.length > 0) reaped(own.channels);
+      return own;
+    };
+    const next = ownReap.then(run, run);
+    ownReap = next.catch(() => undefined);
+    return next;
   }
 
   /**
@@ -958,7 +966,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       await Promise.race([membership.publishHeldCounts(), delay(COMMAND_TIMEOUT_MS * 2)]);
     },
     async reapOwn() {
-      await Promise.race([reapOwnShare(), delay(COMMAND_TIMEOUT_MS * 4)]);
+      // Bounded so that the webhooks keep most of what is left of the drain's deadline to go out: the kept changes' wait,
+      // then the reap (normally nothing left, one round trip). A Redis that does not answer holds it that long.
+      await Promise.race([reapOwnShare(), delay(COMMAND_TIMEOUT_MS * 2)]);
     },
     status: () => ({ adapter: 'redis', up: isUp(), pending: kept, congested: congested() }),
     shardDown: refusesPublishes,

@@ -435,7 +435,7 @@ export class RedisMembership {
     ])) as [number, string[], number?, number?];
     // Answered: a later attempt (this reap stopped at another step) must find nothing to announce again. Not awaited: it
     // goes on the same connection before any later attempt's script. Left behind by a failure, it expires.
-    if (vacated === 1 || removedUsers.length > 0 || published >= 0) void this.client.del(receipt).catch(() => undefined);
+    void this.client.del(receipt).catch(() => undefined);
     this.trailingCount(appId, channel, countWait);
     // The app's index is on another shard: failing there leaves a vacated channel listed, which GET /channels skips (no
     // subscription), and must not count the channel as left (its share is gone, and a later attempt would not vacate it).

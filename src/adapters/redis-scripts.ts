@@ -118,20 +118,22 @@ return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
  * publish command, socket id, the receipt's time to live (ms), the time (Unix ms) after which the attempt may be late.
  * Returns {memberRemoved, vacated, ms the count held back waits (0: none), count published (-1: none)}.
  * A leave of a socket not recorded on the channel changes nothing: already left (a retry after a timeout), never joined
- * (taking back a join that failed), or reaped while the node was cut off. A leave that changed something and runs after
- * the given time (by Redis' clock: its caller may have given up on it) keeps what it answered in its receipt for the
- * receipt's time to live: the same leave tried again finds the socket already left and answers the receipt instead,
- * once, so the caller still sends the webhooks of what the late attempt changed (its count wait not again: that timer
- * was armed). An attempt on time writes none (a key with an expiry cost a vacating leave ~40 % more Redis time).
+ * (taking back a join that failed), or reaped while the node was cut off. A leave that removed the member or vacated the
+ * channel and runs after the given time (by Redis' clock: its caller may have given up on it) keeps that in its receipt
+ * for the receipt's time to live: the same leave tried again finds the socket already left and answers the receipt
+ * instead, so the caller still sends the webhooks of what the late attempt changed. Every attempt that finds it answers
+ * it (one whose own answer was lost too leaves it for the next), less what changed back since: a user who is a member
+ * again is not said removed, a channel occupied again not vacated. No count: a later one may have been published. An
+ * attempt on time writes none (a key with an expiry cost a vacating leave ~40 % more Redis time).
  */
 export const LEAVE_LUA = `${NEXT_SEQ}
 local state, users, info, share, subs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local node, user = ARGV[1], ARGV[2]
 local function answer(removed, vacated, wait, count)
-  if removed == 1 or vacated == 1 or count >= 0 then
+  if removed == 1 or vacated == 1 then
     local now = redis.call('TIME')
     if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) >= tonumber(ARGV[10]) then
-      redis.call('SET', KEYS[6], removed .. ',' .. vacated .. ',' .. count, 'PX', ARGV[9])
+      redis.call('SET', KEYS[6], removed .. ',' .. vacated, 'PX', ARGV[9])
     end
   end
   return {removed, vacated, wait, count}
@@ -139,9 +141,11 @@ end
 if redis.call('HDEL', subs, ARGV[8]) == 0 then
   local receipt = redis.call('GET', KEYS[6])
   if not receipt then return {0, 0} end
-  redis.call('DEL', KEYS[6])
-  local removed, vacated, count = string.match(receipt, '^(%d),(%d),(-?%d+)$')
-  return {tonumber(removed), tonumber(vacated), 0, tonumber(count)}
+  local removed, vacated = string.match(receipt, '^(%d),(%d)$')
+  removed, vacated = tonumber(removed), tonumber(vacated)
+  if removed == 1 and redis.call('HEXISTS', users, user) == 1 then removed = 0 end
+  if vacated == 1 and redis.call('EXISTS', state) == 1 then vacated = 0 end
+  return {removed, vacated}
 end
 local n = redis.call('HINCRBY', state, node, -1)
 if n <= 0 then redis.call('HDEL', state, node) end
@@ -179,9 +183,11 @@ return answer(removed, 0, 0, -1)`;
  * member_removed head, count head ('': none), events channel, publish command, '1' for a presence channel, the receipt's
  * time to live (ms). Returns {vacated, removed user ids ('#' before an id signed as a number), ms the count held back
  * waits (0: none), count published (-1: none)}.
- * A reap that changed something keeps what it answered in its receipt, which the reaper deletes once it has the answer.
- * A reap that finds nothing of the node's left answers the receipt if there is one, once: an earlier attempt ran but its
- * answer never came (it timed out on a stalled master), and what it changed still needs its webhooks.
+ * A reap that removed members or vacated the channel keeps that in its receipt, which the reaper deletes once it has an
+ * answer. A reap that finds nothing of the node's left answers the receipt if there is one: an earlier attempt ran but
+ * its answer never came (it timed out on a stalled master), and what it changed still needs its webhooks. Less what
+ * changed back since (a user who is a member again, a channel occupied again), and no count (a later one may have been
+ * published).
  */
 export const REAP_LUA = `${NEXT_SEQ}
 local state, users, info, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -190,14 +196,19 @@ local shared = redis.call('HGETALL', share)
 if subs <= 0 and #shared == 0 then
   local receipt = redis.call('GET', KEYS[6])
   if receipt then
-    redis.call('DEL', KEYS[6])
     local r = cjson.decode(receipt)
-    return {r[1], r[2], 0, r[3]}
+    local vacated, still = r[1], {}
+    if vacated == 1 and redis.call('EXISTS', state) == 1 then vacated = 0 end
+    for i, user in ipairs(r[3]) do
+      if redis.call('HEXISTS', users, user) == 0 then table.insert(still, r[2][i]) end
+    end
+    return {vacated, still, 0, -1}
   end
 end
+local raw = {}
 local function answer(vacated, removed, wait, count)
-  if vacated == 1 or #removed > 0 or count >= 0 then
-    redis.call('SET', KEYS[6], cjson.encode({vacated, removed, count}), 'PX', ARGV[7])
+  if vacated == 1 or #removed > 0 then
+    redis.call('SET', KEYS[6], cjson.encode({vacated, removed, raw}), 'PX', ARGV[7])
   end
   return {vacated, removed, wait, count}
 end
@@ -218,6 +229,7 @@ for i = 1, #shared, 2 do
     else
       table.insert(removed, user)
     end
+    table.insert(raw, user)
     redis.call('HDEL', info, user)
     local seq = next_seq(state)
     local data = cjson.encode('{"user_id":' .. id .. '}')

@@ -154,3 +154,25 @@ test('a reap step that was answered is not announced again by a later attempt of
   const second = await survivor.reap('dead');
   assert.deepEqual([second.complete, second.channels], [true, []]);
 });
+
+test('a receipt answers only what still holds: no member removed who is back, no channel vacated that is occupied again', async () => {
+  // A late attempt's receipt is answered up to 10 s (a leave) or 60 s (a reap) after it ran; another node may have
+  // occupied the channel again, with the same user, meanwhile. Receipts written as the scripts write them.
+  const keys = new RedisKeys('receipt-stale');
+  const node = new RedisMembership(client, keys, 'n1', 'PUBLISH', () => true);
+  const other = new RedisMembership(client, keys, 'n2', 'PUBLISH', () => true);
+  const u = { userId: 'u', userInfo: {} };
+  // Leave `r1` of socket s1 (its share already gone) removed u and vacated the channel, late.
+  await client.set(keys.leaveReceipt('a1', 'presence-back', 'n1', 'r1'), '1,1');
+  await other.join('a1', 'presence-back', 's9', u, 0);
+  assert.deepEqual(await node.leave('a1', 'presence-back', 's1', u, false, 'r1'), { memberRemoved: false, vacated: false, count: undefined });
+  await other.leave('a1', 'presence-back', 's9', u);
+  assert.deepEqual(await node.leave('a1', 'presence-back', 's1', u, false, 'r1'), { memberRemoved: true, vacated: true, count: undefined });
+
+  // The reap of dead node `dead` on a channel removed bob and ann and vacated it, late; bob is back.
+  await client.sadd(keys.nodeChannels('dead'), JSON.stringify(['a1', 'presence-reaped']));
+  await client.set(keys.reapReceipt('a1', 'presence-reaped', 'dead'), JSON.stringify([1, ['bob', '#7'], ['bob', '7']]));
+  await other.join('a1', 'presence-reaped', 's8', { userId: 'bob', userInfo: {} }, 0);
+  const outcome = await node.reap('dead');
+  assert.deepEqual(outcome.channels, [{ appId: 'a1', channel: 'presence-reaped', removedUsers: [7], vacated: false, count: undefined }]);
+});
