@@ -327,10 +327,10 @@ test('a node that finds itself unlisted at a beat (a reap that decided before it
 });
 
 /**
- * Stands between a node and Redis, holding the node's `at`-th script on a channel (EVALSHA with a channel's five keys)
- * until `open()`; every other command goes through (its heartbeats' one-key scripts too). A node that records nothing
- * itself runs channel scripts only to reap, one per channel of the dead node, so this holds its reap with `at - 1`
- * channels done.
+ * Stands between a node and Redis, holding the node's `at`-th reap script on a channel (EVALSHA with six keys: the
+ * channel's five and the step's receipt) until `open()`; every other command goes through (its heartbeats' one-key
+ * scripts too). A node that records nothing itself runs channel scripts only to reap, one per channel of the dead node,
+ * so this holds its reap with `at - 1` channels done.
  */
 function holdScript(at: number): { wrap: (client: Redis) => Redis; held: Promise<void>; open: () => void } {
   let calls = 0;
@@ -343,7 +343,7 @@ function holdScript(at: number): { wrap: (client: Redis) => Redis; held: Promise
       get(target, prop) {
         if (prop === 'evalsha') {
           return async (...args: unknown[]): Promise<unknown> => {
-            if (args[1] === 5 && ++calls === at) {
+            if (args[1] === 6 && ++calls === at) {
               reached();
               await opened;
             }
