@@ -76,8 +76,26 @@ export interface LeaveResult {
 /** Told when a signed-in user's first connection on this node arrives or its last one leaves. */
 export type UserPresenceListener = (state: AppState, userId: string, online: boolean) => void | Promise<void>;
 
+/** How a cluster-wide join ended for the subscribing connection (realtime/membership.ts). */
+export type JoinResultKind = 'joined' | 'full' | 'unavailable' | 'gone';
+
+/**
+ * A subscription being recorded cluster-wide (`Hub.beginJoin`): one per connection and channel at a time. A
+ * `pusher:unsubscribe` meanwhile cancels it (taken back out once the cluster answers) and a `pusher:subscribe` after that
+ * takes it up again, so a subscribe, unsubscribe and subscribe sent together make one join, never a join the take-back of
+ * the first undoes. A subscribe repeated meanwhile waits for its outcome.
+ */
+export interface PendingJoin {
+  /** Envelopes of the channel that arrived meanwhile: sent after its `subscription_succeeded`. */
+  readonly held: Envelope[];
+  /** Unsubscribed since it began (and not subscribed again). */
+  cancelled: boolean;
+  /** Repeated subscribes waiting for the outcome (`settleJoin`); none usually. */
+  waiters: Array<(result: JoinResultKind) => void> | undefined;
+}
+
 /** Subscriptions waiting for the cluster's answer: events for their channel are held until the member list is sent. */
-type PendingJoins = Map<Connection, Envelope[]>;
+type PendingJoins = Map<Connection, PendingJoin>;
 
 export class Hub {
   private readonly apps = new Map<string, AppState>();
@@ -136,9 +154,10 @@ export class Hub {
   }
 
   /** Marks a subscription as being recorded cluster-wide: events for the channel are held for it from now on. */
-  beginJoin(connection: Connection, name: string): void {
+  beginJoin(connection: Connection, name: string): PendingJoin {
+    const pending: PendingJoin = { held: [], cancelled: false, waiters: undefined };
     const joining = this.apps.get(connection.app.id)?.joining;
-    if (joining === undefined) return;
+    if (joining === undefined) return pending;
     let joins = joining.get(name);
     if (joins === undefined) {
       joins = new Map();
@@ -146,26 +165,30 @@ export class Hub {
       this.joiningChannels++;
     }
     if (!joins.has(connection)) this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);
-    joins.set(connection, []);
+    joins.set(connection, pending);
+    return pending;
   }
 
-  /** How many subscriptions of this connection are being recorded cluster-wide now. */
+  /**
+   * How many subscriptions of this connection are being recorded cluster-wide now (cancelled ones too: the cluster holds
+   * them until it answers).
+   */
   joiningCount(connection: Connection): number {
     return this.joiningOf.get(connection) ?? 0;
   }
 
-  /** Whether `beginJoin` was called for this subscription and it has not ended. */
-  isJoining(connection: Connection, name: string): boolean {
-    if (this.joiningChannels === 0) return false;
-    return this.apps.get(connection.app.id)?.joining.get(name)?.has(connection) === true;
+  /** The join of this subscription under way (cancelled or not), if any. */
+  pendingJoin(connection: Connection, name: string): PendingJoin | undefined {
+    if (this.joiningChannels === 0) return undefined;
+    return this.apps.get(connection.app.id)?.joining.get(name)?.get(connection);
   }
 
-  /** Ends a pending subscription: the events held for it, or undefined when it was cancelled. */
-  endJoin(connection: Connection, name: string): Envelope[] | undefined {
+  /** Ends a pending subscription: its entry (look at `cancelled`), or undefined when there was none. */
+  endJoin(connection: Connection, name: string): PendingJoin | undefined {
     const joining = this.apps.get(connection.app.id)?.joining;
     const joins = joining?.get(name);
     if (joins === undefined) return undefined;
-    const held = joins.get(connection);
+    const pending = joins.get(connection);
     if (joins.delete(connection)) {
       const n = (this.joiningOf.get(connection) ?? 1) - 1;
       if (n > 0) this.joiningOf.set(connection, n);
@@ -175,7 +198,7 @@ export class Hub {
       joining!.delete(name);
       this.joiningChannels--;
     }
-    return held;
+    return pending;
   }
 
   /** Holds an envelope for every subscription of its channel still waiting for the cluster's answer. */
@@ -183,7 +206,7 @@ export class Hub {
     if (this.joiningChannels === 0) return;
     const joins = this.apps.get(envelope.appId)?.joining.get(envelope.channel);
     if (joins === undefined) return;
-    for (const held of joins.values()) held.push(envelope);
+    for (const pending of joins.values()) pending.held.push(envelope);
   }
 
   join(connection: Connection, name: string, membership: Membership | null, seq = 0): JoinResult {

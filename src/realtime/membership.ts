@@ -12,15 +12,14 @@ import { Events } from '../protocol/events.js';
 import type { AppConfig } from '../config.js';
 import type { Connection, Membership } from '../transport/connection.js';
 import type { RealtimeDeps } from './deps.js';
-import type { LeaveResult } from './hub.js';
+import type { JoinResultKind, LeaveResult } from './hub.js';
 import { flushHeld } from './member-delivery.js';
-
-/** How a cluster-wide join ended for the subscribing connection. */
-export type JoinResultKind = 'joined' | 'full' | 'unavailable' | 'gone';
 
 /**
  * Records the subscription cluster-wide, then joins the hub and sends `subscription_succeeded` (with the cluster's
- * member list for presence) followed by whatever was published meanwhile. `onJoined` runs right after the answer.
+ * member list for presence) followed by whatever was published meanwhile. The caller began the join (`Hub.beginJoin`)
+ * and answers a refusal; a join cancelled meanwhile (`PendingJoin.cancelled`: unsubscribed) ends `gone`, unanswered, and
+ * is taken back out of the cluster if it was recorded.
  */
 export async function joinCluster(
   deps: RealtimeDeps,
@@ -31,13 +30,11 @@ export async function joinCluster(
   // The subscribe frame's span is active only until the await: what follows runs in it again (subscribe.ts says why).
   const traced = context.active();
   const { hub, adapter } = deps;
-  hub.beginJoin(connection, name);
   let outcome: JoinOutcome;
   try {
     outcome = await adapter.join(connection.app.id, name, connection.socketId, membership, deps.limits.maxPresenceMembers);
   } catch {
-    hub.endJoin(connection, name);
-    return 'unavailable';
+    return hub.endJoin(connection, name)?.cancelled === true ? 'gone' : 'unavailable';
   }
   return context.with(traced, () => joined(deps, connection, name, membership, outcome));
 }
@@ -52,8 +49,8 @@ function joined(
 ): JoinResultKind {
   const { hub } = deps;
   const app = connection.app;
-  const held = hub.endJoin(connection, name);
-  if (!outcome.admitted) return 'full';
+  const pending = hub.endJoin(connection, name);
+  if (!outcome.admitted) return pending?.cancelled === true ? 'gone' : 'full';
   if (outcome.occupied) deps.webhooks.emit(app, { name: 'channel_occupied', channel: name });
   if (outcome.memberAdded && membership !== null) {
     deps.webhooks.emit(app, { name: 'member_added', channel: name, user_id: membership.signedUserId });
@@ -62,7 +59,7 @@ function joined(
   if (outcome.count !== undefined) {
     deps.webhooks.emit(app, { name: 'subscription_count', channel: name, subscription_count: outcome.count });
   }
-  if (held === undefined || !connection.isOpen) {
+  if (pending === undefined || pending.cancelled || !connection.isOpen) {
     // Unsubscribed or closed while the cluster answered: take the subscription back out.
     leaveCluster(deps, app, name, connection.socketId, membership);
     return 'gone';
@@ -80,7 +77,7 @@ function joined(
       connection.send(encodeProtocol(Events.SubscriptionCount, { subscription_count: outcome.count }, name), 'protocol');
     }
   }
-  flushHeld(connection, held, outcome.seq);
+  flushHeld(connection, pending.held, outcome.seq);
   return 'joined';
 }
 

@@ -1,7 +1,7 @@
 /** `pusher:subscribe` and `pusher:unsubscribe`: validation, auth, presence membership, cache replay, counts. */
-import { context } from '@opentelemetry/api';
+import { context, type Context } from '@opentelemetry/api';
 import { EngineUnavailableError } from '../adapters/adapter.js';
-import { channelKind, isValidChannelName, isWellFormed, SERVER_TO_USER_PREFIX } from '../protocol/channel-name.js';
+import { channelKind, type ChannelKind, isValidChannelName, isWellFormed, SERVER_TO_USER_PREFIX } from '../protocol/channel-name.js';
 import { encodeChannelEvent, encodeDataless, encodeProtocol, encodeSubscriptionSucceeded } from '../protocol/encode.js';
 import { Errors, type SubscriptionError, type SubscriptionErrorType } from '../protocol/errors.js';
 import { Events } from '../protocol/events.js';
@@ -10,7 +10,7 @@ import { channelAuthString, verifyAuth } from '../protocol/signatures.js';
 import type { Connection, Membership } from '../transport/connection.js';
 import type { MessageErrorReason, SubscriptionResult } from '../telemetry/metrics.js';
 import type { RealtimeDeps } from './deps.js';
-import type { LeaveResult } from './hub.js';
+import type { JoinResultKind, LeaveResult } from './hub.js';
 import { afterHubLeave, joinCluster } from './membership.js';
 
 /** Why a subscription is refused: the metric result and the `pusher:subscription_error` it is answered with. */
@@ -75,22 +75,76 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
     return;
   }
 
-  const already = connection.subscriptions.has(name) || hub.isJoining(connection, name);
-  if (!already) {
-    const joined = await joinCluster(deps, connection, name, outcome.membership);
+  const pending = hub.pendingJoin(connection, name);
+  if (pending !== undefined) {
+    // Its join is under way: a subscribe after an unsubscribe takes a cancelled one up again (with its first membership,
+    // as a repeat of a held subscription keeps it). This one is answered once the join has its answer, as a repeat.
+    pending.cancelled = false;
+    const result = await new Promise<JoinResultKind>((resolve) => (pending.waiters ??= []).push(resolve));
+    if (result === 'joined') {
+      if (connection.subscriptions.has(name)) await answerRepeat(deps, connection, name, kind, traced);
+    } else if (result !== 'gone' && connection.isOpen) {
+      context.with(traced, () => refuseSubscription(deps, connection, name, joinRefusal(deps, result)));
+    }
+    return;
+  }
+  if (connection.subscriptions.has(name)) {
+    await answerRepeat(deps, connection, name, kind, traced);
+    return;
+  }
+
+  const joining = hub.beginJoin(connection, name);
+  let joined: JoinResultKind = 'gone';
+  try {
+    joined = await joinCluster(deps, connection, name, outcome.membership);
     if (joined === 'full' || joined === 'unavailable') {
-      const refused =
-        joined === 'full'
-          ? failure('limit', Errors.SUBSCRIBE_PRESENCE_FULL, deps.limits.maxPresenceMembers)
-          : failure('unavailable', Errors.SUBSCRIBE_UNAVAILABLE);
+      const refused = joinRefusal(deps, joined);
       context.with(traced, () => refuseSubscription(deps, connection, name, refused));
       return;
     }
     if (joined === 'gone') return;
-  } else if (kind.presence) {
-    // Answered again with the members as they are now; refused (503) when the engine cannot say, as a join would be: an
-    // empty list would tell the client everyone left.
-    const members = await adapter.members(connection.app.id, name).catch((err: unknown) => {
+    // Counted and logged once, however often the client repeats it.
+    context.with(traced, () => connection.subscribed(name, kind));
+  } finally {
+    // Repeats waiting for this join are answered after it.
+    for (const waiter of joining.waiters ?? []) waiter(joined);
+  }
+
+  if (kind.cache) {
+    const cached = await adapter.cacheGet(connection.app.id, name);
+    if (!connection.isOpen) return;
+    context.with(traced, () => {
+      if (cached === undefined) {
+        connection.send(encodeDataless(Events.CacheMiss, name), 'protocol');
+        deps.webhooks.emit(connection.app, { name: 'cache_miss', channel: name });
+      } else {
+        connection.send(encodeChannelEvent(cached.event, name, cached.data, cached.userId), 'channel_event');
+      }
+    });
+  }
+}
+
+/** The refusal of a join the cluster did not record: the presence channel is full, or the engine could not answer. */
+function joinRefusal(deps: RealtimeDeps, result: 'full' | 'unavailable'): SubscriptionFailure {
+  return result === 'full'
+    ? failure('limit', Errors.SUBSCRIBE_PRESENCE_FULL, deps.limits.maxPresenceMembers)
+    : failure('unavailable', Errors.SUBSCRIBE_UNAVAILABLE);
+}
+
+/**
+ * Answers a subscribe of a channel the connection holds again, as Pusher does: presence with the members as they are now
+ * (refused 503 when the engine cannot say, as a join would be: an empty list would tell the client everyone left). It is no
+ * new subscription: a client repeating it must not count or log one each time.
+ */
+async function answerRepeat(
+  deps: RealtimeDeps,
+  connection: Connection,
+  name: string,
+  kind: ChannelKind,
+  traced: Context,
+): Promise<void> {
+  if (kind.presence) {
+    const members = await deps.adapter.members(connection.app.id, name).catch((err: unknown) => {
       if (err instanceof EngineUnavailableError) return undefined;
       throw err;
     });
@@ -111,21 +165,7 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   } else {
     connection.send(encodeSubscriptionSucceeded(name), 'protocol');
   }
-  // A repeat is not a new subscription: a client repeating it must not count or log one each time.
-  context.with(traced, () => (already ? connection.resubscribed(kind) : connection.subscribed(name, kind)));
-
-  if (kind.cache && !already) {
-    const cached = await adapter.cacheGet(connection.app.id, name);
-    if (!connection.isOpen) return;
-    context.with(traced, () => {
-      if (cached === undefined) {
-        connection.send(encodeDataless(Events.CacheMiss, name), 'protocol');
-        deps.webhooks.emit(connection.app, { name: 'cache_miss', channel: name });
-      } else {
-        connection.send(encodeChannelEvent(cached.event, name, cached.data, cached.userId), 'channel_event');
-      }
-    });
-  }
+  context.with(traced, () => connection.resubscribed(kind));
 }
 
 /** Validates and authorizes a subscription; returns the presence membership (or null) or why it is refused. */
@@ -144,7 +184,7 @@ function admit(
   // Subscriptions still being recorded cluster-wide count too: a burst of subscribes cannot outrun the cap.
   const cap = limits.maxSubscriptionsPerConnection;
   const held = connection.subscriptions.size + hub.joiningCount(connection);
-  if (held >= cap && !connection.subscriptions.has(name) && !hub.isJoining(connection, name)) {
+  if (held >= cap && !connection.subscriptions.has(name) && hub.pendingJoin(connection, name) === undefined) {
     return {
       ...failure('limit', Errors.SUBSCRIBE_TOO_MANY, cap),
       errorReason: 'too_many_subscriptions',
@@ -189,7 +229,12 @@ function admit(
 }
 
 export function unsubscribe(deps: RealtimeDeps, connection: Connection, message: UnsubscribeMessage): void {
-  if (deps.hub.isJoining(connection, message.channel)) deps.hub.endJoin(connection, message.channel);
+  const pending = deps.hub.pendingJoin(connection, message.channel);
+  if (pending !== undefined) {
+    // Taken back out once the cluster answers, unless subscribed again before that.
+    pending.cancelled = true;
+    return;
+  }
   const left = deps.hub.leave(connection, message.channel);
   if (left === undefined) return;
   connection.unsubscribed(message.channel);

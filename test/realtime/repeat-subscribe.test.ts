@@ -2,11 +2,36 @@
  * A `pusher:subscribe` repeated for a channel the connection already holds (or is still joining): answered again each
  * time, as the first was, but it is no new subscription — counted as `ok` and logged as `subscribed` once, however often
  * a client repeats it (up to its frame budget, 200 a second by default). A refused repeat is counted as any refusal.
+ * A repeat sent while the first is still being recorded cluster-wide is answered after it, with its outcome; an unsubscribe
+ * meanwhile cancels the join and a subscribe after that takes it up again (one join, nothing taken back).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { subscribe, unsubscribe } from '../../src/realtime/subscribe.js';
-import { plainSubscribe, signedSubscribe, unitWorld } from '../helpers/unit.js';
+import type { Adapter } from '../../src/adapters/adapter.js';
+import { plainSubscribe, signedSubscribe, unitWorld, type UnitWorld } from '../helpers/unit.js';
+
+/**
+ * Holds every cluster join until `release()`, as a Redis engine answers a round trip later, and counts the engine's joins
+ * and leaves.
+ */
+function slowJoins(world: UnitWorld): { release(): void; joins: () => number; leaves: () => number } {
+  const adapter: Adapter = world.deps.adapter;
+  const { join, leave } = adapter;
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  let joins = 0;
+  let leaves = 0;
+  adapter.join = (...args) => {
+    joins++;
+    return gate.then(() => join.apply(adapter, args));
+  };
+  adapter.leave = (...args) => {
+    leaves++;
+    return leave.apply(adapter, args);
+  };
+  return { release: () => open(), joins: () => joins, leaves: () => leaves };
+}
 
 describe('a repeated subscribe', () => {
   test('is answered every time but counted and logged once; after an unsubscribe it is a new subscription again', async () => {
@@ -57,5 +82,71 @@ describe('a repeated subscribe', () => {
     assert.equal(world.count('subscription(app-id, private, auth_failed)'), 1);
     assert.equal(world.count('subscription(app-id, private, ok)'), 1);
     assert.equal(world.logged('subscribed').length, 1);
+  });
+
+  test('subscribe, unsubscribe, subscribe while the join is under way: one join, held on the node and in the cluster', async () => {
+    const world = unitWorld();
+    const slow = slowJoins(world);
+    const { connection, socket } = world.connect();
+    const first = subscribe(world.deps, connection, plainSubscribe('news'));
+    unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'news' });
+    const again = subscribe(world.deps, connection, plainSubscribe('news'));
+    slow.release();
+    await Promise.all([first, again]);
+    await world.deps.adapter.settle();
+    // Before: the second join's entry was taken by the first's answer, so the second's answer took the subscription
+    // back out of the cluster while the node kept it (the channel unoccupied, its subscriber still fed locally).
+    assert.equal(slow.joins(), 1);
+    assert.equal(slow.leaves(), 0);
+    assert.equal(connection.subscriptions.has('news'), true);
+    assert.deepEqual(await world.deps.adapter.channel(world.app.id, 'news'), { subscriptionCount: 1, userCount: 0 });
+    assert.equal(socket.frames().filter((f) => f.event === 'pusher_internal:subscription_succeeded').length, 2);
+    assert.equal(world.count('subscription(app-id, public, ok)'), 1);
+    assert.deepEqual(world.webhooks.map((w) => w.name), ['channel_occupied']);
+  });
+
+  test('subscribe then unsubscribe while the join is under way: taken back out, nothing answered', async () => {
+    const world = unitWorld();
+    const slow = slowJoins(world);
+    const { connection, socket } = world.connect();
+    const first = subscribe(world.deps, connection, plainSubscribe('news'));
+    unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'news' });
+    slow.release();
+    await first;
+    await world.deps.adapter.settle();
+    assert.equal(connection.subscriptions.has('news'), false);
+    assert.equal(slow.leaves(), 1);
+    assert.equal((await world.deps.adapter.channel(world.app.id, 'news')).subscriptionCount, 0);
+    assert.deepEqual(socket.frames().map((f) => f.event), []);
+  });
+
+  test('presence: a repeat sent before the join is answered gets the member list with the joiner in it', async () => {
+    const world = unitWorld();
+    const slow = slowJoins(world);
+    const { connection, socket } = world.connect();
+    const data = JSON.stringify({ user_id: 'u1' });
+    const message = signedSubscribe(world, connection, 'presence-room', data);
+    const both = Promise.all([subscribe(world.deps, connection, message), subscribe(world.deps, connection, message)]);
+    slow.release();
+    await both;
+    // Before: the repeat was answered at once with the members before the join (without u1); pusher-js takes `me` from
+    // the first answer it gets.
+    const answers = socket.data('pusher_internal:subscription_succeeded') as { presence: { ids: string[] } }[];
+    assert.deepEqual(answers.map((a) => a.presence.ids), [['u1'], ['u1']]);
+    assert.equal(slow.joins(), 1);
+  });
+
+  test('presence: a repeat of a subscribe the full channel refuses is refused too, never answered as a success', async () => {
+    const world = unitWorld(undefined, { maxPresenceMembers: 1 });
+    const other = world.connect();
+    await subscribe(world.deps, other.connection, signedSubscribe(world, other.connection, 'presence-room', JSON.stringify({ user_id: 'u0' })));
+    const slow = slowJoins(world);
+    const { connection, socket } = world.connect();
+    const message = signedSubscribe(world, connection, 'presence-room', JSON.stringify({ user_id: 'u1' }));
+    const both = Promise.all([subscribe(world.deps, connection, message), subscribe(world.deps, connection, message)]);
+    slow.release();
+    await both;
+    assert.deepEqual(socket.frames().map((f) => f.event), ['pusher:subscription_error', 'pusher:subscription_error']);
+    assert.equal(connection.subscriptions.has('presence-room'), false);
   });
 });
