@@ -51,7 +51,22 @@ function httpError(name: string): HttpError | undefined {
   return error.kind === 'http' ? error : undefined;
 }
 
-const clip = (length: number) => (input: unknown) => [String(input).slice(0, length)];
+/**
+ * What a refusal shows of the value it refused: the first `length` characters of a string (or number, boolean), the JSON
+ * type of anything else. Never `String(value)`: an object whose `toString` is not a function (`{"toString": 1}`) throws,
+ * and an array nested thousands deep overflows the stack — a client's body answered 500 and logged as the server's error.
+ */
+const clip = (length: number) => (input: unknown): [string] => {
+  switch (typeof input) {
+    case 'string':
+      return [input.slice(0, length)];
+    case 'number':
+    case 'boolean':
+      return [String(input).slice(0, length)];
+    default:
+      return [input === null ? 'null' : Array.isArray(input) ? '(an array)' : '(an object)'];
+  }
+};
 
 /** Event names the protocol keeps for itself (Pusher reserves them); the HTTP API refuses them. */
 const RESERVED_EVENT_PREFIXES = ['pusher:', 'pusher_internal:'];

@@ -97,6 +97,17 @@ test('the offending value in a message is bounded (the name is the client\'s)', 
   refuses('event', { name: 'ev', data: '{}', channel: '!'.repeat(5000) }, Errors.API_INVALID_CHANNEL_NAME, '!'.repeat(64));
 });
 
+test('a channel that is no string is refused 400 naming its JSON type, whatever it holds', () => {
+  // Before, the message was built with String(value): {"toString": 1} threw a TypeError and an array nested 5000 deep
+  // overflowed the stack, both answered 500 and logged as the server's error.
+  let deep: unknown = 'a';
+  for (let i = 0; i < 5000; i++) deep = [deep];
+  refuses('event', { name: 'ev', data: '', channels: [{ toString: 1 }] }, Errors.API_INVALID_CHANNEL_NAME, '(an object)');
+  refuses('event', { name: 'ev', data: '', channels: [deep] }, Errors.API_INVALID_CHANNEL_NAME, '(an array)');
+  refuses('event', { name: 'ev', data: '', channels: ['a', null] }, Errors.API_INVALID_CHANNEL_NAME, 'null');
+  refuses('event', { name: 'ev', data: '', channels: [12345] }, Errors.API_INVALID_CHANNEL_NAME, '12345');
+});
+
 test('a batch: items need "channel", the size is checked before the items, a bad item refuses the whole batch', () => {
   const item = { name: 'ev', data: '{}', channel: 'a' };
   assert.deepEqual(
