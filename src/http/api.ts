@@ -205,6 +205,11 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
       const line = { event: 'api_request', err: error, request_id: request.id, ...logIds(request.apiSpan) } as const;
       logEvent(logger, 'error', line, 'API handler failed');
     }
+    // A body that broke off with its socket (the client went, or the parser refused the rest and closed it, counted as
+    // that: client-errors.ts) fails its read here too: an answer nobody gets, not a second refusal.
+    if (!answer.internal && !(error instanceof ApiError) && request.raw.socket.destroyed) {
+      return sendFilled(reply, answer.error, answer.message);
+    }
     return answerError(reply, answer.error, answer.message);
   });
 

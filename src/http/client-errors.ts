@@ -12,6 +12,7 @@ import { Errors, type HttpError } from '../protocol/errors.js';
 import { logEvent } from '../telemetry/log-events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { MalformedRequestReason, Metrics } from '../telemetry/metrics.js';
+import { answerAfterPending, refusalWaits } from './http-server.js';
 import { answerOnSocket } from './raw-answer.js';
 
 /** Node's code for a request its timeouts cut (`headersTimeout`, `requestTimeout`), and for headers over `maxHeaderSize`. */
@@ -41,11 +42,13 @@ export function refusedRequests(deps: { metrics: Metrics; logger: Logger }): Ref
 /** Returns the handler fastify calls for Node's `clientError`. */
 export function clientErrorHandler(refused: RefusedRequest): (err: Error & { code?: string }, socket: Socket) => void {
   return (err, socket) => {
-    // The peer reset the connection, or the socket is gone (answered already: the parser reports a failed request again
-    // for any more of it that arrives): nothing to answer, and nothing more was refused.
-    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    // The peer reset the connection, or the socket is gone or its refusal waits for the answers before it (the parser
+    // reports a failed request again for any more of it that arrives): nothing to answer, and nothing more was refused.
+    if (err.code === 'ECONNRESET' || socket.destroyed || refusalWaits(socket)) return;
     const [reason, error] = refusalOf(err.code);
     refused(reason, error, { error: err.code, remote_address: socket.remoteAddress });
-    answerOnSocket(socket, error, error.message);
+    const answer = (): void => answerOnSocket(socket, error, error.message);
+    // After the answers of the requests received before it (pipelined), as Node orders every answer on a socket.
+    if (!answerAfterPending(socket, answer)) answer();
   };
 }

@@ -45,6 +45,35 @@ type Handler = (request: IncomingMessage, response: ServerResponse) => void;
 interface AheadCount {
   unanswered: number;
   refused: boolean;
+  /** The socket's latest request: while its body is still arriving, a parser error is about it. */
+  latest: IncomingMessage | undefined;
+  /** The answer to a request the parser refused after those still unanswered: written once they are (`answerAfterPending`). */
+  afterPending: (() => void) | undefined;
+}
+
+/** Per socket, its requests (module-wide: the parser's refusals, client-errors.ts, look up what is still being answered). */
+const ahead = new WeakMap<Socket, AheadCount>();
+
+/** Whether a refusal of what `socket` sent waits for the answers before it (`answerAfterPending`). */
+export function refusalWaits(socket: Socket): boolean {
+  return ahead.get(socket)?.afterPending !== undefined;
+}
+
+/**
+ * Whether the parser's refusal of what `socket` sent must wait for the answers of requests before it: some were received
+ * whole and are not answered yet (pipelined: the refused one came after them). Then `answer` runs once they are, and
+ * the socket is read no further meanwhile; written at once, it cut their answers off (a publish delivered, its 200 never
+ * written: a backend retries it). False when nothing is being answered, or when the request whose body is still arriving
+ * is the one refused (its handler's answer then finds the socket closed). True, and `answer` dropped, when an answer
+ * already waits: the parser reports a refused request again for every later read.
+ */
+export function answerAfterPending(socket: Socket, answer: () => void): boolean {
+  const count = ahead.get(socket);
+  if (count === undefined || count.afterPending !== undefined) return count !== undefined;
+  if (count.unanswered === 0 || count.latest?.complete !== true) return false;
+  count.afterPending = answer;
+  socket.pause();
+  return true;
 }
 
 const ALLOW = `Allow: ${(API_CORS.methods as string[]).join(', ')}`;
@@ -83,13 +112,12 @@ function refuse(refused: RefusedRequest, reason: Parameters<RefusedRequest>[0], 
 }
 
 function guard(handler: Handler, deps: { refused: RefusedRequest; metrics: Metrics }): Handler {
-  const ahead = new WeakMap<Socket, AheadCount>();
   const tooMany = Errors.API_TOO_MANY_PIPELINED.format(MAX_REQUESTS_AHEAD);
   return (request, response) => {
     const socket = request.socket;
     let count = ahead.get(socket);
     if (count === undefined) {
-      count = { unanswered: 0, refused: false };
+      count = { unanswered: 0, refused: false, latest: undefined, afterPending: undefined };
       ahead.set(socket, count);
     }
     if (count.refused) {
@@ -111,8 +139,10 @@ function guard(handler: Handler, deps: { refused: RefusedRequest; metrics: Metri
     }
     const counted = count;
     counted.unanswered += 1;
+    counted.latest = request;
     response.once('close', () => {
       counted.unanswered -= 1;
+      if (counted.unanswered === 0 && counted.afterPending !== undefined) counted.afterPending();
     });
     handler(request, response);
   };

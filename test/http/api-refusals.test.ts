@@ -7,6 +7,8 @@
  * it is down is, never answered as an empty channel.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import type { Adapter } from '../../src/adapters/adapter.js';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
@@ -18,8 +20,9 @@ import { logLines } from '../helpers/logs.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis } from '../helpers/redis.js';
 import { APP, startServer, startServerWithApps } from '../helpers/server.js';
-import { signedFetch } from '../helpers/signed-fetch.js';
-import { eventually, until } from '../helpers/wait.js';
+import { exchange } from '../helpers/raw-http.js';
+import { signedFetch, signedQuery } from '../helpers/signed-fetch.js';
+import { eventually, until, within } from '../helpers/wait.js';
 
 const REFUSALS = 'websocket_api_refusals_total';
 const API = `/apps/${APP.id}`;
@@ -215,6 +218,58 @@ test('each refusal is counted once, under the registry error it was answered wit
     // An accepted publish does not move it.
     assert.equal((await server.sdk().trigger('news', 'update', {})).status, 200);
     assert.deepEqual(refusals(await observed.scrape()), refusals(after));
+  } finally {
+    await server.close();
+    await observed.close();
+  }
+});
+
+/** The status codes of every response in `text`, in order. */
+const statuses = (text: string): string[] => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]!);
+
+test('a request the parser refuses after a pipelined publish is answered after it: the publish gets its 200, then the 400', async () => {
+  const observed = await observedMetrics();
+  const server = await startServer({}, { metrics: observed.metrics });
+  try {
+    const body = publishBody({});
+    const path = `${API}/events`;
+    const publish = `POST ${path}?${signedQuery('POST', path, { body })} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const answered = await exchange(server.port, `${publish}\x01 junk\r\n\r\n`);
+    // Before: the 400 was written at once and the socket closed, the publish's 200 never written (a delivered event that
+    // its backend would send again).
+    assert.deepEqual(statuses(answered), ['200', '400']);
+    const m = await observed.scrape();
+    assert.equal(sumOf(m, 'websocket_events_published_total', { source: 'http_api' }), 1);
+    assert.equal(sumOf(m, 'websocket_http_malformed_requests_total', { reason: 'bad_request' }), 1);
+    assert.deepEqual(refusals(m), expected());
+  } finally {
+    await server.close();
+    await observed.close();
+  }
+});
+
+test('a body that breaks off is one refusal, counted once as the parser refused it, not also as the API invalid_request', async () => {
+  const observed = await observedMetrics();
+  const server = await startServer({}, { metrics: observed.metrics });
+  try {
+    const body = 'a'.repeat(1000);
+    const path = `${API}/events`;
+    const head = `POST ${path}?${signedQuery('POST', path, { body })} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`;
+    // Ten bytes of the thousand, then the client's end of the stream.
+    const socket = connect(server.port, '127.0.0.1');
+    let answered = '';
+    socket.on('data', (chunk: Buffer) => (answered += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    await once(socket, 'connect');
+    socket.end(head + body.slice(0, 10));
+    await within(once(socket, 'close'), 'the server to close the connection');
+    assert.deepEqual(statuses(answered), ['400']);
+    await eventually(
+      async () => sumOf(await observed.scrape(), 'websocket_http_malformed_requests_total', { reason: 'bad_request' }) === 1,
+      'the parser refusal counted',
+    );
+    // Before: its read also failed in the API's handler, counted as invalid_request though nobody got that answer.
+    assert.deepEqual(refusals(await observed.scrape()), expected());
   } finally {
     await server.close();
     await observed.close();
