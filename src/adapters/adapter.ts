@@ -131,7 +131,11 @@ export interface Adapter {
   onEnvelope(handler: (envelope: Envelope) => void): void;
   /** Hands on a callback for `terminateUser` requests arriving from any node. */
   onTerminateUser(handler: (appId: string, userId: string) => void): void;
-  publish(envelope: Envelope): void;
+  /**
+   * Sends an envelope to every node's handler. With `cached`, the channel's cached event (a cache channel) is stored in the
+   * same step, so a new subscriber tells it from the live events (`cacheReplay`).
+   */
+  publish(envelope: Envelope, cached?: CachedEvent): void;
   /** Records one subscription of connection `socketId` (with its presence membership); `maxMembers` 0 means no cap. */
   join(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome>;
   /** Removes the subscription of connection `socketId` recorded by `join` on this node. */
@@ -181,6 +185,14 @@ export interface Adapter {
    * gets `pusher:cache_miss`), as an expired or evicted event is.
    */
   cacheGet(appId: string, channel: string): Promise<CachedEvent | undefined>;
+  /**
+   * The cached event for a new subscriber, read in order with the channel's events: it resolves once every event published
+   * before the read has reached this node's envelope handler, and none published after it is the one answered (each event is
+   * stored as it is published: `publish`). So a subscriber whose events are held from before the read was sent has the
+   * cached event among them whenever it holds any event (subscribe.ts). Never rejects (a miss), as `cacheGet`.
+   */
+  cacheReplay(appId: string, channel: string): Promise<CachedEvent | undefined>;
+  /** Stores the channel's cached event without publishing it (`publish` stores the events it carries). */
   cacheSet(appId: string, channel: string, event: CachedEvent): void;
   terminateUser(appId: string, userId: string): void;
   /**

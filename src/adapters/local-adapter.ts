@@ -57,7 +57,8 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
     onTerminateUser(handler) {
       terminate = handler;
     },
-    publish(envelope) {
+    publish(envelope, cached) {
+      if (cached !== undefined) cache.set(envelope.appId, envelope.channel, cached);
       metrics.adapterMessage('published');
       metrics.adapterMessage('received');
       deliver(envelope);
@@ -124,6 +125,10 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
       return present;
     },
     async cacheGet(appId, channel): Promise<CachedEvent | undefined> {
+      return cache.get(appId, channel);
+    },
+    // Publishing is synchronous here: the cache is always in order with the events already delivered.
+    async cacheReplay(appId, channel): Promise<CachedEvent | undefined> {
       return cache.get(appId, channel);
     },
     cacheSet(appId, channel, event) {

@@ -53,7 +53,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
-import { EngineUnavailableError, type Adapter, type LeaveOutcome, type MemberRef, type ReapedChannel } from './adapter.js';
+import { EngineUnavailableError, type Adapter, type CachedEvent, type LeaveOutcome, type MemberRef, type ReapedChannel } from './adapter.js';
 import { decodeCachedEvent, encodeCachedEvent } from './cache-codec.js';
 import type { Envelope } from './envelope.js';
 import { decodeStamped, encodeEnvelope } from './envelope-codec.js';
@@ -64,7 +64,11 @@ import { RedisKeys } from './redis-keys.js';
 import { createRedisLink } from './redis-link.js';
 import { RedisMembership, type ReapOutcome, type UserPresenceMessage } from './redis-membership.js';
 import { createReaper } from './redis-reaper.js';
+import { CACHE_READ_LUA, PUBLISH_CACHED_LUA, Script } from './redis-scripts.js';
 import { isTimeout, ShardStalls } from './redis-stalls.js';
+
+const publishCached = new Script(PUBLISH_CACHED_LUA);
+const cacheRead = new Script(CACHE_READ_LUA);
 
 /** Reconnection back-off: 100 ms more per attempt, at most one second, forever. */
 const RETRY_STEP_MS = 100;
@@ -191,6 +195,24 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     listened: () => interest.listened(),
     shardOf: (channel) => link.shardOf(channel),
   });
+
+  /** A stored cached event, unless it expired: also checked against this node's clock, so an injected one (tests) governs it as PX does. */
+  const unexpired = (raw: string): CachedEvent | undefined => {
+    const stored = decodeCachedEvent(raw);
+    return stored !== undefined && stored.expiresAt > now() ? stored.event : undefined;
+  };
+
+  /**
+   * A cache channel's event: stored and published in one step (redis-scripts.ts PUBLISH_CACHED_LUA), so a subscriber's
+   * ordered read (`cacheReplay`) finds it stored exactly when its envelope is ahead of the read's marker.
+   */
+  const storeAndPublish = (envelope: Envelope, cached: CachedEvent, events: string, message: string): Promise<void> => {
+    const value = encodeCachedEvent(cached, now() + cacheTtlMs);
+    const args = [value, cacheTtlMs, link.publishCommand, events, message];
+    return publishCached.inOrder(pub, [keys.cache(envelope.appId, envelope.channel)], args).then((refused) => {
+      if (refused === 1) metrics.cacheEvicted(envelope.appId);
+    });
+  };
 
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
@@ -787,7 +809,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       // None when the engine could not answer (adapter.ts): a sign-in is not refused for its watchlist's first frame.
       return timed('members', () => membership.usersOnline(appId, userIds)).catch(() => new Set<string>());
     },
-    publish(envelope) {
+    publish(envelope, cached) {
       // Not sent, never buffered: Redis is unreachable, or (Redis Cluster) the master of the channel's shard is, where it
       // would only fail or time out (its client events and the like: the HTTP API refuses its own publishes there).
       const engineDown = !isUp();
@@ -806,9 +828,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       metrics.adapterMessage('published');
       const events = keys.channel(envelope.appId, envelope.channel).events;
       markers.sent(events);
+      const message = encodeEnvelope(envelope, numbering.next(events));
+      const sent = cached === undefined ? link.publish(events, message) : storeAndPublish(envelope, cached, events, message);
       // A command that timed out may still be carried: not `error` (a lost one is a `gap` where it was missed). It marks its
       // shard stalled, and an answer ends that (redis-stalls.ts).
-      link.publish(events, encodeEnvelope(envelope, numbering.next(events))).then(
+      sent.then(
         () => {
           if (stalls.some()) stalls.answered(link.shardOf(events));
         },
@@ -896,10 +920,21 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       // write deletes it), so a miss is always a correct answer and the subscriber or the backend fetches the state.
       if (!isUp()) return undefined;
       const raw = await pub.get(keys.cache(appId, channel)).catch(() => null);
-      if (raw === null) return undefined;
-      const stored = decodeCachedEvent(raw);
-      // The expiry is also checked against this node's clock, so an injected clock (tests) governs it like PX does.
-      return stored !== undefined && stored.expiresAt > now() ? stored.event : undefined;
+      return raw === null ? undefined : unexpired(raw);
+    },
+    async cacheReplay(appId, channel) {
+      if (!isUp()) return undefined;
+      const events = keys.channel(appId, channel).events;
+      const marker = markers.expect(COMMAND_TIMEOUT_MS);
+      const raw = await cacheRead.inOrder(pub, [keys.cache(appId, channel)], [link.publishCommand, events, marker.message]).then(
+        (value) => (typeof value === 'string' ? value : null),
+        () => {
+          marker.cancel();
+          return null;
+        },
+      );
+      await marker.arrived;
+      return raw === null ? undefined : unexpired(raw);
     },
     cacheSet(appId, channel, event) {
       if (!isUp()) return;

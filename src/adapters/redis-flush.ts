@@ -57,6 +57,26 @@ export class FlushMarkers {
     return Promise.all(this.targets().map((channel) => this.mark(channel))).then(() => undefined);
   }
 
+  /**
+   * A marker for the caller to publish itself (in a script, after what it read: redis-scripts.ts CACHE_READ_LUA): its
+   * message, and `arrived`, resolved when it comes back through this node's subscriber, when `cancel` is called (the
+   * script failed: it never comes), or after `timeoutMs` (a lost one must not hold its caller).
+   */
+  expect(timeoutMs: number): { message: string; arrived: Promise<void>; cancel(): void } {
+    const id = randomUUID();
+    let done: () => void = () => undefined;
+    const arrived = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => done(), timeoutMs);
+      done = (): void => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        resolve();
+      };
+      this.pending.set(id, done);
+    });
+    return { message: MARK + id, arrived, cancel: () => done() };
+  }
+
   /** Resolves every flush in flight (the engine is closing). */
   cancel(): void {
     for (const done of [...this.pending.values()]) done();

@@ -250,12 +250,47 @@ if ARGV[6] ~= '1' then
 end
 return answer(0, removed, 0, -1)`;
 
+/**
+ * KEYS: the channel's cached event. ARGV: its stored value, its TTL in ms, PUBLISH or SPUBLISH, the event channel, the
+ * envelope. Stores the cached event and publishes its envelope in one step, so a subscriber's read of the cache
+ * (CACHE_READ_LUA) comes before both or after both. A value Redis refuses to store (out of memory) deletes the one before,
+ * which must not be replayed in its place, and answers 1 (counted as evicted); the envelope goes out either way.
+ */
+export const PUBLISH_CACHED_LUA = `
+local stored = redis.pcall('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local refused = 0
+if type(stored) == 'table' and stored.err then
+  redis.call('DEL', KEYS[1])
+  refused = 1
+end
+redis.call(ARGV[3], ARGV[4], ARGV[5])
+return refused`;
+
+/**
+ * KEYS: the channel's cached event. ARGV: PUBLISH or SPUBLISH, the event channel, a flush marker (redis-flush.ts). Reads
+ * the cached event and publishes the marker after it in one step: once the marker is back, every event stored before the
+ * read has reached the reader, and every event after it comes after the marker.
+ */
+export const CACHE_READ_LUA = `
+local value = redis.call('GET', KEYS[1])
+redis.call(ARGV[1], ARGV[2], ARGV[3])
+return value`;
+
 /** A script run by its SHA1, loaded on the first NOSCRIPT (per Redis node: each cluster shard loads it on first use). */
 export class Script {
   private readonly sha: string;
 
   constructor(private readonly lua: string) {
     this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+
+  /**
+   * Sends the script's text every time (EVAL): for a script whose order with the commands around it matters. Run by its
+   * SHA1, a script Redis does not have yet (a new or restarted server, a replica promoted) is answered NOSCRIPT and sent
+   * again behind whatever was sent meanwhile. Redis still compiles it once and looks it up by its SHA1.
+   */
+  inOrder(client: Redis | Cluster, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    return client.eval(this.lua, keys.length, ...keys, ...args);
   }
 
   async run(client: Redis | Cluster, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {

@@ -6,8 +6,10 @@
  * the `subscription_count` of the count the change published (the outcome's `count`).
  */
 import { context } from '@opentelemetry/api';
-import type { JoinOutcome, LeaveOutcome } from '../adapters/adapter.js';
-import { encodeProtocol, encodeSubscriptionSucceeded } from '../protocol/encode.js';
+import type { CachedEvent, JoinOutcome, LeaveOutcome } from '../adapters/adapter.js';
+import type { Envelope } from '../adapters/envelope.js';
+import { channelKind } from '../protocol/channel-name.js';
+import { encodeChannelEvent, encodeDataless, encodeProtocol, encodeSubscriptionSucceeded } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
 import type { AppConfig } from '../config.js';
 import type { Connection, Membership } from '../transport/connection.js';
@@ -36,7 +38,9 @@ export async function joinCluster(
   } catch {
     return hub.endJoin(connection, name)?.cancelled === true ? 'gone' : 'unavailable';
   }
-  return context.with(traced, () => joined(deps, connection, name, membership, outcome));
+  // A cache channel's last event is read while the channel's events are still held, in order with them (`cacheReplay`).
+  const cached = outcome.admitted && channelKind(name).cache ? await adapter.cacheReplay(connection.app.id, name) : undefined;
+  return context.with(traced, () => joined(deps, connection, name, membership, outcome, cached));
 }
 
 /** After the cluster recorded the join: its webhooks, then the hub and the answer (or the leave, if the client went). */
@@ -46,6 +50,7 @@ function joined(
   name: string,
   membership: Membership | null,
   outcome: JoinOutcome,
+  cached: CachedEvent | undefined,
 ): JoinResultKind {
   const { hub } = deps;
   const app = connection.app;
@@ -77,8 +82,30 @@ function joined(
       connection.send(encodeProtocol(Events.SubscriptionCount, { subscription_count: outcome.count }, name), 'protocol');
     }
   }
+  if (channelKind(name).cache) replayCached(deps, connection, name, pending.held, cached);
   flushHeld(connection, pending.held, outcome.seq);
   return 'joined';
+}
+
+/**
+ * A new subscriber of a cache channel gets its last event, or `pusher:cache_miss` (and the `cache_miss` webhook) when it has
+ * none — unless an event of the channel arrived while it joined: the cache was read in order with the events held, so the
+ * last of those is the cached one, and it is sent with them (once, in its place) rather than replayed ahead of them.
+ */
+function replayCached(
+  deps: RealtimeDeps,
+  connection: Connection,
+  name: string,
+  held: readonly Envelope[],
+  cached: CachedEvent | undefined,
+): void {
+  if (held.some((envelope) => envelope.kind === 'channel_event' || envelope.kind === 'client_event')) return;
+  if (cached === undefined) {
+    connection.send(encodeDataless(Events.CacheMiss, name), 'protocol');
+    deps.webhooks.emit(connection.app, { name: 'cache_miss', channel: name });
+  } else {
+    connection.send(encodeChannelEvent(cached.event, name, cached.data, cached.userId), 'channel_event');
+  }
 }
 
 /** After the hub forgot a subscription (unsubscribe or close): records the leave cluster-wide and emits its webhooks. */

@@ -1,9 +1,11 @@
 /**
  * Accepts events (from the HTTP API or a client) and hands them to the adapter, one envelope per channel, inside a
- * `publish <channel_type>` span whose context the envelope carries to every node. Cache channels keep their last event.
+ * `publish <channel_type>` span whose context the envelope carries to every node. Cache channels keep their last event,
+ * stored by the adapter with the envelope that carries it.
  */
 import type { Context } from '@opentelemetry/api';
-import type { Adapter } from '../adapters/adapter.js';
+import type { Adapter, CachedEvent } from '../adapters/adapter.js';
+import type { Envelope } from '../adapters/envelope.js';
 import { channelKind } from '../protocol/channel-name.js';
 import type { SentKind } from '../protocol/frame-kinds.js';
 import type { Metrics, PublishSource } from '../telemetry/metrics.js';
@@ -40,12 +42,13 @@ export function createPublisher({ adapter, metrics }: { adapter: Adapter; metric
         request.parent,
       );
       metrics.eventPublished(request.appId, request.source);
+      // A client event on a presence cache channel keeps its sender: the replay is the frame subscribers got live.
+      let cached: CachedEvent | undefined;
       if (kind.cache) {
-        // A client event on a presence cache channel keeps its sender: the replay is the frame subscribers got live.
-        const cached = request.userId === undefined ? {} : { userId: request.userId };
-        adapter.cacheSet(request.appId, request.channel, { event: request.event, data: request.data, ...cached });
+        cached = { event: request.event, data: request.data };
+        if (request.userId !== undefined) cached.userId = request.userId;
       }
-      adapter.publish({
+      const envelope: Envelope = {
         appId: request.appId,
         channel: request.channel,
         event: request.event,
@@ -55,7 +58,8 @@ export function createPublisher({ adapter, metrics }: { adapter: Adapter; metric
         kind: sentKind,
         trace: sampledContextOf(span),
         publishedAt,
-      });
+      };
+      adapter.publish(envelope, cached);
       span.end();
     },
   };

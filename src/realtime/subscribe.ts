@@ -2,7 +2,7 @@
 import { context, type Context } from '@opentelemetry/api';
 import { EngineUnavailableError } from '../adapters/adapter.js';
 import { channelKind, type ChannelKind, isValidChannelName, isWellFormed, SERVER_TO_USER_PREFIX } from '../protocol/channel-name.js';
-import { encodeChannelEvent, encodeDataless, encodeProtocol, encodeSubscriptionSucceeded } from '../protocol/encode.js';
+import { encodeProtocol, encodeSubscriptionSucceeded } from '../protocol/encode.js';
 import { Errors, type SubscriptionError, type SubscriptionErrorType } from '../protocol/errors.js';
 import { Events } from '../protocol/events.js';
 import type { SubscribeMessage, UnsubscribeMessage } from '../protocol/messages.js';
@@ -66,7 +66,7 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   // The frame's `process` span (router.ts) is active only until the first await (otel/sync-context-manager.ts): each step
   // after one runs in it again, explicitly, so its log lines keep the trace id.
   const traced = context.active();
-  const { hub, adapter } = deps;
+  const { hub } = deps;
   const name = message.channel;
   const kind = channelKind(name);
   const outcome = admit(deps, connection, message);
@@ -110,18 +110,6 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
     for (const waiter of joining.waiters ?? []) waiter(joined);
   }
 
-  if (kind.cache) {
-    const cached = await adapter.cacheGet(connection.app.id, name);
-    if (!connection.isOpen) return;
-    context.with(traced, () => {
-      if (cached === undefined) {
-        connection.send(encodeDataless(Events.CacheMiss, name), 'protocol');
-        deps.webhooks.emit(connection.app, { name: 'cache_miss', channel: name });
-      } else {
-        connection.send(encodeChannelEvent(cached.event, name, cached.data, cached.userId), 'channel_event');
-      }
-    });
-  }
 }
 
 /** The refusal of a join the cluster did not record: the presence channel is full, or the engine could not answer. */

@@ -276,6 +276,26 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     await adapter.close();
   });
 
+  test(`${name}: a published event is cached with its envelope; cacheReplay answers after every envelope before it`, async () => {
+    const { adapter } = await setup(60_000);
+    const seen: string[] = [];
+    await adapter.join(APP.id, 'cache-y', '1.1', null, 0);
+    adapter.onEnvelope((e) => {
+      if (e.event === 'e') seen.push(e.data);
+    });
+    try {
+      assert.equal(await adapter.cacheReplay(APP.id, 'cache-y'), undefined);
+      for (let n = 0; n < 20; n++) adapter.publish(envelope('cache-y', n), { event: 'e', data: String(n) });
+      const cached = await adapter.cacheReplay(APP.id, 'cache-y');
+      // The read came after the twenty publishes: the last is cached, and every envelope is in before it answers.
+      assert.deepEqual(cached, { event: 'e', data: '19' });
+      assert.equal(seen.length, 20);
+      assert.deepEqual(await adapter.cacheGet(APP.id, 'cache-y'), { event: 'e', data: '19' });
+    } finally {
+      await adapter.close();
+    }
+  });
+
   test(`${name}: a user channel and user id with |, :, spaces, braces and non-ASCII: join, publish, counts, users, terminate`, async () => {
     const { adapter } = await setup();
     const ids = ['auth0|5f7c8ec7', 'user:42', 'a b', '{tag}x', 'y}z{', 'ü😀'];

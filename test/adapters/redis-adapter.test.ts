@@ -191,6 +191,30 @@ test('redis adapter: a cache write Redis refuses (out of memory) deletes the old
       await raw.config('SET', 'maxmemory', '0');
     }
     assert.deepEqual(evicted, ['a1']);
+
+    // The same when the event is published with it: stored (v3), then refused (v4) — v3 deleted, v4 still delivered.
+    const seen: string[] = [];
+    a.onEnvelope((e) => {
+      if (e.event === 'e') seen.push(e.data);
+    });
+    await a.join('a1', 'cache-c', '1.1', null, 0);
+    const publish = (data: string) =>
+      a.publish(
+        { appId: 'a1', channel: 'cache-c', event: 'e', data, userId: undefined, excludeSocketId: undefined, kind: 'channel_event', trace: undefined, publishedAt: 0 },
+        { event: 'e', data },
+      );
+    publish('v3');
+    assert.deepEqual(await a.cacheReplay('a1', 'cache-c'), { event: 'e', data: 'v3' });
+    await raw.config('SET', 'maxmemory', '1');
+    try {
+      publish('v4');
+      await until(() => evicted.length === 2, 'the refused write counted');
+    } finally {
+      await raw.config('SET', 'maxmemory', '0');
+    }
+    assert.equal(await a.cacheReplay('a1', 'cache-c'), undefined, 'v3 deleted, not replayed');
+    await until(() => seen.includes('v4'), 'v4 delivered all the same');
+    assert.deepEqual(seen, ['v3', 'v4']);
   } finally {
     raw.disconnect();
     await a.close();

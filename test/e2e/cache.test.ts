@@ -137,3 +137,45 @@ for (const engine of ['local', 'redis'] as const) {
     }
   });
 }
+
+for (const engine of ['local', 'redis'] as const) {
+  test(`cache (${engine}): subscribers joining while events stream get each event once, in order, from the cached one on`, async () => {
+    const redis = engine === 'redis' ? await startRedis() : undefined;
+    const env: Record<string, string> = redis === undefined ? {} : { ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'cache-stream' };
+    const server = await startServer(env);
+    const clients: RawClient[] = [];
+    try {
+      if (redis !== undefined) await until(() => server.app.adapter.status().up, 'connected to Redis');
+      const sdk = server.sdk();
+      const channel = 'cache-stream';
+      await sdk.trigger(channel, 'n', '0');
+      let stop = false;
+      let n = 0;
+      const stream = (async () => {
+        while (!stop && n < 5000) await sdk.trigger(channel, 'n', String(++n));
+      })();
+      for (let i = 0; i < 20; i++) {
+        const { client } = await RawClient.established(server.port);
+        client.send({ event: 'pusher:subscribe', data: { channel } });
+        await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === channel);
+        clients.push(client);
+      }
+      stop = true;
+      await stream;
+      await sdk.trigger(channel, 'end', '{}');
+      for (const client of clients) {
+        await client.next((f) => f.event === 'end');
+        const got = client.frames.filter((f) => f.event === 'n').map((f) => Number(f.raw));
+        // From its first event (the cached one, or the first published after it joined) to the last, each exactly once.
+        // Before, on Redis, the cache was read after the subscriber was fed live: `4,4,5` and `173,174,173` (found by an
+        // outside probe).
+        const first = got[0] ?? -1;
+        assert.deepEqual(got, Array.from({ length: n - first + 1 }, (_, k) => first + k), `subscriber saw ${got.slice(0, 6).join(',')}…`);
+      }
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await server.close();
+      await redis?.stop();
+    }
+  });
+}
