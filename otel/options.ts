@@ -17,6 +17,7 @@
  */
 import { isIP } from 'node:net';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { DEFAULT_DEPLOYMENT_ENV, defaultNodeId } from '../src/telemetry/node-identity.js';
 import { ATTR_DEPLOYMENT_ENVIRONMENT_NAME, ATTR_SERVICE_INSTANCE_ID } from '../src/telemetry/semconv.js';
 
 /** Wire format of the OTLP trace exporter. */
@@ -136,11 +137,11 @@ export function telemetryOptionsFromEnv(env: NodeJS.ProcessEnv): TelemetryOption
     .some((pair) => pair.split('=')[0]?.trim() === ATTR_SERVICE_NAME);
   const defaultServiceName = nonEmpty(env.OTEL_SERVICE_NAME) === undefined && !namedInAttributes ? 'beacon' : undefined;
 
-  const resourceAttributes: Record<string, string> = {};
-  const deploymentEnv = nonEmpty(env.DEPLOYMENT_ENV);
-  if (deploymentEnv !== undefined) resourceAttributes[ATTR_DEPLOYMENT_ENVIRONMENT_NAME] = deploymentEnv;
-  const nodeId = nonEmpty(env.NODE_ID);
-  if (nodeId !== undefined) resourceAttributes[ATTR_SERVICE_INSTANCE_ID] = nodeId;
+  // With the defaults of the log lines' `env` and `node_id` (src/config.ts): the same process, the same names.
+  const resourceAttributes: Record<string, string> = {
+    [ATTR_DEPLOYMENT_ENVIRONMENT_NAME]: nonEmpty(env.DEPLOYMENT_ENV) ?? DEFAULT_DEPLOYMENT_ENV,
+    [ATTR_SERVICE_INSTANCE_ID]: nonEmpty(env.NODE_ID) ?? defaultNodeId(),
+  };
 
   const exporters = list(env.OTEL_TRACES_EXPORTER);
   const wantsOtlp = exporters.length === 0 || exporters.includes('otlp');

@@ -7,8 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { hostname } from 'node:os';
 import { z } from 'zod';
+import { DEFAULT_DEPLOYMENT_ENV, defaultNodeId } from './telemetry/node-identity.js';
 import {
   allEventsWebhook,
   MAX_WEBHOOKS_PER_APP,
@@ -174,8 +174,8 @@ const fields = z.object({
   port: fromEnv('PORT', int(0, 65535).default(6001)),
   /** Which peers may say who the client is (X-Forwarded-For): the address logged as `remote_address`. */
   trustProxy: fromEnv('TRUST_PROXY', trustProxy.default(false), 'false'),
-  nodeId: fromEnv('NODE_ID', z.string().min(1).default(() => `${hostname()}-${process.pid}`), 'hostname-pid'),
-  env: fromEnv('DEPLOYMENT_ENV', z.string().min(1).default('development')),
+  nodeId: fromEnv('NODE_ID', z.string().min(1).default(defaultNodeId), 'hostname-pid'),
+  env: fromEnv('DEPLOYMENT_ENV', z.string().min(1).default(DEFAULT_DEPLOYMENT_ENV)),
   serviceName: fromEnv('OTEL_SERVICE_NAME', z.string().min(1).default('beacon')),
   logLevel: fromEnv('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
   // The default app (replaced by APPS_FILE's apps); folded into `apps` below.

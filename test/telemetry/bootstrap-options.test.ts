@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { openSync, closeSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { telemetryOptionsFromEnv } from '../../otel/options.js';
+import { loadConfig } from '../../src/config.js';
 import { countOpenFds, readMaxFds } from '../../src/telemetry/process-metrics.js';
 
 describe('telemetryOptionsFromEnv', () => {
@@ -130,6 +131,16 @@ describe('telemetryOptionsFromEnv', () => {
       'deployment.environment.name': 'prod',
       'service.instance.id': 'n-1',
     });
+  });
+
+  it('unset, with the defaults the log lines use for env and node_id (before: left out of target_info and spans)', () => {
+    const config = loadConfig({});
+    assert.deepEqual(telemetryOptionsFromEnv({}).resourceAttributes, {
+      'deployment.environment.name': config.env,
+      'service.instance.id': config.nodeId,
+    });
+    assert.equal(config.env, 'development');
+    assert.match(config.nodeId, new RegExp(`-${process.pid}$`));
   });
 });
 
