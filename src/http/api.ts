@@ -15,6 +15,7 @@ import type { EngineUnavailableError } from '../adapters/adapter.js';
 import type { ApiDeps } from './api-deps.js';
 import { API_CORS } from './cors-options.js';
 import { ApiError, errorAnswer, sendFilled } from './api-error.js';
+import { refusedByParser } from './client-errors.js';
 import { API_REFUSALS } from './api-refusals.js';
 import { Errors, type HttpError } from '../protocol/errors.js';
 import { FixedWindow } from '../limits/fixed-window.js';
@@ -205,9 +206,10 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
       const line = { event: 'api_request', err: error, request_id: request.id, ...logIds(request.apiSpan) } as const;
       logEvent(logger, 'error', line, 'API handler failed');
     }
-    // A body that broke off with its socket (the client went, or the parser refused the rest and closed it, counted as
-    // that: client-errors.ts) fails its read here too: an answer nobody gets, not a second refusal.
-    if (!answer.internal && !(error instanceof ApiError) && request.raw.socket.destroyed) {
+    // A body the parser refused (a FIN mid-body, a malformed chunk, the request timeout), counted and answered as that
+    // (client-errors.ts), fails its read here too: an answer nobody gets, not a second refusal. (A reset mid-body, which
+    // the parser does not refuse, is counted here.)
+    if (!answer.internal && !(error instanceof ApiError) && refusedByParser(request.raw.socket)) {
       return sendFilled(reply, answer.error, answer.message);
     }
     return answerError(reply, answer.error, answer.message);

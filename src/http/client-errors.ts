@@ -39,6 +39,14 @@ export function refusedRequests(deps: { metrics: Metrics; logger: Logger }): Ref
   };
 }
 
+/** Sockets whose request the parser refused (counted here): the API does not count the same request again. */
+const refusedSockets = new WeakSet<Socket>();
+
+/** Whether the parser refused a request of `socket` (counted and answered here). */
+export function refusedByParser(socket: Socket): boolean {
+  return refusedSockets.has(socket);
+}
+
 /** Returns the handler fastify calls for Node's `clientError`. */
 export function clientErrorHandler(refused: RefusedRequest): (err: Error & { code?: string }, socket: Socket) => void {
   return (err, socket) => {
@@ -47,6 +55,7 @@ export function clientErrorHandler(refused: RefusedRequest): (err: Error & { cod
     if (err.code === 'ECONNRESET' || socket.destroyed || refusalWaits(socket)) return;
     const [reason, error] = refusalOf(err.code);
     refused(reason, error, { error: err.code, remote_address: socket.remoteAddress });
+    refusedSockets.add(socket);
     const answer = (): void => answerOnSocket(socket, error, error.message);
     // After the answers of the requests received before it (pipelined), as Node orders every answer on a socket.
     if (!answerAfterPending(socket, answer)) answer();

@@ -47,9 +47,16 @@ interface AheadCount {
   refused: boolean;
   /** The socket's latest request: while its body is still arriving, a parser error is about it. */
   latest: IncomingMessage | undefined;
-  /** The answer to a request the parser refused after those still unanswered: written once they are (`answerAfterPending`). */
+  /**
+   * The answer to a request the parser refused after others still unanswered: written once no more than `afterPendingAt`
+   * are left unanswered (`answerAfterPending`).
+   */
   afterPending: (() => void) | undefined;
+  afterPendingAt: number;
 }
+
+/** How long a parser's refusal waits for the answers before it at most (they are bounded by their own deadlines anyway). */
+const REFUSAL_WAIT_MAX_MS = 10_000;
 
 /** Per socket, its requests (module-wide: the parser's refusals, client-errors.ts, look up what is still being answered). */
 const ahead = new WeakMap<Socket, AheadCount>();
@@ -61,20 +68,33 @@ export function refusalWaits(socket: Socket): boolean {
 
 /**
  * Whether the parser's refusal of what `socket` sent must wait for the answers of requests before it: some were received
- * whole and are not answered yet (pipelined: the refused one came after them). Then `answer` runs once they are, and
- * the socket is read no further meanwhile; written at once, it cut their answers off (a publish delivered, its 200 never
- * written: a backend retries it). False when nothing is being answered, or when the request whose body is still arriving
- * is the one refused (its handler's answer then finds the socket closed). True, and `answer` dropped, when an answer
- * already waits: the parser reports a refused request again for every later read.
+ * and are not answered yet (pipelined: the refused one came after them). Then `answer` runs once they are (at most
+ * REFUSAL_WAIT_MAX_MS later), and the socket is read no further meanwhile; written at once, it cut their answers off (a
+ * publish delivered, its 200 never written: a backend retries it). When the refused bytes are the body of the latest
+ * request (still arriving), that request is the one refused: its handler waits for a body that will not come, so the
+ * answer goes once the requests before it are answered, and its handler's answer finds the socket closed. False when
+ * nothing before the refused request waits for an answer. True, and `answer` dropped, when an answer already waits: the
+ * parser reports a refused request again for every later read.
  */
 export function answerAfterPending(socket: Socket, answer: () => void): boolean {
   const count = ahead.get(socket);
   if (count === undefined || count.afterPending !== undefined) return count !== undefined;
-  if (count.unanswered === 0 || count.latest?.complete !== true) return false;
-  count.afterPending = answer;
+  const refusedIsServed = count.latest?.complete === false ? 1 : 0;
+  if (count.unanswered <= refusedIsServed) return false;
+  const timer = setTimeout(() => run(), REFUSAL_WAIT_MAX_MS).unref();
+  const run = (): void => {
+    clearTimeout(timer);
+    count.afterPending = NOTHING_WAITS;
+    answer();
+  };
+  count.afterPending = run;
+  count.afterPendingAt = refusedIsServed;
   socket.pause();
   return true;
 }
+
+/** An answer already written: later parser errors of the socket wait for nothing more. */
+const NOTHING_WAITS = (): void => undefined;
 
 const ALLOW = `Allow: ${(API_CORS.methods as string[]).join(', ')}`;
 
@@ -117,7 +137,7 @@ function guard(handler: Handler, deps: { refused: RefusedRequest; metrics: Metri
     const socket = request.socket;
     let count = ahead.get(socket);
     if (count === undefined) {
-      count = { unanswered: 0, refused: false, latest: undefined, afterPending: undefined };
+      count = { unanswered: 0, refused: false, latest: undefined, afterPending: undefined, afterPendingAt: 0 };
       ahead.set(socket, count);
     }
     if (count.refused) {
@@ -142,7 +162,7 @@ function guard(handler: Handler, deps: { refused: RefusedRequest; metrics: Metri
     counted.latest = request;
     response.once('close', () => {
       counted.unanswered -= 1;
-      if (counted.unanswered === 0 && counted.afterPending !== undefined) counted.afterPending();
+      if (counted.afterPending !== undefined && counted.unanswered <= counted.afterPendingAt) counted.afterPending();
     });
     handler(request, response);
   };

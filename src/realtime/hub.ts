@@ -88,7 +88,7 @@ export type JoinResultKind = 'joined' | 'full' | 'unavailable' | 'gone';
 export interface PendingJoin {
   /** Envelopes of the channel that arrived meanwhile: sent after its `subscription_succeeded`. */
   readonly held: Envelope[];
-  /** Unsubscribed since it began (and not subscribed again). */
+  /** Unsubscribed since it began (and not subscribed again): `Hub.cancelJoin` / `resumeJoin`. */
   cancelled: boolean;
   /** Repeated subscribes waiting for the outcome (`settleJoin`); none usually. */
   waiters: Array<(result: JoinResultKind) => void> | undefined;
@@ -170,11 +170,31 @@ export class Hub {
   }
 
   /**
-   * How many subscriptions of this connection are being recorded cluster-wide now (cancelled ones too: the cluster holds
-   * them until it answers).
+   * How many subscriptions of this connection are being recorded cluster-wide now, for its subscription cap: not the
+   * cancelled ones (the client holds them no more), as a subscription it left does not count.
    */
   joiningCount(connection: Connection): number {
     return this.joiningOf.get(connection) ?? 0;
+  }
+
+  /** The client unsubscribed from a channel it is joining: taken back out once the cluster answers. */
+  cancelJoin(connection: Connection, pending: PendingJoin): void {
+    if (pending.cancelled) return;
+    pending.cancelled = true;
+    this.uncount(connection);
+  }
+
+  /** The client subscribed again to a channel whose cancelled join is still under way: that join stands again. */
+  resumeJoin(connection: Connection, pending: PendingJoin): void {
+    if (!pending.cancelled) return;
+    pending.cancelled = false;
+    this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);
+  }
+
+  private uncount(connection: Connection): void {
+    const n = (this.joiningOf.get(connection) ?? 1) - 1;
+    if (n > 0) this.joiningOf.set(connection, n);
+    else this.joiningOf.delete(connection);
   }
 
   /** The join of this subscription under way (cancelled or not), if any. */
@@ -189,11 +209,7 @@ export class Hub {
     const joins = joining?.get(name);
     if (joins === undefined) return undefined;
     const pending = joins.get(connection);
-    if (joins.delete(connection)) {
-      const n = (this.joiningOf.get(connection) ?? 1) - 1;
-      if (n > 0) this.joiningOf.set(connection, n);
-      else this.joiningOf.delete(connection);
-    }
+    if (joins.delete(connection) && pending?.cancelled === false) this.uncount(connection);
     if (joins.size === 0) {
       joining!.delete(name);
       this.joiningChannels--;

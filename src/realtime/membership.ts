@@ -89,8 +89,9 @@ function joined(
 
 /**
  * A new subscriber of a cache channel gets its last event, or `pusher:cache_miss` (and the `cache_miss` webhook) when it has
- * none — unless an event of the channel arrived while it joined: the cache was read in order with the events held, so the
- * last of those is the cached one, and it is sent with them (once, in its place) rather than replayed ahead of them.
+ * none — unless an event of the channel it receives arrived while it joined: the cache was read in order with the events
+ * held, so the last of those is the cached one, and it is sent with them (once, in its place) rather than replayed ahead
+ * of them. Events held that exclude this connection (`socket_id`) do not count: it would get none of them.
  */
 function replayCached(
   deps: RealtimeDeps,
@@ -99,7 +100,9 @@ function replayCached(
   held: readonly Envelope[],
   cached: CachedEvent | undefined,
 ): void {
-  if (held.some((envelope) => envelope.kind === 'channel_event' || envelope.kind === 'client_event')) return;
+  const socketId = connection.socketId;
+  const receives = (e: Envelope): boolean => (e.kind === 'channel_event' || e.kind === 'client_event') && e.excludeSocketId !== socketId;
+  if (held.some(receives)) return;
   if (cached === undefined) {
     connection.send(encodeDataless(Events.CacheMiss, name), 'protocol');
     deps.webhooks.emit(connection.app, { name: 'cache_miss', channel: name });

@@ -79,7 +79,7 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   if (pending !== undefined) {
     // Its join is under way: a subscribe after an unsubscribe takes a cancelled one up again (with its first membership,
     // as a repeat of a held subscription keeps it). This one is answered once the join has its answer, as a repeat.
-    pending.cancelled = false;
+    hub.resumeJoin(connection, pending);
     const result = await new Promise<JoinResultKind>((resolve) => (pending.waiters ??= []).push(resolve));
     if (result === 'joined') {
       if (connection.subscriptions.has(name)) await answerRepeat(deps, connection, name, kind, traced);
@@ -172,7 +172,7 @@ function admit(
   // Subscriptions still being recorded cluster-wide count too: a burst of subscribes cannot outrun the cap.
   const cap = limits.maxSubscriptionsPerConnection;
   const held = connection.subscriptions.size + hub.joiningCount(connection);
-  if (held >= cap && !connection.subscriptions.has(name) && hub.pendingJoin(connection, name) === undefined) {
+  if (held >= cap && !connection.subscriptions.has(name) && hub.pendingJoin(connection, name)?.cancelled !== false) {
     return {
       ...failure('limit', Errors.SUBSCRIBE_TOO_MANY, cap),
       errorReason: 'too_many_subscriptions',
@@ -220,7 +220,7 @@ export function unsubscribe(deps: RealtimeDeps, connection: Connection, message:
   const pending = deps.hub.pendingJoin(connection, message.channel);
   if (pending !== undefined) {
     // Taken back out once the cluster answers, unless subscribed again before that.
-    pending.cancelled = true;
+    deps.hub.cancelJoin(connection, pending);
     return;
   }
   const left = deps.hub.leave(connection, message.channel);

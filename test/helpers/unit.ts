@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
+import type { Adapter } from '../../src/adapters/adapter.js';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
 import type { AppConfig } from '../../src/config.js';
 import type { RealtimeDeps, Limits } from '../../src/realtime/deps.js';
@@ -238,4 +239,26 @@ export function signedSubscribe(world: UnitWorld, connection: Connection, channe
 /** A `pusher:subscribe` of a channel that needs no signature. */
 export function plainSubscribe(channel: string) {
   return { event: 'pusher:subscribe' as const, channel, auth: undefined, channelData: undefined };
+}
+
+/**
+ * Holds every cluster join until `release()`, as a Redis engine answers a round trip later, and counts the engine's joins
+ * and leaves.
+ */
+export function slowJoins(world: UnitWorld): { release(): void; joins: () => number; leaves: () => number } {
+  const adapter: Adapter = world.deps.adapter;
+  const { join, leave } = adapter;
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  let joins = 0;
+  let leaves = 0;
+  adapter.join = (...args) => {
+    joins++;
+    return gate.then(() => join.apply(adapter, args));
+  };
+  adapter.leave = (...args) => {
+    leaves++;
+    return leave.apply(adapter, args);
+  };
+  return { release: () => open(), joins: () => joins, leaves: () => leaves };
 }

@@ -238,9 +238,12 @@ test('a request the parser refuses after a pipelined publish is answered after i
     // Before: the 400 was written at once and the socket closed, the publish's 200 never written (a delivered event that
     // its backend would send again).
     assert.deepEqual(statuses(answered), ['200', '400']);
+    // The same when the refused bytes are the body of the next request (a malformed chunk size).
+    const chunked = `POST ${path}?${signedQuery('POST', path)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n`;
+    assert.deepEqual(statuses(await exchange(server.port, `${publish}${chunked}`)), ['200', '400']);
     const m = await observed.scrape();
-    assert.equal(sumOf(m, 'websocket_events_published_total', { source: 'http_api' }), 1);
-    assert.equal(sumOf(m, 'websocket_http_malformed_requests_total', { reason: 'bad_request' }), 1);
+    assert.equal(sumOf(m, 'websocket_events_published_total', { source: 'http_api' }), 2);
+    assert.equal(sumOf(m, 'websocket_http_malformed_requests_total', { reason: 'bad_request' }), 2);
     assert.deepEqual(refusals(m), expected());
   } finally {
     await server.close();
@@ -270,6 +273,25 @@ test('a body that breaks off is one refusal, counted once as the parser refused 
     );
     // Before: its read also failed in the API's handler, counted as invalid_request though nobody got that answer.
     assert.deepEqual(refusals(await observed.scrape()), expected());
+
+    // A reset mid-body: counted once too.
+    // With `Expect: 100-continue`: once the server says so, its handler is reading the body.
+    const reset = connect(server.port, '127.0.0.1');
+    reset.on('error', () => undefined);
+    await once(reset, 'connect');
+    const continued = new Promise<void>((resolve) => reset.on('data', (chunk: Buffer) => chunk.toString('latin1').includes(' 100 ') && resolve()));
+    reset.write(head.replace('\r\n\r\n', '\r\nExpect: 100-continue\r\n\r\n'));
+    await within(continued, '100 Continue');
+    reset.write(body.slice(0, 10));
+    reset.resetAndDestroy();
+    // Node's parser sees the reset as an end mid-body or as ECONNRESET (which it does not refuse), as the timing falls:
+    // either way the request is counted once, by the parser or by the API.
+    const counted = async (): Promise<number> => {
+      const m = await observed.scrape();
+      return sumOf(m, 'websocket_http_malformed_requests_total') - 1 + (refusals(m).invalid_request ?? 0);
+    };
+    await eventually(async () => (await counted()) >= 1, 'the reset counted');
+    assert.equal(await counted(), 1);
   } finally {
     await server.close();
     await observed.close();

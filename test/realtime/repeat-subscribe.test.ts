@@ -8,30 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { subscribe, unsubscribe } from '../../src/realtime/subscribe.js';
-import type { Adapter } from '../../src/adapters/adapter.js';
-import { plainSubscribe, signedSubscribe, unitWorld, type UnitWorld } from '../helpers/unit.js';
-
-/**
- * Holds every cluster join until `release()`, as a Redis engine answers a round trip later, and counts the engine's joins
- * and leaves.
- */
-function slowJoins(world: UnitWorld): { release(): void; joins: () => number; leaves: () => number } {
-  const adapter: Adapter = world.deps.adapter;
-  const { join, leave } = adapter;
-  let open: () => void = () => undefined;
-  const gate = new Promise<void>((resolve) => (open = resolve));
-  let joins = 0;
-  let leaves = 0;
-  adapter.join = (...args) => {
-    joins++;
-    return gate.then(() => join.apply(adapter, args));
-  };
-  adapter.leave = (...args) => {
-    leaves++;
-    return leave.apply(adapter, args);
-  };
-  return { release: () => open(), joins: () => joins, leaves: () => leaves };
-}
+import { plainSubscribe, signedSubscribe, slowJoins, unitWorld } from '../helpers/unit.js';
 
 describe('a repeated subscribe', () => {
   test('is answered every time but counted and logged once; after an unsubscribe it is a new subscription again', async () => {
@@ -148,5 +125,25 @@ describe('a repeated subscribe', () => {
     await both;
     assert.deepEqual(socket.frames().map((f) => f.event), ['pusher:subscription_error', 'pusher:subscription_error']);
     assert.equal(connection.subscriptions.has('presence-room'), false);
+  });
+
+  test('a cancelled join holds no place under the subscription cap; taking it up again needs one', async () => {
+    const world = unitWorld(undefined, { maxSubscriptionsPerConnection: 1 });
+    const slow = slowJoins(world);
+    const { connection, socket } = world.connect();
+    const a = subscribe(world.deps, connection, plainSubscribe('a'));
+    unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'a' });
+    const b = subscribe(world.deps, connection, plainSubscribe('b'));
+    // At the cap with b: a's cancelled join cannot be taken up again.
+    await subscribe(world.deps, connection, plainSubscribe('a'));
+    slow.release();
+    await Promise.all([a, b]);
+    await world.deps.adapter.settle();
+    assert.deepEqual([...connection.subscriptions.keys()], ['b']);
+    assert.deepEqual(
+      socket.frames().map((f) => `${f.event} ${f.channel}`),
+      ['pusher:subscription_error a', 'pusher_internal:subscription_succeeded b'],
+    );
+    assert.equal(slow.leaves(), 1, "a's join taken back out");
   });
 });
