@@ -80,5 +80,8 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   process.exit(timedOut.length > 0 ? 1 : 0);
 }
 
-process.once('SIGTERM', (s) => void shutdown(s));
-process.once('SIGINT', (s) => void shutdown(s));
+// Kept for the whole drain: a second signal (an impatient Ctrl-C, an orchestrator that repeats SIGTERM) changes nothing —
+// the drain is bounded by SHUTDOWN_TIMEOUT_MS already. With `once`, Node's default action took the second: the process was
+// killed mid-drain, its clients cut with 1006, their leaves and webhooks never sent, `shutdown_completed` never logged.
+process.on('SIGTERM', (s) => void shutdown(s));
+process.on('SIGINT', (s) => void shutdown(s));

@@ -114,3 +114,24 @@ test('the API answers 503 with Retry-After once the drain stopped it', { timeout
     await beacon.stop('SIGKILL');
   }
 });
+
+test('a second SIGTERM and a SIGINT during the drain change nothing: clients get 4200, the drain completes, exit 0', { timeout: 30_000 }, async () => {
+  const beacon = await spawnBeacon({ SHUTDOWN_GRACE_MS: '500', SHUTDOWN_TIMEOUT_MS: '8000' });
+  const { client } = await RawClient.established(beacon.port);
+  try {
+    client.send({ event: 'pusher:subscribe', data: { channel: 'feed' } });
+    await client.next('pusher_internal:subscription_succeeded');
+    process.kill(beacon.pid, 'SIGTERM');
+    await until(() => beacon.logs.some((l) => l.includes('"event":"shutdown_started"')), 'the drain to start');
+    // Before: the handlers were registered with `once`, so Node's default action took the second signal and killed
+    // the process mid-drain (the client cut with 1006, no shutdown_completed, no leave recorded).
+    process.kill(beacon.pid, 'SIGTERM');
+    process.kill(beacon.pid, 'SIGINT');
+    assert.equal((await within(client.closed, 'the 4200 close')).code, 4200);
+    assert.equal(await beacon.stop('SIGTERM'), 0);
+    assert.equal(beacon.logs.filter((l) => l.includes('"event":"shutdown_completed"')).length, 1);
+  } finally {
+    await client.close();
+    await beacon.stop('SIGKILL');
+  }
+});
