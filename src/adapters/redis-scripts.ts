@@ -3,8 +3,11 @@
  * (keys in redis-keys.ts) and publishes the events of the change it made from inside the script, so the events of one
  * channel reach every node in the order of the changes, and a change is never recorded without its event.
  *
- * Presence changes get a `seq`: microseconds of the Redis clock, forced above the last one of the channel, so it grows
- * even across a channel emptied and re-occupied (its state is deleted when empty).
+ * Presence changes and published counts get a `seq`: microseconds of the Redis clock, forced above the last one of the
+ * channel, so it grows even across a channel emptied and re-occupied (its state is deleted when empty). A joiner's answer
+ * carries the channel's `seq` after its change, and the events at or below it are not sent to it again: the member events
+ * its list already has, and the counts published before its own (still in flight through Redis when it got its own count
+ * with its answer, they would leave it on an older count).
  */
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
@@ -26,7 +29,7 @@ local function publish_count(state, total, head, cmd, ch)
   local last = tonumber(redis.call('HGET', state, 'countAt') or '0')
   if total <= 100 or now - last >= 5000 then
     redis.call('HSET', state, 'countAt', string.format('%.0f', now), 'countSent', total)
-    redis.call(cmd, ch, head .. cjson.encode('{"subscription_count":' .. total .. '}') .. '}')
+    redis.call(cmd, ch, head .. cjson.encode('{"subscription_count":' .. total .. '}') .. ',"seq":' .. next_seq(state) .. '}')
     return 1, 0
   end
   return 0, 5000 - (now - last)
@@ -49,7 +52,7 @@ local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
 if total <= 0 or total == tonumber(redis.call('HGET', KEYS[1], 'countSent') or '-1') then return {-1, 0} end
 if ARGV[4] == '1' then
   redis.call('HSET', KEYS[1], 'countSent', total)
-  redis.call(ARGV[3], ARGV[2], ARGV[1] .. cjson.encode('{"subscription_count":' .. total .. '}') .. '}')
+  redis.call(ARGV[3], ARGV[2], ARGV[1] .. cjson.encode('{"subscription_count":' .. total .. '}') .. ',"seq":' .. next_seq(KEYS[1]) .. '}')
   return {total, 0}
 end
 local published, wait = publish_count(KEYS[1], total, ARGV[1], ARGV[3], ARGV[2])
@@ -96,7 +99,10 @@ local seq = redis.call('HGET', state, 'seq') or '0'
 if user == '' then
   local count = -1
   local published, wait = publish_count(state, total, ARGV[7], ARGV[9], ARGV[8])
-  if published == 1 then count = total end
+  if published == 1 then
+    count = total
+    seq = redis.call('HGET', state, 'seq')
+  end
   return {1, occupied, 0, seq, {}, count, wait}
 end
 redis.call('HINCRBY', users, user, 1)

@@ -237,6 +237,9 @@ export class Hub {
     channel.subscribers.add(connection);
     connection.joined(name, membership);
     let memberAdded = false;
+    // Counts carry a `seq` too (the Redis engine's): a subscriber of an app that counts subscriptions skips those published
+    // before its own (member-delivery.ts). Not recorded for the others: an entry per subscription for nothing.
+    if (membership === null && seq > 0 && connection.app.enableSubscriptionCount) channel.snapshotSeq.set(connection, seq);
     if (membership !== null) {
       channel.snapshotSeq.set(connection, seq);
       const member = channel.members.get(membership.userId);

@@ -143,6 +143,41 @@ test('subscription_count and MAX_PRESENCE_MEMBERS are the cluster’s', async ()
   }
 });
 
+test('subscribers joining at once on two nodes each end on the cluster’s count, never on an older one arriving late', async () => {
+  const a = await startServer({ ...COUNTED, ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'sa' });
+  const b = await startServer({ ...COUNTED, ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'sb' });
+  const clients: RawClient[] = [];
+  try {
+    await until(() => a.app.adapter.status().up && b.app.adapter.status().up, 'both nodes on Redis');
+    for (let round = 0; round < 3; round++) {
+      const channel = `stampede-${round}`;
+      const joining: RawClient[] = [];
+      for (let i = 0; i < 12; i++) joining.push((await RawClient.established((i % 2 === 0 ? a : b).port)).client);
+      clients.push(...joining);
+      await Promise.all(
+        joining.map(async (client) => {
+          client.send({ event: 'pusher:subscribe', data: { channel } });
+          await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === channel);
+        }),
+      );
+      // Every count was published before this marker, on the channel's one ordered stream: each node has them all by then.
+      await a.sdk().trigger(channel, 'marker', {});
+      for (const client of joining) {
+        await client.next((f) => f.event === 'marker' && f.channel === channel);
+        const counts = client.frames
+          .filter((f) => f.event === 'pusher_internal:subscription_count' && f.channel === channel)
+          .map((f) => (f.data as { subscription_count: number }).subscription_count);
+        // Before: a joiner got its own count from its join's answer, then older counts still in flight through Redis
+        // (`12, 1, 2, …, 11`), and kept the last (found by an outside probe: every run of 12).
+        assert.equal(counts.at(-1), 12, `a subscriber's counts: ${counts.join(',')}`);
+      }
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
 test('subscription_count webhooks are the cluster’s: each count goes out once, from the node whose change published it', async () => {
   const hooks = await startWebhookReceiver();
   // Each node's webhook carries its name in a header: the receiver tells which node sent each count.
