@@ -21,6 +21,6 @@ export interface Envelope {
   trace: SpanContext | undefined;
   /** Unix ms when the publish was accepted (broadcast latency is measured from here). */
   publishedAt: number;
-  /** Presence member events only: the cluster-wide order of the change (see Adapter `join`). */
+  /** Presence member events and the Redis engine's subscription counts: the cluster-wide order of the change (see Adapter `join`). */
   seq?: number | undefined;
 }

@@ -66,7 +66,8 @@ export class MemoryMembership {
     const count = member === null ? this.publishCount(appId, channel, state, socketId) : undefined;
     const members = new Map<string, unknown>();
     if (member !== null) for (const [id, u] of state.users) members.set(id, u.info);
-    return { admitted: true, occupied: existing === undefined, memberAdded, members, seq: this.seq, count };
+    // Counts here carry no `seq` (published in order, at once): a non-presence subscriber needs no snapshot.
+    return { admitted: true, occupied: existing === undefined, memberAdded, members, seq: member === null ? 0 : this.seq, count };
   }
 
   leave(appId: string, channel: string, member: MemberRef | null): LeaveOutcome {

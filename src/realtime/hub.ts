@@ -27,8 +27,9 @@ export class Channel {
   /** Presence channels only: user id → member. */
   readonly members = new Map<string, Member>();
   /**
-   * Presence channels: the sequence number of the member list each subscriber was sent; member events at or below it
-   * are already in that list and are not sent again (docs/scaling.md, "Presence across nodes").
+   * The sequence number of the answer each recent subscriber was sent (presence: its member list; an app that counts
+   * subscriptions on Redis: its own count): member events and counts at or below it are not sent to it again
+   * (docs/scaling.md, "Presence across nodes"). Dropped once an envelope past it went by (member-delivery.ts).
    */
   readonly snapshotSeq = new Map<Connection, number>();
 

@@ -4,8 +4,9 @@
  * - A subscription being recorded cluster-wide is not in the hub yet; every envelope for its channel is held for it
  *   (`Hub.holdForJoining`) and sent right after its `subscription_succeeded` (`flushHeld`), so nothing published after
  *   the member list was taken is lost, whichever Redis connection delivered first.
- * - Member events carry the cluster-wide `seq` of their change; a subscriber whose member list already had that change
- *   (its snapshot `seq` is at or above it) is skipped, so no member is announced twice.
+ * - Member events and the Redis engine's subscription counts carry the cluster-wide `seq` of their change; a subscriber
+ *   whose answer already had that change (its snapshot `seq` is at or above it: its member list, or its own count) is
+ *   skipped, so no member is announced twice and no joiner is left on an older count.
  * Every other envelope goes to the fan-out unchanged.
  */
 import type { Envelope } from '../adapters/envelope.js';
@@ -28,11 +29,22 @@ export function gateMemberEvents(
     }
     const channel = hub.channel(envelope.appId, envelope.channel);
     if (channel === undefined) return;
+    // The subscribers whose snapshot already has this change. A snapshot below it is dropped: the channel's envelopes
+    // come in `seq` order, so every later one is newer still. What remains are the few subscribers that joined while the
+    // envelope was on its way; with none, the fan-out sends it as any other envelope.
+    let skip: Set<Connection> | undefined;
+    for (const [connection, seq] of channel.snapshotSeq) {
+      if (seq >= envelope.seq) (skip ??= new Set()).add(connection);
+      else channel.snapshotSeq.delete(connection);
+    }
+    if (skip === undefined) {
+      fanout(envelope);
+      return;
+    }
     const frame = Buffer.from(encodeChannelEvent(envelope.event, envelope.channel, envelope.data, envelope.userId));
     let recipients = 0;
     for (const connection of channel.subscribers) {
-      if (connection.socketId === envelope.excludeSocketId) continue;
-      if ((channel.snapshotSeq.get(connection) ?? 0) >= envelope.seq) continue;
+      if (connection.socketId === envelope.excludeSocketId || skip.has(connection)) continue;
       if (connection.sendFrame(frame, frame.length)) recipients++;
     }
     metrics.messagesSent(envelope.appId, envelope.kind, frame.length, recipients);

@@ -69,7 +69,8 @@ function joined(
     leaveCluster(deps, app, name, connection.socketId, membership);
     return 'gone';
   }
-  hub.join(connection, name, membership, outcome.seq);
+  // A join whose own count was not published (a big channel's, held back) has no count to protect from older ones.
+  hub.join(connection, name, membership, membership === null && outcome.count === undefined ? 0 : outcome.seq);
   if (membership !== null) {
     const ids = [...outcome.members.keys()];
     const hash: Record<string, unknown> = {};
