@@ -109,7 +109,6 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
     // Repeats waiting for this join are answered after it.
     for (const waiter of joining.waiters ?? []) waiter(joined);
   }
-
 }
 
 /** The refusal of a join the cluster did not record: the presence channel is full, or the engine could not answer. */
