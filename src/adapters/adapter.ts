@@ -189,10 +189,13 @@ export interface Adapter {
    * The cached event for a new subscriber, read in order with the channel's events: it resolves once every event published
    * before the read has reached this node's envelope handler, and none published after it is the one answered (each event is
    * stored as it is published: `publish`). So a subscriber whose events are held from before the read was sent has the
-   * cached event among them whenever it holds any event (subscribe.ts). Never rejects (a miss), as `cacheGet`.
+   * cached event among them whenever it holds any event (realtime/membership.ts `replayCached`). Never rejects (a miss), as `cacheGet`.
    */
   cacheReplay(appId: string, channel: string): Promise<CachedEvent | undefined>;
-  /** Stores the channel's cached event without publishing it (`publish` stores the events it carries). */
+  /**
+   * Stores the channel's cached event without publishing it (`publish` stores the events it carries; Beacon itself only
+   * publishes): for tests, and bench/hostile/cache-heap.ts, which fills the cache of older checkouts too.
+   */
   cacheSet(appId: string, channel: string, event: CachedEvent): void;
   terminateUser(appId: string, userId: string): void;
   /**

@@ -91,7 +91,7 @@ export interface PendingJoin {
   readonly held: Envelope[];
   /** Unsubscribed since it began (and not subscribed again): `Hub.cancelJoin` / `resumeJoin`. */
   cancelled: boolean;
-  /** Repeated subscribes waiting for the outcome (`settleJoin`); none usually. */
+  /** Repeated subscribes waiting for the outcome (resolved by the first subscribe's `finally`: subscribe.ts); none usually. */
   waiters: Array<(result: JoinResultKind) => void> | undefined;
 }
 
