@@ -128,7 +128,9 @@ export function publishSchemas(limits: PublishLimits) {
       answer(Errors.API_BODY_NOT_OBJECT),
     )
     .refine((e) => (e.channel === undefined) !== (e.channels === undefined), answer(Errors.API_CHANNEL_OR_CHANNELS))
-    .transform((e): EventRequest => toRequest(e, e.channel !== undefined ? [e.channel] : (e.channels ?? [])))
+    // A channel named twice gets the event once: its subscribers are the same, and a duplicate delivery is what a publisher
+    // never means (the spec says nothing; the first mention's order is kept, the answer's `channels` lists it once).
+    .transform((e): EventRequest => toRequest(e, e.channel !== undefined ? [e.channel] : [...new Set(e.channels)]))
     .refine((e) => e.channels.length === 1 || !e.channels.some((c) => channelKind(c).encrypted), answer(Errors.API_ENCRYPTED_NOT_ALONE));
 
   const batch = z

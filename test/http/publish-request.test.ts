@@ -61,6 +61,15 @@ test('a valid event becomes an EventRequest: one channel, several, socket_id, in
   refuses('event', { name: 'ev', data: '', channel: 'private-a|b' }, Errors.API_INVALID_CHANNEL_NAME, 'private-a|b');
 });
 
+test('a channel named twice in `channels` is published to once, in the order of its first mention', () => {
+  assert.deepEqual(parseBody(schemas.event, { name: 'ev', data: '', channels: ['d', 'a', 'd'] }).channels, ['d', 'a']);
+  assert.deepEqual(parseBody(schemas.event, { name: 'ev', data: '', channels: ['d', 'd', 'd'] }).channels, ['d']);
+  // An encrypted channel named twice is still one channel, which may be published to alone.
+  assert.deepEqual(parseBody(schemas.event, { name: 'ev', data: '', channels: ['private-encrypted-x', 'private-encrypted-x'] }).channels, [
+    'private-encrypted-x',
+  ]);
+});
+
 test('each refused event answers its registry error, with the limit or the offending value', () => {
   const ok = { name: 'ev', data: '{}', channel: 'a' };
   refuses('event', [], Errors.API_BODY_NOT_OBJECT);
