@@ -2,7 +2,7 @@
  * buildApp(config, deps) → a Fastify instance with every part wired, plus the drain used by graceful shutdown.
  * Wiring only: each part is built by its own module and given what it needs.
  */
-import websocket, { type WebsocketPluginOptions } from '@fastify/websocket';
+import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Adapter } from './adapters/adapter.js';
 import { createLocalAdapter } from './adapters/local-adapter.js';
@@ -31,9 +31,9 @@ import { createLogger, logShippingCounts, stdoutDropCounts, type Logger } from '
 import { skipListeningLines } from './telemetry/fastify-listen-log.js';
 import { lazyRequestLogger } from './telemetry/request-logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
-import { CLOSE_HANDSHAKE_MS } from './transport/connection.js';
 import { startHeartbeat } from './transport/heartbeat.js';
 import { registerWsRoutes, routeStrayUpgrades, wsErrorHandler } from './transport/ws-route.js';
+import { wsServerOptions } from './transport/ws-options.js';
 import { VERSION } from './version.js';
 import { createWebhookSender, webhookLimits } from './webhooks/webhook-sender.js';
 
@@ -41,8 +41,6 @@ import { createWebhookSender, webhookLimits } from './webhooks/webhook-sender.js
 const CACHE_TTL_MS = 30 * 60 * 1000;
 /** How long an idle keep-alive HTTP connection is kept (fastify's default). */
 const KEEP_ALIVE_TIMEOUT_MS = 72_000;
-/** The largest frame the socket layer accepts at all; frames between maxPayloadBytes and this get `too_large` and live on. */
-const HARD_FRAME_LIMIT_FACTOR = 2;
 
 export interface AppDeps {
   logger: Logger;
@@ -65,21 +63,6 @@ export interface BeaconApp {
    * 4200; then the HTTP server and the adapter close. Every stage is bounded by `deadline`.
    */
   drain(deadline: Deadline): Promise<DrainResult>;
-}
-
-/** ws ≥ 8.19's `closeTimeout`, which @types/ws (8.18) does not list yet. */
-type WsServerOptions = NonNullable<WebsocketPluginOptions['options']> & { closeTimeout: number };
-
-function wsServerOptions(config: Config): WsServerOptions {
-  return {
-    maxPayload: config.maxPayloadBytes * HARD_FRAME_LIMIT_FACTOR,
-    perMessageDeflate: false,
-    // A WebSocket ping is answered by the route within the connection's frame budget (ws-route.ts).
-    autoPong: false,
-    // A close handshake, whichever side started it, holds the socket CLOSE_HANDSHAKE_MS at most, not ws's 30 s: a client
-    // that sent its close frame and never ended its socket was counted against MAX_CONNECTIONS all that time.
-    closeTimeout: CLOSE_HANDSHAKE_MS,
-  };
 }
 
 export async function buildApp(config: Config, overrides: Partial<AppDeps> = {}): Promise<BeaconApp> {
@@ -228,7 +211,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   skipListeningLines(fastify.log);
   const strayUpgrades = routeStrayUpgrades(fastify);
   await fastify.register(websocket, {
-    options: wsServerOptions(config),
+    options: wsServerOptions(config.maxPayloadBytes),
     errorHandler: wsErrorHandler(logger),
   });
   registerHealthRoutes(fastify, { startedAt, isDraining: () => draining, adapterStatus: () => adapter.status() });

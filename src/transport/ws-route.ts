@@ -141,6 +141,16 @@ export function routeStrayUpgrades(fastify: FastifyInstance): (refuse: WsHandler
   };
 }
 
+/**
+ * What RFC 6455 §4.1 asks of an opening handshake and ws does not check: HTTP/1.1 or later, and a `Host` header (a plain
+ * HTTP/1.1 request without one is refused by http-server.ts; an upgrade bypasses that guard). Undefined when both hold.
+ */
+function handshakeFault(raw: IncomingMessage): string | undefined {
+  if (raw.httpVersionMajor === 1 && raw.httpVersionMinor === 0) return 'HTTP/1.0 (the handshake needs HTTP/1.1)';
+  if (raw.headers.host === undefined) return 'no Host header';
+  return undefined;
+}
+
 /** What a refusal of the WebSocket version says ws speaks (RFC 6455 §4.4). */
 const WS_VERSIONS = 'Sec-WebSocket-Version: 13, 8';
 
@@ -302,6 +312,18 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     // While draining, upgrades are refused before they happen (load balancers see 503 on /readyz too).
     // A callback hook: an `async` one costs every upgrade a promise and a microtask.
     scope.addHook('onRequest', (request, reply, done) => {
+      const fault = request.ws ? handshakeFault(request.raw) : undefined;
+      if (fault !== undefined) {
+        const error = Errors.UPGRADE_BAD_HANDSHAKE;
+        const message = error.format(fault);
+        connectionRejected(
+          'bad_handshake',
+          () => ({ code: error.status, detail: fault, remote_address: request.ip, request_id: request.id }),
+          message,
+        );
+        reply.code(error.status).header('connection', 'close').send({ error: message });
+        return;
+      }
       if (!options.isDraining()) {
         done();
         return;

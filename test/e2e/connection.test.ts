@@ -19,6 +19,7 @@ import { Deadline } from '../../src/lifecycle/deadline.js';
 import type { Adapter } from '../../src/adapters/adapter.js';
 import type { Metrics } from '../../src/telemetry/metrics.js';
 import { sumOf } from '../helpers/exposition.js';
+import { maxMessageFragments } from '../../src/transport/ws-options.js';
 import { exportedMetrics } from '../helpers/exported-metrics.js';
 
 /** Opens a raw connection the server must refuse; returns the pusher:error data and the close frame. */
@@ -275,6 +276,40 @@ test('a broken WebSocket handshake: HTTP 400 with the registry error, counted an
   }
 });
 
+test('an upgrade without Host, or in HTTP/1.0, is refused 400 as a bad handshake (RFC 6455 §4.1), not opened', async () => {
+  // A plain HTTP/1.1 request without Host was refused (API_HOST_REQUIRED); an upgrade went around that guard and was
+  // opened, and so was an HTTP/1.0 one.
+  const observed = await exportedMetrics();
+  const server = await startServer({}, { metrics: observed.metrics });
+  try {
+    const upgrade = (version: string, host: string[]): string =>
+      [
+        `GET /app/${APP.key}?${PUSHER_QUERY} HTTP/${version}`,
+        ...host,
+        'Connection: Upgrade',
+        'Upgrade: websocket',
+        'Sec-WebSocket-Version: 13',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      ].join('\r\n') + '\r\n\r\n';
+    const cases = [
+      { version: '1.1', host: [], detail: 'no Host header' },
+      { version: '1.0', host: ['Host: x'], detail: 'HTTP/1.0 (the handshake needs HTTP/1.1)' },
+    ];
+    for (const { version, host, detail } of cases) {
+      const answer = parseResponse(await exchange(server.port, upgrade(version, host)));
+      assert.match(answer.status, /^HTTP\/1\.[01] 400 Bad Request$/, detail);
+      assert.deepEqual(JSON.parse(answer.body), { error: `Invalid WebSocket handshake: ${detail}` });
+      const line = await loggedOnce(server, { event: 'connection_rejected', reason: 'bad_handshake', detail });
+      assert.equal(line.level, 'info');
+    }
+    assert.equal(logLines(server, { event: 'connection_opened' }).length, 0);
+    assert.equal(sumOf(await observed.scrape(), 'websocket_connections_rejected_total', { reason: 'bad_handshake' }), 2);
+    assert.match(await connected(server.client()), /^\d+\.\d+$/);
+  } finally {
+    await server.close();
+  }
+});
+
 test('process capacity (MAX_CONNECTIONS): the connection over it is closed with 4100', async () => {
   const server = await startServer({ MAX_CONNECTIONS: '1' });
   try {
@@ -445,6 +480,37 @@ describe('heartbeat', { concurrency: true }, () => {
       }
       const line = await loggedOnce(server, { event: 'connection_closed', reason: 'pong_timeout' });
       assert.equal(line.code, 4201);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a message may come in fragments, up to one per 4 KiB of the largest frame; one more is closed 1008 too_large', async () => {
+    // gorilla/websocket writes a long message in frames of its 4 KiB write buffer: such a message is taken whole. A message
+    // in more fragments than that bound (51 at the default MAX_PAYLOAD_BYTES) is one ws would have held, each fragment
+    // keeping the whole read it came in alive, up to 16 384 of them.
+    const server = await startServer();
+    try {
+      const limit = maxMessageFragments(100_000);
+      assert.equal(limit, 50);
+      const sendInFragments = (client: RawClient, text: string, count: number): void => {
+        const size = Math.ceil(text.length / count);
+        for (let i = 0; i < count; i++) client.ws.send(text.slice(i * size, (i + 1) * size), { fin: i === count - 1 });
+      };
+      const { client: whole } = await RawClient.established(server.port);
+      const ping = JSON.stringify({ event: 'pusher:ping', data: { pad: 'x'.repeat(90_000) } });
+      sendInFragments(whole, ping, limit);
+      await whole.next('pusher:pong');
+      await whole.close();
+
+      const { client: over } = await RawClient.established(server.port);
+      sendInFragments(over, JSON.stringify({ event: 'pusher:ping', data: { pad: 'x'.repeat(limit + 1) } }), limit + 1);
+      const closed = await over.waitClosed();
+      assert.equal(closed.code, 1008);
+      assert.equal(over.all('pusher:pong').length, 0);
+      const line = await loggedOnce(server, { event: 'message_rejected', reason: 'too_large' });
+      assert.equal(line.error, 'WS_ERR_TOO_MANY_BUFFERED_PARTS');
+      assert.deepEqual(logLines(server, { level: 'error' }), []);
     } finally {
       await server.close();
     }

@@ -5,22 +5,27 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createRequire } from 'node:module';
 import type { AddressInfo, Socket } from 'node:net';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ownSocketErrors } from '../../src/transport/upgrade-leftovers.js';
+import { maxBufferedReads, maxMessageFragments, wsServerOptions } from '../../src/transport/ws-options.js';
 import { capturedLogger, recordingMetrics, unitConnection } from '../helpers/unit.js';
 import { within } from '../helpers/wait.js';
+
+/** The MAX_PAYLOAD_BYTES Beacon's options are derived from here (its default). */
+const MAX_PAYLOAD_BYTES = 100_000;
 
 /** A masked client frame header with no payload (the mask key all zeros): `first` is FIN/opcode, `length` the rest. */
 const header = (first: number, length: number[]): Buffer => Buffer.from([first, 0x80 | length[0]!, ...length.slice(1), 0, 0, 0, 0]);
 
 /**
- * Sends `bytes` raw on a client's socket to a ws server (its defaults, as @fastify/websocket makes it) whose connection is
- * a Connection, and resolves once the server side finished: the close code the client received, the lines, the metrics.
+ * Sends `bytes` raw on a client's socket to a ws server (Beacon's options, as app.ts hands them to @fastify/websocket)
+ * whose connection is a Connection, and resolves once the server side finished: the close code the client received, the lines, the metrics.
  */
 async function refused(bytes: Buffer): Promise<{ wire: number; lines: Record<string, unknown>[]; calls: string[] }> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, ...wsServerOptions(MAX_PAYLOAD_BYTES) });
   await once(wss, 'listening');
   const { logger, lines } = capturedLogger('info');
   const { metrics, calls } = recordingMetrics();
@@ -60,9 +65,10 @@ test('a 64-bit payload length over 2^53 - 1 is closed 1009 by ws, and reported 1
   assert.deepEqual(calls.filter((c) => c.startsWith('messageError')), ['messageError(app-id, too_large)']);
 });
 
-test('a message in more fragments than ws buffers (16384) is closed 1008 by ws, and reported 1008 too_large', async () => {
-  // A text frame without FIN, then 16384 empty continuations without FIN: the 16385th fragment is one too many.
-  const fragments = [header(0x01, [0]), ...Array.from({ length: 16_384 }, () => header(0x00, [0]))];
+test('a message in more fragments than Beacon lets ws buffer is closed 1008 by ws, and reported 1008 too_large', async () => {
+  // A text frame without FIN, then as many empty continuations without FIN: the last one is one too many.
+  const limit = maxMessageFragments(MAX_PAYLOAD_BYTES);
+  const fragments = [header(0x01, [0]), ...Array.from({ length: limit }, () => header(0x00, [0]))];
   const { wire, lines, calls } = await refused(Buffer.concat(fragments));
   assert.equal(wire, 1008);
   const closed = lines.filter((l) => l.event === 'connection_closed').map((l) => [l.reason, l.code, l.error]);
@@ -70,6 +76,36 @@ test('a message in more fragments than ws buffers (16384) is closed 1008 by ws, 
   assert.deepEqual(calls.filter((c) => c.startsWith('messageError')), ['messageError(app-id, too_large)']);
   // No error-level line: the peer's fault.
   assert.deepEqual(lines.filter((l) => l.level === 'error'), []);
+});
+
+/** ws's frame parser (the package exports it; @types/ws does not list it): fed reads one by one, as a socket would. */
+const { Receiver } = createRequire(import.meta.url)('ws') as {
+  Receiver: new (options: Record<string, unknown>) => NodeJS.WritableStream & { on(event: 'error', f: (e: Error & { code?: string }) => void): void };
+};
+
+test('a frame trickled in more reads than Beacon lets ws buffer is refused 1008 once past the bound, not held whole', async () => {
+  // ws keeps every read of a frame's payload until the frame is whole, ~220 bytes of heap each whatever its size: a frame
+  // announced at 150 000 bytes and sent one byte per TCP segment held 8.8 MB per 40 000 bytes with ws's default bound
+  // (262 144 reads). Each read here is written to the parser as the socket would hand it over.
+  const options = wsServerOptions(MAX_PAYLOAD_BYTES);
+  assert.equal(options.maxBufferedChunks, maxBufferedReads(MAX_PAYLOAD_BYTES));
+  const receiver = new Receiver({ isServer: true, maxPayload: options.maxPayload, maxBufferedChunks: options.maxBufferedChunks });
+  const failed = new Promise<Error & { code?: string }>((resolve) => receiver.on('error', resolve));
+  const length = 150_000;
+  receiver.write(Buffer.from([0x81, 0x80 | 127, 0, 0, 0, 0, (length >>> 24) & 255, (length >>> 16) & 255, (length >>> 8) & 255, length & 255]));
+  receiver.write(Buffer.from([0, 0, 0, 0]));
+  let reads = 0;
+  let error: (Error & { code?: string }) | undefined;
+  void failed.then((e) => (error = e));
+  while (error === undefined && reads < length) {
+    receiver.write(Buffer.from('x'));
+    reads++;
+    // A write the parser refuses reports its error asynchronously (Writable's error handling): let it through.
+    if (reads % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  await within(failed, 'the parser to refuse the trickled frame');
+  assert.equal(error?.code, 'WS_ERR_TOO_MANY_BUFFERED_PARTS');
+  assert.ok(reads <= options.maxBufferedChunks + 64, `refused after ${reads} reads, bound ${options.maxBufferedChunks}`);
 });
 
 test('a frame with a reserved opcode stays 1002 invalid_frame, as ws sends it', async () => {
