@@ -869,6 +869,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       try {
         const outcome = await track(membership.join(appId, channel, socketId, member, maxMembers));
         if (outcome.admitted) held.set(subscriptionKey(appId, channel, socketId), { appId, channel, socketId, member, maxMembers });
+        // Refused (a full presence channel): nothing was recorded, so the channel's subscription is given back, or the node
+        // stayed subscribed to it, and received its events, for the rest of its life.
+        else interest.release(events);
         return outcome;
       } catch (err) {
         requestFailed('join', err);

@@ -174,9 +174,11 @@ export class RedisMembership {
     try {
       if (n === 1) await this.client.sadd(this.keys.nodeChannels(this.nodeId), pair);
       const outcome = await this.record(appId, channel, socketId, member, maxMembers);
-      if (!outcome.admitted) this.unhold(pair);
+      // Refused: the script recorded nothing, so the node's channel index forgets the channel if nothing else holds it.
+      if (!outcome.admitted && this.unhold(pair)) void this.unlistNode(pair);
       return outcome;
     } catch (err) {
+      // The script may still run (a late answer): the caller's take-back (`leave` with `held` false) unlists it after.
       this.unhold(pair);
       throw err;
     }
@@ -282,14 +284,7 @@ export class RedisMembership {
     // scripts (`list` says why); awaited here, the next join's `channel_occupied` went out before this `channel_vacated`.
     // Their commands are sent now, in this order, on the connection the later ones go on. A failure leaves an entry that
     // names nothing held any more, which the reaper and GET /channels skip.
-    if (held) {
-      const n = (this.held.get(pair) ?? 1) - 1;
-      if (n > 0) this.held.set(pair, n);
-      else {
-        this.held.delete(pair);
-        void this.unlistNode(pair);
-      }
-    }
+    if (held ? this.unhold(pair) : !this.held.has(pair)) void this.unlistNode(pair);
     if (vacated === 1) void this.unindex(appId, channel).catch(() => undefined);
     return outcome;
   }
@@ -485,10 +480,12 @@ export class RedisMembership {
     this.listedApps.clear();
   }
 
-  private unhold(pair: string): void {
+  /** Releases one local hold of `pair`; true when it was the last. */
+  private unhold(pair: string): boolean {
     const n = (this.held.get(pair) ?? 1) - 1;
     if (n > 0) this.held.set(pair, n);
     else this.held.delete(pair);
+    return n <= 0;
   }
 
   /**

@@ -830,6 +830,39 @@ test('redis adapter: a join that timed out but ran is taken back: no subscriptio
     assert.deepEqual([...(await a.members('a1', 'presence-j')).keys()], ['u']);
   }));
 
+test('redis adapter: a join refused (full presence channel) or failed gives back its Redis subscription and its node index entry', async () => {
+  // Before, the refused join kept the channel's SUBSCRIBE (the node received its events for the rest of its life) and its
+  // entry in the node's channel index, as did a join that timed out (the index grew with every stall).
+  const holder = make({ prefix: 'refused-join' });
+  const refused = make({ prefix: 'refused-join' });
+  const probe = new Redis(redis.url);
+  try {
+    await within(Promise.all([holder.ready(), refused.ready()]), 'both adapters up');
+    const indexed = (): Promise<string[]> => probe.smembers(new RedisKeys('refused-join').nodeChannels(refused.nodeId));
+    const listening = refused.listening();
+    await holder.join('a1', 'presence-full', '1.1', { userId: 'a', userInfo: null }, 2);
+    await holder.join('a1', 'presence-full', '1.2', { userId: 'b', userInfo: null }, 2);
+    const outcome = await refused.join('a1', 'presence-full', '2.1', { userId: 'c', userInfo: null }, 2);
+    assert.equal(outcome.admitted, false);
+    await until(() => refused.listening() === listening, 'the refused join to leave no subscription behind');
+    await eventually(async () => (await indexed()).length === 0, 'the node index to forget the refused channel');
+
+    // A join that timed out (and ran late, taken back): its entry goes once the take-back is recorded.
+    await refused.join('a1', 'warm-up', '2.0', null, 0);
+    await refused.leave('a1', 'warm-up', '2.0', null);
+    await eventually(async () => (await indexed()).length === 0, 'the warm-up channel unlisted');
+    await stallWrites(1800);
+    await assert.rejects(refused.join('a1', 'late', '2.2', null, 0));
+    await until(() => refused.listening() === listening, 'the failed join to leave no subscription behind');
+    await eventually(async () => (await indexed()).length === 0, 'the node index to forget the failed join\'s channel', 6000);
+    await refused.settle();
+    assert.deepEqual(await refused.channel('a1', 'late'), { subscriptionCount: 0, userCount: 0 });
+  } finally {
+    probe.disconnect();
+    await Promise.all([holder.close(), refused.close()]);
+  }
+});
+
 test('redis adapter: a quota reservation that timed out but ran is taken back; a release counts its connection out once', () =>
   withAdapter('late-quota', async (a) => {
     // These load the scripts and list the app for this node, so the stalled reservation's first write is its script.
