@@ -19,7 +19,15 @@ export interface WebhookRequest {
    * "The operation was aborted" whatever the reason and so made a timeout look like a cut at shutdown in `webhook_failed`.
    */
   signal: AbortSignal;
+  /**
+   * How long the answer's body may take to arrive once its head did (the request's own bound ends there): past it, or past
+   * ANSWER_BODY_MAX_BYTES, the connection is closed instead of going back to the agent.
+   */
+  answerBodyMs: number;
 }
+
+/** The most of an answer's body drained for the connection's reuse; a longer one closes the connection instead. */
+export const ANSWER_BODY_MAX_BYTES = 64 * 1024;
 
 /** The answer: only the status matters (a 2xx is a delivery; redirects are not followed, a 3xx is a failure). */
 export interface WebhookAnswer {
@@ -30,16 +38,28 @@ export interface WebhookAnswer {
 export type WebhookPost = (url: string, request: WebhookRequest) => Promise<WebhookAnswer>;
 
 /** POSTs `request.body` to `url` (http: or https:) and resolves with the status once the answer's head arrives. */
-export const postWebhook: WebhookPost = (url, { method, headers, body, signal }) =>
+export const postWebhook: WebhookPost = (url, { method, headers, body, signal, answerBodyMs }) =>
   new Promise<WebhookAnswer>((resolve, reject) => {
     const target = new URL(url);
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
     const payload = Buffer.from(body);
     const req = send(target, { method, headers: { ...headers, 'content-length': String(payload.length) }, signal }, (res) => {
       const status = res.statusCode ?? 0;
-      // The body is never read: drained, so the connection goes back to the agent for the next request.
+      // The body is never read: drained, so the connection goes back to the agent for the next request; but only a body
+      // that ends in time and is short. A receiver that sent its head and never finished the body held the socket (and a
+      // descriptor) for good, the request's time bound over once the head came: one per request, until none was left.
+      let drained = 0;
+      const cut = (): void => {
+        clearTimeout(timer);
+        req.destroy();
+      };
+      const timer = setTimeout(cut, answerBodyMs).unref();
+      res.on('data', (chunk: Buffer) => {
+        drained += chunk.length;
+        if (drained > ANSWER_BODY_MAX_BYTES) cut();
+      });
+      res.on('close', () => clearTimeout(timer));
       res.on('error', () => {});
-      res.resume();
       resolve({ status, ok: status >= 200 && status < 300 });
     });
     req.once('error', (err) => reject(signal.aborted && signal.reason instanceof Error ? signal.reason : err));

@@ -327,7 +327,13 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     // Bounded by the request timeout and cut short by close(); not AbortSignal.any (abort-after.ts says why).
     const bound = abortAfter(limits.requestTimeoutMs, stop.signal);
     try {
-      const response = await send(q.webhook.url, { method: 'POST', headers, body, signal: bound.signal });
+      const response = await send(q.webhook.url, {
+        method: 'POST',
+        headers,
+        body,
+        signal: bound.signal,
+        answerBodyMs: limits.requestTimeoutMs,
+      });
       endWebhookSpan(span, response.status);
       return { ok: response.ok, status: response.status, error: response.ok ? undefined : `HTTP ${response.status}`, span };
     } catch (err) {

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import { postWebhook } from '../../src/webhooks/webhook-post.js';
+import { ANSWER_BODY_MAX_BYTES, postWebhook } from '../../src/webhooks/webhook-post.js';
 import { spawnBeacon } from '../helpers/beacon-process.js';
 import { ARRAY_BUFFER_DETACHED, TRACE_PROTECTORS } from '../helpers/protectors.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -53,11 +53,12 @@ after(() => {
   server.close();
 });
 
-const request = (body: string, signal = AbortSignal.timeout(3000)) => ({
+const request = (body: string, signal = AbortSignal.timeout(3000), answerBodyMs = 3000) => ({
   method: 'POST' as const,
   headers: { 'content-type': 'application/json', 'x-pusher-key': 'app-key' },
   body,
   signal,
+  answerBodyMs,
 });
 
 test('POSTs the body and headers with its length, and answers with the status', async () => {
@@ -90,6 +91,55 @@ test('consecutive requests reuse one connection (the answer is drained)', async 
   seen.length = 0;
   for (let i = 0; i < 3; i++) assert.equal((await postWebhook(`${base}/hooks`, request(`{"i":${i}}`))).status, 200);
   assert.equal(new Set(seen.map((s) => s.remotePort)).size, 1, JSON.stringify(seen.map((s) => s.remotePort)));
+});
+
+/**
+ * A TCP server that answers every request it reads with a 200 head announcing a body of `length` bytes, then `sent` of
+ * them; resolves each socket's close (the client's) in `closed`.
+ */
+async function partialAnswers(length: number, sent: number): Promise<{ port: number; closed: Promise<void>[]; close: () => void }> {
+  const sockets: Socket[] = [];
+  const closed: Promise<void>[] = [];
+  const tcp = createTcpServer((socket) => {
+    sockets.push(socket);
+    closed.push(new Promise((resolve) => socket.once('close', () => resolve())));
+    socket.on('error', () => {});
+    socket.on('data', () => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${length}\r\nConnection: keep-alive\r\n\r\n`);
+      socket.write('x'.repeat(sent));
+    });
+  });
+  tcp.listen(0, '127.0.0.1');
+  await once(tcp, 'listening');
+  return {
+    port: (tcp.address() as AddressInfo).port,
+    closed,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      tcp.close();
+    },
+  };
+}
+
+test('an answer whose body never ends, or is long, closes its connection: it is neither kept nor reused', async () => {
+  // A receiver that sent its 200 head and part of the body, then stalled, held the socket for good: one per request.
+  const stalled = await partialAnswers(100, 10);
+  try {
+    const answer = await postWebhook(`http://127.0.0.1:${stalled.port}/hooks`, request('{}', AbortSignal.timeout(3000), 200));
+    assert.deepEqual(answer, { status: 200, ok: true });
+    assert.equal(stalled.closed.length, 1);
+    await within(stalled.closed[0]!, 'the stalled answer\'s connection to be closed', 2000);
+  } finally {
+    stalled.close();
+  }
+  // A body past ANSWER_BODY_MAX_BYTES is not drained to the end: the connection is closed once past it.
+  const long = await partialAnswers(10 * ANSWER_BODY_MAX_BYTES, 2 * ANSWER_BODY_MAX_BYTES);
+  try {
+    assert.equal((await postWebhook(`http://127.0.0.1:${long.port}/hooks`, request('{}'))).status, 200);
+    await within(long.closed[0]!, 'the long answer\'s connection to be closed', 2000);
+  } finally {
+    long.close();
+  }
 });
 
 /** A TCP server that reads and never answers; resolves the first bytes it receives. `close` may be called twice. */
