@@ -14,6 +14,7 @@ import {
   MAX_WEBHOOKS_PER_APP,
   toWebhookConfig,
   webhookListSchema,
+  webhookUrl,
   type WebhookConfig,
 } from './webhooks/webhook-config.js';
 
@@ -81,7 +82,7 @@ const appSchema = z
     maxConnections: z.number().int().min(0).default(0),
     clientEventsPerSecond: z.number().int().min(1).default(10),
     userAuthenticationRequired: z.boolean().default(false),
-    webhookUrl: z.url().optional(),
+    webhookUrl: webhookUrl.optional(),
     webhooks: webhookListSchema.default([]),
   })
   // A misspelt setting (`maxConection`) is refused, not ignored: it would leave the app without the quota it names.
@@ -187,7 +188,7 @@ const fields = z.object({
   appMaxConnections: fromEnv('APP_MAX_CONNECTIONS', int(0).default(0)),
   appClientEventsPerSecond: fromEnv('APP_CLIENT_EVENTS_PER_SECOND', int(1).default(10)),
   appUserAuthenticationRequired: fromEnv('APP_USER_AUTHENTICATION_REQUIRED', bool().default(false)),
-  appWebhookUrl: fromEnv('APP_WEBHOOK_URL', z.url().optional()),
+  appWebhookUrl: fromEnv('APP_WEBHOOK_URL', webhookUrl.optional()),
   appWebhooks: fromEnv(
     'APP_WEBHOOKS',
     z
@@ -304,6 +305,15 @@ const configSchema = fields.transform((settings, ctx) => {
       webhooks: appWebhooks(appWebhookUrl, listed ?? [], ctx, 'appWebhooks'),
     },
   ];
+  if (config.webhookMaxPendingEvents < config.webhookBatchMaxEvents) {
+    // A queue that holds fewer events than a batch fills before its batch is full or its window over: events dropped as
+    // failed with the receiver healthy.
+    ctx.addIssue({
+      code: 'custom',
+      path: ['webhookMaxPendingEvents'],
+      message: `at least WEBHOOK_BATCH_MAX_EVENTS (${config.webhookBatchMaxEvents}): a webhook's queue must hold a whole batch`,
+    });
+  }
   for (const field of ['id', 'key'] as const) {
     const seen = new Map<string, number>();
     for (const [i, app] of apps.entries()) {

@@ -112,6 +112,19 @@ test('webhooks: APP_WEBHOOK_URL is the all-types shorthand (but subscription_cou
   assert.throws(() => bad([{ url: 'http://x.test/', eventTypes: ['cache_miss'], headers: { 'X-Pusher-Signature': 'forged' } }]), /headers/);
   assert.throws(() => bad([{ url: 'http://x.test/', eventTypes: ['cache_miss'], headers: { 'X-A': 'one\r\nX-B: two' } }]), /headers/);
   assert.throws(() => bad([{ url: 'http://x.test/', eventTypes: ['cache_miss'], filter: { prefix: 'a' } }]), /filter/);
+  // What Node's HTTP client would refuse or frame wrongly on every request: a control character or a character past
+  // Latin-1 in a value, the message's framing headers.
+  for (const headers of [{ 'X-A': '\u0001' }, { 'X-A': 'caf€' }, { 'Transfer-Encoding': 'chunked' }, { Connection: 'close' }]) {
+    assert.throws(() => bad([{ url: 'http://x.test/', eventTypes: ['cache_miss'], headers }]), /APP_WEBHOOKS\.0\.headers/, JSON.stringify(headers));
+  }
+  assert.deepEqual(loadConfig({ APP_WEBHOOKS: JSON.stringify([{ url: 'http://x.test/', eventTypes: ['cache_miss'], headers: { 'X-A': 'café\tb' } }]) }).apps[0]?.webhooks[0]?.headers, {
+    'X-A': 'café\tb',
+  });
+  // The shorthands take only what a webhook can be sent to, as the list does.
+  assert.throws(() => loadConfig({ APP_WEBHOOK_URL: 'ftp://127.0.0.1:9/x' }), /APP_WEBHOOK_URL: an http:\/\/ or https:\/\/ URL/);
+  // A queue must hold a whole batch: below it, events were dropped with the receiver healthy.
+  assert.throws(() => loadConfig({ WEBHOOK_MAX_PENDING_EVENTS: '20' }), /WEBHOOK_MAX_PENDING_EVENTS: at least WEBHOOK_BATCH_MAX_EVENTS \(50\)/);
+  assert.equal(loadConfig({ WEBHOOK_MAX_PENDING_EVENTS: '20', WEBHOOK_BATCH_MAX_EVENTS: '20' }).webhookMaxPendingEvents, 20);
   assert.throws(() => bad(Array.from({ length: 11 }, () => ({ url: 'http://x.test/', eventTypes: ['cache_miss'] }))), /APP_WEBHOOKS/);
 
   const dir = mkdtempSync(join(tmpdir(), 'beacon-config-'));
@@ -123,6 +136,8 @@ test('webhooks: APP_WEBHOOK_URL is the all-types shorthand (but subscription_cou
   );
   writeFileSync(file, JSON.stringify({ apps: [{ id: 'a', key: 'ka', secret: 'sa', webhooks: [{ url: 'http://x.test/' }] }] }));
   assert.throws(() => loadConfig({ APPS_FILE: file }), /APPS_FILE.*webhooks\.0\.eventTypes/);
+  writeFileSync(file, JSON.stringify({ apps: [{ id: 'a', key: 'ka', secret: 'sa', webhookUrl: 'ftp://127.0.0.1:9/a' }] }));
+  assert.throws(() => loadConfig({ APPS_FILE: file }), /APPS_FILE.*webhookUrl: an http:\/\/ or https:\/\/ URL/);
 });
 
 test('webhooks: subscription_count is an event type a listed webhook may take; the APP_WEBHOOK_URL shorthand leaves it out', () => {

@@ -20,12 +20,42 @@ export interface WebhookConfig {
 
 /** Webhooks one app may have: each has its own queue, and its index is a metric label. */
 export const MAX_WEBHOOKS_PER_APP = 10;
-/** Headers a webhook's `headers` may not set: the signed ones, and those the HTTP client owns. */
-const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'host', 'x-pusher-key', 'x-pusher-signature', 'traceparent', 'tracestate']);
+/**
+ * Headers a webhook's `headers` may not set: the signed ones, and those the HTTP client owns — the message's framing and
+ * the connection's (a `Transfer-Encoding` beside the client's `Content-Length` made every request one the receiver's
+ * parser refuses).
+ */
+const RESERVED_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'host',
+  'x-pusher-key',
+  'x-pusher-signature',
+  'traceparent',
+  'tracestate',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+]);
+
+/**
+ * A webhook's URL: `http://` or `https://`, the only ones it can be sent to (in every form a URL is given: `APP_WEBHOOK_URL`,
+ * an APPS_FILE app's `webhookUrl`, a listed webhook's `url`). Before, the shorthands took any URL, `ftp://` included, and
+ * every event of it was retried until the deadline, then given up.
+ */
+export const webhookUrl = z.url().refine((u) => /^https?:\/\//i.test(u), 'an http:// or https:// URL');
+
+/** What Node's HTTP client sends in a header value: tab, visible ASCII and Latin-1 (anything else fails every request). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 const webhookSchema = z
   .object({
-    url: z.url().refine((u) => /^https?:\/\//.test(u), 'an http:// or https:// URL'),
+    url: webhookUrl,
     eventTypes: z.array(z.enum(WEBHOOK_EVENT_NAMES)).min(1),
     filter: z
       .object({
@@ -40,7 +70,7 @@ const webhookSchema = z
           .string()
           .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'an HTTP header name')
           .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), 'a header Beacon sets itself'),
-        z.string().regex(/^[^\r\n]*$/, 'one line'),
+        z.string().regex(HEADER_VALUE, 'one line of visible ASCII or Latin-1 characters'),
       )
       .optional(),
   })
