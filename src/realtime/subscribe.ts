@@ -224,7 +224,7 @@ export function unsubscribe(deps: RealtimeDeps, connection: Connection, message:
   }
   const left = deps.hub.leave(connection, message.channel);
   if (left === undefined) return;
-  connection.unsubscribed(message.channel);
+  connection.unsubscribed(message.channel, channelKind(message.channel));
   afterLeave(deps, connection.app.id, left);
 }
 

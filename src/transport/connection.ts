@@ -280,8 +280,8 @@ export class Connection extends ConnectionState implements WriteTurnState {
   }
 
   /** Unsubscribed from `channel` at its own request (a close leaves its channels without a line each). */
-  unsubscribed(channel: string): void {
-    this.log('info', { event: 'unsubscribed', channel }, 'unsubscribed');
+  unsubscribed(channel: string, kind: ChannelKind): void {
+    this.log('info', { event: 'unsubscribed', channel, channel_type: kind.type }, 'unsubscribed');
   }
 
   /**

@@ -130,7 +130,8 @@ describe('subscribe', () => {
     unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'news' });
     assert.equal(connection.subscriptions.size, 0);
     assert.equal(world.deps.hub.channel(world.app.id, 'news'), undefined);
-    assert.deepEqual(world.logged('unsubscribed').map((l) => l.channel), ['news']);
+    // As the `subscribed` line, with the channel's type (docs/telemetry.md): a LogQL filter on it sees both.
+    assert.deepEqual(world.logged('unsubscribed').map((l) => [l.channel, l.channel_type]), [['news', 'public']]);
     await world.deps.adapter.settle();
     await new Promise<void>((resolve) => setImmediate(resolve));
     assert.deepEqual(world.webhooks.map((w) => w.name), ['channel_occupied', 'channel_vacated']);

@@ -29,7 +29,7 @@ function lifetime(level: string): { children: number; lines: Record<string, unkn
   const { connection, socket, lines, children } = open(level);
   connection.opened(() => ({ remote_address: '127.0.0.1' }));
   connection.subscribed('news', channelKind('news'));
-  connection.unsubscribed('news');
+  connection.unsubscribed('news', channelKind('news'));
   socket.terminate();
   return { children: children(), lines };
 }
