@@ -36,24 +36,29 @@ if (isMainThread && !options.disabled) {
 
   installDiagnostics(options);
   const { sdk, prometheus, rootSampling, exportedSpans } = createTelemetrySdk(options, await detectTelemetryResource(options));
+  let metricsServer: import('node:http').Server | undefined;
   sdk.start();
   if (prometheus !== undefined && options.metrics !== undefined) {
     const { host, port } = options.metrics;
     // A taken port or an address this host does not have: refused as src/main.ts refuses HOST/PORT.
-    await (await import('./metrics-server.js')).startMetricsServer(prometheus, options.metrics).catch((err: unknown) => {
+    metricsServer = await (await import('./metrics-server.js')).startMetricsServer(prometheus, options.metrics).catch((err: unknown) => {
       const reason = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
-      refuseToStart(`cannot listen on ${host}:${port} (METRICS_HOST/METRICS_PORT): ${reason}`);
+      return refuseToStart(`cannot listen on ${host}:${port} (METRICS_HOST/METRICS_PORT): ${reason}`);
     });
   }
   exportedSpans?.build();
   if (rootSampling !== undefined) (await import('../src/telemetry/root-sampling.js')).sampleRootsBeforeTheSdk(rootSampling);
   registerProcessMetrics();
   const { diag } = await import('@opentelemetry/api');
-  onTelemetryShutdown(() =>
-    sdk.shutdown().catch((err: unknown) => {
+  onTelemetryShutdown(() => {
+    // The port closes first: once the SDK stopped, the exporter answered each scrape 200 with only a comment saying it
+    // failed ("MetricReader is shutdown") — an empty scrape, not a target that went away.
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
+    return sdk.shutdown().catch((err: unknown) => {
       // Typically the last span batch could not be exported; say so, then let lifecycle.ts count the failure.
       diag.error('telemetry shutdown: flushing or stopping an exporter failed', err);
       throw err;
-    }),
-  );
+    });
+  });
 }

@@ -43,7 +43,7 @@ export interface DrainParts {
   hub: Hub;
   adapter: Adapter;
   logger: Logger;
-  metrics: Pick<Metrics, 'shutdownDuration'>;
+  metrics: Pick<Metrics, 'shutdownStarted' | 'shutdownDuration'>;
   graceMs: number;
   /** Step 1: readiness 503, upgrades refused. */
   startDraining(): void;
@@ -74,6 +74,7 @@ export async function drain(parts: DrainParts, deadline: Deadline): Promise<Drai
   };
 
   parts.startDraining();
+  parts.metrics.shutdownStarted();
   // Before any wait: a node in its grace sleep takes no clients, and another node's drain must not count on it.
   adapter.markDraining?.(deadline.remainingMs());
   logEvent(logger, 'info', { event: 'shutdown_started', connections: hub.connectionCount(), grace_ms: parts.graceMs }, 'draining');

@@ -186,6 +186,8 @@ export interface Metrics {
   webhook(event: WebhookEventName, result: WebhookResult, appId: string, webhook: number): void;
   adapterMessage(direction: AdapterDirection): void;
   adapterRequest(op: AdapterOp, seconds: number): void;
+  /** The graceful drain began: the gauge reads the seconds since, rising, until `shutdownDuration` sets the whole. */
+  shutdownStarted(): void;
   shutdownDuration(seconds: number): void;
   /** A publish the cluster engine could not carry (counted, never buffered). */
   adapterDropped(reason: AdapterDropReason, count?: number): void;
@@ -337,6 +339,7 @@ export function createMetrics(
   for (const attributes of malformedAttributes.values()) malformed.add(0, attributes);
   const cacheEvictions = counter('websocket_cache_evictions_total', 'Cache-channel events evicted to stay within CACHE_MAX_BYTES');
   let lastShutdownSeconds: number | undefined;
+  let shutdownStartedAt: number | undefined;
 
   const connections = meter.createObservableGauge('websocket_connections', { description: 'Open connections now' });
   const channels = meter.createObservableGauge('websocket_channels', { description: 'Occupied channels on this node' });
@@ -357,7 +360,7 @@ export function createMetrics(
     description: 'Membership changes kept because the cluster engine could not record them yet',
   });
   const shutdown = meter.createObservableGauge('websocket_shutdown_duration_seconds', {
-    description: 'Duration of the last graceful drain',
+    description: 'Seconds since the graceful drain began while it runs, then its duration',
     unit: 's',
   });
   const buildInfo = meter.createObservableGauge('websocket_build_info', { description: 'Build information; always 1' });
@@ -379,7 +382,9 @@ export function createMetrics(
       const adapterAttrs = { adapter: adapter.adapter };
       result.observe(adapterUp, adapter.up ? 1 : 0, adapterAttrs);
       result.observe(adapterPending, adapter.pending, adapterAttrs);
-      if (lastShutdownSeconds !== undefined) result.observe(shutdown, lastShutdownSeconds);
+      const shutdownSeconds =
+        lastShutdownSeconds ?? (shutdownStartedAt === undefined ? undefined : (performance.now() - shutdownStartedAt) / 1000);
+      if (shutdownSeconds !== undefined) result.observe(shutdown, shutdownSeconds);
       result.observe(buildInfo, 1, buildAttributes);
     },
     [connections, channels, subscriptions, presenceMembers, sendBuffer, adapterUp, adapterPending, shutdown, buildInfo],
@@ -519,6 +524,9 @@ export function createMetrics(
     },
     adapterRequest(op, seconds) {
       adapterRequests.row(op).record(seconds);
+    },
+    shutdownStarted() {
+      shutdownStartedAt = performance.now();
     },
     shutdownDuration(seconds) {
       lastShutdownSeconds = seconds;

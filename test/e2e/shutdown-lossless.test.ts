@@ -9,6 +9,7 @@ import http from 'node:http';
 import { test } from 'node:test';
 import Pusher from 'pusher';
 import { spawnBeacon } from '../helpers/beacon-process.js';
+import { freePort } from '../helpers/prometheus.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { APP } from '../helpers/server.js';
 import { silentSocket } from '../helpers/silent-socket.js';
@@ -132,6 +133,35 @@ test('a second SIGTERM and a SIGINT during the drain change nothing: clients get
     assert.equal(beacon.logs.filter((l) => l.includes('"event":"shutdown_completed"')).length, 1);
   } finally {
     await client.close();
+    await beacon.stop('SIGKILL');
+  }
+});
+
+test('the drain is seen on /metrics: the shutdown gauge rises while it runs, and no scrape is answered empty after', { timeout: 30_000 }, async () => {
+  // Before, the gauge was set only after the drain, and the SDK stopped right after it: never scraped. Scrapes between the
+  // SDK's stop and the exit were answered 200 with only "# failed to export metrics: … MetricReader is shutdown".
+  // A Loki nobody listens on: the last push is retried to the deadline after the SDK stopped, the window those scrapes fell in.
+  const beacon = await spawnBeacon({ SHUTDOWN_GRACE_MS: '1500', SHUTDOWN_TIMEOUT_MS: '5000', LOKI_URL: `http://127.0.0.1:${await freePort()}` });
+  try {
+    const stopped = beacon.stop('SIGTERM');
+    let exited = false;
+    void stopped.then(() => (exited = true));
+    const gauges: number[] = [];
+    const emptyAnswers: string[] = [];
+    const deadline = Date.now() + 10_000;
+    while (!exited && Date.now() < deadline) {
+      const res = await fetch(`http://127.0.0.1:${beacon.metricsPort}/metrics`).catch(() => undefined);
+      if (res === undefined) continue;
+      const text = await res.text().catch(() => '');
+      if (res.status === 200 && !text.includes('websocket_build_info')) emptyAnswers.push(text.slice(0, 120));
+      const value = /^websocket_shutdown_duration_seconds (\S+)$/m.exec(text)?.[1];
+      if (value !== undefined) gauges.push(Number(value));
+    }
+    assert.equal(await stopped, 0);
+    assert.deepEqual(emptyAnswers, []);
+    assert.ok(gauges.length >= 2, `the gauge scraped during the drain: ${JSON.stringify(gauges)}`);
+    assert.ok(gauges[0]! >= 0 && gauges.at(-1)! > gauges[0]!, `rising: ${JSON.stringify(gauges)}`);
+  } finally {
     await beacon.stop('SIGKILL');
   }
 });

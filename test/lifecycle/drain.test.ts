@@ -29,7 +29,7 @@ function parts(steps: string[], overrides: Partial<DrainParts> = {}): DrainParts
     hub,
     adapter,
     logger: createLogger({ serviceName: 's', env: 'e', nodeId: 'n', level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
-    metrics: { shutdownDuration: (s) => void steps.push(`duration ${typeof s}`) },
+    metrics: { shutdownStarted: () => void steps.push('gauge_started'), shutdownDuration: (s) => void steps.push(`duration ${typeof s}`) },
     graceMs: 0,
     startDraining: () => void steps.push('draining'),
     stopAcceptingApi: () => void steps.push('api_stopped'),
@@ -45,6 +45,7 @@ test('the API stops and the adapter is flushed before connections close; every s
   const result = await drain(parts(steps), new Deadline(1000));
   assert.deepEqual(steps, [
     'draining',
+    'gauge_started',
     'heartbeat_stopped',
     'api_stopped',
     'adapter_flush',
