@@ -1,7 +1,8 @@
 /**
  * A stand-in Loki for tests: an HTTP server on 127.0.0.1 that records every push to `/loki/api/v1/push` (headers and the
  * parsed JSON body) and answers as told — `ok` (204, like Loki), `error` (500), `unavailable` (503, an ingester
- * restarting), `reject` (400, what Loki says to a batch it will never take) or `hang` (never answers, a slow Loki). `stop()`
+ * restarting), `reject` (400, what Loki says to a batch it will never take) or `hang` (never answers, a slow Loki); with
+ * `maxBodyBytes` set, a larger push gets 413 as a proxy's body limit answers it. `stop()`
  * closes the listener (pushes get connection refused) and `restart()` listens again on the same port.
  */
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
@@ -31,6 +32,8 @@ export interface LokiReceiver {
   url: string;
   pushes: LokiPush[];
   mode: LokiReceiverMode;
+  /** When set, a push whose body is larger is answered 413 (a proxy's body limit) and not stored. */
+  maxBodyBytes: number | undefined;
   /** Every line of an accepted push, in arrival order, with its stream labels: what Loki stored. */
   lines(): Array<{ labels: Record<string, string>; timestamp: string; line: string }>;
   /** Closes the listener: pushes get connection refused until `restart()`. */
@@ -46,12 +49,19 @@ export interface LokiReceiver {
 export async function startLokiReceiver(mode: LokiReceiverMode = 'ok'): Promise<LokiReceiver> {
   const pushes: LokiPush[] = [];
   const hanging = new Set<ServerResponse>();
-  const state = { mode };
+  const state: { mode: LokiReceiverMode; maxBodyBytes: number | undefined } = { mode, maxBodyBytes: undefined };
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
+      const raw = Buffer.concat(chunks);
+      if (state.maxBodyBytes !== undefined && raw.length > state.maxBodyBytes) {
+        pushes.push({ path: req.url ?? '', method: req.method ?? '', headers: req.headers, body: { streams: [] }, accepted: false });
+        res.statusCode = 413;
+        res.end('request entity too large');
+        return;
+      }
+      const text = raw.toString('utf8');
       let body: LokiPush['body'] = { streams: [] };
       try {
         body = JSON.parse(text) as LokiPush['body'];
@@ -79,6 +89,12 @@ export async function startLokiReceiver(mode: LokiReceiverMode = 'ok'): Promise<
     },
     set mode(m: LokiReceiverMode) {
       state.mode = m;
+    },
+    get maxBodyBytes() {
+      return state.maxBodyBytes;
+    },
+    set maxBodyBytes(bytes: number | undefined) {
+      state.maxBodyBytes = bytes;
     },
     async stop() {
       server.closeAllConnections();

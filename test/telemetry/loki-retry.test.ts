@@ -104,6 +104,31 @@ test('a batch Loki refuses for good (400) is dropped and counted, not retried', 
   }
 });
 
+test('a push refused 413 (a proxy\'s body limit) is split, not dropped: every line arrives, in order; a line too large alone is dropped', { timeout: 15_000 }, async () => {
+  const loki = await startLokiReceiver('ok');
+  // A third of what 40 lines of this size make as one body: the first push is refused, its halves (or quarters) are not.
+  const { logger: l, stdout } = logger(loki);
+  try {
+    const pad = 'x'.repeat(2000);
+    for (let k = 0; k < 40; k++) l.info({ event: 'api_request', seq: k, pad }, 'request');
+    loki.maxBodyBytes = 30_000;
+    await loki.waitFor(() => shippedSeqs(loki).length === 40);
+    assert.deepEqual(shippedSeqs(loki), Array.from({ length: 40 }, (_, n) => n));
+    assert.ok(loki.pushes.some((p) => !p.accepted), 'a push was refused 413 first');
+    assert.equal(logShippingCounts(l)?.dropped.rejected ?? 0, 0);
+    // One line larger than the limit alone cannot be split: dropped, counted, said.
+    l.info({ event: 'api_request', seq: 40, pad: 'y'.repeat(40_000) }, 'request');
+    l.info({ event: 'api_request', seq: 41 }, 'request');
+    await loki.waitFor(() => shippedSeqs(loki).includes(41));
+    assert.equal(shippedSeqs(loki).includes(40), false);
+    assert.equal(logShippingCounts(l)?.dropped.rejected, 1);
+    await loki.waitFor(() => stdout().some((x) => x.event === 'loki_push_failed' && x.status === '413'));
+  } finally {
+    await flushLogger(l, 2000);
+    await loki.close();
+  }
+});
+
 test('past LOKI_SPOOL_MAX_BYTES the oldest lines are dropped and counted; the newest arrive in order', { timeout: 15_000 }, async () => {
   const loki = await startLokiReceiver('ok');
   await loki.stop();
