@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { DEFAULT_DEPLOYMENT_ENV, defaultNodeId } from './telemetry/node-identity.js';
+import { DEFAULT_DEPLOYMENT_ENV, defaultNodeId, resourceAttributesFromEnv } from './telemetry/node-identity.js';
 import {
   allEventsWebhook,
   MAX_WEBHOOKS_PER_APP,
@@ -362,6 +362,23 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return `${[variable, ...inside.map(String)].join('.')}: ${issue.message}`;
 }
 
+/**
+ * The log lines' `service`, `env` and `node_id` as the telemetry resource names the node (otel/options.ts):
+ * `OTEL_RESOURCE_ATTRIBUTES`' `service.name` (unless `OTEL_SERVICE_NAME` is set, which wins, as in the SDK),
+ * `deployment.environment.name` and `service.instance.id` override the configured ones. Before, a `service.name` given
+ * there renamed the spans and `target_info` but not the lines, and Loki's selectors and Tempo's filters parted ways.
+ */
+function withResourceIdentity(config: Config, env: NodeJS.ProcessEnv): Config {
+  const named = resourceAttributesFromEnv(env.OTEL_RESOURCE_ATTRIBUTES);
+  const nonEmpty = (value: string | undefined): string | undefined => (value === undefined || value === '' ? undefined : value);
+  return {
+    ...config,
+    serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? nonEmpty(named.get('service.name')) ?? config.serviceName,
+    env: nonEmpty(named.get('deployment.environment.name')) ?? config.env,
+    nodeId: nonEmpty(named.get('service.instance.id')) ?? config.nodeId,
+  };
+}
+
 /** Validates the environment and returns the configuration; throws ConfigError naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const input: Record<string, string> = {};
@@ -372,5 +389,5 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   }
   const parsed = configSchema.safeParse(input);
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map(describeIssue).join('; '));
-  return parsed.data;
+  return withResourceIdentity(parsed.data, env);
 }

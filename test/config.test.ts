@@ -173,3 +173,20 @@ test('TRUST_PROXY: false by default; true, or a list of addresses, CIDRs and nam
     assert.throws(() => loadConfig({ TRUST_PROXY: bad }), /TRUST_PROXY/, bad);
   }
 });
+
+test('OTEL_RESOURCE_ATTRIBUTES names the log lines as it names the telemetry resource: service.name, env, instance id', () => {
+  // Before, `service.name=foo` there renamed the spans and target_info, while every log line still said "beacon".
+  const named = loadConfig({
+    OTEL_RESOURCE_ATTRIBUTES: 'service.name=chat%20rt,deployment.environment.name=prod,service.instance.id=n-7,team=x',
+    DEPLOYMENT_ENV: 'staging',
+    NODE_ID: 'n-1',
+  });
+  assert.deepEqual([named.serviceName, named.env, named.nodeId], ['chat rt', 'prod', 'n-7']);
+  // OTEL_SERVICE_NAME wins over the attribute, as in the SDK; what the attributes leave out stays as configured.
+  const both = loadConfig({ OTEL_SERVICE_NAME: 'svc', OTEL_RESOURCE_ATTRIBUTES: 'service.name=foo', DEPLOYMENT_ENV: 'staging' });
+  assert.deepEqual([both.serviceName, both.env], ['svc', 'staging']);
+  // One malformed entry and the SDK takes none of them: neither do the lines.
+  const malformed = loadConfig({ OTEL_RESOURCE_ATTRIBUTES: 'service.name=foo,broken' });
+  assert.equal(malformed.serviceName, 'beacon');
+});
+
