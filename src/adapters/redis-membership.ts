@@ -201,7 +201,12 @@ export class RedisMembership {
     restore = false,
   ): Promise<JoinOutcome> {
     await this.client.sadd(this.keys.nodeChannels(this.nodeId), JSON.stringify([appId, channel]));
-    return this.record(appId, channel, socketId, member, maxMembers, restore, restore);
+    const outcome = await this.record(appId, channel, socketId, member, maxMembers, restore, restore);
+    // Listed again whatever the script found: with a Redis Cluster, the app's index (one key, on one shard) may be what
+    // was lost while the channel's keys (on others) were not, and then the script occupies nothing and `record` lists
+    // nothing: GET /channels missed every channel still occupied, for good.
+    if (outcome.admitted) this.list(appId, channel);
+    return outcome;
   }
 
   /**

@@ -495,6 +495,25 @@ test('redis adapter: a leave the drain holds while its node records its share ag
   }
 });
 
+test('redis membership: a share recorded again lists its channels again, also when only the app\'s channel index was lost', async () => {
+  // On a Redis Cluster the app's index is one key on one shard: that shard losing its data left the channels (on other
+  // shards) recorded, so the record again occupied nothing and listed nothing, and GET /channels missed them for good.
+  const keys = new RedisKeys('relist');
+  const client = new Redis(redis.url);
+  const x = new RedisMembership(client, keys, 'x', 'PUBLISH');
+  try {
+    await x.join('a1', 'news', '1.1', null, 0);
+    await eventually(async () => (await x.channels('a1')).has('news'), 'the channel listed');
+    await client.del(keys.appChannels('a1'));
+    assert.equal((await x.channels('a1')).has('news'), false);
+    const outcome = await x.rejoin('a1', 'news', '1.1', null, 0, true);
+    assert.equal(outcome.admitted, true);
+    await eventually(async () => (await x.channels('a1')).has('news'), 'the channel listed again');
+  } finally {
+    client.disconnect();
+  }
+});
+
 test('redis membership: a member restored after Redis lost its data is announced only once a subscriber was listed since', async () => {
   // A subscriber that joined after the loss was sent a member list that lacks what is not restored yet: members restored
   // after it are announced (to the others too: a duplicate there rather than a member missing here). Likewise `online`
