@@ -43,6 +43,11 @@
  * has answered by then, unless it had to be sent again (NOSCRIPT: a shard restarted empty lost its scripts too); waiting
  * for every read would wait for a down master's timeout. A plain dead node, no loss seen, is reaped as before. Left: a
  * loss between the read and the EXISTS (a round trip) is seen by the next beat only, after that round reaped.
+ * A shard that did not serve for a while takes the same care without losing anything: a master failing over (down until
+ * its replica takes over, longer than a TTL with Redis's default node timeout of 15 s) lets the live nodes' keys it holds
+ * expire, while the nodes whose keys are elsewhere keep beating. So a key found missing is taken for a dead node only
+ * once the epoch reads of its shard have not failed for a TTL (`steady`): its node's beats, every third of a TTL, put it
+ * back meanwhile. A node that died during the failover is reaped a TTL after its shard serves again.
  * A heartbeat that fails is logged once per episode (`node_heartbeat_failed`), its end once (`node_heartbeat_resumed`).
  *
  * On a Redis Cluster part of a dead node's share can be on a master that is down: its steps fail, and the reap goes on
@@ -166,7 +171,8 @@ export interface ReaperDeps {
 /** A heartbeat that succeeded: when what it found has been acted on, and when its epoch read of a key's shard is done. */
 interface Beat {
   acted: Promise<void>;
-  epochRead(key: string): Promise<void>;
+  /** Resolves once the epoch read of the shard serving `key` answered or failed: true when that shard is steady. */
+  epochRead(key: string): Promise<boolean>;
 }
 
 /** A heartbeat failure episode: when it began and how many beats failed. */
@@ -195,6 +201,8 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
   let epochs = new Map<string, string>();
   /** When an epoch read last answered another id than the last one acted on (a shard lost its data), none yet: undefined. */
   let lossSeenAt: number | undefined;
+  /** Per epoch key (per master shard of a Redis Cluster), when a read of it last failed: that shard did not serve. */
+  const readFailedAt = new Map<string, number>();
 
   /**
    * Whether this node may take an expired key for a dead node: its own beats have been continuous for a TTL, and it has
@@ -239,13 +247,30 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
           const last = epochs.get(read[i]!);
           if (last !== undefined && last !== answer) lossSeenAt = performance.now();
         },
-        () => undefined,
+        () => void readFailedAt.set(read[i]!, performance.now()),
       ),
     );
-    const epochRead = (key: string): Promise<void> => {
+    /**
+     * A shard is steady once its epoch key was read without a failure for a TTL. A master failing over (down until its
+     * replica took over, longer than a TTL) let the live nodes' keys it held expire, while the survivors whose keys were
+     * elsewhere kept beating: they reaped those nodes as soon as the replica served, before the nodes' next beat put their
+     * keys back (member_removed for users who never left). The failed reads on the way say the shard was gone.
+     */
+    const steady = (keys: readonly string[]): boolean =>
+      keys.every((k) => {
+        const failed = readFailedAt.get(k);
+        return failed === undefined || performance.now() - failed >= nodeTtlMs;
+      });
+    const epochRead = async (key: string): Promise<boolean> => {
       const master = masterOf(client, key);
       const i = master === undefined ? -1 : read.findIndex((k) => masterOf(client, k) === master);
-      return i >= 0 ? compared[i]! : Promise.all(compared).then(() => undefined);
+      if (i >= 0) {
+        await compared[i];
+        return steady([read[i]!]);
+      }
+      // Its shard not known: steady only if every shard is.
+      await Promise.all(compared);
+      return steady(read);
     };
     try {
       // The epochs go with the beat; on a Redis Cluster the beat does not wait for them (the module's comment says why),
@@ -445,7 +470,8 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
         if (id === nodeId) return;
         const missing = await client.exists(keys.node(id)).then((n) => n === 0, () => false);
         if (!missing) return;
-        await beat.epochRead(keys.node(id));
+        // Its shard did not serve a while ago (a failover): its key may have expired with the node alive; a later round.
+        if (!(await beat.epochRead(keys.node(id)))) return;
         await enqueue(id);
       }),
     );

@@ -92,6 +92,30 @@ function slowEpochReads(ms: number): (client: Cluster) => Cluster {
     });
 }
 
+/**
+ * Stands between a node and its Cluster client, failing each epoch read of `master`'s key while `down.now` is true, as a
+ * read of a master that is failing over fails. Every other command goes through as it is.
+ */
+function failingEpochReads(down: { now: boolean; master: string }, masterOf: (key: string) => string): (client: Cluster) => Cluster {
+  return (client) =>
+    new Proxy(client, {
+      get(target, prop) {
+        if (prop === 'evalsha' || prop === 'eval') {
+          const run = target[prop] as (...a: unknown[]) => Promise<unknown>;
+          return (...args: unknown[]): Promise<unknown> => {
+            const key = String(args[2]);
+            if (down.now && args[1] === 1 && key.includes(':epoch:') && masterOf(key) === down.master) {
+              return Promise.reject(new Error('CLUSTERDOWN The cluster is down'));
+            }
+            return run.apply(target, args);
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+}
+
 async function node(id: string, keys: RedisKeys, lines: Line[], wrap: (client: Cluster) => Cluster = (c) => c): Promise<Node> {
   const connection = await engineClient();
   const client = wrap(connection);
@@ -223,6 +247,60 @@ test("a shard that lost its data under a live node's key: a survivor that saw th
     assert.deepEqual(await b.membership.counts('a1', ROOM), { subscriptionCount: 1, userCount: 1 });
 
     // A dies now: B reaps it within the usual bound (the pause after the loss is over).
+    await a.stop();
+    const stoppedAt = Date.now();
+    await until(() => events(lines, 'node_reaped').length > 0, 'the reap of A', TTL_MS + BEAT_MS + 3000);
+    const [reap] = events(lines, 'node_reaped');
+    assert.deepEqual([reap!.by, reap!.dead_node, reap!.members_removed], ['b', 'a', 1]);
+    assert.ok(reap!.at - stoppedAt <= TTL_MS + BEAT_MS + SLACK_MS, `A reaped ${reap!.at - stoppedAt} ms after it stopped`);
+  } finally {
+    await Promise.all(nodes.map((n) => n.close()));
+  }
+});
+
+test("a master failing over under a live node's key: a survivor reaps no node whose key is there until that shard served a TTL", async () => {
+  // Found on a 3-master, 3-replica cluster: the master holding A's key killed, its replica promoted 6-8 s later. A's key
+  // expired meanwhile (A could not beat), B's beats went on (its key elsewhere), and B reaped A as soon as the replica
+  // served: member_removed and member_added for a user who never left. Here the failover is what B and A see of it: B's
+  // reads of that shard's epoch key fail, A beats no more, and A's key expires; then the shard serves again, and A beats
+  // again one beat later.
+  const lines: Line[] = [];
+  const nodes: Node[] = [];
+  const slots = await slotMasters(admin);
+  const ROOM = 'presence-room';
+  const { keys, master: failing } = prefixWhere('failover', (k) => {
+    const master = slots.masterOf(k.node('a'));
+    const elsewhere = [k.node('b'), k.nodes, k.nodeChannels('a'), k.channel('a1', ROOM).state];
+    return elsewhere.some((key) => slots.masterOf(key) === master) ? undefined : master;
+  });
+  const down = { now: false, master: failing };
+  try {
+    const [a, b] = await Promise.all([node('a', keys, lines), node('b', keys, lines, failingEpochReads(down, slots.masterOf))]);
+    nodes.push(a, b);
+    await a.membership.join('a1', ROOM, 'a.1', { userId: 'alice', userInfo: {} }, 0);
+    a.start();
+    b.start();
+    await Promise.all([moreTicks(a, 5, 'established'), moreTicks(b, 5, 'established')]);
+
+    // The master goes: A stops beating, B's reads of that shard fail, and A's key expires.
+    await a.stop();
+    down.now = true;
+    await moreTicks(b, 2, 'while the shard is down');
+    await admin.del(keys.node('a'));
+    await moreTicks(b, 1, "A's key gone, the shard still down");
+    // The replica serves: B's reads answer again, A beats again a beat later.
+    down.now = false;
+    await moreTicks(b, 1, 'the shard back, A not yet');
+    a.start();
+    await Promise.all([moreTicks(a, 4, 'after the failover'), moreTicks(b, 4, 'after the failover')]);
+    assert.deepEqual(
+      events(lines, 'node_reaped').map((l) => `${l.by} reaped ${String(l.dead_node)}`),
+      [],
+      'no live node reaped',
+    );
+    assert.deepEqual(await b.membership.counts('a1', ROOM), { subscriptionCount: 1, userCount: 1 });
+
+    // A dies now: B reaps it within the usual bound (the shard has served for a TTL by then).
     await a.stop();
     const stoppedAt = Date.now();
     await until(() => events(lines, 'node_reaped').length > 0, 'the reap of A', TTL_MS + BEAT_MS + 3000);
