@@ -73,6 +73,18 @@ const refusal = (reason: RejectReason, error: CloseError, ...args: ReadonlyArray
 });
 
 /**
+ * How much of the client's own words `connection_opened` writes: its User-Agent (real ones are under 300 characters) and
+ * each of `protocol`, `client` and `version` from its query. Uncut, a 15 KB header made a 15 KB line per connection.
+ */
+const USER_AGENT_LOGGED = 512;
+const QUERY_VALUE_LOGGED = 64;
+
+/** `value` cut to `max` characters, marked with `…` when cut. */
+function clipped(value: string | undefined, max: number): string | undefined {
+  return value === undefined || value.length <= max ? value : `${value.slice(0, max)}…`;
+}
+
+/**
  * The fields of `connection_opened`, built only if the line is written. A function of its own, so that the closure holds
  * the request and not `accept`'s scope, which the socket's listeners keep for the connection's life.
  */
@@ -82,10 +94,10 @@ function openedFields(
 ): () => Record<string, unknown> {
   return () => ({
     remote_address: request.ip,
-    user_agent: request.headers['user-agent'],
-    protocol: request.query.protocol,
-    client: request.query.client,
-    version: request.query.version,
+    user_agent: clipped(request.headers['user-agent'], USER_AGENT_LOGGED),
+    protocol: clipped(request.query.protocol, QUERY_VALUE_LOGGED),
+    client: clipped(request.query.client, QUERY_VALUE_LOGGED),
+    version: clipped(request.query.version, QUERY_VALUE_LOGGED),
     ...(upgradeSpan !== undefined ? { trace_id: upgradeSpan.traceId, span_id: upgradeSpan.spanId } : {}),
   });
 }

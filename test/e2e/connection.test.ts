@@ -310,6 +310,28 @@ test('an upgrade without Host, or in HTTP/1.0, is refused 400 as a bad handshake
   }
 });
 
+test('connection_opened tells the client\'s user agent and query values, cut when long: one line per connection stays small', async () => {
+  const server = await startServer();
+  try {
+    const agent = `pusher-js/8.4.0 ${'x'.repeat(15_000)}`;
+    const { client } = await RawClient.established(server.port);
+    await client.close();
+    const plain = await loggedOnce(server, { event: 'connection_opened' });
+    assert.deepEqual([plain.protocol, plain.client], ['7', 'js']);
+    const long = await RawClient.connect(server.port, `/app/${APP.key}?protocol=7&client=${'c'.repeat(100)}&version=8.4.0`, { 'User-Agent': agent });
+    await long.next('pusher:connection_established');
+    await long.close();
+    await until(() => logLines(server, { event: 'connection_opened' }).length === 2, 'the second connection_opened');
+    const line = logLines(server, { event: 'connection_opened' })[1]!;
+    assert.equal(line.user_agent, `${agent.slice(0, 512)}…`);
+    assert.equal(line.client, `${'c'.repeat(64)}…`);
+    assert.equal(line.version, '8.4.0');
+    assert.ok(JSON.stringify(line).length < 1500, `a ${JSON.stringify(line).length}-character line`);
+  } finally {
+    await server.close();
+  }
+});
+
 test('process capacity (MAX_CONNECTIONS): the connection over it is closed with 4100', async () => {
   const server = await startServer({ MAX_CONNECTIONS: '1' });
   try {
