@@ -8,9 +8,18 @@
  * carries the channel's `seq` after its change, and the events at or below it are not sent to it again: the member events
  * its list already has, and the counts published before its own (still in flight through Redis when it got its own count
  * with its answer, they would leave it on an older count).
+ *
+ * Every event a script publishes is also stamped as a node stamps its own publishes (envelope-gaps.ts), under the one
+ * publisher name SCRIPT_PUBLISHER: numbered per channel in the channel's state (`published`), in a run named when the
+ * state is created (`run`: it is deleted with the channel's last subscriber). A node that missed some (its subscriber
+ * connection to the shard was reconnecting when they went out, a master failing over) counts them as gaps; before, a
+ * lost `member_removed` left its clients with a member nobody counted.
  */
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
+
+/** The publisher name of the events the scripts publish, in their stamps: no node id can be it (ids end in a suffix). */
+export const SCRIPT_PUBLISHER = '#script';
 
 const NEXT_SEQ = `
 local function next_seq(state)
@@ -22,6 +31,16 @@ local function next_seq(state)
   redis.call('HSET', state, 'seq', str)
   return str
 end
+local function stamped(state, seq)
+  local run = redis.call('HGET', state, 'run')
+  if not run then
+    local t = redis.call('TIME')
+    run = string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2]))
+    redis.call('HSET', state, 'run', run)
+  end
+  local n = redis.call('HINCRBY', state, 'published', 1)
+  return ',"seq":' .. seq .. ',"stamp":{"node":"${SCRIPT_PUBLISHER}","run":' .. run .. ',"n":' .. n .. '}}'
+end
 local function publish_count(state, total, head, cmd, ch)
   if head == '' then return 0, 0 end
   local t = redis.call('TIME')
@@ -29,7 +48,7 @@ local function publish_count(state, total, head, cmd, ch)
   local last = tonumber(redis.call('HGET', state, 'countAt') or '0')
   if total <= 100 or now - last >= 5000 then
     redis.call('HSET', state, 'countAt', string.format('%.0f', now), 'countSent', total)
-    redis.call(cmd, ch, head .. cjson.encode('{"subscription_count":' .. total .. '}') .. ',"seq":' .. next_seq(state) .. '}')
+    redis.call(cmd, ch, head .. cjson.encode('{"subscription_count":' .. total .. '}') .. stamped(state, next_seq(state)))
     return 1, 0
   end
   return 0, 5000 - (now - last)
@@ -52,7 +71,7 @@ local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
 if total <= 0 or total == tonumber(redis.call('HGET', KEYS[1], 'countSent') or '-1') then return {-1, 0} end
 if ARGV[4] == '1' then
   redis.call('HSET', KEYS[1], 'countSent', total)
-  redis.call(ARGV[3], ARGV[2], ARGV[1] .. cjson.encode('{"subscription_count":' .. total .. '}') .. ',"seq":' .. next_seq(KEYS[1]) .. '}')
+  redis.call(ARGV[3], ARGV[2], ARGV[1] .. cjson.encode('{"subscription_count":' .. total .. '}') .. stamped(KEYS[1], next_seq(KEYS[1])))
   return {total, 0}
 end
 local published, wait = publish_count(KEYS[1], total, ARGV[1], ARGV[3], ARGV[2])
@@ -113,7 +132,7 @@ if added == 1 then
     added = 0
   else
     seq = next_seq(state)
-    redis.call(ARGV[9], ARGV[8], ARGV[5] .. ARGV[6] .. ',"seq":' .. seq .. '}')
+    redis.call(ARGV[9], ARGV[8], ARGV[5] .. ARGV[6] .. stamped(state, seq))
   end
 end
 return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
@@ -167,7 +186,7 @@ if user ~= '' then
       redis.call('HDEL', users, user)
       redis.call('HDEL', info, user)
       local seq = next_seq(state)
-      redis.call(ARGV[7], ARGV[6], ARGV[3] .. ARGV[4] .. ',"seq":' .. seq .. '}')
+      redis.call(ARGV[7], ARGV[6], ARGV[3] .. ARGV[4] .. stamped(state, seq))
       removed = 1
     end
   end
@@ -239,7 +258,7 @@ for i = 1, #shared, 2 do
     redis.call('HDEL', info, user)
     local seq = next_seq(state)
     local data = cjson.encode('{"user_id":' .. id .. '}')
-    redis.call(ARGV[5], ARGV[4], ARGV[2] .. data .. ',"seq":' .. seq .. '}')
+    redis.call(ARGV[5], ARGV[4], ARGV[2] .. data .. stamped(state, seq))
   end
 end
 if subs <= 0 then return answer(0, removed, 0, -1) end

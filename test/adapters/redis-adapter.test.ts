@@ -152,6 +152,55 @@ test('redis adapter: what a node missed while Redis had closed its subscriber is
   }
 });
 
+test('redis adapter: member and count events a node missed while its subscriber was away are counted there as gaps', async () => {
+  // The scripts' events carried no numbering: a member_removed missed while a node's subscriber reconnected (a master
+  // failing over) left that node's clients with the member, and no metric said so.
+  const dropsAtB: [string, number][] = [];
+  const a = make({ prefix: 'script-gap', countsSubscriptions: () => true });
+  const b = make({
+    prefix: 'script-gap',
+    countsSubscriptions: () => true,
+    metrics: { ...noAdapterMetrics, adapterDropped: (reason: string, count = 1) => dropsAtB.push([reason, count]) },
+  });
+  const raw = new Redis(redis.url);
+  try {
+    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
+    const atB: string[] = [];
+    b.onEnvelope((e) => {
+      if (e.channel === 'presence-g') atB.push(`${e.event} ${e.data}`);
+    });
+    await b.join('a1', 'presence-g', '2.1', { userId: 'u2', userInfo: null }, 0);
+    await a.join('a1', 'presence-g', '1.1', { userId: 'u1', userInfo: null }, 0);
+    await until(() => atB.some((e) => e.includes('"u1"')), 'member_added of u1 at B');
+    const before = atB.length;
+    const clients = String(await raw.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
+    const subscriberOfB = [...clients.matchAll(/id=(\d+) [^\n]*name=beacon-sub-(\S+)/g)].find((m) => m[2] === b.nodeId)?.[1];
+    assert.ok(subscriberOfB !== undefined, clients);
+    await raw.client('KILL', 'ID', subscriberOfB);
+    await until(() => !b.status().up, 'B down');
+    // Missed by B: u3 comes and goes.
+    await a.join('a1', 'presence-g', '1.3', { userId: 'u3', userInfo: null }, 0);
+    await a.leave('a1', 'presence-g', '1.3', { userId: 'u3', userInfo: null });
+    await until(() => b.status().up, 'B up again', 5000);
+    await a.join('a1', 'presence-g', '1.4', { userId: 'u4', userInfo: null }, 0);
+    await until(() => atB.length === before + 1, 'the member event after the gap at B');
+    assert.match(atB[before]!, /^pusher_internal:member_added .*u4/);
+    assert.deepEqual(dropsAtB, [['gap', 2]]);
+
+    // A channel emptied and occupied again starts a new run: nothing is taken for a gap.
+    dropsAtB.length = 0;
+    for (const [socket, user] of [['1.1', 'u1'], ['1.4', 'u4']] as const) await a.leave('a1', 'presence-g', socket, { userId: user, userInfo: null });
+    await b.leave('a1', 'presence-g', '2.1', { userId: 'u2', userInfo: null });
+    await b.join('a1', 'presence-g', '2.2', { userId: 'u5', userInfo: null }, 0);
+    await a.join('a1', 'presence-g', '1.5', { userId: 'u6', userInfo: null }, 0);
+    await until(() => atB.some((e) => e.includes('u6')), 'member_added of u6 at B');
+    assert.deepEqual(dropsAtB, []);
+  } finally {
+    raw.disconnect();
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
 test('redis adapter: a publish that timed out is counted as timeout, not error, and is still carried', async () => {
   const drops: string[] = [];
   const a = make({ prefix: 'late', metrics: { ...noAdapterMetrics, adapterDropped: (reason: string) => drops.push(reason) } });
