@@ -17,7 +17,7 @@
  */
 import { isIP } from 'node:net';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
-import { DEFAULT_DEPLOYMENT_ENV, defaultNodeId } from '../src/telemetry/node-identity.js';
+import { DEFAULT_DEPLOYMENT_ENV, defaultNodeId, resourceAttributesFromEnv } from '../src/telemetry/node-identity.js';
 import { ATTR_DEPLOYMENT_ENVIRONMENT_NAME, ATTR_SERVICE_INSTANCE_ID } from '../src/telemetry/semconv.js';
 
 /** Wire format of the OTLP trace exporter. */
@@ -132,9 +132,9 @@ export function telemetryOptionsFromEnv(env: NodeJS.ProcessEnv): TelemetryOption
   const warnings: string[] = [];
   const disabled = nonEmpty(env.OTEL_SDK_DISABLED)?.toLowerCase() === 'true';
 
-  const namedInAttributes = (env.OTEL_RESOURCE_ATTRIBUTES ?? '')
-    .split(',')
-    .some((pair) => pair.split('=')[0]?.trim() === ATTR_SERVICE_NAME);
+  // Read as the SDK's detector reads it (src/config.ts reads it the same way for the log lines): a malformed list names
+  // nothing, since the SDK then takes none of it.
+  const namedInAttributes = resourceAttributesFromEnv(env.OTEL_RESOURCE_ATTRIBUTES).has(ATTR_SERVICE_NAME);
   const defaultServiceName = nonEmpty(env.OTEL_SERVICE_NAME) === undefined && !namedInAttributes ? 'beacon' : undefined;
 
   // With the defaults of the log lines' `env` and `node_id` (src/config.ts): the same process, the same names.

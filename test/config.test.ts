@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { telemetryOptionsFromEnv } from '../otel/options.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -188,5 +189,11 @@ test('OTEL_RESOURCE_ATTRIBUTES names the log lines as it names the telemetry res
   // One malformed entry and the SDK takes none of them: neither do the lines.
   const malformed = loadConfig({ OTEL_RESOURCE_ATTRIBUTES: 'service.name=foo,broken' });
   assert.equal(malformed.serviceName, 'beacon');
+  // The telemetry resource is named the same way in each case (otel/options.ts: `defaultServiceName` is set when the
+  // attributes name no service the SDK takes).
+  assert.equal(telemetryOptionsFromEnv({ OTEL_RESOURCE_ATTRIBUTES: 'service.name=foo,broken' }).defaultServiceName, 'beacon');
+  assert.equal(telemetryOptionsFromEnv({ OTEL_RESOURCE_ATTRIBUTES: 'service.name=foo' }).defaultServiceName, undefined);
+  // A blank OTEL_SERVICE_NAME is unset, for the SDK and for the lines alike.
+  assert.equal(loadConfig({ OTEL_SERVICE_NAME: ' ', OTEL_RESOURCE_ATTRIBUTES: 'service.name=foo' }).serviceName, 'foo');
 });
 

@@ -35,6 +35,8 @@ export const COUNTER_SLOTS = 6;
 /** A push larger than this is split (Loki's default gRPC message limit is 4 MiB; this leaves room for the JSON). */
 const BATCH_MAX_BYTES = 1024 * 1024;
 const BATCH_MAX_LINES = 10_000;
+/** Pushes shipped in a row after which a push size lowered by a 413 is doubled again. */
+const GROW_AFTER_PUSHES = 8;
 /** First retry after this, doubled per failure in a row up to `RETRY_MAX_MS`; each delay is jittered to [d/2, d]. */
 export const RETRY_BASE_MS = 250;
 export const RETRY_MAX_MS = 4000;
@@ -84,21 +86,30 @@ export function createShipper(options: ShipperOptions): Shipper {
   const flushDeadline = (): number => Number(Atomics.load(counters, Counter.FlushDeadline));
 
   /**
-   * Characters of lines a push may carry: BATCH_MAX_BYTES, halved for good after each 413 of a batch of several lines. A
-   * proxy in front of Loki with a smaller body limit (the JSON body is larger than its lines: ~1.3 times for Beacon's
-   * lines) refused every full push, and each refusal dropped its whole batch; now only a line that alone is too large is.
+   * Characters of lines a push may carry: BATCH_MAX_BYTES, halved after each 413 of a batch of several lines, and doubled
+   * again (up to BATCH_MAX_BYTES) after GROW_AFTER_PUSHES pushes shipped in a row: a 413 that was a passing
+   * misconfiguration does not leave every later push small. A proxy in front of Loki with a smaller body limit (the JSON
+   * body is larger than its lines: ~1.3 times for Beacon's lines) refused every full push, and each refusal dropped its
+   * whole batch; now only a line that alone is too large is, and a lasting limit costs one refused push per
+   * GROW_AFTER_PUSHES.
    */
   let pushMaxChars = BATCH_MAX_BYTES;
+  let shippedInARow = 0;
 
   const settle = (batch: SpoolBatch, outcome: PushOutcome): void => {
     if (outcome.result === 'rejected' && outcome.status === '413' && batch.lines.length > 1) {
       pushMaxChars = Math.max(1, Math.floor(batch.bytes / 2));
+      shippedInARow = 0;
       count(Counter.DroppedSpoolFull, spool.putBack(batch));
       syncBytes();
       return;
     }
     if (outcome.result === 'shipped') {
       failures = 0;
+      if (pushMaxChars < BATCH_MAX_BYTES && ++shippedInARow >= GROW_AFTER_PUSHES) {
+        pushMaxChars = Math.min(BATCH_MAX_BYTES, pushMaxChars * 2);
+        shippedInARow = 0;
+      }
       count(Counter.Shipped, batch.lines.length);
     } else if (outcome.result === 'rejected') {
       failures = 0;

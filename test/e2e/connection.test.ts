@@ -294,6 +294,8 @@ test('an upgrade without Host, or in HTTP/1.0, is refused 400 as a bad handshake
     const cases = [
       { version: '1.1', host: [], detail: 'no Host header' },
       { version: '1.0', host: ['Host: x'], detail: 'HTTP/1.0 (the handshake needs HTTP/1.1)' },
+      { version: '0.9', host: ['Host: x'], detail: 'HTTP/0.9 (the handshake needs HTTP/1.1)' },
+      { version: '2.0', host: ['Host: x'], detail: 'HTTP/2.0 (the handshake needs HTTP/1.1)' },
     ];
     for (const { version, host, detail } of cases) {
       const answer = parseResponse(await exchange(server.port, upgrade(version, host)));
@@ -303,7 +305,7 @@ test('an upgrade without Host, or in HTTP/1.0, is refused 400 as a bad handshake
       assert.equal(line.level, 'info');
     }
     assert.equal(logLines(server, { event: 'connection_opened' }).length, 0);
-    assert.equal(sumOf(await observed.scrape(), 'websocket_connections_rejected_total', { reason: 'bad_handshake' }), 2);
+    assert.equal(sumOf(await observed.scrape(), 'websocket_connections_rejected_total', { reason: 'bad_handshake' }), cases.length);
     assert.match(await connected(server.client()), /^\d+\.\d+$/);
   } finally {
     await server.close();
@@ -509,7 +511,7 @@ describe('heartbeat', { concurrency: true }, () => {
 
   test('a message may come in fragments, up to one per 4 KiB of the largest frame; one more is closed 1008 too_large', async () => {
     // gorilla/websocket writes a long message in frames of its 4 KiB write buffer: such a message is taken whole. A message
-    // in more fragments than that bound (51 at the default MAX_PAYLOAD_BYTES) is one ws would have held, each fragment
+    // in more fragments than that bound (50 at the default MAX_PAYLOAD_BYTES) is one ws would have held, each fragment
     // keeping the whole read it came in alive, up to 16 384 of them.
     const server = await startServer();
     try {

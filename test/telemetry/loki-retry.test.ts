@@ -123,6 +123,19 @@ test('a push refused 413 (a proxy\'s body limit) is split, not dropped: every li
     assert.equal(shippedSeqs(loki).includes(40), false);
     assert.equal(logShippingCounts(l)?.dropped.rejected, 1);
     await loki.waitFor(() => stdout().some((x) => x.event === 'loki_push_failed' && x.status === '413'));
+    // The limit lifted (a passing misconfiguration): the push size grows back, lines go in few pushes again.
+    loki.maxBodyBytes = undefined;
+    const pad2 = 'z'.repeat(200);
+    for (let round = 0; round < 40; round++) {
+      const from = 100 + round * 20;
+      for (let k = from; k < from + 20; k++) l.info({ event: 'api_request', seq: k, pad: pad2 }, 'request');
+      await loki.waitFor(() => shippedSeqs(loki).includes(from + 19));
+    }
+    const pushesBefore = loki.pushes.length;
+    for (let k = 1000; k < 1200; k++) l.info({ event: 'api_request', seq: k, pad }, 'request');
+    await loki.waitFor(() => shippedSeqs(loki).includes(1199));
+    // 200 lines of ~2 KB: 20 pushes at the size the 413s left, 1 or 2 once it grew back.
+    assert.ok(loki.pushes.length - pushesBefore <= 2, `200 lines in ${loki.pushes.length - pushesBefore} pushes once the limit is gone`);
   } finally {
     await flushLogger(l, 2000);
     await loki.close();
