@@ -224,6 +224,16 @@ describe('beacon-load flags', () => {
     assert.deepEqual(parseLoadOptions(['--sockets', '4', '--channels', '4'], {})?.warnings, []);
   });
 
+  it('a blank value, a value past what the process can do, a --metrics URL it cannot scrape are refused naming the flag', () => {
+    // `--duration=` was read as 0 (a connections-only run, "ok"); huge values ran the process out of memory or timers.
+    assert.throws(() => options(['--duration=']), /--duration must be a number ≥ 0, got ""/);
+    assert.throws(() => options(['--duration', '3000000']), /--duration must be at most 2147483/);
+    assert.throws(() => options(['--sockets', '5000000']), /--sockets must be at most 1000000/);
+    assert.throws(() => options(['--payload-bytes', '1000000000']), /--payload-bytes must be at most 10485760/);
+    assert.throws(() => options(['--metrics', 'ftp://127.0.0.1:9464/metrics']), /--metrics must be an http:\/\/ or https:\/\/ URL/);
+    assert.equal(options(['--metrics', 'http://127.0.0.1:9464/metrics']).metrics, 'http://127.0.0.1:9464/metrics');
+  });
+
   it('a negative value reaches the range check, in one line', () => {
     assert.throws(() => options(['--duration', '-1']), (err: Error) => {
       assert.equal(err.message, '--duration must be a number ≥ 0, got "-1"');

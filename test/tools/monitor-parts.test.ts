@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { histogramQuantile } from '../../tools/monitor/histogram-quantile.js';
 import { parseLogLine, type LogEvent } from '../../tools/monitor/log-line.js';
 import { followLoki } from '../../tools/monitor/log-sources.js';
-import { DEFAULT_LOKI_QUERY } from '../../tools/monitor/options.js';
+import { DEFAULT_LOKI_QUERY, parseMonitorOptions } from '../../tools/monitor/options.js';
 import { createRenderer } from '../../tools/monitor/render.js';
 import { buildSnapshot } from '../../tools/monitor/snapshot.js';
 import { SummaryBuilder } from '../../tools/monitor/summary.js';
@@ -310,4 +310,12 @@ test('summary: totals add up the steps between scrapes and read a restart from z
   assert.equal(steady.build().totals?.connections_opened, 30);
   assert.equal(steady.build().restarts.count, 0);
   assert.doesNotMatch(summaryText(steady, { logSources: [], unansweredAtEnd: [] }), /restart/);
+});
+
+test('beacon-monitor: [seconds] and --interval past what a timer holds, or blank, are refused', () => {
+  // 3 000 000 s overflowed Node's timer: the watch ended at once, and as an interval ran snapshots back to back.
+  assert.throws(() => parseMonitorOptions(['3000000'], false), /\[seconds\] must be a number from 0 to 2147483, got "3000000"/);
+  assert.throws(() => parseMonitorOptions(['--interval', '3000000'], false), /--interval must be a number of seconds from 0\.1 to 2147483/);
+  assert.throws(() => parseMonitorOptions(['--interval='], false), /--interval must be a number of seconds/);
+  assert.equal(parseMonitorOptions(['2147483', '--interval', '60'], false)?.seconds, 2147483);
 });

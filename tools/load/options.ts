@@ -121,12 +121,24 @@ function joinNegativeValues(argv: string[]): string[] {
   return out;
 }
 
-function number(name: string, text: string | undefined, fallback: number, min: number, integer: boolean, why = ''): number {
+/** The longest time a Node timer holds (2^31 - 1 ms): a longer one fires at once. */
+const MAX_SECONDS = 2_147_483;
+/** The most sockets one load process is let open: past a few hundred thousand, memory runs out first. */
+const MAX_SOCKETS = 1_000_000;
+/** Beacon's largest `MAX_PAYLOAD_BYTES`: a larger message is one no server takes. */
+const MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
+
+/**
+ * `--name`'s value as a number within [min, max] (an integer if asked), `fallback` when the flag is absent. Blank is no
+ * number: `Number('')` is 0, and `--duration=` ran a connections-only test.
+ */
+function number(name: string, text: string | undefined, fallback: number, min: number, integer: boolean, why = '', max = Infinity): number {
   if (text === undefined) return fallback;
-  const n = Number(text);
+  const n = text.trim() === '' ? Number.NaN : Number(text);
   if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
     throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} ≥ ${min}${why}, got "${text}"`);
   }
+  if (n > max) throw new UsageError(`--${name} must be at most ${max}, got "${text}"`);
   return n;
 }
 
@@ -181,13 +193,17 @@ export function parseLoadOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOp
   }
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`--host must be ws:// or wss://, got "${host}"`);
   if (values.metrics !== undefined) {
+    let metricsUrl: URL | undefined;
     try {
-      new URL(values.metrics);
+      metricsUrl = new URL(values.metrics);
     } catch {
-      throw new UsageError(`--metrics must be a URL such as http://127.0.0.1:9464/metrics, got "${values.metrics}"`);
+      // answered below
+    }
+    if (metricsUrl === undefined || (metricsUrl.protocol !== 'http:' && metricsUrl.protocol !== 'https:')) {
+      throw new UsageError(`--metrics must be an http:// or https:// URL such as http://127.0.0.1:9464/metrics, got "${values.metrics}"`);
     }
   }
-  const sockets = number('sockets', values.sockets, 100, 1, true);
+  const sockets = number('sockets', values.sockets, 100, 1, true, '', MAX_SOCKETS);
   const channelsAsked = number('channels', values.channels, 10, 1, true);
   const warnings: string[] = [];
   if (channelsAsked > sockets) {
@@ -201,7 +217,7 @@ export function parseLoadOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOp
   const options: LoadOptions = {
     sockets,
     rate: number('rate', values.rate, 50, 0.001, false),
-    duration: number('duration', values.duration, 30, 0, false),
+    duration: number('duration', values.duration, 30, 0, false, '', MAX_SECONDS),
     host: host.replace(/\/+$/, ''),
     sendRate: number('send-rate', values['send-rate'], 0.1, 0, false),
     channels: Math.min(channelsAsked, sockets),
@@ -213,6 +229,7 @@ export function parseLoadOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOp
       MIN_PAYLOAD_BYTES,
       true,
       ' (each message carries a header with its run id, send time and sequence number)',
+      MAX_PAYLOAD_BYTES,
     ),
     publishVia: oneOf('publish-via', values['publish-via'], 'auto', ['auto', 'client', 'http'] as const),
     stall: number('stall', values.stall, 0, 0, true),

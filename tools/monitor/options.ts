@@ -62,6 +62,9 @@ function toHttp(url: string): string {
 }
 
 /** Parses argv (without node and the script); returns null when --help was asked. */
+/** The longest time a Node timer holds (2^31 - 1 ms), in seconds. */
+const MAX_SECONDS = 2_147_483;
+
 export function parseMonitorOptions(argv: string[], stdoutIsTty: boolean): MonitorOptions | null {
   let parsed;
   try {
@@ -89,11 +92,14 @@ export function parseMonitorOptions(argv: string[], stdoutIsTty: boolean): Monit
   const { values, positionals } = parsed;
   if (values.help === true) return null;
   if (positionals.length > 1) throw new UsageError(`one [seconds] argument at most, got ${positionals.join(' ')}`);
-  const seconds = positionals[0] === undefined ? 0 : Number(positionals[0]);
-  if (!Number.isFinite(seconds) || seconds < 0) throw new UsageError(`[seconds] must be a number ≥ 0, got "${positionals[0]}"`);
-  const intervalSeconds = values.interval === undefined ? 10 : Number(values.interval);
-  if (!Number.isFinite(intervalSeconds) || intervalSeconds < 0.1) {
-    throw new UsageError(`--interval must be a number of seconds ≥ 0.1, got "${values.interval}"`);
+  // Blank is no number (`Number('')` is 0); past MAX_SECONDS a Node timer fires at once (one snapshot after another).
+  const seconds = positionals[0] === undefined ? 0 : positionals[0].trim() === '' ? Number.NaN : Number(positionals[0]);
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds > MAX_SECONDS) {
+    throw new UsageError(`[seconds] must be a number from 0 to ${MAX_SECONDS}, got "${positionals[0]}"`);
+  }
+  const intervalSeconds = values.interval === undefined ? 10 : values.interval.trim() === '' ? Number.NaN : Number(values.interval);
+  if (!Number.isFinite(intervalSeconds) || intervalSeconds < 0.1 || intervalSeconds > MAX_SECONDS) {
+    throw new UsageError(`--interval must be a number of seconds from 0.1 to ${MAX_SECONDS}, got "${values.interval}"`);
   }
   const mode = values.json === true ? 'json' : (values.mode ?? (stdoutIsTty ? 'tty' : 'plain'));
   if (mode !== 'tty' && mode !== 'plain' && mode !== 'json') throw new UsageError(`--mode must be tty, plain or json, got "${mode}"`);
