@@ -9,7 +9,8 @@ import { describe, it } from 'node:test';
 import { parseLoadOptions, type LoadOptions } from '../../tools/load/options.js';
 import { decodePayload, encodePayload, newRunId } from '../../tools/load/payload.js';
 import { buildReport, renderReport } from '../../tools/load/report.js';
-import { channelName, type RunResult } from '../../tools/load/run.js';
+import { channelName, restartBetween, type RunResult } from '../../tools/load/run.js';
+import { parseExposition } from '../../tools/prometheus/exposition.js';
 import { Tally } from '../../tools/load/tally.js';
 
 function options(args: string[] = []): LoadOptions {
@@ -240,5 +241,22 @@ describe('beacon-load flags', () => {
       return true;
     });
     assert.throws(() => options(['--sockets']), (err: Error) => !err.message.includes('\n'));
+  });
+});
+
+describe('beacon-load audit across a server restart', () => {
+  it('a scrape of another process is told apart: a new process_start_time_seconds, or a counter that went down', () => {
+    // The audit subtracted the new process's counters from the old one's: every row "a telemetry bug" or "lost silently".
+    const scrapeOf = (started: number, opened: number) =>
+      parseExposition(
+        `process_start_time_seconds ${started}\nwebsocket_connections_opened_total{app_id="app-id"} ${opened}\n`,
+      );
+    assert.equal(restartBetween(scrapeOf(100, 5), scrapeOf(100, 50)), undefined);
+    assert.equal(restartBetween(scrapeOf(100, 5), scrapeOf(160, 50)), 'a new process_start_time_seconds');
+    assert.equal(
+      restartBetween(parseExposition('websocket_connections_opened_total{app_id="app-id"} 40\n'), parseExposition('websocket_connections_opened_total{app_id="app-id"} 3\n')),
+      'websocket_connections_opened_total went down',
+    );
+    assert.equal(restartBetween(scrapeOf(100, 5), undefined), undefined);
   });
 });

@@ -4,7 +4,7 @@
  * close (every socket closed with 1000, cut after a bound). With --metrics the server is scraped before the ramp and once
  * every connection is gone on its side too, for the audit. The drain, close and settle steps are in wind-down.ts.
  */
-import { notBeaconMetrics, scrape, sum, sumBy, type Scrape } from '../prometheus/exposition.js';
+import { notBeaconMetrics, scrape, select, sum, sumBy, type Scrape } from '../prometheus/exposition.js';
 import { createHttpPublisher, type HttpPublisher } from './http-publisher.js';
 import { LoadSocket } from './load-socket.js';
 import { CLOSE_MS, closeAll, delay, drain, DRAIN_MAX_MS, settleAndScrape, SETTLE_MS } from './wind-down.js';
@@ -298,6 +298,15 @@ export async function runLoad(
         auditError = `${(err as Error).message} (after closing the sockets)`;
       }
     }
+    // A server that restarted during the run started its counters again: after − before says nothing of the run, and read
+    // as "a telemetry bug" and "lost silently, a server bug" on every row.
+    if (auditError === undefined && before !== undefined) {
+      const restarted = restartBetween(before, drained) ?? (after === undefined ? undefined : restartBetween(before, after));
+      if (restarted !== undefined) {
+        auditError = `the server restarted during the run (${restarted}): its counters started again, so they cannot be compared`;
+        after = undefined;
+      }
+    }
     return {
       runId,
       tally,
@@ -370,4 +379,19 @@ async function choosePublishPath(
     return { via: 'http', reason: `the app refuses client events ("${answer}")` };
   }
   return { via: 'client', reason: 'the app accepts client events' };
+}
+
+/**
+ * Why `later` is a scrape of another process than `earlier` (a new `process_start_time_seconds`, or the server's
+ * connections-opened counter lower than before), undefined when it is the same process or it cannot tell.
+ */
+export function restartBetween(earlier: Scrape, later: Scrape | undefined): string | undefined {
+  if (later === undefined) return undefined;
+  const started = (scrape: Scrape): number | undefined => select(scrape, 'process_start_time_seconds')[0]?.value;
+  const [from, to] = [started(earlier), started(later)];
+  if (from !== undefined && to !== undefined && from !== to) return 'a new process_start_time_seconds';
+  if (sum(later, 'websocket_connections_opened_total') < sum(earlier, 'websocket_connections_opened_total')) {
+    return 'websocket_connections_opened_total went down';
+  }
+  return undefined;
 }
