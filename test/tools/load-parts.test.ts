@@ -5,7 +5,10 @@
  * The runs behind these tallies are in load.test.ts, against a real server.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
+import { LoadSocket } from '../../tools/load/load-socket.js';
 import { parseLoadOptions, type LoadOptions } from '../../tools/load/options.js';
 import { decodePayload, encodePayload, newRunId } from '../../tools/load/payload.js';
 import { buildReport, renderReport } from '../../tools/load/report.js';
@@ -258,5 +261,33 @@ describe('beacon-load audit across a server restart', () => {
       'websocket_connections_opened_total went down',
     );
     assert.equal(restartBetween(scrapeOf(100, 5), undefined), undefined);
+  });
+});
+
+describe('beacon-load sockets that never open', () => {
+  it('a connect timeout is one error and no close code; a refused connection is its error and no close code', async () => {
+    // The timeout was counted twice (ws also said "closed before the connection was established") and as a 1006,
+    // "connection lost", for a connection that never was.
+    const silent = createServer(() => undefined);
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const port = (silent.address() as AddressInfo).port;
+    const plan = (url: string) => ({ index: 0, runId: 'r', url, channel: 'c', appKey: 'k', appSecret: 's' });
+    try {
+      const tally = new Tally();
+      const socket = new LoadSocket(plan(`ws://127.0.0.1:${port}/app/k`), tally);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      socket.timeOut();
+      await socket.closed;
+      assert.deepEqual([...tally.errors], [['connect timeout', 1]]);
+      assert.deepEqual([...tally.closeCodes], []);
+    } finally {
+      silent.close();
+    }
+    const tally = new Tally();
+    const refused = new LoadSocket(plan(`ws://127.0.0.1:${port}/app/k`), tally);
+    await refused.closed;
+    assert.deepEqual([...tally.errors], [['socket error: ECONNREFUSED', 1]]);
+    assert.deepEqual([...tally.closeCodes], []);
   });
 });

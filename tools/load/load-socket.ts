@@ -76,7 +76,10 @@ export class LoadSocket {
         const was = this.state;
         const wasEstablished = was !== 'connecting';
         this.state = 'closed';
-        bump(tally.closeCodes, code);
+        // A socket that never opened (refused, EMFILE, or given up by the tool while connecting) ended no connection: its
+        // 1006 is ws's word for "no close frame", not a connection lost. Its error says why.
+        const neverOpened = this.failedToOpen || (this.closing && was === 'connecting');
+        if (!neverOpened) bump(tally.closeCodes, code);
         if (wasEstablished) tally.closedAfterEstablished++;
         else tally.closedBeforeEstablished++;
         // Refused with an answer: a pusher:error frame or a 4xxx close before connection_established, or an HTTP status
@@ -109,6 +112,9 @@ export class LoadSocket {
       // ws's words for an upgrade answered with an HTTP status (503 while the server drains, 400, …): a refusal.
       const status = /^Unexpected server response: (\d+)$/.exec(err.message);
       if (status !== null) this.httpStatus = Number(status[1]);
+      // The tool's own terminate of a socket still connecting (its connect timeout, counted as such) makes ws say "closed
+      // before the connection was established": the same socket counted twice.
+      if (this.closing && this.state === 'connecting') return;
       if (this.ws.readyState !== WebSocket.OPEN && this.state === 'connecting') this.failedToOpen = true;
       tally.error(`socket error: ${err.code ?? err.message}`);
     });
