@@ -130,7 +130,7 @@ export function publishSchemas(limits: PublishLimits) {
     .refine((e) => (e.channel === undefined) !== (e.channels === undefined), answer(Errors.API_CHANNEL_OR_CHANNELS))
     // A channel named twice gets the event once: its subscribers are the same, and a duplicate delivery is what a publisher
     // never means (the spec says nothing; the first mention's order is kept, the answer's `channels` lists it once).
-    .transform((e): EventRequest => toRequest(e, e.channel !== undefined ? [e.channel] : [...new Set(e.channels)]))
+    .transform((e): EventRequest => toRequest(e, e.channel !== undefined ? [e.channel] : distinct(e.channels ?? [])))
     .refine((e) => e.channels.length === 1 || !e.channels.some((c) => channelKind(c).encrypted), answer(Errors.API_ENCRYPTED_NOT_ALONE));
 
   const batch = z
@@ -150,6 +150,11 @@ export function publishSchemas(limits: PublishLimits) {
     .transform((b) => b.batch);
 
   return { event, batch };
+}
+
+/** `channels` without repeats, in the order of first mention; the array itself when it has one (the SDKs' usual list). */
+function distinct(channels: string[]): string[] {
+  return channels.length < 2 ? channels : [...new Set(channels)];
 }
 
 /** The schemas of one configuration. */
