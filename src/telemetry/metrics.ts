@@ -184,6 +184,12 @@ export interface Metrics {
   httpMalformed(reason: MalformedRequestReason): void;
   /** `webhook` is the index in the app's webhook list (bounded by configuration; never the URL). */
   webhook(event: WebhookEventName, result: WebhookResult, appId: string, webhook: number): void;
+  /**
+   * Exports a configured webhook's `failed` series for each event type it takes, at 0, from start: a series that appeared
+   * only with its first failure after a restart (the process's old samples still within 20 minutes) was neither new to
+   * BeaconWebhookFailures nor an increase, and the alert stayed silent.
+   */
+  webhookConfigured(appId: string, webhook: number, events: readonly WebhookEventName[]): void;
   adapterMessage(direction: AdapterDirection): void;
   adapterRequest(op: AdapterOp, seconds: number): void;
   /** The graceful drain began: the gauge reads the seconds since, rising, until `shutdownDuration` sets the whole. */
@@ -518,6 +524,11 @@ export function createMetrics(
     },
     webhook(event, result, appId, webhook) {
       webhooks.add(1, attrs(`w|${event}|${result}|${appId}|${webhook}`, () => ({ event, result, app_id: appId, webhook: String(webhook) })));
+    },
+    webhookConfigured(appId, webhook, events) {
+      for (const event of events) {
+        webhooks.add(0, attrs(`w|${event}|failed|${appId}|${webhook}`, () => ({ event, result: 'failed', app_id: appId, webhook: String(webhook) })));
+      }
     },
     adapterMessage(direction) {
       adapterMessages.row(direction).value++;

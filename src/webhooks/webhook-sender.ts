@@ -86,7 +86,7 @@ export function webhookLimits(
 export interface WebhookSenderDeps extends WebhookSenderLimits {
   /** Each webhook of each app gets a queue; the set is fixed for the life of the process (AppStore contract). */
   apps: AppStore;
-  metrics: Pick<Metrics, 'webhook'>;
+  metrics: Pick<Metrics, 'webhook' | 'webhookConfigured'>;
   logger: Logger;
   /** How a request is sent (tests inject one); node:http / node:https by default (webhook-post.ts says why not fetch). */
   post?: WebhookPost;
@@ -130,6 +130,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
 
   const byApp = new Map<string, AppWebhooks>();
   for (const app of apps.all()) if (app.webhooks.length > 0) byApp.set(app.id, new AppWebhooks(app));
+  for (const app of apps.all()) app.webhooks.forEach((w, index) => metrics.webhookConfigured(app.id, index, w.eventTypes));
   const allQueues = [...byApp.values()].flatMap((a) => a.queues);
 
   /** Aborted when `close()` gives up waiting: in-flight requests and back-off sleeps end at once. */

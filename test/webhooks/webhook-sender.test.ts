@@ -75,7 +75,7 @@ function harness(apps: AppConfig[], options: Partial<WebhookSenderDeps> = {}) {
   const sender = createWebhookSender({
     ...DEFAULT_LIMITS,
     apps: createStaticAppStore(apps),
-    metrics: { webhook: (event: string, result: WebhookResult) => void counts.push(`${event}:${result}`) },
+    metrics: { webhook: (event: string, result: WebhookResult) => void counts.push(`${event}:${result}`), webhookConfigured: () => undefined },
     logger,
     batchMs: 5,
     vacateDelayMs: 10_000,
@@ -509,7 +509,10 @@ test('several webhooks: routed by type and channel, the vacate delay decided onc
   const sender = createWebhookSender({
     ...DEFAULT_LIMITS,
     apps: createStaticAppStore([a]),
-    metrics: { webhook: (event, result, appId, webhook) => void counts.push(`${appId}/${webhook}/${event}:${result}`) },
+    metrics: {
+      webhook: (event, result, appId, webhook) => void counts.push(`${appId}/${webhook}/${event}:${result}`),
+      webhookConfigured: () => undefined,
+    },
     logger,
     post,
     batchMs: 5,
