@@ -200,6 +200,18 @@ const portOf = (master: string): number => Number(master.split(':')[1]);
 const BOB = { userId: 'bob', userInfo: {} };
 
 /**
+ * For `prefixWhere`: the master of A's liveness key when nothing else of A's and B's that the test uses is on it (B's
+ * key, the node list, A's channel index, the channel `room`): that master alone can fail or lose its data under A.
+ */
+function aKeyAlone(masterOf: (key: string) => string, room: string): (k: RedisKeys) => string | undefined {
+  return (k) => {
+    const master = masterOf(k.node('a'));
+    const elsewhere = [k.node('b'), k.nodes, k.nodeChannels('a'), k.channel('a1', room).state];
+    return elsewhere.some((key) => masterOf(key) === master) ? undefined : master;
+  };
+}
+
+/**
  * Asserts that no node was reaped so far and that A's member in `room` is still recorded; then stops A and asserts that B
  * reaps it (one member removed) within the documented bound for a crash.
  */
@@ -226,11 +238,7 @@ test("a shard that lost its data under a live node's key: a survivor that saw th
   // nothing of its own lost, and A is still listed. A's channel and its index are elsewhere too: a reap of A would
   // remove alice there.
   const ROOM = 'presence-room';
-  const { keys, master: wiped } = prefixWhere('wiped', (k) => {
-    const master = slots.masterOf(k.node('a'));
-    const elsewhere = [k.node('b'), k.nodes, k.nodeChannels('a'), k.channel('a1', ROOM).state];
-    return elsewhere.some((key) => slots.masterOf(key) === master) ? undefined : master;
-  });
+  const { keys, master: wiped } = prefixWhere('wiped', aKeyAlone(slots.masterOf, ROOM));
   try {
     // B's epoch reads answer late: its round's EXISTS of A's key answers first, and its reap must wait for the read.
     const [a, b] = await Promise.all([node('a', keys, lines), node('b', keys, lines, slowEpochReads(BEAT_MS / 2))]);
@@ -275,11 +283,7 @@ test("a master failing over under a live node's key: a survivor reaps no node wh
   const nodes: Node[] = [];
   const slots = await slotMasters(admin);
   const ROOM = 'presence-room';
-  const { keys, master: failing } = prefixWhere('failover', (k) => {
-    const master = slots.masterOf(k.node('a'));
-    const elsewhere = [k.node('b'), k.nodes, k.nodeChannels('a'), k.channel('a1', ROOM).state];
-    return elsewhere.some((key) => slots.masterOf(key) === master) ? undefined : master;
-  });
+  const { keys, master: failing } = prefixWhere('failover', aKeyAlone(slots.masterOf, ROOM));
   const down = { now: false, master: failing };
   try {
     const [a, b] = await Promise.all([node('a', keys, lines), node('b', keys, lines, failingEpochReads(down, slots.masterOf))]);
