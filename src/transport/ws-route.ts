@@ -154,9 +154,10 @@ export function routeStrayUpgrades(fastify: FastifyInstance): (refuse: WsHandler
 }
 
 /**
- * What RFC 6455 §4.1 asks of an opening handshake and ws does not check: HTTP/1.1 (or a later 1.x: Node's parser takes
- * none; an `HTTP/2.0` or `HTTP/0.9` request line is no HTTP/2 or 0.9 upgrade, only bytes in HTTP/1 form), and a `Host` header (a plain
- * HTTP/1.1 request without one is refused by http-server.ts; an upgrade bypasses that guard). Undefined when both hold.
+ * What RFC 6455 §4.1 asks of an opening handshake and ws does not check: HTTP/1.1 (or a later 1.x, which Node's parser
+ * takes none of; an `HTTP/2.0` or `HTTP/0.9` request line is no HTTP/2 or 0.9 upgrade, only bytes in HTTP/1 form), and a
+ * `Host` header (a plain HTTP/1.1 request without one is refused by http-server.ts; an upgrade bypasses that guard).
+ * Undefined when both hold.
  */
 function handshakeFault(raw: IncomingMessage): string | undefined {
   if (raw.httpVersionMajor !== 1 || raw.httpVersionMinor < 1) return `HTTP/${raw.httpVersion} (the handshake needs HTTP/1.1)`;
