@@ -102,6 +102,9 @@ export function createShipper(options: ShipperOptions): Shipper {
       shippedInARow = 0;
       count(Counter.DroppedSpoolFull, spool.putBack(batch));
       syncBytes();
+      // Said as a push that failed and is tried again (`loki_push_failed`, batch_dropped false): the operator learns
+      // that something in front of Loki limits the pushes, though nothing is lost.
+      options.onFailure(outcome.status, false);
       return;
     }
     if (outcome.result === 'shipped') {

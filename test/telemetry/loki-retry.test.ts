@@ -116,6 +116,8 @@ test('a push refused 413 (a proxy\'s body limit) is split, not dropped: every li
     assert.deepEqual(shippedSeqs(loki), Array.from({ length: 40 }, (_, n) => n));
     assert.ok(loki.pushes.some((p) => !p.accepted), 'a push was refused 413 first');
     assert.equal(logShippingCounts(l)?.dropped.rejected ?? 0, 0);
+    // Said, though nothing was dropped: something in front of Loki limits the pushes.
+    await loki.waitFor(() => stdout().some((x) => x.event === 'loki_push_failed' && x.status === '413' && x.batch_dropped === false));
     // One line larger than the limit alone cannot be split: dropped, counted, said.
     l.info({ event: 'api_request', seq: 40, pad: 'y'.repeat(40_000) }, 'request');
     l.info({ event: 'api_request', seq: 41 }, 'request');

@@ -275,8 +275,9 @@ describe('beacon-load sockets that never open', () => {
     const plan = (url: string) => ({ index: 0, runId: 'r', url, channel: 'c', appKey: 'k', appSecret: 's' });
     try {
       const tally = new Tally();
+      // Given up while its upgrade waits for an answer that never comes (the server only accepted the TCP connection).
       const socket = new LoadSocket(plan(`ws://127.0.0.1:${port}/app/k`), tally);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await once(silent, 'connection');
       socket.timeOut();
       await socket.closed;
       assert.deepEqual([...tally.errors], [['connect timeout', 1]]);
