@@ -372,7 +372,8 @@ function withResourceIdentity(config: Config, env: NodeJS.ProcessEnv): Config {
   const named = resourceAttributesFromEnv(env.OTEL_RESOURCE_ATTRIBUTES);
   // Blank is unset, as otel/options.ts and the SDK read OTEL_SERVICE_NAME; an attribute given empty is left to the
   // configured name (the resource then says "", which no Loki label can).
-  const nonEmpty = (value: string | undefined): string | undefined => (value === undefined || value.trim() === '' ? undefined : value.trim());
+  const nonEmpty = (value: string | undefined): string | undefined =>
+    value === undefined || value.trim() === '' ? undefined : value.trim();
   return {
     ...config,
     serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? nonEmpty(named.get('service.name')) ?? config.serviceName,

@@ -255,6 +255,9 @@ test('a crashed node (SIGKILL) is reaped: its members get member_removed and lea
     assert.ok(Date.now() - killedAt < 9000);
     assert.deepEqual(removed, ['carol']);
     assert.deepEqual(await userIds(sdk, 'presence-room'), ['alice']);
+    // The reap's script publishes member_removed; its line is written once the reap is over (the node unlisted, its
+    // indexes deleted), a few round trips later: waited for, not assumed already there.
+    await until(() => a.logs.some((l) => l.event === 'node_reaped'), 'the node_reaped line');
     const reaped = a.logs.filter((l) => l.event === 'node_reaped');
     assert.equal(reaped.length, 1);
     assert.equal((reaped[0] as { members_removed?: number }).members_removed, 1);
