@@ -25,8 +25,13 @@ function refuseToStart(line: string): never {
   process.exit(1);
 }
 
-// Checked even with the SDK disabled: an invalid setting is refused whether or not it is used, as src/config.ts does.
-if (isMainThread && options.errors.length > 0) refuseToStart(`invalid configuration: ${options.errors.join('; ')}`);
+// Checked even with the SDK disabled: an invalid setting is refused whether or not it is used, as src/config.ts does. The
+// app's own settings are read too (only on this path), so one start names every invalid variable, not just these.
+if (isMainThread && options.errors.length > 0) {
+  const { configProblems } = await import('../src/config.js');
+  const problems = [...options.errors, ...configProblems(process.env)];
+  refuseToStart(`invalid configuration: ${problems.join('; ')}`);
+}
 
 if (isMainThread && !options.disabled) {
   // Loaded only when enabled: with OTEL_SDK_DISABLED=true not one SDK module is read.

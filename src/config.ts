@@ -35,7 +35,11 @@ function fromEnv<T extends z.ZodType>(env: string, schema: T, shownDefault?: str
 
 const bool = () =>
   z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+/** An integer setting; a value that is no number at all says so (zod's own words: "expected number, received NaN"). */
+const notANumber = (issue: z.core.$ZodRawIssue) =>
+  issue.code === 'invalid_type' && issue.expected === 'number' ? 'not a number' : undefined;
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number({ error: notANumber }).int().min(min).max(max);
 /**
  * App ids the configuration refuses: `u` names the Redis engine's tag of an app's signed-in users (`{u:appId}`,
  * adapters/redis-keys.ts), which app `u`'s channel named like another app would share (`{u:channel}`).
@@ -384,13 +388,26 @@ function withResourceIdentity(config: Config, env: NodeJS.ProcessEnv): Config {
 
 /** Validates the environment and returns the configuration; throws ConfigError naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const parsed = parseEnv(env);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map(describeIssue).join('; '));
+  return withResourceIdentity(parsed.data, env);
+}
+
+/**
+ * What is wrong with the environment's settings, one `VARIABLE: what was expected` each (none when it is valid): for the
+ * OpenTelemetry bootstrap, which refuses to start on its own settings before the app reads these (otel/register.ts).
+ */
+export function configProblems(env: NodeJS.ProcessEnv): string[] {
+  const parsed = parseEnv(env);
+  return parsed.success ? [] : parsed.error.issues.map(describeIssue);
+}
+
+function parseEnv(env: NodeJS.ProcessEnv) {
   const input: Record<string, string> = {};
   for (const v of VARIABLES) {
     const value = env[v.env];
     // Empty strings mean "unset", as in most twelve-factor tooling.
     if (value !== undefined && value !== '') input[v.key] = value;
   }
-  const parsed = configSchema.safeParse(input);
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map(describeIssue).join('; '));
-  return withResourceIdentity(parsed.data, env);
+  return configSchema.safeParse(input);
 }

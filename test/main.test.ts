@@ -36,6 +36,13 @@ test('an invalid variable stops the process with a line naming it', async () => 
   assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
 });
 
+test('one start names every invalid variable, the bootstrap\'s and the app\'s alike', async () => {
+  // Before: the bootstrap refused METRICS_PORT alone, so a fixed METRICS_PORT only then revealed the bad PORT.
+  const { code, stderr } = await runMain({ PORT: 'six-thousand', METRICS_PORT: 'abc' }, { bootstrap: true });
+  assert.equal(code, 1);
+  assert.match(stderr, /^beacon: invalid configuration: METRICS_PORT: not a port from 1 to 65535: "abc"; PORT: not a number$/m);
+});
+
 test('a taken port stops the process with one clear line', async () => {
   const blocker = createServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
