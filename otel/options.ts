@@ -134,7 +134,8 @@ export function telemetryOptionsFromEnv(env: NodeJS.ProcessEnv): TelemetryOption
 
   // Read as the SDK's detector reads it (src/config.ts reads it the same way for the log lines): a malformed list names
   // nothing, since the SDK then takes none of it.
-  const namedInAttributes = resourceAttributesFromEnv(env.OTEL_RESOURCE_ATTRIBUTES).has(ATTR_SERVICE_NAME);
+  // A blank name names nothing, as for the log lines (src/config.ts): no Loki label can be empty.
+  const namedInAttributes = nonEmpty(resourceAttributesFromEnv(env.OTEL_RESOURCE_ATTRIBUTES).get(ATTR_SERVICE_NAME)) !== undefined;
   const defaultServiceName = nonEmpty(env.OTEL_SERVICE_NAME) === undefined && !namedInAttributes ? 'beacon' : undefined;
 
   // With the defaults of the log lines' `env` and `node_id` (src/config.ts): the same process, the same names.

@@ -46,10 +46,13 @@ export function installDiagnostics(options: TelemetryOptions): void {
 export async function detectTelemetryResource(options: TelemetryOptions): Promise<Resource> {
   const attributes: Record<string, string> = { ...options.resourceAttributes };
   attributes[ATTR_SERVICE_VERSION] = VERSION;
-  if (options.defaultServiceName !== undefined) attributes[ATTR_SERVICE_NAME] = options.defaultServiceName;
   const detected = detectResources({ detectors: [envDetector, processDetector, hostDetector] });
   await detected.waitForAsyncAttributes?.();
-  return defaultResource().merge(resourceFromAttributes(attributes)).merge(detected);
+  const resource = defaultResource().merge(resourceFromAttributes(attributes)).merge(detected);
+  // The default goes over what was detected: a blank `service.name=` (or OTEL_SERVICE_NAME) is taken by the detector as
+  // the name "", while the log lines, whose Loki label cannot be empty, say the default (otel/options.ts).
+  if (options.defaultServiceName === undefined) return resource;
+  return resource.merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.defaultServiceName }));
 }
 
 /** Creates (does not start) the SDK described by `options`. */

@@ -30,6 +30,23 @@ describe('telemetryOptionsFromEnv', () => {
     assert.equal(telemetryOptionsFromEnv({ OTEL_RESOURCE_ATTRIBUTES: 'a=b' }).defaultServiceName, 'beacon');
   });
 
+  it('a blank service.name names the resource as it names the log lines: the default, never ""', async () => {
+    // Before: the SDK's detector took `service.name=` as the name "", spans and target_info said "", the lines "beacon".
+    const { detectTelemetryResource } = await import('../../otel/sdk.js');
+    const saved = process.env.OTEL_RESOURCE_ATTRIBUTES;
+    process.env.OTEL_RESOURCE_ATTRIBUTES = 'service.name=,team=x';
+    try {
+      const env = { OTEL_RESOURCE_ATTRIBUTES: process.env.OTEL_RESOURCE_ATTRIBUTES };
+      const resource = await detectTelemetryResource(telemetryOptionsFromEnv(env));
+      assert.equal(resource.attributes['service.name'], 'beacon');
+      assert.equal(resource.attributes.team, 'x');
+      assert.equal(loadConfig(env).serviceName, 'beacon');
+    } finally {
+      if (saved === undefined) delete process.env.OTEL_RESOURCE_ATTRIBUTES;
+      else process.env.OTEL_RESOURCE_ATTRIBUTES = saved;
+    }
+  });
+
   it('traces only with an endpoint, protocol http/protobuf unless told, none wins', () => {
     assert.deepEqual(telemetryOptionsFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).traces, {
       protocol: 'http/protobuf',
