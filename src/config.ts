@@ -264,6 +264,12 @@ const fields = z.object({
   maxSubscriptionsPerConnection: fromEnv('MAX_SUBSCRIPTIONS_PER_CONNECTION', int(1, 1_000_000).default(100)),
   /** Bytes of cache-channel events this node keeps (least recently used evicted first). */
   cacheMaxBytes: fromEnv('CACHE_MAX_BYTES', int(1024).default(64 * 1024 * 1024)),
+  /**
+   * How long a subscription the cluster engine could not record (Redis unreachable, a shard down or not answering) is
+   * tried again before it is refused with 503: pusher-js never subscribes again after a refusal, so a refusal during a
+   * failover of a few seconds left the client off the channel for good. 0 refuses at once.
+   */
+  subscribeRetryMs: fromEnv('SUBSCRIBE_RETRY_MS', int(0, 600_000).default(20_000)),
   /** Redis Cluster seed nodes (`host:port`); when set, `redisUrl` is not used and pub/sub is sharded. */
   redisClusterNodes: fromEnv(
     'REDIS_CLUSTER_NODES',

@@ -18,6 +18,7 @@ export type Limits = Pick<
   | 'maxWatchlistSize'
   | 'maxJsonDepth'
   | 'maxSubscriptionsPerConnection'
+  | 'subscribeRetryMs'
 >;
 
 export interface RealtimeDeps {

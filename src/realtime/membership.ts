@@ -5,6 +5,7 @@
  * The webhooks of a change are emitted by the node whose `join` / `leave` made it, so each goes out once per cluster; so is
  * the `subscription_count` of the count the change published (the outcome's `count`).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { context } from '@opentelemetry/api';
 import type { CachedEvent, JoinOutcome, LeaveOutcome } from '../adapters/adapter.js';
 import type { Envelope } from '../adapters/envelope.js';
@@ -16,6 +17,7 @@ import type { Connection, Membership } from '../transport/connection.js';
 import type { RealtimeDeps } from './deps.js';
 import type { JoinResultKind, LeaveResult } from './hub.js';
 import { flushHeld } from './member-delivery.js';
+import { jitteredBackoffMs } from '../limits/backoff.js';
 
 /**
  * Records the subscription cluster-wide, then joins the hub and sends `subscription_succeeded` (with the cluster's
@@ -33,14 +35,48 @@ export async function joinCluster(
   const traced = context.active();
   const { hub, adapter } = deps;
   let outcome: JoinOutcome;
-  try {
-    outcome = await adapter.join(connection.app.id, name, connection.socketId, membership, deps.limits.maxPresenceMembers);
-  } catch {
-    return hub.endJoin(connection, name)?.cancelled === true ? 'gone' : 'unavailable';
+  const started = Date.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      outcome = await adapter.join(connection.app.id, name, connection.socketId, membership, deps.limits.maxPresenceMembers);
+      break;
+    } catch {
+      // The engine could not record it (down, a shard failing over, no answer in time): tried again for a while.
+      const retry = await retryJoin(deps, connection, name, started, attempt);
+      if (retry === 'again') continue;
+      return hub.endJoin(connection, name)?.cancelled === true || retry === 'gone' ? 'gone' : 'unavailable';
+    }
   }
   // A cache channel's last event is read while the channel's events are still held, in order with them (`cacheReplay`).
   const cached = outcome.admitted && channelKind(name).cache ? await adapter.cacheReplay(connection.app.id, name) : undefined;
   return context.with(traced, () => joined(deps, connection, name, membership, outcome, cached));
+}
+
+/** The first retry of a join the engine could not record waits about this long, each next one twice as long… */
+const JOIN_RETRY_BASE_MS = 250;
+/** …up to this. A shard's failover takes seconds; a retry costs the engine one failed command. */
+const JOIN_RETRY_MAX_MS = 2000;
+
+/**
+ * Whether to try a join again after its `attempt`-th failure: after a back-off, as long as the connection is open, the
+ * client has not unsubscribed meanwhile, and `SUBSCRIBE_RETRY_MS` since the first attempt is not over. A join that timed
+ * out was taken back by the engine (its leave), and the engine's next join of it waits for that leave: no retry can
+ * leave a subscription behind. pusher-js never subscribes again after a refusal, so refusing during a failover of a few
+ * seconds left the client off the channel for good.
+ */
+async function retryJoin(
+  { hub, limits }: RealtimeDeps,
+  connection: Connection,
+  name: string,
+  started: number,
+  attempt: number,
+): Promise<'again' | 'refuse' | 'gone'> {
+  const gone = (): boolean => !connection.isOpen || hub.pendingJoin(connection, name)?.cancelled !== false;
+  if (gone()) return 'gone';
+  const wait = jitteredBackoffMs(attempt, JOIN_RETRY_BASE_MS, JOIN_RETRY_MAX_MS);
+  if (Date.now() - started + wait > limits.subscribeRetryMs) return 'refuse';
+  await sleep(wait);
+  return gone() ? 'gone' : 'again';
 }
 
 /** After the cluster recorded the join: its webhooks, then the hub and the answer (or the leave, if the client went). */

@@ -49,6 +49,7 @@ export const UNIT_LIMITS: Limits = {
   maxWatchlistSize: 100,
   maxJsonDepth: 32,
   maxSubscriptionsPerConnection: 100,
+  subscribeRetryMs: 20_000,
 };
 
 /**

@@ -1,0 +1,82 @@
+/**
+ * A subscription the cluster engine could not record (Redis unreachable, a shard failing over, no answer in time) is tried
+ * again, with back-off, for up to `SUBSCRIBE_RETRY_MS` before it is refused with 503: pusher-js never subscribes again
+ * after a refusal, so a refusal during a failover of a few seconds left the client off the channel for good. An
+ * unsubscribe or a close meanwhile ends the retries, unanswered.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { EngineUnavailableError, type Adapter } from '../../src/adapters/adapter.js';
+import { subscribe, unsubscribe } from '../../src/realtime/subscribe.js';
+import { plainSubscribe, signedSubscribe, unitWorld, type UnitWorld } from '../helpers/unit.js';
+
+/** The engine refuses the first `failures` joins (as a Redis that is down does), then records them; counts the attempts. */
+function failingJoins(world: UnitWorld, failures: number): { attempts: () => number } {
+  const adapter: Adapter = world.deps.adapter;
+  const { join } = adapter;
+  let attempts = 0;
+  adapter.join = (...args) => {
+    attempts++;
+    return attempts <= failures ? Promise.reject(new EngineUnavailableError('cluster engine down')) : join.apply(adapter, args);
+  };
+  return { attempts: () => attempts };
+}
+
+describe('a subscription the engine could not record', () => {
+  test('is tried again until the engine records it, then answered as any: nothing refused, counted once', async () => {
+    const world = unitWorld();
+    const engine = failingJoins(world, 2);
+    const { connection, socket } = world.connect();
+    await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', JSON.stringify({ user_id: 'u1' })));
+    assert.equal(engine.attempts(), 3);
+    // Before: refused 503 at the first failure, and pusher-js never tried again.
+    assert.deepEqual(socket.frames().map((f) => f.event), ['pusher_internal:subscription_succeeded']);
+    assert.deepEqual(world.calls.filter((c) => c.startsWith('subscription(')), ['subscription(app-id, presence, ok)']);
+    assert.deepEqual(world.logged('subscription_failed'), []);
+    assert.deepEqual(world.webhooks.map((w) => w.name), ['channel_occupied', 'member_added']);
+    assert.ok(connection.subscriptions.has('presence-room'));
+  });
+
+  test('is refused with 503 once SUBSCRIBE_RETRY_MS is over, having been tried more than once', async () => {
+    const world = unitWorld(undefined, { subscribeRetryMs: 600 });
+    const engine = failingJoins(world, Infinity);
+    const { connection, socket } = world.connect();
+    const started = Date.now();
+    await subscribe(world.deps, connection, plainSubscribe('news'));
+    const elapsed = Date.now() - started;
+    assert.ok(engine.attempts() >= 2, `${engine.attempts()} attempts`);
+    // Never past the window: a wait that would end after it is not begun.
+    assert.ok(elapsed <= 600 + 100, `refused after ${elapsed} ms`);
+    assert.deepEqual(socket.data('pusher:subscription_error'), [
+      { type: 'ServiceUnavailable', error: 'The cluster engine is unavailable; retry', status: 503 },
+    ]);
+    assert.deepEqual(world.calls.filter((c) => c.startsWith('subscription(')), ['subscription(app-id, public, unavailable)']);
+    assert.equal(connection.subscriptions.size, 0);
+  });
+
+  test('SUBSCRIBE_RETRY_MS=0 refuses at the first failure', async () => {
+    const world = unitWorld(undefined, { subscribeRetryMs: 0 });
+    const engine = failingJoins(world, Infinity);
+    const { connection, socket } = world.connect();
+    await subscribe(world.deps, connection, plainSubscribe('news'));
+    assert.equal(engine.attempts(), 1);
+    assert.equal(socket.data('pusher:subscription_error').length, 1);
+  });
+
+  test('an unsubscribe or a close meanwhile ends the retries: no answer, nothing counted, no join later', async () => {
+    const world = unitWorld();
+    const engine = failingJoins(world, Infinity);
+    const { connection, socket } = world.connect();
+    const left = subscribe(world.deps, connection, plainSubscribe('news'));
+    unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'news' });
+    await left;
+    const closed = world.connect();
+    const dropped = subscribe(world.deps, closed.connection, plainSubscribe('news'));
+    closed.socket.terminate();
+    await dropped;
+    // One attempt each: the retry saw the client gone before waiting.
+    assert.equal(engine.attempts(), 2);
+    assert.deepEqual([socket.frames(), closed.socket.frames()], [[], []]);
+    assert.deepEqual(world.calls.filter((c) => c.startsWith('subscription(')), []);
+  });
+});
