@@ -31,10 +31,38 @@ export interface ChannelNameLimits {
 
 /**
  * The user ids `pusher:signin` accepts (held as strings: a signed number is its string form): non-empty, at most
- * `maxLength` UTF-16 units, well-formed Unicode, any characters — `auth0|5f7c…`, `google-oauth2|123`, `user:42` are common ids.
+ * `maxLength` characters (code points, as the docs count them: an emoji is one), well-formed Unicode, any characters —
+ * `auth0|5f7c…`, `google-oauth2|123`, `user:42` are common ids.
  */
 export function isValidUserId(id: string, maxLength: number): boolean {
-  return id.length > 0 && id.length <= maxLength && isWellFormed(id);
+  return id.length > 0 && hasAtMostCharacters(id, maxLength) && isWellFormed(id);
+}
+
+/**
+ * Whether `text` has at most `max` characters (code points). Counted only when its UTF-16 length leaves it open: a text
+ * of at most `max` units has at most `max` characters, one of over twice `max` units more than `max`.
+ */
+export function hasAtMostCharacters(text: string, max: number): boolean {
+  if (text.length <= max) return true;
+  if (text.length > 2 * max) return false;
+  let characters = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    // A low surrogate ends a character its high surrogate began.
+    if (unit < 0xdc00 || unit > 0xdfff) characters++;
+  }
+  return characters <= max;
+}
+
+/**
+ * The held form of a user id as the backend signed it: a string as is, a number as its string (`2` → `"2"`). Anything
+ * else is no id, and so is a number that is not an integer a double holds exactly (within ±2^53): JSON parsers round a
+ * larger one (`12345678901234567890` is read as …7000, `1e999` as Infinity), so it would be held, listed and echoed as
+ * another id than the one signed.
+ */
+export function signedUserId(raw: unknown): string | undefined {
+  if (typeof raw === 'string') return raw;
+  return typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : undefined;
 }
 
 /**

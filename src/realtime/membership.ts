@@ -108,9 +108,7 @@ function joined(
   // A join whose own count was not published (a big channel's, held back) has no count to protect from older ones.
   hub.join(connection, name, membership, membership === null && outcome.count === undefined ? 0 : outcome.seq);
   if (membership !== null) {
-    const ids = [...outcome.members.keys()];
-    const hash: Record<string, unknown> = {};
-    for (const [id, info] of outcome.members) hash[id] = info;
+    const { ids, hash } = presenceList(outcome.members);
     connection.send(encodeProtocol(Events.SubscriptionSucceeded, { presence: { ids, hash, count: ids.length } }, name), 'presence');
   } else {
     connection.send(encodeSubscriptionSucceeded(name), 'protocol');
@@ -122,6 +120,17 @@ function joined(
   if (channelKind(name).cache) replayCached(deps, connection, name, pending.held, cached);
   flushHeld(connection, pending.held, outcome.seq);
   return 'joined';
+}
+
+/**
+ * A presence channel's members as `subscription_succeeded` lists them. `hash` has no prototype: a user id `__proto__` is a
+ * key of it like any other (on a plain object the assignment set the prototype instead, and the member was left out of
+ * `hash`, which pusher-js builds its member list from).
+ */
+export function presenceList(members: ReadonlyMap<string, unknown>): { ids: string[]; hash: Record<string, unknown> } {
+  const hash: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const [id, info] of members) hash[id] = info;
+  return { ids: [...members.keys()], hash };
 }
 
 /**

@@ -1,6 +1,6 @@
 /** `pusher:signin`: user authentication, after which the client subscribes to `#server-to-user-{id}`. */
 import { context, type Context } from '@opentelemetry/api';
-import { isValidUserId } from '../protocol/channel-name.js';
+import { isValidUserId, signedUserId } from '../protocol/channel-name.js';
 import { Errors } from '../protocol/errors.js';
 import { encodeProtocol } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
@@ -33,8 +33,7 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
   const record = typeof user === 'object' && user !== null ? (user as Record<string, unknown>) : {};
   // Backends with integer ids sign `{"id":1}`: held as "1", as lenient as presence `user_id` (and the same string form, so
   // the client's `#server-to-user-1` matches). `signin_success` still echoes user_data exactly as it was signed.
-  const rawId = record.id;
-  const id = typeof rawId === 'string' || typeof rawId === 'number' ? String(rawId) : '';
+  const id = signedUserId(record.id) ?? '';
   // The same rule makes its `#server-to-user-{id}` channel valid (protocol/channel-name.ts), whatever its characters.
   if (!isValidUserId(id, deps.limits.maxPresenceUserIdLength)) {
     const error = Errors.SIGNIN_USER_ID_INVALID;
@@ -47,10 +46,15 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
     connection.reject({ reason: 'unauthorized', message: Errors.SIGNIN_OTHER_USER.message, code: Errors.SIGNIN_OTHER_USER.code });
     return;
   }
-  const watchlist = Array.isArray(record.watchlist) ? record.watchlist.map(String) : [];
-  if (watchlist.length > deps.limits.maxWatchlistSize) {
+  const watchlist = watchlistOf(record.watchlist, deps.limits.maxWatchlistSize, deps.limits.maxPresenceUserIdLength);
+  if (watchlist === 'too_long') {
     const error = Errors.SIGNIN_WATCHLIST_TOO_LONG;
     connection.reject({ reason: 'invalid_message', message: error.format(deps.limits.maxWatchlistSize), code: error.code });
+    return;
+  }
+  if (watchlist === 'invalid') {
+    const error = Errors.SIGNIN_WATCHLIST_INVALID;
+    connection.reject({ reason: 'invalid_message', message: error.message, code: error.code });
     return;
   }
   deps.hub.setWatchlist(connection, watchlist);
@@ -83,6 +87,26 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
       connection.send(watchlistFrame(userId, online), 'protocol');
     }
   }
+}
+
+/**
+ * The watched users, each once, in their first order: user ids as `id` must be (a string, or a number held as its
+ * string). None when the field is absent or null. Anything else is refused rather than turned into text: `String()` made
+ * `{}` the id "[object Object]", and an object whose `toString` is not a function, or arrays nested thousands deep, threw
+ * inside the handler (a `handler_failed` error line, and no answer). Counted before anything is read: work bounded by
+ * `MAX_WATCHLIST_SIZE`.
+ */
+function watchlistOf(raw: unknown, maxSize: number, maxIdLength: number): string[] | 'too_long' | 'invalid' {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) return 'invalid';
+  if (raw.length > maxSize) return 'too_long';
+  const ids = new Set<string>();
+  for (const entry of raw as unknown[]) {
+    const id = signedUserId(entry);
+    if (id === undefined || !isValidUserId(id, maxIdLength)) return 'invalid';
+    ids.add(id);
+  }
+  return [...ids];
 }
 
 /** Records the user cluster-wide, then answers `signin_success`: a watchlist asked on any node right after sees it online. */

@@ -1,7 +1,15 @@
 /** `pusher:subscribe` and `pusher:unsubscribe`: validation, auth, presence membership, cache replay, counts. */
 import { context, type Context } from '@opentelemetry/api';
 import { EngineUnavailableError } from '../adapters/adapter.js';
-import { channelKind, type ChannelKind, isValidChannelName, isWellFormed, SERVER_TO_USER_PREFIX } from '../protocol/channel-name.js';
+import {
+  channelKind,
+  type ChannelKind,
+  hasAtMostCharacters,
+  isValidChannelName,
+  isWellFormed,
+  SERVER_TO_USER_PREFIX,
+  signedUserId,
+} from '../protocol/channel-name.js';
 import { encodeProtocol, encodeSubscriptionSucceeded } from '../protocol/encode.js';
 import { Errors, type SubscriptionError, type SubscriptionErrorType } from '../protocol/errors.js';
 import { Events } from '../protocol/events.js';
@@ -11,7 +19,7 @@ import type { Connection, Membership } from '../transport/connection.js';
 import type { MessageErrorReason, SubscriptionResult } from '../telemetry/metrics.js';
 import type { RealtimeDeps } from './deps.js';
 import type { JoinResultKind, LeaveResult } from './hub.js';
-import { afterHubLeave, joinCluster } from './membership.js';
+import { afterHubLeave, joinCluster, presenceList } from './membership.js';
 
 /** Why a subscription is refused: the metric result and the `pusher:subscription_error` it is answered with. */
 export type SubscriptionFailure = {
@@ -140,9 +148,7 @@ async function answerRepeat(
       context.with(traced, () => refuseSubscription(deps, connection, name, failure('unavailable', Errors.SUBSCRIBE_UNAVAILABLE)));
       return;
     }
-    const ids = [...members.keys()];
-    const hash: Record<string, unknown> = {};
-    for (const [id, info] of members) hash[id] = info;
+    const { ids, hash } = presenceList(members);
     context.with(traced, () =>
       connection.send(
         encodeProtocol(Events.SubscriptionSucceeded, { presence: { ids, hash, count: ids.length } }, name),
@@ -203,16 +209,16 @@ function admit(
   }
   const record = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
   const rawId = record.user_id;
+  const userId = signedUserId(rawId);
   // A lone surrogate has no UTF-8 form of its own: two such ids would be one member in Redis (channel-name.ts).
-  if ((typeof rawId !== 'string' && typeof rawId !== 'number') || String(rawId).length === 0 || !isWellFormed(String(rawId))) {
+  if (userId === undefined || userId.length === 0 || !isWellFormed(userId)) {
     return failure('invalid', Errors.SUBSCRIBE_NO_USER_ID);
   }
-  const userId = String(rawId);
-  if (userId.length > limits.maxPresenceUserIdLength) {
+  if (!hasAtMostCharacters(userId, limits.maxPresenceUserIdLength)) {
     return failure('invalid', Errors.SUBSCRIBE_USER_ID_TOO_LONG, limits.maxPresenceUserIdLength);
   }
   // MAX_PRESENCE_MEMBERS is enforced cluster-wide by the adapter's join (membership.ts).
-  return { membership: { userId, signedUserId: rawId, userInfo: record.user_info ?? null } };
+  return { membership: { userId, signedUserId: rawId as string | number, userInfo: record.user_info ?? null } };
 }
 
 export function unsubscribe(deps: RealtimeDeps, connection: Connection, message: UnsubscribeMessage): void {

@@ -101,6 +101,44 @@ describe('signin', () => {
     assert.ok(logged.every((l) => l.reason === 'unauthorized'));
   });
 
+  test('a watchlist of anything but user ids is refused with its own error, never thrown; ids named twice count once', async () => {
+    const world = unitWorld();
+    const { connection, socket } = world.connect();
+    // user_data as a frame of 100 KB can nest it (the frame's depth check does not read inside a string).
+    const deep = `{"id":"u1","watchlist":[${'['.repeat(40_000)}"x"${']'.repeat(40_000)}]}`;
+    // Before: `{"toString":1}` and the deep array threw inside String() (handler_failed, an error line, no answer), and
+    // null, {} and [1,2] became the ids "null", "[object Object]" and "1,2".
+    const refused = [[{ toString: 1 }], [null], [{}], [[1, 2]], [''], [1e999], 'u2', { a: 'u2' }].map((watchlist) =>
+      JSON.stringify({ id: 'u1', watchlist }),
+    );
+    refused.push(deep);
+    for (const userData of refused) await signin(world.deps, connection, signed(world, connection, userData));
+    const errors = socket.data('pusher:error') as { message: string; code: number | null }[];
+    assert.equal(errors.length, refused.length);
+    for (const error of errors) assert.deepEqual(error, { message: 'watchlist must be a list of user ids, as id is', code: null });
+    assert.equal(world.count('messageError(app-id, invalid_message)'), refused.length);
+    assert.deepEqual(world.logged('handler_failed'), []);
+    assert.equal(connection.userId, undefined);
+
+    await signin(world.deps, connection, signed(world, connection, { id: 'u1', watchlist: ['u2', 7, 'u2', '7', 'u3'] }));
+    assert.deepEqual(connection.watchlist, ['u2', '7', 'u3']);
+    assert.deepEqual(socket.data('pusher_internal:watchlist_events'), [{ events: [{ name: 'offline', user_ids: ['u2', '7', 'u3'] }] }]);
+  });
+
+  test('an id is counted in characters, not UTF-16 units, and a number only if a double holds it exactly', async () => {
+    const world = unitWorld();
+    const { connection, socket } = world.connect();
+    // 1e999 was held as "Infinity"; 12345678901234567890 as "12345678901234567000", another user than the one signed.
+    for (const id of [1e999, 12345678901234567890, '😀'.repeat(129)]) {
+      await signin(world.deps, connection, signed(world, connection, { id }));
+    }
+    assert.equal(socket.data('pusher:error').length, 3);
+    assert.equal(connection.userId, undefined);
+    // 128 emoji are 128 characters (256 UTF-16 units): refused before as longer than 128.
+    await signin(world.deps, connection, signed(world, connection, { id: '😀'.repeat(128) }));
+    assert.equal(connection.userId, '😀'.repeat(128));
+  });
+
   test('signing in again as the same user is accepted (a new watchlist replaces the old)', async () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();

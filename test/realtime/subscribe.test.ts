@@ -74,6 +74,38 @@ describe('subscribe', () => {
     );
   });
 
+  test('presence: a user_id "__proto__" is listed in hash like any other (it was left out: the assignment set the prototype)', async () => {
+    const world = unitWorld();
+    const first = world.connect();
+    const second = world.connect();
+    const proto = JSON.stringify({ user_id: '__proto__', user_info: { name: 'P' } });
+    await subscribe(world.deps, first.connection, signedSubscribe(world, first.connection, 'presence-room', proto));
+    const bob = JSON.stringify({ user_id: 'bob', user_info: { name: 'B' } });
+    await subscribe(world.deps, second.connection, signedSubscribe(world, second.connection, 'presence-room', bob));
+    // And the answer to a repeated subscribe, built apart.
+    await subscribe(world.deps, second.connection, signedSubscribe(world, second.connection, 'presence-room', bob));
+    const answers = second.socket.sent.filter((s) => s.includes('pusher_internal:subscription_succeeded'));
+    assert.equal(answers.length, 2);
+    for (const answer of answers) {
+      const data = JSON.parse((JSON.parse(answer) as { data: string }).data) as { presence: { hash: Record<string, unknown> } };
+      assert.deepEqual(Object.entries(data.presence.hash), [['__proto__', { name: 'P' }], ['bob', { name: 'B' }]]);
+    }
+  });
+
+  test('presence: a numeric user_id a double cannot hold exactly is refused; an id is counted in characters', async () => {
+    const world = unitWorld();
+    const { connection, socket } = world.connect();
+    // 1e999 was listed as "Infinity" and echoed as null; 12345678901234567890 listed and echoed as …7000.
+    for (const id of ['1e999', '12345678901234567890', '1.5']) {
+      await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', `{"user_id":${id}}`));
+    }
+    await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', JSON.stringify({ user_id: '😀'.repeat(129) })));
+    assert.deepEqual(socket.data('pusher:subscription_error').map((d) => (d as { type: string }).type), Array(4).fill('InvalidChannelData'));
+    // 128 emoji: 128 characters, 256 UTF-16 units (refused before as longer than 128).
+    await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', JSON.stringify({ user_id: '😀'.repeat(128) })));
+    assert.equal(connection.subscriptions.get('presence-room')?.userId, '😀'.repeat(128));
+  });
+
   test('presence: a user_id with a lone surrogate is refused (it has no UTF-8 form of its own: two would be one member)', async () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
