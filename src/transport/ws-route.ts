@@ -245,6 +245,13 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     answerOnSocket(socket, error, message, err.message.includes('Sec-WebSocket-Version') ? [WS_VERSIONS] : []);
   });
 
+  /**
+   * Connections admitted here whose app quota the cluster is still counting (`route`): not in the hub yet, but held
+   * against `MAX_CONNECTIONS` — checked only here, before the reservation, a burst of an app with a quota all passed it
+   * (40 of 40 over a cap of 10).
+   */
+  let reserving = 0;
+
   const admit = (
     key: string,
     query: Record<string, string | undefined>,
@@ -271,7 +278,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         return refused('bad_protocol', Errors.CLOSE_UNSUPPORTED_PROTOCOL, version);
       }
     }
-    if (options.maxConnections > 0 && hub.connectionCount() >= options.maxConnections) {
+    if (options.maxConnections > 0 && hub.connectionCount() + reserving >= options.maxConnections) {
       return refused('over_capacity', Errors.CLOSE_OVER_CAPACITY);
     }
     const count = hub.state(app.id)?.connections.size ?? 0;
@@ -395,8 +402,10 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       }
       // Frames that arrive while the cluster counts the connection wait in the socket (nothing is read meanwhile).
       socket.pause();
+      reserving++;
       quota.reserve(app, id).then(
         (ok) => {
+          reserving--;
           socket.resume();
           if (!ok) {
             reject(socket, request, 'over_quota', Errors.CLOSE_OVER_QUOTA.code, Errors.CLOSE_OVER_QUOTA.message, app.id);
@@ -412,6 +421,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
           }
         },
         () => {
+          reserving--;
           socket.resume();
           reject(socket, request, 'over_capacity', Errors.CLOSE_ENGINE_UNAVAILABLE.code, Errors.CLOSE_ENGINE_UNAVAILABLE.message, app.id);
         },

@@ -349,6 +349,42 @@ test('process capacity (MAX_CONNECTIONS): the connection over it is closed with 
   }
 });
 
+test('process capacity holds connections whose app quota the cluster is still counting (a burst passed it before)', async () => {
+  // The engine's quota answers are held until the test lets them go, as a Redis a round trip away holds them.
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let asked = 0;
+  const adapter = (_hub: unknown, metrics: Metrics): Adapter => {
+    const local = createLocalAdapter({ metrics, cacheTtlMs: 60_000, cacheMaxBytes: 1 << 20 });
+    const reserve = local.reserveConnection.bind(local);
+    return Object.assign(local, {
+      async reserveConnection(appId: string, max: number, id: string): Promise<boolean> {
+        asked++;
+        await released;
+        return reserve(appId, max, id);
+      },
+    });
+  };
+  const server = await startServer({ MAX_CONNECTIONS: '1', APP_MAX_CONNECTIONS: '5' }, { adapter });
+  try {
+    const first = await RawClient.connect(server.port);
+    await until(() => asked === 1, 'the first connection counted by the cluster');
+    // Before: admitted too (the cap read only the hub, where the first is not yet), and both opened.
+    const { closed } = await refused(server, `/app/${APP.key}?${PUSHER_QUERY}`);
+    assert.equal(closed.code, 4100);
+    assert.equal(asked, 1, 'the second never reached the quota');
+    release();
+    await first.next('pusher:connection_established');
+    assert.equal(server.app.hub.connectionCount(), 1);
+    // Its place is the hub's now: one more is still over capacity, not counted twice.
+    const again = await refused(server, `/app/${APP.key}?${PUSHER_QUERY}`);
+    assert.equal(again.closed.code, 4100);
+    await first.close();
+  } finally {
+    await server.close();
+  }
+});
+
 /** The frames a server sent after its response head (unmasked, as a server's are): opcode and payload. */
 function serverFrames(bytes: Buffer): { opcode: number; payload: Buffer }[] {
   const frames: { opcode: number; payload: Buffer }[] = [];
