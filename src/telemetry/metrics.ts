@@ -13,9 +13,9 @@
  * client) are never labels: a hostile client could mint unbounded series.
  */
 import type { AdapterStatus } from '../adapters/adapter.js';
-import type { ChannelType } from '../protocol/channel-type.js';
+import { CHANNEL_TYPES, type ChannelType } from '../protocol/channel-type.js';
 import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
-import type { CloseReason, RejectReason } from '../transport/close-reasons.js';
+import { APP_REJECT_REASONS, CLOSE_REASONS, REJECT_REASONS, type CloseReason, type RejectReason } from '../transport/close-reasons.js';
 import type { WebhookEventName } from '../webhooks/webhook-event.js';
 import { metrics, type Attributes, type Counter, type Meter, type ObservableCounter } from '@opentelemetry/api';
 import { CounterTable } from './counter-table.js';
@@ -23,25 +23,38 @@ import type { StdoutDropReason } from './stdout-writer.js';
 import { processHistograms, type HistogramProducer, type HistogramTable } from './histogram-table.js';
 import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
 
-export type MessageErrorReason =
-  | 'invalid_json'
-  | 'invalid_message'
-  | 'unknown_event'
-  | 'too_large'
-  | 'not_subscribed'
-  | 'unauthorized'
-  | 'client_events_disabled'
-  | 'rate_limited'
-  | 'frame_rate_limited'
-  | 'too_deep'
-  | 'too_many_subscriptions'
-  | 'invalid_utf8'
-  | 'invalid_frame';
+export const MESSAGE_ERROR_REASONS = [
+  'invalid_json',
+  'invalid_message',
+  'unknown_event',
+  'too_large',
+  'not_subscribed',
+  'unauthorized',
+  'client_events_disabled',
+  'rate_limited',
+  'frame_rate_limited',
+  'too_deep',
+  'too_many_subscriptions',
+  'invalid_utf8',
+  'invalid_frame',
+] as const;
+export type MessageErrorReason = (typeof MESSAGE_ERROR_REASONS)[number];
 export type PublishSource = 'http_api' | 'client_event';
-export type SubscriptionResult = 'ok' | 'auth_failed' | 'invalid' | 'limit' | 'unavailable';
-export type RateLimitScope = 'client_events' | 'http_api' | 'connections' | 'frames';
-export type BackpressureAction = 'dropped' | 'disconnected';
-export type ApiAuthFailureReason = 'bad_signature' | 'expired' | 'unknown_key' | 'body_md5';
+export const SUBSCRIPTION_RESULTS = ['ok', 'auth_failed', 'invalid', 'limit', 'unavailable'] as const;
+export type SubscriptionResult = (typeof SUBSCRIPTION_RESULTS)[number];
+export const RATE_LIMIT_SCOPES = ['client_events', 'http_api', 'connections', 'frames'] as const;
+export type RateLimitScope = (typeof RATE_LIMIT_SCOPES)[number];
+export const BACKPRESSURE_ACTIONS = ['dropped', 'disconnected'] as const;
+export type BackpressureAction = (typeof BACKPRESSURE_ACTIONS)[number];
+export const API_AUTH_FAILURE_REASONS = ['bad_signature', 'expired', 'unknown_key', 'body_md5'] as const;
+export type ApiAuthFailureReason = (typeof API_AUTH_FAILURE_REASONS)[number];
+
+/**
+ * Apps whose per-app counter series of rare events are exported at 0 from start: at most this many, the first configured
+ * (58 series an app; past it an app's series appear with their first event). The SDK keeps at most 2 000 series a metric
+ * (the rest go to one `otel_metric_overflow` series): 25 seeded subscription series an app leave room for the others.
+ */
+export const SEEDED_APPS_MAX = 50;
 /**
  * Why the HTTP API refused a call, other than its signature (`ApiAuthFailureReason`), its rate limit (`rateLimited`), a path
  * no route matches and what the parser or the router refused (`MalformedRequestReason`): the registry error it answered
@@ -207,7 +220,13 @@ export interface Metrics {
  */
 export function createMetrics(
   sources: GaugeSources,
-  options: { version: string; meter?: Meter; histograms?: HistogramProducer } = { version: '0.0.0' },
+  options: {
+    version: string;
+    meter?: Meter;
+    histograms?: HistogramProducer;
+    /** The configured apps, whose counters of rare events are exported at 0 from start (the first SEEDED_APPS_MAX). */
+    appIds?: readonly string[];
+  } = { version: '0.0.0' },
 ): Metrics {
   const meter = options.meter ?? metrics.getMeter('beacon', options.version);
   // Histograms are plain numbers read at collection time too (histogram-table.ts); `attributesOf` builds a row's label set
@@ -463,6 +482,21 @@ export function createMetrics(
     }
     return a;
   };
+  // Rare events' series exported at 0 from start, for the configured apps (up to SEEDED_APPS_MAX): a series that appears
+  // with its first event has no sample before it, so `increase` and `rate` never count that event — a panel of
+  // disconnects by reason showed no pong timeout and no drain's 4200s at all, an alert's first refusal went unseen.
+  for (const reason of REJECT_REASONS) rejected.row(reason);
+  for (const reason of API_AUTH_FAILURE_REASONS) apiAuthFailures.add(0, attrs(`af|${reason}`, () => ({ reason })));
+  for (const appId of (options.appIds ?? []).slice(0, SEEDED_APPS_MAX)) {
+    opened.row(appId);
+    for (const reason of CLOSE_REASONS) closed.row(appId, reason);
+    for (const reason of APP_REJECT_REASONS) rejected.row(reason, appId);
+    for (const reason of MESSAGE_ERROR_REASONS) errors.row(appId, reason);
+    for (const type of CHANNEL_TYPES) for (const result of SUBSCRIPTION_RESULTS) subscriptionsTotal.row(appId, `${type} ${result}`);
+    for (const scope of RATE_LIMIT_SCOPES) rateLimits.row(appId, scope);
+    for (const action of BACKPRESSURE_ACTIONS) backpressureEvents.row(appId, action);
+  }
+
   return {
     connectionOpened(appId) {
       opened.row(appId).value++;

@@ -1,22 +1,29 @@
 /** Why connections end or are refused: fixed enums, also the bounded `reason` labels of the connection metrics. */
 
 /** Why an accepted connection closed. */
-export type CloseReason =
-  | 'client_close'
-  | 'server_shutdown'
-  | 'pong_timeout'
-  | 'slow_consumer'
-  | 'protocol_error'
-  | 'terminated'
-  | 'over_quota'
-  | 'error';
+export const CLOSE_REASONS = [
+  'client_close',
+  'server_shutdown',
+  'pong_timeout',
+  'slow_consumer',
+  'protocol_error',
+  'terminated',
+  'over_quota',
+  'error',
+] as const;
+export type CloseReason = (typeof CLOSE_REASONS)[number];
 
 /** Why an upgrade was refused before a connection existed (`bad_handshake`: the WebSocket handshake itself, HTTP 400). */
-export type RejectReason =
-  | 'unknown_app'
-  | 'app_disabled'
-  | 'over_quota'
-  | 'over_capacity'
-  | 'bad_protocol'
-  | 'bad_handshake'
-  | 'rate_limited';
+export const REJECT_REASONS = [
+  'unknown_app',
+  'app_disabled',
+  'over_quota',
+  'over_capacity',
+  'bad_protocol',
+  'bad_handshake',
+  'rate_limited',
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+/** The refusals of an upgrade whose key named an app, counted (and logged) with its `app_id` (ws-route.ts). */
+export const APP_REJECT_REASONS: readonly RejectReason[] = ['app_disabled', 'over_quota', 'over_capacity', 'bad_protocol', 'rate_limited'];

@@ -25,8 +25,8 @@ export const NO_GAUGES: GaugeSources = {
   adapterStatus: () => ({ adapter: 'local', up: true, pending: 0, congested: false }),
 };
 
-/** Starts the exporter with metrics whose gauges read `sources` (none by default). */
-export async function exportedMetrics(sources: GaugeSources = NO_GAUGES): Promise<ExportedMetrics> {
+/** Starts the exporter with metrics whose gauges read `sources` (none by default), for the configured `appIds` (none). */
+export async function exportedMetrics(sources: GaugeSources = NO_GAUGES, appIds: readonly string[] = []): Promise<ExportedMetrics> {
   const port = await freePort();
   const histograms = new HistogramProducer();
   const exporter = new PrometheusExporter({
@@ -39,7 +39,7 @@ export async function exportedMetrics(sources: GaugeSources = NO_GAUGES): Promis
   });
   await exporter.startServer();
   const provider = new MeterProvider({ readers: [exporter] });
-  const metrics = createMetrics(sources, { version: '0.0.0', meter: provider.getMeter('beacon'), histograms });
+  const metrics = createMetrics(sources, { version: '0.0.0', meter: provider.getMeter('beacon'), histograms, appIds });
   return {
     metrics,
     scrape: async () => parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()),
