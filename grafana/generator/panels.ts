@@ -91,8 +91,17 @@ export function timeseries(title: string, unit: string, queries: Prom[], options
 }
 
 /** A single big number from one PromQL query, coloured by its thresholds. */
-export function stat(title: string, unit: string, query: Prom, thresholds: ThresholdsConfigBuilder, width = 6): StatPanel {
-  return new StatPanel()
+export function stat(
+  title: string,
+  unit: string,
+  query: Prom,
+  thresholds: ThresholdsConfigBuilder,
+  width = 6,
+  description?: string,
+): StatPanel {
+  const panel = new StatPanel();
+  if (description !== undefined) panel.description(description);
+  return panel
     .title(title)
     .datasource(PROMETHEUS)
     .unit(unit)

@@ -4,24 +4,33 @@ import { beaconDashboard, quantile, rate } from '../base.js';
 import { BEACON, NEUTRAL, stat, steps, timeseries } from '../panels.js';
 
 
+/**
+ * What the per-node gauges of distinct things mean summed over the nodes: each node counts what its own clients hold, so
+ * a channel (or a member) held on several nodes is counted once by each (a probe: 4 for 2 channels held on 2 nodes).
+ */
+const PER_NODE_SUM = (things: string, truth: string): string =>
+  `Summed over the nodes: each counts the ${things} its own clients hold, so one held on N nodes counts N times and, with several nodes, this is above the cluster's number (${truth}). Exact on one node.`;
+const CHANNELS_SUMMED = PER_NODE_SUM('channels', 'GET /apps/{app_id}/channels answers it');
+const MEMBERS_SUMMED = PER_NODE_SUM('presence members', 'GET /apps/{app_id}/channels/{channel}/users lists them');
+
 /** Builds the Channels & presence dashboard. */
 export function channels(): Dashboard {
   return beaconDashboard('Beacon / Channels & presence', 'beacon-channels', 'Occupied channels, subscriptions, presence members, fan-out and the cluster engine, by channel type.')
 
     .withRow(new RowBuilder('Now'))
-    .withPanel(stat('Occupied channels', 'short', { expr: `sum(websocket_channels{${BEACON}})`, legend: 'channels' }, NEUTRAL()))
+    .withPanel(stat('Channels held (sum over nodes)', 'short', { expr: `sum(websocket_channels{${BEACON}})`, legend: 'channels' }, NEUTRAL(), 6, CHANNELS_SUMMED))
     .withPanel(stat('Subscriptions', 'short', { expr: `sum(websocket_subscriptions{${BEACON}})`, legend: 'subscriptions' }, NEUTRAL()))
-    .withPanel(stat('Presence members', 'short', { expr: `sum(websocket_presence_members{${BEACON}})`, legend: 'members' }, NEUTRAL()))
+    .withPanel(stat('Presence members (sum over nodes)', 'short', { expr: `sum(websocket_presence_members{${BEACON}})`, legend: 'members' }, NEUTRAL(), 6, MEMBERS_SUMMED))
     .withPanel(stat('Cluster engine up', 'short', { expr: `min(websocket_adapter_up{${BEACON}})`, legend: 'up' }, steps('red', [1, 'green'])))
 
     .withRow(new RowBuilder('Channels'))
-    .withPanel(timeseries('Occupied channels by type', 'short', [{ expr: `sum by (channel_type) (websocket_channels{${BEACON}})`, legend: '{{channel_type}}' }], { stacked: true, min: 0 }))
+    .withPanel(timeseries('Channels held by type (sum over nodes)', 'short', [{ expr: `sum by (channel_type) (websocket_channels{${BEACON}})`, legend: '{{channel_type}}' }], { stacked: true, min: 0, description: CHANNELS_SUMMED }))
     .withPanel(timeseries('Subscriptions by type', 'short', [{ expr: `sum by (channel_type) (websocket_subscriptions{${BEACON}})`, legend: '{{channel_type}}' }], { stacked: true, min: 0 }))
     .withPanel(timeseries('Subscription attempts by result', 'ops', [{ expr: rate('websocket_subscriptions_total', 'channel_type, result'), legend: '{{channel_type}} {{result}}' }]))
     .withPanel(timeseries('Subscription failures', 'ops', [{ expr: rate('websocket_subscriptions_total', 'app_id, result', ', result!="ok"'), legend: '{{app_id}} {{result}}' }], { thresholds: steps('green', [0.1, 'red']) }))
 
     .withRow(new RowBuilder('Presence'))
-    .withPanel(timeseries('Presence members by app', 'short', [{ expr: `sum by (app_id) (websocket_presence_members{${BEACON}})`, legend: '{{app_id}}' }], { min: 0 }))
+    .withPanel(timeseries('Presence members by app (sum over nodes)', 'short', [{ expr: `sum by (app_id) (websocket_presence_members{${BEACON}})`, legend: '{{app_id}}' }], { min: 0, description: MEMBERS_SUMMED }))
     .withPanel(timeseries('Presence frames sent', 'ops', [{ expr: rate('websocket_messages_sent_total', 'app_id', ', kind="presence"'), legend: '{{app_id}}' }]))
 
     .withRow(new RowBuilder('Fan-out'))
