@@ -107,6 +107,8 @@ export class Hub {
   private joiningChannels = 0;
   /** Subscriptions of each connection still being recorded cluster-wide (they count against its subscription cap). */
   private readonly joiningOf = new Map<Connection, number>();
+  /** Joins the cluster engine could not record, waiting to be tried again (realtime/membership.ts bounds them). */
+  joinsWaitingRetry = 0;
 
   constructor(
     apps: readonly AppConfig[],

@@ -56,6 +56,12 @@ export async function joinCluster(
 const JOIN_RETRY_BASE_MS = 250;
 /** …up to this. A shard's failover takes seconds; a retry costs the engine one failed command. */
 const JOIN_RETRY_MAX_MS = 2000;
+/**
+ * Joins one node keeps waiting to be tried again; past it a failed join is refused at once, as before retries. A
+ * reconnect storm while Redis is down resubscribes every client's channels: each waiting join holds a timer and its
+ * closure, and each retry is a command (or a refusal) per 2 s — bounded, not one per subscription the storm brings.
+ */
+export const JOIN_RETRIES_WAITING_MAX = 10_000;
 
 /**
  * Whether to try a join again after its `attempt`-th failure: after a back-off, as long as the connection is open, the
@@ -74,8 +80,13 @@ async function retryJoin(
   const gone = (): boolean => !connection.isOpen || hub.pendingJoin(connection, name)?.cancelled !== false;
   if (gone()) return 'gone';
   const wait = jitteredBackoffMs(attempt, JOIN_RETRY_BASE_MS, JOIN_RETRY_MAX_MS);
-  if (Date.now() - started + wait > limits.subscribeRetryMs) return 'refuse';
-  await sleep(wait);
+  if (Date.now() - started + wait > limits.subscribeRetryMs || hub.joinsWaitingRetry >= JOIN_RETRIES_WAITING_MAX) return 'refuse';
+  hub.joinsWaitingRetry++;
+  try {
+    await sleep(wait);
+  } finally {
+    hub.joinsWaitingRetry--;
+  }
   return gone() ? 'gone' : 'again';
 }
 

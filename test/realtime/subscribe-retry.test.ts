@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { EngineUnavailableError, type Adapter } from '../../src/adapters/adapter.js';
+import { JOIN_RETRIES_WAITING_MAX } from '../../src/realtime/membership.js';
 import { subscribe, unsubscribe } from '../../src/realtime/subscribe.js';
 import { plainSubscribe, signedSubscribe, unitWorld, type UnitWorld } from '../helpers/unit.js';
 
@@ -52,6 +53,26 @@ describe('a subscription the engine could not record', () => {
     ]);
     assert.deepEqual(world.calls.filter((c) => c.startsWith('subscription(')), ['subscription(app-id, public, unavailable)']);
     assert.equal(connection.subscriptions.size, 0);
+  });
+
+  test('past JOIN_RETRIES_WAITING_MAX joins waiting on the node, a failed one is refused at once', async () => {
+    const world = unitWorld();
+    const engine = failingJoins(world, Infinity);
+    const { connection, socket } = world.connect();
+    world.deps.hub.joinsWaitingRetry = JOIN_RETRIES_WAITING_MAX;
+    await subscribe(world.deps, connection, plainSubscribe('news'));
+    assert.equal(engine.attempts(), 1);
+    assert.equal(socket.data('pusher:subscription_error').length, 1);
+    // Under it, a retry counts while it waits, and no more once it has.
+    const next = unitWorld();
+    const retried = failingJoins(next, 1);
+    const subscriber = next.connect();
+    const done = subscribe(next.deps, subscriber.connection, plainSubscribe('other'));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(next.deps.hub.joinsWaitingRetry, 1);
+    await done;
+    assert.equal(retried.attempts(), 2);
+    assert.equal(next.deps.hub.joinsWaitingRetry, 0);
   });
 
   test('SUBSCRIBE_RETRY_MS=0 refuses at the first failure', async () => {
