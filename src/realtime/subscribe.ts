@@ -77,13 +77,18 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   const { hub } = deps;
   const name = message.channel;
   const kind = channelKind(name);
-  const outcome = admit(deps, connection, message);
+  const pending = hub.pendingJoin(connection, name);
+  // A channel the connection holds, or is joining (not cancelled), was authorized by its first subscribe: a repeat is
+  // answered as one whatever its signature. pusher-js repeats a subscribe with an auth its backend signed for the socket
+  // before a reconnect, answered after it; checked, it was refused 401 (an `.error()` in Echo, a failure counted) while
+  // the channel went on delivering. A subscribe after an unsubscribe is a new one, and checked.
+  const repeat = connection.subscriptions.has(name) || pending?.cancelled === false;
+  const outcome = repeat ? { membership: null } : admit(deps, connection, message);
   if ('result' in outcome) {
     refuseSubscription(deps, connection, name, outcome);
     return;
   }
 
-  const pending = hub.pendingJoin(connection, name);
   if (pending !== undefined) {
     // Its join is under way: a subscribe after an unsubscribe takes a cancelled one up again (with its first membership,
     // as a repeat of a held subscription keeps it). This one is answered once the join has its answer, as a repeat.
