@@ -386,7 +386,8 @@ function withResourceIdentity(config: Config, env: NodeJS.ProcessEnv): Config {
     value === undefined || value.trim() === '' ? undefined : value.trim();
   return {
     ...config,
-    serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? nonEmpty(named.get('service.name')) ?? config.serviceName,
+    // A blank OTEL_SERVICE_NAME ("  ") passed the schema as the name: the default, as on the resource (otel/sdk.ts).
+    serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? nonEmpty(named.get('service.name')) ?? (nonEmpty(config.serviceName) ?? 'beacon'),
     env: nonEmpty(named.get('deployment.environment.name')) ?? config.env,
     nodeId: nonEmpty(named.get('service.instance.id')) ?? config.nodeId,
   };

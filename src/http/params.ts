@@ -22,11 +22,13 @@ const PARAM_LENGTH_MARGIN = 1;
 /**
  * fastify `maxParamLength`: one more than the longest channel name or user id the API accepts — a
  * `#server-to-user-{id}` name is as long as its prefix and the longest user id (protocol/channel-name.ts). The router
- * checks it on the percent-decoded parameter, in UTF-16 units as those limits count, so a valid name is not refused for
- * being written `%23server-to-user-…` or with every character of its id encoded (up to 12 characters of path each).
+ * checks it on the percent-decoded parameter in UTF-16 units, and a user id's bound counts characters, each up to two
+ * units (an emoji): so the id's part is twice its bound. A valid name is not refused for being written
+ * `%23server-to-user-…` or with every character of its id encoded (up to 12 characters of path each); a longer id that
+ * passes the router is refused by its route for what it is.
  */
 export function maxParamLength(config: Pick<Config, 'maxChannelNameLength' | 'maxPresenceUserIdLength'>): number {
-  const longest = Math.max(config.maxChannelNameLength, SERVER_TO_USER_PREFIX.length + config.maxPresenceUserIdLength);
+  const longest = Math.max(config.maxChannelNameLength, SERVER_TO_USER_PREFIX.length + 2 * config.maxPresenceUserIdLength);
   return longest + PARAM_LENGTH_MARGIN;
 }
 

@@ -79,8 +79,9 @@ test('a channel name one over MAX_CHANNEL_NAME_LENGTH reaches the route (API_INV
     const cases: Array<[string, number, unknown]> = [
       [`${API}/channels/${over}`, 400, invalid],
       [`${API}/channels/${over}/users`, 400, invalid],
-      // Over the bound (the longest valid parameter, plus one): refused before any route, as a POST's parameter is.
-      [`${API}/channels/${over}a`, 400, tooLong],
+      // Over the bound (the longest valid parameter in UTF-16 units, plus one: a user channel of 128 emoji, 16 + 256):
+      // refused before any route, as a POST's parameter is.
+      [`${API}/channels/${'a'.repeat(16 + 2 * 128 + 2)}`, 400, tooLong],
       [`${API}/channels/${'a'.repeat(5000)}/users`, 400, tooLong],
       [`${API}/${'a'.repeat(5000)}`, 400, tooLong],
     ];
@@ -97,6 +98,13 @@ test('a channel name one over MAX_CHANNEL_NAME_LENGTH reaches the route (API_INV
     assert.ok(longestUser.length > 201, 'longer than the bound as written');
     const user = await signedFetch(server, 'GET', `${API}/channels/${longestUser}`);
     assert.deepEqual([user.status, user.body], [200, { occupied: false }]);
+    // A user id is bounded in characters: 128 emoji (256 UTF-16 units) sign in, so their channel and their
+    // terminate_connections are served (the router refused them before, counting units).
+    const emoji = encodeURIComponent('😀'.repeat(128));
+    const emojiUser = await signedFetch(server, 'GET', `${API}/channels/%23server-to-user-${emoji}`);
+    assert.deepEqual([emojiUser.status, emojiUser.body], [200, { occupied: false }]);
+    const terminated = await signedFetch(server, 'POST', `${API}/users/${emoji}/terminate_connections`, { body: '{}' });
+    assert.equal(terminated.status, 200);
     const missing = await signedFetch(server, 'GET', `${API}/nothing/${encodeURIComponent('é'.repeat(150))}`);
     assert.deepEqual([missing.status, missing.body], [404, { error: 'Not found' }]);
     assert.deepEqual(logLines(server, { level: 'error' }), []);

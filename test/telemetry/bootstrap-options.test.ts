@@ -41,6 +41,11 @@ describe('telemetryOptionsFromEnv', () => {
       assert.equal(resource.attributes['service.name'], 'beacon');
       assert.equal(resource.attributes.team, 'x');
       assert.equal(loadConfig(env).serviceName, 'beacon');
+      // A blank OTEL_SERVICE_NAME too: the lines said "  " while the resource said beacon.
+      process.env.OTEL_RESOURCE_ATTRIBUTES = '';
+      const blank = { OTEL_SERVICE_NAME: '  ' };
+      assert.equal(loadConfig(blank).serviceName, 'beacon');
+      assert.equal((await detectTelemetryResource(telemetryOptionsFromEnv(blank))).attributes['service.name'], 'beacon');
     } finally {
       if (saved === undefined) delete process.env.OTEL_RESOURCE_ATTRIBUTES;
       else process.env.OTEL_RESOURCE_ATTRIBUTES = saved;
