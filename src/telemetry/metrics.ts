@@ -50,11 +50,14 @@ export const API_AUTH_FAILURE_REASONS = ['bad_signature', 'expired', 'unknown_ke
 export type ApiAuthFailureReason = (typeof API_AUTH_FAILURE_REASONS)[number];
 
 /**
- * Apps whose per-app counter series of rare events are exported at 0 from start: at most this many, the first configured
- * (58 series an app; past it an app's series appear with their first event). The SDK keeps at most 2 000 series a metric
- * (the rest go to one `otel_metric_overflow` series): 25 seeded subscription series an app leave room for the others.
+ * Apps whose per-app counter series of rare events are exported at 0 from start: at most this many, the first enabled
+ * ones configured (53 series an app; past it an app's series appear with their first event). The SDK keeps at most
+ * 2 000 series a metric (the rest go to one `otel_metric_overflow` series): seeded series take places real ones of
+ * other apps would have, so their count stays small — 20 subscription failure series an app, 400 in all.
  */
-export const SEEDED_APPS_MAX = 50;
+export const SEEDED_APPS_MAX = 20;
+/** The subscription results seeded: the failures (`ok` comes with the first subscription, one lost count of many). */
+const SEEDED_SUBSCRIPTION_RESULTS = SUBSCRIPTION_RESULTS.filter((result) => result !== 'ok');
 /**
  * Why the HTTP API refused a call, other than its signature (`ApiAuthFailureReason`), its rate limit (`rateLimited`), a path
  * no route matches and what the parser or the router refused (`MalformedRequestReason`): the registry error it answered
@@ -224,7 +227,7 @@ export function createMetrics(
     version: string;
     meter?: Meter;
     histograms?: HistogramProducer;
-    /** The configured apps, whose counters of rare events are exported at 0 from start (the first SEEDED_APPS_MAX). */
+    /** The enabled apps, whose counters of rare events are exported at 0 from start (the first SEEDED_APPS_MAX). */
     appIds?: readonly string[];
   } = { version: '0.0.0' },
 ): Metrics {
@@ -492,7 +495,7 @@ export function createMetrics(
     for (const reason of CLOSE_REASONS) closed.row(appId, reason);
     for (const reason of APP_REJECT_REASONS) rejected.row(reason, appId);
     for (const reason of MESSAGE_ERROR_REASONS) errors.row(appId, reason);
-    for (const type of CHANNEL_TYPES) for (const result of SUBSCRIPTION_RESULTS) subscriptionsTotal.row(appId, `${type} ${result}`);
+    for (const type of CHANNEL_TYPES) for (const result of SEEDED_SUBSCRIPTION_RESULTS) subscriptionsTotal.row(appId, `${type} ${result}`);
     for (const scope of RATE_LIMIT_SCOPES) rateLimits.row(appId, scope);
     for (const action of BACKPRESSURE_ACTIONS) backpressureEvents.row(appId, action);
   }
