@@ -38,6 +38,26 @@ describe('a subscription the engine could not record', () => {
     assert.ok(connection.subscriptions.has('presence-room'));
   });
 
+  test("the channel's events published while it waited are not held for it: only those after the join that records it", async () => {
+    const world = unitWorld();
+    const first = world.connect();
+    await subscribe(world.deps, first.connection, plainSubscribe('news'));
+    const engine = failingJoins(world, 1);
+    const { connection, socket } = world.connect();
+    const joining = subscribe(world.deps, connection, plainSubscribe('news'));
+    // The channel is busy meanwhile (held by another subscriber of this node): before, every event was held for the join
+    // over the whole window and sent at once after its answer.
+    const publish = (i: number) =>
+      world.deps.publisher.publish({ appId: world.app.id, channel: 'news', event: 'tick', data: String(i), source: 'http_api' });
+    for (let i = 0; i < 100; i++) publish(i);
+    await joining;
+    assert.equal(engine.attempts(), 2);
+    publish(100);
+    await world.deps.adapter.settle();
+    assert.deepEqual(socket.frames().map((f) => `${f.event} ${String(f.data ?? '')}`), ['pusher_internal:subscription_succeeded {}', 'tick 100']);
+    assert.equal(first.socket.frames().filter((f) => f.event === 'tick').length, 101);
+  });
+
   test('is refused with 503 once SUBSCRIBE_RETRY_MS is over, having been tried more than once', async () => {
     const world = unitWorld(undefined, { subscribeRetryMs: 600 });
     const engine = failingJoins(world, Infinity);
