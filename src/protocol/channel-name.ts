@@ -66,6 +66,22 @@ export function signedUserId(raw: unknown): string | undefined {
 }
 
 /**
+ * A user id as `signedUserId` reads it (`id`), and as it is echoed where a member is (`echoed`: the signed value, a number
+ * staying a number) — except an integer past ±2^53 (a snowflake id; PHP's `json_encode` of a 64-bit int), which JSON
+ * parsers round: it is taken from the signed text itself (`text`, the `channel_data` or `user_data` `raw` was parsed
+ * from) when its `field` appears there once as plain digits of the same value, and is then held and echoed as that digit
+ * string, exactly as signed. Otherwise (`1e999`, a fraction, the field twice) no id.
+ */
+export function exactUserId(raw: unknown, field: string, text: string): { id: string; echoed: string | number } | undefined {
+  const id = signedUserId(raw);
+  if (id !== undefined) return { id, echoed: raw as string | number };
+  if (typeof raw !== 'number' || !Number.isInteger(raw)) return undefined;
+  const written = [...text.matchAll(new RegExp(`"${field}"\\s*:\\s*(-?\\d+)(?=\\s*[,}])`, 'g'))];
+  const digits = written.length === 1 ? written[0]![1]! : undefined;
+  return digits !== undefined && Number(digits) === raw ? { id: digits, echoed: digits } : undefined;
+}
+
+/**
  * True when `text` holds no lone surrogate (ES2024's `String.prototype.isWellFormed`, in Node 20): only then does it have
  * one UTF-8 form. Two ids with different lone surrogates encode to the same bytes (U+FFFD), so in Redis their channels
  * and presence entries would be one.

@@ -126,7 +126,7 @@ export const Errors = {
   // `pusher:error`: sign-in.
   SIGNIN_BAD_SIGNATURE: frame('SIGNIN_BAD_SIGNATURE', ErrorCode.Unauthorized, 'Invalid signin signature'),
   SIGNIN_USER_DATA_NOT_JSON: frame('SIGNIN_USER_DATA_NOT_JSON', null, 'user_data is not JSON'),
-  SIGNIN_USER_ID_INVALID: frame('SIGNIN_USER_ID_INVALID', null, 'user_data needs an id: an integer within ±2^53, or a well-formed string of 1 to %s characters'),
+  SIGNIN_USER_ID_INVALID: frame('SIGNIN_USER_ID_INVALID', null, 'user_data needs an id: an integer, or a well-formed string of 1 to %s characters'),
   SIGNIN_WATCHLIST_TOO_LONG: frame('SIGNIN_WATCHLIST_TOO_LONG', ErrorCode.WatchlistLimit, 'Watchlist over %s ids'),
   SIGNIN_WATCHLIST_INVALID: frame('SIGNIN_WATCHLIST_INVALID', null, 'watchlist must be a list of user ids, as id is'),
   SIGNIN_OTHER_USER: frame('SIGNIN_OTHER_USER', ErrorCode.Unauthorized, 'Already signed in as another user'),
@@ -157,7 +157,7 @@ export const Errors = {
   SUBSCRIBE_BAD_SIGNATURE: sub('SUBSCRIBE_BAD_SIGNATURE', 401, 'AuthError', 'Invalid signature for %s'),
   SUBSCRIBE_MEMBER_TOO_LARGE: sub('SUBSCRIBE_MEMBER_TOO_LARGE', 413, 'LimitReached', 'Presence channel_data over %s bytes'),
   SUBSCRIBE_CHANNEL_DATA_NOT_JSON: sub('SUBSCRIBE_CHANNEL_DATA_NOT_JSON', 400, 'InvalidChannelData', 'channel_data is not JSON'),
-  SUBSCRIBE_NO_USER_ID: sub('SUBSCRIBE_NO_USER_ID', 400, 'InvalidChannelData', 'channel_data needs a user_id (an integer within ±2^53, or a non-empty well-formed string)'),
+  SUBSCRIBE_NO_USER_ID: sub('SUBSCRIBE_NO_USER_ID', 400, 'InvalidChannelData', 'channel_data needs a user_id (an integer, or a non-empty well-formed string)'),
   SUBSCRIBE_USER_ID_TOO_LONG: sub('SUBSCRIBE_USER_ID_TOO_LONG', 400, 'InvalidChannelData', 'user_id longer than %s'),
   SUBSCRIBE_PRESENCE_FULL: sub('SUBSCRIBE_PRESENCE_FULL', 403, 'LimitReached', 'Presence channel is full (%s members)'),
   SUBSCRIBE_UNAVAILABLE: sub('SUBSCRIBE_UNAVAILABLE', 503, 'ServiceUnavailable', 'The cluster engine is unavailable; retry'),

@@ -1,6 +1,6 @@
 /** `pusher:signin`: user authentication, after which the client subscribes to `#server-to-user-{id}`. */
 import { context, type Context } from '@opentelemetry/api';
-import { isValidUserId, signedUserId } from '../protocol/channel-name.js';
+import { exactUserId, isValidUserId, signedUserId } from '../protocol/channel-name.js';
 import { Errors } from '../protocol/errors.js';
 import { encodeProtocol } from '../protocol/encode.js';
 import { Events } from '../protocol/events.js';
@@ -33,7 +33,7 @@ export async function signin(deps: RealtimeDeps, connection: Connection, message
   const record = typeof user === 'object' && user !== null ? (user as Record<string, unknown>) : {};
   // Backends with integer ids sign `{"id":1}`: held as "1", as lenient as presence `user_id` (and the same string form, so
   // the client's `#server-to-user-1` matches). `signin_success` still echoes user_data exactly as it was signed.
-  const id = signedUserId(record.id) ?? '';
+  const id = exactUserId(record.id, 'id', message.userData)?.id ?? '';
   // The same rule makes its `#server-to-user-{id}` channel valid (protocol/channel-name.ts), whatever its characters.
   if (!isValidUserId(id, deps.limits.maxPresenceUserIdLength)) {
     const error = Errors.SIGNIN_USER_ID_INVALID;

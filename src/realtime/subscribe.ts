@@ -8,7 +8,7 @@ import {
   isValidChannelName,
   isWellFormed,
   SERVER_TO_USER_PREFIX,
-  signedUserId,
+  exactUserId,
 } from '../protocol/channel-name.js';
 import { encodeProtocol, encodeSubscriptionSucceeded } from '../protocol/encode.js';
 import { Errors, type SubscriptionError, type SubscriptionErrorType } from '../protocol/errors.js';
@@ -213,17 +213,17 @@ function admit(
     return failure('invalid', Errors.SUBSCRIBE_CHANNEL_DATA_NOT_JSON);
   }
   const record = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
-  const rawId = record.user_id;
-  const userId = signedUserId(rawId);
+  const signedId = exactUserId(record.user_id, 'user_id', channelData);
+  const userId = signedId?.id;
   // A lone surrogate has no UTF-8 form of its own: two such ids would be one member in Redis (channel-name.ts).
-  if (userId === undefined || userId.length === 0 || !isWellFormed(userId)) {
+  if (signedId === undefined || userId === undefined || userId.length === 0 || !isWellFormed(userId)) {
     return failure('invalid', Errors.SUBSCRIBE_NO_USER_ID);
   }
   if (!hasAtMostCharacters(userId, limits.maxPresenceUserIdLength)) {
     return failure('invalid', Errors.SUBSCRIBE_USER_ID_TOO_LONG, limits.maxPresenceUserIdLength);
   }
   // MAX_PRESENCE_MEMBERS is enforced cluster-wide by the adapter's join (membership.ts).
-  return { membership: { userId, signedUserId: rawId as string | number, userInfo: record.user_info ?? null } };
+  return { membership: { userId, signedUserId: signedId.echoed, userInfo: record.user_info ?? null } };
 }
 
 export function unsubscribe(deps: RealtimeDeps, connection: Connection, message: UnsubscribeMessage): void {

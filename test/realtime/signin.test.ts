@@ -128,12 +128,16 @@ describe('signin', () => {
   test('an id is counted in characters, not UTF-16 units, and a number only if a double holds it exactly', async () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
-    // 1e999 was held as "Infinity"; 12345678901234567890 as "12345678901234567000", another user than the one signed.
-    for (const id of [1e999, 12345678901234567890, '😀'.repeat(129)]) {
-      await signin(world.deps, connection, signed(world, connection, { id }));
+    // 1e999 was held as "Infinity"; a fraction is no id.
+    for (const userData of ['{"id":1e999}', '{"id":1.5}', JSON.stringify({ id: '😀'.repeat(129) })]) {
+      await signin(world.deps, connection, signed(world, connection, userData));
     }
     assert.equal(socket.data('pusher:error').length, 3);
     assert.equal(connection.userId, undefined);
+    // A 64-bit id is held as its exact digits (it was "12345678901234567000", another user than the one signed).
+    const snowflake = world.connect();
+    await signin(world.deps, snowflake.connection, signed(world, snowflake.connection, '{"id":12345678901234567890}'));
+    assert.equal(snowflake.connection.userId, '12345678901234567890');
     // 128 emoji are 128 characters (256 UTF-16 units): refused before as longer than 128.
     await signin(world.deps, connection, signed(world, connection, { id: '😀'.repeat(128) }));
     assert.equal(connection.userId, '😀'.repeat(128));

@@ -92,18 +92,25 @@ describe('subscribe', () => {
     }
   });
 
-  test('presence: a numeric user_id a double cannot hold exactly is refused; an id is counted in characters', async () => {
+  test('presence: a numeric user_id is held as signed, a 64-bit one as its exact digits; an id is counted in characters', async () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
-    // 1e999 was listed as "Infinity" and echoed as null; 12345678901234567890 listed and echoed as …7000.
-    for (const id of ['1e999', '12345678901234567890', '1.5']) {
-      await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', `{"user_id":${id}}`));
-    }
-    await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', JSON.stringify({ user_id: '😀'.repeat(129) })));
+    // 1e999 was listed as "Infinity" and echoed as null; a fraction is no id; the field twice is ambiguous.
+    const refused = ['{"user_id":1e999}', '{"user_id":1.5}', '{"user_id":12345678901234567890,"user_info":{"user_id":1}}'];
+    refused.push(JSON.stringify({ user_id: '😀'.repeat(129) }));
+    for (const data of refused) await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', data));
     assert.deepEqual(socket.data('pusher:subscription_error').map((d) => (d as { type: string }).type), Array(4).fill('InvalidChannelData'));
     // 128 emoji: 128 characters, 256 UTF-16 units (refused before as longer than 128).
     await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', JSON.stringify({ user_id: '😀'.repeat(128) })));
     assert.equal(connection.subscriptions.get('presence-room')?.userId, '😀'.repeat(128));
+
+    // A snowflake id, as PHP's json_encode writes a 64-bit int: held, listed and echoed as signed (it was …7000).
+    const other = world.connect();
+    await subscribe(world.deps, other.connection, signedSubscribe(world, other.connection, 'presence-room', '{"user_id":12345678901234567890}'));
+    assert.deepEqual(other.connection.subscriptions.get('presence-room'), { userId: '12345678901234567890', signedUserId: '12345678901234567890', userInfo: null });
+    const answer = other.socket.data('pusher_internal:subscription_succeeded')[0] as { presence: { ids: string[] } };
+    assert.ok(answer.presence.ids.includes('12345678901234567890'));
+    assert.deepEqual(socket.data('pusher_internal:member_added').at(-1), { user_id: '12345678901234567890', user_info: null });
   });
 
   test('presence: a user_id with a lone surrogate is refused (it has no UTF-8 form of its own: two would be one member)', async () => {
