@@ -65,7 +65,8 @@ export const JOIN_RETRIES_WAITING_MAX = 10_000;
 
 /**
  * Whether to try a join again after its `attempt`-th failure: after a back-off, as long as the connection is open, the
- * client has not unsubscribed meanwhile, and `SUBSCRIBE_RETRY_MS` since the first attempt is not over. A join that timed
+ * client has not unsubscribed meanwhile, and `SUBSCRIBE_RETRY_MS` since the first attempt is not over (the last try is
+ * at its end). A join that timed
  * out was taken back by the engine (its leave), and the engine's next join of it waits for that leave: no retry can
  * leave a subscription behind. pusher-js never subscribes again after a refusal, so refusing during a failover of a few
  * seconds left the client off the channel for good.
@@ -86,8 +87,11 @@ async function retryJoin(
     if (held !== undefined) held.length = 0;
   };
   if (gone()) return 'gone';
-  const wait = jitteredBackoffMs(attempt, JOIN_RETRY_BASE_MS, JOIN_RETRY_MAX_MS);
-  if (Date.now() - started + wait > limits.subscribeRetryMs || hub.joinsWaitingRetry >= JOIN_RETRIES_WAITING_MAX) return 'refuse';
+  // The last wait ends at the window's end, for one more try there: refused only once the window is over (a probe saw
+  // refusals up to 2 s early when a wait that would end past it was not begun).
+  const left = limits.subscribeRetryMs - (Date.now() - started);
+  if (left <= 0 || hub.joinsWaitingRetry >= JOIN_RETRIES_WAITING_MAX) return 'refuse';
+  const wait = Math.min(jitteredBackoffMs(attempt, JOIN_RETRY_BASE_MS, JOIN_RETRY_MAX_MS), left);
   dropHeld();
   hub.joinsWaitingRetry++;
   try {
