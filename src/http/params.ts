@@ -24,8 +24,9 @@ const PARAM_LENGTH_MARGIN = 1;
  * `#server-to-user-{id}` name is as long as its prefix and the longest user id (protocol/channel-name.ts). The router
  * checks it on the percent-decoded parameter in UTF-16 units, and a user id's bound counts characters, each up to two
  * units (an emoji): so the id's part is twice its bound. A valid name is not refused for being written
- * `%23server-to-user-…` or with every character of its id encoded (up to 12 characters of path each); a longer id that
- * passes the router is refused by its route for what it is.
+ * `%23server-to-user-…` or with every character of its id encoded (up to 12 characters of path each). A channel name
+ * that passes the router but is too long is refused by its route (API_INVALID_CHANNEL_NAME); a user id too long for any
+ * sign-in reaches `terminate_connections`, which closes nothing for it (200, as for any user with no connection).
  */
 export function maxParamLength(config: Pick<Config, 'maxChannelNameLength' | 'maxPresenceUserIdLength'>): number {
   const longest = Math.max(config.maxChannelNameLength, SERVER_TO_USER_PREFIX.length + 2 * config.maxPresenceUserIdLength);

@@ -69,16 +69,40 @@ export function signedUserId(raw: unknown): string | undefined {
  * A user id as `signedUserId` reads it (`id`), and as it is echoed where a member is (`echoed`: the signed value, a number
  * staying a number) — except an integer past ±2^53 (a snowflake id; PHP's `json_encode` of a 64-bit int), which JSON
  * parsers round: it is taken from the signed text itself (`text`, the `channel_data` or `user_data` `raw` was parsed
- * from) when its `field` appears there once as plain digits of the same value, and is then held and echoed as that digit
- * string, exactly as signed. Otherwise (`1e999`, a fraction, the field twice) no id.
+ * from), exactly as signed, and held and echoed as that digit string. Otherwise (`1e999`, a fraction, an id written with
+ * an exponent or under an escaped key) no id.
  */
 export function exactUserId(raw: unknown, field: string, text: string): { id: string; echoed: string | number } | undefined {
   const id = signedUserId(raw);
   if (id !== undefined) return { id, echoed: raw as string | number };
   if (typeof raw !== 'number' || !Number.isInteger(raw)) return undefined;
-  const written = [...text.matchAll(new RegExp(`"${field}"\\s*:\\s*(-?\\d+)(?=\\s*[,}])`, 'g'))];
-  const digits = written.length === 1 ? written[0]![1]! : undefined;
+  const digits = topLevelDigits(field, text);
   return digits !== undefined && Number(digits) === raw ? { id: digits, echoed: digits } : undefined;
+}
+
+/** Places `"field": <digits>` may be written in one text before it is taken for no id (each costs a parse). */
+const DIGITS_CANDIDATES_MAX = 4;
+
+/**
+ * The digits of the top-level `field` of the JSON object `text`, written as a plain integer. Each place the text writes
+ * `"field": <digits>` is a candidate — also a nested field of that name, or inside a key — and is taken only if the text
+ * with those digits quoted parses to an object whose top-level `field` is that string: the value JSON.parse read for it,
+ * and no other (a nested `"user_id"` rounding to the same double, ids 2 048 apart near 2^63, was taken before).
+ */
+function topLevelDigits(field: string, text: string): string | undefined {
+  let tried = 0;
+  for (const match of text.matchAll(new RegExp(`"${field}"\\s*:\\s*(-?\\d+)(?=\\s*[,}])`, 'g'))) {
+    if (++tried > DIGITS_CANDIDATES_MAX) return undefined;
+    const digits = match[1]!;
+    const end = match.index + match[0].length;
+    const quoted = `${text.slice(0, end - digits.length)}"${digits}"${text.slice(end)}`;
+    try {
+      if ((JSON.parse(quoted) as Record<string, unknown>)[field] === digits) return digits;
+    } catch {
+      // The place was inside a string or a key: not the field.
+    }
+  }
+  return undefined;
 }
 
 /**

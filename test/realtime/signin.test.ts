@@ -129,14 +129,15 @@ describe('signin', () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
     // 1e999 was held as "Infinity"; a fraction is no id.
-    for (const userData of ['{"id":1e999}', '{"id":1.5}', JSON.stringify({ id: '😀'.repeat(129) })]) {
-      await signin(world.deps, connection, signed(world, connection, userData));
-    }
-    assert.equal(socket.data('pusher:error').length, 3);
+    const refused = ['{"id":1e999}', '{"id":1.5}', JSON.stringify({ id: '😀'.repeat(129) })];
+    // An exponent at the top: a nested id rounding to the same double was signed in as (another user's channel).
+    refused.push('{"id":1.2345678901234567e19,"user_info":{"team":{"id":12345678901234567001}}}');
+    for (const userData of refused) await signin(world.deps, connection, signed(world, connection, userData));
+    assert.equal(socket.data('pusher:error').length, 4);
     assert.equal(connection.userId, undefined);
     // A 64-bit id is held as its exact digits (it was "12345678901234567000", another user than the one signed).
     const snowflake = world.connect();
-    await signin(world.deps, snowflake.connection, signed(world, snowflake.connection, '{"id":12345678901234567890}'));
+    await signin(world.deps, snowflake.connection, signed(world, snowflake.connection, '{"id":12345678901234567890,"team":{"id":5}}'));
     assert.equal(snowflake.connection.userId, '12345678901234567890');
     // 128 emoji are 128 characters (256 UTF-16 units): refused before as longer than 128.
     await signin(world.deps, connection, signed(world, connection, { id: '😀'.repeat(128) }));

@@ -96,21 +96,34 @@ describe('subscribe', () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
     // 1e999 was listed as "Infinity" and echoed as null; a fraction is no id; the field twice is ambiguous.
-    const refused = ['{"user_id":1e999}', '{"user_id":1.5}', '{"user_id":12345678901234567890,"user_info":{"user_id":1}}'];
+    const refused = [
+      '{"user_id":1e999}',
+      '{"user_id":1.5}',
+      // The top-level id written with an exponent or under an escaped key: a nested one rounding to the same double
+      // (ids 2 048 apart) was taken for it.
+      '{"user_id":1.2345678901234567e19,"user_info":{"user_id":12345678901234567891}}',
+      '{"user\\u005fid":12345678901234567890,"user_info":{"user_id":12345678901234568000}}',
+    ];
     refused.push(JSON.stringify({ user_id: '😀'.repeat(129) }));
     for (const data of refused) await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', data));
-    assert.deepEqual(socket.data('pusher:subscription_error').map((d) => (d as { type: string }).type), Array(4).fill('InvalidChannelData'));
+    assert.deepEqual(socket.data('pusher:subscription_error').map((d) => (d as { type: string }).type), Array(5).fill('InvalidChannelData'));
     // 128 emoji: 128 characters, 256 UTF-16 units (refused before as longer than 128).
     await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', JSON.stringify({ user_id: '😀'.repeat(128) })));
     assert.equal(connection.subscriptions.get('presence-room')?.userId, '😀'.repeat(128));
 
     // A snowflake id, as PHP's json_encode writes a 64-bit int: held, listed and echoed as signed (it was …7000).
     const other = world.connect();
-    await subscribe(world.deps, other.connection, signedSubscribe(world, other.connection, 'presence-room', '{"user_id":12345678901234567890}'));
-    assert.deepEqual(other.connection.subscriptions.get('presence-room'), { userId: '12345678901234567890', signedUserId: '12345678901234567890', userInfo: null });
+    // A nested field of the same name does not hide it.
+    const snowflake = '{"user_id":12345678901234567890,"user_info":{"user_id":7}}';
+    await subscribe(world.deps, other.connection, signedSubscribe(world, other.connection, 'presence-room', snowflake));
+    assert.deepEqual(other.connection.subscriptions.get('presence-room'), {
+      userId: '12345678901234567890',
+      signedUserId: '12345678901234567890',
+      userInfo: { user_id: 7 },
+    });
     const answer = other.socket.data('pusher_internal:subscription_succeeded')[0] as { presence: { ids: string[] } };
     assert.ok(answer.presence.ids.includes('12345678901234567890'));
-    assert.deepEqual(socket.data('pusher_internal:member_added').at(-1), { user_id: '12345678901234567890', user_info: null });
+    assert.deepEqual(socket.data('pusher_internal:member_added').at(-1), { user_id: '12345678901234567890', user_info: { user_id: 7 } });
   });
 
   test('presence: a user_id with a lone surrogate is refused (it has no UTF-8 form of its own: two would be one member)', async () => {
