@@ -16,8 +16,8 @@ import type { AppConfig } from '../config.js';
 import type { Connection, Membership } from '../transport/connection.js';
 import type { RealtimeDeps } from './deps.js';
 import type { JoinResultKind, LeaveResult } from './hub.js';
-import { flushHeld } from './member-delivery.js';
 import { jitteredBackoffMs } from '../limits/backoff.js';
+import { flushHeld } from './member-delivery.js';
 
 /**
  * Records the subscription cluster-wide, then joins the hub and sends `subscription_succeeded` (with the cluster's
@@ -66,10 +66,9 @@ export const JOIN_RETRIES_WAITING_MAX = 10_000;
 /**
  * Whether to try a join again after its `attempt`-th failure: after a back-off, as long as the connection is open, the
  * client has not unsubscribed meanwhile, and `SUBSCRIBE_RETRY_MS` since the first attempt is not over (the last try is
- * at its end). A join that timed
- * out was taken back by the engine (its leave), and the engine's next join of it waits for that leave: no retry can
- * leave a subscription behind. pusher-js never subscribes again after a refusal, so refusing during a failover of a few
- * seconds left the client off the channel for good.
+ * at its end). A join that timed out was taken back by the engine (its leave), and the engine's next join of it waits
+ * for that leave: no retry can leave a subscription behind. pusher-js never subscribes again after a refusal, so
+ * refusing during a failover of a few seconds left the client off the channel for good.
  */
 async function retryJoin(
   { hub, limits }: RealtimeDeps,

@@ -7,8 +7,8 @@ import {
   hasAtMostCharacters,
   isValidChannelName,
   isWellFormed,
-  SERVER_TO_USER_PREFIX,
   exactUserId,
+  SERVER_TO_USER_PREFIX,
 } from '../protocol/channel-name.js';
 import { encodeProtocol, encodeSubscriptionSucceeded } from '../protocol/encode.js';
 import { Errors, type SubscriptionError, type SubscriptionErrorType } from '../protocol/errors.js';
@@ -214,11 +214,11 @@ function admit(
   }
   const record = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
   const signedId = exactUserId(record.user_id, 'user_id', channelData);
-  const userId = signedId?.id;
   // A lone surrogate has no UTF-8 form of its own: two such ids would be one member in Redis (channel-name.ts).
-  if (signedId === undefined || userId === undefined || userId.length === 0 || !isWellFormed(userId)) {
+  if (signedId === undefined || signedId.id.length === 0 || !isWellFormed(signedId.id)) {
     return failure('invalid', Errors.SUBSCRIBE_NO_USER_ID);
   }
+  const userId = signedId.id;
   if (!hasAtMostCharacters(userId, limits.maxPresenceUserIdLength)) {
     return failure('invalid', Errors.SUBSCRIBE_USER_ID_TOO_LONG, limits.maxPresenceUserIdLength);
   }
