@@ -136,8 +136,19 @@ export interface Adapter {
    * same step, so a new subscriber tells it from the live events (`cacheReplay`).
    */
   publish(envelope: Envelope, cached?: CachedEvent): void;
-  /** Records one subscription of connection `socketId` (with its presence membership); `maxMembers` 0 means no cap. */
+  /**
+   * Records one subscription of connection `socketId` (with its presence membership); `maxMembers` 0 means no cap. A join
+   * that rejects may still have been recorded (a cluster engine's command timed out, and ran late): the caller either
+   * joins again — the engine then answers what the earlier attempt changed, so its webhooks go out once — or gives it up
+   * with `abandonJoin`.
+   */
   join(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome>;
+  /**
+   * Optional (an engine whose joins can fail): the caller gives up a join that rejected and will not try it again. What
+   * an attempt of it recorded late is taken out, without webhooks (none were emitted for it). Nothing if the last
+   * attempt was answered.
+   */
+  abandonJoin?(appId: string, channel: string, socketId: string, member: MemberRef | null): void;
   /** Removes the subscription of connection `socketId` recorded by `join` on this node. */
   leave(appId: string, channel: string, socketId: string, member: MemberRef | null): Promise<LeaveOutcome>;
   /**

@@ -239,6 +239,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    */
   const removals = new Map<string, Promise<unknown>>();
   /**
+   * Joins whose last attempt got no answer (it may have run) and whose caller has neither tried them again successfully
+   * nor given them up (`abandonJoin`), per socket and channel: their next attempt asks the script for what an earlier one
+   * changed.
+   */
+  const unanswered = new Set<string>();
+  /**
    * Signed-in users whose presence on this node is not recorded yet: the latest state wins, one write per user at a time, so
    * a retried `offline` can never land after the `online` that followed it.
    */
@@ -866,9 +872,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         }
       }
       subscribing.succeeded();
+      const key = subscriptionKey(appId, channel, socketId);
       try {
-        const outcome = await track(membership.join(appId, channel, socketId, member, maxMembers));
-        if (outcome.admitted) held.set(subscriptionKey(appId, channel, socketId), { appId, channel, socketId, member, maxMembers });
+        const outcome = await track(membership.join(appId, channel, socketId, member, maxMembers, unanswered.has(key)));
+        unanswered.delete(key);
+        if (outcome.admitted) held.set(key, { appId, channel, socketId, member, maxMembers });
         // Refused (a full presence channel): nothing was recorded, so the channel's subscription is given back, or the node
         // stayed subscribed to it, and received its events, for the rest of its life.
         else interest.release(events);
@@ -876,14 +884,19 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       } catch (err) {
         requestFailed('join', err);
         interest.release(events);
-        // A join that timed out may still have run (Redis answered late): take it back, or the channel would keep a
-        // subscription (and a presence member) no connection holds until this node goes. The leave script changes nothing
-        // if the join never ran. No webhooks: the join's were never emitted either.
-        removal(subscriptionKey(appId, channel, socketId), () => membership.leave(appId, channel, socketId, member, false)).catch(
-          () => undefined,
-        );
+        // It may still have run (Redis answered late): the caller tries it again, and that attempt's script answers what
+        // this one changed, or gives it up (`abandonJoin`), which takes it back. Taken back here, at once, a join that ran
+        // late was seen by the channel's members as added, removed by the take-back, then added again by the retry.
+        unanswered.add(key);
         throw err;
       }
+    },
+    abandonJoin(appId, channel, socketId, member) {
+      const key = subscriptionKey(appId, channel, socketId);
+      if (!unanswered.delete(key)) return;
+      // Taken back, or the channel would keep a subscription (and a presence member) no connection holds until this node
+      // goes. The leave script changes nothing if the join never ran. No webhooks: the join's were never emitted either.
+      removal(key, () => membership.leave(appId, channel, socketId, member, false)).catch(() => undefined);
     },
     leave(appId, channel, socketId, member) {
       const key = subscriptionKey(appId, channel, socketId);

@@ -38,9 +38,10 @@ export class RedisKeys {
   }
 
   /**
-   * Hash: socket id → 1 for each subscription `node` recorded on the channel. The scripts change the counts only when the
-   * socket's entry is added (join) or removed (leave), so a leave retried after a timeout, or taken back after a join that
-   * timed out, never counts twice.
+   * Hash: socket id → what its join changed (`1` nothing to report, else `o` occupied, `a` member added, `c` count
+   * published: JOIN_LUA) for each subscription `node` recorded on the channel. The scripts change the counts only when the
+   * socket's entry is added (join) or removed (leave), so a join tried again or a leave retried after a timeout, or a
+   * join taken back after it timed out, never counts twice.
    */
   subscriptions(appId: string, channel: string, node: string): string {
     return `${this.tag(appId, channel)}:subs:${node}`;

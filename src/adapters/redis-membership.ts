@@ -167,18 +167,30 @@ export class RedisMembership {
     return [k.state, k.users, k.info, this.keys.share(appId, channel, node), this.keys.subscriptions(appId, channel, node)];
   }
 
-  async join(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome> {
+  /**
+   * Records a subscription (the join script). `again`: an earlier attempt of this join got no answer and may have run;
+   * the script then answers what that attempt changed, if it did (JOIN_LUA).
+   */
+  async join(
+    appId: string,
+    channel: string,
+    socketId: string,
+    member: MemberRef | null,
+    maxMembers: number,
+    again = false,
+  ): Promise<JoinOutcome> {
     const pair = JSON.stringify([appId, channel]);
     const n = (this.held.get(pair) ?? 0) + 1;
     this.held.set(pair, n);
     try {
       if (n === 1) await this.client.sadd(this.keys.nodeChannels(this.nodeId), pair);
-      const outcome = await this.record(appId, channel, socketId, member, maxMembers);
+      const outcome = await this.record(appId, channel, socketId, member, maxMembers, true, false, again);
       // Refused: the script recorded nothing, so the node's channel index forgets the channel if nothing else holds it.
       if (!outcome.admitted && this.unhold(pair)) void this.unlistNode(pair);
       return outcome;
     } catch (err) {
-      // The script may still run (a late answer): the caller's take-back (`leave` with `held` false) unlists it after.
+      // The script may still run (a late answer): the caller's next attempt or its take-back (`leave` with `held` false)
+      // follows.
       this.unhold(pair);
       throw err;
     }
@@ -212,7 +224,7 @@ export class RedisMembership {
   /**
    * The join script: records the subscription (and member) unless the presence channel is full, and what it changed. Its
    * member and count events skip the joining socket when `skipJoiner` (it gets the join's answer instead); `restore` as
-   * in `rejoin`.
+   * in `rejoin`, `again` as in `join`.
    */
   private async record(
     appId: string,
@@ -222,6 +234,7 @@ export class RedisMembership {
     maxMembers: number,
     skipJoiner = true,
     restore = false,
+    again = false,
   ): Promise<JoinOutcome> {
     const excluded = skipJoiner ? socketId : undefined;
     const k = this.keys.channel(appId, channel);
@@ -237,6 +250,7 @@ export class RedisMembership {
       this.publishCommand,
       socketId,
       restore ? '1' : '',
+      again ? '1' : '',
     ])) as [number, number, number, string, string[], number, number?];
     const [admitted, occupied, added, seq, flat, published, countWait = 0] = result;
     if (admitted !== 1) return { admitted: false, occupied: false, memberAdded: false, members: new Map(), seq: 0 };

@@ -83,10 +83,14 @@ return {-1, wait}`;
  * JSON ('#' before it when the id was signed as a number, so a reaper can echo it as signed), max members,
  * member_added head, its data as a JSON string literal, count head ('' when the app does not count subscriptions: no
  * subscription_count), events channel, publish command, socket id, '1' to restore a member after Redis lost its data
- * ('' for a join).
+ * ('' for a join), '1' when an earlier attempt of this join got no answer (it may have run).
  * Returns {admitted, occupied, memberAdded, seq, members (flat user/info list), count published (-1: none), ms the
  * count held back waits (0: none)}.
- * A socket already recorded on the channel is admitted without counting it again.
+ * A socket already recorded on the channel is admitted without counting it again. The join that recorded it keeps what
+ * it changed in the socket's field (`o` occupied, `a` member added, `c` count published; written only when it changed
+ * one), and a later attempt of the same join (ARGV[12]) answers that: the earlier attempt's answer was lost (it timed out
+ * but ran), and its caller emits the webhooks of what it changed from the answer it gets — once. Its count is the
+ * channel's count now, not published again.
  *
  * A restore records a member whose removal nobody announced (Redis lost it, the clients still hold it): it publishes no
  * member_added, unless a subscriber was answered with a member list since the channel's state was lost (the state's
@@ -108,7 +112,14 @@ elseif user ~= '' then
   redis.call('HSET', state, 'listed', 1)
 end
 if redis.call('HSETNX', subs, ARGV[10], 1) == 0 then
-  return {1, 0, 0, redis.call('HGET', state, 'seq') or '0', user == '' and {} or redis.call('HGETALL', info), -1}
+  local members = user == '' and {} or redis.call('HGETALL', info)
+  local seq = redis.call('HGET', state, 'seq') or '0'
+  if ARGV[12] ~= '1' then return {1, 0, 0, seq, members, -1} end
+  local earlier = redis.call('HGET', subs, ARGV[10])
+  local count = -1
+  if string.find(earlier, 'c', 1, true) then count = tonumber(redis.call('HGET', state, 'total')) end
+  local occupied = string.find(earlier, 'o', 1, true) and 1 or 0
+  return {1, occupied, string.find(earlier, 'a', 1, true) and 1 or 0, seq, members, count}
 end
 local total = redis.call('HINCRBY', state, 'total', 1)
 redis.call('HINCRBY', state, node, 1)
@@ -122,6 +133,9 @@ if user == '' then
     count = total
     seq = redis.call('HGET', state, 'seq')
   end
+  if occupied == 1 or count ~= -1 then
+    redis.call('HSET', subs, ARGV[10], (occupied == 1 and 'o' or '') .. (count ~= -1 and 'c' or ''))
+  end
   return {1, occupied, 0, seq, {}, count, wait}
 end
 redis.call('HINCRBY', users, user, 1)
@@ -134,6 +148,9 @@ if added == 1 then
     seq = next_seq(state)
     redis.call(ARGV[9], ARGV[8], ARGV[5] .. ARGV[6] .. stamped(state, seq))
   end
+end
+if occupied == 1 or added == 1 then
+  redis.call('HSET', subs, ARGV[10], (occupied == 1 and 'o' or '') .. (added == 1 and 'a' or ''))
 end
 return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
 

@@ -41,9 +41,11 @@ export async function joinCluster(
       outcome = await adapter.join(connection.app.id, name, connection.socketId, membership, deps.limits.maxPresenceMembers);
       break;
     } catch {
-      // The engine could not record it (down, a shard failing over, no answer in time): tried again for a while.
+      // The engine could not record it (down, a shard failing over, no answer in time): tried again for a while. An
+      // attempt that timed out may have run late: the next one answers what it changed, or giving up takes it back.
       const retry = await retryJoin(deps, connection, name, started, attempt);
       if (retry === 'again') continue;
+      adapter.abandonJoin?.(connection.app.id, name, connection.socketId, membership);
       return hub.endJoin(connection, name)?.cancelled === true || retry === 'gone' ? 'gone' : 'unavailable';
     }
   }
@@ -66,9 +68,10 @@ export const JOIN_RETRIES_WAITING_MAX = 10_000;
 /**
  * Whether to try a join again after its `attempt`-th failure: after a back-off, as long as the connection is open, the
  * client has not unsubscribed meanwhile, and `SUBSCRIBE_RETRY_MS` since the first attempt is not over (the last try is
- * at its end). A join that timed out was taken back by the engine (its leave), and the engine's next join of it waits
- * for that leave: no retry can leave a subscription behind. pusher-js never subscribes again after a refusal, so
- * refusing during a failover of a few seconds left the client off the channel for good.
+ * at its end). A join that timed out may have run late: the next attempt is answered what it changed (so its webhooks
+ * go out once, and the channel's members see it added once), and one given up is taken back by the engine
+ * (`abandonJoin`). pusher-js never subscribes again after a refusal, so refusing during a failover of a few seconds left
+ * the client off the channel for good.
  */
 async function retryJoin(
   { hub, limits }: RealtimeDeps,

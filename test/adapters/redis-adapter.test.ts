@@ -883,7 +883,30 @@ test('redis adapter: a socket that re-subscribes while its leave is not recorded
     assert.deepEqual(await a.channel('a1', 'news'), { subscriptionCount: expected, userCount: 0 }, `re-join admitted: ${rejoined}`);
   }));
 
-test('redis adapter: a join that timed out but ran is taken back: no subscription or member outlives the refusal', () =>
+test('redis adapter: a join that timed out but ran, tried again, is answered what it ran changed: member added once, never removed', () =>
+  withAdapter('late-join-again', async (a) => {
+    const seen: Envelope[] = [];
+    a.onEnvelope((e) => seen.push(e));
+    // This node already holds the channel, so the join's first write to Redis is its script (loaded by this first join).
+    await a.join('a1', 'presence-j', '3.0', { userId: 'u', userInfo: null }, 0);
+    await stallWrites(1800);
+    await assert.rejects(a.join('a1', 'presence-j', '3.1', { userId: 'late', userInfo: null }, 0));
+    // Tried again (queued behind the first, which runs when the pause ends): found recorded, answered what the first did.
+    // Before, the adapter took the first back at once: member_added, member_removed, then member_added by the retry.
+    const outcome = await a.join('a1', 'presence-j', '3.1', { userId: 'late', userInfo: null }, 0);
+    assert.deepEqual([outcome.admitted, outcome.occupied, outcome.memberAdded, [...outcome.members.keys()]], [true, false, true, ['u', 'late']]);
+    // A marker published after the join: every member event before it has come.
+    a.publish({ ...envelope('{}'), channel: 'presence-j', event: 'marker', trace: undefined });
+    await until(() => seen.some((e) => e.event === 'marker'), 'the marker', 3000);
+    const members = seen.filter((e) => e.event.startsWith('pusher_internal:member_') && e.data.includes('late')).map((e) => e.event);
+    assert.deepEqual(members, ['pusher_internal:member_added']);
+    assert.deepEqual(await a.channel('a1', 'presence-j'), { subscriptionCount: 2, userCount: 2 });
+    // A join of the same socket whose earlier attempt was answered is not: nothing reported twice.
+    const repeat = await a.join('a1', 'presence-j', '3.1', { userId: 'late', userInfo: null }, 0);
+    assert.deepEqual([repeat.admitted, repeat.occupied, repeat.memberAdded], [true, false, false]);
+  }));
+
+test('redis adapter: a join that timed out but ran, given up (abandonJoin), is taken back: no subscription or member outlives it', () =>
   withAdapter('late-join', async (a) => {
     const seen: Envelope[] = [];
     a.onEnvelope((e) => seen.push(e));
@@ -891,6 +914,7 @@ test('redis adapter: a join that timed out but ran is taken back: no subscriptio
     await a.join('a1', 'presence-j', '3.0', { userId: 'u', userInfo: null }, 0);
     await stallWrites(1800);
     await assert.rejects(a.join('a1', 'presence-j', '3.1', { userId: 'ghost', userInfo: null }, 0));
+    a.abandonJoin?.('a1', 'presence-j', '3.1', { userId: 'ghost', userInfo: null });
     // The script ran when the pause ended (member_added went out); the adapter takes it back with a leave of socket 3.1.
     const removed = (e: Envelope): boolean => e.event === 'pusher_internal:member_removed' && e.data.includes('ghost');
     await until(() => seen.some(removed), 'member_removed of the refused join', 6000);
@@ -915,12 +939,13 @@ test('redis adapter: a join refused (full presence channel) or failed gives back
     await until(() => refused.listening() === listening, 'the refused join to leave no subscription behind');
     await eventually(async () => (await indexed()).length === 0, 'the node index to forget the refused channel');
 
-    // A join that timed out (and ran late, taken back): its entry goes once the take-back is recorded.
+    // A join that timed out (and ran late, given up and taken back): its entry goes once the take-back is recorded.
     await refused.join('a1', 'warm-up', '2.0', null, 0);
     await refused.leave('a1', 'warm-up', '2.0', null);
     await eventually(async () => (await indexed()).length === 0, 'the warm-up channel unlisted');
     await stallWrites(1800);
     await assert.rejects(refused.join('a1', 'late', '2.2', null, 0));
+    refused.abandonJoin?.('a1', 'late', '2.2', null);
     await until(() => refused.listening() === listening, 'the failed join to leave no subscription behind');
     await eventually(async () => (await indexed()).length === 0, 'the node index to forget the failed join\'s channel', 6000);
     await refused.settle();

@@ -46,6 +46,36 @@ test('joins of one channel on one node return in the order their scripts ran: th
   await eventually(async () => (await client.scard(keys.appChannels('a1'))) === 20, 'the 20 channels listed');
 });
 
+test('a join tried again after an attempt whose answer was lost is answered what that attempt changed; a plain repeat is not', async () => {
+  // The adapter tries a join again with `again` after an attempt that timed out (it may have run late): that attempt's
+  // webhooks (channel_occupied, member_added, the count) are emitted from the answer the caller gets.
+  const keys = new RedisKeys('join-again');
+  const node = new RedisMembership(client, keys, 'n1', 'PUBLISH', () => true);
+  const first = await node.join('a1', 'news', 's1', null, 0);
+  assert.deepEqual([first.occupied, first.count], [true, 1]);
+  const again = await node.join('a1', 'news', 's1', null, 0, true);
+  assert.deepEqual([again.admitted, again.occupied, again.memberAdded, again.count], [true, true, false, 1]);
+  // Its count is the channel's count now.
+  await node.join('a1', 'news', 's2', null, 0);
+  assert.equal((await node.join('a1', 'news', 's1', null, 0, true)).count, 2);
+  // Not asked (a rejoin, a repeat after an answer): nothing.
+  const plain = await node.join('a1', 'news', 's1', null, 0);
+  assert.deepEqual([plain.admitted, plain.occupied, plain.count], [true, false, undefined]);
+
+  const member = { userId: 'u1', userInfo: { name: 'one' } };
+  const joined = await node.join('a1', 'presence-room', 'p1', member, 0);
+  assert.deepEqual([joined.occupied, joined.memberAdded], [true, true]);
+  const presence = await node.join('a1', 'presence-room', 'p1', member, 0, true);
+  assert.deepEqual([presence.occupied, presence.memberAdded, [...presence.members]], [true, true, [['u1', { name: 'one' }]]]);
+  // A second connection of the same user added no member: nothing to report for it.
+  await node.join('a1', 'presence-room', 'p2', member, 0);
+  const second = await node.join('a1', 'presence-room', 'p2', member, 0, true);
+  assert.deepEqual([second.occupied, second.memberAdded], [false, false]);
+  // The counts are not changed by the repeats.
+  assert.equal(await client.hget(keys.channel('a1', 'news').state, 'total'), '2');
+  assert.equal(await client.hget(keys.channel('a1', 'presence-room').users, 'u1'), '2');
+});
+
 test("a channel's last leave and the next join on one node return in the order their scripts ran: the vacate first", async () => {
   const keys = new RedisKeys('leave-join-order');
   const node = new RedisMembership(client, keys, 'n1', 'PUBLISH', () => true);

@@ -2,8 +2,8 @@
  * A subscription made while Redis cannot record it is tried again (`SUBSCRIBE_RETRY_MS`, 20 s by default) and answered
  * once Redis is back, instead of refused with 503 at once: pusher-js never subscribes again after a refusal, so a client
  * that subscribed during a Redis restart or failover stayed off the channel for good. On a real Redis, both ways it fails:
- * stopped (the engine down: the join is refused at once) and frozen (the join's command times out, and the engine takes
- * it back with a leave, which must not remove the retried join).
+ * stopped (the engine down: the join is refused at once) and frozen (the join's command times out and runs late, when
+ * Redis reads again: its retry is answered what it changed, and the other members see the user added once).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -14,6 +14,7 @@ import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { APP, startServer, type TestServer } from '../helpers/server.js';
 import { signedFetch } from '../helpers/signed-fetch.js';
 import { eventually, until } from '../helpers/wait.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const ROOM = 'presence-room';
 
@@ -42,7 +43,8 @@ async function subscribeThrough(
   outage: (redis: RedisServer, server: TestServer, subscribe: () => void) => Promise<void>,
 ): Promise<void> {
   const redis = await startRedis();
-  const server = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url });
+  const hooks = await startWebhookReceiver();
+  const server = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, APP_WEBHOOK_URL: hooks.url });
   let first: RawClient | undefined;
   let client: RawClient | undefined;
   try {
@@ -60,14 +62,28 @@ async function subscribeThrough(
     assert.deepEqual(client!.all('pusher:subscription_error'), []);
     const added = await first.next((f) => f.event === 'pusher_internal:member_added');
     assert.deepEqual(added.data, { user_id: 'u1', user_info: null });
-    // Recorded in the cluster, and not taken back by the leave of an attempt that timed out (that leave ran before the
-    // join that was answered). A Redis restarted empty gets u0 back from the node's next heartbeat.
+    // Recorded in the cluster, and not taken back. A Redis restarted empty gets u0 back from the node's next heartbeat.
     const both = { users: [{ id: 'u0' }, { id: 'u1' }] };
     await eventually(async () => JSON.stringify(await users(server)) === JSON.stringify(both), 'u0 and u1 in the cluster', 10_000, 100);
+    // Every member event of the join reached u0 before an event published after it (one channel's events arrive in
+    // publish order): u1 was added once, never removed. Before, a join that timed out and ran late was taken back at
+    // once: u0 saw u1 added, removed, and added again by the retry.
+    const body = JSON.stringify({ name: 'after', channel: ROOM, data: '{}' });
+    assert.equal((await signedFetch(server, 'POST', `/apps/${APP.id}/events`, { body })).status, 200);
+    await first.next((f) => f.event === 'after');
+    assert.deepEqual(
+      first.frames.filter((f) => f.event.startsWith('pusher_internal:member_')).map((f) => `${f.event} ${JSON.stringify(f.data)}`),
+      ['pusher_internal:member_added {"user_id":"u1","user_info":null}'],
+    );
+    // Its webhook once: emitted from the answer of the attempt that was answered, which says what the one that ran
+    // changed (a join found already recorded answered nothing, and the webhook was lost).
+    await hooks.event((e) => e.name === 'member_added' && e.user_id === 'u1', "u1's member_added webhook");
+    assert.equal(hooks.events().filter((e) => e.name === 'member_added' && e.user_id === 'u1').length, 1);
   } finally {
     await client?.close();
     await first?.close();
     await server.close();
+    await hooks.close();
     await redis.stop();
   }
 }
@@ -88,10 +104,51 @@ test('a subscribe whose join timed out in a frozen Redis is answered once Redis 
     redis.freeze(true);
     try {
       subscribe();
-      // The join got no answer within the command timeout: the engine took it back (a leave, queued) and said so.
+      // The join got no answer within the command timeout (it runs once Redis reads again), and the engine said so.
       await loggedOnce(server, { event: 'adapter_request_failed', op: 'join' });
     } finally {
       redis.freeze(false);
     }
   });
+});
+
+test('a join given up while Redis is frozen (refused after the window, or its client gone) is taken out once Redis reads again', { timeout: 60_000 }, async () => {
+  const redis = await startRedis();
+  const server = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, SUBSCRIBE_RETRY_MS: '1500' });
+  let first: RawClient | undefined;
+  let refused: RawClient | undefined;
+  try {
+    await until(() => server.app.adapter.status().up, 'the cluster engine up', 10_000);
+    first = await subscribeMember(server, 'u0');
+    await first.next((f) => f.event === 'pusher_internal:subscription_succeeded');
+    redis.freeze(true);
+    try {
+      refused = await subscribeMember(server, 'u1');
+      const gone = await subscribeMember(server, 'u2');
+      await until(() => logLines(server, { event: 'message_received', kind: 'subscribe' }).length === 3, 'both subscribes read', 10_000);
+      await gone.close();
+      const error = await refused.next('pusher:subscription_error', 10_000);
+      assert.equal((error.data as { status: number }).status, 503);
+      // Both joins were given up and their take-backs sent, and those timed out too: kept for a retry. Their joins ran
+      // nowhere yet; they run when Redis reads again, before the take-backs.
+      await until(() => server.app.adapter.status().pending >= 2, 'both take-backs kept for a retry', 10_000);
+    } finally {
+      redis.freeze(false);
+    }
+    await eventually(async () => JSON.stringify(await users(server)) === JSON.stringify({ users: [{ id: 'u0' }] }), 'only u0 left in the cluster', 10_000, 100);
+    await until(() => server.app.adapter.status().pending === 0, 'the take-backs recorded', 10_000);
+    // What the late joins and their take-backs published: each user added, then removed.
+    for (const user of ['u1', 'u2']) {
+      await first.next((f) => f.event === 'pusher_internal:member_removed' && (f.data as { user_id: string }).user_id === user);
+      const story: string[] = first.frames
+        .filter((f) => f.event.startsWith('pusher_internal:member_') && (f.data as { user_id: string }).user_id === user)
+        .map((f) => f.event);
+      assert.deepEqual(story, ['pusher_internal:member_added', 'pusher_internal:member_removed'], user);
+    }
+  } finally {
+    await refused?.close();
+    await first?.close();
+    await server.close();
+    await redis.stop();
+  }
 });

@@ -11,16 +11,21 @@ import { JOIN_RETRIES_WAITING_MAX } from '../../src/realtime/membership.js';
 import { subscribe, unsubscribe } from '../../src/realtime/subscribe.js';
 import { plainSubscribe, signedSubscribe, unitWorld, type UnitWorld } from '../helpers/unit.js';
 
-/** The engine refuses the first `failures` joins (as a Redis that is down does), then records them; counts the attempts. */
-function failingJoins(world: UnitWorld, failures: number): { attempts: () => number } {
+/**
+ * The engine refuses the first `failures` joins (as a Redis that is down does), then records them; counts the attempts,
+ * and the joins given up (`abandonJoin`: what an attempt that ran late recorded is then taken back).
+ */
+function failingJoins(world: UnitWorld, failures: number): { attempts: () => number; abandoned: string[] } {
   const adapter: Adapter = world.deps.adapter;
   const { join } = adapter;
   let attempts = 0;
+  const abandoned: string[] = [];
   adapter.join = (...args) => {
     attempts++;
     return attempts <= failures ? Promise.reject(new EngineUnavailableError('cluster engine down')) : join.apply(adapter, args);
   };
-  return { attempts: () => attempts };
+  adapter.abandonJoin = (appId, channel, socketId, member) => abandoned.push(`${appId} ${channel} ${socketId} ${member?.userId ?? '-'}`);
+  return { attempts: () => attempts, abandoned };
 }
 
 describe('a subscription the engine could not record', () => {
@@ -36,6 +41,8 @@ describe('a subscription the engine could not record', () => {
     assert.deepEqual(world.logged('subscription_failed'), []);
     assert.deepEqual(world.webhooks.map((w) => w.name), ['channel_occupied', 'member_added']);
     assert.ok(connection.subscriptions.has('presence-room'));
+    // Answered: nothing to give up (before, the engine took back every failed attempt at once, whatever came next).
+    assert.deepEqual(engine.abandoned, []);
   });
 
   test("the channel's events published while it waited are not held for it: only those after the join that records it", async () => {
@@ -74,6 +81,7 @@ describe('a subscription the engine could not record', () => {
     ]);
     assert.deepEqual(world.calls.filter((c) => c.startsWith('subscription(')), ['subscription(app-id, public, unavailable)']);
     assert.equal(connection.subscriptions.size, 0);
+    assert.deepEqual(engine.abandoned, [`app-id news ${connection.socketId} -`]);
   });
 
   test('past JOIN_RETRIES_WAITING_MAX joins waiting on the node, a failed one is refused at once', async () => {
@@ -103,6 +111,7 @@ describe('a subscription the engine could not record', () => {
     await subscribe(world.deps, connection, plainSubscribe('news'));
     assert.equal(engine.attempts(), 1);
     assert.equal(socket.data('pusher:subscription_error').length, 1);
+    assert.equal(engine.abandoned.length, 1);
   });
 
   test('an unsubscribe or a close meanwhile ends the retries: no answer, nothing counted, no join later', async () => {
@@ -116,8 +125,9 @@ describe('a subscription the engine could not record', () => {
     const dropped = subscribe(world.deps, closed.connection, plainSubscribe('news'));
     closed.socket.terminate();
     await dropped;
-    // One attempt each: the retry saw the client gone before waiting.
+    // One attempt each: the retry saw the client gone before waiting. Each given up once.
     assert.equal(engine.attempts(), 2);
+    assert.deepEqual(engine.abandoned, [`app-id news ${connection.socketId} -`, `app-id news ${closed.connection.socketId} -`]);
     assert.deepEqual([socket.frames(), closed.socket.frames()], [[], []]);
     assert.deepEqual(world.calls.filter((c) => c.startsWith('subscription(')), []);
   });
