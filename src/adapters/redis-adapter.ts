@@ -896,7 +896,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       if (!unanswered.delete(key)) return;
       // Taken back, or the channel would keep a subscription (and a presence member) no connection holds until this node
       // goes. The leave script changes nothing if the join never ran. No webhooks: the join's were never emitted either.
-      removal(key, () => membership.leave(appId, channel, socketId, member, false)).catch(() => undefined);
+      removal(key, () => membership.leave(appId, channel, socketId, member)).catch(() => undefined);
     },
     leave(appId, channel, socketId, member) {
       const key = subscriptionKey(appId, channel, socketId);
@@ -906,7 +906,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       const recorded = rerecording.get(key);
       // Every attempt under one name: a retry answers what an attempt that timed out but ran changed (LEAVE_LUA).
       const receipt = membership.newLeave();
-      const run = (): Promise<LeaveOutcome> => membership.leave(appId, channel, socketId, member, true, receipt);
+      const run = (): Promise<LeaveOutcome> => membership.leave(appId, channel, socketId, member, receipt);
       // While the drain holds leaves, recorded (and its webhooks emitted by the caller) once the grace is over.
       return afterGrace(() => removal(key, recorded === undefined ? run : () => recorded.then(run)));
     },

@@ -169,7 +169,9 @@ export class RedisMembership {
 
   /**
    * Records a subscription (the join script). `again`: an earlier attempt of this join got no answer and may have run;
-   * the script then answers what that attempt changed, if it did (JOIN_LUA).
+   * the script then answers what that attempt changed, if it did (JOIN_LUA). An attempt that fails keeps its hold on the
+   * node's channel index (it may have been recorded late: a reap of this node, or its own at a drain, must find the
+   * channel); the next attempt takes it over, or the take-back (`leave`, `held` true) releases it.
    */
   async join(
     appId: string,
@@ -180,20 +182,14 @@ export class RedisMembership {
     again = false,
   ): Promise<JoinOutcome> {
     const pair = JSON.stringify([appId, channel]);
-    const n = (this.held.get(pair) ?? 0) + 1;
+    const n = again ? (this.held.get(pair) ?? 0) : (this.held.get(pair) ?? 0) + 1;
     this.held.set(pair, n);
-    try {
-      if (n === 1) await this.client.sadd(this.keys.nodeChannels(this.nodeId), pair);
-      const outcome = await this.record(appId, channel, socketId, member, maxMembers, true, false, again);
-      // Refused: the script recorded nothing, so the node's channel index forgets the channel if nothing else holds it.
-      if (!outcome.admitted && this.unhold(pair)) void this.unlistNode(pair);
-      return outcome;
-    } catch (err) {
-      // The script may still run (a late answer): the caller's next attempt or its take-back (`leave` with `held` false)
-      // follows.
-      this.unhold(pair);
-      throw err;
-    }
+    // Tried again: listed again too (the earlier attempt's SADD may be what failed).
+    if (n === 1 || again) await this.client.sadd(this.keys.nodeChannels(this.nodeId), pair);
+    const outcome = await this.record(appId, channel, socketId, member, maxMembers, true, false, again);
+    // Refused: the script recorded nothing, so the node's channel index forgets the channel if nothing else holds it.
+    if (!outcome.admitted && this.unhold(pair)) void this.unlistNode(pair);
+    return outcome;
   }
 
   /**
@@ -268,9 +264,9 @@ export class RedisMembership {
   }
 
   /**
-   * Removes the subscription of `socketId` (nothing if it is not recorded: the script checks). `held` is false when
-   * taking back a join that failed: its hold on the node's channel index was already released. `receipt` names this
-   * leave (`newLeave`): a caller that tries it again after a failure passes the same, and gets the outcome of an earlier
+   * Removes the subscription of `socketId` (nothing if it is not recorded: the script checks), and its join's hold on the
+   * node's channel index (a join given up keeps it until its take-back: `join`). `receipt` names this leave
+   * (`newLeave`): a caller that tries it again after a failure passes the same, and gets the outcome of an earlier
    * attempt that got no answer in time but ran (LEAVE_LUA).
    */
   async leave(
@@ -278,7 +274,6 @@ export class RedisMembership {
     channel: string,
     socketId: string,
     member: MemberRef | null,
-    held = true,
     receipt = this.newLeave(),
   ): Promise<LeaveOutcome> {
     const pair = JSON.stringify([appId, channel]);
@@ -303,7 +298,7 @@ export class RedisMembership {
     // scripts (`list` says why); awaited here, the next join's `channel_occupied` went out before this `channel_vacated`.
     // Their commands are sent now, in this order, on the connection the later ones go on. A failure leaves an entry that
     // names nothing held any more, which the reaper and GET /channels skip.
-    if (held ? this.unhold(pair) : !this.held.has(pair)) void this.unlistNode(pair);
+    if (this.unhold(pair)) void this.unlistNode(pair);
     if (vacated === 1) void this.unindex(appId, channel).catch(() => undefined);
     return outcome;
   }

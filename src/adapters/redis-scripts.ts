@@ -89,8 +89,10 @@ return {-1, wait}`;
  * A socket already recorded on the channel is admitted without counting it again. The join that recorded it keeps what
  * it changed in the socket's field (`o` occupied, `a` member added, `c` count published; written only when it changed
  * one), and a later attempt of the same join (ARGV[12]) answers that: the earlier attempt's answer was lost (it timed out
- * but ran), and its caller emits the webhooks of what it changed from the answer it gets — once. Its count is the
- * channel's count now, not published again.
+ * but ran), and its caller emits the webhooks of what it changed from the answer it gets — once. Of a count the late
+ * attempt published it answers the channel's count now, not published again (a receiver of the webhooks keeps the last
+ * one: the count as it was then could come after a newer one); a count the late attempt held back (a big channel's,
+ * whose wait was lost with its answer) is published now or held back again, as for a join.
  *
  * A restore records a member whose removal nobody announced (Redis lost it, the clients still hold it): it publishes no
  * member_added, unless a subscriber was answered with a member list since the channel's state was lost (the state's
@@ -116,10 +118,14 @@ if redis.call('HSETNX', subs, ARGV[10], 1) == 0 then
   local seq = redis.call('HGET', state, 'seq') or '0'
   if ARGV[12] ~= '1' then return {1, 0, 0, seq, members, -1} end
   local earlier = redis.call('HGET', subs, ARGV[10])
-  local count = -1
-  if string.find(earlier, 'c', 1, true) then count = tonumber(redis.call('HGET', state, 'total')) end
   local occupied = string.find(earlier, 'o', 1, true) and 1 or 0
-  return {1, occupied, string.find(earlier, 'a', 1, true) and 1 or 0, seq, members, count}
+  if user ~= '' then return {1, occupied, string.find(earlier, 'a', 1, true) and 1 or 0, seq, members, -1} end
+  local total = tonumber(redis.call('HGET', state, 'total'))
+  if string.find(earlier, 'c', 1, true) then return {1, occupied, 0, seq, members, total} end
+  if total == tonumber(redis.call('HGET', state, 'countSent') or '-1') then return {1, occupied, 0, seq, members, -1} end
+  local published, wait = publish_count(state, total, ARGV[7], ARGV[9], ARGV[8])
+  if published == 1 then return {1, occupied, 0, redis.call('HGET', state, 'seq'), members, total} end
+  return {1, occupied, 0, seq, members, -1, wait}
 end
 local total = redis.call('HINCRBY', state, 'total', 1)
 redis.call('HINCRBY', state, node, 1)

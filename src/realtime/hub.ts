@@ -93,6 +93,12 @@ export interface PendingJoin {
   cancelled: boolean;
   /** Repeated subscribes waiting for the outcome (resolved by the first subscribe's `finally`: subscribe.ts); none usually. */
   waiters: Array<(result: JoinResultKind) => void> | undefined;
+  /**
+   * Ends at once the wait of a join for its next try (realtime/membership.ts `retryJoin`), when the client unsubscribes
+   * or closes: the join is then given up now, not at the end of a back-off of up to 2 s (a drain closing its connections
+   * gets every take-back sent before it settles).
+   */
+  wake: (() => void) | undefined;
 }
 
 /** Subscriptions waiting for the cluster's answer: events for their channel are held until the member list is sent. */
@@ -148,7 +154,8 @@ export class Hub {
     this.setWatchlist(connection, []);
     void this.setUser(connection, undefined);
     state.connections.delete(connection);
-    this.joiningOf.delete(connection);
+    // Its joins waiting for a next try are given up now (a cancelled one was woken when it was cancelled).
+    if (this.joiningOf.delete(connection)) for (const joins of state.joining.values()) joins.get(connection)?.wake?.();
     return left;
   }
 
@@ -158,7 +165,7 @@ export class Hub {
 
   /** Marks a subscription as being recorded cluster-wide: events for the channel are held for it from now on. */
   beginJoin(connection: Connection, name: string): PendingJoin {
-    const pending: PendingJoin = { held: [], cancelled: false, waiters: undefined };
+    const pending: PendingJoin = { held: [], cancelled: false, waiters: undefined, wake: undefined };
     const joining = this.apps.get(connection.app.id)?.joining;
     if (joining === undefined) return pending;
     let joins = joining.get(name);
@@ -184,6 +191,7 @@ export class Hub {
   cancelJoin(connection: Connection, pending: PendingJoin): void {
     if (pending.cancelled) return;
     pending.cancelled = true;
+    pending.wake?.();
     this.uncount(connection);
   }
 

@@ -5,7 +5,6 @@
  * The webhooks of a change are emitted by the node whose `join` / `leave` made it, so each goes out once per cluster; so is
  * the `subscription_count` of the count the change published (the outcome's `count`).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { context } from '@opentelemetry/api';
 import type { CachedEvent, JoinOutcome, LeaveOutcome } from '../adapters/adapter.js';
 import type { Envelope } from '../adapters/envelope.js';
@@ -15,7 +14,7 @@ import { Events } from '../protocol/events.js';
 import type { AppConfig } from '../config.js';
 import type { Connection, Membership } from '../transport/connection.js';
 import type { RealtimeDeps } from './deps.js';
-import type { JoinResultKind, LeaveResult } from './hub.js';
+import type { JoinResultKind, LeaveResult, PendingJoin } from './hub.js';
 import { jitteredBackoffMs } from '../limits/backoff.js';
 import { flushHeld } from './member-delivery.js';
 
@@ -97,13 +96,26 @@ async function retryJoin(
   dropHeld();
   hub.joinsWaitingRetry++;
   try {
-    await sleep(wait);
+    await wakeableSleep(hub.pendingJoin(connection, name), wait);
   } finally {
     hub.joinsWaitingRetry--;
   }
   if (gone()) return 'gone';
   dropHeld();
   return 'again';
+}
+
+/** Waits `ms`, or less if the join is woken meanwhile (`PendingJoin.wake`: its client unsubscribed or closed). */
+function wakeableSleep(pending: PendingJoin | undefined, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      if (pending !== undefined && pending.wake === done) pending.wake = undefined;
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (pending !== undefined) pending.wake = done;
+  });
 }
 
 /** After the cluster recorded the join: its webhooks, then the hub and the answer (or the leave, if the client went). */

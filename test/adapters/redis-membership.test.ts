@@ -195,9 +195,9 @@ test('a receipt answers only what still holds: no member removed who is back, no
   // Leave `r1` of socket s1 (its share already gone) removed u and vacated the channel, late.
   await client.set(keys.leaveReceipt('a1', 'presence-back', 'n1', 'r1'), '1,1');
   await other.join('a1', 'presence-back', 's9', u, 0);
-  assert.deepEqual(await node.leave('a1', 'presence-back', 's1', u, false, 'r1'), { memberRemoved: false, vacated: false, count: undefined });
+  assert.deepEqual(await node.leave('a1', 'presence-back', 's1', u, 'r1'), { memberRemoved: false, vacated: false, count: undefined });
   await other.leave('a1', 'presence-back', 's9', u);
-  assert.deepEqual(await node.leave('a1', 'presence-back', 's1', u, false, 'r1'), { memberRemoved: true, vacated: true, count: undefined });
+  assert.deepEqual(await node.leave('a1', 'presence-back', 's1', u, 'r1'), { memberRemoved: true, vacated: true, count: undefined });
 
   // The reap of dead node `dead` on a channel removed bob and ann and vacated it, late; bob is back.
   await client.sadd(keys.nodeChannels('dead'), JSON.stringify(['a1', 'presence-reaped']));

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Redis } from 'ioredis';
 import { channelAuthString, sign } from '../../src/protocol/signatures.js';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -149,6 +150,46 @@ test('a join given up while Redis is frozen (refused after the window, or its cl
     await refused?.close();
     await first?.close();
     await server.close();
+    await redis.stop();
+  }
+});
+
+test('a drain right after a join that timed out ran late leaves nothing of it in Redis, and announces nothing of it', { timeout: 60_000 }, async () => {
+  // A review: the node drained while the join waited for its next try; its take-back came after the engine had closed,
+  // and the join's hold on the node's channel index was already gone, so its own reap missed the channel: the member was
+  // left in Redis for good (new joiners were listed it), and the channel never vacated.
+  const redis = await startRedis();
+  const hooks = await startWebhookReceiver();
+  const server = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, APP_WEBHOOK_URL: hooks.url });
+  const probe = new Redis(redis.url);
+  let first: RawClient | undefined;
+  let late: RawClient | undefined;
+  try {
+    await until(() => server.app.adapter.status().up, 'the cluster engine up', 10_000);
+    first = await subscribeMember(server, 'u0');
+    await first.next((f) => f.event === 'pusher_internal:subscription_succeeded');
+    redis.freeze(true);
+    try {
+      late = await subscribeMember(server, 'u1');
+      await loggedOnce(server, { event: 'adapter_request_failed', op: 'join' });
+    } finally {
+      redis.freeze(false);
+    }
+    // The late join runs now; its retry waits for its next try (125-250 ms) while the node drains.
+    await server.close();
+    await hooks.event((e) => e.name === 'channel_vacated' && e.channel === ROOM, 'the room vacated');
+    assert.deepEqual(await probe.keys(`*${ROOM}*`), []);
+    assert.deepEqual(
+      hooks.events().filter((e) => 'user_id' in e && e.user_id === 'u1').map((e) => e.name),
+      [],
+      'u1 was never answered: no webhook of it',
+    );
+  } finally {
+    probe.disconnect();
+    await late?.close();
+    await first?.close();
+    await server.close();
+    await hooks.close();
     await redis.stop();
   }
 });

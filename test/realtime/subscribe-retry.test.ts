@@ -114,6 +114,34 @@ describe('a subscription the engine could not record', () => {
     assert.equal(engine.abandoned.length, 1);
   });
 
+  test('an unsubscribe or a close while a join waits for its next try gives it up at once, not after the back-off', async () => {
+    const world = unitWorld();
+    const engine = failingJoins(world, Infinity);
+    const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    const waiting = async (n: number): Promise<void> => {
+      for (let i = 0; i < 1000 && world.deps.hub.joinsWaitingRetry !== n; i++) await turn();
+      assert.equal(world.deps.hub.joinsWaitingRetry, n);
+    };
+    const { connection } = world.connect();
+    const left = subscribe(world.deps, connection, plainSubscribe('news'));
+    await waiting(1);
+    unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'news' });
+    // One turn: the back-off (125-250 ms for a first retry) cannot have run out. Before, the join slept it out, and a drain
+    // closing its connections settled before the take-backs of their joins were sent (a member left in Redis for good).
+    await turn();
+    assert.deepEqual(engine.abandoned, [`app-id news ${connection.socketId} -`]);
+    await left;
+    const closed = world.connect();
+    const dropped = subscribe(world.deps, closed.connection, plainSubscribe('news'));
+    await waiting(1);
+    closed.socket.terminate();
+    await turn();
+    assert.equal(engine.abandoned.length, 2);
+    await dropped;
+    assert.equal(world.deps.hub.joinsWaitingRetry, 0);
+    assert.equal(engine.attempts(), 2);
+  });
+
   test('an unsubscribe or a close meanwhile ends the retries: no answer, nothing counted, no join later', async () => {
     const world = unitWorld();
     const engine = failingJoins(world, Infinity);
