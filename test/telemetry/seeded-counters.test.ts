@@ -26,6 +26,8 @@ const RARE: [string, Record<string, string>][] = [
   ['websocket_subscriptions_total', { channel_type: 'presence', result: 'unavailable' }],
   ['websocket_rate_limit_triggered_total', { scope: 'frames' }],
   ['websocket_backpressure_events_total', { action: 'disconnected' }],
+  // An eviction from the cache: on the Redis engine only when Redis refused a write (a probe found no series until then).
+  ['websocket_cache_evictions_total', {}],
 ];
 
 test('every configured app has its rare-event series at 0 from start, up to SEEDED_APPS_MAX apps', async () => {
@@ -42,10 +44,11 @@ test('every configured app has its rare-event series at 0 from start, up to SEED
     // Refusals that name no app, and the API's signing failures, have no app label to seed per app.
     assert.deepEqual(values(families, 'websocket_connections_rejected_total', { reason: 'unknown_app' }), [0]);
     assert.deepEqual(values(families, 'websocket_api_auth_failures_total', { reason: 'expired' }), [0]);
-    // 53 series an app (the closes, refusals, frame errors, subscription failures by type and result, limits, slow
-    // consumers): the SDK keeps 2 000 series a metric, and seeded ones must leave room for the other apps' real ones.
+    // 54 series an app (the closes, refusals, frame errors, subscription failures by type and result, limits, slow
+    // consumers, cache evictions): the SDK keeps 2 000 series a metric, and seeded ones must leave room for the other
+    // apps' real ones.
     const perApp = [...families.values()].flatMap((f) => f.samples).filter((s) => s.labels.app_id === 'app-1').length;
-    assert.equal(perApp, 53);
+    assert.equal(perApp, 54);
     assert.deepEqual(values(families, 'websocket_subscriptions_total', { app_id: 'app-1', result: 'ok' }), []);
   } finally {
     await observed.close();
