@@ -14,6 +14,7 @@ import { apiPlugin } from './http/api.js';
 import { clientErrorHandler, refusedRequests } from './http/client-errors.js';
 import { httpServerFactory } from './http/http-server.js';
 import { frameworkErrors, maxParamLength } from './http/params.js';
+import { clientAddress } from './http/client-address.js';
 import { registerHealthRoutes } from './http/health.js';
 import { notFoundPlugin } from './http/not-found.js';
 import type { Deadline } from './lifecycle/deadline.js';
@@ -204,7 +205,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     // Channel names and user ids are path parameters: the default (100) would turn valid long ones into 404 / 414.
     routerOptions: { maxParamLength: maxParamLength(config) },
     // A request the router or the HTTP parser refuses: the registry's answer, counted and logged (http/client-errors.ts).
-    frameworkErrors: frameworkErrors(refused),
+    frameworkErrors: frameworkErrors(refused, clientAddress(config.trustProxy)),
     clientErrorHandler: clientErrorHandler(refused),
   });
   // fastify's own `Server listening at …` lines carry no catalog event; `server_started` says it (telemetry/fastify-listen-log.ts).

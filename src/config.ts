@@ -156,13 +156,22 @@ function isProxyAddress(entry: string): boolean {
  * `TRUST_PROXY`, as fastify's `trustProxy` takes it: `false` (the peer is the client), `true` (every hop of
  * X-Forwarded-For is trusted: only behind a proxy that overwrites the header), or the proxies' addresses (the client is the
  * nearest untrusted hop). No hop count: fastify trusts nothing with one, since a direct client could send enough hops.
+ * A number is refused, not read as `true`: `1` was, and in Express and fastify it means one hop, so an operator who meant
+ * "the load balancer in front" let every client name its own logged address.
  */
 const trustProxy = z
   .string()
   .trim()
   .transform((value, ctx): boolean | string => {
     if (/^(false|no|0|)$/i.test(value)) return false;
-    if (/^(true|yes|1)$/i.test(value)) return true;
+    if (/^(true|yes)$/i.test(value)) return true;
+    if (/^\d+$/.test(value)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `a hop count is not supported (a client sending enough hops could name any address): list the proxies' addresses or CIDRs, or true to trust every hop`,
+      });
+      return z.NEVER;
+    }
     const entries = value.split(',').map((e) => e.trim());
     const bad = entries.filter((e) => !isProxyAddress(e));
     if (bad.length === 0) return entries.join(',');

@@ -173,6 +173,13 @@ test('TRUST_PROXY: false by default; true, or a list of addresses, CIDRs and nam
   for (const bad of ['2', '10.0.0.0/33', 'proxy.internal', '10.0.0.1,', '::1/129']) {
     assert.throws(() => loadConfig({ TRUST_PROXY: bad }), /TRUST_PROXY/, bad);
   }
+  // A hop count is refused, `1` included: it was read as `true` (every hop trusted), where Express and fastify read one
+  // hop — an operator meaning "the load balancer" let every client name its own address.
+  for (const hops of ['1', '2', '01']) {
+    assert.throws(() => loadConfig({ TRUST_PROXY: hops }), /TRUST_PROXY.*hop count is not supported/, hops);
+  }
+  assert.equal(loadConfig({ TRUST_PROXY: '0' }).trustProxy, false);
+  assert.equal(loadConfig({ TRUST_PROXY: 'yes' }).trustProxy, true);
 });
 
 test('OTEL_RESOURCE_ATTRIBUTES names the log lines as it names the telemetry resource: service.name, env, instance id', () => {

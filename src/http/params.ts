@@ -10,6 +10,7 @@ import { Errors } from '../protocol/errors.js';
 import { sendError } from './api-error.js';
 import type { RefusedRequest } from './client-errors.js';
 import { answerOnSocket } from './raw-answer.js';
+import { loggedAddress } from './client-address.js';
 
 /**
  * How much longer than the longest valid parameter one may be before the router refuses it (API_PARAM_TOO_LONG): the
@@ -72,16 +73,23 @@ export function isUpgrade(request: FastifyRequest): boolean {
   return (request.raw as UpgradeFlag).upgrade === true;
 }
 
-export function frameworkErrors(refused: RefusedRequest): (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => void {
+/**
+ * `addressOf`: the client's address of a raw request under TRUST_PROXY (http/client-address.ts): the request fastify
+ * hands these errors is built without `trustProxy`, so its `ip` is the peer's — a proxy's, behind one.
+ */
+export function frameworkErrors(
+  refused: RefusedRequest,
+  addressOf: (raw: FastifyRequest['raw']) => string | undefined,
+): (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => void {
   return (error, request, reply) => {
     const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
-    answerRefused(refused, tooLong ? 'param_too_long' : 'bad_url', error.code, request, reply);
+    answerRefused(refused, tooLong ? 'param_too_long' : 'bad_url', error.code, request, reply, addressOf(request.raw));
   };
 }
 
 /** A request with a path segment over `maxParamLength` that no route matched: refused as the router refuses one. */
 export function refuseParamTooLong(refused: RefusedRequest, request: FastifyRequest, reply: FastifyReply): void {
-  answerRefused(refused, 'param_too_long', 'FST_ERR_MAX_PARAM_LENGTH', request, reply);
+  answerRefused(refused, 'param_too_long', 'FST_ERR_MAX_PARAM_LENGTH', request, reply, request.ip);
 }
 
 /** Counts, logs and answers a path refused before any route: on the socket for an upgrade (see above), else as the API. */
@@ -91,9 +99,10 @@ function answerRefused(
   code: string,
   request: FastifyRequest,
   reply: FastifyReply,
+  address: string | undefined,
 ): void {
   const refusal = reason === 'param_too_long' ? Errors.API_PARAM_TOO_LONG : Errors.API_INVALID_URL;
-  refused(reason, refusal, { error: code, remote_address: request.ip });
+  refused(reason, refusal, { error: code, remote_address: loggedAddress(address) });
   if (isUpgrade(request)) {
     answerOnSocket(request.raw.socket, refusal, refusal.message);
     return;

@@ -22,6 +22,7 @@ import type { RejectReason } from './close-reasons.js';
 import { contextFromHeaders, startConnectSpan } from '../telemetry/tracing.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { answerOnSocket } from '../http/raw-answer.js';
+import { clipped, loggedAddress } from '../http/client-address.js';
 import { CLOSE_HANDSHAKE_MS, Connection } from './connection.js';
 import { detachUpgradeResponse, ownSocketErrors, recordUpgradeReply, upgradeRequest } from './upgrade-leftovers.js';
 
@@ -79,11 +80,6 @@ const refusal = (reason: RejectReason, error: CloseError, ...args: ReadonlyArray
 const USER_AGENT_LOGGED = 512;
 const QUERY_VALUE_LOGGED = 64;
 
-/** `value` cut to `max` characters, marked with `…` when cut. */
-function clipped(value: string | undefined, max: number): string | undefined {
-  return value === undefined || value.length <= max ? value : `${value.slice(0, max)}…`;
-}
-
 /**
  * The fields of `connection_opened`, built only if the line is written. A function of its own, so that the closure holds
  * the request and not `accept`'s scope, which the socket's listeners keep for the connection's life.
@@ -93,7 +89,7 @@ function openedFields(
   upgradeSpan: SpanContext | undefined,
 ): () => Record<string, unknown> {
   return () => ({
-    remote_address: request.ip,
+    remote_address: loggedAddress(request.ip),
     user_agent: clipped(request.headers['user-agent'], USER_AGENT_LOGGED),
     protocol: clipped(request.query.protocol, QUERY_VALUE_LOGGED),
     client: clipped(request.query.client, QUERY_VALUE_LOGGED),
@@ -201,7 +197,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
   ): void => {
     connectionRejected(
       reason,
-      () => ({ ...(appId === undefined ? {} : { app_id: appId }), code, remote_address: request.ip, request_id: request.id }),
+      () => ({ ...(appId === undefined ? {} : { app_id: appId }), code, remote_address: loggedAddress(request.ip), request_id: request.id }),
       message,
       appId,
     );
@@ -237,7 +233,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       () => ({
         code: error.status,
         detail: err.message,
-        remote_address: request?.ip ?? raw.socket.remoteAddress,
+        remote_address: loggedAddress(request?.ip ?? raw.socket.remoteAddress),
         request_id: request?.id,
       }),
       message,
@@ -339,7 +335,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         const message = error.format(fault);
         connectionRejected(
           'bad_handshake',
-          () => ({ code: error.status, detail: fault, remote_address: request.ip, request_id: request.id }),
+          () => ({ code: error.status, detail: fault, remote_address: loggedAddress(request.ip), request_id: request.id }),
           message,
         );
         reply.code(error.status).header('connection', 'close').send({ error: message });

@@ -673,4 +673,8 @@ describe('TRUST_PROXY: the remote_address of connection lines', () => {
   test('a peer that is not a listed proxy cannot name the client', async () => {
     assert.equal(await remoteAddress({ TRUST_PROXY: '10.0.0.1' }, hops), '127.0.0.1');
   });
+  test("the client's address a proxy names is cut past 64 characters, as the client's other words are", async () => {
+    // A probe: a 12 000-character X-Forwarded-For made a 12.9 KB connection_opened line.
+    assert.equal(await remoteAddress({ TRUST_PROXY: 'true' }, 'x'.repeat(12_000)), `${'x'.repeat(64)}…`);
+  });
 });

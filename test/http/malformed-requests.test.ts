@@ -15,7 +15,7 @@ import { APP, startServer } from '../helpers/server.js';
 import { exchange, parseResponse } from '../helpers/raw-http.js';
 import { signedQuery } from '../helpers/signed-fetch.js';
 import { capturedLogger, recordingMetrics } from '../helpers/unit.js';
-import { within } from '../helpers/wait.js';
+import { until, within } from '../helpers/wait.js';
 
 test('a malformed request and oversized headers: the registry answer, a closed connection, one request_malformed line each', async () => {
   const server = await startServer();
@@ -115,6 +115,26 @@ test('a path the router refuses: the registry answer, counted and logged; an upg
     await loggedOnce(server, { event: 'request_malformed', reason: 'param_too_long', code: 400 });
     assert.deepEqual(logLines(server, { level: 'error' }), []);
     assert.match(await connected(server.client()), /^\d+\.\d+$/, 'the server goes on serving');
+  } finally {
+    await server.close();
+  }
+});
+
+test('behind a trusted proxy, a path the router refuses is logged with the client the proxy names, cut as the client\'s words are', async () => {
+  // A probe: fastify hands the router's refusals a request built without trustProxy, so `remote_address` was the proxy's.
+  const server = await startServer({ TRUST_PROXY: 'loopback' });
+  try {
+    for (const path of ['/apps/%zz/events', '/app/%zz?protocol=7']) {
+      const request = [`GET ${path} HTTP/1.1`, 'Host: x', 'X-Forwarded-For: 2001:db8::7', 'Connection: close'];
+      assert.equal(parseResponse(await exchange(server.port, `${request.join('\r\n')}\r\n\r\n`)).status, 'HTTP/1.1 400 Bad Request');
+    }
+    await until(() => logLines(server, { event: 'request_malformed', reason: 'bad_url' }).length === 2, 'both refusals logged');
+    assert.deepEqual(logLines(server, { event: 'request_malformed', reason: 'bad_url' }).map((l) => l.remote_address), ['2001:db8::7', '2001:db8::7']);
+    // The address a proxy names is the client's text: 64 characters of it at most (a 12 KB one made a 12 KB line).
+    const request = ['GET /apps/%zz/events HTTP/1.1', 'Host: x', `X-Forwarded-For: ${'a'.repeat(5000)}`, 'Connection: close'];
+    await exchange(server.port, `${request.join('\r\n')}\r\n\r\n`);
+    await until(() => logLines(server, { event: 'request_malformed', reason: 'bad_url' }).length === 3, 'the third refusal logged');
+    assert.equal(logLines(server, { event: 'request_malformed', reason: 'bad_url' })[2]!.remote_address, `${'a'.repeat(64)}…`);
   } finally {
     await server.close();
   }
