@@ -115,6 +115,19 @@ export interface LeaveOutcome {
   count?: number | undefined;
 }
 
+/**
+ * What giving up a join changed that no webhook has told (`Adapter.abandonJoin`): a change of the late join that stands
+ * (`occupied`, `memberAdded`), or one its take-back made beyond undoing it (`memberRemoved`, `vacated`); and the count the
+ * take-back published, as `LeaveOutcome.count`.
+ */
+export interface TakeBackOutcome {
+  occupied: boolean;
+  memberAdded: boolean;
+  memberRemoved: boolean;
+  vacated: boolean;
+  count?: number | undefined;
+}
+
 /** One channel of a dead node, after its share was removed. */
 export interface ReapedChannel {
   appId: string;
@@ -145,10 +158,11 @@ export interface Adapter {
   join(appId: string, channel: string, socketId: string, member: MemberRef | null, maxMembers: number): Promise<JoinOutcome>;
   /**
    * Optional (an engine whose joins can fail): the caller gives up a join that rejected and will not try it again. What
-   * an attempt of it recorded late is taken out, without webhooks (none were emitted for it). Nothing if the last
-   * attempt was answered.
+   * an attempt of it recorded late is taken out; resolves (once that is recorded) with what the caller's webhooks must
+   * tell of it — nothing of the late join's own changes, which no webhook told, but what taking it out changed beyond
+   * them, or what of them it left standing. All false if the last attempt was answered. Never rejects.
    */
-  abandonJoin?(appId: string, channel: string, socketId: string, member: MemberRef | null): void;
+  abandonJoin?(appId: string, channel: string, socketId: string, member: MemberRef | null): Promise<TakeBackOutcome>;
   /** Removes the subscription of connection `socketId` recorded by `join` on this node. */
   leave(appId: string, channel: string, socketId: string, member: MemberRef | null): Promise<LeaveOutcome>;
   /**

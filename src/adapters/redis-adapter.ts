@@ -53,7 +53,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
-import { EngineUnavailableError, type Adapter, type CachedEvent, type LeaveOutcome, type MemberRef, type ReapedChannel } from './adapter.js';
+import { EngineUnavailableError, type Adapter, type CachedEvent, type LeaveOutcome, type MemberRef, type ReapedChannel, type TakeBackOutcome } from './adapter.js';
 import { decodeCachedEvent, encodeCachedEvent } from './cache-codec.js';
 import type { Envelope } from './envelope.js';
 import { decodeStamped, encodeEnvelope } from './envelope-codec.js';
@@ -84,6 +84,8 @@ const COMMAND_TIMEOUT_MS = 1000;
  * to the socket, whose buffer grows without bound). Over it, publishes are refused (adapter.ts `congested`).
  */
 export const PUBLISH_BACKLOG_MAX_BYTES = 16 * 1024 * 1024;
+/** A join given up whose take-back tells nothing: its last attempt was answered, or the take-back was never recorded. */
+const NOTHING_TOLD: TakeBackOutcome = Object.freeze({ occupied: false, memberAdded: false, memberRemoved: false, vacated: false });
 /** Changes of a share recorded again (`rerecord`) in flight at once. */
 const RERECORD_CONCURRENCY = 16;
 /** At most one `adapter_request_failed` line per this period. */
@@ -891,12 +893,13 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         throw err;
       }
     },
-    abandonJoin(appId, channel, socketId, member) {
+    async abandonJoin(appId, channel, socketId, member) {
       const key = subscriptionKey(appId, channel, socketId);
-      if (!unanswered.delete(key)) return;
+      if (!unanswered.delete(key)) return NOTHING_TOLD;
       // Taken back, or the channel would keep a subscription (and a presence member) no connection holds until this node
-      // goes. The leave script changes nothing if the join never ran. No webhooks: the join's were never emitted either.
-      removal(key, () => membership.leave(appId, channel, socketId, member)).catch(() => undefined);
+      // goes. The leave script changes nothing if the join never ran. One name for all its attempts, as a leave's.
+      const receipt = membership.newLeave();
+      return removal(key, () => membership.takeBack(appId, channel, socketId, member, receipt)).catch(() => NOTHING_TOLD);
     },
     leave(appId, channel, socketId, member) {
       const key = subscriptionKey(appId, channel, socketId);

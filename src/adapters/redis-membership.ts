@@ -10,7 +10,7 @@
  */
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
-import type { ChannelCounts, JoinOutcome, LeaveOutcome, MemberRef, ReapedChannel } from './adapter.js';
+import type { ChannelCounts, JoinOutcome, LeaveOutcome, MemberRef, ReapedChannel, TakeBackOutcome } from './adapter.js';
 import { COUNT_INTERVAL_MS, envelopeHead, memberAddedData, memberRemovedData } from './membership-events.js';
 import type { RedisKeys } from './redis-keys.js';
 import {
@@ -276,10 +276,43 @@ export class RedisMembership {
     member: MemberRef | null,
     receipt = this.newLeave(),
   ): Promise<LeaveOutcome> {
+    return (await this.runLeave(appId, channel, socketId, member, receipt, false)).outcome;
+  }
+
+  /**
+   * Takes back a join its caller gave up (the adapter's `abandonJoin`), which may have run late: a leave of its socket,
+   * answered with what it changed that no webhook told. The late join's own changes (channel occupied, member added:
+   * JOIN_LUA's flags) were announced to nobody, so their undoing is not either; but the take-back may also be what
+   * removes a member or vacates a channel that others' announced changes made (another subscription of the channel
+   * left meanwhile, which the late record made change nothing), and a change of the late join that the take-back leaves
+   * standing (another connection of the user joined meanwhile, finding the user present) is announced now (a review:
+   * `member_removed` and `channel_vacated` never went out, the receiver kept the channel occupied for good).
+   */
+  async takeBack(appId: string, channel: string, socketId: string, member: MemberRef | null, receipt: string): Promise<TakeBackOutcome> {
+    const { outcome, joined } = await this.runLeave(appId, channel, socketId, member, receipt, true);
+    const occupied = joined.includes('o');
+    const added = joined.includes('a');
+    return {
+      occupied: occupied && !outcome.vacated,
+      memberAdded: added && !outcome.memberRemoved,
+      memberRemoved: !added && outcome.memberRemoved,
+      vacated: !occupied && outcome.vacated,
+      count: outcome.count,
+    };
+  }
+
+  private async runLeave(
+    appId: string,
+    channel: string,
+    socketId: string,
+    member: MemberRef | null,
+    receipt: string,
+    takeBack: boolean,
+  ): Promise<{ outcome: LeaveOutcome; joined: string }> {
     const pair = JSON.stringify([appId, channel]);
     const k = this.keys.channel(appId, channel);
     const scriptKeys = [...this.scriptKeys(appId, channel, this.nodeId), this.keys.leaveReceipt(appId, channel, this.nodeId, receipt)];
-    const [removed, vacated, countWait = 0, published = -1] = (await leave.run(this.client, scriptKeys, [
+    const [removed, vacated, countWait = 0, published = -1, joined = ''] = (await leave.run(this.client, scriptKeys, [
       this.keys.nodeField(this.nodeId),
       member?.userId ?? '',
       envelopeHead(appId, channel, 'removed'),
@@ -290,7 +323,8 @@ export class RedisMembership {
       socketId,
       LEAVE_RECEIPT_TTL_MS,
       Date.now() + LEAVE_RECEIPT_AFTER_MS,
-    ])) as [number, number, number?, number?];
+      takeBack ? '1' : '',
+    ])) as [number, number, number?, number?, string?];
     this.trailingCount(appId, channel, countWait);
     const counted = published >= 0 ? published : undefined;
     const outcome: LeaveOutcome = { memberRemoved: removed === 1, vacated: vacated === 1, count: counted };
@@ -300,7 +334,7 @@ export class RedisMembership {
     // names nothing held any more, which the reaper and GET /channels skip.
     if (this.unhold(pair)) void this.unlistNode(pair);
     if (vacated === 1) void this.unindex(appId, channel).catch(() => undefined);
-    return outcome;
+    return { outcome, joined };
   }
 
   /** Counts connection `id` of the app if the cluster has fewer than `max` (a second call for the same id counts nothing). */

@@ -163,8 +163,10 @@ return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
 /**
  * KEYS: state, users, info, share, the node's subscriptions, this leave's receipt. ARGV: node field, user id ('' for
  * non-presence), member_removed head, its data as a JSON string literal, count head ('' : none published), events channel,
- * publish command, socket id, the receipt's time to live (ms), the time (Unix ms) after which the attempt may be late.
- * Returns {memberRemoved, vacated, ms the count held back waits (0: none), count published (-1: none)}.
+ * publish command, socket id, the receipt's time to live (ms), the time (Unix ms) after which the attempt may be late,
+ * '1' for the take-back of a join given up (its answer also says what that join changed: JOIN_LUA's flags).
+ * Returns {memberRemoved, vacated, ms the count held back waits (0: none), count published (-1: none), the join's flags
+ * ('' unless a take-back)}.
  * A leave of a socket not recorded on the channel changes nothing: already left (a retry after a timeout), never joined
  * (taking back a join that failed), or reaped while the node was cut off. A leave that removed the member or vacated the
  * channel and runs after the given time (by Redis' clock: its caller may have given up on it) keeps that in its receipt
@@ -177,23 +179,25 @@ return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
 export const LEAVE_LUA = `${NEXT_SEQ}
 local state, users, info, share, subs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local node, user = ARGV[1], ARGV[2]
+local joined = ''
+if ARGV[11] == '1' then joined = redis.call('HGET', subs, ARGV[8]) or '' end
 local function answer(removed, vacated, wait, count)
   if removed == 1 or vacated == 1 then
     local now = redis.call('TIME')
     if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) >= tonumber(ARGV[10]) then
-      redis.call('SET', KEYS[6], removed .. ',' .. vacated, 'PX', ARGV[9])
+      redis.call('SET', KEYS[6], removed .. ',' .. vacated .. ',' .. joined, 'PX', ARGV[9])
     end
   end
-  return {removed, vacated, wait, count}
+  return {removed, vacated, wait, count, joined}
 end
 if redis.call('HDEL', subs, ARGV[8]) == 0 then
   local receipt = redis.call('GET', KEYS[6])
   if not receipt then return {0, 0} end
-  local removed, vacated = string.match(receipt, '^(%d),(%d)$')
+  local removed, vacated, flags = string.match(receipt, '^(%d),(%d),?(%w*)$')
   removed, vacated = tonumber(removed), tonumber(vacated)
   if removed == 1 and redis.call('HEXISTS', users, user) == 1 then removed = 0 end
   if vacated == 1 and redis.call('EXISTS', state) == 1 then vacated = 0 end
-  return {removed, vacated}
+  return {removed, vacated, 0, -1, flags}
 end
 local n = redis.call('HINCRBY', state, node, -1)
 if n <= 0 then redis.call('HDEL', state, node) end

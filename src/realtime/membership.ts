@@ -6,7 +6,7 @@
  * the `subscription_count` of the count the change published (the outcome's `count`).
  */
 import { context } from '@opentelemetry/api';
-import type { CachedEvent, JoinOutcome, LeaveOutcome } from '../adapters/adapter.js';
+import type { CachedEvent, JoinOutcome, LeaveOutcome, TakeBackOutcome } from '../adapters/adapter.js';
 import type { Envelope } from '../adapters/envelope.js';
 import { channelKind } from '../protocol/channel-name.js';
 import { encodeChannelEvent, encodeDataless, encodeProtocol, encodeSubscriptionSucceeded } from '../protocol/encode.js';
@@ -44,7 +44,8 @@ export async function joinCluster(
       // attempt that timed out may have run late: the next one answers what it changed, or giving up takes it back.
       const retry = await retryJoin(deps, connection, name, started, attempt);
       if (retry === 'again') continue;
-      adapter.abandonJoin?.(connection.app.id, name, connection.socketId, membership);
+      const app = connection.app;
+      void adapter.abandonJoin?.(app.id, name, connection.socketId, membership).then((told) => abandoned(deps, app, name, membership, told));
       return hub.endJoin(connection, name)?.cancelled === true || retry === 'gone' ? 'gone' : 'unavailable';
     }
   }
@@ -193,6 +194,22 @@ function replayCached(
     deps.webhooks.emit(connection.app, { name: 'cache_miss', channel: name });
   } else {
     connection.send(encodeChannelEvent(cached.event, name, cached.data, cached.userId), 'channel_event');
+  }
+}
+
+/**
+ * The webhooks of a join given up (`Adapter.abandonJoin`): what its take-back changed beyond undoing the late join's own
+ * changes, or what of those it left standing — in the order a join's and a leave's would go.
+ */
+function abandoned(deps: RealtimeDeps, app: AppConfig, name: string, membership: Membership | null, told: TakeBackOutcome): void {
+  if (told.occupied) deps.webhooks.emit(app, { name: 'channel_occupied', channel: name });
+  if (membership !== null) {
+    if (told.memberAdded) deps.webhooks.emit(app, { name: 'member_added', channel: name, user_id: membership.signedUserId });
+    if (told.memberRemoved) deps.webhooks.emit(app, { name: 'member_removed', channel: name, user_id: membership.signedUserId });
+  }
+  if (told.vacated) deps.webhooks.emit(app, { name: 'channel_vacated', channel: name });
+  else if (told.count !== undefined) {
+    deps.webhooks.emit(app, { name: 'subscription_count', channel: name, subscription_count: told.count });
   }
 }
 

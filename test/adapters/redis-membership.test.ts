@@ -76,6 +76,30 @@ test('a join tried again after an attempt whose answer was lost is answered what
   assert.equal(await client.hget(keys.channel('a1', 'presence-room').users, 'u1'), '2');
 });
 
+test("the take-back of a join given up answers what no webhook told: none of the late join's own changes, what it changed beyond them, what of them stands", async () => {
+  const keys = new RedisKeys('take-back');
+  const node = new RedisMembership(client, keys, 'n1', 'PUBLISH', () => true);
+  const other = new RedisMembership(client, keys, 'n2', 'PUBLISH', () => true);
+  const u1 = { userId: 'u1', userInfo: null };
+  const nothing = { occupied: false, memberAdded: false, memberRemoved: false, vacated: false, count: undefined };
+  // Alone: the late join's changes undone, none of them announced: nothing to tell.
+  await node.join('a1', 'presence-alone', 'late', u1, 0);
+  assert.deepEqual(await node.takeBack('a1', 'presence-alone', 'late', u1, node.newLeave()), nothing);
+  // Another connection of u1 held the channel (announced) and left while the late record stood (its leave changed
+  // nothing): the take-back removes u1 and vacates the channel, and must say so (a review: never told).
+  await other.join('a1', 'presence-left', 'held', u1, 0);
+  await node.join('a1', 'presence-left', 'late', u1, 0);
+  assert.deepEqual(await other.leave('a1', 'presence-left', 'held', u1), { memberRemoved: false, vacated: false, count: undefined });
+  assert.deepEqual(await node.takeBack('a1', 'presence-left', 'late', u1, node.newLeave()), { ...nothing, memberRemoved: true, vacated: true });
+  // The late join occupied the channel and added u1, then another connection of u1 joined (finding both, announcing
+  // neither): the take-back leaves them standing, so they are told now.
+  await node.join('a1', 'presence-stays', 'late', u1, 0);
+  await other.join('a1', 'presence-stays', 'held', u1, 0);
+  assert.deepEqual(await node.takeBack('a1', 'presence-stays', 'late', u1, node.newLeave()), { ...nothing, occupied: true, memberAdded: true });
+  // A join that never ran: nothing.
+  assert.deepEqual(await node.takeBack('a1', 'presence-stays', 'never', u1, node.newLeave()), nothing);
+});
+
 test("a channel's last leave and the next join on one node return in the order their scripts ran: the vacate first", async () => {
   const keys = new RedisKeys('leave-join-order');
   const node = new RedisMembership(client, keys, 'n1', 'PUBLISH', () => true);

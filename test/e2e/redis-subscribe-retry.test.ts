@@ -193,3 +193,40 @@ test('a drain right after a join that timed out ran late leaves nothing of it in
     await redis.stop();
   }
 });
+
+test("a join given up whose take-back empties what another connection's announced join made: member_removed and channel_vacated go out", { timeout: 60_000 }, async () => {
+  // A review: u1 on B (announced), u1's second connection A joins while Redis is frozen (its join runs late), B leaves
+  // (which changes nothing while A's late record stands), A gives up: its take-back removed u1 and vacated the room, and
+  // no webhook said so — the receiver kept the room occupied and u1 present for good.
+  const redis = await startRedis();
+  const hooks = await startWebhookReceiver();
+  const server = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, APP_WEBHOOK_URL: hooks.url, WEBHOOK_VACATE_DELAY_MS: '0' });
+  let b: RawClient | undefined;
+  let a: RawClient | undefined;
+  try {
+    await until(() => server.app.adapter.status().up, 'the cluster engine up', 10_000);
+    b = await subscribeMember(server, 'u1');
+    await b.next((f) => f.event === 'pusher_internal:subscription_succeeded');
+    await hooks.event((e) => e.name === 'member_added' && e.user_id === 'u1', "u1's member_added webhook");
+    redis.freeze(true);
+    try {
+      a = await subscribeMember(server, 'u1');
+      await loggedOnce(server, { event: 'adapter_request_failed', op: 'join' });
+      // B's leave, then A's take-back, each sent behind the late join (all run in that order once Redis reads again).
+      b.send({ event: 'pusher:unsubscribe', data: { channel: ROOM } });
+      a.send({ event: 'pusher:unsubscribe', data: { channel: ROOM } });
+      await until(() => logLines(server, { event: 'message_received', kind: 'unsubscribe' }).length === 2, 'both unsubscribes read', 10_000);
+    } finally {
+      redis.freeze(false);
+    }
+    await hooks.event((e) => e.name === 'channel_vacated' && e.channel === ROOM, 'the room vacated', 10_000);
+    const story = hooks.events().filter((e) => 'channel' in e && e.channel === ROOM).map((e) => `${e.name} ${'user_id' in e ? String(e.user_id) : ''}`);
+    assert.deepEqual(story, ['channel_occupied ', 'member_added u1', 'member_removed u1', 'channel_vacated ']);
+  } finally {
+    await a?.close();
+    await b?.close();
+    await server.close();
+    await hooks.close();
+    await redis.stop();
+  }
+});

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { EngineUnavailableError, type Adapter } from '../../src/adapters/adapter.js';
+import { EngineUnavailableError, type Adapter, type TakeBackOutcome } from '../../src/adapters/adapter.js';
 import { JOIN_RETRIES_WAITING_MAX } from '../../src/realtime/membership.js';
 import { subscribe, unsubscribe } from '../../src/realtime/subscribe.js';
 import { plainSubscribe, signedSubscribe, unitWorld, type UnitWorld } from '../helpers/unit.js';
@@ -15,7 +15,11 @@ import { plainSubscribe, signedSubscribe, unitWorld, type UnitWorld } from '../h
  * The engine refuses the first `failures` joins (as a Redis that is down does), then records them; counts the attempts,
  * and the joins given up (`abandonJoin`: what an attempt that ran late recorded is then taken back).
  */
-function failingJoins(world: UnitWorld, failures: number): { attempts: () => number; abandoned: string[] } {
+function failingJoins(
+  world: UnitWorld,
+  failures: number,
+  told: TakeBackOutcome = { occupied: false, memberAdded: false, memberRemoved: false, vacated: false },
+): { attempts: () => number; abandoned: string[] } {
   const adapter: Adapter = world.deps.adapter;
   const { join } = adapter;
   let attempts = 0;
@@ -24,7 +28,10 @@ function failingJoins(world: UnitWorld, failures: number): { attempts: () => num
     attempts++;
     return attempts <= failures ? Promise.reject(new EngineUnavailableError('cluster engine down')) : join.apply(adapter, args);
   };
-  adapter.abandonJoin = (appId, channel, socketId, member) => abandoned.push(`${appId} ${channel} ${socketId} ${member?.userId ?? '-'}`);
+  adapter.abandonJoin = (appId, channel, socketId, member) => {
+    abandoned.push(`${appId} ${channel} ${socketId} ${member?.userId ?? '-'}`);
+    return Promise.resolve(told);
+  };
   return { attempts: () => attempts, abandoned };
 }
 
@@ -102,6 +109,24 @@ describe('a subscription the engine could not record', () => {
     await done;
     assert.equal(retried.attempts(), 2);
     assert.equal(next.deps.hub.joinsWaitingRetry, 0);
+  });
+
+  test("a join given up is taken back, and what that changed beyond the late join's own changes goes out as webhooks", async () => {
+    // A review: the take-back of a late join removed the member and vacated the channel that another subscription's
+    // announced join had made (that one's leave changed nothing while the late record stood): no webhook said so.
+    const world = unitWorld(undefined, { subscribeRetryMs: 0 });
+    failingJoins(world, Infinity, { occupied: false, memberAdded: false, memberRemoved: true, vacated: true });
+    const { connection } = world.connect();
+    await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', JSON.stringify({ user_id: 'u1' })));
+    await world.deps.adapter.settle();
+    assert.deepEqual(world.webhooks.map((w) => `${w.name} ${'user_id' in w ? String(w.user_id) : ''}`), ['member_removed u1', 'channel_vacated ']);
+    // And a change of the late join the take-back left standing (the user joined meanwhile from another connection).
+    const other = unitWorld(undefined, { subscribeRetryMs: 0 });
+    failingJoins(other, Infinity, { occupied: true, memberAdded: true, memberRemoved: false, vacated: false });
+    const second = other.connect();
+    await subscribe(other.deps, second.connection, signedSubscribe(other, second.connection, 'presence-room', JSON.stringify({ user_id: 'u1' })));
+    await other.deps.adapter.settle();
+    assert.deepEqual(other.webhooks.map((w) => w.name), ['channel_occupied', 'member_added']);
   });
 
   test('SUBSCRIBE_RETRY_MS=0 refuses at the first failure', async () => {
