@@ -15,8 +15,8 @@
  *   config points at is invisible. The standard `OTEL_*` variables (`OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT` included) keep
  *   the OpenTelemetry specification's rule: an invalid value is reported and its default used.
  */
-import { isIP } from 'node:net';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { isListenHost } from '../src/listen-address.js';
 import { DEFAULT_DEPLOYMENT_ENV, defaultNodeId, resourceAttributesFromEnv } from '../src/telemetry/node-identity.js';
 import { ATTR_DEPLOYMENT_ENVIRONMENT_NAME, ATTR_SERVICE_INSTANCE_ID } from '../src/telemetry/semconv.js';
 
@@ -89,17 +89,6 @@ function isMetricsPort(n: number): boolean {
   return Number.isInteger(n) && n >= 1 && n <= 65535;
 }
 
-/**
- * A host name: labels of letters, digits, underscores (container and service names such as `my_host` resolve) and inner
- * hyphens, a fully qualified name's trailing dot allowed, the last label not all digits — so `999.1.1.1` is refused as
- * the mistyped IPv4 address it is, instead of being looked up as a name at listen time.
- */
-const HOST_NAME = /^(?=.{1,254}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*(?!\d+\.?$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$/;
-
-/** What the metrics server can listen on: an IP address or a host name. */
-function isMetricsHost(host: string): boolean {
-  return isIP(host) !== 0 || HOST_NAME.test(host);
-}
 
 /**
  * Where `/metrics` listens. `METRICS_HOST` / `METRICS_PORT` are Beacon's: an invalid one is an error. Unset, the standard
@@ -107,10 +96,10 @@ function isMetricsHost(host: string): boolean {
  */
 function metricsAddressFromEnv(env: NodeJS.ProcessEnv, warnings: string[], errors: string[]): { host: string; port: number } {
   const ownHost = nonEmpty(env.METRICS_HOST);
-  if (ownHost !== undefined && !isMetricsHost(ownHost)) errors.push(`METRICS_HOST: not an IP address or host name: "${ownHost}"`);
+  if (ownHost !== undefined && !isListenHost(ownHost)) errors.push(`METRICS_HOST: not an IP address or host name: "${ownHost}"`);
   const standardHost = nonEmpty(env.OTEL_EXPORTER_PROMETHEUS_HOST);
   let host = ownHost ?? standardHost ?? DEFAULT_METRICS_HOST;
-  if (ownHost === undefined && standardHost !== undefined && !isMetricsHost(standardHost)) {
+  if (ownHost === undefined && standardHost !== undefined && !isListenHost(standardHost)) {
     warnings.push(`OTEL_EXPORTER_PROMETHEUS_HOST "${standardHost}" is invalid; using ${DEFAULT_METRICS_HOST}`);
     host = DEFAULT_METRICS_HOST;
   }

@@ -12,6 +12,7 @@
  * per process, and a worker must not open a second metrics server).
  */
 import { isMainThread } from 'node:worker_threads';
+import { hostPort } from '../src/listen-address.js';
 import { telemetryOptionsFromEnv } from './options.js';
 
 const options = telemetryOptionsFromEnv(process.env);
@@ -48,7 +49,7 @@ if (isMainThread && !options.disabled) {
     // A taken port or an address this host does not have: refused as src/main.ts refuses HOST/PORT.
     metricsServer = await (await import('./metrics-server.js')).startMetricsServer(prometheus, options.metrics).catch((err: unknown) => {
       const reason = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
-      return refuseToStart(`cannot listen on ${host}:${port} (METRICS_HOST/METRICS_PORT): ${reason}`);
+      return refuseToStart(`cannot listen on ${hostPort(host, port)} (METRICS_HOST/METRICS_PORT): ${reason}`);
     });
   }
   exportedSpans?.build();

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isListenHost } from './listen-address.js';
 import { DEFAULT_DEPLOYMENT_ENV, defaultNodeId, resourceAttributesFromEnv } from './telemetry/node-identity.js';
 import {
   allEventsWebhook,
@@ -184,7 +185,14 @@ const trustProxy = z
 
 /** The settings, keyed by their `Config` name; the README's configuration table describes each variable. */
 const fields = z.object({
-  host: fromEnv('HOST', z.string().min(1).default('0.0.0.0')),
+  host: fromEnv(
+    'HOST',
+    z
+      .string()
+      .trim()
+      .refine(isListenHost, { message: 'not an IP address or host name (an IPv6 address without brackets: ::1)' })
+      .default('0.0.0.0'),
+  ),
   port: fromEnv('PORT', int(0, 65535).default(6001)),
   /** Which peers may say who the client is (X-Forwarded-For): the address logged as `remote_address`. */
   trustProxy: fromEnv('TRUST_PROXY', trustProxy.default(false), 'false'),

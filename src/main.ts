@@ -4,6 +4,7 @@
  */
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { hostPort } from './listen-address.js';
 import { Deadline } from './lifecycle/deadline.js';
 import { shutdownTelemetry, telemetryShutdownResult } from './telemetry/lifecycle.js';
 import { flushLogger } from './telemetry/logger.js';
@@ -31,7 +32,7 @@ try {
 } catch (err) {
   // A taken port or a bad HOST is an operator's error: one clear line, not a stack trace.
   const reason = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
-  process.stderr.write(`beacon: cannot listen on ${config.host}:${config.port} (HOST/PORT): ${reason}\n`);
+  process.stderr.write(`beacon: cannot listen on ${hostPort(config.host, config.port)} (HOST/PORT): ${reason}\n`);
   process.exit(1);
 }
 const address = app.fastify.server.address();
@@ -40,7 +41,7 @@ logEvent(
   logger,
   'info',
   { event: 'server_started', host: config.host, port, version: VERSION, apps: config.apps.map((a) => a.id) },
-  `beacon listening on ${config.host}:${port}`,
+  `beacon listening on ${hostPort(config.host, port)}`,
 );
 
 let stopping = false;

@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { hostPort } from '../src/listen-address.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 
 test('defaults: port 6001, one app, activity timeout 120, client events off', () => {
@@ -163,6 +164,18 @@ test('values derived from settings are computed by the schema once: the API body
     () => loadConfig({ PORT: '70000', MAX_BATCH_SIZE: 'ten' }),
     (e: unknown) => e instanceof ConfigError && /PORT: .*65535/.test(e.message) && /MAX_BATCH_SIZE: .*number/.test(e.message),
   );
+});
+
+test('HOST is checked as METRICS_HOST is: an IP address (IPv6 without brackets) or a host name; lines write IPv6 in brackets', () => {
+  // A probe: HOST=[::1] passed the check and failed at listen (ENOTFOUND), where METRICS_HOST=[::1] was refused up front;
+  // and `beacon listening on ::1:6001` read as the address ::1:6001.
+  for (const good of ['0.0.0.0', '::', '::1', 'localhost', 'beacon_1', 'node.example.']) assert.equal(loadConfig({ HOST: good }).host, good);
+  for (const bad of ['[::1]', '999.1.1.1', 'a b', '::1:6001:x']) {
+    assert.throws(() => loadConfig({ HOST: bad }), /HOST: not an IP address or host name/, bad);
+  }
+  assert.equal(hostPort('::1', 6001), '[::1]:6001');
+  assert.equal(hostPort('127.0.0.1', 6001), '127.0.0.1:6001');
+  assert.equal(hostPort('localhost', 9464), 'localhost:9464');
 });
 
 test('TRUST_PROXY: false by default; true, or a list of addresses, CIDRs and named ranges; anything else names the variable', () => {
