@@ -23,6 +23,7 @@ import { endHttpServerSpan, logIds, startHttpServerSpan } from '../telemetry/tra
 import { logEvent } from '../telemetry/log-events.js';
 import { oneValuePerName, verifyBody, verifyRequest, type SigningFailure } from './signing.js';
 import { closeUnreadBody } from './unread-body.js';
+import { loggedAddress } from './client-address.js';
 import { isUpgrade } from './params.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { registerEventRoutes } from './routes/events.js';
@@ -86,6 +87,8 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
         reason: failure.reason,
         request_id: request.id,
         app_id: (request.params.appId ?? '').slice(0, 64),
+        // Who sends bad signatures: what an operator looks for in a flood of them (a probe found no address on the line).
+        remote_address: loggedAddress(request.ip),
         ...logIds(request.apiSpan),
       },
       failure.message,
@@ -192,6 +195,8 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
         route,
         status_code: reply.statusCode,
         duration_ms: Math.round(reply.elapsedTime * 100) / 100,
+        // A refused call's client; an accepted one is the app's backend, whose address the line needs not carry.
+        ...(reply.statusCode >= 400 ? { remote_address: loggedAddress(request.ip) } : {}),
       },
       'API request',
     );

@@ -14,6 +14,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { API_CORS } from './cors-options.js';
 import { sendError } from './api-error.js';
+import { loggedAddress } from './client-address.js';
 import type { RefusedRequest } from './client-errors.js';
 import { hasOverlongSegment, refuseParamTooLong } from './params.js';
 import { closeUnreadBody } from './unread-body.js';
@@ -85,6 +86,7 @@ export async function notFoundPlugin(
           path,
           status_code: reply.statusCode,
           duration_ms: Math.round(reply.elapsedTime * 100) / 100,
+          remote_address: loggedAddress(request.ip),
         },
         'request to no route',
       );

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { authOptions } from '../helpers/auth.js';
-import { loggedOnce } from '../helpers/logs.js';
+import { loggedOnce, logLines } from '../helpers/logs.js';
 import { connected, names, nextEvent, record, signedIn, subscribed } from '../helpers/pusher-events.js';
 import type { Channel } from '../helpers/pusher-js.js';
 import { APP, startServer, startServerWithApps, type TestServer } from '../helpers/server.js';
@@ -291,7 +291,16 @@ test('401: bad signature, wrong key, stale timestamp, body_md5 mismatch — each
       assert.deepEqual(answer.body, { error: c.error }, c.reason);
       const line = await loggedOnce(server, { event: 'auth_failed', reason: c.reason });
       assert.equal(line.msg, c.error, c.reason);
+      // Who sent it (a probe found no address on these lines), on its api_request line too.
+      assert.equal(line.remote_address, '127.0.0.1', c.reason);
+      const request = await loggedOnce(server, { event: 'api_request', request_id: line.request_id });
+      assert.deepEqual([request.status_code, request.remote_address], [401, '127.0.0.1'], c.reason);
     }
+    // An accepted call's line names no address: the caller is the app's backend.
+    const accepted = await signedFetch(server, 'POST', EVENTS, { body });
+    assert.equal(accepted.status, 200);
+    await until(() => logLines(server, { event: 'api_request', status_code: 200 }).length > 0, 'the accepted call logged');
+    assert.equal(logLines(server, { event: 'api_request', status_code: 200 })[0]!.remote_address, undefined);
     const unknownApp = await signedFetch(server, 'POST', '/apps/no-such-app/events', { body });
     assert.equal(unknownApp.status, 401);
     assert.deepEqual(unknownApp.body, { error: 'Unknown app id' });
