@@ -15,7 +15,7 @@ import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { APP, startServer, type TestServer } from '../helpers/server.js';
 import { signedFetch } from '../helpers/signed-fetch.js';
 import { eventually, until } from '../helpers/wait.js';
-import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const ROOM = 'presence-room';
 
@@ -35,25 +35,55 @@ async function users(server: TestServer): Promise<unknown> {
   return answer.body;
 }
 
+/** What each case runs with: a Redis, a webhook receiver, a Beacon on both. */
+interface Room {
+  redis: RedisServer;
+  hooks: WebhookReceiver;
+  server: TestServer;
+  /** Subscribes `user` to ROOM on a fresh connection (closed with the room). */
+  member(user: string): Promise<RawClient>;
+  /** u0, a member of ROOM from the start. */
+  first: RawClient;
+}
+
 /**
- * u0 holds ROOM on the node; `outage` starts with Redis unable to record anything and resolves once it can again, and u1's
- * subscribe is made inside it. u0 makes the node hold the channel already, so a frozen Redis fails the join's script, not
- * its SUBSCRIBE (which waits, unanswered, for as long as Redis is frozen).
+ * Runs `body` with a Redis, a webhook receiver and a Beacon on them (`env` over the Redis adapter's), u0 already a member
+ * of ROOM: the node holds the channel, so a frozen Redis fails a join's script, not its SUBSCRIBE (which waits,
+ * unanswered, for as long as Redis is frozen). Everything is stopped after, the clients first.
  */
-async function subscribeThrough(
-  outage: (redis: RedisServer, server: TestServer, subscribe: () => void) => Promise<void>,
-): Promise<void> {
+async function inRoom(env: Record<string, string>, body: (room: Room) => Promise<void>): Promise<void> {
   const redis = await startRedis();
   const hooks = await startWebhookReceiver();
-  const server = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, APP_WEBHOOK_URL: hooks.url });
-  let first: RawClient | undefined;
-  let client: RawClient | undefined;
+  const server = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, APP_WEBHOOK_URL: hooks.url, ...env });
+  const clients: RawClient[] = [];
+  const member = async (user: string): Promise<RawClient> => {
+    const client = await subscribeMember(server, user);
+    clients.push(client);
+    return client;
+  };
   try {
     await until(() => server.app.adapter.status().up, 'the cluster engine up', 10_000);
-    first = await subscribeMember(server, 'u0');
+    const first = await member('u0');
     await first.next((f) => f.event === 'pusher_internal:subscription_succeeded');
+    await hooks.event((e) => e.name === 'member_added' && e.user_id === 'u0', "u0's member_added webhook");
+    await body({ redis, hooks, server, member, first });
+  } finally {
+    for (const client of clients) await client.close();
+    await server.close();
+    await hooks.close();
+    await redis.stop();
+  }
+}
+
+/**
+ * `outage` starts with Redis unable to record anything and resolves once it can again, and u1's subscribe is made inside
+ * it; u1 is then answered, recorded, announced once.
+ */
+async function subscribeThrough(outage: (redis: RedisServer, server: TestServer, subscribe: () => void) => Promise<void>): Promise<void> {
+  await inRoom({}, async ({ redis, hooks, server, member, first }) => {
+    let client: RawClient | undefined;
     await outage(redis, server, () => {
-      void subscribeMember(server, 'u1').then((c) => (client = c));
+      void member('u1').then((c) => (client = c));
     });
     await until(() => client !== undefined, 'the subscriber connected', 10_000);
     const answer = await client!.next((f) => f.channel === ROOM, 15_000);
@@ -80,13 +110,7 @@ async function subscribeThrough(
     // changed (a join found already recorded answered nothing, and the webhook was lost).
     await hooks.event((e) => e.name === 'member_added' && e.user_id === 'u1', "u1's member_added webhook");
     assert.equal(hooks.events().filter((e) => e.name === 'member_added' && e.user_id === 'u1').length, 1);
-  } finally {
-    await client?.close();
-    await first?.close();
-    await server.close();
-    await hooks.close();
-    await redis.stop();
-  }
+  });
 }
 
 test('a subscribe while Redis is down is answered once Redis is back, not refused', { timeout: 60_000 }, async () => {
@@ -95,7 +119,7 @@ test('a subscribe while Redis is down is answered once Redis is back, not refuse
     await until(() => !server.app.adapter.status().up, 'the cluster engine down', 10_000);
     subscribe();
     // Its frame was taken, and its join refused (the engine is down, so at once), before Redis comes back.
-    await until(() => logLines(server, { event: 'message_received', kind: 'subscribe' }).length === 1, 'the subscribe read', 10_000);
+    await until(() => logLines(server, { event: 'message_received', kind: 'subscribe' }).length === 2, 'the subscribe read', 10_000);
     await redis.start();
   });
 });
@@ -114,18 +138,11 @@ test('a subscribe whose join timed out in a frozen Redis is answered once Redis 
 });
 
 test('a join given up while Redis is frozen (refused after the window, or its client gone) is taken out once Redis reads again', { timeout: 60_000 }, async () => {
-  const redis = await startRedis();
-  const server = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, SUBSCRIBE_RETRY_MS: '1500' });
-  let first: RawClient | undefined;
-  let refused: RawClient | undefined;
-  try {
-    await until(() => server.app.adapter.status().up, 'the cluster engine up', 10_000);
-    first = await subscribeMember(server, 'u0');
-    await first.next((f) => f.event === 'pusher_internal:subscription_succeeded');
+  await inRoom({ SUBSCRIBE_RETRY_MS: '1500' }, async ({ redis, server, member, first }) => {
     redis.freeze(true);
     try {
-      refused = await subscribeMember(server, 'u1');
-      const gone = await subscribeMember(server, 'u2');
+      const refused = await member('u1');
+      const gone = await member('u2');
       await until(() => logLines(server, { event: 'message_received', kind: 'subscribe' }).length === 3, 'both subscribes read', 10_000);
       await gone.close();
       const error = await refused.next('pusher:subscription_error', 10_000);
@@ -146,87 +163,61 @@ test('a join given up while Redis is frozen (refused after the window, or its cl
         .map((f) => f.event);
       assert.deepEqual(story, ['pusher_internal:member_added', 'pusher_internal:member_removed'], user);
     }
-  } finally {
-    await refused?.close();
-    await first?.close();
-    await server.close();
-    await redis.stop();
-  }
+  });
 });
 
 test('a drain right after a join that timed out ran late leaves nothing of it in Redis, and announces nothing of it', { timeout: 60_000 }, async () => {
   // A review: the node drained while the join waited for its next try; its take-back came after the engine had closed,
   // and the join's hold on the node's channel index was already gone, so its own reap missed the channel: the member was
   // left in Redis for good (new joiners were listed it), and the channel never vacated.
-  const redis = await startRedis();
-  const hooks = await startWebhookReceiver();
-  const server = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, APP_WEBHOOK_URL: hooks.url });
-  const probe = new Redis(redis.url);
-  let first: RawClient | undefined;
-  let late: RawClient | undefined;
-  try {
-    await until(() => server.app.adapter.status().up, 'the cluster engine up', 10_000);
-    first = await subscribeMember(server, 'u0');
-    await first.next((f) => f.event === 'pusher_internal:subscription_succeeded');
-    redis.freeze(true);
+  await inRoom({}, async ({ redis, hooks, server, member }) => {
+    const probe = new Redis(redis.url);
     try {
-      late = await subscribeMember(server, 'u1');
-      await loggedOnce(server, { event: 'adapter_request_failed', op: 'join' });
+      redis.freeze(true);
+      try {
+        await member('u1');
+        await loggedOnce(server, { event: 'adapter_request_failed', op: 'join' });
+      } finally {
+        redis.freeze(false);
+      }
+      // The late join runs now; its retry waits for its next try (125-250 ms) while the node drains.
+      await server.close();
+      await hooks.event((e) => e.name === 'channel_vacated' && e.channel === ROOM, 'the room vacated');
+      assert.deepEqual(await probe.keys(`*${ROOM}*`), []);
+      assert.deepEqual(
+        hooks.events().filter((e) => 'user_id' in e && e.user_id === 'u1').map((e) => e.name),
+        [],
+        'u1 was never answered: no webhook of it',
+      );
     } finally {
-      redis.freeze(false);
+      probe.disconnect();
     }
-    // The late join runs now; its retry waits for its next try (125-250 ms) while the node drains.
-    await server.close();
-    await hooks.event((e) => e.name === 'channel_vacated' && e.channel === ROOM, 'the room vacated');
-    assert.deepEqual(await probe.keys(`*${ROOM}*`), []);
-    assert.deepEqual(
-      hooks.events().filter((e) => 'user_id' in e && e.user_id === 'u1').map((e) => e.name),
-      [],
-      'u1 was never answered: no webhook of it',
-    );
-  } finally {
-    probe.disconnect();
-    await late?.close();
-    await first?.close();
-    await server.close();
-    await hooks.close();
-    await redis.stop();
-  }
+  });
 });
 
 test("a join given up whose take-back empties what another connection's announced join made: member_removed and channel_vacated go out", { timeout: 60_000 }, async () => {
   // A review: u1 on B (announced), u1's second connection A joins while Redis is frozen (its join runs late), B leaves
   // (which changes nothing while A's late record stands), A gives up: its take-back removed u1 and vacated the room, and
-  // no webhook said so — the receiver kept the room occupied and u1 present for good.
-  const redis = await startRedis();
-  const hooks = await startWebhookReceiver();
-  const server = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, APP_WEBHOOK_URL: hooks.url, WEBHOOK_VACATE_DELAY_MS: '0' });
-  let b: RawClient | undefined;
-  let a: RawClient | undefined;
-  try {
-    await until(() => server.app.adapter.status().up, 'the cluster engine up', 10_000);
-    b = await subscribeMember(server, 'u1');
+  // no webhook said so — the receiver kept the room occupied and u1 present for good. u0 leaves first: the room is u1's.
+  await inRoom({ WEBHOOK_VACATE_DELAY_MS: '0' }, async ({ redis, hooks, server, member, first }) => {
+    first.send({ event: 'pusher:unsubscribe', data: { channel: ROOM } });
+    await hooks.event((e) => e.name === 'channel_vacated' && e.channel === ROOM, 'the room vacated by u0');
+    const b = await member('u1');
     await b.next((f) => f.event === 'pusher_internal:subscription_succeeded');
     await hooks.event((e) => e.name === 'member_added' && e.user_id === 'u1', "u1's member_added webhook");
     redis.freeze(true);
     try {
-      a = await subscribeMember(server, 'u1');
+      const a = await member('u1');
       await loggedOnce(server, { event: 'adapter_request_failed', op: 'join' });
       // B's leave, then A's take-back, each sent behind the late join (all run in that order once Redis reads again).
       b.send({ event: 'pusher:unsubscribe', data: { channel: ROOM } });
       a.send({ event: 'pusher:unsubscribe', data: { channel: ROOM } });
-      await until(() => logLines(server, { event: 'message_received', kind: 'unsubscribe' }).length === 2, 'both unsubscribes read', 10_000);
+      await until(() => logLines(server, { event: 'message_received', kind: 'unsubscribe' }).length === 3, 'both unsubscribes read', 10_000);
     } finally {
       redis.freeze(false);
     }
-    await hooks.event((e) => e.name === 'channel_vacated' && e.channel === ROOM, 'the room vacated', 10_000);
+    await until(() => hooks.events().filter((e) => e.name === 'channel_vacated').length === 2, 'the room vacated again', 10_000);
     const story = hooks.events().filter((e) => 'channel' in e && e.channel === ROOM).map((e) => `${e.name} ${'user_id' in e ? String(e.user_id) : ''}`);
-    assert.deepEqual(story, ['channel_occupied ', 'member_added u1', 'member_removed u1', 'channel_vacated ']);
-  } finally {
-    await a?.close();
-    await b?.close();
-    await server.close();
-    await hooks.close();
-    await redis.stop();
-  }
+    assert.deepEqual(story.slice(-4), ['channel_occupied ', 'member_added u1', 'member_removed u1', 'channel_vacated ']);
+  });
 });
