@@ -13,9 +13,18 @@ export function clipped(value: string | undefined, max: number): string | undefi
   return value === undefined || value.length <= max ? value : `${value.slice(0, max)}…`;
 }
 
-/** An address for a log line: cut past ADDRESS_LOGGED characters (a 12 KB X-Forwarded-For made a 12 KB line). */
+/** An IPv4 client of a dual-stack (`::`) listener, as the kernel names it: `::ffff:192.0.2.1`. */
+const IPV4_MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
+
+/**
+ * An address for a log line: an IPv4 client as IPv4 whichever family the server listens on (with HOST=:: the kernel
+ * names it `::ffff:192.0.2.1`, which a query for `192.0.2.1` does not find), cut past ADDRESS_LOGGED characters (a 12 KB
+ * X-Forwarded-For made a 12 KB line).
+ */
 export function loggedAddress(address: string | undefined): string | undefined {
-  return clipped(address, ADDRESS_LOGGED);
+  if (address === undefined) return undefined;
+  const mapped = IPV4_MAPPED.exec(address);
+  return mapped !== null ? mapped[1] : clipped(address, ADDRESS_LOGGED);
 }
 
 /**

@@ -13,6 +13,7 @@ import { logEvent } from '../telemetry/log-events.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { MalformedRequestReason, Metrics } from '../telemetry/metrics.js';
 import { answerAfterPending, refusalWaits } from './http-server.js';
+import { loggedAddress } from './client-address.js';
 import { answerOnSocket } from './raw-answer.js';
 
 /** Node's code for a request its timeouts cut (`headersTimeout`, `requestTimeout`), and for headers over `maxHeaderSize`. */
@@ -54,7 +55,7 @@ export function clientErrorHandler(refused: RefusedRequest): (err: Error & { cod
     // reports a failed request again for any more of it that arrives): nothing to answer, and nothing more was refused.
     if (err.code === 'ECONNRESET' || socket.destroyed || refusalWaits(socket)) return;
     const [reason, error] = refusalOf(err.code);
-    refused(reason, error, { error: err.code, remote_address: socket.remoteAddress });
+    refused(reason, error, { error: err.code, remote_address: loggedAddress(socket.remoteAddress) });
     refusedSockets.add(socket);
     const answer = (): void => answerOnSocket(socket, error, error.message);
     // After the answers of the requests received before it (pipelined), as Node orders every answer on a socket.

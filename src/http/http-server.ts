@@ -24,6 +24,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Errors, type HttpError } from '../protocol/errors.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { loggedAddress } from './client-address.js';
 import type { RefusedRequest } from './client-errors.js';
 import { API_CORS } from './cors-options.js';
 import { answerOnResponse, answerOnSocket, lingerAfterLast } from './raw-answer.js';
@@ -128,7 +129,7 @@ export function httpServerFactory(
 }
 
 function refuse(refused: RefusedRequest, reason: Parameters<RefusedRequest>[0], error: HttpError, socket: Socket): void {
-  refused(reason, error, { error: error.name, remote_address: socket.remoteAddress });
+  refused(reason, error, { error: error.name, remote_address: loggedAddress(socket.remoteAddress) });
 }
 
 function guard(handler: Handler, deps: { refused: RefusedRequest; metrics: Metrics }): Handler {
