@@ -94,9 +94,9 @@ export interface PendingJoin {
   /** Repeated subscribes waiting for the outcome (resolved by the first subscribe's `finally`: subscribe.ts); none usually. */
   waiters: Array<(result: JoinResultKind) => void> | undefined;
   /**
-   * Ends at once the wait of a join for its next try (realtime/membership.ts `retryJoin`), when the client unsubscribes
-   * or closes: the join is then given up now, not at the end of a back-off of up to 2 s (a drain closing its connections
-   * gets every take-back sent before it settles).
+   * Ends at once the wait of a join for its next try (`Hub.waitForRetry`), when the client unsubscribes or closes: the
+   * join is then given up now, not at the end of a back-off of up to 2 s (a drain closing its connections gets every
+   * take-back sent before it settles).
    */
   wake: (() => void) | undefined;
 }
@@ -115,6 +115,8 @@ export class Hub {
   private readonly joiningOf = new Map<Connection, number>();
   /** Joins the cluster engine could not record, waiting to be tried again (realtime/membership.ts bounds them). */
   joinsWaitingRetry = 0;
+  /** Those joins, per connection: woken when it closes (a lookup of its own, not a walk over every join under way). */
+  private readonly waitingRetry = new Map<Connection, Set<PendingJoin>>();
 
   constructor(
     apps: readonly AppConfig[],
@@ -154,8 +156,9 @@ export class Hub {
     this.setWatchlist(connection, []);
     void this.setUser(connection, undefined);
     state.connections.delete(connection);
-    // Its joins waiting for a next try are given up now (a cancelled one was woken when it was cancelled).
-    if (this.joiningOf.delete(connection)) for (const joins of state.joining.values()) joins.get(connection)?.wake?.();
+    this.joiningOf.delete(connection);
+    // Its joins waiting for a next try are given up now, not at the end of their back-off.
+    for (const pending of [...(this.waitingRetry.get(connection) ?? [])]) pending.wake?.();
     return left;
   }
 
@@ -206,6 +209,33 @@ export class Hub {
     const n = (this.joiningOf.get(connection) ?? 1) - 1;
     if (n > 0) this.joiningOf.set(connection, n);
     else this.joiningOf.delete(connection);
+  }
+
+  /**
+   * Waits `ms` before a join's next try (realtime/membership.ts `retryJoin`), counted in `joinsWaitingRetry`; less if
+   * the join is woken meanwhile (`PendingJoin.wake`: its client unsubscribed or closed).
+   */
+  waitForRetry(connection: Connection, pending: PendingJoin | undefined, ms: number): Promise<void> {
+    this.joinsWaitingRetry++;
+    let waiting = this.waitingRetry.get(connection);
+    if (pending !== undefined) {
+      if (waiting === undefined) this.waitingRetry.set(connection, (waiting = new Set()));
+      waiting.add(pending);
+    }
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.joinsWaitingRetry--;
+        if (pending !== undefined) {
+          if (pending.wake === done) pending.wake = undefined;
+          waiting?.delete(pending);
+          if (waiting?.size === 0 && this.waitingRetry.get(connection) === waiting) this.waitingRetry.delete(connection);
+        }
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      if (pending !== undefined) pending.wake = done;
+    });
   }
 
   /** The join of this subscription under way (cancelled or not), if any. */

@@ -14,7 +14,7 @@ import { Events } from '../protocol/events.js';
 import type { AppConfig } from '../config.js';
 import type { Connection, Membership } from '../transport/connection.js';
 import type { RealtimeDeps } from './deps.js';
-import type { JoinResultKind, LeaveResult, PendingJoin } from './hub.js';
+import type { JoinResultKind, LeaveResult } from './hub.js';
 import { jitteredBackoffMs } from '../limits/backoff.js';
 import { flushHeld } from './member-delivery.js';
 
@@ -95,28 +95,10 @@ async function retryJoin(
   if (left <= 0 || hub.joinsWaitingRetry >= JOIN_RETRIES_WAITING_MAX) return 'refuse';
   const wait = Math.min(jitteredBackoffMs(attempt, JOIN_RETRY_BASE_MS, JOIN_RETRY_MAX_MS), left);
   dropHeld();
-  hub.joinsWaitingRetry++;
-  try {
-    await wakeableSleep(hub.pendingJoin(connection, name), wait);
-  } finally {
-    hub.joinsWaitingRetry--;
-  }
+  await hub.waitForRetry(connection, hub.pendingJoin(connection, name), wait);
   if (gone()) return 'gone';
   dropHeld();
   return 'again';
-}
-
-/** Waits `ms`, or less if the join is woken meanwhile (`PendingJoin.wake`: its client unsubscribed or closed). */
-function wakeableSleep(pending: PendingJoin | undefined, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      if (pending !== undefined && pending.wake === done) pending.wake = undefined;
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    if (pending !== undefined) pending.wake = done;
-  });
 }
 
 /** After the cluster recorded the join: its webhooks, then the hub and the answer (or the leave, if the client went). */
