@@ -289,14 +289,15 @@ export class RedisMembership {
    * `member_removed` and `channel_vacated` never went out, the receiver kept the channel occupied for good).
    */
   async takeBack(appId: string, channel: string, socketId: string, member: MemberRef | null, receipt: string): Promise<TakeBackOutcome> {
-    const { outcome, joined } = await this.runLeave(appId, channel, socketId, member, receipt, true);
+    const { outcome, removed, vacated, joined } = await this.runLeave(appId, channel, socketId, member, receipt, true);
     const occupied = joined.includes('o');
     const added = joined.includes('a');
+    // 2: removed or vacated by a late attempt and changed back since (another connection's join, which told its own).
     return {
-      occupied: occupied && !outcome.vacated,
-      memberAdded: added && !outcome.memberRemoved,
-      memberRemoved: !added && outcome.memberRemoved,
-      vacated: !occupied && outcome.vacated,
+      occupied: occupied && vacated === 0,
+      memberAdded: added && removed === 0,
+      memberRemoved: !added && removed === 1,
+      vacated: !occupied && vacated === 1,
       count: outcome.count,
     };
   }
@@ -308,7 +309,7 @@ export class RedisMembership {
     member: MemberRef | null,
     receipt: string,
     takeBack: boolean,
-  ): Promise<{ outcome: LeaveOutcome; joined: string }> {
+  ): Promise<{ outcome: LeaveOutcome; removed: number; vacated: number; joined: string }> {
     const pair = JSON.stringify([appId, channel]);
     const k = this.keys.channel(appId, channel);
     const scriptKeys = [...this.scriptKeys(appId, channel, this.nodeId), this.keys.leaveReceipt(appId, channel, this.nodeId, receipt)];
@@ -334,7 +335,7 @@ export class RedisMembership {
     // names nothing held any more, which the reaper and GET /channels skip.
     if (this.unhold(pair)) void this.unlistNode(pair);
     if (vacated === 1) void this.unindex(appId, channel).catch(() => undefined);
-    return { outcome, joined };
+    return { outcome, removed, vacated, joined };
   }
 
   /** Counts connection `id` of the app if the cluster has fewer than `max` (a second call for the same id counts nothing). */

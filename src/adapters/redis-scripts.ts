@@ -166,14 +166,17 @@ return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
  * publish command, socket id, the receipt's time to live (ms), the time (Unix ms) after which the attempt may be late,
  * '1' for the take-back of a join given up (its answer also says what that join changed: JOIN_LUA's flags).
  * Returns {memberRemoved, vacated, ms the count held back waits (0: none), count published (-1: none), the join's flags
- * ('' unless a take-back)}.
+ * ('' unless a take-back)}; memberRemoved / vacated are 2 when answered from a receipt and changed back since.
+ * A take-back also keeps a receipt when it left a change of the late join standing (its flags), and its receipt answers
+ * only the flags that still stand: a retry whose first attempt ran late tells what that attempt would have, and nothing
+ * that changed back since (another connection's join, which told its own).
  * A leave of a socket not recorded on the channel changes nothing: already left (a retry after a timeout), never joined
  * (taking back a join that failed), or reaped while the node was cut off. A leave that removed the member or vacated the
  * channel and runs after the given time (by Redis' clock: its caller may have given up on it) keeps that in its receipt
  * for the receipt's time to live: the same leave tried again finds the socket already left and answers the receipt
  * instead, so the caller still sends the webhooks of what the late attempt changed. Every attempt that finds it answers
  * it (one whose own answer was lost too leaves it for the next), less what changed back since: a user who is a member
- * again is not said removed, a channel occupied again not vacated. No count: a later one may have been published. An
+ * again is not said removed, a channel occupied again not vacated (2). No count: a later one may have been published. An
  * attempt on time writes none (a key with an expiry cost a vacating leave ~40 % more Redis time).
  */
 export const LEAVE_LUA = `${NEXT_SEQ}
@@ -182,7 +185,7 @@ local node, user = ARGV[1], ARGV[2]
 local joined = ''
 if ARGV[11] == '1' then joined = redis.call('HGET', subs, ARGV[8]) or '' end
 local function answer(removed, vacated, wait, count)
-  if removed == 1 or vacated == 1 then
+  if removed == 1 or vacated == 1 or string.find(joined, '[oa]') then
     local now = redis.call('TIME')
     if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) >= tonumber(ARGV[10]) then
       redis.call('SET', KEYS[6], removed .. ',' .. vacated .. ',' .. joined, 'PX', ARGV[9])
@@ -195,8 +198,12 @@ if redis.call('HDEL', subs, ARGV[8]) == 0 then
   if not receipt then return {0, 0} end
   local removed, vacated, flags = string.match(receipt, '^(%d),(%d),?(%w*)$')
   removed, vacated = tonumber(removed), tonumber(vacated)
-  if removed == 1 and redis.call('HEXISTS', users, user) == 1 then removed = 0 end
-  if vacated == 1 and redis.call('EXISTS', state) == 1 then vacated = 0 end
+  local present = user ~= '' and redis.call('HEXISTS', users, user) == 1
+  local occupied = redis.call('EXISTS', state) == 1
+  if removed == 1 and present then removed = 2 end
+  if vacated == 1 and occupied then vacated = 2 end
+  if not present then flags = (string.gsub(flags, 'a', '')) end
+  if not occupied then flags = (string.gsub(flags, 'o', '')) end
   return {removed, vacated, 0, -1, flags}
 end
 local n = redis.call('HINCRBY', state, node, -1)

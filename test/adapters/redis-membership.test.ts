@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { RedisMembership } from '../../src/adapters/redis-membership.js';
-import { REAP_LUA, Script, SHORTEN_LOCK_LUA } from '../../src/adapters/redis-scripts.js';
+import { LEAVE_LUA, REAP_LUA, Script, SHORTEN_LOCK_LUA } from '../../src/adapters/redis-scripts.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { eventually } from '../helpers/wait.js';
 
@@ -98,6 +98,35 @@ test("the take-back of a join given up answers what no webhook told: none of the
   assert.deepEqual(await node.takeBack('a1', 'presence-stays', 'late', u1, node.newLeave()), { ...nothing, occupied: true, memberAdded: true });
   // A join that never ran: nothing.
   assert.deepEqual(await node.takeBack('a1', 'presence-stays', 'never', u1, node.newLeave()), nothing);
+
+  // A take-back that ran late (by Redis' clock) and left the late join standing keeps a receipt of it, for its retry.
+  await node.join('a1', 'presence-w', 'late', u1, 0);
+  await other.join('a1', 'presence-w', 'held', u1, 0);
+  const k = keys.channel('a1', 'presence-w');
+  const late = await new Script(LEAVE_LUA).run(
+    client,
+    [k.state, k.users, k.info, keys.share('a1', 'presence-w', 'n1'), keys.subscriptions('a1', 'presence-w', 'n1'), keys.leaveReceipt('a1', 'presence-w', 'n1', 'w1')],
+    [keys.nodeField('n1'), 'u1', '', '""', '', k.events, 'PUBLISH', 'late', 10_000, 0, '1'],
+  );
+  assert.deepEqual(late, [0, 0, 0, -1, 'oa']);
+  assert.equal(await client.get(keys.leaveReceipt('a1', 'presence-w', 'n1', 'w1')), '0,0,oa');
+
+  // Retried after an attempt that ran late (its receipt, written as the script writes it; the socket already gone). A
+  // review found both: the attempt left the late join standing and kept no receipt, so the retry told nothing (u1's
+  // member_added never went out); and one that removed u1 told "added" once u1 was back through another connection,
+  // whose own join had told it (member_added twice).
+  await other.join('a1', 'presence-r1', 'held', u1, 0);
+  await client.set(keys.leaveReceipt('a1', 'presence-r1', 'n1', 'r1'), '0,0,oa');
+  assert.deepEqual(await node.takeBack('a1', 'presence-r1', 'gone', u1, 'r1'), { ...nothing, occupied: true, memberAdded: true });
+  await other.leave('a1', 'presence-r1', 'held', u1);
+  assert.deepEqual(await node.takeBack('a1', 'presence-r1', 'gone', u1, 'r1'), nothing, 'no longer standing: nothing to tell');
+  await client.set(keys.leaveReceipt('a1', 'presence-r2', 'n1', 'r2'), '1,1,oa');
+  await other.join('a1', 'presence-r2', 'back', u1, 0);
+  assert.deepEqual(await node.takeBack('a1', 'presence-r2', 'gone', u1, 'r2'), nothing, 'changed back: told by that join');
+  await client.set(keys.leaveReceipt('a1', 'presence-r3', 'n1', 'r3'), '1,1,');
+  assert.deepEqual(await node.takeBack('a1', 'presence-r3', 'gone', u1, 'r3'), { ...nothing, memberRemoved: true, vacated: true });
+  await other.join('a1', 'presence-r3', 'back', u1, 0);
+  assert.deepEqual(await node.takeBack('a1', 'presence-r3', 'gone', u1, 'r3'), nothing, 'back since: nothing');
 });
 
 test("a channel's last leave and the next join on one node return in the order their scripts ran: the vacate first", async () => {
