@@ -14,6 +14,7 @@ import type { Socket } from 'node:net';
 import { diag, metrics } from '@opentelemetry/api';
 import type { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { lingerAfterLast } from '../src/http/raw-answer.js';
+import { hostPort } from '../src/listen-address.js';
 
 const REQUEST_TIMEOUT_MS = 10_000;
 const REPORT_EVERY_MS = 60_000;
@@ -95,7 +96,7 @@ export async function startMetricsServer(exporter: PrometheusExporter, options: 
   ).unref();
   await listening(server, options);
   // Once it listens, a failure of the server is reported, not thrown: the main port goes on serving.
-  server.on('error', (err) => diag.error(`metrics server on ${options.host}:${options.port} failed`, err));
+  server.on('error', (err) => diag.error(`metrics server on ${hostPort(options.host, options.port)} failed`, err));
   return server;
 }
 
