@@ -168,8 +168,9 @@ return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
  * Returns {memberRemoved, vacated, ms the count held back waits (0: none), count published (-1: none), the join's flags
  * ('' unless a take-back)}; memberRemoved / vacated are 2 when answered from a receipt and changed back since.
  * A take-back also keeps a receipt when it left a change of the late join standing (its flags), and its receipt answers
- * only the flags that still stand: a retry whose first attempt ran late tells what that attempt would have, and nothing
- * that changed back since (another connection's join, which told its own).
+ * a change it left standing only if it still stands: a retry whose first attempt ran late tells what that attempt would
+ * have, and nothing that changed back since (another connection's join or leave, which told its own) — unless it came
+ * back again meanwhile, which a receipt cannot tell from never having gone.
  * A leave of a socket not recorded on the channel changes nothing: already left (a retry after a timeout), never joined
  * (taking back a join that failed), or reaped while the node was cut off. A leave that removed the member or vacated the
  * channel and runs after the given time (by Redis' clock: its caller may have given up on it) keeps that in its receipt
@@ -202,8 +203,8 @@ if redis.call('HDEL', subs, ARGV[8]) == 0 then
   local occupied = redis.call('EXISTS', state) == 1
   if removed == 1 and present then removed = 2 end
   if vacated == 1 and occupied then vacated = 2 end
-  if not present then flags = (string.gsub(flags, 'a', '')) end
-  if not occupied then flags = (string.gsub(flags, 'o', '')) end
+  if removed == 0 and not present then flags = (string.gsub(flags, 'a', '')) end
+  if vacated == 0 and not occupied then flags = (string.gsub(flags, 'o', '')) end
   return {removed, vacated, 0, -1, flags}
 end
 local n = redis.call('HINCRBY', state, node, -1)

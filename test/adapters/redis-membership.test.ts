@@ -123,6 +123,15 @@ test("the take-back of a join given up answers what no webhook told: none of the
   await client.set(keys.leaveReceipt('a1', 'presence-r2', 'n1', 'r2'), '1,1,oa');
   await other.join('a1', 'presence-r2', 'back', u1, 0);
   assert.deepEqual(await node.takeBack('a1', 'presence-r2', 'gone', u1, 'r2'), nothing, 'changed back: told by that join');
+  // The late take-back undid the late join's own changes (and what it removed did not come back): nothing (a review:
+  // member_removed and channel_vacated for a member and a channel no webhook had announced).
+  await client.set(keys.leaveReceipt('a1', 'presence-r4', 'n1', 'r4'), '1,1,oa');
+  assert.deepEqual(await node.takeBack('a1', 'presence-r4', 'gone', u1, 'r4'), nothing);
+  await other.join('a1', 'presence-r5', 'u2', { userId: 'u2', userInfo: null }, 0);
+  await client.set(keys.leaveReceipt('a1', 'presence-r5', 'n1', 'r5'), '1,0,oa');
+  assert.deepEqual(await node.takeBack('a1', 'presence-r5', 'gone', u1, 'r5'), { ...nothing, occupied: true });
+  await client.set(keys.leaveReceipt('a1', 'r6', 'n1', 'r6'), '0,1,oc');
+  assert.deepEqual(await node.takeBack('a1', 'r6', 'gone', null, 'r6'), nothing);
   await client.set(keys.leaveReceipt('a1', 'presence-r3', 'n1', 'r3'), '1,1,');
   assert.deepEqual(await node.takeBack('a1', 'presence-r3', 'gone', u1, 'r3'), { ...nothing, memberRemoved: true, vacated: true });
   await other.join('a1', 'presence-r3', 'back', u1, 0);
