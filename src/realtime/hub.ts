@@ -91,8 +91,6 @@ export interface PendingJoin {
   readonly held: Envelope[];
   /** Unsubscribed since it began (and not subscribed again): `Hub.cancelJoin` / `resumeJoin`. */
   cancelled: boolean;
-  /** The presence membership it records (null for other channels). */
-  readonly membership: Membership | null;
   /** Repeated subscribes waiting for the outcome (resolved by the first subscribe's `finally`: subscribe.ts); none usually. */
   waiters: Array<(result: JoinResultKind) => void> | undefined;
   /**
@@ -169,8 +167,8 @@ export class Hub {
   }
 
   /** Marks a subscription as being recorded cluster-wide: events for the channel are held for it from now on. */
-  beginJoin(connection: Connection, name: string, membership: Membership | null): PendingJoin {
-    const pending: PendingJoin = { held: [], cancelled: false, membership, waiters: undefined, wake: undefined };
+  beginJoin(connection: Connection, name: string): PendingJoin {
+    const pending: PendingJoin = { held: [], cancelled: false, waiters: undefined, wake: undefined };
     const joining = this.apps.get(connection.app.id)?.joining;
     if (joining === undefined) return pending;
     let joins = joining.get(name);

@@ -89,17 +89,9 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
     return;
   }
 
-  if (pending !== undefined && pending.cancelled && !sameMembership(pending.membership, outcome.membership)) {
-    // Unsubscribed while its join is under way, and signed now for another member (a user signed out and in as another
-    // without reconnecting): that join ends, taken back out, and this one joins anew. Taken up again, it kept the first
-    // identity: the new one was checked, then dropped.
-    await new Promise<JoinResultKind>((resolve) => (pending.waiters ??= []).push(resolve));
-    if (connection.isOpen) await subscribe(deps, connection, message);
-    return;
-  }
   if (pending !== undefined) {
-    // Its join is under way: a subscribe after an unsubscribe takes a cancelled one up again (the same member: another
-    // waits for it to end, above). This one is answered once the join has its answer, as a repeat.
+    // Its join is under way: a subscribe after an unsubscribe takes a cancelled one up again (with its first membership,
+    // as a repeat of a held subscription keeps it). This one is answered once the join has its answer, as a repeat.
     hub.resumeJoin(connection, pending);
     const result = await new Promise<JoinResultKind>((resolve) => (pending.waiters ??= []).push(resolve));
     if (result === 'joined') {
@@ -114,7 +106,7 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
     return;
   }
 
-  const joining = hub.beginJoin(connection, name, outcome.membership);
+  const joining = hub.beginJoin(connection, name);
   let joined: JoinResultKind = 'gone';
   try {
     joined = await joinCluster(deps, connection, name, outcome.membership);
@@ -130,12 +122,6 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
     // Repeats waiting for this join are answered after it.
     for (const waiter of joining.waiters ?? []) waiter(joined);
   }
-}
-
-/** Whether two presence memberships are the same member: its id as signed and its info. */
-function sameMembership(a: Membership | null, b: Membership | null): boolean {
-  if (a === null || b === null) return a === b;
-  return a.signedUserId === b.signedUserId && JSON.stringify(a.userInfo) === JSON.stringify(b.userInfo);
 }
 
 /** The refusal of a join the cluster did not record: the presence channel is full, or the engine could not answer. */
