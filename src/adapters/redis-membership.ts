@@ -171,7 +171,7 @@ export class RedisMembership {
    * Records a subscription (the join script). `again`: an earlier attempt of this join got no answer and may have run;
    * the script then answers what that attempt changed, if it did (JOIN_LUA). An attempt that fails keeps its hold on the
    * node's channel index (it may have been recorded late: a reap of this node, or its own at a drain, must find the
-   * channel); the next attempt takes it over, or the take-back (`leave`, `held` true) releases it.
+   * channel); the next attempt takes it over, or its take-back (`takeBack`) releases it.
    */
   async join(
     appId: string,
