@@ -3,6 +3,12 @@
  * channels it is subscribed to, a burst) is corked from its second frame on and flushed when that run ends (a microtask),
  * so its frames leave in one `writev` instead of one system call each. The first frame of a turn is written at once: a
  * single fan-out pays one comparison per recipient for this, and adds no latency.
+ *
+ * What a corked socket holds has not been offered to the kernel, yet it counts against the connection's send-buffer bound
+ * (`Connection.queuedBytes`) as a backlog would: a turn that wrote one connection more than the bound (a batch of large
+ * events) closed a client reading at full speed as a slow consumer. So a corked socket is flushed (uncorked and corked
+ * again) once it holds FLUSH_CORKED_BYTES: what the turn writes is offered to the kernel in runs of about that size, and
+ * only what the kernel does not take stays counted.
  */
 import type { Socket } from 'node:net';
 
@@ -13,6 +19,9 @@ export interface WriteTurnState {
   /** True while this module holds the socket corked until the turn ends. */
   writeCorked: boolean;
 }
+
+/** A corked socket holding this much is flushed before its next frame: a few frames' worth, far under any sane bound. */
+export const FLUSH_CORKED_BYTES = 64 * 1024;
 
 let turn = 1;
 let ending = false;
@@ -45,5 +54,8 @@ export function beforeWrite(socket: Socket, state: WriteTurnState): void {
     socket.cork();
     corkedSockets.push(socket);
     corkedStates.push(state);
+  } else if (socket.writableLength >= FLUSH_CORKED_BYTES) {
+    socket.uncork();
+    socket.cork();
   }
 }

@@ -56,3 +56,23 @@ test('a client that stops reading is closed as a slow consumer (4110); others ar
     await server.close();
   }
 });
+
+test('a client that reads is not closed for what one turn wrote it: a batch of events over the bound arrives whole', { timeout: 30_000 }, async () => {
+  // The frames of one turn are coalesced (write-turns.ts): corked, they were all counted against the bound before the
+  // kernel was offered any, so one batch of 10 × 35 kB closed a client reading at full speed with 4110 after 9 events.
+  const server = await startServer({ SEND_BUFFER_MAX_BYTES: String(256 * 1024) });
+  try {
+    const reader = server.client();
+    const channel = reader.subscribe('firehose');
+    await within(new Promise<void>((r) => channel.bind('pusher:subscription_succeeded', () => r())), 'reader subscribed');
+    const got: number[] = [];
+    channel.bind('blob', (data: { i: number }) => got.push(data.i));
+    const pad = 'x'.repeat(35_000);
+    await server.sdk().triggerBatch(Array.from({ length: 10 }, (_, i) => ({ channel: 'firehose', name: 'blob', data: JSON.stringify({ i, pad }) })));
+    await until(() => got.length === 10 || server.logs.some((l) => l.event === 'slow_consumer'), 'the batch delivered', 10_000);
+    assert.deepEqual(server.logs.filter((l) => l.event === 'slow_consumer'), []);
+    assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  } finally {
+    await server.close();
+  }
+});

@@ -116,10 +116,11 @@ test('a plain socket takes fan-out frames raw, one buffer each, in order with wh
       assert.equal(connection.sendTextFrame(small), true, 'a frame is reused as is');
     });
     assert.equal(send, 1);
-    // The turn's first frame in one write; ws writes its frame as header and payload; the rest of the turn together.
+    // The turn's first frame in one write; ws writes its frame as header and payload; the rest of the turn together, but
+    // flushed before the next frame once the corked bytes pass FLUSH_CORKED_BYTES (64 KiB): medium and large, then small.
     assert.deepEqual(
       calls.map((chunks) => chunks.length),
-      [1, 2, 3],
+      [1, 2, 2, 1],
       'one buffer per pre-built frame',
     );
     assert.deepEqual(await received(5), [
