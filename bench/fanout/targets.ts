@@ -154,6 +154,8 @@ export async function startServer(target: TargetId, options: StartOptions = {}):
   const cwd = protocolOf(target) === 'beacon' ? (options.root ?? ROOT) : ROOT;
   const args = [...(options.nodeArgs ?? []), ...targetCommand(target)];
   const child = await spawnServer({ label: target, args, cwd, env, port, readyTimeoutMs: READY_TIMEOUT_MS, graceMs: 3000 });
-  const metricsUrl = hasMetrics(target) ? `http://127.0.0.1:${metricsPort}/metrics` : undefined;
+  // A variant may switch the SDK off (`--variant off:OTEL_SDK_DISABLED=true`): then nothing serves /metrics.
+  const served = hasMetrics(target) && env.OTEL_SDK_DISABLED !== 'true';
+  const metricsUrl = served ? `http://127.0.0.1:${metricsPort}/metrics` : undefined;
   return { target, port, pid: child.pid, metricsUrl, output: child.output, stop: child.stop };
 }
