@@ -23,6 +23,7 @@ import { Errors } from './protocol/errors.js';
 import type { RealtimeDeps } from './realtime/deps.js';
 import { createFanout } from './realtime/fanout.js';
 import { gateMemberEvents } from './realtime/member-delivery.js';
+import { createMemberResync } from './realtime/member-resync.js';
 import { Hub } from './realtime/hub.js';
 import { createPublisher } from './realtime/publisher.js';
 import { createRouter } from './realtime/router.js';
@@ -152,6 +153,8 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
       if (c.count !== undefined) webhooks.emit(app, { name: 'subscription_count', channel: c.channel, subscription_count: c.count });
     }
   });
+  // Member events this node may have missed (its Redis subscriber was away): its presence subscribers' lists read again.
+  if (adapter.membersChangedSince !== undefined) adapter.onEventsMissed?.(createMemberResync({ hub, adapter, logger }));
   // A big channel's trailing count, published by this node once the throttle's interval ended: its webhook goes out from
   // here, once (the counts of joins, leaves and reaps come with their outcomes).
   adapter.onCountPublished((appId, channel, count) => {

@@ -82,6 +82,12 @@ export interface MemberRef {
   userInfo: unknown;
 }
 
+/** A presence channel's members and the `seq` of the last change among them (`Adapter.membersChangedSince`). */
+export interface MemberSnapshot {
+  members: Map<string, unknown>;
+  seq: number;
+}
+
 /** What one subscription changed in the cluster. */
 export interface JoinOutcome {
   /** False when the presence channel already holds the maximum of members and this user is not one: nothing changed. */
@@ -199,6 +205,20 @@ export interface Adapter {
   channel(appId: string, channel: string): Promise<ChannelCounts>;
   /** Presence members: user id → user info. Rejects with `EngineUnavailableError` as `channels` does. */
   members(appId: string, channel: string): Promise<Map<string, unknown>>;
+  /**
+   * Optional (an engine whose pub/sub can lose what it carries: Redis): the presence members, if the channel's members
+   * changed past `seq` (the last change this node saw), with the `seq` of the last change among them; undefined when they
+   * did not. The list is one given to subscribers, as a join's (the engine may announce members it restores after since).
+   * Rejects with `EngineUnavailableError` as `members` does.
+   */
+  membersChangedSince?(appId: string, channel: string, seq: number): Promise<MemberSnapshot | undefined>;
+  /**
+   * Optional, with `membersChangedSince`: hands on a callback for the channels whose events this node may have missed — every
+   * channel it listens to once its subscriber connection is back (all of them again after a shard's), or one channel whose
+   * numbering skipped (envelope-gaps.ts). `which` says whether a channel is one of them. The callback re-reads the member
+   * lists of those it has presence subscribers for (realtime/member-resync.ts).
+   */
+  onEventsMissed?(handler: (which: (appId: string, channel: string) => boolean) => void): void;
   /**
    * Whether `userId` is a presence member of the channel (cluster-wide), without reading the others: what a held
    * `member_removed` webhook asks when its delay ends. Rejects with `EngineUnavailableError` as `channels` does; timed as

@@ -75,6 +75,11 @@ const RETRY_STEP_MS = 100;
 const RETRY_MAX_MS = 1000;
 /** Pause before subscribing again after a failed resubscription. */
 const RESUBSCRIBE_RETRY_MS = 250;
+/**
+ * After a Redis Cluster shard is back, the wait before this node re-reads its presence channels: longer than ioredis'
+ * reconnection back-off of the sharded subscribers (~2.5 s), which reconnect on their own, unseen.
+ */
+const SHARD_REREAD_DELAY_MS = 3000;
 /** A subscriber whose every subscription failed for this long is replaced by a new connection. */
 const RENEW_SUBSCRIBER_AFTER_MS = 3000;
 /** A command that got no answer in this time fails (a stalled Redis must not stall publishes or queries). */
@@ -219,6 +224,10 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
   let reaped: (channels: ReapedChannel[]) => void = () => {};
+  /** Set by onEventsMissed: told which channels' events this node may have missed (realtime/member-resync.ts). */
+  let eventsMissed: (which: (appId: string, channel: string) => boolean) => void = () => {};
+  /** Pending re-reads after a shard came back: its other nodes' subscribers may still be reconnecting meanwhile. */
+  const shardRereads = new Set<NodeJS.Timeout>();
   let userPresence: (appId: string, userId: string, online: boolean) => void = () => {};
   // Every node hears every app's watchlist transitions (few: sign-in firsts and lasts); subscribed with the rest on `ready`.
   const watchChannels = new Set((options.appIds ?? []).map((id) => keys.users(id).events));
@@ -407,6 +416,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         subscribed = true;
         subscribing.succeeded();
         refresh();
+        // What went out while the subscriber was away is lost, and with it maybe a member event no later one repairs.
+        if (channels.length > 0) eventsMissed(() => true);
       })
       .catch((err: Error) => {
         refresh(err.message);
@@ -436,6 +447,14 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     shardUp: (shard, downForMs) => {
       if (closed) return;
       logEvent(logger, 'info', { event: 'adapter_shard_up', adapter: 'redis', node: nodeId, shard, down_for_ms: downForMs }, 'cluster engine: a shard is back');
+      // The changes kept while it was down run now, and the sharded subscribers reconnect on their own (ioredis backs off
+      // up to ~2.5 s) without telling: what they missed is found by re-reading once they are back (docs/scaling.md).
+      const later = setTimeout(() => {
+        shardRereads.delete(later);
+        if (!closed) eventsMissed(() => true);
+      }, SHARD_REREAD_DELAY_MS);
+      later.unref();
+      shardRereads.add(later);
     },
     message: (channel, message) => {
       if (channel === keys.control) onControl(message);
@@ -454,7 +473,10 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     // re-subscription a minute later would read as a gap (the baseline is also dropped when a SUBSCRIBE is acknowledged).
     if (stamp !== undefined && interest.wants(channel)) {
       const skipped = gaps.received(channel, stamp);
-      if (skipped > 0) metrics.adapterDropped('gap', skipped);
+      if (skipped > 0) {
+        metrics.adapterDropped('gap', skipped);
+        eventsMissed((appId, name) => keys.channel(appId, name).events === channel);
+      }
     }
     deliver(envelope);
   }
@@ -796,6 +818,10 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     onReaped(handler) {
       reaped = handler;
     },
+    onEventsMissed(handler) {
+      eventsMissed = handler;
+    },
+    membersChangedSince: (appId, name, seq) => timed('members', () => membership.membersSince(appId, name, seq)),
     onCountPublished(handler) {
       countPublished = handler;
     },
@@ -1039,6 +1065,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       stalls.closed();
       clearTimeout(retry);
       clearTimeout(redo);
+      for (const later of shardRereads) clearTimeout(later);
       // Leaves still held by the drain's grace are recorded now (the node is going).
       grace?.end();
       // Leaves of the connections closed by the drain are recorded before the node goes; whatever share is still left

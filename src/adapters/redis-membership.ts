@@ -10,7 +10,15 @@
  */
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
-import type { ChannelCounts, JoinOutcome, LeaveOutcome, MemberRef, ReapedChannel, TakeBackOutcome } from './adapter.js';
+import type {
+  ChannelCounts,
+  JoinOutcome,
+  LeaveOutcome,
+  MemberRef,
+  MemberSnapshot,
+  ReapedChannel,
+  TakeBackOutcome,
+} from './adapter.js';
 import { COUNT_INTERVAL_MS, envelopeHead, memberAddedData, memberRemovedData } from './membership-events.js';
 import type { RedisKeys } from './redis-keys.js';
 import {
@@ -21,6 +29,7 @@ import {
   REAP_LUA,
   REAP_USERS_LUA,
   RELEASE_LUA,
+  MEMBERS_SINCE_LUA,
   RESERVE_LUA,
   Script,
   USER_PRESENCE_LUA,
@@ -35,6 +44,7 @@ const release = new Script(RELEASE_LUA);
 const reapConnections = new Script(REAP_CONNECTIONS_LUA);
 const userPresence = new Script(USER_PRESENCE_LUA);
 const reapUsers = new Script(REAP_USERS_LUA);
+const membersSince = new Script(MEMBERS_SINCE_LUA);
 
 /**
  * How long a leave's receipt (LEAVE_LUA) is kept: its retry comes within a second or two of the late attempt (the engine
@@ -252,10 +262,8 @@ export class RedisMembership {
     if (admitted !== 1) return { admitted: false, occupied: false, memberAdded: false, members: new Map(), seq: 0 };
     this.trailingCount(appId, channel, countWait);
     if (occupied === 1) this.list(appId, channel);
-    const members = new Map<string, unknown>();
-    for (let i = 0; i + 1 < flat.length; i += 2) members.set(flat[i] as string, parse(flat[i + 1] as string));
     const counted = published >= 0 ? published : undefined;
-    return { admitted: true, occupied: occupied === 1, memberAdded: added === 1, members, seq: Number(seq), count: counted };
+    return { admitted: true, occupied: occupied === 1, memberAdded: added === 1, members: flatMembers(flat), seq: Number(seq), count: counted };
   }
 
   /** A name for one leave, the same for all its attempts (`leave`'s `receipt`): unique on this node. */
@@ -515,6 +523,14 @@ export class RedisMembership {
     return out;
   }
 
+  /** The members if the channel changed past `seq` (MEMBERS_SINCE_LUA: marked given, as a join's list), else undefined. */
+  async membersSince(appId: string, channel: string, seq: number): Promise<MemberSnapshot | undefined> {
+    const keys = this.keys.channel(appId, channel);
+    const [now, flat] = (await membersSince.run(this.client, [keys.state, keys.info], [String(seq)])) as [string, string[]];
+    if (Number(now) <= seq) return undefined;
+    return { members: flatMembers(flat), seq: Number(now) };
+  }
+
   /**
    * Lists the app in this node's `nodeApps` (what a reaper walks) once per connection to Redis. `relist` forgets what was
    * listed: after a reconnection the node may have been reaped meanwhile (cut off longer than its TTL), set and all.
@@ -596,4 +612,11 @@ function parse(stored: string): unknown {
   } catch {
     return null;
   }
+}
+
+/** A script's flat user id / stored info list as a member list. */
+function flatMembers(flat: readonly string[]): Map<string, unknown> {
+  const members = new Map<string, unknown>();
+  for (let i = 0; i + 1 < flat.length; i += 2) members.set(flat[i]!, parse(flat[i + 1]!));
+  return members;
 }

@@ -336,6 +336,19 @@ local value = redis.call('GET', KEYS[1])
 redis.call(ARGV[1], ARGV[2], ARGV[3])
 return value`;
 
+/**
+ * The members of a presence channel for a node that may have missed some of its member events, read only if the channel
+ * changed past the last change that node saw (realtime/member-resync.ts). KEYS: the channel's state and info. ARGV: that
+ * `seq`. Returns {seq, members (flat user/info list)}; {seq, {}} when nothing changed past it (`seq` '0': no state).
+ * A list read so is given to subscribers, as a join's is: it sets `listed` as a join does, so a member restored after
+ * Redis lost the channel's state (JOIN_LUA) is announced rather than missing from that list for good.
+ */
+export const MEMBERS_SINCE_LUA = `
+local seq = redis.call('HGET', KEYS[1], 'seq')
+if not seq or tonumber(seq) <= tonumber(ARGV[1]) then return {seq or '0', {}} end
+redis.call('HSET', KEYS[1], 'listed', 1)
+return {seq, redis.call('HGETALL', KEYS[2])}`;
+
 /** A script run by its SHA1, loaded on the first NOSCRIPT (per Redis node: each cluster shard loads it on first use). */
 export class Script {
   private readonly sha: string;

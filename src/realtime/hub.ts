@@ -32,6 +32,11 @@ export class Channel {
    * (docs/scaling.md, "Presence across nodes"). Dropped once an envelope past it went by (member-delivery.ts).
    */
   readonly snapshotSeq = new Map<Connection, number>();
+  /**
+   * Presence: the `seq` of the last member change this node has seen of the channel (in a join's answer or a member
+   * event). A snapshot read past it holds a change this node missed (realtime/member-resync.ts).
+   */
+  seenSeq = 0;
 
   constructor(
     readonly name: string,
@@ -162,6 +167,13 @@ export class Hub {
     return left;
   }
 
+  /** The presence channels this node has subscribers of, every app, with their app's id. */
+  *presenceChannels(): IterableIterator<[appId: string, channel: Channel]> {
+    for (const [appId, state] of this.apps) {
+      for (const channel of state.channels.values()) if (channel.kind.presence) yield [appId, channel];
+    }
+  }
+
   channel(appId: string, name: string): Channel | undefined {
     return this.apps.get(appId)?.channels.get(name);
   }
@@ -283,6 +295,7 @@ export class Hub {
     if (membership === null && seq > 0 && connection.app.enableSubscriptionCount) channel.snapshotSeq.set(connection, seq);
     if (membership !== null) {
       channel.snapshotSeq.set(connection, seq);
+      if (seq > channel.seenSeq) channel.seenSeq = seq;
       const member = channel.members.get(membership.userId);
       if (member === undefined) {
         channel.members.set(membership.userId, { ...membership, connections: 1 });

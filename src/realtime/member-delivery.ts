@@ -29,6 +29,7 @@ export function gateMemberEvents(
     }
     const channel = hub.channel(envelope.appId, envelope.channel);
     if (channel === undefined) return;
+    if (envelope.seq > channel.seenSeq) channel.seenSeq = envelope.seq;
     // The subscribers whose snapshot already has this change. A snapshot below it is dropped: the channel's envelopes
     // come in `seq` order, so every later one is newer still. What remains are the few subscribers that joined while the
     // envelope was on its way; with none, the fan-out sends it as any other envelope.

@@ -130,8 +130,7 @@ function joined(
   // A join whose own count was not published (a big channel's, held back) has no count to protect from older ones.
   hub.join(connection, name, membership, membership === null && outcome.count === undefined ? 0 : outcome.seq);
   if (membership !== null) {
-    const { ids, hash } = presenceList(outcome.members);
-    connection.send(encodeProtocol(Events.SubscriptionSucceeded, { presence: { ids, hash, count: ids.length } }, name), 'presence');
+    connection.send(memberListFrame(name, outcome.members), 'presence');
   } else {
     connection.send(encodeSubscriptionSucceeded(name), 'protocol');
     // The count this join published went to the others; the joiner hears it right after its answer.
@@ -149,10 +148,16 @@ function joined(
  * key of it like any other (on a plain object the assignment set the prototype instead, and the member was left out of
  * `hash`, which pusher-js builds its member list from).
  */
-export function presenceList(members: ReadonlyMap<string, unknown>): { ids: string[]; hash: Record<string, unknown> } {
+function presenceList(members: ReadonlyMap<string, unknown>): { ids: string[]; hash: Record<string, unknown> } {
   const hash: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [id, info] of members) hash[id] = info;
   return { ids: [...members.keys()], hash };
+}
+
+/** A presence channel's `pusher_internal:subscription_succeeded`: its member list, as a join or a repeat answers it. */
+export function memberListFrame(name: string, members: ReadonlyMap<string, unknown>): string {
+  const { ids, hash } = presenceList(members);
+  return encodeProtocol(Events.SubscriptionSucceeded, { presence: { ids, hash, count: ids.length } }, name);
 }
 
 /**

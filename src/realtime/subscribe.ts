@@ -19,7 +19,7 @@ import type { Connection, Membership } from '../transport/connection.js';
 import type { MessageErrorReason, SubscriptionResult } from '../telemetry/metrics.js';
 import type { RealtimeDeps } from './deps.js';
 import type { JoinResultKind, LeaveResult } from './hub.js';
-import { afterHubLeave, joinCluster, presenceList } from './membership.js';
+import { afterHubLeave, joinCluster, memberListFrame } from './membership.js';
 
 /** Why a subscription is refused: the metric result and the `pusher:subscription_error` it is answered with. */
 export type SubscriptionFailure = {
@@ -153,13 +153,7 @@ async function answerRepeat(
       context.with(traced, () => refuseSubscription(deps, connection, name, failure('unavailable', Errors.SUBSCRIBE_UNAVAILABLE)));
       return;
     }
-    const { ids, hash } = presenceList(members);
-    context.with(traced, () =>
-      connection.send(
-        encodeProtocol(Events.SubscriptionSucceeded, { presence: { ids, hash, count: ids.length } }, name),
-        'presence',
-      ),
-    );
+    context.with(traced, () => connection.send(memberListFrame(name, members), 'presence'));
   } else {
     connection.send(encodeSubscriptionSucceeded(name), 'protocol');
   }

@@ -42,6 +42,7 @@ export const LOG_EVENTS = [
   'node_heartbeat_failed',
   'node_heartbeat_resumed',
   'node_share_recorded',
+  'presence_resynced',
   'shutdown_started',
   'shutdown_completed',
   'shutdown_timed_out',

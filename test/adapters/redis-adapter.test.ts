@@ -166,8 +166,17 @@ test('redis adapter: member and count events a node missed while its subscriber 
   try {
     await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
     const atB: string[] = [];
+    let lastSeqAtB = 0;
     b.onEnvelope((e) => {
-      if (e.channel === 'presence-g') atB.push(`${e.event} ${e.data}`);
+      if (e.channel !== 'presence-g') return;
+      atB.push(`${e.event} ${e.data}`);
+      lastSeqAtB = e.seq ?? lastSeqAtB;
+    });
+    // What B is told it may have missed: every channel (its subscriber back), or one channel (its numbering skipped).
+    const missedAtB: string[] = [];
+    b.onEventsMissed!((which) => {
+      if (which('a1', 'another')) missedAtB.push('every channel');
+      else missedAtB.push(['presence-g', 'presence-h'].filter((c) => which('a1', c) || which('a2', c)).join(',') || 'none');
     });
     await b.join('a1', 'presence-g', '2.1', { userId: 'u2', userInfo: null }, 0);
     await a.join('a1', 'presence-g', '1.1', { userId: 'u1', userInfo: null }, 0);
@@ -182,10 +191,21 @@ test('redis adapter: member and count events a node missed while its subscriber 
     await a.join('a1', 'presence-g', '1.3', { userId: 'u3', userInfo: null }, 0);
     await a.leave('a1', 'presence-g', '1.3', { userId: 'u3', userInfo: null });
     await until(() => b.status().up, 'B up again', 5000);
+    await until(() => missedAtB.length === 1, 'B told of its subscriber back');
     await a.join('a1', 'presence-g', '1.4', { userId: 'u4', userInfo: null }, 0);
     await until(() => atB.length === before + 1, 'the member event after the gap at B');
     assert.match(atB[before]!, /^pusher_internal:member_added .*u4/);
     assert.deepEqual(dropsAtB, [['gap', 2]]);
+    // Back, then the gap on the channel itself: that channel, of that app only.
+    assert.deepEqual(missedAtB, ['every channel', 'presence-g']);
+    // Read since before the gap: the members now, at the last change's seq (u4's member_added, the last event B got);
+    // since that one: nothing.
+    assert.ok(lastSeqAtB > 0);
+    const snapshot = await b.membersChangedSince!('a1', 'presence-g', 1);
+    assert.deepEqual([...snapshot!.members.keys()].sort(), ['u1', 'u2', 'u4']);
+    assert.equal(snapshot!.seq, lastSeqAtB);
+    assert.equal(await b.membersChangedSince!('a1', 'presence-g', lastSeqAtB), undefined);
+    assert.equal(await b.membersChangedSince!('a1', 'presence-none', 0), undefined);
 
     // A channel emptied and occupied again starts a new run: nothing is taken for a gap.
     dropsAtB.length = 0;
