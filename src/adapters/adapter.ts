@@ -82,6 +82,18 @@ export interface MemberRef {
   userInfo: unknown;
 }
 
+/**
+ * What `Adapter.onEventsMissed` tells. `missing`: from now on this node may miss events of the channels `which` names — its
+ * subscriber connection closed (every channel), a Redis Cluster shard is down (every channel: the slot map may already
+ * have moved), or a channel's numbering skipped (that channel; told before the envelope that showed it is delivered).
+ * `recovered`: what was missed can be read now — the subscriber back and subscribed again, a shard back 3 s ago (its
+ * sharded subscribers reconnect on their own, unseen), at once after a gap, and once this node's share is recorded again.
+ */
+export interface MissedEventsListener {
+  missing(which: (appId: string, channel: string) => boolean): void;
+  recovered(): void;
+}
+
 /** A presence channel's members and the `seq` of the last change among them (`Adapter.membersChangedSince`). */
 export interface MemberSnapshot {
   members: Map<string, unknown>;
@@ -207,18 +219,16 @@ export interface Adapter {
   members(appId: string, channel: string): Promise<Map<string, unknown>>;
   /**
    * Optional (an engine whose pub/sub can lose what it carries: Redis): the presence members, if the channel's members
-   * changed past `seq` (the last change this node saw), with the `seq` of the last change among them; undefined when they
-   * did not. The list is one given to subscribers, as a join's (the engine may announce members it restores after since).
-   * Rejects with `EngineUnavailableError` as `members` does.
+   * changed past `seq`, with the `seq` of the last change among them; `unchanged` when they did not; `unrecorded` when
+   * this node's own subscriptions of the channel are not recorded there (the engine lost them, or reaped this node: they
+   * are being recorded again, and the list would lack them). The list is one given to subscribers, as a join's (the
+   * engine may announce members it restores after it). Rejects with `EngineUnavailableError` as `members` does.
    */
-  membersChangedSince?(appId: string, channel: string, seq: number): Promise<MemberSnapshot | undefined>;
+  membersChangedSince?(appId: string, channel: string, seq: number): Promise<MemberSnapshot | 'unchanged' | 'unrecorded'>;
   /**
-   * Optional, with `membersChangedSince`: hands on a callback for the channels whose events this node may have missed — every
-   * channel it listens to once its subscriber connection is back (all of them again after a shard's), or one channel whose
-   * numbering skipped (envelope-gaps.ts). `which` says whether a channel is one of them. The callback re-reads the member
-   * lists of those it has presence subscribers for (realtime/member-resync.ts).
+   * Optional, with `membersChangedSince`: hands on the listener of what this node may miss (realtime/member-resync.ts).
    */
-  onEventsMissed?(handler: (which: (appId: string, channel: string) => boolean) => void): void;
+  onEventsMissed?(listener: MissedEventsListener): void;
   /**
    * Whether `userId` is a presence member of the channel (cluster-wide), without reading the others: what a held
    * `member_removed` webhook asks when its delay ends. Rejects with `EngineUnavailableError` as `channels` does; timed as

@@ -82,12 +82,17 @@ export class Numbering {
   }
 }
 
-/** The receiver's last number per channel and publisher. */
+/**
+ * The receiver's last number per channel and publisher, and the `era` it was received in (the receiver's count of its
+ * subscriber's resubscriptions: a gap across one is what that resubscription lost).
+ */
 export class GapCounter {
-  private readonly channels = new Generations<Map<string, { run: number; n: number }>>();
+  private readonly channels = new Generations<Map<string, { run: number; n: number; era: number }>>();
+  /** The era of the envelope received before the last one `received` counted skips for. */
+  previousEra = 0;
 
   /** How many envelopes of `stamp`'s run on `channel` were skipped before this one (0 for a first, a repeat, a late one). */
-  received(channel: string, stamp: EnvelopeStamp): number {
+  received(channel: string, stamp: EnvelopeStamp, era = 0): number {
     let publishers = this.channels.get(channel);
     if (publishers === undefined) {
       publishers = new Map();
@@ -95,12 +100,14 @@ export class GapCounter {
     }
     const last = publishers.get(stamp.node);
     if (last === undefined || last.run !== stamp.run) {
-      publishers.set(stamp.node, { run: stamp.run, n: stamp.n });
+      publishers.set(stamp.node, { run: stamp.run, n: stamp.n, era });
       return 0;
     }
     if (stamp.n <= last.n) return 0;
     const skipped = stamp.n - last.n - 1;
+    this.previousEra = last.era;
     last.n = stamp.n;
+    last.era = era;
     return skipped;
   }
 

@@ -53,7 +53,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
-import { EngineUnavailableError, type Adapter, type CachedEvent, type LeaveOutcome, type MemberRef, type ReapedChannel, type TakeBackOutcome } from './adapter.js';
+import { EngineUnavailableError, type Adapter, type CachedEvent, type LeaveOutcome, type MemberRef, type MissedEventsListener, type ReapedChannel, type TakeBackOutcome } from './adapter.js';
 import { decodeCachedEvent, encodeCachedEvent } from './cache-codec.js';
 import type { Envelope } from './envelope.js';
 import { decodeStamped, encodeEnvelope } from './envelope-codec.js';
@@ -224,8 +224,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   let deliver: (envelope: Envelope) => void = () => {};
   let terminate: (appId: string, userId: string) => void = () => {};
   let reaped: (channels: ReapedChannel[]) => void = () => {};
-  /** Set by onEventsMissed: told which channels' events this node may have missed (realtime/member-resync.ts). */
-  let eventsMissed: (which: (appId: string, channel: string) => boolean) => void = () => {};
+  /** Set by onEventsMissed: told what this node may miss, and when it can be read (realtime/member-resync.ts). */
+  let missed: MissedEventsListener = { missing: () => undefined, recovered: () => undefined };
+  const everyChannel = (): boolean => true;
+  /** Resubscriptions of the subscriber so far: what a gap across one lost, that resubscription's `recovered` read again. */
+  let subscriberEra = 0;
   /** Pending re-reads after a shard came back: its other nodes' subscribers may still be reconnecting meanwhile. */
   const shardRereads = new Set<NodeJS.Timeout>();
   let userPresence: (appId: string, userId: string, online: boolean) => void = () => {};
@@ -417,7 +420,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         subscribing.succeeded();
         refresh();
         // What went out while the subscriber was away is lost, and with it maybe a member event no later one repairs.
-        if (channels.length > 0) eventsMissed(() => true);
+        subscriberEra++;
+        missed.recovered();
       })
       .catch((err: Error) => {
         refresh(err.message);
@@ -434,13 +438,19 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     subscriberReady: resubscribe,
     ready: () => refresh(),
     closed: (subscriber) => {
-      if (subscriber) subscribed = false;
+      if (subscriber) {
+        subscribed = false;
+        // What is published from now until it is subscribed again never reaches this node.
+        missed.missing(everyChannel);
+      }
       else stalls.closed();
       refresh('connection closed');
     },
     error: (err) => refresh(err.message),
     shardDown: (shard) => {
       stalls.closed(shard);
+      // Its sharded subscribers are gone with it. Every channel: the client's slot map may already name another master.
+      missed.missing(everyChannel);
       if (closed) return;
       logEvent(logger, 'warn', { event: 'adapter_shard_down', adapter: 'redis', node: nodeId, shard }, 'cluster engine: a shard is down; the API refuses publishes to its channels');
     },
@@ -451,7 +461,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       // up to ~2.5 s) without telling: what they missed is found by re-reading once they are back (docs/scaling.md).
       const later = setTimeout(() => {
         shardRereads.delete(later);
-        if (!closed) eventsMissed(() => true);
+        if (!closed) missed.recovered();
       }, SHARD_REREAD_DELAY_MS);
       later.unref();
       shardRereads.add(later);
@@ -472,10 +482,16 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     // Only while this node wants the channel: what still arrives after its UNSUBSCRIBE must not set a baseline that a
     // re-subscription a minute later would read as a gap (the baseline is also dropped when a SUBSCRIBE is acknowledged).
     if (stamp !== undefined && interest.wants(channel)) {
-      const skipped = gaps.received(channel, stamp);
+      const skipped = gaps.received(channel, stamp, subscriberEra);
       if (skipped > 0) {
         metrics.adapterDropped('gap', skipped);
-        eventsMissed((appId, name) => keys.channel(appId, name).events === channel);
+        // Lost on this subscription (a gap across a resubscription was read again by it): a sharded subscriber that
+        // reconnected unseen, a publish that timed out. Told before this envelope is delivered: the list read must be at
+        // least as new as it.
+        if (gaps.previousEra === subscriberEra) {
+          missed.missing((appId, name) => keys.channel(appId, name).events === channel);
+          missed.recovered();
+        }
       }
     }
     deliver(envelope);
@@ -613,6 +629,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       if (!current()) return;
       restoring = undefined;
       logEvent(logger, 'info', { ...line, duration_ms: Math.round(performance.now() - started) }, "cluster engine: this node's share recorded again");
+      // The member lists read while it was being recorded lacked it (MEMBERS_SINCE_LUA answered `unrecorded`).
+      missed.recovered();
     });
   }
 
@@ -818,8 +836,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     onReaped(handler) {
       reaped = handler;
     },
-    onEventsMissed(handler) {
-      eventsMissed = handler;
+    onEventsMissed(listener) {
+      missed = listener;
     },
     membersChangedSince: (appId, name, seq) => timed('members', () => membership.membersSince(appId, name, seq)),
     onCountPublished(handler) {

@@ -523,11 +523,15 @@ export class RedisMembership {
     return out;
   }
 
-  /** The members if the channel changed past `seq` (MEMBERS_SINCE_LUA: marked given, as a join's list), else undefined. */
-  async membersSince(appId: string, channel: string, seq: number): Promise<MemberSnapshot | undefined> {
+  /** The members if the channel changed past `seq` (MEMBERS_SINCE_LUA: marked given, as a join's list). */
+  async membersSince(appId: string, channel: string, seq: number): Promise<MemberSnapshot | 'unchanged' | 'unrecorded'> {
     const keys = this.keys.channel(appId, channel);
-    const [now, flat] = (await membersSince.run(this.client, [keys.state, keys.info], [String(seq)])) as [string, string[]];
-    if (Number(now) <= seq) return undefined;
+    const [now, flat] = (await membersSince.run(this.client, [keys.state, keys.info], [
+      String(seq),
+      this.keys.nodeField(this.nodeId),
+    ])) as [string, string[]];
+    if (now === '-1') return 'unrecorded';
+    if (Number(now) <= seq) return 'unchanged';
     return { members: flatMembers(flat), seq: Number(now) };
   }
 

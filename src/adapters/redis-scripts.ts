@@ -338,14 +338,17 @@ return value`;
 
 /**
  * The members of a presence channel for a node that may have missed some of its member events, read only if the channel
- * changed past the last change that node saw (realtime/member-resync.ts). KEYS: the channel's state and info. ARGV: that
- * `seq`. Returns {seq, members (flat user/info list)}; {seq, {}} when nothing changed past it (`seq` '0': no state).
+ * changed past the last change that node had seen when it may have begun to miss them (realtime/member-resync.ts).
+ * KEYS: the channel's state and info. ARGV: that `seq`, the node's field in the state. Returns {seq, members (flat
+ * user/info list)}; {'0', {}} when nothing changed past it; {'-1', {}} when the node's own subscriptions are not recorded
+ * (Redis lost them, or reaped the node: being recorded again, they would be missing from the list).
  * A list read so is given to subscribers, as a join's is: it sets `listed` as a join does, so a member restored after
  * Redis lost the channel's state (JOIN_LUA) is announced rather than missing from that list for good.
  */
 export const MEMBERS_SINCE_LUA = `
+if tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0') <= 0 then return {'-1', {}} end
 local seq = redis.call('HGET', KEYS[1], 'seq')
-if not seq or tonumber(seq) <= tonumber(ARGV[1]) then return {seq or '0', {}} end
+if not seq or tonumber(seq) <= tonumber(ARGV[1]) then return {'0', {}} end
 redis.call('HSET', KEYS[1], 'listed', 1)
 return {seq, redis.call('HGETALL', KEYS[2])}`;
 

@@ -32,11 +32,13 @@ export class Channel {
    * (docs/scaling.md, "Presence across nodes"). Dropped once an envelope past it went by (member-delivery.ts).
    */
   readonly snapshotSeq = new Map<Connection, number>();
-  /**
-   * Presence: the `seq` of the last member change this node has seen of the channel (in a join's answer or a member
-   * event). A snapshot read past it holds a change this node missed (realtime/member-resync.ts).
-   */
+  /** Presence: the `seq` of the last member change this node has seen of the channel (a join's answer, a member event). */
   seenSeq = 0;
+  /**
+   * Presence: `seenSeq` when this node may have begun to miss the channel's events (its Redis subscriber away, a gap), until
+   * its members are read again: a change past it is one the clients may lack (realtime/member-resync.ts).
+   */
+  missedSince: number | undefined = undefined;
 
   constructor(
     readonly name: string,

@@ -3,26 +3,34 @@
  *
  * Redis pub/sub delivers a publication to the subscriber connections present at that moment: a `member_removed` that went
  * out while this node's subscriber was reconnecting (a master failing over, a connection Redis closed) is gone, and its
- * clients keep the member until they subscribe again. The engine says when that may have happened
- * (`Adapter.onEventsMissed`); then each presence channel concerned that this node has subscribers of is read again if it
- * changed past the last change this node has seen of it (`Channel.seenSeq`; `Adapter.membersChangedSince`: the members
- * and the `seq` of the last change among them). A change it missed: every subscriber is sent the list again, as
+ * clients kept the member until they subscribed again. The engine says when that may begin (`missing`: each presence
+ * channel concerned notes the last change it had seen then, `Channel.missedSince`) and when what was missed can be read
+ * (`recovered`). Then each noted channel is read again if it changed past that change (`Adapter.membersChangedSince`: the
+ * members and the `seq` of the last change among them), and every subscriber is sent the list again, as
  * `pusher_internal:subscription_succeeded` — what answers a repeated subscribe, and what pusher-js (and Echo's `here`)
- * replaces its member list with — and the events at or below that `seq` still on their way are not sent to it again
- * (`Channel.snapshotSeq`, member-delivery.ts). No change past it: nothing is read but the `seq`, nothing sent (also when
- * the engine lost its data and the members are being recorded again without their events: the clients' lists are right,
- * and a list given meanwhile makes the engine announce those restored after it, as after a join).
+ * replaces its member list with; the events at or below that `seq` still on their way are not sent after it
+ * (`Channel.snapshotSeq`, member-delivery.ts). Events that came meanwhile do not hide a change missed before them: the
+ * read is against the change seen when the loss began, not the last one seen since. A list older than events already
+ * delivered is read again. Unchanged since: nothing but the `seq` is read, nothing sent.
+ *
+ * While this node's own subscriptions are being recorded again (Redis lost them), the engine answers `unrecorded`: the
+ * list would lack them, and the members it restores would not be told to their own sockets. The channel stays noted and
+ * is read once the share is recorded (`recovered` again).
  */
 import type { Logger } from 'pino';
-import type { Adapter } from '../adapters/adapter.js';
+import type { Adapter, MissedEventsListener } from '../adapters/adapter.js';
 import { logEvent } from '../telemetry/log-events.js';
-import type { Hub } from './hub.js';
+import type { Channel, Hub } from './hub.js';
 import { memberListFrame } from './membership.js';
 
-/** Snapshots read at once: a node holding thousands of presence channels does not send thousands of reads in one go. */
+/** Channels read at once: a node holding thousands of presence channels does not send thousands of reads in one go. */
 const READS_IN_FLIGHT = 32;
-
-type Which = (appId: string, channel: string) => boolean;
+/** Reads of one channel in a round while each answer is older than the events already delivered (members churning). */
+const STALE_READS = 3;
+/** A round that left channels unread (the engine failed, or each list was stale) is tried again after this… */
+const RETRY_MS = 1000;
+/** …at most this many times in a row; then at the engine's next `recovered`. */
+const RETRIES = 5;
 
 /** What one round did for one app: logged as one line. */
 interface Tally {
@@ -31,24 +39,63 @@ interface Tally {
   unread: number;
 }
 
+type Repair = { sent: number } | 'unchanged' | 'unread' | 'later';
+
 /**
- * The handler for `Adapter.onEventsMissed`. Requests made while a round runs are served by one more round after it, so
- * a burst of them (a gap on each of many channels) costs one read per channel per round, never one round per request.
- * Each request resolves once the round serving it ended (never rejects).
+ * The listener for `Adapter.onEventsMissed`. A `recovered` during a round is served by one more round after it, so a
+ * burst of them costs one read per noted channel per round. `settled` resolves once no round runs or is due (tests).
  */
 export function createMemberResync(deps: {
   hub: Hub;
   adapter: Pick<Adapter, 'membersChangedSince'>;
   logger: Pick<Logger, 'info' | 'warn'>;
-}): (which: Which) => Promise<void> {
+}): MissedEventsListener & { settled(): Promise<void> } {
   const { hub, adapter, logger } = deps;
-  let queued: { which: Which; served: () => void }[] = [];
-  let running = false;
+  let again = false;
+  let running: Promise<void> | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let retries = 0;
 
-  async function round(which: Which): Promise<void> {
-    const targets: [appId: string, name: string][] = [];
+  /** Reads the channel again and sends its list if it changed past `missedSince`. */
+  async function repair(appId: string, channel: Channel): Promise<Repair> {
+    for (let attempt = 0; attempt < STALE_READS; attempt++) {
+      const since = channel.missedSince;
+      if (since === undefined) return 'unchanged';
+      let answer: Awaited<ReturnType<NonNullable<Adapter['membersChangedSince']>>>;
+      try {
+        answer = await adapter.membersChangedSince!(appId, channel.name, since);
+      } catch {
+        // The engine could not answer (EngineUnavailableError): still noted, read at the next round.
+        return 'unread';
+      }
+      // Emptied meanwhile: its subscribers are gone (a channel made since has lists of its own).
+      if (hub.channel(appId, channel.name) !== channel) return 'unchanged';
+      if (answer === 'unrecorded') return 'later';
+      if (answer === 'unchanged') {
+        if (channel.missedSince === since) channel.missedSince = undefined;
+        return 'unchanged';
+      }
+      // Older than an event its subscribers already got: the list would take that change back. Read again.
+      if (answer.seq < channel.seenSeq) continue;
+      channel.missedSince = undefined;
+      channel.seenSeq = answer.seq;
+      const frame = memberListFrame(channel.name, answer.members);
+      let sent = 0;
+      for (const connection of channel.subscribers) {
+        // Joined since with a list at least as new.
+        if ((channel.snapshotSeq.get(connection) ?? 0) >= answer.seq) continue;
+        channel.snapshotSeq.set(connection, answer.seq);
+        if (connection.send(frame, 'presence')) sent++;
+      }
+      return { sent };
+    }
+    return 'unread';
+  }
+
+  async function round(): Promise<boolean> {
+    const targets: [appId: string, channel: Channel][] = [];
     for (const [appId, channel] of hub.presenceChannels()) {
-      if (channel.subscribers.size > 0 && which(appId, channel.name)) targets.push([appId, channel.name]);
+      if (channel.missedSince !== undefined && channel.subscribers.size > 0) targets.push([appId, channel]);
     }
     const tallies = new Map<string, Tally>();
     const tally = (appId: string): Tally => {
@@ -56,14 +103,17 @@ export function createMemberResync(deps: {
       if (t === undefined) tallies.set(appId, (t = { channels: 0, connections: 0, unread: 0 }));
       return t;
     };
+    let unread = false;
     for (let i = 0; i < targets.length; i += READS_IN_FLIGHT) {
       await Promise.all(
-        targets.slice(i, i + READS_IN_FLIGHT).map(async ([appId, name]) => {
-          const sent = await resend(appId, name);
-          if (sent === undefined) tally(appId).unread++;
-          else if (sent > 0) {
+        targets.slice(i, i + READS_IN_FLIGHT).map(async ([appId, channel]) => {
+          const repaired = await repair(appId, channel);
+          if (repaired === 'unread') {
+            tally(appId).unread++;
+            unread = true;
+          } else if (typeof repaired === 'object' && repaired.sent > 0) {
             tally(appId).channels++;
-            tally(appId).connections += sent;
+            tally(appId).connections += repaired.sent;
           }
         }),
       );
@@ -74,60 +124,46 @@ export function createMemberResync(deps: {
         t.unread > 0 ? 'warn' : 'info',
         { event: 'presence_resynced', app_id: appId, channels: t.channels, connections: t.connections, unread: t.unread },
         t.unread > 0
-          ? 'presence member lists sent again after missed member events; some channels could not be read'
+          ? 'presence member lists sent again after missed member events; some channels could not be read yet'
           : 'presence member lists sent again after missed member events',
       );
     }
-  }
-
-  /** Sends the channel's list again to its subscribers when it changed unseen: how many it went to; undefined unread. */
-  async function resend(appId: string, name: string): Promise<number | undefined> {
-    const seen = hub.channel(appId, name)?.seenSeq ?? 0;
-    let snapshot;
-    try {
-      snapshot = await adapter.membersChangedSince!(appId, name, seen);
-    } catch {
-      // The engine could not answer (EngineUnavailableError): the channel is counted unread, and read again at the next
-      // request (the subscriber's next reconnection, the channel's next gap).
-      return undefined;
-    }
-    // Read again after the wait: the channel may have emptied (and be another object now), or the events that changed it
-    // have come meanwhile.
-    const channel = hub.channel(appId, name);
-    if (snapshot === undefined || channel === undefined || snapshot.seq <= channel.seenSeq) return 0;
-    channel.seenSeq = snapshot.seq;
-    const frame = memberListFrame(name, snapshot.members);
-    let sent = 0;
-    for (const connection of channel.subscribers) {
-      // Joined since with a list at least as new.
-      if ((channel.snapshotSeq.get(connection) ?? 0) >= snapshot.seq) continue;
-      channel.snapshotSeq.set(connection, snapshot.seq);
-      if (connection.send(frame, 'presence')) sent++;
-    }
-    return sent;
+    return unread;
   }
 
   async function drain(): Promise<void> {
-    try {
-      while (queued.length > 0) {
-        const batch = queued;
-        queued = [];
-        try {
-          await round((appId, channel) => batch.some((request) => request.which(appId, channel)));
-        } finally {
-          for (const request of batch) request.served();
-        }
-      }
-    } finally {
-      running = false;
+    let unread = false;
+    while (again) {
+      again = false;
+      unread = await round();
+    }
+    running = undefined;
+    if (!unread) {
+      retries = 0;
+    } else if (retries < RETRIES && retry === undefined) {
+      retries++;
+      retry = setTimeout(() => {
+        retry = undefined;
+        recovered();
+      }, RETRY_MS);
+      retry.unref();
     }
   }
 
-  return (which) =>
-    new Promise<void>((served) => {
-      queued.push({ which, served });
-      if (running) return;
-      running = true;
-      void drain();
-    });
+  function recovered(): void {
+    again = true;
+    running ??= drain();
+  }
+
+  return {
+    missing(which) {
+      for (const [appId, channel] of hub.presenceChannels()) {
+        if (channel.missedSince === undefined && which(appId, channel.name)) channel.missedSince = channel.seenSeq;
+      }
+    },
+    recovered,
+    async settled() {
+      while (running !== undefined) await running;
+    },
+  };
 }

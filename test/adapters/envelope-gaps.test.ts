@@ -32,6 +32,15 @@ test('gaps: the first envelope sets the baseline; skipped numbers are counted on
   assert.equal(at('a', 2, 8), 0);
 });
 
+test('gaps: a gap says the era the envelope before it was received in (a gap across a resubscription is its to read again)', () => {
+  const gaps = new GapCounter();
+  assert.equal(gaps.received('x', { node: 'a', run: 1, n: 1 }, 0), 0);
+  assert.equal(gaps.received('x', { node: 'a', run: 1, n: 3 }, 1), 1);
+  assert.equal(gaps.previousEra, 0, 'across the resubscription');
+  assert.equal(gaps.received('x', { node: 'a', run: 1, n: 5 }, 1), 1);
+  assert.equal(gaps.previousEra, 1, 'within it');
+});
+
 test('gaps: a channel forgotten (no longer listened to) or untouched for a whole generation starts again from a baseline', () => {
   const gaps = new GapCounter();
   gaps.received('x', { node: 'a', run: 1, n: 1 });

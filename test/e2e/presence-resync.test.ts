@@ -56,9 +56,18 @@ function presenceFrames(client: RawClient): string[] {
  * Runs `body` with two nodes on one Redis (u1 on B, u2 on A, each seeing the other) and `away`: cuts B's subscriber off,
  * runs `meanwhile` while Redis refuses its reconnection, then lets it back and waits until B is up again.
  */
-async function twoNodes(
-  body: (nodes: { a: TestServer; b: TestServer; onA: RawClient; onB: RawClient; away: (meanwhile: () => Promise<void>) => Promise<void> }) => Promise<void>,
-): Promise<void> {
+interface Nodes {
+  a: TestServer;
+  b: TestServer;
+  onA: RawClient;
+  onB: RawClient;
+  raw: Redis;
+  /** `user` on a fresh connection to `server`, closed with the rest. */
+  join(server: TestServer, user: string): Promise<RawClient>;
+  away(meanwhile: () => Promise<void>): Promise<void>;
+}
+
+async function twoNodes(body: (nodes: Nodes) => Promise<void>): Promise<void> {
   const redis = await startRedis();
   const a = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'a' });
   const b = await startServer({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'b' });
@@ -86,7 +95,12 @@ async function twoNodes(
       }
       await until(() => b.app.adapter.status().up, 'B back on Redis', 10_000);
     };
-    await body({ a, b, onA, onB, away });
+    const join = async (server: TestServer, user: string): Promise<RawClient> => {
+      const client = await member(server, user);
+      clients.push(client);
+      return client;
+    };
+    await body({ a, b, onA, onB, raw, join, away });
   } finally {
     for (const client of clients) await client.close();
     raw.disconnect();
@@ -130,5 +144,41 @@ test('a subscriber away while no member changed: nothing is sent again, nothing 
     await u3.close();
     assert.deepEqual(presenceFrames(onB), ['member_added u2', 'member_added u3']);
     assert.deepEqual(logLines(b, { event: 'presence_resynced' }), []);
+  });
+});
+
+/** The members a client holds: its last list, with the member events after it. */
+function view(client: RawClient): string[] {
+  let members = new Set<string>();
+  for (const f of client.frames) {
+    if (f.channel !== ROOM) continue;
+    if (f.event === SUCCEEDED) members = new Set(idsOf(f));
+    else if (f.event === 'pusher_internal:member_added') members.add((f.data as { user_id: string }).user_id);
+    else if (f.event === 'pusher_internal:member_removed') members.delete((f.data as { user_id: string }).user_id);
+  }
+  return [...members].sort();
+}
+
+test('Redis lost its data while a node was away: once back, its clients hold every member, themselves included', { timeout: 30_000 }, async () => {
+  // The review of the first version: the node read its lists before recording its own share again, so they lacked its
+  // own members, whose restore was then announced to everyone but themselves: each client of it lacked itself.
+  await twoNodes(async ({ a, b, onA, onB, raw, join, away }) => {
+    const u3 = await join(b, 'u3');
+    await away(async () => {
+      await raw.flushall();
+      // A finds the loss at its next heartbeat and records its share again (u2, silently: its clients hold it).
+      await until(() => logLines(a, { event: 'node_share_recorded' }).length > 0, "A's share recorded again", 10_000);
+      await join(a, 'u4');
+    });
+    const everyone = ['u1', 'u2', 'u3', 'u4'];
+    await until(
+      () => [onA, onB, u3].every((client) => view(client).join() === everyone.join()),
+      'every client holding every member',
+      15_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify([onA, onB, u3].map((c) => presenceFrames(c)))}`);
+    });
+    assert.deepEqual([...(await a.app.adapter.members(APP.id, ROOM)).keys()].sort(), everyone);
+    assert.deepEqual([...a.logs, ...b.logs].filter((l) => l.level === 'error'), []);
   });
 });
