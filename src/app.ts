@@ -102,7 +102,11 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
         webhookBacklog: () => webhooks.backlog(),
         webhookHeld: () => webhooks.held(),
       },
-      { version: VERSION, appIds: apps.all().flatMap((app) => (app.enabled ? [app.id] : [])) },
+      {
+        version: VERSION,
+        appIds: apps.all().flatMap((app) => (app.enabled ? [app.id] : [])),
+        disabledAppIds: apps.all().flatMap((app) => (app.enabled ? [] : [app.id])),
+      },
     );
   // subscription_count is opt-in per app, as in Pusher: the engines publish none for the others.
   const countsSubscriptions = (id: string): boolean => apps.byId(id)?.enableSubscriptionCount === true;

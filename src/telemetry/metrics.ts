@@ -229,6 +229,8 @@ export function createMetrics(
     histograms?: HistogramProducer;
     /** The enabled apps, whose counters of rare events are exported at 0 from start (the first SEEDED_APPS_MAX). */
     appIds?: readonly string[];
+    /** The disabled apps, whose one refusal (`app_disabled`) is exported at 0 from start (the first SEEDED_APPS_MAX). */
+    disabledAppIds?: readonly string[];
   } = { version: '0.0.0' },
 ): Metrics {
   const meter = options.meter ?? metrics.getMeter('beacon', options.version);
@@ -500,6 +502,8 @@ export function createMetrics(
     for (const action of BACKPRESSURE_ACTIONS) backpressureEvents.row(appId, action);
     cacheEvictions.add(0, attrs(`ce|${appId}`, () => ({ app_id: appId })));
   }
+  // A disabled app has nothing but its refusals: the first of them counted too.
+  for (const appId of (options.disabledAppIds ?? []).slice(0, SEEDED_APPS_MAX)) rejected.row('app_disabled', appId);
 
   return {
     connectionOpened(appId) {

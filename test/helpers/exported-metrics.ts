@@ -26,7 +26,11 @@ export const NO_GAUGES: GaugeSources = {
 };
 
 /** Starts the exporter with metrics whose gauges read `sources` (none by default), for the configured `appIds` (none). */
-export async function exportedMetrics(sources: GaugeSources = NO_GAUGES, appIds: readonly string[] = []): Promise<ExportedMetrics> {
+export async function exportedMetrics(
+  sources: GaugeSources = NO_GAUGES,
+  appIds: readonly string[] = [],
+  disabledAppIds: readonly string[] = [],
+): Promise<ExportedMetrics> {
   const port = await freePort();
   const histograms = new HistogramProducer();
   const exporter = new PrometheusExporter({
@@ -39,7 +43,7 @@ export async function exportedMetrics(sources: GaugeSources = NO_GAUGES, appIds:
   });
   await exporter.startServer();
   const provider = new MeterProvider({ readers: [exporter] });
-  const metrics = createMetrics(sources, { version: '0.0.0', meter: provider.getMeter('beacon'), histograms, appIds });
+  const metrics = createMetrics(sources, { version: '0.0.0', meter: provider.getMeter('beacon'), histograms, appIds, disabledAppIds });
   return {
     metrics,
     scrape: async () => parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()),

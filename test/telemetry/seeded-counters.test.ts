@@ -55,6 +55,19 @@ test('every configured app has its rare-event series at 0 from start, up to SEED
   }
 });
 
+test("a disabled app's refusals are exported at 0 from start: its first refusal counted too, nothing else of it", async () => {
+  // A probe: no series until the first refusal, so increase() missed exactly that one.
+  const observed = await exportedMetrics(undefined, ['on'], ['off']);
+  try {
+    const families = await observed.scrape();
+    assert.deepEqual(values(families, 'websocket_connections_rejected_total', { reason: 'app_disabled', app_id: 'off' }), [0]);
+    const ofDisabled = [...families.values()].flatMap((f) => f.samples).filter((s) => s.labels.app_id === 'off');
+    assert.equal(ofDisabled.length, 1);
+  } finally {
+    await observed.close();
+  }
+});
+
 test('a running Beacon exports them for its apps', { timeout: 30_000 }, async () => {
   const beacon = await spawnBeacon();
   try {
