@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
-import { channelAuthString, sign } from '../../src/protocol/signatures.js';
 import { logLines } from '../helpers/logs.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis } from '../helpers/redis.js';
@@ -21,11 +20,7 @@ const SUCCEEDED = 'pusher_internal:subscription_succeeded';
 
 /** Subscribes `user` to ROOM on a fresh connection, signed as the backend would, and waits for its member list. */
 async function member(server: TestServer, user: string): Promise<RawClient> {
-  const { client, socketId } = await RawClient.established(server.port);
-  client.answerPings();
-  const channelData = JSON.stringify({ user_id: user });
-  const auth = `${APP.key}:${sign(APP.secret, channelAuthString(socketId, ROOM, channelData))}`;
-  client.send({ event: 'pusher:subscribe', data: { channel: ROOM, auth, channel_data: channelData } });
+  const client = await RawClient.presenceMember(server.port, ROOM, user);
   await client.next(SUCCEEDED);
   return client;
 }

@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
-import { channelAuthString, sign } from '../../src/protocol/signatures.js';
 import { loggedOnce, logLines } from '../helpers/logs.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
@@ -20,13 +19,8 @@ import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-r
 const ROOM = 'presence-room';
 
 /** Subscribes `user` to ROOM on a fresh connection, signed as the backend would. */
-async function subscribeMember(server: TestServer, user: string): Promise<RawClient> {
-  const { client, socketId } = await RawClient.established(server.port);
-  client.answerPings();
-  const channelData = JSON.stringify({ user_id: user });
-  const auth = `${APP.key}:${sign(APP.secret, channelAuthString(socketId, ROOM, channelData))}`;
-  client.send({ event: 'pusher:subscribe', data: { channel: ROOM, auth, channel_data: channelData } });
-  return client;
+function subscribeMember(server: TestServer, user: string): Promise<RawClient> {
+  return RawClient.presenceMember(server.port, ROOM, user);
 }
 
 /** Users of ROOM as the HTTP API answers them. */

@@ -3,6 +3,7 @@
  * clients, unanswered pings, frames a real client never sends. Every wait is bounded.
  */
 import WebSocket from 'ws';
+import { channelAuthString, sign } from '../../src/protocol/signatures.js';
 import { APP } from './server.js';
 import { WAIT_MS, within } from './wait.js';
 
@@ -73,6 +74,19 @@ export class RawClient {
     const client = await RawClient.connect(port, path);
     const frame = await client.next('pusher:connection_established');
     return { client, socketId: (frame.data as { socket_id: string }).socket_id };
+  }
+
+  /**
+   * A fresh connection that answers pings and subscribes `user` to presence `channel`, signed as the default app's
+   * backend would sign it (the answer is not awaited).
+   */
+  static async presenceMember(port: number, channel: string, user: string): Promise<RawClient> {
+    const { client, socketId } = await RawClient.established(port);
+    client.answerPings();
+    const channelData = JSON.stringify({ user_id: user });
+    const auth = `${APP.key}:${sign(APP.secret, channelAuthString(socketId, channel, channelData))}`;
+    client.send({ event: 'pusher:subscribe', data: { channel, auth, channel_data: channelData } });
+    return client;
   }
 
   /** Answers every server `pusher:ping` with `pusher:pong`, as pusher-js does. */
