@@ -39,6 +39,8 @@ export class Channel {
    * its members are read again: a change past it is one the clients may lack (realtime/member-resync.ts).
    */
   missedSince: number | undefined = undefined;
+  /** Presence: losses begun on the channel so far: a read answers for the noted loss only if no other began meanwhile. */
+  losses = 0;
 
   constructor(
     readonly name: string,
@@ -106,6 +108,8 @@ export interface PendingJoin {
    * take-back sent before it settles).
    */
   wake: (() => void) | undefined;
+  /** `Hub.lossesBegun` when it began: a presence join answered after a loss began may lack what was missed since. */
+  readonly lossesAtBegin: number;
 }
 
 /** Subscriptions waiting for the cluster's answer: events for their channel are held until the member list is sent. */
@@ -169,6 +173,24 @@ export class Hub {
     return left;
   }
 
+  /**
+   * Times this node may have begun to miss channels' events (realtime/member-resync.ts `missing`, any channel): a presence
+   * join under way then is noted with its list's `seq` once answered (`joinedDuringLoss`).
+   */
+  lossesBegun = 0;
+  /** Called when a presence join answered during a loss noted its channel: the resync's `recovered` (member-resync.ts). */
+  onJoinedDuringLoss: () => void = () => {};
+
+  /**
+   * A presence join under way when a loss began was answered (membership.ts): its list is as of `seq`, and what came after
+   * may be missed, so the channel is noted from there (or from earlier) and read again.
+   */
+  joinedDuringLoss(channel: Channel, seq: number): void {
+    if (channel.missedSince === undefined || seq < channel.missedSince) channel.missedSince = seq;
+    channel.losses++;
+    this.onJoinedDuringLoss();
+  }
+
   /** The presence channels this node has subscribers of, every app, with their app's id. */
   *presenceChannels(): IterableIterator<[appId: string, channel: Channel]> {
     for (const [appId, state] of this.apps) {
@@ -182,7 +204,7 @@ export class Hub {
 
   /** Marks a subscription as being recorded cluster-wide: events for the channel are held for it from now on. */
   beginJoin(connection: Connection, name: string): PendingJoin {
-    const pending: PendingJoin = { held: [], cancelled: false, waiters: undefined, wake: undefined };
+    const pending: PendingJoin = { held: [], cancelled: false, waiters: undefined, wake: undefined, lossesAtBegin: this.lossesBegun };
     const joining = this.apps.get(connection.app.id)?.joining;
     if (joining === undefined) return pending;
     let joins = joining.get(name);

@@ -51,6 +51,7 @@ export function createMemberResync(deps: {
   logger: Pick<Logger, 'info' | 'warn'>;
 }): MissedEventsListener & { settled(): Promise<void> } {
   const { hub, adapter, logger } = deps;
+  hub.onJoinedDuringLoss = () => recovered();
   let again = false;
   let running: Promise<void> | undefined;
   let retry: NodeJS.Timeout | undefined;
@@ -61,6 +62,8 @@ export function createMemberResync(deps: {
     for (let attempt = 0; attempt < STALE_READS; attempt++) {
       const since = channel.missedSince;
       if (since === undefined) return 'unchanged';
+      // A loss begun while the read is under way is not answered by it: the channel stays noted for the next round.
+      const losses = channel.losses;
       let answer: Awaited<ReturnType<NonNullable<Adapter['membersChangedSince']>>>;
       try {
         answer = await adapter.membersChangedSince!(appId, channel.name, since);
@@ -72,12 +75,12 @@ export function createMemberResync(deps: {
       if (hub.channel(appId, channel.name) !== channel) return 'unchanged';
       if (answer === 'unrecorded') return 'later';
       if (answer === 'unchanged') {
-        if (channel.missedSince === since) channel.missedSince = undefined;
+        if (channel.losses === losses) channel.missedSince = undefined;
         return 'unchanged';
       }
       // Older than an event its subscribers already got: the list would take that change back. Read again.
       if (answer.seq < channel.seenSeq) continue;
-      channel.missedSince = undefined;
+      if (channel.losses === losses) channel.missedSince = undefined;
       channel.seenSeq = answer.seq;
       const frame = memberListFrame(channel.name, answer.members);
       let sent = 0;
@@ -157,8 +160,12 @@ export function createMemberResync(deps: {
 
   return {
     missing(which) {
+      hub.lossesBegun++;
       for (const [appId, channel] of hub.presenceChannels()) {
-        if (channel.missedSince === undefined && which(appId, channel.name)) channel.missedSince = channel.seenSeq;
+        if (!which(appId, channel.name)) continue;
+        // Noted already: read since the earlier change, which covers this loss too.
+        channel.missedSince ??= channel.seenSeq;
+        channel.losses++;
       }
     },
     recovered,

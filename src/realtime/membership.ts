@@ -128,7 +128,9 @@ function joined(
     return 'gone';
   }
   // A join whose own count was not published (a big channel's, held back) has no count to protect from older ones.
-  hub.join(connection, name, membership, membership === null && outcome.count === undefined ? 0 : outcome.seq);
+  const { channel } = hub.join(connection, name, membership, membership === null && outcome.count === undefined ? 0 : outcome.seq);
+  // Answered after the node may have begun to miss events (its Redis subscriber closed while the join ran): read again.
+  if (membership !== null && pending.lossesAtBegin !== hub.lossesBegun) hub.joinedDuringLoss(channel, outcome.seq);
   if (membership !== null) {
     connection.send(memberListFrame(name, outcome.members), 'presence');
   } else {

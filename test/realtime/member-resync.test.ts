@@ -153,3 +153,42 @@ test('a read the engine cannot answer: counted unread (warn), tried again a seco
   await resync.settled();
   assert.deepEqual(lists(one.socket), ['u1', 'u1']);
 });
+
+test('a loss begun while a read is under way: the list it answers is sent, and the channel stays noted for the next round', async () => {
+  // The review: the read cleared the note the second loss had found set, and the member_removed missed then stayed.
+  const { one, channel, reads, resync } = await room();
+  const seen = channel.seenSeq;
+  resync.missing(() => true);
+  resync.recovered();
+  resync.missing(() => true);
+  reads[0]!.answer({ members: new Map([['u1', null], ['u2', null], ['u3', null]]), seq: seen + 1 });
+  await resync.settled();
+  assert.deepEqual(lists(one.socket), ['u1', 'u1,u2,u3']);
+  assert.equal(channel.missedSince, seen, 'still noted, since the first loss');
+  resync.recovered();
+  assert.deepEqual(reads.map((r) => r.since), [seen, seen]);
+  reads[1]!.answer({ members: new Map([['u1', null], ['u3', null]]), seq: seen + 2 });
+  await resync.settled();
+  assert.deepEqual(lists(one.socket), ['u1', 'u1,u2,u3', 'u1,u3']);
+  assert.equal(channel.missedSince, undefined);
+});
+
+test('a presence join under way when a loss began: noted from its own list once answered, and read', async () => {
+  // The review: the channel did not exist yet when the loss began, so nothing noted it, and its list went stale.
+  const { world, reads, resync } = await room();
+  const three = world.connect();
+  const joining = subscribe(world.deps, three.connection, signedSubscribe(world, three.connection, 'presence-other', JSON.stringify({ user_id: 'u3' })));
+  // Any loss: the channel it names (or every one) cannot name a channel not made yet.
+  resync.missing((_app, name) => name === 'presence-other');
+  await joining;
+  const other = world.deps.hub.channel(world.app.id, 'presence-other')!;
+  assert.equal(other.missedSince, other.seenSeq, 'noted from the seq of the list it was answered');
+  assert.deepEqual(reads.map((r) => r.since), [other.seenSeq], 'read at once (the engine may be back already)');
+  reads[0]!.answer('unchanged');
+  await resync.settled();
+  assert.equal(other.missedSince, undefined);
+  // A join begun after the loss is not noted.
+  const four = world.connect();
+  await subscribe(world.deps, four.connection, signedSubscribe(world, four.connection, 'presence-later', JSON.stringify({ user_id: 'u4' })));
+  assert.equal(world.deps.hub.channel(world.app.id, 'presence-later')!.missedSince, undefined);
+});
