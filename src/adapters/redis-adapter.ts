@@ -51,6 +51,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
+import { channelKind } from '../protocol/channel-name.js';
 import { logEvent } from '../telemetry/log-events.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
 import { EngineUnavailableError, type Adapter, type CachedEvent, type LeaveOutcome, type MemberRef, type MissedEventsListener, type ReapedChannel, type TakeBackOutcome } from './adapter.js';
@@ -485,11 +486,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       const skipped = gaps.received(channel, stamp, subscriberEra);
       if (skipped > 0) {
         metrics.adapterDropped('gap', skipped);
-        // Lost on this subscription (a gap across a resubscription was read again by it): a sharded subscriber that
-        // reconnected unseen, a publish that timed out. Told before this envelope is delivered: the list read must be at
-        // least as new as it.
-        if (gaps.previousEra === subscriberEra) {
-          missed.missing((appId, name) => keys.channel(appId, name).events === channel);
+        // A member event lost on this subscription (a gap across a resubscription was read again by it): a sharded
+        // subscriber that reconnected unseen, a publish that timed out. Only presence channels have lists to read again.
+        // Told before this envelope is delivered: the list read must be at least as new as it.
+        if (gaps.previousEra === subscriberEra && channelKind(envelope.channel).presence) {
+          const { appId: lostApp, channel: lostChannel } = envelope;
+          missed.missing((appId, name) => appId === lostApp && name === lostChannel);
           missed.recovered();
         }
       }

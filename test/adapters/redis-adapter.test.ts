@@ -169,7 +169,9 @@ test('redis adapter: member and count events a node missed while its subscriber 
     let lastSeqAtB = 0;
     // What B is told it may miss (every channel, or one) and when it can read it, in order with what it delivers.
     const toldB: string[] = [];
+    const countsAtB: number[] = [];
     b.onEnvelope((e) => {
+      if (e.channel === 'counted') countsAtB.push((JSON.parse(e.data) as { subscription_count: number }).subscription_count);
       if (e.channel !== 'presence-g') return;
       atB.push(`${e.event} ${e.data}`);
       toldB.push(`delivered ${e.event}`);
@@ -233,6 +235,17 @@ test('redis adapter: member and count events a node missed while its subscriber 
     await a.join('a1', 'presence-g', '1.5', { userId: 'u6', userInfo: null }, 0);
     await until(() => atB.some((e) => e.includes('u6')), 'member_added of u6 at B');
     assert.deepEqual(dropsAtB, []);
+    // A count lost on a channel with no member list: counted, nothing to read again.
+    await b.join('a1', 'counted', '2.7', null, 0);
+    await a.join('a1', 'counted', '1.7', null, 0);
+    await until(() => countsAtB.includes(2), 'the count 2 at B');
+    await raw.hincrby(new RedisKeys('script-gap').channel('a1', 'counted').state, 'published', 1);
+    toldB.length = 0;
+    dropsAtB.length = 0;
+    await a.join('a1', 'counted', '1.6', null, 0);
+    await until(() => countsAtB.includes(3), 'the count 3 at B');
+    assert.deepEqual(dropsAtB, [['gap', 1]]);
+    assert.deepEqual(toldB, []);
   } finally {
     raw.disconnect();
     await Promise.all([a.close(), b.close()]);
