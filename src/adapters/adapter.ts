@@ -85,7 +85,7 @@ export interface MemberRef {
 /**
  * What `Adapter.onEventsMissed` tells. `missing`: from now on this node may miss events of the channels `which` names — its
  * subscriber connection closed (every channel), a Redis Cluster shard is down (every channel: the slot map may already
- * have moved), or a channel's numbering skipped (that channel; told before the envelope that showed it is delivered).
+ * have moved), or a presence channel's numbering skipped (that channel; told before the envelope that showed it is delivered).
  * `recovered`: what was missed can be read now — the subscriber back and subscribed again, a shard back 3 s ago (its
  * sharded subscribers reconnect on their own, unseen), at once after a gap, and once this node's share is recorded again.
  */
