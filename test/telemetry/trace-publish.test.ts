@@ -13,6 +13,7 @@ import { RawClient } from '../helpers/raw-client.js';
 import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
 import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
 import { until } from '../helpers/wait.js';
+import { documentedSpanAttributes } from '../helpers/span-contract.js';
 import { SpanKindOtlp, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
 
 const CALLER_TRACE = '5b8efff798038103d269b633813fc60c';
@@ -83,6 +84,29 @@ describe('trace of a publish', () => {
   after(async () => {
     await beacon?.stop();
     await collector?.close();
+  });
+
+  it('every span carries the attributes docs/telemetry.md gives it, and no others', async () => {
+    const rows = await documentedSpanAttributes();
+    const rowOf = (span: ReceivedSpan): string =>
+      span.kind === SpanKindOtlp.SERVER && span.name.includes('/') ? 'HTTP API request' : span.name.split(' ')[0]!;
+    const seen = new Map<string, Set<string>>();
+    for (const span of spans) {
+      const row = rows.find((r) => r.row.includes(rowOf(span)));
+      assert.ok(row, `docs/telemetry.md has a row for span ${span.name}`);
+      for (const key of Object.keys(span.attributes)) {
+        assert.ok(row.keys.has(key), `span ${span.name} carries ${key}, which docs/telemetry.md's row "${row.row}" does not list`);
+      }
+      const keys = seen.get(row.row) ?? new Set();
+      for (const key of Object.keys(span.attributes)) keys.add(key);
+      seen.set(row.row, keys);
+    }
+    // Every documented attribute of the spans this trace has is set on one of them at least.
+    for (const [row, keys] of seen) {
+      const documented = rows.find((r) => r.row === row)!.keys;
+      assert.deepEqual([...documented].filter((k) => !keys.has(k)), [], `documented for "${row}" but never set`);
+    }
+    assert.deepEqual([...seen.keys()].map((row) => row.split(/[ ,(]/)[0]).sort(), ['HTTP', '`connect`', '`deliver', '`process', '`publish']);
   });
 
   it('HTTP server span → publish private → deliver private, continuing the caller traceparent', () => {

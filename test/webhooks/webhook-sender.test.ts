@@ -23,6 +23,7 @@ import { postWebhook, type WebhookPost } from '../../src/webhooks/webhook-post.j
 import { exportedMetrics, NO_GAUGES } from '../helpers/exported-metrics.js';
 import { gc } from '../helpers/gc.js';
 import { until, within } from '../helpers/wait.js';
+import { documentedSpanAttributes } from '../helpers/span-contract.js';
 import { signatureValid, startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 /** The configured defaults (config.ts), which each test shortens where it needs to. */
@@ -242,6 +243,12 @@ test('each request is a CLIENT span named after its events; its traceparent goes
     assert.equal(span?.attributes['http.response.status_code'], 200);
     assert.equal(request.headers.traceparent, `00-${span?.spanContext().traceId}-${span?.spanContext().spanId}-01`);
   }
+  // Each attribute is one docs/telemetry.md gives the webhook span (http.request.resend_count only from a second attempt).
+  const documented = (await documentedSpanAttributes()).find((r) => r.row.startsWith('webhook delivery'));
+  assert.ok(documented, "docs/telemetry.md's span table has the webhook row");
+  const keys = new Set(finished.flatMap((s) => Object.keys(s.attributes)));
+  assert.deepEqual([...keys].filter((k) => !documented.keys.has(k)), [], 'attributes docs/telemetry.md does not list');
+  assert.deepEqual([...documented.keys].filter((k) => !keys.has(k)), ['http.request.resend_count']);
 });
 
 test('a failed attempt (5xx, then a network error) is retried with the same signed body; retried then ok', async () => {
