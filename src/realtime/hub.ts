@@ -110,6 +110,13 @@ export interface PendingJoin {
   wake: (() => void) | undefined;
   /** `Hub.lossesBegun` when it began: a presence join answered after a loss began may lack what was missed since. */
   readonly lossesAtBegin: number;
+  /** The presence member it records (null on other channels): a subscribe as another one is no repeat of it. */
+  readonly membership: Membership | null;
+  /**
+   * Moved on by every unsubscribe and subscribe of the channel while it is under way: a subscribe waiting for it to end
+   * (as another member: subscribe.ts) goes on only if no frame of the channel came after it.
+   */
+  turn: number;
 }
 
 /** Subscriptions waiting for the cluster's answer: events for their channel are held until the member list is sent. */
@@ -203,8 +210,16 @@ export class Hub {
   }
 
   /** Marks a subscription as being recorded cluster-wide: events for the channel are held for it from now on. */
-  beginJoin(connection: Connection, name: string): PendingJoin {
-    const pending: PendingJoin = { held: [], cancelled: false, waiters: undefined, wake: undefined, lossesAtBegin: this.lossesBegun };
+  beginJoin(connection: Connection, name: string, membership: Membership | null): PendingJoin {
+    const pending: PendingJoin = {
+      held: [],
+      cancelled: false,
+      waiters: undefined,
+      wake: undefined,
+      lossesAtBegin: this.lossesBegun,
+      membership,
+      turn: 0,
+    };
     const joining = this.apps.get(connection.app.id)?.joining;
     if (joining === undefined) return pending;
     let joins = joining.get(name);
@@ -228,6 +243,7 @@ export class Hub {
 
   /** The client unsubscribed from a channel it is joining: taken back out once the cluster answers. */
   cancelJoin(connection: Connection, pending: PendingJoin): void {
+    pending.turn++;
     if (pending.cancelled) return;
     pending.cancelled = true;
     pending.wake?.();
@@ -236,6 +252,7 @@ export class Hub {
 
   /** The client subscribed again to a channel whose cancelled join is still under way: that join stands again. */
   resumeJoin(connection: Connection, pending: PendingJoin): void {
+    pending.turn++;
     if (!pending.cancelled) return;
     pending.cancelled = false;
     this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);

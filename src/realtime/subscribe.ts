@@ -90,8 +90,18 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   }
 
   if (pending !== undefined) {
-    // Its join is under way: a subscribe after an unsubscribe takes a cancelled one up again (with its first membership,
-    // as a repeat of a held subscription keeps it). This one is answered once the join has its answer, as a repeat.
+    if (pending.cancelled && !sameMember(pending.membership, outcome.membership)) {
+      // A subscribe after an unsubscribe as another presence member than the join under way records (the client switched
+      // users): that join ends cancelled and is taken back out, then this one joins as new (the Redis engine records it
+      // only after that leave) — unless a later unsubscribe or subscribe of the channel came meanwhile, which decides.
+      // Taken up again, the join kept the first member, and the client was answered with that one's list.
+      const turn = ++pending.turn;
+      await new Promise<JoinResultKind>((resolve) => (pending.waiters ??= []).push(resolve));
+      if (pending.turn !== turn || !connection.isOpen) return;
+      return context.with(traced, () => subscribe(deps, connection, message));
+    }
+    // Its join is under way: a subscribe after an unsubscribe takes a cancelled one up again (as the same member: above).
+    // This one is answered once the join has its answer, as a repeat.
     hub.resumeJoin(connection, pending);
     const result = await new Promise<JoinResultKind>((resolve) => (pending.waiters ??= []).push(resolve));
     if (result === 'joined') {
@@ -106,7 +116,7 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
     return;
   }
 
-  const joining = hub.beginJoin(connection, name);
+  const joining = hub.beginJoin(connection, name, outcome.membership);
   let joined: JoinResultKind = 'gone';
   try {
     joined = await joinCluster(deps, connection, name, outcome.membership);
@@ -122,6 +132,12 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
     // Repeats waiting for this join are answered after it.
     for (const waiter of joining.waiters ?? []) waiter(joined);
   }
+}
+
+/** Whether two subscribes record the same presence member (both null: no member, any other channel). */
+function sameMember(a: Membership | null, b: Membership | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.signedUserId === b.signedUserId && JSON.stringify(a.userInfo) === JSON.stringify(b.userInfo);
 }
 
 /** The refusal of a join the cluster did not record: the presence channel is full, or the engine could not answer. */

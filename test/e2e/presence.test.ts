@@ -1,15 +1,20 @@
 /**
  * Presence with real pusher-js clients: member_added only on a user's first connection and never to the joiner,
  * member_removed only when the user's last connection leaves, `me` and `members.count` on every tab.
- * "Did not arrive" is proven with a marker event triggered afterwards: frames on one socket arrive in order.
+ * "Did not arrive" is proven with a marker event triggered afterwards: frames on one socket arrive in order. A raw socket
+ * switching users while its join is under way ends as the last user it subscribed as, on either engine.
  */
 import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
 import { test } from 'node:test';
 import type Pusher from 'pusher';
+import { channelAuthString, sign } from '../../src/protocol/signatures.js';
 import { authOptions } from '../helpers/auth.js';
 import { names, nextEvent, record, subscribed, type Recorded } from '../helpers/pusher-events.js';
 import type { PresenceChannel, PusherClient } from '../helpers/pusher-js.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { startRedis } from '../helpers/redis.js';
+import { APP, startServer, type TestServer } from '../helpers/server.js';
 
 const ROOM = 'presence-room';
 
@@ -111,3 +116,35 @@ test('numeric user ids in channel_data are members as strings', async () => {
     await server.close();
   }
 });
+
+for (const engine of ['local', 'redis'] as const) {
+  test(`${engine}: a socket that switches users in one write (unsubscribe, subscribe as v, unsubscribe, subscribe as w) is w`, async () => {
+    const redis = engine === 'redis' ? await startRedis() : undefined;
+    const server = await startServer(redis === undefined ? {} : { ADAPTER: 'redis', REDIS_URL: redis.url });
+    try {
+      const client = await RawClient.presenceMember(server.port, ROOM, 'x');
+      const first = await client.next('pusher_internal:subscription_succeeded');
+      const socketId = (client.all('pusher:connection_established')[0]!.data as { socket_id: string }).socket_id;
+      const as = (user: string) => {
+        const channelData = JSON.stringify({ user_id: user });
+        const auth = `${APP.key}:${sign(APP.secret, channelAuthString(socketId, ROOM, channelData))}`;
+        return { event: 'pusher:subscribe', data: { channel: ROOM, auth, channel_data: channelData } };
+      };
+      const unsubscribe = { event: 'pusher:unsubscribe', data: { channel: ROOM } };
+      // One TCP write, so the server reads the four frames at once: v's join is under way when w's subscribe comes.
+      const socket = (client.ws as unknown as { _socket: Socket })._socket;
+      socket.cork();
+      for (const frame of [unsubscribe, as('v'), unsubscribe, as('w')]) client.send(frame);
+      socket.uncork();
+      const answer = await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f !== first);
+      // Before: v's cancelled join was taken up again, and w's subscribe was answered with v in the list.
+      assert.deepEqual((answer.data as { presence: { ids: string[] } }).presence.ids, ['w']);
+      const users = (await (await server.sdk().get({ path: `/channels/${ROOM}/users` })).json()) as { users: { id: string }[] };
+      assert.deepEqual(users.users, [{ id: 'w' }]);
+      await client.close();
+    } finally {
+      await server.close();
+      await redis?.stop();
+    }
+  });
+}

@@ -4,7 +4,8 @@
  * a client repeats it (up to its frame budget, 200 a second by default). Its signature is not checked again (the first
  * one authorized the channel); a repeat refused as its first was (a full presence channel) is counted as any refusal.
  * A repeat sent while the first is still being recorded cluster-wide is answered after it, with its outcome; an unsubscribe
- * meanwhile cancels the join and a subscribe after that takes it up again (one join, nothing taken back).
+ * meanwhile cancels the join and a subscribe after that takes it up again (one join, nothing taken back) — unless it
+ * subscribes as another presence member: then the cancelled join is taken back out and the new member joins after it.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -162,5 +163,68 @@ describe('a repeated subscribe', () => {
       ['pusher:subscription_error a', 'pusher_internal:subscription_succeeded b'],
     );
     assert.equal(slow.leaves(), 1, "a's join taken back out");
+  });
+  describe('presence: subscribe, unsubscribe, subscribe as another member while the first join is under way', () => {
+    const as = (world: ReturnType<typeof unitWorld>, connection: Parameters<typeof signedSubscribe>[1], user: string) =>
+      signedSubscribe(world, connection, 'presence-room', JSON.stringify({ user_id: user }));
+    const memberEvents = (world: ReturnType<typeof unitWorld>) =>
+      world.webhooks.filter((w) => w.name.startsWith('member_')).map((w) => `${w.name} ${(w as { user_id: string }).user_id}`);
+
+    test('the first member is taken back out and the second joins: the client is answered with its own list', async () => {
+      const world = unitWorld();
+      const slow = slowJoins(world);
+      const { connection, socket } = world.connect();
+      const first = subscribe(world.deps, connection, as(world, connection, 'v'));
+      unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'presence-room' });
+      const second = subscribe(world.deps, connection, as(world, connection, 'w'));
+      slow.release();
+      await Promise.all([first, second]);
+      await world.deps.adapter.settle();
+      // Before: the cancelled join was taken up again as v, and w's subscribe was answered with v's list.
+      const answers = socket.data('pusher_internal:subscription_succeeded') as { presence: { ids: string[] } }[];
+      assert.deepEqual(answers.map((a) => a.presence.ids), [['w']]);
+      assert.deepEqual([...(await world.deps.adapter.members(world.app.id, 'presence-room')).keys()], ['w']);
+      assert.equal(connection.subscriptions.get('presence-room')?.userId, 'w');
+      assert.deepEqual(memberEvents(world), ['member_added v', 'member_removed v', 'member_added w']);
+      assert.deepEqual([slow.joins(), slow.leaves()], [2, 1]);
+    });
+
+    test('an unsubscribe after it cancels it too: nothing joined, nothing answered', async () => {
+      const world = unitWorld();
+      const slow = slowJoins(world);
+      const { connection, socket } = world.connect();
+      const unsubscribed = { event: 'pusher:unsubscribe' as const, channel: 'presence-room' };
+      const first = subscribe(world.deps, connection, as(world, connection, 'v'));
+      unsubscribe(world.deps, connection, unsubscribed);
+      const second = subscribe(world.deps, connection, as(world, connection, 'w'));
+      unsubscribe(world.deps, connection, unsubscribed);
+      slow.release();
+      await Promise.all([first, second]);
+      await world.deps.adapter.settle();
+      assert.deepEqual(socket.frames(), []);
+      assert.equal(connection.subscriptions.has('presence-room'), false);
+      assert.equal((await world.deps.adapter.members(world.app.id, 'presence-room')).size, 0);
+      assert.deepEqual([slow.joins(), slow.leaves()], [1, 1]);
+    });
+
+    test('a subscribe as the first member after it takes the first join up again: the later frame decides', async () => {
+      const world = unitWorld();
+      const slow = slowJoins(world);
+      const { connection, socket } = world.connect();
+      const unsubscribed = { event: 'pusher:unsubscribe' as const, channel: 'presence-room' };
+      const first = subscribe(world.deps, connection, as(world, connection, 'v'));
+      unsubscribe(world.deps, connection, unsubscribed);
+      const second = subscribe(world.deps, connection, as(world, connection, 'w'));
+      unsubscribe(world.deps, connection, unsubscribed);
+      const third = subscribe(world.deps, connection, as(world, connection, 'v'));
+      slow.release();
+      await Promise.all([first, second, third]);
+      await world.deps.adapter.settle();
+      const answers = socket.data('pusher_internal:subscription_succeeded') as { presence: { ids: string[] } }[];
+      assert.deepEqual(answers.map((a) => a.presence.ids), [['v'], ['v']]);
+      assert.equal(connection.subscriptions.get('presence-room')?.userId, 'v');
+      assert.deepEqual(memberEvents(world), ['member_added v']);
+      assert.deepEqual([slow.joins(), slow.leaves()], [1, 0]);
+    });
   });
 });
