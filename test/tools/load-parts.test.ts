@@ -234,6 +234,9 @@ describe('beacon-load flags', () => {
     assert.throws(() => options(['--duration', '3000000']), /--duration must be at most 2147483/);
     assert.throws(() => options(['--sockets', '5000000']), /--sockets must be at most 1000000/);
     assert.throws(() => options(['--payload-bytes', '1000000000']), /--payload-bytes must be at most 10485760/);
+    // A send rate past any process's reach made one tick's batch endless: the tool ignored every signal (a probe).
+    assert.throws(() => options(['--send-rate', '1e308']), /--send-rate × --sockets must be at most 1000000 messages a second, got 1e308 × 10/);
+    assert.equal(options(['--send-rate', '100000']).sendRate, 100000);
     assert.throws(() => options(['--metrics', 'ftp://127.0.0.1:9464/metrics']), /--metrics must be an http:\/\/ or https:\/\/ URL/);
     assert.equal(options(['--metrics', 'http://127.0.0.1:9464/metrics']).metrics, 'http://127.0.0.1:9464/metrics');
   });

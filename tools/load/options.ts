@@ -51,7 +51,8 @@ Usage: beacon-load [flags]        (npm run load -- [flags] / npx beacon-load [fl
   --rate R              new connections per second while ramping up (default 50)
   --duration S          seconds of steady state after the ramp, while messages are sent (default 30)
   --host URL            the server, ws://host:port (default ws://127.0.0.1:6001); the HTTP API is the same host over http
-  --send-rate X         messages per socket per second during the steady state (default 0.1; 0: connections only).
+  --send-rate X         messages per socket per second during the steady state (default 0.1; 0: connections only;
+                        sockets × X at most 1000000).
                         Client events (client-load) on private/presence channels when the app allows them, otherwise
                         signed HTTP API publishes (POST /apps/{id}/events) at the same total rate (subscribed sockets × X
                         per second; a socket whose subscription failed sends nothing)
@@ -125,6 +126,12 @@ function joinNegativeValues(argv: string[]): string[] {
 const MAX_SECONDS = 2_147_483;
 /** The most sockets one load process is let open: past a few hundred thousand, memory runs out first. */
 const MAX_SOCKETS = 1_000_000;
+/**
+ * The most messages a second the steady state is let ask for, over every socket: one load process sends far fewer (a
+ * message costs it microseconds), and a rate past it was a typo. The send loop sends what is due at each tick: with no
+ * bound, `--send-rate 1e308` made one tick's batch endless, and no timer nor signal ran again.
+ */
+const MAX_MESSAGES_PER_SECOND = 1_000_000;
 /** Beacon's largest `MAX_PAYLOAD_BYTES`: a larger message is one no server takes. */
 const MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
 
@@ -140,6 +147,17 @@ function number(name: string, text: string | undefined, fallback: number, min: n
   }
   if (n > max) throw new UsageError(`--${name} must be at most ${max}, got "${text}"`);
   return n;
+}
+
+/** `--send-rate`: a number ≥ 0 whose total over `sockets` is at most MAX_MESSAGES_PER_SECOND. */
+function sendRate(text: string | undefined, sockets: number): number {
+  const rate = number('send-rate', text, 0.1, 0, false);
+  if (rate * sockets > MAX_MESSAGES_PER_SECOND) {
+    throw new UsageError(
+      `--send-rate × --sockets must be at most ${MAX_MESSAGES_PER_SECOND} messages a second, got ${text} × ${sockets}`,
+    );
+  }
+  return rate;
 }
 
 function oneOf<T extends string>(name: string, text: string | undefined, fallback: T, allowed: readonly T[]): T {
@@ -219,7 +237,7 @@ export function parseLoadOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOp
     rate: number('rate', values.rate, 50, 0.001, false),
     duration: number('duration', values.duration, 30, 0, false, '', MAX_SECONDS),
     host: host.replace(/\/+$/, ''),
-    sendRate: number('send-rate', values['send-rate'], 0.1, 0, false),
+    sendRate: sendRate(values['send-rate'], sockets),
     channels: Math.min(channelsAsked, sockets),
     channelType: oneOf('channel-type', values['channel-type'], 'public', ['public', 'private', 'presence'] as const),
     payloadBytes: number(
