@@ -391,6 +391,31 @@ describe('beacon-load against a server that refuses connections at the upgrade (
   });
 });
 
+describe('beacon-load against a server whose frame budget refuses client events (FRAME_RATE_LIMIT_PER_SECOND)', () => {
+  let beacon: BeaconProcess;
+  before(async () => {
+    beacon = await spawnBeacon({ FRAME_RATE_LIMIT_PER_SECOND: '3', APP_ENABLE_CLIENT_EVENTS: 'true', LOG_LEVEL: 'warn' });
+  });
+  after(async () => {
+    await beacon.stop();
+  });
+
+  it('the refused frames are audited as the server counts them (received as invalid), not as lost or other load', { timeout: 60_000 }, async () => {
+    // Before: "frames received: client_event −N (lost with a connection cut, or a telemetry bug)" and "invalid +N (other
+    // clients of this app)", on a server with no other client and no connection cut (a probe).
+    const outcome = await load([
+      ...target(beacon), '--sockets', '6', '--rate', '100', '--duration', '3', '--send-rate', '8', '--channels', '2',
+      '--channel-type', 'private', '--publish-via', 'client',
+    ]);
+    const r = report(outcome);
+    assert.ok(Object.keys(r.errors).some((e) => e.startsWith('pusher:error 4301 Frame rate limit (3/s)')), JSON.stringify(r.errors));
+    assert.ok(r.audit !== null);
+    assert.deepEqual(r.audit.rows.filter((row) => row.difference !== 0), []);
+    const invalid = r.audit.rows.find((row) => row.what === 'frames received: invalid');
+    assert.ok(invalid !== undefined && invalid.server > 0, JSON.stringify(invalid));
+  });
+});
+
 describe('beacon-load while the server goes away', () => {
   it('SIGKILLed mid-run: the clients\' report is printed, the audit could not be done, the steady state ends early, exit 1', { timeout: 60_000 }, async () => {
     const beacon = await spawnBeacon({ LOG_LEVEL: 'warn' });

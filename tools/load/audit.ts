@@ -95,7 +95,9 @@ export function buildAudit(
     'refusals the clients saw (a pusher:error or a 4xxx close before connection_established, or an HTTP status instead of the upgrade) that the server did not count: a telemetry bug',
   );
   for (const kind of RECEIVED_KINDS) {
-    const clients = tally.framesSent.get(kind) ?? 0;
+    // A frame refused past its connection's frame budget is counted by the server before it is read: as `invalid`.
+    const overBudget = kind === 'client_event' ? -tally.framesOverBudget : kind === 'invalid' ? tally.framesOverBudget : 0;
+    const clients = (tally.framesSent.get(kind) ?? 0) + overBudget;
     const server = delta('websocket_messages_received_total', { kind });
     if (kind !== 'subscribe' && clients === 0 && server === 0) continue;
     row(

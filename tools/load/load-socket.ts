@@ -4,9 +4,13 @@
  * an auth endpoint signs it), answers server pings, sends client events when asked, and tallies every frame both ways.
  */
 import WebSocket from 'ws';
+import { Errors } from '../../src/protocol/errors.js';
 import { channelAuthString, sign } from '../../src/protocol/signatures.js';
 import { decodePayload } from './payload.js';
 import { bump, serverFrameKind, type Tally } from './tally.js';
+
+/** How Beacon's refusal of a frame past the connection's frame budget begins ("Frame rate limit (200/s) exceeded; …"). */
+const FRAME_BUDGET_REFUSAL = Errors.FRAME_RATE_LIMITED.message.split('%s')[0]!;
 
 /** Where and how one socket connects. */
 export interface SocketPlan {
@@ -238,6 +242,7 @@ export class LoadSocket {
         const message = String(data.message ?? '');
         // Every other pusher:error on a load socket answers a client event (the probe included): not published.
         this.tally.clientEventsRejected++;
+        if (code === 4301 && message.startsWith(FRAME_BUDGET_REFUSAL)) this.tally.framesOverBudget++;
         if (this.onProbeError !== undefined) {
           this.onProbeError(message);
         } else {

@@ -61,6 +61,11 @@ export class Tally {
   readonly framesReceived = new Map<ServerFrameKind, number>();
   /** Client events the server answered with `pusher:error` (rate limit, not enabled, …): not published. */
   clientEventsRejected = 0;
+  /**
+   * Those refused past the connection's frame budget (Beacon's `FRAME_RATE_LIMIT_PER_SECOND`, "Frame rate limit …"):
+   * refused before being read as JSON, so the server counts them received as `kind="invalid"`, not `client_event`.
+   */
+  framesOverBudget = 0;
   /** HTTP publishes answered 200. */
   httpPublished = 0;
   /** HTTP publishes attempted. */
