@@ -6,13 +6,16 @@
  * summary says when the log source never answered, and about the refusals /metrics counted.
  */
 import assert from 'node:assert/strict';
+import { appendFile, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { histogramQuantile } from '../../tools/monitor/histogram-quantile.js';
 import { parseLogLine, type LogEvent } from '../../tools/monitor/log-line.js';
-import { followLoki } from '../../tools/monitor/log-sources.js';
+import { followFile, followLoki } from '../../tools/monitor/log-sources.js';
 import { DEFAULT_LOKI_QUERY, parseMonitorOptions } from '../../tools/monitor/options.js';
 import { createRenderer } from '../../tools/monitor/render.js';
 import { buildSnapshot } from '../../tools/monitor/snapshot.js';
@@ -318,4 +321,34 @@ test('beacon-monitor: [seconds] and --interval past what a timer holds, or blank
   assert.throws(() => parseMonitorOptions(['--interval', '3000000'], false), /--interval must be a number of seconds from 0\.1 to 2147483/);
   assert.throws(() => parseMonitorOptions(['--interval='], false), /--interval must be a number of seconds/);
   assert.equal(parseMonitorOptions(['2147483', '--interval', '60'], false)?.seconds, 2147483);
+});
+
+test('--log-file across a rotation: the old file\'s last lines, then the new file from its start, even when it is longer', async () => {
+  // Read by size alone, a new file already longer than the old one's read offset was read from that offset on: its first
+  // lines were lost without a word (a probe: 3 of 6 lines of the new file reported).
+  const dir = await mkdtemp(join(tmpdir(), 'beacon-monitor-rotation-'));
+  const file = join(dir, 'beacon.log');
+  const line = (msg: string) => `${JSON.stringify({ level: 'error', time: new Date().toISOString(), msg })}\n`;
+  await writeFile(file, line('before the start'));
+  const seen: string[] = [];
+  const problems: string[] = [];
+  const source = await followFile(file, (e) => seen.push(e.message), (p) => problems.push(p));
+  try {
+    await appendFile(file, line('old 1'));
+    await until(() => seen.length === 1, 'the appended line');
+    // Appended and rotated before the next poll: `mv` then a new, longer file.
+    await appendFile(file, line('old 2') + line('old 3'));
+    await rename(file, `${file}.1`);
+    await writeFile(file, ['new 1', 'new 2', 'new 3', 'new 4', 'new 5', 'new 6'].map(line).join(''));
+    await until(() => seen.length === 9, `every line (${seen.join(', ')})`);
+    assert.deepEqual(seen, ['old 1', 'old 2', 'old 3', 'new 1', 'new 2', 'new 3', 'new 4', 'new 5', 'new 6']);
+    // Truncated in place (copytruncate): read again from its start.
+    await writeFile(file, line('after truncation'));
+    await until(() => seen.length === 10, 'the line after the truncation');
+    assert.equal(seen[9], 'after truncation');
+    assert.deepEqual(problems, []);
+  } finally {
+    await source.stop(Date.now() + 1000);
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -4,7 +4,7 @@
  * timestamp seen, lines at that same nanosecond deduplicated). The polled ones never poll twice at once (tools/monitor/
  * poller.ts): a Loki that does not answer costs skipped ticks, not a backlog, and the end of the run does not wait on it.
  */
-import { open, stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseLogLine, type LogEvent } from './log-line.js';
 import { freshStatus, pollEvery, type SourceStatus } from './poller.js';
@@ -29,30 +29,65 @@ export interface PollTiming {
 const FILE_POLL: PollTiming = { everyMs: 250, timeoutMs: 5000 };
 export const LOKI_POLL: PollTiming = { everyMs: 2000, timeoutMs: 5000 };
 
-/** Follows `path` from its end at start; lines appended later are parsed. */
+/**
+ * Follows `path` from its end at start; lines appended later are parsed. The file is held open, as `tail -F` holds it:
+ * once `path` names another file (rotated: renamed away and made again), what was appended to the held one since the last
+ * poll is read first, then the new file from its start. Read by size alone, a new file already longer than where the old
+ * one had been read to was read from that offset on, its first lines lost without a word (a probe). A file cut shorter
+ * (truncated in place) is read again from its start.
+ */
 export async function followFile(path: string, onEvent: (e: LogEvent) => void, onProblem: SourceProblem): Promise<LogSource> {
-  let offset = await stat(path).then((s) => s.size, () => 0);
+  let held: { handle: FileHandle; dev: number; ino: number } | undefined;
+  let offset = 0;
   let partial = '';
-  const poll = async () => {
-    const size = (await stat(path)).size;
-    if (size < offset) offset = 0; // truncated or rotated: read the new file from its start
+  const hold = async (): Promise<boolean> => {
+    const handle = await open(path, 'r').catch(() => undefined);
+    if (handle === undefined) return false;
+    const { dev, ino } = await handle.stat();
+    held = { handle, dev, ino };
+    offset = 0;
+    partial = '';
+    return true;
+  };
+  /** Reads what the held file has past `offset`. */
+  const readHeld = async (): Promise<void> => {
+    if (held === undefined) return;
+    const size = (await held.handle.stat()).size;
+    if (size < offset) {
+      offset = 0; // truncated in place: read it again from its start
+      partial = '';
+    }
     if (size === offset) return;
-    const handle = await open(path, 'r');
-    try {
-      const buffer = Buffer.alloc(size - offset);
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
-      offset += bytesRead;
-      const lines = (partial + buffer.subarray(0, bytesRead).toString('utf8')).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        const e = parseLogLine(line);
-        if (e !== undefined) onEvent(e);
-      }
-    } finally {
-      await handle.close();
+    const buffer = Buffer.alloc(size - offset);
+    const { bytesRead } = await held.handle.read(buffer, 0, buffer.length, offset);
+    offset += bytesRead;
+    const lines = (partial + buffer.subarray(0, bytesRead).toString('utf8')).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const e = parseLogLine(line);
+      if (e !== undefined) onEvent(e);
     }
   };
-  return pollEvery(`log file ${path}`, FILE_POLL, poll, onProblem);
+  if (await hold()) offset = (await held!.handle.stat()).size;
+  const poll = async () => {
+    await readHeld();
+    // A path that names no file fails the poll (said once an episode), after the held file's last lines were read.
+    const named = await stat(path);
+    if (held !== undefined && named.dev === held.dev && named.ino === held.ino) return;
+    // `path` is another file now (or the first one, made after the start): the new one from its start.
+    await held?.handle.close();
+    held = undefined;
+    if (await hold()) await readHeld();
+  };
+  const poller = pollEvery(`log file ${path}`, FILE_POLL, poll, onProblem);
+  return {
+    status: () => poller.status(),
+    async stop(deadline) {
+      await poller.stop(deadline);
+      await held?.handle.close();
+      held = undefined;
+    },
+  };
 }
 
 /** Reads lines from `input` (stdin) until it ends or the monitor stops. */
