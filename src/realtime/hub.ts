@@ -117,6 +117,8 @@ export interface PendingJoin {
    * (as another member: subscribe.ts) goes on only if no frame of the channel came after it.
    */
   turn: number;
+  /** The `turn` a subscribe as another member took to wait for it to end (subscribe.ts); current while `turn` is still it. */
+  switchTurn: number | undefined;
 }
 
 /** Subscriptions waiting for the cluster's answer: events for their channel are held until the member list is sent. */
@@ -219,6 +221,7 @@ export class Hub {
       lossesAtBegin: this.lossesBegun,
       membership,
       turn: 0,
+      switchTurn: undefined,
     };
     const joining = this.apps.get(connection.app.id)?.joining;
     if (joining === undefined) return pending;
@@ -256,6 +259,15 @@ export class Hub {
     if (!pending.cancelled) return;
     pending.cancelled = false;
     this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);
+  }
+
+  /** A subscribe waiting for a cancelled join to end (subscribe.ts) holds a place under the cap as a join under way. */
+  holdJoinPlace(connection: Connection): void {
+    this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);
+  }
+
+  releaseJoinPlace(connection: Connection): void {
+    this.uncount(connection);
   }
 
   private uncount(connection: Connection): void {

@@ -78,11 +78,14 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   const name = message.channel;
   const kind = channelKind(name);
   const pending = hub.pendingJoin(connection, name);
+  // A subscribe as another member than a cancelled join under way, waiting for it to end (below), and not unsubscribed
+  // since: the channel the connection is joining.
+  const switching = pending?.cancelled === true && pending.switchTurn === pending.turn;
   // A channel the connection holds, or is joining (not cancelled), was authorized by its first subscribe: a repeat is
   // answered as one whatever its signature. pusher-js repeats a subscribe with an auth its backend signed for the socket
   // before a reconnect, answered after it; checked, it was refused 401 (an `.error()` in Echo, a failure counted) while
   // the channel went on delivering. A subscribe after an unsubscribe is a new one, and checked.
-  const repeat = connection.subscriptions.has(name) || pending?.cancelled === false;
+  const repeat = connection.subscriptions.has(name) || pending?.cancelled === false || switching;
   const outcome = repeat ? { membership: null } : admit(deps, connection, message);
   if ('result' in outcome) {
     refuseSubscription(deps, connection, name, outcome);
@@ -90,13 +93,26 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
   }
 
   if (pending !== undefined) {
+    if (switching) {
+      // A repeat of the subscribe waiting to switch members: answered after it, as a repeat of the join it begins — unless
+      // an unsubscribe came after it (the later frame decides), or that subscribe was refused.
+      const turn = pending.turn;
+      await new Promise<JoinResultKind>((resolve) => (pending.waiters ??= []).push(resolve));
+      if (pending.turn !== turn || !connection.isOpen) return;
+      if (!connection.subscriptions.has(name) && hub.pendingJoin(connection, name)?.cancelled !== false) return;
+      return context.with(traced, () => subscribe(deps, connection, message));
+    }
     if (pending.cancelled && !sameMember(pending.membership, outcome.membership)) {
       // A subscribe after an unsubscribe as another presence member than the join under way records (the client switched
       // users): that join ends cancelled and is taken back out, then this one joins as new (the Redis engine records it
-      // only after that leave) — unless a later unsubscribe or subscribe of the channel came meanwhile, which decides.
-      // Taken up again, the join kept the first member, and the client was answered with that one's list.
+      // only after that leave) — unless a later unsubscribe, or a subscribe after one, came meanwhile: the later frame
+      // decides. Taken up again, the join kept the first member, and the client was answered with that one's list. It
+      // holds its place under the subscription cap while it waits, as a join under way does.
       const turn = ++pending.turn;
+      pending.switchTurn = turn;
+      hub.holdJoinPlace(connection);
       await new Promise<JoinResultKind>((resolve) => (pending.waiters ??= []).push(resolve));
+      hub.releaseJoinPlace(connection);
       if (pending.turn !== turn || !connection.isOpen) return;
       return context.with(traced, () => subscribe(deps, connection, message));
     }

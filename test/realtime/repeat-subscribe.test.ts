@@ -207,6 +207,47 @@ describe('a repeated subscribe', () => {
       assert.deepEqual([slow.joins(), slow.leaves()], [1, 1]);
     });
 
+    test('a repeat while it waits is answered after it, as a repeat, whoever it names: the member stays the second', async () => {
+      // Before (a review): the repeat took the wait's turn, the first subscribe dropped out unanswered, and a repeat as v
+      // took v's join up again.
+      for (const repeatAs of ['w', 'v']) {
+        const world = unitWorld();
+        const slow = slowJoins(world);
+        const { connection, socket } = world.connect();
+        const first = subscribe(world.deps, connection, as(world, connection, 'v'));
+        unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'presence-room' });
+        const second = subscribe(world.deps, connection, as(world, connection, 'w'));
+        const repeat = subscribe(world.deps, connection, as(world, connection, repeatAs));
+        slow.release();
+        await Promise.all([first, second, repeat]);
+        await world.deps.adapter.settle();
+        const answers = socket.data('pusher_internal:subscription_succeeded') as { presence: { ids: string[] } }[];
+        assert.deepEqual(answers.map((a) => a.presence.ids), [['w'], ['w']], `repeat as ${repeatAs}`);
+        assert.equal(connection.subscriptions.get('presence-room')?.userId, 'w');
+        assert.equal(world.count('subscription(app-id, presence, ok)'), 1);
+      }
+    });
+
+    test('while it waits it holds its place under the subscription cap: a later subscribe of another channel is refused', async () => {
+      // Before (a review): the wait held no place, the later channel took it, and the switch was refused at its end.
+      const world = unitWorld(undefined, { maxSubscriptionsPerConnection: 1 });
+      const slow = slowJoins(world);
+      const { connection, socket } = world.connect();
+      const first = subscribe(world.deps, connection, as(world, connection, 'v'));
+      unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'presence-room' });
+      const second = subscribe(world.deps, connection, as(world, connection, 'w'));
+      const other = subscribe(world.deps, connection, plainSubscribe('other'));
+      slow.release();
+      await Promise.all([first, second, other]);
+      await world.deps.adapter.settle();
+      assert.deepEqual([...connection.subscriptions.keys()], ['presence-room']);
+      assert.deepEqual(
+        socket.frames().map((f) => `${f.event} ${f.channel}`),
+        ['pusher:subscription_error other', 'pusher_internal:subscription_succeeded presence-room'],
+      );
+      assert.equal(world.deps.hub.joiningCount(connection), 0, 'no place left held');
+    });
+
     test('a subscribe as the first member after it takes the first join up again: the later frame decides', async () => {
       const world = unitWorld();
       const slow = slowJoins(world);
