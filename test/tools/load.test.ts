@@ -243,6 +243,20 @@ describe('beacon-load next to another run on the same server', () => {
     assert.ok(ra.audit !== null);
     assert.ok(ra.audit.otherLoad.some((x) => /connection\(s\) of app app-id were open/.test(x)), JSON.stringify(ra.audit.otherLoad));
   });
+
+  it('a shorter run inside the audited one: its connections, opened and closed meanwhile, are named as other load', { timeout: 60_000 }, async () => {
+    // They are in neither gauge (open before, open at the end of the drain): the audit failed, naming none (a probe).
+    const a = startLoad([...target(beacon), '--json', '--sockets', '10', '--rate', '200', '--duration', '5', '--send-rate', '2', '--channels', '2']);
+    await a.stderrMatches(STEADY);
+    const b = report(await load(['--host', `ws://127.0.0.1:${beacon.port}`, '--json', '--sockets', '5', '--rate', '200', '--duration', '1', '--send-rate', '2', '--channels', '1']));
+    assert.equal(b.verdict.ok, true, JSON.stringify(b.verdict));
+    const ra = report(await a.done);
+    assert.ok(ra.audit !== null);
+    assert.ok(
+      ra.audit.otherLoad.some((x) => /^the server opened 15 connection\(s\) of app app-id during the run, which attempted 10$/.test(x)),
+      JSON.stringify(ra.audit.otherLoad),
+    );
+  });
 });
 
 describe('beacon-load against a server that drops messages', () => {

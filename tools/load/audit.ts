@@ -205,6 +205,14 @@ export function buildAudit(
       `${openDrained - openBefore} more connection(s) of app ${options.appId} were open at the end of the drain than before the run, which opened ${tally.established}`,
     );
   }
+  // Connections that opened and closed again within the run (another, shorter run; a tab reloaded) are in neither
+  // gauge: the server counting more openings than this run attempted tells them.
+  const openedByServer = delta('websocket_connections_opened_total');
+  if (openedByServer > tally.attempted) {
+    otherLoad.push(
+      `the server opened ${openedByServer} connection(s) of app ${options.appId} during the run, which attempted ${tally.attempted}`,
+    );
+  }
   if (tally.foreignMessages > 0) {
     otherLoad.push(`${tally.foreignMessages} event(s) arrived on this run's channels that were not its messages`);
   }
