@@ -165,42 +165,43 @@ describe('a repeated subscribe', () => {
     assert.equal(slow.leaves(), 1, "a's join taken back out");
   });
   describe('presence: subscribe, unsubscribe, subscribe as another member while the first join is under way', () => {
-    const as = (world: ReturnType<typeof unitWorld>, connection: Parameters<typeof signedSubscribe>[1], user: string) =>
-      signedSubscribe(world, connection, 'presence-room', JSON.stringify({ user_id: user }));
-    const memberEvents = (world: ReturnType<typeof unitWorld>) =>
-      world.webhooks.filter((w) => w.name.startsWith('member_')).map((w) => `${w.name} ${(w as { user_id: string }).user_id}`);
-
-    test('the first member is taken back out and the second joins: the client is answered with its own list', async () => {
-      const world = unitWorld();
+    /**
+     * Plays frames of one connection on `presence-room` while the cluster's joins wait, then lets them through: a user id
+     * subscribes as that member, `-` unsubscribes, `other` subscribes to a public channel of that name.
+     */
+    async function play(frames: string[], limits?: Parameters<typeof unitWorld>[1]) {
+      const world = unitWorld(undefined, limits);
       const slow = slowJoins(world);
       const { connection, socket } = world.connect();
-      const first = subscribe(world.deps, connection, as(world, connection, 'v'));
-      unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'presence-room' });
-      const second = subscribe(world.deps, connection, as(world, connection, 'w'));
+      const running = frames.map((frame) => {
+        if (frame === '-') return unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'presence-room' });
+        if (frame === 'other') return subscribe(world.deps, connection, plainSubscribe('other'));
+        return subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room', JSON.stringify({ user_id: frame })));
+      });
       slow.release();
-      await Promise.all([first, second]);
+      await Promise.all(running);
       await world.deps.adapter.settle();
+      const lists = (socket.data('pusher_internal:subscription_succeeded') as { presence?: { ids: string[] } }[]).flatMap((a) =>
+        a.presence === undefined ? [] : [a.presence.ids],
+      );
+      const memberEvents = world.webhooks
+        .filter((w) => w.name.startsWith('member_'))
+        .map((w) => `${w.name} ${(w as { user_id: string }).user_id}`);
+      return { world, connection, socket, slow, lists, memberEvents, member: connection.subscriptions.get('presence-room')?.userId };
+    }
+
+    test('the first member is taken back out and the second joins: the client is answered with its own list', async () => {
+      const { world, slow, lists, memberEvents, member } = await play(['v', '-', 'w']);
       // Before: the cancelled join was taken up again as v, and w's subscribe was answered with v's list.
-      const answers = socket.data('pusher_internal:subscription_succeeded') as { presence: { ids: string[] } }[];
-      assert.deepEqual(answers.map((a) => a.presence.ids), [['w']]);
+      assert.deepEqual(lists, [['w']]);
       assert.deepEqual([...(await world.deps.adapter.members(world.app.id, 'presence-room')).keys()], ['w']);
-      assert.equal(connection.subscriptions.get('presence-room')?.userId, 'w');
-      assert.deepEqual(memberEvents(world), ['member_added v', 'member_removed v', 'member_added w']);
+      assert.equal(member, 'w');
+      assert.deepEqual(memberEvents, ['member_added v', 'member_removed v', 'member_added w']);
       assert.deepEqual([slow.joins(), slow.leaves()], [2, 1]);
     });
 
     test('an unsubscribe after it cancels it too: nothing joined, nothing answered', async () => {
-      const world = unitWorld();
-      const slow = slowJoins(world);
-      const { connection, socket } = world.connect();
-      const unsubscribed = { event: 'pusher:unsubscribe' as const, channel: 'presence-room' };
-      const first = subscribe(world.deps, connection, as(world, connection, 'v'));
-      unsubscribe(world.deps, connection, unsubscribed);
-      const second = subscribe(world.deps, connection, as(world, connection, 'w'));
-      unsubscribe(world.deps, connection, unsubscribed);
-      slow.release();
-      await Promise.all([first, second]);
-      await world.deps.adapter.settle();
+      const { world, connection, socket, slow } = await play(['v', '-', 'w', '-']);
       assert.deepEqual(socket.frames(), []);
       assert.equal(connection.subscriptions.has('presence-room'), false);
       assert.equal((await world.deps.adapter.members(world.app.id, 'presence-room')).size, 0);
@@ -211,35 +212,16 @@ describe('a repeated subscribe', () => {
       // Before (a review): the repeat took the wait's turn, the first subscribe dropped out unanswered, and a repeat as v
       // took v's join up again.
       for (const repeatAs of ['w', 'v']) {
-        const world = unitWorld();
-        const slow = slowJoins(world);
-        const { connection, socket } = world.connect();
-        const first = subscribe(world.deps, connection, as(world, connection, 'v'));
-        unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'presence-room' });
-        const second = subscribe(world.deps, connection, as(world, connection, 'w'));
-        const repeat = subscribe(world.deps, connection, as(world, connection, repeatAs));
-        slow.release();
-        await Promise.all([first, second, repeat]);
-        await world.deps.adapter.settle();
-        const answers = socket.data('pusher_internal:subscription_succeeded') as { presence: { ids: string[] } }[];
-        assert.deepEqual(answers.map((a) => a.presence.ids), [['w'], ['w']], `repeat as ${repeatAs}`);
-        assert.equal(connection.subscriptions.get('presence-room')?.userId, 'w');
+        const { world, lists, member } = await play(['v', '-', 'w', repeatAs]);
+        assert.deepEqual(lists, [['w'], ['w']], `repeat as ${repeatAs}`);
+        assert.equal(member, 'w');
         assert.equal(world.count('subscription(app-id, presence, ok)'), 1);
       }
     });
 
     test('while it waits it holds its place under the subscription cap: a later subscribe of another channel is refused', async () => {
       // Before (a review): the wait held no place, the later channel took it, and the switch was refused at its end.
-      const world = unitWorld(undefined, { maxSubscriptionsPerConnection: 1 });
-      const slow = slowJoins(world);
-      const { connection, socket } = world.connect();
-      const first = subscribe(world.deps, connection, as(world, connection, 'v'));
-      unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'presence-room' });
-      const second = subscribe(world.deps, connection, as(world, connection, 'w'));
-      const other = subscribe(world.deps, connection, plainSubscribe('other'));
-      slow.release();
-      await Promise.all([first, second, other]);
-      await world.deps.adapter.settle();
+      const { world, connection, socket } = await play(['v', '-', 'w', 'other'], { maxSubscriptionsPerConnection: 1 });
       assert.deepEqual([...connection.subscriptions.keys()], ['presence-room']);
       assert.deepEqual(
         socket.frames().map((f) => `${f.event} ${f.channel}`),
@@ -248,23 +230,11 @@ describe('a repeated subscribe', () => {
       assert.equal(world.deps.hub.joiningCount(connection), 0, 'no place left held');
     });
 
-    test('a subscribe as the first member after it takes the first join up again: the later frame decides', async () => {
-      const world = unitWorld();
-      const slow = slowJoins(world);
-      const { connection, socket } = world.connect();
-      const unsubscribed = { event: 'pusher:unsubscribe' as const, channel: 'presence-room' };
-      const first = subscribe(world.deps, connection, as(world, connection, 'v'));
-      unsubscribe(world.deps, connection, unsubscribed);
-      const second = subscribe(world.deps, connection, as(world, connection, 'w'));
-      unsubscribe(world.deps, connection, unsubscribed);
-      const third = subscribe(world.deps, connection, as(world, connection, 'v'));
-      slow.release();
-      await Promise.all([first, second, third]);
-      await world.deps.adapter.settle();
-      const answers = socket.data('pusher_internal:subscription_succeeded') as { presence: { ids: string[] } }[];
-      assert.deepEqual(answers.map((a) => a.presence.ids), [['v'], ['v']]);
-      assert.equal(connection.subscriptions.get('presence-room')?.userId, 'v');
-      assert.deepEqual(memberEvents(world), ['member_added v']);
+    test('a subscribe as the first member after an unsubscribe takes the first join up again: the later frame decides', async () => {
+      const { slow, lists, memberEvents, member } = await play(['v', '-', 'w', '-', 'v']);
+      assert.deepEqual(lists, [['v'], ['v']]);
+      assert.equal(member, 'v');
+      assert.deepEqual(memberEvents, ['member_added v']);
       assert.deepEqual([slow.joins(), slow.leaves()], [1, 0]);
     });
   });
