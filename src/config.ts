@@ -259,6 +259,8 @@ const fields = z.object({
   webhookBatchMs: fromEnv('WEBHOOK_BATCH_MS', int(0, 60_000).default(50)),
   webhookBatchMaxEvents: fromEnv('WEBHOOK_BATCH_MAX_EVENTS', int(1, 1000).default(50)),
   webhookMaxPendingEvents: fromEnv('WEBHOOK_MAX_PENDING_EVENTS', int(1, 1_000_000).default(10_000)),
+  /** The size of the events one webhook holds (a client event's data is most of it): 10 000 of 100 kB each were 1 GB. */
+  webhookMaxPendingBytes: fromEnv('WEBHOOK_MAX_PENDING_BYTES', int(64 * 1024, 4 * 1024 * 1024 * 1024).default(64 * 1024 * 1024)),
   webhookVacateDelayMs: fromEnv('WEBHOOK_VACATE_DELAY_MS', int(0, 60_000).default(3000)),
   webhookRetryBaseMs: fromEnv('WEBHOOK_RETRY_BASE_MS', int(1, 600_000).default(1000)),
   webhookRetryMaxMs: fromEnv('WEBHOOK_RETRY_MAX_MS', int(1, 3_600_000).default(60_000)),
@@ -339,6 +341,14 @@ const configSchema = fields.transform((settings, ctx) => {
       code: 'custom',
       path: ['webhookMaxPendingEvents'],
       message: `at least WEBHOOK_BATCH_MAX_EVENTS (${config.webhookBatchMaxEvents}): a webhook's queue must hold a whole batch`,
+    });
+  }
+  if (config.webhookMaxPendingBytes < config.maxPayloadBytes + 1024) {
+    // A client event as large as a frame may carry would never fit: every one dropped as failed, the receiver healthy.
+    ctx.addIssue({
+      code: 'custom',
+      path: ['webhookMaxPendingBytes'],
+      message: `at least MAX_PAYLOAD_BYTES + 1024 (${config.maxPayloadBytes + 1024}): a webhook must hold the largest client event`,
     });
   }
   for (const field of ['id', 'key'] as const) {

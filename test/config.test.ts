@@ -127,6 +127,12 @@ test('webhooks: APP_WEBHOOK_URL is the all-types shorthand (but subscription_cou
   // A queue must hold a whole batch: below it, events were dropped with the receiver healthy.
   assert.throws(() => loadConfig({ WEBHOOK_MAX_PENDING_EVENTS: '20' }), /WEBHOOK_MAX_PENDING_EVENTS: at least WEBHOOK_BATCH_MAX_EVENTS \(50\)/);
   assert.equal(loadConfig({ WEBHOOK_MAX_PENDING_EVENTS: '20', WEBHOOK_BATCH_MAX_EVENTS: '20' }).webhookMaxPendingEvents, 20);
+  // And the largest client event: below it, every one of that size was dropped with the receiver healthy.
+  assert.throws(
+    () => loadConfig({ WEBHOOK_MAX_PENDING_BYTES: '100000' }),
+    /WEBHOOK_MAX_PENDING_BYTES: at least MAX_PAYLOAD_BYTES \+ 1024 \(101024\)/,
+  );
+  assert.equal(loadConfig({}).webhookMaxPendingBytes, 64 * 1024 * 1024);
   assert.throws(() => bad(Array.from({ length: 11 }, () => ({ url: 'http://x.test/', eventTypes: ['cache_miss'] }))), /APP_WEBHOOKS/);
 
   const dir = mkdtempSync(join(tmpdir(), 'beacon-config-'));

@@ -18,6 +18,9 @@ export class WebhookQueue {
   readonly ready: WebhookEvent[] = [];
   /** Events in requests that are in flight or waiting to retry. */
   deliveringEvents = 0;
+  /** The size (`eventBytes`) of the events in `ready`, and of those being delivered. */
+  readyBytes = 0;
+  deliveringBytes = 0;
   requests = 0;
   flushTimer: NodeJS.Timeout | undefined = undefined;
   /** The `time_ms` of the last batch taken: each later one's is at least a millisecond after it (webhook-sender.ts). */
@@ -40,6 +43,19 @@ export class WebhookQueue {
   pending(): number {
     return this.ready.length + this.deliveringEvents;
   }
+
+  pendingBytes(): number {
+    return this.readyBytes + this.deliveringBytes;
+  }
+}
+
+/**
+ * What an event is counted as against `WEBHOOK_MAX_PENDING_BYTES`: the characters of its strings (a client event's `data`
+ * is most of it, up to `MAX_PAYLOAD_BYTES`) plus 128 for the rest of its JSON. Read once per webhook that takes it.
+ */
+export function eventBytes(event: WebhookEvent): number {
+  const strings = event.name === 'client_event' ? event.data.length + event.event.length + event.socket_id.length : 0;
+  return event.channel.length + strings + 128;
 }
 
 /** One app's webhooks and the events it holds back before routing them. */

@@ -6,7 +6,8 @@
  * `channel_occupied` / `member_added` that cancels them, when the channel is re-occupied or the user comes back in time
  * (as Pusher does) — one decision for the app, so no webhook sees a flap another does not.
  *
- * Memory is bounded: at most `maxPendingEvents` per webhook (waiting or being delivered) and as many held back per app;
+ * Memory is bounded: at most `maxPendingEvents` per webhook (waiting or being delivered), of at most `maxPendingBytes`
+ * (`eventBytes`: a client event's data is most of it), and as many events held back per app;
  * past that new events are counted `failed` and the episode is logged once. Every event a webhook takes ends counted
  * exactly once for that webhook as `ok` or `failed`. What waits meanwhile is read from the queues at scrape time
  * (`backlog()`, `held()`: `websocket_webhook_pending_events`, `websocket_webhook_held_events`), never counted per event.
@@ -28,7 +29,7 @@ import { traceparentOf, withSpan } from '../telemetry/tracing.js';
 import type { WebhookEvent } from './webhook-event.js';
 import { webhookAccepts, webhookTakes } from './webhook-route.js';
 import type { WebhookSink } from './webhook-sink.js';
-import { AppWebhooks, pairKey, type WebhookQueue } from './webhook-queue.js';
+import { AppWebhooks, eventBytes, pairKey, type WebhookQueue } from './webhook-queue.js';
 import { postWebhook, type WebhookPost } from './webhook-post.js';
 import { endWebhookSpan, failWebhookSpan, startWebhookSpan, webhookSpanName } from './webhook-span.js';
 
@@ -39,6 +40,8 @@ export interface WebhookSenderLimits {
   maxBatchEvents: number;
   /** Per webhook: waiting + being delivered; and per app: held back (vacate delay). */
   maxPendingEvents: number;
+  /** Per webhook: the size (`eventBytes`) of the events waiting and being delivered. */
+  maxPendingBytes: number;
   /** How long `channel_vacated` / `member_removed` are held back; 0 sends them at once. */
   vacateDelayMs: number;
   /** First back-off; doubled on every retry up to `retryMaxMs`. */
@@ -63,6 +66,7 @@ export function webhookLimits(
     | 'webhookBatchMs'
     | 'webhookBatchMaxEvents'
     | 'webhookMaxPendingEvents'
+    | 'webhookMaxPendingBytes'
     | 'webhookVacateDelayMs'
     | 'webhookRetryBaseMs'
     | 'webhookRetryMaxMs'
@@ -74,6 +78,7 @@ export function webhookLimits(
     batchMs: config.webhookBatchMs,
     maxBatchEvents: config.webhookBatchMaxEvents,
     maxPendingEvents: config.webhookMaxPendingEvents,
+    maxPendingBytes: config.webhookMaxPendingBytes,
     vacateDelayMs: config.webhookVacateDelayMs,
     retryBaseMs: config.webhookRetryBaseMs,
     retryMaxMs: config.webhookRetryMaxMs,
@@ -157,6 +162,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
         webhook: q.index,
         reason: 'queue_full',
         max_pending_events: limits.maxPendingEvents,
+        max_pending_bytes: limits.maxPendingBytes,
       },
       'webhook queue full; new events are dropped until it drains',
     );
@@ -179,9 +185,13 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   function route(a: AppWebhooks, event: WebhookEvent): void {
     for (const q of a.queues) {
       if (!webhookAccepts(q.webhook, event)) continue;
-      if (stop.signal.aborted) metrics.webhook(event.name, 'failed', a.app.id, q.index);
-      else if (q.pending() >= limits.maxPendingEvents) refuse(q, event);
-      else enqueue(q, event);
+      if (stop.signal.aborted) {
+        metrics.webhook(event.name, 'failed', a.app.id, q.index);
+        continue;
+      }
+      const bytes = eventBytes(event);
+      if (q.pending() >= limits.maxPendingEvents || q.pendingBytes() + bytes > limits.maxPendingBytes) refuse(q, event);
+      else enqueue(q, event, bytes);
     }
   }
 
@@ -191,8 +201,9 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     return a.queues.some((q) => webhookAccepts(q.webhook, event) || webhookTakes(q.webhook, pair, event.channel));
   }
 
-  function enqueue(q: WebhookQueue, event: WebhookEvent): void {
+  function enqueue(q: WebhookQueue, event: WebhookEvent, bytes: number): void {
     q.ready.push(event);
+    q.readyBytes += bytes;
     if (q.ready.length >= limits.maxBatchEvents || closing) pump(q);
     else if (q.flushTimer === undefined) q.flushTimer = setTimeout(flushTimerFired, limits.batchMs, q);
   }
@@ -209,13 +220,20 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       q.flushTimer = undefined;
     }
     if (stop.signal.aborted) {
-      if (q.ready.length > 0) abandon(q, q.ready.splice(0), 0, 0, 'shutting down', undefined);
+      if (q.ready.length > 0) {
+        q.readyBytes = 0;
+        abandon(q, q.ready.splice(0), 0, 0, 'shutting down', undefined);
+      }
       return;
     }
     while (q.ready.length > 0 && q.requests < limits.maxConcurrentRequests) {
       const batch = q.ready.splice(0, limits.maxBatchEvents);
+      let bytes = 0;
+      for (const event of batch) bytes += eventBytes(event);
       q.requests++;
       q.deliveringEvents += batch.length;
+      q.readyBytes -= bytes;
+      q.deliveringBytes += bytes;
       const delivery = context.with(ROOT_CONTEXT, () => deliver(q, batch)).catch((err: unknown) => {
         // deliver() handles every failure it knows of; this is a bug, logged rather than left as an unhandled rejection.
         const line = { event: 'webhook_failed', app_id: q.app.id, webhook: q.index, error: String(err) } as const;
@@ -226,7 +244,10 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
         deliveries.delete(delivery);
         q.requests--;
         q.deliveringEvents -= batch.length;
-        if (q.overflowing && q.pending() <= limits.maxPendingEvents / 2) q.overflowing = false;
+        q.deliveringBytes -= bytes;
+        if (q.overflowing && q.pending() <= limits.maxPendingEvents / 2 && q.pendingBytes() <= limits.maxPendingBytes / 2) {
+          q.overflowing = false;
+        }
         if (q.ready.length > 0) pump(q);
       });
     }

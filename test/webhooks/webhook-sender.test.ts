@@ -387,6 +387,30 @@ test('the queue is bounded: past maxPendingEvents new events are counted failed,
   assert.equal(failedLines().length, 2);
 });
 
+test('the queue is bounded in size too: past maxPendingBytes new events are counted failed, the episode logged once', async () => {
+  // The bound counted events only: 2 000 client events of 90 kB each to a hanging receiver took RSS from 148 to 473 MB (a
+  // probe); at the default 10 000 and MAX_PAYLOAD_BYTES, over a gigabyte per webhook.
+  const { post } = scriptedPost([], 'hang');
+  const a = app('http://127.0.0.1:9/hook', 'sized');
+  const { sender, count, failedLines } = harness([a], { post, maxPendingEvents: 1000, maxPendingBytes: 250_000, closeTimeoutMs: 20 });
+  const big = (i: number): WebhookEvent => ({
+    name: 'client_event',
+    channel: 'private-chat',
+    event: 'client-big',
+    data: 'x'.repeat(100_000),
+    socket_id: `1.${i}`,
+  });
+  for (let i = 0; i < 4; i++) sender.emit(a, big(i));
+  // Two fit (2 × ~100 kB ≤ 250 kB); small events still fit beside them while there is room.
+  assert.equal(count('client_event:failed'), 2);
+  sender.emit(a, occupied('small'));
+  assert.equal(count('channel_occupied:failed'), 0);
+  const full = failedLines().filter((l) => l.reason === 'queue_full');
+  assert.deepEqual(full.map((l) => [l.app_id, l.max_pending_bytes]), [['sized', 250_000]]);
+  await within(sender.close(), 'close() within its bound');
+  assert.equal(count('client_event:failed'), 4);
+});
+
 test('close() counts failed what it gives up: a request cut off in flight (it may have arrived), a retry and a batch never sent', async () => {
   // docs/webhooks.md: one `failed` for all three; the `webhook_failed` line tells them apart. The request in flight goes
   // to a real receiver that holds it, through the real post, so the line carries the error Node gives a cut-off request.
