@@ -336,8 +336,8 @@ test('--log-file across a rotation: the old file\'s last lines, then the new fil
   try {
     await appendFile(file, line('old 1'));
     await until(() => seen.length === 1, 'the appended line');
-    // Appended and rotated before the next poll: `mv` then a new, longer file.
-    await appendFile(file, line('old 2') + line('old 3'));
+    // Appended and rotated before the next poll: `mv` then a new, longer file. The old file's last line has no newline.
+    await appendFile(file, line('old 2') + line('old 3').trimEnd());
     await rename(file, `${file}.1`);
     await writeFile(file, ['new 1', 'new 2', 'new 3', 'new 4', 'new 5', 'new 6'].map(line).join(''));
     await until(() => seen.length === 9, `every line (${seen.join(', ')})`);

@@ -34,7 +34,8 @@ export const LOKI_POLL: PollTiming = { everyMs: 2000, timeoutMs: 5000 };
  * once `path` names another file (rotated: renamed away and made again), what was appended to the held one since the last
  * poll is read first, then the new file from its start. Read by size alone, a new file already longer than where the old
  * one had been read to was read from that offset on, its first lines lost without a word (a probe). A file cut shorter
- * (truncated in place) is read again from its start.
+ * (truncated in place) is read again from its start — unless it was written past where it had been read before the next
+ * poll, which then reads on from there, as `tail -F` does: only its size tells a truncation.
  */
 export async function followFile(path: string, onEvent: (e: LogEvent) => void, onProblem: SourceProblem): Promise<LogSource> {
   let held: { handle: FileHandle; dev: number; ino: number } | undefined;
@@ -74,7 +75,14 @@ export async function followFile(path: string, onEvent: (e: LogEvent) => void, o
     // A path that names no file fails the poll (said once an episode), after the held file's last lines were read.
     const named = await stat(path);
     if (held !== undefined && named.dev === held.dev && named.ino === held.ino) return;
-    // `path` is another file now (or the first one, made after the start): the new one from its start.
+    // `path` is another file now (or the first one, made after the start): what was appended to the held one since it was
+    // read above (a review lost lines written just before a rotation), and its last line even without its newline, as
+    // `tail -F` prints it; then the new one from its start.
+    await readHeld();
+    if (partial !== '') {
+      const e = parseLogLine(partial);
+      if (e !== undefined) onEvent(e);
+    }
     await held?.handle.close();
     held = undefined;
     if (await hold()) await readHeld();
