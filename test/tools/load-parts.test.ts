@@ -13,6 +13,7 @@ import { parseLoadOptions, type LoadOptions } from '../../tools/load/options.js'
 import { decodePayload, encodePayload, newRunId } from '../../tools/load/payload.js';
 import { buildReport, renderReport } from '../../tools/load/report.js';
 import { channelName, restartBetween, type RunResult } from '../../tools/load/run.js';
+import { buildAudit } from '../../tools/load/audit.js';
 import { parseExposition } from '../../tools/prometheus/exposition.js';
 import { Tally } from '../../tools/load/tally.js';
 
@@ -247,6 +248,54 @@ describe('beacon-load flags', () => {
       return true;
     });
     assert.throws(() => options(['--sockets']), (err: Error) => !err.message.includes('\n'));
+  });
+});
+
+describe('beacon-load audit of frames refused past the frame budget', () => {
+  it('a refusal the clients cannot attribute (a pong\'s, taken as a client event\'s) is no difference: kinds as one sum', () => {
+    // 13 refusals past the budget: 10 of client events, 3 of pongs (the answer names neither). Counted as 13 client events
+    // refused, the audit found client_event +3 and pong −3, published and deliveries +3 (a review).
+    const tally = new Tally();
+    for (let i = 0; i < 100; i++) tally.sent('client_event');
+    for (let i = 0; i < 10; i++) tally.sent('pong');
+    tally.clientEventsRejected = 13;
+    tally.framesOverBudget = 13;
+    tally.expectedDeliveries = 87;
+    tally.deliveriesUnexpectedOverBudget = 13;
+    // Every event the server published reached its one recipient.
+    tally.framesReceived.set('client_event', 90);
+    tally.deliveries = 90;
+    const scrape = (received: Record<string, number>, published: number, written: number) =>
+      parseExposition(
+        [
+          ...Object.entries(received).map(([kind, n]) => `websocket_messages_received_total{app_id="app-id",kind="${kind}"} ${n}`),
+          `websocket_events_published_total{app_id="app-id",source="client_event"} ${published}`,
+          `websocket_messages_sent_total{app_id="app-id",kind="client_event"} ${written}`,
+          `websocket_message_errors_total{app_id="app-id",reason="frame_rate_limited"} ${published === 0 ? 0 : 13}`,
+        ].join('\n') + '\n',
+      );
+    const before = scrape({ client_event: 0, pong: 0, invalid: 0 }, 0, 0);
+    const after = scrape({ client_event: 90, pong: 7, invalid: 13 }, 90, 90);
+    const audit = buildAudit(tally, before, after, after, { appId: 'app-id', metricsUrl: 'http://127.0.0.1:1/metrics', settled: true });
+    assert.deepEqual(audit.rows.filter((r) => r.difference !== 0).map((r) => `${r.what} ${r.difference}`), []);
+    const sum = audit.rows.find((r) => r.what === 'frames received: all kinds');
+    assert.deepEqual([sum?.server, sum?.clients], [110, 110]);
+    // More than the refusals explain is still a difference.
+    const worse = buildAudit(tally, before, scrape({ client_event: 80, pong: 7, invalid: 13 }, 80, 80), scrape({ client_event: 80, pong: 7, invalid: 13 }, 80, 80), {
+      appId: 'app-id',
+      metricsUrl: 'http://127.0.0.1:1/metrics',
+      settled: true,
+    });
+    assert.deepEqual(
+      worse.rows.filter((r) => r.difference !== 0).map((r) => `${r.what} ${r.difference}`),
+      [
+        'frames received: client_event -7',
+        'frames received: all kinds -10',
+        'frames sent: client_event -10',
+        'events published: client_event -7',
+        'deliveries accounted for (until the drain) -7',
+      ],
+    );
   });
 });
 

@@ -58,8 +58,11 @@ export class LoadSocket {
   private failedToOpen = false;
   private settle: (ok: boolean) => void = () => {};
   private onProbeError: ((message: string) => void) | undefined;
-  /** Called when the server refuses one of this socket's client events (so its deliveries are not expected). */
-  onClientEventRejected: () => void = () => {};
+  /**
+   * Called when the server refuses one of this socket's client events (so its deliveries are not expected); `overBudget`:
+   * a frame-budget refusal, which may have answered another frame (Tally.framesOverBudget).
+   */
+  onClientEventRejected: (overBudget: boolean) => void = () => {};
 
   constructor(plan: SocketPlan, tally: Tally) {
     this.plan = plan;
@@ -242,13 +245,14 @@ export class LoadSocket {
         const message = String(data.message ?? '');
         // Every other pusher:error on a load socket answers a client event (the probe included): not published.
         this.tally.clientEventsRejected++;
-        if (code === 4301 && message.startsWith(FRAME_BUDGET_REFUSAL)) this.tally.framesOverBudget++;
+        const overBudget = code === 4301 && message.startsWith(FRAME_BUDGET_REFUSAL);
+        if (overBudget) this.tally.framesOverBudget++;
         if (this.onProbeError !== undefined) {
           this.onProbeError(message);
         } else {
           this.tally.error(`pusher:error ${code ?? '-'} ${message}`);
           bump(this.tally.pusherErrors, code === null ? '-' : String(code));
-          this.onClientEventRejected();
+          this.onClientEventRejected(overBudget);
         }
         return;
       }

@@ -224,8 +224,10 @@ export async function runLoad(
       return set.size - (excludeSender && set.has(socket) ? 1 : 0);
     };
     for (const socket of sockets) {
-      socket.onClientEventRejected = () => {
-        tally.expectedDeliveries -= recipients(socket, true);
+      socket.onClientEventRejected = (overBudget) => {
+        const owed = recipients(socket, true);
+        tally.expectedDeliveries -= owed;
+        if (overBudget) tally.deliveriesUnexpectedOverBudget += owed;
       };
     }
 

@@ -62,10 +62,13 @@ export class Tally {
   /** Client events the server answered with `pusher:error` (rate limit, not enabled, …): not published. */
   clientEventsRejected = 0;
   /**
-   * Those refused past the connection's frame budget (Beacon's `FRAME_RATE_LIMIT_PER_SECOND`, "Frame rate limit …"):
-   * refused before being read as JSON, so the server counts them received as `kind="invalid"`, not `client_event`.
+   * Of those, the refusals past the connection's frame budget (Beacon's `FRAME_RATE_LIMIT_PER_SECOND`, "Frame rate limit
+   * …"). The server refuses any frame so, before reading it (counted received as `kind="invalid"`), and the answer does
+   * not say which: taken as a client event's, one may have been a pong's (tools/load/audit.ts reads them as a range).
    */
   framesOverBudget = 0;
+  /** The deliveries no longer expected for those refusals (each taken as a client event's): owed after all for a pong's. */
+  deliveriesUnexpectedOverBudget = 0;
   /** HTTP publishes answered 200. */
   httpPublished = 0;
   /** HTTP publishes attempted. */
