@@ -33,6 +33,20 @@ export const ANSWER_BODY_MAX_BYTES = 64 * 1024;
 export interface WebhookAnswer {
   status: number;
   ok: boolean;
+  /** How long the receiver asked to be left alone (`Retry-After` of a 429 or a 503), in ms; undefined when it did not. */
+  retryAfterMs?: number | undefined;
+}
+
+/**
+ * A `Retry-After` value (RFC 9110 §10.2.3: seconds, or an HTTP date) as milliseconds from `nowMs`; undefined when absent
+ * or unreadable. A date in the past is 0.
+ */
+export function retryAfterMs(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d{1,10}$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
 export type WebhookPost = (url: string, request: WebhookRequest) => Promise<WebhookAnswer>;
@@ -60,7 +74,9 @@ export const postWebhook: WebhookPost = (url, { method, headers, body, signal, a
       });
       res.on('close', () => clearTimeout(timer));
       res.on('error', () => {});
-      resolve({ status, ok: status >= 200 && status < 300 });
+      const header = res.headers['retry-after'];
+      const asked = status === 429 || status === 503 ? retryAfterMs(header, Date.now()) : undefined;
+      resolve(asked === undefined ? { status, ok: status >= 200 && status < 300 } : { status, ok: false, retryAfterMs: asked });
     });
     req.once('error', (err) => reject(signal.aborted && signal.reason instanceof Error ? signal.reason : err));
     req.end(payload);

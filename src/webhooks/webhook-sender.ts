@@ -122,6 +122,8 @@ interface Attempt {
   ok: boolean;
   /** HTTP status; 0 when no answer came. */
   status: number;
+  /** The receiver's `Retry-After` (429, 503), in ms. */
+  retryAfterMs: number | undefined;
   error: string | undefined;
   span: Span;
 }
@@ -320,8 +322,10 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
         counted(q, batch, 'ok');
         return;
       }
-      // Jittered: the webhooks of many apps (and nodes) that failed together do not retry against the receiver in step.
-      const wait = jitteredBackoffMs(attempts, limits.retryBaseMs, limits.retryMaxMs, random);
+      // Jittered: the webhooks of many apps (and nodes) that failed together do not retry against the receiver in step. A
+      // receiver that said when to come back (429, 503 with Retry-After) is not asked before, up to the longest back-off.
+      const backoff = jitteredBackoffMs(attempts, limits.retryBaseMs, limits.retryMaxMs, random);
+      const wait = Math.max(backoff, Math.min(attempt.retryAfterMs ?? 0, limits.retryMaxMs));
       if (stop.signal.aborted || now() + wait - startedAt > limits.retryDeadlineMs) {
         abandon(q, batch, attempt.status, attempts, attempt.error, attempt.span);
         return;
@@ -357,10 +361,11 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
         answerBodyMs: limits.requestTimeoutMs,
       });
       endWebhookSpan(span, response.status);
-      return { ok: response.ok, status: response.status, error: response.ok ? undefined : `HTTP ${response.status}`, span };
+      const error = response.ok ? undefined : `HTTP ${response.status}`;
+      return { ok: response.ok, status: response.status, retryAfterMs: response.retryAfterMs, error, span };
     } catch (err) {
       failWebhookSpan(span, err);
-      return { ok: false, status: 0, error: err instanceof Error ? err.message : String(err), span };
+      return { ok: false, status: 0, retryAfterMs: undefined, error: err instanceof Error ? err.message : String(err), span };
     } finally {
       bound.clear();
     }

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import { ANSWER_BODY_MAX_BYTES, postWebhook } from '../../src/webhooks/webhook-post.js';
+import { ANSWER_BODY_MAX_BYTES, postWebhook, retryAfterMs } from '../../src/webhooks/webhook-post.js';
 import { spawnBeacon } from '../helpers/beacon-process.js';
 import { ARRAY_BUFFER_DETACHED, TRACE_PROTECTORS } from '../helpers/protectors.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -85,6 +85,24 @@ test('a non-2xx status is not ok, and a redirect is not followed', async () => {
     seen.map((s) => s.url),
     ['/hooks', '/hooks', '/hooks'],
   );
+});
+
+test('a 429 or 503 answers its Retry-After, in seconds or as a date; another status\'s is not read', async () => {
+  const inTwoMinutes = new Date(Date.now() + 120_000).toUTCString();
+  statuses.push(
+    { status: 503, headers: { 'retry-after': '2' } },
+    { status: 429, headers: { 'retry-after': inTwoMinutes } },
+    { status: 500, headers: { 'retry-after': '2' } },
+    { status: 429, headers: { 'retry-after': 'soon' } },
+  );
+  assert.deepEqual(await postWebhook(`${base}/hooks`, request('{}')), { status: 503, ok: false, retryAfterMs: 2000 });
+  const dated = await postWebhook(`${base}/hooks`, request('{}'));
+  assert.ok(dated.retryAfterMs !== undefined && dated.retryAfterMs > 110_000 && dated.retryAfterMs <= 120_000, JSON.stringify(dated));
+  assert.deepEqual(await postWebhook(`${base}/hooks`, request('{}')), { status: 500, ok: false });
+  assert.deepEqual(await postWebhook(`${base}/hooks`, request('{}')), { status: 429, ok: false });
+  assert.equal(retryAfterMs(' 0 ', 0), 0);
+  assert.equal(retryAfterMs('Thu, 01 Jan 1970 00:00:01 GMT', 5_000), 0, 'a date in the past');
+  assert.equal(retryAfterMs(undefined, 0), undefined);
 });
 
 test('consecutive requests reuse one connection (the answer is drained)', async () => {

@@ -19,7 +19,7 @@ import { createLogger } from '../../src/telemetry/logger.js';
 import type { GaugeSources, WebhookResult } from '../../src/telemetry/metrics.js';
 import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
 import { createWebhookSender, webhookLimits, type WebhookSender, type WebhookSenderDeps } from '../../src/webhooks/webhook-sender.js';
-import { postWebhook, type WebhookPost } from '../../src/webhooks/webhook-post.js';
+import { postWebhook, type WebhookAnswer, type WebhookPost } from '../../src/webhooks/webhook-post.js';
 import { exportedMetrics, NO_GAUGES } from '../helpers/exported-metrics.js';
 import { gc } from '../helpers/gc.js';
 import { until, within } from '../helpers/wait.js';
@@ -90,11 +90,17 @@ function harness(apps: AppConfig[], options: Partial<WebhookSenderDeps> = {}) {
   return { sender, counts, count, logs, failedLines, nextFailedLine };
 }
 
-/** An injected post: records calls, answers each with the next of `answers` (a status, an error, or 'hang'). */
-function scriptedPost(answers: (number | Error | 'hang')[], fallback: number | Error | 'hang' = 200, onCall?: () => void) {
-  const calls: { url: string; body: string; headers: Record<string, string> }[] = [];
+/**
+ * An injected post: records calls, answers each with the next of `answers` (a status, an answer, an error, or 'hang').
+ */
+function scriptedPost(
+  answers: (number | WebhookAnswer | Error | 'hang')[],
+  fallback: number | Error | 'hang' = 200,
+  onCall?: () => void,
+) {
+  const calls: { url: string; body: string; headers: Record<string, string>; at: number }[] = [];
   const post: WebhookPost = async (url, request) => {
-    calls.push({ url, body: request.body, headers: { ...request.headers } });
+    calls.push({ url, body: request.body, headers: { ...request.headers }, at: performance.now() });
     onCall?.();
     const answer = answers.shift() ?? fallback;
     if (answer === 'hang') {
@@ -103,6 +109,7 @@ function scriptedPost(answers: (number | Error | 'hang')[], fallback: number | E
       });
     }
     if (answer instanceof Error) throw answer;
+    if (typeof answer === 'object') return answer;
     return { status: answer, ok: answer >= 200 && answer < 300 };
   };
   return { post, calls };
@@ -270,6 +277,21 @@ test('a failed attempt (5xx, then a network error) is retried with the same sign
     'channel_vacated:ok',
   ]);
   assert.equal(failedLines().length, 0);
+});
+
+test('a receiver that answers 429 or 503 with Retry-After is not asked again before it, up to the longest back-off', async () => {
+  // The back-off ignored it: a receiver asking for 5 s got its retry 0.3-0.5 s later (a probe).
+  const { post, calls } = scriptedPost([{ status: 429, ok: false, retryAfterMs: 300 }, { status: 503, ok: false, retryAfterMs: 60_000 }]);
+  const a = app('http://127.0.0.1:9/hook', 'retry-after');
+  const { sender, counts } = harness([a], { post, retryMaxMs: 400 });
+  sender.emit(a, occupied('c'));
+  await until(() => counts.includes('channel_occupied:ok'), 'delivery');
+  assert.equal(calls.length, 3);
+  // 5 ms of back-off otherwise (retryBaseMs): at least what was asked, and an hour's ask is cut to retryMaxMs.
+  const gaps = [calls[1]!.at - calls[0]!.at, calls[2]!.at - calls[1]!.at];
+  assert.ok(gaps[0]! >= 290, `first retry after ${gaps[0]} ms`);
+  assert.ok(gaps[1]! >= 390 && gaps[1]! < 5_000, `second retry after ${gaps[1]} ms`);
+  await sender.close();
 });
 
 test('a batch still failing at the deadline is counted failed once per event and logged once', async () => {
