@@ -69,7 +69,7 @@ export const Errors = {
   API_ENGINE_UNAVAILABLE: http('API_ENGINE_UNAVAILABLE', 503, 'Cluster engine unavailable; retry'),
   API_UNKNOWN_APP: http('API_UNKNOWN_APP', 401, 'Unknown app id'),
   API_UNKNOWN_KEY: http('API_UNKNOWN_KEY', 401, 'Unknown auth_key'),
-  API_EXPIRED: http('API_EXPIRED', 401, 'auth_timestamp is more than %s s from server time'),
+  API_EXPIRED: http('API_EXPIRED', 401, 'auth_timestamp is not a Unix time within %s s of server time'),
   API_BAD_SIGNATURE: http('API_BAD_SIGNATURE', 401, 'Invalid auth_signature'),
   API_BODY_MD5: http('API_BODY_MD5', 401, 'body_md5 does not match the body'),
   API_APP_DISABLED: http('API_APP_DISABLED', 403, 'App is disabled'),

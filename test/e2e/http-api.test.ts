@@ -281,7 +281,7 @@ test('401: bad signature, wrong key, stale timestamp, body_md5 mismatch — each
       {
         reason: 'expired',
         sign: { timestamp: Math.floor(Date.now() / 1000) - 601 },
-        error: 'auth_timestamp is more than 600 s from server time',
+        error: 'auth_timestamp is not a Unix time within 600 s of server time',
       },
       { reason: 'body_md5', sign: { bodyMd5: '0'.repeat(32) }, error: 'body_md5 does not match the body' },
     ];

@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { loadConfig } from '../../src/config.js';
+import { verifyRequest } from '../../src/http/signing.js';
 import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
 import { loggedOnce } from '../helpers/logs.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -94,5 +96,18 @@ test('body_md5 is the MD5 of the raw bytes, not of their UTF-8 decoding', async 
     await client.close();
   } finally {
     await server.close();
+  }
+});
+
+test('an auth_timestamp that is no number, or missing, is refused as one not within the tolerance, saying so', () => {
+  // The message said "more than 600 s from server time" for `auth_timestamp=abc` (a probe against the reference).
+  const app = loadConfig({}).apps[0]!;
+  for (const timestamp of ['abc', '', undefined]) {
+    const query: Record<string, string> = { auth_key: APP.key, auth_version: '1.0' };
+    if (timestamp !== undefined) query.auth_timestamp = timestamp;
+    query.auth_signature = sign(APP.secret, apiSignString('GET', '/apps/app-id/channels', query));
+    const result = verifyRequest(app, { method: 'GET', path: '/apps/app-id/channels', rawQuery: new URLSearchParams(query).toString() }, 600);
+    assert.equal(result.ok, false, String(timestamp));
+    assert.deepEqual(result.ok ? undefined : [result.reason, result.message], ['expired', 'auth_timestamp is not a Unix time within 600 s of server time']);
   }
 });
