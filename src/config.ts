@@ -421,6 +421,30 @@ function withResourceIdentity(config: Config, env: NodeJS.ProcessEnv): Config {
 }
 
 /** Validates the environment and returns the configuration; throws ConfigError naming each bad variable. */
+/** A setting that works but loses something a client expects: said at start-up (`config_warning`), not refused. */
+export interface ConfigWarning {
+  variables: string[];
+  message: string;
+}
+
+/** What in `config` works against the clients people run, for the start-up log. */
+export function configWarnings(config: Config): ConfigWarning[] {
+  const warnings: ConfigWarning[] = [];
+  const budget = config.frameRateLimitPerSecond;
+  if (budget > 0 && config.maxSubscriptionsPerConnection >= budget) {
+    // pusher-js sends every subscribe at once when it reconnects: past the frame budget they get 4301, not an answer on
+    // their channels, and it keeps those channels pending until the next reconnect.
+    warnings.push({
+      variables: ['MAX_SUBSCRIPTIONS_PER_CONNECTION', 'FRAME_RATE_LIMIT_PER_SECOND'],
+      message:
+        `MAX_SUBSCRIPTIONS_PER_CONNECTION (${config.maxSubscriptionsPerConnection}) is not below FRAME_RATE_LIMIT_PER_SECOND ` +
+        `(${budget}): a client resubscribing all its channels at once after a reconnect (pusher-js does) has the subscribes ` +
+        'past the limit refused with 4301, and its library keeps those channels pending',
+    });
+  }
+  return warnings;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const parsed = parseEnv(env);
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map(describeIssue).join('; '));

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { hostPort } from '../src/listen-address.js';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, configWarnings, loadConfig } from '../src/config.js';
 
 test('defaults: port 6001, one app, activity timeout 120, client events off', () => {
   const c = loadConfig({});
@@ -223,3 +223,13 @@ test('OTEL_RESOURCE_ATTRIBUTES names the log lines as it names the telemetry res
   assert.equal(loadConfig({ OTEL_SERVICE_NAME: ' ', OTEL_RESOURCE_ATTRIBUTES: 'service.name=foo' }).serviceName, 'foo');
 });
 
+test('a subscription cap not below the frame budget is said at start-up, not refused', () => {
+  // pusher-js resubscribes every channel in one burst when it reconnects: past the budget those subscribes get 4301, not
+  // an answer on their channels (a review raised the cap to 1 000 and sent them at once).
+  assert.deepEqual(configWarnings(loadConfig({})), []);
+  assert.deepEqual(configWarnings(loadConfig({ FRAME_RATE_LIMIT_PER_SECOND: '0', MAX_SUBSCRIPTIONS_PER_CONNECTION: '5000' })), []);
+  const [warning, ...rest] = configWarnings(loadConfig({ FRAME_RATE_LIMIT_PER_SECOND: '100' }));
+  assert.deepEqual(rest, []);
+  assert.deepEqual(warning?.variables, ['MAX_SUBSCRIPTIONS_PER_CONNECTION', 'FRAME_RATE_LIMIT_PER_SECOND']);
+  assert.match(warning?.message ?? '', /^MAX_SUBSCRIPTIONS_PER_CONNECTION \(100\) is not below FRAME_RATE_LIMIT_PER_SECOND \(100\)/);
+});

@@ -7,6 +7,8 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { spawnBeacon } from './helpers/beacon-process.js';
+import { until } from './helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
@@ -83,5 +85,20 @@ test('a metrics port that cannot be bound stops the process with one clear line,
     assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
   } finally {
     blocker.close();
+  }
+});
+
+test('a setting that works against clients is said once at start-up, after server_started, as config_warning', async () => {
+  const beacon = await spawnBeacon({ FRAME_RATE_LIMIT_PER_SECOND: '50', OTEL_SDK_DISABLED: 'true' });
+  try {
+    const events = () => beacon.logs.map((l) => JSON.parse(l) as { event?: string; level?: string; variables?: string[] });
+    await until(() => events().some((l) => l.event === 'config_warning'), 'the config_warning line');
+    const lines = events();
+    const warning = lines.find((l) => l.event === 'config_warning');
+    assert.equal(warning?.level, 'warn');
+    assert.deepEqual(warning?.variables, ['MAX_SUBSCRIPTIONS_PER_CONNECTION', 'FRAME_RATE_LIMIT_PER_SECOND']);
+    assert.ok(lines.findIndex((l) => l.event === 'server_started') < lines.indexOf(warning!));
+  } finally {
+    await beacon.stop();
   }
 });

@@ -8,6 +8,7 @@ import type { LogFn, Logger } from 'pino';
 /** Every event of the catalog, in the doc's order. */
 export const LOG_EVENTS = [
   'server_started',
+  'config_warning',
   'connection_opened',
   'connection_closed',
   'connection_rejected',
