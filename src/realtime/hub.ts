@@ -119,6 +119,8 @@ export interface PendingJoin {
   turn: number;
   /** The `turn` a subscribe as another member took to wait for it to end (subscribe.ts); current while `turn` is still it. */
   switchTurn: number | undefined;
+  /** Whether the waiting switch holds a place under the subscription cap: one at most, given back once it is replaced. */
+  switchHoldsPlace: boolean;
 }
 
 /** Subscriptions waiting for the cluster's answer: events for their channel are held until the member list is sent. */
@@ -222,6 +224,7 @@ export class Hub {
       membership,
       turn: 0,
       switchTurn: undefined,
+      switchHoldsPlace: false,
     };
     const joining = this.apps.get(connection.app.id)?.joining;
     if (joining === undefined) return pending;
@@ -247,6 +250,7 @@ export class Hub {
   /** The client unsubscribed from a channel it is joining: taken back out once the cluster answers. */
   cancelJoin(connection: Connection, pending: PendingJoin): void {
     pending.turn++;
+    this.releaseSwitchPlace(connection, pending);
     if (pending.cancelled) return;
     pending.cancelled = true;
     pending.wake?.();
@@ -256,17 +260,32 @@ export class Hub {
   /** The client subscribed again to a channel whose cancelled join is still under way: that join stands again. */
   resumeJoin(connection: Connection, pending: PendingJoin): void {
     pending.turn++;
+    this.releaseSwitchPlace(connection, pending);
     if (!pending.cancelled) return;
     pending.cancelled = false;
     this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);
   }
 
-  /** A subscribe waiting for a cancelled join to end (subscribe.ts) holds a place under the cap as a join under way. */
-  holdJoinPlace(connection: Connection): void {
-    this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);
+  /**
+   * A subscribe as another member than the cancelled join under way begins to wait for it to end (subscribe.ts): its turn,
+   * and a place under the cap as a join under way holds one — one for the channel, whichever switch holds it: a later
+   * switch takes it over, an unsubscribe or a subscribe taking the join up again gives it back (a review: each switch
+   * held one more, and the channel's own last subscribe was refused at the cap).
+   */
+  beginSwitch(connection: Connection, pending: PendingJoin): number {
+    const turn = ++pending.turn;
+    pending.switchTurn = turn;
+    if (!pending.switchHoldsPlace) {
+      pending.switchHoldsPlace = true;
+      this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);
+    }
+    return turn;
   }
 
-  releaseJoinPlace(connection: Connection): void {
+  /** The switch's place under the cap given back: it joins now, or was replaced. */
+  releaseSwitchPlace(connection: Connection, pending: PendingJoin): void {
+    if (!pending.switchHoldsPlace) return;
+    pending.switchHoldsPlace = false;
     this.uncount(connection);
   }
 

@@ -107,13 +107,11 @@ export async function subscribe(deps: RealtimeDeps, connection: Connection, mess
       // users): that join ends cancelled and is taken back out, then this one joins as new (the Redis engine records it
       // only after that leave) — unless a later unsubscribe, or a subscribe after one, came meanwhile: the later frame
       // decides. Taken up again, the join kept the first member, and the client was answered with that one's list. It
-      // holds its place under the subscription cap while it waits, as a join under way does.
-      const turn = ++pending.turn;
-      pending.switchTurn = turn;
-      hub.holdJoinPlace(connection);
+      // holds the channel's place under the subscription cap while it waits, as a join under way does (Hub.beginSwitch).
+      const turn = hub.beginSwitch(connection, pending);
       await new Promise<JoinResultKind>((resolve) => (pending.waiters ??= []).push(resolve));
-      hub.releaseJoinPlace(connection);
       if (pending.turn !== turn || !connection.isOpen) return;
+      hub.releaseSwitchPlace(connection, pending);
       return context.with(traced, () => subscribe(deps, connection, message));
     }
     // Its join is under way: a subscribe after an unsubscribe takes a cancelled one up again (as the same member: above).

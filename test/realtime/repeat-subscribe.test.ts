@@ -230,6 +230,23 @@ describe('a repeated subscribe', () => {
       assert.equal(world.deps.hub.joiningCount(connection), 0, 'no place left held');
     });
 
+    test('switches replacing one another hold one place under the cap between them, given back when the join is taken up', async () => {
+      // Each switch held one more place until the first join ended (a second review): at a cap of 2 the channel's own last
+      // subscribe, or another channel's, was refused.
+      const switches = await play(['v', '-', 'w', '-', 'w', '-', 'w'], { maxSubscriptionsPerConnection: 2 });
+      assert.deepEqual([switches.member, switches.lists], ['w', [['w']]]);
+      for (const [frames, member] of [
+        [['v', '-', 'w', '-', 'v', 'other'], 'v'],
+        [['v', '-', 'w', '-', 'x', 'other'], 'x'],
+      ] as const) {
+        const { connection, socket, world } = await play([...frames], { maxSubscriptionsPerConnection: 2 });
+        assert.deepEqual([...connection.subscriptions.keys()].sort(), ['other', 'presence-room'], frames.join(','));
+        assert.equal(connection.subscriptions.get('presence-room')?.userId, member);
+        assert.deepEqual(socket.data('pusher:subscription_error'), []);
+        assert.equal(world.deps.hub.joiningCount(connection), 0);
+      }
+    });
+
     test('a subscribe as the first member after an unsubscribe takes the first join up again: the later frame decides', async () => {
       const { slow, lists, memberEvents, member } = await play(['v', '-', 'w', '-', 'v']);
       assert.deepEqual(lists, [['v'], ['v']]);
