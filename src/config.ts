@@ -420,7 +420,6 @@ function withResourceIdentity(config: Config, env: NodeJS.ProcessEnv): Config {
   };
 }
 
-/** Validates the environment and returns the configuration; throws ConfigError naming each bad variable. */
 /** A setting that works but loses something a client expects: said at start-up (`config_warning`), not refused. */
 export interface ConfigWarning {
   variables: string[];
@@ -432,8 +431,9 @@ export function configWarnings(config: Config): ConfigWarning[] {
   const warnings: ConfigWarning[] = [];
   const budget = config.frameRateLimitPerSecond;
   if (budget > 0 && config.maxSubscriptionsPerConnection >= budget) {
-    // pusher-js sends every subscribe at once when it reconnects: past the frame budget they get 4301, not an answer on
-    // their channels, and it keeps those channels pending until the next reconnect.
+    // pusher-js sends every subscribe at once when it reconnects, after its `pusher:signin` when it signs in: past the
+    // frame budget they get 4301, not an answer on their channels, and it keeps those channels pending until the next
+    // reconnect. Equal, a full set of subscribes and a sign-in is one frame too many.
     warnings.push({
       variables: ['MAX_SUBSCRIPTIONS_PER_CONNECTION', 'FRAME_RATE_LIMIT_PER_SECOND'],
       message:
@@ -445,6 +445,7 @@ export function configWarnings(config: Config): ConfigWarning[] {
   return warnings;
 }
 
+/** Validates the environment and returns the configuration; throws ConfigError naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const parsed = parseEnv(env);
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map(describeIssue).join('; '));

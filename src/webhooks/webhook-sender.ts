@@ -6,8 +6,8 @@
  * `channel_occupied` / `member_added` that cancels them, when the channel is re-occupied or the user comes back in time
  * (as Pusher does) — one decision for the app, so no webhook sees a flap another does not.
  *
- * Memory is bounded: at most `maxPendingEvents` per webhook (waiting or being delivered), of at most `maxPendingBytes`
- * (`eventBytes`: a client event's data is most of it), and as many events held back per app;
+ * Memory is bounded: at most `maxPendingEvents` per webhook (waiting or being delivered), client events only while they
+ * all weigh at most `maxPendingBytes` (`eventBytes`: a client event's data is most of it), and as many held back per app;
  * past that new events are counted `failed` and the episode is logged once. Every event a webhook takes ends counted
  * exactly once for that webhook as `ok` or `failed`. What waits meanwhile is read from the queues at scrape time
  * (`backlog()`, `held()`: `websocket_webhook_pending_events`, `websocket_webhook_held_events`), never counted per event.

@@ -101,6 +101,8 @@ test('a 429 or 503 answers its Retry-After, in seconds or as a date; another sta
   assert.deepEqual(await postWebhook(`${base}/hooks`, request('{}')), { status: 500, ok: false });
   assert.deepEqual(await postWebhook(`${base}/hooks`, request('{}')), { status: 429, ok: false });
   assert.equal(retryAfterMs(' 0 ', 0), 0);
+  // More digits than any date's seconds: a long wait all the same (it was read as no header, a review).
+  assert.equal(retryAfterMs('99999999999', 0), 99_999_999_999_000);
   assert.equal(retryAfterMs('Thu, 01 Jan 1970 00:00:01 GMT', 5_000), 0, 'a date in the past');
   assert.equal(retryAfterMs(undefined, 0), undefined);
 });
