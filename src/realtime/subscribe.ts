@@ -174,11 +174,14 @@ async function answerRepeat(
   traced: Context,
 ): Promise<void> {
   if (kind.presence) {
+    const held = connection.subscriptions.get(name);
     const members = await deps.adapter.members(connection.app.id, name).catch((err: unknown) => {
       if (err instanceof EngineUnavailableError) return undefined;
       throw err;
     });
-    if (!connection.isOpen) return;
+    // Left since (an unsubscribe, maybe a subscribe as another member after it): the answer is the later frames' to give.
+    // Sent, it came after the client's next subscribe, with a list without that subscribe's member (a review).
+    if (!connection.isOpen || connection.subscriptions.get(name) !== held) return;
     if (members === undefined) {
       context.with(traced, () => refuseSubscription(deps, connection, name, failure('unavailable', Errors.SUBSCRIBE_UNAVAILABLE)));
       return;

@@ -164,6 +164,28 @@ describe('a repeated subscribe', () => {
     );
     assert.equal(slow.leaves(), 1, "a's join taken back out");
   });
+  test('presence: a repeat whose member list is still being read when the client unsubscribes is not answered', async () => {
+    // Answered after the unsubscribe and the next subscribe as w, its list (v's, or none) came first: a client taking it
+    // for w's answer had a list without itself (a review).
+    const world = unitWorld();
+    const { connection, socket } = world.connect();
+    const as = (user: string) => signedSubscribe(world, connection, 'presence-room', JSON.stringify({ user_id: user }));
+    await subscribe(world.deps, connection, as('v'));
+    const adapter = world.deps.adapter;
+    const { members } = adapter;
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    adapter.members = (...args) => gate.then(() => members.apply(adapter, args));
+    const repeat = subscribe(world.deps, connection, as('v'));
+    unsubscribe(world.deps, connection, { event: 'pusher:unsubscribe', channel: 'presence-room' });
+    const next = subscribe(world.deps, connection, as('w'));
+    await next;
+    open();
+    await repeat;
+    const answers = socket.data('pusher_internal:subscription_succeeded') as { presence: { ids: string[] } }[];
+    assert.deepEqual(answers.map((a) => a.presence.ids), [['v'], ['w']]);
+  });
+
   describe('presence: subscribe, unsubscribe, subscribe as another member while the first join is under way', () => {
     /**
      * Plays frames of one connection on `presence-room` while the cluster's joins wait, then lets them through: a user id
