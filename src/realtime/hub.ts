@@ -234,7 +234,7 @@ export class Hub {
       joining.set(name, joins);
       this.joiningChannels++;
     }
-    if (!joins.has(connection)) this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);
+    if (!joins.has(connection)) this.count(connection);
     joins.set(connection, pending);
     return pending;
   }
@@ -263,7 +263,7 @@ export class Hub {
     this.releaseSwitchPlace(connection, pending);
     if (!pending.cancelled) return;
     pending.cancelled = false;
-    this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);
+    this.count(connection);
   }
 
   /**
@@ -277,7 +277,7 @@ export class Hub {
     pending.switchTurn = turn;
     if (!pending.switchHoldsPlace) {
       pending.switchHoldsPlace = true;
-      this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);
+      this.count(connection);
     }
     return turn;
   }
@@ -287,6 +287,11 @@ export class Hub {
     if (!pending.switchHoldsPlace) return;
     pending.switchHoldsPlace = false;
     this.uncount(connection);
+  }
+
+  /** One more of the connection's subscriptions being recorded (or a switch's place): counted under its cap. */
+  private count(connection: Connection): void {
+    this.joiningOf.set(connection, (this.joiningOf.get(connection) ?? 0) + 1);
   }
 
   private uncount(connection: Connection): void {
