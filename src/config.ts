@@ -14,6 +14,7 @@ import {
   allEventsWebhook,
   MAX_WEBHOOKS_PER_APP,
   toWebhookConfig,
+  httpUrl,
   webhookListSchema,
   webhookUrl,
   type WebhookConfig,
@@ -36,11 +37,17 @@ function fromEnv<T extends z.ZodType>(env: string, schema: T, shownDefault?: str
 
 const bool = () =>
   z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
-/** An integer setting; a value that is no number at all says so (zod's own words: "expected number, received NaN"). */
-const notANumber = (issue: z.core.$ZodRawIssue) =>
-  issue.code === 'invalid_type' && issue.expected === 'number' ? 'not a number' : undefined;
+/**
+ * An integer setting, written in decimal digits (spaces around them allowed). `Number()` read a blank value (" ") as 0,
+ * which turned a limit off (`FRAME_RATE_LIMIT_PER_SECOND`) or took any free port (`PORT`), and read `0x4BC9` and `1e4`
+ * as numbers: each is now refused, naming the variable.
+ */
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number({ error: notANumber }).int().min(min).max(max);
+  z
+    .string()
+    .regex(/^\s*\d+\s*$/, 'not a number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
 /**
  * App ids the configuration refuses: `u` names the Redis engine's tag of an app's signed-in users (`{u:appId}`,
  * adapters/redis-keys.ts), which app `u`'s channel named like another app would share (`{u:channel}`).
@@ -248,7 +255,7 @@ const fields = z.object({
   httpRequestTimeoutMs: fromEnv('HTTP_REQUEST_TIMEOUT_MS', int(100, 600_000).default(30_000)),
   shutdownGraceMs: fromEnv('SHUTDOWN_GRACE_MS', int(0, 600_000).default(1000)),
   shutdownTimeoutMs: fromEnv('SHUTDOWN_TIMEOUT_MS', int(100, 600_000).default(10_000)),
-  lokiUrl: fromEnv('LOKI_URL', z.url().optional()),
+  lokiUrl: fromEnv('LOKI_URL', httpUrl.optional()),
   lokiUsername: fromEnv('LOKI_USERNAME', z.string().min(1).optional()),
   lokiPassword: fromEnv('LOKI_PASSWORD', z.string().min(1).optional()),
   lokiTenantId: fromEnv('LOKI_TENANT_ID', z.string().min(1).optional()),
@@ -440,6 +447,16 @@ export function configWarnings(config: Config): ConfigWarning[] {
         `MAX_SUBSCRIPTIONS_PER_CONNECTION (${config.maxSubscriptionsPerConnection}) is not below FRAME_RATE_LIMIT_PER_SECOND ` +
         `(${budget}): a client resubscribing all its channels at once after a reconnect (pusher-js does) has the subscribes ` +
         'past the limit refused with 4301, and its library keeps those channels pending',
+    });
+  }
+  if (config.shutdownGraceMs >= config.shutdownTimeoutMs) {
+    // The drain closes the connections only after the grace; a grace past the deadline leaves them open when it passes,
+    // so every shutdown with a client connected exits 1 (timed out) although nothing was lost.
+    warnings.push({
+      variables: ['SHUTDOWN_GRACE_MS', 'SHUTDOWN_TIMEOUT_MS'],
+      message:
+        `SHUTDOWN_GRACE_MS (${config.shutdownGraceMs}) is not below SHUTDOWN_TIMEOUT_MS (${config.shutdownTimeoutMs}): ` +
+        'the connections are still open when the deadline passes, and a shutdown with clients connected exits 1 (timed out)',
     });
   }
   return warnings;

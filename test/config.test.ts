@@ -233,3 +233,42 @@ test('a subscription cap not below the frame budget is said at start-up, not ref
   assert.deepEqual(warning?.variables, ['MAX_SUBSCRIPTIONS_PER_CONNECTION', 'FRAME_RATE_LIMIT_PER_SECOND']);
   assert.match(warning?.message ?? '', /^MAX_SUBSCRIPTIONS_PER_CONNECTION \(100\) is not below FRAME_RATE_LIMIT_PER_SECOND \(100\)/);
 });
+
+test('a shutdown grace not below the shutdown deadline is said at start-up, not refused', () => {
+  // A probe: SHUTDOWN_GRACE_MS=5000 with SHUTDOWN_TIMEOUT_MS=2000 started without a word, and every shutdown with a client
+  // connected then exited 1 (timed out) although every client got 4200 and every accepted publish was delivered.
+  assert.deepEqual(configWarnings(loadConfig({ SHUTDOWN_GRACE_MS: '1999', SHUTDOWN_TIMEOUT_MS: '2000' })), []);
+  const [warning, ...rest] = configWarnings(loadConfig({ SHUTDOWN_GRACE_MS: '5000', SHUTDOWN_TIMEOUT_MS: '2000' }));
+  assert.deepEqual(rest, []);
+  assert.deepEqual(warning?.variables, ['SHUTDOWN_GRACE_MS', 'SHUTDOWN_TIMEOUT_MS']);
+  assert.match(warning?.message ?? '', /^SHUTDOWN_GRACE_MS \(5000\) is not below SHUTDOWN_TIMEOUT_MS \(2000\)/);
+});
+
+test('a number setting is whole decimal digits: blank, hexadecimal or exponent values are refused, naming the variable', () => {
+  // A probe: FRAME_RATE_LIMIT_PER_SECOND=" " started with no frame limit (Number(" ") is 0), PORT=" " on any free port,
+  // PORT=0x4BC9 on 19401 and PORT=1e4 on 10000.
+  for (const [variable, value] of [
+    ['FRAME_RATE_LIMIT_PER_SECOND', ' '],
+    ['PORT', ' '],
+    ['SHUTDOWN_GRACE_MS', '\t'],
+    ['PORT', '0x4BC9'],
+    ['PORT', '1e4'],
+    ['MAX_PAYLOAD_BYTES', '2048.0'],
+    ['ACTIVITY_TIMEOUT', '-5'],
+  ] as const) {
+    assert.throws(
+      () => loadConfig({ [variable]: value }),
+      (err: unknown) => err instanceof ConfigError && err.message === `${variable}: not a number`,
+      `${variable}=${JSON.stringify(value)}`,
+    );
+  }
+  // Spaces around the digits are read as the number; the bounds still apply.
+  assert.equal(loadConfig({ FRAME_RATE_LIMIT_PER_SECOND: ' 50 ' }).frameRateLimitPerSecond, 50);
+  assert.throws(() => loadConfig({ PORT: '65536' }), /^ConfigError: PORT: Too big/);
+});
+
+test('LOKI_URL is an http:// or https:// URL', () => {
+  // A probe: LOKI_URL=ftp://… started, every push failed with a TypeError, and a shutdown waited its whole deadline.
+  assert.throws(() => loadConfig({ LOKI_URL: 'ftp://127.0.0.1:3100' }), /LOKI_URL: an http:\/\/ or https:\/\/ URL/);
+  assert.equal(loadConfig({ LOKI_URL: 'https://logs.example.com' }).lokiUrl, 'https://logs.example.com');
+});

@@ -48,7 +48,9 @@ const RESERVED_HEADERS = new Set([
  * an APPS_FILE app's `webhookUrl`, a listed webhook's `url`). Before, the shorthands took any URL, `ftp://` included, and
  * every event of it was retried until the deadline, then given up.
  */
-export const webhookUrl = z.url().refine((u) => /^https?:\/\//i.test(u), 'an http:// or https:// URL');
+/** An http:// or https:// URL: what Node's fetch can send to (a webhook's, Loki's). */
+export const httpUrl = z.url().refine((u) => /^https?:\/\//i.test(u), 'an http:// or https:// URL');
+export const webhookUrl = httpUrl;
 
 /** What Node's HTTP client sends in a header value: tab, visible ASCII and Latin-1 (anything else fails every request). */
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
