@@ -468,6 +468,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       shardRereads.add(later);
     },
     message: (channel, message) => {
+      // A flush marker may come on any channel this node listens to, the apps' watch channels included (redis-flush.ts).
+      if (markers.received(message)) return;
       if (channel === keys.control) onControl(message);
       else if (watchChannels.has(channel)) onUserPresenceMessage(message);
       else onEnvelopeMessage(channel, message);
@@ -475,7 +477,6 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   });
 
   function onEnvelopeMessage(channel: string, message: string): void {
-    if (markers.received(message)) return;
     const decoded = decodeStamped(message);
     if (decoded === undefined) return;
     const { envelope, stamp } = decoded;
@@ -509,7 +510,6 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   }
 
   function onControl(message: string): void {
-    if (markers.received(message)) return;
     let m: ControlMessage;
     try {
       m = JSON.parse(message) as ControlMessage;

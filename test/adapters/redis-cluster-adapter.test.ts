@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
 import type { Envelope } from '../../src/adapters/envelope.js';
 import { createRedisAdapter, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
+import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { noAdapterMetrics, quietLogger } from '../helpers/redis-adapter-deps.js';
 import { slotMasters, startRedisCluster, type RedisClusterServer } from '../helpers/redis-cluster.js';
 import { eventually, until, within } from '../helpers/wait.js';
@@ -156,5 +157,31 @@ test('redis cluster adapter: a shard that lost its data (holding no node key, li
   } finally {
     admin.disconnect();
     await Promise.all(made.map((n) => n.close()));
+  }
+});
+
+test('redis cluster adapter: flush resolves when the app\'s watch channel is what this node still listens to on a shard it published to', async () => {
+  // A probe: a node on a Redis Cluster that published to a channel and then lost its last subscriber of it took the whole
+  // shutdown deadline (10 s, exit 1) in the drain's adapter_flush: the marker went out on the app's watchlist channel, the
+  // one channel the node still listened to on that shard, and the watchlist handler dropped it.
+  const admin = new Cluster(cluster.nodes);
+  const prefix = 'flushwatch';
+  const a = make({ prefix });
+  try {
+    const { masterOf } = await slotMasters(admin);
+    const keys = new RedisKeys(prefix);
+    const watched = masterOf(keys.users('a1').events);
+    let channel = '';
+    for (let i = 0; channel === '' || masterOf(keys.channel('a1', channel).events) !== watched; i++) channel = `fw-${i}`;
+    await within(a.ready(), 'the adapter up', 10_000);
+    await a.join('a1', channel, '1.1', null, 0);
+    a.publish({ appId: 'a1', channel, event: 'e', data: '{}', userId: undefined, excludeSocketId: undefined, kind: 'channel_event', trace: undefined, publishedAt: 1 });
+    await a.leave('a1', channel, '1.1', null);
+    // The node unsubscribes in the next turn; the flush comes after it (the drain's order: connections gone, then flush).
+    await until(() => a.listening() === 1, 'only the watch channel listened to');
+    await within(a.flush(), 'the flush', 3000);
+  } finally {
+    await a.close();
+    admin.disconnect();
   }
 });
