@@ -28,4 +28,5 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||6001)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # SIGTERM starts the graceful drain (README, "Health and shutdown"); compose and Kubernetes give it stop_grace_period / terminationGracePeriodSeconds.
 STOPSIGNAL SIGTERM
-CMD ["node", "--import", "./dist/otel/register.js", "dist/src/main.js"]
+# The node options of `npm start` (docs/scaling.md, "The Node process"; test/start-command.test.ts keeps them the same).
+CMD ["node", "--max-semi-space-size=32", "--enable-source-maps", "--import", "./dist/otel/register.js", "dist/src/main.js"]

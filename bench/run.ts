@@ -27,6 +27,7 @@ import { FANOUT_COLUMNS, fanoutRows, fanoutSpread, firstStormNote, lossNote, SMA
 import { SCENARIOS } from './fanout/scenarios.js';
 import type { SmallChannelsOptions, SmallChannelsResult } from './fanout/small-channels.js';
 import { ROOT, startServer, TARGETS, type ServerProcess, type TargetId } from './fanout/targets.js';
+import { startArgs } from '../test/helpers/start-command.js';
 import { renderResults, RESULTS_DIR } from './render-results.js';
 import { commandLine, machineStamp, writeResults, type BenchResults } from './results-format.js';
 
@@ -368,7 +369,7 @@ const stamp = machineStamp(['src', 'otel', 'bench/common', 'bench/fanout', 'benc
 const common = [
   `Every server is a fresh child process on 127.0.0.1 per repetition. Fan-out, bursts and connections: every target's server runs at once and each phase is measured in slices the targets take in turn, in an order rotated per repetition (fan-out ${SLICE.rate} publishes at the fixed rate, ${SLICE.latency} at the low rate, ${SLICE.throughput} in the closed loop; bursts ${BURST_SLICE} requests; connections ${CONNECT_SLICE} connects), each target's CPU and time summed over its slices — this machine's speed for the same work wanders by up to 2x from one minute to the next, and slices taken in turn share every slow stretch alike (until commit 0762987 each target ran whole, one after another, and per-repetition ratios spread 0.7–1.2). Many small channels: the same way, on a fresh server per target, ${SMALL_SLICE} requests per slice (at 3ed7c00 they still ran target after target, 1 500 requests, ~1 s each, and Beacon's per-repetition ratios spread 1.16–1.40 × bare ws). The load processes (Node, \`ws\` / socket.io-client; one per target and load, the idle ones waiting for their turn) share the 2-core machine with the servers${' '}— and with other work: read the ratios, each a median of per-repetition ratios. ${runs} repetitions, whole run ${minutes} min.`,
   'CPU = utime + stime of the server process (all threads: GC, pino, exporters) from /proc/<pid>/stat over the measured phase ÷ deliveries (10 ms tick resolution).',
-  'Beacon runs compiled (`node --enable-source-maps --import ./dist/otel/register.js dist/src/main.js`, as `npm start`) with 10 apps (APPS_FILE). Telemetry off: OTEL_SDK_DISABLED=true, LOG_LEVEL=warn. Telemetry on: the Prometheus exporter scraped every second, spans exported over OTLP/HTTP (protobuf, BatchSpanProcessor) to a sink of the runner that discards, sampled at 5 % (parentbased_traceidratio) or always_on, LOG_LEVEL=info to stdout (a pipe the runner drains). The baselines run through tsx (transpiled at load time).',
+  `Beacon runs compiled (\`node ${startArgs(ROOT).join(' ')}\`, as \`npm start\`) with 10 apps (APPS_FILE). Telemetry off: OTEL_SDK_DISABLED=true, LOG_LEVEL=warn. Telemetry on: the Prometheus exporter scraped every second, spans exported over OTLP/HTTP (protobuf, BatchSpanProcessor) to a sink of the runner that discards, sampled at 5 % (parentbased_traceidratio) or always_on, LOG_LEVEL=info to stdout (a pipe the runner drains). The baselines run through tsx (transpiled at load time).`,
 ];
 const fanout: BenchResults = {
   scenario: 'fanout',

@@ -19,6 +19,7 @@ import { parseCommand, positive } from '../common/cli.js';
 import { runRotated } from '../common/rotated-runs.js';
 import { loadErrorLine, runChild } from '../fanout/child.js';
 import { ROOT } from '../fanout/targets.js';
+import { startArgs } from '../../test/helpers/start-command.js';
 import { renderResults, RESULTS_DIR } from '../render-results.js';
 import { commandLine, machineStamp, writeResults, type BenchResults } from '../results-format.js';
 import type { ClusterFanoutOptions, ClusterFanoutResult } from './fanout-load.js';
@@ -168,7 +169,7 @@ const minutes = Math.round((Date.now() - started) / 60_000);
 const stamp = machineStamp(['src', 'otel', 'bench/common', 'bench/fanout', 'bench/cluster']);
 const common = [
   `Every topology is started fresh (redis-server and/or Beacon child processes on 127.0.0.1) for each repetition and runs the fan-out, then the sparse scenario; the topologies of a repetition run back to back in an order rotated per repetition. Everything — the nodes, Redis and the load process (Node, \`ws\` clients, the \`pusher\` SDK) — shares one 2-core machine, with other work running on it too: read the ratios (each a median of per-repetition ratios against ${TOPOLOGY_LABELS['single-local']} measured in the same repetition). ${runs} repetitions, whole run ${minutes} min.`,
-  'Beacon runs compiled (`node --enable-source-maps --import ./dist/otel/register.js dist/src/main.js`, as `npm start`) with the default app, metrics on (/metrics scraped every second, as Prometheus would), no traces, LOG_LEVEL=info to a pipe the runner drains. Redis: `redis-server` 7 with no persistence, started by the test helpers (test/helpers/redis.ts; the Redis Cluster by test/helpers/redis-cluster.ts: 3 masters, no replicas).',
+  `Beacon runs compiled (\`node ${startArgs(ROOT).join(' ')}\`, as \`npm start\`) with the default app, metrics on (/metrics scraped every second, as Prometheus would), no traces, LOG_LEVEL=info to a pipe the runner drains. Redis: \`redis-server\` 7 with no persistence, started by the test helpers (test/helpers/redis.ts; the Redis Cluster by test/helpers/redis-cluster.ts: 3 masters, no replicas).`,
   'Nodes CPU = utime + stime of every Beacon process (all threads) from /proc/<pid>/stat over the measured phase, summed over the nodes, ÷ deliveries (10 ms tick resolution per node). Redis CPU = used_cpu_user + used_cpu_sys of `INFO cpu` (getrusage, all threads) over the same phase, summed over the Redis processes. Cross-node messages = the growth of `websocket_adapter_messages_total{direction="received"}` of each node over the phase (what Redis pushed to it).',
     '(net) = CPU over the phase minus the background (the rate measured over 1.5 s of quiet just before the phase, clients connected, × the phase’s length) ÷ publications or deliveries: the marginal cost, what a saturated node or Redis pays. "idle CPU ms/s" is that background: for a node its timers, heartbeats, GC and the /metrics scrapes; for Redis its cron, the cluster bus and the nodes’ heartbeats. Redis commands / publication counts every command Redis ran over the phase (`INFO commandstats`) ÷ publications.',
 ];

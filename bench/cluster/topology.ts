@@ -6,6 +6,7 @@
  */
 import { startRedisCluster } from '../../test/helpers/redis-cluster.js';
 import { startRedis } from '../../test/helpers/redis.js';
+import { startArgs } from '../../test/helpers/start-command.js';
 import { spawnServer } from '../fanout/server-process.js';
 import { freePort, ROOT } from '../fanout/targets.js';
 
@@ -70,7 +71,7 @@ async function startNode(env: Record<string, string>): Promise<{ node: NodeProce
   });
   const child = await spawnServer({
     label: 'beacon',
-    args: ['--enable-source-maps', '--import', './dist/otel/register.js', 'dist/src/main.js'],
+    args: startArgs(ROOT),
     cwd: ROOT,
     env: childEnv,
     port,

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Pusher from 'pusher';
+import { startArgs } from '../../test/helpers/start-command.js';
 
 /** Which server. */
 export type TargetId = 'ws' | 'ws-raw' | 'ws-direct' | 'ws-fastify' | 'socketio' | 'beacon' | 'beacon-sampled' | 'beacon-otel';
@@ -60,12 +61,12 @@ export const BEACON_APPS = [
   ...Array.from({ length: 9 }, (_, i) => ({ id: `app-${i + 2}`, key: `key-${i + 2}`, secret: `secret-${i + 2}` })),
 ];
 
-/** The command line of each target, relative to ROOT. */
-export function targetCommand(target: TargetId): string[] {
+/** The command line of each target, relative to ROOT (a Beacon's to `root`, the checkout it runs from). */
+export function targetCommand(target: TargetId, root = ROOT): string[] {
   switch (protocolOf(target)) {
-    // Compiled JS, as production runs it (`npm start`): no TypeScript loader in the measured process.
+    // Compiled JS with the node options of that checkout's `npm start`, as production runs it: no TypeScript loader.
     case 'beacon':
-      return ['--enable-source-maps', '--import', './dist/otel/register.js', 'dist/src/main.js'];
+      return startArgs(root);
     // The baselines are a page each; tsx only transpiles them at load time, the running code is plain JS.
     case 'ws':
       return ['--import', 'tsx', 'bench/fanout/ws-server.ts'];
@@ -152,7 +153,7 @@ export async function startServer(target: TargetId, options: StartOptions = {}):
   if (target === 'ws-fastify') env.STACK = 'fastify';
   Object.assign(env, options.env);
   const cwd = protocolOf(target) === 'beacon' ? (options.root ?? ROOT) : ROOT;
-  const args = [...(options.nodeArgs ?? []), ...targetCommand(target)];
+  const args = [...(options.nodeArgs ?? []), ...targetCommand(target, cwd)];
   const child = await spawnServer({ label: target, args, cwd, env, port, readyTimeoutMs: READY_TIMEOUT_MS, graceMs: 3000 });
   // A variant may switch the SDK off (`--variant off:OTEL_SDK_DISABLED=true`): then nothing serves /metrics.
   const served = hasMetrics(target) && env.OTEL_SDK_DISABLED !== 'true';

@@ -31,7 +31,7 @@ export async function startBeacon(root: string): Promise<Server> {
     SHUTDOWN_GRACE_MS: '0',
     SHUTDOWN_TIMEOUT_MS: '3000',
   });
-  const child = spawn(process.execPath, targetCommand('beacon'), { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, targetCommand('beacon', root), { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   let errors = 0;
   let partial = '';

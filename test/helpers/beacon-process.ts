@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort, pollUntil } from './prometheus.js';
+import { startArgs } from './start-command.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -68,7 +69,7 @@ export async function spawnBeacon(
     ...env,
   });
   const args = compiled
-    ? ['--import', './dist/otel/register.js', 'dist/src/main.js']
+    ? startArgs(root)
     : ['--import', 'tsx', '--import', './otel/register.ts', 'src/main.ts'];
   const child = spawn(process.execPath, args, {
     cwd: root,
