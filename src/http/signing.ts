@@ -29,6 +29,9 @@ export type SigningFailure = Extract<SigningResult, { ok: false }>;
  * which includes `body_md5`, so a request that passes has a signed digest of its body. Costs a few microseconds whatever the
  * body size; the body is then checked against the digest by `verifyBody`. `nowSeconds` is injectable for tests.
  */
+/** An `auth_timestamp` as the SDKs write it: decimal digits (at most 15: a Number holds them exactly). */
+const DIGITS = /^\d{1,15}$/;
+
 export function verifyRequest(
   app: AppConfig,
   request: SignedRequest,
@@ -41,7 +44,9 @@ export function verifyRequest(
   if (key === undefined || !safeEqualHex(app.key, key)) {
     return { ok: false, reason: 'unknown_key', error: Errors.API_UNKNOWN_KEY, message: Errors.API_UNKNOWN_KEY.message };
   }
-  const timestamp = Number(query.auth_timestamp);
+  // Whole seconds in decimal digits, as every SDK sends them (Number() also read hexadecimal, exponents and fractions).
+  const written = query.auth_timestamp ?? '';
+  const timestamp = DIGITS.test(written) ? Number(written) : Number.NaN;
   if (!Number.isFinite(timestamp) || Math.abs(nowSeconds - timestamp) > toleranceSeconds) {
     const error = Errors.API_EXPIRED;
     return { ok: false, reason: 'expired', error, message: error.format(toleranceSeconds) };

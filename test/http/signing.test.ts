@@ -102,7 +102,10 @@ test('body_md5 is the MD5 of the raw bytes, not of their UTF-8 decoding', async 
 test('an auth_timestamp that is no number, or missing, is refused as one not within the tolerance, saying so', () => {
   // The message said "more than 600 s from server time" for `auth_timestamp=abc` (a probe against the reference).
   const app = loadConfig({}).apps[0]!;
-  for (const timestamp of ['abc', '', undefined]) {
+  // And a time written otherwise than in decimal seconds (Number() read these as now): hexadecimal, an exponent, a
+  // fraction, spaces. Every SDK sends whole seconds in digits.
+  const now = Math.floor(Date.now() / 1000);
+  for (const timestamp of ['abc', '', undefined, `0x${now.toString(16)}`, `${now / 1e9}e9`, `${now}.5`, ` ${now}`]) {
     const query: Record<string, string> = { auth_key: APP.key, auth_version: '1.0' };
     if (timestamp !== undefined) query.auth_timestamp = timestamp;
     query.auth_signature = sign(APP.secret, apiSignString('GET', '/apps/app-id/channels', query));
