@@ -133,6 +133,8 @@ export interface WebhookBacklog {
   queued: number;
   /** In requests in flight or waiting to retry. */
   inFlight: number;
+  /** The size of its waiting events (queued and in flight), as `WEBHOOK_MAX_PENDING_BYTES` counts it. */
+  bytes: number;
 }
 
 /** Sizes read at collection time. Every callback must be cheap: it runs on each scrape. */
@@ -433,6 +435,10 @@ export function createMetrics(
   const webhookPending = meter.createObservableGauge('websocket_webhook_pending_events', {
     description: 'Webhook events waiting per webhook: queued for a request, or in requests in flight or waiting to retry',
   });
+  const webhookPendingBytes = meter.createObservableGauge('websocket_webhook_pending_bytes', {
+    description: 'Size of the events waiting per webhook (queued and in flight), as WEBHOOK_MAX_PENDING_BYTES counts it',
+    unit: 'By',
+  });
   const webhookHeld = meter.createObservableGauge('websocket_webhook_held_events', {
     description: 'channel_vacated and member_removed events held back for the vacate delay, per app, not yet routed',
   });
@@ -442,10 +448,11 @@ export function createMetrics(
         const webhook = String(w.webhook);
         result.observe(webhookPending, w.queued, { app_id: w.appId, webhook, state: 'queued' });
         result.observe(webhookPending, w.inFlight, { app_id: w.appId, webhook, state: 'in_flight' });
+        result.observe(webhookPendingBytes, w.bytes, { app_id: w.appId, webhook });
       }
       for (const [appId, count] of sources.webhookHeld?.() ?? []) result.observe(webhookHeld, count, { app_id: appId });
     },
-    [webhookPending, webhookHeld],
+    [webhookPending, webhookPendingBytes, webhookHeld],
   );
 
   // Loki shipping runs in a worker thread that keeps its counts in shared memory: read them at scrape time.

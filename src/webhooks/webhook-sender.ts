@@ -448,7 +448,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     },
 
     backlog() {
-      return allQueues.map((q) => ({ appId: q.app.id, webhook: q.index, queued: q.ready.length, inFlight: q.deliveringEvents }));
+      return allQueues.map((q) => ({ appId: q.app.id, webhook: q.index, queued: q.ready.length, inFlight: q.deliveringEvents, bytes: q.pendingBytes() }));
     },
 
     held() {

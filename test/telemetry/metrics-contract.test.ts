@@ -25,7 +25,7 @@ const sources: GaugeSources = {
   adapterStatus: () => ({ adapter: 'local', up: true, pending: 2, congested: false }),
   logShipping: () => ({ shipped: 42, dropped: { spool_full: 1, rejected: 2, shutdown: 3 } }),
   stdoutDropped: () => ({ closed: 4, write_error: 5 }),
-  webhookBacklog: () => [{ appId: 'app-1', webhook: 0, queued: 6, inFlight: 7 }],
+  webhookBacklog: () => [{ appId: 'app-1', webhook: 0, queued: 6, inFlight: 7, bytes: 9 }],
   webhookHeld: () => [['app-1', 8]],
 };
 
@@ -87,8 +87,8 @@ describe('metrics contract (docs/telemetry.md)', () => {
   const contract = readContract();
 
   it('reads every table of Beacon\'s own metrics from docs/telemetry.md', () => {
-    // 40 rows, one of which names two counters.
-    assert.equal(contract.length, 41);
+    // 41 rows, one of which names two counters.
+    assert.equal(contract.length, 42);
     assert.ok(contract.some((c) => c.name === HTTP_DURATION && c.type === 'histogram'));
     assert.ok(contract.some((c) => c.name === 'websocket_connections' && c.type === 'gauge'));
     assert.ok(contract.some((c) => c.name === 'websocket_sent_bytes_total'));
@@ -180,6 +180,7 @@ describe('metrics contract (docs/telemetry.md)', () => {
     assert.equal(sample('websocket_adapter_pending_changes', { adapter: 'local' }), 2);
     assert.equal(sample('websocket_webhook_pending_events', { app_id: 'app-1', webhook: '0', state: 'queued' }), 6);
     assert.equal(sample('websocket_webhook_pending_events', { app_id: 'app-1', webhook: '0', state: 'in_flight' }), 7);
+    assert.equal(sample('websocket_webhook_pending_bytes', { app_id: 'app-1', webhook: '0' }), 9);
     assert.equal(sample('websocket_webhook_held_events', { app_id: 'app-1' }), 8);
     assert.equal(sample('websocket_adapter_dropped_total', { reason: 'down' }), 1);
     assert.equal(sample('websocket_adapter_dropped_total', { reason: 'gap' }), 3, 'counted by the number missed');

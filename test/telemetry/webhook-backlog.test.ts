@@ -66,6 +66,7 @@ test('a receiver that holds its requests shows as events in flight and queued on
         queued: value('websocket_webhook_pending_events', { app_id: 'app-id', webhook: '0', state: 'queued' }),
         in_flight: value('websocket_webhook_pending_events', { app_id: 'app-id', webhook: '0', state: 'in_flight' }),
         held: value('websocket_webhook_held_events', { app_id: 'app-id' }),
+        bytes: value('websocket_webhook_pending_bytes', { app_id: 'app-id', webhook: '0' }),
       };
     };
     /** Polls the scrape until it reads `expected`; a failure names the last reading. */
@@ -80,7 +81,7 @@ test('a receiver that holds its requests shows as events in flight and queued on
       });
     };
 
-    assert.deepEqual(await scrape(), { queued: 0, in_flight: 0, held: 0 }, 'exported from start, at 0');
+    assert.deepEqual(await scrape(), { queued: 0, in_flight: 0, held: 0, bytes: 0 }, 'exported from start, at 0');
 
     // Six channels occupied: six channel_occupied events for the webhook.
     for (let i = 0; i < 6; i++) {
@@ -88,15 +89,17 @@ test('a receiver that holds its requests shows as events in flight and queued on
       await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === `news-${i}`);
     }
     await until(() => receiver.held() === 4, 'four requests held by the receiver', SCRAPE_WAIT_MS);
-    await shows({ queued: 2, in_flight: 4, held: 0 }, 'four events in flight, two queued');
+    // Their size as WEBHOOK_MAX_PENDING_BYTES counts it: each channel name and 128.
+    const bytes = 6 * ('news-0'.length + 128);
+    await shows({ queued: 2, in_flight: 4, held: 0, bytes }, 'four events in flight, two queued');
 
     // The last subscriber leaves: its channel_vacated is held back for the delay, in no webhook's queue yet.
     client.send({ event: 'pusher:unsubscribe', data: { channel: 'news-5' } });
-    await shows({ queued: 2, in_flight: 4, held: 1 }, 'the vacate held back');
+    await shows({ queued: 2, in_flight: 4, held: 1, bytes }, 'the vacate held back');
 
     receiver.release();
     await until(() => receiver.requests() === 6, 'the six events delivered', SCRAPE_WAIT_MS);
-    await shows({ queued: 0, in_flight: 0, held: 1 }, 'nothing waiting once the receiver answered');
+    await shows({ queued: 0, in_flight: 0, held: 1, bytes: 0 }, 'nothing waiting once the receiver answered');
     assert.equal(receiver.requests(), 6, 'no request was retried');
   } finally {
     await client?.close();

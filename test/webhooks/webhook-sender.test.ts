@@ -425,8 +425,15 @@ test('the queue is bounded in size too: past maxPendingBytes new events are coun
   for (let i = 0; i < 4; i++) sender.emit(a, big(i));
   // Two fit (2 × ~100 kB ≤ 250 kB); the other events are not held to the size bound (only to their number).
   assert.equal(count('client_event:failed'), 2);
+  // What websocket_webhook_pending_bytes shows: the two client events held, as the bound counts them.
+  const held = 2 * ('private-chat'.length + 100_000 + 'client-big'.length + '1.0'.length + 128);
+  assert.deepEqual(sender.backlog().map((b) => b.bytes), [held]);
   for (let i = 0; i < 500; i++) sender.emit(a, occupied(`small-${i}`));
   assert.equal(count('channel_occupied:failed'), 0);
+  // Occupancy events count in it too (their channel and 128), though only client events are refused by size.
+  let small = 0;
+  for (let i = 0; i < 500; i++) small += `small-${i}`.length + 128;
+  assert.deepEqual(sender.backlog().map((b) => b.bytes), [held + small]);
   const full = failedLines().filter((l) => l.reason === 'queue_full');
   assert.deepEqual(full.map((l) => [l.app_id, l.max_pending_bytes]), [['sized', 250_000]]);
   await within(sender.close(), 'close() within its bound');
