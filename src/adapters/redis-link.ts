@@ -182,6 +182,15 @@ function redisCluster(nodes: { host: string; port: number }[], options: RedisOpt
   const clusterOptions = {
     redisOptions: { ...options, autoResubscribe: true },
     enableOfflineQueue: false,
+    // No command is parked inside ioredis to be sent again later: with its defaults (100 ms, up to 16 times) a command
+    // answered CLUSTERDOWN, or cut by its connection closing, went into the client's delay queue, and its commandTimeout
+    // rejected the caller without taking it out. Sent after the caller gave up, it ran after what the caller sent next: a
+    // timed-out join script ran after its take-back (a master killed and restarted empty, a probe: the member and the
+    // subscription stayed in Redis for good, unlisted from the node's channels so no reap found them). The engine's own
+    // retries (the join's, `runDurable`'s) send again, in order. TRYAGAIN still goes through the queue, at 0 ms.
+    retryDelayOnClusterDown: 0,
+    retryDelayOnTryAgain: 0,
+    retryDelayOnFailover: 0,
     clusterRetryStrategy: (times: number) => Math.min(times * 100, 1000),
     // The ready check (CLUSTER INFO) failing on a connection closed meanwhile makes ioredis tear the cluster client down
     // while its sharded subscribers are connecting — the path that hangs the subscriber group (see the top of this file).
