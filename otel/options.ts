@@ -85,8 +85,10 @@ export function samplerRatio(raw: string | undefined, warnings: string[]): numbe
 }
 
 /** A port the metrics server can be told to listen on; 0 is refused: nobody could scrape a port chosen at random. */
-function isMetricsPort(n: number): boolean {
-  return Number.isInteger(n) && n >= 1 && n <= 65535;
+/** A port from 1 to 65535 in decimal digits, as src/config.ts reads every number (`0x4BC9` or `1e4` is refused). */
+function isMetricsPort(value: string): boolean {
+  const n = Number(value);
+  return /^\s*\d+\s*$/.test(value) && n >= 1 && n <= 65535;
 }
 
 
@@ -106,12 +108,12 @@ function metricsAddressFromEnv(env: NodeJS.ProcessEnv, warnings: string[], error
 
   const ownPort = nonEmpty(env.METRICS_PORT);
   if (ownPort !== undefined) {
-    if (!isMetricsPort(Number(ownPort))) errors.push(`METRICS_PORT: not a port from 1 to 65535: "${ownPort}"`);
+    if (!isMetricsPort(ownPort)) errors.push(`METRICS_PORT: not a port from 1 to 65535: "${ownPort}"`);
     return { host, port: Number(ownPort) };
   }
   const standardPort = nonEmpty(env.OTEL_EXPORTER_PROMETHEUS_PORT);
   if (standardPort === undefined) return { host, port: DEFAULT_METRICS_PORT };
-  if (isMetricsPort(Number(standardPort))) return { host, port: Number(standardPort) };
+  if (isMetricsPort(standardPort)) return { host, port: Number(standardPort) };
   warnings.push(`OTEL_EXPORTER_PROMETHEUS_PORT "${standardPort}" is invalid; using ${DEFAULT_METRICS_PORT}`);
   return { host, port: DEFAULT_METRICS_PORT };
 }

@@ -1,6 +1,6 @@
 /**
  * The OpenTelemetry bootstrap, loaded before the app:
- *   node --import ./dist/otel/register.js dist/src/main.js           (production, `npm start`)
+ *   node --max-semi-space-size=32 --enable-source-maps --import ./dist/otel/register.js dist/src/main.js   (`npm start`)
  *   node --import tsx --import ./otel/register.ts src/main.ts         (development and tests)
  *
  * The SDK starts before the app's first `import` (this module's top-level `await` holds the app back until then), so the

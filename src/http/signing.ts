@@ -24,14 +24,14 @@ export type SigningResult =
 /** A refused check. */
 export type SigningFailure = Extract<SigningResult, { ok: false }>;
 
+/** An `auth_timestamp` as the SDKs write it: decimal digits (at most 15: a Number holds them exactly). */
+const DIGITS = /^\d{1,15}$/;
+
 /**
  * Checks what can be checked before the body is read: `auth_key`, `auth_timestamp` and `auth_signature` over the query —
  * which includes `body_md5`, so a request that passes has a signed digest of its body. Costs a few microseconds whatever the
  * body size; the body is then checked against the digest by `verifyBody`. `nowSeconds` is injectable for tests.
  */
-/** An `auth_timestamp` as the SDKs write it: decimal digits (at most 15: a Number holds them exactly). */
-const DIGITS = /^\d{1,15}$/;
-
 export function verifyRequest(
   app: AppConfig,
   request: SignedRequest,

@@ -123,7 +123,8 @@ describe('telemetryOptionsFromEnv', () => {
 
   it('an invalid METRICS_PORT or METRICS_HOST is an error naming it (the process refuses to start), not a warning', () => {
     // Before: `metrics port "abc" is invalid; using 9464`, and 999.1.1.1 failed only at listen time, leaving no /metrics.
-    for (const port of ['abc', '0', '65536', '80.5', '-1']) {
+    // And written otherwise than in decimal digits (Number() took these as ports: a review).
+    for (const port of ['abc', '0', '65536', '80.5', '-1', '0x4BC9', '1e4', '+9465', '9465.0']) {
       const o = telemetryOptionsFromEnv({ METRICS_PORT: port });
       assert.deepEqual(o.errors, [`METRICS_PORT: not a port from 1 to 65535: "${port}"`], port);
       assert.deepEqual(o.warnings, [], port);
