@@ -153,7 +153,10 @@ export async function startServer(target: TargetId, options: StartOptions = {}):
   if (target === 'ws-fastify') env.STACK = 'fastify';
   Object.assign(env, options.env);
   const cwd = protocolOf(target) === 'beacon' ? (options.root ?? ROOT) : ROOT;
-  const args = [...(options.nodeArgs ?? []), ...targetCommand(target, cwd)];
+  // The extra node options go after the target's own and before its entry: of a V8 option given twice the last counts,
+  // so `--node-arg=--max-semi-space-size=16` overrides npm start's 32.
+  const command = targetCommand(target, cwd);
+  const args = [...command.slice(0, -1), ...(options.nodeArgs ?? []), ...command.slice(-1)];
   const child = await spawnServer({ label: target, args, cwd, env, port, readyTimeoutMs: READY_TIMEOUT_MS, graceMs: 3000 });
   // A variant may switch the SDK off (`--variant off:OTEL_SDK_DISABLED=true`): then nothing serves /metrics.
   const served = hasMetrics(target) && env.OTEL_SDK_DISABLED !== 'true';
