@@ -84,8 +84,10 @@ export function samplerRatio(raw: string | undefined, warnings: string[]): numbe
   return ratio;
 }
 
-/** A port the metrics server can be told to listen on; 0 is refused: nobody could scrape a port chosen at random. */
-/** A port from 1 to 65535 in decimal digits, as src/config.ts reads every number (`0x4BC9` or `1e4` is refused). */
+/**
+ * A port the metrics server can be told to listen on: 1 to 65535 in decimal digits, as src/config.ts reads every number
+ * (`0x4BC9` or `1e4` is refused); 0 is refused too: nobody could scrape a port chosen at random.
+ */
 function isMetricsPort(value: string): boolean {
   const n = Number(value);
   return /^\s*\d+\s*$/.test(value) && n >= 1 && n <= 65535;

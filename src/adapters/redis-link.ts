@@ -186,8 +186,9 @@ function redisCluster(nodes: { host: string; port: number }[], options: RedisOpt
     // answered CLUSTERDOWN, or cut by its connection closing, went into the client's delay queue, and its commandTimeout
     // rejected the caller without taking it out. Sent after the caller gave up, it ran after what the caller sent next: a
     // timed-out join script ran after its take-back (a master killed and restarted empty, a probe: the member and the
-    // subscription stayed in Redis for good, unlisted from the node's channels so no reap found them). The engine's own
-    // retries (the join's, `runDurable`'s) send again, in order. TRYAGAIN still goes through the queue, at 0 ms.
+    // subscription stayed in Redis for good, unlisted from the node's channels so no reap found them). The engine sends
+    // joins, leaves and resubscriptions again itself, in order; a publish so refused is dropped and counted `error` (at
+    // most once, never late). TRYAGAIN still goes through the queue, at 0 ms (docs/scaling.md).
     retryDelayOnClusterDown: 0,
     retryDelayOnTryAgain: 0,
     retryDelayOnFailover: 0,
