@@ -43,13 +43,14 @@ const RESERVED_HEADERS = new Set([
   'expect',
 ]);
 
+/** An `http://` or `https://` URL: the only ones Node's fetch sends to (a webhook's, `LOKI_URL`). */
+export const httpUrl = z.url().refine((u) => /^https?:\/\//i.test(u), 'an http:// or https:// URL');
+
 /**
  * A webhook's URL: `http://` or `https://`, the only ones it can be sent to (in every form a URL is given: `APP_WEBHOOK_URL`,
  * an APPS_FILE app's `webhookUrl`, a listed webhook's `url`). Before, the shorthands took any URL, `ftp://` included, and
  * every event of it was retried until the deadline, then given up.
  */
-/** An http:// or https:// URL: what Node's fetch can send to (a webhook's, Loki's). */
-export const httpUrl = z.url().refine((u) => /^https?:\/\//i.test(u), 'an http:// or https:// URL');
 export const webhookUrl = httpUrl;
 
 /** What Node's HTTP client sends in a header value: tab, visible ASCII and Latin-1 (anything else fails every request). */

@@ -448,7 +448,13 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     },
 
     backlog() {
-      return allQueues.map((q) => ({ appId: q.app.id, webhook: q.index, queued: q.ready.length, inFlight: q.deliveringEvents, bytes: q.pendingBytes() }));
+      return allQueues.map((q) => ({
+        appId: q.app.id,
+        webhook: q.index,
+        queued: q.ready.length,
+        inFlight: q.deliveringEvents,
+        bytes: q.pendingBytes(),
+      }));
     },
 
     held() {
