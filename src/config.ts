@@ -310,6 +310,13 @@ const fields = z.object({
 /** JSON punctuation and member names around a batch's events, beyond their data (`POST /batch_events`). */
 const API_BODY_ENVELOPE_BYTES = 64 * 1024;
 
+/**
+ * How many bytes of a request body one byte of an event's `data` may take: `data` is a string inside the JSON body, so
+ * a `"` or `\` is written as two bytes and a control character as six (`\u001f`). `MAX_PAYLOAD_BYTES` bounds the data
+ * as it is published, decoded, so a valid batch's body can be up to six times its data.
+ */
+const JSON_ESCAPE_FACTOR = 6;
+
 /** The whole configuration: the settings, the default app folded into `apps`, and the values derived from settings. */
 const configSchema = fields.transform((settings, ctx) => {
   const {
@@ -371,8 +378,8 @@ const configSchema = fields.transform((settings, ctx) => {
   return {
     ...config,
     apps,
-    /** The largest HTTP API body: a full batch of the largest events, plus its JSON envelope. */
-    apiBodyLimitBytes: config.maxPayloadBytes * config.maxBatchSize + API_BODY_ENVELOPE_BYTES,
+    /** The largest HTTP API body: a full batch of the largest events however their data is escaped, plus its JSON envelope. */
+    apiBodyLimitBytes: config.maxPayloadBytes * config.maxBatchSize * JSON_ESCAPE_FACTOR + API_BODY_ENVELOPE_BYTES,
   };
 });
 

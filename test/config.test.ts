@@ -157,8 +157,9 @@ test('webhooks: subscription_count is an event type a listed webhook may take; t
 });
 
 test('values derived from settings are computed by the schema once: the API body limit, the Redis Cluster seed nodes', () => {
-  assert.equal(loadConfig({}).apiBodyLimitBytes, 100_000 * 10 + 64 * 1024);
-  assert.equal(loadConfig({ MAX_PAYLOAD_BYTES: '2048', MAX_BATCH_SIZE: '3' }).apiBodyLimitBytes, 2048 * 3 + 64 * 1024);
+  // A full batch of the largest events, each data byte written as up to six in JSON (`\u001f`), and the envelope.
+  assert.equal(loadConfig({}).apiBodyLimitBytes, 100_000 * 10 * 6 + 64 * 1024);
+  assert.equal(loadConfig({ MAX_PAYLOAD_BYTES: '2048', MAX_BATCH_SIZE: '3' }).apiBodyLimitBytes, 2048 * 3 * 6 + 64 * 1024);
   assert.deepEqual(loadConfig({}).redisClusterNodes, []);
   assert.deepEqual(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b:7001' }).redisClusterNodes, [
     { host: '10.0.0.1', port: 7000 },

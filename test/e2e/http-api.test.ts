@@ -112,6 +112,28 @@ test('POST /batch_events: every event delivered in order; info answers per item'
   }
 });
 
+test('POST /batch_events: a full batch of the largest events is accepted however its data is escaped in JSON', async () => {
+  // 10 events of 20 000 bytes each: written in JSON, a `"` takes two bytes and a control character six, so the body
+  // (~400 KB and ~1.2 MB) is far over data × batch (200 000 bytes) and was refused 413 before its data was read.
+  const server = await startServer({ MAX_PAYLOAD_BYTES: '20000' });
+  try {
+    const channel = await subscribed(server.client(), 'escaped');
+    for (const char of ['"', '\u0001']) {
+      const data = char.repeat(20_000);
+      const received: unknown[] = [];
+      channel.bind('e', (d: unknown) => received.push(d));
+      const response = await server.sdk().triggerBatch(Array.from({ length: 10 }, () => ({ channel: 'escaped', name: 'e', data })));
+      assert.equal(response.status, 200);
+      await barrier(server, 'escaped', [channel]);
+      channel.unbind('e');
+      assert.equal(received.length, 10);
+      assert.ok(received.every((d) => d === data));
+    }
+  } finally {
+    await server.close();
+  }
+});
+
 test('POST /batch_events over MAX_BATCH_SIZE: 400 and nothing of it is published', async () => {
   const server = await startServer({ MAX_BATCH_SIZE: '2' });
   try {
