@@ -329,12 +329,15 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       }
       // Jittered: the webhooks of many apps (and nodes) that failed together do not retry against the receiver in step. A
       // receiver that said when to come back (429, 503 with Retry-After) is not asked before, up to the longest back-off.
-      const backoff = jitteredBackoffMs(attempts, limits.retryBaseMs, limits.retryMaxMs, random);
-      const wait = Math.max(backoff, Math.min(attempt.retryAfterMs ?? 0, limits.retryMaxMs));
-      if (stop.signal.aborted || now() + wait - startedAt > limits.retryDeadlineMs) {
+      // A back-off that would pass the deadline is cut to it, so the last attempt is made at the deadline (the batch was
+      // given up as soon as the next back-off passed it: up to WEBHOOK_RETRY_MAX_MS early); one the receiver asked for is not.
+      const left = limits.retryDeadlineMs - (now() - startedAt);
+      const retryAfter = Math.min(attempt.retryAfterMs ?? 0, limits.retryMaxMs);
+      if (stop.signal.aborted || left <= 0 || retryAfter > left) {
         abandon(q, batch, attempt.status, attempts, attempt.error, attempt.span);
         return;
       }
+      const wait = Math.min(Math.max(jitteredBackoffMs(attempts, limits.retryBaseMs, limits.retryMaxMs, random), retryAfter), left);
       counted(q, batch, 'retried');
       await sleep(wait);
       if (stop.signal.aborted) {
