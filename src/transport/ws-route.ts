@@ -25,6 +25,7 @@ import { answerOnSocket } from '../http/raw-answer.js';
 import { clipped, loggedAddress } from '../http/client-address.js';
 import { CLOSE_HANDSHAKE_MS, Connection } from './connection.js';
 import { detachUpgradeResponse, ownSocketErrors, recordUpgradeReply, upgradeRequest } from './upgrade-leftovers.js';
+import { quietEnds } from './quiet-end.js';
 
 export interface WsRouteOptions {
   apps: AppStore;
@@ -371,6 +372,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       url: '/app/:key',
       handler: async (_request, reply) => reply.callNotFound(),
       wsHandler: (socket, request) => {
+        quietEnds(socket);
         try {
           route(socket, request);
         } finally {
