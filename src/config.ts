@@ -14,6 +14,7 @@ import {
   allEventsWebhook,
   MAX_WEBHOOKS_PER_APP,
   toWebhookConfig,
+  headerValue,
   httpUrl,
   webhookListSchema,
   webhookUrl,
@@ -255,10 +256,15 @@ const fields = z.object({
   httpRequestTimeoutMs: fromEnv('HTTP_REQUEST_TIMEOUT_MS', int(100, 600_000).default(30_000)),
   shutdownGraceMs: fromEnv('SHUTDOWN_GRACE_MS', int(0, 600_000).default(1000)),
   shutdownTimeoutMs: fromEnv('SHUTDOWN_TIMEOUT_MS', int(100, 600_000).default(10_000)),
-  lokiUrl: fromEnv('LOKI_URL', httpUrl.optional()),
-  lokiUsername: fromEnv('LOKI_USERNAME', z.string().min(1).optional()),
+  // Pushed with fetch, which refuses a URL with credentials (every push failed, retried until shutdown): they go in
+  // LOKI_USERNAME / LOKI_PASSWORD, sent as basic auth, whose user may not hold a colon.
+  lokiUrl: fromEnv(
+    'LOKI_URL',
+    httpUrl.refine((u) => new URL(u).username === '' && new URL(u).password === '', 'no credentials in the URL: set LOKI_USERNAME and LOKI_PASSWORD').optional(),
+  ),
+  lokiUsername: fromEnv('LOKI_USERNAME', z.string().min(1).regex(/^[^:]*$/, 'no colon (basic auth)').optional()),
   lokiPassword: fromEnv('LOKI_PASSWORD', z.string().min(1).optional()),
-  lokiTenantId: fromEnv('LOKI_TENANT_ID', z.string().min(1).optional()),
+  lokiTenantId: fromEnv('LOKI_TENANT_ID', headerValue.min(1).optional()),
   /** Bytes of log lines held for Loki while pushes fail (retried with back-off); past it the oldest are dropped. */
   lokiSpoolMaxBytes: fromEnv('LOKI_SPOOL_MAX_BYTES', int(64 * 1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024)),
   /** Refused WebSocket upgrades waiting (at most 2 s) for the client's close frame; past it one is cut at once. */
@@ -348,6 +354,11 @@ const configSchema = fields.transform((settings, ctx) => {
       webhooks: appWebhooks(appWebhookUrl, listed ?? [], ctx, 'appWebhooks'),
     },
   ];
+  if ((config.lokiUsername === undefined) !== (config.lokiPassword === undefined)) {
+    // Basic auth is both or neither: one alone sent none, and an authenticating Loki refused every push.
+    const missing = config.lokiUsername === undefined ? 'lokiUsername' : 'lokiPassword';
+    ctx.addIssue({ code: 'custom', path: [missing], message: 'LOKI_USERNAME and LOKI_PASSWORD go together (basic auth)' });
+  }
   if (config.webhookMaxPendingEvents < config.webhookBatchMaxEvents) {
     // A queue that holds fewer events than a batch fills before its batch is full or its window over: events dropped as
     // failed with the receiver healthy.

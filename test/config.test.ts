@@ -273,3 +273,15 @@ test('LOKI_URL is an http:// or https:// URL', () => {
   assert.throws(() => loadConfig({ LOKI_URL: 'ftp://127.0.0.1:3100' }), /LOKI_URL: an http:\/\/ or https:\/\/ URL/);
   assert.equal(loadConfig({ LOKI_URL: 'https://logs.example.com' }).lokiUrl, 'https://logs.example.com');
 });
+
+test('Loki settings every push would fail with are refused at start', () => {
+  // A probe: each started, every push failed before a request was sent (retried until shutdown, counted as `shutdown`),
+  // or went without the basic auth the README promises.
+  assert.throws(() => loadConfig({ LOKI_URL: 'http://user:pass@127.0.0.1:3100' }), /LOKI_URL: no credentials in the URL/);
+  assert.throws(() => loadConfig({ LOKI_TENANT_ID: 'tenant✓' }), /LOKI_TENANT_ID: one line of visible ASCII or Latin-1/);
+  assert.throws(() => loadConfig({ LOKI_USERNAME: 'beacon' }), /LOKI_PASSWORD: LOKI_USERNAME and LOKI_PASSWORD go together/);
+  assert.throws(() => loadConfig({ LOKI_PASSWORD: 'secret' }), /LOKI_USERNAME: LOKI_USERNAME and LOKI_PASSWORD go together/);
+  assert.throws(() => loadConfig({ LOKI_USERNAME: 'a:b', LOKI_PASSWORD: 'secret' }), /LOKI_USERNAME: no colon/);
+  const both = loadConfig({ LOKI_URL: 'http://127.0.0.1:3100', LOKI_USERNAME: 'beacon', LOKI_PASSWORD: 'p:w', LOKI_TENANT_ID: 'tenant-1' });
+  assert.deepEqual([both.lokiUsername, both.lokiPassword, both.lokiTenantId], ['beacon', 'p:w', 'tenant-1']);
+});

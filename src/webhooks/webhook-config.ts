@@ -56,6 +56,9 @@ export const webhookUrl = httpUrl;
 /** What Node's HTTP client sends in a header value: tab, visible ASCII and Latin-1 (anything else fails every request). */
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
+/** A header value Node's HTTP clients send (a webhook's `headers`, `LOKI_TENANT_ID`). */
+export const headerValue = z.string().regex(HEADER_VALUE, 'one line of visible ASCII or Latin-1 characters');
+
 const webhookSchema = z
   .object({
     url: webhookUrl,
@@ -73,7 +76,7 @@ const webhookSchema = z
           .string()
           .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'an HTTP header name')
           .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), 'a header Beacon sets itself'),
-        z.string().regex(HEADER_VALUE, 'one line of visible ASCII or Latin-1 characters'),
+        headerValue,
       )
       .optional(),
   })
