@@ -88,6 +88,8 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
   const transport = pino.transport<LokiWorkerOptions>({ target: workerPath(), options: workerOptions });
 
   let written = 0;
+  /** Lines written once shipping stopped taking them (the close began, or the worker failed): lost, and counted so. */
+  let late = 0;
   let open = true;
   let exited = false;
   let lastFailureReport = 0;
@@ -103,13 +105,14 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
     };
     // Once the worker is gone, lines it never settled (it died, or never received them) are lost to the shutdown.
     if (exited) droppedBy.shutdown += Math.max(0, written - shipped - droppedBy.spool_full - droppedBy.rejected - droppedBy.shutdown);
+    droppedBy.shutdown += late;
     const dropped = droppedBy.spool_full + droppedBy.rejected + droppedBy.shutdown;
     return {
-      written,
+      written: written + late,
       shipped,
       dropped,
       droppedBy,
-      queued: Math.max(0, written - shipped - dropped),
+      queued: Math.max(0, written + late - shipped - dropped),
       spoolBytes: read(Counter.SpoolBytes),
     };
   };
@@ -133,7 +136,11 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
 
   const destination = {
     write(chunk: string): void {
-      if (!open) return;
+      // A `loki_push_failed` reported while the shutdown flushes is written here after the close began (a probe: in no count).
+      if (!open) {
+        late++;
+        return;
+      }
       written++;
       transport.write(chunk);
     },

@@ -196,6 +196,33 @@ describe('Loki shipping', () => {
       assert.ok(loki.pushes.length >= 2, 'the failed batch was retried');
     });
 
+    it('a failure reported while the shutdown flushes is counted in the summary, with every line before it', async () => {
+      // A probe: Loki first failed during the flush; its loki_push_failed line went to stdout only, in neither count.
+      const loki = await startLokiReceiver('error');
+      const stdout = captureStream();
+      const logger = createLogger({
+        serviceName: 'beacon-test',
+        env: 'ci',
+        nodeId: 'node-a',
+        level: 'info',
+        destination: stdout.stream,
+        loki: { url: loki.url, batchIntervalMs: 60_000 },
+      });
+      for (let i = 0; i < 5; i++) logger.info({ event: 'api_request', request_id: `r${i}` }, 'request');
+      // Nothing was pushed yet (a minute's batch interval): the first push, and its failure, come with the flush.
+      await flushLogger(logger, 2000);
+      await loki.close();
+      const lines = stdout.lines();
+      const stoppedAt = lines.findIndex((l) => l.event === 'loki_shipping_stopped');
+      assert.ok(stoppedAt > 0);
+      const before = lines.slice(0, stoppedAt);
+      assert.ok(before.some((l) => l.event === 'loki_push_failed'), 'the failure was reported during the flush');
+      const stopped = lines[stoppedAt]!;
+      assert.equal(stopped.lines_written, before.length);
+      assert.equal(stopped.lines_dropped, before.length);
+      assert.deepEqual(stopped.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: before.length });
+    });
+
     it('never blocks the event loop while Loki hangs, and flush is bounded by the push timeout', async () => {
       const loki = await startLokiReceiver('hang');
       const stdout = captureStream();
@@ -262,9 +289,14 @@ describe('Loki shipping', () => {
       await loki.close();
       assert.ok(flushMs < 800 + 400, `flush took ${flushMs.toFixed(0)} ms for an 800 ms budget`);
       assert.ok(maxGapMs < 300, `the event loop was blocked ${maxGapMs.toFixed(0)} ms`);
-      const stopped = stdout.lines().find((l) => l.event === 'loki_shipping_stopped');
-      assert.equal(stopped?.lines_written, 20);
-      assert.deepEqual(stopped?.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: 20 });
+      // The 20 requests, and the push cut by the shutdown if its failure was reported before the summary (written then,
+      // during the flush, it is counted with the rest).
+      const lines = stdout.lines();
+      const stoppedAt = lines.findIndex((l) => l.event === 'loki_shipping_stopped');
+      const stopped = lines[stoppedAt];
+      assert.equal(lines.slice(0, stoppedAt).filter((l) => l.event === 'api_request').length, 20);
+      assert.equal(stopped?.lines_written, stoppedAt);
+      assert.deepEqual(stopped?.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: stoppedAt });
     });
   });
 });
