@@ -203,10 +203,15 @@ async function connects(servers: ServerProcess[]): Promise<void> {
       'connects/s': Number(results[i]!.connectsPerSecond.toFixed(0)),
       'median of slices': Number(median(perSlice[i]!).toFixed(0)),
       '× first Beacon, paired median': Number(pairedMedian(perSlice, i).toFixed(3)),
+      'CPU µs / close': Number(results[i]!.serverCpuUsPerClose.toFixed(0)),
+      '× first Beacon, close': Number((results[i]!.serverCpuUsPerClose / results[FIRST]!.serverCpuUsPerClose).toFixed(3)),
     })),
   );
   console.log(
     `${slices} slices of ${PER_CONNECT_SLICE} subscribed connects (50 at a time) after a storm of ${CONNECTIONS} not measured; CPU from /proc (10 ms ticks).`,
+  );
+  console.log(
+    `CPU / close: the first storm's ${CONNECTIONS} connections dropped by the load process (no close frame), the server's CPU until idle, one server at a time.`,
   );
 }
 

@@ -5,10 +5,11 @@
  *      (handshake, the server's first frame, subscribe, its acknowledgement);
  *   2. after `settleMs` the RSS again: KiB per idle subscribed connection = ΔRSS ÷ connections;
  *   3. with a /metrics endpoint: `scrapes` sequential scrapes, the median time to the last byte;
- *   4. the connections closed, the server left to go idle, then `connections` opened again the same way: connects/s and
- *      server CPU per connect of this second storm are the results (the connect path at its steady state: V8 optimises
- *      it only after thousands of connects, as the publish path; bench/README.md). The first storm's are kept as
- *      `first*`. RSS comes from the first storm: after it, the second reuses the heap it freed.
+ *   4. the connections closed (the server's CPU until it is idle again ÷ their count: CPU per close), then `connections`
+ *      opened again the same way: connects/s and server CPU per connect of this second storm are the results (the
+ *      connect path at its steady state: V8 optimises it only after thousands of connects, as the publish path;
+ *      bench/README.md). The first storm's are kept as `first*`. RSS comes from the first storm: after it, the second
+ *      reuses the heap it freed.
  * Steps 1 and 4 run in slices the runner asks for (`serveSteps` of child.ts; connects/s = connections ÷ the slices' summed
  * time, CPU summed over them), 2–3 as one step, `settle`, between them: every target's server holds its connections at
  * once, each in its own load process (10 000 descriptors each), and the targets take the slices in turn.
@@ -52,6 +53,11 @@ export interface IdleResult {
   /** Server CPU per scrape over the sequential scrapes (10 ms tick resolution, so averaged over all of them). */
   metricsCpuMs: number | null;
   metricsBytes: number | null;
+  /**
+   * Server CPU from closing the first storm's connections (the load process drops them: FIN, no close frame) until the
+   * server is idle again ÷ their count, in µs.
+   */
+  serverCpuUsPerClose: number;
 }
 
 function subscription(i: number): Subscription {
@@ -116,6 +122,7 @@ async function setup(options: IdleOptions): Promise<Stepped<IdleStep, IdleResult
   let metricsMs: number | null = null;
   let metricsCpuMs: number | null = null;
   let metricsBytes: number | null = null;
+  let serverCpuUsPerClose = Number.NaN;
   /** After the first storm: its RSS, the /metrics scrapes with its connections open, then they close and the server goes idle. */
   const settle = async (): Promise<void> => {
     firstConnects = { connectsPerSecond: first.connectsPerSecond, serverCpuUsPerConnect: first.serverCpuUsPerConnect };
@@ -134,8 +141,11 @@ async function setup(options: IdleOptions): Promise<Stepped<IdleStep, IdleResult
       metricsMs = median(times);
       metricsCpuMs = (cpuMs(options.serverPid) - scrapeCpu0) / options.scrapes;
     }
+    const closeCpu0 = cpuMs(options.serverPid);
+    const closing = first.clients.length;
     first.close();
     await serverIdle(options.serverPid);
+    serverCpuUsPerClose = ((cpuMs(options.serverPid) - closeCpu0) * 1000) / Math.max(1, closing);
   };
   return {
     step: async (step, count) => {
@@ -155,6 +165,7 @@ async function setup(options: IdleOptions): Promise<Stepped<IdleStep, IdleResult
         metricsMs,
         metricsCpuMs,
         metricsBytes,
+        serverCpuUsPerClose,
       };
       first.close();
       second.close();
