@@ -260,7 +260,7 @@ const fields = z.object({
   // LOKI_USERNAME / LOKI_PASSWORD, sent as basic auth, whose user may not hold a colon.
   lokiUrl: fromEnv(
     'LOKI_URL',
-    httpUrl.refine((u) => new URL(u).username === '' && new URL(u).password === '', 'no credentials in the URL: set LOKI_USERNAME and LOKI_PASSWORD').optional(),
+    httpUrl.refine(noCredentials, 'no credentials in the URL: set LOKI_USERNAME and LOKI_PASSWORD').optional(),
   ),
   lokiUsername: fromEnv('LOKI_USERNAME', z.string().min(1).regex(/^[^:]*$/, 'no colon (basic auth)').optional()),
   lokiPassword: fromEnv('LOKI_PASSWORD', z.string().min(1).optional()),
@@ -312,6 +312,13 @@ const fields = z.object({
       .transform(clusterNodes),
   ),
 });
+
+/** True unless `url` parses with a user or a password (one that does not parse is refused by its own check). */
+function noCredentials(url: string): boolean {
+  if (!URL.canParse(url)) return true;
+  const parsed = new URL(url);
+  return parsed.username === '' && parsed.password === '';
+}
 
 /** JSON punctuation and member names around a batch's events, beyond their data (`POST /batch_events`). */
 const API_BODY_ENVELOPE_BYTES = 64 * 1024;

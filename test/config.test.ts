@@ -278,6 +278,8 @@ test('Loki settings every push would fail with are refused at start', () => {
   // A probe: each started, every push failed before a request was sent (retried until shutdown, counted as `shutdown`),
   // or went without the basic auth the README promises.
   assert.throws(() => loadConfig({ LOKI_URL: 'http://user:pass@127.0.0.1:3100' }), /LOKI_URL: no credentials in the URL/);
+  // Not a URL: the URL check's own error, not a TypeError of the credentials check (the review).
+  assert.throws(() => loadConfig({ LOKI_URL: 'not a url' }), (err: Error) => err.name === 'ConfigError' && /LOKI_URL/.test(err.message));
   assert.throws(() => loadConfig({ LOKI_TENANT_ID: 'tenant✓' }), /LOKI_TENANT_ID: one line of visible ASCII or Latin-1/);
   assert.throws(() => loadConfig({ LOKI_USERNAME: 'beacon' }), /LOKI_PASSWORD: LOKI_USERNAME and LOKI_PASSWORD go together/);
   assert.throws(() => loadConfig({ LOKI_PASSWORD: 'secret' }), /LOKI_USERNAME: LOKI_USERNAME and LOKI_PASSWORD go together/);

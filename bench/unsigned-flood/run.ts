@@ -155,7 +155,7 @@ writeResults('bench/results/unsigned-flood.json', {
   runs: Number(values.runs),
   rows,
   notes: [
-    `Canary: one subscriber, a signed POST /events every ${PUBLISH_EVERY_MS} ms for ${SECONDS} s alone, then ${SECONDS} s while another process (flooder.ts) runs ${FLOODERS} loops POSTing unsigned ~1 MB JSON bodies (just under the default body limit) back to back.`,
+    `Canary: one subscriber, a signed POST /events every ${PUBLISH_EVERY_MS} ms for ${SECONDS} s alone, then ${SECONDS} s while another process (flooder.ts) runs ${FLOODERS} loops POSTing unsigned ~1 MB JSON bodies back to back.`,
     'Each row is one checkout (its path), a fresh child process per run from its own sources under tsx; medians over the runs. Ratios are flooded / alone in the same run.',
   ],
 });

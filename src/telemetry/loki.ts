@@ -88,9 +88,10 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
   const transport = pino.transport<LokiWorkerOptions>({ target: workerPath(), options: workerOptions });
 
   let written = 0;
-  /** Lines written once shipping stopped taking them (the close began, or the worker failed): lost, and counted so. */
+  /** Lines written after the close began (a failure reported during the flush): lost to the shutdown, and counted so. */
   let late = 0;
   let open = true;
+  let closeBegun = false;
   let exited = false;
   let lastFailureReport = 0;
   const failureListeners: Array<(failure: LokiPushFailure, stats: LokiShippingStats) => void> = [];
@@ -138,7 +139,7 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
     write(chunk: string): void {
       // A `loki_push_failed` reported while the shutdown flushes is written here after the close began (a probe: in no count).
       if (!open) {
-        late++;
+        if (closeBegun) late++;
         return;
       }
       written++;
@@ -156,6 +157,7 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
   let closing: Promise<LokiShippingStats> | undefined;
   const close = async (timeoutMs: number): Promise<LokiShippingStats> => {
     open = false;
+    closeBegun = true;
     if (!exited) {
       const stopBy = Date.now() + Math.max(0, Math.floor(timeoutMs));
       const flushBy = Math.max(Date.now(), stopBy - STOP_MARGIN_MS);

@@ -20,7 +20,7 @@ import { context, ROOT_CONTEXT, type Span } from '@opentelemetry/api';
 import type { AppStore } from '../apps/app-store.js';
 import type { Config } from '../config.js';
 import { abortAfter } from '../lifecycle/abort-after.js';
-import { jitteredBackoffMs } from '../limits/backoff.js';
+import { backoffCeilingMs, jitteredBackoffMs } from '../limits/backoff.js';
 import { webhookSignature } from '../protocol/signatures.js';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
@@ -330,16 +330,18 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       // Jittered: the webhooks of many apps (and nodes) that failed together do not retry against the receiver in step. A
       // receiver that said when to come back (429, 503 with Retry-After) is not asked before, up to the longest back-off.
       // A back-off that would pass the deadline is cut to it, so the last attempt is made at the deadline (the batch was
-      // given up as soon as the next back-off passed it: up to WEBHOOK_RETRY_MAX_MS early); one the receiver asked for is not.
+      // given up as soon as the next back-off passed it: up to WEBHOOK_RETRY_MAX_MS early) — unless less than half the
+      // nominal back-off is left (no retry sooner than that: limits/backoff.ts); one the receiver asked for is not cut.
       const left = limits.retryDeadlineMs - (now() - startedAt);
       const retryAfter = Math.min(attempt.retryAfterMs ?? 0, limits.retryMaxMs);
-      if (stop.signal.aborted || left <= 0 || retryAfter > left) {
+      const wait = Math.max(jitteredBackoffMs(attempts, limits.retryBaseMs, limits.retryMaxMs, random), retryAfter);
+      const minimum = Math.max(retryAfter, backoffCeilingMs(attempts, limits.retryBaseMs, limits.retryMaxMs) / 2);
+      if (stop.signal.aborted || (wait > left && minimum > left)) {
         abandon(q, batch, attempt.status, attempts, attempt.error, attempt.span);
         return;
       }
-      const wait = Math.min(Math.max(jitteredBackoffMs(attempts, limits.retryBaseMs, limits.retryMaxMs, random), retryAfter), left);
       counted(q, batch, 'retried');
-      await sleep(wait);
+      await sleep(Math.min(wait, left));
       if (stop.signal.aborted) {
         abandon(q, batch, attempt.status, attempts, 'shutting down', attempt.span);
         return;

@@ -296,9 +296,10 @@ test('a receiver that answers 429 or 503 with Retry-After is not asked again bef
 
 test('a batch still failing at the deadline is counted failed once per event and logged once', async () => {
   let clock = 1_000_000;
-  // Only the attempts move the injected clock, 10 ms each: they end at 10, 20, 30, 40 and 50, the back-offs after them
-  // 10, 20, then cut to what is left of the 50 ms (20, 10), and the fifth ends at the deadline. The jitter is pinned to
-  // the top of its range, so each back-off is exactly base · 2^(n-1).
+  // Only the attempts move the injected clock, 10 ms each: they end at 10, 20, 30 and 40, the back-offs after them 10,
+  // 20, then 40 cut to the 20 ms left of the 50 (half of 40 is not more than what is left); after the fourth 10 ms are
+  // left, under half the next back-off (80): given up. The jitter is pinned to the top of its range, so each back-off is
+  // exactly base · 2^(n-1).
   const { post, calls } = scriptedPost([], 503, () => {
     clock += 10;
   });
@@ -313,8 +314,8 @@ test('a batch still failing at the deadline is counted failed once per event and
   sender.emit(a, occupied('c1'));
   sender.emit(a, occupied('c2'));
   await until(() => failedLines().length > 0, 'webhook_failed');
-  assert.equal(calls.length, 5);
-  assert.equal(count('channel_occupied:retried'), 8, 'four retries × two events');
+  assert.equal(calls.length, 4);
+  assert.equal(count('channel_occupied:retried'), 6, 'three retries × two events');
   assert.equal(count('channel_occupied:failed'), 2);
   assert.equal(count('channel_occupied:ok'), 0);
   await sender.close();
@@ -322,22 +323,29 @@ test('a batch still failing at the deadline is counted failed once per event and
   assert.equal(lines.length, 1);
   assert.equal(lines[0]?.app_id, 'deadline');
   assert.equal(lines[0]?.status, 503);
-  assert.equal(lines[0]?.attempts, 5);
+  assert.equal(lines[0]?.attempts, 4);
   assert.equal(lines[0]?.events, 2);
 });
 
 test('the last attempt is made at the deadline: a back-off that would pass it is cut to what is left', async () => {
-  // Back-offs 40, 80, 160 (jitter pinned to the top): attempts at 0, 40, 120, 280; the next back-off (320) would pass the
-  // 300 ms deadline, so it is cut to the 20 ms left. The batch used to be given up at 280, 20 ms early (with the defaults
-  // up to a minute early). Real time: a late timer only moves attempts later.
+  // Back-offs 40, 80, then 100 (the maximum; jitter pinned to the top): attempts at 0, 40, 120, 220; the next back-off
+  // would pass the 300 ms deadline, so it is cut to the 80 ms left (not under half of 100). The batch used to be given up
+  // at 220, 80 ms early (with the defaults up to a minute early). Real time: a late timer only moves attempts later; the
+  // sender's clock is whole milliseconds (Date.now()) and its timers may fire a millisecond early, hence the 5 ms.
   const started = performance.now();
   const { post, calls } = scriptedPost([], 500);
   const a = app('http://127.0.0.1:9/hook', 'cut');
-  const { sender, failedLines } = harness([a], { post, retryBaseMs: 40, retryDeadlineMs: 300, random: () => 1 - Number.EPSILON });
+  const { sender, failedLines } = harness([a], {
+    post,
+    retryBaseMs: 40,
+    retryMaxMs: 100,
+    retryDeadlineMs: 300,
+    random: () => 1 - Number.EPSILON,
+  });
   sender.emit(a, occupied('c1'));
   await until(() => failedLines().length > 0, 'webhook_failed');
   const last = calls.at(-1)!.at - calls[0]!.at;
-  assert.ok(last >= 300, `the last attempt ${last.toFixed(0)} ms after the first, before the deadline (300 ms)`);
+  assert.ok(last >= 295, `the last attempt ${last.toFixed(0)} ms after the first, before the deadline (300 ms)`);
   assert.equal(failedLines()[0]?.attempts, calls.length);
   assert.ok(calls[0]!.at - started < 300);
   await sender.close();
