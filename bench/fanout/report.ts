@@ -38,6 +38,7 @@ export const FANOUT_COLUMNS: ResultColumn[] = [
   { key: 'connects_vs_ws', label: 'connects/s × bare ws' },
   { key: 'connects_vs_stack', label: 'connects/s × stack floor' },
   { key: 'connect_cpu_us', label: 'server CPU µs / connect' },
+  { key: 'close_cpu_us', label: 'server CPU µs / close' },
   { key: 'p50_ms', label: 'p50 ms (low rate)' },
   { key: 'p99_ms', label: 'p99 ms (low rate)' },
   { key: 'p99_vs_ws', label: 'p99 × bare ws' },
@@ -208,6 +209,7 @@ export function fanoutRows(records: RunRecord[], targets: readonly TargetId[]): 
       // What Beacon's connect costs over the least its stack (fastify + @fastify/websocket) does for one.
       connects_vs_stack: isBeacon(target) ? round(ratio(records, target, 'ws-fastify', connects), 2) : null,
       connect_cpu_us: round(m((r) => r.idle?.serverCpuUsPerConnect), 0),
+      close_cpu_us: round(m((r) => r.idle?.serverCpuUsPerClose), 0),
       p50_ms: round(m((r) => r.fanout?.latency.p50Ms), 2),
       p99_ms: round(m(latencyP99), 2),
       p99_vs_ws: round(ratio(records, target, 'ws', latencyP99), 2),
