@@ -48,6 +48,7 @@ export const LOG_EVENTS = [
   'shutdown_completed',
   'shutdown_timed_out',
   'loki_push_failed',
+  'loki_shipping_failed',
   'loki_shipping_stopped',
 ] as const;
 

@@ -212,6 +212,19 @@ export function createLogger(options: LoggerOptions): Logger {
     destination,
   );
   outputs.set(logger, { shipping, primary, stdoutDropped: stdout?.dropped });
+  shipping?.onWorkerFailed((error, stats) => {
+    logEvent(
+      logger,
+      'error',
+      {
+        event: 'loki_shipping_failed',
+        error: error.message,
+        lines_shipped: stats.shipped,
+        lines_dropped: stats.dropped,
+      },
+      'the Loki shipping worker stopped: no more log lines reach Loki (stdout stays on); what it held and every later line are counted dropped',
+    );
+  });
   shipping?.onFailure((failure, stats) => {
     logEvent(
       logger,

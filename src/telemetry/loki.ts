@@ -28,6 +28,8 @@ export interface LokiShippingOptions {
   spoolMaxBytes?: number | undefined;
   /** Bound on one push; default 5000. */
   timeoutMs?: number | undefined;
+  /** The module the worker runs: loki-transport's by default (tests give one that fails). */
+  workerPath?: string | undefined;
 }
 
 /** Line counts of the Loki pipeline. */
@@ -50,6 +52,11 @@ export interface LokiShipping {
   stats(): LokiShippingStats;
   /** Called (at most once per `failureReportIntervalMs`) when a push failed, with the failure and the stats at that moment. */
   onFailure(listener: (failure: LokiPushFailure, stats: LokiShippingStats) => void): void;
+  /**
+   * Called once if the worker stops before `close()` (it threw, or exited): nothing more reaches Loki; what it held and
+   * every later line are counted dropped (`worker_failed`).
+   */
+  onWorkerFailed(listener: (error: Error, stats: LokiShippingStats) => void): void;
   /**
    * Stops forwarding (later writes are ignored), lets the worker push what it holds — retrying while Loki fails — for at
    * most `timeoutMs`, then stops the worker; what was not shipped by then is counted dropped (`shutdown`). Never rejects.
@@ -85,16 +92,20 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
     counters: new BigInt64Array(new SharedArrayBuffer(COUNTER_SLOTS * BigInt64Array.BYTES_PER_ELEMENT)),
   };
   const counters = workerOptions.counters;
-  const transport = pino.transport<LokiWorkerOptions>({ target: workerPath(), options: workerOptions });
+  const transport = pino.transport<LokiWorkerOptions>({ target: options.workerPath ?? workerPath(), options: workerOptions });
 
   let written = 0;
   /** Lines written after the close began (a failure reported during the flush): lost to the shutdown, and counted so. */
   let late = 0;
+  /** Lines written after the worker stopped on its own: lost with it, and counted so. */
+  let lost = 0;
   let open = true;
   let closeBegun = false;
+  let failed = false;
   let exited = false;
   let lastFailureReport = 0;
   const failureListeners: Array<(failure: LokiPushFailure, stats: LokiShippingStats) => void> = [];
+  const workerFailureListeners: Array<(error: Error, stats: LokiShippingStats) => void> = [];
 
   const read = (slot: number): number => Number(Atomics.load(counters, slot));
   const stats = (): LokiShippingStats => {
@@ -103,17 +114,23 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
       spool_full: read(Counter.DroppedSpoolFull),
       rejected: read(Counter.DroppedRejected),
       shutdown: read(Counter.DroppedShutdown),
+      worker_failed: 0,
     };
-    // Once the worker is gone, lines it never settled (it died, or never received them) are lost to the shutdown.
-    if (exited) droppedBy.shutdown += Math.max(0, written - shipped - droppedBy.spool_full - droppedBy.rejected - droppedBy.shutdown);
+    // Once the worker is gone, lines it never settled (it stopped, or never received them) are lost: to the shutdown, or
+    // with the worker when it stopped on its own.
+    if (exited) {
+      const unsettled = Math.max(0, written - shipped - droppedBy.spool_full - droppedBy.rejected - droppedBy.shutdown);
+      droppedBy[failed ? 'worker_failed' : 'shutdown'] += unsettled;
+    }
     droppedBy.shutdown += late;
-    const dropped = droppedBy.spool_full + droppedBy.rejected + droppedBy.shutdown;
+    droppedBy.worker_failed += lost;
+    const dropped = droppedBy.spool_full + droppedBy.rejected + droppedBy.shutdown + droppedBy.worker_failed;
     return {
-      written: written + late,
+      written: written + late + lost,
       shipped,
       dropped,
       droppedBy,
-      queued: Math.max(0, written + late - shipped - dropped),
+      queued: Math.max(0, written + late + lost - shipped - dropped),
       spoolBytes: read(Counter.SpoolBytes),
     };
   };
@@ -126,13 +143,19 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
       for (const listener of failureListeners) listener(failure, snapshot);
     }
   });
-  // A worker that dies must not take the app with it: stop forwarding; what was not shipped counts as dropped.
-  transport.on('error', () => {
+  // A worker that dies must not take the app with it: stop forwarding; what was not shipped counts as dropped
+  // (`worker_failed`), and the listeners hear it once. Before, nothing said so and later lines were in no count.
+  const stopped = (error: Error): void => {
     open = false;
-  });
+    if (closeBegun || failed) return;
+    failed = true;
+    const snapshot = stats();
+    for (const listener of workerFailureListeners) listener(error, snapshot);
+  };
+  transport.on('error', (err: unknown) => stopped(err instanceof Error ? err : new Error(String(err))));
   transport.once('close', () => {
     exited = true;
-    open = false;
+    stopped(new Error('the worker thread exited'));
   });
 
   const destination = {
@@ -140,6 +163,7 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
       // A `loki_push_failed` reported while the shutdown flushes is written here after the close began (a probe: in no count).
       if (!open) {
         if (closeBegun) late++;
+        else lost++;
         return;
       }
       written++;
@@ -185,6 +209,9 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
     stats,
     onFailure(listener) {
       failureListeners.push(listener);
+    },
+    onWorkerFailed(listener) {
+      workerFailureListeners.push(listener);
     },
     close(timeoutMs) {
       closing ??= close(timeoutMs);

@@ -115,7 +115,7 @@ export type MalformedRequestReason =
   | 'expectation'
   | 'pipelined';
 /** Why a log line never reached Loki: the spool was full (oldest dropped), Loki refused it for good (4xx), or shutdown came first. */
-export type LogDropReason = 'spool_full' | 'rejected' | 'shutdown';
+export type LogDropReason = 'spool_full' | 'rejected' | 'shutdown' | 'worker_failed';
 /** Log lines that reached Loki and those dropped, by reason (counters since start). */
 export interface LogShippingCounts {
   shipped: number;
@@ -460,7 +460,7 @@ export function createMetrics(
   const logDropped = meter.createObservableCounter('loki_lines_dropped_total', {
     description: 'Log lines that never reached Loki, by reason',
   });
-  const dropReasons: readonly LogDropReason[] = ['spool_full', 'rejected', 'shutdown'];
+  const dropReasons: readonly LogDropReason[] = ['spool_full', 'rejected', 'shutdown', 'worker_failed'];
   const dropAttributes = new Map(dropReasons.map((reason) => [reason, { reason }]));
   meter.addBatchObservableCallback(
     (result) => {

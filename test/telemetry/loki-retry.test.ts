@@ -74,7 +74,7 @@ test('503, then connection refused, then up: every line arrives, once, in order'
     assert.equal(failed.batch_dropped, false);
     // The shipping thread reports its counts after Loki answered: they may reach this thread a moment after the lines.
     await loki.waitFor(() => (logShippingCounts(l)?.shipped ?? 0) >= 300);
-    assert.deepEqual(logShippingCounts(l)?.dropped, { spool_full: 0, rejected: 0, shutdown: 0 });
+    assert.deepEqual(logShippingCounts(l)?.dropped, { spool_full: 0, rejected: 0, shutdown: 0, worker_failed: 0 });
   } finally {
     await flushLogger(l, 2000);
     await loki.close();

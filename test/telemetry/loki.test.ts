@@ -8,7 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import { Writable } from 'node:stream';
 import { context, trace, TraceFlags } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { createLogger, flushLogger, type Logger } from '../../src/telemetry/logger.js';
+import { fileURLToPath } from 'node:url';
+import { createLogger, flushLogger, logShippingCounts, type Logger } from '../../src/telemetry/logger.js';
+import { until } from '../helpers/wait.js';
 import { startLokiReceiver, type LokiReceiver } from '../helpers/loki-receiver.js';
 
 /** A pino destination that keeps every line written to "stdout". */
@@ -192,8 +194,36 @@ describe('Loki shipping', () => {
       // The 5 requests and the loki_push_failed line itself were all written and none reached Loki.
       assert.equal(stopped.lines_written, 6);
       assert.equal(stopped.lines_dropped, 6);
-      assert.deepEqual(stopped.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: 6 });
+      assert.deepEqual(stopped.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: 6, worker_failed: 0 });
       assert.ok(loki.pushes.length >= 2, 'the failed batch was retried');
+    });
+
+    it('a worker that stops mid-run is logged once, and what it held and every later line are counted worker_failed', async () => {
+      // Before, nothing said so, and every line after it was dropped in no count (the review of stop 54).
+      const stdout = captureStream();
+      const logger = createLogger({
+        serviceName: 'beacon-test',
+        env: 'ci',
+        nodeId: 'node-a',
+        level: 'info',
+        destination: stdout.stream,
+        loki: { url: 'http://127.0.0.1:9', workerPath: fileURLToPath(new URL('../helpers/failing-loki-worker.mjs', import.meta.url)) },
+      });
+      logger.info({ event: 'api_request', request_id: 'r0' }, 'request');
+      await until(() => stdout.lines().some((l) => l.event === 'loki_shipping_failed'), 'loki_shipping_failed');
+      for (let i = 1; i <= 3; i++) logger.info({ event: 'api_request', request_id: `r${i}` }, 'request');
+      const failed = stdout.lines().filter((l) => l.event === 'loki_shipping_failed');
+      assert.equal(failed.length, 1);
+      assert.equal(failed[0]!.level, 'error');
+      assert.equal(typeof failed[0]!.error, 'string');
+      // r0 (held by the worker), the failure line and r1–r3: every one counted, as /metrics reads it.
+      await until(() => logShippingCounts(logger)?.dropped.worker_failed === 5, 'five lines counted worker_failed');
+      assert.deepEqual(logShippingCounts(logger), { shipped: 0, dropped: { spool_full: 0, rejected: 0, shutdown: 0, worker_failed: 5 } });
+      await flushLogger(logger, 500);
+      const lines = stdout.lines();
+      const stoppedAt = lines.findIndex((l) => l.event === 'loki_shipping_stopped');
+      assert.equal(stoppedAt, 5);
+      assert.deepEqual(lines[stoppedAt]!.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: 0, worker_failed: 5 });
     });
 
     it('a failure reported while the shutdown flushes is counted in the summary, with every line before it', async () => {
@@ -220,7 +250,7 @@ describe('Loki shipping', () => {
       const stopped = lines[stoppedAt]!;
       assert.equal(stopped.lines_written, before.length);
       assert.equal(stopped.lines_dropped, before.length);
-      assert.deepEqual(stopped.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: before.length });
+      assert.deepEqual(stopped.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: before.length, worker_failed: 0 });
     });
 
     it('never blocks the event loop while Loki hangs, and flush is bounded by the push timeout', async () => {
@@ -296,7 +326,7 @@ describe('Loki shipping', () => {
       const stopped = lines[stoppedAt];
       assert.equal(lines.slice(0, stoppedAt).filter((l) => l.event === 'api_request').length, 20);
       assert.equal(stopped?.lines_written, stoppedAt);
-      assert.deepEqual(stopped?.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: stoppedAt });
+      assert.deepEqual(stopped?.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: stoppedAt, worker_failed: 0 });
     });
   });
 });
