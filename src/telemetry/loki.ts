@@ -4,7 +4,8 @@
  * Failure behaviour: lines are handed to a worker thread, so a Loki that is down or slow never blocks the event loop. The
  * worker keeps lines in a spool bounded in bytes (`spoolMaxBytes`, LOKI_SPOOL_MAX_BYTES) and retries failed pushes with
  * exponential back-off and jitter, in order; it drops lines only past the bound (oldest first), for a 4xx Loki will never
- * accept, or when the shutdown budget runs out — each counted by reason (`loki_lines_dropped_total`). Every line is counted
+ * accept, when the shutdown budget runs out, or with the worker if it stops before the shutdown (then it says so once) —
+ * each counted by reason (`loki_lines_dropped_total`). Every line is counted
  * when written; the worker counts what Loki accepted in memory shared with this thread, so the counts are exact at exit.
  */
 import { once } from 'node:events';
@@ -144,26 +145,31 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
     }
   });
   // A worker that dies must not take the app with it: stop forwarding; what was not shipped counts as dropped
-  // (`worker_failed`), and the listeners hear it once. Before, nothing said so and later lines were in no count.
-  const stopped = (error: Error): void => {
+  // (`worker_failed`), and the listeners hear it once, when it has exited (so the lines it held are in their counts).
+  // Before, nothing said so and later lines were in no count. A worker that fails while the close runs is the close's.
+  let failure: Error | undefined;
+  transport.on('error', (err: unknown) => {
     open = false;
-    if (closeBegun || failed) return;
+    if (closeBegun) return;
     failed = true;
-    const snapshot = stats();
-    for (const listener of workerFailureListeners) listener(error, snapshot);
-  };
-  transport.on('error', (err: unknown) => stopped(err instanceof Error ? err : new Error(String(err))));
+    failure ??= err instanceof Error ? err : new Error(String(err));
+  });
   transport.once('close', () => {
     exited = true;
-    stopped(new Error('the worker thread exited'));
+    open = false;
+    if (closeBegun && !failed) return;
+    failed = true;
+    const snapshot = stats();
+    for (const listener of workerFailureListeners) listener(failure ?? new Error('the worker thread exited'), snapshot);
   });
 
   const destination = {
     write(chunk: string): void {
-      // A `loki_push_failed` reported while the shutdown flushes is written here after the close began (a probe: in no count).
+      // Lines after the worker stopped (its `loki_shipping_failed` among them), or after the close began (a
+      // `loki_push_failed` of the last flush): never shipped, each counted under its reason.
       if (!open) {
-        if (closeBegun) late++;
-        else lost++;
+        if (failed) lost++;
+        else late++;
         return;
       }
       written++;
@@ -185,19 +191,24 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
     if (!exited) {
       const stopBy = Date.now() + Math.max(0, Math.floor(timeoutMs));
       const flushBy = Math.max(Date.now(), stopBy - STOP_MARGIN_MS);
+      // Listened for before the flush: a worker that stops during it has closed by the end of it, and a listener added
+      // then would wait out the whole budget (the review: 3 s of a 3 s close).
+      const closedEvent = once(transport, 'close').then(
+        () => undefined,
+        () => undefined,
+      );
       // From now on the worker pushes without waiting for its batch interval, and retries end by `flushBy`.
       Atomics.store(counters, Counter.FlushDeadline, BigInt(flushBy));
       await settled(flushBy);
       // thread-stream's `end()` blocks this thread until the worker's stream has closed; the worker's close pushes only
       // until `flushBy`, which has (nearly) passed by now, so the block is short.
-      const closedEvent = once(transport, 'close');
       transport.end();
       let timer: NodeJS.Timeout | undefined;
       // Not unref'd: pino's worker is, so this timer is what keeps the process alive until the worker has closed.
       const bound = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, Math.max(STOP_MARGIN_MS, stopBy - Date.now()));
       });
-      await Promise.race([closedEvent.then(() => undefined, () => undefined), bound]);
+      await Promise.race([closedEvent, bound]);
       clearTimeout(timer);
       exited = true;
     }

@@ -216,6 +216,8 @@ describe('Loki shipping', () => {
       assert.equal(failed.length, 1);
       assert.equal(failed[0]!.level, 'error');
       assert.equal(typeof failed[0]!.error, 'string');
+      // Reported once the worker has exited, so the line it held is in the count (the review: 0 on the error path).
+      assert.equal(failed[0]!.lines_dropped, 1);
       // r0 (held by the worker), the failure line and r1–r3: every one counted, as /metrics reads it.
       await until(() => logShippingCounts(logger)?.dropped.worker_failed === 5, 'five lines counted worker_failed');
       assert.deepEqual(logShippingCounts(logger), { shipped: 0, dropped: { spool_full: 0, rejected: 0, shutdown: 0, worker_failed: 5 } });
@@ -224,6 +226,29 @@ describe('Loki shipping', () => {
       const stoppedAt = lines.findIndex((l) => l.event === 'loki_shipping_stopped');
       assert.equal(stoppedAt, 5);
       assert.deepEqual(lines[stoppedAt]!.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: 0, worker_failed: 5 });
+    });
+
+    it('a worker that stops during the shutdown flush ends the flush at once, its line counted shutdown', async () => {
+      // The close listened for the worker's exit only after its flush: a worker gone during it made the close wait out its
+      // whole budget (the review: 3 s of 3 s).
+      const stdout = captureStream();
+      const logger = createLogger({
+        serviceName: 'beacon-test',
+        env: 'ci',
+        nodeId: 'node-a',
+        level: 'info',
+        destination: stdout.stream,
+        loki: { url: 'http://127.0.0.1:9', workerPath: fileURLToPath(new URL('../helpers/failing-loki-worker.mjs', import.meta.url)) },
+      });
+      logger.info({ event: 'api_request', request_id: 'r0' }, 'request');
+      const started = performance.now();
+      await flushLogger(logger, 3000);
+      const flushMs = performance.now() - started;
+      assert.ok(flushMs < 2000, `the flush took ${flushMs.toFixed(0)} ms of its 3000`);
+      const lines = stdout.lines();
+      assert.equal(lines.filter((l) => l.event === 'loki_shipping_failed').length, 0, 'a worker stopping in the close is counted by the close');
+      const stopped = lines.find((l) => l.event === 'loki_shipping_stopped');
+      assert.deepEqual(stopped?.dropped_by_reason, { spool_full: 0, rejected: 0, shutdown: 1, worker_failed: 0 });
     });
 
     it('a failure reported while the shutdown flushes is counted in the summary, with every line before it', async () => {
