@@ -10,6 +10,7 @@ import { context, trace, TraceFlags } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { fileURLToPath } from 'node:url';
 import { createLogger, flushLogger, logShippingCounts, type Logger } from '../../src/telemetry/logger.js';
+import type { LokiShippingOptions } from '../../src/telemetry/loki.js';
 import { until } from '../helpers/wait.js';
 import { startLokiReceiver, type LokiReceiver } from '../helpers/loki-receiver.js';
 
@@ -35,6 +36,16 @@ function captureStream(): { stream: Writable; lines: () => Array<Record<string, 
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN_ID = '00f067aa0ba902b7';
+
+/** A shipping worker that fails on its first line (`LokiShippingOptions.workerPath`). */
+const FAILING_WORKER = fileURLToPath(new URL('../helpers/failing-loki-worker.mjs', import.meta.url));
+
+/** A logger at info to a captured stdout, shipping to Loki with `loki`. */
+function infoLogger(loki: LokiShippingOptions): { stdout: ReturnType<typeof captureStream>; logger: Logger } {
+  const stdout = captureStream();
+  const logger = createLogger({ serviceName: 'beacon-test', env: 'ci', nodeId: 'node-a', level: 'info', destination: stdout.stream, loki });
+  return { stdout, logger };
+}
 
 describe('Loki shipping', () => {
   const contextManager = new AsyncLocalStorageContextManager();
@@ -167,15 +178,7 @@ describe('Loki shipping', () => {
   describe('with a failing Loki', () => {
     it('drops nothing silently: failures are logged, retried, and what the shutdown budget cannot ship is counted', async () => {
       const loki = await startLokiReceiver('error');
-      const stdout = captureStream();
-      const logger = createLogger({
-        serviceName: 'beacon-test',
-        env: 'ci',
-        nodeId: 'node-a',
-        level: 'info',
-        destination: stdout.stream,
-        loki: { url: loki.url, batchIntervalMs: 50 },
-      });
+      const { stdout, logger } = infoLogger({ url: loki.url, batchIntervalMs: 50 });
       for (let i = 0; i < 5; i++) logger.info({ event: 'api_request', request_id: `r${i}` }, 'request');
       // The failure is reported by a line of its own, written (and shipped, and failing) while the logger is open.
       await loki.waitFor(() => stdout.lines().some((l) => l.event === 'loki_push_failed'));
@@ -200,15 +203,7 @@ describe('Loki shipping', () => {
 
     it('a worker that stops mid-run is logged once, and what it held and every later line are counted worker_failed', async () => {
       // Before, nothing said so, and every line after it was dropped in no count (the review of stop 54).
-      const stdout = captureStream();
-      const logger = createLogger({
-        serviceName: 'beacon-test',
-        env: 'ci',
-        nodeId: 'node-a',
-        level: 'info',
-        destination: stdout.stream,
-        loki: { url: 'http://127.0.0.1:9', workerPath: fileURLToPath(new URL('../helpers/failing-loki-worker.mjs', import.meta.url)) },
-      });
+      const { stdout, logger } = infoLogger({ url: 'http://127.0.0.1:9', workerPath: FAILING_WORKER });
       logger.info({ event: 'api_request', request_id: 'r0' }, 'request');
       await until(() => stdout.lines().some((l) => l.event === 'loki_shipping_failed'), 'loki_shipping_failed');
       for (let i = 1; i <= 3; i++) logger.info({ event: 'api_request', request_id: `r${i}` }, 'request');
@@ -231,15 +226,7 @@ describe('Loki shipping', () => {
     it('a worker that stops during the shutdown flush ends the flush at once, its line counted shutdown', async () => {
       // The close listened for the worker's exit only after its flush: a worker gone during it made the close wait out its
       // whole budget (the review: 3 s of 3 s).
-      const stdout = captureStream();
-      const logger = createLogger({
-        serviceName: 'beacon-test',
-        env: 'ci',
-        nodeId: 'node-a',
-        level: 'info',
-        destination: stdout.stream,
-        loki: { url: 'http://127.0.0.1:9', workerPath: fileURLToPath(new URL('../helpers/failing-loki-worker.mjs', import.meta.url)) },
-      });
+      const { stdout, logger } = infoLogger({ url: 'http://127.0.0.1:9', workerPath: FAILING_WORKER });
       logger.info({ event: 'api_request', request_id: 'r0' }, 'request');
       const started = performance.now();
       await flushLogger(logger, 3000);
@@ -254,15 +241,7 @@ describe('Loki shipping', () => {
     it('a failure reported while the shutdown flushes is counted in the summary, with every line before it', async () => {
       // A probe: Loki first failed during the flush; its loki_push_failed line went to stdout only, in neither count.
       const loki = await startLokiReceiver('error');
-      const stdout = captureStream();
-      const logger = createLogger({
-        serviceName: 'beacon-test',
-        env: 'ci',
-        nodeId: 'node-a',
-        level: 'info',
-        destination: stdout.stream,
-        loki: { url: loki.url, batchIntervalMs: 60_000 },
-      });
+      const { stdout, logger } = infoLogger({ url: loki.url, batchIntervalMs: 60_000 });
       for (let i = 0; i < 5; i++) logger.info({ event: 'api_request', request_id: `r${i}` }, 'request');
       // Nothing was pushed yet (a minute's batch interval): the first push, and its failure, come with the flush.
       await flushLogger(logger, 2000);
@@ -280,15 +259,7 @@ describe('Loki shipping', () => {
 
     it('never blocks the event loop while Loki hangs, and flush is bounded by the push timeout', async () => {
       const loki = await startLokiReceiver('hang');
-      const stdout = captureStream();
-      const logger = createLogger({
-        serviceName: 'beacon-test',
-        env: 'ci',
-        nodeId: 'node-a',
-        level: 'info',
-        destination: stdout.stream,
-        loki: { url: loki.url, batchIntervalMs: 50, timeoutMs: 300 },
-      });
+      const { stdout, logger } = infoLogger({ url: loki.url, batchIntervalMs: 50, timeoutMs: 300 });
       // Keep logging while pushes hang; the loop must stay responsive (no synchronous wait on the worker).
       let maxGapMs = 0;
       let last = performance.now();
@@ -318,16 +289,8 @@ describe('Loki shipping', () => {
 
     it('a push hanging at shutdown is cut at the flush budget, not its own 5 s timeout, without blocking the loop', async () => {
       const loki = await startLokiReceiver('hang');
-      const stdout = captureStream();
       // The default push timeout (5 s): the shutdown budget must win over it.
-      const logger = createLogger({
-        serviceName: 'beacon-test',
-        env: 'ci',
-        nodeId: 'node-a',
-        level: 'info',
-        destination: stdout.stream,
-        loki: { url: loki.url, batchIntervalMs: 50 },
-      });
+      const { stdout, logger } = infoLogger({ url: loki.url, batchIntervalMs: 50 });
       for (let i = 0; i < 20; i++) logger.info({ event: 'api_request', request_id: `r${i}` }, 'request');
       await loki.waitFor(() => loki.pushes.length >= 1);
       let maxGapMs = 0;
