@@ -3,8 +3,8 @@
  * again: `socketOnEnd` (the peer's FIN) ends both and `socketOnClose` the Receiver once more, though the close frame, or
  * the first of those calls, already ended them. Node's `end()` on a stream that has finished does nothing but build an
  * `ERR_STREAM_ALREADY_FINISHED` for a callback there is none of, and a Node error captures the whole stack: three per
- * connection closed with a close frame, one when the peer just goes away, ~15 µs of a close's CPU (bench/README.md, "A
- * connection's close").
+ * connection closed with a close frame (~20 µs of its ~90), one when the peer just goes away (~5 of ~45; bench/README.md,
+ * "A connection's close").
  *
  * So the socket's and the Receiver's `end` are shadowed, per connection, by one that skips a call without arguments on a
  * stream whose end was already called — what Node's `end()` does then, but the error — and hands every other call to
