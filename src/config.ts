@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isListenHost } from './listen-address.js';
+import { SERVER_TO_USER_PREFIX } from './protocol/channel-name.js';
 import { DEFAULT_DEPLOYMENT_ENV, defaultNodeId, resourceAttributesFromEnv } from './telemetry/node-identity.js';
 import {
   allEventsWebhook,
@@ -320,8 +321,11 @@ function noCredentials(url: string): boolean {
   return parsed.username === '' && parsed.password === '';
 }
 
-/** JSON punctuation and member names around a batch's events, beyond their data (`POST /batch_events`). */
+/** JSON punctuation, member names and the short fields (`socket_id`, `info`) of a request, beyond its names and data. */
 const API_BODY_ENVELOPE_BYTES = 64 * 1024;
+
+/** Bytes one character of a name may take in JSON: 4 in UTF-8, 12 written as an escaped surrogate pair (`\ud83d\ude00`). */
+const NAME_CHAR_BYTES = 12;
 
 /**
  * How many bytes of a request body one byte of an event's `data` may take: `data` is a string inside the JSON body, so
@@ -329,6 +333,27 @@ const API_BODY_ENVELOPE_BYTES = 64 * 1024;
  * as it is published, decoded, so a valid batch's body can be up to six times its data.
  */
 const JSON_ESCAPE_FACTOR = 6;
+
+/**
+ * The largest HTTP API body a valid request can have, however its strings are escaped: a full batch of the largest
+ * events with the longest names (`POST /batch_events`), or one such event to the most channels (`POST /events`), plus
+ * the envelope. Channel names are ASCII but for a `#server-to-user-` one, whose user id may be any characters.
+ */
+function apiBodyLimitBytes(limits: {
+  maxPayloadBytes: number;
+  maxBatchSize: number;
+  maxEventNameLength: number;
+  maxChannelNameLength: number;
+  maxChannelsPerPublish: number;
+  maxPresenceUserIdLength: number;
+}): number {
+  const data = limits.maxPayloadBytes * JSON_ESCAPE_FACTOR;
+  const eventName = limits.maxEventNameLength * NAME_CHAR_BYTES;
+  const channel = Math.max(limits.maxChannelNameLength, SERVER_TO_USER_PREFIX.length + limits.maxPresenceUserIdLength * NAME_CHAR_BYTES) + 3;
+  const batch = limits.maxBatchSize * (data + eventName + channel);
+  const publish = data + eventName + limits.maxChannelsPerPublish * channel;
+  return Math.max(batch, publish) + API_BODY_ENVELOPE_BYTES;
+}
 
 /** The whole configuration: the settings, the default app folded into `apps`, and the values derived from settings. */
 const configSchema = fields.transform((settings, ctx) => {
@@ -396,8 +421,7 @@ const configSchema = fields.transform((settings, ctx) => {
   return {
     ...config,
     apps,
-    /** The largest HTTP API body: a full batch of the largest events however their data is escaped, plus its JSON envelope. */
-    apiBodyLimitBytes: config.maxPayloadBytes * config.maxBatchSize * JSON_ESCAPE_FACTOR + API_BODY_ENVELOPE_BYTES,
+    apiBodyLimitBytes: apiBodyLimitBytes(config),
   };
 });
 

@@ -157,9 +157,17 @@ test('webhooks: subscription_count is an event type a listed webhook may take; t
 });
 
 test('values derived from settings are computed by the schema once: the API body limit, the Redis Cluster seed nodes', () => {
-  // A full batch of the largest events, each data byte written as up to six in JSON (`\u001f`), and the envelope.
-  assert.equal(loadConfig({}).apiBodyLimitBytes, 100_000 * 10 * 6 + 64 * 1024);
-  assert.equal(loadConfig({ MAX_PAYLOAD_BYTES: '2048', MAX_BATCH_SIZE: '3' }).apiBodyLimitBytes, 2048 * 3 * 6 + 64 * 1024);
+  // The longest valid request with every string escaped, and the envelope: a data byte takes up to six bytes in JSON
+  // (`\u001f`), a name's character twelve (`\ud83d\ude00`); a channel is at most a `#server-to-user-` one of the longest
+  // user id (16 + 128 characters), or MAX_CHANNEL_NAME_LENGTH ASCII ones; each written in quotes with a comma.
+  const channel = 16 + 128 * 12 + 3;
+  const batchOf = (data: number, batch: number) => batch * (data * 6 + 200 * 12 + channel);
+  const publishOf = (data: number, channels: number) => data * 6 + 200 * 12 + channels * channel;
+  assert.equal(loadConfig({}).apiBodyLimitBytes, batchOf(100_000, 10) + 64 * 1024);
+  assert.ok(batchOf(100_000, 10) > publishOf(100_000, 100));
+  // A small batch: one event to MAX_CHANNELS_PER_PUBLISH (100) channels is the longer request.
+  assert.equal(loadConfig({ MAX_PAYLOAD_BYTES: '2048', MAX_BATCH_SIZE: '3' }).apiBodyLimitBytes, publishOf(2048, 100) + 64 * 1024);
+  assert.ok(publishOf(2048, 100) > batchOf(2048, 3));
   assert.deepEqual(loadConfig({}).redisClusterNodes, []);
   assert.deepEqual(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b:7001' }).redisClusterNodes, [
     { host: '10.0.0.1', port: 7000 },

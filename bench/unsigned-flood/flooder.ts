@@ -4,7 +4,7 @@
  * bodies to /apps/app-id/events back to back until SIGTERM, then prints how many were answered.
  */
 const [port, loops] = process.argv.slice(2).map(Number) as [number, number];
-/** ~1 MB of valid JSON (under the API's body limit at the defaults, 6.07 MB since it allows for escaping), as a flood of publishes would send (built once). */
+/** ~1 MB of valid JSON (under the API's body limit at the defaults, 6.1 MB since it allows for escaping), as a flood of publishes would send (built once). */
 const BODY = Buffer.from(
   JSON.stringify({ name: 'ev', channel: 'c', data: JSON.stringify({ items: Array.from({ length: 18_000 }, (_, i) => ({ id: i, v: 'x'.repeat(30) })) }) }),
 );
