@@ -158,11 +158,12 @@ test('webhooks: subscription_count is an event type a listed webhook may take; t
 
 test('values derived from settings are computed by the schema once: the API body limit, the Redis Cluster seed nodes', () => {
   // The longest valid request with every string escaped, and the envelope: a data byte takes up to six bytes in JSON
-  // (`\u001f`), a name's character twelve (`\ud83d\ude00`); a channel is at most a `#server-to-user-` one of the longest
-  // user id (16 + 128 characters), or MAX_CHANNEL_NAME_LENGTH ASCII ones; each written in quotes with a comma.
-  const channel = 16 + 128 * 12 + 3;
-  const batchOf = (data: number, batch: number) => batch * (data * 6 + 200 * 12 + channel);
-  const publishOf = (data: number, channels: number) => data * 6 + 200 * 12 + channels * channel;
+  // (`\u001f`), a name's character twelve (`\ud83d\ude00`), an ASCII one six (`\u0061`); a channel is at most a
+  // `#server-to-user-` one of the longest user id (16 + 128 characters), or MAX_CHANNEL_NAME_LENGTH ASCII ones; each
+  // written in quotes with a comma; each event has 128 bytes for its members' names and a socket_id.
+  const channel = 16 * 6 + 128 * 12 + 3;
+  const batchOf = (data: number, batch: number) => batch * (data * 6 + 200 * 12 + channel + 128);
+  const publishOf = (data: number, channels: number) => data * 6 + 200 * 12 + channels * channel + 128;
   assert.equal(loadConfig({}).apiBodyLimitBytes, batchOf(100_000, 10) + 64 * 1024);
   assert.ok(batchOf(100_000, 10) > publishOf(100_000, 100));
   // A small batch: one event to MAX_CHANNELS_PER_PUBLISH (100) channels is the longer request.
