@@ -21,6 +21,7 @@ export const API_REFUSALS: ReadonlyMap<HttpError, ApiRefusalReason> = new Map<Ht
   // Refused by a hook before the body is read.
   [Errors.API_INVALID_REQUEST, 'invalid_request'],
   [Errors.API_APP_DISABLED, 'app_disabled'],
+  [Errors.API_UNSUPPORTED_ENCODING, 'unsupported_encoding'],
   [Errors.API_SHUTTING_DOWN, 'shutting_down'],
   // The body as fastify and the API's parser read it.
   [Errors.API_INVALID_JSON, 'invalid_json'],

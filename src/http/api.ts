@@ -133,6 +133,12 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     if (app === undefined) return answerError(reply, Errors.API_UNKNOWN_APP);
     request.signedBodyMd5 = result.bodyMd5;
     if (!app.enabled) return answerError(reply, Errors.API_APP_DISABLED);
+    // A compressed body (gzip from a proxy or a client library's option) would fail as invalid JSON or a body MD5 that
+    // does not match, neither of which says why; refused unread instead, before the rate limit counts it.
+    if (!identityEncoded(request.headers['content-encoding'])) {
+      closeUnreadBody(request, reply);
+      return answerError(reply, Errors.API_UNSUPPORTED_ENCODING);
+    }
     if (!rateWindow(app.id).allow(Date.now())) {
       metrics.rateLimited(app.id, 'http_api');
       if (rateLimitedLog.allow(Date.now())) {
@@ -223,4 +229,16 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   registerEventRoutes(scope, deps);
   registerChannelRoutes(scope, deps);
   registerUserRoutes(scope, deps);
+}
+
+/**
+ * True when a body's `Content-Encoding` (RFC 9110 §8.4) leaves it as sent: no header, or only `identity` codings. The API
+ * decodes nothing, so any other coding (`gzip`, `br`, `deflate`, an unknown one) is refused 415, as the RFC asks.
+ */
+function identityEncoded(header: string | undefined): boolean {
+  if (header === undefined) return true;
+  return header.split(',').every((coding) => {
+    const name = coding.trim().toLowerCase();
+    return name === '' || name === 'identity';
+  });
 }

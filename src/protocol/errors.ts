@@ -77,6 +77,7 @@ export const Errors = {
   // HTTP API: the body and the query.
   API_BODY_TOO_LARGE: http('API_BODY_TOO_LARGE', 413, 'Request body too large'),
   API_UNSUPPORTED_MEDIA_TYPE: http('API_UNSUPPORTED_MEDIA_TYPE', 415, 'Unsupported content type: send application/json'),
+  API_UNSUPPORTED_ENCODING: http('API_UNSUPPORTED_ENCODING', 415, 'Unsupported Content-Encoding: send the body uncompressed'),
   API_INVALID_REQUEST: http('API_INVALID_REQUEST', 400, 'Invalid request'),
   API_HEADERS_TOO_LARGE: http('API_HEADERS_TOO_LARGE', 431, 'Request headers too large'),
   API_REQUEST_TIMEOUT: http('API_REQUEST_TIMEOUT', 408, 'Request not received in time'),

@@ -67,6 +67,7 @@ export const API_REFUSAL_REASONS = [
   'invalid_request',
   'invalid_json',
   'unsupported_media_type',
+  'unsupported_encoding',
   'body_too_large',
   'body_not_object',
   'event_name_invalid',

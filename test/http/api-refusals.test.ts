@@ -32,6 +32,7 @@ const REASONS = [
   'invalid_request',
   'invalid_json',
   'unsupported_media_type',
+  'unsupported_encoding',
   'body_too_large',
   'body_not_object',
   'event_name_invalid',
@@ -157,6 +158,9 @@ test('each refusal is counted once, under the registry error it was answered wit
     await post('not JSON', '{"name":');
     await post('not JSON again', '{"name": "ev", ');
     await post('XML', '<event/>', { 'content-type': 'application/xml' });
+    // The API decodes nothing: a compressed body is refused unread, not answered as JSON or an MD5 that does not match.
+    await post('a gzip body', publishBody({}), { 'content-encoding': 'gzip' });
+    await post('an identity body', publishBody({}), { 'content-encoding': 'Identity' });
     await post('a body over the limit', publishBody({ data: 'x'.repeat(250_000) }));
     await post('an empty event name', publishBody({ name: '' }));
     await post('a reserved event name', publishBody({ name: 'pusher_internal:member_added' }));
@@ -182,6 +186,8 @@ test('each refusal is counted once, under the registry error it was answered wit
       ['not JSON', 400, { error: 'Body is not valid JSON' }],
       ['not JSON again', 400, { error: 'Body is not valid JSON' }],
       ['XML', 415, { error: 'Unsupported content type: send application/json' }],
+      ['a gzip body', 415, { error: 'Unsupported Content-Encoding: send the body uncompressed' }],
+      ['an identity body', 200, {}],
       ['a body over the limit', 413, { error: 'Request body too large' }],
       ['an empty event name', 400, { error: '"name" must be a non-empty string' }],
       ['a reserved event name', 400, { error: '"name" begins with pusher: or pusher_internal:, reserved for the protocol' }],
@@ -202,6 +208,7 @@ test('each refusal is counted once, under the registry error it was answered wit
       expected({
         invalid_json: 2,
         unsupported_media_type: 1,
+        unsupported_encoding: 1,
         body_too_large: 1,
         event_name_invalid: 1,
         event_name_reserved: 1,
