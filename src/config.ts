@@ -62,6 +62,13 @@ const appIdSchema = z
   .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only')
   .refine((id) => !RESERVED_APP_IDS.has(id), 'reserved (u tags the Redis engine\'s watchlist keys)');
 const appKeySchema = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
+/**
+ * An app's secret: anything but blank. `APP_SECRET=" "` (a template that filled in nothing but a space) started an app
+ * whose every signature anyone could make.
+ */
+const appSecretSchema = z.string().refine((secret) => secret.trim() !== '', 'blank');
+/** The default app's secret when APP_SECRET is unset (or empty): public, said at start-up (`configWarnings`). */
+export const DEFAULT_APP_SECRET = 'app-secret';
 
 /** An app's webhooks, the `webhookUrl` shorthand first; more than MAX_WEBHOOKS_PER_APP is an issue at `path`. */
 function appWebhooks(
@@ -87,7 +94,7 @@ const appSchema = z
   .object({
     id: appIdSchema,
     key: appKeySchema,
-    secret: z.string().min(1),
+    secret: appSecretSchema,
     enabled: z.boolean().default(true),
     enableClientEvents: z.boolean().default(false),
     /** `pusher_internal:subscription_count` on joins and leaves (opt-in per app, as in Pusher). */
@@ -212,7 +219,7 @@ const fields = z.object({
   // The default app (replaced by APPS_FILE's apps); folded into `apps` below.
   appId: fromEnv('APP_ID', appIdSchema.default('app-id')),
   appKey: fromEnv('APP_KEY', appKeySchema.default('app-key')),
-  appSecret: fromEnv('APP_SECRET', z.string().min(1).default('app-secret')),
+  appSecret: fromEnv('APP_SECRET', appSecretSchema.default(DEFAULT_APP_SECRET)),
   appEnableClientEvents: fromEnv('APP_ENABLE_CLIENT_EVENTS', bool().default(false)),
   appEnableSubscriptionCount: fromEnv('APP_ENABLE_SUBSCRIPTION_COUNT', bool().default(false)),
   appMaxConnections: fromEnv('APP_MAX_CONNECTIONS', int(0).default(0)),
@@ -494,6 +501,17 @@ export interface ConfigWarning {
 /** What in `config` works against the clients people run, for the start-up log. */
 export function configWarnings(config: Config): ConfigWarning[] {
   const warnings: ConfigWarning[] = [];
+  if (config.apps.some((app) => app.secret === DEFAULT_APP_SECRET)) {
+    // The quick start's defaults: fine on a laptop, but anyone who can reach the server can then publish, query and
+    // authorize private and presence channels. An empty APP_SECRET (a template that filled in nothing) is unset, so lands
+    // here too.
+    warnings.push({
+      variables: ['APP_SECRET'],
+      message:
+        `an app's secret is the public default "${DEFAULT_APP_SECRET}" (APP_SECRET unset or empty): anyone who can reach ` +
+        'the server can sign API calls and channel authorizations for it; set APP_SECRET (or the secret in APPS_FILE)',
+    });
+  }
   const budget = config.frameRateLimitPerSecond;
   if (budget > 0 && config.maxSubscriptionsPerConnection >= budget) {
     // pusher-js sends every subscribe at once when it reconnects, after its `pusher:signin` when it signs in: past the

@@ -7,6 +7,13 @@ import { test } from 'node:test';
 import { hostPort } from '../src/listen-address.js';
 import { ConfigError, configWarnings, loadConfig } from '../src/config.js';
 
+/** A fresh APPS_FILE holding `apps`; its path. */
+function appsFile(apps: unknown[]): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'beacon-config-')), 'apps.json');
+  writeFileSync(file, JSON.stringify({ apps }));
+  return file;
+}
+
 test('defaults: port 6001, one app, activity timeout 120, client events off', () => {
   const c = loadConfig({});
   assert.equal(c.port, 6001);
@@ -236,9 +243,12 @@ test('OTEL_RESOURCE_ATTRIBUTES names the log lines as it names the telemetry res
 test('a subscription cap not below the frame budget is said at start-up, not refused', () => {
   // pusher-js resubscribes every channel in one burst when it reconnects: past the budget those subscribes get 4301, not
   // an answer on their channels (a review raised the cap to 1 000 and sent them at once).
-  assert.deepEqual(configWarnings(loadConfig({})), []);
-  assert.deepEqual(configWarnings(loadConfig({ FRAME_RATE_LIMIT_PER_SECOND: '0', MAX_SUBSCRIPTIONS_PER_CONNECTION: '5000' })), []);
-  const [warning, ...rest] = configWarnings(loadConfig({ FRAME_RATE_LIMIT_PER_SECOND: '100' }));
+  assert.deepEqual(configWarnings(loadConfig({ APP_SECRET: 's3cret' })), []);
+  assert.deepEqual(
+    configWarnings(loadConfig({ APP_SECRET: 's3cret', FRAME_RATE_LIMIT_PER_SECOND: '0', MAX_SUBSCRIPTIONS_PER_CONNECTION: '5000' })),
+    [],
+  );
+  const [warning, ...rest] = configWarnings(loadConfig({ APP_SECRET: 's3cret', FRAME_RATE_LIMIT_PER_SECOND: '100' }));
   assert.deepEqual(rest, []);
   assert.deepEqual(warning?.variables, ['MAX_SUBSCRIPTIONS_PER_CONNECTION', 'FRAME_RATE_LIMIT_PER_SECOND']);
   assert.match(warning?.message ?? '', /^MAX_SUBSCRIPTIONS_PER_CONNECTION \(100\) is not below FRAME_RATE_LIMIT_PER_SECOND \(100\)/);
@@ -247,11 +257,33 @@ test('a subscription cap not below the frame budget is said at start-up, not ref
 test('a shutdown grace not below the shutdown deadline is said at start-up, not refused', () => {
   // A probe: SHUTDOWN_GRACE_MS=5000 with SHUTDOWN_TIMEOUT_MS=2000 started without a word, and every shutdown with a client
   // connected then exited 1 (timed out) although every client got 4200 and every accepted publish was delivered.
-  assert.deepEqual(configWarnings(loadConfig({ SHUTDOWN_GRACE_MS: '1999', SHUTDOWN_TIMEOUT_MS: '2000' })), []);
-  const [warning, ...rest] = configWarnings(loadConfig({ SHUTDOWN_GRACE_MS: '5000', SHUTDOWN_TIMEOUT_MS: '2000' }));
+  const secret = { APP_SECRET: 's3cret' };
+  assert.deepEqual(configWarnings(loadConfig({ ...secret, SHUTDOWN_GRACE_MS: '1999', SHUTDOWN_TIMEOUT_MS: '2000' })), []);
+  const [warning, ...rest] = configWarnings(loadConfig({ ...secret, SHUTDOWN_GRACE_MS: '5000', SHUTDOWN_TIMEOUT_MS: '2000' }));
   assert.deepEqual(rest, []);
   assert.deepEqual(warning?.variables, ['SHUTDOWN_GRACE_MS', 'SHUTDOWN_TIMEOUT_MS']);
   assert.match(warning?.message ?? '', /^SHUTDOWN_GRACE_MS \(5000\) is not below SHUTDOWN_TIMEOUT_MS \(2000\)/);
+});
+
+test('the public default secret is said at start-up; a blank secret is refused, naming the variable', () => {
+  // The quick start runs on app-secret; a deployment that forgot APP_SECRET, or filled it from an empty variable (empty is
+  // unset), ran on it without a word, and APP_SECRET=" " started an app with a blank secret.
+  for (const env of [{}, { APP_SECRET: '' }]) {
+    const [warning, ...rest] = configWarnings(loadConfig(env));
+    assert.deepEqual(rest, []);
+    assert.deepEqual(warning?.variables, ['APP_SECRET']);
+    assert.match(warning?.message ?? '', /public default "app-secret"/);
+  }
+  const file = appsFile([{ id: 'one', key: 'one-key', secret: 'app-secret' }]);
+  assert.deepEqual(configWarnings(loadConfig({ APPS_FILE: file })).map((w) => w.variables), [['APP_SECRET']]);
+  assert.deepEqual(configWarnings(loadConfig({ APP_SECRET: 'app-secret-2' })), []);
+  for (const blank of [' ', '\t \n']) {
+    assert.throws(() => loadConfig({ APP_SECRET: blank }), (err: Error) => err instanceof ConfigError && /^APP_SECRET: blank$/.test(err.message));
+  }
+  assert.throws(
+    () => loadConfig({ APPS_FILE: appsFile([{ id: 'one', key: 'one-key', secret: '  ' }]) }),
+    (err: Error) => err instanceof ConfigError && /APPS_FILE\.apps\.0\.secret: blank/.test(err.message),
+  );
 });
 
 test('a number setting is whole decimal digits: blank, hexadecimal or exponent values are refused, naming the variable', () => {
