@@ -63,10 +63,11 @@ const appIdSchema = z
   .refine((id) => !RESERVED_APP_IDS.has(id), 'reserved (u tags the Redis engine\'s watchlist keys)');
 const appKeySchema = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
 /**
- * An app's secret: anything but blank. `APP_SECRET=" "` (a template that filled in nothing but a space) started an app
- * whose every signature anyone could make.
+ * A name or secret that may hold anything but be blank: `APP_SECRET=" "` (a template that filled in nothing but a space)
+ * started an app with a blank secret, `NODE_ID=" "` a node named by a space in every line, label and Redis key.
  */
-const appSecretSchema = z.string().refine((secret) => secret.trim() !== '', 'blank');
+const nonBlank = () => z.string().refine((value) => value.trim() !== '', 'blank');
+const appSecretSchema = nonBlank();
 /** The default app's secret when APP_SECRET is unset (or empty): public, said at start-up (`configWarnings`). */
 export const DEFAULT_APP_SECRET = 'app-secret';
 
@@ -212,8 +213,8 @@ const fields = z.object({
   port: fromEnv('PORT', int(0, 65535).default(6001)),
   /** Which peers may say who the client is (X-Forwarded-For): the address logged as `remote_address`. */
   trustProxy: fromEnv('TRUST_PROXY', trustProxy.default(false), 'false'),
-  nodeId: fromEnv('NODE_ID', z.string().min(1).default(defaultNodeId), 'hostname-pid'),
-  env: fromEnv('DEPLOYMENT_ENV', z.string().min(1).default(DEFAULT_DEPLOYMENT_ENV)),
+  nodeId: fromEnv('NODE_ID', nonBlank().default(defaultNodeId), 'hostname-pid'),
+  env: fromEnv('DEPLOYMENT_ENV', nonBlank().default(DEFAULT_DEPLOYMENT_ENV)),
   serviceName: fromEnv('OTEL_SERVICE_NAME', z.string().min(1).default('beacon')),
   logLevel: fromEnv('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
   // The default app (replaced by APPS_FILE's apps); folded into `apps` below.

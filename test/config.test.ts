@@ -265,7 +265,7 @@ test('a shutdown grace not below the shutdown deadline is said at start-up, not 
   assert.match(warning?.message ?? '', /^SHUTDOWN_GRACE_MS \(5000\) is not below SHUTDOWN_TIMEOUT_MS \(2000\)/);
 });
 
-test('the public default secret is said at start-up; a blank secret is refused, naming the variable', () => {
+test('the public default secret is said at start-up; a blank secret, node id or deployment name is refused, naming the variable', () => {
   // The quick start runs on app-secret; a deployment that forgot APP_SECRET, or filled it from an empty variable (empty is
   // unset), ran on it without a word, and APP_SECRET=" " started an app with a blank secret.
   for (const env of [{}, { APP_SECRET: '' }]) {
@@ -279,6 +279,10 @@ test('the public default secret is said at start-up; a blank secret is refused, 
   assert.deepEqual(configWarnings(loadConfig({ APP_SECRET: 'app-secret-2' })), []);
   for (const blank of [' ', '\t \n']) {
     assert.throws(() => loadConfig({ APP_SECRET: blank }), (err: Error) => err instanceof ConfigError && /^APP_SECRET: blank$/.test(err.message));
+  }
+  // The node's and the deployment's names too: a blank one named every line, label and Redis key by a space.
+  for (const variable of ['NODE_ID', 'DEPLOYMENT_ENV']) {
+    assert.throws(() => loadConfig({ APP_SECRET: 's', [variable]: ' ' }), new RegExp(`^ConfigError: ${variable}: blank$`));
   }
   assert.throws(
     () => loadConfig({ APPS_FILE: appsFile([{ id: 'one', key: 'one-key', secret: '  ' }]) }),
