@@ -17,6 +17,29 @@ export class FixedWindow {
     return this.count <= this.perSecond;
   }
 
+  /**
+   * Counts `count` more events at `now` without asking: work already done that was worth that many (an answer far larger
+   * than the frame that asked for it). Past the limit, the next `allow` in this window says no.
+   */
+  charge(count: number, now: number): void {
+    if (this.perSecond === 0 || count <= 0) return;
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now;
+      this.count = 0;
+    }
+    this.count += count;
+  }
+
+  /** Whether the events counted in the window of `now` are within the limit (a new window: none counted yet). */
+  within(now: number): boolean {
+    return this.perSecond === 0 || now - this.windowStart >= 1000 || this.count <= this.perSecond;
+  }
+
+  /** The limit per second (0: none). */
+  get limit(): number {
+    return this.perSecond;
+  }
+
   /** Milliseconds from `now` until the current window ends and the count starts again. */
   resetsIn(now: number): number {
     return Math.max(0, this.windowStart + 1000 - now);

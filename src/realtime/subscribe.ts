@@ -163,8 +163,9 @@ function joinRefusal(deps: RealtimeDeps, result: 'full' | 'unavailable'): Subscr
 
 /**
  * Answers a subscribe of a channel the connection holds again, as Pusher does: presence with the members as they are now
- * (refused 503 when the engine cannot say, as a join would be: an empty list would tell the client everyone left). It is no
- * new subscription: a client repeating it must not count or log one each time.
+ * (refused 503 when the engine cannot say, as a join would be: an empty list would tell the client everyone left), the
+ * list's size charged to the connection's frame budget (`answerCharged`). It is no new subscription: a client repeating
+ * it must not count or log one each time.
  */
 async function answerRepeat(
   deps: RealtimeDeps,
@@ -174,6 +175,9 @@ async function answerRepeat(
   traced: Context,
 ): Promise<void> {
   if (kind.presence) {
+    // A list costs its size in the frame budget: once it is spent, a repeat is refused before the list is read — or, for
+    // the frames of a burst, all admitted before the first list is made, before it is encoded.
+    if (!connection.admitsChargedAnswer(Date.now())) return;
     const held = connection.subscriptions.get(name);
     const members = await deps.adapter.members(connection.app.id, name).catch((err: unknown) => {
       if (err instanceof EngineUnavailableError) return undefined;
@@ -186,7 +190,10 @@ async function answerRepeat(
       context.with(traced, () => refuseSubscription(deps, connection, name, failure('unavailable', Errors.SUBSCRIBE_UNAVAILABLE)));
       return;
     }
-    context.with(traced, () => connection.send(memberListFrame(name, members), 'presence'));
+    if (!connection.admitsChargedAnswer(Date.now())) return;
+    const list = memberListFrame(name, members);
+    connection.answerCharged(list.length, Date.now());
+    context.with(traced, () => connection.send(list, 'presence'));
   } else {
     connection.send(encodeSubscriptionSucceeded(name), 'protocol');
   }

@@ -7,6 +7,12 @@
 import { FixedWindow } from '../limits/fixed-window.js';
 import type { CloseReason } from './close-reasons.js';
 
+/**
+ * How much of a repeated answer one frame of the inbound budget pays for: a small presence channel's list is free, one
+ * of 100 members of 2 KB each costs ~50 frames (4 a second in the default budget of 200).
+ */
+export const ANSWER_CHARS_PER_FRAME = 4096;
+
 /** A presence membership held by this connection on one channel. */
 export interface Membership {
   /** The member's identity (its string form): the key of presence bookkeeping. */
@@ -144,6 +150,22 @@ export class ConnectionState {
     this.framesIn++;
     this.receivedBytes += bytes;
     return this.frames.allow(now);
+  }
+
+  /**
+   * An answer of `chars` characters was made for a frame that asked for it again (a repeated presence subscribe's member
+   * list): charged to the inbound budget at one frame per `ANSWER_CHARS_PER_FRAME`, so that a 70-byte frame repeated
+   * within the budget cannot have the server encode and write a 200 KB list each time (a probe: 37 MB/s out, other
+   * clients' pings at 0.5 s). Past the budget the next frames get 4301, as any flood's, and so do the answers still to
+   * be made for frames admitted before (`withinFrameBudget`: a burst's frames are all admitted before any is answered).
+   */
+  answerCharged(chars: number, now: number): void {
+    this.frames.charge(Math.floor(chars / ANSWER_CHARS_PER_FRAME), now);
+  }
+
+  /** Whether the inbound budget of the current window is not spent, answers charged to it included. */
+  withinFrameBudget(now: number): boolean {
+    return this.frames.within(now);
   }
 
   /** Counts one client event at `now`; false when it is over the app's clientEventsPerSecond. */

@@ -358,6 +358,18 @@ export class Connection extends ConnectionState implements WriteTurnState {
   }
 
   /**
+   * Whether the frame budget still pays for an answer charged to it (`answerCharged`); if not, the frame that asked is
+   * refused as one past the budget is: 4301, counted `frame_rate_limited`, and the socket held until the window ends.
+   */
+  admitsChargedAnswer(now: number): boolean {
+    if (this.withinFrameBudget(now)) return true;
+    this.holdInbound(now);
+    const error = Errors.FRAME_RATE_LIMITED;
+    this.reject({ reason: 'frame_rate_limited', message: error.format(this.frames.limit), code: error.code, rateLimit: 'frames' });
+    return false;
+  }
+
+  /**
    * Stops reading this client's socket until its frame budget's window ends. A flood then waits in the kernel's buffers and
    * the client's own (TCP backpressure) instead of in this event loop: past its budget a connection costs the frames of
    * one read, not everything it can send.

@@ -99,3 +99,42 @@ test('every frame kind counts against FRAME_RATE_LIMIT_PER_SECOND, refused with 
     await server.close();
   }
 });
+
+test('a repeated presence subscribe pays for its member list in the frame budget: a large list answers a few a second, then 4301', async () => {
+  // A probe: a member of a presence channel of 99 members with ~1.9 KB of user_info each re-sent its 69-byte subscribe
+  // 200 times a second, within the budget; each was answered with a fresh 193 KB list (37 MB/s out), and another
+  // client's ping took up to 0.5 s.
+  const server = await startServer({ FRAME_RATE_LIMIT_PER_SECOND: '200' });
+  try {
+    const channel = 'presence-big';
+    const info = { bio: 'x'.repeat(2000) };
+    const join = async (userId: string): Promise<RawClient> => {
+      const { client, socketId } = await RawClient.established(server.port);
+      const channelData = JSON.stringify({ user_id: userId, user_info: info });
+      const { auth } = server.sdk().authorizeChannel(socketId, channel, { user_id: userId, user_info: info });
+      client.send({ event: 'pusher:subscribe', data: { channel, auth, channel_data: channelData } });
+      await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === channel);
+      return client;
+    };
+    const members: RawClient[] = [];
+    for (let i = 0; i < 20; i++) members.push(await join(`user-${i}`));
+    const repeater = members.at(-1)!;
+    const lists = () => repeater.all('pusher_internal:subscription_succeeded').length;
+    const before = lists();
+    const REPEATS = 100;
+    for (let i = 0; i < REPEATS; i++) repeater.send({ event: 'pusher:subscribe', data: { channel } });
+    const refused = () => repeater.all('pusher:error').filter((f) => (f.data as { code: number | null }).code === 4301).length;
+    await until(() => lists() - before + refused() >= REPEATS, 'every repeat answered or refused');
+    // ~41 KB a list: 10 frames of the budget each, so ~20 answered in a window (two, if the burst straddles a boundary);
+    // before, all 100 were answered.
+    const answered = lists() - before;
+    assert.ok(answered >= 1 && answered <= 45, `${answered} lists answered of ${REPEATS} repeats`);
+    assert.ok(refused() >= REPEATS - 45, `${refused()} repeats refused with 4301`);
+    // Refused, not closed: the budget's next window answers again.
+    repeater.send({ event: 'pusher:ping', data: {} });
+    await repeater.next('pusher:pong');
+    for (const c of members) await c.close();
+  } finally {
+    await server.close();
+  }
+});

@@ -10,6 +10,7 @@ import { loggedOnce, logLines } from '../helpers/logs.js';
 import { connected, nextEvent, signedIn } from '../helpers/pusher-events.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { APP, startServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
 import { sign, userAuthString } from '../../src/protocol/signatures.js';
 
 test('signin(): the server accepts the SDK-signed user and pusher-js holds its user_data', async () => {
@@ -21,6 +22,26 @@ test('signin(): the server accepts the SDK-signed user and pusher-js holds its u
     assert.equal(client.user.serverToUserChannel.name, '#server-to-user-u-42');
     const line = await loggedOnce(server, { event: 'signin' });
     assert.equal(line.user_id, 'u-42');
+  } finally {
+    await server.close();
+  }
+});
+
+test('signing in again as the same user is answered again, and logged only the first time', async () => {
+  // A probe: ~1 000 sign-ins as the same user in 5 s wrote 958 `signin` info lines for one connection.
+  const server = await startServer();
+  try {
+    const { client, socketId } = await RawClient.established(server.port);
+    const userData = JSON.stringify({ id: 'u-7' });
+    const auth = `${APP.key}:${sign(APP.secret, userAuthString(socketId, userData))}`;
+    const SIGNINS = 20;
+    for (let i = 0; i < SIGNINS; i++) client.send({ event: 'pusher:signin', data: { auth, user_data: userData } });
+    await until(() => client.all('pusher:signin_success').length === SIGNINS, `${SIGNINS} signin_success answers`);
+    // A later frame's answer comes after every line the sign-ins wrote.
+    client.send({ event: 'pusher:ping', data: {} });
+    await client.next('pusher:pong');
+    assert.equal(logLines(server, { event: 'signin' }).length, 1);
+    await client.close();
   } finally {
     await server.close();
   }
