@@ -14,6 +14,7 @@ export const LOG_EVENTS = [
   'connection_rejected',
   'subscribed',
   'unsubscribed',
+  'subscriptions_unlogged',
   'subscription_failed',
   'auth_failed',
   'signin',

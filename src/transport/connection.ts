@@ -18,6 +18,7 @@ import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
 import type { MessageErrorReason, Metrics, RateLimitScope } from '../telemetry/metrics.js';
 import { addSpanEvent, endWithError, withSpan } from '../telemetry/tracing.js';
 import type { CloseReason } from './close-reasons.js';
+import { FixedWindow } from '../limits/fixed-window.js';
 import { ConnectionState, type Membership } from './connection-state.js';
 import { directWriteHandle, queuedBytes, type StreamHandle } from './direct-write.js';
 import { rawFrameSocket, TextFrame, writeRawFrame } from './preframed.js';
@@ -94,6 +95,12 @@ const TEXT_FRAME = { binary: false } as const;
 export const CLOSE_HANDSHAKE_MS = 2000;
 /** Rejections logged per connection; later ones are only counted (websocket_message_errors_total). */
 const LOGGED_REJECTIONS = 20;
+/**
+ * `subscribed` and `unsubscribed` lines per connection per minute; the rest of the minute's are counted (frames by kind,
+ * subscriptions by result), not logged. A reconnect resubscribes at most MAX_SUBSCRIPTIONS_PER_CONNECTION (100) at once;
+ * a client churning subscribe / unsubscribe within its frame budget wrote ~190 lines a second (a probe).
+ */
+export const LOGGED_SUBSCRIPTION_CHANGES_PER_MINUTE = 300;
 
 /** One client connection; see the module comment. */
 export class Connection extends ConnectionState implements WriteTurnState {
@@ -123,6 +130,8 @@ export class Connection extends ConnectionState implements WriteTurnState {
   private readonly onClosed: (connection: Connection) => void;
   private finished = false;
   private rejections = 0;
+  /** Its `subscribed` / `unsubscribed` lines of the current minute (made at the first one). */
+  private subscriptionLines: FixedWindow | undefined = undefined;
   /** True while reading from the socket is paused for the rest of the frame budget's window. */
   private inboundHeld = false;
 
@@ -266,7 +275,7 @@ export class Connection extends ConnectionState implements WriteTurnState {
     this.metrics.subscription(this.app.id, kind.type, 'ok');
     // A subscription the app's backend signed authorizes the connection, as Pusher counts it (APP_USER_AUTHENTICATION_REQUIRED).
     if (kind.requiresAuth) this.authorizedBySubscription = true;
-    this.log('info', { event: 'subscribed', channel, channel_type: kind.type }, 'subscribed');
+    if (this.logsSubscriptionChange()) this.log('info', { event: 'subscribed', channel, channel_type: kind.type }, 'subscribed');
   }
 
   /**
@@ -281,7 +290,26 @@ export class Connection extends ConnectionState implements WriteTurnState {
 
   /** Unsubscribed from `channel` at its own request (a close leaves its channels without a line each). */
   unsubscribed(channel: string, kind: ChannelKind): void {
-    this.log('info', { event: 'unsubscribed', channel, channel_type: kind.type }, 'unsubscribed');
+    if (this.logsSubscriptionChange()) this.log('info', { event: 'unsubscribed', channel, channel_type: kind.type }, 'unsubscribed');
+  }
+
+  /**
+   * Whether a `subscribed` / `unsubscribed` line is written: the first LOGGED_SUBSCRIPTION_CHANGES_PER_MINUTE of each
+   * minute are; at the first one past them a `subscriptions_unlogged` warning says the rest of the minute's are not.
+   */
+  private logsSubscriptionChange(): boolean {
+    if (!this.logsInfo) return false;
+    this.subscriptionLines ??= new FixedWindow(LOGGED_SUBSCRIPTION_CHANGES_PER_MINUTE, 60_000);
+    const lines = this.subscriptionLines;
+    if (lines.allow(Date.now())) return true;
+    if (lines.counted === lines.limit + 1) {
+      this.log(
+        'warn',
+        { event: 'subscriptions_unlogged', limit_per_minute: lines.limit },
+        'more subscribes and unsubscribes this minute than are logged; the rest of the minute\'s are counted, not logged',
+      );
+    }
+    return false;
   }
 
   /**

@@ -15,6 +15,37 @@ const LOGGED = 20;
 const errorLines = (server: TestServer) => server.logs.filter((l) => l.level === 'error' || Number(l.level) >= 50);
 const linesOf = (server: TestServer, socketId: string) => server.logs.filter((l) => l.socket_id === socketId);
 
+test('subscribe / unsubscribe churn: the first 300 of a minute are logged, one warning, every one answered', { timeout: 30_000 }, async () => {
+  // A probe: 1 000 frames of churn at one per 5 ms wrote ~470 `subscribed` and as many `unsubscribed` lines for one
+  // connection, ~190 lines a second, as fast as its frame budget let it.
+  const server = await startServer({ FRAME_RATE_LIMIT_PER_SECOND: '0' });
+  try {
+    const { client, socketId } = await RawClient.established(server.port);
+    const PAIRS = 400;
+    for (let i = 0; i < PAIRS; i++) {
+      // Each answered before its unsubscribe: one sent while the join is under way would cancel it, unanswered.
+      client.send({ event: 'pusher:subscribe', data: { channel: 'churn' } });
+      await until(() => client.all('pusher_internal:subscription_succeeded').length === i + 1, `subscribe ${i + 1} answered`);
+      client.send({ event: 'pusher:unsubscribe', data: { channel: 'churn' } });
+    }
+    // A later frame's answer comes after every line the churn wrote.
+    client.send({ event: 'pusher:ping', data: {} });
+    await client.next('pusher:pong');
+    const lines = linesOf(server, socketId);
+    const changes = lines.filter((l) => l.event === 'subscribed' || l.event === 'unsubscribed');
+    assert.equal(changes.length, 300);
+    const warned = lines.filter((l) => l.event === 'subscriptions_unlogged');
+    assert.deepEqual(
+      warned.map((l) => [l.level, l.limit_per_minute]),
+      [['warn', 300]],
+    );
+    await client.close();
+    assert.deepEqual(errorLines(server), []);
+  } finally {
+    await server.close();
+  }
+});
+
 test('5000 bad-auth subscribes and 5000 invalid channel names log at most the capped number of lines', { timeout: 30_000 }, async () => {
   const server = await startServer({ FRAME_RATE_LIMIT_PER_SECOND: '0' });
   try {
