@@ -575,6 +575,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     // announces if the older one did: a reap's removals announced, then Redis' data lost before all came back.
     const restore = dataLost && restoring !== false;
     restoring = restore;
+    // The member lists are read again once the share is recorded (`missed.recovered` below), numbered anew.
+    if (dataLost) missed.missing(everyChannel, true);
     const run = ++recording;
     const current = (): boolean => run === recording && !closed;
     membership.relist();

@@ -341,14 +341,16 @@ return value`;
  * changed past the last change that node had seen when it may have begun to miss them (realtime/member-resync.ts).
  * KEYS: the channel's state and info. ARGV: that `seq`, the node's field in the state. Returns {seq, members (flat
  * user/info list)}; {'0', {}} when nothing changed past it; {'-1', {}} when the node's own subscriptions are not recorded
- * (Redis lost them, or reaped the node: being recorded again, they would be missing from the list).
+ * (Redis lost them, or reaped the node: being recorded again, they would be missing from the list). A `seq` of -1 reads
+ * the list whatever changed (after Redis lost its data the numbering starts again, and a member restored silently makes
+ * no change at all), answered with the channel's `seq`, 0 when none is recorded yet.
  * A list read so is given to subscribers, as a join's is: it sets `listed` as a join does, so a member restored after
  * Redis lost the channel's state (JOIN_LUA) is announced rather than missing from that list for good.
  */
 export const MEMBERS_SINCE_LUA = `
 if tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0') <= 0 then return {'-1', {}} end
-local seq = redis.call('HGET', KEYS[1], 'seq')
-if not seq or tonumber(seq) <= tonumber(ARGV[1]) then return {'0', {}} end
+local seq = redis.call('HGET', KEYS[1], 'seq') or '0'
+if tonumber(seq) <= tonumber(ARGV[1]) then return {'0', {}} end
 redis.call('HSET', KEYS[1], 'listed', 1)
 return {seq, redis.call('HGETALL', KEYS[2])}`;
 

@@ -23,6 +23,8 @@ import { logEvent } from '../telemetry/log-events.js';
 import type { Channel, Hub } from './hub.js';
 import { memberListFrame } from './membership.js';
 
+/** The `seq` that reads a channel's list whatever changed (MEMBERS_SINCE_LUA), and is below any list's, 0 included. */
+const READ_WHATEVER_CHANGED = -1;
 /** Channels read at once: a node holding thousands of presence channels does not send thousands of reads in one go. */
 const READS_IN_FLIGHT = 32;
 /** Reads of one channel in a round while each answer is older than the events already delivered (members churning). */
@@ -86,7 +88,7 @@ export function createMemberResync(deps: {
       let sent = 0;
       for (const connection of channel.subscribers) {
         // Joined since with a list at least as new.
-        if ((channel.snapshotSeq.get(connection) ?? 0) >= answer.seq) continue;
+        if ((channel.snapshotSeq.get(connection) ?? READ_WHATEVER_CHANGED) >= answer.seq) continue;
         channel.snapshotSeq.set(connection, answer.seq);
         if (connection.send(frame, 'presence')) sent++;
       }
@@ -159,12 +161,22 @@ export function createMemberResync(deps: {
   }
 
   return {
-    missing(which) {
+    missing(which, renumbered = false) {
       hub.lossesBegun++;
       for (const [appId, channel] of hub.presenceChannels()) {
         if (!which(appId, channel.name)) continue;
-        // Noted already: read since the earlier change, which covers this loss too.
-        channel.missedSince ??= channel.seenSeq;
+        if (renumbered) {
+          // Redis lost its data: the numbering starts again, so nothing seen before compares with what comes after. Read
+          // whatever changed (-1: members restored silently change no `seq`) and sent to every subscriber; member events
+          // are no longer held back by a list's `seq` of the old numbering (a probe: every client kept the members who
+          // left while Redis was away, and those of a node that died before it was reaped, for good).
+          channel.missedSince = READ_WHATEVER_CHANGED;
+          channel.seenSeq = 0;
+          channel.snapshotSeq.clear();
+        } else {
+          // Noted already: read since the earlier change, which covers this loss too.
+          channel.missedSince ??= channel.seenSeq;
+        }
         channel.losses++;
       }
     },

@@ -177,3 +177,35 @@ test('Redis lost its data while a node was away: once back, its clients hold eve
     assert.deepEqual([...a.logs, ...b.logs].filter((l) => l.level === 'error'), []);
   });
 });
+
+test('a member left while a node was away and Redis then lost its data: once back, its clients no longer hold the member', { timeout: 30_000 }, async () => {
+  // A probe: a member who left while Redis was away, Redis then back empty, stayed in every other client's list for good
+  // (and so did the members of a node killed before it was reaped): the lists were read against a `seq` of the numbering
+  // before the loss, which the new one had not reached, so nothing was sent.
+  await twoNodes(async ({ a, b, onA, onB, raw, away }) => {
+    // Members join and leave before the loss, so B's last seen `seq` is above what the new numbering reaches.
+    for (const user of ['u3', 'u4', 'u5']) {
+      const passing = await member(a, user);
+      await onB.next((f) => f.event === 'pusher_internal:member_added' && (f.data as { user_id: string }).user_id === user);
+      await passing.close();
+      await onB.next((f) => f.event === 'pusher_internal:member_removed' && (f.data as { user_id: string }).user_id === user);
+    }
+    await away(async () => {
+      // u2 leaves through A; its member_removed goes out while B cannot hear it. Then Redis loses everything.
+      onA.send({ event: 'pusher:unsubscribe', data: { channel: ROOM } });
+      await until(() => a.app.hub.channel(APP.id, ROOM) === undefined, 'u2 gone from A');
+      await raw.flushall();
+    });
+    await until(() => view(onB).join() === 'u1', "B's client holding u1 only", 15_000).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(presenceFrames(onB))} ${JSON.stringify(b.logs.filter((l) => String(l.event).startsWith('node') || String(l.event).startsWith('presence') || String(l.event).startsWith('adapter')))}`);
+    });
+    // Member events go on after it, in the new numbering.
+    const u6 = await member(a, 'u6');
+    await onB.next((f) => f.event === 'pusher_internal:member_added' && (f.data as { user_id: string }).user_id === 'u6');
+    await u6.close();
+    await onB.next((f) => f.event === 'pusher_internal:member_removed' && (f.data as { user_id: string }).user_id === 'u6');
+    assert.equal(view(onB).join(), 'u1');
+    assert.ok(logLines(b, { event: 'node_share_recorded' }).some((l) => l.data_lost === true));
+    assert.deepEqual([...a.logs, ...b.logs].filter((l) => l.level === 'error'), []);
+  });
+});
