@@ -438,6 +438,8 @@ const configSchema = fields.transform((settings, ctx) => {
   return {
     ...config,
     apps,
+    /** Whether `apps` came from APPS_FILE (the `APP_*` variables were not read): what a warning about them names. */
+    appsFromFile: appsFile !== undefined,
     apiBodyLimitBytes: apiBodyLimitBytes(config),
   };
 });
@@ -502,15 +504,17 @@ export interface ConfigWarning {
 /** What in `config` works against the clients people run, for the start-up log. */
 export function configWarnings(config: Config): ConfigWarning[] {
   const warnings: ConfigWarning[] = [];
-  if (config.apps.some((app) => app.secret === DEFAULT_APP_SECRET)) {
+  const publicSecret = config.apps.filter((app) => app.secret === DEFAULT_APP_SECRET).map((app) => app.id);
+  if (publicSecret.length > 0) {
     // The quick start's defaults: fine on a laptop, but anyone who can reach the server can then publish, query and
     // authorize private and presence channels. An empty APP_SECRET (a template that filled in nothing) is unset, so lands
     // here too.
+    const where = config.appsFromFile ? 'its secret in APPS_FILE' : 'APP_SECRET unset or empty';
     warnings.push({
-      variables: ['APP_SECRET'],
+      variables: [config.appsFromFile ? 'APPS_FILE' : 'APP_SECRET'],
       message:
-        `an app's secret is the public default "${DEFAULT_APP_SECRET}" (APP_SECRET unset or empty): anyone who can reach ` +
-        'the server can sign API calls and channel authorizations for it; set APP_SECRET (or the secret in APPS_FILE)',
+        `app ${publicSecret.join(', ')} signs with the public default secret "${DEFAULT_APP_SECRET}" (${where}): anyone who ` +
+        'can reach the server can sign API calls and channel authorizations for it; give it a secret of its own',
     });
   }
   const budget = config.frameRateLimitPerSecond;

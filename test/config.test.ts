@@ -272,10 +272,17 @@ test('the public default secret is said at start-up; a blank secret, node id or 
     const [warning, ...rest] = configWarnings(loadConfig(env));
     assert.deepEqual(rest, []);
     assert.deepEqual(warning?.variables, ['APP_SECRET']);
-    assert.match(warning?.message ?? '', /public default "app-secret"/);
+    assert.match(warning?.message ?? '', /^app app-id signs with the public default secret "app-secret" \(APP_SECRET unset or empty\)/);
   }
-  const file = appsFile([{ id: 'one', key: 'one-key', secret: 'app-secret' }]);
-  assert.deepEqual(configWarnings(loadConfig({ APPS_FILE: file })).map((w) => w.variables), [['APP_SECRET']]);
+  // From APPS_FILE, the file is what to change (the review: the line named APP_SECRET, set or not), and which app.
+  const file = appsFile([
+    { id: 'one', key: 'one-key', secret: 's1' },
+    { id: 'two', key: 'two-key', secret: 'app-secret' },
+  ]);
+  const [fromFile, ...others] = configWarnings(loadConfig({ APPS_FILE: file, APP_SECRET: 'ignored' }));
+  assert.deepEqual(others, []);
+  assert.deepEqual(fromFile?.variables, ['APPS_FILE']);
+  assert.match(fromFile?.message ?? '', /^app two signs with the public default secret "app-secret" \(its secret in APPS_FILE\)/);
   assert.deepEqual(configWarnings(loadConfig({ APP_SECRET: 'app-secret-2' })), []);
   for (const blank of [' ', '\t \n']) {
     assert.throws(() => loadConfig({ APP_SECRET: blank }), (err: Error) => err instanceof ConfigError && /^APP_SECRET: blank$/.test(err.message));

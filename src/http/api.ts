@@ -134,8 +134,9 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     request.signedBodyMd5 = result.bodyMd5;
     if (!app.enabled) return answerError(reply, Errors.API_APP_DISABLED);
     // A compressed body (gzip from a proxy or a client library's option) would fail as invalid JSON or a body MD5 that
-    // does not match, neither of which says why; refused unread instead, before the rate limit counts it.
-    if (!identityEncoded(request.headers['content-encoding'])) {
+    // does not match, neither of which says why; refused unread instead, before the rate limit counts it. A request
+    // without a body has nothing to decode (the review: a GET with the header was refused).
+    if (declaresBody(request) && !identityEncoded(request.headers['content-encoding'])) {
       closeUnreadBody(request, reply);
       return answerError(reply, Errors.API_UNSUPPORTED_ENCODING);
     }
@@ -241,4 +242,10 @@ function identityEncoded(header: string | undefined): boolean {
     const name = coding.trim().toLowerCase();
     return name === '' || name === 'identity';
   });
+}
+
+/** Whether the request says a body follows: a `Content-Length` above 0, or a `Transfer-Encoding`. */
+function declaresBody(request: FastifyRequest): boolean {
+  const length = request.headers['content-length'];
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

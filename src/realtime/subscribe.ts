@@ -164,7 +164,7 @@ function joinRefusal(deps: RealtimeDeps, result: 'full' | 'unavailable'): Subscr
 /**
  * Answers a subscribe of a channel the connection holds again, as Pusher does: presence with the members as they are now
  * (refused 503 when the engine cannot say, as a join would be: an empty list would tell the client everyone left), the
- * list's size charged to the connection's frame budget (`answerCharged`). It is no new subscription: a client repeating
+ * list's size charged to the connection's frame budget past the channel's first repeat (`answerCharged`). It is no new subscription: a client repeating
  * it must not count or log one each time.
  */
 async function answerRepeat(
@@ -175,9 +175,11 @@ async function answerRepeat(
   traced: Context,
 ): Promise<void> {
   if (kind.presence) {
-    // A list costs its size in the frame budget: once it is spent, a repeat is refused before the list is read — or, for
-    // the frames of a burst, all admitted before the first list is made, before it is encoded.
-    if (!connection.admitsChargedAnswer(Date.now())) return;
+    // Past a channel's first repeat, a list costs its size in the frame budget: once it is spent, a repeat is refused
+    // before the list is read — or, for the frames of a burst, all admitted before the first list is made, before it is
+    // encoded.
+    const charged = !connection.firstRepeat(name);
+    if (charged && !connection.admitsChargedAnswer(Date.now())) return;
     const held = connection.subscriptions.get(name);
     const members = await deps.adapter.members(connection.app.id, name).catch((err: unknown) => {
       if (err instanceof EngineUnavailableError) return undefined;
@@ -190,9 +192,9 @@ async function answerRepeat(
       context.with(traced, () => refuseSubscription(deps, connection, name, failure('unavailable', Errors.SUBSCRIBE_UNAVAILABLE)));
       return;
     }
-    if (!connection.admitsChargedAnswer(Date.now())) return;
+    if (charged && !connection.admitsChargedAnswer(Date.now())) return;
     const list = memberListFrame(name, members);
-    connection.answerCharged(list.length, Date.now());
+    if (charged) connection.answerCharged(list.length, Date.now());
     context.with(traced, () => connection.send(list, 'presence'));
   } else {
     connection.send(encodeSubscriptionSucceeded(name), 'protocol');

@@ -48,6 +48,8 @@ export class ConnectionState {
   protected framesOut = 0;
   private receivedBytes = 0;
   protected sentBytes = 0;
+  /** Channels whose one free repeated subscribe was answered since they were subscribed (`firstRepeat`). */
+  private repeated: Set<string> | undefined = undefined;
   /** The inbound budget: every frame counts, checked before the frame is decoded. */
   protected readonly frames: FixedWindow;
   /** Client events per second (the app's clientEventsPerSecond). */
@@ -154,7 +156,7 @@ export class ConnectionState {
 
   /**
    * An answer of `chars` characters was made for a frame that asked for it again (a repeated presence subscribe's member
-   * list): charged to the inbound budget at one frame per `ANSWER_CHARS_PER_FRAME`, so that a 70-byte frame repeated
+   * list, past its first repeat: `firstRepeat`): charged to the inbound budget at one frame per `ANSWER_CHARS_PER_FRAME`, so that a 70-byte frame repeated
    * within the budget cannot have the server encode and write a 200 KB list each time (a probe: 37 MB/s out, other
    * clients' pings at 0.5 s). Past the budget the next frames get 4301, as any flood's, and so do the answers still to
    * be made for frames admitted before (`withinFrameBudget`: a burst's frames are all admitted before any is answered).
@@ -183,7 +185,21 @@ export class ConnectionState {
     const membership = this.channels.get(channel);
     if (membership === undefined) return undefined;
     this.channels.delete(channel);
+    this.repeated?.delete(channel);
     return membership;
+  }
+
+  /**
+   * Whether this is the first repeated subscribe of `channel` since it was subscribed: its answer is free, the later
+   * ones are charged (`answerCharged`). pusher-js repeats a subscribe once per channel after a reconnect race (its
+   * stale-auth subscribe, docs/protocol-compatibility.md): charged to the shared budget, five such repeats of large
+   * presence channels spent a whole second of it, and the client's next real subscribe got 4301 and was never sent again
+   * (the review). The set holds at most the channels held (MAX_SUBSCRIPTIONS_PER_CONNECTION), made at the first repeat.
+   */
+  firstRepeat(channel: string): boolean {
+    if (this.repeated?.has(channel) === true) return false;
+    (this.repeated ??= new Set()).add(channel);
+    return true;
   }
 
   /** Signed in as `userId` (undefined: signed out, as on close). */

@@ -100,6 +100,40 @@ test('every frame kind counts against FRAME_RATE_LIMIT_PER_SECOND, refused with 
   }
 });
 
+/** Subscribes `client` (socket `socketId`) to presence `channel` as `userId` with `info`, and waits for the list. */
+async function joinPresence(server: TestServer, client: RawClient, socketId: string, channel: string, userId: string, info: Record<string, unknown>): Promise<void> {
+  const channelData = JSON.stringify({ user_id: userId, user_info: info });
+  const { auth } = server.sdk().authorizeChannel(socketId, channel, { user_id: userId, user_info: info });
+  client.send({ event: 'pusher:subscribe', data: { channel, auth, channel_data: channelData } });
+  await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === channel);
+}
+
+test("pusher-js's one stale repeat per channel after a reconnect race is free: the client's next subscribe is answered", async () => {
+  // The review: charged from the first repeat, five repeats of large presence lists spent the whole budget and the
+  // client's real subscribe that followed got 4301, which pusher-js never sends again.
+  const server = await startServer({ FRAME_RATE_LIMIT_PER_SECOND: '30', MAX_SUBSCRIPTIONS_PER_CONNECTION: '10' });
+  try {
+    const channels = ['a', 'b', 'c', 'd', 'e'].map((c) => `presence-race-${c}`);
+    const info = { bio: 'x'.repeat(2000) };
+    const members: RawClient[] = [];
+    for (let i = 0; i < 20; i++) {
+      const { client, socketId } = await RawClient.established(server.port);
+      for (const channel of channels) await joinPresence(server, client, socketId, channel, `user-${i}`, info);
+      members.push(client);
+    }
+    const racer = members.at(-1)!;
+    // Each ~41 KB list is 10 frames of the budget of 30: charged, the five would spend it.
+    for (const channel of channels) racer.send({ event: 'pusher:subscribe', data: { channel } });
+    await until(() => racer.all('pusher_internal:subscription_succeeded').length === 10, 'the five repeats answered');
+    racer.send({ event: 'pusher:subscribe', data: { channel: 'public-late' } });
+    await racer.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === 'public-late');
+    assert.deepEqual(racer.all('pusher:error'), []);
+    for (const c of members) await c.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test('a repeated presence subscribe pays for its member list in the frame budget: a large list answers a few a second, then 4301', async () => {
   // A probe: a member of a presence channel of 99 members with ~1.9 KB of user_info each re-sent its 69-byte subscribe
   // 200 times a second, within the budget; each was answered with a fresh 193 KB list (37 MB/s out), and another

@@ -161,6 +161,8 @@ test('each refusal is counted once, under the registry error it was answered wit
     // The API decodes nothing: a compressed body is refused unread, not answered as JSON or an MD5 that does not match.
     await post('a gzip body', publishBody({}), { 'content-encoding': 'gzip' });
     await post('an identity body', publishBody({}), { 'content-encoding': 'Identity' });
+    // Nothing to decode without a body (the review: refused 415 too).
+    answers.push(['a GET saying gzip', (await signedFetch(server, 'GET', `${API}/channels`, { headers: { 'content-encoding': 'gzip' } })).status, {}]);
     await post('a body over the limit', publishBody({ data: 'x'.repeat(250_000) }));
     await post('an empty event name', publishBody({ name: '' }));
     await post('a reserved event name', publishBody({ name: 'pusher_internal:member_added' }));
@@ -188,6 +190,7 @@ test('each refusal is counted once, under the registry error it was answered wit
       ['XML', 415, { error: 'Unsupported content type: send application/json' }],
       ['a gzip body', 415, { error: 'Unsupported Content-Encoding: send the body uncompressed' }],
       ['an identity body', 200, {}],
+      ['a GET saying gzip', 200, {}],
       ['a body over the limit', 413, { error: 'Request body too large' }],
       ['an empty event name', 400, { error: '"name" must be a non-empty string' }],
       ['a reserved event name', 400, { error: '"name" begins with pusher: or pusher_internal:, reserved for the protocol' }],
