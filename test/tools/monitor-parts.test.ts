@@ -315,6 +315,37 @@ test('summary: totals add up the steps between scrapes and read a restart from z
   assert.doesNotMatch(summaryText(steady, { logSources: [], unansweredAtEnd: [] }), /restart/);
 });
 
+test('snapshots across a restart read each counter as the summary does: the new value is the increase since', () => {
+  // A probe: 5 refusals before a kill -9, 8 after the restart; the totals said 8, the rates and "errors in /metrics" 3
+  // (8 − 5: a restarted counter above its old value was read as a step).
+  const scrape = (at: number, startedAt: number, rejected: number, opened: number, buckets: [string, number][]) =>
+    parseExposition(
+      [
+        `process_start_time_seconds ${startedAt}`,
+        `websocket_connections_rejected_total{reason="unknown_app"} ${rejected}`,
+        `websocket_connections_opened_total{app_id="a"} ${opened}`,
+        ...buckets.map(([le, n]) => `websocket_broadcast_duration_seconds_bucket{app_id="a",le="${le}"} ${n}`),
+      ].join('\n'),
+      at,
+    );
+  const probe = { status: 200 };
+  const before = scrape(0, 1000, 5, 40, [['0.001', 100], ['0.1', 100], ['+Inf', 100]]);
+  const after = scrape(10_000, 1008, 8, 50, [['0.001', 0], ['0.1', 120], ['+Inf', 120]]);
+  const summary = new SummaryBuilder();
+  for (const [cur, prev] of [[before, undefined], [after, before]] as const) {
+    summary.scrape(cur);
+    summary.snapshot(buildSnapshot({ cur, prev, metricsError: undefined, healthz: probe, readyz: probe, stack: undefined }));
+  }
+  const snapshot = buildSnapshot({ cur: after, prev: before, metricsError: undefined, healthz: probe, readyz: probe, stack: undefined });
+  assert.equal(snapshot.connectsPerSecond, 5);
+  assert.deepEqual(snapshot.errorsByReason, { 'rejected:unknown_app': 0.8 });
+  // The interval's observations are the new process's 120, all in (0.001, 0.1]: not 20 less a negative bucket.
+  assert.ok(Math.abs((snapshot.broadcastP50Ms as number) - 50.5) < 1e-9, String(snapshot.broadcastP50Ms));
+  const built = summary.build();
+  assert.equal(built.totals?.connections_rejected, 8);
+  assert.deepEqual(built.errorsByReason, { 'rejected:unknown_app': 8 });
+});
+
 test('beacon-monitor: [seconds] and --interval past what a timer holds, or blank, are refused', () => {
   // 3 000 000 s overflowed Node's timer: the watch ended at once, and as an interval ran snapshots back to back.
   assert.throws(() => parseMonitorOptions(['3000000'], false), /\[seconds\] must be a number from 0 to 2147483, got "3000000"/);

@@ -1,12 +1,14 @@
 /**
  * One snapshot of a node from two /metrics scrapes (the previous and this one): gauges as they are now, counters as rates
- * over the interval (a counter that went down means the process restarted: its value since then is used, as PromQL's
- * rate() does), broadcast latency from the histogram buckets observed in the interval.
+ * over the interval (a restart between the scrapes, told as the summary tells it — a new process_start_time_seconds or a
+ * counter that went down — means each counter's value is its increase since, as PromQL's rate() reads a reset),
+ * broadcast latency from the histogram buckets observed in the interval.
  */
 import { abortAfter } from '../../src/lifecycle/abort-after.js';
 import { notBeaconMetrics, parseExposition, select, sum, sumBy, type Scrape } from '../prometheus/exposition.js';
 import { histogramQuantile, type Bucket } from './histogram-quantile.js';
 import type { StackHealth } from './stack-health.js';
+import { restartedBetween } from './summary.js';
 
 /** What one endpoint answered: an HTTP status, or why it did not. */
 export type Probe = { status: number } | { error: string };
@@ -39,9 +41,13 @@ export interface Snapshot {
 /** Closes that are not an error: the client left, or the server drained. */
 const ORDINARY_CLOSES = new Set(['client_close', 'server_shutdown']);
 
-function increase(cur: number, prev: number | undefined): number {
-  if (prev === undefined) return 0;
-  return cur >= prev ? cur - prev : cur;
+/**
+ * A counter's increase between two scrapes. After a restart it is the new value, even when that is above the old one:
+ * read as a step, a restarted counter that passed its old value gave rates and err/s counts below the summary's totals
+ * (a probe: 8 refusals in the totals, 3 in "errors in /metrics").
+ */
+function increase(cur: number, prev: number, restarted: boolean): number {
+  return restarted || cur < prev ? cur : cur - prev;
 }
 
 function broadcastBuckets(scrape: Scrape): Map<number, number> {
@@ -58,6 +64,7 @@ function reasonRates(
   out: Record<string, number>,
   cur: Scrape,
   prev: Scrape,
+  restarted: boolean,
   seconds: number,
   name: string,
   family: string,
@@ -66,7 +73,7 @@ function reasonRates(
   const before = sumBy(prev, name, 'reason');
   for (const [reason, value] of sumBy(cur, name, 'reason')) {
     if (skip.has(reason)) continue;
-    const d = increase(value, before.get(reason) ?? 0);
+    const d = increase(value, before.get(reason) ?? 0, restarted);
     if (d > 0) out[`${family}:${reason}`] = d / seconds;
   }
 }
@@ -107,10 +114,11 @@ export function buildSnapshot(input: {
   const rss = select(cur, 'process_resident_memory_bytes')[0];
   if (rss !== undefined) snapshot.rssBytes = rss.value;
 
-  // Broadcast latency: buckets observed in the interval (since the process started, for the first snapshot).
+  // Broadcast latency: buckets observed in the interval (since the process started, for the first snapshot or a restart).
+  const restarted = prev !== undefined && restartedBetween(prev, cur);
   const now = broadcastBuckets(cur);
   const then = prev === undefined ? new Map<number, number>() : broadcastBuckets(prev);
-  const buckets: Bucket[] = [...now].map(([le, count]) => ({ le, count: count - (then.get(le) ?? 0) }));
+  const buckets: Bucket[] = [...now].map(([le, count]) => ({ le, count: increase(count, then.get(le) ?? 0, restarted) }));
   const p50 = histogramQuantile(0.5, buckets);
   const p99 = histogramQuantile(0.99, buckets);
   snapshot.broadcastP50Ms = p50 === undefined ? undefined : p50 * 1000;
@@ -119,18 +127,18 @@ export function buildSnapshot(input: {
   if (prev === undefined) return snapshot;
   const seconds = Math.max(0.001, (cur.at - prev.at) / 1000);
   snapshot.intervalSeconds = seconds;
-  const rate = (name: string) => increase(sum(cur, name), sum(prev, name)) / seconds;
+  const rate = (name: string) => increase(sum(cur, name), sum(prev, name), restarted) / seconds;
   snapshot.connectsPerSecond = rate('websocket_connections_opened_total');
   snapshot.disconnectsPerSecond = rate('websocket_connections_closed_total');
   snapshot.messagesInPerSecond = rate('websocket_messages_received_total');
   snapshot.messagesOutPerSecond = rate('websocket_messages_sent_total');
   const reasons: Record<string, number> = {};
-  reasonRates(reasons, cur, prev, seconds, 'websocket_message_errors_total', 'frame');
-  reasonRates(reasons, cur, prev, seconds, 'websocket_connections_rejected_total', 'rejected');
-  reasonRates(reasons, cur, prev, seconds, 'websocket_api_auth_failures_total', 'api_auth');
-  reasonRates(reasons, cur, prev, seconds, 'websocket_api_refusals_total', 'api');
-  reasonRates(reasons, cur, prev, seconds, 'websocket_http_malformed_requests_total', 'http');
-  reasonRates(reasons, cur, prev, seconds, 'websocket_connections_closed_total', 'closed', ORDINARY_CLOSES);
+  reasonRates(reasons, cur, prev, restarted, seconds, 'websocket_message_errors_total', 'frame');
+  reasonRates(reasons, cur, prev, restarted, seconds, 'websocket_connections_rejected_total', 'rejected');
+  reasonRates(reasons, cur, prev, restarted, seconds, 'websocket_api_auth_failures_total', 'api_auth');
+  reasonRates(reasons, cur, prev, restarted, seconds, 'websocket_api_refusals_total', 'api');
+  reasonRates(reasons, cur, prev, restarted, seconds, 'websocket_http_malformed_requests_total', 'http');
+  reasonRates(reasons, cur, prev, restarted, seconds, 'websocket_connections_closed_total', 'closed', ORDINARY_CLOSES);
   snapshot.errorsByReason = reasons;
   snapshot.errorsPerSecond = Object.values(reasons).reduce((a, b) => a + b, 0);
   return snapshot;
