@@ -354,6 +354,16 @@ test('beacon-monitor: [seconds] and --interval past what a timer holds, or blank
   assert.equal(parseMonitorOptions(['2147483', '--interval', '60'], false)?.seconds, 2147483);
 });
 
+test('beacon-monitor: a URL flag in a scheme it cannot fetch is a usage error, as beacon-load says it', () => {
+  // Parsed as URLs, these ran the whole watch with every snapshot "metrics_error=TypeError" and exit 0.
+  assert.throws(() => parseMonitorOptions(['--metrics', 'ftp://127.0.0.1/x'], false), /--metrics must be an http:\/\/ or https:\/\/ URL such as http:\/\/127\.0\.0\.1:9464\/metrics, got "ftp:\/\/127\.0\.0\.1\/x"/);
+  assert.throws(() => parseMonitorOptions(['--host', 'foo:bar'], false), /--host must be an http:\/\/, https:\/\/, ws:\/\/ or wss:\/\/ URL/);
+  assert.throws(() => parseMonitorOptions(['--loki', 'file:///tmp/x'], false), /--loki must be an http:\/\/ or https:\/\/ URL/);
+  assert.throws(() => parseMonitorOptions(['--metrics', 'not a url'], false), /--metrics must be/);
+  const ok = parseMonitorOptions(['--metrics', 'https://127.0.0.1:9464/metrics', '--host', 'ws://127.0.0.1:6001/', '--loki', 'http://127.0.0.1:3100'], false);
+  assert.equal(ok?.httpUrl, 'http://127.0.0.1:6001');
+});
+
 test('--log-file across a rotation: the old file\'s last lines, then the new file from its start, even when it is longer', async () => {
   // Read by size alone, a new file already longer than the old one's read offset was read from that offset on: its first
   // lines were lost without a word (a probe: 3 of 6 lines of the new file reported).

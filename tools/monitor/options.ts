@@ -103,12 +103,23 @@ export function parseMonitorOptions(argv: string[], stdoutIsTty: boolean): Monit
   }
   const mode = values.json === true ? 'json' : (values.mode ?? (stdoutIsTty ? 'tty' : 'plain'));
   if (mode !== 'tty' && mode !== 'plain' && mode !== 'json') throw new UsageError(`--mode must be tty, plain or json, got "${mode}"`);
-  for (const [flag, url] of [['--metrics', values.metrics], ['--host', values.host], ['--loki', values.loki]] as const) {
+  // Any scheme parses as a URL (`foo:bar`, `ftp://…`); fetch then failed every request, each snapshot a bare TypeError.
+  const urlFlags = [
+    ['--metrics', values.metrics, ['http:', 'https:'], 'http://127.0.0.1:9464/metrics'],
+    ['--host', values.host, ['http:', 'https:', 'ws:', 'wss:'], 'http://127.0.0.1:6001'],
+    ['--loki', values.loki, ['http:', 'https:'], 'http://127.0.0.1:3100'],
+  ] as const;
+  for (const [flag, url, schemes, example] of urlFlags) {
     if (url === undefined) continue;
+    let parsed: URL | undefined;
     try {
-      new URL(url);
+      parsed = new URL(url);
     } catch {
-      throw new UsageError(`${flag} must be a URL, got "${url}"`);
+      // answered below
+    }
+    if (parsed === undefined || !(schemes as readonly string[]).includes(parsed.protocol)) {
+      const names = schemes.map((scheme) => `${scheme}//`);
+      throw new UsageError(`${flag} must be an ${names.slice(0, -1).join(', ')} or ${names.at(-1)} URL such as ${example}, got "${url}"`);
     }
   }
   return {
