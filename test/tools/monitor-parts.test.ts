@@ -11,11 +11,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { test } from 'node:test';
 import { histogramQuantile } from '../../tools/monitor/histogram-quantile.js';
 import { parseLogLine, type LogEvent } from '../../tools/monitor/log-line.js';
-import { followFile, followLoki } from '../../tools/monitor/log-sources.js';
+import { followFile, followLoki, followStream } from '../../tools/monitor/log-sources.js';
 import { DEFAULT_LOKI_QUERY, parseMonitorOptions } from '../../tools/monitor/options.js';
 import { createRenderer } from '../../tools/monitor/render.js';
 import { buildSnapshot } from '../../tools/monitor/snapshot.js';
@@ -249,6 +249,37 @@ test('summary: a log source that never answered is said, not read as "0 error, d
   const none = summaryText(new SummaryBuilder(), { logSources: [], unansweredAtEnd: [] });
   assert.match(none, /^ {2}log lines: none followed \(no --loki or --log-file\)$/m);
   assert.doesNotMatch(none, /distinct errors: none/);
+});
+
+test('--log-file -: stdin that ends is said in the summary, not read as "0 error" (unknown when it ended before any line)', async () => {
+  // `beacon-monitor --log-file - < /dev/null` summed up "log lines: 0 fatal, 0 error, 0 warn": an all-clear from nothing.
+  const empty = new PassThrough();
+  const problems: string[] = [];
+  const deaf = followStream(empty, () => {}, (m) => problems.push(m));
+  empty.end();
+  await until(() => deaf.status().ended !== undefined, 'the end of an empty stdin');
+  assert.deepEqual(problems, ['stdin: input ended after 0 line(s); later log lines are not read']);
+  await deaf.stop(Date.now());
+  const nothing = summaryText(new SummaryBuilder(), { logSources: [deaf.status()], unansweredAtEnd: [] });
+  assert.match(nothing, /^ {2}log lines: unknown, no log source answered: stdin ended at \d\d:\d\d:\d\d after 0 line\(s\): nothing later was read$/m);
+  assert.match(nothing, /^ {2}distinct errors: unknown$/m);
+
+  // Lines, then the end (the writer died): the counts, marked incomplete.
+  const input = new PassThrough();
+  const summary = new SummaryBuilder();
+  const partly = followStream(input, (e) => summary.log(e));
+  input.end('{"level":"error","event":"x","msg":"y"}\nan info line\n');
+  await until(() => partly.status().ended !== undefined, 'the end of stdin');
+  await partly.stop(Date.now());
+  const text = summaryText(summary, { logSources: [partly.status()], unansweredAtEnd: [] });
+  assert.match(text, /^ {2}log lines: 0 fatal, 1 error, 0 warn \(incomplete: stdin ended at [\d:]+ after 2 line\(s\): nothing later was read\)$/m);
+
+  // Stopped by the monitor while still open: no end said.
+  const open = new PassThrough();
+  const running = followStream(open, () => {});
+  await running.stop(Date.now());
+  assert.equal(running.status().ended, undefined);
+  assert.match(summaryText(new SummaryBuilder(), { logSources: [running.status()], unansweredAtEnd: [] }), /^ {2}log lines: 0 fatal, 0 error, 0 warn$/m);
 });
 
 test('summary: the refusals /metrics counted (logged at info, so not among the log lines) are named with their counts', () => {

@@ -98,18 +98,32 @@ export async function followFile(path: string, onEvent: (e: LogEvent) => void, o
   };
 }
 
-/** Reads lines from `input` (stdin) until it ends or the monitor stops. */
-export function followStream(input: NodeJS.ReadableStream, onEvent: (e: LogEvent) => void): LogSource {
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  lines.on('line', (line) => {
+/**
+ * Reads lines from `input` (stdin) until it ends or the monitor stops. Its end is kept in the status (and said once): a
+ * pipe whose writer died, or `< /dev/null`, read nothing more, and the summary's "0 error" read as an all-clear.
+ */
+export function followStream(input: NodeJS.ReadableStream, onEvent: (e: LogEvent) => void, onProblem: SourceProblem = () => {}): LogSource {
+  const st = freshStatus('stdin');
+  let lines = 0;
+  let stopping = false;
+  const reader = createInterface({ input, crlfDelay: Infinity });
+  reader.on('line', (line) => {
+    lines++;
     const e = parseLogLine(line);
     if (e !== undefined) onEvent(e);
   });
+  // readline closes when its input ends, and when stop() closes it: only the first is the source's end.
+  reader.on('close', () => {
+    if (stopping) return;
+    st.ended = { at: new Date().toISOString(), lines };
+    onProblem(`stdin: input ended after ${lines} line(s); later log lines are not read`);
+  });
   return {
     async stop() {
-      lines.close();
+      stopping = true;
+      reader.close();
     },
-    status: () => freshStatus('stdin'),
+    status: () => ({ ...st }),
   };
 }
 

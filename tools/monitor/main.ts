@@ -55,7 +55,7 @@ async function main(): Promise<number> {
 
   const sources: LogSource[] = [];
   if (o.loki !== undefined) sources.push(followLoki(o.loki, o.lokiQuery, onLog, problem));
-  if (o.logFile === '-') sources.push(followStream(process.stdin, onLog));
+  if (o.logFile === '-') sources.push(followStream(process.stdin, onLog, problem));
   else if (o.logFile !== undefined) sources.push(await followFile(o.logFile, onLog, problem));
 
   let prev: Scrape | undefined;

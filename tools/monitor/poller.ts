@@ -24,6 +24,11 @@ export interface SourceStatus {
   lastError: string | undefined;
   /** A poll was still waiting when the run ended; it was aborted. */
   unansweredAtEnd: boolean;
+  /**
+   * A stream (stdin) whose input ended during the run: when (ISO), and after how many lines. Nothing written later was
+   * read, so its counts cover only the time before; a stream has no polls to fail, and this is how it says so.
+   */
+  ended?: { at: string; lines: number };
 }
 
 /** A running poller. */

@@ -67,6 +67,7 @@ function reasonsText(s: Snapshot): string {
 
 /** What went wrong with one log source, for the summary; undefined when every poll answered. */
 function sourceNote(st: SourceStatus): string | undefined {
+  if (st.ended !== undefined) return `${st.source} ended at ${clock(st.ended.at)} after ${st.ended.lines} line(s): nothing later was read`;
   if (st.failedPolls === 0) return undefined;
   const skipped = st.skippedPolls > 0 ? `, ${st.skippedPolls} skipped while one was waiting` : '';
   if (st.failingSince === undefined) return `${st.source}: ${st.failedPolls} of ${st.polls} polls failed, answering again at the end`;
@@ -108,14 +109,15 @@ function summaryLines(s: Summary): string[] {
     return lines;
   }
   const notes = s.logSources.map(sourceNote).filter((n) => n !== undefined);
-  const deaf = s.logSources.every((st) => st.polls > 0 && st.failedPolls === st.polls);
+  // A stream that ended before its first line read nothing at all, as a source that never answered.
+  const deaf = s.logSources.every((st) => (st.polls > 0 && st.failedPolls === st.polls) || st.ended?.lines === 0);
   if (deaf) {
     // Nothing was read: "0 error, distinct errors: none" would read as all clear.
     lines.push(`  log lines: unknown, no log source answered: ${notes.join('; ')}`);
     lines.push('  distinct errors: unknown');
     return lines;
   }
-  const incomplete = s.logSources.some((st) => st.failingSince !== undefined) ? 'incomplete: ' : '';
+  const incomplete = s.logSources.some((st) => st.failingSince !== undefined || st.ended !== undefined) ? 'incomplete: ' : '';
   lines.push(
     `  log lines: ${s.logLines.fatal} fatal, ${s.logLines.error} error, ${s.logLines.warn} warn` +
       (notes.length > 0 ? ` (${incomplete}${notes.join('; ')})` : ''),
