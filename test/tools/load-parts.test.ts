@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { LoadSocket } from '../../tools/load/load-socket.js';
+import { isLoopbackAddress, notLoopback } from '../../tools/load/loopback.js';
 import { parseLoadOptions, type LoadOptions } from '../../tools/load/options.js';
 import { decodePayload, encodePayload, newRunId } from '../../tools/load/payload.js';
 import { buildReport, renderReport } from '../../tools/load/report.js';
@@ -342,5 +343,21 @@ describe('beacon-load sockets that never open', () => {
     await refused.closed;
     assert.deepEqual([...tally.errors], [['socket error: ECONNREFUSED', 1]]);
     assert.deepEqual([...tally.closeCodes], []);
+  });
+});
+
+describe('beacon-load loopback check', () => {
+  it('an IPv4-mapped loopback address is loopback however the URL parser writes it; its neighbours are not', async () => {
+    // ws://[::ffff:127.0.0.1]:PORT reaches the tool as [::ffff:7f00:1]: it was refused as "not a loopback address".
+    const hostname = new URL('ws://[::ffff:127.0.0.1]:19001').hostname;
+    assert.equal(hostname, '[::ffff:7f00:1]');
+    assert.equal(await notLoopback(hostname), undefined);
+    for (const a of ['127.0.0.1', '127.255.255.254', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:7fff:ffff']) {
+      assert.equal(isLoopbackAddress(a), true, a);
+    }
+    for (const a of ['128.0.0.1', '126.255.255.255', '::2', '::7f00:1', '::ffff:8000:1', '::ffff:c000:20a', 'localhost', '']) {
+      assert.equal(isLoopbackAddress(a), false, a);
+    }
+    assert.match((await notLoopback('[::ffff:c000:20a]')) ?? '', /is not a loopback address/);
   });
 });

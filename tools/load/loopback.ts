@@ -3,14 +3,22 @@
  * the operator says otherwise with --allow-remote. A name is resolved and every address it resolves to must be loopback.
  */
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 
-/** True for 127.0.0.0/8, ::1 and IPv4-mapped 127.x addresses. */
+/**
+ * 127.0.0.0/8 and ::1. BlockList compares addresses, not their spelling: an IPv4-mapped one matches the IPv4 range in
+ * any form (the URL parser writes [::ffff:127.0.0.1] as [::ffff:7f00:1], which a string prefix refused), and ::1 in any.
+ */
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** True for 127.0.0.0/8, ::1 and IPv4-mapped 127.x addresses, however written. */
 export function isLoopbackAddress(address: string): boolean {
   const a = address.replace(/^\[|\]$/g, '');
-  if (isIP(a) === 4) return a.startsWith('127.');
-  if (isIP(a) === 6) return a === '::1' || /^::ffff:127\./i.test(a) || /^0*:0*:0*:0*:0*:0*:0*:0*1$/.test(a);
-  return false;
+  const family = isIP(a);
+  if (family === 0) return false;
+  return LOOPBACK.check(a, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 /**
