@@ -188,6 +188,21 @@ describe('beacon-load verdict', () => {
   });
 });
 
+describe('beacon-load latency percentiles', () => {
+  it('no percentile is above max: HDR\'s bucket bound is clamped to the largest value recorded', () => {
+    // A probe printed "p99 19.807 p99.9 19.807 max 19.805": a percentile answered with its bucket's highest value.
+    const r = healthyRun(0);
+    for (const us of [1000, 2000, 19_805]) r.tally.latency.recordValue(us);
+    r.tally.connectTime.recordValue(24_961);
+    const report = buildReport(options(), r, null);
+    const latency = report.messages.latency_ms;
+    assert.deepEqual([latency.p99, latency.p999, latency.max], [19.805, 19.805, 19.805]);
+    assert.equal(latency.p50, 2);
+    const connect = report.connections.connect_ms;
+    assert.deepEqual([connect.p50, connect.p99, connect.max], [24.961, 24.961, 24.961]);
+  });
+});
+
 describe('beacon-load run ids', () => {
   it('each run has its own id, in its channel names (short, with the channel type\'s prefix) and in its messages', () => {
     const a = newRunId();

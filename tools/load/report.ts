@@ -100,9 +100,15 @@ const PHASE_NAMES: Record<string, string> = {
 };
 const MAX_IN_FLIGHT_TEXT = 'the HTTP requests in flight at their limit';
 
+/**
+ * HDR answers a percentile with the highest value of its bucket (here up to 0.1 % above what was recorded), beside the
+ * exact largest value: a p99 above max (19.807 beside 19.805) reads as a bug. No sample is above max, so none of its
+ * percentiles is: each is clamped to it.
+ */
 function percentiles(h: Histogram): Percentiles {
-  const at = (p: number) => (h.totalCount === 0 ? 0 : round(h.getValueAtPercentile(p) / 1000));
-  return { count: h.totalCount, p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: round(h.maxValue / 1000) };
+  const max = h.totalCount === 0 ? 0 : h.maxValue;
+  const at = (p: number) => (h.totalCount === 0 ? 0 : round(Math.min(h.getValueAtPercentile(p), max) / 1000));
+  return { count: h.totalCount, p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: round(max / 1000) };
 }
 
 function record<K extends string | number>(map: Map<K, number>): Record<string, number> {
