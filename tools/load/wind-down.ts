@@ -78,9 +78,27 @@ export async function drain(
   }
 }
 
-/** Messages of this run the server should have counted as published: sent and not refused. */
+/**
+ * Why an HTTP publish failed when it can only have failed before a connection to the server existed: no descriptor for
+ * the socket (EMFILE, ENFILE: `ulimit -n` below --sockets), no port or route to connect from or a name that did not
+ * resolve, a connect the server refused or did not answer in time. Such a publish never reached the server, which cannot
+ * have counted it. Everything else may have reached it and stays owed: a timeout (the request may wait in the server's
+ * backlog), a reset or `other side closed` (on a kept-alive connection it can come after the request was written, even
+ * after the server accepted it), and any cause not named here. Owing too much costs a drain that waits its bound; owing
+ * too little ends the drain before the server counted what it did accept, and the audit reads that as a difference.
+ */
+const NEVER_SENT = new Set(['EMFILE', 'ENFILE', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * Messages of this run the server should have counted as published: sent and not refused, and, over HTTP, not failed
+ * before reaching the server (every publish that did so made the drain wait its whole 30 s for a count that never came).
+ */
 function owedPublishes(tally: Tally, via: 'client' | 'http' | 'none'): number {
-  if (via === 'http') return tally.httpAttempted - tally.httpRefused;
+  if (via === 'http') {
+    let neverSent = 0;
+    for (const [cause, n] of tally.httpNoAnswer) if (NEVER_SENT.has(cause)) neverSent += n;
+    return tally.httpAttempted - tally.httpRefused - neverSent;
+  }
   if (via === 'client') return (tally.framesSent.get('client_event') ?? 0) - tally.clientEventsRejected;
   return 0;
 }
