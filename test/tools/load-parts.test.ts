@@ -13,7 +13,7 @@ import { isLoopbackAddress, notLoopback } from '../../tools/load/loopback.js';
 import { parseLoadOptions, type LoadOptions } from '../../tools/load/options.js';
 import { decodePayload, encodePayload, newRunId } from '../../tools/load/payload.js';
 import { buildReport, renderReport } from '../../tools/load/report.js';
-import { channelName, restartBetween, type RunResult } from '../../tools/load/run.js';
+import { channelName, checkAppId, restartBetween, type RunResult } from '../../tools/load/run.js';
 import { buildAudit } from '../../tools/load/audit.js';
 import { parseExposition } from '../../tools/prometheus/exposition.js';
 import { Tally } from '../../tools/load/tally.js';
@@ -425,5 +425,34 @@ describe('beacon-load drain after HTTP publishes that got no answer', () => {
     } finally {
       metrics.restore();
     }
+  });
+});
+
+describe('beacon-load could not start: the run\'s connections are not in --metrics', () => {
+  const url = 'http://127.0.0.1:19464/metrics';
+  const before = parseExposition('websocket_connections_opened_total{app_id="app-id"} 10\n');
+  /** Why checkAppId refused, against a /metrics (fetch stubbed: no server) answering `page`. */
+  async function refusal(page: string): Promise<string> {
+    const stub = mock.method(globalThis, 'fetch', async () => new Response(page));
+    try {
+      await checkAppId(url, 'app-id', before, 5);
+    } catch (err) {
+      return (err as Error).message;
+    } finally {
+      stub.mock.restore();
+    }
+    return 'not refused';
+  }
+
+  it('a node that counted no connection at all is named as another node than --host\'s, not as a wrong --app-id', { timeout: 10_000 }, async () => {
+    // A probe with --metrics of another node: "is --app-id right?", while --app-id was right and --metrics was not.
+    const other = await refusal('target_info{service_instance_id="node-b"} 1\nwebsocket_connections_opened_total{app_id="app-id"} 10\n');
+    assert.match(other, /counts no connection of app_id "app-id" although 5 connection\(s\) of this run are open \(opened since the run began: none\); does --metrics read another node than the one --host reaches \(it reads node-b\)\?/);
+    assert.doesNotMatch(other, /--app-id right/);
+  });
+
+  it('this run\'s connections under another app id: a wrong --app-id first, the other node as the other possibility', { timeout: 10_000 }, async () => {
+    const wrongId = await refusal('websocket_connections_opened_total{app_id="app-id"} 10\nwebsocket_connections_opened_total{app_id="real"} 5\n');
+    assert.match(wrongId, /\(opened since the run began: app_id="real" 5\); is --app-id right\? \(--app-key chose the app; .*\) Or does --metrics read another node than the one --host reaches\?$/);
   });
 });

@@ -334,10 +334,13 @@ export async function runLoad(
 
 /**
  * The audit reads the series labelled with --app-id: once this run's connections are open, the server must count them
- * under that app id. When it counts none (a wrong --app-id; the key chose the app), refuse to start: the audit would call
- * every row a telemetry bug. A /metrics that does not answer here is left to the audit to report.
+ * under that app id. When it counts none, refuse to start: the audit would call every row a telemetry bug. Two mistakes
+ * look alike here, and the hint tells them apart by what the node did count: this run's connections under another app id
+ * (a wrong --app-id; the key chose the app), or none at all since the run began (a --metrics of another node than the one
+ * --host reaches: "is --app-id right?" sent the operator to the wrong flag). A /metrics that does not answer here is left
+ * to the audit to report.
  */
-async function checkAppId(url: string, appId: string, before: Scrape, established: number): Promise<void> {
+export async function checkAppId(url: string, appId: string, before: Scrape, established: number): Promise<void> {
   const openedBefore = sumBy(before, 'websocket_connections_opened_total', 'app_id');
   for (let attempt = 0; attempt < 3; attempt++) {
     let now: Scrape;
@@ -356,10 +359,15 @@ async function checkAppId(url: string, appId: string, before: Scrape, establishe
       .map(([id, n]) => [id, n - (openedBefore.get(id) ?? 0)] as const)
       .filter(([, n]) => n > 0)
       .map(([id, n]) => `app_id="${id}" ${n}`);
+    const node = select(now, 'target_info')[0]?.labels.service_instance_id;
+    const otherNode = `does --metrics read another node than the one --host reaches${node === undefined ? '' : ` (it reads ${node})`}?`;
+    const hint =
+      others.length === 0
+        ? `${otherNode} (it counted no connection of any app, while the node this run reached opened ${established})`
+        : `is --app-id right? (--app-key chose the app; --app-id names it in the metrics and the HTTP API) Or ${otherNode}`;
     throw new StartError(
       `${url} counts no connection of app_id "${appId}" although ${established} connection(s) of this run are open ` +
-        `(opened since the run began: ${others.length === 0 ? 'none' : others.join(', ')}); is --app-id right? ` +
-        '(--app-key chose the app; --app-id names it in the metrics and the HTTP API)',
+        `(opened since the run began: ${others.length === 0 ? 'none' : others.join(', ')}); ${hint}`,
     );
   }
 }
