@@ -246,6 +246,14 @@ describe('beacon-load flags', () => {
     assert.deepEqual(parseLoadOptions(['--sockets', '4', '--channels', '4'], {})?.warnings, []);
   });
 
+  it('the default --channels (10) is cut to fewer --sockets without a warning about a flag nobody gave', () => {
+    // `--sockets 5` alone warned "--channels 10 is more than --sockets 5".
+    const o = parseLoadOptions(['--sockets', '5'], {});
+    assert.equal(o?.channels, 5);
+    assert.deepEqual(o?.warnings, []);
+    assert.equal(parseLoadOptions(['--sockets', '50'], {})?.channels, 10);
+  });
+
   it('a blank value, a value past what the process can do, a --metrics URL it cannot scrape are refused naming the flag', () => {
     // `--duration=` was read as 0 (a connections-only run, "ok"); huge values ran the process out of memory or timers.
     assert.throws(() => options(['--duration=']), /--duration must be a number ≥ 0, got ""/);

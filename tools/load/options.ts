@@ -56,8 +56,9 @@ Usage: beacon-load [flags]        (npm run load -- [flags] / npx beacon-load [fl
                         Client events (client-load) on private/presence channels when the app allows them, otherwise
                         signed HTTP API publishes (POST /apps/{id}/events) at the same total rate (subscribed sockets × X
                         per second; a socket whose subscription failed sends nothing)
-  --channels N          channels the sockets are spread over, round robin (default 10); each message goes to one channel
-                        and is delivered to every socket on it (but the sender, for client events)
+  --channels N          channels the sockets are spread over, round robin (default 10, or --sockets when fewer); each
+                        message goes to one channel and is delivered to every socket on it (but the sender, for client
+                        events)
   --channel-type T      public | private | presence (default public); private and presence subscriptions are signed here
                         with the app secret, as an auth endpoint would sign them (HMAC-SHA256)
   --payload-bytes B     size of each message's data string (default 100; at least 56: the header carrying the run id,
@@ -224,7 +225,9 @@ export function parseLoadOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOp
   const sockets = number('sockets', values.sockets, 100, 1, true, '', MAX_SOCKETS);
   const channelsAsked = number('channels', values.channels, 10, 1, true);
   const warnings: string[] = [];
-  if (channelsAsked > sockets) {
+  // Only a --channels the operator gave is worth a word: the default (10) is just cut to --sockets, or `--sockets 5` alone
+  // warned about a flag nobody typed.
+  if (values.channels !== undefined && channelsAsked > sockets) {
     warnings.push(
       `--channels ${channelsAsked} is more than --sockets ${sockets}: ${sockets} channel(s) used, one socket each` +
         (values['channel-type'] === 'private' || values['channel-type'] === 'presence'
