@@ -88,9 +88,9 @@ export interface MemberRef {
  * have moved), or a presence channel's numbering skipped (that channel; told before the envelope that showed it is delivered).
  * `recovered`: what was missed can be read now — the subscriber back and subscribed again, a shard back 3 s ago (its
  * sharded subscribers reconnect on their own, unseen), at once after a gap, and once this node's share is recorded again.
- * `renumbered`: Redis lost its data, so the channels' member changes are numbered again from 1 (a `seq` seen before
- * the loss says nothing about one after it), and what left meanwhile (a member who left while Redis was away, the
- * members of a node that died before it was reaped) was never announced.
+ * `renumbered`: Redis lost its data, so a channel's `seq` is gone until its next change (a member restored silently
+ * makes none: nothing compares with what this node saw before), and what left meanwhile (a member who left while Redis
+ * was away, the members of a node that died before it was reaped) was never announced.
  */
 export interface MissedEventsListener {
   missing(which: (appId: string, channel: string) => boolean, renumbered?: boolean): void;

@@ -575,7 +575,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     // announces if the older one did: a reap's removals announced, then Redis' data lost before all came back.
     const restore = dataLost && restoring !== false;
     restoring = restore;
-    // The member lists are read again once the share is recorded (`missed.recovered` below), numbered anew.
+    // The member lists are read again once the share is recorded (`missed.recovered` below), whatever changed.
     if (dataLost) missed.missing(everyChannel, true);
     const run = ++recording;
     const current = (): boolean => run === recording && !closed;

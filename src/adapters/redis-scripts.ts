@@ -342,8 +342,8 @@ return value`;
  * KEYS: the channel's state and info. ARGV: that `seq`, the node's field in the state. Returns {seq, members (flat
  * user/info list)}; {'0', {}} when nothing changed past it; {'-1', {}} when the node's own subscriptions are not recorded
  * (Redis lost them, or reaped the node: being recorded again, they would be missing from the list). A `seq` of -1 reads
- * the list whatever changed (after Redis lost its data the numbering starts again, and a member restored silently makes
- * no change at all), answered with the channel's `seq`, 0 when none is recorded yet.
+ * the list whatever changed (after Redis lost its data the channel's `seq` is gone, and a member restored silently makes
+ * no change), answered with the channel's `seq`, 0 when none is recorded yet.
  * A list read so is given to subscribers, as a join's is: it sets `listed` as a join does, so a member restored after
  * Redis lost the channel's state (JOIN_LUA) is announced rather than missing from that list for good.
  */

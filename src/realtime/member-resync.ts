@@ -166,10 +166,11 @@ export function createMemberResync(deps: {
       for (const [appId, channel] of hub.presenceChannels()) {
         if (!which(appId, channel.name)) continue;
         if (renumbered) {
-          // Redis lost its data: the numbering starts again, so nothing seen before compares with what comes after. Read
-          // whatever changed (-1: members restored silently change no `seq`) and sent to every subscriber; member events
-          // are no longer held back by a list's `seq` of the old numbering (a probe: every client kept the members who
-          // left while Redis was away, and those of a node that died before it was reaped, for good).
+          // Redis lost its data: a channel's `seq` is gone until its next change (members restored silently make none),
+          // so nothing this node saw compares with it. Read whatever changed (-1) and sent to every subscriber, the
+          // channel's bookkeeping started afresh (a list answered at `seq` 0 would otherwise read as older than the events
+          // seen: a probe's clients kept the members who left while Redis was away, and those of a node that died
+          // before it was reaped, for good).
           channel.missedSince = READ_WHATEVER_CHANGED;
           channel.seenSeq = 0;
           channel.snapshotSeq.clear();

@@ -18,7 +18,6 @@ import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
 import type { MessageErrorReason, Metrics, RateLimitScope } from '../telemetry/metrics.js';
 import { addSpanEvent, endWithError, withSpan } from '../telemetry/tracing.js';
 import type { CloseReason } from './close-reasons.js';
-import { FixedWindow } from '../limits/fixed-window.js';
 import { ConnectionState, type Membership } from './connection-state.js';
 import { directWriteHandle, queuedBytes, type StreamHandle } from './direct-write.js';
 import { rawFrameSocket, TextFrame, writeRawFrame } from './preframed.js';
@@ -130,8 +129,9 @@ export class Connection extends ConnectionState implements WriteTurnState {
   private readonly onClosed: (connection: Connection) => void;
   private finished = false;
   private rejections = 0;
-  /** Its `subscribed` / `unsubscribed` lines of the current minute (made at the first one). */
-  private subscriptionLines: FixedWindow | undefined = undefined;
+  /** Its `subscribed` / `unsubscribed` lines since `subscriptionLinesSince` (plain numbers: nothing allocated a connection). */
+  private subscriptionLines = 0;
+  private subscriptionLinesSince = this.openedAt;
   /** True while reading from the socket is paused for the rest of the frame budget's window. */
   private inboundHeld = false;
 
@@ -294,18 +294,23 @@ export class Connection extends ConnectionState implements WriteTurnState {
   }
 
   /**
-   * Whether a `subscribed` / `unsubscribed` line is written: the first LOGGED_SUBSCRIPTION_CHANGES_PER_MINUTE of each
-   * minute are; at the first one past them a `subscriptions_unlogged` warning says the rest of the minute's are not.
+   * Whether a `subscribed` / `unsubscribed` line is written: at most LOGGED_SUBSCRIPTION_CHANGES_PER_MINUTE in a minute
+   * (the first minute from the open, the next from the first line past a full one); at the first one past them a
+   * `subscriptions_unlogged` warning says the rest of that minute's are not. Below the bound no clock is read.
    */
   private logsSubscriptionChange(): boolean {
     if (!this.logsInfo) return false;
-    this.subscriptionLines ??= new FixedWindow(LOGGED_SUBSCRIPTION_CHANGES_PER_MINUTE, 60_000);
-    const lines = this.subscriptionLines;
-    if (lines.allow(Date.now())) return true;
-    if (lines.counted === lines.limit + 1) {
+    if (++this.subscriptionLines <= LOGGED_SUBSCRIPTION_CHANGES_PER_MINUTE) return true;
+    const now = Date.now();
+    if (now - this.subscriptionLinesSince >= 60_000) {
+      this.subscriptionLinesSince = now;
+      this.subscriptionLines = 1;
+      return true;
+    }
+    if (this.subscriptionLines === LOGGED_SUBSCRIPTION_CHANGES_PER_MINUTE + 1) {
       this.log(
         'warn',
-        { event: 'subscriptions_unlogged', limit_per_minute: lines.limit },
+        { event: 'subscriptions_unlogged', limit_per_minute: LOGGED_SUBSCRIPTION_CHANGES_PER_MINUTE },
         'more subscribes and unsubscribes this minute than are logged; the rest of the minute\'s are counted, not logged',
       );
     }
