@@ -121,6 +121,12 @@ export interface JoinOutcome {
    * publication and is sent it directly.
    */
   count?: number | undefined;
+  /**
+   * Non-presence channels of an app that counts subscriptions, when the throttle held this join's count back: the count
+   * with this join, for the joiner alone (the others hear the count when the interval ends, and only if it moved by
+   * then — a joiner that waited for it could wait for good, with pusher-js's `subscriptionCount` still null).
+   */
+  heldCount?: number | undefined;
 }
 
 /** What one unsubscription (or a closed connection's) changed in the cluster. */

@@ -64,10 +64,11 @@ export class MemoryMembership {
       }
     }
     const count = member === null ? this.publishCount(appId, channel, state, socketId) : undefined;
+    const heldCount = member === null && count === undefined && this.countsSubscriptions(appId) ? state.subscriptions : undefined;
     const members = new Map<string, unknown>();
     if (member !== null) for (const [id, u] of state.users) members.set(id, u.info);
     // Counts here carry no `seq` (published in order, at once): a non-presence subscriber needs no snapshot.
-    return { admitted: true, occupied: existing === undefined, memberAdded, members, seq: member === null ? 0 : this.seq, count };
+    return { admitted: true, occupied: existing === undefined, memberAdded, members, seq: member === null ? 0 : this.seq, count, heldCount };
   }
 
   leave(appId: string, channel: string, member: MemberRef | null): LeaveOutcome {

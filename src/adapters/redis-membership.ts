@@ -244,6 +244,7 @@ export class RedisMembership {
   ): Promise<JoinOutcome> {
     const excluded = skipJoiner ? socketId : undefined;
     const k = this.keys.channel(appId, channel);
+    const countHead = member === null ? this.countHead(appId, channel, excluded) : '';
     const result = (await join.run(this.client, this.scriptKeys(appId, channel, this.nodeId), [
       this.keys.nodeField(this.nodeId),
       member?.userId ?? '',
@@ -251,19 +252,29 @@ export class RedisMembership {
       maxMembers,
       envelopeHead(appId, channel, 'added', excluded),
       member === null ? '""' : JSON.stringify(memberAddedData(member)),
-      member === null ? this.countHead(appId, channel, excluded) : '',
+      countHead,
       k.events,
       this.publishCommand,
       socketId,
       restore ? '1' : '',
       again ? '1' : '',
-    ])) as [number, number, number, string, string[], number, number?];
-    const [admitted, occupied, added, seq, flat, published, countWait = 0] = result;
+    ])) as [number, number, number, string, string[], number, number?, number?];
+    const [admitted, occupied, added, seq, flat, published, countWait = 0, total = -1] = result;
     if (admitted !== 1) return { admitted: false, occupied: false, memberAdded: false, members: new Map(), seq: 0 };
     this.trailingCount(appId, channel, countWait);
     if (occupied === 1) this.list(appId, channel);
     const counted = published >= 0 ? published : undefined;
-    return { admitted: true, occupied: occupied === 1, memberAdded: added === 1, members: flatMembers(flat), seq: Number(seq), count: counted };
+    // Held back: the joiner is told the count with it all the same (an app that does not count sends no count head).
+    const heldCount = counted === undefined && countHead !== '' && total > 0 ? total : undefined;
+    return {
+      admitted: true,
+      occupied: occupied === 1,
+      memberAdded: added === 1,
+      members: flatMembers(flat),
+      seq: Number(seq),
+      count: counted,
+      heldCount,
+    };
   }
 
   /** A name for one leave, the same for all its attempts (`leave`'s `receipt`): unique on this node. */

@@ -85,7 +85,7 @@ return {-1, wait}`;
  * subscription_count), events channel, publish command, socket id, '1' to restore a member after Redis lost its data
  * ('' for a join), '1' when an earlier attempt of this join got no answer (it may have run).
  * Returns {admitted, occupied, memberAdded, seq, members (flat user/info list), count published (-1: none), ms the
- * count held back waits (0: none)}.
+ * count held back waits (0: none), the count held back (non-presence: the channel's total when none was published)}.
  * A socket already recorded on the channel is admitted without counting it again. The join that recorded it keeps what
  * it changed in the socket's field (`o` occupied, `a` member added, `c` count published; written only when it changed
  * one), and a later attempt of the same join (ARGV[12]) answers that: the earlier attempt's answer was lost (it timed out
@@ -125,7 +125,7 @@ if redis.call('HSETNX', subs, ARGV[10], 1) == 0 then
   if total == tonumber(redis.call('HGET', state, 'countSent') or '-1') then return {1, occupied, 0, seq, members, -1} end
   local published, wait = publish_count(state, total, ARGV[7], ARGV[9], ARGV[8])
   if published == 1 then return {1, occupied, 0, redis.call('HGET', state, 'seq'), members, total} end
-  return {1, occupied, 0, seq, members, -1, wait}
+  return {1, occupied, 0, seq, members, -1, wait, total}
 end
 local total = redis.call('HINCRBY', state, 'total', 1)
 redis.call('HINCRBY', state, node, 1)
@@ -142,7 +142,7 @@ if user == '' then
   if occupied == 1 or count ~= -1 then
     redis.call('HSET', subs, ARGV[10], (occupied == 1 and 'o' or '') .. (count ~= -1 and 'c' or ''))
   end
-  return {1, occupied, 0, seq, {}, count, wait}
+  return {1, occupied, 0, seq, {}, count, wait, total}
 end
 redis.call('HINCRBY', users, user, 1)
 redis.call('HINCRBY', share, user, 1)

@@ -127,17 +127,21 @@ function joined(
     leaveCluster(deps, app, name, connection.socketId, membership);
     return 'gone';
   }
-  // A join whose own count was not published (a big channel's, held back) has no count to protect from older ones.
-  const { channel } = hub.join(connection, name, membership, membership === null && outcome.count === undefined ? 0 : outcome.seq);
+  // A join told no count (the app counts none) has no count to protect from older ones; one told its count, published or
+  // held back, has: a count published before it and still on its way is older.
+  const told = outcome.count ?? outcome.heldCount;
+  const { channel } = hub.join(connection, name, membership, membership === null && told === undefined ? 0 : outcome.seq);
   // Answered after the node may have begun to miss events (its Redis subscriber closed while the join ran): read again.
   if (membership !== null && pending.lossesAtBegin !== hub.lossesBegun) hub.joinedDuringLoss(channel, outcome.seq);
   if (membership !== null) {
     connection.send(memberListFrame(name, outcome.members), 'presence');
   } else {
     connection.send(encodeSubscriptionSucceeded(name), 'protocol');
-    // The count this join published went to the others; the joiner hears it right after its answer.
-    if (outcome.count !== undefined) {
-      connection.send(encodeProtocol(Events.SubscriptionCount, { subscription_count: outcome.count }, name), 'protocol');
+    // The count this join published went to the others; the joiner hears it right after its answer — and so it does
+    // when the throttle held it back (a probe: a joiner of a channel of 101 whose count had not moved by the end of the
+    // interval got none for good).
+    if (told !== undefined) {
+      connection.send(encodeProtocol(Events.SubscriptionCount, { subscription_count: told }, name), 'protocol');
     }
   }
   if (channelKind(name).cache) replayCached(deps, connection, name, pending.held, cached);

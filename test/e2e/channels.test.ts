@@ -11,6 +11,7 @@ import { loggedOnce } from '../helpers/logs.js';
 import { connected, names, nextEvent, record, subscribed } from '../helpers/pusher-events.js';
 import { PusherClient, type PresenceChannel } from '../helpers/pusher-js.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { startRedis } from '../helpers/redis.js';
 import { APP, startServer, startServerWithApps } from '../helpers/server.js';
 import { eventually, until } from '../helpers/wait.js';
 
@@ -249,5 +250,60 @@ test('an invalid channel name: pusher:subscription_error 400, logged once', asyn
     await subscribed(client, 'fine');
   } finally {
     await server.close();
+  }
+});
+
+/**
+ * A channel of 101 subscribers whose count just went out (the 5 s throttle of big channels holds the next one back): a
+ * new raw subscriber, then a leave, so the count at the interval's end is the one last sent and none goes out.
+ */
+async function joinHeldBack(port: number, channel: string): Promise<RawClient> {
+  const crowd: RawClient[] = [];
+  for (let i = 0; i < 101; i++) {
+    const { client } = await RawClient.established(port);
+    client.send({ event: 'pusher:subscribe', data: { channel } });
+    await client.next((f) => f.event === 'pusher_internal:subscription_succeeded');
+    crowd.push(client);
+  }
+  // The 101st join's count, held back by the throttle, reached the first subscriber at the interval's end (≤ 5 s).
+  const is101 = (f: { event: string; data: unknown }) =>
+    f.event === 'pusher_internal:subscription_count' && (f.data as { subscription_count: number }).subscription_count === 101;
+  await crowd[0]!.next(is101, 10_000);
+  const { client: joiner } = await RawClient.established(port);
+  joiner.send({ event: 'pusher:subscribe', data: { channel } });
+  await joiner.next((f) => f.event === 'pusher_internal:subscription_succeeded');
+  await crowd.pop()!.close();
+  // Kept open to the end: the joiner's own answer is what is checked.
+  return Object.assign(joiner, { crowd });
+}
+
+test('a joiner of a big channel whose count the throttle holds back is told the count with it right after subscription_succeeded', { timeout: 30_000 }, async () => {
+  // A probe: the joiner of a channel of 101 got no count, for good, when the count had not moved by the end of the 5 s
+  // interval (a leave after it): pusher-js's subscriptionCount stayed null.
+  const server = await startServer({ APP_ENABLE_SUBSCRIPTION_COUNT: 'true' });
+  try {
+    const joiner = await joinHeldBack(server.port, 'crowd');
+    const frames = joiner.frames.filter((f) => f.channel === 'crowd').map((f) => f.event);
+    assert.deepEqual(frames.slice(0, 2), ['pusher_internal:subscription_succeeded', 'pusher_internal:subscription_count']);
+    assert.deepEqual(joiner.all('pusher_internal:subscription_count').map((f) => f.data), [{ subscription_count: 102 }]);
+    for (const c of [joiner, ...(joiner as RawClient & { crowd: RawClient[] }).crowd]) await c.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('on the Redis engine too, a joiner of a big channel whose count is held back is told it', { timeout: 30_000 }, async () => {
+  const redis = await startRedis();
+  const server = await startServer({ APP_ENABLE_SUBSCRIPTION_COUNT: 'true', ADAPTER: 'redis', REDIS_URL: redis.url });
+  try {
+    await until(() => server.app.adapter.status().up, 'the node on Redis', 10_000);
+    const joiner = await joinHeldBack(server.port, 'crowd');
+    const frames = joiner.frames.filter((f) => f.channel === 'crowd').map((f) => f.event);
+    assert.deepEqual(frames.slice(0, 2), ['pusher_internal:subscription_succeeded', 'pusher_internal:subscription_count']);
+    assert.deepEqual(joiner.all('pusher_internal:subscription_count').map((f) => f.data), [{ subscription_count: 102 }]);
+    for (const c of [joiner, ...(joiner as RawClient & { crowd: RawClient[] }).crowd]) await c.close();
+  } finally {
+    await server.close();
+    await redis.stop();
   }
 });
