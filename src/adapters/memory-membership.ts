@@ -3,6 +3,7 @@
  * per channel, presence connections per user, a sequence number per presence change), kept in memory. One node is the
  * whole cluster, so the two engines answer `join` / `leave` and the queries alike (test/adapters/adapter-contract.ts).
  */
+import { isUserChannel } from '../protocol/channel-name.js';
 import type { ChannelCounts, JoinOutcome, LeaveOutcome, MemberRef } from './adapter.js';
 import type { Envelope } from './envelope.js';
 import {
@@ -64,7 +65,7 @@ export class MemoryMembership {
       }
     }
     const count = member === null ? this.publishCount(appId, channel, state, socketId) : undefined;
-    const heldCount = member === null && count === undefined && this.countsSubscriptions(appId) ? state.subscriptions : undefined;
+    const heldCount = member === null && count === undefined && this.countsChannel(appId, channel) ? state.subscriptions : undefined;
     const members = new Map<string, unknown>();
     if (member !== null) for (const [id, u] of state.users) members.set(id, u.info);
     // Counts here carry no `seq` (published in order, at once): a non-presence subscriber needs no snapshot.
@@ -113,6 +114,11 @@ export class MemoryMembership {
     return this.apps.get(appId)?.get(channel)?.users.has(userId) ?? false;
   }
 
+  /** Whether the channel's subscriptions are counted: its app counts them, and it is no user's own channel. */
+  private countsChannel(appId: string, channel: string): boolean {
+    return this.countsSubscriptions(appId) && !isUserChannel(channel);
+  }
+
   /** Stops the trailing counts still armed (the engine is closing). */
   close(): void {
     for (const channels of this.apps.values()) for (const state of channels.values()) clearTimeout(state.countTimer);
@@ -123,7 +129,7 @@ export class MemoryMembership {
    * it is at the end of the interval goes out then, once (membership-events.ts).
    */
   private publishCount(appId: string, channel: string, state: ChannelState, excludeSocketId?: string): number | undefined {
-    if (!this.countsSubscriptions(appId)) return undefined;
+    if (!this.countsChannel(appId, channel)) return undefined;
     const now = Date.now();
     const wait = countWaitMs(state.subscriptions, now, state.lastCountAt);
     if (wait > 0) {

@@ -19,6 +19,7 @@ import type {
   ReapedChannel,
   TakeBackOutcome,
 } from './adapter.js';
+import { isUserChannel } from '../protocol/channel-name.js';
 import { COUNT_INTERVAL_MS, envelopeHead, memberAddedData, memberRemovedData } from './membership-events.js';
 import type { RedisKeys } from './redis-keys.js';
 import {
@@ -114,7 +115,8 @@ export class RedisMembership {
 
   /** The count head a script publishes subscription_count with, or '' (the script then publishes none). */
   private countHead(appId: string, channel: string, excludeSocketId?: string): string {
-    return this.countsSubscriptions(appId) ? envelopeHead(appId, channel, 'count', excludeSocketId) : '';
+    // A user's own channel is no channel of the app's: not counted (channel-name.ts `isUserChannel`).
+    return this.countsSubscriptions(appId) && !isUserChannel(channel) ? envelopeHead(appId, channel, 'count', excludeSocketId) : '';
   }
 
   /**

@@ -21,6 +21,14 @@ const NAME_PATTERN = /^[A-Za-z0-9_\-=@,.;]+$/;
 /** The server-to-user channel a signed-in connection joins: `#server-to-user-{id}`. */
 export const SERVER_TO_USER_PREFIX = '#server-to-user-';
 
+/**
+ * Whether `name` is a user's own `#server-to-user-{id}` channel: a sign-in detail, not a channel the app made — left out
+ * of `GET /channels`, of the webhooks and of subscription counts.
+ */
+export function isUserChannel(name: string): boolean {
+  return name.startsWith(SERVER_TO_USER_PREFIX);
+}
+
 /** What a channel name is checked against (both from configuration). */
 export interface ChannelNameLimits {
   /** `MAX_CHANNEL_NAME_LENGTH`: every channel but a user's. */

@@ -21,6 +21,7 @@ import type { AppStore } from '../apps/app-store.js';
 import type { Config } from '../config.js';
 import { abortAfter } from '../lifecycle/abort-after.js';
 import { backoffCeilingMs, jitteredBackoffMs } from '../limits/backoff.js';
+import { isUserChannel } from '../protocol/channel-name.js';
 import { webhookSignature } from '../protocol/signatures.js';
 import type { Logger } from '../telemetry/logger.js';
 import { logEvent } from '../telemetry/log-events.js';
@@ -417,7 +418,9 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   return {
     emit(app, event) {
       const a = byApp.get(app.id);
-      if (a === undefined) return;
+      // A user's own channel is no channel of the app's (a probe: signing in sent channel_occupied, subscription_count
+      // and channel_vacated webhooks for #server-to-user-{id}).
+      if (a === undefined || isUserChannel(event.channel)) return;
       if (stop.signal.aborted) {
         route(a, event);
         return;

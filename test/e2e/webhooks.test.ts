@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { authOptions } from '../helpers/auth.js';
-import { connected, nextEvent, subscribed } from '../helpers/pusher-events.js';
+import { connected, nextEvent, signedIn, subscribed } from '../helpers/pusher-events.js';
 import type { PresenceChannel } from '../helpers/pusher-js.js';
 import { APP, startServer, startServerWithApps, type TestServer } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
@@ -282,4 +282,30 @@ test('subscription_count: each count a counting app publishes goes to the webhoo
     { name: 'channel_vacated', channel: 'news' },
   ]);
   for (const request of counted.requests) assert.ok(signatureValid(request, COUNTING.secret), `signature of ${request.raw}`);
+});
+
+test("a user's own #server-to-user- channel sends no webhook and no subscription count: it is no channel of the app's", async () => {
+  // A probe: signing in sent channel_occupied, subscription_count and channel_vacated webhooks for #server-to-user-{id},
+  // and its clients got subscription_count frames on it.
+  const receiver = await startWebhookReceiver();
+  const server = await startServer({ ...env(receiver), APP_ENABLE_SUBSCRIPTION_COUNT: 'true' });
+  try {
+    const sdk = server.sdk();
+    const tabs = [1, 2].map(() => server.client(authOptions(sdk, { user: { id: 'u-1' } })));
+    for (const tab of tabs) await signedIn(tab);
+    // The app's own channel, occupied and vacated after the sign-ins: its webhooks come after any of theirs.
+    await subscribed(tabs[0]!, 'news');
+    tabs[0]!.unsubscribe('news');
+    await receiver.event(is({ name: 'channel_vacated', channel: 'news' }), 'channel_vacated news');
+    for (const tab of tabs) tab.disconnect();
+    await server.close();
+    assert.deepEqual(
+      receiver.events().filter((e) => e.channel.startsWith('#')),
+      [],
+    );
+    assert.deepEqual(receiver.events().map((e) => `${e.name} ${e.channel}`).filter((e) => e.startsWith('channel_')), ['channel_occupied news', 'channel_vacated news']);
+  } finally {
+    await server.close();
+    await receiver.close();
+  }
 });
