@@ -136,6 +136,12 @@ export interface LeaveOutcome {
   /** The user's last connection to this presence channel in the cluster left (`member_removed`). */
   memberRemoved: boolean;
   /**
+   * With `memberRemoved`: the `user_id` its `member_removed` echoed — as its `member_added` did, signed by the member's
+   * first connection (a number or a string), whatever the leaving connection's signature said. Undefined when the engine
+   * could not tell (a leave answered from an earlier attempt's receipt): the leaving connection's is used.
+   */
+  removedUserId?: string | number | undefined;
+  /**
    * Non-presence channels: the subscription count this leave published (undefined when the throttle of big channels held
    * it back, the app does not count subscriptions, or the channel was vacated: an empty channel gets no count).
    */

@@ -16,8 +16,8 @@ import {
 
 interface ChannelState {
   subscriptions: number;
-  /** Presence: user id → connections and the info of its first one. */
-  users: Map<string, { connections: number; info: unknown }>;
+  /** Presence: user id → connections, and the info and `user_id` as signed of its first one. */
+  users: Map<string, { connections: number; info: unknown; signedUserId: string | number }>;
   lastCountAt: number;
   /** The count last published (-1: none yet). */
   countSent: number;
@@ -57,7 +57,7 @@ export class MemoryMembership {
     if (member !== null) {
       const user = state.users.get(member.userId);
       if (user === undefined) {
-        state.users.set(member.userId, { connections: 1, info: member.userInfo });
+        state.users.set(member.userId, { connections: 1, info: member.userInfo, signedUserId: member.signedUserId ?? member.userId });
         memberAdded = true;
         this.publish(internalEnvelope(appId, channel, 'added', memberAddedData(member), ++this.seq, socketId));
       } else {
@@ -78,12 +78,16 @@ export class MemoryMembership {
     if (channels === undefined || state === undefined) return { vacated: false, memberRemoved: false, count: undefined };
     state.subscriptions--;
     let memberRemoved = false;
+    let removedUserId: string | number | undefined;
     if (member !== null) {
       const user = state.users.get(member.userId);
       if (user !== undefined && --user.connections <= 0) {
         state.users.delete(member.userId);
         memberRemoved = true;
-        this.publish(internalEnvelope(appId, channel, 'removed', memberRemovedData(member), ++this.seq));
+        // As member_added echoed it: a user signed `2` by one connection and `"2"` by another is one member, and a
+        // receiver that compares strictly must see the same id leave (a probe: added as 2, removed as "2").
+        removedUserId = user.signedUserId;
+        this.publish(internalEnvelope(appId, channel, 'removed', memberRemovedData({ userId: member.userId, signedUserId: removedUserId }), ++this.seq));
       }
     }
     const vacated = state.subscriptions <= 0;
@@ -92,7 +96,7 @@ export class MemoryMembership {
       channels.delete(channel);
       clearTimeout(state.countTimer);
     } else if (member === null) count = this.publishCount(appId, channel, state);
-    return { vacated, memberRemoved, count };
+    return { vacated, memberRemoved, count, ...(removedUserId !== undefined ? { removedUserId } : {}) };
   }
 
   counts(appId: string, channel: string): ChannelCounts {

@@ -334,11 +334,14 @@ export class RedisMembership {
     const pair = JSON.stringify([appId, channel]);
     const k = this.keys.channel(appId, channel);
     const scriptKeys = [...this.scriptKeys(appId, channel, this.nodeId), this.keys.leaveReceipt(appId, channel, this.nodeId, receipt)];
-    const [removed, vacated, countWait = 0, published = -1, joined = ''] = (await leave.run(this.client, scriptKeys, [
+    // member_removed echoes the id as member_added did (the member's first connection's signature), which only the
+    // script knows: both forms go with it.
+    const asNumber = member === null ? undefined : Number(member.userId);
+    const [removed, vacated, countWait = 0, published = -1, joined = '', numeric = -1] = (await leave.run(this.client, scriptKeys, [
       this.keys.nodeField(this.nodeId),
       member?.userId ?? '',
       envelopeHead(appId, channel, 'removed'),
-      member === null ? '""' : JSON.stringify(memberRemovedData(member)),
+      member === null ? '""' : JSON.stringify(memberRemovedData({ userId: member.userId, signedUserId: member.userId })),
       member === null ? this.countHead(appId, channel) : '',
       k.events,
       this.publishCommand,
@@ -346,10 +349,12 @@ export class RedisMembership {
       LEAVE_RECEIPT_TTL_MS,
       Date.now() + LEAVE_RECEIPT_AFTER_MS,
       takeBack ? '1' : '',
-    ])) as [number, number, number?, number?, string?];
+      member !== null && String(asNumber) === member.userId ? JSON.stringify(memberRemovedData({ userId: member.userId, signedUserId: asNumber! })) : '',
+    ])) as [number, number, number?, number?, string?, number?];
     this.trailingCount(appId, channel, countWait);
     const counted = published >= 0 ? published : undefined;
     const outcome: LeaveOutcome = { memberRemoved: removed === 1, vacated: vacated === 1, count: counted };
+    if (removed === 1 && member !== null && numeric >= 0) outcome.removedUserId = numeric === 1 ? asNumber! : member.userId;
     // The indexes are updated after the outcome is returned, not before: outcomes come back in the order Redis ran their
     // scripts (`list` says why); awaited here, the next join's `channel_occupied` went out before this `channel_vacated`.
     // Their commands are sent now, in this order, on the connection the later ones go on. A failure leaves an entry that

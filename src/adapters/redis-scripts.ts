@@ -162,11 +162,14 @@ return {1, occupied, added, seq, redis.call('HGETALL', info), -1}`;
 
 /**
  * KEYS: state, users, info, share, the node's subscriptions, this leave's receipt. ARGV: node field, user id ('' for
- * non-presence), member_removed head, its data as a JSON string literal, count head ('' : none published), events channel,
- * publish command, socket id, the receipt's time to live (ms), the time (Unix ms) after which the attempt may be late,
- * '1' for the take-back of a join given up (its answer also says what that join changed: JOIN_LUA's flags).
+ * non-presence), member_removed head, its data as a JSON string literal with the user id as a string, count head ('' :
+ * none published), events channel, publish command, socket id, the receipt's time to live (ms), the time (Unix ms) after
+ * which the attempt may be late, '1' for the take-back of a join given up (its answer also says what that join changed:
+ * JOIN_LUA's flags), member_removed's data with the user id as a number ('' when it is not one's).
  * Returns {memberRemoved, vacated, ms the count held back waits (0: none), count published (-1: none), the join's flags
- * ('' unless a take-back)}; memberRemoved / vacated are 2 when answered from a receipt and changed back since.
+ * ('' unless a take-back), 1 when member_removed echoed the id as a number (the member's info marked '#', as member_added
+ * did), 0 as a string, -1 no member removed here}; memberRemoved / vacated are 2 when answered from a receipt and changed
+ * back since.
  * A take-back also keeps a receipt when it left a change of the late join standing (its flags), and its receipt answers
  * a change it left standing only if it still stands: a retry whose first attempt ran late tells what that attempt would
  * have, and nothing that changed back since (another connection's join or leave, which told its own) — unless it came
@@ -184,6 +187,7 @@ export const LEAVE_LUA = `${NEXT_SEQ}
 local state, users, info, share, subs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local node, user = ARGV[1], ARGV[2]
 local joined = ''
+local numeric = -1
 if ARGV[11] == '1' then joined = redis.call('HGET', subs, ARGV[8]) or '' end
 local function answer(removed, vacated, wait, count)
   if removed == 1 or vacated == 1 or string.find(joined, '[oa]') then
@@ -192,7 +196,7 @@ local function answer(removed, vacated, wait, count)
       redis.call('SET', KEYS[6], removed .. ',' .. vacated .. ',' .. joined, 'PX', ARGV[9])
     end
   end
-  return {removed, vacated, wait, count, joined}
+  return {removed, vacated, wait, count, joined, numeric}
 end
 if redis.call('HDEL', subs, ARGV[8]) == 0 then
   local receipt = redis.call('GET', KEYS[6])
@@ -218,10 +222,18 @@ if user ~= '' then
   if s >= 0 then
     local c = redis.call('HINCRBY', users, user, -1)
     if c <= 0 then
+      -- Echoed as member_added did: a number when the member's first connection signed one (its info marked '#').
+      local stored = redis.call('HGET', info, user)
+      local data = ARGV[4]
+      numeric = 0
+      if stored and string.sub(stored, 1, 1) == '#' and ARGV[12] ~= '' then
+        data = ARGV[12]
+        numeric = 1
+      end
       redis.call('HDEL', users, user)
       redis.call('HDEL', info, user)
       local seq = next_seq(state)
-      redis.call(ARGV[7], ARGV[6], ARGV[3] .. ARGV[4] .. stamped(state, seq))
+      redis.call(ARGV[7], ARGV[6], ARGV[3] .. data .. stamped(state, seq))
       removed = 1
     end
   end

@@ -216,7 +216,7 @@ function leaveCluster(deps: RealtimeDeps, app: AppConfig, name: string, socketId
   deps.adapter.leave(app.id, name, socketId, membership).then(
     (outcome: LeaveOutcome) => {
       if (outcome.memberRemoved && membership !== null) {
-        deps.webhooks.emit(app, { name: 'member_removed', channel: name, user_id: membership.signedUserId });
+        deps.webhooks.emit(app, { name: 'member_removed', channel: name, user_id: outcome.removedUserId ?? membership.signedUserId });
       }
       if (outcome.vacated) deps.webhooks.emit(app, { name: 'channel_vacated', channel: name });
       // Never with channel_vacated: an empty channel gets no count, as in Pusher (the vacate says it).

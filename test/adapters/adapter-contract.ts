@@ -96,7 +96,7 @@ export function adapterContract(name: string, make: AdapterFactory): void {
 
     assert.deepEqual(await adapter.leave(APP.id, 'presence-room', '1.1', u1), { memberRemoved: false, vacated: false, count: undefined });
     assert.equal(await adapter.hasMember(APP.id, 'presence-room', 'u1'), true, 'one of its connections is still there');
-    assert.deepEqual(await adapter.leave(APP.id, 'presence-room', '1.2', u1), { memberRemoved: true, vacated: true, count: undefined });
+    assert.deepEqual(await adapter.leave(APP.id, 'presence-room', '1.2', u1), { memberRemoved: true, vacated: true, count: undefined, removedUserId: 'u1' });
     assert.equal(await adapter.hasMember(APP.id, 'presence-room', 'u1'), false);
     // An empty channel gets no count (its channel_vacated says it).
     assert.deepEqual(await adapter.leave(APP.id, 'news', '1.2', null), { memberRemoved: false, vacated: true, count: undefined });

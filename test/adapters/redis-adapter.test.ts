@@ -536,7 +536,7 @@ test('redis adapter: a member leaving while its node records it again after Redi
     a.publish({ ...envelope('after'), channel: 'presence-lost' });
     await until(() => heard.includes('marker after'), 'the marker');
     assert.deepEqual(heard, ['member_removed u1', 'marker after']);
-    assert.deepEqual(outcome, { memberRemoved: true, vacated: true, count: undefined });
+    assert.deepEqual(outcome, { memberRemoved: true, vacated: true, count: undefined, removedUserId: 'u1' });
     assert.deepEqual(await a.channel('a1', 'presence-lost'), { subscriptionCount: 0, userCount: 0 });
   } finally {
     listener.disconnect();
@@ -879,7 +879,7 @@ test('redis adapter: a leave that timed out but ran is retried while Redis answe
     assert.deepEqual([...(await a.members('a1', 'presence-l')).keys()], ['u']);
     assert.deepEqual(seen.filter((e) => e.event === 'pusher_internal:member_removed'), []);
     // The other connection's leave is counted as usual.
-    assert.deepEqual(await a.leave('a1', 'presence-l', '1.2', u), { memberRemoved: true, vacated: true, count: undefined });
+    assert.deepEqual(await a.leave('a1', 'presence-l', '1.2', u), { memberRemoved: true, vacated: true, count: undefined, removedUserId: 'u' });
   }));
 
 test('redis adapter: a leave that timed out but ran answers, when tried again, what it changed (its receipt): member removed, channel vacated', () =>

@@ -62,7 +62,7 @@ test('redis cluster adapter: a user on two nodes is one member; sharded publicat
     }
     await until(() => atB.filter((e) => e.event === 'e').length === 4, 'the four publications on B');
     assert.deepEqual((await a.leave('a1', 'presence-x', '1.1', u)).memberRemoved, false);
-    assert.deepEqual(await b.leave('a1', 'presence-x', '2.1', u), { memberRemoved: true, vacated: true, count: undefined });
+    assert.deepEqual(await b.leave('a1', 'presence-x', '2.1', u), { memberRemoved: true, vacated: true, count: undefined, removedUserId: 'u' });
   } finally {
     await Promise.all([a.close(), b.close()]);
   }

@@ -12,7 +12,8 @@ import { connected, names, nextEvent, record, subscribed } from '../helpers/push
 import { PusherClient, type PresenceChannel } from '../helpers/pusher-js.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis } from '../helpers/redis.js';
-import { APP, startServer, startServerWithApps } from '../helpers/server.js';
+import { APP, startServer, startServerWithApps, type TestServer } from '../helpers/server.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { eventually, until } from '../helpers/wait.js';
 
 const MASTER_KEY = randomBytes(32).toString('base64');
@@ -307,3 +308,45 @@ test('on the Redis engine too, a joiner of a big channel whose count is held bac
     await redis.stop();
   }
 });
+
+/** A raw presence member of `channel` signed as `userId` exactly (a number stays a number), its list awaited. */
+async function signedMember(server: { port: number; sdk(): ReturnType<TestServer['sdk']> }, channel: string, userId: string | number): Promise<RawClient> {
+  const { client, socketId } = await RawClient.established(server.port);
+  const presence = { user_id: userId as string, user_info: {} };
+  const { auth, channel_data } = server.sdk().authorizeChannel(socketId, channel, presence);
+  client.send({ event: 'pusher:subscribe', data: { channel, auth, channel_data } });
+  await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === channel);
+  return client;
+}
+
+for (const engine of ['memory', 'redis'] as const) {
+  test(`${engine} engine: a member signed 2 by one connection and "2" by another leaves as it came, 2 (clients and webhooks)`, { timeout: 30_000 }, async () => {
+    // A probe: member_added said 2 (the first connection's signature), member_removed "2" (the last one's): a receiver
+    // comparing strictly kept user 2 online for good.
+    const receiver = await startWebhookReceiver();
+    const redis = engine === 'redis' ? await startRedis() : undefined;
+    const server = await startServer({
+      APP_WEBHOOK_URL: receiver.url,
+      WEBHOOK_BATCH_MS: '10',
+      WEBHOOK_VACATE_DELAY_MS: '0',
+      ...(redis === undefined ? {} : { ADAPTER: 'redis', REDIS_URL: redis.url }),
+    });
+    try {
+      const watcher = await signedMember(server, 'presence-ids', 'w');
+      const first = await signedMember(server, 'presence-ids', 2);
+      const second = await signedMember(server, 'presence-ids', '2');
+      await first.close();
+      await second.close();
+      const removed = await watcher.next('pusher_internal:member_removed');
+      const added = watcher.all('pusher_internal:member_added');
+      assert.deepEqual([added.map((f) => f.data), removed.data], [[{ user_id: 2, user_info: {} }], { user_id: 2 }]);
+      const hook = await receiver.event((e) => e.name === 'member_removed', 'member_removed webhook');
+      assert.deepEqual(hook.event, { name: 'member_removed', channel: 'presence-ids', user_id: 2 });
+      await watcher.close();
+    } finally {
+      await server.close();
+      await receiver.close();
+      await redis?.stop();
+    }
+  });
+}
