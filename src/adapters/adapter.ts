@@ -159,6 +159,8 @@ export interface TakeBackOutcome {
   memberRemoved: boolean;
   vacated: boolean;
   count?: number | undefined;
+  /** With `memberRemoved`: the `user_id` it echoed, as `LeaveOutcome.removedUserId`. */
+  removedUserId?: string | number | undefined;
 }
 
 /** One channel of a dead node, after its share was removed. */

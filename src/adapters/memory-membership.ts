@@ -66,6 +66,9 @@ export class MemoryMembership {
     }
     const count = member === null ? this.publishCount(appId, channel, state, socketId) : undefined;
     const heldCount = member === null && count === undefined && this.countsChannel(appId, channel) ? state.subscriptions : undefined;
+    // Told to the joiner alone: the trailing count must go out even if the channel is back at the count published last,
+    // or the joiner would keep one the channel has left (the review).
+    if (heldCount !== undefined) state.countSent = -1;
     const members = new Map<string, unknown>();
     if (member !== null) for (const [id, u] of state.users) members.set(id, u.info);
     // Counts here carry no `seq` (published in order, at once): a non-presence subscriber needs no snapshot.

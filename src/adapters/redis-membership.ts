@@ -314,12 +314,14 @@ export class RedisMembership {
     const occupied = joined.includes('o');
     const added = joined.includes('a');
     // 2: removed or vacated by a late attempt and changed back since (another connection's join, which told its own).
+    const memberRemoved = !added && removed === 1;
     return {
       occupied: occupied && vacated === 0,
       memberAdded: added && removed === 0,
-      memberRemoved: !added && removed === 1,
+      memberRemoved,
       vacated: !occupied && vacated === 1,
       count: outcome.count,
+      ...(memberRemoved && outcome.removedUserId !== undefined ? { removedUserId: outcome.removedUserId } : {}),
     };
   }
 

@@ -122,9 +122,10 @@ if redis.call('HSETNX', subs, ARGV[10], 1) == 0 then
   if user ~= '' then return {1, occupied, string.find(earlier, 'a', 1, true) and 1 or 0, seq, members, -1} end
   local total = tonumber(redis.call('HGET', state, 'total'))
   if string.find(earlier, 'c', 1, true) then return {1, occupied, 0, seq, members, total} end
-  if total == tonumber(redis.call('HGET', state, 'countSent') or '-1') then return {1, occupied, 0, seq, members, -1} end
+  if total == tonumber(redis.call('HGET', state, 'countSent') or '-1') then return {1, occupied, 0, seq, members, -1, 0, total} end
   local published, wait = publish_count(state, total, ARGV[7], ARGV[9], ARGV[8])
   if published == 1 then return {1, occupied, 0, redis.call('HGET', state, 'seq'), members, total} end
+  if ARGV[7] ~= '' then redis.call('HSET', state, 'countSent', -1) end
   return {1, occupied, 0, seq, members, -1, wait, total}
 end
 local total = redis.call('HINCRBY', state, 'total', 1)
@@ -142,6 +143,9 @@ if user == '' then
   if occupied == 1 or count ~= -1 then
     redis.call('HSET', subs, ARGV[10], (occupied == 1 and 'o' or '') .. (count ~= -1 and 'c' or ''))
   end
+  -- Held back, the joiner is told this total alone: the trailing count must go out even if the channel is back at the
+  -- count published last, or the joiner would keep one the channel has left.
+  if count == -1 and ARGV[7] ~= '' then redis.call('HSET', state, 'countSent', -1) end
   return {1, occupied, 0, seq, {}, count, wait, total}
 end
 redis.call('HINCRBY', users, user, 1)

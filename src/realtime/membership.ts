@@ -198,7 +198,7 @@ function abandoned(deps: RealtimeDeps, app: AppConfig, name: string, membership:
   if (told.occupied) deps.webhooks.emit(app, { name: 'channel_occupied', channel: name });
   if (membership !== null) {
     if (told.memberAdded) deps.webhooks.emit(app, { name: 'member_added', channel: name, user_id: membership.signedUserId });
-    if (told.memberRemoved) deps.webhooks.emit(app, { name: 'member_removed', channel: name, user_id: membership.signedUserId });
+    if (told.memberRemoved) deps.webhooks.emit(app, { name: 'member_removed', channel: name, user_id: told.removedUserId ?? membership.signedUserId });
   }
   if (told.vacated) deps.webhooks.emit(app, { name: 'channel_vacated', channel: name });
   else if (told.count !== undefined) {

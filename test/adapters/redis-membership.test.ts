@@ -90,7 +90,7 @@ test("the take-back of a join given up answers what no webhook told: none of the
   await other.join('a1', 'presence-left', 'held', u1, 0);
   await node.join('a1', 'presence-left', 'late', u1, 0);
   assert.deepEqual(await other.leave('a1', 'presence-left', 'held', u1), { memberRemoved: false, vacated: false, count: undefined });
-  assert.deepEqual(await node.takeBack('a1', 'presence-left', 'late', u1, node.newLeave()), { ...nothing, memberRemoved: true, vacated: true });
+  assert.deepEqual(await node.takeBack('a1', 'presence-left', 'late', u1, node.newLeave()), { ...nothing, memberRemoved: true, vacated: true, removedUserId: 'u1' });
   // The late join occupied the channel and added u1, then another connection of u1 joined (finding both, announcing
   // neither): the take-back leaves them standing, so they are told now.
   await node.join('a1', 'presence-stays', 'late', u1, 0);
@@ -267,4 +267,36 @@ test('a receipt answers only what still holds: no member removed who is back, no
   await other.join('a1', 'presence-reaped', 's8', { userId: 'bob', userInfo: {} }, 0);
   const outcome = await node.reap('dead');
   assert.deepEqual(outcome.channels, [{ appId: 'a1', channel: 'presence-reaped', removedUsers: [7], vacated: false, count: undefined }]);
+});
+
+test('a join of a big channel whose count is held back tells its joiner the count, also when tried again after the count went out', async () => {
+  // Two reviews: the trailing count skipped a total equal to the one published last, so a joiner told its held count
+  // kept it after the channel went back; and a join tried again after the trailing count published its total was
+  // answered no count at all.
+  const keys = new RedisKeys('held-count');
+  const node = new RedisMembership(client, keys, 'n1', 'PUBLISH', () => true);
+  for (let i = 0; i < 100; i++) await node.join('a1', 'big', `s${i}`, null, 0);
+  const held = await node.join('a1', 'big', 'joiner', null, 0);
+  assert.deepEqual([held.count, held.heldCount], [undefined, 101]);
+  // The trailing count at the interval's end must go out whatever the last published one was.
+  assert.equal(await client.hget(keys.channel('a1', 'big').state, 'countSent'), '-1');
+  await node.publishHeldCounts();
+  assert.equal(await client.hget(keys.channel('a1', 'big').state, 'countSent'), '101');
+  // Tried again now (its first answer lost): told the count as it is.
+  const again = await node.join('a1', 'big', 'joiner', null, 0, true);
+  assert.deepEqual([again.count, again.heldCount], [undefined, 101]);
+});
+
+test('the take-back of a join echoes the member it removes as its member_added did', async () => {
+  // The review: a user joined signed 2 by one connection and "2" by another; the first left, the second's join was
+  // taken back: member_removed went out as 2, the outcome (and so the webhook) said "2".
+  const keys = new RedisKeys('take-back-id');
+  const node = new RedisMembership(client, keys, 'n1', 'PUBLISH', () => true);
+  const asNumber = { userId: '2', signedUserId: 2, userInfo: {} };
+  const asString = { userId: '2', signedUserId: '2', userInfo: {} };
+  await node.join('a1', 'presence-t', 'a', asNumber, 0);
+  await node.join('a1', 'presence-t', 'b', asString, 0);
+  await node.leave('a1', 'presence-t', 'a', asNumber);
+  const told = await node.takeBack('a1', 'presence-t', 'b', asString, node.newLeave());
+  assert.deepEqual([told.memberRemoved, told.removedUserId], [true, 2]);
 });
