@@ -164,8 +164,8 @@ function joinRefusal(deps: RealtimeDeps, result: 'full' | 'unavailable'): Subscr
 /**
  * Answers a subscribe of a channel the connection holds again, as Pusher does: presence with the members as they are now
  * (refused 503 when the engine cannot say, as a join would be: an empty list would tell the client everyone left), the
- * list's size charged to the connection's frame budget past the channel's first repeat (`answerCharged`). It is no new subscription: a client repeating
- * it must not count or log one each time.
+ * list's size charged to the connection's frame budget past the channel's first repeat (`answerCharged`). It is no new
+ * subscription: a client repeating it must not count or log one each time.
  */
 async function answerRepeat(
   deps: RealtimeDeps,
