@@ -1,6 +1,6 @@
 /** `GET /channels`, `GET /channels/{name}`, `GET /channels/{name}/users`. */
 import type { FastifyInstance } from 'fastify';
-import { channelKind, isValidChannelName, type ChannelNameLimits } from '../../protocol/channel-name.js';
+import { channelKind, isUserChannel, isValidChannelName, type ChannelNameLimits } from '../../protocol/channel-name.js';
 import { Errors } from '../../protocol/errors.js';
 import type { ApiDeps } from '../api-deps.js';
 import { ApiError } from '../api-error.js';
@@ -35,7 +35,7 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
     }
     const channels: Array<[string, { user_count?: number }]> = [];
     for (const [name, counts] of await deps.adapter.channels(app.id)) {
-      if (!name.startsWith(prefix) || name.startsWith('#')) continue;
+      if (!name.startsWith(prefix) || isUserChannel(name)) continue;
       channels.push([name, info.includes('user_count') ? { user_count: counts.userCount } : {}]);
     }
     // fromEntries defines each name as an own key: assigning `__proto__` (a valid name) would set the prototype instead.
