@@ -15,7 +15,8 @@
  * 6. the connections' leaves are settled with the cluster engine, once the leave grace is over (their webhooks come from
  *    its answers); then what the engine still records for this node (a leave that failed and waits for its retry) is
  *    recorded or removed, and announced (`Adapter.reapOwn`); the engine keeps its heartbeat until it closes;
- * 7. webhooks, the HTTP server and the adapter close.
+ * 7. webhooks, the HTTP server and the adapter close; the webhooks give up on what is still in flight (counted and logged
+ *    failed) once half of what is left has passed, at most their own close timeout.
  * Every wait is bounded by what is left of the deadline; a stage that runs out of time does not stop the later ones.
  */
 import type { Adapter } from '../adapters/adapter.js';
@@ -32,6 +33,12 @@ import type { Deadline } from './deadline.js';
  * reconnects at once.
  */
 export const LEAVE_GRACE_MAX_MS = 5000;
+
+/**
+ * The share of what is left of the deadline the webhooks may wait for their requests in flight (at most their own close
+ * timeout), so that what they give up is counted and logged with time to spare for the later stages and the log flush.
+ */
+const WEBHOOK_WAIT_SHARE = 0.5;
 
 /** The leave grace for a shutdown deadline of `totalMs`: a fifth of it, at most LEAVE_GRACE_MAX_MS (2 s for the default 10 s). */
 export function leaveGraceMs(totalMs: number): number {
@@ -50,7 +57,7 @@ export interface DrainParts {
   /** Step 3: the HTTP API answers 503 from now on and accepts no publish. */
   stopAcceptingApi(): void;
   heartbeat: { stop(): void };
-  webhooks: { close(): Promise<void> };
+  webhooks: { close(waitMs: number): Promise<void> };
   /** The HTTP server (fastify.close). */
   server: { close(): Promise<unknown> };
 }
@@ -106,7 +113,10 @@ export async function drain(parts: DrainParts, deadline: Deadline): Promise<Drai
   await stage('adapter_settle', () => adapter.settle());
   // What the engine still holds for this node is removed and announced while the webhooks are open.
   await stage('adapter_reap_own', async () => adapter.reapOwn?.());
-  await stage('webhooks', () => parts.webhooks.close());
+  // Told how long it may wait, so that it gives up on what is still in flight — counted and logged failed — while there is
+  // time left: bounded only by the stage, its own close timeout outlasted a short deadline and the process exited with
+  // those events neither delivered nor counted (a probe).
+  await stage('webhooks', () => parts.webhooks.close(deadline.remainingMs() * WEBHOOK_WAIT_SHARE));
   await stage('http_server', () => parts.server.close());
   await stage('adapter', () => adapter.close());
 

@@ -110,8 +110,11 @@ export interface WebhookSenderDeps extends WebhookSenderLimits {
 }
 
 export interface WebhookSender extends WebhookSink {
-  /** Sends what is pending (delayed events at once), waits at most `closeTimeoutMs`, then abandons the rest as failed. */
-  close(): Promise<void>;
+  /**
+   * Sends what is pending (delayed events at once), waits at most `closeTimeoutMs` — or `waitMs` if that is less: what the
+   * shutdown has left to give —, then abandons the rest as failed, counted and logged.
+   */
+  close(waitMs?: number): Promise<void>;
   /** Every configured webhook's events queued and in flight, zeros included (read at scrape time). */
   backlog(): WebhookBacklog[];
   /** Per app with a webhook, the events held back for the vacate delay, zeros included (read at scrape time). */
@@ -469,14 +472,14 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       return [...byApp.values()].map((a) => [a.app.id, a.delayed.size] as [string, number]);
     },
 
-    async close() {
+    async close(waitMs = Number.POSITIVE_INFINITY) {
       if (closing) return;
       closing = true;
       for (const a of byApp.values()) for (const key of [...a.delayed.keys()]) release(a, key);
       for (const q of allQueues) pump(q);
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, limits.closeTimeoutMs);
+        timer = setTimeout(resolve, Math.max(0, Math.min(limits.closeTimeoutMs, waitMs)));
       });
       const idle = (async () => {
         while (deliveries.size > 0) await Promise.all([...deliveries]);

@@ -85,6 +85,16 @@ test('a stage that hangs is cut at the one deadline, and the later stages still 
   assert.ok(steps.includes('server_closed') && steps.includes('adapter_close'));
 });
 
+test('the webhooks are told to give up what is in flight while half of what is left of the deadline remains', async () => {
+  // A probe: bounded only by the stage, their own close timeout outlasted a short deadline, and the process exited with
+  // the events in flight neither delivered nor counted. Told the wait, they give them up (counted, logged) in time.
+  const steps: string[] = [];
+  let told: number | undefined;
+  const deadline = new Deadline(1000);
+  await drain(parts(steps, { webhooks: { close: async (waitMs) => void (told = waitMs) } }), deadline);
+  assert.ok(told !== undefined && told > 0 && told <= 500, `close() was told ${told} ms of a 1000 ms deadline`);
+});
+
 test('Deadline: what is left shrinks to 0, never below; race() says whether the work finished in time', async () => {
   const deadline = new Deadline(100);
   assert.ok(deadline.remainingMs() > 50 && deadline.remainingMs() <= 100);

@@ -550,6 +550,32 @@ test('webhook_failed tells a request that timed out from one cut off at shutdown
   }
 });
 
+test('close(waitMs) gives up what is in flight when the shutdown has less time left than the close timeout', async () => {
+  // A probe: the drain bounded the webhooks' close only by its own deadline, so with less left than the close timeout
+  // the process exited before close() gave up its requests in flight: their events neither delivered nor counted.
+  const held = createServer(() => {});
+  await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(held.address() as AddressInfo).port}/hook`;
+  let arrived = 0;
+  held.on('request', () => arrived++);
+  const a = app(url, 'short');
+  const { sender, count, failedLines } = harness([a], { post: postWebhook, requestTimeoutMs: 60_000, closeTimeoutMs: 60_000 });
+  try {
+    sender.emit(a, occupied('in-flight'));
+    await until(() => arrived === 1, 'the request at the receiver');
+    // within() fails long before the 60 s close timeout: close() must end on the wait it was given.
+    await within(sender.close(30), 'close(30) within its bound', 5_000);
+  } finally {
+    held.closeAllConnections();
+    held.close();
+  }
+  assert.equal(count('channel_occupied:failed'), 1);
+  assert.deepEqual(
+    failedLines().map((l) => ({ status: l.status, attempts: l.attempts, error: l.error, events: l.events })),
+    [{ status: 0, attempts: 1, error: 'The operation was aborted', events: 1 }],
+  );
+});
+
 test('emit for an app without a webhook URL sends and counts nothing', async () => {
   const { post, calls } = scriptedPost([]);
   const withUrl = app('http://127.0.0.1:9/hook', 'with');
