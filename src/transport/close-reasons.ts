@@ -8,18 +8,21 @@ export const CLOSE_REASONS = [
   'slow_consumer',
   'protocol_error',
   'terminated',
-  'over_quota',
   'error',
 ] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 
-/** Why an upgrade was refused before a connection existed (`bad_handshake`: the WebSocket handshake itself, HTTP 400). */
+/**
+ * Why an upgrade was refused before a connection existed (`bad_handshake`: the WebSocket handshake itself, HTTP 400;
+ * `unknown_path`: a path other than `/app/{key}`, 4005 — scanners and misrouted clients, not old pusher-js versions).
+ */
 export const REJECT_REASONS = [
   'unknown_app',
   'app_disabled',
   'over_quota',
   'over_capacity',
   'bad_protocol',
+  'unknown_path',
   'bad_handshake',
   'rate_limited',
 ] as const;

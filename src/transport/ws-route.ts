@@ -501,7 +501,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
 
     // Any other WebSocket path: 4005. Plain HTTP requests to it get 404 like any unknown route.
     const otherPath: WsHandler = (socket, request) => {
-      reject(socket, request, 'bad_protocol', Errors.CLOSE_PATH_NOT_FOUND.code, Errors.CLOSE_PATH_NOT_FOUND.message);
+      reject(socket, request, 'unknown_path', Errors.CLOSE_PATH_NOT_FOUND.code, Errors.CLOSE_PATH_NOT_FOUND.message);
       released(request);
     };
     scope.route({ method: 'GET', url: '/*', handler: async (_request, reply) => reply.callNotFound(), wsHandler: otherPath });

@@ -136,15 +136,23 @@ test('per-app quota (APP_MAX_CONNECTIONS): the connection over it is closed with
   }
 });
 
-test('unknown path: close 4005', async () => {
-  const server = await startServer();
+test('unknown path: close 4005, counted and logged as unknown_path with no app', async () => {
+  // A review: it was counted and logged `bad_protocol`, documented as an unsupported protocol version, so scanners and
+  // misrouted clients read as old pusher-js versions.
+  const observed = await exportedMetrics();
+  const server = await startServer({}, { metrics: observed.metrics });
   try {
     const { error, closed } = await refused(server, `/not-app/${APP.key}?${PUSHER_QUERY}`);
     assert.equal(closed.code, 4005);
     assert.equal(error.code, 4005);
     const line = await loggedOnce(server, { event: 'connection_rejected', code: 4005 });
-    assert.equal(typeof line.reason, 'string');
+    assert.equal(line.reason, 'unknown_path');
+    assert.equal(line.app_id, undefined);
+    const families = await observed.scrape();
+    assert.equal(sumOf(families, 'websocket_connections_rejected_total', { reason: 'unknown_path' }), 1);
+    assert.equal(sumOf(families, 'websocket_connections_rejected_total', { reason: 'bad_protocol' }), 0);
   } finally {
+    await observed.close();
     await server.close();
   }
 });
