@@ -12,7 +12,8 @@ import type { EnvelopeStamp } from './envelope-gaps.js';
  * travels as `stamp`; nodes of a version without it ignore the field.
  */
 export function encodeEnvelope(envelope: Envelope, stamp?: EnvelopeStamp): string {
-  const { trace, ...rest } = envelope;
+  // `acceptedAt` is this process's clock: it means nothing on another node.
+  const { trace, acceptedAt: _local, ...rest } = envelope;
   const json: Partial<EnvelopeJson> = trace === undefined ? rest : { ...rest, traceparent: traceparentOfContext(trace) };
   return JSON.stringify(stamp === undefined ? json : { ...json, stamp });
 }

@@ -62,6 +62,7 @@ export function internalEnvelope(
     kind: kind === 'count' ? 'protocol' : 'presence',
     trace: undefined,
     publishedAt: Date.now(),
+    acceptedAt: performance.now(),
     ...(seq === undefined ? {} : { seq }),
   };
 }

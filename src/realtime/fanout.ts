@@ -2,7 +2,7 @@
  * Delivery on this node: one path for every envelope, whether it was published here or on another node.
  * The frame is encoded once and the same string written to every subscriber; the per-recipient loop allocates nothing.
  */
-import type { Envelope } from '../adapters/envelope.js';
+import { secondsSincePublished, type Envelope } from '../adapters/envelope.js';
 import { encodeChannelEvent } from '../protocol/encode.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { Attr, contextOfSpanContext, startDeliverSpan } from '../telemetry/tracing.js';
@@ -41,7 +41,7 @@ export function createFanout({ hub, metrics }: FanoutDeps): (envelope: Envelope)
     // Frames for subscribers that are closing (a slow consumer cut by this very fan-out, a close in flight) are counted,
     // once per fan-out; the disconnect itself was counted and logged by the connection.
     if (dropped > 0) metrics.backpressure(envelope.appId, 'dropped', dropped);
-    metrics.broadcast(type, recipients, Math.max(0, Date.now() - envelope.publishedAt) / 1000);
+    metrics.broadcast(type, recipients, secondsSincePublished(envelope));
     if (span !== undefined) {
       if (span.isRecording()) {
         span.setAttribute(Attr.Recipients, recipients);

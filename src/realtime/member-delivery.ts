@@ -9,7 +9,7 @@
  *   skipped, so no member is announced twice and no joiner is left on an older count.
  * Every other envelope goes to the fan-out unchanged.
  */
-import type { Envelope } from '../adapters/envelope.js';
+import { secondsSincePublished, type Envelope } from '../adapters/envelope.js';
 import { encodeChannelEvent } from '../protocol/encode.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Connection } from '../transport/connection.js';
@@ -49,7 +49,7 @@ export function gateMemberEvents(
       if (connection.sendFrame(frame, frame.length)) recipients++;
     }
     metrics.messagesSent(envelope.appId, envelope.kind, frame.length, recipients);
-    metrics.broadcast(channel.kind.type, recipients, Math.max(0, Date.now() - envelope.publishedAt) / 1000);
+    metrics.broadcast(channel.kind.type, recipients, secondsSincePublished(envelope));
   };
 }
 

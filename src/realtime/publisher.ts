@@ -58,6 +58,7 @@ export function createPublisher({ adapter, metrics }: { adapter: Adapter; metric
         kind: sentKind,
         trace: sampledContextOf(span),
         publishedAt,
+        acceptedAt: performance.now(),
       };
       adapter.publish(envelope, cached);
       span.end();
