@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import type { ChannelCounts } from '../adapters/adapter.js';
-import { channelKind, isValidChannelName } from '../protocol/channel-name.js';
+import { channelKind, hasAtMostCharacters, isValidChannelName } from '../protocol/channel-name.js';
 import { SOCKET_ID } from '../protocol/encode.js';
 import { Errors, type ErrorName, type HttpError } from '../protocol/errors.js';
 import type { Config } from '../config.js';
@@ -84,7 +84,8 @@ export function publishSchemas(limits: PublishLimits) {
     name: z
       .string(answer(Errors.API_EVENT_NAME_INVALID))
       .min(1, answer(Errors.API_EVENT_NAME_INVALID))
-      .max(limits.maxEventNameLength, answer(Errors.API_EVENT_NAME_TOO_LONG, () => [limits.maxEventNameLength]))
+      // In characters, as user ids are (an emoji is one): counted in UTF-16 units, an emoji name had half the limit.
+      .refine((n) => hasAtMostCharacters(n, limits.maxEventNameLength), answer(Errors.API_EVENT_NAME_TOO_LONG, () => [limits.maxEventNameLength]))
       // pusher-js handles a `pusher_internal:` event on a channel as the server's own (a member_added adds a member) and
       // passes a `pusher:` one to the app's bindings as if it had come from the client library: neither may be forged.
       .refine((n) => !RESERVED_EVENT_PREFIXES.some((p) => n.startsWith(p)), answer(Errors.API_EVENT_NAME_RESERVED)),

@@ -6,7 +6,7 @@
  * client event costs work proportional to its size and nothing more.
  */
 import type { Context } from '@opentelemetry/api';
-import { channelKind } from '../protocol/channel-name.js';
+import { channelKind, hasAtMostCharacters } from '../protocol/channel-name.js';
 import { Errors, type FrameError } from '../protocol/errors.js';
 import type { ClientEventMessage } from '../protocol/messages.js';
 import type { MessageErrorReason, RateLimitScope } from '../telemetry/metrics.js';
@@ -67,7 +67,7 @@ export function clientEvent(
     );
     return;
   }
-  if (message.name.length > deps.limits.maxEventNameLength) {
+  if (!hasAtMostCharacters(message.name, deps.limits.maxEventNameLength)) {
     refuseClientEvent(
       deps,
       connection,

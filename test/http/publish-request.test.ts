@@ -77,6 +77,9 @@ test('each refused event answers its registry error, with the limit or the offen
   refuses('event', { ...ok, name: '' }, Errors.API_EVENT_NAME_INVALID);
   refuses('event', { ...ok, name: 5 }, Errors.API_EVENT_NAME_INVALID);
   refuses('event', { ...ok, name: 'x'.repeat(11) }, Errors.API_EVENT_NAME_TOO_LONG, 10);
+  // In characters, as user ids are: ten emoji (twenty UTF-16 units) are ten (a probe: refused past five).
+  assert.equal(parseBody(schemas.event, { ...ok, name: '😀'.repeat(10) }).name, '😀'.repeat(10));
+  refuses('event', { ...ok, name: '😀'.repeat(11) }, Errors.API_EVENT_NAME_TOO_LONG, 10);
   // The protocol's own names cannot be forged by a backend (pusher-js would take a member_added as the server's).
   refuses('event', { ...ok, name: 'pusher:x' }, Errors.API_EVENT_NAME_RESERVED);
   refuses('batch', { batch: [ok, { ...ok, name: 'pusher:p' }] }, Errors.API_EVENT_NAME_RESERVED);

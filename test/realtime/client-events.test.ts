@@ -70,13 +70,19 @@ describe('client events', () => {
   });
 
   test('a name or data over its bound is refused with its own code', () => {
-    const { world, sender } = pair();
+    const { world, sender, receiver } = pair();
     world.deps.limits = { ...world.deps.limits, maxEventNameLength: 20, maxPayloadBytes: 10 };
     send(world, sender.connection, 'private-room', '"ok"', `client-${'n'.repeat(20)}`);
     send(world, sender.connection, 'private-room', `"${'x'.repeat(20)}"`);
+    // In characters, as user ids are: 20 with 13 emoji (33 UTF-16 units) pass (a probe: counted in units, refused).
+    const delivered = receiver.socket.sent.length;
+    send(world, sender.connection, 'private-room', '"ok"', `client-${'😀'.repeat(13)}`);
+    assert.equal(receiver.socket.sent.length, delivered + 1);
+    send(world, sender.connection, 'private-room', '"ok"', `client-${'😀'.repeat(14)}`);
     assert.deepEqual(refusals(sender.socket), [
       [ErrorCode.ClientEventNameTooLong, 'private-room'],
       [ErrorCode.ClientEventTooLarge, 'private-room'],
+      [ErrorCode.ClientEventNameTooLong, 'private-room'],
     ]);
   });
 
