@@ -21,7 +21,7 @@ import { Errors, type HttpError } from '../protocol/errors.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { endHttpServerSpan, logIds, startHttpServerSpan } from '../telemetry/tracing.js';
 import { logEvent } from '../telemetry/log-events.js';
-import { oneValuePerName, verifyBody, verifyRequest, type SigningFailure } from './signing.js';
+import { signedQuery, verifyBody, verifyRequest, type SigningFailure } from './signing.js';
 import { closeUnreadBody } from './unread-body.js';
 import { loggedAddress } from './client-address.js';
 import { isUpgrade } from './params.js';
@@ -114,16 +114,20 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   // Runs before the body is read: a refused request never costs a parse (nor an MD5) of what it sent.
   scope.addHook<AppRequest>('onRequest', async (request, reply) => {
     if (request.method === 'OPTIONS' || isUpgrade(request)) return;
-    if (!oneValuePerName(request.query)) {
+    const query = signedQuery(request.query);
+    if (query === undefined) {
       closeUnreadBody(request, reply);
       return answerError(reply, Errors.API_INVALID_REQUEST);
     }
+    // The routes read what the signature covers: the same parse, the names as signed.
+    request.query = query;
     const app = apps.byId(request.params.appId ?? '');
-    const [path, rawQuery = ''] = request.url.split('?', 2) as [string, string | undefined];
+    const at = request.url.indexOf('?');
+    const path = at < 0 ? request.url : request.url.slice(0, at);
     const result =
       app === undefined
         ? ({ ok: false, reason: 'unknown_key', error: Errors.API_UNKNOWN_APP, message: Errors.API_UNKNOWN_APP.message } as const)
-        : verifyRequest(app, { method: request.method, path, rawQuery }, config.apiTimestampToleranceSeconds);
+        : verifyRequest(app, { method: request.method, path, query }, config.apiTimestampToleranceSeconds);
     if (!result.ok) {
       authFailed(request, result);
       closeUnreadBody(request, reply);

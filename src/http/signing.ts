@@ -12,8 +12,12 @@ export interface SignedRequest {
   method: string;
   /** Path without the query string. */
   path: string;
-  /** The raw query string (after `?`), still URL-encoded. */
-  rawQuery: string;
+  /**
+   * The query as the routes read it (parsed, one value per name, names lower-cased: `signedQuery`): the signature is
+   * checked over exactly what they act on. Parsed apart from theirs (the raw string up to a second `?`, by another parser),
+   * a signed request could be sent again with parameters it never signed (a probe: `?&filter_by_prefix=…` appended).
+   */
+  query: Readonly<Record<string, string>>;
 }
 
 /** Outcome of a check; a signed request carries the `body_md5` its signature covers (undefined when it gave none). */
@@ -38,8 +42,7 @@ export function verifyRequest(
   toleranceSeconds: number,
   nowSeconds: number = Math.floor(Date.now() / 1000),
 ): SigningResult {
-  const query: Record<string, string> = {};
-  for (const [k, v] of new URLSearchParams(request.rawQuery)) query[k] = v;
+  const query = request.query;
   const key = query.auth_key;
   if (key === undefined || !safeEqualHex(app.key, key)) {
     return { ok: false, reason: 'unknown_key', error: Errors.API_UNKNOWN_KEY, message: Errors.API_UNKNOWN_KEY.message };
@@ -84,15 +87,23 @@ function decodedPath(path: string): string | undefined {
 }
 
 /**
- * True when no query parameter is given twice — checked before the signature, on the query as fastify parsed it for the
- * routes. A repeated name reaches a route as an array (`info=a&info=b` is `['a', 'b']`) where it reads a string, and the
- * signed string has one value per name, so the other values would not be signed; which one is meant is the client's
- * ambiguity to resolve (API_INVALID_REQUEST), not the server's to guess. Repetition is the only way fastify's parser
- * makes anything but a string.
+ * The query as signed and as the routes read it — checked before the signature, on the query as fastify parsed it for the
+ * routes: the names lower-cased, as the signed string has them (`apiSignString`); undefined when a name is given twice, as
+ * such or in another case (`info` and `INFO`). Read with its names as sent, a signed `filter_by_prefix` sent again as
+ * `FILTER_BY_PREFIX` still passed the signature and listed every channel (a probe). A repeated name reaches a route as an
+ * array (`info=a&info=b` is `['a', 'b']`) where it reads a string, and the signed string has one value per name, so the
+ * other values would not be signed; which one is meant is the client's ambiguity to resolve (API_INVALID_REQUEST), not the
+ * server's to guess. Repetition is the only way fastify's parser makes anything but a string.
  */
-export function oneValuePerName(query: unknown): boolean {
-  if (typeof query !== 'object' || query === null) return true;
-  return Object.values(query).every((value) => typeof value === 'string');
+export function signedQuery(query: unknown): Record<string, string> | undefined {
+  const lowered: Record<string, string> = Object.create(null) as Record<string, string>;
+  if (typeof query !== 'object' || query === null) return lowered;
+  for (const [name, value] of Object.entries(query)) {
+    const lower = name.toLowerCase();
+    if (typeof value !== 'string' || lower in lowered) return undefined;
+    lowered[lower] = value;
+  }
+  return lowered;
 }
 
 /** Checks a non-empty raw body (the bytes as received, before any decoding) against the signed `body_md5`. */

@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
 import { logLines } from '../helpers/logs.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { APP, startServer, type TestServer } from '../helpers/server.js';
+import { signedQuery } from '../helpers/signed-fetch.js';
 import { until } from '../helpers/wait.js';
 
 const API = `/apps/${APP.id}`;
@@ -66,6 +68,8 @@ test('a query parameter given twice is refused with 400 on every route, never an
       ['auth_key twice (the last one right)', 'GET', `${API}/channels`, [['auth_key', 'someone-else']]],
       ['auth_signature twice (the last one right)', 'GET', `${API}/channels`, [['auth_signature', '0'.repeat(64)]]],
       ['the same name, once percent-encoded', 'GET', `${API}/channels`, [['%69nfo', 'x'], ['info', 'user_count']]],
+      // The signed string lower-cases names: `INFO` and `info` are one name given twice.
+      ['the same name in another case', 'GET', `${API}/channels`, [['INFO', 'user_count'], ['info', 'user_count']]],
     ];
     const answers: Record<string, unknown> = {};
     for (const [name, method, path, pairs, body] of cases) answers[name] = await send(server, method, path, pairs, body);
@@ -81,6 +85,38 @@ test('a query parameter given twice is refused with 400 on every route, never an
     assert.deepEqual(once, { status: 200, body: { channels: {} } });
     assert.equal((await send(server, 'POST', `${API}/events`, [['x', '1']], publish)).status, 200);
   } finally {
+    await server.close();
+  }
+});
+
+test('the routes read only what the signature covers: nothing after a second "?", names as signed (lower case)', async () => {
+  // A probe: the signature was checked over the query up to a second `?` while the routes read all of it, so a signed
+  // GET /channels sent again with `?&filter_by_prefix=…&info=user_count` appended was answered with what it never signed;
+  // and a signed `filter_by_prefix` sent again as `FILTER_BY_PREFIX` passed the signature (names are signed lower-cased)
+  // while the route, reading `filter_by_prefix`, listed every channel.
+  const server = await startServer();
+  const { client } = await RawClient.established(server.port);
+  const get = async (query: string) => {
+    const res = await fetch(`http://127.0.0.1:${server.port}${API}/channels?${query}`, { signal: AbortSignal.timeout(3000) });
+    return { status: res.status, body: (await res.json()) as unknown };
+  };
+  try {
+    for (const channel of ['pub-a', 'news']) {
+      client.send({ event: 'pusher:subscribe', data: { channel } });
+      await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === channel);
+    }
+    const all = signedQuery('GET', `${API}/channels`);
+    assert.deepEqual(await get(all), { status: 200, body: { channels: { 'pub-a': {}, news: {} } } });
+    const smuggled = await get(`${all}?&filter_by_prefix=pub-&info=user_count`);
+    assert.equal(smuggled.status, 401, JSON.stringify(smuggled));
+
+    const filtered = signedQuery('GET', `${API}/channels`, { params: { filter_by_prefix: 'pub-' } });
+    assert.deepEqual(await get(filtered), { status: 200, body: { channels: { 'pub-a': {} } } });
+    const renamed = filtered.replace('filter_by_prefix=', 'FILTER_BY_PREFIX=');
+    assert.notEqual(renamed, filtered);
+    assert.deepEqual(await get(renamed), { status: 200, body: { channels: { 'pub-a': {} } } });
+  } finally {
+    await client.close();
     await server.close();
   }
 });

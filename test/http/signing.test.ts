@@ -109,7 +109,7 @@ test('an auth_timestamp that is no number, or missing, is refused as one not wit
     const query: Record<string, string> = { auth_key: APP.key, auth_version: '1.0' };
     if (timestamp !== undefined) query.auth_timestamp = timestamp;
     query.auth_signature = sign(APP.secret, apiSignString('GET', '/apps/app-id/channels', query));
-    const result = verifyRequest(app, { method: 'GET', path: '/apps/app-id/channels', rawQuery: new URLSearchParams(query).toString() }, 600);
+    const result = verifyRequest(app, { method: 'GET', path: '/apps/app-id/channels', query }, 600);
     assert.equal(result.ok, false, String(timestamp));
     assert.deepEqual(result.ok ? undefined : [result.reason, result.message], ['expired', 'auth_timestamp is not a Unix time within 600 s of server time']);
   }
