@@ -100,6 +100,11 @@ const PHASE_NAMES: Record<string, string> = {
 };
 const MAX_IN_FLIGHT_TEXT = 'the HTTP requests in flight at their limit';
 
+/** Percentile `p` of `h` (recorded in µs) in ms, clamped to the largest value recorded (below); 0 when it holds nothing. */
+export function percentileMs(h: Histogram, p: number): number {
+  return h.totalCount === 0 ? 0 : Math.min(h.getValueAtPercentile(p), h.maxValue) / 1000;
+}
+
 /**
  * HDR answers a percentile with the highest value of its bucket (here up to 0.1 % above what was recorded), beside the
  * exact largest value: a p99 above max (19.807 beside 19.805) reads as a bug. No sample is above max, so none of its
@@ -107,7 +112,7 @@ const MAX_IN_FLIGHT_TEXT = 'the HTTP requests in flight at their limit';
  */
 function percentiles(h: Histogram): Percentiles {
   const max = h.totalCount === 0 ? 0 : h.maxValue;
-  const at = (p: number) => (h.totalCount === 0 ? 0 : round(Math.min(h.getValueAtPercentile(p), max) / 1000));
+  const at = (p: number) => round(percentileMs(h, p));
   return { count: h.totalCount, p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: round(max / 1000) };
 }
 

@@ -10,6 +10,7 @@ import { LoadSocket } from './load-socket.js';
 import { CLOSE_MS, closeAll, delay, drain, DRAIN_MAX_MS, settleAndScrape, SETTLE_MS } from './wind-down.js';
 import type { LoadOptions } from './options.js';
 import { encodePayload, newRunId } from './payload.js';
+import { percentileMs } from './report.js';
 import { Tally } from './tally.js';
 
 /** The phases of a run, in order. */
@@ -132,7 +133,8 @@ export async function runLoad(
       outPerSecond: (tally.messagesSent - lastSent) / dt,
       inPerSecond: (tally.deliveries - lastDelivered) / dt,
       errors: tally.errorCount(),
-      p99Ms: tally.latency.totalCount === 0 ? 0 : tally.latency.getValueAtPercentile(99) / 1000,
+      // Clamped to the largest value recorded, as the report's are: a live p99 above max read as a bug too.
+      p99Ms: percentileMs(tally.latency, 99),
     });
     lastSent = tally.messagesSent;
     lastDelivered = tally.deliveries;
