@@ -62,6 +62,7 @@ import { GapCounter, GENERATION_MS, Numbering } from './envelope-gaps.js';
 import { FlushMarkers } from './redis-flush.js';
 import { Interest } from './redis-interest.js';
 import { RedisKeys } from './redis-keys.js';
+import { evictingServers } from './redis-eviction.js';
 import { createRedisLink } from './redis-link.js';
 import { RedisMembership, type ReapOutcome, type UserPresenceMessage } from './redis-membership.js';
 import { createReaper } from './redis-reaper.js';
@@ -369,11 +370,23 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     return bytes;
   };
   const congested = (): boolean => backlog() > PUBLISH_BACKLOG_MAX_BYTES;
+  /** Each time the engine comes up: a Redis whose `maxmemory-policy` may evict Beacon's keys is said (redis-eviction.ts). */
+  const warnIfEvicting = async (): Promise<void> => {
+    for (const { server, policy, maxmemory } of await evictingServers(pub)) {
+      logEvent(
+        logger,
+        'warn',
+        { event: 'adapter_eviction_policy', adapter: 'redis', node: nodeId, server, policy, maxmemory },
+        'Redis may evict the cluster state under this maxmemory-policy: run it with noeviction',
+      );
+    }
+  };
   const refresh = (reason?: string): void => {
     if (isUp() && state !== 'up') {
       state = 'up';
       logEvent(logger, 'info', { event: 'adapter_up', adapter: 'redis', node: nodeId, dropped_while_down: dropped }, 'cluster engine up');
       dropped = 0;
+      void warnIfEvicting();
       membership.relist();
       tick();
       for (const d of deferred.splice(0)) runDurable(d);

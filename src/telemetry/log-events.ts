@@ -27,6 +27,7 @@ export const LOG_EVENTS = [
   'request_malformed',
   'webhook_failed',
   'adapter_up',
+  'adapter_eviction_policy',
   'adapter_down',
   'adapter_changes_pending',
   'adapter_changes_recorded',

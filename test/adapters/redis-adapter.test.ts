@@ -6,6 +6,7 @@ import { EngineUnavailableError, type LeaveOutcome, type ReapedChannel } from '.
 import { createRedisAdapter, PUBLISH_BACKLOG_MAX_BYTES, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
 import type { Envelope } from '../../src/adapters/envelope.js';
 import { decodeEnvelope } from '../../src/adapters/envelope-codec.js';
+import { evictingServers } from '../../src/adapters/redis-eviction.js';
 import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { RedisMembership } from '../../src/adapters/redis-membership.js';
 import { noAdapterMetrics, quietLogger } from '../helpers/redis-adapter-deps.js';
@@ -270,6 +271,31 @@ test('redis adapter: a publish that timed out is counted as timeout, not error, 
     assert.deepEqual(seen, ['late']);
   } finally {
     await a.close();
+  }
+});
+
+test('redis adapter: a Redis whose maxmemory-policy may evict the cluster state is said when the engine comes up', async () => {
+  // A probe: under allkeys-lru a full Redis evicted a live node's share (its members, its subscriptions) while the epoch
+  // and liveness keys stayed, so no loss was seen and presence lists stayed wrong for good; nothing said why.
+  const raw = new Redis(redis.url);
+  const warned: Record<string, unknown>[] = [];
+  const logger = { ...quietLogger, warn: (line: Record<string, unknown>) => void warned.push(line) };
+  let a: RedisAdapter | undefined;
+  try {
+    assert.deepEqual(await evictingServers(raw), [], 'Redis runs with noeviction by default');
+    await raw.config('SET', 'maxmemory-policy', 'allkeys-lru');
+    const [found] = await evictingServers(raw);
+    assert.equal(found?.policy, 'allkeys-lru');
+    a = make({ prefix: 'evicting', logger });
+    await within(a.ready(), 'adapter up');
+    await until(() => warned.some((l) => l.event === 'adapter_eviction_policy'), 'the policy said');
+    const line = warned.find((l) => l.event === 'adapter_eviction_policy');
+    assert.equal(line?.policy, 'allkeys-lru');
+    assert.equal(line?.server, found?.server);
+  } finally {
+    await raw.config('SET', 'maxmemory-policy', 'noeviction');
+    raw.disconnect();
+    await a?.close();
   }
 });
 

@@ -54,7 +54,10 @@ test('images are pinned, Beacon is built from the Dockerfile, data lives in name
   // who had left since, which no node removes (a probe); restarted empty, the nodes record their share again.
   assert.deepEqual(c.services.redis?.volumes ?? [], []);
   const command = c.services.redis?.command ?? [];
-  assert.deepEqual([command.slice(command.indexOf('--save'), command.indexOf('--save') + 2), command.slice(command.indexOf('--appendonly'), command.indexOf('--appendonly') + 2)], [['--save', ''], ['--appendonly', 'no']]);
+  const option = (name: string) => command.slice(command.indexOf(name), command.indexOf(name) + 2);
+  assert.deepEqual([option('--save'), option('--appendonly')], [['--save', ''], ['--appendonly', 'no']]);
+  // And evicts nothing: under an allkeys-* policy a full Redis dropped a live node's share unseen (a probe).
+  assert.deepEqual(option('--maxmemory-policy'), ['--maxmemory-policy', 'noeviction']);
   assert.deepEqual(c.services['beacon-2']?.profiles, ['cluster']);
   assert.deepEqual(c.services.redis?.profiles, ['cluster']);
 });
