@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isListenHost } from './listen-address.js';
-import { SERVER_TO_USER_PREFIX } from './protocol/channel-name.js';
+import { NAME_CHAR_BYTES, SERVER_TO_USER_PREFIX } from './protocol/channel-name.js';
 import { DEFAULT_DEPLOYMENT_ENV, defaultNodeId, resourceAttributesFromEnv } from './telemetry/node-identity.js';
 import {
   allEventsWebhook,
@@ -338,8 +338,6 @@ const API_BODY_ENVELOPE_BYTES = 64 * 1024;
 /** One event's members around its name, data and channels (`{"channel":…,"name":…,"data":…}`) and a `socket_id`. */
 const EVENT_MEMBERS_BYTES = 128;
 
-/** Bytes one character of a name may take in JSON: 4 in UTF-8, 12 written as an escaped surrogate pair (`\ud83d\ude00`). */
-const NAME_CHAR_BYTES = 12;
 
 /**
  * How many bytes of a request body one byte of an event's `data` may take: `data` is a string inside the JSON body, so

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { channelKind, isValidChannelName, isValidUserId } from '../../src/protocol/channel-name.js';
+import { channelKind, hasAtMostCharacters, isValidChannelName, isValidUserId } from '../../src/protocol/channel-name.js';
 
 test('classifies every prefix', () => {
   const cases: [string, string, boolean, boolean, boolean][] = [
@@ -54,4 +54,14 @@ test('#server-to-user-{id} accepts exactly the ids sign-in accepts: any characte
   // Any other `#` name keeps the character rule.
   assert.equal(isValidChannelName('#server-to-users-a', LIMITS), false);
   assert.equal(isValidChannelName('#other-a|b', LIMITS), false);
+});
+
+test('hasAtMostCharacters counts code points: a surrogate pair is one, a lone surrogate one too', () => {
+  assert.equal(hasAtMostCharacters('😀'.repeat(10), 10), true);
+  assert.equal(hasAtMostCharacters('😀'.repeat(11), 10), false);
+  assert.equal(hasAtMostCharacters(`${'😀'.repeat(9)}ab`, 10), false);
+  // A review: a lone low surrogate was taken for the end of a pair, so 19 of them passed a limit of 10.
+  assert.equal(hasAtMostCharacters('\udc00'.repeat(19), 10), false);
+  assert.equal(hasAtMostCharacters('\ud83d'.repeat(19), 10), false);
+  assert.equal(hasAtMostCharacters('\udc00'.repeat(10), 10), true);
 });

@@ -36,7 +36,8 @@ describe('router', () => {
   test('a frame over the size bound, too deep, or not JSON is refused with pusher:error, counted invalid, logged once each', () => {
     const world = unitWorld(unitApp(), { maxPayloadBytes: 100, maxJsonDepth: 3 });
     const { connection, socket } = world.connect();
-    frame(world, connection, `{"event":"client-x","channel":"private-a","data":"${'x'.repeat(1000)}"}`);
+    // Over the bound: the data's 100 bytes, a 200-character name's 2 400 (12 bytes each at most), the channel's and the envelope's.
+    frame(world, connection, `{"event":"client-x","channel":"private-a","data":"${'x'.repeat(5000)}"}`);
     frame(world, connection, '{"event":"pusher:ping","data":{"a":{"b":{"c":1}}}}');
     frame(world, connection, 'not json');
     assert.deepEqual(
@@ -50,6 +51,16 @@ describe('router', () => {
     );
     assert.deepEqual(socket.frames().map((f) => f.event), ['pusher:error', 'pusher:error', 'pusher:error']);
     assert.equal(connection.isOpen, true, 'a refused frame does not close the connection');
+  });
+
+  test('a frame whose event name is within its limit in characters is not refused as too large, whatever their bytes', () => {
+    // A review: names are limited in characters, but the frame's bound allowed one byte each, so a client event with a
+    // name of 157 emoji (within 200) and data within the limit was refused as an anonymous too_large.
+    const world = unitWorld(unitApp({ enableClientEvents: true }), { maxPayloadBytes: 1024 });
+    const { connection, socket } = world.connect();
+    frame(world, connection, `{"event":"client-${'😀'.repeat(150)}","channel":"private-a","data":"${'x'.repeat(1000)}"}`);
+    assert.deepEqual(world.logged('message_rejected').map((l) => l.reason), ['not_subscribed']);
+    assert.equal(socket.frames().length, 1);
   });
 
   test('a malformed pusher:subscribe is refused on its channel with subscription_error 400', () => {
