@@ -69,6 +69,7 @@ export function internalEnvelope(
 
 /** The envelope JSON up to and including `"data":`, for a script to append `<data string>,"seq":N}` or `<data string>}`. */
 export function envelopeHead(appId: string, channel: string, kind: EventKind, excludeSocketId?: string): string {
-  const { data: _data, seq: _seq, ...rest } = internalEnvelope(appId, channel, kind, '', undefined, excludeSocketId);
+  // `acceptedAt` is this process's clock: it means nothing on another node (a review: it went into every member and count message).
+  const { data: _data, seq: _seq, acceptedAt: _local, ...rest } = internalEnvelope(appId, channel, kind, '', undefined, excludeSocketId);
   return `${JSON.stringify(rest).slice(0, -1)},"data":`;
 }

@@ -33,6 +33,7 @@ export function createPublisher({ adapter, metrics }: { adapter: Adapter; metric
       const kind = channelKind(request.channel);
       const sentKind: SentKind = request.source === 'client_event' ? 'client_event' : 'channel_event';
       const publishedAt = Date.now();
+      const acceptedAt = performance.now();
       const span = startPublishSpan(
         kind.type,
         request.channel,
@@ -58,7 +59,7 @@ export function createPublisher({ adapter, metrics }: { adapter: Adapter; metric
         kind: sentKind,
         trace: sampledContextOf(span),
         publishedAt,
-        acceptedAt: performance.now(),
+        acceptedAt,
       };
       adapter.publish(envelope, cached);
       span.end();

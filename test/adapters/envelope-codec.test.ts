@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Envelope } from '../../src/adapters/envelope.js';
 import { decodeEnvelope, decodeStamped, encodeEnvelope } from '../../src/adapters/envelope-codec.js';
+import { envelopeHead, internalEnvelope } from '../../src/adapters/membership-events.js';
 
 const envelope: Envelope = {
   appId: 'a1',
@@ -55,4 +56,12 @@ test('envelope codec: the loss-detection stamp travels beside the envelope; a ma
   for (const bad of [null, 'x', { node: 'a', run: 1 }, { node: 1, run: 1, n: 1 }, { node: 'a', run: 1.5, n: 1 }]) {
     assert.deepEqual(decodeStamped(JSON.stringify({ ...envelope, stamp: bad })), { envelope, stamp: undefined }, JSON.stringify(bad));
   }
+});
+
+test('envelope codec: what crosses nodes carries no acceptedAt, the accepting process\'s own clock', () => {
+  // A review: the heads the Redis scripts complete (member and count events) carried it, ~25 bytes each for nothing.
+  const head = envelopeHead('a1', 'presence-room', 'added');
+  assert.doesNotMatch(head, /acceptedAt/);
+  const local = { ...internalEnvelope('a1', 'presence-room', 'added', '{}', undefined), acceptedAt: 1.5 };
+  assert.doesNotMatch(encodeEnvelope(local), /acceptedAt/);
 });
