@@ -16,7 +16,7 @@
  *    its answers); then what the engine still records for this node (a leave that failed and waits for its retry) is
  *    recorded or removed, and announced (`Adapter.reapOwn`); the engine keeps its heartbeat until it closes;
  * 7. webhooks, the HTTP server and the adapter close; the webhooks give up on what is still in flight (counted and logged
- *    failed) once half of what is left has passed, at most their own close timeout.
+ *    failed) after their own close timeout, or sooner to leave WEBHOOK_RESERVE_MS of the deadline to what follows.
  * Every wait is bounded by what is left of the deadline; a stage that runs out of time does not stop the later ones.
  */
 import type { Adapter } from '../adapters/adapter.js';
@@ -35,10 +35,12 @@ import type { Deadline } from './deadline.js';
 export const LEAVE_GRACE_MAX_MS = 5000;
 
 /**
- * The share of what is left of the deadline the webhooks may wait for their requests in flight (at most their own close
- * timeout), so that what they give up is counted and logged with time to spare for the later stages and the log flush.
+ * What the webhooks leave of the deadline for the later stages and the telemetry and log flushes (half of what is left
+ * when that is less than twice this): they wait for their requests in flight until then, at most their own close timeout,
+ * and what they give up is counted and logged in time. Half of what was left instead cut a normal wait short when the
+ * earlier stages had used most of the deadline (a review).
  */
-const WEBHOOK_WAIT_SHARE = 0.5;
+const WEBHOOK_RESERVE_MS = 1000;
 
 /** The leave grace for a shutdown deadline of `totalMs`: a fifth of it, at most LEAVE_GRACE_MAX_MS (2 s for the default 10 s). */
 export function leaveGraceMs(totalMs: number): number {
@@ -116,7 +118,10 @@ export async function drain(parts: DrainParts, deadline: Deadline): Promise<Drai
   // Told how long it may wait, so that it gives up on what is still in flight — counted and logged failed — while there is
   // time left: bounded only by the stage, its own close timeout outlasted a short deadline and the process exited with
   // those events neither delivered nor counted (a probe).
-  await stage('webhooks', () => parts.webhooks.close(deadline.remainingMs() * WEBHOOK_WAIT_SHARE));
+  await stage('webhooks', () => {
+    const left = deadline.remainingMs();
+    return parts.webhooks.close(left - Math.min(WEBHOOK_RESERVE_MS, left / 2));
+  });
   await stage('http_server', () => parts.server.close());
   await stage('adapter', () => adapter.close());
 
