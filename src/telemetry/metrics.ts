@@ -51,7 +51,7 @@ export type ApiAuthFailureReason = (typeof API_AUTH_FAILURE_REASONS)[number];
 
 /**
  * Apps whose per-app counter series of rare events are exported at 0 from start: at most this many, the first enabled
- * ones configured (54 series an app; past it an app's series appear with their first event). The SDK keeps at most
+ * ones configured (53 series an app; past it an app's series appear with their first event). The SDK keeps at most
  * 2 000 series a metric (the rest go to one `otel_metric_overflow` series): seeded series take places real ones of
  * other apps would have, so their count stays small — 20 subscription failure series an app, 400 in all.
  */
