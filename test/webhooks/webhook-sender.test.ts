@@ -466,14 +466,27 @@ test('the queue is bounded in size too: past maxPendingBytes new events are coun
   assert.equal(count('client_event:failed'), 4);
 });
 
+/** A webhook receiver that never answers: it holds each request until closed, counting those that arrived. */
+async function holdingReceiver(): Promise<{ url: string; arrived: () => number; close: () => void }> {
+  const server = createServer(() => {});
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  let arrived = 0;
+  server.on('request', () => arrived++);
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    arrived: () => arrived,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
 test('close() counts failed what it gives up: a request cut off in flight (it may have arrived), a retry and a batch never sent', async () => {
   // docs/webhooks.md: one `failed` for all three; the `webhook_failed` line tells them apart. The request in flight goes
   // to a real receiver that holds it, through the real post, so the line carries the error Node gives a cut-off request.
-  const held = createServer(() => {});
-  await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(held.address() as AddressInfo).port}/hook`;
-  let arrived = 0;
-  held.on('request', () => arrived++);
+  const held = await holdingReceiver();
+  const url = held.url;
   let calls = 0;
   // First request: a 503, then a back-off far beyond close(); second: held by the receiver until close() cuts it off.
   const post: WebhookPost = async (to, request) => (++calls === 1 ? { status: 503, ok: false } : postWebhook(to, request));
@@ -490,10 +503,9 @@ test('close() counts failed what it gives up: a request cut off in flight (it ma
     sender.emit(a, occupied('retrying'));
     sender.emit(a, occupied('in-flight'));
     sender.emit(a, occupied('queued'));
-    await until(() => count('channel_occupied:retried') === 1 && arrived === 1, 'one batch waiting to retry, one at the receiver');
+    await until(() => count('channel_occupied:retried') === 1 && held.arrived() === 1, 'one batch waiting to retry, one at the receiver');
     await within(sender.close(), 'close() within its bound');
   } finally {
-    held.closeAllConnections();
     held.close();
   }
   assert.equal(count('channel_occupied:failed'), 3);
@@ -553,20 +565,15 @@ test('webhook_failed tells a request that timed out from one cut off at shutdown
 test('close(waitMs) gives up what is in flight when the shutdown has less time left than the close timeout', async () => {
   // A probe: the drain bounded the webhooks' close only by its own deadline, so with less left than the close timeout
   // the process exited before close() gave up its requests in flight: their events neither delivered nor counted.
-  const held = createServer(() => {});
-  await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(held.address() as AddressInfo).port}/hook`;
-  let arrived = 0;
-  held.on('request', () => arrived++);
-  const a = app(url, 'short');
+  const held = await holdingReceiver();
+  const a = app(held.url, 'short');
   const { sender, count, failedLines } = harness([a], { post: postWebhook, requestTimeoutMs: 60_000, closeTimeoutMs: 60_000 });
   try {
     sender.emit(a, occupied('in-flight'));
-    await until(() => arrived === 1, 'the request at the receiver');
+    await until(() => held.arrived() === 1, 'the request at the receiver');
     // within() fails long before the 60 s close timeout: close() must end on the wait it was given.
     await within(sender.close(30), 'close(30) within its bound', 5_000);
   } finally {
-    held.closeAllConnections();
     held.close();
   }
   assert.equal(count('channel_occupied:failed'), 1);
