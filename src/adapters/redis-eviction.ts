@@ -4,7 +4,8 @@
  * beat (the epoch, the liveness keys) stay, so nothing tells a loss, and presence lists, counts and `member_removed` are
  * wrong for good (a probe: 10 members listed as 5, a leaver never announced). Under a `volatile-*` policy the keys with a
  * time to live go first (liveness keys, cached events): seen, but the nodes re-record their shares every beat. Beacon
- * needs `noeviction` (docs/scaling.md); the node says so when it finds another policy, each time the engine comes up.
+ * needs `noeviction` (docs/scaling.md): the node checks each time the engine comes up, and says so once per server and
+ * policy it finds (redis-adapter.ts).
  */
 import { Cluster, type Redis } from 'ioredis';
 

@@ -158,8 +158,9 @@ export class ConnectionState {
    * An answer of `chars` characters was made for a frame that asked for it again (a repeated presence subscribe's member
    * list, past its first repeat: `firstRepeat`): charged to the inbound budget at one frame per `ANSWER_CHARS_PER_FRAME`,
    * so that a 70-byte frame repeated within the budget cannot have the server encode and write a 200 KB list each time
-   * (a probe: 37 MB/s out, other clients' pings at 0.5 s). Past the budget the next frames get 4301, as any flood's, and so do the answers still to
-   * be made for frames admitted before (`withinFrameBudget`: a burst's frames are all admitted before any is answered).
+   * (a probe: 37 MB/s out, other clients' pings at 0.5 s). Past the budget the next frames get 4301, as any flood's, and
+   * so do the answers still to be made for frames admitted before (`withinFrameBudget`: a burst's frames are all admitted
+   * before any is answered).
    */
   answerCharged(chars: number, now: number): void {
     this.frames.charge(Math.floor(chars / ANSWER_CHARS_PER_FRAME), now);
