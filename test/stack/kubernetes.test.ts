@@ -4,13 +4,17 @@
  * Deployment, Service and monitors agree on ports, probes and labels.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Service } from 'kubernetes-models/v1';
 import { parse } from 'yaml';
 import { PROMETHEUS_RULE_PATH, renderPrometheusRule } from '../../deploy/kubernetes/prometheus-rule.js';
+import { telemetryOptionsFromEnv } from '../../otel/options.js';
+import { CONFIG_VARIABLES, configProblems, configWarnings, loadConfig } from '../../src/config.js';
 import { ROOT } from './expressions.js';
 
 const DIR = `${ROOT}deploy/kubernetes/`;
@@ -46,6 +50,39 @@ test('the PrometheusRule is generated from prometheus/alerts.yml and in sync (ru
   assert.equal(readFileSync(PROMETHEUS_RULE_PATH, 'utf8'), renderPrometheusRule());
   const rule = load<{ spec: unknown }>('prometheusrule.yaml');
   assert.deepEqual(rule.spec, parse(readFileSync(`${ROOT}prometheus/alerts.yml`, 'utf8')));
+});
+
+test('Deployment: the apps come from a Secret; every variable it sets is one Beacon reads, valid, and warns of nothing', () => {
+  const pod = load<any>('deployment.yaml').spec.template.spec;
+  const container = pod.containers[0];
+  const env = container.env as { name: string; value?: string; valueFrom?: unknown }[];
+  // src/config.ts's, the telemetry bootstrap's own (otel/options.ts) and the SDK's `OTEL_*`.
+  const known = new Set([...CONFIG_VARIABLES.map((v) => v.name), 'METRICS_HOST', 'METRICS_PORT']);
+  for (const { name } of env) assert.ok(known.has(name) || name.startsWith('OTEL_'), `${name} is no variable Beacon reads`);
+  // No credential written into the manifest: APPS_FILE is a file of a Secret's volume.
+  assert.ok(!env.some((v) => /^APP_(ID|KEY|SECRET)$/.test(v.name)));
+  const appsFile = env.find((v) => v.name === 'APPS_FILE')?.value;
+  assert.ok(appsFile !== undefined);
+  const mount = container.volumeMounts.find((m: { mountPath: string }) => appsFile.startsWith(`${m.mountPath}/`));
+  assert.ok(mount?.readOnly);
+  const volume = pod.volumes.find((v: { name: string }) => v.name === mount.name);
+  assert.equal(volume.secret.secretName, 'beacon-apps');
+  assert.deepEqual(volume.secret.items, [{ key: 'apps.json', path: appsFile.slice(mount.mountPath.length + 1) }]);
+  // The manifest's settings with an apps.json as README describes it: valid, and nothing said at start-up.
+  const dir = mkdtempSync(join(tmpdir(), 'beacon-k8s-'));
+  try {
+    writeFileSync(join(dir, 'apps.json'), JSON.stringify({ apps: [{ id: 'app-1', key: 'key-1', secret: 'a-long-random-secret' }] }));
+    const values = Object.fromEntries(env.map((v) => [v.name, v.value ?? 'beacon-7d9f-abcde']));
+    const config = loadConfig({ ...values, APPS_FILE: join(dir, 'apps.json') });
+    assert.deepEqual(configWarnings(config), []);
+    const telemetry = telemetryOptionsFromEnv(values);
+    assert.deepEqual([telemetry.errors, telemetry.warnings], [[], []]);
+    assert.deepEqual(telemetry.metrics, { host: '0.0.0.0', port: 9464 });
+    // Without the Secret's file it would not start (the pod waits for the Secret instead).
+    assert.notDeepEqual(configProblems({ ...values, APPS_FILE: join(dir, 'missing.json') }), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('Deployment: probes, drain, resources, annotations; Service and monitors use the named ports', () => {
