@@ -8,8 +8,11 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { spawnBeacon } from '../helpers/beacon-process.js';
+import { startOtlpReceiver } from '../helpers/otlp-receiver.js';
 import { freePort, pollUntil } from '../helpers/prometheus.js';
 import { PusherClient } from '../helpers/pusher-js.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { within } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -112,5 +115,31 @@ test('SIGTERM drains connected clients with 4200 and exits 0 within the bound', 
   } finally {
     for (const c of clients) c.disconnect();
     if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+test('shutdown_completed says how long the whole shutdown took, its telemetry flush included', { timeout: 60_000 }, async () => {
+  // The trace exporter's endpoint takes the request and never answers: the flush waits until its share of the bound.
+  const receiver = await startOtlpReceiver();
+  receiver.hold();
+  const beacon = await spawnBeacon({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_TRACES_SAMPLER: 'always_on', SHUTDOWN_TIMEOUT_MS: '3000' });
+  try {
+    // A connection: its `connect` span is what the flush must export.
+    const client = await RawClient.connect(beacon.port);
+    await client.next('pusher:connection_established');
+    const signalled = performance.now();
+    const code = await beacon.stop();
+    const took = performance.now() - signalled;
+    const completed = beacon.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'shutdown_completed');
+    assert.ok(completed, beacon.output());
+    assert.deepEqual(completed.timed_out, ['telemetry']);
+    assert.equal(code, 1);
+    // The drain took milliseconds, the flush most of the 3 s: the line counts both, and no more than the process took.
+    const duration = Number(completed.duration_ms);
+    assert.ok(duration >= 1500 && duration <= took, `duration_ms ${duration}, ${Math.round(took)} ms from the signal to the exit`);
+  } finally {
+    await beacon.stop();
+    receiver.release();
+    await receiver.close();
   }
 });
