@@ -52,7 +52,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
 import { channelKind } from '../protocol/channel-name.js';
-import { logEvent } from '../telemetry/log-events.js';
+import { logEvent, type LogLine } from '../telemetry/log-events.js';
 import type { AdapterOp, Metrics } from '../telemetry/metrics.js';
 import { EngineUnavailableError, type Adapter, type CachedEvent, type LeaveOutcome, type MemberRef, type MissedEventsListener, type ReapedChannel, type TakeBackOutcome } from './adapter.js';
 import { decodeCachedEvent, encodeCachedEvent } from './cache-codec.js';
@@ -159,6 +159,15 @@ interface LeaveGrace {
 }
 
 /** A signed-in user's presence on this node not recorded yet: the state to write, and the callers waiting for an attempt. */
+/** A subscription this node holds (or is recording): what `rerecord` records again and `pruneShare` keeps. */
+interface HeldSubscription {
+  appId: string;
+  channel: string;
+  socketId: string;
+  member: MemberRef | null;
+  maxMembers: number;
+}
+
 interface PresenceWrite {
   online: boolean;
   /** Recorded again after Redis lost its data (no `online` for watchers who have it); a sign-in merged into it clears it. */
@@ -269,8 +278,15 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * What this node holds in the cluster state, to record it again when its share was lost (`rerecord`): subscriptions by
    * socket and channel, counted connections (id → app and quota), signed-in users (app and user id).
    */
-  const held = new Map<string, { appId: string; channel: string; socketId: string; member: MemberRef | null; maxMembers: number }>();
+  const held = new Map<string, HeldSubscription>();
   const reservations = new Map<string, { appId: string; max: number }>();
+  /**
+   * Joins sent and not answered yet, and those whose answer never came until they are tried again or taken back
+   * (`unanswered`), per socket and channel; and reservations not answered yet: recorded in Redis, or about to be, though
+   * not in `held` / `reservations` yet, so a prune (`pruneShare`) keeps them.
+   */
+  const joining = new Map<string, HeldSubscription>();
+  const reserving = new Set<string>();
   const signedIn = new Map<string, { appId: string; userId: string }>();
   /**
    * Subscriptions being recorded again (`rerecord`), per socket and channel, until that attempt settles. A leave that comes
@@ -413,7 +429,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     nodeId,
     nodeTtlMs,
     reaped: (channels) => reaped(channels),
-    expired: (dataLost) => rerecord(dataLost),
+    expired: (dataLost, restored) => rerecord(dataLost, restored),
   });
   /** Heartbeat, then a look for dead nodes to reap. */
   const tick = (): void => {
@@ -585,12 +601,14 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * After a reap the members and users it removed were announced gone (`member_removed`, watchlist `offline`), so their
    * return is announced too. When Redis lost its data (`dataLost`) nothing was announced and the clients still hold them:
    * they are restored without `member_added` / `online` (the scripts announce them only to make up for a member list or
-   * a watchlist answered since the loss, redis-scripts.ts).
+   * a watchlist answered since the loss, redis-scripts.ts). When Redis went back to an older state (`restored`), what
+   * left since that state was saved is pruned once the share is recorded (`pruneShare`).
    */
   let recording = 0;
   /** Whether the run under way restores silently (Redis lost its data); undefined once it is over. */
   let restoring: boolean | undefined;
-  function rerecord(dataLost: boolean): void {
+  function rerecord(dataLost: boolean, restored = false): void {
+    if (restored) pruneDue = true;
     // A later loss (two in a row) restarts the work: what an older run has not sent yet is left to the newer one. It
     // announces if the older one did: a reap's removals announced, then Redis' data lost before all came back.
     const restore = dataLost && restoring !== false;
@@ -655,7 +673,100 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       logEvent(logger, 'info', { ...line, duration_ms: Math.round(performance.now() - started) }, "cluster engine: this node's share recorded again");
       // The member lists read while it was being recorded lacked it (MEMBERS_SINCE_LUA answered `unrecorded`).
       missed.recovered();
+      void pruneShare();
     });
+  }
+
+  /**
+   * Redis went back to an older state (redis-reaper.ts: it restarted with data loaded from a snapshot, or a replica
+   * took over): besides what this node recorded since that state was saved (recorded again by `rerecord`), what left
+   * since is back — subscriptions with their members, counted connections, signed-in users — recorded for this node,
+   * which lives, so no reap removes them and no leave will come: members listed to every joiner and counted for good
+   * (a probe: a presence channel with no subscriber anywhere stayed occupied with 5 members). Once the share is recorded
+   * again, whatever Redis has for this node that it does not hold is removed, and announced as a reap's removals are
+   * (`member_removed`, `channel_vacated` and their webhooks; watchlist `offline`): a joiner may have been listed them.
+   *
+   * What the node holds is what it has recorded or is recording (`held`, `joining`; `reservations`, `reserving`;
+   * `signedIn`, `presence`), read when each script is sent: every change sent before a channel's script has run when it
+   * runs (the scripts go in order, on the connection its channel's changes go on), and one sent after runs after it. A
+   * leave sent after it finds its subscription already gone and changes nothing. Not during a drain's leave grace, whose
+   * held leaves are not held any more but still recorded on purpose (the drain removes the node's whole share after it).
+   * All channels' scripts are sent at once: a node with tens of thousands of channels may see the last ones answer after
+   * the command timeout (they run all the same; what they changed goes unannounced by webhook and the line says so).
+   */
+  let pruneDue = false;
+  async function pruneShare(): Promise<void> {
+    if (!pruneDue || closed || (grace !== undefined && !grace.ended)) return;
+    // Redis down: tried again once it may be back (a TTL later), not said each time.
+    if (!isUp()) {
+      setTimeout(() => void pruneShare(), nodeTtlMs).unref();
+      return;
+    }
+    pruneDue = false;
+    const started = performance.now();
+    const changed: ReapedChannel[] = [];
+    let subscriptions = 0;
+    let connections = 0;
+    let users = 0;
+    let failures = 0;
+    let error: string | undefined;
+    const failed = (err: unknown): void => {
+      failures++;
+      error ??= err instanceof Error ? err.message : String(err);
+    };
+    try {
+      const pairs = await membership.subscribedPairs();
+      const kept = new Map<string, Map<string, string>>();
+      for (const s of [...held.values(), ...joining.values()]) {
+        const pair = JSON.stringify([s.appId, s.channel]);
+        let sockets = kept.get(pair);
+        if (sockets === undefined) kept.set(pair, (sockets = new Map()));
+        sockets.set(s.socketId, s.member?.userId ?? '');
+      }
+      const steps = await Promise.allSettled(pairs.map((pair) => membership.pruneChannel(pair, kept.get(pair) ?? new Map())));
+      for (const step of steps) {
+        if (step.status === 'rejected') failed(step.reason);
+        else {
+          subscriptions += step.value.removed;
+          if (step.value.changed !== undefined) changed.push(step.value.changed);
+        }
+      }
+      for (const appId of await membership.nodeAppIds()) {
+        const [ids, signed] = await Promise.all([membership.reservationIds(appId), membership.signedInUsers(appId)]);
+        for (const id of ids) {
+          if (reservations.has(id) || reserving.has(id)) continue;
+          connections++;
+          runDurable({ run: () => membership.releaseConnection(appId, id), reject: () => undefined, idempotent: true });
+        }
+        for (const userId of signed) {
+          const key = `${appId}\n${userId}`;
+          if (signedIn.has(key) || presence.has(key)) continue;
+          users++;
+          void writePresence(appId, userId, false, false);
+        }
+      }
+    } catch (err) {
+      // The node's indexes could not be read: tried again a TTL later.
+      failed(err);
+      pruneDue = true;
+      setTimeout(() => void pruneShare(), nodeTtlMs).unref();
+    }
+    if (changed.length > 0) reaped(changed);
+    const removedAny = subscriptions + connections + users > 0;
+    const line: LogLine = {
+      event: 'node_share_pruned',
+      node: nodeId,
+      subscriptions,
+      members_removed: changed.reduce((n, c) => n + c.removedUsers.length, 0),
+      channels_vacated: changed.filter((c) => c.vacated).length,
+      connections,
+      users,
+      failures,
+      error: error ?? null,
+      duration_ms: Math.round(performance.now() - started),
+    };
+    const msg = "cluster engine: Redis went back to an older state; what left since was removed from this node's share";
+    logEvent(logger, removedAny || failures > 0 ? 'warn' : 'info', line, msg);
   }
 
   /**
@@ -943,10 +1054,13 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       }
       subscribing.succeeded();
       const key = subscriptionKey(appId, channel, socketId);
+      const entry: HeldSubscription = { appId, channel, socketId, member, maxMembers };
+      joining.set(key, entry);
       try {
         const outcome = await track(membership.join(appId, channel, socketId, member, maxMembers, unanswered.has(key)));
+        if (joining.get(key) === entry) joining.delete(key);
         unanswered.delete(key);
-        if (outcome.admitted) held.set(key, { appId, channel, socketId, member, maxMembers });
+        if (outcome.admitted) held.set(key, entry);
         // Refused (a full presence channel): nothing was recorded, so the channel's subscription is given back, or the node
         // stayed subscribed to it, and received its events, for the rest of its life.
         else interest.release(events);
@@ -967,7 +1081,14 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       // Taken back, or the channel would keep a subscription (and a presence member) no connection holds until this node
       // goes. The leave script changes nothing if the join never ran. One name for all its attempts, as a leave's.
       const receipt = membership.newLeave();
-      return removal(key, () => membership.takeBack(appId, channel, socketId, member, receipt)).catch(() => NOTHING_TOLD);
+      // Kept by a prune until the take-back is over: it removes what the late join recorded, and says what that changed.
+      const entry = joining.get(key);
+      const forget = (): void => {
+        if (joining.get(key) === entry) joining.delete(key);
+      };
+      const takenBack = removal(key, () => membership.takeBack(appId, channel, socketId, member, receipt));
+      takenBack.then(forget, forget);
+      return takenBack.catch(() => NOTHING_TOLD);
     },
     leave(appId, channel, socketId, member) {
       const key = subscriptionKey(appId, channel, socketId);
@@ -983,6 +1104,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     },
     async reserveConnection(appId, max, id) {
       if (!isUp()) throw new Error('cluster engine down');
+      reserving.add(id);
       try {
         const reserved = await track(membership.reserveConnection(appId, max, id));
         if (reserved) reservations.set(id, { appId, max });
@@ -992,6 +1114,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         // Refused to the client, but the reservation may have run (a late answer): take it back, as a failed join.
         runDurable({ run: () => membership.releaseConnection(appId, id), reject: () => undefined, idempotent: true });
         throw err;
+      } finally {
+        reserving.delete(id);
       }
     },
     releaseConnection(appId, id) {

@@ -48,6 +48,26 @@ export class RedisKeys {
   }
 
   /**
+   * A `SCAN` pattern matching every `subscriptions(…, node)` hash, and the `[appId, channel]` JSON pair of one of them
+   * (undefined for a key that is none): how a node finds what Redis holds for it without its channel index, which a
+   * shard restarted from a snapshot can hold apart from (on a Redis Cluster the index is on another shard).
+   */
+  subscriptionsPattern(node: string): string {
+    return `${globEscape(this.prefix)}:{*}:subs:${globEscape(node)}`;
+  }
+
+  pairOfSubscriptions(key: string, node: string): string | undefined {
+    const head = `${this.prefix}:{`;
+    const tail = `}:subs:${node}`;
+    if (!key.startsWith(head) || !key.endsWith(tail)) return undefined;
+    const tag = key.slice(head.length, key.length - tail.length);
+    // An app id has no ':' (config.ts); a channel may.
+    const colon = tag.indexOf(':');
+    if (colon < 0) return undefined;
+    return JSON.stringify([decodeURIComponent(tag.slice(0, colon)), tag.slice(colon + 1)]);
+  }
+
+  /**
    * String: what one leave of `node` on the channel changed, kept for a short while by the leave script when it changed
    * something, so that the same leave tried again (its first attempt got no answer in time, then ran) answers it
    * (redis-scripts.ts, LEAVE_LUA). `leave` names that one leave: the same for all its attempts.
@@ -152,4 +172,9 @@ export class RedisKeys {
   cache(appId: string, channel: string): string {
     return `${this.tag(appId, channel)}:cache`;
   }
+}
+
+/** `text` matched literally in a Redis glob pattern (`SCAN MATCH`): its `*`, `?`, `[`, `]` and `\` escaped. */
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
 }

@@ -31,6 +31,7 @@ import {
   REAP_USERS_LUA,
   RELEASE_LUA,
   MEMBERS_SINCE_LUA,
+  PRUNE_LUA,
   RESERVE_LUA,
   Script,
   USER_PRESENCE_LUA,
@@ -46,6 +47,7 @@ const reapConnections = new Script(REAP_CONNECTIONS_LUA);
 const userPresence = new Script(USER_PRESENCE_LUA);
 const reapUsers = new Script(REAP_USERS_LUA);
 const membersSince = new Script(MEMBERS_SINCE_LUA);
+const prune = new Script(PRUNE_LUA);
 
 /**
  * How long a leave's receipt (LEAVE_LUA) is kept: its retry comes within a second or two of the late attempt (the engine
@@ -490,6 +492,79 @@ export class RedisMembership {
     }
     out.complete = true;
     return out;
+  }
+
+  /**
+   * The `[appId, channel]` JSON pairs of every channel Redis has subscriptions of this node on: those in its channel
+   * index, and those whose subscriptions hash a `SCAN` of every server (each master) finds. A server restarted from a
+   * snapshot holds the subscriptions as they were then, while the index, on another shard of a Redis Cluster, went on
+   * without the channels the node left since. Rejects if a server cannot be read.
+   */
+  async subscribedPairs(): Promise<string[]> {
+    const pairs = new Set(await this.client.smembers(this.keys.nodeChannels(this.nodeId)));
+    const servers: (Redis | Cluster)[] = this.client.isCluster ? (this.client as Cluster).nodes('master') : [this.client];
+    const pattern = this.keys.subscriptionsPattern(this.nodeId);
+    for (const server of servers) {
+      let cursor = '0';
+      do {
+        const [next, found] = await (server as Redis).scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        cursor = next;
+        for (const key of found) {
+          const pair = this.keys.pairOfSubscriptions(key, this.nodeId);
+          if (pair !== undefined) pairs.add(pair);
+        }
+      } while (cursor !== '0');
+    }
+    return [...pairs];
+  }
+
+  /** The apps in this node's app index: every app it may have counted connections or signed-in users of. */
+  nodeAppIds(): Promise<string[]> {
+    return this.client.smembers(this.keys.nodeApps(this.nodeId));
+  }
+
+  /** The ids of the app's connections this node is counted for (its reservations). */
+  reservationIds(appId: string): Promise<string[]> {
+    return this.client.hkeys(this.keys.appReservations(appId, this.nodeId));
+  }
+
+  /** The users of the app signed in on this node, as Redis has them. */
+  signedInUsers(appId: string): Promise<string[]> {
+    return this.client.smembers(this.keys.users(appId).share(this.nodeId));
+  }
+
+  /**
+   * Removes this node's subscriptions of the channel of `pair` but those in `kept` (socket id → user id, '' on a channel
+   * without members): those it holds or is recording, as the caller knows them when it calls, synchronously before the
+   * script is sent (PRUNE_LUA). Sent in order (EVAL: a server that restarted knows no script, and a NOSCRIPT retry would
+   * run behind the changes sent after it), so every change sent before it has run and every one sent after runs after
+   * it. What changed, for the webhooks (undefined: nothing announced), and how many subscriptions it removed.
+   */
+  async pruneChannel(pair: string, kept: ReadonlyMap<string, string>): Promise<{ changed: ReapedChannel | undefined; removed: number }> {
+    const [appId, channel] = JSON.parse(pair) as [string, string];
+    const k = this.keys.channel(appId, channel);
+    const args: (string | number)[] = [
+      this.keys.nodeField(this.nodeId),
+      envelopeHead(appId, channel, 'removed'),
+      this.countHead(appId, channel),
+      k.events,
+      this.publishCommand,
+      channel.startsWith('presence-') ? '1' : '0',
+    ];
+    for (const [socketId, userId] of kept) args.push(socketId, userId);
+    const [vacated, removedUsers, countWait = 0, published = -1, removed = 0] = (await prune.inOrder(
+      this.client,
+      this.scriptKeys(appId, channel, this.nodeId),
+      args,
+    )) as [number, string[], number?, number?, number?];
+    this.trailingCount(appId, channel, countWait);
+    if (vacated === 1) await this.unindex(appId, channel).catch(() => undefined);
+    // Nothing of this node's left there: its index forgets the channel (unless a join came meanwhile).
+    if (kept.size === 0 && !this.held.has(pair)) await this.unlistNode(pair);
+    const users = removedUsers.map(signedId);
+    const count = published >= 0 ? published : undefined;
+    const changed = vacated === 1 || users.length > 0 || count !== undefined ? { appId, channel, removedUsers: users, vacated: vacated === 1, count } : undefined;
+    return { changed, removed };
   }
 
   /** One channel's step of `reap`: its script, then the app's index if the channel was vacated; what changed, if anything. */

@@ -43,6 +43,13 @@
  * has answered by then, unless it had to be sent again (NOSCRIPT: a shard restarted empty lost its scripts too); waiting
  * for every read would wait for a down master's timeout. A plain dead node, no loss seen, is reaped as before. Left: a
  * loss between the read and the EXISTS (a round trip) is seen by the next beat only, after that round reaped.
+ * A Redis that restarted with its data — loaded from a snapshot (RDB, AOF), or a replica promoted in its master's place —
+ * keeps the epoch, yet may be older than what the nodes wrote last: what joined since is missing, what left since back.
+ * So each beat also reads the run id of the server holding each epoch key (`INFO server`, redis-run-id.ts: drawn by each
+ * server process as it starts), and the same epoch from another run is taken as a loss too (`restored`): the node records
+ * its share again, reaps no one for a TTL (a snapshot holds the liveness keys as they were when it was saved: some live
+ * nodes' have expired since), and the engine then prunes what it no longer holds (redis-adapter.ts `pruneShare`). A read
+ * that fails keeps the last run id; a node that has not read one yet (its first beat) sees no restart.
  * A shard that did not serve for a while takes the same care without losing anything: a master failing over (down until
  * its replica takes over, longer than a TTL with Redis's default node timeout of 15 s) lets the live nodes' keys it holds
  * expire, while the nodes whose keys are elsewhere keep beating. So a key found missing is taken for a dead node only
@@ -83,6 +90,7 @@ import { startReapSpan, withSpan } from '../telemetry/tracing.js';
 import type { ReapedChannel } from './adapter.js';
 import type { RedisKeys } from './redis-keys.js';
 import { masterOf, type ReapOutcome, type RedisMembership } from './redis-membership.js';
+import { runIdOf } from './redis-run-id.js';
 import { EPOCH_LUA, HEARTBEAT_LUA, Script, SHORTEN_LOCK_LUA } from './redis-scripts.js';
 
 /** How long a reaper holds a dead node's lock; another survivor retries after it if the reaper died too. */
@@ -163,9 +171,11 @@ export interface ReaperDeps {
   /**
    * This node's own key had expired when it beat again, or it found itself unlisted (a reap finished), or a reap that
    * found it back stopped half-way, or Redis lost its data since its last beat: its share of the cluster state may be
-   * gone (redis-adapter.ts records it again). `dataLost`: the last, so no one was told what was lost.
+   * gone (redis-adapter.ts records it again). `dataLost`: the last, so no one was told what was lost. `restored`: Redis
+   * (a shard of it) went back to an older state — restarted from a snapshot, or a replica took over — so what this node
+   * recorded since may be missing and what left since may be back (the engine prunes its share too); `dataLost` with it.
    */
-  expired?: (dataLost: boolean) => void;
+  expired?: (dataLost: boolean, restored: boolean) => void;
 }
 
 /** A heartbeat that succeeded: when what it found has been acted on, and when its epoch read of a key's shard is done. */
@@ -199,6 +209,8 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
   const epochKeysNow = epochKeys(client, keys);
   /** The id each epoch key held at the last heartbeat that read it. */
   let epochs = new Map<string, string>();
+  /** The run id of the server holding each epoch key, at the last heartbeat that read it (redis-run-id.ts). */
+  let runIds = new Map<string, string>();
   /** When an epoch read last answered another id than the last one acted on (a shard lost its data), none yet: undefined. */
   let lossSeenAt: number | undefined;
   /** Per epoch key (per master shard of a Redis Cluster), when a read of it last failed: that shard did not serve. */
@@ -239,13 +251,19 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     // seen at the first beat that reads it.
     const ids = read.map((key) => epochOf.run(client, [key], [fresh]) as Promise<string>);
     const answers = Promise.all(ids.map((id) => (client.isCluster ? id.catch(() => undefined) : id)));
+    // Along with each epoch, the run id of its server: the same epoch in another run is Redis back at an older state.
+    const runs = read.map((key) => runIdOf(client, key));
     // Each read is compared as soon as it answers, not once they all have (one may wait for a down master's timeout): a
-    // loss stops this node's reaping before its round decides on a key of that shard (`reap` waits for this read).
+    // loss stops this node's reaping before its round decides on a key of that shard (`reap` waits for this read). A
+    // restart that kept the data stops it too: a snapshot saved a while ago holds the liveness keys as they were then,
+    // some live nodes' expired since, and they are reaped unless they get a TTL to beat again.
     const compared = ids.map((id, i) =>
-      id.then(
-        (answer) => {
+      Promise.all([id, runs[i]]).then(
+        ([answer, run]) => {
           const last = epochs.get(read[i]!);
-          if (last !== undefined && last !== answer) lossSeenAt = performance.now();
+          const lastRun = runIds.get(read[i]!);
+          const restarted = run !== undefined && lastRun !== undefined && run !== lastRun;
+          if ((last !== undefined && last !== answer) || restarted) lossSeenAt = performance.now();
         },
         () => void readFailedAt.set(read[i]!, performance.now()),
       ),
@@ -312,22 +330,35 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     // A reaper's id in its key: a reap that found this node back stopped, and may have removed what it recorded since.
     const halted = gap !== undefined && before !== null && before !== BEATING;
     const act = async (): Promise<void> => {
-      const current = await answers;
+      const [current, currentRuns] = await Promise.all([answers, Promise.all(runs)]);
       // Another epoch than at the last beat that read it: Redis (on a Cluster, that key's shard) lost its data in between,
-      // and with it this node's share there. Keys not read this beat are forgotten (a tag given up), unless no key was
-      // read at all (no slot map yet) or a shard did not answer (its last id kept).
+      // and with it this node's share there. The same epoch from another run of its server: Redis restarted with data
+      // it loaded (a snapshot) or a replica took over, either of which can lack the last writes. Keys not read this beat
+      // are forgotten (a tag given up), unless no key was read at all (no slot map yet) or a shard did not answer (its
+      // last id kept).
       let dataLost = false;
+      let restored = false;
       if (read.length > 0) {
         const next = new Map<string, string>();
+        // Run ids are kept for keys not read (a master missing from the slot map for a while as it restarts): its key,
+        // picked again, is then compared with the run before. A slot moved by resharding reads as a restart: pruned,
+        // which removes nothing.
+        const nextRuns = new Map(runIds);
         read.forEach((key, i) => {
-          const id = current[i] ?? epochs.get(key);
-          if (id === undefined) return;
-          if (current[i] !== undefined && epochs.has(key) && epochs.get(key) !== id) dataLost = true;
-          next.set(key, id);
+          const epoch = current[i];
+          const run = currentRuns[i];
+          if (epoch !== undefined && epochs.has(key) && epochs.get(key) !== epoch) dataLost = true;
+          // A run id is taken only with its key's epoch read: a read that failed while its server restarted, beside an
+          // INFO the new run answered, would otherwise keep the new run id and see no restart once the read answers.
+          else if (epoch !== undefined && run !== undefined && runIds.has(key) && runIds.get(key) !== run) restored = true;
+          if (epoch !== undefined && run !== undefined) nextRuns.set(key, run);
+          const id = epoch ?? epochs.get(key);
+          if (id !== undefined) next.set(key, id);
         });
         epochs = next;
+        runIds = nextRuns;
       }
-      if (expired || unlisted || halted || dataLost) deps.expired?.(dataLost);
+      if (expired || unlisted || halted || dataLost || restored) deps.expired?.(dataLost || restored, restored);
       if (expired) await reportExpired(gap, added === 0);
     };
     // After the beats before it (a down shard's read of an earlier beat may fail after this beat's reads answered).

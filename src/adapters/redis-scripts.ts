@@ -255,6 +255,27 @@ end
 return answer(removed, 0, 0, -1)`;
 
 /**
+ * `remove_member`: a user no subscription of the channel holds any more leaves its members (users, info) and
+ * `member_removed` is published (head, publish command, events channel), with its id appended to `removed` — '#' before
+ * an id signed as a number, which was stored with its info marked '#' and is echoed as that number, as member_added did.
+ */
+const REMOVE_MEMBER = `
+local function remove_member(state, users, info, user, removed, head, cmd, ch)
+  redis.call('HDEL', users, user)
+  local id = cjson.encode(user)
+  local stored = redis.call('HGET', info, user)
+  if stored and string.sub(stored, 1, 1) == '#' then
+    id = user
+    table.insert(removed, '#' .. user)
+  else
+    table.insert(removed, user)
+  end
+  redis.call('HDEL', info, user)
+  redis.call(cmd, ch, head .. cjson.encode('{"user_id":' .. id .. '}') .. stamped(state, next_seq(state)))
+end
+`;
+
+/**
  * KEYS: state, users, info, the dead node's share, its subscriptions, the reap's receipt. ARGV: dead node field,
  * member_removed head, count head ('': none), events channel, publish command, '1' for a presence channel, the receipt's
  * time to live (ms). Returns {vacated, removed user ids ('#' before an id signed as a number), ms the count held back
@@ -265,7 +286,7 @@ return answer(removed, 0, 0, -1)`;
  * changed back since (a user who is a member again, a channel occupied again), and no count (a later one may have been
  * published).
  */
-export const REAP_LUA = `${NEXT_SEQ}
+export const REAP_LUA = `${NEXT_SEQ}${REMOVE_MEMBER}
 local state, users, info, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local subs = tonumber(redis.call('HGET', state, ARGV[1]) or '0')
 local shared = redis.call('HGETALL', share)
@@ -293,23 +314,9 @@ redis.call('HDEL', state, ARGV[1])
 local removed = {}
 for i = 1, #shared, 2 do
   local user, n = shared[i], tonumber(shared[i + 1])
-  local c = redis.call('HINCRBY', users, user, -n)
-  if c <= 0 then
-    redis.call('HDEL', users, user)
-    -- An id signed as a number was stored with its info marked '#': echoed as that number, like member_added did.
-    local id = cjson.encode(user)
-    local stored = redis.call('HGET', info, user)
-    if stored and string.sub(stored, 1, 1) == '#' then
-      id = user
-      table.insert(removed, '#' .. user)
-    else
-      table.insert(removed, user)
-    end
+  if redis.call('HINCRBY', users, user, -n) <= 0 then
+    remove_member(state, users, info, user, removed, ARGV[2], ARGV[5], ARGV[4])
     table.insert(raw, user)
-    redis.call('HDEL', info, user)
-    local seq = next_seq(state)
-    local data = cjson.encode('{"user_id":' .. id .. '}')
-    redis.call(ARGV[5], ARGV[4], ARGV[2] .. data .. stamped(state, seq))
   end
 end
 if subs <= 0 then return answer(0, removed, 0, -1) end
@@ -325,6 +332,61 @@ if ARGV[6] ~= '1' then
   return answer(0, removed, wait, count)
 end
 return answer(0, removed, 0, -1)`;
+
+/**
+ * KEYS: state, users, info, this node's share, its subscriptions. ARGV: node field, member_removed head, count head
+ * ('': none), events channel, publish command, '1' for a presence channel, then each subscription of the channel this
+ * node holds or is recording, as its socket id and user id ('' on other channels). Removes the node's other
+ * subscriptions of the channel — recorded before Redis went back to an older state (a snapshot, a replica behind) and
+ * left since — and brings the node's share of each user to its kept subscriptions that are recorded (one being recorded
+ * after this script counts itself when it runs). A user no subscription holds any more is removed and
+ * `member_removed` published, as a reap does. Returns {vacated, removed user ids ('#' before an id signed as a number),
+ * ms the count held back waits (0: none), count published (-1: none), subscriptions removed}.
+ */
+export const PRUNE_LUA = `${NEXT_SEQ}${REMOVE_MEMBER}
+local state, users, info, share, subs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local kept = {}
+for i = 7, #ARGV, 2 do kept[ARGV[i]] = ARGV[i + 1] end
+local gone = 0
+local held = {}
+for _, id in ipairs(redis.call('HKEYS', subs)) do
+  local user = kept[id]
+  if user == nil then
+    redis.call('HDEL', subs, id)
+    gone = gone + 1
+  elseif user ~= '' then
+    held[user] = (held[user] or 0) + 1
+  end
+end
+local removed = {}
+if ARGV[6] == '1' then
+  local shared = redis.call('HGETALL', share)
+  for i = 1, #shared, 2 do
+    local user, n = shared[i], tonumber(shared[i + 1])
+    local now = held[user] or 0
+    if now < n then
+      if now > 0 then redis.call('HSET', share, user, now) else redis.call('HDEL', share, user) end
+      if redis.call('HINCRBY', users, user, now - n) <= 0 then
+        remove_member(state, users, info, user, removed, ARGV[2], ARGV[5], ARGV[4])
+      end
+    end
+  end
+end
+if gone == 0 then return {0, removed, 0, -1, 0} end
+local n = redis.call('HINCRBY', state, ARGV[1], -gone)
+if n <= 0 then redis.call('HDEL', state, ARGV[1]) end
+local total = redis.call('HINCRBY', state, 'total', -gone)
+if total <= 0 then
+  redis.call('DEL', state, users, info)
+  return {1, removed, 0, -1, gone}
+end
+if ARGV[6] ~= '1' then
+  local published, wait = publish_count(state, total, ARGV[3], ARGV[5], ARGV[4])
+  local count = -1
+  if published == 1 then count = total end
+  return {0, removed, wait, count, gone}
+end
+return {0, removed, 0, -1, gone}`;
 
 /**
  * KEYS: the channel's cached event. ARGV: its stored value, its TTL in ms, PUBLISH or SPUBLISH, the event channel, the

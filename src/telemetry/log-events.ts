@@ -45,6 +45,7 @@ export const LOG_EVENTS = [
   'node_heartbeat_failed',
   'node_heartbeat_resumed',
   'node_share_recorded',
+  'node_share_pruned',
   'presence_resynced',
   'shutdown_started',
   'shutdown_completed',

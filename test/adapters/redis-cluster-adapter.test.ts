@@ -70,6 +70,73 @@ test('redis cluster adapter: a user on two nodes is one member; sharded publicat
 
 reapWithoutCountCase('redis cluster adapter', make, 10_000);
 
+/**
+ * Resolves once `node` has beaten twice from now (its key's TTL set again twice): the second beat starts once the first
+ * one's reply was handled, so the node holds the epoch ids and run ids of a read made after this was called.
+ */
+async function beatTwice(admin: Cluster, prefix: string, node: string): Promise<void> {
+  let last = Number.POSITIVE_INFINITY;
+  let rises = 0;
+  await eventually(
+    async () => {
+      const ttl = await admin.pttl(`${prefix}:node:${node}`);
+      if (ttl > last) rises++;
+      last = ttl;
+      return rises >= 2;
+    },
+    `two beats of ${node}`,
+  );
+}
+
+test('redis cluster adapter: a shard restarted from an older snapshot is pruned: members that left since are removed and announced', async () => {
+  // The shard of the channel saves a snapshot, two members leave, the shard restarts from the snapshot: the members are
+  // back in it, recorded for nodes that live. Each node sees its master's run id change beside the same epoch.
+  const admin = new Cluster(cluster.nodes);
+  const lines: Record<string, unknown>[] = [];
+  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
+  const prefix = `snapshot${prefixes++}`;
+  const a = make({ prefix, nodeId: 'ra', nodeTtlMs: 900, logger: logger as never });
+  const b = make({ prefix, nodeId: 'rb', nodeTtlMs: 900, logger: logger as never });
+  try {
+    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up', 10_000);
+    const { masterOf } = await slotMasters(admin);
+    const channel = 'presence-snapshot';
+    const master = masterOf(`{a1:${channel}}`);
+    const removed: string[] = [];
+    a.onEnvelope((e) => e.channel === channel && e.event === 'pusher_internal:member_removed' && removed.push(e.data));
+    await a.join('a1', channel, '1.1', { userId: 'u1', userInfo: null }, 0);
+    await a.join('a1', channel, '1.2', { userId: 'u2', userInfo: null }, 0);
+    await b.join('a1', channel, '2.1', { userId: 'u3', userInfo: null }, 0);
+    await Promise.all([beatTwice(admin, prefix, a.nodeId), beatTwice(admin, prefix, b.nodeId)]);
+    await admin.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === master)!.save();
+    await a.leave('a1', channel, '1.2', { userId: 'u2', userInfo: null });
+    await b.leave('a1', channel, '2.1', { userId: 'u3', userInfo: null });
+    removed.length = 0;
+
+    const port = Number(master.split(':')[1]);
+    await cluster.kill(port);
+    cluster.restart(port);
+    const pruned = (): Record<string, unknown>[] => lines.filter((l) => l.event === 'node_share_pruned');
+    await until(() => new Set(pruned().map((l) => l.node)).size === 2, "both nodes pruned their share", 20_000);
+    assert.deepEqual([...(await a.members('a1', channel)).keys()], ['u1']);
+    assert.deepEqual(await b.channel('a1', channel), { subscriptionCount: 1, userCount: 1 });
+    await until(() => removed.length === 2, 'member_removed of u2 and u3');
+    assert.deepEqual(removed.sort(), ['{"user_id":"u2"}', '{"user_id":"u3"}']);
+    assert.deepEqual(
+      pruned()
+        .map((l) => [l.node, l.subscriptions, l.members_removed])
+        .sort(),
+      [
+        [a.nodeId, 1, 1],
+        [b.nodeId, 1, 1],
+      ],
+    );
+  } finally {
+    admin.disconnect();
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
 test('redis cluster adapter: a shard that lost its data (holding no node key, listing or old epoch) is restored silently', async () => {
   // The shard of the channel is flushed while the shards of both nodes' keys, the node list and `beacon:epoch` keep
   // theirs: only that shard's epoch key tells the nodes. They record their share again without member_added (every
@@ -117,22 +184,8 @@ test('redis cluster adapter: a shard that lost its data (holding no node key, li
     };
     await roundTrip();
     heard.a.length = heard.b.length = 0;
-    // Each node beats twice from now (its key's TTL set again twice): the second beat starts once the first one's reply
-    // was handled, so each node holds the ids of a read made before the loss.
-    const beatTwice = async (node: string): Promise<void> => {
-      let last = Number.POSITIVE_INFINITY;
-      let rises = 0;
-      await eventually(
-        async () => {
-          const ttl = await admin.pttl(`${prefix}:node:${node}`);
-          if (ttl > last) rises++;
-          last = ttl;
-          return rises >= 2;
-        },
-        `two beats of ${node}`,
-      );
-    };
-    await Promise.all([beatTwice(a.nodeId), beatTwice(b.nodeId)]);
+    // Each node holds the ids of a read made before the loss.
+    await Promise.all([beatTwice(admin, prefix, a.nodeId), beatTwice(admin, prefix, b.nodeId)]);
 
     const [host, port] = wiped.split(':');
     const shard = new Redis({ host, port: Number(port) });

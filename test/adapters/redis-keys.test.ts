@@ -35,3 +35,23 @@ test('an app\'s users share no key with another app\'s channel named like the fi
   // …and the configuration refuses it, as APP_ID and in an APPS_FILE alike.
   assert.throws(() => loadConfig({ APP_ID: 'u' }), /APP_ID: reserved/);
 });
+
+test('a node finds its subscriptions hashes by pattern and reads each one\'s channel back; no other key reads as one', () => {
+  const cases: [string, string][] = [
+    ['app-id', 'presence-room'],
+    ['a', 'private-a:b:c'],
+    ['x.y_z-1', '#server-to-user-u:1'],
+    ['app-id', 'private-encrypted-ü é'],
+  ];
+  for (const [app, channel] of cases) {
+    assert.equal(keys.pairOfSubscriptions(keys.subscriptions(app, channel, 'n1'), 'n1'), JSON.stringify([app, channel]));
+    // Another node's, and the channel's other keys, are none.
+    assert.equal(keys.pairOfSubscriptions(keys.subscriptions(app, channel, 'n2'), 'n1'), undefined);
+    for (const other of channelFamily(app, channel).filter((k) => k !== keys.subscriptions(app, channel, 'n1'))) {
+      assert.equal(keys.pairOfSubscriptions(other, 'n1'), undefined, other);
+    }
+  }
+  assert.equal(keys.subscriptionsPattern('n1'), 'beacon:{*}:subs:n1');
+  // Glob characters in the prefix or the node id match only themselves.
+  assert.equal(new RedisKeys('b*[x]?').subscriptionsPattern('n\\1'), 'b\\*\\[x\\]\\?:{*}:subs:n\\\\1');
+});

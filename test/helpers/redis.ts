@@ -1,5 +1,5 @@
 /**
- * A throwaway redis-server on a free loopback port (no persistence), for the cluster-engine tests. `stop()` and
+ * A throwaway redis-server on a free loopback port (no persistence unless asked), for the cluster-engine tests. `stop()` and
  * `start()` again on the same port simulate an outage; every wait is bounded.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -29,14 +29,20 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-export async function startRedis(): Promise<RedisServer> {
+/**
+ * `dir`: the server's working directory, where a `SAVE` writes its snapshot and a start loads it from (a Redis restarted
+ * from an older state). Without it nothing is ever loaded: the server saves nothing on its own.
+ */
+export async function startRedis(options: { dir?: string } = {}): Promise<RedisServer> {
   const port = await freePort();
   let child: ChildProcess | undefined;
   let output = '';
 
   const start = async (): Promise<void> => {
     output = '';
-    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+    if (options.dir !== undefined) args.push('--dir', options.dir);
+    const proc = spawn('redis-server', args, {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = proc;

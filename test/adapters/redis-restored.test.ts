@@ -1,0 +1,112 @@
+/**
+ * The Redis engine when Redis goes back to an older state: restarted with the data of a snapshot saved a while before
+ * (RDB here; AOF and a replica taking over are the same to the nodes). What left since is back in it, recorded for nodes
+ * that live and will never take it out; each node removes what it does not hold (redis-adapter.ts `pruneShare`).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Redis } from 'ioredis';
+import type { ReapedChannel } from '../../src/adapters/adapter.js';
+import type { Envelope } from '../../src/adapters/envelope.js';
+import { createRedisAdapter } from '../../src/adapters/redis-adapter.js';
+import { noAdapterMetrics } from '../helpers/redis-adapter-deps.js';
+import { startRedis } from '../helpers/redis.js';
+import { eventually, until, within } from '../helpers/wait.js';
+
+test('redis adapter: after Redis restarts from an older snapshot, each node removes what left since: members, subscriptions, quota, signed-in users', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'beacon-snapshot-'));
+  const redis = await startRedis({ dir });
+  const lines: Record<string, unknown>[] = [];
+  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
+  const make = () =>
+    createRedisAdapter({ metrics: noAdapterMetrics, logger: logger as never, url: redis.url, nodeId: 'n', cacheTtlMs: 1000, appIds: ['a1'], prefix: 'snap', nodeTtlMs: 900 });
+  const a = make();
+  const b = make();
+  const admin = new Redis(redis.url);
+  try {
+    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
+    const reaped: ReapedChannel[] = [];
+    const heard: string[] = [];
+    for (const node of [a, b]) node.onReaped((channels) => reaped.push(...channels));
+    a.onEnvelope((e: Envelope) => {
+      if (e.event === 'pusher_internal:member_removed') heard.push(`removed ${String((JSON.parse(e.data) as { user_id: unknown }).user_id)}`);
+    });
+    await a.join('a1', 'presence-p', '1.1', { userId: 'u1', userInfo: null }, 0);
+    await a.join('a1', 'presence-p', '1.2', { userId: 'u2', userInfo: null }, 0);
+    await b.join('a1', 'presence-p', '2.1', { userId: 'u3', userInfo: null }, 0);
+    await a.join('a1', 'public-p', '1.3', null, 0);
+    await b.join('a1', 'gone-p', '2.2', null, 0);
+    assert.equal(await a.reserveConnection('a1', 0, 'conn-1'), true);
+    assert.equal(await a.reserveConnection('a1', 0, 'conn-2'), true);
+    await a.userPresence('a1', 'w1', true);
+    await b.userPresence('a1', 'w2', true);
+    // Both nodes have beaten (listed themselves, set or read the epoch and their server's run id) before the snapshot.
+    await eventually(async () => (await admin.scard('snap:nodes')) === 2 && (await admin.get('snap:epoch')) !== null, 'both nodes beaten');
+    await admin.save();
+
+    // Since the snapshot: three subscriptions (two members, one whole channel), a connection and a sign-in left; one
+    // member came.
+    await a.leave('a1', 'presence-p', '1.2', { userId: 'u2', userInfo: null });
+    await b.leave('a1', 'presence-p', '2.1', { userId: 'u3', userInfo: null });
+    await b.leave('a1', 'gone-p', '2.2', null);
+    a.releaseConnection('a1', 'conn-2');
+    await a.userPresence('a1', 'w1', false);
+    await a.join('a1', 'presence-p', '1.4', { userId: 'u4', userInfo: null }, 0);
+    await eventually(async () => (await a.members('a1', 'presence-p')).size === 2, 'u1 and u4 the members before the restart');
+    heard.length = 0;
+    reaped.length = 0;
+
+    await redis.stop();
+    await until(() => !a.status().up && !b.status().up, 'both down');
+    await redis.start();
+    const pruned = (): Record<string, unknown>[] => lines.filter((l) => l.event === 'node_share_pruned');
+    await until(() => new Set(pruned().map((l) => l.node)).size === 2, 'both nodes pruned their share', 15_000);
+
+    assert.deepEqual([...(await a.members('a1', 'presence-p')).keys()].sort(), ['u1', 'u4']);
+    assert.deepEqual(await b.channel('a1', 'presence-p'), { subscriptionCount: 2, userCount: 2 });
+    assert.deepEqual(await b.channel('a1', 'gone-p'), { subscriptionCount: 0, userCount: 0 });
+    assert.deepEqual(await b.channel('a1', 'public-p'), { subscriptionCount: 1, userCount: 0 });
+    assert.deepEqual(await b.channels('a1'), new Map([
+      ['presence-p', { subscriptionCount: 2, userCount: 2 }],
+      ['public-p', { subscriptionCount: 1, userCount: 0 }],
+    ]));
+    assert.deepEqual(await b.usersOnline('a1', ['w1', 'w2']), new Set(['w2']));
+    // conn-1 alone counts: two more fit under 3, a third does not.
+    assert.equal(await b.reserveConnection('a1', 3, 'conn-3'), true);
+    assert.equal(await b.reserveConnection('a1', 3, 'conn-4'), true);
+    assert.equal(await b.reserveConnection('a1', 3, 'conn-5'), false);
+    // Announced as a reap's removals: a subscriber listed the members since may hold them.
+    await until(() => heard.length === 2, 'two member_removed');
+    assert.deepEqual(heard.sort(), ['removed u2', 'removed u3']);
+    assert.deepEqual(
+      reaped.map((c) => [c.channel, c.removedUsers, c.vacated]).sort(),
+      [
+        ['gone-p', [], true],
+        ['presence-p', ['u2'], false],
+        ['presence-p', ['u3'], false],
+      ],
+    );
+    assert.deepEqual(
+      pruned()
+        .map((l) => [l.subscriptions, l.members_removed, l.channels_vacated, l.connections, l.users, l.failures])
+        .sort(),
+      [
+        [1, 1, 0, 1, 1, 0],
+        [2, 1, 1, 0, 0, 0],
+      ],
+    );
+    // Recorded again first (what came since the snapshot: u4), silently as after a loss.
+    assert.deepEqual(
+      lines.filter((l) => l.event === 'node_share_recorded').map((l) => l.data_lost),
+      [true, true],
+    );
+  } finally {
+    admin.disconnect();
+    await Promise.all([a.close(), b.close()]);
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
