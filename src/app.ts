@@ -131,6 +131,9 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
         });
   const adapter = (overrides.adapter ?? defaultAdapter)(hub, metrics);
   const publisher = createPublisher({ adapter, metrics });
+  // How long a vacate sent stays marked (`stillGone`): a node whose own vacate was held when it went out cancels that one
+  // within its delay of it; twice that, and some room for a slow engine.
+  const goneMarkMs = 2 * config.webhookVacateDelayMs + 5000;
   const webhooks = createWebhookSender({
     apps,
     metrics,
@@ -138,12 +141,19 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     ...webhookLimits(config),
     closeTimeoutMs: Math.min(2000, config.shutdownTimeoutMs / 4),
     // A vacate or removal held for the delay is sent only if the cluster still says so: the channel may have been occupied
-    // again, or the user come back, on another node (docs/webhooks.md).
+    // again, or the user come back, on another node (docs/webhooks.md). A cluster engine marks the ones sent, for a node
+    // whose own vacate is cancelled by its own occupy meanwhile (`vacateSentElsewhere`).
     stillTrue: async (appId, event) => {
-      if (event.name === 'channel_vacated') return (await adapter.channel(appId, event.channel)).subscriptionCount === 0;
-      if (event.name === 'member_removed') return !(await adapter.hasMember(appId, event.channel, String(event.user_id)));
-      return true;
+      if (event.name !== 'channel_vacated' && event.name !== 'member_removed') return true;
+      const userId = event.name === 'member_removed' ? String(event.user_id) : undefined;
+      if (adapter.stillGone !== undefined) return adapter.stillGone(appId, event.channel, userId, goneMarkMs);
+      if (userId === undefined) return (await adapter.channel(appId, event.channel)).subscriptionCount === 0;
+      return !(await adapter.hasMember(appId, event.channel, userId));
     },
+    vacateSentElsewhere:
+      adapter.vacateSent === undefined
+        ? undefined
+        : (appId, event) => adapter.vacateSent!(appId, event.channel, event.name === 'member_added' ? String(event.user_id) : undefined),
   });
   const realtime: RealtimeDeps = { hub, adapter, publisher, metrics, limits: config, webhooks };
   adapter.onEnvelope(gateMemberEvents(hub, metrics, createFanout({ hub, metrics })));

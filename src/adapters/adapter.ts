@@ -253,6 +253,18 @@ export interface Adapter {
    */
   hasMember(appId: string, channel: string, userId: string): Promise<boolean>;
   /**
+   * Optional (an engine of many nodes): what a held `channel_vacated` (`userId` undefined) or `member_removed` asks when its
+   * delay ends — whether the channel is still empty, or the user still gone, cluster-wide — and, when so, a mark for
+   * `markMs` that it was sent (`vacateSent`), in one step. Rejects as `channels` does.
+   */
+  stillGone?(appId: string, channel: string, userId: string | undefined, markMs: number): Promise<boolean>;
+  /**
+   * Optional, with `stillGone`: whether a node sent a vacate of the channel (or a removal of the user) within its mark's
+   * time. What a node whose own vacate was held, and cancelled by its own `channel_occupied` / `member_added`, asks before
+   * it drops that one too: if another node's vacate went out meanwhile, the receiver must hear it occupied again.
+   */
+  vacateSent?(appId: string, channel: string, userId: string | undefined): Promise<boolean>;
+  /**
    * The channel's cached event, or undefined. Never rejects: a read the engine could not answer is a miss (the subscriber
    * gets `pusher:cache_miss`), as an expired or evicted event is.
    */

@@ -1126,6 +1126,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     channel: (appId, name) => timed('counts', () => membership.counts(appId, name)),
     members: (appId, name) => timed('members', () => membership.members(appId, name)),
     hasMember: (appId, name, userId) => timed('members', () => membership.hasMember(appId, name, userId)),
+    stillGone: (appId, name, userId, markMs) =>
+      timed(userId === undefined ? 'counts' : 'members', () => membership.stillGone(appId, name, userId, markMs)),
+    vacateSent: (appId, name, userId) => timed(userId === undefined ? 'counts' : 'members', () => membership.goneSent(appId, name, userId)),
     async cacheGet(appId, channel) {
       // A read that fails is a miss, not a refusal: a cached event may be gone at any time (TTL, eviction, a refused
       // write deletes it), so a miss is always a correct answer and the subscriber or the backend fetches the state.

@@ -85,6 +85,16 @@ export class RedisKeys {
     return `${this.tag(appId, channel)}:reaped:${node}`;
   }
 
+  /**
+   * String with a time to live: a node sent `channel_vacated` for the channel (no `userId`) or `member_removed` for the
+   * user, after its vacate delay, while the cluster said so (STILL_GONE_LUA). Another node whose own vacate was held
+   * then, and is cancelled by its own channel_occupied / member_added, sends that one after all when it finds this
+   * (webhook-sender.ts): the receiver's last word was the other node's vacate.
+   */
+  goneSent(appId: string, channel: string, userId?: string): string {
+    return userId === undefined ? `${this.tag(appId, channel)}:gone` : `${this.tag(appId, channel)}:gone:${userId}`;
+  }
+
   /** The field of `state` holding `node`'s subscriptions. */
   nodeField(node: string): string {
     return `n:${node}`;

@@ -34,6 +34,7 @@ import {
   PRUNE_LUA,
   RESERVE_LUA,
   Script,
+  STILL_GONE_LUA,
   USER_PRESENCE_LUA,
 } from './redis-scripts.js';
 
@@ -48,6 +49,7 @@ const userPresence = new Script(USER_PRESENCE_LUA);
 const reapUsers = new Script(REAP_USERS_LUA);
 const membersSince = new Script(MEMBERS_SINCE_LUA);
 const prune = new Script(PRUNE_LUA);
+const stillGone = new Script(STILL_GONE_LUA);
 
 /**
  * How long a leave's receipt (LEAVE_LUA) is kept: its retry comes within a second or two of the late attempt (the engine
@@ -605,6 +607,21 @@ export class RedisMembership {
     const out = new Map<string, ChannelCounts>();
     for (const [name, counts] of counted) if (counts.subscriptionCount > 0) out.set(name, counts);
     return out;
+  }
+
+  /**
+   * Whether the channel is still empty (`userId` undefined) or the user still no member of it; if so, marks it sent for
+   * `markMs` (STILL_GONE_LUA). What a node asks before it sends a vacate it held.
+   */
+  async stillGone(appId: string, channel: string, userId: string | undefined, markMs: number): Promise<boolean> {
+    const k = this.keys.channel(appId, channel);
+    const keys = [k.state, k.users, this.keys.goneSent(appId, channel, userId)];
+    return (await stillGone.run(this.client, keys, [userId ?? '', Math.max(1, Math.round(markMs))])) === 1;
+  }
+
+  /** Whether a node sent a vacate of the channel (or a removal of the user) within its mark's time (`stillGone`). */
+  async goneSent(appId: string, channel: string, userId: string | undefined): Promise<boolean> {
+    return (await this.client.exists(this.keys.goneSent(appId, channel, userId))) === 1;
   }
 
   async hasMember(appId: string, channel: string, userId: string): Promise<boolean> {

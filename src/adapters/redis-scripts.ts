@@ -536,6 +536,21 @@ redis.call('DEL', KEYS[2])
 return n`;
 
 /**
+ * KEYS: the channel's state, its users, the mark of a vacate sent (RedisKeys.goneSent). ARGV: user id ('': the channel's
+ * vacate), the mark's time to live (ms). Whether the channel is still empty (no subscription) or the user still no member,
+ * and if so the mark, in one step: a node that reads the channel occupied after this ran finds the mark, and one whose
+ * join ran before makes this answer 0.
+ */
+export const STILL_GONE_LUA = `
+if ARGV[1] == '' then
+  if tonumber(redis.call('HGET', KEYS[1], 'total') or '0') > 0 then return 0 end
+elseif redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
+  return 0
+end
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
+return 1`;
+
+/**
  * KEYS: the epoch key. ARGV: a new random id. Returns the id the key holds, setting it to the new one first if it is
  * missing: an id that changed between two reads means Redis lost its data in between (restarted empty, flushed).
  */

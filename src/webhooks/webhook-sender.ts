@@ -4,7 +4,8 @@
  * `maxBatchEvents`; a non-2xx answer or a network error is retried with exponential back-off and jitter (limits/backoff.ts) until `retryDeadlineMs`.
  * Per app, before any routing: `channel_vacated` and `member_removed` wait `vacateDelayMs` and are dropped, with the
  * `channel_occupied` / `member_added` that cancels them, when the channel is re-occupied or the user comes back in time
- * (as Pusher does) — one decision for the app, so no webhook sees a flap another does not.
+ * (as Pusher does) — one decision for the app, so no webhook sees a flap another does not. In a cluster the occupy is sent
+ * after all when another node's vacate went out while this one held its own (`vacateSentElsewhere`).
  *
  * Memory is bounded: at most `maxPendingEvents` per webhook (waiting or being delivered), client events only while they
  * all weigh at most `maxPendingBytes` (`eventBytes`: a client event's data is most of it), and as many held back per app;
@@ -107,6 +108,13 @@ export interface WebhookSenderDeps extends WebhookSenderLimits {
    * rejection (the engine cannot say) sends it. Without it every held event is sent when its delay ends.
    */
   stillTrue?: (appId: string, event: WebhookEvent) => Promise<boolean>;
+  /**
+   * Asked when a `channel_occupied` / `member_added` cancels this node's own held `channel_vacated` / `member_removed`:
+   * whether another node of a cluster sent that vacate (or removal) meanwhile — its own held one, which the cluster said
+   * still true when its delay ended. True sends the occupy after all (the receiver's last word was that vacate); false
+   * drops both, as a flap on one node is. A rejection sends it (twice is the lesser wrong). Without it both are dropped.
+   */
+  vacateSentElsewhere?: (appId: string, event: WebhookEvent) => Promise<boolean>;
 }
 
 export interface WebhookSender extends WebhookSink {
@@ -431,10 +439,18 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       switch (event.name) {
         case 'channel_occupied':
         case 'member_added': {
-          // The vacate/remove it would answer is still held back: no webhook hears either.
+          // The vacate/remove it would answer is still held back: no webhook hears either — unless another node sent its
+          // own meanwhile (a probe: A's vacate went out while B held its own, B's new occupy was dropped with it, and the
+          // receiver kept the channel vacated while B's subscriber stayed).
           const key = pairKey(event);
           if (a.delayed.has(key)) {
             forget(a, key);
+            deps.vacateSentElsewhere?.(a.app.id, event).then(
+              (sent) => {
+                if (sent) route(a, event);
+              },
+              () => route(a, event),
+            );
             return;
           }
           break;

@@ -383,6 +383,38 @@ test('vacated then re-occupied (and member removed then back) within the delay: 
   assert.deepEqual(counts, ['member_removed:ok']);
 });
 
+test('an occupy that cancels a held vacate goes out after all when another node sent its vacate meanwhile; sent when that cannot be told', async () => {
+  const { post, calls } = scriptedPost([]);
+  const a = app('http://127.0.0.1:9/hook');
+  // `elsewhere`: another node's vacate went out; `here`: none did; `unknown`: the engine cannot say.
+  const asked: string[] = [];
+  const vacateSentElsewhere = async (_appId: string, event: WebhookEvent): Promise<boolean> => {
+    asked.push(`${event.name} ${event.channel}`);
+    if (event.channel.endsWith('unknown')) throw new Error('cluster engine down');
+    return event.channel.endsWith('elsewhere');
+  };
+  const { sender, count } = harness([a], { post, vacateSentElsewhere });
+  for (const channel of ['presence-elsewhere', 'presence-here', 'presence-unknown']) {
+    sender.emit(a, vacated(channel));
+    sender.emit(a, { name: 'member_removed', channel, user_id: 'u1' });
+    sender.emit(a, occupied(channel));
+    sender.emit(a, { name: 'member_added', channel, user_id: 'u1' });
+  }
+  // Asked only for an occupy that cancelled a held vacate: a plain occupy is sent at once.
+  sender.emit(a, occupied('presence-fresh'));
+  await until(() => count('channel_occupied:ok') === 3 && count('member_added:ok') === 2, 'the occupies sent');
+  await sender.close();
+  const sent = calls.flatMap((c) => (JSON.parse(c.body) as { events: WebhookEvent[] }).events).map((e) => `${e.name} ${e.channel}`);
+  assert.deepEqual(sent.sort(), [
+    'channel_occupied presence-elsewhere',
+    'channel_occupied presence-fresh',
+    'channel_occupied presence-unknown',
+    'member_added presence-elsewhere',
+    'member_added presence-unknown',
+  ]);
+  assert.equal(asked.length, 6);
+});
+
 test('a vacate not cancelled goes out once its delay has passed', async () => {
   const a = app(receiver.url, 'delayed');
   const { sender } = harness([a], { vacateDelayMs: 30 });
