@@ -5,6 +5,7 @@
 import { context } from '@opentelemetry/api';
 import { decodeClientFrame } from '../protocol/decode.js';
 import { NAME_CHAR_BYTES } from '../protocol/channel-name.js';
+import { HARD_FRAME_LIMIT_FACTOR } from '../transport/ws-options.js';
 import { Errors } from '../protocol/errors.js';
 import { scanFrame, type FrameScan } from '../protocol/frame-scan.js';
 import { PONG_FRAME } from '../protocol/encode.js';
@@ -44,11 +45,15 @@ const ENVELOPE_BYTES = 64;
 
 export function createRouter(deps: RealtimeDeps): Router {
   const { metrics, limits } = deps;
-  // A frame may carry MAX_PAYLOAD_BYTES of data plus its envelope, so that a client event whose data alone is over the limit
-  // is parsed far enough to be answered on its channel with its own code (4314) instead of an anonymous refusal. The event
-  // name's limit is in characters, each up to NAME_CHAR_BYTES in the frame (a review: at one byte each, a client event
-  // with a 157-emoji name — within the 200 — and 1000 bytes of data under a 1024 limit was refused as too large).
-  const maxFrameBytes = limits.maxPayloadBytes + limits.maxEventNameLength * NAME_CHAR_BYTES + limits.maxChannelNameLength + ENVELOPE_BYTES;
+  // A frame may carry data up to the socket layer's own bound (HARD_FRAME_LIMIT_FACTOR × MAX_PAYLOAD_BYTES) plus its
+  // envelope, so that a client event whose data is over the limit is parsed far enough to be answered on its channel with
+  // its own code (4314) instead of an anonymous refusal — and one within it is not refused for how the frame writes it: a
+  // data string counts as its value, longer escaped in the frame (`\"`: the Android client sends its JSON as a string;
+  // JSON text of 9 000 bytes with 4 000 quotes is 13 000 in the frame). The event name's limit is in characters, each up
+  // to NAME_CHAR_BYTES in the frame (a review: at one byte each, a client event with a 157-emoji name — within the 200 —
+  // and 1000 bytes of data under a 1024 limit was refused as an anonymous too_large).
+  const maxFrameBytes =
+    limits.maxPayloadBytes * HARD_FRAME_LIMIT_FACTOR + limits.maxEventNameLength * NAME_CHAR_BYTES + limits.maxChannelNameLength + ENVELOPE_BYTES;
   return {
     handle(connection, text, bytes) {
       const started = performance.now();

@@ -63,6 +63,20 @@ describe('router', () => {
     assert.equal(socket.frames().length, 1);
   });
 
+  test('a client event whose data string is within the limit is not refused as too large for its escapes in the frame', () => {
+    // The Android client sends a client event's JSON data as a string, each quote escaped in the frame: 9 000 bytes of data
+    // with 4 000 quotes took 13 000, past a bound of the limit plus the names (12 664 here), an anonymous too_large.
+    const world = unitWorld(unitApp({ enableClientEvents: true }), { maxPayloadBytes: 10_000 });
+    const { connection, socket } = world.connect();
+    const data = `${'"'.repeat(4000)}${'x'.repeat(5000)}`;
+    const text = JSON.stringify({ event: 'client-json', channel: 'private-a', data });
+    assert.ok(text.length > 13_000);
+    frame(world, connection, text);
+    // Past the bound and decoded: refused only for what it is (not subscribed, in this world).
+    assert.deepEqual(world.logged('message_rejected').map((l) => l.reason), ['not_subscribed']);
+    assert.equal(socket.frames().length, 1);
+  });
+
   test('a malformed pusher:subscribe is refused on its channel with subscription_error 400', () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
