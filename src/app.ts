@@ -154,6 +154,10 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
       adapter.vacateSent === undefined
         ? undefined
         : (appId, event) => adapter.vacateSent!(appId, event.channel, event.name === 'member_added' ? String(event.user_id) : undefined),
+    occupySent:
+      adapter.occupySent === undefined
+        ? undefined
+        : (appId, event) => adapter.occupySent!(appId, event.channel, event.name === 'member_added' ? String(event.user_id) : undefined),
   });
   const realtime: RealtimeDeps = { hub, adapter, publisher, metrics, limits: config, webhooks };
   adapter.onEnvelope(gateMemberEvents(hub, metrics, createFanout({ hub, metrics })));

@@ -265,6 +265,12 @@ export interface Adapter {
    */
   vacateSent?(appId: string, channel: string, userId: string | undefined): Promise<boolean>;
   /**
+   * Optional, with `stillGone`: a `channel_occupied` (or `member_added` of the user) was sent; the mark of a vacate sent
+   * before it goes, since that vacate is no longer the receiver's last word. Never rejects (a mark left makes a later
+   * cancelled occupy go out twice at worst).
+   */
+  occupySent?(appId: string, channel: string, userId: string | undefined): void;
+  /**
    * The channel's cached event, or undefined. Never rejects: a read the engine could not answer is a miss (the subscriber
    * gets `pusher:cache_miss`), as an expired or evicted event is.
    */

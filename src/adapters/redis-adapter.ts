@@ -1163,6 +1163,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     stillGone: (appId, name, userId, markMs) =>
       timed(userId === undefined ? 'counts' : 'members', () => membership.stillGone(appId, name, userId, markMs)),
     vacateSent: (appId, name, userId) => timed(userId === undefined ? 'counts' : 'members', () => membership.goneSent(appId, name, userId)),
+    occupySent(appId, name, userId) {
+      if (isUp()) membership.clearGoneSent(appId, name, userId).catch(() => undefined);
+    },
     async cacheGet(appId, channel) {
       // A read that fails is a miss, not a refusal: a cached event may be gone at any time (TTL, eviction, a refused
       // write deletes it), so a miss is always a correct answer and the subscriber or the backend fetches the state.

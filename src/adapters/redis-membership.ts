@@ -619,6 +619,11 @@ export class RedisMembership {
     return (await stillGone.run(this.client, keys, [userId ?? '', Math.max(1, Math.round(markMs))])) === 1;
   }
 
+  /** Removes the mark of a vacate sent (`stillGone`): an occupy of the channel (a member_added of the user) was sent since. */
+  async clearGoneSent(appId: string, channel: string, userId: string | undefined): Promise<void> {
+    await this.client.del(this.keys.goneSent(appId, channel, userId));
+  }
+
   /** Whether a node sent a vacate of the channel (or a removal of the user) within its mark's time (`stillGone`). */
   async goneSent(appId: string, channel: string, userId: string | undefined): Promise<boolean> {
     return (await this.client.exists(this.keys.goneSent(appId, channel, userId))) === 1;

@@ -16,6 +16,8 @@ export interface Delayed {
 export class WebhookQueue {
   /** Waiting for the next batch. */
   readonly ready: WebhookEvent[] = [];
+  /** When each event of `ready` was routed here (Unix ms): a batch's `time_ms` is its last event's (webhook-sender.ts). */
+  readonly readyAt: number[] = [];
   /** Events in requests that are in flight or waiting to retry. */
   deliveringEvents = 0;
   /** The size (`eventBytes`) of the events in `ready`, and of those being delivered. */

@@ -115,6 +115,8 @@ export interface WebhookSenderDeps extends WebhookSenderLimits {
    * drops both, as a flap on one node is. A rejection sends it (twice is the lesser wrong). Without it both are dropped.
    */
   vacateSentElsewhere?: (appId: string, event: WebhookEvent) => Promise<boolean>;
+  /** Told of each `channel_occupied` / `member_added` routed (`vacateSentElsewhere`: it is the receiver's last word now). */
+  occupySent?: (appId: string, event: WebhookEvent) => void;
 }
 
 export interface WebhookSender extends WebhookSink {
@@ -214,6 +216,20 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     }
   }
 
+  /**
+   * Routes a `channel_occupied` / `member_added`, and tells the cluster (`occupySent`): a vacate sent before it is no
+   * longer the receiver's last word, so a node whose own held vacate this occupy's channel cancels later drops its occupy
+   * as a flap on one node (`vacateSentElsewhere` answers false).
+   */
+  function routeOccupy(a: AppWebhooks, event: WebhookEvent): void {
+    route(a, event);
+    if (deps.occupySent === undefined) return;
+    const vacate: WebhookEvent =
+      event.name === 'member_added' ? { name: 'member_removed', channel: event.channel, user_id: event.user_id } : { name: 'channel_vacated', channel: event.channel };
+    // Only where a vacate would be held, as the mark is only set there.
+    if (holdMatters(a, vacate)) deps.occupySent(a.app.id, event);
+  }
+
   /** Whether some webhook of the app takes `event` or the event that would cancel it: else holding it back is pointless. */
   function holdMatters(a: AppWebhooks, event: WebhookEvent): boolean {
     const pair = event.name === 'channel_vacated' ? 'channel_occupied' : 'member_added';
@@ -222,6 +238,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
 
   function enqueue(q: WebhookQueue, event: WebhookEvent, bytes: number): void {
     q.ready.push(event);
+    q.readyAt.push(now());
     q.readyBytes += bytes;
     if (q.ready.length >= limits.maxBatchEvents || closing) pump(q);
     else if (q.flushTimer === undefined) q.flushTimer = setTimeout(flushTimerFired, limits.batchMs, q);
@@ -241,19 +258,21 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     if (stop.signal.aborted) {
       if (q.ready.length > 0) {
         q.readyBytes = 0;
+        q.readyAt.length = 0;
         abandon(q, q.ready.splice(0), 0, 0, 'shutting down', undefined);
       }
       return;
     }
     while (q.ready.length > 0 && q.requests < limits.maxConcurrentRequests) {
       const batch = q.ready.splice(0, limits.maxBatchEvents);
+      const createdMs = q.readyAt.splice(0, batch.length).at(-1)!;
       let bytes = 0;
       for (const event of batch) bytes += eventBytes(event);
       q.requests++;
       q.deliveringEvents += batch.length;
       q.readyBytes -= bytes;
       q.deliveringBytes += bytes;
-      const delivery = context.with(ROOT_CONTEXT, () => deliver(q, batch)).catch((err: unknown) => {
+      const delivery = context.with(ROOT_CONTEXT, () => deliver(q, batch, createdMs)).catch((err: unknown) => {
         // deliver() handles every failure it knows of; this is a bug, logged rather than left as an unhandled rejection.
         const line = { event: 'webhook_failed', app_id: q.app.id, webhook: q.index, error: String(err) } as const;
         logEvent(logger, 'error', line, 'webhook delivery crashed');
@@ -313,13 +332,18 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     route(a, held.event);
   }
 
-  /** One batch: encoded and signed once, posted until it succeeds, the deadline passes or the sender stops. */
-  async function deliver(q: WebhookQueue, batch: WebhookEvent[]): Promise<void> {
+  /**
+   * One batch: encoded and signed once, posted until it succeeds, the deadline passes or the sender stops. `createdMs`:
+   * when its last event was routed.
+   */
+  async function deliver(q: WebhookQueue, batch: WebhookEvent[], createdMs: number): Promise<void> {
     // Receivers order overlapping requests by `time_ms` (as with Pusher): so it strictly increases across a webhook's
     // batches, in the order they were taken. Stamped with the clock alone, batches taken in the same millisecond (up to
     // maxConcurrentRequests start together when a backlog drains) tied, and a tie sorted a `channel_vacated` before its
-    // `channel_occupied` as often as not.
-    const timeMs = Math.max(now(), q.lastTimeMs + 1);
+    // `channel_occupied` as often as not. It is when the batch's last event was routed, not when the batch was taken:
+    // across the nodes of a cluster, each batching on its own timer, a node's occupy routed after another node's vacate
+    // was stamped before it when its batch was taken first (a probe: the receiver kept the channel vacated).
+    const timeMs = Math.max(createdMs, q.lastTimeMs + 1);
     q.lastTimeMs = timeMs;
     const body = JSON.stringify({ time_ms: timeMs, events: batch });
     const headers: Record<string, string> = {
@@ -447,13 +471,14 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
             forget(a, key);
             deps.vacateSentElsewhere?.(a.app.id, event).then(
               (sent) => {
-                if (sent) route(a, event);
+                if (sent) routeOccupy(a, event);
               },
-              () => route(a, event),
+              () => routeOccupy(a, event),
             );
             return;
           }
-          break;
+          routeOccupy(a, event);
+          return;
         }
         case 'channel_vacated':
         case 'member_removed': {
@@ -463,8 +488,11 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
             return;
           }
           const key = pairKey(event);
-          // Not reachable through the hub (a vacate always follows an occupy), but never lose the earlier one.
-          release(a, key);
+          // One held already: in a cluster the channel was occupied again meanwhile on another node (whose occupy this
+          // node did not see) and is empty again. The earlier vacate is stale — the receiver's last word may be that
+          // occupy — and this one says all it would: it replaces it, its delay begun again (a probe: sent at once, the
+          // earlier vacate came after another node's occupy, and the channel stayed vacated for the receiver).
+          forget(a, key);
           a.delayed.set(key, { event, timer: setTimeout(expire, limits.vacateDelayMs, a, key) });
           return;
         }

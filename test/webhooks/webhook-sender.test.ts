@@ -229,6 +229,58 @@ test('batches taken in the same millisecond carry strictly increasing time_ms, i
   );
 });
 
+test('a batch is stamped when its last event was routed, not when it is taken: a node\'s batching does not reorder it after another node\'s', async () => {
+  // A probe (two nodes): B's occupy, routed after A's vacate, joined a batch B took first, and was stamped before it.
+  const { post, calls } = scriptedPost([]);
+  const a = app('http://127.0.0.1:9/hook', 'stamped');
+  let clock = 1_700_000_000_000;
+  const { sender } = harness([a], { post, batchMs: 60_000, now: () => clock });
+  sender.emit(a, occupied('c'));
+  clock += 40;
+  sender.emit(a, { name: 'cache_miss', channel: 'cache-x' });
+  // Taken much later (the batch timer, a backlog): still stamped with its last event's time.
+  clock += 5_000;
+  await sender.close();
+  assert.deepEqual(
+    calls.map((c) => (JSON.parse(c.body) as { time_ms: number }).time_ms),
+    [1_700_000_000_040],
+  );
+});
+
+test('a second vacate while one is held replaces it: sent once, after the later one\'s delay', async () => {
+  // In a cluster the channel was occupied again meanwhile on another node, and is empty again: the earlier vacate was
+  // sent at once, after that node's occupy, and the receiver kept the channel vacated (a probe).
+  const { post, calls } = scriptedPost([]);
+  const a = app('http://127.0.0.1:9/hook');
+  const { sender } = harness([a], { post, vacateDelayMs: 30 });
+  sender.emit(a, vacated('room'));
+  sender.emit(a, { name: 'member_removed', channel: 'presence-room', user_id: 'u1' });
+  sender.emit(a, vacated('room'));
+  sender.emit(a, { name: 'member_removed', channel: 'presence-room', user_id: 'u1' });
+  assert.equal(calls.length, 0, 'nothing sent at once');
+  await until(() => calls.length > 0, 'the held events sent after their delay');
+  await sender.close();
+  const sent = calls.flatMap((c) => (JSON.parse(c.body) as { events: WebhookEvent[] }).events).map((e) => e.name);
+  assert.deepEqual(sent.sort(), ['channel_vacated', 'member_removed']);
+});
+
+test('each occupy routed is told to the cluster (occupySent), where a vacate would be held; none that is dropped', async () => {
+  const { post } = scriptedPost([]);
+  const a = app('http://127.0.0.1:9/hook');
+  const told: string[] = [];
+  const occupySent = (_appId: string, event: WebhookEvent): void => void told.push(`${event.name} ${event.channel}`);
+  const vacateSentElsewhere = async (_appId: string, event: WebhookEvent): Promise<boolean> => event.channel === 'sent';
+  const { sender } = harness([a], { post, occupySent, vacateSentElsewhere });
+  sender.emit(a, occupied('fresh'));
+  for (const channel of ['sent', 'flap']) {
+    sender.emit(a, vacated(channel));
+    sender.emit(a, occupied(channel));
+  }
+  await until(() => told.length === 2, 'the occupies routed told');
+  await sender.close();
+  assert.deepEqual(told, ['channel_occupied fresh', 'channel_occupied sent']);
+});
+
 test('each request is a CLIENT span named after its events; its traceparent goes to the receiver', async () => {
   const a = app(receiver.url, 'traced');
   const { sender } = harness([a]);
