@@ -697,17 +697,22 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * which ran) has the whole prune tried again a TTL later.
    */
   let pruneDue = false;
+  /** A prune under way: one at a time; one asked for meanwhile (another restore) runs after it. */
+  let pruning = false;
+  /** Prunes in a row that a failing step had tried again: each waits twice as long, up to a minute. */
+  let pruneRetries = 0;
   /** While a prune runs: the joins started since it read what this node holds (`pruneShare` keeps them too). */
   let pruneJoins: HeldSubscription[] | undefined;
   const inGrace = (): boolean => grace !== undefined && !grace.ended;
   async function pruneShare(): Promise<void> {
-    if (!pruneDue || closed || inGrace() || pruneJoins !== undefined) return;
+    if (!pruneDue || closed || inGrace() || pruning) return;
     // Redis down: tried again once it may be back (a TTL later), not said each time.
     if (!isUp()) {
       setTimeout(() => void pruneShare(), nodeTtlMs).unref();
       return;
     }
     pruneDue = false;
+    pruning = true;
     const started = performance.now();
     const changed: ReapedChannel[] = [];
     let subscriptions = 0;
@@ -778,11 +783,17 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       failed(err);
     } finally {
       pruneJoins = undefined;
+      pruning = false;
     }
     if (again && !stopped()) {
-      // Tried again a TTL later (what is already pruned changes nothing the second time), said each time.
+      // Tried again later (what is already pruned changes nothing the second time), said each time: a TTL, then twice as
+      // long each time it fails again, up to a minute.
       pruneDue = true;
-      setTimeout(() => void pruneShare(), nodeTtlMs).unref();
+      setTimeout(() => void pruneShare(), Math.min(60_000, nodeTtlMs * 2 ** pruneRetries++)).unref();
+    } else {
+      pruneRetries = 0;
+      // Another restore seen while this one ran: its prune was asked for and waited.
+      if (pruneDue) setImmediate(() => void pruneShare());
     }
     const removedAny = subscriptions + connections + users > 0;
     const line: LogLine = {

@@ -61,6 +61,9 @@ export class RedisKeys {
     const tail = `}:subs:${node}`;
     if (!key.startsWith(head) || !key.endsWith(tail)) return undefined;
     const tag = key.slice(head.length, key.length - tail.length);
+    // No channel name holds a brace: one here is another key of the channel's (a mark `…:gone:<user id>` whose user id
+    // ends like a subscriptions hash).
+    if (tag.includes('}')) return undefined;
     // An app id has no ':' (config.ts); a channel may.
     const colon = tag.indexOf(':');
     if (colon < 0) return undefined;

@@ -13,7 +13,10 @@
 import type { WebsocketPluginOptions } from '@fastify/websocket';
 import { CLOSE_HANDSHAKE_MS } from './connection.js';
 
-/** The largest frame the socket layer accepts at all; frames between maxPayloadBytes and this get `too_large` and live on. */
+/**
+ * The largest frame the socket layer accepts at all (close 1009 past it); frames between maxPayloadBytes and this are read
+ * and answered for what they carry (a client event's data over the limit: 4314), and the connection lives on.
+ */
 export const HARD_FRAME_LIMIT_FACTOR = 2;
 
 /**

@@ -64,6 +64,8 @@ export function eventBytes(event: WebhookEvent): number {
 export class AppWebhooks {
   /** Keyed `v|channel` or `m|channel|user_id`. */
   readonly delayed = new Map<string, Delayed>();
+  /** Per channel, the events waiting behind an occupy whose fate the cluster is being asked (webhook-sender.ts). */
+  readonly gated = new Map<string, WebhookEvent[]>();
   readonly queues: WebhookQueue[];
   /** True from the first held-back event refused for lack of room until half of them are gone. */
   overflowing = false;

@@ -450,56 +450,82 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     });
   }
 
+  /** An event of an app with webhooks, in the order the node emitted it: held (a vacate), cancelled, or routed. */
+  function accept(a: AppWebhooks, event: WebhookEvent): void {
+    if (stop.signal.aborted) {
+      route(a, event);
+      return;
+    }
+    switch (event.name) {
+      case 'channel_occupied':
+      case 'member_added': {
+        // The vacate/remove it would answer is still held back: no webhook hears either — unless another node sent its own
+        // meanwhile (a probe: A's vacate went out while B held its own, B's new occupy was dropped with it, and the
+        // receiver kept the channel vacated while B's subscriber stayed).
+        const key = pairKey(event);
+        if (!a.delayed.has(key)) {
+          routeOccupy(a, event);
+          return;
+        }
+        forget(a, key);
+        if (deps.vacateSentElsewhere !== undefined) askElsewhere(a, event, deps.vacateSentElsewhere);
+        return;
+      }
+      case 'channel_vacated':
+      case 'member_removed': {
+        if (limits.vacateDelayMs <= 0 || closing || !holdMatters(a, event)) break;
+        if (a.delayed.size >= limits.maxPendingEvents) {
+          refuseHeld(a, event);
+          return;
+        }
+        const key = pairKey(event);
+        // One held already: in a cluster the channel was occupied again meanwhile on another node (whose occupy this
+        // node did not see) and is empty again. The earlier vacate is stale — the receiver's last word may be that
+        // occupy — and this one says all it would: it replaces it, its delay begun again (a probe: sent at once, the
+        // earlier vacate came after another node's occupy, and the channel stayed vacated for the receiver).
+        forget(a, key);
+        a.delayed.set(key, { event, timer: setTimeout(expire, limits.vacateDelayMs, a, key) });
+        return;
+      }
+      default:
+        break;
+    }
+    route(a, event);
+  }
+
+  /**
+   * An occupy that cancelled this node's held vacate: sent if another node's vacate went out meanwhile (`vacateSentElsewhere`;
+   * sent too if that cannot be told). The channel's later events wait behind the answer (`gated`), so this node's events
+   * of a channel still go in the order it emitted them (a review: a member_added right after overtook the occupy).
+   */
+  function askElsewhere(a: AppWebhooks, event: WebhookEvent, elsewhere: NonNullable<WebhookSenderDeps['vacateSentElsewhere']>): void {
+    const waiting: WebhookEvent[] = [];
+    a.gated.set(event.channel, waiting);
+    const answered = (send: boolean): void => {
+      a.gated.delete(event.channel);
+      if (send) routeOccupy(a, event);
+      for (const [i, later] of waiting.entries()) {
+        // One of them cancelled a vacate again and asks in turn: the rest wait behind that answer.
+        const gate = a.gated.get(event.channel);
+        if (gate !== undefined) {
+          gate.push(...waiting.slice(i));
+          return;
+        }
+        accept(a, later);
+      }
+    };
+    elsewhere(a.app.id, event).then(answered, () => answered(true));
+  }
+
   return {
     emit(app, event) {
       const a = byApp.get(app.id);
       // A user's own channel is no channel of the app's (a probe: signing in sent channel_occupied, subscription_count
       // and channel_vacated webhooks for #server-to-user-{id}).
       if (a === undefined || isUserChannel(event.channel)) return;
-      if (stop.signal.aborted) {
-        route(a, event);
-        return;
-      }
-      switch (event.name) {
-        case 'channel_occupied':
-        case 'member_added': {
-          // The vacate/remove it would answer is still held back: no webhook hears either — unless another node sent its
-          // own meanwhile (a probe: A's vacate went out while B held its own, B's new occupy was dropped with it, and the
-          // receiver kept the channel vacated while B's subscriber stayed).
-          const key = pairKey(event);
-          if (a.delayed.has(key)) {
-            forget(a, key);
-            deps.vacateSentElsewhere?.(a.app.id, event).then(
-              (sent) => {
-                if (sent) routeOccupy(a, event);
-              },
-              () => routeOccupy(a, event),
-            );
-            return;
-          }
-          routeOccupy(a, event);
-          return;
-        }
-        case 'channel_vacated':
-        case 'member_removed': {
-          if (limits.vacateDelayMs <= 0 || closing || !holdMatters(a, event)) break;
-          if (a.delayed.size >= limits.maxPendingEvents) {
-            refuseHeld(a, event);
-            return;
-          }
-          const key = pairKey(event);
-          // One held already: in a cluster the channel was occupied again meanwhile on another node (whose occupy this
-          // node did not see) and is empty again. The earlier vacate is stale — the receiver's last word may be that
-          // occupy — and this one says all it would: it replaces it, its delay begun again (a probe: sent at once, the
-          // earlier vacate came after another node's occupy, and the channel stayed vacated for the receiver).
-          forget(a, key);
-          a.delayed.set(key, { event, timer: setTimeout(expire, limits.vacateDelayMs, a, key) });
-          return;
-        }
-        default:
-          break;
-      }
-      route(a, event);
+      const gate = a.gated.get(event.channel);
+      if (gate !== undefined) gate.push(event);
+      else accept(a, event);
     },
 
     backlog() {

@@ -51,6 +51,10 @@ test('a node finds its subscriptions hashes by pattern and reads each one\'s cha
       assert.equal(keys.pairOfSubscriptions(other, 'n1'), undefined, other);
     }
   }
+  // A vacate mark whose user id ends like a subscriptions hash matches the pattern, but is none.
+  const mark = keys.goneSent('app-id', 'presence-room', 'x}:subs:n1');
+  assert.ok(mark.endsWith('}:subs:n1'));
+  assert.equal(keys.pairOfSubscriptions(mark, 'n1'), undefined);
   assert.equal(keys.subscriptionsPattern('n1'), 'beacon:{*}:subs:n1');
   // Glob characters in the prefix or the node id match only themselves.
   assert.equal(new RedisKeys('b*[x]?').subscriptionsPattern('n\\1'), 'b\\*\\[x\\]\\?:{*}:subs:n\\\\1');

@@ -11,23 +11,69 @@ import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import type { ReapedChannel } from '../../src/adapters/adapter.js';
 import type { Envelope } from '../../src/adapters/envelope.js';
-import { createRedisAdapter } from '../../src/adapters/redis-adapter.js';
+import { createRedisAdapter, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
 import { noAdapterMetrics } from '../helpers/redis-adapter-deps.js';
-import { startRedis } from '../helpers/redis.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { eventually, until, within } from '../helpers/wait.js';
 
-test('redis adapter: after Redis restarts from an older snapshot, each node removes what left since: members, subscriptions, quota, signed-in users', async () => {
+/** A Redis that keeps its snapshots, `count` nodes on it under `prefix` (TTL 900 ms), their log lines, an admin client. */
+interface SnapshotWorld {
+  redis: RedisServer;
+  admin: Redis;
+  nodes: RedisAdapter[];
+  lines: Record<string, unknown>[];
+}
+
+/** Runs `body` in a SnapshotWorld, every node up; `onLine` sees each log line as it is written. Cleans up after. */
+async function inSnapshotWorld(
+  prefix: string,
+  count: number,
+  body: (world: SnapshotWorld) => Promise<void>,
+  onLine?: (line: Record<string, unknown>) => void,
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'beacon-snapshot-'));
   const redis = await startRedis({ dir });
   const lines: Record<string, unknown>[] = [];
-  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
-  const make = () =>
-    createRedisAdapter({ metrics: noAdapterMetrics, logger: logger as never, url: redis.url, nodeId: 'n', cacheTtlMs: 1000, appIds: ['a1'], prefix: 'snap', nodeTtlMs: 900 });
-  const a = make();
-  const b = make();
+  const log = (line: Record<string, unknown>): void => {
+    lines.push(line);
+    onLine?.(line);
+  };
+  const logger = { info: log, warn: log };
+  const nodes = Array.from({ length: count }, () =>
+    createRedisAdapter({ metrics: noAdapterMetrics, logger: logger as never, url: redis.url, nodeId: 'n', cacheTtlMs: 1000, appIds: ['a1'], prefix, nodeTtlMs: 900 }),
+  );
   const admin = new Redis(redis.url);
   try {
-    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
+    await within(Promise.all(nodes.map((n) => n.ready())), 'the adapters up');
+    await body({ redis, admin, nodes, lines });
+  } finally {
+    admin.disconnect();
+    await Promise.all(nodes.map((n) => n.close()));
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Saves a snapshot once every node has beaten (listed itself, read the epoch and its server's run id). */
+async function snapshotOnceBeaten({ admin, nodes }: SnapshotWorld, prefix: string): Promise<void> {
+  await eventually(
+    async () => (await admin.scard(`${prefix}:nodes`)) === nodes.length && (await admin.get(`${prefix}:epoch`)) !== null,
+    'every node beaten',
+  );
+  await admin.save();
+}
+
+/** Restarts Redis, which loads its last snapshot, once every node saw it down. */
+async function restartFromSnapshot({ redis, nodes }: SnapshotWorld): Promise<void> {
+  await redis.stop();
+  await until(() => nodes.every((n) => !n.status().up), 'every node down');
+  await redis.start();
+}
+
+test('redis adapter: after Redis restarts from an older snapshot, each node removes what left since: members, subscriptions, quota, signed-in users', () =>
+  inSnapshotWorld('snap', 2, async (world) => {
+    const { admin, lines } = world;
+    const [a, b] = world.nodes as [RedisAdapter, RedisAdapter];
     const reaped: ReapedChannel[] = [];
     const heard: string[] = [];
     for (const node of [a, b]) node.onReaped((channels) => reaped.push(...channels));
@@ -43,9 +89,7 @@ test('redis adapter: after Redis restarts from an older snapshot, each node remo
     assert.equal(await a.reserveConnection('a1', 0, 'conn-2'), true);
     await a.userPresence('a1', 'w1', true);
     await b.userPresence('a1', 'w2', true);
-    // Both nodes have beaten (listed themselves, set or read the epoch and their server's run id) before the snapshot.
-    await eventually(async () => (await admin.scard('snap:nodes')) === 2 && (await admin.get('snap:epoch')) !== null, 'both nodes beaten');
-    await admin.save();
+    await snapshotOnceBeaten(world, 'snap');
 
     // Since the snapshot: three subscriptions (two members, one whole channel), a connection and a sign-in left; one
     // member came.
@@ -59,9 +103,7 @@ test('redis adapter: after Redis restarts from an older snapshot, each node remo
     heard.length = 0;
     reaped.length = 0;
 
-    await redis.stop();
-    await until(() => !a.status().up && !b.status().up, 'both down');
-    await redis.start();
+    await restartFromSnapshot(world);
     const pruned = (): Record<string, unknown>[] => lines.filter((l) => l.event === 'node_share_pruned');
     await until(() => new Set(pruned().map((l) => l.node)).size === 2, 'both nodes pruned their share', 15_000);
 
@@ -69,10 +111,13 @@ test('redis adapter: after Redis restarts from an older snapshot, each node remo
     assert.deepEqual(await b.channel('a1', 'presence-p'), { subscriptionCount: 2, userCount: 2 });
     assert.deepEqual(await b.channel('a1', 'gone-p'), { subscriptionCount: 0, userCount: 0 });
     assert.deepEqual(await b.channel('a1', 'public-p'), { subscriptionCount: 1, userCount: 0 });
-    assert.deepEqual(await b.channels('a1'), new Map([
-      ['presence-p', { subscriptionCount: 2, userCount: 2 }],
-      ['public-p', { subscriptionCount: 1, userCount: 0 }],
-    ]));
+    assert.deepEqual(
+      await b.channels('a1'),
+      new Map([
+        ['presence-p', { subscriptionCount: 2, userCount: 2 }],
+        ['public-p', { subscriptionCount: 1, userCount: 0 }],
+      ]),
+    );
     assert.deepEqual(await b.usersOnline('a1', ['w1', 'w2']), new Set(['w2']));
     // conn-1 alone counts: two more fit under 3, a third does not.
     assert.equal(await b.reserveConnection('a1', 3, 'conn-3'), true);
@@ -103,94 +148,64 @@ test('redis adapter: after Redis restarts from an older snapshot, each node remo
       lines.filter((l) => l.event === 'node_share_recorded').map((l) => l.data_lost),
       [true, true],
     );
-  } finally {
-    admin.disconnect();
-    await Promise.all([a.close(), b.close()]);
-    await redis.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('redis adapter: a drain that begins while a node prunes after a restore stops the prune; the leaves it holds stay until its grace ends', async () => {
+test('redis adapter: a drain that begins while a node prunes after a restore stops the prune; the leaves it holds stay until its grace ends', () => {
   // A review: the grace was checked only before the prune read what Redis holds; a drain begun meanwhile had its held
   // leave (not held by the node any more, still recorded on purpose) pruned at once, member_removed and all.
-  const dir = mkdtempSync(join(tmpdir(), 'beacon-snapshot-'));
-  const redis = await startRedis({ dir });
-  const lines: Record<string, unknown>[] = [];
-  let onRecorded: (() => void) | undefined;
-  const logger = {
-    info: (o: Record<string, unknown>) => {
-      lines.push(o);
-      if (o.event === 'node_share_recorded' && o.node === a.nodeId) onRecorded?.();
-    },
-    warn: (o: Record<string, unknown>) => lines.push(o),
-  };
-  const make = () =>
-    createRedisAdapter({ metrics: noAdapterMetrics, logger: logger as never, url: redis.url, nodeId: 'n', cacheTtlMs: 1000, appIds: ['a1'], prefix: 'drain', nodeTtlMs: 900 });
-  const a = make();
-  const b = make();
-  const admin = new Redis(redis.url);
-  try {
-    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
-    const heard: string[] = [];
-    b.onEnvelope((e: Envelope) => {
-      if (e.event === 'pusher_internal:member_removed') heard.push(e.data);
-    });
-    await a.join('a1', 'presence-d', '1.1', { userId: 'u1', userInfo: null }, 0);
-    await a.join('a1', 'presence-d', '1.2', { userId: 'u2', userInfo: null }, 0);
-    await b.join('a1', 'presence-d', '2.1', { userId: 'u3', userInfo: null }, 0);
-    await eventually(async () => (await admin.scard('drain:nodes')) === 2 && (await admin.get('drain:epoch')) !== null, 'both nodes beaten');
-    await admin.save();
-    // Once A has recorded its share again its prune starts, and reads what Redis holds: the drain begins meanwhile.
-    let left: Promise<unknown> | undefined;
-    onRecorded = () => {
-      onRecorded = undefined;
-      queueMicrotask(() => {
-        a.holdLeaves!(5000);
-        left = a.leave('a1', 'presence-d', '1.2', { userId: 'u2', userInfo: null });
+  let onRecorded: ((line: Record<string, unknown>) => void) | undefined;
+  return inSnapshotWorld(
+    'drain',
+    2,
+    async (world) => {
+      const { lines } = world;
+      const [a, b] = world.nodes as [RedisAdapter, RedisAdapter];
+      const heard: string[] = [];
+      b.onEnvelope((e: Envelope) => {
+        if (e.event === 'pusher_internal:member_removed') heard.push(e.data);
       });
-    };
-    await redis.stop();
-    await until(() => !a.status().up && !b.status().up, 'both down');
-    await redis.start();
-    const pruned = (node: string): Record<string, unknown> | undefined => lines.find((l) => l.event === 'node_share_pruned' && l.node === node);
-    await until(() => pruned(a.nodeId) !== undefined, "A's prune over", 15_000);
-    assert.equal(pruned(a.nodeId)!.stopped, true);
-    assert.equal(pruned(a.nodeId)!.subscriptions, 0);
-    // u2's leave is held by the grace: still a member, no member_removed yet.
-    assert.equal(await b.hasMember('a1', 'presence-d', 'u2'), true);
-    assert.deepEqual(heard, []);
-    await within(left!, "the held leave recorded once the grace is over", 10_000);
-    await until(() => heard.length === 1, 'member_removed u2');
-    assert.deepEqual(heard, ['{"user_id":"u2"}']);
-  } finally {
-    admin.disconnect();
-    await Promise.all([a.close(), b.close()]);
-    await redis.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+      await a.join('a1', 'presence-d', '1.1', { userId: 'u1', userInfo: null }, 0);
+      await a.join('a1', 'presence-d', '1.2', { userId: 'u2', userInfo: null }, 0);
+      await b.join('a1', 'presence-d', '2.1', { userId: 'u3', userInfo: null }, 0);
+      await snapshotOnceBeaten(world, 'drain');
+      // Once A has recorded its share again its prune starts, and reads what Redis holds: the drain begins meanwhile.
+      let left: Promise<unknown> | undefined;
+      onRecorded = (line) => {
+        if (line.event !== 'node_share_recorded' || line.node !== a.nodeId) return;
+        onRecorded = undefined;
+        queueMicrotask(() => {
+          a.holdLeaves!(5000);
+          left = a.leave('a1', 'presence-d', '1.2', { userId: 'u2', userInfo: null });
+        });
+      };
+      await restartFromSnapshot(world);
+      const pruned = (node: string): Record<string, unknown> | undefined => lines.find((l) => l.event === 'node_share_pruned' && l.node === node);
+      await until(() => pruned(a.nodeId) !== undefined, "A's prune over", 15_000);
+      assert.equal(pruned(a.nodeId)!.stopped, true);
+      assert.equal(pruned(a.nodeId)!.subscriptions, 0);
+      // u2's leave is held by the grace: still a member, no member_removed yet.
+      assert.equal(await b.hasMember('a1', 'presence-d', 'u2'), true);
+      assert.deepEqual(heard, []);
+      await within(left!, 'the held leave recorded once the grace is over', 10_000);
+      await until(() => heard.length === 1, 'member_removed u2');
+      assert.deepEqual(heard, ['{"user_id":"u2"}']);
+    },
+    (line) => onRecorded?.(line),
+  );
 });
 
-test('redis adapter: a prune of thousands of channels goes a batch at a time: the engine never congests, publishes are not refused', async () => {
+test('redis adapter: a prune of thousands of channels goes a batch at a time: the engine never congests, publishes are not refused', () =>
   // A review: every channel's script went out at once, each with the script's text: 15 000 channels took the backlog to
   // 39.6 MB, past the bound at which publishes are refused.
-  const dir = mkdtempSync(join(tmpdir(), 'beacon-snapshot-'));
-  const redis = await startRedis({ dir });
-  const lines: Record<string, unknown>[] = [];
-  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
-  const a = createRedisAdapter({ metrics: noAdapterMetrics, logger: logger as never, url: redis.url, nodeId: 'n', cacheTtlMs: 1000, appIds: ['a1'], prefix: 'many', nodeTtlMs: 900 });
-  const admin = new Redis(redis.url);
-  try {
-    await within(a.ready(), 'the adapter up');
+  inSnapshotWorld('many', 1, async (world) => {
+    const { admin, lines } = world;
+    const [a] = world.nodes as [RedisAdapter];
     const CHANNELS = 15_000;
     for (let i = 0; i < CHANNELS; i += 1000) {
       await Promise.all(Array.from({ length: 1000 }, (_, j) => a.join('a1', `private-${i + j}`, `1.${i + j}`, null, 0)));
     }
-    await eventually(async () => (await admin.get('many:epoch')) !== null, 'a beat');
-    await admin.save();
-    await redis.stop();
-    await until(() => !a.status().up, 'down');
-    await redis.start();
+    await snapshotOnceBeaten(world, 'many');
+    await restartFromSnapshot(world);
     // The backlog is read where the engine reads it (each status()), every turn of the event loop until the prune is over.
     const deadline = performance.now() + 30_000;
     while (!lines.some((l) => l.event === 'node_share_pruned')) {
@@ -204,10 +219,4 @@ test('redis adapter: a prune of thousands of channels goes a batch at a time: th
     // Nothing of what the node holds was pruned.
     assert.equal(await admin.scard('many:channels:{a1}'), CHANNELS);
     assert.equal(await admin.exists(`many:{a1:private-${CHANNELS - 1}}:subs:${a.nodeId}`), 1);
-  } finally {
-    admin.disconnect();
-    await a.close();
-    await redis.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));

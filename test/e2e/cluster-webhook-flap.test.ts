@@ -16,14 +16,7 @@ import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 const ROOM = 'presence-flap';
 
 /** A raw client of `server` subscribed to ROOM as `userId`. */
-async function member(server: TestServer, userId: string): Promise<RawClient> {
-  const { client, socketId } = await RawClient.established(server.port);
-  client.answerPings();
-  const auth = server.sdk().authorizeChannel(socketId, ROOM, { user_id: userId, user_info: {} });
-  client.send({ event: 'pusher:subscribe', data: { channel: ROOM, ...auth } });
-  await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === ROOM);
-  return client;
-}
+const member = (server: TestServer, userId: string): Promise<RawClient> => RawClient.subscribedMember(server.port, ROOM, userId);
 
 test('a node whose held vacate is cancelled by its own occupy sends the occupy when another node sent its vacate meanwhile', { timeout: 60_000 }, async () => {
   const redis = await startRedis();

@@ -15,14 +15,7 @@ import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 const ROOM = 'presence-room';
 
 /** A raw client of `server` subscribed to ROOM as `userId`. */
-async function member(server: TestServer, userId: string): Promise<RawClient> {
-  const { client, socketId } = await RawClient.established(server.port);
-  client.answerPings();
-  const auth = server.sdk().authorizeChannel(socketId, ROOM, { user_id: userId, user_info: {} });
-  client.send({ event: 'pusher:subscribe', data: { channel: ROOM, ...auth } });
-  await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === ROOM);
-  return client;
-}
+const member = (server: TestServer, userId: string): Promise<RawClient> => RawClient.subscribedMember(server.port, ROOM, userId);
 
 test('a member back on another node within the vacate delay is not removed by the node it left', { timeout: 60_000 }, async () => {
   const redis = await startRedis();

@@ -89,6 +89,13 @@ export class RawClient {
     return client;
   }
 
+  /** `presenceMember`, once its subscription succeeded. */
+  static async subscribedMember(port: number, channel: string, user: string): Promise<RawClient> {
+    const client = await RawClient.presenceMember(port, channel, user);
+    await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === channel);
+    return client;
+  }
+
   /** Answers every server `pusher:ping` with `pusher:pong`, as pusher-js does. */
   answerPings(): this {
     this.ws.on('message', (data: Buffer, isBinary: boolean) => {

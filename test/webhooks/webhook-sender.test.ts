@@ -264,6 +264,30 @@ test('a second vacate while one is held replaces it: sent once, after the later 
   assert.deepEqual(sent.sort(), ['channel_vacated', 'member_removed']);
 });
 
+test('the events of a channel after an occupy whose fate the cluster is asked wait behind it: sent in the order emitted', async () => {
+  // A review: the occupy waited for the answer while a member_added emitted after it was routed at once, ahead of it.
+  const { post, calls } = scriptedPost([]);
+  const a = app('http://127.0.0.1:9/hook');
+  let answer!: (sent: boolean) => void;
+  const vacateSentElsewhere = (): Promise<boolean> => new Promise((resolve) => (answer = resolve));
+  const { sender, count } = harness([a], { post, vacateSentElsewhere });
+  sender.emit(a, vacated('presence-room'));
+  sender.emit(a, occupied('presence-room'));
+  sender.emit(a, { name: 'member_added', channel: 'presence-room', user_id: 'u2' });
+  sender.emit(a, { name: 'client_event', channel: 'presence-room', event: 'client-x', data: '{}', socket_id: '1.2' });
+  // Another channel's events do not wait.
+  sender.emit(a, occupied('other'));
+  await until(() => count('channel_occupied:ok') === 1, "the other channel's occupy sent");
+  answer(true);
+  await until(() => count('channel_occupied:ok') === 2 && count('member_added:ok') === 1, 'the room events sent');
+  await sender.close();
+  const room = calls
+    .flatMap((c) => (JSON.parse(c.body) as { events: WebhookEvent[] }).events)
+    .filter((e) => e.channel === 'presence-room')
+    .map((e) => e.name);
+  assert.deepEqual(room, ['channel_occupied', 'member_added', 'client_event']);
+});
+
 test('each occupy routed is told to the cluster (occupySent), where a vacate would be held; none that is dropped', async () => {
   const { post } = scriptedPost([]);
   const a = app('http://127.0.0.1:9/hook');
