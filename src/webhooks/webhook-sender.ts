@@ -90,6 +90,9 @@ export function webhookLimits(
   };
 }
 
+/** The events whose order across the nodes of a cluster the receiver's view of occupancy and presence rests on. */
+const ORDERED_EVENTS: ReadonlySet<string> = new Set(['channel_occupied', 'channel_vacated', 'member_added', 'member_removed']);
+
 export interface WebhookSenderDeps extends WebhookSenderLimits {
   /** Each webhook of each app gets a queue; the set is fixed for the life of the process (AppStore contract). */
   apps: AppStore;
@@ -197,6 +200,9 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     );
   }
 
+  /** Other nodes send this app's webhooks too (a cluster engine: `vacateSentElsewhere` is given). */
+  const clustered = deps.vacateSentElsewhere !== undefined;
+
   /** Hands an event that survived the vacate delay to every webhook that takes it. */
   function route(a: AppWebhooks, event: WebhookEvent): void {
     for (const q of a.queues) {
@@ -264,7 +270,18 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       return;
     }
     while (q.ready.length > 0 && q.requests < limits.maxConcurrentRequests) {
-      const batch = q.ready.splice(0, limits.maxBatchEvents);
+      // In a cluster a batch ends at its first occupancy or presence change: its `time_ms` is that event's own routing
+      // time, so the receiver orders it among other nodes' by when it happened (deliver() says why). Stamped by a later
+      // event of the batch instead, a node's vacate came after another node's occupy that followed it (a probe: the
+      // receiver kept the channel vacated while a subscription_count stream on the first node kept its batch open). One
+      // node alone needs no such cut: its requests are in the order of its events.
+      let take = Math.min(q.ready.length, limits.maxBatchEvents);
+      if (clustered) {
+        for (let i = 0; i < take; i++) {
+          if (ORDERED_EVENTS.has(q.ready[i]!.name)) take = i + 1;
+        }
+      }
+      const batch = q.ready.splice(0, take);
       const createdMs = q.readyAt.splice(0, batch.length).at(-1)!;
       let bytes = 0;
       for (const event of batch) bytes += eventBytes(event);

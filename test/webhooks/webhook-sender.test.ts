@@ -247,6 +247,36 @@ test('a batch is stamped when its last event was routed, not when it is taken: a
   );
 });
 
+test('in a cluster a request ends at each occupancy or presence change, stamped with its time; one node batches them', async () => {
+  // A probe (two nodes): a node's vacate in a batch kept open by later events was stamped after another node's occupy
+  // that followed it, and the receiver kept the channel vacated.
+  for (const clustered of [true, false]) {
+    const { post, calls } = scriptedPost([]);
+    const a = app('http://127.0.0.1:9/hook', clustered ? 'cluster' : 'single');
+    let clock = 1_700_000_000_000;
+    const options = { post, batchMs: 60_000, now: () => clock };
+    const { sender } = harness([a], clustered ? { ...options, vacateSentElsewhere: async () => false } : options);
+    sender.emit(a, { name: 'cache_miss', channel: 'cache-x' });
+    clock += 10;
+    sender.emit(a, occupied('c'));
+    clock += 10;
+    sender.emit(a, { name: 'cache_miss', channel: 'cache-y' });
+    clock += 10;
+    sender.emit(a, { name: 'member_added', channel: 'presence-p', user_id: 'u1' });
+    await sender.close();
+    const requests = calls.map((c) => JSON.parse(c.body) as { time_ms: number; events: WebhookEvent[] });
+    assert.deepEqual(
+      requests.map((r) => [r.time_ms - 1_700_000_000_000, r.events.map((e) => e.name)]),
+      clustered
+        ? [
+            [10, ['cache_miss', 'channel_occupied']],
+            [30, ['cache_miss', 'member_added']],
+          ]
+        : [[30, ['cache_miss', 'channel_occupied', 'cache_miss', 'member_added']]],
+    );
+  }
+});
+
 test('a second vacate while one is held replaces it: sent once, after the later one\'s delay', async () => {
   // In a cluster the channel was occupied again meanwhile on another node, and is empty again: the earlier vacate was
   // sent at once, after that node's occupy, and the receiver kept the channel vacated (a probe).
