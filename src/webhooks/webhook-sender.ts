@@ -270,15 +270,21 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       return;
     }
     while (q.ready.length > 0 && q.requests < limits.maxConcurrentRequests) {
-      // In a cluster a batch ends at its first occupancy or presence change: its `time_ms` is that event's own routing
-      // time, so the receiver orders it among other nodes' by when it happened (deliver() says why). Stamped by a later
-      // event of the batch instead, a node's vacate came after another node's occupy that followed it (a probe: the
-      // receiver kept the channel vacated while a subscription_count stream on the first node kept its batch open). One
-      // node alone needs no such cut: its requests are in the order of its events.
+      // In a cluster a batch ends with the events routed in the same millisecond as its first occupancy or presence
+      // change: its `time_ms` is that change's own routing time, so the receiver orders it among other nodes' by when it
+      // happened (deliver() says why). Stamped by a later event of the batch instead, a node's vacate came after another
+      // node's occupy that followed it (a probe: the receiver kept the channel vacated while a subscription_count stream
+      // on the first node kept its batch open). A burst's changes of one millisecond share a request: one each would push
+      // `time_ms`, a millisecond per request, ahead of when they happened. One node alone needs no such cut: its requests
+      // are in the order of its events.
       let take = Math.min(q.ready.length, limits.maxBatchEvents);
       if (clustered) {
-        for (let i = 0; i < take; i++) {
-          if (ORDERED_EVENTS.has(q.ready[i]!.name)) take = i + 1;
+        let first = 0;
+        while (first < take && !ORDERED_EVENTS.has(q.ready[first]!.name)) first++;
+        if (first < take) {
+          let end = first + 1;
+          while (end < take && q.readyAt[end] === q.readyAt[first]) end++;
+          take = end;
         }
       }
       const batch = q.ready.splice(0, take);

@@ -263,6 +263,11 @@ test('in a cluster a request ends at each occupancy or presence change, stamped 
     sender.emit(a, { name: 'cache_miss', channel: 'cache-y' });
     clock += 10;
     sender.emit(a, { name: 'member_added', channel: 'presence-p', user_id: 'u1' });
+    // Changes of the same millisecond share a request: one each would stamp them ahead of when they happened.
+    sender.emit(a, { name: 'member_added', channel: 'presence-p', user_id: 'u2' });
+    sender.emit(a, { name: 'cache_miss', channel: 'cache-z' });
+    clock += 10;
+    sender.emit(a, occupied('d'));
     await sender.close();
     const requests = calls.map((c) => JSON.parse(c.body) as { time_ms: number; events: WebhookEvent[] });
     assert.deepEqual(
@@ -270,9 +275,10 @@ test('in a cluster a request ends at each occupancy or presence change, stamped 
       clustered
         ? [
             [10, ['cache_miss', 'channel_occupied']],
-            [30, ['cache_miss', 'member_added']],
+            [30, ['cache_miss', 'member_added', 'member_added', 'cache_miss']],
+            [40, ['channel_occupied']],
           ]
-        : [[30, ['cache_miss', 'channel_occupied', 'cache_miss', 'member_added']]],
+        : [[40, ['cache_miss', 'channel_occupied', 'cache_miss', 'member_added', 'member_added', 'cache_miss', 'channel_occupied']]],
     );
   }
 });
