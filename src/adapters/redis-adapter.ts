@@ -20,7 +20,9 @@
  * a gap for a TTL, so a Redis that refused every heartbeat makes no live node look dead: redis-reaper.ts). A node that
  * finds its own key gone when it beats (Redis restarted empty, or it was reaped) records everything it holds again
  * (`rerecord`), from what it keeps of its own joins, reservations and signed-in users: after a reap with `member_added`
- * and watchlist `online` (the reaper announced the removals), after Redis lost its data without (nobody did).
+ * and watchlist `online` (the reaper announced the removals), after Redis lost its data without (nobody did). After
+ * Redis went back to an older state (a snapshot, a replica: redis-reaper.ts) it also prunes what Redis has for it that it
+ * no longer holds (`pruneShare`).
  * `reap_stopped` is logged for a reap that found its node back.
  *
  * `flush()` sends markers after the envelopes and waits for them to come back (redis-flush.ts: one on the control channel
@@ -694,7 +696,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * leave sent after it finds its subscription already gone and changes nothing. Not during a drain's leave grace, whose
    * held leaves are not held any more but still recorded on purpose (the drain removes the node's whole share after it):
    * a prune that finds one begun stops. Channels go `PRUNE_BATCH` at a time; a step that fails (not one that timed out,
-   * which ran) has the whole prune tried again a TTL later.
+   * which ran) has the whole prune tried again a TTL later, then twice as long each time, up to a minute.
    */
   let pruneDue = false;
   /** A prune under way: one at a time; one asked for meanwhile (another restore) runs after it. */

@@ -1,6 +1,7 @@
 /**
  * Cluster-wide membership in Redis: `join` / `leave` run the scripts of redis-scripts.ts on the channel's slot; the
- * queries read the same keys; `reap` removes a dead node's share of every channel it held.
+ * queries read the same keys; `reap` removes a dead node's share of every channel it held; `pruneChannel` removes what
+ * this node's share of a channel holds that the node no longer does (after Redis went back to an older state).
  *
  * Two indexes outside the channel's slot are kept beside the scripts:
  * - `nodeChannels(node)`: added to before the node's first subscription to a channel, removed from after its last one

@@ -1,7 +1,7 @@
 /**
  * Sends each app's webhooks (reference "Webhooks"), to every webhook of the app that takes the event (its event types and
  * channel-name filter, webhook-route.ts). Per webhook: events within `batchMs` go in one signed POST of at most
- * `maxBatchEvents`; a non-2xx answer or a network error is retried with exponential back-off and jitter (limits/backoff.ts) until `retryDeadlineMs`.
+ * `maxBatchEvents` (in a cluster, up to the events of its first occupancy or presence change's millisecond: `pump`); a non-2xx answer or a network error is retried with exponential back-off and jitter (limits/backoff.ts) until `retryDeadlineMs`.
  * Per app, before any routing: `channel_vacated` and `member_removed` wait `vacateDelayMs` and are dropped, with the
  * `channel_occupied` / `member_added` that cancels them, when the channel is re-occupied or the user comes back in time
  * (as Pusher does) — one decision for the app, so no webhook sees a flap another does not. In a cluster the occupy is sent
