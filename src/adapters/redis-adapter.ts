@@ -675,9 +675,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       if (!current()) return;
       restoring = undefined;
       logEvent(logger, 'info', { ...line, duration_ms: Math.round(performance.now() - started) }, "cluster engine: this node's share recorded again");
-      // The member lists read while it was being recorded lacked it (MEMBERS_SINCE_LUA answered `unrecorded`).
-      missed.recovered();
-      void pruneShare();
+      // The member lists read while it was being recorded lacked it (MEMBERS_SINCE_LUA answered `unrecorded`): read again
+      // — after the prune when Redis went back to an older state, or the lists would give every subscriber the members
+      // that left since the snapshot back for a moment (a probe: listed again, then removed again).
+      if (pruneDue) void pruneShare().finally(() => missed.recovered());
+      else missed.recovered();
     });
   }
 
@@ -687,8 +689,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * since is back — subscriptions with their members, counted connections, signed-in users — recorded for this node,
    * which lives, so no reap removes them and no leave will come: members listed to every joiner and counted for good
    * (a probe: a presence channel with no subscriber anywhere stayed occupied with 5 members). Once the share is recorded
-   * again, whatever Redis has for this node that it does not hold is removed, and announced as a reap's removals are
-   * (`member_removed`, `channel_vacated` and their webhooks; watchlist `offline`): a joiner may have been listed them.
+   * again, whatever Redis has for this node that it does not hold is removed and announced to the clients
+   * (`member_removed`, watchlist `offline`): a joiner may have been listed them. No `member_removed` / `channel_vacated`
+   * webhook: they went out when those left (below).
    *
    * What the node holds is what it has recorded or is recording (`held`, `joining`; `reservations`, `reserving`;
    * `signedIn`, `presence`), as it is when each script is sent: every change sent before a channel's script has run when
@@ -761,7 +764,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
             if (step.value.changed !== undefined) batchChanged.push(step.value.changed);
           }
         }
-        if (batchChanged.length > 0) reaped(batchChanged);
+        // What a prune removes left before the snapshot was restored, and its webhooks went out then (or a rejoin
+        // cancelled them): sent again, a removal was held for the vacate delay and a rejoin dropped it with its own
+        // member_added, leaving the receiver with the member removed (a probe). Only a count published goes out, as any.
+        const counts = batchChanged.filter((c) => c.count !== undefined).map((c) => ({ ...c, removedUsers: [], vacated: false }));
+        if (counts.length > 0) reaped(counts);
         changed.push(...batchChanged);
       }
       pruneJoins = undefined;
