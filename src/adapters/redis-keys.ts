@@ -67,7 +67,14 @@ export class RedisKeys {
     // An app id has no ':' (config.ts); a channel may.
     const colon = tag.indexOf(':');
     if (colon < 0) return undefined;
-    return JSON.stringify([decodeURIComponent(tag.slice(0, colon)), tag.slice(colon + 1)]);
+    let appId: string;
+    try {
+      appId = decodeURIComponent(tag.slice(0, colon));
+    } catch {
+      // No app id of Beacon's escapes so (a stray key under the prefix): none, rather than a prune that fails for good.
+      return undefined;
+    }
+    return JSON.stringify([appId, tag.slice(colon + 1)]);
   }
 
   /**

@@ -55,6 +55,8 @@ test('a node finds its subscriptions hashes by pattern and reads each one\'s cha
   const mark = keys.goneSent('app-id', 'presence-room', 'x}:subs:n1');
   assert.ok(mark.endsWith('}:subs:n1'));
   assert.equal(keys.pairOfSubscriptions(mark, 'n1'), undefined);
+  // A stray key under the prefix whose app part is no escape of Beacon's is none (it threw, failing every prune).
+  assert.equal(keys.pairOfSubscriptions('beacon:{a%zz:private-x}:subs:n1', 'n1'), undefined);
   assert.equal(keys.subscriptionsPattern('n1'), 'beacon:{*}:subs:n1');
   // Glob characters in the prefix or the node id match only themselves.
   assert.equal(new RedisKeys('b*[x]?').subscriptionsPattern('n\\1'), 'b\\*\\[x\\]\\?:{*}:subs:n\\\\1');
