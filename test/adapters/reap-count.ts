@@ -19,13 +19,17 @@ export function reapWithoutCountCase(name: string, make: Make, readyMs = WAIT_MS
     const b = make({ prefix: 'reapcount', countsSubscriptions });
     try {
       await within(Promise.all([a.ready(), b.ready()]), 'both adapters up', readyMs);
+      const atB: Envelope[] = [];
+      b.onEnvelope((e) => atB.push(e));
       for (const app of ['a1', 'a2']) {
         await b.join(app, 'news', '2.1', null, 0);
         await a.join(app, 'news', '1.1', null, 0);
         await a.join(app, 'news', '1.2', null, 0);
       }
-      const atB: Envelope[] = [];
-      b.onEnvelope((e) => atB.push(e));
+      // The joins' own counts are in before the reap's is looked for (each reaches B over pub/sub after its join returns).
+      const three = JSON.stringify({ subscription_count: 3 });
+      await until(() => atB.some((e) => e.appId === 'a1' && e.data === three), "a1's count of 3 at B");
+      atB.length = 0;
       // A node that goes away with subscriptions left removes its own share the way a survivor reaps a dead node's.
       await a.close();
       assert.deepEqual(await b.channel('a2', 'news'), { subscriptionCount: 1, userCount: 0 });

@@ -87,7 +87,8 @@ export async function spawnBeacon(
     for (const line of parts) if (line.trim() !== '') logs.push(line);
   });
   child.stderr.on('data', (b: Buffer) => (output += b.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': the process may have exited with its last lines still in the pipe, read after 'exit'.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
 
   const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
