@@ -117,6 +117,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
           logger,
           url: config.redisUrl,
           clusterNodes: config.redisClusterNodes,
+          access: { username: config.redisUsername, password: config.redisPassword, tls: config.redisTls },
           appIds: apps.all().map((a) => a.id),
           nodeId: config.nodeId,
           cacheTtlMs: CACHE_TTL_MS,

@@ -311,6 +311,14 @@ const fields = z.object({
    * failover of a few seconds left the client off the channel for good. 0 refuses at once.
    */
   subscribeRetryMs: fromEnv('SUBSCRIBE_RETRY_MS', int(0, 600_000).default(20_000)),
+  /**
+   * The Redis engine's credentials — an ACL user and its password, or the password alone (`requirepass`) — sent to every
+   * Redis it connects to (every Cluster node). With `REDIS_URL` they may be in the URL instead, not in both.
+   */
+  redisUsername: fromEnv('REDIS_USERNAME', nonBlank().optional()),
+  redisPassword: fromEnv('REDIS_PASSWORD', z.string().min(1).optional()),
+  /** TLS to every Redis the engine connects to (every Cluster node); a `rediss://` URL asks for it too. */
+  redisTls: fromEnv('REDIS_TLS', bool().default(false)),
   /** Redis Cluster seed nodes (`host:port`); when set, `redisUrl` is not used and pub/sub is sharded. */
   redisClusterNodes: fromEnv(
     'REDIS_CLUSTER_NODES',
@@ -404,6 +412,14 @@ const configSchema = fields.transform((settings, ctx) => {
     // Basic auth is both or neither: one alone sent none, and an authenticating Loki refused every push.
     const missing = config.lokiUsername === undefined ? 'lokiUsername' : 'lokiPassword';
     ctx.addIssue({ code: 'custom', path: [missing], message: 'LOKI_USERNAME and LOKI_PASSWORD go together (basic auth)' });
+  }
+  if (config.redisUsername !== undefined && config.redisPassword === undefined) {
+    // Redis' AUTH takes a user with its password; a user alone would connect as `default`, or be refused, unsaid.
+    ctx.addIssue({ code: 'custom', path: ['redisUsername'], message: 'needs REDIS_PASSWORD (AUTH takes the user and its password)' });
+  }
+  if (config.redisPassword !== undefined && config.redisClusterNodes.length === 0 && !noCredentials(config.redisUrl)) {
+    // Which would win is ioredis' choice, and an operator rotating one would not know the other still applied.
+    ctx.addIssue({ code: 'custom', path: ['redisPassword'], message: 'REDIS_URL holds credentials already: set them in one place' });
   }
   if (config.webhookMaxPendingEvents < config.webhookBatchMaxEvents) {
     // A queue that holds fewer events than a batch fills before its batch is full or its window over: events dropped as

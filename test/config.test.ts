@@ -47,6 +47,20 @@ test('subscription_count is opt-in per app: off by default, APP_ENABLE_SUBSCRIPT
   assert.throws(() => loadConfig({ APPS_FILE: file }), /enableSubscriptionCount/);
 });
 
+test('Redis credentials and TLS: REDIS_USERNAME needs REDIS_PASSWORD; credentials in REDIS_URL or in the variables, not both', () => {
+  const plain = loadConfig({});
+  assert.deepEqual([plain.redisUsername, plain.redisPassword, plain.redisTls], [undefined, undefined, false]);
+  const cluster = loadConfig({ REDIS_CLUSTER_NODES: 'r1:7000', REDIS_USERNAME: 'beacon', REDIS_PASSWORD: 'p:w@', REDIS_TLS: 'true' });
+  assert.deepEqual([cluster.redisUsername, cluster.redisPassword, cluster.redisTls], ['beacon', 'p:w@', true]);
+  assert.equal(loadConfig({ REDIS_URL: 'rediss://r1:6380', REDIS_PASSWORD: 'secret' }).redisPassword, 'secret');
+  assert.throws(() => loadConfig({ REDIS_USERNAME: 'beacon' }), /^ConfigError: REDIS_USERNAME: needs REDIS_PASSWORD/);
+  assert.throws(() => loadConfig({ REDIS_URL: 'redis://:old@r1:6379', REDIS_PASSWORD: 'new' }), /REDIS_PASSWORD: REDIS_URL holds credentials already/);
+  assert.throws(() => loadConfig({ REDIS_URL: 'redis://u:p@r1:6379', REDIS_USERNAME: 'u', REDIS_PASSWORD: 'p' }), /REDIS_PASSWORD: REDIS_URL holds/);
+  // With REDIS_CLUSTER_NODES the URL is not used, its credentials with it.
+  assert.equal(loadConfig({ REDIS_URL: 'redis://:old@r1:6379', REDIS_CLUSTER_NODES: 'r1:7000', REDIS_PASSWORD: 'new' }).redisPassword, 'new');
+  assert.throws(() => loadConfig({ REDIS_TLS: 'sometimes' }), /REDIS_TLS/);
+});
+
 test('an invalid value names its variable', () => {
   assert.throws(() => loadConfig({ PORT: 'eighty' }), (e: unknown) => e instanceof ConfigError && /PORT/.test(e.message));
   assert.throws(() => loadConfig({ APP_ENABLE_CLIENT_EVENTS: 'maybe' }), /APP_ENABLE_CLIENT_EVENTS/);

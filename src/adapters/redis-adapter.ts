@@ -108,6 +108,8 @@ export interface RedisAdapterOptions {
   url: string;
   /** Redis Cluster seed nodes; when non-empty, `url` is not used and envelopes go through sharded pub/sub. */
   clusterNodes?: { host: string; port: number }[];
+  /** Credentials and TLS for every connection, every Cluster node's included (a URL may carry its own instead). */
+  access?: RedisAccess;
   /** Apps whose watchlist transitions this node hears (one watch channel each). */
   appIds?: readonly string[];
   /** The configured node id; a random suffix makes two processes with the same id distinct in the cluster. */
@@ -122,6 +124,14 @@ export interface RedisAdapterOptions {
   now?: () => number;
   /** At most one `adapter_request_failed` line per this period (default 10 s; tests shorten it). */
   requestFailureLogMs?: number;
+}
+
+/** How the engine reaches its Redis beyond the address: `REDIS_USERNAME`, `REDIS_PASSWORD`, `REDIS_TLS`. */
+export interface RedisAccess {
+  username?: string | undefined;
+  password?: string | undefined;
+  /** TLS with Node's trusted CAs (`NODE_EXTRA_CA_CERTS` adds a private one), the server's name checked. */
+  tls?: boolean;
 }
 
 /** The Redis adapter, plus `ready()` for callers that want to wait for the first connection (tests, start-up probes). */
@@ -191,6 +201,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     // Resubscribing is done here on every `ready`, so `up` becomes true only once the subscriptions are back.
     autoResubscribe: false,
     lazyConnect: false,
+    ...(options.access?.username === undefined ? {} : { username: options.access.username }),
+    ...(options.access?.password === undefined ? {} : { password: options.access.password }),
+    ...(options.access?.tls === true ? { tls: {} } : {}),
   };
   const target = options.clusterNodes !== undefined && options.clusterNodes.length > 0 ? { clusterNodes: options.clusterNodes } : { url: options.url };
   const link = createRedisLink(target, connection, nodeId);
@@ -478,16 +491,16 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   link.listen({
     subscriberReady: resubscribe,
     ready: () => refresh(),
-    closed: (subscriber) => {
+    closed: (subscriber, reason) => {
       if (subscriber) {
         subscribed = false;
         // What is published from now until it is subscribed again never reaches this node.
         missed.missing(everyChannel);
       }
       else stalls.closed();
-      refresh('connection closed');
+      refresh(reason ?? 'connection closed');
     },
-    error: (err) => refresh(err.message),
+    error: (reason) => refresh(reason),
     shardDown: (shard) => {
       stalls.closed(shard);
       // Its sharded subscribers are gone with it. Every channel: the client's slot map may already name another master.

@@ -26,9 +26,13 @@ export interface LinkListener {
   subscriberReady(): void;
   /** A connection became ready. */
   ready(): void;
-  /** A connection closed; `subscriber` says whether it was the subscriber. */
-  closed(subscriber: boolean): void;
-  error(err: Error): void;
+  /**
+   * A connection closed; `subscriber` says whether it was the subscriber, `reason` what failed on it since it was last
+   * ready (a refused password, an untrusted certificate), when anything was said.
+   */
+  closed(subscriber: boolean, reason: string | undefined): void;
+  /** What failed: the error's message, or on a Cluster the last node's error behind "Failed to refresh slots cache". */
+  error(reason: string): void;
   /** A Redis Cluster master's connection closed (its shard is down while the engine may be up); `shard` is its node key. */
   shardDown(shard: string): void;
   /** That master's connection is ready again, or its slots are served by another node, after `downForMs`. */
@@ -196,6 +200,10 @@ function redisCluster(nodes: { host: string; port: number }[], options: RedisOpt
     // The ready check (CLUSTER INFO) failing on a connection closed meanwhile makes ioredis tear the cluster client down
     // while its sharded subscribers are connecting — the path that hangs the subscriber group (see the top of this file).
     enableReadyCheck: false,
+    // With TLS each node is reached by the name it is known by, as its certificate names it: the client resolved a seed's
+    // host name to an address first and checked the certificate against that address (a managed cluster's certificate
+    // names hosts; its slot map announces them, Redis' `cluster-preferred-endpoint-type hostname`).
+    ...(options.tls === undefined ? {} : { dnsLookup: (host: string, found: (err: null, address: string) => void) => found(null, host) }),
   };
   const pub = new Cluster(nodes, clusterOptions);
   return {
@@ -224,13 +232,21 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
   let sub = shape.makeSub();
 
   const wire = (client: Redis | Cluster, subscriber: boolean): void => {
+    /** The last failure since the client was ready: a Cluster said only "connection closed" for a refused password. */
+    let failure: string | undefined;
     client.on('ready', () => {
+      failure = undefined;
       listener?.ready();
       if (subscriber) listener?.subscriberReady();
     });
-    client.on('close', () => listener?.closed(subscriber));
+    client.on('close', () => listener?.closed(subscriber, failure));
     // Errors surface as `close` and failed commands; this listener keeps ioredis from reporting them as unhandled.
-    client.on('error', (err: Error) => listener?.error(err));
+    client.on('error', (err: Error & { lastNodeError?: Error }) => {
+      failure = err.lastNodeError === undefined ? err.message : `${err.message} (last node: ${err.lastNodeError.message})`;
+      listener?.error(failure);
+    });
+    // A Cluster's node connections fail on their own (AUTH, TLS): what the client then says is only that it closed.
+    if (client instanceof Cluster) client.on('node error', (err: Error) => (failure = err.message));
     if (subscriber) {
       client.on('message', (channel: string, message: string) => listener?.message(channel, message));
       if (shape.sharded) client.on('smessage', (channel: string, message: string) => listener?.message(channel, message));
@@ -271,7 +287,7 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
       old.disconnect();
       sub = shape.makeSub();
       wire(sub, true);
-      listener?.closed(true);
+      listener?.closed(true, undefined);
     },
     ready: () => pub.status === 'ready' && sub.status === 'ready',
     quit: async () => {

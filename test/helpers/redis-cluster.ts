@@ -12,6 +12,7 @@ import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
 import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { freePort } from './free-port.js';
+import type { TlsFiles } from './tls-certs.js';
 import { eventually, within } from './wait.js';
 
 const run = promisify(execFile);
@@ -74,11 +75,36 @@ export async function clusterSlots(cluster: RedisClusterServer): Promise<SlotMas
   }
 }
 
+/** A secured cluster: every node asks for `password` (`requirepass`) and/or speaks only TLS (clients and cluster bus). */
+export interface ClusterSecurity {
+  password?: string;
+  /** The nodes' certificate; its names must match what the cluster announces (their IP, or `announceHostname`). */
+  tls?: TlsFiles;
+  /** Announced in the slot map instead of the nodes' IP (`cluster-announce-hostname`, preferred endpoint type hostname). */
+  announceHostname?: string;
+}
+
 /**
  * Starts the cluster; `config` is set on every node once it serves (e.g. `cluster-require-full-coverage: 'no'`), and given
  * again to a node `restart` starts.
  */
-export async function startRedisCluster(config: Readonly<Record<string, string>> = {}): Promise<RedisClusterServer> {
+export async function startRedisCluster(
+  config: Readonly<Record<string, string>> = {},
+  security: ClusterSecurity = {},
+): Promise<RedisClusterServer> {
+  const { password, tls, announceHostname } = security;
+  const serverArgs = (port: number): string[] => [
+    ...(tls === undefined
+      ? ['--port', String(port)]
+      : ['--port', '0', '--tls-port', String(port), '--tls-cluster', 'yes', '--tls-cert-file', tls.cert, '--tls-key-file', tls.key,
+          '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no']),
+    ...(password === undefined ? [] : ['--requirepass', password, '--masterauth', password]),
+    ...(announceHostname === undefined ? [] : ['--cluster-announce-hostname', announceHostname, '--cluster-preferred-endpoint-type', 'hostname']),
+  ];
+  const cliArgs = [
+    ...(tls === undefined ? [] : ['--tls', '--cacert', tls.ca]),
+    ...(password === undefined ? [] : ['-a', password, '--no-auth-warning']),
+  ];
   const dir = mkdtempSync(join(tmpdir(), 'beacon-redis-cluster-'));
   const ports: number[] = [];
   while (ports.length < 3) {
@@ -104,7 +130,7 @@ export async function startRedisCluster(config: Readonly<Record<string, string>>
   const start = (port: number, settings: readonly string[]): void => {
     const child = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
+      [...serverArgs(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
         '--save', '', '--appendonly', 'no', '--dir', dir, '--dbfilename', `dump-${port}.rdb`, ...settings],
       { stdio: 'ignore' },
     );
@@ -114,26 +140,26 @@ export async function startRedisCluster(config: Readonly<Record<string, string>>
   try {
     for (const port of ports) start(port, []);
     for (const port of ports) {
-      await eventually(async () => (await run('redis-cli', ['-p', String(port), 'ping'])).stdout.trim() === 'PONG', `redis ${port}`, 5000);
+      await eventually(async () => (await run('redis-cli', [...cliArgs, '-p', String(port), 'ping'])).stdout.trim() === 'PONG', `redis ${port}`, 5000);
     }
-    await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+    await run('redis-cli', [...cliArgs, '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
       timeout: 20_000,
     });
     for (const port of ports) {
       await eventually(
-        async () => (await run('redis-cli', ['-p', String(port), 'cluster', 'info'])).stdout.includes('cluster_state:ok'),
+        async () => (await run('redis-cli', [...cliArgs, '-p', String(port), 'cluster', 'info'])).stdout.includes('cluster_state:ok'),
         `cluster_state:ok on ${port}`,
         10_000,
       );
     }
     for (const port of ports) {
-      for (const [name, value] of Object.entries(config)) await run('redis-cli', ['-p', String(port), 'config', 'set', name, value]);
+      for (const [name, value] of Object.entries(config)) await run('redis-cli', [...cliArgs, '-p', String(port), 'config', 'set', name, value]);
     }
   } catch (err) {
     await stop();
     throw err;
   }
-  const nodes = ports.map((port) => ({ host: '127.0.0.1', port }));
+  const nodes = ports.map((port) => ({ host: announceHostname ?? '127.0.0.1', port }));
   const kill = async (port: number): Promise<void> => {
     const child = byPort.get(port);
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { freePort } from './free-port.js';
+import type { TlsFiles } from './tls-certs.js';
 
 export interface RedisServer {
   port: number;
@@ -30,18 +31,27 @@ function accepts(port: number): Promise<boolean> {
 }
 
 /**
- * `dir`: the server's working directory, where a `SAVE` writes its snapshot and a start loads it from (a Redis restarted
- * from an older state). Without it nothing is ever loaded: the server saves nothing on its own.
+ * `args`: more `redis-server` arguments (`--requirepass`, `--user`). `tls`: TLS only, on the same port, with that
+ * certificate (clients are not asked for one). `dir`: the server's working directory, where a `SAVE` writes its snapshot
+ * and a start loads it from (a Redis restarted from an older state). Without it nothing is ever loaded: the server saves
+ * nothing on its own.
  */
-export async function startRedis(options: { dir?: string } = {}): Promise<RedisServer> {
+export async function startRedis(options: { dir?: string; args?: readonly string[]; tls?: TlsFiles } = {}): Promise<RedisServer> {
   const port = await freePort();
   let child: ChildProcess | undefined;
   let output = '';
 
   const start = async (): Promise<void> => {
     output = '';
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+    const { tls } = options;
+    const listen =
+      tls === undefined
+        ? ['--port', String(port)]
+        : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca,
+            '--tls-auth-clients', 'no'];
+    const args = [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
     if (options.dir !== undefined) args.push('--dir', options.dir);
+    if (options.args !== undefined) args.push(...options.args);
     const proc = spawn('redis-server', args, {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
