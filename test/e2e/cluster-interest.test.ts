@@ -9,7 +9,7 @@ import Pusher from 'pusher';
 import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
 import { parseExposition, sumOf } from '../helpers/exposition.js';
 import { subscribed } from '../helpers/pusher-events.js';
-import { PusherClient } from '../helpers/pusher-js.js';
+import { localClient, type PusherClient } from '../helpers/pusher-js.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { APP } from '../helpers/server.js';
 import { eventually, until } from '../helpers/wait.js';
@@ -37,14 +37,7 @@ test('3 nodes with disjoint channels: each node receives only its own channelsâ€
     for (const i of [0, 1, 2]) nodes.push(await spawnBeacon({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: `interest-${i}`, APP_ENABLE_SUBSCRIPTION_COUNT: 'true' }));
     const got = new Map<string, number>();
     for (const [i, node] of nodes.entries()) {
-      const client = new PusherClient(APP.key, {
-        cluster: 'mt1',
-        wsHost: '127.0.0.1',
-        wsPort: node.port,
-        forceTLS: false,
-        enabledTransports: ['ws'],
-        disableStats: true,
-      });
+      const client = localClient(node.port, APP.key);
       clients.push(client);
       for (let k = 0; k < CHANNELS_PER_NODE; k++) {
         const name = `sparse-user-${i}-${k}`;

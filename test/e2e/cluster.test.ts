@@ -9,7 +9,7 @@ import Pusher from 'pusher';
 import { authOptions } from '../helpers/auth.js';
 import { spawnBeacon } from '../helpers/beacon-process.js';
 import { nextEvent, signedIn, subscribed } from '../helpers/pusher-events.js';
-import { PusherClient, type PresenceChannel } from '../helpers/pusher-js.js';
+import { localClient, type PresenceChannel } from '../helpers/pusher-js.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { sign, userAuthString } from '../../src/protocol/signatures.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -227,15 +227,7 @@ test('subscription_count webhooks are the cluster’s: each count goes out once,
 test('a crashed node (SIGKILL) is reaped: its members get member_removed and leave the answers within the bound', async () => {
   const a = await node('a');
   const b = await spawnBeacon({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'b-process' });
-  const carol = new PusherClient(APP.key, {
-    cluster: 'mt1',
-    wsHost: '127.0.0.1',
-    wsPort: b.port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    disableStats: true,
-    ...authOptions(a.sdk(), { presence: { user_id: 'carol', user_info: {} } }),
-  });
+  const carol = localClient(b.port, APP.key, authOptions(a.sdk(), { presence: { user_id: 'carol', user_info: {} } }));
   try {
     const sdk = a.sdk();
     const alice = await subscribed<PresenceChannel>(
@@ -272,15 +264,7 @@ test('a node drained by SIGTERM records its clients’ leaves: member_removed an
   const hooks = await startWebhookReceiver();
   const b = await spawnBeacon({ ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'drained', APP_WEBHOOK_URL: hooks.url });
   const sdk = new Pusher({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(b.port), useTLS: false });
-  const erin = new PusherClient(APP.key, {
-    cluster: 'mt1',
-    wsHost: '127.0.0.1',
-    wsPort: b.port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    disableStats: true,
-    ...authOptions(sdk, { presence: { user_id: 'erin', user_info: {} } }),
-  });
+  const erin = localClient(b.port, APP.key, authOptions(sdk, { presence: { user_id: 'erin', user_info: {} } }));
   try {
     await subscribed(erin, 'presence-drain');
     await hooks.event((e) => e.name === 'member_added', 'member_added webhook');

@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import Pusher from 'pusher';
 import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
 import { nextEvent, subscribed } from '../helpers/pusher-events.js';
-import { PusherClient } from '../helpers/pusher-js.js';
+import { localClient } from '../helpers/pusher-js.js';
 import { startRedis } from '../helpers/redis.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';
 import { APP } from '../helpers/server.js';
@@ -30,24 +30,13 @@ after(() => {
   byName?.remove();
 });
 
-function client(node: BeaconProcess): InstanceType<typeof PusherClient> {
-  return new PusherClient(APP.key, {
-    cluster: 'mt1',
-    wsHost: '127.0.0.1',
-    wsPort: node.port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    disableStats: true,
-  });
-}
-
 function sdk(node: BeaconProcess): Pusher {
   return new Pusher({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(node.port), useTLS: false });
 }
 
 /** A publish through `from`'s API reaches a pusher-js client of `to`; `from` lists the channel (read from Redis). */
 async function deliversAcross(from: BeaconProcess, to: BeaconProcess, channelName: string): Promise<void> {
-  const subscriber = client(to);
+  const subscriber = localClient(to.port, APP.key);
   try {
     const channel = await subscribed(subscriber, channelName);
     const event = nextEvent(channel, 'headline');

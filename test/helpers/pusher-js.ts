@@ -8,6 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import pusherJs from 'pusher-js';
+import type { Options as PusherClientOptions } from 'pusher-js';
 import type * as PusherModule from 'pusher-js/types/src/core/pusher.js';
 
 export type { Options as PusherClientOptions, Channel, PresenceChannel } from 'pusher-js';
@@ -31,6 +32,19 @@ export function usePusherJs(major: PusherJsMajor): void {
   PusherClient = require(PACKAGES[major]) as PusherClass;
   pusherJsVersion = versionOf(major);
   onSwitch(PusherClient);
+}
+
+/** A client of the server on 127.0.0.1:`port` as the tests connect: plain WebSocket only, no stats; `extra` on top. */
+export function localClient(port: number, key: string, extra: Partial<PusherClientOptions> = {}): PusherClient {
+  return new PusherClient(key, {
+    cluster: 'mt1',
+    wsHost: '127.0.0.1',
+    wsPort: port,
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    disableStats: true,
+    ...extra,
+  });
 }
 
 let onSwitch: (client: PusherClass) => void = () => {};

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import Pusher from 'pusher';
-import { PusherClient, type PusherClientOptions } from './pusher-js.js';
+import { localClient, type PusherClient, type PusherClientOptions } from './pusher-js.js';
 import { buildApp, type AppDeps, type BeaconApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { Deadline } from '../../src/lifecycle/deadline.js';
@@ -80,15 +80,7 @@ export async function startServer(env: Record<string, string> = {}, deps: Partia
     port,
     logs,
     client(extra = {}, key = APP.key) {
-      const client = new PusherClient(key, {
-        cluster: 'mt1',
-        wsHost: '127.0.0.1',
-        wsPort: port,
-        forceTLS: false,
-        enabledTransports: ['ws'],
-        disableStats: true,
-        ...extra,
-      });
+      const client = localClient(port, key, extra);
       clients.push(client);
       return client;
     },
