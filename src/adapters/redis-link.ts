@@ -1,6 +1,6 @@
 /**
- * The two connections of the Redis engine — commands and subscriptions — to one Redis (`REDIS_URL`) or to a Redis Cluster
- * (`REDIS_CLUSTER_NODES`). On a cluster, envelopes use sharded pub/sub (SSUBSCRIBE / SPUBLISH): a channel's events live
+ * The two connections of the Redis engine — commands and subscriptions — to one Redis (`REDIS_URL`, or the master its
+ * Sentinels name: `REDIS_SENTINELS`) or to a Redis Cluster (`REDIS_CLUSTER_NODES`). On a cluster, envelopes use sharded pub/sub (SSUBSCRIBE / SPUBLISH): a channel's events live
  * on the shard of its slot, which is also the slot of its keys (redis-keys.ts), so publications spread over the shards and
  * the scripts can SPUBLISH. The control channel stays classic pub/sub (it goes to every node).
  *
@@ -13,10 +13,14 @@
  */
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import './ioredis-socket-errors.js';
 import type { PubSubCommands } from './redis-interest.js';
 
 /** Where the engine connects. */
-export type RedisTarget = { url: string } | { clusterNodes: { host: string; port: number }[] };
+export type RedisTarget =
+  | { url: string }
+  | { clusterNodes: { host: string; port: number }[] }
+  | { sentinels: { host: string; port: number }[]; master: string; sentinelPassword?: string | undefined };
 
 /** What the engine hears from its connections. */
 export interface LinkListener {
@@ -166,11 +170,39 @@ function shardWatch(pub: Cluster, report: ShardReport): ShardWatch {
   };
 }
 
-function singleRedis(url: string, options: RedisOptions, nodeId: string): Shape {
-  const pub = new Redis(url, { ...options, connectionName: `beacon-pub-${nodeId}` });
+/** A connection to one Redis, named (`CLIENT SETNAME`): by URL, or to the master Sentinels name. */
+type Connect = (connectionName: string) => Redis;
+
+function byUrl(url: string, options: RedisOptions): Connect {
+  return (connectionName) => new Redis(url, { ...options, connectionName });
+}
+
+/**
+ * Through Sentinels: each connection asks them for the master's address, again on every reconnection, so after a failover
+ * it reaches the promoted replica. The Sentinels are also listened to for the switch (`+switch-master`): a master demoted
+ * while still reachable is left at once rather than written to (and one answering READONLY all the same is left then).
+ */
+function bySentinels(target: Extract<RedisTarget, { sentinels: unknown }>, options: RedisOptions): Connect {
+  return (connectionName) =>
+    new Redis({
+      ...options,
+      connectionName,
+      sentinels: target.sentinels,
+      name: target.master,
+      ...(target.sentinelPassword === undefined ? {} : { sentinelPassword: target.sentinelPassword }),
+      // The Sentinels' own connections: TLS as the engine's (`REDIS_TLS`), answered within the command timeout.
+      ...(options.tls === undefined ? {} : { enableTLSForSentinelMode: true, sentinelTLS: options.tls }),
+      sentinelCommandTimeout: options.commandTimeout,
+      failoverDetector: true,
+      reconnectOnError: (err) => err.message.startsWith('READONLY'),
+    });
+}
+
+function singleRedis(connect: Connect, nodeId: string): Shape {
+  const pub = connect(`beacon-pub-${nodeId}`);
   return {
     pub,
-    makeSub: () => new Redis(url, { ...options, connectionName: `beacon-sub-${nodeId}` }),
+    makeSub: () => connect(`beacon-sub-${nodeId}`),
     publishCommand: 'PUBLISH',
     batches: true,
     subscribe: (sub, channels) => sub.subscribe(...channels),
@@ -227,7 +259,10 @@ function redisCluster(nodes: { host: string; port: number }[], options: RedisOpt
 export function createRedisLink(target: RedisTarget, options: RedisOptions, nodeId: string): RedisLink {
   let listener: LinkListener | undefined;
   const report: ShardReport = { down: (shard) => listener?.shardDown(shard), up: (shard, ms) => listener?.shardUp(shard, ms) };
-  const shape = 'url' in target ? singleRedis(target.url, options, nodeId) : redisCluster(target.clusterNodes, options, report);
+  const shape =
+    'clusterNodes' in target
+      ? redisCluster(target.clusterNodes, options, report)
+      : singleRedis('url' in target ? byUrl(target.url, options) : bySentinels(target, options), nodeId);
   const { pub } = shape;
   let sub = shape.makeSub();
 
@@ -299,6 +334,8 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
 
 /** QUIT when connected (pending replies arrive first), otherwise stop reconnecting at once. */
 async function quit(client: Redis | Cluster): Promise<void> {
-  if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
-  else client.disconnect();
+  if (client.status === 'ready') await client.quit().catch(() => undefined);
+  // After QUIT too: only `disconnect` stops what the connector runs beside the connection (through Sentinels, its
+  // connections to them listening for a failover, which otherwise went on reconnecting after the engine closed).
+  client.disconnect();
 }
