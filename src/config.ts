@@ -147,8 +147,16 @@ const appsFileSchema = z
   .pipe(z.object({ apps: z.array(appSchema).min(1) }).strict())
   .transform((file) => file.apps);
 
-/** `host:port,host:port…` → the seed nodes. */
-function clusterNodes(list: string | undefined): { host: string; port: number }[] {
+/** A `host:port,host:port…` list (Redis Cluster seeds, Sentinels); unset is an empty list. */
+const hostPorts = () =>
+  z
+    .string()
+    .regex(/^\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*$/, 'host:port[,host:port…]')
+    .optional()
+    .transform(addressList);
+
+/** `host:port,host:port…` → the addresses. */
+function addressList(list: string | undefined): { host: string; port: number }[] {
   return (list ?? '')
     .split(',')
     .map((n) => n.trim())
@@ -320,14 +328,12 @@ const fields = z.object({
   /** TLS to every Redis the engine connects to (every Cluster node); a `rediss://` URL asks for it too. */
   redisTls: fromEnv('REDIS_TLS', bool().default(false)),
   /** Redis Cluster seed nodes (`host:port`); when set, `redisUrl` is not used and pub/sub is sharded. */
-  redisClusterNodes: fromEnv(
-    'REDIS_CLUSTER_NODES',
-    z
-      .string()
-      .regex(/^\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*$/, 'host:port[,host:port…]')
-      .optional()
-      .transform(clusterNodes),
-  ),
+  redisClusterNodes: fromEnv('REDIS_CLUSTER_NODES', hostPorts()),
+  /** Redis Sentinels (`host:port`); when set, the engine asks them for the master named `redisSentinelMaster`. */
+  redisSentinels: fromEnv('REDIS_SENTINELS', hostPorts()),
+  redisSentinelMaster: fromEnv('REDIS_SENTINEL_MASTER', nonBlank().default('mymaster')),
+  /** The Sentinels' own password (`requirepass` in sentinel.conf), when they ask for one. */
+  redisSentinelPassword: fromEnv('REDIS_SENTINEL_PASSWORD', z.string().min(1).optional()),
 });
 
 /** True unless `url` parses with a user or a password (one that does not parse is refused by its own check). */
@@ -417,7 +423,12 @@ const configSchema = fields.transform((settings, ctx) => {
     // Redis' AUTH takes a user with its password; a user alone would connect as `default`, or be refused, unsaid.
     ctx.addIssue({ code: 'custom', path: ['redisUsername'], message: 'needs REDIS_PASSWORD (AUTH takes the user and its password)' });
   }
-  if (config.redisPassword !== undefined && config.redisClusterNodes.length === 0 && !noCredentials(config.redisUrl)) {
+  if (config.redisClusterNodes.length > 0 && config.redisSentinels.length > 0) {
+    // A Cluster has no Sentinels (it fails over by itself): one of the two was left from another set-up.
+    ctx.addIssue({ code: 'custom', path: ['redisSentinels'], message: 'REDIS_CLUSTER_NODES is set too: a Redis Cluster or Sentinels, not both' });
+  }
+  const urlUsed = config.redisClusterNodes.length === 0 && config.redisSentinels.length === 0;
+  if (config.redisPassword !== undefined && urlUsed && !noCredentials(config.redisUrl)) {
     // Which would win is ioredis' choice, and an operator rotating one would not know the other still applied.
     ctx.addIssue({ code: 'custom', path: ['redisPassword'], message: 'REDIS_URL holds credentials already: set them in one place' });
   }

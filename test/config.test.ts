@@ -61,6 +61,20 @@ test('Redis credentials and TLS: REDIS_USERNAME needs REDIS_PASSWORD; credential
   assert.throws(() => loadConfig({ REDIS_TLS: 'sometimes' }), /REDIS_TLS/);
 });
 
+test('Redis Sentinel: REDIS_SENTINELS and REDIS_SENTINEL_MASTER, not with a Redis Cluster; the URL and its credentials unused', () => {
+  const plain = loadConfig({});
+  assert.deepEqual([plain.redisSentinels, plain.redisSentinelMaster, plain.redisSentinelPassword], [[], 'mymaster', undefined]);
+  const sentinels = loadConfig({ REDIS_SENTINELS: 's1:26379, s2:26379', REDIS_SENTINEL_MASTER: 'beacon', REDIS_SENTINEL_PASSWORD: 'sp' });
+  assert.deepEqual(sentinels.redisSentinels, [
+    { host: 's1', port: 26379 },
+    { host: 's2', port: 26379 },
+  ]);
+  assert.deepEqual([sentinels.redisSentinelMaster, sentinels.redisSentinelPassword], ['beacon', 'sp']);
+  assert.throws(() => loadConfig({ REDIS_SENTINELS: 's1' }), /REDIS_SENTINELS: host:port/);
+  assert.throws(() => loadConfig({ REDIS_SENTINELS: 's1:26379', REDIS_CLUSTER_NODES: 'r1:7000' }), /REDIS_SENTINELS: REDIS_CLUSTER_NODES is set too/);
+  assert.equal(loadConfig({ REDIS_URL: 'redis://:old@r1:6379', REDIS_SENTINELS: 's1:26379', REDIS_PASSWORD: 'new' }).redisPassword, 'new');
+});
+
 test('an invalid value names its variable', () => {
   assert.throws(() => loadConfig({ PORT: 'eighty' }), (e: unknown) => e instanceof ConfigError && /PORT/.test(e.message));
   assert.throws(() => loadConfig({ APP_ENABLE_CLIENT_EVENTS: 'maybe' }), /APP_ENABLE_CLIENT_EVENTS/);

@@ -65,7 +65,7 @@ import { FlushMarkers } from './redis-flush.js';
 import { Interest } from './redis-interest.js';
 import { RedisKeys } from './redis-keys.js';
 import { evictingServers } from './redis-eviction.js';
-import { createRedisLink } from './redis-link.js';
+import { createRedisLink, type RedisTarget } from './redis-link.js';
 import { RedisMembership, type ReapOutcome, type UserPresenceMessage } from './redis-membership.js';
 import { createReaper } from './redis-reaper.js';
 import { CACHE_READ_LUA, PUBLISH_CACHED_LUA, Script } from './redis-scripts.js';
@@ -108,6 +108,10 @@ export interface RedisAdapterOptions {
   url: string;
   /** Redis Cluster seed nodes; when non-empty, `url` is not used and envelopes go through sharded pub/sub. */
   clusterNodes?: { host: string; port: number }[];
+  /** Redis Sentinels, asked for the master `master` names; when non-empty, `url` is not used. */
+  sentinels?: { host: string; port: number }[];
+  sentinelMaster?: string;
+  sentinelPassword?: string | undefined;
   /** Credentials and TLS for every connection, every Cluster node's included (a URL may carry its own instead). */
   access?: RedisAccess;
   /** Apps whose watchlist transitions this node hears (one watch channel each). */
@@ -205,7 +209,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     ...(options.access?.password === undefined ? {} : { password: options.access.password }),
     ...(options.access?.tls === true ? { tls: {} } : {}),
   };
-  const target = options.clusterNodes !== undefined && options.clusterNodes.length > 0 ? { clusterNodes: options.clusterNodes } : { url: options.url };
+  const target: RedisTarget =
+    options.clusterNodes !== undefined && options.clusterNodes.length > 0
+      ? { clusterNodes: options.clusterNodes }
+      : options.sentinels !== undefined && options.sentinels.length > 0
+        ? { sentinels: options.sentinels, master: options.sentinelMaster ?? 'mymaster', sentinelPassword: options.sentinelPassword }
+        : { url: options.url };
   const link = createRedisLink(target, connection, nodeId);
   const pub = link.commands;
   // Set by onCountPublished below; the trailing counts of big channels are reported through it.
