@@ -99,6 +99,10 @@ const NOTHING_TOLD: TakeBackOutcome = Object.freeze({ occupied: false, memberAdd
 const RERECORD_CONCURRENCY = 16;
 /** Channels a prune (`pruneShare`) sends at a time. */
 const PRUNE_BATCH = 64;
+/** While the engine is down, a new reason is said at most once per this period (`adapter_still_down`). */
+const STILL_DOWN_LOG_MS = 60_000;
+/** Reasons that say only that a connection closed, not why: the first telling one after them is said at once. */
+const GENERIC_DOWN = new Set(['connection closed', 'Connection is closed.']);
 /** At most one `adapter_request_failed` line per this period. */
 const REQUEST_FAILURE_LOG_MS = 10_000;
 
@@ -417,8 +421,20 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
    * once per server and policy (a review: a flapping Redis Cluster said it for every master at every reconnect).
    */
   const evictingSaid = new Set<string>();
+  /** Servers that refused INFO to this node's user: said once each (redis-info.ts). */
+  const infoDeniedSaid = new Set<string>();
+  const infoDenied = (server: string): void => {
+    if (infoDeniedSaid.has(server)) return;
+    infoDeniedSaid.add(server);
+    logEvent(
+      logger,
+      'warn',
+      { event: 'adapter_info_denied', adapter: 'redis', node: nodeId, server },
+      "Redis refuses INFO to this node's user: a Redis back at an older state (a snapshot, a replica promoted) and an evicting maxmemory-policy go unseen; grant it +info",
+    );
+  };
   const warnIfEvicting = async (): Promise<void> => {
-    for (const { server, policy, maxmemory } of await evictingServers(pub)) {
+    for (const { server, policy, maxmemory } of await evictingServers(pub, infoDenied)) {
       const said = `${server} ${policy}`;
       if (evictingSaid.has(said)) continue;
       evictingSaid.add(said);
@@ -430,9 +446,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       );
     }
   };
+  /** While down: the reason said last, when, and since when the engine is down (`adapter_still_down`). */
+  let downSaid: { reason: string | undefined; at: number; since: number } | undefined;
   const refresh = (reason?: string): void => {
     if (isUp() && state !== 'up') {
       state = 'up';
+      downSaid = undefined;
       logEvent(logger, 'info', { event: 'adapter_up', adapter: 'redis', node: nodeId, dropped_while_down: dropped }, 'cluster engine up');
       dropped = 0;
       void warnIfEvicting();
@@ -443,7 +462,17 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     } else if (!isUp() && !closed && (state === 'up' || (state === 'starting' && reason !== undefined))) {
       // Before the first `ready` a connection that is merely still connecting is not "down"; a failure is.
       state = 'down';
+      downSaid = { reason, at: performance.now(), since: performance.now() };
       logEvent(logger, 'warn', { event: 'adapter_down', adapter: 'redis', node: nodeId, reason }, 'cluster engine down');
+    } else if (state === 'down' && !closed && reason !== undefined && !GENERIC_DOWN.has(reason) && downSaid !== undefined && reason !== downSaid.reason) {
+      // What failed may be learned after the engine went down: a connection closed (killed, a failover), then its
+      // reconnections refused (a password changed, a certificate expired). Said at once when the last word only said
+      // that it closed, otherwise at most once a minute while the reason changes (a probe: WRONGPASS never said).
+      const now = performance.now();
+      if (!GENERIC_DOWN.has(downSaid.reason ?? '') && now - downSaid.at < STILL_DOWN_LOG_MS) return;
+      downSaid = { ...downSaid, reason, at: now };
+      const line = { event: 'adapter_still_down', adapter: 'redis', node: nodeId, reason, down_for_ms: Math.round(now - downSaid.since) } as const;
+      logEvent(logger, 'warn', line, 'cluster engine still down');
     }
   };
 
@@ -456,6 +485,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     nodeTtlMs,
     reaped: (channels) => reaped(channels),
     expired: (dataLost, restored) => rerecord(dataLost, restored),
+    infoDenied,
   });
   /** Heartbeat, then a look for dead nodes to reap. */
   const tick = (): void => {

@@ -8,6 +8,7 @@
  * policy it finds (redis-adapter.ts).
  */
 import { Cluster, type Redis } from 'ioredis';
+import { readInfo, serverName, type InfoDenied } from './redis-info.js';
 
 /** A Redis server (a master of a Redis Cluster) whose policy may evict keys. */
 export interface EvictingServer {
@@ -17,17 +18,17 @@ export interface EvictingServer {
   maxmemory: number;
 }
 
-/** Reads `INFO memory` of each server (each master); a server that does not answer is skipped. Never rejects. */
-export async function evictingServers(client: Redis | Cluster): Promise<EvictingServer[]> {
+/** Reads `INFO memory` of each server (each master); a server that does not answer (or refuses) is skipped. Never rejects. */
+export async function evictingServers(client: Redis | Cluster, denied?: InfoDenied): Promise<EvictingServer[]> {
   const servers = client instanceof Cluster ? client.nodes('master') : [client];
   const found: EvictingServer[] = [];
   await Promise.all(
     servers.map(async (redis) => {
-      const info = await redis.info('memory').catch(() => undefined);
+      const info = await readInfo(redis, 'memory', denied);
       const policy = info === undefined ? undefined : /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
       if (policy === undefined || policy === 'noeviction') return;
       const maxmemory = Number(/^maxmemory:(\d+)/m.exec(info!)?.[1] ?? 0);
-      found.push({ server: `${redis.options.host}:${redis.options.port}`, policy, maxmemory });
+      found.push({ server: serverName(redis), policy, maxmemory });
     }),
   );
   return found;

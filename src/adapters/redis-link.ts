@@ -115,6 +115,12 @@ function shardWatch(pub: Cluster, report: ShardReport): ShardWatch {
   const down = new Map<string, number>();
   let probe: NodeJS.Timeout | undefined;
   let stopped = false;
+  /**
+   * The client has lost every node: the engine is down and `adapter_down` says it. Its masters' closes are not said
+   * until it is ready again: each of its reconnections closed every master again, after the marks went with the
+   * client's close, and said each again (a probe: 160–190 `adapter_shard_down` a minute with the password changed).
+   */
+  let clientDown = false;
   const nodeKey = (redis: Redis): string => `${redis.options.host}:${redis.options.port}`;
   const serves = (shard: string): boolean => pub.slots.some((owners) => owners?.[0] === shard);
   const up = (shard: string): void => {
@@ -138,7 +144,7 @@ function shardWatch(pub: Cluster, report: ShardReport): ShardWatch {
     redis.on('ready', () => up(shard));
     redis.on('close', () => {
       // A replica, or a node dropped because it serves no slot (resharding), is no shard of ours.
-      if (stopped || redis.options.readOnly === true || down.has(shard) || !serves(shard)) return;
+      if (stopped || clientDown || redis.options.readOnly === true || down.has(shard) || !serves(shard)) return;
       down.set(shard, performance.now());
       probe ??= setInterval(probeShards, SHARD_PROBE_MS);
       probe.unref();
@@ -151,7 +157,9 @@ function shardWatch(pub: Cluster, report: ShardReport): ShardWatch {
   // The client lost every node: the engine is down (the adapter says so, and refuses every publish). The shards' marks go
   // with it, unsaid: once it is back, a master it reaches is ready, and one it does not is marked again when that
   // connection closes. Kept, they would refuse a shard's publishes after `adapter_up` until the probe reached it.
+  pub.on('ready', () => (clientDown = false));
   pub.on('close', () => {
+    clientDown = true;
     down.clear();
     clearInterval(probe);
     probe = undefined;

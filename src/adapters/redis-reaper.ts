@@ -90,6 +90,7 @@ import { startReapSpan, withSpan } from '../telemetry/tracing.js';
 import type { ReapedChannel } from './adapter.js';
 import type { RedisKeys } from './redis-keys.js';
 import { masterOf, type ReapOutcome, type RedisMembership } from './redis-membership.js';
+import type { InfoDenied } from './redis-info.js';
 import { runIdOf } from './redis-run-id.js';
 import { EPOCH_LUA, HEARTBEAT_LUA, Script, SHORTEN_LOCK_LUA } from './redis-scripts.js';
 
@@ -176,6 +177,8 @@ export interface ReaperDeps {
    * recorded since may be missing and what left since may be back (the engine prunes its share too); `dataLost` with it.
    */
   expired?: (dataLost: boolean, restored: boolean) => void;
+  /** A server refused INFO (redis-info.ts): no restore is seen on it. */
+  infoDenied?: InfoDenied;
 }
 
 /** A heartbeat that succeeded: when what it found has been acted on, and when its epoch read of a key's shard is done. */
@@ -252,7 +255,7 @@ export function createReaper(deps: ReaperDeps): { tick: () => Promise<void> } {
     const ids = read.map((key) => epochOf.run(client, [key], [fresh]) as Promise<string>);
     const answers = Promise.all(ids.map((id) => (client.isCluster ? id.catch(() => undefined) : id)));
     // Along with each epoch, the run id of its server: the same epoch in another run is Redis back at an older state.
-    const runs = read.map((key) => runIdOf(client, key));
+    const runs = read.map((key) => runIdOf(client, key, deps.infoDenied));
     // Each read is compared as soon as it answers, not once they all have (one may wait for a down master's timeout): a
     // loss stops this node's reaping before its round decides on a key of that shard (`reap` waits for this read). A
     // restart that kept the data stops it too: a snapshot saved a while ago holds the liveness keys as they were then,

@@ -5,18 +5,19 @@
  * left since is back (redis-reaper.ts tells the engine, which prunes its share: redis-adapter.ts).
  */
 import type { Cluster, Redis } from 'ioredis';
+import { readInfo, type InfoDenied } from './redis-info.js';
 import { masterOf } from './redis-membership.js';
 
 /**
  * The run id of the server holding `key` (the master serving its slot, on a Redis Cluster), or undefined when it cannot
- * be read (that master unknown or not answering). Never rejects.
+ * be read (that master unknown or not answering, INFO refused: `denied` told). Never rejects.
  */
-export async function runIdOf(client: Redis | Cluster, key: string): Promise<string | undefined> {
-  let server: Redis | Cluster | undefined = client;
+export async function runIdOf(client: Redis | Cluster, key: string, denied?: InfoDenied): Promise<string | undefined> {
+  let server: Redis | undefined = client as Redis;
   if (client.isCluster) {
     const master = masterOf(client, key);
     server = (client as Cluster).nodes('master').find((node) => `${node.options.host}:${node.options.port}` === master);
   }
-  const info = await server?.info('server').catch(() => undefined);
+  const info = server === undefined ? undefined : await readInfo(server, 'server', denied);
   return info === undefined ? undefined : /^run_id:(\w+)/m.exec(info)?.[1];
 }

@@ -13,7 +13,7 @@ import { createRedisAdapter, type RedisAccess, type RedisAdapter } from '../../s
 import { noAdapterMetrics } from '../helpers/redis-adapter-deps.js';
 import { startRedis } from '../helpers/redis.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';
-import { until, within } from '../helpers/wait.js';
+import { eventually, until, within } from '../helpers/wait.js';
 
 interface Made {
   adapter: RedisAdapter;
@@ -55,8 +55,23 @@ async function publishes(a: RedisAdapter, b: RedisAdapter): Promise<void> {
   assert.deepEqual(await a.channel('a1', 'news'), { subscriptionCount: 1, userCount: 0 });
 }
 
+/** The smallest ACL the engine needs (docs/scaling.md), for the default key prefix `beacon` and the tests' prefixes. */
+const ENGINE_ACL = ['~beacon:*', '&beacon:*', '~acl:*', '&acl:*', '-@all', '+@read', '+@write', '+@pubsub', '+@scripting', '+@connection', '+@keyspace', '-@dangerous', '+info', '+time'];
+
+/** Resolves once `node`'s liveness key had its TTL set again `times` times from now (a beat each). */
+async function beats(admin: Redis, key: string, times: number): Promise<void> {
+  let last = Number.POSITIVE_INFINITY;
+  let rises = 0;
+  await eventually(async () => {
+    const ttl = await admin.pttl(key);
+    if (ttl > last) rises++;
+    last = ttl;
+    return rises >= times;
+  }, `${times} beats`, 10_000);
+}
+
 test('redis adapter with an ACL user: up with its user and password; a wrong password or none is said as Redis refused it', async () => {
-  const redis = await startRedis({ args: ['--requirepass', 'admin-only', '--user', 'beacon', 'on', '>beacon-secret', '~*', '&*', '+@all'] });
+  const redis = await startRedis({ args: ['--requirepass', 'admin-only', '--user', 'beacon', 'on', '>beacon-secret', ...ENGINE_ACL] });
   const made: Made[] = [];
   try {
     const access = { username: 'beacon', password: 'beacon-secret' };
@@ -76,7 +91,49 @@ test('redis adapter with an ACL user: up with its user and password; a wrong pas
     }
     await within(wrong.adapter.ready(), 'the engine up once its password is taken', 10_000);
     assert.ok(wrong.lines.some((l) => l.event === 'adapter_up'));
+    // The ACL above gives INFO: nothing said about it.
+    assert.deepEqual(made.flatMap((m) => m.lines.filter((l) => l.event === 'adapter_info_denied')), []);
   } finally {
+    await Promise.all(made.map((m) => m.adapter.close()));
+    await redis.stop();
+  }
+});
+
+test('redis adapter: a password changed under a connected node is said (WRONGPASS) once its connections are cut, not only "connection closed"', async () => {
+  const redis = await startRedis({ args: ['--requirepass', 'admin-only', '--user', 'beacon', 'on', '>beacon-secret', ...ENGINE_ACL] });
+  const admin = new Redis(redis.url, { username: 'default', password: 'admin-only' });
+  const made = make({ url: redis.url }, { username: 'beacon', password: 'beacon-secret' }, 'acl');
+  try {
+    await within(made.adapter.ready(), 'the engine up', 10_000);
+    // Rotated on the server without the node: its connections stay authenticated until they are cut.
+    await admin.acl('SETUSER', 'beacon', 'resetpass', '>rotated');
+    await admin.client('KILL', 'USER', 'beacon');
+    await until(
+      () => made.lines.some((l) => (l.event === 'adapter_down' || l.event === 'adapter_still_down') && /^WRONGPASS/.test(String(l.reason))),
+      'WRONGPASS said',
+      10_000,
+    );
+    assert.equal(made.lines.filter((l) => l.event === 'adapter_down').length, 1);
+  } finally {
+    admin.disconnect();
+    await made.adapter.close();
+    await redis.stop();
+  }
+});
+
+test('redis adapter with a user denied INFO (-@dangerous): up and working; says once that restores and eviction go unseen', async () => {
+  const redis = await startRedis({ args: ['--requirepass', 'admin-only', '--user', 'beacon', 'on', '>beacon-secret', '~*', '&*', '+@all', '-@dangerous'] });
+  const admin = new Redis(redis.url, { username: 'default', password: 'admin-only' });
+  const made = [0, 1].map(() => make({ url: redis.url }, { username: 'beacon', password: 'beacon-secret' }, 'acl'));
+  try {
+    await publishes(made[0]!.adapter, made[1]!.adapter);
+    const denied = (m: Made): Record<string, unknown>[] => m.lines.filter((l) => l.event === 'adapter_info_denied');
+    await until(() => made.every((m) => denied(m).length > 0), 'adapter_info_denied on both nodes');
+    // Every beat reads the run id again: still said once.
+    await beats(admin, `acl:node:${made[0]!.adapter.nodeId}`, 2);
+    for (const m of made) assert.deepEqual(denied(m).map((l) => l.server), [`127.0.0.1:${redis.port}`]);
+  } finally {
+    admin.disconnect();
     await Promise.all(made.map((m) => m.adapter.close()));
     await redis.stop();
   }
@@ -92,6 +149,35 @@ test('redis cluster adapter with a password: up, publishing and subscribing with
     const wrong = make(target, { password: 'not-it' }, 'auth');
     made.push(wrong);
     assert.match(await downBecause(wrong), /WRONGPASS/);
+
+    // The password changed on every master under connected nodes, their connections cut: each reconnection of the client
+    // is refused. Said as such, and the masters not said down again at every round (160–190 lines a minute before).
+    const [a] = made as [Made];
+    const admins = cluster.nodes.map((n) => new Redis({ ...n, password: 'cluster-secret' }));
+    try {
+      const accepted = async (admin: Redis): Promise<number> => Number(/total_connections_received:(\d+)/.exec(await admin.info('stats'))?.[1] ?? 0);
+      const before = await Promise.all(admins.map(accepted));
+      for (const admin of admins) await admin.config('SET', 'requirepass', 'rotated');
+      for (const admin of admins) {
+        await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+        await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      }
+      // Rounds of reconnections, each refused (about 10 a second per master here; every round said every master down
+      // again before: 27 lines in 5 s).
+      await eventually(
+        async () => (await Promise.all(admins.map(accepted))).every((n, i) => n - before[i]! >= 40),
+        'forty refused connections on every master',
+        20_000,
+      );
+      const said = (event: string): Record<string, unknown>[] => a.lines.filter((l) => l.event === event);
+      assert.ok(
+        [...said('adapter_down'), ...said('adapter_still_down')].some((l) => /WRONGPASS/.test(String(l.reason))),
+        JSON.stringify(said('adapter_down')),
+      );
+      assert.ok(said('adapter_shard_down').length <= cluster.nodes.length, `${said('adapter_shard_down').length} adapter_shard_down lines`);
+    } finally {
+      for (const admin of admins) admin.disconnect();
+    }
   } finally {
     await Promise.all(made.map((m) => m.adapter.close()));
     await cluster.stop();
