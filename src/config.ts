@@ -427,6 +427,9 @@ const configSchema = fields.transform((settings, ctx) => {
     // A Cluster has no Sentinels (it fails over by itself): one of the two was left from another set-up.
     ctx.addIssue({ code: 'custom', path: ['redisSentinels'], message: 'REDIS_CLUSTER_NODES is set too: a Redis Cluster or Sentinels, not both' });
   }
+  if (config.redisSentinelPassword !== undefined && config.redisSentinels.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['redisSentinelPassword'], message: 'only with REDIS_SENTINELS (the Sentinels\' own password)' });
+  }
   const urlUsed = config.redisClusterNodes.length === 0 && config.redisSentinels.length === 0;
   if (config.redisPassword !== undefined && urlUsed && !noCredentials(config.redisUrl)) {
     // Which would win is ioredis' choice, and an operator rotating one would not know the other still applied.

@@ -11,6 +11,7 @@
  * On a cluster one master can be down while the others serve: the engine is up, but what goes to that shard is lost. The
  * link follows each master's connection (`shardDown`) so the HTTP API can refuse publishes to it instead (shardWatch).
  */
+import type { Socket } from 'node:net';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import './ioredis-socket-errors.js';
@@ -185,12 +186,14 @@ function byUrl(url: string, options: RedisOptions): Connect {
   return (connectionName) => new Redis(url, { ...options, connectionName });
 }
 
+type SentinelTarget = Extract<RedisTarget, { sentinels: unknown }>;
+
 /**
  * Through Sentinels: each connection asks them for the master's address, again on every reconnection, so after a failover
- * it reaches the promoted replica. The Sentinels are also listened to for the switch (`+switch-master`): a master demoted
- * while still reachable is left at once rather than written to (and one answering READONLY all the same is left then).
+ * it reaches the promoted replica (and ioredis' ready check leaves a server that answers as a replica). A connection that
+ * meets READONLY all the same (a master demoted under it) reconnects; `sentinelSwitches` makes that happen at once.
  */
-function bySentinels(target: Extract<RedisTarget, { sentinels: unknown }>, options: RedisOptions): Connect {
+function bySentinels(target: SentinelTarget, options: RedisOptions): Connect {
   return (connectionName) =>
     new Redis({
       ...options,
@@ -201,9 +204,49 @@ function bySentinels(target: Extract<RedisTarget, { sentinels: unknown }>, optio
       // The Sentinels' own connections: TLS as the engine's (`REDIS_TLS`), answered within the command timeout.
       ...(options.tls === undefined ? {} : { enableTLSForSentinelMode: true, sentinelTLS: options.tls }),
       sentinelCommandTimeout: options.commandTimeout,
-      failoverDetector: true,
       reconnectOnError: (err) => err.message.startsWith('READONLY'),
     });
+}
+
+/** How often a Sentinel that cannot be reached is tried again by the switch listener. */
+const SENTINEL_WATCH_RETRY_MS = 5000;
+
+/**
+ * Listens to every Sentinel for the switch of `target.master` (`+switch-master <name> <old ip> <old port> <new ip> <new
+ * port>`, announced by each Sentinel) and tells `switched` once per switch: a master demoted while still running (a
+ * manual `SENTINEL FAILOVER`, a healed partition) keeps answering, and the engine's connections would stay on it. Not
+ * ioredis' own `failoverDetector`: it disconnected a connection that was reconnecting (waiting on a Sentinel lookup),
+ * which then ended for good (status `end`, never retried: a review, 8 of 8 connections), and took any master's switch
+ * on shared Sentinels for this one's.
+ */
+function sentinelSwitches(target: SentinelTarget, options: RedisOptions, switched: (to: { host: string; port: number }) => void): { stop(): void } {
+  let last: string | undefined;
+  const watchers = target.sentinels.map(({ host, port }) => {
+    const watcher = new Redis({
+      host,
+      port,
+      ...(target.sentinelPassword === undefined ? {} : { password: target.sentinelPassword }),
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+      retryStrategy: () => SENTINEL_WATCH_RETRY_MS,
+      // The SUBSCRIBE waits for a Sentinel down at start, however long; sent again on each reconnection.
+      maxRetriesPerRequest: null,
+      enableReadyCheck: false,
+    });
+    watcher.on('error', () => undefined);
+    watcher.on('message', (_channel: string, message: string) => {
+      const [name, , , host, port] = message.split(' ');
+      if (name !== target.master || host === undefined || message === last) return;
+      last = message;
+      switched({ host, port: Number(port) });
+    });
+    watcher.subscribe('+switch-master').catch(() => undefined);
+    return watcher;
+  });
+  return {
+    stop: () => {
+      for (const watcher of watchers) watcher.disconnect();
+    },
+  };
 }
 
 function singleRedis(connect: Connect, nodeId: string): Shape {
@@ -273,6 +316,21 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
       : singleRedis('url' in target ? byUrl(target.url, options) : bySentinels(target, options), nodeId);
   const { pub } = shape;
   let sub = shape.makeSub();
+  // A switch seen: the connections that are up and not on the new master leave (they reconnect through the Sentinels).
+  // Those already there stay: after a master died the nodes reconnect as soon as a Sentinel names the new one, and the
+  // switch, announced by each Sentinel as it learns it, came after (a probe: a second outage per failover on every node).
+  const switches =
+    'sentinels' in target
+      ? sentinelSwitches(target, options, (to) => {
+          for (const client of [pub, sub] as Redis[]) {
+            if (client.status !== 'ready') continue;
+            const socket = client.stream as Socket | undefined;
+            const at = socket?.remoteAddress?.replace(/^::ffff:/, '');
+            if (at === to.host && socket?.remotePort === to.port) continue;
+            client.disconnect(true);
+          }
+        })
+      : undefined;
 
   const wire = (client: Redis | Cluster, subscriber: boolean): void => {
     /** The last failure since the client was ready: a Cluster said only "connection closed" for a refused password. */
@@ -290,6 +348,8 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
     });
     // A Cluster's node connections fail on their own (AUTH, TLS): what the client then says is only that it closed.
     if (client instanceof Cluster) client.on('node error', (err: Error) => (failure = err.message));
+    // Through Sentinels: what each one answered (a master name it does not know, its password refused).
+    else client.on('sentinelError', (err: Error) => (failure = err.message));
     if (subscriber) {
       client.on('message', (channel: string, message: string) => listener?.message(channel, message));
       if (shape.sharded) client.on('smessage', (channel: string, message: string) => listener?.message(channel, message));
@@ -335,6 +395,7 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
     ready: () => pub.status === 'ready' && sub.status === 'ready',
     quit: async () => {
       shape.shards.stop();
+      switches?.stop();
       await Promise.all([quit(pub), quit(sub)]);
     },
   };
