@@ -4,7 +4,8 @@
  * - a Redis Cluster whose nodes ask for a password and speak only TLS (clients and cluster bus), with a certificate from a
  *   private authority the nodes trust through `NODE_EXTRA_CA_CERTS` (`REDIS_PASSWORD`, `REDIS_TLS`);
  * - the same announcing host names, with a certificate that names the host and no address;
- * - a single TLS-only Redis with an ACL user (`rediss://`, `REDIS_USERNAME` / `REDIS_PASSWORD`).
+ * - a single TLS-only Redis with an ACL user (`rediss://`, `REDIS_USERNAME` / `REDIS_PASSWORD`);
+ * - a master and a replica behind a Sentinel, all TLS-only and asking for a password, across a failover.
  * Until these settings existed a Redis Cluster could be reached only without a password and without TLS.
  */
 import assert from 'node:assert/strict';
@@ -15,8 +16,10 @@ import { nextEvent, subscribed } from '../helpers/pusher-events.js';
 import { localClient } from '../helpers/pusher-js.js';
 import { startRedis } from '../helpers/redis.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';
+import { SENTINEL_MASTER, startRedisSentinel } from '../helpers/redis-sentinel.js';
 import { APP } from '../helpers/server.js';
 import { makeCertificates, type TlsFiles } from '../helpers/tls-certs.js';
+import { eventually, until } from '../helpers/wait.js';
 
 const PASSWORD = 'cluster-secret';
 
@@ -49,10 +52,14 @@ async function deliversAcross(from: BeaconProcess, to: BeaconProcess, channelNam
   }
 }
 
-/** No line of `node` at warn or worse but the quick start's secret warning: no refusal by Redis (AUTH, TLS), no loss. */
-function noComplaint(node: BeaconProcess): void {
+/**
+ * No line of `node` at warn or worse but the quick start's secret warning (and the events `expected`): no refusal by
+ * Redis (AUTH, TLS), no loss.
+ */
+function noComplaint(node: BeaconProcess, expected: readonly string[] = []): void {
   const lines = node.logs.map((l) => JSON.parse(l) as { level: string; event: string });
-  const complaints = lines.filter((l) => l.level !== 'info' && l.level !== 'debug' && l.event !== 'config_warning');
+  const allowed = new Set(['config_warning', ...expected]);
+  const complaints = lines.filter((l) => l.level !== 'info' && l.level !== 'debug' && !allowed.has(l.event));
   assert.deepEqual(complaints, []);
 }
 
@@ -122,5 +129,37 @@ test('a single TLS-only Redis with an ACL user: rediss:// with REDIS_USERNAME an
   } finally {
     await node?.stop('SIGKILL');
     await redis.stop();
+  }
+});
+
+test('Redis behind a Sentinel, TLS and passwords everywhere: REDIS_SENTINELS with REDIS_TLS, REDIS_PASSWORD and REDIS_SENTINEL_PASSWORD, across a failover', async () => {
+  const sentinels = await startRedisSentinel({ password: PASSWORD, tls: byAddress });
+  let node: BeaconProcess | undefined;
+  try {
+    node = await spawnBeacon(
+      {
+        ADAPTER: 'redis',
+        REDIS_SENTINELS: sentinels.env,
+        REDIS_SENTINEL_MASTER: SENTINEL_MASTER,
+        REDIS_SENTINEL_PASSWORD: PASSWORD,
+        REDIS_PASSWORD: PASSWORD,
+        REDIS_TLS: 'true',
+        NODE_EXTRA_CA_CERTS: byAddress.ca,
+      },
+      { compiled: true },
+    );
+    await deliversAcross(node, node, 'news-before');
+    const from = await sentinels.masterPort();
+    await sentinels.failover();
+    await sentinels.failedOverFrom(from);
+    // Down for the switch (through TLS to the Sentinel), then up on the new master.
+    const engine = node;
+    await until(() => engine.logs.some((l) => l.includes('"event":"adapter_down"')), "the node's outage");
+    await eventually(async () => (await fetch(`${engine.url}/readyz`)).status === 200, 'ready again', 15_000);
+    await deliversAcross(node, node, 'news-after');
+    noComplaint(node, ['adapter_down', 'adapter_still_down']);
+  } finally {
+    await node?.stop('SIGKILL');
+    await sentinels.stop();
   }
 });

@@ -5,12 +5,13 @@
  * is bounded.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './free-port.js';
 import { startRedis, type RedisServer } from './redis.js';
+import type { TlsFiles } from './tls-certs.js';
 import { eventually } from './wait.js';
 
 export const SENTINEL_MASTER = 'mymaster';
@@ -29,29 +30,45 @@ export interface RedisSentinelSet {
   stop(): Promise<void>;
 }
 
-export async function startRedisSentinel(): Promise<RedisSentinelSet> {
+/**
+ * `password`: the servers ask for it (and replicate with it), the Sentinel too. `tls`: servers and Sentinel speak only TLS
+ * (replication and the Sentinel's own connections included), with that certificate.
+ */
+export async function startRedisSentinel(security: { password?: string; tls?: TlsFiles } = {}): Promise<RedisSentinelSet> {
+  const { password, tls } = security;
   const dir = mkdtempSync(join(tmpdir(), 'beacon-sentinel-'));
   // Each server in a directory of its own: a replica's full sync writes the snapshot it receives there.
   for (const sub of ['a', 'b']) mkdirSync(join(dir, sub));
-  const master = await startRedis({ dir: join(dir, 'a') });
-  const replica = await startRedis({ dir: join(dir, 'b'), args: ['--replicaof', '127.0.0.1', String(master.port)] });
+  const secured = [
+    ...(password === undefined ? [] : ['--requirepass', password, '--masterauth', password]),
+    ...(tls === undefined ? [] : ['--tls-replication', 'yes']),
+  ];
+  const listen = tls === undefined ? {} : { tls };
+  const master = await startRedis({ dir: join(dir, 'a'), args: secured, ...listen });
+  const replica = await startRedis({ dir: join(dir, 'b'), args: [...secured, '--replicaof', '127.0.0.1', String(master.port)], ...listen });
   const port = await freePort();
   const conf = join(dir, 'sentinel.conf');
   writeFileSync(
     conf,
     [
-      `port ${port}`,
+      ...(tls === undefined
+        ? [`port ${port}`]
+        : ['port 0', `tls-port ${port}`, `tls-cert-file ${tls.cert}`, `tls-key-file ${tls.key}`, `tls-ca-cert-file ${tls.ca}`,
+            'tls-auth-clients no', 'tls-replication yes']),
       'bind 127.0.0.1',
       `dir ${dir}`,
       `sentinel monitor ${SENTINEL_MASTER} 127.0.0.1 ${master.port} 1`,
       `sentinel down-after-milliseconds ${SENTINEL_MASTER} 1000`,
       `sentinel failover-timeout ${SENTINEL_MASTER} 5000`,
+      ...(password === undefined ? [] : [`sentinel auth-pass ${SENTINEL_MASTER} ${password}`, `requirepass ${password}`]),
       '',
     ].join('\n'),
   );
   const child: ChildProcess = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+  /** How the test's own clients reach the servers and the Sentinel. */
+  const access = { ...(password === undefined ? {} : { password }), ...(tls === undefined ? {} : { tls: { ca: readFileSync(tls.ca) } }) };
   // Commands wait (offline queue) while the Sentinel starts, its connection retried every 100 ms.
-  const sentinel = new Redis({ host: '127.0.0.1', port, retryStrategy: () => 100 });
+  const sentinel = new Redis({ host: '127.0.0.1', port, retryStrategy: () => 100, ...access });
   sentinel.on('error', () => undefined);
   const stop = async (): Promise<void> => {
     sentinel.disconnect();
@@ -89,7 +106,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelSet> {
     async failedOverFrom(from) {
       let to = from;
       await eventually(async () => (to = await masterPort()) !== from, `the Sentinel names a master other than ${from}`, 20_000);
-      const promoted = new Redis({ host: '127.0.0.1', port: to, lazyConnect: true, maxRetriesPerRequest: 1 });
+      const promoted = new Redis({ host: '127.0.0.1', port: to, lazyConnect: true, maxRetriesPerRequest: 1, ...access });
       promoted.on('error', () => undefined);
       try {
         await promoted.connect();
