@@ -1,8 +1,9 @@
 /**
  * The two connections of the Redis engine — commands and subscriptions — to one Redis (`REDIS_URL`, or the master its
- * Sentinels name: `REDIS_SENTINELS`) or to a Redis Cluster (`REDIS_CLUSTER_NODES`). On a cluster, envelopes use sharded pub/sub (SSUBSCRIBE / SPUBLISH): a channel's events live
- * on the shard of its slot, which is also the slot of its keys (redis-keys.ts), so publications spread over the shards and
- * the scripts can SPUBLISH. The control channel stays classic pub/sub (it goes to every node).
+ * Sentinels name: `REDIS_SENTINELS`) or to a Redis Cluster (`REDIS_CLUSTER_NODES`). On a cluster, envelopes use sharded
+ * pub/sub (SSUBSCRIBE / SPUBLISH): a channel's events live on the shard of its slot, which is also the slot of its keys
+ * (redis-keys.ts), so publications spread over the shards and the scripts can SPUBLISH. The control channel stays classic
+ * pub/sub (it goes to every node).
  *
  * The subscriber can be renewed (`renewSubscriber`): ioredis 6.0.0's sharded subscriber group can hang for good when its
  * per-shard connections are stopped while connecting (it awaits a connect promise whose listeners it removed), after which
@@ -404,7 +405,7 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
 /** QUIT when connected (pending replies arrive first), otherwise stop reconnecting at once. */
 async function quit(client: Redis | Cluster): Promise<void> {
   if (client.status === 'ready') await client.quit().catch(() => undefined);
-  // After QUIT too: only `disconnect` stops what the connector runs beside the connection (through Sentinels, its
-  // connections to them listening for a failover, which otherwise went on reconnecting after the engine closed).
+  // After QUIT too: only `disconnect` stops what a connector runs beside the connection (ioredis' Sentinel failover
+  // listener, while it was used, went on reconnecting after the engine closed).
   client.disconnect();
 }
