@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { Envelope } from '../../src/adapters/envelope.js';
 import { createRedisAdapter, type RedisAccess, type RedisAdapter } from '../../src/adapters/redis-adapter.js';
 import { noAdapterMetrics } from '../helpers/redis-adapter-deps.js';
@@ -55,11 +55,14 @@ async function publishes(a: RedisAdapter, b: RedisAdapter): Promise<void> {
   assert.deepEqual(await a.channel('a1', 'news'), { subscriptionCount: 1, userCount: 0 });
 }
 
-/** The smallest ACL the engine needs (docs/scaling.md), for the default key prefix `beacon` and the tests' prefixes. */
-const ENGINE_ACL = ['~beacon:*', '&beacon:*', '~acl:*', '&acl:*', '-@all', '+@read', '+@write', '+@pubsub', '+@scripting', '+@connection', '+@keyspace', '-@dangerous', '+info', '+time'];
+/**
+ * The smallest ACL the engine needs (docs/scaling.md), for the default key prefix `beacon` and the tests' prefixes; on a
+ * Redis Cluster `cluster|slots` too (the client reads the slot map with it).
+ */
+const ENGINE_ACL = ['~beacon:*', '&beacon:*', '~acl:*', '&acl:*', '-@all', '+@read', '+@write', '+@pubsub', '+@scripting', '+@connection', '+@keyspace', '-@dangerous', '+info', '+time', '+cluster|slots'];
 
 /** Resolves once `node`'s liveness key had its TTL set again `times` times from now (a beat each). */
-async function beats(admin: Redis, key: string, times: number): Promise<void> {
+async function beats(admin: Pick<Redis | Cluster, 'pttl'>, key: string, times: number): Promise<void> {
   let last = Number.POSITIVE_INFINITY;
   let rises = 0;
   await eventually(async () => {
@@ -136,6 +139,26 @@ test('redis adapter with a user denied INFO (-@dangerous): up and working; says 
     admin.disconnect();
     await Promise.all(made.map((m) => m.adapter.close()));
     await redis.stop();
+  }
+});
+
+test('redis cluster adapter with an ACL user: up, publishing and subscribing with the ACL docs/scaling.md gives', async () => {
+  const cluster = await startRedisCluster({}, { password: 'admin-only', serverArgs: ['--user', 'beacon', 'on', '>beacon-secret', ...ENGINE_ACL] });
+  const admin = new Cluster(cluster.nodes, { redisOptions: { password: 'admin-only' } });
+  const made: Made[] = [];
+  try {
+    const target = { clusterNodes: cluster.nodes };
+    made.push(make(target, { username: 'beacon', password: 'beacon-secret' }, 'acl'), make(target, { username: 'beacon', password: 'beacon-secret' }, 'acl'));
+    // Without `+cluster|slots` neither came up: "Failed to refresh slots cache. (last node: NOPERM this user has no
+    // permissions to run the 'cluster|slots' command)".
+    await publishes(made[0]!.adapter, made[1]!.adapter);
+    // Two more beats (each reads every master's INFO too): nothing refused meanwhile.
+    await beats(admin, `acl:node:${made[0]!.adapter.nodeId}`, 2);
+    for (const { lines } of made) assert.deepEqual(lines.filter((l) => l.event !== 'adapter_up'), [], 'nothing said but adapter_up');
+  } finally {
+    admin.disconnect();
+    await Promise.all(made.map((m) => m.adapter.close()));
+    await cluster.stop();
   }
 });
 

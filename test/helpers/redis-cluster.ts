@@ -82,6 +82,8 @@ export interface ClusterSecurity {
   tls?: TlsFiles;
   /** Announced in the slot map instead of the nodes' IP (`cluster-announce-hostname`, preferred endpoint type hostname). */
   announceHostname?: string;
+  /** More arguments for every node's redis-server, e.g. an ACL user: `['--user', 'beacon', 'on', '>secret', …]`. */
+  serverArgs?: readonly string[];
 }
 
 /**
@@ -92,7 +94,7 @@ export async function startRedisCluster(
   config: Readonly<Record<string, string>> = {},
   security: ClusterSecurity = {},
 ): Promise<RedisClusterServer> {
-  const { password, tls, announceHostname } = security;
+  const { password, tls, announceHostname, serverArgs: moreArgs = [] } = security;
   const serverArgs = (port: number): string[] => [
     ...(tls === undefined
       ? ['--port', String(port)]
@@ -100,6 +102,7 @@ export async function startRedisCluster(
           '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no']),
     ...(password === undefined ? [] : ['--requirepass', password, '--masterauth', password]),
     ...(announceHostname === undefined ? [] : ['--cluster-announce-hostname', announceHostname, '--cluster-preferred-endpoint-type', 'hostname']),
+    ...moreArgs,
   ];
   const cliArgs = [
     ...(tls === undefined ? [] : ['--tls', '--cacert', tls.ca]),
