@@ -346,9 +346,16 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
         done();
         return;
       }
-      // Counted and logged under the same reason (the contract's enum has no `draining`: the node is out of capacity).
-      connectionRejected('over_capacity', () => ({ detail: 'draining', request_id: request.id }), 'server is draining');
-      reply.code(Errors.UPGRADE_SHUTTING_DOWN.status).send({ error: Errors.UPGRADE_SHUTTING_DOWN.message });
+      // Counted and logged under the same reason (the contract's enum has no `draining`: the node is out of capacity), with
+      // what was answered and to whom, as every refused upgrade (a proxy that does not retry a 503 elsewhere shows it to
+      // the client).
+      const status = Errors.UPGRADE_SHUTTING_DOWN.status;
+      connectionRejected(
+        'over_capacity',
+        () => ({ code: status, detail: 'draining', remote_address: loggedAddress(request.ip), request_id: request.id }),
+        'server is draining',
+      );
+      reply.code(status).send({ error: Errors.UPGRADE_SHUTTING_DOWN.message });
     });
     // An upgrade: hold the socket's writes from right before the handler, so the `101 Switching Protocols` ws writes and
     // `connection_established` (or a refusal's error frame) leave in one write. The handler uncorks (`released`); a
