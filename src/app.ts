@@ -119,6 +119,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
           clusterNodes: config.redisClusterNodes,
           sentinels: config.redisSentinels,
           sentinelMaster: config.redisSentinelMaster,
+          sentinelUsername: config.redisSentinelUsername,
           sentinelPassword: config.redisSentinelPassword,
           access: { username: config.redisUsername, password: config.redisPassword, tls: config.redisTls },
           appIds: apps.all().map((a) => a.id),

@@ -332,7 +332,9 @@ const fields = z.object({
   /** Redis Sentinels (`host:port`); when set, the engine asks them for the master named `redisSentinelMaster`. */
   redisSentinels: fromEnv('REDIS_SENTINELS', hostPorts()),
   redisSentinelMaster: fromEnv('REDIS_SENTINEL_MASTER', nonBlank().default('mymaster')),
-  /** The Sentinels' own password (`requirepass` in sentinel.conf), when they ask for one. */
+  /** The Sentinels' own ACL user (a `user` of sentinel.conf), with `redisSentinelPassword`. */
+  redisSentinelUsername: fromEnv('REDIS_SENTINEL_USERNAME', z.string().min(1).optional()),
+  /** The Sentinels' own password (`requirepass` in sentinel.conf, or their ACL user's), when they ask for one. */
   redisSentinelPassword: fromEnv('REDIS_SENTINEL_PASSWORD', z.string().min(1).optional()),
 });
 
@@ -429,6 +431,11 @@ const configSchema = fields.transform((settings, ctx) => {
   }
   if (config.redisSentinelPassword !== undefined && config.redisSentinels.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['redisSentinelPassword'], message: 'only with REDIS_SENTINELS (the Sentinels\' own password)' });
+  }
+  if (config.redisSentinelUsername !== undefined && config.redisSentinels.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['redisSentinelUsername'], message: 'only with REDIS_SENTINELS (the Sentinels\' own ACL user)' });
+  } else if (config.redisSentinelUsername !== undefined && config.redisSentinelPassword === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['redisSentinelUsername'], message: 'needs REDIS_SENTINEL_PASSWORD (the user\'s password)' });
   }
   const urlUsed = config.redisClusterNodes.length === 0 && config.redisSentinels.length === 0;
   if (config.redisPassword !== undefined && urlUsed && !noCredentials(config.redisUrl)) {

@@ -72,6 +72,11 @@ test('Redis Sentinel: REDIS_SENTINELS and REDIS_SENTINEL_MASTER, not with a Redi
   assert.deepEqual([sentinels.redisSentinelMaster, sentinels.redisSentinelPassword], ['beacon', 'sp']);
   assert.throws(() => loadConfig({ REDIS_SENTINELS: 's1' }), /REDIS_SENTINELS: host:port/);
   assert.throws(() => loadConfig({ REDIS_SENTINEL_PASSWORD: 'sp' }), /REDIS_SENTINEL_PASSWORD: only with REDIS_SENTINELS/);
+  // The Sentinels' own ACL user: with its password, and only with Sentinels.
+  const user = loadConfig({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_USERNAME: 'beacon-s', REDIS_SENTINEL_PASSWORD: 'sp' });
+  assert.deepEqual([plain.redisSentinelUsername, user.redisSentinelUsername], [undefined, 'beacon-s']);
+  assert.throws(() => loadConfig({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_USERNAME: 'beacon-s' }), /REDIS_SENTINEL_USERNAME: needs REDIS_SENTINEL_PASSWORD/);
+  assert.throws(() => loadConfig({ REDIS_SENTINEL_USERNAME: 'beacon-s', REDIS_SENTINEL_PASSWORD: 'sp' }), /REDIS_SENTINEL_USERNAME: only with REDIS_SENTINELS/);
   assert.throws(() => loadConfig({ REDIS_SENTINELS: 's1:26379', REDIS_CLUSTER_NODES: 'r1:7000' }), /REDIS_SENTINELS: REDIS_CLUSTER_NODES is set too/);
   assert.equal(loadConfig({ REDIS_URL: 'redis://:old@r1:6379', REDIS_SENTINELS: 's1:26379', REDIS_PASSWORD: 'new' }).redisPassword, 'new');
 });

@@ -101,8 +101,14 @@ const RERECORD_CONCURRENCY = 16;
 const PRUNE_BATCH = 64;
 /** While the engine is down, a new reason is said at most once per this period (`adapter_still_down`). */
 const STILL_DOWN_LOG_MS = 60_000;
-/** Reasons that say only that a connection closed, not why: the first telling one after them is said at once. */
-const GENERIC_DOWN = new Set(['connection closed', 'Connection is closed.']);
+/**
+ * Reasons that say only that a connection closed, not why the engine stays down: the first telling one after them is said
+ * at once. A reset or a broken pipe is how a killed connection ends (the engine's second connection often reads it after
+ * the first said "connection closed"); said as news, it held back what the reconnections met for a minute (a test under
+ * load: WRONGPASS after a password change, 1 run in 5).
+ */
+const GENERIC_DOWN = /^(connection closed|Connection is closed\.|read ECONNRESET|write EPIPE|write ECONNRESET)$/;
+const generic = (reason: string | undefined): boolean => reason === undefined || GENERIC_DOWN.test(reason);
 /** At most one `adapter_request_failed` line per this period. */
 const REQUEST_FAILURE_LOG_MS = 10_000;
 
@@ -115,6 +121,7 @@ export interface RedisAdapterOptions {
   /** Redis Sentinels, asked for the master `master` names; when non-empty, `url` is not used. */
   sentinels?: { host: string; port: number }[];
   sentinelMaster?: string;
+  sentinelUsername?: string | undefined;
   sentinelPassword?: string | undefined;
   /** Credentials and TLS for every connection, every Cluster node's included (a URL may carry its own instead). */
   access?: RedisAccess;
@@ -217,7 +224,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     options.clusterNodes !== undefined && options.clusterNodes.length > 0
       ? { clusterNodes: options.clusterNodes }
       : options.sentinels !== undefined && options.sentinels.length > 0
-        ? { sentinels: options.sentinels, master: options.sentinelMaster ?? 'mymaster', sentinelPassword: options.sentinelPassword }
+        ? {
+            sentinels: options.sentinels,
+            master: options.sentinelMaster ?? 'mymaster',
+            sentinelUsername: options.sentinelUsername,
+            sentinelPassword: options.sentinelPassword,
+          }
         : { url: options.url };
   const link = createRedisLink(target, connection, nodeId);
   const pub = link.commands;
@@ -464,12 +476,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       state = 'down';
       downSaid = { reason, at: performance.now(), since: performance.now() };
       logEvent(logger, 'warn', { event: 'adapter_down', adapter: 'redis', node: nodeId, reason }, 'cluster engine down');
-    } else if (state === 'down' && !closed && reason !== undefined && !GENERIC_DOWN.has(reason) && downSaid !== undefined && reason !== downSaid.reason) {
+    } else if (state === 'down' && !closed && !generic(reason) && downSaid !== undefined && reason !== downSaid.reason) {
       // What failed may be learned after the engine went down: a connection closed (killed, a failover), then its
       // reconnections refused (a password changed, a certificate expired). Said at once when the last word only said
       // that it closed, otherwise at most once a minute while the reason changes (a probe: WRONGPASS never said).
       const now = performance.now();
-      if (!GENERIC_DOWN.has(downSaid.reason ?? '') && now - downSaid.at < STILL_DOWN_LOG_MS) return;
+      if (!generic(downSaid.reason) && now - downSaid.at < STILL_DOWN_LOG_MS) return;
       downSaid = { ...downSaid, reason, at: now };
       const line = { event: 'adapter_still_down', adapter: 'redis', node: nodeId, reason, down_for_ms: Math.round(now - downSaid.since) } as const;
       logEvent(logger, 'warn', line, 'cluster engine still down');
@@ -558,6 +570,19 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       }, SHARD_REREAD_DELAY_MS);
       later.unref();
       shardRereads.add(later);
+    },
+    sentinelWatch: (sentinel, error) => {
+      if (closed) return;
+      if (error === undefined) {
+        logEvent(logger, 'info', { event: 'adapter_sentinel_watch_resumed', adapter: 'redis', node: nodeId, sentinel }, 'cluster engine: listening to a Sentinel for the master\'s switch again');
+        return;
+      }
+      logEvent(
+        logger,
+        'warn',
+        { event: 'adapter_sentinel_watch_failed', adapter: 'redis', node: nodeId, sentinel, error },
+        "cluster engine: a Sentinel refused to tell this node its master's switch (tried again every 5 s): a demoted master is left only once a command meets READONLY",
+      );
     },
     message: (channel, message) => {
       // A flush marker may come on any channel this node listens to, the apps' watch channels included (redis-flush.ts).

@@ -22,7 +22,13 @@ import type { PubSubCommands } from './redis-interest.js';
 export type RedisTarget =
   | { url: string }
   | { clusterNodes: { host: string; port: number }[] }
-  | { sentinels: { host: string; port: number }[]; master: string; sentinelPassword?: string | undefined };
+  | {
+      sentinels: { host: string; port: number }[];
+      master: string;
+      /** The Sentinels' own ACL user and password (their `user` / `requirepass`), when they ask for them. */
+      sentinelUsername?: string | undefined;
+      sentinelPassword?: string | undefined;
+    };
 
 /** What the engine hears from its connections. */
 export interface LinkListener {
@@ -43,6 +49,11 @@ export interface LinkListener {
   shardDown(shard: string): void;
   /** That master's connection is ready again, or its slots are served by another node, after `downForMs`. */
   shardUp(shard: string, downForMs: number): void;
+  /**
+   * Listening to a Sentinel (`host:port`) for the master's switch was refused with `error` (its user lacks a permission, a
+   * wrong password), tried again every few seconds; `error` undefined: it listens again after such a refusal.
+   */
+  sentinelWatch(sentinel: string, error: string | undefined): void;
 }
 
 export interface RedisLink {
@@ -201,6 +212,7 @@ function bySentinels(target: SentinelTarget, options: RedisOptions): Connect {
       connectionName,
       sentinels: target.sentinels,
       name: target.master,
+      ...(target.sentinelUsername === undefined ? {} : { sentinelUsername: target.sentinelUsername }),
       ...(target.sentinelPassword === undefined ? {} : { sentinelPassword: target.sentinelPassword }),
       // The Sentinels' own connections: TLS as the engine's (`REDIS_TLS`), answered within the command timeout.
       ...(options.tls === undefined ? {} : { enableTLSForSentinelMode: true, sentinelTLS: options.tls }),
@@ -220,12 +232,20 @@ const SENTINEL_WATCH_RETRY_MS = 5000;
  * which then ended for good (status `end`, never retried: a review, 8 of 8 connections), and took any master's switch
  * on shared Sentinels for this one's.
  */
-function sentinelSwitches(target: SentinelTarget, options: RedisOptions, switched: (to: { host: string; port: number }) => void): { stop(): void } {
+function sentinelSwitches(
+  target: SentinelTarget,
+  options: RedisOptions,
+  switched: (to: { host: string; port: number }) => void,
+  refused: (sentinel: string, error: string | undefined) => void,
+): { stop(): void } {
   let last: string | undefined;
+  let stopped = false;
+  const retries = new Set<NodeJS.Timeout>();
   const watchers = target.sentinels.map(({ host, port }) => {
     const watcher = new Redis({
       host,
       port,
+      ...(target.sentinelUsername === undefined ? {} : { username: target.sentinelUsername }),
       ...(target.sentinelPassword === undefined ? {} : { password: target.sentinelPassword }),
       ...(options.tls === undefined ? {} : { tls: options.tls }),
       retryStrategy: () => SENTINEL_WATCH_RETRY_MS,
@@ -240,11 +260,36 @@ function sentinelSwitches(target: SentinelTarget, options: RedisOptions, switche
       last = message;
       switched({ host, port: Number(port) });
     });
-    watcher.subscribe('+switch-master').catch(() => undefined);
+    // A Sentinel that refuses the SUBSCRIBE (its user without `&+switch-master`, a wrong password) is said, and asked
+    // again every few seconds: dropped, the node stayed on a demoted master until a command met READONLY (a probe: ~10 s
+    // after a `SENTINEL FAILOVER`, while a node that reconnected meanwhile was on the new one — the two missed each
+    // other's publishes), and a refusal at start-up was never tried again once the Sentinel let it in.
+    let failed: string | undefined;
+    const watch = (): void => {
+      watcher.subscribe('+switch-master').then(
+        () => {
+          if (failed !== undefined) refused(`${host}:${port}`, undefined);
+          failed = undefined;
+        },
+        (err: Error) => {
+          if (stopped) return;
+          if (err.message !== failed) refused(`${host}:${port}`, err.message);
+          failed = err.message;
+          const retry = setTimeout(() => {
+            retries.delete(retry);
+            watch();
+          }, SENTINEL_WATCH_RETRY_MS);
+          retries.add(retry);
+        },
+      );
+    };
+    watch();
     return watcher;
   });
   return {
     stop: () => {
+      stopped = true;
+      for (const retry of retries) clearTimeout(retry);
       for (const watcher of watchers) watcher.disconnect();
     },
   };
@@ -330,7 +375,7 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
             if (at === to.host && socket?.remotePort === to.port) continue;
             client.disconnect(true);
           }
-        })
+        }, (sentinel, error) => listener?.sentinelWatch(sentinel, error))
       : undefined;
 
   const wire = (client: Redis | Cluster, subscriber: boolean): void => {

@@ -40,6 +40,8 @@ export const LOG_EVENTS = [
   'adapter_shard_up',
   'adapter_stalled',
   'adapter_stall_ended',
+  'adapter_sentinel_watch_failed',
+  'adapter_sentinel_watch_resumed',
   'node_reaped',
   'reap_stopped',
   'reap_incomplete',

@@ -13,6 +13,7 @@ import { createRedisAdapter, type RedisAccess, type RedisAdapter } from '../../s
 import { noAdapterMetrics } from '../helpers/redis-adapter-deps.js';
 import { startRedis } from '../helpers/redis.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';
+import { SENTINEL_MASTER, startRedisSentinel } from '../helpers/redis-sentinel.js';
 import { eventually, until, within } from '../helpers/wait.js';
 
 interface Made {
@@ -204,5 +205,62 @@ test('redis cluster adapter with a password: up, publishing and subscribing with
   } finally {
     await Promise.all(made.map((m) => m.adapter.close()));
     await cluster.stop();
+  }
+});
+
+test('redis adapter through Sentinels asking for an ACL user: up with its user; a user not let listen to the switch is said once and asked again, and the switch followed once it is', { timeout: 90_000 }, async () => {
+  // The Sentinel's user for Beacon, at first without the channel of the master's switch (`&+switch-master`).
+  const sentinelUser = 'beacon-s on >sentinel-secret -@all +sentinel|get-master-addr-by-name +sentinel|sentinels +subscribe resetchannels';
+  const set = await startRedisSentinel({
+    sentinelUsers: { users: ['default off', 'admin on >admin-secret ~* &* +@all', sentinelUser], admin: { username: 'admin', password: 'admin-secret' } },
+  });
+  const lines: Record<string, unknown>[] = [];
+  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
+  const [host, port] = set.env.split(':') as [string, string];
+  const adapter = createRedisAdapter({
+    metrics: noAdapterMetrics,
+    logger: logger as never,
+    url: 'redis://unused',
+    sentinels: [{ host, port: Number(port) }],
+    sentinelMaster: SENTINEL_MASTER,
+    sentinelUsername: 'beacon-s',
+    sentinelPassword: 'sentinel-secret',
+    nodeId: 'n',
+    cacheTtlMs: 1000,
+    appIds: ['a1'],
+    prefix: 'sacl',
+  });
+  const said = (event: string): Record<string, unknown>[] => lines.filter((l) => l.event === event);
+  try {
+    // Without the user (REDIS_SENTINEL_USERNAME) it was refused as `default`: WRONGPASS, never up.
+    await within(adapter.ready(), 'the adapter up through the Sentinel', 10_000);
+    await until(() => said('adapter_sentinel_watch_failed').length > 0, 'adapter_sentinel_watch_failed', 10_000);
+    assert.deepEqual(
+      said('adapter_sentinel_watch_failed').map((l) => [l.sentinel, /NOPERM/.test(String(l.error))]),
+      [[set.env, true]],
+    );
+    // Let in: listening from the next try (every 5 s), said once; the refusals meanwhile were not said again.
+    await set.sentinelCall('ACL', 'SETUSER', 'beacon-s', '&+switch-master');
+    await until(() => said('adapter_sentinel_watch_resumed').length > 0, 'adapter_sentinel_watch_resumed', 10_000);
+    assert.equal(said('adapter_sentinel_watch_failed').length, 1);
+
+    // A manual failover demotes the master, still running: the subscriber connection (which never writes, so never meets
+    // READONLY) leaves it for the new master at the switch. It stayed behind while the switch could not be heard.
+    const from = await set.masterPort();
+    await set.failover();
+    const to = await set.failedOverFrom(from);
+    const promoted = new Redis({ host, port: to });
+    try {
+      await eventually(
+        async () => String(await promoted.call('CLIENT', 'LIST')).includes('name=beacon-sub-'),
+        'the subscriber connection on the new master',
+        5000,
+      );
+    } finally {
+      promoted.disconnect();
+    }
+  } finally {
+    await adapter.close();
+    await set.stop();
   }
 });

@@ -27,15 +27,26 @@ export interface RedisSentinelSet {
   failedOverFrom(port: number): Promise<number>;
   /** Asks the Sentinel to fail over now (`SENTINEL FAILOVER`): the master is demoted to a replica, still running. */
   failover(): Promise<void>;
+  /** A command to the Sentinel (as its admin user, with `sentinelUsers`), e.g. `ACL SETUSER …`. */
+  sentinelCall(command: string, ...args: string[]): Promise<unknown>;
   stop(): Promise<void>;
 }
 
+/** The Sentinel's own ACL users instead of its `requirepass`: `users` are sentinel.conf `user` lines; `admin` the helper's. */
+export interface SentinelUsers {
+  users: readonly string[];
+  admin: { username: string; password: string };
+}
+
 /**
- * `password`: the servers ask for it (and replicate with it), the Sentinel too. `tls`: servers and Sentinel speak only TLS
- * (replication and the Sentinel's own connections included), with that certificate.
+ * `password`: the servers ask for it (and replicate with it), the Sentinel too (unless `sentinelUsers` says who it lets
+ * in). `tls`: servers and Sentinel speak only TLS (replication and the Sentinel's own connections included), with that
+ * certificate.
  */
-export async function startRedisSentinel(security: { password?: string; tls?: TlsFiles } = {}): Promise<RedisSentinelSet> {
-  const { password, tls } = security;
+export async function startRedisSentinel(
+  security: { password?: string; tls?: TlsFiles; sentinelUsers?: SentinelUsers } = {},
+): Promise<RedisSentinelSet> {
+  const { password, tls, sentinelUsers } = security;
   const dir = mkdtempSync(join(tmpdir(), 'beacon-sentinel-'));
   // Each server in a directory of its own: a replica's full sync writes the snapshot it receives there.
   for (const sub of ['a', 'b']) mkdirSync(join(dir, sub));
@@ -60,7 +71,8 @@ export async function startRedisSentinel(security: { password?: string; tls?: Tl
       `sentinel monitor ${SENTINEL_MASTER} 127.0.0.1 ${master.port} 1`,
       `sentinel down-after-milliseconds ${SENTINEL_MASTER} 1000`,
       `sentinel failover-timeout ${SENTINEL_MASTER} 5000`,
-      ...(password === undefined ? [] : [`sentinel auth-pass ${SENTINEL_MASTER} ${password}`, `requirepass ${password}`]),
+      ...(password === undefined ? [] : [`sentinel auth-pass ${SENTINEL_MASTER} ${password}`]),
+      ...(sentinelUsers !== undefined ? sentinelUsers.users.map((line) => `user ${line}`) : password === undefined ? [] : [`requirepass ${password}`]),
       '',
     ].join('\n'),
   );
@@ -68,7 +80,7 @@ export async function startRedisSentinel(security: { password?: string; tls?: Tl
   /** How the test's own clients reach the servers and the Sentinel. */
   const access = { ...(password === undefined ? {} : { password }), ...(tls === undefined ? {} : { tls: { ca: readFileSync(tls.ca) } }) };
   // Commands wait (offline queue) while the Sentinel starts, its connection retried every 100 ms.
-  const sentinel = new Redis({ host: '127.0.0.1', port, retryStrategy: () => 100, ...access });
+  const sentinel = new Redis({ host: '127.0.0.1', port, retryStrategy: () => 100, ...access, ...sentinelUsers?.admin });
   sentinel.on('error', () => undefined);
   const stop = async (): Promise<void> => {
     sentinel.disconnect();
@@ -120,6 +132,7 @@ export async function startRedisSentinel(security: { password?: string; tls?: Tl
       await eventually(replicaKnown, 'the Sentinel knows the replica, in sync', 15_000);
       await sentinel.call('SENTINEL', 'failover', SENTINEL_MASTER);
     },
+    sentinelCall: (command, ...args) => sentinel.call(command, ...args),
     stop,
   };
 }
