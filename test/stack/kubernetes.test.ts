@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { PodMonitor, PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
+import { Ingress } from 'kubernetes-models/networking.k8s.io/v1';
 import { Service } from 'kubernetes-models/v1';
 import { parse } from 'yaml';
 import { PROMETHEUS_RULE_PATH, renderPrometheusRule } from '../../deploy/kubernetes/prometheus-rule.js';
@@ -24,12 +25,13 @@ test('every manifest validates against its schema', () => {
   const validators: Record<string, (doc: any) => { validate(): void }> = {
     'apps/v1/Deployment': (d) => new Deployment(d),
     'v1/Service': (d) => new Service(d),
+    'networking.k8s.io/v1/Ingress': (d) => new Ingress(d),
     'monitoring.coreos.com/v1/ServiceMonitor': (d) => new ServiceMonitor(d),
     'monitoring.coreos.com/v1/PodMonitor': (d) => new PodMonitor(d),
     'monitoring.coreos.com/v1/PrometheusRule': (d) => new PrometheusRule(d),
   };
   const files = readdirSync(DIR).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
-  assert.deepEqual(files.sort(), ['deployment.yaml', 'podmonitor.yaml', 'prometheusrule.yaml', 'service.yaml', 'servicemonitor.yaml']);
+  assert.deepEqual(files.sort(), ['deployment.yaml', 'ingress.yaml', 'podmonitor.yaml', 'prometheusrule.yaml', 'service.yaml', 'servicemonitor.yaml']);
   for (const file of files) {
     const doc = load<{ apiVersion: string; kind: string }>(file);
     const make = validators[`${doc.apiVersion}/${doc.kind}`];
@@ -117,4 +119,20 @@ test('Deployment: probes, drain, resources, annotations; Service and monitors us
   for (const endpoint of [serviceMonitor.spec.endpoints[0], podMonitor.spec.podMetricsEndpoints[0]]) {
     assert.deepEqual(endpoint.relabelings, [{ targetLabel: 'job', replacement: 'beacon' }]);
   }
+});
+
+test('Ingress: the ws port of the Service at the root; nginx keeps quiet connections past ACTIVITY_TIMEOUT and takes the largest API body Beacon takes', () => {
+  const ingress = load<any>('ingress.yaml');
+  const annotations = ingress.metadata.annotations as Record<string, string>;
+  const env = load<any>('deployment.yaml').spec.template.spec.containers[0].env as { name: string; value?: string }[];
+  const config = loadConfig(Object.fromEntries(env.flatMap((v) => (v.value === undefined || v.name === 'APPS_FILE' ? [] : [[v.name, v.value]]))));
+  // Idle connections ping after ACTIVITY_TIMEOUT: a proxy timeout under it cuts every quiet client (docs/reverse-proxy.md).
+  for (const key of ['proxy-read-timeout', 'proxy-send-timeout']) {
+    assert.ok(Number(annotations[`nginx.ingress.kubernetes.io/${key}`]) > config.activityTimeoutSeconds, key);
+  }
+  const size = /^(\d+)m$/.exec(annotations['nginx.ingress.kubernetes.io/proxy-body-size'] ?? '');
+  assert.ok(size !== null && Number(size[1]) * 1024 * 1024 >= config.apiBodyLimitBytes, 'proxy-body-size');
+  assert.match(annotations['nginx.ingress.kubernetes.io/proxy-next-upstream'] ?? '', /http_503/);
+  const [path] = ingress.spec.rules[0].http.paths;
+  assert.deepEqual([path.path, path.backend.service.name, path.backend.service.port.name], ['/', load<any>('service.yaml').metadata.name, 'ws']);
 });
