@@ -242,6 +242,7 @@ function sentinelSwitches(
   let stopped = false;
   const retries = new Set<NodeJS.Timeout>();
   const watchers = target.sentinels.map(({ host, port }) => {
+    const sentinel = `${host}:${port}`;
     const watcher = new Redis({
       host,
       port,
@@ -249,32 +250,46 @@ function sentinelSwitches(
       ...(target.sentinelPassword === undefined ? {} : { password: target.sentinelPassword }),
       ...(options.tls === undefined ? {} : { tls: options.tls }),
       retryStrategy: () => SENTINEL_WATCH_RETRY_MS,
-      // The SUBSCRIBE waits for a Sentinel down at start, however long; sent again on each reconnection.
+      // A SUBSCRIBE sent while the Sentinel is away waits for it, however long.
       maxRetriesPerRequest: null,
       enableReadyCheck: false,
+      // Subscribed again by `watch` at each `ready`, not by ioredis: its own resubscription leaves a refusal unhandled
+      // (a Sentinel user that lost `&+switch-master` is disconnected by Redis 7, and refused on reconnection: the
+      // process ended on the unhandled rejection — a review).
+      autoResubscribe: false,
     });
-    watcher.on('error', () => undefined);
     watcher.on('message', (_channel: string, message: string) => {
       const [name, , , host, port] = message.split(' ');
       if (name !== target.master || host === undefined || message === last) return;
       last = message;
       switched({ host, port: Number(port) });
     });
-    // A Sentinel that refuses the SUBSCRIBE (its user without `&+switch-master`, a wrong password) is said, and asked
-    // again every few seconds: dropped, the node stayed on a demoted master until a command met READONLY (a probe: ~10 s
-    // after a `SENTINEL FAILOVER`, while a node that reconnected meanwhile was on the new one — the two missed each
-    // other's publishes), and a refusal at start-up was never tried again once the Sentinel let it in.
+    // A Sentinel that refuses the SUBSCRIBE (its user without `&+switch-master`) or the connection (a wrong password) is
+    // said, once per error, and asked again: dropped, the node stayed on a demoted master until a command met READONLY (a
+    // probe: ~10 s after a `SENTINEL FAILOVER`, while a node that reconnected meanwhile was on the new one — the two
+    // missed each other's publishes), and a refusal at start-up was never tried again once the Sentinel let it in. A
+    // refused SUBSCRIBE is sent again every SENTINEL_WATCH_RETRY_MS; a refused connection is retried at that pace by
+    // ioredis, and subscribes once it is ready. One SUBSCRIBE at a time.
     let failed: string | undefined;
+    let pending = false;
+    const fail = (error: string): void => {
+      if (stopped) return;
+      if (error !== failed) refused(sentinel, error);
+      failed = error;
+    };
     const watch = (): void => {
+      if (pending || stopped) return;
+      pending = true;
       watcher.subscribe('+switch-master').then(
         () => {
-          if (failed !== undefined) refused(`${host}:${port}`, undefined);
+          pending = false;
+          if (failed !== undefined && !stopped) refused(sentinel, undefined);
           failed = undefined;
         },
         (err: Error) => {
+          pending = false;
+          fail(err.message);
           if (stopped) return;
-          if (err.message !== failed) refused(`${host}:${port}`, err.message);
-          failed = err.message;
           const retry = setTimeout(() => {
             retries.delete(retry);
             watch();
@@ -283,7 +298,12 @@ function sentinelSwitches(
         },
       );
     };
-    watch();
+    watcher.on('ready', watch);
+    // A refused AUTH never reaches `ready` (ioredis reconnects): said from here. Other errors (the Sentinel down, a reset)
+    // are retried without a word, as at start.
+    watcher.on('error', (err: Error) => {
+      if (/^(WRONGPASS|NOAUTH|NOPERM)/.test(err.message)) fail(err.message);
+    });
     return watcher;
   });
   return {
