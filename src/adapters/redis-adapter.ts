@@ -1043,9 +1043,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   let requestFailures = 0;
   let requestFailureLoggedAt = -Infinity;
   /** The first failure since the last line, said at the period's end (`sayFailures`); undefined when none. */
-  let unsaidFailure: { op: 'join' | 'reserve' | AdapterOp; error: string } | undefined;
+  let unsaidFailure: { op: 'join' | 'reserve' | 'publish' | AdapterOp; error: string } | undefined;
   let unsaidTimer: NodeJS.Timeout | undefined;
-  function sayFailures(op: 'join' | 'reserve' | AdapterOp, error: string): void {
+  function sayFailures(op: 'join' | 'reserve' | 'publish' | AdapterOp, error: string): void {
     requestFailureLoggedAt = performance.now();
     logEvent(logger, 'warn', { event: 'adapter_request_failed', adapter: 'redis', node: nodeId, op, error, failures: requestFailures }, 'cluster engine: a request failed');
     requestFailures = 0;
@@ -1056,7 +1056,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     unsaidTimer = undefined;
     if (unsaidFailure !== undefined) sayFailures(unsaidFailure.op, unsaidFailure.error);
   }
-  function requestFailed(op: 'join' | 'reserve' | AdapterOp, err: unknown): void {
+  function requestFailed(op: 'join' | 'reserve' | 'publish' | AdapterOp, err: unknown): void {
     requestFailures++;
     const error = err instanceof Error ? err.message : String(err);
     const wait = requestFailureLoggedAt + requestFailureLogMs - performance.now();
@@ -1157,6 +1157,10 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
           const timedOut = isTimeout(err);
           metrics.adapterDropped(timedOut ? 'timeout' : 'error');
           if (timedOut) stalls.timedOut(link.shardOf(events), events);
+          // Refused by a Redis that answers (`NOPERM`: the engine's user lost its channels; `CLUSTERDOWN`): said, as the
+          // engine's other requests are — counted only, a Cluster node whose every publish was refused said nothing and
+          // stayed ready (a probe). A connection that closed is said by adapter_down or adapter_shard_down.
+          else if (isUp() && !generic(err.message)) requestFailed('publish', err);
         },
       );
     },

@@ -159,6 +159,17 @@ test('redis cluster adapter with an ACL user: up, publishing and subscribing wit
     for (const { lines } of made) {
       assert.deepEqual(lines.filter((l) => /NOPERM/.test(JSON.stringify(l)) || l.event === 'adapter_info_denied'), []);
     }
+    // The user's channels taken away on every node: each publish is refused (NOPERM) while the engine is up. Said, as the
+    // engine's other requests are (it was counted only: nothing said, the node ready).
+    for (const node of cluster.nodes) {
+      const nodeAdmin = new Redis({ ...node, password: 'admin-only' });
+      await nodeAdmin.acl('SETUSER', 'beacon', 'resetchannels');
+      nodeAdmin.disconnect();
+    }
+    made[0]!.adapter.publish({ appId: 'a1', channel: 'news', event: 'e', data: 'refused', userId: undefined, excludeSocketId: undefined, kind: 'channel_event', trace: undefined, publishedAt: 1 });
+    await until(() => made[0]!.lines.some((l) => l.event === 'adapter_request_failed'), 'adapter_request_failed', 10_000);
+    const failed = made[0]!.lines.find((l) => l.event === 'adapter_request_failed')!;
+    assert.deepEqual([failed.op, /^NOPERM/.test(String(failed.error))], ['publish', true]);
   } finally {
     admin.disconnect();
     await Promise.all(made.map((m) => m.adapter.close()));
