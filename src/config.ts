@@ -331,7 +331,8 @@ const fields = z.object({
   redisClusterNodes: fromEnv('REDIS_CLUSTER_NODES', hostPorts()),
   /** Redis Sentinels (`host:port`); when set, the engine asks them for the master named `redisSentinelMaster`. */
   redisSentinels: fromEnv('REDIS_SENTINELS', hostPorts()),
-  redisSentinelMaster: fromEnv('REDIS_SENTINEL_MASTER', nonBlank().default('mymaster')),
+  /** Unset: `mymaster` (with Sentinels; set without them it is refused: it would be ignored). */
+  redisSentinelMaster: fromEnv('REDIS_SENTINEL_MASTER', nonBlank().optional(), 'mymaster'),
   /** The Sentinels' own ACL user (a `user` of sentinel.conf), with `redisSentinelPassword`. */
   redisSentinelUsername: fromEnv('REDIS_SENTINEL_USERNAME', z.string().min(1).optional()),
   /** The Sentinels' own password (`requirepass` in sentinel.conf, or their ACL user's), when they ask for one. */
@@ -432,6 +433,10 @@ const configSchema = fields.transform((settings, ctx) => {
   if (config.redisSentinelPassword !== undefined && config.redisSentinels.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['redisSentinelPassword'], message: 'only with REDIS_SENTINELS (the Sentinels\' own password)' });
   }
+  if (config.redisSentinelMaster !== undefined && config.redisSentinels.length === 0) {
+    // A master name for no Sentinel: left from another set-up, or REDIS_SENTINELS forgotten (the engine would use REDIS_URL).
+    ctx.addIssue({ code: 'custom', path: ['redisSentinelMaster'], message: 'only with REDIS_SENTINELS (the master they name)' });
+  }
   if (config.redisSentinelUsername !== undefined && config.redisSentinels.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['redisSentinelUsername'], message: 'only with REDIS_SENTINELS (the Sentinels\' own ACL user)' });
   } else if (config.redisSentinelUsername !== undefined && config.redisSentinelPassword === undefined) {
@@ -475,6 +480,7 @@ const configSchema = fields.transform((settings, ctx) => {
     /** Whether `apps` came from APPS_FILE (the `APP_*` variables were not read): what a warning about them names. */
     appsFromFile: appsFile !== undefined,
     apiBodyLimitBytes: apiBodyLimitBytes(config),
+    redisSentinelMaster: config.redisSentinelMaster ?? 'mymaster',
   };
 });
 

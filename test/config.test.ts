@@ -72,6 +72,9 @@ test('Redis Sentinel: REDIS_SENTINELS and REDIS_SENTINEL_MASTER, not with a Redi
   assert.deepEqual([sentinels.redisSentinelMaster, sentinels.redisSentinelPassword], ['beacon', 'sp']);
   assert.throws(() => loadConfig({ REDIS_SENTINELS: 's1' }), /REDIS_SENTINELS: host:port/);
   assert.throws(() => loadConfig({ REDIS_SENTINEL_PASSWORD: 'sp' }), /REDIS_SENTINEL_PASSWORD: only with REDIS_SENTINELS/);
+  // A master name without Sentinels would be ignored (the engine would use REDIS_URL): refused, as the password is.
+  assert.throws(() => loadConfig({ REDIS_SENTINEL_MASTER: 'beacon' }), /REDIS_SENTINEL_MASTER: only with REDIS_SENTINELS/);
+  assert.equal(loadConfig({ REDIS_SENTINELS: 's1:26379' }).redisSentinelMaster, 'mymaster');
   // The Sentinels' own ACL user: with its password, and only with Sentinels.
   const user = loadConfig({ REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_USERNAME: 'beacon-s', REDIS_SENTINEL_PASSWORD: 'sp' });
   assert.deepEqual([plain.redisSentinelUsername, user.redisSentinelUsername], [undefined, 'beacon-s']);
