@@ -110,12 +110,11 @@ test('SIGTERM drains connected clients with 4200 and exits 0 within the bound', 
     assert.ok(lines.some((l) => l.event === 'shutdown_started'));
     assert.ok(completed !== undefined && typeof completed.duration_ms === 'number');
     // The upgrade refused while draining is logged as every refused upgrade is: what was answered and to whom (behind a
-    // proxy that does not retry a 503 elsewhere, these are the clients that met it).
+    // proxy that does not retry a 503 elsewhere, these are the clients that met it). pusher-js clients closed with 4200
+    // reconnect at once and may meet the drain too (CI: two lines).
     const refused = lines.filter((l) => l.event === 'connection_rejected');
-    assert.deepEqual(
-      refused.map((l) => [l.reason, l.detail, l.code, l.remote_address]),
-      [['over_capacity', 'draining', 503, '127.0.0.1']],
-    );
+    assert.ok(refused.length >= 1, 'the late upgrade was logged');
+    for (const l of refused) assert.deepEqual([l.reason, l.detail, l.code, l.remote_address], ['over_capacity', 'draining', 503, '127.0.0.1']);
     const closes = lines.filter((l) => l.event === 'connection_closed');
     assert.equal(closes.length, 4);
     assert.ok(closes.every((l) => l.reason === 'server_shutdown' && l.code === 4200));
