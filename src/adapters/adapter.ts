@@ -66,12 +66,10 @@ export interface ChannelCounts {
   userCount: number;
 }
 
-/** The last event of a cache channel, replayed to new subscribers. */
+/** The last event the backend published on a cache channel (client events are not cached), replayed to new subscribers. */
 export interface CachedEvent {
   event: string;
   data: string;
-  /** A client event's sender on a presence cache channel: the replay carries the live frame's `user_id`. */
-  userId?: string;
 }
 
 /** A presence member as recorded cluster-wide. */

@@ -9,15 +9,12 @@ import type { CachedEvent } from './adapter.js';
 interface CachedJson {
   event: string;
   data: string;
-  /** Client events on presence cache channels (absent otherwise, and in values written before it existed). */
-  userId?: string;
   expiresAt: number;
 }
 
 /** The stored value of `event`, expiring at `expiresAt` (Unix ms). */
 export function encodeCachedEvent(event: CachedEvent, expiresAt: number): string {
   const json: CachedJson = { event: event.event, data: event.data, expiresAt };
-  if (event.userId !== undefined) json.userId = event.userId;
   return JSON.stringify(json);
 }
 
@@ -31,7 +28,7 @@ export function decodeCachedEvent(raw: string): { event: CachedEvent; expiresAt:
   }
   if (typeof o !== 'object' || o === null || typeof o.event !== 'string' || typeof o.data !== 'string') return undefined;
   if (typeof o.expiresAt !== 'number') return undefined;
-  const event: CachedEvent = { event: o.event, data: o.data };
-  if (typeof o.userId === 'string') event.userId = o.userId;
-  return { event, expiresAt: o.expiresAt };
+  // A `userId` in a value an older Beacon wrote (it cached presence client events) is left out: only the backend's
+  // events are cached now, and such a value expires with its TTL.
+  return { event: { event: o.event, data: o.data }, expiresAt: o.expiresAt };
 }

@@ -43,8 +43,7 @@ export function createEventCache({ maxBytes, ttlMs, onEvicted, now = Date.now }:
       ENTRY_OVERHEAD_BYTES +
       Buffer.byteLength(key) +
       Buffer.byteLength(entry.event.event) +
-      Buffer.byteLength(entry.event.data) +
-      Buffer.byteLength(entry.event.userId ?? ''),
+      Buffer.byteLength(entry.event.data),
     dispose: (entry, _key, reason) => {
       if (reason === 'evict') onEvicted(entry.appId);
     },

@@ -170,7 +170,8 @@ export function memberListFrame(name: string, members: ReadonlyMap<string, unkno
  * A new subscriber of a cache channel gets its last event, or `pusher:cache_miss` (and the `cache_miss` webhook) when it has
  * none — unless an event of the channel it receives arrived while it joined: the cache was read in order with the events
  * held, so the last of those is the cached one, and it is sent with them (once, in its place) rather than replayed ahead
- * of them. Events held that exclude this connection (`socket_id`) do not count: it would get none of them.
+ * of them. Only the backend's events count: client events are never cached, so one held leaves the cached event to be
+ * replayed first. Events held that exclude this connection (`socket_id`) do not count: it would get none of them.
  */
 function replayCached(
   deps: RealtimeDeps,
@@ -180,13 +181,13 @@ function replayCached(
   cached: CachedEvent | undefined,
 ): void {
   const socketId = connection.socketId;
-  const receives = (e: Envelope): boolean => (e.kind === 'channel_event' || e.kind === 'client_event') && e.excludeSocketId !== socketId;
+  const receives = (e: Envelope): boolean => e.kind === 'channel_event' && e.excludeSocketId !== socketId;
   if (held.some(receives)) return;
   if (cached === undefined) {
     connection.send(encodeDataless(Events.CacheMiss, name), 'protocol');
     deps.webhooks.emit(connection.app, { name: 'cache_miss', channel: name });
   } else {
-    connection.send(encodeChannelEvent(cached.event, name, cached.data, cached.userId), 'channel_event');
+    connection.send(encodeChannelEvent(cached.event, name, cached.data), 'channel_event');
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * Accepts events (from the HTTP API or a client) and hands them to the adapter, one envelope per channel, inside a
- * `publish <channel_type>` span whose context the envelope carries to every node. Cache channels keep their last event,
- * stored by the adapter with the envelope that carries it.
+ * `publish <channel_type>` span whose context the envelope carries to every node. Cache channels keep their last event
+ * from the backend (never a client event), stored by the adapter with the envelope that carries it.
  */
 import type { Context } from '@opentelemetry/api';
 import type { Adapter, CachedEvent } from '../adapters/adapter.js';
@@ -43,12 +43,10 @@ export function createPublisher({ adapter, metrics }: { adapter: Adapter; metric
         request.parent,
       );
       metrics.eventPublished(request.appId, request.source);
-      // A client event on a presence cache channel keeps its sender: the replay is the frame subscribers got live.
-      let cached: CachedEvent | undefined;
-      if (kind.cache) {
-        cached = { event: request.event, data: request.data };
-        if (request.userId !== undefined) cached.userId = request.userId;
-      }
+      // Only the backend's events are cached, as Pusher caches them: a client event on a cache channel is delivered like
+      // any other and leaves the cached event as it was (a subscriber must not replace the state the backend set).
+      const cached: CachedEvent | undefined =
+        kind.cache && request.source !== 'client_event' ? { event: request.event, data: request.data } : undefined;
       const envelope: Envelope = {
         appId: request.appId,
         channel: request.channel,

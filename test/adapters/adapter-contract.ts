@@ -325,19 +325,6 @@ export function adapterContract(name: string, make: AdapterFactory): void {
     }
   });
 
-  test(`${name}: a cached client event keeps its sender's user id (presence cache channels)`, async () => {
-    const { adapter } = await setup(1000);
-    try {
-      adapter.cacheSet(APP.id, 'presence-cache-x', { event: 'client-typing', data: '{"t":1}', userId: 'auth0|u1' });
-      assert.deepEqual(await adapter.cacheGet(APP.id, 'presence-cache-x'), { event: 'client-typing', data: '{"t":1}', userId: 'auth0|u1' });
-      // An event without one replaces it, and has none.
-      adapter.cacheSet(APP.id, 'presence-cache-x', { event: 'e', data: '2' });
-      assert.deepEqual(await adapter.cacheGet(APP.id, 'presence-cache-x'), { event: 'e', data: '2' });
-    } finally {
-      await adapter.close();
-    }
-  });
-
   test(`${name}: terminateUser reaches the terminate handler; status says up`, async () => {
     const { adapter } = await setup();
     const terminated: string[] = [];

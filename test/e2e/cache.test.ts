@@ -93,7 +93,7 @@ test('GET /channels/{cache channel}?info=cache answers the cached event', async 
 });
 
 for (const engine of ['local', 'redis'] as const) {
-  test(`presence-cache (${engine}): a cached client event is replayed with its user_id, the same frame subscribers got live`, async () => {
+  test(`presence-cache (${engine}): a client event is delivered live but never cached — a late subscriber gets the backend's last event, or cache_miss`, async () => {
     const redis = engine === 'redis' ? await startRedis() : undefined;
     const env: Record<string, string> = { APP_ENABLE_CLIENT_EVENTS: 'true' };
     if (redis !== undefined) Object.assign(env, { ADAPTER: 'redis', REDIS_URL: redis.url, NODE_ID: 'cache-node' });
@@ -101,36 +101,49 @@ for (const engine of ['local', 'redis'] as const) {
     try {
       if (redis !== undefined) await until(() => server.app.adapter.status().up, 'connected to Redis');
       const sdk = server.sdk();
-      const channel = 'presence-cache-room';
-      const rawSubscriber = async (userId: string): Promise<RawClient> => {
+      const rawSubscriber = async (channel: string, userId: string): Promise<RawClient> => {
         const { client, socketId } = await RawClient.established(server.port);
         const auth = sdk.authorizeChannel(socketId, channel, { user_id: userId });
         client.send({ event: 'pusher:subscribe', data: { channel, auth: auth.auth, channel_data: auth.channel_data } });
         await client.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === channel);
         return client;
       };
-      const watcher = await rawSubscriber('watcher');
-      // The sender is pusher-js, signed in to the channel as `typist`.
+      /** The first frame of `channel` a subscriber got after its subscription succeeded. */
+      const firstAfterJoin = async (client: RawClient, channel: string, event: string): Promise<string> => {
+        await client.next((f) => f.channel === channel && f.event === event);
+        const ofChannel = client.frames.filter((f) => f.channel === channel);
+        const joined = ofChannel.findIndex((f) => f.event === 'pusher_internal:subscription_succeeded');
+        return ofChannel[joined + 1]!.event;
+      };
+
+      // The backend set the state; a subscriber then sends a client event (the sender is pusher-js, signed in as `typist`).
+      const channel = 'presence-cache-room';
+      await sdk.trigger(channel, 'state', { price: 100 });
+      const watcher = await rawSubscriber(channel, 'watcher');
+      assert.equal(await firstAfterJoin(watcher, channel, 'state'), 'state');
       const typist = server.client(authOptions(sdk, { presence: { user_id: 'typist' } }));
       const typing = await subscribed(typist, channel);
       assert.equal(typing.trigger('client-typing', { t: 1 }), true);
       const live = await watcher.next('client-typing');
       assert.equal(live.user_id, 'typist');
 
-      // A late raw subscriber gets exactly the live frame; a late pusher-js one sees the sender in the event's metadata.
-      const late = await rawSubscriber('late');
-      const replay = await late.next('client-typing');
-      assert.deepEqual(replay, live);
-      const lateClient = server.client(authOptions(sdk, { presence: { user_id: 'late-js' } }));
-      const lateChannel = lateClient.subscribe(channel);
-      const replayed = await within(
-        new Promise<{ data: unknown; metadata: unknown }>((resolve) => {
-          lateChannel.bind('client-typing', (data: unknown, metadata: unknown) => resolve({ data, metadata }));
-        }),
-        'the replay on pusher-js',
-      );
-      assert.deepEqual(replayed, { data: { t: 1 }, metadata: { user_id: 'typist' } });
-      await Promise.all([watcher.close(), late.close()]);
+      // A late subscriber gets the backend's event first, not the client event; the API reads the same.
+      const late = await rawSubscriber(channel, 'late');
+      assert.equal(await firstAfterJoin(late, channel, 'state'), 'state');
+      assert.deepEqual(late.all('state')[0]!.data, { price: 100 });
+      assert.deepEqual(late.all('client-typing'), []);
+      const info = await sdk.get({ path: `/channels/${channel}`, params: { info: 'cache' } });
+      assert.deepEqual(((await info.json()) as { cache: unknown }).cache, { event: 'state', data: JSON.stringify({ price: 100 }) });
+
+      // A channel the backend never published on stays a cache miss, whatever its subscribers sent.
+      const empty = 'presence-cache-empty';
+      const typingEmpty = await subscribed(typist, empty);
+      const emptyWatcher = await rawSubscriber(empty, 'watcher');
+      assert.equal(typingEmpty.trigger('client-typing', { t: 2 }), true);
+      await emptyWatcher.next((f) => f.channel === empty && f.event === 'client-typing');
+      const lateEmpty = await rawSubscriber(empty, 'late');
+      assert.equal(await firstAfterJoin(lateEmpty, empty, 'pusher:cache_miss'), 'pusher:cache_miss');
+      await Promise.all([watcher.close(), late.close(), emptyWatcher.close(), lateEmpty.close()]);
     } finally {
       await server.close();
       await redis?.stop();

@@ -53,3 +53,20 @@ test('an event published while it joins that excludes this subscriber: the cache
   // Before: the held event counted as received, so the subscriber got neither the event nor cache_miss.
   assert.deepEqual(after(socket.frames()), ['score "2"']);
 });
+
+test('a client event held while it joins is never the cached one: the backend\'s event (or cache_miss) comes first, then it', async () => {
+  const world = unitWorld();
+  const clientEvent = (data: string): void =>
+    world.deps.publisher.publish({ appId: world.app.id, channel: CHANNEL, event: 'client-x', data, source: 'client_event' });
+  for (const cached of [undefined, '1']) {
+    if (cached !== undefined) publish(world, cached);
+    const slow = slowJoins(world);
+    const { connection, socket } = world.connect();
+    const joining = subscribe(world.deps, connection, plainSubscribe(CHANNEL));
+    clientEvent('c');
+    slow.release();
+    await joining;
+    // Before: the held client event counted as the cached one — neither the backend's event nor cache_miss was sent.
+    assert.deepEqual(after(socket.frames()), [cached === undefined ? 'pusher:cache_miss null' : 'score "1"', 'client-x "c"']);
+  }
+});
