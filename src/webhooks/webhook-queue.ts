@@ -69,6 +69,11 @@ export class AppWebhooks {
   readonly queues: WebhookQueue[];
   /** True from the first held-back event refused for lack of room until half of them are gone. */
   overflowing = false;
+  /**
+   * When each channel's last `cache_miss` was sent (Unix ms), oldest first, only those of the last interval
+   * (webhook-sender.ts `firstMissOfInterval`).
+   */
+  readonly cacheMisses = new Map<string, number>();
 
   constructor(readonly app: AppConfig) {
     this.queues = app.webhooks.map((webhook, index) => new WebhookQueue(app, webhook, index));

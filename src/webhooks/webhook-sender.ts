@@ -90,6 +90,16 @@ export function webhookLimits(
   };
 }
 
+/**
+ * How long a channel's `cache_miss` webhook stands for the misses after it: Pusher de-duplicates the webhook "when multiple
+ * clients are subscribed to an empty channel", so a backend that fills the cache on a miss is asked once, not once per
+ * subscriber of a burst. Each subscriber still gets `pusher:cache_miss`; a backend that did not fill the cache is asked
+ * again by the first miss after the interval. Per node: each node of a cluster asks at most once per interval.
+ */
+export const CACHE_MISS_WEBHOOK_INTERVAL_MS = 10_000;
+/** Channels an app remembers a recent `cache_miss` of; past it the oldest is forgotten (its next miss is sent again). */
+const CACHE_MISSES_REMEMBERED = 1000;
+
 /** The events whose order across the nodes of a cluster the receiver's view of occupancy and presence rests on. */
 const ORDERED_EVENTS: ReadonlySet<string> = new Set(['channel_occupied', 'channel_vacated', 'member_added', 'member_removed']);
 
@@ -202,6 +212,28 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
 
   /** Other nodes send this app's webhooks too (a cluster engine: `vacateSentElsewhere` is given). */
   const clustered = deps.vacateSentElsewhere !== undefined;
+
+  /**
+   * Whether a `cache_miss` of `channel` is the first of its interval (`CACHE_MISS_WEBHOOK_INTERVAL_MS`), and so sent;
+   * remembered only where a webhook takes it. What is remembered is bounded: misses older than the interval are
+   * forgotten as new ones come, and at most `CACHE_MISSES_REMEMBERED` per app.
+   */
+  function firstMissOfInterval(a: AppWebhooks, event: WebhookEvent): boolean {
+    if (!a.queues.some((q) => webhookAccepts(q.webhook, event))) return true;
+    const misses = a.cacheMisses;
+    const at = now();
+    const last = misses.get(event.channel);
+    // A clock set back leaves times ahead of `at`: those stand for nothing (the miss is sent), rather than for an hour.
+    if (last !== undefined && at >= last && at - last < CACHE_MISS_WEBHOOK_INTERVAL_MS) return false;
+    // Kept oldest first: a channel sent again moves to the end.
+    misses.delete(event.channel);
+    misses.set(event.channel, at);
+    for (const [channel, sentAt] of misses) {
+      if (at >= sentAt && at - sentAt < CACHE_MISS_WEBHOOK_INTERVAL_MS && misses.size <= CACHE_MISSES_REMEMBERED) break;
+      misses.delete(channel);
+    }
+    return true;
+  }
 
   /** Hands an event that survived the vacate delay to every webhook that takes it. */
   function route(a: AppWebhooks, event: WebhookEvent): void {
@@ -546,6 +578,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       // A user's own channel is no channel of the app's (a probe: signing in sent channel_occupied, subscription_count
       // and channel_vacated webhooks for #server-to-user-{id}).
       if (a === undefined || isUserChannel(event.channel)) return;
+      if (event.name === 'cache_miss' && !firstMissOfInterval(a, event)) return;
       const gate = a.gated.get(event.channel);
       if (gate !== undefined) gate.push(event);
       else accept(a, event);

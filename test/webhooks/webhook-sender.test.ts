@@ -18,7 +18,13 @@ import { allEventsWebhook, loadConfig, type AppConfig } from '../../src/config.j
 import { createLogger } from '../../src/telemetry/logger.js';
 import type { GaugeSources, WebhookResult } from '../../src/telemetry/metrics.js';
 import type { WebhookEvent } from '../../src/webhooks/webhook-event.js';
-import { createWebhookSender, webhookLimits, type WebhookSender, type WebhookSenderDeps } from '../../src/webhooks/webhook-sender.js';
+import {
+  CACHE_MISS_WEBHOOK_INTERVAL_MS,
+  createWebhookSender,
+  webhookLimits,
+  type WebhookSender,
+  type WebhookSenderDeps,
+} from '../../src/webhooks/webhook-sender.js';
 import { postWebhook, type WebhookAnswer, type WebhookPost } from '../../src/webhooks/webhook-post.js';
 import { exportedMetrics, NO_GAUGES } from '../helpers/exported-metrics.js';
 import { gc } from '../helpers/gc.js';
@@ -847,4 +853,37 @@ test('/metrics shows each webhook\'s events queued and in flight while its recei
     await sender.close();
     await exported.close();
   }
+});
+
+test('cache_miss is sent once per channel per interval, as Pusher de-duplicates it: a burst of subscribers to an empty channel asks once', async () => {
+  // The conformance probe: two subscribers of an empty cache channel sent two cache_miss webhooks (a backend that fills
+  // the cache on a miss published once per subscriber).
+  const { post, calls } = scriptedPost([]);
+  const a = app('http://127.0.0.1:9/hook');
+  let clock = 1_700_000_000_000;
+  const { sender, count } = harness([a], { post, batchMs: 60_000, now: () => clock });
+  const miss = (channel: string): void => sender.emit(a, { name: 'cache_miss', channel });
+  for (let i = 0; i < 5; i++) miss('cache-x');
+  miss('cache-y');
+  clock += CACHE_MISS_WEBHOOK_INTERVAL_MS - 1;
+  miss('cache-x');
+  clock += 1;
+  // The interval is over: a backend that did not fill the cache is asked again.
+  miss('cache-x');
+  miss('cache-x');
+  // A clock set back does not hold misses back until it catches up.
+  clock -= 3_600_000;
+  miss('cache-x');
+  // What is remembered is bounded: 1 500 other channels later, the first is forgotten and asked again.
+  clock += 1;
+  for (let i = 0; i < 1500; i++) miss(`cache-many-${i}`);
+  miss('cache-many-0');
+  miss('cache-many-1499');
+  await sender.close();
+  const sent = calls.flatMap((c) => (JSON.parse(c.body) as { events: WebhookEvent[] }).events.map((e) => e.channel));
+  assert.deepEqual(sent.slice(0, 4), ['cache-x', 'cache-y', 'cache-x', 'cache-x']);
+  assert.equal(sent.filter((c) => c === 'cache-many-0').length, 2);
+  assert.equal(sent.filter((c) => c === 'cache-many-1499').length, 1);
+  assert.equal(sent.length, 4 + 1500 + 1);
+  assert.equal(count('cache_miss:ok'), sent.length);
 });
