@@ -74,6 +74,12 @@ export const LEAVE_RECEIPT_AFTER_MS = 500;
  */
 export const REAP_RECEIPT_TTL_MS = 60_000;
 
+/**
+ * How many times a node writes the app's index of a channel before it leaves it as it is (`reconcileIndex`): each round
+ * is one more node's change read between the write and its check.
+ */
+const INDEX_ROUNDS = 3;
+
 /** The message of a signed-in user's cluster-wide transition, on the app's watch channel. */
 export interface UserPresenceMessage {
   appId: string;
@@ -602,11 +608,19 @@ export class RedisMembership {
     return { subscriptionCount: Math.max(0, Number(total ?? 0)), userCount: users };
   }
 
+  /**
+   * The app's occupied channels with their counts. A listed channel without subscribers (its index entry outlived it: a
+   * failed command, a node gone between its vacate and its index) is left out, and dropped from the index once its count
+   * is read again (`reconcileIndex`), in the background.
+   */
   async channels(appId: string): Promise<Map<string, ChannelCounts>> {
     const names = await this.client.smembers(this.keys.appChannels(appId));
     const counted = await Promise.all(names.map(async (name) => [name, await this.counts(appId, name)] as const));
     const out = new Map<string, ChannelCounts>();
-    for (const [name, counts] of counted) if (counts.subscriptionCount > 0) out.set(name, counts);
+    for (const [name, counts] of counted) {
+      if (counts.subscriptionCount > 0) out.set(name, counts);
+      else void this.unindex(appId, name).catch(() => undefined);
+    }
     return out;
   }
 
@@ -684,7 +698,7 @@ export class RedisMembership {
    * had recorded it).
    */
   private list(appId: string, channel: string): void {
-    const add = (): Promise<unknown> => this.client.sadd(this.keys.appChannels(appId), channel);
+    const add = (): Promise<void> => this.reconcileIndex(appId, channel, true);
     add().catch(add).catch(() => undefined);
   }
 
@@ -700,10 +714,29 @@ export class RedisMembership {
   }
 
   /** A vacated channel leaves the app's index, unless another node occupied it meanwhile. */
-  private async unindex(appId: string, channel: string): Promise<void> {
-    await this.client.srem(this.keys.appChannels(appId), channel);
-    const total = await this.client.hget(this.keys.channel(appId, channel).state, 'total');
-    if (Number(total ?? 0) > 0) await this.client.sadd(this.keys.appChannels(appId), channel);
+  private unindex(appId: string, channel: string): Promise<void> {
+    return this.reconcileIndex(appId, channel, false);
+  }
+
+  /**
+   * Makes the app's index of occupied channels agree with the channel's count, from `occupied` (what this node's script
+   * answered): listed while the channel has subscribers, not once it has none. The index and the count are different keys
+   * (on a Redis Cluster, on different shards), so nodes occupying and vacating a channel at once race: a node that read
+   * the count before another node's vacate and listed the channel after it left an empty channel listed for good (a probe:
+   * a few in 10 000 subscribe/unsubscribe flaps across two nodes, never removed; GET /channels read each of them on every
+   * call). So each write is followed by a reading of the count, and written again while the count no longer agrees: the
+   * last write's reading comes after every write. What a failure leaves, `channels` drops when it meets it.
+   */
+  private async reconcileIndex(appId: string, channel: string, occupied: boolean): Promise<void> {
+    const index = this.keys.appChannels(appId);
+    const state = this.keys.channel(appId, channel).state;
+    for (let round = 0; round < INDEX_ROUNDS; round++) {
+      if (occupied) await this.client.sadd(index, channel);
+      else await this.client.srem(index, channel);
+      const now = Number((await this.client.hget(state, 'total')) ?? 0) > 0;
+      if (now === occupied) return;
+      occupied = now;
+    }
   }
 }
 

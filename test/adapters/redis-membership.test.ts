@@ -15,7 +15,7 @@ import { RedisKeys } from '../../src/adapters/redis-keys.js';
 import { RedisMembership } from '../../src/adapters/redis-membership.js';
 import { LEAVE_LUA, REAP_LUA, Script, SHORTEN_LOCK_LUA } from '../../src/adapters/redis-scripts.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
-import { eventually } from '../helpers/wait.js';
+import { eventually, until } from '../helpers/wait.js';
 
 let redis: RedisServer;
 let client: Redis;
@@ -299,4 +299,121 @@ test('the take-back of a join echoes the member it removes as its member_added d
   await node.leave('a1', 'presence-t', 'a', asNumber);
   const told = await node.takeBack('a1', 'presence-t', 'b', asString, node.newLeave());
   assert.deepEqual([told.memberRemoved, told.removedUserId], [true, 2]);
+});
+
+/**
+ * A node on a connection of its own whose next call of `method` on a key, once armed, runs `before` ahead of the command and
+ * `after` between its answer and the node reading it: another node's changes landing between two of this node's
+ * commands, as a late event loop lets them. `idle()`: no command of the node in flight.
+ */
+function interleavedNode(keys: RedisKeys, nodeId: string) {
+  const connection = new Redis(redis.url);
+  let inFlight = 0;
+  let armed: { method: string; key: string; before?: () => Promise<void>; after?: () => Promise<void> } | undefined;
+  let fired = false;
+  const proxied = new Proxy(connection, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const around = armed?.method === prop && args[0] === armed.key ? armed : undefined;
+        if (around === undefined) {
+          const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
+          if (!(result instanceof Promise)) return result;
+          inFlight++;
+          return result.finally(() => inFlight--);
+        }
+        armed = undefined;
+        inFlight++;
+        return (async () => {
+          try {
+            await around.before?.();
+            const answer: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+            await around.after?.();
+            return answer;
+          } finally {
+            fired = true;
+            inFlight--;
+          }
+        })();
+      };
+    },
+  });
+  const node = new RedisMembership(proxied, keys, nodeId, 'PUBLISH', () => true);
+  return {
+    node,
+    /** Arms the next call of `method` on `key`. */
+    arm: (method: 'hget' | 'sadd', key: string, around: { before?: () => Promise<void>; after?: () => Promise<void> }) => {
+      armed = { method, key, ...around };
+      fired = false;
+    },
+    /** The armed call ran, and the node has nothing in flight (its index writes and checks are over). */
+    settled: () => fired && inFlight === 0,
+    idle: () => inFlight === 0,
+    close: () => connection.disconnect(),
+  };
+}
+
+test("the app's index ends as the channel is when another node occupies and vacates it between a vacate's write and its check", async () => {
+  // A probe (two nodes, 10 000 subscribe/unsubscribe flaps): a few empty channels stayed listed for good. n2's vacate
+  // read the count after n1 occupied the channel, n1 left it before n2 wrote again, and n2 listed it on that reading.
+  const keys = new RedisKeys('index-vacate-race');
+  const n1 = new RedisMembership(client, keys, 'n1', 'PUBLISH', () => true);
+  const n2 = interleavedNode(keys, 'n2');
+  try {
+    await n2.node.join('a1', 'c', 's2', null, 0);
+    await until(n2.idle, "n2's listing");
+    n2.arm('hget', keys.channel('a1', 'c').state, {
+      before: async () => {
+        await n1.join('a1', 'c', 's1', null, 0);
+      },
+      after: async () => {
+        assert.equal((await n1.leave('a1', 'c', 's1', null)).vacated, true);
+        await client.ping();
+      },
+    });
+    assert.equal((await n2.node.leave('a1', 'c', 's2', null)).vacated, true);
+    await until(n2.settled, "n2's vacate of the index");
+    await eventually(async () => (await client.sismember(keys.appChannels('a1'), 'c')) === 0, 'the empty channel unlisted');
+    // Settled: it stays so (before, n2's write came last and nothing removed it).
+    await client.ping();
+    assert.equal(await client.sismember(keys.appChannels('a1'), 'c'), 0);
+    assert.equal(await client.hget(keys.channel('a1', 'c').state, 'total'), null);
+  } finally {
+    n2.close();
+  }
+});
+
+test("the app's index ends as the channel is when an occupying join's listing lands after another node vacated the channel", async () => {
+  const keys = new RedisKeys('index-list-race');
+  const n1 = interleavedNode(keys, 'n1');
+  const n2 = new RedisMembership(client, keys, 'n2', 'PUBLISH', () => true);
+  try {
+    // n1 occupies the channel; before its listing is sent, n2 joins, n1 leaves and n2 vacates the channel.
+    n1.arm('sadd', keys.appChannels('a1'), {
+      before: async () => {
+        await n2.join('a1', 'c', 's2', null, 0);
+        await n1.node.leave('a1', 'c', 's1', null);
+        assert.equal((await n2.leave('a1', 'c', 's2', null)).vacated, true);
+        await client.ping();
+      },
+    });
+    assert.equal((await n1.node.join('a1', 'c', 's1', null, 0)).occupied, true);
+    await until(n1.settled, "n1's listing");
+    await eventually(async () => (await client.sismember(keys.appChannels('a1'), 'c')) === 0, 'the empty channel unlisted');
+    await client.ping();
+    assert.equal(await client.sismember(keys.appChannels('a1'), 'c'), 0);
+  } finally {
+    n1.close();
+  }
+});
+
+test('GET /channels leaves out a listed channel without subscribers and drops it from the index', async () => {
+  // What a failed command or a node gone between its vacate and its index leaves: read on every GET /channels before.
+  const keys = new RedisKeys('index-stale');
+  const node = new RedisMembership(client, keys, 'n1', 'PUBLISH', () => true);
+  await node.join('a1', 'live', 's1', null, 0);
+  await client.sadd(keys.appChannels('a1'), 'stale');
+  assert.deepEqual([...(await node.channels('a1')).keys()], ['live']);
+  await eventually(async () => (await client.smembers(keys.appChannels('a1'))).join() === 'live', 'the stale name dropped');
 });
