@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
+import { createEventCache } from '../../src/realtime/event-cache.js';
 import { adapterContract } from './adapter-contract.js';
 
 const noMetrics = { adapterMessage: () => undefined, adapterRequest: () => undefined };
@@ -57,4 +58,33 @@ test('local adapter: the cache is bounded in bytes, evicts the least recently us
   adapter.cacheSet('app', 'cache-huge', { event: 'e', data: 'y'.repeat(200_000) });
   assert.equal(await adapter.cacheGet('app', 'cache-huge'), undefined);
   assert.ok(await adapter.cacheGet('app', 'cache-49'));
+});
+
+test('the event cache drops expired events as new ones come: a churn of new cache channels holds what its last TTL set', () => {
+  // A probe: 25 000 tiny events to new channels a round grew the heap by 6 MB a round, expired or not, until the bound.
+  let clock = 0;
+  const cache = createEventCache({ maxBytes: 1 << 30, ttlMs: 1000, onEvicted: () => assert.fail('nothing is evicted for room'), now: () => clock });
+  const round = (r: number): void => {
+    for (let i = 0; i < 5000; i++) cache.set('app', `cache-${r}-${i}`, { event: 'state', data: '{"v":1}' });
+  };
+  round(0);
+  const oneRound = cache.bytes();
+  for (let r = 1; r <= 4; r++) {
+    clock += 1500;
+    round(r);
+    // The round before expired: each set dropped up to two of its events.
+    assert.equal(cache.bytes(), oneRound, `round ${r}`);
+  }
+  // A read of an event not expired still finds it, and an expired one misses.
+  assert.deepEqual(cache.get('app', 'cache-4-0'), { event: 'state', data: '{"v":1}' });
+  clock += 1500;
+  assert.equal(cache.get('app', 'cache-4-1'), undefined);
+});
+
+test('the event cache charges a tiny event what it costs the heap, so CACHE_MAX_BYTES bounds the heap', () => {
+  // 200 000 such events took 264 bytes of heap each (a full GC before and after); 132 were charged before.
+  const cache = createEventCache({ maxBytes: 1 << 30, ttlMs: 60_000, onEvicted: () => undefined });
+  for (let i = 0; i < 1000; i++) cache.set('app-id', `cache-many-${100_000 + i}`, { event: 'state', data: '{"v":12}' });
+  const charged = cache.bytes() / 1000;
+  assert.ok(charged >= 250 && charged <= 300, `${charged} bytes charged per event`);
 });
