@@ -6,8 +6,9 @@
  * Two indexes outside the channel's slot are kept beside the scripts:
  * - `nodeChannels(node)`: added to before the node's first subscription to a channel, removed from after its last one
  *   left (and only if none came back meanwhile), so a crash at any point leaves every channel the node holds listed.
- * - `appChannels(app)`: added to after a join occupied the channel, removed from after a leave vacated it followed by a
- *   re-check of the channel's total (re-added if another node occupied it meanwhile), so GET /channels misses nothing.
+ * - `appChannels(app)`: added to after a join occupied the channel, removed from after a leave vacated it; each write is
+ *   followed by a reading of the channel's total and written again while they disagree (`reconcileIndex`), so GET
+ *   /channels misses nothing, and an empty channel another node's change left listed is removed.
  */
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
@@ -78,7 +79,7 @@ export const REAP_RECEIPT_TTL_MS = 60_000;
  * How many times a node writes the app's index of a channel before it leaves it as it is (`reconcileIndex`): each round
  * is one more node's change read between the write and its check.
  */
-const INDEX_ROUNDS = 3;
+const INDEX_ROUNDS = 5;
 
 /** The message of a signed-in user's cluster-wide transition, on the app's watch channel. */
 export interface UserPresenceMessage {
@@ -106,6 +107,8 @@ export class RedisMembership {
   private readonly held = new Map<string, number>();
   /** Apps this node has listed in its `nodeApps` set since Redis was last (re)connected: no SADD per reserved connection. */
   private readonly listedApps = new Set<string>();
+  /** Empty channels GET /channels met that are being unlisted (`dropListed`). */
+  private readonly dropping = new Set<string>();
   /** `[appId, channel]` JSON → the trailing count armed for a change of this node's that the throttle held back. */
   private readonly countTimers = new Map<string, NodeJS.Timeout>();
   /** Leaves named so far (`newLeave`). */
@@ -370,8 +373,9 @@ export class RedisMembership {
     if (removed === 1 && member !== null && numeric >= 0) outcome.removedUserId = numeric === 1 ? asNumber! : member.userId;
     // The indexes are updated after the outcome is returned, not before: outcomes come back in the order Redis ran their
     // scripts (`list` says why); awaited here, the next join's `channel_occupied` went out before this `channel_vacated`.
-    // Their commands are sent now, in this order, on the connection the later ones go on. A failure leaves an entry that
-    // names nothing held any more, which the reaper and GET /channels skip.
+    // Their first commands are sent now, in this order, on the connection the later ones go on (the app's index is then
+    // checked against the count: `reconcileIndex`). A failure leaves an entry that names nothing held any more, which the
+    // reaper skips and GET /channels drops.
     if (this.unhold(pair)) void this.unlistNode(pair);
     if (vacated === 1) void this.unindex(appId, channel).catch(() => undefined);
     return { outcome, removed, vacated, joined };
@@ -619,9 +623,19 @@ export class RedisMembership {
     const out = new Map<string, ChannelCounts>();
     for (const [name, counts] of counted) {
       if (counts.subscriptionCount > 0) out.set(name, counts);
-      else void this.unindex(appId, name).catch(() => undefined);
+      else this.dropListed(appId, name);
     }
     return out;
+  }
+
+  /** Unlists an empty channel GET /channels met (once at a time per channel, however many GETs meet it meanwhile). */
+  private dropListed(appId: string, channel: string): void {
+    const key = `${appId}\u0000${channel}`;
+    if (this.dropping.has(key)) return;
+    this.dropping.add(key);
+    void this.unindex(appId, channel)
+      .catch(() => undefined)
+      .finally(() => this.dropping.delete(key));
   }
 
   /**
@@ -692,10 +706,10 @@ export class RedisMembership {
   /**
    * Adds a channel a join occupied to its app's listing, without holding up the join's outcome: outcomes must come back
    * in the order Redis ran their scripts, since the node's webhooks follow them (awaited here, the next join's count went
-   * out before this join's `channel_occupied`). This node's later commands on the listing (a vacate's SREM) are sent
-   * after it on the same connection, so they still run after it. Tried twice; a listing that failed both leaves the
-   * channel out of GET /channels until it is vacated and occupied again (before, the join itself failed after its script
-   * had recorded it).
+   * out before this join's `channel_occupied`). Its SADD is sent at once, ahead of this node's later commands on the
+   * listing (a vacate's SREM); what runs later is put right by the check after each write (`reconcileIndex`). Tried twice;
+   * a listing that failed both leaves the channel out of GET /channels until it is vacated and occupied again (before,
+   * the join itself failed after its script had recorded it).
    */
   private list(appId: string, channel: string): void {
     const add = (): Promise<void> => this.reconcileIndex(appId, channel, true);
@@ -725,7 +739,9 @@ export class RedisMembership {
    * the count before another node's vacate and listed the channel after it left an empty channel listed for good (a probe:
    * a few in 10 000 subscribe/unsubscribe flaps across two nodes, never removed; GET /channels read each of them on every
    * call). So each write is followed by a reading of the count, and written again while the count no longer agrees: the
-   * last write's reading comes after every write. What a failure leaves, `channels` drops when it meets it.
+   * last write's reading comes after every write. Each round more needs the count to change between two readings; after
+   * INDEX_ROUNDS the channel is left listed, the safe side: an empty name listed is dropped by `channels` when it meets
+   * it, an occupied channel unlisted would be missing from GET /channels until it is vacated and occupied again.
    */
   private async reconcileIndex(appId: string, channel: string, occupied: boolean): Promise<void> {
     const index = this.keys.appChannels(appId);
@@ -737,6 +753,7 @@ export class RedisMembership {
       if (now === occupied) return;
       occupied = now;
     }
+    await this.client.sadd(index, channel);
   }
 }
 

@@ -18,7 +18,7 @@ const ENTRY_OVERHEAD_BYTES = 224;
 const EXPIRED_DROPPED_PER_SET = 2;
 
 export interface EventCacheOptions {
-  /** Bytes of channel names, event names, data and user ids held at most (plus ENTRY_OVERHEAD_BYTES per entry). */
+  /** Bytes of channel names, event names and data held at most (plus ENTRY_OVERHEAD_BYTES per entry). */
   maxBytes: number;
   /** How long an event is replayed after it was set. */
   ttlMs: number;

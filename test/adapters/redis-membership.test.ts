@@ -311,6 +311,8 @@ function interleavedNode(keys: RedisKeys, nodeId: string) {
   let inFlight = 0;
   let armed: { method: string; key: string; before?: () => Promise<void>; after?: () => Promise<void> } | undefined;
   let fired = false;
+  /** What a hook threw: the node's own catch would swallow it, so the test rethrows it (`hooksPassed`). */
+  let hookError: unknown;
   const proxied = new Proxy(connection, {
     get(target, prop) {
       const value: unknown = Reflect.get(target, prop, target);
@@ -327,9 +329,9 @@ function interleavedNode(keys: RedisKeys, nodeId: string) {
         inFlight++;
         return (async () => {
           try {
-            await around.before?.();
+            await around.before?.().catch((err: unknown) => (hookError = err));
             const answer: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-            await around.after?.();
+            await around.after?.().catch((err: unknown) => (hookError = err));
             return answer;
           } finally {
             fired = true;
@@ -350,6 +352,9 @@ function interleavedNode(keys: RedisKeys, nodeId: string) {
     /** The armed call ran, and the node has nothing in flight (its index writes and checks are over). */
     settled: () => fired && inFlight === 0,
     idle: () => inFlight === 0,
+    hooksPassed: () => {
+      if (hookError !== undefined) throw hookError;
+    },
     close: () => connection.disconnect(),
   };
 }
@@ -374,6 +379,7 @@ test("the app's index ends as the channel is when another node occupies and vaca
     });
     assert.equal((await n2.node.leave('a1', 'c', 's2', null)).vacated, true);
     await until(n2.settled, "n2's vacate of the index");
+    n2.hooksPassed();
     await eventually(async () => (await client.sismember(keys.appChannels('a1'), 'c')) === 0, 'the empty channel unlisted');
     // Settled: it stays so (before, n2's write came last and nothing removed it).
     await client.ping();
@@ -400,6 +406,7 @@ test("the app's index ends as the channel is when an occupying join's listing la
     });
     assert.equal((await n1.node.join('a1', 'c', 's1', null, 0)).occupied, true);
     await until(n1.settled, "n1's listing");
+    n1.hooksPassed();
     await eventually(async () => (await client.sismember(keys.appChannels('a1'), 'c')) === 0, 'the empty channel unlisted');
     await client.ping();
     assert.equal(await client.sismember(keys.appChannels('a1'), 'c'), 0);
