@@ -92,15 +92,18 @@ export function publishSchemas(limits: PublishLimits) {
     data: z
       .string(answer(Errors.API_DATA_NOT_STRING))
       .refine((d) => Buffer.byteLength(d) <= limits.maxPayloadBytes, answer(Errors.API_DATA_TOO_LARGE, () => [limits.maxPayloadBytes])),
-    socket_id: z
-      .string(answer(Errors.API_INVALID_SOCKET_ID))
-      .regex(SOCKET_ID, answer(Errors.API_INVALID_SOCKET_ID))
-      .optional(),
-    // Anything but a non-empty string asks for no attributes, as before.
+    // `null` and "" exclude no one, as no `socket_id` does: the Node SDK checks a socket id only when it is truthy and
+    // sends what it was given, so `socket_id: req.get('X-Socket-Id') ?? null` (a request with no sender to exclude) had
+    // the whole publish refused.
+    socket_id: z.preprocess(
+      (v) => (v === null || v === '' ? undefined : v),
+      z.string(answer(Errors.API_INVALID_SOCKET_ID)).regex(SOCKET_ID, answer(Errors.API_INVALID_SOCKET_ID)).optional(),
+    ),
+    // Anything but a non-empty string asks for no attributes, as before; each attribute once (`info=cache,cache,…`).
     info: z
       .unknown()
       .optional()
-      .transform((v) => (typeof v === 'string' && v.length > 0 ? v.split(',').map((s) => s.trim()) : []))
+      .transform((v) => (typeof v === 'string' && v.length > 0 ? [...new Set(v.split(',').map((s) => s.trim()))] : []))
       .pipe(z.array(z.enum(INFO_ATTRIBUTES, answer(Errors.API_UNKNOWN_INFO, clip(32))))),
   };
   const toRequest = (e: { name: string; data: string; socket_id?: string | undefined; info: string[] }, channels: string[]) => ({

@@ -59,6 +59,13 @@ test('a valid event becomes an EventRequest: one channel, several, socket_id, in
   }
   refuses('event', { name: 'ev', data: '', channel: `#server-to-user-${'u'.repeat(31)}` }, Errors.API_INVALID_CHANNEL_NAME, `#server-to-user-${'u'.repeat(31)}`);
   refuses('event', { name: 'ev', data: '', channel: 'private-a|b' }, Errors.API_INVALID_CHANNEL_NAME, 'private-a|b');
+  // `null` and "" exclude no one (the Node SDK sends them as given): before, the whole publish was refused 400.
+  for (const socket_id of [null, '']) {
+    assert.equal(parseBody(schemas.event, { name: 'ev', data: '', channel: 'a', socket_id }).socketId, undefined);
+    assert.equal(parseBody(schemas.batch, { batch: [{ name: 'ev', data: '', channel: 'a', socket_id }] })[0]!.socketId, undefined);
+  }
+  // Each info attribute once, however often it is named.
+  assert.deepEqual(parseBody(schemas.event, { name: 'ev', data: '', channel: 'presence-a', info: 'user_count,user_count, user_count' }).info, ['user_count']);
 });
 
 test('a channel named twice in `channels` is published to once, in the order of its first mention', () => {
@@ -101,7 +108,7 @@ test('each refused event answers its registry error, with the limit or the offen
     Errors.API_ENCRYPTED_NOT_ALONE,
   );
   refuses('event', { ...ok, socket_id: 'abc' }, Errors.API_INVALID_SOCKET_ID);
-  refuses('event', { ...ok, socket_id: null }, Errors.API_INVALID_SOCKET_ID);
+  refuses('event', { ...ok, socket_id: 7 }, Errors.API_INVALID_SOCKET_ID);
   refuses('event', { ...ok, info: 'user_count,cache' }, Errors.API_UNKNOWN_INFO, 'cache');
 });
 

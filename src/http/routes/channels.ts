@@ -8,7 +8,8 @@ import { SHOWN_CHANNEL_NAME_LENGTH } from '../publish-request.js';
 import type { AppRequest } from '../request-app.js';
 
 function infoList(info: unknown): string[] {
-  return typeof info === 'string' && info.length > 0 ? info.split(',').map((s) => s.trim()) : [];
+  // Each attribute once: `info=cache,cache,…` (thousands fit in a header) read the cache once per mention, one by one.
+  return typeof info === 'string' && info.length > 0 ? [...new Set(info.split(',').map((s) => s.trim()))] : [];
 }
 
 /**
