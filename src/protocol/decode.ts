@@ -91,13 +91,16 @@ function decodeEvent(event: string, raw: Record<string, unknown>): ClientMessage
       const d = dataObject(raw.data);
       if (d === undefined || typeof d.channel !== 'string') return 'invalid';
       const channel = d.channel;
-      if (d.auth !== undefined && typeof d.auth !== 'string') return { channel, invalidSubscribe: Errors.SUBSCRIBE_AUTH_NOT_STRING };
+      // A client library serialising an unset field writes null (`"auth": null` on a public channel): absent, as pusher-js
+      // leaves it out; a private channel then answers its missing signature.
+      const auth = d.auth === null ? undefined : d.auth;
+      if (auth !== undefined && typeof auth !== 'string') return { channel, invalidSubscribe: Errors.SUBSCRIBE_AUTH_NOT_STRING };
       // pusher-js 7 setups whose authorizer answers `channel_data: null` for a private channel send it as null: absent.
       const channelData = d.channel_data === null ? undefined : d.channel_data;
       if (channelData !== undefined && typeof channelData !== 'string') {
         return { channel, invalidSubscribe: Errors.SUBSCRIBE_CHANNEL_DATA_NOT_STRING };
       }
-      return { event: Events.Subscribe, channel, auth: d.auth, channelData };
+      return { event: Events.Subscribe, channel, auth, channelData };
     }
     case Events.Unsubscribe: {
       const d = dataObject(raw.data);

@@ -55,10 +55,14 @@ test('rejects with the reason the metrics count', () => {
   }
 });
 
-test('channel_data: null is absent; a malformed subscribe keeps its channel so it can be refused there', () => {
+test('channel_data: null and auth: null are absent; a malformed subscribe keeps its channel so it can be refused there', () => {
   const nul = decodeClientFrame('{"event":"pusher:subscribe","data":{"auth":"k:s","channel_data":null,"channel":"private-a"}}');
   assert.ok(nul.ok);
   assert.deepEqual(nul.value.message, { event: 'pusher:subscribe', channel: 'private-a', auth: 'k:s', channelData: undefined });
+  // A public subscribe from a library that writes unset fields as null (a probe: refused 400 "auth" must be a string).
+  const nulls = decodeClientFrame('{"event":"pusher:subscribe","data":{"channel":"news","auth":null,"channel_data":null}}');
+  assert.ok(nulls.ok);
+  assert.deepEqual(nulls.value.message, { event: 'pusher:subscribe', channel: 'news', auth: undefined, channelData: undefined });
   for (const data of [{ channel: 'private-a', auth: 5 }, { channel: 'presence-a', auth: 'k:s', channel_data: { user_id: 1 } }]) {
     const r = decodeClientFrame(JSON.stringify({ event: 'pusher:subscribe', data }));
     assert.ok(!r.ok);
