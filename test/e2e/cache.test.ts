@@ -87,6 +87,17 @@ test('GET /channels/{cache channel}?info=cache answers the cached event', async 
     await sdk.trigger('cache-live', 'ev', { v: 3 });
     const res = await sdk.get({ path: '/channels/cache-live', params: { info: 'cache' } });
     assert.deepEqual(await res.json(), { occupied: true, cache: { event: 'ev', data: JSON.stringify({ v: 3 }) } });
+    // An attribute named again is read once (a review: thousands fit in a header, each a cache read, one by one).
+    const adapter = server.app.adapter;
+    const cacheGet = adapter.cacheGet.bind(adapter);
+    let reads = 0;
+    adapter.cacheGet = (appId, channel) => {
+      reads++;
+      return cacheGet(appId, channel);
+    };
+    const again = await sdk.get({ path: '/channels/cache-live', params: { info: Array(50).fill('cache').join(',') } });
+    assert.deepEqual(await again.json(), { occupied: true, cache: { event: 'ev', data: JSON.stringify({ v: 3 }) } });
+    assert.equal(reads, 1);
   } finally {
     await server.close();
   }
