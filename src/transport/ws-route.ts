@@ -79,22 +79,34 @@ const refusal = (reason: RejectReason, error: CloseError, ...args: ReadonlyArray
  * each of `protocol`, `client` and `version` from its query. Uncut, a 15 KB header made a 15 KB line per connection.
  */
 const USER_AGENT_LOGGED = 512;
+
+/** The upgrade's query as fastify parses it: a parameter given more than once is a list of its values. */
+type Query = Record<string, string | string[] | undefined>;
 const QUERY_VALUE_LOGGED = 64;
+
+/**
+ * A query value as `connection_opened` writes it: a parameter the client repeated (`?client=…&client=…`, which the query
+ * parser hands over as a list) is written as its values joined with commas, cut as one value is — a list of two 7 KB
+ * values was written whole, a 14 KB line per connection.
+ */
+function queryValueLogged(value: string | string[] | undefined): string | undefined {
+  return clipped(Array.isArray(value) ? value.join(',') : value, QUERY_VALUE_LOGGED);
+}
 
 /**
  * The fields of `connection_opened`, built only if the line is written. A function of its own, so that the closure holds
  * the request and not `accept`'s scope, which the socket's listeners keep for the connection's life.
  */
 function openedFields(
-  request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>,
+  request: FastifyRequest<{ Querystring: Query }>,
   upgradeSpan: SpanContext | undefined,
 ): () => Record<string, unknown> {
   return () => ({
     remote_address: loggedAddress(request.ip),
     user_agent: clipped(request.headers['user-agent'], USER_AGENT_LOGGED),
-    protocol: clipped(request.query.protocol, QUERY_VALUE_LOGGED),
-    client: clipped(request.query.client, QUERY_VALUE_LOGGED),
-    version: clipped(request.query.version, QUERY_VALUE_LOGGED),
+    protocol: queryValueLogged(request.query.protocol),
+    client: queryValueLogged(request.query.client),
+    version: queryValueLogged(request.query.version),
     ...(upgradeSpan !== undefined ? { trace_id: upgradeSpan.traceId, span_id: upgradeSpan.spanId } : {}),
   });
 }
@@ -251,7 +263,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
 
   const admit = (
     key: string,
-    query: Record<string, string | undefined>,
+    query: Query,
   ): { app: AppConfig } | Refusal => {
     const app = apps.byKey(key);
     if (app === undefined) return refusal('unknown_app', Errors.CLOSE_UNKNOWN_APP);
@@ -266,8 +278,9 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     }
     const protocol = query.protocol;
     if (protocol !== undefined) {
-      // A version is written as decimal digits: `Number()` alone would read "" as 0, " 7", "0x7" and "7.0" as 7.
-      const version = DECIMAL_VERSION.test(protocol) ? Number(protocol) : Number.NaN;
+      // A version is written as decimal digits: `Number()` alone would read "" as 0, " 7", "0x7" and "7.0" as 7. One given
+      // twice is no version.
+      const version = typeof protocol === 'string' && DECIMAL_VERSION.test(protocol) ? Number(protocol) : Number.NaN;
       if (!Number.isInteger(version)) {
         return refused('bad_protocol', Errors.CLOSE_INVALID_VERSION);
       }
@@ -374,7 +387,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
 
     // A plain GET (no upgrade) gets the 404 of any unknown path: @fastify/websocket's own answer was an empty 404,
     // neither counted nor logged.
-    scope.route<{ Params: { key: string }; Querystring: Record<string, string | undefined> }>({
+    scope.route<{ Params: { key: string }; Querystring: Query }>({
       method: 'GET',
       url: '/app/:key',
       handler: async (_request, reply) => reply.callNotFound(),
@@ -391,7 +404,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     /** Admits (or refuses) an upgraded socket: the `/app/:key` handler, its writes corked until it returns. */
     const route = (
       socket: WebSocket,
-      request: FastifyRequest<{ Params: { key: string }; Querystring: Record<string, string | undefined> }>,
+      request: FastifyRequest<{ Params: { key: string }; Querystring: Query }>,
     ): void => {
       const admitted = admit(request.params.key, request.query);
       if ('reason' in admitted) {
@@ -436,7 +449,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     /** Opens an admitted connection: hub, metrics, `connection_established`, and the socket's events. */
     const accept = (
       socket: WebSocket,
-      request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>,
+      request: FastifyRequest<{ Querystring: Query }>,
       app: AppConfig,
       id: string,
       reserved: boolean,

@@ -337,6 +337,22 @@ test('connection_opened tells the client\'s user agent and query values, cut whe
     assert.equal(line.client, `${'c'.repeat(64)}…`);
     assert.equal(line.version, '8.4.0');
     assert.ok(JSON.stringify(line).length < 1500, `a ${JSON.stringify(line).length}-character line`);
+    // A parameter given twice is a list to the query parser: written joined and cut all the same (it was written whole).
+    const twice = await RawClient.connect(
+      server.port,
+      `/app/${APP.key}?protocol=7&client=${'c'.repeat(7000)}&client=js&version=${'v'.repeat(7000)}&version=8.4.0`,
+    );
+    await twice.next('pusher:connection_established');
+    await twice.close();
+    await until(() => logLines(server, { event: 'connection_opened' }).length === 3, 'the third connection_opened');
+    const repeated = logLines(server, { event: 'connection_opened' })[2]!;
+    assert.deepEqual([repeated.client, repeated.version], [`${'c'.repeat(64)}…`, `${'v'.repeat(64)}…`]);
+    assert.ok(JSON.stringify(repeated).length < 1500, `a ${JSON.stringify(repeated).length}-character line`);
+    const short = await RawClient.connect(server.port, `/app/${APP.key}?protocol=7&client=js&client=node&version=8.4.0`);
+    await short.next('pusher:connection_established');
+    await short.close();
+    await until(() => logLines(server, { event: 'connection_opened' }).length === 4, 'the fourth connection_opened');
+    assert.equal(logLines(server, { event: 'connection_opened' })[3]!.client, 'js,node');
   } finally {
     await server.close();
   }
