@@ -6,7 +6,7 @@
  * misconfigured client shows up, and a scanner walking paths cannot turn into a log flood.
  */
 import cors from '@fastify/cors';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { Errors } from '../protocol/errors.js';
 import { logEvent } from '../telemetry/log-events.js';
@@ -39,6 +39,11 @@ export async function notFoundPlugin(
   { metrics, logger, maxParamLength, refused }: NotFoundOptions,
 ): Promise<void> {
   const logWindow = new FixedWindow(10);
+  /**
+   * Requests refused here as the router refuses an over-long parameter: counted and logged as `request_malformed` (as a
+   * POST to the same path is, by the router), and not a second time as an unmatched `api_request`.
+   */
+  const refusedAsTooLong = new WeakSet<FastifyRequest>();
   // preHandler, not onRequest: `reply.callNotFound()` (the WebSocket scope's plain-GET catch-all) runs only a 404
   // context's preHandler hooks, and a router miss runs them too.
   await scope.register(cors, { ...API_CORS, hook: 'preHandler' });
@@ -52,6 +57,7 @@ export async function notFoundPlugin(
     // A GET whose parameter is over the router's bound comes here through the catch-all route the router fell back to:
     // `GET /apps/{id}/channels/{4 000 characters}` is refused as too long, as the same path in a POST is, not "Not found".
     if (hasOverlongSegment(request.url, maxParamLength)) {
+      refusedAsTooLong.add(request);
       refuseParamTooLong(refused, request, reply);
       return reply;
     }
@@ -66,7 +72,7 @@ export async function notFoundPlugin(
   // A callback hook: an `async` one costs every request a promise.
   scope.addHook('onResponse', (request, reply, done) => {
     // The scope also holds @fastify/cors's `OPTIONS *` route (its preflights): only requests no route matched count here.
-    if (!request.is404) {
+    if (!request.is404 || refusedAsTooLong.has(request)) {
       done();
       return;
     }

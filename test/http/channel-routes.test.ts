@@ -10,6 +10,7 @@ import { logLines } from '../helpers/logs.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { APP, startServer } from '../helpers/server.js';
 import { signedFetch } from '../helpers/signed-fetch.js';
+import { until } from '../helpers/wait.js';
 
 const API = `/apps/${APP.id}`;
 
@@ -107,6 +108,10 @@ test('a channel name one over MAX_CHANNEL_NAME_LENGTH reaches the route (API_INV
     assert.equal(terminated.status, 200);
     const missing = await signedFetch(server, 'GET', `${API}/nothing/${encodeURIComponent('é'.repeat(150))}`);
     assert.deepEqual([missing.status, missing.body], [404, { error: 'Not found' }]);
+    // The over-long GETs were not also logged as requests to no route (each was logged twice, and counted twice): the one
+    // unmatched request is this 404, whose line comes after theirs.
+    await until(() => logLines(server, { event: 'api_request', route: 'unmatched', status_code: 404 }).length === 1, 'the 404 logged');
+    assert.deepEqual(logLines(server, { event: 'api_request', route: 'unmatched' }).map((line) => line.status_code), [404]);
     assert.deepEqual(logLines(server, { level: 'error' }), []);
   } finally {
     await server.close();
