@@ -179,6 +179,16 @@ function isProxyAddress(entry: string): boolean {
 }
 
 /**
+ * A `/0` entry (`0.0.0.0/0`, `::/0`: every address of its family) as the two halves of that family: @fastify/proxy-addr,
+ * which fastify compiles the list with, refuses a prefix of 0, and the process stopped at start with its stack trace.
+ */
+function wholeFamilyAsHalves(entry: string): string[] {
+  const slash = entry.indexOf('/');
+  if (slash < 0 || Number(entry.slice(slash + 1)) !== 0) return [entry];
+  return isIP(entry.slice(0, slash)) === 4 ? ['0.0.0.0/1', '128.0.0.0/1'] : ['::/1', '8000::/1'];
+}
+
+/**
  * `TRUST_PROXY`, as fastify's `trustProxy` takes it: `false` (the peer is the client), `true` (every hop of
  * X-Forwarded-For is trusted: only behind a proxy that overwrites the header), or the proxies' addresses (the client is the
  * nearest untrusted hop). No hop count: fastify trusts nothing with one, since a direct client could send enough hops.
@@ -200,7 +210,7 @@ const trustProxy = z
     }
     const entries = value.split(',').map((e) => e.trim());
     const bad = entries.filter((e) => !isProxyAddress(e));
-    if (bad.length === 0) return entries.join(',');
+    if (bad.length === 0) return entries.flatMap(wholeFamilyAsHalves).join(',');
     ctx.addIssue({
       code: 'custom',
       message: `not an address, address/prefix, loopback, linklocal or uniquelocal: ${bad.join(', ')} (or true, false)`,

@@ -243,6 +243,10 @@ test('TRUST_PROXY: false by default; true, or a list of addresses, CIDRs and nam
   assert.equal(loadConfig({ TRUST_PROXY: 'false' }).trustProxy, false);
   assert.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true);
   assert.equal(loadConfig({ TRUST_PROXY: ' 10.0.0.0/8, loopback,::1 ,fd00::/8' }).trustProxy, '10.0.0.0/8,loopback,::1,fd00::/8');
+  // A /0 (every address of a family) is its family's two halves: proxy-addr refuses a prefix of 0, and the process
+  // stopped at start with a TypeError's stack.
+  assert.equal(loadConfig({ TRUST_PROXY: '0.0.0.0/0' }).trustProxy, '0.0.0.0/1,128.0.0.0/1');
+  assert.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8,::/00' }).trustProxy, '10.0.0.0/8,::/1,8000::/1');
   for (const bad of ['2', '10.0.0.0/33', 'proxy.internal', '10.0.0.1,', '::1/129']) {
     assert.throws(() => loadConfig({ TRUST_PROXY: bad }), /TRUST_PROXY/, bad);
   }

@@ -7,6 +7,8 @@ import { once } from 'node:events';
 import { createServer, request, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import Fastify from 'fastify';
+import { loadConfig } from '../../src/config.js';
 import { clientAddress, loggedAddress } from '../../src/http/client-address.js';
 
 test('an IPv4 client of a dual-stack listener is logged as IPv4; IPv6 and cut text as they are', () => {
@@ -44,6 +46,14 @@ test("clientAddress reads X-Forwarded-For as fastify's trustProxy does: nothing 
     assert.equal(clientAddress('loopback')(raw), '198.51.100.2');
     assert.equal(clientAddress('10.0.0.0/8, 127.0.0.1')(raw), '198.51.100.2');
     assert.equal(clientAddress('10.0.0.1')(raw), '127.0.0.1');
+    // TRUST_PROXY=0.0.0.0/0 (every IPv4 peer a proxy) as the configuration hands it on: every IPv4 hop trusted, by this
+    // and by fastify, which compiles the same list (proxy-addr threw on the /0 and the process stopped at start).
+    const everyIPv4 = loadConfig({ TRUST_PROXY: '0.0.0.0/0' }).trustProxy;
+    assert.equal(clientAddress(everyIPv4)(raw), '203.0.113.7');
+    const app = Fastify({ trustProxy: everyIPv4 });
+    app.get('/', async (req) => req.ip);
+    assert.equal((await app.inject({ url: '/', headers: { 'x-forwarded-for': '203.0.113.7, 198.51.100.2' } })).body, '203.0.113.7');
+    await app.close();
   } finally {
     server.close();
   }
