@@ -206,6 +206,8 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   let apiAccepting = true;
   const startedAt = Date.now();
   const refused = refusedRequests({ metrics, logger });
+  /** The client's address of a raw request: the peer, or under TRUST_PROXY the client a trusted proxy names. */
+  const addressOf = clientAddress(config.trustProxy);
   const fastify = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Per-request lines are replaced by one `api_request` line per API call (http/api.ts).
@@ -223,7 +225,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
         keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
         checkIntervalMs: Math.min(30_000, Math.ceil(config.httpRequestTimeoutMs / 4)),
       },
-      { refused, metrics },
+      { refused, metrics, addressOf },
     ),
     return503OnClosing: true,
     // `request.ip` (the `remote_address` of connection lines) is the X-Forwarded-For client of a trusted proxy.
@@ -231,7 +233,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     // Channel names and user ids are path parameters: the default (100) would turn valid long ones into 404 / 414.
     routerOptions: { maxParamLength: maxParamLength(config) },
     // A request the router or the HTTP parser refuses: the registry's answer, counted and logged (http/client-errors.ts).
-    frameworkErrors: frameworkErrors(refused, clientAddress(config.trustProxy)),
+    frameworkErrors: frameworkErrors(refused, addressOf),
     clientErrorHandler: clientErrorHandler(refused),
   });
   // fastify's own `Server listening at …` lines carry no catalog event; `server_started` says it (telemetry/fastify-listen-log.ts).

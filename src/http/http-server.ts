@@ -102,7 +102,7 @@ const ALLOW = `Allow: ${(API_CORS.methods as string[]).join(', ')}`;
 /** fastify's `serverFactory`: the HTTP/1.1 server, with the guard of this module in front of `handler`. */
 export function httpServerFactory(
   timeouts: HttpServerTimeouts,
-  deps: { refused: RefusedRequest; metrics: Metrics },
+  deps: GuardDeps,
 ): (handler: Handler) => Server {
   return (handler) => {
     const server = createServer(
@@ -117,22 +117,32 @@ export function httpServerFactory(
     );
     server.keepAliveTimeout = timeouts.keepAliveTimeoutMs;
     server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
-      refuse(deps.refused, 'expectation', Errors.API_EXPECTATION_FAILED, request.socket);
+      refuse(deps, 'expectation', Errors.API_EXPECTATION_FAILED, request);
       answerOnResponse(response, Errors.API_EXPECTATION_FAILED, Errors.API_EXPECTATION_FAILED.message);
     });
     server.on('connect', (request: IncomingMessage, socket: Duplex) => {
-      refuse(deps.refused, 'bad_method', Errors.API_METHOD_NOT_ALLOWED, request.socket);
+      refuse(deps, 'bad_method', Errors.API_METHOD_NOT_ALLOWED, request);
       answerOnSocket(socket, Errors.API_METHOD_NOT_ALLOWED, Errors.API_METHOD_NOT_ALLOWED.message, [ALLOW]);
     });
     return server;
   };
 }
 
-function refuse(refused: RefusedRequest, reason: Parameters<RefusedRequest>[0], error: HttpError, socket: Socket): void {
-  refused(reason, error, { error: error.name, remote_address: loggedAddress(socket.remoteAddress) });
+/**
+ * What the guard needs: `addressOf` is the client's address of a request under TRUST_PROXY (client-address.ts), so a
+ * refused request behind a proxy is logged with the client the proxy names, as the API's own refusals are.
+ */
+interface GuardDeps {
+  refused: RefusedRequest;
+  metrics: Metrics;
+  addressOf: (request: IncomingMessage) => string | undefined;
 }
 
-function guard(handler: Handler, deps: { refused: RefusedRequest; metrics: Metrics }): Handler {
+function refuse(deps: GuardDeps, reason: Parameters<RefusedRequest>[0], error: HttpError, request: IncomingMessage): void {
+  deps.refused(reason, error, { error: error.name, remote_address: loggedAddress(deps.addressOf(request)) });
+}
+
+function guard(handler: Handler, deps: GuardDeps): Handler {
   const tooMany = Errors.API_TOO_MANY_PIPELINED.format(MAX_REQUESTS_AHEAD);
   return (request, response) => {
     const socket = request.socket;
@@ -148,13 +158,13 @@ function guard(handler: Handler, deps: { refused: RefusedRequest; metrics: Metri
     }
     if (count.unanswered >= MAX_REQUESTS_AHEAD) {
       count.refused = true;
-      refuse(deps.refused, 'pipelined', Errors.API_TOO_MANY_PIPELINED, socket);
+      refuse(deps, 'pipelined', Errors.API_TOO_MANY_PIPELINED, request);
       lingerAfterLast(socket);
       answerOnResponse(response, Errors.API_TOO_MANY_PIPELINED, tooMany);
       return;
     }
     if (request.httpVersionMajor === 1 && request.httpVersionMinor === 1 && request.headers.host === undefined) {
-      refuse(deps.refused, 'no_host', Errors.API_HOST_REQUIRED, socket);
+      refuse(deps, 'no_host', Errors.API_HOST_REQUIRED, request);
       answerOnResponse(response, Errors.API_HOST_REQUIRED, Errors.API_HOST_REQUIRED.message);
       return;
     }

@@ -136,6 +136,19 @@ test('behind a trusted proxy, a path the router refuses is logged with the clien
     await exchange(server.port, `${request.join('\r\n')}\r\n\r\n`);
     await until(() => logLines(server, { event: 'request_malformed', reason: 'bad_url' }).length === 3, 'the third refusal logged');
     assert.equal(logLines(server, { event: 'request_malformed', reason: 'bad_url' })[2]!.remote_address, `${'a'.repeat(64)}…`);
+    // The refusals of a parsed request before fastify (an Expect it cannot meet, a CONNECT, a request without Host) name
+    // the client the proxy names too: they named the proxy (a probe, on the 417).
+    const refusedBeforeFastify: Array<[string, string, string]> = [
+      ['expectation', 'HTTP/1.1 417 Expectation Failed', 'POST /apps/x/events HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2'],
+      ['bad_method', 'HTTP/1.1 405 Method Not Allowed', 'CONNECT x:443 HTTP/1.1\r\nHost: x'],
+      ['no_host', 'HTTP/1.1 400 Bad Request', 'GET /healthz HTTP/1.1'],
+    ];
+    for (const [reason, status, head] of refusedBeforeFastify) {
+      const answer = await exchange(server.port, `${head}\r\nX-Forwarded-For: 2001:db8::9\r\nConnection: close\r\n\r\n`);
+      assert.equal(parseResponse(answer).status, status, reason);
+      const line = await loggedOnce(server, { event: 'request_malformed', reason });
+      assert.equal(line.remote_address, '2001:db8::9', reason);
+    }
   } finally {
     await server.close();
   }
