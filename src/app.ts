@@ -10,6 +10,8 @@ import { createRedisAdapter } from './adapters/redis-adapter.js';
 import type { AppStore } from './apps/app-store.js';
 import { createStaticAppStore } from './apps/static-app-store.js';
 import type { Config } from './config.js';
+import type { Server } from 'node:net';
+import { logEvent } from './telemetry/log-events.js';
 import { apiPlugin } from './http/api.js';
 import { clientErrorHandler, refusedRequests } from './http/client-errors.js';
 import { httpServerFactory } from './http/http-server.js';
@@ -26,6 +28,7 @@ import { gateMemberEvents } from './realtime/member-delivery.js';
 import { createMemberResync } from './realtime/member-resync.js';
 import { Hub } from './realtime/hub.js';
 import { createPublisher } from './realtime/publisher.js';
+import { capConnections, socketCapacity } from './http/descriptor-limit.js';
 import { createRouter } from './realtime/router.js';
 import { notifyWatchers } from './realtime/watchlist.js';
 import { afterLeave } from './realtime/subscribe.js';
@@ -33,6 +36,7 @@ import { createLogger, logShippingCounts, stdoutDropCounts, type Logger } from '
 import { skipListeningLines } from './telemetry/fastify-listen-log.js';
 import { lazyRequestLogger } from './telemetry/request-logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
+import { countOpenFds, readMaxFds } from './telemetry/process-metrics.js';
 import { startHeartbeat } from './transport/heartbeat.js';
 import { registerWsRoutes, routeStrayUpgrades, wsErrorHandler } from './transport/ws-route.js';
 import { wsServerOptions } from './transport/ws-options.js';
@@ -238,6 +242,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   });
   // fastify's own `Server listening at …` lines carry no catalog event; `server_started` says it (telemetry/fastify-listen-log.ts).
   skipListeningLines(fastify.log);
+  limitToDescriptors(fastify.server, config, { metrics, logger });
   const strayUpgrades = routeStrayUpgrades(fastify);
   await fastify.register(websocket, {
     options: wsServerOptions(config.maxPayloadBytes),
@@ -300,4 +305,24 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     );
 
   return { fastify, hub, adapter, logger, isDraining: () => draining, drain };
+}
+
+/**
+ * The server's connections kept within the file descriptor limit (http/descriptor-limit.ts); and said at start when
+ * `MAX_CONNECTIONS` (with the refused sockets it lets linger) is more than that leaves: connections past it are then
+ * dropped unanswered before the cap would refuse them with 4100.
+ */
+function limitToDescriptors(server: Server, config: Config, deps: { metrics: Metrics; logger: Logger }): void {
+  const maxFds = readMaxFds();
+  const capacity = socketCapacity(maxFds, countOpenFds());
+  if (maxFds === undefined || capacity === undefined) return;
+  capConnections(server, capacity, { ...deps, maxFds });
+  if (config.maxConnections > 0 && config.maxConnections + config.maxRefusedSockets > capacity) {
+    logEvent(
+      deps.logger,
+      'warn',
+      { event: 'config_warning', variables: ['MAX_CONNECTIONS', 'MAX_REFUSED_SOCKETS'] },
+      `MAX_CONNECTIONS (${config.maxConnections}) and MAX_REFUSED_SOCKETS (${config.maxRefusedSockets}) add up to more than the ${capacity} connections the file descriptor limit (${maxFds}) leaves: past ${capacity} new connections are closed unanswered (descriptor_limit), not refused with 4100; raise the limit (ulimit -n, LimitNOFILE) or lower them`,
+    );
+  }
 }

@@ -12,6 +12,7 @@ export const LOG_EVENTS = [
   'connection_opened',
   'connection_closed',
   'connection_rejected',
+  'connections_dropped',
   'subscribed',
   'unsubscribed',
   'subscriptions_unlogged',

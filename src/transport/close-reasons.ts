@@ -14,7 +14,9 @@ export type CloseReason = (typeof CLOSE_REASONS)[number];
 
 /**
  * Why an upgrade was refused before a connection existed (`bad_handshake`: the WebSocket handshake itself, HTTP 400;
- * `unknown_path`: a path other than `/app/{key}`, 4005 — scanners and misrouted clients, not old pusher-js versions).
+ * `unknown_path`: a path other than `/app/{key}`, 4005 — scanners and misrouted clients, not old pusher-js versions;
+ * `descriptor_limit`: a TCP connection closed as soon as it was accepted, the process near its file descriptor limit —
+ * http/descriptor-limit.ts).
  */
 export const REJECT_REASONS = [
   'unknown_app',
@@ -25,6 +27,7 @@ export const REJECT_REASONS = [
   'unknown_path',
   'bad_handshake',
   'rate_limited',
+  'descriptor_limit',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

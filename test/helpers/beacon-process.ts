@@ -47,9 +47,13 @@ const SCRUBBED = [
  * `compiled`: run what `npm start` runs (`dist/`, built by the test command) instead of the TypeScript sources under tsx.
  * `root`: the checkout to run (benchmarks comparing two commits); this one by default.
  */
+/**
+ * `fdLimit`: the file descriptor limit the process starts under (`ulimit -n`, soft and hard, set by a shell that then
+ * becomes the process: `pid` is Beacon's).
+ */
 export async function spawnBeacon(
   env: Record<string, string> = {},
-  { compiled = false, root = ROOT }: { compiled?: boolean; root?: string } = {},
+  { compiled = false, root = ROOT, fdLimit }: { compiled?: boolean; root?: string; fdLimit?: number } = {},
 ): Promise<BeaconProcess> {
   const port = await freePort();
   let metricsPort = await freePort();
@@ -71,7 +75,11 @@ export async function spawnBeacon(
   const args = compiled
     ? startArgs(root)
     : ['--import', 'tsx', '--import', './otel/register.ts', 'src/main.ts'];
-  const child = spawn(process.execPath, args, {
+  const [command, commandArgs] =
+    fdLimit === undefined
+      ? [process.execPath, args]
+      : ['/bin/sh', ['-c', `ulimit -n ${fdLimit} && exec "$0" "$@"`, process.execPath, ...args]];
+  const child = spawn(command, commandArgs, {
     cwd: root,
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
