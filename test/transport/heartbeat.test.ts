@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CloseCode } from '../../src/protocol/close-codes.js';
 import { channelKind } from '../../src/protocol/channel-name.js';
-import { startHeartbeat } from '../../src/transport/heartbeat.js';
+import { startHeartbeat, sweepInterval } from '../../src/transport/heartbeat.js';
 import { unitApp, unitWorld, type UnitWorld } from '../helpers/unit.js';
 
 const ACTIVITY_MS = 120_000;
@@ -120,4 +120,12 @@ describe('heartbeat', () => {
       beat.stop();
     }
   });
+});
+
+test('the sweep runs every quarter of the shortest timeout, the user-authentication one included, between 250 ms and 1 s', () => {
+  assert.equal(sweepInterval(120_000, 30_000, 30_000), 1000);
+  // USER_AUTH_TIMEOUT_MS=2000 is acted on within 500 ms of it (the sweep ran every second: up to 1 s late).
+  assert.equal(sweepInterval(120_000, 30_000, 2000), 500);
+  assert.equal(sweepInterval(2000, 30_000, 30_000), 500);
+  assert.equal(sweepInterval(120_000, 600, 300), 250);
 });
