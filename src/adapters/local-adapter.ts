@@ -99,10 +99,12 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
     onCountPublished(handler) {
       countPublished = handler;
     },
-    async channels(appId) {
+    async channels(appId, query = {}) {
       const started = performance.now();
       const out = new Map<string, ChannelCounts>();
-      for (const name of membership.channelNames(appId)) out.set(name, counts(appId, name));
+      for (const name of membership.channelNames(appId)) {
+        if (query.include === undefined || query.include(name)) out.set(name, counts(appId, name));
+      }
       metrics.adapterRequest('channels', (performance.now() - started) / 1000);
       return out;
     },

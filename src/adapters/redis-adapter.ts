@@ -1257,7 +1257,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       reservations.delete(id);
       runDurable({ run: () => membership.releaseConnection(appId, id), reject: () => undefined, idempotent: true });
     },
-    channels: (appId) => timed('channels', () => membership.channels(appId)),
+    channels: (appId, query) => timed('channels', () => membership.channels(appId, query)),
     channel: (appId, name) => timed('counts', () => membership.counts(appId, name)),
     members: (appId, name) => timed('members', () => membership.members(appId, name)),
     hasMember: (appId, name, userId) => timed('members', () => membership.hasMember(appId, name, userId)),

@@ -34,10 +34,13 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
     if (info.includes('user_count') && !prefix.startsWith('presence-')) {
       throw ApiError.of(Errors.API_USER_COUNT_NEEDS_PREFIX);
     }
+    const userCount = info.includes('user_count');
     const channels: Array<[string, { user_count?: number }]> = [];
-    for (const [name, counts] of await deps.adapter.channels(app.id)) {
-      if (!name.startsWith(prefix) || isUserChannel(name)) continue;
-      channels.push([name, info.includes('user_count') ? { user_count: counts.userCount } : {}]);
+    // Only the channels answered are read (on Redis each costs commands): the prefix and the user channels' exclusion
+    // are applied to the names first.
+    const include = (name: string): boolean => name.startsWith(prefix) && !isUserChannel(name);
+    for (const [name, counts] of await deps.adapter.channels(app.id, { include, userCount })) {
+      channels.push([name, userCount ? { user_count: counts.userCount } : {}]);
     }
     // fromEntries defines each name as an own key: assigning `__proto__` (a valid name) would set the prototype instead.
     return { channels: Object.fromEntries(channels) };
