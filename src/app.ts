@@ -9,9 +9,8 @@ import { createLocalAdapter } from './adapters/local-adapter.js';
 import { createRedisAdapter } from './adapters/redis-adapter.js';
 import type { AppStore } from './apps/app-store.js';
 import { createStaticAppStore } from './apps/static-app-store.js';
-import type { Config } from './config.js';
+import type { Config, ConfigWarning } from './config.js';
 import type { Server } from 'node:net';
-import { logEvent } from './telemetry/log-events.js';
 import { apiPlugin } from './http/api.js';
 import { clientErrorHandler, refusedRequests } from './http/client-errors.js';
 import { httpServerFactory } from './http/http-server.js';
@@ -61,6 +60,11 @@ export interface BeaconApp {
   hub: Hub;
   adapter: Adapter;
   logger: Logger;
+  /**
+   * What the settings lose on this machine, found while building (the file descriptor limit against MAX_CONNECTIONS): said
+   * at start with config.ts's `configWarnings`, after `server_started`.
+   */
+  startWarnings: ConfigWarning[];
   /** True from the start of the drain on. */
   isDraining(): boolean;
   /**
@@ -242,7 +246,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   });
   // fastify's own `Server listening at …` lines carry no catalog event; `server_started` says it (telemetry/fastify-listen-log.ts).
   skipListeningLines(fastify.log);
-  limitToDescriptors(fastify.server, config, { metrics, logger });
+  const startWarnings = limitToDescriptors(fastify.server, config, { metrics, logger });
   const strayUpgrades = routeStrayUpgrades(fastify);
   await fastify.register(websocket, {
     options: wsServerOptions(config.maxPayloadBytes),
@@ -304,25 +308,24 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
       deadline,
     );
 
-  return { fastify, hub, adapter, logger, isDraining: () => draining, drain };
+  return { fastify, hub, adapter, logger, startWarnings, isDraining: () => draining, drain };
 }
 
 /**
- * The server's connections kept within the file descriptor limit (http/descriptor-limit.ts); and said at start when
+ * The server's connections kept within the file descriptor limit (http/descriptor-limit.ts); and a warning when
  * `MAX_CONNECTIONS` (with the refused sockets it lets linger) is more than that leaves: connections past it are then
  * dropped unanswered before the cap would refuse them with 4100.
  */
-function limitToDescriptors(server: Server, config: Config, deps: { metrics: Metrics; logger: Logger }): void {
+function limitToDescriptors(server: Server, config: Config, deps: { metrics: Metrics; logger: Logger }): ConfigWarning[] {
   const maxFds = readMaxFds();
   const capacity = socketCapacity(maxFds, countOpenFds());
-  if (maxFds === undefined || capacity === undefined) return;
+  if (maxFds === undefined || capacity === undefined) return [];
   capConnections(server, capacity, { ...deps, maxFds });
-  if (config.maxConnections > 0 && config.maxConnections + config.maxRefusedSockets > capacity) {
-    logEvent(
-      deps.logger,
-      'warn',
-      { event: 'config_warning', variables: ['MAX_CONNECTIONS', 'MAX_REFUSED_SOCKETS'] },
-      `MAX_CONNECTIONS (${config.maxConnections}) and MAX_REFUSED_SOCKETS (${config.maxRefusedSockets}) add up to more than the ${capacity} connections the file descriptor limit (${maxFds}) leaves: past ${capacity} new connections are closed unanswered (descriptor_limit), not refused with 4100; raise the limit (ulimit -n, LimitNOFILE) or lower them`,
-    );
-  }
+  if (config.maxConnections === 0 || config.maxConnections + config.maxRefusedSockets <= capacity) return [];
+  return [
+    {
+      variables: ['MAX_CONNECTIONS', 'MAX_REFUSED_SOCKETS'],
+      message: `MAX_CONNECTIONS (${config.maxConnections}) and MAX_REFUSED_SOCKETS (${config.maxRefusedSockets}) add up to more than the ${capacity} connections the file descriptor limit (${maxFds}) leaves: past ${capacity} new connections are closed unanswered (descriptor_limit), not refused with 4100; raise the limit (ulimit -n, LimitNOFILE) or lower them`,
+    },
+  ];
 }

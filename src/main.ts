@@ -43,7 +43,7 @@ logEvent(
   { event: 'server_started', host: config.host, port, version: VERSION, apps: config.apps.map((a) => a.id) },
   `beacon listening on ${hostPort(config.host, port)}`,
 );
-for (const { variables, message } of configWarnings(config)) logEvent(logger, 'warn', { event: 'config_warning', variables }, message);
+for (const { variables, message } of [...configWarnings(config), ...app.startWarnings]) logEvent(logger, 'warn', { event: 'config_warning', variables }, message);
 
 let stopping = false;
 /** Time kept (at most a quarter of what is left) for the last stage, the log flush, should the telemetry flush hang. */
