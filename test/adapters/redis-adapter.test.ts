@@ -546,6 +546,42 @@ function leaveAsRecordStarts(t: TestContext, socketId: string, leave: () => Prom
   return () => leaving;
 }
 
+test('redis adapter: while its node records its share again, a member list is unrecorded, not one lacking the subscriptions still to record', async (t) => {
+  // A probe (3 masters, one restarted empty): an observer was sent a member list without itself. Its node's count on the
+  // channel was above 0 from its first subscription recorded again, and the list read then lacked the others.
+  const lines: Record<string, unknown>[] = [];
+  const logger = { info: (o: Record<string, unknown>) => lines.push(o), warn: (o: Record<string, unknown>) => lines.push(o) };
+  const a = make({ prefix: 'rerecord-list', nodeTtlMs: 900, logger: logger as never });
+  const admin = new Redis(redis.url);
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let firstRecorded = false;
+  const rejoin = RedisMembership.prototype.rejoin;
+  t.mock.method(RedisMembership.prototype, 'rejoin', async function (this: RedisMembership, ...args: Parameters<RedisMembership['rejoin']>) {
+    if (args[2] === '1.2') await held;
+    const outcome = await rejoin.apply(this, args);
+    if (args[2] === '1.1') firstRecorded = true;
+    return outcome;
+  });
+  try {
+    await within(a.ready(), 'adapter up');
+    await a.join('a1', 'presence-r', '1.1', { userId: 'u1', userInfo: null }, 0);
+    await a.join('a1', 'presence-r', '1.2', { userId: 'u2', userInfo: null }, 0);
+    await admin.flushall();
+    await until(() => firstRecorded, 'u1 recorded again, u2 not yet', 5000);
+    assert.equal(await a.membersChangedSince!('a1', 'presence-r', -1), 'unrecorded');
+    release();
+    await until(() => lines.some((l) => l.event === 'node_share_recorded'), 'the share recorded again', 5000);
+    const snapshot = await a.membersChangedSince!('a1', 'presence-r', -1);
+    assert.ok(typeof snapshot === 'object');
+    assert.deepEqual([...snapshot.members.keys()].sort(), ['u1', 'u2']);
+  } finally {
+    release();
+    admin.disconnect();
+    await a.close();
+  }
+});
+
 test('redis adapter: a member leaving while its node records it again after Redis lost its data is removed with the leave’s outcome', async (t) => {
   // The record puts u1 back silently (restore), so what takes it out again publishes member_removed and vacates the
   // channel: the leave must report both, or the caller sends no member_removed / channel_vacated webhook and the backend
