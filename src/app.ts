@@ -27,7 +27,7 @@ import { gateMemberEvents } from './realtime/member-delivery.js';
 import { createMemberResync } from './realtime/member-resync.js';
 import { Hub } from './realtime/hub.js';
 import { createPublisher } from './realtime/publisher.js';
-import { capConnections, socketCapacity } from './http/descriptor-limit.js';
+import { capConnections, descriptorBudget } from './http/descriptor-limit.js';
 import { createRouter } from './realtime/router.js';
 import { notifyWatchers } from './realtime/watchlist.js';
 import { afterLeave } from './realtime/subscribe.js';
@@ -246,7 +246,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   });
   // fastify's own `Server listening at …` lines carry no catalog event; `server_started` says it (telemetry/fastify-listen-log.ts).
   skipListeningLines(fastify.log);
-  const startWarnings = limitToDescriptors(fastify.server, config, { metrics, logger });
+  const capacity = limitToDescriptors(fastify.server, config, { metrics, logger });
   const strayUpgrades = routeStrayUpgrades(fastify);
   await fastify.register(websocket, {
     options: wsServerOptions(config.maxPayloadBytes),
@@ -260,11 +260,11 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
     metrics,
     logger,
     activityTimeoutSeconds: config.activityTimeoutSeconds,
-    maxConnections: config.maxConnections,
+    maxConnections: capacity.maxConnections,
     sendBufferMaxBytes: config.sendBufferMaxBytes,
     framesPerSecond: config.frameRateLimitPerSecond,
     newConnectionsPerSecond: config.newConnectionsPerSecond,
-    maxRefusedSockets: config.maxRefusedSockets,
+    maxRefusedSockets: capacity.maxRefusedSockets,
     isDraining: () => draining,
     quota: {
       reserve: (app, id) => adapter.reserveConnection(app.id, app.maxConnections, id),
@@ -308,24 +308,40 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
       deadline,
     );
 
-  return { fastify, hub, adapter, logger, startWarnings, isDraining: () => draining, drain };
+  return { fastify, hub, adapter, logger, startWarnings: capacity.startWarnings, isDraining: () => draining, drain };
+}
+
+/** What the server holds, MAX_CONNECTIONS and MAX_REFUSED_SOCKETS within what the file descriptor limit leaves. */
+interface Capacity {
+  /** WebSocket connections (0: none); past it an upgrade is refused with 4100. */
+  maxConnections: number;
+  maxRefusedSockets: number;
+  startWarnings: ConfigWarning[];
 }
 
 /**
- * The server's connections kept within the file descriptor limit (http/descriptor-limit.ts); and a warning when
- * `MAX_CONNECTIONS` (with the refused sockets it lets linger) is more than that leaves: connections past it are then
- * dropped unanswered before the cap would refuse them with 4100.
+ * The server's connections kept within the file descriptor limit (http/descriptor-limit.ts): all of them by the server,
+ * WebSockets below that (4100 past it), and refused upgrades within the rest; and a warning when `MAX_CONNECTIONS` is more
+ * than the limit leaves WebSockets (it stands for that instead).
  */
-function limitToDescriptors(server: Server, config: Config, deps: { metrics: Metrics; logger: Logger }): ConfigWarning[] {
+function limitToDescriptors(server: Server, config: Config, deps: { metrics: Metrics; logger: Logger }): Capacity {
+  const configured = { maxConnections: config.maxConnections, maxRefusedSockets: config.maxRefusedSockets, startWarnings: [] };
   const maxFds = readMaxFds();
-  const capacity = socketCapacity(maxFds, countOpenFds());
-  if (maxFds === undefined || capacity === undefined) return [];
-  capConnections(server, capacity, { ...deps, maxFds });
-  if (config.maxConnections === 0 || config.maxConnections + config.maxRefusedSockets <= capacity) return [];
-  return [
-    {
-      variables: ['MAX_CONNECTIONS', 'MAX_REFUSED_SOCKETS'],
-      message: `MAX_CONNECTIONS (${config.maxConnections}) and MAX_REFUSED_SOCKETS (${config.maxRefusedSockets}) add up to more than the ${capacity} connections the file descriptor limit (${maxFds}) leaves: past ${capacity} new connections are closed unanswered (descriptor_limit), not refused with 4100; raise the limit (ulimit -n, LimitNOFILE) or lower them`,
-    },
-  ];
+  const budget = descriptorBudget(maxFds, countOpenFds());
+  if (maxFds === undefined || budget === undefined) return configured;
+  capConnections(server, budget.sockets, { ...deps, maxFds });
+  const maxRefusedSockets = Math.min(config.maxRefusedSockets, budget.refusedSockets);
+  if (config.maxConnections > 0 && config.maxConnections <= budget.webSockets) {
+    return { maxConnections: config.maxConnections, maxRefusedSockets, startWarnings: [] };
+  }
+  const startWarnings: ConfigWarning[] =
+    config.maxConnections === 0
+      ? []
+      : [
+          {
+            variables: ['MAX_CONNECTIONS'],
+            message: `MAX_CONNECTIONS (${config.maxConnections}) is more than the ${budget.webSockets} WebSocket connections the file descriptor limit (${maxFds}) leaves with a share for the HTTP API and health probes: past ${budget.webSockets} upgrades are refused with 4100; raise the limit (ulimit -n, LimitNOFILE) or lower MAX_CONNECTIONS`,
+          },
+        ];
+  return { maxConnections: budget.webSockets, maxRefusedSockets, startWarnings };
 }

@@ -688,12 +688,18 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   let recording = 0;
   /** Whether the run under way restores silently (Redis lost its data); undefined once it is over. */
   let restoring: boolean | undefined;
+  /**
+   * Whether a member list read now could lack this node's own subscriptions or hold members the prune will take out:
+   * from the start of a run until its share is recorded and, when Redis went back to an older state, pruned.
+   */
+  let listsUnsettled = false;
   function rerecord(dataLost: boolean, restored = false): void {
     if (restored) pruneDue = true;
     // A later loss (two in a row) restarts the work: what an older run has not sent yet is left to the newer one. It
     // announces if the older one did: a reap's removals announced, then Redis' data lost before all came back.
     const restore = dataLost && restoring !== false;
     restoring = restore;
+    listsUnsettled = true;
     // The member lists are read again once the share is recorded (`missed.recovered` below), whatever changed.
     if (dataLost) missed.missing(everyChannel, true);
     const run = ++recording;
@@ -755,8 +761,13 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       // The member lists read while it was being recorded lacked it (MEMBERS_SINCE_LUA answered `unrecorded`): read again
       // — after the prune when Redis went back to an older state, or the lists would give every subscriber the members
       // that left since the snapshot back for a moment (a probe: listed again, then removed again).
-      if (pruneDue) void pruneShare().finally(() => missed.recovered());
-      else missed.recovered();
+      const settled = (): void => {
+        if (!current()) return;
+        listsUnsettled = false;
+        missed.recovered();
+      };
+      if (pruneDue) void pruneShare().finally(settled);
+      else settled();
     });
   }
 
@@ -1104,12 +1115,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     onEventsMissed(listener) {
       missed = listener;
     },
-    // While the share is being recorded again, every list is `unrecorded`: a channel's count of this node's subscriptions
-    // (what MEMBERS_SINCE_LUA looks at) is above 0 from the first of them recorded, and a list read then lacked the rest —
-    // a probe's observer was sent a list without itself after a master restarted empty. The lists are read once it is over
-    // (`missed.recovered` at its end).
+    // While the share is being recorded again (and pruned), every list is `unrecorded`: a channel's count of this node's
+    // subscriptions (what MEMBERS_SINCE_LUA looks at) is above 0 from the first of them recorded, and a list read then
+    // lacked the rest — a probe's observer was sent a list without itself after a master restarted empty; before the
+    // prune, it holds members that left since the snapshot. The lists are read once it is over (`missed.recovered`).
     membersChangedSince: (appId, name, seq) =>
-      restoring !== undefined ? Promise.resolve('unrecorded') : timed('members', () => membership.membersSince(appId, name, seq)),
+      listsUnsettled ? Promise.resolve('unrecorded') : timed('members', () => membership.membersSince(appId, name, seq)),
     onCountPublished(handler) {
       countPublished = handler;
     },

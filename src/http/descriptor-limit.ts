@@ -7,7 +7,8 @@
  * worker threads): Node's `server.maxConnections`, past which each new connection is closed as soon as it is accepted and
  * reported (`drop`). Those are counted (`websocket_connections_rejected_total{reason="descriptor_limit"}`) and logged
  * (`connections_dropped`, at most once per DROP_LOG_INTERVAL_MS), and the descriptors left keep /metrics answering.
- * A dropped connection gets no protocol answer (no request was read): below the cap, `MAX_CONNECTIONS` refuses with 4100.
+ * A dropped connection gets no protocol answer (no request was read), so WebSockets are held below that, with the
+ * protocol's refusal past it (4100, as past `MAX_CONNECTIONS`): a share stays for the HTTP API and the health probes.
  */
 import type { Server } from 'node:net';
 import { logEvent } from '../telemetry/log-events.js';
@@ -18,20 +19,43 @@ import type { Metrics } from '../telemetry/metrics.js';
 const HEADROOM_MIN = 64;
 /** …and at least this share of the limit. */
 const HEADROOM_SHARE = 1 / 16;
+/** Of the server's connections, kept from WebSockets for the HTTP API, health probes and refused upgrades: at least… */
+const HTTP_SHARE_MIN = 32;
+/** …and at least this share. */
+const HTTP_SHARE = 1 / 16;
 /** One `connections_dropped` line per this interval at most, with the count since the last. */
 export const DROP_LOG_INTERVAL_MS = 10_000;
 
-/**
- * How many connections the server may hold with `maxFds` descriptors, `openAtStart` of them already in use; undefined
- * when either is unknown (no procfs) — then nothing is capped.
- */
-export function socketCapacity(maxFds: number | undefined, openAtStart: number | undefined): number | undefined {
-  if (maxFds === undefined || openAtStart === undefined) return undefined;
-  const headroom = Math.max(HEADROOM_MIN, Math.ceil(maxFds * HEADROOM_SHARE));
-  return Math.max(1, maxFds - openAtStart - headroom);
+/** What the file descriptor limit leaves the server (descriptorBudget). */
+export interface DescriptorBudget {
+  /** Its connections of every kind (`server.maxConnections`): past it a new one is closed as soon as accepted. */
+  sockets: number;
+  /**
+   * WebSocket connections: past it an upgrade is refused with 4100 (`over_capacity`), as past `MAX_CONNECTIONS`. The
+   * rest of `sockets` stays for the HTTP API, the health probes (a liveness probe dropped at a full node restarts it,
+   * and every client with it) and refused upgrades waiting for the client's close frame.
+   */
+  webSockets: number;
+  /** Refused upgrades left waiting for the client's close frame at once (`MAX_REFUSED_SOCKETS` at most): half that rest. */
+  refusedSockets: number;
 }
 
-/** Caps `server`'s connections at `capacity` and counts and logs what is dropped past it (above). */
+/**
+ * What `maxFds` descriptors leave the server, `openAtStart` of them already in use; undefined when either is unknown (no
+ * procfs) — then nothing is capped.
+ */
+export function descriptorBudget(maxFds: number | undefined, openAtStart: number | undefined): DescriptorBudget | undefined {
+  if (maxFds === undefined || openAtStart === undefined) return undefined;
+  const headroom = Math.max(HEADROOM_MIN, Math.ceil(maxFds * HEADROOM_SHARE));
+  const sockets = Math.max(1, maxFds - openAtStart - headroom);
+  const http = Math.max(HTTP_SHARE_MIN, Math.ceil(sockets * HTTP_SHARE));
+  return { sockets, webSockets: Math.max(1, sockets - http), refusedSockets: Math.floor(http / 2) };
+}
+
+/**
+ * Caps `server`'s connections at `capacity` and counts and logs what is dropped past it (above): a line when a drop comes
+ * DROP_LOG_INTERVAL_MS or more after the last line, and at the end of an interval with drops not yet told.
+ */
 export function capConnections(
   server: Server,
   capacity: number,
@@ -39,20 +63,33 @@ export function capConnections(
 ): void {
   const now = deps.now ?? Date.now;
   server.maxConnections = capacity;
-  let unlogged = 0;
+  let untold = 0;
   let loggedAt = Number.NEGATIVE_INFINITY;
-  server.on('drop', () => {
-    deps.metrics.connectionRejected('descriptor_limit');
-    unlogged += 1;
-    const at = now();
-    if (at - loggedAt < DROP_LOG_INTERVAL_MS && at >= loggedAt) return;
-    loggedAt = at;
+  let timer: NodeJS.Timeout | undefined;
+  const tell = (): void => {
+    loggedAt = now();
     logEvent(
       deps.logger,
       'warn',
-      { event: 'connections_dropped', reason: 'descriptor_limit', dropped: unlogged, limit: capacity, max_fds: deps.maxFds },
-      `${unlogged} new connection(s) closed unanswered: ${capacity} connections held, what the file descriptor limit (${deps.maxFds}) leaves`,
+      { event: 'connections_dropped', reason: 'descriptor_limit', dropped: untold, limit: capacity, max_fds: deps.maxFds },
+      `${untold} new connection(s) closed unanswered: ${capacity} connections held, what the file descriptor limit (${deps.maxFds}) leaves`,
     );
-    unlogged = 0;
+    untold = 0;
+  };
+  server.on('drop', () => {
+    deps.metrics.connectionRejected('descriptor_limit');
+    untold += 1;
+    const since = now() - loggedAt;
+    // A clock set back tells at once rather than never.
+    if (since >= DROP_LOG_INTERVAL_MS || since < 0) {
+      tell();
+      return;
+    }
+    // The rest of the interval's drops are told at its end (a burst's last ones were never told).
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      if (untold > 0) tell();
+    }, DROP_LOG_INTERVAL_MS - since).unref();
   });
+  server.once('close', () => clearTimeout(timer));
 }
