@@ -67,12 +67,13 @@ export interface ChannelCounts {
 }
 
 /**
- * Which channels `channels` reads (GET /channels): the names `include` takes (all when absent), with their user counts when
- * `userCount` (the default; 0 otherwise). The names are chosen before anything is read for them: on Redis each read
- * channel costs commands, and a request filtered to one channel read every channel of the app (22 000: 44 000 commands,
- * the node stalled ~1 s).
+ * Which channels `channels` reads (GET /channels): the names starting with `prefix` (all when absent) that `include`
+ * takes (all when absent), with their user counts when `userCount` (the default; 0 otherwise). The names are chosen
+ * before anything is read for them: on Redis each read channel costs commands, and a request filtered to one channel read
+ * every channel of the app (22 000: 44 000 commands, the node stalled ~1 s). Redis matches the prefix itself.
  */
 export interface ChannelQuery {
+  prefix?: string;
   include?: (name: string) => boolean;
   userCount?: boolean;
 }

@@ -103,6 +103,7 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
       const started = performance.now();
       const out = new Map<string, ChannelCounts>();
       for (const name of membership.channelNames(appId)) {
+        if (query.prefix !== undefined && !name.startsWith(query.prefix)) continue;
         if (query.include === undefined || query.include(name)) out.set(name, counts(appId, name));
       }
       metrics.adapterRequest('channels', (performance.now() - started) / 1000);

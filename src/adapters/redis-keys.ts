@@ -195,6 +195,6 @@ export class RedisKeys {
 }
 
 /** `text` matched literally in a Redis glob pattern (`SCAN MATCH`): its `*`, `?`, `[`, `]` and `\` escaped. */
-function globEscape(text: string): string {
+export function globEscape(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
 }

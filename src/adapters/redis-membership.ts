@@ -24,7 +24,7 @@ import type {
 } from './adapter.js';
 import { isUserChannel } from '../protocol/channel-name.js';
 import { COUNT_INTERVAL_MS, envelopeHead, memberAddedData, memberRemovedData } from './membership-events.js';
-import type { RedisKeys } from './redis-keys.js';
+import { globEscape, type RedisKeys } from './redis-keys.js';
 import {
   COUNT_LUA,
   JOIN_LUA,
@@ -84,6 +84,8 @@ const INDEX_ROUNDS = 5;
 
 /** Channels whose counts GET /channels reads at once (`channels`): up to twice as many commands in flight. */
 export const CHANNELS_READ_AT_ONCE = 256;
+/** Index entries Redis looks at per `SSCAN` step of a prefixed GET /channels (`listed`). */
+const LISTED_SCAN_COUNT = 1000;
 
 /** The message of a signed-in user's cluster-wide transition, on the app's watch channel. */
 export interface UserPresenceMessage {
@@ -627,7 +629,7 @@ export class RedisMembership {
    * held the node's thread ~1 s, its heartbeats with it — ten such requests at once had another node reap it.
    */
   async channels(appId: string, query: ChannelQuery = {}): Promise<Map<string, ChannelCounts>> {
-    const listed = await this.client.smembers(this.keys.appChannels(appId));
+    const listed = await this.listed(appId, query.prefix ?? '');
     const names = query.include === undefined ? listed : listed.filter(query.include);
     const users = query.userCount ?? true;
     const out = new Map<string, ChannelCounts>();
@@ -640,6 +642,25 @@ export class RedisMembership {
       }
     }
     return out;
+  }
+
+  /**
+   * The app's listed channels starting with `prefix`: the whole index when it is empty, else the names Redis matches
+   * (`SSCAN … MATCH`, LISTED_SCAN_COUNT entries a step): 22 000 names sent for a prefix matching one took ~40 ms of the
+   * node's thread to read.
+   */
+  private async listed(appId: string, prefix: string): Promise<string[]> {
+    const key = this.keys.appChannels(appId);
+    if (prefix === '') return this.client.smembers(key);
+    const pattern = `${globEscape(prefix)}*`;
+    const names = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, found] = await this.client.sscan(key, cursor, 'MATCH', pattern, 'COUNT', LISTED_SCAN_COUNT);
+      for (const name of found) names.add(name);
+      cursor = next;
+    } while (cursor !== '0');
+    return [...names];
   }
 
   /** Unlists an empty channel GET /channels met (once at a time per channel, however many GETs meet it meanwhile). */

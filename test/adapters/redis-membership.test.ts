@@ -427,12 +427,14 @@ test('GET /channels reads only the channels it answers, their user counts only w
 
   const connection = new Redis(redis.url);
   const calls = { hget: 0, hlen: 0 };
+  const listings = { smembers: 0, sscan: 0 };
   let inFlight = 0;
   let mostInFlight = 0;
   const counting = new Proxy(connection, {
     get(target, prop) {
       const value: unknown = Reflect.get(target, prop, target);
       if (typeof value !== 'function') return value;
+      if (prop === 'smembers' || prop === 'sscan') listings[prop] += 1;
       if (prop !== 'hget' && prop !== 'hlen') return value.bind(target);
       return async (...args: unknown[]) => {
         calls[prop] += 1;
@@ -451,9 +453,19 @@ test('GET /channels reads only the channels it answers, their user counts only w
     assert.deepEqual([...one], [['pub-7', { subscriptionCount: 1, userCount: 0 }]]);
     assert.deepEqual(calls, { hget: 1, hlen: 0 });
 
-    const presence = await reader.channels('a1', { include: (name) => name.startsWith('presence-'), userCount: true });
+    // A prefix is matched by Redis (SSCAN … MATCH): only the matching names come back, and only they are read.
+    const presence = await reader.channels('a1', { prefix: 'presence-', userCount: true });
     assert.deepEqual([...presence], [['presence-room', { subscriptionCount: 1, userCount: 1 }]]);
     assert.deepEqual(calls, { hget: 2, hlen: 1 });
+    assert.equal(listings.smembers, 1, 'the whole index read only for the request without a prefix');
+    assert.ok(listings.sscan >= 1);
+    const sevens = await reader.channels('a1', { prefix: 'pub-7', userCount: false });
+    assert.deepEqual([...sevens.keys()].sort(), channels.filter((c) => c.startsWith('pub-7')).sort());
+    // The prefix is the client's text: a glob character in it is matched as itself (no name holds one).
+    assert.equal((await reader.channels('a1', { prefix: 'pub-*' })).size, 0);
+    assert.equal((await reader.channels('a1', { prefix: 'pub-[0-9]' })).size, 0);
+    calls.hget = 2;
+    calls.hlen = 1;
 
     mostInFlight = 0;
     const all = await reader.channels('a1');

@@ -38,8 +38,8 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
     const channels: Array<[string, { user_count?: number }]> = [];
     // Only the channels answered are read (on Redis each costs commands): the prefix and the user channels' exclusion
     // are applied to the names first.
-    const include = (name: string): boolean => name.startsWith(prefix) && !isUserChannel(name);
-    for (const [name, counts] of await deps.adapter.channels(app.id, { include, userCount })) {
+    const include = (name: string): boolean => !isUserChannel(name);
+    for (const [name, counts] of await deps.adapter.channels(app.id, { prefix, include, userCount })) {
       channels.push([name, userCount ? { user_count: counts.userCount } : {}]);
     }
     // fromEntries defines each name as an own key: assigning `__proto__` (a valid name) would set the prototype instead.
