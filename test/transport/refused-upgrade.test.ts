@@ -30,7 +30,7 @@ test('refused sockets that never answer the close frame are cut after the 2 s ha
   }
 });
 
-test('past MAX_REFUSED_SOCKETS a refused socket is cut at once', async () => {
+test('past MAX_REFUSED_SOCKETS a refused socket is cut at once, after the refusal', async () => {
   const server = await startServer({ MAX_REFUSED_SOCKETS: '5' });
   const sockets: SilentSocket[] = [];
   try {
@@ -39,6 +39,13 @@ test('past MAX_REFUSED_SOCKETS a refused socket is cut at once', async () => {
     for (const s of sockets) void s.ended.then(() => ended++);
     await until(() => ended >= 15, 'the refused sockets past the cap to be cut', 1000);
     assert.ok((await openSockets(server)) <= 5, 'at most the cap is held');
+    // Each cut one got the refusal first, pusher:error 4001 and the close frame with that code: cut without them, a
+    // client saw 1006 and pusher-js reconnected at once instead of backing off (a probe: 672 of 4 473 refusals).
+    for (const s of sockets) {
+      const text = s.received().toString('latin1');
+      assert.match(text, /"code":4001/);
+      assert.ok(s.received().includes(Buffer.from([0x88])), 'a close frame');
+    }
   } finally {
     for (const s of sockets) s.destroy();
     await server.close();
