@@ -823,7 +823,8 @@ test('redis adapter: a query Redis fails while up rejects with EngineUnavailable
     }
     const failed = lines.filter((l) => l.event === 'adapter_request_failed');
     assert.equal(failed.length, 1, 'one line for the period, not one per query');
-    assert.equal(failed[0]!.op, 'channels');
+    // Whichever query's failure came first.
+    assert.ok(['channels', 'counts', 'members'].includes(String(failed[0]!.op)), String(failed[0]!.op));
     assert.match(String(failed[0]!.error), /^WRONGTYPE /);
     // The keys of the right type again: the same queries answer.
     await raw.del(keys.appChannels('a1'), keys.channel('a1', 'c').state, keys.channel('a1', 'presence-c').info);
