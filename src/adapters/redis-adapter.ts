@@ -688,18 +688,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   let recording = 0;
   /** Whether the run under way restores silently (Redis lost its data); undefined once it is over. */
   let restoring: boolean | undefined;
-  /**
-   * Whether a member list read now could lack this node's own subscriptions or hold members the prune will take out:
-   * from the start of a run until its share is recorded and, when Redis went back to an older state, pruned.
-   */
-  let listsUnsettled = false;
   function rerecord(dataLost: boolean, restored = false): void {
     if (restored) pruneDue = true;
     // A later loss (two in a row) restarts the work: what an older run has not sent yet is left to the newer one. It
     // announces if the older one did: a reap's removals announced, then Redis' data lost before all came back.
     const restore = dataLost && restoring !== false;
     restoring = restore;
-    listsUnsettled = true;
     // The member lists are read again once the share is recorded (`missed.recovered` below), whatever changed.
     if (dataLost) missed.missing(everyChannel, true);
     const run = ++recording;
@@ -758,16 +752,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       if (!current()) return;
       restoring = undefined;
       logEvent(logger, 'info', { ...line, duration_ms: Math.round(performance.now() - started) }, "cluster engine: this node's share recorded again");
-      // The member lists read while it was being recorded lacked it (MEMBERS_SINCE_LUA answered `unrecorded`): read again
-      // — after the prune when Redis went back to an older state, or the lists would give every subscriber the members
-      // that left since the snapshot back for a moment (a probe: listed again, then removed again).
-      const settled = (): void => {
-        if (!current()) return;
-        listsUnsettled = false;
-        missed.recovered();
-      };
-      if (pruneDue) void pruneShare().finally(settled);
-      else settled();
+      // The member lists read while it was being recorded lacked it (`unrecorded`): read again — after the prune when
+      // Redis went back to an older state (`pruneShare` reads them at its end, `unrecorded` until then), or the lists
+      // would give every subscriber the members that left since the snapshot back for a moment (a probe: listed again,
+      // then removed again).
+      if (pruneDue) void pruneShare();
+      else missed.recovered();
     });
   }
 
@@ -797,6 +787,11 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   /** While a prune runs: the joins started since it read what this node holds (`pruneShare` keeps them too). */
   let pruneJoins: HeldSubscription[] | undefined;
   const inGrace = (): boolean => grace !== undefined && !grace.ended;
+  /**
+   * Whether a member list read now could lack this node's own subscriptions (its share being recorded again: a channel
+   * counts them from the first recorded) or hold members a prune still due will take out (Redis back at an older state).
+   */
+  const listsUnsettled = (): boolean => restoring !== undefined || pruneDue || pruning;
   async function pruneShare(): Promise<void> {
     if (!pruneDue || closed || inGrace() || pruning) return;
     // Redis down: tried again once it may be back (a TTL later), not said each time.
@@ -908,6 +903,8 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     };
     const msg = "cluster engine: Redis went back to an older state; what left since was removed from this node's share";
     logEvent(logger, removedAny || failures > 0 ? 'warn' : 'info', line, msg);
+    // Pruned: the member lists left unread while it was due (`unrecorded`) are read now.
+    if (!pruneDue) missed.recovered();
   }
 
   /**
@@ -1120,7 +1117,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     // lacked the rest — a probe's observer was sent a list without itself after a master restarted empty; before the
     // prune, it holds members that left since the snapshot. The lists are read once it is over (`missed.recovered`).
     membersChangedSince: (appId, name, seq) =>
-      listsUnsettled ? Promise.resolve('unrecorded') : timed('members', () => membership.membersSince(appId, name, seq)),
+      listsUnsettled() ? Promise.resolve('unrecorded') : timed('members', () => membership.membersSince(appId, name, seq)),
     onCountPublished(handler) {
       countPublished = handler;
     },

@@ -70,10 +70,16 @@ async function restartFromSnapshot({ redis, nodes }: SnapshotWorld): Promise<voi
   await redis.start();
 }
 
-test('redis adapter: after Redis restarts from an older snapshot, each node removes what left since: members, subscriptions, quota, signed-in users', () =>
-  inSnapshotWorld('snap', 2, async (world) => {
+test('redis adapter: after Redis restarts from an older snapshot, each node removes what left since: members, subscriptions, quota, signed-in users', () => {
+  /** What A's member list reads answer once its share is recorded again, before its prune (read as the line is written). */
+  let atRecorded: ((line: Record<string, unknown>) => void) | undefined;
+  return inSnapshotWorld('snap', 2, async (world) => {
     const { admin, lines } = world;
     const [a, b] = world.nodes as [RedisAdapter, RedisAdapter];
+    const listsAtRecorded: Promise<unknown>[] = [];
+    atRecorded = (line) => {
+      if (line.event === 'node_share_recorded' && line.node === a.nodeId) listsAtRecorded.push(a.membersChangedSince!('a1', 'presence-p', -1));
+    };
     const reaped: ReapedChannel[] = [];
     const heard: string[] = [];
     for (const node of [a, b]) node.onReaped((channels) => reaped.push(...channels));
@@ -117,6 +123,8 @@ test('redis adapter: after Redis restarts from an older snapshot, each node remo
     // too, before the restore is seen.)
     await until(() => order.includes('after the prune'), "A's member lists read again after its prune");
     assert.equal(order.at(-1), 'after the prune');
+    // Between the record and the prune a list would hold u2 and u3 again: unrecorded until the prune is over.
+    assert.deepEqual(await Promise.all(listsAtRecorded), ['unrecorded']);
 
     assert.deepEqual([...(await a.members('a1', 'presence-p')).keys()].sort(), ['u1', 'u4']);
     assert.deepEqual(await b.channel('a1', 'presence-p'), { subscriptionCount: 2, userCount: 2 });
@@ -154,7 +162,8 @@ test('redis adapter: after Redis restarts from an older snapshot, each node remo
       lines.filter((l) => l.event === 'node_share_recorded').map((l) => l.data_lost),
       [true, true],
     );
-  }));
+  }, (line) => atRecorded?.(line));
+});
 
 test('redis adapter: a drain that begins while a node prunes after a restore stops the prune; the leaves it holds stay until its grace ends', () => {
   // A review: the grace was checked only before the prune read what Redis holds; a drain begun meanwhile had its held
