@@ -157,6 +157,7 @@ export const Errors = {
   SUBSCRIBE_NOT_SIGNED_IN: sub('SUBSCRIBE_NOT_SIGNED_IN', 401, 'AuthError', 'Sign in as this user first'),
   SUBSCRIBE_BAD_SIGNATURE: sub('SUBSCRIBE_BAD_SIGNATURE', 401, 'AuthError', 'Invalid signature for %s'),
   SUBSCRIBE_MEMBER_TOO_LARGE: sub('SUBSCRIBE_MEMBER_TOO_LARGE', 413, 'LimitReached', 'Presence channel_data over %s bytes'),
+  SUBSCRIBE_NO_CHANNEL_DATA: sub('SUBSCRIBE_NO_CHANNEL_DATA', 400, 'InvalidChannelData', 'channel_data is required on a presence channel'),
   SUBSCRIBE_CHANNEL_DATA_NOT_JSON: sub('SUBSCRIBE_CHANNEL_DATA_NOT_JSON', 400, 'InvalidChannelData', 'channel_data is not JSON'),
   SUBSCRIBE_NO_USER_ID: sub('SUBSCRIBE_NO_USER_ID', 400, 'InvalidChannelData', 'channel_data needs a user_id (an integer, or a non-empty well-formed string)'),
   SUBSCRIBE_USER_ID_TOO_LONG: sub('SUBSCRIBE_USER_ID_TOO_LONG', 400, 'InvalidChannelData', 'user_id longer than %s'),

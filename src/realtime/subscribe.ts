@@ -238,7 +238,9 @@ function admit(
   }
   if (!kind.presence) return { membership: null };
 
-  const channelData = message.channelData ?? '';
+  const channelData = message.channelData;
+  // Signed without it (a backend that signs presence as private): the signature held, but there is no member to join.
+  if (channelData === undefined) return failure('invalid', Errors.SUBSCRIBE_NO_CHANNEL_DATA);
   if (Buffer.byteLength(channelData) > limits.maxPresenceMemberBytes) {
     return failure('limit', Errors.SUBSCRIBE_MEMBER_TOO_LARGE, limits.maxPresenceMemberBytes);
   }

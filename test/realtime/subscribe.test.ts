@@ -135,6 +135,23 @@ describe('subscribe', () => {
     assert.equal(connection.subscriptions.has('presence-room'), false);
   });
 
+  test('presence: a subscribe signed without channel_data is told it is missing, not that it is not JSON', async () => {
+    const world = unitWorld();
+    const { connection, socket } = world.connect();
+    await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-room'));
+    await subscribe(world.deps, connection, signedSubscribe(world, connection, 'presence-other', '{'));
+    const errors = socket.data('pusher:subscription_error') as { type: string; error: string; status: number }[];
+    assert.deepEqual(
+      errors.map((e) => [e.status, e.type, e.error]),
+      [
+        [400, 'InvalidChannelData', 'channel_data is required on a presence channel'],
+        [400, 'InvalidChannelData', 'channel_data is not JSON'],
+      ],
+    );
+    assert.equal(connection.subscriptions.has('presence-room'), false);
+    assert.equal(world.count('subscription(app-id, presence, invalid)'), 2);
+  });
+
   test('an invalid name is refused 400, a server-to-user channel needs the sign-in of that user (401)', async () => {
     const world = unitWorld();
     const { connection, socket } = world.connect();
