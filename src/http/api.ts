@@ -58,7 +58,8 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   const authFailedLog = new FixedWindow(LOGGED_REFUSALS_PER_SECOND);
   const rateLimitedLog = new FixedWindow(LOGGED_REFUSALS_PER_SECOND);
   // The access line of a request answered ≥ 400 too: an unsigned flood, or a client retrying a bad body in a loop, would
-  // otherwise write one line per request. An accepted request always has its line.
+  // otherwise write one line per request; and of a preflight (OPTIONS), which is answered 204 but never signed: anyone
+  // could write a line per request with it. A signed, accepted request always has its line.
   const refusedRequestLog = new FixedWindow(LOGGED_REFUSALS_PER_SECOND);
   scope.decorateRequest('beaconApp', null as never);
   scope.decorateRequest('signedBodyMd5', undefined);
@@ -193,7 +194,8 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     const span = request.apiSpan;
     const ids = logIds(span); // before the span ends: an ended span no longer records
     if (span !== undefined) endHttpServerSpan(span, reply.statusCode);
-    if (reply.statusCode >= 400 && !refusedRequestLog.allow(Date.now())) return;
+    const unsigned = reply.statusCode >= 400 || request.method === 'OPTIONS';
+    if (unsigned && !refusedRequestLog.allow(Date.now())) return;
     logEvent(
       logger,
       'info',
@@ -206,8 +208,9 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
         route,
         status_code: reply.statusCode,
         duration_ms: Math.round(reply.elapsedTime * 100) / 100,
-        // A refused call's client; an accepted one is the app's backend, whose address the line needs not carry.
-        ...(reply.statusCode >= 400 ? { remote_address: loggedAddress(request.ip) } : {}),
+        // A refused call's or a preflight's client; an accepted one is the app's backend, whose address the line needs
+        // not carry.
+        ...(unsigned ? { remote_address: loggedAddress(request.ip) } : {}),
       },
       'API request',
     );

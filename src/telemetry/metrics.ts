@@ -49,6 +49,10 @@ export type BackpressureAction = (typeof BACKPRESSURE_ACTIONS)[number];
 export const API_AUTH_FAILURE_REASONS = ['bad_signature', 'expired', 'unknown_key', 'body_md5'] as const;
 export type ApiAuthFailureReason = (typeof API_AUTH_FAILURE_REASONS)[number];
 
+/** The request methods `http_request_method` names; any other is `_OTHER` (the HTTP semantic conventions' rule). */
+const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+const OTHER_METHOD = '_OTHER';
+
 /**
  * Apps whose per-app counter series of rare events are exported at 0 from start: at most this many, the first enabled
  * ones configured (53 series an app; past it an app's series appear with their first event). The SDK keeps at most
@@ -322,6 +326,8 @@ export function createMetrics(
   );
   // Every reason from start, at 0: its rows exist before the first refusal.
   for (const reason of API_REFUSAL_REASONS) apiRefusals.row(reason);
+  // `http.request.method` as the HTTP semantic conventions bound it: the methods of RFC 9110 and PATCH, any other
+  // (Node's parser takes 33, WebDAV's among them, each a label value anyone could add) as `_OTHER`.
   const httpDuration = histogram(
     'http_server_request_duration_seconds',
     'HTTP API request duration',
@@ -570,7 +576,7 @@ export function createMetrics(
       apiRefusals.row(reason).value++;
     },
     httpRequest(method, route, statusCode, seconds) {
-      httpDuration.row(method, `${statusCode} ${route}`).record(seconds);
+      httpDuration.row(HTTP_METHODS.has(method) ? method : OTHER_METHOD, `${statusCode} ${route}`).record(seconds);
     },
     webhook(event, result, appId, webhook) {
       webhooks.add(1, attrs(`w|${event}|${result}|${appId}|${webhook}`, () => ({ event, result, app_id: appId, webhook: String(webhook) })));

@@ -70,3 +70,30 @@ test('a request to no route that declares a body is answered without reading it,
   }
 });
 
+
+test('preflights to the API (OPTIONS, never signed) are logged at most 10 times a second, with the caller, each one answered', async () => {
+  // Every OPTIONS under /apps/… was answered 204 and logged as an accepted call: 3 000 from one client wrote 3 000 lines.
+  const server = await startServer();
+  try {
+    const base = `http://127.0.0.1:${server.port}`;
+    const preflight = (path: string) =>
+      fetch(`${base}${path}`, { method: 'OPTIONS', headers: { origin: 'https://example.com', 'access-control-request-method': 'POST' } });
+    assert.equal((await preflight('/apps/app-id/events')).status, 204);
+    await until(() => logLines(server, { event: 'api_request', method: 'OPTIONS' }).length === 1, 'the first preflight logged');
+    const [first] = logLines(server, { event: 'api_request', method: 'OPTIONS' });
+    assert.equal(first?.status_code, 204);
+    assert.equal(first?.remote_address, '127.0.0.1', 'an unsigned caller is named, as a refused one is');
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => preflight(`/apps/app-${i}/events`).then((r) => r.status)));
+    const seconds = Math.ceil((Date.now() - started) / 1000) + 1;
+    assert.deepEqual(new Set(answers), new Set([204]));
+    // A signed call after them marks the point by which their lines would have been written, and is logged whatever they
+    // took of the window.
+    assert.equal((await server.sdk().trigger('c', 'e', {})).status, 200);
+    await until(() => logLines(server, { event: 'api_request', status_code: 200 }).length === 1, 'the accepted call logged');
+    const logged = logLines(server, { event: 'api_request', method: 'OPTIONS' }).length - 1;
+    assert.ok(logged >= 1 && logged <= 10 * seconds, `${logged} lines for 200 preflights in ${seconds} s`);
+  } finally {
+    await server.close();
+  }
+});

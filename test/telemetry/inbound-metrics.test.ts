@@ -63,6 +63,11 @@ test('refusals of the inbound budget, cache evictions, a broken handshake, a mal
   assert.match(await exchange(beacon.port, 'NOT HTTP AT ALL\r\n\r\n'), /^HTTP\/1\.1 400 /);
   assert.equal((await fetch(`${beacon.url}/apps/${APP.id}/channels/%zz`)).status, 400);
   assert.equal((await fetch(`${beacon.url}/apps/${APP.id}/evnts`, { method: 'POST' })).status, 404);
+  // Methods outside HTTP's own set (Node's parser takes 33, WebDAV's among them) are one label value, `_OTHER`, as the
+  // semantic conventions say: each was a series of its own.
+  for (const method of ['PROPFIND', 'MKCOL', 'LOCK']) {
+    assert.match(await exchange(beacon.port, `${method} /apps/${APP.id}/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`), /^HTTP\/1\.1 404 /);
+  }
   assert.match(await exchange(beacon.port, 'GET /healthz HTTP/1.1\r\n\r\n'), /^HTTP\/1\.1 400 /);
   // 16 answered, the 17th refused with the 429, the three after it refused unserved: four counted.
   assert.match(await exchange(beacon.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(20)), /HTTP\/1\.1 429 /);
@@ -81,6 +86,7 @@ test('refusals of the inbound budget, cache evictions, a broken handshake, a mal
     ['websocket_http_malformed_requests_total', { reason: 'no_host' }],
     ['websocket_http_malformed_requests_total', { reason: 'pipelined' }],
     ['http_server_request_duration_seconds_count', { http_route: 'unmatched', http_response_status_code: '404' }],
+    ['http_server_request_duration_seconds_count', { http_route: 'unmatched', http_request_method: '_OTHER' }],
   ];
   let missing: string[] = [];
   await pollUntil(
@@ -94,6 +100,9 @@ test('refusals of the inbound budget, cache evictions, a broken handshake, a mal
     () => `missing ${missing.join(', ')}`,
   );
   const m = await scrape();
+  const methods = new Set((m.get('http_server_request_duration_seconds_count')?.samples ?? []).map((s) => s.labels.http_request_method));
+  assert.deepEqual([...methods].filter((method) => !['GET', 'POST', '_OTHER'].includes(method!)), []);
+  assert.equal(sumOf(m, 'http_server_request_duration_seconds_count', { http_request_method: '_OTHER' }), 3);
   assert.ok(sumOf(m, 'websocket_cache_evictions_total') >= 4, 'at least four of eight evicted');
   // The other reasons are exported from start, at 0.
   const malformed = m.get('websocket_http_malformed_requests_total')?.samples ?? [];
