@@ -12,7 +12,8 @@
  * stopped listening to is forgotten (what it did not listen to was not lost).
  *
  * Both sides keep two generations: what was not touched for a whole generation is dropped at the next rotation, so the
- * memory follows the channels published to in the last minute or two, not every channel ever seen.
+ * memory follows the channels published to in the last minute or two, not every channel ever seen; the publisher also
+ * drops a channel's numbers when Redis says no envelope of its run reached anybody (`Numbering.answered`).
  */
 
 /** What an envelope carries to tell its receivers what they missed. */
@@ -57,11 +58,16 @@ class Generations<V> {
     this.previous = this.current;
     this.current = new Map();
   }
+
+  /** Entries held in both generations. */
+  get size(): number {
+    return this.current.size + this.previous.size;
+  }
 }
 
 /** The publisher's numbers, per event channel. */
 export class Numbering {
-  private readonly channels = new Generations<{ run: number; n: number }>();
+  private readonly channels = new Generations<{ run: number; n: number; heard: boolean }>();
   private runs = 0;
 
   constructor(private readonly node: string) {}
@@ -70,11 +76,31 @@ export class Numbering {
   next(channel: string): EnvelopeStamp {
     let numbers = this.channels.get(channel);
     if (numbers === undefined) {
-      numbers = { run: ++this.runs, n: 0 };
+      numbers = { run: ++this.runs, n: 0, heard: false };
       this.channels.set(channel, numbers);
     }
     numbers.n += 1;
     return { node: this.node, run: numbers.run, n: numbers.n };
+  }
+
+  /**
+   * Redis answered `stamp`'s publish: it reached `receivers` subscriber connections. A run that has reached a node is kept
+   * (a later publish reaching nobody may be one that node's subscriber misses while it reconnects: a gap to count). A run
+   * that never reached anyone is dropped, unless a later envelope was numbered meanwhile: no node has a baseline of it, so
+   * none could count a gap in it, and a node that subscribes later takes the next envelope, of a new run, as its baseline
+   * as it would mid-run. Without this, a publisher to ever-new channels nobody listens to (a backend's per-user channels)
+   * held an entry per channel for one to two generations: ~110 B each, 1 M entries at 9 000 channels a second (a probe).
+   */
+  answered(channel: string, stamp: EnvelopeStamp, receivers: number): void {
+    const numbers = this.channels.get(channel);
+    if (numbers === undefined || numbers.run !== stamp.run) return;
+    if (receivers > 0) numbers.heard = true;
+    else if (!numbers.heard && numbers.n === stamp.n) this.channels.delete(channel);
+  }
+
+  /** Channels numbered, in both generations. */
+  get size(): number {
+    return this.channels.size;
   }
 
   rotate(): void {

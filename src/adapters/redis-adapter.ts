@@ -157,6 +157,8 @@ export interface RedisAdapter extends Adapter {
   readonly nodeId: string;
   /** Event channels this node's subscriber listens to (interest routing). */
   listening(): number;
+  /** Event channels this node's publishes are numbered on, for the receivers' gap counts (envelope-gaps.ts). */
+  numbered(): number;
 }
 
 type ControlMessage = { type: 'terminate'; appId: string; userId: string };
@@ -1158,12 +1160,16 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       metrics.adapterMessage('published');
       const events = keys.channel(envelope.appId, envelope.channel).events;
       markers.sent(events);
-      const message = encodeEnvelope(envelope, numbering.next(events));
-      const sent = cached === undefined ? link.publish(events, message) : storeAndPublish(envelope, cached, events, message);
+      const stamp = numbering.next(events);
+      const message = encodeEnvelope(envelope, stamp);
+      const sent: Promise<unknown> =
+        cached === undefined ? link.publish(events, message) : storeAndPublish(envelope, cached, events, message);
       // A command that timed out may still be carried: not `error` (a lost one is a `gap` where it was missed). It marks its
       // shard stalled, and an answer ends that (redis-stalls.ts).
       sent.then(
-        () => {
+        (receivers) => {
+          // PUBLISH answers how many subscriber connections it reached (a cached publish's script answers otherwise).
+          if (typeof receivers === 'number') numbering.answered(events, stamp, receivers);
           if (stalls.some()) stalls.answered(link.shardOf(events));
         },
         (err: Error) => {
@@ -1378,6 +1384,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     },
     ready: () => (isUp() ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
     listening: () => interest.size,
+    numbered: () => numbering.size,
     async close() {
       clearInterval(beat);
       clearInterval(generations);

@@ -52,3 +52,26 @@ test('gaps: a channel forgotten (no longer listened to) or untouched for a whole
   gaps.rotate();
   assert.equal(gaps.received('x', { node: 'a', run: 1, n: 60 }), 0, 'dropped after a whole generation untouched');
 });
+
+test('numbering: a run that reached nobody is dropped unless a later envelope was numbered; one that reached a node is kept', () => {
+  const numbering = new Numbering('a:1');
+  const first = numbering.next('x');
+  numbering.answered('x', first, 0);
+  assert.equal(numbering.size, 0);
+  assert.deepEqual(numbering.next('x'), { node: 'a:1', run: 2, n: 1 }, 'a new run: a receiver takes it as its baseline');
+  const older = numbering.next('x');
+  numbering.next('x');
+  numbering.answered('x', older, 0);
+  assert.equal(numbering.size, 1, 'a later envelope was numbered: it may have reached a new subscriber');
+  const heard = numbering.next('x');
+  numbering.answered('x', heard, 1);
+  const missed = numbering.next('x');
+  numbering.answered('x', missed, 0);
+  assert.deepEqual(numbering.next('x'), { node: 'a:1', run: 2, n: 6 }, 'heard once: a publish reaching nobody now is a gap to count');
+  numbering.rotate();
+  const old = numbering.next('y');
+  numbering.next('x');
+  numbering.rotate();
+  numbering.answered('y', old, 0);
+  assert.equal(numbering.size, 1, 'y dropped from the older generation, x kept');
+});

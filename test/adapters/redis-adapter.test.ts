@@ -153,6 +153,28 @@ test('redis adapter: what a node missed while Redis had closed its subscriber is
   }
 });
 
+test('redis adapter: publishes to channels no node listens to leave no numbering behind; a listened one keeps counting gaps', async () => {
+  // Each channel published to held its numbers for one to two minutes: a backend publishing to ever-new channels nobody
+  // listens to (per-user channels) held ~110 B per channel, 1 M entries at 9 000 channels a second (a probe).
+  const a = make({ prefix: 'unheard' });
+  const b = make({ prefix: 'unheard' });
+  try {
+    await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
+    for (let i = 0; i < 500; i++) a.publish({ ...envelope('x'), channel: `nobody-${i}` });
+    await until(() => a.numbered() === 0, 'the numbers of 500 channels nobody listens to dropped');
+    const atB: string[] = [];
+    b.onEnvelope((e) => {
+      if (e.channel === 'heard' && e.event === 'e') atB.push(e.data);
+    });
+    await b.join('a1', 'heard', '1.2', null, 0);
+    for (const n of ['1', '2']) a.publish({ ...envelope(n), channel: 'heard' });
+    await until(() => atB.length === 2, 'both envelopes at B');
+    assert.equal(a.numbered(), 1, 'a channel B listens to keeps its numbers');
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
 test('redis adapter: member and count events a node missed while its subscriber was away are counted there as gaps', async () => {
   // The scripts' events carried no numbering: a member_removed missed while a node's subscriber reconnected (a master
   // failing over) left that node's clients with the member, and no metric said so.
