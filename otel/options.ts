@@ -99,6 +99,9 @@ function isMetricsPort(value: string): boolean {
  * `OTEL_EXPORTER_PROMETHEUS_HOST` / `_PORT` are read as the specification says: an invalid one is a warning and the default.
  */
 function metricsAddressFromEnv(env: NodeJS.ProcessEnv, warnings: string[], errors: string[]): { host: string; port: number } {
+  // Empty is unset; blank (a template that filled in a space) is refused, as src/config.ts refuses `HOST=" "`.
+  if (isBlank(env.METRICS_HOST)) errors.push('METRICS_HOST: blank');
+  if (isBlank(env.METRICS_PORT)) errors.push('METRICS_PORT: blank');
   const ownHost = nonEmpty(env.METRICS_HOST);
   if (ownHost !== undefined && !isListenHost(ownHost)) errors.push(`METRICS_HOST: not an IP address or host name: "${ownHost}"`);
   const standardHost = nonEmpty(env.OTEL_EXPORTER_PROMETHEUS_HOST);
@@ -118,6 +121,23 @@ function metricsAddressFromEnv(env: NodeJS.ProcessEnv, warnings: string[], error
   if (isMetricsPort(standardPort)) return { host, port: Number(standardPort) };
   warnings.push(`OTEL_EXPORTER_PROMETHEUS_PORT "${standardPort}" is invalid; using ${DEFAULT_METRICS_PORT}`);
   return { host, port: DEFAULT_METRICS_PORT };
+}
+
+const isBlank = (value: string | undefined): boolean => value !== undefined && value !== '' && value.trim() === '';
+
+/** Addresses that listen on every interface (a port taken on one of them is taken on both). */
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::']);
+
+/**
+ * `/metrics` on the port the WebSocket and API server listens on (`HOST`/`PORT`, src/config.ts; `PORT` 6001 unless set):
+ * the second listener failed with EADDRINUSE naming HOST/PORT only. Said here, naming both.
+ */
+function sharesServerPort(env: NodeJS.ProcessEnv, metrics: { host: string; port: number }): boolean {
+  const port = env.PORT?.trim() ?? '';
+  const serverPort = port === '' ? 6001 : /^\d+$/.test(port) ? Number(port) : undefined;
+  if (serverPort === undefined || serverPort === 0 || serverPort !== metrics.port) return false;
+  const serverHost = nonEmpty(env.HOST) ?? '0.0.0.0';
+  return serverHost === metrics.host || WILDCARD_HOSTS.has(serverHost) || WILDCARD_HOSTS.has(metrics.host);
 }
 
 /** Resolves the bootstrap's options from `env`. */
@@ -163,7 +183,16 @@ export function telemetryOptionsFromEnv(env: NodeJS.ProcessEnv): TelemetryOption
 
   const errors: string[] = [];
   const metricsAddress = metricsAddressFromEnv(env, warnings, errors);
-  const metrics = list(env.OTEL_METRICS_EXPORTER).includes('none') ? undefined : metricsAddress;
+  const metricsExporters = list(env.OTEL_METRICS_EXPORTER);
+  const metrics = metricsExporters.includes('none') ? undefined : metricsAddress;
+  for (const name of metricsExporters) {
+    if (name !== 'prometheus' && name !== 'none') {
+      warnings.push(`OTEL_METRICS_EXPORTER "${name}" is not supported: metrics are served for Prometheus on /metrics`);
+    }
+  }
+  if (!disabled && metrics !== undefined && sharesServerPort(env, metrics)) {
+    errors.push(`METRICS_PORT: ${metrics.port} is PORT's too (the WebSocket and HTTP API server's): give /metrics a port of its own`);
+  }
 
   return {
     disabled,

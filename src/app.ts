@@ -124,6 +124,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
           metrics: m,
           logger,
           url: config.redisUrl,
+          prefix: config.redisKeyPrefix,
           clusterNodes: config.redisClusterNodes,
           sentinels: config.redisSentinels,
           sentinelMaster: config.redisSentinelMaster,

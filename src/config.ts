@@ -6,6 +6,7 @@
  * with a message naming the variable. Units are in the names (…Ms, …Bytes, …Seconds).
  */
 import { readFileSync } from 'node:fs';
+import { distance } from 'fastest-levenshtein';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isListenHost } from './listen-address.js';
@@ -141,19 +142,22 @@ const appsFileSchema = z
       ctx.addIssue({ code: 'custom', message: `cannot read ${path}: ${(err as Error).message}` });
       return z.NEVER;
     }
-    const raw = parseJson(text, ctx, `cannot read ${path}: not JSON`);
+    // A byte order mark (some editors write one) is not JSON, but not the operator's mistake either.
+    const raw = parseJson(text.replace(/^\ufeff/, ''), ctx, `cannot read ${path}: not JSON`);
     return Array.isArray(raw) ? { apps: raw } : raw;
   })
   .pipe(z.object({ apps: z.array(appSchema).min(1) }).strict())
   .transform((file) => file.apps);
 
 /** A `host:port,host:port…` list (Redis Cluster seeds, Sentinels); unset is an empty list. */
+const HOST_PORT = String.raw`(?:[^\s,:\[\]]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}`;
 const hostPorts = () =>
   z
     .string()
-    .regex(/^\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*$/, 'host:port[,host:port…]')
+    .regex(new RegExp(`^\\s*${HOST_PORT}\\s*(,\\s*${HOST_PORT}\\s*)*$`), 'host:port[,host:port…] (IPv6 as [::1]:7000)')
     .optional()
-    .transform(addressList);
+    .transform(addressList)
+    .refine((nodes) => nodes.every((n) => n.port >= 1 && n.port <= 65535), 'ports from 1 to 65535');
 
 /** `host:port,host:port…` → the addresses. */
 function addressList(list: string | undefined): { host: string; port: number }[] {
@@ -161,7 +165,7 @@ function addressList(list: string | undefined): { host: string; port: number }[]
     .split(',')
     .map((n) => n.trim())
     .filter((n) => n !== '')
-    .map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) }));
+    .map((n) => ({ host: n.slice(0, n.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1'), port: Number(n.slice(n.lastIndexOf(':') + 1)) }));
 }
 
 /** proxy-addr's names for address ranges, accepted in a `TRUST_PROXY` list. */
@@ -231,8 +235,10 @@ const fields = z.object({
   port: fromEnv('PORT', int(0, 65535).default(6001)),
   /** Which peers may say who the client is (X-Forwarded-For): the address logged as `remote_address`. */
   trustProxy: fromEnv('TRUST_PROXY', trustProxy.default(false), 'false'),
-  nodeId: fromEnv('NODE_ID', nonBlank().default(defaultNodeId), 'hostname-pid'),
-  env: fromEnv('DEPLOYMENT_ENV', nonBlank().default(DEFAULT_DEPLOYMENT_ENV)),
+  // Trimmed, as the telemetry resource reads them (node-identity.ts): untrimmed, the lines' `node_id` and `env` were not
+  // the metrics' and traces'.
+  nodeId: fromEnv('NODE_ID', nonBlank().transform((v) => v.trim()).default(defaultNodeId), 'hostname-pid'),
+  env: fromEnv('DEPLOYMENT_ENV', nonBlank().transform((v) => v.trim()).default(DEFAULT_DEPLOYMENT_ENV)),
   serviceName: fromEnv('OTEL_SERVICE_NAME', z.string().min(1).default('beacon')),
   logLevel: fromEnv('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
   // The default app (replaced by APPS_FILE's apps); folded into `apps` below.
@@ -271,7 +277,8 @@ const fields = z.object({
   maxPresenceUserIdLength: fromEnv('MAX_PRESENCE_USER_ID_LENGTH', int(1, 1024).default(128)),
   maxWatchlistSize: fromEnv('MAX_WATCHLIST_SIZE', int(0, 10_000).default(100)),
   sendBufferMaxBytes: fromEnv('SEND_BUFFER_MAX_BYTES', int(1024).default(4 * 1024 * 1024)),
-  apiTimestampToleranceSeconds: fromEnv('API_TIMESTAMP_TOLERANCE_SECONDS', int(1).default(600)),
+  // At most an hour: 600000 (milliseconds meant) accepted week-old signatures, replay protection off, unsaid.
+  apiTimestampToleranceSeconds: fromEnv('API_TIMESTAMP_TOLERANCE_SECONDS', int(1, 3600).default(600)),
   /** HTTP API requests per app per second; 0 means unlimited. Excess gets 429. */
   apiRequestsPerSecond: fromEnv('API_RATE_LIMIT_PER_SECOND', int(0).default(0)),
   /** New WebSocket connections per app per second; 0 means unlimited. Excess is closed with 4111. */
@@ -313,7 +320,21 @@ const fields = z.object({
     z
       .url()
       .refine((u) => /^rediss?:\/\//.test(u), 'a redis:// or rediss:// URL')
+      // The path selects a database by number: `/beacon` passed, and the engine's `SELECT NaN` killed the process
+      // after `server_started`.
+      .refine((u) => /^\/?(\d+)?$/.test(new URL(u).pathname), 'a path, if any, is a database number (redis://host:6379/0)')
       .default('redis://127.0.0.1:6379'),
+  ),
+  /**
+   * The first part of every key and pub/sub channel name of the engine: deployments that share one Redis (staging and
+   * production) each need their own, since pub/sub is one namespace for all of a server's databases.
+   */
+  redisKeyPrefix: fromEnv(
+    'REDIS_KEY_PREFIX',
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits, _ . : - only, at most 64 (no braces: they tag Redis Cluster slots)')
+      .default('beacon'),
   ),
   /** Frames one connection may send per second, every kind; 0 means unlimited. Excess gets `pusher:error` 4301. */
   frameRateLimitPerSecond: fromEnv('FRAME_RATE_LIMIT_PER_SECOND', int(0).default(200)),
@@ -580,6 +601,18 @@ export function configWarnings(config: Config): ConfigWarning[] {
         'past the limit refused with 4301, and its library keeps those channels pending',
     });
   }
+  const database = config.adapter === 'redis' && config.redisClusterNodes.length === 0 ? redisDatabase(config.redisUrl) : 0;
+  if (database !== 0 && config.redisKeyPrefix === 'beacon') {
+    // Keys are per database, pub/sub is not: two deployments on databases 1 and 2 of one Redis, both with the default
+    // prefix, had each other's publishes delivered to their clients (apps of the same id).
+    warnings.push({
+      variables: ['REDIS_URL', 'REDIS_KEY_PREFIX'],
+      message:
+        `REDIS_URL selects database ${database}, but Redis pub/sub is shared by all of a server's databases: another ` +
+        'deployment on the same Redis with the default REDIS_KEY_PREFIX would exchange publishes with this one; give each ' +
+        'deployment its own REDIS_KEY_PREFIX',
+    });
+  }
   if (config.shutdownGraceMs >= config.shutdownTimeoutMs) {
     // The drain closes the connections only after the grace; a grace past the deadline leaves them open when it passes,
     // so every shutdown with a client connected exits 1 (timed out) although nothing was lost.
@@ -589,6 +622,46 @@ export function configWarnings(config: Config): ConfigWarning[] {
         `SHUTDOWN_GRACE_MS (${config.shutdownGraceMs}) is not below SHUTDOWN_TIMEOUT_MS (${config.shutdownTimeoutMs}): ` +
         'the connections are still open when the deadline passes, and a shutdown with clients connected exits 1 (timed out)',
     });
+  }
+  return warnings;
+}
+
+/** The database a `redis://host:port/N` URL selects (0 without a path). */
+function redisDatabase(url: string): number {
+  const path = new URL(url).pathname.replace(/^\//, '');
+  return path === '' ? 0 : Number(path);
+}
+
+/** Variables Beacon reads besides the configuration's own (otel/options.ts); other `OTEL_*` ones are the SDK's. */
+const OTHER_VARIABLES = ['METRICS_HOST', 'METRICS_PORT'];
+/** The default app's variables, which `APPS_FILE` replaces. */
+const DEFAULT_APP_VARIABLES = VARIABLES.filter((v) => v.env.startsWith('APP_')).map((v) => v.env);
+
+/**
+ * What in the environment the configuration ignores, for the start-up log (`config_warning`): a variable named like one
+ * of Beacon's but not quite (`LOGLEVEL`, `MAX_CONECTIONS`: one character off, two for longer names; `OTEL_*` left to
+ * the SDK), and the default app's variables when `APPS_FILE` gives the apps. Each was ignored without a word, while a
+ * misspelt key in `APPS_FILE` is refused.
+ */
+export function envWarnings(env: NodeJS.ProcessEnv): ConfigWarning[] {
+  const warnings: ConfigWarning[] = [];
+  const known = new Set([...VARIABLES.map((v) => v.env), ...OTHER_VARIABLES]);
+  for (const name of Object.keys(env)) {
+    if (known.has(name) || name.length < 6 || name.startsWith('OTEL_') || !/^[A-Z][A-Z0-9_]*$/.test(name)) continue;
+    const near = [...known].find((k) => distance(name, k) <= (k.length < 10 ? 1 : 2));
+    if (near !== undefined) {
+      warnings.push({ variables: [name], message: `${name} is not a Beacon variable and is ignored: did you mean ${near}?` });
+    }
+  }
+  const set = (name: string): boolean => (env[name] ?? '') !== '';
+  if (set('APPS_FILE')) {
+    const ignored = DEFAULT_APP_VARIABLES.filter(set);
+    if (ignored.length > 0) {
+      warnings.push({
+        variables: ignored,
+        message: `${ignored.join(', ')} ${ignored.length === 1 ? 'configures' : 'configure'} the default app, which APPS_FILE replaces: ignored`,
+      });
+    }
   }
   return warnings;
 }

@@ -3,7 +3,7 @@
  * The only file that reads process.env (through loadConfig) and decides the exit code.
  */
 import { buildApp } from './app.js';
-import { ConfigError, configWarnings, loadConfig, type Config } from './config.js';
+import { ConfigError, configWarnings, envWarnings, loadConfig, type Config } from './config.js';
 import { hostPort } from './listen-address.js';
 import { Deadline } from './lifecycle/deadline.js';
 import { shutdownTelemetry, telemetryShutdownResult } from './telemetry/lifecycle.js';
@@ -43,7 +43,7 @@ logEvent(
   { event: 'server_started', host: config.host, port, version: VERSION, apps: config.apps.map((a) => a.id) },
   `beacon listening on ${hostPort(config.host, port)}`,
 );
-for (const { variables, message } of [...configWarnings(config), ...app.startWarnings]) logEvent(logger, 'warn', { event: 'config_warning', variables }, message);
+for (const { variables, message } of [...envWarnings(process.env), ...configWarnings(config), ...app.startWarnings]) logEvent(logger, 'warn', { event: 'config_warning', variables }, message);
 
 let stopping = false;
 /** Time kept (at most a quarter of what is left) for the last stage, the log flush, should the telemetry flush hang. */

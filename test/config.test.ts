@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { hostPort } from '../src/listen-address.js';
-import { ConfigError, configWarnings, loadConfig } from '../src/config.js';
+import { ConfigError, configWarnings, envWarnings, loadConfig } from '../src/config.js';
 
 /** A fresh APPS_FILE holding `apps`; its path. */
 function appsFile(apps: unknown[]): string {
@@ -379,4 +379,86 @@ test('Loki settings every push would fail with are refused at start', () => {
   assert.throws(() => loadConfig({ LOKI_USERNAME: 'a:b', LOKI_PASSWORD: 'secret' }), /LOKI_USERNAME: no colon/);
   const both = loadConfig({ LOKI_URL: 'http://127.0.0.1:3100', LOKI_USERNAME: 'beacon', LOKI_PASSWORD: 'p:w', LOKI_TENANT_ID: 'tenant-1' });
   assert.deepEqual([both.lokiUsername, both.lokiPassword, both.lokiTenantId], ['beacon', 'p:w', 'tenant-1']);
+});
+
+test('REDIS_URL names a database by number or none; REDIS_KEY_PREFIX keeps deployments on one Redis apart, a database does not', () => {
+  // `redis://host/beacon` passed, and the engine's `SELECT NaN` failed after server_started: the process died with a stack.
+  for (const url of ['redis://127.0.0.1:6379/beacon', 'redis://127.0.0.1:6379/1x', 'redis://127.0.0.1:6379/1/2']) {
+    assert.throws(() => loadConfig({ REDIS_URL: url }), /^ConfigError: REDIS_URL: .*database number/, url);
+  }
+  for (const url of ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379/', 'redis://127.0.0.1:6379/0', 'rediss://r:6380/15']) {
+    assert.equal(loadConfig({ REDIS_URL: url }).redisUrl, url);
+  }
+  assert.equal(loadConfig({}).redisKeyPrefix, 'beacon');
+  assert.equal(loadConfig({ REDIS_KEY_PREFIX: 'staging.beacon' }).redisKeyPrefix, 'staging.beacon');
+  for (const prefix of ['a{b}', 'has space', 'x'.repeat(65)]) {
+    assert.throws(() => loadConfig({ REDIS_KEY_PREFIX: prefix }), /^ConfigError: REDIS_KEY_PREFIX: /, prefix);
+  }
+  // Pub/sub is one namespace for all of a Redis server's databases: two deployments on databases 1 and 2 had each
+  // other's publishes delivered. Said when a database is chosen and the prefix is the default.
+  const secret = { APP_SECRET: 's3cret', ADAPTER: 'redis' };
+  assert.deepEqual(configWarnings(loadConfig({ ...secret, REDIS_URL: 'redis://r:6379/0' })), []);
+  const [warning, ...more] = configWarnings(loadConfig({ ...secret, REDIS_URL: 'redis://r:6379/2' }));
+  assert.deepEqual([warning?.variables, more], [['REDIS_URL', 'REDIS_KEY_PREFIX'], []]);
+  assert.match(warning!.message, /database 2.*pub\/sub.*REDIS_KEY_PREFIX/);
+  assert.deepEqual(configWarnings(loadConfig({ ...secret, REDIS_URL: 'redis://r:6379/2', REDIS_KEY_PREFIX: 'staging' })), []);
+  assert.deepEqual(configWarnings(loadConfig({ APP_SECRET: 's3cret', REDIS_URL: 'redis://r:6379/2' })), [], 'no Redis engine');
+});
+
+test('Redis Cluster seeds and Sentinels: ports from 1 to 65535, IPv6 addresses in brackets', () => {
+  assert.throws(() => loadConfig({ REDIS_CLUSTER_NODES: 'r1:99999' }), /^ConfigError: REDIS_CLUSTER_NODES: .*65535/);
+  assert.throws(() => loadConfig({ REDIS_SENTINELS: 'r1:0' }), /^ConfigError: REDIS_SENTINELS: .*65535/);
+  assert.deepEqual(loadConfig({ REDIS_CLUSTER_NODES: '[::1]:7000, [fd00::5]:7001,r3:7002' }).redisClusterNodes, [
+    { host: '::1', port: 7000 },
+    { host: 'fd00::5', port: 7001 },
+    { host: 'r3', port: 7002 },
+  ]);
+  assert.throws(() => loadConfig({ REDIS_CLUSTER_NODES: '::1:7000' }), /^ConfigError: REDIS_CLUSTER_NODES: host:port/);
+});
+
+test('API_TIMESTAMP_TOLERANCE_SECONDS is at most an hour: milliseconds meant (600000) turned replay protection off', () => {
+  assert.equal(loadConfig({ API_TIMESTAMP_TOLERANCE_SECONDS: '3600' }).apiTimestampToleranceSeconds, 3600);
+  assert.throws(() => loadConfig({ API_TIMESTAMP_TOLERANCE_SECONDS: '600000' }), /^ConfigError: API_TIMESTAMP_TOLERANCE_SECONDS: /);
+});
+
+test('APPS_FILE may start with a UTF-8 byte order mark (editors write one); NODE_ID and DEPLOYMENT_ENV are trimmed', () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'beacon-config-')), 'apps.json');
+  writeFileSync(file, `\ufeff${JSON.stringify({ apps: [{ id: 'a', key: 'k', secret: 's' }] })}`);
+  assert.deepEqual(loadConfig({ APPS_FILE: file }).apps.map((a) => a.id), ['a']);
+  // Written untrimmed in every log line while the telemetry resource trimmed them: logs and metrics parted ways.
+  const trimmed = loadConfig({ NODE_ID: ' node-a ', DEPLOYMENT_ENV: ' prod ' });
+  assert.deepEqual([trimmed.nodeId, trimmed.env], ['node-a', 'prod']);
+});
+
+test('PORT and METRICS_PORT the same on overlapping hosts is refused, naming both; an unsupported metrics exporter is said', () => {
+  const errors = (env: Record<string, string>) => telemetryOptionsFromEnv(env).errors;
+  assert.match(errors({ PORT: '9464' })[0] ?? '', /^METRICS_PORT: 9464 is PORT's too/);
+  assert.match(errors({ PORT: '7000', METRICS_PORT: '7000', HOST: '127.0.0.1' })[0] ?? '', /^METRICS_PORT: /);
+  assert.match(errors({ METRICS_PORT: '6001', METRICS_HOST: '127.0.0.1' })[0] ?? '', /^METRICS_PORT: /, 'PORT 6001 by default, on every address');
+  assert.deepEqual(errors({ PORT: '7000', METRICS_PORT: '7000', HOST: '127.0.0.1', METRICS_HOST: '127.0.0.2' }), []);
+  assert.deepEqual(errors({ PORT: '0', METRICS_PORT: '9464' }), []);
+  assert.deepEqual(errors({ PORT: '9464', OTEL_SDK_DISABLED: 'true' }), [], 'no metrics server');
+  assert.deepEqual(errors({ PORT: '9464', OTEL_METRICS_EXPORTER: 'none' }), [], 'no metrics server');
+  assert.match(telemetryOptionsFromEnv({ OTEL_METRICS_EXPORTER: 'otlp' }).warnings.join(), /OTEL_METRICS_EXPORTER "otlp" is not supported/);
+});
+
+test('variables the configuration ignores are said at start-up: misspelt names, the default app\'s under APPS_FILE', () => {
+  const said = (env: Record<string, string>) => envWarnings(env).map((w) => [w.variables, w.message]);
+  assert.deepEqual(said({ LOG_LEVEL: 'info', HOME: '/root', HOSTNAME: 'h', NODE_ENV: 'production', PATH: '/bin', OTEL_FOO: 'x' }), []);
+  const typos = said({ LOGLEVEL: 'debug', MAX_CONECTIONS: '10', APP_SECRETS: 'x' });
+  assert.deepEqual(typos.map(([variables]) => variables), [['LOGLEVEL'], ['MAX_CONECTIONS'], ['APP_SECRETS']]);
+  assert.match(String(typos[0]![1]), /LOGLEVEL is not a Beacon variable.*LOG_LEVEL/);
+  const file = appsFile([{ id: 'a', key: 'k', secret: 's' }]);
+  const ignored = said({ APPS_FILE: file, APP_SECRET: 'x', APP_MAX_CONNECTIONS: '5', APP_ID: '' });
+  assert.deepEqual(ignored.map(([variables]) => variables), [['APP_SECRET', 'APP_MAX_CONNECTIONS']]);
+  assert.match(String(ignored[0]![1]), /APPS_FILE/);
+});
+
+test('METRICS_HOST and METRICS_PORT blank are refused like any invalid value (they started on the defaults)', () => {
+  for (const env of [{ METRICS_PORT: ' ' }, { METRICS_HOST: '  ' }]) {
+    const options = telemetryOptionsFromEnv(env);
+    assert.equal(options.errors.length, 1, JSON.stringify(env));
+    assert.match(options.errors[0]!, /^METRICS_(PORT|HOST): /);
+  }
+  assert.deepEqual(telemetryOptionsFromEnv({ METRICS_PORT: '', METRICS_HOST: '' }).errors, [], 'empty is unset');
 });
