@@ -373,6 +373,10 @@ function redisCluster(nodes: { host: string; port: number }[], options: RedisOpt
   };
 }
 
+/** Said with a connect that timed out with TLS on. */
+const UNANSWERED_TLS =
+  ' (TLS is on — REDIS_TLS=true or a rediss:// URL — and nothing answered the handshake: does this Redis speak TLS on this port?)';
+
 export function createRedisLink(target: RedisTarget, options: RedisOptions, nodeId: string): RedisLink {
   let listener: LinkListener | undefined;
   const report: ShardReport = { down: (shard) => listener?.shardDown(shard), up: (shard, ms) => listener?.shardUp(shard, ms) };
@@ -401,6 +405,7 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
   const wire = (client: Redis | Cluster, subscriber: boolean): void => {
     /** The last failure since the client was ready: a Cluster said only "connection closed" for a refused password. */
     let failure: string | undefined;
+    const tls = (client instanceof Cluster ? client.options.redisOptions?.tls : client.options.tls) !== undefined;
     client.on('ready', () => {
       failure = undefined;
       listener?.ready();
@@ -410,6 +415,9 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
     // Errors surface as `close` and failed commands; this listener keeps ioredis from reporting them as unhandled.
     client.on('error', (err: Error & { lastNodeError?: Error }) => {
       failure = err.lastNodeError === undefined ? err.message : `${err.message} (last node: ${err.lastNodeError.message})`;
+      // A Redis without TLS takes the ClientHello for the start of an inline command and waits for its end: the only
+      // sign is the connect timing out.
+      if (tls && failure.includes('ETIMEDOUT')) failure += UNANSWERED_TLS;
       listener?.error(failure);
     });
     // A Cluster's node connections fail on their own (AUTH, TLS): what the client then says is only that it closed.

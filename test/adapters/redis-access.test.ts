@@ -300,3 +300,17 @@ test('redis adapter through Sentinels asking for an ACL user: up with its user; 
     await set.stop();
   }
 });
+
+test('redis adapter with TLS on against a Redis that speaks none: adapter_down says the handshake went unanswered, not only ETIMEDOUT', { timeout: 30_000 }, async () => {
+  // A Redis without TLS takes the ClientHello for the start of an inline command and waits for its end: the connect
+  // timed out after 10 s with `connect ETIMEDOUT`, which named neither TLS nor the setting (a probe).
+  const redis = await startRedis();
+  const made = make({ url: redis.url }, { tls: true }, 'tls-plain');
+  try {
+    await until(() => made.lines.some((l) => l.event === 'adapter_down'), 'adapter_down', 20_000);
+    assert.match(String(made.lines.find((l) => l.event === 'adapter_down')!.reason), /ETIMEDOUT.*TLS.*REDIS_TLS/);
+  } finally {
+    await made.adapter.close();
+    await redis.stop();
+  }
+});
