@@ -15,6 +15,7 @@
  *   config points at is invisible. The standard `OTEL_*` variables (`OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT` included) keep
  *   the OpenTelemetry specification's rule: an invalid value is reported and its default used.
  */
+import { isIP } from 'node:net';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { isListenHost } from '../src/listen-address.js';
 import { DEFAULT_DEPLOYMENT_ENV, defaultNodeId, resourceAttributesFromEnv } from '../src/telemetry/node-identity.js';
@@ -125,8 +126,14 @@ function metricsAddressFromEnv(env: NodeJS.ProcessEnv, warnings: string[], error
 
 const isBlank = (value: string | undefined): boolean => value !== undefined && value !== '' && value.trim() === '';
 
-/** Addresses that listen on every interface (a port taken on one of them is taken on both). */
-const WILDCARD_HOSTS = new Set(['0.0.0.0', '::']);
+/**
+ * Whether two listen addresses take the same port: the same address, `::` (both families on Linux) and anything, or
+ * `0.0.0.0` and an IPv4 address or a name (which may resolve to one).
+ */
+function overlap(a: string, b: string): boolean {
+  if (a === b || a === '::' || b === '::') return true;
+  return (a === '0.0.0.0' && isIP(b) !== 6) || (b === '0.0.0.0' && isIP(a) !== 6);
+}
 
 /**
  * `/metrics` on the port the WebSocket and API server listens on (`HOST`/`PORT`, src/config.ts; `PORT` 6001 unless set):
@@ -137,7 +144,7 @@ function sharesServerPort(env: NodeJS.ProcessEnv, metrics: { host: string; port:
   const serverPort = port === '' ? 6001 : /^\d+$/.test(port) ? Number(port) : undefined;
   if (serverPort === undefined || serverPort === 0 || serverPort !== metrics.port) return false;
   const serverHost = nonEmpty(env.HOST) ?? '0.0.0.0';
-  return serverHost === metrics.host || WILDCARD_HOSTS.has(serverHost) || WILDCARD_HOSTS.has(metrics.host);
+  return overlap(serverHost, metrics.host);
 }
 
 /** Resolves the bootstrap's options from `env`. */

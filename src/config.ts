@@ -277,8 +277,9 @@ const fields = z.object({
   maxPresenceUserIdLength: fromEnv('MAX_PRESENCE_USER_ID_LENGTH', int(1, 1024).default(128)),
   maxWatchlistSize: fromEnv('MAX_WATCHLIST_SIZE', int(0, 10_000).default(100)),
   sendBufferMaxBytes: fromEnv('SEND_BUFFER_MAX_BYTES', int(1024).default(4 * 1024 * 1024)),
-  // At most an hour: 600000 (milliseconds meant) accepted week-old signatures, replay protection off, unsaid.
-  apiTimestampToleranceSeconds: fromEnv('API_TIMESTAMP_TOLERANCE_SECONDS', int(1, 3600).default(600)),
+  // At most a day: 600000 (milliseconds meant) accepted week-old signatures, replay protection off, unsaid. Over an hour
+  // is said at start (`configWarnings`).
+  apiTimestampToleranceSeconds: fromEnv('API_TIMESTAMP_TOLERANCE_SECONDS', int(1, 86_400).default(600)),
   /** HTTP API requests per app per second; 0 means unlimited. Excess gets 429. */
   apiRequestsPerSecond: fromEnv('API_RATE_LIMIT_PER_SECOND', int(0).default(0)),
   /** New WebSocket connections per app per second; 0 means unlimited. Excess is closed with 4111. */
@@ -322,7 +323,7 @@ const fields = z.object({
       .refine((u) => /^rediss?:\/\//.test(u), 'a redis:// or rediss:// URL')
       // The path selects a database by number: `/beacon` passed, and the engine's `SELECT NaN` killed the process
       // after `server_started`.
-      .refine((u) => /^\/?(\d+)?$/.test(new URL(u).pathname), 'a path, if any, is a database number (redis://host:6379/0)')
+      .refine((u) => redisDatabase(u) !== undefined, 'a path, if any, is a database number (redis://host:6379/0), as is ?db=')
       .default('redis://127.0.0.1:6379'),
   ),
   /**
@@ -601,7 +602,9 @@ export function configWarnings(config: Config): ConfigWarning[] {
         'past the limit refused with 4301, and its library keeps those channels pending',
     });
   }
-  const database = config.adapter === 'redis' && config.redisClusterNodes.length === 0 ? redisDatabase(config.redisUrl) : 0;
+  // The URL is used neither with a Cluster (one database) nor through Sentinels.
+  const urlUsed = config.adapter === 'redis' && config.redisClusterNodes.length === 0 && config.redisSentinels.length === 0;
+  const database = urlUsed ? (redisDatabase(config.redisUrl) ?? 0) : 0;
   if (database !== 0 && config.redisKeyPrefix === 'beacon') {
     // Keys are per database, pub/sub is not: two deployments on databases 1 and 2 of one Redis, both with the default
     // prefix, had each other's publishes delivered to their clients (apps of the same id).
@@ -611,6 +614,14 @@ export function configWarnings(config: Config): ConfigWarning[] {
         `REDIS_URL selects database ${database}, but Redis pub/sub is shared by all of a server's databases: another ` +
         'deployment on the same Redis with the default REDIS_KEY_PREFIX would exchange publishes with this one; give each ' +
         'deployment its own REDIS_KEY_PREFIX',
+    });
+  }
+  if (config.apiTimestampToleranceSeconds > 3600) {
+    warnings.push({
+      variables: ['API_TIMESTAMP_TOLERANCE_SECONDS'],
+      message:
+        `API_TIMESTAMP_TOLERANCE_SECONDS is ${config.apiTimestampToleranceSeconds}: a signed API request can be replayed for ` +
+        'that long (Pusher allows 600 s); keep the servers\' clocks in sync instead',
     });
   }
   if (config.shutdownGraceMs >= config.shutdownTimeoutMs) {
@@ -626,10 +637,34 @@ export function configWarnings(config: Config): ConfigWarning[] {
   return warnings;
 }
 
-/** The database a `redis://host:port/N` URL selects (0 without a path). */
-function redisDatabase(url: string): number {
-  const path = new URL(url).pathname.replace(/^\//, '');
-  return path === '' ? 0 : Number(path);
+/**
+ * The database a `redis://host:port/N` URL selects (ioredis also reads `?db=N`; 0 with neither), undefined when either is
+ * not a number. A URL that does not parse is 0: `z.url()` refuses it with its own message.
+ */
+function redisDatabase(url: string): number | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 0;
+  }
+  const path = parsed.pathname.replace(/^\//, '');
+  const db = parsed.searchParams.get('db');
+  if (!/^\d*$/.test(path) || (db !== null && !/^\d+$/.test(db))) return undefined;
+  return Number(db ?? (path === '' ? 0 : path));
+}
+
+/**
+ * Whether `a` and `b` differ in one `_`-separated word of at most 4 characters: another variable that happens to be
+ * near (`NODE_IP`, the Kubernetes downward API's, next to `NODE_ID`; `API_KEY` next to `APP_KEY`; `APP_KEYS`), not a
+ * misspelling of it.
+ */
+function shortWordSwapped(a: string, b: string): boolean {
+  const wa = a.split('_');
+  const wb = b.split('_');
+  if (wa.length !== wb.length) return false;
+  const differing = wa.flatMap((word, i) => (word === wb[i] ? [] : [[word, wb[i]!]]));
+  return differing.length === 1 && differing[0]!.every((word) => word.length <= 4);
 }
 
 /** Variables Beacon reads besides the configuration's own (otel/options.ts); other `OTEL_*` ones are the SDK's. */
@@ -648,7 +683,7 @@ export function envWarnings(env: NodeJS.ProcessEnv): ConfigWarning[] {
   const known = new Set([...VARIABLES.map((v) => v.env), ...OTHER_VARIABLES]);
   for (const name of Object.keys(env)) {
     if (known.has(name) || name.length < 6 || name.startsWith('OTEL_') || !/^[A-Z][A-Z0-9_]*$/.test(name)) continue;
-    const near = [...known].find((k) => distance(name, k) <= (k.length < 10 ? 1 : 2));
+    const near = [...known].find((k) => distance(name, k) <= (k.length < 10 ? 1 : 2) && !shortWordSwapped(name, k));
     if (near !== undefined) {
       warnings.push({ variables: [name], message: `${name} is not a Beacon variable and is ignored: did you mean ${near}?` });
     }

@@ -383,8 +383,12 @@ test('Loki settings every push would fail with are refused at start', () => {
 
 test('REDIS_URL names a database by number or none; REDIS_KEY_PREFIX keeps deployments on one Redis apart, a database does not', () => {
   // `redis://host/beacon` passed, and the engine's `SELECT NaN` failed after server_started: the process died with a stack.
-  for (const url of ['redis://127.0.0.1:6379/beacon', 'redis://127.0.0.1:6379/1x', 'redis://127.0.0.1:6379/1/2']) {
+  for (const url of ['redis://127.0.0.1:6379/beacon', 'redis://127.0.0.1:6379/1x', 'redis://127.0.0.1:6379/1/2', 'redis://h:6379?db=beacon']) {
     assert.throws(() => loadConfig({ REDIS_URL: url }), /^ConfigError: REDIS_URL: .*database number/, url);
+  }
+  // Not a URL at all: the URL check's own answer, not the database check's TypeError.
+  for (const url of ['127.0.0.1:6379', 'redis://[::1:6379', 'redis://a b:6379']) {
+    assert.throws(() => loadConfig({ REDIS_URL: url }), (e: unknown) => e instanceof ConfigError && /^REDIS_URL: /.test(e.message), url);
   }
   for (const url of ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379/', 'redis://127.0.0.1:6379/0', 'rediss://r:6380/15']) {
     assert.equal(loadConfig({ REDIS_URL: url }).redisUrl, url);
@@ -402,6 +406,8 @@ test('REDIS_URL names a database by number or none; REDIS_KEY_PREFIX keeps deplo
   assert.deepEqual([warning?.variables, more], [['REDIS_URL', 'REDIS_KEY_PREFIX'], []]);
   assert.match(warning!.message, /database 2.*pub\/sub.*REDIS_KEY_PREFIX/);
   assert.deepEqual(configWarnings(loadConfig({ ...secret, REDIS_URL: 'redis://r:6379/2', REDIS_KEY_PREFIX: 'staging' })), []);
+  assert.match(configWarnings(loadConfig({ ...secret, REDIS_URL: 'redis://r:6379?db=4' }))[0]?.message ?? '', /database 4/);
+  assert.deepEqual(configWarnings(loadConfig({ ...secret, REDIS_URL: 'redis://r:6379/2', REDIS_SENTINELS: 's:26379' })), [], 'URL unused');
   assert.deepEqual(configWarnings(loadConfig({ APP_SECRET: 's3cret', REDIS_URL: 'redis://r:6379/2' })), [], 'no Redis engine');
 });
 
@@ -416,8 +422,11 @@ test('Redis Cluster seeds and Sentinels: ports from 1 to 65535, IPv6 addresses i
   assert.throws(() => loadConfig({ REDIS_CLUSTER_NODES: '::1:7000' }), /^ConfigError: REDIS_CLUSTER_NODES: host:port/);
 });
 
-test('API_TIMESTAMP_TOLERANCE_SECONDS is at most an hour: milliseconds meant (600000) turned replay protection off', () => {
-  assert.equal(loadConfig({ API_TIMESTAMP_TOLERANCE_SECONDS: '3600' }).apiTimestampToleranceSeconds, 3600);
+test('API_TIMESTAMP_TOLERANCE_SECONDS is at most a day (600000, milliseconds meant, turned replay protection off), over an hour said', () => {
+  assert.deepEqual(configWarnings(loadConfig({ APP_SECRET: 's3cret', API_TIMESTAMP_TOLERANCE_SECONDS: '3600' })), []);
+  const [warning] = configWarnings(loadConfig({ APP_SECRET: 's3cret', API_TIMESTAMP_TOLERANCE_SECONDS: '86400' }));
+  assert.deepEqual(warning?.variables, ['API_TIMESTAMP_TOLERANCE_SECONDS']);
+  assert.match(warning!.message, /replayed/);
   assert.throws(() => loadConfig({ API_TIMESTAMP_TOLERANCE_SECONDS: '600000' }), /^ConfigError: API_TIMESTAMP_TOLERANCE_SECONDS: /);
 });
 
@@ -436,6 +445,8 @@ test('PORT and METRICS_PORT the same on overlapping hosts is refused, naming bot
   assert.match(errors({ PORT: '7000', METRICS_PORT: '7000', HOST: '127.0.0.1' })[0] ?? '', /^METRICS_PORT: /);
   assert.match(errors({ METRICS_PORT: '6001', METRICS_HOST: '127.0.0.1' })[0] ?? '', /^METRICS_PORT: /, 'PORT 6001 by default, on every address');
   assert.deepEqual(errors({ PORT: '7000', METRICS_PORT: '7000', HOST: '127.0.0.1', METRICS_HOST: '127.0.0.2' }), []);
+  assert.deepEqual(errors({ PORT: '7000', METRICS_PORT: '7000', HOST: '0.0.0.0', METRICS_HOST: '::1' }), [], 'IPv4 any and IPv6 loopback');
+  assert.match(errors({ PORT: '7000', METRICS_PORT: '7000', HOST: '::', METRICS_HOST: '127.0.0.1' })[0] ?? '', /^METRICS_PORT: /, ':: takes IPv4 too');
   assert.deepEqual(errors({ PORT: '0', METRICS_PORT: '9464' }), []);
   assert.deepEqual(errors({ PORT: '9464', OTEL_SDK_DISABLED: 'true' }), [], 'no metrics server');
   assert.deepEqual(errors({ PORT: '9464', OTEL_METRICS_EXPORTER: 'none' }), [], 'no metrics server');
@@ -445,6 +456,8 @@ test('PORT and METRICS_PORT the same on overlapping hosts is refused, naming bot
 test('variables the configuration ignores are said at start-up: misspelt names, the default app\'s under APPS_FILE', () => {
   const said = (env: Record<string, string>) => envWarnings(env).map((w) => [w.variables, w.message]);
   assert.deepEqual(said({ LOG_LEVEL: 'info', HOME: '/root', HOSTNAME: 'h', NODE_ENV: 'production', PATH: '/bin', OTEL_FOO: 'x' }), []);
+  // Other variables that happen to be near one of Beacon's: a short word swapped, not a misspelling.
+  assert.deepEqual(said({ NODE_IP: '10.0.0.1', API_KEY: 'k', APP_KEYS: 'a,b', APP_UID: '1000', APP_GID: '1000', REDIS_PORT: 'tcp://r:6379' }), []);
   const typos = said({ LOGLEVEL: 'debug', MAX_CONECTIONS: '10', APP_SECRETS: 'x' });
   assert.deepEqual(typos.map(([variables]) => variables), [['LOGLEVEL'], ['MAX_CONECTIONS'], ['APP_SECRETS']]);
   assert.match(String(typos[0]![1]), /LOGLEVEL is not a Beacon variable.*LOG_LEVEL/);

@@ -84,18 +84,20 @@ export class Numbering {
   }
 
   /**
-   * Redis answered `stamp`'s publish: it reached `receivers` subscriber connections. A run that has reached a node is kept
+   * Redis answered `stamp`'s publish: it reached `receivers` subscriber connections (of the server that answered: a
+   * subscriber on a replica is not counted, so the caller passes `mayDrop` false while its connections may be on a
+   * demoted master; and a publish that timed out may have been carried, so it counts as heard). A run that has reached a node is kept
    * (a later publish reaching nobody may be one that node's subscriber misses while it reconnects: a gap to count). A run
    * that never reached anyone is dropped, unless a later envelope was numbered meanwhile: no node has a baseline of it, so
    * none could count a gap in it, and a node that subscribes later takes the next envelope, of a new run, as its baseline
    * as it would mid-run. Without this, a publisher to ever-new channels nobody listens to (a backend's per-user channels)
    * held an entry per channel for one to two generations: ~110 B each, 1 M entries at 9 000 channels a second (a probe).
    */
-  answered(channel: string, stamp: EnvelopeStamp, receivers: number): void {
+  answered(channel: string, stamp: EnvelopeStamp, receivers: number, mayDrop = true): void {
     const numbers = this.channels.get(channel);
     if (numbers === undefined || numbers.run !== stamp.run) return;
     if (receivers > 0) numbers.heard = true;
-    else if (!numbers.heard && numbers.n === stamp.n) this.channels.delete(channel);
+    else if (mayDrop && !numbers.heard && numbers.n === stamp.n) this.channels.delete(channel);
   }
 
   /** Channels numbered, in both generations. */

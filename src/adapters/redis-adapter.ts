@@ -139,6 +139,11 @@ export interface RedisAdapterOptions {
   now?: () => number;
   /** At most one `adapter_request_failed` line per this period (default 10 s; tests shorten it). */
   requestFailureLogMs?: number;
+  /**
+   * How long after a change of this node's connections a run of publish numbers that reached nobody is kept anyway
+   * (default a generation, GENERATION_MS; tests shorten it).
+   */
+  unheardHoldMs?: number;
 }
 
 /** How the engine reaches its Redis beyond the address: `REDIS_USERNAME`, `REDIS_PASSWORD`, `REDIS_TLS`. */
@@ -541,10 +546,26 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         retry.unref();
       });
   };
+  /**
+   * Until when a run of publish numbers that reached nobody is kept anyway (Numbering.answered): for a generation after
+   * any change of this node's connections (a failover, a Sentinel's switch, a shard down or back), when subscribers may
+   * still be on a server whose PUBLISH answers do not count them (a demoted master, now a replica).
+   */
+  let dropsHeldUntil = 0;
+  const holdDrops = (): void => {
+    dropsHeldUntil = performance.now() + (options.unheardHoldMs ?? GENERATION_MS);
+  };
   link.listen({
-    subscriberReady: resubscribe,
-    ready: () => refresh(),
+    subscriberReady: () => {
+      holdDrops();
+      resubscribe();
+    },
+    ready: () => {
+      holdDrops();
+      refresh();
+    },
     closed: (subscriber, reason) => {
+      holdDrops();
       if (subscriber) {
         subscribed = false;
         // What is published from now until it is subscribed again never reaches this node.
@@ -553,8 +574,12 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       else stalls.closed();
       refresh(reason ?? 'connection closed');
     },
-    error: (reason) => refresh(reason),
+    error: (reason) => {
+      holdDrops();
+      refresh(reason);
+    },
     shardDown: (shard) => {
+      holdDrops();
       stalls.closed(shard);
       // Its sharded subscribers are gone with it. Every channel: the client's slot map may already name another master.
       missed.missing(everyChannel);
@@ -562,6 +587,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       logEvent(logger, 'warn', { event: 'adapter_shard_down', adapter: 'redis', node: nodeId, shard }, 'cluster engine: a shard is down; the API refuses publishes to its channels');
     },
     shardUp: (shard, downForMs) => {
+      holdDrops();
       if (closed) return;
       logEvent(logger, 'info', { event: 'adapter_shard_up', adapter: 'redis', node: nodeId, shard, down_for_ms: downForMs }, 'cluster engine: a shard is back');
       // The changes kept while it was down run now, and the sharded subscribers reconnect on their own (ioredis backs off
@@ -1169,13 +1195,17 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       sent.then(
         (receivers) => {
           // PUBLISH answers how many subscriber connections it reached (a cached publish's script answers otherwise).
-          if (typeof receivers === 'number') numbering.answered(events, stamp, receivers);
+          if (typeof receivers === 'number') numbering.answered(events, stamp, receivers, performance.now() >= dropsHeldUntil);
           if (stalls.some()) stalls.answered(link.shardOf(events));
         },
         (err: Error) => {
           const timedOut = isTimeout(err);
           metrics.adapterDropped(timedOut ? 'timeout' : 'error');
-          if (timedOut) stalls.timedOut(link.shardOf(events), events);
+          if (timedOut) {
+            stalls.timedOut(link.shardOf(events), events);
+            // It may still be carried, and reach a node: its run is kept as one that did.
+            numbering.answered(events, stamp, 1);
+          }
           // Refused by a Redis that answers (`NOPERM`: the engine's user lost its channels; `CLUSTERDOWN`): said, as the
           // engine's other requests are — counted only, a Cluster node whose every publish was refused said nothing and
           // stayed ready (a probe). A connection that closed is said by adapter_down or adapter_shard_down.

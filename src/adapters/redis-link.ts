@@ -375,7 +375,7 @@ function redisCluster(nodes: { host: string; port: number }[], options: RedisOpt
 
 /** Said with a connect that timed out with TLS on. */
 const UNANSWERED_TLS =
-  ' (TLS is on — REDIS_TLS=true or a rediss:// URL — and nothing answered the handshake: does this Redis speak TLS on this port?)';
+  ' (TLS is on — REDIS_TLS=true or a rediss:// URL — and nothing answered the handshake: is the host unreachable, or does this Redis not speak TLS on this port?)';
 
 export function createRedisLink(target: RedisTarget, options: RedisOptions, nodeId: string): RedisLink {
   let listener: LinkListener | undefined;
@@ -406,6 +406,7 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
     /** The last failure since the client was ready: a Cluster said only "connection closed" for a refused password. */
     let failure: string | undefined;
     const tls = (client instanceof Cluster ? client.options.redisOptions?.tls : client.options.tls) !== undefined;
+    const withTlsHint = (message: string): string => (tls && message.includes('ETIMEDOUT') ? message + UNANSWERED_TLS : message);
     client.on('ready', () => {
       failure = undefined;
       listener?.ready();
@@ -417,11 +418,11 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
       failure = err.lastNodeError === undefined ? err.message : `${err.message} (last node: ${err.lastNodeError.message})`;
       // A Redis without TLS takes the ClientHello for the start of an inline command and waits for its end: the only
       // sign is the connect timing out.
-      if (tls && failure.includes('ETIMEDOUT')) failure += UNANSWERED_TLS;
+      failure = withTlsHint(failure);
       listener?.error(failure);
     });
     // A Cluster's node connections fail on their own (AUTH, TLS): what the client then says is only that it closed.
-    if (client instanceof Cluster) client.on('node error', (err: Error) => (failure = err.message));
+    if (client instanceof Cluster) client.on('node error', (err: Error) => (failure = withTlsHint(err.message)));
     // Through Sentinels: what each one answered (a master name it does not know, its password refused).
     else client.on('sentinelError', (err: Error) => (failure = err.message));
     if (subscriber) {

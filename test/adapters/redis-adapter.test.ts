@@ -153,10 +153,10 @@ test('redis adapter: what a node missed while Redis had closed its subscriber is
   }
 });
 
-test('redis adapter: publishes to channels no node listens to leave no numbering behind; a listened one keeps counting gaps', async () => {
+test('redis adapter: publishes to channels no node listens to leave no numbering behind; a channel a node listens to keeps its own', async () => {
   // Each channel published to held its numbers for one to two minutes: a backend publishing to ever-new channels nobody
   // listens to (per-user channels) held ~110 B per channel, 1 M entries at 9 000 channels a second (a probe).
-  const a = make({ prefix: 'unheard' });
+  const a = make({ prefix: 'unheard', unheardHoldMs: 0 });
   const b = make({ prefix: 'unheard' });
   try {
     await within(Promise.all([a.ready(), b.ready()]), 'both adapters up');
@@ -172,6 +172,20 @@ test('redis adapter: publishes to channels no node listens to leave no numbering
     assert.equal(a.numbered(), 1, 'a channel B listens to keeps its numbers');
   } finally {
     await Promise.all([a.close(), b.close()]);
+  }
+});
+
+test('redis adapter: for a generation after its connections changed, a node keeps the numbers of runs that reached nobody', async () => {
+  // Its subscribers may still be on a server whose PUBLISH answers do not count them (a demoted master, now a replica):
+  // a run dropped there would hide the gap a later reconnection makes. The node just came up: held.
+  const a = make({ prefix: 'held' });
+  try {
+    await within(a.ready(), 'the adapter up');
+    for (let i = 0; i < 50; i++) a.publish({ ...envelope('x'), channel: `nobody-${i}` });
+    await within(a.flush(), 'the publishes answered');
+    assert.equal(a.numbered(), 50);
+  } finally {
+    await a.close();
   }
 });
 
@@ -294,6 +308,29 @@ test('redis adapter: a publish that timed out is counted as timeout, not error, 
     await until(() => seen.length === 1, 'the late publish delivered', 3000);
     assert.deepEqual(seen, ['late']);
   } finally {
+    await a.close();
+  }
+});
+
+test('redis adapter: a publish that timed out may have reached a node: its run is kept when a later one reaches nobody', async () => {
+  // Dropped, the receiver that got the late envelope and then missed the next would take the new run as its baseline:
+  // the loss uncounted.
+  const drops: string[] = [];
+  const a = make({ prefix: 'late-run', unheardHoldMs: 0, metrics: { ...noAdapterMetrics, adapterDropped: (reason: string) => drops.push(reason) } });
+  const raw = new Redis(redis.url);
+  try {
+    await within(a.ready(), 'adapter up');
+    await stallWrites(1800);
+    a.publish({ ...envelope('late'), channel: 'z' });
+    await until(() => drops.length === 1, 'the publish to time out', 3000);
+    // A write on a connection of its own returns once the pause is over: the next publish is answered at once, 0.
+    await within(raw.set('late-run:pause-over', '1'), 'the pause to end', 3000);
+    a.publish({ ...envelope('next'), channel: 'z' });
+    await within(a.flush(), 'the next publish answered (by nobody)');
+    assert.deepEqual(drops, ['timeout']);
+    assert.equal(a.numbered(), 1);
+  } finally {
+    raw.disconnect();
     await a.close();
   }
 });

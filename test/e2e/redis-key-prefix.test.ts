@@ -40,11 +40,14 @@ test('REDIS_KEY_PREFIX: two deployments on one Redis never see each other’s pu
       await sdk.trigger('orders', 'placed', { from: i === 0 ? 'staging' : 'production' });
     }
     await until(() => got[0]!.length === 1 && got[1]!.length === 1, 'each deployment’s own publish');
-    // A marker published after the others on the staging node: once it is in, anything crossing over would be too.
-    const sdk = new Pusher({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(nodes[0]!.port), useTLS: false });
-    await sdk.trigger('orders', 'placed', { from: 'staging-marker' });
-    await until(() => got[0]!.length === 2, 'the marker');
-    assert.deepEqual(got, [['staging', 'staging-marker'], ['production']]);
+    // Then a marker through each node: Redis delivers a subscriber connection's messages in the order it ran the
+    // publishes, so once a deployment has its own marker, the other's publish, run before, would have reached it first.
+    for (const [i, node] of nodes.entries()) {
+      const sdk = new Pusher({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(node.port), useTLS: false });
+      await sdk.trigger('orders', 'placed', { from: `marker-${i}` });
+    }
+    await until(() => got[0]!.includes('marker-0') && got[1]!.includes('marker-1'), 'each deployment’s marker');
+    assert.deepEqual(got, [['staging', 'marker-0'], ['production', 'marker-1']]);
     const keys = await raw.keys('*');
     assert.ok(keys.length > 0);
     assert.deepEqual(keys.filter((k) => !k.startsWith('staging:') && !k.startsWith('production:')), []);
