@@ -27,6 +27,7 @@ export const LOG_EVENTS = [
   'api_request',
   'request_malformed',
   'webhook_failed',
+  'webhook_held_full',
   'adapter_up',
   'adapter_eviction_policy',
   'adapter_info_denied',

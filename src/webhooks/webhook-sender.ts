@@ -197,16 +197,19 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     );
   }
 
-  /** A held-back event refused for lack of room: failed for every webhook that would have taken it. */
-  function refuseHeld(a: AppWebhooks, event: WebhookEvent): void {
-    for (const q of a.queues) if (webhookAccepts(q.webhook, event)) metrics.webhook(event.name, 'failed', a.app.id, q.index);
+  /**
+   * No room to hold back one more vacate or removal: it is sent without its delay (routed, into the queue's own bound).
+   * Dropped, the receiver kept the channel occupied (or the member present) for good, and a client subscribing and
+   * unsubscribing distinct channels could fill the hold and have every later vacate of the app lost (a review).
+   */
+  function heldFull(a: AppWebhooks): void {
     if (a.overflowing) return;
     a.overflowing = true;
     logEvent(
       logger,
       'warn',
-      { event: 'webhook_failed', app_id: a.app.id, reason: 'queue_full', max_pending_events: limits.maxPendingEvents },
-      'too many held-back webhook events; new ones are dropped until they drain',
+      { event: 'webhook_held_full', app_id: a.app.id, max_pending_events: limits.maxPendingEvents },
+      'too many webhook events held back for the vacate delay; new vacates and removals are sent without it until they drain',
     );
   }
 
@@ -370,6 +373,28 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     );
   }
 
+  /** At close: a held event sent if the cluster says it still holds (or cannot say), dropped if not; its timer stopped. */
+  function settleHeld(a: AppWebhooks, key: string): Promise<void> {
+    const held = a.delayed.get(key);
+    if (held === undefined) return Promise.resolve();
+    if (deps.stillTrue === undefined) {
+      release(a, key);
+      return Promise.resolve();
+    }
+    clearTimeout(held.timer);
+    const current = (): boolean => a.delayed.get(key) === held;
+    return deps.stillTrue(a.app.id, held.event).then(
+      (still) => {
+        if (!current()) return;
+        if (still) release(a, key);
+        else forget(a, key);
+      },
+      () => {
+        if (current()) release(a, key);
+      },
+    );
+  }
+
   /** Drops a held event (cancelled, or no longer true). */
   function forget(a: AppWebhooks, key: string): void {
     const held = a.delayed.get(key);
@@ -431,12 +456,13 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
         abandon(q, batch, attempt.status, attempts, attempt.error, attempt.span);
         return;
       }
-      counted(q, batch, 'retried');
       await sleep(Math.min(wait, left));
       if (stop.signal.aborted) {
         abandon(q, batch, attempt.status, attempts, 'shutting down', attempt.span);
         return;
       }
+      // Counted as the retry is made: one cut off by the shutdown during its back-off was never made.
+      counted(q, batch, 'retried');
     }
   }
 
@@ -529,11 +555,11 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       case 'channel_vacated':
       case 'member_removed': {
         if (limits.vacateDelayMs <= 0 || closing || !holdMatters(a, event)) break;
-        if (a.delayed.size >= limits.maxPendingEvents) {
-          refuseHeld(a, event);
-          return;
-        }
         const key = pairKey(event);
+        if (a.delayed.size >= limits.maxPendingEvents && !a.delayed.has(key)) {
+          heldFull(a);
+          break;
+        }
         // One held already: in a cluster the channel was occupied again meanwhile on another node (whose occupy this
         // node did not see) and is empty again. The earlier vacate is stale — the receiver's last word may be that
         // occupy — and this one says all it would: it replaces it, its delay begun again (a probe: sent at once, the
@@ -601,12 +627,17 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
     async close(waitMs = Number.POSITIVE_INFINITY) {
       if (closing) return;
       closing = true;
-      for (const a of byApp.values()) for (const key of [...a.delayed.keys()]) release(a, key);
-      for (const q of allQueues) pump(q);
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, Math.max(0, Math.min(limits.closeTimeoutMs, waitMs)));
       });
+      // Each held event is asked about as its delay's end would ask (within the wait), and what the cluster cannot answer
+      // in time is sent: sent unasked, a member who had come back on another node was removed for the receiver for good.
+      const asked: Promise<void>[] = [];
+      for (const a of byApp.values()) for (const key of [...a.delayed.keys()]) asked.push(settleHeld(a, key));
+      await Promise.race([Promise.all(asked), timeout]);
+      for (const a of byApp.values()) for (const key of [...a.delayed.keys()]) release(a, key);
+      for (const q of allQueues) pump(q);
       const idle = (async () => {
         while (deliveries.size > 0) await Promise.all([...deliveries]);
       })();

@@ -653,7 +653,8 @@ test('close() counts failed what it gives up: a request cut off in flight (it ma
     sender.emit(a, occupied('retrying'));
     sender.emit(a, occupied('in-flight'));
     sender.emit(a, occupied('queued'));
-    await until(() => count('channel_occupied:retried') === 1 && held.arrived() === 1, 'one batch waiting to retry, one at the receiver');
+    // The 503 answered (its batch now in its back-off: `retried` is counted only when the retry is made), the next held.
+    await until(() => calls === 2 && held.arrived() === 1, 'one batch waiting to retry, one at the receiver');
     await within(sender.close(), 'close() within its bound');
   } finally {
     held.close();
@@ -886,4 +887,50 @@ test('cache_miss is sent once per channel per interval, as Pusher de-duplicates 
   assert.equal(sent.filter((c) => c === 'cache-many-1499').length, 1);
   assert.equal(sent.length, 4 + 1500 + 1);
   assert.equal(count('cache_miss:ok'), sent.length);
+});
+
+test('past maxPendingEvents held back, a vacate is sent without its delay, not dropped: the receiver would keep the channel occupied', async () => {
+  // Dropped as failed before: a client subscribing and unsubscribing distinct channels could fill an app's hold and have
+  // every later vacate and removal of the app lost.
+  const { post, calls } = scriptedPost([]);
+  const a = app('http://127.0.0.1:9/hook', 'held-full');
+  const { sender, count, logs } = harness([a], { post, maxPendingEvents: 2 });
+  for (const channel of ['c0', 'c1', 'c2']) sender.emit(a, vacated(channel));
+  await until(() => calls.some((c) => c.body.includes('"c2"')), 'the vacate past the hold sent at once');
+  assert.equal(calls.length, 1);
+  assert.equal(count('channel_vacated:failed'), 0);
+  const said = logs.filter((l) => l.event === 'webhook_held_full');
+  assert.equal(said.length, 1);
+  assert.equal(said[0]?.app_id, 'held-full');
+  await sender.close();
+  assert.deepEqual(calls.flatMap((c) => (JSON.parse(c.body) as { events: { channel: string }[] }).events.map((e) => e.channel)).sort(), ['c0', 'c1', 'c2']);
+});
+
+test('close() asks the cluster about each held event as its delay\'s end would: not sent when no longer true, sent when it cannot say', async () => {
+  // Sent unasked at shutdown: a member who came back on another node meanwhile was removed for the receiver for good.
+  const { post, calls } = scriptedPost([]);
+  const a = app('http://127.0.0.1:9/hook', 'closing');
+  const stillTrue = async (_appId: string, event: WebhookEvent): Promise<boolean> => {
+    const channel = 'channel' in event ? event.channel : '';
+    if (channel === 'presence-unknown') throw new Error('cluster engine down');
+    return channel !== 'presence-back';
+  };
+  const { sender } = harness([a], { post, stillTrue });
+  for (const channel of ['presence-back', 'presence-gone', 'presence-unknown']) {
+    sender.emit(a, { name: 'member_removed', channel, user_id: 'u1' });
+  }
+  await sender.close();
+  const sent = calls.flatMap((c) => (JSON.parse(c.body) as { events: { channel: string }[] }).events.map((e) => e.channel));
+  assert.deepEqual(sent.sort(), ['presence-gone', 'presence-unknown']);
+});
+
+test('a retry cut off by close() during its back-off is counted failed, never retried', async () => {
+  const { post, calls } = scriptedPost([500]);
+  const a = app('http://127.0.0.1:9/hook', 'cut');
+  const { sender, count } = harness([a], { post, retryBaseMs: 60_000, retryMaxMs: 60_000, closeTimeoutMs: 20 });
+  sender.emit(a, occupied('c'));
+  await until(() => calls.length === 1, 'the first attempt');
+  await within(sender.close(), 'close() within its bound');
+  assert.equal(calls.length, 1);
+  assert.deepEqual([count('channel_occupied:retried'), count('channel_occupied:failed')], [0, 1]);
 });
