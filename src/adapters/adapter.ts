@@ -297,7 +297,11 @@ export interface Adapter {
    * publishes): for tests, and bench/hostile/cache-heap.ts, which fills the cache of older checkouts too.
    */
   cacheSet(appId: string, channel: string, event: CachedEvent): void;
-  terminateUser(appId: string, userId: string): void;
+  /**
+   * Resolves once the engine took the request (every node closes the user's connections as it hears it); rejects with
+   * EngineUnavailableError when it could not (the API answers 503 and the backend retries: terminating twice is harmless).
+   */
+  terminateUser(appId: string, userId: string): Promise<void>;
   /**
    * Resolves once the joins, leaves and releases in flight are recorded (bounded): the drain waits on it before webhooks
    * close, once every connection is gone. A cluster engine also publishes then the counts the throttle held back for this

@@ -139,6 +139,7 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
     },
     terminateUser(appId, userId) {
       terminate(appId, userId);
+      return Promise.resolve();
     },
     // Membership is decided in memory, synchronously: nothing is ever in flight. Nor is a count held back once the drain
     // closed every connection: each channel was vacated, which disarms its trailing count.

@@ -1348,10 +1348,13 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         pub.del(key).catch(() => undefined);
       });
     },
-    terminateUser(appId, userId) {
-      if (!isUp()) return;
+    async terminateUser(appId, userId) {
+      // Every node closes the user's connections as it hears this, this one included: not sent, nothing is closed.
+      if (!isUp()) throw new EngineUnavailableError('cluster engine down');
       const message: ControlMessage = { type: 'terminate', appId, userId };
-      pub.publish(keys.control, JSON.stringify(message)).catch(() => undefined);
+      await pub.publish(keys.control, JSON.stringify(message)).catch((err: Error) => {
+        throw new EngineUnavailableError(`cluster engine failed the request: ${err.message}`, { cause: err });
+      });
     },
     markDraining(ms) {
       // From the drain's first step, whatever this node's connections: a node that has stopped taking clients must not

@@ -155,7 +155,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
           'API rate limit',
         );
       }
-      return answerError(reply, Errors.API_RATE_LIMITED, Errors.API_RATE_LIMITED.format(config.apiRequestsPerSecond));
+      return answerError(reply.header('Retry-After', RETRY_AFTER_SECONDS), Errors.API_RATE_LIMITED, Errors.API_RATE_LIMITED.format(config.apiRequestsPerSecond));
     }
     // Every route answers for the cluster (or acts on it): while the engine is down a query could not answer and a
     // terminate would do nothing, with a 200. The backend gets 503 and retries instead (a query the engine fails while

@@ -101,6 +101,8 @@ test('redis adapter: while Redis is down, status is down and publish drops, coun
     assert.deepEqual(drops, ['down', 'down']);
     // A query cannot answer: it rejects, never "nobody there".
     await assert.rejects(adapter.members('a1', 'presence-x'), EngineUnavailableError);
+    // Nor can a terminate be sent: it rejects (the API answers 503), never resolves as if every node had closed the user's.
+    await assert.rejects(adapter.terminateUser('a1', 'u1'), EngineUnavailableError);
     await redis.start();
     await until(() => adapter.status().up, 'status up again', 10_000);
     adapter.publish(envelope('after'));

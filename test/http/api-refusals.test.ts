@@ -112,9 +112,11 @@ test('a call over the API rate limit is counted as a rate limit, not as a refusa
   const server = await startServer({ API_RATE_LIMIT_PER_SECOND: '1' }, { metrics: observed.metrics });
   try {
     // One call a second: the second of two calls in the same second is refused (a new second may start between them).
-    let status = 0;
-    for (let i = 0; i < 20 && status !== 429; i++) status = (await signedFetch(server, 'GET', `${API}/channels`)).status;
-    assert.equal(status, 429);
+    let answer = await signedFetch(server, 'GET', `${API}/channels`);
+    for (let i = 0; i < 20 && answer.status !== 429; i++) answer = await signedFetch(server, 'GET', `${API}/channels`);
+    assert.equal(answer.status, 429);
+    // When to come back, as every 503 says it: the rate is per second.
+    assert.equal(answer.headers.get('retry-after'), '1');
     const after = await observed.scrape();
     assert.ok(sumOf(after, 'websocket_rate_limit_triggered_total', { scope: 'http_api' }) >= 1);
     assert.deepEqual(refusals(after), expected());
