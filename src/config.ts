@@ -295,7 +295,11 @@ const fields = z.object({
   // LOKI_USERNAME / LOKI_PASSWORD, sent as basic auth, whose user may not hold a colon.
   lokiUrl: fromEnv(
     'LOKI_URL',
-    httpUrl.refine(noCredentials, 'no credentials in the URL: set LOKI_USERNAME and LOKI_PASSWORD').optional(),
+    httpUrl
+      .refine(noCredentials, 'no credentials in the URL: set LOKI_USERNAME and LOKI_PASSWORD')
+      // The push path is Beacon's to add: given as Alloy and Promtail take it, every push went to …/push/loki/api/v1/push.
+      .refine((u) => !/\/loki\/api\/v1\/push\/?$/.test(pathOf(u)), "Loki's base URL (http://loki:3100), without /loki/api/v1/push")
+      .optional(),
   ),
   lokiUsername: fromEnv('LOKI_USERNAME', z.string().min(1).regex(/^[^:]*$/, 'no colon (basic auth)').optional()),
   lokiPassword: fromEnv('LOKI_PASSWORD', z.string().min(1).optional()),
@@ -665,6 +669,15 @@ function shortWordSwapped(a: string, b: string): boolean {
   if (wa.length !== wb.length) return false;
   const differing = wa.flatMap((word, i) => (word === wb[i] ? [] : [[word, wb[i]!]]));
   return differing.length === 1 && differing[0]!.every((word) => word.length <= 4);
+}
+
+/** A URL's path; '' for what does not parse (the URL check refuses it with its own message). */
+function pathOf(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return '';
+  }
 }
 
 /** Variables Beacon reads besides the configuration's own (otel/options.ts); other `OTEL_*` ones are the SDK's. */

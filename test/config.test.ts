@@ -365,6 +365,12 @@ test('LOKI_URL is an http:// or https:// URL', () => {
   // A probe: LOKI_URL=ftp://… started, every push failed with a TypeError, and a shutdown waited its whole deadline.
   assert.throws(() => loadConfig({ LOKI_URL: 'ftp://127.0.0.1:3100' }), /LOKI_URL: an http:\/\/ or https:\/\/ URL/);
   assert.equal(loadConfig({ LOKI_URL: 'https://logs.example.com' }).lokiUrl, 'https://logs.example.com');
+  // The push URL itself (as Alloy and Promtail are configured): every push went to …/push/loki/api/v1/push, 404.
+  for (const url of ['http://loki:3100/loki/api/v1/push', 'http://loki:3100/loki/api/v1/push/']) {
+    assert.throws(() => loadConfig({ LOKI_URL: url }), /LOKI_URL: Loki's base URL .*without \/loki\/api\/v1\/push/, url);
+  }
+  assert.equal(loadConfig({ LOKI_URL: 'https://gw.example.com/tenant-a' }).lokiUrl, 'https://gw.example.com/tenant-a');
+  assert.throws(() => loadConfig({ LOKI_URL: 'http://[::1:3100' }), (e: unknown) => e instanceof ConfigError && /^LOKI_URL: /.test(e.message));
 });
 
 test('Loki settings every push would fail with are refused at start', () => {
