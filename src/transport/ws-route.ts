@@ -486,6 +486,10 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       span.end();
 
       socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+        // Closing (terminated with 4009, drained with 4200, timed out with 4201…): ws goes on handing over frames until
+        // the close handshake ends, up to its 2 s bound for a client that never answers — a terminated user went on
+        // publishing client events for those 2 s. Nothing a closing connection sends is acted on.
+        if (!connection.isOpen) return;
         // ws hands over a Buffer by default (binaryType 'nodebuffer'): use it as is, no copy per frame.
         const buffer = Buffer.isBuffer(data)
           ? data
