@@ -214,6 +214,12 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       message,
       appId,
     );
+    if (socket.readyState !== socket.OPEN) {
+      // The client left while its upgrade waited (the cluster counting its app's quota): nothing to send, and no close to
+      // wait for — ws emitted it already. Counted among the sockets held, its place was never given back.
+      released(request);
+      return;
+    }
     if (refusedInHandshake >= options.maxRefusedSockets) {
       // A refusal flood: no fd waits for the client's close frame beyond the cap. The refusal still goes out: the error
       // and the close frame join the held 101 in the socket's one write to the kernel, which sends them before the FIN

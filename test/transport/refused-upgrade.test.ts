@@ -5,7 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { openSockets, startServer } from '../helpers/server.js';
+import type { Adapter } from '../../src/adapters/adapter.js';
+import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
+import { PUSHER_QUERY } from '../helpers/raw-client.js';
+import { APP, openSockets, startServer } from '../helpers/server.js';
 import { silentSocket, type SilentSocket } from '../helpers/silent-socket.js';
 import { eventually, until, within } from '../helpers/wait.js';
 
@@ -46,6 +49,37 @@ test('past MAX_REFUSED_SOCKETS a refused socket is cut at once, after the refusa
       assert.match(text, /"code":4001/);
       assert.ok(s.received().includes(Buffer.from([0x88])), 'a close frame');
     }
+  } finally {
+    for (const s of sockets) s.destroy();
+    await server.close();
+  }
+});
+
+test('an upgrade whose client left while its quota was counted takes no place among the refused sockets held', async () => {
+  // reject() counted the socket among those waiting for a close frame, and waited for a `close` ws had emitted already:
+  // its place was never given back. Past MAX_REFUSED_SOCKETS of them (a Redis outage with clients dropping), every later
+  // refusal was cut at once, until the process restarted.
+  let answer: (ok: boolean) => void = () => undefined;
+  const server = await startServer({ APP_MAX_CONNECTIONS: '5', MAX_REFUSED_SOCKETS: '1' }, {
+    adapter: (_hub, metrics) => {
+      const local = createLocalAdapter({ metrics, cacheTtlMs: 60_000, cacheMaxBytes: 1 << 20 });
+      const wrapped: Adapter = Object.create(local) as Adapter;
+      wrapped.reserveConnection = () => new Promise<boolean>((resolve) => (answer = resolve));
+      return wrapped;
+    },
+  });
+  const sockets: SilentSocket[] = [];
+  try {
+    const gone = await silentSocket(server.port, `/app/${APP.key}?${PUSHER_QUERY}`);
+    sockets.push(gone);
+    gone.destroy();
+    await eventually(async () => (await openSockets(server)) === 0, 'the server to see the client gone', 2000);
+    answer(false);
+    // A refusal after it waits for its client's close frame, as the first refused socket held may.
+    const refused = await silentSocket(server.port, '/app/no-such-key?protocol=7');
+    sockets.push(refused);
+    await until(() => refused.received().includes(Buffer.from([0x88])), 'the refusal and its close frame');
+    assert.equal(await openSockets(server), 1, 'held for its close handshake, not cut at once');
   } finally {
     for (const s of sockets) s.destroy();
     await server.close();
