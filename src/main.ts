@@ -7,6 +7,7 @@ import { ConfigError, configWarnings, envWarnings, loadConfig, type Config } fro
 import { hostPort } from './listen-address.js';
 import { Deadline } from './lifecycle/deadline.js';
 import { shutdownTelemetry, telemetryShutdownResult } from './telemetry/lifecycle.js';
+import { logCrashes } from './telemetry/crash-log.js';
 import { flushLogger } from './telemetry/logger.js';
 import { logEvent } from './telemetry/log-events.js';
 import { VERSION } from './version.js';
@@ -26,6 +27,7 @@ function readConfig(): Config {
 const config = readConfig();
 const app = await buildApp(config);
 const { logger } = app;
+logCrashes(logger);
 
 try {
   await app.fastify.listen({ host: config.host, port: config.port });

@@ -28,6 +28,7 @@ export const LOG_EVENTS = [
   'request_malformed',
   'webhook_failed',
   'webhook_held_full',
+  'process_crashed',
   'adapter_up',
   'adapter_eviction_policy',
   'adapter_info_denied',
@@ -65,7 +66,7 @@ export const LOG_EVENTS = [
 export type LogEvent = (typeof LOG_EVENTS)[number];
 
 /** The levels Beacon writes its catalog events at (`fatal` and `trace` are left to pino and fastify). */
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
 /**
  * The fields of one line: its catalog event first, then the event's own fields. The caller builds the object once and it
