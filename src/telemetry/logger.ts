@@ -177,7 +177,7 @@ export function createLogger(options: LoggerOptions): Logger {
   const shipping =
     options.loki === undefined
       ? undefined
-      : startLokiShipping(options.loki, { serviceName: options.serviceName, env: options.env });
+      : startLokiShipping(options.loki, { serviceName: options.serviceName, env: options.env, nodeId: options.nodeId });
   // Both entries take every level: the logger's own level already filtered the line.
   const destination =
     shipping === undefined

@@ -6,14 +6,20 @@
  */
 import { abortAfter } from '../lifecycle/abort-after.js';
 
-/** The only stream labels Loki ever sees (docs/telemetry.md); session and trace ids stay in the line. */
-export const LOKI_LABELS = ['service_name', 'env', 'level'] as const;
+/**
+ * The only stream labels Loki ever sees (docs/telemetry.md); session and trace ids stay in the line. `node_id` gives each
+ * node streams of its own: every node of a cluster wrote into the same three, sharing Loki's per-stream rate limit
+ * (3 MB/s by default: a connect storm's info lines across the cluster got 429s, then spool drops) and interleaving one
+ * stream's entries from several clocks (refused out of order by a Loki without unordered writes).
+ */
+export const LOKI_LABELS = ['service_name', 'env', 'node_id', 'level'] as const;
 
 /** Where and as whom to push. */
 export interface LokiTarget {
   url: string;
   serviceName: string;
   env: string;
+  nodeId: string;
   username: string | undefined;
   password: string | undefined;
   tenantId: string | undefined;
@@ -41,14 +47,18 @@ export function nanosecondsOf(isoTime: string | undefined, fallbackMs: number): 
 }
 
 /** Groups lines into one stream per level, each keeping the lines' order, with each line's own timestamp. */
-export function pushBody(lines: readonly string[], labels: { serviceName: string; env: string }, nowMs: number): { streams: LokiStream[] } {
+export function pushBody(
+  lines: readonly string[],
+  labels: { serviceName: string; env: string; nodeId: string },
+  nowMs: number,
+): { streams: LokiStream[] } {
   const byLevel = new Map<string, LokiStream>();
   for (const line of lines) {
     const head = HEAD.exec(line);
     const level = head?.[1] ?? 'info';
     let stream = byLevel.get(level);
     if (stream === undefined) {
-      stream = { stream: { service_name: labels.serviceName, env: labels.env, level }, values: [] };
+      stream = { stream: { service_name: labels.serviceName, env: labels.env, node_id: labels.nodeId, level }, values: [] };
       byLevel.set(level, stream);
     }
     stream.values.push([nanosecondsOf(head?.[2], nowMs), line]);

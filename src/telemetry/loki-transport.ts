@@ -2,7 +2,7 @@
  * The pino transport that ships log lines to Loki. It runs inside pino's worker thread (never on the app's event loop):
  * lines arrive as written (JSON text), go into the retrying shipper (loki-shipper.ts: a byte-bounded spool, one push in
  * flight, exponential back-off with jitter, order kept), and every outcome is counted in counters shared with the main
- * thread. Labels are exactly `service_name`, `env`, `level` — whatever a line contains, nothing else can become a label.
+ * thread. Labels are exactly `service_name`, `env`, `node_id`, `level` — whatever a line contains, nothing else can become a label.
  * The worker receives `LokiWorkerOptions` by structured clone; the main-thread side is `loki.ts`.
  */
 import { parentPort } from 'node:worker_threads';

@@ -78,12 +78,13 @@ function workerPath(): string {
   return fileURLToPath(new URL(file, self));
 }
 
-/** Starts the worker that ships lines labelled `service_name`/`env`/`level` to Loki. */
-export function startLokiShipping(options: LokiShippingOptions, labels: { serviceName: string; env: string }): LokiShipping {
+/** Starts the worker that ships lines labelled `service_name`/`env`/`node_id`/`level` to Loki. */
+export function startLokiShipping(options: LokiShippingOptions, labels: { serviceName: string; env: string; nodeId: string }): LokiShipping {
   const workerOptions: LokiWorkerOptions = {
     url: options.url,
     serviceName: labels.serviceName,
     env: labels.env,
+    nodeId: labels.nodeId,
     username: options.username,
     password: options.password,
     tenantId: options.tenantId,

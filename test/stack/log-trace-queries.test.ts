@@ -1,6 +1,6 @@
 /**
  * Every LogQL and TraceQL expression (dashboards and correlations) parses with Grafana's own lezer grammars — the ones its
- * query editors use — and names only what Beacon emits: Loki stream labels service_name/env/level, JSON fields of the log
+ * query editors use — and names only what Beacon emits: Loki stream labels service_name/env/node_id/level, JSON fields of the log
  * catalog (docs/telemetry.md), and span attributes declared in src/telemetry/tracing.ts.
  */
 import assert from 'node:assert/strict';
@@ -17,7 +17,7 @@ type Tree = ReturnType<typeof logql.parse>;
 type SyntaxNode = Tree['topNode'];
 
 /** Loki stream labels Beacon's Loki transport pushes with. */
-const STREAM_LABELS = new Set(['service_name', 'env', 'level']);
+const STREAM_LABELS = new Set(['service_name', 'env', 'node_id', 'level']);
 /**
  * JSON fields of Beacon's log lines, as it actually writes them: captured from a real server under a small workload that
  * produces the lines the dashboards read (connections opened and closed, subscriptions, API requests, rejections).

@@ -70,15 +70,16 @@ describe('Loki shipping from the server', () => {
     assert.deepEqual(lines.filter((l) => !catalog.has(l.event)), [], 'lines without a catalog event');
   });
 
-  it('labels every stream with exactly service_name, env and level, with auth and tenant', () => {
+  it('labels every stream with exactly service_name, env, node_id and level, with auth and tenant', () => {
     assert.ok(loki.pushes.length > 0);
     for (const push of loki.pushes) {
       assert.equal(push.headers.authorization, `Basic ${Buffer.from('beacon:pw').toString('base64')}`);
       assert.equal(push.headers['x-scope-orgid'], 'acme');
       for (const s of push.body.streams) {
-        assert.deepEqual(Object.keys(s.stream).sort(), ['env', 'level', 'service_name']);
+        assert.deepEqual(Object.keys(s.stream).sort(), ['env', 'level', 'node_id', 'service_name']);
         assert.equal(s.stream.service_name, 'beacon-loki-test');
         assert.equal(s.stream.env, 'test');
+        assert.equal(s.stream.node_id, beacon.logs.map((l) => JSON.parse(l) as { node_id: string })[0]!.node_id);
       }
     }
   });

@@ -14,7 +14,7 @@ import { within } from '../helpers/wait.js';
 test('a push Loki never answers gives up after its timeout, as a retry, even after a GC', async () => {
   const loki = await startLokiReceiver('hang');
   try {
-    const target = { url: loki.url, serviceName: 'beacon-test', env: 'ci', username: undefined, password: undefined, tenantId: undefined };
+    const target = { url: loki.url, serviceName: 'beacon-test', env: 'ci', nodeId: 'n1', username: undefined, password: undefined, tenantId: undefined };
     // Long enough for the request to reach the receiver before the bound on a loaded machine (at 100 ms the push could
     // give up first, and the wait for its arrival below then failed), so the GC runs while the push waits.
     const push = pushLines(target, pushHeaders(target), ['{"level":"info","msg":"x"}'], 1500, new AbortController().signal);

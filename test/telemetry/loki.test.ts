@@ -103,13 +103,15 @@ describe('Loki shipping', () => {
       }
     });
 
-    it('labels every stream with exactly service_name, env and level', () => {
+    it('labels every stream with exactly service_name, env, node_id and level', () => {
       const streams = loki.pushes.flatMap((p) => p.body.streams);
       assert.ok(streams.length >= 1);
       for (const s of streams) {
-        assert.deepEqual(Object.keys(s.stream).sort(), ['env', 'level', 'service_name']);
+        assert.deepEqual(Object.keys(s.stream).sort(), ['env', 'level', 'node_id', 'service_name']);
         assert.equal(s.stream.service_name, 'beacon-test');
         assert.equal(s.stream.env, 'ci');
+        // Each node's own streams: a cluster's nodes shared one per level, and Loki's per-stream rate limit with it.
+        assert.equal(s.stream.node_id, 'node-a');
       }
       // One stream per label set within a push, not one per line.
       for (const push of loki.pushes) {
