@@ -350,38 +350,18 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   }
 
   /**
-   * A held event's delay is over: sent, unless `stillTrue` says it no longer holds. It stays held while that is asked,
-   * so a `channel_occupied` / `member_added` emitted meanwhile still cancels it.
+   * A held event's delay is over, or the sender closes: sent, unless `stillTrue` says it no longer holds (a member back on
+   * another node; sent when the engine cannot say). It stays held while that is asked, so a `channel_occupied` /
+   * `member_added` emitted meanwhile still cancels it. Its timer is stopped (at close it has not fired).
    */
-  function expire(a: AppWebhooks, key: string): void {
-    const held = a.delayed.get(key);
-    if (held === undefined) return;
-    if (deps.stillTrue === undefined || closing) {
-      release(a, key);
-      return;
-    }
-    const current = (): boolean => a.delayed.get(key) === held;
-    deps.stillTrue(a.app.id, held.event).then(
-      (still) => {
-        if (!current()) return;
-        if (still) release(a, key);
-        else forget(a, key);
-      },
-      () => {
-        if (current()) release(a, key);
-      },
-    );
-  }
-
-  /** At close: a held event sent if the cluster says it still holds (or cannot say), dropped if not; its timer stopped. */
   function settleHeld(a: AppWebhooks, key: string): Promise<void> {
     const held = a.delayed.get(key);
     if (held === undefined) return Promise.resolve();
+    clearTimeout(held.timer);
     if (deps.stillTrue === undefined) {
       release(a, key);
       return Promise.resolve();
     }
-    clearTimeout(held.timer);
     const current = (): boolean => a.delayed.get(key) === held;
     return deps.stillTrue(a.app.id, held.event).then(
       (still) => {
@@ -393,6 +373,10 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
         if (current()) release(a, key);
       },
     );
+  }
+
+  function expire(a: AppWebhooks, key: string): void {
+    void settleHeld(a, key);
   }
 
   /** Drops a held event (cancelled, or no longer true). */
