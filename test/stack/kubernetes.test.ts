@@ -56,6 +56,8 @@ test('the PrometheusRule is generated from prometheus/alerts.yml and in sync (ru
 
 test('Deployment: the apps come from a Secret; every variable it sets is one Beacon reads, valid, and warns of nothing', () => {
   const pod = load<any>('deployment.yaml').spec.template.spec;
+  // A Service named `metrics` would set METRICS_PORT=tcp://… in every pod of the namespace: Beacon refuses that value.
+  assert.equal(pod.enableServiceLinks, false);
   const container = pod.containers[0];
   const env = container.env as { name: string; value?: string; valueFrom?: unknown }[];
   // src/config.ts's, the telemetry bootstrap's own (otel/options.ts) and the SDK's `OTEL_*`.
