@@ -421,19 +421,21 @@ export class Connection extends ConnectionState implements WriteTurnState {
   /** Sends `pusher:error` with the close code and closes with it: the one way the server ends a connection. */
   close(code: number, message: string, reason: CloseReason): void {
     if (this.closedFor !== undefined) return;
+    if (this.ws.readyState !== WS_OPEN) {
+      // Not open and no close of the server's: the client's close frame came in first (ws answered it), and the wire
+      // carries its code. `finish` records it as the client's; the socket goes now instead of at ws's close timeout.
+      this.ws.terminate();
+      return;
+    }
     this.closedFor = reason;
     this.closedWith = code;
-    if (this.ws.readyState === WS_OPEN) {
-      const frame = encodeError(message, code);
-      this.ws.send(frame);
-      this.metrics.messagesSent(this.app.id, 'protocol', Buffer.byteLength(frame), 1);
-      this.ws.close(code, message.slice(0, 120));
-      // The close frame queues behind whatever is buffered; a peer that does not read (a slow consumer) would hold the
-      // socket open until ws's own 30 s timeout. Bound the handshake.
-      setTimeout(() => this.ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
-    } else {
-      this.ws.terminate();
-    }
+    const frame = encodeError(message, code);
+    this.ws.send(frame);
+    this.metrics.messagesSent(this.app.id, 'protocol', Buffer.byteLength(frame), 1);
+    this.ws.close(code, message.slice(0, 120));
+    // The close frame queues behind whatever is buffered; a peer that does not read (a slow consumer) would hold the
+    // socket open until ws's own 30 s timeout. Bound the handshake.
+    setTimeout(() => this.ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
   }
 
   /**

@@ -6,9 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { sign, userAuthString } from '../../src/protocol/signatures.js';
 import { loggedOnce } from '../helpers/logs.js';
 import { PUSHER_QUERY, RawClient } from '../helpers/raw-client.js';
 import { APP, openSockets, startServer } from '../helpers/server.js';
+import { signedFetch } from '../helpers/signed-fetch.js';
 import { silentSocket } from '../helpers/silent-socket.js';
 import { eventually, until, within } from '../helpers/wait.js';
 
@@ -42,6 +44,36 @@ test('a client that sends its close frame and never ends its socket is cut withi
     // Its MAX_CONNECTIONS slot is free again.
     const { client } = await RawClient.established(server.port);
     await client.close();
+  } finally {
+    raw.destroy();
+    await server.close();
+  }
+});
+
+test("a server close while the client's close frame is in: the client's close is recorded, with its code", async () => {
+  const server = await startServer();
+  const raw = await silentSocket(server.port, `/app/${APP.key}?${PUSHER_QUERY}`);
+  try {
+    await until(() => raw.received().includes('pusher:connection_established'), 'pusher:connection_established');
+    const socketId = /socket_id\\?":\\?"(\d+\.\d+)/.exec(raw.received().toString('latin1'))?.[1];
+    assert.ok(socketId !== undefined);
+    const userData = JSON.stringify({ id: 'u1' });
+    const signin = Buffer.from(JSON.stringify({ event: 'pusher:signin', data: { auth: `${APP.key}:${sign(APP.secret, userAuthString(socketId, userData))}`, user_data: userData } }));
+    // A masked text frame with a 16-bit length, the mask key all zeros.
+    raw.socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | 126, signin.length >> 8, signin.length & 255, 0, 0, 0, 0]), signin]));
+    await until(() => raw.received().includes('signin_success'), 'signed in');
+    raw.socket.allowHalfOpen = true;
+    const serverEnded = new Promise<void>((resolve) => raw.socket.once('end', () => resolve()));
+    raw.socket.write(CLOSE_1000);
+    await within(serverEnded, "the server's close frame and end");
+    // The server decides to close it (terminated, 4009) before the socket is gone: the wire carried the client's 1000.
+    const terminated = await signedFetch(server, 'POST', `/apps/${APP.id}/users/u1/terminate_connections`, { body: '{}' });
+    assert.equal(terminated.status, 200);
+    raw.socket.end();
+    await until(() => server.app.hub.connectionCount() === 0, 'the connection to be released', 5000);
+    const closed = await loggedOnce(server, { event: 'connection_closed' });
+    assert.equal(closed.reason, 'client_close');
+    assert.equal(closed.code, 1000);
   } finally {
     raw.destroy();
     await server.close();
