@@ -39,14 +39,15 @@ export class HistogramRow {
     this.counts = new Array<number>(boundaries.length + 1).fill(0);
   }
 
-  record(value: number): void {
+  /** Records `value` `times` times (a fan-out's frame size, once per recipient, in one call). */
+  record(value: number, times = 1): void {
     if (!(value >= 0)) return;
     const boundaries = this.boundaries;
     let bucket = 0;
     while (bucket < boundaries.length && value > boundaries[bucket]!) bucket++;
-    this.counts[bucket]!++;
-    this.sum += value;
-    this.count++;
+    this.counts[bucket]! += times;
+    this.sum += value * times;
+    this.count += times;
     if (value < this.min) this.min = value;
     if (value > this.max) this.max = value;
   }

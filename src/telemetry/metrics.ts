@@ -315,7 +315,7 @@ export function createMetrics(
   );
   // A row like the frame counters': a flooding client hits its frame budget on every frame past it.
   const rateLimits = counted('websocket_rate_limit_triggered_total', 'Rate limits hit by scope', byAppAnd('scope'));
-  const backpressureEvents = counted('websocket_backpressure_events_total', 'Slow-consumer actions', byAppAnd('action'));
+  const backpressureEvents = counted('websocket_backpressure_events_total', 'Slow consumers disconnected, and fan-out frames a closing socket could not take', byAppAnd('action'));
   const pingRtt = histogram('websocket_ping_rtt_seconds', 'Server ping to client pong', 's', SECONDS_RTT);
   const apiAuthFailures = counter('websocket_api_auth_failures_total', 'HTTP API requests refused by signing');
   const apiRefusals = counted(
@@ -504,7 +504,8 @@ export function createMetrics(
   // Rare events' series exported at 0 from start, for the configured apps (up to SEEDED_APPS_MAX): a series that appears
   // with its first event has no sample before it, so `increase` and `rate` never count that event — a panel of
   // disconnects by reason showed no pong timeout and no drain's 4200s at all, an alert's first refusal went unseen.
-  for (const reason of REJECT_REASONS) rejected.row(reason);
+  // Without `app_id`: the reasons that can come before the key named an app (`over_capacity` also while draining).
+  for (const reason of REJECT_REASONS) if (reason === 'over_capacity' || !APP_REJECT_REASONS.includes(reason)) rejected.row(reason);
   for (const reason of API_AUTH_FAILURE_REASONS) apiAuthFailures.add(0, attrs(`af|${reason}`, () => ({ reason })));
   for (const appId of (options.appIds ?? []).slice(0, SEEDED_APPS_MAX)) {
     opened.row(appId);
@@ -539,7 +540,8 @@ export function createMetrics(
       if (count <= 0) return;
       sent.row(appId, kind).value += count;
       sentBytes.row(appId).value += bytes * count;
-      size.row('out').record(bytes);
+      // One sample per frame written: a fan-out to 300 weighs 300 frames, as in the counters.
+      size.row('out').record(bytes, count);
     },
     messageProcessed(kind, seconds) {
       processing.row(kind).record(seconds);

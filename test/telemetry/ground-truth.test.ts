@@ -374,6 +374,10 @@ describe('ground truth: /metrics equals what the clients observed', () => {
       assert.equal(sumOf(families, 'websocket_messages_sent_total', { app_id: APP_ID, kind }), truth.count, `sent ${kind}`);
     }
     assert.equal(sumOf(families, 'websocket_sent_bytes_total', { app_id: APP_ID }), bytes);
+    // Frame sizes: one sample per frame written, a fan-out's frame once per recipient.
+    const frames = [...tally.sent.values()].reduce((n, v) => n + v.count, 0);
+    assert.equal(sumOf(families, 'websocket_message_size_bytes_count', { direction: 'out' }), frames);
+    assert.equal(sumOf(families, 'websocket_message_size_bytes_sum', { direction: 'out' }), bytes);
   });
 
   it('counts rejected frames by reason and subscriptions by result', () => {
