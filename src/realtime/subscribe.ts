@@ -181,25 +181,58 @@ async function answerRepeat(
     const charged = !connection.firstRepeat(name);
     if (charged && !connection.admitsChargedAnswer(Date.now())) return;
     const held = connection.subscriptions.get(name);
-    const members = await deps.adapter.members(connection.app.id, name).catch((err: unknown) => {
+    const snapshot = await currentMembers(deps, connection, name).catch((err: unknown) => {
       if (err instanceof EngineUnavailableError) return undefined;
       throw err;
     });
     // Left since (an unsubscribe, maybe a subscribe as another member after it): the answer is the later frames' to give.
     // Sent, it came after the client's next subscribe, with a list without that subscribe's member (a review).
     if (!connection.isOpen || connection.subscriptions.get(name) !== held) return;
-    if (members === undefined) {
+    if (snapshot === undefined) {
       context.with(traced, () => refuseSubscription(deps, connection, name, failure('unavailable', Errors.SUBSCRIBE_UNAVAILABLE)));
       return;
     }
     if (charged && !connection.admitsChargedAnswer(Date.now())) return;
-    const list = memberListFrame(name, members);
+    const channel = deps.hub.channel(connection.app.id, name);
+    if (snapshot.seq !== undefined && channel !== undefined) {
+      // The member events on their way that the list already has are not sent to this connection after it (as after a join).
+      channel.snapshotSeq.set(connection, Math.max(snapshot.seq, channel.snapshotSeq.get(connection) ?? 0));
+      if (snapshot.seq > channel.seenSeq) channel.seenSeq = snapshot.seq;
+    }
+    const list = memberListFrame(name, snapshot.members);
     if (charged) connection.answerCharged(list.length, Date.now());
     context.with(traced, () => connection.send(list, 'presence'));
   } else {
     connection.send(encodeSubscriptionSucceeded(name), 'protocol');
   }
   context.with(traced, () => connection.resubscribed(kind));
+}
+
+/** Reads of a repeat's member list older than a member event already sent before one is sent as it is (Redis lost its data). */
+const STALE_READS = 3;
+
+/**
+ * The presence members for a repeat's answer, with the `seq` of their last change where the engine numbers them (Redis).
+ * There the list's reply and the member events come over two connections, in either order: a list older than an event
+ * this node already sent (`seenSeq`) would take that change back — a member who joined missing, one who left still shown —
+ * so it is read again; a list at `seq` is followed by only the events past it (`snapshotSeq`), so none is announced twice.
+ */
+async function currentMembers(
+  { adapter, hub }: RealtimeDeps,
+  connection: Connection,
+  name: string,
+): Promise<{ members: Map<string, unknown>; seq?: number }> {
+  const appId = connection.app.id;
+  if (adapter.membersChangedSince !== undefined) {
+    for (let attempt = 1; ; attempt++) {
+      // Since -1: whatever the channel's `seq`, the list.
+      const answer = await adapter.membersChangedSince(appId, name, -1);
+      // This node's subscriptions are being recorded again (Redis lost them): read as before, the resync follows.
+      if (answer === 'unrecorded' || answer === 'unchanged') break;
+      if (answer.seq >= (hub.channel(appId, name)?.seenSeq ?? 0) || attempt === STALE_READS) return answer;
+    }
+  }
+  return { members: await adapter.members(appId, name) };
 }
 
 /** Validates and authorizes a subscription; returns the presence membership (or null) or why it is refused. */

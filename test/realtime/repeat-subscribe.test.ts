@@ -9,8 +9,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { Envelope } from '../../src/adapters/envelope.js';
+import { createFanout } from '../../src/realtime/fanout.js';
+import { gateMemberEvents } from '../../src/realtime/member-delivery.js';
 import { subscribe, unsubscribe } from '../../src/realtime/subscribe.js';
 import { plainSubscribe, signedSubscribe, slowJoins, unitWorld } from '../helpers/unit.js';
+import { until } from '../helpers/wait.js';
 
 describe('a repeated subscribe', () => {
   test('is answered every time but counted and logged once; after an unsubscribe it is a new subscription again', async () => {
@@ -276,5 +280,74 @@ describe('a repeated subscribe', () => {
       assert.deepEqual(memberEvents, ['member_added v']);
       assert.deepEqual([slow.joins(), slow.leaves()], [1, 0]);
     });
+  });
+});
+
+describe('presence on an engine that numbers member changes (Redis): a repeat’s list and the member events around it', () => {
+  /**
+   * W subscribed to presence-room as `w` at `seq` 1; the engine's reads of the list wait for `answer(members, seq)`, and
+   * member events reach the node through the `seq` gate (`deliver`), as Redis's list reply and its pub/sub messages come
+   * over two connections, in either order.
+   */
+  async function numbered() {
+    const world = unitWorld();
+    const adapter = world.deps.adapter;
+    const join = adapter.join.bind(adapter);
+    adapter.join = async (...args) => ({ ...(await join(...args)), seq: 1 });
+    const { connection, socket } = world.connect();
+    const as = (user: string) => signedSubscribe(world, connection, 'presence-room', JSON.stringify({ user_id: user }));
+    await subscribe(world.deps, connection, as('w'));
+    const reads: ((snapshot: { members: Map<string, unknown>; seq: number }) => void)[] = [];
+    let latest = new Map<string, unknown>([['w', null]]);
+    adapter.membersChangedSince = () => new Promise((resolve) => reads.push(resolve));
+    // An engine without the numbered read answers with what it holds now.
+    adapter.members = async () => latest;
+    const deliver = gateMemberEvents(world.deps.hub, world.deps.metrics, createFanout({ hub: world.deps.hub, metrics: world.deps.metrics }));
+    const memberAdded = (user: string, seq: number): Envelope => ({
+      appId: 'app-id',
+      channel: 'presence-room',
+      event: 'pusher_internal:member_added',
+      data: JSON.stringify({ user_id: user }),
+      userId: undefined,
+      excludeSocketId: undefined,
+      kind: 'presence',
+      trace: undefined,
+      publishedAt: 0,
+      seq,
+    });
+    const events = () => socket.frames().filter((f) => f.channel === 'presence-room').map((f) => f.event);
+    const lists = () => (socket.data('pusher_internal:subscription_succeeded') as { presence: { ids: string[] } }[]).map((a) => a.presence.ids);
+    const answered = async (members: string[], seq: number) => {
+      await until(() => reads.length > 0, 'a read of the list');
+      latest = new Map(members.map((id) => [id, null]));
+      reads.shift()!({ members: latest, seq });
+    };
+    return { world, connection, as, deliver, memberAdded, events, lists, answered, reads };
+  }
+
+  test('a list read before a member_added already sent is read again: the member is in the answer', async () => {
+    const t = await numbered();
+    const repeat = subscribe(t.world.deps, t.connection, t.as('w'));
+    t.deliver(t.memberAdded('x', 2));
+    // The list as Redis had it before x joined, its reply behind x's member_added.
+    await t.answered(['w'], 1);
+    await t.answered(['w', 'x'], 2);
+    await repeat;
+    assert.deepEqual(t.lists(), [['w'], ['w', 'x']], 'the repeat’s list has x (before: [w], x gone for the client)');
+  });
+
+  test('a member_added the list already had is not sent after it', async () => {
+    const t = await numbered();
+    const repeat = subscribe(t.world.deps, t.connection, t.as('w'));
+    await t.answered(['w', 'x'], 2);
+    await repeat;
+    t.deliver(t.memberAdded('x', 2));
+    t.deliver(t.memberAdded('y', 3));
+    assert.deepEqual(t.lists(), [['w'], ['w', 'x']]);
+    assert.deepEqual(
+      t.events(),
+      ['pusher_internal:subscription_succeeded', 'pusher_internal:subscription_succeeded', 'pusher_internal:member_added'],
+      'y’s member_added only (before: x announced twice)',
+    );
   });
 });
