@@ -8,7 +8,8 @@
  *   left (and only if none came back meanwhile), so a crash at any point leaves every channel the node holds listed.
  * - `appChannels(app)`: added to after a join occupied the channel, removed from after a leave vacated it; each write is
  *   followed by a reading of the channel's total and written again while they disagree (`reconcileIndex`), so GET
- *   /channels misses nothing, and an empty channel another node's change left listed is removed.
+ *   /channels misses nothing, and an empty channel another node's change left listed is removed. Users' own channels
+ *   (`#server-to-user-`) are never listed: GET /channels does not answer them.
  */
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
@@ -81,6 +82,9 @@ export const REAP_RECEIPT_TTL_MS = 60_000;
  * is one more node's change read between the write and its check.
  */
 const INDEX_ROUNDS = 5;
+
+/** Users' own channels an earlier version listed, removed from the app's index per command (`dropUsersListed`). */
+const USERS_UNLISTED_AT_ONCE = 1000;
 
 /** Channels whose counts GET /channels reads at once (`channels`): up to twice as many commands in flight. */
 export const CHANNELS_READ_AT_ONCE = 256;
@@ -629,7 +633,10 @@ export class RedisMembership {
    * held the node's thread ~1 s, its heartbeats with it — ten such requests at once had another node reap it.
    */
   async channels(appId: string, query: ChannelQuery = {}): Promise<Map<string, ChannelCounts>> {
-    const listed = await this.listed(appId, query.prefix ?? '');
+    const all = await this.listed(appId, query.prefix ?? '');
+    // Users' own channels a node of an earlier version listed: dropped, never read.
+    const listed = all.filter((name) => !isUserChannel(name));
+    if (listed.length < all.length) this.dropUsersListed(appId, all.filter(isUserChannel));
     const names = query.include === undefined ? listed : listed.filter(query.include);
     const users = query.userCount ?? true;
     const out = new Map<string, ChannelCounts>();
@@ -665,6 +672,16 @@ export class RedisMembership {
       cursor = next;
     } while (cursor !== '0');
     return [...names];
+  }
+
+  /** Removes users' own channels from the app's index, USERS_UNLISTED_AT_ONCE names a command, in the background. */
+  private dropUsersListed(appId: string, names: string[]): void {
+    const key = this.keys.appChannels(appId);
+    void (async () => {
+      for (let start = 0; start < names.length; start += USERS_UNLISTED_AT_ONCE) {
+        await this.client.srem(key, ...names.slice(start, start + USERS_UNLISTED_AT_ONCE));
+      }
+    })().catch(() => undefined);
   }
 
   /** Unlists an empty channel GET /channels met (once at a time per channel, however many GETs meet it meanwhile). */
@@ -751,6 +768,9 @@ export class RedisMembership {
    * the join itself failed after its script had recorded it).
    */
   private list(appId: string, channel: string): void {
+    // A user's own channel is no channel of the app's (GET /channels never answers it): listed, every signed-in user was
+    // a name each GET /channels read and left out, and each sign-in and sign-out a write and a read of the app's one key.
+    if (isUserChannel(channel)) return;
     const add = (): Promise<void> => this.reconcileIndex(appId, channel, true);
     add().catch(add).catch(() => undefined);
   }
@@ -768,6 +788,7 @@ export class RedisMembership {
 
   /** A vacated channel leaves the app's index, unless another node occupied it meanwhile. */
   private unindex(appId: string, channel: string): Promise<void> {
+    if (isUserChannel(channel)) return Promise.resolve();
     return this.reconcileIndex(appId, channel, false);
   }
 

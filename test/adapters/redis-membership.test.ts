@@ -486,3 +486,16 @@ test('GET /channels leaves out a listed channel without subscribers and drops it
   assert.deepEqual([...(await node.channels('a1')).keys()], ['live']);
   await eventually(async () => (await client.smembers(keys.appChannels('a1'))).join() === 'live', 'the stale name dropped');
 });
+
+test("a user's own channel (#server-to-user-) is never in the app's index, and one a node listed before is dropped", async () => {
+  // Each signed-in user's channel was listed: 100 000 users made every GET /channels read 100 000 names it left out.
+  const keys = new RedisKeys('index-users');
+  const node = new RedisMembership(client, keys, 'n1', 'PUBLISH', () => true);
+  await node.join('a1', 'live', 's1', null, 0);
+  for (let i = 0; i < 5; i++) await node.join('a1', `#server-to-user-u${i}`, `s${i + 2}`, null, 0);
+  await client.sadd(keys.appChannels('a1'), '#server-to-user-old');
+  await node.leave('a1', '#server-to-user-u0', 's2', null);
+  assert.deepEqual((await client.smembers(keys.appChannels('a1'))).sort(), ['#server-to-user-old', 'live']);
+  assert.deepEqual([...(await node.channels('a1')).keys()], ['live']);
+  await eventually(async () => (await client.smembers(keys.appChannels('a1'))).join() === 'live', 'the old listing dropped');
+});
