@@ -83,6 +83,9 @@ export const REAP_RECEIPT_TTL_MS = 60_000;
  */
 const INDEX_ROUNDS = 5;
 
+/** A dead node's signed-in users of an app reaped per script (`reapUsers`). */
+const REAP_USERS_AT_ONCE = 1000;
+
 /** Users' own channels an earlier version listed, removed from the app's index per command (`dropUsersListed`). */
 const USERS_UNLISTED_AT_ONCE = 1000;
 
@@ -467,7 +470,7 @@ export class RedisMembership {
         reapConnections.run(this.client, [this.keys.appConnections(appId), this.keys.appReservations(appId, node)], [
           this.keys.nodeField(node),
         ]),
-        reapUsers.run(this.client, [k.count, k.share(node)], [head, k.events, this.publishCommand]),
+        this.reapUsers(k.count, k.share(node), head, k.events),
       ]);
       for (const step of [connections, users]) if (step.status === 'rejected') failed(step.reason);
       if (connections.status === 'rejected' || users.status === 'rejected') out.appsLeft++;
@@ -682,6 +685,20 @@ export class RedisMembership {
         await this.client.srem(key, ...names.slice(start, start + USERS_UNLISTED_AT_ONCE));
       }
     })().catch(() => undefined);
+  }
+
+  /**
+   * Takes a dead node's signed-in users of an app out, REAP_USERS_AT_ONCE a script (REAP_USERS_LUA), publishing `offline`
+   * for those signed in nowhere else; returns how many. What a step took is gone from the node's set: a reap tried again
+   * goes on from there.
+   */
+  private async reapUsers(counts: string, share: string, head: string, watch: string): Promise<number> {
+    let offline = 0;
+    for (;;) {
+      const [n, left] = (await reapUsers.run(this.client, [counts, share], [head, watch, this.publishCommand, REAP_USERS_AT_ONCE])) as [number, number];
+      offline += n;
+      if (left === 0) return offline;
+    }
   }
 
   /** Unlists an empty channel GET /channels met (once at a time per channel, however many GETs meet it meanwhile). */

@@ -499,3 +499,33 @@ test("a user's own channel (#server-to-user-) is never in the app's index, and o
   assert.deepEqual([...(await node.channels('a1')).keys()], ['live']);
   await eventually(async () => (await client.smembers(keys.appChannels('a1'))).join() === 'live', 'the old listing dropped');
 });
+
+test("a reap takes a dead node's signed-in users out a bounded step at a time, offline for each signed in nowhere else", async () => {
+  // In one script, 150 000 users held Redis 1.2 s: every node's commands timed out meanwhile.
+  const keys = new RedisKeys('reap-users');
+  const dead = new RedisMembership(client, keys, 'dead', 'PUBLISH');
+  const survivor = new RedisMembership(client, keys, 'survivor', 'PUBLISH');
+  const users = Array.from({ length: 2500 }, (_, i) => `u${i}`);
+  await Promise.all(users.map((user) => dead.userPresence('a1', user, true)));
+  await Promise.all(users.slice(0, 10).map((user) => survivor.userPresence('a1', user, true)));
+  const watcher = new Redis(redis.url);
+  const offline = new Set<string>();
+  try {
+    await watcher.subscribe(keys.users('a1').events);
+    watcher.on('message', (_channel: string, message: string) => {
+      const { userId, online } = JSON.parse(message) as { userId: string; online: boolean };
+      if (!online) offline.add(userId);
+    });
+    const evals = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await client.info('commandstats'))?.[1] ?? 0);
+    const before = await evals();
+    await survivor.reap('dead');
+    // Its connections' step, and the users' in three.
+    assert.equal((await evals()) - before, 4);
+    await until(() => offline.size === 2490, 'offline for every user signed in nowhere else');
+    assert.equal(users.slice(0, 10).some((user) => offline.has(user)), false);
+    assert.equal(await client.exists(keys.users('a1').share('dead')), 0);
+    assert.deepEqual(await survivor.usersOnline('a1', users), new Set(users.slice(0, 10)));
+  } finally {
+    watcher.disconnect();
+  }
+});
