@@ -232,6 +232,16 @@ describe('beacon-load flags', () => {
     assert.equal(options(['--payload-bytes', '56']).payloadBytes, 56);
   });
 
+  it('a --host with credentials, a path or a query is refused naming what to drop', () => {
+    // Accepted before: credentials failed every HTTP publish ("got no answer: TypeError", fetch refuses them), a query
+    // had the socket's /app/… pasted after it (4005 Path not found).
+    assert.throws(() => options(['--host', 'ws://user:pw@127.0.0.1:6001']), /--host must be ws:\/\/host:port only \(no credentials, path or query\), got "ws:\/\/user:pw@127.0.0.1:6001"/);
+    assert.throws(() => options(['--host', 'ws://127.0.0.1:6001?x=1']), /--host must be ws:\/\/host:port only/);
+    assert.throws(() => options(['--host', 'ws://127.0.0.1:6001/app']), /--host must be ws:\/\/host:port only/);
+    assert.throws(() => options(['--host', 'ws://127.0.0.1:6001#f']), /--host must be ws:\/\/host:port only/);
+    assert.equal(options(['--host', 'ws://127.0.0.1:6001/']).host, 'ws://127.0.0.1:6001');
+  });
+
   it('--channels above --sockets is reduced to --sockets, with a warning in the report', () => {
     const o = parseLoadOptions(['--sockets', '4', '--channels', '10', '--channel-type', 'private'], {});
     assert.ok(o !== null);

@@ -377,6 +377,30 @@ test('snapshots across a restart read each counter as the summary does: the new 
   assert.deepEqual(built.errorsByReason, { 'rejected:unknown_app': 8 });
 });
 
+test('summary: the peak broadcast p99 is of the intervals watched, not of what the first scrape held since the process started', () => {
+  // A probe: an idle node watched for a few seconds; every snapshot after the first had no broadcast, the summary said
+  // 5.07 ms — days of history on a node up for days.
+  const scrape = (at: number, slow: number) =>
+    parseExposition(
+      [
+        `process_start_time_seconds 1000`,
+        `websocket_broadcast_duration_seconds_bucket{app_id="a",le="0.001"} 10`,
+        `websocket_broadcast_duration_seconds_bucket{app_id="a",le="0.1"} ${10 + slow}`,
+        `websocket_broadcast_duration_seconds_bucket{app_id="a",le="+Inf"} ${10 + slow}`,
+      ].join('\n'),
+      at,
+    );
+  const probe = { status: 200 };
+  const summary = new SummaryBuilder();
+  const scrapes = [scrape(0, 90), scrape(1000, 90), scrape(2000, 90)];
+  scrapes.forEach((cur, i) => summary.snapshot(buildSnapshot({ cur, prev: scrapes[i - 1], metricsError: undefined, healthz: probe, readyz: probe, stack: undefined })));
+  assert.equal(summary.build().peaks.broadcastP99Ms, undefined);
+  // A broadcast in an interval watched is the peak.
+  const later = scrape(3000, 91);
+  summary.snapshot(buildSnapshot({ cur: later, prev: scrapes[2], metricsError: undefined, healthz: probe, readyz: probe, stack: undefined }));
+  assert.ok((summary.build().peaks.broadcastP99Ms as number) > 1);
+});
+
 test('beacon-monitor: [seconds] and --interval past what a timer holds, or blank, are refused', () => {
   // 3 000 000 s overflowed Node's timer: the watch ended at once, and as an interval ran snapshots back to back.
   assert.throws(() => parseMonitorOptions(['3000000'], false), /\[seconds\] must be a number from 0 to 2147483, got "3000000"/);

@@ -211,6 +211,10 @@ export function parseLoadOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOp
     throw new UsageError(`--host must be a URL such as ws://127.0.0.1:6001, got "${host}"`);
   }
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`--host must be ws:// or wss://, got "${host}"`);
+  // The socket's /app/{key} and the API's paths are put after it; fetch refuses credentials in a URL.
+  if (url.username !== '' || url.password !== '' || url.pathname !== '/' || url.search !== '' || url.hash !== '') {
+    throw new UsageError(`--host must be ws://host:port only (no credentials, path or query), got "${host}"`);
+  }
   if (values.metrics !== undefined) {
     let metricsUrl: URL | undefined;
     try {

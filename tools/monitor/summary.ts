@@ -157,6 +157,9 @@ export class SummaryBuilder {
     for (const key of Object.keys(this.peaks) as Array<keyof Peaks>) {
       const v = s[key];
       if (v === undefined) continue;
+      // The first snapshot's broadcast latency is of everything since the process started (no scrape before it to take
+      // away): days of history on a node up for days, not a peak of the session.
+      if (key === 'broadcastP99Ms' && s.intervalSeconds === 0) continue;
       const peak = this.peaks[key];
       if (peak === undefined || v > peak) this.peaks[key] = v;
     }
