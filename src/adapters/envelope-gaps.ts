@@ -12,8 +12,11 @@
  * stopped listening to is forgotten (what it did not listen to was not lost).
  *
  * Both sides keep two generations: what was not touched for a whole generation is dropped at the next rotation, so the
- * memory follows the channels published to in the last minute or two, not every channel ever seen; the publisher also
- * drops a channel's numbers when Redis says no envelope of its run reached anybody (`Numbering.answered`).
+ * memory follows the channels published to in the last minute or two (the publisher) or ten or twenty (the receiver,
+ * RECEIVER_GENERATIONS), not every channel ever seen; the publisher also drops a channel's numbers when Redis says no
+ * envelope of its run reached anybody (`Numbering.answered`). What this leaves uncounted: a loss no later envelope of
+ * the same run follows — the end of a burst, or a channel whose next publish comes after the publisher dropped its
+ * numbers (a minute or two of quiet): the next envelope begins a new run, a baseline.
  */
 
 /** What an envelope carries to tell its receivers what they missed. */
@@ -28,6 +31,14 @@ export interface EnvelopeStamp {
 
 /** How long an untouched entry survives: between one and two of these. */
 export const GENERATION_MS = 60_000;
+
+/**
+ * A receiver's generation, in the publisher's (`GapCounter.rotate` is called every GENERATION_MS): a receiver touches its
+ * entry only when an envelope comes, so a subscriber away longer than its generation while the channel was published to
+ * came back without a baseline, and everything it missed went uncounted (a probe: a subscriber kept off Redis 150 s).
+ * Ten minutes: what it holds is bounded by the channels it listens to (`forget`) and their publishers of that time.
+ */
+export const RECEIVER_GENERATIONS = 10;
 
 /** Two maps: lookups move an entry from the old one to the new one; `rotate` drops the old one. */
 class Generations<V> {
@@ -118,6 +129,7 @@ export class GapCounter {
   private readonly channels = new Generations<Map<string, { run: number; n: number; era: number }>>();
   /** The era of the envelope received before the last one `received` counted skips for. */
   previousEra = 0;
+  private ticks = 0;
 
   /** How many envelopes of `stamp`'s run on `channel` were skipped before this one (0 for a first, a repeat, a late one). */
   received(channel: string, stamp: EnvelopeStamp, era = 0): number {
@@ -144,7 +156,8 @@ export class GapCounter {
     this.channels.delete(channel);
   }
 
+  /** Called every GENERATION_MS; the receiver's entries rotate every RECEIVER_GENERATIONS of those. */
   rotate(): void {
-    this.channels.rotate();
+    if (++this.ticks % RECEIVER_GENERATIONS === 0) this.channels.rotate();
   }
 }

@@ -1,7 +1,7 @@
 /** Loss detection of the Redis engine (src/adapters/envelope-gaps.ts): numbers per channel on the publisher, gaps on the receiver. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { GapCounter, Numbering } from '../../src/adapters/envelope-gaps.js';
+import { GapCounter, Numbering, RECEIVER_GENERATIONS } from '../../src/adapters/envelope-gaps.js';
 
 test('numbering: per channel from 1, one run per channel; a channel untouched for a whole generation starts a new run', () => {
   const numbering = new Numbering('a:1');
@@ -41,16 +41,17 @@ test('gaps: a gap says the era the envelope before it was received in (a gap acr
   assert.equal(gaps.previousEra, 1, 'within it');
 });
 
-test('gaps: a channel forgotten (no longer listened to) or untouched for a whole generation starts again from a baseline', () => {
+test('gaps: a channel forgotten (no longer listened to) or untouched for a whole receiver generation starts again from a baseline', () => {
   const gaps = new GapCounter();
   gaps.received('x', { node: 'a', run: 1, n: 1 });
   gaps.forget('x');
   assert.equal(gaps.received('x', { node: 'a', run: 1, n: 50 }), 0, 'not listened to meanwhile: not lost');
-  gaps.rotate();
-  assert.equal(gaps.received('x', { node: 'a', run: 1, n: 52 }), 1, 'kept across one rotation');
-  gaps.rotate();
-  gaps.rotate();
-  assert.equal(gaps.received('x', { node: 'a', run: 1, n: 60 }), 0, 'dropped after a whole generation untouched');
+  // A subscriber away ten minutes (rotations come every GENERATION_MS) while the publisher went on: all it missed counted.
+  // Before, the entry was dropped after two minutes untouched and the 150 envelopes missed were no gap.
+  for (let i = 0; i < RECEIVER_GENERATIONS; i++) gaps.rotate();
+  assert.equal(gaps.received('x', { node: 'a', run: 1, n: 201 }), 150, 'kept across a receiver generation');
+  for (let i = 0; i < 2 * RECEIVER_GENERATIONS; i++) gaps.rotate();
+  assert.equal(gaps.received('x', { node: 'a', run: 1, n: 260 }), 0, 'dropped after a whole receiver generation untouched');
 });
 
 test('numbering: a run that reached nobody is dropped unless a later envelope was numbered; one that reached a node is kept', () => {
