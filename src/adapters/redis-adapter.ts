@@ -107,8 +107,13 @@ const STILL_DOWN_LOG_MS = 60_000;
  * the first said "connection closed"); said as news, it held back what the reconnections met for a minute (a test under
  * load: WRONGPASS after a password change, 1 run in 5).
  */
-const GENERIC_DOWN = /^(connection closed|Connection is closed\.|read ECONNRESET|write EPIPE|write ECONNRESET)$/;
-const generic = (reason: string | undefined): boolean => reason === undefined || GENERIC_DOWN.test(reason);
+const GENERIC_DOWN =
+  /^(connection closed|Connection is closed\.|read ECONNRESET|write EPIPE|write ECONNRESET|Stream isn't writeable and enableOfflineQueue options is false)$/;
+/**
+ * Whether a reason says only that a connection closed. Also ioredis's answer to a command sent as its connection closes
+ * (no offline queue): a probe's kill -9 of Redis had it logged as a failed publish next to `adapter_down`.
+ */
+export const generic = (reason: string | undefined): boolean => reason === undefined || GENERIC_DOWN.test(reason);
 /** At most one `adapter_request_failed` line per this period. */
 const REQUEST_FAILURE_LOG_MS = 10_000;
 

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
 import '../../src/adapters/ioredis-socket-errors.js';
+import { generic } from '../../src/adapters/redis-adapter.js';
 import { startRedis } from '../helpers/redis.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';
 import { SENTINEL_MASTER, startRedisSentinel } from '../helpers/redis-sentinel.js';
@@ -48,5 +49,26 @@ test("ioredis sockets take a second 'error': one Redis, a Cluster's node, a Sent
   } finally {
     for (const client of clients) client.disconnect();
     await Promise.all([redis.stop(), cluster.stop(), sentinel.stop()]);
+  }
+});
+
+test("a command sent as the connection closes (no offline queue) fails with what the engine reads as a closed connection", async () => {
+  // A probe's kill -9 of Redis had this logged as a failed publish (`adapter_request_failed`) next to `adapter_down`.
+  const redis = await startRedis();
+  const client = new Redis(redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+  try {
+    await ready(client);
+    const closed = new Promise((resolve) => client.once('close', resolve));
+    client.stream.destroy();
+    await within(closed, 'the connection closed');
+    const err = await client.publish('x', 'y').then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    assert.ok(err !== undefined, 'the publish failed');
+    assert.equal(generic(err.message), true, err.message);
+  } finally {
+    client.disconnect();
+    await redis.stop();
   }
 });
