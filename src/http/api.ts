@@ -100,7 +100,17 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   // onResponse, which would end it, never runs), no signature check and no api_request line.
   scope.addHook('onRequest', async (request) => {
     if (isUpgrade(request)) return;
-    request.apiSpan = startHttpServerSpan(request.method, request.routeOptions.url ?? 'unmatched', request.headers);
+    // The path without its query: the query carries the signature.
+    const at = request.url.indexOf('?');
+    const path = at < 0 ? request.url : request.url.slice(0, at);
+    request.apiSpan = startHttpServerSpan(request.method, request.routeOptions.url ?? 'unmatched', request.headers, { scheme: request.protocol, path });
+  });
+  // A request its caller abandons (the connection closed before the answer, mid-body) gets no onResponse: its span ends
+  // here, without a status code (it was never exported, its caller's trace missing the call).
+  scope.addHook('onRequestAbort', async (request) => {
+    const span = request.apiSpan;
+    request.apiSpan = undefined;
+    span?.end();
   });
   // The drain's third step (lifecycle/drain.ts): from then on nothing is accepted, so nothing accepted can be lost. The
   // socket is closed after the answer: a backend's pooled keep-alive connection would bring its retry back here for as

@@ -10,6 +10,8 @@
 export const ATTR_MESSAGING_SYSTEM = 'messaging.system' as const;
 /** `messaging.operation.type` (incubating). */
 export const ATTR_MESSAGING_OPERATION_TYPE = 'messaging.operation.type' as const;
+/** `messaging.operation.name` (incubating). */
+export const ATTR_MESSAGING_OPERATION_NAME = 'messaging.operation.name' as const;
 /** `messaging.destination.name` (incubating). */
 export const ATTR_MESSAGING_DESTINATION_NAME = 'messaging.destination.name' as const;
 /** `messaging.message.body.size` (incubating). */

@@ -24,12 +24,13 @@ import {
   type SpanOptions,
 } from '@opentelemetry/api';
 import { parseTraceParent } from '@opentelemetry/core';
-import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
+import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_PATH, ATTR_URL_SCHEME } from '@opentelemetry/semantic-conventions';
 import type { ChannelType } from '../protocol/channel-type.js';
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_MESSAGE_BODY_SIZE,
+  ATTR_MESSAGING_OPERATION_NAME,
   ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM,
   ATTR_SESSION_ID,
@@ -84,6 +85,7 @@ function startSpan(name: string, options: SpanOptions, parent: Context, contextR
 export const Attr = {
   MessagingSystem: ATTR_MESSAGING_SYSTEM,
   MessagingOperationType: ATTR_MESSAGING_OPERATION_TYPE,
+  MessagingOperationName: ATTR_MESSAGING_OPERATION_NAME,
   MessagingDestination: ATTR_MESSAGING_DESTINATION_NAME,
   MessagingMessageBodySize: ATTR_MESSAGING_MESSAGE_BODY_SIZE,
   MessagingBatchCount: ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
@@ -127,11 +129,14 @@ export function startHttpServerSpan(
   method: string,
   route: string,
   headers: Record<string, string | string[] | undefined>,
+  url: { scheme: string; path: string },
 ): Span {
   const span = startSpan(`${method} ${route}`, { kind: SpanKind.SERVER }, contextFromHeaders(headers));
   if (span.isRecording()) {
     span.setAttribute(ATTR_HTTP_REQUEST_METHOD, method);
     span.setAttribute(ATTR_HTTP_ROUTE, route);
+    span.setAttribute(ATTR_URL_SCHEME, url.scheme);
+    span.setAttribute(ATTR_URL_PATH, url.path);
   }
   return span;
 }
@@ -230,6 +235,7 @@ export function startPublishSpan(
   if (span.isRecording()) {
     span.setAttribute(Attr.MessagingSystem, 'pusher');
     span.setAttribute(Attr.MessagingOperationType, 'send');
+    span.setAttribute(Attr.MessagingOperationName, 'publish');
     span.setAttribute(Attr.MessagingDestination, channel);
     span.setAttribute(Attr.AppId, appId);
     span.setAttribute(Attr.EventName, event);
@@ -243,6 +249,7 @@ export function startDeliverSpan(channelType: ChannelType, channel: string, appI
   if (span.isRecording()) {
     span.setAttribute(Attr.MessagingSystem, 'pusher');
     span.setAttribute(Attr.MessagingOperationType, 'process');
+    span.setAttribute(Attr.MessagingOperationName, 'deliver');
     span.setAttribute(Attr.MessagingDestination, channel);
     span.setAttribute(Attr.AppId, appId);
   }

@@ -20,6 +20,9 @@ import { presampledParentBasedSampler } from '../../otel/presampled-root-sampler
 import { sampleRootsBeforeTheSdk } from '../../src/telemetry/root-sampling.js';
 import { contextOf, startConnectSpan, startHttpServerSpan, startProcessSpan, startPublishSpan } from '../../src/telemetry/tracing.js';
 
+/** The URL of a publish, as the API passes it. */
+const EVENTS_URL = { scheme: 'http', path: '/apps/app-id/events' };
+
 /** Beacon's sampler for one ratio (swappable: the API keeps the first provider's tracer), counting the SDK's calls. */
 class CountingSampler implements Sampler {
   calls = 0;
@@ -64,7 +67,7 @@ describe('root spans drawn before the SDK', () => {
     configure(0.05, () => 0.5);
     const calls = sampler.calls;
     const roots = [
-      startHttpServerSpan('POST', '/apps/:appId/events', {}),
+      startHttpServerSpan('POST', '/apps/:appId/events', {}, EVENTS_URL),
       startProcessSpan('subscribe', 'app', 'session', undefined, undefined),
     ];
     const child = startPublishSpan('public', 'c', 'app', 'e', 10, contextOf(roots[0]!));
@@ -90,7 +93,7 @@ describe('root spans drawn before the SDK', () => {
     // At this ratio the SDK's trace-id comparison keeps ~1 new trace in a billion.
     const ratio = 1e-9;
     configure(ratio, () => 0);
-    const kept = Array.from({ length: 20 }, () => startHttpServerSpan('POST', '/apps/:appId/events', {}));
+    const kept = Array.from({ length: 20 }, () => startHttpServerSpan('POST', '/apps/:appId/events', {}, EVENTS_URL));
     for (const span of kept) {
       assert.equal(span.isRecording(), true);
       assert.equal(span.spanContext().traceFlags, 1);
@@ -104,7 +107,7 @@ describe('root spans drawn before the SDK', () => {
     // Without the draw, the same sampler decides by the trace id: nothing is kept.
     exporter.reset();
     sampleRootsBeforeTheSdk(undefined);
-    for (let i = 0; i < 20; i++) startHttpServerSpan('POST', '/apps/:appId/events', {}).end();
+    for (let i = 0; i < 20; i++) startHttpServerSpan('POST', '/apps/:appId/events', {}, EVENTS_URL).end();
     assert.equal(exporter.getFinishedSpans().length, 0);
   });
 
@@ -122,10 +125,10 @@ describe('root spans drawn before the SDK', () => {
 
   it('a caller’s traceparent is followed, not drawn', () => {
     configure(0.5, () => 0);
-    const notSampled = startHttpServerSpan('POST', '/apps/:appId/events', { traceparent: `00-${TRACE}-${PARENT}-00` });
+    const notSampled = startHttpServerSpan('POST', '/apps/:appId/events', { traceparent: `00-${TRACE}-${PARENT}-00` }, EVENTS_URL);
     assert.equal(notSampled.isRecording(), false);
     configure(0.5, () => 0.9);
-    const sampled = startHttpServerSpan('POST', '/apps/:appId/events', { traceparent: `00-${TRACE}-${PARENT}-01` });
+    const sampled = startHttpServerSpan('POST', '/apps/:appId/events', { traceparent: `00-${TRACE}-${PARENT}-01` }, EVENTS_URL);
     assert.equal(sampled.isRecording(), true);
     assert.equal(sampled.spanContext().traceId, TRACE);
     notSampled.end();

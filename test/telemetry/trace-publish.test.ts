@@ -6,6 +6,8 @@
  * inside those spans carry their trace ids.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import Pusher from 'pusher';
 import WebSocket from 'ws';
@@ -20,6 +22,7 @@ const CALLER_TRACE = '5b8efff798038103d269b633813fc60c';
 const CALLER_SPAN = 'eee19b7ec3c1b174';
 const CLIENT_TRACE = '1c4b1c0b4a3d4e5f60718293a4b5c6d7';
 const CLIENT_SPAN = '0102030405060708';
+const ABORTED_TRACE = 'efefefefefefefefefefefefefefefef';
 
 /** A frame-level client (test/helpers/raw-client.ts) in the shape these tests use. */
 async function openClient(port: number): Promise<{ ws: WebSocket; socketId: string; next: (event: string) => Promise<void> }> {
@@ -73,8 +76,31 @@ describe('trace of a publish', () => {
     );
     await b.next('client-typing');
 
+    // A signed publish its caller abandons mid-body: its span was never ended, so never exported.
+    const abandoned = JSON.stringify({ name: 'never', channels: ['private-chat'], data: '{}' });
+    const abandonedQuery: Record<string, string> = {
+      auth_key: 'app-key',
+      auth_timestamp: String(Math.floor(Date.now() / 1000)),
+      auth_version: '1.0',
+      body_md5: bodyMd5(abandoned),
+    };
+    abandonedQuery.auth_signature = sign('app-secret', apiSignString('POST', path, abandonedQuery));
+    const socket = connect(beacon.port, '127.0.0.1');
+    await once(socket, 'connect');
+    let answered = '';
+    socket.on('data', (chunk: Buffer) => (answered += chunk.toString('latin1')));
+    // `Expect: 100-continue`: Node answers it once the headers are read, the request handed on; then part of the body.
+    socket.write(
+      `POST ${path}?${new URLSearchParams(abandonedQuery).toString()} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
+        `content-length: ${abandoned.length}\r\nexpect: 100-continue\r\ntraceparent: 00-${ABORTED_TRACE}-${CALLER_SPAN}-01\r\n\r\n`,
+    );
+    await until(() => answered.startsWith('HTTP/1.1 100'), '100 Continue');
+    socket.write(abandoned.slice(0, 5));
+    socket.destroy();
+
     spans = await collector.waitFor(
       (all) =>
+        all.some((s) => s.traceId === ABORTED_TRACE) &&
         all.some((s) => s.traceId === CALLER_TRACE && s.name.startsWith('deliver')) &&
         all.some((s) => s.traceId === CLIENT_TRACE && s.name.startsWith('deliver')) &&
         all.filter((s) => s.name === 'process subscribe').length >= 2,
@@ -127,6 +153,15 @@ describe('trace of a publish', () => {
     assert.equal(deliver.parentSpanId, publish.spanId);
     assert.equal(deliver.attributes['pusher.recipients'], 2);
     assert.ok(trace.every((s) => s.resource['service.name'] === 'beacon'));
+  });
+
+  it('a request its caller abandons mid-body still has its server span, without a status code', () => {
+    const [abandoned, ...others] = spans.filter((s) => s.traceId === ABORTED_TRACE);
+    assert.ok(abandoned);
+    assert.deepEqual(others, []);
+    assert.equal(abandoned.kind, SpanKindOtlp.SERVER);
+    assert.equal(abandoned.parentSpanId, CALLER_SPAN);
+    assert.equal(abandoned.attributes['http.response.status_code'], undefined);
   });
 
   it('a client event continues the traceparent it carried: process → publish → deliver', () => {

@@ -25,6 +25,9 @@ import {
   startPublishSpan,
 } from '../../src/telemetry/tracing.js';
 
+/** The URL of a publish, as the API passes it. */
+const EVENTS_URL = { scheme: 'http', path: '/apps/app-id/events' };
+
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
 
@@ -59,7 +62,7 @@ describe('spans under a parent that is not sampled', () => {
     const before = sampler.calls;
     const notSampled = contextFromTraceparent(`00-${TRACE}-${PARENT}-00`);
     const publish = startPublishSpan('public', 'c', 'app', 'e', 10, notSampled);
-    const http = startHttpServerSpan('POST', '/apps/:appId/events', { traceparent: `00-${TRACE}-${PARENT}-00` });
+    const http = startHttpServerSpan('POST', '/apps/:appId/events', { traceparent: `00-${TRACE}-${PARENT}-00` }, EVENTS_URL);
     const processed = startProcessSpan('subscribe', 'app', 's', undefined, `00-${TRACE}-${PARENT}-00`);
     for (const span of [publish, http, processed]) {
       assert.equal(span.isRecording(), false);
@@ -72,7 +75,7 @@ describe('spans under a parent that is not sampled', () => {
 
   it('a sampled parent, or none, still goes through the SDK and is recorded', () => {
     const before = sampler.calls;
-    const http = startHttpServerSpan('POST', '/apps/:appId/events', { traceparent: `00-${TRACE}-${PARENT}-01` });
+    const http = startHttpServerSpan('POST', '/apps/:appId/events', { traceparent: `00-${TRACE}-${PARENT}-01` }, EVENTS_URL);
     const publish = startPublishSpan('public', 'c', 'app', 'e', 10, contextOf(http));
     const root = startProcessSpan('subscribe', 'app', 's', undefined, undefined);
     for (const span of [publish, http, root]) {
