@@ -191,9 +191,10 @@ export interface Adapter {
   onTerminateUser(handler: (appId: string, userId: string) => void): void;
   /**
    * Sends an envelope to every node's handler. With `cached`, the channel's cached event (a cache channel) is stored in the
-   * same step, so a new subscriber tells it from the live events (`cacheReplay`).
+   * same step, so a new subscriber tells it from the live events (`cacheReplay`). Returns why it dropped the envelope
+   * unsent (counted in `websocket_adapter_dropped_total` already), for the publish span; undefined once it is sent.
    */
-  publish(envelope: Envelope, cached?: CachedEvent): void;
+  publish(envelope: Envelope, cached?: CachedEvent): 'down' | 'backlog' | undefined;
   /**
    * Records one subscription of connection `socketId` (with its presence membership); `maxMembers` 0 means no cap. A join
    * that rejects may still have been recorded (a cluster engine's command timed out, and ran late): the caller either

@@ -62,6 +62,7 @@ export function createLocalAdapter(options: LocalAdapterOptions): Adapter {
       metrics.adapterMessage('published');
       metrics.adapterMessage('received');
       deliver(envelope);
+      return undefined;
     },
     async join(appId, channel, socketId, member, maxMembers) {
       return membership.join(appId, channel, socketId, member, maxMembers);

@@ -1180,13 +1180,13 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
         // Reported with the next `adapter_up`: a whole-engine outage's count only.
         if (engineDown) dropped++;
         metrics.adapterDropped('down');
-        return;
+        return 'down';
       }
       // Twice the bound the API refuses at: a request admitted just before the engine became congested is carried whole.
       if (backlog() > 2 * PUBLISH_BACKLOG_MAX_BYTES) {
         if (congestion !== undefined) congestion.dropped++;
         metrics.adapterDropped('backlog');
-        return;
+        return 'backlog';
       }
       metrics.adapterMessage('published');
       const events = keys.channel(envelope.appId, envelope.channel).events;
@@ -1217,6 +1217,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
           else if (isUp() && !generic(err.message)) requestFailed('publish', err);
         },
       );
+      return undefined;
     },
     async join(appId, channel, socketId, member, maxMembers) {
       if (!isUp()) throw new Error('cluster engine down');

@@ -9,7 +9,7 @@ import type { Envelope } from '../adapters/envelope.js';
 import { channelKind } from '../protocol/channel-name.js';
 import type { SentKind } from '../protocol/frame-kinds.js';
 import type { Metrics, PublishSource } from '../telemetry/metrics.js';
-import { sampledContextOf, startPublishSpan } from '../telemetry/tracing.js';
+import { endWithError, sampledContextOf, startPublishSpan } from '../telemetry/tracing.js';
 
 export interface PublishRequest {
   appId: string;
@@ -59,8 +59,11 @@ export function createPublisher({ adapter, metrics }: { adapter: Adapter; metric
         publishedAt,
         acceptedAt,
       };
-      adapter.publish(envelope, cached);
-      span.end();
+      const dropped = adapter.publish(envelope, cached);
+      // Dropped unsent (a client event while the engine is down: the HTTP API refuses its own publishes then): the trace
+      // says so, as the drop counter does.
+      if (dropped !== undefined && span.isRecording()) endWithError(span, new Error(`cluster engine ${dropped === 'down' ? 'down' : 'congested'}: dropped unsent`));
+      else span.end();
     },
   };
 }
