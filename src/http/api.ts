@@ -98,19 +98,21 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
 
   // An upgrade to an API route is no API call: refused with 4005 as on any path (transport/ws-route.ts), with no span (its
   // onResponse, which would end it, never runs), no signature check and no api_request line.
-  scope.addHook('onRequest', async (request) => {
+  scope.addHook('onRequest', async (request, reply) => {
     if (isUpgrade(request)) return;
     // The path without its query: the query carries the signature.
     const at = request.url.indexOf('?');
     const path = at < 0 ? request.url : request.url.slice(0, at);
     request.apiSpan = startHttpServerSpan(request.method, request.routeOptions.url ?? 'unmatched', request.headers, { scheme: request.protocol, path });
-  });
-  // A request its caller abandons (the connection closed before the answer, mid-body) gets no onResponse: its span ends
-  // here, without a status code (it was never exported, its caller's trace missing the call).
-  scope.addHook('onRequestAbort', async (request) => {
-    const span = request.apiSpan;
-    request.apiSpan = undefined;
-    span?.end();
+    // A request its caller abandons before the answer (the connection closed mid-body, or while the handler waited) gets
+    // no onResponse: its span ends here, without a status code. It was never ended, never exported, its children under
+    // a parent that never came. An answer written whole is onResponse's to end.
+    reply.raw.once('close', () => {
+      if (reply.raw.writableFinished) return;
+      const span = request.apiSpan;
+      request.apiSpan = undefined;
+      span?.end();
+    });
   });
   // The drain's third step (lifecycle/drain.ts): from then on nothing is accepted, so nothing accepted can be lost. The
   // socket is closed after the answer: a backend's pooled keep-alive connection would bring its retry back here for as
@@ -203,6 +205,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     metrics.httpRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
     const span = request.apiSpan;
     const ids = logIds(span); // before the span ends: an ended span no longer records
+    request.apiSpan = undefined;
     if (span !== undefined) endHttpServerSpan(span, reply.statusCode);
     const unsigned = reply.statusCode >= 400 || request.method === 'OPTIONS';
     if (unsigned && !refusedRequestLog.allow(Date.now())) return;

@@ -1,0 +1,99 @@
+/**
+ * A signed API request its caller abandons before the answer still ends its server span (without a status code), so the
+ * trace holds the call and its children have their parent: mid-body (Node marks the request aborted), and with the body
+ * read whole while the handler waits on the cluster engine (no abort for Node, no onResponse: the span was never ended,
+ * its `publish` child exported under a parent that never came).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { after, before, test } from 'node:test';
+import { propagation, trace } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
+import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
+import { APP, startServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
+
+const exporter = new InMemorySpanExporter();
+const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+before(() => {
+  trace.setGlobalTracerProvider(provider);
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+});
+after(async () => {
+  await provider.shutdown();
+  trace.disable();
+  propagation.disable();
+});
+
+/** A signed request line and headers continuing a new sampled trace; returns the text and the trace id. */
+function signedHead(method: string, path: string, body: string, extra = ''): { head: string; traceId: string } {
+  const query: Record<string, string> = { auth_key: APP.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0' };
+  if (body !== '') query.body_md5 = bodyMd5(body);
+  query.auth_signature = sign(APP.secret, apiSignString(method, path, query));
+  const traceId = randomBytes(16).toString('hex');
+  const head =
+    `${method} ${path}?${new URLSearchParams(query).toString()} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
+    `content-length: ${body.length}\r\n${extra}traceparent: 00-${traceId}-${randomBytes(8).toString('hex')}-01\r\n\r\n`;
+  return { head, traceId };
+}
+
+test('an API request abandoned before its answer ends its server span, mid-body or while its handler waits', async () => {
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let asked = false;
+  const server = await startServer(
+    {},
+    {
+      adapter: (_hub, metrics) => {
+        const adapter = createLocalAdapter({ metrics, cacheTtlMs: 60_000, cacheMaxBytes: 1 << 20, countsSubscriptions: () => false });
+        const channel = adapter.channel.bind(adapter);
+        // The channel query waits until the test lets it go: the caller leaves meanwhile.
+        adapter.channel = async (...args) => {
+          asked = true;
+          await held;
+          return channel(...args);
+        };
+        return adapter;
+      },
+    },
+  );
+  try {
+    // A publish asking for the channel's count, its body read whole: it waits on the engine, then its caller leaves (no
+    // abort for Node: the request was read to its end).
+    const publish = JSON.stringify({ name: 'e', channels: ['news'], data: '{}', info: 'subscription_count' });
+    const waiting = signedHead('POST', `/apps/${APP.id}/events`, publish);
+    const a = connect(server.port, '127.0.0.1');
+    await once(a, 'connect');
+    a.write(waiting.head + publish);
+    await until(() => asked, 'the handler waiting on the engine');
+    a.destroy();
+    await until(() => exporter.getFinishedSpans().some((s) => s.spanContext().traceId === waiting.traceId && s.name.startsWith('POST')), 'the waiting request’s span ended');
+    release();
+
+    // Leaves mid-body. `Expect: 100-continue`: Node answers it once the headers are read and the request handed on.
+    const body = JSON.stringify({ name: 'e', channels: ['news'], data: '{}' });
+    const partial = signedHead('POST', `/apps/${APP.id}/events`, body, 'expect: 100-continue\r\n');
+    const b = connect(server.port, '127.0.0.1');
+    await once(b, 'connect');
+    let answered = '';
+    b.on('data', (chunk: Buffer) => (answered += chunk.toString('latin1')));
+    b.write(partial.head);
+    await until(() => answered.startsWith('HTTP/1.1 100'), '100 Continue');
+    b.write(body.slice(0, 5));
+    b.destroy();
+    await until(() => exporter.getFinishedSpans().some((s) => s.spanContext().traceId === partial.traceId), 'the mid-body request’s span ended');
+
+    for (const traceId of [waiting.traceId, partial.traceId]) {
+      const server = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId && s.name.startsWith('POST'));
+      assert.equal(server.length, 1);
+      assert.equal(server[0]!.attributes['http.response.status_code'], undefined);
+    }
+  } finally {
+    release();
+    await server.close();
+  }
+});
