@@ -470,12 +470,14 @@ export class RedisMembership {
         reapConnections.run(this.client, [this.keys.appConnections(appId), this.keys.appReservations(appId, node)], [
           this.keys.nodeField(node),
         ]),
-        this.reapUsers(k.count, k.share(node), head, k.events),
+        this.reapUsers(k.count, k.share(node), head, k.events, back),
       ]);
+      // Found back between two steps of its users: the rest of them are its own again.
+      const backMidway = users.status === 'fulfilled' && users.value;
       for (const step of [connections, users]) if (step.status === 'rejected') failed(step.reason);
-      if (connections.status === 'rejected' || users.status === 'rejected') out.appsLeft++;
+      if (connections.status === 'rejected' || users.status === 'rejected' || backMidway) out.appsLeft++;
       if (isBack.status === 'rejected') failed(isBack.reason);
-      if (isBack.status === 'rejected' || isBack.value) {
+      if (isBack.status === 'rejected' || isBack.value || backMidway) {
         out.appsLeft += apps.length - i - 1;
         // None of its channels was reached.
         out.channelsLeft = await this.client.scard(this.keys.nodeChannels(node)).catch(() => 0);
@@ -689,15 +691,16 @@ export class RedisMembership {
 
   /**
    * Takes a dead node's signed-in users of an app out, REAP_USERS_AT_ONCE a script (REAP_USERS_LUA), publishing `offline`
-   * for those signed in nowhere else; returns how many. What a step took is gone from the node's set: a reap tried again
-   * goes on from there.
+   * for those signed in nowhere else. What a step took is gone from the node's set: a reap tried again goes on from there.
+   * Between two steps it asks whether the node is back (`back`): one back records its users again, and a later step would
+   * take them out, `offline` for users still signed in (the one script this replaces could not interleave so). Returns true
+   * when it stopped for that.
    */
-  private async reapUsers(counts: string, share: string, head: string, watch: string): Promise<number> {
-    let offline = 0;
+  private async reapUsers(counts: string, share: string, head: string, watch: string, back: () => Promise<boolean>): Promise<boolean> {
     for (;;) {
-      const [n, left] = (await reapUsers.run(this.client, [counts, share], [head, watch, this.publishCommand, REAP_USERS_AT_ONCE])) as [number, number];
-      offline += n;
-      if (left === 0) return offline;
+      const [, left] = (await reapUsers.run(this.client, [counts, share], [head, watch, this.publishCommand, REAP_USERS_AT_ONCE])) as [number, number];
+      if (left === 0) return false;
+      if (await back()) return true;
     }
   }
 
@@ -805,7 +808,8 @@ export class RedisMembership {
 
   /** A vacated channel leaves the app's index, unless another node occupied it meanwhile. */
   private unindex(appId: string, channel: string): Promise<void> {
-    if (isUserChannel(channel)) return Promise.resolve();
+    // Never listed by this version; a node of an earlier one listed it (a rolling upgrade): removed, nothing to check.
+    if (isUserChannel(channel)) return this.client.srem(this.keys.appChannels(appId), channel).then(() => undefined);
     return this.reconcileIndex(appId, channel, false);
   }
 

@@ -493,8 +493,10 @@ test("a user's own channel (#server-to-user-) is never in the app's index, and o
   const node = new RedisMembership(client, keys, 'n1', 'PUBLISH', () => true);
   await node.join('a1', 'live', 's1', null, 0);
   for (let i = 0; i < 5; i++) await node.join('a1', `#server-to-user-u${i}`, `s${i + 2}`, null, 0);
-  await client.sadd(keys.appChannels('a1'), '#server-to-user-old');
+  // As a node of an earlier version listed them (a rolling upgrade): u1's is removed when it empties.
+  await client.sadd(keys.appChannels('a1'), '#server-to-user-old', '#server-to-user-u1');
   await node.leave('a1', '#server-to-user-u0', 's2', null);
+  await node.leave('a1', '#server-to-user-u1', 's3', null);
   assert.deepEqual((await client.smembers(keys.appChannels('a1'))).sort(), ['#server-to-user-old', 'live']);
   assert.deepEqual([...(await node.channels('a1')).keys()], ['live']);
   await eventually(async () => (await client.smembers(keys.appChannels('a1'))).join() === 'live', 'the old listing dropped');
@@ -528,4 +530,18 @@ test("a reap takes a dead node's signed-in users out a bounded step at a time, o
   } finally {
     watcher.disconnect();
   }
+});
+
+test('a reap of signed-in users stops between two steps when the node is back: the rest are its own again', async () => {
+  const keys = new RedisKeys('reap-users-back');
+  const dead = new RedisMembership(client, keys, 'dead', 'PUBLISH');
+  const survivor = new RedisMembership(client, keys, 'survivor', 'PUBLISH');
+  const users = Array.from({ length: 2500 }, (_, i) => `u${i}`);
+  await Promise.all(users.map((user) => dead.userPresence('a1', user, true)));
+  let asked = 0;
+  // Not back when the reap begins (asked with the first step), back when asked after it.
+  const outcome = await survivor.reap('dead', async () => ++asked > 1);
+  assert.deepEqual([outcome.complete, outcome.appsLeft], [false, 1]);
+  assert.equal(await client.scard(keys.users('a1').share('dead')), 1500, 'the users after the first step left to their node');
+  assert.equal((await survivor.usersOnline('a1', users)).size, 1500);
 });
