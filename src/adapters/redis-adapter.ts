@@ -631,9 +631,10 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     if (decoded === undefined) return;
     const { envelope, stamp } = decoded;
     metrics.adapterMessage('received');
-    // Only while this node wants the channel: what still arrives after its UNSUBSCRIBE must not set a baseline that a
-    // re-subscription a minute later would read as a gap (the baseline is also dropped when a SUBSCRIBE is acknowledged).
-    if (stamp !== undefined && interest.wants(channel)) {
+    // Only while this node wants the channel and is not subscribing to it anew: what still arrives after its UNSUBSCRIBE
+    // must not set a baseline that a re-subscription would read as a gap (the baseline is also dropped when a SUBSCRIBE
+    // is acknowledged: redis-interest.ts `countsGaps`).
+    if (stamp !== undefined && interest.countsGaps(channel)) {
       const skipped = gaps.received(channel, stamp, subscriberEra);
       if (skipped > 0) {
         metrics.adapterDropped('gap', skipped);
