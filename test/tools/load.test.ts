@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
@@ -509,6 +510,25 @@ describe('beacon-load safety and help', () => {
     assert.equal(outcome.code, 2, outcome.stderr);
     assert.match(outcome.stderr, /^beacon-load: could not start: none of the 5 sockets could subscribe at ws:\/\/127\.0\.0\.1:\d+ \(5× socket error: ECONNREFUSED\)/m);
     assert.equal(outcome.stdout, '');
+  });
+
+  it('SIGINT while sockets still connect to a server that accepts and never answers: exits at once, not after their connect timeout', { timeout: 30_000 }, async () => {
+    // A probe: the notice came at once, the exit 8.5 s later (the ramp waited for every socket's 10 s connect timeout).
+    const silent = createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const running = startLoad(['--host', `ws://127.0.0.1:${port}`, '--sockets', '3', '--rate', '1000', '--duration', '30']);
+      await running.stderrMatches(/^\[ramp /m);
+      const killedAt = Date.now();
+      running.kill('SIGINT');
+      const outcome = await running.done;
+      const waited = Date.now() - killedAt;
+      assert.equal(outcome.code, 130, outcome.stderr);
+      assert.ok(waited < 5000, `exited ${waited} ms after SIGINT`);
+    } finally {
+      silent.close();
+    }
   });
 
   it('rejects an unknown flag or a bad value with exit code 2', { timeout: 20_000 }, async () => {

@@ -189,7 +189,10 @@ export async function runLoad(
       }
       await delay(TICK_MS);
     }
-    await Promise.all(sockets.map((s) => s.settled));
+    // A stop (Ctrl-C) does not wait for sockets still connecting (up to their 10 s connect timeout against a server that
+    // accepts and never answers): the close below terminates them.
+    const stopped = new Promise<void>((resolve) => (stop.aborted ? resolve() : stop.addEventListener('abort', () => resolve(), { once: true })));
+    await Promise.race([Promise.all(sockets.map((s) => s.settled)), stopped]);
     const rampSeconds = (performance.now() - rampStart) / 1000;
     // Nothing to measure: say why (the clients' errors) and stop here rather than run the steady state against nothing.
     if (tally.subscribed === 0 && !stop.aborted) {
