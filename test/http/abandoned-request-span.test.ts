@@ -8,26 +8,14 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { after, before, test } from 'node:test';
-import { propagation, trace } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { test } from 'node:test';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
 import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
 import { APP, startServer } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
+import { inMemoryTracing } from '../helpers/in-memory-tracing.js';
 
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-before(() => {
-  trace.setGlobalTracerProvider(provider);
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-});
-after(async () => {
-  await provider.shutdown();
-  trace.disable();
-  propagation.disable();
-});
+const exporter = inMemoryTracing();
 
 /** A signed request line and headers continuing a new sampled trace; returns the text and the trace id. */
 function signedHead(method: string, path: string, body: string, extra = ''): { head: string; traceId: string } {

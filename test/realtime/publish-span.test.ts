@@ -4,26 +4,15 @@
  * looked alike in the trace while `websocket_adapter_dropped_total{reason="down"}` counted the drop. Real SDK in-process.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { propagation, SpanStatusCode, trace } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { test } from 'node:test';
+import { SpanStatusCode } from '@opentelemetry/api';
 import type { Adapter } from '../../src/adapters/adapter.js';
 import { createPublisher } from '../../src/realtime/publisher.js';
 import { contextFromTraceparent } from '../../src/telemetry/tracing.js';
 import { recordingMetrics } from '../helpers/unit.js';
+import { inMemoryTracing } from '../helpers/in-memory-tracing.js';
 
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-before(() => {
-  trace.setGlobalTracerProvider(provider);
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-});
-after(async () => {
-  await provider.shutdown();
-  trace.disable();
-  propagation.disable();
-});
+const exporter = inMemoryTracing();
 
 test('a publish the engine dropped unsent ends its span failed; one it took ends unset', () => {
   let answer: 'down' | 'backlog' | undefined = 'down';

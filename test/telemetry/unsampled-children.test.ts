@@ -4,18 +4,9 @@
  * called. A sampled parent, or no parent, still goes through the SDK. Real SDK (BasicTracerProvider) in this process.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { propagation, trace, type Context, type SpanKind, type Attributes, type Link } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import {
-  AlwaysOnSampler,
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  ParentBasedSampler,
-  SimpleSpanProcessor,
-  type Sampler,
-  type SamplingResult,
-} from '@opentelemetry/sdk-trace-base';
+import { describe, it } from 'node:test';
+import type { Attributes, Context, Link, SpanKind } from '@opentelemetry/api';
+import { AlwaysOnSampler, ParentBasedSampler, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace-base';
 import {
   contextFromTraceparent,
   contextOf,
@@ -24,6 +15,7 @@ import {
   startProcessSpan,
   startPublishSpan,
 } from '../../src/telemetry/tracing.js';
+import { inMemoryTracing } from '../helpers/in-memory-tracing.js';
 
 /** The URL of a publish, as the API passes it. */
 const EVENTS_URL = { scheme: 'http', path: '/apps/app-id/events' };
@@ -45,18 +37,8 @@ class CountingSampler implements Sampler {
 }
 
 describe('spans under a parent that is not sampled', () => {
-  const exporter = new InMemorySpanExporter();
   const sampler = new CountingSampler();
-  const provider = new BasicTracerProvider({ sampler, spanProcessors: [new SimpleSpanProcessor(exporter)] });
-  before(() => {
-    trace.setGlobalTracerProvider(provider);
-    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  });
-  after(async () => {
-    await provider.shutdown();
-    trace.disable();
-    propagation.disable();
-  });
+  const exporter = inMemoryTracing(sampler);
 
   it('skip the SDK: the parent context is carried, nothing is sampled, recorded or exported', () => {
     const before = sampler.calls;
