@@ -24,7 +24,7 @@ import {
   type SpanOptions,
 } from '@opentelemetry/api';
 import { parseTraceParent } from '@opentelemetry/core';
-import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_PATH, ATTR_URL_SCHEME } from '@opentelemetry/semantic-conventions';
+import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_PATH, ATTR_URL_SCHEME } from '@opentelemetry/semantic-conventions';
 import type { ChannelType } from '../protocol/channel-type.js';
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
@@ -141,11 +141,17 @@ export function startHttpServerSpan(
   return span;
 }
 
-/** Ends an HTTP server span with its status code (5xx marks it failed, as the HTTP semantic conventions say). */
+/**
+ * Ends an HTTP server span with its status code: a 5xx marks it failed, with the code as its `error.type`, as the HTTP
+ * semantic conventions say (a 4xx is the client's: unset).
+ */
 export function endHttpServerSpan(span: Span, statusCode: number): void {
   if (span.isRecording()) {
     span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
-    if (statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    if (statusCode >= 500) {
+      span.setAttribute(ATTR_ERROR_TYPE, String(statusCode));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
   }
   span.end();
 }

@@ -2,16 +2,19 @@
  * A signed API request its caller abandons before the answer still ends its server span (without a status code), so the
  * trace holds the call and its children have their parent: mid-body (Node marks the request aborted), and with the body
  * read whole while the handler waits on the cluster engine (no abort for Node, no onResponse: the span was never ended,
- * its `publish` child exported under a parent that never came).
+ * its `publish` child exported under a parent that never came). And a 5xx ends failed with `error.type`, a 4xx unset.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { test } from 'node:test';
+import { SpanStatusCode } from '@opentelemetry/api';
+import { EngineUnavailableError } from '../../src/adapters/adapter.js';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
 import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
 import { APP, startServer } from '../helpers/server.js';
+import { signedFetch } from '../helpers/signed-fetch.js';
 import { until } from '../helpers/wait.js';
 import { inMemoryTracing } from '../helpers/in-memory-tracing.js';
 
@@ -82,6 +85,36 @@ test('an API request abandoned before its answer ends its server span, mid-body 
     }
   } finally {
     release();
+    await server.close();
+  }
+});
+
+test('an API request answered 5xx ends its span failed with error.type, the code; a 4xx is the client’s: unset', async () => {
+  const server = await startServer(
+    {},
+    {
+      adapter: (_hub, metrics) => {
+        const adapter = createLocalAdapter({ metrics, cacheTtlMs: 60_000, cacheMaxBytes: 1 << 20, countsSubscriptions: () => false });
+        // The engine cannot answer a channel query: 503.
+        adapter.channel = () => Promise.reject(new EngineUnavailableError('cluster engine down'));
+        return adapter;
+      },
+    },
+  );
+  try {
+    const ask = async (path: string, traceparent: string, body?: string) =>
+      (await signedFetch(server, body === undefined ? 'GET' : 'POST', path, { headers: { traceparent }, ...(body === undefined ? {} : { body }) })).status;
+    const failed = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+    const refused = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+    assert.equal(await ask(`/apps/${APP.id}/channels/news`, failed), 503);
+    assert.equal(await ask(`/apps/${APP.id}/events`, refused, 'not json'), 400);
+    const spanOf = (traceparent: string) => exporter.getFinishedSpans().find((s) => s.spanContext().traceId === traceparent.split('-')[1]);
+    await until(() => spanOf(failed) !== undefined, 'the 503 span ended');
+    await until(() => spanOf(refused) !== undefined, 'the 400 span ended');
+    const [five, four] = [spanOf(failed)!, spanOf(refused)!];
+    assert.deepEqual([five.status.code, five.attributes['error.type'], five.attributes['http.response.status_code']], [SpanStatusCode.ERROR, '503', 503]);
+    assert.deepEqual([four.status.code, four.attributes['error.type'], four.attributes['http.response.status_code']], [SpanStatusCode.UNSET, undefined, 400]);
+  } finally {
     await server.close();
   }
 });

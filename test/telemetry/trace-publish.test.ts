@@ -127,10 +127,11 @@ describe('trace of a publish', () => {
       for (const key of Object.keys(span.attributes)) keys.add(key);
       seen.set(row.row, keys);
     }
-    // Every documented attribute of the spans this trace has is set on one of them at least.
+    // Every documented attribute of the spans this trace has is set on one of them at least — but `error.type`, set on a
+    // 5xx only (this trace has none: test/http/abandoned-request-span.test.ts has one).
     for (const [row, keys] of seen) {
-      const documented = rows.find((r) => r.row === row)!.keys;
-      assert.deepEqual([...documented].filter((k) => !keys.has(k)), [], `documented for "${row}" but never set`);
+      const documented = [...rows.find((r) => r.row === row)!.keys].filter((k) => k !== 'error.type');
+      assert.deepEqual(documented.filter((k) => !keys.has(k)), [], `documented for "${row}" but never set`);
     }
     assert.deepEqual([...seen.keys()].map((row) => row.split(/[ ,(]/)[0]).sort(), ['HTTP', '`connect`', '`deliver', '`process', '`publish']);
   });
