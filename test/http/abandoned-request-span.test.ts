@@ -12,9 +12,8 @@ import { test } from 'node:test';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { EngineUnavailableError } from '../../src/adapters/adapter.js';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
-import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
 import { APP, startServer } from '../helpers/server.js';
-import { signedFetch } from '../helpers/signed-fetch.js';
+import { signedFetch, signedQuery } from '../helpers/signed-fetch.js';
 import { until } from '../helpers/wait.js';
 import { inMemoryTracing } from '../helpers/in-memory-tracing.js';
 
@@ -22,12 +21,9 @@ const exporter = inMemoryTracing();
 
 /** A signed request line and headers continuing a new sampled trace; returns the text and the trace id. */
 function signedHead(method: string, path: string, body: string, extra = ''): { head: string; traceId: string } {
-  const query: Record<string, string> = { auth_key: APP.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0' };
-  if (body !== '') query.body_md5 = bodyMd5(body);
-  query.auth_signature = sign(APP.secret, apiSignString(method, path, query));
   const traceId = randomBytes(16).toString('hex');
   const head =
-    `${method} ${path}?${new URLSearchParams(query).toString()} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
+    `${method} ${path}?${signedQuery(method, path, { body })} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
     `content-length: ${body.length}\r\n${extra}traceparent: 00-${traceId}-${randomBytes(8).toString('hex')}-01\r\n\r\n`;
   return { head, traceId };
 }

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import Pusher from 'pusher';
 import WebSocket from 'ws';
 import { RawClient } from '../helpers/raw-client.js';
-import { apiSignString, bodyMd5, sign } from '../../src/protocol/signatures.js';
+import { signedQuery } from '../helpers/signed-fetch.js';
 import { spawnBeacon, type BeaconProcess } from '../helpers/beacon-process.js';
 import { until } from '../helpers/wait.js';
 import { documentedSpanAttributes } from '../helpers/span-contract.js';
@@ -54,14 +54,7 @@ describe('trace of a publish', () => {
     // The backend's publish, inside the backend's own trace.
     const path = '/apps/app-id/events';
     const body = JSON.stringify({ name: 'order-shipped', channels: ['private-chat'], data: '{"id":1}' });
-    const query: Record<string, string> = {
-      auth_key: 'app-key',
-      auth_timestamp: String(Math.floor(Date.now() / 1000)),
-      auth_version: '1.0',
-      body_md5: bodyMd5(body),
-    };
-    query.auth_signature = sign('app-secret', apiSignString('POST', path, query));
-    const res = await fetch(`${beacon.url}${path}?${new URLSearchParams(query).toString()}`, {
+    const res = await fetch(`${beacon.url}${path}?${signedQuery('POST', path, { body })}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', traceparent: `00-${CALLER_TRACE}-${CALLER_SPAN}-01` },
       body,
@@ -78,20 +71,13 @@ describe('trace of a publish', () => {
 
     // A signed publish its caller abandons mid-body: its span was never ended, so never exported.
     const abandoned = JSON.stringify({ name: 'never', channels: ['private-chat'], data: '{}' });
-    const abandonedQuery: Record<string, string> = {
-      auth_key: 'app-key',
-      auth_timestamp: String(Math.floor(Date.now() / 1000)),
-      auth_version: '1.0',
-      body_md5: bodyMd5(abandoned),
-    };
-    abandonedQuery.auth_signature = sign('app-secret', apiSignString('POST', path, abandonedQuery));
     const socket = connect(beacon.port, '127.0.0.1');
     await once(socket, 'connect');
     let answered = '';
     socket.on('data', (chunk: Buffer) => (answered += chunk.toString('latin1')));
     // `Expect: 100-continue`: Node answers it once the headers are read, the request handed on; then part of the body.
     socket.write(
-      `POST ${path}?${new URLSearchParams(abandonedQuery).toString()} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
+      `POST ${path}?${signedQuery('POST', path, { body: abandoned })} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
         `content-length: ${abandoned.length}\r\nexpect: 100-continue\r\ntraceparent: 00-${ABORTED_TRACE}-${CALLER_SPAN}-01\r\n\r\n`,
     );
     await until(() => answered.startsWith('HTTP/1.1 100'), '100 Continue');
