@@ -24,7 +24,7 @@ import { logEvent } from '../telemetry/log-events.js';
 import { signedQuery, verifyBody, verifyRequest, type SigningFailure } from './signing.js';
 import { closeUnreadBody } from './unread-body.js';
 import { loggedAddress } from './client-address.js';
-import { isUpgrade } from './params.js';
+import { isUpgrade, pathOf } from './params.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerUserRoutes } from './routes/users.js';
@@ -100,10 +100,10 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   // onResponse, which would end it, never runs), no signature check and no api_request line.
   scope.addHook('onRequest', async (request, reply) => {
     if (isUpgrade(request)) return;
-    // The path without its query: the query carries the signature.
-    const at = request.url.indexOf('?');
-    const path = at < 0 ? request.url : request.url.slice(0, at);
-    request.apiSpan = startHttpServerSpan(request.method, request.routeOptions.url ?? 'unmatched', request.headers, { scheme: request.protocol, path });
+    request.apiSpan = startHttpServerSpan(request.method, request.routeOptions.url ?? 'unmatched', request.headers, {
+      scheme: request.protocol,
+      path: pathOf(request.url),
+    });
     // A request its caller abandons before the answer (the connection closed mid-body, or while the handler waited) gets
     // no onResponse: its span ends here, without a status code. It was never ended, never exported, its children under
     // a parent that never came. An answer written whole is onResponse's to end.
@@ -135,8 +135,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     // The routes read what the signature covers: the same parse, the names as signed.
     request.query = query;
     const app = apps.byId(request.params.appId ?? '');
-    const at = request.url.indexOf('?');
-    const path = at < 0 ? request.url : request.url.slice(0, at);
+    const path = pathOf(request.url);
     const result =
       app === undefined
         ? ({ ok: false, reason: 'unknown_key', error: Errors.API_UNKNOWN_APP, message: Errors.API_UNKNOWN_APP.message } as const)

@@ -16,7 +16,7 @@ import { API_CORS } from './cors-options.js';
 import { sendError } from './api-error.js';
 import { loggedAddress } from './client-address.js';
 import type { RefusedRequest } from './client-errors.js';
-import { hasOverlongSegment, refuseParamTooLong } from './params.js';
+import { hasOverlongSegment, pathOf, refuseParamTooLong } from './params.js';
 import { closeUnreadBody } from './unread-body.js';
 
 /** The route label of a request no route matched (the API's own hook uses the same). */
@@ -79,8 +79,7 @@ export async function notFoundPlugin(
     metrics.httpRequest(request.method, UNMATCHED, reply.statusCode, reply.elapsedTime / 1000);
     if (logWindow.allow(Date.now())) {
       // The path without its query: a query may carry a signature, and redaction only knows parsed fields.
-      const query = request.url.indexOf('?');
-      const path = (query === -1 ? request.url : request.url.slice(0, query)).slice(0, PATH_LOG_CHARS);
+      const path = pathOf(request.url).slice(0, PATH_LOG_CHARS);
       logEvent(
         logger,
         'info',

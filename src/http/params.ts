@@ -34,14 +34,19 @@ export function maxParamLength(config: Pick<Config, 'maxChannelNameLength' | 'ma
   return longest + PARAM_LENGTH_MARGIN;
 }
 
+/** A request URL's path, without its query (which carries an API call's signature). */
+export function pathOf(url: string): string {
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
 /**
  * Whether a segment of `url`'s path is longer than `max` once percent-decoded, as the router measures a parameter. A GET
  * the router passes over for an over-long parameter is matched by the catch-all WebSocket route (transport/ws-route.ts)
  * rather than refused, and reaches the 404 handler (not-found.ts), which asks this to answer it as the router would.
  */
 export function hasOverlongSegment(url: string, max: number): boolean {
-  const query = url.indexOf('?');
-  const path = query === -1 ? url : url.slice(0, query);
+  const path = pathOf(url);
   // Decoding never lengthens a segment: only one longer than `max` as written is decoded.
   return path.split('/').some((segment) => segment.length > max && decodedLength(segment) > max);
 }
