@@ -17,6 +17,7 @@ import {
 } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { processHistograms } from '../src/telemetry/histogram-table.js';
+import { METRIC_VIEWS } from '../src/telemetry/metrics.js';
 import { BatchSpanProcessor, ConsoleSpanExporter, RandomIdGenerator, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { RootSampling } from '../src/telemetry/root-sampling.js';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
@@ -107,6 +108,8 @@ export function createTelemetrySdk(
     // An empty list means "no tracer provider": no span is recorded and no exporter exists (see options.ts).
     spanProcessors,
     metricReaders: prometheus === undefined ? [] : [prometheus],
+    // Beacon's instruments without the SDK's 2 000-series limit, whose overflow series is wrong (src/telemetry/metrics.ts).
+    views: METRIC_VIEWS,
     // Logs go through pino (stdout, Loki); the SDK must not default to an OTLP log exporter.
     logRecordProcessors: [],
     // No async-hook context manager, even when traces are exported: every Beacon span gets its parent explicitly (the

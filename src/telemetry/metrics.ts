@@ -21,6 +21,7 @@ import { metrics, type Attributes, type Counter, type Meter, type ObservableCoun
 import { CounterTable } from './counter-table.js';
 import type { StdoutDropReason } from './stdout-writer.js';
 import { processHistograms, type HistogramProducer, type HistogramTable } from './histogram-table.js';
+import type { ViewOptions } from '@opentelemetry/sdk-metrics';
 import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
 
 export const MESSAGE_ERROR_REASONS = [
@@ -53,11 +54,25 @@ export type ApiAuthFailureReason = (typeof API_AUTH_FAILURE_REASONS)[number];
 const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 const OTHER_METHOD = '_OTHER';
 
+/** The meter Beacon's own instruments are declared on (`createMetrics`), which METRIC_VIEWS select. */
+export const BEACON_METER = 'beacon';
+
+/**
+ * The views the meter provider applies (otel/sdk.ts): Beacon's instruments without the SDK's limit of 2 000 series a
+ * metric. Their series are bounded by the configured apps and the fixed label enums (docs/telemetry.md), and past that
+ * limit the SDK folds the rest into one `otel_metric_overflow="true"` series that, for observable counters and gauges
+ * (Beacon's counters, its gauges), it computes wrongly: a counter read a fifth low, and the overflow series grew on every
+ * scrape with nothing counted (SDK 2.12, `DeltaMetricProcessor.batchCumulate`). 25 subscription series an app: 80 apps.
+ */
+export const METRIC_VIEWS: ViewOptions[] = [
+  { meterName: BEACON_METER, instrumentName: '*', aggregationCardinalityLimit: Number.POSITIVE_INFINITY },
+];
+
 /**
  * Apps whose per-app counter series of rare events are exported at 0 from start: at most this many, the first enabled
- * ones configured (53 series an app; past it an app's series appear with their first event). The SDK keeps at most
- * 2 000 series a metric (the rest go to one `otel_metric_overflow` series): seeded series take places real ones of
- * other apps would have, so their count stays small — 20 subscription failure series an app, 400 in all.
+ * ones configured (53 series an app; past it an app's series appear with their first event). Every series costs the
+ * Prometheus that scrapes every node, and a multi-tenant node's hundreds of apps would add thousands of zeros each, so
+ * their count stays small — 20 subscription failure series an app, 400 in all.
  */
 export const SEEDED_APPS_MAX = 20;
 /** The subscription results seeded: the failures (`ok` comes with the first subscription, one lost count of many). */
@@ -240,7 +255,7 @@ export function createMetrics(
     disabledAppIds?: readonly string[];
   } = { version: '0.0.0' },
 ): Metrics {
-  const meter = options.meter ?? metrics.getMeter('beacon', options.version);
+  const meter = options.meter ?? metrics.getMeter(BEACON_METER, options.version);
   // Histograms are plain numbers read at collection time too (histogram-table.ts); `attributesOf` builds a row's label set
   // from its one or two label values, once per row.
   const histogram = (

@@ -1,11 +1,11 @@
 /**
  * Beacon's metrics (src/telemetry/metrics.ts) on a meter provider of the test's own, exported as otel/sdk.ts exports them
- * (the Prometheus exporter with Beacon's histogram producer), on a loopback `/metrics` a test scrapes as Prometheus would.
+ * (the Prometheus exporter with Beacon's histogram producer, the provider with Beacon's views), on a loopback `/metrics` a test scrapes as Prometheus would.
  */
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { HistogramProducer } from '../../src/telemetry/histogram-table.js';
-import { createMetrics, type GaugeSources, type Metrics } from '../../src/telemetry/metrics.js';
+import { BEACON_METER, createMetrics, METRIC_VIEWS, type GaugeSources, type Metrics } from '../../src/telemetry/metrics.js';
 import { parseExposition, type Family } from './exposition.js';
 import { freePort } from './free-port.js';
 
@@ -42,8 +42,8 @@ export async function exportedMetrics(
     metricProducers: [histograms],
   });
   await exporter.startServer();
-  const provider = new MeterProvider({ readers: [exporter] });
-  const metrics = createMetrics(sources, { version: '0.0.0', meter: provider.getMeter('beacon'), histograms, appIds, disabledAppIds });
+  const provider = new MeterProvider({ readers: [exporter], views: METRIC_VIEWS });
+  const metrics = createMetrics(sources, { version: '0.0.0', meter: provider.getMeter(BEACON_METER), histograms, appIds, disabledAppIds });
   return {
     metrics,
     scrape: async () => parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()),

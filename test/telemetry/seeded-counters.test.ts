@@ -45,8 +45,7 @@ test('every configured app has its rare-event series at 0 from start, up to SEED
     assert.deepEqual(values(families, 'websocket_connections_rejected_total', { reason: 'unknown_app' }), [0]);
     assert.deepEqual(values(families, 'websocket_api_auth_failures_total', { reason: 'expired' }), [0]);
     // 53 series an app (the closes, refusals, frame errors, subscription failures by type and result, limits, slow
-    // consumers, cache evictions): the SDK keeps 2 000 series a metric, and seeded ones must leave room for the other
-    // apps' real ones.
+    // consumers, cache evictions): zeros every node's Prometheus stores, so only the first apps' are seeded.
     const perApp = [...families.values()].flatMap((f) => f.samples).filter((s) => s.labels.app_id === 'app-1').length;
     assert.equal(perApp, 53);
     assert.deepEqual(values(families, 'websocket_subscriptions_total', { app_id: 'app-1', result: 'ok' }), []);
