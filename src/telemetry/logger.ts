@@ -6,12 +6,13 @@
  * `flushLogger` before exit so the spool is pushed and the count of dropped lines is logged.
  */
 import { isSpanContextValid, trace, TraceFlags } from '@opentelemetry/api';
+import { fstatSync } from 'node:fs';
 import * as onExit from 'on-exit-leak-free';
 import { pino, type Logger } from 'pino';
 import { isoTime } from './log-time.js';
 import { startLokiShipping, type LokiShipping, type LokiShippingOptions } from './loki.js';
 import { logEvent, type LogLine } from './log-events.js';
-import { fdWriter, FULL_PIPE_RETRY_MS, type StdoutDropReason } from './stdout-writer.js';
+import { fdWriter, FULL_PIPE_RETRY_MS, sayStalledOnStderr, type StdoutDropReason } from './stdout-writer.js';
 import type { LogShippingCounts } from './metrics.js';
 
 export type { Logger };
@@ -55,11 +56,25 @@ export type StdoutDropCounts = Record<StdoutDropReason, number>;
  * out on any exit that runs the process's exit handlers (a graceful stop, `process.exit`, an uncaught exception); an end
  * that runs none (SIGKILL, an out-of-memory abort, a signal without a handler) can lose it (at most 100 ms of lines, and
  * what a full pipe held back).
+ *
+ * A reader that stops reading altogether must not stop the server: one that takes nothing for STDOUT_STALL_MS while the
+ * server waits for it has stalled. From then on the server waits for it no more — the held batches stay, tried again
+ * every STALLED_RETRY_MS, every batch past STDOUT_HELD_MAX_BYTES is dropped and counted (`stalled`), and an exit's flush
+ * drops what is held instead of waiting — until the reader takes something again. A FIFO or socket as descriptor 1 is
+ * made non-blocking at start for this (through `process.stdout`, as the worker threads' output makes it anyway): a
+ * blocking one held the thread in the kernel's `write`, with no bound at all.
  */
 const STDOUT_BATCH_CHARS = 12 * 1024;
 const STDOUT_FLUSH_MS = 100;
 /** Bytes a full stdout may hold back before the server waits for its reader. */
 export const STDOUT_HELD_MAX_BYTES = 1024 * 1024;
+/**
+ * How long the server waits for a full stdout's reader to take something before it counts the reader as stalled and
+ * stops waiting for it (the same bound on the writes of an exit).
+ */
+export const STDOUT_STALL_MS = 1000;
+/** How often a stalled reader's pipe is tried again (a reader that takes bytes only every 1 ms is merely slow). */
+const STALLED_RETRY_MS = 100;
 
 /**
  * stdout, batched (above). The lines of a batch are kept as the strings pino made and joined once, when the batch is
@@ -69,14 +84,15 @@ export const STDOUT_HELD_MAX_BYTES = 1024 * 1024;
  * mode: 1.5 µs of the 12 µs a connection's opened, subscribed and closed lines cost, measured writing to a drained pipe);
  * and SonicBoom slept 100 ms on a full pipe.
  *
- * Descriptor 1 is written by number; Beacon's own code never creates `process.stdout`. It is usually non-blocking anyway:
- * creating `process.stdout` or `process.stderr` on a pipe makes it so, and the span-export and Loki worker threads pipe
- * their output through both (with `2>&1` a library's `process.stderr` does it too), so a full pipe fails a write at once.
- * A blocking descriptor (a file, a pipe nothing made non-blocking) takes every write whole, waiting in the kernel.
+ * Descriptor 1 is written by number, never through `process.stdout`'s stream; but a pipe or socket there is made
+ * non-blocking at start (`makeNonBlockingIfPipe`: creating `process.stdout` does it, as the span-export and Loki worker
+ * threads' output did before in their configurations only), so a full pipe fails a write at once. A file or a terminal
+ * takes every write whole.
  */
 function batchedStdout(): { stream: pino.DestinationStream; dropped: StdoutDropCounts } {
-  const write = fdWriter(1);
-  const dropped: StdoutDropCounts = { closed: 0, write_error: 0 };
+  makeNonBlockingIfPipe(1);
+  const write = fdWriter(1, STDOUT_STALL_MS);
+  const dropped: StdoutDropCounts = { closed: 0, write_error: 0, stalled: 0 };
   let lines: string[] = [];
   let chars = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -84,11 +100,26 @@ function batchedStdout(): { stream: pino.DestinationStream; dropped: StdoutDropC
   const held: { bytes: Buffer; lines: number }[] = [];
   let heldBytes = 0;
   let retry: NodeJS.Timeout | undefined;
-  /** Writes the held batches in order; `wait`: all of them before it returns. Each failed one is counted whole. */
+  /** The reader took nothing for STDOUT_STALL_MS while the server waited; cleared when it takes something again. */
+  let stalled = false;
+  /** Drops held batches, newest first, until at most `keepBytes` are held (a batch that failed part-way counted whole). */
+  const dropHeld = (keepBytes: number): void => {
+    while (held.length > 0 && heldBytes > keepBytes) {
+      const batch = held.pop()!;
+      dropped.stalled += batch.lines;
+      heldBytes -= batch.bytes.length;
+    }
+  };
+  /**
+   * Writes the held batches in order; `wait`: all of them before it returns, unless the reader stalls. Each failed one is
+   * counted whole.
+   */
   const writeHeld = (wait: boolean): void => {
     while (held.length > 0) {
       const head = held[0]!;
-      const result = write(head.bytes, wait || heldBytes > STDOUT_HELD_MAX_BYTES);
+      const waits = !stalled && (wait || heldBytes > STDOUT_HELD_MAX_BYTES);
+      const before = head.bytes.length;
+      const result = write(head.bytes, waits ? STDOUT_STALL_MS : 0);
       if (typeof result === 'string') {
         // A batch that failed part-way is counted whole: its last line was cut, and which lines got through is not known.
         dropped[result] += head.lines;
@@ -96,17 +127,34 @@ function batchedStdout(): { stream: pino.DestinationStream; dropped: StdoutDropC
         held.shift();
         continue;
       }
-      heldBytes -= head.bytes.length - result.length;
+      heldBytes -= before - result.length;
+      if (result.length < before) {
+        stalled = false;
+        // Taken in part, at a line's end (stdout-writer.ts): the lines left are what a drop counts.
+        if (result.length > 0) head.lines -= linesIn(head.bytes.subarray(0, before - result.length));
+      }
       if (result.length === 0) {
         held.shift();
         continue;
       }
       head.bytes = result;
+      if (waits) {
+        stalled = true;
+        sayStalledOnStderr(STDOUT_STALL_MS);
+      }
+      // An exit cannot wait for a stalled reader; the server keeps at most the bound held back for it.
+      if (wait) dropHeld(0);
+      else if (stalled) dropHeld(STDOUT_HELD_MAX_BYTES);
       // Unref'd: an exit runs the hook below, which writes the rest.
-      retry ??= setTimeout(() => {
-        retry = undefined;
-        writeHeld(false);
-      }, FULL_PIPE_RETRY_MS).unref();
+      if (held.length > 0) {
+        retry ??= setTimeout(
+          () => {
+            retry = undefined;
+            writeHeld(false);
+          },
+          stalled ? STALLED_RETRY_MS : FULL_PIPE_RETRY_MS,
+        ).unref();
+      }
       return;
     }
   };
@@ -147,6 +195,27 @@ function batchedStdout(): { stream: pino.DestinationStream; dropped: StdoutDropC
   // The writer does not throw: a stdout that is gone or failing is counted and said on stderr (stdout-writer.ts).
   onExit.register(batched, (stream) => stream.flushSync());
   return { stream: batched, dropped };
+}
+
+/** The lines in `bytes` (each ends in a newline). */
+function linesIn(bytes: Buffer): number {
+  let n = 0;
+  for (let at = bytes.indexOf(0x0a); at !== -1; at = bytes.indexOf(0x0a, at + 1)) n++;
+  return n;
+}
+
+/**
+ * Makes descriptor `fd` non-blocking when it is a pipe or a socket (batchedStdout): creating `process.stdout` on one does
+ * it, as Node's own stdio streams open pipes. A file or a terminal is left as it is (a write to either does not wait on a
+ * reader).
+ */
+function makeNonBlockingIfPipe(fd: 1): void {
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isFIFO() || stat.isSocket()) void process.stdout;
+  } catch {
+    // No descriptor 1: the writer counts its lines as `closed`.
+  }
 }
 
 /** Field names whose values never reach a log line. */

@@ -498,7 +498,7 @@ export function createMetrics(
   const stdoutDropped = meter.createObservableCounter('stdout_lines_dropped_total', {
     description: 'Log lines that could not be written to stdout, by reason',
   });
-  const stdoutReasons: readonly StdoutDropReason[] = ['closed', 'write_error'];
+  const stdoutReasons: readonly StdoutDropReason[] = ['closed', 'write_error', 'stalled'];
   const stdoutAttributes = new Map(stdoutReasons.map((reason) => [reason, { reason }]));
   stdoutDropped.addCallback((result) => {
     const counts = sources.stdoutDropped?.();

@@ -24,7 +24,7 @@ const sources: GaugeSources = {
   sendBufferBytes: () => 1024,
   adapterStatus: () => ({ adapter: 'local', up: true, pending: 2, congested: false }),
   logShipping: () => ({ shipped: 42, dropped: { spool_full: 1, rejected: 2, shutdown: 3, worker_failed: 4 } }),
-  stdoutDropped: () => ({ closed: 4, write_error: 5 }),
+  stdoutDropped: () => ({ closed: 4, write_error: 5, stalled: 6 }),
   webhookBacklog: () => [{ appId: 'app-1', webhook: 0, queued: 6, inFlight: 7, bytes: 9 }],
   webhookHeld: () => [['app-1', 8]],
 };
@@ -193,6 +193,7 @@ describe('metrics contract (docs/telemetry.md)', () => {
     assert.equal(sample('loki_lines_dropped_total', { reason: 'worker_failed' }), 4);
     assert.equal(sample('stdout_lines_dropped_total', { reason: 'closed' }), 4);
     assert.equal(sample('stdout_lines_dropped_total', { reason: 'write_error' }), 5);
+    assert.equal(sample('stdout_lines_dropped_total', { reason: 'stalled' }), 6);
     assert.equal(sample('websocket_api_refusals_total', { reason: 'invalid_json' }), 1);
     assert.equal(sample('websocket_api_refusals_total', { reason: 'data_too_large' }), 0, 'exported from start, at 0');
   });

@@ -146,6 +146,41 @@ describe('stdout log batching', () => {
     );
   });
 
+  it('does not stop the server when stdout\'s reader stops reading: past the bound lines are dropped and counted, and it exits', { timeout: 60_000 }, async () => {
+    // A probe: stdout a FIFO nobody read froze a node — the thread in the kernel's write (a blocking descriptor), or
+    // waiting a millisecond at a time for good (a non-blocking one) — signals and health checks with it, until the reader
+    // died. Here stdout is the socket Node gives a child (blocking in the child) and nothing reads it until the child has
+    // logged 3 MiB and exited.
+    const lines = 3000;
+    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'stall', String(lines)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Listened to from the start (what Node reads ahead into the stream is kept: an unread child stdout is discarded at
+    // its exit), paused until the child has exited.
+    let stdout = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stdout.pause();
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 0, stderr);
+    child.stdout.resume();
+    await new Promise((resolve) => child.on('close', resolve));
+    const stalled = stderr.split('\n').filter((l) => l.includes('"stdout_failed"'));
+    assert.equal(stalled.length, 1, stderr);
+    assert.equal((JSON.parse(stalled[0]!) as { code: string }).code, 'STALLED');
+    const logged = /logged (\{.*\})/.exec(stderr);
+    const exited = /exited (\{.*\})/.exec(stderr);
+    assert.ok(logged !== null && exited !== null, stderr);
+    const before = JSON.parse(logged[1]!) as Record<string, number>;
+    const after = JSON.parse(exited[1]!) as Record<string, number>;
+    // Dropped while it ran (past the bound), and what was held back at the exit, which does not wait for it.
+    assert.ok(before.stalled! > 0 && after.stalled! > before.stalled!, stderr);
+    assert.deepEqual({ ...after, stalled: 0 }, { closed: 0, write_error: 0, stalled: 0 });
+    // Every line is either written, whole and in order, or counted.
+    const written = stdout.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { n: number }).n);
+    assert.deepEqual(written, [...written].sort((a, b) => a - b));
+    assert.equal(written.length + after.stalled!, lines);
+  });
+
   it('says once on stderr that stdout is gone (EPIPE), counts the lines it drops, and keeps running', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'epipe', '1'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
@@ -164,7 +199,7 @@ describe('stdout log batching', () => {
     // Every line logged after the reader left is counted (stdout_lines_dropped_total{reason="closed"}).
     const alive = /alive (.*)/.exec(stderr);
     assert.ok(alive !== null, stderr);
-    assert.deepEqual(JSON.parse(alive[1]!), { closed: 2000, write_error: 0 });
+    assert.deepEqual(JSON.parse(alive[1]!), { closed: 2000, write_error: 0, stalled: 0 });
   });
 
   it('says once on stderr that stdout fails with another error (a full disk), counts every line, and goes on trying', async () => {
@@ -181,7 +216,7 @@ describe('stdout log batching', () => {
     assert.equal((JSON.parse(failed[0]!) as { code: string }).code, 'ENOSPC');
     // Every line is counted (stdout_lines_dropped_total{reason="write_error"}): no batch got through.
     const counts = stderr.split('\n').find((l) => l.startsWith('{"closed"'));
-    assert.deepEqual(JSON.parse(counts ?? '{}'), { closed: 0, write_error: 400 });
+    assert.deepEqual(JSON.parse(counts ?? '{}'), { closed: 0, write_error: 400, stalled: 0 });
   });
 
   it('writes a lone line while the process keeps running (no batch to fill)', async () => {
