@@ -573,8 +573,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       holdDrops();
       if (subscriber) {
         subscribed = false;
-        // What is published from now until it is subscribed again never reaches this node.
+        // What is published from now until it is subscribed again never reaches this node; nor do flush markers in flight.
         missed.missing(everyChannel);
+        markers.subscriberLost();
       }
       else stalls.closed();
       refresh(reason ?? 'connection closed');
@@ -588,6 +589,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       stalls.closed(shard);
       // Its sharded subscribers are gone with it. Every channel: the client's slot map may already name another master.
       missed.missing(everyChannel);
+      markers.subscriberLost(shard);
       if (closed) return;
       logEvent(logger, 'warn', { event: 'adapter_shard_down', adapter: 'redis', node: nodeId, shard }, 'cluster engine: a shard is down; the API refuses publishes to its channels');
     },
@@ -1413,7 +1415,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
     },
     async reapOwn() {
       // Bounded so that the webhooks keep most of what is left of the drain's deadline to go out: the kept changes' wait,
-      // then the reap (normally nothing left, one round trip). A Redis that does not answer holds it that long.
+      // then the reap (normally nothing left, one round trip). A Redis that does not answer holds it that long; one known
+      // to be stalled is not asked (the survivors reap this node's share once its heartbeat key expires).
+      if (stalls.some()) return;
       await Promise.race([reapOwnShare(), delay(COMMAND_TIMEOUT_MS * 2)]);
     },
     status: () => ({ adapter: 'redis', up: isUp(), pending: kept, congested: congested() }),
@@ -1429,6 +1433,9 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       clearInterval(beat);
       clearInterval(generations);
       markers.cancel();
+      // A Redis known to be stalled is not asked to remove this node's share: each write would wait out its timeout, and
+      // the drain's deadline with them (a probe: exit 1, timed out). Survivors reap it once its heartbeat key expires.
+      const stalled = stalls.some();
       stalls.closed();
       clearTimeout(retry);
       clearTimeout(redo);
@@ -1438,7 +1445,7 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
       // Leaves of the connections closed by the drain are recorded before the node goes; whatever share is still left
       // (a leave that could not be recorded) is removed like a dead node's, so no member outlives the node.
       await Promise.race([Promise.allSettled([...inflight]), delay(COMMAND_TIMEOUT_MS * 2)]);
-      if (isUp()) {
+      if (isUp() && !stalled) {
         const own = await reapOwnShare();
         // A share it could not remove (a Redis Cluster master down or not answering) stays listed, its key gone: a
         // survivor reaps the rest as a dead node's once that shard answers. Unlisted, nothing would ever find it.

@@ -33,8 +33,8 @@ export interface FlushMarkerOptions {
 }
 
 export class FlushMarkers {
-  /** Markers in flight: id → resolve. */
-  private readonly pending = new Map<string, () => void>();
+  /** Markers in flight: id → resolve, and the shard of a flush's marker (sharded; undefined for anything else). */
+  private readonly pending = new Map<string, { done: () => void; shard: string | undefined }>();
   /** Sharded only: shard → the last channel published to on it that this node listens to. */
   private readonly lastByShard = new Map<string, string>();
 
@@ -48,7 +48,7 @@ export class FlushMarkers {
   /** Handles `message` when it is a marker; false for anything else. */
   received(message: string): boolean {
     if (message.charCodeAt(0) !== 0) return false;
-    this.pending.get(message.slice(MARK.length))?.();
+    this.pending.get(message.slice(MARK.length))?.done();
     return true;
   }
 
@@ -72,14 +72,26 @@ export class FlushMarkers {
         this.pending.delete(id);
         resolve();
       };
-      this.pending.set(id, done);
+      this.pending.set(id, { done, shard: undefined });
     });
     return { message: MARK + id, arrived, cancel: () => done() };
   }
 
   /** Resolves every flush in flight (the engine is closing). */
   cancel(): void {
-    for (const done of [...this.pending.values()]) done();
+    for (const { done } of [...this.pending.values()]) done();
+  }
+
+  /**
+   * The subscriber that would receive the markers in flight is gone — this node's (`shard` undefined) or its connection
+   * to one shard — with whatever was on its way to it: those markers never come, and what they waited for is lost (and
+   * counted as a gap when the subscriber is back). Resolves their flushes, as a marker that cannot be sent resolves; a
+   * flush waited for the whole shutdown deadline instead, every client of the draining node cut unclosed (a probe).
+   */
+  subscriberLost(shard?: string): void {
+    for (const marker of [...this.pending.values()]) {
+      if (shard === undefined || marker.shard === undefined || marker.shard === shard) marker.done();
+    }
   }
 
   private targets(): string[] {
@@ -101,12 +113,13 @@ export class FlushMarkers {
 
   private mark(channel: string): Promise<void> {
     const id = randomUUID();
+    const shard = this.options.sharded ? this.options.shardOf(channel) : undefined;
     return new Promise<void>((resolve) => {
       const done = (): void => {
         this.pending.delete(id);
         resolve();
       };
-      this.pending.set(id, done);
+      this.pending.set(id, { done, shard });
       this.options.publish(channel, MARK + id).catch(done);
     });
   }

@@ -155,6 +155,31 @@ test('redis adapter: what a node missed while Redis had closed its subscriber is
   }
 });
 
+test('redis adapter: a flush whose marker was lost with the subscriber ends when the subscriber closes', async () => {
+  // A probe: the subscriber cut while a drain's flush waited for its marker — the flush waited the whole shutdown
+  // deadline, and every client of the node was cut unclosed at the exit. Here Redis drops the subscriber as it does one
+  // over `client-output-buffer-limit pubsub`: an envelope larger than the limit goes over it, and the marker published
+  // right after it is lost with the connection.
+  const a = make({ prefix: 'lostmark' });
+  const raw = new Redis(redis.url);
+  const limits = String(((await raw.config('GET', 'client-output-buffer-limit')) as string[])[1]);
+  try {
+    await within(a.ready(), 'adapter up');
+    await a.join('a1', 'c', '1.2', null, 0);
+    await raw.config('SET', 'client-output-buffer-limit', 'pubsub 1 1 0');
+    a.publish(envelope('x'.repeat(64 * 1024)));
+    let flushed = false;
+    const flush = a.flush().then(() => (flushed = true));
+    await until(() => !a.status().up, 'the subscriber dropped by Redis');
+    await within(flush, 'the flush, once its subscriber closed', 1000);
+    assert.equal(flushed, true);
+  } finally {
+    await raw.config('SET', 'client-output-buffer-limit', limits);
+    raw.disconnect();
+    await a.close();
+  }
+});
+
 test('redis adapter: publishes to channels no node listens to leave no numbering behind; a channel a node listens to keeps its own', async () => {
   // Each channel published to held its numbers for one to two minutes: a backend publishing to ever-new channels nobody
   // listens to (per-user channels) held ~110 B per channel, 1 M entries at 9 000 channels a second (a probe).
@@ -895,6 +920,35 @@ test('redis adapter: a query Redis fails while up rejects with EngineUnavailable
     assert.deepEqual(await a.members('a1', 'presence-c'), new Map());
   } finally {
     raw.disconnect();
+    await a.close();
+  }
+});
+
+test('redis adapter: closing on a stalled Redis does not wait for the writes of a node going away (survivors reap it)', async () => {
+  // A probe: Redis frozen (SIGSTOP, CLIENT PAUSE) while a node drained, with the default 10 s deadline: every stage waited
+  // its own bound on a Redis already known stalled — the close 4 s of it — and the node exited 1, timed out.
+  const lines: Record<string, unknown>[] = [];
+  const logger = {
+    info: (o: Record<string, unknown>) => lines.push({ ...o, level: 'info' }),
+    warn: (o: Record<string, unknown>) => lines.push({ ...o, level: 'warn' }),
+    error: (o: Record<string, unknown>) => lines.push({ ...o, level: 'error' }),
+  };
+  const a = make({ prefix: 'stalledclose', logger: logger as never });
+  let frozen = false;
+  try {
+    await within(a.ready(), 'adapter up');
+    await a.join('a1', 'c', '1.1', null, 0);
+    redis.freeze((frozen = true));
+    // A publish with no answer in the command timeout marks Redis stalled (redis-stalls.ts).
+    a.publish(envelope('unanswered'));
+    await until(() => lines.some((l) => l.event === 'adapter_stalled'), 'the stall noticed', 5000);
+    const started = performance.now();
+    await a.close();
+    const ms = performance.now() - started;
+    // Its last commands time out (the command timeout, 1 s); nothing more waits on Redis. It took 3 s before.
+    assert.ok(ms < 2000, `close took ${Math.round(ms)} ms`);
+  } finally {
+    if (frozen) redis.freeze(false);
     await a.close();
   }
 });

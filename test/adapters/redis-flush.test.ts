@@ -59,3 +59,23 @@ test('flush: a shard this node no longer listens to at all needs no marker', asy
   await markers.flush();
   assert.deepEqual(published, []);
 });
+
+test('flush: a shard whose subscriber was lost ends the flush of its marker only; the others still wait for theirs', async () => {
+  const listening = new Set(['s1/a', 's2/b']);
+  const { markers, published } = shards(listening);
+  markers.sent('s1/a');
+  markers.sent('s2/b');
+  let done = false;
+  const flushed = markers.flush().then(() => (done = true));
+  markers.subscriberLost('s1');
+  await Promise.resolve();
+  assert.equal(done, false, "s2's envelopes may still be on their way");
+  markers.received(published.find((p) => p.channel === 's2/b')!.message);
+  await flushed;
+  // The whole subscriber lost: every marker in flight.
+  markers.sent('s1/a');
+  markers.sent('s2/b');
+  const again = markers.flush();
+  markers.subscriberLost();
+  await again;
+});
