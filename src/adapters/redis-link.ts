@@ -414,8 +414,15 @@ export function createRedisLink(target: RedisTarget, options: RedisOptions, node
     });
     client.on('close', () => listener?.closed(subscriber, failure));
     // Errors surface as `close` and failed commands; this listener keeps ioredis from reporting them as unhandled.
-    client.on('error', (err: Error & { lastNodeError?: Error }) => {
+    client.on('error', (err: Error & { lastNodeError?: Error; command?: { name?: string } }) => {
       failure = err.lastNodeError === undefined ? err.message : `${err.message} (last node: ${err.lastNodeError.message})`;
+      if (err.command?.name === 'select' && client instanceof Redis) {
+        // ioredis answers a database the server refuses (past its `databases`) with this event and goes on, on database
+        // 0: the engine's keys landed there, beside whatever lives in it (a review). The connection is dropped instead,
+        // tried again as any failed one, and the engine stays down saying why.
+        failure = `REDIS_URL selects database ${String(client.options.db)}, which this Redis refuses (${err.message})`;
+        client.disconnect(true);
+      }
       // A Redis without TLS takes the ClientHello for the start of an inline command and waits for its end: the only
       // sign is the connect timing out.
       failure = withTlsHint(failure);

@@ -924,6 +924,37 @@ test('redis adapter: a query Redis fails while up rejects with EngineUnavailable
   }
 });
 
+test('redis adapter: a database the server refuses keeps the engine down, saying so, and writes nothing to database 0', async () => {
+  // ioredis reported the refused SELECT as an error and went on, on database 0: a review found the engine up and its keys
+  // in the database the operator had moved away from.
+  const lines: Record<string, unknown>[] = [];
+  const logger = {
+    info: (o: Record<string, unknown>) => lines.push({ ...o, level: 'info' }),
+    warn: (o: Record<string, unknown>) => lines.push({ ...o, level: 'warn' }),
+    error: (o: Record<string, unknown>) => lines.push({ ...o, level: 'error' }),
+  };
+  const raw = new Redis(redis.url);
+  const databases = Number(((await raw.config('GET', 'databases')) as string[])[1]);
+  /** SELECTs the server refused since start (its command statistics). */
+  const refusedSelects = async (): Promise<number> =>
+    Number(/cmdstat_select:[^\r\n]*failed_calls=(\d+)/.exec(String(await raw.info('commandstats')))?.[1] ?? 0);
+  const before = await refusedSelects();
+  const a = make({ prefix: 'nodb', url: `${redis.url}/${databases}`, logger: logger as never });
+  try {
+    // Each connection tried again after its refusal, and refused again.
+    await eventually(async () => (await refusedSelects()) - before >= 4, 'its connections refused twice each');
+    assert.equal(a.status().up, false);
+    assert.deepEqual(lines.filter((l) => l.event === 'adapter_up'), []);
+    const down = lines.filter((l) => l.event === 'adapter_down');
+    assert.equal(down.length, 1);
+    assert.equal(down[0]!.reason, `REDIS_URL selects database ${databases}, which this Redis refuses (ERR DB index is out of range)`);
+    assert.deepEqual(await raw.keys('nodb*'), []);
+  } finally {
+    raw.disconnect();
+    await a.close();
+  }
+});
+
 test('redis adapter: closing on a stalled Redis does not wait for the writes of a node going away (survivors reap it)', async () => {
   // A probe: Redis frozen (SIGSTOP, CLIENT PAUSE) while a node drained, with the default 10 s deadline: every stage waited
   // its own bound on a Redis already known stalled — the close 4 s of it — and the node exited 1, timed out.
