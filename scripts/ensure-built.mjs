@@ -3,8 +3,10 @@
 import { execSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const root = new URL('..', import.meta.url).pathname;
+// A path, not a URL's: `.pathname` kept `%20` for a space, and in such a checkout nothing was ever installed or built.
+const root = fileURLToPath(new URL('..', import.meta.url));
 const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
 const newest = (dir) => {
   let max = 0;
