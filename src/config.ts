@@ -593,6 +593,36 @@ export function configWarnings(config: Config): ConfigWarning[] {
         'can reach the server can sign API calls and channel authorizations for it; give it a secret of its own',
     });
   }
+  const padded = config.apps.filter((app) => app.secret !== app.secret.trim()).map((app) => app.id);
+  if (padded.length > 0) {
+    // `echo s3cret > file` and `kubectl create secret --from-file` end a secret with a newline: kept as given, so a
+    // backend that signs with the trimmed secret has every signature refused (a review: 401 on every API call).
+    warnings.push({
+      variables: [config.appsFromFile ? 'APPS_FILE' : 'APP_SECRET'],
+      message:
+        `the secret of app ${padded.join(', ')} starts or ends with whitespace (a newline from a file?): it is used as ` +
+        'given, so a backend that signs with it trimmed has every signature refused',
+    });
+  }
+  if (config.adapter !== 'redis') {
+    // Not REDIS_URL: the compose file sets it beside ADAPTER=local, for a switch of one variable.
+    const ignored = [
+      config.redisClusterNodes.length > 0 ? 'REDIS_CLUSTER_NODES' : undefined,
+      config.redisSentinels.length > 0 ? 'REDIS_SENTINELS' : undefined,
+      config.redisUsername === undefined ? undefined : 'REDIS_USERNAME',
+      config.redisPassword === undefined ? undefined : 'REDIS_PASSWORD',
+      config.redisTls ? 'REDIS_TLS' : undefined,
+    ].filter((name) => name !== undefined);
+    if (ignored.length > 0) {
+      // Each node then runs on its own, in memory: a publish reaches the clients of the node that took it only.
+      warnings.push({
+        variables: ['ADAPTER', ...ignored],
+        message:
+          `${ignored.join(', ')} ${ignored.length === 1 ? 'is' : 'are'} set, but ADAPTER is ${config.adapter}: ignored — this node ` +
+          'shares nothing with other nodes (a publish reaches only its own clients); set ADAPTER=redis to use Redis',
+      });
+    }
+  }
   const budget = config.frameRateLimitPerSecond;
   if (budget > 0 && config.maxSubscriptionsPerConnection >= budget) {
     // pusher-js sends every subscribe at once when it reconnects, after its `pusher:signin` when it signs in: past the

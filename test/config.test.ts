@@ -481,3 +481,21 @@ test('METRICS_HOST and METRICS_PORT blank are refused like any invalid value (th
   }
   assert.deepEqual(telemetryOptionsFromEnv({ METRICS_PORT: '', METRICS_HOST: '' }).errors, [], 'empty is unset');
 });
+
+test('config warnings: a secret with whitespace at either end (a newline from a file) is named', () => {
+  assert.deepEqual(configWarnings(loadConfig({ APP_SECRET: 's3cret' })), []);
+  const [warning, ...rest] = configWarnings(loadConfig({ APP_SECRET: 's3cret\n' }));
+  assert.deepEqual(rest, []);
+  assert.deepEqual(warning?.variables, ['APP_SECRET']);
+  assert.match(warning!.message, /app app-id starts or ends with whitespace/);
+});
+
+test('config warnings: Redis settings without ADAPTER=redis are named as ignored (not REDIS_URL, which compose sets)', () => {
+  const secret = { APP_SECRET: 's3cret' };
+  assert.deepEqual(configWarnings(loadConfig({ ...secret, REDIS_URL: 'redis://r:6379' })), []);
+  assert.deepEqual(configWarnings(loadConfig({ ...secret, ADAPTER: 'redis', REDIS_SENTINELS: 'r:26379' })), []);
+  const [warning, ...rest] = configWarnings(loadConfig({ ...secret, REDIS_SENTINELS: '10.1.2.3:26379', REDIS_PASSWORD: 'pw' }));
+  assert.deepEqual(rest, []);
+  assert.deepEqual(warning?.variables, ['ADAPTER', 'REDIS_SENTINELS', 'REDIS_PASSWORD']);
+  assert.match(warning!.message, /REDIS_SENTINELS, REDIS_PASSWORD are set, but ADAPTER is local: ignored/);
+});
