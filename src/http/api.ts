@@ -17,6 +17,7 @@ import { API_CORS } from './cors-options.js';
 import { ApiError, errorAnswer, sendFilled } from './api-error.js';
 import { refusedByParser } from './client-errors.js';
 import { API_REFUSALS } from './api-refusals.js';
+import { clipped } from '../protocol/clip.js';
 import { Errors, type HttpError } from '../protocol/errors.js';
 import { FixedWindow } from '../limits/fixed-window.js';
 import { endHttpServerSpan, logIds, startHttpServerSpan } from '../telemetry/tracing.js';
@@ -87,7 +88,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
         event: 'auth_failed',
         reason: failure.reason,
         request_id: request.id,
-        app_id: (request.params.appId ?? '').slice(0, 64),
+        app_id: clipped(request.params.appId ?? '', 64),
         // Who sends bad signatures: what an operator looks for in a flood of them (a probe found no address on the line).
         remote_address: loggedAddress(request.ip),
         ...logIds(request.apiSpan),

@@ -1,4 +1,5 @@
 /** Client frame → typed message, or the reason it is rejected. Pure: no I/O, no state. */
+import { clipped } from './clip.js';
 import { CLIENT_EVENT_PREFIX, Events } from './events.js';
 import { Errors, type FrameError, type SubscriptionError } from './errors.js';
 import type { ClientMessage, Decoded } from './messages.js';
@@ -64,7 +65,7 @@ export function decodeClientFrame(text: string): DecodeResult {
   const message = decodeEvent(event, raw);
   if (typeof message === 'string') {
     const error = message === 'unknown' ? Errors.FRAME_UNKNOWN_EVENT : Errors.FRAME_INVALID_MESSAGE;
-    return fail(message === 'unknown' ? 'unknown_event' : 'invalid_message', error, error.format(event.slice(0, 64)));
+    return fail(message === 'unknown' ? 'unknown_event' : 'invalid_message', error, error.format(clipped(event, 64)));
   }
   if ('invalidSubscribe' in message) {
     const error = message.invalidSubscribe;

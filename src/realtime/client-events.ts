@@ -6,6 +6,7 @@
  * client event costs work proportional to its size and nothing more.
  */
 import type { Context } from '@opentelemetry/api';
+import { clipped } from '../protocol/clip.js';
 import { channelKind, hasAtMostCharacters } from '../protocol/channel-name.js';
 import { Errors, type FrameError } from '../protocol/errors.js';
 import type { ClientEventMessage } from '../protocol/messages.js';
@@ -63,7 +64,7 @@ export function clientEvent(
       message,
       'not_subscribed',
       Errors.CLIENT_EVENT_NOT_SUBSCRIBED,
-      Errors.CLIENT_EVENT_NOT_SUBSCRIBED.format(message.channel.slice(0, 200)),
+      Errors.CLIENT_EVENT_NOT_SUBSCRIBED.format(clipped(message.channel, 200)),
     );
     return;
   }

@@ -357,9 +357,11 @@ export class Connection extends ConnectionState implements WriteTurnState {
     if (this.rejections <= LOGGED_REJECTIONS) {
       this.log('info', { event, ...fields }, message);
     } else if (this.rejections === LOGGED_REJECTIONS + 1) {
+      // The first refusal not logged, by its own event and reason: a refused subscribe's reason ('invalid') read as a
+      // frame's under `message_rejected` (a review).
       this.log(
         'warn',
-        { event: 'message_rejected', reason: fields.reason },
+        { event: 'message_rejected', first_unlogged: event, first_unlogged_reason: fields.reason },
         'further rejections on this connection are counted, not logged',
       );
     }

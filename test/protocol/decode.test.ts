@@ -72,3 +72,12 @@ test('channel_data: null and auth: null are absent; a malformed subscribe keeps 
   const unreadable = decodeClientFrame('{"event":"pusher:subscribe","data":{"channel":1}}');
   assert.ok(!unreadable.ok && unreadable.subscribeChannel === undefined);
 });
+
+test('an unknown event named in the error is cut without splitting a character (a fuzz: half an emoji echoed)', () => {
+  const name = `${'x'.repeat(63)}😀tail`;
+  const r = decodeClientFrame(JSON.stringify({ event: name }));
+  assert.ok(!r.ok);
+  assert.equal(r.reason, 'unknown_event');
+  assert.equal(r.message, `Unknown event: ${'x'.repeat(63)}`);
+  assert.ok((r.message as string & { isWellFormed(): boolean }).isWellFormed());
+});

@@ -1,5 +1,6 @@
 /** `GET /channels`, `GET /channels/{name}`, `GET /channels/{name}/users`. */
 import type { FastifyInstance } from 'fastify';
+import { clipped } from '../../protocol/clip.js';
 import { channelKind, isUserChannel, isValidChannelName, type ChannelNameLimits } from '../../protocol/channel-name.js';
 import { Errors } from '../../protocol/errors.js';
 import type { ApiDeps } from '../api-deps.js';
@@ -29,7 +30,7 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
     const prefix = request.query.filter_by_prefix ?? '';
     const info = infoList(request.query.info);
     for (const attribute of info) {
-      if (attribute !== 'user_count') throw ApiError.of(Errors.API_UNKNOWN_INFO, attribute.slice(0, 32));
+      if (attribute !== 'user_count') throw ApiError.of(Errors.API_UNKNOWN_INFO, clipped(attribute, 32));
     }
     if (info.includes('user_count') && !prefix.startsWith('presence-')) {
       throw ApiError.of(Errors.API_USER_COUNT_NEEDS_PREFIX);
@@ -66,7 +67,7 @@ export function registerChannelRoutes(scope: FastifyInstance, deps: ApiDeps): vo
           const cached = await deps.adapter.cacheGet(app.id, name);
           if (cached !== undefined) out.cache = { event: cached.event, data: cached.data };
         } else {
-          throw ApiError.of(Errors.API_UNKNOWN_INFO, attribute.slice(0, 32));
+          throw ApiError.of(Errors.API_UNKNOWN_INFO, clipped(attribute, 32));
         }
       }
       return out;
