@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { within } from '../helpers/wait.js';
@@ -32,3 +33,16 @@ for (const [how, origin, message] of [
     assert.deepEqual(lines.map((l) => l.event), ['server_started', 'process_crashed']);
   });
 }
+
+test('a crash whose line stdout cannot take (a full disk) says its reason on stderr', async () => {
+  // A review: with stdout closed or full the process exited 1 with nothing but `stdout_failed` on stderr.
+  const full = openSync('/dev/full', 'w');
+  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, 'throw'], { stdio: ['ignore', full, 'pipe'] });
+  closeSync(full);
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  const code = await within(new Promise<number | null>((resolve) => child.once('close', resolve)), 'the process to exit', 10_000);
+  assert.equal(code, 1);
+  assert.match(stderr, /"stdout_failed"/);
+  assert.match(stderr, /Error: boom in a timer\n\s+at .*crash\.ts/);
+});
