@@ -213,7 +213,7 @@ export async function buildApp(config: Config, overrides: Partial<AppDeps> = {})
   let draining = false;
   // Open until the drain's third step: from then on the API answers 503 and accepts no publish (lifecycle/drain.ts).
   let apiAccepting = true;
-  const startedAt = Date.now();
+  const startedAt = performance.now();
   const refused = refusedRequests({ metrics, logger });
   /** The client's address of a raw request: the peer, or under TRUST_PROXY the client a trusted proxy names. */
   const addressOf = clientAddress(config.trustProxy);

@@ -80,7 +80,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
   /** Counts and logs a refused signature check (every refusal goes through here). */
   const authFailed = (request: FastifyRequest<AppRequest>, failure: SigningFailure): void => {
     metrics.apiAuthFailure(failure.reason);
-    if (!authFailedLog.allow(Date.now())) return;
+    if (!authFailedLog.allow(performance.now())) return;
     logEvent(
       logger,
       'info',
@@ -157,9 +157,9 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
       closeUnreadBody(request, reply);
       return answerError(reply, Errors.API_UNSUPPORTED_ENCODING);
     }
-    if (!rateWindow(app.id).allow(Date.now())) {
+    if (!rateWindow(app.id).allow(performance.now())) {
       metrics.rateLimited(app.id, 'http_api');
-      if (rateLimitedLog.allow(Date.now())) {
+      if (rateLimitedLog.allow(performance.now())) {
         logEvent(
           logger,
           'info',
@@ -208,7 +208,7 @@ export async function apiPlugin(scope: FastifyInstance, deps: ApiDeps): Promise<
     request.apiSpan = undefined;
     if (span !== undefined) endHttpServerSpan(span, reply.statusCode);
     const unsigned = reply.statusCode >= 400 || request.method === 'OPTIONS';
-    if (unsigned && !refusedRequestLog.allow(Date.now())) return;
+    if (unsigned && !refusedRequestLog.allow(performance.now())) return;
     logEvent(
       logger,
       'info',

@@ -34,7 +34,7 @@ export function refusedRequests(deps: { metrics: Metrics; logger: Logger }): Ref
   const logWindow = new FixedWindow(10);
   return (reason, error, fields) => {
     deps.metrics.httpMalformed(reason);
-    if (logWindow.allow(Date.now())) {
+    if (logWindow.allow(performance.now())) {
       logEvent(deps.logger, 'info', { event: 'request_malformed', reason, code: error.status, ...fields }, 'HTTP request refused before routing');
     }
   };

@@ -61,7 +61,7 @@ export function capConnections(
   capacity: number,
   deps: { metrics: Metrics; logger: Logger; maxFds: number; now?: () => number },
 ): void {
-  const now = deps.now ?? Date.now;
+  const now = deps.now ?? ((): number => performance.now());
   server.maxConnections = capacity;
   let untold = 0;
   let loggedAt = Number.NEGATIVE_INFINITY;

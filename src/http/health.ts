@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AdapterStatus } from '../adapters/adapter.js';
 
 export interface HealthOptions {
+  /** When the server started, in `performance.now()` milliseconds (the wall clock can step). */
   startedAt: number;
   isDraining: () => boolean;
   adapterStatus: () => Pick<AdapterStatus, 'adapter' | 'up'>;
@@ -12,7 +13,7 @@ export function registerHealthRoutes(fastify: FastifyInstance, options: HealthOp
   fastify.get('/healthz', async () => ({
     status: 'healthy',
     timestamp: new Date().toISOString(),
-    uptime: (Date.now() - options.startedAt) / 1000,
+    uptime: (performance.now() - options.startedAt) / 1000,
   }));
   fastify.get('/readyz', async (_request, reply) => {
     const draining = options.isDraining();

@@ -77,7 +77,7 @@ export async function notFoundPlugin(
       return;
     }
     metrics.httpRequest(request.method, UNMATCHED, reply.statusCode, reply.elapsedTime / 1000);
-    if (logWindow.allow(Date.now())) {
+    if (logWindow.allow(performance.now())) {
       // The path without its query: a query may carry a signature, and redaction only knows parsed fields.
       const path = pathOf(request.url).slice(0, PATH_LOG_CHARS);
       logEvent(

@@ -1,4 +1,9 @@
-/** A fixed one-second window counter: the cheapest rate limit that is exact enough for flood protection. */
+/**
+ * A fixed one-second window counter: the cheapest rate limit that is exact enough for flood protection. Its callers pass
+ * `performance.now()`, a clock that only goes forward: on the wall clock a step back (an NTP correction, a VM resumed)
+ * kept a window open until the clock came back to it, its count growing — every frame, connect or API call past the
+ * limit refused for as long as the step. A `now` before the window's start (a caller's other clock) starts a new one.
+ */
 export class FixedWindow {
   private windowStart = 0;
   private count = 0;
@@ -9,7 +14,7 @@ export class FixedWindow {
   /** Counts one event at `now` (ms) and says whether it is within the limit. */
   allow(now: number): boolean {
     if (this.perSecond === 0) return true;
-    if (now - this.windowStart >= 1000) {
+    if (now - this.windowStart >= 1000 || now < this.windowStart) {
       this.windowStart = now;
       this.count = 0;
     }
@@ -23,7 +28,7 @@ export class FixedWindow {
    */
   charge(count: number, now: number): void {
     if (this.perSecond === 0 || count <= 0) return;
-    if (now - this.windowStart >= 1000) {
+    if (now - this.windowStart >= 1000 || now < this.windowStart) {
       this.windowStart = now;
       this.count = 0;
     }
@@ -32,7 +37,7 @@ export class FixedWindow {
 
   /** Whether the events counted in the window of `now` are within the limit (a new window: none counted yet). */
   within(now: number): boolean {
-    return this.perSecond === 0 || now - this.windowStart >= 1000 || this.count <= this.perSecond;
+    return this.perSecond === 0 || now - this.windowStart >= 1000 || now < this.windowStart || this.count <= this.perSecond;
   }
 
   /** The limit per second (0: none). */
@@ -42,6 +47,6 @@ export class FixedWindow {
 
   /** Milliseconds from `now` until the current window ends and the count starts again. */
   resetsIn(now: number): number {
-    return Math.max(0, this.windowStart + 1000 - now);
+    return Math.min(1000, Math.max(0, this.windowStart + 1000 - now));
   }
 }

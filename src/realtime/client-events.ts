@@ -33,7 +33,7 @@ export function clientEvent(
     );
     return;
   }
-  if (!connection.admitClientEvent(Date.now())) {
+  if (!connection.admitClientEvent(performance.now())) {
     refuseClientEvent(
       deps,
       connection,

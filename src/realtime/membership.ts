@@ -34,7 +34,7 @@ export async function joinCluster(
   const traced = context.active();
   const { hub, adapter } = deps;
   let outcome: JoinOutcome;
-  const started = Date.now();
+  const started = performance.now();
   for (let attempt = 1; ; attempt++) {
     try {
       outcome = await adapter.join(connection.app.id, name, connection.socketId, membership, deps.limits.maxPresenceMembers);
@@ -91,7 +91,7 @@ async function retryJoin(
   if (gone()) return 'gone';
   // The last wait ends at the window's end, for one more try there: refused only once the window is over (a probe saw
   // refusals up to 2 s early when a wait that would end past it was not begun).
-  const left = limits.subscribeRetryMs - (Date.now() - started);
+  const left = limits.subscribeRetryMs - (performance.now() - started);
   if (left <= 0 || hub.joinsWaitingRetry >= JOIN_RETRIES_WAITING_MAX) return 'refuse';
   const wait = Math.min(jitteredBackoffMs(attempt, JOIN_RETRY_BASE_MS, JOIN_RETRY_MAX_MS), left);
   dropHeld();

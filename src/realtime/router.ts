@@ -142,7 +142,7 @@ function dispatch(
       connection.send(PONG_FRAME, 'protocol');
       return undefined;
     case Events.Pong:
-      connection.pongReceived(Date.now());
+      connection.pongReceived(performance.now());
       return undefined;
     case Events.Subscribe:
       return subscribe(deps, connection, message);

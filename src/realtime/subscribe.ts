@@ -179,7 +179,7 @@ async function answerRepeat(
     // before the list is read — or, for the frames of a burst, all admitted before the first list is made, before it is
     // encoded.
     const charged = !connection.firstRepeat(name);
-    if (charged && !connection.admitsChargedAnswer(Date.now())) return;
+    if (charged && !connection.admitsChargedAnswer(performance.now())) return;
     const held = connection.subscriptions.get(name);
     const snapshot = await currentMembers(deps, connection, name).catch((err: unknown) => {
       if (err instanceof EngineUnavailableError) return undefined;
@@ -192,7 +192,7 @@ async function answerRepeat(
       context.with(traced, () => refuseSubscription(deps, connection, name, failure('unavailable', Errors.SUBSCRIBE_UNAVAILABLE)));
       return;
     }
-    if (charged && !connection.admitsChargedAnswer(Date.now())) return;
+    if (charged && !connection.admitsChargedAnswer(performance.now())) return;
     const channel = deps.hub.channel(connection.app.id, name);
     if (snapshot.seq !== undefined && channel !== undefined) {
       // The member events on their way that the list already has are not sent to this connection after it (as after a join).
@@ -200,7 +200,7 @@ async function answerRepeat(
       if (snapshot.seq > channel.seenSeq) channel.seenSeq = snapshot.seq;
     }
     const list = memberListFrame(name, snapshot.members);
-    if (charged) connection.answerCharged(list.length, Date.now());
+    if (charged) connection.answerCharged(list.length, performance.now());
     context.with(traced, () => connection.send(list, 'presence'));
   } else {
     connection.send(encodeSubscriptionSucceeded(name), 'protocol');

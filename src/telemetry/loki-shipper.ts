@@ -25,12 +25,21 @@ export const Counter = {
   DroppedShutdown: 3,
   /** Bytes waiting in the spool now. */
   SpoolBytes: 4,
-  /** Epoch ms by which the shutdown flush must end; 0 while running. Written by the main thread. */
+  /** `shippingClock()` ms by which the shutdown flush must end; 0 while running. Written by the main thread. */
   FlushDeadline: 5,
 } as const;
 
 /** Number of slots in the shared counters. */
 export const COUNTER_SLOTS = 6;
+
+/**
+ * Milliseconds on the system's monotonic clock, the same in every thread (the main thread sets the flush deadline the
+ * worker reads; `performance.now()` counts from each thread's own start). Not the wall clock: a step back of it stopped
+ * the pushes for as long as the step, the spool filling (a probe: none for an hour of a clock set back an hour).
+ */
+export function shippingClock(): number {
+  return Number(process.hrtime.bigint() / 1_000_000n);
+}
 
 /** A push larger than this is split (Loki's default gRPC message limit is 4 MiB; this leaves room for the JSON). */
 const BATCH_MAX_BYTES = 1024 * 1024;
@@ -129,7 +138,7 @@ export function createShipper(options: ShipperOptions): Shipper {
   /** One push, bounded by the push timeout and, once a flush deadline is set, by what is left of it. */
   const pushNext = async (): Promise<void> => {
     const deadline = flushDeadline();
-    const timeoutMs = deadline > 0 ? Math.min(options.timeoutMs, deadline - Date.now()) : options.timeoutMs;
+    const timeoutMs = deadline > 0 ? Math.min(options.timeoutMs, deadline - shippingClock()) : options.timeoutMs;
     if (timeoutMs <= 0) return;
     const batch = spool.take(pushMaxChars, BATCH_MAX_LINES);
     syncBytes();
@@ -137,23 +146,23 @@ export function createShipper(options: ShipperOptions): Shipper {
     settle(batch, await pushLines(options, headers, batch.lines, timeoutMs, stop.signal));
   };
 
-  /** When the next push is due (epoch ms); the timer re-checks at least every `TICK_MS` so a flush request is seen at once. */
+  /** When the next push is due (`shippingClock()` ms); the timer re-checks at least every `TICK_MS` so a flush request is seen at once. */
   let dueAt = 0;
   const schedule = (): void => {
     if (closed || inFlight !== undefined || timer !== undefined || spool.size === 0) return;
-    if (failures > 0) dueAt = Date.now() + backoffMs(failures);
-    else dueAt = Date.now() + (spool.bytes >= pushMaxChars ? 0 : options.batchIntervalMs);
+    if (failures > 0) dueAt = shippingClock() + backoffMs(failures);
+    else dueAt = shippingClock() + (spool.bytes >= pushMaxChars ? 0 : options.batchIntervalMs);
     arm();
   };
   const arm = (): void => {
-    timer = setTimeout(tick, Math.max(0, Math.min(TICK_MS, dueAt - Date.now())));
+    timer = setTimeout(tick, Math.max(0, Math.min(TICK_MS, dueAt - shippingClock())));
   };
   const tick = (): void => {
     timer = undefined;
     const flushing = flushDeadline() > 0;
     // Flushing: no waiting for the batch interval; a back-off still runs (Loki is failing), but never past the deadline.
-    if (flushing && Date.now() >= flushDeadline()) return; // out of time: close() counts what is left
-    const due = Date.now() >= dueAt || (flushing && failures === 0);
+    if (flushing && shippingClock() >= flushDeadline()) return; // out of time: close() counts what is left
+    const due = shippingClock() >= dueAt || (flushing && failures === 0);
     if (!due) {
       arm();
       return;
@@ -175,15 +184,15 @@ export function createShipper(options: ShipperOptions): Shipper {
       closed = true;
       clearTimeout(timer);
       timer = undefined;
-      if (flushDeadline() === 0) Atomics.store(counters, Counter.FlushDeadline, BigInt(Date.now() + options.timeoutMs));
+      if (flushDeadline() === 0) Atomics.store(counters, Counter.FlushDeadline, BigInt(shippingClock() + options.timeoutMs));
       const deadline = flushDeadline();
       // A push started before the flush may carry the whole push timeout: never wait for it past the deadline.
-      const cut = setTimeout(() => stop.abort(), Math.max(0, deadline - Date.now()));
+      const cut = setTimeout(() => stop.abort(), Math.max(0, deadline - shippingClock()));
       await inFlight;
-      while (spool.size > 0 && Date.now() < deadline && !stop.signal.aborted) {
+      while (spool.size > 0 && shippingClock() < deadline && !stop.signal.aborted) {
         await pushNext();
         if (failures > 0 && spool.size > 0) {
-          await new Promise((resolve) => setTimeout(resolve, Math.min(backoffMs(failures), Math.max(0, deadline - Date.now()))));
+          await new Promise((resolve) => setTimeout(resolve, Math.min(backoffMs(failures), Math.max(0, deadline - shippingClock()))));
         }
       }
       clearTimeout(cut);

@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import type { LogDropReason } from './metrics.js';
-import { COUNTER_SLOTS, Counter } from './loki-shipper.js';
+import { COUNTER_SLOTS, Counter, shippingClock } from './loki-shipper.js';
 import { LOKI_PUSH_FAILED_EVENT, type LokiPushFailure, type LokiWorkerOptions } from './loki-transport.js';
 
 /** Loki connection, batching and spool settings (from `LOKI_*` configuration). */
@@ -105,7 +105,7 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
   let closeBegun = false;
   let failed = false;
   let exited = false;
-  let lastFailureReport = 0;
+  let lastFailureReport = Number.NEGATIVE_INFINITY;
   const failureListeners: Array<(failure: LokiPushFailure, stats: LokiShippingStats) => void> = [];
   const workerFailureListeners: Array<(error: Error, stats: LokiShippingStats) => void> = [];
 
@@ -138,7 +138,7 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
   };
 
   transport.on(LOKI_PUSH_FAILED_EVENT, (failure: LokiPushFailure) => {
-    const now = Date.now();
+    const now = performance.now();
     if (now - lastFailureReport >= FAILURE_REPORT_INTERVAL_MS) {
       lastFailureReport = now;
       const snapshot = stats();
@@ -178,9 +178,9 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
     },
   };
 
-  /** Waits (asynchronously) until the worker settled every written line, or until `until` (epoch ms). */
+  /** Waits (asynchronously) until the worker settled every written line, or until `until` (`shippingClock()` ms). */
   const settled = async (until: number): Promise<void> => {
-    while (Date.now() < until && !exited && stats().queued > 0) {
+    while (shippingClock() < until && !exited && stats().queued > 0) {
       await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
     }
   };
@@ -190,8 +190,8 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
     open = false;
     closeBegun = true;
     if (!exited) {
-      const stopBy = Date.now() + Math.max(0, Math.floor(timeoutMs));
-      const flushBy = Math.max(Date.now(), stopBy - STOP_MARGIN_MS);
+      const stopBy = shippingClock() + Math.max(0, Math.floor(timeoutMs));
+      const flushBy = Math.max(shippingClock(), stopBy - STOP_MARGIN_MS);
       // Listened for before the flush: a worker that stops during it has closed by the end of it, and a listener added
       // then would wait out the whole budget (the review: 3 s of a 3 s close).
       const closedEvent = once(transport, 'close').then(
@@ -207,7 +207,7 @@ export function startLokiShipping(options: LokiShippingOptions, labels: { servic
       let timer: NodeJS.Timeout | undefined;
       // Not unref'd: pino's worker is, so this timer is what keeps the process alive until the worker has closed.
       const bound = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, Math.max(STOP_MARGIN_MS, stopBy - Date.now()));
+        timer = setTimeout(resolve, Math.max(STOP_MARGIN_MS, stopBy - shippingClock()));
       });
       await Promise.race([closedEvent, bound]);
       clearTimeout(timer);

@@ -63,7 +63,7 @@ export class ConnectionState {
   constructor(framesPerSecond: number, clientEventsPerSecond: number) {
     this.frames = new FixedWindow(framesPerSecond);
     this.clientEvents = new FixedWindow(clientEventsPerSecond);
-    this.openedAt = Date.now();
+    this.openedAt = performance.now();
     this.lastFrameAt = this.openedAt;
   }
 

@@ -301,7 +301,7 @@ export class Connection extends ConnectionState implements WriteTurnState {
   private logsSubscriptionChange(): boolean {
     if (!this.logsInfo) return false;
     if (++this.subscriptionLines <= LOGGED_SUBSCRIPTION_CHANGES_PER_MINUTE) return true;
-    const now = Date.now();
+    const now = performance.now();
     if (now - this.subscriptionLinesSince >= 60_000) {
       this.subscriptionLinesSince = now;
       this.subscriptionLines = 1;
@@ -450,7 +450,7 @@ export class Connection extends ConnectionState implements WriteTurnState {
     this.closedFor ??= code === 1006 ? 'error' : 'client_close';
     // A close the server started keeps the code it sent; otherwise the code is the one on the wire (1006: none).
     if (this.closedWith === 0) this.closedWith = code;
-    const durationMs = Date.now() - this.openedAt;
+    const durationMs = performance.now() - this.openedAt;
     this.metrics.connectionClosed(this.app.id, this.closedFor, durationMs / 1000);
     this.onClosed(this);
     if (!this.logsInfo) return;

@@ -20,7 +20,7 @@ export interface Heartbeat {
   stop(): void;
 }
 
-export function startHeartbeat({ hub, activityTimeoutMs, pongTimeoutMs, userAuthTimeoutMs, now = Date.now }: HeartbeatOptions): Heartbeat {
+export function startHeartbeat({ hub, activityTimeoutMs, pongTimeoutMs, userAuthTimeoutMs, now = () => performance.now() }: HeartbeatOptions): Heartbeat {
   const sweep = () => {
     const t = now();
     for (const connection of hub.connections()) {

@@ -195,7 +195,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
     appId?: string,
   ): void => {
     metrics.connectionRejected(reason, appId);
-    if (rejectionLogWindow.allow(Date.now())) {
+    if (rejectionLogWindow.allow(performance.now())) {
       logEvent(logger, 'info', { event: 'connection_rejected', reason, ...fields() }, message);
     }
   };
@@ -282,7 +282,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
       appId: app.id,
     });
     if (!app.enabled) return refused('app_disabled', Errors.CLOSE_APP_DISABLED);
-    if (connectionWindows.get(app.id)?.allow(Date.now()) === false) {
+    if (connectionWindows.get(app.id)?.allow(performance.now()) === false) {
       metrics.rateLimited(app.id, 'connections');
       return refused('rate_limited', Errors.CLOSE_CONNECTION_RATE_LIMITED);
     }
@@ -333,7 +333,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
    * (true); past it, refused with 4301 and the socket held (false). Either way no proof of life (connection-state.ts).
    */
   const controlFrame = (connection: Connection, data: Buffer, kind: 'ping' | 'pong'): boolean => {
-    const now = Date.now();
+    const now = performance.now();
     if (!connection.pingReceived(data.length, now)) {
       overBudget(connection, data.length, now);
       return false;
@@ -502,7 +502,7 @@ export function registerWsRoutes(fastify: FastifyInstance, options: WsRouteOptio
           : Array.isArray(data)
             ? Buffer.concat(data)
             : Buffer.from(data);
-        const now = Date.now();
+        const now = performance.now();
         if (!connection.frameReceived(buffer.length, now)) {
           overBudget(connection, buffer.length, now);
           return;

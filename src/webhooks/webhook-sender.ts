@@ -110,8 +110,13 @@ export interface WebhookSenderDeps extends WebhookSenderLimits {
   logger: Logger;
   /** How a request is sent (tests inject one); node:http / node:https by default (webhook-post.ts says why not fetch). */
   post?: WebhookPost;
-  /** Unix milliseconds, for `time_ms` and the retry deadline. */
+  /** Unix milliseconds, for `time_ms` and the cache-miss interval. */
   now?: () => number;
+  /**
+   * Milliseconds on a clock that only goes forward (`performance.now()`), for the retry deadline: on the wall clock a step
+   * forward (a VM resumed) gave a failing batch up at once, its events lost (a probe).
+   */
+  elapsed?: () => number;
   /** The jitter's source of [0, 1) numbers (limits/backoff.ts); injectable so tests can pin the delays. */
   random?: () => number;
   /**
@@ -160,6 +165,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   const limits: WebhookSenderLimits = deps;
   const send = deps.post ?? postWebhook;
   const now = deps.now ?? Date.now;
+  const elapsed = deps.elapsed ?? ((): number => performance.now());
   const random = deps.random ?? Math.random;
 
   const byApp = new Map<string, AppWebhooks>();
@@ -418,7 +424,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       'x-pusher-signature': webhookSignature(q.app.secret, body),
     };
     const spanName = webhookSpanName(batch);
-    const startedAt = now();
+    const startedAt = elapsed();
     let attempts = 0;
     for (;;) {
       attempts++;
@@ -432,7 +438,7 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       // A back-off that would pass the deadline is cut to it, so the last attempt is made at the deadline (the batch was
       // given up as soon as the next back-off passed it: up to WEBHOOK_RETRY_MAX_MS early) — unless less than half the
       // nominal back-off is left (no retry sooner than that: limits/backoff.ts); one the receiver asked for is not cut.
-      const left = limits.retryDeadlineMs - (now() - startedAt);
+      const left = limits.retryDeadlineMs - (elapsed() - startedAt);
       const retryAfter = Math.min(attempt.retryAfterMs ?? 0, limits.retryMaxMs);
       const wait = Math.max(jitteredBackoffMs(attempts, limits.retryBaseMs, limits.retryMaxMs, random), retryAfter);
       const minimum = Math.max(retryAfter, backoffCeilingMs(attempts, limits.retryBaseMs, limits.retryMaxMs) / 2);

@@ -425,6 +425,7 @@ test('a batch still failing at the deadline is counted failed once per event and
   const { sender, count, failedLines } = harness([a], {
     post,
     now: () => clock,
+    elapsed: () => clock,
     retryBaseMs: 10,
     retryDeadlineMs: 50,
     random: () => 1 - Number.EPSILON,
@@ -445,11 +446,27 @@ test('a batch still failing at the deadline is counted failed once per event and
   assert.equal(lines[0]?.events, 2);
 });
 
+test('a wall clock stepped forward an hour between attempts does not give a failing batch up: the deadline runs on elapsed time', async () => {
+  // A probe: with the retry deadline on the wall clock, a step forward (a VM resumed) gave the batch up at once, its
+  // events counted failed though the receiver answered the next attempt.
+  let wall = 1_700_000_000_000;
+  const { post, calls } = scriptedPost([503], 200, () => {
+    wall += 3_600_000;
+  });
+  const a = app('http://127.0.0.1:9/hook', 'stepped');
+  const { sender, count, failedLines } = harness([a], { post, now: () => wall, retryBaseMs: 10, retryDeadlineMs: 60_000 });
+  sender.emit(a, occupied('c1'));
+  await until(() => count('channel_occupied:ok') === 1, 'delivered on the second attempt');
+  assert.equal(calls.length, 2);
+  assert.deepEqual(failedLines(), []);
+  await sender.close();
+});
+
 test('the last attempt is made at the deadline: a back-off that would pass it is cut to what is left', async () => {
   // Back-offs 40, 80, then 100 (the maximum; jitter pinned to the top): attempts at 0, 40, 120, 220; the next back-off
   // would pass the 300 ms deadline, so it is cut to the 80 ms left (not under half of 100). The batch used to be given up
   // at 220, 80 ms early (with the defaults up to a minute early). Real time: a late timer only moves attempts later; the
-  // sender's clock is whole milliseconds (Date.now()) and its timers may fire a millisecond early, hence the 5 ms.
+  // sender's timers may fire a millisecond early, hence the 5 ms.
   const started = performance.now();
   const { post, calls } = scriptedPost([], 500);
   const a = app('http://127.0.0.1:9/hook', 'cut');
