@@ -39,10 +39,22 @@ try {
 }
 const address = app.fastify.server.address();
 const port = typeof address === 'object' && address !== null ? address.port : config.port;
+/**
+ * The app ids `server_started` names: the first ones configured. A multi-tenant node's 10 000 made it a 99 KB line (a
+ * probe; ~390 KB with UUIDs, past Loki's default line limit of 256 KB).
+ */
+const LOGGED_APP_IDS = 100;
 logEvent(
   logger,
   'info',
-  { event: 'server_started', host: config.host, port, version: VERSION, apps: config.apps.map((a) => a.id) },
+  {
+    event: 'server_started',
+    host: config.host,
+    port,
+    version: VERSION,
+    apps: config.apps.slice(0, LOGGED_APP_IDS).map((a) => a.id),
+    app_count: config.apps.length,
+  },
   `beacon listening on ${hostPort(config.host, port)}`,
 );
 for (const { variables, message } of [...envWarnings(process.env), ...configWarnings(config), ...app.startWarnings]) logEvent(logger, 'warn', { event: 'config_warning', variables }, message);

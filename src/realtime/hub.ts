@@ -156,14 +156,22 @@ export class Hub {
     for (const state of this.apps.values()) yield* state.connections;
   }
 
+  /** Connections on this node, every app: kept as they come and go (`MAX_CONNECTIONS` asks on every upgrade). */
   connectionCount(): number {
-    let n = 0;
-    for (const state of this.apps.values()) n += state.connections.size;
-    return n;
+    return this.connectionTotal;
   }
 
+  /**
+   * The sum of every app's connections. Summed over the apps on each call, it cost an upgrade 261 µs with 10 000 apps
+   * and `MAX_CONNECTIONS` set (a probe).
+   */
+  private connectionTotal = 0;
+
   addConnection(connection: Connection): void {
-    this.apps.get(connection.app.id)?.connections.add(connection);
+    const connections = this.apps.get(connection.app.id)?.connections;
+    if (connections === undefined || connections.has(connection)) return;
+    connections.add(connection);
+    this.connectionTotal++;
   }
 
   /** Forgets a closed connection: its subscriptions (returned, for presence events) and its user. */
@@ -177,7 +185,7 @@ export class Hub {
     }
     this.setWatchlist(connection, []);
     void this.setUser(connection, undefined);
-    state.connections.delete(connection);
+    if (state.connections.delete(connection)) this.connectionTotal--;
     this.joiningOf.delete(connection);
     // Its joins waiting for a next try are given up now, not at the end of their back-off.
     for (const pending of [...(this.waitingRetry.get(connection) ?? [])]) pending.wake?.();

@@ -15,6 +15,7 @@ import { SUBSCRIPTION_RESULTS } from '../../src/telemetry/metrics.js';
 import { spawnBeacon } from '../helpers/beacon-process.js';
 import { parseExposition, type Family } from '../helpers/exposition.js';
 import { exportedMetrics, NO_GAUGES } from '../helpers/exported-metrics.js';
+import { until } from '../helpers/wait.js';
 
 const APPS = Array.from({ length: 120 }, (_, i) => `app-${i}`);
 
@@ -67,7 +68,7 @@ test('a gauge with 3 000 series reads every one of them', async () => {
   }
 });
 
-test('a running Beacon with 420 apps exports all 2 100 series of its channel gauges (the views are the SDK\'s)', { timeout: 30_000 }, async () => {
+test('a running Beacon with 420 apps exports all 2 100 series of its channel gauges (the views are the SDK\'s), and names 100 apps at its start', { timeout: 30_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'beacon-apps-'));
   const file = join(dir, 'apps.json');
   const apps = Array.from({ length: 420 }, (_, i) => ({ id: `app-${i}`, key: `key-${i}`, secret: `secret-${i}-0123456789` }));
@@ -78,6 +79,12 @@ test('a running Beacon with 420 apps exports all 2 100 series of its channel gau
     // Each app's gauge is reported for every channel type, zeros included.
     assert.equal(families.get('websocket_channels')?.samples.length, apps.length * CHANNEL_TYPES.length);
     assert.deepEqual(overflowSeries(families), []);
+    // Its start names the first 100 apps and counts them all (10 000 ids made one line of 99 KB).
+    const startedLine = (): Record<string, unknown> | undefined =>
+      beacon.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'server_started');
+    await until(() => startedLine() !== undefined, 'server_started on stdout');
+    const started = startedLine();
+    assert.deepEqual([(started?.apps as string[]).length, started?.app_count], [100, 420]);
   } finally {
     await beacon.stop();
     await rm(dir, { recursive: true, force: true });
