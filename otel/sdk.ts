@@ -16,7 +16,7 @@ import {
   type Resource,
 } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { processHistograms } from '../src/telemetry/histogram-table.js';
+import { processTables } from '../src/telemetry/histogram-table.js';
 import { METRIC_VIEWS } from '../src/telemetry/metrics.js';
 import { BatchSpanProcessor, ConsoleSpanExporter, RandomIdGenerator, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { RootSampling } from '../src/telemetry/root-sampling.js';
@@ -90,8 +90,9 @@ export function createTelemetrySdk(
             // No otel_scope_* labels (docs/telemetry.md). target_info stays: it carries the resource (service, version,
             // instance) once per target, for joins such as `… * on(job, instance) group_left(service_version) target_info`.
             withoutScopeInfo: true,
-            // Beacon's histograms are kept outside the SDK (src/telemetry/histogram-table.ts) and read at each scrape.
-            metricProducers: [processHistograms],
+            // Beacon's histograms, counters and gauges are kept outside the SDK (src/telemetry/histogram-table.ts) and
+            // read at each scrape.
+            metricProducers: [processTables],
             // Served by otel/metrics-server.ts (register.ts starts it), not by the exporter's own server.
             preventServerStart: true,
           },

@@ -1,9 +1,9 @@
 /**
- * Monotonic counters kept as plain numbers, one row per label set, reported by an observable counter at collection time.
- * A recorder finds its row in a `LabelRows` and adds to a number: no attribute object is built or hashed per message (the
- * SDK's `Counter.add` sorts and serialises the attributes on every call).
+ * Monotonic counters kept as plain numbers, one row per label set, reported at collection time by `MetricTables`
+ * (histogram-table.ts). A recorder finds its row in a `LabelRows` and adds to a number: no attribute object is built or
+ * hashed per message (the SDK's `Counter.add` sorts and serialises the attributes on every call).
  */
-import type { Attributes, BatchObservableResult, Observable } from '@opentelemetry/api';
+import type { Attributes } from '@opentelemetry/api';
 import { LabelRows } from './label-rows.js';
 
 /** One label set's count and the attributes it is reported with (built once, when the row is created). */
@@ -17,10 +17,5 @@ export class CounterTable extends LabelRows<CounterRow> {
   /** `attributesOf` builds a new row's attributes from its two label values. */
   constructor(attributesOf: (first: string, second: string) => Attributes) {
     super((first, second) => ({ value: 0, attributes: attributesOf(first, second) }));
-  }
-
-  /** Reports every row on `instrument` (called from a batch observable callback). */
-  observe(result: BatchObservableResult, instrument: Observable): void {
-    for (const row of this.rows()) result.observe(instrument, row.value, row.attributes);
   }
 }

@@ -17,10 +17,10 @@ import { CHANNEL_TYPES, type ChannelType } from '../protocol/channel-type.js';
 import type { ReceivedKind, SentKind } from '../protocol/frame-kinds.js';
 import { APP_REJECT_REASONS, CLOSE_REASONS, REJECT_REASONS, type CloseReason, type RejectReason } from '../transport/close-reasons.js';
 import type { WebhookEventName } from '../webhooks/webhook-event.js';
-import { metrics, type Attributes, type Counter, type Meter, type ObservableCounter } from '@opentelemetry/api';
+import { metrics, type Attributes, type Counter, type Meter } from '@opentelemetry/api';
 import { CounterTable } from './counter-table.js';
 import type { StdoutDropReason } from './stdout-writer.js';
-import { processHistograms, type HistogramProducer, type HistogramTable } from './histogram-table.js';
+import { processTables, type HistogramTable, type MetricTables } from './histogram-table.js';
 import type { ViewOptions } from '@opentelemetry/sdk-metrics';
 import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
 
@@ -240,15 +240,17 @@ export interface Metrics {
 }
 
 /**
- * Declares every instrument on `meter` (the global one by default) and every histogram on `histograms` (the process's
- * producer by default, which the metric reader must list: otel/sdk.ts), and returns the recorders.
+ * Declares Beacon's histograms, its counters of the message and connection paths and its gauges on `tables` (the
+ * process's, by default, which the metric reader must list as a producer: otel/sdk.ts), its other instruments on `meter`
+ * (the global one by default), and returns the recorders.
  */
 export function createMetrics(
   sources: GaugeSources,
   options: {
     version: string;
     meter?: Meter;
-    histograms?: HistogramProducer;
+    /** Where the histograms, counters and gauges read at collection time live (the process's by default). */
+    tables?: MetricTables;
     /** The enabled apps, whose counters of rare events are exported at 0 from start (the first SEEDED_APPS_MAX). */
     appIds?: readonly string[];
     /** The disabled apps, whose one refusal (`app_disabled`) is exported at 0 from start (the first SEEDED_APPS_MAX). */
@@ -256,6 +258,7 @@ export function createMetrics(
   } = { version: '0.0.0' },
 ): Metrics {
   const meter = options.meter ?? metrics.getMeter(BEACON_METER, options.version);
+  const tables = options.tables ?? processTables;
   // Histograms are plain numbers read at collection time too (histogram-table.ts); `attributesOf` builds a row's label set
   // from its one or two label values, once per row.
   const histogram = (
@@ -264,15 +267,13 @@ export function createMetrics(
     unit: string,
     boundaries: number[],
     attributesOf: (first: string, second: string) => Attributes = () => ({}),
-  ): HistogramTable => (options.histograms ?? processHistograms).histogram({ name, description, unit, boundaries }, attributesOf);
+  ): HistogramTable => tables.histogram({ name, description, unit, boundaries }, attributesOf);
   const counter = (name: string, description: string, unit = ''): Counter =>
     meter.createCounter(name, { description, unit });
 
   // Counters of the per-message and per-connection paths are plain numbers read at collection time (counter-table.ts).
-  const observed: [ObservableCounter, CounterTable][] = [];
   const counted = (name: string, description: string, table: CounterTable, unit = ''): CounterTable => {
-    observed.push([meter.createObservableCounter(name, { description, unit }), table]);
-    return table;
+    return tables.counter({ name, description, unit }, table);
   };
   const byApp = (): CounterTable => new CounterTable((appId) => ({ app_id: appId }));
   const byAppAnd = (label: string): CounterTable => new CounterTable((appId, value) => ({ app_id: appId, [label]: value }));
@@ -395,86 +396,65 @@ export function createMetrics(
   let lastShutdownSeconds: number | undefined;
   let shutdownStartedAt: number | undefined;
 
-  const connections = meter.createObservableGauge('websocket_connections', { description: 'Open connections now' });
-  const channels = meter.createObservableGauge('websocket_channels', { description: 'Occupied channels on this node' });
-  const subscriptions = meter.createObservableGauge('websocket_subscriptions', {
-    description: 'Subscriptions on this node',
-  });
-  const presenceMembers = meter.createObservableGauge('websocket_presence_members', {
-    description: 'Presence members on this node',
-  });
-  const sendBuffer = meter.createObservableGauge('websocket_send_buffer_bytes', {
-    description: 'Bytes queued in socket send buffers',
-    unit: 'By',
-  });
-  const adapterUp = meter.createObservableGauge('websocket_adapter_up', {
-    description: '1 when the cluster engine is reachable',
-  });
-  const adapterPending = meter.createObservableGauge('websocket_adapter_pending_changes', {
-    description: 'Membership changes kept because the cluster engine could not record them yet',
-  });
-  const shutdown = meter.createObservableGauge('websocket_shutdown_duration_seconds', {
-    description: 'Seconds since the graceful drain began while it runs, then its duration',
-    unit: 's',
-  });
-  const buildInfo = meter.createObservableGauge('websocket_build_info', { description: 'Build information; always 1' });
   const buildAttributes = { version: options.version, node_version: process.version };
-
-  meter.addBatchObservableCallback(
-    (result) => {
-      for (const [appId, count] of sources.connectionsByApp()) result.observe(connections, count, { app_id: appId });
+  tables.gauges(
+    {
+      websocket_connections: { description: 'Open connections now' },
+      websocket_channels: { description: 'Occupied channels on this node' },
+      websocket_subscriptions: { description: 'Subscriptions on this node' },
+      websocket_presence_members: { description: 'Presence members on this node' },
+      websocket_send_buffer_bytes: { description: 'Bytes queued in socket send buffers', unit: 'By' },
+      websocket_adapter_up: { description: '1 when the cluster engine is reachable' },
+      websocket_adapter_pending_changes: { description: 'Membership changes kept because the cluster engine could not record them yet' },
+      websocket_shutdown_duration_seconds: { description: 'Seconds since the graceful drain began while it runs, then its duration', unit: 's' },
+      websocket_build_info: { description: 'Build information; always 1' },
+    },
+    (observe) => {
+      for (const [appId, count] of sources.connectionsByApp()) observe('websocket_connections', count, { app_id: appId });
       for (const s of sources.channelStats()) {
         const attrs = { app_id: s.appId, channel_type: s.channelType };
-        result.observe(channels, s.channels, attrs);
-        result.observe(subscriptions, s.subscriptions, attrs);
+        observe('websocket_channels', s.channels, attrs);
+        observe('websocket_subscriptions', s.subscriptions, attrs);
       }
-      for (const [appId, count] of sources.presenceMembersByApp()) {
-        result.observe(presenceMembers, count, { app_id: appId });
-      }
-      result.observe(sendBuffer, sources.sendBufferBytes());
+      for (const [appId, count] of sources.presenceMembersByApp()) observe('websocket_presence_members', count, { app_id: appId });
+      observe('websocket_send_buffer_bytes', sources.sendBufferBytes());
       const adapter = sources.adapterStatus();
       const adapterAttrs = { adapter: adapter.adapter };
-      result.observe(adapterUp, adapter.up ? 1 : 0, adapterAttrs);
-      result.observe(adapterPending, adapter.pending, adapterAttrs);
+      observe('websocket_adapter_up', adapter.up ? 1 : 0, adapterAttrs);
+      observe('websocket_adapter_pending_changes', adapter.pending, adapterAttrs);
       const shutdownSeconds =
         lastShutdownSeconds ?? (shutdownStartedAt === undefined ? undefined : (performance.now() - shutdownStartedAt) / 1000);
-      if (shutdownSeconds !== undefined) result.observe(shutdown, shutdownSeconds);
-      result.observe(buildInfo, 1, buildAttributes);
+      if (shutdownSeconds !== undefined) observe('websocket_shutdown_duration_seconds', shutdownSeconds);
+      observe('websocket_build_info', 1, buildAttributes);
     },
-    [connections, channels, subscriptions, presenceMembers, sendBuffer, adapterUp, adapterPending, shutdown, buildInfo],
-  );
-  meter.addBatchObservableCallback(
-    (result) => {
-      for (const [instrument, table] of observed) table.observe(result, instrument);
-    },
-    observed.map(([instrument]) => instrument),
   );
 
   // The webhook sender's queues, read at scrape time: nothing is counted per event. Held-back events are a gauge of their
   // own, per app: they are not routed yet (a re-occupied channel cancels them, one may go to several webhooks), so putting
   // them under a webhook would guess, and a `state="held"` series beside the others would make a sum add events counted
   // once per app to events counted once per webhook that took them.
-  const webhookPending = meter.createObservableGauge('websocket_webhook_pending_events', {
-    description: 'Webhook events waiting per webhook: queued for a request, or in requests in flight or waiting to retry',
-  });
-  const webhookPendingBytes = meter.createObservableGauge('websocket_webhook_pending_bytes', {
-    description: 'Size of the events waiting per webhook (queued and in flight), as WEBHOOK_MAX_PENDING_BYTES counts it',
-    unit: 'By',
-  });
-  const webhookHeld = meter.createObservableGauge('websocket_webhook_held_events', {
-    description: 'channel_vacated and member_removed events held back for the vacate delay, per app, not yet routed',
-  });
-  meter.addBatchObservableCallback(
-    (result) => {
+  tables.gauges(
+    {
+      websocket_webhook_pending_events: {
+        description: 'Webhook events waiting per webhook: queued for a request, or in requests in flight or waiting to retry',
+      },
+      websocket_webhook_pending_bytes: {
+        description: 'Size of the events waiting per webhook (queued and in flight), as WEBHOOK_MAX_PENDING_BYTES counts it',
+        unit: 'By',
+      },
+      websocket_webhook_held_events: {
+        description: 'channel_vacated and member_removed events held back for the vacate delay, per app, not yet routed',
+      },
+    },
+    (observe) => {
       for (const w of sources.webhookBacklog?.() ?? []) {
         const webhook = String(w.webhook);
-        result.observe(webhookPending, w.queued, { app_id: w.appId, webhook, state: 'queued' });
-        result.observe(webhookPending, w.inFlight, { app_id: w.appId, webhook, state: 'in_flight' });
-        result.observe(webhookPendingBytes, w.bytes, { app_id: w.appId, webhook });
+        observe('websocket_webhook_pending_events', w.queued, { app_id: w.appId, webhook, state: 'queued' });
+        observe('websocket_webhook_pending_events', w.inFlight, { app_id: w.appId, webhook, state: 'in_flight' });
+        observe('websocket_webhook_pending_bytes', w.bytes, { app_id: w.appId, webhook });
       }
-      for (const [appId, count] of sources.webhookHeld?.() ?? []) result.observe(webhookHeld, count, { app_id: appId });
+      for (const [appId, count] of sources.webhookHeld?.() ?? []) observe('websocket_webhook_held_events', count, { app_id: appId });
     },
-    [webhookPending, webhookPendingBytes, webhookHeld],
   );
 
   // Loki shipping runs in a worker thread that keeps its counts in shared memory: read them at scrape time.

@@ -1,10 +1,11 @@
 /**
  * Beacon's metrics (src/telemetry/metrics.ts) on a meter provider of the test's own, exported as otel/sdk.ts exports them
- * (the Prometheus exporter with Beacon's histogram producer, the provider with Beacon's views), on a loopback `/metrics` a test scrapes as Prometheus would.
+ * (the Prometheus exporter with Beacon's metric tables as its producer, the provider with Beacon's views), on a loopback
+ * `/metrics` a test scrapes as Prometheus would.
  */
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { HistogramProducer } from '../../src/telemetry/histogram-table.js';
+import { MetricTables } from '../../src/telemetry/histogram-table.js';
 import { BEACON_METER, createMetrics, METRIC_VIEWS, type GaugeSources, type Metrics } from '../../src/telemetry/metrics.js';
 import { parseExposition, type Family } from './exposition.js';
 import { freePort } from './free-port.js';
@@ -32,18 +33,18 @@ export async function exportedMetrics(
   disabledAppIds: readonly string[] = [],
 ): Promise<ExportedMetrics> {
   const port = await freePort();
-  const histograms = new HistogramProducer();
+  const tables = new MetricTables();
   const exporter = new PrometheusExporter({
     host: '127.0.0.1',
     port,
     preventServerStart: true,
     withoutScopeInfo: true,
     withoutTargetInfo: true,
-    metricProducers: [histograms],
+    metricProducers: [tables],
   });
   await exporter.startServer();
   const provider = new MeterProvider({ readers: [exporter], views: METRIC_VIEWS });
-  const metrics = createMetrics(sources, { version: '0.0.0', meter: provider.getMeter(BEACON_METER), histograms, appIds, disabledAppIds });
+  const metrics = createMetrics(sources, { version: '0.0.0', meter: provider.getMeter(BEACON_METER), tables, appIds, disabledAppIds });
   return {
     metrics,
     scrape: async () => parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()),

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { HistogramProducer } from '../../src/telemetry/histogram-table.js';
+import { MetricTables } from '../../src/telemetry/histogram-table.js';
 import { freePort } from '../helpers/prometheus.js';
 
 const BOUNDARIES = [0.001, 0.01, 0.1, 1, 10];
@@ -25,12 +25,12 @@ function samples(exposition: string, name: string, as: string): string[] {
 
 describe('histogram table (rendered as the SDK renders its histograms)', () => {
   let provider: MeterProvider;
-  let producer: HistogramProducer;
+  let producer: MetricTables;
   let port: number;
 
   before(async () => {
     port = await freePort();
-    producer = new HistogramProducer();
+    producer = new MetricTables();
     const exporter = new PrometheusExporter({
       host: '127.0.0.1',
       port,

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { HistogramProducer } from '../../src/telemetry/histogram-table.js';
+import { MetricTables } from '../../src/telemetry/histogram-table.js';
 import { createMetrics, type GaugeSources } from '../../src/telemetry/metrics.js';
 import { WEBHOOK_EVENT_NAMES } from '../../src/webhooks/webhook-event.js';
 import { CONTRACT_PATH, labelKeys, parseExposition, readContract, sumOf, type Family } from '../helpers/exposition.js';
@@ -36,17 +36,17 @@ describe('metrics contract (docs/telemetry.md)', () => {
 
   before(async () => {
     const port = await freePort();
-    const histograms = new HistogramProducer();
+    const tables = new MetricTables();
     const exporter = new PrometheusExporter({
       host: '127.0.0.1',
       port,
       withoutScopeInfo: true,
       withoutTargetInfo: true,
-      metricProducers: [histograms],
+      metricProducers: [tables],
     });
     await exporter.startServer();
     provider = new MeterProvider({ readers: [exporter] });
-    const m = createMetrics(sources, { version: '9.9.9', meter: provider.getMeter('beacon', '9.9.9'), histograms });
+    const m = createMetrics(sources, { version: '9.9.9', meter: provider.getMeter('beacon', '9.9.9'), tables });
     m.connectionOpened('app-1');
     m.connectionClosed('app-1', 'client_close', 12.5);
     m.connectionRejected('unknown_app');
