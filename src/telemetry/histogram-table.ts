@@ -90,6 +90,11 @@ export type ObserveGauge<K extends string> = (name: K, value: number, attributes
 
 const NO_ATTRIBUTES: Attributes = Object.freeze({});
 
+/** What every metric of `MetricTables` shares: its descriptor (values as doubles, as the SDK's are) and cumulative. */
+function cumulative(name: string, description: string, unit: string): Pick<MetricData, 'descriptor' | 'aggregationTemporality'> {
+  return { descriptor: { name, description, unit, valueType: ValueType.DOUBLE }, aggregationTemporality: AggregationTemporality.CUMULATIVE };
+}
+
 /** Gauges read by one callback at each collection (a batch, as the SDK's batch observable callbacks). */
 interface GaugeBatch {
   descriptors: ObservedDescriptor[];
@@ -156,25 +161,14 @@ export class MetricTables implements MetricProducer {
           },
         });
       }
-      if (dataPoints.length === 0) continue;
-      metrics.push({
-        descriptor: { name, description, unit, valueType: ValueType.DOUBLE },
-        aggregationTemporality: AggregationTemporality.CUMULATIVE,
-        dataPointType: DataPointType.HISTOGRAM,
-        dataPoints,
-      });
+      if (dataPoints.length > 0) metrics.push({ ...cumulative(name, description, unit), dataPointType: DataPointType.HISTOGRAM, dataPoints });
     }
     for (const [{ name, description, unit = '' }, table] of this.counters) {
       const dataPoints: SumMetricData['dataPoints'] = [];
       for (const row of table.rows()) dataPoints.push({ attributes: row.attributes, startTime, endTime, value: row.value });
-      if (dataPoints.length === 0) continue;
-      metrics.push({
-        descriptor: { name, description, unit, valueType: ValueType.DOUBLE },
-        aggregationTemporality: AggregationTemporality.CUMULATIVE,
-        dataPointType: DataPointType.SUM,
-        isMonotonic: true,
-        dataPoints,
-      });
+      if (dataPoints.length > 0) {
+        metrics.push({ ...cumulative(name, description, unit), dataPointType: DataPointType.SUM, isMonotonic: true, dataPoints });
+      }
     }
     for (const batch of this.gaugeBatches) {
       const points = new Map<string, GaugeMetricData['dataPoints']>(batch.descriptors.map((d) => [d.name, []]));
@@ -183,13 +177,7 @@ export class MetricTables implements MetricProducer {
       });
       for (const { name, description, unit = '' } of batch.descriptors) {
         const dataPoints = points.get(name)!;
-        if (dataPoints.length === 0) continue;
-        metrics.push({
-          descriptor: { name, description, unit, valueType: ValueType.DOUBLE },
-          aggregationTemporality: AggregationTemporality.CUMULATIVE,
-          dataPointType: DataPointType.GAUGE,
-          dataPoints,
-        });
+        if (dataPoints.length > 0) metrics.push({ ...cumulative(name, description, unit), dataPointType: DataPointType.GAUGE, dataPoints });
       }
     }
     return Promise.resolve({
