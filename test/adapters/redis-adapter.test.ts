@@ -23,6 +23,13 @@ after(async () => {
   await redis?.stop();
 });
 
+/** A logger for the engine that keeps each line with its level. */
+function capturedLogger(): { lines: Record<string, unknown>[]; logger: never } {
+  const lines: Record<string, unknown>[] = [];
+  const at = (level: string) => (o: Record<string, unknown>) => lines.push({ ...o, level });
+  return { lines, logger: { info: at('info'), warn: at('warn'), error: at('error') } as never };
+}
+
 let clusters = 0;
 
 function make(extra: Partial<Parameters<typeof createRedisAdapter>[0]> = {}): RedisAdapter {
@@ -927,12 +934,7 @@ test('redis adapter: a query Redis fails while up rejects with EngineUnavailable
 test('redis adapter: a database the server refuses keeps the engine down, saying so, and writes nothing to database 0', async () => {
   // ioredis reported the refused SELECT as an error and went on, on database 0: a review found the engine up and its keys
   // in the database the operator had moved away from.
-  const lines: Record<string, unknown>[] = [];
-  const logger = {
-    info: (o: Record<string, unknown>) => lines.push({ ...o, level: 'info' }),
-    warn: (o: Record<string, unknown>) => lines.push({ ...o, level: 'warn' }),
-    error: (o: Record<string, unknown>) => lines.push({ ...o, level: 'error' }),
-  };
+  const { lines, logger } = capturedLogger();
   const raw = new Redis(redis.url);
   const databases = Number(((await raw.config('GET', 'databases')) as string[])[1]);
   /** SELECTs the server refused since start (its command statistics). */
@@ -958,12 +960,7 @@ test('redis adapter: a database the server refuses keeps the engine down, saying
 test('redis adapter: closing on a stalled Redis does not wait for the writes of a node going away (survivors reap it)', async () => {
   // A probe: Redis frozen (SIGSTOP, CLIENT PAUSE) while a node drained, with the default 10 s deadline: every stage waited
   // its own bound on a Redis already known stalled — the close 4 s of it — and the node exited 1, timed out.
-  const lines: Record<string, unknown>[] = [];
-  const logger = {
-    info: (o: Record<string, unknown>) => lines.push({ ...o, level: 'info' }),
-    warn: (o: Record<string, unknown>) => lines.push({ ...o, level: 'warn' }),
-    error: (o: Record<string, unknown>) => lines.push({ ...o, level: 'error' }),
-  };
+  const { lines, logger } = capturedLogger();
   const a = make({ prefix: 'stalledclose', logger: logger as never });
   let frozen = false;
   try {
@@ -986,11 +983,7 @@ test('redis adapter: closing on a stalled Redis does not wait for the writes of 
 
 test('redis adapter: a Redis that reads nothing makes the engine congested past the bound: publishes refused and counted, not buffered, the episode logged', async () => {
   const drops: string[] = [];
-  const lines: Record<string, unknown>[] = [];
-  const logger = {
-    info: (o: Record<string, unknown>) => lines.push({ ...o, level: 'info' }),
-    warn: (o: Record<string, unknown>) => lines.push({ ...o, level: 'warn' }),
-  };
+  const { lines, logger } = capturedLogger();
   const congestion = (): Record<string, unknown>[] => lines.filter((l) => String(l.event).startsWith('adapter_congest'));
   const a = make({
     prefix: 'frozen',
