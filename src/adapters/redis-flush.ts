@@ -89,9 +89,9 @@ export class FlushMarkers {
    * flush waited for the whole shutdown deadline instead, every client of the draining node cut unclosed (a probe).
    */
   subscriberLost(shard?: string): void {
-    for (const marker of [...this.pending.values()]) {
-      if (shard === undefined || marker.shard === undefined || marker.shard === shard) marker.done();
-    }
+    // A named shard's own markers only: a cache read's (`expect`, no shard) is ordered by its channel's shard, which may
+    // be another, and has its own timeout (a review: any shard down ended every cache read in flight).
+    for (const marker of [...this.pending.values()]) if (shard === undefined || marker.shard === shard) marker.done();
   }
 
   private targets(): string[] {

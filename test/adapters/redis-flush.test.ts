@@ -67,9 +67,15 @@ test('flush: a shard whose subscriber was lost ends the flush of its marker only
   markers.sent('s2/b');
   let done = false;
   const flushed = markers.flush().then(() => (done = true));
+  // A cache read's marker (no shard of its own: ordered by its channel's) waits for its own, or its timeout.
+  let read = false;
+  const cacheRead = markers.expect(60_000);
+  void cacheRead.arrived.then(() => (read = true));
   markers.subscriberLost('s1');
   await Promise.resolve();
   assert.equal(done, false, "s2's envelopes may still be on their way");
+  assert.equal(read, false, "a shard's loss ends no cache read's wait");
+  cacheRead.cancel();
   markers.received(published.find((p) => p.channel === 's2/b')!.message);
   await flushed;
   // The whole subscriber lost: every marker in flight.
