@@ -50,7 +50,7 @@ export class MemoryMembership {
         return { admitted: false, occupied: false, memberAdded: false, members: new Map(), seq: this.seq };
       }
     }
-    const state = existing ?? { subscriptions: 0, users: new Map(), lastCountAt: 0, countSent: -1, countTimer: undefined };
+    const state = existing ?? { subscriptions: 0, users: new Map(), lastCountAt: Number.NEGATIVE_INFINITY, countSent: -1, countTimer: undefined };
     if (existing === undefined) channels.set(channel, state);
     state.subscriptions++;
     let memberAdded = false;
@@ -137,7 +137,8 @@ export class MemoryMembership {
    */
   private publishCount(appId: string, channel: string, state: ChannelState, excludeSocketId?: string): number | undefined {
     if (!this.countsChannel(appId, channel)) return undefined;
-    const now = Date.now();
+    // The monotonic clock: on the wall clock one set back an hour held the counts of big channels for that hour.
+    const now = performance.now();
     const wait = countWaitMs(state.subscriptions, now, state.lastCountAt);
     if (wait > 0) {
       state.countTimer ??= setTimeout(() => this.trailingCount(appId, channel, state), wait).unref();

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLocalAdapter } from '../../src/adapters/local-adapter.js';
+import { BIG_CHANNEL, COUNT_INTERVAL_MS } from '../../src/adapters/membership-events.js';
 import { createEventCache } from '../../src/realtime/event-cache.js';
 import { gc } from '../helpers/gc.js';
+import { until } from '../helpers/wait.js';
 import { adapterContract } from './adapter-contract.js';
 
 const noMetrics = { adapterMessage: () => undefined, adapterRequest: () => undefined };
@@ -97,5 +99,27 @@ test('the event cache charges a small event about what it costs the heap, so CAC
     const heap = (process.memoryUsage().heapUsed - before) / n;
     const charged = cache.bytes() / n;
     assert.ok(charged >= 0.85 * heap && charged <= 1.25 * heap, `${channel}: ${charged.toFixed(0)} bytes charged, ${heap.toFixed(0)} of heap per event`);
+  }
+});
+
+test('local adapter: a wall clock set back does not hold a big channel\'s counts: the trailing count goes out within the interval', { timeout: 15_000 }, async () => {
+  // A review: the throttle of big channels ran on the wall clock, and one set back an hour held their counts that hour.
+  const adapter = createLocalAdapter({ metrics: noMetrics, cacheTtlMs: 1000, cacheMaxBytes: 1 << 20, countsSubscriptions: () => true });
+  const counts: number[] = [];
+  adapter.onEnvelope((e) => {
+    if (e.event === 'pusher_internal:subscription_count') counts.push((JSON.parse(e.data) as { subscription_count: number }).subscription_count);
+  });
+  const wallNow = Date.now;
+  try {
+    for (let i = 0; i <= BIG_CHANNEL; i++) await adapter.join('app', 'big', `1.${i}`, null, 0);
+    // Past BIG_CHANNEL the count just went out and the next waits for the interval.
+    const sent = counts.length;
+    Date.now = () => wallNow() - 3_600_000;
+    await adapter.join('app', 'big', '2.0', null, 0);
+    await until(() => counts.length > sent, 'the trailing count', COUNT_INTERVAL_MS + 3000);
+    assert.equal(counts.at(-1), BIG_CHANNEL + 2);
+  } finally {
+    Date.now = wallNow;
+    await adapter.close();
   }
 });
