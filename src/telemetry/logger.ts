@@ -102,6 +102,8 @@ function batchedStdout(): { stream: pino.DestinationStream; dropped: StdoutDropC
   let retry: NodeJS.Timeout | undefined;
   /** The reader took nothing for STDOUT_STALL_MS while the server waited; cleared when it takes something again. */
   let stalled = false;
+  /** Said on stderr once per process, as a failure is once per error code (stdout-writer.ts). */
+  let saidStalled = false;
   /** Drops held batches, newest first, until at most `keepBytes` are held (a batch that failed part-way counted whole). */
   const dropHeld = (keepBytes: number): void => {
     while (held.length > 0 && heldBytes > keepBytes) {
@@ -138,9 +140,12 @@ function batchedStdout(): { stream: pino.DestinationStream; dropped: StdoutDropC
         continue;
       }
       head.bytes = result;
+      // Taken in part while not waiting (a stalled reader reading again): now it is waited for, as the caller asked.
+      if (wait && !waits && result.length < before) continue;
       if (waits) {
         stalled = true;
-        sayStalledOnStderr(STDOUT_STALL_MS);
+        if (!saidStalled) sayStalledOnStderr(STDOUT_STALL_MS);
+        saidStalled = true;
       }
       // An exit cannot wait for a stalled reader; the server keeps at most the bound held back for it.
       if (wait) dropHeld(0);

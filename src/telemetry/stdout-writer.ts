@@ -63,7 +63,8 @@ const ATOMIC_WRITE_BYTES = 4096;
  * answered and then dropped leaves no cut line behind: a pipe takes a larger write in part, at a page boundary anywhere
  * in a line. Only a line longer than that, or a descriptor that is no pipe and takes a write in part, can be cut: the
  * rest of that write is finished at once, waiting if it must (for as long as the reader goes on taking bytes, at least
- * `cutPatienceMs` at a time).
+ * `cutPatienceMs` at a time). A reader that stalls inside such a line gets the rest of it answered, and should that be
+ * dropped, stdout keeps half a line (which the next line's start joins).
  */
 export function fdWriter(fd: number, cutPatienceMs: number): (bytes: Buffer, patienceMs: number) => WriteResult {
   let gone = false;
@@ -125,7 +126,7 @@ export function fdWriter(fd: number, cutPatienceMs: number): (bytes: Buffer, pat
   };
 }
 
-/** Says once on stderr that stdout's reader stalled, and what Beacon does about it (logger.ts). */
+/** Says on stderr that stdout's reader stalled, and what Beacon does about it (logger.ts says it once per process). */
 export function sayStalledOnStderr(patienceMs: number): void {
   sayOnStderr(
     `stdout's reader took nothing for ${patienceMs} ms: it no longer holds the server; lines past what is held back are dropped until it reads again`,
