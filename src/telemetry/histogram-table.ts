@@ -107,8 +107,10 @@ interface GaugeBatch {
  */
 export class MetricTables implements MetricProducer {
   private readonly histograms = new Map<string, HistogramTable>();
-  private readonly counters: [ObservedDescriptor, CounterTable][] = [];
-  private readonly gaugeBatches: GaugeBatch[] = [];
+  /** By name: a counter declared again replaces the one before (`createMetrics` called again: a test's next server). */
+  private readonly counters = new Map<string, [ObservedDescriptor, CounterTable]>();
+  /** By their first gauge's name, replaced alike. */
+  private readonly gaugeBatches = new Map<string, GaugeBatch>();
   private readonly startTime: HrTime = hrTime();
 
   constructor(private readonly scope: { name: string; version?: string } = { name: 'beacon' }) {}
@@ -126,18 +128,22 @@ export class MetricTables implements MetricProducer {
     return table;
   }
 
-  /** Reports `table`'s rows as the monotonic counter `descriptor` at each collection. */
+  /**
+   * Reports `table`'s rows as the monotonic counter `descriptor` at each collection, instead of the table declared under
+   * that name before, if any: one set of series a name, and nothing of an earlier set kept alive.
+   */
   counter(descriptor: ObservedDescriptor, table: CounterTable): CounterTable {
-    this.counters.push([descriptor, table]);
+    this.counters.set(descriptor.name, [descriptor, table]);
     return table;
   }
 
-  /** Reports what `read` observes at each collection as the gauges `descriptors` (keyed by name). */
+  /**
+   * Reports what `read` observes at each collection as the gauges `descriptors` (keyed by name), instead of the batch
+   * declared before with the same first gauge, if any (as `counter`).
+   */
   gauges<K extends string>(descriptors: Record<K, Omit<ObservedDescriptor, 'name'>>, read: (observe: ObserveGauge<K>) => void): void {
-    this.gaugeBatches.push({
-      descriptors: Object.entries<Omit<ObservedDescriptor, 'name'>>(descriptors).map(([name, d]) => ({ name, ...d })),
-      read: read as GaugeBatch['read'],
-    });
+    const list = Object.entries<Omit<ObservedDescriptor, 'name'>>(descriptors).map(([name, d]) => ({ name, ...d }));
+    this.gaugeBatches.set(list[0]?.name ?? '', { descriptors: list, read: read as GaugeBatch['read'] });
   }
 
   /** A snapshot of every metric with at least one data point. */
@@ -163,14 +169,14 @@ export class MetricTables implements MetricProducer {
       }
       if (dataPoints.length > 0) metrics.push({ ...cumulative(name, description, unit), dataPointType: DataPointType.HISTOGRAM, dataPoints });
     }
-    for (const [{ name, description, unit = '' }, table] of this.counters) {
+    for (const [{ name, description, unit = '' }, table] of this.counters.values()) {
       const dataPoints: SumMetricData['dataPoints'] = [];
       for (const row of table.rows()) dataPoints.push({ attributes: row.attributes, startTime, endTime, value: row.value });
       if (dataPoints.length > 0) {
         metrics.push({ ...cumulative(name, description, unit), dataPointType: DataPointType.SUM, isMonotonic: true, dataPoints });
       }
     }
-    for (const batch of this.gaugeBatches) {
+    for (const batch of this.gaugeBatches.values()) {
       const points = new Map<string, GaugeMetricData['dataPoints']>(batch.descriptors.map((d) => [d.name, []]));
       batch.read((name, value, attributes = NO_ATTRIBUTES) => {
         points.get(name)?.push({ attributes, startTime, endTime, value });

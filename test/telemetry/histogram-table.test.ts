@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { CounterTable } from '../../src/telemetry/counter-table.js';
 import { MetricTables } from '../../src/telemetry/histogram-table.js';
 import { freePort } from '../helpers/prometheus.js';
 
@@ -73,6 +74,36 @@ describe('histogram table (rendered as the SDK renders its histograms)', () => {
     never.row('').record(0.5);
     const later = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     assert.match(later, /^never_recorded_seconds_count(\{[^}]*\})? 1$/m, later);
+  });
+
+  it('renders counters and gauges as the SDK renders its observable ones; one declared again replaces the earlier', async () => {
+    const meter = provider.getMeter('beacon');
+    const rows: [string, string, number][] = [['ok', 'a', 3], ['failed', 'a', 0], ['ok', 'b', 7.5]];
+    meter.createObservableCounter('sdk_events_total', { description: 'd' }).addCallback((result) => {
+      for (const [result_, app, value] of rows) result.observe(value, { result: result_, app_id: app });
+    });
+    meter.createObservableGauge('sdk_open_bytes', { description: 'd', unit: 'By' }).addCallback((result) => {
+      for (const [result_, app, value] of rows) result.observe(value, { result: result_, app_id: app });
+    });
+    const stale = new CounterTable((result, app) => ({ result, app_id: app }));
+    stale.row('stale', 'z').value = 99;
+    producer.counter({ name: 'table_events_total', description: 'd' }, stale);
+    const table = producer.counter({ name: 'table_events_total', description: 'd' }, new CounterTable((result, app) => ({ result, app_id: app })));
+    for (const [result, app, value] of rows) table.row(result, app).value = value;
+    producer.gauges({ table_open_bytes: { description: 'd', unit: 'By' } }, () => assert.fail('replaced: never read'));
+    producer.gauges({ table_open_bytes: { description: 'd', unit: 'By' } }, (observe) => {
+      for (const [result, app, value] of rows) observe('table_open_bytes', value, { result, app_id: app });
+    });
+
+    const exposition = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    for (const [sdk, ours, kind] of [['sdk_events_total', 'table_events_total', 'counter'], ['sdk_open_bytes', 'table_open_bytes', 'gauge']]) {
+      assert.equal(samples(exposition, sdk!, 'm').length, 3, exposition);
+      assert.deepEqual(samples(exposition, ours!, 'm'), samples(exposition, sdk!, 'm'));
+      assert.match(exposition, new RegExp(`^# TYPE ${ours!} ${kind!}$`, 'm'));
+      const type = (name: string) => new RegExp(`^# TYPE ${name} (\\w+)$`, 'm').exec(exposition)?.[1];
+      assert.equal(type(ours!), type(sdk!));
+    }
+    assert.doesNotMatch(exposition, /stale/, 'the table declared first under that name is not reported');
   });
 
   it('returns the same table for a name declared twice, so two declarations share their rows', () => {
