@@ -12,7 +12,7 @@ import { unitWorld, type UnitWorld } from '../helpers/unit.js';
 /** Counts the frame as ws-route does, then hands it to the router. */
 function frame(world: UnitWorld, connection: ReturnType<UnitWorld['connect']>['connection'], text: string): void {
   const bytes = Buffer.byteLength(text);
-  connection.frameReceived(bytes, Date.now());
+  connection.frameReceived(bytes, performance.now());
   createRouter(world.deps).handle(connection, text, bytes);
 }
 

@@ -12,7 +12,7 @@ import { unitApp, unitWorld, type UnitWorld } from '../helpers/unit.js';
 /** Counts the frame as ws-route does, then hands it to the router. */
 function frame(world: UnitWorld, connection: ReturnType<UnitWorld['connect']>['connection'], text: string): void {
   const bytes = Buffer.byteLength(text);
-  connection.frameReceived(bytes, Date.now());
+  connection.frameReceived(bytes, performance.now());
   createRouter(world.deps).handle(connection, text, bytes);
 }
 
@@ -96,7 +96,7 @@ describe('router', () => {
   test('a pong settles the server ping and records its round trip', () => {
     const world = unitWorld();
     const { connection } = world.connect();
-    connection.ping(Date.now() - 5);
+    connection.ping(performance.now() - 5);
     assert.notEqual(connection.pingSentAt, 0);
     frame(world, connection, '{"event":"pusher:pong","data":{}}');
     assert.equal(connection.pingSentAt, 0);

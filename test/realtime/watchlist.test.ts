@@ -33,7 +33,7 @@ function signInAlice(world: UnitWorld) {
   const userData = JSON.stringify({ id: 'alice', watchlist: ['bob', 'carol'] });
   const auth = `${world.app.key}:${sign(world.app.secret, userAuthString(connection.socketId, userData))}`;
   const text = JSON.stringify({ event: 'pusher:signin', data: { auth, user_data: userData } });
-  connection.frameReceived(Buffer.byteLength(text), Date.now());
+  connection.frameReceived(Buffer.byteLength(text), performance.now());
   createRouter(world.deps).handle(connection, text, Buffer.byteLength(text));
   return { connection, socket };
 }
