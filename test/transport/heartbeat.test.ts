@@ -14,9 +14,13 @@ const ACTIVITY_MS = 120_000;
 const PONG_MS = 30_000;
 const AUTH_MS = 30_000;
 
-/** A heartbeat over `world`'s hub whose clock reads `start` (when the connections opened) + `offset`. */
+/**
+ * A heartbeat over `world`'s hub whose clock reads `start` (when the connections opened, rounded up to a whole
+ * millisecond) + `offset`. Whole: `performance.now()` is fractional, and sums of it and the timeouts are not exact — a
+ * ping at start + 120 000 and a sweep at start + 150 000 can be 29 999.999… apart (CI: the 4201 came one sweep late).
+ */
 function heartbeat(world: UnitWorld, start: number) {
-  const clock = { start, offset: 0 };
+  const clock = { start: Math.ceil(start), offset: 0 };
   const beat = startHeartbeat({
     hub: world.deps.hub,
     activityTimeoutMs: ACTIVITY_MS,
